@@ -1,0 +1,30 @@
+//! The network's master data, as validated domain values.
+//!
+//! Architecture invariant: no IO, no wire format (no serde). The HTTP edge parses its JSON into
+//! these types; a value of these types is valid by construction (parse, don't validate).
+//! Temperatures are degrees Celsius (`_celsius`), durations carry their unit in the name.
+
+mod country;
+mod ids;
+mod master;
+mod temperature;
+
+pub use country::{Country, CountryError};
+pub use ids::{IdError, PartyId, TenantId, DeviceId, LaneId, ZoneName, NETWORK_TENANT};
+pub use master::{
+    Address, Coordinates, CoordinatesError, Device, DeviceKind, Lane, LaneError, LocalTime, Location,
+    LocationKind, Nutrition, NutritionError, Party, PartyKind, Product, Service, TimeZoneName,
+    TimeZoneError, Zone, ZoneError, LocalTimeError,
+};
+pub use temperature::{TemperatureClass, TemperatureClassError, TemperatureRange};
+
+/// Parses a lowercase snake_case enum value, naming the accepted values on failure.
+pub fn parse_enum<T: Copy>(text: &str, values: &[(&'static str, T)]) -> Result<T, String> {
+    for (name, value) in values {
+        if *name == text {
+            return Ok(*value);
+        }
+    }
+    let names: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
+    Err(format!("must be one of {}, found {text:?}", names.join(", ")))
+}
