@@ -1,0 +1,181 @@
+//! The two backends behind one interface. Queries are written once and run on either backend via
+//! the `on_pool!` / `on_conn!` macros, which expand the same code for each connection type.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Sqlite => "sqlite",
+            BackendKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// Connection pools. SQLite has one writing connection (SQLite admits one writer at a time) and a
+/// pool of read-only connections; PostgreSQL has one pool.
+#[derive(Debug, Clone)]
+pub(crate) enum Pools {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres { pool: PgPool },
+}
+
+/// A connection held by the writer for one batch.
+pub(crate) enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// Runs `$body` with `$pool` bound to the read pool of whichever backend is in use.
+macro_rules! on_pool {
+    ($pools:expr, $pool:ident => $body:expr) => {
+        match $pools {
+            $crate::backend::Pools::Sqlite { read: $pool, .. } => $body,
+            $crate::backend::Pools::Postgres { pool: $pool } => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$connection` bound to the connection of whichever backend is in use.
+macro_rules! on_conn {
+    ($conn:expr, $connection:ident => $body:expr) => {
+        match $conn {
+            $crate::backend::Conn::Sqlite(pooled) => {
+                let $connection = &mut **pooled;
+                $body
+            }
+            $crate::backend::Conn::Postgres(pooled) => {
+                let $connection = &mut **pooled;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_conn, on_pool};
+
+/// How long a SQLite connection waits for another process's write lock before failing.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Pools {
+    pub(crate) async fn connect(url: &str, read_connections_max: u32) -> Result<Pools, StoreError> {
+        match url.parse::<BackendKind>()? {
+            BackendKind::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // FULL: a commit is on disk (WAL fsync) before it is acknowledged.
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .pragma("cache_size", "-65536")
+                    .pragma("temp_store", "memory");
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .connect_with(options.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(read_connections_max.max(1))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options.read_only(true))
+                    .await?;
+                Ok(Pools::Sqlite { read, write })
+            }
+            BackendKind::Postgres => {
+                let options = PgConnectOptions::from_str(url)?.application_name("keten");
+                let pool = PgPoolOptions::new()
+                    .max_connections(read_connections_max.max(2) + 2)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Ok(Pools::Postgres { pool })
+            }
+        }
+    }
+
+    pub(crate) fn kind(&self) -> BackendKind {
+        match self {
+            Pools::Sqlite { .. } => BackendKind::Sqlite,
+            Pools::Postgres { .. } => BackendKind::Postgres,
+        }
+    }
+
+    /// Applies pending migrations; answers the versions applied now.
+    pub(crate) async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let applied_before = self.applied_migrations().await;
+        match self {
+            Pools::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
+            Pools::Postgres { pool } => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        let applied_after = self.applied_migrations().await;
+        Ok(applied_after.into_iter().filter(|version| !applied_before.contains(version)).collect())
+    }
+
+    async fn applied_migrations(&self) -> Vec<String> {
+        let query = "SELECT version, description FROM _sqlx_migrations ORDER BY version";
+        let rows: Result<Vec<(i64, String)>, sqlx::Error> = match self {
+            Pools::Sqlite { write, .. } => sqlx::query_as(query).fetch_all(write).await,
+            Pools::Postgres { pool } => sqlx::query_as(query).fetch_all(pool).await,
+        };
+        rows.unwrap_or_default().into_iter().map(|(version, description)| format!("{version} {description}")).collect()
+    }
+
+    pub(crate) async fn acquire_writer(&self) -> Result<Conn, sqlx::Error> {
+        match self {
+            Pools::Sqlite { write, .. } => Ok(Conn::Sqlite(write.acquire().await?)),
+            Pools::Postgres { pool } => Ok(Conn::Postgres(pool.acquire().await?)),
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let _: (i64,) = on_pool!(self, pool => sqlx::query_as("SELECT CAST(1 AS BIGINT)").fetch_one(pool).await)?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Pools::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Pools::Postgres { pool } => pool.close().await,
+        }
+    }
+}
+
+impl Conn {
+    /// Opens a write transaction. SQLite takes the write lock at once (`BEGIN IMMEDIATE`), so a
+    /// second process writing the same file waits instead of failing half-way.
+    pub(crate) async fn begin(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Conn::Sqlite(connection) => sqlx::query("BEGIN IMMEDIATE").execute(&mut **connection).await.map(drop),
+            Conn::Postgres(connection) => sqlx::query("BEGIN").execute(&mut **connection).await.map(drop),
+        }
+    }
+
+    pub(crate) async fn commit(&mut self) -> Result<(), sqlx::Error> {
+        on_conn!(self, connection => sqlx::query("COMMIT").execute(&mut *connection).await.map(drop))?;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(&mut self) -> Result<(), sqlx::Error> {
+        on_conn!(self, connection => sqlx::query("ROLLBACK").execute(&mut *connection).await.map(drop))?;
+        Ok(())
+    }
+}

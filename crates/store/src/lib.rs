@@ -1,0 +1,178 @@
+//! Keten's storage: one interface over SQLite (embedded default) and PostgreSQL (scale-out).
+//!
+//! Architecture invariants:
+//! - Every read of tenant data goes through a [`TenantStore`], which puts `tenant_id` into every
+//!   query; callers cannot forget to filter.
+//! - Every write goes through the [`Writer`]: concurrent writes are batched into one transaction
+//!   (group commit) and a write is acknowledged only after its transaction committed.
+//! - No `SELECT … FOR UPDATE`: writes check their preconditions inside the batch transaction and
+//!   rely on primary keys and conditional statements.
+//! - The same SQL text runs on both backends (`$n` parameters); only the migrations differ in types.
+
+mod backend;
+mod keys;
+mod reads;
+mod rows;
+pub mod schema;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use network::TenantId;
+
+pub use backend::BackendKind;
+use backend::Pools;
+pub use keys::{ApiKeySecret, KeyInfo, Principal, Scope, ScopeError};
+pub use reads::{Cursor, LaneFilter, LocationFilter, Owned, Page, PageRequest, PartyFilter, ProductFilter, UsageRow, DeviceFilter, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use rows::Tenant;
+pub use writer::{
+    Applied, IdempotencyRecord, Mutation, PutMode, StoredResponse, Write, WriteError, WriteOutcome, WriterConfig,
+    WriterObserver, WriterStats, IDEMPOTENCY_KEY_LIFETIME, IDEMPOTENCY_KEY_LENGTH_MAX,
+};
+
+/// A failure of the database itself (not of the request).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("the writer has stopped")]
+    WriterStopped,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: String,
+    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    pub read_connections_max: u32,
+    pub writer: WriterConfig,
+}
+
+impl StoreConfig {
+    pub fn new(url: impl Into<String>) -> StoreConfig {
+        StoreConfig { url: url.into(), read_connections_max: 8, writer: WriterConfig::default() }
+    }
+}
+
+/// The store: a cheap handle, clone it freely.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pools: Pools,
+    writer: writer::WriterHandle,
+}
+
+impl Store {
+    /// Opens the database, applies pending migrations and starts the writer.
+    pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let pools = Pools::connect(&config.url, config.read_connections_max).await?;
+        pools.migrate().await?;
+        let writer = writer::WriterHandle::start(pools.clone(), config.writer.clone()).await?;
+        Ok(Store { inner: Arc::new(Inner { pools, writer }) })
+    }
+
+    /// Applies pending migrations without starting anything (`keten migrate`).
+    pub async fn migrate_only(url: &str) -> Result<Vec<String>, StoreError> {
+        let pools = Pools::connect(url, 1).await?;
+        let applied = pools.migrate().await?;
+        pools.close().await;
+        Ok(applied)
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.inner.pools.kind()
+    }
+
+    /// The store scoped to one tenant: every read and write of it concerns that tenant only.
+    pub fn tenant(&self, tenant_id: &TenantId) -> TenantStore<'_> {
+        TenantStore { store: self, tenant_id: tenant_id.clone() }
+    }
+
+    /// Submits a write to the group-commit writer and waits until its batch committed.
+    pub async fn write(&self, write: Write) -> Result<WriteOutcome, WriteError> {
+        self.inner.writer.submit(write).await
+    }
+
+    /// Reports each committed batch to `observer` (metrics).
+    pub fn observe_writer(&self, observer: Arc<dyn WriterObserver>) {
+        self.inner.writer.set_observer(observer);
+    }
+
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.writer.stats()
+    }
+
+    /// Checks that the database answers (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.pools.ping().await
+    }
+
+    /// Stops accepting writes, finishes the queued batches and closes the connections.
+    pub async fn close(&self) {
+        self.inner.writer.shutdown().await;
+        self.inner.pools.close().await;
+    }
+
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.inner.pools
+    }
+}
+
+/// The store seen by one tenant.
+#[derive(Debug, Clone)]
+pub struct TenantStore<'a> {
+    store: &'a Store,
+    tenant_id: TenantId,
+}
+
+impl TenantStore<'_> {
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    /// Writes on behalf of this tenant.
+    pub async fn write(&self, mutation: Mutation, idempotency: Option<IdempotencyRecord>) -> Result<WriteOutcome, WriteError> {
+        self.store.write(Write { tenant_id: self.tenant_id.clone(), mutation, idempotency }).await
+    }
+}
+
+/// The current time as UTC milliseconds since the Unix epoch.
+pub fn now_unix_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The UTC day of a time, as `YYYY-MM-DD`.
+pub fn utc_day(unix_ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(unix_ms) {
+        Ok(timestamp) => timestamp.strftime("%Y-%m-%d").to_string(),
+        Err(_) => "1970-01-01".to_owned(),
+    }
+}
+
+pub(crate) fn parse_stored<T, E: std::fmt::Display>(what: &str, text: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, StoreError> {
+    parse(text).map_err(|error| StoreError::Corrupt(format!("{what} {text:?}: {error}")))
+}
+
+impl FromStr for BackendKind {
+    type Err = StoreError;
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if url.starts_with("sqlite:") {
+            Ok(BackendKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(BackendKind::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}

@@ -1,0 +1,832 @@
+//! The group-commit writer.
+//!
+//! Every write of the platform is a [`Write`] sent to one writer task per process. The task takes
+//! the first queued write, then every write already waiting (up to [`WriterConfig::batch_writes_max`]),
+//! applies them in order in one transaction, commits once (one fsync), and only then answers each
+//! caller. No write waits for a timer: while a batch commits, the next one gathers.
+//!
+//! Each write checks its preconditions with reads inside the transaction before it changes
+//! anything, so a refused write (conflict, unknown reference) leaves no trace and does not disturb
+//! the others of its batch. If the database itself fails a statement (say, a unique index raced by
+//! another API node on PostgreSQL), the whole batch is rolled back and its writes are applied again
+//! one per transaction, so only the faulty one fails.
+//!
+//! Limits: a batch holds at most `batch_writes_max` writes (default 1,024); the queue holds at
+//! most `queue_writes_max` (default 16,384) — beyond that a write is refused as overloaded (HTTP 503)
+//! rather than queued without bound.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gs1::Gtin;
+use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product, TenantId};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::backend::{Conn, Pools, on_conn};
+use crate::keys::Scope;
+use crate::rows::join_list;
+use crate::{StoreError, now_unix_ms, utc_day};
+
+/// How long an idempotency key is remembered: a retry within this time gets the first answer.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest idempotency key accepted.
+pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub batch_writes_max: usize,
+    pub queue_writes_max: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig { batch_writes_max: 1024, queue_writes_max: 16_384 }
+    }
+}
+
+/// Create, create-or-replace, or replace an existing value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    Create,
+    Upsert,
+    Update,
+}
+
+/// A change to the stored data of the write's tenant.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    PutTenant { name: String, mode: PutMode },
+    CreateKey { key_id: String, name: String, scopes: Vec<Scope>, secret_sha256: [u8; 32] },
+    RevokeKey { key_id: String },
+    PutProduct { product: Product, mode: PutMode },
+    DeleteProduct { gtin: Gtin },
+    PutParty { party: Party, mode: PutMode },
+    DeleteParty { party_id: PartyId },
+    PutLocation { location: Location, mode: PutMode },
+    DeleteLocation { gln: gs1::Gln },
+    PutLane { lane: Lane, mode: PutMode },
+    DeleteLane { lane_id: LaneId },
+    PutDevice { device: Device, mode: PutMode },
+    DeleteDevice { device_id: DeviceId },
+}
+
+/// The answer stored for an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// A new row was created (as opposed to replaced, revoked, or deleted).
+    pub created: bool,
+    pub at_unix_ms: i64,
+}
+
+/// Remembers the first answer to a request under its idempotency key, in the write's transaction.
+pub struct IdempotencyRecord {
+    /// Whose key space the key lives in: the caller's tenant.
+    pub tenant_id: TenantId,
+    pub key: String,
+    /// SHA-256 of the request (method, path and body): a retry must match it.
+    pub request_sha256: [u8; 32],
+    /// Builds the answer from what the write did; called once the write applied.
+    pub respond: Box<dyn Fn(&Applied) -> StoredResponse + Send + Sync>,
+}
+
+impl fmt::Debug for IdempotencyRecord {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "IdempotencyRecord({}/{})", self.tenant_id, self.key)
+    }
+}
+
+#[derive(Debug)]
+pub struct Write {
+    pub tenant_id: TenantId,
+    pub mutation: Mutation,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Applied(Applied),
+    /// The idempotency key was seen before with the same request: here is the first answer.
+    Replayed(StoredResponse),
+}
+
+/// Why a write was refused. Nothing of a refused write is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{field} refers to {value:?}, which does not exist")]
+    UnknownReference { field: &'static str, value: String },
+    #[error("{0} is still referred to by {1}")]
+    InUse(String, String),
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyMismatch,
+    #[error("the write queue is full ({0} writes); retry shortly")]
+    Overloaded(usize),
+    #[error("the writer has stopped")]
+    Stopped,
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// Receives the writer's measurements (the server turns them into metrics).
+pub trait WriterObserver: Send + Sync + fmt::Debug {
+    fn batch_committed(&self, writes: usize, duration: Duration);
+}
+
+/// Running totals of the writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub writes: u64,
+    pub batch_writes_largest: u64,
+}
+
+struct Pending {
+    write: Write,
+    reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    writes: AtomicU64,
+    batch_writes_largest: AtomicU64,
+}
+
+enum Message {
+    Write(Pending),
+    /// Finish every queued write, then stop.
+    Stop,
+}
+
+type ObserverSlot = Arc<std::sync::RwLock<Option<Arc<dyn WriterObserver>>>>;
+
+#[derive(Debug)]
+pub(crate) struct WriterHandle {
+    sender: mpsc::Sender<Message>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    counters: Arc<Counters>,
+    queue_writes_max: usize,
+    observer: ObserverSlot,
+}
+
+impl WriterHandle {
+    pub(crate) async fn start(pools: Pools, config: WriterConfig) -> Result<WriterHandle, StoreError> {
+        assert!(config.batch_writes_max >= 1 && config.queue_writes_max >= 1);
+        let (sender, receiver) = mpsc::channel(config.queue_writes_max);
+        let counters = Arc::new(Counters::default());
+        let observer: ObserverSlot = Arc::default();
+        let task = tokio::spawn(run(pools, receiver, config.clone(), counters.clone(), observer.clone()));
+        Ok(WriterHandle { sender, task: Mutex::new(Some(task)), counters, queue_writes_max: config.queue_writes_max, observer })
+    }
+
+    pub(crate) async fn submit(&self, write: Write) -> Result<WriteOutcome, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        match self.sender.try_send(Message::Write(Pending { write, reply })) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(WriteError::Overloaded(self.queue_writes_max)),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(WriteError::Stopped),
+        }
+        answer.await.unwrap_or(Err(WriteError::Stopped))
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            batch_writes_largest: self.counters.batch_writes_largest.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn set_observer(&self, observer: Arc<dyn WriterObserver>) {
+        if let Ok(mut slot) = self.observer.write() {
+            *slot = Some(observer);
+        }
+    }
+
+    /// Stops taking writes, then waits until every queued write has been committed and answered.
+    pub(crate) async fn shutdown(&self) {
+        let Some(task) = self.task.lock().await.take() else { return };
+        if self.sender.send(Message::Stop).await.is_ok() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(pools: Pools, mut receiver: mpsc::Receiver<Message>, config: WriterConfig, counters: Arc<Counters>, observer: ObserverSlot) {
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = receiver.recv().await else { break };
+        let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
+        stopping |= take(first, &mut batch);
+        while batch.len() < config.batch_writes_max {
+            match receiver.try_recv() {
+                Ok(message) => stopping |= take(message, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if stopping {
+            // Refuse new writes, but finish those already queued.
+            receiver.close();
+            while let Ok(message) = receiver.try_recv() {
+                take(message, &mut batch);
+            }
+        }
+        for chunk in chunks(batch, config.batch_writes_max) {
+            let started = Instant::now();
+            let size = chunk.len();
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            counters.writes.fetch_add(size as u64, Ordering::Relaxed);
+            counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
+            process(&pools, chunk).await;
+            let observer = observer.read().ok().and_then(|slot| slot.clone());
+            if let Some(observer) = observer {
+                observer.batch_committed(size, started.elapsed());
+            }
+        }
+    }
+}
+
+/// Adds a queued write to the batch; answers whether the message asked to stop.
+fn take(message: Message, batch: &mut Vec<Pending>) -> bool {
+    match message {
+        Message::Write(pending) => {
+            batch.push(pending);
+            false
+        }
+        Message::Stop => true,
+    }
+}
+
+fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
+    let mut chunks = Vec::new();
+    while batch.len() > size_max {
+        let rest = batch.split_off(size_max);
+        chunks.push(batch);
+        batch = rest;
+    }
+    if !batch.is_empty() {
+        chunks.push(batch);
+    }
+    chunks
+}
+
+async fn process(pools: &Pools, batch: Vec<Pending>) {
+    let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
+    let results = match apply_in_transaction(pools, &writes).await {
+        Ok(results) => results,
+        Err(batch_error) => {
+            tracing::warn!(error = %batch_error, writes = writes.len(), "batch failed; applying its writes one by one");
+            let mut results = Vec::with_capacity(writes.len());
+            for write in &writes {
+                let mut single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
+                if matches!(&single, Err(error) if is_unique_violation(error)) {
+                    // Another node committed the same key meanwhile: the retry sees its row.
+                    single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
+                }
+                results.push(match single {
+                    Ok(mut one) => one.pop().unwrap_or(Err(WriteError::Database("no result".into()))),
+                    Err(error) => Err(WriteError::Database(error.to_string())),
+                });
+            }
+            results
+        }
+    };
+    debug_assert_eq!(results.len(), batch.len());
+    for (pending, result) in batch.into_iter().zip(results) {
+        let _ = pending.reply.send(result);
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+/// Applies writes in one transaction. `Err` means the database failed and nothing was committed.
+async fn apply_in_transaction(pools: &Pools, writes: &[&Write]) -> Result<Vec<Result<WriteOutcome, WriteError>>, sqlx::Error> {
+    let mut conn = pools.acquire_writer().await?;
+    conn.begin().await?;
+    let now_unix_ms = now_unix_ms();
+    let mut usage: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+    let mut results = Vec::with_capacity(writes.len());
+    let mut failure = None;
+    for write in writes {
+        match apply_one(&mut conn, write, now_unix_ms, &mut usage).await {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    if failure.is_none()
+        && let Err(error) = record_usage(&mut conn, &usage, now_unix_ms).await
+    {
+        failure = Some(error);
+    }
+    if let Some(error) = failure {
+        let _ = conn.rollback().await;
+        return Err(error);
+    }
+    if let Err(error) = conn.commit().await {
+        let _ = conn.rollback().await;
+        return Err(error);
+    }
+    Ok(results)
+}
+
+/// Arguments of a statement, bound in order.
+enum Arg<'a> {
+    Text(&'a str),
+    OptionalText(Option<&'a str>),
+    Integer(i64),
+    OptionalInteger(Option<i64>),
+    OptionalReal(Option<f64>),
+    Boolean(bool),
+    Bytes(&'a [u8]),
+}
+
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(value) => query.bind(*value),
+                Arg::OptionalText(value) => query.bind(*value),
+                Arg::Integer(value) => query.bind(*value),
+                Arg::OptionalInteger(value) => query.bind(*value),
+                Arg::OptionalReal(value) => query.bind(*value),
+                Arg::Boolean(value) => query.bind(*value),
+                Arg::Bytes(value) => query.bind(*value),
+            };
+        }
+        query
+    }};
+}
+
+async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).execute(&mut *connection).await.map(|done| done.rows_affected()))
+}
+
+async fn exists(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
+    on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).fetch_optional(&mut *connection).await.map(|row| row.is_some()))
+}
+
+async fn record_usage(conn: &mut Conn, usage: &BTreeMap<(String, &'static str), i64>, now_unix_ms: i64) -> Result<(), sqlx::Error> {
+    let day = utc_day(now_unix_ms);
+    for ((tenant_id, unit), quantity) in usage {
+        execute(
+            conn,
+            "INSERT INTO usage_counters (tenant_id, day, unit, quantity) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, day, unit) DO UPDATE SET quantity = usage_counters.quantity + excluded.quantity",
+            &[Arg::Text(tenant_id), Arg::Text(&day), Arg::Text(unit), Arg::Integer(*quantity)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+type Usage<'u> = BTreeMap<(String, &'static str), i64>;
+
+async fn apply_one(conn: &mut Conn, write: &Write, now_unix_ms: i64, usage: &mut Usage<'_>) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
+    if let Some(record) = &write.idempotency {
+        let oldest_unix_ms = now_unix_ms - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
+        let tenant = record.tenant_id.as_str();
+        execute(
+            conn,
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2 AND created_unix_ms < $3",
+            &[Arg::Text(tenant), Arg::Text(&record.key), Arg::Integer(oldest_unix_ms)],
+        )
+        .await?;
+        let stored: Option<(Vec<u8>, i64, Vec<u8>)> = on_conn!(conn, connection => {
+            sqlx::query_as("SELECT request_sha256, response_status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2")
+                .bind(tenant)
+                .bind(record.key.as_str())
+                .fetch_optional(&mut *connection)
+                .await
+        })?;
+        if let Some((request_sha256, status, body)) = stored {
+            if request_sha256 != record.request_sha256 {
+                return Ok(Err(WriteError::IdempotencyMismatch));
+            }
+            return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: status as u16, body })));
+        }
+    }
+    let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage).await? {
+        Ok(applied) => applied,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if let Some(record) = &write.idempotency {
+        let response = (record.respond)(&applied);
+        execute(
+            conn,
+            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_sha256, response_status, response_body, created_unix_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                Arg::Text(record.tenant_id.as_str()),
+                Arg::Text(&record.key),
+                Arg::Bytes(&record.request_sha256),
+                Arg::Integer(i64::from(response.status)),
+                Arg::Bytes(&response.body),
+                Arg::Integer(now_unix_ms),
+            ],
+        )
+        .await?;
+    }
+    Ok(Ok(WriteOutcome::Applied(applied)))
+}
+
+/// What a mutation needs to know about the row it puts: whether it exists, and the mode.
+fn check_mode(mode: PutMode, exists: bool, what: String) -> Result<(), WriteError> {
+    match (mode, exists) {
+        (PutMode::Create, true) => Err(WriteError::Conflict(what)),
+        (PutMode::Update, false) => Err(WriteError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+fn count_created(usage: &mut Usage<'_>, tenant_id: &TenantId, created: bool) {
+    if created {
+        *usage.entry((tenant_id.to_string(), "storage_rows_created")).or_default() += 1;
+    }
+}
+
+fn count_deleted(usage: &mut Usage<'_>, tenant_id: &TenantId) {
+    *usage.entry((tenant_id.to_string(), "storage_rows_deleted")).or_default() += 1;
+}
+
+const VISIBLE_LOCATION: &str = "SELECT 1 FROM locations WHERE tenant_id IN ($1, 'network') AND gln = $2";
+
+async fn apply_mutation(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    mutation: &Mutation,
+    now_unix_ms: i64,
+    usage: &mut Usage<'_>,
+) -> Result<Result<Applied, WriteError>, sqlx::Error> {
+    let tenant = tenant_id.as_str();
+    let applied = |created| Ok(Ok(Applied { created, at_unix_ms: now_unix_ms }));
+    macro_rules! refuse {
+        ($error:expr) => {
+            return Ok(Err($error))
+        };
+    }
+    macro_rules! require {
+        ($result:expr) => {
+            if let Err(error) = $result {
+                return Ok(Err(error));
+            }
+        };
+    }
+    match mutation {
+        Mutation::PutTenant { name, mode } => {
+            let found = exists(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", &[Arg::Text(tenant)]).await?;
+            require!(check_mode(*mode, found, format!("tenant {tenant}")));
+            execute(
+                conn,
+                "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name",
+                &[Arg::Text(tenant), Arg::Text(name), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            applied(!found)
+        }
+        Mutation::CreateKey { key_id, name, scopes, secret_sha256 } => {
+            if !exists(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", &[Arg::Text(tenant)]).await? {
+                refuse!(WriteError::NotFound);
+            }
+            let inserted = execute(
+                conn,
+                "INSERT INTO api_keys (tenant_id, key_id, name, scopes, secret_sha256, created_unix_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant_id, key_id) DO NOTHING",
+                &[Arg::Text(tenant), Arg::Text(key_id), Arg::Text(name), Arg::Text(&Scope::join(scopes)), Arg::Bytes(secret_sha256), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            if inserted == 0 {
+                refuse!(WriteError::Conflict(format!("key {key_id}")));
+            }
+            applied(true)
+        }
+        Mutation::RevokeKey { key_id } => {
+            let revoked = execute(
+                conn,
+                "UPDATE api_keys SET revoked_unix_ms = $3 WHERE tenant_id = $1 AND key_id = $2 AND revoked_unix_ms IS NULL",
+                &[Arg::Text(tenant), Arg::Text(key_id), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            if revoked == 0 && !exists(conn, "SELECT 1 FROM api_keys WHERE tenant_id = $1 AND key_id = $2", &[Arg::Text(tenant), Arg::Text(key_id)]).await? {
+                refuse!(WriteError::NotFound);
+            }
+            applied(false)
+        }
+        Mutation::PutProduct { product, mode } => {
+            let gtin = product.gtin.as_str();
+            if let Some(party) = &product.supplier_party_id
+                && !exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(party.as_str())]).await?
+            {
+                refuse!(WriteError::UnknownReference { field: "/supplier_party_id", value: party.to_string() });
+            }
+            let found = exists(conn, "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2", &[Arg::Text(tenant), Arg::Text(gtin)]).await?;
+            require!(check_mode(*mode, found, format!("product {gtin}")));
+            let range = product.temperature_class.range();
+            let custom = matches!(product.temperature_class, network::TemperatureClass::Custom(_));
+            let nutrition = product.nutrition.clone().unwrap_or_default();
+            let country = product.country_of_origin.map(|country| country.to_string());
+            execute(
+                conn,
+                "INSERT INTO products (tenant_id, gtin, name, brand, description, temperature_class, temperature_min_celsius, \
+                 temperature_max_celsius, shelf_life_days, energy_kj, energy_kcal, fat_g, saturates_g, carbohydrate_g, sugars_g, \
+                 protein_g, salt_g, country_of_origin, supplier_party_id, created_unix_ms, updated_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
+                 ON CONFLICT (tenant_id, gtin) DO UPDATE SET name = excluded.name, brand = excluded.brand, \
+                 description = excluded.description, temperature_class = excluded.temperature_class, \
+                 temperature_min_celsius = excluded.temperature_min_celsius, temperature_max_celsius = excluded.temperature_max_celsius, \
+                 shelf_life_days = excluded.shelf_life_days, energy_kj = excluded.energy_kj, energy_kcal = excluded.energy_kcal, \
+                 fat_g = excluded.fat_g, saturates_g = excluded.saturates_g, carbohydrate_g = excluded.carbohydrate_g, \
+                 sugars_g = excluded.sugars_g, protein_g = excluded.protein_g, salt_g = excluded.salt_g, \
+                 country_of_origin = excluded.country_of_origin, supplier_party_id = excluded.supplier_party_id, \
+                 updated_unix_ms = excluded.updated_unix_ms",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(gtin),
+                    Arg::Text(&product.name),
+                    Arg::OptionalText(product.brand.as_deref()),
+                    Arg::OptionalText(product.description.as_deref()),
+                    Arg::Text(product.temperature_class.name()),
+                    Arg::OptionalReal(if custom { range.min_celsius } else { None }),
+                    Arg::OptionalReal(if custom { range.max_celsius } else { None }),
+                    Arg::OptionalInteger(product.shelf_life_days.map(i64::from)),
+                    Arg::OptionalReal(nutrition.energy_kj),
+                    Arg::OptionalReal(nutrition.energy_kcal),
+                    Arg::OptionalReal(nutrition.fat_g),
+                    Arg::OptionalReal(nutrition.saturates_g),
+                    Arg::OptionalReal(nutrition.carbohydrate_g),
+                    Arg::OptionalReal(nutrition.sugars_g),
+                    Arg::OptionalReal(nutrition.protein_g),
+                    Arg::OptionalReal(nutrition.salt_g),
+                    Arg::OptionalText(country.as_deref()),
+                    Arg::OptionalText(product.supplier_party_id.as_ref().map(PartyId::as_str)),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            count_created(usage, tenant_id, !found);
+            applied(!found)
+        }
+        Mutation::DeleteProduct { gtin } => {
+            let deleted = execute(conn, "DELETE FROM products WHERE tenant_id = $1 AND gtin = $2", &[Arg::Text(tenant), Arg::Text(gtin.as_str())]).await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            count_deleted(usage, tenant_id);
+            applied(false)
+        }
+        Mutation::PutParty { party, mode } => {
+            let party_id = party.party_id.as_str();
+            let found = exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(party_id)]).await?;
+            require!(check_mode(*mode, found, format!("party {party_id}")));
+            let country = party.country.map(|country| country.to_string());
+            execute(
+                conn,
+                "INSERT INTO parties (tenant_id, party_id, kind, name, person_name, publish_name, gln, country, created_unix_ms, updated_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 ON CONFLICT (tenant_id, party_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
+                 person_name = excluded.person_name, publish_name = excluded.publish_name, gln = excluded.gln, \
+                 country = excluded.country, updated_unix_ms = excluded.updated_unix_ms",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(party_id),
+                    Arg::Text(party.kind.name()),
+                    Arg::Text(&party.name),
+                    Arg::OptionalText(party.person_name.as_deref()),
+                    Arg::Boolean(party.publish_name),
+                    Arg::OptionalText(party.gln.as_ref().map(gs1::Gln::as_str)),
+                    Arg::OptionalText(country.as_deref()),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            count_created(usage, tenant_id, !found);
+            applied(!found)
+        }
+        Mutation::DeleteParty { party_id } => {
+            let id = party_id.as_str();
+            if exists(conn, "SELECT 1 FROM products WHERE tenant_id = $1 AND supplier_party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
+                refuse!(WriteError::InUse(format!("party {id}"), "a product".into()));
+            }
+            if exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
+                refuse!(WriteError::InUse(format!("party {id}"), "a location".into()));
+            }
+            let deleted = execute(conn, "DELETE FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            count_deleted(usage, tenant_id);
+            applied(false)
+        }
+        Mutation::PutLocation { location, mode } => put_location(conn, tenant_id, location, *mode, now_unix_ms, usage).await,
+        Mutation::DeleteLocation { gln } => {
+            let gln = gln.as_str();
+            let lanes_sql = if tenant_id.is_network() {
+                // A network location may carry any tenant's lanes.
+                "SELECT 1 FROM lanes WHERE (tenant_id = $1 OR tenant_id <> $1) AND (from_gln = $2 OR to_gln = $2)"
+            } else {
+                "SELECT 1 FROM lanes WHERE tenant_id = $1 AND (from_gln = $2 OR to_gln = $2)"
+            };
+            if exists(conn, lanes_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+                refuse!(WriteError::InUse(format!("location {gln}"), "a lane".into()));
+            }
+            if exists(conn, "SELECT 1 FROM devices WHERE tenant_id = $1 AND location_gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+                refuse!(WriteError::InUse(format!("location {gln}"), "a device".into()));
+            }
+            let deleted = execute(conn, "DELETE FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            count_deleted(usage, tenant_id);
+            applied(false)
+        }
+        Mutation::PutLane { lane, mode } => {
+            for (field, gln) in [("/from", &lane.from), ("/to", &lane.to)] {
+                if !exists(conn, VISIBLE_LOCATION, &[Arg::Text(tenant), Arg::Text(gln.as_str())]).await? {
+                    refuse!(WriteError::UnknownReference { field, value: gln.to_string() });
+                }
+            }
+            let lane_id = lane.lane_id.as_str();
+            let found = exists(conn, "SELECT 1 FROM lanes WHERE tenant_id = $1 AND lane_id = $2", &[Arg::Text(tenant), Arg::Text(lane_id)]).await?;
+            require!(check_mode(*mode, found, format!("lane {lane_id}")));
+            execute(
+                conn,
+                "INSERT INTO lanes (tenant_id, lane_id, from_gln, to_gln, transit_minutes, departures, temperature_classes, \
+                 cost_per_pallet_cents, created_unix_ms, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 ON CONFLICT (tenant_id, lane_id) DO UPDATE SET from_gln = excluded.from_gln, to_gln = excluded.to_gln, \
+                 transit_minutes = excluded.transit_minutes, departures = excluded.departures, \
+                 temperature_classes = excluded.temperature_classes, cost_per_pallet_cents = excluded.cost_per_pallet_cents, \
+                 updated_unix_ms = excluded.updated_unix_ms",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(lane_id),
+                    Arg::Text(lane.from.as_str()),
+                    Arg::Text(lane.to.as_str()),
+                    Arg::Integer(i64::from(lane.transit_minutes)),
+                    Arg::Text(&join_list(&lane.departures)),
+                    Arg::Text(&lane.temperature_classes.join(" ")),
+                    Arg::Integer(lane.cost_per_pallet_cents as i64),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            count_created(usage, tenant_id, !found);
+            applied(!found)
+        }
+        Mutation::DeleteLane { lane_id } => {
+            let deleted = execute(conn, "DELETE FROM lanes WHERE tenant_id = $1 AND lane_id = $2", &[Arg::Text(tenant), Arg::Text(lane_id.as_str())]).await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            count_deleted(usage, tenant_id);
+            applied(false)
+        }
+        Mutation::PutDevice { device, mode } => {
+            if let Some(gln) = &device.location_gln {
+                if !exists(conn, VISIBLE_LOCATION, &[Arg::Text(tenant), Arg::Text(gln.as_str())]).await? {
+                    refuse!(WriteError::UnknownReference { field: "/location_gln", value: gln.to_string() });
+                }
+                if let Some(zone) = &device.zone
+                    && !exists(
+                        conn,
+                        "SELECT 1 FROM location_zones WHERE tenant_id IN ($1, 'network') AND gln = $2 AND zone_name = $3",
+                        &[Arg::Text(tenant), Arg::Text(gln.as_str()), Arg::Text(zone.as_str())],
+                    )
+                    .await?
+                {
+                    refuse!(WriteError::UnknownReference { field: "/zone", value: zone.to_string() });
+                }
+            }
+            let device_id = device.device_id.as_str();
+            let found = exists(conn, "SELECT 1 FROM devices WHERE tenant_id = $1 AND device_id = $2", &[Arg::Text(tenant), Arg::Text(device_id)]).await?;
+            require!(check_mode(*mode, found, format!("device {device_id}")));
+            execute(
+                conn,
+                "INSERT INTO devices (tenant_id, device_id, kind, name, location_gln, zone_name, reading_interval_seconds, created_unix_ms, updated_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (tenant_id, device_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
+                 location_gln = excluded.location_gln, zone_name = excluded.zone_name, \
+                 reading_interval_seconds = excluded.reading_interval_seconds, updated_unix_ms = excluded.updated_unix_ms",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(device_id),
+                    Arg::Text(device.kind.name()),
+                    Arg::Text(&device.name),
+                    Arg::OptionalText(device.location_gln.as_ref().map(gs1::Gln::as_str)),
+                    Arg::OptionalText(device.zone.as_ref().map(network::ZoneName::as_str)),
+                    Arg::Integer(i64::from(device.reading_interval_seconds)),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            count_created(usage, tenant_id, !found);
+            applied(!found)
+        }
+        Mutation::DeleteDevice { device_id } => {
+            let deleted = execute(conn, "DELETE FROM devices WHERE tenant_id = $1 AND device_id = $2", &[Arg::Text(tenant), Arg::Text(device_id.as_str())]).await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            count_deleted(usage, tenant_id);
+            applied(false)
+        }
+    }
+}
+
+async fn put_location(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    location: &Location,
+    mode: PutMode,
+    now_unix_ms: i64,
+    usage: &mut Usage<'_>,
+) -> Result<Result<Applied, WriteError>, sqlx::Error> {
+    let tenant = tenant_id.as_str();
+    let gln = location.gln.as_str();
+    if !tenant_id.is_network() && exists(conn, "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1", &[Arg::Text(gln)]).await? {
+        return Ok(Err(WriteError::Conflict(format!("network location {gln}"))));
+    }
+    if let Some(party) = &location.party_id
+        && !exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(party.as_str())]).await?
+    {
+        return Ok(Err(WriteError::UnknownReference { field: "/party_id", value: party.to_string() }));
+    }
+    let found = exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+    if let Err(error) = check_mode(mode, found, format!("location {gln}")) {
+        return Ok(Err(error));
+    }
+    execute(
+        conn,
+        "INSERT INTO locations (tenant_id, gln, kind, name, street, postal_code, city, country, latitude_degrees, longitude_degrees, \
+         time_zone, pick_pack_lead_minutes, party_id, created_unix_ms, updated_unix_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+         ON CONFLICT (tenant_id, gln) DO UPDATE SET kind = excluded.kind, name = excluded.name, street = excluded.street, \
+         postal_code = excluded.postal_code, city = excluded.city, country = excluded.country, \
+         latitude_degrees = excluded.latitude_degrees, longitude_degrees = excluded.longitude_degrees, \
+         time_zone = excluded.time_zone, pick_pack_lead_minutes = excluded.pick_pack_lead_minutes, \
+         party_id = excluded.party_id, updated_unix_ms = excluded.updated_unix_ms",
+        &[
+            Arg::Text(tenant),
+            Arg::Text(gln),
+            Arg::Text(location.kind.name()),
+            Arg::Text(&location.name),
+            Arg::OptionalText(location.address.street.as_deref()),
+            Arg::OptionalText(location.address.postal_code.as_deref()),
+            Arg::OptionalText(location.address.city.as_deref()),
+            Arg::Text(location.country.as_str()),
+            Arg::OptionalReal(Some(location.coordinates.latitude_degrees())),
+            Arg::OptionalReal(Some(location.coordinates.longitude_degrees())),
+            Arg::Text(location.time_zone.as_str()),
+            Arg::Integer(i64::from(location.pick_pack_lead_minutes)),
+            Arg::OptionalText(location.party_id.as_ref().map(PartyId::as_str)),
+            Arg::Integer(now_unix_ms),
+        ],
+    )
+    .await?;
+    execute(conn, "DELETE FROM location_zones WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+    for (position, zone) in location.zones.iter().enumerate() {
+        execute(
+            conn,
+            "INSERT INTO location_zones (tenant_id, gln, zone_name, position, min_celsius, max_celsius, capacity_pallets) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(gln),
+                Arg::Text(zone.name.as_str()),
+                Arg::Integer(position as i64),
+                Arg::OptionalReal(zone.range.min_celsius),
+                Arg::OptionalReal(zone.range.max_celsius),
+                Arg::Integer(i64::from(zone.capacity_pallets)),
+            ],
+        )
+        .await?;
+    }
+    execute(conn, "DELETE FROM location_cutoffs WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+    for (service, cutoff) in &location.cutoffs {
+        execute(
+            conn,
+            "INSERT INTO location_cutoffs (tenant_id, gln, service, cutoff_local_time) VALUES ($1, $2, $3, $4)",
+            &[Arg::Text(tenant), Arg::Text(gln), Arg::Text(service.name()), Arg::Text(&cutoff.to_string())],
+        )
+        .await?;
+    }
+    count_created(usage, tenant_id, !found);
+    Ok(Ok(Applied { created: !found, at_unix_ms: now_unix_ms }))
+}

@@ -1,0 +1,365 @@
+//! The store's behaviour suite: every test runs on SQLite and on PostgreSQL (a scratch server;
+//! skipped loudly when PostgreSQL is absent, a failure under CI=true).
+
+use std::sync::Arc;
+
+use gs1::{Gln, Gtin};
+use network::*;
+use store::*;
+
+struct Backend {
+    store: Store,
+    _sqlite: Option<scratchdb::SqliteFile>,
+}
+
+async fn open(backend: BackendKind, test: &str) -> Option<Backend> {
+    match backend {
+        BackendKind::Sqlite => {
+            let file = scratchdb::SqliteFile::new().unwrap();
+            let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+            Some(Backend { store, _sqlite: Some(file) })
+        }
+        BackendKind::Postgres => {
+            let url = scratchdb::postgres_or_skip(test)?;
+            Some(Backend { store: Store::open(StoreConfig::new(url)).await.unwrap(), _sqlite: None })
+        }
+    }
+}
+
+/// Declares `$name` as a test per backend.
+macro_rules! behaviour {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = super::open(store::BackendKind::Sqlite, stringify!($name)).await.unwrap();
+                super::$name(&backend.store).await;
+                backend.store.close().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(backend) = super::open(store::BackendKind::Postgres, stringify!($name)).await else { return };
+                super::$name(&backend.store).await;
+                backend.store.close().await;
+            })*
+        }
+    };
+}
+
+behaviour!(
+    schema_keys_start_with_tenant_id,
+    products_round_trip_and_modes,
+    unknown_references_are_refused_and_store_nothing,
+    idempotency_replays_and_detects_a_different_request,
+    concurrent_writes_share_transactions,
+    tenants_see_only_their_own_data,
+    keys_authenticate_until_revoked,
+    network_locations_are_visible_to_every_tenant,
+    lists_paginate_by_cursor,
+    usage_counts_rows_per_day,
+    deleting_a_referenced_row_is_refused,
+);
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+async fn create_tenant(store: &Store, tenant_id: &TenantId) {
+    let outcome = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name: tenant_id.to_string(), mode: PutMode::Upsert }, idempotency: None }).await;
+    assert!(matches!(outcome, Ok(WriteOutcome::Applied(_))), "{outcome:?}");
+}
+
+fn gtin(number: u64) -> Gtin {
+    let body = format!("{number:013}");
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    Gtin::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
+}
+
+fn gln(number: u64) -> Gln {
+    let body = format!("{number:012}");
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    Gln::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
+}
+
+fn product(number: u64, name: &str) -> Product {
+    Product {
+        gtin: gtin(number),
+        name: name.into(),
+        brand: Some("Fjord".into()),
+        description: None,
+        temperature_class: TemperatureClass::Chilled,
+        shelf_life_days: Some(12),
+        nutrition: Some(Nutrition { energy_kj: Some(850.0), protein_g: Some(20.5), ..Nutrition::default() }),
+        country_of_origin: Some(Country::parse("NO").unwrap()),
+        supplier_party_id: None,
+    }
+}
+
+fn location(number: u64, kind: LocationKind) -> Location {
+    Location {
+        gln: gln(number),
+        kind,
+        name: format!("location {number}"),
+        address: Address { city: Some("Oslo".into()), ..Address::default() },
+        country: Country::parse("NO").unwrap(),
+        coordinates: Coordinates::new(59.91, 10.75).unwrap(),
+        time_zone: TimeZoneName::parse("Europe/Oslo").unwrap(),
+        zones: vec![Zone { name: ZoneName::parse("chill-1").unwrap(), range: TemperatureRange::new(Some(0.0), Some(2.0)).unwrap(), capacity_pallets: 40 }],
+        cutoffs: vec![(Service::NextDay, LocalTime::parse("16:00").unwrap())],
+        pick_pack_lead_minutes: 90,
+        party_id: None,
+    }
+}
+
+async fn put(store: &Store, tenant_id: &TenantId, mutation: Mutation) -> Result<WriteOutcome, WriteError> {
+    store.tenant(tenant_id).write(mutation, None).await
+}
+
+async fn schema_keys_start_with_tenant_id(store: &Store) {
+    let tables = store.table_keys().await.unwrap();
+    assert!(tables.iter().any(|table| table.table == "products"), "catalog read no tables: {tables:?}");
+    let products = tables.iter().find(|table| table.table == "products").unwrap();
+    assert_eq!(products.primary_key, ["tenant_id", "gtin"]);
+    assert!(products.foreign_keys.contains(&vec!["tenant_id".to_owned(), "supplier_party_id".to_owned()]));
+    assert_eq!(schema::distribution_violations(&tables), Vec::<String>::new());
+    // The rule itself catches a violation.
+    let mut broken = products.clone();
+    broken.primary_key = vec!["gtin".into()];
+    assert_eq!(schema::distribution_violations(&[broken]).len(), 1);
+}
+
+async fn products_round_trip_and_modes(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let salmon = product(950600013435, "Salmon fillet");
+    assert_eq!(put(store, &acme, Mutation::PutProduct { product: salmon.clone(), mode: PutMode::Create }).await.map(|_| ()), Ok(()));
+    assert_eq!(store.tenant(&acme).product(&salmon.gtin).await.unwrap(), Some(salmon.clone()));
+    assert!(matches!(put(store, &acme, Mutation::PutProduct { product: salmon.clone(), mode: PutMode::Create }).await, Err(WriteError::Conflict(_))));
+    let mut renamed = salmon.clone();
+    renamed.name = "Salmon loin".into();
+    renamed.temperature_class = TemperatureClass::Custom(TemperatureRange::new(Some(-1.0), Some(2.0)).unwrap());
+    let outcome = put(store, &acme, Mutation::PutProduct { product: renamed.clone(), mode: PutMode::Upsert }).await.unwrap();
+    assert!(matches!(outcome, WriteOutcome::Applied(Applied { created: false, .. })));
+    assert_eq!(store.tenant(&acme).product(&salmon.gtin).await.unwrap(), Some(renamed));
+    let missing = product(1, "Missing");
+    assert_eq!(put(store, &acme, Mutation::PutProduct { product: missing.clone(), mode: PutMode::Update }).await, Err(WriteError::NotFound));
+    assert_eq!(store.tenant(&acme).product(&missing.gtin).await.unwrap(), None);
+}
+
+async fn unknown_references_are_refused_and_store_nothing(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let mut apple = product(2, "Apple");
+    apple.supplier_party_id = Some(PartyId::parse("no-such-farm").unwrap());
+    assert_eq!(
+        put(store, &acme, Mutation::PutProduct { product: apple.clone(), mode: PutMode::Create }).await,
+        Err(WriteError::UnknownReference { field: "/supplier_party_id", value: "no-such-farm".into() })
+    );
+    assert_eq!(store.tenant(&acme).product(&apple.gtin).await.unwrap(), None);
+    let lane = Lane {
+        lane_id: LaneId::parse("nowhere").unwrap(),
+        from: gln(11),
+        to: gln(12),
+        transit_minutes: 60,
+        departures: vec![],
+        temperature_classes: vec!["chilled"],
+        cost_per_pallet_cents: 100,
+    };
+    assert!(matches!(put(store, &acme, Mutation::PutLane { lane: lane.clone(), mode: PutMode::Create }).await, Err(WriteError::UnknownReference { field: "/from", .. })));
+    assert_eq!(store.tenant(&acme).lane(&lane.lane_id).await.unwrap(), None);
+    assert_eq!(store.usage(Some(&acme), "0000-01-01", "9999-12-31").await.unwrap(), vec![]);
+}
+
+fn record(tenant_id: &TenantId, key: &str, request: &[u8]) -> IdempotencyRecord {
+    use sha2::Digest;
+    IdempotencyRecord {
+        tenant_id: tenant_id.clone(),
+        key: key.into(),
+        request_sha256: sha2::Sha256::digest(request).into(),
+        respond: Box::new(|applied| StoredResponse { status: if applied.created { 201 } else { 200 }, body: b"first".to_vec() }),
+    }
+}
+
+async fn idempotency_replays_and_detects_a_different_request(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let scoped = store.tenant(&acme);
+    let first = scoped.write(Mutation::PutProduct { product: product(3, "Pear"), mode: PutMode::Create }, Some(record(&acme, "k-1", b"pear"))).await;
+    assert!(matches!(first, Ok(WriteOutcome::Applied(Applied { created: true, .. }))));
+    // The retry is not applied again (a Create would conflict): the first answer comes back.
+    let retry = scoped.write(Mutation::PutProduct { product: product(3, "Pear"), mode: PutMode::Create }, Some(record(&acme, "k-1", b"pear"))).await;
+    assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: b"first".to_vec() })));
+    let other = scoped.write(Mutation::PutProduct { product: product(4, "Plum"), mode: PutMode::Create }, Some(record(&acme, "k-1", b"plum"))).await;
+    assert_eq!(other, Err(WriteError::IdempotencyMismatch));
+    assert_eq!(scoped.product(&gtin(4)).await.unwrap(), None);
+    let (digest, stored) = scoped.idempotent_response("k-1").await.unwrap().unwrap();
+    assert_eq!(stored.status, 201);
+    assert_eq!(digest, record(&acme, "", b"pear").request_sha256);
+    // Keys are per tenant.
+    let other_tenant = tenant("other");
+    create_tenant(store, &other_tenant).await;
+    assert!(store.tenant(&other_tenant).idempotent_response("k-1").await.unwrap().is_none());
+}
+
+async fn concurrent_writes_share_transactions(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let before = store.writer_stats();
+    let store = Arc::new(store.clone());
+    let mut tasks = Vec::new();
+    for number in 0..400u64 {
+        let store = store.clone();
+        let acme = acme.clone();
+        tasks.push(tokio::spawn(async move {
+            store.tenant(&acme).write(Mutation::PutProduct { product: product(1000 + number, "Bulk"), mode: PutMode::Upsert }, None).await
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Ok(WriteOutcome::Applied(_))));
+    }
+    let after = store.writer_stats();
+    assert_eq!(after.writes - before.writes, 400);
+    assert!(after.batches - before.batches < 400, "no batching happened: {before:?} → {after:?}");
+    let page = store.tenant(&acme).products(&ProductFilter::default(), &PageRequest { after: None, limit: Some(500) }).await.unwrap();
+    assert_eq!(page.items.len(), 400);
+}
+
+async fn tenants_see_only_their_own_data(store: &Store) {
+    let (alpha, beta) = (tenant("alpha"), tenant("beta"));
+    create_tenant(store, &alpha).await;
+    create_tenant(store, &beta).await;
+    put(store, &alpha, Mutation::PutProduct { product: product(5, "Alpha fish"), mode: PutMode::Create }).await.unwrap();
+    put(store, &alpha, Mutation::PutLocation { location: location(20, LocationKind::Farm), mode: PutMode::Create }).await.unwrap();
+    let beta_view = store.tenant(&beta);
+    assert_eq!(beta_view.product(&gtin(5)).await.unwrap(), None);
+    assert!(beta_view.products(&ProductFilter::default(), &PageRequest::default()).await.unwrap().items.is_empty());
+    assert_eq!(beta_view.location(&gln(20)).await.unwrap(), None);
+    assert!(beta_view.locations(&LocationFilter::default(), &PageRequest::default()).await.unwrap().items.is_empty());
+    // Beta may register the same GTIN for itself without learning anything about alpha's.
+    put(store, &beta, Mutation::PutProduct { product: product(5, "Beta fish"), mode: PutMode::Create }).await.unwrap();
+    assert_eq!(store.tenant(&alpha).product(&gtin(5)).await.unwrap().unwrap().name, "Alpha fish");
+    assert_eq!(put(store, &beta, Mutation::DeleteLocation { gln: gln(20) }).await, Err(WriteError::NotFound));
+    assert!(store.tenant(&alpha).location(&gln(20)).await.unwrap().is_some());
+}
+
+async fn keys_authenticate_until_revoked(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let key = ApiKeySecret::generate(&acme);
+    let scopes = Scope::parse_list(&acme, ["tenant:write"]).unwrap();
+    put(store, &acme, Mutation::CreateKey { key_id: key.key_id.clone(), name: "ci".into(), scopes: scopes.clone(), secret_sha256: key.secret_sha256 }).await.unwrap();
+    let principal = store.authenticate(key.reveal()).await.unwrap().unwrap();
+    assert_eq!((principal.tenant_id.clone(), principal.scopes.clone()), (acme.clone(), scopes));
+    assert!(principal.has(Scope::TenantRead) && !principal.has(Scope::TenantAdmin) && !principal.is_operator());
+    let mut wrong = key.reveal().to_owned();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(store.authenticate(&wrong).await.unwrap(), None);
+    // A key names its tenant; claiming another tenant finds nothing.
+    let forged = key.reveal().replacen("_acme_", "_other_", 1);
+    assert_eq!(store.authenticate(&forged).await.unwrap(), None);
+    put(store, &acme, Mutation::RevokeKey { key_id: key.key_id.clone() }).await.unwrap();
+    assert_eq!(store.authenticate(key.reveal()).await.unwrap(), None);
+    assert!(store.key(&acme, &key.key_id).await.unwrap().unwrap().revoked_unix_ms.is_some());
+    assert_eq!(put(store, &acme, Mutation::RevokeKey { key_id: "0000000000000000".into() }).await, Err(WriteError::NotFound));
+    let missing = tenant("ghost");
+    let ghost_key = ApiKeySecret::generate(&missing);
+    assert_eq!(
+        put(store, &missing, Mutation::CreateKey { key_id: ghost_key.key_id.clone(), name: "x".into(), scopes: vec![Scope::TenantRead], secret_sha256: ghost_key.secret_sha256 }).await,
+        Err(WriteError::NotFound)
+    );
+}
+
+async fn network_locations_are_visible_to_every_tenant(store: &Store) {
+    let network = TenantId::network();
+    let acme = tenant("acme");
+    create_tenant(store, &network).await;
+    create_tenant(store, &acme).await;
+    let depot = location(30, LocationKind::ColdDepot);
+    put(store, &network, Mutation::PutLocation { location: depot.clone(), mode: PutMode::Create }).await.unwrap();
+    put(store, &acme, Mutation::PutLocation { location: location(31, LocationKind::Farm), mode: PutMode::Create }).await.unwrap();
+    let seen = store.tenant(&acme).location(&depot.gln).await.unwrap().unwrap();
+    assert_eq!((seen.owner.clone(), seen.value.clone()), (network.clone(), depot.clone()));
+    let all = store.tenant(&acme).locations(&LocationFilter::default(), &PageRequest::default()).await.unwrap();
+    assert_eq!(all.items.iter().map(|owned| owned.value.gln.clone()).collect::<Vec<_>>(), vec![gln(30), gln(31)]);
+    // A tenant cannot take a network GLN for itself, but may draw a lane to the network depot.
+    assert!(matches!(put(store, &acme, Mutation::PutLocation { location: depot.clone(), mode: PutMode::Create }).await, Err(WriteError::Conflict(_))));
+    let lane = Lane {
+        lane_id: LaneId::parse("farm-to-depot").unwrap(),
+        from: gln(31),
+        to: gln(30),
+        transit_minutes: 240,
+        departures: vec![LocalTime::parse("06:00").unwrap()],
+        temperature_classes: vec!["chilled"],
+        cost_per_pallet_cents: 9_000,
+    };
+    put(store, &acme, Mutation::PutLane { lane: lane.clone(), mode: PutMode::Create }).await.unwrap();
+    assert_eq!(store.tenant(&acme).lane(&lane.lane_id).await.unwrap().unwrap().value, lane);
+    // The network sees only its own data.
+    assert!(store.tenant(&network).location(&gln(31)).await.unwrap().is_none());
+    let zones = &store.tenant(&acme).location(&gln(31)).await.unwrap().unwrap().value.zones;
+    assert_eq!(zones.len(), 1);
+}
+
+async fn lists_paginate_by_cursor(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    for number in 0..7u64 {
+        put(store, &acme, Mutation::PutProduct { product: product(100 + number, "Item"), mode: PutMode::Create }).await.unwrap();
+    }
+    let scoped = store.tenant(&acme);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = scoped.products(&ProductFilter::default(), &PageRequest { after: after.clone(), limit: Some(3) }).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.into_iter().map(|product| product.gtin));
+        match page.next_after {
+            Some(next) => after = Some(Cursor::decode(&Cursor::encode(&next)).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7u64).map(|number| gtin(100 + number)).collect::<Vec<_>>());
+    let filtered = scoped.products(&ProductFilter { temperature_class: Some("frozen".into()), brand: None }, &PageRequest::default()).await.unwrap();
+    assert!(filtered.items.is_empty());
+}
+
+async fn usage_counts_rows_per_day(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    put(store, &acme, Mutation::PutProduct { product: product(7, "A"), mode: PutMode::Create }).await.unwrap();
+    put(store, &acme, Mutation::PutProduct { product: product(8, "B"), mode: PutMode::Create }).await.unwrap();
+    put(store, &acme, Mutation::PutProduct { product: product(8, "B2"), mode: PutMode::Upsert }).await.unwrap();
+    put(store, &acme, Mutation::DeleteProduct { gtin: gtin(7) }).await.unwrap();
+    let today = utc_day(now_unix_ms());
+    let usage = store.usage(Some(&acme), &today, &today).await.unwrap();
+    let quantity = |unit: &str| usage.iter().find(|row| row.unit == unit).map(|row| row.quantity);
+    assert_eq!(quantity("storage_rows_created"), Some(2));
+    assert_eq!(quantity("storage_rows_deleted"), Some(1));
+    assert_eq!(store.storage_rows(&acme).await.unwrap(), 1);
+}
+
+async fn deleting_a_referenced_row_is_refused(store: &Store) {
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let farm = Party {
+        party_id: PartyId::parse("orchard").unwrap(),
+        kind: PartyKind::Farm,
+        name: "Orchard".into(),
+        person_name: Some("Jan de Boer".into()),
+        publish_name: true,
+        gln: None,
+        country: Some(Country::parse("NL").unwrap()),
+    };
+    put(store, &acme, Mutation::PutParty { party: farm.clone(), mode: PutMode::Create }).await.unwrap();
+    let mut apple = product(9, "Apple");
+    apple.supplier_party_id = Some(farm.party_id.clone());
+    put(store, &acme, Mutation::PutProduct { product: apple.clone(), mode: PutMode::Create }).await.unwrap();
+    assert!(matches!(put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await, Err(WriteError::InUse(..))));
+    assert_eq!(store.tenant(&acme).party(&farm.party_id).await.unwrap(), Some(farm.clone()));
+    put(store, &acme, Mutation::DeleteProduct { gtin: apple.gtin.clone() }).await.unwrap();
+    put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await.unwrap();
+    assert_eq!(store.tenant(&acme).party(&farm.party_id).await.unwrap(), None);
+}
