@@ -46,6 +46,13 @@ pub enum StoreError {
     WriterStopped,
 }
 
+impl StoreError {
+    /// Whether the failure is the database being out of reach (retry later), not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) | StoreError::WriterStopped)
+    }
+}
+
 /// How to open the store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {

@@ -208,6 +208,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A product for the public consumer page, whoever owns it, with its supplier party. The only
+    /// read across tenants: callers must show public fields only (no person name without consent).
+    pub async fn public_product(&self, gtin: &Gtin) -> Result<Option<(TenantId, Product, Option<Party>)>, StoreError> {
+        let sql = format!("SELECT tenant_id, {PRODUCT_COLUMNS} FROM products WHERE gtin = $1 ORDER BY tenant_id LIMIT 1");
+        let row: Option<OwnedProductRow> = fetch_optional(self, &sql, &[gtin.as_str()]).await?;
+        let Some(row) = row else { return Ok(None) };
+        let owner = parse_stored("tenant", &row.tenant_id, TenantId::parse_any)?;
+        let product = row.product.into_domain()?;
+        let party = match &product.supplier_party_id {
+            Some(party_id) => self.tenant(&owner).party(party_id).await?,
+            None => None,
+        };
+        Ok(Some((owner, product, party)))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OwnedProductRow {
+    tenant_id: String,
+    #[sqlx(flatten)]
+    product: ProductRow,
+}
+
 impl TenantStore<'_> {
     fn visible_tenants(&self) -> Vec<&str> {
         if self.tenant_id.is_network() { vec![self.tenant_id.as_str()] } else { vec![self.tenant_id.as_str(), network::NETWORK_TENANT] }

@@ -37,13 +37,25 @@ pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
+    /// The most writes committed in one transaction.
     pub batch_writes_max: usize,
+    /// The most writes waiting; more are refused as overloaded.
     pub queue_writes_max: usize,
+    /// Writer tasks taking batches from the queue, each with its own connection. One is right for
+    /// SQLite (one writer at a time); PostgreSQL can commit several batches at once.
+    pub writer_tasks: usize,
+}
+
+impl WriterConfig {
+    /// One transaction per write, `tasks` at a time: the conventional way, kept as a baseline.
+    pub fn unbatched(tasks: usize) -> WriterConfig {
+        WriterConfig { batch_writes_max: 1, writer_tasks: tasks.max(1), ..WriterConfig::default() }
+    }
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { batch_writes_max: 1024, queue_writes_max: 16_384 }
+        WriterConfig { batch_writes_max: 1024, queue_writes_max: 16_384, writer_tasks: 1 }
     }
 }
 
@@ -176,7 +188,7 @@ type ObserverSlot = Arc<std::sync::RwLock<Option<Arc<dyn WriterObserver>>>>;
 #[derive(Debug)]
 pub(crate) struct WriterHandle {
     sender: mpsc::Sender<Message>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     counters: Arc<Counters>,
     queue_writes_max: usize,
     observer: ObserverSlot,
@@ -184,12 +196,15 @@ pub(crate) struct WriterHandle {
 
 impl WriterHandle {
     pub(crate) async fn start(pools: Pools, config: WriterConfig) -> Result<WriterHandle, StoreError> {
-        assert!(config.batch_writes_max >= 1 && config.queue_writes_max >= 1);
+        assert!(config.batch_writes_max >= 1 && config.queue_writes_max >= 1 && config.writer_tasks >= 1);
         let (sender, receiver) = mpsc::channel(config.queue_writes_max);
+        let receiver = Arc::new(Mutex::new(receiver));
         let counters = Arc::new(Counters::default());
         let observer: ObserverSlot = Arc::default();
-        let task = tokio::spawn(run(pools, receiver, config.clone(), counters.clone(), observer.clone()));
-        Ok(WriterHandle { sender, task: Mutex::new(Some(task)), counters, queue_writes_max: config.queue_writes_max, observer })
+        let tasks = (0..config.writer_tasks)
+            .map(|_| tokio::spawn(run(pools.clone(), receiver.clone(), config.clone(), counters.clone(), observer.clone())))
+            .collect();
+        Ok(WriterHandle { sender, tasks: Mutex::new(tasks), counters, queue_writes_max: config.queue_writes_max, observer })
     }
 
     pub(crate) async fn submit(&self, write: Write) -> Result<WriteOutcome, WriteError> {
@@ -218,30 +233,37 @@ impl WriterHandle {
 
     /// Stops taking writes, then waits until every queued write has been committed and answered.
     pub(crate) async fn shutdown(&self) {
-        let Some(task) = self.task.lock().await.take() else { return };
-        if self.sender.send(Message::Stop).await.is_ok() {
+        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        if tasks.is_empty() || self.sender.send(Message::Stop).await.is_err() {
+            return;
+        }
+        for task in tasks {
             let _ = task.await;
         }
     }
 }
 
-async fn run(pools: Pools, mut receiver: mpsc::Receiver<Message>, config: WriterConfig, counters: Arc<Counters>, observer: ObserverSlot) {
+async fn run(pools: Pools, receiver: Arc<Mutex<mpsc::Receiver<Message>>>, config: WriterConfig, counters: Arc<Counters>, observer: ObserverSlot) {
     let mut stopping = false;
     while !stopping {
-        let Some(first) = receiver.recv().await else { break };
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
-        stopping |= take(first, &mut batch);
-        while batch.len() < config.batch_writes_max {
-            match receiver.try_recv() {
-                Ok(message) => stopping |= take(message, &mut batch),
-                Err(_) => break,
+        {
+            // One task gathers a batch at a time; the others commit theirs meanwhile.
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else { break };
+            stopping |= take(first, &mut batch);
+            while batch.len() < config.batch_writes_max {
+                match receiver.try_recv() {
+                    Ok(message) => stopping |= take(message, &mut batch),
+                    Err(_) => break,
+                }
             }
-        }
-        if stopping {
-            // Refuse new writes, but finish those already queued.
-            receiver.close();
-            while let Ok(message) = receiver.try_recv() {
-                take(message, &mut batch);
+            if stopping {
+                // Refuse new writes, but finish those already queued.
+                receiver.close();
+                while let Ok(message) = receiver.try_recv() {
+                    take(message, &mut batch);
+                }
             }
         }
         for chunk in chunks(batch, config.batch_writes_max) {

@@ -1,0 +1,661 @@
+//! Handlers of Keten's own API (`/v1`).
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gs1::{Gln, Gtin};
+use network::{DeviceId, LaneId, PartyId, TenantId};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use store::{
+    Applied, ApiKeySecret, DeviceFilter, IdempotencyRecord, LaneFilter, LocationFilter, Mutation, PageRequest, PartyFilter, Principal,
+    ProductFilter, PutMode, Scope, StoredResponse, Write, WriteOutcome,
+};
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::dto::*;
+use crate::extract::{Caller, IdempotencyKey, JsonBody};
+use crate::problem::Problem;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(create_tenant_key, list_tenant_keys))
+        .routes(routes!(revoke_tenant_key))
+        .routes(routes!(operator_usage))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+        .routes(routes!(tenant_usage))
+        .routes(routes!(create_product, list_products))
+        .routes(routes!(get_product, put_product, delete_product))
+        .routes(routes!(create_party, list_parties))
+        .routes(routes!(get_party, put_party, delete_party))
+        .routes(routes!(create_location, list_locations))
+        .routes(routes!(get_location, put_location, delete_location))
+        .routes(routes!(create_lane, list_lanes))
+        .routes(routes!(get_lane, put_lane, delete_lane))
+        .routes(routes!(create_device, list_devices))
+        .routes(routes!(get_device, put_device, delete_device))
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Keten API", description = "Keten: an open Retail-as-a-Service supply-chain platform. Errors are RFC 9457 problems (see /problems/{code})."),
+    components(schemas(crate::problem::Problem, crate::problem::FieldError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags((name = "operator", description = "The platform operator: tenants, keys, usage"), (name = "master-data", description = "Products, parties, locations, lanes, devices"), (name = "keys", description = "A tenant's own API keys"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+// ---------- shared pieces ----------
+
+/// Query parameters, with a problem (not a plain-text rejection) when they don't parse.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(Problem::new("invalid-parameter", rejection.body_text())),
+        }
+    }
+}
+
+/// Page parameters common to every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1-500 (default 50).
+    pub limit: Option<u32>,
+}
+
+impl PageParams {
+    fn page(&self) -> Result<PageRequest, Problem> {
+        if let Some(limit) = self.limit
+            && !(1..=store::PAGE_LIMIT_MAX).contains(&limit)
+        {
+            return Err(Problem::field("invalid-parameter", "?limit", format!("must be within 1..={}, found {limit}", store::PAGE_LIMIT_MAX)));
+        }
+        let after = match &self.cursor {
+            Some(cursor) => Some(store::Cursor::decode(cursor).ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "is not a cursor this server issued"))?),
+            None => None,
+        };
+        Ok(PageRequest { after, limit: self.limit })
+    }
+}
+
+fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The outcome of a write as seen by a handler.
+enum Written {
+    Applied(Applied),
+    Replayed(StoredResponse),
+}
+
+impl Written {
+    /// The answer: built by `respond` for a fresh write, the stored first answer for a replay.
+    fn into_response(self, respond: impl Fn(&Applied) -> StoredResponse) -> Response {
+        match self {
+            Written::Applied(applied) => {
+                let stored = respond(&applied);
+                json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body)
+            }
+            Written::Replayed(stored) => replay(stored),
+        }
+    }
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut response = json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body);
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// Writes through the group-commit writer, honouring the Idempotency-Key: a retry with the same
+/// key and request gets the first answer; the same key with another request gets 422.
+async fn write(
+    app: &AppState,
+    caller: &Principal,
+    key: IdempotencyKey,
+    request_sha256: Option<[u8; 32]>,
+    data_tenant: TenantId,
+    mutation: Mutation,
+    respond: impl Fn(&Applied) -> StoredResponse + Send + Sync + 'static,
+) -> Result<Written, Problem> {
+    let idempotency = match (key.0, request_sha256) {
+        (Some(key), Some(request_sha256)) => {
+            if let Some((stored_sha256, stored)) = app.store.tenant(&caller.tenant_id).idempotent_response(&key).await? {
+                if stored_sha256 != request_sha256 {
+                    return Err(Problem::new("idempotency-key-reused", "this Idempotency-Key was used for a different request"));
+                }
+                return Ok(Written::Replayed(stored));
+            }
+            Some(IdempotencyRecord { tenant_id: caller.tenant_id.clone(), key, request_sha256, respond: Box::new(respond) })
+        }
+        _ => None,
+    };
+    match app.store.write(Write { tenant_id: data_tenant, mutation, idempotency }).await? {
+        WriteOutcome::Applied(applied) => Ok(Written::Applied(applied)),
+        WriteOutcome::Replayed(stored) => Ok(Written::Replayed(stored)),
+    }
+}
+
+fn created_or_ok(body: Vec<u8>) -> impl Fn(&Applied) -> StoredResponse + Send + Sync + Clone + 'static {
+    move |applied: &Applied| StoredResponse { status: if applied.created { 201 } else { 200 }, body: body.clone() }
+}
+
+/// Master data is written by tenant writers into their own space, and by the operator into the
+/// shared network.
+fn require_writer(caller: &Caller) -> Result<&Principal, Problem> {
+    if caller.0.is_operator() { Ok(&caller.0) } else { caller.require(Scope::TenantWrite) }
+}
+
+fn require_reader(caller: &Caller) -> Result<&Principal, Problem> {
+    if caller.0.is_operator() { Ok(&caller.0) } else { caller.require(Scope::TenantRead) }
+}
+
+fn path_value<T, E: std::fmt::Display>(name: &str, text: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, Problem> {
+    parse(text).map_err(|error| Problem::field("invalid-parameter", format!("{{{name}}}"), error.to_string()))
+}
+
+fn no_content(written: Written) -> Response {
+    match written {
+        Written::Applied(_) => StatusCode::NO_CONTENT.into_response(),
+        Written::Replayed(stored) => replay(stored),
+    }
+}
+
+// ---------- operator: tenants, keys, usage ----------
+
+/// Creates a tenant (a merchant renting the network).
+#[utoipa::path(post, path = "/v1/operator/tenants", tag = "operator", request_body = TenantInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = TenantView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_tenant(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<TenantInput>) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?;
+    let (tenant_id, name) = body.value.into_domain()?;
+    let view = json_bytes(&TenantView { tenant_id: tenant_id.to_string(), name: name.clone(), created_at: timestamp(store::now_unix_ms()) });
+    let respond = created_or_ok(view);
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant_id, Mutation::PutTenant { name, mode: PutMode::Create }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+/// Lists every tenant.
+#[utoipa::path(get, path = "/v1/operator/tenants", tag = "operator", params(PageParams), responses((status = 200, body = PageView<TenantView>)))]
+async fn list_tenants(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<PageParams>) -> Result<Json<PageView<TenantView>>, Problem> {
+    caller.require_operator()?;
+    let page = app.store.tenants(&params.page()?).await?;
+    Ok(Json(PageView::from_page(page, TenantView::from)))
+}
+
+async fn existing_tenant(app: &AppState, tenant_id: &str) -> Result<TenantId, Problem> {
+    let tenant_id = TenantId::parse_any(tenant_id).map_err(|_| Problem::not_found("tenant"))?;
+    app.store.tenant_record(&tenant_id).await?.ok_or_else(|| Problem::not_found("tenant"))?;
+    Ok(tenant_id)
+}
+
+async fn create_key_for(app: &AppState, principal: &Principal, key: IdempotencyKey, body: JsonBody<KeyInput>, tenant_id: TenantId) -> Result<Response, Problem> {
+    let (name, scopes) = body.value.into_domain(&tenant_id)?;
+    let secret = ApiKeySecret::generate(&tenant_id);
+    let view = KeyView {
+        key_id: secret.key_id.clone(),
+        tenant_id: tenant_id.to_string(),
+        name: name.clone(),
+        scopes: scopes.iter().map(|scope| scope.name().to_owned()).collect(),
+        created_at: timestamp(store::now_unix_ms()),
+        revoked_at: None,
+        secret: None,
+    };
+    // The stored answer (for replays) never holds the secret; only this live answer does.
+    let stored = json_bytes(&view);
+    let mutation = Mutation::CreateKey { key_id: secret.key_id.clone(), name, scopes, secret_sha256: secret.secret_sha256 };
+    match write(app, principal, key, Some(body.request_sha256), tenant_id, mutation, move |_| StoredResponse { status: 201, body: stored.clone() }).await? {
+        Written::Applied(_) => Ok((StatusCode::CREATED, Json(KeyView { secret: Some(secret.reveal().to_owned()), ..view })).into_response()),
+        Written::Replayed(stored) => Ok(replay(stored)),
+    }
+}
+
+/// Mints an API key for a tenant. The answer holds the key once; it is stored only as a hash.
+#[utoipa::path(post, path = "/v1/operator/tenants/{tenant_id}/keys", tag = "operator", request_body = KeyInput,
+    params(("tenant_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = KeyView), (status = 404, body = Problem)))]
+async fn create_tenant_key(State(app): State<AppState>, caller: Caller, Path(tenant_id): Path<String>, key: IdempotencyKey, body: JsonBody<KeyInput>) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?.clone();
+    let tenant_id = existing_tenant(&app, &tenant_id).await?;
+    create_key_for(&app, &principal, key, body, tenant_id).await
+}
+
+/// Lists a tenant's keys (never their secrets).
+#[utoipa::path(get, path = "/v1/operator/tenants/{tenant_id}/keys", tag = "operator", params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<KeyView>)))]
+async fn list_tenant_keys(State(app): State<AppState>, caller: Caller, Path(tenant_id): Path<String>) -> Result<Json<Vec<KeyView>>, Problem> {
+    caller.require_operator()?;
+    let tenant_id = existing_tenant(&app, &tenant_id).await?;
+    Ok(Json(app.store.keys(&tenant_id).await?.into_iter().map(KeyView::from).collect()))
+}
+
+/// Revokes a tenant's key at once.
+#[utoipa::path(delete, path = "/v1/operator/tenants/{tenant_id}/keys/{key_id}", tag = "operator",
+    params(("tenant_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn revoke_tenant_key(State(app): State<AppState>, caller: Caller, Path((tenant_id, key_id)): Path<(String, String)>) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?.clone();
+    let tenant_id = existing_tenant(&app, &tenant_id).await?;
+    let written = write(&app, &principal, IdempotencyKey(None), None, tenant_id, Mutation::RevokeKey { key_id }, |_| StoredResponse { status: 204, body: Vec::new() }).await?;
+    Ok(no_content(written))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    /// First UTC day, YYYY-MM-DD (default: 30 days ago).
+    pub from: Option<String>,
+    /// Last UTC day, YYYY-MM-DD (default: today).
+    pub to: Option<String>,
+    /// Only this tenant (operator only).
+    pub tenant: Option<String>,
+}
+
+fn usage_days(params: &UsageParams) -> Result<(String, String), Problem> {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let parse = |name: &str, value: &Option<String>, default: jiff::civil::Date| -> Result<String, Problem> {
+        match value {
+            None => Ok(default.to_string()),
+            Some(text) => text
+                .parse::<jiff::civil::Date>()
+                .map(|date| date.to_string())
+                .map_err(|_| Problem::field("invalid-parameter", format!("?{name}"), format!("must be a date YYYY-MM-DD, found {text:?}"))),
+        }
+    };
+    let from = parse("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
+    let to = parse("to", &params.to, today)?;
+    if from > to {
+        return Err(Problem::field("invalid-parameter", "?from", "must not be after ?to"));
+    }
+    Ok((from, to))
+}
+
+async fn usage_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<UsageReport, Problem> {
+    let (from, to) = usage_days(params)?;
+    let rows = app.store.usage(tenant, &from, &to).await?;
+    let mut storage_rows = std::collections::BTreeMap::new();
+    let tenants: Vec<TenantId> = match tenant {
+        Some(tenant) => vec![tenant.clone()],
+        None => app.store.tenants(&PageRequest { after: None, limit: Some(store::PAGE_LIMIT_MAX) }).await?.items.into_iter().map(|tenant| tenant.tenant_id).collect(),
+    };
+    for tenant in tenants {
+        storage_rows.insert(tenant.to_string(), app.store.storage_rows(&tenant).await?);
+    }
+    let counters = rows.into_iter().map(|row| UsageView { tenant_id: row.tenant_id, day: row.day, unit: row.unit, quantity: row.quantity }).collect();
+    Ok(UsageReport { from, to, counters, storage_rows })
+}
+
+/// Billable units per tenant and UTC day: what the rent is for.
+#[utoipa::path(get, path = "/v1/operator/usage", tag = "operator", params(UsageParams), responses((status = 200, body = UsageReport)))]
+async fn operator_usage(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<UsageParams>) -> Result<Json<UsageReport>, Problem> {
+    caller.require_operator()?;
+    let tenant = match &params.tenant {
+        Some(text) => Some(existing_tenant(&app, text).await?),
+        None => None,
+    };
+    Ok(Json(usage_report(&app, tenant.as_ref(), &params).await?))
+}
+
+/// The calling tenant's own usage.
+#[utoipa::path(get, path = "/v1/usage", tag = "keys", params(UsageParams), responses((status = 200, body = UsageReport)))]
+async fn tenant_usage(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<UsageParams>) -> Result<Json<UsageReport>, Problem> {
+    let principal = require_reader(&caller)?;
+    if params.tenant.is_some() {
+        return Err(Problem::field("invalid-parameter", "?tenant", "only the operator may choose a tenant"));
+    }
+    Ok(Json(usage_report(&app, Some(&principal.tenant_id), &params).await?))
+}
+
+// ---------- a tenant's own keys ----------
+
+/// Mints a key for the calling tenant (needs tenant:admin).
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = KeyView)))]
+async fn create_key(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<KeyInput>) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantAdmin)?.clone();
+    let tenant_id = principal.tenant_id.clone();
+    create_key_for(&app, &principal, key, body, tenant_id).await
+}
+
+/// Lists the calling tenant's keys.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = Vec<KeyView>)))]
+async fn list_keys(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<KeyView>>, Problem> {
+    let principal = caller.require(Scope::TenantAdmin)?;
+    Ok(Json(app.store.keys(&principal.tenant_id).await?.into_iter().map(KeyView::from).collect()))
+}
+
+/// Revokes one of the calling tenant's keys.
+#[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn revoke_key(State(app): State<AppState>, caller: Caller, Path(key_id): Path<String>) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantAdmin)?.clone();
+    let tenant_id = principal.tenant_id.clone();
+    let written = write(&app, &principal, IdempotencyKey(None), None, tenant_id, Mutation::RevokeKey { key_id }, |_| StoredResponse { status: 204, body: Vec::new() }).await?;
+    Ok(no_content(written))
+}
+
+// ---------- products ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProductListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// Only products of this temperature class.
+    pub temperature_class: Option<String>,
+    pub brand: Option<String>,
+}
+
+/// Registers a product (409 if the GTIN exists for this tenant).
+#[utoipa::path(post, path = "/v1/products", tag = "master-data", request_body = ProductInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = ProductView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_product(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<ProductInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let product = body.value.into_domain(None)?;
+    let respond = created_or_ok(json_bytes(&ProductView::from(product.clone())));
+    let tenant = principal.tenant_id.clone();
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutProduct { product, mode: PutMode::Create }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+/// Lists the tenant's products.
+#[utoipa::path(get, path = "/v1/products", tag = "master-data", params(ProductListParams), responses((status = 200, body = PageView<ProductView>)))]
+async fn list_products(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<ProductListParams>) -> Result<Json<PageView<ProductView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
+    let filter = ProductFilter { temperature_class: params.temperature_class, brand: params.brand };
+    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).products(&filter, &page).await?, ProductView::from)))
+}
+
+/// One product by GTIN (any GTIN form; answered as GTIN-14).
+#[utoipa::path(get, path = "/v1/products/{gtin}", tag = "master-data", params(("gtin" = String, Path)), responses((status = 200, body = ProductView), (status = 404, body = Problem)))]
+async fn get_product(State(app): State<AppState>, caller: Caller, Path(gtin): Path<String>) -> Result<Json<ProductView>, Problem> {
+    let principal = require_reader(&caller)?;
+    let gtin = path_value("gtin", &gtin, Gtin::parse)?;
+    let product = app.store.tenant(&principal.tenant_id).product(&gtin).await?.ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
+    Ok(Json(ProductView::from(product)))
+}
+
+/// Creates or replaces a product.
+#[utoipa::path(put, path = "/v1/products/{gtin}", tag = "master-data", request_body = ProductInput, params(("gtin" = String, Path)),
+    responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = 422, body = Problem)))]
+async fn put_product(State(app): State<AppState>, caller: Caller, Path(gtin): Path<String>, body: JsonBody<ProductInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let product = body.value.into_domain(Some(&gtin))?;
+    let respond = created_or_ok(json_bytes(&ProductView::from(product.clone())));
+    let tenant = principal.tenant_id.clone();
+    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutProduct { product, mode: PutMode::Upsert }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+/// Deletes a product.
+#[utoipa::path(delete, path = "/v1/products/{gtin}", tag = "master-data", params(("gtin" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_product(State(app): State<AppState>, caller: Caller, Path(gtin): Path<String>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let gtin = path_value("gtin", &gtin, Gtin::parse)?;
+    let tenant = principal.tenant_id.clone();
+    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteProduct { gtin }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+}
+
+// ---------- parties ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PartyListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// `supplier`, `farm`, `fishery` or `carrier`.
+    pub kind: Option<String>,
+}
+
+/// Registers a supplier, farm, fishery or carrier.
+#[utoipa::path(post, path = "/v1/parties", tag = "master-data", request_body = PartyInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = PartyView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_party(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<PartyInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let party = body.value.into_domain(None)?;
+    let respond = created_or_ok(json_bytes(&PartyView::from(party.clone())));
+    let tenant = principal.tenant_id.clone();
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutParty { party, mode: PutMode::Create }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(get, path = "/v1/parties", tag = "master-data", params(PartyListParams), responses((status = 200, body = PageView<PartyView>)))]
+async fn list_parties(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<PartyListParams>) -> Result<Json<PageView<PartyView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
+    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).parties(&PartyFilter { kind: params.kind }, &page).await?, PartyView::from)))
+}
+
+#[utoipa::path(get, path = "/v1/parties/{party_id}", tag = "master-data", params(("party_id" = String, Path)), responses((status = 200, body = PartyView), (status = 404, body = Problem)))]
+async fn get_party(State(app): State<AppState>, caller: Caller, Path(party_id): Path<String>) -> Result<Json<PartyView>, Problem> {
+    let principal = require_reader(&caller)?;
+    let party_id = path_value("party_id", &party_id, PartyId::parse)?;
+    let party = app.store.tenant(&principal.tenant_id).party(&party_id).await?.ok_or_else(|| Problem::not_found(format!("party {party_id}")))?;
+    Ok(Json(PartyView::from(party)))
+}
+
+#[utoipa::path(put, path = "/v1/parties/{party_id}", tag = "master-data", request_body = PartyInput, params(("party_id" = String, Path)), responses((status = 200, body = PartyView), (status = 201, body = PartyView)))]
+async fn put_party(State(app): State<AppState>, caller: Caller, Path(party_id): Path<String>, body: JsonBody<PartyInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let party = body.value.into_domain(Some(&party_id))?;
+    let respond = created_or_ok(json_bytes(&PartyView::from(party.clone())));
+    let tenant = principal.tenant_id.clone();
+    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutParty { party, mode: PutMode::Upsert }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(delete, path = "/v1/parties/{party_id}", tag = "master-data", params(("party_id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_party(State(app): State<AppState>, caller: Caller, Path(party_id): Path<String>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let party_id = path_value("party_id", &party_id, PartyId::parse)?;
+    let tenant = principal.tenant_id.clone();
+    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteParty { party_id }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+}
+
+// ---------- locations ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LocationListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// `farm`, `factory`, `warehouse`, `cold_depot`, `pickup_point`, `store` or `pharmacy`.
+    pub kind: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+}
+
+/// Registers a location with its temperature zones and cut-offs (operator keys write the shared network).
+#[utoipa::path(post, path = "/v1/locations", tag = "master-data", request_body = LocationInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = LocationView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_location(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<LocationInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let location = body.value.into_domain(None)?;
+    let tenant = principal.tenant_id.clone();
+    let respond = created_or_ok(json_bytes(&LocationView::from(store::Owned { owner: tenant.clone(), value: location.clone() })));
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutLocation { location, mode: PutMode::Create }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+/// Lists the tenant's locations and the shared network's.
+#[utoipa::path(get, path = "/v1/locations", tag = "master-data", params(LocationListParams), responses((status = 200, body = PageView<LocationView>)))]
+async fn list_locations(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<LocationListParams>) -> Result<Json<PageView<LocationView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
+    let filter = LocationFilter { kind: params.kind, country: params.country };
+    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).locations(&filter, &page).await?, LocationView::from)))
+}
+
+#[utoipa::path(get, path = "/v1/locations/{gln}", tag = "master-data", params(("gln" = String, Path)), responses((status = 200, body = LocationView), (status = 404, body = Problem)))]
+async fn get_location(State(app): State<AppState>, caller: Caller, Path(gln): Path<String>) -> Result<Json<LocationView>, Problem> {
+    let principal = require_reader(&caller)?;
+    let gln = path_value("gln", &gln, Gln::parse)?;
+    let location = app.store.tenant(&principal.tenant_id).location(&gln).await?.ok_or_else(|| Problem::not_found(format!("location {gln}")))?;
+    Ok(Json(LocationView::from(location)))
+}
+
+#[utoipa::path(put, path = "/v1/locations/{gln}", tag = "master-data", request_body = LocationInput, params(("gln" = String, Path)), responses((status = 200, body = LocationView), (status = 201, body = LocationView)))]
+async fn put_location(State(app): State<AppState>, caller: Caller, Path(gln): Path<String>, body: JsonBody<LocationInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let location = body.value.into_domain(Some(&gln))?;
+    let tenant = principal.tenant_id.clone();
+    let respond = created_or_ok(json_bytes(&LocationView::from(store::Owned { owner: tenant.clone(), value: location.clone() })));
+    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutLocation { location, mode: PutMode::Upsert }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(delete, path = "/v1/locations/{gln}", tag = "master-data", params(("gln" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_location(State(app): State<AppState>, caller: Caller, Path(gln): Path<String>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let gln = path_value("gln", &gln, Gln::parse)?;
+    let tenant = principal.tenant_id.clone();
+    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteLocation { gln }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+}
+
+// ---------- lanes ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LaneListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// Origin GLN.
+    pub from: Option<String>,
+    /// Destination GLN.
+    pub to: Option<String>,
+}
+
+/// Registers a lane between two known locations.
+#[utoipa::path(post, path = "/v1/lanes", tag = "master-data", request_body = LaneInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = LaneView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_lane(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<LaneInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let lane = body.value.into_domain(None)?;
+    let tenant = principal.tenant_id.clone();
+    let respond = created_or_ok(json_bytes(&LaneView::from(store::Owned { owner: tenant.clone(), value: lane.clone() })));
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutLane { lane, mode: PutMode::Create }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(get, path = "/v1/lanes", tag = "master-data", params(LaneListParams), responses((status = 200, body = PageView<LaneView>)))]
+async fn list_lanes(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<LaneListParams>) -> Result<Json<PageView<LaneView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
+    let filter = LaneFilter { from_gln: params.from, to_gln: params.to };
+    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).lanes(&filter, &page).await?, LaneView::from)))
+}
+
+#[utoipa::path(get, path = "/v1/lanes/{lane_id}", tag = "master-data", params(("lane_id" = String, Path)), responses((status = 200, body = LaneView), (status = 404, body = Problem)))]
+async fn get_lane(State(app): State<AppState>, caller: Caller, Path(lane_id): Path<String>) -> Result<Json<LaneView>, Problem> {
+    let principal = require_reader(&caller)?;
+    let lane_id = path_value("lane_id", &lane_id, LaneId::parse)?;
+    let lane = app.store.tenant(&principal.tenant_id).lane(&lane_id).await?.ok_or_else(|| Problem::not_found(format!("lane {lane_id}")))?;
+    Ok(Json(LaneView::from(lane)))
+}
+
+#[utoipa::path(put, path = "/v1/lanes/{lane_id}", tag = "master-data", request_body = LaneInput, params(("lane_id" = String, Path)), responses((status = 200, body = LaneView), (status = 201, body = LaneView)))]
+async fn put_lane(State(app): State<AppState>, caller: Caller, Path(lane_id): Path<String>, body: JsonBody<LaneInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let lane = body.value.into_domain(Some(&lane_id))?;
+    let tenant = principal.tenant_id.clone();
+    let respond = created_or_ok(json_bytes(&LaneView::from(store::Owned { owner: tenant.clone(), value: lane.clone() })));
+    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutLane { lane, mode: PutMode::Upsert }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(delete, path = "/v1/lanes/{lane_id}", tag = "master-data", params(("lane_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_lane(State(app): State<AppState>, caller: Caller, Path(lane_id): Path<String>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let lane_id = path_value("lane_id", &lane_id, LaneId::parse)?;
+    let tenant = principal.tenant_id.clone();
+    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteLane { lane_id }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+}
+
+// ---------- devices ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// Only devices at this location (GLN).
+    pub location: Option<String>,
+}
+
+/// Registers a temperature sensor.
+#[utoipa::path(post, path = "/v1/devices", tag = "master-data", request_body = DeviceInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = DeviceView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_device(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<DeviceInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let device = body.value.into_domain(None)?;
+    let respond = created_or_ok(json_bytes(&DeviceView::from(device.clone())));
+    let tenant = principal.tenant_id.clone();
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutDevice { device, mode: PutMode::Create }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(get, path = "/v1/devices", tag = "master-data", params(DeviceListParams), responses((status = 200, body = PageView<DeviceView>)))]
+async fn list_devices(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<DeviceListParams>) -> Result<Json<PageView<DeviceView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
+    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).devices(&DeviceFilter { location_gln: params.location }, &page).await?, DeviceView::from)))
+}
+
+#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "master-data", params(("device_id" = String, Path)), responses((status = 200, body = DeviceView), (status = 404, body = Problem)))]
+async fn get_device(State(app): State<AppState>, caller: Caller, Path(device_id): Path<String>) -> Result<Json<DeviceView>, Problem> {
+    let principal = require_reader(&caller)?;
+    let device_id = path_value("device_id", &device_id, DeviceId::parse)?;
+    let device = app.store.tenant(&principal.tenant_id).device(&device_id).await?.ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
+    Ok(Json(DeviceView::from(device)))
+}
+
+#[utoipa::path(put, path = "/v1/devices/{device_id}", tag = "master-data", request_body = DeviceInput, params(("device_id" = String, Path)), responses((status = 200, body = DeviceView), (status = 201, body = DeviceView)))]
+async fn put_device(State(app): State<AppState>, caller: Caller, Path(device_id): Path<String>, body: JsonBody<DeviceInput>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let device = body.value.into_domain(Some(&device_id))?;
+    let respond = created_or_ok(json_bytes(&DeviceView::from(device.clone())));
+    let tenant = principal.tenant_id.clone();
+    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutDevice { device, mode: PutMode::Upsert }, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "master-data", params(("device_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_device(State(app): State<AppState>, caller: Caller, Path(device_id): Path<String>) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let device_id = path_value("device_id", &device_id, DeviceId::parse)?;
+    let tenant = principal.tenant_id.clone();
+    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteDevice { device_id }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+}

@@ -1,0 +1,166 @@
+//! Keten's HTTP edge.
+//!
+//! API boundary: this crate alone knows the JSON wire formats (`dto`), maps every failure to an
+//! RFC 9457 problem (`problem`), authenticates keys and checks scopes (`extract`), and turns
+//! requests into store reads and writer mutations (`api`). No handler builds SQL; no store query
+//! runs without a tenant.
+
+pub mod api;
+pub mod dto;
+pub mod extract;
+pub mod metrics;
+pub mod pages;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use store::Store;
+use utoipa::OpenApi;
+
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+/// The largest request body accepted (1 MiB).
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The name of the transparency log (its checkpoints' origin line).
+    pub log_origin: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AppState").field("store", &self.store).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The whole application.
+pub fn app(store: Store, config: ServerConfig) -> Router {
+    let metrics = Metrics::new();
+    store.observe_writer(metrics.clone());
+    let (api_router, api_doc) = api::router().split_for_parts();
+    let mut document = api::ApiDoc::openapi();
+    document.merge(api_doc);
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let state = AppState { store, config: Arc::new(config), metrics, openapi: Arc::new(document) };
+    Router::new()
+        .merge(api_router)
+        .route("/", get(pages::index))
+        .route("/docs", get(pages::docs))
+        .route("/openapi.json", get(openapi_json))
+        .route("/problems", get(pages::problems))
+        .route("/problems/{code}", get(pages::problem))
+        .route("/01/{gtin}", get(pages::product))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(catch_panics))
+        .with_state(state)
+}
+
+async fn openapi_json(State(app): State<AppState>) -> Response {
+    let body = serde_json::to_vec_pretty(&*app.openapi).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(app): State<AppState>) -> Result<&'static str, Problem> {
+    app.store.ping().await?;
+    Ok("ready\n")
+}
+
+async fn metrics_text(State(app): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.render()).into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::new("not-found", "no such route")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new("method-not-allowed", "this resource does not support this method")
+}
+
+/// Turns a panic in a handler into a 500 problem instead of a dropped connection.
+async fn catch_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util_lite::CatchUnwindFuture;
+    match CatchUnwindFuture::new(next.run(request)).await {
+        Ok(response) => response,
+        Err(message) => {
+            tracing::error!(panic = %message, "handler panicked");
+            let mut response = Problem::new("internal", "an unexpected error occurred; it has been logged").into_response();
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    }
+}
+
+mod futures_util_lite {
+    //! `catch_unwind` for a future, without pulling in a futures crate for it.
+    use std::any::Any;
+    use std::future::Future;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub struct CatchUnwindFuture<F> {
+        inner: Pin<Box<F>>,
+    }
+
+    impl<F: Future> CatchUnwindFuture<F> {
+        pub fn new(inner: F) -> Self {
+            CatchUnwindFuture { inner: Box::pin(inner) }
+        }
+    }
+
+    fn message(payload: Box<dyn Any + Send>) -> String {
+        payload.downcast_ref::<&str>().map(|text| (*text).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "panic".to_owned())
+    }
+
+    impl<F: Future> Future for CatchUnwindFuture<F> {
+        type Output = Result<F::Output, String>;
+        fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+            let inner = self.inner.as_mut();
+            match catch_unwind(AssertUnwindSafe(|| inner.poll(context))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+                Err(payload) => Poll::Ready(Err(message(payload))),
+            }
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops taking connections, finishes in-flight requests
+/// and write batches, and closes the store.
+pub async fn serve(listener: tokio::net::TcpListener, store: Store, config: ServerConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let router = app(store.clone(), config);
+    let address: SocketAddr = listener.local_addr()?;
+    tracing::info!(%address, backend = store.backend().name(), "serving");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

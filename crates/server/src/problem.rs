@@ -1,0 +1,139 @@
+//! RFC 9457 problem details. Every error a client sees has this shape and a stable `type`.
+//!
+//! The `type` is a relative URI, `/problems/<code>`, resolved against the server's address; the
+//! server answers it with a page describing the problem. The codes never change meaning; the list
+//! is [`CATALOG`] (also in docs/problems.md).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use store::{StoreError, WriteError};
+use utoipa::ToSchema;
+
+/// One offending field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) to the field in the request body, or the query parameter as `?name`.
+    pub pointer: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Stable problem codes: (code, HTTP status, title, when it happens).
+pub const CATALOG: &[(&str, u16, &str, &str)] = &[
+    ("malformed-json", 400, "Malformed JSON", "The body is not syntactically valid JSON."),
+    ("invalid-parameter", 400, "Invalid query parameter", "A query parameter (cursor, limit, filter, date) is malformed or out of range."),
+    ("invalid-idempotency-key", 400, "Invalid Idempotency-Key", "The Idempotency-Key header is empty, longer than 255 characters, or not visible ASCII."),
+    ("unauthorized", 401, "Unauthorized", "No API key, or the key is malformed, unknown or revoked. Send `Authorization: Bearer <key>`."),
+    ("forbidden", 403, "Forbidden", "The key is valid but lacks the scope this operation needs."),
+    ("not-found", 404, "Not found", "No such resource for this tenant (other tenants' resources are not found either)."),
+    ("method-not-allowed", 405, "Method not allowed", "The resource exists but does not support this method."),
+    ("conflict", 409, "Conflict", "The resource already exists."),
+    ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
+    ("payload-too-large", 413, "Payload too large", "The body exceeds the request body limit."),
+    ("unsupported-media-type", 415, "Unsupported media type", "The body must be sent with `Content-Type: application/json`."),
+    ("validation-failed", 422, "Validation failed", "The JSON is well formed but fields are missing, of the wrong type, unknown, or invalid; `errors` lists each."),
+    ("unknown-reference", 422, "Unknown reference", "A field refers to a party, location or zone that does not exist for this tenant."),
+    ("idempotency-key-reused", 422, "Idempotency-Key reused", "The Idempotency-Key was used before with a different request."),
+    ("overloaded", 503, "Overloaded", "The write queue is full; retry after the time in Retry-After."),
+    ("unavailable", 503, "Service unavailable", "The database cannot be reached or the server is shutting down."),
+    ("internal", 500, "Internal error", "An unexpected error; it was logged. Nothing was stored unless the request was acknowledged."),
+];
+
+impl Problem {
+    /// A problem of a catalogued code.
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Problem {
+        let (status, title) = CATALOG
+            .iter()
+            .find(|(known, ..)| *known == code)
+            .map(|(_, status, title, _)| (*status, *title))
+            .unwrap_or((500, "Internal error"));
+        debug_assert!(CATALOG.iter().any(|(known, ..)| *known == code), "uncatalogued problem code {code}");
+        Problem { problem_type: format!("/problems/{code}"), title: title.to_owned(), status, detail: detail.into(), errors: Vec::new() }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
+        self.errors = errors;
+        self
+    }
+
+    pub fn field(code: &'static str, pointer: impl Into<String>, detail: impl Into<String>) -> Problem {
+        let detail = detail.into();
+        let pointer = pointer.into();
+        Problem::new(code, format!("{pointer}: {detail}")).with_errors(vec![FieldError { pointer, detail }])
+    }
+
+    pub fn unauthorized() -> Problem {
+        Problem::new("unauthorized", "a valid API key is required: send Authorization: Bearer <key>")
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Problem {
+        Problem::new("not-found", format!("{what} not found"))
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Problem {
+        tracing::error!(%error, "internal error");
+        Problem::new("internal", "an unexpected error occurred; it has been logged")
+    }
+
+    pub fn code(&self) -> &str {
+        self.problem_type.trim_start_matches("/problems/")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Problem {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "database unavailable");
+            return Problem::new("unavailable", "the database is not reachable or the server is shutting down");
+        }
+        Problem::internal(error)
+    }
+}
+
+impl From<WriteError> for Problem {
+    fn from(error: WriteError) -> Problem {
+        match error {
+            WriteError::Conflict(what) => Problem::new("conflict", format!("{what} already exists")),
+            WriteError::NotFound => Problem::new("not-found", "not found"),
+            WriteError::UnknownReference { field, value } => {
+                Problem::field("unknown-reference", field, format!("{value:?} does not exist"))
+            }
+            WriteError::InUse(what, by) => Problem::new("in-use", format!("{what} is still referred to by {by}")),
+            WriteError::IdempotencyMismatch => {
+                Problem::new("idempotency-key-reused", "this Idempotency-Key was used for a different request")
+            }
+            WriteError::Overloaded(queue) => Problem::new("overloaded", format!("the write queue is full ({queue} writes)")),
+            WriteError::Stopped => Problem::new("unavailable", "the server is shutting down"),
+            WriteError::Database(error) => Problem::internal(error),
+        }
+    }
+}
