@@ -1,10 +1,258 @@
-use clap::Parser;
+//! `keten`: the platform on one binary.
+
+mod bench;
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use network::TenantId;
+use store::{ApiKeySecret, Mutation, PageRequest, PutMode, Scope, Store, StoreConfig, Write};
 
 #[derive(Debug, Parser)]
 #[command(name = "keten", version, about = "Keten: an open Retail-as-a-Service supply-chain platform")]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeOptions),
+    /// Load the demo network, print keys and links, and serve.
+    Demo(ServeOptions),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseOption),
+    /// Administer tenants and keys directly in the database.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Measure a part of the system; every benchmark generates its own data.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DatabaseOption {
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DATABASE`.
+    #[arg(long, env = "KETEN_DB", default_value = "sqlite://keten.db")]
+    db: String,
+}
+
+#[derive(Debug, Args)]
+struct ServeOptions {
+    /// Address to listen on.
+    #[arg(long, env = "KETEN_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: DatabaseOption,
+    /// The transparency log's name (the origin line of its checkpoints).
+    #[arg(long, env = "KETEN_LOG_ORIGIN", default_value = "keten.localhost/log")]
+    log_origin: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Lowercase letters, digits and `-`, 2-32 characters.
+        tenant_id: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseOption,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        database: DatabaseOption,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an API key and print it once. Use tenant `network` with scope `operator` for an operator key.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// operator, tenant:admin, tenant:write, tenant:read or device (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseOption,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        key_id: String,
+        #[command(flatten)]
+        database: DatabaseOption,
+    },
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn open(database: &DatabaseOption) -> anyhow::Result<Store> {
+    Store::open(StoreConfig::new(&database.db)).await.with_context(|| format!("opening {}", database.db))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(options) => {
+            let store = open(&options.database).await?;
+            serve(options, store).await
+        }
+        Command::Demo(options) => {
+            let store = open(&options.database).await?;
+            let demo = demo::load(&store).await?;
+            print_demo(&options, &demo);
+            serve(options, store).await
+        }
+        Command::Migrate(database) => {
+            let applied = Store::migrate_only(&database.db).await?;
+            if applied.is_empty() {
+                println!("{}: up to date", database.db);
+            }
+            for migration in applied {
+                println!("{}: applied {migration}", database.db);
+            }
+            Ok(())
+        }
+        Command::Admin { command } => admin(command).await,
+        Command::Bench { command } => bench::run(command).await,
+    }
+}
+
+fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
+    let base = format!("http://{}", options.listen);
+    println!("Keten demo on {} ({})", base, options.database.db);
+    println!(
+        "  loaded: {} tenants, {} parties, {} products, {} locations, {} lanes, {} devices",
+        demo.counts.tenants, demo.counts.parties, demo.counts.products, demo.counts.locations, demo.counts.lanes, demo.counts.devices
+    );
+    println!();
+    println!("  console:        {base}/");
+    println!("  API reference:  {base}/docs   (OpenAPI: {base}/openapi.json)");
+    println!("  operator key:   {}", demo.operator_key);
+    for (tenant_id, name, key) in &demo.tenant_keys {
+        println!("  {name} ({tenant_id}) key: {key}");
+    }
+    println!("  salmon pack (GS1 Digital Link): {base}/01/{}", demo.salmon_gtin);
+    println!();
+    if let Some((_, _, key)) = demo.tenant_keys.first() {
+        println!("  try: curl -H 'Authorization: Bearer {key}' {base}/v1/products");
+    }
+    println!("  keys are shown once and stored hashed; run `keten demo` again for fresh ones.");
+}
+
+async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(options.listen).await.with_context(|| format!("listening on {}", options.listen))?;
+    let config = server::ServerConfig { log_origin: options.log_origin };
+    server::serve(listener, store, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = interrupt.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests and write batches");
+}
+
+async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Tenant { command: TenantCommand::Create { tenant_id, name, database } } => {
+            let tenant_id = TenantId::parse(&tenant_id).map_err(|error| anyhow::anyhow!("tenant id {tenant_id:?}: {error}"))?;
+            let store = open(&database).await?;
+            let result = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name, mode: PutMode::Create }, idempotency: None }).await;
+            store.close().await;
+            result.with_context(|| format!("creating tenant {tenant_id}"))?;
+            println!("created tenant {tenant_id}");
+            Ok(())
+        }
+        AdminCommand::Tenant { command: TenantCommand::List { database } } => {
+            let store = open(&database).await?;
+            let mut after = None;
+            loop {
+                let page = store.tenants(&PageRequest { after: after.clone(), limit: Some(store::PAGE_LIMIT_MAX) }).await?;
+                for tenant in &page.items {
+                    println!("{}\t{}", tenant.tenant_id, tenant.name);
+                }
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        AdminCommand::Key { command: KeyCommand::Create { tenant, scopes, name, database } } => {
+            let tenant_id = TenantId::parse_any(&tenant).map_err(|error| anyhow::anyhow!("tenant {tenant:?}: {error}"))?;
+            let scopes = Scope::parse_list(&tenant_id, scopes.iter().map(String::as_str))?;
+            let store = open(&database).await?;
+            if tenant_id.is_network() && store.tenant_record(&tenant_id).await?.is_none() {
+                store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name: "Keten network".into(), mode: PutMode::Upsert }, idempotency: None }).await?;
+            }
+            let secret = ApiKeySecret::generate(&tenant_id);
+            let mutation = Mutation::CreateKey { key_id: secret.key_id.clone(), name, scopes, secret_sha256: secret.secret_sha256 };
+            let result = store.write(Write { tenant_id: tenant_id.clone(), mutation, idempotency: None }).await;
+            store.close().await;
+            if let Err(store::WriteError::NotFound) = result {
+                bail!("no tenant {tenant_id}: create it first with `keten admin tenant create`");
+            }
+            result?;
+            eprintln!("key {} for {tenant_id} (shown once, store it now):", secret.key_id);
+            println!("{}", secret.reveal());
+            Ok(())
+        }
+        AdminCommand::Key { command: KeyCommand::Revoke { tenant, key_id, database } } => {
+            let tenant_id = TenantId::parse_any(&tenant).map_err(|error| anyhow::anyhow!("tenant {tenant:?}: {error}"))?;
+            let store = open(&database).await?;
+            let result = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::RevokeKey { key_id: key_id.clone() }, idempotency: None }).await;
+            store.close().await;
+            if let Err(store::WriteError::NotFound) = result {
+                bail!("no key {key_id} for tenant {tenant_id}");
+            }
+            result?;
+            println!("revoked key {key_id} of {tenant_id}");
+            Ok(())
+        }
+    }
 }

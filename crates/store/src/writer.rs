@@ -645,6 +645,9 @@ async fn apply_mutation(
         }
         Mutation::DeleteParty { party_id } => {
             let id = party_id.as_str();
+            if !exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
+                refuse!(WriteError::NotFound);
+            }
             if exists(conn, "SELECT 1 FROM products WHERE tenant_id = $1 AND supplier_party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
                 refuse!(WriteError::InUse(format!("party {id}"), "a product".into()));
             }
@@ -661,9 +664,12 @@ async fn apply_mutation(
         Mutation::PutLocation { location, mode } => put_location(conn, tenant_id, location, *mode, now_unix_ms, usage).await,
         Mutation::DeleteLocation { gln } => {
             let gln = gln.as_str();
+            if !exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+                refuse!(WriteError::NotFound);
+            }
             let lanes_sql = if tenant_id.is_network() {
                 // A network location may carry any tenant's lanes.
-                "SELECT 1 FROM lanes WHERE (tenant_id = $1 OR tenant_id <> $1) AND (from_gln = $2 OR to_gln = $2)"
+                "SELECT 1 FROM lanes WHERE $1 <> '' AND (from_gln = $2 OR to_gln = $2)"
             } else {
                 "SELECT 1 FROM lanes WHERE tenant_id = $1 AND (from_gln = $2 OR to_gln = $2)"
             };
