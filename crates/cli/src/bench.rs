@@ -99,7 +99,13 @@ async fn measure(url: &str, mode: Mode, clients: usize, duration: Duration) -> a
     };
     let store = Arc::new(Store::open(config).await.with_context(|| format!("opening {url}"))?);
     let tenant_id = TenantId::parse("bench").expect("tenant id");
-    store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name: "Bench".into(), mode: PutMode::Upsert }, idempotency: None }).await?;
+    store
+        .write(Write {
+            tenant_id: tenant_id.clone(),
+            mutation: Mutation::PutTenant { name: "Bench".into(), mode: PutMode::Upsert },
+            idempotency: None,
+        })
+        .await?;
     let batches_before = store.writer_stats().batches;
     let started = Instant::now();
     let deadline = started + duration;
@@ -130,10 +136,19 @@ async fn measure(url: &str, mode: Mode, clients: usize, duration: Duration) -> a
                     tenant_id: tenant_id.clone(),
                     key,
                     request_sha256,
-                    respond: Box::new(|applied| StoredResponse { status: if applied.created { 201 } else { 200 }, body: b"{}".to_vec() }),
+                    respond: Box::new(|applied| StoredResponse {
+                        status: if applied.created { 201 } else { 200 },
+                        body: b"{}".to_vec(),
+                    }),
                 };
                 let sent = Instant::now();
-                let result = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutProduct { product, mode: PutMode::Upsert }, idempotency: Some(idempotency) }).await;
+                let result = store
+                    .write(Write {
+                        tenant_id: tenant_id.clone(),
+                        mutation: Mutation::PutProduct { product, mode: PutMode::Upsert },
+                        idempotency: Some(idempotency),
+                    })
+                    .await;
                 if result.is_err() {
                     return Err(anyhow::anyhow!("write failed: {result:?}"));
                 }
@@ -150,7 +165,13 @@ async fn measure(url: &str, mode: Mode, clients: usize, duration: Duration) -> a
     let batches = store.writer_stats().batches - batches_before;
     store.close().await;
     latencies.sort_unstable();
-    Ok(Measured { writes: latencies.len() as u64, seconds, latency_p50_ms: percentile(&latencies, 0.5), latency_p99_ms: percentile(&latencies, 0.99), batches })
+    Ok(Measured {
+        writes: latencies.len() as u64,
+        seconds,
+        latency_p50_ms: percentile(&latencies, 0.5),
+        latency_p99_ms: percentile(&latencies, 0.99),
+        batches,
+    })
 }
 
 async fn writes(options: WritesOptions) -> anyhow::Result<()> {
@@ -163,12 +184,21 @@ async fn writes(options: WritesOptions) -> anyhow::Result<()> {
     }
     let postgres = if matches!(options.backend, BackendChoice::Postgres | BackendChoice::Both) {
         backends.push("postgres");
-        Some(scratchdb::PostgresServer::start(scratchdb::PostgresOptions::BENCH).context("starting a scratch PostgreSQL (fsync on)")?)
+        Some(
+            scratchdb::PostgresServer::start(scratchdb::PostgresOptions::BENCH)
+                .context("starting a scratch PostgreSQL (fsync on)")?,
+        )
     } else {
         None
     };
-    println!("bench writes: product upserts with Idempotency-Keys, {} clients, {} s per run, durable commits", options.clients, options.seconds);
-    println!("{:<10} {:<20} {:>10} {:>12} {:>9} {:>9} {:>11}", "backend", "writer", "writes", "writes/s", "p50 ms", "p99 ms", "writes/tx");
+    println!(
+        "bench writes: product upserts with Idempotency-Keys, {} clients, {} s per run, durable commits",
+        options.clients, options.seconds
+    );
+    println!(
+        "{:<10} {:<20} {:>10} {:>12} {:>9} {:>9} {:>11}",
+        "backend", "writer", "writes", "writes/s", "p50 ms", "p99 ms", "writes/tx"
+    );
     let mut summary = Vec::new();
     for backend in backends {
         let mut rates = Vec::new();
@@ -193,7 +223,12 @@ async fn writes(options: WritesOptions) -> anyhow::Result<()> {
             );
             rates.push(measured.rate());
         }
-        summary.push(format!("{backend} {:.0}/s vs {:.0}/s ({:.1}×)", rates[0], rates[1], rates[0] / rates[1].max(1e-9)));
+        summary.push(format!(
+            "{backend} {:.0}/s vs {:.0}/s ({:.1}×)",
+            rates[0],
+            rates[1],
+            rates[0] / rates[1].max(1e-9)
+        ));
     }
     println!("summary: group commit vs one transaction per request: {}", summary.join("; "));
     Ok(())

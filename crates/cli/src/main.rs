@@ -112,7 +112,10 @@ enum KeyCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -155,7 +158,12 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
     println!("Keten demo on {} ({})", base, options.database.db);
     println!(
         "  loaded: {} tenants, {} parties, {} products, {} locations, {} lanes, {} devices",
-        demo.counts.tenants, demo.counts.parties, demo.counts.products, demo.counts.locations, demo.counts.lanes, demo.counts.devices
+        demo.counts.tenants,
+        demo.counts.parties,
+        demo.counts.products,
+        demo.counts.locations,
+        demo.counts.lanes,
+        demo.counts.devices
     );
     println!();
     println!("  console:        {base}/");
@@ -173,7 +181,9 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
 }
 
 async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(options.listen).await.with_context(|| format!("listening on {}", options.listen))?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
     let config = server::ServerConfig { log_origin: options.log_origin };
     server::serve(listener, store, config, shutdown_signal()).await?;
     Ok(())
@@ -199,9 +209,16 @@ async fn shutdown_signal() {
 async fn admin(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Tenant { command: TenantCommand::Create { tenant_id, name, database } } => {
-            let tenant_id = TenantId::parse(&tenant_id).map_err(|error| anyhow::anyhow!("tenant id {tenant_id:?}: {error}"))?;
+            let tenant_id =
+                TenantId::parse(&tenant_id).map_err(|error| anyhow::anyhow!("tenant id {tenant_id:?}: {error}"))?;
             let store = open(&database).await?;
-            let result = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name, mode: PutMode::Create }, idempotency: None }).await;
+            let result = store
+                .write(Write {
+                    tenant_id: tenant_id.clone(),
+                    mutation: Mutation::PutTenant { name, mode: PutMode::Create },
+                    idempotency: None,
+                })
+                .await;
             store.close().await;
             result.with_context(|| format!("creating tenant {tenant_id}"))?;
             println!("created tenant {tenant_id}");
@@ -211,7 +228,8 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             let store = open(&database).await?;
             let mut after = None;
             loop {
-                let page = store.tenants(&PageRequest { after: after.clone(), limit: Some(store::PAGE_LIMIT_MAX) }).await?;
+                let page =
+                    store.tenants(&PageRequest { after: after.clone(), limit: Some(store::PAGE_LIMIT_MAX) }).await?;
                 for tenant in &page.items {
                     println!("{}\t{}", tenant.tenant_id, tenant.name);
                 }
@@ -224,14 +242,26 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Key { command: KeyCommand::Create { tenant, scopes, name, database } } => {
-            let tenant_id = TenantId::parse_any(&tenant).map_err(|error| anyhow::anyhow!("tenant {tenant:?}: {error}"))?;
+            let tenant_id =
+                TenantId::parse_any(&tenant).map_err(|error| anyhow::anyhow!("tenant {tenant:?}: {error}"))?;
             let scopes = Scope::parse_list(&tenant_id, scopes.iter().map(String::as_str))?;
             let store = open(&database).await?;
             if tenant_id.is_network() && store.tenant_record(&tenant_id).await?.is_none() {
-                store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name: "Keten network".into(), mode: PutMode::Upsert }, idempotency: None }).await?;
+                store
+                    .write(Write {
+                        tenant_id: tenant_id.clone(),
+                        mutation: Mutation::PutTenant { name: "Keten network".into(), mode: PutMode::Upsert },
+                        idempotency: None,
+                    })
+                    .await?;
             }
             let secret = ApiKeySecret::generate(&tenant_id);
-            let mutation = Mutation::CreateKey { key_id: secret.key_id.clone(), name, scopes, secret_sha256: secret.secret_sha256 };
+            let mutation = Mutation::CreateKey {
+                key_id: secret.key_id.clone(),
+                name,
+                scopes,
+                secret_sha256: secret.secret_sha256,
+            };
             let result = store.write(Write { tenant_id: tenant_id.clone(), mutation, idempotency: None }).await;
             store.close().await;
             if let Err(store::WriteError::NotFound) = result {
@@ -243,9 +273,16 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Key { command: KeyCommand::Revoke { tenant, key_id, database } } => {
-            let tenant_id = TenantId::parse_any(&tenant).map_err(|error| anyhow::anyhow!("tenant {tenant:?}: {error}"))?;
+            let tenant_id =
+                TenantId::parse_any(&tenant).map_err(|error| anyhow::anyhow!("tenant {tenant:?}: {error}"))?;
             let store = open(&database).await?;
-            let result = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::RevokeKey { key_id: key_id.clone() }, idempotency: None }).await;
+            let result = store
+                .write(Write {
+                    tenant_id: tenant_id.clone(),
+                    mutation: Mutation::RevokeKey { key_id: key_id.clone() },
+                    idempotency: None,
+                })
+                .await;
             store.close().await;
             if let Err(store::WriteError::NotFound) = result {
                 bail!("no key {key_id} for tenant {tenant_id}");

@@ -56,7 +56,11 @@ fn tenant(id: &str) -> TenantId {
 }
 
 fn zone(name: &str, min_celsius: Option<f64>, max_celsius: Option<f64>, capacity_pallets: u32) -> Zone {
-    Zone { name: ZoneName::parse(name).expect("zone"), range: TemperatureRange::new(min_celsius, max_celsius).expect("range"), capacity_pallets }
+    Zone {
+        name: ZoneName::parse(name).expect("zone"),
+        range: TemperatureRange::new(min_celsius, max_celsius).expect("range"),
+        capacity_pallets,
+    }
 }
 
 struct Place<'a> {
@@ -70,7 +74,13 @@ struct Place<'a> {
     time_zone: &'a str,
 }
 
-fn location(place: Place<'_>, zones: Vec<Zone>, cutoffs: &[(Service, &str)], pick_pack_lead_minutes: u32, party: Option<&str>) -> Location {
+fn location(
+    place: Place<'_>,
+    zones: Vec<Zone>,
+    cutoffs: &[(Service, &str)],
+    pick_pack_lead_minutes: u32,
+    party: Option<&str>,
+) -> Location {
     Location {
         gln: gln(place.gln),
         kind: place.kind,
@@ -86,7 +96,15 @@ fn location(place: Place<'_>, zones: Vec<Zone>, cutoffs: &[(Service, &str)], pic
     }
 }
 
-fn lane(id: &str, from: &str, to: &str, transit_minutes: u32, departures: &[&str], classes: &[&'static str], cost_per_pallet_cents: u64) -> Lane {
+fn lane(
+    id: &str,
+    from: &str,
+    to: &str,
+    transit_minutes: u32,
+    departures: &[&str],
+    classes: &[&'static str],
+    cost_per_pallet_cents: u64,
+) -> Lane {
     Lane {
         lane_id: LaneId::parse(id).expect("lane"),
         from: gln(from),
@@ -165,8 +183,13 @@ pub const TENANTS: [(&str, &str); 3] =
 fn mutations() -> Vec<(TenantId, String, Mutation)> {
     let network_tenant = TenantId::network();
     let mut all: Vec<(TenantId, String, Mutation)> = Vec::new();
-    let mut add = |tenant_id: &TenantId, what: String, mutation: Mutation| all.push((tenant_id.clone(), what, mutation));
-    add(&network_tenant, "network tenant".into(), Mutation::PutTenant { name: "Keten network".into(), mode: PutMode::Upsert });
+    let mut add =
+        |tenant_id: &TenantId, what: String, mutation: Mutation| all.push((tenant_id.clone(), what, mutation));
+    add(
+        &network_tenant,
+        "network tenant".into(),
+        Mutation::PutTenant { name: "Keten network".into(), mode: PutMode::Upsert },
+    );
     for (id, name) in TENANTS {
         add(&tenant(id), format!("tenant {id}"), Mutation::PutTenant { name: name.into(), mode: PutMode::Upsert });
     }
@@ -174,42 +197,100 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
     use Service::*;
     let network_locations = [
         location(
-            Place { gln: OSLO_DEPOT, kind: ColdDepot, name: "Keten Cold Depot Oslo", city: "Oslo", country: "NO", latitude: 59.9139, longitude: 10.7522, time_zone: "Europe/Oslo" },
+            Place {
+                gln: OSLO_DEPOT,
+                kind: ColdDepot,
+                name: "Keten Cold Depot Oslo",
+                city: "Oslo",
+                country: "NO",
+                latitude: 59.9139,
+                longitude: 10.7522,
+                time_zone: "Europe/Oslo",
+            },
             vec![zone("chill-1", Some(0.0), Some(2.0), 400), zone("frozen-1", None, Some(-20.0), 200)],
             &[(NextDay, "16:00"), (Express12h, "18:00")],
             60,
             None,
         ),
         location(
-            Place { gln: AMSTERDAM_DC, kind: Warehouse, name: "Keten Chilled DC Amsterdam", city: "Amsterdam", country: "NL", latitude: 52.3874, longitude: 4.8379, time_zone: "Europe/Amsterdam" },
-            vec![zone("chill-1", Some(0.0), Some(4.0), 800), zone("ambient-1", Some(10.0), Some(25.0), 1200), zone("pharma-1", Some(2.0), Some(8.0), 100)],
+            Place {
+                gln: AMSTERDAM_DC,
+                kind: Warehouse,
+                name: "Keten Chilled DC Amsterdam",
+                city: "Amsterdam",
+                country: "NL",
+                latitude: 52.3874,
+                longitude: 4.8379,
+                time_zone: "Europe/Amsterdam",
+            },
+            vec![
+                zone("chill-1", Some(0.0), Some(4.0), 800),
+                zone("ambient-1", Some(10.0), Some(25.0), 1200),
+                zone("pharma-1", Some(2.0), Some(8.0), 100),
+            ],
             &[(Standard, "20:00"), (NextDay, "22:00"), (SameDay, "11:00"), (Express12h, "12:00")],
             45,
             None,
         ),
         location(
-            Place { gln: PICKUP_CENTRAAL, kind: PickupPoint, name: "Pickup Point Amsterdam Centraal", city: "Amsterdam", country: "NL", latitude: 52.3791, longitude: 4.9003, time_zone: "Europe/Amsterdam" },
+            Place {
+                gln: PICKUP_CENTRAAL,
+                kind: PickupPoint,
+                name: "Pickup Point Amsterdam Centraal",
+                city: "Amsterdam",
+                country: "NL",
+                latitude: 52.3791,
+                longitude: 4.9003,
+                time_zone: "Europe/Amsterdam",
+            },
             vec![zone("locker-chilled", Some(0.0), Some(4.0), 2)],
             &[],
             0,
             None,
         ),
         location(
-            Place { gln: PICKUP_ZUID, kind: PickupPoint, name: "Pickup Point Amsterdam Zuid", city: "Amsterdam", country: "NL", latitude: 52.3390, longitude: 4.8730, time_zone: "Europe/Amsterdam" },
+            Place {
+                gln: PICKUP_ZUID,
+                kind: PickupPoint,
+                name: "Pickup Point Amsterdam Zuid",
+                city: "Amsterdam",
+                country: "NL",
+                latitude: 52.3390,
+                longitude: 4.8730,
+                time_zone: "Europe/Amsterdam",
+            },
             vec![zone("locker-chilled", Some(0.0), Some(4.0), 2)],
             &[],
             0,
             None,
         ),
         location(
-            Place { gln: POZNAN_DEPOT, kind: ColdDepot, name: "Keten Pharma Depot Poznań", city: "Poznań", country: "PL", latitude: 52.4064, longitude: 16.9252, time_zone: "Europe/Warsaw" },
+            Place {
+                gln: POZNAN_DEPOT,
+                kind: ColdDepot,
+                name: "Keten Pharma Depot Poznań",
+                city: "Poznań",
+                country: "PL",
+                latitude: 52.4064,
+                longitude: 16.9252,
+                time_zone: "Europe/Warsaw",
+            },
             vec![zone("pharma-1", Some(2.0), Some(8.0), 300)],
             &[(NextDay, "15:00")],
             90,
             None,
         ),
         location(
-            Place { gln: APPLE_COLD_STORE, kind: ColdDepot, name: "Keten Fruit Cold Store Geldermalsen", city: "Geldermalsen", country: "NL", latitude: 51.8811, longitude: 5.2889, time_zone: "Europe/Amsterdam" },
+            Place {
+                gln: APPLE_COLD_STORE,
+                kind: ColdDepot,
+                name: "Keten Fruit Cold Store Geldermalsen",
+                city: "Geldermalsen",
+                country: "NL",
+                latitude: 51.8811,
+                longitude: 5.2889,
+                time_zone: "Europe/Amsterdam",
+            },
             vec![zone("ca-store-1", Some(1.0), Some(4.0), 600)],
             &[(Standard, "14:00")],
             120,
@@ -217,50 +298,160 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
         ),
     ];
     for place in network_locations {
-        add(&network_tenant, format!("location {}", place.name), Mutation::PutLocation { location: place, mode: PutMode::Upsert });
+        add(
+            &network_tenant,
+            format!("location {}", place.name),
+            Mutation::PutLocation { location: place, mode: PutMode::Upsert },
+        );
     }
     let network_lanes = [
-        lane("oslo-amsterdam-reefer", OSLO_DEPOT, AMSTERDAM_DC, 12 * 60, &["18:00", "22:00"], &["chilled", "frozen"], 42_000),
-        lane("geldermalsen-amsterdam", APPLE_COLD_STORE, AMSTERDAM_DC, 90, &["05:00", "13:00"], &["chilled", "ambient"], 9_500),
-        lane("amsterdam-pickup-centraal", AMSTERDAM_DC, PICKUP_CENTRAAL, 40, &["06:00", "12:00", "16:00"], &["chilled", "ambient"], 1_800),
-        lane("amsterdam-pickup-zuid", AMSTERDAM_DC, PICKUP_ZUID, 35, &["06:00", "12:00", "16:00"], &["chilled", "ambient"], 1_700),
+        lane(
+            "oslo-amsterdam-reefer",
+            OSLO_DEPOT,
+            AMSTERDAM_DC,
+            12 * 60,
+            &["18:00", "22:00"],
+            &["chilled", "frozen"],
+            42_000,
+        ),
+        lane(
+            "geldermalsen-amsterdam",
+            APPLE_COLD_STORE,
+            AMSTERDAM_DC,
+            90,
+            &["05:00", "13:00"],
+            &["chilled", "ambient"],
+            9_500,
+        ),
+        lane(
+            "amsterdam-pickup-centraal",
+            AMSTERDAM_DC,
+            PICKUP_CENTRAAL,
+            40,
+            &["06:00", "12:00", "16:00"],
+            &["chilled", "ambient"],
+            1_800,
+        ),
+        lane(
+            "amsterdam-pickup-zuid",
+            AMSTERDAM_DC,
+            PICKUP_ZUID,
+            35,
+            &["06:00", "12:00", "16:00"],
+            &["chilled", "ambient"],
+            1_700,
+        ),
     ];
     for network_lane in network_lanes {
-        add(&network_tenant, format!("lane {}", network_lane.lane_id), Mutation::PutLane { lane: network_lane, mode: PutMode::Upsert });
+        add(
+            &network_tenant,
+            format!("lane {}", network_lane.lane_id),
+            Mutation::PutLane { lane: network_lane, mode: PutMode::Upsert },
+        );
     }
     let network_devices = [
-        device("oslo-chill-1-sensor", DeviceKind::RoomSensor, "Oslo depot chill room 1", Some((OSLO_DEPOT, "chill-1")), 60),
-        device("amsterdam-chill-1-sensor", DeviceKind::RoomSensor, "Amsterdam DC chill hall", Some((AMSTERDAM_DC, "chill-1")), 60),
-        device("amsterdam-pharma-1-sensor", DeviceKind::RoomSensor, "Amsterdam DC pharma room", Some((AMSTERDAM_DC, "pharma-1")), 60),
-        device("poznan-pharma-1-sensor", DeviceKind::RoomSensor, "Poznań pharma room 1", Some((POZNAN_DEPOT, "pharma-1")), 60),
-        device("geldermalsen-ca-1-sensor", DeviceKind::RoomSensor, "Fruit CA store 1", Some((APPLE_COLD_STORE, "ca-store-1")), 300),
+        device(
+            "oslo-chill-1-sensor",
+            DeviceKind::RoomSensor,
+            "Oslo depot chill room 1",
+            Some((OSLO_DEPOT, "chill-1")),
+            60,
+        ),
+        device(
+            "amsterdam-chill-1-sensor",
+            DeviceKind::RoomSensor,
+            "Amsterdam DC chill hall",
+            Some((AMSTERDAM_DC, "chill-1")),
+            60,
+        ),
+        device(
+            "amsterdam-pharma-1-sensor",
+            DeviceKind::RoomSensor,
+            "Amsterdam DC pharma room",
+            Some((AMSTERDAM_DC, "pharma-1")),
+            60,
+        ),
+        device(
+            "poznan-pharma-1-sensor",
+            DeviceKind::RoomSensor,
+            "Poznań pharma room 1",
+            Some((POZNAN_DEPOT, "pharma-1")),
+            60,
+        ),
+        device(
+            "geldermalsen-ca-1-sensor",
+            DeviceKind::RoomSensor,
+            "Fruit CA store 1",
+            Some((APPLE_COLD_STORE, "ca-store-1")),
+            300,
+        ),
         device("reefer-no-ams-1", DeviceKind::ReeferUnit, "Reefer trailer NO-AMS 1", None, 120),
         // The reefer on the Poznań lane: its readings carry the demo's temperature excursion.
         device("reefer-pl-de-1", DeviceKind::ReeferUnit, "Reefer van PL-DE 1", None, 120),
     ];
     for network_device in network_devices {
-        add(&network_tenant, format!("device {}", network_device.device_id), Mutation::PutDevice { device: network_device, mode: PutMode::Upsert });
+        add(
+            &network_tenant,
+            format!("device {}", network_device.device_id),
+            Mutation::PutDevice { device: network_device, mode: PutMode::Upsert },
+        );
     }
 
     let nordfjord = tenant("nordfjord");
-    add(&nordfjord, "party fjordlaks".into(), Mutation::PutParty {
-        party: party("fjordlaks-alesund", PartyKind::Fishery, "Fjordlaks Ålesund", Some("Ingrid Solberg"), true, "NO"),
-        mode: PutMode::Upsert,
-    });
-    add(&nordfjord, "salmon farm".into(), Mutation::PutLocation {
-        location: location(
-            Place { gln: SALMON_FARM, kind: Farm, name: "Fjordlaks salmon farm, Storfjorden", city: "Ålesund", country: "NO", latitude: 62.4722, longitude: 6.1549, time_zone: "Europe/Oslo" },
-            vec![zone("slaughter-chill", Some(0.0), Some(2.0), 20)],
-            &[],
-            120,
-            Some("fjordlaks-alesund"),
-        ),
-        mode: PutMode::Upsert,
-    });
-    add(&nordfjord, "lane farm to Oslo".into(), Mutation::PutLane {
-        lane: lane("alesund-oslo-reefer", SALMON_FARM, OSLO_DEPOT, 8 * 60, &["06:00", "14:00"], &["chilled"], 18_000),
-        mode: PutMode::Upsert,
-    });
+    add(
+        &nordfjord,
+        "party fjordlaks".into(),
+        Mutation::PutParty {
+            party: party(
+                "fjordlaks-alesund",
+                PartyKind::Fishery,
+                "Fjordlaks Ålesund",
+                Some("Ingrid Solberg"),
+                true,
+                "NO",
+            ),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &nordfjord,
+        "salmon farm".into(),
+        Mutation::PutLocation {
+            location: location(
+                Place {
+                    gln: SALMON_FARM,
+                    kind: Farm,
+                    name: "Fjordlaks salmon farm, Storfjorden",
+                    city: "Ålesund",
+                    country: "NO",
+                    latitude: 62.4722,
+                    longitude: 6.1549,
+                    time_zone: "Europe/Oslo",
+                },
+                vec![zone("slaughter-chill", Some(0.0), Some(2.0), 20)],
+                &[],
+                120,
+                Some("fjordlaks-alesund"),
+            ),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &nordfjord,
+        "lane farm to Oslo".into(),
+        Mutation::PutLane {
+            lane: lane(
+                "alesund-oslo-reefer",
+                SALMON_FARM,
+                OSLO_DEPOT,
+                8 * 60,
+                &["06:00", "14:00"],
+                &["chilled"],
+                18_000,
+            ),
+            mode: PutMode::Upsert,
+        },
+    );
     let salmon_nutrition = Nutrition {
         energy_kj: Some(858.0),
         energy_kcal: Some(206.0),
@@ -271,75 +462,179 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
         protein_g: Some(20.4),
         salt_g: Some(0.15),
     };
-    add(&nordfjord, "salmon fillets".into(), Mutation::PutProduct {
-        product: product(ProductSpec { gtin: "709876501000", name: "Norwegian salmon fillets 2 × 125 g", brand: "Nordfjord", class: TemperatureClass::Chilled, shelf_life_days: 12, nutrition: Some(salmon_nutrition.clone()), country: "NO", supplier: Some("fjordlaks-alesund") }),
-        mode: PutMode::Upsert,
-    });
-    add(&nordfjord, "whole salmon".into(), Mutation::PutProduct {
-        product: product(ProductSpec { gtin: "709876501001", name: "Whole Norwegian salmon, gutted (variable weight)", brand: "Nordfjord", class: TemperatureClass::Chilled, shelf_life_days: 14, nutrition: Some(salmon_nutrition), country: "NO", supplier: Some("fjordlaks-alesund") }),
-        mode: PutMode::Upsert,
-    });
-    add(&nordfjord, "salmon sensor".into(), Mutation::PutDevice {
-        device: device("farm-chill-logger", DeviceKind::DataLogger, "Farm slaughter chill logger", Some((SALMON_FARM, "slaughter-chill")), 300),
-        mode: PutMode::Upsert,
-    });
+    add(
+        &nordfjord,
+        "salmon fillets".into(),
+        Mutation::PutProduct {
+            product: product(ProductSpec {
+                gtin: "709876501000",
+                name: "Norwegian salmon fillets 2 × 125 g",
+                brand: "Nordfjord",
+                class: TemperatureClass::Chilled,
+                shelf_life_days: 12,
+                nutrition: Some(salmon_nutrition.clone()),
+                country: "NO",
+                supplier: Some("fjordlaks-alesund"),
+            }),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &nordfjord,
+        "whole salmon".into(),
+        Mutation::PutProduct {
+            product: product(ProductSpec {
+                gtin: "709876501001",
+                name: "Whole Norwegian salmon, gutted (variable weight)",
+                brand: "Nordfjord",
+                class: TemperatureClass::Chilled,
+                shelf_life_days: 14,
+                nutrition: Some(salmon_nutrition),
+                country: "NO",
+                supplier: Some("fjordlaks-alesund"),
+            }),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &nordfjord,
+        "salmon sensor".into(),
+        Mutation::PutDevice {
+            device: device(
+                "farm-chill-logger",
+                DeviceKind::DataLogger,
+                "Farm slaughter chill logger",
+                Some((SALMON_FARM, "slaughter-chill")),
+                300,
+            ),
+            mode: PutMode::Upsert,
+        },
+    );
 
     let appelhof = tenant("appelhof");
-    add(&appelhof, "party orchard".into(), Mutation::PutParty {
-        party: party("boomgaard-de-linde", PartyKind::Farm, "Boomgaard De Linde", Some("Jan de Vries"), true, "NL"),
-        mode: PutMode::Upsert,
-    });
-    add(&appelhof, "orchard".into(), Mutation::PutLocation {
-        location: location(
-            Place { gln: ORCHARD, kind: Farm, name: "Boomgaard De Linde", city: "Zoelen", country: "NL", latitude: 51.9156, longitude: 5.4047, time_zone: "Europe/Amsterdam" },
-            vec![],
-            &[],
-            240,
-            Some("boomgaard-de-linde"),
-        ),
-        mode: PutMode::Upsert,
-    });
-    add(&appelhof, "lane orchard to cold store".into(), Mutation::PutLane {
-        lane: lane("orchard-cold-store", ORCHARD, APPLE_COLD_STORE, 45, &["07:00"], &["chilled", "ambient"], 4_000),
-        mode: PutMode::Upsert,
-    });
-    add(&appelhof, "apples".into(), Mutation::PutProduct {
-        product: product(ProductSpec {
-            gtin: "871111100010",
-            name: "Elstar apples 1 kg",
-            brand: "Appelhof",
-            class: TemperatureClass::Custom(TemperatureRange::new(Some(1.0), Some(4.0)).expect("range")),
-            shelf_life_days: 60,
-            nutrition: Some(Nutrition { energy_kj: Some(218.0), energy_kcal: Some(52.0), fat_g: Some(0.2), saturates_g: Some(0.0), carbohydrate_g: Some(11.4), sugars_g: Some(10.4), protein_g: Some(0.3), salt_g: Some(0.0) }),
-            country: "NL",
-            supplier: Some("boomgaard-de-linde"),
-        }),
-        mode: PutMode::Upsert,
-    });
+    add(
+        &appelhof,
+        "party orchard".into(),
+        Mutation::PutParty {
+            party: party("boomgaard-de-linde", PartyKind::Farm, "Boomgaard De Linde", Some("Jan de Vries"), true, "NL"),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &appelhof,
+        "orchard".into(),
+        Mutation::PutLocation {
+            location: location(
+                Place {
+                    gln: ORCHARD,
+                    kind: Farm,
+                    name: "Boomgaard De Linde",
+                    city: "Zoelen",
+                    country: "NL",
+                    latitude: 51.9156,
+                    longitude: 5.4047,
+                    time_zone: "Europe/Amsterdam",
+                },
+                vec![],
+                &[],
+                240,
+                Some("boomgaard-de-linde"),
+            ),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &appelhof,
+        "lane orchard to cold store".into(),
+        Mutation::PutLane {
+            lane: lane("orchard-cold-store", ORCHARD, APPLE_COLD_STORE, 45, &["07:00"], &["chilled", "ambient"], 4_000),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &appelhof,
+        "apples".into(),
+        Mutation::PutProduct {
+            product: product(ProductSpec {
+                gtin: "871111100010",
+                name: "Elstar apples 1 kg",
+                brand: "Appelhof",
+                class: TemperatureClass::Custom(TemperatureRange::new(Some(1.0), Some(4.0)).expect("range")),
+                shelf_life_days: 60,
+                nutrition: Some(Nutrition {
+                    energy_kj: Some(218.0),
+                    energy_kcal: Some(52.0),
+                    fat_g: Some(0.2),
+                    saturates_g: Some(0.0),
+                    carbohydrate_g: Some(11.4),
+                    sugars_g: Some(10.4),
+                    protein_g: Some(0.3),
+                    salt_g: Some(0.0),
+                }),
+                country: "NL",
+                supplier: Some("boomgaard-de-linde"),
+            }),
+            mode: PutMode::Upsert,
+        },
+    );
 
     let pharmapol = tenant("pharmapol");
-    add(&pharmapol, "party pharmapol".into(), Mutation::PutParty {
-        party: party("pharmapol-plant", PartyKind::Supplier, "PharmaPol plant Poznań", None, false, "PL"),
-        mode: PutMode::Upsert,
-    });
-    add(&pharmapol, "wholesaler".into(), Mutation::PutLocation {
-        location: location(
-            Place { gln: WHOLESALER, kind: Pharmacy, name: "Pharma-Großhandel Berlin", city: "Berlin", country: "DE", latitude: 52.5200, longitude: 13.4050, time_zone: "Europe/Berlin" },
-            vec![zone("pharma-1", Some(2.0), Some(8.0), 50)],
-            &[],
-            30,
-            None,
-        ),
-        mode: PutMode::Upsert,
-    });
-    add(&pharmapol, "lane Poznań to Berlin".into(), Mutation::PutLane {
-        lane: lane("poznan-berlin-pharma", POZNAN_DEPOT, WHOLESALER, 5 * 60, &["20:00"], &["pharma"], 26_000),
-        mode: PutMode::Upsert,
-    });
-    add(&pharmapol, "vaccine".into(), Mutation::PutProduct {
-        product: product(ProductSpec { gtin: "590123401000", name: "Influenza vaccine, 10 × 0.5 ml prefilled syringes", brand: "PharmaPol", class: TemperatureClass::Pharma, shelf_life_days: 365, nutrition: None, country: "PL", supplier: Some("pharmapol-plant") }),
-        mode: PutMode::Upsert,
-    });
+    add(
+        &pharmapol,
+        "party pharmapol".into(),
+        Mutation::PutParty {
+            party: party("pharmapol-plant", PartyKind::Supplier, "PharmaPol plant Poznań", None, false, "PL"),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &pharmapol,
+        "wholesaler".into(),
+        Mutation::PutLocation {
+            location: location(
+                Place {
+                    gln: WHOLESALER,
+                    kind: Pharmacy,
+                    name: "Pharma-Großhandel Berlin",
+                    city: "Berlin",
+                    country: "DE",
+                    latitude: 52.5200,
+                    longitude: 13.4050,
+                    time_zone: "Europe/Berlin",
+                },
+                vec![zone("pharma-1", Some(2.0), Some(8.0), 50)],
+                &[],
+                30,
+                None,
+            ),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &pharmapol,
+        "lane Poznań to Berlin".into(),
+        Mutation::PutLane {
+            lane: lane("poznan-berlin-pharma", POZNAN_DEPOT, WHOLESALER, 5 * 60, &["20:00"], &["pharma"], 26_000),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &pharmapol,
+        "vaccine".into(),
+        Mutation::PutProduct {
+            product: product(ProductSpec {
+                gtin: "590123401000",
+                name: "Influenza vaccine, 10 × 0.5 ml prefilled syringes",
+                brand: "PharmaPol",
+                class: TemperatureClass::Pharma,
+                shelf_life_days: 365,
+                nutrition: None,
+                country: "PL",
+                supplier: Some("pharmapol-plant"),
+            }),
+            mode: PutMode::Upsert,
+        },
+    );
     all
 }
 
@@ -361,7 +656,10 @@ pub async fn load(store: &Store) -> Result<Demo, DemoError> {
             Mutation::PutDevice { .. } => counts.devices += 1,
             _ => {}
         }
-        store.write(Write { tenant_id, mutation, idempotency: None }).await.map_err(|error| DemoError::Write { what, error })?;
+        store
+            .write(Write { tenant_id, mutation, idempotency: None })
+            .await
+            .map_err(|error| DemoError::Write { what, error })?;
     }
     let operator_key = mint(store, &TenantId::network(), Scope::Operator, "demo operator key").await?;
     let mut tenant_keys = Vec::new();
@@ -376,8 +674,16 @@ pub async fn load(store: &Store) -> Result<Demo, DemoError> {
 /// Creates a key and answers its text (shown once).
 pub async fn mint(store: &Store, tenant_id: &TenantId, scope: Scope, name: &str) -> Result<String, DemoError> {
     let secret = ApiKeySecret::generate(tenant_id);
-    let mutation = Mutation::CreateKey { key_id: secret.key_id.clone(), name: name.to_owned(), scopes: vec![scope], secret_sha256: secret.secret_sha256 };
-    store.write(Write { tenant_id: tenant_id.clone(), mutation, idempotency: None }).await.map_err(|error| DemoError::Write { what: format!("key for {tenant_id}"), error })?;
+    let mutation = Mutation::CreateKey {
+        key_id: secret.key_id.clone(),
+        name: name.to_owned(),
+        scopes: vec![scope],
+        secret_sha256: secret.secret_sha256,
+    };
+    store
+        .write(Write { tenant_id: tenant_id.clone(), mutation, idempotency: None })
+        .await
+        .map_err(|error| DemoError::Write { what: format!("key for {tenant_id}"), error })?;
     Ok(secret.reveal().to_owned())
 }
 

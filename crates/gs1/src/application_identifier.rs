@@ -37,9 +37,7 @@ impl CharacterSet {
         match self {
             CharacterSet::Numeric => byte.is_ascii_digit(),
             CharacterSet::Cset82 => is_cset82(byte),
-            CharacterSet::Cset39 => {
-                byte.is_ascii_uppercase() || byte.is_ascii_digit() || b"#-/".contains(&byte)
-            }
+            CharacterSet::Cset39 => byte.is_ascii_uppercase() || byte.is_ascii_digit() || b"#-/".contains(&byte),
             CharacterSet::Cset64 => byte.is_ascii_alphanumeric() || b"-_=".contains(&byte),
         }
     }
@@ -188,9 +186,7 @@ impl Linter {
 
     /// The linter the Syntax Dictionary calls `name`.
     pub fn from_dictionary_name(name: &str) -> Option<Linter> {
-        Linter::ALL
-            .into_iter()
-            .find(|linter| linter.dictionary_name() == name)
+        Linter::ALL.into_iter().find(|linter| linter.dictionary_name() == name)
     }
 }
 
@@ -218,13 +214,7 @@ impl Component {
         length_maximum: u8,
         linters: &'static [Linter],
     ) -> Component {
-        Component {
-            character_set,
-            length_minimum,
-            length_maximum,
-            optional: false,
-            linters,
-        }
+        Component { character_set, length_minimum, length_maximum, optional: false, linters }
     }
 
     pub(crate) const fn optional(
@@ -233,13 +223,7 @@ impl Component {
         length_maximum: u8,
         linters: &'static [Linter],
     ) -> Component {
-        Component {
-            character_set,
-            length_minimum,
-            length_maximum,
-            optional: true,
-            linters,
-        }
+        Component { character_set, length_minimum, length_maximum, optional: true, linters }
     }
 }
 
@@ -286,21 +270,13 @@ impl ApplicationIdentifierDefinition {
     pub fn is_qualifier_of(&self, primary_key: &ApplicationIdentifierDefinition) -> bool {
         primary_key
             .digital_link_primary_key
-            .is_some_and(|sequences| {
-                sequences
-                    .iter()
-                    .any(|sequence| sequence.contains(&self.code))
-            })
+            .is_some_and(|sequences| sequences.iter().any(|sequence| sequence.contains(&self.code)))
     }
 
     /// The first linter-bearing date component (`yymmd0`, `yymmdd`) if the value starts with a date.
     pub(crate) fn starts_with_date(&self) -> Option<Linter> {
         let first = self.components.first()?;
-        first
-            .linters
-            .iter()
-            .copied()
-            .find(|linter| matches!(linter, Linter::DateWithOptionalDay | Linter::Date))
+        first.linters.iter().copied().find(|linter| matches!(linter, Linter::DateWithOptionalDay | Linter::Date))
     }
 
     /// Validates `value` against the components and their linters.
@@ -353,60 +329,27 @@ pub enum ValueError {
     #[error("must have at most {maximum} characters, found {found}")]
     TooLong { maximum: usize, found: usize },
     #[error("character {found:?} at position {position} is not in {character_set}")]
-    InvalidCharacter {
-        position: usize,
-        found: char,
-        character_set: CharacterSet,
-    },
+    InvalidCharacter { position: usize, found: char, character_set: CharacterSet },
     #[error("check digit at position {position} should be {expected}, found {found}")]
-    CheckDigit {
-        position: usize,
-        expected: u8,
-        found: u8,
-    },
+    CheckDigit { position: usize, expected: u8, found: u8 },
     #[error("check character pair at position {position} should be {expected:?}, found {found:?}")]
-    CheckCharacterPair {
-        position: usize,
-        expected: String,
-        found: String,
-    },
+    CheckCharacterPair { position: usize, expected: String, found: String },
     #[error("{linter} check failed at position {position}: {reason}")]
-    Lint {
-        linter: Linter,
-        position: usize,
-        reason: &'static str,
-    },
+    Lint { linter: Linter, position: usize, reason: &'static str },
 }
 
-fn validate_value(
-    definition: &ApplicationIdentifierDefinition,
-    value: &str,
-) -> Result<(), ValueError> {
+fn validate_value(definition: &ApplicationIdentifierDefinition, value: &str) -> Result<(), ValueError> {
     // Character sets are ASCII; reject anything else before slicing by bytes.
-    if let Some((position, found)) = value
-        .char_indices()
-        .find(|(_, character)| !character.is_ascii())
-    {
-        let character_set =
-            component_at(definition, position).map_or(CharacterSet::Cset82, |c| c.character_set);
-        return Err(ValueError::InvalidCharacter {
-            position,
-            found,
-            character_set,
-        });
+    if let Some((position, found)) = value.char_indices().find(|(_, character)| !character.is_ascii()) {
+        let character_set = component_at(definition, position).map_or(CharacterSet::Cset82, |c| c.character_set);
+        return Err(ValueError::InvalidCharacter { position, found, character_set });
     }
     let (length_minimum, length_maximum) = definition.length_range();
     if value.len() < length_minimum {
-        return Err(ValueError::TooShort {
-            minimum: length_minimum,
-            found: value.len(),
-        });
+        return Err(ValueError::TooShort { minimum: length_minimum, found: value.len() });
     }
     if value.len() > length_maximum {
-        return Err(ValueError::TooLong {
-            maximum: length_maximum,
-            found: value.len(),
-        });
+        return Err(ValueError::TooLong { maximum: length_maximum, found: value.len() });
     }
     let bytes = value.as_bytes();
     let mut offset = 0;
@@ -441,10 +384,7 @@ fn validate_value(
     Ok(())
 }
 
-fn component_at(
-    definition: &ApplicationIdentifierDefinition,
-    position: usize,
-) -> Option<&'static Component> {
+fn component_at(definition: &ApplicationIdentifierDefinition, position: usize) -> Option<&'static Component> {
     let mut offset = 0;
     for component in definition.components {
         offset += usize::from(component.length_maximum);
@@ -461,25 +401,18 @@ mod tests {
 
     fn check(code: &str, value: &str, expected: Result<(), &str>) {
         let definition = lookup(code).unwrap_or_else(|| panic!("AI {code} is in the table"));
-        let actual = definition
-            .validate(value)
-            .map_err(|error| error.to_string());
+        let actual = definition.validate(value).map_err(|error| error.to_string());
         assert_eq!(actual, expected.map_err(str::to_owned), "({code}){value}");
     }
 
     #[test]
     fn table_is_sorted_and_complete_for_known_ais() {
-        let codes: Vec<&str> = application_identifiers()
-            .iter()
-            .map(|definition| definition.code)
-            .collect();
+        let codes: Vec<&str> = application_identifiers().iter().map(|definition| definition.code).collect();
         let mut sorted = codes.clone();
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        for code in [
-            "00", "01", "10", "17", "21", "3103", "3922", "414", "8003", "8004", "8018", "99",
-        ] {
+        for code in ["00", "01", "10", "17", "21", "3103", "3922", "414", "8003", "8004", "8018", "99"] {
             assert!(lookup(code).is_some(), "{code}");
         }
         assert!(lookup("04").is_none());
@@ -490,10 +423,7 @@ mod tests {
     fn table_carries_the_dictionary_attributes() {
         let gtin = lookup("01").unwrap();
         assert!(gtin.predefined_length && gtin.digital_link_data_attribute);
-        assert_eq!(
-            gtin.digital_link_primary_key,
-            Some(&[&["22", "10", "21"][..], &["235"][..]][..])
-        );
+        assert_eq!(gtin.digital_link_primary_key, Some(&[&["22", "10", "21"][..], &["235"][..]][..]));
         assert_eq!(gtin.excludes, &["255", "37"]);
         let price = lookup("3921").unwrap();
         assert_eq!(price.requires[0][1], &["01", "31nn"]);
@@ -505,10 +435,7 @@ mod tests {
 
     #[test]
     fn prefixes_resolve_to_one_ai() {
-        assert_eq!(
-            lookup_prefix("0109506000134352").map(|d| d.code),
-            Some("01")
-        );
+        assert_eq!(lookup_prefix("0109506000134352").map(|d| d.code), Some("01"));
         assert_eq!(lookup_prefix("3103000195").map(|d| d.code), Some("3103"));
         assert_eq!(lookup_prefix("414").map(|d| d.code), Some("414"));
         assert_eq!(lookup_prefix("0"), None);
@@ -526,52 +453,20 @@ mod tests {
     #[test]
     fn values_are_checked_component_by_component() {
         check("01", "09506000134352", Ok(()));
-        check(
-            "01",
-            "09506000134353",
-            Err("check digit at position 13 should be 2, found 3"),
-        );
-        check(
-            "01",
-            "0950600013435",
-            Err("must have at least 14 characters, found 13"),
-        );
+        check("01", "09506000134353", Err("check digit at position 13 should be 2, found 3"));
+        check("01", "0950600013435", Err("must have at least 14 characters, found 13"));
         check("10", "ABC123", Ok(()));
-        check(
-            "10",
-            "ABC 123",
-            Err("character ' ' at position 3 is not in CSET 82 (X)"),
-        );
-        check(
-            "10",
-            "ABCDEFGHIJKLMNOPQRSTU",
-            Err("must have at most 20 characters, found 21"),
-        );
-        check(
-            "10",
-            "é",
-            Err("character 'é' at position 0 is not in CSET 82 (X)"),
-        );
+        check("10", "ABC 123", Err("character ' ' at position 3 is not in CSET 82 (X)"));
+        check("10", "ABCDEFGHIJKLMNOPQRSTU", Err("must have at most 20 characters, found 21"));
+        check("10", "é", Err("character 'é' at position 0 is not in CSET 82 (X)"));
         check("17", "261231", Ok(()));
         check("17", "260200", Ok(()));
-        check(
-            "17",
-            "261301",
-            Err("yymmd0 check failed at position 2: month must be 01 to 12"),
-        );
-        check(
-            "7006",
-            "260200",
-            Err("yymmdd check failed at position 4: day is not in the month"),
-        );
+        check("17", "261301", Err("yymmd0 check failed at position 2: month must be 01 to 12"));
+        check("7006", "260200", Err("yymmdd check failed at position 4: day is not in the month"));
         check("3103", "000195", Ok(()));
         check("8003", "01234567890128", Ok(()));
         check("8003", "012345678901284ABC", Ok(()));
-        check(
-            "8003",
-            "112345678901284ABC",
-            Err("zero check failed at position 0: must be 0"),
-        );
+        check("8003", "112345678901284ABC", Err("zero check failed at position 0: must be 0"));
         check("8006", "095060001343520102", Ok(()));
         check(
             "8006",
@@ -580,11 +475,7 @@ mod tests {
         );
         check("4309", "02790858483015297971", Ok(()));
         check("422", "528", Ok(()));
-        check(
-            "422",
-            "999",
-            Err("iso3166 check failed at position 0: not an ISO 3166 numeric country code"),
-        );
+        check("422", "999", Err("iso3166 check failed at position 0: not an ISO 3166 numeric country code"));
         check("8013", "1987654Ad4X4bL5ttr2310c2K", Ok(()));
         check(
             "8013",
@@ -594,10 +485,6 @@ mod tests {
         check("4330", "000123-", Ok(()));
         check("8008", "26123112", Ok(()));
         check("8008", "2612311259", Ok(()));
-        check(
-            "8008",
-            "261231126",
-            Err("must have at least 10 characters, found 9"),
-        );
+        check("8008", "261231126", Err("must have at least 10 characters, found 9"));
     }
 }

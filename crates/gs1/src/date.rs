@@ -33,11 +33,7 @@ impl CalendarDate {
 
 impl fmt::Display for CalendarDate {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "{:04}-{:02}-{:02}",
-            self.year, self.month, self.day
-        )
+        write!(formatter, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 }
 
@@ -75,10 +71,7 @@ pub fn resolve_two_digit_year(year_in_century: u8, current_year: i32) -> i32 {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateError {
     #[error("a date must be {expected} digits, found {found:?}")]
-    Malformed {
-        expected: &'static str,
-        found: String,
-    },
+    Malformed { expected: &'static str, found: String },
     #[error("month must be 01 to 12, found {month:02}")]
     Month { month: u8 },
     #[error("day {day:02} does not exist in {year:04}-{month:02}")]
@@ -94,10 +87,7 @@ fn two_digits(bytes: &[u8]) -> u8 {
 pub fn parse_yymmdd(text: &str, today: CalendarDate) -> Result<CalendarDate, DateError> {
     let bytes = text.as_bytes();
     if bytes.len() != 6 || !bytes.iter().all(u8::is_ascii_digit) {
-        return Err(DateError::Malformed {
-            expected: "YYMMDD, 6",
-            found: text.to_owned(),
-        });
+        return Err(DateError::Malformed { expected: "YYMMDD, 6", found: text.to_owned() });
     }
     let year = resolve_two_digit_year(two_digits(&bytes[0..2]), today.year);
     let month = two_digits(&bytes[2..4]);
@@ -105,11 +95,7 @@ pub fn parse_yymmdd(text: &str, today: CalendarDate) -> Result<CalendarDate, Dat
     if !(1..=12).contains(&month) {
         return Err(DateError::Month { month });
     }
-    let day = if day == 0 {
-        days_in_month(year, month)
-    } else {
-        day
-    };
+    let day = if day == 0 { days_in_month(year, month) } else { day };
     CalendarDate::new(year, month, day).ok_or(DateError::Day { year, month, day })
 }
 
@@ -117,10 +103,7 @@ pub fn parse_yymmdd(text: &str, today: CalendarDate) -> Result<CalendarDate, Dat
 pub fn parse_yyyymmdd(text: &str) -> Result<CalendarDate, DateError> {
     let bytes = text.as_bytes();
     if bytes.len() != 8 || !bytes.iter().all(u8::is_ascii_digit) {
-        return Err(DateError::Malformed {
-            expected: "YYYYMMDD, 8",
-            found: text.to_owned(),
-        });
+        return Err(DateError::Malformed { expected: "YYYYMMDD, 8", found: text.to_owned() });
     }
     let year = i32::from(two_digits(&bytes[0..2])) * 100 + i32::from(two_digits(&bytes[2..4]));
     let month = two_digits(&bytes[4..6]);
@@ -133,10 +116,7 @@ pub fn parse_yyyymmdd(text: &str) -> Result<CalendarDate, DateError> {
 
 /// The `yymmd0` / `yymmdd` linters. Without a century the leap year is taken as `YY % 4 == 0`,
 /// which holds for every year the century rule can give until 2050.
-pub(crate) fn check_yymmdd(
-    bytes: &[u8],
-    day_zero_allowed: bool,
-) -> Result<(), (usize, &'static str)> {
+pub(crate) fn check_yymmdd(bytes: &[u8], day_zero_allowed: bool) -> Result<(), (usize, &'static str)> {
     if bytes.len() != 6 || !bytes.iter().all(u8::is_ascii_digit) {
         return Err((0, "date must be YYMMDD"));
     }
@@ -175,14 +155,8 @@ mod tests {
     }
 
     fn check(text: &str, today: CalendarDate, expected: Result<&str, &str>) {
-        let actual = parse_yymmdd(text, today)
-            .map(|date| date.to_string())
-            .map_err(|error| error.to_string());
-        assert_eq!(
-            actual,
-            expected.map(str::to_owned).map_err(str::to_owned),
-            "{text}"
-        );
+        let actual = parse_yymmdd(text, today).map(|date| date.to_string()).map_err(|error| error.to_string());
+        assert_eq!(actual, expected.map(str::to_owned).map_err(str::to_owned), "{text}");
     }
 
     #[test]
@@ -209,11 +183,7 @@ mod tests {
         check("260400", today, Ok("2026-04-30"));
         check("261300", today, Err("month must be 01 to 12, found 13"));
         check("260230", today, Err("day 30 does not exist in 2026-02"));
-        check(
-            "26023",
-            today,
-            Err("a date must be YYMMDD, 6 digits, found \"26023\""),
-        );
+        check("26023", today, Err("a date must be YYMMDD, 6 digits, found \"26023\""));
     }
 
     #[test]

@@ -24,17 +24,11 @@ pub enum DigitalLinkError {
     Empty,
     #[error("URI has {found} bytes, more than the limit of {maximum}")]
     TooLong { maximum: usize, found: usize },
-    #[error(
-        "character {found:?} at position {position} is not allowed in a URI (rule: RFC 3986, percent-encode it)"
-    )]
+    #[error("character {found:?} at position {position} is not allowed in a URI (rule: RFC 3986, percent-encode it)")]
     InvalidCharacter { position: usize, found: char },
-    #[error(
-        "malformed percent-encoding at position {position} (rule: '%' is followed by two hex digits of UTF-8)"
-    )]
+    #[error("malformed percent-encoding at position {position} (rule: '%' is followed by two hex digits of UTF-8)")]
     InvalidPercentEncoding { position: usize },
-    #[error(
-        "scheme must be http or https, found {found:?} (rule: a GS1 Digital Link URI is an HTTP(S) URI)"
-    )]
+    #[error("scheme must be http or https, found {found:?} (rule: a GS1 Digital Link URI is an HTTP(S) URI)")]
     Scheme { found: String },
     #[error("URI has no host (rule: a GS1 Digital Link URI names a domain)")]
     MissingHost,
@@ -44,22 +38,10 @@ pub enum DigitalLinkError {
     NoPrimaryKey,
     #[error("path must not end with '/' (rule: the path ends with a key or key qualifier value)")]
     TrailingSlash,
-    #[error(
-        "({qualifier}) is not a key qualifier of ({primary_key}) (rule: allowed key qualifiers are {allowed})"
-    )]
-    QualifierNotAllowed {
-        primary_key: &'static str,
-        qualifier: &'static str,
-        allowed: String,
-    },
-    #[error(
-        "({qualifier}) is out of order (rule: key qualifiers of ({primary_key}) follow the order {allowed})"
-    )]
-    QualifierOrder {
-        primary_key: &'static str,
-        qualifier: &'static str,
-        allowed: String,
-    },
+    #[error("({qualifier}) is not a key qualifier of ({primary_key}) (rule: allowed key qualifiers are {allowed})")]
+    QualifierNotAllowed { primary_key: &'static str, qualifier: &'static str, allowed: String },
+    #[error("({qualifier}) is out of order (rule: key qualifiers of ({primary_key}) follow the order {allowed})")]
+    QualifierOrder { primary_key: &'static str, qualifier: &'static str, allowed: String },
     #[error("query parameter {key:?} is numeric but not a GS1 Application Identifier")]
     UnknownApplicationIdentifier { key: String },
     #[error(
@@ -103,18 +85,12 @@ impl DigitalLink {
         check_qualifiers(primary_key_definition, &qualifiers)?;
         for attribute in &attributes {
             if !attribute.definition().digital_link_data_attribute {
-                return Err(DigitalLinkError::NotDataAttribute {
-                    code: attribute.code(),
-                });
+                return Err(DigitalLinkError::NotDataAttribute { code: attribute.code() });
             }
             let in_path = attribute.code() == primary_key.code()
-                || qualifiers
-                    .iter()
-                    .any(|qualifier| qualifier.code() == attribute.code());
+                || qualifiers.iter().any(|qualifier| qualifier.code() == attribute.code());
             if in_path {
-                return Err(DigitalLinkError::AttributeRepeatsPath {
-                    code: attribute.code(),
-                });
+                return Err(DigitalLinkError::AttributeRepeatsPath { code: attribute.code() });
             }
         }
         let qualifier_count = qualifiers.len();
@@ -141,23 +117,16 @@ impl DigitalLink {
         };
         let Some((scheme, rest)) = before_query.split_once("://") else {
             let found = before_query.split(':').next().unwrap_or("");
-            let is_web_scheme =
-                found.eq_ignore_ascii_case("http") || found.eq_ignore_ascii_case("https");
+            let is_web_scheme = found.eq_ignore_ascii_case("http") || found.eq_ignore_ascii_case("https");
             return Err(match is_web_scheme {
                 true => DigitalLinkError::MissingHost,
-                false => DigitalLinkError::Scheme {
-                    found: found.to_owned(),
-                },
+                false => DigitalLinkError::Scheme { found: found.to_owned() },
             });
         };
         if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-            return Err(DigitalLinkError::Scheme {
-                found: scheme.to_owned(),
-            });
+            return Err(DigitalLinkError::Scheme { found: scheme.to_owned() });
         }
-        let (authority, path) = rest
-            .find('/')
-            .map_or((rest, ""), |slash| rest.split_at(slash));
+        let (authority, path) = rest.find('/').map_or((rest, ""), |slash| rest.split_at(slash));
         if authority.is_empty() {
             return Err(DigitalLinkError::MissingHost);
         }
@@ -200,49 +169,29 @@ impl DigitalLink {
     /// Converts an element string: the first AI that is a Digital Link primary key becomes the
     /// key, the present qualifiers of its longest matching sequence follow it, every other AI must
     /// be a data attribute. Identical repeated elements are kept once.
-    pub fn from_element_string(
-        element_string: &ElementString,
-    ) -> Result<DigitalLink, DigitalLinkError> {
+    pub fn from_element_string(element_string: &ElementString) -> Result<DigitalLink, DigitalLinkError> {
         let elements = element_string.elements();
         let primary_key_index = elements
             .iter()
             .position(|element| element.definition().digital_link_primary_key.is_some())
             .ok_or(DigitalLinkError::NoPrimaryKey)?;
         let primary_key = &elements[primary_key_index];
-        let sequences = primary_key
-            .definition()
-            .digital_link_primary_key
-            .unwrap_or(&[]);
+        let sequences = primary_key.definition().digital_link_primary_key.unwrap_or(&[]);
         let present = |code: &str| elements.iter().find(|element| element.code() == code);
         let best_sequence = sequences
             .iter()
             .max_by_key(|sequence| {
-                let count = sequence
-                    .iter()
-                    .filter(|code| present(code).is_some())
-                    .count();
+                let count = sequence.iter().filter(|code| present(code).is_some()).count();
                 // Prefer the earlier sequence on ties: max_by_key keeps the last maximum.
-                (
-                    count,
-                    usize::MAX
-                        - sequences
-                            .iter()
-                            .position(|other| other == *sequence)
-                            .unwrap_or(0),
-                )
+                (count, usize::MAX - sequences.iter().position(|other| other == *sequence).unwrap_or(0))
             })
             .copied()
             .unwrap_or(&[]);
-        let qualifiers: Vec<Element> = best_sequence
-            .iter()
-            .filter_map(|code| present(code).cloned())
-            .collect();
+        let qualifiers: Vec<Element> = best_sequence.iter().filter_map(|code| present(code).cloned()).collect();
         let mut attributes: Vec<Element> = Vec::new();
         for element in elements {
             let in_path = element.code() == primary_key.code()
-                || qualifiers
-                    .iter()
-                    .any(|qualifier| qualifier.code() == element.code());
+                || qualifiers.iter().any(|qualifier| qualifier.code() == element.code());
             let already = attributes.iter().any(|attribute| attribute == element);
             if !in_path && !already {
                 attributes.push(element.clone());
@@ -297,21 +246,13 @@ impl DigitalLink {
         let mut parts: Vec<String> = self
             .attributes()
             .iter()
-            .map(|attribute| {
-                format!(
-                    "{}={}",
-                    attribute.code(),
-                    percent_encoding::encode(attribute.value())
-                )
-            })
+            .map(|attribute| format!("{}={}", attribute.code(), percent_encoding::encode(attribute.value())))
             .collect();
-        parts.extend(self.other_parameters.iter().map(|(key, value)| {
-            format!(
-                "{}={}",
-                percent_encoding::encode(key),
-                percent_encoding::encode(value)
-            )
-        }));
+        parts.extend(
+            self.other_parameters
+                .iter()
+                .map(|(key, value)| format!("{}={}", percent_encoding::encode(key), percent_encoding::encode(value))),
+        );
         parts.join("&")
     }
 
@@ -338,19 +279,12 @@ impl DigitalLink {
         let finest: Vec<&Element> = match primary_key.code() {
             "01" | "8006" => ["21", "235", "10"]
                 .iter()
-                .find_map(|code| {
-                    qualifiers
-                        .iter()
-                        .find(|qualifier| qualifier.code() == *code)
-                })
+                .find_map(|code| qualifiers.iter().find(|qualifier| qualifier.code() == *code))
                 .into_iter()
                 .collect(),
             _ => qualifiers.iter().collect(),
         };
-        format!(
-            "{CANONICAL_RESOLVER}{}",
-            path_of(std::iter::once(primary_key).chain(finest))
-        )
+        format!("{CANONICAL_RESOLVER}{}", path_of(std::iter::once(primary_key).chain(finest)))
     }
 }
 
@@ -377,27 +311,17 @@ fn check_uri_characters(uri: &str) -> Result<(), DigitalLinkError> {
         return Err(DigitalLinkError::Empty);
     }
     if uri.len() > INPUT_LENGTH_MAXIMUM {
-        return Err(DigitalLinkError::TooLong {
-            maximum: INPUT_LENGTH_MAXIMUM,
-            found: uri.len(),
-        });
+        return Err(DigitalLinkError::TooLong { maximum: INPUT_LENGTH_MAXIMUM, found: uri.len() });
     }
-    let forbidden =
-        |character: char| !character.is_ascii_graphic() || "\"<>\\^`{|}".contains(character);
-    match uri
-        .char_indices()
-        .find(|(_, character)| forbidden(*character))
-    {
+    let forbidden = |character: char| !character.is_ascii_graphic() || "\"<>\\^`{|}".contains(character);
+    match uri.char_indices().find(|(_, character)| forbidden(*character)) {
         Some((position, found)) => Err(DigitalLinkError::InvalidCharacter { position, found }),
         None => Ok(()),
     }
 }
 
 /// The number of path stem segments, then the (AI, raw value) pairs from the primary key on.
-type KeyPath<'a> = (
-    usize,
-    Vec<(&'static ApplicationIdentifierDefinition, &'a str)>,
-);
+type KeyPath<'a> = (usize, Vec<(&'static ApplicationIdentifierDefinition, &'a str)>);
 
 /// Finds the primary key by walking the path from its end in (AI, value) pairs; returns the
 /// number of stem segments and the pairs from the primary key on.
@@ -441,27 +365,18 @@ type QueryParts = (Vec<Element>, Vec<(String, String)>);
 fn parse_query(query: &str) -> Result<QueryParts, DigitalLinkError> {
     let mut attributes = Vec::new();
     let mut other_parameters = Vec::new();
-    for (count, parameter) in query
-        .split('&')
-        .filter(|parameter| !parameter.is_empty())
-        .enumerate()
-    {
+    for (count, parameter) in query.split('&').filter(|parameter| !parameter.is_empty()).enumerate() {
         if count == QUERY_PARAMETER_COUNT_MAXIMUM {
-            return Err(DigitalLinkError::TooManyParameters {
-                maximum: QUERY_PARAMETER_COUNT_MAXIMUM,
-            });
+            return Err(DigitalLinkError::TooManyParameters { maximum: QUERY_PARAMETER_COUNT_MAXIMUM });
         }
         let (raw_key, raw_value) = parameter.split_once('=').unwrap_or((parameter, ""));
         let key = percent_encoding::decode(raw_key)
             .map_err(|position| DigitalLinkError::InvalidPercentEncoding { position })?;
         if !key.is_empty() && key.bytes().all(|byte| byte.is_ascii_digit()) {
-            let definition = application_identifier::lookup(&key).ok_or_else(|| {
-                DigitalLinkError::UnknownApplicationIdentifier { key: key.clone() }
-            })?;
+            let definition = application_identifier::lookup(&key)
+                .ok_or_else(|| DigitalLinkError::UnknownApplicationIdentifier { key: key.clone() })?;
             if !definition.digital_link_data_attribute {
-                return Err(DigitalLinkError::NotDataAttribute {
-                    code: definition.code,
-                });
+                return Err(DigitalLinkError::NotDataAttribute { code: definition.code });
             }
             attributes.push(element_from_uri(definition, raw_value)?);
         } else {
@@ -474,10 +389,7 @@ fn parse_query(query: &str) -> Result<QueryParts, DigitalLinkError> {
 }
 
 fn describe_sequences(sequences: &[&[&str]]) -> String {
-    let described: Vec<String> = sequences
-        .iter()
-        .map(|sequence| sequence.join(", "))
-        .collect();
+    let described: Vec<String> = sequences.iter().map(|sequence| sequence.join(", ")).collect();
     match described.is_empty() {
         true => "none".to_owned(),
         false => described.join(" or "),
@@ -492,10 +404,7 @@ fn check_qualifiers(
     let sequences = primary_key.digital_link_primary_key.unwrap_or(&[]);
     let allowed = || describe_sequences(sequences);
     for qualifier in qualifiers {
-        if !sequences
-            .iter()
-            .any(|sequence| sequence.contains(&qualifier.code()))
-        {
+        if !sequences.iter().any(|sequence| sequence.contains(&qualifier.code())) {
             return Err(DigitalLinkError::QualifierNotAllowed {
                 primary_key: primary_key.code,
                 qualifier: qualifier.code(),
@@ -506,10 +415,7 @@ fn check_qualifiers(
     let fits = |sequence: &&[&str]| {
         let mut next_index = 0;
         qualifiers.iter().all(|qualifier| {
-            match sequence[next_index..]
-                .iter()
-                .position(|code| *code == qualifier.code())
-            {
+            match sequence[next_index..].iter().position(|code| *code == qualifier.code()) {
                 Some(offset) => {
                     next_index += offset + 1;
                     true
@@ -522,17 +428,10 @@ fn check_qualifiers(
         return Ok(());
     }
     // Name the first qualifier that breaks the order of the sequence containing the first one.
-    let sequence = sequences
-        .iter()
-        .find(|sequence| sequence.contains(&qualifiers[0].code()))
-        .copied()
-        .unwrap_or(&[]);
+    let sequence = sequences.iter().find(|sequence| sequence.contains(&qualifiers[0].code())).copied().unwrap_or(&[]);
     let mut next_index = 0;
     for qualifier in qualifiers {
-        match sequence[next_index..]
-            .iter()
-            .position(|code| *code == qualifier.code())
-        {
+        match sequence[next_index..].iter().position(|code| *code == qualifier.code()) {
             Some(offset) => next_index += offset + 1,
             None => {
                 return Err(DigitalLinkError::QualifierOrder {
@@ -555,75 +454,36 @@ mod tests {
     use super::*;
 
     fn check(uri: &str, expected: Result<&str, &str>) {
-        let actual = DigitalLink::parse(uri)
-            .map(|link| link.to_string())
-            .map_err(|error| error.to_string());
-        assert_eq!(
-            actual,
-            expected.map(str::to_owned).map_err(str::to_owned),
-            "{uri}"
-        );
+        let actual = DigitalLink::parse(uri).map(|link| link.to_string()).map_err(|error| error.to_string());
+        assert_eq!(actual, expected.map(str::to_owned).map_err(str::to_owned), "{uri}");
     }
 
     #[test]
     fn parses_any_domain_and_stem() {
-        check(
-            "https://id.gs1.org/01/09506000134352",
-            Ok("https://id.gs1.org/01/09506000134352"),
-        );
+        check("https://id.gs1.org/01/09506000134352", Ok("https://id.gs1.org/01/09506000134352"));
         check(
             "https://example.com/some/stem/01/09506000134352/10/ABC%2F1/21/XYZ?17=261231&linkType=gs1:pip#top",
-            Ok(
-                "https://example.com/some/stem/01/09506000134352/10/ABC%2F1/21/XYZ?17=261231&linkType=gs1%3Apip",
-            ),
+            Ok("https://example.com/some/stem/01/09506000134352/10/ABC%2F1/21/XYZ?17=261231&linkType=gs1%3Apip"),
         );
-        check(
-            "HTTP://Example.com/01/9506000134352",
-            Ok("http://Example.com/01/09506000134352"),
-        );
-        check(
-            "https://example.com/01/95010014",
-            Ok("https://example.com/01/00000095010014"),
-        );
-        check(
-            "https://example.com/414/9506000134352/254/A1",
-            Ok("https://example.com/414/9506000134352/254/A1"),
-        );
-        check(
-            "https://example.com/00/106141411234567897",
-            Ok("https://example.com/00/106141411234567897"),
-        );
-        check(
-            "https://example.com/8004/0614141ABC",
-            Ok("https://example.com/8004/0614141ABC"),
-        );
-        check(
-            "https://example.com/01/09506000134352/235/TPX1",
-            Ok("https://example.com/01/09506000134352/235/TPX1"),
-        );
+        check("HTTP://Example.com/01/9506000134352", Ok("http://Example.com/01/09506000134352"));
+        check("https://example.com/01/95010014", Ok("https://example.com/01/00000095010014"));
+        check("https://example.com/414/9506000134352/254/A1", Ok("https://example.com/414/9506000134352/254/A1"));
+        check("https://example.com/00/106141411234567897", Ok("https://example.com/00/106141411234567897"));
+        check("https://example.com/8004/0614141ABC", Ok("https://example.com/8004/0614141ABC"));
+        check("https://example.com/01/09506000134352/235/TPX1", Ok("https://example.com/01/09506000134352/235/TPX1"));
     }
 
     #[test]
     fn rejects_with_the_rule_named() {
         check(
             "ftp://example.com/01/09506000134352",
-            Err(
-                "scheme must be http or https, found \"ftp\" (rule: a GS1 Digital Link URI is an HTTP(S) URI)",
-            ),
+            Err("scheme must be http or https, found \"ftp\" (rule: a GS1 Digital Link URI is an HTTP(S) URI)"),
         );
-        check(
-            "https:///01/09506000134352",
-            Err("URI has no host (rule: a GS1 Digital Link URI names a domain)"),
-        );
-        check(
-            "https:/01/09506000134352",
-            Err("URI has no host (rule: a GS1 Digital Link URI names a domain)"),
-        );
+        check("https:///01/09506000134352", Err("URI has no host (rule: a GS1 Digital Link URI names a domain)"));
+        check("https:/01/09506000134352", Err("URI has no host (rule: a GS1 Digital Link URI names a domain)"));
         check(
             "urn:epc:id:sgtin:0614141.812345.1",
-            Err(
-                "scheme must be http or https, found \"urn\" (rule: a GS1 Digital Link URI is an HTTP(S) URI)",
-            ),
+            Err("scheme must be http or https, found \"urn\" (rule: a GS1 Digital Link URI is an HTTP(S) URI)"),
         );
         check(
             "https://example.com/",
@@ -639,25 +499,16 @@ mod tests {
         );
         check(
             "https://example.com/01/09506000134352/",
-            Err(
-                "path must not end with '/' (rule: the path ends with a key or key qualifier value)",
-            ),
+            Err("path must not end with '/' (rule: the path ends with a key or key qualifier value)"),
         );
-        check(
-            "https://example.com/01/09506000134353",
-            Err("(01) check digit at position 13 should be 2, found 3"),
-        );
+        check("https://example.com/01/09506000134353", Err("(01) check digit at position 13 should be 2, found 3"));
         check(
             "https://example.com/01/09506000134352/21/XYZ/10/ABC",
-            Err(
-                "(10) is out of order (rule: key qualifiers of (01) follow the order 22, 10, 21 or 235)",
-            ),
+            Err("(10) is out of order (rule: key qualifiers of (01) follow the order 22, 10, 21 or 235)"),
         );
         check(
             "https://example.com/01/09506000134352/10/ABC/235/X",
-            Err(
-                "(235) is out of order (rule: key qualifiers of (01) follow the order 22, 10, 21 or 235)",
-            ),
+            Err("(235) is out of order (rule: key qualifiers of (01) follow the order 22, 10, 21 or 235)"),
         );
         check(
             "https://example.com/00/106141411234567897/10/ABC",
@@ -679,20 +530,13 @@ mod tests {
         );
         check(
             "https://example.com/01/09506000134352/10/A%2",
-            Err(
-                "malformed percent-encoding at position 1 (rule: '%' is followed by two hex digits of UTF-8)",
-            ),
+            Err("malformed percent-encoding at position 1 (rule: '%' is followed by two hex digits of UTF-8)"),
         );
         check(
             "https://example.com/01/09506000134352/10/A B",
-            Err(
-                "character ' ' at position 42 is not allowed in a URI (rule: RFC 3986, percent-encode it)",
-            ),
+            Err("character ' ' at position 42 is not allowed in a URI (rule: RFC 3986, percent-encode it)"),
         );
-        check(
-            "https://example.com/00/106141411234567897?3103=000100",
-            Err("(3103) requires one of (01), (02)"),
-        );
+        check("https://example.com/00/106141411234567897?3103=000100", Err("(3103) requires one of (01), (02)"));
         check(
             "https://example.com/01/09506000134352/10/%C3%A9",
             Err("(10) character 'é' at position 0 is not in CSET 82 (X)"),
@@ -701,49 +545,30 @@ mod tests {
 
     #[test]
     fn canonical_resolver_and_constrained_forms() {
-        let link = DigitalLink::parse(
-            "https://brand.example/p/01/9506000134352/22/V1/10/LOT%201/21/S1?17=261231&3103=000195",
-        )
-        .unwrap_err();
-        assert_eq!(
-            link.to_string(),
-            "(10) character ' ' at position 3 is not in CSET 82 (X)"
-        );
-        let link = DigitalLink::parse(
-            "https://brand.example/p/01/9506000134352/22/V1/10/LOT1/21/S1?17=261231&3103=000195",
-        )
-        .unwrap();
-        assert_eq!(
-            link.canonical_uri(),
-            "https://id.gs1.org/01/09506000134352/22/V1/10/LOT1/21/S1"
-        );
+        let link =
+            DigitalLink::parse("https://brand.example/p/01/9506000134352/22/V1/10/LOT%201/21/S1?17=261231&3103=000195")
+                .unwrap_err();
+        assert_eq!(link.to_string(), "(10) character ' ' at position 3 is not in CSET 82 (X)");
+        let link =
+            DigitalLink::parse("https://brand.example/p/01/9506000134352/22/V1/10/LOT1/21/S1?17=261231&3103=000195")
+                .unwrap();
+        assert_eq!(link.canonical_uri(), "https://id.gs1.org/01/09506000134352/22/V1/10/LOT1/21/S1");
         assert_eq!(
             link.uri("http://127.0.0.1:8080/"),
             "http://127.0.0.1:8080/01/09506000134352/22/V1/10/LOT1/21/S1?17=261231&3103=000195"
         );
-        assert_eq!(
-            link.constrained_uri(),
-            "https://id.gs1.org/01/09506000134352/21/S1"
-        );
+        assert_eq!(link.constrained_uri(), "https://id.gs1.org/01/09506000134352/21/S1");
         assert_eq!(link.resolver(), "https://brand.example/p");
         assert_eq!(link.gtin().unwrap().as_str(), "09506000134352");
         let lot = DigitalLink::parse("https://id.gs1.org/01/09506000134352/22/V1/10/LOT1").unwrap();
-        assert_eq!(
-            lot.constrained_uri(),
-            "https://id.gs1.org/01/09506000134352/10/LOT1"
-        );
+        assert_eq!(lot.constrained_uri(), "https://id.gs1.org/01/09506000134352/10/LOT1");
         let location = DigitalLink::parse("https://id.gs1.org/414/9506000134352/254/7").unwrap();
-        assert_eq!(
-            location.constrained_uri(),
-            "https://id.gs1.org/414/9506000134352/254/7"
-        );
+        assert_eq!(location.constrained_uri(), "https://id.gs1.org/414/9506000134352/254/7");
     }
 
     #[test]
     fn parse_constrained_accepts_only_the_epcis_form() {
-        assert!(
-            DigitalLink::parse_constrained("https://id.gs1.org/01/09506000134352/21/S1").is_ok()
-        );
+        assert!(DigitalLink::parse_constrained("https://id.gs1.org/01/09506000134352/21/S1").is_ok());
         assert!(DigitalLink::parse_constrained("https://id.gs1.org/00/106141411234567897").is_ok());
         for rejected in [
             "https://example.com/01/09506000134352/21/S1",
@@ -753,44 +578,27 @@ mod tests {
             "http://id.gs1.org/01/09506000134352/21/S1",
         ] {
             let error = DigitalLink::parse_constrained(rejected).unwrap_err();
-            assert!(
-                matches!(error, DigitalLinkError::NotConstrainedForm { .. }),
-                "{rejected}: {error}"
-            );
+            assert!(matches!(error, DigitalLinkError::NotConstrainedForm { .. }), "{rejected}: {error}");
         }
     }
 
     #[test]
     fn converts_to_and_from_element_strings() {
-        let element_string = ElementString::parse_bracketed(
-            "(01)09506000134352(17)261231(10)ABC123(21)XYZ(3103)000195",
-        )
-        .unwrap();
+        let element_string =
+            ElementString::parse_bracketed("(01)09506000134352(17)261231(10)ABC123(21)XYZ(3103)000195").unwrap();
         let link = DigitalLink::from_element_string(&element_string).unwrap();
-        assert_eq!(
-            link.to_string(),
-            "https://id.gs1.org/01/09506000134352/10/ABC123/21/XYZ?17=261231&3103=000195"
-        );
-        assert_eq!(
-            link.to_element_string().to_string(),
-            "(01)09506000134352(10)ABC123(21)XYZ(17)261231(3103)000195"
-        );
+        assert_eq!(link.to_string(), "https://id.gs1.org/01/09506000134352/10/ABC123/21/XYZ?17=261231&3103=000195");
+        assert_eq!(link.to_element_string().to_string(), "(01)09506000134352(10)ABC123(21)XYZ(17)261231(3103)000195");
         let tpx = ElementString::parse_bracketed("(01)09506000134352(235)T1").unwrap();
         assert_eq!(
             DigitalLink::from_element_string(&tpx).unwrap().to_string(),
             "https://id.gs1.org/01/09506000134352/235/T1"
         );
         let no_key = ElementString::parse_bracketed("(410)9506000134352").unwrap();
+        assert_eq!(DigitalLink::from_element_string(&no_key).unwrap_err(), DigitalLinkError::NoPrimaryKey);
+        let not_attribute = ElementString::parse_bracketed("(8010)0614141ABC(8011)12(8004)0614141X").unwrap();
         assert_eq!(
-            DigitalLink::from_element_string(&no_key).unwrap_err(),
-            DigitalLinkError::NoPrimaryKey
-        );
-        let not_attribute =
-            ElementString::parse_bracketed("(8010)0614141ABC(8011)12(8004)0614141X").unwrap();
-        assert_eq!(
-            DigitalLink::from_element_string(&not_attribute)
-                .unwrap()
-                .to_string(),
+            DigitalLink::from_element_string(&not_attribute).unwrap().to_string(),
             "https://id.gs1.org/8010/0614141ABC/8011/12?8004=0614141X"
         );
     }

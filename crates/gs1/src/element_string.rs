@@ -7,9 +7,7 @@
 
 use std::fmt;
 
-use crate::application_identifier::{
-    self, ApplicationIdentifierDefinition, ValueError, matches_pattern,
-};
+use crate::application_identifier::{self, ApplicationIdentifierDefinition, ValueError, matches_pattern};
 use crate::date::{self, CalendarDate};
 use crate::keys::Gtin;
 
@@ -45,25 +43,15 @@ pub enum ElementStringError {
     #[error("({code}) has no value")]
     MissingValue { code: &'static str },
     #[error("({code}) needs {expected} characters, only {found} remain")]
-    Truncated {
-        code: &'static str,
-        expected: usize,
-        found: usize,
-    },
+    Truncated { code: &'static str, expected: usize, found: usize },
     #[error("({code}) {error}")]
-    InvalidValue {
-        code: &'static str,
-        error: ValueError,
-    },
+    InvalidValue { code: &'static str, error: ValueError },
     #[error("({code}) appears twice with different values")]
     ConflictingDuplicate { code: &'static str },
     #[error("({code}) requires {needs}")]
     MissingRequired { code: &'static str, needs: String },
     #[error("({code}) must not appear together with ({other})")]
-    Excluded {
-        code: &'static str,
-        other: &'static str,
-    },
+    Excluded { code: &'static str, other: &'static str },
 }
 
 /// A decimal number held exactly: `coefficient × 10^-scale`.
@@ -91,11 +79,7 @@ impl Decimal {
 
 impl fmt::Display for Decimal {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = format!(
-            "{:0width$}",
-            self.coefficient,
-            width = usize::from(self.scale) + 1
-        );
+        let digits = format!("{:0width$}", self.coefficient, width = usize::from(self.scale) + 1);
         let (whole, fraction) = digits.split_at(digits.len() - usize::from(self.scale));
         match fraction.is_empty() {
             true => formatter.write_str(whole),
@@ -114,12 +98,8 @@ pub struct Element {
 impl Element {
     /// The element `(code)value`, if `code` is an AI and `value` fits it.
     pub fn new(code: &str, value: &str) -> Result<Element, ElementStringError> {
-        let definition = application_identifier::lookup(code).ok_or_else(|| {
-            ElementStringError::UnknownApplicationIdentifier {
-                position: 0,
-                found: code.to_owned(),
-            }
-        })?;
+        let definition = application_identifier::lookup(code)
+            .ok_or_else(|| ElementStringError::UnknownApplicationIdentifier { position: 0, found: code.to_owned() })?;
         Element::with_definition(definition, value)
     }
 
@@ -128,20 +108,12 @@ impl Element {
         value: &str,
     ) -> Result<Element, ElementStringError> {
         if value.is_empty() {
-            return Err(ElementStringError::MissingValue {
-                code: definition.code,
-            });
+            return Err(ElementStringError::MissingValue { code: definition.code });
         }
         definition
             .validate(value)
-            .map_err(|error| ElementStringError::InvalidValue {
-                code: definition.code,
-                error,
-            })?;
-        Ok(Element {
-            definition,
-            value: value.to_owned(),
-        })
+            .map_err(|error| ElementStringError::InvalidValue { code: definition.code, error })?;
+        Ok(Element { definition, value: value.to_owned() })
     }
 
     pub fn code(&self) -> &'static str {
@@ -185,8 +157,7 @@ impl Element {
 
     /// The ISO 4217 numeric currency code of AIs 391n and 393n.
     pub fn currency(&self) -> Option<u16> {
-        let is_currency_amount =
-            matches_pattern(self.code(), "391n") || matches_pattern(self.code(), "393n");
+        let is_currency_amount = matches_pattern(self.code(), "391n") || matches_pattern(self.code(), "393n");
         match is_currency_amount {
             true => self.value[..3].parse().ok(),
             false => None,
@@ -196,12 +167,7 @@ impl Element {
 
 impl fmt::Display for Element {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "({}){}",
-            self.code(),
-            self.value.replace('(', "\\(")
-        )
+        write!(formatter, "({}){}", self.code(), self.value.replace('(', "\\("))
     }
 }
 
@@ -218,9 +184,7 @@ impl ElementString {
             return Err(ElementStringError::Empty);
         }
         if elements.len() > ELEMENT_COUNT_MAXIMUM {
-            return Err(ElementStringError::TooManyElements {
-                maximum: ELEMENT_COUNT_MAXIMUM,
-            });
+            return Err(ElementStringError::TooManyElements { maximum: ELEMENT_COUNT_MAXIMUM });
         }
         check_duplicates(&elements)?;
         check_associations(&elements)?;
@@ -275,14 +239,10 @@ impl ElementString {
             if bytes[position] == separator {
                 return Err(ElementStringError::UnexpectedSeparator { position });
             }
-            let definition =
-                application_identifier::lookup_prefix(&text[position..]).ok_or_else(|| {
-                    let end = (position + 4).min(bytes.len());
-                    ElementStringError::UnknownApplicationIdentifier {
-                        position,
-                        found: text[position..end].to_owned(),
-                    }
-                })?;
+            let definition = application_identifier::lookup_prefix(&text[position..]).ok_or_else(|| {
+                let end = (position + 4).min(bytes.len());
+                ElementStringError::UnknownApplicationIdentifier { position, found: text[position..end].to_owned() }
+            })?;
             let value_start = position + definition.code.len();
             let value_end = if definition.predefined_length {
                 let (_, length) = definition.length_range();
@@ -301,17 +261,12 @@ impl ElementString {
                     .position(|byte| *byte == separator)
                     .map_or(bytes.len(), |offset| value_start + offset)
             };
-            push_element(
-                &mut elements,
-                Element::with_definition(definition, &text[value_start..value_end])?,
-            )?;
+            push_element(&mut elements, Element::with_definition(definition, &text[value_start..value_end])?)?;
             position = value_end;
             if position < bytes.len() && bytes[position] == separator {
                 position += 1;
                 if position == bytes.len() {
-                    return Err(ElementStringError::UnexpectedSeparator {
-                        position: position - 1,
-                    });
+                    return Err(ElementStringError::UnexpectedSeparator { position: position - 1 });
                 }
             }
         }
@@ -344,18 +299,12 @@ impl ElementString {
 
     /// The net weight in kilograms, AI (310n).
     pub fn net_weight_kilograms(&self) -> Option<Decimal> {
-        self.elements
-            .iter()
-            .find(|element| matches_pattern(element.code(), "310n"))
-            .and_then(Element::decimal)
+        self.elements.iter().find(|element| matches_pattern(element.code(), "310n")).and_then(Element::decimal)
     }
 
     /// The price of a variable-measure trade item in local currency, AI (392n).
     pub fn price(&self) -> Option<Decimal> {
-        self.elements
-            .iter()
-            .find(|element| matches_pattern(element.code(), "392n"))
-            .and_then(Element::decimal)
+        self.elements.iter().find(|element| matches_pattern(element.code(), "392n")).and_then(Element::decimal)
     }
 
     /// The bracketed form, `(01)09506000134352(10)ABC`.
@@ -392,38 +341,27 @@ fn check_input(text: &str) -> Result<(), ElementStringError> {
         return Err(ElementStringError::Empty);
     }
     if text.len() > INPUT_LENGTH_MAXIMUM {
-        return Err(ElementStringError::TooLong {
-            maximum: INPUT_LENGTH_MAXIMUM,
-            found: text.len(),
-        });
+        return Err(ElementStringError::TooLong { maximum: INPUT_LENGTH_MAXIMUM, found: text.len() });
     }
     // GS1 data is printable ASCII plus the FNC1 separator; anything else is rejected up front so
     // that the parsers can work on bytes.
-    match text.char_indices().find(|(_, character)| {
-        !(character.is_ascii_graphic() || *character == GROUP_SEPARATOR || *character == ' ')
-    }) {
+    match text
+        .char_indices()
+        .find(|(_, character)| !(character.is_ascii_graphic() || *character == GROUP_SEPARATOR || *character == ' '))
+    {
         Some((position, found)) => Err(ElementStringError::InvalidCharacter { position, found }),
         None => Ok(()),
     }
 }
 
-fn lookup_code(
-    code: &str,
-    position: usize,
-) -> Result<&'static ApplicationIdentifierDefinition, ElementStringError> {
-    application_identifier::lookup(code).ok_or_else(|| {
-        ElementStringError::UnknownApplicationIdentifier {
-            position,
-            found: code.to_owned(),
-        }
-    })
+fn lookup_code(code: &str, position: usize) -> Result<&'static ApplicationIdentifierDefinition, ElementStringError> {
+    application_identifier::lookup(code)
+        .ok_or_else(|| ElementStringError::UnknownApplicationIdentifier { position, found: code.to_owned() })
 }
 
 fn push_element(elements: &mut Vec<Element>, element: Element) -> Result<(), ElementStringError> {
     if elements.len() == ELEMENT_COUNT_MAXIMUM {
-        return Err(ElementStringError::TooManyElements {
-            maximum: ELEMENT_COUNT_MAXIMUM,
-        });
+        return Err(ElementStringError::TooManyElements { maximum: ELEMENT_COUNT_MAXIMUM });
     }
     elements.push(element);
     Ok(())
@@ -435,9 +373,7 @@ fn check_duplicates(elements: &[Element]) -> Result<(), ElementStringError> {
             .iter()
             .any(|earlier| earlier.code() == element.code() && earlier.value() != element.value());
         if conflict {
-            return Err(ElementStringError::ConflictingDuplicate {
-                code: element.code(),
-            });
+            return Err(ElementStringError::ConflictingDuplicate { code: element.code() });
         }
     }
     Ok(())
@@ -445,17 +381,11 @@ fn check_duplicates(elements: &[Element]) -> Result<(), ElementStringError> {
 
 /// Checks the `req=` and `ex=` attributes of every element against the others.
 pub(crate) fn check_associations(elements: &[Element]) -> Result<(), ElementStringError> {
-    let present = |pattern: &str| {
-        elements
-            .iter()
-            .any(|element| matches_pattern(element.code(), pattern))
-    };
+    let present = |pattern: &str| elements.iter().any(|element| matches_pattern(element.code(), pattern));
     for element in elements {
         let definition = element.definition();
         for requirement in definition.requires {
-            let satisfied = requirement
-                .iter()
-                .any(|group| group.iter().all(|pattern| present(pattern)));
+            let satisfied = requirement.iter().any(|group| group.iter().all(|pattern| present(pattern)));
             if !satisfied {
                 return Err(ElementStringError::MissingRequired {
                     code: definition.code,
@@ -464,14 +394,10 @@ pub(crate) fn check_associations(elements: &[Element]) -> Result<(), ElementStri
             }
         }
         for pattern in definition.excludes {
-            let excluded = elements.iter().find(|other| {
-                other.code() != definition.code && matches_pattern(other.code(), pattern)
-            });
+            let excluded =
+                elements.iter().find(|other| other.code() != definition.code && matches_pattern(other.code(), pattern));
             if let Some(other) = excluded {
-                return Err(ElementStringError::Excluded {
-                    code: definition.code,
-                    other: other.code(),
-                });
+                return Err(ElementStringError::Excluded { code: definition.code, other: other.code() });
             }
         }
     }
@@ -481,13 +407,7 @@ pub(crate) fn check_associations(elements: &[Element]) -> Result<(), ElementStri
 fn describe_requirement(requirement: &[&[&str]]) -> String {
     let groups: Vec<String> = requirement
         .iter()
-        .map(|group| {
-            group
-                .iter()
-                .map(|pattern| format!("({pattern})"))
-                .collect::<Vec<_>>()
-                .join(" with ")
-        })
+        .map(|group| group.iter().map(|pattern| format!("({pattern})")).collect::<Vec<_>>().join(" with "))
         .collect();
     match groups.len() {
         1 => groups[0].clone(),
@@ -502,87 +422,47 @@ mod tests {
     const GS: char = GROUP_SEPARATOR;
 
     fn check_bracketed(input: &str, expected: Result<&str, &str>) {
-        let actual = ElementString::parse_bracketed(input)
-            .map(|parsed| parsed.to_string())
-            .map_err(|error| error.to_string());
-        assert_eq!(
-            actual,
-            expected.map(str::to_owned).map_err(str::to_owned),
-            "{input}"
-        );
+        let actual =
+            ElementString::parse_bracketed(input).map(|parsed| parsed.to_string()).map_err(|error| error.to_string());
+        assert_eq!(actual, expected.map(str::to_owned).map_err(str::to_owned), "{input}");
     }
 
     fn check_unbracketed(input: &str, expected: Result<&str, &str>) {
-        let actual = ElementString::parse_unbracketed(input)
-            .map(|parsed| parsed.to_string())
-            .map_err(|error| error.to_string());
-        assert_eq!(
-            actual,
-            expected.map(str::to_owned).map_err(str::to_owned),
-            "{input:?}"
-        );
+        let actual =
+            ElementString::parse_unbracketed(input).map(|parsed| parsed.to_string()).map_err(|error| error.to_string());
+        assert_eq!(actual, expected.map(str::to_owned).map_err(str::to_owned), "{input:?}");
     }
 
     #[test]
     fn bracketed_element_strings() {
-        check_bracketed(
-            "(01)09506000134352(17)261231(10)ABC123",
-            Ok("(01)09506000134352(17)261231(10)ABC123"),
-        );
-        check_bracketed(
-            "(01)09506000134352(10)A\\(B",
-            Ok("(01)09506000134352(10)A\\(B"),
-        );
+        check_bracketed("(01)09506000134352(17)261231(10)ABC123", Ok("(01)09506000134352(17)261231(10)ABC123"));
+        check_bracketed("(01)09506000134352(10)A\\(B", Ok("(01)09506000134352(10)A\\(B"));
         check_bracketed("(00)106141411234567897", Ok("(00)106141411234567897"));
         check_bracketed("", Err("element string is empty"));
         check_bracketed("01)x", Err("expected '(' at position 0"));
-        check_bracketed(
-            "(01",
-            Err("the AI starting at position 0 has no closing ')'"),
-        );
-        check_bracketed(
-            "(04)1",
-            Err("unknown application identifier \"04\" at position 1"),
-        );
+        check_bracketed("(01", Err("the AI starting at position 0 has no closing ')'"));
+        check_bracketed("(04)1", Err("unknown application identifier \"04\" at position 1"));
         check_bracketed("(01)", Err("(01) has no value"));
-        check_bracketed(
-            "(01)09506000134353",
-            Err("(01) check digit at position 13 should be 2, found 3"),
-        );
+        check_bracketed("(01)09506000134353", Err("(01) check digit at position 13 should be 2, found 3"));
         check_bracketed(
             "(01)09506000134352(17)261331",
             Err("(17) yymmd0 check failed at position 2: month must be 01 to 12"),
         );
-        check_bracketed(
-            "(10)ABC",
-            Err("(10) requires one of (01), (02), (03), (8006), (8026)"),
-        );
-        check_bracketed(
-            "(01)09506000134352(02)09506000134352(37)1",
-            Err("(01) must not appear together with (37)"),
-        );
+        check_bracketed("(10)ABC", Err("(10) requires one of (01), (02), (03), (8006), (8026)"));
+        check_bracketed("(01)09506000134352(02)09506000134352(37)1", Err("(01) must not appear together with (37)"));
         check_bracketed(
             "(01)09506000134352(3103)000195(3102)001950",
             Err("(3103) must not appear together with (3102)"),
         );
-        check_bracketed(
-            "(01)09506000134352(10)A(10)B",
-            Err("(10) appears twice with different values"),
-        );
-        check_bracketed(
-            "(01)09506000134352(10)A(10)A",
-            Ok("(01)09506000134352(10)A(10)A"),
-        );
+        check_bracketed("(01)09506000134352(10)A(10)B", Err("(10) appears twice with different values"));
+        check_bracketed("(01)09506000134352(10)A(10)A", Ok("(01)09506000134352(10)A(10)A"));
         check_bracketed(
             "(01)09506000134352(3922)1234(250)x",
             Err(
                 "(3922) requires one of (01) with (30), (01) with (31nn), (01) with (32nn), (01) with (35nn), (01) with (36nn)",
             ),
         );
-        check_bracketed(
-            "(01)09506000134352(10)lot é",
-            Err("character 'é' at position 26 cannot appear in GS1 data"),
-        );
+        check_bracketed("(01)09506000134352(10)lot é", Err("character 'é' at position 26 cannot appear in GS1 data"));
     }
 
     #[test]
@@ -591,64 +471,34 @@ mod tests {
             "0109506000134352172612311ABC123",
             Err("unknown application identifier \"1ABC\" at position 24"),
         );
-        check_unbracketed(
-            "010950600013435217261231",
-            Ok("(01)09506000134352(17)261231"),
-        );
+        check_unbracketed("010950600013435217261231", Ok("(01)09506000134352(17)261231"));
         check_unbracketed(
             &format!("{GS}01095060001343521726123110ABC123{GS}21XYZ"),
             Ok("(01)09506000134352(17)261231(10)ABC123(21)XYZ"),
         );
-        check_unbracketed(
-            &format!("0109506000134352{GS}10ABC"),
-            Ok("(01)09506000134352(10)ABC"),
-        );
-        check_unbracketed(
-            "01095060001343",
-            Err("(01) needs 14 characters, only 12 remain"),
-        );
-        check_unbracketed(
-            &format!("0109506000134352{GS}{GS}10ABC"),
-            Err("unexpected FNC1 separator at position 17"),
-        );
-        check_unbracketed(
-            &format!("010950600013435210ABC{GS}"),
-            Err("unexpected FNC1 separator at position 21"),
-        );
-        check_unbracketed(
-            "0409506000134352",
-            Err("unknown application identifier \"0409\" at position 0"),
-        );
+        check_unbracketed(&format!("0109506000134352{GS}10ABC"), Ok("(01)09506000134352(10)ABC"));
+        check_unbracketed("01095060001343", Err("(01) needs 14 characters, only 12 remain"));
+        check_unbracketed(&format!("0109506000134352{GS}{GS}10ABC"), Err("unexpected FNC1 separator at position 17"));
+        check_unbracketed(&format!("010950600013435210ABC{GS}"), Err("unexpected FNC1 separator at position 21"));
+        check_unbracketed("0409506000134352", Err("unknown application identifier \"0409\" at position 0"));
     }
 
     #[test]
     fn printing_puts_separators_only_after_variable_values() {
-        let parsed =
-            ElementString::parse_bracketed("(01)09506000134352(10)ABC(17)261231(21)XYZ").unwrap();
-        assert_eq!(
-            parsed.to_unbracketed(),
-            format!("010950600013435210ABC{GS}1726123121XYZ")
-        );
-        assert_eq!(
-            ElementString::parse_unbracketed(&parsed.to_unbracketed()).unwrap(),
-            parsed
-        );
+        let parsed = ElementString::parse_bracketed("(01)09506000134352(10)ABC(17)261231(21)XYZ").unwrap();
+        assert_eq!(parsed.to_unbracketed(), format!("010950600013435210ABC{GS}1726123121XYZ"));
+        assert_eq!(ElementString::parse_unbracketed(&parsed.to_unbracketed()).unwrap(), parsed);
     }
 
     #[test]
     fn variable_measures_are_exact_decimals() {
-        let parsed =
-            ElementString::parse_bracketed("(01)99506000134355(3103)001250(3922)1299").unwrap();
+        let parsed = ElementString::parse_bracketed("(01)99506000134355(3103)001250(3922)1299").unwrap();
         assert_eq!(parsed.net_weight_kilograms(), Some(Decimal::new(1250, 3)));
         assert_eq!(parsed.net_weight_kilograms().unwrap().to_string(), "1.250");
         assert_eq!(parsed.price().unwrap().to_string(), "12.99");
-        let priced =
-            ElementString::parse_bracketed("(01)99506000134355(3103)001250(3932)9781299").unwrap();
+        let priced = ElementString::parse_bracketed("(01)99506000134355(3103)001250(3932)9781299").unwrap();
         let amount = priced.get("3932").unwrap();
-        assert_eq!(
-            (amount.currency(), amount.decimal()),
-            (Some(978), Some(Decimal::new(1299, 2)))
-        );
+        assert_eq!((amount.currency(), amount.decimal()), (Some(978), Some(Decimal::new(1299, 2))));
         assert_eq!(Decimal::new(5, 3).to_string(), "0.005");
         assert_eq!(Decimal::new(5, 0).to_string(), "5");
     }
@@ -656,13 +506,9 @@ mod tests {
     #[test]
     fn dates_use_the_century_rule_and_day_zero() {
         let today = CalendarDate::new(2026, 3, 1).unwrap();
-        let parsed =
-            ElementString::parse_bracketed("(01)09506000134352(17)280200(11)990101").unwrap();
+        let parsed = ElementString::parse_bracketed("(01)09506000134352(17)280200(11)990101").unwrap();
         assert_eq!(parsed.expiry_date(today).unwrap().to_string(), "2028-02-29");
-        assert_eq!(
-            parsed.get("11").unwrap().date(today).unwrap().to_string(),
-            "1999-01-01"
-        );
+        assert_eq!(parsed.get("11").unwrap().date(today).unwrap().to_string(), "1999-01-01");
         assert_eq!(parsed.get("01").unwrap().date(today), None);
         assert_eq!(parsed.gtin().unwrap().as_str(), "09506000134352");
     }

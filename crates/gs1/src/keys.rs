@@ -12,10 +12,7 @@ pub enum KeyError {
     #[error("must contain digits only, found {found:?} at position {position}")]
     NotNumeric { position: usize, found: char },
     #[error("must have {expected} digits, found {found}")]
-    WrongLength {
-        expected: &'static str,
-        found: usize,
-    },
+    WrongLength { expected: &'static str, found: usize },
     #[error("check digit should be {expected}, found {found}")]
     CheckDigit { expected: u8, found: u8 },
     #[error("{0}")]
@@ -25,9 +22,7 @@ pub enum KeyError {
 impl From<ValueError> for KeyError {
     fn from(error: ValueError) -> KeyError {
         match error {
-            ValueError::CheckDigit {
-                expected, found, ..
-            } => KeyError::CheckDigit { expected, found },
+            ValueError::CheckDigit { expected, found, .. } => KeyError::CheckDigit { expected, found },
             other => KeyError::Value(other),
         }
     }
@@ -46,45 +41,29 @@ pub fn check_digit(digits: &[u8]) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
-fn parse_digits(
-    text: &str,
-    lengths: &[usize],
-    expected: &'static str,
-) -> Result<Vec<u8>, KeyError> {
+fn parse_digits(text: &str, lengths: &[usize], expected: &'static str) -> Result<Vec<u8>, KeyError> {
     let mut digits = Vec::with_capacity(text.len());
     for (position, character) in text.chars().enumerate() {
         match character.to_digit(10) {
             Some(digit) if character.is_ascii_digit() => digits.push(digit as u8),
             _ => {
-                return Err(KeyError::NotNumeric {
-                    position,
-                    found: character,
-                });
+                return Err(KeyError::NotNumeric { position, found: character });
             }
         }
     }
     if !lengths.contains(&digits.len()) {
-        return Err(KeyError::WrongLength {
-            expected,
-            found: digits.len(),
-        });
+        return Err(KeyError::WrongLength { expected, found: digits.len() });
     }
     let (body, last) = digits.split_at(digits.len() - 1);
     let expected_digit = check_digit(body);
     if expected_digit != last[0] {
-        return Err(KeyError::CheckDigit {
-            expected: expected_digit,
-            found: last[0],
-        });
+        return Err(KeyError::CheckDigit { expected: expected_digit, found: last[0] });
     }
     Ok(digits)
 }
 
 fn digits_to_string(digits: &[u8]) -> String {
-    digits
-        .iter()
-        .map(|digit| char::from(b'0' + digit))
-        .collect()
+    digits.iter().map(|digit| char::from(b'0' + digit)).collect()
 }
 
 /// Global Trade Item Number, normalised to 14 digits (GTIN-8/12/13 are left-padded with zeros).
@@ -259,10 +238,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn check_gtin(input: &str, expected: Result<&str, KeyError>) {
-        assert_eq!(
-            Gtin::parse(input).map(|gtin| gtin.as_str().to_owned()),
-            expected.map(str::to_owned)
-        );
+        assert_eq!(Gtin::parse(input).map(|gtin| gtin.as_str().to_owned()), expected.map(str::to_owned));
     }
 
     #[test]
@@ -275,108 +251,39 @@ mod tests {
 
     #[test]
     fn gtin_errors_name_what_was_expected() {
-        check_gtin(
-            "09506000134353",
-            Err(KeyError::CheckDigit {
-                expected: 2,
-                found: 3,
-            }),
-        );
-        check_gtin(
-            "0950600013435",
-            Err(KeyError::CheckDigit {
-                expected: 9,
-                found: 5,
-            }),
-        );
-        check_gtin(
-            "123",
-            Err(KeyError::WrongLength {
-                expected: "8, 12, 13 or 14",
-                found: 3,
-            }),
-        );
-        check_gtin(
-            "0950600013435a",
-            Err(KeyError::NotNumeric {
-                position: 13,
-                found: 'a',
-            }),
-        );
-        check_gtin(
-            "٠٠٠٠٠٠٠٠",
-            Err(KeyError::NotNumeric {
-                position: 0,
-                found: '٠',
-            }),
-        );
+        check_gtin("09506000134353", Err(KeyError::CheckDigit { expected: 2, found: 3 }));
+        check_gtin("0950600013435", Err(KeyError::CheckDigit { expected: 9, found: 5 }));
+        check_gtin("123", Err(KeyError::WrongLength { expected: "8, 12, 13 or 14", found: 3 }));
+        check_gtin("0950600013435a", Err(KeyError::NotNumeric { position: 13, found: 'a' }));
+        check_gtin("٠٠٠٠٠٠٠٠", Err(KeyError::NotNumeric { position: 0, found: '٠' }));
     }
 
     #[test]
     fn gln_needs_thirteen_digits_and_its_check_digit() {
-        assert_eq!(
-            Gln::parse("9506000134352").unwrap().as_str(),
-            "9506000134352"
-        );
-        assert_eq!(
-            Gln::parse("9506000134353"),
-            Err(KeyError::CheckDigit {
-                expected: 2,
-                found: 3
-            })
-        );
-        assert!(matches!(
-            Gln::parse("09506000134352"),
-            Err(KeyError::WrongLength { .. })
-        ));
+        assert_eq!(Gln::parse("9506000134352").unwrap().as_str(), "9506000134352");
+        assert_eq!(Gln::parse("9506000134353"), Err(KeyError::CheckDigit { expected: 2, found: 3 }));
+        assert!(matches!(Gln::parse("09506000134352"), Err(KeyError::WrongLength { .. })));
     }
 
     #[test]
     fn more_keys() {
-        assert_eq!(
-            Sscc::parse("106141411234567897").unwrap().as_str(),
-            "106141411234567897"
-        );
-        assert_eq!(
-            Sscc::parse("106141411234567898"),
-            Err(KeyError::CheckDigit {
-                expected: 7,
-                found: 8
-            })
-        );
-        assert_eq!(
-            Gsrn::parse("106141411234567897").unwrap().to_string(),
-            "106141411234567897"
-        );
+        assert_eq!(Sscc::parse("106141411234567897").unwrap().as_str(), "106141411234567897");
+        assert_eq!(Sscc::parse("106141411234567898"), Err(KeyError::CheckDigit { expected: 7, found: 8 }));
+        assert_eq!(Gsrn::parse("106141411234567897").unwrap().to_string(), "106141411234567897");
         let grai = Grai::parse("00614141234561XYZ").unwrap();
-        assert_eq!(
-            (grai.asset_type(), grai.serial()),
-            ("0614141234561", Some("XYZ"))
-        );
+        assert_eq!((grai.asset_type(), grai.serial()), ("0614141234561", Some("XYZ")));
         assert_eq!(Grai::parse("00614141234561").unwrap().serial(), None);
-        assert_eq!(
-            Grai::parse("00614141234565"),
-            Err(KeyError::CheckDigit {
-                expected: 1,
-                found: 5
-            })
-        );
+        assert_eq!(Grai::parse("00614141234565"), Err(KeyError::CheckDigit { expected: 1, found: 5 }));
         assert_eq!(
             Grai::parse("10614141234561").unwrap_err().to_string(),
             "zero check failed at position 0: must be 0"
         );
-        assert_eq!(
-            Giai::parse("0614141ABC-1").unwrap().as_str(),
-            "0614141ABC-1"
-        );
+        assert_eq!(Giai::parse("0614141ABC-1").unwrap().as_str(), "0614141ABC-1");
         assert_eq!(
             Giai::parse("061A").unwrap_err().to_string(),
             "gcppos1 check failed at position 3: a GS1 Company Prefix has digits only"
         );
-        assert_eq!(
-            format!("{:?}", Sscc::parse("106141411234567897").unwrap()),
-            "Sscc(106141411234567897)"
-        );
+        assert_eq!(format!("{:?}", Sscc::parse("106141411234567897").unwrap()), "Sscc(106141411234567897)");
     }
 
     proptest! {

@@ -11,42 +11,18 @@ impl ValueError {
     /// The same error with its position moved by `offset` (component offset within the value).
     pub(crate) fn shifted_by(self, offset: usize) -> ValueError {
         match self {
-            ValueError::InvalidCharacter {
-                position,
-                found,
-                character_set,
-            } => ValueError::InvalidCharacter {
-                position: position + offset,
-                found,
-                character_set,
-            },
-            ValueError::CheckDigit {
-                position,
-                expected,
-                found,
-            } => ValueError::CheckDigit {
-                position: position + offset,
-                expected,
-                found,
-            },
-            ValueError::CheckCharacterPair {
-                position,
-                expected,
-                found,
-            } => ValueError::CheckCharacterPair {
-                position: position + offset,
-                expected,
-                found,
-            },
-            ValueError::Lint {
-                linter,
-                position,
-                reason,
-            } => ValueError::Lint {
-                linter,
-                position: position + offset,
-                reason,
-            },
+            ValueError::InvalidCharacter { position, found, character_set } => {
+                ValueError::InvalidCharacter { position: position + offset, found, character_set }
+            }
+            ValueError::CheckDigit { position, expected, found } => {
+                ValueError::CheckDigit { position: position + offset, expected, found }
+            }
+            ValueError::CheckCharacterPair { position, expected, found } => {
+                ValueError::CheckCharacterPair { position: position + offset, expected, found }
+            }
+            ValueError::Lint { linter, position, reason } => {
+                ValueError::Lint { linter, position: position + offset, reason }
+            }
             other => other,
         }
     }
@@ -54,13 +30,7 @@ impl ValueError {
 
 /// Applies `linter` to one component's text (already checked for its character set).
 pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
-    let fail = |position: usize, reason: &'static str| {
-        Err(ValueError::Lint {
-            linter,
-            position,
-            reason,
-        })
-    };
+    let fail = |position: usize, reason: &'static str| Err(ValueError::Lint { linter, position, reason });
     let bytes = text.as_bytes();
     match linter {
         Linter::CheckDigit => check_mod10(bytes),
@@ -71,15 +41,9 @@ pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
             true => Ok(()),
             false => fail(0, "must contain a non-digit character"),
         },
-        Linter::Hour => {
-            check_number_range(bytes, 0, 23).or_else(|_| fail(0, "hour must be 00 to 23"))
-        }
-        Linter::Minute => {
-            check_number_range(bytes, 0, 59).or_else(|_| fail(0, "minute must be 00 to 59"))
-        }
-        Linter::Second => {
-            check_number_range(bytes, 0, 59).or_else(|_| fail(0, "second must be 00 to 59"))
-        }
+        Linter::Hour => check_number_range(bytes, 0, 23).or_else(|_| fail(0, "hour must be 00 to 23")),
+        Linter::Minute => check_number_range(bytes, 0, 59).or_else(|_| fail(0, "minute must be 00 to 59")),
+        Linter::Second => check_number_range(bytes, 0, 59).or_else(|_| fail(0, "second must be 00 to 59")),
         Linter::HourMinute => {
             if bytes.len() != 4 {
                 return fail(0, "time must be HHMI");
@@ -97,8 +61,9 @@ pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
             [_] => fail(0, "importer index must be one of 0-9 A-Z a-z - _"),
             _ => fail(0, "importer index must be one character"),
         },
-        Linter::CountryNumeric => in_numeric_list(bytes, COUNTRY_NUMERIC_CODES)
-            .or_else(|_| fail(0, "not an ISO 3166 numeric country code")),
+        Linter::CountryNumeric => {
+            in_numeric_list(bytes, COUNTRY_NUMERIC_CODES).or_else(|_| fail(0, "not an ISO 3166 numeric country code"))
+        }
         Linter::CountryNumericOr999 => match bytes == b"999" {
             true => Ok(()),
             false => in_numeric_list(bytes, COUNTRY_NUMERIC_CODES)
@@ -108,16 +73,19 @@ pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
             true => Ok(()),
             false => fail(0, "not an ISO 3166 alpha-2 country code"),
         },
-        Linter::CurrencyNumeric => in_numeric_list(bytes, CURRENCY_NUMERIC_CODES)
-            .or_else(|_| fail(0, "not an ISO 4217 numeric currency code")),
+        Linter::CurrencyNumeric => {
+            in_numeric_list(bytes, CURRENCY_NUMERIC_CODES).or_else(|_| fail(0, "not an ISO 4217 numeric currency code"))
+        }
         Linter::BiologicalSex => match bytes {
             [b'0' | b'1' | b'2' | b'9'] => Ok(()),
             _ => fail(0, "ISO 5218 sex code must be 0, 1, 2 or 9"),
         },
-        Linter::Latitude => check_number_range(bytes, 0, 1_800_000_000)
-            .or_else(|_| fail(0, "latitude must be at most 1800000000")),
-        Linter::Longitude => check_number_range(bytes, 0, 3_600_000_000)
-            .or_else(|_| fail(0, "longitude must be at most 3600000000")),
+        Linter::Latitude => {
+            check_number_range(bytes, 0, 1_800_000_000).or_else(|_| fail(0, "latitude must be at most 1800000000"))
+        }
+        Linter::Longitude => {
+            check_number_range(bytes, 0, 3_600_000_000).or_else(|_| fail(0, "longitude must be at most 3600000000"))
+        }
         Linter::MediaType => match parse_number(bytes) {
             Some(1..=10 | 80..=99) if bytes.len() == 2 => Ok(()),
             _ => fail(0, "AIDC media type must be 01 to 10 or 80 to 99"),
@@ -134,11 +102,10 @@ pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
             Ok(_) => Ok(()),
             Err(_) => fail(0, "not a PackageTypeCode"),
         },
-        Linter::PercentEncoded => check_percent_encoding(bytes)
-            .or_else(|position| fail(position, "'%' must be followed by two hex digits")),
-        Linter::PieceOfTotal => {
-            check_piece_of_total(bytes).or_else(|(position, reason)| fail(position, reason))
+        Linter::PercentEncoded => {
+            check_percent_encoding(bytes).or_else(|position| fail(position, "'%' must be followed by two hex digits"))
         }
+        Linter::PieceOfTotal => check_piece_of_total(bytes).or_else(|(position, reason)| fail(position, reason)),
         Linter::PositionInSequence => {
             check_position_in_sequence(bytes).or_else(|(position, reason)| fail(position, reason))
         }
@@ -157,15 +124,9 @@ pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
         Linter::DateWithOptionalDay => {
             date::check_yymmdd(bytes, true).or_else(|(position, reason)| fail(position, reason))
         }
-        Linter::Date => {
-            date::check_yymmdd(bytes, false).or_else(|(position, reason)| fail(position, reason))
-        }
-        Linter::DateWithCentury => {
-            date::check_yyyymmdd(bytes).or_else(|(position, reason)| fail(position, reason))
-        }
-        Linter::CouponCode => {
-            check_coupon_code(bytes).or_else(|(position, reason)| fail(position, reason))
-        }
+        Linter::Date => date::check_yymmdd(bytes, false).or_else(|(position, reason)| fail(position, reason)),
+        Linter::DateWithCentury => date::check_yyyymmdd(bytes).or_else(|(position, reason)| fail(position, reason)),
+        Linter::CouponCode => check_coupon_code(bytes).or_else(|(position, reason)| fail(position, reason)),
         Linter::CouponPositiveOffer => {
             check_coupon_positive_offer(bytes).or_else(|(position, reason)| fail(position, reason))
         }
@@ -174,21 +135,14 @@ pub(crate) fn lint(linter: Linter, text: &str) -> Result<(), ValueError> {
 
 fn check_mod10(bytes: &[u8]) -> Result<(), ValueError> {
     let Some((last, body)) = bytes.split_last() else {
-        return Err(ValueError::TooShort {
-            minimum: 1,
-            found: 0,
-        });
+        return Err(ValueError::TooShort { minimum: 1, found: 0 });
     };
     let digits: Vec<u8> = body.iter().map(|byte| byte - b'0').collect();
     let expected = check_digit(&digits);
     let found = last - b'0';
     match expected == found {
         true => Ok(()),
-        false => Err(ValueError::CheckDigit {
-            position: body.len(),
-            expected,
-            found,
-        }),
+        false => Err(ValueError::CheckDigit { position: body.len(), expected, found }),
     }
 }
 
@@ -257,20 +211,16 @@ fn check_character_pair(text: &str) -> Result<(), ValueError> {
 const COMPANY_PREFIX_LENGTH_MINIMUM: usize = 4;
 
 fn check_company_prefix(linter: Linter, bytes: &[u8], start: usize) -> Result<(), ValueError> {
-    let prefix = bytes
-        .get(start..start + COMPANY_PREFIX_LENGTH_MINIMUM)
-        .ok_or(ValueError::Lint {
-            linter,
-            position: start,
-            reason: "too short to start with a GS1 Company Prefix",
-        })?;
+    let prefix = bytes.get(start..start + COMPANY_PREFIX_LENGTH_MINIMUM).ok_or(ValueError::Lint {
+        linter,
+        position: start,
+        reason: "too short to start with a GS1 Company Prefix",
+    })?;
     match prefix.iter().position(|byte| !byte.is_ascii_digit()) {
         None => Ok(()),
-        Some(index) => Err(ValueError::Lint {
-            linter,
-            position: start + index,
-            reason: "a GS1 Company Prefix has digits only",
-        }),
+        Some(index) => {
+            Err(ValueError::Lint { linter, position: start + index, reason: "a GS1 Company Prefix has digits only" })
+        }
     }
 }
 
@@ -278,11 +228,7 @@ fn parse_number(bytes: &[u8]) -> Option<u64> {
     if bytes.is_empty() || bytes.len() > 18 || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        bytes
-            .iter()
-            .fold(0u64, |number, byte| number * 10 + u64::from(byte - b'0')),
-    )
+    Some(bytes.iter().fold(0u64, |number, byte| number * 10 + u64::from(byte - b'0')))
 }
 
 fn check_number_range(bytes: &[u8], minimum: u64, maximum: u64) -> Result<(), ()> {
@@ -305,10 +251,7 @@ fn check_iban(bytes: &[u8]) -> Result<(), Failure> {
     if bytes.len() < 5 {
         return Err((0, "IBAN too short"));
     }
-    if let Some(position) = bytes
-        .iter()
-        .position(|byte| !(byte.is_ascii_uppercase() || byte.is_ascii_digit()))
-    {
+    if let Some(position) = bytes.iter().position(|byte| !(byte.is_ascii_uppercase() || byte.is_ascii_digit())) {
         return Err((position, "IBAN characters must be 0-9 or A-Z"));
     }
     let country = std::str::from_utf8(&bytes[..2]).unwrap_or("");
@@ -324,11 +267,7 @@ fn check_iban(bytes: &[u8]) -> Result<(), Failure> {
             b'0'..=b'9' => u32::from(byte - b'0'),
             _ => u32::from(byte - b'A') + 10,
         };
-        remainder = if value >= 10 {
-            (remainder * 100 + value) % 97
-        } else {
-            (remainder * 10 + value) % 97
-        };
+        remainder = if value >= 10 { (remainder * 100 + value) % 97 } else { (remainder * 10 + value) % 97 };
     }
     match remainder == 1 {
         true => Ok(()),
@@ -340,9 +279,7 @@ fn check_percent_encoding(bytes: &[u8]) -> Result<(), usize> {
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' {
-            let valid = bytes
-                .get(index + 1..index + 3)
-                .is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit));
+            let valid = bytes.get(index + 1..index + 3).is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit));
             if !valid {
                 return Err(index);
             }
@@ -375,19 +312,12 @@ fn check_piece_of_total(bytes: &[u8]) -> Result<(), Failure> {
 
 fn check_position_in_sequence(bytes: &[u8]) -> Result<(), Failure> {
     let malformed = (0, "must be <position>/<end>");
-    let slash = bytes
-        .iter()
-        .position(|byte| *byte == b'/')
-        .ok_or(malformed)?;
+    let slash = bytes.iter().position(|byte| *byte == b'/').ok_or(malformed)?;
     let (position_digits, end_digits) = (&bytes[..slash], &bytes[slash + 1..]);
     if position_digits.is_empty() || end_digits.is_empty() {
         return Err(malformed);
     }
-    if !position_digits
-        .iter()
-        .chain(end_digits)
-        .all(u8::is_ascii_digit)
-    {
+    if !position_digits.iter().chain(end_digits).all(u8::is_ascii_digit) {
         return Err(malformed);
     }
     if position_digits[0] == b'0' {
@@ -414,20 +344,14 @@ struct CouponReader<'a> {
 
 impl CouponReader<'_> {
     fn digit(&mut self, missing: &'static str) -> Result<u8, Failure> {
-        let byte = *self
-            .bytes
-            .get(self.position)
-            .ok_or((self.position, missing))?;
+        let byte = *self.bytes.get(self.position).ok_or((self.position, missing))?;
         self.position += 1;
         Ok(byte - b'0')
     }
 
     fn skip(&mut self, length: usize, truncated: &'static str) -> Result<&[u8], Failure> {
         let start = self.position;
-        let field = self
-            .bytes
-            .get(start..start + length)
-            .ok_or((start, truncated))?;
+        let field = self.bytes.get(start..start + length).ok_or((start, truncated))?;
         self.position += length;
         Ok(field)
     }
@@ -472,10 +396,7 @@ fn check_coupon_code(bytes: &[u8]) -> Result<(), Failure> {
     if company_prefix_length > 6 {
         return Err((0, "company prefix length indicator must be 0 to 6"));
     }
-    reader.company_prefix(
-        usize::from(company_prefix_length) + 6,
-        "company prefix truncated",
-    )?;
+    reader.company_prefix(usize::from(company_prefix_length) + 6, "company prefix truncated")?;
     reader.skip(6, "offer code truncated")?;
     let at = reader.position;
     let save_value_length = reader.digit("save value length indicator missing")?;
@@ -492,19 +413,14 @@ fn check_coupon_code(bytes: &[u8]) -> Result<(), Failure> {
         }
         reader.requirement("second purchase requirement length indicator missing")?;
         let at = reader.position;
-        let prefix_length =
-            reader.digit("second purchase company prefix length indicator missing")?;
+        let prefix_length = reader.digit("second purchase company prefix length indicator missing")?;
         match prefix_length {
             9 => {}
-            0..=6 => reader.company_prefix(
-                usize::from(prefix_length) + 6,
-                "second purchase company prefix truncated",
-            )?,
+            0..=6 => {
+                reader.company_prefix(usize::from(prefix_length) + 6, "second purchase company prefix truncated")?
+            }
             _ => {
-                return Err((
-                    at,
-                    "second purchase company prefix length indicator must be 0 to 6 or 9",
-                ));
+                return Err((at, "second purchase company prefix length indicator must be 0 to 6 or 9"));
             }
         }
     }
@@ -512,19 +428,14 @@ fn check_coupon_code(bytes: &[u8]) -> Result<(), Failure> {
         reader.position += 1;
         reader.requirement("third purchase requirement length indicator missing")?;
         let at = reader.position;
-        let prefix_length =
-            reader.digit("third purchase company prefix length indicator missing")?;
+        let prefix_length = reader.digit("third purchase company prefix length indicator missing")?;
         match prefix_length {
             9 => {}
-            0..=6 => reader.company_prefix(
-                usize::from(prefix_length) + 6,
-                "third purchase company prefix truncated",
-            )?,
+            0..=6 => {
+                reader.company_prefix(usize::from(prefix_length) + 6, "third purchase company prefix truncated")?
+            }
             _ => {
-                return Err((
-                    at,
-                    "third purchase company prefix length indicator must be 0 to 6 or 9",
-                ));
+                return Err((at, "third purchase company prefix length indicator must be 0 to 6 or 9"));
             }
         }
     }
@@ -533,20 +444,15 @@ fn check_coupon_code(bytes: &[u8]) -> Result<(), Failure> {
         reader.position += 1;
         let at = reader.position;
         let date = reader.skip(6, "expiration date truncated")?.to_vec();
-        date::check_yymmdd(&date, false)
-            .map_err(|_| (at, "expiration date is not a valid YYMMDD date"))?;
+        date::check_yymmdd(&date, false).map_err(|_| (at, "expiration date is not a valid YYMMDD date"))?;
         expiration = Some(date);
     }
     if reader.peek_is(b'4') {
         reader.position += 1;
         let at = reader.position;
         let start = reader.skip(6, "start date truncated")?.to_vec();
-        date::check_yymmdd(&start, false)
-            .map_err(|_| (at, "start date is not a valid YYMMDD date"))?;
-        if expiration
-            .as_ref()
-            .is_some_and(|expiration| start > *expiration)
-        {
+        date::check_yymmdd(&start, false).map_err(|_| (at, "start date is not a valid YYMMDD date"))?;
+        if expiration.as_ref().is_some_and(|expiration| start > *expiration) {
             return Err((at, "expiration date is before the start date"));
         }
     }
@@ -562,10 +468,7 @@ fn check_coupon_code(bytes: &[u8]) -> Result<(), Failure> {
         if !(1..=7).contains(&retailer_length) {
             return Err((at, "retailer identifier length indicator must be 1 to 7"));
         }
-        reader.company_prefix(
-            usize::from(retailer_length) + 6,
-            "retailer identifier truncated",
-        )?;
+        reader.company_prefix(usize::from(retailer_length) + 6, "retailer identifier truncated")?;
     }
     if reader.peek_is(b'9') {
         reader.position += 1;
@@ -602,10 +505,7 @@ fn check_coupon_positive_offer(bytes: &[u8]) -> Result<(), Failure> {
     if funder_length > 6 {
         return Err((1, "funder identifier length indicator must be 0 to 6"));
     }
-    reader.skip(
-        usize::from(funder_length) + 6,
-        "funder identifier truncated",
-    )?;
+    reader.skip(usize::from(funder_length) + 6, "funder identifier truncated")?;
     reader.skip(6, "offer code truncated")?;
     let serial_length = reader.digit("serial number length indicator missing")?;
     reader.skip(usize::from(serial_length) + 6, "serial number truncated")?;
@@ -617,86 +517,75 @@ fn check_coupon_positive_offer(bytes: &[u8]) -> Result<(), Failure> {
 
 /// ISO 3166-1 numeric country codes, sorted.
 pub(crate) const COUNTRY_NUMERIC_CODES: &[u16] = &[
-    4, 8, 10, 12, 16, 20, 24, 28, 31, 32, 36, 40, 44, 48, 50, 51, 52, 56, 60, 64, 68, 70, 72, 74,
-    76, 84, 86, 90, 92, 96, 100, 104, 108, 112, 116, 120, 124, 132, 136, 140, 144, 148, 152, 156,
-    158, 162, 166, 170, 174, 175, 178, 180, 184, 188, 191, 192, 196, 203, 204, 208, 212, 214, 218,
-    222, 226, 231, 232, 233, 234, 238, 239, 242, 246, 248, 250, 254, 258, 260, 262, 266, 268, 270,
-    275, 276, 288, 292, 296, 300, 304, 308, 312, 316, 320, 324, 328, 332, 334, 336, 340, 344, 348,
-    352, 356, 360, 364, 368, 372, 376, 380, 384, 388, 392, 398, 400, 404, 408, 410, 414, 417, 418,
-    422, 426, 428, 430, 434, 438, 440, 442, 446, 450, 454, 458, 462, 466, 470, 474, 478, 480, 484,
-    492, 496, 498, 499, 500, 504, 508, 512, 516, 520, 524, 528, 531, 533, 534, 535, 540, 548, 554,
-    558, 562, 566, 570, 574, 578, 580, 581, 583, 584, 585, 586, 591, 598, 600, 604, 608, 612, 616,
-    620, 624, 626, 630, 634, 638, 642, 643, 646, 652, 654, 659, 660, 662, 663, 666, 670, 674, 678,
-    682, 686, 688, 690, 694, 702, 703, 704, 705, 706, 710, 716, 724, 728, 729, 732, 740, 744, 748,
-    752, 756, 760, 762, 764, 768, 772, 776, 780, 784, 788, 792, 795, 796, 798, 800, 804, 807, 818,
-    826, 831, 832, 833, 834, 840, 850, 854, 858, 860, 862, 876, 882, 887, 894,
+    4, 8, 10, 12, 16, 20, 24, 28, 31, 32, 36, 40, 44, 48, 50, 51, 52, 56, 60, 64, 68, 70, 72, 74, 76, 84, 86, 90, 92,
+    96, 100, 104, 108, 112, 116, 120, 124, 132, 136, 140, 144, 148, 152, 156, 158, 162, 166, 170, 174, 175, 178, 180,
+    184, 188, 191, 192, 196, 203, 204, 208, 212, 214, 218, 222, 226, 231, 232, 233, 234, 238, 239, 242, 246, 248, 250,
+    254, 258, 260, 262, 266, 268, 270, 275, 276, 288, 292, 296, 300, 304, 308, 312, 316, 320, 324, 328, 332, 334, 336,
+    340, 344, 348, 352, 356, 360, 364, 368, 372, 376, 380, 384, 388, 392, 398, 400, 404, 408, 410, 414, 417, 418, 422,
+    426, 428, 430, 434, 438, 440, 442, 446, 450, 454, 458, 462, 466, 470, 474, 478, 480, 484, 492, 496, 498, 499, 500,
+    504, 508, 512, 516, 520, 524, 528, 531, 533, 534, 535, 540, 548, 554, 558, 562, 566, 570, 574, 578, 580, 581, 583,
+    584, 585, 586, 591, 598, 600, 604, 608, 612, 616, 620, 624, 626, 630, 634, 638, 642, 643, 646, 652, 654, 659, 660,
+    662, 663, 666, 670, 674, 678, 682, 686, 688, 690, 694, 702, 703, 704, 705, 706, 710, 716, 724, 728, 729, 732, 740,
+    744, 748, 752, 756, 760, 762, 764, 768, 772, 776, 780, 784, 788, 792, 795, 796, 798, 800, 804, 807, 818, 826, 831,
+    832, 833, 834, 840, 850, 854, 858, 860, 862, 876, 882, 887, 894,
 ];
 
 /// ISO 3166-1 alpha-2 country codes, sorted.
 pub(crate) const COUNTRY_ALPHA2_CODES: &[&str] = &[
-    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
-    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
-    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
-    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
-    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
-    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
-    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
-    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
-    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
-    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
-    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
-    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
-    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
-    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
-    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
-    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ", "BA", "BB", "BD",
+    "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", "BT", "BV", "BW", "BY", "BZ", "CA",
+    "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE",
+    "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA",
+    "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK",
+    "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP",
+    "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT",
+    "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS",
+    "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ",
+    "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS",
+    "RU", "RW", "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST",
+    "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW",
+    "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI", "VN", "VU", "WF", "WS", "YE", "YT", "ZA",
+    "ZM", "ZW",
 ];
 
 /// ISO 4217 numeric currency codes, sorted.
 pub(crate) const CURRENCY_NUMERIC_CODES: &[u16] = &[
-    8, 12, 32, 36, 44, 48, 50, 51, 52, 60, 64, 68, 72, 84, 90, 96, 104, 108, 116, 124, 132, 136,
-    144, 152, 156, 170, 174, 188, 191, 192, 203, 208, 214, 222, 230, 232, 238, 242, 262, 270, 292,
-    320, 324, 328, 332, 340, 344, 348, 352, 356, 360, 364, 368, 376, 388, 392, 398, 400, 404, 408,
-    410, 414, 417, 418, 422, 426, 430, 434, 446, 454, 458, 462, 480, 484, 496, 498, 504, 512, 516,
-    524, 532, 533, 548, 554, 558, 566, 578, 586, 590, 598, 600, 604, 608, 634, 643, 646, 654, 682,
-    690, 694, 702, 704, 706, 710, 728, 748, 752, 756, 760, 764, 776, 780, 784, 788, 800, 807, 818,
-    826, 834, 840, 858, 860, 882, 886, 901, 924, 925, 927, 928, 929, 930, 931, 932, 933, 934, 936,
-    938, 940, 941, 943, 944, 946, 947, 948, 949, 950, 951, 952, 953, 955, 956, 957, 958, 959, 960,
-    961, 962, 963, 964, 965, 967, 968, 969, 970, 971, 972, 973, 975, 976, 977, 978, 979, 980, 981,
-    984, 985, 986, 990, 994, 997, 999,
+    8, 12, 32, 36, 44, 48, 50, 51, 52, 60, 64, 68, 72, 84, 90, 96, 104, 108, 116, 124, 132, 136, 144, 152, 156, 170,
+    174, 188, 191, 192, 203, 208, 214, 222, 230, 232, 238, 242, 262, 270, 292, 320, 324, 328, 332, 340, 344, 348, 352,
+    356, 360, 364, 368, 376, 388, 392, 398, 400, 404, 408, 410, 414, 417, 418, 422, 426, 430, 434, 446, 454, 458, 462,
+    480, 484, 496, 498, 504, 512, 516, 524, 532, 533, 548, 554, 558, 566, 578, 586, 590, 598, 600, 604, 608, 634, 643,
+    646, 654, 682, 690, 694, 702, 704, 706, 710, 728, 748, 752, 756, 760, 764, 776, 780, 784, 788, 800, 807, 818, 826,
+    834, 840, 858, 860, 882, 886, 901, 924, 925, 927, 928, 929, 930, 931, 932, 933, 934, 936, 938, 940, 941, 943, 944,
+    946, 947, 948, 949, 950, 951, 952, 953, 955, 956, 957, 958, 959, 960, 961, 962, 963, 964, 965, 967, 968, 969, 970,
+    971, 972, 973, 975, 976, 977, 978, 979, 980, 981, 984, 985, 986, 990, 994, 997, 999,
 ];
 
 /// PackageTypeCode (UN/ECE Recommendation 21 with GS1 additions), sorted by byte order.
 pub(crate) const PACKAGE_TYPE_CODES: &[&str] = &[
-    "1A", "1B", "1D", "1F", "1G", "1W", "200", "201", "202", "203", "204", "205", "206", "210",
-    "211", "212", "2C", "3A", "3H", "43", "44", "4A", "4B", "4C", "4D", "4F", "4G", "4H", "5H",
-    "5L", "5M", "6H", "6P", "7A", "7B", "8", "8A", "8B", "8C", "9", "AA", "AB", "AC", "AD", "AF",
-    "AG", "AH", "AI", "AJ", "AL", "AM", "AP", "APE", "AT", "AV", "B4", "BB", "BC", "BD", "BE",
-    "BF", "BG", "BGE", "BH", "BI", "BJ", "BK", "BL", "BM", "BME", "BN", "BO", "BP", "BQ", "BR",
-    "BRI", "BS", "BT", "BU", "BV", "BW", "BX", "BY", "BZ", "CA", "CB", "CBL", "CC", "CCE", "CD",
-    "CE", "CF", "CG", "CH", "CI", "CJ", "CK", "CL", "CM", "CN", "CO", "CP", "CQ", "CR", "CS", "CT",
-    "CU", "CV", "CW", "CX", "CY", "CZ", "DA", "DB", "DC", "DG", "DH", "DI", "DJ", "DK", "DL", "DM",
-    "DN", "DP", "DPE", "DR", "DS", "DT", "DU", "DV", "DW", "DX", "DY", "E1", "E2", "E3", "EC",
-    "ED", "EE", "EF", "EG", "EH", "EI", "EN", "FB", "FC", "FD", "FE", "FI", "FL", "FO", "FOB",
-    "FP", "FPE", "FR", "FT", "FW", "FX", "GB", "GI", "GL", "GR", "GU", "GY", "GZ", "HA", "HB",
-    "HC", "HG", "HN", "HR", "IA", "IB", "IC", "ID", "IE", "IF", "IG", "IH", "IK", "IL", "IN", "IZ",
-    "JB", "JC", "JG", "JR", "JT", "JY", "KG", "KI", "LAB", "LE", "LG", "LT", "LU", "LV", "LZ",
-    "MA", "MB", "MC", "ME", "MPE", "MR", "MS", "MT", "MW", "MX", "NA", "NE", "NF", "NG", "NS",
-    "NT", "NU", "NV", "OA", "OB", "OC", "OD", "OE", "OF", "OK", "OPE", "OT", "OU", "P2", "PA",
-    "PAE", "PB", "PC", "PD", "PE", "PF", "PG", "PH", "PI", "PJ", "PK", "PL", "PLP", "PN", "PO",
-    "POP", "PP", "PPE", "PR", "PT", "PU", "PUE", "PV", "PX", "PY", "PZ", "QA", "QB", "QC", "QD",
-    "QF", "QG", "QH", "QJ", "QK", "QL", "QM", "QN", "QP", "QQ", "QR", "QS", "RB1", "RB2", "RB3",
-    "RCB", "RD", "RG", "RJ", "RK", "RL", "RO", "RT", "RZ", "S1", "SA", "SB", "SC", "SD", "SE",
-    "SEC", "SH", "SI", "SK", "SL", "SM", "SO", "SP", "SS", "ST", "STL", "SU", "SV", "SW", "SX",
-    "SY", "SZ", "T1", "TB", "TC", "TD", "TE", "TEV", "TG", "THE", "TI", "TK", "TL", "TN", "TO",
-    "TR", "TRE", "TS", "TT", "TTE", "TU", "TV", "TW", "TWE", "TY", "TZ", "UC", "UN", "UUE", "VA",
-    "VG", "VI", "VK", "VL", "VN", "VO", "VP", "VQ", "VR", "VS", "VY", "WA", "WB", "WC", "WD", "WF",
-    "WG", "WH", "WJ", "WK", "WL", "WM", "WN", "WP", "WQ", "WR", "WRP", "WS", "WT", "WU", "WV",
-    "WW", "WX", "WY", "WZ", "X11", "X12", "X15", "X16", "X17", "X18", "X19", "X20", "X3", "XA",
-    "XB", "XC", "XD", "XF", "XG", "XH", "XJ", "XK", "YA", "YB", "YC", "YD", "YF", "YG", "YH", "YJ",
-    "YK", "YL", "YM", "YN", "YP", "YQ", "YR", "YS", "YT", "YV", "YW", "YX", "YY", "YZ", "ZA", "ZB",
-    "ZC", "ZD", "ZF", "ZG", "ZH", "ZJ", "ZK", "ZL", "ZM", "ZN", "ZP", "ZQ", "ZR", "ZS", "ZT", "ZU",
-    "ZV", "ZW", "ZX", "ZY", "ZZ",
+    "1A", "1B", "1D", "1F", "1G", "1W", "200", "201", "202", "203", "204", "205", "206", "210", "211", "212", "2C",
+    "3A", "3H", "43", "44", "4A", "4B", "4C", "4D", "4F", "4G", "4H", "5H", "5L", "5M", "6H", "6P", "7A", "7B", "8",
+    "8A", "8B", "8C", "9", "AA", "AB", "AC", "AD", "AF", "AG", "AH", "AI", "AJ", "AL", "AM", "AP", "APE", "AT", "AV",
+    "B4", "BB", "BC", "BD", "BE", "BF", "BG", "BGE", "BH", "BI", "BJ", "BK", "BL", "BM", "BME", "BN", "BO", "BP", "BQ",
+    "BR", "BRI", "BS", "BT", "BU", "BV", "BW", "BX", "BY", "BZ", "CA", "CB", "CBL", "CC", "CCE", "CD", "CE", "CF",
+    "CG", "CH", "CI", "CJ", "CK", "CL", "CM", "CN", "CO", "CP", "CQ", "CR", "CS", "CT", "CU", "CV", "CW", "CX", "CY",
+    "CZ", "DA", "DB", "DC", "DG", "DH", "DI", "DJ", "DK", "DL", "DM", "DN", "DP", "DPE", "DR", "DS", "DT", "DU", "DV",
+    "DW", "DX", "DY", "E1", "E2", "E3", "EC", "ED", "EE", "EF", "EG", "EH", "EI", "EN", "FB", "FC", "FD", "FE", "FI",
+    "FL", "FO", "FOB", "FP", "FPE", "FR", "FT", "FW", "FX", "GB", "GI", "GL", "GR", "GU", "GY", "GZ", "HA", "HB", "HC",
+    "HG", "HN", "HR", "IA", "IB", "IC", "ID", "IE", "IF", "IG", "IH", "IK", "IL", "IN", "IZ", "JB", "JC", "JG", "JR",
+    "JT", "JY", "KG", "KI", "LAB", "LE", "LG", "LT", "LU", "LV", "LZ", "MA", "MB", "MC", "ME", "MPE", "MR", "MS", "MT",
+    "MW", "MX", "NA", "NE", "NF", "NG", "NS", "NT", "NU", "NV", "OA", "OB", "OC", "OD", "OE", "OF", "OK", "OPE", "OT",
+    "OU", "P2", "PA", "PAE", "PB", "PC", "PD", "PE", "PF", "PG", "PH", "PI", "PJ", "PK", "PL", "PLP", "PN", "PO",
+    "POP", "PP", "PPE", "PR", "PT", "PU", "PUE", "PV", "PX", "PY", "PZ", "QA", "QB", "QC", "QD", "QF", "QG", "QH",
+    "QJ", "QK", "QL", "QM", "QN", "QP", "QQ", "QR", "QS", "RB1", "RB2", "RB3", "RCB", "RD", "RG", "RJ", "RK", "RL",
+    "RO", "RT", "RZ", "S1", "SA", "SB", "SC", "SD", "SE", "SEC", "SH", "SI", "SK", "SL", "SM", "SO", "SP", "SS", "ST",
+    "STL", "SU", "SV", "SW", "SX", "SY", "SZ", "T1", "TB", "TC", "TD", "TE", "TEV", "TG", "THE", "TI", "TK", "TL",
+    "TN", "TO", "TR", "TRE", "TS", "TT", "TTE", "TU", "TV", "TW", "TWE", "TY", "TZ", "UC", "UN", "UUE", "VA", "VG",
+    "VI", "VK", "VL", "VN", "VO", "VP", "VQ", "VR", "VS", "VY", "WA", "WB", "WC", "WD", "WF", "WG", "WH", "WJ", "WK",
+    "WL", "WM", "WN", "WP", "WQ", "WR", "WRP", "WS", "WT", "WU", "WV", "WW", "WX", "WY", "WZ", "X11", "X12", "X15",
+    "X16", "X17", "X18", "X19", "X20", "X3", "XA", "XB", "XC", "XD", "XF", "XG", "XH", "XJ", "XK", "YA", "YB", "YC",
+    "YD", "YF", "YG", "YH", "YJ", "YK", "YL", "YM", "YN", "YP", "YQ", "YR", "YS", "YT", "YV", "YW", "YX", "YY", "YZ",
+    "ZA", "ZB", "ZC", "ZD", "ZF", "ZG", "ZH", "ZJ", "ZK", "ZL", "ZM", "ZN", "ZP", "ZQ", "ZR", "ZS", "ZT", "ZU", "ZV",
+    "ZW", "ZX", "ZY", "ZZ",
 ];
 
 #[cfg(test)]
@@ -705,43 +594,21 @@ mod tests {
 
     fn check(linter: Linter, input: &str, expected: Result<(), &str>) {
         let actual = lint(linter, input).map_err(|error| error.to_string());
-        assert_eq!(
-            actual,
-            expected.map_err(str::to_owned),
-            "{linter} {input:?}"
-        );
+        assert_eq!(actual, expected.map_err(str::to_owned), "{linter} {input:?}");
     }
 
     #[test]
     fn code_lists_are_sorted_for_binary_search() {
-        assert!(
-            COUNTRY_NUMERIC_CODES
-                .windows(2)
-                .all(|pair| pair[0] < pair[1])
-        );
-        assert!(
-            COUNTRY_ALPHA2_CODES
-                .windows(2)
-                .all(|pair| pair[0] < pair[1])
-        );
-        assert!(
-            CURRENCY_NUMERIC_CODES
-                .windows(2)
-                .all(|pair| pair[0] < pair[1])
-        );
+        assert!(COUNTRY_NUMERIC_CODES.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(COUNTRY_ALPHA2_CODES.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(CURRENCY_NUMERIC_CODES.windows(2).all(|pair| pair[0] < pair[1]));
         assert!(PACKAGE_TYPE_CODES.windows(2).all(|pair| pair[0] < pair[1]));
         assert_eq!(COUNTRY_ALPHA2_CODES.len(), 249);
     }
 
     #[test]
     fn check_character_pairs() {
-        for valid in [
-            "22",
-            "!22",
-            "1987654Ad4X4bL5ttr2310c2K",
-            "12345678901234567890123NT",
-            "12345_!\"%&'()*+,-./LC",
-        ] {
+        for valid in ["22", "!22", "1987654Ad4X4bL5ttr2310c2K", "12345678901234567890123NT", "12345_!\"%&'()*+,-./LC"] {
             check(Linter::CheckCharacterPair, valid, Ok(()));
         }
         check(
@@ -766,11 +633,7 @@ mod tests {
         );
         check(Linter::CompanyPrefixAtPosition2, "A0123", Ok(()));
         check(Linter::HourMinute, "2359", Ok(()));
-        check(
-            Linter::HourMinute,
-            "2400",
-            Err("hhmi check failed at position 0: hour must be 00 to 23"),
-        );
+        check(Linter::HourMinute, "2400", Err("hhmi check failed at position 0: hour must be 00 to 23"));
         check(Linter::Iban, "GB82WEST12345698765432", Ok(()));
         check(
             Linter::Iban,
@@ -786,11 +649,7 @@ mod tests {
         check(Linter::CurrencyNumeric, "978", Ok(()));
         check(Linter::CountryNumericOr999, "999", Ok(()));
         check(Linter::PackageType, "PX", Ok(()));
-        check(
-            Linter::PackageType,
-            "P",
-            Err("packagetype check failed at position 0: not a PackageTypeCode"),
-        );
+        check(Linter::PackageType, "P", Err("packagetype check failed at position 0: not a PackageTypeCode"));
         check(Linter::PercentEncoded, "a%20b", Ok(()));
         check(
             Linter::PercentEncoded,
@@ -806,24 +665,16 @@ mod tests {
         check(
             Linter::PositionInSequence,
             "01/2",
-            Err(
-                "posinseqslash check failed at position 0: position must not be zero nor start with zero",
-            ),
+            Err("posinseqslash check failed at position 0: position must not be zero nor start with zero"),
         );
         check(Linter::MediaType, "80", Ok(()));
         check(
             Linter::MediaType,
             "11",
-            Err(
-                "mediatype check failed at position 0: AIDC media type must be 01 to 10 or 80 to 99",
-            ),
+            Err("mediatype check failed at position 0: AIDC media type must be 01 to 10 or 80 to 99"),
         );
         check(Linter::NoZeroPrefix, "0", Ok(()));
-        check(
-            Linter::NoZeroPrefix,
-            "012",
-            Err("nozeroprefix check failed at position 0: must not start with a zero"),
-        );
+        check(Linter::NoZeroPrefix, "012", Err("nozeroprefix check failed at position 0: must not start with a zero"));
         check(Linter::Latitude, "1800000000", Ok(()));
         check(
             Linter::Latitude,
@@ -834,9 +685,7 @@ mod tests {
         check(
             Linter::ImporterIndex,
             ".",
-            Err(
-                "importeridx check failed at position 0: importer index must be one of 0-9 A-Z a-z - _",
-            ),
+            Err("importeridx check failed at position 0: importer index must be one of 0-9 A-Z a-z - _"),
         );
     }
 
@@ -851,9 +700,7 @@ mod tests {
         check(
             Linter::CouponCode,
             "71234567890123",
-            Err(
-                "couponcode check failed at position 0: company prefix length indicator must be 0 to 6",
-            ),
+            Err("couponcode check failed at position 0: company prefix length indicator must be 0 to 6"),
         );
         check(
             Linter::CouponCode,
@@ -864,9 +711,7 @@ mod tests {
         check(
             Linter::CouponPositiveOffer,
             "0012345612345601234567",
-            Err(
-                "couponposoffer check failed at position 21: unexpected data after the serial number",
-            ),
+            Err("couponposoffer check failed at position 21: unexpected data after the serial number"),
         );
     }
 }

@@ -15,10 +15,7 @@ fn digits(length: usize) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn digit_string(values: &[u8]) -> String {
-    values
-        .iter()
-        .map(|digit| char::from(b'0' + digit))
-        .collect()
+    values.iter().map(|digit| char::from(b'0' + digit)).collect()
 }
 
 fn with_check_digit(body: &[u8]) -> String {
@@ -28,11 +25,8 @@ fn with_check_digit(body: &[u8]) -> String {
 }
 
 fn cset82_text(length_maximum: usize) -> impl Strategy<Value = String> {
-    proptest::collection::vec(
-        proptest::sample::select(CSET82.to_vec()),
-        1..=length_maximum,
-    )
-    .prop_map(|bytes| bytes.into_iter().map(char::from).collect())
+    proptest::collection::vec(proptest::sample::select(CSET82.to_vec()), 1..=length_maximum)
+        .prop_map(|bytes| bytes.into_iter().map(char::from).collect())
 }
 
 fn gtin() -> impl Strategy<Value = String> {
@@ -40,8 +34,7 @@ fn gtin() -> impl Strategy<Value = String> {
 }
 
 fn yymmdd() -> impl Strategy<Value = String> {
-    (0u8..100, 1u8..13, 0u8..29)
-        .prop_map(|(year, month, day)| format!("{year:02}{month:02}{day:02}"))
+    (0u8..100, 1u8..13, 0u8..29).prop_map(|(year, month, day)| format!("{year:02}{month:02}{day:02}"))
 }
 
 /// Valid element strings around a GTIN: optional lot, expiry, serial, net weight, price.
@@ -66,8 +59,7 @@ fn element_string() -> impl Strategy<Value = ElementString> {
                 elements.push(Element::new("21", &serial).unwrap());
             }
             if let Some((decimals, weight)) = weight {
-                elements
-                    .push(Element::new(&format!("310{decimals}"), &digit_string(&weight)).unwrap());
+                elements.push(Element::new(&format!("310{decimals}"), &digit_string(&weight)).unwrap());
             }
             if let Some(internal) = internal {
                 elements.push(Element::new("91", &internal).unwrap());

@@ -59,9 +59,7 @@ impl Symbology {
     }
 
     pub fn from_identifier(identifier: &str) -> Option<Symbology> {
-        Symbology::ALL
-            .into_iter()
-            .find(|symbology| symbology.identifier() == identifier)
+        Symbology::ALL.into_iter().find(|symbology| symbology.identifier() == identifier)
     }
 
     fn carries_element_strings(self) -> bool {
@@ -90,10 +88,7 @@ pub enum ScanError {
     #[error("symbology identifier {identifier:?} does not carry GS1 data")]
     UnsupportedSymbology { identifier: String },
     #[error("{symbology} data must be {expected} digits")]
-    PlainGtin {
-        symbology: Symbology,
-        expected: usize,
-    },
+    PlainGtin { symbology: Symbology, expected: usize },
     #[error("{symbology} data must be a GS1 Digital Link URI")]
     NotDigitalLink { symbology: Symbology },
     #[error("{symbology} cannot carry this element string")]
@@ -107,76 +102,47 @@ pub enum ScanError {
 /// What one scan carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanData {
-    ElementString {
-        symbology: Symbology,
-        element_string: ElementString,
-    },
-    DigitalLink {
-        symbology: Symbology,
-        digital_link: DigitalLink,
-    },
+    ElementString { symbology: Symbology, element_string: ElementString },
+    DigitalLink { symbology: Symbology, digital_link: DigitalLink },
 }
 
 impl ScanData {
     /// Reads scanner output such as `]C1010950600013435210ABC` or `]Q1https://id.gs1.org/01/…`.
     pub fn parse(text: &str) -> Result<ScanData, ScanError> {
-        let identifier = text
-            .get(..3)
-            .filter(|prefix| prefix.starts_with(']'))
-            .ok_or(ScanError::MissingSymbologyIdentifier)?;
-        let symbology = Symbology::from_identifier(identifier).ok_or_else(|| {
-            ScanError::UnsupportedSymbology {
-                identifier: identifier.to_owned(),
-            }
-        })?;
+        let identifier =
+            text.get(..3).filter(|prefix| prefix.starts_with(']')).ok_or(ScanError::MissingSymbologyIdentifier)?;
+        let symbology = Symbology::from_identifier(identifier)
+            .ok_or_else(|| ScanError::UnsupportedSymbology { identifier: identifier.to_owned() })?;
         let message = &text[3..];
         if symbology.carries_element_strings() {
             let element_string = ElementString::parse_unbracketed(message)?;
-            return Ok(ScanData::ElementString {
-                symbology,
-                element_string,
-            });
+            return Ok(ScanData::ElementString { symbology, element_string });
         }
         match symbology {
             Symbology::Ean13 | Symbology::Ean8 => {
                 let expected = if symbology == Symbology::Ean13 { 13 } else { 8 };
                 if message.len() != expected || !message.bytes().all(|byte| byte.is_ascii_digit()) {
-                    return Err(ScanError::PlainGtin {
-                        symbology,
-                        expected,
-                    });
+                    return Err(ScanError::PlainGtin { symbology, expected });
                 }
                 let element = Element::new("01", &format!("{message:0>14}"))?;
                 let element_string = ElementString::new(vec![element])?;
-                Ok(ScanData::ElementString {
-                    symbology,
-                    element_string,
-                })
+                Ok(ScanData::ElementString { symbology, element_string })
             }
             _ => {
-                let is_web_uri = message
-                    .get(..8)
-                    .is_some_and(|start| start.eq_ignore_ascii_case("https://"))
-                    || message
-                        .get(..7)
-                        .is_some_and(|start| start.eq_ignore_ascii_case("http://"));
+                let is_web_uri = message.get(..8).is_some_and(|start| start.eq_ignore_ascii_case("https://"))
+                    || message.get(..7).is_some_and(|start| start.eq_ignore_ascii_case("http://"));
                 if !is_web_uri {
                     return Err(ScanError::NotDigitalLink { symbology });
                 }
                 let digital_link = DigitalLink::parse(message)?;
-                Ok(ScanData::DigitalLink {
-                    symbology,
-                    digital_link,
-                })
+                Ok(ScanData::DigitalLink { symbology, digital_link })
             }
         }
     }
 
     pub fn symbology(&self) -> Symbology {
         match self {
-            ScanData::ElementString { symbology, .. } | ScanData::DigitalLink { symbology, .. } => {
-                *symbology
-            }
+            ScanData::ElementString { symbology, .. } | ScanData::DigitalLink { symbology, .. } => *symbology,
         }
     }
 
@@ -205,12 +171,7 @@ impl ElementString {
                     return Err(ScanError::CannotCarry { symbology });
                 };
                 let padding = 14 - length;
-                let fits = element.code() == "01"
-                    && element
-                        .value()
-                        .bytes()
-                        .take(padding)
-                        .all(|byte| byte == b'0');
+                let fits = element.code() == "01" && element.value().bytes().take(padding).all(|byte| byte == b'0');
                 match fits {
                     true => Ok(format!("{identifier}{}", &element.value()[padding..])),
                     false => Err(ScanError::CannotCarry { symbology }),
@@ -233,60 +194,32 @@ mod tests {
         let actual = ScanData::parse(input)
             .map(|scan| format!("{} {}", scan.symbology(), scan.element_string()))
             .map_err(|error| error.to_string());
-        assert_eq!(
-            actual,
-            expected.map(str::to_owned).map_err(str::to_owned),
-            "{input:?}"
-        );
+        assert_eq!(actual, expected.map(str::to_owned).map_err(str::to_owned), "{input:?}");
     }
 
     #[test]
     fn reads_gs1_symbologies() {
-        check(
-            &format!("]C1010950600013435210ABC{GS}17261231"),
-            Ok("]C1 (01)09506000134352(10)ABC(17)261231"),
-        );
+        check(&format!("]C1010950600013435210ABC{GS}17261231"), Ok("]C1 (01)09506000134352(10)ABC(17)261231"));
         check("]e00109506000134352", Ok("]e0 (01)09506000134352"));
-        check(
-            &format!("]d2{GS}0109506000134352"),
-            Ok("]d2 (01)09506000134352"),
-        );
+        check(&format!("]d2{GS}0109506000134352"), Ok("]d2 (01)09506000134352"));
         check("]Q30109506000134352", Ok("]Q3 (01)09506000134352"));
         check("]E09506000134352", Ok("]E0 (01)09506000134352"));
         check("]E495010014", Ok("]E4 (01)00000095010014"));
-        check(
-            "]Q1https://id.gs1.org/01/09506000134352/10/ABC",
-            Ok("]Q1 (01)09506000134352(10)ABC"),
-        );
-        check(
-            "0109506000134352",
-            Err("scan data must start with a symbology identifier such as ]C1"),
-        );
-        check(
-            "]A0123",
-            Err("symbology identifier \"]A0\" does not carry GS1 data"),
-        );
+        check("]Q1https://id.gs1.org/01/09506000134352/10/ABC", Ok("]Q1 (01)09506000134352(10)ABC"));
+        check("0109506000134352", Err("scan data must start with a symbology identifier such as ]C1"));
+        check("]A0123", Err("symbology identifier \"]A0\" does not carry GS1 data"));
         check("]E0950600013435", Err("]E0 data must be 13 digits"));
-        check(
-            "]E09506000134353",
-            Err("(01) check digit at position 13 should be 2, found 3"),
-        );
+        check("]E09506000134353", Err("(01) check digit at position 13 should be 2, found 3"));
         check("]Q1hello", Err("]Q1 data must be a GS1 Digital Link URI"));
         check("]C1", Err("element string is empty"));
-        check(
-            "]C",
-            Err("scan data must start with a symbology identifier such as ]C1"),
-        );
+        check("]C", Err("scan data must start with a symbology identifier such as ]C1"));
     }
 
     #[test]
     fn writes_scan_data() {
-        let element_string =
-            ElementString::parse_bracketed("(01)09506000134352(10)ABC(17)261231").unwrap();
+        let element_string = ElementString::parse_bracketed("(01)09506000134352(10)ABC(17)261231").unwrap();
         assert_eq!(
-            element_string
-                .to_scan_data(Symbology::Gs1DataMatrix)
-                .unwrap(),
+            element_string.to_scan_data(Symbology::Gs1DataMatrix).unwrap(),
             format!("]d2010950600013435210ABC{GS}17261231")
         );
         assert_eq!(
@@ -295,10 +228,7 @@ mod tests {
         );
         assert!(element_string.to_scan_data(Symbology::Ean13).is_err());
         let gtin_only = ElementString::parse_bracketed("(01)09506000134352").unwrap();
-        assert_eq!(
-            gtin_only.to_scan_data(Symbology::Ean13).unwrap(),
-            "]E09506000134352"
-        );
+        assert_eq!(gtin_only.to_scan_data(Symbology::Ean13).unwrap(), "]E09506000134352");
         assert!(gtin_only.to_scan_data(Symbology::Ean8).is_err());
     }
 }

@@ -22,10 +22,7 @@ fn read_dictionary() -> Option<String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),
         Err(error) => {
-            let message = format!(
-                "SKIPPED: conformance corpus not found at {} ({error})",
-                path.display()
-            );
+            let message = format!("SKIPPED: conformance corpus not found at {} ({error})", path.display());
             let in_ci = std::env::var("CI").is_ok_and(|value| value == "true");
             assert!(!in_ci, "{message}; CI=true requires the corpus");
             // Written to the process's stderr directly so that the test harness does not capture it.
@@ -63,13 +60,7 @@ fn parse_component(token: &str) -> (char, usize, usize, bool, Vec<String>) {
             (fixed, fixed)
         }
     };
-    (
-        letter,
-        minimum,
-        maximum,
-        optional,
-        parts.map(str::to_owned).collect(),
-    )
+    (letter, minimum, maximum, optional, parts.map(str::to_owned).collect())
 }
 
 fn split_list(list: &str, separator: char) -> Vec<String> {
@@ -89,9 +80,7 @@ fn parse_dictionary(text: &str) -> BTreeMap<String, Entry> {
         let codes = tokens.remove(0);
         let mut flags = String::new();
         if tokens.first().is_some_and(|token| {
-            token
-                .chars()
-                .all(|character| "*?!\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(character))
+            token.chars().all(|character| "*?!\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(character))
                 && !token.starts_with('[')
         }) {
             flags = tokens.remove(0).to_owned();
@@ -106,26 +95,16 @@ fn parse_dictionary(text: &str) -> BTreeMap<String, Entry> {
         };
         for token in tokens {
             if let Some(list) = token.strip_prefix("req=") {
-                entry.requires.push(
-                    list.split(',')
-                        .map(|group| split_list(group, '+'))
-                        .collect(),
-                );
+                entry.requires.push(list.split(',').map(|group| split_list(group, '+')).collect());
             } else if let Some(list) = token.strip_prefix("ex=") {
                 entry.excludes.extend(split_list(list, ','));
             } else if token == "dlpkey" {
                 entry.primary_key = Some(Vec::new());
             } else if let Some(list) = token.strip_prefix("dlpkey=") {
-                entry.primary_key = Some(
-                    list.split('|')
-                        .map(|sequence| split_list(sequence, ','))
-                        .collect(),
-                );
+                entry.primary_key = Some(list.split('|').map(|sequence| split_list(sequence, ',')).collect());
             } else {
                 assert!(
-                    token
-                        .trim_start_matches('[')
-                        .starts_with(['N', 'X', 'Y', 'Z']),
+                    token.trim_start_matches('[').starts_with(['N', 'X', 'Y', 'Z']),
                     "unknown token {token:?} in {line:?}"
                 );
                 entry.components.push(parse_component(token));
@@ -151,12 +130,7 @@ fn entry_of(definition: &ApplicationIdentifierDefinition) -> Entry {
     if definition.digital_link_data_attribute {
         flags.push('?');
     }
-    let to_strings = |items: &[&str]| {
-        items
-            .iter()
-            .map(|item| (*item).to_owned())
-            .collect::<Vec<_>>()
-    };
+    let to_strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
     Entry {
         title: definition.title.to_owned(),
         flags,
@@ -169,11 +143,7 @@ fn entry_of(definition: &ApplicationIdentifierDefinition) -> Entry {
                     usize::from(component.length_minimum),
                     usize::from(component.length_maximum),
                     component.optional,
-                    component
-                        .linters
-                        .iter()
-                        .map(|linter| linter.dictionary_name().to_owned())
-                        .collect(),
+                    component.linters.iter().map(|linter| linter.dictionary_name().to_owned()).collect(),
                 )
             })
             .collect(),
@@ -183,20 +153,14 @@ fn entry_of(definition: &ApplicationIdentifierDefinition) -> Entry {
             .map(|requirement| requirement.iter().map(|group| to_strings(group)).collect())
             .collect(),
         excludes: to_strings(definition.excludes),
-        primary_key: definition.digital_link_primary_key.map(|sequences| {
-            sequences
-                .iter()
-                .map(|sequence| to_strings(sequence))
-                .collect()
-        }),
+        primary_key: definition
+            .digital_link_primary_key
+            .map(|sequences| sequences.iter().map(|sequence| to_strings(sequence)).collect()),
     }
 }
 
 fn normalise_flags(flags: &str) -> String {
-    let mut kept: Vec<char> = flags
-        .chars()
-        .filter(|flag| *flag == '*' || *flag == '?')
-        .collect();
+    let mut kept: Vec<char> = flags.chars().filter(|flag| *flag == '*' || *flag == '?').collect();
     kept.sort_unstable();
     kept.into_iter().collect()
 }
@@ -207,11 +171,7 @@ fn ai_table_matches_the_syntax_dictionary_ai_by_ai() {
         return;
     };
     let dictionary = parse_dictionary(&text);
-    assert!(
-        dictionary.len() > 500,
-        "dictionary parsed into {} AIs only",
-        dictionary.len()
-    );
+    assert!(dictionary.len() > 500, "dictionary parsed into {} AIs only", dictionary.len());
     let mut differences = Vec::new();
     for (code, expected) in &dictionary {
         let Some(definition) = application_identifier::lookup(code) else {
@@ -223,29 +183,16 @@ fn ai_table_matches_the_syntax_dictionary_ai_by_ai() {
         let mut expected = expected.clone();
         expected.flags = normalise_flags(&expected.flags);
         if actual != expected {
-            differences.push(format!(
-                "({code}) differs:\n  dictionary: {expected:?}\n  table:      {actual:?}"
-            ));
+            differences.push(format!("({code}) differs:\n  dictionary: {expected:?}\n  table:      {actual:?}"));
         }
     }
     for definition in application_identifier::application_identifiers() {
         if !dictionary.contains_key(definition.code) {
-            differences.push(format!(
-                "({}) is in the table but not in the dictionary",
-                definition.code
-            ));
+            differences.push(format!("({}) is in the table but not in the dictionary", definition.code));
         }
     }
-    assert!(
-        differences.is_empty(),
-        "{} differences:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
-    println!(
-        "{} AIs match the GS1 Barcode Syntax Dictionary",
-        dictionary.len()
-    );
+    assert!(differences.is_empty(), "{} differences:\n{}", differences.len(), differences.join("\n"));
+    println!("{} AIs match the GS1 Barcode Syntax Dictionary", dictionary.len());
 }
 
 #[test]

@@ -22,7 +22,8 @@ pub struct Country([u8; 2]);
 impl Country {
     pub fn parse(text: &str) -> Result<Country, CountryError> {
         let bytes = text.as_bytes();
-        let ok = bytes.len() == 2 && bytes.iter().all(u8::is_ascii_uppercase) && CODES.split(' ').any(|code| code == text);
+        let ok =
+            bytes.len() == 2 && bytes.iter().all(u8::is_ascii_uppercase) && CODES.split(' ').any(|code| code == text);
         if !ok {
             return Err(CountryError(text.to_owned()));
         }

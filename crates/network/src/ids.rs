@@ -25,7 +25,10 @@ fn parse_slug(text: &str, max: usize, extra: &'static str, allowed: &'static str
         return Err(IdError::Length { min: 1, max, found: length });
     }
     for character in text.chars() {
-        let ok = character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-' || extra.contains(character);
+        let ok = character.is_ascii_lowercase()
+            || character.is_ascii_digit()
+            || character == '-'
+            || extra.contains(character);
         if !ok {
             return Err(IdError::Character { allowed, found: character });
         }

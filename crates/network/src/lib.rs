@@ -10,11 +10,11 @@ mod master;
 mod temperature;
 
 pub use country::{Country, CountryError};
-pub use ids::{IdError, PartyId, TenantId, DeviceId, LaneId, ZoneName, NETWORK_TENANT};
+pub use ids::{DeviceId, IdError, LaneId, NETWORK_TENANT, PartyId, TenantId, ZoneName};
 pub use master::{
-    Address, Coordinates, CoordinatesError, Device, DeviceKind, Lane, LaneError, LocalTime, Location,
-    LocationKind, Nutrition, NutritionError, Party, PartyKind, Product, Service, TimeZoneName,
-    TimeZoneError, Zone, ZoneError, LocalTimeError,
+    Address, Coordinates, CoordinatesError, Device, DeviceKind, Lane, LaneError, LocalTime, LocalTimeError, Location,
+    LocationKind, Nutrition, NutritionError, Party, PartyKind, Product, Service, TimeZoneError, TimeZoneName, Zone,
+    ZoneError,
 };
 pub use temperature::{TemperatureClass, TemperatureClassError, TemperatureRange};
 

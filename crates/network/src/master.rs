@@ -249,7 +249,8 @@ impl LocalTime {
     pub fn parse(text: &str) -> Result<LocalTime, LocalTimeError> {
         let error = || LocalTimeError(text.to_owned());
         let bytes = text.as_bytes();
-        if bytes.len() != 5 || bytes[2] != b':' || !bytes.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit()) {
+        if bytes.len() != 5 || bytes[2] != b':' || !bytes.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit())
+        {
             return Err(error());
         }
         let hours = u16::from(bytes[0] - b'0') * 10 + u16::from(bytes[1] - b'0');

@@ -12,8 +12,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScratchError {
@@ -56,7 +56,9 @@ fn find_binaries() -> Option<PathBuf> {
         for directory in std::env::split_paths(&path) {
             if directory.join("initdb").is_file() && directory.join("pg_ctl").is_file() {
                 // PATH often holds symbolic links to a few tools; the real directory has them all.
-                let real = std::fs::canonicalize(directory.join("initdb")).ok().and_then(|path| path.parent().map(Path::to_path_buf));
+                let real = std::fs::canonicalize(directory.join("initdb"))
+                    .ok()
+                    .and_then(|path| path.parent().map(Path::to_path_buf));
                 return Some(real.unwrap_or(directory));
             }
         }
@@ -126,7 +128,14 @@ impl PostgresServer {
             max = options.max_connections,
         );
         let mut pg_ctl = server.tool("pg_ctl");
-        pg_ctl.arg("-D").arg(&data).arg("-o").arg(settings).arg("-l").arg(directory.join("server.log")).args(["-w", "-t", "60", "start"]);
+        pg_ctl
+            .arg("-D")
+            .arg(&data)
+            .arg("-o")
+            .arg(settings)
+            .arg("-l")
+            .arg(directory.join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
         run(pg_ctl)?;
         Ok(server)
     }
@@ -200,7 +209,10 @@ pub fn shared_postgres() -> Result<&'static PostgresServer, String> {
     static SERVER: OnceLock<Result<PostgresServer, String>> = OnceLock::new();
     static STARTING: Mutex<()> = Mutex::new(());
     let _guard = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    SERVER.get_or_init(|| PostgresServer::start(PostgresOptions::TEST).map_err(|error| error.to_string())).as_ref().map_err(Clone::clone)
+    SERVER
+        .get_or_init(|| PostgresServer::start(PostgresOptions::TEST).map_err(|error| error.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Whether this run is under continuous integration, where skipping is failing.

@@ -10,8 +10,8 @@ use network::{DeviceId, LaneId, PartyId, TenantId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use store::{
-    Applied, ApiKeySecret, DeviceFilter, IdempotencyRecord, LaneFilter, LocationFilter, Mutation, PageRequest, PartyFilter, Principal,
-    ProductFilter, PutMode, Scope, StoredResponse, Write, WriteOutcome,
+    ApiKeySecret, Applied, DeviceFilter, IdempotencyRecord, LaneFilter, LocationFilter, Mutation, PageRequest,
+    PartyFilter, Principal, ProductFilter, PutMode, Scope, StoredResponse, Write, WriteOutcome,
 };
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -59,7 +59,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -95,12 +98,19 @@ impl PageParams {
         if let Some(limit) = self.limit
             && !(1..=store::PAGE_LIMIT_MAX).contains(&limit)
         {
-            return Err(Problem::field("invalid-parameter", "?limit", format!("must be within 1..={}, found {limit}", store::PAGE_LIMIT_MAX)));
+            return Err(Problem::field(
+                "invalid-parameter",
+                "?limit",
+                format!("must be within 1..={}, found {limit}", store::PAGE_LIMIT_MAX),
+            ));
         }
-        let after = match &self.cursor {
-            Some(cursor) => Some(store::Cursor::decode(cursor).ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "is not a cursor this server issued"))?),
-            None => None,
-        };
+        let after =
+            match &self.cursor {
+                Some(cursor) => Some(store::Cursor::decode(cursor).ok_or_else(|| {
+                    Problem::field("invalid-parameter", "?cursor", "is not a cursor this server issued")
+                })?),
+                None => None,
+            };
         Ok(PageRequest { after, limit: self.limit })
     }
 }
@@ -153,13 +163,22 @@ async fn write(
 ) -> Result<Written, Problem> {
     let idempotency = match (key.0, request_sha256) {
         (Some(key), Some(request_sha256)) => {
-            if let Some((stored_sha256, stored)) = app.store.tenant(&caller.tenant_id).idempotent_response(&key).await? {
+            if let Some((stored_sha256, stored)) = app.store.tenant(&caller.tenant_id).idempotent_response(&key).await?
+            {
                 if stored_sha256 != request_sha256 {
-                    return Err(Problem::new("idempotency-key-reused", "this Idempotency-Key was used for a different request"));
+                    return Err(Problem::new(
+                        "idempotency-key-reused",
+                        "this Idempotency-Key was used for a different request",
+                    ));
                 }
                 return Ok(Written::Replayed(stored));
             }
-            Some(IdempotencyRecord { tenant_id: caller.tenant_id.clone(), key, request_sha256, respond: Box::new(respond) })
+            Some(IdempotencyRecord {
+                tenant_id: caller.tenant_id.clone(),
+                key,
+                request_sha256,
+                respond: Box::new(respond),
+            })
         }
         _ => None,
     };
@@ -183,7 +202,11 @@ fn require_reader(caller: &Caller) -> Result<&Principal, Problem> {
     if caller.0.is_operator() { Ok(&caller.0) } else { caller.require(Scope::TenantRead) }
 }
 
-fn path_value<T, E: std::fmt::Display>(name: &str, text: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, Problem> {
+fn path_value<T, E: std::fmt::Display>(
+    name: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, Problem> {
     parse(text).map_err(|error| Problem::field("invalid-parameter", format!("{{{name}}}"), error.to_string()))
 }
 
@@ -200,18 +223,40 @@ fn no_content(written: Written) -> Response {
 #[utoipa::path(post, path = "/v1/operator/tenants", tag = "operator", request_body = TenantInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 201, body = TenantView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_tenant(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<TenantInput>) -> Result<Response, Problem> {
+async fn create_tenant(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<TenantInput>,
+) -> Result<Response, Problem> {
     let principal = caller.require_operator()?;
     let (tenant_id, name) = body.value.into_domain()?;
-    let view = json_bytes(&TenantView { tenant_id: tenant_id.to_string(), name: name.clone(), created_at: timestamp(store::now_unix_ms()) });
+    let view = json_bytes(&TenantView {
+        tenant_id: tenant_id.to_string(),
+        name: name.clone(),
+        created_at: timestamp(store::now_unix_ms()),
+    });
     let respond = created_or_ok(view);
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant_id, Mutation::PutTenant { name, mode: PutMode::Create }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant_id,
+        Mutation::PutTenant { name, mode: PutMode::Create },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 /// Lists every tenant.
 #[utoipa::path(get, path = "/v1/operator/tenants", tag = "operator", params(PageParams), responses((status = 200, body = PageView<TenantView>)))]
-async fn list_tenants(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<PageParams>) -> Result<Json<PageView<TenantView>>, Problem> {
+async fn list_tenants(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<PageView<TenantView>>, Problem> {
     caller.require_operator()?;
     let page = app.store.tenants(&params.page()?).await?;
     Ok(Json(PageView::from_page(page, TenantView::from)))
@@ -223,7 +268,13 @@ async fn existing_tenant(app: &AppState, tenant_id: &str) -> Result<TenantId, Pr
     Ok(tenant_id)
 }
 
-async fn create_key_for(app: &AppState, principal: &Principal, key: IdempotencyKey, body: JsonBody<KeyInput>, tenant_id: TenantId) -> Result<Response, Problem> {
+async fn create_key_for(
+    app: &AppState,
+    principal: &Principal,
+    key: IdempotencyKey,
+    body: JsonBody<KeyInput>,
+    tenant_id: TenantId,
+) -> Result<Response, Problem> {
     let (name, scopes) = body.value.into_domain(&tenant_id)?;
     let secret = ApiKeySecret::generate(&tenant_id);
     let view = KeyView {
@@ -237,9 +288,18 @@ async fn create_key_for(app: &AppState, principal: &Principal, key: IdempotencyK
     };
     // The stored answer (for replays) never holds the secret; only this live answer does.
     let stored = json_bytes(&view);
-    let mutation = Mutation::CreateKey { key_id: secret.key_id.clone(), name, scopes, secret_sha256: secret.secret_sha256 };
-    match write(app, principal, key, Some(body.request_sha256), tenant_id, mutation, move |_| StoredResponse { status: 201, body: stored.clone() }).await? {
-        Written::Applied(_) => Ok((StatusCode::CREATED, Json(KeyView { secret: Some(secret.reveal().to_owned()), ..view })).into_response()),
+    let mutation =
+        Mutation::CreateKey { key_id: secret.key_id.clone(), name, scopes, secret_sha256: secret.secret_sha256 };
+    match write(app, principal, key, Some(body.request_sha256), tenant_id, mutation, move |_| StoredResponse {
+        status: 201,
+        body: stored.clone(),
+    })
+    .await?
+    {
+        Written::Applied(_) => {
+            Ok((StatusCode::CREATED, Json(KeyView { secret: Some(secret.reveal().to_owned()), ..view }))
+                .into_response())
+        }
         Written::Replayed(stored) => Ok(replay(stored)),
     }
 }
@@ -248,7 +308,13 @@ async fn create_key_for(app: &AppState, principal: &Principal, key: IdempotencyK
 #[utoipa::path(post, path = "/v1/operator/tenants/{tenant_id}/keys", tag = "operator", request_body = KeyInput,
     params(("tenant_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 201, body = KeyView), (status = 404, body = Problem)))]
-async fn create_tenant_key(State(app): State<AppState>, caller: Caller, Path(tenant_id): Path<String>, key: IdempotencyKey, body: JsonBody<KeyInput>) -> Result<Response, Problem> {
+async fn create_tenant_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+    key: IdempotencyKey,
+    body: JsonBody<KeyInput>,
+) -> Result<Response, Problem> {
     let principal = caller.require_operator()?.clone();
     let tenant_id = existing_tenant(&app, &tenant_id).await?;
     create_key_for(&app, &principal, key, body, tenant_id).await
@@ -256,7 +322,11 @@ async fn create_tenant_key(State(app): State<AppState>, caller: Caller, Path(ten
 
 /// Lists a tenant's keys (never their secrets).
 #[utoipa::path(get, path = "/v1/operator/tenants/{tenant_id}/keys", tag = "operator", params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<KeyView>)))]
-async fn list_tenant_keys(State(app): State<AppState>, caller: Caller, Path(tenant_id): Path<String>) -> Result<Json<Vec<KeyView>>, Problem> {
+async fn list_tenant_keys(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<Vec<KeyView>>, Problem> {
     caller.require_operator()?;
     let tenant_id = existing_tenant(&app, &tenant_id).await?;
     Ok(Json(app.store.keys(&tenant_id).await?.into_iter().map(KeyView::from).collect()))
@@ -265,10 +335,18 @@ async fn list_tenant_keys(State(app): State<AppState>, caller: Caller, Path(tena
 /// Revokes a tenant's key at once.
 #[utoipa::path(delete, path = "/v1/operator/tenants/{tenant_id}/keys/{key_id}", tag = "operator",
     params(("tenant_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn revoke_tenant_key(State(app): State<AppState>, caller: Caller, Path((tenant_id, key_id)): Path<(String, String)>) -> Result<Response, Problem> {
+async fn revoke_tenant_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((tenant_id, key_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
     let principal = caller.require_operator()?.clone();
     let tenant_id = existing_tenant(&app, &tenant_id).await?;
-    let written = write(&app, &principal, IdempotencyKey(None), None, tenant_id, Mutation::RevokeKey { key_id }, |_| StoredResponse { status: 204, body: Vec::new() }).await?;
+    let written =
+        write(&app, &principal, IdempotencyKey(None), None, tenant_id, Mutation::RevokeKey { key_id }, |_| {
+            StoredResponse { status: 204, body: Vec::new() }
+        })
+        .await?;
     Ok(no_content(written))
 }
 
@@ -288,10 +366,13 @@ fn usage_days(params: &UsageParams) -> Result<(String, String), Problem> {
     let parse = |name: &str, value: &Option<String>, default: jiff::civil::Date| -> Result<String, Problem> {
         match value {
             None => Ok(default.to_string()),
-            Some(text) => text
-                .parse::<jiff::civil::Date>()
-                .map(|date| date.to_string())
-                .map_err(|_| Problem::field("invalid-parameter", format!("?{name}"), format!("must be a date YYYY-MM-DD, found {text:?}"))),
+            Some(text) => text.parse::<jiff::civil::Date>().map(|date| date.to_string()).map_err(|_| {
+                Problem::field(
+                    "invalid-parameter",
+                    format!("?{name}"),
+                    format!("must be a date YYYY-MM-DD, found {text:?}"),
+                )
+            }),
         }
     };
     let from = parse("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
@@ -308,18 +389,32 @@ async fn usage_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageP
     let mut storage_rows = std::collections::BTreeMap::new();
     let tenants: Vec<TenantId> = match tenant {
         Some(tenant) => vec![tenant.clone()],
-        None => app.store.tenants(&PageRequest { after: None, limit: Some(store::PAGE_LIMIT_MAX) }).await?.items.into_iter().map(|tenant| tenant.tenant_id).collect(),
+        None => app
+            .store
+            .tenants(&PageRequest { after: None, limit: Some(store::PAGE_LIMIT_MAX) })
+            .await?
+            .items
+            .into_iter()
+            .map(|tenant| tenant.tenant_id)
+            .collect(),
     };
     for tenant in tenants {
         storage_rows.insert(tenant.to_string(), app.store.storage_rows(&tenant).await?);
     }
-    let counters = rows.into_iter().map(|row| UsageView { tenant_id: row.tenant_id, day: row.day, unit: row.unit, quantity: row.quantity }).collect();
+    let counters = rows
+        .into_iter()
+        .map(|row| UsageView { tenant_id: row.tenant_id, day: row.day, unit: row.unit, quantity: row.quantity })
+        .collect();
     Ok(UsageReport { from, to, counters, storage_rows })
 }
 
 /// Billable units per tenant and UTC day: what the rent is for.
 #[utoipa::path(get, path = "/v1/operator/usage", tag = "operator", params(UsageParams), responses((status = 200, body = UsageReport)))]
-async fn operator_usage(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<UsageParams>) -> Result<Json<UsageReport>, Problem> {
+async fn operator_usage(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<UsageParams>,
+) -> Result<Json<UsageReport>, Problem> {
     caller.require_operator()?;
     let tenant = match &params.tenant {
         Some(text) => Some(existing_tenant(&app, text).await?),
@@ -330,7 +425,11 @@ async fn operator_usage(State(app): State<AppState>, caller: Caller, QueryParams
 
 /// The calling tenant's own usage.
 #[utoipa::path(get, path = "/v1/usage", tag = "keys", params(UsageParams), responses((status = 200, body = UsageReport)))]
-async fn tenant_usage(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<UsageParams>) -> Result<Json<UsageReport>, Problem> {
+async fn tenant_usage(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<UsageParams>,
+) -> Result<Json<UsageReport>, Problem> {
     let principal = require_reader(&caller)?;
     if params.tenant.is_some() {
         return Err(Problem::field("invalid-parameter", "?tenant", "only the operator may choose a tenant"));
@@ -343,7 +442,12 @@ async fn tenant_usage(State(app): State<AppState>, caller: Caller, QueryParams(p
 /// Mints a key for the calling tenant (needs tenant:admin).
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = KeyView)))]
-async fn create_key(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<KeyInput>) -> Result<Response, Problem> {
+async fn create_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<KeyInput>,
+) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantAdmin)?.clone();
     let tenant_id = principal.tenant_id.clone();
     create_key_for(&app, &principal, key, body, tenant_id).await
@@ -358,10 +462,18 @@ async fn list_keys(State(app): State<AppState>, caller: Caller) -> Result<Json<V
 
 /// Revokes one of the calling tenant's keys.
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn revoke_key(State(app): State<AppState>, caller: Caller, Path(key_id): Path<String>) -> Result<Response, Problem> {
+async fn revoke_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantAdmin)?.clone();
     let tenant_id = principal.tenant_id.clone();
-    let written = write(&app, &principal, IdempotencyKey(None), None, tenant_id, Mutation::RevokeKey { key_id }, |_| StoredResponse { status: 204, body: Vec::new() }).await?;
+    let written =
+        write(&app, &principal, IdempotencyKey(None), None, tenant_id, Mutation::RevokeKey { key_id }, |_| {
+            StoredResponse { status: 204, body: Vec::new() }
+        })
+        .await?;
     Ok(no_content(written))
 }
 
@@ -381,52 +493,105 @@ pub struct ProductListParams {
 #[utoipa::path(post, path = "/v1/products", tag = "master-data", request_body = ProductInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 201, body = ProductView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_product(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<ProductInput>) -> Result<Response, Problem> {
+async fn create_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<ProductInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let product = body.value.into_domain(None)?;
     let respond = created_or_ok(json_bytes(&ProductView::from(product.clone())));
     let tenant = principal.tenant_id.clone();
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutProduct { product, mode: PutMode::Create }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant,
+        Mutation::PutProduct { product, mode: PutMode::Create },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 /// Lists the tenant's products.
 #[utoipa::path(get, path = "/v1/products", tag = "master-data", params(ProductListParams), responses((status = 200, body = PageView<ProductView>)))]
-async fn list_products(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<ProductListParams>) -> Result<Json<PageView<ProductView>>, Problem> {
+async fn list_products(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<ProductListParams>,
+) -> Result<Json<PageView<ProductView>>, Problem> {
     let principal = require_reader(&caller)?;
     let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
     let filter = ProductFilter { temperature_class: params.temperature_class, brand: params.brand };
-    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).products(&filter, &page).await?, ProductView::from)))
+    Ok(Json(PageView::from_page(
+        app.store.tenant(&principal.tenant_id).products(&filter, &page).await?,
+        ProductView::from,
+    )))
 }
 
 /// One product by GTIN (any GTIN form; answered as GTIN-14).
 #[utoipa::path(get, path = "/v1/products/{gtin}", tag = "master-data", params(("gtin" = String, Path)), responses((status = 200, body = ProductView), (status = 404, body = Problem)))]
-async fn get_product(State(app): State<AppState>, caller: Caller, Path(gtin): Path<String>) -> Result<Json<ProductView>, Problem> {
+async fn get_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gtin): Path<String>,
+) -> Result<Json<ProductView>, Problem> {
     let principal = require_reader(&caller)?;
     let gtin = path_value("gtin", &gtin, Gtin::parse)?;
-    let product = app.store.tenant(&principal.tenant_id).product(&gtin).await?.ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
+    let product = app
+        .store
+        .tenant(&principal.tenant_id)
+        .product(&gtin)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
     Ok(Json(ProductView::from(product)))
 }
 
 /// Creates or replaces a product.
 #[utoipa::path(put, path = "/v1/products/{gtin}", tag = "master-data", request_body = ProductInput, params(("gtin" = String, Path)),
     responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = 422, body = Problem)))]
-async fn put_product(State(app): State<AppState>, caller: Caller, Path(gtin): Path<String>, body: JsonBody<ProductInput>) -> Result<Response, Problem> {
+async fn put_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gtin): Path<String>,
+    body: JsonBody<ProductInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let product = body.value.into_domain(Some(&gtin))?;
     let respond = created_or_ok(json_bytes(&ProductView::from(product.clone())));
     let tenant = principal.tenant_id.clone();
-    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutProduct { product, mode: PutMode::Upsert }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        IdempotencyKey(None),
+        None,
+        tenant,
+        Mutation::PutProduct { product, mode: PutMode::Upsert },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 /// Deletes a product.
 #[utoipa::path(delete, path = "/v1/products/{gtin}", tag = "master-data", params(("gtin" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_product(State(app): State<AppState>, caller: Caller, Path(gtin): Path<String>) -> Result<Response, Problem> {
+async fn delete_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gtin): Path<String>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let gtin = path_value("gtin", &gtin, Gtin::parse)?;
     let tenant = principal.tenant_id.clone();
-    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteProduct { gtin }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+    Ok(no_content(
+        write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteProduct { gtin }, |_| {
+            StoredResponse { status: 204, body: vec![] }
+        })
+        .await?,
+    ))
 }
 
 // ---------- parties ----------
@@ -443,46 +608,99 @@ pub struct PartyListParams {
 /// Registers a supplier, farm, fishery or carrier.
 #[utoipa::path(post, path = "/v1/parties", tag = "master-data", request_body = PartyInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = PartyView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_party(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<PartyInput>) -> Result<Response, Problem> {
+async fn create_party(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<PartyInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let party = body.value.into_domain(None)?;
     let respond = created_or_ok(json_bytes(&PartyView::from(party.clone())));
     let tenant = principal.tenant_id.clone();
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutParty { party, mode: PutMode::Create }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant,
+        Mutation::PutParty { party, mode: PutMode::Create },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(get, path = "/v1/parties", tag = "master-data", params(PartyListParams), responses((status = 200, body = PageView<PartyView>)))]
-async fn list_parties(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<PartyListParams>) -> Result<Json<PageView<PartyView>>, Problem> {
+async fn list_parties(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<PartyListParams>,
+) -> Result<Json<PageView<PartyView>>, Problem> {
     let principal = require_reader(&caller)?;
     let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
-    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).parties(&PartyFilter { kind: params.kind }, &page).await?, PartyView::from)))
+    Ok(Json(PageView::from_page(
+        app.store.tenant(&principal.tenant_id).parties(&PartyFilter { kind: params.kind }, &page).await?,
+        PartyView::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/parties/{party_id}", tag = "master-data", params(("party_id" = String, Path)), responses((status = 200, body = PartyView), (status = 404, body = Problem)))]
-async fn get_party(State(app): State<AppState>, caller: Caller, Path(party_id): Path<String>) -> Result<Json<PartyView>, Problem> {
+async fn get_party(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(party_id): Path<String>,
+) -> Result<Json<PartyView>, Problem> {
     let principal = require_reader(&caller)?;
     let party_id = path_value("party_id", &party_id, PartyId::parse)?;
-    let party = app.store.tenant(&principal.tenant_id).party(&party_id).await?.ok_or_else(|| Problem::not_found(format!("party {party_id}")))?;
+    let party = app
+        .store
+        .tenant(&principal.tenant_id)
+        .party(&party_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("party {party_id}")))?;
     Ok(Json(PartyView::from(party)))
 }
 
 #[utoipa::path(put, path = "/v1/parties/{party_id}", tag = "master-data", request_body = PartyInput, params(("party_id" = String, Path)), responses((status = 200, body = PartyView), (status = 201, body = PartyView)))]
-async fn put_party(State(app): State<AppState>, caller: Caller, Path(party_id): Path<String>, body: JsonBody<PartyInput>) -> Result<Response, Problem> {
+async fn put_party(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(party_id): Path<String>,
+    body: JsonBody<PartyInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let party = body.value.into_domain(Some(&party_id))?;
     let respond = created_or_ok(json_bytes(&PartyView::from(party.clone())));
     let tenant = principal.tenant_id.clone();
-    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutParty { party, mode: PutMode::Upsert }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        IdempotencyKey(None),
+        None,
+        tenant,
+        Mutation::PutParty { party, mode: PutMode::Upsert },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(delete, path = "/v1/parties/{party_id}", tag = "master-data", params(("party_id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn delete_party(State(app): State<AppState>, caller: Caller, Path(party_id): Path<String>) -> Result<Response, Problem> {
+async fn delete_party(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(party_id): Path<String>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let party_id = path_value("party_id", &party_id, PartyId::parse)?;
     let tenant = principal.tenant_id.clone();
-    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteParty { party_id }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+    Ok(no_content(
+        write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteParty { party_id }, |_| {
+            StoredResponse { status: 204, body: vec![] }
+        })
+        .await?,
+    ))
 }
 
 // ---------- locations ----------
@@ -501,48 +719,103 @@ pub struct LocationListParams {
 /// Registers a location with its temperature zones and cut-offs (operator keys write the shared network).
 #[utoipa::path(post, path = "/v1/locations", tag = "master-data", request_body = LocationInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = LocationView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_location(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<LocationInput>) -> Result<Response, Problem> {
+async fn create_location(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<LocationInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let location = body.value.into_domain(None)?;
     let tenant = principal.tenant_id.clone();
-    let respond = created_or_ok(json_bytes(&LocationView::from(store::Owned { owner: tenant.clone(), value: location.clone() })));
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutLocation { location, mode: PutMode::Create }, respond.clone()).await?;
+    let respond =
+        created_or_ok(json_bytes(&LocationView::from(store::Owned { owner: tenant.clone(), value: location.clone() })));
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant,
+        Mutation::PutLocation { location, mode: PutMode::Create },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 /// Lists the tenant's locations and the shared network's.
 #[utoipa::path(get, path = "/v1/locations", tag = "master-data", params(LocationListParams), responses((status = 200, body = PageView<LocationView>)))]
-async fn list_locations(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<LocationListParams>) -> Result<Json<PageView<LocationView>>, Problem> {
+async fn list_locations(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<LocationListParams>,
+) -> Result<Json<PageView<LocationView>>, Problem> {
     let principal = require_reader(&caller)?;
     let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
     let filter = LocationFilter { kind: params.kind, country: params.country };
-    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).locations(&filter, &page).await?, LocationView::from)))
+    Ok(Json(PageView::from_page(
+        app.store.tenant(&principal.tenant_id).locations(&filter, &page).await?,
+        LocationView::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/locations/{gln}", tag = "master-data", params(("gln" = String, Path)), responses((status = 200, body = LocationView), (status = 404, body = Problem)))]
-async fn get_location(State(app): State<AppState>, caller: Caller, Path(gln): Path<String>) -> Result<Json<LocationView>, Problem> {
+async fn get_location(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gln): Path<String>,
+) -> Result<Json<LocationView>, Problem> {
     let principal = require_reader(&caller)?;
     let gln = path_value("gln", &gln, Gln::parse)?;
-    let location = app.store.tenant(&principal.tenant_id).location(&gln).await?.ok_or_else(|| Problem::not_found(format!("location {gln}")))?;
+    let location = app
+        .store
+        .tenant(&principal.tenant_id)
+        .location(&gln)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("location {gln}")))?;
     Ok(Json(LocationView::from(location)))
 }
 
 #[utoipa::path(put, path = "/v1/locations/{gln}", tag = "master-data", request_body = LocationInput, params(("gln" = String, Path)), responses((status = 200, body = LocationView), (status = 201, body = LocationView)))]
-async fn put_location(State(app): State<AppState>, caller: Caller, Path(gln): Path<String>, body: JsonBody<LocationInput>) -> Result<Response, Problem> {
+async fn put_location(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gln): Path<String>,
+    body: JsonBody<LocationInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let location = body.value.into_domain(Some(&gln))?;
     let tenant = principal.tenant_id.clone();
-    let respond = created_or_ok(json_bytes(&LocationView::from(store::Owned { owner: tenant.clone(), value: location.clone() })));
-    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutLocation { location, mode: PutMode::Upsert }, respond.clone()).await?;
+    let respond =
+        created_or_ok(json_bytes(&LocationView::from(store::Owned { owner: tenant.clone(), value: location.clone() })));
+    let written = write(
+        &app,
+        principal,
+        IdempotencyKey(None),
+        None,
+        tenant,
+        Mutation::PutLocation { location, mode: PutMode::Upsert },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(delete, path = "/v1/locations/{gln}", tag = "master-data", params(("gln" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn delete_location(State(app): State<AppState>, caller: Caller, Path(gln): Path<String>) -> Result<Response, Problem> {
+async fn delete_location(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gln): Path<String>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let gln = path_value("gln", &gln, Gln::parse)?;
     let tenant = principal.tenant_id.clone();
-    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteLocation { gln }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+    Ok(no_content(
+        write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteLocation { gln }, |_| {
+            StoredResponse { status: 204, body: vec![] }
+        })
+        .await?,
+    ))
 }
 
 // ---------- lanes ----------
@@ -561,17 +834,36 @@ pub struct LaneListParams {
 /// Registers a lane between two known locations.
 #[utoipa::path(post, path = "/v1/lanes", tag = "master-data", request_body = LaneInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = LaneView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_lane(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<LaneInput>) -> Result<Response, Problem> {
+async fn create_lane(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<LaneInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let lane = body.value.into_domain(None)?;
     let tenant = principal.tenant_id.clone();
-    let respond = created_or_ok(json_bytes(&LaneView::from(store::Owned { owner: tenant.clone(), value: lane.clone() })));
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutLane { lane, mode: PutMode::Create }, respond.clone()).await?;
+    let respond =
+        created_or_ok(json_bytes(&LaneView::from(store::Owned { owner: tenant.clone(), value: lane.clone() })));
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant,
+        Mutation::PutLane { lane, mode: PutMode::Create },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(get, path = "/v1/lanes", tag = "master-data", params(LaneListParams), responses((status = 200, body = PageView<LaneView>)))]
-async fn list_lanes(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<LaneListParams>) -> Result<Json<PageView<LaneView>>, Problem> {
+async fn list_lanes(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<LaneListParams>,
+) -> Result<Json<PageView<LaneView>>, Problem> {
     let principal = require_reader(&caller)?;
     let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
     let filter = LaneFilter { from_gln: params.from, to_gln: params.to };
@@ -579,29 +871,62 @@ async fn list_lanes(State(app): State<AppState>, caller: Caller, QueryParams(par
 }
 
 #[utoipa::path(get, path = "/v1/lanes/{lane_id}", tag = "master-data", params(("lane_id" = String, Path)), responses((status = 200, body = LaneView), (status = 404, body = Problem)))]
-async fn get_lane(State(app): State<AppState>, caller: Caller, Path(lane_id): Path<String>) -> Result<Json<LaneView>, Problem> {
+async fn get_lane(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(lane_id): Path<String>,
+) -> Result<Json<LaneView>, Problem> {
     let principal = require_reader(&caller)?;
     let lane_id = path_value("lane_id", &lane_id, LaneId::parse)?;
-    let lane = app.store.tenant(&principal.tenant_id).lane(&lane_id).await?.ok_or_else(|| Problem::not_found(format!("lane {lane_id}")))?;
+    let lane = app
+        .store
+        .tenant(&principal.tenant_id)
+        .lane(&lane_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("lane {lane_id}")))?;
     Ok(Json(LaneView::from(lane)))
 }
 
 #[utoipa::path(put, path = "/v1/lanes/{lane_id}", tag = "master-data", request_body = LaneInput, params(("lane_id" = String, Path)), responses((status = 200, body = LaneView), (status = 201, body = LaneView)))]
-async fn put_lane(State(app): State<AppState>, caller: Caller, Path(lane_id): Path<String>, body: JsonBody<LaneInput>) -> Result<Response, Problem> {
+async fn put_lane(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(lane_id): Path<String>,
+    body: JsonBody<LaneInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let lane = body.value.into_domain(Some(&lane_id))?;
     let tenant = principal.tenant_id.clone();
-    let respond = created_or_ok(json_bytes(&LaneView::from(store::Owned { owner: tenant.clone(), value: lane.clone() })));
-    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutLane { lane, mode: PutMode::Upsert }, respond.clone()).await?;
+    let respond =
+        created_or_ok(json_bytes(&LaneView::from(store::Owned { owner: tenant.clone(), value: lane.clone() })));
+    let written = write(
+        &app,
+        principal,
+        IdempotencyKey(None),
+        None,
+        tenant,
+        Mutation::PutLane { lane, mode: PutMode::Upsert },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(delete, path = "/v1/lanes/{lane_id}", tag = "master-data", params(("lane_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_lane(State(app): State<AppState>, caller: Caller, Path(lane_id): Path<String>) -> Result<Response, Problem> {
+async fn delete_lane(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(lane_id): Path<String>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let lane_id = path_value("lane_id", &lane_id, LaneId::parse)?;
     let tenant = principal.tenant_id.clone();
-    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteLane { lane_id }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+    Ok(no_content(
+        write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteLane { lane_id }, |_| {
+            StoredResponse { status: 204, body: vec![] }
+        })
+        .await?,
+    ))
 }
 
 // ---------- devices ----------
@@ -618,44 +943,97 @@ pub struct DeviceListParams {
 /// Registers a temperature sensor.
 #[utoipa::path(post, path = "/v1/devices", tag = "master-data", request_body = DeviceInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")), responses((status = 201, body = DeviceView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_device(State(app): State<AppState>, caller: Caller, key: IdempotencyKey, body: JsonBody<DeviceInput>) -> Result<Response, Problem> {
+async fn create_device(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<DeviceInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let device = body.value.into_domain(None)?;
     let respond = created_or_ok(json_bytes(&DeviceView::from(device.clone())));
     let tenant = principal.tenant_id.clone();
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, Mutation::PutDevice { device, mode: PutMode::Create }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant,
+        Mutation::PutDevice { device, mode: PutMode::Create },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(get, path = "/v1/devices", tag = "master-data", params(DeviceListParams), responses((status = 200, body = PageView<DeviceView>)))]
-async fn list_devices(State(app): State<AppState>, caller: Caller, QueryParams(params): QueryParams<DeviceListParams>) -> Result<Json<PageView<DeviceView>>, Problem> {
+async fn list_devices(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<DeviceListParams>,
+) -> Result<Json<PageView<DeviceView>>, Problem> {
     let principal = require_reader(&caller)?;
     let page = PageParams { cursor: params.cursor, limit: params.limit }.page()?;
-    Ok(Json(PageView::from_page(app.store.tenant(&principal.tenant_id).devices(&DeviceFilter { location_gln: params.location }, &page).await?, DeviceView::from)))
+    Ok(Json(PageView::from_page(
+        app.store.tenant(&principal.tenant_id).devices(&DeviceFilter { location_gln: params.location }, &page).await?,
+        DeviceView::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "master-data", params(("device_id" = String, Path)), responses((status = 200, body = DeviceView), (status = 404, body = Problem)))]
-async fn get_device(State(app): State<AppState>, caller: Caller, Path(device_id): Path<String>) -> Result<Json<DeviceView>, Problem> {
+async fn get_device(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+) -> Result<Json<DeviceView>, Problem> {
     let principal = require_reader(&caller)?;
     let device_id = path_value("device_id", &device_id, DeviceId::parse)?;
-    let device = app.store.tenant(&principal.tenant_id).device(&device_id).await?.ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
+    let device = app
+        .store
+        .tenant(&principal.tenant_id)
+        .device(&device_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
     Ok(Json(DeviceView::from(device)))
 }
 
 #[utoipa::path(put, path = "/v1/devices/{device_id}", tag = "master-data", request_body = DeviceInput, params(("device_id" = String, Path)), responses((status = 200, body = DeviceView), (status = 201, body = DeviceView)))]
-async fn put_device(State(app): State<AppState>, caller: Caller, Path(device_id): Path<String>, body: JsonBody<DeviceInput>) -> Result<Response, Problem> {
+async fn put_device(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+    body: JsonBody<DeviceInput>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let device = body.value.into_domain(Some(&device_id))?;
     let respond = created_or_ok(json_bytes(&DeviceView::from(device.clone())));
     let tenant = principal.tenant_id.clone();
-    let written = write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::PutDevice { device, mode: PutMode::Upsert }, respond.clone()).await?;
+    let written = write(
+        &app,
+        principal,
+        IdempotencyKey(None),
+        None,
+        tenant,
+        Mutation::PutDevice { device, mode: PutMode::Upsert },
+        respond.clone(),
+    )
+    .await?;
     Ok(written.into_response(respond))
 }
 
 #[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "master-data", params(("device_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_device(State(app): State<AppState>, caller: Caller, Path(device_id): Path<String>) -> Result<Response, Problem> {
+async fn delete_device(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let device_id = path_value("device_id", &device_id, DeviceId::parse)?;
     let tenant = principal.tenant_id.clone();
-    Ok(no_content(write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteDevice { device_id }, |_| StoredResponse { status: 204, body: vec![] }).await?))
+    Ok(no_content(
+        write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteDevice { device_id }, |_| {
+            StoredResponse { status: 204, body: vec![] }
+        })
+        .await?,
+    ))
 }

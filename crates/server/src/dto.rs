@@ -6,9 +6,9 @@ use std::fmt::Display;
 
 use gs1::{Gln, Gtin};
 use network::{
-    Address, Coordinates, Country, Device, DeviceId, DeviceKind, Lane, LaneId, LocalTime, Location, LocationKind, Nutrition,
-    Party, PartyId, PartyKind, Product, Service, TemperatureClass, TemperatureRange, TenantId, TimeZoneName, Zone, ZoneName,
-    parse_enum,
+    Address, Coordinates, Country, Device, DeviceId, DeviceKind, Lane, LaneId, LocalTime, Location, LocationKind,
+    Nutrition, Party, PartyId, PartyKind, Product, Service, TemperatureClass, TemperatureRange, TenantId, TimeZoneName,
+    Zone, ZoneName, parse_enum,
 };
 use serde::{Deserialize, Serialize};
 use store::{KeyInfo, Owned, Page, Scope, Tenant};
@@ -76,7 +76,12 @@ impl Checker {
         if self.errors.is_empty() {
             return Ok(());
         }
-        let detail = self.errors.iter().map(|error| format!("{}: {}", error.pointer, error.detail)).collect::<Vec<_>>().join("; ");
+        let detail = self
+            .errors
+            .iter()
+            .map(|error| format!("{}: {}", error.pointer, error.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
         Err(Problem::new("validation-failed", detail).with_errors(self.errors))
     }
 }
@@ -103,7 +108,10 @@ pub struct PageView<T: ToSchema> {
 
 impl<T: ToSchema> PageView<T> {
     pub fn from_page<D>(page: Page<D>, view: impl Fn(D) -> T) -> PageView<T> {
-        PageView { items: page.items.into_iter().map(view).collect(), next_cursor: page.next_after.as_deref().map(store::Cursor::encode) }
+        PageView {
+            items: page.items.into_iter().map(view).collect(),
+            next_cursor: page.next_after.as_deref().map(store::Cursor::encode),
+        }
     }
 }
 
@@ -130,7 +138,11 @@ pub fn timestamp(unix_ms: i64) -> String {
 
 impl From<Tenant> for TenantView {
     fn from(tenant: Tenant) -> Self {
-        TenantView { tenant_id: tenant.tenant_id.to_string(), name: tenant.name, created_at: timestamp(tenant.created_unix_ms) }
+        TenantView {
+            tenant_id: tenant.tenant_id.to_string(),
+            name: tenant.name,
+            created_at: timestamp(tenant.created_unix_ms),
+        }
     }
 }
 
@@ -249,13 +261,18 @@ impl ProductInput {
         let name = checker.text("/name", &self.name, Product::NAME_LENGTH_MAX);
         let brand = checker.optional_text("/brand", &self.brand, TEXT_LENGTH_MAX);
         let description = checker.optional_text("/description", &self.description, Product::DESCRIPTION_LENGTH_MAX);
-        let class = checker.check("/temperature_class", TemperatureClass::new(&self.temperature_class, self.temperature_min_celsius, self.temperature_max_celsius));
+        let class = checker.check(
+            "/temperature_class",
+            TemperatureClass::new(&self.temperature_class, self.temperature_min_celsius, self.temperature_max_celsius),
+        );
         if let Some(days) = self.shelf_life_days {
             checker.bounded("/shelf_life_days", u64::from(days), 1, u64::from(Product::SHELF_LIFE_DAYS_MAX));
         }
         let nutrition = self.nutrition.map(|body| {
             let mut value = |field: &str, input: Option<f64>, max: f64| {
-                input.and_then(|number| checker.check(&format!("/nutrition/{field}"), Nutrition::check_value(number, max)))
+                input.and_then(|number| {
+                    checker.check(&format!("/nutrition/{field}"), Nutrition::check_value(number, max))
+                })
             };
             let nutrition = Nutrition {
                 energy_kj: value("energy_kj", body.energy_kj, Nutrition::ENERGY_KJ_MAX),
@@ -272,8 +289,10 @@ impl ProductInput {
             }
             nutrition
         });
-        let country = self.country_of_origin.as_deref().map(|text| checker.check("/country_of_origin", Country::parse(text)));
-        let supplier = self.supplier_party_id.as_deref().map(|text| checker.check("/supplier_party_id", PartyId::parse(text)));
+        let country =
+            self.country_of_origin.as_deref().map(|text| checker.check("/country_of_origin", Country::parse(text)));
+        let supplier =
+            self.supplier_party_id.as_deref().map(|text| checker.check("/supplier_party_id", PartyId::parse(text)));
         let shelf_life_days = self.shelf_life_days;
         built!(checker, gtin, name, class => Product {
             gtin,
@@ -357,7 +376,8 @@ pub struct PartyInput {
 impl PartyInput {
     pub fn into_domain(self, path_id: Option<&str>) -> Result<Party, Problem> {
         let mut checker = Checker::default();
-        let party_id = id_from_body_or_path(&mut checker, "/party_id", self.party_id.as_deref(), path_id, PartyId::parse);
+        let party_id =
+            id_from_body_or_path(&mut checker, "/party_id", self.party_id.as_deref(), path_id, PartyId::parse);
         let kind = checker.check("/kind", parse_enum(&self.kind, &PartyKind::VALUES));
         let name = checker.text("/name", &self.name, Party::NAME_LENGTH_MAX);
         let person_name = checker.optional_text("/person_name", &self.person_name, TEXT_LENGTH_MAX);
@@ -473,7 +493,9 @@ impl LocationInput {
         let country = checker.check("/country", Country::parse(&self.country));
         let coordinates = match Coordinates::new(self.latitude, self.longitude) {
             Ok(coordinates) => Some(coordinates),
-            Err(error @ network::CoordinatesError::Latitude(_)) => checker.check("/latitude", Err::<Coordinates, _>(error)),
+            Err(error @ network::CoordinatesError::Latitude(_)) => {
+                checker.check("/latitude", Err::<Coordinates, _>(error))
+            }
             Err(error) => checker.check("/longitude", Err::<Coordinates, _>(error)),
         };
         let time_zone = checker.check("/time_zone", TimeZoneName::parse(&self.time_zone));
@@ -483,8 +505,14 @@ impl LocationInput {
         let mut zones = Vec::new();
         for (index, zone) in self.zones.iter().enumerate() {
             let name = checker.check(&format!("/zones/{index}/name"), ZoneName::parse(&zone.name));
-            let range = checker.check(&format!("/zones/{index}"), TemperatureRange::new(zone.min_celsius, zone.max_celsius));
-            checker.bounded(&format!("/zones/{index}/capacity_pallets"), u64::from(zone.capacity_pallets), 0, u64::from(Zone::CAPACITY_PALLETS_MAX));
+            let range =
+                checker.check(&format!("/zones/{index}"), TemperatureRange::new(zone.min_celsius, zone.max_celsius));
+            checker.bounded(
+                &format!("/zones/{index}/capacity_pallets"),
+                u64::from(zone.capacity_pallets),
+                0,
+                u64::from(Zone::CAPACITY_PALLETS_MAX),
+            );
             if let (Some(name), Some(range)) = (name, range) {
                 zones.push(Zone { name, range, capacity_pallets: zone.capacity_pallets });
             }
@@ -501,7 +529,12 @@ impl LocationInput {
                 cutoffs.push((service, time));
             }
         }
-        checker.bounded("/pick_pack_lead_minutes", u64::from(self.pick_pack_lead_minutes), 0, u64::from(Location::PICK_PACK_LEAD_MINUTES_MAX));
+        checker.bounded(
+            "/pick_pack_lead_minutes",
+            u64::from(self.pick_pack_lead_minutes),
+            0,
+            u64::from(Location::PICK_PACK_LEAD_MINUTES_MAX),
+        );
         let party_id = self.party_id.as_deref().map(|text| checker.check("/party_id", PartyId::parse(text)));
         let pick_pack_lead_minutes = self.pick_pack_lead_minutes;
         built!(checker, gln, kind, name, country, coordinates, time_zone => Location {
@@ -536,7 +569,11 @@ impl From<Owned<Location>> for LocationView {
             owner: owned.owner.to_string(),
             kind: location.kind.name().to_owned(),
             name: location.name,
-            address: AddressBody { street: location.address.street, postal_code: location.address.postal_code, city: location.address.city },
+            address: AddressBody {
+                street: location.address.street,
+                postal_code: location.address.postal_code,
+                city: location.address.city,
+            },
             country: location.country.to_string(),
             latitude: location.coordinates.latitude_degrees(),
             longitude: location.coordinates.longitude_degrees(),
@@ -544,9 +581,18 @@ impl From<Owned<Location>> for LocationView {
             zones: location
                 .zones
                 .into_iter()
-                .map(|zone| ZoneBody { name: zone.name.to_string(), min_celsius: zone.range.min_celsius, max_celsius: zone.range.max_celsius, capacity_pallets: zone.capacity_pallets })
+                .map(|zone| ZoneBody {
+                    name: zone.name.to_string(),
+                    min_celsius: zone.range.min_celsius,
+                    max_celsius: zone.range.max_celsius,
+                    capacity_pallets: zone.capacity_pallets,
+                })
                 .collect(),
-            cutoffs: location.cutoffs.into_iter().map(|(service, time)| (service.name().to_owned(), time.to_string())).collect(),
+            cutoffs: location
+                .cutoffs
+                .into_iter()
+                .map(|(service, time)| (service.name().to_owned(), time.to_string()))
+                .collect(),
             pick_pack_lead_minutes: location.pick_pack_lead_minutes,
             party_id: location.party_id.map(|party| party.to_string()),
         }
@@ -582,15 +628,22 @@ impl LaneInput {
         if self.departures.len() > Lane::DEPARTURES_MAX {
             checker.fail("/departures", format!("at most {} departures", Lane::DEPARTURES_MAX));
         }
-        let mut departures: Vec<LocalTime> =
-            self.departures.iter().enumerate().filter_map(|(index, text)| checker.check(&format!("/departures/{index}"), LocalTime::parse(text))).collect();
+        let mut departures: Vec<LocalTime> = self
+            .departures
+            .iter()
+            .enumerate()
+            .filter_map(|(index, text)| checker.check(&format!("/departures/{index}"), LocalTime::parse(text)))
+            .collect();
         departures.sort();
         let mut classes = Vec::new();
         for (index, text) in self.temperature_classes.iter().enumerate() {
             match TemperatureClass::NAMES.iter().copied().find(|name| *name == text && *name != "custom") {
                 Some(name) if !classes.contains(&name) => classes.push(name),
                 Some(_) => checker.fail(&format!("/temperature_classes/{index}"), format!("{text:?} appears twice")),
-                None => checker.fail(&format!("/temperature_classes/{index}"), format!("must be one of ambient, chilled, frozen, pharma, found {text:?}")),
+                None => checker.fail(
+                    &format!("/temperature_classes/{index}"),
+                    format!("must be one of ambient, chilled, frozen, pharma, found {text:?}"),
+                ),
             }
         }
         if self.temperature_classes.is_empty() {
@@ -600,8 +653,18 @@ impl LaneInput {
         let cost_per_pallet_cents = self.cost_per_pallet_cents;
         checker.bounded("/cost_per_pallet_cents", cost_per_pallet_cents, 0, 100_000_000);
         checker.finish()?;
-        let (Some(lane_id), Some(from), Some(to)) = (lane_id, from, to) else { return Err(Problem::internal("lane fields")) };
-        let lane = Lane { lane_id, from, to, transit_minutes, departures, temperature_classes: classes, cost_per_pallet_cents };
+        let (Some(lane_id), Some(from), Some(to)) = (lane_id, from, to) else {
+            return Err(Problem::internal("lane fields"));
+        };
+        let lane = Lane {
+            lane_id,
+            from,
+            to,
+            transit_minutes,
+            departures,
+            temperature_classes: classes,
+            cost_per_pallet_cents,
+        };
         lane.check().map_err(|error| {
             let pointer = match error {
                 network::LaneError::SameEnds => "/to",
@@ -660,7 +723,8 @@ pub struct DeviceInput {
 impl DeviceInput {
     pub fn into_domain(self, path_id: Option<&str>) -> Result<Device, Problem> {
         let mut checker = Checker::default();
-        let device_id = id_from_body_or_path(&mut checker, "/device_id", self.device_id.as_deref(), path_id, DeviceId::parse);
+        let device_id =
+            id_from_body_or_path(&mut checker, "/device_id", self.device_id.as_deref(), path_id, DeviceId::parse);
         let kind = checker.check("/kind", parse_enum(&self.kind, &DeviceKind::VALUES));
         let name = checker.text("/name", &self.name, TEXT_LENGTH_MAX);
         let location_gln = self.location_gln.as_deref().map(|text| checker.check("/location_gln", Gln::parse(text)));
@@ -668,7 +732,12 @@ impl DeviceInput {
         if self.zone.is_some() && self.location_gln.is_none() {
             checker.fail("/zone", "needs location_gln");
         }
-        checker.bounded("/reading_interval_seconds", u64::from(self.reading_interval_seconds), 1, u64::from(Device::READING_INTERVAL_SECONDS_MAX));
+        checker.bounded(
+            "/reading_interval_seconds",
+            u64::from(self.reading_interval_seconds),
+            1,
+            u64::from(Device::READING_INTERVAL_SECONDS_MAX),
+        );
         let reading_interval_seconds = self.reading_interval_seconds;
         built!(checker, device_id, kind, name => Device { device_id, kind, name, location_gln: location_gln.flatten(), zone: zone.flatten(), reading_interval_seconds })
     }

@@ -27,7 +27,11 @@ impl Caller {
 
     /// Fails with 403 unless the key is an operator key.
     pub fn require_operator(&self) -> Result<&Principal, Problem> {
-        if self.0.is_operator() { Ok(&self.0) } else { Err(Problem::new("forbidden", "this operation needs the operator scope")) }
+        if self.0.is_operator() {
+            Ok(&self.0)
+        } else {
+            Err(Problem::new("forbidden", "this operation needs the operator scope"))
+        }
     }
 }
 
@@ -35,7 +39,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).ok_or_else(Problem::unauthorized)?;
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(Problem::unauthorized)?;
         let (scheme, key) = header.split_once(' ').ok_or_else(Problem::unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Problem::unauthorized());
@@ -61,7 +69,9 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     for segment in path.iter() {
         let text = match segment {
             serde_path_to_error::Segment::Seq { index } => index.to_string(),
-            serde_path_to_error::Segment::Map { key } | serde_path_to_error::Segment::Enum { variant: key } => key.replace('~', "~0").replace('/', "~1"),
+            serde_path_to_error::Segment::Map { key } | serde_path_to_error::Segment::Enum { variant: key } => {
+                key.replace('~', "~0").replace('/', "~1")
+            }
             serde_path_to_error::Segment::Unknown => continue,
         };
         pointer.push('/');
@@ -103,7 +113,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             pointer.push('/');
             pointer.push_str(field);
         }
-        Problem::new("validation-failed", format!("{pointer}: {detail}")).with_errors(vec![FieldError { pointer, detail }])
+        Problem::new("validation-failed", format!("{pointer}: {detail}"))
+            .with_errors(vec![FieldError { pointer, detail }])
     })
 }
 
@@ -122,10 +133,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+        let content_type =
+            request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
         let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if media_type != "application/json" && !(media_type.starts_with("application/") && media_type.ends_with("+json")) {
-            return Err(Problem::new("unsupported-media-type", format!("expected Content-Type: application/json, found {content_type:?}")));
+        if media_type != "application/json"
+            && !(media_type.starts_with("application/") && media_type.ends_with("+json"))
+        {
+            return Err(Problem::new(
+                "unsupported-media-type",
+                format!("expected Content-Type: application/json, found {content_type:?}"),
+            ));
         }
         let method = request.method().clone();
         let path = request.uri().path_and_query().map(|value| value.as_str().to_owned()).unwrap_or_default();

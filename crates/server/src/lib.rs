@@ -46,7 +46,11 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("AppState").field("store", &self.store).field("config", &self.config).finish_non_exhaustive()
+        formatter
+            .debug_struct("AppState")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +97,8 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, Problem> {
 }
 
 async fn metrics_text(State(app): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.render())
+        .into_response()
 }
 
 async fn not_found() -> Problem {
@@ -111,7 +116,8 @@ async fn catch_panics(request: axum::extract::Request, next: axum::middleware::N
         Ok(response) => response,
         Err(message) => {
             tracing::error!(panic = %message, "handler panicked");
-            let mut response = Problem::new("internal", "an unexpected error occurred; it has been logged").into_response();
+            let mut response =
+                Problem::new("internal", "an unexpected error occurred; it has been logged").into_response();
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             response
         }
@@ -137,7 +143,11 @@ mod futures_util_lite {
     }
 
     fn message(payload: Box<dyn Any + Send>) -> String {
-        payload.downcast_ref::<&str>().map(|text| (*text).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "panic".to_owned())
+        payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned())
     }
 
     impl<F: Future> Future for CatchUnwindFuture<F> {
@@ -155,7 +165,12 @@ mod futures_util_lite {
 
 /// Serves until `shutdown` resolves, then stops taking connections, finishes in-flight requests
 /// and write batches, and closes the store.
-pub async fn serve(listener: tokio::net::TcpListener, store: Store, config: ServerConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = app(store.clone(), config);
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");

@@ -40,13 +40,19 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("keten");
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 16)));
+        let request_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
         let batch_writes = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let batch_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request", request_seconds.clone());
         registry.register("writer_batch_writes", "Writes per group-commit batch", batch_writes.clone());
-        registry.register("writer_batch_duration_seconds", "Database time per group-commit batch, commit included", batch_seconds.clone());
+        registry.register(
+            "writer_batch_duration_seconds",
+            "Database time per group-commit batch, commit included",
+            batch_seconds.clone(),
+        );
         Arc::new(Metrics { registry, requests, request_seconds, batch_writes, batch_seconds })
     }
 
@@ -70,12 +76,19 @@ impl store::WriterObserver for Metrics {
 pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     app.metrics.requests.get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status }).inc();
-    app.metrics.request_seconds.get_or_create(&RouteLabels { method: method.clone(), route: route.clone() }).observe(elapsed.as_secs_f64());
+    app.metrics
+        .request_seconds
+        .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+        .observe(elapsed.as_secs_f64());
     tracing::debug!(%method, %route, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
     response
 }

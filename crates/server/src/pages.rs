@@ -51,14 +51,23 @@ pub async fn index(State(app): State<AppState>) -> Html<String> {
 /// A readable rendering of the OpenAPI document.
 pub async fn docs(State(app): State<AppState>) -> Html<String> {
     let openapi = &app.openapi;
-    let mut body = format!("<h1>{} {}</h1><p>{}</p>", escape(&openapi.info.title), escape(&openapi.info.version), escape(openapi.info.description.as_deref().unwrap_or("")));
+    let mut body = format!(
+        "<h1>{} {}</h1><p>{}</p>",
+        escape(&openapi.info.title),
+        escape(&openapi.info.version),
+        escape(openapi.info.description.as_deref().unwrap_or(""))
+    );
     body.push_str("<p>Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>. Every POST accepts an <code>Idempotency-Key</code>. The machine-readable document is <a href=\"/openapi.json\">/openapi.json</a>.</p><table><tr><th>method</th><th>path</th><th>summary</th></tr>");
     for (path, item) in &openapi.paths.paths {
         let operations = [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)];
         for (method, operation) in operations {
             if let Some(operation) = operation {
                 let summary = operation.summary.clone().or_else(|| operation.description.clone()).unwrap_or_default();
-                body.push_str(&format!("<tr><td class=\"method\">{method}</td><td><code>{}</code></td><td>{}</td></tr>", escape(path), escape(&summary)));
+                body.push_str(&format!(
+                    "<tr><td class=\"method\">{method}</td><td><code>{}</code></td><td>{}</td></tr>",
+                    escape(path),
+                    escape(&summary)
+                ));
             }
         }
     }
@@ -67,7 +76,9 @@ pub async fn docs(State(app): State<AppState>) -> Html<String> {
 }
 
 pub async fn problems() -> Html<String> {
-    let mut body = String::from("<h1>Problem types</h1><p>Errors are RFC 9457 <code>application/problem+json</code>. The <code>type</code> is stable.</p><table><tr><th>type</th><th>status</th><th>title</th><th>when</th></tr>");
+    let mut body = String::from(
+        "<h1>Problem types</h1><p>Errors are RFC 9457 <code>application/problem+json</code>. The <code>type</code> is stable.</p><table><tr><th>type</th><th>status</th><th>title</th><th>when</th></tr>",
+    );
     for (code, status, title, when) in CATALOG {
         body.push_str(&format!("<tr><td><a href=\"/problems/{code}\"><code>/problems/{code}</code></a></td><td>{status}</td><td>{}</td><td>{}</td></tr>", escape(title), escape(when)));
     }
@@ -85,7 +96,8 @@ pub async fn problem(Path(code): Path<String>) -> Response {
 /// The product behind a GS1 Digital Link `/01/{gtin}`: public fields only.
 pub async fn product(State(app): State<AppState>, Path(gtin): Path<String>) -> Result<Html<String>, Problem> {
     let gtin = Gtin::parse(&gtin).map_err(|error| Problem::field("invalid-parameter", "{gtin}", error.to_string()))?;
-    let (_, product, party) = app.store.public_product(&gtin).await?.ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
+    let (_, product, party) =
+        app.store.public_product(&gtin).await?.ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
     let mut body = format!("<h1>{}</h1>", escape(&product.name));
     if let Some(brand) = &product.brand {
         body.push_str(&format!("<p>{}</p>", escape(brand)));

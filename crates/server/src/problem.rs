@@ -34,22 +34,67 @@ pub struct Problem {
 /// Stable problem codes: (code, HTTP status, title, when it happens).
 pub const CATALOG: &[(&str, u16, &str, &str)] = &[
     ("malformed-json", 400, "Malformed JSON", "The body is not syntactically valid JSON."),
-    ("invalid-parameter", 400, "Invalid query parameter", "A query parameter (cursor, limit, filter, date) is malformed or out of range."),
-    ("invalid-idempotency-key", 400, "Invalid Idempotency-Key", "The Idempotency-Key header is empty, longer than 255 characters, or not visible ASCII."),
-    ("unauthorized", 401, "Unauthorized", "No API key, or the key is malformed, unknown or revoked. Send `Authorization: Bearer <key>`."),
+    (
+        "invalid-parameter",
+        400,
+        "Invalid query parameter",
+        "A query parameter (cursor, limit, filter, date) is malformed or out of range.",
+    ),
+    (
+        "invalid-idempotency-key",
+        400,
+        "Invalid Idempotency-Key",
+        "The Idempotency-Key header is empty, longer than 255 characters, or not visible ASCII.",
+    ),
+    (
+        "unauthorized",
+        401,
+        "Unauthorized",
+        "No API key, or the key is malformed, unknown or revoked. Send `Authorization: Bearer <key>`.",
+    ),
     ("forbidden", 403, "Forbidden", "The key is valid but lacks the scope this operation needs."),
-    ("not-found", 404, "Not found", "No such resource for this tenant (other tenants' resources are not found either)."),
+    (
+        "not-found",
+        404,
+        "Not found",
+        "No such resource for this tenant (other tenants' resources are not found either).",
+    ),
     ("method-not-allowed", 405, "Method not allowed", "The resource exists but does not support this method."),
     ("conflict", 409, "Conflict", "The resource already exists."),
     ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
     ("payload-too-large", 413, "Payload too large", "The body exceeds the request body limit."),
-    ("unsupported-media-type", 415, "Unsupported media type", "The body must be sent with `Content-Type: application/json`."),
-    ("validation-failed", 422, "Validation failed", "The JSON is well formed but fields are missing, of the wrong type, unknown, or invalid; `errors` lists each."),
-    ("unknown-reference", 422, "Unknown reference", "A field refers to a party, location or zone that does not exist for this tenant."),
-    ("idempotency-key-reused", 422, "Idempotency-Key reused", "The Idempotency-Key was used before with a different request."),
+    (
+        "unsupported-media-type",
+        415,
+        "Unsupported media type",
+        "The body must be sent with `Content-Type: application/json`.",
+    ),
+    (
+        "validation-failed",
+        422,
+        "Validation failed",
+        "The JSON is well formed but fields are missing, of the wrong type, unknown, or invalid; `errors` lists each.",
+    ),
+    (
+        "unknown-reference",
+        422,
+        "Unknown reference",
+        "A field refers to a party, location or zone that does not exist for this tenant.",
+    ),
+    (
+        "idempotency-key-reused",
+        422,
+        "Idempotency-Key reused",
+        "The Idempotency-Key was used before with a different request.",
+    ),
     ("overloaded", 503, "Overloaded", "The write queue is full; retry after the time in Retry-After."),
     ("unavailable", 503, "Service unavailable", "The database cannot be reached or the server is shutting down."),
-    ("internal", 500, "Internal error", "An unexpected error; it was logged. Nothing was stored unless the request was acknowledged."),
+    (
+        "internal",
+        500,
+        "Internal error",
+        "An unexpected error; it was logged. Nothing was stored unless the request was acknowledged.",
+    ),
 ];
 
 impl Problem {
@@ -61,7 +106,13 @@ impl Problem {
             .map(|(_, status, title, _)| (*status, *title))
             .unwrap_or((500, "Internal error"));
         debug_assert!(CATALOG.iter().any(|(known, ..)| *known == code), "uncatalogued problem code {code}");
-        Problem { problem_type: format!("/problems/{code}"), title: title.to_owned(), status, detail: detail.into(), errors: Vec::new() }
+        Problem {
+            problem_type: format!("/problems/{code}"),
+            title: title.to_owned(),
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
@@ -131,7 +182,9 @@ impl From<WriteError> for Problem {
             WriteError::IdempotencyMismatch => {
                 Problem::new("idempotency-key-reused", "this Idempotency-Key was used for a different request")
             }
-            WriteError::Overloaded(queue) => Problem::new("overloaded", format!("the write queue is full ({queue} writes)")),
+            WriteError::Overloaded(queue) => {
+                Problem::new("overloaded", format!("the write queue is full ({queue} writes)"))
+            }
             WriteError::Stopped => Problem::new("unavailable", "the server is shutting down"),
             WriteError::Database(error) => Problem::internal(error),
         }

@@ -32,7 +32,14 @@ async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
     let operator_key = {
         use store::{Mutation, PutMode, Write};
         let network = network::TenantId::network();
-        store.write(Write { tenant_id: network.clone(), mutation: Mutation::PutTenant { name: "network".into(), mode: PutMode::Upsert }, idempotency: None }).await.unwrap();
+        store
+            .write(Write {
+                tenant_id: network.clone(),
+                mutation: Mutation::PutTenant { name: "network".into(), mode: PutMode::Upsert },
+                idempotency: None,
+            })
+            .await
+            .unwrap();
         demo::mint(&store, &network, store::Scope::Operator, "test operator").await.unwrap()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,17 +65,32 @@ impl Answer {
     }
 
     fn pointers(&self) -> Vec<&str> {
-        self.body["errors"].as_array().map(|errors| errors.iter().filter_map(|error| error["pointer"].as_str()).collect()).unwrap_or_default()
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|error| error["pointer"].as_str()).collect())
+            .unwrap_or_default()
     }
 
     fn is_problem(&self, status: u16, problem_type: &str) -> bool {
         let content_type = self.headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
-        self.status.as_u16() == status && self.problem_type() == problem_type && content_type == "application/problem+json" && self.body["status"] == status && self.body["title"].is_string() && self.body["detail"].is_string()
+        self.status.as_u16() == status
+            && self.problem_type() == problem_type
+            && content_type == "application/problem+json"
+            && self.body["status"] == status
+            && self.body["title"].is_string()
+            && self.body["detail"].is_string()
     }
 }
 
 impl TestApp {
-    async fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = self.client.request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(key) = key {
             request = request.bearer_auth(key);
@@ -95,7 +117,15 @@ impl TestApp {
     }
 
     async fn raw_post(&self, path: &str, key: &str, content_type: &str, body: Vec<u8>) -> Answer {
-        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(key).header("content-type", content_type).body(body).send().await.unwrap();
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
@@ -104,9 +134,17 @@ impl TestApp {
 
     /// Creates a tenant and answers a key with the given scopes.
     async fn tenant(&self, tenant_id: &str, scopes: &[&str]) -> String {
-        let created = self.post("/v1/operator/tenants", &self.operator_key, json!({"tenant_id": tenant_id, "name": tenant_id})).await;
+        let created = self
+            .post("/v1/operator/tenants", &self.operator_key, json!({"tenant_id": tenant_id, "name": tenant_id}))
+            .await;
         assert!(created.status == StatusCode::CREATED || created.status == StatusCode::CONFLICT, "{:?}", created.body);
-        let key = self.post(&format!("/v1/operator/tenants/{tenant_id}/keys"), &self.operator_key, json!({"name": "test", "scopes": scopes})).await;
+        let key = self
+            .post(
+                &format!("/v1/operator/tenants/{tenant_id}/keys"),
+                &self.operator_key,
+                json!({"name": "test", "scopes": scopes}),
+            )
+            .await;
         assert_eq!(key.status, StatusCode::CREATED, "{:?}", key.body);
         key.body["secret"].as_str().unwrap().to_owned()
     }
@@ -179,18 +217,46 @@ async fn keys_scopes_and_revocation(app: &TestApp) {
     assert_eq!(reader.status, StatusCode::CREATED);
     let reader_key = reader.body["secret"].as_str().unwrap().to_owned();
     assert_eq!(app.get("/v1/products", &reader_key).await.status, StatusCode::OK);
-    assert!(app.post("/v1/products", &reader_key, salmon("09506000134352")).await.is_problem(403, "/problems/forbidden"));
+    assert!(
+        app.post("/v1/products", &reader_key, salmon("09506000134352")).await.is_problem(403, "/problems/forbidden")
+    );
     assert!(app.get("/v1/operator/tenants", &admin).await.is_problem(403, "/problems/forbidden"));
-    assert!(app.post("/v1/keys", &admin, json!({"name": "x", "scopes": ["operator"]})).await.is_problem(422, "/problems/validation-failed"));
+    assert!(
+        app.post("/v1/keys", &admin, json!({"name": "x", "scopes": ["operator"]}))
+            .await
+            .is_problem(422, "/problems/validation-failed")
+    );
     let keys = app.get("/v1/keys", &admin).await;
     assert_eq!(keys.body.as_array().unwrap().len(), 2);
-    assert!(keys.body.as_array().unwrap().iter().all(|key| key.get("secret").is_none()), "secrets must never be listed");
+    assert!(
+        keys.body.as_array().unwrap().iter().all(|key| key.get("secret").is_none()),
+        "secrets must never be listed"
+    );
     let reader_id = reader.body["key_id"].as_str().unwrap();
-    assert_eq!(app.send("DELETE", &format!("/v1/keys/{reader_id}"), Some(&admin), None, &[]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/keys/{reader_id}"), Some(&admin), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert!(app.get("/v1/products", &reader_key).await.is_problem(401, "/problems/unauthorized"));
     // The operator revokes a tenant's key too.
-    let admin_id = app.get("/v1/keys", &admin).await.body.as_array().unwrap().iter().find(|key| key["revoked_at"].is_null()).unwrap()["key_id"].as_str().unwrap().to_owned();
-    assert_eq!(app.send("DELETE", &format!("/v1/operator/tenants/acme/keys/{admin_id}"), Some(&app.operator_key), None, &[]).await.status, StatusCode::NO_CONTENT);
+    let admin_id = app
+        .get("/v1/keys", &admin)
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["revoked_at"].is_null())
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/operator/tenants/acme/keys/{admin_id}"), Some(&app.operator_key), None, &[])
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     assert!(app.get("/v1/keys", &admin).await.is_problem(401, "/problems/unauthorized"));
 }
 
@@ -210,21 +276,63 @@ async fn products_crud(app: &TestApp) {
     let listed = app.get("/v1/products?temperature_class=chilled", &key).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(app.get("/v1/products?temperature_class=frozen", &key).await.body["items"].as_array().unwrap().len(), 0);
-    assert_eq!(app.send("DELETE", "/v1/products/09506000134352", Some(&key), None, &[]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.send("DELETE", "/v1/products/09506000134352", Some(&key), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert!(app.get("/v1/products/09506000134352", &key).await.is_problem(404, "/problems/not-found"));
-    assert!(app.send("DELETE", "/v1/products/09506000134352", Some(&key), None, &[]).await.is_problem(404, "/problems/not-found"));
+    assert!(
+        app.send("DELETE", "/v1/products/09506000134352", Some(&key), None, &[])
+            .await
+            .is_problem(404, "/problems/not-found")
+    );
 }
 
 async fn bad_input_gets_a_problem_and_stores_nothing(app: &TestApp) {
     let key = app.tenant("acme", &["tenant:write"]).await;
     let cases: Vec<(Value, u16, &str, &str)> = vec![
-        (json!({"gtin": "09506000134353", "name": "x", "temperature_class": "chilled"}), 422, "/problems/validation-failed", "/gtin"),
-        (json!({"gtin": "09506000134352", "name": 7, "temperature_class": "chilled"}), 422, "/problems/validation-failed", "/name"),
-        (json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "colour": "red"}), 422, "/problems/validation-failed", "/colour"),
-        (json!({"gtin": "09506000134352", "temperature_class": "chilled"}), 422, "/problems/validation-failed", "/name"),
-        (json!({"gtin": "09506000134352", "name": "x", "temperature_class": "custom", "temperature_min_celsius": 8, "temperature_max_celsius": 2}), 422, "/problems/validation-failed", "/temperature_class"),
-        (json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "nutrition": {"fat_g": -1}}), 422, "/problems/validation-failed", "/nutrition/fat_g"),
-        (json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "supplier_party_id": "nobody"}), 422, "/problems/unknown-reference", "/supplier_party_id"),
+        (
+            json!({"gtin": "09506000134353", "name": "x", "temperature_class": "chilled"}),
+            422,
+            "/problems/validation-failed",
+            "/gtin",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": 7, "temperature_class": "chilled"}),
+            422,
+            "/problems/validation-failed",
+            "/name",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "colour": "red"}),
+            422,
+            "/problems/validation-failed",
+            "/colour",
+        ),
+        (
+            json!({"gtin": "09506000134352", "temperature_class": "chilled"}),
+            422,
+            "/problems/validation-failed",
+            "/name",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "custom", "temperature_min_celsius": 8, "temperature_max_celsius": 2}),
+            422,
+            "/problems/validation-failed",
+            "/temperature_class",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "nutrition": {"fat_g": -1}}),
+            422,
+            "/problems/validation-failed",
+            "/nutrition/fat_g",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "supplier_party_id": "nobody"}),
+            422,
+            "/problems/unknown-reference",
+            "/supplier_party_id",
+        ),
     ];
     for (body, status, problem_type, pointer) in cases {
         let answer = app.post("/v1/products", &key, body.clone()).await;
@@ -233,17 +341,33 @@ async fn bad_input_gets_a_problem_and_stores_nothing(app: &TestApp) {
     }
     let malformed = app.raw_post("/v1/products", &key, "application/json", b"{\"gtin\": ".to_vec()).await;
     assert!(malformed.is_problem(400, "/problems/malformed-json"), "{:?}", malformed.body);
-    assert!(app.raw_post("/v1/products", &key, "text/plain", b"{}".to_vec()).await.is_problem(415, "/problems/unsupported-media-type"));
+    assert!(
+        app.raw_post("/v1/products", &key, "text/plain", b"{}".to_vec())
+            .await
+            .is_problem(415, "/problems/unsupported-media-type")
+    );
     let oversize = app.raw_post("/v1/products", &key, "application/json", vec![b' '; server::BODY_BYTES_MAX + 1]).await;
     assert!(oversize.is_problem(413, "/problems/payload-too-large"), "{} {:?}", oversize.status, oversize.body);
     let mut location = warehouse("7098765000017");
     location["zones"][0]["min_celsius"] = json!(5);
     let zone = app.post("/v1/locations", &key, location).await;
-    assert!(zone.is_problem(422, "/problems/validation-failed") && zone.pointers().contains(&"/zones/0"), "{:?}", zone.body);
+    assert!(
+        zone.is_problem(422, "/problems/validation-failed") && zone.pointers().contains(&"/zones/0"),
+        "{:?}",
+        zone.body
+    );
     let bad_gln = app.post("/v1/locations", &key, warehouse("7098765000018")).await;
-    assert!(bad_gln.is_problem(422, "/problems/validation-failed") && bad_gln.pointers().contains(&"/gln"), "{:?}", bad_gln.body);
+    assert!(
+        bad_gln.is_problem(422, "/problems/validation-failed") && bad_gln.pointers().contains(&"/gln"),
+        "{:?}",
+        bad_gln.body
+    );
     let lane = app.post("/v1/lanes", &key, json!({"lane_id": "l1", "from": "7098765000017", "to": "8712345000011", "transit_minutes": 60, "temperature_classes": ["chilled"]})).await;
-    assert!(lane.is_problem(422, "/problems/unknown-reference") && lane.pointers().contains(&"/from"), "{:?}", lane.body);
+    assert!(
+        lane.is_problem(422, "/problems/unknown-reference") && lane.pointers().contains(&"/from"),
+        "{:?}",
+        lane.body
+    );
     // Nothing of the above was stored.
     assert_eq!(app.get("/v1/products", &key).await.body["items"], json!([]));
     assert_eq!(app.get("/v1/locations", &key).await.body["items"], json!([]));
@@ -258,19 +382,38 @@ async fn idempotency_keys_replay_the_first_answer(app: &TestApp) {
     let first = app.send("POST", "/v1/products", Some(&key), Some(salmon("09506000134352")), &idempotency).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let retry = app.send("POST", "/v1/products", Some(&key), Some(salmon("09506000134352")), &idempotency).await;
-    assert_eq!((retry.status, &retry.body), (StatusCode::CREATED, &first.body), "a retry gets the first answer, not a conflict");
+    assert_eq!(
+        (retry.status, &retry.body),
+        (StatusCode::CREATED, &first.body),
+        "a retry gets the first answer, not a conflict"
+    );
     assert_eq!(retry.headers.get("idempotent-replayed").unwrap(), "true");
     let mut other = salmon("09506000134352");
     other["name"] = json!("Something else");
-    assert!(app.send("POST", "/v1/products", Some(&key), Some(other), &idempotency).await.is_problem(422, "/problems/idempotency-key-reused"));
+    assert!(
+        app.send("POST", "/v1/products", Some(&key), Some(other), &idempotency)
+            .await
+            .is_problem(422, "/problems/idempotency-key-reused")
+    );
     assert_eq!(app.get("/v1/products/09506000134352", &key).await.body["name"], "Salmon fillets");
-    assert!(app.send("POST", "/v1/products", Some(&key), Some(salmon("09506000134352")), &[("idempotency-key", "")]).await.is_problem(400, "/problems/invalid-idempotency-key"));
+    assert!(
+        app.send("POST", "/v1/products", Some(&key), Some(salmon("09506000134352")), &[("idempotency-key", "")])
+            .await
+            .is_problem(400, "/problems/invalid-idempotency-key")
+    );
     // A retried key creation never shows the secret again.
     let key_request = [("idempotency-key", "mint-1")];
-    let minted = app.send("POST", "/v1/keys", Some(&key), Some(json!({"name": "scanner", "scopes": ["device"]})), &key_request).await;
+    let minted = app
+        .send("POST", "/v1/keys", Some(&key), Some(json!({"name": "scanner", "scopes": ["device"]})), &key_request)
+        .await;
     assert!(minted.body["secret"].is_string());
-    let replayed = app.send("POST", "/v1/keys", Some(&key), Some(json!({"name": "scanner", "scopes": ["device"]})), &key_request).await;
-    assert_eq!((replayed.status, replayed.body["key_id"].clone()), (StatusCode::CREATED, minted.body["key_id"].clone()));
+    let replayed = app
+        .send("POST", "/v1/keys", Some(&key), Some(json!({"name": "scanner", "scopes": ["device"]})), &key_request)
+        .await;
+    assert_eq!(
+        (replayed.status, replayed.body["key_id"].clone()),
+        (StatusCode::CREATED, minted.body["key_id"].clone())
+    );
     assert!(replayed.body.get("secret").is_none());
     assert_eq!(app.get("/v1/keys", &key).await.body.as_array().unwrap().len(), 2, "the retry minted no second key");
 }
@@ -287,41 +430,76 @@ async fn tenants_cannot_see_each_other(app: &TestApp) {
     let mut renamed = salmon("09506000134352");
     renamed["name"] = json!("Beta's");
     // Beta's PUT creates beta's own product; alpha's is untouched.
-    assert_eq!(app.send("PUT", "/v1/products/09506000134352", Some(&beta), Some(renamed), &[]).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.send("PUT", "/v1/products/09506000134352", Some(&beta), Some(renamed), &[]).await.status,
+        StatusCode::CREATED
+    );
     assert_eq!(app.get("/v1/products/09506000134352", &alpha).await.body["name"], "Salmon fillets");
-    assert!(app.send("DELETE", "/v1/locations/7098765000017", Some(&beta), None, &[]).await.is_problem(404, "/problems/not-found"));
+    assert!(
+        app.send("DELETE", "/v1/locations/7098765000017", Some(&beta), None, &[])
+            .await
+            .is_problem(404, "/problems/not-found")
+    );
     let alpha_key_id = app.get("/v1/keys", &alpha).await.body[0]["key_id"].as_str().unwrap().to_owned();
-    assert!(app.send("DELETE", &format!("/v1/keys/{alpha_key_id}"), Some(&beta), None, &[]).await.is_problem(404, "/problems/not-found"));
+    assert!(
+        app.send("DELETE", &format!("/v1/keys/{alpha_key_id}"), Some(&beta), None, &[])
+            .await
+            .is_problem(404, "/problems/not-found")
+    );
     assert_eq!(app.get("/v1/products", &alpha).await.status, StatusCode::OK, "alpha's key still works");
     assert!(app.get("/v1/keys", &beta).await.body.as_array().unwrap().iter().all(|key| key["tenant_id"] == "beta"));
     // Usage of one tenant does not show in the other's report.
     let usage = app.get("/v1/usage", &beta).await;
-    assert!(usage.body["counters"].as_array().unwrap().iter().all(|row| row["tenant_id"] == "beta"), "{:?}", usage.body);
+    assert!(
+        usage.body["counters"].as_array().unwrap().iter().all(|row| row["tenant_id"] == "beta"),
+        "{:?}",
+        usage.body
+    );
 }
 
 async fn locations_lanes_and_devices(app: &TestApp) {
     let key = app.tenant("acme", &["tenant:write"]).await;
     // The operator registers a network depot; the tenant sees it and may draw a lane to it.
     let depot = app.post("/v1/locations", &app.operator_key, warehouse("7098765000017")).await;
-    assert_eq!((depot.status, depot.body["owner"].clone()), (StatusCode::CREATED, json!("network")), "{:?}", depot.body);
+    assert_eq!(
+        (depot.status, depot.body["owner"].clone()),
+        (StatusCode::CREATED, json!("network")),
+        "{:?}",
+        depot.body
+    );
     let mut farm = warehouse("7098765001014");
     farm["kind"] = json!("farm");
     farm["zones"] = json!([]);
     assert_eq!(app.post("/v1/locations", &key, farm).await.status, StatusCode::CREATED);
     let listed = app.get("/v1/locations", &key).await;
-    assert_eq!(listed.body["items"].as_array().unwrap().iter().map(|item| item["owner"].as_str().unwrap()).collect::<Vec<_>>(), ["network", "acme"]);
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().iter().map(|item| item["owner"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["network", "acme"]
+    );
     assert_eq!(app.get("/v1/locations/7098765000017", &key).await.body["zones"][0]["max_celsius"], 2.0);
     let lane = app.post("/v1/lanes", &key, json!({"lane_id": "farm-depot", "from": "7098765001014", "to": "7098765000017", "transit_minutes": 480, "departures": ["14:00", "06:00"], "temperature_classes": ["chilled"], "cost_per_pallet_cents": 18000})).await;
     assert_eq!(lane.status, StatusCode::CREATED, "{:?}", lane.body);
     assert_eq!(lane.body["departures"], json!(["06:00", "14:00"]));
     let device = app.post("/v1/devices", &key, json!({"device_id": "logger-1", "kind": "data_logger", "name": "Logger", "location_gln": "7098765000017", "zone": "freezer", "reading_interval_seconds": 60})).await;
-    assert!(device.is_problem(422, "/problems/unknown-reference") && device.pointers().contains(&"/zone"), "{:?}", device.body);
+    assert!(
+        device.is_problem(422, "/problems/unknown-reference") && device.pointers().contains(&"/zone"),
+        "{:?}",
+        device.body
+    );
     let device = app.post("/v1/devices", &key, json!({"device_id": "logger-1", "kind": "data_logger", "name": "Logger", "location_gln": "7098765000017", "zone": "chill-1", "reading_interval_seconds": 60})).await;
     assert_eq!(device.status, StatusCode::CREATED, "{:?}", device.body);
     assert_eq!(app.get("/v1/devices?location=7098765000017", &key).await.body["items"].as_array().unwrap().len(), 1);
     // A tenant cannot change the network's depot, nor delete a location its lane uses.
-    assert!(app.send("DELETE", "/v1/locations/7098765000017", Some(&key), None, &[]).await.is_problem(404, "/problems/not-found"));
-    assert!(app.send("DELETE", "/v1/locations/7098765001014", Some(&key), None, &[]).await.is_problem(409, "/problems/in-use"));
+    assert!(
+        app.send("DELETE", "/v1/locations/7098765000017", Some(&key), None, &[])
+            .await
+            .is_problem(404, "/problems/not-found")
+    );
+    assert!(
+        app.send("DELETE", "/v1/locations/7098765001014", Some(&key), None, &[])
+            .await
+            .is_problem(409, "/problems/in-use")
+    );
 }
 
 async fn pagination_follows_cursors_within_limits(app: &TestApp) {
@@ -355,9 +533,17 @@ async fn service_endpoints_answer(app: &TestApp) {
     let health = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap().status(), StatusCode::OK);
-    let openapi: Value = app.client.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let openapi: Value =
+        app.client.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/products", "/v1/products/{gtin}", "/v1/locations", "/v1/lanes", "/v1/operator/tenants", "/v1/operator/usage"] {
+    for path in [
+        "/v1/products",
+        "/v1/products/{gtin}",
+        "/v1/locations",
+        "/v1/lanes",
+        "/v1/operator/tenants",
+        "/v1/operator/usage",
+    ] {
         assert!(openapi["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
     let docs = app.client.get(format!("{}/docs", app.base)).send().await.unwrap().text().await.unwrap();
@@ -366,11 +552,16 @@ async fn service_endpoints_answer(app: &TestApp) {
     let key = app.tenant("acme", &["tenant:write"]).await;
     app.post("/v1/products", &key, salmon("09506000134352")).await;
     let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("keten_http_requests_total{method=\"POST\",route=\"/v1/products\",status=\"201\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("keten_http_requests_total{method=\"POST\",route=\"/v1/products\",status=\"201\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("keten_writer_batch_writes_count"), "{metrics}");
     assert!(metrics.contains("keten_writer_batch_duration_seconds_sum"), "{metrics}");
     assert!(app.send("GET", "/v1/nothing-here", Some(&key), None, &[]).await.is_problem(404, "/problems/not-found"));
-    assert!(app.send("PATCH", "/v1/products", Some(&key), None, &[]).await.is_problem(405, "/problems/method-not-allowed"));
+    assert!(
+        app.send("PATCH", "/v1/products", Some(&key), None, &[]).await.is_problem(405, "/problems/method-not-allowed")
+    );
     let problem_page = app.client.get(format!("{}/problems/validation-failed", app.base)).send().await.unwrap();
     assert_eq!(problem_page.status(), StatusCode::OK);
 }
@@ -383,11 +574,22 @@ async fn operator_reads_usage(app: &TestApp) {
     app.send("DELETE", "/v1/products/00614141000036", Some(&key), None, &[]).await;
     let report = app.get("/v1/operator/usage?tenant=acme", &app.operator_key).await;
     assert_eq!(report.status, StatusCode::OK, "{:?}", report.body);
-    let quantity = |unit: &str| report.body["counters"].as_array().unwrap().iter().find(|row| row["unit"] == unit).map(|row| row["quantity"].clone());
+    let quantity = |unit: &str| {
+        report.body["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["unit"] == unit)
+            .map(|row| row["quantity"].clone())
+    };
     assert_eq!(quantity("storage_rows_created"), Some(json!(2)));
     assert_eq!(quantity("storage_rows_deleted"), Some(json!(1)));
     assert_eq!(report.body["storage_rows"]["acme"], 1);
     assert!(app.get("/v1/operator/usage", &key).await.is_problem(403, "/problems/forbidden"));
-    assert!(app.get("/v1/operator/usage?from=2026-13-01", &app.operator_key).await.is_problem(400, "/problems/invalid-parameter"));
+    assert!(
+        app.get("/v1/operator/usage?from=2026-13-01", &app.operator_key)
+            .await
+            .is_problem(400, "/problems/invalid-parameter")
+    );
     assert!(app.get("/v1/operator/usage?tenant=ghost", &app.operator_key).await.is_problem(404, "/problems/not-found"));
 }

@@ -37,7 +37,8 @@ pub enum ScopeError {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [Scope::Operator, Scope::TenantAdmin, Scope::TenantWrite, Scope::TenantRead, Scope::Device];
+    pub const ALL: [Scope; 5] =
+        [Scope::Operator, Scope::TenantAdmin, Scope::TenantWrite, Scope::TenantRead, Scope::Device];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,7 +55,10 @@ impl Scope {
     }
 
     /// Parses a list of scopes for a key of `tenant_id`, sorted and without duplicates.
-    pub fn parse_list<'a>(tenant_id: &TenantId, names: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+    pub fn parse_list<'a>(
+        tenant_id: &TenantId,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Scope>, ScopeError> {
         let mut scopes = Vec::new();
         for name in names {
             let scope = Scope::parse(name.trim())?;
@@ -159,7 +163,11 @@ struct PresentedKey<'a> {
 fn split_key(text: &str) -> Option<PresentedKey<'_>> {
     let mut parts = text.split('_');
     let (prefix, tenant, key_id, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if prefix != KEY_PREFIX || parts.next().is_some() || key_id.len() != KEY_ID_BYTES * 2 || secret.len() != SECRET_BYTES * 2 {
+    if prefix != KEY_PREFIX
+        || parts.next().is_some()
+        || key_id.len() != KEY_ID_BYTES * 2
+        || secret.len() != SECRET_BYTES * 2
+    {
         return None;
     }
     Some(PresentedKey { tenant, key_id, secret })
@@ -191,7 +199,14 @@ impl KeyRow {
             .split(' ')
             .map(|name| parse_stored("scope", name, Scope::parse))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(KeyInfo { tenant_id, key_id: self.key_id, name: self.name, scopes, created_unix_ms: self.created_unix_ms, revoked_unix_ms: self.revoked_unix_ms })
+        Ok(KeyInfo {
+            tenant_id,
+            key_id: self.key_id,
+            name: self.name,
+            scopes,
+            created_unix_ms: self.created_unix_ms,
+            revoked_unix_ms: self.revoked_unix_ms,
+        })
     }
 }
 
@@ -214,7 +229,9 @@ impl Store {
 
     /// The keys of a tenant, newest first (at most [`crate::PAGE_LIMIT_MAX`]).
     pub async fn keys(&self, tenant_id: &TenantId) -> Result<Vec<KeyInfo>, StoreError> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_unix_ms DESC, key_id LIMIT $2");
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_unix_ms DESC, key_id LIMIT $2"
+        );
         let rows: Vec<KeyRow> = on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(tenant_id.as_str()).bind(crate::PAGE_LIMIT_MAX as i64).fetch_all(pool).await)?;
         rows.into_iter().map(KeyRow::into_info).collect()
     }

@@ -24,11 +24,14 @@ use network::TenantId;
 pub use backend::BackendKind;
 use backend::Pools;
 pub use keys::{ApiKeySecret, KeyInfo, Principal, Scope, ScopeError};
-pub use reads::{Cursor, LaneFilter, LocationFilter, Owned, Page, PageRequest, PartyFilter, ProductFilter, UsageRow, DeviceFilter, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use reads::{
+    Cursor, DeviceFilter, LaneFilter, LocationFilter, Owned, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page, PageRequest,
+    PartyFilter, ProductFilter, UsageRow,
+};
 pub use rows::Tenant;
 pub use writer::{
-    Applied, IdempotencyRecord, Mutation, PutMode, StoredResponse, Write, WriteError, WriteOutcome, WriterConfig,
-    WriterObserver, WriterStats, IDEMPOTENCY_KEY_LIFETIME, IDEMPOTENCY_KEY_LENGTH_MAX,
+    Applied, IDEMPOTENCY_KEY_LENGTH_MAX, IDEMPOTENCY_KEY_LIFETIME, IdempotencyRecord, Mutation, PutMode,
+    StoredResponse, Write, WriteError, WriteOutcome, WriterConfig, WriterObserver, WriterStats,
 };
 
 /// A failure of the database itself (not of the request).
@@ -49,7 +52,11 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the failure is the database being out of reach (retry later), not a bug.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) | StoreError::WriterStopped)
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+                | StoreError::WriterStopped
+        )
     }
 }
 
@@ -149,7 +156,11 @@ impl TenantStore<'_> {
     }
 
     /// Writes on behalf of this tenant.
-    pub async fn write(&self, mutation: Mutation, idempotency: Option<IdempotencyRecord>) -> Result<WriteOutcome, WriteError> {
+    pub async fn write(
+        &self,
+        mutation: Mutation,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<WriteOutcome, WriteError> {
         self.store.write(Write { tenant_id: self.tenant_id.clone(), mutation, idempotency }).await
     }
 }
@@ -167,7 +178,11 @@ pub fn utc_day(unix_ms: i64) -> String {
     }
 }
 
-pub(crate) fn parse_stored<T, E: std::fmt::Display>(what: &str, text: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, StoreError> {
+pub(crate) fn parse_stored<T, E: std::fmt::Display>(
+    what: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, StoreError> {
     parse(text).map_err(|error| StoreError::Corrupt(format!("{what} {text:?}: {error}")))
 }
 

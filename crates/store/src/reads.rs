@@ -9,8 +9,8 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::backend::on_pool;
 use crate::rows::{
-    CutoffRow, DEVICE_COLUMNS, DeviceRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, PARTY_COLUMNS, PRODUCT_COLUMNS,
-    PartyRow, ProductRow, Tenant, TenantRow, ZoneRow,
+    CutoffRow, DEVICE_COLUMNS, DeviceRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, PARTY_COLUMNS,
+    PRODUCT_COLUMNS, PartyRow, ProductRow, Tenant, TenantRow, ZoneRow,
 };
 use crate::writer::{IDEMPOTENCY_KEY_LIFETIME, StoredResponse};
 use crate::{Store, StoreError, TenantStore, now_unix_ms, parse_stored};
@@ -107,7 +107,14 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn new(columns: &str, table: &str, key_column: &str, tenant_ids: &[&str], filters: &[(&str, Option<&String>)], page: &PageRequest) -> ListQuery {
+    fn new(
+        columns: &str,
+        table: &str,
+        key_column: &str,
+        tenant_ids: &[&str],
+        filters: &[(&str, Option<&String>)],
+        page: &PageRequest,
+    ) -> ListQuery {
         let mut texts: Vec<String> = tenant_ids.iter().map(|tenant| (*tenant).to_owned()).collect();
         let placeholders: Vec<String> = (1..=tenant_ids.len()).map(|index| format!("${index}")).collect();
         let mut sql = format!("SELECT {columns} FROM {table} WHERE tenant_id IN ({})", placeholders.join(", "));
@@ -141,7 +148,7 @@ impl ListQuery {
     }
 
     /// Cuts the extra row that tells whether another page follows.
-    fn into_page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
+    fn page_of<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
         let more = items.len() > self.limit as usize;
         items.truncate(self.limit as usize);
         let next_after = if more { items.last().map(key) } else { None };
@@ -165,7 +172,12 @@ where
 
 impl Store {
     pub async fn tenant_record(&self, tenant_id: &TenantId) -> Result<Option<Tenant>, StoreError> {
-        let row: Option<TenantRow> = fetch_optional(self, "SELECT tenant_id, name, created_unix_ms FROM tenants WHERE tenant_id = $1", &[tenant_id.as_str()]).await?;
+        let row: Option<TenantRow> = fetch_optional(
+            self,
+            "SELECT tenant_id, name, created_unix_ms FROM tenants WHERE tenant_id = $1",
+            &[tenant_id.as_str()],
+        )
+        .await?;
         row.map(TenantRow::into_domain).transpose()
     }
 
@@ -173,8 +185,12 @@ impl Store {
     pub async fn tenants(&self, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
         let limit = page.limit();
         let after = page.after.clone().unwrap_or_default();
-        let sql = format!("SELECT tenant_id, name, created_unix_ms FROM tenants WHERE tenant_id > $1 ORDER BY tenant_id LIMIT {}", limit + 1);
-        let rows: Vec<TenantRow> = on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(after.as_str()).fetch_all(pool).await)?;
+        let sql = format!(
+            "SELECT tenant_id, name, created_unix_ms FROM tenants WHERE tenant_id > $1 ORDER BY tenant_id LIMIT {}",
+            limit + 1
+        );
+        let rows: Vec<TenantRow> =
+            on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(after.as_str()).fetch_all(pool).await)?;
         let mut items = rows.into_iter().map(TenantRow::into_domain).collect::<Result<Vec<_>, _>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
@@ -183,7 +199,12 @@ impl Store {
     }
 
     /// Usage counters between two UTC days (inclusive), of one tenant or of all.
-    pub async fn usage(&self, tenant_id: Option<&TenantId>, from_day: &str, to_day: &str) -> Result<Vec<UsageRow>, StoreError> {
+    pub async fn usage(
+        &self,
+        tenant_id: Option<&TenantId>,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<UsageRow>, StoreError> {
         let rows: Vec<UsageRow> = on_pool!(self.pools(), pool => {
             sqlx::query_as(
                 "SELECT tenant_id, day, unit, quantity FROM usage_counters \
@@ -203,7 +224,8 @@ impl Store {
         let sql = "SELECT (SELECT COUNT(*) FROM products WHERE tenant_id = $1) + (SELECT COUNT(*) FROM parties WHERE tenant_id = $1) \
                    + (SELECT COUNT(*) FROM locations WHERE tenant_id = $1) + (SELECT COUNT(*) FROM lanes WHERE tenant_id = $1) \
                    + (SELECT COUNT(*) FROM devices WHERE tenant_id = $1)";
-        let (count,): (i64,) = on_pool!(self.pools(), pool => sqlx::query_as(sql).bind(tenant_id.as_str()).fetch_one(pool).await)?;
+        let (count,): (i64,) =
+            on_pool!(self.pools(), pool => sqlx::query_as(sql).bind(tenant_id.as_str()).fetch_one(pool).await)?;
         Ok(count)
     }
 }
@@ -212,7 +234,8 @@ impl Store {
     /// A product for the public consumer page, whoever owns it, with its supplier party. The only
     /// read across tenants: callers must show public fields only (no person name without consent).
     pub async fn public_product(&self, gtin: &Gtin) -> Result<Option<(TenantId, Product, Option<Party>)>, StoreError> {
-        let sql = format!("SELECT tenant_id, {PRODUCT_COLUMNS} FROM products WHERE gtin = $1 ORDER BY tenant_id LIMIT 1");
+        let sql =
+            format!("SELECT tenant_id, {PRODUCT_COLUMNS} FROM products WHERE gtin = $1 ORDER BY tenant_id LIMIT 1");
         let row: Option<OwnedProductRow> = fetch_optional(self, &sql, &[gtin.as_str()]).await?;
         let Some(row) = row else { return Ok(None) };
         let owner = parse_stored("tenant", &row.tenant_id, TenantId::parse_any)?;
@@ -234,12 +257,17 @@ struct OwnedProductRow {
 
 impl TenantStore<'_> {
     fn visible_tenants(&self) -> Vec<&str> {
-        if self.tenant_id.is_network() { vec![self.tenant_id.as_str()] } else { vec![self.tenant_id.as_str(), network::NETWORK_TENANT] }
+        if self.tenant_id.is_network() {
+            vec![self.tenant_id.as_str()]
+        } else {
+            vec![self.tenant_id.as_str(), network::NETWORK_TENANT]
+        }
     }
 
     pub async fn product(&self, gtin: &Gtin) -> Result<Option<Product>, StoreError> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND gtin = $2");
-        let row: Option<ProductRow> = fetch_optional(self.store, &sql, &[self.tenant_id.as_str(), gtin.as_str()]).await?;
+        let row: Option<ProductRow> =
+            fetch_optional(self.store, &sql, &[self.tenant_id.as_str(), gtin.as_str()]).await?;
         row.map(ProductRow::into_domain).transpose()
     }
 
@@ -248,20 +276,28 @@ impl TenantStore<'_> {
         let query = ListQuery::new(PRODUCT_COLUMNS, "products", "gtin", &[self.tenant_id.as_str()], &filters, page);
         let rows: Vec<ProductRow> = query.fetch(self.store).await?;
         let items = rows.into_iter().map(ProductRow::into_domain).collect::<Result<Vec<_>, _>>()?;
-        Ok(query.into_page(items, |product| product.gtin.to_string()))
+        Ok(query.page_of(items, |product| product.gtin.to_string()))
     }
 
     pub async fn party(&self, party_id: &PartyId) -> Result<Option<Party>, StoreError> {
         let sql = format!("SELECT {PARTY_COLUMNS} FROM parties WHERE tenant_id = $1 AND party_id = $2");
-        let row: Option<PartyRow> = fetch_optional(self.store, &sql, &[self.tenant_id.as_str(), party_id.as_str()]).await?;
+        let row: Option<PartyRow> =
+            fetch_optional(self.store, &sql, &[self.tenant_id.as_str(), party_id.as_str()]).await?;
         row.map(PartyRow::into_domain).transpose()
     }
 
     pub async fn parties(&self, filter: &PartyFilter, page: &PageRequest) -> Result<Page<Party>, StoreError> {
-        let query = ListQuery::new(PARTY_COLUMNS, "parties", "party_id", &[self.tenant_id.as_str()], &[("kind", filter.kind.as_ref())], page);
+        let query = ListQuery::new(
+            PARTY_COLUMNS,
+            "parties",
+            "party_id",
+            &[self.tenant_id.as_str()],
+            &[("kind", filter.kind.as_ref())],
+            page,
+        );
         let rows: Vec<PartyRow> = query.fetch(self.store).await?;
         let items = rows.into_iter().map(PartyRow::into_domain).collect::<Result<Vec<_>, _>>()?;
-        Ok(query.into_page(items, |party| party.party_id.to_string()))
+        Ok(query.page_of(items, |party| party.party_id.to_string()))
     }
 
     /// A location of this tenant or of the shared network.
@@ -278,19 +314,30 @@ impl TenantStore<'_> {
     }
 
     /// Locations this tenant owns, and those of the shared network.
-    pub async fn locations(&self, filter: &LocationFilter, page: &PageRequest) -> Result<Page<Owned<Location>>, StoreError> {
+    pub async fn locations(
+        &self,
+        filter: &LocationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Owned<Location>>, StoreError> {
         let visible = self.visible_tenants();
         let filters = [("kind", filter.kind.as_ref()), ("country", filter.country.as_ref())];
         let query = ListQuery::new(LOCATION_COLUMNS, "locations", "gln", &visible, &filters, page);
         let rows: Vec<LocationRow> = query.fetch(self.store).await?;
         let items = self.assemble_locations(&visible, rows).await?;
-        Ok(query.into_page(items, |owned| owned.value.gln.to_string()))
+        Ok(query.page_of(items, |owned| owned.value.gln.to_string()))
     }
 
-    async fn assemble_locations(&self, visible: &[&str], rows: Vec<LocationRow>) -> Result<Vec<Owned<Location>>, StoreError> {
+    async fn assemble_locations(
+        &self,
+        visible: &[&str],
+        rows: Vec<LocationRow>,
+    ) -> Result<Vec<Owned<Location>>, StoreError> {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else { return Ok(Vec::new()) };
         let (first_gln, last_gln) = (first.gln.clone(), last.gln.clone());
-        let tenants = format!("tenant_id IN ({})", (3..3 + visible.len()).map(|index| format!("${index}")).collect::<Vec<_>>().join(", "));
+        let tenants = format!(
+            "tenant_id IN ({})",
+            (3..3 + visible.len()).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ")
+        );
         let zone_sql = format!(
             "SELECT tenant_id, gln, zone_name, min_celsius, max_celsius, capacity_pallets FROM location_zones \
              WHERE gln >= $1 AND gln <= $2 AND {tenants} ORDER BY tenant_id, gln, position"
@@ -314,12 +361,16 @@ impl TenantStore<'_> {
         }
         // Distribute zone and cut-off rows to their locations (a page holds at most PAGE_LIMIT_MAX + 1).
         for zone in zones {
-            if let Some(entry) = located.iter_mut().find(|(_, row, _, _)| row.tenant_id == zone.tenant_id && row.gln == zone.gln) {
+            if let Some(entry) =
+                located.iter_mut().find(|(_, row, _, _)| row.tenant_id == zone.tenant_id && row.gln == zone.gln)
+            {
                 entry.2.push(zone);
             }
         }
         for cutoff in cutoffs {
-            if let Some(entry) = located.iter_mut().find(|(_, row, _, _)| row.tenant_id == cutoff.tenant_id && row.gln == cutoff.gln) {
+            if let Some(entry) =
+                located.iter_mut().find(|(_, row, _, _)| row.tenant_id == cutoff.tenant_id && row.gln == cutoff.gln)
+            {
                 entry.3.push(cutoff);
             }
         }
@@ -349,26 +400,42 @@ impl TenantStore<'_> {
         let rows: Vec<LaneRow> = query.fetch(self.store).await?;
         let items = rows
             .into_iter()
-            .map(|row| Ok(Owned { owner: parse_stored("tenant", &row.tenant_id, TenantId::parse_any)?, value: row.into_domain()? }))
+            .map(|row| {
+                Ok(Owned {
+                    owner: parse_stored("tenant", &row.tenant_id, TenantId::parse_any)?,
+                    value: row.into_domain()?,
+                })
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(query.into_page(items, |owned| owned.value.lane_id.to_string()))
+        Ok(query.page_of(items, |owned| owned.value.lane_id.to_string()))
     }
 
     pub async fn device(&self, device_id: &DeviceId) -> Result<Option<Device>, StoreError> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE tenant_id = $1 AND device_id = $2");
-        let row: Option<DeviceRow> = fetch_optional(self.store, &sql, &[self.tenant_id.as_str(), device_id.as_str()]).await?;
+        let row: Option<DeviceRow> =
+            fetch_optional(self.store, &sql, &[self.tenant_id.as_str(), device_id.as_str()]).await?;
         row.map(DeviceRow::into_domain).transpose()
     }
 
     pub async fn devices(&self, filter: &DeviceFilter, page: &PageRequest) -> Result<Page<Device>, StoreError> {
-        let query = ListQuery::new(DEVICE_COLUMNS, "devices", "device_id", &[self.tenant_id.as_str()], &[("location_gln", filter.location_gln.as_ref())], page);
+        let query = ListQuery::new(
+            DEVICE_COLUMNS,
+            "devices",
+            "device_id",
+            &[self.tenant_id.as_str()],
+            &[("location_gln", filter.location_gln.as_ref())],
+            page,
+        );
         let rows: Vec<DeviceRow> = query.fetch(self.store).await?;
         let items = rows.into_iter().map(DeviceRow::into_domain).collect::<Result<Vec<_>, _>>()?;
-        Ok(query.into_page(items, |device| device.device_id.to_string()))
+        Ok(query.page_of(items, |device| device.device_id.to_string()))
     }
 
     /// The stored first answer for an idempotency key, unless it has expired.
-    pub async fn idempotent_response(&self, idempotency_key: &str) -> Result<Option<([u8; 32], StoredResponse)>, StoreError> {
+    pub async fn idempotent_response(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<([u8; 32], StoredResponse)>, StoreError> {
         let oldest_unix_ms = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
         let row: Option<(Vec<u8>, i64, Vec<u8>)> = on_pool!(self.store.pools(), pool => {
             sqlx::query_as(
@@ -382,7 +449,8 @@ impl TenantStore<'_> {
             .await
         })?;
         let Some((request_sha256, status, body)) = row else { return Ok(None) };
-        let request_sha256: [u8; 32] = request_sha256.try_into().map_err(|_| StoreError::Corrupt("idempotency request digest".into()))?;
+        let request_sha256: [u8; 32] =
+            request_sha256.try_into().map_err(|_| StoreError::Corrupt("idempotency request digest".into()))?;
         Ok(Some((request_sha256, StoredResponse { status: status as u16, body })))
     }
 

@@ -4,13 +4,17 @@
 use gs1::{Gln, Gtin};
 use network::{
     Address, Coordinates, Country, Device, DeviceId, DeviceKind, Lane, LaneId, LocalTime, Location, LocationKind,
-    Nutrition, Party, PartyId, PartyKind, Product, Service, TemperatureClass, TemperatureRange, TenantId,
-    TimeZoneName, Zone, ZoneName, parse_enum,
+    Nutrition, Party, PartyId, PartyKind, Product, Service, TemperatureClass, TemperatureRange, TenantId, TimeZoneName,
+    Zone, ZoneName, parse_enum,
 };
 
 use crate::{StoreError, parse_stored};
 
-fn optional<T, E: std::fmt::Display>(what: &str, text: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> Result<Option<T>, StoreError> {
+fn optional<T, E: std::fmt::Display>(
+    what: &str,
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<T>, StoreError> {
     text.map(|text| parse_stored(what, text, parse)).transpose()
 }
 
@@ -31,7 +35,11 @@ pub struct Tenant {
 
 impl TenantRow {
     pub(crate) fn into_domain(self) -> Result<Tenant, StoreError> {
-        Ok(Tenant { tenant_id: parse_stored("tenant", &self.tenant_id, TenantId::parse_any)?, name: self.name, created_unix_ms: self.created_unix_ms })
+        Ok(Tenant {
+            tenant_id: parse_stored("tenant", &self.tenant_id, TenantId::parse_any)?,
+            name: self.name,
+            created_unix_ms: self.created_unix_ms,
+        })
     }
 }
 
@@ -63,9 +71,19 @@ pub(crate) struct ProductRow {
 
 impl ProductRow {
     pub(crate) fn into_domain(self) -> Result<Product, StoreError> {
-        let temperature_class = TemperatureClass::new(&self.temperature_class, self.temperature_min_celsius, self.temperature_max_celsius)
-            .map_err(|error| StoreError::Corrupt(format!("temperature class of {}: {error}", self.gtin)))?;
-        let nutrition_values = [self.energy_kj, self.energy_kcal, self.fat_g, self.saturates_g, self.carbohydrate_g, self.sugars_g, self.protein_g, self.salt_g];
+        let temperature_class =
+            TemperatureClass::new(&self.temperature_class, self.temperature_min_celsius, self.temperature_max_celsius)
+                .map_err(|error| StoreError::Corrupt(format!("temperature class of {}: {error}", self.gtin)))?;
+        let nutrition_values = [
+            self.energy_kj,
+            self.energy_kcal,
+            self.fat_g,
+            self.saturates_g,
+            self.carbohydrate_g,
+            self.sugars_g,
+            self.protein_g,
+            self.salt_g,
+        ];
         let nutrition = nutrition_values.iter().any(Option::is_some).then_some(Nutrition {
             energy_kj: self.energy_kj,
             energy_kcal: self.energy_kcal,
@@ -195,7 +213,8 @@ impl LocationRow {
     }
 }
 
-pub(crate) const LANE_COLUMNS: &str = "tenant_id, lane_id, from_gln, to_gln, transit_minutes, departures, temperature_classes, cost_per_pallet_cents";
+pub(crate) const LANE_COLUMNS: &str =
+    "tenant_id, lane_id, from_gln, to_gln, transit_minutes, departures, temperature_classes, cost_per_pallet_cents";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct LaneRow {
@@ -220,7 +239,9 @@ fn split_list(text: &str) -> impl Iterator<Item = &str> {
 
 impl LaneRow {
     pub(crate) fn into_domain(self) -> Result<Lane, StoreError> {
-        let departures = split_list(&self.departures).map(|text| parse_stored("departure", text, LocalTime::parse)).collect::<Result<Vec<_>, _>>()?;
+        let departures = split_list(&self.departures)
+            .map(|text| parse_stored("departure", text, LocalTime::parse))
+            .collect::<Result<Vec<_>, _>>()?;
         let temperature_classes = split_list(&self.temperature_classes)
             .map(|text| {
                 TemperatureClass::NAMES

@@ -25,16 +25,30 @@ impl Store {
     pub async fn table_keys(&self) -> Result<Vec<TableKeys>, StoreError> {
         match self.pools() {
             Pools::Sqlite { read, .. } => {
-                let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                    .fetch_all(read)
-                    .await?;
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )
+                .fetch_all(read)
+                .await?;
                 let mut all = Vec::new();
                 for table in tables {
-                    let info = sqlx::query("SELECT name, pk FROM pragma_table_info($1) ORDER BY cid").bind(&table).fetch_all(read).await?;
+                    let info = sqlx::query("SELECT name, pk FROM pragma_table_info($1) ORDER BY cid")
+                        .bind(&table)
+                        .fetch_all(read)
+                        .await?;
                     let columns = info.iter().map(|row| row.get::<String, _>("name")).collect();
-                    let mut primary: Vec<(i64, String)> = info.iter().filter(|row| row.get::<i64, _>("pk") > 0).map(|row| (row.get("pk"), row.get("name"))).collect();
+                    let mut primary: Vec<(i64, String)> = info
+                        .iter()
+                        .filter(|row| row.get::<i64, _>("pk") > 0)
+                        .map(|row| (row.get("pk"), row.get("name")))
+                        .collect();
                     primary.sort();
-                    let foreign = sqlx::query("SELECT id, seq, \"from\" AS column_name FROM pragma_foreign_key_list($1) ORDER BY id, seq").bind(&table).fetch_all(read).await?;
+                    let foreign = sqlx::query(
+                        "SELECT id, seq, \"from\" AS column_name FROM pragma_foreign_key_list($1) ORDER BY id, seq",
+                    )
+                    .bind(&table)
+                    .fetch_all(read)
+                    .await?;
                     let mut foreign_keys: Vec<Vec<String>> = Vec::new();
                     let mut current_id = -1;
                     for row in foreign {
@@ -47,7 +61,12 @@ impl Store {
                             last.push(row.get("column_name"));
                         }
                     }
-                    all.push(TableKeys { table, columns, primary_key: primary.into_iter().map(|(_, name)| name).collect(), foreign_keys });
+                    all.push(TableKeys {
+                        table,
+                        columns,
+                        primary_key: primary.into_iter().map(|(_, name)| name).collect(),
+                        foreign_keys,
+                    });
                 }
                 Ok(all)
             }
@@ -101,18 +120,21 @@ impl Store {
 pub fn distribution_violations(tables: &[TableKeys]) -> Vec<String> {
     let mut violations = Vec::new();
     for table in tables {
-        if PLATFORM_TABLES.contains(&table.table.as_str()) || !table.columns.iter().any(|column| column == "tenant_id") {
+        if PLATFORM_TABLES.contains(&table.table.as_str()) || !table.columns.iter().any(|column| column == "tenant_id")
+        {
             if !PLATFORM_TABLES.contains(&table.table.as_str()) {
                 violations.push(format!("{}: has no tenant_id column and is not a platform table", table.table));
             }
             continue;
         }
         if table.primary_key.first().map(String::as_str) != Some("tenant_id") {
-            violations.push(format!("{}: primary key {:?} does not start with tenant_id", table.table, table.primary_key));
+            violations
+                .push(format!("{}: primary key {:?} does not start with tenant_id", table.table, table.primary_key));
         }
         for foreign_key in &table.foreign_keys {
             if foreign_key.first().map(String::as_str) != Some("tenant_id") {
-                violations.push(format!("{}: foreign key {:?} does not start with tenant_id", table.table, foreign_key));
+                violations
+                    .push(format!("{}: foreign key {:?} does not start with tenant_id", table.table, foreign_key));
             }
         }
     }

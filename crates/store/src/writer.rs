@@ -202,9 +202,17 @@ impl WriterHandle {
         let counters = Arc::new(Counters::default());
         let observer: ObserverSlot = Arc::default();
         let tasks = (0..config.writer_tasks)
-            .map(|_| tokio::spawn(run(pools.clone(), receiver.clone(), config.clone(), counters.clone(), observer.clone())))
+            .map(|_| {
+                tokio::spawn(run(pools.clone(), receiver.clone(), config.clone(), counters.clone(), observer.clone()))
+            })
             .collect();
-        Ok(WriterHandle { sender, tasks: Mutex::new(tasks), counters, queue_writes_max: config.queue_writes_max, observer })
+        Ok(WriterHandle {
+            sender,
+            tasks: Mutex::new(tasks),
+            counters,
+            queue_writes_max: config.queue_writes_max,
+            observer,
+        })
     }
 
     pub(crate) async fn submit(&self, write: Write) -> Result<WriteOutcome, WriteError> {
@@ -243,7 +251,13 @@ impl WriterHandle {
     }
 }
 
-async fn run(pools: Pools, receiver: Arc<Mutex<mpsc::Receiver<Message>>>, config: WriterConfig, counters: Arc<Counters>, observer: ObserverSlot) {
+async fn run(
+    pools: Pools,
+    receiver: Arc<Mutex<mpsc::Receiver<Message>>>,
+    config: WriterConfig,
+    counters: Arc<Counters>,
+    observer: ObserverSlot,
+) {
     let mut stopping = false;
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
@@ -337,7 +351,10 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 }
 
 /// Applies writes in one transaction. `Err` means the database failed and nothing was committed.
-async fn apply_in_transaction(pools: &Pools, writes: &[&Write]) -> Result<Vec<Result<WriteOutcome, WriteError>>, sqlx::Error> {
+async fn apply_in_transaction(
+    pools: &Pools,
+    writes: &[&Write],
+) -> Result<Vec<Result<WriteOutcome, WriteError>>, sqlx::Error> {
     let mut conn = pools.acquire_writer().await?;
     conn.begin().await?;
     let now_unix_ms = now_unix_ms();
@@ -406,7 +423,11 @@ async fn exists(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<bool, sq
     on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).fetch_optional(&mut *connection).await.map(|row| row.is_some()))
 }
 
-async fn record_usage(conn: &mut Conn, usage: &BTreeMap<(String, &'static str), i64>, now_unix_ms: i64) -> Result<(), sqlx::Error> {
+async fn record_usage(
+    conn: &mut Conn,
+    usage: &BTreeMap<(String, &'static str), i64>,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
     let day = utc_day(now_unix_ms);
     for ((tenant_id, unit), quantity) in usage {
         execute(
@@ -422,7 +443,12 @@ async fn record_usage(conn: &mut Conn, usage: &BTreeMap<(String, &'static str), 
 
 type Usage<'u> = BTreeMap<(String, &'static str), i64>;
 
-async fn apply_one(conn: &mut Conn, write: &Write, now_unix_ms: i64, usage: &mut Usage<'_>) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
+async fn apply_one(
+    conn: &mut Conn,
+    write: &Write,
+    now_unix_ms: i64,
+    usage: &mut Usage<'_>,
+) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
     if let Some(record) = &write.idempotency {
         let oldest_unix_ms = now_unix_ms - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
         let tenant = record.tenant_id.as_str();
@@ -548,7 +574,14 @@ async fn apply_mutation(
                 &[Arg::Text(tenant), Arg::Text(key_id), Arg::Integer(now_unix_ms)],
             )
             .await?;
-            if revoked == 0 && !exists(conn, "SELECT 1 FROM api_keys WHERE tenant_id = $1 AND key_id = $2", &[Arg::Text(tenant), Arg::Text(key_id)]).await? {
+            if revoked == 0
+                && !exists(
+                    conn,
+                    "SELECT 1 FROM api_keys WHERE tenant_id = $1 AND key_id = $2",
+                    &[Arg::Text(tenant), Arg::Text(key_id)],
+                )
+                .await?
+            {
                 refuse!(WriteError::NotFound);
             }
             applied(false)
@@ -556,11 +589,21 @@ async fn apply_mutation(
         Mutation::PutProduct { product, mode } => {
             let gtin = product.gtin.as_str();
             if let Some(party) = &product.supplier_party_id
-                && !exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(party.as_str())]).await?
+                && !exists(
+                    conn,
+                    "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2",
+                    &[Arg::Text(tenant), Arg::Text(party.as_str())],
+                )
+                .await?
             {
                 refuse!(WriteError::UnknownReference { field: "/supplier_party_id", value: party.to_string() });
             }
-            let found = exists(conn, "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2", &[Arg::Text(tenant), Arg::Text(gtin)]).await?;
+            let found = exists(
+                conn,
+                "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
+                &[Arg::Text(tenant), Arg::Text(gtin)],
+            )
+            .await?;
             require!(check_mode(*mode, found, format!("product {gtin}")));
             let range = product.temperature_class.range();
             let custom = matches!(product.temperature_class, network::TemperatureClass::Custom(_));
@@ -608,7 +651,12 @@ async fn apply_mutation(
             applied(!found)
         }
         Mutation::DeleteProduct { gtin } => {
-            let deleted = execute(conn, "DELETE FROM products WHERE tenant_id = $1 AND gtin = $2", &[Arg::Text(tenant), Arg::Text(gtin.as_str())]).await?;
+            let deleted = execute(
+                conn,
+                "DELETE FROM products WHERE tenant_id = $1 AND gtin = $2",
+                &[Arg::Text(tenant), Arg::Text(gtin.as_str())],
+            )
+            .await?;
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
@@ -617,7 +665,12 @@ async fn apply_mutation(
         }
         Mutation::PutParty { party, mode } => {
             let party_id = party.party_id.as_str();
-            let found = exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(party_id)]).await?;
+            let found = exists(
+                conn,
+                "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2",
+                &[Arg::Text(tenant), Arg::Text(party_id)],
+            )
+            .await?;
             require!(check_mode(*mode, found, format!("party {party_id}")));
             let country = party.country.map(|country| country.to_string());
             execute(
@@ -645,26 +698,57 @@ async fn apply_mutation(
         }
         Mutation::DeleteParty { party_id } => {
             let id = party_id.as_str();
-            if !exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
+            if !exists(
+                conn,
+                "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2",
+                &[Arg::Text(tenant), Arg::Text(id)],
+            )
+            .await?
+            {
                 refuse!(WriteError::NotFound);
             }
-            if exists(conn, "SELECT 1 FROM products WHERE tenant_id = $1 AND supplier_party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
+            if exists(
+                conn,
+                "SELECT 1 FROM products WHERE tenant_id = $1 AND supplier_party_id = $2",
+                &[Arg::Text(tenant), Arg::Text(id)],
+            )
+            .await?
+            {
                 refuse!(WriteError::InUse(format!("party {id}"), "a product".into()));
             }
-            if exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await? {
+            if exists(
+                conn,
+                "SELECT 1 FROM locations WHERE tenant_id = $1 AND party_id = $2",
+                &[Arg::Text(tenant), Arg::Text(id)],
+            )
+            .await?
+            {
                 refuse!(WriteError::InUse(format!("party {id}"), "a location".into()));
             }
-            let deleted = execute(conn, "DELETE FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(id)]).await?;
+            let deleted = execute(
+                conn,
+                "DELETE FROM parties WHERE tenant_id = $1 AND party_id = $2",
+                &[Arg::Text(tenant), Arg::Text(id)],
+            )
+            .await?;
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
             count_deleted(usage, tenant_id);
             applied(false)
         }
-        Mutation::PutLocation { location, mode } => put_location(conn, tenant_id, location, *mode, now_unix_ms, usage).await,
+        Mutation::PutLocation { location, mode } => {
+            put_location(conn, tenant_id, location, *mode, now_unix_ms, usage).await
+        }
         Mutation::DeleteLocation { gln } => {
             let gln = gln.as_str();
-            if !exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+            if !exists(
+                conn,
+                "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2",
+                &[Arg::Text(tenant), Arg::Text(gln)],
+            )
+            .await?
+            {
                 refuse!(WriteError::NotFound);
             }
             let lanes_sql = if tenant_id.is_network() {
@@ -676,10 +760,21 @@ async fn apply_mutation(
             if exists(conn, lanes_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
                 refuse!(WriteError::InUse(format!("location {gln}"), "a lane".into()));
             }
-            if exists(conn, "SELECT 1 FROM devices WHERE tenant_id = $1 AND location_gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+            if exists(
+                conn,
+                "SELECT 1 FROM devices WHERE tenant_id = $1 AND location_gln = $2",
+                &[Arg::Text(tenant), Arg::Text(gln)],
+            )
+            .await?
+            {
                 refuse!(WriteError::InUse(format!("location {gln}"), "a device".into()));
             }
-            let deleted = execute(conn, "DELETE FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+            let deleted = execute(
+                conn,
+                "DELETE FROM locations WHERE tenant_id = $1 AND gln = $2",
+                &[Arg::Text(tenant), Arg::Text(gln)],
+            )
+            .await?;
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
@@ -693,7 +788,12 @@ async fn apply_mutation(
                 }
             }
             let lane_id = lane.lane_id.as_str();
-            let found = exists(conn, "SELECT 1 FROM lanes WHERE tenant_id = $1 AND lane_id = $2", &[Arg::Text(tenant), Arg::Text(lane_id)]).await?;
+            let found = exists(
+                conn,
+                "SELECT 1 FROM lanes WHERE tenant_id = $1 AND lane_id = $2",
+                &[Arg::Text(tenant), Arg::Text(lane_id)],
+            )
+            .await?;
             require!(check_mode(*mode, found, format!("lane {lane_id}")));
             execute(
                 conn,
@@ -720,7 +820,12 @@ async fn apply_mutation(
             applied(!found)
         }
         Mutation::DeleteLane { lane_id } => {
-            let deleted = execute(conn, "DELETE FROM lanes WHERE tenant_id = $1 AND lane_id = $2", &[Arg::Text(tenant), Arg::Text(lane_id.as_str())]).await?;
+            let deleted = execute(
+                conn,
+                "DELETE FROM lanes WHERE tenant_id = $1 AND lane_id = $2",
+                &[Arg::Text(tenant), Arg::Text(lane_id.as_str())],
+            )
+            .await?;
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
@@ -744,7 +849,12 @@ async fn apply_mutation(
                 }
             }
             let device_id = device.device_id.as_str();
-            let found = exists(conn, "SELECT 1 FROM devices WHERE tenant_id = $1 AND device_id = $2", &[Arg::Text(tenant), Arg::Text(device_id)]).await?;
+            let found = exists(
+                conn,
+                "SELECT 1 FROM devices WHERE tenant_id = $1 AND device_id = $2",
+                &[Arg::Text(tenant), Arg::Text(device_id)],
+            )
+            .await?;
             require!(check_mode(*mode, found, format!("device {device_id}")));
             execute(
                 conn,
@@ -769,7 +879,12 @@ async fn apply_mutation(
             applied(!found)
         }
         Mutation::DeleteDevice { device_id } => {
-            let deleted = execute(conn, "DELETE FROM devices WHERE tenant_id = $1 AND device_id = $2", &[Arg::Text(tenant), Arg::Text(device_id.as_str())]).await?;
+            let deleted = execute(
+                conn,
+                "DELETE FROM devices WHERE tenant_id = $1 AND device_id = $2",
+                &[Arg::Text(tenant), Arg::Text(device_id.as_str())],
+            )
+            .await?;
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
@@ -789,15 +904,24 @@ async fn put_location(
 ) -> Result<Result<Applied, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
     let gln = location.gln.as_str();
-    if !tenant_id.is_network() && exists(conn, "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1", &[Arg::Text(gln)]).await? {
+    if !tenant_id.is_network()
+        && exists(conn, "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1", &[Arg::Text(gln)]).await?
+    {
         return Ok(Err(WriteError::Conflict(format!("network location {gln}"))));
     }
     if let Some(party) = &location.party_id
-        && !exists(conn, "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2", &[Arg::Text(tenant), Arg::Text(party.as_str())]).await?
+        && !exists(
+            conn,
+            "SELECT 1 FROM parties WHERE tenant_id = $1 AND party_id = $2",
+            &[Arg::Text(tenant), Arg::Text(party.as_str())],
+        )
+        .await?
     {
         return Ok(Err(WriteError::UnknownReference { field: "/party_id", value: party.to_string() }));
     }
-    let found = exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+    let found =
+        exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)])
+            .await?;
     if let Err(error) = check_mode(mode, found, format!("location {gln}")) {
         return Ok(Err(error));
     }
@@ -829,7 +953,8 @@ async fn put_location(
         ],
     )
     .await?;
-    execute(conn, "DELETE FROM location_zones WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+    execute(conn, "DELETE FROM location_zones WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)])
+        .await?;
     for (position, zone) in location.zones.iter().enumerate() {
         execute(
             conn,
@@ -846,7 +971,12 @@ async fn put_location(
         )
         .await?;
     }
-    execute(conn, "DELETE FROM location_cutoffs WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)]).await?;
+    execute(
+        conn,
+        "DELETE FROM location_cutoffs WHERE tenant_id = $1 AND gln = $2",
+        &[Arg::Text(tenant), Arg::Text(gln)],
+    )
+    .await?;
     for (service, cutoff) in &location.cutoffs {
         execute(
             conn,

@@ -67,7 +67,13 @@ fn tenant(name: &str) -> TenantId {
 }
 
 async fn create_tenant(store: &Store, tenant_id: &TenantId) {
-    let outcome = store.write(Write { tenant_id: tenant_id.clone(), mutation: Mutation::PutTenant { name: tenant_id.to_string(), mode: PutMode::Upsert }, idempotency: None }).await;
+    let outcome = store
+        .write(Write {
+            tenant_id: tenant_id.clone(),
+            mutation: Mutation::PutTenant { name: tenant_id.to_string(), mode: PutMode::Upsert },
+            idempotency: None,
+        })
+        .await;
     assert!(matches!(outcome, Ok(WriteOutcome::Applied(_))), "{outcome:?}");
 }
 
@@ -106,7 +112,11 @@ fn location(number: u64, kind: LocationKind) -> Location {
         country: Country::parse("NO").unwrap(),
         coordinates: Coordinates::new(59.91, 10.75).unwrap(),
         time_zone: TimeZoneName::parse("Europe/Oslo").unwrap(),
-        zones: vec![Zone { name: ZoneName::parse("chill-1").unwrap(), range: TemperatureRange::new(Some(0.0), Some(2.0)).unwrap(), capacity_pallets: 40 }],
+        zones: vec![Zone {
+            name: ZoneName::parse("chill-1").unwrap(),
+            range: TemperatureRange::new(Some(0.0), Some(2.0)).unwrap(),
+            capacity_pallets: 40,
+        }],
         cutoffs: vec![(Service::NextDay, LocalTime::parse("16:00").unwrap())],
         pick_pack_lead_minutes: 90,
         party_id: None,
@@ -134,17 +144,27 @@ async fn products_round_trip_and_modes(store: &Store) {
     let acme = tenant("acme");
     create_tenant(store, &acme).await;
     let salmon = product(950600013435, "Salmon fillet");
-    assert_eq!(put(store, &acme, Mutation::PutProduct { product: salmon.clone(), mode: PutMode::Create }).await.map(|_| ()), Ok(()));
+    assert_eq!(
+        put(store, &acme, Mutation::PutProduct { product: salmon.clone(), mode: PutMode::Create }).await.map(|_| ()),
+        Ok(())
+    );
     assert_eq!(store.tenant(&acme).product(&salmon.gtin).await.unwrap(), Some(salmon.clone()));
-    assert!(matches!(put(store, &acme, Mutation::PutProduct { product: salmon.clone(), mode: PutMode::Create }).await, Err(WriteError::Conflict(_))));
+    assert!(matches!(
+        put(store, &acme, Mutation::PutProduct { product: salmon.clone(), mode: PutMode::Create }).await,
+        Err(WriteError::Conflict(_))
+    ));
     let mut renamed = salmon.clone();
     renamed.name = "Salmon loin".into();
     renamed.temperature_class = TemperatureClass::Custom(TemperatureRange::new(Some(-1.0), Some(2.0)).unwrap());
-    let outcome = put(store, &acme, Mutation::PutProduct { product: renamed.clone(), mode: PutMode::Upsert }).await.unwrap();
+    let outcome =
+        put(store, &acme, Mutation::PutProduct { product: renamed.clone(), mode: PutMode::Upsert }).await.unwrap();
     assert!(matches!(outcome, WriteOutcome::Applied(Applied { created: false, .. })));
     assert_eq!(store.tenant(&acme).product(&salmon.gtin).await.unwrap(), Some(renamed));
     let missing = product(1, "Missing");
-    assert_eq!(put(store, &acme, Mutation::PutProduct { product: missing.clone(), mode: PutMode::Update }).await, Err(WriteError::NotFound));
+    assert_eq!(
+        put(store, &acme, Mutation::PutProduct { product: missing.clone(), mode: PutMode::Update }).await,
+        Err(WriteError::NotFound)
+    );
     assert_eq!(store.tenant(&acme).product(&missing.gtin).await.unwrap(), None);
 }
 
@@ -167,7 +187,10 @@ async fn unknown_references_are_refused_and_store_nothing(store: &Store) {
         temperature_classes: vec!["chilled"],
         cost_per_pallet_cents: 100,
     };
-    assert!(matches!(put(store, &acme, Mutation::PutLane { lane: lane.clone(), mode: PutMode::Create }).await, Err(WriteError::UnknownReference { field: "/from", .. })));
+    assert!(matches!(
+        put(store, &acme, Mutation::PutLane { lane: lane.clone(), mode: PutMode::Create }).await,
+        Err(WriteError::UnknownReference { field: "/from", .. })
+    ));
     assert_eq!(store.tenant(&acme).lane(&lane.lane_id).await.unwrap(), None);
     assert_eq!(store.usage(Some(&acme), "0000-01-01", "9999-12-31").await.unwrap(), vec![]);
 }
@@ -178,7 +201,10 @@ fn record(tenant_id: &TenantId, key: &str, request: &[u8]) -> IdempotencyRecord 
         tenant_id: tenant_id.clone(),
         key: key.into(),
         request_sha256: sha2::Sha256::digest(request).into(),
-        respond: Box::new(|applied| StoredResponse { status: if applied.created { 201 } else { 200 }, body: b"first".to_vec() }),
+        respond: Box::new(|applied| StoredResponse {
+            status: if applied.created { 201 } else { 200 },
+            body: b"first".to_vec(),
+        }),
     }
 }
 
@@ -186,12 +212,27 @@ async fn idempotency_replays_and_detects_a_different_request(store: &Store) {
     let acme = tenant("acme");
     create_tenant(store, &acme).await;
     let scoped = store.tenant(&acme);
-    let first = scoped.write(Mutation::PutProduct { product: product(3, "Pear"), mode: PutMode::Create }, Some(record(&acme, "k-1", b"pear"))).await;
+    let first = scoped
+        .write(
+            Mutation::PutProduct { product: product(3, "Pear"), mode: PutMode::Create },
+            Some(record(&acme, "k-1", b"pear")),
+        )
+        .await;
     assert!(matches!(first, Ok(WriteOutcome::Applied(Applied { created: true, .. }))));
     // The retry is not applied again (a Create would conflict): the first answer comes back.
-    let retry = scoped.write(Mutation::PutProduct { product: product(3, "Pear"), mode: PutMode::Create }, Some(record(&acme, "k-1", b"pear"))).await;
+    let retry = scoped
+        .write(
+            Mutation::PutProduct { product: product(3, "Pear"), mode: PutMode::Create },
+            Some(record(&acme, "k-1", b"pear")),
+        )
+        .await;
     assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: b"first".to_vec() })));
-    let other = scoped.write(Mutation::PutProduct { product: product(4, "Plum"), mode: PutMode::Create }, Some(record(&acme, "k-1", b"plum"))).await;
+    let other = scoped
+        .write(
+            Mutation::PutProduct { product: product(4, "Plum"), mode: PutMode::Create },
+            Some(record(&acme, "k-1", b"plum")),
+        )
+        .await;
     assert_eq!(other, Err(WriteError::IdempotencyMismatch));
     assert_eq!(scoped.product(&gtin(4)).await.unwrap(), None);
     let (digest, stored) = scoped.idempotent_response("k-1").await.unwrap().unwrap();
@@ -213,7 +254,10 @@ async fn concurrent_writes_share_transactions(store: &Store) {
         let store = store.clone();
         let acme = acme.clone();
         tasks.push(tokio::spawn(async move {
-            store.tenant(&acme).write(Mutation::PutProduct { product: product(1000 + number, "Bulk"), mode: PutMode::Upsert }, None).await
+            store
+                .tenant(&acme)
+                .write(Mutation::PutProduct { product: product(1000 + number, "Bulk"), mode: PutMode::Upsert }, None)
+                .await
         }));
     }
     for task in tasks {
@@ -222,7 +266,11 @@ async fn concurrent_writes_share_transactions(store: &Store) {
     let after = store.writer_stats();
     assert_eq!(after.writes - before.writes, 400);
     assert!(after.batches - before.batches < 400, "no batching happened: {before:?} → {after:?}");
-    let page = store.tenant(&acme).products(&ProductFilter::default(), &PageRequest { after: None, limit: Some(500) }).await.unwrap();
+    let page = store
+        .tenant(&acme)
+        .products(&ProductFilter::default(), &PageRequest { after: None, limit: Some(500) })
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 400);
 }
 
@@ -230,8 +278,12 @@ async fn tenants_see_only_their_own_data(store: &Store) {
     let (alpha, beta) = (tenant("alpha"), tenant("beta"));
     create_tenant(store, &alpha).await;
     create_tenant(store, &beta).await;
-    put(store, &alpha, Mutation::PutProduct { product: product(5, "Alpha fish"), mode: PutMode::Create }).await.unwrap();
-    put(store, &alpha, Mutation::PutLocation { location: location(20, LocationKind::Farm), mode: PutMode::Create }).await.unwrap();
+    put(store, &alpha, Mutation::PutProduct { product: product(5, "Alpha fish"), mode: PutMode::Create })
+        .await
+        .unwrap();
+    put(store, &alpha, Mutation::PutLocation { location: location(20, LocationKind::Farm), mode: PutMode::Create })
+        .await
+        .unwrap();
     let beta_view = store.tenant(&beta);
     assert_eq!(beta_view.product(&gtin(5)).await.unwrap(), None);
     assert!(beta_view.products(&ProductFilter::default(), &PageRequest::default()).await.unwrap().items.is_empty());
@@ -249,7 +301,18 @@ async fn keys_authenticate_until_revoked(store: &Store) {
     create_tenant(store, &acme).await;
     let key = ApiKeySecret::generate(&acme);
     let scopes = Scope::parse_list(&acme, ["tenant:write"]).unwrap();
-    put(store, &acme, Mutation::CreateKey { key_id: key.key_id.clone(), name: "ci".into(), scopes: scopes.clone(), secret_sha256: key.secret_sha256 }).await.unwrap();
+    put(
+        store,
+        &acme,
+        Mutation::CreateKey {
+            key_id: key.key_id.clone(),
+            name: "ci".into(),
+            scopes: scopes.clone(),
+            secret_sha256: key.secret_sha256,
+        },
+    )
+    .await
+    .unwrap();
     let principal = store.authenticate(key.reveal()).await.unwrap().unwrap();
     assert_eq!((principal.tenant_id.clone(), principal.scopes.clone()), (acme.clone(), scopes));
     assert!(principal.has(Scope::TenantRead) && !principal.has(Scope::TenantAdmin) && !principal.is_operator());
@@ -263,11 +326,24 @@ async fn keys_authenticate_until_revoked(store: &Store) {
     put(store, &acme, Mutation::RevokeKey { key_id: key.key_id.clone() }).await.unwrap();
     assert_eq!(store.authenticate(key.reveal()).await.unwrap(), None);
     assert!(store.key(&acme, &key.key_id).await.unwrap().unwrap().revoked_unix_ms.is_some());
-    assert_eq!(put(store, &acme, Mutation::RevokeKey { key_id: "0000000000000000".into() }).await, Err(WriteError::NotFound));
+    assert_eq!(
+        put(store, &acme, Mutation::RevokeKey { key_id: "0000000000000000".into() }).await,
+        Err(WriteError::NotFound)
+    );
     let missing = tenant("ghost");
     let ghost_key = ApiKeySecret::generate(&missing);
     assert_eq!(
-        put(store, &missing, Mutation::CreateKey { key_id: ghost_key.key_id.clone(), name: "x".into(), scopes: vec![Scope::TenantRead], secret_sha256: ghost_key.secret_sha256 }).await,
+        put(
+            store,
+            &missing,
+            Mutation::CreateKey {
+                key_id: ghost_key.key_id.clone(),
+                name: "x".into(),
+                scopes: vec![Scope::TenantRead],
+                secret_sha256: ghost_key.secret_sha256
+            }
+        )
+        .await,
         Err(WriteError::NotFound)
     );
 }
@@ -279,13 +355,18 @@ async fn network_locations_are_visible_to_every_tenant(store: &Store) {
     create_tenant(store, &acme).await;
     let depot = location(30, LocationKind::ColdDepot);
     put(store, &network, Mutation::PutLocation { location: depot.clone(), mode: PutMode::Create }).await.unwrap();
-    put(store, &acme, Mutation::PutLocation { location: location(31, LocationKind::Farm), mode: PutMode::Create }).await.unwrap();
+    put(store, &acme, Mutation::PutLocation { location: location(31, LocationKind::Farm), mode: PutMode::Create })
+        .await
+        .unwrap();
     let seen = store.tenant(&acme).location(&depot.gln).await.unwrap().unwrap();
     assert_eq!((seen.owner.clone(), seen.value.clone()), (network.clone(), depot.clone()));
     let all = store.tenant(&acme).locations(&LocationFilter::default(), &PageRequest::default()).await.unwrap();
     assert_eq!(all.items.iter().map(|owned| owned.value.gln.clone()).collect::<Vec<_>>(), vec![gln(30), gln(31)]);
     // A tenant cannot take a network GLN for itself, but may draw a lane to the network depot.
-    assert!(matches!(put(store, &acme, Mutation::PutLocation { location: depot.clone(), mode: PutMode::Create }).await, Err(WriteError::Conflict(_))));
+    assert!(matches!(
+        put(store, &acme, Mutation::PutLocation { location: depot.clone(), mode: PutMode::Create }).await,
+        Err(WriteError::Conflict(_))
+    ));
     let lane = Lane {
         lane_id: LaneId::parse("farm-to-depot").unwrap(),
         from: gln(31),
@@ -307,13 +388,18 @@ async fn lists_paginate_by_cursor(store: &Store) {
     let acme = tenant("acme");
     create_tenant(store, &acme).await;
     for number in 0..7u64 {
-        put(store, &acme, Mutation::PutProduct { product: product(100 + number, "Item"), mode: PutMode::Create }).await.unwrap();
+        put(store, &acme, Mutation::PutProduct { product: product(100 + number, "Item"), mode: PutMode::Create })
+            .await
+            .unwrap();
     }
     let scoped = store.tenant(&acme);
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = scoped.products(&ProductFilter::default(), &PageRequest { after: after.clone(), limit: Some(3) }).await.unwrap();
+        let page = scoped
+            .products(&ProductFilter::default(), &PageRequest { after: after.clone(), limit: Some(3) })
+            .await
+            .unwrap();
         assert!(page.items.len() <= 3);
         seen.extend(page.items.into_iter().map(|product| product.gtin));
         match page.next_after {
@@ -322,7 +408,10 @@ async fn lists_paginate_by_cursor(store: &Store) {
         }
     }
     assert_eq!(seen, (0..7u64).map(|number| gtin(100 + number)).collect::<Vec<_>>());
-    let filtered = scoped.products(&ProductFilter { temperature_class: Some("frozen".into()), brand: None }, &PageRequest::default()).await.unwrap();
+    let filtered = scoped
+        .products(&ProductFilter { temperature_class: Some("frozen".into()), brand: None }, &PageRequest::default())
+        .await
+        .unwrap();
     assert!(filtered.items.is_empty());
 }
 
@@ -357,7 +446,10 @@ async fn deleting_a_referenced_row_is_refused(store: &Store) {
     let mut apple = product(9, "Apple");
     apple.supplier_party_id = Some(farm.party_id.clone());
     put(store, &acme, Mutation::PutProduct { product: apple.clone(), mode: PutMode::Create }).await.unwrap();
-    assert!(matches!(put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await, Err(WriteError::InUse(..))));
+    assert!(matches!(
+        put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await,
+        Err(WriteError::InUse(..))
+    ));
     assert_eq!(store.tenant(&acme).party(&farm.party_id).await.unwrap(), Some(farm.clone()));
     put(store, &acme, Mutation::DeleteProduct { gtin: apple.gtin.clone() }).await.unwrap();
     put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await.unwrap();

@@ -30,9 +30,7 @@ pub enum CheckpointError {
     TooFewLines { count: usize },
     #[error("checkpoint origin is empty or holds a control character")]
     InvalidOrigin,
-    #[error(
-        "checkpoint tree size {text:?} is not a decimal without leading zeros fitting in 64 bits"
-    )]
+    #[error("checkpoint tree size {text:?} is not a decimal without leading zeros fitting in 64 bits")]
     InvalidSize { text: String },
     #[error("checkpoint root hash is invalid")]
     InvalidRootHash(#[source] HashError),
@@ -49,10 +47,7 @@ pub enum CheckpointError {
 }
 
 fn is_clean_line(line: &str) -> bool {
-    !line.is_empty()
-        && !line
-            .chars()
-            .any(|character| character.is_ascii_control() && character != '\u{7f}')
+    !line.is_empty() && !line.chars().any(|character| character.is_ascii_control() && character != '\u{7f}')
 }
 
 impl Checkpoint {
@@ -73,19 +68,12 @@ impl Checkpoint {
         if let Some(position) = extension_lines.iter().position(|line| !is_clean_line(line)) {
             return Err(CheckpointError::InvalidExtensionLine { position });
         }
-        Ok(Checkpoint {
-            origin: origin.to_owned(),
-            size,
-            root_hash,
-            extension_lines,
-        })
+        Ok(Checkpoint { origin: origin.to_owned(), size, root_hash, extension_lines })
     }
 
     /// Parses a checkpoint note text (with its final newline, without the blank line).
     pub fn parse(text: &str) -> Result<Checkpoint, CheckpointError> {
-        let body = text
-            .strip_suffix('\n')
-            .ok_or(CheckpointError::NotNewlineTerminated)?;
+        let body = text.strip_suffix('\n').ok_or(CheckpointError::NotNewlineTerminated)?;
         let lines: Vec<&str> = body.split('\n').collect();
         let [origin, size_text, root_text, extension_lines @ ..] = lines.as_slice() else {
             return Err(CheckpointError::TooFewLines { count: lines.len() });
@@ -96,18 +84,13 @@ impl Checkpoint {
         let size = size_is_canonical
             .then(|| size_text.parse::<u64>().ok())
             .flatten()
-            .ok_or_else(|| CheckpointError::InvalidSize {
-                text: (*size_text).to_owned(),
-            })?;
+            .ok_or_else(|| CheckpointError::InvalidSize { text: (*size_text).to_owned() })?;
         let root_hash = Hash::from_base64(root_text).map_err(CheckpointError::InvalidRootHash)?;
         Checkpoint::with_extension_lines(
             origin,
             size,
             root_hash,
-            extension_lines
-                .iter()
-                .map(|line| (*line).to_owned())
-                .collect(),
+            extension_lines.iter().map(|line| (*line).to_owned()).collect(),
         )
     }
 
@@ -135,8 +118,7 @@ impl Checkpoint {
     /// The checkpoint as a note signed by the log.
     pub fn sign(&self, signer: &NoteSigner) -> Note {
         let mut note = Note::new(self.to_text()).expect("a checkpoint is a valid note text");
-        note.sign(signer)
-            .expect("a fresh note has room for one signature");
+        note.sign(signer).expect("a fresh note has room for one signature");
         note
     }
 }
@@ -176,12 +158,7 @@ pub struct VerifiedCheckpoint {
 impl CheckpointPolicy {
     /// A policy trusting the log's signature alone.
     pub fn log_only(origin: &str, log_key: VerifierKey) -> CheckpointPolicy {
-        CheckpointPolicy {
-            origin: origin.to_owned(),
-            log_key,
-            witness_keys: Vec::new(),
-            witness_quorum: 0,
-        }
+        CheckpointPolicy { origin: origin.to_owned(), log_key, witness_keys: Vec::new(), witness_quorum: 0 }
     }
 
     /// Opens a signed checkpoint: parses the note, verifies it (unknown signatures ignored, a bad
@@ -212,10 +189,8 @@ impl CheckpointPolicy {
         if !verified.iter().any(is_log) {
             return Err(log_signature_missing());
         }
-        let witness_signatures: Vec<VerifiedSignature> = verified
-            .into_iter()
-            .filter(|signature| !is_log(signature))
-            .collect();
+        let witness_signatures: Vec<VerifiedSignature> =
+            verified.into_iter().filter(|signature| !is_log(signature)).collect();
         if witness_signatures.len() < self.witness_quorum {
             return Err(CheckpointError::WitnessQuorumNotMet {
                 verified: witness_signatures.len(),
@@ -224,16 +199,9 @@ impl CheckpointPolicy {
         }
         let checkpoint = Checkpoint::parse(note.text())?;
         if checkpoint.origin != self.origin {
-            return Err(CheckpointError::WrongOrigin {
-                expected: self.origin.clone(),
-                actual: checkpoint.origin,
-            });
+            return Err(CheckpointError::WrongOrigin { expected: self.origin.clone(), actual: checkpoint.origin });
         }
-        Ok(VerifiedCheckpoint {
-            checkpoint,
-            note,
-            witness_signatures,
-        })
+        Ok(VerifiedCheckpoint { checkpoint, note, witness_signatures })
     }
 }
 
@@ -253,11 +221,7 @@ mod tests {
             Ok((origin, size, extension_count)) => {
                 let checkpoint = parsed.unwrap();
                 assert_eq!(
-                    (
-                        checkpoint.origin(),
-                        checkpoint.size(),
-                        checkpoint.extension_lines().len()
-                    ),
+                    (checkpoint.origin(), checkpoint.size(), checkpoint.extension_lines().len()),
                     (origin, size, extension_count)
                 );
                 assert_eq!(checkpoint.to_text(), text, "printing gives back the text");
@@ -273,53 +237,23 @@ mod tests {
             Ok(("example.com/behind-the-sofa", 20852163, 0)),
         );
         check_parse(&format!("o\n0\n{ROOT_BASE64}\n"), Ok(("o", 0, 0)));
-        check_parse(
-            &format!("o\n18446744073709551615\n{ROOT_BASE64}\n"),
-            Ok(("o", u64::MAX, 0)),
-        );
+        check_parse(&format!("o\n18446744073709551615\n{ROOT_BASE64}\n"), Ok(("o", u64::MAX, 0)));
         check_parse(
             &format!("origin with spaces+plus\n1\n{ROOT_BASE64}\next one\next two\n"),
             Ok(("origin with spaces+plus", 1, 2)),
         );
-        check_parse(
-            &format!("o\n1\n{ROOT_BASE64}"),
-            Err(CheckpointError::NotNewlineTerminated),
-        );
+        check_parse(&format!("o\n1\n{ROOT_BASE64}"), Err(CheckpointError::NotNewlineTerminated));
         check_parse("o\n1\n", Err(CheckpointError::TooFewLines { count: 2 }));
-        check_parse(
-            &format!("\n1\n{ROOT_BASE64}\n"),
-            Err(CheckpointError::InvalidOrigin),
-        );
-        for size in [
-            "01",
-            "00",
-            "",
-            "-1",
-            "+1",
-            " 1",
-            "1.0",
-            "18446744073709551616",
-            "0x10",
-        ] {
+        check_parse(&format!("\n1\n{ROOT_BASE64}\n"), Err(CheckpointError::InvalidOrigin));
+        for size in ["01", "00", "", "-1", "+1", " 1", "1.0", "18446744073709551616", "0x10"] {
             check_parse(
                 &format!("o\n{size}\n{ROOT_BASE64}\n"),
                 Err(CheckpointError::InvalidSize { text: size.into() }),
             );
         }
-        check_parse(
-            "o\n1\nAAAA\n",
-            Err(CheckpointError::InvalidRootHash(HashError::WrongLength {
-                length_bytes: 3,
-            })),
-        );
-        check_parse(
-            "o\n1\n!!!!\n",
-            Err(CheckpointError::InvalidRootHash(HashError::Base64)),
-        );
-        check_parse(
-            &format!("o\n1\n{ROOT_BASE64}\n\n"),
-            Err(CheckpointError::InvalidExtensionLine { position: 0 }),
-        );
+        check_parse("o\n1\nAAAA\n", Err(CheckpointError::InvalidRootHash(HashError::WrongLength { length_bytes: 3 })));
+        check_parse("o\n1\n!!!!\n", Err(CheckpointError::InvalidRootHash(HashError::Base64)));
+        check_parse(&format!("o\n1\n{ROOT_BASE64}\n\n"), Err(CheckpointError::InvalidExtensionLine { position: 0 }));
         check_parse(
             &format!("o\n1\n{ROOT_BASE64}\na\tb\n"),
             Err(CheckpointError::InvalidExtensionLine { position: 0 }),
@@ -329,14 +263,8 @@ mod tests {
     #[test]
     fn checkpoints_refuse_invalid_lines_when_built() {
         let root = leaf_hash(b"");
-        assert_eq!(
-            Checkpoint::new("", 1, root),
-            Err(CheckpointError::InvalidOrigin)
-        );
-        assert_eq!(
-            Checkpoint::new("a\nb", 1, root),
-            Err(CheckpointError::InvalidOrigin)
-        );
+        assert_eq!(Checkpoint::new("", 1, root), Err(CheckpointError::InvalidOrigin));
+        assert_eq!(Checkpoint::new("a\nb", 1, root), Err(CheckpointError::InvalidOrigin));
         assert_eq!(
             Checkpoint::with_extension_lines("o", 1, root, vec!["ok".into(), "".into()]),
             Err(CheckpointError::InvalidExtensionLine { position: 1 })
@@ -353,10 +281,7 @@ mod tests {
         Fixture {
             log: NoteSigner::from_seed("keten.example/log", [1; 32]).unwrap(),
             witnesses: (0..3)
-                .map(|number| {
-                    Cosigner::from_seed(&format!("witness{number}.example"), [10 + number; 32])
-                        .unwrap()
-                })
+                .map(|number| Cosigner::from_seed(&format!("witness{number}.example"), [10 + number; 32]).unwrap())
                 .collect(),
             checkpoint: Checkpoint::new("keten.example/log", 42, leaf_hash(b"root")).unwrap(),
         }
@@ -366,11 +291,7 @@ mod tests {
         CheckpointPolicy {
             origin: "keten.example/log".into(),
             log_key: fixture.log.verifier_key(),
-            witness_keys: fixture
-                .witnesses
-                .iter()
-                .map(Cosigner::verifier_key)
-                .collect(),
+            witness_keys: fixture.witnesses.iter().map(Cosigner::verifier_key).collect(),
             witness_quorum,
         }
     }
@@ -378,12 +299,7 @@ mod tests {
     fn cosigned(fixture: &Fixture, witness_count: usize) -> Note {
         let mut note = fixture.checkpoint.sign(&fixture.log);
         for (number, witness) in fixture.witnesses.iter().take(witness_count).enumerate() {
-            note.add_signature(
-                witness
-                    .cosign(&fixture.checkpoint, 1_700_000_000 + number as u64)
-                    .unwrap(),
-            )
-            .unwrap();
+            note.add_signature(witness.cosign(&fixture.checkpoint, 1_700_000_000 + number as u64).unwrap()).unwrap();
         }
         note
     }
@@ -392,47 +308,31 @@ mod tests {
     fn policy_requires_the_log_signature_the_origin_and_the_quorum() {
         let fixture = fixture();
         let note = cosigned(&fixture, 2);
-        let verified = policy(&fixture, 2)
-            .verify(note.to_string().as_bytes())
-            .unwrap();
+        let verified = policy(&fixture, 2).verify(note.to_string().as_bytes()).unwrap();
         assert_eq!(verified.checkpoint, fixture.checkpoint);
         assert_eq!(
-            verified
-                .witness_signatures
-                .iter()
-                .map(|signature| signature.timestamp_seconds)
-                .collect::<Vec<_>>(),
+            verified.witness_signatures.iter().map(|signature| signature.timestamp_seconds).collect::<Vec<_>>(),
             vec![Some(1_700_000_000), Some(1_700_000_001)]
         );
         assert_eq!(
             policy(&fixture, 3).verify(note.to_string().as_bytes()),
-            Err(CheckpointError::WitnessQuorumNotMet {
-                verified: 2,
-                required: 3
-            })
+            Err(CheckpointError::WitnessQuorumNotMet { verified: 2, required: 3 })
         );
         let mut other_origin = policy(&fixture, 0);
         other_origin.origin = "other.example/log".into();
-        assert!(matches!(
-            other_origin.verify(note.to_string().as_bytes()),
-            Err(CheckpointError::WrongOrigin { .. })
-        ));
+        assert!(matches!(other_origin.verify(note.to_string().as_bytes()), Err(CheckpointError::WrongOrigin { .. })));
     }
 
     #[test]
     fn witness_signatures_alone_do_not_open_a_checkpoint() {
         let fixture = fixture();
         let mut note = Note::new(fixture.checkpoint.to_text()).unwrap();
-        note.add_signature(fixture.witnesses[0].cosign(&fixture.checkpoint, 5).unwrap())
-            .unwrap();
+        note.add_signature(fixture.witnesses[0].cosign(&fixture.checkpoint, 5).unwrap()).unwrap();
         assert!(matches!(
             policy(&fixture, 0).verify(note.to_string().as_bytes()),
             Err(CheckpointError::LogSignatureMissing { .. })
         ));
-        let unsigned_by_anyone_known = format!(
-            "{}\n\u{2014} stranger.example AAAAAAA=\n",
-            fixture.checkpoint
-        );
+        let unsigned_by_anyone_known = format!("{}\n\u{2014} stranger.example AAAAAAA=\n", fixture.checkpoint);
         assert!(matches!(
             policy(&fixture, 0).verify(unsigned_by_anyone_known.as_bytes()),
             Err(CheckpointError::LogSignatureMissing { .. })
@@ -442,9 +342,7 @@ mod tests {
     #[test]
     fn a_tampered_checkpoint_fails_its_signature() {
         let fixture = fixture();
-        let text = cosigned(&fixture, 1)
-            .to_string()
-            .replace("\n42\n", "\n43\n");
+        let text = cosigned(&fixture, 1).to_string().replace("\n42\n", "\n43\n");
         assert!(matches!(
             policy(&fixture, 0).verify(text.as_bytes()),
             Err(CheckpointError::Note(NoteError::InvalidSignature { .. }))

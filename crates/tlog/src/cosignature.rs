@@ -40,16 +40,12 @@ pub struct Cosigner {
 
 impl Cosigner {
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Cosigner, KeyError> {
-        Ok(Cosigner {
-            key: SignerKey::from_seed(name, SignatureKind::CosignatureV1, seed)?,
-        })
+        Ok(Cosigner { key: SignerKey::from_seed(name, SignatureKind::CosignatureV1, seed)? })
     }
 
     /// Parses `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x04 ‖ seed)>`.
     pub fn parse(text: &str) -> Result<Cosigner, KeyError> {
-        Ok(Cosigner {
-            key: SignerKey::parse(text, SignatureKind::CosignatureV1)?,
-        })
+        Ok(Cosigner { key: SignerKey::parse(text, SignatureKind::CosignatureV1)? })
     }
 
     pub fn to_secret_text(&self) -> String {
@@ -70,22 +66,14 @@ impl Cosigner {
     }
 
     /// Cosigns a checkpoint at `timestamp_seconds` (POSIX seconds).
-    pub fn cosign(
-        &self,
-        checkpoint: &Checkpoint,
-        timestamp_seconds: u64,
-    ) -> Result<NoteSignature, CosignatureError> {
+    pub fn cosign(&self, checkpoint: &Checkpoint, timestamp_seconds: u64) -> Result<NoteSignature, CosignatureError> {
         if timestamp_seconds > TIMESTAMP_MAX_SECONDS {
             return Err(CosignatureError::TimestampTooLarge { timestamp_seconds });
         }
         let message = signed_message(&checkpoint.to_text(), timestamp_seconds);
         let mut signature = timestamp_seconds.to_be_bytes().to_vec();
         signature.extend_from_slice(&self.key.sign_message(message.as_bytes()));
-        Ok(NoteSignature {
-            name: self.key.name.clone(),
-            key_id: self.key.key_id,
-            signature,
-        })
+        Ok(NoteSignature { name: self.key.name.clone(), key_id: self.key.key_id, signature })
     }
 }
 
@@ -98,13 +86,8 @@ mod tests {
     use crate::note::{Note, NoteError, NoteSigner};
 
     fn checkpoint() -> Checkpoint {
-        Checkpoint::with_extension_lines(
-            "example.com/behind-the-sofa",
-            20852163,
-            leaf_hash(b"x"),
-            vec!["ext".into()],
-        )
-        .unwrap()
+        Checkpoint::with_extension_lines("example.com/behind-the-sofa", 20852163, leaf_hash(b"x"), vec!["ext".into()])
+            .unwrap()
     }
 
     #[test]
@@ -113,26 +96,17 @@ mod tests {
         let signature = witness.cosign(&checkpoint(), 1679315147).unwrap();
         assert_eq!(
             signature.key_id,
-            crate::note::key_id(
-                "witness.example.com/w1",
-                0x04,
-                witness.verifier_key().public_key()
-            )
+            crate::note::key_id("witness.example.com/w1", 0x04, witness.verifier_key().public_key())
         );
         assert_eq!(signature.signature.len(), 8 + 64);
         assert_eq!(signature.signature[..8], 1679315147u64.to_be_bytes());
         // The signed message is the header, the time line and the whole note text, extension lines included.
-        let message = "cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\n"
-            .to_owned()
+        let message = "cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\n".to_owned()
             + &leaf_hash(b"x").to_base64()
             + "\next\n";
         let public_key = VerifyingKey::from_bytes(witness.verifier_key().public_key()).unwrap();
         let ed25519_signature = Signature::from_slice(&signature.signature[8..]).unwrap();
-        assert!(
-            public_key
-                .verify_strict(message.as_bytes(), &ed25519_signature)
-                .is_ok()
-        );
+        assert!(public_key.verify_strict(message.as_bytes(), &ed25519_signature).is_ok());
     }
 
     #[test]
@@ -140,12 +114,8 @@ mod tests {
         let log = NoteSigner::from_seed("example.com/behind-the-sofa", [1; 32]).unwrap();
         let witness = Cosigner::from_seed("witness.example.com/w1", [4; 32]).unwrap();
         let mut note = checkpoint().sign(&log);
-        note.add_signature(witness.cosign(&checkpoint(), 1679315147).unwrap())
-            .unwrap();
-        let verified = Note::parse(note.to_string().as_bytes())
-            .unwrap()
-            .verify(&[witness.verifier_key()])
-            .unwrap();
+        note.add_signature(witness.cosign(&checkpoint(), 1679315147).unwrap()).unwrap();
+        let verified = Note::parse(note.to_string().as_bytes()).unwrap().verify(&[witness.verifier_key()]).unwrap();
         assert_eq!(verified[0].timestamp_seconds, Some(1679315147));
 
         // Changing the timestamp breaks the signature.
@@ -156,10 +126,7 @@ mod tests {
         for signature in signatures {
             tampered.add_signature(signature).unwrap();
         }
-        assert!(matches!(
-            tampered.verify(&[witness.verifier_key()]),
-            Err(NoteError::InvalidSignature { .. })
-        ));
+        assert!(matches!(tampered.verify(&[witness.verifier_key()]), Err(NoteError::InvalidSignature { .. })));
     }
 
     #[test]
@@ -168,9 +135,7 @@ mod tests {
         assert!(witness.cosign(&checkpoint(), TIMESTAMP_MAX_SECONDS).is_ok());
         assert_eq!(
             witness.cosign(&checkpoint(), TIMESTAMP_MAX_SECONDS + 1),
-            Err(CosignatureError::TimestampTooLarge {
-                timestamp_seconds: TIMESTAMP_MAX_SECONDS + 1
-            })
+            Err(CosignatureError::TimestampTooLarge { timestamp_seconds: TIMESTAMP_MAX_SECONDS + 1 })
         );
     }
 
@@ -180,17 +145,9 @@ mod tests {
         let witness = Cosigner::from_seed("w", [4; 32]).unwrap();
         let plain = NoteSigner::from_seed("w", [4; 32]).unwrap();
         assert_ne!(witness.key_id(), plain.key_id());
-        assert_eq!(
-            witness.verifier_key().public_key(),
-            plain.verifier_key().public_key()
-        );
+        assert_eq!(witness.verifier_key().public_key(), plain.verifier_key().public_key());
         let parsed = Cosigner::parse(&witness.to_secret_text()).unwrap();
         assert_eq!(parsed.verifier_key(), witness.verifier_key());
-        assert!(
-            parsed
-                .verifier_key()
-                .to_string()
-                .starts_with(&format!("w+{:08x}+B", witness.key_id()))
-        );
+        assert!(parsed.verifier_key().to_string().starts_with(&format!("w+{:08x}+B", witness.key_id())));
     }
 }

@@ -36,9 +36,7 @@ impl Hash {
     /// Takes a hash from a byte slice; any length other than 32 is an error.
     pub fn from_slice(bytes: &[u8]) -> Result<Hash, HashError> {
         let array: [u8; HASH_SIZE_BYTES] =
-            bytes.try_into().map_err(|_| HashError::WrongLength {
-                length_bytes: bytes.len(),
-            })?;
+            bytes.try_into().map_err(|_| HashError::WrongLength { length_bytes: bytes.len() })?;
         Ok(Hash(array))
     }
 
@@ -102,26 +100,14 @@ mod tests {
     #[test]
     fn leaf_hashes_match_rfc6962_reference_values() {
         // Leaves of the RFC 6962 reference tree used by Certificate Transparency test suites.
-        check_leaf(
-            b"",
-            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-        );
-        check_leaf(
-            &[0x00],
-            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-        );
-        check_leaf(
-            &[0x10],
-            "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
-        );
+        check_leaf(b"", "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+        check_leaf(&[0x00], "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7");
+        check_leaf(&[0x10], "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7");
     }
 
     #[test]
     fn empty_tree_hash_is_sha256_of_nothing() {
-        assert_eq!(
-            Hash::empty_tree().to_string(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(Hash::empty_tree().to_string(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]
@@ -132,30 +118,18 @@ mod tests {
         concatenated.push(0x01);
         concatenated.extend_from_slice(&left.0);
         concatenated.extend_from_slice(&right.0);
-        assert_eq!(
-            node_hash(&left, &right).0,
-            <[u8; 32]>::from(Sha256::digest(&concatenated))
-        );
+        assert_eq!(node_hash(&left, &right).0, <[u8; 32]>::from(Sha256::digest(&concatenated)));
         assert_ne!(node_hash(&left, &right), node_hash(&right, &left));
     }
 
     #[test]
     fn wrong_lengths_are_rejected() {
         for length_bytes in [0, 1, 31, 33, 64] {
-            assert_eq!(
-                Hash::from_slice(&vec![0; length_bytes]),
-                Err(HashError::WrongLength { length_bytes })
-            );
+            assert_eq!(Hash::from_slice(&vec![0; length_bytes]), Err(HashError::WrongLength { length_bytes }));
         }
-        assert_eq!(
-            Hash::from_base64("ZG9uJ3QgY2FyZSAy"),
-            Err(HashError::WrongLength { length_bytes: 12 })
-        );
+        assert_eq!(Hash::from_base64("ZG9uJ3QgY2FyZSAy"), Err(HashError::WrongLength { length_bytes: 12 }));
         assert_eq!(Hash::from_base64("not base64!"), Err(HashError::Base64));
-        assert_eq!(
-            Hash::from_base64(""),
-            Err(HashError::WrongLength { length_bytes: 0 })
-        );
+        assert_eq!(Hash::from_base64(""), Err(HashError::WrongLength { length_bytes: 0 }));
     }
 
     #[test]

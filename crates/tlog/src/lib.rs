@@ -23,12 +23,9 @@ pub use cosignature::{CosignatureError, Cosigner};
 pub use hash::{HASH_SIZE_BYTES, Hash, HashError, leaf_hash, node_hash};
 pub use memory::{MemoryHashStore, MemoryTileStore};
 pub use merkle::{
-    HashReadError, HashReader, NodeAddress, ProofError, ProofPlan, consistency_proof,
-    inclusion_proof, tree_hash, verify_consistency, verify_inclusion,
+    HashReadError, HashReader, NodeAddress, ProofError, ProofPlan, consistency_proof, inclusion_proof, tree_hash,
+    verify_consistency, verify_inclusion,
 };
-pub use note::{
-    KeyError, Note, NoteError, NoteSignature, NoteSigner, SignatureKind, VerifiedSignature,
-    VerifierKey,
-};
+pub use note::{KeyError, Note, NoteError, NoteSignature, NoteSigner, SignatureKind, VerifiedSignature, VerifierKey};
 pub use proof_bundle::{ProofBundle, ProofBundleError};
 pub use tiles::{Tile, TileError, TileHashReader, TileReader, TileResource};

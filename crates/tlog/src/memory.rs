@@ -46,10 +46,7 @@ impl MemoryHashStore {
             if count % 2 == 1 {
                 break;
             }
-            carried = node_hash(
-                &self.levels[level][count - 2],
-                &self.levels[level][count - 1],
-            );
+            carried = node_hash(&self.levels[level][count - 2], &self.levels[level][count - 1]);
             level += 1;
         }
         index
@@ -62,10 +59,7 @@ impl MemoryHashStore {
 
     /// The leaf hash at `index`, if present.
     pub fn leaf_hash(&self, index: u64) -> Option<Hash> {
-        self.levels
-            .first()?
-            .get(usize::try_from(index).ok()?)
-            .copied()
+        self.levels.first()?.get(usize::try_from(index).ok()?).copied()
     }
 }
 
@@ -139,14 +133,6 @@ impl MemoryTileStore {
 
 impl TileReader for MemoryTileStore {
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, HashReadError> {
-        tiles
-            .iter()
-            .map(|tile| {
-                self.tiles
-                    .get(tile)
-                    .cloned()
-                    .ok_or(HashReadError::MissingTile(*tile))
-            })
-            .collect()
+        tiles.iter().map(|tile| self.tiles.get(tile).cloned().ok_or(HashReadError::MissingTile(*tile))).collect()
     }
 }

@@ -49,13 +49,8 @@ pub enum HashReadError {
     Missing(NodeAddress),
     #[error("no stored tile {}", .0.path())]
     MissingTile(crate::tiles::Tile),
-    #[error(
-        "stored tile data has the wrong length: expected {expected_bytes} bytes, got {actual_bytes}"
-    )]
-    WrongTileLength {
-        expected_bytes: usize,
-        actual_bytes: usize,
-    },
+    #[error("stored tile data has the wrong length: expected {expected_bytes} bytes, got {actual_bytes}")]
+    WrongTileLength { expected_bytes: usize, actual_bytes: usize },
     #[error("reader returned {actual} results for {expected} requests")]
     WrongResultCount { expected: usize, actual: usize },
     #[error("reading stored hashes failed")]
@@ -78,9 +73,7 @@ pub enum ProofError {
     IndexOutOfRange { index: u64, size: u64 },
     #[error("old tree size {old_size} exceeds new tree size {new_size}")]
     OldSizeExceedsNewSize { old_size: u64, new_size: u64 },
-    #[error(
-        "consistency from the empty tree has no proof (every tree extends it; check the old size first)"
-    )]
+    #[error("consistency from the empty tree has no proof (every tree extends it; check the old size first)")]
     ConsistencyFromEmptyTree,
     #[error("proof has {actual} hashes, expected {expected}")]
     WrongProofLength { expected: usize, actual: usize },
@@ -113,11 +106,7 @@ impl LeafRange {
         while start < self.end {
             let remaining = self.end - start;
             // Largest power of two that divides `start` (any, when start is 0) and fits in the remainder.
-            let alignment_level = if start == 0 {
-                63
-            } else {
-                start.trailing_zeros()
-            };
+            let alignment_level = if start == 0 { 63 } else { start.trailing_zeros() };
             let fit_level = 63 - remaining.leading_zeros();
             let level = alignment_level.min(fit_level);
             nodes.push(NodeAddress::new(level as u8, start >> level));
@@ -209,9 +198,7 @@ impl ProofPlan {
 
     /// The plan of the consistency proof from tree size `old_size` to `new_size`.
     pub fn consistency(old_size: u64, new_size: u64) -> Result<ProofPlan, ProofError> {
-        Ok(ProofPlan::from_ranges(consistency_ranges(
-            old_size, new_size,
-        )?))
+        Ok(ProofPlan::from_ranges(consistency_ranges(old_size, new_size)?))
     }
 
     /// The plan of the root hash of the tree of `size` leaves: one part (none for the empty tree).
@@ -219,16 +206,11 @@ impl ProofPlan {
         if size == 0 {
             return ProofPlan { parts: Vec::new() };
         }
-        ProofPlan::from_ranges(vec![LeafRange {
-            start: 0,
-            end: size,
-        }])
+        ProofPlan::from_ranges(vec![LeafRange { start: 0, end: size }])
     }
 
     fn from_ranges(ranges: Vec<LeafRange>) -> ProofPlan {
-        ProofPlan {
-            parts: ranges.into_iter().map(LeafRange::nodes).collect(),
-        }
+        ProofPlan { parts: ranges.into_iter().map(LeafRange::nodes).collect() }
     }
 
     /// Number of hashes the plan produces.
@@ -250,10 +232,7 @@ impl ProofPlan {
         let nodes = self.nodes();
         let hashes = reader.read_hashes(&nodes)?;
         if hashes.len() != nodes.len() {
-            return Err(HashReadError::WrongResultCount {
-                expected: nodes.len(),
-                actual: hashes.len(),
-            });
+            return Err(HashReadError::WrongResultCount { expected: nodes.len(), actual: hashes.len() });
         }
         let mut remaining = hashes.as_slice();
         let mut proof = Vec::with_capacity(self.parts.len());
@@ -268,29 +247,17 @@ impl ProofPlan {
 
 /// MTH of a left-aligned sequence of complete subtrees of shrinking size: fold from the right.
 fn fold_right_edge(hashes: &[Hash]) -> Hash {
-    let (last, rest) = hashes
-        .split_last()
-        .expect("a proof range covers at least one leaf");
-    rest.iter()
-        .rev()
-        .fold(*last, |right, left| node_hash(left, &right))
+    let (last, rest) = hashes.split_last().expect("a proof range covers at least one leaf");
+    rest.iter().rev().fold(*last, |right, left| node_hash(left, &right))
 }
 
 /// The inclusion proof of leaf `index` in the tree of `size` leaves, from stored hashes.
-pub fn inclusion_proof(
-    index: u64,
-    size: u64,
-    reader: &impl HashReader,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn inclusion_proof(index: u64, size: u64, reader: &impl HashReader) -> Result<Vec<Hash>, ProofError> {
     Ok(ProofPlan::inclusion(index, size)?.execute(reader)?)
 }
 
 /// The consistency proof from `old_size` to `new_size`, from stored hashes. Empty when the sizes are equal.
-pub fn consistency_proof(
-    old_size: u64,
-    new_size: u64,
-    reader: &impl HashReader,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn consistency_proof(old_size: u64, new_size: u64, reader: &impl HashReader) -> Result<Vec<Hash>, ProofError> {
     Ok(ProofPlan::consistency(old_size, new_size)?.execute(reader)?)
 }
 
@@ -307,10 +274,7 @@ pub fn root_from_leaf_hashes(leaf_hashes: &[Hash]) -> Hash {
         1 => leaf_hashes[0],
         length => {
             let middle = split_point(length as u64) as usize;
-            node_hash(
-                &root_from_leaf_hashes(&leaf_hashes[..middle]),
-                &root_from_leaf_hashes(&leaf_hashes[middle..]),
-            )
+            node_hash(&root_from_leaf_hashes(&leaf_hashes[..middle]), &root_from_leaf_hashes(&leaf_hashes[middle..]))
         }
     }
 }
@@ -326,18 +290,10 @@ pub fn consistency_proof_length(old_size: u64, new_size: u64) -> Result<usize, P
 }
 
 /// The root hash that an inclusion proof implies for `leaf_hash` at `index` in a tree of `size` (RFC 9162 §2.1.3.2).
-pub fn root_from_inclusion_proof(
-    leaf_hash: &Hash,
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-) -> Result<Hash, ProofError> {
+pub fn root_from_inclusion_proof(leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, ProofError> {
     let expected = inclusion_proof_length(index, size)?;
     if proof.len() != expected {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        });
+        return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
     }
     let mut first_node = index;
     let mut last_node = size - 1;
@@ -345,10 +301,7 @@ pub fn root_from_inclusion_proof(
     for sibling in proof {
         // Unreachable after the length check; kept because it is the RFC's own guard.
         if last_node == 0 {
-            return Err(ProofError::WrongProofLength {
-                expected,
-                actual: proof.len(),
-            });
+            return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
         }
         if first_node & 1 == 1 || first_node == last_node {
             result = node_hash(sibling, &result);
@@ -363,10 +316,7 @@ pub fn root_from_inclusion_proof(
         last_node >>= 1;
     }
     if last_node != 0 {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        });
+        return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
     }
     Ok(result)
 }
@@ -397,10 +347,7 @@ pub fn verify_consistency(
 ) -> Result<(), ProofError> {
     let expected = consistency_proof_length(old_size, new_size)?;
     if proof.len() != expected {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        });
+        return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
     }
     if old_size == new_size {
         if old_size == 0 && *old_root != Hash::empty_tree() {
@@ -427,10 +374,7 @@ pub fn verify_consistency(
     let mut new_result = path[0];
     for sibling in &path[1..] {
         if last_node == 0 {
-            return Err(ProofError::WrongProofLength {
-                expected,
-                actual: proof.len(),
-            });
+            return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
         }
         if first_node & 1 == 1 || first_node == last_node {
             old_result = node_hash(sibling, &old_result);
@@ -446,10 +390,7 @@ pub fn verify_consistency(
         last_node >>= 1;
     }
     if last_node != 0 {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        });
+        return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
     }
     if old_result != *old_root {
         return Err(ProofError::OldRootMismatch);
@@ -472,19 +413,10 @@ mod tests {
 
     /// The eight leaves of the RFC 6962 reference tree used across Certificate Transparency test suites.
     fn reference_entries() -> Vec<Vec<u8>> {
-        [
-            "",
-            "00",
-            "10",
-            "2021",
-            "3031",
-            "40414243",
-            "5051525354555657",
-            "606162636465666768696a6b6c6d6e6f",
-        ]
-        .iter()
-        .map(|entry| hex::decode(entry).unwrap())
-        .collect()
+        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+            .iter()
+            .map(|entry| hex::decode(entry).unwrap())
+            .collect()
     }
 
     fn reference_store() -> MemoryHashStore {
@@ -515,68 +447,27 @@ mod tests {
 
     fn check_root(size: u64, expected_hex: &str) {
         let store = reference_store();
-        assert_eq!(
-            tree_hash(size, &store).unwrap(),
-            hash_from_hex(expected_hex),
-            "size {size}"
-        );
-        let leaves: Vec<Hash> = reference_entries()[..size as usize]
-            .iter()
-            .map(|entry| leaf_hash(entry))
-            .collect();
-        assert_eq!(
-            root_from_leaf_hashes(&leaves),
-            hash_from_hex(expected_hex),
-            "size {size}"
-        );
+        assert_eq!(tree_hash(size, &store).unwrap(), hash_from_hex(expected_hex), "size {size}");
+        let leaves: Vec<Hash> = reference_entries()[..size as usize].iter().map(|entry| leaf_hash(entry)).collect();
+        assert_eq!(root_from_leaf_hashes(&leaves), hash_from_hex(expected_hex), "size {size}");
     }
 
     #[test]
     fn roots_of_the_reference_tree() {
-        check_root(
-            0,
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        );
-        check_root(
-            1,
-            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-        );
-        check_root(
-            2,
-            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-        );
-        check_root(
-            3,
-            "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-        );
-        check_root(
-            4,
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        );
-        check_root(
-            5,
-            "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-        );
-        check_root(
-            6,
-            "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-        );
-        check_root(
-            7,
-            "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-        );
-        check_root(
-            8,
-            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-        );
+        check_root(0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        check_root(1, "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+        check_root(2, "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125");
+        check_root(3, "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77");
+        check_root(4, "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7");
+        check_root(5, "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4");
+        check_root(6, "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef");
+        check_root(7, "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c");
+        check_root(8, "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
     }
 
     fn check_inclusion_proof(index: u64, size: u64, expected_hex: &[&str]) {
         let proof = inclusion_proof(index, size, &reference_store()).unwrap();
-        let expected: Vec<Hash> = expected_hex
-            .iter()
-            .map(|text| hash_from_hex(text))
-            .collect();
+        let expected: Vec<Hash> = expected_hex.iter().map(|text| hash_from_hex(text)).collect();
         assert_eq!(proof, expected, "inclusion of {index} in {size}");
     }
 
@@ -601,11 +492,7 @@ mod tests {
                 "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
             ],
         );
-        check_inclusion_proof(
-            2,
-            3,
-            &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
-        );
+        check_inclusion_proof(2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]);
         check_inclusion_proof(
             1,
             5,
@@ -619,10 +506,7 @@ mod tests {
 
     fn check_consistency_proof(old_size: u64, new_size: u64, expected_hex: &[&str]) {
         let proof = consistency_proof(old_size, new_size, &reference_store()).unwrap();
-        let expected: Vec<Hash> = expected_hex
-            .iter()
-            .map(|text| hash_from_hex(text))
-            .collect();
+        let expected: Vec<Hash> = expected_hex.iter().map(|text| hash_from_hex(text)).collect();
         assert_eq!(proof, expected, "consistency {old_size} to {new_size}");
     }
 
@@ -661,27 +545,14 @@ mod tests {
     fn check_consistency_answer(old_size: u64, new_size: u64, proof_length: usize, expected: &str) {
         let store = large_store();
         let root = |size: u64| {
-            if size <= LARGE_TREE_SIZE {
-                tree_hash(size, store).unwrap()
-            } else {
-                Hash([7; 32])
-            }
+            if size <= LARGE_TREE_SIZE { tree_hash(size, store).unwrap() } else { Hash([7; 32]) }
         };
         let proof = vec![Hash([1; 32]); proof_length];
-        let answer = match verify_consistency(
-            old_size,
-            new_size,
-            &root(old_size),
-            &root(new_size),
-            &proof,
-        ) {
+        let answer = match verify_consistency(old_size, new_size, &root(old_size), &root(new_size), &proof) {
             Ok(()) => "ok".to_owned(),
             Err(error) => format!("{error:?}"),
         };
-        assert!(
-            answer.starts_with(expected),
-            "{old_size} to {new_size}: {answer}"
-        );
+        assert!(answer.starts_with(expected), "{old_size} to {new_size}: {answer}");
     }
 
     #[test]
@@ -692,12 +563,7 @@ mod tests {
         check_consistency_answer(5, 5, 1, "WrongProofLength { expected: 0, actual: 1 }");
         check_consistency_answer(0, 1, 0, "ConsistencyFromEmptyTree");
         check_consistency_answer(0, 1, 1, "ConsistencyFromEmptyTree");
-        check_consistency_answer(
-            3,
-            2,
-            0,
-            "OldSizeExceedsNewSize { old_size: 3, new_size: 2 }",
-        );
+        check_consistency_answer(3, 2, 0, "OldSizeExceedsNewSize { old_size: 3, new_size: 2 }");
         check_consistency_answer(u64::MAX, 1, 0, "OldSizeExceedsNewSize");
         check_consistency_answer(1, 2, 0, "WrongProofLength { expected: 1, actual: 0 }");
         check_consistency_answer(1, 2, 2, "WrongProofLength { expected: 1, actual: 2 }");
@@ -710,14 +576,8 @@ mod tests {
         let empty = Hash::empty_tree();
         let other = Hash([3; 32]);
         assert!(verify_consistency(0, 0, &empty, &empty, &[]).is_ok());
-        assert!(matches!(
-            verify_consistency(0, 0, &other, &other, &[]),
-            Err(ProofError::OldRootMismatch)
-        ));
-        assert!(matches!(
-            verify_consistency(4, 4, &empty, &other, &[]),
-            Err(ProofError::NewRootMismatch)
-        ));
+        assert!(matches!(verify_consistency(0, 0, &other, &other, &[]), Err(ProofError::OldRootMismatch)));
+        assert!(matches!(verify_consistency(4, 4, &empty, &other, &[]), Err(ProofError::NewRootMismatch)));
         assert!(verify_consistency(4, 4, &other, &other, &[]).is_ok());
     }
 
@@ -740,48 +600,25 @@ mod tests {
         check_inclusion_answer(7, 8, 2, "WrongProofLength { expected: 3, actual: 2 }");
         check_inclusion_answer(7, 8, 3, "RootMismatch");
         check_inclusion_answer(u64::MAX - 1, u64::MAX, 63, "RootMismatch");
-        check_inclusion_answer(
-            u64::MAX - 1,
-            u64::MAX,
-            64,
-            "WrongProofLength { expected: 63, actual: 64 }",
-        );
+        check_inclusion_answer(u64::MAX - 1, u64::MAX, 64, "WrongProofLength { expected: 63, actual: 64 }");
     }
 
     #[test]
     fn generation_rejects_what_verification_rejects() {
         let store = reference_store();
-        assert!(matches!(
-            inclusion_proof(8, 8, &store),
-            Err(ProofError::IndexOutOfRange { .. })
-        ));
-        assert!(matches!(
-            inclusion_proof(0, 0, &store),
-            Err(ProofError::IndexOutOfRange { .. })
-        ));
-        assert!(matches!(
-            consistency_proof(0, 3, &store),
-            Err(ProofError::ConsistencyFromEmptyTree)
-        ));
-        assert!(matches!(
-            consistency_proof(4, 3, &store),
-            Err(ProofError::OldSizeExceedsNewSize { .. })
-        ));
+        assert!(matches!(inclusion_proof(8, 8, &store), Err(ProofError::IndexOutOfRange { .. })));
+        assert!(matches!(inclusion_proof(0, 0, &store), Err(ProofError::IndexOutOfRange { .. })));
+        assert!(matches!(consistency_proof(0, 3, &store), Err(ProofError::ConsistencyFromEmptyTree)));
+        assert!(matches!(consistency_proof(4, 3, &store), Err(ProofError::OldSizeExceedsNewSize { .. })));
         assert!(matches!(
             inclusion_proof(3, 9, &store),
-            Err(ProofError::Read(HashReadError::Missing(NodeAddress {
-                level: 0,
-                index: 8
-            })))
+            Err(ProofError::Read(HashReadError::Missing(NodeAddress { level: 0, index: 8 })))
         ));
     }
 
     #[test]
     fn proof_lengths_are_bounded() {
-        assert_eq!(
-            inclusion_proof_length(0, u64::MAX).unwrap(),
-            PROOF_HASHES_MAX
-        );
+        assert_eq!(inclusion_proof_length(0, u64::MAX).unwrap(), PROOF_HASHES_MAX);
         assert!(consistency_proof_length(1, u64::MAX).unwrap() <= PROOF_HASHES_MAX);
         assert!(consistency_proof_length(u64::MAX - 1, u64::MAX).unwrap() <= PROOF_HASHES_MAX);
     }
@@ -791,19 +628,11 @@ mod tests {
         let plan = ProofPlan::inclusion(0, 7).unwrap();
         assert_eq!(
             plan.nodes(),
-            vec![
-                NodeAddress::new(0, 1),
-                NodeAddress::new(1, 1),
-                NodeAddress::new(1, 2),
-                NodeAddress::new(0, 6)
-            ]
+            vec![NodeAddress::new(0, 1), NodeAddress::new(1, 1), NodeAddress::new(1, 2), NodeAddress::new(0, 6)]
         );
         assert_eq!(plan.len(), 3);
         assert!(ProofPlan::tree_hash(0).is_empty());
-        assert_eq!(
-            ProofPlan::tree_hash(1100).nodes().len(),
-            1100u64.count_ones() as usize
-        );
+        assert_eq!(ProofPlan::tree_hash(1100).nodes().len(), 1100u64.count_ones() as usize);
     }
 
     fn flip_bit(hash: &Hash, bit: usize) -> Hash {

@@ -80,34 +80,20 @@ pub enum KeyError {
     #[error("signature type {type_byte:#04x} is not supported")]
     UnsupportedSignatureType { type_byte: u8 },
     #[error("key material is {length_bytes} bytes, expected {expected_bytes}")]
-    WrongKeyLength {
-        length_bytes: usize,
-        expected_bytes: usize,
-    },
+    WrongKeyLength { length_bytes: usize, expected_bytes: usize },
     #[error("public key is not a valid Ed25519 point")]
     InvalidPublicKey,
     #[error("key id {given:08x} does not match the key id {computed:08x} computed from the key")]
     KeyIdMismatch { given: u32, computed: u32 },
     #[error("key has signature type {actual:?}, expected {expected:?}")]
-    WrongKind {
-        expected: SignatureKind,
-        actual: SignatureKind,
-    },
+    WrongKind { expected: SignatureKind, actual: SignatureKind },
 }
 
 /// Key names are non-empty and contain no Unicode space, no `+`, and no control character.
 pub fn validate_key_name(name: &str) -> Result<(), KeyError> {
     let valid = !name.is_empty()
-        && !name.chars().any(|character| {
-            character.is_whitespace() || character == '+' || character.is_control()
-        });
-    if valid {
-        Ok(())
-    } else {
-        Err(KeyError::InvalidName {
-            name: name.to_owned(),
-        })
-    }
+        && !name.chars().any(|character| character.is_whitespace() || character == '+' || character.is_control());
+    if valid { Ok(()) } else { Err(KeyError::InvalidName { name: name.to_owned() }) }
 }
 
 /// A public key that verifies note signatures: `<name>+<hex key ID>+<base64(type ‖ public key)>`.
@@ -128,8 +114,7 @@ impl VerifierKey {
         public_key: [u8; ED25519_PUBLIC_KEY_SIZE_BYTES],
     ) -> Result<VerifierKey, KeyError> {
         validate_key_name(name)?;
-        let public_key =
-            VerifyingKey::from_bytes(&public_key).map_err(|_| KeyError::InvalidPublicKey)?;
+        let public_key = VerifyingKey::from_bytes(&public_key).map_err(|_| KeyError::InvalidPublicKey)?;
         Ok(VerifierKey::from_parts(name, kind, public_key))
     }
 
@@ -149,19 +134,12 @@ impl VerifierKey {
             return Err(KeyError::Malformed);
         };
         let (given_key_id, kind, key_material) = parse_key_parts(name, key_id_text, material_text)?;
-        let public_key: [u8; ED25519_PUBLIC_KEY_SIZE_BYTES] = key_material
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::WrongKeyLength {
-                length_bytes: key_material.len(),
-                expected_bytes: ED25519_PUBLIC_KEY_SIZE_BYTES,
-            })?;
+        let public_key: [u8; ED25519_PUBLIC_KEY_SIZE_BYTES] = key_material.as_slice().try_into().map_err(|_| {
+            KeyError::WrongKeyLength { length_bytes: key_material.len(), expected_bytes: ED25519_PUBLIC_KEY_SIZE_BYTES }
+        })?;
         let key = VerifierKey::new(name, kind, public_key)?;
         if key.key_id != given_key_id {
-            return Err(KeyError::KeyIdMismatch {
-                given: given_key_id,
-                computed: key.key_id,
-            });
+            return Err(KeyError::KeyIdMismatch { given: given_key_id, computed: key.key_id });
         }
         Ok(key)
     }
@@ -205,9 +183,7 @@ impl VerifierKey {
 
 fn verify_ed25519(public_key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), ()> {
     let signature: [u8; ED25519_SIGNATURE_SIZE_BYTES] = signature.try_into().map_err(|_| ())?;
-    public_key
-        .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
-        .map_err(|_| ())
+    public_key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature)).map_err(|_| ())
 }
 
 /// Shared by verifier and signer keys: name, `hex(key ID)`, `base64(type ‖ key material)`.
@@ -217,25 +193,17 @@ fn parse_key_parts(
     material_text: &str,
 ) -> Result<(u32, SignatureKind, Vec<u8>), KeyError> {
     validate_key_name(name)?;
-    let key_id_is_canonical = key_id_text.len() == 8
-        && key_id_text
-            .bytes()
-            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    let key_id_is_canonical =
+        key_id_text.len() == 8 && key_id_text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
     if !key_id_is_canonical {
-        return Err(KeyError::MalformedKeyId {
-            text: key_id_text.to_owned(),
-        });
+        return Err(KeyError::MalformedKeyId { text: key_id_text.to_owned() });
     }
     let given_key_id =
-        u32::from_str_radix(key_id_text, 16).map_err(|_| KeyError::MalformedKeyId {
-            text: key_id_text.to_owned(),
-        })?;
+        u32::from_str_radix(key_id_text, 16).map_err(|_| KeyError::MalformedKeyId { text: key_id_text.to_owned() })?;
     let material = BASE64.decode(material_text).map_err(|_| KeyError::Base64)?;
     let (type_byte, key_material) = material.split_first().ok_or(KeyError::Malformed)?;
-    let kind =
-        SignatureKind::from_type_byte(*type_byte).ok_or(KeyError::UnsupportedSignatureType {
-            type_byte: *type_byte,
-        })?;
+    let kind = SignatureKind::from_type_byte(*type_byte)
+        .ok_or(KeyError::UnsupportedSignatureType { type_byte: *type_byte })?;
     Ok((given_key_id, kind, key_material.to_vec()))
 }
 
@@ -243,13 +211,7 @@ impl fmt::Display for VerifierKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut material = vec![self.kind.type_byte()];
         material.extend_from_slice(self.public_key.as_bytes());
-        write!(
-            formatter,
-            "{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            BASE64.encode(material)
-        )
+        write!(formatter, "{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(material))
     }
 }
 
@@ -270,54 +232,34 @@ pub(crate) struct SignerKey {
 }
 
 impl SignerKey {
-    pub(crate) fn from_seed(
-        name: &str,
-        kind: SignatureKind,
-        seed: [u8; 32],
-    ) -> Result<SignerKey, KeyError> {
+    pub(crate) fn from_seed(name: &str, kind: SignatureKind, seed: [u8; 32]) -> Result<SignerKey, KeyError> {
         validate_key_name(name)?;
         let signing_key = SigningKey::from_bytes(&seed);
         Ok(SignerKey {
             name: name.to_owned(),
-            key_id: key_id(
-                name,
-                kind.type_byte(),
-                signing_key.verifying_key().as_bytes(),
-            ),
+            key_id: key_id(name, kind.type_byte(), signing_key.verifying_key().as_bytes()),
             kind,
             signing_key,
         })
     }
 
     pub(crate) fn parse(text: &str, expected_kind: SignatureKind) -> Result<SignerKey, KeyError> {
-        let rest = text
-            .strip_prefix(SIGNER_KEY_PREFIX)
-            .ok_or(KeyError::Malformed)?;
+        let rest = text.strip_prefix(SIGNER_KEY_PREFIX).ok_or(KeyError::Malformed)?;
         let parts: Vec<&str> = rest.split('+').collect();
         let [name, key_id_text, material_text] = parts.as_slice() else {
             return Err(KeyError::Malformed);
         };
-        let (given_key_id, kind, mut seed_material) =
-            parse_key_parts(name, key_id_text, material_text)?;
+        let (given_key_id, kind, mut seed_material) = parse_key_parts(name, key_id_text, material_text)?;
         if kind != expected_kind {
-            return Err(KeyError::WrongKind {
-                expected: expected_kind,
-                actual: kind,
-            });
+            return Err(KeyError::WrongKind { expected: expected_kind, actual: kind });
         }
         let seed: Result<[u8; 32], _> = seed_material.as_slice().try_into();
         let length_bytes = seed_material.len();
         seed_material.fill(0);
-        let seed = seed.map_err(|_| KeyError::WrongKeyLength {
-            length_bytes,
-            expected_bytes: 32,
-        })?;
+        let seed = seed.map_err(|_| KeyError::WrongKeyLength { length_bytes, expected_bytes: 32 })?;
         let key = SignerKey::from_seed(name, kind, seed)?;
         if key.key_id != given_key_id {
-            return Err(KeyError::KeyIdMismatch {
-                given: given_key_id,
-                computed: key.key_id,
-            });
+            return Err(KeyError::KeyIdMismatch { given: given_key_id, computed: key.key_id });
         }
         Ok(key)
     }
@@ -325,12 +267,7 @@ impl SignerKey {
     pub(crate) fn to_secret_text(&self) -> String {
         let mut material = vec![self.kind.type_byte()];
         material.extend_from_slice(self.signing_key.as_bytes());
-        let text = format!(
-            "{SIGNER_KEY_PREFIX}{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            BASE64.encode(&material)
-        );
+        let text = format!("{SIGNER_KEY_PREFIX}{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(&material));
         material.fill(0);
         text
     }
@@ -346,11 +283,7 @@ impl SignerKey {
 
 impl fmt::Debug for SignerKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "SignerKey({}+{:08x}, secret elided)",
-            self.name, self.key_id
-        )
+        write!(formatter, "SignerKey({}+{:08x}, secret elided)", self.name, self.key_id)
     }
 }
 
@@ -365,16 +298,12 @@ pub struct NoteSigner {
 
 impl NoteSigner {
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<NoteSigner, KeyError> {
-        Ok(NoteSigner {
-            key: SignerKey::from_seed(name, SignatureKind::Ed25519, seed)?,
-        })
+        Ok(NoteSigner { key: SignerKey::from_seed(name, SignatureKind::Ed25519, seed)? })
     }
 
     /// Parses `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 ‖ seed)>`.
     pub fn parse(text: &str) -> Result<NoteSigner, KeyError> {
-        Ok(NoteSigner {
-            key: SignerKey::parse(text, SignatureKind::Ed25519)?,
-        })
+        Ok(NoteSigner { key: SignerKey::parse(text, SignatureKind::Ed25519)? })
     }
 
     /// The secret key text. Whoever holds it can sign as this key.
@@ -417,27 +346,15 @@ impl NoteSignature {
     pub fn to_line(&self) -> String {
         let mut bytes = self.key_id.to_be_bytes().to_vec();
         bytes.extend_from_slice(&self.signature);
-        format!(
-            "{SIGNATURE_LINE_PREFIX}{} {}",
-            self.name,
-            BASE64.encode(bytes)
-        )
+        format!("{SIGNATURE_LINE_PREFIX}{} {}", self.name, BASE64.encode(bytes))
     }
 
     fn parse_line(line: &str) -> Result<NoteSignature, NoteError> {
-        let malformed = || NoteError::MalformedSignatureLine {
-            line: line.to_owned(),
-        };
-        let rest = line
-            .strip_prefix(SIGNATURE_LINE_PREFIX)
-            .ok_or_else(malformed)?;
+        let malformed = || NoteError::MalformedSignatureLine { line: line.to_owned() };
+        let rest = line.strip_prefix(SIGNATURE_LINE_PREFIX).ok_or_else(malformed)?;
         let (name, encoded) = rest.split_once(' ').ok_or_else(malformed)?;
         validate_key_name(name).map_err(|_| malformed())?;
-        let bytes = BASE64
-            .decode(encoded)
-            .map_err(|_| NoteError::SignatureBase64 {
-                line: line.to_owned(),
-            })?;
+        let bytes = BASE64.decode(encoded).map_err(|_| NoteError::SignatureBase64 { line: line.to_owned() })?;
         let Some((key_id_bytes, signature)) = bytes.split_first_chunk::<4>() else {
             return Err(malformed());
         };
@@ -499,12 +416,8 @@ pub struct Note {
 }
 
 fn check_characters(text: &str) -> Result<(), NoteError> {
-    match text.chars().find(|character| {
-        character.is_ascii_control() && *character != '\n' && *character != '\u{7f}'
-    }) {
-        Some(character) => Err(NoteError::ControlCharacter {
-            code: character.into(),
-        }),
+    match text.chars().find(|character| character.is_ascii_control() && *character != '\n' && *character != '\u{7f}') {
+        Some(character) => Err(NoteError::ControlCharacter { code: character.into() }),
         None => Ok(()),
     }
 }
@@ -518,18 +431,13 @@ impl Note {
         if !text.ends_with('\n') {
             return Err(NoteError::TextNotNewlineTerminated);
         }
-        Ok(Note {
-            text,
-            signatures: Vec::new(),
-        })
+        Ok(Note { text, signatures: Vec::new() })
     }
 
     /// Parses a signed note. Checks the form only: call [`Note::verify`] before trusting the text.
     pub fn parse(bytes: &[u8]) -> Result<Note, NoteError> {
         if bytes.len() > NOTE_SIZE_MAX_BYTES {
-            return Err(NoteError::TooLarge {
-                size_bytes: bytes.len(),
-            });
+            return Err(NoteError::TooLarge { size_bytes: bytes.len() });
         }
         let note = std::str::from_utf8(bytes).map_err(|_| NoteError::NotUtf8)?;
         check_characters(note)?;
@@ -541,25 +449,15 @@ impl Note {
         }
         let Some(signature_block) = signature_block.strip_suffix('\n') else {
             return Err(NoteError::MalformedSignatureLine {
-                line: signature_block
-                    .rsplit('\n')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
+                line: signature_block.rsplit('\n').next().unwrap_or_default().to_owned(),
             });
         };
         let lines: Vec<&str> = signature_block.split('\n').collect();
         if lines.len() > NOTE_SIGNATURES_MAX {
             return Err(NoteError::TooManySignatures);
         }
-        let signatures = lines
-            .into_iter()
-            .map(NoteSignature::parse_line)
-            .collect::<Result<_, _>>()?;
-        Ok(Note {
-            text: text.to_owned(),
-            signatures,
-        })
+        let signatures = lines.into_iter().map(NoteSignature::parse_line).collect::<Result<_, _>>()?;
+        Ok(Note { text: text.to_owned(), signatures })
     }
 
     /// The note text, including its final newline. Untrusted until [`Note::verify`] succeeds.
@@ -576,13 +474,10 @@ impl Note {
         if self.signatures.len() == NOTE_SIGNATURES_MAX {
             return Err(NoteError::TooManySignatures);
         }
-        validate_key_name(&signature.name).map_err(|_| NoteError::MalformedSignatureLine {
-            line: signature.to_line(),
-        })?;
+        validate_key_name(&signature.name)
+            .map_err(|_| NoteError::MalformedSignatureLine { line: signature.to_line() })?;
         if signature.signature.is_empty() {
-            return Err(NoteError::MalformedSignatureLine {
-                line: signature.to_line(),
-            });
+            return Err(NoteError::MalformedSignatureLine { line: signature.to_line() });
         }
         self.signatures.push(signature);
         Ok(())
@@ -599,27 +494,15 @@ impl Note {
     pub fn verify(&self, keys: &[VerifierKey]) -> Result<Vec<VerifiedSignature>, NoteError> {
         let mut verified: Vec<VerifiedSignature> = Vec::new();
         for signature in &self.signatures {
-            let Some(key) = keys
-                .iter()
-                .find(|key| key.name == signature.name && key.key_id == signature.key_id)
-            else {
+            let Some(key) = keys.iter().find(|key| key.name == signature.name && key.key_id == signature.key_id) else {
                 continue;
             };
-            if verified
-                .iter()
-                .any(|seen| seen.name == signature.name && seen.key_id == signature.key_id)
-            {
-                return Err(NoteError::DuplicateSignature {
-                    name: signature.name.clone(),
-                    key_id: signature.key_id,
-                });
+            if verified.iter().any(|seen| seen.name == signature.name && seen.key_id == signature.key_id) {
+                return Err(NoteError::DuplicateSignature { name: signature.name.clone(), key_id: signature.key_id });
             }
-            let timestamp_seconds = key.verify(&self.text, &signature.signature).map_err(|()| {
-                NoteError::InvalidSignature {
-                    name: signature.name.clone(),
-                    key_id: signature.key_id,
-                }
-            })?;
+            let timestamp_seconds = key
+                .verify(&self.text, &signature.signature)
+                .map_err(|()| NoteError::InvalidSignature { name: signature.name.clone(), key_id: signature.key_id })?;
             verified.push(VerifiedSignature {
                 name: signature.name.clone(),
                 key_id: signature.key_id,
@@ -668,14 +551,9 @@ mod tests {
     /// Parses and verifies `note` with `keys`: "ok <verified names>" or the error's Debug text.
     fn check_verify(note: &str, keys: &[VerifierKey], expected: &str) {
         let answer = match Note::parse(note.as_bytes()).and_then(|note| note.verify(keys)) {
-            Ok(verified) => format!(
-                "ok {}",
-                verified
-                    .iter()
-                    .map(|signature| signature.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            Ok(verified) => {
+                format!("ok {}", verified.iter().map(|signature| signature.name.as_str()).collect::<Vec<_>>().join(","))
+            }
             Err(error) => format!("{error:?}"),
         };
         assert!(answer.starts_with(expected), "{note:?}: {answer}");
@@ -691,34 +569,14 @@ mod tests {
 
         check_verify(&signed(text, &[&log]), &log_keys, "ok example.com/log");
         // Unknown keys are ignored, before or after the known one.
-        check_verify(
-            &signed(text, &[&other, &log]),
-            &log_keys,
-            "ok example.com/log",
-        );
-        check_verify(
-            &signed(text, &[&log, &other]),
-            &log_keys,
-            "ok example.com/log",
-        );
+        check_verify(&signed(text, &[&other, &log]), &log_keys, "ok example.com/log");
+        check_verify(&signed(text, &[&log, &other]), &log_keys, "ok example.com/log");
         // Same name, different key ID: unknown, ignored; alone it leaves nothing verified.
-        check_verify(
-            &signed(text, &[&impostor_same_name, &log]),
-            &log_keys,
-            "ok example.com/log",
-        );
-        check_verify(
-            &signed(text, &[&impostor_same_name]),
-            &log_keys,
-            "NoVerifiedSignature",
-        );
+        check_verify(&signed(text, &[&impostor_same_name, &log]), &log_keys, "ok example.com/log");
+        check_verify(&signed(text, &[&impostor_same_name]), &log_keys, "NoVerifiedSignature");
         check_verify(&signed(text, &[&other]), &log_keys, "NoVerifiedSignature");
         // A known key signing twice is rejected.
-        check_verify(
-            &signed(text, &[&log, &log]),
-            &log_keys,
-            "DuplicateSignature",
-        );
+        check_verify(&signed(text, &[&log, &log]), &log_keys, "DuplicateSignature");
         // Several known keys: all must verify, all are reported.
         check_verify(
             &signed(text, &[&log, &other]),
@@ -735,23 +593,11 @@ mod tests {
         let forged = signed("goodbye\n", &[&log]);
         let forged_line = forged.lines().last().unwrap();
         let note = format!("{}{forged_line}\n", signed("hello\n", &[&other]));
-        check_verify(
-            &note,
-            &[log.verifier_key(), other.verifier_key()],
-            "InvalidSignature",
-        );
+        check_verify(&note, &[log.verifier_key(), other.verifier_key()], "InvalidSignature");
         check_verify(&note, &[other.verifier_key()], "ok example.com/other");
         // Wrong signature length for the algorithm.
-        let short = NoteSignature {
-            name: "example.com/log".into(),
-            key_id: log.key_id(),
-            signature: vec![1; 10],
-        };
-        check_verify(
-            &format!("hello\n\n{}\n", short.to_line()),
-            &[log.verifier_key()],
-            "InvalidSignature",
-        );
+        let short = NoteSignature { name: "example.com/log".into(), key_id: log.key_id(), signature: vec![1; 10] };
+        check_verify(&format!("hello\n\n{}\n", short.to_line()), &[log.verifier_key()], "InvalidSignature");
     }
 
     #[test]
@@ -766,122 +612,51 @@ mod tests {
         check_verify(&format!("hello{line}\n"), &keys, "MissingBlankLine");
         check_verify("hello\n\n", &keys, "NoSignatures");
         check_verify(&format!("hello\n\n{line}"), &keys, "MalformedSignatureLine");
-        check_verify(
-            &format!("hello\n\n{line}\ntrailing garbage\n"),
-            &keys,
-            "MalformedSignatureLine",
-        );
+        check_verify(&format!("hello\n\n{line}\ntrailing garbage\n"), &keys, "MalformedSignatureLine");
         check_verify(&format!("hello\n\n{line}\n\n"), &keys, "NoSignatures");
+        check_verify(&format!("hello\n\n- example.com/log {encoded}\n"), &keys, "MalformedSignatureLine");
+        check_verify(&format!("hello\n\n\u{2014} example.com/log  {encoded}\n"), &keys, "SignatureBase64");
+        check_verify(&format!("hello\n\n\u{2014} example.com/log {encoded}!\n"), &keys, "SignatureBase64");
         check_verify(
-            &format!("hello\n\n- example.com/log {encoded}\n"),
-            &keys,
-            "MalformedSignatureLine",
-        );
-        check_verify(
-            &format!("hello\n\n\u{2014} example.com/log  {encoded}\n"),
+            &format!("hello\n\n\u{2014} example.com/log {}\n", encoded.trim_end_matches('=')),
             &keys,
             "SignatureBase64",
         );
-        check_verify(
-            &format!("hello\n\n\u{2014} example.com/log {encoded}!\n"),
-            &keys,
-            "SignatureBase64",
-        );
-        check_verify(
-            &format!(
-                "hello\n\n\u{2014} example.com/log {}\n",
-                encoded.trim_end_matches('=')
-            ),
-            &keys,
-            "SignatureBase64",
-        );
-        check_verify(
-            "hello\n\n\u{2014} example.com/log AAAAAA==\n",
-            &keys,
-            "MalformedSignatureLine",
-        );
+        check_verify("hello\n\n\u{2014} example.com/log AAAAAA==\n", &keys, "MalformedSignatureLine");
         // Five bytes: key ID 0 and a one-byte signature. Well formed, from an unknown key.
-        check_verify(
-            "hello\n\n\u{2014} example.com/log AAAAAAA=\n",
-            &keys,
-            "NoVerifiedSignature",
-        );
-        check_verify(
-            &format!("hello\n\n\u{2014} example.com+log {encoded}\n"),
-            &keys,
-            "MalformedSignatureLine",
-        );
-        check_verify(
-            &format!("hello\n\n\u{2014}  {encoded}\n"),
-            &keys,
-            "MalformedSignatureLine",
-        );
-        check_verify(
-            &format!("hel\tlo\n\n{line}\n"),
-            &keys,
-            "ControlCharacter { code: 9 }",
-        );
-        check_verify(
-            &format!("hello\r\n\n{line}\n"),
-            &keys,
-            "ControlCharacter { code: 13 }",
-        );
+        check_verify("hello\n\n\u{2014} example.com/log AAAAAAA=\n", &keys, "NoVerifiedSignature");
+        check_verify(&format!("hello\n\n\u{2014} example.com+log {encoded}\n"), &keys, "MalformedSignatureLine");
+        check_verify(&format!("hello\n\n\u{2014}  {encoded}\n"), &keys, "MalformedSignatureLine");
+        check_verify(&format!("hel\tlo\n\n{line}\n"), &keys, "ControlCharacter { code: 9 }");
+        check_verify(&format!("hello\r\n\n{line}\n"), &keys, "ControlCharacter { code: 13 }");
         assert_eq!(Note::parse(b"\xff\n\n"), Err(NoteError::NotUtf8));
-        assert_eq!(
-            Note::new("no newline"),
-            Err(NoteError::TextNotNewlineTerminated)
-        );
+        assert_eq!(Note::new("no newline"), Err(NoteError::TextNotNewlineTerminated));
         assert_eq!(Note::new(""), Err(NoteError::TextNotNewlineTerminated));
         let huge = vec![b'a'; NOTE_SIZE_MAX_BYTES + 1];
-        assert_eq!(
-            Note::parse(&huge),
-            Err(NoteError::TooLarge {
-                size_bytes: NOTE_SIZE_MAX_BYTES + 1
-            })
-        );
+        assert_eq!(Note::parse(&huge), Err(NoteError::TooLarge { size_bytes: NOTE_SIZE_MAX_BYTES + 1 }));
     }
 
     #[test]
     fn non_canonical_base64_is_rejected() {
         // "AAAAAAB=" decodes leniently to the same bytes as "AAAAAAA=", but its trailing bits are set.
         let note = "hello\n\n\u{2014} example.com/log AAAAAAB=\n";
-        assert!(matches!(
-            Note::parse(note.as_bytes()),
-            Err(NoteError::SignatureBase64 { .. })
-        ));
+        assert!(matches!(Note::parse(note.as_bytes()), Err(NoteError::SignatureBase64 { .. })));
     }
 
     #[test]
     fn signature_count_is_limited() {
         let log = signer("example.com/log", 1);
-        let unknown = NoteSignature {
-            name: "example.com/unknown".into(),
-            key_id: 1,
-            signature: vec![0; 64],
-        };
+        let unknown = NoteSignature { name: "example.com/unknown".into(), key_id: 1, signature: vec![0; 64] };
         let mut note = Note::new("hello\n").unwrap();
         note.sign(&log).unwrap();
         for _ in 1..NOTE_SIGNATURES_MAX {
             note.add_signature(unknown.clone()).unwrap();
         }
         let at_limit = note.to_string();
-        assert_eq!(
-            Note::parse(at_limit.as_bytes())
-                .unwrap()
-                .verify(&[log.verifier_key()])
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            note.add_signature(unknown.clone()),
-            Err(NoteError::TooManySignatures)
-        );
+        assert_eq!(Note::parse(at_limit.as_bytes()).unwrap().verify(&[log.verifier_key()]).unwrap().len(), 1);
+        assert_eq!(note.add_signature(unknown.clone()), Err(NoteError::TooManySignatures));
         let over_limit = format!("{at_limit}{}\n", unknown.to_line());
-        assert_eq!(
-            Note::parse(over_limit.as_bytes()),
-            Err(NoteError::TooManySignatures)
-        );
+        assert_eq!(Note::parse(over_limit.as_bytes()), Err(NoteError::TooManySignatures));
     }
 
     #[test]
@@ -910,46 +685,22 @@ mod tests {
         check_vkey_error(&format!("{vkey}+extra"), KeyError::Malformed);
         check_vkey_error(
             &format!("{name}+{}+{material}", id.to_uppercase()),
-            KeyError::MalformedKeyId {
-                text: id.to_uppercase(),
-            },
+            KeyError::MalformedKeyId { text: id.to_uppercase() },
         );
-        check_vkey_error(
-            &format!("{name}+{id}0+{material}"),
-            KeyError::MalformedKeyId {
-                text: format!("{id}0"),
-            },
-        );
+        check_vkey_error(&format!("{name}+{id}0+{material}"), KeyError::MalformedKeyId { text: format!("{id}0") });
         check_vkey_error(
             &format!("{name}+00000000+{material}"),
-            KeyError::KeyIdMismatch {
-                given: 0,
-                computed: log.key_id(),
-            },
+            KeyError::KeyIdMismatch { given: 0, computed: log.key_id() },
         );
         check_vkey_error(&format!("{name}+{id}+{material}!"), KeyError::Base64);
-        check_vkey_error(
-            &format!("{name}+{id}+AgAA"),
-            KeyError::UnsupportedSignatureType { type_byte: 2 },
-        );
+        check_vkey_error(&format!("{name}+{id}+AgAA"), KeyError::UnsupportedSignatureType { type_byte: 2 });
         check_vkey_error(
             &format!("{name}+{id}+AQAA"),
-            KeyError::WrongKeyLength {
-                length_bytes: 2,
-                expected_bytes: 32,
-            },
+            KeyError::WrongKeyLength { length_bytes: 2, expected_bytes: 32 },
         );
         check_vkey_error(&format!("{name}+{id}+"), KeyError::Malformed);
-        check_vkey_error(
-            &format!("+{id}+{material}"),
-            KeyError::InvalidName {
-                name: String::new(),
-            },
-        );
-        check_vkey_error(
-            &format!("a b+{id}+{material}"),
-            KeyError::InvalidName { name: "a b".into() },
-        );
+        check_vkey_error(&format!("+{id}+{material}"), KeyError::InvalidName { name: String::new() });
+        check_vkey_error(&format!("a b+{id}+{material}"), KeyError::InvalidName { name: "a b".into() });
     }
 
     #[test]
@@ -961,26 +712,15 @@ mod tests {
         assert_eq!(parsed.verifier_key(), log.verifier_key());
         assert_eq!(
             crate::Cosigner::parse(&secret).unwrap_err(),
-            KeyError::WrongKind {
-                expected: SignatureKind::CosignatureV1,
-                actual: SignatureKind::Ed25519
-            }
+            KeyError::WrongKind { expected: SignatureKind::CosignatureV1, actual: SignatureKind::Ed25519 }
         );
-        assert_eq!(
-            NoteSigner::parse(&secret["PRIVATE+KEY+".len()..]).unwrap_err(),
-            KeyError::Malformed
-        );
+        assert_eq!(NoteSigner::parse(&secret["PRIVATE+KEY+".len()..]).unwrap_err(), KeyError::Malformed);
         let wrong_id = secret.replace(&format!("+{:08x}+", log.key_id()), "+00000000+");
-        assert!(matches!(
-            NoteSigner::parse(&wrong_id),
-            Err(KeyError::KeyIdMismatch { .. })
-        ));
+        assert!(matches!(NoteSigner::parse(&wrong_id), Err(KeyError::KeyIdMismatch { .. })));
         assert!(!format!("{log:?}").contains(secret.rsplit('+').next().unwrap()));
         assert_eq!(
             NoteSigner::from_seed("bad name", [0; 32]).unwrap_err(),
-            KeyError::InvalidName {
-                name: "bad name".into()
-            }
+            KeyError::InvalidName { name: "bad name".into() }
         );
     }
 
@@ -995,22 +735,10 @@ mod tests {
 
     fn note_strategy() -> impl Strategy<Value = Note> {
         let line = "[a-zA-Z0-9 +/=.:\u{e9}\u{2014}\u{1f41f}-]{0,20}";
-        let text = proptest::collection::vec(line, 1..6).prop_map(|lines| {
-            lines
-                .iter()
-                .map(|line| format!("{line}\n"))
-                .collect::<String>()
-        });
-        let signature = (
-            "[a-z0-9./\u{e9}-]{1,12}",
-            any::<u32>(),
-            proptest::collection::vec(any::<u8>(), 1..80),
-        )
-            .prop_map(|(name, key_id, signature)| NoteSignature {
-                name,
-                key_id,
-                signature,
-            });
+        let text = proptest::collection::vec(line, 1..6)
+            .prop_map(|lines| lines.iter().map(|line| format!("{line}\n")).collect::<String>());
+        let signature = ("[a-z0-9./\u{e9}-]{1,12}", any::<u32>(), proptest::collection::vec(any::<u8>(), 1..80))
+            .prop_map(|(name, key_id, signature)| NoteSignature { name, key_id, signature });
         (text, proptest::collection::vec(signature, 1..5)).prop_map(|(text, signatures)| {
             let mut note = Note::new(text).unwrap();
             for signature in signatures {

@@ -40,9 +40,7 @@ pub struct ProofBundle {
 /// A proof bundle that is malformed or does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum ProofBundleError {
-    #[error(
-        "proof bundle is {size_bytes} bytes, the most accepted is {PROOF_BUNDLE_SIZE_MAX_BYTES}"
-    )]
+    #[error("proof bundle is {size_bytes} bytes, the most accepted is {PROOF_BUNDLE_SIZE_MAX_BYTES}")]
     TooLarge { size_bytes: usize },
     #[error("proof bundle is not valid UTF-8")]
     NotUtf8,
@@ -67,9 +65,8 @@ pub enum ProofBundleError {
 }
 
 fn parse_canonical_decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|byte| byte.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
+    let canonical =
+        !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     if canonical { text.parse().ok() } else { None }
 }
 
@@ -77,9 +74,7 @@ impl ProofBundle {
     /// Parses a proof bundle. The checkpoint is parsed as a note, not yet verified.
     pub fn parse(bytes: &[u8]) -> Result<ProofBundle, ProofBundleError> {
         if bytes.len() > PROOF_BUNDLE_SIZE_MAX_BYTES {
-            return Err(ProofBundleError::TooLarge {
-                size_bytes: bytes.len(),
-            });
+            return Err(ProofBundleError::TooLarge { size_bytes: bytes.len() });
         }
         let text = std::str::from_utf8(bytes).map_err(|_| ProofBundleError::NotUtf8)?;
         let mut rest = text
@@ -97,18 +92,14 @@ impl ProofBundle {
                 if encoded.len() > EXTRA_SIZE_MAX_BYTES.div_ceil(3) * 4 {
                     return Err(ProofBundleError::InvalidExtra);
                 }
-                let extra = BASE64
-                    .decode(encoded)
-                    .map_err(|_| ProofBundleError::InvalidExtra)?;
+                let extra = BASE64.decode(encoded).map_err(|_| ProofBundleError::InvalidExtra)?;
                 line = next_line().ok_or(ProofBundleError::InvalidIndex)?;
                 Some(extra)
             }
             None => None,
         };
-        let index = line
-            .strip_prefix("index ")
-            .and_then(parse_canonical_decimal)
-            .ok_or(ProofBundleError::InvalidIndex)?;
+        let index =
+            line.strip_prefix("index ").and_then(parse_canonical_decimal).ok_or(ProofBundleError::InvalidIndex)?;
         let mut inclusion_proof = Vec::new();
         loop {
             let line = next_line().ok_or(ProofBundleError::MissingBlankLine)?;
@@ -118,20 +109,12 @@ impl ProofBundle {
             if inclusion_proof.len() == PROOF_HASHES_MAX {
                 return Err(ProofBundleError::TooManyProofHashes);
             }
-            let hash =
-                Hash::from_base64(line).map_err(|source| ProofBundleError::InvalidProofHash {
-                    position: inclusion_proof.len(),
-                    source,
-                })?;
+            let hash = Hash::from_base64(line)
+                .map_err(|source| ProofBundleError::InvalidProofHash { position: inclusion_proof.len(), source })?;
             inclusion_proof.push(hash);
         }
         let checkpoint = Note::parse(rest.as_bytes()).map_err(ProofBundleError::Note)?;
-        Ok(ProofBundle {
-            extra,
-            index,
-            inclusion_proof,
-            checkpoint,
-        })
+        Ok(ProofBundle { extra, index, inclusion_proof, checkpoint })
     }
 
     /// The proof bundle text.
@@ -142,11 +125,7 @@ impl ProofBundle {
     /// Verifies the proof for an entry whose leaf hash the caller computed (step 1 of the spec):
     /// the checkpoint under `policy` (origin, log signature, witness quorum), then the inclusion
     /// of `leaf_hash` at `index` under the checkpoint's root hash.
-    pub fn verify(
-        &self,
-        leaf_hash: &Hash,
-        policy: &CheckpointPolicy,
-    ) -> Result<VerifiedCheckpoint, ProofBundleError> {
+    pub fn verify(&self, leaf_hash: &Hash, policy: &CheckpointPolicy) -> Result<VerifiedCheckpoint, ProofBundleError> {
         let verified = policy.verify_note(self.checkpoint.clone())?;
         verify_inclusion(
             leaf_hash,
@@ -203,11 +182,9 @@ mod tests {
 
     fn bundle(fixture: &Fixture, index: u64, extra: Option<Vec<u8>>) -> ProofBundle {
         let size = fixture.store.size();
-        let checkpoint =
-            Checkpoint::new("keten.example/log", size, fixture.store.root_hash()).unwrap();
+        let checkpoint = Checkpoint::new("keten.example/log", size, fixture.store.root_hash()).unwrap();
         let mut note = checkpoint.sign(&fixture.log);
-        note.add_signature(fixture.witness.cosign(&checkpoint, 1_700_000_000).unwrap())
-            .unwrap();
+        note.add_signature(fixture.witness.cosign(&checkpoint, 1_700_000_000).unwrap()).unwrap();
         ProofBundle {
             extra,
             index,
@@ -228,11 +205,7 @@ mod tests {
     #[test]
     fn bundles_round_trip_and_verify() {
         let fixture = fixture();
-        for (index, extra) in [
-            (0, None),
-            (617, Some(b"salt".to_vec())),
-            (999, Some(Vec::new())),
-        ] {
+        for (index, extra) in [(0, None), (617, Some(b"salt".to_vec())), (999, Some(Vec::new()))] {
             let bundle = bundle(&fixture, index, extra);
             let text = bundle.to_text();
             let parsed = ProofBundle::parse(text.as_bytes()).unwrap();
@@ -269,36 +242,23 @@ mod tests {
         let right_leaf = crate::hash::leaf_hash(b"event 617");
         let mut moved = proof.clone();
         moved.index = 616;
-        assert!(matches!(
-            moved.verify(&right_leaf, &policy(&fixture)),
-            Err(ProofBundleError::Inclusion(_))
-        ));
+        assert!(matches!(moved.verify(&right_leaf, &policy(&fixture)), Err(ProofBundleError::Inclusion(_))));
         moved.index = 1000;
         assert!(matches!(
             moved.verify(&right_leaf, &policy(&fixture)),
-            Err(ProofBundleError::Inclusion(ProofError::IndexOutOfRange {
-                index: 1000,
-                size: 1000
-            }))
+            Err(ProofBundleError::Inclusion(ProofError::IndexOutOfRange { index: 1000, size: 1000 }))
         ));
         let mut stranger_policy = policy(&fixture);
-        stranger_policy.log_key = NoteSigner::from_seed("keten.example/log", [3; 32])
-            .unwrap()
-            .verifier_key();
+        stranger_policy.log_key = NoteSigner::from_seed("keten.example/log", [3; 32]).unwrap().verifier_key();
         assert!(matches!(
             proof.verify(&right_leaf, &stranger_policy),
-            Err(ProofBundleError::Checkpoint(
-                CheckpointError::LogSignatureMissing { .. }
-            ))
+            Err(ProofBundleError::Checkpoint(CheckpointError::LogSignatureMissing { .. }))
         ));
     }
 
     fn check_parse_error(text: &str, expected: &str) {
         let error = ProofBundle::parse(text.as_bytes()).expect_err(text);
-        assert!(
-            format!("{error:?}").starts_with(expected),
-            "{text:?}: {error:?}"
-        );
+        assert!(format!("{error:?}").starts_with(expected), "{text:?}: {error:?}");
     }
 
     #[test]
@@ -307,43 +267,19 @@ mod tests {
         let good = bundle(&fixture, 3, None).to_text();
         let hash_line = good.lines().nth(2).unwrap();
         check_parse_error("", "MissingHeader");
-        check_parse_error(
-            &good.replacen("c2sp.org/tlog-proof@v1", "c2sp.org/tlog-proof@v2", 1),
-            "MissingHeader",
-        );
+        check_parse_error(&good.replacen("c2sp.org/tlog-proof@v1", "c2sp.org/tlog-proof@v2", 1), "MissingHeader");
         check_parse_error(&good.replacen("index 3", "index 03", 1), "InvalidIndex");
         check_parse_error(&good.replacen("index 3", "index -3", 1), "InvalidIndex");
-        check_parse_error(
-            &good.replacen("index 3", "extra !!\nindex 3", 1),
-            "InvalidExtra",
-        );
+        check_parse_error(&good.replacen("index 3", "extra !!\nindex 3", 1), "InvalidExtra");
         check_parse_error(&good.replacen("index 3", "extra AA==", 1), "InvalidIndex");
-        check_parse_error(
-            &good.replacen(hash_line, "AAAA", 1),
-            "InvalidProofHash { position: 0",
-        );
+        check_parse_error(&good.replacen(hash_line, "AAAA", 1), "InvalidProofHash { position: 0");
         // Without the blank line after the proof, the checkpoint's origin is read as a proof hash.
-        check_parse_error(
-            &good.replacen("\n\n", "\n", 1),
-            "InvalidProofHash { position: 10",
-        );
-        check_parse_error(
-            &good.replace("\n\n\u{2014}", "\n\u{2014}"),
-            "Note(MissingBlankLine)",
-        );
+        check_parse_error(&good.replacen("\n\n", "\n", 1), "InvalidProofHash { position: 10");
+        check_parse_error(&good.replace("\n\n\u{2014}", "\n\u{2014}"), "Note(MissingBlankLine)");
         check_parse_error("c2sp.org/tlog-proof@v1\nindex 3\n", "MissingBlankLine");
-        let many = format!(
-            "c2sp.org/tlog-proof@v1\nindex 3\n{}\n",
-            format!("{hash_line}\n").repeat(65)
-        );
+        let many = format!("c2sp.org/tlog-proof@v1\nindex 3\n{}\n", format!("{hash_line}\n").repeat(65));
         check_parse_error(&many, "TooManyProofHashes");
-        check_parse_error(
-            &good.replace('\u{2014}', "-"),
-            "Note(MalformedSignatureLine",
-        );
-        assert!(matches!(
-            ProofBundle::parse(b"\xff"),
-            Err(ProofBundleError::NotUtf8)
-        ));
+        check_parse_error(&good.replace('\u{2014}', "-"), "Note(MalformedSignatureLine");
+        assert!(matches!(ProofBundle::parse(b"\xff"), Err(ProofBundleError::NotUtf8)));
     }
 }

@@ -40,30 +40,18 @@ pub enum TileError {
     #[error("tile path {path:?} is malformed: {reason}")]
     MalformedPath { path: String, reason: &'static str },
     #[error("tile data is {actual_bytes} bytes, a tile of width {width} is {expected_bytes} bytes")]
-    WrongDataLength {
-        width: u16,
-        expected_bytes: usize,
-        actual_bytes: usize,
-    },
+    WrongDataLength { width: u16, expected_bytes: usize, actual_bytes: usize },
 }
 
 impl Tile {
     pub fn new(level: u8, index: u64, width: u16) -> Result<Tile, TileError> {
         if level > TILE_LEVEL_MAX {
-            return Err(TileError::LevelTooHigh {
-                level: level.into(),
-            });
+            return Err(TileError::LevelTooHigh { level: level.into() });
         }
         if width == 0 || width > TILE_WIDTH_MAX {
-            return Err(TileError::WidthOutOfRange {
-                width: width.into(),
-            });
+            return Err(TileError::WidthOutOfRange { width: width.into() });
         }
-        Ok(Tile {
-            level,
-            index,
-            width,
-        })
+        Ok(Tile { level, index, width })
     }
 
     /// A full tile (256 hashes wide).
@@ -103,30 +91,21 @@ impl Tile {
         let index = position / u64::from(TILE_WIDTH_MAX);
         let first_position = index * u64::from(TILE_WIDTH_MAX);
         let width = (level_hash_count - first_position).min(u64::from(TILE_WIDTH_MAX)) as u16;
-        Some(Tile {
-            level,
-            index,
-            width,
-        })
+        Some(Tile { level, index, width })
     }
 
     /// The rightmost tile of `level` in the tree of `tree_size` leaves if it is partial.
     pub fn partial_at(level: u8, tree_size: u64) -> Option<Tile> {
         let level_hash_count = level_hash_count(level, tree_size);
         let width = (level_hash_count % u64::from(TILE_WIDTH_MAX)) as u16;
-        (width > 0).then(|| Tile {
-            level,
-            index: level_hash_count / u64::from(TILE_WIDTH_MAX),
-            width,
-        })
+        (width > 0).then(|| Tile { level, index: level_hash_count / u64::from(TILE_WIDTH_MAX), width })
     }
 
     /// Whether a tree of `tree_size` leaves has every hash of this tile (a full tile only once it is
     /// full; a partial tile also at every later size, as it is the prefix of a wider tile).
     pub fn is_within(&self, tree_size: u64) -> bool {
         let first_position = u128::from(self.index) * u128::from(TILE_WIDTH_MAX);
-        first_position + u128::from(self.width)
-            <= u128::from(level_hash_count(self.level, tree_size))
+        first_position + u128::from(self.width) <= u128::from(level_hash_count(self.level, tree_size))
     }
 
     /// `tile/<L>/<N>[.p/<W>]`, relative to the log prefix.
@@ -165,9 +144,7 @@ impl Tile {
 
 /// Number of complete `256^level`-leaf subtrees in a tree of `tree_size` leaves.
 fn level_hash_count(level: u8, tree_size: u64) -> u64 {
-    tree_size
-        .checked_shr(u32::from(level) * TILE_HEIGHT)
-        .unwrap_or(0)
+    tree_size.checked_shr(u32::from(level) * TILE_HEIGHT).unwrap_or(0)
 }
 
 /// A resource of the tlog-tiles API, as named by its path below the log prefix.
@@ -184,20 +161,12 @@ impl TileResource {
     /// encoding is accepted: no leading zeros in levels or widths, no all-zero leading index groups,
     /// no `.p/256`.
     pub fn parse(path: &str) -> Result<TileResource, TileError> {
-        let malformed = |reason| TileError::MalformedPath {
-            path: path.to_owned(),
-            reason,
-        };
-        let rest = path
-            .strip_prefix("tile/")
-            .ok_or_else(|| malformed("does not start with tile/"))?;
-        let (kind, rest) = rest
-            .split_once('/')
-            .ok_or_else(|| malformed("no tile index"))?;
+        let malformed = |reason| TileError::MalformedPath { path: path.to_owned(), reason };
+        let rest = path.strip_prefix("tile/").ok_or_else(|| malformed("does not start with tile/"))?;
+        let (kind, rest) = rest.split_once('/').ok_or_else(|| malformed("no tile index"))?;
         let (index_path, width) = match rest.split_once(".p/") {
             Some((index_path, width_text)) => {
-                let width = parse_canonical_decimal(width_text)
-                    .ok_or_else(|| malformed("width is not a decimal"))?;
+                let width = parse_canonical_decimal(width_text).ok_or_else(|| malformed("width is not a decimal"))?;
                 if width == 0 || width >= u64::from(TILE_WIDTH_MAX) {
                     return Err(TileError::WidthOutOfRange { width });
                 }
@@ -205,25 +174,15 @@ impl TileResource {
             }
             None => (rest, TILE_WIDTH_MAX),
         };
-        let index = decode_tile_index(index_path)
-            .ok_or_else(|| malformed("index is not x-prefixed 3-digit groups"))?;
+        let index = decode_tile_index(index_path).ok_or_else(|| malformed("index is not x-prefixed 3-digit groups"))?;
         if kind == "entries" {
-            return Ok(TileResource::Entries(Tile {
-                level: 0,
-                index,
-                width,
-            }));
+            return Ok(TileResource::Entries(Tile { level: 0, index, width }));
         }
-        let level =
-            parse_canonical_decimal(kind).ok_or_else(|| malformed("level is not a decimal"))?;
+        let level = parse_canonical_decimal(kind).ok_or_else(|| malformed("level is not a decimal"))?;
         if level > u64::from(TILE_LEVEL_MAX) {
             return Err(TileError::LevelTooHigh { level });
         }
-        Ok(TileResource::Hashes(Tile {
-            level: level as u8,
-            index,
-            width,
-        }))
+        Ok(TileResource::Hashes(Tile { level: level as u8, index, width }))
     }
 
     pub fn tile(&self) -> Tile {
@@ -244,9 +203,8 @@ impl fmt::Display for TileResource {
 
 /// ASCII decimal without leading zeros (`0` itself is allowed), fitting in a u64.
 fn parse_canonical_decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|byte| byte.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
+    let canonical =
+        !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     if !canonical {
         return None;
     }
@@ -270,13 +228,7 @@ pub fn encode_tile_index(index: u64) -> String {
         .iter()
         .rev()
         .enumerate()
-        .map(|(position, group)| {
-            if position == last {
-                format!("{group:03}")
-            } else {
-                format!("x{group:03}")
-            }
-        })
+        .map(|(position, group)| if position == last { format!("{group:03}") } else { format!("x{group:03}") })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -288,17 +240,14 @@ pub fn decode_tile_index(path: &str) -> Option<u64> {
     let mut index: u64 = 0;
     for group in leading {
         let digits = group.strip_prefix('x')?;
-        index = index
-            .checked_mul(1000)?
-            .checked_add(three_digits(digits)?)?;
+        index = index.checked_mul(1000)?.checked_add(three_digits(digits)?)?;
     }
     index = index.checked_mul(1000)?.checked_add(three_digits(last)?)?;
     (encode_tile_index(index) == path).then_some(index)
 }
 
 fn three_digits(text: &str) -> Option<u64> {
-    (text.len() == 3 && text.bytes().all(|byte| byte.is_ascii_digit()))
-        .then(|| text.parse().ok())?
+    (text.len() == 3 && text.bytes().all(|byte| byte.is_ascii_digit())).then(|| text.parse().ok())?
 }
 
 /// Where a node's hash is stored: its tile and the tile hashes it is the subtree root of.
@@ -319,11 +268,7 @@ fn locate_node(node: NodeAddress, tree_size: u64) -> Option<NodeInTile> {
     let count = 1usize << height_in_tile;
     let last_position = first_position.checked_add(count as u64 - 1)?;
     let tile = Tile::containing(tile_level, last_position, tree_size)?;
-    Some(NodeInTile {
-        tile,
-        offset: (first_position % u64::from(TILE_WIDTH_MAX)) as usize,
-        count,
-    })
+    Some(NodeInTile { tile, offset: (first_position % u64::from(TILE_WIDTH_MAX)) as usize, count })
 }
 
 /// The tiles holding the given nodes in the tree of `tree_size` leaves, sorted and without
@@ -370,27 +315,20 @@ impl<R: TileReader> HashReader for TileHashReader<'_, R> {
         let tiles = tiles_for_nodes(nodes, self.tree_size)?;
         let datas = self.reader.read_tiles(&tiles)?;
         if datas.len() != tiles.len() {
-            return Err(HashReadError::WrongResultCount {
-                expected: tiles.len(),
-                actual: datas.len(),
-            });
+            return Err(HashReadError::WrongResultCount { expected: tiles.len(), actual: datas.len() });
         }
         let mut tile_hashes = Vec::with_capacity(tiles.len());
         for (tile, data) in tiles.iter().zip(&datas) {
-            let hashes = tile
-                .hashes(data)
-                .map_err(|_| HashReadError::WrongTileLength {
-                    expected_bytes: tile.size_bytes(),
-                    actual_bytes: data.len(),
-                })?;
+            let hashes = tile.hashes(data).map_err(|_| HashReadError::WrongTileLength {
+                expected_bytes: tile.size_bytes(),
+                actual_bytes: data.len(),
+            })?;
             tile_hashes.push(hashes);
         }
         Ok(located
             .iter()
             .map(|node| {
-                let position = tiles
-                    .binary_search(&node.tile)
-                    .expect("every located tile was read");
+                let position = tiles.binary_search(&node.tile).expect("every located tile was read");
                 root_from_leaf_hashes(&tile_hashes[position][node.offset..node.offset + node.count])
             })
             .collect())
@@ -417,15 +355,10 @@ pub fn tiles_for_append(
     if new_leaf_hashes.is_empty() {
         return Ok(Vec::new());
     }
-    let old_partials: Vec<Tile> = (0..=TILE_LEVEL_MAX)
-        .filter_map(|level| Tile::partial_at(level, old_size))
-        .collect();
+    let old_partials: Vec<Tile> = (0..=TILE_LEVEL_MAX).filter_map(|level| Tile::partial_at(level, old_size)).collect();
     let old_partial_datas = reader.read_tiles(&old_partials)?;
     if old_partial_datas.len() != old_partials.len() {
-        return Err(HashReadError::WrongResultCount {
-            expected: old_partials.len(),
-            actual: old_partial_datas.len(),
-        });
+        return Err(HashReadError::WrongResultCount { expected: old_partials.len(), actual: old_partial_datas.len() });
     }
     let mut written = Vec::new();
     let mut level_hashes: Vec<Hash> = new_leaf_hashes.to_vec();
@@ -433,15 +366,12 @@ pub fn tiles_for_append(
     while !level_hashes.is_empty() {
         let old_count = level_hash_count(level, old_size);
         let first_tile_index = old_count / u64::from(TILE_WIDTH_MAX);
-        let mut combined: Vec<Hash> = match old_partials.iter().position(|tile| tile.level == level)
-        {
+        let mut combined: Vec<Hash> = match old_partials.iter().position(|tile| tile.level == level) {
             Some(position) => {
                 let tile = old_partials[position];
-                tile.hashes(&old_partial_datas[position]).map_err(|_| {
-                    HashReadError::WrongTileLength {
-                        expected_bytes: tile.size_bytes(),
-                        actual_bytes: old_partial_datas[position].len(),
-                    }
+                tile.hashes(&old_partial_datas[position]).map_err(|_| HashReadError::WrongTileLength {
+                    expected_bytes: tile.size_bytes(),
+                    actual_bytes: old_partial_datas[position].len(),
                 })?
             }
             None => Vec::new(),
@@ -449,18 +379,11 @@ pub fn tiles_for_append(
         combined.extend_from_slice(&level_hashes);
         let mut next_level_hashes = Vec::new();
         for (offset, chunk) in combined.chunks(usize::from(TILE_WIDTH_MAX)).enumerate() {
-            let tile = Tile {
-                level,
-                index: first_tile_index + offset as u64,
-                width: chunk.len() as u16,
-            };
+            let tile = Tile { level, index: first_tile_index + offset as u64, width: chunk.len() as u16 };
             if tile.is_full() {
                 next_level_hashes.push(root_from_leaf_hashes(chunk));
             }
-            written.push(TileContent {
-                tile,
-                data: chunk.iter().flat_map(|hash| hash.0).collect(),
-            });
+            written.push(TileContent { tile, data: chunk.iter().flat_map(|hash| hash.0).collect() });
         }
         level_hashes = next_level_hashes;
         level += 1;
@@ -471,9 +394,7 @@ pub fn tiles_for_append(
 /// An entry bundle that cannot be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryBundleError {
-    #[error(
-        "entry {position} is {size_bytes} bytes, the most an entry bundle holds is {ENTRY_SIZE_MAX_BYTES}"
-    )]
+    #[error("entry {position} is {size_bytes} bytes, the most an entry bundle holds is {ENTRY_SIZE_MAX_BYTES}")]
     EntryTooLarge { position: usize, size_bytes: usize },
     #[error("entry bundle has {count} entries, expected 1 to {TILE_WIDTH_MAX}")]
     WrongEntryCount { count: usize },
@@ -484,17 +405,13 @@ pub enum EntryBundleError {
 /// Encodes entries as an entry bundle: each entry prefixed with its length as a big-endian uint16.
 pub fn encode_entry_bundle<E: AsRef<[u8]>>(entries: &[E]) -> Result<Vec<u8>, EntryBundleError> {
     if entries.is_empty() || entries.len() > usize::from(TILE_WIDTH_MAX) {
-        return Err(EntryBundleError::WrongEntryCount {
-            count: entries.len(),
-        });
+        return Err(EntryBundleError::WrongEntryCount { count: entries.len() });
     }
     let mut bundle = Vec::with_capacity(entries.iter().map(|entry| entry.as_ref().len() + 2).sum());
     for (position, entry) in entries.iter().enumerate() {
         let entry = entry.as_ref();
-        let length = u16::try_from(entry.len()).map_err(|_| EntryBundleError::EntryTooLarge {
-            position,
-            size_bytes: entry.len(),
-        })?;
+        let length = u16::try_from(entry.len())
+            .map_err(|_| EntryBundleError::EntryTooLarge { position, size_bytes: entry.len() })?;
         bundle.extend_from_slice(&length.to_be_bytes());
         bundle.extend_from_slice(entry);
     }
@@ -509,9 +426,7 @@ pub fn decode_entry_bundle(bundle: &[u8]) -> Result<Vec<&[u8]>, EntryBundleError
     while !rest.is_empty() {
         let position = entries.len();
         if position == usize::from(TILE_WIDTH_MAX) {
-            return Err(EntryBundleError::WrongEntryCount {
-                count: position + 1,
-            });
+            return Err(EntryBundleError::WrongEntryCount { count: position + 1 });
         }
         let Some((length_bytes, after_length)) = rest.split_first_chunk::<2>() else {
             return Err(EntryBundleError::Truncated { position });
@@ -594,22 +509,10 @@ mod tests {
     fn tile_paths_follow_the_spec() {
         let tile = |level, index, width| Tile::new(level, index, width).unwrap();
         check_path("tile/0/000", Ok(TileResource::Hashes(tile(0, 0, 256))));
-        check_path(
-            "tile/1/x001/x234/067.p/8",
-            Ok(TileResource::Hashes(tile(1, 1234067, 8))),
-        );
-        check_path(
-            "tile/63/999.p/255",
-            Ok(TileResource::Hashes(tile(63, 999, 255))),
-        );
-        check_path(
-            "tile/entries/000.p/1",
-            Ok(TileResource::Entries(tile(0, 0, 1))),
-        );
-        check_path(
-            "tile/entries/x001/000",
-            Ok(TileResource::Entries(tile(0, 1000, 256))),
-        );
+        check_path("tile/1/x001/x234/067.p/8", Ok(TileResource::Hashes(tile(1, 1234067, 8))));
+        check_path("tile/63/999.p/255", Ok(TileResource::Hashes(tile(63, 999, 255))));
+        check_path("tile/entries/000.p/1", Ok(TileResource::Entries(tile(0, 0, 1))));
+        check_path("tile/entries/x001/000", Ok(TileResource::Entries(tile(0, 1000, 256))));
         check_path("tile/64/000", Err("level 64"));
         check_path("tile/01/000", Err("level is not a decimal"));
         check_path("tile//000", Err("level is not a decimal"));
@@ -626,26 +529,13 @@ mod tests {
 
     #[test]
     fn tile_coordinates_reject_invalid_widths_and_levels() {
-        assert_eq!(
-            Tile::new(0, 0, 0),
-            Err(TileError::WidthOutOfRange { width: 0 })
-        );
-        assert_eq!(
-            Tile::new(0, 0, 257),
-            Err(TileError::WidthOutOfRange { width: 257 })
-        );
-        assert_eq!(
-            Tile::new(64, 0, 1),
-            Err(TileError::LevelTooHigh { level: 64 })
-        );
+        assert_eq!(Tile::new(0, 0, 0), Err(TileError::WidthOutOfRange { width: 0 }));
+        assert_eq!(Tile::new(0, 0, 257), Err(TileError::WidthOutOfRange { width: 257 }));
+        assert_eq!(Tile::new(64, 0, 1), Err(TileError::LevelTooHigh { level: 64 }));
         let tile = Tile::new(0, 0, 2).unwrap();
         assert_eq!(
             tile.hashes(&[0; 63]),
-            Err(TileError::WrongDataLength {
-                width: 2,
-                expected_bytes: 64,
-                actual_bytes: 63
-            })
+            Err(TileError::WrongDataLength { width: 2, expected_bytes: 64, actual_bytes: 63 })
         );
         assert_eq!(tile.hashes(&[0; 64]).unwrap().len(), 2);
     }
@@ -654,11 +544,7 @@ mod tests {
     fn tile_census(size: u64) -> Vec<(u8, u64, Option<u16>)> {
         (0..=TILE_LEVEL_MAX)
             .map(|level| {
-                (
-                    level,
-                    level_hash_count(level, size) / 256,
-                    Tile::partial_at(level, size).map(|tile| tile.width()),
-                )
+                (level, level_hash_count(level, size) / 256, Tile::partial_at(level, size).map(|tile| tile.width()))
             })
             .filter(|(_, full, partial)| *full > 0 || partial.is_some())
             .collect()
@@ -666,10 +552,7 @@ mod tests {
 
     #[test]
     fn spec_examples_of_tile_counts() {
-        assert_eq!(
-            tile_census(70_000),
-            vec![(0, 273, Some(112)), (1, 1, Some(17)), (2, 0, Some(1))]
-        );
+        assert_eq!(tile_census(70_000), vec![(0, 273, Some(112)), (1, 1, Some(17)), (2, 0, Some(1))]);
         assert_eq!(tile_census(256), vec![(0, 1, None), (1, 0, Some(1))]);
         assert_eq!(tile_census(0), vec![]);
         assert_eq!(tile_census(1), vec![(0, 0, Some(1))]);
@@ -686,10 +569,7 @@ mod tests {
         assert!(partial.is_within(u64::MAX));
         assert!(!Tile::full(7, u64::MAX).unwrap().is_within(u64::MAX));
         assert_eq!(Tile::containing(0, 300, 300), None);
-        assert_eq!(
-            Tile::containing(0, 299, 300),
-            Some(Tile::new(0, 1, 44).unwrap())
-        );
+        assert_eq!(Tile::containing(0, 299, 300), Some(Tile::new(0, 1, 44).unwrap()));
         assert_eq!(Tile::containing(0, 3, 300), Some(Tile::full(0, 0).unwrap()));
     }
 
@@ -699,15 +579,8 @@ mod tests {
         // is the one hash of the partial level 2 tile, the next two are in the partial level 1
         // tile, and the rest are inside the partial level 0 tile.
         let nodes = ProofPlan::inclusion(69_999, 70_000).unwrap().nodes();
-        let tiles: Vec<String> = tiles_for_nodes(&nodes, 70_000)
-            .unwrap()
-            .iter()
-            .map(Tile::path)
-            .collect();
-        assert_eq!(
-            tiles,
-            vec!["tile/0/273.p/112", "tile/1/001.p/17", "tile/2/000.p/1"]
-        );
+        let tiles: Vec<String> = tiles_for_nodes(&nodes, 70_000).unwrap().iter().map(Tile::path).collect();
+        assert_eq!(tiles, vec!["tile/0/273.p/112", "tile/1/001.p/17", "tile/2/000.p/1"]);
         assert!(matches!(
             tiles_for_nodes(&[NodeAddress::new(8, 1)], 256),
             Err(HashReadError::Missing(NodeAddress { level: 8, index: 1 }))
@@ -725,19 +598,9 @@ mod tests {
         assert_eq!(bundle, b"\x00\x00\x00\x01a\x00\x06salmon");
         assert_eq!(decode_entry_bundle(&bundle).unwrap(), entries);
         let largest = vec![7u8; ENTRY_SIZE_MAX_BYTES];
-        assert_eq!(
-            decode_entry_bundle(&encode_entry_bundle(&[&largest]).unwrap()).unwrap(),
-            vec![largest.as_slice()]
-        );
-        let full: Vec<Vec<u8>> = (0..256u32)
-            .map(|index| index.to_be_bytes().to_vec())
-            .collect();
-        assert_eq!(
-            decode_entry_bundle(&encode_entry_bundle(&full).unwrap())
-                .unwrap()
-                .len(),
-            256
-        );
+        assert_eq!(decode_entry_bundle(&encode_entry_bundle(&[&largest]).unwrap()).unwrap(), vec![largest.as_slice()]);
+        let full: Vec<Vec<u8>> = (0..256u32).map(|index| index.to_be_bytes().to_vec()).collect();
+        assert_eq!(decode_entry_bundle(&encode_entry_bundle(&full).unwrap()).unwrap().len(), 256);
     }
 
     #[test]
@@ -745,31 +608,16 @@ mod tests {
         let too_large = vec![0u8; ENTRY_SIZE_MAX_BYTES + 1];
         assert_eq!(
             encode_entry_bundle(&[b"ok".as_slice(), &too_large]),
-            Err(EntryBundleError::EntryTooLarge {
-                position: 1,
-                size_bytes: 65_536
-            })
+            Err(EntryBundleError::EntryTooLarge { position: 1, size_bytes: 65_536 })
         );
-        assert_eq!(
-            encode_entry_bundle::<&[u8]>(&[]),
-            Err(EntryBundleError::WrongEntryCount { count: 0 })
-        );
+        assert_eq!(encode_entry_bundle::<&[u8]>(&[]), Err(EntryBundleError::WrongEntryCount { count: 0 }));
         let too_many: Vec<&[u8]> = vec![b"x"; 257];
-        assert_eq!(
-            encode_entry_bundle(&too_many),
-            Err(EntryBundleError::WrongEntryCount { count: 257 })
-        );
+        assert_eq!(encode_entry_bundle(&too_many), Err(EntryBundleError::WrongEntryCount { count: 257 }));
         check_entry_bundle_error(b"", EntryBundleError::WrongEntryCount { count: 0 });
         check_entry_bundle_error(b"\x00", EntryBundleError::Truncated { position: 0 });
         check_entry_bundle_error(b"\x00\x02a", EntryBundleError::Truncated { position: 0 });
-        check_entry_bundle_error(
-            b"\x00\x01a\x00",
-            EntryBundleError::Truncated { position: 1 },
-        );
-        check_entry_bundle_error(
-            &b"\x00\x00".repeat(257),
-            EntryBundleError::WrongEntryCount { count: 257 },
-        );
+        check_entry_bundle_error(b"\x00\x01a\x00", EntryBundleError::Truncated { position: 1 });
+        check_entry_bundle_error(&b"\x00\x00".repeat(257), EntryBundleError::WrongEntryCount { count: 257 });
     }
 
     fn store_of(size: u64) -> MemoryHashStore {
@@ -785,9 +633,7 @@ mod tests {
         let mut tiles = MemoryTileStore::new();
         let mut size = 0u64;
         for batch in batches {
-            let leaves: Vec<Hash> = (size..size + batch)
-                .map(|index| leaf_hash(&index.to_le_bytes()))
-                .collect();
+            let leaves: Vec<Hash> = (size..size + batch).map(|index| leaf_hash(&index.to_le_bytes())).collect();
             let written = tiles_for_append(size, &leaves, &tiles).unwrap();
             tiles.write(written);
             size += batch;
@@ -813,10 +659,7 @@ mod tests {
         for (tile, data) in expected.iter().zip(&datas) {
             assert_eq!(tiles.get(tile), Some(data.as_slice()), "{}", tile.path());
         }
-        assert_eq!(
-            tree_hash(size, &TileHashReader::new(&tiles, size)).unwrap(),
-            store.root_hash()
-        );
+        assert_eq!(tree_hash(size, &TileHashReader::new(&tiles, size)).unwrap(), store.root_hash());
     }
 
     #[test]
@@ -829,21 +672,12 @@ mod tests {
     fn tile_readers_report_missing_and_short_tiles() {
         let empty = MemoryTileStore::new();
         let reader = TileHashReader::new(&empty, 10);
-        assert!(matches!(
-            tree_hash(10, &reader),
-            Err(HashReadError::MissingTile(_))
-        ));
+        assert!(matches!(tree_hash(10, &reader), Err(HashReadError::MissingTile(_))));
         let mut short = MemoryTileStore::new();
-        short.write([TileContent {
-            tile: Tile::new(0, 0, 10).unwrap(),
-            data: vec![0; 31],
-        }]);
+        short.write([TileContent { tile: Tile::new(0, 0, 10).unwrap(), data: vec![0; 31] }]);
         assert!(matches!(
             tree_hash(10, &TileHashReader::new(&short, 10)),
-            Err(HashReadError::WrongTileLength {
-                expected_bytes: 320,
-                actual_bytes: 31
-            })
+            Err(HashReadError::WrongTileLength { expected_bytes: 320, actual_bytes: 31 })
         ));
     }
 

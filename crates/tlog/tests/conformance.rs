@@ -17,11 +17,7 @@ fn corpus_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     // Written to the stderr handle directly, not through eprintln!, so the test harness does not capture it.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: conformance corpus not found at {}",
-        dir.display()
-    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED: conformance corpus not found at {}", dir.display());
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "conformance corpus not found at {} and CI=true: refusing to skip",
@@ -34,16 +30,11 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(next) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&next).unwrap_or_else(|error| panic!("{}: {error}", next.display()))
-        {
+        for entry in std::fs::read_dir(&next).unwrap_or_else(|error| panic!("{}: {error}", next.display())) {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|extension| extension == "json")
-            {
+            } else if path.extension().is_some_and(|extension| extension == "json") {
                 files.push(path);
             }
         }
@@ -83,64 +74,37 @@ fn run_inclusion(vector: &json::Value) -> Result<(), String> {
     let leaf = hash_field(vector, "leafHash")?;
     let root = hash_field(vector, "root")?;
     let proof = proof_field(vector)?;
-    verify_inclusion(
-        &leaf,
-        vector.number("leafIdx"),
-        vector.number("treeSize"),
-        &proof,
-        &root,
-    )
-    .map_err(|error| error.to_string())
+    verify_inclusion(&leaf, vector.number("leafIdx"), vector.number("treeSize"), &proof, &root)
+        .map_err(|error| error.to_string())
 }
 
 fn run_consistency(vector: &json::Value) -> Result<(), String> {
     let old_root = hash_field(vector, "root1")?;
     let new_root = hash_field(vector, "root2")?;
     let proof = proof_field(vector)?;
-    verify_consistency(
-        vector.number("size1"),
-        vector.number("size2"),
-        &old_root,
-        &new_root,
-        &proof,
-    )
-    .map_err(|error| error.to_string())
+    verify_consistency(vector.number("size1"), vector.number("size2"), &old_root, &new_root, &proof)
+        .map_err(|error| error.to_string())
 }
 
 fn run_vectors(testdata: &Path, kind: &str, run: fn(&json::Value) -> Result<(), String>) -> Tally {
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     for path in json_files(&testdata.join(kind)) {
-        let relative = path
-            .strip_prefix(testdata)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        let vector = json::parse(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|error| panic!("{relative}: {error}"));
+        let relative = path.strip_prefix(testdata).unwrap().to_string_lossy().replace('\\', "/");
+        let vector =
+            json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|error| panic!("{relative}: {error}"));
         let want_error = vector.boolean("wantErr");
         let result = run(&vector);
-        let divergence = DELIBERATE_DIVERGENCES
-            .iter()
-            .find(|(name, _)| *name == relative);
+        let divergence = DELIBERATE_DIVERGENCES.iter().find(|(name, _)| *name == relative);
         match (want_error, &result, divergence) {
             (true, Err(_), None) => tally.rejected += 1,
             (false, Ok(()), None) => tally.accepted += 1,
-            (false, Err(error), Some(_)) if error.contains("a hash is 32 bytes") => {
-                tally.divergent += 1
-            }
-            _ => failures.push(format!(
-                "{relative} ({}): want error {want_error}, got {result:?}",
-                vector.string("desc")
-            )),
+            (false, Err(error), Some(_)) if error.contains("a hash is 32 bytes") => tally.divergent += 1,
+            _ => failures
+                .push(format!("{relative} ({}): want error {want_error}, got {result:?}", vector.string("desc"))),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} {kind} vectors disagree:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} {kind} vectors disagree:\n{}", failures.len(), failures.join("\n"));
     tally
 }
 
@@ -151,23 +115,13 @@ fn rfc6962_proof_vectors() {
     let inclusion = run_vectors(&testdata, "inclusion", run_inclusion);
     let consistency = run_vectors(&testdata, "consistency", run_consistency);
     println!("inclusion vectors: {inclusion:?}; consistency vectors: {consistency:?}");
-    assert!(
-        inclusion.accepted >= 5 && inclusion.rejected >= 80,
-        "too few inclusion vectors: {inclusion:?}"
-    );
-    assert!(
-        consistency.accepted >= 5 && consistency.rejected >= 80,
-        "too few consistency vectors: {consistency:?}"
-    );
-    assert_eq!(
-        inclusion.divergent + consistency.divergent,
-        DELIBERATE_DIVERGENCES.len()
-    );
+    assert!(inclusion.accepted >= 5 && inclusion.rejected >= 80, "too few inclusion vectors: {inclusion:?}");
+    assert!(consistency.accepted >= 5 && consistency.rejected >= 80, "too few consistency vectors: {consistency:?}");
+    assert_eq!(inclusion.divergent + consistency.divergent, DELIBERATE_DIVERGENCES.len());
 }
 
 fn spec(corpus: &Path, name: &str) -> String {
-    std::fs::read_to_string(corpus.join("tlog/c2sp-specs").join(name))
-        .unwrap_or_else(|error| panic!("{name}: {error}"))
+    std::fs::read_to_string(corpus.join("tlog/c2sp-specs").join(name)).unwrap_or_else(|error| panic!("{name}: {error}"))
 }
 
 /// The contents of the ``` fenced blocks of a Markdown text, each with its final newline.
@@ -192,30 +146,17 @@ fn fenced_blocks(markdown: &str) -> Vec<String> {
 fn signed_note_example_verifies() {
     let Some(corpus) = corpus_dir() else { return };
     let markdown = spec(&corpus, "signed-note.md");
-    let example = &markdown[markdown
-        .find("### Example")
-        .expect("signed-note.md has an example")..];
+    let example = &markdown[markdown.find("### Example").expect("signed-note.md has an example")..];
     let vkey_text = example
         .lines()
         .map(str::trim)
         .find(|line| line.split('+').count() == 3 && !line.contains(' '))
         .expect("the example has a verifier key");
     let key = VerifierKey::parse(vkey_text).unwrap();
-    assert_eq!(
-        key.to_string(),
-        vkey_text,
-        "the vkey prints back as written"
-    );
-    let note_text = fenced_blocks(example)
-        .into_iter()
-        .next()
-        .expect("the example has a note");
+    assert_eq!(key.to_string(), vkey_text, "the vkey prints back as written");
+    let note_text = fenced_blocks(example).into_iter().next().expect("the example has a note");
     let note = Note::parse(note_text.as_bytes()).unwrap();
-    assert_eq!(
-        note.to_string(),
-        note_text,
-        "the note prints back as written"
-    );
+    assert_eq!(note.to_string(), note_text, "the note prints back as written");
     let verified = note.verify(std::slice::from_ref(&key)).unwrap();
     assert_eq!(verified.len(), 1);
     assert_eq!(verified[0].name, key.name());
@@ -223,9 +164,7 @@ fn signed_note_example_verifies() {
     // A changed text no longer verifies.
     let tampered = note_text.replacen("example", "exemple", 1);
     assert!(matches!(
-        Note::parse(tampered.as_bytes())
-            .unwrap()
-            .verify(std::slice::from_ref(&key)),
+        Note::parse(tampered.as_bytes()).unwrap().verify(std::slice::from_ref(&key)),
         Err(NoteError::InvalidSignature { .. })
     ));
 
@@ -233,20 +172,14 @@ fn signed_note_example_verifies() {
     let opening = fenced_blocks(&markdown).into_iter().next().unwrap();
     let opening_note = Note::parse(opening.as_bytes()).unwrap();
     assert_eq!(opening_note.to_string(), opening);
-    assert_eq!(
-        opening_note.verify(&[key]),
-        Err(NoteError::NoVerifiedSignature)
-    );
+    assert_eq!(opening_note.verify(&[key]), Err(NoteError::NoVerifiedSignature));
 }
 
 #[test]
 fn checkpoint_example_follows_the_grammar() {
     let Some(corpus) = corpus_dir() else { return };
     let markdown = spec(&corpus, "tlog-checkpoint.md");
-    let note_text = fenced_blocks(&markdown)
-        .into_iter()
-        .next()
-        .expect("tlog-checkpoint.md has an example");
+    let note_text = fenced_blocks(&markdown).into_iter().next().expect("tlog-checkpoint.md has an example");
     let note = Note::parse(note_text.as_bytes()).unwrap();
     assert_eq!(note.to_string(), note_text);
     let checkpoint = Checkpoint::parse(note.text()).unwrap();
@@ -260,20 +193,11 @@ fn checkpoint_example_follows_the_grammar() {
 fn proof_example_parses_up_to_its_elided_signatures() {
     let Some(corpus) = corpus_dir() else { return };
     let markdown = spec(&corpus, "tlog-proof.md");
-    let example = fenced_blocks(&markdown)
-        .into_iter()
-        .next()
-        .expect("tlog-proof.md has an example");
+    let example = fenced_blocks(&markdown).into_iter().next().expect("tlog-proof.md has an example");
     // The spec abbreviates the signatures with "[...]", which is not base64: everything before
     // them (header, extra, index, proof hashes, blank line, checkpoint text) must parse.
     let error = ProofBundle::parse(example.as_bytes()).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ProofBundleError::Note(NoteError::SignatureBase64 { .. })
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error, ProofBundleError::Note(NoteError::SignatureBase64 { .. })), "{error:?}");
     let (proof_part, checkpoint_part) = example.split_once("\n\n").unwrap();
     let signature_line = format!("\u{2014} example.com/fancylog {}\n", "AAAAAAAA".repeat(4));
     let checkpoint_text = checkpoint_part.split("\n\n").next().unwrap();
@@ -283,10 +207,7 @@ fn proof_example_parses_up_to_its_elided_signatures() {
     assert_eq!(bundle.inclusion_proof.len(), 5);
     assert!(bundle.extra.is_some());
     assert_eq!(bundle.to_text(), repaired);
-    assert_eq!(
-        Checkpoint::parse(bundle.checkpoint.text()).unwrap().size(),
-        109482
-    );
+    assert_eq!(Checkpoint::parse(bundle.checkpoint.text()).unwrap().size(), 109482);
 }
 
 /// Just enough JSON for the flat proof vectors: objects, arrays, strings, unsigned integers, booleans, null.
@@ -350,10 +271,7 @@ mod json {
     }
 
     pub fn parse(text: &str) -> Result<Value, String> {
-        let mut parser = Parser {
-            bytes: text.as_bytes(),
-            position: 0,
-        };
+        let mut parser = Parser { bytes: text.as_bytes(), position: 0 };
         let value = parser.value()?;
         parser.skip_whitespace();
         if parser.position != parser.bytes.len() {
@@ -369,11 +287,7 @@ mod json {
 
     impl Parser<'_> {
         fn skip_whitespace(&mut self) {
-            while self
-                .bytes
-                .get(self.position)
-                .is_some_and(u8::is_ascii_whitespace)
-            {
+            while self.bytes.get(self.position).is_some_and(u8::is_ascii_whitespace) {
                 self.position += 1;
             }
         }
@@ -408,18 +322,11 @@ mod json {
                 Some(b'n') => self.literal("null", Value::Null),
                 Some(byte) if byte.is_ascii_digit() => {
                     let start = self.position;
-                    while self
-                        .bytes
-                        .get(self.position)
-                        .is_some_and(u8::is_ascii_digit)
-                    {
+                    while self.bytes.get(self.position).is_some_and(u8::is_ascii_digit) {
                         self.position += 1;
                     }
                     let digits = std::str::from_utf8(&self.bytes[start..self.position]).unwrap();
-                    digits
-                        .parse()
-                        .map(Value::Number)
-                        .map_err(|error| format!("{digits}: {error}"))
+                    digits.parse().map(Value::Number).map_err(|error| format!("{digits}: {error}"))
                 }
                 _ => Err(format!("unexpected token at {}", self.position)),
             }
@@ -434,8 +341,7 @@ mod json {
                 match byte {
                     b'"' => break,
                     b'\\' => {
-                        let escaped =
-                            *self.bytes.get(self.position).ok_or("unterminated escape")?;
+                        let escaped = *self.bytes.get(self.position).ok_or("unterminated escape")?;
                         self.position += 1;
                         match escaped {
                             b'"' | b'\\' | b'/' => text.push(escaped),
