@@ -5,7 +5,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn keten(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keten")).args(args).env_remove("KETEN_DB").env_remove("KETEN_LISTEN").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_keten"))
+        .args(args)
+        .env_remove("KETEN_DB")
+        .env_remove("KETEN_LISTEN")
+        .output()
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -57,7 +62,8 @@ fn admin_creates_tenants_and_keys() {
     assert!(!reserved.status.success());
     let listed = keten(&["admin", "tenant", "list", "--db", &db]);
     assert_eq!(text(&listed.stdout), "acme\tAcme Foods\n");
-    let key = keten(&["admin", "key", "create", "--tenant", "acme", "--scope", "tenant:read", "--name", "ci", "--db", &db]);
+    let key =
+        keten(&["admin", "key", "create", "--tenant", "acme", "--scope", "tenant:read", "--name", "ci", "--db", &db]);
     assert!(key.status.success(), "{}", text(&key.stderr));
     let key_text = text(&key.stdout).trim().to_owned();
     assert!(key_text.starts_with("ktn_acme_"), "{key_text}");
@@ -158,11 +164,18 @@ fn demo_runs_twice_on_one_database() {
     let (status, tenants) = get(port, "/v1/operator/tenants", &operator_key);
     assert_eq!(status, 200);
     assert_eq!(tenants["items"].as_array().unwrap().len(), 4, "network + three demo tenants");
-    let link = first_lines.iter().find(|line| line.contains("Digital Link")).unwrap().split_whitespace().last().unwrap().to_owned();
-    let path = link.trim_start_matches(&format!("http://127.0.0.1:{port}"));
-    let page = tokio::runtime::Runtime::new()
+    let link = first_lines
+        .iter()
+        .find(|line| line.contains("Digital Link"))
         .unwrap()
-        .block_on(async { reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.unwrap().text().await.unwrap() });
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+    let path = link.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    let page = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.unwrap().text().await.unwrap()
+    });
     assert!(page.contains("Norwegian salmon fillets") && page.contains("Ingrid Solberg"), "{page}");
     stop(first);
 

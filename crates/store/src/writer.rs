@@ -259,6 +259,7 @@ async fn run(
     observer: ObserverSlot,
 ) {
     let mut stopping = false;
+    let mut last_purge = Instant::now();
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
         {
@@ -287,12 +288,34 @@ async fn run(
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
             process(&pools, chunk).await;
+            if last_purge.elapsed() >= IDEMPOTENCY_PURGE_INTERVAL {
+                last_purge = Instant::now();
+                if let Err(error) = purge_expired_idempotency_keys(&pools).await {
+                    tracing::warn!(%error, "purging expired idempotency keys failed");
+                }
+            }
             let observer = observer.read().ok().and_then(|slot| slot.clone());
             if let Some(observer) = observer {
                 observer.batch_committed(size, started.elapsed());
             }
         }
     }
+}
+
+/// How often a writer task deletes expired idempotency keys, and how many at most each time.
+pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
+pub const IDEMPOTENCY_PURGE_ROWS_MAX: i64 = 10_000;
+
+async fn purge_expired_idempotency_keys(pools: &Pools) -> Result<u64, sqlx::Error> {
+    let oldest_unix_ms = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
+    let mut conn = pools.acquire_writer().await?;
+    execute(
+        &mut conn,
+        "DELETE FROM idempotency_keys WHERE (tenant_id, idempotency_key) IN \
+         (SELECT tenant_id, idempotency_key FROM idempotency_keys WHERE created_unix_ms < $1 LIMIT $2)",
+        &[Arg::Integer(oldest_unix_ms), Arg::Integer(IDEMPOTENCY_PURGE_ROWS_MAX)],
+    )
+    .await
 }
 
 /// Adds a queued write to the batch; answers whether the message asked to stop.
@@ -450,26 +473,32 @@ async fn apply_one(
     usage: &mut Usage<'_>,
 ) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
     if let Some(record) = &write.idempotency {
-        let oldest_unix_ms = now_unix_ms - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
         let tenant = record.tenant_id.as_str();
-        execute(
-            conn,
-            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2 AND created_unix_ms < $3",
-            &[Arg::Text(tenant), Arg::Text(&record.key), Arg::Integer(oldest_unix_ms)],
-        )
-        .await?;
-        let stored: Option<(Vec<u8>, i64, Vec<u8>)> = on_conn!(conn, connection => {
-            sqlx::query_as("SELECT request_sha256, response_status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2")
-                .bind(tenant)
-                .bind(record.key.as_str())
-                .fetch_optional(&mut *connection)
-                .await
+        let stored: Option<(Vec<u8>, i64, Vec<u8>, i64)> = on_conn!(conn, connection => {
+            sqlx::query_as(
+                "SELECT request_sha256, response_status, response_body, created_unix_ms FROM idempotency_keys \
+                 WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(tenant)
+            .bind(record.key.as_str())
+            .fetch_optional(&mut *connection)
+            .await
         })?;
-        if let Some((request_sha256, status, body)) = stored {
-            if request_sha256 != record.request_sha256 {
-                return Ok(Err(WriteError::IdempotencyMismatch));
+        if let Some((request_sha256, status, body, created_unix_ms)) = stored {
+            let oldest_unix_ms = now_unix_ms - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
+            if created_unix_ms >= oldest_unix_ms {
+                if request_sha256 != record.request_sha256 {
+                    return Ok(Err(WriteError::IdempotencyMismatch));
+                }
+                return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: status as u16, body })));
             }
-            return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: status as u16, body })));
+            // Expired: the key is free again.
+            execute(
+                conn,
+                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
+                &[Arg::Text(tenant), Arg::Text(&record.key)],
+            )
+            .await?;
         }
     }
     let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage).await? {

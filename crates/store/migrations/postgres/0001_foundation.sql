@@ -140,6 +140,9 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (tenant_id, idempotency_key)
 );
 
+-- Expired keys are purged by age.
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix_ms);
+
 -- Billable units per tenant and UTC day (the rent).
 CREATE TABLE usage_counters (
     tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
