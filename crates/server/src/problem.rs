@@ -190,3 +190,35 @@ impl From<WriteError> for Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let documentation = include_str!("../../../docs/problems.md");
+        for (code, status, ..) in CATALOG {
+            let row = format!("| `/problems/{code}` | {status} |");
+            assert!(documentation.contains(&row), "docs/problems.md lacks {row}");
+        }
+        let documented_rows = documentation.lines().filter(|line| line.starts_with("| `/problems/")).count();
+        assert_eq!(documented_rows, CATALOG.len(), "docs/problems.md lists a code the catalog lacks");
+    }
+
+    #[test]
+    fn problems_carry_their_catalogued_status_and_title() {
+        let problem = Problem::field("unknown-reference", "/from", "\"123\" does not exist");
+        assert_eq!(
+            (problem.status, problem.title.as_str(), problem.code()),
+            (422, "Unknown reference", "unknown-reference")
+        );
+        assert_eq!(
+            problem.errors,
+            vec![FieldError { pointer: "/from".into(), detail: "\"123\" does not exist".into() }]
+        );
+        let body: serde_json::Value = serde_json::to_value(Problem::new("conflict", "x")).unwrap();
+        assert!(body.get("errors").is_none(), "an empty error list is left out");
+        assert_eq!(body["type"], "/problems/conflict");
+    }
+}
