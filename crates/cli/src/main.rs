@@ -53,6 +53,16 @@ struct ServeOptions {
     /// The transparency log's name (the origin line of its checkpoints).
     #[arg(long, env = "KETEN_LOG_ORIGIN", default_value = "keten.localhost/log")]
     log_origin: String,
+    /// The address the world reaches this server at: the domain of Keten's own GS1 Digital
+    /// Links and QR codes. Default: http://<listen>.
+    #[arg(long, env = "KETEN_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+impl ServeOptions {
+    fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,7 +164,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
-    let base = format!("http://{}", options.listen);
+    let base = options.public_url();
     println!("Keten demo on {} ({})", base, options.database.db);
     println!(
         "  loaded: {} tenants, {} parties, {} products, {} locations, {} lanes, {} devices",
@@ -173,6 +183,7 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
         println!("  {name} ({tenant_id}) key: {key}");
     }
     println!("  salmon pack (GS1 Digital Link): {base}/01/{}", demo.salmon_gtin);
+    println!("  its QR code:    {base}/qr/01/{}   (PNG: ?format=png)", demo.salmon_gtin);
     println!();
     if let Some((_, _, key)) = demo.tenant_keys.first() {
         println!("  try: curl -H 'Authorization: Bearer {key}' {base}/v1/products");
@@ -184,7 +195,12 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
-    let config = server::ServerConfig { log_origin: options.log_origin };
+    let public_url = options.public_url();
+    anyhow::ensure!(
+        public_url.starts_with("http://") || public_url.starts_with("https://"),
+        "--public-url must start with http:// or https://, found {public_url:?}"
+    );
+    let config = server::ServerConfig { log_origin: options.log_origin, public_url };
     server::serve(listener, store, config, shutdown_signal()).await?;
     Ok(())
 }

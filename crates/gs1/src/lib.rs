@@ -31,4 +31,4 @@ pub use digital_link::{DigitalLink, DigitalLinkError};
 pub use element_string::{Decimal, Element, ElementString, ElementStringError};
 pub use epc::{EpcError, EpcUrn};
 pub use keys::{Giai, Gln, Grai, Gsrn, Gtin, KeyError, Sscc, check_digit};
-pub use scan::{ScanData, ScanError, Symbology};
+pub use scan::{ScanData, ScanError, ScannedForm, Symbology, read_any};

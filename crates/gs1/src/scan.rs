@@ -232,3 +232,86 @@ mod tests {
         assert!(gtin_only.to_scan_data(Symbology::Ean8).is_err());
     }
 }
+
+/// The form a scan arrived in (see [`read_any`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScannedForm {
+    /// Scanner output with a symbology identifier (`]C1…`, `]Q3…`).
+    ScannerOutput(Symbology),
+    /// A GS1 Digital Link URI, typed or from a camera app.
+    DigitalLink,
+    /// Human-readable bracketed element string, `(01)…(10)…`.
+    Bracketed,
+    /// Unbracketed element string with FNC1 as GS (ASCII 29).
+    Unbracketed,
+    /// A bare GTIN-8/12/13/14 (a keyboard-wedge scanner without symbology identifiers).
+    PlainGtin,
+}
+
+impl ScannedForm {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScannedForm::ScannerOutput(_) => "scanner_output",
+            ScannedForm::DigitalLink => "digital_link",
+            ScannedForm::Bracketed => "bracketed_element_string",
+            ScannedForm::Unbracketed => "unbracketed_element_string",
+            ScannedForm::PlainGtin => "plain_gtin",
+        }
+    }
+}
+
+/// Reads whatever a scanner, a phone or a person produced: scanner output with a symbology
+/// identifier, a Digital Link URI, a bracketed or unbracketed element string, or a bare GTIN.
+/// Answers the form and the element string (a Digital Link's primary key first).
+pub fn read_any(text: &str) -> Result<(ScannedForm, ElementString), ScanError> {
+    let text = text.trim_matches(|character: char| character == '\r' || character == '\n' || character == ' ');
+    if text.starts_with(']') {
+        let scan = ScanData::parse(text)?;
+        return Ok((ScannedForm::ScannerOutput(scan.symbology()), scan.element_string()));
+    }
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        return Ok((ScannedForm::DigitalLink, DigitalLink::parse(text)?.to_element_string()));
+    }
+    if text.starts_with('(') {
+        return Ok((ScannedForm::Bracketed, ElementString::parse_bracketed(text)?));
+    }
+    if matches!(text.len(), 8 | 12 | 13) && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        let element = Element::new("01", &format!("{text:0>14}"))?;
+        return Ok((ScannedForm::PlainGtin, ElementString::new(vec![element])?));
+    }
+    Ok((ScannedForm::Unbracketed, ElementString::parse_unbracketed(text)?))
+}
+
+#[cfg(test)]
+mod read_any_tests {
+    use super::*;
+
+    fn check(input: &str, form: ScannedForm, bracketed: &str) {
+        let (found_form, element_string) = read_any(input).unwrap();
+        assert_eq!((found_form, element_string.to_bracketed()), (form, bracketed.to_owned()), "{input}");
+    }
+
+    #[test]
+    fn every_form_is_read() {
+        check(
+            "]C1010950600013435210ABC123",
+            ScannedForm::ScannerOutput(Symbology::Gs1Code128),
+            "(01)09506000134352(10)ABC123",
+        );
+        check(
+            "https://id.gs1.org/01/09506000134352/10/ABC123?17=261231",
+            ScannedForm::DigitalLink,
+            "(01)09506000134352(10)ABC123(17)261231",
+        );
+        check(
+            "(01)09506000134352(17)261231(10)ABC123",
+            ScannedForm::Bracketed,
+            "(01)09506000134352(17)261231(10)ABC123",
+        );
+        check("0109506000134352\u{1d}10ABC123\n", ScannedForm::Unbracketed, "(01)09506000134352(10)ABC123");
+        check("9506000134352", ScannedForm::PlainGtin, "(01)09506000134352");
+        assert!(read_any("9506000134353").is_err(), "a wrong check digit is caught");
+        assert!(read_any("]X9abc").is_err());
+    }
+}

@@ -13,8 +13,8 @@ pub use country::{Country, CountryError};
 pub use ids::{DeviceId, IdError, LaneId, NETWORK_TENANT, PartyId, TenantId, ZoneName};
 pub use master::{
     Address, Coordinates, CoordinatesError, Device, DeviceKind, Lane, LaneError, LocalTime, LocalTimeError, Location,
-    LocationKind, Nutrition, NutritionError, Party, PartyKind, Product, Service, TimeZoneError, TimeZoneName, Zone,
-    ZoneError,
+    LocationKind, Nutrition, NutritionError, Party, PartyKind, Product, ProductLink, ProductLinkError, Service,
+    TimeZoneError, TimeZoneName, Zone, ZoneError,
 };
 pub use temperature::{TemperatureClass, TemperatureClassError, TemperatureRange};
 

@@ -495,3 +495,88 @@ mod tests {
         assert_eq!(party.public_person_name(), Some("Ingrid Solberg"));
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductLinkError {
+    #[error("link type must be gs1:<name> with letters only, e.g. gs1:recipeInfo, found {0:?}")]
+    LinkType(String),
+    #[error("{0} links are provided by Keten itself and cannot be added")]
+    Reserved(String),
+    #[error("href must be an absolute http(s) URL of at most {max} characters without spaces, found {found:?}")]
+    Href { max: usize, found: String },
+    #[error("language must be a language tag such as en or nl-BE, found {0:?}")]
+    Language(String),
+}
+
+/// A link a merchant adds to a product's GS1 Digital Link linkset (a recipe, instructions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductLink {
+    /// Chosen by Keten when the link is created.
+    pub link_id: String,
+    /// A GS1 Web Vocabulary link type in compact form, e.g. `gs1:recipeInfo`.
+    pub link_type: String,
+    pub href: String,
+    pub title: String,
+    /// BCP 47 language tag of the target, e.g. `en`.
+    pub language: Option<String>,
+    /// Media type of the target, e.g. `application/pdf`.
+    pub media_type: Option<String>,
+}
+
+impl ProductLink {
+    pub const HREF_LENGTH_MAX: usize = 2000;
+    pub const LINKS_PER_PRODUCT_MAX: usize = 50;
+    /// Link types the resolver answers from Keten's own data.
+    pub const RESERVED_LINK_TYPES: [&'static str; 3] = ["gs1:traceability", "gs1:epcis", "gs1:recallStatus"];
+
+    pub fn check_link_type(text: &str) -> Result<String, ProductLinkError> {
+        let name = text.strip_prefix("gs1:").ok_or_else(|| ProductLinkError::LinkType(text.to_owned()))?;
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|byte| byte.is_ascii_alphabetic()) {
+            return Err(ProductLinkError::LinkType(text.to_owned()));
+        }
+        if Self::RESERVED_LINK_TYPES.contains(&text) {
+            return Err(ProductLinkError::Reserved(text.to_owned()));
+        }
+        Ok(text.to_owned())
+    }
+
+    pub fn check_href(text: &str) -> Result<String, ProductLinkError> {
+        let lower = text.to_ascii_lowercase();
+        let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+        let host_ok = text.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+        let characters_ok = text.chars().all(|character| character.is_ascii_graphic());
+        if !scheme_ok || !host_ok || !characters_ok || text.len() > Self::HREF_LENGTH_MAX {
+            return Err(ProductLinkError::Href { max: Self::HREF_LENGTH_MAX, found: text.chars().take(80).collect() });
+        }
+        Ok(text.to_owned())
+    }
+
+    pub fn check_language(text: &str) -> Result<String, ProductLinkError> {
+        let mut parts = text.split('-');
+        let primary_ok = parts.next().is_some_and(|primary| {
+            (2..=3).contains(&primary.len()) && primary.bytes().all(|byte| byte.is_ascii_lowercase())
+        });
+        let rest_ok =
+            parts.all(|part| (1..=8).contains(&part.len()) && part.bytes().all(|byte| byte.is_ascii_alphanumeric()));
+        if primary_ok && rest_ok { Ok(text.to_owned()) } else { Err(ProductLinkError::Language(text.to_owned())) }
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn link_fields_are_checked() {
+        assert_eq!(ProductLink::check_link_type("gs1:recipeInfo").unwrap(), "gs1:recipeInfo");
+        assert!(matches!(ProductLink::check_link_type("recipeInfo"), Err(ProductLinkError::LinkType(_))));
+        assert!(matches!(ProductLink::check_link_type("gs1:recipe_info"), Err(ProductLinkError::LinkType(_))));
+        assert!(matches!(ProductLink::check_link_type("gs1:recallStatus"), Err(ProductLinkError::Reserved(_))));
+        assert!(ProductLink::check_href("https://nordfjord.example/recipes/salmon").is_ok());
+        for bad in ["ftp://x", "https://", "https:///path", "https://a b", "javascript:alert(1)"] {
+            assert!(ProductLink::check_href(bad).is_err(), "{bad}");
+        }
+        assert!(ProductLink::check_language("nl-BE").is_ok());
+        assert!(ProductLink::check_language("EN").is_err());
+    }
+}

@@ -7,13 +7,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gs1::{Gln, Gtin};
 use network::{DeviceId, LaneId, PartyId, TenantId};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use store::{
     ApiKeySecret, Applied, DeviceFilter, IdempotencyRecord, LaneFilter, LocationFilter, Mutation, PageRequest,
     PartyFilter, Principal, ProductFilter, PutMode, Scope, StoredResponse, Write, WriteOutcome,
 };
-use utoipa::{IntoParams, OpenApi};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -41,6 +41,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_lane, put_lane, delete_lane))
         .routes(routes!(create_device, list_devices))
         .routes(routes!(get_device, put_device, delete_device))
+        .routes(routes!(create_product_link, list_product_links))
+        .routes(routes!(delete_product_link))
+        .routes(routes!(crate::scan::scan))
 }
 
 #[derive(Debug, OpenApi)]
@@ -49,7 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "operator", description = "The platform operator: tenants, keys, usage"), (name = "master-data", description = "Products, parties, locations, lanes, devices"), (name = "keys", description = "A tenant's own API keys"))
+    tags((name = "operator", description = "The platform operator: tenants, keys, usage"), (name = "gs1", description = "Scans and the GS1 Digital Link links of products"), (name = "master-data", description = "Products, parties, locations, lanes, devices"), (name = "keys", description = "A tenant's own API keys"))
 )]
 pub struct ApiDoc;
 
@@ -1034,6 +1037,133 @@ async fn delete_device(
         write(&app, principal, IdempotencyKey(None), None, tenant, Mutation::DeleteDevice { device_id }, |_| {
             StoredResponse { status: 204, body: vec![] }
         })
+        .await?,
+    ))
+}
+
+// ---------- product links (for the GS1 Digital Link resolver) ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductLinkInput {
+    /// A GS1 Web Vocabulary link type, e.g. `gs1:recipeInfo`, `gs1:instructions`
+    /// (`gs1:traceability`, `gs1:epcis` and `gs1:recallStatus` are Keten's own).
+    pub link_type: String,
+    /// Absolute http(s) URL.
+    pub href: String,
+    pub title: String,
+    /// Language of the target, e.g. `en`.
+    pub language: Option<String>,
+    /// Media type of the target, e.g. `application/pdf`.
+    pub media_type: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductLinkView {
+    pub link_id: String,
+    pub link_type: String,
+    pub href: String,
+    pub title: String,
+    pub language: Option<String>,
+    pub media_type: Option<String>,
+}
+
+impl From<network::ProductLink> for ProductLinkView {
+    fn from(link: network::ProductLink) -> Self {
+        ProductLinkView {
+            link_id: link.link_id,
+            link_type: link.link_type,
+            href: link.href,
+            title: link.title,
+            language: link.language,
+            media_type: link.media_type,
+        }
+    }
+}
+
+/// Adds a link to a product's Digital Link linkset.
+#[utoipa::path(post, path = "/v1/products/{gtin}/links", tag = "gs1", request_body = ProductLinkInput,
+    params(("gtin" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = ProductLinkView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn create_product_link(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gtin): Path<String>,
+    key: IdempotencyKey,
+    body: JsonBody<ProductLinkInput>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let gtin = path_value("gtin", &gtin, Gtin::parse)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let link_type = checker.check("/link_type", network::ProductLink::check_link_type(&input.link_type));
+    let href = checker.check("/href", network::ProductLink::check_href(&input.href));
+    let title = checker.text("/title", &input.title, TEXT_LENGTH_MAX);
+    let language =
+        input.language.as_deref().map(|text| checker.check("/language", network::ProductLink::check_language(text)));
+    let media_type = checker.optional_text("/media_type", &input.media_type, 100);
+    checker.finish()?;
+    let (Some(link_type), Some(href), Some(title)) = (link_type, href, title) else {
+        return Err(Problem::internal("link fields"));
+    };
+    let link = network::ProductLink {
+        link_id: hex::encode(rand::random::<[u8; 8]>()),
+        link_type,
+        href,
+        title,
+        language: language.flatten(),
+        media_type,
+    };
+    let view = json_bytes(&ProductLinkView::from(link.clone()));
+    let tenant = principal.tenant_id.clone();
+    let respond = move |_: &Applied| StoredResponse { status: 201, body: view.clone() };
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        tenant,
+        Mutation::PutProductLink { gtin, link },
+        respond.clone(),
+    )
+    .await?;
+    Ok(written.into_response(respond))
+}
+
+/// Lists a product's own links.
+#[utoipa::path(get, path = "/v1/products/{gtin}/links", tag = "gs1", params(("gtin" = String, Path)), responses((status = 200, body = Vec<ProductLinkView>), (status = 404, body = Problem)))]
+async fn list_product_links(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(gtin): Path<String>,
+) -> Result<Json<Vec<ProductLinkView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let gtin = path_value("gtin", &gtin, Gtin::parse)?;
+    let scoped = app.store.tenant(&principal.tenant_id);
+    scoped.product(&gtin).await?.ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
+    Ok(Json(scoped.product_links(&gtin).await?.into_iter().map(ProductLinkView::from).collect()))
+}
+
+/// Removes a product's link.
+#[utoipa::path(delete, path = "/v1/products/{gtin}/links/{link_id}", tag = "gs1", params(("gtin" = String, Path), ("link_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_product_link(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((gtin, link_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let gtin = path_value("gtin", &gtin, Gtin::parse)?;
+    let tenant = principal.tenant_id.clone();
+    Ok(no_content(
+        write(
+            &app,
+            principal,
+            IdempotencyKey(None),
+            None,
+            tenant,
+            Mutation::DeleteProductLink { gtin, link_id },
+            |_| StoredResponse { status: 204, body: vec![] },
+        )
         .await?,
     ))
 }

@@ -11,6 +11,8 @@ pub mod extract;
 pub mod metrics;
 pub mod pages;
 pub mod problem;
+pub mod resolver;
+pub mod scan;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 pub struct ServerConfig {
     /// The name of the transparency log (its checkpoints' origin line).
     pub log_origin: String,
+    /// The address the world reaches this server at, e.g. `https://keten.example`: the domain of
+    /// Keten's own GS1 Digital Links and of the links in linksets.
+    pub public_url: String,
 }
 
 #[derive(Clone)]
@@ -65,12 +70,12 @@ pub fn app(store: Store, config: ServerConfig) -> Router {
     let state = AppState { store, config: Arc::new(config), metrics, openapi: Arc::new(document) };
     Router::new()
         .merge(api_router)
+        .merge(resolver::routes())
         .route("/", get(pages::index))
         .route("/docs", get(pages::docs))
         .route("/openapi.json", get(openapi_json))
         .route("/problems", get(pages::problems))
         .route("/problems/{code}", get(pages::problem))
-        .route("/01/{gtin}", get(pages::product))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

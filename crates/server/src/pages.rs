@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
-use gs1::Gtin;
 
 use crate::AppState;
 use crate::problem::{CATALOG, Problem};
@@ -24,7 +23,7 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}}\
@@ -91,43 +90,4 @@ pub async fn problem(Path(code): Path<String>) -> Response {
         Some((code, status, title, when)) => page(title, &format!("<h1>{}</h1><p>Type <code>/problems/{code}</code>, HTTP {status}.</p><p>{}</p><p><a href=\"/problems\">All problem types</a></p>", escape(title), escape(when))).into_response(),
         None => Problem::not_found(format!("problem type {code:?}")).into_response(),
     }
-}
-
-/// The product behind a GS1 Digital Link `/01/{gtin}`: public fields only.
-pub async fn product(State(app): State<AppState>, Path(gtin): Path<String>) -> Result<Html<String>, Problem> {
-    let gtin = Gtin::parse(&gtin).map_err(|error| Problem::field("invalid-parameter", "{gtin}", error.to_string()))?;
-    let (_, product, party) =
-        app.store.public_product(&gtin).await?.ok_or_else(|| Problem::not_found(format!("product {gtin}")))?;
-    let mut body = format!("<h1>{}</h1>", escape(&product.name));
-    if let Some(brand) = &product.brand {
-        body.push_str(&format!("<p>{}</p>", escape(brand)));
-    }
-    body.push_str(&format!("<p>GTIN <code>{gtin}</code> · kept {}</p>", product.temperature_class.name()));
-    if let Some(country) = product.country_of_origin {
-        body.push_str(&format!("<p>Origin: {country}</p>"));
-    }
-    if let Some(party) = party {
-        let person = party.public_person_name().map(|name| format!(" — {}", escape(name))).unwrap_or_default();
-        body.push_str(&format!("<p>From {} ({}){person}</p>", escape(&party.name), party.kind.name()));
-    }
-    if let Some(nutrition) = product.nutrition {
-        body.push_str("<h2>Nutrition per 100 g</h2><table>");
-        let rows = [
-            ("Energy (kJ)", nutrition.energy_kj),
-            ("Energy (kcal)", nutrition.energy_kcal),
-            ("Fat (g)", nutrition.fat_g),
-            ("of which saturates (g)", nutrition.saturates_g),
-            ("Carbohydrate (g)", nutrition.carbohydrate_g),
-            ("of which sugars (g)", nutrition.sugars_g),
-            ("Protein (g)", nutrition.protein_g),
-            ("Salt (g)", nutrition.salt_g),
-        ];
-        for (label, value) in rows {
-            if let Some(value) = value {
-                body.push_str(&format!("<tr><th>{label}</th><td>{value}</td></tr>"));
-            }
-        }
-        body.push_str("</table>");
-    }
-    Ok(page(&product.name, &body))
 }

@@ -41,6 +41,18 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "A query parameter (cursor, limit, filter, date) is malformed or out of range.",
     ),
     (
+        "invalid-digital-link",
+        400,
+        "Invalid GS1 Digital Link",
+        "The URI breaks a rule of the GS1 Digital Link URI syntax; the detail names the rule.",
+    ),
+    (
+        "invalid-scan-data",
+        400,
+        "Invalid scan data",
+        "The scanned data is no GS1 element string, scanner output or Digital Link; the detail says why.",
+    ),
+    (
         "invalid-idempotency-key",
         400,
         "Invalid Idempotency-Key",

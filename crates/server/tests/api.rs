@@ -45,7 +45,7 @@ async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    let config = server::ServerConfig { log_origin: "test.keten/log".into() };
+    let config = server::ServerConfig { log_origin: "test.keten/log".into(), public_url: base.clone() };
     tokio::spawn(server::serve(listener, store.clone(), config, async move {
         let _ = stop.await;
     }));
@@ -179,6 +179,11 @@ end_to_end!(
     pagination_follows_cursors_within_limits,
     service_endpoints_answer,
     operator_reads_usage,
+    resolver_answers_by_link_type_and_accept,
+    resolver_rejects_bad_uris_and_unknown_keys,
+    qr_codes_decode_to_the_digital_link,
+    scans_are_read_in_every_form,
+    merchants_add_links_to_their_products,
 );
 
 fn salmon(gtin: &str) -> Value {
@@ -592,4 +597,220 @@ async fn operator_reads_usage(app: &TestApp) {
             .is_problem(400, "/problems/invalid-parameter")
     );
     assert!(app.get("/v1/operator/usage?tenant=ghost", &app.operator_key).await.is_problem(404, "/problems/not-found"));
+}
+
+/// A product and its farm, for the resolver tests; answers the tenant's key.
+async fn salmon_with_farm(app: &TestApp) -> String {
+    let key = app.tenant("nordfjord", &["tenant:write"]).await;
+    let farm = json!({"party_id": "fjordlaks", "kind": "fishery", "name": "Fjordlaks", "person_name": "Ingrid Solberg", "publish_name": true, "country": "NO"});
+    assert_eq!(app.post("/v1/parties", &key, farm).await.status, StatusCode::CREATED);
+    let mut product = salmon("09506000134352");
+    product["supplier_party_id"] = json!("fjordlaks");
+    assert_eq!(app.post("/v1/products", &key, product).await.status, StatusCode::CREATED);
+    key
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn resolver_answers_by_link_type_and_accept(app: &TestApp) {
+    salmon_with_farm(app).await;
+    let client = no_redirects();
+    let url = format!("{}/01/09506000134352/10/LOT-7?17=261231", app.base);
+    let page = client.get(&url).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let link_header = page.headers().get("link").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        link_header,
+        format!(
+            "<{}/01/09506000134352/10/LOT-7?linkType=linkset>; rel=\"linkset\"; type=\"application/linkset+json\"",
+            app.base
+        )
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Salmon fillets") && html.contains("LOT-7") && html.contains("Ingrid Solberg"), "{html}");
+    for request in [
+        client.get(&url).header("accept", "application/linkset+json"),
+        client.get(format!("{}/01/09506000134352?linkType=linkset", app.base)),
+    ] {
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers().get("content-type").unwrap(), "application/linkset+json");
+        assert!(answer.headers().get("link").is_some());
+        let linkset: Value = answer.json().await.unwrap();
+        let context = &linkset["linkset"][0];
+        assert!(context["anchor"].as_str().unwrap().starts_with("https://id.gs1.org/01/09506000134352"));
+        for link_type in ["pip", "traceability", "epcis", "certificationInfo", "recallStatus"] {
+            let targets = context[format!("https://gs1.org/voc/{link_type}")]
+                .as_array()
+                .unwrap_or_else(|| panic!("{link_type} missing: {linkset}"));
+            assert!(targets[0]["href"].as_str().unwrap().starts_with("http"), "{link_type}");
+            assert!(targets[0]["title"].is_string(), "{link_type}");
+        }
+        assert_eq!(context["https://gs1.org/voc/pip"][0]["hreflang"], json!(["en", "nl"]));
+    }
+    let redirect =
+        client.get(format!("{}/01/09506000134352/10/LOT-7?linkType=gs1:recallStatus", app.base)).send().await.unwrap();
+    assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = redirect.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(location, format!("{}/recall-status/01/09506000134352/10/LOT-7", app.base));
+    let status: Value = client.get(&location).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (status["recalled"].clone(), status["item"].clone()),
+        (json!(false), json!("https://id.gs1.org/01/09506000134352/10/LOT-7"))
+    );
+    let pip =
+        client.get(format!("{}/01/09506000134352?linkType=https://gs1.org/voc/pip", app.base)).send().await.unwrap();
+    assert_eq!(pip.status(), StatusCode::TEMPORARY_REDIRECT);
+    let pip_page = client.get(pip.headers().get("location").unwrap().to_str().unwrap()).send().await.unwrap();
+    assert_eq!(pip_page.status(), StatusCode::OK, "the pip link resolves to the page, not back to the resolver");
+    let unknown_type = client.get(format!("{}/01/09506000134352?linkType=gs1:smpc", app.base)).send().await.unwrap();
+    assert_eq!(unknown_type.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unknown_type.headers().get("content-type").unwrap(), "application/problem+json");
+    let well_known: Value =
+        client.get(format!("{}/.well-known/gs1resolver", app.base)).send().await.unwrap().json().await.unwrap();
+    let keys = well_known["supportedPrimaryKeys"].as_array().unwrap();
+    for key in ["01", "00", "414", "8006"] {
+        assert!(keys.contains(&json!(key)), "{key}");
+    }
+    // A GTIN-13 in the path resolves to the same item.
+    assert_eq!(client.get(format!("{}/01/9506000134352", app.base)).send().await.unwrap().status(), StatusCode::OK);
+}
+
+async fn resolver_rejects_bad_uris_and_unknown_keys(app: &TestApp) {
+    salmon_with_farm(app).await;
+    let client = no_redirects();
+    let cases = [
+        ("/01/09506000134353", 400, "/problems/invalid-digital-link", "check digit"),
+        ("/01/09506000134352/21/A/10/B", 400, "/problems/invalid-digital-link", "order"),
+        ("/01/09506000134352/", 400, "/problems/invalid-digital-link", "must not end with"),
+        ("/01/09506000134352?21=SN1", 400, "/problems/invalid-digital-link", "data attribute"),
+        ("/01/00614141000036", 404, "/problems/not-found", "no record"),
+        ("/00/006141411234567890", 404, "/problems/not-found", "no record"),
+        ("/414/9506000134352", 404, "/problems/not-found", "no record"),
+    ];
+    for (path, status, problem_type, detail) in cases {
+        let answer = client.get(format!("{}{path}", app.base)).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["type"], problem_type, "{path}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains(detail), "{path}: {body}");
+    }
+}
+
+async fn qr_codes_decode_to_the_digital_link(app: &TestApp) {
+    salmon_with_farm(app).await;
+    let png = app
+        .client
+        .get(format!("{}/qr/01/09506000134352/10/LOT-7?17=261231&format=png", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.headers().get("content-type").unwrap(), "image/png");
+    let bytes = png.bytes().await.unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, format!("{}/01/09506000134352/10/LOT-7?17=261231", app.base));
+    let svg = app.client.get(format!("{}/qr/01/09506000134352", app.base)).send().await.unwrap();
+    assert_eq!(svg.headers().get("content-type").unwrap(), "image/svg+xml");
+    assert!(svg.text().await.unwrap().starts_with("<?xml"));
+    let bad = app.client.get(format!("{}/qr/01/09506000134353", app.base)).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad_format = app.client.get(format!("{}/qr/01/09506000134352?format=gif", app.base)).send().await.unwrap();
+    assert_eq!(bad_format.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn scans_are_read_in_every_form(app: &TestApp) {
+    let key = salmon_with_farm(app).await;
+    let scan = |data: &str| app.post("/v1/scan", &key, json!({ "data": data }));
+    let fish = scan("]C1010950600013435217261231310300019510LOT-7\u{1d}39221295").await;
+    assert_eq!(fish.status, StatusCode::OK, "{:?}", fish.body);
+    assert_eq!(fish.body["form"], "scanner_output");
+    assert_eq!(fish.body["symbology"], "]C1");
+    assert_eq!(fish.body["gtin"], "09506000134352");
+    assert_eq!(fish.body["lot"], "LOT-7");
+    assert_eq!(fish.body["expiry_date"], "2026-12-31");
+    assert_eq!(fish.body["net_weight_kg"], "0.195");
+    assert_eq!(fish.body["price"]["amount"], "12.95");
+    assert_eq!(fish.body["product"]["name"], "Salmon fillets");
+    assert_eq!(fish.body["recalled"], false);
+    assert_eq!(
+        fish.body["digital_link"],
+        format!("{}/01/09506000134352/10/LOT-7?17=261231&3103=000195&3922=1295", app.base)
+    );
+    let expired = scan("(01)09506000134352(17)200131(10)OLD").await;
+    assert_eq!(
+        (expired.body["form"].clone(), expired.body["expired"].clone()),
+        (json!("bracketed_element_string"), json!(true))
+    );
+    let link = scan("https://example.com/shop/01/09506000134352/21/SN1").await;
+    assert_eq!((link.body["form"].clone(), link.body["serial"].clone()), (json!("digital_link"), json!("SN1")));
+    let month_end = scan("(01)09506000134352(17)270200").await;
+    assert_eq!(month_end.body["expiry_date"], "2027-02-28", "DD=00 is the last day of the month");
+    let unknown = scan("(01)00614141000036").await;
+    assert_eq!(unknown.body["product"], Value::Null);
+    for (data, fragment) in [("(01)09506000134353", "check digit"), ("(10)LOT", "requires"), ("hello", ""), ("]C1", "")]
+    {
+        let answer = scan(data).await;
+        assert!(answer.is_problem(400, "/problems/invalid-scan-data"), "{data}: {:?}", answer.body);
+        assert!(answer.body["detail"].as_str().unwrap().contains(fragment), "{data}: {:?}", answer.body);
+    }
+}
+
+async fn merchants_add_links_to_their_products(app: &TestApp) {
+    let key = salmon_with_farm(app).await;
+    let other = app.tenant("appelhof", &["tenant:write"]).await;
+    let recipe = json!({"link_type": "gs1:recipeInfo", "href": "https://nordfjord.example/recipes/salmon", "title": "Salmon with dill", "language": "en"});
+    let created = app.post("/v1/products/09506000134352/links", &key, recipe.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let reserved = app
+        .post(
+            "/v1/products/09506000134352/links",
+            &key,
+            json!({"link_type": "gs1:recallStatus", "href": "https://x.example/", "title": "x"}),
+        )
+        .await;
+    assert!(reserved.is_problem(422, "/problems/validation-failed") && reserved.pointers().contains(&"/link_type"));
+    let bad_href = app
+        .post(
+            "/v1/products/09506000134352/links",
+            &key,
+            json!({"link_type": "gs1:instructions", "href": "javascript:alert(1)", "title": "x"}),
+        )
+        .await;
+    assert!(bad_href.is_problem(422, "/problems/validation-failed") && bad_href.pointers().contains(&"/href"));
+    assert!(
+        app.post("/v1/products/09506000134352/links", &other, recipe).await.is_problem(404, "/problems/not-found"),
+        "another tenant's product is not found"
+    );
+    let linkset: Value = app
+        .client
+        .get(format!("{}/01/09506000134352?linkType=linkset", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let recipes = &linkset["linkset"][0]["https://gs1.org/voc/recipeInfo"];
+    assert_eq!(recipes[0]["href"], "https://nordfjord.example/recipes/salmon");
+    assert_eq!(recipes[0]["hreflang"], json!(["en"]));
+    let redirect =
+        no_redirects().get(format!("{}/01/09506000134352?linkType=gs1:recipeInfo", app.base)).send().await.unwrap();
+    assert_eq!(redirect.headers().get("location").unwrap(), "https://nordfjord.example/recipes/salmon");
+    let link_id = created.body["link_id"].as_str().unwrap();
+    assert_eq!(app.get("/v1/products/09506000134352/links", &key).await.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/products/09506000134352/links/{link_id}"), Some(&key), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.get("/v1/products/09506000134352/links", &key).await.body, json!([]));
 }

@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gs1::{Gln, Gtin};
-use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product, TenantId};
+use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product, ProductLink, TenantId};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
@@ -223,7 +223,7 @@ impl Store {
     pub async fn storage_rows(&self, tenant_id: &TenantId) -> Result<i64, StoreError> {
         let sql = "SELECT (SELECT COUNT(*) FROM products WHERE tenant_id = $1) + (SELECT COUNT(*) FROM parties WHERE tenant_id = $1) \
                    + (SELECT COUNT(*) FROM locations WHERE tenant_id = $1) + (SELECT COUNT(*) FROM lanes WHERE tenant_id = $1) \
-                   + (SELECT COUNT(*) FROM devices WHERE tenant_id = $1)";
+                   + (SELECT COUNT(*) FROM devices WHERE tenant_id = $1) + (SELECT COUNT(*) FROM product_links WHERE tenant_id = $1)";
         let (count,): (i64,) =
             on_pool!(self.pools(), pool => sqlx::query_as(sql).bind(tenant_id.as_str()).fetch_one(pool).await)?;
         Ok(count)
@@ -245,6 +245,32 @@ impl Store {
             None => None,
         };
         Ok(Some((owner, product, party)))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ProductLinkRow {
+    link_id: String,
+    link_type: String,
+    href: String,
+    title: String,
+    language: Option<String>,
+    media_type: Option<String>,
+}
+
+impl Store {
+    /// A location for public pages and the resolver, whoever owns it (own locations first).
+    pub async fn public_location(&self, gln: &Gln) -> Result<Option<Owned<Location>>, StoreError> {
+        let row: Option<(String,)> = fetch_optional(
+            self,
+            "SELECT tenant_id FROM locations WHERE gln = $1 ORDER BY tenant_id LIMIT 1",
+            &[gln.as_str()],
+        )
+        .await?;
+        let Some((owner,)) = row else { return Ok(None) };
+        let owner = parse_stored("tenant", &owner, TenantId::parse_any)?;
+        let located = self.tenant(&owner).location(gln).await?;
+        Ok(located.filter(|owned| owned.owner == owner))
     }
 }
 
@@ -429,6 +455,31 @@ impl TenantStore<'_> {
         let rows: Vec<DeviceRow> = query.fetch(self.store).await?;
         let items = rows.into_iter().map(DeviceRow::into_domain).collect::<Result<Vec<_>, _>>()?;
         Ok(query.page_of(items, |device| device.device_id.to_string()))
+    }
+
+    /// The merchant-defined links of one of this tenant's products, oldest first.
+    pub async fn product_links(&self, gtin: &Gtin) -> Result<Vec<ProductLink>, StoreError> {
+        let rows: Vec<ProductLinkRow> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as(
+                "SELECT link_id, link_type, href, title, language, media_type FROM product_links \
+                 WHERE tenant_id = $1 AND gtin = $2 ORDER BY created_unix_ms, link_id LIMIT 1000",
+            )
+            .bind(self.tenant_id.as_str())
+            .bind(gtin.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ProductLink {
+                link_id: row.link_id,
+                link_type: row.link_type,
+                href: row.href,
+                title: row.title,
+                language: row.language,
+                media_type: row.media_type,
+            })
+            .collect())
     }
 
     /// The stored first answer for an idempotency key, unless it has expired.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gs1::Gtin;
-use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product, TenantId};
+use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product, ProductLink, TenantId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
@@ -83,6 +83,8 @@ pub enum Mutation {
     DeleteLane { lane_id: LaneId },
     PutDevice { device: Device, mode: PutMode },
     DeleteDevice { device_id: DeviceId },
+    PutProductLink { gtin: Gtin, link: ProductLink },
+    DeleteProductLink { gtin: Gtin, link_id: String },
 }
 
 /// The answer stored for an idempotency key.
@@ -906,6 +908,66 @@ async fn apply_mutation(
             .await?;
             count_created(usage, tenant_id, !found);
             applied(!found)
+        }
+        Mutation::PutProductLink { gtin, link } => {
+            let gtin = gtin.as_str();
+            if !exists(
+                conn,
+                "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
+                &[Arg::Text(tenant), Arg::Text(gtin)],
+            )
+            .await?
+            {
+                refuse!(WriteError::NotFound);
+            }
+            let (count,): (i64,) = on_conn!(conn, connection => {
+                sqlx::query_as("SELECT COUNT(*) FROM product_links WHERE tenant_id = $1 AND gtin = $2")
+                    .bind(tenant)
+                    .bind(gtin)
+                    .fetch_one(&mut *connection)
+                    .await
+            })?;
+            if count >= ProductLink::LINKS_PER_PRODUCT_MAX as i64 {
+                refuse!(WriteError::Conflict(format!(
+                    "the limit of {} links for product {gtin}",
+                    ProductLink::LINKS_PER_PRODUCT_MAX
+                )));
+            }
+            let inserted = execute(
+                conn,
+                "INSERT INTO product_links (tenant_id, gtin, link_id, link_type, href, title, language, media_type, created_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, gtin, link_id) DO NOTHING",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(gtin),
+                    Arg::Text(&link.link_id),
+                    Arg::Text(&link.link_type),
+                    Arg::Text(&link.href),
+                    Arg::Text(&link.title),
+                    Arg::OptionalText(link.language.as_deref()),
+                    Arg::OptionalText(link.media_type.as_deref()),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            if inserted == 0 {
+                refuse!(WriteError::Conflict(format!("link {}", link.link_id)));
+            }
+            count_created(usage, tenant_id, true);
+            applied(true)
+        }
+        Mutation::DeleteProductLink { gtin, link_id } => {
+            let deleted = execute(
+                conn,
+                "DELETE FROM product_links WHERE tenant_id = $1 AND gtin = $2 AND link_id = $3",
+                &[Arg::Text(tenant), Arg::Text(gtin.as_str()), Arg::Text(link_id)],
+            )
+            .await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            count_deleted(usage, tenant_id);
+            applied(false)
         }
         Mutation::DeleteDevice { device_id } => {
             let deleted = execute(

@@ -1,0 +1,451 @@
+//! The GS1 Digital Link resolver on Keten's own domain, QR codes of Digital Links, and the
+//! public pages and answers its links point to.
+//!
+//! `GET /<primary key AI>/<value>[/<qualifier AI>/<value>…][?<data attributes>]`:
+//! - `?linkType=linkset` (or `all`), or `Accept: application/linkset+json` → an RFC 9264 linkset;
+//! - `?linkType=<type>` → 307 to that link; an unknown type → 404 problem;
+//! - otherwise (a browser) → the consumer page, 200.
+//!
+//! Every answer about an item carries `Link: <…?linkType=linkset>; rel="linkset"`. A URI that
+//! breaks the Digital Link syntax → 400 naming the rule; a valid key Keten has no record of → 404.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gs1::{DigitalLink, Gln, Gtin};
+use network::{Location, Party, Product, TenantId};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::pages::{escape, page};
+use crate::problem::Problem;
+
+/// The GS1 Web Vocabulary namespace of link types.
+const GS1_VOCABULARY: &str = "https://gs1.org/voc/";
+
+/// Every AI that is a Digital Link primary key, from the AI table.
+pub fn primary_keys() -> impl Iterator<Item = &'static str> {
+    gs1::application_identifier::application_identifiers()
+        .iter()
+        .filter(|definition| definition.digital_link_primary_key.is_some())
+        .map(|definition| definition.code)
+}
+
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/.well-known/gs1resolver", get(well_known))
+        .route("/qr/{*path}", get(qr_code))
+        .route("/provenance/{*path}", get(provenance))
+        .route("/recall-status/{*path}", get(recall_status));
+    for code in primary_keys() {
+        router = router.route(&format!("/{code}/{{*rest}}"), get(resolve));
+    }
+    router
+}
+
+/// What the resolver knows about an item.
+enum Item {
+    Product { owner: TenantId, product: Product, party: Option<Party> },
+    Location { location: Location },
+}
+
+/// Parses the request's own URI as a Digital Link on this server's public address.
+fn digital_link_of(app: &AppState, path_and_query: &str) -> Result<DigitalLink, Problem> {
+    let uri = format!("{}{}", app.config.public_url.trim_end_matches('/'), path_and_query);
+    DigitalLink::parse(&uri).map_err(|error| Problem::new("invalid-digital-link", error.to_string()))
+}
+
+async fn find(app: &AppState, link: &DigitalLink) -> Result<Item, Problem> {
+    let key = link.primary_key();
+    let unknown = || Problem::new("not-found", format!("Keten has no record of ({}) {}", key.code(), key.value()));
+    match key.code() {
+        "01" | "8006" => {
+            let gtin = Gtin::parse(&key.value()[..14]).map_err(|_| unknown())?;
+            let (owner, product, party) = app.store.public_product(&gtin).await?.ok_or_else(unknown)?;
+            Ok(Item::Product { owner, product, party })
+        }
+        "414" => {
+            let gln = Gln::parse(key.value()).map_err(|_| unknown())?;
+            let located = app.store.public_location(&gln).await?.ok_or_else(unknown)?;
+            Ok(Item::Location { location: located.value })
+        }
+        _ => Err(unknown()),
+    }
+}
+
+/// One link of a linkset (RFC 9264 target attributes as the GS1 resolver uses them).
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkTarget {
+    pub href: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hreflang: Vec<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// The links of an item, by full link-type URI.
+async fn links(app: &AppState, link: &DigitalLink, item: &Item) -> Result<BTreeMap<String, Vec<LinkTarget>>, Problem> {
+    let base = app.config.public_url.trim_end_matches('/');
+    let key_path = link.key_path();
+    let languages = vec!["en".to_owned(), "nl".to_owned()];
+    let mut links: BTreeMap<String, Vec<LinkTarget>> = BTreeMap::new();
+    let mut add = |link_type: &str, target: LinkTarget| {
+        links.entry(format!("{GS1_VOCABULARY}{}", link_type.trim_start_matches("gs1:"))).or_default().push(target)
+    };
+    match item {
+        Item::Product { owner, product, .. } => {
+            add(
+                "gs1:pip",
+                LinkTarget {
+                    href: format!("{base}/provenance{key_path}"),
+                    title: format!("{}: product information and origin", product.name),
+                    hreflang: languages.clone(),
+                    media_type: Some("text/html".into()),
+                },
+            );
+            add(
+                "gs1:traceability",
+                LinkTarget {
+                    href: format!("{base}/provenance{key_path}#journey"),
+                    title: format!("Where {} has been", product.name),
+                    hreflang: languages.clone(),
+                    media_type: Some("text/html".into()),
+                },
+            );
+            add(
+                "gs1:epcis",
+                LinkTarget {
+                    href: format!("{base}/events?MATCH_anyEPCClass={}", encode_component(&link.constrained_uri())),
+                    title: "EPCIS events of this item (EPCIS 2.0 query interface, keyed)".into(),
+                    hreflang: Vec::new(),
+                    media_type: Some("application/ld+json".into()),
+                },
+            );
+            add(
+                "gs1:certificationInfo",
+                LinkTarget {
+                    href: format!("{base}/provenance{key_path}#certifications"),
+                    title: "Certifications and checks".into(),
+                    hreflang: languages.clone(),
+                    media_type: Some("text/html".into()),
+                },
+            );
+            add(
+                "gs1:recallStatus",
+                LinkTarget {
+                    href: format!("{base}/recall-status{key_path}"),
+                    title: "Recall status".into(),
+                    hreflang: Vec::new(),
+                    media_type: Some("application/json".into()),
+                },
+            );
+            for merchant_link in app.store.tenant(owner).product_links(&product.gtin).await? {
+                add(
+                    &merchant_link.link_type,
+                    LinkTarget {
+                        href: merchant_link.href,
+                        title: merchant_link.title,
+                        hreflang: merchant_link.language.into_iter().collect(),
+                        media_type: merchant_link.media_type,
+                    },
+                );
+            }
+        }
+        Item::Location { location } => {
+            add(
+                "gs1:locationInfo",
+                LinkTarget {
+                    href: format!("{base}/provenance{key_path}"),
+                    title: location.name.clone(),
+                    hreflang: languages.clone(),
+                    media_type: Some("text/html".into()),
+                },
+            );
+        }
+    }
+    Ok(links)
+}
+
+/// Percent-encodes a URI for use as one query parameter value.
+fn encode_component(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// `<…?linkType=linkset>; rel="linkset"; type="application/linkset+json"`.
+fn linkset_header(app: &AppState, link: &DigitalLink) -> HeaderValue {
+    let href = format!("{}{}?linkType=linkset", app.config.public_url.trim_end_matches('/'), link.key_path());
+    HeaderValue::from_str(&format!("<{href}>; rel=\"linkset\"; type=\"application/linkset+json\""))
+        .unwrap_or(HeaderValue::from_static("</>; rel=\"linkset\""))
+}
+
+/// The requested link type as a full URI (`gs1:pip` and `https://gs1.org/voc/pip` are the same).
+fn link_type_uri(text: &str) -> String {
+    match text.strip_prefix("gs1:") {
+        Some(name) => format!("{GS1_VOCABULARY}{name}"),
+        None => text.to_owned(),
+    }
+}
+
+fn wants_linkset(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let html = accept.contains("text/html");
+    let linkset = accept.contains("application/linkset+json") || accept.contains("application/json");
+    linkset && !html
+}
+
+async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+    let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
+    let link = match digital_link_of(&app, path_and_query) {
+        Ok(link) => link,
+        Err(problem) => return problem.into_response(),
+    };
+    let mut response = match answer(&app, &link, &headers).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    };
+    response.headers_mut().insert(header::LINK, linkset_header(&app, &link));
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
+}
+
+async fn answer(app: &AppState, link: &DigitalLink, headers: &HeaderMap) -> Result<Response, Problem> {
+    let item = find(app, link).await?;
+    let link_type = link.other_parameters().iter().find(|(name, _)| name == "linkType").map(|(_, value)| value.clone());
+    let links = links(app, link, &item).await?;
+    match link_type.as_deref() {
+        Some("linkset") | Some("all") => Ok(linkset_response(link, links)),
+        Some(requested) => {
+            let uri = link_type_uri(requested);
+            let target = links.get(&uri).and_then(|targets| targets.first()).ok_or_else(|| {
+                Problem::field("not-found", "?linkType", format!("this item has no {requested} link"))
+            })?;
+            let location = HeaderValue::from_str(&target.href).map_err(Problem::internal)?;
+            Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response())
+        }
+        None if wants_linkset(headers) => Ok(linkset_response(link, links)),
+        None => Ok(item_page(app, link, &item).into_response()),
+    }
+}
+
+fn linkset_response(link: &DigitalLink, links: BTreeMap<String, Vec<LinkTarget>>) -> Response {
+    let mut context = serde_json::Map::new();
+    context.insert("anchor".into(), serde_json::Value::String(link.canonical_uri()));
+    for (link_type, targets) in links {
+        context.insert(link_type, serde_json::to_value(targets).unwrap_or_default());
+    }
+    let body = serde_json::json!({ "linkset": [context] });
+    ([(header::CONTENT_TYPE, "application/linkset+json")], body.to_string()).into_response()
+}
+
+fn item_page(app: &AppState, link: &DigitalLink, item: &Item) -> axum::response::Html<String> {
+    let mut body = String::new();
+    match item {
+        Item::Product { product, party, .. } => {
+            body.push_str(&format!("<h1>{}</h1>", escape(&product.name)));
+            if let Some(brand) = &product.brand {
+                body.push_str(&format!("<p>{}</p>", escape(brand)));
+            }
+            body.push_str("<dl>");
+            body.push_str(&format!("<dt>GTIN</dt><dd><code>{}</code></dd>", product.gtin));
+            for qualifier in link.qualifiers() {
+                let label = match qualifier.code() {
+                    "10" => "Lot",
+                    "21" => "Serial",
+                    "22" => "Variant",
+                    "235" => "Third-party serial",
+                    _ => qualifier.definition().title,
+                };
+                body.push_str(&format!(
+                    "<dt>{}</dt><dd><code>{}</code></dd>",
+                    escape(label),
+                    escape(qualifier.value())
+                ));
+            }
+            for attribute in link.attributes() {
+                body.push_str(&format!(
+                    "<dt>{}</dt><dd><code>{}</code></dd>",
+                    escape(attribute.definition().title),
+                    escape(attribute.value())
+                ));
+            }
+            body.push_str(&format!("<dt>Kept</dt><dd>{}</dd>", product.temperature_class.name()));
+            if let Some(country) = product.country_of_origin {
+                body.push_str(&format!("<dt>Origin</dt><dd>{country}</dd>"));
+            }
+            if let Some(party) = party {
+                let person = party.public_person_name().map(|name| format!(" — {}", escape(name))).unwrap_or_default();
+                body.push_str(&format!(
+                    "<dt>From</dt><dd>{} ({}){person}</dd>",
+                    escape(&party.name),
+                    party.kind.name()
+                ));
+            }
+            body.push_str("</dl>");
+            if let Some(nutrition) = &product.nutrition {
+                body.push_str("<h2>Nutrition per 100 g</h2><table>");
+                let rows = [
+                    ("Energy (kJ)", nutrition.energy_kj),
+                    ("Energy (kcal)", nutrition.energy_kcal),
+                    ("Fat (g)", nutrition.fat_g),
+                    ("of which saturates (g)", nutrition.saturates_g),
+                    ("Carbohydrate (g)", nutrition.carbohydrate_g),
+                    ("of which sugars (g)", nutrition.sugars_g),
+                    ("Protein (g)", nutrition.protein_g),
+                    ("Salt (g)", nutrition.salt_g),
+                ];
+                for (label, value) in rows {
+                    if let Some(value) = value {
+                        body.push_str(&format!("<tr><th>{label}</th><td>{value}</td></tr>"));
+                    }
+                }
+                body.push_str("</table>");
+            }
+            body.push_str("<h2 id=\"journey\">Journey</h2><p>The journey of this item appears here once its EPCIS events are recorded.</p>");
+            body.push_str("<h2 id=\"certifications\">Certifications</h2><p>No certifications recorded.</p>");
+        }
+        Item::Location { location } => {
+            body.push_str(&format!(
+                "<h1>{}</h1><p>{} · {}</p>",
+                escape(&location.name),
+                location.kind.name(),
+                location.country
+            ));
+            body.push_str(&format!("<p>GLN <code>{}</code></p>", location.gln));
+        }
+    }
+    let qr_path = format!("/qr{}", link.key_path());
+    body.push_str(&format!(
+        "<p><img src=\"{qr_path}\" alt=\"QR code of {}\" width=\"160\" height=\"160\"></p><p><small>GS1 Digital Link: <code>{}</code></small></p>",
+        escape(&link.canonical_uri()),
+        escape(&link.uri(&app.config.public_url))
+    ));
+    let title = match item {
+        Item::Product { product, .. } => product.name.clone(),
+        Item::Location { location } => location.name.clone(),
+    };
+    page(&title, &body)
+}
+
+/// `/provenance/<key path>`: the consumer page of an item (the `gs1:pip` link).
+async fn provenance(State(app): State<AppState>, OriginalUri(uri): OriginalUri) -> Result<Response, Problem> {
+    let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
+    let link = digital_link_of(&app, path_and_query.trim_start_matches("/provenance"))?;
+    let item = find(&app, &link).await?;
+    Ok(item_page(&app, &link, &item).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct RecallStatus {
+    /// The item, in canonical GS1 Digital Link form.
+    item: String,
+    recalled: bool,
+    checked_at: String,
+}
+
+/// `/recall-status/<key path>`: whether the item is recalled (the `gs1:recallStatus` link).
+async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUri) -> Result<Response, Problem> {
+    let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
+    let link = digital_link_of(&app, path_and_query.trim_start_matches("/recall-status"))?;
+    find(&app, &link).await?;
+    // Keten records no recalls yet (the fulfilment issue adds them): nothing is recalled.
+    let status =
+        RecallStatus { item: link.canonical_uri(), recalled: false, checked_at: jiff::Timestamp::now().to_string() };
+    Ok(axum::Json(status).into_response())
+}
+
+/// `/.well-known/gs1resolver`: what this resolver supports.
+async fn well_known(State(app): State<AppState>) -> Response {
+    let body = serde_json::json!({
+        "name": "Keten GS1 Digital Link resolver",
+        "resolverRoot": app.config.public_url,
+        "supportedPrimaryKeys": primary_keys().collect::<Vec<_>>(),
+        "linkTypeDefaultCanBeLinkset": true,
+        "supportedLinkTypes": ["gs1:pip", "gs1:traceability", "gs1:epcis", "gs1:certificationInfo", "gs1:recallStatus", "gs1:locationInfo"],
+        "linksetFormats": ["application/linkset+json"],
+        "knownItems": "products (01, 8006) and locations (414) registered on this Keten; other keys are parsed and answered 404",
+    });
+    axum::Json(body).into_response()
+}
+
+/// The most bytes of Digital Link a QR code is made for.
+pub const QR_URI_LENGTH_MAX: usize = 1024;
+
+/// `/qr/<key path>[?<data attributes>][&format=png|svg]`: a QR code of the Keten Digital Link.
+async fn qr_code(State(app): State<AppState>, OriginalUri(uri): OriginalUri) -> Result<Response, Problem> {
+    let path = uri.path().trim_start_matches("/qr");
+    let mut format = "svg".to_owned();
+    let mut attributes = Vec::new();
+    for pair in uri.query().unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("format", value)) => format = value.to_owned(),
+            _ => attributes.push(pair),
+        }
+    }
+    let query = if attributes.is_empty() { String::new() } else { format!("?{}", attributes.join("&")) };
+    let link = digital_link_of(&app, &format!("{path}{query}"))?;
+    let text = link.uri(&app.config.public_url);
+    if text.len() > QR_URI_LENGTH_MAX {
+        return Err(Problem::new(
+            "invalid-digital-link",
+            format!("the Digital Link exceeds {QR_URI_LENGTH_MAX} bytes"),
+        ));
+    }
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).map_err(Problem::internal)?;
+    match format.as_str() {
+        "svg" => {
+            let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
+            Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=86400")], svg)
+                .into_response())
+        }
+        "png" => {
+            let png = qr_png(&code).map_err(Problem::internal)?;
+            Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=86400")], png)
+                .into_response())
+        }
+        other => Err(Problem::field("invalid-parameter", "?format", format!("must be svg or png, found {other:?}"))),
+    }
+}
+
+/// Pixels per QR module and the quiet zone in modules (ISO/IEC 18004 asks for 4).
+const QR_PIXELS_PER_MODULE: usize = 8;
+const QR_QUIET_ZONE_MODULES: usize = 4;
+
+/// Renders a QR code as an 8-bit greyscale PNG.
+pub fn qr_png(code: &qrcode::QrCode) -> Result<Vec<u8>, png::EncodingError> {
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side_pixels = (modules + 2 * QR_QUIET_ZONE_MODULES) * QR_PIXELS_PER_MODULE;
+    let mut pixels = vec![255u8; side_pixels * side_pixels];
+    for (index, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (row, column) = (index / modules + QR_QUIET_ZONE_MODULES, index % modules + QR_QUIET_ZONE_MODULES);
+            for y in row * QR_PIXELS_PER_MODULE..(row + 1) * QR_PIXELS_PER_MODULE {
+                let start = y * side_pixels + column * QR_PIXELS_PER_MODULE;
+                pixels[start..start + QR_PIXELS_PER_MODULE].fill(0);
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, side_pixels as u32, side_pixels as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&pixels)?;
+    }
+    Ok(bytes)
+}
