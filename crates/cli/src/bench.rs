@@ -14,6 +14,29 @@ pub enum BenchCommand {
     /// Small idempotent writes (product upserts) through the group-commit writer vs one
     /// transaction per request, on SQLite and PostgreSQL, durable.
     Writes(WritesOptions),
+    /// Parse + validate throughput of GS1 element strings, scanner data and Digital Link URIs, one core.
+    Gs1(Gs1Options),
+    /// Resolver requests per second over loopback (linkset JSON and the consumer page), in-process load generator.
+    Resolver(ResolverOptions),
+}
+
+#[derive(Debug, Args)]
+pub struct Gs1Options {
+    /// Seconds per form and round.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Rounds; the median round is reported.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolverOptions {
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,6 +61,8 @@ pub struct WritesOptions {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Writes(options) => writes(options).await,
+        BenchCommand::Gs1(options) => crate::bench_gs1::gs1(options),
+        BenchCommand::Resolver(options) => crate::bench_gs1::resolver(options).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `keten`: the platform on one binary.
 
 mod bench;
+mod bench_gs1;
 
 use std::net::SocketAddr;
 

@@ -190,3 +190,19 @@ fn demo_runs_twice_on_one_database() {
     assert_eq!(locations["items"].as_array().unwrap().len(), 7);
     stop(second);
 }
+
+#[test]
+fn benchmarks_end_with_a_summary_line() {
+    for args in [
+        &["bench", "gs1", "--seconds", "0.05", "--rounds", "1"][..],
+        &["bench", "resolver", "--seconds", "0.2", "--connections", "2"][..],
+    ] {
+        let output = keten(args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+        let stdout = text(&output.stdout);
+        let last = stdout.lines().last().unwrap_or("");
+        assert!(last.starts_with("summary: "), "{args:?}: {stdout}");
+    }
+    let refused = keten(&["bench", "gs1", "--rounds", "0"]);
+    assert!(!refused.status.success());
+}
