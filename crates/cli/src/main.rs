@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_gs1;
+mod coldchain;
 
 use std::net::SocketAddr;
 
@@ -29,6 +30,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Cold-chain tools that need no server.
+    Coldchain {
+        #[command(subcommand)]
+        command: coldchain::ColdchainCommand,
     },
     /// Measure a part of the system; every benchmark generates its own data.
     Bench {
@@ -122,6 +128,9 @@ enum KeyCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Coldchain { command } = cli.command {
+        return coldchain::run(command);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -161,6 +170,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Admin { command } => admin(command).await,
         Command::Bench { command } => bench::run(command).await,
+        Command::Coldchain { command } => coldchain::run(command),
     }
 }
 

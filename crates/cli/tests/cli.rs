@@ -206,3 +206,43 @@ fn benchmarks_end_with_a_summary_line() {
     let refused = keten(&["bench", "gs1", "--rounds", "0"]);
     assert!(!refused.status.success());
 }
+
+fn keten_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keten"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn coldchain_analyse_reads_a_logger_file() {
+    // MKT vector 3 of the cold-chain issue: 14 °C for 6 h, then 5 °C for 18 h (hourly readings).
+    let mut csv = String::from("time,celsius\n");
+    for hour in 0..24 {
+        let celsius = if hour < 6 { 14 } else { 5 };
+        csv.push_str(&format!("2026-11-01T{hour:02}:00:00Z,{celsius}\n"));
+    }
+    let output = keten_with_stdin(&["coldchain", "analyse", "-", "--class", "pharma", "--json"], &csv);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let analysis: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(analysis["mkt_celsius"], 8.29);
+    assert_eq!(analysis["pass"], false);
+    assert_eq!(analysis["time_out_of_range_s"], 6 * 3600);
+    assert_eq!(analysis["excursions"][0]["peak_celsius"], 14.0);
+    let text_output = keten_with_stdin(&["coldchain", "analyse", "-", "--class", "pharma"], &csv);
+    assert!(text(&text_output.stdout).contains("FAIL"), "{}", text(&text_output.stdout));
+    let broken = keten_with_stdin(
+        &["coldchain", "analyse", "-", "--class", "pharma"],
+        "time,celsius\n2026-11-01T00:00:00Z,4\nyesterday,5\n",
+    );
+    assert!(!broken.status.success());
+    assert!(text(&broken.stderr).contains("line 3"), "{}", text(&broken.stderr));
+    let unknown_class = keten(&["coldchain", "analyse", "-", "--class", "tepid"]);
+    assert!(!unknown_class.status.success());
+}

@@ -120,7 +120,12 @@ async fn links(app: &AppState, link: &DigitalLink, item: &Item) -> Result<BTreeM
             add(
                 "gs1:epcis",
                 LinkTarget {
-                    href: format!("{base}/events?MATCH_anyEPCClass={}", encode_component(&link.constrained_uri())),
+                    // A serialised item is an EPC; a product or lot is an EPC class.
+                    href: if link.qualifiers().iter().any(|qualifier| qualifier.code() == "21") {
+                        format!("{base}/events?MATCH_anyEPC={}", encode_component(&link.constrained_uri()))
+                    } else {
+                        format!("{base}/events?MATCH_anyEPCClass={}", encode_component(&link.constrained_uri()))
+                    },
                     title: "EPCIS events of this item (EPCIS 2.0 query interface, keyed)".into(),
                     hreflang: Vec::new(),
                     media_type: Some("application/ld+json".into()),
