@@ -79,11 +79,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or("");
+        if has_encoded_control_character(raw) {
+            return Err(Problem::new("invalid-parameter", "query parameters must not contain control characters"));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
             Err(rejection) => Err(Problem::new("invalid-parameter", rejection.body_text())),
         }
     }
+}
+
+/// Whether a raw query string holds a control character, literally or percent-encoded.
+fn has_encoded_control_character(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    bytes.iter().enumerate().any(|(index, byte)| {
+        if byte.is_ascii_control() {
+            return true;
+        }
+        if *byte != b'%' || index + 2 >= bytes.len() {
+            return false;
+        }
+        let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+        u8::from_str_radix(hex, 16).is_ok_and(|value| value < 0x20 || value == 0x7f)
+    })
 }
 
 /// Page parameters common to every list.
@@ -198,7 +217,13 @@ fn created_or_ok(body: Vec<u8>) -> impl Fn(&Applied) -> StoredResponse + Send + 
 /// Master data is written by tenant writers into their own space, and by the operator into the
 /// shared network.
 fn require_writer(caller: &Caller) -> Result<&Principal, Problem> {
-    if caller.0.is_operator() { Ok(&caller.0) } else { caller.require(Scope::TenantWrite) }
+    if caller.0.is_operator() {
+        return Ok(&caller.0);
+    }
+    if caller.0.tenant_id.is_network() {
+        return Err(Problem::new("forbidden", "the shared network is written by operator keys only"));
+    }
+    caller.require(Scope::TenantWrite)
 }
 
 fn require_reader(caller: &Caller) -> Result<&Principal, Problem> {
@@ -279,6 +304,9 @@ async fn create_key_for(
     tenant_id: TenantId,
 ) -> Result<Response, Problem> {
     let (name, scopes) = body.value.into_domain(&tenant_id)?;
+    if scopes.contains(&Scope::Operator) && !principal.is_operator() {
+        return Err(Problem::new("forbidden", "only an operator key may mint an operator key"));
+    }
     let secret = ApiKeySecret::generate(&tenant_id);
     let view = KeyView {
         key_id: secret.key_id.clone(),
@@ -392,14 +420,22 @@ async fn usage_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageP
     let mut storage_rows = std::collections::BTreeMap::new();
     let tenants: Vec<TenantId> = match tenant {
         Some(tenant) => vec![tenant.clone()],
-        None => app
-            .store
-            .tenants(&PageRequest { after: None, limit: Some(store::PAGE_LIMIT_MAX) })
-            .await?
-            .items
-            .into_iter()
-            .map(|tenant| tenant.tenant_id)
-            .collect(),
+        None => {
+            let mut tenants = Vec::new();
+            let mut after = None;
+            loop {
+                let page = app
+                    .store
+                    .tenants(&PageRequest { after: after.clone(), limit: Some(store::PAGE_LIMIT_MAX) })
+                    .await?;
+                tenants.extend(page.items.into_iter().map(|tenant| tenant.tenant_id));
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            tenants
+        }
     };
     for tenant in tenants {
         storage_rows.insert(tenant.to_string(), app.store.storage_rows(&tenant).await?);

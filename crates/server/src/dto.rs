@@ -20,6 +20,15 @@ use crate::problem::{FieldError, Problem};
 #[derive(Debug, Default)]
 pub struct Checker {
     errors: Vec<FieldError>,
+    errors_omitted: usize,
+}
+
+/// The most field errors one problem lists.
+pub const FIELD_ERRORS_MAX: usize = 100;
+
+/// A JSON pointer segment (RFC 6901): `~` as `~0`, `/` as `~1`.
+pub fn pointer_segment(text: &str) -> String {
+    text.replace('~', "~0").replace('/', "~1")
 }
 
 /// The longest free-text field (names, brands, cities) unless a type says otherwise.
@@ -36,8 +45,13 @@ impl Checker {
         }
     }
 
+    /// Records an error; past [`FIELD_ERRORS_MAX`] the rest are counted in one last entry.
     pub fn fail(&mut self, pointer: &str, detail: impl Into<String>) {
-        self.errors.push(FieldError { pointer: pointer.to_owned(), detail: detail.into() });
+        if self.errors.len() < FIELD_ERRORS_MAX {
+            self.errors.push(FieldError { pointer: pointer.to_owned(), detail: detail.into() });
+        } else {
+            self.errors_omitted += 1;
+        }
     }
 
     /// A required text: trimmed, not empty, at most `length_max` characters.
@@ -76,12 +90,17 @@ impl Checker {
         if self.errors.is_empty() {
             return Ok(());
         }
-        let detail = self
+        let mut detail = self
             .errors
             .iter()
+            .take(10)
             .map(|error| format!("{}: {}", error.pointer, error.detail))
             .collect::<Vec<_>>()
             .join("; ");
+        let more = self.errors.len().saturating_sub(10) + self.errors_omitted;
+        if more > 0 {
+            detail.push_str(&format!("; and {more} more"));
+        }
         Err(Problem::new("validation-failed", detail).with_errors(self.errors))
     }
 }
@@ -503,7 +522,7 @@ impl LocationInput {
             checker.fail("/zones", format!("at most {} zones", Location::ZONES_MAX));
         }
         let mut zones = Vec::new();
-        for (index, zone) in self.zones.iter().enumerate() {
+        for (index, zone) in self.zones.iter().take(Location::ZONES_MAX).enumerate() {
             let name = checker.check(&format!("/zones/{index}/name"), ZoneName::parse(&zone.name));
             let range =
                 checker.check(&format!("/zones/{index}"), TemperatureRange::new(zone.min_celsius, zone.max_celsius));
@@ -522,7 +541,7 @@ impl LocationInput {
         }
         let mut cutoffs = Vec::new();
         for (service, time) in &self.cutoffs {
-            let pointer = format!("/cutoffs/{service}");
+            let pointer = format!("/cutoffs/{}", pointer_segment(service));
             let service = checker.check(&pointer, parse_enum(service, &Service::VALUES));
             let time = checker.check(&pointer, LocalTime::parse(time));
             if let (Some(service), Some(time)) = (service, time) {
@@ -631,12 +650,16 @@ impl LaneInput {
         let mut departures: Vec<LocalTime> = self
             .departures
             .iter()
+            .take(Lane::DEPARTURES_MAX)
             .enumerate()
             .filter_map(|(index, text)| checker.check(&format!("/departures/{index}"), LocalTime::parse(text)))
             .collect();
         departures.sort();
         let mut classes = Vec::new();
-        for (index, text) in self.temperature_classes.iter().enumerate() {
+        if self.temperature_classes.len() > 4 {
+            checker.fail("/temperature_classes", "at most 4 classes: ambient, chilled, frozen, pharma");
+        }
+        for (index, text) in self.temperature_classes.iter().take(4).enumerate() {
             match TemperatureClass::NAMES.iter().copied().find(|name| *name == text && *name != "custom") {
                 Some(name) if !classes.contains(&name) => classes.push(name),
                 Some(_) => checker.fail(&format!("/temperature_classes/{index}"), format!("{text:?} appears twice")),

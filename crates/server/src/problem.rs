@@ -74,6 +74,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
     ("method-not-allowed", 405, "Method not allowed", "The resource exists but does not support this method."),
     ("conflict", 409, "Conflict", "The resource already exists."),
     ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
+    (
+        "limit-reached",
+        409,
+        "Limit reached",
+        "A documented limit (keys per tenant, links per product) would be exceeded.",
+    ),
     ("payload-too-large", 413, "Payload too large", "The body exceeds the request body limit."),
     (
         "unsupported-media-type",
@@ -198,6 +204,14 @@ impl From<WriteError> for Problem {
                 Problem::new("overloaded", format!("the write queue is full ({queue} writes)"))
             }
             WriteError::Stopped => Problem::new("unavailable", "the server is shutting down"),
+            WriteError::Limit(limit) => Problem::new("limit-reached", limit),
+            WriteError::Unavailable(error) => {
+                tracing::error!(%error, "database unavailable during a write");
+                Problem::new(
+                    "unavailable",
+                    "the database is unavailable; the write was not stored (retry with the same Idempotency-Key)",
+                )
+            }
             WriteError::Database(error) => Problem::internal(error),
         }
     }

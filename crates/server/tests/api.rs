@@ -231,6 +231,22 @@ async fn keys_scopes_and_revocation(app: &TestApp) {
             .await
             .is_problem(422, "/problems/validation-failed")
     );
+    // A network key that is not an operator key neither mints operator keys nor writes the network.
+    let network_admin = app
+        .post("/v1/operator/tenants/network/keys", &app.operator_key, json!({"name": "n", "scopes": ["tenant:admin"]}))
+        .await;
+    let network_admin = network_admin.body["secret"].as_str().unwrap().to_owned();
+    assert!(
+        app.post("/v1/keys", &network_admin, json!({"name": "x", "scopes": ["operator"]}))
+            .await
+            .is_problem(403, "/problems/forbidden")
+    );
+    assert!(
+        app.post("/v1/locations", &network_admin, warehouse("7098765000017"))
+            .await
+            .is_problem(403, "/problems/forbidden")
+    );
+    assert!(app.get("/v1/products?cursor=%00", &admin).await.is_problem(400, "/problems/invalid-parameter"));
     let keys = app.get("/v1/keys", &admin).await;
     assert_eq!(keys.body.as_array().unwrap().len(), 2);
     assert!(
@@ -434,12 +450,22 @@ async fn tenants_cannot_see_each_other(app: &TestApp) {
     assert_eq!(app.get("/v1/locations", &beta).await.body["items"], json!([]));
     let mut renamed = salmon("09506000134352");
     renamed["name"] = json!("Beta's");
-    // Beta's PUT creates beta's own product; alpha's is untouched.
-    assert_eq!(
-        app.send("PUT", "/v1/products/09506000134352", Some(&beta), Some(renamed), &[]).await.status,
-        StatusCode::CREATED
-    );
+    // A GTIN belongs to the brand that registered it: beta can neither take it over nor shadow
+    // alpha's public page; alpha's product is untouched.
+    let hijack = app.send("PUT", "/v1/products/09506000134352", Some(&beta), Some(renamed), &[]).await;
+    assert!(hijack.is_problem(409, "/problems/conflict"), "{:?}", hijack.body);
     assert_eq!(app.get("/v1/products/09506000134352", &alpha).await.body["name"], "Salmon fillets");
+    assert!(app.get("/v1/products/09506000134352", &beta).await.is_problem(404, "/problems/not-found"));
+    let page = app.client.get(format!("{}/01/09506000134352", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Salmon fillets") && !page.contains("Beta's"));
+    // Nor can beta take alpha's GLN; and alpha's location is not public (only network sites and origins are).
+    let mut store_location = warehouse("7098765000017");
+    store_location["kind"] = json!("store");
+    assert!(app.post("/v1/locations", &beta, store_location).await.is_problem(409, "/problems/conflict"));
+    assert_eq!(
+        app.client.get(format!("{}/414/7098765000017", app.base)).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     assert!(
         app.send("DELETE", "/v1/locations/7098765000017", Some(&beta), None, &[])
             .await

@@ -40,6 +40,14 @@ pub struct Page<T> {
     pub next_after: Option<String>,
 }
 
+/// Separates the key and the tenant in a cursor of a list that merges tenants.
+const CURSOR_TENANT_SEPARATOR: char = '\u{1f}';
+
+/// The page position after an item owned by `owner`.
+fn owned_key(key: &str, owner: &TenantId) -> String {
+    format!("{key}{CURSOR_TENANT_SEPARATOR}{owner}")
+}
+
 /// The opaque text form of a page position.
 #[derive(Debug)]
 pub struct Cursor;
@@ -51,7 +59,11 @@ impl Cursor {
 
     pub fn decode(cursor: &str) -> Option<String> {
         let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        String::from_utf8(bytes).ok().filter(|text| !text.is_empty() && text.len() <= 256)
+        String::from_utf8(bytes).ok().filter(|text| {
+            !text.is_empty()
+                && text.len() <= 256
+                && text.chars().all(|character| !character.is_control() || character == CURSOR_TENANT_SEPARATOR)
+        })
     }
 }
 
@@ -125,8 +137,18 @@ impl ListQuery {
             }
         }
         if let Some(after) = &page.after {
-            texts.push(after.clone());
-            sql.push_str(&format!(" AND {key_column} > ${}", texts.len()));
+            // A cursor is the last key, and for lists that merge tenants also its tenant.
+            match after.split_once(CURSOR_TENANT_SEPARATOR) {
+                Some((key, tenant)) => {
+                    texts.push(key.to_owned());
+                    texts.push(tenant.to_owned());
+                    sql.push_str(&format!(" AND ({key_column}, tenant_id) > (${}, ${})", texts.len() - 1, texts.len()));
+                }
+                None => {
+                    texts.push(after.clone());
+                    sql.push_str(&format!(" AND {key_column} > ${}", texts.len()));
+                }
+            }
         }
         let limit = page.limit();
         sql.push_str(&format!(" ORDER BY {key_column}, tenant_id LIMIT {}", limit + 1));
@@ -234,8 +256,11 @@ impl Store {
     /// A product for the public consumer page, whoever owns it, with its supplier party. The only
     /// read across tenants: callers must show public fields only (no person name without consent).
     pub async fn public_product(&self, gtin: &Gtin) -> Result<Option<(TenantId, Product, Option<Party>)>, StoreError> {
-        let sql =
-            format!("SELECT tenant_id, {PRODUCT_COLUMNS} FROM products WHERE gtin = $1 ORDER BY tenant_id LIMIT 1");
+        // The GTIN's holder in the platform registry: a second tenant cannot shadow a brand's page.
+        let sql = format!(
+            "SELECT p.tenant_id, {} FROM products p JOIN gtin_owners o ON o.gtin = p.gtin AND o.tenant_id = p.tenant_id WHERE p.gtin = $1",
+            PRODUCT_COLUMNS.split(", ").map(|column| format!("p.{}", column.trim())).collect::<Vec<_>>().join(", ")
+        );
         let row: Option<OwnedProductRow> = fetch_optional(self, &sql, &[gtin.as_str()]).await?;
         let Some(row) = row else { return Ok(None) };
         let owner = parse_stored("tenant", &row.tenant_id, TenantId::parse_any)?;
@@ -259,11 +284,14 @@ struct ProductLinkRow {
 }
 
 impl Store {
-    /// A location for public pages and the resolver, whoever owns it (own locations first).
+    /// A location for public pages and the resolver: its holder in the platform registry, and only
+    /// the shared network's sites and tenants' origins (farms, factories); a tenant's stores or
+    /// customers are not public.
     pub async fn public_location(&self, gln: &Gln) -> Result<Option<Owned<Location>>, StoreError> {
         let row: Option<(String,)> = fetch_optional(
             self,
-            "SELECT tenant_id FROM locations WHERE gln = $1 ORDER BY tenant_id LIMIT 1",
+            "SELECT l.tenant_id FROM locations l JOIN gln_owners o ON o.gln = l.gln AND o.tenant_id = l.tenant_id \
+             WHERE l.gln = $1 AND (l.tenant_id = 'network' OR l.kind IN ('farm', 'factory'))",
             &[gln.as_str()],
         )
         .await?;
@@ -350,7 +378,7 @@ impl TenantStore<'_> {
         let query = ListQuery::new(LOCATION_COLUMNS, "locations", "gln", &visible, &filters, page);
         let rows: Vec<LocationRow> = query.fetch(self.store).await?;
         let items = self.assemble_locations(&visible, rows).await?;
-        Ok(query.page_of(items, |owned| owned.value.gln.to_string()))
+        Ok(query.page_of(items, |owned| owned_key(owned.value.gln.as_str(), &owned.owner)))
     }
 
     async fn assemble_locations(
@@ -358,22 +386,31 @@ impl TenantStore<'_> {
         visible: &[&str],
         rows: Vec<LocationRow>,
     ) -> Result<Vec<Owned<Location>>, StoreError> {
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { return Ok(Vec::new()) };
-        let (first_gln, last_gln) = (first.gln.clone(), last.gln.clone());
-        let tenants = format!(
-            "tenant_id IN ({})",
-            (3..3 + visible.len()).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ")
-        );
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The page's GLNs (at most PAGE_LIMIT_MAX + 1), then the visible tenants.
+        let glns: Vec<&str> = rows.iter().map(|row| row.gln.as_str()).collect();
+        let gln_list = (1..=glns.len()).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ");
+        let tenant_list = (glns.len() + 1..=glns.len() + visible.len())
+            .map(|index| format!("${index}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let zone_sql = format!(
             "SELECT tenant_id, gln, zone_name, min_celsius, max_celsius, capacity_pallets FROM location_zones \
-             WHERE gln >= $1 AND gln <= $2 AND {tenants} ORDER BY tenant_id, gln, position"
+             WHERE gln IN ({gln_list}) AND tenant_id IN ({tenant_list}) ORDER BY tenant_id, gln, position"
         );
         let cutoff_sql = format!(
-            "SELECT tenant_id, gln, service, cutoff_local_time FROM location_cutoffs WHERE gln >= $1 AND gln <= $2 AND {tenants} ORDER BY tenant_id, gln, service"
+            "SELECT tenant_id, gln, service, cutoff_local_time FROM location_cutoffs \
+             WHERE gln IN ({gln_list}) AND tenant_id IN ({tenant_list}) ORDER BY tenant_id, gln, service"
         );
         let (zones, cutoffs): (Vec<ZoneRow>, Vec<CutoffRow>) = on_pool!(self.store.pools(), pool => {
-            let mut zone_query = sqlx::query_as::<_, ZoneRow>(&zone_sql).bind(first_gln.as_str()).bind(last_gln.as_str());
-            let mut cutoff_query = sqlx::query_as::<_, CutoffRow>(&cutoff_sql).bind(first_gln.as_str()).bind(last_gln.as_str());
+            let mut zone_query = sqlx::query_as::<_, ZoneRow>(&zone_sql);
+            let mut cutoff_query = sqlx::query_as::<_, CutoffRow>(&cutoff_sql);
+            for gln in &glns {
+                zone_query = zone_query.bind(*gln);
+                cutoff_query = cutoff_query.bind(*gln);
+            }
             for tenant in visible {
                 zone_query = zone_query.bind(*tenant);
                 cutoff_query = cutoff_query.bind(*tenant);
@@ -381,23 +418,20 @@ impl TenantStore<'_> {
             (zone_query.fetch_all(pool).await?, cutoff_query.fetch_all(pool).await?)
         });
         let mut located: Vec<(TenantId, LocationRow, Vec<ZoneRow>, Vec<CutoffRow>)> = Vec::with_capacity(rows.len());
+        let mut position: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
         for row in rows {
             let owner = parse_stored("tenant", &row.tenant_id, TenantId::parse_any)?;
+            position.insert((row.tenant_id.clone(), row.gln.clone()), located.len());
             located.push((owner, row, Vec::new(), Vec::new()));
         }
-        // Distribute zone and cut-off rows to their locations (a page holds at most PAGE_LIMIT_MAX + 1).
         for zone in zones {
-            if let Some(entry) =
-                located.iter_mut().find(|(_, row, _, _)| row.tenant_id == zone.tenant_id && row.gln == zone.gln)
-            {
-                entry.2.push(zone);
+            if let Some(index) = position.get(&(zone.tenant_id.clone(), zone.gln.clone())) {
+                located[*index].2.push(zone);
             }
         }
         for cutoff in cutoffs {
-            if let Some(entry) =
-                located.iter_mut().find(|(_, row, _, _)| row.tenant_id == cutoff.tenant_id && row.gln == cutoff.gln)
-            {
-                entry.3.push(cutoff);
+            if let Some(index) = position.get(&(cutoff.tenant_id.clone(), cutoff.gln.clone())) {
+                located[*index].3.push(cutoff);
             }
         }
         located
@@ -433,7 +467,7 @@ impl TenantStore<'_> {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(query.page_of(items, |owned| owned.value.lane_id.to_string()))
+        Ok(query.page_of(items, |owned| owned_key(owned.value.lane_id.as_str(), &owned.owner)))
     }
 
     pub async fn device(&self, device_id: &DeviceId) -> Result<Option<Device>, StoreError> {

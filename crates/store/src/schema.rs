@@ -17,8 +17,9 @@ pub struct TableKeys {
     pub foreign_keys: Vec<Vec<String>>,
 }
 
-/// Tables that are not tenant-owned: the tenant list itself and the migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 2] = ["tenants", "_sqlx_migrations"];
+/// Tables that are not tenant-owned: the tenant list, the platform-wide registries of who holds a
+/// GTIN or a GLN (keyed by the identifier; reference tables on Citus), and migration bookkeeping.
+pub const PLATFORM_TABLES: [&str; 4] = ["tenants", "gtin_owners", "gln_owners", "_sqlx_migrations"];
 
 impl Store {
     /// The keys of every table, read from the database catalog.

@@ -32,6 +32,8 @@ use crate::{StoreError, now_unix_ms, utc_day};
 
 /// How long an idempotency key is remembered: a retry within this time gets the first answer.
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// The most API keys a tenant holds, revoked ones included.
+pub const KEYS_PER_TENANT_MAX: i64 = 1000;
 /// The longest idempotency key accepted.
 pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
 
@@ -150,6 +152,10 @@ pub enum WriteError {
     Overloaded(usize),
     #[error("the writer has stopped")]
     Stopped,
+    #[error("a limit would be exceeded: {0}")]
+    Limit(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("database: {0}")]
     Database(String),
 }
@@ -307,8 +313,22 @@ async fn run(
 /// How often a writer task deletes expired idempotency keys, and how many at most each time.
 pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 pub const IDEMPOTENCY_PURGE_ROWS_MAX: i64 = 10_000;
+/// Chunks per purge: up to 1,000,000 expired keys a minute, each chunk its own short transaction.
+pub const IDEMPOTENCY_PURGE_CHUNKS_MAX: usize = 100;
 
 async fn purge_expired_idempotency_keys(pools: &Pools) -> Result<u64, sqlx::Error> {
+    let mut purged = 0;
+    for _ in 0..IDEMPOTENCY_PURGE_CHUNKS_MAX {
+        let chunk = purge_chunk(pools).await?;
+        purged += chunk;
+        if chunk < IDEMPOTENCY_PURGE_ROWS_MAX as u64 {
+            break;
+        }
+    }
+    Ok(purged)
+}
+
+async fn purge_chunk(pools: &Pools) -> Result<u64, sqlx::Error> {
     let oldest_unix_ms = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
     let mut conn = pools.acquire_writer().await?;
     execute(
@@ -348,21 +368,29 @@ async fn process(pools: &Pools, batch: Vec<Pending>) {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
     let results = match apply_in_transaction(pools, &writes).await {
         Ok(results) => results,
-        Err(batch_error) => {
-            tracing::warn!(error = %batch_error, writes = writes.len(), "batch failed; applying its writes one by one");
+        Err(BatchFailure::Statement(error)) => {
+            tracing::warn!(%error, writes = writes.len(), "a statement failed; applying the batch's writes one by one");
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
                 let mut single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
-                if matches!(&single, Err(error) if is_unique_violation(error)) {
-                    // Another node committed the same key meanwhile: the retry sees its row.
+                if matches!(&single, Err(BatchFailure::Statement(error)) if is_constraint_race(error)) {
+                    // Another API node committed a conflicting row meanwhile: the retry's
+                    // precondition checks see it and refuse (or replay) cleanly.
                     single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
                 }
                 results.push(match single {
                     Ok(mut one) => one.pop().unwrap_or(Err(WriteError::Database("no result".into()))),
-                    Err(error) => Err(WriteError::Database(error.to_string())),
+                    Err(BatchFailure::Statement(error)) => Err(WriteError::Database(error.to_string())),
+                    Err(BatchFailure::Unavailable(error)) => Err(WriteError::Unavailable(error.to_string())),
                 });
             }
             results
+        }
+        // The connection or the commit failed: retrying each write would wait on the same dead
+        // database, and after a lost commit reply would apply writes twice. Nothing is retried.
+        Err(BatchFailure::Unavailable(error)) => {
+            tracing::error!(%error, writes = writes.len(), "the database failed; the batch is answered unavailable");
+            writes.iter().map(|_| Err(WriteError::Unavailable(error.to_string()))).collect()
         }
     };
     debug_assert_eq!(results.len(), batch.len());
@@ -371,17 +399,35 @@ async fn process(pools: &Pools, batch: Vec<Pending>) {
     }
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+/// Why a batch transaction did not commit.
+#[derive(Debug)]
+enum BatchFailure {
+    /// A statement was refused (a constraint, a type): the batch rolled back; each write may be
+    /// tried alone.
+    Statement(sqlx::Error),
+    /// The connection, the pool or the commit failed: the outcome of a commit may be unknown.
+    Unavailable(sqlx::Error),
 }
 
-/// Applies writes in one transaction. `Err` means the database failed and nothing was committed.
+fn statement_failure(error: sqlx::Error) -> BatchFailure {
+    match error {
+        sqlx::Error::Database(_) => BatchFailure::Statement(error),
+        other => BatchFailure::Unavailable(other),
+    }
+}
+
+fn is_constraint_race(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation() || database.is_foreign_key_violation())
+}
+
+/// Applies writes in one transaction. `Err` means nothing was committed (or, for a failed commit,
+/// that the outcome is unknown).
 async fn apply_in_transaction(
     pools: &Pools,
     writes: &[&Write],
-) -> Result<Vec<Result<WriteOutcome, WriteError>>, sqlx::Error> {
-    let mut conn = pools.acquire_writer().await?;
-    conn.begin().await?;
+) -> Result<Vec<Result<WriteOutcome, WriteError>>, BatchFailure> {
+    let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
+    conn.begin().await.map_err(BatchFailure::Unavailable)?;
     let now_unix_ms = now_unix_ms();
     let mut usage: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
     let mut results = Vec::with_capacity(writes.len());
@@ -402,11 +448,11 @@ async fn apply_in_transaction(
     }
     if let Some(error) = failure {
         let _ = conn.rollback().await;
-        return Err(error);
+        return Err(statement_failure(error));
     }
     if let Err(error) = conn.commit().await {
         let _ = conn.rollback().await;
-        return Err(error);
+        return Err(BatchFailure::Unavailable(error));
     }
     Ok(results)
 }
@@ -527,6 +573,25 @@ async fn apply_one(
     Ok(Ok(WriteOutcome::Applied(applied)))
 }
 
+/// The statement for a put: an upsert, except for `Create`, which inserts plainly so that a row
+/// another API node created meanwhile fails the unique key instead of being overwritten.
+fn put_sql(upsert: &'static str, mode: PutMode) -> &'static str {
+    match mode {
+        PutMode::Create => upsert.split(" ON CONFLICT").next().unwrap_or(upsert),
+        PutMode::Upsert | PutMode::Update => upsert,
+    }
+}
+
+/// Claims a GTIN or GLN for the tenant in its platform-wide registry; answers the holder.
+async fn claim(conn: &mut Conn, table: &str, column: &str, value: &str, tenant: &str) -> Result<String, sqlx::Error> {
+    let insert = format!("INSERT INTO {table} ({column}, tenant_id) VALUES ($1, $2) ON CONFLICT ({column}) DO NOTHING");
+    execute(conn, &insert, &[Arg::Text(value), Arg::Text(tenant)]).await?;
+    let select = format!("SELECT tenant_id FROM {table} WHERE {column} = $1");
+    let (holder,): (String,) =
+        on_conn!(conn, connection => sqlx::query_as(&select).bind(value).fetch_one(&mut *connection).await)?;
+    Ok(holder)
+}
+
 /// What a mutation needs to know about the row it puts: whether it exists, and the mode.
 fn check_mode(mode: PutMode, exists: bool, what: String) -> Result<(), WriteError> {
     match (mode, exists) {
@@ -575,8 +640,11 @@ async fn apply_mutation(
             require!(check_mode(*mode, found, format!("tenant {tenant}")));
             execute(
                 conn,
-                "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ($1, $2, $3) \
+                put_sql(
+                    "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ($1, $2, $3) \
                  ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name",
+                    *mode,
+                ),
                 &[Arg::Text(tenant), Arg::Text(name), Arg::Integer(now_unix_ms)],
             )
             .await?;
@@ -585,6 +653,14 @@ async fn apply_mutation(
         Mutation::CreateKey { key_id, name, scopes, secret_sha256 } => {
             if !exists(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", &[Arg::Text(tenant)]).await? {
                 refuse!(WriteError::NotFound);
+            }
+            let (keys,): (i64,) = on_conn!(conn, connection => {
+                sqlx::query_as("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1").bind(tenant).fetch_one(&mut *connection).await
+            })?;
+            if keys >= KEYS_PER_TENANT_MAX {
+                refuse!(WriteError::Limit(format!(
+                    "a tenant has at most {KEYS_PER_TENANT_MAX} keys, revoked ones included"
+                )));
             }
             let inserted = execute(
                 conn,
@@ -636,13 +712,17 @@ async fn apply_mutation(
             )
             .await?;
             require!(check_mode(*mode, found, format!("product {gtin}")));
+            if !found && claim(conn, "gtin_owners", "gtin", gtin, tenant).await? != tenant {
+                refuse!(WriteError::Conflict(format!("GTIN {gtin}, registered by another brand,")));
+            }
             let range = product.temperature_class.range();
             let custom = matches!(product.temperature_class, network::TemperatureClass::Custom(_));
             let nutrition = product.nutrition.clone().unwrap_or_default();
             let country = product.country_of_origin.map(|country| country.to_string());
             execute(
                 conn,
-                "INSERT INTO products (tenant_id, gtin, name, brand, description, temperature_class, temperature_min_celsius, \
+                put_sql(
+"INSERT INTO products (tenant_id, gtin, name, brand, description, temperature_class, temperature_min_celsius, \
                  temperature_max_celsius, shelf_life_days, energy_kj, energy_kcal, fat_g, saturates_g, carbohydrate_g, sugars_g, \
                  protein_g, salt_g, country_of_origin, supplier_party_id, created_unix_ms, updated_unix_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
@@ -653,7 +733,7 @@ async fn apply_mutation(
                  fat_g = excluded.fat_g, saturates_g = excluded.saturates_g, carbohydrate_g = excluded.carbohydrate_g, \
                  sugars_g = excluded.sugars_g, protein_g = excluded.protein_g, salt_g = excluded.salt_g, \
                  country_of_origin = excluded.country_of_origin, supplier_party_id = excluded.supplier_party_id, \
-                 updated_unix_ms = excluded.updated_unix_ms",
+                 updated_unix_ms = excluded.updated_unix_ms", *mode),
                 &[
                     Arg::Text(tenant),
                     Arg::Text(gtin),
@@ -691,6 +771,12 @@ async fn apply_mutation(
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
+            execute(
+                conn,
+                "DELETE FROM gtin_owners WHERE gtin = $1 AND tenant_id = $2",
+                &[Arg::Text(gtin.as_str()), Arg::Text(tenant)],
+            )
+            .await?;
             count_deleted(usage, tenant_id);
             applied(false)
         }
@@ -706,11 +792,12 @@ async fn apply_mutation(
             let country = party.country.map(|country| country.to_string());
             execute(
                 conn,
-                "INSERT INTO parties (tenant_id, party_id, kind, name, person_name, publish_name, gln, country, created_unix_ms, updated_unix_ms) \
+                put_sql(
+"INSERT INTO parties (tenant_id, party_id, kind, name, person_name, publish_name, gln, country, created_unix_ms, updated_unix_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
                  ON CONFLICT (tenant_id, party_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
                  person_name = excluded.person_name, publish_name = excluded.publish_name, gln = excluded.gln, \
-                 country = excluded.country, updated_unix_ms = excluded.updated_unix_ms",
+                 country = excluded.country, updated_unix_ms = excluded.updated_unix_ms", *mode),
                 &[
                     Arg::Text(tenant),
                     Arg::Text(party_id),
@@ -791,13 +878,12 @@ async fn apply_mutation(
             if exists(conn, lanes_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
                 refuse!(WriteError::InUse(format!("location {gln}"), "a lane".into()));
             }
-            if exists(
-                conn,
-                "SELECT 1 FROM devices WHERE tenant_id = $1 AND location_gln = $2",
-                &[Arg::Text(tenant), Arg::Text(gln)],
-            )
-            .await?
-            {
+            let devices_sql = if tenant_id.is_network() {
+                "SELECT 1 FROM devices WHERE $1 <> '' AND location_gln = $2"
+            } else {
+                "SELECT 1 FROM devices WHERE tenant_id = $1 AND location_gln = $2"
+            };
+            if exists(conn, devices_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
                 refuse!(WriteError::InUse(format!("location {gln}"), "a device".into()));
             }
             let deleted = execute(
@@ -809,6 +895,12 @@ async fn apply_mutation(
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
+            execute(
+                conn,
+                "DELETE FROM gln_owners WHERE gln = $1 AND tenant_id = $2",
+                &[Arg::Text(gln), Arg::Text(tenant)],
+            )
+            .await?;
             count_deleted(usage, tenant_id);
             applied(false)
         }
@@ -828,12 +920,13 @@ async fn apply_mutation(
             require!(check_mode(*mode, found, format!("lane {lane_id}")));
             execute(
                 conn,
-                "INSERT INTO lanes (tenant_id, lane_id, from_gln, to_gln, transit_minutes, departures, temperature_classes, \
+                put_sql(
+"INSERT INTO lanes (tenant_id, lane_id, from_gln, to_gln, transit_minutes, departures, temperature_classes, \
                  cost_per_pallet_cents, created_unix_ms, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
                  ON CONFLICT (tenant_id, lane_id) DO UPDATE SET from_gln = excluded.from_gln, to_gln = excluded.to_gln, \
                  transit_minutes = excluded.transit_minutes, departures = excluded.departures, \
                  temperature_classes = excluded.temperature_classes, cost_per_pallet_cents = excluded.cost_per_pallet_cents, \
-                 updated_unix_ms = excluded.updated_unix_ms",
+                 updated_unix_ms = excluded.updated_unix_ms", *mode),
                 &[
                     Arg::Text(tenant),
                     Arg::Text(lane_id),
@@ -889,11 +982,12 @@ async fn apply_mutation(
             require!(check_mode(*mode, found, format!("device {device_id}")));
             execute(
                 conn,
-                "INSERT INTO devices (tenant_id, device_id, kind, name, location_gln, zone_name, reading_interval_seconds, created_unix_ms, updated_unix_ms) \
+                put_sql(
+"INSERT INTO devices (tenant_id, device_id, kind, name, location_gln, zone_name, reading_interval_seconds, created_unix_ms, updated_unix_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
                  ON CONFLICT (tenant_id, device_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
                  location_gln = excluded.location_gln, zone_name = excluded.zone_name, \
-                 reading_interval_seconds = excluded.reading_interval_seconds, updated_unix_ms = excluded.updated_unix_ms",
+                 reading_interval_seconds = excluded.reading_interval_seconds, updated_unix_ms = excluded.updated_unix_ms", *mode),
                 &[
                     Arg::Text(tenant),
                     Arg::Text(device_id),
@@ -928,8 +1022,8 @@ async fn apply_mutation(
                     .await
             })?;
             if count >= ProductLink::LINKS_PER_PRODUCT_MAX as i64 {
-                refuse!(WriteError::Conflict(format!(
-                    "the limit of {} links for product {gtin}",
+                refuse!(WriteError::Limit(format!(
+                    "a product has at most {} links",
                     ProductLink::LINKS_PER_PRODUCT_MAX
                 )));
             }
@@ -995,11 +1089,6 @@ async fn put_location(
 ) -> Result<Result<Applied, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
     let gln = location.gln.as_str();
-    if !tenant_id.is_network()
-        && exists(conn, "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1", &[Arg::Text(gln)]).await?
-    {
-        return Ok(Err(WriteError::Conflict(format!("network location {gln}"))));
-    }
     if let Some(party) = &location.party_id
         && !exists(
             conn,
@@ -1016,16 +1105,34 @@ async fn put_location(
     if let Err(error) = check_mode(mode, found, format!("location {gln}")) {
         return Ok(Err(error));
     }
+    if !found && claim(conn, "gln_owners", "gln", gln, tenant).await? != tenant {
+        return Ok(Err(WriteError::Conflict(format!("GLN {gln}, registered by another party,"))));
+    }
+    // Zones a device still names may not disappear (the network's zones may hold any tenant's devices).
+    let devices_sql = if tenant_id.is_network() {
+        "SELECT zone_name FROM devices WHERE location_gln = $2 AND zone_name IS NOT NULL AND $1 <> ''"
+    } else {
+        "SELECT zone_name FROM devices WHERE tenant_id = $1 AND location_gln = $2 AND zone_name IS NOT NULL"
+    };
+    let zones_in_use: Vec<(String,)> = on_conn!(conn, connection => {
+        sqlx::query_as(devices_sql).bind(tenant).bind(gln).fetch_all(&mut *connection).await
+    })?;
+    if let Some((zone,)) =
+        zones_in_use.iter().find(|(zone,)| !location.zones.iter().any(|kept| kept.name.as_str() == zone))
+    {
+        return Ok(Err(WriteError::InUse(format!("zone {zone} of location {gln}"), "a device".into())));
+    }
     execute(
         conn,
-        "INSERT INTO locations (tenant_id, gln, kind, name, street, postal_code, city, country, latitude_degrees, longitude_degrees, \
+        put_sql(
+"INSERT INTO locations (tenant_id, gln, kind, name, street, postal_code, city, country, latitude_degrees, longitude_degrees, \
          time_zone, pick_pack_lead_minutes, party_id, created_unix_ms, updated_unix_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
          ON CONFLICT (tenant_id, gln) DO UPDATE SET kind = excluded.kind, name = excluded.name, street = excluded.street, \
          postal_code = excluded.postal_code, city = excluded.city, country = excluded.country, \
          latitude_degrees = excluded.latitude_degrees, longitude_degrees = excluded.longitude_degrees, \
          time_zone = excluded.time_zone, pick_pack_lead_minutes = excluded.pick_pack_lead_minutes, \
-         party_id = excluded.party_id, updated_unix_ms = excluded.updated_unix_ms",
+         party_id = excluded.party_id, updated_unix_ms = excluded.updated_unix_ms", mode),
         &[
             Arg::Text(tenant),
             Arg::Text(gln),

@@ -289,9 +289,25 @@ async fn tenants_see_only_their_own_data(store: &Store) {
     assert!(beta_view.products(&ProductFilter::default(), &PageRequest::default()).await.unwrap().items.is_empty());
     assert_eq!(beta_view.location(&gln(20)).await.unwrap(), None);
     assert!(beta_view.locations(&LocationFilter::default(), &PageRequest::default()).await.unwrap().items.is_empty());
-    // Beta may register the same GTIN for itself without learning anything about alpha's.
-    put(store, &beta, Mutation::PutProduct { product: product(5, "Beta fish"), mode: PutMode::Create }).await.unwrap();
+    // A GTIN belongs to the first tenant that registers it (GS1 keys are the brand's): beta's
+    // claim is refused without a trace, and the public page stays alpha's.
+    for mode in [PutMode::Create, PutMode::Upsert] {
+        let refused = put(store, &beta, Mutation::PutProduct { product: product(5, "Beta fish"), mode }).await;
+        assert!(matches!(refused, Err(WriteError::Conflict(_))), "{refused:?}");
+    }
+    assert_eq!(store.tenant(&beta).product(&gtin(5)).await.unwrap(), None);
     assert_eq!(store.tenant(&alpha).product(&gtin(5)).await.unwrap().unwrap().name, "Alpha fish");
+    let (holder, public, _) = store.public_product(&gtin(5)).await.unwrap().unwrap();
+    assert_eq!((holder, public.name), (alpha.clone(), "Alpha fish".to_owned()));
+    // Once alpha lets go of the GTIN, beta may register it.
+    put(store, &alpha, Mutation::DeleteProduct { gtin: gtin(5) }).await.unwrap();
+    put(store, &beta, Mutation::PutProduct { product: product(5, "Beta fish"), mode: PutMode::Create }).await.unwrap();
+    assert_eq!(store.public_product(&gtin(5)).await.unwrap().unwrap().0, beta.clone());
+    assert!(matches!(
+        put(store, &beta, Mutation::PutLocation { location: location(20, LocationKind::Store), mode: PutMode::Create })
+            .await,
+        Err(WriteError::Conflict(_))
+    ));
     assert_eq!(put(store, &beta, Mutation::DeleteLocation { gln: gln(20) }).await, Err(WriteError::NotFound));
     assert!(store.tenant(&alpha).location(&gln(20)).await.unwrap().is_some());
 }
