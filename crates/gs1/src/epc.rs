@@ -187,7 +187,13 @@ impl EpcUrn {
                 }
             }
             EpcScheme::Grai => {
-                let asset = format!("0{}{}", with_check_digit(&key_digits), decode(parts[2])?);
+                // The EPC GRAI is the serialised GRAI: its serial component must not be empty
+                // (TDS 2.x, 6.3.5); an unserialised GRAI has no EPC URN.
+                let serial = decode(parts[2])?;
+                if serial.is_empty() {
+                    return Err(EpcError::NoUrnForKey { code: "8003", reason: "a GRAI needs a serial" });
+                }
+                let asset = format!("0{}{serial}", with_check_digit(&key_digits));
                 (element("8003", &asset)?, Vec::new())
             }
             EpcScheme::Giai => (element("8004", &format!("{company_prefix}{}", decode(reference)?))?, Vec::new()),
@@ -352,6 +358,8 @@ mod tests {
             Err("not an EPC URN: must start with urn:epc:id: or urn:epc:class:"),
         );
         check("urn:epc:id:sgtin:0614141.812345.%G", Err("malformed percent-encoding at position 0"));
+        // Found by the epc_urn fuzz target: a GRAI without a serial has no EPC URN.
+        check("urn:epc:id:grai:822622.822622.", Err("(8003) has no EPC URN: a GRAI needs a serial"));
     }
 
     #[test]
