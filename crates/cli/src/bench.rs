@@ -18,6 +18,8 @@ pub enum BenchCommand {
     Gs1(Gs1Options),
     /// Resolver requests per second over loopback (linkset JSON and the consumer page), in-process load generator.
     Resolver(ResolverOptions),
+    /// The routing engine on Solomon, Gehring & Homberger or Li & Lim, against the best known solutions.
+    Routing(crate::bench_routing::RoutingOptions),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +65,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Writes(options) => writes(options).await,
         BenchCommand::Gs1(options) => crate::bench_gs1::gs1(options),
         BenchCommand::Resolver(options) => crate::bench_gs1::resolver(options).await,
+        BenchCommand::Routing(options) => {
+            tokio::task::spawn_blocking(move || crate::bench_routing::routing(options)).await?
+        }
     }
 }
 

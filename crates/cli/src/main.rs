@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_gs1;
+mod bench_routing;
 mod coldchain;
 
 use std::net::SocketAddr;

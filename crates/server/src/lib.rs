@@ -47,6 +47,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// What the resolver read recently (for at most `resolver::ITEM_CACHE_LIFETIME`).
+    pub item_cache: Arc<resolver::ItemCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -67,7 +69,13 @@ pub fn app(store: Store, config: ServerConfig) -> Router {
     let mut document = api::ApiDoc::openapi();
     document.merge(api_doc);
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    let state = AppState { store, config: Arc::new(config), metrics, openapi: Arc::new(document) };
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+        metrics,
+        openapi: Arc::new(document),
+        item_cache: Arc::new(resolver::ItemCache::default()),
+    };
     Router::new()
         .merge(api_router)
         .merge(resolver::routes())

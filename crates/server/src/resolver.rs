@@ -9,7 +9,9 @@
 //! Every answer about an item carries `Link: <…?linkType=linkset>; rel="linkset"`. A URI that
 //! breaks the Digital Link syntax → 400 naming the rule; a valid key Keten has no record of → 404.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
@@ -17,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gs1::{DigitalLink, Gln, Gtin};
-use network::{Location, Party, Product, TenantId};
+use network::{Location, Party, Product, ProductLink};
 use serde::Serialize;
 
 use crate::AppState;
@@ -48,9 +50,39 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// What the resolver knows about an item.
-enum Item {
-    Product { owner: TenantId, product: Product, party: Option<Party> },
+#[derive(Debug)]
+pub enum Item {
+    Product { product: Product, party: Option<Party>, links: Vec<ProductLink> },
     Location { location: Location },
+}
+
+/// How long the resolver reuses what it read about an item: a change to a product shows on its
+/// public page within this time. Recall status is never cached.
+pub const ITEM_CACHE_LIFETIME: Duration = Duration::from_secs(1);
+/// The most items kept; when full, the cache starts afresh.
+pub const ITEM_CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// Items recently read for the resolver, by primary key (`01:09506000134352`).
+#[derive(Debug, Default)]
+pub struct ItemCache {
+    entries: Mutex<HashMap<String, (Instant, Arc<Item>)>>,
+}
+
+impl ItemCache {
+    fn get(&self, key: &str) -> Option<Arc<Item>> {
+        let entries = self.entries.lock().ok()?;
+        let (read_at, item) = entries.get(key)?;
+        (read_at.elapsed() < ITEM_CACHE_LIFETIME).then(|| item.clone())
+    }
+
+    fn put(&self, key: String, item: Arc<Item>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= ITEM_CACHE_ENTRIES_MAX {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), item));
+        }
+    }
 }
 
 /// Parses the request's own URI as a Digital Link on this server's public address.
@@ -59,22 +91,30 @@ fn digital_link_of(app: &AppState, path_and_query: &str) -> Result<DigitalLink, 
     DigitalLink::parse(&uri).map_err(|error| Problem::new("invalid-digital-link", error.to_string()))
 }
 
-async fn find(app: &AppState, link: &DigitalLink) -> Result<Item, Problem> {
+async fn find(app: &AppState, link: &DigitalLink) -> Result<Arc<Item>, Problem> {
     let key = link.primary_key();
+    let cache_key = format!("{}:{}", key.code(), key.value());
+    if let Some(item) = app.item_cache.get(&cache_key) {
+        return Ok(item);
+    }
     let unknown = || Problem::new("not-found", format!("Keten has no record of ({}) {}", key.code(), key.value()));
-    match key.code() {
+    let item = match key.code() {
         "01" | "8006" => {
             let gtin = Gtin::parse(&key.value()[..14]).map_err(|_| unknown())?;
             let (owner, product, party) = app.store.public_product(&gtin).await?.ok_or_else(unknown)?;
-            Ok(Item::Product { owner, product, party })
+            let links = app.store.tenant(&owner).product_links(&product.gtin).await?;
+            Item::Product { product, party, links }
         }
         "414" => {
             let gln = Gln::parse(key.value()).map_err(|_| unknown())?;
             let located = app.store.public_location(&gln).await?.ok_or_else(unknown)?;
-            Ok(Item::Location { location: located.value })
+            Item::Location { location: located.value }
         }
-        _ => Err(unknown()),
-    }
+        _ => return Err(unknown()),
+    };
+    let item = Arc::new(item);
+    app.item_cache.put(cache_key, item.clone());
+    Ok(item)
 }
 
 /// One link of a linkset (RFC 9264 target attributes as the GS1 resolver uses them).
@@ -89,7 +129,7 @@ pub struct LinkTarget {
 }
 
 /// The links of an item, by full link-type URI.
-async fn links(app: &AppState, link: &DigitalLink, item: &Item) -> Result<BTreeMap<String, Vec<LinkTarget>>, Problem> {
+fn links(app: &AppState, link: &DigitalLink, item: &Item) -> BTreeMap<String, Vec<LinkTarget>> {
     let base = app.config.public_url.trim_end_matches('/');
     let key_path = link.key_path();
     let languages = vec!["en".to_owned(), "nl".to_owned()];
@@ -98,7 +138,7 @@ async fn links(app: &AppState, link: &DigitalLink, item: &Item) -> Result<BTreeM
         links.entry(format!("{GS1_VOCABULARY}{}", link_type.trim_start_matches("gs1:"))).or_default().push(target)
     };
     match item {
-        Item::Product { owner, product, .. } => {
+        Item::Product { product, links: merchant_links, .. } => {
             add(
                 "gs1:pip",
                 LinkTarget {
@@ -149,7 +189,7 @@ async fn links(app: &AppState, link: &DigitalLink, item: &Item) -> Result<BTreeM
                     media_type: Some("application/json".into()),
                 },
             );
-            for merchant_link in app.store.tenant(owner).product_links(&product.gtin).await? {
+            for merchant_link in merchant_links.iter().cloned() {
                 add(
                     &merchant_link.link_type,
                     LinkTarget {
@@ -173,7 +213,7 @@ async fn links(app: &AppState, link: &DigitalLink, item: &Item) -> Result<BTreeM
             );
         }
     }
-    Ok(links)
+    links
 }
 
 /// Percent-encodes a URI for use as one query parameter value.
@@ -229,7 +269,7 @@ async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, hea
 async fn answer(app: &AppState, link: &DigitalLink, headers: &HeaderMap) -> Result<Response, Problem> {
     let item = find(app, link).await?;
     let link_type = link.other_parameters().iter().find(|(name, _)| name == "linkType").map(|(_, value)| value.clone());
-    let links = links(app, link, &item).await?;
+    let links = links(app, link, &item);
     match link_type.as_deref() {
         Some("linkset") | Some("all") => Ok(linkset_response(link, links)),
         Some(requested) => {
