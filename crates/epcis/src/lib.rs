@@ -25,6 +25,7 @@ pub mod jsonld;
 pub mod model;
 #[cfg(test)]
 mod properties;
+pub mod query;
 pub mod schema;
 pub mod time;
 pub mod units;

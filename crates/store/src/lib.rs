@@ -10,6 +10,7 @@
 //! - The same SQL text runs on both backends (`$n` parameters); only the migrations differ in types.
 
 mod backend;
+pub mod epcis;
 mod keys;
 mod reads;
 mod rows;

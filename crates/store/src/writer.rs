@@ -72,21 +72,64 @@ pub enum PutMode {
 /// A change to the stored data of the write's tenant.
 #[derive(Debug, Clone)]
 pub enum Mutation {
-    PutTenant { name: String, mode: PutMode },
-    CreateKey { key_id: String, name: String, scopes: Vec<Scope>, secret_sha256: [u8; 32] },
-    RevokeKey { key_id: String },
-    PutProduct { product: Product, mode: PutMode },
-    DeleteProduct { gtin: Gtin },
-    PutParty { party: Party, mode: PutMode },
-    DeleteParty { party_id: PartyId },
-    PutLocation { location: Location, mode: PutMode },
-    DeleteLocation { gln: gs1::Gln },
-    PutLane { lane: Lane, mode: PutMode },
-    DeleteLane { lane_id: LaneId },
-    PutDevice { device: Device, mode: PutMode },
-    DeleteDevice { device_id: DeviceId },
-    PutProductLink { gtin: Gtin, link: ProductLink },
-    DeleteProductLink { gtin: Gtin, link_id: String },
+    PutTenant {
+        name: String,
+        mode: PutMode,
+    },
+    CreateKey {
+        key_id: String,
+        name: String,
+        scopes: Vec<Scope>,
+        secret_sha256: [u8; 32],
+    },
+    RevokeKey {
+        key_id: String,
+    },
+    PutProduct {
+        product: Product,
+        mode: PutMode,
+    },
+    DeleteProduct {
+        gtin: Gtin,
+    },
+    PutParty {
+        party: Party,
+        mode: PutMode,
+    },
+    DeleteParty {
+        party_id: PartyId,
+    },
+    PutLocation {
+        location: Location,
+        mode: PutMode,
+    },
+    DeleteLocation {
+        gln: gs1::Gln,
+    },
+    PutLane {
+        lane: Lane,
+        mode: PutMode,
+    },
+    DeleteLane {
+        lane_id: LaneId,
+    },
+    PutDevice {
+        device: Device,
+        mode: PutMode,
+    },
+    DeleteDevice {
+        device_id: DeviceId,
+    },
+    PutProductLink {
+        gtin: Gtin,
+        link: ProductLink,
+    },
+    DeleteProductLink {
+        gtin: Gtin,
+        link_id: String,
+    },
+    /// Stores EPCIS events (one capture job), see [`crate::epcis`].
+    CaptureEvents(Box<crate::epcis::Capture>),
 }
 
 /// The answer stored for an idempotency key.
@@ -458,7 +501,7 @@ async fn apply_in_transaction(
 }
 
 /// Arguments of a statement, bound in order.
-enum Arg<'a> {
+pub(crate) enum Arg<'a> {
     Text(&'a str),
     OptionalText(Option<&'a str>),
     Integer(i64),
@@ -486,11 +529,11 @@ macro_rules! bind_args {
     }};
 }
 
-async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+pub(crate) async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
     on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).execute(&mut *connection).await.map(|done| done.rows_affected()))
 }
 
-async fn exists(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
+pub(crate) async fn exists(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
     on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).fetch_optional(&mut *connection).await.map(|row| row.is_some()))
 }
 
@@ -1062,6 +1105,15 @@ async fn apply_mutation(
             }
             count_deleted(usage, tenant_id);
             applied(false)
+        }
+        Mutation::CaptureEvents(capture) => {
+            match crate::epcis::apply_capture(conn, tenant_id, capture, now_unix_ms).await? {
+                Ok(captured) => {
+                    *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
+                    applied(captured > 0)
+                }
+                Err(refused) => refuse!(refused),
+            }
         }
         Mutation::DeleteDevice { device_id } => {
             let deleted = execute(

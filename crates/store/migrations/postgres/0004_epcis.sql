@@ -1,0 +1,74 @@
+-- The EPCIS repository. An event belongs to the tenant that captured it; its identifiers are
+-- stored in the constrained Digital Link form (CBV 2.0), its body as JSON-LD with its own
+-- @context. event_seq is a platform-wide capture order (record order), used for paging and
+-- subscriptions.
+CREATE TABLE epcis_events (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    event_id TEXT NOT NULL,
+    event_seq BIGINT NOT NULL,
+    hash_id TEXT NOT NULL,
+    capture_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    action TEXT,
+    biz_step TEXT,
+    disposition TEXT,
+    read_point TEXT,
+    biz_location TEXT,
+    event_time_ms BIGINT NOT NULL,
+    record_time_ms BIGINT NOT NULL,
+    error_declared BOOLEAN NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, event_id)
+);
+CREATE UNIQUE INDEX epcis_events_seq ON epcis_events (event_seq);
+CREATE UNIQUE INDEX epcis_events_hash ON epcis_events (tenant_id, hash_id);
+CREATE INDEX epcis_events_event_time ON epcis_events (event_time_ms, event_seq);
+CREATE INDEX epcis_events_biz_location ON epcis_events (biz_location, event_seq);
+CREATE INDEX epcis_events_read_point ON epcis_events (read_point, event_seq);
+
+-- Every identifier an event names, with its role (epc, childEPC, parentID, inputEPC, outputEPC,
+-- epcClass, childEPCClass, inputEPCClass, outputEPCClass) and its GTIN when it has one.
+CREATE TABLE epcis_event_identifiers (
+    tenant_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    gtin TEXT,
+    event_seq BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, event_id, role, identifier),
+    FOREIGN KEY (tenant_id, event_id) REFERENCES epcis_events (tenant_id, event_id)
+);
+CREATE INDEX epcis_event_identifiers_identifier ON epcis_event_identifiers (identifier, event_seq);
+CREATE INDEX epcis_event_identifiers_gtin ON epcis_event_identifiers (gtin, event_seq);
+
+-- Capture jobs (GET /capture/{captureID}).
+CREATE TABLE epcis_captures (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    capture_id TEXT NOT NULL,
+    created_unix_ms BIGINT NOT NULL,
+    finished_unix_ms BIGINT,
+    success BOOLEAN NOT NULL,
+    events_captured BIGINT NOT NULL,
+    events_already_captured BIGINT NOT NULL,
+    errors TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, capture_id)
+);
+
+-- The namespace prefixes a tenant's documents declared (for EQ_prefix:field queries).
+CREATE TABLE epcis_namespaces (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    prefix TEXT NOT NULL,
+    iri TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, prefix, iri)
+);
+
+-- Master data of epcisHeader.epcisMasterData: attributes as JSON, children for WD_ queries.
+CREATE TABLE epcis_master_data (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    vocabulary_type TEXT NOT NULL,
+    element_id TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    children TEXT NOT NULL,
+    updated_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, vocabulary_type, element_id)
+);

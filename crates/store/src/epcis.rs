@@ -1,0 +1,556 @@
+//! The EPCIS repository's storage: captured events with their index rows, capture jobs, the
+//! namespace prefixes and master data of captured documents.
+//!
+//! The store knows no EPCIS semantics: the caller (the server's capture function) hands it
+//! events already validated, normalised and hashed, as [`EventRecord`]s, and queries it with an
+//! [`EventFilter`] that selects a superset of the answer, which the caller then filters exactly.
+//!
+//! Visibility: a tenant sees the events it captured and every event that names a GTIN it holds
+//! (`gtin_owners`): a brand follows its goods through its partners' hands.
+
+use std::collections::BTreeMap;
+
+use network::TenantId;
+
+use crate::backend::{Conn, on_conn, on_pool};
+use crate::writer::{Arg, WriteError, execute, exists};
+use crate::{Store, StoreError, TenantStore};
+
+/// The most events one capture stores.
+pub const CAPTURE_EVENTS_MAX: usize = 10_000;
+/// The most candidate rows one query reads before it answers with what it found so far.
+pub const QUERY_SCAN_ROWS_MAX: u32 = 20_000;
+
+/// One event, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// The event's own eventID, or its hash ID when it had none.
+    pub event_id: String,
+    /// The CBV 2.0 event hash ID: capturing an event with the same hash again stores nothing.
+    pub hash_id: String,
+    pub event_type: String,
+    pub action: Option<String>,
+    pub biz_step: Option<String>,
+    pub disposition: Option<String>,
+    pub read_point: Option<String>,
+    pub biz_location: Option<String>,
+    pub event_time_ms: i64,
+    pub error_declared: bool,
+    /// (role, identifier, GTIN) for every identifier the event names.
+    pub identifiers: Vec<(String, String, Option<String>)>,
+    /// The event as JSON-LD with its own `@context`, without `recordTime` (the store sets it).
+    pub body: String,
+}
+
+/// A master-data element of `epcisHeader.epcisMasterData`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterDataRecord {
+    pub vocabulary_type: String,
+    pub element_id: String,
+    /// The attributes as JSON.
+    pub attributes: String,
+    pub children: Vec<String>,
+}
+
+/// One capture job: what to store and how to treat events that cannot be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    pub capture_id: String,
+    pub events: Vec<EventRecord>,
+    /// Errors found before storing (validation), kept in the job: (JSON pointer, detail).
+    pub errors: Vec<(String, String)>,
+    /// `rollback` (all or nothing) when true; `proceed` (store what can be stored) when false.
+    pub all_or_nothing: bool,
+    pub namespaces: Vec<(String, String)>,
+    pub master_data: Vec<MasterDataRecord>,
+}
+
+/// A capture job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureJob {
+    pub capture_id: String,
+    pub created_unix_ms: i64,
+    pub finished_unix_ms: Option<i64>,
+    pub success: bool,
+    pub events_captured: i64,
+    pub events_already_captured: i64,
+    /// (JSON pointer, detail).
+    pub errors: Vec<(String, String)>,
+}
+
+/// Applies a capture in the writer's transaction; answers how many events were new.
+pub(crate) async fn apply_capture(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    capture: &Capture,
+    now_unix_ms: i64,
+) -> Result<Result<usize, WriteError>, sqlx::Error> {
+    let tenant = tenant_id.as_str();
+    if capture.events.len() > CAPTURE_EVENTS_MAX {
+        return Ok(Err(WriteError::Limit(format!("a capture stores at most {CAPTURE_EVENTS_MAX} events"))));
+    }
+    if exists(
+        conn,
+        "SELECT 1 FROM epcis_captures WHERE tenant_id = $1 AND capture_id = $2",
+        &[Arg::Text(tenant), Arg::Text(&capture.capture_id)],
+    )
+    .await?
+    {
+        return Ok(Err(WriteError::Conflict(format!("capture {}", capture.capture_id))));
+    }
+    let (last_seq,): (i64,) = on_conn!(conn, connection => {
+        sqlx::query_as("SELECT COALESCE(MAX(event_seq), 0) FROM epcis_events").fetch_one(&mut *connection).await
+    })?;
+    let mut next_seq = last_seq + 1;
+    let mut errors = capture.errors.clone();
+    let mut captured = 0usize;
+    let mut already = 0i64;
+    let mut refused = Vec::new();
+    for (index, event) in capture.events.iter().enumerate() {
+        if exists(
+            conn,
+            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND hash_id = $2",
+            &[Arg::Text(tenant), Arg::Text(&event.hash_id)],
+        )
+        .await?
+        {
+            already += 1;
+            continue;
+        }
+        if exists(
+            conn,
+            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND event_id = $2",
+            &[Arg::Text(tenant), Arg::Text(&event.event_id)],
+        )
+        .await?
+        {
+            refused.push((
+                format!("/epcisBody/eventList/{index}/eventID"),
+                format!("eventID {} was captured before for a different event (its hash differs)", event.event_id),
+            ));
+            continue;
+        }
+        insert_event(conn, tenant, event, next_seq, &capture.capture_id, now_unix_ms).await?;
+        next_seq += 1;
+        captured += 1;
+    }
+    if !refused.is_empty() && capture.all_or_nothing {
+        let (pointer, detail) = &refused[0];
+        return Ok(Err(WriteError::Conflict(format!("{detail} ({pointer}); {} event(s) refused", refused.len()))));
+    }
+    errors.extend(refused);
+    for (prefix, iri) in &capture.namespaces {
+        execute(
+            conn,
+            "INSERT INTO epcis_namespaces (tenant_id, prefix, iri) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[Arg::Text(tenant), Arg::Text(prefix), Arg::Text(iri)],
+        )
+        .await?;
+    }
+    for element in &capture.master_data {
+        let children = serde_json::to_string(&element.children).unwrap_or_else(|_| "[]".into());
+        execute(
+            conn,
+            "INSERT INTO epcis_master_data (tenant_id, vocabulary_type, element_id, attributes, children, updated_unix_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, vocabulary_type, element_id) DO UPDATE SET \
+             attributes = excluded.attributes, children = excluded.children, updated_unix_ms = excluded.updated_unix_ms",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(&element.vocabulary_type),
+                Arg::Text(&element.element_id),
+                Arg::Text(&element.attributes),
+                Arg::Text(&children),
+                Arg::Integer(now_unix_ms),
+            ],
+        )
+        .await?;
+    }
+    let errors_json = serde_json::to_string(
+        &errors
+            .iter()
+            .map(|(pointer, detail)| serde_json::json!({"pointer": pointer, "detail": detail}))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|_| "[]".into());
+    execute(
+        conn,
+        "INSERT INTO epcis_captures (tenant_id, capture_id, created_unix_ms, finished_unix_ms, success, events_captured, \
+         events_already_captured, errors) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+        &[
+            Arg::Text(tenant),
+            Arg::Text(&capture.capture_id),
+            Arg::Integer(now_unix_ms),
+            Arg::Boolean(errors.is_empty()),
+            Arg::Integer(captured as i64),
+            Arg::Integer(already),
+            Arg::Text(&errors_json),
+        ],
+    )
+    .await?;
+    Ok(Ok(captured))
+}
+
+async fn insert_event(
+    conn: &mut Conn,
+    tenant: &str,
+    event: &EventRecord,
+    seq: i64,
+    capture_id: &str,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    execute(
+        conn,
+        "INSERT INTO epcis_events (tenant_id, event_id, event_seq, hash_id, capture_id, event_type, action, biz_step, \
+         disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        &[
+            Arg::Text(tenant),
+            Arg::Text(&event.event_id),
+            Arg::Integer(seq),
+            Arg::Text(&event.hash_id),
+            Arg::Text(capture_id),
+            Arg::Text(&event.event_type),
+            Arg::OptionalText(event.action.as_deref()),
+            Arg::OptionalText(event.biz_step.as_deref()),
+            Arg::OptionalText(event.disposition.as_deref()),
+            Arg::OptionalText(event.read_point.as_deref()),
+            Arg::OptionalText(event.biz_location.as_deref()),
+            Arg::Integer(event.event_time_ms),
+            Arg::Integer(now_unix_ms),
+            Arg::Boolean(event.error_declared),
+            Arg::Text(&event.body),
+        ],
+    )
+    .await?;
+    // Identifiers go in multi-row statements: an event may name thousands of EPCs.
+    const ROWS_PER_STATEMENT: usize = 100;
+    for chunk in event.identifiers.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO epcis_event_identifiers (tenant_id, event_id, role, identifier, gtin, event_seq) VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * 6);
+        for (row, (role, identifier, gtin)) in chunk.iter().enumerate() {
+            let base = row * 6;
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                base + 1,
+                base + 2,
+                base + 3,
+                base + 4,
+                base + 5,
+                base + 6
+            ));
+            args.extend([
+                Arg::Text(tenant),
+                Arg::Text(&event.event_id),
+                Arg::Text(role),
+                Arg::Text(identifier),
+                Arg::OptionalText(gtin.as_deref()),
+                Arg::Integer(seq),
+            ]);
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        execute(conn, &sql, &args).await?;
+    }
+    Ok(())
+}
+
+/// What an index can narrow a query to; every condition selects a superset of the answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub event_types: Option<Vec<String>>,
+    pub event_time_at_least_ms: Option<i64>,
+    pub event_time_before_ms: Option<i64>,
+    pub record_time_at_least_ms: Option<i64>,
+    pub record_time_before_ms: Option<i64>,
+    pub actions: Option<Vec<String>>,
+    pub biz_steps: Option<Vec<String>>,
+    pub dispositions: Option<Vec<String>>,
+    pub read_points: Option<Vec<String>>,
+    pub biz_locations: Option<Vec<String>>,
+    pub event_ids: Option<Vec<String>>,
+    pub error_declared: bool,
+    /// Each: the event names one of the identifiers in one of the roles.
+    pub identifiers: Vec<(Vec<String>, Vec<String>)>,
+    /// Each: the event names an identifier of one of the GTINs in one of the roles.
+    pub gtins: Vec<(Vec<String>, Vec<String>)>,
+}
+
+/// The order of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOrder {
+    /// Capture order (record time), oldest first.
+    RecordAscending,
+    RecordDescending,
+    EventTimeAscending,
+    EventTimeDescending,
+}
+
+/// Where a page of events continues: after the event with this order key and sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPosition {
+    pub key: i64,
+    pub seq: i64,
+}
+
+/// A stored event as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub tenant_id: String,
+    pub event_id: String,
+    pub seq: i64,
+    pub event_time_ms: i64,
+    pub record_time_ms: i64,
+    pub body: String,
+}
+
+impl StoredEvent {
+    pub fn position(&self, order: EventOrder) -> EventPosition {
+        let key = match order {
+            EventOrder::RecordAscending | EventOrder::RecordDescending => self.seq,
+            EventOrder::EventTimeAscending | EventOrder::EventTimeDescending => self.event_time_ms,
+        };
+        EventPosition { key, seq: self.seq }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredEventRow {
+    tenant_id: String,
+    event_id: String,
+    event_seq: i64,
+    event_time_ms: i64,
+    record_time_ms: i64,
+    body: String,
+}
+
+impl From<StoredEventRow> for StoredEvent {
+    fn from(row: StoredEventRow) -> StoredEvent {
+        StoredEvent {
+            tenant_id: row.tenant_id,
+            event_id: row.event_id,
+            seq: row.event_seq,
+            event_time_ms: row.event_time_ms,
+            record_time_ms: row.record_time_ms,
+            body: row.body,
+        }
+    }
+}
+
+/// A query's SQL being built: text and bound values, `$n` numbered.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    values: Vec<Bound>,
+}
+
+enum Bound {
+    Text(String),
+    Integer(i64),
+}
+
+impl Sql {
+    fn text_parameter(&mut self, value: &str) -> String {
+        self.values.push(Bound::Text(value.to_owned()));
+        format!("${}", self.values.len())
+    }
+
+    fn integer_parameter(&mut self, value: i64) -> String {
+        self.values.push(Bound::Integer(value));
+        format!("${}", self.values.len())
+    }
+
+    fn list(&mut self, values: &[String]) -> String {
+        let list: Vec<String> = values.iter().map(|value| self.text_parameter(value)).collect();
+        match list.is_empty() {
+            true => "NULL".to_owned(),
+            false => list.join(", "),
+        }
+    }
+}
+
+macro_rules! bind_sql {
+    ($query:expr, $sql:expr) => {{
+        let mut query = $query;
+        for value in &$sql.values {
+            query = match value {
+                Bound::Text(text) => query.bind(text.as_str()),
+                Bound::Integer(integer) => query.bind(*integer),
+            };
+        }
+        query
+    }};
+}
+
+const VISIBLE: &str = "(e.tenant_id = $1 OR EXISTS (SELECT 1 FROM epcis_event_identifiers v JOIN gtin_owners o ON o.gtin = v.gtin \
+     WHERE v.tenant_id = e.tenant_id AND v.event_id = e.event_id AND o.tenant_id = $1))";
+
+const EVENT_COLUMNS: &str = "e.tenant_id, e.event_id, e.event_seq, e.event_time_ms, e.record_time_ms, e.body";
+
+impl Store {
+    /// Candidate events for a query, visible to `viewer`, in `order`, after `after`, at most
+    /// `limit` rows (capped at [`QUERY_SCAN_ROWS_MAX`]).
+    pub async fn epcis_candidates(
+        &self,
+        viewer: &TenantId,
+        filter: &EventFilter,
+        order: EventOrder,
+        after: Option<EventPosition>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut sql = Sql::default();
+        let viewer_parameter = sql.text_parameter(viewer.as_str());
+        debug_assert_eq!(viewer_parameter, "$1");
+        let mut conditions = vec![VISIBLE.to_owned()];
+        let mut in_list = |sql: &mut Sql, column: &str, values: &Option<Vec<String>>| {
+            if let Some(values) = values {
+                let list = sql.list(values);
+                conditions.push(format!("{column} IN ({list})"));
+            }
+        };
+        in_list(&mut sql, "e.event_type", &filter.event_types);
+        in_list(&mut sql, "e.action", &filter.actions);
+        in_list(&mut sql, "e.biz_step", &filter.biz_steps);
+        in_list(&mut sql, "e.disposition", &filter.dispositions);
+        in_list(&mut sql, "e.read_point", &filter.read_points);
+        in_list(&mut sql, "e.biz_location", &filter.biz_locations);
+        in_list(&mut sql, "e.event_id", &filter.event_ids);
+        for (column, operator, bound) in [
+            ("e.event_time_ms", ">=", filter.event_time_at_least_ms),
+            ("e.event_time_ms", "<", filter.event_time_before_ms),
+            ("e.record_time_ms", ">=", filter.record_time_at_least_ms),
+            ("e.record_time_ms", "<", filter.record_time_before_ms),
+        ] {
+            if let Some(bound) = bound {
+                let parameter = sql.integer_parameter(bound);
+                conditions.push(format!("{column} {operator} {parameter}"));
+            }
+        }
+        if filter.error_declared {
+            conditions.push("e.error_declared = TRUE".to_owned());
+        }
+        for (column, entries) in [("identifier", &filter.identifiers), ("gtin", &filter.gtins)] {
+            for (roles, values) in entries {
+                let roles = sql.list(roles);
+                let values = sql.list(values);
+                conditions.push(format!(
+                    "EXISTS (SELECT 1 FROM epcis_event_identifiers i WHERE i.tenant_id = e.tenant_id AND i.event_id = e.event_id \
+                     AND i.role IN ({roles}) AND i.{column} IN ({values}))"
+                ));
+            }
+        }
+        let (key, direction, comparison) = match order {
+            EventOrder::RecordAscending => ("e.event_seq", "ASC", ">"),
+            EventOrder::RecordDescending => ("e.event_seq", "DESC", "<"),
+            EventOrder::EventTimeAscending => ("e.event_time_ms", "ASC", ">"),
+            EventOrder::EventTimeDescending => ("e.event_time_ms", "DESC", "<"),
+        };
+        if let Some(after) = after {
+            let key_parameter = sql.integer_parameter(after.key);
+            let seq_parameter = sql.integer_parameter(after.seq);
+            conditions.push(format!(
+                "({key} {comparison} {key_parameter} OR ({key} = {key_parameter} AND e.event_seq {comparison} {seq_parameter}))"
+            ));
+        }
+        let limit_parameter = sql.integer_parameter(i64::from(limit.clamp(1, QUERY_SCAN_ROWS_MAX)));
+        let order_clause = match key == "e.event_seq" {
+            true => format!("e.event_seq {direction}"),
+            false => format!("{key} {direction}, e.event_seq {direction}"),
+        };
+        sql.text = format!(
+            "SELECT {EVENT_COLUMNS} FROM epcis_events e WHERE {} ORDER BY {order_clause} LIMIT {limit_parameter}",
+            conditions.join(" AND ")
+        );
+        let rows: Vec<StoredEventRow> = on_pool!(self.pools(), pool => {
+            bind_sql!(sqlx::query_as(&sql.text), sql).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    /// One event by its eventID, if `viewer` may see it.
+    pub async fn epcis_event(&self, viewer: &TenantId, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let filter = EventFilter { event_ids: Some(vec![event_id.to_owned()]), ..EventFilter::default() };
+        let mut events = self.epcis_candidates(viewer, &filter, EventOrder::RecordAscending, None, 1).await?;
+        Ok(events.pop())
+    }
+
+    /// How many events are stored platform-wide.
+    pub async fn epcis_event_count(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) = on_pool!(self.pools(), pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM epcis_events").fetch_one(pool).await
+        })?;
+        Ok(count)
+    }
+}
+
+impl TenantStore<'_> {
+    /// A capture job of this tenant.
+    pub async fn capture_job(&self, capture_id: &str) -> Result<Option<CaptureJob>, StoreError> {
+        let row: Option<(String, i64, Option<i64>, bool, i64, i64, String)> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as(
+                "SELECT capture_id, created_unix_ms, finished_unix_ms, success, events_captured, events_already_captured, errors \
+                 FROM epcis_captures WHERE tenant_id = $1 AND capture_id = $2",
+            )
+            .bind(self.tenant_id.as_str())
+            .bind(capture_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        row.map(|(capture_id, created_unix_ms, finished_unix_ms, success, captured, already, errors)| {
+            let errors: Vec<serde_json::Value> = serde_json::from_str(&errors)
+                .map_err(|error| StoreError::Corrupt(format!("capture errors: {error}")))?;
+            let errors = errors
+                .iter()
+                .map(|error| {
+                    let field = |name: &str| error.get(name).and_then(|value| value.as_str()).unwrap_or("").to_owned();
+                    (field("pointer"), field("detail"))
+                })
+                .collect();
+            Ok(CaptureJob {
+                capture_id,
+                created_unix_ms,
+                finished_unix_ms,
+                success,
+                events_captured: captured,
+                events_already_captured: already,
+                errors,
+            })
+        })
+        .transpose()
+    }
+
+    /// The namespace prefixes this tenant's documents declared: prefix → IRIs.
+    pub async fn epcis_namespaces(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as("SELECT prefix, iri FROM epcis_namespaces WHERE tenant_id = $1 ORDER BY prefix, iri")
+                .bind(self.tenant_id.as_str())
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (prefix, iri) in rows {
+            map.entry(prefix).or_default().push(iri);
+        }
+        Ok(map)
+    }
+
+    /// The children of every master-data element of this tenant (for `WD_` queries).
+    pub async fn epcis_children(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as("SELECT element_id, children FROM epcis_master_data WHERE tenant_id = $1 AND children <> '[]'")
+                .bind(self.tenant_id.as_str())
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut map = BTreeMap::new();
+        for (element_id, children) in rows {
+            let children: Vec<String> = serde_json::from_str(&children)
+                .map_err(|error| StoreError::Corrupt(format!("master data children: {error}")))?;
+            map.insert(element_id, children);
+        }
+        Ok(map)
+    }
+}
