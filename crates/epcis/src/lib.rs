@@ -88,6 +88,13 @@ pub fn parse_json_event(text: &str) -> Result<Event, ValidationErrors> {
     finish(event, errors)
 }
 
+/// Reads and validates a single event already parsed as JSON.
+pub fn read_json_event(value: &serde_json::Value) -> Result<Event, ValidationErrors> {
+    let mut errors = Errors::default();
+    let event = json::read_single_event(value, &mut errors);
+    finish(Some(event), errors)
+}
+
 /// Reads and validates an EPCIS 2.0 XML EPCISDocument or EPCISQueryDocument.
 pub fn parse_xml_document(text: &str) -> Result<Document, ValidationErrors> {
     let mut errors = Errors::default();

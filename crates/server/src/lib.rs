@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod dto;
+pub mod epcis;
 pub mod extract;
 pub mod metrics;
 pub mod pages;
@@ -79,6 +80,7 @@ pub fn app(store: Store, config: ServerConfig) -> Router {
     Router::new()
         .merge(api_router)
         .merge(resolver::routes())
+        .merge(epcis::routes())
         .route("/", get(pages::index))
         .route("/docs", get(pages::docs))
         .route("/openapi.json", get(openapi_json))

@@ -53,6 +53,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "The scanned data is no GS1 element string, scanner output or Digital Link; the detail says why.",
     ),
     (
+        "invalid-epcis",
+        400,
+        "Invalid EPCIS document",
+        "An EPCIS document or event breaks the JSON schema, the XML binding or a CBV 2.0 rule; `errors` lists each with its JSON pointer. Nothing was stored.",
+    ),
+    (
         "invalid-idempotency-key",
         400,
         "Invalid Idempotency-Key",
@@ -71,6 +77,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "Not found",
         "No such resource for this tenant (other tenants' resources are not found either).",
     ),
+    (
+        "not-acceptable",
+        406,
+        "Not acceptable",
+        "The request asks for an EPCIS or CBV version (GS1-EPCIS-Version, GS1-CBV-Version and their Min/Max) other than 2.0.",
+    ),
     ("method-not-allowed", 405, "Method not allowed", "The resource exists but does not support this method."),
     ("conflict", 409, "Conflict", "The resource already exists."),
     ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
@@ -81,6 +93,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "A documented limit (keys per tenant, links per product) would be exceeded.",
     ),
     ("payload-too-large", 413, "Payload too large", "The body exceeds the request body limit."),
+    (
+        "query-too-large",
+        413,
+        "Query too large",
+        "The EPCIS query matches more events than its maxEventCount (the standard's QueryTooLargeException).",
+    ),
     (
         "unsupported-media-type",
         415,

@@ -169,7 +169,16 @@ macro_rules! end_to_end {
     };
 }
 
+#[path = "epcis_interface/mod.rs"]
+mod epcis_interface;
+use epcis_interface::{
+    epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
+};
+
 end_to_end!(
+    epcis_capture_and_query,
+    epcis_bad_documents_store_nothing,
+    epcis_corpora_are_captured_and_queried_back,
     keys_scopes_and_revocation,
     products_crud,
     bad_input_gets_a_problem_and_stores_nothing,

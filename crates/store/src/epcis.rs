@@ -18,6 +18,8 @@ use crate::{Store, StoreError, TenantStore};
 
 /// The most events one capture stores.
 pub const CAPTURE_EVENTS_MAX: usize = 10_000;
+/// The most records of one eventID read back (tenants may each hold one, plus declarations).
+pub const EVENT_RECORDS_MAX: u32 = 100;
 /// The most candidate rows one query reads before it answers with what it found so far.
 pub const QUERY_SCAN_ROWS_MAX: u32 = 20_000;
 
@@ -42,6 +44,18 @@ pub struct EventRecord {
     pub body: String,
 }
 
+impl EventRecord {
+    /// What makes a capture of this record idempotent: the event hash ID, or for an event with
+    /// an errorDeclaration (which the hash leaves out) the hash ID and the digest of the record.
+    pub fn record_key(&self) -> String {
+        use sha2::Digest;
+        match self.error_declared {
+            false => self.hash_id.clone(),
+            true => format!("{}#declared-{}", self.hash_id, hex::encode(sha2::Sha256::digest(self.body.as_bytes()))),
+        }
+    }
+}
+
 /// A master-data element of `epcisHeader.epcisMasterData`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MasterDataRecord {
@@ -61,6 +75,8 @@ pub struct Capture {
     pub errors: Vec<(String, String)>,
     /// `rollback` (all or nothing) when true; `proceed` (store what can be stored) when false.
     pub all_or_nothing: bool,
+    /// The `GS1-Capture-Error-Behaviour` asked, as the job reports it.
+    pub error_behaviour: String,
     pub namespaces: Vec<(String, String)>,
     pub master_data: Vec<MasterDataRecord>,
 }
@@ -71,6 +87,7 @@ pub struct CaptureJob {
     pub capture_id: String,
     pub created_unix_ms: i64,
     pub finished_unix_ms: Option<i64>,
+    pub error_behaviour: String,
     pub success: bool,
     pub events_captured: i64,
     pub events_already_captured: i64,
@@ -107,30 +124,41 @@ pub(crate) async fn apply_capture(
     let mut already = 0i64;
     let mut refused = Vec::new();
     for (index, event) in capture.events.iter().enumerate() {
+        let record_key = event.record_key();
         if exists(
             conn,
-            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND hash_id = $2",
-            &[Arg::Text(tenant), Arg::Text(&event.hash_id)],
+            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND record_key = $2",
+            &[Arg::Text(tenant), Arg::Text(&record_key)],
         )
         .await?
         {
             already += 1;
             continue;
         }
-        if exists(
+        // An eventID names one event: a second record under it must be the same event (same
+        // hash) declared erroneous.
+        let same_id_other_event = exists(
             conn,
-            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND event_id = $2",
-            &[Arg::Text(tenant), Arg::Text(&event.event_id)],
+            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND event_id = $2 AND (hash_id <> $3 OR $4 = FALSE)",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(&event.event_id),
+                Arg::Text(&event.hash_id),
+                Arg::Boolean(event.error_declared),
+            ],
         )
-        .await?
-        {
+        .await?;
+        if same_id_other_event {
             refused.push((
                 format!("/epcisBody/eventList/{index}/eventID"),
-                format!("eventID {} was captured before for a different event (its hash differs)", event.event_id),
+                format!(
+                    "eventID {} was captured before for a different event (a later record under one eventID must be the same event with an errorDeclaration)",
+                    event.event_id
+                ),
             ));
             continue;
         }
-        insert_event(conn, tenant, event, next_seq, &capture.capture_id, now_unix_ms).await?;
+        insert_event(conn, tenant, event, &record_key, next_seq, &capture.capture_id, now_unix_ms).await?;
         next_seq += 1;
         captured += 1;
     }
@@ -174,8 +202,8 @@ pub(crate) async fn apply_capture(
     .unwrap_or_else(|_| "[]".into());
     execute(
         conn,
-        "INSERT INTO epcis_captures (tenant_id, capture_id, created_unix_ms, finished_unix_ms, success, events_captured, \
-         events_already_captured, errors) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+        "INSERT INTO epcis_captures (tenant_id, capture_id, created_unix_ms, finished_unix_ms, error_behaviour, success, \
+         events_captured, events_already_captured, errors) VALUES ($1, $2, $3, $3, $8, $4, $5, $6, $7)",
         &[
             Arg::Text(tenant),
             Arg::Text(&capture.capture_id),
@@ -184,6 +212,7 @@ pub(crate) async fn apply_capture(
             Arg::Integer(captured as i64),
             Arg::Integer(already),
             Arg::Text(&errors_json),
+            Arg::Text(&capture.error_behaviour),
         ],
     )
     .await?;
@@ -194,6 +223,7 @@ async fn insert_event(
     conn: &mut Conn,
     tenant: &str,
     event: &EventRecord,
+    record_key: &str,
     seq: i64,
     capture_id: &str,
     now_unix_ms: i64,
@@ -201,8 +231,8 @@ async fn insert_event(
     execute(
         conn,
         "INSERT INTO epcis_events (tenant_id, event_id, event_seq, hash_id, capture_id, event_type, action, biz_step, \
-         disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body, record_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         &[
             Arg::Text(tenant),
             Arg::Text(&event.event_id),
@@ -219,37 +249,28 @@ async fn insert_event(
             Arg::Integer(now_unix_ms),
             Arg::Boolean(event.error_declared),
             Arg::Text(&event.body),
+            Arg::Text(record_key),
         ],
     )
     .await?;
     // Identifiers go in multi-row statements: an event may name thousands of EPCs.
     const ROWS_PER_STATEMENT: usize = 100;
     for chunk in event.identifiers.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO epcis_event_identifiers (tenant_id, event_id, role, identifier, gtin, event_seq) VALUES ",
-        );
-        let mut args = Vec::with_capacity(chunk.len() * 6);
+        let mut sql =
+            String::from("INSERT INTO epcis_event_identifiers (tenant_id, event_seq, role, identifier, gtin) VALUES ");
+        let mut args = Vec::with_capacity(chunk.len() * 5);
         for (row, (role, identifier, gtin)) in chunk.iter().enumerate() {
-            let base = row * 6;
+            let base = row * 5;
             if row > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                base + 1,
-                base + 2,
-                base + 3,
-                base + 4,
-                base + 5,
-                base + 6
-            ));
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", base + 1, base + 2, base + 3, base + 4, base + 5));
             args.extend([
                 Arg::Text(tenant),
-                Arg::Text(&event.event_id),
+                Arg::Integer(seq),
                 Arg::Text(role),
                 Arg::Text(identifier),
                 Arg::OptionalText(gtin.as_deref()),
-                Arg::Integer(seq),
             ]);
         }
         sql.push_str(" ON CONFLICT DO NOTHING");
@@ -385,8 +406,47 @@ macro_rules! bind_sql {
     }};
 }
 
+const CAPTURE_COLUMNS: &str = "capture_id, created_unix_ms, finished_unix_ms, error_behaviour, success, events_captured, \
+     events_already_captured, errors";
+
+#[derive(sqlx::FromRow)]
+struct CaptureRow {
+    capture_id: String,
+    created_unix_ms: i64,
+    finished_unix_ms: Option<i64>,
+    error_behaviour: String,
+    success: bool,
+    events_captured: i64,
+    events_already_captured: i64,
+    errors: String,
+}
+
+impl CaptureRow {
+    fn into_job(self) -> Result<CaptureJob, StoreError> {
+        let errors: Vec<serde_json::Value> = serde_json::from_str(&self.errors)
+            .map_err(|error| StoreError::Corrupt(format!("capture errors: {error}")))?;
+        let errors = errors
+            .iter()
+            .map(|error| {
+                let field = |name: &str| error.get(name).and_then(|value| value.as_str()).unwrap_or("").to_owned();
+                (field("pointer"), field("detail"))
+            })
+            .collect();
+        Ok(CaptureJob {
+            capture_id: self.capture_id,
+            created_unix_ms: self.created_unix_ms,
+            finished_unix_ms: self.finished_unix_ms,
+            error_behaviour: self.error_behaviour,
+            success: self.success,
+            events_captured: self.events_captured,
+            events_already_captured: self.events_already_captured,
+            errors,
+        })
+    }
+}
+
 const VISIBLE: &str = "(e.tenant_id = $1 OR EXISTS (SELECT 1 FROM epcis_event_identifiers v JOIN gtin_owners o ON o.gtin = v.gtin \
-     WHERE v.tenant_id = e.tenant_id AND v.event_id = e.event_id AND o.tenant_id = $1))";
+     WHERE v.tenant_id = e.tenant_id AND v.event_seq = e.event_seq AND o.tenant_id = $1))";
 
 const EVENT_COLUMNS: &str = "e.tenant_id, e.event_id, e.event_seq, e.event_time_ms, e.record_time_ms, e.body";
 
@@ -437,7 +497,7 @@ impl Store {
                 let roles = sql.list(roles);
                 let values = sql.list(values);
                 conditions.push(format!(
-                    "EXISTS (SELECT 1 FROM epcis_event_identifiers i WHERE i.tenant_id = e.tenant_id AND i.event_id = e.event_id \
+                    "EXISTS (SELECT 1 FROM epcis_event_identifiers i WHERE i.tenant_id = e.tenant_id AND i.event_seq = e.event_seq \
                      AND i.role IN ({roles}) AND i.{column} IN ({values}))"
                 ));
             }
@@ -470,11 +530,11 @@ impl Store {
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
-    /// One event by its eventID, if `viewer` may see it.
-    pub async fn epcis_event(&self, viewer: &TenantId, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    /// The records of one eventID that `viewer` may see: the event, and its error declaration
+    /// when one was captured (at most [`EVENT_RECORDS_MAX`]).
+    pub async fn epcis_event(&self, viewer: &TenantId, event_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let filter = EventFilter { event_ids: Some(vec![event_id.to_owned()]), ..EventFilter::default() };
-        let mut events = self.epcis_candidates(viewer, &filter, EventOrder::RecordAscending, None, 1).await?;
-        Ok(events.pop())
+        self.epcis_candidates(viewer, &filter, EventOrder::RecordAscending, None, EVENT_RECORDS_MAX).await
     }
 
     /// How many events are stored platform-wide.
@@ -489,37 +549,22 @@ impl Store {
 impl TenantStore<'_> {
     /// A capture job of this tenant.
     pub async fn capture_job(&self, capture_id: &str) -> Result<Option<CaptureJob>, StoreError> {
-        let row: Option<(String, i64, Option<i64>, bool, i64, i64, String)> = on_pool!(self.store.pools(), pool => {
-            sqlx::query_as(
-                "SELECT capture_id, created_unix_ms, finished_unix_ms, success, events_captured, events_already_captured, errors \
-                 FROM epcis_captures WHERE tenant_id = $1 AND capture_id = $2",
-            )
-            .bind(self.tenant_id.as_str())
-            .bind(capture_id)
-            .fetch_optional(pool)
-            .await
+        let sql = format!("SELECT {CAPTURE_COLUMNS} FROM epcis_captures WHERE tenant_id = $1 AND capture_id = $2");
+        let row: Option<CaptureRow> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(capture_id).fetch_optional(pool).await
         })?;
-        row.map(|(capture_id, created_unix_ms, finished_unix_ms, success, captured, already, errors)| {
-            let errors: Vec<serde_json::Value> = serde_json::from_str(&errors)
-                .map_err(|error| StoreError::Corrupt(format!("capture errors: {error}")))?;
-            let errors = errors
-                .iter()
-                .map(|error| {
-                    let field = |name: &str| error.get(name).and_then(|value| value.as_str()).unwrap_or("").to_owned();
-                    (field("pointer"), field("detail"))
-                })
-                .collect();
-            Ok(CaptureJob {
-                capture_id,
-                created_unix_ms,
-                finished_unix_ms,
-                success,
-                events_captured: captured,
-                events_already_captured: already,
-                errors,
-            })
-        })
-        .transpose()
+        row.map(CaptureRow::into_job).transpose()
+    }
+
+    /// This tenant's latest capture jobs, newest first.
+    pub async fn capture_jobs(&self, limit: u32) -> Result<Vec<CaptureJob>, StoreError> {
+        let sql = format!(
+            "SELECT {CAPTURE_COLUMNS} FROM epcis_captures WHERE tenant_id = $1 ORDER BY created_unix_ms DESC, capture_id LIMIT $2"
+        );
+        let rows: Vec<CaptureRow> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(CaptureRow::into_job).collect()
     }
 
     /// The namespace prefixes this tenant's documents declared: prefix → IRIs.

@@ -1,12 +1,15 @@
 -- The EPCIS repository. An event belongs to the tenant that captured it; its identifiers are
 -- stored in the constrained Digital Link form (CBV 2.0), its body as JSON-LD with its own
 -- @context. event_seq is a platform-wide capture order (record order), used for paging and
--- subscriptions.
+-- subscriptions. An event declared erroneous later (errorDeclaration, same eventID and hash) is a
+-- second record beside the first: nothing is overwritten. record_key makes capture idempotent:
+-- the hash ID, or for an error declaration the hash ID and the digest of the whole record.
 CREATE TABLE epcis_events (
     tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
-    event_id TEXT NOT NULL,
     event_seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
     hash_id TEXT NOT NULL,
+    record_key TEXT NOT NULL,
     capture_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     action TEXT,
@@ -18,10 +21,11 @@ CREATE TABLE epcis_events (
     record_time_ms INTEGER NOT NULL,
     error_declared INTEGER NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, event_id)
+    PRIMARY KEY (tenant_id, event_seq)
 ) STRICT;
 CREATE UNIQUE INDEX epcis_events_seq ON epcis_events (event_seq);
-CREATE UNIQUE INDEX epcis_events_hash ON epcis_events (tenant_id, hash_id);
+CREATE UNIQUE INDEX epcis_events_record_key ON epcis_events (tenant_id, record_key);
+CREATE INDEX epcis_events_event_id ON epcis_events (tenant_id, event_id);
 CREATE INDEX epcis_events_event_time ON epcis_events (event_time_ms, event_seq);
 CREATE INDEX epcis_events_biz_location ON epcis_events (biz_location, event_seq);
 CREATE INDEX epcis_events_read_point ON epcis_events (read_point, event_seq);
@@ -30,13 +34,12 @@ CREATE INDEX epcis_events_read_point ON epcis_events (read_point, event_seq);
 -- epcClass, childEPCClass, inputEPCClass, outputEPCClass) and its GTIN when it has one.
 CREATE TABLE epcis_event_identifiers (
     tenant_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL,
     role TEXT NOT NULL,
     identifier TEXT NOT NULL,
     gtin TEXT,
-    event_seq INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, event_id, role, identifier),
-    FOREIGN KEY (tenant_id, event_id) REFERENCES epcis_events (tenant_id, event_id)
+    PRIMARY KEY (tenant_id, event_seq, role, identifier),
+    FOREIGN KEY (tenant_id, event_seq) REFERENCES epcis_events (tenant_id, event_seq)
 ) STRICT;
 CREATE INDEX epcis_event_identifiers_identifier ON epcis_event_identifiers (identifier, event_seq);
 CREATE INDEX epcis_event_identifiers_gtin ON epcis_event_identifiers (gtin, event_seq);
@@ -47,6 +50,7 @@ CREATE TABLE epcis_captures (
     capture_id TEXT NOT NULL,
     created_unix_ms INTEGER NOT NULL,
     finished_unix_ms INTEGER,
+    error_behaviour TEXT NOT NULL,
     success INTEGER NOT NULL,
     events_captured INTEGER NOT NULL,
     events_already_captured INTEGER NOT NULL,

@@ -1,0 +1,858 @@
+//! The EPCIS 2.0 REST binding: capture (`/capture`, `POST /events`), the simple event query
+//! (`GET /events` and the resource paths) and capture jobs, on the `epcis` crate's model and
+//! validation and the store's event tables.
+//!
+//! [`capture_document`] is the one capture function: the HTTP capture endpoints and every
+//! operation of the platform that records an event go through it.
+//!
+//! Limits (also sent as the standard's headers): a capture body holds at most
+//! [`CAPTURE_BYTES_MAX`] bytes and [`CAPTURE_EVENTS_MAX`] events; a query page at most
+//! [`PER_PAGE_MAX`] events; one query request reads at most
+//! [`store::epcis::QUERY_SCAN_ROWS_MAX`] candidate events (it then answers with what it found
+//! and a `nextPageToken`).
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use epcis::query::{Direction, EventQuery, OrderBy, ParameterValue, PrefixMap, QueryParameterError};
+use epcis::{Document, DocumentKind, Event, Namespace, QueryResults, Timestamp, ValidationError};
+use network::TenantId;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use store::epcis::{
+    Capture, CaptureJob, EventFilter, EventOrder, EventPosition, EventRecord, MasterDataRecord, StoredEvent,
+};
+use store::{Scope, Store};
+
+use crate::AppState;
+use crate::extract::Caller;
+use crate::problem::{FieldError, Problem};
+
+/// The largest capture body (`GS1-EPCIS-Capture-File-Size-Limit`).
+pub const CAPTURE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// The most events of one capture (`GS1-EPCIS-Capture-Limit`).
+pub const CAPTURE_EVENTS_MAX: usize = store::epcis::CAPTURE_EVENTS_MAX;
+/// The page size of a query without `perPage`.
+pub const PER_PAGE_DEFAULT: u32 = 30;
+/// The largest page.
+pub const PER_PAGE_MAX: u32 = 1000;
+/// The most errors listed in one problem or capture job.
+pub const ERRORS_LISTED_MAX: usize = 100;
+
+const EPCIS_VERSION: &str = "2.0.0";
+const CBV_VERSION: &str = "2.0.0";
+const JSON_LD: &str = "application/ld+json";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/capture", get(capture_jobs).post(capture).options(discover))
+        .route("/capture/{capture_id}", get(capture_job).options(discover))
+        .route("/events", get(query_events).post(capture_event).options(discover))
+        .route("/events/{event_id}", get(event).options(discover))
+        .route("/eventTypes", get(event_types).options(discover))
+        .route("/eventTypes/{value}/events", get(events_of_type).options(discover))
+        .route("/epcs/{value}/events", get(events_of_epc).options(discover))
+        .route("/bizSteps/{value}/events", get(events_of_business_step).options(discover))
+        .route("/bizLocations/{value}/events", get(events_of_business_location).options(discover))
+        .route("/readPoints/{value}/events", get(events_of_read_point).options(discover))
+        .route("/dispositions/{value}/events", get(events_of_disposition).options(discover))
+        .layer(DefaultBodyLimit::max(CAPTURE_BYTES_MAX))
+        .layer(axum::middleware::from_fn(version_headers))
+}
+
+/// Adds the version headers to every answer and refuses versions this repository does not speak.
+async fn version_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = match negotiate(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(problem) => problem.into_response(),
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("gs1-epcis-version", EPCIS_VERSION),
+        ("gs1-epcis-min", EPCIS_VERSION),
+        ("gs1-epcis-max", EPCIS_VERSION),
+        ("gs1-cbv-version", CBV_VERSION),
+        ("gs1-cbv-min", CBV_VERSION),
+        ("gs1-cbv-max", CBV_VERSION),
+        ("gs1-epc-format", "Always_GS1_Digital_Link"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Checks `GS1-EPCIS-Version`, `GS1-CBV-Version` and their min/max forms: this repository speaks
+/// EPCIS 2.0 and CBV 2.0 (any 2.0.x).
+fn negotiate(headers: &HeaderMap) -> Result<(), Problem> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    let speaks = |version: &str| version == "2.0" || version.starts_with("2.0.");
+    for (exact, min, max, what) in [
+        ("gs1-epcis-version", "gs1-epcis-min", "gs1-epcis-max", "EPCIS"),
+        ("gs1-cbv-version", "gs1-cbv-min", "gs1-cbv-max", "CBV"),
+    ] {
+        if let Some(version) = text(exact)
+            && !speaks(version)
+        {
+            return Err(Problem::new(
+                "not-acceptable",
+                format!("{what} {version} asked; this repository speaks {what} 2.0"),
+            ));
+        }
+        let parse = |text: &str| -> Option<(u32, u32)> {
+            let mut parts = text.split('.');
+            Some((parts.next()?.parse().ok()?, parts.next().unwrap_or("0").parse().ok()?))
+        };
+        let min = text(min).and_then(parse);
+        let max = text(max).and_then(parse);
+        if min.is_some_and(|min| min > (2, 0)) || max.is_some_and(|max| max < (2, 0)) {
+            return Err(Problem::new("not-acceptable", format!("the {what} version range asked excludes 2.0")));
+        }
+    }
+    Ok(())
+}
+
+/// `OPTIONS`: the methods and the capture limits.
+async fn discover(uri: Uri) -> Response {
+    let methods = match uri.path() {
+        "/capture" => "GET, POST, OPTIONS",
+        "/events" => "GET, POST, OPTIONS",
+        _ => "GET, OPTIONS",
+    };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ALLOW, HeaderValue::from_static(methods));
+    insert_capture_limits(headers);
+    headers.insert("gs1-query-min-record-time", HeaderValue::from_static("1970-01-01T00:00:00Z"));
+    headers.insert("gs1-capture-error-behaviour", HeaderValue::from_static("rollback, proceed"));
+    response
+}
+
+fn insert_capture_limits(headers: &mut HeaderMap) {
+    headers.insert("gs1-epcis-capture-limit", HeaderValue::from(CAPTURE_EVENTS_MAX));
+    headers.insert("gs1-epcis-capture-file-size-limit", HeaderValue::from(CAPTURE_BYTES_MAX));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture
+
+/// `GS1-Capture-Error-Behaviour`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorBehaviour {
+    /// All or nothing (the default).
+    Rollback,
+    /// Store the valid events, report the others.
+    Proceed,
+}
+
+impl ErrorBehaviour {
+    fn from_headers(headers: &HeaderMap) -> Result<ErrorBehaviour, Problem> {
+        match headers.get("gs1-capture-error-behaviour").map(|value| value.to_str().unwrap_or("").trim()) {
+            None | Some("rollback") => Ok(ErrorBehaviour::Rollback),
+            Some("proceed") => Ok(ErrorBehaviour::Proceed),
+            Some(other) => Err(Problem::new(
+                "invalid-parameter",
+                format!("GS1-Capture-Error-Behaviour must be rollback or proceed, found {other:?}"),
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ErrorBehaviour::Rollback => "rollback",
+            ErrorBehaviour::Proceed => "proceed",
+        }
+    }
+}
+
+/// What a capture stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureReceipt {
+    pub capture_id: String,
+    /// The eventID of every event stored or already stored, in document order.
+    pub event_ids: Vec<String>,
+}
+
+/// Stores the events of a validated document for `tenant`, in one transaction of the writer.
+/// `rejected` holds the errors of events left out (under `proceed`), with their indexes in
+/// `excluded`; they are kept in the capture job.
+pub async fn capture_document(
+    store: &Store,
+    tenant: &TenantId,
+    document: &Document,
+    excluded: &BTreeSet<usize>,
+    rejected: Vec<ValidationError>,
+    behaviour: ErrorBehaviour,
+) -> Result<CaptureReceipt, Problem> {
+    let hash_ids = document.event_hash_ids();
+    let mut events = Vec::with_capacity(document.events.len());
+    let mut event_ids = Vec::with_capacity(document.events.len());
+    for (index, (event, hash_id)) in document.events.iter().zip(hash_ids).enumerate() {
+        if excluded.contains(&index) {
+            continue;
+        }
+        let record = event_record(event, hash_id, &document.namespaces);
+        event_ids.push(record.event_id.clone());
+        events.push(record);
+    }
+    let capture_id = format!("{:016x}", rand::random::<u64>());
+    let capture = Capture {
+        capture_id: capture_id.clone(),
+        events,
+        errors: rejected.into_iter().take(ERRORS_LISTED_MAX).map(|error| (error.pointer, error.detail)).collect(),
+        all_or_nothing: behaviour == ErrorBehaviour::Rollback,
+        error_behaviour: behaviour.name().to_owned(),
+        namespaces: document
+            .namespaces
+            .iter()
+            .map(|namespace| (namespace.prefix.clone(), namespace.iri.clone()))
+            .collect(),
+        master_data: master_data_records(document),
+    };
+    store.tenant(tenant).write(store::Mutation::CaptureEvents(Box::new(capture)), None).await?;
+    Ok(CaptureReceipt { capture_id, event_ids })
+}
+
+/// An event as the store keeps it: indexed fields, identifiers with their GTINs, and the body
+/// (JSON-LD with its own `@context`, the eventID set to the hash ID when it had none).
+pub fn event_record(event: &Event, hash_id: String, namespaces: &[Namespace]) -> EventRecord {
+    let mut event = event.clone();
+    event.record_time = None;
+    let event_id = event.event_id.get_or_insert_with(|| hash_id.clone()).clone();
+    let identifiers = epcis::query::identifier_roles(&event)
+        .into_iter()
+        .map(|(role, identifier)| (role.to_owned(), identifier.as_str().to_owned(), epcis::query::gtin_of(identifier)))
+        .collect();
+    EventRecord {
+        event_id,
+        hash_id,
+        event_type: event.event_type.map(|event_type| event_type.type_name()).unwrap_or("").to_owned(),
+        action: event.action.map(|action| action.as_str().to_owned()),
+        biz_step: event.business_step.as_ref().map(|value| value.as_str().to_owned()),
+        disposition: event.disposition.as_ref().map(|value| value.as_str().to_owned()),
+        read_point: event.read_point.as_ref().map(|location| location.id.as_str().to_owned()),
+        biz_location: event.business_location.as_ref().map(|location| location.id.as_str().to_owned()),
+        event_time_ms: event.event_time.map(|time| time.to_jiff().as_millisecond()).unwrap_or(0),
+        error_declared: event.error_declaration.is_some(),
+        identifiers,
+        body: epcis::jsonld::event_to_json(&event, namespaces).to_string(),
+    }
+}
+
+fn master_data_records(document: &Document) -> Vec<MasterDataRecord> {
+    let mut prefixes = epcis::jsonld::Prefixes::from_namespaces(&document.namespaces);
+    document
+        .master_data
+        .iter()
+        .flat_map(|vocabulary| {
+            vocabulary.elements.iter().map(|element| (vocabulary.vocabulary_type.clone(), element)).collect::<Vec<_>>()
+        })
+        .map(|(vocabulary_type, element)| {
+            let attributes: serde_json::Map<String, Value> = element
+                .attributes
+                .iter()
+                .map(|(id, value)| (id.clone(), epcis::jsonld::extension_value(value, &mut prefixes)))
+                .collect();
+            MasterDataRecord {
+                vocabulary_type,
+                element_id: normalise_location(&element.id),
+                attributes: Value::Object(attributes).to_string(),
+                children: element.children.iter().map(|child| normalise_location(child)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Master data ids of locations are normalised like the events' identifiers, so that `WD_`
+/// finds children whichever form the document used.
+fn normalise_location(id: &str) -> String {
+    epcis::Identifier::parse(id).map(|id| id.as_str().to_owned()).unwrap_or_else(|_| id.to_owned())
+}
+
+/// The media type of a body: JSON (`application/json`, `application/ld+json`) or XML.
+fn is_xml_body(headers: &HeaderMap) -> Result<bool, Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/json" | "application/ld+json" => Ok(false),
+        "application/xml" | "text/xml" => Ok(true),
+        _ => Err(Problem::new(
+            "unsupported-media-type",
+            format!(
+                "send EPCIS documents as application/json, application/ld+json or application/xml, not {content_type:?}"
+            ),
+        )),
+    }
+}
+
+fn body_text(bytes: &Bytes) -> Result<&str, Problem> {
+    if bytes.len() > CAPTURE_BYTES_MAX {
+        return Err(too_large_body());
+    }
+    std::str::from_utf8(bytes).map_err(|error| Problem::new("invalid-epcis", format!("the body is not UTF-8: {error}")))
+}
+
+fn too_large_body() -> Problem {
+    Problem::new(
+        "payload-too-large",
+        format!("a capture body holds at most {CAPTURE_BYTES_MAX} bytes (GS1-EPCIS-Capture-File-Size-Limit)"),
+    )
+}
+
+fn validation_problem(what: &str, errors: Vec<ValidationError>) -> Problem {
+    let count = errors.len();
+    let first = errors.first().map(ToString::to_string).unwrap_or_default();
+    Problem::new(
+        "invalid-epcis",
+        format!("{what} was rejected with {count} error(s); nothing was stored. First: {first}"),
+    )
+    .with_errors(
+        errors
+            .into_iter()
+            .take(ERRORS_LISTED_MAX)
+            .map(|error| FieldError { pointer: error.pointer, detail: error.detail })
+            .collect(),
+    )
+}
+
+/// The index of the event a pointer of a document points into.
+fn event_index(pointer: &str) -> Option<usize> {
+    let rest = pointer.strip_prefix("/epcisBody/eventList/")?;
+    rest.split('/').next()?.parse().ok()
+}
+
+async fn capture(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantWrite)?;
+    let behaviour = ErrorBehaviour::from_headers(&headers)?;
+    let xml = is_xml_body(&headers)?;
+    let bytes = body.map_err(|_| too_large_body())?;
+    let text = body_text(&bytes)?;
+    let strict = match xml {
+        true => epcis::parse_xml_document(text),
+        false => epcis::parse_json_document(text),
+    };
+    let (document, excluded, rejected) = match strict {
+        Ok(document) => (document, BTreeSet::new(), Vec::new()),
+        Err(errors) if behaviour == ErrorBehaviour::Rollback => {
+            return Err(validation_problem("the document", errors.errors));
+        }
+        Err(errors) => {
+            // proceed: events with errors are left out; an error outside the events fails all.
+            let (document, _) = epcis::read_document_leniently(text);
+            let document_level = errors.errors.iter().any(|error| event_index(&error.pointer).is_none());
+            match document {
+                Some(document) if !document_level => {
+                    let excluded = errors.errors.iter().filter_map(|error| event_index(&error.pointer)).collect();
+                    (document, excluded, errors.errors)
+                }
+                _ => return Err(validation_problem("the document", errors.errors)),
+            }
+        }
+    };
+    if document.kind != DocumentKind::Document {
+        return Err(Problem::new("invalid-epcis", "capture takes an EPCISDocument, not an EPCISQueryDocument"));
+    }
+    if document.events.len() > CAPTURE_EVENTS_MAX {
+        return Err(Problem::new(
+            "payload-too-large",
+            format!(
+                "the document has {} events; a capture holds at most {CAPTURE_EVENTS_MAX} (GS1-EPCIS-Capture-Limit)",
+                document.events.len()
+            ),
+        ));
+    }
+    let receipt = capture_document(&app.store, &principal.tenant_id, &document, &excluded, rejected, behaviour).await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "captureID": receipt.capture_id, "eventIDs": receipt.event_ids }).to_string(),
+    )
+        .into_response();
+    let location = format!("/capture/{}", receipt.capture_id);
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).map_err(Problem::internal)?);
+    insert_capture_limits(response.headers_mut());
+    Ok(response)
+}
+
+/// `POST /events`: one event, captured all or nothing.
+async fn capture_event(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantWrite)?;
+    let xml = is_xml_body(&headers)?;
+    let bytes = body.map_err(|_| too_large_body())?;
+    let text = body_text(&bytes)?;
+    let parsed = match xml {
+        true => epcis::parse_xml_event(text),
+        false => epcis::parse_json_event(text),
+    };
+    let event = parsed.map_err(|errors| validation_problem("the event", errors.errors))?;
+    let namespaces = match xml {
+        true => Vec::new(),
+        false => serde_json::from_str::<Value>(text).map(|value| context_namespaces(&value)).unwrap_or_default(),
+    };
+    let document = Document {
+        kind: DocumentKind::Document,
+        schema_version: "2.0".into(),
+        creation_date: None,
+        namespaces,
+        master_data: Vec::new(),
+        query_results: None,
+        events: vec![event],
+        other_fields: Vec::new(),
+        hash_ignored_fields: Vec::new(),
+    };
+    let receipt = capture_document(
+        &app.store,
+        &principal.tenant_id,
+        &document,
+        &BTreeSet::new(),
+        Vec::new(),
+        ErrorBehaviour::Rollback,
+    )
+    .await?;
+    let event_id = receipt.event_ids.first().cloned().unwrap_or_default();
+    let location = format!("/events/{}", encode_path_segment(&event_id));
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "eventID": event_id, "captureID": receipt.capture_id }).to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).map_err(Problem::internal)?);
+    Ok(response)
+}
+
+/// Percent-encodes a path segment (event IDs are URIs with `/`, `:`, `?`, `;`).
+pub fn encode_path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => encoded.push(byte as char),
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
+}
+
+fn capture_job_json(job: &CaptureJob) -> Value {
+    let time =
+        |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map(|time| time.to_string()).unwrap_or_default();
+    let mut value = json!({
+        "captureID": job.capture_id,
+        "createdAt": time(job.created_unix_ms),
+        "running": job.finished_unix_ms.is_none(),
+        "success": job.success,
+        "captureErrorBehaviour": job.error_behaviour,
+        "eventsCaptured": job.events_captured,
+        "eventsAlreadyCaptured": job.events_already_captured,
+        "errors": job.errors.iter().map(|(pointer, detail)| json!({"pointer": pointer, "detail": detail})).collect::<Vec<_>>(),
+    });
+    if let (Some(finished), Some(map)) = (job.finished_unix_ms, value.as_object_mut()) {
+        map.insert("finishedAt".into(), Value::String(time(finished)));
+    }
+    value
+}
+
+async fn capture_job(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(capture_id): Path<String>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let job = app
+        .store
+        .tenant(&principal.tenant_id)
+        .capture_job(&capture_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("capture job {capture_id}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], capture_job_json(&job).to_string()).into_response())
+}
+
+async fn capture_jobs(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let jobs = app.store.tenant(&principal.tenant_id).capture_jobs(PER_PAGE_MAX).await?;
+    let body = Value::Array(jobs.iter().map(capture_job_json).collect());
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query
+
+fn query_problem(error: QueryParameterError) -> Problem {
+    let pointer = format!("?{}", error.parameter);
+    Problem::new("invalid-parameter", error.to_string()).with_errors(vec![FieldError { pointer, detail: error.detail }])
+}
+
+/// The namespace prefixes of a JSON-LD `@context`.
+fn context_namespaces(value: &Value) -> Vec<Namespace> {
+    let mut namespaces = Vec::new();
+    let mut visit = |item: &Value| {
+        if let Value::Object(map) = item {
+            for (prefix, iri) in map {
+                if let Some(iri) = iri.as_str() {
+                    namespaces.push(Namespace { prefix: prefix.clone(), iri: iri.to_owned() });
+                }
+            }
+        }
+    };
+    match value.get("@context") {
+        Some(Value::Array(items)) => items.iter().for_each(&mut visit),
+        Some(other) => visit(other),
+        None => {}
+    }
+    namespaces
+}
+
+/// A stored event back in the model, with its record time and the prefixes its body declared.
+fn decode(stored: &StoredEvent) -> Result<(Event, Vec<Namespace>), Problem> {
+    let value: Value = serde_json::from_str(&stored.body).map_err(Problem::internal)?;
+    let mut event = epcis::read_json_event(&value).map_err(|errors| {
+        Problem::internal(format!("stored event {} does not read back: {errors}", stored.event_id))
+    })?;
+    event.record_time = jiff::Timestamp::from_millisecond(stored.record_time_ms).ok().map(Timestamp::from_jiff);
+    Ok((event, context_namespaces(&value)))
+}
+
+/// The position a page continues from, and how many events the query served before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PageToken {
+    position: EventPosition,
+    served: u64,
+}
+
+impl PageToken {
+    fn encode(&self, fingerprint: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}.{}.{fingerprint}", self.position.key, self.position.seq, self.served))
+    }
+
+    fn decode(text: &str, fingerprint: &str) -> Result<PageToken, Problem> {
+        let invalid = || Problem::new("invalid-parameter", "nextPageToken is not a token of this query");
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let parts: Vec<&str> = text.split('.').collect();
+        if parts.len() != 4 || parts[3] != fingerprint {
+            return Err(invalid());
+        }
+        let number = |text: &str| text.parse::<i64>().map_err(|_| invalid());
+        Ok(PageToken {
+            position: EventPosition { key: number(parts[0])?, seq: number(parts[1])? },
+            served: parts[2].parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// A query's identity for its page tokens: its parameters without the paging ones, sorted.
+fn fingerprint(parameters: &[(String, String)]) -> String {
+    let mut kept: Vec<&(String, String)> =
+        parameters.iter().filter(|(name, _)| name != "nextPageToken" && name != "perPage").collect();
+    kept.sort();
+    let mut hasher = Sha256::new();
+    for (name, value) in kept {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
+fn filter_of(query: &EventQuery) -> EventFilter {
+    let hints = query.index_hints();
+    let floor = |time: Option<Timestamp>| time.map(|time| time.to_jiff().as_millisecond());
+    // Stored times are whole milliseconds (rounded down): an exclusive bound rounds up.
+    let ceiling = |time: Option<Timestamp>| {
+        time.map(|time| {
+            let jiff = time.to_jiff();
+            let milliseconds = jiff.as_millisecond();
+            match i128::from(milliseconds) * 1_000_000 == jiff.as_nanosecond() {
+                true => milliseconds,
+                false => milliseconds + 1,
+            }
+        })
+    };
+    let strings = |roles: &[&str]| roles.iter().map(|role| (*role).to_owned()).collect::<Vec<_>>();
+    EventFilter {
+        event_types: hints.event_types,
+        event_time_at_least_ms: floor(hints.event_time.at_least),
+        event_time_before_ms: ceiling(hints.event_time.before),
+        record_time_at_least_ms: floor(hints.record_time.at_least),
+        record_time_before_ms: ceiling(hints.record_time.before),
+        actions: hints.actions.map(|actions| actions.iter().map(|action| (*action).to_owned()).collect()),
+        biz_steps: hints.business_steps,
+        dispositions: hints.dispositions,
+        read_points: hints.read_points,
+        biz_locations: hints.business_locations,
+        event_ids: hints.event_ids,
+        error_declared: hints.error_declaration_exists,
+        identifiers: hints.identifiers.iter().map(|(roles, values)| (strings(roles), values.clone())).collect(),
+        gtins: hints.gtins.iter().map(|(roles, values)| (strings(roles), values.clone())).collect(),
+    }
+}
+
+fn order_of(query: &EventQuery) -> EventOrder {
+    match (query.order_by, query.direction.unwrap_or(Direction::Descending)) {
+        (None, _) => EventOrder::RecordAscending,
+        (Some(OrderBy::RecordTime), Direction::Ascending) => EventOrder::RecordAscending,
+        (Some(OrderBy::RecordTime), Direction::Descending) => EventOrder::RecordDescending,
+        (Some(OrderBy::EventTime), Direction::Ascending) => EventOrder::EventTimeAscending,
+        (Some(OrderBy::EventTime), Direction::Descending) => EventOrder::EventTimeDescending,
+    }
+}
+
+/// The events of one page of a query, and where the next page starts.
+#[derive(Debug)]
+pub struct QueryPage {
+    pub events: Vec<(Event, Vec<Namespace>)>,
+    next: Option<PageToken>,
+}
+
+/// Runs a simple event query for `viewer`: the store narrows with indexes, [`EventQuery::matches`]
+/// decides.
+async fn run_query(
+    store: &Store,
+    viewer: &TenantId,
+    parameters: &[(String, String)],
+) -> Result<(QueryPage, String), Problem> {
+    let tenant_store = store.tenant(viewer);
+    let prefixes: PrefixMap = tenant_store.epcis_namespaces().await?;
+    let typed: Vec<(String, ParameterValue)> =
+        parameters.iter().map(|(name, value)| epcis::query::url_parameter(name, value)).collect();
+    let mut query = EventQuery::parse(&typed, &prefixes).map_err(query_problem)?;
+    if query.read_points_with_descendants.is_some() || query.business_locations_with_descendants.is_some() {
+        let children = tenant_store.epcis_children().await?;
+        query.expand_hierarchy(&|id| children.get(id).cloned().unwrap_or_default());
+    }
+    let value_of = |name: &str| parameters.iter().find(|(known, _)| known == name).map(|(_, value)| value.as_str());
+    let per_page = match value_of("perPage") {
+        None => PER_PAGE_DEFAULT,
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|count| (1..=PER_PAGE_MAX).contains(count))
+            .ok_or_else(|| Problem::new("invalid-parameter", format!("perPage must be 1 to {PER_PAGE_MAX}")))?,
+    };
+    let fingerprint = fingerprint(parameters);
+    let token = value_of("nextPageToken").map(|text| PageToken::decode(text, &fingerprint)).transpose()?;
+    let served = token.map_or(0, |token| token.served);
+    let mut want = u64::from(per_page);
+    if let Some(limit) = query.event_count_limit {
+        want = want.min(limit.saturating_sub(served));
+    }
+    if let Some(maximum) = query.max_event_count {
+        want = maximum.saturating_add(1);
+    }
+    let filter = filter_of(&query);
+    let order = order_of(&query);
+    let mut after = token.map(|token| token.position);
+    let mut events = Vec::new();
+    let mut scanned: u64 = 0;
+    let mut exhausted = want == 0;
+    let scan_max = u64::from(store::epcis::QUERY_SCAN_ROWS_MAX);
+    while !exhausted && (events.len() as u64) < want && scanned < scan_max {
+        let batch_rows = (want - events.len() as u64).clamp(64, 2_000).min(scan_max - scanned) as u32;
+        let batch = store.epcis_candidates(viewer, &filter, order, after, batch_rows).await?;
+        exhausted = (batch.len() as u32) < batch_rows;
+        for stored in &batch {
+            scanned += 1;
+            after = Some(stored.position(order));
+            let (event, namespaces) = decode(stored)?;
+            if query.matches(&event) {
+                events.push((event, namespaces));
+                if events.len() as u64 == want {
+                    // Whether more follow is unknown until the next page is read.
+                    exhausted = exhausted && stored == batch.last().unwrap_or(stored);
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(maximum) = query.max_event_count
+        && (events.len() as u64 > maximum || !exhausted)
+    {
+        return Err(Problem::new(
+            "query-too-large",
+            format!(
+                "the query matches more than maxEventCount = {maximum} events (or more than this repository scans in one request)"
+            ),
+        ));
+    }
+    let served_now = served + events.len() as u64;
+    let limit_reached = query.event_count_limit.is_some_and(|limit| served_now >= limit);
+    let next = match (exhausted || limit_reached, after) {
+        (false, Some(position)) => Some(PageToken { position, served: served_now }),
+        _ => None,
+    };
+    Ok((QueryPage { events, next }, fingerprint))
+}
+
+fn query_document(events: Vec<(Event, Vec<Namespace>)>) -> Value {
+    let mut namespaces: Vec<Namespace> = Vec::new();
+    let mut list = Vec::with_capacity(events.len());
+    for (event, declared) in events {
+        for namespace in declared {
+            if !namespaces.iter().any(|known| known.prefix == namespace.prefix || known.iri == namespace.iri) {
+                namespaces.push(namespace);
+            }
+        }
+        list.push(event);
+    }
+    let document = Document {
+        kind: DocumentKind::QueryDocument,
+        schema_version: "2.0".into(),
+        creation_date: Some(Timestamp::from_jiff(jiff::Timestamp::now())),
+        namespaces,
+        master_data: Vec::new(),
+        query_results: Some(QueryResults { subscription_id: None, query_name: Some("SimpleEventQuery".into()) }),
+        events: list,
+        other_fields: Vec::new(),
+        hash_ignored_fields: Vec::new(),
+    };
+    epcis::jsonld::document_to_json(&document)
+}
+
+/// Answers a query: the EPCISQueryDocument, and a `Link` to the next page when there is one.
+async fn answer_query(
+    app: &AppState,
+    caller: &Caller,
+    uri: &Uri,
+    parameters: Vec<(String, String)>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let (page, fingerprint) = run_query(&app.store, &principal.tenant_id, &parameters).await?;
+    let next = page.next.map(|token| token.encode(&fingerprint));
+    let body = query_document(page.events).to_string();
+    let mut response = ([(header::CONTENT_TYPE, JSON_LD)], body).into_response();
+    if let Some(token) = next {
+        let mut query: Vec<String> = parameters
+            .iter()
+            .filter(|(name, _)| name != "nextPageToken")
+            .map(|(name, value)| format!("{}={}", encode_path_segment(name), encode_path_segment(value)))
+            .collect();
+        query.push(format!("nextPageToken={token}"));
+        let link = format!("<{}?{}>; rel=\"next\"", uri.path(), query.join("&"));
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+type Parameters = Query<Vec<(String, String)>>;
+
+async fn query_events(
+    State(app): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Query(parameters): Parameters,
+) -> Result<Response, Problem> {
+    answer_query(&app, &caller, &uri, parameters).await
+}
+
+/// `GET /events/{eventID}`: a query document with the one event.
+async fn event(State(app): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let records = app.store.epcis_event(&principal.tenant_id, &event_id).await?;
+    if records.is_empty() {
+        return Err(Problem::not_found(format!("event {event_id}")));
+    }
+    let events = records.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    let body = query_document(events).to_string();
+    Ok(([(header::CONTENT_TYPE, JSON_LD)], body).into_response())
+}
+
+async fn event_types(caller: Caller) -> Result<Response, Problem> {
+    caller.require(Scope::TenantRead)?;
+    let names: Vec<&str> = epcis::EventType::ALL.iter().map(|event_type| event_type.type_name()).collect();
+    Ok(([(header::CONTENT_TYPE, "application/json")], json!({ "@set": names }).to_string()).into_response())
+}
+
+/// The resource paths: a query with one fixed parameter from the path, plus the query string.
+async fn events_of(
+    app: AppState,
+    caller: Caller,
+    uri: Uri,
+    fixed: (&str, String),
+    mut parameters: Vec<(String, String)>,
+) -> Result<Response, Problem> {
+    if parameters.iter().any(|(name, _)| name == fixed.0) {
+        return Err(Problem::new("invalid-parameter", format!("{} is given by the path", fixed.0)));
+    }
+    parameters.push((fixed.0.to_owned(), fixed.1));
+    answer_query(&app, &caller, &uri, parameters).await
+}
+
+macro_rules! resource_path {
+    ($name:ident, $parameter:literal) => {
+        async fn $name(
+            State(app): State<AppState>,
+            caller: Caller,
+            uri: Uri,
+            Path(value): Path<String>,
+            Query(parameters): Parameters,
+        ) -> Result<Response, Problem> {
+            events_of(app, caller, uri, ($parameter, value), parameters).await
+        }
+    };
+}
+
+resource_path!(events_of_type, "eventType");
+resource_path!(events_of_epc, "MATCH_anyEPC");
+resource_path!(events_of_business_step, "EQ_bizStep");
+resource_path!(events_of_business_location, "EQ_bizLocation");
+resource_path!(events_of_read_point, "EQ_readPoint");
+resource_path!(events_of_disposition, "EQ_disposition");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_indexes_come_from_document_pointers() {
+        assert_eq!(event_index("/epcisBody/eventList/12/action"), Some(12));
+        assert_eq!(event_index("/epcisBody/eventList/3"), Some(3));
+        assert_eq!(event_index("/epcisHeader/epcisMasterData"), None);
+        assert_eq!(event_index(""), None);
+    }
+
+    #[test]
+    fn page_tokens_belong_to_their_query() {
+        let token = PageToken { position: EventPosition { key: 1_700_000_000_000, seq: 42 }, served: 30 };
+        let text = token.encode("abc");
+        assert_eq!(PageToken::decode(&text, "abc").ok(), Some(token));
+        assert!(PageToken::decode(&text, "abd").is_err());
+        assert!(PageToken::decode("%%%", "abc").is_err());
+    }
+
+    #[test]
+    fn versions_are_negotiated() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(negotiate(&headers(&[])).is_ok());
+        assert!(negotiate(&headers(&[("gs1-epcis-version", "2.0.0")])).is_ok());
+        assert!(negotiate(&headers(&[("gs1-epcis-version", "1.2")])).is_err());
+        assert!(negotiate(&headers(&[("gs1-cbv-min", "2.1")])).is_err());
+        assert!(negotiate(&headers(&[("gs1-epcis-max", "1.2")])).is_err());
+        assert!(negotiate(&headers(&[("gs1-epcis-min", "1.2"), ("gs1-epcis-max", "2.0")])).is_ok());
+    }
+}

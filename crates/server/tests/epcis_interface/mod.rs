@@ -1,0 +1,434 @@
+//! End-to-end tests of the EPCIS 2.0 interface: capture, capture jobs, the simple event query and
+//! its resource paths, visibility, and the public corpora captured and queried back.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const GTIN: &str = "09506000134352";
+
+fn document(events: Vec<Value>) -> Value {
+    json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"ex": "https://ns.example.com/epcis/"}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2024-05-01T12:30:00Z",
+        "epcisBody": {"eventList": events}
+    })
+}
+
+fn serial(number: u32) -> String {
+    format!("https://id.gs1.org/01/{GTIN}/21/{number}")
+}
+
+/// Five events of a salmon's first day: commissioned, shipped, packed on a pallet, received by
+/// weight, and a temperature report (in kelvin).
+fn salmon_day() -> Vec<Value> {
+    vec![
+        json!({"type": "ObjectEvent", "eventTime": "2024-05-01T08:00:00Z", "eventTimeZoneOffset": "+02:00",
+               "action": "ADD", "bizStep": "commissioning", "epcList": [serial(1), serial(2)],
+               "bizLocation": {"id": "urn:epc:id:sgln:9506000.00001.0"}, "ex:harvestBatch": "B1"}),
+        json!({"type": "ObjectEvent", "eventTime": "2024-05-01T09:00:00Z", "eventTimeZoneOffset": "+02:00",
+               "action": "OBSERVE", "bizStep": "shipping", "disposition": "in_transit", "epcList": [serial(1)],
+               "readPoint": {"id": "urn:epc:id:sgln:9506000.00001.0"}}),
+        json!({"type": "AggregationEvent", "eventTime": "2024-05-01T10:00:00Z", "eventTimeZoneOffset": "+02:00",
+               "action": "ADD", "bizStep": "packing", "parentID": "urn:epc:id:sscc:9506000.0000000001",
+               "childEPCs": ["urn:epc:id:sgtin:9506000.013435.1", "urn:epc:id:sgtin:9506000.013435.2"]}),
+        json!({"type": "ObjectEvent", "eventTime": "2024-05-01T11:00:00Z", "eventTimeZoneOffset": "+02:00",
+               "action": "OBSERVE", "bizStep": "receiving", "epcList": [],
+               "quantityList": [{"epcClass": format!("https://id.gs1.org/01/{GTIN}/10/LOT7"), "quantity": 20, "uom": "KGM"}]}),
+        json!({"type": "ObjectEvent", "eventTime": "2024-05-01T12:00:00Z", "eventTimeZoneOffset": "+02:00",
+               "action": "OBSERVE", "bizStep": "sensor_reporting", "epcList": [],
+               "sensorElementList": [{"sensorMetadata": {"deviceID": "urn:epc:id:giai:9506000.42"},
+                                      "sensorReport": [{"type": "Temperature", "value": 275.15, "uom": "KEL"}]}]}),
+    ]
+}
+
+fn events_of(answer: &Answer) -> Vec<Value> {
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["type"], "EPCISQueryDocument", "{:?}", answer.body);
+    answer.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().cloned().unwrap_or_default()
+}
+
+fn times_of(events: &[Value]) -> Vec<String> {
+    events.iter().map(|event| event["eventTime"].as_str().unwrap_or("").get(11..16).unwrap_or("").to_owned()).collect()
+}
+
+fn encode(text: &str) -> String {
+    server::epcis::encode_path_segment(text)
+}
+
+impl TestApp {
+    async fn capture(&self, key: &str, body: Value, headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("content-type", "application/ld+json")];
+        all.extend_from_slice(headers);
+        let response = {
+            let mut request =
+                self.client.post(format!("{}/capture", self.base)).bearer_auth(key).body(body.to_string());
+            for (name, value) in &all {
+                request = request.header(*name, *value);
+            }
+            request.send().await.unwrap()
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    /// Captures and answers the finished capture job.
+    async fn capture_job(&self, key: &str, body: Value, headers: &[(&str, &str)]) -> Value {
+        let captured = self.capture(key, body, headers).await;
+        assert_eq!(captured.status, StatusCode::ACCEPTED, "{:?}", captured.body);
+        let location = captured.headers["location"].to_str().unwrap().to_owned();
+        assert_eq!(captured.headers["gs1-epcis-capture-limit"], "10000");
+        let job = self.get(&location, key).await;
+        assert_eq!(job.status, StatusCode::OK, "{:?}", job.body);
+        job.body
+    }
+
+    async fn query(&self, query: &str, key: &str) -> Vec<Value> {
+        events_of(&self.get(&format!("/events?{query}"), key).await)
+    }
+}
+
+pub(super) async fn epcis_capture_and_query(app: &TestApp) {
+    let farm = app.tenant("farm", &["tenant:admin"]).await;
+    let job = app.capture_job(&farm, document(salmon_day()), &[]).await;
+    assert_eq!((job["running"].as_bool(), job["success"].as_bool()), (Some(false), Some(true)), "{job}");
+    assert_eq!(job["eventsCaptured"], 5, "{job}");
+    assert_eq!(job["captureErrorBehaviour"], "rollback");
+
+    let all = app.query("", &farm).await;
+    assert_eq!(times_of(&all), ["08:00", "09:00", "10:00", "11:00", "12:00"], "capture order");
+    let every_id: BTreeSet<String> = all.iter().map(|event| event["eventID"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(every_id.len(), 5);
+    assert!(every_id.iter().all(|id| id.starts_with("ni:///sha-256;")), "hash IDs assigned: {every_id:?}");
+    assert!(all.iter().all(|event| event["recordTime"].is_string()), "the repository sets recordTime");
+
+    // One case per parameter family: (query, expected event times).
+    let cases: &[(&str, &[&str])] = &[
+        ("eventType=AggregationEvent", &["10:00"]),
+        ("GE_eventTime=2024-05-01T10:00:00Z&LT_eventTime=2024-05-01T12:00:00Z", &["10:00", "11:00"]),
+        ("EQ_action=ADD", &["08:00", "10:00"]),
+        ("EQ_bizStep=shipping|receiving", &["09:00", "11:00"]),
+        ("EQ_disposition=in_transit", &["09:00"]),
+        ("EQ_readPoint=urn:epc:id:sgln:9506000.00001.0", &["09:00"]),
+        ("EQ_bizLocation=https://id.gs1.org/414/9506000000015", &["08:00"]),
+        ("MATCH_epc=urn:epc:id:sgtin:9506000.013435.1", &["08:00", "09:00", "10:00"]),
+        ("MATCH_parentID=urn:epc:id:sscc:9506000.0000000001", &["10:00"]),
+        ("MATCH_anyEPC=urn:epc:id:sscc:9506000.0000000001", &["10:00"]),
+        ("MATCH_epc=urn:epc:idpat:sgtin:9506000.013435.*", &["08:00", "09:00", "10:00"]),
+        ("MATCH_epcClass=urn:epc:class:lgtin:9506000.013435.LOT7", &["11:00"]),
+        ("GE_quantity=20", &["11:00"]),
+        ("LT_quantity=20", &[]),
+        ("EQ_type=Temperature&GE_value_CEL=1.9&LT_value_CEL=2.1", &["12:00"]),
+        ("GT_value_CEL=2.1", &[]),
+        ("EQ_deviceID=urn:epc:id:giai:9506000.42", &["12:00"]),
+        ("EQ_ex:harvestBatch=B1", &["08:00"]),
+        ("EXISTS_ex:harvestBatch", &["08:00"]),
+        ("EXISTS_errorDeclaration", &[]),
+        ("orderBy=eventTime&orderDirection=DESC&eventCountLimit=2", &["12:00", "11:00"]),
+        ("orderBy=eventTime&orderDirection=ASC&eventCountLimit=2", &["08:00", "09:00"]),
+        ("orderBy=recordTime&orderDirection=DESC", &["12:00", "11:00", "10:00", "09:00", "08:00"]),
+        ("maxEventCount=5", &["08:00", "09:00", "10:00", "11:00", "12:00"]),
+    ];
+    for (query, expected) in cases {
+        let found = app.query(query, &farm).await;
+        assert_eq!(times_of(&found), *expected, "query {query}");
+    }
+    let one_id = all[1]["eventID"].as_str().unwrap();
+    assert_eq!(times_of(&app.query(&format!("EQ_eventID={}", encode(one_id)), &farm).await), ["09:00"]);
+    let by_id = app.get(&format!("/events/{}", encode(one_id)), &farm).await;
+    assert_eq!(times_of(&events_of(&by_id)), ["09:00"]);
+    assert!(
+        app.get("/events/urn:uuid:00000000-0000-0000-0000-000000000000", &farm)
+            .await
+            .is_problem(404, "/problems/not-found")
+    );
+
+    // The resource paths.
+    let paths: &[(&str, &[&str])] = &[
+        ("/eventTypes/AggregationEvent/events", &["10:00"]),
+        ("/epcs/urn:epc:id:sgtin:9506000.013435.2/events", &["08:00", "10:00"]),
+        ("/bizSteps/shipping/events", &["09:00"]),
+        ("/dispositions/in_transit/events", &["09:00"]),
+        ("/readPoints/urn:epc:id:sgln:9506000.00001.0/events", &["09:00"]),
+        ("/bizLocations/urn:epc:id:sgln:9506000.00001.0/events?EQ_action=ADD", &["08:00"]),
+    ];
+    for (path, expected) in paths {
+        assert_eq!(times_of(&events_of(&app.get(path, &farm).await)), *expected, "path {path}");
+    }
+    let types = app.get("/eventTypes", &farm).await;
+    assert_eq!(types.body["@set"].as_array().map(Vec::len), Some(5));
+
+    // Pages of two, followed by the Link header; the last page has none.
+    let mut next = Some("/events?perPage=2".to_owned());
+    let mut pages = Vec::new();
+    while let Some(path) = next.take() {
+        let answer = app.get(&path, &farm).await;
+        pages.push(times_of(&events_of(&answer)));
+        if let Some(link) = answer.headers.get("link") {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with("; rel=\"next\""), "{link}");
+            next = Some(link.trim_start_matches('<').split('>').next().unwrap().to_owned());
+        }
+        assert!(pages.len() <= 4, "paging does not end: {pages:?}");
+    }
+    assert_eq!(pages.concat(), ["08:00", "09:00", "10:00", "11:00", "12:00"], "{pages:?}");
+    assert_eq!(pages[0].len(), 2);
+    let foreign_token = app.get("/events?perPage=2&EQ_action=ADD&nextPageToken=MS4xLjIuYWJj", &farm).await;
+    assert!(foreign_token.is_problem(400, "/problems/invalid-parameter"), "{:?}", foreign_token.body);
+
+    // Capturing the same events again stores nothing new.
+    let again = app.capture_job(&farm, document(salmon_day()), &[]).await;
+    assert_eq!((again["eventsCaptured"].as_i64(), again["eventsAlreadyCaptured"].as_i64()), (Some(0), Some(5)));
+    assert_eq!(app.query("", &farm).await.len(), 5);
+    let jobs = app.get("/capture", &farm).await;
+    assert_eq!(jobs.body.as_array().map(Vec::len), Some(2), "{:?}", jobs.body);
+
+    // Visibility: a stranger sees nothing; the brand that holds the GTIN sees the events that
+    // name it (not the sensor report, which names no product).
+    let shop = app.tenant("shop", &["tenant:admin"]).await;
+    assert!(app.query("", &shop).await.is_empty());
+    assert!(app.get(&format!("/events/{}", encode(one_id)), &shop).await.is_problem(404, "/problems/not-found"));
+    let brand = app.tenant("brand", &["tenant:admin"]).await;
+    let product = app.post("/v1/products", &brand, super::salmon(GTIN)).await;
+    assert_eq!(product.status, StatusCode::CREATED, "{:?}", product.body);
+    assert_eq!(times_of(&app.query("", &brand).await), ["08:00", "09:00", "10:00", "11:00"]);
+
+    // Bad queries and versions get problems.
+    let bad = app.get("/events?EQ_action=MOVE", &farm).await;
+    assert!(bad.is_problem(400, "/problems/invalid-parameter"), "{:?}", bad.body);
+    assert_eq!(bad.pointers(), ["?EQ_action"]);
+    let too_many = app.get("/events?maxEventCount=4", &farm).await;
+    assert!(too_many.is_problem(413, "/problems/query-too-large"), "{:?}", too_many.body);
+    let old = app.send("GET", "/events", Some(&farm), None, &[("GS1-EPCIS-Version", "1.2")]).await;
+    assert!(old.is_problem(406, "/problems/not-acceptable"), "{:?}", old.body);
+    let current = app.send("GET", "/events", Some(&farm), None, &[("GS1-EPCIS-Version", "2.0.0")]).await;
+    assert_eq!(current.headers["gs1-epcis-version"], "2.0.0");
+    assert_eq!(current.headers["gs1-cbv-version"], "2.0.0");
+    let options = app.send("OPTIONS", "/capture", Some(&farm), None, &[]).await;
+    assert_eq!(options.status, StatusCode::NO_CONTENT);
+    assert_eq!(options.headers["gs1-epcis-capture-file-size-limit"], "16777216");
+    assert!(app.send("GET", "/events", None, None, &[]).await.is_problem(401, "/problems/unauthorized"));
+    let reader = app.tenant("reader", &["tenant:read"]).await;
+    assert!(app.capture(&reader, document(salmon_day()), &[]).await.is_problem(403, "/problems/forbidden"));
+}
+
+pub(super) async fn epcis_bad_documents_store_nothing(app: &TestApp) {
+    let farm = app.tenant("farm", &["tenant:admin"]).await;
+    let mut events = salmon_day();
+    events[1]["action"] = json!("MOVE");
+    events[3]["bizStep"] = json!("flying");
+    let refused = app.capture(&farm, document(events.clone()), &[]).await;
+    assert!(refused.is_problem(400, "/problems/invalid-epcis"), "{:?}", refused.body);
+    assert_eq!(refused.pointers(), ["/epcisBody/eventList/1/action", "/epcisBody/eventList/3/bizStep"]);
+    assert!(app.query("", &farm).await.is_empty(), "rollback stores nothing");
+    assert!(app.get("/capture", &farm).await.body.as_array().is_some_and(Vec::is_empty));
+
+    // proceed: the three valid events are stored, the job lists the two refused.
+    let job = app.capture_job(&farm, document(events), &[("GS1-Capture-Error-Behaviour", "proceed")]).await;
+    assert_eq!((job["success"].as_bool(), job["eventsCaptured"].as_i64()), (Some(false), Some(3)), "{job}");
+    assert_eq!(job["captureErrorBehaviour"], "proceed");
+    let pointers: Vec<&str> =
+        job["errors"].as_array().unwrap().iter().filter_map(|error| error["pointer"].as_str()).collect();
+    assert_eq!(pointers, ["/epcisBody/eventList/1/action", "/epcisBody/eventList/3/bizStep"]);
+    assert_eq!(times_of(&app.query("", &farm).await), ["08:00", "10:00", "12:00"]);
+
+    // A document-level error fails the whole document even under proceed.
+    let mut broken = document(salmon_day());
+    broken["creationDate"] = json!("yesterday");
+    let refused = app.capture(&farm, broken, &[("GS1-Capture-Error-Behaviour", "proceed")]).await;
+    assert!(refused.is_problem(400, "/problems/invalid-epcis"), "{:?}", refused.body);
+    let behaviour = app.capture(&farm, document(salmon_day()), &[("GS1-Capture-Error-Behaviour", "maybe")]).await;
+    assert!(behaviour.is_problem(400, "/problems/invalid-parameter"), "{:?}", behaviour.body);
+
+    // Not JSON, not an EPCIS document, the wrong media type, too large.
+    let answer = app.raw_post("/capture", &farm, "application/json", b"{\"type\": ".to_vec()).await;
+    assert!(answer.is_problem(400, "/problems/invalid-epcis"), "{:?}", answer.body);
+    let answer = app.raw_post("/capture", &farm, "text/plain", b"hello".to_vec()).await;
+    assert!(answer.is_problem(415, "/problems/unsupported-media-type"), "{:?}", answer.body);
+    let huge = vec![b' '; server::epcis::CAPTURE_BYTES_MAX + 1];
+    let answer = app.raw_post("/capture", &farm, "application/json", huge).await;
+    assert!(answer.is_problem(413, "/problems/payload-too-large"), "{:?}", answer.body);
+    assert_eq!(app.query("", &farm).await.len(), 3, "nothing more was stored");
+
+    // One event by POST /events, and EPCIS XML.
+    let single = json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "ObjectEvent", "eventID": "urn:uuid:6d5a3c4e-9d1e-4b8f-8f43-1a2b3c4d5e6f",
+        "eventTime": "2024-05-02T08:00:00Z", "eventTimeZoneOffset": "+00:00", "action": "OBSERVE",
+        "bizStep": "retail_selling", "epcList": [serial(1)]
+    });
+    let created = app.raw_post("/events", &farm, "application/ld+json", single.to_string().into_bytes()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.headers["location"], "/events/urn%3Auuid%3A6d5a3c4e-9d1e-4b8f-8f43-1a2b3c4d5e6f");
+    let found = app.get(created.headers["location"].to_str().unwrap(), &farm).await;
+    assert_eq!(events_of(&found)[0]["bizStep"], "retail_selling");
+    let mut changed = single.clone();
+    changed["bizStep"] = json!("shipping");
+    let reused = app.raw_post("/events", &farm, "application/ld+json", changed.to_string().into_bytes()).await;
+    assert!(reused.is_problem(409, "/problems/conflict"), "an eventID names one event: {:?}", reused.body);
+    let xml = r#"<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" schemaVersion="2.0" creationDate="2024-05-01T10:00:00Z">
+  <EPCISBody><EventList><ObjectEvent>
+    <eventTime>2024-05-03T08:00:00Z</eventTime><eventTimeZoneOffset>+00:00</eventTimeZoneOffset>
+    <epcList><epc>urn:epc:id:sgtin:9506000.013435.77</epc></epcList>
+    <action>OBSERVE</action><bizStep>urn:epcglobal:cbv:bizstep:departing</bizStep>
+  </ObjectEvent></EventList></EPCISBody></epcis:EPCISDocument>"#;
+    let captured = app.raw_post("/capture", &farm, "application/xml", xml.as_bytes().to_vec()).await;
+    assert_eq!(captured.status, StatusCode::ACCEPTED, "{:?}", captured.body);
+    let departing = app.query("EQ_bizStep=departing", &farm).await;
+    assert_eq!(departing[0]["epcList"], json!([serial(77)]), "stored as a Digital Link");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public corpora, captured over HTTP and queried back.
+
+fn corpus_directory() -> Option<PathBuf> {
+    let directory = std::env::var_os("KETEN_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+    if directory.join("epcis").is_dir() {
+        return Some(directory);
+    }
+    eprintln!("SKIPPED: EPCIS conformance corpus not found at {} (set KETEN_CONFORMANCE_DIR)", directory.display());
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "conformance corpus missing under CI=true");
+    None
+}
+
+fn files_in(directory: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(directory).unwrap_or_else(|error| panic!("{}: {error}", directory.display())).flatten()
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_in(&path, extensions));
+        } else if path
+            .extension()
+            .and_then(|extension| extension.to_str())
+            .is_some_and(|extension| extensions.contains(&extension))
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Valid documents of the corpora not captured, and why (the same as the epcis crate's
+/// conformance test, which explains each in detail).
+const EXCLUDED: &[(&str, &str)] = &[
+    ("gs1-EPCIS/XML/CaptureJob/", "capture job status documents, not EPCIS documents"),
+    ("masterdata_all_possible_fields.xml", "an EPCISMasterDataDocument"),
+    ("Mimasu/Example-masterData.xml", "an EPCISMasterDataDocument"),
+    ("CBV/CBV-11.4-2020-06-16a.xml", "an EPCISMasterDataDocument"),
+    ("JumbledFieldsOrder.xml", "elements out of the XSD sequence, rejected by the XML binding"),
+    ("SensorDataExamples.xml", "bizStep Bizstep-sensor_reporting is not a CBV term"),
+    ("XML/Query/queryDocument.xml", "a GRAI with a wrong check digit"),
+];
+
+pub(super) async fn epcis_corpora_are_captured_and_queried_back(app: &TestApp) {
+    let Some(corpus) = corpus_directory() else { return };
+    let epcis_directory = corpus.join("epcis");
+    let openepcis = epcis_directory.join("openepcis-test-resources/core/src/main/resources/2.0/EPCIS");
+    let mut documents = files_in(&epcis_directory.join("gs1-EPCIS/JSON"), &["jsonld", "json"]);
+    documents.extend(files_in(&epcis_directory.join("gs1-EPCIS/XML"), &["xml", "json"]));
+    for folder in ["JSON/Capture/Documents", "JSON/Query", "XML/Capture/Documents", "XML/Query"] {
+        documents.extend(files_in(&openepcis.join(folder), &["json", "xml"]).into_iter().filter(|path| {
+            let text = path.to_string_lossy();
+            !text.contains("/Invalid/") && !text.contains("/Queries/")
+        }));
+    }
+    let mut failures = Vec::new();
+    let (mut captured_documents, mut compared_events) = (0, 0);
+    for (index, path) in documents.iter().enumerate() {
+        let name = path.display().to_string();
+        if let Some((_, reason)) = EXCLUDED.iter().find(|(suffix, _)| name.contains(suffix)) {
+            eprintln!("excluded {name}: {reason}");
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        let xml = name.ends_with(".xml");
+        let parsed = match xml {
+            true => epcis::parse_xml_document(&text),
+            false => epcis::parse_json_document(&text),
+        };
+        let Ok(mut original) = parsed else {
+            failures.push(format!("{name}: the epcis crate rejects it"));
+            continue;
+        };
+        // A query document's events are captured as an EPCISDocument; XML goes in as XML.
+        let (content_type, body) = match (xml, original.kind) {
+            (true, epcis::DocumentKind::Document) => ("application/xml", text.clone().into_bytes()),
+            _ => {
+                let mut capture = original.clone();
+                capture.kind = epcis::DocumentKind::Document;
+                capture.creation_date = capture.creation_date.or(epcis::Timestamp::parse("2024-01-01T00:00:00Z").ok());
+                capture.query_results = None;
+                ("application/ld+json", epcis::jsonld::document_to_json(&capture).to_string().into_bytes())
+            }
+        };
+        // Each document in its own tenant: the corpora reuse eventIDs across files.
+        let key = app.tenant(&format!("corpus{index}"), &["tenant:admin"]).await;
+        let answer = app.raw_post("/capture", &key, content_type, body).await;
+        if answer.status != StatusCode::ACCEPTED {
+            failures.push(format!("{name}: capture answered {} {}", answer.status, answer.body));
+            continue;
+        }
+        captured_documents += 1;
+        let hash_ids = original.event_hash_ids();
+        for (event, hash_id) in original.events.iter_mut().zip(hash_ids) {
+            let event_id = event.event_id.get_or_insert(hash_id).clone();
+            event.record_time = None;
+            let found = app.get(&format!("/events/{}", encode(&event_id)), &key).await;
+            let text = found.body.to_string();
+            // One eventID may hold the event and its error declaration: one of them must equal.
+            let returned = epcis::parse_json_document(&text).map(|document| document.events).unwrap_or_default();
+            let equal = returned.into_iter().any(|mut returned| {
+                returned.record_time = None;
+                epcis::events_equal(event, &returned)
+            });
+            match equal {
+                true => compared_events += 1,
+                false => failures.push(format!(
+                    "{name}: event {event_id} not read back equal\n    sent: {}\n    read: {}",
+                    epcis::compare::canonical_form(event),
+                    found.body
+                )),
+            }
+        }
+    }
+    eprintln!("corpora: {captured_documents} documents captured, {compared_events} events read back equal");
+    assert!(captured_documents > 100, "the corpus was not read");
+
+    // Every invalid document is refused, and nothing is stored.
+    let key = app.tenant("invalid", &["tenant:admin"]).await;
+    let stored_before = app.store.epcis_event_count().await.unwrap();
+    let mut invalid = Vec::new();
+    for folder in ["JSON/Capture/Invalid", "JSON/Query/Invalid", "XML/Capture/Invalid", "XML/Query/Invalid"] {
+        invalid.extend(files_in(&openepcis.join(folder), &["json", "xml"]).into_iter().filter(|path| {
+            // Query definitions are not documents (judged by the query interface).
+            !path.to_string_lossy().contains("/Queries/")
+        }));
+    }
+    for path in &invalid {
+        let text = std::fs::read_to_string(path).unwrap();
+        let is_document = text.contains("EPCISDocument") || text.contains("EPCISQueryDocument");
+        let content_type = if path.extension().is_some_and(|extension| extension == "xml") {
+            "application/xml"
+        } else {
+            "application/json"
+        };
+        let endpoint = if is_document { "/capture" } else { "/events" };
+        let answer = app.raw_post(endpoint, &key, content_type, text.into_bytes()).await;
+        if !answer.is_problem(400, "/problems/invalid-epcis") {
+            failures.push(format!("{}: invalid, but answered {} {}", path.display(), answer.status, answer.body));
+        }
+    }
+    assert_eq!(app.store.epcis_event_count().await.unwrap(), stored_before, "an invalid document stored events");
+    eprintln!("corpora: {} invalid documents refused", invalid.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
