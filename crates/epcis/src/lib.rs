@@ -26,6 +26,7 @@ pub mod model;
 #[cfg(test)]
 mod properties;
 pub mod query;
+pub mod schedule;
 pub mod schema;
 pub mod time;
 pub mod units;

@@ -63,6 +63,14 @@ pub fn routes() -> Router<AppState> {
         .route("/bizLocations/{value}/events", get(events_of_business_location).options(discover))
         .route("/readPoints/{value}/events", get(events_of_read_point).options(discover))
         .route("/dispositions/{value}/events", get(events_of_disposition).options(discover))
+        .route("/queries", get(list_queries).post(create_query).options(discover))
+        .route("/queries/{name}", get(get_query).delete(delete_query).options(discover))
+        .route("/queries/{name}/events", get(named_query_events).options(discover))
+        .route("/queries/{name}/subscriptions", get(list_subscriptions).post(create_subscription).options(discover))
+        .route(
+            "/queries/{name}/subscriptions/{id}",
+            get(get_subscription).delete(delete_subscription).options(discover),
+        )
         .layer(DefaultBodyLimit::max(CAPTURE_BYTES_MAX))
         .layer(axum::middleware::from_fn(version_headers))
 }
@@ -121,8 +129,9 @@ fn negotiate(headers: &HeaderMap) -> Result<(), Problem> {
 /// `OPTIONS`: the methods and the capture limits.
 async fn discover(uri: Uri) -> Response {
     let methods = match uri.path() {
-        "/capture" => "GET, POST, OPTIONS",
-        "/events" => "GET, POST, OPTIONS",
+        "/capture" | "/events" | "/queries" => "GET, POST, OPTIONS",
+        path if path.ends_with("/subscriptions") => "GET, POST, OPTIONS",
+        path if path.starts_with("/queries/") && !path.ends_with("/events") => "GET, DELETE, OPTIONS",
         _ => "GET, OPTIONS",
     };
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -425,6 +434,7 @@ async fn capture_event(
         ErrorBehaviour::Rollback,
     )
     .await?;
+    app.subscriptions_wake.notify_one();
     let event_id = receipt.event_ids.first().cloned().unwrap_or_default();
     let location = format!("/events/{}", encode_path_segment(&event_id));
     let mut response = (
@@ -621,45 +631,81 @@ pub struct QueryPage {
     next: Option<PageToken>,
 }
 
-/// Runs a simple event query for `viewer`: the store narrows with indexes, [`EventQuery::matches`]
-/// decides.
-async fn run_query(
+/// A query to run: its parameters, the prefixes its user fields use, and its identity (for page
+/// tokens) and name (for the answer).
+#[derive(Debug, Clone)]
+pub struct QuerySource {
+    pub parameters: Vec<(String, ParameterValue)>,
+    pub prefixes: PrefixMap,
+    pub fingerprint: String,
+    pub query_name: String,
+}
+
+impl QuerySource {
+    /// The query of a URL: every parameter but the paging ones.
+    fn from_url(parameters: &[(String, String)]) -> QuerySource {
+        QuerySource {
+            parameters: parameters
+                .iter()
+                .filter(|(name, _)| name != "perPage" && name != "nextPageToken")
+                .map(|(name, value)| epcis::query::url_parameter(name, value))
+                .collect(),
+            prefixes: PrefixMap::new(),
+            fingerprint: fingerprint(parameters),
+            query_name: "SimpleEventQuery".into(),
+        }
+    }
+
+    /// A named query's stored definition (the query-schema JSON).
+    pub fn from_definition(name: &str, definition: &Value) -> Result<QuerySource, Problem> {
+        let mut prefixes = PrefixMap::new();
+        let parameters = epcis::query::json_parameters(definition, &mut prefixes).map_err(query_problem)?;
+        let mut hasher = Sha256::new();
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(definition.to_string().as_bytes());
+        Ok(QuerySource {
+            parameters,
+            prefixes,
+            fingerprint: hex::encode(&hasher.finalize()[..8]),
+            query_name: name.to_owned(),
+        })
+    }
+
+    /// Parses the query for `viewer`, with the viewer's declared prefixes and master-data
+    /// hierarchy.
+    pub async fn prepare(&self, store: &Store, viewer: &TenantId) -> Result<EventQuery, Problem> {
+        let tenant_store = store.tenant(viewer);
+        let mut prefixes: PrefixMap = tenant_store.epcis_namespaces().await?;
+        for (prefix, iris) in &self.prefixes {
+            let entry = prefixes.entry(prefix.clone()).or_default();
+            for iri in iris {
+                if !entry.contains(iri) {
+                    entry.push(iri.clone());
+                }
+            }
+        }
+        let mut query = EventQuery::parse(&self.parameters, &prefixes).map_err(query_problem)?;
+        if query.read_points_with_descendants.is_some() || query.business_locations_with_descendants.is_some() {
+            let children = tenant_store.epcis_children().await?;
+            query.expand_hierarchy(&|id| children.get(id).cloned().unwrap_or_default());
+        }
+        Ok(query)
+    }
+}
+
+/// The matching events after `after` in `order`, at most `want`, reading at most
+/// [`store::epcis::QUERY_SCAN_ROWS_MAX`] candidates; answers them, the position of the last
+/// candidate read, and whether no candidate is left.
+pub async fn collect_matches(
     store: &Store,
     viewer: &TenantId,
-    parameters: &[(String, String)],
-) -> Result<(QueryPage, String), Problem> {
-    let tenant_store = store.tenant(viewer);
-    let prefixes: PrefixMap = tenant_store.epcis_namespaces().await?;
-    let typed: Vec<(String, ParameterValue)> =
-        parameters.iter().map(|(name, value)| epcis::query::url_parameter(name, value)).collect();
-    let mut query = EventQuery::parse(&typed, &prefixes).map_err(query_problem)?;
-    if query.read_points_with_descendants.is_some() || query.business_locations_with_descendants.is_some() {
-        let children = tenant_store.epcis_children().await?;
-        query.expand_hierarchy(&|id| children.get(id).cloned().unwrap_or_default());
-    }
-    let value_of = |name: &str| parameters.iter().find(|(known, _)| known == name).map(|(_, value)| value.as_str());
-    let per_page = match value_of("perPage") {
-        None => PER_PAGE_DEFAULT,
-        Some(text) => text
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|count| (1..=PER_PAGE_MAX).contains(count))
-            .ok_or_else(|| Problem::new("invalid-parameter", format!("perPage must be 1 to {PER_PAGE_MAX}")))?,
-    };
-    let fingerprint = fingerprint(parameters);
-    let token = value_of("nextPageToken").map(|text| PageToken::decode(text, &fingerprint)).transpose()?;
-    let served = token.map_or(0, |token| token.served);
-    let mut want = u64::from(per_page);
-    if let Some(limit) = query.event_count_limit {
-        want = want.min(limit.saturating_sub(served));
-    }
-    if let Some(maximum) = query.max_event_count {
-        want = maximum.saturating_add(1);
-    }
-    let filter = filter_of(&query);
-    let order = order_of(&query);
-    let mut after = token.map(|token| token.position);
+    query: &EventQuery,
+    order: EventOrder,
+    mut after: Option<EventPosition>,
+    want: u64,
+) -> Result<(Vec<(Event, Vec<Namespace>)>, Option<EventPosition>, bool), Problem> {
+    let filter = filter_of(query);
     let mut events = Vec::new();
     let mut scanned: u64 = 0;
     let mut exhausted = want == 0;
@@ -682,6 +728,40 @@ async fn run_query(
             }
         }
     }
+    Ok((events, after, exhausted))
+}
+
+/// Runs one page of a simple event query for `viewer`: the store narrows with indexes,
+/// [`EventQuery::matches`] decides.
+async fn run_query(
+    store: &Store,
+    viewer: &TenantId,
+    source: &QuerySource,
+    paging: &[(String, String)],
+) -> Result<QueryPage, Problem> {
+    let query = source.prepare(store, viewer).await?;
+    let value_of = |name: &str| paging.iter().find(|(known, _)| known == name).map(|(_, value)| value.as_str());
+    let per_page = match value_of("perPage") {
+        None => PER_PAGE_DEFAULT,
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|count| (1..=PER_PAGE_MAX).contains(count))
+            .ok_or_else(|| Problem::new("invalid-parameter", format!("perPage must be 1 to {PER_PAGE_MAX}")))?,
+    };
+    let token = value_of("nextPageToken").map(|text| PageToken::decode(text, &source.fingerprint)).transpose()?;
+    let served = token.map_or(0, |token| token.served);
+    let mut want = u64::from(per_page);
+    if let Some(limit) = query.event_count_limit {
+        want = want.min(limit.saturating_sub(served));
+    }
+    if let Some(maximum) = query.max_event_count {
+        want = maximum.saturating_add(1);
+    }
+    let order = order_of(&query);
+    let (events, after, exhausted) =
+        collect_matches(store, viewer, &query, order, token.map(|token| token.position), want).await?;
     if let Some(maximum) = query.max_event_count
         && (events.len() as u64 > maximum || !exhausted)
     {
@@ -698,10 +778,11 @@ async fn run_query(
         (false, Some(position)) => Some(PageToken { position, served: served_now }),
         _ => None,
     };
-    Ok((QueryPage { events, next }, fingerprint))
+    Ok(QueryPage { events, next })
 }
 
-fn query_document(events: Vec<(Event, Vec<Namespace>)>) -> Value {
+/// An EPCISQueryDocument of `events`, answering `query_name` (and `subscription_id`).
+pub fn query_document(events: Vec<(Event, Vec<Namespace>)>, query_name: &str, subscription_id: Option<&str>) -> Value {
     let mut namespaces: Vec<Namespace> = Vec::new();
     let mut list = Vec::with_capacity(events.len());
     for (event, declared) in events {
@@ -718,7 +799,10 @@ fn query_document(events: Vec<(Event, Vec<Namespace>)>) -> Value {
         creation_date: Some(Timestamp::from_jiff(jiff::Timestamp::now())),
         namespaces,
         master_data: Vec::new(),
-        query_results: Some(QueryResults { subscription_id: None, query_name: Some("SimpleEventQuery".into()) }),
+        query_results: Some(QueryResults {
+            subscription_id: subscription_id.map(str::to_owned),
+            query_name: Some(query_name.to_owned()),
+        }),
         events: list,
         other_fields: Vec::new(),
         hash_ignored_fields: Vec::new(),
@@ -733,10 +817,21 @@ async fn answer_query(
     uri: &Uri,
     parameters: Vec<(String, String)>,
 ) -> Result<Response, Problem> {
+    answer_source(app, caller, uri, &QuerySource::from_url(&parameters), parameters).await
+}
+
+/// Answers one page of a query; the `Link` repeats the URL's parameters with the next token.
+async fn answer_source(
+    app: &AppState,
+    caller: &Caller,
+    uri: &Uri,
+    source: &QuerySource,
+    parameters: Vec<(String, String)>,
+) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantRead)?;
-    let (page, fingerprint) = run_query(&app.store, &principal.tenant_id, &parameters).await?;
-    let next = page.next.map(|token| token.encode(&fingerprint));
-    let body = query_document(page.events).to_string();
+    let page = run_query(&app.store, &principal.tenant_id, source, &parameters).await?;
+    let next = page.next.map(|token| token.encode(&source.fingerprint));
+    let body = query_document(page.events, &source.query_name, None).to_string();
     let mut response = ([(header::CONTENT_TYPE, JSON_LD)], body).into_response();
     if let Some(token) = next {
         let mut query: Vec<String> = parameters
@@ -772,7 +867,7 @@ async fn event(State(app): State<AppState>, caller: Caller, Path(event_id): Path
         return Err(Problem::not_found(format!("event {event_id}")));
     }
     let events = records.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    let body = query_document(events).to_string();
+    let body = query_document(events, "SimpleEventQuery", None).to_string();
     Ok(([(header::CONTENT_TYPE, JSON_LD)], body).into_response())
 }
 
@@ -817,6 +912,268 @@ resource_path!(events_of_business_step, "EQ_bizStep");
 resource_path!(events_of_business_location, "EQ_bizLocation");
 resource_path!(events_of_read_point, "EQ_readPoint");
 resource_path!(events_of_disposition, "EQ_disposition");
+
+// ---------------------------------------------------------------------------------------------
+// Named queries and subscriptions
+
+/// The longest query name.
+pub const QUERY_NAME_LENGTH_MAX: usize = 128;
+
+fn check_query_name(name: &str) -> Result<(), Problem> {
+    let valid = !name.is_empty()
+        && name.len() <= QUERY_NAME_LENGTH_MAX
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
+    match valid {
+        true => Ok(()),
+        false => Err(Problem::field(
+            "validation-failed",
+            "/name",
+            format!("a query name is 1-{QUERY_NAME_LENGTH_MAX} characters of A-Z, a-z, 0-9, - _ ."),
+        )),
+    }
+}
+
+async fn stored_query(app: &AppState, tenant: &TenantId, name: &str) -> Result<Value, Problem> {
+    let definition =
+        app.store.tenant(tenant).epcis_query(name).await?.ok_or_else(|| Problem::not_found(format!("query {name}")))?;
+    serde_json::from_str(&definition).map_err(Problem::internal)
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+async fn list_queries(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let queries = app.store.tenant(&principal.tenant_id).epcis_queries().await?;
+    let list: Vec<Value> = queries
+        .into_iter()
+        .map(|(name, definition)| json!({"name": name, "query": serde_json::from_str::<Value>(&definition).unwrap_or(Value::Null)}))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+}
+
+async fn create_query(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: crate::extract::JsonBody<Value>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantWrite)?;
+    let name = body.value.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+    check_query_name(&name)?;
+    let definition = body
+        .value
+        .get("query")
+        .filter(|query| query.is_object())
+        .ok_or_else(|| Problem::field("validation-failed", "/query", "a named query has a query object"))?;
+    // The definition must be a valid query now (for this tenant's prefixes), not at first use.
+    QuerySource::from_definition(&name, definition)?.prepare(&app.store, &principal.tenant_id).await?;
+    let change = store::epcis::QueryMutation::CreateQuery { name: name.clone(), definition: definition.to_string() };
+    app.store.tenant(&principal.tenant_id).write(store::Mutation::EpcisQuery(change), None).await?;
+    let mut response = json_response(StatusCode::CREATED, &json!({"name": name, "query": definition}));
+    let location = format!("/queries/{}", encode_path_segment(&name));
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).map_err(Problem::internal)?);
+    Ok(response)
+}
+
+async fn get_query(State(app): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let definition = stored_query(&app, &principal.tenant_id, &name).await?;
+    Ok(json_response(StatusCode::OK, &json!({"name": name, "query": definition})))
+}
+
+async fn delete_query(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantWrite)?;
+    let change = store::epcis::QueryMutation::DeleteQuery { name };
+    app.store.tenant(&principal.tenant_id).write(store::Mutation::EpcisQuery(change), None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn named_query_events(
+    State(app): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Query(parameters): Parameters,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    if let Some((other, _)) = parameters.iter().find(|(known, _)| known != "perPage" && known != "nextPageToken") {
+        return Err(Problem::new(
+            "invalid-parameter",
+            format!("{other}: a named query takes only perPage and nextPageToken"),
+        ));
+    }
+    let definition = stored_query(&app, &principal.tenant_id, &name).await?;
+    let source = QuerySource::from_definition(&name, &definition)?;
+    answer_source(&app, &caller, &uri, &source, parameters).await
+}
+
+fn subscription_json(subscription: &store::epcis::Subscription) -> Value {
+    let time =
+        |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map(|time| time.to_string()).unwrap_or_default();
+    let mut value = json!({
+        "subscriptionID": subscription.subscription_id,
+        "dest": subscription.destination,
+        "createdAt": time(subscription.created_unix_ms),
+        "reportIfEmpty": subscription.report_if_empty,
+        "deliveries": subscription.deliveries,
+        "failedAttempts": subscription.attempts,
+    });
+    if let Some(map) = value.as_object_mut() {
+        match &subscription.schedule {
+            Some(schedule) => {
+                map.insert("schedule".into(), serde_json::from_str(schedule).unwrap_or(Value::Null));
+            }
+            None => {
+                map.insert("stream".into(), Value::Bool(true));
+            }
+        }
+        if let Some(error) = &subscription.last_error {
+            map.insert("lastError".into(), Value::String(error.clone()));
+        }
+    }
+    value
+}
+
+/// The most bytes of a signature token.
+pub const SIGNATURE_TOKEN_LENGTH_MAX: usize = 256;
+
+async fn create_subscription(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: crate::extract::JsonBody<Value>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantWrite)?;
+    stored_query(&app, &principal.tenant_id, &name).await?;
+    let body = body.value;
+    let field = |pointer: &str, detail: &str| Problem::field("validation-failed", pointer, detail);
+    let object = body.as_object().ok_or_else(|| field("", "a subscription is a JSON object"))?;
+    for key in object.keys() {
+        if !["dest", "signatureToken", "stream", "schedule", "reportIfEmpty", "initialRecordTime"]
+            .contains(&key.as_str())
+        {
+            return Err(field(&format!("/{key}"), "not a field of a subscription"));
+        }
+    }
+    let destination = object.get("dest").and_then(Value::as_str).unwrap_or("");
+    let parsed =
+        reqwest::Url::parse(destination).map_err(|_| field("/dest", "dest must be an absolute http:// URL"))?;
+    if parsed.scheme() != "http" || parsed.host_str().is_none() {
+        return Err(field("/dest", "dest must be an http:// URL (put a TLS proxy in front of an https endpoint)"));
+    }
+    let token = match object.get("signatureToken") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) if !token.is_empty() && token.len() <= SIGNATURE_TOKEN_LENGTH_MAX => {
+            Some(token.clone())
+        }
+        Some(_) => return Err(field("/signatureToken", "signatureToken is a string of 1-256 bytes")),
+    };
+    let stream = match object.get("stream") {
+        None => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err(field("/stream", "stream is true when given")),
+    };
+    let schedule = match object.get("schedule") {
+        None => None,
+        Some(value) => {
+            epcis::schedule::Schedule::parse(value).map_err(|error| field("/schedule", &error.to_string()))?;
+            Some(value.to_string())
+        }
+    };
+    if stream == schedule.is_some() {
+        return Err(field("", "a subscription has either \"stream\": true or a schedule"));
+    }
+    let report_if_empty = match object.get("reportIfEmpty") {
+        None => false,
+        Some(Value::Bool(value)) => *value,
+        Some(_) => return Err(field("/reportIfEmpty", "reportIfEmpty is a boolean")),
+    };
+    let initial = match object.get("initialRecordTime") {
+        None => None,
+        Some(Value::String(text)) => Some(
+            Timestamp::parse(text)
+                .map_err(|error| field("/initialRecordTime", &error.to_string()))?
+                .to_jiff()
+                .as_millisecond(),
+        ),
+        Some(_) => return Err(field("/initialRecordTime", "initialRecordTime is a date-time")),
+    };
+    let after_seq = crate::subscriptions::initial_cursor(&app.store, initial).await?;
+    let now = store::now_unix_ms();
+    let next_attempt_unix_ms = match &schedule {
+        None => now,
+        Some(text) => {
+            let value: Value = serde_json::from_str(text).map_err(Problem::internal)?;
+            let schedule = epcis::schedule::Schedule::parse(&value).map_err(Problem::internal)?;
+            let from = jiff::Timestamp::from_millisecond(now).map_err(Problem::internal)?;
+            schedule.next_after(from).map_or(i64::MAX, |time| time.as_millisecond())
+        }
+    };
+    let subscription = store::epcis::Subscription {
+        tenant_id: principal.tenant_id.to_string(),
+        subscription_id: format!("{:032x}", rand::random::<u128>()),
+        query_name: name.clone(),
+        destination: destination.to_owned(),
+        signature_token: token,
+        stream,
+        schedule,
+        report_if_empty,
+        after_seq,
+        next_attempt_unix_ms,
+        attempts: 0,
+        last_error: None,
+        deliveries: 0,
+        created_unix_ms: now,
+    };
+    let change = store::epcis::QueryMutation::CreateSubscription(Box::new(subscription.clone()));
+    app.store.tenant(&principal.tenant_id).write(store::Mutation::EpcisQuery(change), None).await?;
+    app.subscriptions_wake.notify_one();
+    let mut response = json_response(StatusCode::CREATED, &subscription_json(&subscription));
+    let location = format!("/queries/{}/subscriptions/{}", encode_path_segment(&name), subscription.subscription_id);
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).map_err(Problem::internal)?);
+    Ok(response)
+}
+
+async fn list_subscriptions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    stored_query(&app, &principal.tenant_id, &name).await?;
+    let list = app.store.tenant(&principal.tenant_id).epcis_subscriptions(&name).await?;
+    Ok(json_response(StatusCode::OK, &Value::Array(list.iter().map(subscription_json).collect())))
+}
+
+async fn get_subscription(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let list = app.store.tenant(&principal.tenant_id).epcis_subscriptions(&name).await?;
+    let subscription = list
+        .iter()
+        .find(|subscription| subscription.subscription_id == id)
+        .ok_or_else(|| Problem::not_found(format!("subscription {id}")))?;
+    Ok(json_response(StatusCode::OK, &subscription_json(subscription)))
+}
+
+async fn delete_subscription(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantWrite)?;
+    let change = store::epcis::QueryMutation::DeleteSubscription { query_name: name, subscription_id: id };
+    app.store.tenant(&principal.tenant_id).write(store::Mutation::EpcisQuery(change), None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ pub mod pages;
 pub mod problem;
 pub mod resolver;
 pub mod scan;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// What the resolver read recently (for at most `resolver::ITEM_CACHE_LIFETIME`).
     pub item_cache: Arc<resolver::ItemCache>,
+    /// Wakes the subscription worker after a capture.
+    pub subscriptions_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,6 +67,10 @@ impl std::fmt::Debug for AppState {
 
 /// The whole application.
 pub fn app(store: Store, config: ServerConfig) -> Router {
+    build_app(store, config, Arc::new(tokio::sync::Notify::new()))
+}
+
+fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::sync::Notify>) -> Router {
     let metrics = Metrics::new();
     store.observe_writer(metrics.clone());
     let (api_router, api_doc) = api::router().split_for_parts();
@@ -76,6 +83,7 @@ pub fn app(store: Store, config: ServerConfig) -> Router {
         metrics,
         openapi: Arc::new(document),
         item_cache: Arc::new(resolver::ItemCache::default()),
+        subscriptions_wake,
     };
     Router::new()
         .merge(api_router)
@@ -186,10 +194,17 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = app(store.clone(), config);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let router = build_app(store.clone(), config, wake.clone());
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(subscriptions::run(store.clone(), wake, stopped));
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let _ = stop.send(true);
+    worker.abort();
+    let _ = worker.await;
+    served?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -12,6 +12,7 @@ struct TestApp {
     operator_key: String,
     _sqlite: Option<scratchdb::SqliteFile>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 #[derive(Clone, Copy)]
@@ -28,6 +29,11 @@ async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
         }
         Backend::Postgres => (scratchdb::postgres_or_skip(test)?, None),
     };
+    Some(spawn_app_at(url, sqlite).await)
+}
+
+/// Starts the application on an existing database (a restart when one ran there before).
+async fn spawn_app_at(url: String, sqlite: Option<scratchdb::SqliteFile>) -> TestApp {
     let store = Store::open(StoreConfig::new(url)).await.unwrap();
     let operator_key = {
         use store::{Mutation, PutMode, Write};
@@ -46,10 +52,10 @@ async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let config = server::ServerConfig { log_origin: "test.keten/log".into(), public_url: base.clone() };
-    tokio::spawn(server::serve(listener, store.clone(), config, async move {
+    let server = tokio::spawn(server::serve(listener, store.clone(), config, async move {
         let _ = stop.await;
     }));
-    Some(TestApp { base, client: reqwest::Client::new(), store, operator_key, _sqlite: sqlite, _shutdown: shutdown })
+    TestApp { base, client: reqwest::Client::new(), store, operator_key, _sqlite: sqlite, _shutdown: shutdown, server }
 }
 
 /// A response: status, headers and JSON body (Null when empty or not JSON).
@@ -173,12 +179,14 @@ macro_rules! end_to_end {
 mod epcis_interface;
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
+    epcis_named_queries,
 };
 
 end_to_end!(
     epcis_capture_and_query,
     epcis_bad_documents_store_nothing,
     epcis_corpora_are_captured_and_queried_back,
+    epcis_named_queries,
     keys_scopes_and_revocation,
     products_crud,
     bad_input_gets_a_problem_and_stores_nothing,
@@ -848,4 +856,16 @@ async fn merchants_add_links_to_their_products(app: &TestApp) {
         StatusCode::NO_CONTENT
     );
     assert_eq!(app.get("/v1/products/09506000134352/links", &key).await.body, json!([]));
+}
+
+mod webhooks {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Postgres).await;
+    }
 }

@@ -599,3 +599,256 @@ impl TenantStore<'_> {
         Ok(map)
     }
 }
+
+/// The most named queries a tenant keeps, and subscriptions per query.
+pub const QUERIES_PER_TENANT_MAX: i64 = 100;
+pub const SUBSCRIPTIONS_PER_QUERY_MAX: i64 = 20;
+
+/// A webhook subscription to a named query.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Subscription {
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub query_name: String,
+    pub destination: String,
+    pub signature_token: Option<String>,
+    pub stream: bool,
+    /// The schedule as JSON (the standard's `second`, `minute`, … fields), when not streaming.
+    pub schedule: Option<String>,
+    pub report_if_empty: bool,
+    /// The last event_seq delivered.
+    pub after_seq: i64,
+    pub next_attempt_unix_ms: i64,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub deliveries: i64,
+    pub created_unix_ms: i64,
+}
+
+/// Changes to named queries and subscriptions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryMutation {
+    CreateQuery {
+        name: String,
+        definition: String,
+    },
+    DeleteQuery {
+        name: String,
+    },
+    CreateSubscription(Box<Subscription>),
+    DeleteSubscription {
+        query_name: String,
+        subscription_id: String,
+    },
+    /// A delivery attempt ended. `moved`: the cursor moves to `after_seq` (after a delivery the
+    /// subscriber acknowledged, `delivered`, or after reading events none of which matched);
+    /// otherwise the attempt failed with `error` and is retried at `next_attempt_unix_ms`.
+    RecordDelivery {
+        subscription_id: String,
+        after_seq: i64,
+        moved: bool,
+        delivered: bool,
+        next_attempt_unix_ms: i64,
+        error: Option<String>,
+    },
+}
+
+pub(crate) async fn apply_query_mutation(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    mutation: &QueryMutation,
+    now_unix_ms: i64,
+) -> Result<Result<bool, WriteError>, sqlx::Error> {
+    let tenant = tenant_id.as_str();
+    match mutation {
+        QueryMutation::CreateQuery { name, definition } => {
+            let (count,): (i64,) = on_conn!(conn, connection => {
+                sqlx::query_as("SELECT COUNT(*) FROM epcis_queries WHERE tenant_id = $1").bind(tenant).fetch_one(&mut *connection).await
+            })?;
+            if count >= QUERIES_PER_TENANT_MAX {
+                return Ok(Err(WriteError::Limit(format!(
+                    "a tenant keeps at most {QUERIES_PER_TENANT_MAX} named queries"
+                ))));
+            }
+            let inserted = execute(
+                conn,
+                "INSERT INTO epcis_queries (tenant_id, name, definition, created_unix_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, name) DO NOTHING",
+                &[Arg::Text(tenant), Arg::Text(name), Arg::Text(definition), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            if inserted == 0 {
+                return Ok(Err(WriteError::Conflict(format!("query {name}"))));
+            }
+            Ok(Ok(true))
+        }
+        QueryMutation::DeleteQuery { name } => {
+            execute(
+                conn,
+                "DELETE FROM epcis_subscriptions WHERE tenant_id = $1 AND query_name = $2",
+                &[Arg::Text(tenant), Arg::Text(name)],
+            )
+            .await?;
+            let deleted = execute(
+                conn,
+                "DELETE FROM epcis_queries WHERE tenant_id = $1 AND name = $2",
+                &[Arg::Text(tenant), Arg::Text(name)],
+            )
+            .await?;
+            Ok(if deleted == 0 { Err(WriteError::NotFound) } else { Ok(false) })
+        }
+        QueryMutation::CreateSubscription(subscription) => {
+            if !exists(
+                conn,
+                "SELECT 1 FROM epcis_queries WHERE tenant_id = $1 AND name = $2",
+                &[Arg::Text(tenant), Arg::Text(&subscription.query_name)],
+            )
+            .await?
+            {
+                return Ok(Err(WriteError::NotFound));
+            }
+            let (count,): (i64,) = on_conn!(conn, connection => {
+                sqlx::query_as("SELECT COUNT(*) FROM epcis_subscriptions WHERE tenant_id = $1 AND query_name = $2")
+                    .bind(tenant)
+                    .bind(subscription.query_name.as_str())
+                    .fetch_one(&mut *connection)
+                    .await
+            })?;
+            if count >= SUBSCRIPTIONS_PER_QUERY_MAX {
+                return Ok(Err(WriteError::Limit(format!(
+                    "a named query has at most {SUBSCRIPTIONS_PER_QUERY_MAX} subscriptions"
+                ))));
+            }
+            execute(
+                conn,
+                "INSERT INTO epcis_subscriptions (tenant_id, subscription_id, query_name, destination, signature_token, stream, \
+                 schedule, report_if_empty, after_seq, next_attempt_unix_ms, attempts, last_error, deliveries, created_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, NULL, 0, $11)",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(&subscription.subscription_id),
+                    Arg::Text(&subscription.query_name),
+                    Arg::Text(&subscription.destination),
+                    Arg::OptionalText(subscription.signature_token.as_deref()),
+                    Arg::Boolean(subscription.stream),
+                    Arg::OptionalText(subscription.schedule.as_deref()),
+                    Arg::Boolean(subscription.report_if_empty),
+                    Arg::Integer(subscription.after_seq),
+                    Arg::Integer(subscription.next_attempt_unix_ms),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            Ok(Ok(true))
+        }
+        QueryMutation::DeleteSubscription { query_name, subscription_id } => {
+            let deleted = execute(
+                conn,
+                "DELETE FROM epcis_subscriptions WHERE tenant_id = $1 AND query_name = $2 AND subscription_id = $3",
+                &[Arg::Text(tenant), Arg::Text(query_name), Arg::Text(subscription_id)],
+            )
+            .await?;
+            Ok(if deleted == 0 { Err(WriteError::NotFound) } else { Ok(false) })
+        }
+        QueryMutation::RecordDelivery { subscription_id, after_seq, moved, delivered, next_attempt_unix_ms, error } => {
+            let sql = match moved {
+                true => {
+                    "UPDATE epcis_subscriptions SET after_seq = CASE WHEN after_seq < $3 THEN $3 ELSE after_seq END, \
+                     next_attempt_unix_ms = $4, attempts = 0, last_error = $5, deliveries = deliveries + $6 \
+                     WHERE tenant_id = $1 AND subscription_id = $2"
+                }
+                false => {
+                    "UPDATE epcis_subscriptions SET next_attempt_unix_ms = $4, attempts = attempts + 1, last_error = $5 \
+                     WHERE tenant_id = $1 AND subscription_id = $2 AND $3 >= 0 AND $6 >= 0"
+                }
+            };
+            execute(
+                conn,
+                sql,
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(subscription_id),
+                    Arg::Integer(*after_seq),
+                    Arg::Integer(*next_attempt_unix_ms),
+                    Arg::OptionalText(error.as_deref()),
+                    Arg::Integer(i64::from(*delivered)),
+                ],
+            )
+            .await?;
+            Ok(Ok(false))
+        }
+    }
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "tenant_id, subscription_id, query_name, destination, signature_token, stream, schedule, \
+     report_if_empty, after_seq, next_attempt_unix_ms, attempts, last_error, deliveries, created_unix_ms";
+
+impl Store {
+    /// Subscriptions due for a delivery attempt at `now_unix_ms`, platform-wide (the delivery
+    /// worker's view), soonest first.
+    pub async fn due_subscriptions(&self, now_unix_ms: i64, limit: u32) -> Result<Vec<Subscription>, StoreError> {
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM epcis_subscriptions WHERE next_attempt_unix_ms <= $1 \
+             ORDER BY next_attempt_unix_ms LIMIT $2"
+        );
+        let rows = on_pool!(self.pools(), pool => {
+            sqlx::query_as(&sql).bind(now_unix_ms).bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        Ok(rows)
+    }
+
+    /// The highest event_seq recorded before `record_time_ms` (0 when none).
+    pub async fn epcis_seq_before(&self, record_time_ms: i64) -> Result<i64, StoreError> {
+        let (seq,): (i64,) = on_pool!(self.pools(), pool => {
+            sqlx::query_as("SELECT COALESCE(MAX(event_seq), 0) FROM epcis_events WHERE record_time_ms < $1")
+                .bind(record_time_ms)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(seq)
+    }
+
+    /// The highest event_seq stored (0 when none).
+    pub async fn epcis_last_seq(&self) -> Result<i64, StoreError> {
+        let (seq,): (i64,) = on_pool!(self.pools(), pool => {
+            sqlx::query_as("SELECT COALESCE(MAX(event_seq), 0) FROM epcis_events").fetch_one(pool).await
+        })?;
+        Ok(seq)
+    }
+}
+
+impl TenantStore<'_> {
+    /// The named queries of this tenant: (name, definition), by name.
+    pub async fn epcis_queries(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as("SELECT name, definition FROM epcis_queries WHERE tenant_id = $1 ORDER BY name")
+                .bind(self.tenant_id.as_str())
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// One named query's definition.
+    pub async fn epcis_query(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as("SELECT definition FROM epcis_queries WHERE tenant_id = $1 AND name = $2")
+                .bind(self.tenant_id.as_str())
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|(definition,)| definition))
+    }
+
+    /// The subscriptions of one named query.
+    pub async fn epcis_subscriptions(&self, query_name: &str) -> Result<Vec<Subscription>, StoreError> {
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM epcis_subscriptions WHERE tenant_id = $1 AND query_name = $2 ORDER BY subscription_id"
+        );
+        let rows = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(query_name).fetch_all(pool).await
+        })?;
+        Ok(rows)
+    }
+}

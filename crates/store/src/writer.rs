@@ -130,6 +130,8 @@ pub enum Mutation {
     },
     /// Stores EPCIS events (one capture job), see [`crate::epcis`].
     CaptureEvents(Box<crate::epcis::Capture>),
+    /// Named queries and their subscriptions.
+    EpcisQuery(crate::epcis::QueryMutation),
 }
 
 /// The answer stored for an idempotency key.
@@ -1112,6 +1114,12 @@ async fn apply_mutation(
                     *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
                     applied(captured > 0)
                 }
+                Err(refused) => refuse!(refused),
+            }
+        }
+        Mutation::EpcisQuery(change) => {
+            match crate::epcis::apply_query_mutation(conn, tenant_id, change, now_unix_ms).await? {
+                Ok(created) => applied(created),
                 Err(refused) => refuse!(refused),
             }
         }

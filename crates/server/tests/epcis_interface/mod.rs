@@ -432,3 +432,190 @@ pub(super) async fn epcis_corpora_are_captured_and_queried_back(app: &TestApp) {
     eprintln!("corpora: {} invalid documents refused", invalid.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Named queries and webhook subscriptions.
+
+pub(super) async fn epcis_named_queries(app: &TestApp) {
+    let farm = app.tenant("farm", &["tenant:admin"]).await;
+    app.capture_job(&farm, document(salmon_day()), &[]).await;
+    let created = app
+        .post(
+            "/queries",
+            &farm,
+            json!({"name": "moves", "query": {"EQ_bizStep": ["shipping", "packing"], "EQ_action": ["OBSERVE", "ADD"]}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.headers["location"], "/queries/moves");
+    let again = app.post("/queries", &farm, json!({"name": "moves", "query": {}})).await;
+    assert!(again.is_problem(409, "/problems/conflict"), "{:?}", again.body);
+    let bad = app.post("/queries", &farm, json!({"name": "bad", "query": {"EQ_action": ["MOVE"]}})).await;
+    assert!(bad.is_problem(400, "/problems/invalid-parameter"), "{:?}", bad.body);
+    let bad_name = app.post("/queries", &farm, json!({"name": "a b", "query": {}})).await;
+    assert!(bad_name.is_problem(422, "/problems/validation-failed"), "{:?}", bad_name.body);
+    let found = events_of(&app.get("/queries/moves/events", &farm).await);
+    assert_eq!(times_of(&found), ["09:00", "10:00"]);
+    assert_eq!(found.len(), 2);
+    let listed = app.get("/queries", &farm).await;
+    assert_eq!(listed.body[0]["name"], "moves");
+    let paged = app.get("/queries/moves/events?perPage=1", &farm).await;
+    assert!(paged.headers.get("link").is_some(), "a second page follows");
+    let stray = app.get("/queries/moves/events?EQ_action=ADD", &farm).await;
+    assert!(stray.is_problem(400, "/problems/invalid-parameter"), "{:?}", stray.body);
+    // Subscriptions need a stream or a schedule and an http destination.
+    for (body, pointer) in [
+        (json!({"dest": "http://127.0.0.1:9/hook"}), ""),
+        (json!({"dest": "ftp://example.com/", "stream": true}), "/dest"),
+        (json!({"dest": "http://127.0.0.1:9/hook", "schedule": {"hour": "25"}}), "/schedule"),
+        (json!({"dest": "http://127.0.0.1:9/hook", "stream": true, "colour": 1}), "/colour"),
+    ] {
+        let refused = app.post("/queries/moves/subscriptions", &farm, body.clone()).await;
+        assert!(refused.is_problem(422, "/problems/validation-failed"), "{body}: {:?}", refused.body);
+        assert_eq!(refused.pointers(), [pointer], "{body}");
+    }
+    let deleted = app.send("DELETE", "/queries/moves", Some(&farm), None, &[]).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(app.get("/queries/moves/events", &farm).await.is_problem(404, "/problems/not-found"));
+}
+
+/// A webhook receiver: records each request, and fails the next `fail` requests with 503.
+#[derive(Clone, Default)]
+struct Receiver {
+    received: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>,
+    fail: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Receiver {
+    async fn start(&self) -> String {
+        use std::sync::atomic::Ordering;
+        let receiver = self.clone();
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let receiver = receiver.clone();
+                async move {
+                    if receiver.fail.load(Ordering::SeqCst) > 0 {
+                        receiver.fail.fetch_sub(1, Ordering::SeqCst);
+                        receiver.failed.fetch_add(1, Ordering::SeqCst);
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let signature =
+                        headers.get("gs1-signature").and_then(|value| value.to_str().ok()).map(str::to_owned);
+                    receiver.received.lock().unwrap().push((signature, body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{address}/hook")
+    }
+
+    fn deliveries(&self) -> Vec<(Option<String>, String)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<(Option<String>, String)> {
+        for _ in 0..200 {
+            let deliveries = self.deliveries();
+            if deliveries.len() >= count {
+                return deliveries;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {count} deliveries, got {:?}", self.deliveries());
+    }
+}
+
+fn shipping_event(number: u32) -> Value {
+    json!({"type": "ObjectEvent", "eventTime": format!("2024-05-0{number}T09:00:00Z"), "eventTimeZoneOffset": "+02:00",
+           "action": "OBSERVE", "bizStep": "shipping", "epcList": [serial(100 + number)]})
+}
+
+/// A stream subscription delivers each matching event once, signed, retries a failing receiver,
+/// and keeps its place across a restart of keten.
+pub(super) async fn epcis_webhooks_survive_a_restart(backend: Backend) {
+    let (url, sqlite) = match backend {
+        Backend::Sqlite => {
+            let file = scratchdb::SqliteFile::new().unwrap();
+            (file.url(), Some(file))
+        }
+        Backend::Postgres => match scratchdb::postgres_or_skip("epcis_webhooks_survive_a_restart") {
+            Some(url) => (url, None),
+            None => return,
+        },
+    };
+    let receiver = Receiver::default();
+    let hook = receiver.start().await;
+    let first = spawn_app_at(url.clone(), None).await;
+    let farm = first.tenant("farm", &["tenant:admin"]).await;
+    let query = json!({"name": "shipments", "query": {"EQ_bizStep": ["shipping"]}});
+    assert_eq!(first.post("/queries", &farm, query).await.status, StatusCode::CREATED);
+    let subscribed = first
+        .post(
+            "/queries/shipments/subscriptions",
+            &farm,
+            json!({"dest": hook, "signatureToken": "s3cret", "stream": true}),
+        )
+        .await;
+    assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+    let subscription_id = subscribed.body["subscriptionID"].as_str().unwrap().to_owned();
+
+    // Event 1 is delivered, signed with the token.
+    first.capture_job(&farm, document(vec![shipping_event(1), salmon_day()[0].clone()]), &[]).await;
+    let deliveries = receiver.wait_for(1).await;
+    let (signature, body) = &deliveries[0];
+    assert!(server::subscriptions::signature_matches("s3cret", body.as_bytes(), signature.as_deref().unwrap_or("")));
+    let document_sent: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(document_sent["epcisBody"]["queryResults"]["subscriptionID"], subscription_id.as_str());
+    assert_eq!(document_sent["epcisBody"]["queryResults"]["queryName"], "shipments");
+    let sent = document_sent["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap();
+    assert_eq!(sent.len(), 1, "only the matching event: {body}");
+    assert_eq!(sent[0]["epcList"], json!([serial(101)]));
+
+    // The receiver fails; keten retries, then stops; a new keten on the same database delivers
+    // event 2 (and not event 1 again).
+    receiver.fail.store(1000, std::sync::atomic::Ordering::SeqCst);
+    first.capture_job(&farm, document(vec![shipping_event(2)]), &[]).await;
+    for _ in 0..100 {
+        if receiver.failed.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(receiver.failed.load(std::sync::atomic::Ordering::SeqCst) >= 2, "keten retries a failing receiver");
+    let TestApp { _shutdown, server, .. } = first;
+    drop(_shutdown);
+    server.await.unwrap().unwrap();
+    receiver.fail.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(receiver.deliveries().len(), 1, "nothing delivered while failing");
+
+    let second = spawn_app_at(url, None).await;
+    let deliveries = receiver.wait_for(2).await;
+    let (signature, body) = &deliveries[1];
+    assert!(server::subscriptions::signature_matches("s3cret", body.as_bytes(), signature.as_deref().unwrap_or("")));
+    let sent: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(sent["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["epcList"], json!([serial(102)]));
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(receiver.deliveries().len(), 2, "each event once");
+    let listed = second.get("/queries/shipments/subscriptions", &farm).await;
+    assert_eq!(listed.body[0]["deliveries"], 2, "{:?}", listed.body);
+
+    // A schedule with reportIfEmpty reports even when nothing new matched.
+    let scheduled = second
+        .post(
+            "/queries/shipments/subscriptions",
+            &farm,
+            json!({"dest": hook, "schedule": {"second": "[0-59]"}, "reportIfEmpty": true}),
+        )
+        .await;
+    assert_eq!(scheduled.status, StatusCode::CREATED, "{:?}", scheduled.body);
+    let deliveries = receiver.wait_for(3).await;
+    let empty: Value = serde_json::from_str(&deliveries[2].1).unwrap();
+    assert_eq!(empty["epcisBody"]["queryResults"]["resultsBody"]["eventList"], json!([]));
+    assert_eq!(deliveries[2].0, None, "no token, no signature");
+    drop(sqlite);
+}

@@ -76,3 +76,34 @@ CREATE TABLE epcis_master_data (
     updated_unix_ms BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, vocabulary_type, element_id)
 );
+
+-- Named queries (POST /queries): the query-schema JSON as given.
+CREATE TABLE epcis_queries (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+
+-- Webhook subscriptions to named queries. after_seq is the delivery cursor (the last event_seq
+-- delivered); it moves only after the subscriber acknowledged a delivery (at least once).
+CREATE TABLE epcis_subscriptions (
+    tenant_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    query_name TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    signature_token TEXT,
+    stream BOOLEAN NOT NULL,
+    schedule TEXT,
+    report_if_empty BOOLEAN NOT NULL,
+    after_seq BIGINT NOT NULL,
+    next_attempt_unix_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    last_error TEXT,
+    deliveries BIGINT NOT NULL,
+    created_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, subscription_id),
+    FOREIGN KEY (tenant_id, query_name) REFERENCES epcis_queries (tenant_id, name) ON DELETE CASCADE
+);
+CREATE INDEX epcis_subscriptions_due ON epcis_subscriptions (next_attempt_unix_ms);

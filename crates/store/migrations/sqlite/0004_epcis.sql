@@ -76,3 +76,34 @@ CREATE TABLE epcis_master_data (
     updated_unix_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, vocabulary_type, element_id)
 ) STRICT;
+
+-- Named queries (POST /queries): the query-schema JSON as given.
+CREATE TABLE epcis_queries (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+) STRICT;
+
+-- Webhook subscriptions to named queries. after_seq is the delivery cursor (the last event_seq
+-- delivered); it moves only after the subscriber acknowledged a delivery (at least once).
+CREATE TABLE epcis_subscriptions (
+    tenant_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    query_name TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    signature_token TEXT,
+    stream INTEGER NOT NULL,
+    schedule TEXT,
+    report_if_empty INTEGER NOT NULL,
+    after_seq INTEGER NOT NULL,
+    next_attempt_unix_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    deliveries INTEGER NOT NULL,
+    created_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, subscription_id),
+    FOREIGN KEY (tenant_id, query_name) REFERENCES epcis_queries (tenant_id, name) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX epcis_subscriptions_due ON epcis_subscriptions (next_attempt_unix_ms);

@@ -1,0 +1,214 @@
+//! Delivery of EPCIS query subscriptions to their webhooks.
+//!
+//! One worker per server polls the store for due subscriptions every [`POLL_INTERVAL`] (and at
+//! once after a capture). For each, it runs the named query over the events recorded after the
+//! subscription's cursor, POSTs the EPCISQueryDocument to the destination with a `GS1-Signature`
+//! (HMAC-SHA256 of the body under the subscriber's `signatureToken`, lowercase hex), and moves the
+//! cursor only after a 2xx answer: delivery is at least once, and since the cursor lives in the
+//! database it survives a restart. A failed delivery is retried after 0.5 s, 1 s, 2 s … up to
+//! [`RETRY_DELAY_MAX`].
+//!
+//! Limits: at most [`DELIVERY_EVENTS_MAX`] events per delivery (a stream catches up in several);
+//! [`DELIVERY_TIMEOUT`] per request; destinations are `http://` URLs (TLS through a proxy).
+
+use std::time::Duration;
+
+use network::TenantId;
+use sha2::{Digest, Sha256};
+use store::Store;
+use store::epcis::{EventOrder, EventPosition, QueryMutation, Subscription};
+
+use crate::epcis::{QuerySource, collect_matches, query_document};
+use crate::problem::Problem;
+
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+pub const DELIVERY_EVENTS_MAX: u64 = 1000;
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
+pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(600);
+/// Subscriptions handled per poll.
+pub const DUE_PER_POLL_MAX: u32 = 100;
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block_key = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block_key[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block_key[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block_key.map(|key_byte| key_byte ^ byte);
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
+/// The delay before retry number `attempts` (1, 2, …).
+pub fn retry_delay(attempts: i64) -> Duration {
+    let exponent = attempts.clamp(1, 20) as u32 - 1;
+    RETRY_DELAY_FIRST.saturating_mul(1 << exponent).min(RETRY_DELAY_MAX)
+}
+
+/// Runs the delivery worker until `stop` resolves.
+pub async fn run(store: Store, wake: std::sync::Arc<tokio::sync::Notify>, stop: tokio::sync::watch::Receiver<bool>) {
+    let client = match reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "the subscription worker cannot build its HTTP client");
+            return;
+        }
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(problem) = deliver_due(&store, &client).await {
+            tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = wake.notified() => {}
+        }
+    }
+}
+
+async fn deliver_due(store: &Store, client: &reqwest::Client) -> Result<(), Problem> {
+    let now = store::now_unix_ms();
+    for subscription in store.due_subscriptions(now, DUE_PER_POLL_MAX).await? {
+        if let Err(problem) = deliver(store, client, &subscription, now).await {
+            tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
+        }
+    }
+    Ok(())
+}
+
+async fn deliver(
+    store: &Store,
+    client: &reqwest::Client,
+    subscription: &Subscription,
+    now: i64,
+) -> Result<(), Problem> {
+    let tenant = TenantId::parse(&subscription.tenant_id).map_err(Problem::internal)?;
+    let Some(definition) = store.tenant(&tenant).epcis_query(&subscription.query_name).await? else {
+        return Ok(());
+    };
+    let definition: serde_json::Value = serde_json::from_str(&definition).map_err(Problem::internal)?;
+    let source = QuerySource::from_definition(&subscription.query_name, &definition)?;
+    let query = source.prepare(store, &tenant).await?;
+    let after = EventPosition { key: subscription.after_seq, seq: subscription.after_seq };
+    let (events, position, _) =
+        collect_matches(store, &tenant, &query, EventOrder::RecordAscending, Some(after), DELIVERY_EVENTS_MAX).await?;
+    let scanned_to = position.map_or(subscription.after_seq, |position| position.seq);
+    let schedule = match &subscription.schedule {
+        Some(text) => {
+            let value: serde_json::Value = serde_json::from_str(text).map_err(Problem::internal)?;
+            Some(epcis::schedule::Schedule::parse(&value).map_err(Problem::internal)?)
+        }
+        None => None,
+    };
+    let next_fire = || {
+        let now = jiff::Timestamp::from_millisecond(now).unwrap_or_else(|_| jiff::Timestamp::now());
+        schedule.as_ref().and_then(|schedule| schedule.next_after(now)).map_or(i64::MAX, |time| time.as_millisecond())
+    };
+    if events.is_empty() && !(schedule.is_some() && subscription.report_if_empty) {
+        // Nothing to send: remember how far was read (so it is not read again), and for a
+        // schedule wait for its next time.
+        if scanned_to > subscription.after_seq || schedule.is_some() {
+            let next = if schedule.is_some() { next_fire() } else { now };
+            record(store, &tenant, subscription, scanned_to, true, next, None, false).await?;
+        }
+        return Ok(());
+    }
+    let body = query_document(events, &subscription.query_name, Some(&subscription.subscription_id)).to_string();
+    let mut request = client
+        .post(&subscription.destination)
+        .header("content-type", "application/ld+json")
+        .header("gs1-epcis-version", "2.0.0")
+        .header("gs1-cbv-version", "2.0.0");
+    if let Some(token) = &subscription.signature_token {
+        request = request.header("gs1-signature", hex::encode(hmac_sha256(token.as_bytes(), body.as_bytes())));
+    }
+    let outcome = request.body(body).send().await;
+    let failure = match outcome {
+        Ok(response) if response.status().is_success() => None,
+        Ok(response) => Some(format!("the destination answered {}", response.status())),
+        Err(error) => Some(format!("the destination could not be reached: {error}")),
+    };
+    match failure {
+        None => {
+            let next = if schedule.is_some() { next_fire() } else { now };
+            record(store, &tenant, subscription, scanned_to, true, next, None, true).await
+        }
+        Some(error) => {
+            let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
+            record(store, &tenant, subscription, subscription.after_seq, false, retry, Some(error), false).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    store: &Store,
+    tenant: &TenantId,
+    subscription: &Subscription,
+    after_seq: i64,
+    moved: bool,
+    next_attempt_unix_ms: i64,
+    error: Option<String>,
+    delivered: bool,
+) -> Result<(), Problem> {
+    let change = QueryMutation::RecordDelivery {
+        subscription_id: subscription.subscription_id.clone(),
+        after_seq,
+        moved,
+        delivered,
+        next_attempt_unix_ms,
+        error,
+    };
+    store.tenant(tenant).write(store::Mutation::EpcisQuery(change), None).await?;
+    Ok(())
+}
+
+/// Checks `GS1-Signature` the way a subscriber would.
+pub fn signature_matches(token: &str, body: &[u8], signature: &str) -> bool {
+    hex::encode(hmac_sha256(token.as_bytes(), body)) == signature.trim().to_ascii_lowercase()
+}
+
+/// The subscription's initial cursor: the last event recorded before `initial_record_time_ms`
+/// (now when absent).
+pub async fn initial_cursor(store: &Store, initial_record_time_ms: Option<i64>) -> Result<i64, Problem> {
+    Ok(match initial_record_time_ms {
+        None => store.epcis_last_seq().await?,
+        Some(time) => store.epcis_seq_before(time).await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test cases 1 and 2 of RFC 4231, and case 6 (a key longer than the block).
+        assert_eq!(
+            hex::encode(hmac_sha256(&[0x0b; 20], b"Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex::encode(hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_to_a_ceiling() {
+        assert_eq!(retry_delay(1), Duration::from_millis(500));
+        assert_eq!(retry_delay(2), Duration::from_secs(1));
+        assert_eq!(retry_delay(5), Duration::from_secs(8));
+        assert_eq!(retry_delay(40), RETRY_DELAY_MAX);
+    }
+}
