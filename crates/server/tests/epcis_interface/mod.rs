@@ -479,10 +479,13 @@ pub(super) async fn epcis_named_queries(app: &TestApp) {
     assert!(app.get("/queries/moves/events", &farm).await.is_problem(404, "/problems/not-found"));
 }
 
+/// A delivery as received: the `GS1-Signature` header and the body.
+type Delivery = (Option<String>, String);
+
 /// A webhook receiver: records each request, and fails the next `fail` requests with 503.
 #[derive(Clone, Default)]
 struct Receiver {
-    received: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
     fail: std::sync::Arc<std::sync::atomic::AtomicU32>,
     failed: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
@@ -514,11 +517,11 @@ impl Receiver {
         format!("http://{address}/hook")
     }
 
-    fn deliveries(&self) -> Vec<(Option<String>, String)> {
+    fn deliveries(&self) -> Vec<Delivery> {
         self.received.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, count: usize) -> Vec<(Option<String>, String)> {
+    async fn wait_for(&self, count: usize) -> Vec<Delivery> {
         for _ in 0..200 {
             let deliveries = self.deliveries();
             if deliveries.len() >= count {
