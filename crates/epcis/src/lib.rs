@@ -29,6 +29,7 @@ pub mod query;
 pub mod schedule;
 pub mod schema;
 pub mod time;
+pub mod trace;
 pub mod units;
 pub mod vocabulary;
 mod xml;

@@ -63,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/bizLocations/{value}/events", get(events_of_business_location).options(discover))
         .route("/readPoints/{value}/events", get(events_of_read_point).options(discover))
         .route("/dispositions/{value}/events", get(events_of_disposition).options(discover))
+        .route("/v1/trace", get(crate::trace::trace_endpoint))
         .route("/queries", get(list_queries).post(create_query).options(discover))
         .route("/queries/{name}", get(get_query).delete(delete_query).options(discover))
         .route("/queries/{name}/events", get(named_query_events).options(discover))
@@ -529,7 +530,7 @@ fn context_namespaces(value: &Value) -> Vec<Namespace> {
 }
 
 /// A stored event back in the model, with its record time and the prefixes its body declared.
-fn decode(stored: &StoredEvent) -> Result<(Event, Vec<Namespace>), Problem> {
+pub(crate) fn decode(stored: &StoredEvent) -> Result<(Event, Vec<Namespace>), Problem> {
     let value: Value = serde_json::from_str(&stored.body).map_err(Problem::internal)?;
     let mut event = epcis::read_json_event(&value).map_err(|errors| {
         Problem::internal(format!("stored event {} does not read back: {errors}", stored.event_id))

@@ -15,6 +15,7 @@ pub mod problem;
 pub mod resolver;
 pub mod scan;
 pub mod subscriptions;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

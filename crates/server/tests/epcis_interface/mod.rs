@@ -1,7 +1,7 @@
 //! End-to-end tests of the EPCIS 2.0 interface: capture, capture jobs, the simple event query and
 //! its resource paths, visibility, and the public corpora captured and queried back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -621,4 +621,81 @@ pub(super) async fn epcis_webhooks_survive_a_restart(backend: Backend) {
     assert_eq!(empty["epcisBody"]["queryResults"]["resultsBody"]["eventList"], json!([]));
     assert_eq!(deliveries[2].0, None, "no token, no signature");
     drop(sqlite);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trace.
+
+pub(super) async fn epcis_trace_follows_lots(app: &TestApp) {
+    let farm = app.tenant("farm", &["tenant:admin"]).await;
+    let fish = "https://id.gs1.org/01/09506000134352/10/LOT1";
+    let other = "https://id.gs1.org/01/09506000134352/10/LOT9";
+    let fillet = "https://id.gs1.org/01/09506000134369/10/F1";
+    let pallet = "https://id.gs1.org/00/095060000000000015";
+    let at = |hour: u32| format!("2024-05-01T{hour:02}:00:00Z");
+    let events = vec![
+        json!({"type": "ObjectEvent", "eventTime": at(6), "eventTimeZoneOffset": "+02:00", "action": "ADD",
+               "bizStep": "commissioning", "epcList": [], "quantityList": [{"epcClass": fish, "quantity": 100, "uom": "KGM"}],
+               "bizLocation": {"id": "urn:epc:id:sgln:9506000.00001.0"}}),
+        json!({"type": "ObjectEvent", "eventTime": at(7), "eventTimeZoneOffset": "+02:00", "action": "ADD",
+               "bizStep": "commissioning", "epcList": [], "quantityList": [{"epcClass": other, "quantity": 50, "uom": "KGM"}]}),
+        json!({"type": "TransformationEvent", "eventTime": at(8), "eventTimeZoneOffset": "+02:00",
+               "inputQuantityList": [{"epcClass": fish, "quantity": 100, "uom": "KGM"}],
+               "outputQuantityList": [{"epcClass": fillet, "quantity": 60, "uom": "KGM"}]}),
+        json!({"type": "AggregationEvent", "eventTime": at(9), "eventTimeZoneOffset": "+02:00", "action": "ADD",
+               "bizStep": "packing", "parentID": pallet,
+               "childQuantityList": [{"epcClass": fillet, "quantity": 60, "uom": "KGM"}, {"epcClass": other, "quantity": 50, "uom": "KGM"}]}),
+        json!({"type": "ObjectEvent", "eventTime": at(10), "eventTimeZoneOffset": "+02:00", "action": "OBSERVE",
+               "bizStep": "shipping", "epcList": [pallet],
+               "bizTransactionList": [{"type": "po", "bizTransaction": "urn:epcglobal:cbv:bt:9506000000015:PO-77"}]}),
+        json!({"type": "ObjectEvent", "eventTime": at(12), "eventTimeZoneOffset": "+02:00", "action": "OBSERVE",
+               "bizStep": "receiving", "epcList": [pallet], "bizLocation": {"id": "urn:epc:id:sgln:9506000.00002.0"}}),
+    ];
+    app.capture_job(&farm, document(events), &[]).await;
+    let hours = |answer: &Answer| -> Vec<String> {
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        answer.body["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["eventTime"].as_str().unwrap()[11..13].to_owned())
+            .collect()
+    };
+    // Forward from the fish lot: what it became and what carried it; not the other lot's history.
+    let forward = app.get("/v1/trace?gtin=09506000134352&lot=LOT1", &farm).await;
+    assert_eq!(hours(&forward), ["06", "08", "09", "10", "12"]);
+    let reach: BTreeMap<String, String> = forward.body["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| (node["id"].as_str().unwrap().to_owned(), node["reach"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: BTreeMap<String, String> = [(fish, "start"), (fillet, "product"), (pallet, "product")]
+        .into_iter()
+        .map(|(id, reach)| (id.to_owned(), reach.to_owned()))
+        .collect();
+    assert_eq!(reach, expected);
+    let relations: Vec<&str> = forward.body["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["relation"].as_str().unwrap())
+        .collect();
+    assert_eq!(relations, ["made_into", "contained_in"]);
+    assert_eq!(forward.body["truncated"], false);
+    let shipping = &forward.body["timeline"][3];
+    assert_eq!(shipping["bizTransactions"], json!(["urn:epcglobal:cbv:bt:9506000000015:PO-77"]));
+    // Backward from the fillet lot to the farm's harvest.
+    let backward = app.get(&format!("/v1/trace?epc={}", encode(fillet)), &farm).await;
+    assert_eq!(hours(&backward), ["06", "08", "09", "10", "12"]);
+    // The pallet alone: its own journey only (not down into what it carried).
+    let pallet_trace = app.get("/v1/trace?epc=urn:epc:id:sscc:9506000.0000000001", &farm).await;
+    assert_eq!(hours(&pallet_trace), ["09", "10", "12"]);
+    // Another tenant sees nothing; bad parameters get a problem.
+    let stranger = app.tenant("stranger", &["tenant:read"]).await;
+    assert_eq!(hours(&app.get("/v1/trace?gtin=09506000134352&lot=LOT1", &stranger).await), Vec::<String>::new());
+    assert!(
+        app.get("/v1/trace?gtin=09506000134353&lot=LOT1", &farm).await.is_problem(400, "/problems/invalid-parameter")
+    );
+    assert!(app.get("/v1/trace", &farm).await.is_problem(400, "/problems/invalid-parameter"));
 }

@@ -1,0 +1,182 @@
+//! `GET /v1/trace?epc=…` or `?gtin=…&lot=…`: the history of an item or lot, backward through
+//! transformations to its origin and forward to everything it went into and every container that
+//! carried it (the recall question), as a timeline and a graph (nodes: objects, edges: events).
+//! The links followed are those of [`epcis::trace`]; only events the caller may see are used.
+//!
+//! Limits: at most [`TRACE_OBJECTS_MAX`] objects and [`TRACE_EVENTS_MAX`] events; a trace that
+//! reaches either says `"truncated": true`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use epcis::trace::{Reach, links_from, reach_through};
+use epcis::{Event, Identifier, VocabularyKind};
+use network::TenantId;
+use serde_json::{Value, json};
+use store::epcis::{EventFilter, EventOrder, StoredEvent};
+use store::{Scope, Store};
+
+use crate::AppState;
+use crate::extract::Caller;
+use crate::problem::Problem;
+
+pub const TRACE_OBJECTS_MAX: usize = 500;
+pub const TRACE_EVENTS_MAX: usize = 5_000;
+
+const ALL_ROLES: [&str; 9] = [
+    "epc",
+    "childEPC",
+    "parentID",
+    "inputEPC",
+    "outputEPC",
+    "epcClass",
+    "childEPCClass",
+    "inputEPCClass",
+    "outputEPCClass",
+];
+
+#[derive(Debug, serde::Deserialize)]
+pub struct TraceParameters {
+    epc: Option<String>,
+    gtin: Option<String>,
+    lot: Option<String>,
+}
+
+/// The object a trace starts from: an EPC (any form), or a GTIN and lot (the lot's class).
+fn start_of(parameters: &TraceParameters) -> Result<Identifier, Problem> {
+    let invalid = |detail: String| Problem::new("invalid-parameter", detail);
+    match (&parameters.epc, &parameters.gtin, &parameters.lot) {
+        (Some(epc), None, None) => Identifier::parse(epc).map_err(|error| invalid(format!("epc: {error}"))),
+        (None, Some(gtin), Some(lot)) => {
+            let gtin = gs1::Gtin::parse(gtin).map_err(|error| invalid(format!("gtin: {error}")))?;
+            let text = format!("https://id.gs1.org/01/{}/10/{}", gtin.as_str(), epcis::identifier::encode_value(lot));
+            Identifier::parse(&text).map_err(|error| invalid(format!("lot: {error}")))
+        }
+        _ => Err(invalid("give epc, or gtin and lot".into())),
+    }
+}
+
+/// What a trace found.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Object → how it was reached.
+    pub objects: BTreeMap<String, Reach>,
+    /// Events by capture sequence.
+    pub events: BTreeMap<i64, (StoredEvent, Event)>,
+    /// (from, to, relation, eventID).
+    pub edges: BTreeSet<(String, String, &'static str, String)>,
+    pub truncated: bool,
+}
+
+/// Follows the links from `start` through the events `viewer` may see.
+pub async fn trace(store: &Store, viewer: &TenantId, start: &Identifier) -> Result<Trace, Problem> {
+    let mut found = Trace::default();
+    let mut queue = VecDeque::from([start.as_str().to_owned()]);
+    found.objects.insert(start.as_str().to_owned(), Reach::Start);
+    while let Some(object) = queue.pop_front() {
+        let reached_as = found.objects.get(&object).copied().unwrap_or(Reach::Container);
+        let filter = EventFilter {
+            identifiers: vec![(ALL_ROLES.iter().map(|role| (*role).to_owned()).collect(), vec![object.clone()])],
+            ..EventFilter::default()
+        };
+        let mut after = None;
+        loop {
+            let room = TRACE_EVENTS_MAX.saturating_sub(found.events.len());
+            if room == 0 {
+                found.truncated = true;
+                break;
+            }
+            let batch = store
+                .epcis_candidates(viewer, &filter, EventOrder::RecordAscending, after, room.min(1_000) as u32)
+                .await?;
+            let full = batch.len() == room.min(1_000);
+            for stored in batch {
+                after = Some(stored.position(EventOrder::RecordAscending));
+                let event = match found.events.get(&stored.seq) {
+                    Some((_, event)) => event.clone(),
+                    None => crate::epcis::decode(&stored)?.0,
+                };
+                for link in links_from(&event, &object, reached_as) {
+                    let event_id = event.event_id.clone().unwrap_or_default();
+                    found.edges.insert((link.from.clone(), link.to.clone(), link.relation(), event_id));
+                    if !found.objects.contains_key(&link.to) {
+                        if found.objects.len() >= TRACE_OBJECTS_MAX {
+                            found.truncated = true;
+                            continue;
+                        }
+                        found.objects.insert(link.to.clone(), reach_through(reached_as, link.reach));
+                        queue.push_back(link.to.clone());
+                    }
+                }
+                found.events.entry(stored.seq).or_insert((stored, event));
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What kind of object an identifier names, for people reading the graph.
+fn kind_of(identifier: &str) -> &'static str {
+    let Some(link) = Identifier::unchecked(identifier).digital_link() else { return "object" };
+    let qualifiers: Vec<&str> = link.qualifiers().iter().map(|qualifier| qualifier.code()).collect();
+    match link.primary_key().code() {
+        "00" => "logistic unit",
+        "01" if qualifiers.contains(&"21") => "item",
+        "01" if qualifiers.contains(&"10") => "lot",
+        "01" => "product",
+        "414" => "location",
+        "8003" => "returnable asset",
+        "8004" => "individual asset",
+        _ => "object",
+    }
+}
+
+fn timeline_entry(stored: &StoredEvent, event: &Event) -> Value {
+    let vocabulary = |value: &Option<epcis::VocabularyValue>, kind: VocabularyKind| {
+        value.as_ref().map(|value| value.json_form(kind).to_owned())
+    };
+    let objects: BTreeSet<&str> = event.all_epcs().chain(event.all_epc_classes()).map(Identifier::as_str).collect();
+    json!({
+        "eventID": event.event_id,
+        "eventType": event.event_type.map(|event_type| event_type.type_name()),
+        "eventTime": event.event_time.map(|time| time.to_string()),
+        "eventTimeZoneOffset": event.event_time_zone_offset.map(|offset| offset.to_string()),
+        "recordTime": jiff::Timestamp::from_millisecond(stored.record_time_ms).map(|time| time.to_string()).ok(),
+        "action": event.action.map(|action| action.as_str()),
+        "bizStep": vocabulary(&event.business_step, VocabularyKind::BusinessStep),
+        "disposition": vocabulary(&event.disposition, VocabularyKind::Disposition),
+        "readPoint": event.read_point.as_ref().map(|location| location.id.as_str()),
+        "bizLocation": event.business_location.as_ref().map(|location| location.id.as_str()),
+        "objects": objects,
+        "bizTransactions": event.business_transaction_list.iter().map(|transaction| transaction.id.as_str()).collect::<Vec<_>>(),
+        "errorDeclared": event.error_declaration.is_some(),
+    })
+}
+
+pub async fn trace_endpoint(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(parameters): Query<TraceParameters>,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let start = start_of(&parameters)?;
+    let found = trace(&app.store, &principal.tenant_id, &start).await?;
+    let mut timeline: Vec<(&StoredEvent, &Event)> =
+        found.events.values().map(|(stored, event)| (stored, event)).collect();
+    timeline.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
+    let body = json!({
+        "start": start.as_str(),
+        "timeline": timeline.iter().map(|(stored, event)| timeline_entry(stored, event)).collect::<Vec<_>>(),
+        "graph": {
+            "nodes": found.objects.iter().map(|(id, reach)| json!({"id": id, "kind": kind_of(id), "reach": reach.name()})).collect::<Vec<_>>(),
+            "edges": found.edges.iter().map(|(from, to, relation, event_id)| json!({"from": from, "to": to, "relation": relation, "eventID": event_id})).collect::<Vec<_>>(),
+        },
+        "truncated": found.truncated,
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+}
