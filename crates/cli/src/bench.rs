@@ -20,6 +20,8 @@ pub enum BenchCommand {
     Resolver(ResolverOptions),
     /// The routing engine on Solomon, Gehring & Homberger or Li & Lim, against the best known solutions.
     Routing(crate::bench_routing::RoutingOptions),
+    /// EPCIS capture rate (in-process and HTTP) and MATCH_epc / trace latency on generated events.
+    Epcis(crate::bench_epcis::EpcisOptions),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +67,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Writes(options) => writes(options).await,
         BenchCommand::Gs1(options) => crate::bench_gs1::gs1(options),
         BenchCommand::Resolver(options) => crate::bench_gs1::resolver(options).await,
+        BenchCommand::Epcis(options) => crate::bench_epcis::epcis(options).await,
         BenchCommand::Routing(options) => {
             tokio::task::spawn_blocking(move || crate::bench_routing::routing(options)).await?
         }

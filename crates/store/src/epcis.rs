@@ -496,9 +496,11 @@ impl Store {
             for (roles, values) in entries {
                 let roles = sql.list(roles);
                 let values = sql.list(values);
+                // event_seq is unique platform-wide: an uncorrelated IN lets the planner start from
+                // the identifier index instead of scanning every event.
                 conditions.push(format!(
-                    "EXISTS (SELECT 1 FROM epcis_event_identifiers i WHERE i.tenant_id = e.tenant_id AND i.event_seq = e.event_seq \
-                     AND i.role IN ({roles}) AND i.{column} IN ({values}))"
+                    "e.event_seq IN (SELECT i.event_seq FROM epcis_event_identifiers i \
+                     WHERE i.{column} IN ({values}) AND i.role IN ({roles}))"
                 ));
             }
         }
