@@ -258,7 +258,7 @@ pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
     let key = demo::mint(&store, &tenant, Scope::TenantAdmin, "bench epcis").await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let server_config = server::ServerConfig { log_origin: "bench.keten/log".into(), public_url: base.clone() };
+    let server_config = server::ServerConfig::new("bench.keten/log", base.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(listener, store.clone(), server_config, async move {
         let _ = stopped.await;

@@ -135,7 +135,7 @@ pub async fn resolver(options: ResolverOptions) -> anyhow::Result<()> {
     let demo = demo::load(&store).await.context("loading the demo network")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let config = server::ServerConfig { log_origin: "bench.keten/log".into(), public_url: base.clone() };
+    let config = server::ServerConfig::new("bench.keten/log", base.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(listener, store, config, async move {
         let _ = stopped.await;

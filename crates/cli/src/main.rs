@@ -66,6 +66,10 @@ struct ServeOptions {
     /// Links and QR codes. Default: http://<listen>.
     #[arg(long, env = "KETEN_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The EPCIS 2.0 JSON schema file (`EPCIS-JSON-Schema.json` of GS1): when given, JSON
+    /// captures are also checked against it.
+    #[arg(long, env = "KETEN_EPCIS_SCHEMA")]
+    epcis_schema: Option<std::path::PathBuf>,
 }
 
 impl ServeOptions {
@@ -213,7 +217,13 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
         public_url.starts_with("http://") || public_url.starts_with("https://"),
         "--public-url must start with http:// or https://, found {public_url:?}"
     );
-    let config = server::ServerConfig { log_origin: options.log_origin, public_url };
+    let mut config = server::ServerConfig::new(options.log_origin, public_url);
+    if let Some(path) = &options.epcis_schema {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let schema = epcis::schema::SchemaValidator::from_json_text(&text)
+            .with_context(|| format!("compiling the EPCIS schema {}", path.display()))?;
+        config.epcis_schema = Some(std::sync::Arc::new(schema));
+    }
     server::serve(listener, store, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -348,9 +348,28 @@ async fn capture(
     let xml = is_xml_body(&headers)?;
     let bytes = body.map_err(|_| too_large_body())?;
     let text = body_text(&bytes)?;
+    // The JSON-schema layer (when configured, JSON input), then the semantic layer; their
+    // errors together.
+    let schema_errors = match (&app.config.epcis_schema, xml) {
+        (Some(schema), false) => match serde_json::from_str::<Value>(text) {
+            Ok(value) => schema.validate(&value),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
     let strict = match xml {
         true => epcis::parse_xml_document(text),
         false => epcis::parse_json_document(text),
+    };
+    let strict = match (strict, schema_errors.is_empty()) {
+        (Ok(document), true) => Ok(document),
+        (Ok(_), false) => Err(epcis::ValidationErrors { errors: schema_errors }),
+        (Err(mut errors), _) => {
+            let mut all = schema_errors;
+            all.append(&mut errors.errors);
+            errors.errors = all;
+            Err(errors)
+        }
     };
     let (document, excluded, rejected) = match strict {
         Ok(document) => (document, BTreeSet::new(), Vec::new()),

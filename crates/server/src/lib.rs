@@ -42,6 +42,15 @@ pub struct ServerConfig {
     /// The address the world reaches this server at, e.g. `https://keten.example`: the domain of
     /// Keten's own GS1 Digital Links and of the links in linksets.
     pub public_url: String,
+    /// The EPCIS 2.0 JSON schema: when given, JSON captures are checked against it before the
+    /// semantic layer (which alone already refuses every malformed document).
+    pub epcis_schema: Option<Arc<::epcis::schema::SchemaValidator>>,
+}
+
+impl ServerConfig {
+    pub fn new(log_origin: impl Into<String>, public_url: impl Into<String>) -> ServerConfig {
+        ServerConfig { log_origin: log_origin.into(), public_url: public_url.into(), epcis_schema: None }
+    }
 }
 
 #[derive(Clone)]

@@ -34,6 +34,14 @@ async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
 
 /// Starts the application on an existing database (a restart when one ran there before).
 async fn spawn_app_at(url: String, sqlite: Option<scratchdb::SqliteFile>) -> TestApp {
+    spawn_app_configured(url, sqlite, |_| {}).await
+}
+
+async fn spawn_app_configured(
+    url: String,
+    sqlite: Option<scratchdb::SqliteFile>,
+    configure: impl FnOnce(&mut server::ServerConfig),
+) -> TestApp {
     let store = Store::open(StoreConfig::new(url)).await.unwrap();
     let operator_key = {
         use store::{Mutation, PutMode, Write};
@@ -51,7 +59,8 @@ async fn spawn_app_at(url: String, sqlite: Option<scratchdb::SqliteFile>) -> Tes
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    let config = server::ServerConfig { log_origin: "test.keten/log".into(), public_url: base.clone() };
+    let mut config = server::ServerConfig::new("test.keten/log", base.clone());
+    configure(&mut config);
     let server = tokio::spawn(server::serve(listener, store.clone(), config, async move {
         let _ = stop.await;
     }));
@@ -859,14 +868,20 @@ async fn merchants_add_links_to_their_products(app: &TestApp) {
     assert_eq!(app.get("/v1/products/09506000134352/links", &key).await.body, json!([]));
 }
 
-mod webhooks {
+/// Tests that start (and restart) their own applications.
+mod own_apps {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
+    async fn webhooks_sqlite() {
         super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
+    async fn webhooks_postgres() {
         super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn epcis_schema_layer() {
+        super::epcis_interface::epcis_schema_layer().await;
     }
 }

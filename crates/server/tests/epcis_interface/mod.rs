@@ -699,3 +699,31 @@ pub(super) async fn epcis_trace_follows_lots(app: &TestApp) {
     );
     assert!(app.get("/v1/trace", &farm).await.is_problem(400, "/problems/invalid-parameter"));
 }
+
+/// With the standard's JSON schema configured, a document the semantic layer lets through but the
+/// schema refuses (a sensor report without a type) is refused with the schema's pointer.
+pub(super) async fn epcis_schema_layer() {
+    let Some(corpus) = corpus_directory() else { return };
+    let text = std::fs::read_to_string(corpus.join("epcis/gs1-EPCIS/EPCIS-JSON-Schema.json")).unwrap();
+    let schema = std::sync::Arc::new(epcis::schema::SchemaValidator::from_json_text(&text).unwrap());
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let url = file.url();
+    let app = spawn_app_configured(url, Some(file), |config| config.epcis_schema = Some(schema)).await;
+    let farm = app.tenant("farm", &["tenant:admin"]).await;
+    let mut events = salmon_day();
+    events[4]["sensorElementList"][0]["sensorReport"][0].as_object_mut().unwrap().remove("type");
+    let refused = app.capture(&farm, document(events.clone()), &[]).await;
+    assert!(refused.is_problem(400, "/problems/invalid-epcis"), "{:?}", refused.body);
+    assert!(
+        refused.body["errors"].as_array().unwrap().iter().all(|error| {
+            error["pointer"].as_str().unwrap().starts_with("/epcisBody/eventList/4")
+                && error["detail"].as_str().unwrap().starts_with("JSON schema:")
+        }),
+        "{:?}",
+        refused.body
+    );
+    assert!(app.query("", &farm).await.is_empty());
+    // proceed keeps the other four.
+    let job = app.capture_job(&farm, document(events), &[("GS1-Capture-Error-Behaviour", "proceed")]).await;
+    assert_eq!(job["eventsCaptured"], 4, "{job}");
+}
