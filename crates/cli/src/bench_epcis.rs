@@ -35,7 +35,7 @@ pub struct EpcisOptions {
 /// Distinct serials per product: each serial appears in a handful of events per million.
 const SERIALS: u64 = 20_000;
 const PRODUCTS: u64 = 50;
-const SEED: u64 = 0x6b65_7465_6e;
+const SEED: u64 = 0x006b_6574_656e;
 
 struct Generator {
     state: u64,
