@@ -70,6 +70,10 @@ struct ServeOptions {
     /// captures are also checked against it.
     #[arg(long, env = "KETEN_EPCIS_SCHEMA")]
     epcis_schema: Option<std::path::PathBuf>,
+    /// Let EPCIS webhook subscriptions deliver to loopback, private and link-local addresses
+    /// (refused by default).
+    #[arg(long, env = "KETEN_WEBHOOKS_TO_PRIVATE_ADDRESSES")]
+    webhooks_to_private_addresses: bool,
 }
 
 impl ServeOptions {
@@ -218,6 +222,7 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
         "--public-url must start with http:// or https://, found {public_url:?}"
     );
     let mut config = server::ServerConfig::new(options.log_origin, public_url);
+    config.webhooks_to_private_addresses = options.webhooks_to_private_addresses;
     if let Some(path) = &options.epcis_schema {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let schema = epcis::schema::SchemaValidator::from_json_text(&text)

@@ -24,6 +24,8 @@ pub const QUERY_PARAMETERS_MAX: usize = 64;
 pub const QUERY_VALUES_MAX: usize = 256;
 /// The deepest master-data hierarchy followed for `WD_` parameters.
 pub const HIERARCHY_DEPTH_MAX: usize = 16;
+/// The most locations a `WD_` parameter expands to.
+pub const HIERARCHY_LOCATIONS_MAX: usize = 1_000;
 
 /// A parameter value: a list (pipe-delimited in a URL, an array in JSON) or one scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +221,11 @@ impl EpcPattern {
                 "{text:?}: the patterns supported are an exact EPC and urn:epc:idpat:sgtin:COMPANY.ITEM.* (every serial of one GTIN)"
             ));
         }
+        if text.starts_with("urn:epc:idpat:") {
+            return Err(format!(
+                "{text:?}: of the EPC patterns, this repository matches urn:epc:idpat:sgtin:COMPANY.ITEM.* (every serial of one GTIN); give exact EPCs otherwise"
+            ));
+        }
         Identifier::parse(text).map(EpcPattern::Exact).map_err(|error| error.to_string())
     }
 
@@ -241,6 +248,8 @@ pub fn gtin_of(identifier: &Identifier) -> Option<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldFilter {
     pub scope: FieldScope,
+    /// `INNER_`: the field is looked for inside structured values, not at the top of the scope.
+    pub inner: bool,
     /// The namespace IRIs the prefix may stand for (a prefix may be declared differently by
     /// different documents) and the local name.
     pub namespaces: Vec<String>,
@@ -418,9 +427,7 @@ impl EventQuery {
         if query.event_count_limit.is_some() && query.order_by.is_none() {
             return Err(refuse("eventCountLimit", "eventCountLimit needs orderBy"));
         }
-        if query.direction.is_some() && query.order_by.is_none() {
-            return Err(refuse("orderDirection", "orderDirection needs orderBy"));
-        }
+        // orderDirection without orderBy is ignored, as the standard says.
         Ok(query)
     }
 
@@ -635,6 +642,7 @@ impl EventQuery {
                 FieldTest::Compare(comparison, values.iter().map(|text| (*text).to_owned()).collect())
             }
         };
+        let inner = rest.starts_with("INNER_");
         let rest = rest.strip_prefix("INNER_").unwrap_or(rest);
         let (scope, field) = [
             ("ILMD_", FieldScope::Ilmd),
@@ -653,24 +661,33 @@ impl EventQuery {
         if namespaces.is_empty() {
             return Err(refuse(name, format!("namespace prefix {prefix:?} is not declared")));
         }
-        self.fields.push(FieldFilter { scope, namespaces, local_name: local_name.to_owned(), test });
+        self.fields.push(FieldFilter { scope, inner, namespaces, local_name: local_name.to_owned(), test });
         Ok(())
     }
 
     /// Replaces each `WD_` list by the listed locations and all their descendants, found with
-    /// `children` (from master data), at most [`HIERARCHY_DEPTH_MAX`] levels deep.
-    pub fn expand_hierarchy(&mut self, children: &dyn Fn(&str) -> Vec<String>) {
-        for list in [&mut self.read_points_with_descendants, &mut self.business_locations_with_descendants]
-            .into_iter()
-            .flatten()
-        {
+    /// `children` (from master data), at most [`HIERARCHY_DEPTH_MAX`] levels deep and
+    /// [`HIERARCHY_LOCATIONS_MAX`] locations.
+    pub fn expand_hierarchy(&mut self, children: &dyn Fn(&str) -> Vec<String>) -> Result<(), QueryParameterError> {
+        for (name, list) in [
+            ("WD_readPoint", &mut self.read_points_with_descendants),
+            ("WD_bizLocation", &mut self.business_locations_with_descendants),
+        ] {
+            let Some(list) = list else { continue };
+            let mut known: std::collections::HashSet<Identifier> = list.iter().cloned().collect();
             let mut frontier: Vec<Identifier> = list.clone();
             for _ in 0..HIERARCHY_DEPTH_MAX {
                 let mut next = Vec::new();
                 for parent in &frontier {
                     for child in children(parent.as_str()) {
                         let child = Identifier::parse(&child).unwrap_or_else(|_| Identifier::unchecked(&child));
-                        if !list.contains(&child) {
+                        if known.insert(child.clone()) {
+                            if known.len() > HIERARCHY_LOCATIONS_MAX {
+                                return Err(refuse(
+                                    name,
+                                    format!("the locations and their descendants exceed {HIERARCHY_LOCATIONS_MAX}"),
+                                ));
+                            }
                             list.push(child.clone());
                             next.push(child);
                         }
@@ -682,6 +699,7 @@ impl EventQuery {
                 frontier = next;
             }
         }
+        Ok(())
     }
 
     /// Whether `event` satisfies every parameter.
@@ -985,7 +1003,18 @@ impl FieldFilter {
         }
         let mut values = Vec::new();
         for list in lists {
-            collect_fields(list, &self.namespaces, &self.local_name, &mut values);
+            for field in list {
+                match self.inner {
+                    false
+                        if field.name.local_name == self.local_name
+                            && self.namespaces.contains(&field.name.namespace) =>
+                    {
+                        values.push(&field.value)
+                    }
+                    false => {}
+                    true => collect_inner(&field.value, &self.namespaces, &self.local_name, &mut values),
+                }
+            }
         }
         match &self.test {
             FieldTest::Exists => !values.is_empty(),
@@ -998,8 +1027,7 @@ impl FieldFilter {
     }
 }
 
-/// Finds the fields of one expanded name at any depth (the `INNER_` forms look inside
-/// structured values; a top-level name is found at the top first).
+/// Finds the fields of one expanded name at any depth inside structured values (`INNER_`).
 fn collect_fields<'a>(
     fields: &'a [ExtensionField],
     namespaces: &[String],
@@ -1213,6 +1241,8 @@ mod tests {
             ("EXISTS_ex:count", [true, false, false]),
             ("EQ_ILMD_ex:harvest=2024-02-01", [false, true, false]),
             ("EXISTS_ILMD_ex:harvest&EQ_action=OBSERVE", [false, false, false]),
+            ("EXISTS_INNER_ex:count", [false, false, false]),
+            ("orderDirection=ASC", [true, true, true]),
         ];
         for (text, expected) in cases {
             let query = query(text).unwrap_or_else(|error| panic!("{text}: {error}"));
@@ -1233,6 +1263,7 @@ mod tests {
             ("orderBy=eventTime&eventCountLimit=3&maxEventCount=4", "eventCountLimit"),
             ("orderBy=ex:count", "orderBy"),
             ("EQ_other:field=1", "EQ_other:field"),
+            ("MATCH_epc=urn:epc:idpat:sscc:4012345.*", "MATCH_epc"),
             ("GE_value_XYZ=1", "GE_value_XYZ"),
             ("frobnicate=1", "frobnicate"),
         ];
@@ -1260,7 +1291,7 @@ mod tests {
         let mut query = query("WD_bizLocation=urn:epc:id:sgln:4012345.00001.0").expect("query");
         let parent = "https://id.gs1.org/414/4012345000016";
         let child = "https://id.gs1.org/414/4012345000016/254/1";
-        query.expand_hierarchy(&|id| if id == parent { vec![child.to_owned()] } else { Vec::new() });
+        query.expand_hierarchy(&|id| if id == parent { vec![child.to_owned()] } else { Vec::new() }).expect("small");
         let located = event(&format!(
             r#""type":"ObjectEvent","eventTime":"2024-01-10T10:00:00Z","action":"OBSERVE","epcList":[],"bizLocation":{{"id":"{child}"}}"#
         ));

@@ -708,7 +708,7 @@ impl QuerySource {
         let mut query = EventQuery::parse(&self.parameters, &prefixes).map_err(query_problem)?;
         if query.read_points_with_descendants.is_some() || query.business_locations_with_descendants.is_some() {
             let children = tenant_store.epcis_children().await?;
-            query.expand_hierarchy(&|id| children.get(id).cloned().unwrap_or_default());
+            query.expand_hierarchy(&|id| children.get(id).cloned().unwrap_or_default()).map_err(query_problem)?;
         }
         Ok(query)
     }
@@ -903,13 +903,15 @@ async fn events_of(
     caller: Caller,
     uri: Uri,
     fixed: (&str, String),
-    mut parameters: Vec<(String, String)>,
+    parameters: Vec<(String, String)>,
 ) -> Result<Response, Problem> {
     if parameters.iter().any(|(name, _)| name == fixed.0) {
         return Err(Problem::new("invalid-parameter", format!("{} is given by the path", fixed.0)));
     }
-    parameters.push((fixed.0.to_owned(), fixed.1));
-    answer_query(&app, &caller, &uri, parameters).await
+    let mut all = parameters.clone();
+    all.push((fixed.0.to_owned(), fixed.1));
+    // The Link to the next page repeats the query string only: the path gives the rest.
+    answer_source(&app, &caller, &uri, &QuerySource::from_url(&all), parameters).await
 }
 
 macro_rules! resource_path {
@@ -1085,6 +1087,11 @@ async fn create_subscription(
         reqwest::Url::parse(destination).map_err(|_| field("/dest", "dest must be an absolute http:// URL"))?;
     if parsed.scheme() != "http" || parsed.host_str().is_none() {
         return Err(field("/dest", "dest must be an http:// URL (put a TLS proxy in front of an https endpoint)"));
+    }
+    if let Err(reason) =
+        crate::subscriptions::check_destination(destination, app.config.webhooks_to_private_addresses).await
+    {
+        return Err(field("/dest", &format!("dest is refused: {reason}")));
     }
     let token = match object.get("signatureToken") {
         None | Some(Value::Null) => None,

@@ -45,11 +45,19 @@ pub struct ServerConfig {
     /// The EPCIS 2.0 JSON schema: when given, JSON captures are checked against it before the
     /// semantic layer (which alone already refuses every malformed document).
     pub epcis_schema: Option<Arc<::epcis::schema::SchemaValidator>>,
+    /// Whether webhook destinations may be private, loopback or link-local addresses (off by
+    /// default: a tenant must not reach the operator's internal network through keten).
+    pub webhooks_to_private_addresses: bool,
 }
 
 impl ServerConfig {
     pub fn new(log_origin: impl Into<String>, public_url: impl Into<String>) -> ServerConfig {
-        ServerConfig { log_origin: log_origin.into(), public_url: public_url.into(), epcis_schema: None }
+        ServerConfig {
+            log_origin: log_origin.into(),
+            public_url: public_url.into(),
+            epcis_schema: None,
+            webhooks_to_private_addresses: false,
+        }
     }
 }
 
@@ -205,11 +213,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let wake = Arc::new(tokio::sync::Notify::new());
+    let private_destinations = config.webhooks_to_private_addresses;
     let router = build_app(store.clone(), config, wake.clone());
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(subscriptions::run(store.clone(), wake, stopped));
+    let worker = tokio::spawn(subscriptions::run(store.clone(), wake, stopped, private_destinations));
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
     worker.abort();

@@ -28,6 +28,8 @@ pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(600);
 /// Subscriptions handled per poll.
 pub const DUE_PER_POLL_MAX: u32 = 100;
+/// Deliveries in flight at once (one slow destination does not hold up the others).
+pub const DELIVERIES_IN_FLIGHT_MAX: usize = 16;
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -50,8 +52,18 @@ pub fn retry_delay(attempts: i64) -> Duration {
 }
 
 /// Runs the delivery worker until `stop` resolves.
-pub async fn run(store: Store, wake: std::sync::Arc<tokio::sync::Notify>, stop: tokio::sync::watch::Receiver<bool>) {
-    let client = match reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).build() {
+pub async fn run(
+    store: Store,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    private_destinations: bool,
+) {
+    // No redirects: a 301/302 would turn the POST into a bodiless GET and "deliver" nothing.
+    let client = match reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "the subscription worker cannot build its HTTP client");
@@ -62,7 +74,7 @@ pub async fn run(store: Store, wake: std::sync::Arc<tokio::sync::Notify>, stop: 
         if *stop.borrow() {
             return;
         }
-        if let Err(problem) = deliver_due(&store, &client).await {
+        if let Err(problem) = deliver_due(&store, &client, private_destinations).await {
             tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
         }
         tokio::select! {
@@ -72,11 +84,60 @@ pub async fn run(store: Store, wake: std::sync::Arc<tokio::sync::Notify>, stop: 
     }
 }
 
-async fn deliver_due(store: &Store, client: &reqwest::Client) -> Result<(), Problem> {
+async fn deliver_due(store: &Store, client: &reqwest::Client, private_destinations: bool) -> Result<(), Problem> {
     let now = store::now_unix_ms();
+    let mut running = tokio::task::JoinSet::new();
     for subscription in store.due_subscriptions(now, DUE_PER_POLL_MAX).await? {
-        if let Err(problem) = deliver(store, client, &subscription, now).await {
-            tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
+        while running.len() >= DELIVERIES_IN_FLIGHT_MAX {
+            running.join_next().await;
+        }
+        let (store, client) = (store.clone(), client.clone());
+        running.spawn(async move {
+            if let Err(problem) = deliver(&store, &client, &subscription, now, private_destinations).await {
+                tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
+                // Whatever failed, the next attempt waits its turn (no retry every poll).
+                let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
+                if let Ok(tenant) = TenantId::parse(&subscription.tenant_id) {
+                    let _ = record(&store, &tenant, &subscription, subscription.after_seq, false, retry, Some(problem.detail), false).await;
+                }
+            }
+        });
+    }
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Whether a destination address is one a tenant may not reach through keten (loopback,
+/// private, link-local, unspecified), unless the operator allowed it.
+pub fn is_private_address(address: std::net::IpAddr) -> bool {
+    match address {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private_address(std::net::IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Refuses a destination that resolves to a private address (server-side request forgery).
+pub async fn check_destination(url: &str, private_destinations: bool) -> Result<(), String> {
+    if private_destinations {
+        return Ok(());
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|error| error.to_string())?;
+    let host = parsed.host_str().ok_or("no host")?.to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addresses = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
+        .await
+        .map_err(|error| format!("{host} does not resolve: {error}"))?;
+    for address in addresses {
+        if is_private_address(address.ip()) {
+            return Err(format!("{host} resolves to the private address {}", address.ip()));
         }
     }
     Ok(())
@@ -87,6 +148,7 @@ async fn deliver(
     client: &reqwest::Client,
     subscription: &Subscription,
     now: i64,
+    private_destinations: bool,
 ) -> Result<(), Problem> {
     let tenant = TenantId::parse(&subscription.tenant_id).map_err(Problem::internal)?;
     let Some(definition) = store.tenant(&tenant).epcis_query(&subscription.query_name).await? else {
@@ -96,9 +158,15 @@ async fn deliver(
     let source = QuerySource::from_definition(&subscription.query_name, &definition)?;
     let query = source.prepare(store, &tenant).await?;
     let after = EventPosition { key: subscription.after_seq, seq: subscription.after_seq };
-    let (events, position, _) =
+    // Read before the query: when the query reads to the end, every event up to here was seen
+    // (sequence numbers are committed in order), visible to this tenant or not.
+    let last_seq = store.epcis_last_seq().await?;
+    let (events, position, exhausted) =
         collect_matches(store, &tenant, &query, EventOrder::RecordAscending, Some(after), DELIVERY_EVENTS_MAX).await?;
-    let scanned_to = position.map_or(subscription.after_seq, |position| position.seq);
+    let mut scanned_to = position.map_or(subscription.after_seq, |position| position.seq);
+    if exhausted {
+        scanned_to = scanned_to.max(last_seq);
+    }
     let schedule = match &subscription.schedule {
         Some(text) => {
             let value: serde_json::Value = serde_json::from_str(text).map_err(Problem::internal)?;
@@ -119,6 +187,9 @@ async fn deliver(
         }
         return Ok(());
     }
+    if let Err(reason) = check_destination(&subscription.destination, private_destinations).await {
+        return Err(Problem::new("invalid-parameter", format!("destination refused: {reason}")));
+    }
     let body = query_document(events, &subscription.query_name, Some(&subscription.subscription_id)).to_string();
     let mut request = client
         .post(&subscription.destination)
@@ -131,12 +202,16 @@ async fn deliver(
     let outcome = request.body(body).send().await;
     let failure = match outcome {
         Ok(response) if response.status().is_success() => None,
+        Ok(response) if response.status().is_redirection() => {
+            Some(format!("the destination answered {} (redirects are not followed)", response.status()))
+        }
         Ok(response) => Some(format!("the destination answered {}", response.status())),
         Err(error) => Some(format!("the destination could not be reached: {error}")),
     };
     match failure {
         None => {
-            let next = if schedule.is_some() { next_fire() } else { now };
+            // A schedule with more waiting catches up at once instead of at its next time.
+            let next = if schedule.is_some() && exhausted { next_fire() } else { now };
             record(store, &tenant, subscription, scanned_to, true, next, None, true).await
         }
         Some(error) => {
@@ -202,6 +277,23 @@ mod tests {
             hex::encode(hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
+    }
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for (address, private) in [
+            ("127.0.0.1", true),
+            ("10.1.2.3", true),
+            ("192.168.0.1", true),
+            ("169.254.169.254", true),
+            ("::1", true),
+            ("fd00::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("93.184.216.34", false),
+            ("2606:4700::1111", false),
+        ] {
+            assert_eq!(is_private_address(address.parse().unwrap()), private, "{address}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::problem::Problem;
 
 pub const TRACE_OBJECTS_MAX: usize = 500;
 pub const TRACE_EVENTS_MAX: usize = 5_000;
+/// Candidate rows read per trace (an event named by several traced objects is read again).
+pub const TRACE_ROWS_SCANNED_MAX: usize = 50_000;
+const TRACE_BATCH_ROWS: u32 = 1_000;
 
 const ALL_ROLES: [&str; 9] = [
     "epc",
@@ -75,6 +78,7 @@ pub async fn trace(store: &Store, viewer: &TenantId, start: &Identifier) -> Resu
     let mut found = Trace::default();
     let mut queue = VecDeque::from([start.as_str().to_owned()]);
     found.objects.insert(start.as_str().to_owned(), Reach::Start);
+    let mut scanned = 0usize;
     while let Some(object) = queue.pop_front() {
         let reached_as = found.objects.get(&object).copied().unwrap_or(Reach::Container);
         let filter = EventFilter {
@@ -83,19 +87,22 @@ pub async fn trace(store: &Store, viewer: &TenantId, start: &Identifier) -> Resu
         };
         let mut after = None;
         loop {
-            let room = TRACE_EVENTS_MAX.saturating_sub(found.events.len());
-            if room == 0 {
+            if found.events.len() >= TRACE_EVENTS_MAX || scanned >= TRACE_ROWS_SCANNED_MAX {
                 found.truncated = true;
                 break;
             }
-            let batch = store
-                .epcis_candidates(viewer, &filter, EventOrder::RecordAscending, after, room.min(1_000) as u32)
-                .await?;
-            let full = batch.len() == room.min(1_000);
+            let batch =
+                store.epcis_candidates(viewer, &filter, EventOrder::RecordAscending, after, TRACE_BATCH_ROWS).await?;
+            let full = batch.len() == TRACE_BATCH_ROWS as usize;
+            scanned += batch.len();
             for stored in batch {
                 after = Some(stored.position(EventOrder::RecordAscending));
                 let event = match found.events.get(&stored.seq) {
                     Some((_, event)) => event.clone(),
+                    None if found.events.len() >= TRACE_EVENTS_MAX => {
+                        found.truncated = true;
+                        break;
+                    }
                     None => crate::epcis::decode(&stored)?.0,
                 };
                 for link in links_from(&event, &object, reached_as) {

@@ -60,6 +60,8 @@ async fn spawn_app_configured(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let mut config = server::ServerConfig::new("test.keten/log", base.clone());
+    // The test's webhook receivers listen on loopback.
+    config.webhooks_to_private_addresses = true;
     configure(&mut config);
     let server = tokio::spawn(server::serve(listener, store.clone(), config, async move {
         let _ = stop.await;

@@ -8,7 +8,7 @@
 //! Visibility: a tenant sees the events it captured and every event that names a GTIN it holds
 //! (`gtin_owners`): a brand follows its goods through its partners' hands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use network::TenantId;
 
@@ -22,6 +22,9 @@ pub const CAPTURE_EVENTS_MAX: usize = 10_000;
 pub const EVENT_RECORDS_MAX: u32 = 100;
 /// The most candidate rows one query reads before it answers with what it found so far.
 pub const QUERY_SCAN_ROWS_MAX: u32 = 20_000;
+
+/// An identifier an event names: (role, identifier, GTIN).
+pub type IdentifierRow = (String, String, Option<String>);
 
 /// One event, ready to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +42,7 @@ pub struct EventRecord {
     pub event_time_ms: i64,
     pub error_declared: bool,
     /// (role, identifier, GTIN) for every identifier the event names.
-    pub identifiers: Vec<(String, String, Option<String>)>,
+    pub identifiers: Vec<IdentifierRow>,
     /// The event as JSON-LD with its own `@context`, without `recordTime` (the store sets it).
     pub body: String,
 }
@@ -118,37 +121,29 @@ pub(crate) async fn apply_capture(
     let (last_seq,): (i64,) = on_conn!(conn, connection => {
         sqlx::query_as("SELECT COALESCE(MAX(event_seq), 0) FROM epcis_events").fetch_one(&mut *connection).await
     })?;
-    let mut next_seq = last_seq + 1;
     let mut errors = capture.errors.clone();
-    let mut captured = 0usize;
     let mut already = 0i64;
     let mut refused = Vec::new();
-    for (index, event) in capture.events.iter().enumerate() {
-        let record_key = event.record_key();
-        if exists(
-            conn,
-            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND record_key = $2",
-            &[Arg::Text(tenant), Arg::Text(&record_key)],
-        )
-        .await?
-        {
+    // What is stored already, read in a few statements rather than two per event.
+    let keys: Vec<String> = capture.events.iter().map(EventRecord::record_key).collect();
+    let stored_keys: HashSet<String> =
+        select_in(conn, "record_key", "record_key", tenant, &keys).await?.into_iter().collect();
+    let ids: Vec<String> = capture.events.iter().map(|event| event.event_id.clone()).collect();
+    let mut hashes_by_id: HashMap<String, Vec<String>> = HashMap::new();
+    for (event_id, hash_id) in select_pairs_in(conn, tenant, &ids).await? {
+        hashes_by_id.entry(event_id).or_default().push(hash_id);
+    }
+    let mut seen_keys = HashSet::new();
+    let mut new_events = Vec::with_capacity(capture.events.len());
+    for (index, (event, record_key)) in capture.events.iter().zip(&keys).enumerate() {
+        if stored_keys.contains(record_key) || !seen_keys.insert(record_key.as_str()) {
             already += 1;
             continue;
         }
         // An eventID names one event: a second record under it must be the same event (same
         // hash) declared erroneous.
-        let same_id_other_event = exists(
-            conn,
-            "SELECT 1 FROM epcis_events WHERE tenant_id = $1 AND event_id = $2 AND (hash_id <> $3 OR $4 = FALSE)",
-            &[
-                Arg::Text(tenant),
-                Arg::Text(&event.event_id),
-                Arg::Text(&event.hash_id),
-                Arg::Boolean(event.error_declared),
-            ],
-        )
-        .await?;
-        if same_id_other_event {
+        let earlier = hashes_by_id.entry(event.event_id.clone()).or_default();
+        if !earlier.is_empty() && (!event.error_declared || earlier.iter().any(|hash| *hash != event.hash_id)) {
             refused.push((
                 format!("/epcisBody/eventList/{index}/eventID"),
                 format!(
@@ -158,9 +153,12 @@ pub(crate) async fn apply_capture(
             ));
             continue;
         }
-        insert_event(conn, tenant, event, &record_key, next_seq, &capture.capture_id, now_unix_ms).await?;
-        next_seq += 1;
-        captured += 1;
+        earlier.push(event.hash_id.clone());
+        new_events.push((event, record_key.as_str()));
+    }
+    let captured = new_events.len();
+    if refused.is_empty() || !capture.all_or_nothing {
+        insert_events(conn, tenant, &new_events, last_seq + 1, &capture.capture_id, now_unix_ms).await?;
     }
     if !refused.is_empty() && capture.all_or_nothing {
         let (pointer, detail) = &refused[0];
@@ -219,55 +217,132 @@ pub(crate) async fn apply_capture(
     Ok(Ok(captured))
 }
 
-async fn insert_event(
+/// Rows per multi-row INSERT of events (16 values each) and of identifiers (5 values each):
+/// well under the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
+const EVENT_ROWS_PER_STATEMENT: usize = 200;
+const IDENTIFIER_ROWS_PER_STATEMENT: usize = 1_000;
+/// Values per `IN (…)` list when reading what is stored already.
+const KEYS_PER_SELECT: usize = 500;
+
+/// `$first, $first+1, …` for one row of `width` values.
+fn placeholders(first: usize, width: usize) -> String {
+    let list: Vec<String> = (first..first + width).map(|number| format!("${number}")).collect();
+    format!("({})", list.join(", "))
+}
+
+/// The values of `column` among this tenant's events whose `key_column` is one of `keys`.
+async fn select_in(
+    conn: &mut Conn,
+    column: &str,
+    key_column: &str,
+    tenant: &str,
+    keys: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_SELECT) {
+        let list: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
+        let sql =
+            format!("SELECT {column} FROM epcis_events WHERE tenant_id = $1 AND {key_column} IN ({})", list.join(", "));
+        let rows: Vec<(String,)> = on_conn!(conn, connection => {
+            let mut query = sqlx::query_as(&sql).bind(tenant);
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            query.fetch_all(&mut *connection).await
+        })?;
+        found.extend(rows.into_iter().map(|(value,)| value));
+    }
+    Ok(found)
+}
+
+/// (eventID, hash ID) of this tenant's events with one of `event_ids`.
+async fn select_pairs_in(
     conn: &mut Conn,
     tenant: &str,
-    event: &EventRecord,
-    record_key: &str,
-    seq: i64,
+    event_ids: &[String],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in event_ids.chunks(KEYS_PER_SELECT) {
+        let list: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
+        let sql = format!(
+            "SELECT event_id, hash_id FROM epcis_events WHERE tenant_id = $1 AND event_id IN ({})",
+            list.join(", ")
+        );
+        let rows: Vec<(String, String)> = on_conn!(conn, connection => {
+            let mut query = sqlx::query_as(&sql).bind(tenant);
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            query.fetch_all(&mut *connection).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Inserts events (with sequence numbers from `first_seq`) and their identifiers in multi-row
+/// statements.
+async fn insert_events(
+    conn: &mut Conn,
+    tenant: &str,
+    events: &[(&EventRecord, &str)],
+    first_seq: i64,
     capture_id: &str,
     now_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    execute(
-        conn,
-        "INSERT INTO epcis_events (tenant_id, event_id, event_seq, hash_id, capture_id, event_type, action, biz_step, \
-         disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body, record_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        &[
-            Arg::Text(tenant),
-            Arg::Text(&event.event_id),
-            Arg::Integer(seq),
-            Arg::Text(&event.hash_id),
-            Arg::Text(capture_id),
-            Arg::Text(&event.event_type),
-            Arg::OptionalText(event.action.as_deref()),
-            Arg::OptionalText(event.biz_step.as_deref()),
-            Arg::OptionalText(event.disposition.as_deref()),
-            Arg::OptionalText(event.read_point.as_deref()),
-            Arg::OptionalText(event.biz_location.as_deref()),
-            Arg::Integer(event.event_time_ms),
-            Arg::Integer(now_unix_ms),
-            Arg::Boolean(event.error_declared),
-            Arg::Text(&event.body),
-            Arg::Text(record_key),
-        ],
-    )
-    .await?;
-    // Identifiers go in multi-row statements: an event may name thousands of EPCs.
-    const ROWS_PER_STATEMENT: usize = 100;
-    for chunk in event.identifiers.chunks(ROWS_PER_STATEMENT) {
-        let mut sql =
-            String::from("INSERT INTO epcis_event_identifiers (tenant_id, event_seq, role, identifier, gtin) VALUES ");
-        let mut args = Vec::with_capacity(chunk.len() * 5);
-        for (row, (role, identifier, gtin)) in chunk.iter().enumerate() {
-            let base = row * 5;
+    const EVENT_COLUMNS_INSERTED: usize = 16;
+    for (chunk_index, chunk) in events.chunks(EVENT_ROWS_PER_STATEMENT).enumerate() {
+        let mut sql = String::from(
+            "INSERT INTO epcis_events (tenant_id, event_id, event_seq, hash_id, capture_id, event_type, action, biz_step, \
+             disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body, record_key) VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * EVENT_COLUMNS_INSERTED);
+        for (row, (event, record_key)) in chunk.iter().enumerate() {
             if row > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", base + 1, base + 2, base + 3, base + 4, base + 5));
+            sql.push_str(&placeholders(row * EVENT_COLUMNS_INSERTED + 1, EVENT_COLUMNS_INSERTED));
+            let seq = first_seq + (chunk_index * EVENT_ROWS_PER_STATEMENT + row) as i64;
             args.extend([
                 Arg::Text(tenant),
+                Arg::Text(&event.event_id),
                 Arg::Integer(seq),
+                Arg::Text(&event.hash_id),
+                Arg::Text(capture_id),
+                Arg::Text(&event.event_type),
+                Arg::OptionalText(event.action.as_deref()),
+                Arg::OptionalText(event.biz_step.as_deref()),
+                Arg::OptionalText(event.disposition.as_deref()),
+                Arg::OptionalText(event.read_point.as_deref()),
+                Arg::OptionalText(event.biz_location.as_deref()),
+                Arg::Integer(event.event_time_ms),
+                Arg::Integer(now_unix_ms),
+                Arg::Boolean(event.error_declared),
+                Arg::Text(&event.body),
+                Arg::Text(record_key),
+            ]);
+        }
+        execute(conn, &sql, &args).await?;
+    }
+    let identifiers: Vec<(i64, &IdentifierRow)> = events
+        .iter()
+        .enumerate()
+        .flat_map(|(index, (event, _))| {
+            event.identifiers.iter().map(move |identifier| (first_seq + index as i64, identifier))
+        })
+        .collect();
+    for chunk in identifiers.chunks(IDENTIFIER_ROWS_PER_STATEMENT) {
+        let mut sql =
+            String::from("INSERT INTO epcis_event_identifiers (tenant_id, event_seq, role, identifier, gtin) VALUES ");
+        let mut args = Vec::with_capacity(chunk.len() * 5);
+        for (row, (seq, (role, identifier, gtin))) in chunk.iter().enumerate() {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&placeholders(row * 5 + 1, 5));
+            args.extend([
+                Arg::Text(tenant),
+                Arg::Integer(*seq),
                 Arg::Text(role),
                 Arg::Text(identifier),
                 Arg::OptionalText(gtin.as_deref()),
@@ -787,14 +862,16 @@ const SUBSCRIPTION_COLUMNS: &str = "tenant_id, subscription_id, query_name, dest
 
 impl Store {
     /// Subscriptions due for a delivery attempt at `now_unix_ms`, platform-wide (the delivery
-    /// worker's view), soonest first.
+    /// worker's view), soonest first. A stream subscription is due only when events were
+    /// recorded after its cursor, so idle streams never crowd out the others.
     pub async fn due_subscriptions(&self, now_unix_ms: i64, limit: u32) -> Result<Vec<Subscription>, StoreError> {
+        let last_seq = self.epcis_last_seq().await?;
         let sql = format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM epcis_subscriptions WHERE next_attempt_unix_ms <= $1 \
-             ORDER BY next_attempt_unix_ms LIMIT $2"
+             AND (stream = FALSE OR after_seq < $3) ORDER BY next_attempt_unix_ms LIMIT $2"
         );
         let rows = on_pool!(self.pools(), pool => {
-            sqlx::query_as(&sql).bind(now_unix_ms).bind(i64::from(limit)).fetch_all(pool).await
+            sqlx::query_as(&sql).bind(now_unix_ms).bind(i64::from(limit)).bind(last_seq).fetch_all(pool).await
         })?;
         Ok(rows)
     }

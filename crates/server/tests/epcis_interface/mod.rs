@@ -177,6 +177,13 @@ pub(super) async fn epcis_capture_and_query(app: &TestApp) {
         assert!(pages.len() <= 4, "paging does not end: {pages:?}");
     }
     assert_eq!(pages.concat(), ["08:00", "09:00", "10:00", "11:00", "12:00"], "{pages:?}");
+    // A resource path pages too: its Link repeats the query string, not the path's parameter.
+    let first = app.get("/epcs/urn:epc:id:sgtin:9506000.013435.1/events?perPage=2", &farm).await;
+    let link = first.headers["link"].to_str().unwrap().to_owned();
+    let next = link.trim_start_matches('<').split('>').next().unwrap().to_owned();
+    assert!(next.starts_with("/epcs/"), "{next}");
+    let second = app.get(&next, &farm).await;
+    assert_eq!([times_of(&events_of(&first)), times_of(&events_of(&second))].concat(), ["08:00", "09:00", "10:00"]);
     assert_eq!(pages[0].len(), 2);
     let foreign_token = app.get("/events?perPage=2&EQ_action=ADD&nextPageToken=MS4xLjIuYWJj", &farm).await;
     assert!(foreign_token.is_problem(400, "/problems/invalid-parameter"), "{:?}", foreign_token.body);
@@ -271,6 +278,15 @@ pub(super) async fn epcis_bad_documents_store_nothing(app: &TestApp) {
     changed["bizStep"] = json!("shipping");
     let reused = app.raw_post("/events", &farm, "application/ld+json", changed.to_string().into_bytes()).await;
     assert!(reused.is_problem(409, "/problems/conflict"), "an eventID names one event: {:?}", reused.body);
+    // In a document under rollback, such a reuse refuses the whole document.
+    let stored_before = app.query("", &farm).await.len();
+    let mut fresh = salmon_day()[1].clone();
+    fresh["eventTime"] = json!("2024-06-01T09:00:00Z");
+    let mut conflicting = changed.clone();
+    conflicting.as_object_mut().unwrap().remove("@context");
+    let refused = app.capture(&farm, document(vec![fresh, conflicting]), &[]).await;
+    assert!(refused.is_problem(409, "/problems/conflict"), "{:?}", refused.body);
+    assert_eq!(app.query("", &farm).await.len(), stored_before, "rollback stores none of the document");
     let xml = r#"<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" schemaVersion="2.0" creationDate="2024-05-01T10:00:00Z">
   <EPCISBody><EventList><ObjectEvent>
     <eventTime>2024-05-03T08:00:00Z</eventTime><eventTimeZoneOffset>+00:00</eventTimeZoneOffset>
