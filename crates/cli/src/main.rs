@@ -165,6 +165,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(options) => {
             let store = open(&options.database).await?;
             let demo = demo::load(&store).await?;
+            capture_demo_journey(&store).await?;
             print_demo(&options, &demo);
             serve(options, store).await
         }
@@ -182,6 +183,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench { command } => bench::run(command).await,
         Command::Coldchain { command } => coldchain::run(command),
     }
+}
+
+/// Records the salmon lot's journey through the one capture function (idempotent).
+async fn capture_demo_journey(store: &Store) -> anyhow::Result<()> {
+    let document = epcis::parse_json_document(&demo::salmon_journey_document())
+        .map_err(|errors| anyhow::anyhow!("the demo journey is not a valid EPCIS document: {errors}"))?;
+    server::epcis::capture_document(
+        store,
+        &demo::salmon_tenant(),
+        &document,
+        &Default::default(),
+        Vec::new(),
+        server::epcis::ErrorBehaviour::Rollback,
+    )
+    .await
+    .map_err(|problem| anyhow::anyhow!("capturing the demo journey: {}", problem.detail))?;
+    Ok(())
 }
 
 fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
@@ -208,6 +226,14 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
     println!();
     if let Some((_, _, key)) = demo.tenant_keys.first() {
         println!("  try: curl -H 'Authorization: Bearer {key}' {base}/v1/products");
+        println!(
+            "       curl -H 'Authorization: Bearer {key}' '{base}/v1/trace?gtin={}&lot={}'   (the lot's journey)",
+            demo.salmon_gtin,
+            demo::SALMON_LOT
+        );
+        println!(
+            "       curl -H 'Authorization: Bearer {key}' '{base}/events?EQ_bizStep=shipping'   (EPCIS 2.0 query)"
+        );
     }
     println!("  keys are shown once and stored hashed; run `keten demo` again for fresh ones.");
 }

@@ -643,6 +643,44 @@ pub fn salmon_gtin() -> Gtin {
     gtin("709876501000")
 }
 
+/// The lot of salmon fillets whose journey the demo records.
+pub const SALMON_LOT: &str = "LOT-2026-11";
+
+/// The demo tenant that captures the salmon's journey.
+pub fn salmon_tenant() -> TenantId {
+    tenant("nordfjord")
+}
+
+/// The salmon lot's journey as an EPCIS 2.0 document: harvested and packed at the farm, shipped
+/// to the Oslo cold depot, by reefer (with its temperature) to the Amsterdam DC, and to a pickup
+/// point. Fixed times, so capturing it again stores nothing new (capture is idempotent by the
+/// CBV 2.0 event hash).
+pub fn salmon_journey_document() -> String {
+    let lot = format!("https://id.gs1.org/01/{}/10/{SALMON_LOT}", salmon_gtin());
+    let place = |body: &str| format!("https://id.gs1.org/414/{}", with_check_digit(body));
+    let quantity = format!(r#"[{{"epcClass":"{lot}","quantity":480,"uom":"KGM"}}]"#);
+    let event = |time: &str, action: &str, step: &str, disposition: &str, at: &str, extra: &str| {
+        format!(
+            r#"{{"type":"ObjectEvent","eventTime":"{time}","eventTimeZoneOffset":"+01:00","action":"{action}","bizStep":"{step}","disposition":"{disposition}","epcList":[],"quantityList":{quantity},"readPoint":{{"id":"{}"}},"bizLocation":{{"id":"{}"}}{extra}}}"#,
+            place(at),
+            place(at)
+        )
+    };
+    let reefer = r#","sensorElementList":[{"sensorMetadata":{"startTime":"2026-11-24T01:00:00Z","endTime":"2026-11-25T05:00:00Z"},"sensorReport":[{"type":"Temperature","minValue":0.4,"maxValue":1.9,"meanValue":1.1,"uom":"CEL"}]}]"#;
+    let events = [
+        event("2026-11-23T05:00:00Z", "ADD", "commissioning", "active", SALMON_FARM, ""),
+        event("2026-11-23T07:00:00Z", "OBSERVE", "shipping", "in_transit", SALMON_FARM, ""),
+        event("2026-11-23T17:00:00Z", "OBSERVE", "receiving", "in_progress", OSLO_DEPOT, ""),
+        event("2026-11-24T01:00:00Z", "OBSERVE", "shipping", "in_transit", OSLO_DEPOT, reefer),
+        event("2026-11-25T05:00:00Z", "OBSERVE", "receiving", "in_progress", AMSTERDAM_DC, ""),
+        event("2026-11-25T13:00:00Z", "OBSERVE", "stocking", "sellable_accessible", PICKUP_CENTRAAL, ""),
+    ];
+    format!(
+        r#"{{"@context":["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],"type":"EPCISDocument","schemaVersion":"2.0","creationDate":"2026-11-25T13:00:00Z","epcisBody":{{"eventList":[{}]}}}}"#,
+        events.join(",")
+    )
+}
+
 /// Loads the demo network (idempotently) and mints fresh keys.
 pub async fn load(store: &Store) -> Result<Demo, DemoError> {
     let mut counts = DemoCounts::default();
@@ -714,5 +752,15 @@ mod tests {
         assert_eq!(salmon.temperature_class, TemperatureClass::Chilled);
         assert_eq!(farm.unwrap().public_person_name(), Some("Ingrid Solberg"));
         store.close().await;
+    }
+
+    #[test]
+    fn the_salmon_journey_is_a_valid_epcis_document() {
+        let document = epcis::parse_json_document(&salmon_journey_document()).expect("valid EPCIS 2.0");
+        assert_eq!(document.events.len(), 6);
+        let hashes: std::collections::BTreeSet<String> = document.event_hash_ids().into_iter().collect();
+        assert_eq!(hashes.len(), 6, "six distinct events");
+        let lot = format!("https://id.gs1.org/01/{}/10/{SALMON_LOT}", salmon_gtin());
+        assert!(document.events.iter().all(|event| event.quantity_list[0].epc_class.as_str() == lot));
     }
 }
