@@ -152,6 +152,7 @@ async fn capture_in_process(
                     &Default::default(),
                     Vec::new(),
                     server::epcis::ErrorBehaviour::Rollback,
+                    Vec::new(),
                 )
                 .await
                 .map_err(|problem| anyhow::anyhow!("capture failed: {}", problem.detail))?;

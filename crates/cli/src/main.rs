@@ -196,6 +196,7 @@ async fn capture_demo_journey(store: &Store) -> anyhow::Result<()> {
         &Default::default(),
         Vec::new(),
         server::epcis::ErrorBehaviour::Rollback,
+        Vec::new(),
     )
     .await
     .map_err(|problem| anyhow::anyhow!("capturing the demo journey: {}", problem.detail))?;

@@ -499,3 +499,82 @@ mod tests {
         assert!(normalise("https://id.gs1.org/01/04012345999991").is_err());
     }
 }
+
+/// The most company prefixes learned from one input.
+pub const COMPANY_PREFIXES_PER_INPUT_MAX: usize = 1_000;
+
+/// The GS1 company prefixes of the EPC URNs written in `text` (`urn:epc:id:…`, `urn:epc:class:…`).
+/// A URN shows where its company prefix ends; a Digital Link does not, so a repository that
+/// answers in URNs learns the prefixes from what it was sent.
+pub fn company_prefixes_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut prefixes = std::collections::BTreeSet::new();
+    for marker in ["urn:epc:id:", "urn:epc:class:"] {
+        let mut rest = text;
+        while let Some(start) = rest.find(marker) {
+            let candidate = &rest[start..];
+            let end = candidate
+                .find(|character: char| character.is_whitespace() || "\"'<>,;[]{}()\\".contains(character))
+                .unwrap_or(candidate.len());
+            if let Ok(urn) = gs1::EpcUrn::parse(&candidate[..end]) {
+                let written = urn.to_string();
+                let prefix =
+                    written.strip_prefix(urn.scheme().prefix()).and_then(|tail| tail.split('.').next()).unwrap_or("");
+                if !prefix.is_empty() && prefixes.len() < COMPANY_PREFIXES_PER_INPUT_MAX {
+                    prefixes.insert(prefix.to_owned());
+                }
+            }
+            rest = &candidate[end.max(1)..];
+        }
+    }
+    prefixes
+}
+
+/// The EPC URN of a constrained Digital Link whose company prefix is `known`, if any.
+pub fn epc_urn_of(identifier: &str, known: &dyn Fn(&str) -> bool) -> Option<String> {
+    let link = DigitalLink::parse(identifier).ok()?;
+    (6..=12).find_map(|length| {
+        let urn = gs1::EpcUrn::from_digital_link(&link, length).ok()?;
+        let written = urn.to_string();
+        let prefix = written.strip_prefix(urn.scheme().prefix())?.split('.').next()?;
+        known(prefix).then_some(written)
+    })
+}
+
+/// Rewrites, in a JSON document, every GS1 Digital Link whose company prefix is `known` as its
+/// EPC URN (the answer to `GS1-EPC-Format: Always_EPC_URN`); others stay Digital Links.
+pub fn rewrite_as_epc_urns(value: &mut serde_json::Value, known: &dyn Fn(&str) -> bool) {
+    match value {
+        serde_json::Value::String(text) if text.starts_with(CANONICAL_RESOLVER) => {
+            if let Some(urn) = epc_urn_of(text, known) {
+                *text = urn;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| rewrite_as_epc_urns(item, known)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|item| rewrite_as_epc_urns(item, known)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod epc_format_tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_learned_from_urns_and_used_to_answer_in_urns() {
+        let text = r#"{"epcList":["urn:epc:id:sgtin:4012345.011111.9876","urn:epc:id:sscc:0614141.1234567890"],
+            "parentID":"urn:epc:class:lgtin:4012345.011111.LOT-1","other":"urn:epc:id:sgtin:bad"}"#;
+        let prefixes = company_prefixes_in(text);
+        assert_eq!(prefixes.iter().map(String::as_str).collect::<Vec<_>>(), ["0614141", "4012345"]);
+        let known = |prefix: &str| prefixes.contains(prefix);
+        let mut document = serde_json::json!({
+            "epcList": [normalise("urn:epc:id:sgtin:4012345.011111.9876").unwrap(), "https://id.gs1.org/01/09506000134352/21/1"],
+            "parentID": normalise("urn:epc:id:sscc:0614141.1234567890").unwrap(),
+            "eventID": "ni:///sha-256;abc?ver=CBV2.0"
+        });
+        rewrite_as_epc_urns(&mut document, &known);
+        assert_eq!(document["epcList"][0], "urn:epc:id:sgtin:4012345.011111.9876");
+        assert_eq!(document["epcList"][1], "https://id.gs1.org/01/09506000134352/21/1", "unknown prefix: kept");
+        assert_eq!(document["parentID"], "urn:epc:id:sscc:0614141.1234567890");
+        assert_eq!(document["eventID"], "ni:///sha-256;abc?ver=CBV2.0");
+    }
+}

@@ -73,15 +73,49 @@ pub fn routes() -> Router<AppState> {
             get(get_subscription).delete(delete_subscription).options(discover),
         )
         .layer(DefaultBodyLimit::max(CAPTURE_BYTES_MAX))
-        .layer(axum::middleware::from_fn(version_headers))
 }
 
-/// Adds the version headers to every answer and refuses versions this repository does not speak.
-async fn version_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// The EPCIS routes with version negotiation and EPC format handling around them.
+pub fn layered(state: AppState) -> Router<AppState> {
+    routes().layer(axum::middleware::from_fn_with_state(state, version_headers))
+}
+
+/// Answers larger than this are not rewritten into EPC URNs (they stay Digital Links).
+pub const URN_REWRITE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Adds the version headers to every answer, refuses versions this repository does not speak,
+/// and answers `GS1-EPC-Format: Always_EPC_URN` by rewriting the Digital Links of a query answer
+/// whose company prefix is known (learned from captured URNs) as EPC URNs.
+async fn version_headers(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let wants_urns = request
+        .headers()
+        .get("gs1-epc-format")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("Always_EPC_URN"));
     let mut response = match negotiate(request.headers()) {
         Ok(()) => next.run(request).await,
         Err(problem) => problem.into_response(),
     };
+    let mut format = "Always_GS1_Digital_Link";
+    let is_query_answer = response.headers().get(header::CONTENT_TYPE).is_some_and(|value| value == JSON_LD);
+    if wants_urns && is_query_answer && response.status() == StatusCode::OK {
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, URN_REWRITE_BYTES_MAX).await.unwrap_or_default();
+        let rewritten = match (serde_json::from_slice::<Value>(&bytes), app.store.epc_company_prefixes().await) {
+            (Ok(mut value), Ok(prefixes)) => {
+                epcis::identifier::rewrite_as_epc_urns(&mut value, &|prefix| prefixes.contains(prefix));
+                format = "Always_EPC_URN";
+                axum::body::Body::from(value.to_string())
+            }
+            _ => axum::body::Body::from(bytes),
+        };
+        response = Response::from_parts(parts, rewritten);
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     let headers = response.headers_mut();
     for (name, value) in [
         ("gs1-epcis-version", EPCIS_VERSION),
@@ -90,7 +124,7 @@ async fn version_headers(request: axum::extract::Request, next: axum::middleware
         ("gs1-cbv-version", CBV_VERSION),
         ("gs1-cbv-min", CBV_VERSION),
         ("gs1-cbv-max", CBV_VERSION),
-        ("gs1-epc-format", "Always_GS1_Digital_Link"),
+        ("gs1-epc-format", format),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
@@ -199,6 +233,7 @@ pub async fn capture_document(
     excluded: &BTreeSet<usize>,
     rejected: Vec<ValidationError>,
     behaviour: ErrorBehaviour,
+    company_prefixes: Vec<String>,
 ) -> Result<CaptureReceipt, Problem> {
     let hash_ids = document.event_hash_ids();
     let mut events = Vec::with_capacity(document.events.len());
@@ -224,6 +259,7 @@ pub async fn capture_document(
             .map(|namespace| (namespace.prefix.clone(), namespace.iri.clone()))
             .collect(),
         master_data: master_data_records(document),
+        company_prefixes,
     };
     store.tenant(tenant).write(store::Mutation::CaptureEvents(Box::new(capture)), None).await?;
     Ok(CaptureReceipt { capture_id, event_ids })
@@ -401,7 +437,9 @@ async fn capture(
             ),
         ));
     }
-    let receipt = capture_document(&app.store, &principal.tenant_id, &document, &excluded, rejected, behaviour).await?;
+    let prefixes = epcis::identifier::company_prefixes_in(text).into_iter().collect();
+    let receipt =
+        capture_document(&app.store, &principal.tenant_id, &document, &excluded, rejected, behaviour, prefixes).await?;
     let mut response = (
         StatusCode::ACCEPTED,
         [(header::CONTENT_TYPE, "application/json")],
@@ -452,6 +490,7 @@ async fn capture_event(
         &BTreeSet::new(),
         Vec::new(),
         ErrorBehaviour::Rollback,
+        epcis::identifier::company_prefixes_in(text).into_iter().collect(),
     )
     .await?;
     app.subscriptions_wake.notify_one();

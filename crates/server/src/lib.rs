@@ -106,7 +106,7 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
     Router::new()
         .merge(api_router)
         .merge(resolver::routes())
-        .merge(epcis::routes())
+        .merge(epcis::layered(state.clone()))
         .route("/", get(pages::index))
         .route("/docs", get(pages::docs))
         .route("/openapi.json", get(openapi_json))

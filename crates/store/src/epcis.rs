@@ -82,6 +82,8 @@ pub struct Capture {
     pub error_behaviour: String,
     pub namespaces: Vec<(String, String)>,
     pub master_data: Vec<MasterDataRecord>,
+    /// GS1 company prefixes of the EPC URNs in the captured text.
+    pub company_prefixes: Vec<String>,
 }
 
 /// A capture job as stored.
@@ -165,6 +167,14 @@ pub(crate) async fn apply_capture(
         return Ok(Err(WriteError::Conflict(format!("{detail} ({pointer}); {} event(s) refused", refused.len()))));
     }
     errors.extend(refused);
+    for prefix in &capture.company_prefixes {
+        execute(
+            conn,
+            "INSERT INTO epc_company_prefixes (company_prefix, created_unix_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[Arg::Text(prefix), Arg::Integer(now_unix_ms)],
+        )
+        .await?;
+    }
     for (prefix, iri) in &capture.namespaces {
         execute(
             conn,
@@ -874,6 +884,14 @@ impl Store {
             sqlx::query_as(&sql).bind(now_unix_ms).bind(i64::from(limit)).bind(last_seq).fetch_all(pool).await
         })?;
         Ok(rows)
+    }
+
+    /// The GS1 company prefixes learned from captured EPC URNs.
+    pub async fn epc_company_prefixes(&self) -> Result<HashSet<String>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self.pools(), pool => {
+            sqlx::query_as("SELECT company_prefix FROM epc_company_prefixes").fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(|(prefix,)| prefix).collect())
     }
 
     /// The highest event_seq recorded before `record_time_ms` (0 when none).

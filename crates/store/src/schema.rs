@@ -18,8 +18,10 @@ pub struct TableKeys {
 }
 
 /// Tables that are not tenant-owned: the tenant list, the platform-wide registries of who holds a
-/// GTIN or a GLN (keyed by the identifier; reference tables on Citus), and migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 4] = ["tenants", "gtin_owners", "gln_owners", "_sqlx_migrations"];
+/// GTIN or a GLN (keyed by the identifier; reference tables on Citus), the GS1 company prefixes
+/// learned from EPC URNs, and migration bookkeeping.
+pub const PLATFORM_TABLES: [&str; 5] =
+    ["tenants", "gtin_owners", "gln_owners", "epc_company_prefixes", "_sqlx_migrations"];
 
 impl Store {
     /// The keys of every table, read from the database catalog.

@@ -160,6 +160,17 @@ pub(super) async fn epcis_capture_and_query(app: &TestApp) {
     for (path, expected) in paths {
         assert_eq!(times_of(&events_of(&app.get(path, &farm).await)), *expected, "path {path}");
     }
+    // GS1-EPC-Format: Always_EPC_URN answers in URNs where the company prefix is known (learned
+    // from the URNs captured); Digital Links otherwise.
+    let urns =
+        app.send("GET", "/events?EQ_bizStep=packing", Some(&farm), None, &[("GS1-EPC-Format", "Always_EPC_URN")]).await;
+    assert_eq!(urns.headers["gs1-epc-format"], "Always_EPC_URN");
+    let packing = &events_of(&urns)[0];
+    assert_eq!(packing["parentID"], "urn:epc:id:sscc:9506000.0000000001");
+    assert_eq!(packing["childEPCs"], json!(["urn:epc:id:sgtin:9506000.013435.1", "urn:epc:id:sgtin:9506000.013435.2"]));
+    let links = app.get("/events?EQ_bizStep=packing", &farm).await;
+    assert_eq!(links.headers["gs1-epc-format"], "Always_GS1_Digital_Link");
+    assert_eq!(events_of(&links)[0]["childEPCs"], json!([serial(1), serial(2)]));
     let types = app.get("/eventTypes", &farm).await;
     assert_eq!(types.body["@set"].as_array().map(Vec::len), Some(5));
 

@@ -107,3 +107,11 @@ CREATE TABLE epcis_subscriptions (
     FOREIGN KEY (tenant_id, query_name) REFERENCES epcis_queries (tenant_id, name) ON DELETE CASCADE
 );
 CREATE INDEX epcis_subscriptions_due ON epcis_subscriptions (next_attempt_unix_ms);
+
+-- GS1 company prefixes seen in EPC URNs of captured documents (a platform table: prefixes are
+-- public facts of GS1, not tenant data). A Digital Link does not show where its company prefix
+-- ends; these let the repository answer GS1-EPC-Format: Always_EPC_URN.
+CREATE TABLE epc_company_prefixes (
+    company_prefix TEXT NOT NULL PRIMARY KEY,
+    created_unix_ms BIGINT NOT NULL
+);
