@@ -16,6 +16,7 @@
 //! and knows no database or HTTP. Every identifier in the model is normalised (constrained
 //! GS1 Digital Link for GS1 keys) and every vocabulary value is a CBV Web URI or a user URI.
 
+pub mod commitment;
 pub mod compare;
 mod error;
 pub mod hash;

@@ -1,0 +1,240 @@
+//! The commitment of an event for the public transparency log: salted digests of its fields
+//! (selective disclosure, in the manner of SD-JWT), so the log proves that an event was recorded
+//! and not changed without showing anyone what it says.
+//!
+//! Format, version 1 (deterministic given the salts and decoys):
+//! - The event's JSON-LD form (without `@context`, `recordTime` and `eventID`) is flattened to its
+//!   leaves; each leaf is a *field*, named by its JSON pointer (`/bizStep`,
+//!   `/quantityList/0/epcClass`, `/quantityList/0/quantity`), its value the leaf's JSON text.
+//!   Fine-grained on purpose: a consumer page can show a lot (`…/epcClass`) without its quantity.
+//!   One more field, `/keten:capturedBy`, names the capturing tenant.
+//! - A *disclosure* is (salt, name, value); the salt is 16 random bytes. Its digest is
+//!   SHA-256(`keten-disclosure-v1` 0x00 salt name 0x00 value).
+//! - The *entry* is the line `keten/epcis-event/v1`, then one line per digest in base64
+//!   (standard, padded), sorted, after padding the digest count with random decoy digests up to a
+//!   multiple of [`DIGEST_COUNT_STEP`], so the entry shows neither field names nor their exact
+//!   number. The log's leaf is RFC 6962's SHA-256(0x00 entry).
+//!
+//! Who may see a field receives its disclosure and checks that its digest is a line of the entry;
+//! a hidden field cannot be read from the entry (salted) nor swapped (its digest would not be
+//! there).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::model::{Event, Namespace};
+
+/// The first line of an entry.
+pub const ENTRY_HEADER: &str = "keten/epcis-event/v1";
+/// Digest counts are padded with decoys to a multiple of this.
+pub const DIGEST_COUNT_STEP: usize = 8;
+/// The most fields committed for one event; an event with more is committed with its fields up
+/// to this many, in pointer order, and the rest in one field `/keten:rest` (the JSON of the rest).
+pub const FIELDS_MAX: usize = 4096;
+const DIGEST_DOMAIN: &[u8] = b"keten-disclosure-v1";
+
+/// One field with its salt: what a viewer receives to check the field against the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disclosure {
+    pub salt: [u8; 16],
+    pub name: String,
+    pub value: String,
+}
+
+impl Disclosure {
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(DIGEST_DOMAIN);
+        hasher.update([0]);
+        hasher.update(self.salt);
+        hasher.update(self.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.value.as_bytes());
+        hasher.finalize().into()
+    }
+}
+
+/// An event's commitment: its disclosures (kept private by the repository) and the entry (public).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commitment {
+    pub disclosures: Vec<Disclosure>,
+    pub entry: Vec<u8>,
+}
+
+/// The fields of an event: (JSON pointer, leaf JSON text), in pointer order.
+pub fn fields(event: &Event, namespaces: &[Namespace], tenant: &str) -> Vec<(String, String)> {
+    let mut value = crate::jsonld::event_to_json(event, namespaces);
+    if let Value::Object(map) = &mut value {
+        map.remove("@context");
+        map.remove("recordTime");
+        map.remove("eventID");
+    }
+    let mut leaves = Vec::new();
+    flatten("", &value, &mut leaves);
+    leaves.push(("/keten:capturedBy".to_owned(), Value::String(tenant.to_owned()).to_string()));
+    leaves.sort();
+    if leaves.len() > FIELDS_MAX {
+        let rest: Vec<(String, String)> = leaves.split_off(FIELDS_MAX - 1);
+        let rest_json = serde_json::to_string(&rest).unwrap_or_default();
+        leaves.push(("/keten:rest".to_owned(), rest_json));
+    }
+    leaves
+}
+
+fn flatten(pointer: &str, value: &Value, leaves: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                let token = key.replace('~', "~0").replace('/', "~1");
+                flatten(&format!("{pointer}/{token}"), item, leaves);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (index, item) in items.iter().enumerate() {
+                flatten(&format!("{pointer}/{index}"), item, leaves);
+            }
+        }
+        leaf => leaves.push((pointer.to_owned(), leaf.to_string())),
+    }
+}
+
+/// Commits an event: `salt` gives each field's salt, `decoy` each padding digest (random in
+/// production, fixed in tests).
+pub fn commit(
+    event: &Event,
+    namespaces: &[Namespace],
+    tenant: &str,
+    salt: &mut dyn FnMut() -> [u8; 16],
+    decoy: &mut dyn FnMut() -> [u8; 32],
+) -> Commitment {
+    let disclosures: Vec<Disclosure> = fields(event, namespaces, tenant)
+        .into_iter()
+        .map(|(name, value)| Disclosure { salt: salt(), name, value })
+        .collect();
+    let mut digests: Vec<[u8; 32]> = disclosures.iter().map(Disclosure::digest).collect();
+    while digests.is_empty() || digests.len() % DIGEST_COUNT_STEP != 0 {
+        digests.push(decoy());
+    }
+    Commitment { entry: entry_of(&mut digests), disclosures }
+}
+
+fn entry_of(digests: &mut [[u8; 32]]) -> Vec<u8> {
+    digests.sort_unstable();
+    let mut entry = String::with_capacity(ENTRY_HEADER.len() + 1 + digests.len() * 45);
+    entry.push_str(ENTRY_HEADER);
+    entry.push('\n');
+    for digest in digests.iter() {
+        entry.push_str(&STANDARD.encode(digest));
+        entry.push('\n');
+    }
+    entry.into_bytes()
+}
+
+/// Why disclosures do not match an entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitmentError {
+    #[error("the entry is not a keten/epcis-event/v1 entry")]
+    Format,
+    #[error("field {0} is not committed in this entry (changed, or from another event)")]
+    NotCommitted(String),
+}
+
+/// Checks that every disclosure is committed in `entry`; answers the disclosed fields.
+pub fn verify<'d>(entry: &[u8], disclosures: &'d [Disclosure]) -> Result<Vec<(&'d str, &'d str)>, CommitmentError> {
+    let text = std::str::from_utf8(entry).map_err(|_| CommitmentError::Format)?;
+    let mut lines = text.split('\n');
+    if lines.next() != Some(ENTRY_HEADER) || !text.ends_with('\n') {
+        return Err(CommitmentError::Format);
+    }
+    let mut committed = std::collections::HashSet::new();
+    for line in lines.filter(|line| !line.is_empty()) {
+        let digest = STANDARD.decode(line).map_err(|_| CommitmentError::Format)?;
+        if digest.len() != 32 {
+            return Err(CommitmentError::Format);
+        }
+        committed.insert(digest);
+    }
+    disclosures
+        .iter()
+        .map(|disclosure| match committed.contains(disclosure.digest().as_slice()) {
+            true => Ok((disclosure.name.as_str(), disclosure.value.as_str())),
+            false => Err(CommitmentError::NotCommitted(disclosure.name.clone())),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Event {
+        crate::parse_json_event(
+            r#"{"@context":["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],"type":"ObjectEvent",
+            "eventTime":"2026-11-23T05:00:00Z","eventTimeZoneOffset":"+01:00","action":"OBSERVE","bizStep":"shipping",
+            "epcList":[],"quantityList":[{"epcClass":"https://id.gs1.org/01/07098765010009/10/LOT-2026-11","quantity":480,"uom":"KGM"}],
+            "bizTransactionList":[{"type":"po","bizTransaction":"urn:epcglobal:cbv:bt:4012345000009:PO-12"}]}"#,
+        )
+        .expect("valid")
+    }
+
+    fn counter_salts() -> impl FnMut() -> [u8; 16] {
+        let mut next = 0u8;
+        move || {
+            next += 1;
+            [next; 16]
+        }
+    }
+
+    #[test]
+    fn fields_are_fine_grained_and_named_by_pointer() {
+        let names: Vec<String> = fields(&event(), &[], "nordfjord").into_iter().map(|(name, _)| name).collect();
+        assert!(names.contains(&"/quantityList/0/epcClass".to_owned()), "{names:?}");
+        assert!(names.contains(&"/quantityList/0/quantity".to_owned()));
+        assert!(names.contains(&"/bizTransactionList/0/bizTransaction".to_owned()));
+        assert!(names.contains(&"/keten:capturedBy".to_owned()));
+        assert!(!names.iter().any(|name| name.starts_with("/@context") || name == "/eventID"));
+    }
+
+    #[test]
+    fn the_entry_hides_fields_and_shows_only_padded_digests() {
+        let commitment = commit(&event(), &[], "nordfjord", &mut counter_salts(), &mut || [0xee; 32]);
+        let text = String::from_utf8(commitment.entry.clone()).unwrap();
+        assert!(text.starts_with("keten/epcis-event/v1\n"));
+        for secret in ["PO-12", "480", "LOT-2026-11", "shipping", "nordfjord", "quantity"] {
+            assert!(!text.contains(secret), "{secret} readable in the entry");
+        }
+        assert_eq!((text.lines().count() - 1) % DIGEST_COUNT_STEP, 0, "padded digest count");
+        // Deterministic for given salts and decoys.
+        let again = commit(&event(), &[], "nordfjord", &mut counter_salts(), &mut || [0xee; 32]);
+        assert_eq!(again.entry, commitment.entry);
+    }
+
+    #[test]
+    fn disclosed_fields_verify_and_swapped_ones_do_not() {
+        let commitment = commit(&event(), &[], "nordfjord", &mut counter_salts(), &mut || [0xee; 32]);
+        // A consumer page gets the product and lot, not the quantity or the order.
+        let public: Vec<Disclosure> = commitment
+            .disclosures
+            .iter()
+            .filter(|disclosure| {
+                ["/quantityList/0/epcClass", "/bizStep", "/eventTime"].contains(&disclosure.name.as_str())
+            })
+            .cloned()
+            .collect();
+        let shown = verify(&commitment.entry, &public).expect("public fields verify");
+        assert!(shown.contains(&("/bizStep", "\"shipping\"")));
+        // Swapping a value, or moving a value to another field, breaks the check.
+        let mut swapped = public.clone();
+        swapped[0].value = "\"https://id.gs1.org/01/07098765010009/10/LOT-OTHER\"".into();
+        assert!(matches!(verify(&commitment.entry, &swapped), Err(CommitmentError::NotCommitted(_))));
+        let mut renamed = public.clone();
+        renamed[0].name = "/quantityList/1/epcClass".into();
+        assert!(verify(&commitment.entry, &renamed).is_err());
+        // Guessing a hidden field without its salt fails: the quantity 480 with a wrong salt.
+        let guess = Disclosure { salt: [0; 16], name: "/quantityList/0/quantity".into(), value: "480".into() };
+        assert!(verify(&commitment.entry, &[guess]).is_err());
+        assert_eq!(verify(b"something else\n", &public), Err(CommitmentError::Format));
+    }
+}
