@@ -163,8 +163,19 @@ pub(crate) async fn apply_capture(
         insert_events(conn, tenant, &new_events, last_seq + 1, &capture.capture_id, now_unix_ms).await?;
     }
     if !refused.is_empty() && capture.all_or_nothing {
-        let (pointer, detail) = &refused[0];
-        return Ok(Err(WriteError::Conflict(format!("{detail} ({pointer}); {} event(s) refused", refused.len()))));
+        // The problem reads "<this> already exists".
+        let (pointer, _) = &refused[0];
+        let event_id = capture
+            .events
+            .iter()
+            .enumerate()
+            .find(|(index, _)| pointer.starts_with(&format!("/epcisBody/eventList/{index}/")))
+            .map(|(_, event)| event.event_id.as_str())
+            .unwrap_or("");
+        return Ok(Err(WriteError::Conflict(format!(
+            "a different event under eventID {event_id} (at {pointer}; {} event(s) of the document refused, none stored)",
+            refused.len()
+        ))));
     }
     errors.extend(refused);
     for prefix in &capture.company_prefixes {
