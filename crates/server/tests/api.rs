@@ -190,7 +190,7 @@ macro_rules! end_to_end {
 mod epcis_interface;
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
-    epcis_named_queries, epcis_trace_follows_lots,
+    epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
 };
 
 end_to_end!(
@@ -199,6 +199,7 @@ end_to_end!(
     epcis_corpora_are_captured_and_queried_back,
     epcis_named_queries,
     epcis_trace_follows_lots,
+    epcis_query_families_match_the_predicate,
     keys_scopes_and_revocation,
     products_crud,
     bad_input_gets_a_problem_and_stores_nothing,

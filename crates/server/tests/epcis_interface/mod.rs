@@ -754,3 +754,152 @@ pub(super) async fn epcis_schema_layer() {
     let job = app.capture_job(&farm, document(events), &[("GS1-Capture-Error-Behaviour", "proceed")]).await;
     assert_eq!(job["eventsCaptured"], 4, "{job}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every parameter family on a generated data set, against the pure predicate as the oracle.
+
+fn generated_events(count: usize) -> Vec<Value> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut random = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let gln = |number: u64| format!("urn:epc:id:sgln:9506000.0000{number}.0");
+    let item = |number: u64| format!("urn:epc:id:sgtin:9506000.013435.{number}");
+    let steps = ["shipping", "receiving", "packing", "storing", "inspecting"];
+    let dispositions = ["in_transit", "in_progress", "active", "damaged"];
+    let units = [("CEL", 0.0, 1.0), ("KEL", 273.15, 1.0), ("FAH", 32.0, 1.8)];
+    (0..count)
+        .map(|index| {
+            let time = jiff::Timestamp::from_second(1_714_550_400 + index as i64 * 600).unwrap();
+            let mut event = json!({
+                "eventTime": time.to_string(),
+                "eventTimeZoneOffset": "+02:00",
+                "bizStep": steps[random(steps.len() as u64) as usize],
+                "disposition": dispositions[random(dispositions.len() as u64) as usize],
+                "readPoint": {"id": gln(random(5) + 1)},
+                "bizLocation": {"id": gln(random(5) + 1)},
+            });
+            match random(4) {
+                0 => {
+                    event["type"] = json!("AggregationEvent");
+                    event["action"] = json!(["ADD", "DELETE"][random(2) as usize]);
+                    event["parentID"] = json!(format!("urn:epc:id:sscc:9506000.000000000{}", random(5)));
+                    event["childEPCs"] = json!([item(random(30)), item(random(30))]);
+                }
+                _ => {
+                    event["type"] = json!("ObjectEvent");
+                    event["action"] = json!(["ADD", "OBSERVE", "DELETE"][random(3) as usize]);
+                    event["epcList"] = json!([item(random(30))]);
+                    event["quantityList"] = json!([{"epcClass": format!("urn:epc:class:lgtin:9506000.013435.L{}", random(4)),
+                                                    "quantity": random(50), "uom": "KGM"}]);
+                }
+            }
+            if random(3) == 0 {
+                let (unit, offset, factor) = units[random(3) as usize];
+                let celsius = random(100) as f64 / 10.0;
+                event["sensorElementList"] = json!([{"sensorMetadata": {"deviceID": format!("urn:epc:id:giai:9506000.{}", random(3))},
+                    "sensorReport": [{"type": "Temperature", "value": celsius * factor + offset, "uom": unit}]}]);
+            }
+            if random(4) == 0 {
+                event["bizTransactionList"] = json!([{"type": "po", "bizTransaction": format!("urn:epcglobal:cbv:bt:9506000000015:PO-{}", random(5))}]);
+            }
+            if random(5) == 0 {
+                event["sourceList"] = json!([{"type": "owning_party", "source": gln(random(5) + 1)}]);
+            }
+            if random(6) == 0 {
+                event["errorDeclaration"] = json!({"declarationTime": time.to_string(), "reason": "incorrect_data"});
+            }
+            event["ex:count"] = json!(random(10));
+            event
+        })
+        .collect()
+}
+
+/// Fetches every page of a query (perPage 7, following Link) and answers the eventIDs.
+async fn all_pages(app: &TestApp, key: &str, query: &str) -> Vec<String> {
+    let mut next = Some(format!("/events?perPage=7&{query}"));
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let answer = app.get(&path, key).await;
+        for event in events_of(&answer) {
+            ids.push(event["eventID"].as_str().unwrap().to_owned());
+        }
+        if let Some(link) = answer.headers.get("link") {
+            next = Some(link.to_str().unwrap().trim_start_matches('<').split('>').next().unwrap().to_owned());
+        }
+        pages += 1;
+        assert!(pages < 200, "paging does not end for {query}");
+    }
+    ids
+}
+
+pub(super) async fn epcis_query_families_match_the_predicate(app: &TestApp) {
+    let farm = app.tenant("farm", &["tenant:admin"]).await;
+    let events = generated_events(240);
+    for chunk in events.chunks(80) {
+        app.capture_job(&farm, document(chunk.to_vec()), &[]).await;
+    }
+    let oracle_document = epcis::parse_json_document(&document(events).to_string()).expect("generated document");
+    let oracle_ids = oracle_document.event_hash_ids();
+    let mut prefixes = epcis::query::PrefixMap::new();
+    prefixes.insert("ex".into(), vec!["https://ns.example.com/epcis/".into()]);
+    let queries = [
+        "eventType=AggregationEvent",
+        "eventType=ObjectEvent|TransformationEvent",
+        "GE_eventTime=2024-05-01T12:00:00Z&LT_eventTime=2024-05-01T20:00:00.5Z",
+        "EQ_action=DELETE",
+        "EQ_bizStep=packing|inspecting",
+        "EQ_disposition=damaged",
+        "EQ_readPoint=urn:epc:id:sgln:9506000.00002.0",
+        "EQ_bizLocation=urn:epc:id:sgln:9506000.00003.0|urn:epc:id:sgln:9506000.00004.0",
+        "MATCH_epc=urn:epc:id:sgtin:9506000.013435.7",
+        "MATCH_epc=urn:epc:idpat:sgtin:9506000.013435.*&EQ_action=ADD",
+        "MATCH_parentID=urn:epc:id:sscc:9506000.0000000003",
+        "MATCH_anyEPC=urn:epc:id:sgtin:9506000.013435.11|urn:epc:id:sscc:9506000.0000000001",
+        "MATCH_epcClass=urn:epc:class:lgtin:9506000.013435.L2",
+        "GE_quantity=25&LT_quantity=30",
+        "EQ_quantity=10",
+        "EXISTS_errorDeclaration",
+        "EQ_errorReason=incorrect_data&EQ_bizStep=shipping",
+        "EQ_bizTransaction_po=urn:epcglobal:cbv:bt:9506000000015:PO-3",
+        "EQ_source_owning_party=urn:epc:id:sgln:9506000.00001.0",
+        "EXISTS_sensorElementList",
+        "EQ_type=Temperature&GE_value_CEL=5",
+        "LT_value_KEL=276.15",
+        "GT_value_FAH=40&EQ_deviceID=urn:epc:id:giai:9506000.1",
+        "EQ_ex:count=3",
+        "GT_ex:count=7&eventType=ObjectEvent",
+        "EXISTS_ex:count&EQ_disposition=active",
+    ];
+    for query in queries {
+        let parameters: Vec<(String, epcis::query::ParameterValue)> = query
+            .split('&')
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                epcis::query::url_parameter(name, value)
+            })
+            .collect();
+        let predicate = epcis::query::EventQuery::parse(&parameters, &prefixes).expect(query);
+        let expected: Vec<String> = oracle_document
+            .events
+            .iter()
+            .zip(&oracle_ids)
+            .filter(|(event, _)| predicate.matches(event))
+            .map(|(_, id)| id.clone())
+            .collect();
+        assert!(
+            !expected.is_empty() && expected.len() < 240,
+            "query {query} selects {} of 240: not a test",
+            expected.len()
+        );
+        let found = all_pages(app, &farm, query).await;
+        assert_eq!(
+            found, expected,
+            "query {query}: the repository's answer (capture order) differs from the predicate's"
+        );
+    }
+}
