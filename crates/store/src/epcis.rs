@@ -245,10 +245,19 @@ const IDENTIFIER_ROWS_PER_STATEMENT: usize = 1_000;
 /// Values per `IN (…)` list when reading what is stored already.
 const KEYS_PER_SELECT: usize = 500;
 
-/// `$first, $first+1, …` for one row of `width` values.
-fn placeholders(first: usize, width: usize) -> String {
-    let list: Vec<String> = (first..first + width).map(|number| format!("${number}")).collect();
+/// `($first, $first+1, …)` for one row of `width` values; on SQLite plain `?`s, bound in order.
+/// (SQLite finds the name of a numbered parameter by a linear search, so thousands of `$n` in
+/// one statement cost time quadratic in their number; `?` costs nothing.)
+fn placeholders(conn: &Conn, first: usize, width: usize) -> String {
+    let list: Vec<String> = (first..first + width).map(|number| placeholder(conn, number)).collect();
     format!("({})", list.join(", "))
+}
+
+fn placeholder(conn: &Conn, number: usize) -> String {
+    match conn {
+        Conn::Sqlite(_) => "?".to_owned(),
+        Conn::Postgres(_) => format!("${number}"),
+    }
 }
 
 /// The values of `column` among this tenant's events whose `key_column` is one of `keys`.
@@ -261,9 +270,12 @@ async fn select_in(
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut found = Vec::new();
     for chunk in keys.chunks(KEYS_PER_SELECT) {
-        let list: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
-        let sql =
-            format!("SELECT {column} FROM epcis_events WHERE tenant_id = $1 AND {key_column} IN ({})", list.join(", "));
+        let list: Vec<String> = (0..chunk.len()).map(|index| placeholder(conn, index + 2)).collect();
+        let sql = format!(
+            "SELECT {column} FROM epcis_events WHERE tenant_id = {} AND {key_column} IN ({})",
+            placeholder(conn, 1),
+            list.join(", ")
+        );
         let rows: Vec<(String,)> = on_conn!(conn, connection => {
             let mut query = sqlx::query_as(&sql).bind(tenant);
             for key in chunk {
@@ -284,9 +296,10 @@ async fn select_pairs_in(
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let mut found = Vec::new();
     for chunk in event_ids.chunks(KEYS_PER_SELECT) {
-        let list: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
+        let list: Vec<String> = (0..chunk.len()).map(|index| placeholder(conn, index + 2)).collect();
         let sql = format!(
-            "SELECT event_id, hash_id FROM epcis_events WHERE tenant_id = $1 AND event_id IN ({})",
+            "SELECT event_id, hash_id FROM epcis_events WHERE tenant_id = {} AND event_id IN ({})",
+            placeholder(conn, 1),
             list.join(", ")
         );
         let rows: Vec<(String, String)> = on_conn!(conn, connection => {
@@ -322,7 +335,7 @@ async fn insert_events(
             if row > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&placeholders(row * EVENT_COLUMNS_INSERTED + 1, EVENT_COLUMNS_INSERTED));
+            sql.push_str(&placeholders(conn, row * EVENT_COLUMNS_INSERTED + 1, EVENT_COLUMNS_INSERTED));
             let seq = first_seq + (chunk_index * EVENT_ROWS_PER_STATEMENT + row) as i64;
             args.extend([
                 Arg::Text(tenant),
@@ -360,7 +373,7 @@ async fn insert_events(
             if row > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&placeholders(row * 5 + 1, 5));
+            sql.push_str(&placeholders(conn, row * 5 + 1, 5));
             args.extend([
                 Arg::Text(tenant),
                 Arg::Integer(*seq),

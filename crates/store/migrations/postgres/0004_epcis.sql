@@ -27,8 +27,6 @@ CREATE UNIQUE INDEX epcis_events_seq ON epcis_events (event_seq);
 CREATE UNIQUE INDEX epcis_events_record_key ON epcis_events (tenant_id, record_key);
 CREATE INDEX epcis_events_event_id ON epcis_events (tenant_id, event_id);
 CREATE INDEX epcis_events_event_time ON epcis_events (event_time_ms, event_seq);
-CREATE INDEX epcis_events_biz_location ON epcis_events (biz_location, event_seq);
-CREATE INDEX epcis_events_read_point ON epcis_events (read_point, event_seq);
 
 -- Every identifier an event names, with its role (epc, childEPC, parentID, inputEPC, outputEPC,
 -- epcClass, childEPCClass, inputEPCClass, outputEPCClass) and its GTIN when it has one.
