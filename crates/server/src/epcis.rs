@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,6 +32,7 @@ use store::epcis::{
 use store::{Scope, Store};
 
 use crate::AppState;
+use crate::api::QueryParams;
 use crate::extract::Caller;
 use crate::problem::{FieldError, Problem};
 
@@ -907,13 +908,13 @@ async fn answer_source(
     Ok(response)
 }
 
-type Parameters = Query<Vec<(String, String)>>;
+type Parameters = QueryParams<Vec<(String, String)>>;
 
 async fn query_events(
     State(app): State<AppState>,
     caller: Caller,
     uri: Uri,
-    Query(parameters): Parameters,
+    QueryParams(parameters): Parameters,
 ) -> Result<Response, Problem> {
     answer_query(&app, &caller, &uri, parameters).await
 }
@@ -960,7 +961,7 @@ macro_rules! resource_path {
             caller: Caller,
             uri: Uri,
             Path(value): Path<String>,
-            Query(parameters): Parameters,
+            QueryParams(parameters): Parameters,
         ) -> Result<Response, Problem> {
             events_of(app, caller, uri, ($parameter, value), parameters).await
         }
@@ -1059,7 +1060,7 @@ async fn named_query_events(
     caller: Caller,
     uri: Uri,
     Path(name): Path<String>,
-    Query(parameters): Parameters,
+    QueryParams(parameters): Parameters,
 ) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantRead)?;
     if let Some((other, _)) = parameters.iter().find(|(known, _)| known != "perPage" && known != "nextPageToken") {

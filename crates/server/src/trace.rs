@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use epcis::trace::{Reach, links_from, reach_through};
@@ -19,6 +19,7 @@ use store::epcis::{EventFilter, EventOrder, StoredEvent};
 use store::{Scope, Store};
 
 use crate::AppState;
+use crate::api::QueryParams;
 use crate::extract::Caller;
 use crate::problem::Problem;
 
@@ -168,7 +169,7 @@ fn timeline_entry(stored: &StoredEvent, event: &Event) -> Value {
 pub async fn trace_endpoint(
     State(app): State<AppState>,
     caller: Caller,
-    Query(parameters): Query<TraceParameters>,
+    QueryParams(parameters): QueryParams<TraceParameters>,
 ) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantRead)?;
     let start = start_of(&parameters)?;

@@ -217,6 +217,10 @@ pub(super) async fn epcis_capture_and_query(app: &TestApp) {
     assert_eq!(times_of(&app.query("", &brand).await), ["08:00", "09:00", "10:00", "11:00"]);
 
     // Bad queries and versions get problems.
+    for malformed in ["/events?EQ_action=%FF", "/events?EQ_action=%01", "/v1/trace?epc=a&epc=b"] {
+        let answer = app.get(malformed, &farm).await;
+        assert!(answer.is_problem(400, "/problems/invalid-parameter"), "{malformed}: {:?}", answer.body);
+    }
     let bad = app.get("/events?EQ_action=MOVE", &farm).await;
     assert!(bad.is_problem(400, "/problems/invalid-parameter"), "{:?}", bad.body);
     assert_eq!(bad.pointers(), ["?EQ_action"]);
