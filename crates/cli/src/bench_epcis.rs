@@ -145,17 +145,9 @@ async fn capture_in_process(
                 let document = tokio::task::spawn_blocking(move || epcis::parse_json_document(&text))
                     .await?
                     .map_err(|errors| anyhow::anyhow!("generated document rejected: {errors}"))?;
-                let receipt = server::epcis::capture_document(
-                    &store,
-                    &tenant,
-                    &document,
-                    &Default::default(),
-                    Vec::new(),
-                    server::epcis::ErrorBehaviour::Rollback,
-                    Vec::new(),
-                )
-                .await
-                .map_err(|problem| anyhow::anyhow!("capture failed: {}", problem.detail))?;
+                let receipt = server::epcis::capture_valid_document(&store, &tenant, &document)
+                    .await
+                    .map_err(|problem| anyhow::anyhow!("capture failed: {}", problem.detail))?;
                 events += receipt.event_ids.len() as u64;
             }
             anyhow::Ok(events)

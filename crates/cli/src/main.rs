@@ -189,17 +189,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn capture_demo_journey(store: &Store) -> anyhow::Result<()> {
     let document = epcis::parse_json_document(&demo::salmon_journey_document())
         .map_err(|errors| anyhow::anyhow!("the demo journey is not a valid EPCIS document: {errors}"))?;
-    server::epcis::capture_document(
-        store,
-        &demo::salmon_tenant(),
-        &document,
-        &Default::default(),
-        Vec::new(),
-        server::epcis::ErrorBehaviour::Rollback,
-        Vec::new(),
-    )
-    .await
-    .map_err(|problem| anyhow::anyhow!("capturing the demo journey: {}", problem.detail))?;
+    server::epcis::capture_valid_document(store, &demo::salmon_tenant(), &document)
+        .await
+        .map_err(|problem| anyhow::anyhow!("capturing the demo journey: {}", problem.detail))?;
     Ok(())
 }
 

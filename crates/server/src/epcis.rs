@@ -266,6 +266,16 @@ pub async fn capture_document(
     Ok(CaptureReceipt { capture_id, event_ids })
 }
 
+/// Captures a valid document all or nothing: the entry point of the platform's own operations
+/// (and of the demo and the benchmarks), which hold a model, not a request.
+pub async fn capture_valid_document(
+    store: &Store,
+    tenant: &TenantId,
+    document: &Document,
+) -> Result<CaptureReceipt, Problem> {
+    capture_document(store, tenant, document, &BTreeSet::new(), Vec::new(), ErrorBehaviour::Rollback, Vec::new()).await
+}
+
 /// An event as the store keeps it: indexed fields, identifiers with their GTINs, and the body
 /// (JSON-LD with its own `@context`, the eventID set to the hash ID when it had none).
 pub fn event_record(event: &Event, hash_id: String, namespaces: &[Namespace]) -> EventRecord {
