@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use crate::identifier::Identifier;
-use crate::model::{Action, Event, EventType, ExpandedName, ExtensionField, ExtensionValue, SensorReport};
+use crate::model::{Action, Event, EventType, ExtensionField, ExtensionValue, SensorReport};
 use crate::time::Timestamp;
 use crate::units;
 use crate::vocabulary::{self, VocabularyKind, VocabularyValue};
@@ -1086,11 +1086,6 @@ fn parse_number(text: &str) -> Option<f64> {
 /// Business transaction, source and destination ids may be any URI; GS1 keys are normalised.
 fn parse_loose_identifier(text: &str) -> Identifier {
     Identifier::parse(text).unwrap_or_else(|_| Identifier::unchecked(text))
-}
-
-/// Which user-field name a parameter's `prefix:name` resolves to, for messages and tests.
-pub fn expanded_names(filter: &FieldFilter) -> Vec<ExpandedName> {
-    filter.namespaces.iter().map(|namespace| ExpandedName::new(namespace, &filter.local_name)).collect()
 }
 
 /// Splits a URL query parameter value: EPCIS lists are pipe-delimited.

@@ -348,7 +348,9 @@ fn is_xml_body(headers: &HeaderMap) -> Result<bool, Problem> {
     }
 }
 
-fn body_text(bytes: &Bytes) -> Result<&str, Problem> {
+/// The body of a capture as text: within the size limit (413) and UTF-8.
+fn body_text(body: &Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<&str, Problem> {
+    let bytes = body.as_ref().map_err(|_| too_large_body())?;
     if bytes.len() > CAPTURE_BYTES_MAX {
         return Err(too_large_body());
     }
@@ -393,8 +395,7 @@ async fn capture(
     let principal = caller.require(Scope::TenantWrite)?;
     let behaviour = ErrorBehaviour::from_headers(&headers)?;
     let xml = is_xml_body(&headers)?;
-    let bytes = body.map_err(|_| too_large_body())?;
-    let text = body_text(&bytes)?;
+    let text = body_text(&body)?;
     // The JSON-schema layer (when configured, JSON input), then the semantic layer; their
     // errors together.
     let schema_errors = match (&app.config.epcis_schema, xml) {
@@ -472,8 +473,7 @@ async fn capture_event(
 ) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantWrite)?;
     let xml = is_xml_body(&headers)?;
-    let bytes = body.map_err(|_| too_large_body())?;
-    let text = body_text(&bytes)?;
+    let text = body_text(&body)?;
     let parsed = match xml {
         true => epcis::parse_xml_event(text),
         false => epcis::parse_json_event(text),

@@ -485,6 +485,9 @@ pub(super) async fn epcis_named_queries(app: &TestApp) {
     assert!(bad.is_problem(400, "/problems/invalid-parameter"), "{:?}", bad.body);
     let bad_name = app.post("/queries", &farm, json!({"name": "a b", "query": {}})).await;
     assert!(bad_name.is_problem(422, "/problems/validation-failed"), "{:?}", bad_name.body);
+    let names: Vec<Value> =
+        app.get("/queries", &farm).await.body.as_array().unwrap().iter().map(|query| query["name"].clone()).collect();
+    assert_eq!(names, [json!("moves")], "refused queries are not stored");
     let found = events_of(&app.get("/queries/moves/events", &farm).await);
     assert_eq!(times_of(&found), ["09:00", "10:00"]);
     assert_eq!(found.len(), 2);
@@ -505,6 +508,8 @@ pub(super) async fn epcis_named_queries(app: &TestApp) {
         assert!(refused.is_problem(422, "/problems/validation-failed"), "{body}: {:?}", refused.body);
         assert_eq!(refused.pointers(), [pointer], "{body}");
     }
+    let subscriptions = app.get("/queries/moves/subscriptions", &farm).await;
+    assert_eq!(subscriptions.body, json!([]), "refused subscriptions are not stored");
     let deleted = app.send("DELETE", "/queries/moves", Some(&farm), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(app.get("/queries/moves/events", &farm).await.is_problem(404, "/problems/not-found"));
