@@ -5,6 +5,7 @@ mod bench_epcis;
 mod bench_gs1;
 mod bench_routing;
 mod coldchain;
+mod log;
 
 use std::net::SocketAddr;
 
@@ -38,6 +39,18 @@ enum Command {
         #[command(subcommand)]
         command: coldchain::ColdchainCommand,
     },
+    /// The transparency log's key.
+    Log {
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
+    /// Verify a proof bundle offline, or monitor a log.
+    Verify {
+        #[command(subcommand)]
+        command: log::VerifyCommand,
+    },
+    /// Witness another Keten log: cosign its checkpoints once proven consistent.
+    Witness(log::WitnessOptions),
     /// Measure a part of the system; every benchmark generates its own data.
     Bench {
         #[command(subcommand)]
@@ -62,6 +75,15 @@ struct ServeOptions {
     /// The transparency log's name (the origin line of its checkpoints).
     #[arg(long, env = "KETEN_LOG_ORIGIN", default_value = "keten.localhost/log")]
     log_origin: String,
+    #[command(flatten)]
+    log_key: log::LogKeyOptions,
+    /// How often a checkpoint is signed while entries arrive, in milliseconds (10 to 60,000).
+    #[arg(long, env = "KETEN_CHECKPOINT_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    checkpoint_interval_ms: u64,
+    /// A witness whose cosignatures the log accepts and serves (its verifier key; repeatable).
+    #[arg(long = "witness-key", env = "KETEN_WITNESS_KEYS", value_delimiter = ',')]
+    witness_keys: Vec<String>,
     /// The address the world reaches this server at: the domain of Keten's own GS1 Digital
     /// Links and QR codes. Default: http://<listen>.
     #[arg(long, env = "KETEN_PUBLIC_URL")]
@@ -138,8 +160,10 @@ enum KeyCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Coldchain { command } = cli.command {
-        return coldchain::run(command);
+    match cli.command {
+        Command::Coldchain { command } => return coldchain::run(command),
+        Command::Log { command } => return log::run_log(command),
+        _ => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -182,6 +206,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Admin { command } => admin(command).await,
         Command::Bench { command } => bench::run(command).await,
         Command::Coldchain { command } => coldchain::run(command),
+        Command::Log { command } => log::run_log(command),
+        Command::Verify { command } => log::run_verify(command).await,
+        Command::Witness(options) => log::run_witness(options).await,
     }
 }
 
@@ -240,7 +267,16 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
         public_url.starts_with("http://") || public_url.starts_with("https://"),
         "--public-url must start with http:// or https://, found {public_url:?}"
     );
+    let signer = log::load_log_signer(&options.log_key.log_key, &options.log_origin)?;
     let mut config = server::ServerConfig::new(options.log_origin, public_url);
+    config.log.signer = std::sync::Arc::new(signer);
+    config.log.checkpoint_interval = std::time::Duration::from_millis(options.checkpoint_interval_ms);
+    for key in &options.witness_keys {
+        config.log.witnesses.push(
+            tlog::VerifierKey::parse(key.trim())
+                .with_context(|| format!("--witness-key {key:?} is not a verifier key"))?,
+        );
+    }
     config.webhooks_to_private_addresses = options.webhooks_to_private_addresses;
     if let Some(path) = &options.epcis_schema {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

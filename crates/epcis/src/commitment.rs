@@ -8,12 +8,18 @@
 //!   `/quantityList/0/epcClass`, `/quantityList/0/quantity`), its value the leaf's JSON text.
 //!   Fine-grained on purpose: a consumer page can show a lot (`…/epcClass`) without its quantity.
 //!   One more field, `/keten:capturedBy`, names the capturing tenant.
-//! - A *disclosure* is (salt, name, value); the salt is 16 random bytes. Its digest is
+//! - Each event has a secret 32-byte *seed*, random, kept by the repository beside the event.
+//!   A field's *salt* is the first 16 bytes of SHA-256(`keten-salt-v1` 0x00 seed name): one-way,
+//!   so a disclosed salt tells nothing of the seed or of the other fields' salts.
+//! - A *disclosure* is (salt, name, value). Its digest is
 //!   SHA-256(`keten-disclosure-v1` 0x00 salt name 0x00 value).
 //! - The *entry* is the line `keten/epcis-event/v1`, then one line per digest in base64
-//!   (standard, padded), sorted, after padding the digest count with random decoy digests up to a
-//!   multiple of [`DIGEST_COUNT_STEP`], so the entry shows neither field names nor their exact
-//!   number. The log's leaf is RFC 6962's SHA-256(0x00 entry).
+//!   (standard, padded), sorted, after padding the digest count with decoy digests
+//!   (decoy `i` = SHA-256(`keten-decoy-v1` 0x00 seed i as 4 bytes big-endian)) up to a multiple of
+//!   [`DIGEST_COUNT_STEP`], so the entry shows neither field names nor their exact number. The
+//!   log's leaf is RFC 6962's SHA-256(0x00 entry).
+//! - So the entry is a function of (event, tenant, seed): the repository recomputes it to audit
+//!   its own rows, and serves disclosures without storing salts.
 //!
 //! Who may see a field receives its disclosure and checks that its digest is a line of the entry;
 //! a hidden field cannot be read from the entry (salted) nor swapped (its digest would not be
@@ -32,8 +38,38 @@ pub const ENTRY_HEADER: &str = "keten/epcis-event/v1";
 pub const DIGEST_COUNT_STEP: usize = 8;
 /// The most fields committed for one event; an event with more is committed with its fields up
 /// to this many, in pointer order, and the rest in one field `/keten:rest` (the JSON of the rest).
-pub const FIELDS_MAX: usize = 4096;
+/// Chosen so that the largest entry fits one entry of a C2SP entry bundle (65,535 bytes).
+pub const FIELDS_MAX: usize = 1400;
+/// The largest entry: the header line and [`FIELDS_MAX`] digest lines.
+pub const ENTRY_SIZE_MAX_BYTES: usize = ENTRY_HEADER.len() + 1 + FIELDS_MAX.next_multiple_of(DIGEST_COUNT_STEP) * 45;
+const _: () = assert!(ENTRY_SIZE_MAX_BYTES <= u16::MAX as usize);
 const DIGEST_DOMAIN: &[u8] = b"keten-disclosure-v1";
+const SALT_DOMAIN: &[u8] = b"keten-salt-v1";
+const DECOY_DOMAIN: &[u8] = b"keten-decoy-v1";
+
+/// The salt of the field `name` of the event with `seed`.
+pub fn salt(seed: &[u8; 32], name: &str) -> [u8; 16] {
+    let digest: [u8; 32] = Sha256::new()
+        .chain_update(SALT_DOMAIN)
+        .chain_update([0])
+        .chain_update(seed)
+        .chain_update(name.as_bytes())
+        .finalize()
+        .into();
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&digest[..16]);
+    salt
+}
+
+fn decoy(seed: &[u8; 32], index: u32) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(DECOY_DOMAIN)
+        .chain_update([0])
+        .chain_update(seed)
+        .chain_update(index.to_be_bytes())
+        .finalize()
+        .into()
+}
 
 /// One field with its salt: what a viewer receives to check the field against the entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +101,12 @@ pub struct Commitment {
 
 /// The fields of an event: (JSON pointer, leaf JSON text), in pointer order.
 pub fn fields(event: &Event, namespaces: &[Namespace], tenant: &str) -> Vec<(String, String)> {
-    let mut value = crate::jsonld::event_to_json(event, namespaces);
+    fields_of_json(&crate::jsonld::event_to_json(event, namespaces), tenant)
+}
+
+/// The fields of an event given as its JSON-LD object (as the repository stores it).
+pub fn fields_of_json(event: &Value, tenant: &str) -> Vec<(String, String)> {
+    let mut value = event.clone();
     if let Value::Object(map) = &mut value {
         map.remove("@context");
         map.remove("recordTime");
@@ -100,24 +141,31 @@ fn flatten(pointer: &str, value: &Value, leaves: &mut Vec<(String, String)>) {
     }
 }
 
-/// Commits an event: `salt` gives each field's salt, `decoy` each padding digest (random in
-/// production, fixed in tests).
-pub fn commit(
-    event: &Event,
-    namespaces: &[Namespace],
-    tenant: &str,
-    salt: &mut dyn FnMut() -> [u8; 16],
-    decoy: &mut dyn FnMut() -> [u8; 32],
-) -> Commitment {
-    let disclosures: Vec<Disclosure> = fields(event, namespaces, tenant)
+/// Every field of an event (its JSON-LD object) with its salt.
+pub fn disclosures(event: &Value, tenant: &str, seed: &[u8; 32]) -> Vec<Disclosure> {
+    fields_of_json(event, tenant)
         .into_iter()
-        .map(|(name, value)| Disclosure { salt: salt(), name, value })
-        .collect();
+        .map(|(name, value)| Disclosure { salt: salt(seed, &name), name, value })
+        .collect()
+}
+
+/// Commits an event under its secret `seed` (random in production, fixed in tests).
+pub fn commit(event: &Event, namespaces: &[Namespace], tenant: &str, seed: &[u8; 32]) -> Commitment {
+    commit_json(&crate::jsonld::event_to_json(event, namespaces), tenant, seed)
+}
+
+/// Commits an event given as its JSON-LD object (as the repository stores it).
+pub fn commit_json(event: &Value, tenant: &str, seed: &[u8; 32]) -> Commitment {
+    let disclosures = disclosures(event, tenant, seed);
     let mut digests: Vec<[u8; 32]> = disclosures.iter().map(Disclosure::digest).collect();
+    let mut decoys = 0u32;
     while digests.is_empty() || !digests.len().is_multiple_of(DIGEST_COUNT_STEP) {
-        digests.push(decoy());
+        digests.push(decoy(seed, decoys));
+        decoys += 1;
     }
-    Commitment { entry: entry_of(&mut digests), disclosures }
+    let entry = entry_of(&mut digests);
+    debug_assert!(entry.len() <= ENTRY_SIZE_MAX_BYTES);
+    Commitment { entry, disclosures }
 }
 
 fn entry_of(digests: &mut [[u8; 32]]) -> Vec<u8> {
@@ -179,13 +227,7 @@ mod tests {
         .expect("valid")
     }
 
-    fn counter_salts() -> impl FnMut() -> [u8; 16] {
-        let mut next = 0u8;
-        move || {
-            next += 1;
-            [next; 16]
-        }
-    }
+    const SEED: [u8; 32] = [7; 32];
 
     #[test]
     fn fields_are_fine_grained_and_named_by_pointer() {
@@ -199,21 +241,26 @@ mod tests {
 
     #[test]
     fn the_entry_hides_fields_and_shows_only_padded_digests() {
-        let commitment = commit(&event(), &[], "nordfjord", &mut counter_salts(), &mut || [0xee; 32]);
+        let commitment = commit(&event(), &[], "nordfjord", &SEED);
         let text = String::from_utf8(commitment.entry.clone()).unwrap();
         assert!(text.starts_with("keten/epcis-event/v1\n"));
         for secret in ["PO-12", "480", "LOT-2026-11", "shipping", "nordfjord", "quantity"] {
             assert!(!text.contains(secret), "{secret} readable in the entry");
         }
         assert!((text.lines().count() - 1).is_multiple_of(DIGEST_COUNT_STEP), "padded digest count");
-        // Deterministic for given salts and decoys.
-        let again = commit(&event(), &[], "nordfjord", &mut counter_salts(), &mut || [0xee; 32]);
+        // Deterministic for a given seed; another seed gives another entry for the same event.
+        let again = commit(&event(), &[], "nordfjord", &SEED);
         assert_eq!(again.entry, commitment.entry);
+        assert_ne!(commit(&event(), &[], "nordfjord", &[8; 32]).entry, commitment.entry);
+        // Salts differ per field, and a salt reveals nothing of the others.
+        let salts: std::collections::HashSet<[u8; 16]> =
+            commitment.disclosures.iter().map(|disclosure| disclosure.salt).collect();
+        assert_eq!(salts.len(), commitment.disclosures.len());
     }
 
     #[test]
     fn disclosed_fields_verify_and_swapped_ones_do_not() {
-        let commitment = commit(&event(), &[], "nordfjord", &mut counter_salts(), &mut || [0xee; 32]);
+        let commitment = commit(&event(), &[], "nordfjord", &SEED);
         // A consumer page gets the product and lot, not the quantity or the order.
         let public: Vec<Disclosure> = commitment
             .disclosures
@@ -236,5 +283,21 @@ mod tests {
         let guess = Disclosure { salt: [0; 16], name: "/quantityList/0/quantity".into(), value: "480".into() };
         assert!(verify(&commitment.entry, &[guess]).is_err());
         assert_eq!(verify(b"something else\n", &public), Err(CommitmentError::Format));
+    }
+
+    #[test]
+    fn the_largest_event_fits_an_entry_bundle() {
+        let epcs: Vec<String> =
+            (0..5000).map(|serial| format!("\"urn:epc:id:sgtin:7098765.001000.{serial}\"")).collect();
+        let text = format!(
+            r#"{{"type":"ObjectEvent","eventTime":"2026-11-23T05:00:00Z","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":[{}]}}"#,
+            epcs.join(",")
+        );
+        let event = crate::parse_json_event(&text).expect("valid");
+        let commitment = commit(&event, &[], "nordfjord", &SEED);
+        assert_eq!(commitment.disclosures.len(), FIELDS_MAX);
+        assert!(commitment.entry.len() <= ENTRY_SIZE_MAX_BYTES && ENTRY_SIZE_MAX_BYTES <= 65_535);
+        assert_eq!(commitment.disclosures.last().map(|disclosure| disclosure.name.as_str()), Some("/keten:rest"));
+        verify(&commitment.entry, &commitment.disclosures).expect("all fields verify");
     }
 }

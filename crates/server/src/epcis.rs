@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use epcis::query::{Direction, EventQuery, OrderBy, ParameterValue, PrefixMap, QueryParameterError};
 use epcis::{Document, DocumentKind, Event, Namespace, QueryResults, Timestamp, ValidationError};
 use network::TenantId;
@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/capture/{capture_id}", get(capture_job).options(discover))
         .route("/events", get(query_events).post(capture_event).options(discover))
         .route("/events/{event_id}", get(event).options(discover))
+        .route("/events/{event_id}/proof", get(event_proof).options(discover))
         .route("/eventTypes", get(event_types).options(discover))
         .route("/eventTypes/{value}/events", get(events_of_type).options(discover))
         .route("/epcs/{value}/events", get(events_of_epc).options(discover))
@@ -243,7 +244,7 @@ pub async fn capture_document(
         if excluded.contains(&index) {
             continue;
         }
-        let record = event_record(event, hash_id, &document.namespaces);
+        let record = event_record(event, hash_id, &document.namespaces, tenant);
         event_ids.push(record.event_id.clone());
         events.push(record);
     }
@@ -278,7 +279,7 @@ pub async fn capture_valid_document(
 
 /// An event as the store keeps it: indexed fields, identifiers with their GTINs, and the body
 /// (JSON-LD with its own `@context`, the eventID set to the hash ID when it had none).
-pub fn event_record(event: &Event, hash_id: String, namespaces: &[Namespace]) -> EventRecord {
+pub fn event_record(event: &Event, hash_id: String, namespaces: &[Namespace], tenant: &TenantId) -> EventRecord {
     let mut event = event.clone();
     event.record_time = None;
     let event_id = event.event_id.get_or_insert_with(|| hash_id.clone()).clone();
@@ -286,6 +287,12 @@ pub fn event_record(event: &Event, hash_id: String, namespaces: &[Namespace]) ->
         .into_iter()
         .map(|(role, identifier)| (role.to_owned(), identifier.as_str().to_owned(), epcis::query::gtin_of(identifier)))
         .collect();
+    let body = epcis::jsonld::event_to_json(&event, namespaces).to_string();
+    // Committed as read back from the stored text, so an audit that parses the row recomputes
+    // exactly these fields.
+    let stored: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let commitment_seed: [u8; 32] = rand::random();
+    let commitment = epcis::commitment::commit_json(&stored, tenant.as_str(), &commitment_seed);
     EventRecord {
         event_id,
         hash_id,
@@ -298,7 +305,9 @@ pub fn event_record(event: &Event, hash_id: String, namespaces: &[Namespace]) ->
         event_time_ms: event.event_time.map(|time| time.to_jiff().as_millisecond()).unwrap_or(0),
         error_declared: event.error_declaration.is_some(),
         identifiers,
-        body: epcis::jsonld::event_to_json(&event, namespaces).to_string(),
+        body,
+        log_entry: commitment.entry,
+        commitment_seed,
     }
 }
 
@@ -939,6 +948,54 @@ async fn event(State(app): State<AppState>, caller: Caller, Path(event_id): Path
     let events = records.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
     let body = query_document(events, "SimpleEventQuery", None).to_string();
     Ok(([(header::CONTENT_TYPE, JSON_LD)], body).into_response())
+}
+
+/// `GET /events/{eventID}/proof`: the event's C2SP tlog-proof (its log entry as the `extra` data)
+/// under a signed checkpoint; with `Accept: application/json`, also the disclosures (salted
+/// fields) that let the viewer check each field of the event against the entry.
+async fn event_proof(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let principal = caller.require(Scope::TenantRead)?;
+    let records = app.store.epcis_event(&principal.tenant_id, &event_id).await?;
+    let Some(record) = records.iter().find(|record| record.log_index.is_some()) else {
+        return Err(Problem::not_found(match records.is_empty() {
+            true => format!("event {event_id}"),
+            false => format!("a log entry of event {event_id} (captured before the log existed)"),
+        }));
+    };
+    let index = record.log_index.unwrap_or_default() as u64;
+    let (bundle, _) = crate::log::proof_bundle(&app, index).await?;
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    if !wants_json {
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bundle.to_text()).into_response());
+    }
+    let stored: serde_json::Value = serde_json::from_str(&record.body)
+        .map_err(|error| Problem::new("internal", format!("stored event {event_id}: {error}")))?;
+    let seed: [u8; 32] = record
+        .commitment_seed
+        .as_deref()
+        .and_then(|seed| seed.try_into().ok())
+        .ok_or_else(|| Problem::new("internal", format!("stored event {event_id} has no commitment seed")))?;
+    let disclosures: Vec<serde_json::Value> = epcis::commitment::disclosures(&stored, &record.tenant_id, &seed)
+        .into_iter()
+        .map(|disclosure| {
+            json!({ "salt": BASE64.encode(disclosure.salt), "name": disclosure.name, "value": disclosure.value })
+        })
+        .collect();
+    let body = json!({
+        "eventID": event_id,
+        "logIndex": index,
+        "proof": bundle.to_text(),
+        "disclosures": disclosures,
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
 async fn event_types(caller: Caller) -> Result<Response, Problem> {

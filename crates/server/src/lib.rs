@@ -9,6 +9,7 @@ pub mod api;
 pub mod dto;
 pub mod epcis;
 pub mod extract;
+pub mod log;
 pub mod metrics;
 pub mod pages;
 pub mod problem;
@@ -39,6 +40,8 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 pub struct ServerConfig {
     /// The name of the transparency log (its checkpoints' origin line).
     pub log_origin: String,
+    /// The transparency log's signer, checkpoint interval and witnesses.
+    pub log: log::LogConfig,
     /// The address the world reaches this server at, e.g. `https://keten.example`: the domain of
     /// Keten's own GS1 Digital Links and of the links in linksets.
     pub public_url: String,
@@ -51,9 +54,13 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// A configuration whose log signs with a fresh random key (`keten serve` sets the stored
+    /// one). Panics when `log_origin` is no valid key name (see [`tlog::note::validate_key_name`]).
     pub fn new(log_origin: impl Into<String>, public_url: impl Into<String>) -> ServerConfig {
+        let log_origin = log_origin.into();
         ServerConfig {
-            log_origin: log_origin.into(),
+            log: log::LogConfig::generate(&log_origin).expect("the log origin is a valid key name"),
+            log_origin,
             public_url: public_url.into(),
             epcis_schema: None,
             webhooks_to_private_addresses: false,
@@ -107,6 +114,7 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
         .merge(api_router)
         .merge(resolver::routes())
         .merge(epcis::layered(state.clone()))
+        .merge(log::routes())
         .route("/", get(pages::index))
         .route("/docs", get(pages::docs))
         .route("/openapi.json", get(openapi_json))
@@ -214,15 +222,27 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let wake = Arc::new(tokio::sync::Notify::new());
     let private_destinations = config.webhooks_to_private_addresses;
+    let log_config = config.log.clone();
     let router = build_app(store.clone(), config, wake.clone());
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(subscriptions::run(store.clone(), wake, stopped, private_destinations));
+    let worker = tokio::spawn(subscriptions::run(store.clone(), wake, stopped.clone(), private_destinations));
+    let checkpointer = tokio::spawn(log::run_checkpointer(
+        store.clone(),
+        log_config.signer.clone(),
+        log_config.checkpoint_interval,
+        stopped,
+    ));
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
     worker.abort();
     let _ = worker.await;
+    let _ = checkpointer.await;
+    // The last checkpoint covers every event captured before the shutdown.
+    if let Err(error) = log::checkpoint_now(&store, &log_config.signer).await {
+        tracing::warn!(detail = %error.detail, "the shutdown checkpoint failed");
+    }
     served?;
     store.close().await;
     tracing::info!("stopped");

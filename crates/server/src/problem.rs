@@ -59,6 +59,18 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "An EPCIS document or event breaks the JSON schema, the XML binding or a CBV 2.0 rule; `errors` lists each with its JSON pointer. Nothing was stored.",
     ),
     (
+        "invalid-proof-request",
+        400,
+        "Invalid proof request",
+        "A transparency-log proof was asked for sizes that have none: an index not below the tree size, an old size above the new one, an old size of 0, or a size beyond the log.",
+    ),
+    (
+        "invalid-cosignature",
+        400,
+        "Invalid cosignature",
+        "The note sent to /log/cosignatures is not a checkpoint this log signed, or carries no valid cosignature of a witness the log is configured with.",
+    ),
+    (
         "invalid-idempotency-key",
         400,
         "Invalid Idempotency-Key",

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use network::TenantId;
 
 use crate::backend::{Conn, on_conn, on_pool};
+use crate::log::LogBatch;
 use crate::writer::{Arg, WriteError, execute, exists};
 use crate::{Store, StoreError, TenantStore};
 
@@ -45,6 +46,9 @@ pub struct EventRecord {
     pub identifiers: Vec<IdentifierRow>,
     /// The event as JSON-LD with its own `@context`, without `recordTime` (the store sets it).
     pub body: String,
+    /// The event's transparency-log entry (its commitment) and the secret seed it derives from.
+    pub log_entry: Vec<u8>,
+    pub commitment_seed: [u8; 32],
 }
 
 impl EventRecord {
@@ -106,6 +110,7 @@ pub(crate) async fn apply_capture(
     tenant_id: &TenantId,
     capture: &Capture,
     now_unix_ms: i64,
+    log: &mut LogBatch,
 ) -> Result<Result<usize, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
     if capture.events.len() > CAPTURE_EVENTS_MAX {
@@ -120,6 +125,9 @@ pub(crate) async fn apply_capture(
     {
         return Ok(Err(WriteError::Conflict(format!("capture {}", capture.capture_id))));
     }
+    // Taking the log first serialises captures across API nodes (PostgreSQL: a row lock), so the
+    // sequence read next cannot race.
+    log.lock(conn).await?;
     let (last_seq,): (i64,) = on_conn!(conn, connection => {
         sqlx::query_as("SELECT COALESCE(MAX(event_seq), 0) FROM epcis_events").fetch_one(&mut *connection).await
     })?;
@@ -160,7 +168,15 @@ pub(crate) async fn apply_capture(
     }
     let captured = new_events.len();
     if refused.is_empty() || !capture.all_or_nothing {
-        insert_events(conn, tenant, &new_events, last_seq + 1, &capture.capture_id, now_unix_ms).await?;
+        let first_log_index = log.next_index();
+        insert_events(conn, tenant, &new_events, last_seq + 1, first_log_index, &capture.capture_id, now_unix_ms)
+            .await?;
+        let entries: Vec<(&[u8], i64)> = new_events
+            .iter()
+            .enumerate()
+            .map(|(offset, (event, _))| (event.log_entry.as_slice(), last_seq + 1 + offset as i64))
+            .collect();
+        log.append(conn, tenant, &entries).await?;
     }
     if !refused.is_empty() && capture.all_or_nothing {
         // The problem reads "<this> already exists".
@@ -238,7 +254,7 @@ pub(crate) async fn apply_capture(
     Ok(Ok(captured))
 }
 
-/// Rows per multi-row INSERT of events (16 values each) and of identifiers (5 values each):
+/// Rows per multi-row INSERT of events (18 values each) and of identifiers (5 values each):
 /// well under the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
 const EVENT_ROWS_PER_STATEMENT: usize = 200;
 const IDENTIFIER_ROWS_PER_STATEMENT: usize = 1_000;
@@ -248,7 +264,7 @@ const KEYS_PER_SELECT: usize = 500;
 /// `($first, $first+1, …)` for one row of `width` values; on SQLite plain `?`s, bound in order.
 /// (SQLite finds the name of a numbered parameter by a linear search, so thousands of `$n` in
 /// one statement cost time quadratic in their number; `?` costs nothing.)
-fn placeholders(conn: &Conn, first: usize, width: usize) -> String {
+pub(crate) fn placeholders(conn: &Conn, first: usize, width: usize) -> String {
     let list: Vec<String> = (first..first + width).map(|number| placeholder(conn, number)).collect();
     format!("({})", list.join(", "))
 }
@@ -321,14 +337,16 @@ async fn insert_events(
     tenant: &str,
     events: &[(&EventRecord, &str)],
     first_seq: i64,
+    first_log_index: i64,
     capture_id: &str,
     now_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    const EVENT_COLUMNS_INSERTED: usize = 16;
+    const EVENT_COLUMNS_INSERTED: usize = 18;
     for (chunk_index, chunk) in events.chunks(EVENT_ROWS_PER_STATEMENT).enumerate() {
         let mut sql = String::from(
             "INSERT INTO epcis_events (tenant_id, event_id, event_seq, hash_id, capture_id, event_type, action, biz_step, \
-             disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body, record_key) VALUES ",
+             disposition, read_point, biz_location, event_time_ms, record_time_ms, error_declared, body, record_key, \
+             log_index, commitment_seed) VALUES ",
         );
         let mut args = Vec::with_capacity(chunk.len() * EVENT_COLUMNS_INSERTED);
         for (row, (event, record_key)) in chunk.iter().enumerate() {
@@ -336,7 +354,8 @@ async fn insert_events(
                 sql.push_str(", ");
             }
             sql.push_str(&placeholders(conn, row * EVENT_COLUMNS_INSERTED + 1, EVENT_COLUMNS_INSERTED));
-            let seq = first_seq + (chunk_index * EVENT_ROWS_PER_STATEMENT + row) as i64;
+            let offset = (chunk_index * EVENT_ROWS_PER_STATEMENT + row) as i64;
+            let seq = first_seq + offset;
             args.extend([
                 Arg::Text(tenant),
                 Arg::Text(&event.event_id),
@@ -354,6 +373,8 @@ async fn insert_events(
                 Arg::Boolean(event.error_declared),
                 Arg::Text(&event.body),
                 Arg::Text(record_key),
+                Arg::Integer(first_log_index + offset),
+                Arg::Bytes(&event.commitment_seed),
             ]);
         }
         execute(conn, &sql, &args).await?;
@@ -435,6 +456,10 @@ pub struct StoredEvent {
     pub event_time_ms: i64,
     pub record_time_ms: i64,
     pub body: String,
+    /// The event's index in the transparency log and its commitment seed (none for events
+    /// captured before the log existed).
+    pub log_index: Option<i64>,
+    pub commitment_seed: Option<Vec<u8>>,
 }
 
 impl StoredEvent {
@@ -455,6 +480,8 @@ struct StoredEventRow {
     event_time_ms: i64,
     record_time_ms: i64,
     body: String,
+    log_index: Option<i64>,
+    commitment_seed: Option<Vec<u8>>,
 }
 
 impl From<StoredEventRow> for StoredEvent {
@@ -466,6 +493,8 @@ impl From<StoredEventRow> for StoredEvent {
             event_time_ms: row.event_time_ms,
             record_time_ms: row.record_time_ms,
             body: row.body,
+            log_index: row.log_index,
+            commitment_seed: row.commitment_seed,
         }
     }
 }
@@ -557,7 +586,8 @@ impl CaptureRow {
 const VISIBLE: &str = "(e.tenant_id = $1 OR EXISTS (SELECT 1 FROM epcis_event_identifiers v JOIN gtin_owners o ON o.gtin = v.gtin \
      WHERE v.tenant_id = e.tenant_id AND v.event_seq = e.event_seq AND o.tenant_id = $1))";
 
-const EVENT_COLUMNS: &str = "e.tenant_id, e.event_id, e.event_seq, e.event_time_ms, e.record_time_ms, e.body";
+const EVENT_COLUMNS: &str =
+    "e.tenant_id, e.event_id, e.event_seq, e.event_time_ms, e.record_time_ms, e.body, e.log_index, e.commitment_seed";
 
 impl Store {
     /// Candidate events for a query, visible to `viewer`, in `order`, after `after`, at most

@@ -12,6 +12,7 @@
 mod backend;
 pub mod epcis;
 mod keys;
+pub mod log;
 mod reads;
 mod rows;
 pub mod schema;

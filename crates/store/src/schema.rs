@@ -19,9 +19,20 @@ pub struct TableKeys {
 
 /// Tables that are not tenant-owned: the tenant list, the platform-wide registries of who holds a
 /// GTIN or a GLN (keyed by the identifier; reference tables on Citus), the GS1 company prefixes
-/// learned from EPC URNs, and migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 5] =
-    ["tenants", "gtin_owners", "gln_owners", "epc_company_prefixes", "_sqlx_migrations"];
+/// learned from EPC URNs, the transparency log (one public log for the platform: its entries name
+/// the tenant of each event privately, for audits), and migration bookkeeping.
+pub const PLATFORM_TABLES: [&str; 10] = [
+    "tenants",
+    "gtin_owners",
+    "gln_owners",
+    "epc_company_prefixes",
+    "log_entries",
+    "log_tiles",
+    "log_state",
+    "log_checkpoints",
+    "log_cosignatures",
+    "_sqlx_migrations",
+];
 
 impl Store {
     /// The keys of every table, read from the database catalog.

@@ -27,6 +27,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
 use crate::keys::Scope;
+use crate::log::LogBatch;
 use crate::rows::join_list;
 use crate::{StoreError, now_unix_ms, utc_day};
 
@@ -132,6 +133,17 @@ pub enum Mutation {
     CaptureEvents(Box<crate::epcis::Capture>),
     /// Named queries and their subscriptions.
     EpcisQuery(crate::epcis::QueryMutation),
+    /// A signed checkpoint of the transparency log (platform write, by the log's signer).
+    PutLogCheckpoint {
+        size: u64,
+        note: String,
+    },
+    /// A witness's cosignature of the checkpoint of `size` (a C2SP signature line).
+    PutLogCosignature {
+        size: u64,
+        witness: String,
+        signature_line: String,
+    },
 }
 
 /// The answer stored for an idempotency key.
@@ -477,14 +489,20 @@ async fn apply_in_transaction(
     let mut usage: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
     let mut results = Vec::with_capacity(writes.len());
     let mut failure = None;
+    let mut log = LogBatch::default();
     for write in writes {
-        match apply_one(&mut conn, write, now_unix_ms, &mut usage).await {
+        match apply_one(&mut conn, write, now_unix_ms, &mut usage, &mut log).await {
             Ok(result) => results.push(result),
             Err(error) => {
                 failure = Some(error);
                 break;
             }
         }
+    }
+    if failure.is_none()
+        && let Err(error) = log.flush(&mut conn).await
+    {
+        failure = Some(error);
     }
     if failure.is_none()
         && let Err(error) = record_usage(&mut conn, &usage, now_unix_ms).await
@@ -564,6 +582,7 @@ async fn apply_one(
     write: &Write,
     now_unix_ms: i64,
     usage: &mut Usage<'_>,
+    log: &mut LogBatch,
 ) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
     if let Some(record) = &write.idempotency {
         let tenant = record.tenant_id.as_str();
@@ -594,7 +613,7 @@ async fn apply_one(
             .await?;
         }
     }
-    let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage).await? {
+    let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, log).await? {
         Ok(applied) => applied,
         Err(refused) => return Ok(Err(refused)),
     };
@@ -664,6 +683,7 @@ async fn apply_mutation(
     mutation: &Mutation,
     now_unix_ms: i64,
     usage: &mut Usage<'_>,
+    log: &mut LogBatch,
 ) -> Result<Result<Applied, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
     let applied = |created| Ok(Ok(Applied { created, at_unix_ms: now_unix_ms }));
@@ -1109,7 +1129,7 @@ async fn apply_mutation(
             applied(false)
         }
         Mutation::CaptureEvents(capture) => {
-            match crate::epcis::apply_capture(conn, tenant_id, capture, now_unix_ms).await? {
+            match crate::epcis::apply_capture(conn, tenant_id, capture, now_unix_ms, log).await? {
                 Ok(captured) => {
                     *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
                     applied(captured > 0)
@@ -1122,6 +1142,21 @@ async fn apply_mutation(
                 Ok(created) => applied(created),
                 Err(refused) => refuse!(refused),
             }
+        }
+        Mutation::PutLogCheckpoint { size, note } => {
+            if !tenant_id.is_network() {
+                refuse!(WriteError::NotFound);
+            }
+            applied(crate::log::put_checkpoint(conn, *size, note, now_unix_ms).await?)
+        }
+        Mutation::PutLogCosignature { size, witness, signature_line } => {
+            if !tenant_id.is_network() {
+                refuse!(WriteError::NotFound);
+            }
+            if !exists(conn, "SELECT 1 FROM log_checkpoints WHERE size = $1", &[Arg::Integer(*size as i64)]).await? {
+                refuse!(WriteError::UnknownReference { field: "size", value: size.to_string() });
+            }
+            applied(crate::log::put_cosignature(conn, *size, witness, signature_line, now_unix_ms).await?)
         }
         Mutation::DeleteDevice { device_id } => {
             let deleted = execute(

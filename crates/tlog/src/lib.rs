@@ -2,6 +2,7 @@
 //!
 //! - [`hash`]: RFC 6962 leaf and node hashes.
 //! - [`merkle`]: tree heads, inclusion and consistency proofs (generated from stored hashes, verified per RFC 9162).
+//! - [`compact`]: compact ranges, to extend a tree's root without its earlier leaves.
 //! - [`tiles`]: C2SP tlog-tiles coordinates, paths, entry bundles, and proofs read from tiles.
 //! - [`memory`]: in-memory hash and tile stores (the reference for database stores).
 //! - [`note`]: C2SP signed-note with Ed25519 signatures and verifier/signer key encodings.
@@ -10,6 +11,7 @@
 //! - [`proof_bundle`]: C2SP tlog-proof, the offline-verifiable proof of an entry.
 
 pub mod checkpoint;
+pub mod compact;
 pub mod cosignature;
 pub mod hash;
 pub mod memory;
@@ -19,6 +21,7 @@ pub mod proof_bundle;
 pub mod tiles;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointPolicy, VerifiedCheckpoint};
+pub use compact::{CompactRange, CompactRangeError};
 pub use cosignature::{CosignatureError, Cosigner};
 pub use hash::{HASH_SIZE_BYTES, Hash, HashError, leaf_hash, node_hash};
 pub use memory::{MemoryHashStore, MemoryTileStore};
