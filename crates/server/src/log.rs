@@ -74,6 +74,7 @@ const CHECKPOINT_CACHE: &str = "public, max-age=1";
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/log/checkpoint", get(checkpoint))
+        .route("/log/key", get(verifier_key))
         .route("/log/tile/{*path}", get(tile))
         .route("/log/proof/inclusion", get(inclusion))
         .route("/log/proof/consistency", get(consistency))
@@ -146,6 +147,13 @@ async fn checkpoint(State(app): State<AppState>) -> Result<Response, Problem> {
     };
     let note = with_cosignatures(&app.store, &latest).await?;
     Ok(([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, CHECKPOINT_CACHE)], note).into_response())
+}
+
+/// `GET /log/key`: the log's verifier key (C2SP signed-note vkey), for pages that check proofs.
+/// A verifier should pin it from an independent source rather than trust this answer.
+async fn verifier_key(State(app): State<AppState>) -> Response {
+    let key = format!("{}\n", app.config.log.signer.verifier_key());
+    ([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, "public, max-age=3600")], key).into_response()
 }
 
 /// A checkpoint covering `index`: the newest, or a new one when the newest is older than it.

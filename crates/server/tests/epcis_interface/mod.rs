@@ -8,7 +8,7 @@ use super::*;
 
 const GTIN: &str = "09506000134352";
 
-fn document(events: Vec<Value>) -> Value {
+pub(super) fn document(events: Vec<Value>) -> Value {
     json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"ex": "https://ns.example.com/epcis/"}],
         "type": "EPCISDocument",
@@ -55,7 +55,7 @@ fn times_of(events: &[Value]) -> Vec<String> {
     events.iter().map(|event| event["eventTime"].as_str().unwrap_or("").get(11..16).unwrap_or("").to_owned()).collect()
 }
 
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     server::epcis::encode_path_segment(text)
 }
 
@@ -78,7 +78,7 @@ impl TestApp {
     }
 
     /// Captures and answers the finished capture job.
-    async fn capture_job(&self, key: &str, body: Value, headers: &[(&str, &str)]) -> Value {
+    pub(super) async fn capture_job(&self, key: &str, body: Value, headers: &[(&str, &str)]) -> Value {
         let captured = self.capture(key, body, headers).await;
         assert_eq!(captured.status, StatusCode::ACCEPTED, "{:?}", captured.body);
         let location = captured.headers["location"].to_str().unwrap().to_owned();
@@ -88,7 +88,7 @@ impl TestApp {
         job.body
     }
 
-    async fn query(&self, query: &str, key: &str) -> Vec<Value> {
+    pub(super) async fn query(&self, query: &str, key: &str) -> Vec<Value> {
         events_of(&self.get(&format!("/events?{query}"), key).await)
     }
 }
