@@ -95,11 +95,11 @@ impl Trust {
 #[derive(Debug, Args)]
 pub struct WitnessOptions {
     /// The log to witness, e.g. http://127.0.0.1:8080.
-    #[arg(long)]
-    log: String,
+    #[arg(long, required_unless_present = "print_key")]
+    log: Option<String>,
     /// The log's verifier key.
-    #[arg(long)]
-    log_key: String,
+    #[arg(long, required_unless_present = "print_key")]
+    log_key: Option<String>,
     /// The witness's own key file (a cosignature private key), created with mode 0600 on first use.
     #[arg(long, default_value = "keten-witness.key")]
     key: PathBuf,
@@ -143,12 +143,14 @@ fn secret_key_file<T>(
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = create()?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
+            let opened = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            let mut file = match opened {
+                // Another process created it meanwhile: use that one.
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return secret_key_file(path, parse, create);
+                }
+                other => other.with_context(|| format!("creating {}", path.display()))?,
+            };
             writeln!(file, "{text}")?;
             file.sync_all()?;
             tracing::info!(file = %path.display(), "created a new signing key");
@@ -505,7 +507,8 @@ pub async fn run_witness(options: WitnessOptions) -> anyhow::Result<()> {
         println!("{}", cosigner.verifier_key());
         return Ok(());
     }
-    let log_key = VerifierKey::parse(options.log_key.trim()).context("--log-key is not a verifier key")?;
+    let log_key = VerifierKey::parse(options.log_key.as_deref().unwrap_or("").trim())
+        .context("--log-key is not a verifier key")?;
     let origin = log_key.name().to_owned();
     let policy = CheckpointPolicy::log_only(&origin, log_key);
     loop {
@@ -527,7 +530,8 @@ async fn witness_once(
     cosigner: &Cosigner,
     policy: &CheckpointPolicy,
 ) -> anyhow::Result<String> {
-    let log = LogClient::new(&options.log);
+    let log_url = options.log.as_deref().unwrap_or("");
+    let log = LogClient::new(log_url);
     let (verified, _) = log.checkpoint(policy).await?;
     let checkpoint = verified.checkpoint;
     let state_file = options.state.join(format!("{}.checkpoint", checkpoint.origin().replace('/', "_")));
@@ -551,7 +555,7 @@ async fn witness_once(
     let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let mut note = Note::new(checkpoint.to_text())?;
     note.add_signature(cosigner.cosign(&checkpoint, timestamp)?)?;
-    let url = format!("{}/log/cosignatures", options.log.trim_end_matches('/'));
+    let url = format!("{}/log/cosignatures", log_url.trim_end_matches('/'));
     let response = reqwest::Client::new().post(&url).body(note.to_string()).send().await?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();

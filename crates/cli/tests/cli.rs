@@ -91,10 +91,14 @@ fn admin_creates_tenants_and_keys() {
     assert_eq!(after, None);
 }
 
-/// Runs `keten demo` until it prints its keys; answers the child and the printed lines.
-fn start_demo(db: &str, port: u16) -> (Child, Vec<String>) {
+/// Runs `keten demo` until it prints its keys; answers the child and the printed lines. The log
+/// key lives in `directory`.
+fn start_demo(db: &str, port: u16, directory: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>) {
+    let log_key = directory.join("log.key");
     let mut child = Command::new(env!("CARGO_BIN_EXE_keten"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--db", db])
+        .args(["--log-key", log_key.to_str().unwrap()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -155,7 +159,8 @@ fn demo_runs_twice_on_one_database() {
     let file = scratchdb::SqliteFile::new().unwrap();
     let db = file.url();
     let port = free_port();
-    let (first, first_lines) = start_demo(&db, port);
+    let directory = tempfile::tempdir().unwrap();
+    let (first, first_lines) = start_demo(&db, port, directory.path(), &[]);
     let salmon_key = key_of(&first_lines, "(nordfjord) key:");
     let operator_key = key_of(&first_lines, "operator key:");
     let (status, products) = get(port, "/v1/products", &salmon_key);
@@ -179,7 +184,7 @@ fn demo_runs_twice_on_one_database() {
     assert!(page.contains("Norwegian salmon fillets") && page.contains("Ingrid Solberg"), "{page}");
     stop(first);
 
-    let (second, second_lines) = start_demo(&db, port);
+    let (second, second_lines) = start_demo(&db, port, directory.path(), &[]);
     let fresh_key = key_of(&second_lines, "(nordfjord) key:");
     assert_ne!(fresh_key, salmon_key);
     let (status, products) = get(port, "/v1/products", &fresh_key);
@@ -245,4 +250,317 @@ fn coldchain_analyse_reads_a_logger_file() {
     assert!(text(&broken.stderr).contains("line 3"), "{}", text(&broken.stderr));
     let unknown_class = keten(&["coldchain", "analyse", "-", "--class", "tepid"]);
     assert!(!unknown_class.status.success());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The transparency log from the command line.
+
+fn keten_ok(args: &[&str]) -> String {
+    let output = keten(args);
+    assert!(output.status.success(), "keten {args:?}: {}{}", text(&output.stdout), text(&output.stderr));
+    text(&output.stdout)
+}
+
+#[test]
+fn log_key_is_created_private_and_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let directory = tempfile::tempdir().unwrap();
+    let key = directory.path().join("log.key");
+    let key_path = key.to_str().unwrap();
+    let printed = keten_ok(&["log", "key", "--log-key", key_path, "--log-origin", "test.example/log"]);
+    assert!(printed.starts_with("test.example/log+"), "{printed}");
+    assert!(tlog::VerifierKey::parse(printed.trim()).is_ok(), "{printed}");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = keten_ok(&["log", "key", "--log-key", key_path, "--log-origin", "test.example/log"]);
+    assert_eq!(again, printed, "the key is made once");
+    let other_origin = keten(&["log", "key", "--log-key", key_path, "--log-origin", "other.example/log"]);
+    assert!(text(&other_origin.stderr).contains("not of --log-origin"), "{}", text(&other_origin.stderr));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let readable = keten(&["log", "key", "--log-key", key_path, "--log-origin", "test.example/log"]);
+    assert!(text(&readable.stderr).contains("readable by others"), "{}", text(&readable.stderr));
+}
+
+/// GET with reqwest, retrying while the server starts; answers (status, body bytes).
+async fn fetch(url: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        match request.send().await {
+            Ok(response) => return (response.status().as_u16(), response.bytes().await.unwrap().to_vec()),
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{url}: {error}"),
+        }
+    }
+}
+
+/// The log's checkpoint once it covers `size`.
+async fn checkpoint_covering(base: &str, policy: &tlog::CheckpointPolicy, size: u64) -> (tlog::Checkpoint, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, note) = fetch(&format!("{base}/log/checkpoint"), None).await;
+        assert_eq!(status, 200);
+        let checkpoint = policy.verify(&note).expect("the checkpoint verifies").checkpoint;
+        if checkpoint.size() >= size {
+            return (checkpoint, note);
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn witnesses_cosign_and_verifiers_catch_tampering() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = |name: &str| directory.path().join(name).to_str().unwrap().to_owned();
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let db = file.url();
+    let witness_key = keten_ok(&["witness", "--print-key", "--key", &path("witness.key"), "--name", "witness.test"]);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let (server, lines) = start_demo(
+        &db,
+        port,
+        directory.path(),
+        &["--witness-key", witness_key.trim(), "--checkpoint-interval-ms", "100"],
+    );
+    let log_key = keten_ok(&["log", "key", "--log-key", &path("log.key")]);
+    let log_key = log_key.trim();
+    let operator_key = key_of(&lines, "operator key:");
+    let salmon_key = key_of(&lines, "(nordfjord) key:");
+    let verifier = tlog::VerifierKey::parse(log_key).unwrap();
+    let policy = tlog::CheckpointPolicy::log_only(verifier.name(), verifier.clone());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (checkpoint, _) = runtime.block_on(checkpoint_covering(&base, &policy, 6));
+    assert_eq!(checkpoint.size(), 6, "the demo's salmon journey is six events");
+
+    // The witness checks and cosigns; the log serves the cosignature with its checkpoint.
+    let state = path("witness-state");
+    let cosigned = keten_ok(&[
+        "witness",
+        "--log",
+        &base,
+        "--log-key",
+        log_key,
+        "--key",
+        &path("witness.key"),
+        "--state",
+        &state,
+        "--once",
+    ]);
+    assert!(cosigned.contains("cosigned keten.localhost/log at size 6"), "{cosigned}");
+    let (_, note) = runtime.block_on(fetch(&format!("{base}/log/checkpoint"), None));
+    assert!(text(&note).contains("— witness.test "), "{}", text(&note));
+
+    // A proof bundle verifies offline with the log key and the witness quorum; not with another key.
+    let (_, events) = runtime.block_on(fetch(&format!("{base}/events?EQ_bizStep=shipping"), Some(&salmon_key)));
+    let events: serde_json::Value = serde_json::from_slice(&events).unwrap();
+    let event_id = events["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"].as_str().unwrap();
+    let (status, proof) = runtime.block_on(fetch(
+        &format!("{base}/events/{}/proof", server::epcis::encode_path_segment(event_id)),
+        Some(&salmon_key),
+    ));
+    assert_eq!(status, 200, "{}", text(&proof));
+    std::fs::write(path("event.tlog-proof"), &proof).unwrap();
+    let verified = keten_ok(&[
+        "verify",
+        "proof",
+        &path("event.tlog-proof"),
+        "--key",
+        log_key,
+        "--witness-key",
+        witness_key.trim(),
+        "--quorum",
+        "1",
+    ]);
+    assert!(verified.contains("verified: entry") && verified.contains("cosigned by witness.test"), "{verified}");
+    let stranger = tlog::NoteSigner::from_seed("keten.localhost/log", [1; 32]).unwrap().verifier_key().to_string();
+    let refused = keten(&["verify", "proof", &path("event.tlog-proof"), "--key", &stranger]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("does not verify"), "{}", text(&refused.stderr));
+
+    // The monitor verifies the whole log and the stored events; then only what is new.
+    let monitor = path("monitor");
+    let first =
+        keten_ok(&["verify", "log", &base, "--key", log_key, "--state", &monitor, "--audit-key", &operator_key]);
+    assert!(first.contains("at size 6") && first.contains("6 new entries re-hashed"), "{first}");
+    assert!(first.contains("audited: 6 stored events match"), "{first}");
+    let second = keten_ok(&["verify", "log", &base, "--key", log_key, "--state", &monitor]);
+    assert!(
+        second.contains("consistent with the checkpoint of size 6") && second.contains("0 new entries"),
+        "{second}"
+    );
+
+    // Tampering with a stored event, then with a log entry, is reported with the entry and event.
+    let tamper = |sql: &'static str| {
+        runtime.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+            let changed = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+            pool.close().await;
+            assert_eq!(changed, 1, "{sql}");
+        })
+    };
+    tamper(
+        "UPDATE epcis_events SET body = replace(body, '\"in_transit\"', '\"damaged\"') \
+         WHERE log_index = (SELECT MIN(log_index) FROM epcis_events WHERE body LIKE '%in_transit%')",
+    );
+    let caught = keten(&["verify", "log", &base, "--key", log_key, "--audit-key", &operator_key]);
+    assert!(!caught.status.success());
+    let report = text(&caught.stderr);
+    assert!(report.contains("(event ni:///sha-256;") && report.contains("of tenant nordfjord"), "{report}");
+    assert!(report.contains("no longer matches its log entry") && report.contains("/disposition"), "{report}");
+    tamper("UPDATE log_entries SET entry = CAST('keten/epcis-event/v1' || char(10) AS BLOB) WHERE entry_index = 4");
+    let caught = keten(&["verify", "log", &base, "--key", log_key]);
+    assert!(!caught.status.success());
+    assert!(text(&caught.stderr).contains("entry 4 does not hash to its leaf"), "{}", text(&caught.stderr));
+    stop(server);
+}
+
+/// Starts `keten serve` on `db`; answers the child once it answers HTTP.
+fn start_server(db: &str, port: u16, log_key: &str) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_keten"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db, "--log-key", log_key])
+        .args(["--checkpoint-interval-ms", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(fetch(&format!("http://127.0.0.1:{port}/healthz"), None));
+    child
+}
+
+fn crash_document(round: usize, worker: usize, batch: usize) -> (String, Vec<String>) {
+    let ids: Vec<String> = (0..10)
+        .map(|event| format!("urn:uuid:00000000-0000-4000-8000-{round:02}{worker:02}{batch:04}{event:04}"))
+        .collect();
+    let events: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(event, id)| {
+            serde_json::json!({"type": "ObjectEvent", "eventID": id, "eventTime": "2026-11-23T05:00:00Z",
+                "eventTimeZoneOffset": "+01:00", "action": "OBSERVE", "bizStep": "shipping",
+                "epcList": [format!("urn:epc:id:sgtin:7098765.001000.{round}{worker}{batch}{event}")]})
+        })
+        .collect();
+    let document = serde_json::json!({"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-23T05:00:00Z",
+        "epcisBody": {"eventList": events}});
+    (document.to_string(), ids)
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill_and_checkpoints_stay_consistent() {
+    use std::sync::{Arc, Mutex};
+    let directory = tempfile::tempdir().unwrap();
+    let log_key_file = directory.path().join("log.key").to_str().unwrap().to_owned();
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let db = file.url();
+    keten_ok(&["admin", "tenant", "create", "crash", "--name", "Crash Test", "--db", &db]);
+    let key = keten_ok(&["admin", "key", "create", "--tenant", "crash", "--scope", "tenant:write", "--db", &db]);
+    let key = key.trim().to_owned();
+    let log_key = keten_ok(&["log", "key", "--log-key", &log_key_file]);
+    let verifier = tlog::VerifierKey::parse(log_key.trim()).unwrap();
+    let policy = tlog::CheckpointPolicy::log_only(verifier.name(), verifier.clone());
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut checkpoints: Vec<tlog::Checkpoint> = Vec::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for round in 0..3 {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut server = start_server(&db, port, &log_key_file);
+        let workers: Vec<_> = (0..4)
+            .map(|worker| {
+                let (base, key, acknowledged) = (base.clone(), key.clone(), acknowledged.clone());
+                runtime.spawn(async move {
+                    let client = reqwest::Client::new();
+                    for batch in 0.. {
+                        let (body, ids) = crash_document(round, worker, batch);
+                        let sent = client
+                            .post(format!("{base}/capture"))
+                            .bearer_auth(&key)
+                            .header("content-type", "application/ld+json")
+                            .body(body)
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(response) if response.status().as_u16() == 202 => {
+                                acknowledged.lock().unwrap().extend(ids)
+                            }
+                            Ok(response) => panic!("capture answered {}", response.status()),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Collect checkpoints while the load runs, then kill the server without warning.
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            let (status, note) = runtime.block_on(fetch(&format!("{base}/log/checkpoint"), None));
+            assert_eq!(status, 200);
+            checkpoints.push(policy.verify(&note).expect("checkpoints verify").checkpoint);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        for worker in workers {
+            runtime.block_on(worker).unwrap();
+        }
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 100, "the load captured too little to test anything: {}", acknowledged.len());
+
+    // After a restart every acknowledged event is in the log, and every checkpoint seen is
+    // consistent with every later one.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = start_server(&db, port, &log_key_file);
+    let (final_checkpoint, _) = runtime.block_on(checkpoint_covering(&base, &policy, acknowledged.len() as u64));
+    let mut logged = std::collections::HashSet::new();
+    let mut first = 0;
+    while first < final_checkpoint.size() {
+        let (status, page) =
+            runtime.block_on(fetch(&format!("{base}/v1/log/audit?first={first}&count=256"), Some(&key)));
+        assert_eq!(status, 200, "{}", text(&page));
+        let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
+        for entry in page["entries"].as_array().unwrap() {
+            logged.insert(entry["eventID"].as_str().unwrap().to_owned());
+        }
+        first += 256;
+    }
+    assert_eq!(logged.len() as u64, final_checkpoint.size(), "one entry per stored event");
+    let missing: Vec<&String> = acknowledged.iter().filter(|id| !logged.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events are not in the log: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    checkpoints.push(final_checkpoint);
+    checkpoints.sort_by_key(|checkpoint| checkpoint.size());
+    checkpoints.dedup_by_key(|checkpoint| checkpoint.size());
+    let newest = checkpoints.last().unwrap().clone();
+    for old in checkpoints.iter().filter(|checkpoint| checkpoint.size() > 0 && checkpoint.size() < newest.size()) {
+        let (status, proof) = runtime
+            .block_on(fetch(&format!("{base}/log/proof/consistency?old={}&new={}", old.size(), newest.size()), None));
+        assert_eq!(status, 200);
+        let proof: serde_json::Value = serde_json::from_slice(&proof).unwrap();
+        let hashes: Vec<tlog::Hash> = proof["consistencyPath"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hash| tlog::Hash::from_base64(hash.as_str().unwrap()).unwrap())
+            .collect();
+        tlog::verify_consistency(old.size(), newest.size(), old.root_hash(), newest.root_hash(), &hashes)
+            .unwrap_or_else(|error| panic!("checkpoint {} is not extended by {}: {error}", old.size(), newest.size()));
+    }
+    assert!(checkpoints.len() >= 3, "too few checkpoints seen: {}", checkpoints.len());
+    let monitor = keten_ok(&["verify", "log", &base, "--key", log_key.trim()]);
+    assert!(monitor.contains("verified: log"), "{monitor}");
+    stop(server);
 }

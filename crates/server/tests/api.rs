@@ -190,11 +190,11 @@ macro_rules! end_to_end {
 mod epcis_interface;
 #[path = "log/mod.rs"]
 mod log;
-use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
     epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
 };
+use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 
 end_to_end!(
     log_checkpoints_tiles_and_proofs,

@@ -24,14 +24,19 @@ impl TestApp {
             request = request.header("accept", accept);
         }
         let response = request.send().await.unwrap();
-        Raw { status: response.status(), headers: response.headers().clone(), body: response.bytes().await.unwrap().to_vec() }
+        Raw {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
     }
 
     async fn log_policy(&self) -> CheckpointPolicy {
         let key = self.raw_get("/log/key", None, None).await;
         assert_eq!(key.status, StatusCode::OK);
         let key = VerifierKey::parse(String::from_utf8(key.body).unwrap().trim()).unwrap();
-        CheckpointPolicy::log_only(&key.name().to_owned(), key)
+        let origin = key.name().to_owned();
+        CheckpointPolicy::log_only(&origin, key)
     }
 
     /// The log's checkpoint once it covers `size` entries (checkpoints follow within a second).
@@ -69,7 +74,12 @@ fn secret_events(count: usize, first: usize) -> Vec<Value> {
 }
 
 fn proof_path(answer: &Answer, name: &str) -> Vec<Hash> {
-    answer.body[name].as_array().unwrap().iter().map(|hash| Hash::from_base64(hash.as_str().unwrap()).unwrap()).collect()
+    answer.body[name]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hash| Hash::from_base64(hash.as_str().unwrap()).unwrap())
+        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -118,7 +128,9 @@ pub(super) async fn log_checkpoints_tiles_and_proofs(app: &TestApp) {
     let level_one = app.raw_get("/log/tile/1/000.p/1", None, None).await;
     assert_eq!(level_one.body, tlog::merkle::root_from_leaf_hashes(&leaves[..256]).as_bytes().to_vec());
     // Not (yet) in the log, or not a canonical path: 404.
-    for path in ["tile/0/001.p/45", "tile/0/002", "tile/entries/001", "tile/0/1", "tile/0/001.p/256", "tile/0/001.p/044"] {
+    for path in
+        ["tile/0/001.p/45", "tile/0/002", "tile/entries/001", "tile/0/1", "tile/0/001.p/256", "tile/0/001.p/044"]
+    {
         let answer = app.raw_get(&format!("/log/{path}"), None, None).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
     }
@@ -208,7 +220,11 @@ pub(super) async fn log_event_proofs_disclose_and_hide(app: &TestApp) {
         .collect();
     let shown = epcis::commitment::verify(&entry, &disclosures).expect("every disclosed field is committed");
     assert!(shown.contains(&("/bizStep", "\"shipping\"")), "{shown:?}");
-    assert!(shown.iter().any(|(name, value)| *name == "/bizTransactionList/0/bizTransaction" && value.contains("POSECRET1")));
+    assert!(
+        shown
+            .iter()
+            .any(|(name, value)| *name == "/bizTransactionList/0/bizTransaction" && value.contains("POSECRET1"))
+    );
     let mut swapped = disclosures.clone();
     let position = swapped.iter().position(|disclosure| disclosure.name == "/quantityList/0/quantity").unwrap();
     swapped[position].value = "481".into();
