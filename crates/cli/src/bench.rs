@@ -22,6 +22,9 @@ pub enum BenchCommand {
     Routing(crate::bench_routing::RoutingOptions),
     /// EPCIS capture rate (in-process and HTTP) and MATCH_epc / trace latency on generated events.
     Epcis(crate::bench_epcis::EpcisOptions),
+    /// Transparency log: entries appended per second (durable), capture-to-checkpoint time,
+    /// proof latency on a filled log, and `verify log` speed.
+    Log(crate::bench_log::LogOptions),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +71,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Gs1(options) => crate::bench_gs1::gs1(options),
         BenchCommand::Resolver(options) => crate::bench_gs1::resolver(options).await,
         BenchCommand::Epcis(options) => crate::bench_epcis::epcis(options).await,
+        BenchCommand::Log(options) => crate::bench_log::log(options).await,
         BenchCommand::Routing(options) => {
             tokio::task::spawn_blocking(move || crate::bench_routing::routing(options)).await?
         }

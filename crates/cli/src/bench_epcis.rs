@@ -35,9 +35,9 @@ pub struct EpcisOptions {
 /// Distinct serials per product: each serial appears in a handful of events per million.
 const SERIALS: u64 = 20_000;
 const PRODUCTS: u64 = 50;
-const SEED: u64 = 0x006b_6574_656e;
+pub(crate) const SEED: u64 = 0x006b_6574_656e;
 
-struct Generator {
+pub(crate) struct Generator {
     state: u64,
     next_event: u64,
     next_pallet: u64,
@@ -66,7 +66,7 @@ fn sscc(number: u64) -> String {
 }
 
 impl Generator {
-    fn new(seed: u64, first_event: u64) -> Generator {
+    pub(crate) fn new(seed: u64, first_event: u64) -> Generator {
         Generator { state: seed | 1, next_event: first_event, next_pallet: first_event }
     }
 
@@ -115,7 +115,7 @@ impl Generator {
         }
     }
 
-    fn document(&mut self, events: usize) -> String {
+    pub(crate) fn document(&mut self, events: usize) -> String {
         let list: Vec<String> = (0..events).map(|_| self.event()).collect();
         format!(
             r#"{{"@context":["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],"type":"EPCISDocument","schemaVersion":"2.0","creationDate":"2024-01-01T00:00:00Z","epcisBody":{{"eventList":[{}]}}}}"#,
@@ -125,7 +125,7 @@ impl Generator {
 }
 
 /// Captures documents in-process through the one capture function; answers events/s.
-async fn capture_in_process(
+pub(crate) async fn capture_in_process(
     store: &Store,
     tenant: &TenantId,
     documents: Vec<String>,
@@ -202,7 +202,7 @@ async fn capture_over_http(
 }
 
 /// Sequential GETs; answers (p50 ms, p99 ms, mean events per answer).
-async fn latencies(
+pub(crate) async fn latencies(
     client: &reqwest::Client,
     key: &str,
     urls: &[String],
