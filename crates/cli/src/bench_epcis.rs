@@ -231,12 +231,11 @@ fn encode(text: &str) -> String {
     server::epcis::encode_path_segment(text)
 }
 
-pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
-    anyhow::ensure!(options.clients >= 1 && options.clients <= 64, "--clients must be 1..=64");
-    anyhow::ensure!(options.events <= 100_000_000, "--events must be at most 100,000,000");
-    anyhow::ensure!(options.queries >= 1 && options.queries <= 100_000, "--queries must be 1..=100,000");
+/// The database of a capture benchmark (`db`, or a fresh SQLite file, removed when the returned
+/// file is dropped) with the tenant `bench`.
+pub(crate) async fn open_bench_store(db: Option<String>) -> anyhow::Result<(Store, TenantId, scratchdb::SqliteFile)> {
     let file = scratchdb::SqliteFile::new()?;
-    let url = options.db.clone().unwrap_or_else(|| file.url());
+    let url = db.unwrap_or_else(|| file.url());
     let mut config = StoreConfig::new(url.clone());
     config.read_connections_max = 16;
     let store = Store::open(config).await.with_context(|| format!("opening {url}"))?;
@@ -248,6 +247,14 @@ pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
             idempotency: None,
         })
         .await?;
+    Ok((store, tenant, file))
+}
+
+pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(options.clients >= 1 && options.clients <= 64, "--clients must be 1..=64");
+    anyhow::ensure!(options.events <= 100_000_000, "--events must be at most 100,000,000");
+    anyhow::ensure!(options.queries >= 1 && options.queries <= 100_000, "--queries must be 1..=100,000");
+    let (store, tenant, file) = open_bench_store(options.db.clone()).await?;
     let key = demo::mint(&store, &tenant, Scope::TenantAdmin, "bench epcis").await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

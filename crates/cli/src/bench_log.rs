@@ -6,12 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
-use network::TenantId;
-use store::{Mutation, PutMode, Store, StoreConfig, Write};
 
-use crate::bench_epcis::{Generator, SEED, capture_in_process, latencies};
+use crate::bench_epcis::{Generator, SEED, capture_in_process, latencies, open_bench_store};
 
 #[derive(Debug, Args)]
 pub struct LogOptions {
@@ -44,19 +41,7 @@ pub async fn log(options: LogOptions) -> anyhow::Result<()> {
     anyhow::ensure!(options.entries <= 100_000_000, "--entries must be at most 100,000,000");
     anyhow::ensure!(options.proofs >= 1 && options.proofs <= 100_000, "--proofs must be 1..=100,000");
     anyhow::ensure!(options.checkpoints >= 1 && options.checkpoints <= 1_000, "--checkpoints must be 1..=1,000");
-    let file = scratchdb::SqliteFile::new()?;
-    let url = options.db.clone().unwrap_or_else(|| file.url());
-    let mut config = StoreConfig::new(url.clone());
-    config.read_connections_max = 16;
-    let store = Store::open(config).await.with_context(|| format!("opening {url}"))?;
-    let tenant = TenantId::parse("bench").map_err(|error| anyhow::anyhow!("{error}"))?;
-    store
-        .write(Write {
-            tenant_id: tenant.clone(),
-            mutation: Mutation::PutTenant { name: "bench".into(), mode: PutMode::Upsert },
-            idempotency: None,
-        })
-        .await?;
+    let (store, tenant, file) = open_bench_store(options.db.clone()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server_config = server::ServerConfig::new("bench.keten/log", base.clone());
