@@ -308,6 +308,9 @@ impl LogClient {
     }
 }
 
+/// The monitor's state file in `--state DIR`.
+const STATE_FILE: &str = "monitor-state.json";
+
 /// What a monitor keeps: the last verified checkpoint and the compact range of its tree.
 struct MonitorState {
     checkpoint: Option<Vec<u8>>,
@@ -315,36 +318,48 @@ struct MonitorState {
 }
 
 fn read_state(dir: &Path) -> anyhow::Result<MonitorState> {
-    let checkpoint_path = dir.join("checkpoint");
-    let range_path = dir.join("compact-range");
-    if !checkpoint_path.exists() {
-        return Ok(MonitorState { checkpoint: None, range: CompactRange::new() });
-    }
-    let checkpoint =
-        std::fs::read(&checkpoint_path).with_context(|| format!("reading {}", checkpoint_path.display()))?;
-    let text = std::fs::read_to_string(&range_path).with_context(|| format!("reading {}", range_path.display()))?;
-    let mut lines = text.lines();
-    let size: u64 = lines.next().unwrap_or("").parse().context("compact-range: no size line")?;
-    let hashes = lines.map(Hash::from_base64).collect::<Result<Vec<_>, _>>().context("compact-range: a bad hash")?;
-    Ok(MonitorState { checkpoint: Some(checkpoint), range: CompactRange::from_parts(size, hashes)? })
+    let path = dir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(MonitorState { checkpoint: None, range: CompactRange::new() });
+        }
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))?;
+    let checkpoint = value["checkpoint"].as_str().context("the saved state has no checkpoint")?;
+    let size = value["size"].as_u64().context("the saved state has no size")?;
+    let hashes = value["compactRange"]
+        .as_array()
+        .context("the saved state has no compact range")?
+        .iter()
+        .map(|hash| Hash::from_base64(hash.as_str().unwrap_or("")))
+        .collect::<Result<Vec<_>, _>>()
+        .context("the saved compact range has a bad hash")?;
+    Ok(MonitorState {
+        checkpoint: Some(checkpoint.as_bytes().to_vec()),
+        range: CompactRange::from_parts(size, hashes)?,
+    })
 }
 
+/// The last verified checkpoint and its compact range, in one file written atomically.
 fn write_state(dir: &Path, checkpoint: &[u8], range: &CompactRange) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut text = format!("{}\n", range.size());
-    for hash in range.hashes() {
-        text.push_str(&hash.to_base64());
-        text.push('\n');
-    }
-    // Range first: a crash between the two leaves a range the old checkpoint does not match,
-    // which the next run reports rather than trusts.
-    write_atomically(&dir.join("compact-range"), text.as_bytes())?;
-    write_atomically(&dir.join("checkpoint"), checkpoint)
+    let hashes: Vec<String> = range.hashes().iter().map(Hash::to_base64).collect();
+    let state = serde_json::json!({
+        "checkpoint": String::from_utf8_lossy(checkpoint),
+        "size": range.size(),
+        "compactRange": hashes,
+    });
+    write_atomically(&dir.join(STATE_FILE), state.to_string().as_bytes())
 }
 
 fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, contents).with_context(|| format!("writing {}", temporary.display()))?;
+    let mut file = std::fs::File::create(&temporary).with_context(|| format!("writing {}", temporary.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
     std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -455,11 +470,21 @@ pub async fn verify_log(
 async fn audit_entries(log: &LogClient, key: &str, first: u64, entries: &[&[u8]]) -> anyhow::Result<u64> {
     let body = log.get(&format!("/v1/log/audit?first={first}&count={}", entries.len()), Some(key)).await?;
     let value: serde_json::Value = serde_json::from_slice(&body)?;
+    let items = value["entries"].as_array().context("the audit answer has no entries")?;
+    if value["complete"] == true {
+        // An operator's page lists every entry: one left out is a hole in the repository.
+        let listed: std::collections::HashSet<u64> = items.iter().filter_map(|item| item["index"].as_u64()).collect();
+        if let Some(missing) = (first..first + entries.len() as u64).find(|index| !listed.contains(index)) {
+            bail!("entry {missing}: the repository has no record of it (its log entry names no stored event)");
+        }
+    }
     let mut checked = 0;
-    for item in value["entries"].as_array().context("the audit answer has no entries")? {
+    for item in items {
         let index = item["index"].as_u64().context("an audit entry has no index")?;
-        let event_id = item["eventID"].as_str().unwrap_or("?");
         let tenant = item["tenant"].as_str().unwrap_or("?");
+        let Some(event_id) = item["eventID"].as_str() else {
+            bail!("entry {index} (of tenant {tenant}): its event is missing from the repository (deleted or re-keyed)");
+        };
         let entry = index.checked_sub(first).and_then(|offset| entries.get(offset as usize)).with_context(|| {
             format!("the audit answered entry {index}, outside {first}..{}", first + entries.len() as u64)
         })?;
@@ -535,7 +560,13 @@ async fn witness_once(
     let (verified, _) = log.checkpoint(policy).await?;
     let checkpoint = verified.checkpoint;
     let state_file = options.state.join(format!("{}.checkpoint", checkpoint.origin().replace('/', "_")));
-    if let Ok(old_text) = std::fs::read_to_string(&state_file) {
+    let saved = match std::fs::read_to_string(&state_file) {
+        Ok(text) => Some(text),
+        // Only a missing file is a first meeting with this log; anything else must not be taken for one.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(error).with_context(|| format!("reading {}", state_file.display())),
+    };
+    if let Some(old_text) = saved {
         let old = Checkpoint::parse(&old_text).context("the saved checkpoint is malformed")?;
         if checkpoint.size() < old.size() {
             bail!("refusing to cosign: the log shrank from {} to {}", old.size(), checkpoint.size());

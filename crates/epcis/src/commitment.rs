@@ -3,11 +3,12 @@
 //! and not changed without showing anyone what it says.
 //!
 //! Format, version 1 (deterministic given the salts and decoys):
-//! - The event's JSON-LD form (without `@context`, `recordTime` and `eventID`) is flattened to its
-//!   leaves; each leaf is a *field*, named by its JSON pointer (`/bizStep`,
-//!   `/quantityList/0/epcClass`, `/quantityList/0/quantity`), its value the leaf's JSON text.
-//!   Fine-grained on purpose: a consumer page can show a lot (`…/epcClass`) without its quantity.
-//!   One more field, `/keten:capturedBy`, names the capturing tenant.
+//! - The event's JSON-LD form as stored (without `@context`; `recordTime` is not in it) is
+//!   flattened to its leaves; each leaf is a *field*, named by its JSON pointer (`/eventID`,
+//!   `/bizStep`, `/quantityList/0/epcClass`, `/quantityList/0/quantity`), its value the leaf's JSON
+//!   text. Fine-grained on purpose: a consumer page can show a lot (`…/epcClass`) without its
+//!   quantity. One more field, `keten:capturedBy`, names the capturing tenant; the repository's own
+//!   field names have no leading `/`, so no field of the event can take them.
 //! - Each event has a secret 32-byte *seed*, random, kept by the repository beside the event.
 //!   A field's *salt* is the first 16 bytes of SHA-256(`keten-salt-v1` 0x00 seed name): one-way,
 //!   so a disclosed salt tells nothing of the seed or of the other fields' salts.
@@ -15,9 +16,10 @@
 //!   SHA-256(`keten-disclosure-v1` 0x00 salt name 0x00 value).
 //! - The *entry* is the line `keten/epcis-event/v1`, then one line per digest in base64
 //!   (standard, padded), sorted, after padding the digest count with decoy digests
-//!   (decoy `i` = SHA-256(`keten-decoy-v1` 0x00 seed i as 4 bytes big-endian)) up to a multiple of
-//!   [`DIGEST_COUNT_STEP`], so the entry shows neither field names nor their exact number. The
-//!   log's leaf is RFC 6962's SHA-256(0x00 entry).
+//!   (decoy `i` = SHA-256(`keten-decoy-v1` 0x00 seed i as 4 bytes big-endian)) up to the next
+//!   power of two (at least 16, at most [`DIGEST_COUNT_MAX`]), so the entry shows no field names
+//!   and only the order of magnitude of their number (not, say, how many serials a shipment
+//!   held). The log's leaf is RFC 6962's SHA-256(0x00 entry).
 //! - So the entry is a function of (event, tenant, seed): the repository recomputes it to audit
 //!   its own rows, and serves disclosures without storing salts.
 //!
@@ -34,15 +36,22 @@ use crate::model::{Event, Namespace};
 
 /// The first line of an entry.
 pub const ENTRY_HEADER: &str = "keten/epcis-event/v1";
-/// Digest counts are padded with decoys to a multiple of this.
-pub const DIGEST_COUNT_STEP: usize = 8;
+/// The fewest digests in an entry (decoys pad up to it).
+pub const DIGEST_COUNT_MIN: usize = 16;
+/// The most digests in an entry: chosen so that the largest entry fits one entry of a C2SP entry
+/// bundle (65,535 bytes). Counts are padded to the next power of two, capped here.
+pub const DIGEST_COUNT_MAX: usize = 1448;
 /// The most fields committed for one event; an event with more is committed with its fields up
-/// to this many, in pointer order, and the rest in one field `/keten:rest` (the JSON of the rest).
-/// Chosen so that the largest entry fits one entry of a C2SP entry bundle (65,535 bytes).
+/// to this many, in pointer order, and the rest in one field `keten:rest` (the JSON of the rest).
 pub const FIELDS_MAX: usize = 1400;
-/// The largest entry: the header line and [`FIELDS_MAX`] digest lines.
-pub const ENTRY_SIZE_MAX_BYTES: usize = ENTRY_HEADER.len() + 1 + FIELDS_MAX.next_multiple_of(DIGEST_COUNT_STEP) * 45;
+/// The largest entry: the header line and [`DIGEST_COUNT_MAX`] digest lines.
+pub const ENTRY_SIZE_MAX_BYTES: usize = ENTRY_HEADER.len() + 1 + DIGEST_COUNT_MAX * 45;
+const _: () = assert!(FIELDS_MAX <= DIGEST_COUNT_MAX);
 const _: () = assert!(ENTRY_SIZE_MAX_BYTES <= u16::MAX as usize);
+/// The field naming the capturing tenant.
+pub const CAPTURED_BY: &str = "keten:capturedBy";
+/// The field holding the fields beyond [`FIELDS_MAX`].
+pub const REST: &str = "keten:rest";
 const DIGEST_DOMAIN: &[u8] = b"keten-disclosure-v1";
 const SALT_DOMAIN: &[u8] = b"keten-salt-v1";
 const DECOY_DOMAIN: &[u8] = b"keten-decoy-v1";
@@ -110,16 +119,15 @@ pub fn fields_of_json(event: &Value, tenant: &str) -> Vec<(String, String)> {
     if let Value::Object(map) = &mut value {
         map.remove("@context");
         map.remove("recordTime");
-        map.remove("eventID");
     }
     let mut leaves = Vec::new();
     flatten("", &value, &mut leaves);
-    leaves.push(("/keten:capturedBy".to_owned(), Value::String(tenant.to_owned()).to_string()));
+    leaves.push((CAPTURED_BY.to_owned(), Value::String(tenant.to_owned()).to_string()));
     leaves.sort();
     if leaves.len() > FIELDS_MAX {
         let rest: Vec<(String, String)> = leaves.split_off(FIELDS_MAX - 1);
         let rest_json = serde_json::to_string(&rest).unwrap_or_default();
-        leaves.push(("/keten:rest".to_owned(), rest_json));
+        leaves.push((REST.to_owned(), rest_json));
     }
     leaves
 }
@@ -158,8 +166,9 @@ pub fn commit(event: &Event, namespaces: &[Namespace], tenant: &str, seed: &[u8;
 pub fn commit_json(event: &Value, tenant: &str, seed: &[u8; 32]) -> Commitment {
     let disclosures = disclosures(event, tenant, seed);
     let mut digests: Vec<[u8; 32]> = disclosures.iter().map(Disclosure::digest).collect();
+    let padded = digests.len().max(DIGEST_COUNT_MIN).next_power_of_two().min(DIGEST_COUNT_MAX);
     let mut decoys = 0u32;
-    while digests.is_empty() || !digests.len().is_multiple_of(DIGEST_COUNT_STEP) {
+    while digests.len() < padded {
         digests.push(decoy(seed, decoys));
         decoys += 1;
     }
@@ -187,6 +196,8 @@ pub enum CommitmentError {
     Format,
     #[error("field {0} is not committed in this entry (changed, or from another event)")]
     NotCommitted(String),
+    #[error("field {0} is disclosed twice")]
+    DuplicateField(String),
 }
 
 /// Checks that every disclosure is committed in `entry`; answers the disclosed fields.
@@ -203,6 +214,10 @@ pub fn verify<'d>(entry: &[u8], disclosures: &'d [Disclosure]) -> Result<Vec<(&'
             return Err(CommitmentError::Format);
         }
         committed.insert(digest);
+    }
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = disclosures.iter().find(|disclosure| !names.insert(disclosure.name.as_str())) {
+        return Err(CommitmentError::DuplicateField(twice.name.clone()));
     }
     disclosures
         .iter()
@@ -235,8 +250,8 @@ mod tests {
         assert!(names.contains(&"/quantityList/0/epcClass".to_owned()), "{names:?}");
         assert!(names.contains(&"/quantityList/0/quantity".to_owned()));
         assert!(names.contains(&"/bizTransactionList/0/bizTransaction".to_owned()));
-        assert!(names.contains(&"/keten:capturedBy".to_owned()));
-        assert!(!names.iter().any(|name| name.starts_with("/@context") || name == "/eventID"));
+        assert!(names.contains(&"keten:capturedBy".to_owned()));
+        assert!(!names.iter().any(|name| name.starts_with("/@context") || name == "/recordTime"));
     }
 
     #[test]
@@ -247,7 +262,8 @@ mod tests {
         for secret in ["PO-12", "480", "LOT-2026-11", "shipping", "nordfjord", "quantity"] {
             assert!(!text.contains(secret), "{secret} readable in the entry");
         }
-        assert!((text.lines().count() - 1).is_multiple_of(DIGEST_COUNT_STEP), "padded digest count");
+        let digests = text.lines().count() - 1;
+        assert!(digests.is_power_of_two() && digests >= DIGEST_COUNT_MIN, "padded digest count {digests}");
         // Deterministic for a given seed; another seed gives another entry for the same event.
         let again = commit(&event(), &[], "nordfjord", &SEED);
         assert_eq!(again.entry, commitment.entry);
@@ -283,6 +299,35 @@ mod tests {
         let guess = Disclosure { salt: [0; 16], name: "/quantityList/0/quantity".into(), value: "480".into() };
         assert!(verify(&commitment.entry, &[guess]).is_err());
         assert_eq!(verify(b"something else\n", &public), Err(CommitmentError::Format));
+        // A field disclosed twice (say, a second capturedBy) is refused, even with valid digests.
+        let twice = vec![public[0].clone(), public[0].clone()];
+        assert!(matches!(verify(&commitment.entry, &twice), Err(CommitmentError::DuplicateField(_))));
+    }
+
+    #[test]
+    fn event_fields_cannot_take_the_repository_names_and_counts_are_coarse() {
+        // An extension named like the repository's own field stays a pointer of its own.
+        let event = crate::parse_json_event(
+            r#"{"@context":["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",{"keten":"https://keten.example/"}],
+            "type":"ObjectEvent","eventTime":"2026-11-23T05:00:00Z","eventTimeZoneOffset":"+01:00","action":"OBSERVE",
+            "epcList":[],"keten:capturedBy":"someone-else"}"#,
+        )
+        .expect("valid");
+        let namespaces = [crate::model::Namespace { prefix: "keten".into(), iri: "https://keten.example/".into() }];
+        let names: Vec<String> = fields(&event, &namespaces, "nordfjord").into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names.iter().filter(|name| name.as_str() == "keten:capturedBy").count(), 1, "{names:?}");
+        // 18 and 24 serials give entries of one size: the count shows only its order of magnitude.
+        let shipment = |serials: usize| {
+            let epcs: Vec<String> =
+                (0..serials).map(|serial| format!("\"urn:epc:id:sgtin:7098765.001000.{serial}\"")).collect();
+            let text = format!(
+                r#"{{"type":"ObjectEvent","eventTime":"2026-11-23T05:00:00Z","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":[{}]}}"#,
+                epcs.join(",")
+            );
+            commit(&crate::parse_json_event(&text).expect("valid"), &[], "nordfjord", &SEED).entry.len()
+        };
+        assert_eq!(shipment(18), shipment(24));
+        assert!(shipment(24) < shipment(40));
     }
 
     #[test]
@@ -297,7 +342,8 @@ mod tests {
         let commitment = commit(&event, &[], "nordfjord", &SEED);
         assert_eq!(commitment.disclosures.len(), FIELDS_MAX);
         assert!(commitment.entry.len() <= ENTRY_SIZE_MAX_BYTES && ENTRY_SIZE_MAX_BYTES <= 65_535);
-        assert_eq!(commitment.disclosures.last().map(|disclosure| disclosure.name.as_str()), Some("/keten:rest"));
+        assert_eq!(commitment.disclosures.last().map(|disclosure| disclosure.name.as_str()), Some("keten:rest"));
+        assert_eq!(commitment.entry.iter().filter(|byte| **byte == b'\n').count() - 1, DIGEST_COUNT_MAX);
         verify(&commitment.entry, &commitment.disclosures).expect("all fields verify");
     }
 }

@@ -950,7 +950,14 @@ async fn event(State(app): State<AppState>, caller: Caller, Path(event_id): Path
     Ok(([(header::CONTENT_TYPE, JSON_LD)], body).into_response())
 }
 
-/// `GET /events/{eventID}/proof`: the event's C2SP tlog-proof (its log entry as the `extra` data)
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProofQuery {
+    /// Which record of the eventID (its log index, as `logIndex` answers it).
+    log_index: Option<i64>,
+}
+
+/// `GET /events/{eventID}/proof[?logIndex=N]`: the event's C2SP tlog-proof (its log entry as the `extra` data)
 /// under a signed checkpoint; with `Accept: application/json`, also the disclosures (salted
 /// fields) that let the viewer check each field of the event against the entry.
 async fn event_proof(
@@ -958,13 +965,23 @@ async fn event_proof(
     caller: Caller,
     Path(event_id): Path<String>,
     headers: HeaderMap,
+    QueryParams(query): QueryParams<ProofQuery>,
 ) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantRead)?;
     let records = app.store.epcis_event(&principal.tenant_id, &event_id).await?;
-    let Some(record) = records.iter().find(|record| record.log_index.is_some()) else {
-        return Err(Problem::not_found(match records.is_empty() {
-            true => format!("event {event_id}"),
-            false => format!("a log entry of event {event_id} (captured before the log existed)"),
+    // Several records may carry one eventID (an error declaration, or another tenant's event
+    // visible through a GTIN): the caller's own first record unless `logIndex` names one.
+    let own = |record: &&&StoredEvent| record.tenant_id == principal.tenant_id.as_str();
+    let logged: Vec<&StoredEvent> = records.iter().filter(|record| record.log_index.is_some()).collect();
+    let chosen = match query.log_index {
+        Some(index) => logged.iter().find(|record| record.log_index == Some(index)).copied(),
+        None => logged.iter().find(own).or(logged.first()).copied(),
+    };
+    let Some(record) = chosen else {
+        return Err(Problem::not_found(match (records.is_empty(), query.log_index) {
+            (true, _) => format!("event {event_id}"),
+            (false, Some(index)) => format!("a record of event {event_id} at log index {index}"),
+            (false, None) => format!("a log entry of event {event_id} (captured before the log existed)"),
         }));
     };
     let index = record.log_index.unwrap_or_default() as u64;
@@ -983,8 +1000,11 @@ async fn event_proof(
         .as_deref()
         .and_then(|seed| seed.try_into().ok())
         .ok_or_else(|| Problem::new("internal", format!("stored event {event_id} has no commitment seed")))?;
+    // Who captured an event is the capturer's business: others get every field but that one.
+    let is_own = record.tenant_id == principal.tenant_id.as_str();
     let disclosures: Vec<serde_json::Value> = epcis::commitment::disclosures(&stored, &record.tenant_id, &seed)
         .into_iter()
+        .filter(|disclosure| is_own || disclosure.name != epcis::commitment::CAPTURED_BY)
         .map(|disclosure| {
             json!({ "salt": BASE64.encode(disclosure.salt), "name": disclosure.name, "value": disclosure.value })
         })

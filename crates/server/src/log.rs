@@ -187,7 +187,7 @@ async fn tile(State(app): State<AppState>, Path(path): Path<String>) -> Result<R
             data.ok_or_else(|| not_in_log(resource))?
         }
         TileResource::Entries(tile) => {
-            let first = tile.index() * u64::from(TILE_WIDTH_MAX);
+            let first = tile.index().checked_mul(u64::from(TILE_WIDTH_MAX)).ok_or_else(|| not_in_log(resource))?;
             let entries = app.store.log_entries(first, u64::from(tile.width())).await?;
             if entries.len() != usize::from(tile.width()) {
                 return Err(not_in_log(resource));
@@ -363,7 +363,8 @@ fn audit_count_default() -> u64 {
 
 /// `GET /v1/log/audit?first=&count=`: for log entries `first..first+count` (at most 256), the
 /// stored event of each with its commitment seed, so an auditor recomputes each entry from the
-/// event as stored now. An operator sees every entry, a tenant its own events only.
+/// event as stored now. An operator sees every entry (`"complete": true`), a tenant the entries
+/// of its own events only.
 async fn audit(
     State(app): State<AppState>,
     caller: Caller,
@@ -377,6 +378,7 @@ async fn audit(
         return Err(Problem::new("invalid-parameter", format!("count is at most {ENTRIES_READ_MAX}")));
     }
     let logged = app.store.logged_events(query.first, query.count).await?;
+    // An entry whose event row is gone is listed with a null event: the audit reports it.
     let entries: Vec<serde_json::Value> = logged
         .into_iter()
         .filter(|event| principal.is_operator() || event.tenant_id == principal.tenant_id.as_str())
@@ -390,7 +392,13 @@ async fn audit(
             })
         })
         .collect();
-    let body = json!({ "first": query.first, "count": query.count, "entries": entries });
+    // An operator's page lists every entry of the range that is in the log.
+    let body = json!({
+        "first": query.first,
+        "count": query.count,
+        "complete": principal.is_operator(),
+        "entries": entries,
+    });
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

@@ -177,10 +177,18 @@ pub struct LoggedEvent {
     pub entry_index: u64,
     pub tenant_id: String,
     pub event_seq: i64,
-    pub event_id: String,
+    /// The event as stored now; `None` when its row is gone (which an audit must report).
+    pub event_id: Option<String>,
     /// The stored JSON-LD text.
-    pub body: String,
+    pub body: Option<String>,
     pub commitment_seed: Option<Vec<u8>>,
+}
+
+/// `first..first + count` (count capped at [`ENTRIES_READ_MAX`]) as database integers; `None` when
+/// it starts beyond them (no such entries).
+fn index_range(first: u64, count: u64) -> Option<(i64, i64)> {
+    let first = i64::try_from(first).ok()?;
+    Some((first, first.saturating_add(count.min(ENTRIES_READ_MAX) as i64)))
 }
 
 impl Store {
@@ -215,13 +223,13 @@ impl Store {
     /// Entries `first..first + count` (at most [`ENTRIES_READ_MAX`]) in index order; fewer when
     /// the log is shorter.
     pub async fn log_entries(&self, first: u64, count: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let count = count.min(ENTRIES_READ_MAX);
+        let Some((first, end)) = index_range(first, count) else { return Ok(Vec::new()) };
         let rows: Vec<(Vec<u8>,)> = on_pool!(self.pools(), pool => {
             sqlx::query_as(
                 "SELECT entry FROM log_entries WHERE entry_index >= $1 AND entry_index < $2 ORDER BY entry_index",
             )
-            .bind(first as i64)
-            .bind((first + count) as i64)
+            .bind(first)
+            .bind(end)
             .fetch_all(pool)
             .await
         })?;
@@ -230,16 +238,16 @@ impl Store {
 
     /// The events of entries `first..first + count` (at most [`ENTRIES_READ_MAX`]).
     pub async fn logged_events(&self, first: u64, count: u64) -> Result<Vec<LoggedEvent>, StoreError> {
-        let count = count.min(ENTRIES_READ_MAX);
-        type Row = (i64, String, i64, String, String, Option<Vec<u8>>);
+        let Some((first, end)) = index_range(first, count) else { return Ok(Vec::new()) };
+        type Row = (i64, String, i64, Option<String>, Option<String>, Option<Vec<u8>>);
         let rows: Vec<Row> = on_pool!(self.pools(), pool => {
             sqlx::query_as(
                 "SELECT l.entry_index, l.tenant_id, l.event_seq, e.event_id, e.body, e.commitment_seed FROM log_entries l \
-                 JOIN epcis_events e ON e.tenant_id = l.tenant_id AND e.event_seq = l.event_seq \
+                 LEFT JOIN epcis_events e ON e.tenant_id = l.tenant_id AND e.event_seq = l.event_seq \
                  WHERE l.entry_index >= $1 AND l.entry_index < $2 ORDER BY l.entry_index",
             )
-            .bind(first as i64)
-            .bind((first + count) as i64)
+            .bind(first)
+            .bind(end)
             .fetch_all(pool)
             .await
         })?;

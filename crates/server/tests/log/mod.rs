@@ -230,6 +230,14 @@ pub(super) async fn log_event_proofs_disclose_and_hide(app: &TestApp) {
     swapped[position].value = "481".into();
     assert!(epcis::commitment::verify(&entry, &swapped).is_err(), "a changed quantity does not verify");
 
+    assert!(shown.iter().any(|(name, _)| *name == epcis::commitment::CAPTURED_BY), "the owner sees who captured");
+    let other_record = app.raw_get(&format!("{path}?logIndex=999999"), Some(&farm), None).await;
+    assert_eq!(other_record.status, StatusCode::NOT_FOUND);
+    let chosen = app.raw_get(&format!("{path}?logIndex={}", bundle.index), Some(&farm), None).await;
+    assert_eq!(chosen.body, text.body, "logIndex names the same record");
+    let unknown_parameter = app.raw_get(&format!("{path}?index=1"), Some(&farm), None).await;
+    assert_eq!(unknown_parameter.status, StatusCode::BAD_REQUEST);
+
     // Others see no proof of an event they cannot see; unknown events have none.
     assert_eq!(app.raw_get(&path, Some(&stranger), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.raw_get("/events/urn%3Auuid%3Anone/proof", Some(&farm), None).await.status, StatusCode::NOT_FOUND);
@@ -240,6 +248,7 @@ pub(super) async fn log_event_proofs_disclose_and_hide(app: &TestApp) {
     assert_eq!(audit.status, StatusCode::OK, "{:?}", audit.body);
     assert_eq!(audit.body["entries"].as_array().unwrap().len(), 3);
     assert_eq!(audit.body["entries"][0]["tenant"], "prooffarm");
+    assert_eq!(audit.body["complete"], true);
     assert_eq!(app.get("/v1/log/audit?first=0", &stranger).await.body["entries"], json!([]));
     let too_many = app.get("/v1/log/audit?first=0&count=257", &app.operator_key).await;
     assert_eq!(too_many.body["type"], "/problems/invalid-parameter");
