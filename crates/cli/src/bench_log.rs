@@ -4,6 +4,8 @@
 //! inclusion and consistency proof latency on a log filled to `--entries`, and the speed of
 //! `keten verify log` re-hashing the whole log from its entry bundles.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -22,7 +24,7 @@ pub struct LogOptions {
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
     /// Captures timed until their checkpoint.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 20)]
     pub checkpoints: usize,
     /// Proofs per latency measurement.
     #[arg(long, default_value_t = 300)]
@@ -75,28 +77,53 @@ pub async fn log(options: LogOptions) -> anyhow::Result<()> {
         summary.push(format!("append {per_document}/doc {rate:.0}/s"));
     }
 
-    // 2. From a capture's answer to a signed checkpoint that covers it.
-    let mut waits_ms = Vec::with_capacity(options.checkpoints);
-    for round in 0..options.checkpoints {
-        let documents = vec![generator.document(10)];
-        capture_in_process(&store, &tenant, documents, 1).await?;
-        let answered = Instant::now();
-        let size = store.log_state().await?.size;
-        loop {
-            if store.log_latest_checkpoint().await?.is_some_and(|checkpoint| checkpoint.size >= size) {
-                break;
+    // 2. From a capture's answer to a signed checkpoint that covers it: after a quiet spell, and
+    // while other clients keep capturing.
+    for loaded in [false, true] {
+        let stop_load = Arc::new(AtomicBool::new(false));
+        let load = loaded.then(|| {
+            let (store, tenant, stop_load) = (store.clone(), tenant.clone(), stop_load.clone());
+            let mut load_generator = Generator::new(SEED ^ 0x6c6f6164, 500_000_000);
+            tokio::spawn(async move {
+                while !stop_load.load(Ordering::Relaxed) {
+                    let documents = (0..4).map(|_| load_generator.document(100)).collect();
+                    capture_in_process(&store, &tenant, documents, 2).await?;
+                }
+                anyhow::Ok(())
+            })
+        });
+        let mut waits_ms = Vec::with_capacity(options.checkpoints);
+        for round in 0..options.checkpoints {
+            let documents = vec![generator.document(10)];
+            capture_in_process(&store, &tenant, documents, 1).await?;
+            let answered = Instant::now();
+            let size = store.log_state().await?.size;
+            loop {
+                if store.log_latest_checkpoint().await?.is_some_and(|checkpoint| checkpoint.size >= size) {
+                    break;
+                }
+                anyhow::ensure!(answered.elapsed() < Duration::from_secs(30), "no checkpoint within 30 s");
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            anyhow::ensure!(answered.elapsed() < Duration::from_secs(30), "no checkpoint within 30 s");
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            waits_ms.push(answered.elapsed().as_secs_f64() * 1000.0);
+            let pause = match loaded {
+                // Quiet: longer than the interval, so the log is idle when the next capture comes.
+                false => interval + Duration::from_millis(50),
+                // Spread over the interval.
+                true => interval.mul_f64(((round * 7) % 10) as f64 / 10.0),
+            };
+            tokio::time::sleep(pause).await;
         }
-        waits_ms.push(answered.elapsed().as_secs_f64() * 1000.0);
-        // Spread the captures over the checkpoint period.
-        tokio::time::sleep(interval.mul_f64(((round * 7) % 10) as f64 / 10.0)).await;
+        stop_load.store(true, Ordering::Relaxed);
+        if let Some(load) = load {
+            load.await??;
+        }
+        waits_ms.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&waits_ms, 0.5), percentile(&waits_ms, 0.99));
+        let label = if loaded { "under capture load" } else { "after a quiet spell" };
+        println!("{:<40} {p50:>10.1} {p99:>10.1}   (ms, p50 / p99)", format!("capture → checkpoint, {label}"));
+        summary.push(format!("checkpoint after capture ({label}) p50 {p50:.0} ms p99 {p99:.0} ms"));
     }
-    waits_ms.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&waits_ms, 0.5), percentile(&waits_ms, 0.99));
-    println!("{:<40} {p50:>10.0} {p99:>10.0}   (ms, p50 / p99)", "capture answered → signed checkpoint");
-    summary.push(format!("checkpoint after capture p50 {p50:.0} ms p99 {p99:.0} ms"));
 
     // 3. Fill the log, then time proofs.
     let mut size = store.log_state().await?.size;

@@ -1,5 +1,6 @@
-//! The transparency log at the HTTP edge: signed checkpoints (made by a background task at least
-//! every `checkpoint_interval` while entries arrive, and on shutdown), the C2SP tlog-tiles
+//! The transparency log at the HTTP edge: signed checkpoints (made by a background task as soon
+//! as entries arrive after a quiet spell, at least every `checkpoint_interval` while they keep
+//! arriving, and on shutdown), the C2SP tlog-tiles
 //! endpoints, convenience proofs, witness cosignatures and the operator's audit feed.
 //!
 //! Answers to the edge cases (each tested):
@@ -111,19 +112,40 @@ pub async fn checkpoint_now(store: &Store, signer: &NoteSigner) -> Result<Stored
     Ok(StoredCheckpoint { size: state.size, note, created_unix_ms: store::now_unix_ms() })
 }
 
-/// Signs a checkpoint every `interval` while the log grows, until `stopped`; then one last one.
+/// Signs checkpoints until `stopped`: as soon as the log grows after a quiet spell, and then at
+/// most once per `interval` while entries keep arriving (so an entry waits at most `interval` for
+/// its checkpoint, and an isolated capture hardly at all).
 pub(crate) async fn run_checkpointer(
     store: Store,
     signer: Arc<NoteSigner>,
     interval: Duration,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
+    let grew = store.log_grew();
+    let mut signed_at = tokio::time::Instant::now();
+    let mut signed_size = None;
     loop {
-        if let Err(error) = checkpoint_now(&store, &signer).await {
-            tracing::warn!(detail = %error.detail, "signing a checkpoint failed; retrying");
+        let attempted_at = tokio::time::Instant::now();
+        match checkpoint_now(&store, &signer).await {
+            // Only a new checkpoint starts a new interval (a wake-up that found nothing new does not).
+            Ok(checkpoint) if signed_size != Some(checkpoint.size) => {
+                signed_at = attempted_at;
+                signed_size = Some(checkpoint.size);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(detail = %error.detail, "signing a checkpoint failed; retrying");
+                grew.notify_one();
+            }
+        }
+        // Wait for entries (the writer wakes us after a commit that appended), then for the rest
+        // of the interval since the last checkpoint.
+        tokio::select! {
+            _ = grew.notified() => {}
+            _ = stopped.changed() => break,
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep_until(signed_at + interval) => {}
             _ = stopped.changed() => break,
         }
     }

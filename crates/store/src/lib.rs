@@ -120,6 +120,12 @@ impl Store {
         self.inner.writer.submit(write).await
     }
 
+    /// Woken (one stored permit) after each commit that appended to the transparency log: the
+    /// checkpointer waits on it instead of polling.
+    pub fn log_grew(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.inner.writer.log_grew()
+    }
+
     /// Reports each committed batch to `observer` (metrics).
     pub fn observe_writer(&self, observer: Arc<dyn WriterObserver>) {
         self.inner.writer.set_observer(observer);

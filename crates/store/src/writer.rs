@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use gs1::Gtin;
 use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product, ProductLink, TenantId};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
 use crate::keys::Scope;
@@ -257,6 +257,8 @@ pub(crate) struct WriterHandle {
     counters: Arc<Counters>,
     queue_writes_max: usize,
     observer: ObserverSlot,
+    /// Woken after each commit that grew the transparency log.
+    log_grew: Arc<Notify>,
 }
 
 impl WriterHandle {
@@ -266,9 +268,18 @@ impl WriterHandle {
         let receiver = Arc::new(Mutex::new(receiver));
         let counters = Arc::new(Counters::default());
         let observer: ObserverSlot = Arc::default();
+        let log_grew = Arc::new(Notify::new());
         let tasks = (0..config.writer_tasks)
             .map(|_| {
-                tokio::spawn(run(pools.clone(), receiver.clone(), config.clone(), counters.clone(), observer.clone()))
+                let log_grew = log_grew.clone();
+                tokio::spawn(run(
+                    pools.clone(),
+                    receiver.clone(),
+                    config.clone(),
+                    counters.clone(),
+                    observer.clone(),
+                    log_grew,
+                ))
             })
             .collect();
         Ok(WriterHandle {
@@ -277,7 +288,12 @@ impl WriterHandle {
             counters,
             queue_writes_max: config.queue_writes_max,
             observer,
+            log_grew,
         })
+    }
+
+    pub(crate) fn log_grew(&self) -> Arc<Notify> {
+        self.log_grew.clone()
     }
 
     pub(crate) async fn submit(&self, write: Write) -> Result<WriteOutcome, WriteError> {
@@ -322,6 +338,7 @@ async fn run(
     config: WriterConfig,
     counters: Arc<Counters>,
     observer: ObserverSlot,
+    log_grew: Arc<Notify>,
 ) {
     let mut stopping = false;
     let mut last_purge = Instant::now();
@@ -352,7 +369,9 @@ async fn run(
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
-            process(&pools, chunk).await;
+            if process(&pools, chunk).await {
+                log_grew.notify_one();
+            }
             if last_purge.elapsed() >= IDEMPOTENCY_PURGE_INTERVAL {
                 last_purge = Instant::now();
                 if let Err(error) = purge_expired_idempotency_keys(&pools).await {
@@ -421,10 +440,15 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
     chunks
 }
 
-async fn process(pools: &Pools, batch: Vec<Pending>) {
+/// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
+async fn process(pools: &Pools, batch: Vec<Pending>) -> bool {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
+    let mut log_grew = false;
     let results = match apply_in_transaction(pools, &writes).await {
-        Ok(results) => results,
+        Ok((results, grew)) => {
+            log_grew = grew;
+            results
+        }
         Err(BatchFailure::Statement(error)) => {
             tracing::warn!(%error, writes = writes.len(), "a statement failed; applying the batch's writes one by one");
             let mut results = Vec::with_capacity(writes.len());
@@ -436,7 +460,10 @@ async fn process(pools: &Pools, batch: Vec<Pending>) {
                     single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
                 }
                 results.push(match single {
-                    Ok(mut one) => one.pop().unwrap_or(Err(WriteError::Database("no result".into()))),
+                    Ok((mut one, grew)) => {
+                        log_grew |= grew;
+                        one.pop().unwrap_or(Err(WriteError::Database("no result".into())))
+                    }
                     Err(BatchFailure::Statement(error)) => Err(WriteError::Database(error.to_string())),
                     Err(BatchFailure::Unavailable(error)) => Err(WriteError::Unavailable(error.to_string())),
                 });
@@ -454,6 +481,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>) {
     for (pending, result) in batch.into_iter().zip(results) {
         let _ = pending.reply.send(result);
     }
+    log_grew
 }
 
 /// Why a batch transaction did not commit.
@@ -477,12 +505,13 @@ fn is_constraint_race(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation() || database.is_foreign_key_violation())
 }
 
-/// Applies writes in one transaction. `Err` means nothing was committed (or, for a failed commit,
-/// that the outcome is unknown).
+/// Applies writes in one transaction; answers each write's result and whether the transparency
+/// log grew. `Err` means nothing was committed (or, for a failed commit, that the outcome is
+/// unknown).
 async fn apply_in_transaction(
     pools: &Pools,
     writes: &[&Write],
-) -> Result<Vec<Result<WriteOutcome, WriteError>>, BatchFailure> {
+) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
     let now_unix_ms = now_unix_ms();
@@ -499,10 +528,12 @@ async fn apply_in_transaction(
             }
         }
     }
-    if failure.is_none()
-        && let Err(error) = log.flush(&mut conn).await
-    {
-        failure = Some(error);
+    let mut log_grew = false;
+    if failure.is_none() {
+        match log.flush(&mut conn).await {
+            Ok(grown) => log_grew = grown.is_some(),
+            Err(error) => failure = Some(error),
+        }
     }
     if failure.is_none()
         && let Err(error) = record_usage(&mut conn, &usage, now_unix_ms).await
@@ -517,7 +548,7 @@ async fn apply_in_transaction(
         let _ = conn.rollback().await;
         return Err(BatchFailure::Unavailable(error));
     }
-    Ok(results)
+    Ok((results, log_grew))
 }
 
 /// Arguments of a statement, bound in order.

@@ -109,7 +109,8 @@ pub(super) async fn log_checkpoints_tiles_and_proofs(app: &TestApp) {
         assert_eq!(bundle.status, StatusCode::OK, "{entries_path}");
         assert_eq!(bundle.headers["content-type"], "application/octet-stream");
         assert!(bundle.headers["cache-control"].to_str().unwrap().contains("immutable"));
-        for secret in ["LOTSECRET", "POSECRET", "logfarm", "shipping", "480"] {
+        // (Long strings only: a short one like "480" turns up by chance in base64 digests.)
+        for secret in ["LOTSECRET", "POSECRET", "logfarm", "shipping"] {
             assert!(!contains(&bundle.body, secret), "{secret} readable in the public entries");
         }
         let entries = decode_entry_bundle(&bundle.body).unwrap();
