@@ -93,6 +93,8 @@ pub async fn log(options: LogOptions) -> anyhow::Result<()> {
             })
         });
         let mut waits_ms = Vec::with_capacity(options.checkpoints);
+        // Start after a full interval without entries (the append measurement just ended).
+        tokio::time::sleep(interval + Duration::from_millis(50)).await;
         for round in 0..options.checkpoints {
             let documents = vec![generator.document(10)];
             capture_in_process(&store, &tenant, documents, 1).await?;
