@@ -337,6 +337,10 @@ pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
     let (p50, p99, mean) = latencies(&client, &key, &trace_urls, &["timeline"]).await?;
     println!("{:<34} {p50:>10.2} {p99:>10.2} {mean:>12.1}", "GET /v1/trace?epc=…");
     summary.push(format!("trace p50 {p50:.1} ms p99 {p99:.1} ms"));
+    let proof_urls: Vec<String> = trace_urls.iter().map(|url| format!("{url}&proofs=true")).collect();
+    let (p50, p99, mean) = latencies(&client, &key, &proof_urls, &["timeline"]).await?;
+    println!("{:<34} {p50:>10.2} {p99:>10.2} {mean:>12.1}", "GET /v1/trace?epc=…&proofs=true");
+    summary.push(format!("trace with proofs p50 {p50:.1} ms p99 {p99:.1} ms"));
     let _ = stop.send(());
     server_task.await??;
     println!("summary: epcis on {} with {total} events: {}", store.backend().name(), summary.join("; "));

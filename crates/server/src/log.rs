@@ -152,7 +152,7 @@ pub(crate) async fn run_checkpointer(
 }
 
 /// The stored checkpoint with the cosignatures witnesses sent for it.
-async fn with_cosignatures(store: &Store, checkpoint: &StoredCheckpoint) -> Result<String, Problem> {
+pub(crate) async fn with_cosignatures(store: &Store, checkpoint: &StoredCheckpoint) -> Result<String, Problem> {
     let mut note = checkpoint.note.clone();
     for line in store.log_cosignatures(checkpoint.size).await? {
         note.push_str(&line);
@@ -240,15 +240,36 @@ impl TileReader for FetchedTiles {
 
 /// The hashes of a proof plan over the tree of `size`, read from the stored tiles.
 pub async fn proof_hashes(store: &Store, plan: &ProofPlan, size: u64) -> Result<Vec<Hash>, Problem> {
+    Ok(plans_hashes(store, std::slice::from_ref(plan), size).await?.pop().unwrap_or_default())
+}
+
+/// The hashes of several proof plans over the tree of `size`, their tiles read once.
+async fn plans_hashes(store: &Store, plans: &[ProofPlan], size: u64) -> Result<Vec<Vec<Hash>>, Problem> {
     let internal = |error: HashReadError| Problem::new("internal", format!("log tiles: {error}"));
-    let tiles = tiles_for_nodes(&plan.nodes(), size).map_err(internal)?;
+    let nodes: Vec<_> = plans.iter().flat_map(ProofPlan::nodes).collect();
+    let tiles = tiles_for_nodes(&nodes, size).map_err(internal)?;
     let datas = store.log_tiles(&tiles).await?;
     let mut fetched = Vec::with_capacity(tiles.len());
     for (tile, data) in tiles.into_iter().zip(datas) {
         fetched.push((tile, data.ok_or_else(|| internal(HashReadError::MissingTile(tile)))?));
     }
     let reader = FetchedTiles(fetched);
-    plan.execute(&TileHashReader::new(&reader, size)).map_err(internal)
+    let hashes = TileHashReader::new(&reader, size);
+    plans.iter().map(|plan| plan.execute(&hashes).map_err(internal)).collect()
+}
+
+/// Inclusion proofs of entries `indexes` under one signed checkpoint covering them all.
+pub(crate) async fn inclusion_proofs(
+    app: &AppState,
+    indexes: &[u64],
+) -> Result<(StoredCheckpoint, Vec<Vec<Hash>>), Problem> {
+    let checkpoint = checkpoint_covering(app, indexes.iter().copied().max().unwrap_or(0)).await?;
+    let plans = indexes
+        .iter()
+        .map(|index| ProofPlan::inclusion(*index, checkpoint.size).map_err(|error| problem(error.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hashes = plans_hashes(&app.store, &plans, checkpoint.size).await?;
+    Ok((checkpoint, hashes))
 }
 
 async fn committed_size(store: &Store, size: u64) -> Result<(), Problem> {

@@ -3,6 +3,11 @@
 //! carried it (the recall question), as a timeline and a graph (nodes: objects, edges: events).
 //! The links followed are those of [`epcis::trace`]; only events the caller may see are used.
 //!
+//! With `proofs=true` each logged event carries its log entry (the commitment) and its inclusion
+//! path, and the answer one signed checkpoint (`log`): the whole trace checks offline against the
+//! log's key; an event's fields check against its entry with the disclosures of
+//! `GET /events/{id}/proof`.
+//!
 //! Limits: at most [`TRACE_OBJECTS_MAX`] objects and [`TRACE_EVENTS_MAX`] events; a trace that
 //! reaches either says `"truncated": true`.
 
@@ -11,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use epcis::trace::{Reach, links_from, reach_through};
 use epcis::{Event, Identifier, VocabularyKind};
 use network::TenantId;
@@ -46,6 +53,9 @@ pub struct TraceParameters {
     epc: Option<String>,
     gtin: Option<String>,
     lot: Option<String>,
+    /// Add each event's inclusion proof under one signed checkpoint (`"log"`).
+    #[serde(default)]
+    proofs: bool,
 }
 
 /// The object a trace starts from: an EPC (any form), or a GTIN and lot (the lot's class).
@@ -163,6 +173,7 @@ fn timeline_entry(stored: &StoredEvent, event: &Event) -> Value {
         "objects": objects,
         "bizTransactions": event.business_transaction_list.iter().map(|transaction| transaction.id.as_str()).collect::<Vec<_>>(),
         "errorDeclared": event.error_declaration.is_some(),
+        "logIndex": stored.log_index,
     })
 }
 
@@ -177,9 +188,31 @@ pub async fn trace_endpoint(
     let mut timeline: Vec<(&StoredEvent, &Event)> =
         found.events.values().map(|(stored, event)| (stored, event)).collect();
     timeline.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
+    let mut entries: Vec<Value> = timeline.iter().map(|(stored, event)| timeline_entry(stored, event)).collect();
+    // With `proofs=true`: every logged event's inclusion path under one signed checkpoint, so the
+    // whole trace checks offline against the log's key.
+    let mut log = Value::Null;
+    if parameters.proofs {
+        let indexes: Vec<u64> =
+            timeline.iter().filter_map(|(stored, _)| stored.log_index).map(|index| index as u64).collect();
+        if !indexes.is_empty() {
+            let (checkpoint, paths) = crate::log::inclusion_proofs(&app, &indexes).await?;
+            let mut paths = paths.into_iter();
+            for entry in entries.iter_mut().filter(|entry| entry["logIndex"].is_u64()) {
+                let index = entry["logIndex"].as_u64().unwrap_or_default();
+                let logged = app.store.log_entries(index, 1).await?.pop().unwrap_or_default();
+                let path: Vec<String> = paths.next().unwrap_or_default().iter().map(|hash| hash.to_base64()).collect();
+                entry["logEntry"] = json!(BASE64.encode(logged));
+                entry["inclusionPath"] = json!(path);
+            }
+            let note = crate::log::with_cosignatures(&app.store, &checkpoint).await?;
+            log = json!({ "treeSize": checkpoint.size, "checkpoint": note });
+        }
+    }
     let body = json!({
         "start": start.as_str(),
-        "timeline": timeline.iter().map(|(stored, event)| timeline_entry(stored, event)).collect::<Vec<_>>(),
+        "timeline": entries,
+        "log": log,
         "graph": {
             "nodes": found.objects.iter().map(|(id, reach)| json!({"id": id, "kind": kind_of(id), "reach": reach.name()})).collect::<Vec<_>>(),
             "edges": found.edges.iter().map(|(from, to, relation, event_id)| json!({"from": from, "to": to, "relation": relation, "eventID": event_id})).collect::<Vec<_>>(),

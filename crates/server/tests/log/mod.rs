@@ -239,6 +239,30 @@ pub(super) async fn log_event_proofs_disclose_and_hide(app: &TestApp) {
     let unknown_parameter = app.raw_get(&format!("{path}?index=1"), Some(&farm), None).await;
     assert_eq!(unknown_parameter.status, StatusCode::BAD_REQUEST);
 
+    // A trace with proofs: each event's entry and inclusion path under one signed checkpoint.
+    let trace = app.get("/v1/trace?gtin=09506000134352&lot=LOTSECRET1&proofs=true", &farm).await;
+    assert_eq!(trace.status, StatusCode::OK, "{:?}", trace.body);
+    let checkpoint = policy.verify(trace.body["log"]["checkpoint"].as_str().unwrap().as_bytes()).unwrap().checkpoint;
+    let timeline = trace.body["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    for step in timeline {
+        use base64::Engine as _;
+        let entry = base64::engine::general_purpose::STANDARD.decode(step["logEntry"].as_str().unwrap()).unwrap();
+        let path: Vec<Hash> = step["inclusionPath"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hash| Hash::from_base64(hash.as_str().unwrap()).unwrap())
+            .collect();
+        let index = step["logIndex"].as_u64().unwrap();
+        tlog::verify_inclusion(&leaf_hash(&entry), index, checkpoint.size(), &path, checkpoint.root_hash())
+            .expect("the trace's proof verifies");
+        assert_eq!(entry, bundle.extra.clone().unwrap(), "the same entry as the event's proof bundle");
+    }
+    let plain = app.get("/v1/trace?gtin=09506000134352&lot=LOTSECRET1", &farm).await;
+    assert!(plain.body["log"].is_null() && plain.body["timeline"][0]["inclusionPath"].is_null());
+    assert!(plain.body["timeline"][0]["logIndex"].is_u64());
+
     // Others see no proof of an event they cannot see; unknown events have none.
     assert_eq!(app.raw_get(&path, Some(&stranger), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.raw_get("/events/urn%3Auuid%3Anone/proof", Some(&farm), None).await.status, StatusCode::NOT_FOUND);
