@@ -356,6 +356,27 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
     assert!(cosigned.contains("cosigned keten.localhost/log at size 6"), "{cosigned}");
     let (_, note) = runtime.block_on(fetch(&format!("{base}/log/checkpoint"), None));
     assert!(text(&note).contains("— witness.test "), "{}", text(&note));
+    // A cosignature that does not verify, or of a checkpoint the log never signed, is refused.
+    let note_text = text(&note);
+    let (checkpoint_text, _) = note_text.split_once("\n\n").unwrap();
+    let line = note_text.lines().find(|line| line.starts_with("— witness.test ")).unwrap();
+    let mut corrupted = line.to_owned();
+    let flip = corrupted.len() - 6;
+    let replacement = if &corrupted[flip..flip + 1] == "A" { "B" } else { "A" };
+    corrupted.replace_range(flip..flip + 1, replacement);
+    let forged_size = checkpoint_text.replacen("\n6\n", "\n7\n", 1);
+    for (body, why) in [
+        (format!("{checkpoint_text}\n\n{corrupted}\n"), "a bad signature"),
+        (format!("{forged_size}\n\n{line}\n"), "a checkpoint the log never signed"),
+    ] {
+        let answer = runtime.block_on(async {
+            let response =
+                reqwest::Client::new().post(format!("{base}/log/cosignatures")).body(body).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        });
+        assert_eq!(answer.0, 400, "{why}: {}", answer.1);
+        assert!(answer.1.contains("invalid-cosignature"), "{why}: {}", answer.1);
+    }
 
     // A proof bundle verifies offline with the log key and the witness quorum; not with another key.
     let (_, events) = runtime.block_on(fetch(&format!("{base}/events?EQ_bizStep=shipping"), Some(&salmon_key)));
