@@ -93,8 +93,9 @@ pub async fn log(options: LogOptions) -> anyhow::Result<()> {
             })
         });
         let mut waits_ms = Vec::with_capacity(options.checkpoints);
-        // Start after a full interval without entries (the append measurement just ended).
-        tokio::time::sleep(interval + Duration::from_millis(50)).await;
+        // Start after two intervals without entries (the append measurement just ended, and its
+        // last checkpoint may have been signed up to an interval after it).
+        tokio::time::sleep(interval * 2 + Duration::from_millis(50)).await;
         for round in 0..options.checkpoints {
             let documents = vec![generator.document(10)];
             capture_in_process(&store, &tenant, documents, 1).await?;

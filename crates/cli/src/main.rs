@@ -78,8 +78,9 @@ struct ServeOptions {
     log_origin: String,
     #[command(flatten)]
     log_key: log::LogKeyOptions,
-    /// How often a checkpoint is signed while entries arrive, in milliseconds (10 to 60,000).
-    #[arg(long, env = "KETEN_CHECKPOINT_INTERVAL_MS", default_value_t = 1000,
+    /// The longest an entry waits for a signed checkpoint, in milliseconds (10 to 60,000): one is
+    /// signed at once after a quiet spell, then at most this often while entries arrive.
+    #[arg(long, env = "KETEN_CHECKPOINT_INTERVAL_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     checkpoint_interval_ms: u64,
     /// A witness whose cosignatures the log accepts and serves (its verifier key; repeatable).
