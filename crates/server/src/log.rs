@@ -30,9 +30,9 @@ use serde::Deserialize;
 use serde_json::json;
 use store::log::{ENTRIES_READ_MAX, StoredCheckpoint};
 use store::{Mutation, Scope, Store, Write};
-use tlog::tiles::{TILE_WIDTH_MAX, encode_entry_bundle, tiles_for_nodes};
+use tlog::tiles::{TILE_WIDTH_MAX, TileContent, encode_entry_bundle, tiles_for_nodes};
 use tlog::{
-    Checkpoint, Hash, HashReadError, Note, NoteSigner, ProofBundle, ProofPlan, Tile, TileHashReader, TileReader,
+    Checkpoint, Hash, HashReadError, MemoryTileStore, Note, NoteSigner, ProofBundle, ProofPlan, TileHashReader,
     TileResource, VerifierKey,
 };
 
@@ -221,24 +221,6 @@ async fn tile(State(app): State<AppState>, Path(path): Path<String>) -> Result<R
     Ok(([(header::CONTENT_TYPE, OCTETS), (header::CACHE_CONTROL, IMMUTABLE)], body).into_response())
 }
 
-/// Tiles read ahead from the store for one proof (the tile reader of `tlog` is synchronous).
-struct FetchedTiles(Vec<(Tile, Vec<u8>)>);
-
-impl TileReader for FetchedTiles {
-    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, HashReadError> {
-        tiles
-            .iter()
-            .map(|tile| {
-                self.0
-                    .iter()
-                    .find(|(fetched, _)| fetched == tile)
-                    .map(|(_, data)| data.clone())
-                    .ok_or(HashReadError::MissingTile(*tile))
-            })
-            .collect()
-    }
-}
-
 /// The hashes of a proof plan over the tree of `size`, read from the stored tiles.
 pub async fn proof_hashes(store: &Store, plan: &ProofPlan, size: u64) -> Result<Vec<Hash>, Problem> {
     Ok(plans_hashes(store, std::slice::from_ref(plan), size).await?.pop().unwrap_or_default())
@@ -250,12 +232,13 @@ async fn plans_hashes(store: &Store, plans: &[ProofPlan], size: u64) -> Result<V
     let nodes: Vec<_> = plans.iter().flat_map(ProofPlan::nodes).collect();
     let tiles = tiles_for_nodes(&nodes, size).map_err(internal)?;
     let datas = store.log_tiles(&tiles).await?;
-    let mut fetched = Vec::with_capacity(tiles.len());
+    // Read ahead into memory: the tile reader of `tlog` is synchronous.
+    let mut fetched = MemoryTileStore::new();
     for (tile, data) in tiles.into_iter().zip(datas) {
-        fetched.push((tile, data.ok_or_else(|| internal(HashReadError::MissingTile(tile)))?));
+        let data = data.ok_or_else(|| internal(HashReadError::MissingTile(tile)))?;
+        fetched.write([TileContent { tile, data }]);
     }
-    let reader = FetchedTiles(fetched);
-    let hashes = TileHashReader::new(&reader, size);
+    let hashes = TileHashReader::new(&fetched, size);
     plans.iter().map(|plan| plan.execute(&hashes).map_err(internal)).collect()
 }
 

@@ -11,10 +11,8 @@
 //! tiles hold exactly the tree of that size; `log_state.root_hash` is its RFC 6962 root. Only the
 //! writer changes them, under the `log_state` row lock on PostgreSQL.
 
-use std::collections::HashMap;
-
 use tlog::tiles::{TILE_LEVEL_MAX, TileContent, tiles_for_append};
-use tlog::{Hash, HashReadError, Tile, TileHashReader, TileReader, leaf_hash};
+use tlog::{Hash, HashReadError, MemoryTileStore, Tile, TileHashReader, leaf_hash};
 
 use crate::backend::{Conn, on_conn, on_pool};
 use crate::writer::{Arg, execute};
@@ -92,7 +90,9 @@ impl LogBatch {
             return Ok(None);
         }
         let partials: Vec<Tile> = (0..=TILE_LEVEL_MAX).filter_map(|level| Tile::partial_at(level, old_size)).collect();
-        let mut tiles = TileMap::default();
+        // The old rightmost tiles, then the written ones, in memory (the tile reader of `tlog` is
+        // synchronous): every tile the new root needs is one of them, at its width in the new tree.
+        let mut tiles = MemoryTileStore::new();
         for tile in &partials {
             let row: Option<(Vec<u8>,)> = on_conn!(conn, connection => {
                 sqlx::query_as("SELECT hashes FROM log_tiles WHERE level = $1 AND tile_index = $2")
@@ -101,8 +101,9 @@ impl LogBatch {
                     .fetch_optional(&mut *connection)
                     .await
             })?;
-            if let Some((hashes,)) = row {
-                tiles.0.insert((tile.level(), tile.index()), hashes);
+            if let Some((mut hashes,)) = row {
+                hashes.truncate(tile.size_bytes());
+                tiles.write([TileContent { tile: *tile, data: hashes }]);
             }
         }
         let written = tiles_for_append(old_size, &self.leaf_hashes, &tiles).map_err(inconsistent)?;
@@ -119,8 +120,8 @@ impl LogBatch {
                 ],
             )
             .await?;
-            tiles.0.insert((tile.level(), tile.index()), data.clone());
         }
+        tiles.write(written);
         let new_size = old_size + self.leaf_hashes.len() as u64;
         let root = tlog::tree_hash(new_size, &TileHashReader::new(&tiles, new_size)).map_err(inconsistent)?;
         execute(
@@ -137,22 +138,6 @@ impl LogBatch {
 
 fn inconsistent(error: HashReadError) -> sqlx::Error {
     sqlx::Error::Protocol(format!("the stored transparency log tiles are inconsistent: {error}"))
-}
-
-/// Tiles held in memory for one append: each the widest version known.
-#[derive(Default)]
-struct TileMap(HashMap<(u8, u64), Vec<u8>>);
-
-impl TileReader for TileMap {
-    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, HashReadError> {
-        tiles
-            .iter()
-            .map(|tile| match self.0.get(&(tile.level(), tile.index())) {
-                Some(data) if data.len() >= tile.size_bytes() => Ok(data[..tile.size_bytes()].to_vec()),
-                _ => Err(HashReadError::MissingTile(*tile)),
-            })
-            .collect()
-    }
 }
 
 /// The log's size and root hash as last committed.
