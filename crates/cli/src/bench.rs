@@ -163,6 +163,7 @@ async fn measure(url: &str, mode: Mode, clients: usize, duration: Duration) -> a
                     description: None,
                     temperature_class: TemperatureClass::Chilled,
                     shelf_life_days: Some(10),
+                    min_remaining_shelf_life_days: None,
                     nutrition: Some(Nutrition { protein_g: Some(12.5), ..Nutrition::default() }),
                     country_of_origin: None,
                     supplier_party_id: None,

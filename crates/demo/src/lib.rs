@@ -158,6 +158,7 @@ fn product(spec: ProductSpec<'_>) -> Product {
         description: None,
         temperature_class: spec.class,
         shelf_life_days: Some(spec.shelf_life_days),
+        min_remaining_shelf_life_days: Some(spec.shelf_life_days / 3),
         nutrition: spec.nutrition,
         country_of_origin: Some(Country::parse(spec.country).expect("country")),
         supplier_party_id: spec.supplier.map(|id| PartyId::parse(id).expect("party")),

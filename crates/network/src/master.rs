@@ -68,6 +68,9 @@ pub struct Product {
     pub description: Option<String>,
     pub temperature_class: TemperatureClass,
     pub shelf_life_days: Option<u32>,
+    /// The fewest days of shelf life a delivered unit must have left (allocation skips lots that
+    /// would arrive with less). `None`: only not expired on delivery.
+    pub min_remaining_shelf_life_days: Option<u32>,
     pub nutrition: Option<Nutrition>,
     pub country_of_origin: Option<Country>,
     /// The farm, fishery or supplier the product comes from.
@@ -206,6 +209,16 @@ impl Coordinates {
     pub fn longitude_degrees(&self) -> f64 {
         self.longitude_degrees
     }
+
+    /// The great-circle (haversine) distance to `other`, on a sphere of the Earth's mean radius.
+    pub fn great_circle_km(&self, other: &Coordinates) -> f64 {
+        const EARTH_RADIUS_KM: f64 = 6371.0088;
+        let (lat1, lat2) = (self.latitude_degrees.to_radians(), other.latitude_degrees.to_radians());
+        let dlat = lat2 - lat1;
+        let dlon = (other.longitude_degrees - self.longitude_degrees).to_radians();
+        let a = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -306,9 +319,11 @@ pub struct Zone {
 impl Zone {
     pub const CAPACITY_PALLETS_MAX: u32 = 1_000_000;
 
-    /// Whether the zone keeps a product of this class within its range.
+    /// Whether the zone keeps a product of this class within the class's range: the zone's whole
+    /// range lies inside the class's (a 0–2 °C room suits chilled goods, 0–4 °C; an ambient hall
+    /// does not).
     pub fn suits(&self, class: &TemperatureClass) -> bool {
-        self.range.covers(&class.range())
+        class.range().covers(&self.range)
     }
 }
 
@@ -426,6 +441,21 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_suits_a_class_when_it_stays_inside_the_class_range() {
+        let zone = |min, max| Zone {
+            name: ZoneName::parse("z").unwrap(),
+            range: TemperatureRange { min_celsius: min, max_celsius: max },
+            capacity_pallets: 1,
+        };
+        assert!(zone(Some(0.0), Some(2.0)).suits(&TemperatureClass::Chilled));
+        assert!(!zone(Some(0.0), Some(6.0)).suits(&TemperatureClass::Chilled));
+        assert!(!zone(None, None).suits(&TemperatureClass::Chilled));
+        assert!(zone(None, None).suits(&TemperatureClass::Ambient));
+        assert!(zone(Some(-25.0), Some(-20.0)).suits(&TemperatureClass::Frozen));
+        assert!(!zone(Some(2.0), Some(8.0)).suits(&TemperatureClass::Frozen));
+    }
 
     #[test]
     fn local_times_are_hh_mm() {

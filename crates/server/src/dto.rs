@@ -250,6 +250,8 @@ pub struct ProductInput {
     /// Only for `custom`.
     pub temperature_max_celsius: Option<f64>,
     pub shelf_life_days: Option<u32>,
+    /// Allocation ships only lots with at least this many days left on delivery.
+    pub min_remaining_shelf_life_days: Option<u32>,
     /// Per 100 g.
     pub nutrition: Option<NutritionBody>,
     /// ISO 3166-1 alpha-2.
@@ -287,6 +289,10 @@ impl ProductInput {
         if let Some(days) = self.shelf_life_days {
             checker.bounded("/shelf_life_days", u64::from(days), 1, u64::from(Product::SHELF_LIFE_DAYS_MAX));
         }
+        if let Some(days) = self.min_remaining_shelf_life_days {
+            let max = self.shelf_life_days.unwrap_or(Product::SHELF_LIFE_DAYS_MAX);
+            checker.bounded("/min_remaining_shelf_life_days", u64::from(days), 0, u64::from(max));
+        }
         let nutrition = self.nutrition.map(|body| {
             let mut value = |field: &str, input: Option<f64>, max: f64| {
                 input.and_then(|number| {
@@ -320,6 +326,7 @@ impl ProductInput {
             description,
             temperature_class: class,
             shelf_life_days,
+            min_remaining_shelf_life_days: self.min_remaining_shelf_life_days,
             nutrition,
             country_of_origin: country.flatten(),
             supplier_party_id: supplier.flatten(),
@@ -338,6 +345,7 @@ pub struct ProductView {
     pub temperature_min_celsius: Option<f64>,
     pub temperature_max_celsius: Option<f64>,
     pub shelf_life_days: Option<u32>,
+    pub min_remaining_shelf_life_days: Option<u32>,
     pub nutrition: Option<NutritionBody>,
     pub country_of_origin: Option<String>,
     pub supplier_party_id: Option<String>,
@@ -358,6 +366,7 @@ impl From<Product> for ProductView {
             temperature_min_celsius: range.min_celsius,
             temperature_max_celsius: range.max_celsius,
             shelf_life_days: product.shelf_life_days,
+            min_remaining_shelf_life_days: product.min_remaining_shelf_life_days,
             nutrition: product.nutrition.map(|nutrition| NutritionBody {
                 energy_kj: nutrition.energy_kj,
                 energy_kcal: nutrition.energy_kcal,

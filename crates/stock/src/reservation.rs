@@ -124,10 +124,7 @@ mod tests {
 
         let mut open = Reservation::pending(None);
         assert_eq!(open.state_at(i64::MAX), ReservationState::Pending);
-        assert_eq!(
-            open.post(&[5], &[6], 0),
-            Err(ReservationError::OverShipped { line: 0, shipped: 6, reserved: 5 })
-        );
+        assert_eq!(open.post(&[5], &[6], 0), Err(ReservationError::OverShipped { line: 0, shipped: 6, reserved: 5 }));
         assert_eq!(open.post(&[5], &[], 0), Err(ReservationError::LineCount { lines: 1, found: 0 }));
         assert_eq!(open.state, ReservationState::Pending, "a refused post changes nothing");
         assert_eq!(open.void(0), Ok(()));

@@ -45,7 +45,7 @@ impl TenantRow {
 
 pub(crate) const PRODUCT_COLUMNS: &str = "gtin, name, brand, description, temperature_class, temperature_min_celsius, \
     temperature_max_celsius, shelf_life_days, energy_kj, energy_kcal, fat_g, saturates_g, carbohydrate_g, sugars_g, \
-    protein_g, salt_g, country_of_origin, supplier_party_id";
+    protein_g, salt_g, country_of_origin, supplier_party_id, min_remaining_shelf_life_days";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct ProductRow {
@@ -67,6 +67,7 @@ pub(crate) struct ProductRow {
     salt_g: Option<f64>,
     country_of_origin: Option<String>,
     supplier_party_id: Option<String>,
+    min_remaining_shelf_life_days: Option<i64>,
 }
 
 impl ProductRow {
@@ -101,6 +102,7 @@ impl ProductRow {
             description: self.description,
             temperature_class,
             shelf_life_days: self.shelf_life_days.map(|days| days as u32),
+            min_remaining_shelf_life_days: self.min_remaining_shelf_life_days.map(|days| days as u32),
             nutrition,
             country_of_origin: optional("country", self.country_of_origin.as_deref(), Country::parse)?,
             supplier_party_id: optional("party", self.supplier_party_id.as_deref(), PartyId::parse)?,

@@ -820,8 +820,8 @@ async fn apply_mutation(
                 put_sql(
 "INSERT INTO products (tenant_id, gtin, name, brand, description, temperature_class, temperature_min_celsius, \
                  temperature_max_celsius, shelf_life_days, energy_kj, energy_kcal, fat_g, saturates_g, carbohydrate_g, sugars_g, \
-                 protein_g, salt_g, country_of_origin, supplier_party_id, created_unix_ms, updated_unix_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
+                 protein_g, salt_g, country_of_origin, supplier_party_id, min_remaining_shelf_life_days, created_unix_ms, updated_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20) \
                  ON CONFLICT (tenant_id, gtin) DO UPDATE SET name = excluded.name, brand = excluded.brand, \
                  description = excluded.description, temperature_class = excluded.temperature_class, \
                  temperature_min_celsius = excluded.temperature_min_celsius, temperature_max_celsius = excluded.temperature_max_celsius, \
@@ -829,7 +829,7 @@ async fn apply_mutation(
                  fat_g = excluded.fat_g, saturates_g = excluded.saturates_g, carbohydrate_g = excluded.carbohydrate_g, \
                  sugars_g = excluded.sugars_g, protein_g = excluded.protein_g, salt_g = excluded.salt_g, \
                  country_of_origin = excluded.country_of_origin, supplier_party_id = excluded.supplier_party_id, \
-                 updated_unix_ms = excluded.updated_unix_ms", *mode),
+                 min_remaining_shelf_life_days = excluded.min_remaining_shelf_life_days, updated_unix_ms = excluded.updated_unix_ms", *mode),
                 &[
                     Arg::Text(tenant),
                     Arg::Text(gtin),
@@ -851,6 +851,7 @@ async fn apply_mutation(
                     Arg::OptionalText(country.as_deref()),
                     Arg::OptionalText(product.supplier_party_id.as_ref().map(PartyId::as_str)),
                     Arg::Integer(now_unix_ms),
+                    Arg::OptionalInteger(product.min_remaining_shelf_life_days.map(i64::from)),
                 ],
             )
             .await?;

@@ -97,6 +97,7 @@ fn product(number: u64, name: &str) -> Product {
         description: None,
         temperature_class: TemperatureClass::Chilled,
         shelf_life_days: Some(12),
+        min_remaining_shelf_life_days: None,
         nutrition: Some(Nutrition { energy_kj: Some(850.0), protein_g: Some(20.5), ..Nutrition::default() }),
         country_of_origin: Some(Country::parse("NO").unwrap()),
         supplier_party_id: None,

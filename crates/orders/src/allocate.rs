@@ -1,0 +1,441 @@
+//! Allocation: which sites, zones and lots an order ships from.
+//!
+//! Rules, in order:
+//! 1. **Eligible stock**: lots that are available (status), in a zone whose range suits the
+//!    product's temperature class, and that on the promised delivery date still have the product's
+//!    minimum remaining shelf life (a lot without expiry always qualifies).
+//! 2. **One shipment if possible**: among the sites that can ship every line in full and meet the
+//!    service (and the latest delivery), the cheapest (handling + lane + last-mile kilometres), then
+//!    the earliest promise, then the GLN (so the choice is deterministic).
+//! 3. **Otherwise a split**, at most [`SHIPMENTS_MAX`] shipments: repeatedly the site that covers
+//!    the most remaining units (ties: cheapest), each shipment with its own route.
+//! 4. **FEFO within a site**: earliest expiry first (lots without expiry last), then lot number.
+//!
+//! The decision and every candidate's outcome are kept, so `GET /v1/orders/{id}` shows why.
+
+use std::collections::BTreeMap;
+
+use gs1::{Gln, Gtin};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use network::{Location, Service, TemperatureClass, ZoneName};
+
+use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, route};
+
+/// The most shipments one order is split into.
+pub const SHIPMENTS_MAX: usize = 3;
+/// The most lines of one order.
+pub const LINES_MAX: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub gtin: Gtin,
+    pub quantity: i64,
+}
+
+/// What allocation needs to know of a product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductRule {
+    pub gtin: Gtin,
+    pub class: TemperatureClass,
+    pub min_remaining_shelf_life_days: u32,
+}
+
+/// Units of one lot in one zone of a site that can be reserved now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLot {
+    pub site: Gln,
+    pub zone: ZoneName,
+    pub gtin: Gtin,
+    pub lot: String,
+    pub expiry: Option<Date>,
+    pub available: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderRequest<'a> {
+    pub lines: &'a [Line],
+    pub products: &'a [ProductRule],
+    pub destination: &'a Destination,
+    pub service: Service,
+    pub placed_unix_ms: i64,
+    pub latest_delivery_unix_ms: Option<i64>,
+}
+
+/// Units of one line taken from one lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    pub line: usize,
+    pub zone: ZoneName,
+    pub lot: String,
+    pub expiry: Option<Date>,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipment {
+    pub site: Gln,
+    pub route: Route,
+    pub picks: Vec<Pick>,
+}
+
+/// How one candidate site fared.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CandidateOutcome {
+    /// Ships (part of) the order.
+    Chosen { cost_cents: u64, promised_by_unix_ms: i64 },
+    /// Could ship every line, but another site was cheaper or sooner.
+    Passed { cost_cents: u64, promised_by_unix_ms: i64 },
+    /// Holds eligible units of only some lines (units per line).
+    Partial { eligible_units: Vec<i64> },
+    /// Cannot reach the destination in time.
+    NoRoute(NoRoute),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub site: Gln,
+    pub outcome: CandidateOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The rule that decided, in words.
+    pub rule: String,
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    pub shipments: Vec<Shipment>,
+    /// The latest of the shipments' promises.
+    pub promised_by_unix_ms: i64,
+    pub decision: Decision,
+}
+
+/// A line that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    pub line: usize,
+    pub gtin: Gtin,
+    pub wanted: i64,
+    /// Units that qualify (status, zone, shelf life) at sites that reach the destination in time.
+    pub eligible: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AllocationError {
+    #[error("line {line}: {gtin} is not a product of this merchant")]
+    UnknownProduct { line: usize, gtin: Gtin },
+    #[error("not enough stock for {} line(s)", .shortages.len())]
+    Short { shortages: Vec<Shortage>, decision: Decision },
+    #[error("the order would need more than {SHIPMENTS_MAX} shipments")]
+    TooManyShipments { decision: Decision },
+}
+
+fn rule<'a>(request: &OrderRequest<'a>, gtin: &Gtin) -> Option<&'a ProductRule> {
+    request.products.iter().find(|product| product.gtin == *gtin)
+}
+
+/// Days from `delivery` until `expiry` (negative when already past).
+fn days_left(expiry: Date, delivery: Date) -> i64 {
+    (expiry - delivery).get_days() as i64
+}
+
+struct SiteView<'a> {
+    site: &'a Location,
+    /// Per line: eligible lots, FEFO order, as indexes into the stock slice.
+    lots: Vec<Vec<usize>>,
+}
+
+/// Allocates an order against `stock` (available units now). Pure: the caller reserves.
+pub fn allocate(
+    network: NetworkView<'_>,
+    stock: &[StockLot],
+    request: &OrderRequest<'_>,
+) -> Result<Allocation, AllocationError> {
+    let mut rules = Vec::with_capacity(request.lines.len());
+    for (line, order_line) in request.lines.iter().enumerate() {
+        let product = rule(request, &order_line.gtin)
+            .ok_or_else(|| AllocationError::UnknownProduct { line, gtin: order_line.gtin.clone() })?;
+        rules.push(product);
+    }
+    let all_classes: Vec<TemperatureClass> = classes_of(&rules, 0..request.lines.len());
+
+    // Sites holding any of the order's products, in GLN order.
+    let mut by_site: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (index, lot) in stock.iter().enumerate() {
+        if lot.available > 0 && request.lines.iter().any(|line| line.gtin == lot.gtin) {
+            by_site.entry(lot.site.to_string()).or_default().push(index);
+        }
+    }
+    let mut candidates = Vec::new();
+    let mut views: Vec<(SiteView<'_>, Result<Route, NoRoute>)> = Vec::new();
+    for indexes in by_site.values() {
+        let Some(site) = network.site(&stock[indexes[0]].site) else { continue };
+        let whole = route(network, site, &promise(request, &all_classes));
+        let delivery = whole.as_ref().ok().map(|route| delivery_date(route, request.destination));
+        let lots = eligible_lots(site, stock, indexes, request, &rules, delivery);
+        views.push((SiteView { site, lots }, whole));
+    }
+
+    // One shipment if any site can: simulate the picks (lines of one GTIN share its lots).
+    let mut full: Vec<(u64, i64, usize, Route, Vec<Pick>)> = Vec::new();
+    for (index, (view, whole)) in views.iter().enumerate() {
+        if let Ok(route) = whole {
+            let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
+            let picks = take(stock, &view.lots, request, &mut vec![0; stock.len()], &mut remaining);
+            if remaining.iter().all(|units| *units == 0) {
+                full.push((route.cost_cents, route.promised_by_unix_ms, index, route.clone(), picks));
+            }
+        }
+    }
+    full.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let full_sites: Vec<usize> = full.iter().map(|candidate| candidate.2).collect();
+    if let Some((_, _, chosen, route, picks)) = full.into_iter().next() {
+        for (index, (view, whole)) in views.iter().enumerate() {
+            let outcome = match whole {
+                Ok(route) if index == chosen => CandidateOutcome::Chosen {
+                    cost_cents: route.cost_cents,
+                    promised_by_unix_ms: route.promised_by_unix_ms,
+                },
+                Ok(route) if full_sites.contains(&index) => CandidateOutcome::Passed {
+                    cost_cents: route.cost_cents,
+                    promised_by_unix_ms: route.promised_by_unix_ms,
+                },
+                Ok(_) => CandidateOutcome::Partial { eligible_units: units_per_line(stock, view) },
+                Err(no_route) => CandidateOutcome::NoRoute(no_route.clone()),
+            };
+            candidates.push(Candidate { site: view.site.gln.clone(), outcome });
+        }
+        let rule = if full_sites.len() == 1 {
+            "one shipment: the only site that holds every line and meets the service".to_owned()
+        } else {
+            format!(
+                "one shipment: the cheapest of {} sites that hold every line and meet the service",
+                full_sites.len()
+            )
+        };
+        return Ok(Allocation {
+            promised_by_unix_ms: route.promised_by_unix_ms,
+            shipments: vec![Shipment { site: views[chosen].0.site.gln.clone(), route, picks }],
+            decision: Decision { rule, candidates },
+        });
+    }
+
+    // A split: each step takes the site covering the most remaining units.
+    let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
+    let mut used = vec![0i64; stock.len()];
+    let mut shipments: Vec<Shipment> = Vec::new();
+    let mut chosen_sites: Vec<usize> = Vec::new();
+    let mut split_routes: BTreeMap<usize, Result<Route, NoRoute>> = BTreeMap::new();
+    while remaining.iter().any(|units| *units > 0) {
+        let mut best: Option<(i64, u64, usize, Route)> = None;
+        for (index, (view, _)) in views.iter().enumerate() {
+            if chosen_sites.contains(&index) {
+                continue;
+            }
+            let lines: Vec<usize> = (0..remaining.len())
+                .filter(|line| remaining[*line] > 0 && eligible_left(stock, &view.lots[*line], &used) > 0)
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let classes = classes_of(&rules, lines.iter().copied());
+            let partial = route(network, view.site, &promise(request, &classes));
+            let Ok(site_route) = partial.clone() else {
+                split_routes.insert(index, partial);
+                continue;
+            };
+            split_routes.insert(index, partial);
+            let covered: i64 =
+                lines.iter().map(|line| remaining[*line].min(eligible_left(stock, &view.lots[*line], &used))).sum();
+            let better = match &best {
+                None => true,
+                Some((best_covered, best_cost, _, _)) => {
+                    (covered, std::cmp::Reverse(site_route.cost_cents)) > (*best_covered, std::cmp::Reverse(*best_cost))
+                }
+            };
+            if better {
+                best = Some((covered, site_route.cost_cents, index, site_route));
+            }
+        }
+        let Some((_, _, index, site_route)) = best else { break };
+        if shipments.len() == SHIPMENTS_MAX {
+            return Err(AllocationError::TooManyShipments {
+                decision: Decision {
+                    rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order"),
+                    candidates: report(&views, &split_routes, &chosen_sites, stock),
+                },
+            });
+        }
+        let picks = take(stock, &views[index].0.lots, request, &mut used, &mut remaining);
+        chosen_sites.push(index);
+        shipments.push(Shipment { site: views[index].0.site.gln.clone(), route: site_route, picks });
+    }
+    candidates = report(&views, &split_routes, &chosen_sites, stock);
+    if remaining.iter().any(|units| *units > 0) {
+        let shortages = remaining
+            .iter()
+            .enumerate()
+            .filter(|(_, units)| **units > 0)
+            .map(|(line, units)| Shortage {
+                line,
+                gtin: request.lines[line].gtin.clone(),
+                wanted: request.lines[line].quantity,
+                eligible: request.lines[line].quantity - units,
+            })
+            .collect();
+        let rule = "not enough eligible stock at sites that reach the destination in time".to_owned();
+        return Err(AllocationError::Short { shortages, decision: Decision { rule, candidates } });
+    }
+    let promised_by_unix_ms = shipments.iter().map(|shipment| shipment.route.promised_by_unix_ms).max().unwrap_or(0);
+    Ok(Allocation {
+        promised_by_unix_ms,
+        decision: Decision {
+            rule: format!(
+                "{} shipments: no single site holds every line in time; each step takes the site covering the most units",
+                shipments.len()
+            ),
+            candidates,
+        },
+        shipments,
+    })
+}
+
+fn report(
+    views: &[(SiteView<'_>, Result<Route, NoRoute>)],
+    split_routes: &BTreeMap<usize, Result<Route, NoRoute>>,
+    chosen: &[usize],
+    stock: &[StockLot],
+) -> Vec<Candidate> {
+    views
+        .iter()
+        .enumerate()
+        .map(|(index, (view, whole))| {
+            let route = split_routes.get(&index).unwrap_or(whole);
+            let outcome = match route {
+                Ok(route) if chosen.contains(&index) => CandidateOutcome::Chosen {
+                    cost_cents: route.cost_cents,
+                    promised_by_unix_ms: route.promised_by_unix_ms,
+                },
+                Err(no_route) => CandidateOutcome::NoRoute(no_route.clone()),
+                Ok(_) => CandidateOutcome::Partial { eligible_units: units_per_line(stock, view) },
+            };
+            Candidate { site: view.site.gln.clone(), outcome }
+        })
+        .collect()
+}
+
+fn promise<'a>(request: &'a OrderRequest<'a>, classes: &'a [TemperatureClass]) -> PromiseRequest<'a> {
+    PromiseRequest {
+        destination: request.destination,
+        service: request.service,
+        placed_unix_ms: request.placed_unix_ms,
+        latest_delivery_unix_ms: request.latest_delivery_unix_ms,
+        classes,
+    }
+}
+
+fn classes_of(rules: &[&ProductRule], lines: impl Iterator<Item = usize>) -> Vec<TemperatureClass> {
+    let mut classes: Vec<TemperatureClass> = Vec::new();
+    for line in lines {
+        if !classes.contains(&rules[line].class) {
+            classes.push(rules[line].class);
+        }
+    }
+    classes
+}
+
+fn delivery_date(route: &Route, destination: &Destination) -> Date {
+    Timestamp::from_millisecond(route.promised_by_unix_ms)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned(destination.time_zone.clone())
+        .date()
+}
+
+fn eligible_lots(
+    site: &Location,
+    stock: &[StockLot],
+    indexes: &[usize],
+    request: &OrderRequest<'_>,
+    rules: &[&ProductRule],
+    delivery: Option<Date>,
+) -> Vec<Vec<usize>> {
+    request
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(line, order_line)| {
+            let rule = rules[line];
+            let mut lots: Vec<usize> = indexes
+                .iter()
+                .copied()
+                .filter(|index| {
+                    let lot = &stock[*index];
+                    lot.gtin == order_line.gtin
+                        && site.zones.iter().any(|zone| zone.name == lot.zone && zone.suits(&rule.class))
+                        && match (lot.expiry, delivery) {
+                            (None, _) => true,
+                            (Some(expiry), Some(delivery)) => {
+                                days_left(expiry, delivery) >= i64::from(rule.min_remaining_shelf_life_days)
+                            }
+                            // No route: the site is reported as such; its lots are not counted.
+                            (Some(_), None) => false,
+                        }
+                })
+                .collect();
+            lots.sort_by(|a, b| {
+                let (a, b) = (&stock[*a], &stock[*b]);
+                (a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(b.expiry.is_none(), b.expiry, &b.lot, &b.zone))
+            });
+            lots
+        })
+        .collect()
+}
+
+fn eligible_units(stock: &[StockLot], lots: &[usize]) -> i64 {
+    lots.iter().map(|index| stock[*index].available).sum()
+}
+
+fn eligible_left(stock: &[StockLot], lots: &[usize], used: &[i64]) -> i64 {
+    lots.iter().map(|index| stock[*index].available - used[*index]).sum()
+}
+
+fn units_per_line(stock: &[StockLot], view: &SiteView<'_>) -> Vec<i64> {
+    view.lots.iter().map(|lots| eligible_units(stock, lots)).collect()
+}
+
+/// Takes the remaining units of each line from the site's lots, FEFO; updates `used` and
+/// `remaining`. Lines of the same GTIN share lots through `used`.
+fn take(
+    stock: &[StockLot],
+    lots: &[Vec<usize>],
+    request: &OrderRequest<'_>,
+    used: &mut [i64],
+    remaining: &mut [i64],
+) -> Vec<Pick> {
+    let mut picks = Vec::new();
+    for line in 0..request.lines.len() {
+        for &index in &lots[line] {
+            if remaining[line] == 0 {
+                break;
+            }
+            let units = (stock[index].available - used[index]).min(remaining[line]);
+            if units <= 0 {
+                continue;
+            }
+            used[index] += units;
+            remaining[line] -= units;
+            let lot = &stock[index];
+            picks.push(Pick {
+                line,
+                zone: lot.zone.clone(),
+                lot: lot.lot.clone(),
+                expiry: lot.expiry,
+                quantity: units,
+            });
+        }
+    }
+    picks
+}

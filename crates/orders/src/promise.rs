@@ -1,0 +1,281 @@
+//! The delivery promise: when an order shipped from a site reaches its destination.
+//!
+//! The model, step by step (each constant is documented and public):
+//! 1. **Cut-off.** A site offers a service if it has a cut-off time for it (a site with any
+//!    cut-off also offers `standard`, at its latest cut-off). An order placed at or before the day's
+//!    cut-off (site's local time) is picked that day, starting no earlier than [`WORKDAY_START`];
+//!    after the cut-off it waits for the next workday's start.
+//! 2. **Pick and pack**: the site's `pick_pack_lead_minutes`.
+//! 3. **Line haul** (when the destination is beyond the site's last-mile reach): a lane from the
+//!    site to a site within reach of the destination, carrying every temperature class of the
+//!    shipment; the next departure (origin's local time) at or after packing, the lane's transit,
+//!    then the receiving site's `pick_pack_lead_minutes` to cross-dock.
+//! 4. **Last mile** from a site within [`LAST_MILE_REACH_KM`]: vans leave between
+//!    [`LAST_MILE_FIRST_DEPARTURE`] and [`LAST_MILE_LAST_DEPARTURE`] (local), drive the great-circle
+//!    distance × [`ROAD_FACTOR`] at [`LAST_MILE_SPEED_KM_PER_H`], and the promise adds
+//!    [`LAST_MILE_WINDOW_MINUTES`] for the other stops of the route.
+//! 5. **The service's bound**, in the destination's time zone: `express_12h` within 12 h of the
+//!    order, `same_day` on the order's local date, `next_day` by the end of the next local day,
+//!    `standard` within [`STANDARD_DAYS_MAX`] days; and never after the order's latest delivery.
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use network::{Coordinates, Lane, LaneId, LocalTime, Location, Service, TemperatureClass};
+
+/// Picking starts at 06:00 local.
+pub const WORKDAY_START: u16 = 6 * 60;
+/// Last-mile vans leave from 07:00 …
+pub const LAST_MILE_FIRST_DEPARTURE: u16 = 7 * 60;
+/// … until 20:00 local.
+pub const LAST_MILE_LAST_DEPARTURE: u16 = 20 * 60;
+/// A site delivers the last mile itself within this great-circle distance.
+pub const LAST_MILE_REACH_KM: f64 = 60.0;
+/// Road distance per great-circle distance.
+pub const ROAD_FACTOR: f64 = 1.3;
+pub const LAST_MILE_SPEED_KM_PER_H: f64 = 30.0;
+/// Time a delivery route spends on other stops before this one, at most.
+pub const LAST_MILE_WINDOW_MINUTES: i64 = 120;
+/// The longest a `standard` delivery may take.
+pub const STANDARD_DAYS_MAX: i64 = 5;
+/// Cost of a shipment's handling (pick, pack, label), in cents.
+pub const SHIPMENT_COST_CENTS: u64 = 300;
+/// Cost of a last-mile kilometre (road distance), in cents.
+pub const LAST_MILE_COST_CENTS_PER_KM: f64 = 60.0;
+
+/// Where an order goes: coordinates and the time zone of the place (a pickup point's or an
+/// address's).
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub coordinates: Coordinates,
+    pub time_zone: TimeZone,
+}
+
+/// How a shipment from a site reaches the destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// When picking can start at the site.
+    pub pick_from_unix_ms: i64,
+    /// Packed and ready to leave.
+    pub ready_unix_ms: i64,
+    /// The lane taken to the delivering site, and its departure.
+    pub line_haul: Option<(LaneId, i64)>,
+    /// The site that delivers the last mile.
+    pub delivering_site: gs1::Gln,
+    pub last_mile_departure_unix_ms: i64,
+    pub last_mile_km: f64,
+    pub promised_by_unix_ms: i64,
+    pub cost_cents: u64,
+}
+
+/// Why a site cannot serve a destination with a service.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoRoute {
+    #[error("the site has no cut-off for {0}")]
+    NoCutoff(&'static str),
+    #[error("no lane from the site reaches a site within {LAST_MILE_REACH_KM} km of the destination for {0}")]
+    NoLane(String),
+    #[error("the earliest delivery, {earliest}, misses {service}'s bound ({bound})")]
+    ServiceMissed { service: &'static str, earliest: Timestamp, bound: Timestamp },
+    #[error("the earliest delivery, {earliest}, is after the latest delivery asked for ({latest})")]
+    TooLate { earliest: Timestamp, latest: Timestamp },
+    #[error("the site's time zone {0} is unknown")]
+    TimeZone(String),
+}
+
+fn timestamp(unix_ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(unix_ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn time_zone(location: &Location) -> Result<TimeZone, NoRoute> {
+    TimeZone::get(location.time_zone.as_str()).map_err(|_| NoRoute::TimeZone(location.time_zone.as_str().to_owned()))
+}
+
+/// The first instant at or after `after` whose local time in `zone` is `minutes` after midnight.
+pub fn next_local_time(zone: &TimeZone, after: Timestamp, minutes: u16) -> Timestamp {
+    let local = after.to_zoned(zone.clone());
+    let date = local.date();
+    for days in 0..3 {
+        let Ok(day) = date.checked_add(days.days()) else { break };
+        let time = jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).unwrap_or_default();
+        if let Ok(candidate) = day.to_datetime(time).to_zoned(zone.clone())
+            && candidate.timestamp() >= after
+        {
+            return candidate.timestamp();
+        }
+    }
+    after
+}
+
+fn minutes_of_day(zone: &TimeZone, at: Timestamp) -> u16 {
+    let time = at.to_zoned(zone.clone()).time();
+    time.hour() as u16 * 60 + time.minute() as u16
+}
+
+/// The cut-off a site applies to a service, if it offers it.
+pub fn cutoff(site: &Location, service: Service) -> Option<LocalTime> {
+    let own = site.cutoffs.iter().find(|(offered, _)| *offered == service).map(|(_, time)| *time);
+    match (own, service) {
+        (Some(time), _) => Some(time),
+        (None, Service::Standard) => site.cutoffs.iter().map(|(_, time)| *time).max(),
+        (None, _) => None,
+    }
+}
+
+/// When an order placed at `placed` is packed and ready at `site`: (picking starts, ready).
+pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Result<(i64, i64), NoRoute> {
+    let zone = time_zone(site)?;
+    let cutoff = cutoff(site, service).ok_or(NoRoute::NoCutoff(service.name()))?;
+    let placed = timestamp(placed_unix_ms);
+    let local_minutes = minutes_of_day(&zone, placed);
+    let start = if local_minutes > cutoff.minutes_after_midnight() {
+        // Tomorrow's workday: the first workday start after today's cut-off.
+        let after_cutoff = placed + SignedDuration::from_mins(1);
+        let midnight = next_local_time(&zone, after_cutoff, 0);
+        next_local_time(&zone, midnight, WORKDAY_START)
+    } else if local_minutes < WORKDAY_START {
+        next_local_time(&zone, placed, WORKDAY_START)
+    } else {
+        placed
+    };
+    let ready = start + SignedDuration::from_mins(i64::from(site.pick_pack_lead_minutes));
+    Ok((start.as_millisecond(), ready.as_millisecond()))
+}
+
+fn last_mile(site: &Location, destination: &Destination, ready: Timestamp) -> Result<(i64, f64, i64), NoRoute> {
+    let zone = time_zone(site)?;
+    let km = site.coordinates.great_circle_km(&destination.coordinates) * ROAD_FACTOR;
+    let minutes = minutes_of_day(&zone, ready);
+    let departure = if (LAST_MILE_FIRST_DEPARTURE..=LAST_MILE_LAST_DEPARTURE).contains(&minutes) {
+        ready
+    } else {
+        next_local_time(&zone, ready, LAST_MILE_FIRST_DEPARTURE)
+    };
+    let drive_minutes = (km / LAST_MILE_SPEED_KM_PER_H * 60.0).ceil() as i64;
+    let promised = departure + SignedDuration::from_mins(drive_minutes + LAST_MILE_WINDOW_MINUTES);
+    Ok((departure.as_millisecond(), km, promised.as_millisecond()))
+}
+
+fn lane_carries(lane: &Lane, classes: &[TemperatureClass]) -> bool {
+    classes.iter().all(|class| lane.temperature_classes.contains(&class.name()))
+}
+
+/// The latest a service allows delivery for an order placed at `placed`, in the destination's zone.
+pub fn service_bound(service: Service, placed_unix_ms: i64, destination: &TimeZone) -> Timestamp {
+    let placed = timestamp(placed_unix_ms);
+    let end_of_day = |days: i64| {
+        let date = placed.to_zoned(destination.clone()).date();
+        date.checked_add((days + 1).days())
+            .ok()
+            .and_then(|next| next.to_zoned(destination.clone()).ok())
+            .map(|zoned| zoned.timestamp() - SignedDuration::from_millis(1))
+            .unwrap_or(placed)
+    };
+    match service {
+        Service::Express12h => placed + SignedDuration::from_hours(12),
+        Service::SameDay => end_of_day(0),
+        Service::NextDay => end_of_day(1),
+        Service::Standard => placed + SignedDuration::from_hours(24 * STANDARD_DAYS_MAX),
+    }
+}
+
+/// What a promise is asked for.
+#[derive(Debug, Clone)]
+pub struct PromiseRequest<'a> {
+    pub destination: &'a Destination,
+    pub service: Service,
+    pub placed_unix_ms: i64,
+    pub latest_delivery_unix_ms: Option<i64>,
+    /// Temperature classes the shipment holds (lanes must carry them all).
+    pub classes: &'a [TemperatureClass],
+}
+
+/// The network a promise is computed on: sites and lanes (any order).
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkView<'a> {
+    pub sites: &'a [Location],
+    pub lanes: &'a [Lane],
+}
+
+impl NetworkView<'_> {
+    pub fn site(&self, gln: &gs1::Gln) -> Option<&Location> {
+        self.sites.iter().find(|site| site.gln == *gln)
+    }
+}
+
+/// The best route (earliest promise, then cheapest) from `site` to the destination.
+pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest<'_>) -> Result<Route, NoRoute> {
+    let (pick_from, ready) = ready_at(site, request.service, request.placed_unix_ms)?;
+    let destination = request.destination;
+    let mut best: Option<Route> = None;
+    let mut consider = |candidate: Route| {
+        let better = match &best {
+            None => true,
+            Some(current) => {
+                (candidate.promised_by_unix_ms, candidate.cost_cents)
+                    < (current.promised_by_unix_ms, current.cost_cents)
+            }
+        };
+        if better {
+            best = Some(candidate);
+        }
+    };
+    if site.coordinates.great_circle_km(&destination.coordinates) <= LAST_MILE_REACH_KM {
+        let (departure, km, promised) = last_mile(site, destination, timestamp(ready))?;
+        consider(Route {
+            pick_from_unix_ms: pick_from,
+            ready_unix_ms: ready,
+            line_haul: None,
+            delivering_site: site.gln.clone(),
+            last_mile_departure_unix_ms: departure,
+            last_mile_km: km,
+            promised_by_unix_ms: promised,
+            cost_cents: SHIPMENT_COST_CENTS + (km * LAST_MILE_COST_CENTS_PER_KM).round() as u64,
+        });
+    }
+    let origin_zone = time_zone(site)?;
+    for lane in network.lanes.iter().filter(|lane| lane.from == site.gln) {
+        let Some(hub) = network.site(&lane.to) else { continue };
+        if hub.coordinates.great_circle_km(&destination.coordinates) > LAST_MILE_REACH_KM
+            || !lane_carries(lane, request.classes)
+        {
+            continue;
+        }
+        let Some(departure) = lane
+            .departures
+            .iter()
+            .map(|time| next_local_time(&origin_zone, timestamp(ready), time.minutes_after_midnight()))
+            .min()
+        else {
+            continue;
+        };
+        let arrival = departure + SignedDuration::from_mins(i64::from(lane.transit_minutes));
+        let cross_docked = arrival + SignedDuration::from_mins(i64::from(hub.pick_pack_lead_minutes));
+        let (last_departure, km, promised) = last_mile(hub, destination, cross_docked)?;
+        consider(Route {
+            pick_from_unix_ms: pick_from,
+            ready_unix_ms: ready,
+            line_haul: Some((lane.lane_id.clone(), departure.as_millisecond())),
+            delivering_site: hub.gln.clone(),
+            last_mile_departure_unix_ms: last_departure,
+            last_mile_km: km,
+            promised_by_unix_ms: promised,
+            cost_cents: SHIPMENT_COST_CENTS
+                + lane.cost_per_pallet_cents
+                + (km * LAST_MILE_COST_CENTS_PER_KM).round() as u64,
+        });
+    }
+    let route = best.ok_or_else(|| {
+        NoRoute::NoLane(request.classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", "))
+    })?;
+    let earliest = timestamp(route.promised_by_unix_ms);
+    let bound = service_bound(request.service, request.placed_unix_ms, &destination.time_zone);
+    if earliest > bound {
+        return Err(NoRoute::ServiceMissed { service: request.service.name(), earliest, bound });
+    }
+    if let Some(latest) = request.latest_delivery_unix_ms
+        && route.promised_by_unix_ms > latest
+    {
+        return Err(NoRoute::TooLate { earliest, latest: timestamp(latest) });
+    }
+    Ok(route)
+}

@@ -1,0 +1,329 @@
+//! Allocation and promises on a small network: the Amsterdam DC, the Oslo cold depot with its
+//! reefer lane to Amsterdam, and an ambient warehouse in Utrecht.
+
+use gs1::{Gln, Gtin};
+use jiff::civil::date;
+use jiff::tz::TimeZone;
+use network::{
+    Address, Coordinates, Country, Lane, LaneId, LocalTime, Location, LocationKind, Service, TemperatureClass,
+    TemperatureRange, TimeZoneName, Zone, ZoneName,
+};
+use orders::{
+    AllocationError, CandidateOutcome, Destination, Line, NetworkView, NoRoute, OrderRequest, ProductRule, StockLot,
+    allocate,
+};
+use proptest::prelude::*;
+
+fn with_check_digit(body: &str) -> String {
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    format!("{body}{}", gs1::check_digit(&digits))
+}
+
+fn gln(body: &str) -> Gln {
+    Gln::parse(&with_check_digit(body)).unwrap()
+}
+
+fn gtin(body: &str) -> Gtin {
+    Gtin::parse(&with_check_digit(body)).unwrap()
+}
+
+fn zone(name: &str, min: Option<f64>, max: Option<f64>) -> Zone {
+    Zone {
+        name: ZoneName::parse(name).unwrap(),
+        range: TemperatureRange { min_celsius: min, max_celsius: max },
+        capacity_pallets: 100,
+    }
+}
+
+fn site(
+    body: &str,
+    tz: &str,
+    latitude: f64,
+    longitude: f64,
+    zones: Vec<Zone>,
+    cutoffs: &[(Service, &str)],
+) -> Location {
+    Location {
+        gln: gln(body),
+        kind: LocationKind::Warehouse,
+        name: body.to_owned(),
+        address: Address::default(),
+        country: Country::parse("NL").unwrap(),
+        coordinates: Coordinates::new(latitude, longitude).unwrap(),
+        time_zone: TimeZoneName::parse(tz).unwrap(),
+        zones,
+        cutoffs: cutoffs.iter().map(|(service, time)| (*service, LocalTime::parse(time).unwrap())).collect(),
+        pick_pack_lead_minutes: 60,
+        party_id: None,
+    }
+}
+
+const AMSTERDAM: &str = "871000000001";
+const OSLO: &str = "703000000001";
+const UTRECHT: &str = "871000000002";
+const SALMON: &str = "0871000000001";
+const SOAP: &str = "0871000000002";
+
+fn network() -> (Vec<Location>, Vec<Lane>) {
+    let all = [(Service::SameDay, "14:00"), (Service::NextDay, "22:00"), (Service::Express12h, "20:00")];
+    let sites = vec![
+        site(
+            AMSTERDAM,
+            "Europe/Amsterdam",
+            52.35,
+            4.80,
+            vec![zone("chill", Some(0.0), Some(4.0)), zone("ambient", None, None)],
+            &all,
+        ),
+        site(
+            OSLO,
+            "Europe/Oslo",
+            59.91,
+            10.75,
+            vec![zone("chill", Some(0.0), Some(2.0))],
+            &[(Service::NextDay, "16:00")],
+        ),
+        site(UTRECHT, "Europe/Amsterdam", 52.09, 5.12, vec![zone("ambient", None, None)], &all),
+    ];
+    let lanes = vec![Lane {
+        lane_id: LaneId::parse("oslo-amsterdam").unwrap(),
+        from: gln(OSLO),
+        to: gln(AMSTERDAM),
+        transit_minutes: 12 * 60,
+        departures: vec![LocalTime::parse("18:00").unwrap()],
+        temperature_classes: vec!["chilled"],
+        cost_per_pallet_cents: 18_000,
+    }];
+    (sites, lanes)
+}
+
+fn products() -> Vec<ProductRule> {
+    vec![
+        ProductRule { gtin: gtin(SALMON), class: TemperatureClass::Chilled, min_remaining_shelf_life_days: 3 },
+        ProductRule { gtin: gtin(SOAP), class: TemperatureClass::Ambient, min_remaining_shelf_life_days: 0 },
+    ]
+}
+
+fn lot(
+    site: &str,
+    zone: &str,
+    product: &str,
+    lot: &str,
+    expiry: Option<jiff::civil::Date>,
+    available: i64,
+) -> StockLot {
+    StockLot {
+        site: gln(site),
+        zone: ZoneName::parse(zone).unwrap(),
+        gtin: gtin(product),
+        lot: lot.into(),
+        expiry,
+        available,
+    }
+}
+
+fn amsterdam_customer() -> Destination {
+    Destination {
+        coordinates: Coordinates::new(52.37, 4.90).unwrap(),
+        time_zone: TimeZone::get("Europe/Amsterdam").unwrap(),
+    }
+}
+
+/// 2026-12-01 10:00 in Amsterdam.
+fn ten_am() -> i64 {
+    date(2026, 12, 1)
+        .at(10, 0, 0, 0)
+        .to_zoned(TimeZone::get("Europe/Amsterdam").unwrap())
+        .unwrap()
+        .timestamp()
+        .as_millisecond()
+}
+
+fn order<'a>(
+    lines: &'a [Line],
+    products: &'a [ProductRule],
+    destination: &'a Destination,
+    service: Service,
+    placed: i64,
+) -> OrderRequest<'a> {
+    OrderRequest { lines, products, destination, service, placed_unix_ms: placed, latest_delivery_unix_ms: None }
+}
+
+fn line(product: &str, quantity: i64) -> Line {
+    Line { gtin: gtin(product), quantity }
+}
+
+#[test]
+fn fefo_takes_the_earliest_expiry_that_still_leaves_the_minimum_shelf_life() {
+    let (sites, lanes) = network();
+    let products = products();
+    let destination = amsterdam_customer();
+    let stock = vec![
+        lot(AMSTERDAM, "chill", SALMON, "L-LATE", Some(date(2026, 12, 12)), 50),
+        lot(AMSTERDAM, "chill", SALMON, "L-EARLY", Some(date(2026, 12, 6)), 4),
+        // Delivered on 1 December, this lot has 2 days left: less than the 3 the product needs.
+        lot(AMSTERDAM, "chill", SALMON, "L-TOO-SOON", Some(date(2026, 12, 3)), 100),
+        // Salmon in the ambient hall does not count.
+        lot(AMSTERDAM, "ambient", SALMON, "L-WARM", Some(date(2026, 12, 20)), 100),
+    ];
+    let lines = [line(SALMON, 10)];
+    let allocation = allocate(
+        NetworkView { sites: &sites, lanes: &lanes },
+        &stock,
+        &order(&lines, &products, &destination, Service::SameDay, ten_am()),
+    )
+    .unwrap();
+    assert_eq!(allocation.shipments.len(), 1);
+    let picks: Vec<(&str, i64)> =
+        allocation.shipments[0].picks.iter().map(|pick| (pick.lot.as_str(), pick.quantity)).collect();
+    assert_eq!(picks, [("L-EARLY", 4), ("L-LATE", 6)]);
+    // Same day: packed at 11:00; 7.15 km great-circle × 1.3 road at 30 km/h = 19 min; plus the
+    // route window of 2 h: 13:19 local.
+    let promised = jiff::Timestamp::from_millisecond(allocation.promised_by_unix_ms)
+        .unwrap()
+        .to_zoned(destination.time_zone.clone());
+    assert_eq!((promised.hour(), promised.minute()), (13, 19), "{promised}");
+}
+
+#[test]
+fn one_shipment_beats_a_split_and_the_cheapest_site_wins() {
+    let (sites, lanes) = network();
+    let products = products();
+    let destination = amsterdam_customer();
+    let stock = vec![
+        lot(AMSTERDAM, "chill", SALMON, "A", Some(date(2026, 12, 12)), 10),
+        lot(AMSTERDAM, "ambient", SOAP, "S1", None, 10),
+        lot(UTRECHT, "ambient", SOAP, "S2", None, 100),
+        lot(OSLO, "chill", SALMON, "O", Some(date(2026, 12, 20)), 100),
+    ];
+    let lines = [line(SALMON, 5), line(SOAP, 5)];
+    let network = NetworkView { sites: &sites, lanes: &lanes };
+    let allocation =
+        allocate(network, &stock, &order(&lines, &products, &destination, Service::NextDay, ten_am())).unwrap();
+    assert_eq!(allocation.shipments.len(), 1);
+    assert_eq!(allocation.shipments[0].site, gln(AMSTERDAM));
+    assert!(allocation.decision.rule.starts_with("one shipment"), "{}", allocation.decision.rule);
+    let outcome = |body: &str| {
+        allocation
+            .decision
+            .candidates
+            .iter()
+            .find(|candidate| candidate.site == gln(body))
+            .map(|candidate| candidate.outcome.clone())
+    };
+    assert!(matches!(outcome(AMSTERDAM), Some(CandidateOutcome::Chosen { .. })));
+    assert!(matches!(outcome(UTRECHT), Some(CandidateOutcome::Partial { .. })));
+    // Oslo cannot carry soap on its reefer lane.
+    assert!(matches!(outcome(OSLO), Some(CandidateOutcome::NoRoute(_))), "{:?}", outcome(OSLO));
+
+    // Not enough soap in Amsterdam: two shipments. Utrecht covers the most units (all 50 soap), so
+    // it goes first and Amsterdam ships only the salmon: no line is split.
+    let lines = [line(SALMON, 5), line(SOAP, 50)];
+    let split = allocate(network, &stock, &order(&lines, &products, &destination, Service::NextDay, ten_am())).unwrap();
+    let sites: Vec<Gln> = split.shipments.iter().map(|shipment| shipment.site.clone()).collect();
+    assert_eq!(sites, [gln(UTRECHT), gln(AMSTERDAM)]);
+    assert_eq!(split.shipments[1].picks.len(), 1);
+    let units: i64 = split
+        .shipments
+        .iter()
+        .flat_map(|shipment| &shipment.picks)
+        .filter(|pick| pick.line == 1)
+        .map(|pick| pick.quantity)
+        .sum();
+    assert_eq!(units, 50);
+}
+
+#[test]
+fn services_are_kept_or_refused_with_the_reason() {
+    let (sites, lanes) = network();
+    let products = products();
+    let destination = amsterdam_customer();
+    let network = NetworkView { sites: &sites, lanes: &lanes };
+    let stock = vec![lot(OSLO, "chill", SALMON, "O", Some(date(2026, 12, 20)), 100)];
+    let lines = [line(SALMON, 5)];
+    // Oslo at 10:00 → packed 11:00 (Oslo time), reefer leaves 18:00, 12 h, cross-dock 1 h, then the
+    // last mile: next day 07:00 + 19 min + 2 h → meets next_day; Oslo offers no express_12h.
+    let next_day =
+        allocate(network, &stock, &order(&lines, &products, &destination, Service::NextDay, ten_am())).unwrap();
+    let route = &next_day.shipments[0].route;
+    assert_eq!(route.line_haul.as_ref().map(|(lane, _)| lane.as_str()), Some("oslo-amsterdam"));
+    let promised = jiff::Timestamp::from_millisecond(next_day.promised_by_unix_ms)
+        .unwrap()
+        .to_zoned(destination.time_zone.clone());
+    assert_eq!((promised.day(), promised.hour(), promised.minute()), (2, 9, 19), "{promised}");
+    match allocate(network, &stock, &order(&lines, &products, &destination, Service::Express12h, ten_am())) {
+        Err(AllocationError::Short { shortages, decision }) => {
+            assert_eq!(shortages[0].wanted, 5);
+            assert!(
+                matches!(&decision.candidates[0].outcome, CandidateOutcome::NoRoute(NoRoute::NoCutoff("express_12h"))),
+                "{decision:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Same day in Amsterdam after its 14:00 cut-off: refused, the reason names the bound.
+    let stock = vec![lot(AMSTERDAM, "chill", SALMON, "A", Some(date(2026, 12, 20)), 100)];
+    let late = ten_am() + 5 * 3_600_000;
+    match allocate(network, &stock, &order(&lines, &products, &destination, Service::SameDay, late)) {
+        Err(AllocationError::Short { decision, .. }) => {
+            assert!(
+                matches!(
+                    &decision.candidates[0].outcome,
+                    CandidateOutcome::NoRoute(NoRoute::ServiceMissed { service: "same_day", .. })
+                ),
+                "{decision:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A latest delivery before the promise is refused too.
+    let mut request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+    request.latest_delivery_unix_ms = Some(ten_am() + 3_600_000);
+    assert!(matches!(allocate(network, &stock, &request), Err(AllocationError::Short { .. })));
+    // An unknown product is named.
+    let lines = [line("0871000000009", 1)];
+    assert!(matches!(
+        allocate(network, &stock, &order(&lines, &products, &destination, Service::NextDay, ten_am())),
+        Err(AllocationError::UnknownProduct { line: 0, .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the stock, an allocation picks exactly the ordered units, never more than a lot
+    /// holds, only from suitable zones, in at most the allowed number of shipments.
+    #[test]
+    fn allocations_are_exact_and_within_stock(
+        amounts in prop::collection::vec((0usize..3, 0usize..2, 0i64..20, 0i64..30), 1..12),
+        wanted in prop::collection::vec((0usize..2, 1i64..40), 1..4),
+    ) {
+        let (sites, lanes) = network();
+        let products = products();
+        let destination = amsterdam_customer();
+        let bodies = [AMSTERDAM, OSLO, UTRECHT];
+        let stock: Vec<StockLot> = amounts.iter().enumerate().map(|(index, (site, product, days, units))| {
+            let zone = if *product == 0 { "chill" } else { "ambient" };
+            lot(bodies[*site], zone, [SALMON, SOAP][*product], &format!("L{index}"), Some(date(2026, 12, 1).checked_add(jiff::ToSpan::days(*days)).unwrap()), *units)
+        }).collect();
+        let lines: Vec<Line> = wanted.iter().map(|(product, units)| line([SALMON, SOAP][*product], *units)).collect();
+        let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+        if let Ok(allocation) = allocate(NetworkView { sites: &sites, lanes: &lanes }, &stock, &request) {
+            prop_assert!(allocation.shipments.len() <= orders::SHIPMENTS_MAX);
+            for (index, order_line) in lines.iter().enumerate() {
+                let picked: i64 = allocation.shipments.iter().flat_map(|shipment| &shipment.picks).filter(|pick| pick.line == index).map(|pick| pick.quantity).sum();
+                prop_assert_eq!(picked, order_line.quantity);
+            }
+            for shipment in &allocation.shipments {
+                let site = sites.iter().find(|site| site.gln == shipment.site).unwrap();
+                for pick in &shipment.picks {
+                    let source = stock.iter().find(|lot| lot.site == shipment.site && lot.lot == pick.lot).unwrap();
+                    let used: i64 = allocation.shipments.iter().filter(|other| other.site == shipment.site).flat_map(|other| &other.picks).filter(|other| other.lot == pick.lot).map(|other| other.quantity).sum();
+                    prop_assert!(used <= source.available);
+                    let class = products.iter().find(|product| product.gtin == lines[pick.line].gtin).unwrap().class;
+                    prop_assert!(site.zones.iter().any(|zone| zone.name == pick.zone && zone.suits(&class)));
+                }
+            }
+        }
+    }
+}
