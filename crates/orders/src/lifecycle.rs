@@ -8,7 +8,9 @@
 //! ```
 //! An order is stored allocated (placing it allocates and reserves in one write); cancelling
 //! voids its reservation; shipping posts it (a short pick ships the packed units and releases the
-//! rest); nothing may ship before it is packed.
+//! rest); nothing may ship before it is packed. An order that lost its stock (a recall with no
+//! other lot to take) goes back to `accepted`: allocating it again, or cancelling it, are the ways
+//! on.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OrderStatus {
@@ -64,6 +66,8 @@ pub enum StockEffect {
     VoidReservation,
     /// Ship the packed units, release the rest.
     PostReservation,
+    /// Allocate and reserve again (an order that lost its stock).
+    Allocate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -77,7 +81,8 @@ pub struct TransitionError {
 pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<StockEffect, TransitionError> {
     use OrderStatus::*;
     let effect = match (from, to) {
-        (Accepted, Allocated) => StockEffect::None,
+        (Accepted, Allocated) => StockEffect::Allocate,
+        (Accepted, Cancelled) => StockEffect::None,
         (Allocated, Picking) | (Picking, Packed) => StockEffect::None,
         (Allocated | Picking | Packed, Cancelled) => StockEffect::VoidReservation,
         (Packed, Shipped) => StockEffect::PostReservation,
@@ -107,8 +112,9 @@ mod tests {
                 assert!(OrderStatus::VALUES.iter().all(|(_, to)| transition(status, *to).is_err()));
             }
             assert_eq!(OrderStatus::parse(status.name()), Some(status));
-            // Exactly the statuses that may be cancelled hold a reservation.
-            assert_eq!(status.holds_reservation(), transition(status, Cancelled).is_ok());
+            // Cancelling voids exactly the reservations the statuses hold.
+            let voids = transition(status, Cancelled) == Ok(StockEffect::VoidReservation);
+            assert_eq!(status.holds_reservation(), voids, "{status:?}");
         }
     }
 }

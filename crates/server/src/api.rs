@@ -44,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_product_link, list_product_links))
         .routes(routes!(delete_product_link))
         .routes(routes!(crate::scan::scan))
+        .merge(crate::fulfilment::router())
 }
 
 #[derive(Debug, OpenApi)]
@@ -137,25 +138,25 @@ impl PageParams {
     }
 }
 
-fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 /// The outcome of a write as seen by a handler.
-enum Written {
+pub(crate) enum Written {
     Applied(Applied),
     Replayed(StoredResponse),
 }
 
 impl Written {
     /// The answer: built by `respond` for a fresh write, the stored first answer for a replay.
-    fn into_response(self, respond: impl Fn(&Applied) -> StoredResponse) -> Response {
+    pub(crate) fn into_response(self, respond: impl Fn(&Applied) -> StoredResponse) -> Response {
         match self {
             Written::Applied(applied) => {
                 let stored = respond(&applied);
@@ -166,7 +167,7 @@ impl Written {
     }
 }
 
-fn replay(stored: StoredResponse) -> Response {
+pub(crate) fn replay(stored: StoredResponse) -> Response {
     let mut response = json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body);
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
@@ -174,7 +175,7 @@ fn replay(stored: StoredResponse) -> Response {
 
 /// Writes through the group-commit writer, honouring the Idempotency-Key: a retry with the same
 /// key and request gets the first answer; the same key with another request gets 422.
-async fn write(
+pub(crate) async fn write(
     app: &AppState,
     caller: &Principal,
     key: IdempotencyKey,
@@ -210,13 +211,13 @@ async fn write(
     }
 }
 
-fn created_or_ok(body: Vec<u8>) -> impl Fn(&Applied) -> StoredResponse + Send + Sync + Clone + 'static {
+pub(crate) fn created_or_ok(body: Vec<u8>) -> impl Fn(&Applied) -> StoredResponse + Send + Sync + Clone + 'static {
     move |applied: &Applied| StoredResponse { status: if applied.created { 201 } else { 200 }, body: body.clone() }
 }
 
 /// Master data is written by tenant writers into their own space, and by the operator into the
 /// shared network.
-fn require_writer(caller: &Caller) -> Result<&Principal, Problem> {
+pub(crate) fn require_writer(caller: &Caller) -> Result<&Principal, Problem> {
     if caller.0.is_operator() {
         return Ok(&caller.0);
     }
@@ -226,11 +227,11 @@ fn require_writer(caller: &Caller) -> Result<&Principal, Problem> {
     caller.require(Scope::TenantWrite)
 }
 
-fn require_reader(caller: &Caller) -> Result<&Principal, Problem> {
+pub(crate) fn require_reader(caller: &Caller) -> Result<&Principal, Problem> {
     if caller.0.is_operator() { Ok(&caller.0) } else { caller.require(Scope::TenantRead) }
 }
 
-fn path_value<T, E: std::fmt::Display>(
+pub(crate) fn path_value<T, E: std::fmt::Display>(
     name: &str,
     text: &str,
     parse: impl Fn(&str) -> Result<T, E>,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod dto;
 pub mod epcis;
 pub mod extract;
+pub mod fulfilment;
 pub mod log;
 pub mod metrics;
 pub mod pages;

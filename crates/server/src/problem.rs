@@ -77,6 +77,36 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "The Idempotency-Key header is empty, longer than 255 characters, or not visible ASCII.",
     ),
     (
+        "insufficient-stock",
+        409,
+        "Insufficient stock",
+        "The order (or movement) needs more eligible units than there are: `errors` names each short line with the units wanted and eligible; the detail lists why each site was passed over (status, zone, shelf life, no route in time). Nothing was reserved.",
+    ),
+    (
+        "invalid-transition",
+        409,
+        "Invalid order transition",
+        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), its hold expired, or the transition's data does not fit (one SSCC per shipment, shipped units per pick).",
+    ),
+    (
+        "lot-conflict",
+        409,
+        "Lot conflict",
+        "A lot is received with another expiry date than the one stored for it: a lot has one expiry.",
+    ),
+    (
+        "already-received",
+        409,
+        "Already received",
+        "The pallets of the advance shipping notice (or the named ones) were received before.",
+    ),
+    (
+        "zone-unsuitable",
+        422,
+        "Zone unsuitable",
+        "The zone's temperature range does not keep the product's class in range (e.g. chilled fish into an ambient hall).",
+    ),
+    (
         "unauthorized",
         401,
         "Unauthorized",
@@ -235,6 +265,9 @@ impl From<WriteError> for Problem {
             }
             WriteError::Stopped => Problem::new("unavailable", "the server is shutting down"),
             WriteError::Limit(limit) => Problem::new("limit-reached", limit),
+            WriteError::Refused { code, detail, errors } => {
+                Problem::new(code, detail).with_errors(crate::fulfilment::field_errors(errors))
+            }
             WriteError::Unavailable(error) => {
                 tracing::error!(%error, "database unavailable during a write");
                 Problem::new(

@@ -397,6 +397,8 @@ struct RecallStatus {
     /// The item, in canonical GS1 Digital Link form.
     item: String,
     recalled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall_id: Option<String>,
     checked_at: String,
 }
 
@@ -405,9 +407,20 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
     let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
     let link = digital_link_of(&app, path_and_query.trim_start_matches("/recall-status"))?;
     find(&app, &link).await?;
-    // Keten records no recalls yet (the fulfilment issue adds them): nothing is recalled.
-    let status =
-        RecallStatus { item: link.canonical_uri(), recalled: false, checked_at: jiff::Timestamp::now().to_string() };
+    // A lot (AI 10) of a product is recalled by its brand's recall; a product without a lot in the
+    // link is reported recalled only through its lots' own links.
+    let key = link.primary_key();
+    let lot = link.qualifiers().iter().find(|element| element.code() == "10").map(|element| element.value().to_owned());
+    let recall_id = match (key.code(), lot) {
+        ("01", Some(lot)) => app.store.lot_recall(&key.value()[..14], &lot).await?,
+        _ => None,
+    };
+    let status = RecallStatus {
+        item: link.canonical_uri(),
+        recalled: recall_id.is_some(),
+        recall_id,
+        checked_at: jiff::Timestamp::now().to_string(),
+    };
     Ok(axum::Json(status).into_response())
 }
 

@@ -138,6 +138,14 @@ impl Pools {
         rows.unwrap_or_default().into_iter().map(|(version, description)| format!("{version} {description}")).collect()
     }
 
+    /// A read connection (SQLite's read pool), for reads that share code with the writer.
+    pub(crate) async fn acquire_reader(&self) -> Result<Conn, sqlx::Error> {
+        match self {
+            Pools::Sqlite { read, .. } => Ok(Conn::Sqlite(read.acquire().await?)),
+            Pools::Postgres { pool } => Ok(Conn::Postgres(pool.acquire().await?)),
+        }
+    }
+
     pub(crate) async fn acquire_writer(&self) -> Result<Conn, sqlx::Error> {
         match self {
             Pools::Sqlite { write, .. } => Ok(Conn::Sqlite(write.acquire().await?)),

@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod epcis;
+pub mod fulfilment;
 mod keys;
 pub mod log;
 mod reads;

@@ -26,6 +26,7 @@ use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product,
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
+use crate::fulfilment::{FulfilmentMutation, FulfilmentOutcome, StockBatch, StockContext, WriterCache};
 use crate::keys::Scope;
 use crate::log::LogBatch;
 use crate::rows::join_list;
@@ -144,6 +145,8 @@ pub enum Mutation {
         witness: String,
         signature_line: String,
     },
+    /// Stock, orders and recalls, see [`crate::fulfilment`].
+    Fulfilment(FulfilmentMutation),
 }
 
 /// The answer stored for an idempotency key.
@@ -154,11 +157,13 @@ pub struct StoredResponse {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     /// A new row was created (as opposed to replaced, revoked, or deleted).
     pub created: bool,
     pub at_unix_ms: i64,
+    /// What a fulfilment write answers (the order as it left it, a recall's reach).
+    pub outcome: Option<Arc<FulfilmentOutcome>>,
 }
 
 /// Remembers the first answer to a request under its idempotency key, in the write's transaction.
@@ -185,7 +190,7 @@ pub struct Write {
     pub idempotency: Option<IdempotencyRecord>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
     Applied(Applied),
     /// The idempotency key was seen before with the same request: here is the first answer.
@@ -211,6 +216,10 @@ pub enum WriteError {
     Stopped,
     #[error("a limit would be exceeded: {0}")]
     Limit(String),
+    /// A domain rule refused the write: a stable problem code, what happened, and the offending
+    /// fields (JSON pointer, detail).
+    #[error("{detail}")]
+    Refused { code: &'static str, detail: String, errors: Vec<(String, String)> },
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error("database: {0}")]
@@ -342,6 +351,7 @@ async fn run(
 ) {
     let mut stopping = false;
     let mut last_purge = Instant::now();
+    let mut cache = WriterCache::default();
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
         {
@@ -369,7 +379,7 @@ async fn run(
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
-            if process(&pools, chunk).await {
+            if process(&pools, chunk, &mut cache).await {
                 log_grew.notify_one();
             }
             if last_purge.elapsed() >= IDEMPOTENCY_PURGE_INTERVAL {
@@ -441,10 +451,18 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
 }
 
 /// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
-async fn process(pools: &Pools, batch: Vec<Pending>) -> bool {
+async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache) -> bool {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
     let mut log_grew = false;
-    let results = match apply_in_transaction(pools, &writes).await {
+    let mut outcome = apply_in_transaction(pools, &writes, cache).await;
+    // Another API node changed stock this batch read: apply it again on fresh rows.
+    for _ in 0..RACE_RETRIES_MAX {
+        if !matches!(outcome, Err(BatchFailure::Raced)) {
+            break;
+        }
+        outcome = apply_in_transaction(pools, &writes, cache).await;
+    }
+    let results = match outcome {
         Ok((results, grew)) => {
             log_grew = grew;
             results
@@ -453,11 +471,19 @@ async fn process(pools: &Pools, batch: Vec<Pending>) -> bool {
             tracing::warn!(%error, writes = writes.len(), "a statement failed; applying the batch's writes one by one");
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
-                let mut single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
-                if matches!(&single, Err(BatchFailure::Statement(error)) if is_constraint_race(error)) {
+                let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache).await;
+                for _ in 0..RACE_RETRIES_MAX {
+                    let raced = match &single {
+                        Err(BatchFailure::Statement(error)) => is_constraint_race(error),
+                        Err(BatchFailure::Raced) => true,
+                        _ => false,
+                    };
+                    if !raced {
+                        break;
+                    }
                     // Another API node committed a conflicting row meanwhile: the retry's
                     // precondition checks see it and refuse (or replay) cleanly.
-                    single = apply_in_transaction(pools, std::slice::from_ref(write)).await;
+                    single = apply_in_transaction(pools, std::slice::from_ref(write), cache).await;
                 }
                 results.push(match single {
                     Ok((mut one, grew)) => {
@@ -466,6 +492,9 @@ async fn process(pools: &Pools, batch: Vec<Pending>) -> bool {
                     }
                     Err(BatchFailure::Statement(error)) => Err(WriteError::Database(error.to_string())),
                     Err(BatchFailure::Unavailable(error)) => Err(WriteError::Unavailable(error.to_string())),
+                    Err(BatchFailure::Raced) => {
+                        Err(WriteError::Unavailable("stock kept changing under this write; retry".into()))
+                    }
                 });
             }
             results
@@ -475,6 +504,9 @@ async fn process(pools: &Pools, batch: Vec<Pending>) -> bool {
         Err(BatchFailure::Unavailable(error)) => {
             tracing::error!(%error, writes = writes.len(), "the database failed; the batch is answered unavailable");
             writes.iter().map(|_| Err(WriteError::Unavailable(error.to_string()))).collect()
+        }
+        Err(BatchFailure::Raced) => {
+            writes.iter().map(|_| Err(WriteError::Unavailable("stock kept changing under this batch; retry".into()))).collect()
         }
     };
     debug_assert_eq!(results.len(), batch.len());
@@ -492,7 +524,13 @@ enum BatchFailure {
     Statement(sqlx::Error),
     /// The connection, the pool or the commit failed: the outcome of a commit may be unknown.
     Unavailable(sqlx::Error),
+    /// A stock balance changed since this writer read it (another API node): rolled back; the
+    /// batch may be applied again.
+    Raced,
 }
+
+/// How often a batch (or a single write) is applied again after losing a stock race.
+pub const RACE_RETRIES_MAX: usize = 5;
 
 fn statement_failure(error: sqlx::Error) -> BatchFailure {
     match error {
@@ -511,6 +549,20 @@ fn is_constraint_race(error: &sqlx::Error) -> bool {
 async fn apply_in_transaction(
     pools: &Pools,
     writes: &[&Write],
+    cache: &mut WriterCache,
+) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
+    let outcome = apply_in_transaction_once(pools, writes, cache).await;
+    if outcome.is_err() {
+        // The cache may hold changes that were rolled back.
+        cache.clear();
+    }
+    outcome
+}
+
+async fn apply_in_transaction_once(
+    pools: &Pools,
+    writes: &[&Write],
+    cache: &mut WriterCache,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
@@ -519,8 +571,10 @@ async fn apply_in_transaction(
     let mut results = Vec::with_capacity(writes.len());
     let mut failure = None;
     let mut log = LogBatch::default();
+    let mut stock = StockBatch::default();
     for write in writes {
-        match apply_one(&mut conn, write, now_unix_ms, &mut usage, &mut log).await {
+        let mut state = BatchState { log: &mut log, stock: &mut stock, cache };
+        match apply_one(&mut conn, write, now_unix_ms, &mut usage, &mut state).await {
             Ok(result) => results.push(result),
             Err(error) => {
                 failure = Some(error);
@@ -529,6 +583,16 @@ async fn apply_in_transaction(
         }
     }
     let mut log_grew = false;
+    if failure.is_none() {
+        match stock.flush(cache, &mut conn, now_unix_ms).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_raced)) => {
+                let _ = conn.rollback().await;
+                return Err(BatchFailure::Raced);
+            }
+            Err(error) => failure = Some(error),
+        }
+    }
     if failure.is_none() {
         match log.flush(&mut conn).await {
             Ok(grown) => log_grew = grown.is_some(),
@@ -608,12 +672,19 @@ async fn record_usage(
 
 type Usage<'u> = BTreeMap<(String, &'static str), i64>;
 
+/// What the writes of one batch share: the log's appends, the stock changes, the writer's cache.
+pub(crate) struct BatchState<'a> {
+    pub log: &'a mut LogBatch,
+    pub stock: &'a mut StockBatch,
+    pub cache: &'a mut WriterCache,
+}
+
 async fn apply_one(
     conn: &mut Conn,
     write: &Write,
     now_unix_ms: i64,
     usage: &mut Usage<'_>,
-    log: &mut LogBatch,
+    state: &mut BatchState<'_>,
 ) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
     if let Some(record) = &write.idempotency {
         let tenant = record.tenant_id.as_str();
@@ -644,7 +715,7 @@ async fn apply_one(
             .await?;
         }
     }
-    let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, log).await? {
+    let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, state).await? {
         Ok(applied) => applied,
         Err(refused) => return Ok(Err(refused)),
     };
@@ -714,10 +785,10 @@ async fn apply_mutation(
     mutation: &Mutation,
     now_unix_ms: i64,
     usage: &mut Usage<'_>,
-    log: &mut LogBatch,
+    state: &mut BatchState<'_>,
 ) -> Result<Result<Applied, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
-    let applied = |created| Ok(Ok(Applied { created, at_unix_ms: now_unix_ms }));
+    let applied = |created| Ok(Ok(Applied { created, at_unix_ms: now_unix_ms, outcome: None }));
     macro_rules! refuse {
         ($error:expr) => {
             return Ok(Err($error))
@@ -1161,10 +1232,22 @@ async fn apply_mutation(
             applied(false)
         }
         Mutation::CaptureEvents(capture) => {
-            match crate::epcis::apply_capture(conn, tenant_id, capture, now_unix_ms, log).await? {
+            match crate::epcis::apply_capture(conn, tenant_id, capture, now_unix_ms, state.log).await? {
                 Ok(captured) => {
                     *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
                     applied(captured > 0)
+                }
+                Err(refused) => refuse!(refused),
+            }
+        }
+        Mutation::Fulfilment(change) => {
+            let context = StockContext { batch: state.stock, cache: state.cache };
+            match crate::fulfilment::apply_fulfilment(conn, tenant_id, change, now_unix_ms, context).await? {
+                Ok(done) => {
+                    if matches!(change, FulfilmentMutation::PlaceOrder(_)) {
+                        *usage.entry((tenant_id.to_string(), "orders_placed")).or_default() += 1;
+                    }
+                    Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome }))
                 }
                 Err(refused) => refuse!(refused),
             }
@@ -1311,5 +1394,5 @@ async fn put_location(
         .await?;
     }
     count_created(usage, tenant_id, !found);
-    Ok(Ok(Applied { created: !found, at_unix_ms: now_unix_ms }))
+    Ok(Ok(Applied { created: !found, at_unix_ms: now_unix_ms, outcome: None }))
 }

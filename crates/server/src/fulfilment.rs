@@ -1,0 +1,1255 @@
+//! The fulfilment API: advance shipping notices and receipts, stock, counts, lot statuses,
+//! orders (placed, allocated and reserved in one write), their lifecycle, promises, recalls.
+//!
+//! Merchants (tenant keys) act on their own stock and orders. The operator's systems (operator
+//! keys) receive pallets and move orders on for a tenant named by `?tenant=`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use gs1::{Gln, Gtin, Sscc};
+use network::{Service, TenantId, ZoneName};
+use orders::{Line, OrderStatus};
+use serde::{Deserialize, Serialize};
+use stock::{LotStatus, QUANTITY_MAX};
+use store::fulfilment::{
+    AsnPallet, FulfilmentMutation, FulfilmentOutcome, OrderDestination, OrderEventRecord, OrderRecord, PlaceOrder,
+    RecallOutcome, StockFilter, StockKey,
+};
+use store::{Applied, Mutation, Principal, StoredResponse};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::api::{QueryParams, Written, json_bytes, require_reader, require_writer, write};
+use crate::dto::Checker;
+use crate::extract::{Caller, IdempotencyKey, JsonBody};
+use crate::problem::{FieldError, Problem};
+
+/// The longest an order's hold may last.
+pub const HOLD_SECONDS_MAX: u64 = 7 * 24 * 3600;
+/// Lines of one order.
+pub const ORDER_LINES_MAX: usize = orders::LINES_MAX;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_asn))
+        .routes(routes!(receive_asn))
+        .routes(routes!(list_stock))
+        .routes(routes!(list_movements))
+        .routes(routes!(count_stock))
+        .routes(routes!(set_lot_status))
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(order_event))
+        .routes(routes!(promise))
+        .routes(routes!(create_recall))
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:012x}{:016x}", jiff::Timestamp::now().as_millisecond(), rand::random::<u64>())
+}
+
+fn time_text(unix_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(unix_ms).map(|time| time.to_string()).unwrap_or_default()
+}
+
+fn local_time_text(unix_ms: i64, zone: Option<&str>) -> Option<String> {
+    let zone = jiff::tz::TimeZone::get(zone?).ok()?;
+    let time = jiff::Timestamp::from_millisecond(unix_ms).ok()?.to_zoned(zone);
+    Some(time.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+}
+
+fn parse_time(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Option<i64> {
+    let text = text.as_deref()?;
+    checker.check(pointer, text.parse::<jiff::Timestamp>().map(|time| time.as_millisecond()))
+}
+
+fn parse_date(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Option<String> {
+    let text = text.as_deref()?;
+    checker.check(pointer, text.parse::<jiff::civil::Date>().map(|date| date.to_string()))
+}
+
+fn check_lot(checker: &mut Checker, pointer: &str, lot: &str) -> Option<String> {
+    // GS1 AI (10): up to 20 characters of the GS1 AI encodable character set 82.
+    let valid = !lot.is_empty()
+        && lot.len() <= stock::LOT_LENGTH_MAX
+        && lot.bytes().all(|byte| byte.is_ascii_graphic() && !b"#$@[\\]^`{|}~".contains(&byte));
+    if valid {
+        Some(lot.to_owned())
+    } else {
+        checker.fail(pointer, "a lot is 1-20 characters of the GS1 character set 82 (no spaces)");
+        None
+    }
+}
+
+fn check_quantity(checker: &mut Checker, pointer: &str, quantity: i64) -> Option<i64> {
+    if (1..=QUANTITY_MAX).contains(&quantity) {
+        Some(quantity)
+    } else {
+        checker.fail(pointer, format!("must be 1..={QUANTITY_MAX}"));
+        None
+    }
+}
+
+/// The tenant whose data an operation touches: the caller's own, or for an operator key the
+/// one named by `?tenant=`.
+fn acting_tenant<'c>(
+    caller: &'c Caller,
+    tenant: Option<&str>,
+    writes: bool,
+) -> Result<(&'c Principal, TenantId), Problem> {
+    if caller.0.is_operator() {
+        let Some(tenant) = tenant else {
+            return Err(Problem::field("invalid-parameter", "?tenant", "an operator key names the tenant: ?tenant=<id>"));
+        };
+        let tenant = TenantId::parse(tenant)
+            .map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))?;
+        return Ok((&caller.0, tenant));
+    }
+    let principal = if writes { require_writer(caller)? } else { require_reader(caller)? };
+    if let Some(named) = tenant
+        && named != principal.tenant_id.as_str()
+    {
+        return Err(Problem::not_found(format!("tenant {named}")));
+    }
+    Ok((principal, principal.tenant_id.clone()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TenantParam {
+    /// The tenant an operator key acts for.
+    pub tenant: Option<String>,
+}
+
+fn respond_with(status: u16, body: Vec<u8>) -> impl Fn(&Applied) -> StoredResponse + Send + Sync + Clone + 'static {
+    move |_: &Applied| StoredResponse { status, body: body.clone() }
+}
+
+// ---------- ASNs and receipts ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PalletInput {
+    pub sscc: String,
+    pub gtin: String,
+    pub lot: String,
+    /// ISO date YYYY-MM-DD (the lot's expiry).
+    pub expiry: Option<String>,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AsnInput {
+    /// The warehouse or depot receiving the pallets (GLN).
+    pub location: String,
+    /// RFC 3339.
+    pub expected_at: Option<String>,
+    pub pallets: Vec<PalletInput>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AsnView {
+    pub asn_id: String,
+    pub location: String,
+    pub pallets: usize,
+    pub units: i64,
+}
+
+/// Announces pallets (SSCC, GTIN, lot, expiry, quantity) for a location.
+#[utoipa::path(post, path = "/v1/asns", tag = "fulfilment", request_body = AsnInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = AsnView), (status = 422, body = Problem)))]
+async fn create_asn(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<AsnInput>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    if principal.tenant_id.is_network() {
+        return Err(Problem::new("forbidden", "stock belongs to merchants: use a tenant key"));
+    }
+    let input = body.value;
+    let mut checker = Checker::default();
+    let location = checker.check("/location", Gln::parse(&input.location));
+    let expected = parse_time(&mut checker, "/expected_at", &input.expected_at);
+    if input.pallets.is_empty() || input.pallets.len() > store::fulfilment::ASN_PALLETS_MAX {
+        checker.fail("/pallets", format!("1 to {} pallets", store::fulfilment::ASN_PALLETS_MAX));
+    }
+    let mut pallets = Vec::new();
+    for (index, pallet) in input.pallets.iter().enumerate() {
+        let at = |field: &str| format!("/pallets/{index}/{field}");
+        let sscc = checker.check(&at("sscc"), Sscc::parse(&pallet.sscc));
+        if input.pallets[..index].iter().any(|other| other.sscc == pallet.sscc) {
+            checker.fail(&at("sscc"), "appears twice");
+        }
+        let gtin = checker.check(&at("gtin"), Gtin::parse(&pallet.gtin));
+        let lot = check_lot(&mut checker, &at("lot"), &pallet.lot);
+        let expiry = parse_date(&mut checker, &at("expiry"), &pallet.expiry);
+        let quantity = check_quantity(&mut checker, &at("quantity"), pallet.quantity);
+        if let (Some(sscc), Some(gtin), Some(lot), Some(quantity)) = (sscc, gtin, lot, quantity) {
+            pallets.push(AsnPallet { sscc, gtin, lot, expiry, quantity });
+        }
+    }
+    checker.finish()?;
+    let location = location.ok_or_else(|| Problem::internal("location"))?;
+    let asn_id = new_id("asn");
+    let view = AsnView {
+        asn_id: asn_id.clone(),
+        location: location.to_string(),
+        pallets: pallets.len(),
+        units: pallets.iter().map(|pallet| pallet.quantity).sum(),
+    };
+    let respond = respond_with(201, json_bytes(&view));
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::CreateAsn {
+        asn_id,
+        location,
+        expected_unix_ms: expected,
+        pallets,
+    });
+    let written =
+        write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
+            .await?;
+    Ok(written.into_response(respond))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptInput {
+    /// The zone of the location the pallets go into; its range must suit each product's class.
+    pub zone: String,
+    /// Only these pallets (default: every pallet not yet received).
+    pub ssccs: Option<Vec<String>>,
+    /// `available` (default) or `quarantine` (released later with a lot status change).
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptView {
+    pub receipt_id: String,
+    pub asn_id: String,
+    pub zone: String,
+    pub status: String,
+}
+
+/// Receives an ASN's pallets into a zone (receipt movements; the zone's range is checked against
+/// each product's temperature class).
+#[utoipa::path(post, path = "/v1/asns/{asn_id}/receipts", tag = "fulfilment", request_body = ReceiptInput,
+    params(("asn_id" = String, Path), TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = ReceiptView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn receive_asn(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(asn_id): Path<String>,
+    QueryParams(params): QueryParams<TenantParam>,
+    body: JsonBody<ReceiptInput>,
+) -> Result<Response, Problem> {
+    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let zone = checker.check("/zone", ZoneName::parse(&input.zone));
+    let ssccs = input.ssccs.as_ref().map(|list| {
+        list.iter()
+            .enumerate()
+            .filter_map(|(index, text)| checker.check(&format!("/ssccs/{index}"), Sscc::parse(text)))
+            .collect::<Vec<_>>()
+    });
+    let status = match input.status.as_deref() {
+        None | Some("available") => Some(LotStatus::Available),
+        Some("quarantine") => Some(LotStatus::Quarantine),
+        Some(other) => {
+            checker.fail("/status", format!("must be available or quarantine, found {other:?}"));
+            None
+        }
+    };
+    checker.finish()?;
+    let (Some(zone), Some(status)) = (zone, status) else { return Err(Problem::internal("receipt")) };
+    let receipt_id = new_id("rcp");
+    let view =
+        ReceiptView { receipt_id: receipt_id.clone(), asn_id: asn_id.clone(), zone: zone.to_string(), status: status.name().into() };
+    let respond = respond_with(201, json_bytes(&view));
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status });
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+// ---------- stock ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StockParams {
+    pub gtin: Option<String>,
+    pub location: Option<String>,
+    pub lot: Option<String>,
+    pub tenant: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1-500 (default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceView {
+    pub gtin: String,
+    pub location: String,
+    pub zone: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    /// available, quarantine, hold, recalled or expired.
+    pub status: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// Units that can be reserved now (0 unless the lot is available).
+    pub available: i64,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalancePage {
+    pub items: Vec<BalanceView>,
+    pub next_cursor: Option<String>,
+}
+
+fn cursor_of(key: &StockKey) -> String {
+    store::Cursor::encode(&[key.gtin.as_str(), &key.location, &key.zone, &key.lot].join("\u{1f}"))
+}
+
+fn key_of_cursor(cursor: &str) -> Result<StockKey, Problem> {
+    let invalid = || Problem::field("invalid-parameter", "?cursor", "not a cursor of this list");
+    let text = store::Cursor::decode(cursor).ok_or_else(invalid)?;
+    let parts: Vec<&str> = text.split('\u{1f}').collect();
+    let [gtin, location, zone, lot] = parts[..] else { return Err(invalid()) };
+    Ok(StockKey { gtin: gtin.into(), location: location.into(), zone: zone.into(), lot: lot.into() })
+}
+
+/// Stock balances by location, zone, GTIN and lot.
+#[utoipa::path(get, path = "/v1/stock", tag = "fulfilment", params(StockParams), responses((status = 200, body = BalancePage)))]
+async fn list_stock(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<StockParams>,
+) -> Result<Json<BalancePage>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let filter = StockFilter {
+        gtin: params
+            .gtin
+            .map(|text| Gtin::parse(&text).map(|gtin| gtin.to_string()))
+            .transpose()
+            .map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?,
+        location: params.location,
+        lot: params.lot,
+    };
+    let after = params.cursor.as_deref().map(key_of_cursor).transpose()?;
+    let limit = params.limit.unwrap_or(store::PAGE_LIMIT_DEFAULT).clamp(1, store::PAGE_LIMIT_MAX);
+    let mut rows = app.store.tenant(&tenant).stock(&filter, after.as_ref(), limit + 1).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| cursor_of(&row.key))
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|row| BalanceView {
+            gtin: row.key.gtin,
+            location: row.key.location,
+            zone: row.key.zone,
+            lot: row.key.lot,
+            expiry: row.expiry,
+            status: row.status.name().into(),
+            on_hand: row.on_hand,
+            reserved: row.reserved,
+            available: row.available,
+            updated_at: time_text(row.updated_unix_ms),
+        })
+        .collect();
+    Ok(Json(BalancePage { items, next_cursor }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MovementParams {
+    pub gtin: String,
+    pub lot: Option<String>,
+    pub tenant: Option<String>,
+    /// 1-500 (default 500).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovementView {
+    pub operation_id: String,
+    pub line: i64,
+    /// receipt, reserve, release, pick, ship, adjust, transfer_out, transfer_in, return, scrap, status.
+    pub kind: String,
+    pub gtin: String,
+    pub location: String,
+    pub zone: String,
+    pub lot: String,
+    pub quantity: i64,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+/// The journal of a product's stock (one lot or all), oldest first.
+#[utoipa::path(get, path = "/v1/stock/movements", tag = "fulfilment", params(MovementParams), responses((status = 200, body = Vec<MovementView>)))]
+async fn list_movements(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<MovementParams>,
+) -> Result<Json<Vec<MovementView>>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let gtin = Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
+    let rows = app
+        .store
+        .tenant(&tenant)
+        .movements(gtin.as_str(), params.lot.as_deref(), params.limit.unwrap_or(store::fulfilment::STOCK_ROWS_MAX))
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| MovementView {
+                operation_id: row.operation_id,
+                line: row.line,
+                kind: row.kind.name().into(),
+                gtin: row.key.gtin,
+                location: row.key.location,
+                zone: row.key.zone,
+                lot: row.key.lot,
+                quantity: row.quantity,
+                reason: row.reason,
+                at: time_text(row.at_unix_ms),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountInput {
+    pub location: String,
+    pub zone: String,
+    pub gtin: String,
+    pub lot: String,
+    /// Units found; the difference to on hand becomes an `adjust` movement.
+    pub counted: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationView {
+    pub operation_id: String,
+}
+
+/// A cycle count: adjusts the balance to the units found (never below the units reserved).
+#[utoipa::path(post, path = "/v1/stock/counts", tag = "fulfilment", request_body = CountInput,
+    params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 200, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn count_stock(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    QueryParams(params): QueryParams<TenantParam>,
+    body: JsonBody<CountInput>,
+) -> Result<Response, Problem> {
+    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let location = checker.check("/location", Gln::parse(&input.location));
+    let zone = checker.check("/zone", ZoneName::parse(&input.zone));
+    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
+    let lot = check_lot(&mut checker, "/lot", &input.lot);
+    if !(0..=QUANTITY_MAX).contains(&input.counted) {
+        checker.fail("/counted", format!("must be 0..={QUANTITY_MAX}"));
+    }
+    let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
+    checker.finish()?;
+    let (Some(location), Some(zone), Some(gtin), Some(lot), Some(reason)) = (location, zone, gtin, lot, reason) else {
+        return Err(Problem::internal("count"));
+    };
+    let operation_id = new_id("cnt");
+    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::Count {
+        operation_id,
+        location,
+        zone,
+        gtin,
+        lot,
+        counted: input.counted,
+        reason,
+    });
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LotStatusInput {
+    pub gtin: String,
+    pub lot: String,
+    /// Only at this location (default: everywhere).
+    pub location: Option<String>,
+    /// available, quarantine, hold or expired (recalls go through /v1/recalls).
+    pub status: String,
+    /// Why (recorded with the movement): e.g. the QA release, the excursion.
+    pub reason: String,
+}
+
+/// Changes the status of a lot: quarantine release, hold, expiry. The decision is recorded as a
+/// `status` movement with its reason.
+#[utoipa::path(post, path = "/v1/stock/lot-status", tag = "fulfilment", request_body = LotStatusInput,
+    params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 200, body = OperationView), (status = 404, body = Problem)))]
+async fn set_lot_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    QueryParams(params): QueryParams<TenantParam>,
+    body: JsonBody<LotStatusInput>,
+) -> Result<Response, Problem> {
+    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
+    let lot = check_lot(&mut checker, "/lot", &input.lot);
+    let location = input.location.as_deref().and_then(|text| checker.check("/location", Gln::parse(text)));
+    let status = match LotStatus::parse(&input.status) {
+        Some(LotStatus::Recalled) | None => {
+            checker.fail("/status", "must be available, quarantine, hold or expired (recalls: POST /v1/recalls)");
+            None
+        }
+        Some(status) => Some(status),
+    };
+    let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
+    checker.finish()?;
+    let (Some(gtin), Some(lot), Some(status), Some(reason)) = (gtin, lot, status, reason) else {
+        return Err(Problem::internal("lot status"));
+    };
+    let operation_id = new_id("sts");
+    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
+    let mutation =
+        Mutation::Fulfilment(FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason });
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+// ---------- orders ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineInput {
+    pub gtin: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationInput {
+    /// A pickup point (or store) of the network, by GLN.
+    pub pickup_point: Option<String>,
+    /// Or an address's coordinates and time zone (no street address is stored).
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// IANA time zone of the address.
+    pub time_zone: Option<String>,
+    /// A coarse area for reports (a postal district, a city); never a street address.
+    pub area: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    pub lines: Vec<OrderLineInput>,
+    pub destination: DestinationInput,
+    /// standard, next_day, same_day or express_12h.
+    pub service: String,
+    /// RFC 3339: refuse the order unless it can be delivered by then.
+    pub latest_delivery_at: Option<String>,
+    /// Hold the stock this long for a confirmation (the order moving on to `picking`); then the
+    /// reservation expires and the order is cancelled. Default: no timeout.
+    pub hold_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PickView {
+    pub line: usize,
+    pub gtin: String,
+    pub zone: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentView {
+    /// The site it ships from.
+    pub from: String,
+    /// The site that delivers the last mile.
+    pub delivering_site: String,
+    pub lane: Option<String>,
+    pub lane_departure_at: Option<String>,
+    pub pick_from: String,
+    pub ready_at: String,
+    pub last_mile_departure_at: String,
+    pub last_mile_km: f64,
+    pub promised_by: String,
+    pub cost_cents: u64,
+    pub sscc: Option<String>,
+    pub picks: Vec<PickView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateView {
+    pub site: String,
+    /// chosen, passed (could ship all; another was cheaper or sooner), partial, no_route.
+    pub outcome: String,
+    pub cost_cents: Option<u64>,
+    pub promised_by: Option<String>,
+    pub eligible_units: Option<Vec<i64>>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionView {
+    pub rule: String,
+    pub candidates: Vec<CandidateView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderEventView {
+    pub seq: i64,
+    pub status: String,
+    pub detail: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub order_id: String,
+    pub status: String,
+    pub service: String,
+    pub lines: Vec<OrderLineView>,
+    pub destination: DestinationInput,
+    pub region: String,
+    /// UTC.
+    pub promised_by: String,
+    /// The same instant in the destination's time zone.
+    pub promised_by_local: Option<String>,
+    pub latest_delivery_at: Option<String>,
+    pub placed_at: String,
+    pub delivered_at: Option<String>,
+    pub updated_at: String,
+    /// pending, posted, voided or expired.
+    pub reservation: String,
+    pub hold_expires_at: Option<String>,
+    pub shipments: Vec<ShipmentView>,
+    /// Why these sites: the rule and every candidate's outcome.
+    pub allocation: DecisionView,
+    /// What needs a person (a recall left the order without stock).
+    pub flags: Vec<String>,
+    pub events: Vec<OrderEventView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderLineView {
+    pub gtin: String,
+    pub quantity: i64,
+}
+
+fn destination_view(destination: &OrderDestination) -> DestinationInput {
+    DestinationInput {
+        pickup_point: destination.pickup_point.clone(),
+        latitude: destination.latitude_degrees,
+        longitude: destination.longitude_degrees,
+        time_zone: destination.time_zone.clone(),
+        area: destination.area.clone(),
+    }
+}
+
+fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&str>) -> OrderView {
+    let lines = &record.lines;
+    OrderView {
+        order_id: record.order_id.clone(),
+        status: record.status.name().into(),
+        service: record.service.name().into(),
+        lines: lines.iter().map(|line| OrderLineView { gtin: line.gtin.clone(), quantity: line.quantity }).collect(),
+        destination: destination_view(&record.destination),
+        region: record.region.clone(),
+        promised_by: time_text(record.promised_by_unix_ms),
+        promised_by_local: local_time_text(record.promised_by_unix_ms, zone.or(record.destination.time_zone.as_deref())),
+        latest_delivery_at: record.latest_delivery_unix_ms.map(time_text),
+        placed_at: time_text(record.placed_unix_ms),
+        delivered_at: record.delivered_unix_ms.map(time_text),
+        updated_at: time_text(record.updated_unix_ms),
+        reservation: record.reservation.name().into(),
+        hold_expires_at: record.hold_expires_unix_ms.map(time_text),
+        shipments: record
+            .allocation
+            .shipments
+            .iter()
+            .map(|shipment| ShipmentView {
+                from: shipment.site.clone(),
+                delivering_site: shipment.delivering_site.clone(),
+                lane: shipment.lane.clone(),
+                lane_departure_at: shipment.lane_departure_unix_ms.map(time_text),
+                pick_from: time_text(shipment.pick_from_unix_ms),
+                ready_at: time_text(shipment.ready_unix_ms),
+                last_mile_departure_at: time_text(shipment.last_mile_departure_unix_ms),
+                last_mile_km: shipment.last_mile_km,
+                promised_by: time_text(shipment.promised_by_unix_ms),
+                cost_cents: shipment.cost_cents,
+                sscc: shipment.sscc.clone(),
+                picks: shipment
+                    .picks
+                    .iter()
+                    .map(|pick| PickView {
+                        line: pick.line,
+                        gtin: lines.get(pick.line).map(|line| line.gtin.clone()).unwrap_or_default(),
+                        zone: pick.zone.clone(),
+                        lot: pick.lot.clone(),
+                        expiry: pick.expiry.clone(),
+                        quantity: pick.quantity,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        allocation: DecisionView {
+            rule: record.allocation.rule.clone(),
+            candidates: record
+                .allocation
+                .candidates
+                .iter()
+                .map(|candidate| CandidateView {
+                    site: candidate.site.clone(),
+                    outcome: candidate.outcome.clone(),
+                    cost_cents: candidate.cost_cents,
+                    promised_by: candidate.promised_by_unix_ms.map(time_text),
+                    eligible_units: candidate.eligible_units.clone(),
+                    reason: candidate.reason.clone(),
+                })
+                .collect(),
+        },
+        flags: record.allocation.flags.clone(),
+        events: events
+            .iter()
+            .map(|event| OrderEventView {
+                seq: event.seq,
+                status: event.status.name().into(),
+                detail: event.detail.clone(),
+                at: time_text(event.at_unix_ms),
+            })
+            .collect(),
+    }
+}
+
+fn parse_service(checker: &mut Checker, pointer: &str, text: &str) -> Option<Service> {
+    match Service::VALUES.iter().find(|(name, _)| *name == text) {
+        Some((_, service)) => Some(*service),
+        None => {
+            checker.fail(pointer, "must be standard, next_day, same_day or express_12h");
+            None
+        }
+    }
+}
+
+fn check_destination(checker: &mut Checker, input: &DestinationInput) -> Option<OrderDestination> {
+    let pickup = input.pickup_point.as_deref().and_then(|text| checker.check("/destination/pickup_point", Gln::parse(text)));
+    let has_coordinates = input.latitude.is_some() || input.longitude.is_some() || input.time_zone.is_some();
+    if input.pickup_point.is_some() == has_coordinates {
+        checker.fail("/destination", "give either pickup_point, or latitude, longitude and time_zone");
+        return None;
+    }
+    let area = checker.optional_text("/destination/area", &input.area, 100);
+    if input.pickup_point.is_some() {
+        return pickup.map(|gln| OrderDestination {
+            pickup_point: Some(gln.to_string()),
+            latitude_degrees: None,
+            longitude_degrees: None,
+            time_zone: None,
+            area,
+        });
+    }
+    let (Some(latitude), Some(longitude), Some(zone)) = (input.latitude, input.longitude, input.time_zone.as_deref())
+    else {
+        checker.fail("/destination", "latitude, longitude and time_zone go together");
+        return None;
+    };
+    let coordinates = checker.check("/destination/latitude", network::Coordinates::new(latitude, longitude));
+    let zone = checker.check("/destination/time_zone", network::TimeZoneName::parse(zone));
+    coordinates.zip(zone).map(|(coordinates, zone)| OrderDestination {
+        pickup_point: None,
+        // Rounded to about 100 m: enough to route, not a doorstep.
+        latitude_degrees: Some((coordinates.latitude_degrees() * 1000.0).round() / 1000.0),
+        longitude_degrees: Some((coordinates.longitude_degrees() * 1000.0).round() / 1000.0),
+        time_zone: Some(zone.as_str().to_owned()),
+        area,
+    })
+}
+
+fn check_lines(checker: &mut Checker, lines: &[OrderLineInput]) -> Vec<Line> {
+    if lines.is_empty() || lines.len() > ORDER_LINES_MAX {
+        checker.fail("/lines", format!("1 to {ORDER_LINES_MAX} lines"));
+    }
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let gtin = checker.check(&format!("/lines/{index}/gtin"), Gtin::parse(&line.gtin));
+            let quantity = check_quantity(checker, &format!("/lines/{index}/quantity"), line.quantity);
+            Some(Line { gtin: gtin?, quantity: quantity? })
+        })
+        .collect()
+}
+
+/// Places an order: allocates it (which sites, zones and lots: FEFO, temperature, lanes, last
+/// mile, splits, cost) and reserves every line, or refuses it whole (409 `insufficient-stock`).
+#[utoipa::path(post, path = "/v1/orders", tag = "fulfilment", request_body = OrderInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = OrderView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn place_order(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<OrderInput>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    if principal.tenant_id.is_network() {
+        return Err(Problem::new("forbidden", "orders are placed by merchants: use a tenant key"));
+    }
+    let input = body.value;
+    let mut checker = Checker::default();
+    let lines = check_lines(&mut checker, &input.lines);
+    let destination = check_destination(&mut checker, &input.destination);
+    let service = parse_service(&mut checker, "/service", &input.service);
+    let latest = parse_time(&mut checker, "/latest_delivery_at", &input.latest_delivery_at);
+    if let Some(hold) = input.hold_seconds {
+        checker.bounded("/hold_seconds", hold, 1, HOLD_SECONDS_MAX);
+    }
+    checker.finish()?;
+    let (Some(destination), Some(service)) = (destination, service) else { return Err(Problem::internal("order")) };
+    let order = PlaceOrder {
+        order_id: new_id("ord"),
+        lines,
+        destination,
+        service,
+        latest_delivery_unix_ms: latest,
+        hold_ms: input.hold_seconds.map(|seconds| seconds as i64 * 1000),
+    };
+    let respond = |applied: &Applied| match applied.outcome.as_deref() {
+        Some(FulfilmentOutcome::Order(order)) => {
+            StoredResponse { status: 201, body: json_bytes(&order_view(order, &[], None)) }
+        }
+        _ => StoredResponse { status: 500, body: Vec::new() },
+    };
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(Box::new(order)));
+    let written =
+        write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond).await?;
+    Ok(written.into_response(respond))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OrderListParams {
+    /// Only orders in this status.
+    pub status: Option<String>,
+    pub tenant: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1-500 (default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Orders, oldest first.
+#[utoipa::path(get, path = "/v1/orders", tag = "fulfilment", params(OrderListParams), responses((status = 200, body = OrderPage)))]
+async fn list_orders(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<OrderListParams>,
+) -> Result<Json<OrderPage>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|text| OrderStatus::parse(text).ok_or_else(|| Problem::field("invalid-parameter", "?status", "not an order status")))
+        .transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|cursor| store::Cursor::decode(cursor).ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list")))
+        .transpose()?;
+    let limit = params.limit.unwrap_or(store::PAGE_LIMIT_DEFAULT).clamp(1, store::PAGE_LIMIT_MAX);
+    let mut orders = app.store.tenant(&tenant).orders(status, after.as_deref(), limit + 1).await?;
+    let next_cursor = if orders.len() > limit as usize {
+        orders.truncate(limit as usize);
+        orders.last().map(|order| store::Cursor::encode(&order.order_id))
+    } else {
+        None
+    };
+    Ok(Json(OrderPage { items: orders.iter().map(|order| order_view(order, &[], None)).collect(), next_cursor }))
+}
+
+/// An order with its shipments, the allocation's reasons and its history.
+#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "fulfilment", params(("order_id" = String, Path), TenantParam),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
+async fn get_order(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+    QueryParams(params): QueryParams<TenantParam>,
+) -> Result<Json<OrderView>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let store = app.store.tenant(&tenant);
+    let order = store.order(&order_id).await?.ok_or_else(|| Problem::not_found(format!("order {order_id}")))?;
+    let events = store.order_events(&order_id).await?;
+    Ok(Json(order_view(&order, &events, None)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEventInput {
+    /// The new status: allocated (again, after a recall), picking, packed, shipped,
+    /// out_for_delivery, at_pickup_point, delivered, cancelled, returned.
+    pub status: String,
+    /// `packed`: one SSCC per shipment, in the order of `shipments`.
+    pub ssccs: Option<Vec<String>>,
+    /// `shipped`: units shipped per pick (in the order of the shipments' picks); a short pick
+    /// ships fewer and releases the rest. Default: every reserved unit.
+    pub shipped: Option<Vec<i64>>,
+}
+
+/// Moves an order on (by the operator's systems, couriers or the merchant). Checked: nothing
+/// ships before it is packed; cancelling releases the stock; shipping posts the reservation.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/events", tag = "fulfilment", request_body = OrderEventInput,
+    params(("order_id" = String, Path), TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn order_event(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(order_id): Path<String>,
+    QueryParams(params): QueryParams<TenantParam>,
+    body: JsonBody<OrderEventInput>,
+) -> Result<Response, Problem> {
+    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let to = OrderStatus::parse(&input.status).filter(|status| *status != OrderStatus::Accepted);
+    if to.is_none() {
+        checker.fail("/status", "not a status an order can be moved to");
+    }
+    let ssccs: Vec<Sscc> = input
+        .ssccs
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(index, text)| checker.check(&format!("/ssccs/{index}"), Sscc::parse(text)))
+        .collect();
+    if let Some(shipped) = &input.shipped {
+        for (index, units) in shipped.iter().enumerate() {
+            if !(0..=QUANTITY_MAX).contains(units) {
+                checker.fail(&format!("/shipped/{index}"), format!("must be 0..={QUANTITY_MAX}"));
+            }
+        }
+    }
+    checker.finish()?;
+    let to = to.ok_or_else(|| Problem::internal("status"))?;
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
+        order_id: order_id.clone(),
+        event_id: to.name().to_owned(),
+        to,
+        ssccs,
+        shipped: input.shipped,
+    });
+    let respond = |applied: &Applied| match applied.outcome.as_deref() {
+        Some(FulfilmentOutcome::Order(order)) => {
+            StoredResponse { status: 200, body: json_bytes(&order_view(order, &[], None)) }
+        }
+        _ => StoredResponse { status: 500, body: Vec::new() },
+    };
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant.clone(), mutation, respond).await?;
+    if let Written::Applied(_) = &written {
+        // The answer shows the whole history, read after the commit.
+        let store = app.store.tenant(&tenant);
+        if let Some(order) = store.order(&order_id).await? {
+            let events = store.order_events(&order_id).await?;
+            return Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events, None))));
+        }
+    }
+    Ok(written.into_response(respond))
+}
+
+// ---------- promise ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PromiseParams {
+    pub gtin: String,
+    pub qty: i64,
+    /// A pickup point's GLN, or `latitude,longitude`.
+    pub to: String,
+    /// The time zone of coordinates in `to` (default Europe/Amsterdam).
+    pub tz: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServicePromise {
+    pub service: String,
+    pub available: bool,
+    pub promised_by: Option<String>,
+    pub promised_by_local: Option<String>,
+    pub ships_from: Vec<String>,
+    /// Why not, when not available.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromiseView {
+    pub gtin: String,
+    pub quantity: i64,
+    pub services: Vec<ServicePromise>,
+}
+
+/// Available-to-promise: for each service, whether the quantity can be delivered to the
+/// destination and by when, on the stock as it is now (nothing is reserved).
+#[utoipa::path(get, path = "/v1/promise", tag = "fulfilment", params(PromiseParams), responses((status = 200, body = PromiseView), (status = 400, body = Problem)))]
+async fn promise(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<PromiseParams>,
+) -> Result<Json<PromiseView>, Problem> {
+    let principal = require_reader(&caller)?;
+    let gtin = Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
+    if !(1..=QUANTITY_MAX).contains(&params.qty) {
+        return Err(Problem::field("invalid-parameter", "?qty", format!("must be 1..={QUANTITY_MAX}")));
+    }
+    let inputs = app.store.tenant(&principal.tenant_id).allocation_inputs(std::slice::from_ref(&gtin)).await?;
+    let (destination, zone_name) = match params.to.split_once(',') {
+        Some((latitude, longitude)) => {
+            let coordinates = latitude
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .zip(longitude.trim().parse::<f64>().ok())
+                .and_then(|(latitude, longitude)| network::Coordinates::new(latitude, longitude).ok())
+                .ok_or_else(|| Problem::field("invalid-parameter", "?to", "latitude,longitude in degrees"))?;
+            let zone_name = params.tz.clone().unwrap_or_else(|| "Europe/Amsterdam".to_owned());
+            let zone = jiff::tz::TimeZone::get(&zone_name)
+                .map_err(|_| Problem::field("invalid-parameter", "?tz", "an IANA time zone"))?;
+            (orders::Destination { coordinates, time_zone: zone }, zone_name)
+        }
+        None => {
+            let gln =
+                Gln::parse(&params.to).map_err(|error| Problem::field("invalid-parameter", "?to", error.to_string()))?;
+            let site = inputs
+                .sites
+                .iter()
+                .find(|site| site.gln == gln)
+                .ok_or_else(|| Problem::field("invalid-parameter", "?to", format!("no location {gln} in the network")))?;
+            let zone_name = site.time_zone.as_str().to_owned();
+            let zone = jiff::tz::TimeZone::get(&zone_name).map_err(|_| Problem::internal("time zone"))?;
+            (orders::Destination { coordinates: site.coordinates, time_zone: zone }, zone_name)
+        }
+    };
+    let lines = [Line { gtin: gtin.clone(), quantity: params.qty }];
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut services = Vec::new();
+    for (name, service) in Service::VALUES {
+        let request = orders::OrderRequest {
+            lines: &lines,
+            products: &inputs.products,
+            destination: &destination,
+            service,
+            placed_unix_ms: now,
+            latest_delivery_unix_ms: None,
+        };
+        let view = orders::NetworkView { sites: &inputs.sites, lanes: &inputs.lanes };
+        services.push(match orders::allocate(view, &inputs.lots, &request) {
+            Ok(allocation) => ServicePromise {
+                service: name.into(),
+                available: true,
+                promised_by: Some(time_text(allocation.promised_by_unix_ms)),
+                promised_by_local: local_time_text(allocation.promised_by_unix_ms, Some(&zone_name)),
+                ships_from: allocation.shipments.iter().map(|shipment| shipment.site.to_string()).collect(),
+                reason: None,
+            },
+            Err(error) => ServicePromise {
+                service: name.into(),
+                available: false,
+                promised_by: None,
+                promised_by_local: None,
+                ships_from: Vec::new(),
+                reason: Some(match error {
+                    orders::AllocationError::Short { shortages, .. } => format!(
+                        "{} of {} units eligible at sites that deliver {name} in time",
+                        shortages.first().map(|shortage| shortage.eligible).unwrap_or(0),
+                        params.qty
+                    ),
+                    other => other.to_string(),
+                }),
+            },
+        });
+    }
+    Ok(Json(PromiseView { gtin: gtin.to_string(), quantity: params.qty, services }))
+}
+
+// ---------- recalls ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecallInput {
+    pub gtin: String,
+    pub lots: Vec<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AffectedOrder {
+    pub order_id: String,
+    pub status: String,
+    /// reallocated (allocated again from other lots), flagged (no other stock: back to
+    /// `accepted`), shipped (already on its way or delivered), closed (cancelled or returned).
+    pub outcome: String,
+    pub destination: DestinationInput,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundPallet {
+    pub asn_id: String,
+    pub sscc: String,
+    pub location: String,
+    pub lot: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecallView {
+    pub recall_id: String,
+    pub gtin: String,
+    pub lots: Vec<String>,
+    /// Forward: every order that took units of the lots.
+    pub affected_orders: Vec<AffectedOrder>,
+    /// Forward: the pickup points those orders went to.
+    pub pickup_points: Vec<String>,
+    /// Backward: the pallets that brought the lots in, and the product's supplier.
+    pub inbound_pallets: Vec<InboundPallet>,
+    pub supplier_party_id: Option<String>,
+}
+
+/// Recalls lots of a product: their stock turns `recalled`, open orders holding them are
+/// allocated again from other lots or flagged, the resolver's `gs1:recallStatus` turns to
+/// recalled; the answer lists the affected orders and pickup points and where the lots came from.
+#[utoipa::path(post, path = "/v1/recalls", tag = "fulfilment", request_body = RecallInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = RecallView), (status = 422, body = Problem)))]
+async fn create_recall(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<RecallInput>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    if principal.tenant_id.is_network() {
+        return Err(Problem::new("forbidden", "a recall is started by the product's brand: use a tenant key"));
+    }
+    let input = body.value;
+    let mut checker = Checker::default();
+    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
+    if input.lots.is_empty() || input.lots.len() > store::fulfilment::RECALL_LOTS_MAX {
+        checker.fail("/lots", format!("1 to {} lots", store::fulfilment::RECALL_LOTS_MAX));
+    }
+    let lots: Vec<String> = input
+        .lots
+        .iter()
+        .enumerate()
+        .filter_map(|(index, lot)| check_lot(&mut checker, &format!("/lots/{index}"), lot))
+        .collect();
+    let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
+    checker.finish()?;
+    let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
+    let recall_id = new_id("rcl");
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::Recall {
+        recall_id: recall_id.clone(),
+        gtin: gtin.clone(),
+        lots: lots.clone(),
+        reason,
+    });
+    let (view_gtin, view_lots) = (gtin.to_string(), lots.clone());
+    let respond = move |applied: &Applied| match applied.outcome.as_deref() {
+        Some(FulfilmentOutcome::Recall(outcome)) => {
+            StoredResponse { status: 201, body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots)) }
+        }
+        _ => StoredResponse { status: 500, body: Vec::new() },
+    };
+    let written = write(
+        &app,
+        principal,
+        key,
+        Some(body.request_sha256),
+        principal.tenant_id.clone(),
+        mutation,
+        respond.clone(),
+    )
+    .await?;
+    Ok(written.into_response(respond))
+}
+
+fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String]) -> RecallView {
+    let mut pickup_points: Vec<String> =
+        outcome.orders.iter().filter_map(|order| order.destination.pickup_point.clone()).collect();
+    pickup_points.sort();
+    pickup_points.dedup();
+    let affected_orders = outcome
+        .orders
+        .iter()
+        .map(|order| {
+            let outcome_name = if outcome.flagged.contains(&order.order_id) {
+                "flagged"
+            } else if outcome.reallocated.contains(&order.order_id) {
+                "reallocated"
+            } else if order.status.is_final() {
+                "closed"
+            } else {
+                "shipped"
+            };
+            AffectedOrder {
+                order_id: order.order_id.clone(),
+                status: order.status.name().into(),
+                outcome: outcome_name.into(),
+                destination: destination_view(&order.destination),
+            }
+        })
+        .collect();
+    RecallView {
+        recall_id: outcome.recall_id.clone(),
+        gtin: gtin.to_owned(),
+        lots: lots.to_vec(),
+        affected_orders,
+        pickup_points,
+        inbound_pallets: outcome
+            .inbound_pallets
+            .iter()
+            .map(|pallet| InboundPallet {
+                asn_id: pallet.asn_id.clone(),
+                sscc: pallet.sscc.clone(),
+                location: pallet.location_gln.clone(),
+                lot: pallet.lot.clone(),
+            })
+            .collect(),
+        supplier_party_id: outcome.supplier_party_id.clone(),
+    }
+}
+
+/// Maps the fields of a refused fulfilment write to problem field errors.
+pub(crate) fn field_errors(errors: Vec<(String, String)>) -> Vec<FieldError> {
+    errors.into_iter().map(|(pointer, detail)| FieldError { pointer, detail }).collect()
+}

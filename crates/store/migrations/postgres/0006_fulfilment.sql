@@ -1,0 +1,124 @@
+-- Fulfilment: the stock ledger, reservations, advance shipping notices, orders, recalls.
+-- Quantities are integers (units of the GTIN); times are UTC milliseconds; dates ISO YYYY-MM-DD.
+
+ALTER TABLE products ADD COLUMN min_remaining_shelf_life_days BIGINT;
+
+-- One balance per (location, zone, GTIN, lot). A balance is the sum of its movements; the CHECKs
+-- repeat the ledger's invariants where the write happens. `version` grows with every change: a
+-- writer updates a balance only at the version it read (conditional update, no row lock).
+CREATE TABLE stock_balances (
+    tenant_id TEXT NOT NULL,
+    gtin TEXT NOT NULL,
+    location_gln TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    expiry_date TEXT,
+    status TEXT NOT NULL,
+    on_hand BIGINT NOT NULL CHECK (on_hand >= 0),
+    reserved BIGINT NOT NULL CHECK (reserved >= 0),
+    version BIGINT NOT NULL,
+    updated_unix_ms BIGINT NOT NULL,
+    CHECK (reserved <= on_hand),
+    PRIMARY KEY (tenant_id, gtin, location_gln, zone, lot)
+);
+
+-- The journal: append-only. An operation (a receipt, an order's reservation, a count…) writes its
+-- movements under its own id, one line each.
+CREATE TABLE stock_movements (
+    tenant_id TEXT NOT NULL,
+    operation_id TEXT NOT NULL,
+    line BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    gtin TEXT NOT NULL,
+    location_gln TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    quantity BIGINT NOT NULL,
+    reason TEXT,
+    at_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, operation_id, line)
+);
+CREATE INDEX stock_movements_by_lot ON stock_movements (tenant_id, gtin, lot, at_unix_ms);
+
+-- Two-phase reservations; the lines are the `reserve` movements of the operation with this id.
+CREATE TABLE reservations (
+    tenant_id TEXT NOT NULL,
+    reservation_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    expires_unix_ms BIGINT,
+    created_unix_ms BIGINT NOT NULL,
+    updated_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, reservation_id)
+);
+CREATE INDEX reservations_due ON reservations (expires_unix_ms) WHERE state = 'pending' AND expires_unix_ms IS NOT NULL;
+
+-- Advance shipping notices: pallets (SSCC) announced for a location, then received into a zone.
+CREATE TABLE asns (
+    tenant_id TEXT NOT NULL,
+    asn_id TEXT NOT NULL,
+    location_gln TEXT NOT NULL,
+    expected_unix_ms BIGINT,
+    created_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, asn_id)
+);
+CREATE TABLE asn_pallets (
+    tenant_id TEXT NOT NULL,
+    asn_id TEXT NOT NULL,
+    sscc TEXT NOT NULL,
+    gtin TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    expiry_date TEXT,
+    quantity BIGINT NOT NULL CHECK (quantity > 0),
+    received_zone TEXT,
+    received_unix_ms BIGINT,
+    PRIMARY KEY (tenant_id, asn_id, sscc),
+    FOREIGN KEY (tenant_id, asn_id) REFERENCES asns (tenant_id, asn_id)
+);
+
+-- Orders. Lines, destination and the allocation (shipments, picks, the decision) are stored as
+-- JSON documents of the store's own format (see store::orders).
+CREATE TABLE orders (
+    tenant_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    -- The reservation holding the order's stock (a new one after a recall re-allocates it).
+    reservation_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    lines TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    allocation TEXT NOT NULL,
+    region TEXT NOT NULL,
+    promised_by_unix_ms BIGINT NOT NULL,
+    latest_delivery_unix_ms BIGINT,
+    placed_unix_ms BIGINT NOT NULL,
+    delivered_unix_ms BIGINT,
+    updated_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, order_id)
+);
+
+CREATE TABLE order_events (
+    tenant_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    at_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, order_id, seq)
+);
+
+-- Recalls and the lots they name (the resolver's gs1:recallStatus reads recalled_lots).
+CREATE TABLE recalls (
+    tenant_id TEXT NOT NULL,
+    recall_id TEXT NOT NULL,
+    gtin TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, recall_id)
+);
+CREATE TABLE recalled_lots (
+    tenant_id TEXT NOT NULL,
+    gtin TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    recall_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, gtin, lot)
+);

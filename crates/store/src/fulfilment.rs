@@ -1,0 +1,2101 @@
+//! Fulfilment in the store: the stock ledger's tables, advance shipping notices and receipts,
+//! cycle counts, lot statuses, orders (allocated and reserved in the write that places them),
+//! their lifecycle and recalls.
+//!
+//! **How stock is written.** Each writer task keeps a cache of the balances it has read, by
+//! (tenant, GTIN), with each row's `version`. A write changes the cached balances through
+//! [`StockBatch::change`] (the `stock` crate's arithmetic, so a change that would break an
+//! invariant is refused before any SQL) and queues its movements. At the end of the batch, each
+//! balance the batch touched is written once, conditionally on the version it was read at
+//! (`UPDATE … WHERE version = $read`), and the movements are inserted in multi-row statements. If
+//! another API node changed a balance meanwhile, the update finds no row, the batch rolls back,
+//! the cache is dropped and the batch is applied again on fresh rows — optimistic concurrency, no
+//! row lock. The CHECK constraints of `stock_balances` repeat the invariants in the database.
+//!
+//! A cache entry is trusted for [`CACHE_LIFETIME`]: changes to rows it holds are caught by the
+//! version check; rows another node *inserted* (a new lot) are seen once the entry is reloaded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gs1::{Gln, Gtin, Sscc};
+use network::{Coordinates, Lane, Location, Service, TenantId, ZoneName};
+use orders::{AllocationError, CandidateOutcome, Line, OrderStatus, ProductRule, StockEffect, StockLot};
+use serde::{Deserialize, Serialize};
+use stock::{Balance, LotStatus, MovementKind, ReservationState};
+
+use crate::backend::{Conn, on_conn};
+use crate::epcis::placeholders;
+use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
+use crate::writer::{Arg, WriteError, execute};
+
+/// How long a writer trusts a cached balance list or network snapshot before reading it again.
+pub const CACHE_LIFETIME: Duration = Duration::from_secs(2);
+/// The most (tenant, GTIN) entries a writer caches; beyond it the cache starts afresh.
+pub const CACHE_GTINS_MAX: usize = 200_000;
+/// The most sites and lanes allocation considers for one tenant (its own and the network's).
+pub const SITES_MAX: i64 = 5_000;
+/// The most pallets in one advance shipping notice.
+pub const ASN_PALLETS_MAX: usize = 1_000;
+/// The most lots one recall names.
+pub const RECALL_LOTS_MAX: usize = 100;
+/// The most pending reservations released per batch when their timeouts pass (the rest in the
+/// following batches; reads subtract them meanwhile).
+pub const EXPIRIES_PER_BATCH_MAX: i64 = 1_000;
+/// Movements per multi-row INSERT.
+const MOVEMENT_ROWS_PER_STATEMENT: usize = 500;
+
+fn corrupt(what: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("stored data is invalid: {what}").into())
+}
+
+/// A balance's key within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StockKey {
+    pub gtin: String,
+    pub location: String,
+    pub zone: String,
+    pub lot: String,
+}
+
+#[derive(Debug, Clone)]
+struct CachedBalance {
+    key: StockKey,
+    expiry: Option<String>,
+    status: LotStatus,
+    balance: Balance,
+    version: i64,
+}
+
+#[derive(Debug)]
+struct GtinEntry {
+    loaded: Instant,
+    product: Option<ProductRule>,
+    balances: Vec<CachedBalance>,
+}
+
+/// Sites and lanes visible to a tenant.
+#[derive(Debug)]
+pub(crate) struct NetworkSnapshot {
+    pub sites: Vec<Location>,
+    pub lanes: Vec<Lane>,
+}
+
+/// What a writer task remembers between batches (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct WriterCache {
+    gtins: HashMap<(String, String), GtinEntry>,
+    networks: HashMap<String, (Instant, Arc<NetworkSnapshot>)>,
+}
+
+impl WriterCache {
+    /// Forgets everything: after a rollback, the cache may hold changes that were not committed.
+    pub(crate) fn clear(&mut self) {
+        self.gtins.clear();
+        self.networks.clear();
+    }
+}
+
+#[derive(Debug)]
+struct Dirty {
+    /// The version the balance was read at; `None` for a row this batch creates.
+    read_version: Option<i64>,
+}
+
+#[derive(Debug)]
+struct MovementRow {
+    tenant: String,
+    operation_id: String,
+    line: i64,
+    kind: MovementKind,
+    key: StockKey,
+    quantity: i64,
+    reason: Option<String>,
+}
+
+/// How to take back one change to the cache.
+#[derive(Debug)]
+struct Undo {
+    tenant: String,
+    key: StockKey,
+    /// The balance and status before; `None` if the change created the balance.
+    before: Option<(Balance, LotStatus)>,
+    /// The change made the balance dirty.
+    dirtied: bool,
+}
+
+/// The stock changes of one batch, written once at its end.
+#[derive(Debug, Default)]
+pub(crate) struct StockBatch {
+    dirty: BTreeMap<(String, StockKey), Dirty>,
+    movements: Vec<MovementRow>,
+    undo: Vec<Undo>,
+    expiries_checked: bool,
+}
+
+/// A point to roll a batch's stock changes back to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    undo: usize,
+    movements: usize,
+}
+
+/// Another writer changed a balance this batch read: apply the batch again.
+#[derive(Debug)]
+pub(crate) struct Raced;
+
+impl StockBatch {
+    pub(crate) fn mark(&self) -> Mark {
+        Mark { undo: self.undo.len(), movements: self.movements.len() }
+    }
+
+    /// Takes back every change since `mark` (a refused write leaves no trace).
+    pub(crate) fn roll_back(&mut self, mark: Mark, cache: &mut WriterCache) {
+        self.movements.truncate(mark.movements);
+        while self.undo.len() > mark.undo {
+            let Some(undo) = self.undo.pop() else { break };
+            if undo.dirtied {
+                self.dirty.remove(&(undo.tenant.clone(), undo.key.clone()));
+            }
+            let Some(entry) = cache.gtins.get_mut(&(undo.tenant, undo.key.gtin.clone())) else { continue };
+            match undo.before {
+                None => entry.balances.retain(|cached| cached.key != undo.key),
+                Some((balance, status)) => {
+                    if let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == undo.key) {
+                        cached.balance = balance;
+                        cached.status = status;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the state of a balance before a change, and marks it dirty.
+    fn touch(&mut self, tenant: &str, key: &StockKey, before: Option<(Balance, LotStatus)>, read_version: Option<i64>) {
+        let dirty_key = (tenant.to_owned(), key.clone());
+        let dirtied = !self.dirty.contains_key(&dirty_key);
+        if dirtied {
+            self.dirty.insert(dirty_key, Dirty { read_version });
+        }
+        self.undo.push(Undo { tenant: tenant.to_owned(), key: key.clone(), before, dirtied });
+    }
+
+    /// Loads (or reuses) the product rule and every balance of a GTIN.
+    async fn entry<'c>(
+        cache: &'c mut WriterCache,
+        conn: &mut Conn,
+        tenant: &str,
+        gtin: &str,
+    ) -> Result<&'c mut GtinEntry, sqlx::Error> {
+        let key = (tenant.to_owned(), gtin.to_owned());
+        let fresh = cache.gtins.get(&key).is_some_and(|entry| entry.loaded.elapsed() < CACHE_LIFETIME);
+        if !fresh {
+            if cache.gtins.len() >= CACHE_GTINS_MAX {
+                cache.gtins.clear();
+            }
+            let entry = load_gtin(conn, tenant, gtin).await?;
+            cache.gtins.insert(key.clone(), entry);
+        }
+        cache.gtins.get_mut(&key).ok_or_else(|| corrupt("cache entry vanished"))
+    }
+
+    /// Changes one balance by a movement (creating the balance for a receipt), or refuses.
+    #[allow(clippy::too_many_arguments)]
+    async fn change(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        tenant: &str,
+        operation_id: &str,
+        line: i64,
+        kind: MovementKind,
+        key: &StockKey,
+        quantity: i64,
+        reason: Option<&str>,
+        new_lot: Option<(Option<&str>, LotStatus)>,
+    ) -> Result<Result<(), WriteError>, sqlx::Error> {
+        let entry = Self::entry(cache, conn, tenant, &key.gtin).await?;
+        let position = entry.balances.iter().position(|cached| cached.key == *key);
+        let index = match (position, new_lot) {
+            (Some(index), _) => index,
+            (None, Some((expiry, status))) => {
+                entry.balances.push(CachedBalance {
+                    key: key.clone(),
+                    expiry: expiry.map(str::to_owned),
+                    status,
+                    balance: Balance::default(),
+                    version: 0,
+                });
+                entry.balances.len() - 1
+            }
+            (None, None) => {
+                return Ok(Err(WriteError::Refused {
+                    code: "insufficient-stock",
+                    detail: format!("no stock of {} lot {:?} in {} zone {}", key.gtin, key.lot, key.location, key.zone),
+                    errors: Vec::new(),
+                }));
+            }
+        };
+        let cached = &mut entry.balances[index];
+        if let Some((expiry, _)) = new_lot
+            && cached.expiry.as_deref() != expiry
+        {
+            return Ok(Err(WriteError::Refused {
+                code: "lot-conflict",
+                detail: format!(
+                    "lot {:?} of {} is stored with expiry {:?}, not {:?}: a lot has one expiry",
+                    key.lot, key.gtin, cached.expiry, expiry
+                ),
+                errors: Vec::new(),
+            }));
+        }
+        let created = position.is_none();
+        let next = match cached.balance.apply(kind.delta(quantity)) {
+            Ok(next) => next,
+            Err(error) => {
+                if created {
+                    entry.balances.pop();
+                }
+                return Ok(Err(WriteError::Refused {
+                    code: "insufficient-stock",
+                    detail: format!("{} lot {:?} in {} zone {}: {error}", key.gtin, key.lot, key.location, key.zone),
+                    errors: Vec::new(),
+                }));
+            }
+        };
+        let before = (!created).then_some((cached.balance, cached.status));
+        let read_version = (!created).then_some(cached.version);
+        cached.balance = next;
+        self.touch(tenant, key, before, read_version);
+        self.movements.push(MovementRow {
+            tenant: tenant.to_owned(),
+            operation_id: operation_id.to_owned(),
+            line,
+            kind,
+            key: key.clone(),
+            quantity,
+            reason: reason.map(str::to_owned),
+        });
+        Ok(Ok(()))
+    }
+
+    /// Sets the status of one balance (a `status` movement).
+    #[allow(clippy::too_many_arguments)]
+    async fn set_status(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        tenant: &str,
+        operation_id: &str,
+        line: i64,
+        key: &StockKey,
+        status: LotStatus,
+        reason: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let entry = Self::entry(cache, conn, tenant, &key.gtin).await?;
+        let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == *key) else { return Ok(false) };
+        if cached.status == status {
+            return Ok(true);
+        }
+        let before = Some((cached.balance, cached.status));
+        let read_version = Some(cached.version);
+        cached.status = status;
+        self.touch(tenant, key, before, read_version);
+        self.movements.push(MovementRow {
+            tenant: tenant.to_owned(),
+            operation_id: operation_id.to_owned(),
+            line,
+            kind: MovementKind::Status,
+            key: key.clone(),
+            quantity: 0,
+            reason: Some(format!("{}{}", status.name(), reason.map(|reason| format!(": {reason}")).unwrap_or_default())),
+        });
+        Ok(true)
+    }
+
+    /// Writes the batch's balances (conditionally on their versions) and movements.
+    pub(crate) async fn flush(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        now_unix_ms: i64,
+    ) -> Result<Result<(), Raced>, sqlx::Error> {
+        self.undo.clear();
+        for ((tenant, key), dirty) in std::mem::take(&mut self.dirty) {
+            let Some(entry) = cache.gtins.get_mut(&(tenant.clone(), key.gtin.clone())) else {
+                return Ok(Err(Raced));
+            };
+            let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == key) else {
+                return Ok(Err(Raced));
+            };
+            debug_assert!(cached.balance.check().is_ok());
+            match dirty.read_version {
+                None => {
+                    execute(
+                        conn,
+                        "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, \
+                         on_hand, reserved, version, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
+                        &[
+                            Arg::Text(&tenant),
+                            Arg::Text(&key.gtin),
+                            Arg::Text(&key.location),
+                            Arg::Text(&key.zone),
+                            Arg::Text(&key.lot),
+                            Arg::OptionalText(cached.expiry.as_deref()),
+                            Arg::Text(cached.status.name()),
+                            Arg::Integer(cached.balance.on_hand),
+                            Arg::Integer(cached.balance.reserved),
+                            Arg::Integer(now_unix_ms),
+                        ],
+                    )
+                    .await?;
+                    cached.version = 1;
+                }
+                Some(read_version) => {
+                    let updated = execute(
+                        conn,
+                        "UPDATE stock_balances SET on_hand = $1, reserved = $2, status = $3, version = $4, \
+                         updated_unix_ms = $5 WHERE tenant_id = $6 AND gtin = $7 AND location_gln = $8 AND zone = $9 \
+                         AND lot = $10 AND version = $11",
+                        &[
+                            Arg::Integer(cached.balance.on_hand),
+                            Arg::Integer(cached.balance.reserved),
+                            Arg::Text(cached.status.name()),
+                            Arg::Integer(read_version + 1),
+                            Arg::Integer(now_unix_ms),
+                            Arg::Text(&tenant),
+                            Arg::Text(&key.gtin),
+                            Arg::Text(&key.location),
+                            Arg::Text(&key.zone),
+                            Arg::Text(&key.lot),
+                            Arg::Integer(read_version),
+                        ],
+                    )
+                    .await?;
+                    if updated != 1 {
+                        return Ok(Err(Raced));
+                    }
+                    cached.version = read_version + 1;
+                }
+            }
+        }
+        let movements = std::mem::take(&mut self.movements);
+        const COLUMNS: usize = 11;
+        for chunk in movements.chunks(MOVEMENT_ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, \
+                 quantity, reason, at_unix_ms) VALUES ",
+            );
+            let mut args = Vec::with_capacity(chunk.len() * COLUMNS);
+            for (row, movement) in chunk.iter().enumerate() {
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&placeholders(conn, row * COLUMNS + 1, COLUMNS));
+                args.extend([
+                    Arg::Text(&movement.tenant),
+                    Arg::Text(&movement.operation_id),
+                    Arg::Integer(movement.line),
+                    Arg::Text(movement.kind.name()),
+                    Arg::Text(&movement.key.gtin),
+                    Arg::Text(&movement.key.location),
+                    Arg::Text(&movement.key.zone),
+                    Arg::Text(&movement.key.lot),
+                    Arg::Integer(movement.quantity),
+                    Arg::OptionalText(movement.reason.as_deref()),
+                    Arg::Integer(now_unix_ms),
+                ]);
+            }
+            execute(conn, &sql, &args).await?;
+        }
+        Ok(Ok(()))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BalanceRow {
+    location_gln: String,
+    zone: String,
+    lot: String,
+    expiry_date: Option<String>,
+    status: String,
+    on_hand: i64,
+    reserved: i64,
+    version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ProductRuleRow {
+    temperature_class: String,
+    temperature_min_celsius: Option<f64>,
+    temperature_max_celsius: Option<f64>,
+    min_remaining_shelf_life_days: Option<i64>,
+}
+
+async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntry, sqlx::Error> {
+    let product: Option<ProductRuleRow> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days \
+         FROM products WHERE tenant_id = $1 AND gtin = $2")
+        .bind(tenant).bind(gtin).fetch_optional(&mut *connection).await)?;
+    let product = match product {
+        None => None,
+        Some(row) => Some(ProductRule {
+            gtin: Gtin::parse(gtin).map_err(corrupt)?,
+            class: network::TemperatureClass::new(
+                &row.temperature_class,
+                row.temperature_min_celsius,
+                row.temperature_max_celsius,
+            )
+            .map_err(corrupt)?,
+            min_remaining_shelf_life_days: row.min_remaining_shelf_life_days.unwrap_or(0) as u32,
+        }),
+    };
+    let rows: Vec<BalanceRow> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT location_gln, zone, lot, expiry_date, status, on_hand, reserved, version FROM stock_balances \
+         WHERE tenant_id = $1 AND gtin = $2")
+        .bind(tenant).bind(gtin).fetch_all(&mut *connection).await)?;
+    let balances = rows
+        .into_iter()
+        .map(|row| {
+            Ok(CachedBalance {
+                key: StockKey { gtin: gtin.to_owned(), location: row.location_gln, zone: row.zone, lot: row.lot },
+                expiry: row.expiry_date,
+                status: LotStatus::parse(&row.status).ok_or_else(|| corrupt(format!("lot status {:?}", row.status)))?,
+                balance: Balance { on_hand: row.on_hand, reserved: row.reserved },
+                version: row.version,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(GtinEntry { loaded: Instant::now(), product, balances })
+}
+
+async fn network_snapshot(
+    cache: &mut WriterCache,
+    conn: &mut Conn,
+    tenant: &str,
+) -> Result<Arc<NetworkSnapshot>, sqlx::Error> {
+    if let Some((loaded, snapshot)) = cache.networks.get(tenant)
+        && loaded.elapsed() < CACHE_LIFETIME
+    {
+        return Ok(snapshot.clone());
+    }
+    let visible = "tenant_id IN ($1, 'network')";
+    let locations: Vec<LocationRow> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "SELECT {LOCATION_COLUMNS} FROM locations WHERE {visible} ORDER BY gln, tenant_id LIMIT {SITES_MAX}"))
+        .bind(tenant).fetch_all(&mut *connection).await)?;
+    let zones: Vec<ZoneRow> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "SELECT tenant_id, gln, zone_name, min_celsius, max_celsius, capacity_pallets FROM location_zones \
+         WHERE {visible} ORDER BY tenant_id, gln, position"))
+        .bind(tenant).fetch_all(&mut *connection).await)?;
+    let cutoffs: Vec<CutoffRow> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "SELECT tenant_id, gln, service, cutoff_local_time FROM location_cutoffs WHERE {visible} \
+         ORDER BY tenant_id, gln, service"))
+        .bind(tenant).fetch_all(&mut *connection).await)?;
+    let lanes: Vec<LaneRow> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "SELECT {LANE_COLUMNS} FROM lanes WHERE {visible} ORDER BY lane_id, tenant_id LIMIT {SITES_MAX}"))
+        .bind(tenant).fetch_all(&mut *connection).await)?;
+    let mut zones_of: HashMap<(String, String), Vec<ZoneRow>> = HashMap::new();
+    for zone in zones {
+        zones_of.entry((zone.tenant_id.clone(), zone.gln.clone())).or_default().push(zone);
+    }
+    let mut cutoffs_of: HashMap<(String, String), Vec<CutoffRow>> = HashMap::new();
+    for cutoff in cutoffs {
+        cutoffs_of.entry((cutoff.tenant_id.clone(), cutoff.gln.clone())).or_default().push(cutoff);
+    }
+    let mut sites = Vec::with_capacity(locations.len());
+    for row in locations {
+        let key = (row.tenant_id.clone(), row.gln.clone());
+        let zones = zones_of.remove(&key).unwrap_or_default();
+        let cutoffs = cutoffs_of.remove(&key).unwrap_or_default();
+        sites.push(row.into_domain(zones, cutoffs).map_err(corrupt)?);
+    }
+    let lanes = lanes.into_iter().map(|row| row.into_domain().map_err(corrupt)).collect::<Result<Vec<_>, _>>()?;
+    let snapshot = Arc::new(NetworkSnapshot { sites, lanes });
+    cache.networks.insert(tenant.to_owned(), (Instant::now(), snapshot.clone()));
+    Ok(snapshot)
+}
+
+// ---------- mutations ----------
+
+/// A pallet announced by an advance shipping notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsnPallet {
+    pub sscc: Sscc,
+    pub gtin: Gtin,
+    pub lot: String,
+    /// ISO date `YYYY-MM-DD`.
+    pub expiry: Option<String>,
+    pub quantity: i64,
+}
+
+/// Where an order goes: a pickup point (a location's GLN) or coordinates with a time zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderDestination {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pickup_point: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub latitude_degrees: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub longitude_degrees: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_zone: Option<String>,
+    /// A coarse area (postal district, city) for reports; never a street address.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub area: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceOrder {
+    pub order_id: String,
+    pub lines: Vec<Line>,
+    pub destination: OrderDestination,
+    pub service: Service,
+    pub latest_delivery_unix_ms: Option<i64>,
+    /// The reservation expires unless the order moves on (to picking) within this time.
+    pub hold_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FulfilmentMutation {
+    /// Announces pallets for a location.
+    CreateAsn { asn_id: String, location: Gln, expected_unix_ms: Option<i64>, pallets: Vec<AsnPallet> },
+    /// Receives the ASN's pallets (all not yet received, or the listed ones) into a zone.
+    ReceiveAsn { asn_id: String, receipt_id: String, zone: ZoneName, ssccs: Option<Vec<Sscc>>, status: LotStatus },
+    /// A cycle count: sets the balance's on hand to `counted` with an `adjust` movement.
+    Count { operation_id: String, location: Gln, zone: ZoneName, gtin: Gtin, lot: String, counted: i64, reason: String },
+    /// Sets the status of a lot (at one location, or everywhere).
+    SetLotStatus { operation_id: String, gtin: Gtin, lot: String, location: Option<Gln>, status: LotStatus, reason: String },
+    PlaceOrder(Box<PlaceOrder>),
+    /// Moves an order on in its lifecycle.
+    OrderEvent { order_id: String, event_id: String, to: OrderStatus, ssccs: Vec<Sscc>, shipped: Option<Vec<i64>> },
+    /// Recalls lots of a product.
+    Recall { recall_id: String, gtin: Gtin, lots: Vec<String>, reason: String },
+}
+
+// ---------- stored orders ----------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLine {
+    pub gtin: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPick {
+    pub line: usize,
+    pub zone: String,
+    pub lot: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expiry: Option<String>,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredShipment {
+    pub site: String,
+    pub delivering_site: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lane: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lane_departure_unix_ms: Option<i64>,
+    pub pick_from_unix_ms: i64,
+    pub ready_unix_ms: i64,
+    pub last_mile_departure_unix_ms: i64,
+    pub last_mile_km: f64,
+    pub promised_by_unix_ms: i64,
+    pub cost_cents: u64,
+    pub picks: Vec<StoredPick>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sscc: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredCandidate {
+    pub site: String,
+    /// `chosen`, `passed` (could ship all, another was better), `partial`, `no_route`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost_cents: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub promised_by_unix_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub eligible_units: Option<Vec<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAllocation {
+    pub rule: String,
+    pub shipments: Vec<StoredShipment>,
+    pub candidates: Vec<StoredCandidate>,
+    /// Why the order needs a person (e.g. a recall left it without stock).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub flags: Vec<String>,
+}
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub service: Service,
+    pub lines: Vec<StoredLine>,
+    pub destination: OrderDestination,
+    pub allocation: StoredAllocation,
+    pub region: String,
+    pub promised_by_unix_ms: i64,
+    pub latest_delivery_unix_ms: Option<i64>,
+    pub placed_unix_ms: i64,
+    pub delivered_unix_ms: Option<i64>,
+    pub updated_unix_ms: i64,
+    /// The reservation's state as of the read (a pending one past its timeout reads expired).
+    pub reservation: ReservationState,
+    pub hold_expires_unix_ms: Option<i64>,
+}
+
+/// One step of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEventRecord {
+    pub seq: i64,
+    pub status: OrderStatus,
+    pub detail: Option<String>,
+    pub at_unix_ms: i64,
+}
+
+fn stored_allocation(allocation: &orders::Allocation) -> StoredAllocation {
+    let date = |date: Option<jiff::civil::Date>| date.map(|date| date.to_string());
+    StoredAllocation {
+        rule: allocation.decision.rule.clone(),
+        shipments: allocation
+            .shipments
+            .iter()
+            .map(|shipment| StoredShipment {
+                site: shipment.site.to_string(),
+                delivering_site: shipment.route.delivering_site.to_string(),
+                lane: shipment.route.line_haul.as_ref().map(|(lane, _)| lane.to_string()),
+                lane_departure_unix_ms: shipment.route.line_haul.as_ref().map(|(_, at)| *at),
+                pick_from_unix_ms: shipment.route.pick_from_unix_ms,
+                ready_unix_ms: shipment.route.ready_unix_ms,
+                last_mile_departure_unix_ms: shipment.route.last_mile_departure_unix_ms,
+                last_mile_km: (shipment.route.last_mile_km * 10.0).round() / 10.0,
+                promised_by_unix_ms: shipment.route.promised_by_unix_ms,
+                cost_cents: shipment.route.cost_cents,
+                picks: shipment
+                    .picks
+                    .iter()
+                    .map(|pick| StoredPick {
+                        line: pick.line,
+                        zone: pick.zone.to_string(),
+                        lot: pick.lot.clone(),
+                        expiry: date(pick.expiry),
+                        quantity: pick.quantity,
+                    })
+                    .collect(),
+                sscc: None,
+            })
+            .collect(),
+        candidates: stored_candidates(&allocation.decision),
+        flags: Vec::new(),
+    }
+}
+
+fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
+    decision
+        .candidates
+        .iter()
+        .map(|candidate| {
+            let mut stored = StoredCandidate {
+                site: candidate.site.to_string(),
+                outcome: String::new(),
+                cost_cents: None,
+                promised_by_unix_ms: None,
+                eligible_units: None,
+                reason: None,
+            };
+            match &candidate.outcome {
+                CandidateOutcome::Chosen { cost_cents, promised_by_unix_ms } => {
+                    stored.outcome = "chosen".into();
+                    stored.cost_cents = Some(*cost_cents);
+                    stored.promised_by_unix_ms = Some(*promised_by_unix_ms);
+                }
+                CandidateOutcome::Passed { cost_cents, promised_by_unix_ms } => {
+                    stored.outcome = "passed".into();
+                    stored.cost_cents = Some(*cost_cents);
+                    stored.promised_by_unix_ms = Some(*promised_by_unix_ms);
+                    stored.reason = Some("holds every line, but a cheaper or sooner site was chosen".into());
+                }
+                CandidateOutcome::Partial { eligible_units } => {
+                    stored.outcome = "partial".into();
+                    stored.eligible_units = Some(eligible_units.clone());
+                    stored.reason = Some("not enough eligible units of every line".into());
+                }
+                CandidateOutcome::NoRoute(no_route) => {
+                    stored.outcome = "no_route".into();
+                    stored.reason = Some(no_route.to_string());
+                }
+            }
+            stored
+        })
+        .collect()
+}
+
+fn allocation_refusal(error: AllocationError) -> WriteError {
+    match error {
+        AllocationError::UnknownProduct { line, gtin } => WriteError::UnknownReference {
+            field: "/lines",
+            value: format!("line {line}: GTIN {gtin} (not a product of this merchant)"),
+        },
+        AllocationError::Short { shortages, decision } => {
+            let reasons: Vec<String> = stored_candidates(&decision)
+                .into_iter()
+                .filter_map(|candidate| candidate.reason.map(|reason| format!("{}: {reason}", candidate.site)))
+                .collect();
+            WriteError::Refused {
+                code: "insufficient-stock",
+                detail: if reasons.is_empty() {
+                    "no eligible stock of the ordered products".to_owned()
+                } else {
+                    format!("not enough eligible stock; sites considered: {}", reasons.join("; "))
+                },
+                errors: shortages
+                    .iter()
+                    .map(|shortage| {
+                        (
+                            format!("/lines/{}", shortage.line),
+                            format!(
+                                "{} units of {} wanted, {} eligible at sites that deliver in time",
+                                shortage.wanted, shortage.gtin, shortage.eligible
+                            ),
+                        )
+                    })
+                    .collect(),
+            }
+        }
+        AllocationError::TooManyShipments { decision } => WriteError::Refused {
+            code: "insufficient-stock",
+            detail: decision.rule,
+            errors: Vec::new(),
+        },
+    }
+}
+
+// ---------- applying fulfilment writes ----------
+
+/// What a fulfilment write did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FulfilmentApplied {
+    pub created: bool,
+    pub outcome: Option<Arc<FulfilmentOutcome>>,
+}
+
+/// What a fulfilment write answers, read in its own transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FulfilmentOutcome {
+    /// The order as the write left it.
+    Order(OrderRecord),
+    Recall(RecallOutcome),
+}
+
+/// A recall's reach: forward (orders, and so pickup points) and backward (inbound pallets, the
+/// product's supplier).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecallOutcome {
+    pub recall_id: String,
+    /// Every order that took units of the lots, as the recall left it.
+    pub orders: Vec<OrderRecord>,
+    /// The orders the recall allocated again from other lots.
+    pub reallocated: Vec<String>,
+    /// The orders left without stock.
+    pub flagged: Vec<String>,
+    pub inbound_pallets: Vec<InboundPallet>,
+    pub supplier_party_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboundPallet {
+    pub asn_id: String,
+    pub sscc: String,
+    pub location_gln: String,
+    pub lot: String,
+}
+
+/// The batch state a fulfilment write works with.
+pub(crate) struct StockContext<'a> {
+    pub batch: &'a mut StockBatch,
+    pub cache: &'a mut WriterCache,
+}
+
+type Outcome<T> = Result<Result<T, WriteError>, sqlx::Error>;
+
+macro_rules! refuse {
+    ($error:expr) => {
+        return Ok(Err($error))
+    };
+}
+
+macro_rules! attempt {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(error) => return Ok(Err(error)),
+        }
+    };
+}
+
+fn refused(code: &'static str, detail: impl Into<String>) -> WriteError {
+    WriteError::Refused { code, detail: detail.into(), errors: Vec::new() }
+}
+
+pub(crate) async fn apply_fulfilment(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    mutation: &FulfilmentMutation,
+    now_unix_ms: i64,
+    context: StockContext<'_>,
+) -> Outcome<FulfilmentApplied> {
+    let StockContext { batch, cache } = context;
+    if !batch.expiries_checked {
+        batch.expiries_checked = true;
+        expire_due(conn, batch, cache, now_unix_ms).await?;
+    }
+    let mark = batch.mark();
+    let result = apply_checked(conn, tenant_id.as_str(), mutation, now_unix_ms, batch, cache).await?;
+    if result.is_err() {
+        batch.roll_back(mark, cache);
+    }
+    Ok(result)
+}
+
+/// Applies a fulfilment write. A refusal may come after some changes to the cache (never after
+/// SQL changes): the caller rolls those back.
+async fn apply_checked(
+    conn: &mut Conn,
+    tenant: &str,
+    mutation: &FulfilmentMutation,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<FulfilmentApplied> {
+    let done = |created| Ok(Ok(FulfilmentApplied { created, outcome: None }));
+    match mutation {
+        FulfilmentMutation::CreateAsn { asn_id, location, expected_unix_ms, pallets } => {
+            if !crate::writer::exists(
+                conn,
+                "SELECT 1 FROM locations WHERE tenant_id IN ($1, 'network') AND gln = $2",
+                &[Arg::Text(tenant), Arg::Text(location.as_str())],
+            )
+            .await?
+            {
+                refuse!(WriteError::UnknownReference { field: "/location", value: location.to_string() });
+            }
+            for (index, pallet) in pallets.iter().enumerate() {
+                if !crate::writer::exists(
+                    conn,
+                    "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
+                    &[Arg::Text(tenant), Arg::Text(pallet.gtin.as_str())],
+                )
+                .await?
+                {
+                    refuse!(WriteError::UnknownReference { field: "/pallets", value: format!("{index}: GTIN {}", pallet.gtin) });
+                }
+            }
+            execute(
+                conn,
+                "INSERT INTO asns (tenant_id, asn_id, location_gln, expected_unix_ms, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(asn_id),
+                    Arg::Text(location.as_str()),
+                    Arg::OptionalInteger(*expected_unix_ms),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?;
+            for pallet in pallets {
+                execute(
+                    conn,
+                    "INSERT INTO asn_pallets (tenant_id, asn_id, sscc, gtin, lot, expiry_date, quantity) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        Arg::Text(tenant),
+                        Arg::Text(asn_id),
+                        Arg::Text(pallet.sscc.as_str()),
+                        Arg::Text(pallet.gtin.as_str()),
+                        Arg::Text(&pallet.lot),
+                        Arg::OptionalText(pallet.expiry.as_deref()),
+                        Arg::Integer(pallet.quantity),
+                    ],
+                )
+                .await?;
+            }
+            done(true)
+        }
+        FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status } => {
+            receive_asn(conn, tenant, asn_id, receipt_id, zone, ssccs.as_deref(), *status, now_unix_ms, batch, cache)
+                .await
+        }
+        FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, reason } => {
+            let key = StockKey {
+                gtin: gtin.to_string(),
+                location: location.to_string(),
+                zone: zone.to_string(),
+                lot: lot.clone(),
+            };
+            let entry = StockBatch::entry(cache, conn, tenant, &key.gtin).await?;
+            let Some(cached) = entry.balances.iter().find(|cached| cached.key == key) else {
+                refuse!(WriteError::NotFound);
+            };
+            let difference = counted - cached.balance.on_hand;
+            if difference == 0 {
+                return done(false);
+            }
+            attempt!(
+                batch
+                    .change(cache, conn, tenant, operation_id, 0, MovementKind::Adjust, &key, difference, Some(reason), None)
+                    .await?
+            );
+            done(true)
+        }
+        FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason } => {
+            let entry = StockBatch::entry(cache, conn, tenant, gtin.as_str()).await?;
+            let keys: Vec<StockKey> = entry
+                .balances
+                .iter()
+                .filter(|cached| {
+                    cached.key.lot == *lot && location.as_ref().is_none_or(|gln| cached.key.location == gln.as_str())
+                })
+                .map(|cached| cached.key.clone())
+                .collect();
+            if keys.is_empty() {
+                refuse!(WriteError::NotFound);
+            }
+            for (line, key) in keys.iter().enumerate() {
+                batch.set_status(cache, conn, tenant, operation_id, line as i64, key, *status, Some(reason)).await?;
+            }
+            done(false)
+        }
+        FulfilmentMutation::PlaceOrder(order) => {
+            let record = attempt!(place_order(conn, tenant, order, now_unix_ms, batch, cache).await?);
+            Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
+        }
+        FulfilmentMutation::OrderEvent { order_id, event_id, to, ssccs, shipped } => {
+            let record = attempt!(
+                order_event(conn, tenant, order_id, event_id, *to, ssccs, shipped.as_deref(), now_unix_ms, batch, cache)
+                    .await?
+            );
+            Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
+        }
+        FulfilmentMutation::Recall { recall_id, gtin, lots, reason } => {
+            let outcome = attempt!(recall(conn, tenant, recall_id, gtin, lots, reason, now_unix_ms, batch, cache).await?);
+            Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive_asn(
+    conn: &mut Conn,
+    tenant: &str,
+    asn_id: &str,
+    receipt_id: &str,
+    zone: &ZoneName,
+    ssccs: Option<&[Sscc]>,
+    status: LotStatus,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<FulfilmentApplied> {
+    let location: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT location_gln FROM asns WHERE tenant_id = $1 AND asn_id = $2")
+        .bind(tenant).bind(asn_id).fetch_optional(&mut *connection).await)?;
+    let Some((location,)) = location else { refuse!(WriteError::NotFound) };
+    let network = network_snapshot(cache, conn, tenant).await?;
+    let Some(site) = network.sites.iter().find(|site| site.gln.as_str() == location) else {
+        refuse!(WriteError::UnknownReference { field: "/location", value: location });
+    };
+    let Some(site_zone) = site.zones.iter().find(|candidate| candidate.name == *zone).cloned() else {
+        refuse!(WriteError::UnknownReference { field: "/zone", value: zone.to_string() });
+    };
+    #[derive(sqlx::FromRow)]
+    struct PalletRow {
+        sscc: String,
+        gtin: String,
+        lot: String,
+        expiry_date: Option<String>,
+        quantity: i64,
+        received_unix_ms: Option<i64>,
+    }
+    let pallets: Vec<PalletRow> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT sscc, gtin, lot, expiry_date, quantity, received_unix_ms FROM asn_pallets \
+         WHERE tenant_id = $1 AND asn_id = $2 ORDER BY sscc")
+        .bind(tenant).bind(asn_id).fetch_all(&mut *connection).await)?;
+    let chosen: Vec<&PalletRow> = match ssccs {
+        None => pallets.iter().filter(|pallet| pallet.received_unix_ms.is_none()).collect(),
+        Some(list) => {
+            let mut chosen = Vec::new();
+            for sscc in list {
+                match pallets.iter().find(|pallet| pallet.sscc == sscc.as_str()) {
+                    None => refuse!(WriteError::UnknownReference { field: "/ssccs", value: sscc.to_string() }),
+                    Some(pallet) if pallet.received_unix_ms.is_some() => {
+                        refuse!(refused("already-received", format!("pallet {sscc} was received before")))
+                    }
+                    Some(pallet) => chosen.push(pallet),
+                }
+            }
+            chosen
+        }
+    };
+    if chosen.is_empty() {
+        refuse!(refused("already-received", format!("every pallet of {asn_id} was received before")));
+    }
+    for (line, pallet) in chosen.iter().enumerate() {
+        let entry = StockBatch::entry(cache, conn, tenant, &pallet.gtin).await?;
+        let Some(product) = entry.product.clone() else {
+            refuse!(WriteError::UnknownReference { field: "/pallets", value: pallet.gtin.clone() });
+        };
+        if !site_zone.suits(&product.class) {
+            refuse!(refused(
+                "zone-unsuitable",
+                format!(
+                    "zone {zone} ({}) does not keep {} products ({}) in range",
+                    describe_range(&site_zone.range),
+                    product.class.name(),
+                    describe_range(&product.class.range())
+                )
+            ));
+        }
+        let key =
+            StockKey { gtin: pallet.gtin.clone(), location: location.clone(), zone: zone.to_string(), lot: pallet.lot.clone() };
+        attempt!(
+            batch
+                .change(
+                    cache,
+                    conn,
+                    tenant,
+                    receipt_id,
+                    line as i64,
+                    MovementKind::Receipt,
+                    &key,
+                    pallet.quantity,
+                    Some(&format!("ASN {asn_id} pallet {}", pallet.sscc)),
+                    Some((pallet.expiry_date.as_deref(), status)),
+                )
+                .await?
+        );
+    }
+    for pallet in &chosen {
+        execute(
+            conn,
+            "UPDATE asn_pallets SET received_zone = $1, received_unix_ms = $2 WHERE tenant_id = $3 AND asn_id = $4 AND sscc = $5",
+            &[Arg::Text(zone.as_str()), Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(asn_id), Arg::Text(&pallet.sscc)],
+        )
+        .await?;
+    }
+    Ok(Ok(FulfilmentApplied { created: true, outcome: None }))
+}
+
+fn describe_range(range: &network::TemperatureRange) -> String {
+    match (range.min_celsius, range.max_celsius) {
+        (Some(min), Some(max)) => format!("{min}–{max} °C"),
+        (Some(min), None) => format!("≥ {min} °C"),
+        (None, Some(max)) => format!("≤ {max} °C"),
+        (None, None) => "uncontrolled".to_owned(),
+    }
+}
+
+/// The destination's coordinates and time zone, and the region it counts in.
+fn resolve_destination(
+    network: &NetworkSnapshot,
+    destination: &OrderDestination,
+) -> Result<(orders::Destination, Option<String>), WriteError> {
+    if let Some(gln) = &destination.pickup_point {
+        let Some(site) = network.sites.iter().find(|site| site.gln.as_str() == gln) else {
+            return Err(WriteError::UnknownReference { field: "/destination/pickup_point", value: gln.clone() });
+        };
+        let time_zone = jiff::tz::TimeZone::get(site.time_zone.as_str())
+            .map_err(|_| WriteError::Database(format!("time zone of {gln}")))?;
+        let region = site.address.city.clone().unwrap_or_else(|| site.gln.to_string());
+        return Ok((orders::Destination { coordinates: site.coordinates, time_zone }, Some(region)));
+    }
+    let (Some(latitude), Some(longitude), Some(zone)) =
+        (destination.latitude_degrees, destination.longitude_degrees, destination.time_zone.as_deref())
+    else {
+        return Err(WriteError::UnknownReference { field: "/destination", value: "no pickup point or coordinates".into() });
+    };
+    let coordinates = Coordinates::new(latitude, longitude)
+        .map_err(|error| WriteError::UnknownReference { field: "/destination", value: error.to_string() })?;
+    let time_zone = jiff::tz::TimeZone::get(zone)
+        .map_err(|_| WriteError::UnknownReference { field: "/destination/time_zone", value: zone.to_owned() })?;
+    Ok((orders::Destination { coordinates, time_zone }, destination.area.clone()))
+}
+
+/// Eligible-looking stock of the GTINs (available status, free units), and their product rules.
+async fn stock_lots(
+    conn: &mut Conn,
+    cache: &mut WriterCache,
+    tenant: &str,
+    lines: &[Line],
+) -> Outcome<(Vec<ProductRule>, Vec<StockLot>)> {
+    let mut products: Vec<ProductRule> = Vec::new();
+    let mut lots = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if products.iter().any(|product| product.gtin == line.gtin) {
+            continue;
+        }
+        let entry = StockBatch::entry(cache, conn, tenant, line.gtin.as_str()).await?;
+        let Some(product) = entry.product.clone() else {
+            refuse!(WriteError::UnknownReference {
+                field: "/lines",
+                value: format!("line {index}: GTIN {} (not a product of this merchant)", line.gtin),
+            });
+        };
+        products.push(product);
+        for cached in &entry.balances {
+            if !cached.status.allocatable() || cached.balance.free() <= 0 {
+                continue;
+            }
+            let expiry = match &cached.expiry {
+                Some(text) => Some(text.parse::<jiff::civil::Date>().map_err(corrupt)?),
+                None => None,
+            };
+            lots.push(StockLot {
+                site: Gln::parse(&cached.key.location).map_err(corrupt)?,
+                zone: ZoneName::parse(&cached.key.zone).map_err(corrupt)?,
+                gtin: line.gtin.clone(),
+                lot: cached.key.lot.clone(),
+                expiry,
+                available: cached.balance.free(),
+            });
+        }
+    }
+    Ok(Ok((products, lots)))
+}
+
+/// Allocates `lines` and reserves the picks under `reservation_id`.
+#[allow(clippy::too_many_arguments)]
+async fn allocate_and_reserve(
+    conn: &mut Conn,
+    tenant: &str,
+    reservation_id: &str,
+    lines: &[Line],
+    destination: &OrderDestination,
+    service: Service,
+    latest_delivery_unix_ms: Option<i64>,
+    hold_ms: Option<i64>,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<(StoredAllocation, String, i64)> {
+    let network = network_snapshot(cache, conn, tenant).await?;
+    let (target, area) = attempt!(resolve_destination(&network, destination));
+    let (products, lots) = attempt!(stock_lots(conn, cache, tenant, lines).await?);
+    let request = orders::OrderRequest {
+        lines,
+        products: &products,
+        destination: &target,
+        service,
+        placed_unix_ms: now_unix_ms,
+        latest_delivery_unix_ms,
+    };
+    let view = orders::NetworkView { sites: &network.sites, lanes: &network.lanes };
+    let allocation = match orders::allocate(view, &lots, &request) {
+        Ok(allocation) => allocation,
+        Err(error) => refuse!(allocation_refusal(error)),
+    };
+    let mut line_number = 0i64;
+    for shipment in &allocation.shipments {
+        for pick in &shipment.picks {
+            let key = StockKey {
+                gtin: lines[pick.line].gtin.to_string(),
+                location: shipment.site.to_string(),
+                zone: pick.zone.to_string(),
+                lot: pick.lot.clone(),
+            };
+            let reserved = batch
+                .change(cache, conn, tenant, reservation_id, line_number, MovementKind::Reserve, &key, pick.quantity, None, None)
+                .await?;
+            // Allocation chose from the same cached units: a refusal here is a bug; roll back.
+            if let Err(error) = reserved {
+                return Err(corrupt(format!("allocation over-reserved: {error}")));
+            }
+            line_number += 1;
+        }
+    }
+    execute(
+        conn,
+        "INSERT INTO reservations (tenant_id, reservation_id, state, expires_unix_ms, created_unix_ms, updated_unix_ms) \
+         VALUES ($1, $2, 'pending', $3, $4, $4)",
+        &[
+            Arg::Text(tenant),
+            Arg::Text(reservation_id),
+            Arg::OptionalInteger(hold_ms.map(|hold| now_unix_ms + hold)),
+            Arg::Integer(now_unix_ms),
+        ],
+    )
+    .await?;
+    let region = area.unwrap_or_else(|| {
+        let delivering = allocation.shipments.last().map(|shipment| &shipment.route.delivering_site);
+        network
+            .sites
+            .iter()
+            .find(|site| Some(&site.gln) == delivering)
+            .map(|site| site.address.city.clone().unwrap_or_else(|| site.gln.to_string()))
+            .unwrap_or_default()
+    });
+    Ok(Ok((stored_allocation(&allocation), region, allocation.promised_by_unix_ms)))
+}
+
+async fn place_order(
+    conn: &mut Conn,
+    tenant: &str,
+    order: &PlaceOrder,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<OrderRecord> {
+    let (allocation, region, promised_by_unix_ms) = attempt!(
+        allocate_and_reserve(
+            conn,
+            tenant,
+            &order.order_id,
+            &order.lines,
+            &order.destination,
+            order.service,
+            order.latest_delivery_unix_ms,
+            order.hold_ms,
+            now_unix_ms,
+            batch,
+            cache,
+        )
+        .await?
+    );
+    let lines: Vec<StoredLine> =
+        order.lines.iter().map(|line| StoredLine { gtin: line.gtin.to_string(), quantity: line.quantity }).collect();
+    let record = OrderRecord {
+        order_id: order.order_id.clone(),
+        status: OrderStatus::Allocated,
+        service: order.service,
+        lines,
+        destination: order.destination.clone(),
+        allocation,
+        region,
+        promised_by_unix_ms,
+        latest_delivery_unix_ms: order.latest_delivery_unix_ms,
+        placed_unix_ms: now_unix_ms,
+        delivered_unix_ms: None,
+        updated_unix_ms: now_unix_ms,
+        reservation: ReservationState::Pending,
+        hold_expires_unix_ms: order.hold_ms.map(|hold| now_unix_ms + hold),
+    };
+    execute(
+        conn,
+        "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, region, \
+         promised_by_unix_ms, latest_delivery_unix_ms, placed_unix_ms, updated_unix_ms) \
+         VALUES ($1, $2, $3, $2, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        &[
+            Arg::Text(tenant),
+            Arg::Text(&record.order_id),
+            Arg::Text(record.status.name()),
+            Arg::Text(record.service.name()),
+            Arg::Text(&serde_json::to_string(&record.lines).map_err(corrupt)?),
+            Arg::Text(&serde_json::to_string(&record.destination).map_err(corrupt)?),
+            Arg::Text(&serde_json::to_string(&record.allocation).map_err(corrupt)?),
+            Arg::Text(&record.region),
+            Arg::Integer(record.promised_by_unix_ms),
+            Arg::OptionalInteger(record.latest_delivery_unix_ms),
+            Arg::Integer(now_unix_ms),
+        ],
+    )
+    .await?;
+    Ok(Ok(record))
+}
+
+#[derive(sqlx::FromRow)]
+struct ReserveRow {
+    line: i64,
+    gtin: String,
+    location_gln: String,
+    zone: String,
+    lot: String,
+    quantity: i64,
+}
+
+async fn reserve_lines(conn: &mut Conn, tenant: &str, reservation_id: &str) -> Result<Vec<ReserveRow>, sqlx::Error> {
+    on_conn!(conn, connection => sqlx::query_as(
+        "SELECT line, gtin, location_gln, zone, lot, quantity FROM stock_movements \
+         WHERE tenant_id = $1 AND operation_id = $2 AND kind = 'reserve' ORDER BY line")
+        .bind(tenant).bind(reservation_id).fetch_all(&mut *connection).await)
+}
+
+fn key_of(row: &ReserveRow) -> StockKey {
+    StockKey { gtin: row.gtin.clone(), location: row.location_gln.clone(), zone: row.zone.clone(), lot: row.lot.clone() }
+}
+
+/// Releases every line of a pending reservation and marks it `state`.
+#[allow(clippy::too_many_arguments)]
+async fn release_reservation(
+    conn: &mut Conn,
+    tenant: &str,
+    reservation_id: &str,
+    operation_id: &str,
+    state: ReservationState,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<(), sqlx::Error> {
+    for row in reserve_lines(conn, tenant, reservation_id).await? {
+        let released = batch
+            .change(cache, conn, tenant, operation_id, row.line, MovementKind::Release, &key_of(&row), row.quantity, None, None)
+            .await?;
+        if let Err(error) = released {
+            return Err(corrupt(format!("reservation {reservation_id} cannot be released: {error}")));
+        }
+    }
+    execute(
+        conn,
+        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4",
+        &[Arg::Text(state.name()), Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(reservation_id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Releases the units of pending reservations whose timeout has passed (and cancels their
+/// orders). Called once per batch that touches stock; at most [`EXPIRIES_PER_BATCH_MAX`].
+async fn expire_due(
+    conn: &mut Conn,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let due: Vec<(String, String)> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "SELECT tenant_id, reservation_id FROM reservations WHERE state = 'pending' AND expires_unix_ms IS NOT NULL \
+         AND expires_unix_ms <= $1 ORDER BY expires_unix_ms LIMIT {EXPIRIES_PER_BATCH_MAX}"))
+        .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
+    for (tenant, reservation_id) in due {
+        let operation = format!("{reservation_id}/expired");
+        release_reservation(conn, &tenant, &reservation_id, &operation, ReservationState::Expired, now_unix_ms, batch, cache)
+            .await?;
+        let orders: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT order_id FROM orders WHERE tenant_id = $1 AND reservation_id = $2")
+            .bind(&tenant).bind(&reservation_id).fetch_all(&mut *connection).await)?;
+        for (order_id,) in orders {
+            set_order_status(conn, &tenant, &order_id, OrderStatus::Cancelled, Some("the hold expired"), None, now_unix_ms)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores an order's new status and appends it to the order's history.
+async fn set_order_status(
+    conn: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+    status: OrderStatus,
+    detail: Option<&str>,
+    allocation: Option<(&StoredAllocation, i64, &str)>,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let delivered = (status == OrderStatus::Delivered).then_some(now_unix_ms);
+    match allocation {
+        Some((allocation, promised_by, reservation_id)) => {
+            execute(
+                conn,
+                "UPDATE orders SET status = $1, updated_unix_ms = $2, allocation = $3, promised_by_unix_ms = $4, \
+                 reservation_id = $5 WHERE tenant_id = $6 AND order_id = $7",
+                &[
+                    Arg::Text(status.name()),
+                    Arg::Integer(now_unix_ms),
+                    Arg::Text(&serde_json::to_string(allocation).map_err(corrupt)?),
+                    Arg::Integer(promised_by),
+                    Arg::Text(reservation_id),
+                    Arg::Text(tenant),
+                    Arg::Text(order_id),
+                ],
+            )
+            .await?;
+        }
+        None => {
+            execute(
+                conn,
+                "UPDATE orders SET status = $1, updated_unix_ms = $2, delivered_unix_ms = COALESCE($3, delivered_unix_ms) \
+                 WHERE tenant_id = $4 AND order_id = $5",
+                &[
+                    Arg::Text(status.name()),
+                    Arg::Integer(now_unix_ms),
+                    Arg::OptionalInteger(delivered),
+                    Arg::Text(tenant),
+                    Arg::Text(order_id),
+                ],
+            )
+            .await?;
+        }
+    }
+    execute(
+        conn,
+        "INSERT INTO order_events (tenant_id, order_id, seq, status, detail, at_unix_ms) \
+         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM order_events WHERE tenant_id = $1 AND order_id = $2",
+        &[Arg::Text(tenant), Arg::Text(order_id), Arg::Text(status.name()), Arg::OptionalText(detail), Arg::Integer(now_unix_ms)],
+    )
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn order_event(
+    conn: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+    event_id: &str,
+    to: OrderStatus,
+    ssccs: &[Sscc],
+    shipped: Option<&[i64]>,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<OrderRecord> {
+    let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
+        refuse!(WriteError::NotFound);
+    };
+    if record.status.holds_reservation() && record.reservation == ReservationState::Expired {
+        refuse!(refused("invalid-transition", format!("the hold of order {order_id} expired")));
+    }
+    let effect = match orders::transition(record.status, to) {
+        Ok(effect) => effect,
+        Err(error) => refuse!(refused("invalid-transition", error.to_string())),
+    };
+    let operation = format!("{order_id}/{event_id}");
+    let mut allocation_change = None;
+    let mut detail = None;
+    match effect {
+        StockEffect::None => {}
+        StockEffect::VoidReservation => {
+            release_reservation(conn, tenant, &reservation_id, &operation, ReservationState::Voided, now_unix_ms, batch, cache)
+                .await?;
+        }
+        StockEffect::PostReservation => {
+            let rows = reserve_lines(conn, tenant, &reservation_id).await?;
+            let reserved: Vec<i64> = rows.iter().map(|row| row.quantity).collect();
+            let shipped: Vec<i64> = shipped.map(<[i64]>::to_vec).unwrap_or_else(|| reserved.clone());
+            let mut reservation = stock::Reservation::pending(None);
+            let released = match reservation.post(&reserved, &shipped, now_unix_ms) {
+                Ok(released) => released,
+                Err(error) => {
+                    refuse!(WriteError::Refused {
+                        code: "invalid-transition",
+                        detail: format!("{error}; `shipped` lists the units shipped per pick, in the order of the allocation's picks"),
+                        errors: vec![("/shipped".into(), error.to_string())],
+                    })
+                }
+            };
+            let mut line = 0;
+            for ((row, &units), released) in rows.iter().zip(&shipped).zip(released) {
+                for (kind, quantity) in [(MovementKind::Ship, units), (MovementKind::Release, released)] {
+                    if quantity > 0 {
+                        let changed = batch
+                            .change(cache, conn, tenant, &operation, line, kind, &key_of(row), quantity, None, None)
+                            .await?;
+                        if let Err(error) = changed {
+                            return Err(corrupt(format!("posting {reservation_id}: {error}")));
+                        }
+                        line += 1;
+                    }
+                }
+            }
+            if shipped != reserved {
+                detail = Some(format!("short pick: shipped {shipped:?} of {reserved:?} reserved"));
+            }
+            execute(
+                conn,
+                "UPDATE reservations SET state = 'posted', updated_unix_ms = $1 WHERE tenant_id = $2 AND reservation_id = $3",
+                &[Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(&reservation_id)],
+            )
+            .await?;
+        }
+        StockEffect::Allocate => {
+            let lines: Vec<Line> = record
+                .lines
+                .iter()
+                .map(|line| Ok(Line { gtin: Gtin::parse(&line.gtin).map_err(corrupt)?, quantity: line.quantity }))
+                .collect::<Result<_, sqlx::Error>>()?;
+            let reservation = format!("{order_id}/{event_id}");
+            let (allocation, _, promised_by) = attempt!(
+                allocate_and_reserve(
+                    conn,
+                    tenant,
+                    &reservation,
+                    &lines,
+                    &record.destination,
+                    record.service,
+                    record.latest_delivery_unix_ms,
+                    None,
+                    now_unix_ms,
+                    batch,
+                    cache,
+                )
+                .await?
+            );
+            record.allocation = allocation;
+            record.promised_by_unix_ms = promised_by;
+            allocation_change = Some(reservation);
+        }
+    }
+    if to == OrderStatus::Packed {
+        if ssccs.len() != record.allocation.shipments.len() {
+            refuse!(WriteError::Refused {
+                code: "invalid-transition",
+                detail: format!(
+                    "packing needs one SSCC per shipment: {} shipments, {} SSCCs",
+                    record.allocation.shipments.len(),
+                    ssccs.len()
+                ),
+                errors: vec![("/ssccs".into(), "one SSCC per shipment".into())],
+            });
+        }
+        for (shipment, sscc) in record.allocation.shipments.iter_mut().zip(ssccs) {
+            shipment.sscc = Some(sscc.to_string());
+        }
+        allocation_change = Some(reservation_id.clone());
+    }
+    let allocation = allocation_change.as_deref().map(|reservation| (&record.allocation, record.promised_by_unix_ms, reservation));
+    set_order_status(conn, tenant, order_id, to, detail.as_deref(), allocation, now_unix_ms).await?;
+    record.status = to;
+    record.updated_unix_ms = now_unix_ms;
+    if to == OrderStatus::Delivered {
+        record.delivered_unix_ms = Some(now_unix_ms);
+    }
+    Ok(Ok(record))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn recall(
+    conn: &mut Conn,
+    tenant: &str,
+    recall_id: &str,
+    gtin: &Gtin,
+    lots: &[String],
+    reason: &str,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<RecallOutcome> {
+    if !crate::writer::exists(
+        conn,
+        "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
+        &[Arg::Text(tenant), Arg::Text(gtin.as_str())],
+    )
+    .await?
+    {
+        refuse!(WriteError::UnknownReference { field: "/gtin", value: gtin.to_string() });
+    }
+    execute(
+        conn,
+        "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
+        &[Arg::Text(tenant), Arg::Text(recall_id), Arg::Text(gtin.as_str()), Arg::Text(reason), Arg::Integer(now_unix_ms)],
+    )
+    .await?;
+    for lot in lots {
+        execute(
+            conn,
+            "INSERT INTO recalled_lots (tenant_id, gtin, lot, recall_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[Arg::Text(tenant), Arg::Text(gtin.as_str()), Arg::Text(lot), Arg::Text(recall_id)],
+        )
+        .await?;
+    }
+    // Every balance of the lots is recalled.
+    let entry = StockBatch::entry(cache, conn, tenant, gtin.as_str()).await?;
+    let keys: Vec<StockKey> =
+        entry.balances.iter().filter(|cached| lots.contains(&cached.key.lot)).map(|cached| cached.key.clone()).collect();
+    for (line, key) in keys.iter().enumerate() {
+        batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
+    }
+    // Open orders holding the lots: void, then allocate again from other lots, or flag.
+    let lot_list = (0..lots.len()).map(|index| format!("${}", index + 3)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT DISTINCT o.order_id FROM orders o JOIN stock_movements m \
+         ON m.tenant_id = o.tenant_id AND m.operation_id = o.reservation_id \
+         WHERE o.tenant_id = $1 AND m.kind = 'reserve' AND m.gtin = $2 AND m.lot IN ({lot_list}) \
+         AND o.status IN ('allocated', 'picking', 'packed') ORDER BY o.order_id"
+    );
+    let affected: Vec<(String,)> = on_conn!(conn, connection => {
+        let mut query = sqlx::query_as(&sql).bind(tenant).bind(gtin.as_str());
+        for lot in lots {
+            query = query.bind(lot.as_str());
+        }
+        query.fetch_all(&mut *connection).await
+    })?;
+    let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
+    for (order_id,) in affected {
+        let Some((mut record, reservation_id)) = read_order(conn, tenant, &order_id, now_unix_ms).await? else { continue };
+        let operation = format!("{order_id}/{recall_id}");
+        release_reservation(conn, tenant, &reservation_id, &operation, ReservationState::Voided, now_unix_ms, batch, cache)
+            .await?;
+        let lines: Vec<Line> = record
+            .lines
+            .iter()
+            .map(|line| Ok(Line { gtin: Gtin::parse(&line.gtin).map_err(corrupt)?, quantity: line.quantity }))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let reservation = format!("{order_id}/{recall_id}/allocated");
+        let again = allocate_and_reserve(
+            conn,
+            tenant,
+            &reservation,
+            &lines,
+            &record.destination,
+            record.service,
+            record.latest_delivery_unix_ms,
+            None,
+            now_unix_ms,
+            batch,
+            cache,
+        )
+        .await?;
+        match again {
+            Ok((allocation, _, promised_by)) => {
+                let detail = format!("allocated again from other lots after recall {recall_id}");
+                set_order_status(
+                    conn,
+                    tenant,
+                    &order_id,
+                    OrderStatus::Allocated,
+                    Some(&detail),
+                    Some((&allocation, promised_by, &reservation)),
+                    now_unix_ms,
+                )
+                .await?;
+                reallocated.push(order_id.clone());
+            }
+            Err(refusal) => {
+                record.allocation.flags.push(format!("recall {recall_id}: no other stock ({refusal})"));
+                let detail = format!("lost its stock to recall {recall_id}; no other lot qualifies");
+                set_order_status(
+                    conn,
+                    tenant,
+                    &order_id,
+                    OrderStatus::Accepted,
+                    Some(&detail),
+                    Some((&record.allocation, record.promised_by_unix_ms, &reservation_id)),
+                    now_unix_ms,
+                )
+                .await?;
+                flagged.push(order_id.clone());
+            }
+        }
+    }
+    let orders = orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
+    let inbound_pallets = inbound_pallets(conn, tenant, gtin.as_str(), lots).await?;
+    let supplier: Option<(Option<String>,)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT supplier_party_id FROM products WHERE tenant_id = $1 AND gtin = $2")
+        .bind(tenant).bind(gtin.as_str()).fetch_optional(&mut *connection).await)?;
+    Ok(Ok(RecallOutcome {
+        recall_id: recall_id.to_owned(),
+        orders,
+        reallocated,
+        flagged,
+        inbound_pallets,
+        supplier_party_id: supplier.and_then(|(party,)| party),
+    }))
+}
+
+/// Orders that took units of the lots (reserved, shipped or delivered), by order id.
+async fn orders_with_lots(
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+    lots: &[String],
+    now_unix_ms: i64,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    let mut ids: Vec<String> = Vec::new();
+    for lot in lots {
+        let rows: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT DISTINCT o.order_id FROM stock_movements m JOIN orders o ON o.tenant_id = m.tenant_id \
+             AND (m.operation_id = o.order_id OR m.operation_id LIKE o.order_id || '/%') \
+             WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.lot = $3 AND m.kind IN ('reserve', 'ship')")
+            .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
+        ids.extend(rows.into_iter().map(|(id,)| id));
+    }
+    ids.sort();
+    ids.dedup();
+    let mut orders = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some((order, _)) = read_order(conn, tenant, &id, now_unix_ms).await? {
+            orders.push(order);
+        }
+    }
+    Ok(orders)
+}
+
+/// The pallets of ASNs that brought units of the lots in.
+async fn inbound_pallets(
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+    lots: &[String],
+) -> Result<Vec<InboundPallet>, sqlx::Error> {
+    let mut found = Vec::new();
+    for lot in lots {
+        let rows: Vec<InboundPallet> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT p.asn_id, p.sscc, a.location_gln, p.lot FROM asn_pallets p JOIN asns a ON a.tenant_id = p.tenant_id \
+             AND a.asn_id = p.asn_id WHERE p.tenant_id = $1 AND p.gtin = $2 AND p.lot = $3 ORDER BY p.asn_id, p.sscc")
+            .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+// ---------- reading orders ----------
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    order_id: String,
+    status: String,
+    reservation_id: String,
+    service: String,
+    lines: String,
+    destination: String,
+    allocation: String,
+    region: String,
+    promised_by_unix_ms: i64,
+    latest_delivery_unix_ms: Option<i64>,
+    placed_unix_ms: i64,
+    delivered_unix_ms: Option<i64>,
+    updated_unix_ms: i64,
+    reservation_state: Option<String>,
+    expires_unix_ms: Option<i64>,
+}
+
+const ORDER_SELECT: &str = "SELECT o.order_id, o.status, o.reservation_id, o.service, o.lines, o.destination, \
+    o.allocation, o.region, o.promised_by_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.delivered_unix_ms, \
+    o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
+    ON r.tenant_id = o.tenant_id AND r.reservation_id = o.reservation_id";
+
+impl OrderRow {
+    fn into_record(self, now_unix_ms: i64) -> Result<(OrderRecord, String), sqlx::Error> {
+        let state = self
+            .reservation_state
+            .as_deref()
+            .map(|text| ReservationState::parse(text).ok_or_else(|| corrupt(format!("reservation state {text:?}"))))
+            .transpose()?
+            .unwrap_or(ReservationState::Voided);
+        let reservation = stock::Reservation { state, expires_at_unix_ms: self.expires_unix_ms };
+        let record = OrderRecord {
+            status: OrderStatus::parse(&self.status).ok_or_else(|| corrupt(format!("order status {:?}", self.status)))?,
+            service: Service::VALUES
+                .iter()
+                .find(|(name, _)| *name == self.service)
+                .map(|(_, service)| *service)
+                .ok_or_else(|| corrupt(format!("service {:?}", self.service)))?,
+            lines: serde_json::from_str(&self.lines).map_err(corrupt)?,
+            destination: serde_json::from_str(&self.destination).map_err(corrupt)?,
+            allocation: serde_json::from_str(&self.allocation).map_err(corrupt)?,
+            region: self.region,
+            promised_by_unix_ms: self.promised_by_unix_ms,
+            latest_delivery_unix_ms: self.latest_delivery_unix_ms,
+            placed_unix_ms: self.placed_unix_ms,
+            delivered_unix_ms: self.delivered_unix_ms,
+            updated_unix_ms: self.updated_unix_ms,
+            reservation: reservation.state_at(now_unix_ms),
+            hold_expires_unix_ms: self.expires_unix_ms,
+            order_id: self.order_id,
+        };
+        Ok((record, self.reservation_id))
+    }
+}
+
+async fn read_order(
+    conn: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+    now_unix_ms: i64,
+) -> Result<Option<(OrderRecord, String)>, sqlx::Error> {
+    let row: Option<OrderRow> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "{ORDER_SELECT} WHERE o.tenant_id = $1 AND o.order_id = $2"))
+        .bind(tenant).bind(order_id).fetch_optional(&mut *connection).await)?;
+    row.map(|row| row.into_record(now_unix_ms)).transpose()
+}
+
+// ---------- reads ----------
+
+/// A balance as read: `reserved` without pending reservations whose timeout has passed, and
+/// `available` (reservable now: zero unless the lot is available).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockBalance {
+    pub key: StockKey,
+    pub expiry: Option<String>,
+    pub status: LotStatus,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub updated_unix_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StockFilter {
+    pub gtin: Option<String>,
+    pub location: Option<String>,
+    pub lot: Option<String>,
+}
+
+/// One movement of the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockMovement {
+    pub operation_id: String,
+    pub line: i64,
+    pub kind: MovementKind,
+    pub key: StockKey,
+    pub quantity: i64,
+    pub reason: Option<String>,
+    pub at_unix_ms: i64,
+}
+
+/// The most rows a stock or movement list answers in one page.
+pub const STOCK_ROWS_MAX: u32 = 500;
+
+/// What allocation needs, read now: for answering a promise without placing an order.
+#[derive(Debug)]
+pub struct AllocationInputs {
+    pub sites: Vec<Location>,
+    pub lanes: Vec<Lane>,
+    pub products: Vec<ProductRule>,
+    pub lots: Vec<StockLot>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StockRow {
+    gtin: String,
+    location_gln: String,
+    zone: String,
+    lot: String,
+    expiry_date: Option<String>,
+    status: String,
+    on_hand: i64,
+    reserved: i64,
+    lapsed: i64,
+    updated_unix_ms: i64,
+}
+
+/// Units of a balance held by pending reservations past their timeout (released lazily).
+const LAPSED_UNITS: &str = "COALESCE((SELECT SUM(m.quantity) FROM stock_movements m JOIN reservations r \
+    ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id \
+    WHERE m.tenant_id = b.tenant_id AND m.gtin = b.gtin AND m.lot = b.lot AND m.location_gln = b.location_gln \
+    AND m.zone = b.zone AND m.kind = 'reserve' AND r.state = 'pending' AND r.expires_unix_ms <= $2), 0)";
+
+impl crate::TenantStore<'_> {
+    /// Balances of this tenant, in key order (GTIN, location, zone, lot), after `after`.
+    pub async fn stock(
+        &self,
+        filter: &StockFilter,
+        after: Option<&StockKey>,
+        limit: u32,
+    ) -> Result<Vec<StockBalance>, crate::StoreError> {
+        let now_unix_ms = crate::now_unix_ms();
+        let mut conditions = vec!["b.tenant_id = $1".to_owned()];
+        let mut texts: Vec<String> = Vec::new();
+        let mut next = 3;
+        let mut add = |condition: &str, value: &str, texts: &mut Vec<String>| {
+            conditions.push(condition.replace('?', &format!("${next}")));
+            texts.push(value.to_owned());
+            next += 1;
+        };
+        if let Some(gtin) = &filter.gtin {
+            add("b.gtin = ?", gtin, &mut texts);
+        }
+        if let Some(location) = &filter.location {
+            add("b.location_gln = ?", location, &mut texts);
+        }
+        if let Some(lot) = &filter.lot {
+            add("b.lot = ?", lot, &mut texts);
+        }
+        if let Some(key) = after {
+            let first = next;
+            conditions.push(format!(
+                "(b.gtin, b.location_gln, b.zone, b.lot) > (${first}, ${}, ${}, ${})",
+                first + 1,
+                first + 2,
+                first + 3
+            ));
+            texts.extend([key.gtin.clone(), key.location.clone(), key.zone.clone(), key.lot.clone()]);
+        }
+        let sql = format!(
+            "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, b.reserved, \
+             {LAPSED_UNITS} AS lapsed, b.updated_unix_ms FROM stock_balances b WHERE {} \
+             ORDER BY b.gtin, b.location_gln, b.zone, b.lot LIMIT {}",
+            conditions.join(" AND "),
+            limit.clamp(1, STOCK_ROWS_MAX)
+        );
+        let rows: Vec<StockRow> = crate::backend::on_pool!(self.store.pools(), pool => {
+            let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(now_unix_ms);
+            for text in &texts {
+                query = query.bind(text.as_str());
+            }
+            query.fetch_all(pool).await
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                let status = LotStatus::parse(&row.status)
+                    .ok_or_else(|| crate::StoreError::Corrupt(format!("lot status {:?}", row.status)))?;
+                let reserved = row.reserved - row.lapsed;
+                Ok(StockBalance {
+                    key: StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot },
+                    expiry: row.expiry_date,
+                    status,
+                    on_hand: row.on_hand,
+                    reserved,
+                    available: if status.allocatable() { row.on_hand - reserved } else { 0 },
+                    updated_unix_ms: row.updated_unix_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// The journal of one lot of a GTIN (or every lot), oldest first.
+    pub async fn movements(
+        &self,
+        gtin: &str,
+        lot: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StockMovement>, crate::StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            operation_id: String,
+            line: i64,
+            kind: String,
+            gtin: String,
+            location_gln: String,
+            zone: String,
+            lot: String,
+            quantity: i64,
+            reason: Option<String>,
+            at_unix_ms: i64,
+        }
+        let sql = format!(
+            "SELECT operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
+             FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) \
+             ORDER BY at_unix_ms, operation_id, line LIMIT {}",
+            limit.clamp(1, STOCK_ROWS_MAX)
+        );
+        let rows: Vec<Row> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StockMovement {
+                    kind: MovementKind::parse(&row.kind)
+                        .ok_or_else(|| crate::StoreError::Corrupt(format!("movement kind {:?}", row.kind)))?,
+                    operation_id: row.operation_id,
+                    line: row.line,
+                    key: StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot },
+                    quantity: row.quantity,
+                    reason: row.reason,
+                    at_unix_ms: row.at_unix_ms,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, crate::StoreError> {
+        let mut conn = self.store.pools().acquire_reader().await?;
+        Ok(read_order(&mut conn, self.tenant_id.as_str(), order_id, crate::now_unix_ms()).await?.map(|(record, _)| record))
+    }
+
+    /// This tenant's orders, newest id last, after `after`.
+    pub async fn orders(
+        &self,
+        status: Option<OrderStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, crate::StoreError> {
+        let sql = format!(
+            "{ORDER_SELECT} WHERE o.tenant_id = $1 AND ($2 IS NULL OR o.status = $2) AND ($3 IS NULL OR o.order_id > $3) \
+             ORDER BY o.order_id LIMIT {}",
+            limit.clamp(1, STOCK_ROWS_MAX)
+        );
+        let rows: Vec<OrderRow> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(status.map(OrderStatus::name)).bind(after).fetch_all(pool).await)?;
+        let now_unix_ms = crate::now_unix_ms();
+        Ok(rows.into_iter().map(|row| row.into_record(now_unix_ms).map(|(record, _)| record)).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn order_events(&self, order_id: &str) -> Result<Vec<OrderEventRecord>, crate::StoreError> {
+        let rows: Vec<(i64, String, Option<String>, i64)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT seq, status, detail, at_unix_ms FROM order_events WHERE tenant_id = $1 AND order_id = $2 ORDER BY seq")
+            .bind(self.tenant_id.as_str()).bind(order_id).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|(seq, status, detail, at_unix_ms)| {
+                Ok(OrderEventRecord {
+                    seq,
+                    status: OrderStatus::parse(&status)
+                        .ok_or_else(|| crate::StoreError::Corrupt(format!("order status {status:?}")))?,
+                    detail,
+                    at_unix_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Sites, lanes, product rules and reservable lots for `gtins`, read now.
+    pub async fn allocation_inputs(&self, gtins: &[Gtin]) -> Result<AllocationInputs, crate::StoreError> {
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let mut cache = WriterCache::default();
+        let tenant = self.tenant_id.as_str();
+        let network = network_snapshot(&mut cache, &mut conn, tenant).await?;
+        let lines: Vec<Line> = gtins.iter().map(|gtin| Line { gtin: gtin.clone(), quantity: 1 }).collect();
+        let (products, mut lots) = match stock_lots(&mut conn, &mut cache, tenant, &lines).await? {
+            Ok(found) => found,
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        // Pending reservations past their timeout hold nothing any more.
+        let lapsed = self.stock_lapsed(&mut conn, gtins).await?;
+        for lot in &mut lots {
+            let key = (lot.gtin.to_string(), lot.site.to_string(), lot.zone.to_string(), lot.lot.clone());
+            lot.available += lapsed.get(&key).copied().unwrap_or(0);
+        }
+        let network = Arc::try_unwrap(network).unwrap_or_else(|shared| NetworkSnapshot {
+            sites: shared.sites.clone(),
+            lanes: shared.lanes.clone(),
+        });
+        Ok(AllocationInputs { sites: network.sites, lanes: network.lanes, products, lots })
+    }
+
+    async fn stock_lapsed(
+        &self,
+        conn: &mut Conn,
+        gtins: &[Gtin],
+    ) -> Result<HashMap<(String, String, String, String), i64>, sqlx::Error> {
+        let mut lapsed = HashMap::new();
+        for gtin in gtins {
+            let rows: Vec<(String, String, String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(
+                "SELECT m.gtin, m.location_gln, m.zone, m.lot, SUM(m.quantity) FROM stock_movements m JOIN reservations r \
+                 ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id \
+                 WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.kind = 'reserve' AND r.state = 'pending' \
+                 AND r.expires_unix_ms <= $3 GROUP BY m.gtin, m.location_gln, m.zone, m.lot")
+                .bind(self.tenant_id.as_str()).bind(gtin.as_str()).bind(crate::now_unix_ms())
+                .fetch_all(&mut *connection).await)?;
+            for (gtin, location, zone, lot, units) in rows {
+                lapsed.insert((gtin, location, zone, lot), units);
+            }
+        }
+        Ok(lapsed)
+    }
+
+    /// The recall of a lot of this tenant's product, if any.
+    pub async fn recall_of_lot(&self, gtin: &str, lot: &str) -> Result<Option<String>, crate::StoreError> {
+        let row: Option<(String,)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
+            .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_optional(pool).await)?;
+        Ok(row.map(|(recall_id,)| recall_id))
+    }
+}
+
+impl crate::Store {
+    /// Whether a lot of a GTIN is recalled, whoever holds the GTIN (public: the resolver's
+    /// `gs1:recallStatus`). Answers the recall id.
+    pub async fn lot_recall(&self, gtin: &str, lot: &str) -> Result<Option<String>, crate::StoreError> {
+        let row: Option<(String,)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT r.recall_id FROM recalled_lots r JOIN gtin_owners g ON g.tenant_id = r.tenant_id AND g.gtin = r.gtin \
+             WHERE r.gtin = $1 AND r.lot = $2")
+            .bind(gtin).bind(lot).fetch_optional(pool).await)?;
+        Ok(row.map(|(recall_id,)| recall_id))
+    }
+}
