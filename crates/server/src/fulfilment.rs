@@ -103,7 +103,11 @@ fn acting_tenant<'c>(
 ) -> Result<(&'c Principal, TenantId), Problem> {
     if caller.0.is_operator() {
         let Some(tenant) = tenant else {
-            return Err(Problem::field("invalid-parameter", "?tenant", "an operator key names the tenant: ?tenant=<id>"));
+            return Err(Problem::field(
+                "invalid-parameter",
+                "?tenant",
+                "an operator key names the tenant: ?tenant=<id>",
+            ));
         };
         let tenant = TenantId::parse(tenant)
             .map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))?;
@@ -206,12 +210,8 @@ async fn create_asn(
         units: pallets.iter().map(|pallet| pallet.quantity).sum(),
     };
     let respond = respond_with(201, json_bytes(&view));
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::CreateAsn {
-        asn_id,
-        location,
-        expected_unix_ms: expected,
-        pallets,
-    });
+    let mutation =
+        Mutation::Fulfilment(FulfilmentMutation::CreateAsn { asn_id, location, expected_unix_ms: expected, pallets });
     let written =
         write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
             .await?;
@@ -271,8 +271,12 @@ async fn receive_asn(
     checker.finish()?;
     let (Some(zone), Some(status)) = (zone, status) else { return Err(Problem::internal("receipt")) };
     let receipt_id = new_id("rcp");
-    let view =
-        ReceiptView { receipt_id: receipt_id.clone(), asn_id: asn_id.clone(), zone: zone.to_string(), status: status.name().into() };
+    let view = ReceiptView {
+        receipt_id: receipt_id.clone(),
+        asn_id: asn_id.clone(),
+        zone: zone.to_string(),
+        status: status.name().into(),
+    };
     let respond = respond_with(201, json_bytes(&view));
     let mutation = Mutation::Fulfilment(FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status });
     let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
@@ -405,7 +409,8 @@ async fn list_movements(
     QueryParams(params): QueryParams<MovementParams>,
 ) -> Result<Json<Vec<MovementView>>, Problem> {
     let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
-    let gtin = Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
+    let gtin =
+        Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
     let rows = app
         .store
         .tenant(&tenant)
@@ -681,7 +686,10 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
         destination: destination_view(&record.destination),
         region: record.region.clone(),
         promised_by: time_text(record.promised_by_unix_ms),
-        promised_by_local: local_time_text(record.promised_by_unix_ms, zone.or(record.destination.time_zone.as_deref())),
+        promised_by_local: local_time_text(
+            record.promised_by_unix_ms,
+            zone.or(record.destination.time_zone.as_deref()),
+        ),
         latest_delivery_at: record.latest_delivery_unix_ms.map(time_text),
         placed_at: time_text(record.placed_unix_ms),
         delivered_at: record.delivered_unix_ms.map(time_text),
@@ -758,7 +766,8 @@ fn parse_service(checker: &mut Checker, pointer: &str, text: &str) -> Option<Ser
 }
 
 fn check_destination(checker: &mut Checker, input: &DestinationInput) -> Option<OrderDestination> {
-    let pickup = input.pickup_point.as_deref().and_then(|text| checker.check("/destination/pickup_point", Gln::parse(text)));
+    let pickup =
+        input.pickup_point.as_deref().and_then(|text| checker.check("/destination/pickup_point", Gln::parse(text)));
     let has_coordinates = input.latitude.is_some() || input.longitude.is_some() || input.time_zone.is_some();
     if input.pickup_point.is_some() == has_coordinates {
         checker.fail("/destination", "give either pickup_point, or latitude, longitude and time_zone");
@@ -881,12 +890,18 @@ async fn list_orders(
     let status = params
         .status
         .as_deref()
-        .map(|text| OrderStatus::parse(text).ok_or_else(|| Problem::field("invalid-parameter", "?status", "not an order status")))
+        .map(|text| {
+            OrderStatus::parse(text)
+                .ok_or_else(|| Problem::field("invalid-parameter", "?status", "not an order status"))
+        })
         .transpose()?;
     let after = params
         .cursor
         .as_deref()
-        .map(|cursor| store::Cursor::decode(cursor).ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list")))
+        .map(|cursor| {
+            store::Cursor::decode(cursor)
+                .ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list"))
+        })
         .transpose()?;
     let limit = params.limit.unwrap_or(store::PAGE_LIMIT_DEFAULT).clamp(1, store::PAGE_LIMIT_MAX);
     let mut orders = app.store.tenant(&tenant).orders(status, after.as_deref(), limit + 1).await?;
@@ -1029,7 +1044,8 @@ async fn promise(
     QueryParams(params): QueryParams<PromiseParams>,
 ) -> Result<Json<PromiseView>, Problem> {
     let principal = require_reader(&caller)?;
-    let gtin = Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
+    let gtin =
+        Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
     if !(1..=QUANTITY_MAX).contains(&params.qty) {
         return Err(Problem::field("invalid-parameter", "?qty", format!("must be 1..={QUANTITY_MAX}")));
     }
@@ -1049,13 +1065,11 @@ async fn promise(
             (orders::Destination { coordinates, time_zone: zone }, zone_name)
         }
         None => {
-            let gln =
-                Gln::parse(&params.to).map_err(|error| Problem::field("invalid-parameter", "?to", error.to_string()))?;
-            let site = inputs
-                .sites
-                .iter()
-                .find(|site| site.gln == gln)
-                .ok_or_else(|| Problem::field("invalid-parameter", "?to", format!("no location {gln} in the network")))?;
+            let gln = Gln::parse(&params.to)
+                .map_err(|error| Problem::field("invalid-parameter", "?to", error.to_string()))?;
+            let site = inputs.sites.iter().find(|site| site.gln == gln).ok_or_else(|| {
+                Problem::field("invalid-parameter", "?to", format!("no location {gln} in the network"))
+            })?;
             let zone_name = site.time_zone.as_str().to_owned();
             let zone = jiff::tz::TimeZone::get(&zone_name).map_err(|_| Problem::internal("time zone"))?;
             (orders::Destination { coordinates: site.coordinates, time_zone: zone }, zone_name)
@@ -1190,16 +1204,9 @@ async fn create_recall(
         }
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
-    let written = write(
-        &app,
-        principal,
-        key,
-        Some(body.request_sha256),
-        principal.tenant_id.clone(),
-        mutation,
-        respond.clone(),
-    )
-    .await?;
+    let written =
+        write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
+            .await?;
     Ok(written.into_response(respond))
 }
 

@@ -188,15 +188,25 @@ macro_rules! end_to_end {
 
 #[path = "epcis_interface/mod.rs"]
 mod epcis_interface;
+#[path = "fulfilment/mod.rs"]
+mod fulfilment;
 #[path = "log/mod.rs"]
 mod log;
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
     epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
 };
+use fulfilment::{
+    fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
+    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
+};
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 
 end_to_end!(
+    fulfilment_receipts_orders_and_the_lifecycle,
+    fulfilment_holds_expire_and_promises_answer,
+    fulfilment_recalls_reallocate_or_flag,
+    fulfilment_hot_sku_never_oversells,
     log_checkpoints_tiles_and_proofs,
     log_event_proofs_disclose_and_hide,
     epcis_capture_and_query,
@@ -891,5 +901,15 @@ mod own_apps {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn epcis_schema_layer() {
         super::epcis_interface::epcis_schema_layer().await;
+    }
+
+    /// Two API nodes (each its own store, writer and stock cache) share one PostgreSQL database;
+    /// 64 clients split between them order one hot SKU.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hot_sku_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("hot_sku_on_two_nodes_postgres") else { return };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6).await;
     }
 }

@@ -309,7 +309,11 @@ impl StockBatch {
             kind: MovementKind::Status,
             key: key.clone(),
             quantity: 0,
-            reason: Some(format!("{}{}", status.name(), reason.map(|reason| format!(": {reason}")).unwrap_or_default())),
+            reason: Some(format!(
+                "{}{}",
+                status.name(),
+                reason.map(|reason| format!(": {reason}")).unwrap_or_default()
+            )),
         });
         Ok(true)
     }
@@ -559,18 +563,55 @@ pub struct PlaceOrder {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FulfilmentMutation {
     /// Announces pallets for a location.
-    CreateAsn { asn_id: String, location: Gln, expected_unix_ms: Option<i64>, pallets: Vec<AsnPallet> },
+    CreateAsn {
+        asn_id: String,
+        location: Gln,
+        expected_unix_ms: Option<i64>,
+        pallets: Vec<AsnPallet>,
+    },
     /// Receives the ASN's pallets (all not yet received, or the listed ones) into a zone.
-    ReceiveAsn { asn_id: String, receipt_id: String, zone: ZoneName, ssccs: Option<Vec<Sscc>>, status: LotStatus },
+    ReceiveAsn {
+        asn_id: String,
+        receipt_id: String,
+        zone: ZoneName,
+        ssccs: Option<Vec<Sscc>>,
+        status: LotStatus,
+    },
     /// A cycle count: sets the balance's on hand to `counted` with an `adjust` movement.
-    Count { operation_id: String, location: Gln, zone: ZoneName, gtin: Gtin, lot: String, counted: i64, reason: String },
+    Count {
+        operation_id: String,
+        location: Gln,
+        zone: ZoneName,
+        gtin: Gtin,
+        lot: String,
+        counted: i64,
+        reason: String,
+    },
     /// Sets the status of a lot (at one location, or everywhere).
-    SetLotStatus { operation_id: String, gtin: Gtin, lot: String, location: Option<Gln>, status: LotStatus, reason: String },
+    SetLotStatus {
+        operation_id: String,
+        gtin: Gtin,
+        lot: String,
+        location: Option<Gln>,
+        status: LotStatus,
+        reason: String,
+    },
     PlaceOrder(Box<PlaceOrder>),
     /// Moves an order on in its lifecycle.
-    OrderEvent { order_id: String, event_id: String, to: OrderStatus, ssccs: Vec<Sscc>, shipped: Option<Vec<i64>> },
+    OrderEvent {
+        order_id: String,
+        event_id: String,
+        to: OrderStatus,
+        ssccs: Vec<Sscc>,
+        shipped: Option<Vec<i64>>,
+    },
     /// Recalls lots of a product.
-    Recall { recall_id: String, gtin: Gtin, lots: Vec<String>, reason: String },
+    Recall {
+        recall_id: String,
+        gtin: Gtin,
+        lots: Vec<String>,
+        reason: String,
+    },
 }
 
 // ---------- stored orders ----------
@@ -773,11 +814,9 @@ fn allocation_refusal(error: AllocationError) -> WriteError {
                     .collect(),
             }
         }
-        AllocationError::TooManyShipments { decision } => WriteError::Refused {
-            code: "insufficient-stock",
-            detail: decision.rule,
-            errors: Vec::new(),
-        },
+        AllocationError::TooManyShipments { decision } => {
+            WriteError::Refused { code: "insufficient-stock", detail: decision.rule, errors: Vec::new() }
+        }
     }
 }
 
@@ -898,7 +937,10 @@ async fn apply_checked(
                 )
                 .await?
                 {
-                    refuse!(WriteError::UnknownReference { field: "/pallets", value: format!("{index}: GTIN {}", pallet.gtin) });
+                    refuse!(WriteError::UnknownReference {
+                        field: "/pallets",
+                        value: format!("{index}: GTIN {}", pallet.gtin)
+                    });
                 }
             }
             execute(
@@ -952,7 +994,18 @@ async fn apply_checked(
             }
             attempt!(
                 batch
-                    .change(cache, conn, tenant, operation_id, 0, MovementKind::Adjust, &key, difference, Some(reason), None)
+                    .change(
+                        cache,
+                        conn,
+                        tenant,
+                        operation_id,
+                        0,
+                        MovementKind::Adjust,
+                        &key,
+                        difference,
+                        Some(reason),
+                        None
+                    )
                     .await?
             );
             done(true)
@@ -981,13 +1034,25 @@ async fn apply_checked(
         }
         FulfilmentMutation::OrderEvent { order_id, event_id, to, ssccs, shipped } => {
             let record = attempt!(
-                order_event(conn, tenant, order_id, event_id, *to, ssccs, shipped.as_deref(), now_unix_ms, batch, cache)
-                    .await?
+                order_event(
+                    conn,
+                    tenant,
+                    order_id,
+                    event_id,
+                    *to,
+                    ssccs,
+                    shipped.as_deref(),
+                    now_unix_ms,
+                    batch,
+                    cache
+                )
+                .await?
             );
             Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
         }
         FulfilmentMutation::Recall { recall_id, gtin, lots, reason } => {
-            let outcome = attempt!(recall(conn, tenant, recall_id, gtin, lots, reason, now_unix_ms, batch, cache).await?);
+            let outcome =
+                attempt!(recall(conn, tenant, recall_id, gtin, lots, reason, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
     }
@@ -1065,8 +1130,12 @@ async fn receive_asn(
                 )
             ));
         }
-        let key =
-            StockKey { gtin: pallet.gtin.clone(), location: location.clone(), zone: zone.to_string(), lot: pallet.lot.clone() };
+        let key = StockKey {
+            gtin: pallet.gtin.clone(),
+            location: location.clone(),
+            zone: zone.to_string(),
+            lot: pallet.lot.clone(),
+        };
         attempt!(
             batch
                 .change(
@@ -1121,7 +1190,10 @@ fn resolve_destination(
     let (Some(latitude), Some(longitude), Some(zone)) =
         (destination.latitude_degrees, destination.longitude_degrees, destination.time_zone.as_deref())
     else {
-        return Err(WriteError::UnknownReference { field: "/destination", value: "no pickup point or coordinates".into() });
+        return Err(WriteError::UnknownReference {
+            field: "/destination",
+            value: "no pickup point or coordinates".into(),
+        });
     };
     let coordinates = Coordinates::new(latitude, longitude)
         .map_err(|error| WriteError::UnknownReference { field: "/destination", value: error.to_string() })?;
@@ -1213,7 +1285,18 @@ async fn allocate_and_reserve(
                 lot: pick.lot.clone(),
             };
             let reserved = batch
-                .change(cache, conn, tenant, reservation_id, line_number, MovementKind::Reserve, &key, pick.quantity, None, None)
+                .change(
+                    cache,
+                    conn,
+                    tenant,
+                    reservation_id,
+                    line_number,
+                    MovementKind::Reserve,
+                    &key,
+                    pick.quantity,
+                    None,
+                    None,
+                )
                 .await?;
             // Allocation chose from the same cached units: a refusal here is a bug; roll back.
             if let Err(error) = reserved {
@@ -1329,7 +1412,12 @@ async fn reserve_lines(conn: &mut Conn, tenant: &str, reservation_id: &str) -> R
 }
 
 fn key_of(row: &ReserveRow) -> StockKey {
-    StockKey { gtin: row.gtin.clone(), location: row.location_gln.clone(), zone: row.zone.clone(), lot: row.lot.clone() }
+    StockKey {
+        gtin: row.gtin.clone(),
+        location: row.location_gln.clone(),
+        zone: row.zone.clone(),
+        lot: row.lot.clone(),
+    }
 }
 
 /// Releases every line of a pending reservation and marks it `state`.
@@ -1346,7 +1434,18 @@ async fn release_reservation(
 ) -> Result<(), sqlx::Error> {
     for row in reserve_lines(conn, tenant, reservation_id).await? {
         let released = batch
-            .change(cache, conn, tenant, operation_id, row.line, MovementKind::Release, &key_of(&row), row.quantity, None, None)
+            .change(
+                cache,
+                conn,
+                tenant,
+                operation_id,
+                row.line,
+                MovementKind::Release,
+                &key_of(&row),
+                row.quantity,
+                None,
+                None,
+            )
             .await?;
         if let Err(error) = released {
             return Err(corrupt(format!("reservation {reservation_id} cannot be released: {error}")));
@@ -1375,14 +1474,31 @@ async fn expire_due(
         .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
     for (tenant, reservation_id) in due {
         let operation = format!("{reservation_id}/expired");
-        release_reservation(conn, &tenant, &reservation_id, &operation, ReservationState::Expired, now_unix_ms, batch, cache)
-            .await?;
+        release_reservation(
+            conn,
+            &tenant,
+            &reservation_id,
+            &operation,
+            ReservationState::Expired,
+            now_unix_ms,
+            batch,
+            cache,
+        )
+        .await?;
         let orders: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
             "SELECT order_id FROM orders WHERE tenant_id = $1 AND reservation_id = $2")
             .bind(&tenant).bind(&reservation_id).fetch_all(&mut *connection).await)?;
         for (order_id,) in orders {
-            set_order_status(conn, &tenant, &order_id, OrderStatus::Cancelled, Some("the hold expired"), None, now_unix_ms)
-                .await?;
+            set_order_status(
+                conn,
+                &tenant,
+                &order_id,
+                OrderStatus::Cancelled,
+                Some("the hold expired"),
+                None,
+                now_unix_ms,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -1437,7 +1553,13 @@ async fn set_order_status(
         conn,
         "INSERT INTO order_events (tenant_id, order_id, seq, status, detail, at_unix_ms) \
          SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM order_events WHERE tenant_id = $1 AND order_id = $2",
-        &[Arg::Text(tenant), Arg::Text(order_id), Arg::Text(status.name()), Arg::OptionalText(detail), Arg::Integer(now_unix_ms)],
+        &[
+            Arg::Text(tenant),
+            Arg::Text(order_id),
+            Arg::Text(status.name()),
+            Arg::OptionalText(detail),
+            Arg::Integer(now_unix_ms),
+        ],
     )
     .await?;
     Ok(())
@@ -1472,8 +1594,17 @@ async fn order_event(
     match effect {
         StockEffect::None => {}
         StockEffect::VoidReservation => {
-            release_reservation(conn, tenant, &reservation_id, &operation, ReservationState::Voided, now_unix_ms, batch, cache)
-                .await?;
+            release_reservation(
+                conn,
+                tenant,
+                &reservation_id,
+                &operation,
+                ReservationState::Voided,
+                now_unix_ms,
+                batch,
+                cache,
+            )
+            .await?;
         }
         StockEffect::PostReservation => {
             let rows = reserve_lines(conn, tenant, &reservation_id).await?;
@@ -1485,7 +1616,9 @@ async fn order_event(
                 Err(error) => {
                     refuse!(WriteError::Refused {
                         code: "invalid-transition",
-                        detail: format!("{error}; `shipped` lists the units shipped per pick, in the order of the allocation's picks"),
+                        detail: format!(
+                            "{error}; `shipped` lists the units shipped per pick, in the order of the allocation's picks"
+                        ),
                         errors: vec![("/shipped".into(), error.to_string())],
                     })
                 }
@@ -1559,7 +1692,8 @@ async fn order_event(
         }
         allocation_change = Some(reservation_id.clone());
     }
-    let allocation = allocation_change.as_deref().map(|reservation| (&record.allocation, record.promised_by_unix_ms, reservation));
+    let allocation =
+        allocation_change.as_deref().map(|reservation| (&record.allocation, record.promised_by_unix_ms, reservation));
     set_order_status(conn, tenant, order_id, to, detail.as_deref(), allocation, now_unix_ms).await?;
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
@@ -1593,7 +1727,13 @@ async fn recall(
     execute(
         conn,
         "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
-        &[Arg::Text(tenant), Arg::Text(recall_id), Arg::Text(gtin.as_str()), Arg::Text(reason), Arg::Integer(now_unix_ms)],
+        &[
+            Arg::Text(tenant),
+            Arg::Text(recall_id),
+            Arg::Text(gtin.as_str()),
+            Arg::Text(reason),
+            Arg::Integer(now_unix_ms),
+        ],
     )
     .await?;
     for lot in lots {
@@ -1606,8 +1746,12 @@ async fn recall(
     }
     // Every balance of the lots is recalled.
     let entry = StockBatch::entry(cache, conn, tenant, gtin.as_str()).await?;
-    let keys: Vec<StockKey> =
-        entry.balances.iter().filter(|cached| lots.contains(&cached.key.lot)).map(|cached| cached.key.clone()).collect();
+    let keys: Vec<StockKey> = entry
+        .balances
+        .iter()
+        .filter(|cached| lots.contains(&cached.key.lot))
+        .map(|cached| cached.key.clone())
+        .collect();
     for (line, key) in keys.iter().enumerate() {
         batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
     }
@@ -1628,10 +1772,21 @@ async fn recall(
     })?;
     let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
     for (order_id,) in affected {
-        let Some((mut record, reservation_id)) = read_order(conn, tenant, &order_id, now_unix_ms).await? else { continue };
+        let Some((mut record, reservation_id)) = read_order(conn, tenant, &order_id, now_unix_ms).await? else {
+            continue;
+        };
         let operation = format!("{order_id}/{recall_id}");
-        release_reservation(conn, tenant, &reservation_id, &operation, ReservationState::Voided, now_unix_ms, batch, cache)
-            .await?;
+        release_reservation(
+            conn,
+            tenant,
+            &reservation_id,
+            &operation,
+            ReservationState::Voided,
+            now_unix_ms,
+            batch,
+            cache,
+        )
+        .await?;
         let lines: Vec<Line> = record
             .lines
             .iter()
@@ -1781,7 +1936,8 @@ impl OrderRow {
             .unwrap_or(ReservationState::Voided);
         let reservation = stock::Reservation { state, expires_at_unix_ms: self.expires_unix_ms };
         let record = OrderRecord {
-            status: OrderStatus::parse(&self.status).ok_or_else(|| corrupt(format!("order status {:?}", self.status)))?,
+            status: OrderStatus::parse(&self.status)
+                .ok_or_else(|| corrupt(format!("order status {:?}", self.status)))?,
             service: Service::VALUES
                 .iter()
                 .find(|(name, _)| *name == self.service)
@@ -1877,7 +2033,7 @@ struct StockRow {
 }
 
 /// Units of a balance held by pending reservations past their timeout (released lazily).
-const LAPSED_UNITS: &str = "COALESCE((SELECT SUM(m.quantity) FROM stock_movements m JOIN reservations r \
+const LAPSED_UNITS: &str = "COALESCE((SELECT CAST(SUM(m.quantity) AS BIGINT) FROM stock_movements m JOIN reservations r \
     ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id \
     WHERE m.tenant_id = b.tenant_id AND m.gtin = b.gtin AND m.lot = b.lot AND m.location_gln = b.location_gln \
     AND m.zone = b.zone AND m.kind = 'reserve' AND r.state = 'pending' AND r.expires_unix_ms <= $2), 0)";
@@ -1996,7 +2152,9 @@ impl crate::TenantStore<'_> {
 
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, crate::StoreError> {
         let mut conn = self.store.pools().acquire_reader().await?;
-        Ok(read_order(&mut conn, self.tenant_id.as_str(), order_id, crate::now_unix_ms()).await?.map(|(record, _)| record))
+        Ok(read_order(&mut conn, self.tenant_id.as_str(), order_id, crate::now_unix_ms())
+            .await?
+            .map(|(record, _)| record))
     }
 
     /// This tenant's orders, newest id last, after `after`.
@@ -2014,7 +2172,10 @@ impl crate::TenantStore<'_> {
         let rows: Vec<OrderRow> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(status.map(OrderStatus::name)).bind(after).fetch_all(pool).await)?;
         let now_unix_ms = crate::now_unix_ms();
-        Ok(rows.into_iter().map(|row| row.into_record(now_unix_ms).map(|(record, _)| record)).collect::<Result<_, _>>()?)
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_record(now_unix_ms).map(|(record, _)| record))
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn order_events(&self, order_id: &str) -> Result<Vec<OrderEventRecord>, crate::StoreError> {
@@ -2051,10 +2212,8 @@ impl crate::TenantStore<'_> {
             let key = (lot.gtin.to_string(), lot.site.to_string(), lot.zone.to_string(), lot.lot.clone());
             lot.available += lapsed.get(&key).copied().unwrap_or(0);
         }
-        let network = Arc::try_unwrap(network).unwrap_or_else(|shared| NetworkSnapshot {
-            sites: shared.sites.clone(),
-            lanes: shared.lanes.clone(),
-        });
+        let network = Arc::try_unwrap(network)
+            .unwrap_or_else(|shared| NetworkSnapshot { sites: shared.sites.clone(), lanes: shared.lanes.clone() });
         Ok(AllocationInputs { sites: network.sites, lanes: network.lanes, products, lots })
     }
 
@@ -2066,7 +2225,7 @@ impl crate::TenantStore<'_> {
         let mut lapsed = HashMap::new();
         for gtin in gtins {
             let rows: Vec<(String, String, String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(
-                "SELECT m.gtin, m.location_gln, m.zone, m.lot, SUM(m.quantity) FROM stock_movements m JOIN reservations r \
+                "SELECT m.gtin, m.location_gln, m.zone, m.lot, CAST(SUM(m.quantity) AS BIGINT) FROM stock_movements m JOIN reservations r \
                  ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id \
                  WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.kind = 'reserve' AND r.state = 'pending' \
                  AND r.expires_unix_ms <= $3 GROUP BY m.gtin, m.location_gln, m.zone, m.lot")

@@ -505,9 +505,10 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache) ->
             tracing::error!(%error, writes = writes.len(), "the database failed; the batch is answered unavailable");
             writes.iter().map(|_| Err(WriteError::Unavailable(error.to_string()))).collect()
         }
-        Err(BatchFailure::Raced) => {
-            writes.iter().map(|_| Err(WriteError::Unavailable("stock kept changing under this batch; retry".into()))).collect()
-        }
+        Err(BatchFailure::Raced) => writes
+            .iter()
+            .map(|_| Err(WriteError::Unavailable("stock kept changing under this batch; retry".into())))
+            .collect(),
     };
     debug_assert_eq!(results.len(), batch.len());
     for (pending, result) in batch.into_iter().zip(results) {

@@ -1,0 +1,431 @@
+//! End-to-end tests of fulfilment: receipts into zones, orders allocated and reserved all or
+//! nothing, the lifecycle with short picks, holds that expire, recalls, and concurrent orders on
+//! one hot SKU that never oversell.
+
+use super::*;
+
+fn with_check_digit(body: &str) -> String {
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    format!("{body}{}", gs1::check_digit(&digits))
+}
+
+pub fn gtin(body: &str) -> String {
+    with_check_digit(body)
+}
+
+pub fn gln(body: &str) -> String {
+    with_check_digit(body)
+}
+
+pub fn dc() -> String {
+    gln("871234500101")
+}
+
+pub fn pickup() -> String {
+    gln("871234500102")
+}
+
+const EVERY_SERVICE: &str = "23:59";
+
+/// The operator's Amsterdam DC (a chilled room and an ambient hall) and a pickup point.
+pub async fn network(app: &TestApp) {
+    let cutoffs = json!({"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE});
+    let dc = json!({
+        "gln": dc(), "kind": "warehouse", "name": "Amsterdam DC", "address": {"city": "Amsterdam"}, "country": "NL",
+        "latitude": 52.35, "longitude": 4.80, "time_zone": "Europe/Amsterdam",
+        "zones": [
+            {"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 400},
+            {"name": "ambient", "capacity_pallets": 400}
+        ],
+        "cutoffs": cutoffs, "pick_pack_lead_minutes": 60
+    });
+    let point = json!({
+        "gln": pickup(), "kind": "pickup_point", "name": "Centraal", "address": {"city": "Amsterdam"}, "country": "NL",
+        "latitude": 52.379, "longitude": 4.900, "time_zone": "Europe/Amsterdam", "zones": [], "pick_pack_lead_minutes": 0
+    });
+    for location in [dc, point] {
+        let created = app.post("/v1/locations", &app.operator_key, location).await;
+        assert!(created.status == StatusCode::CREATED || created.status == StatusCode::OK, "{:?}", created.body);
+    }
+}
+
+/// A merchant with a chilled product; answers its key and the GTIN.
+pub async fn merchant(app: &TestApp, tenant: &str, product_body: &str) -> (String, String) {
+    let key = app.tenant(tenant, &["tenant:admin"]).await;
+    let product = gtin(product_body);
+    let created = app
+        .post(
+            "/v1/products",
+            &key,
+            json!({"gtin": product, "name": "Salmon", "temperature_class": "chilled", "shelf_life_days": 30,
+                   "min_remaining_shelf_life_days": 3}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    (key, product)
+}
+
+fn in_days(days: i64) -> String {
+    (jiff::Zoned::now().date() + jiff::ToSpan::days(days)).to_string()
+}
+
+/// Announces and receives pallets (lot, days to expiry, units) into the DC's chilled room.
+pub async fn receive(app: &TestApp, key: &str, product: &str, pallets: &[(&str, i64, i64)], first_sscc: u64) {
+    let pallets: Vec<Value> = pallets
+        .iter()
+        .enumerate()
+        .map(|(index, (lot, days, units))| {
+            json!({"sscc": with_check_digit(&format!("38712345{:09}", first_sscc + index as u64)), "gtin": product,
+                   "lot": lot, "expiry": in_days(*days), "quantity": units})
+        })
+        .collect();
+    let asn = app.post("/v1/asns", key, json!({"location": dc(), "pallets": pallets})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let received = app.post(&format!("/v1/asns/{asn_id}/receipts"), key, json!({"zone": "chill"})).await;
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+}
+
+fn order_body(product: &str, quantity: i64) -> Value {
+    json!({"lines": [{"gtin": product, "quantity": quantity}], "destination": {"pickup_point": pickup()}, "service": "next_day"})
+}
+
+async fn balance(app: &TestApp, key: &str, product: &str, lot: &str) -> Value {
+    let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
+    assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
+    stock.body["items"][0].clone()
+}
+
+pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510001").await;
+
+    // Chilled salmon is not received into the ambient hall; nothing is stored.
+    let asn = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [{"sscc": with_check_digit("38712345000000099"),
+            "gtin": product, "lot": "WARM", "expiry": in_days(20), "quantity": 5}]}),
+        )
+        .await;
+    let asn_id = asn.body["asn_id"].as_str().unwrap().to_owned();
+    let warm = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "ambient"})).await;
+    assert!(warm.is_problem(422, "/problems/zone-unsuitable"), "{:?}", warm.body);
+    assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]));
+    // Bad input: a problem naming the fields, nothing stored.
+    let bad = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [{"sscc": "123", "gtin": product, "lot": "A B", "quantity": 0}]}),
+        )
+        .await;
+    assert!(bad.is_problem(422, "/problems/validation-failed"), "{:?}", bad.body);
+    for pointer in ["/pallets/0/sscc", "/pallets/0/lot", "/pallets/0/quantity"] {
+        assert!(bad.pointers().contains(&pointer), "{pointer}: {:?}", bad.body);
+    }
+
+    // Two lots: FEFO takes the earlier one, then the later; a lot too close to expiry is skipped.
+    receive(app, &key, &product, &[("EARLY", 10, 4), ("LATE", 20, 100), ("STALE", 2, 50)], 1).await;
+    let early = balance(app, &key, &product, "EARLY").await;
+    assert_eq!(
+        (early["on_hand"].as_i64(), early["available"].as_i64(), early["status"].as_str()),
+        (Some(4), Some(4), Some("available"))
+    );
+
+    let placed = app
+        .send("POST", "/v1/orders", Some(&key), Some(order_body(&product, 10)), &[("idempotency-key", "order-1")])
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(placed.body["status"], "allocated");
+    assert_eq!(placed.body["reservation"], "pending");
+    let picks: Vec<(String, i64)> = placed.body["shipments"][0]["picks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pick| (pick["lot"].as_str().unwrap().to_owned(), pick["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(picks, [("EARLY".to_owned(), 4), ("LATE".to_owned(), 6)]);
+    assert_eq!(placed.body["shipments"][0]["from"], dc());
+    assert!(placed.body["allocation"]["rule"].as_str().unwrap().starts_with("one shipment"), "{:?}", placed.body);
+    assert!(placed.body["promised_by"].as_str().unwrap().ends_with('Z'));
+    assert!(placed.body["promised_by_local"].is_null(), "a pickup point's order has its zone from the site");
+    // A retry with the same key answers the same order and reserves nothing more.
+    let again = app
+        .send("POST", "/v1/orders", Some(&key), Some(order_body(&product, 10)), &[("idempotency-key", "order-1")])
+        .await;
+    assert_eq!(again.body["order_id"], order_id.as_str());
+    assert_eq!(again.headers.get("idempotent-replayed").map(|value| value.to_str().unwrap()), Some("true"));
+    assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
+    assert_eq!(balance(app, &key, &product, "EARLY").await["available"], 0);
+
+    // More than the eligible stock: refused whole, nothing reserved; STALE does not count.
+    let short = app.post("/v1/orders", &key, order_body(&product, 95)).await;
+    assert!(short.is_problem(409, "/problems/insufficient-stock"), "{:?}", short.body);
+    assert_eq!(short.pointers(), ["/lines/0"]);
+    assert!(short.body["errors"][0]["detail"].as_str().unwrap().contains("94 eligible"), "{:?}", short.body);
+    assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
+    assert_eq!(balance(app, &key, &product, "STALE").await["reserved"], 0);
+
+    // The lifecycle: nothing ships before it is packed.
+    let path = format!("/v1/orders/{order_id}/events");
+    let early_ship = app.post(&path, &key, json!({"status": "shipped"})).await;
+    assert!(early_ship.is_problem(409, "/problems/invalid-transition"), "{:?}", early_ship.body);
+    assert_eq!(app.post(&path, &key, json!({"status": "picking"})).await.status, StatusCode::OK);
+    let no_sscc = app.post(&path, &key, json!({"status": "packed"})).await;
+    assert!(no_sscc.is_problem(409, "/problems/invalid-transition"), "{:?}", no_sscc.body);
+    let sscc = with_check_digit("38712345100000001");
+    let packed = app.post(&path, &key, json!({"status": "packed", "ssccs": [sscc]})).await;
+    assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
+    assert_eq!(packed.body["shipments"][0]["sscc"], sscc.as_str());
+    // The operator's systems ship it for the tenant: a short pick of the LATE lot (5 of 6).
+    let shipped = app
+        .post(&format!("{path}?tenant=fish"), &app.operator_key, json!({"status": "shipped", "shipped": [4, 5]}))
+        .await;
+    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
+    assert_eq!(shipped.body["reservation"], "posted");
+    let late = balance(app, &key, &product, "LATE").await;
+    assert_eq!((late["on_hand"].as_i64(), late["reserved"].as_i64()), (Some(95), Some(0)));
+    assert_eq!(balance(app, &key, &product, "EARLY").await["on_hand"], 0);
+    let statuses: Vec<&str> =
+        shipped.body["events"].as_array().unwrap().iter().map(|event| event["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["picking", "packed", "shipped"]);
+    assert!(shipped.body["events"][2]["detail"].as_str().unwrap().contains("short pick"));
+    for status in ["at_pickup_point", "delivered"] {
+        assert_eq!(app.post(&path, &key, json!({"status": status})).await.status, StatusCode::OK);
+    }
+    assert!(
+        app.post(&path, &key, json!({"status": "cancelled"})).await.is_problem(409, "/problems/invalid-transition")
+    );
+    let delivered = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(delivered.body["status"], "delivered");
+    assert!(delivered.body["delivered_at"].is_string());
+
+    // The journal explains every unit of the LATE lot.
+    let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=LATE"), &key).await;
+    let kinds: Vec<(&str, i64)> = movements
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("receipt", 100), ("reserve", 6), ("ship", 5), ("release", 1)]);
+
+    // Cancelling releases; a cycle count adjusts with a movement, never below the reserved units.
+    let second = app.post("/v1/orders", &key, order_body(&product, 30)).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
+    let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
+    assert!(count.is_problem(409, "/problems/insufficient-stock"), "{:?}", count.body);
+    let second_id = second.body["order_id"].as_str().unwrap();
+    let cancelled = app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "cancelled"})).await;
+    assert_eq!(cancelled.body["reservation"], "voided");
+    assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 0);
+    let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
+    assert_eq!(count.status, StatusCode::OK, "{:?}", count.body);
+    assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 20);
+
+    // A hold on the lot makes it unavailable; releasing it is recorded too.
+    let hold = app
+        .post(
+            "/v1/stock/lot-status",
+            &key,
+            json!({"gtin": product, "lot": "LATE", "status": "hold", "reason": "QA check"}),
+        )
+        .await;
+    assert_eq!(hold.status, StatusCode::OK, "{:?}", hold.body);
+    assert_eq!(balance(app, &key, &product, "LATE").await["available"], 0);
+    assert!(
+        app.post("/v1/orders", &key, order_body(&product, 1)).await.is_problem(409, "/problems/insufficient-stock")
+    );
+
+    // Another merchant sees none of it.
+    let (other, _) = merchant(app, "meat", "871234510002").await;
+    assert!(app.get(&format!("/v1/orders/{order_id}"), &other).await.is_problem(404, "/problems/not-found"));
+    assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &other).await.body["items"], json!([]));
+    assert!(app.post(&path, &other, json!({"status": "returned"})).await.is_problem(404, "/problems/not-found"));
+}
+
+pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510011").await;
+    receive(app, &key, &product, &[("L1", 20, 10)], 100).await;
+    let promise = app.get(&format!("/v1/promise?gtin={product}&qty=10&to={}", pickup()), &key).await;
+    assert_eq!(promise.status, StatusCode::OK, "{:?}", promise.body);
+    let next_day =
+        promise.body["services"].as_array().unwrap().iter().find(|service| service["service"] == "next_day").unwrap();
+    assert_eq!(next_day["available"], true, "{:?}", promise.body);
+    assert_eq!(next_day["ships_from"], json!([dc()]));
+    let too_many = app.get(&format!("/v1/promise?gtin={product}&qty=11&to=52.37,4.89&tz=Europe/Amsterdam"), &key).await;
+    assert!(
+        too_many.body["services"].as_array().unwrap().iter().all(|service| service["available"] == false),
+        "{:?}",
+        too_many.body
+    );
+
+    let mut body = order_body(&product, 10);
+    body["hold_seconds"] = json!(1);
+    let held = app.post("/v1/orders", &key, body).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    assert!(held.body["hold_expires_at"].is_string());
+    assert_eq!(balance(app, &key, &product, "L1").await["available"], 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    // Past its timeout the hold reserves nothing, with no job having run.
+    let lapsed = balance(app, &key, &product, "L1").await;
+    assert_eq!((lapsed["reserved"].as_i64(), lapsed["available"].as_i64()), (Some(0), Some(10)), "{lapsed:?}");
+    let order_id = held.body["order_id"].as_str().unwrap();
+    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(order.body["reservation"], "expired");
+    let late = app.post(&format!("/v1/orders/{order_id}/events"), &key, json!({"status": "picking"})).await;
+    assert!(late.is_problem(409, "/problems/invalid-transition"), "{:?}", late.body);
+    // The next stock write releases it for good and cancels the order.
+    let placed = app.post("/v1/orders", &key, order_body(&product, 10)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(order.body["status"], "cancelled");
+    assert_eq!(order.body["events"][0]["detail"], "the hold expired");
+}
+
+pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510021").await;
+    receive(app, &key, &product, &[("BAD", 10, 10), ("GOOD", 20, 5)], 200).await;
+    let first = app.post("/v1/orders", &key, order_body(&product, 5)).await;
+    let second = app.post("/v1/orders", &key, order_body(&product, 5)).await;
+    let (first_id, second_id) = (first.body["order_id"].as_str().unwrap(), second.body["order_id"].as_str().unwrap());
+    // Both took the BAD lot (FEFO); GOOD's 5 units can save one of them.
+    assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "BAD");
+    assert_eq!(second.body["shipments"][0]["picks"][0]["lot"], "BAD");
+    let status_path = format!("/recall-status/01/{product}/10/BAD");
+    assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
+
+    let recall =
+        app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "Listeria found"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let outcomes: Vec<(&str, &str)> = recall.body["affected_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|order| (order["order_id"].as_str().unwrap(), order["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes, [(first_id, "reallocated"), (second_id, "flagged")]);
+    assert_eq!(recall.body["pickup_points"], json!([pickup()]));
+    assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
+    assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
+
+    let bad = balance(app, &key, &product, "BAD").await;
+    assert_eq!(
+        (bad["status"].as_str(), bad["reserved"].as_i64(), bad["available"].as_i64()),
+        (Some("recalled"), Some(0), Some(0))
+    );
+    let first = app.get(&format!("/v1/orders/{first_id}"), &key).await;
+    assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "GOOD");
+    assert_eq!(first.body["status"], "allocated");
+    let second = app.get(&format!("/v1/orders/{second_id}"), &key).await;
+    assert_eq!(second.body["status"], "accepted");
+    assert_eq!(second.body["flags"].as_array().unwrap().len(), 1, "{:?}", second.body);
+    // The flagged order is allocated again once stock arrives.
+    assert!(
+        app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "allocated"}))
+            .await
+            .is_problem(409, "/problems/insufficient-stock")
+    );
+    receive(app, &key, &product, &[("NEW", 25, 5)], 300).await;
+    let again = app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "allocated"})).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["shipments"][0]["picks"][0]["lot"], "NEW");
+    assert_eq!(again.body["reservation"], "pending");
+
+    let status = app.send("GET", &status_path, None, None, &[]).await;
+    assert_eq!(status.body["recalled"], true, "{:?}", status.body);
+    assert_eq!(status.body["recall_id"], recall.body["recall_id"]);
+    assert_eq!(
+        app.send("GET", &format!("/recall-status/01/{product}/10/GOOD"), None, None, &[]).await.body["recalled"],
+        false
+    );
+}
+
+/// Many concurrent orders on one hot SKU: never more reserved than received, every acknowledged
+/// order stored, retries with the same key reserve once.
+pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client: usize) {
+    let app = apps[0];
+    network(app).await;
+    let (key, product) = merchant(app, "hot", "871234510031").await;
+    const RECEIVED: i64 = 400;
+    receive(app, &key, &product, &[("HOT", 20, RECEIVED)], 400).await;
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let target = apps[client % apps.len()];
+        let (base, http, key, product) = (target.base.clone(), target.client.clone(), key.clone(), product.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for index in 0..orders_per_client {
+                let quantity = 1 + ((client + index) % 3) as i64;
+                let idempotency = format!("c{client}-o{index}");
+                // Each order is sent twice with the same key (a retry): it must reserve once.
+                let mut first_id = None;
+                for _ in 0..2 {
+                    let response = http
+                        .post(format!("{base}/v1/orders"))
+                        .bearer_auth(&key)
+                        .header("idempotency-key", &idempotency)
+                        .json(&order_body(&product, quantity))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status();
+                    let body: Value = response.json().await.unwrap();
+                    match status {
+                        StatusCode::CREATED => {
+                            let id = body["order_id"].as_str().unwrap().to_owned();
+                            if let Some(first) = &first_id {
+                                assert_eq!(first, &id, "a retry answered another order");
+                            } else {
+                                first_id = Some(id);
+                            }
+                        }
+                        StatusCode::CONFLICT => assert_eq!(body["type"], "/problems/insufficient-stock", "{body:?}"),
+                        other => panic!("{other}: {body:?}"),
+                    }
+                }
+                if let Some(id) = first_id {
+                    acknowledged.push((id, quantity));
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    let reserved_by_orders: i64 = acknowledged.iter().map(|(_, quantity)| quantity).sum();
+    let stock = balance(app, &key, &product, "HOT").await;
+    assert!(reserved_by_orders <= RECEIVED, "oversold: {reserved_by_orders} of {RECEIVED}");
+    assert_eq!(stock["reserved"].as_i64(), Some(reserved_by_orders), "{stock:?}");
+    assert_eq!(stock["on_hand"].as_i64(), Some(RECEIVED));
+    // The demand exceeded the stock: what is left is less than the smallest order line.
+    assert!(stock["available"].as_i64().unwrap() < 3, "{stock:?}");
+    // Every acknowledged order is stored, with its units.
+    let mut stored = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(&format!("/v1/orders?limit=500{cursor}"), &key).await;
+        for order in page.body["items"].as_array().unwrap() {
+            let quantity = order["lines"][0]["quantity"].as_i64().unwrap();
+            assert!(acknowledged.iter().any(|(id, units)| order["order_id"] == id.as_str() && *units == quantity));
+            stored += 1;
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(stored, acknowledged.len());
+}
+
+pub async fn fulfilment_hot_sku_never_oversells(app: &TestApp) {
+    hot_sku_orders(&[app], 64, 6).await;
+}
