@@ -190,7 +190,7 @@ pub fn allocate(
             }
         }
     }
-    full.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    full.sort_by_key(|candidate| (candidate.0, candidate.1, candidate.2));
     let full_sites: Vec<usize> = full.iter().map(|candidate| candidate.2).collect();
     if let Some((_, _, chosen, route, picks)) = full.into_iter().next() {
         for (index, (view, whole)) in views.iter().enumerate() {

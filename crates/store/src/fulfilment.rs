@@ -2202,10 +2202,7 @@ impl crate::TenantStore<'_> {
         let tenant = self.tenant_id.as_str();
         let network = network_snapshot(&mut cache, &mut conn, tenant).await?;
         let lines: Vec<Line> = gtins.iter().map(|gtin| Line { gtin: gtin.clone(), quantity: 1 }).collect();
-        let (products, mut lots) = match stock_lots(&mut conn, &mut cache, tenant, &lines).await? {
-            Ok(found) => found,
-            Err(_) => (Vec::new(), Vec::new()),
-        };
+        let (products, mut lots) = stock_lots(&mut conn, &mut cache, tenant, &lines).await?.unwrap_or_default();
         // Pending reservations past their timeout hold nothing any more.
         let lapsed = self.stock_lapsed(&mut conn, gtins).await?;
         for lot in &mut lots {
