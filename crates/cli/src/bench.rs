@@ -25,6 +25,9 @@ pub enum BenchCommand {
     /// Transparency log: entries appended per second (durable), capture-to-checkpoint time,
     /// proof latency on a filled log, and `verify log` speed.
     Log(crate::bench_log::LogOptions),
+    /// Orders captured, allocated and reserved (3 lines, durable) on a generated network, and the
+    /// row-lock baseline (one PostgreSQL transaction per order, SELECT … FOR UPDATE) beside it.
+    Orders(crate::bench_orders::OrdersOptions),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +75,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Resolver(options) => crate::bench_gs1::resolver(options).await,
         BenchCommand::Epcis(options) => crate::bench_epcis::epcis(options).await,
         BenchCommand::Log(options) => crate::bench_log::log(options).await,
+        BenchCommand::Orders(options) => crate::bench_orders::orders(options).await,
         BenchCommand::Routing(options) => {
             tokio::task::spawn_blocking(move || crate::bench_routing::routing(options)).await?
         }

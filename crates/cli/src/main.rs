@@ -4,6 +4,7 @@ mod bench;
 mod bench_epcis;
 mod bench_gs1;
 mod bench_log;
+mod bench_orders;
 mod bench_routing;
 mod coldchain;
 mod log;

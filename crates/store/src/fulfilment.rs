@@ -3,17 +3,20 @@
 //! their lifecycle and recalls.
 //!
 //! **How stock is written.** Each writer task keeps a cache of the balances it has read, by
-//! (tenant, GTIN), with each row's `version`. A write changes the cached balances through
-//! [`StockBatch::change`] (the `stock` crate's arithmetic, so a change that would break an
-//! invariant is refused before any SQL) and queues its movements. At the end of the batch, each
-//! balance the batch touched is written once, conditionally on the version it was read at
-//! (`UPDATE … WHERE version = $read`), and the movements are inserted in multi-row statements. If
-//! another API node changed a balance meanwhile, the update finds no row, the batch rolls back,
-//! the cache is dropped and the batch is applied again on fresh rows — optimistic concurrency, no
-//! row lock. The CHECK constraints of `stock_balances` repeat the invariants in the database.
+//! (tenant, GTIN). A write changes the cached balances through [`StockBatch::change`] (the `stock`
+//! crate's arithmetic, so a change that would break an invariant is refused before any SQL) and
+//! queues its movements; a refused write's cache changes are rolled back. At the end of the batch
+//! each balance the batch touched is written once, as the batch's net change applied to the row as
+//! it is now, guarded by the invariants and the status the batch read (`UPDATE … SET reserved =
+//! reserved + $d … WHERE status = $read AND reserved + $d <= on_hand + $h … RETURNING`), and the
+//! movements are inserted in multi-row statements. If another API node changed a balance so that
+//! the guard fails, the batch rolls back, the cache is dropped and the batch is applied again on
+//! fresh rows — a conditional update, no row lock. The CHECK constraints of `stock_balances`
+//! repeat the invariants in the database.
 //!
-//! A cache entry is trusted for [`CACHE_LIFETIME`]: changes to rows it holds are caught by the
-//! version check; rows another node *inserted* (a new lot) are seen once the entry is reloaded.
+//! A cache entry is trusted for [`CACHE_LIFETIME`]: each update refreshes the rows it wrote from
+//! the database (`RETURNING`); rows another node *inserted* (a new lot) are seen once the entry is
+//! reloaded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -65,7 +68,6 @@ struct CachedBalance {
     expiry: Option<String>,
     status: LotStatus,
     balance: Balance,
-    version: i64,
 }
 
 #[derive(Debug)]
@@ -99,8 +101,8 @@ impl WriterCache {
 
 #[derive(Debug)]
 struct Dirty {
-    /// The version the balance was read at; `None` for a row this batch creates.
-    read_version: Option<i64>,
+    /// The balance and status as read; `None` for a row this batch creates.
+    read: Option<(Balance, LotStatus)>,
 }
 
 #[derive(Debug)]
@@ -172,11 +174,11 @@ impl StockBatch {
     }
 
     /// Records the state of a balance before a change, and marks it dirty.
-    fn touch(&mut self, tenant: &str, key: &StockKey, before: Option<(Balance, LotStatus)>, read_version: Option<i64>) {
+    fn touch(&mut self, tenant: &str, key: &StockKey, before: Option<(Balance, LotStatus)>) {
         let dirty_key = (tenant.to_owned(), key.clone());
         let dirtied = !self.dirty.contains_key(&dirty_key);
         if dirtied {
-            self.dirty.insert(dirty_key, Dirty { read_version });
+            self.dirty.insert(dirty_key, Dirty { read: before });
         }
         self.undo.push(Undo { tenant: tenant.to_owned(), key: key.clone(), before, dirtied });
     }
@@ -225,7 +227,6 @@ impl StockBatch {
                     expiry: expiry.map(str::to_owned),
                     status,
                     balance: Balance::default(),
-                    version: 0,
                 });
                 entry.balances.len() - 1
             }
@@ -265,9 +266,8 @@ impl StockBatch {
             }
         };
         let before = (!created).then_some((cached.balance, cached.status));
-        let read_version = (!created).then_some(cached.version);
         cached.balance = next;
-        self.touch(tenant, key, before, read_version);
+        self.touch(tenant, key, before);
         self.movements.push(MovementRow {
             tenant: tenant.to_owned(),
             operation_id: operation_id.to_owned(),
@@ -299,9 +299,8 @@ impl StockBatch {
             return Ok(true);
         }
         let before = Some((cached.balance, cached.status));
-        let read_version = Some(cached.version);
         cached.status = status;
-        self.touch(tenant, key, before, read_version);
+        self.touch(tenant, key, before);
         self.movements.push(MovementRow {
             tenant: tenant.to_owned(),
             operation_id: operation_id.to_owned(),
@@ -318,7 +317,7 @@ impl StockBatch {
         Ok(true)
     }
 
-    /// Writes the batch's balances (conditionally on their versions) and movements.
+    /// Writes the batch's balances (net changes, guarded) and movements.
     pub(crate) async fn flush(
         &mut self,
         cache: &mut WriterCache,
@@ -334,7 +333,7 @@ impl StockBatch {
                 return Ok(Err(Raced));
             };
             debug_assert!(cached.balance.check().is_ok());
-            match dirty.read_version {
+            match dirty.read {
                 None => {
                     execute(
                         conn,
@@ -354,33 +353,32 @@ impl StockBatch {
                         ],
                     )
                     .await?;
-                    cached.version = 1;
                 }
-                Some(read_version) => {
-                    let updated = execute(
-                        conn,
-                        "UPDATE stock_balances SET on_hand = $1, reserved = $2, status = $3, version = $4, \
-                         updated_unix_ms = $5 WHERE tenant_id = $6 AND gtin = $7 AND location_gln = $8 AND zone = $9 \
-                         AND lot = $10 AND version = $11",
-                        &[
-                            Arg::Integer(cached.balance.on_hand),
-                            Arg::Integer(cached.balance.reserved),
-                            Arg::Text(cached.status.name()),
-                            Arg::Integer(read_version + 1),
-                            Arg::Integer(now_unix_ms),
-                            Arg::Text(&tenant),
-                            Arg::Text(&key.gtin),
-                            Arg::Text(&key.location),
-                            Arg::Text(&key.zone),
-                            Arg::Text(&key.lot),
-                            Arg::Integer(read_version),
-                        ],
-                    )
-                    .await?;
-                    if updated != 1 {
-                        return Ok(Err(Raced));
-                    }
-                    cached.version = read_version + 1;
+                Some((read, read_status)) => {
+                    // The batch's net change, applied to the row as it is now: another API node may
+                    // have changed it since it was read. The guard keeps the invariants and the status
+                    // the decisions were made on; if it fails, the batch runs again on fresh rows.
+                    let on_hand_delta = cached.balance.on_hand - read.on_hand;
+                    let reserved_delta = cached.balance.reserved - read.reserved;
+                    let row: Option<(i64, i64)> = on_conn!(conn, connection => sqlx::query_as(
+                        "UPDATE stock_balances SET on_hand = on_hand + $1, reserved = reserved + $2, status = $3, \
+                         version = version + 1, updated_unix_ms = $4 WHERE tenant_id = $5 AND gtin = $6 \
+                         AND location_gln = $7 AND zone = $8 AND lot = $9 AND status = $10 AND on_hand + $1 >= 0 \
+                         AND reserved + $2 >= 0 AND reserved + $2 <= on_hand + $1 RETURNING on_hand, reserved")
+                        .bind(on_hand_delta)
+                        .bind(reserved_delta)
+                        .bind(cached.status.name())
+                        .bind(now_unix_ms)
+                        .bind(&tenant)
+                        .bind(&key.gtin)
+                        .bind(&key.location)
+                        .bind(&key.zone)
+                        .bind(&key.lot)
+                        .bind(read_status.name())
+                        .fetch_optional(&mut *connection)
+                        .await)?;
+                    let Some((on_hand, reserved)) = row else { return Ok(Err(Raced)) };
+                    cached.balance = Balance { on_hand, reserved };
                 }
             }
         }
@@ -426,7 +424,6 @@ struct BalanceRow {
     status: String,
     on_hand: i64,
     reserved: i64,
-    version: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -456,7 +453,7 @@ async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntr
         }),
     };
     let rows: Vec<BalanceRow> = on_conn!(conn, connection => sqlx::query_as(
-        "SELECT location_gln, zone, lot, expiry_date, status, on_hand, reserved, version FROM stock_balances \
+        "SELECT location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
          WHERE tenant_id = $1 AND gtin = $2")
         .bind(tenant).bind(gtin).fetch_all(&mut *connection).await)?;
     let balances = rows
@@ -467,14 +464,13 @@ async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntr
                 expiry: row.expiry_date,
                 status: LotStatus::parse(&row.status).ok_or_else(|| corrupt(format!("lot status {:?}", row.status)))?,
                 balance: Balance { on_hand: row.on_hand, reserved: row.reserved },
-                version: row.version,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(GtinEntry { loaded: Instant::now(), product, balances })
 }
 
-async fn network_snapshot(
+pub(crate) async fn network_snapshot(
     cache: &mut WriterCache,
     conn: &mut Conn,
     tenant: &str,
@@ -705,7 +701,7 @@ pub struct OrderEventRecord {
     pub at_unix_ms: i64,
 }
 
-fn stored_allocation(allocation: &orders::Allocation) -> StoredAllocation {
+pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAllocation {
     let date = |date: Option<jiff::civil::Date>| date.map(|date| date.to_string());
     StoredAllocation {
         rule: allocation.decision.rule.clone(),

@@ -10,6 +10,7 @@
 //! - The same SQL text runs on both backends (`$n` parameters); only the migrations differ in types.
 
 mod backend;
+pub mod baseline;
 pub mod epcis;
 pub mod fulfilment;
 mod keys;

@@ -4,8 +4,8 @@
 ALTER TABLE products ADD COLUMN min_remaining_shelf_life_days BIGINT;
 
 -- One balance per (location, zone, GTIN, lot). A balance is the sum of its movements; the CHECKs
--- repeat the ledger's invariants where the write happens. `version` grows with every change: a
--- writer updates a balance only at the version it read (conditional update, no row lock).
+-- repeat the ledger's invariants where the write happens. Writers apply a batch's net change with a
+-- conditional update guarded by the invariants (no row lock); `version` counts the changes.
 CREATE TABLE stock_balances (
     tenant_id TEXT NOT NULL,
     gtin TEXT NOT NULL,

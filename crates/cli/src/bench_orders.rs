@@ -1,0 +1,405 @@
+//! `keten bench orders`: orders captured, allocated and reserved (3 lines each, durable) against a
+//! generated network, on SQLite and PostgreSQL; beside it, on the same PostgreSQL server with the
+//! same clients and the same demand, the conventional way (one transaction per order with
+//! `SELECT … FOR UPDATE` on the stock rows).
+//!
+//! The network: `--warehouses` warehouses and as many pickup points around Amsterdam and Utrecht
+//! (every warehouse reaches every pickup point), `--skus` chilled products of one merchant, each
+//! stocked at `--stocked-at` warehouses (one lot each, expiry 30–60 days out, plenty of units).
+//! Demand: 3 distinct SKUs per order, 1–3 units each; half of the lines go to the 10 hot SKUs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use gs1::{Gln, Gtin, Sscc};
+use network::{
+    Address, Coordinates, Country, Location, LocationKind, Product, Service, TemperatureClass, TemperatureRange,
+    TenantId, TimeZoneName, Zone, ZoneName,
+};
+use orders::Line;
+use stock::LotStatus;
+use store::fulfilment::{AsnPallet, FulfilmentMutation, OrderDestination, PlaceOrder};
+use store::{IdempotencyRecord, Mutation, PutMode, Store, StoreConfig, StoredResponse, Write};
+
+use crate::bench::BackendChoice;
+
+#[derive(Debug, Args)]
+pub struct OrdersOptions {
+    /// Seconds each configuration runs.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Concurrent clients (each places orders one after the other).
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 50)]
+    pub warehouses: u64,
+    #[arg(long, default_value_t = 5_000)]
+    pub skus: u64,
+    /// Warehouses holding each SKU.
+    #[arg(long, default_value_t = 20)]
+    pub stocked_at: u64,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
+    pub backend: BackendChoice,
+}
+
+const HOT_SKUS: u64 = 10;
+const UNITS_PER_LOT: i64 = 10_000_000;
+const TENANT: &str = "bench-shop";
+
+fn with_check_digit(body: String) -> String {
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    format!("{body}{}", gs1::check_digit(&digits))
+}
+
+fn gtin(sku: u64) -> Gtin {
+    Gtin::parse(&with_check_digit(format!("{:013}", 8_712_345_000_000 + sku))).expect("generated GTIN")
+}
+
+fn site_gln(number: u64) -> Gln {
+    Gln::parse(&with_check_digit(format!("{:012}", 871_234_500_000 + number))).expect("generated GLN")
+}
+
+fn sscc(number: u64) -> Sscc {
+    Sscc::parse(&with_check_digit(format!("3{:016}", 8_712_345_000_000_000 + number))).expect("generated SSCC")
+}
+
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) % bound
+    }
+}
+
+fn site(number: u64, kind: LocationKind, random: &mut Random) -> Location {
+    // Around Amsterdam and Utrecht: every pair is within the last mile's reach.
+    let latitude = 52.05 + random.below(3_500) as f64 / 10_000.0;
+    let longitude = 4.75 + random.below(4_000) as f64 / 10_000.0;
+    let all_day = network::LocalTime::parse("23:59").expect("time");
+    let warehouse = kind == LocationKind::Warehouse;
+    Location {
+        gln: site_gln(number),
+        kind,
+        name: format!("{} {number}", kind.name()),
+        address: Address { street: None, postal_code: None, city: Some(format!("City {}", number % 7)) },
+        country: Country::parse("NL").expect("country"),
+        coordinates: Coordinates::new(latitude, longitude).expect("coordinates"),
+        time_zone: TimeZoneName::parse("Europe/Amsterdam").expect("zone"),
+        zones: if warehouse {
+            vec![Zone {
+                name: ZoneName::parse("chill").expect("zone"),
+                range: TemperatureRange { min_celsius: Some(0.0), max_celsius: Some(4.0) },
+                capacity_pallets: 10_000,
+            }]
+        } else {
+            Vec::new()
+        },
+        cutoffs: if warehouse {
+            Service::VALUES.iter().map(|(_, service)| (*service, all_day)).collect()
+        } else {
+            Vec::new()
+        },
+        pick_pack_lead_minutes: if warehouse { 60 } else { 0 },
+        party_id: None,
+    }
+}
+
+async fn write(store: &Store, tenant: &TenantId, mutation: Mutation) -> anyhow::Result<()> {
+    store
+        .write(Write { tenant_id: tenant.clone(), mutation, idempotency: None })
+        .await
+        .map(drop)
+        .map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+/// Fills a fresh database with the network, the products and the stock.
+async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<Gln>> {
+    let network = TenantId::network();
+    let tenant = TenantId::parse(TENANT)?;
+    write(store, &network, Mutation::PutTenant { name: "network".into(), mode: PutMode::Upsert }).await?;
+    write(store, &tenant, Mutation::PutTenant { name: "Bench shop".into(), mode: PutMode::Upsert }).await?;
+    let mut random = Random(0x6b65_7465_6e00_0001);
+    let mut pickups = Vec::new();
+    for number in 0..options.warehouses {
+        let warehouse = site(number, LocationKind::Warehouse, &mut random);
+        write(store, &network, Mutation::PutLocation { location: warehouse, mode: PutMode::Upsert }).await?;
+        let pickup = site(10_000 + number, LocationKind::PickupPoint, &mut random);
+        pickups.push(pickup.gln.clone());
+        write(store, &network, Mutation::PutLocation { location: pickup, mode: PutMode::Upsert }).await?;
+    }
+    let mut products = Vec::new();
+    for sku in 0..options.skus {
+        let product = Product {
+            gtin: gtin(sku),
+            name: format!("Chilled product {sku}"),
+            brand: Some("Bench".into()),
+            description: None,
+            temperature_class: TemperatureClass::Chilled,
+            shelf_life_days: Some(90),
+            min_remaining_shelf_life_days: Some(5),
+            nutrition: None,
+            country_of_origin: None,
+            supplier_party_id: None,
+        };
+        products.push(store.write(Write {
+            tenant_id: tenant.clone(),
+            mutation: Mutation::PutProduct { product, mode: PutMode::Upsert },
+            idempotency: None,
+        }));
+    }
+    for written in futures_util::future::join_all(products).await {
+        written.map_err(|error| anyhow::anyhow!("{error}"))?;
+    }
+    // Stock: each SKU at `stocked_at` warehouses, one lot each; one ASN per warehouse and 1,000 pallets.
+    let today = jiff::Zoned::now().date();
+    let mut per_warehouse: Vec<Vec<AsnPallet>> = vec![Vec::new(); options.warehouses as usize];
+    let mut pallet = 0u64;
+    for sku in 0..options.skus {
+        let first = random.below(options.warehouses);
+        for offset in 0..options.stocked_at.min(options.warehouses) {
+            let warehouse = (first + offset * 7) % options.warehouses;
+            let expiry = today + jiff::ToSpan::days(30 + random.below(30) as i64);
+            pallet += 1;
+            per_warehouse[warehouse as usize].push(AsnPallet {
+                sscc: sscc(pallet),
+                gtin: gtin(sku),
+                lot: format!("L{sku}-{warehouse}"),
+                expiry: Some(expiry.to_string()),
+                quantity: UNITS_PER_LOT,
+            });
+        }
+    }
+    let mut asn = 0u64;
+    for (warehouse, pallets) in per_warehouse.into_iter().enumerate() {
+        for chunk in pallets.chunks(store::fulfilment::ASN_PALLETS_MAX) {
+            asn += 1;
+            let asn_id = format!("asn-{asn}");
+            let create = FulfilmentMutation::CreateAsn {
+                asn_id: asn_id.clone(),
+                location: site_gln(warehouse as u64),
+                expected_unix_ms: None,
+                pallets: chunk.to_vec(),
+            };
+            write(store, &tenant, Mutation::Fulfilment(create)).await.context("ASN")?;
+            let receive = FulfilmentMutation::ReceiveAsn {
+                asn_id,
+                receipt_id: format!("rcp-{asn}"),
+                zone: ZoneName::parse("chill")?,
+                ssccs: None,
+                status: LotStatus::Available,
+            };
+            write(store, &tenant, Mutation::Fulfilment(receive)).await.context("receipt")?;
+        }
+    }
+    Ok(pickups)
+}
+
+/// One order of the skewed demand.
+fn order(random: &mut Random, skus: u64, pickups: &[Gln], number: u64) -> PlaceOrder {
+    let mut chosen: Vec<u64> = Vec::with_capacity(3);
+    while chosen.len() < 3 {
+        let sku = if random.below(2) == 0 { random.below(HOT_SKUS.min(skus)) } else { random.below(skus) };
+        if !chosen.contains(&sku) {
+            chosen.push(sku);
+        }
+    }
+    PlaceOrder {
+        order_id: format!("ord_{number:016x}"),
+        lines: chosen.iter().map(|sku| Line { gtin: gtin(*sku), quantity: 1 + random.below(3) as i64 }).collect(),
+        destination: OrderDestination {
+            pickup_point: Some(pickups[random.below(pickups.len() as u64) as usize].to_string()),
+            latitude_degrees: None,
+            longitude_degrees: None,
+            time_zone: None,
+            area: None,
+        },
+        service: Service::NextDay,
+        latest_delivery_unix_ms: None,
+        hold_ms: None,
+    }
+}
+
+#[derive(Debug)]
+struct Measured {
+    placed: u64,
+    refused: u64,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted_micros: &[u32], fraction: f64) -> f64 {
+    if sorted_micros.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted_micros.len() as f64 - 1.0) * fraction).round() as usize;
+    f64::from(sorted_micros[index]) / 1000.0
+}
+
+enum Path {
+    Keten(Arc<Store>),
+    RowLock(Arc<store::baseline::RowLockOrders>),
+}
+
+async fn drive(path: Path, options: &OrdersOptions, pickups: &[Gln], seed: u64) -> anyhow::Result<Measured> {
+    let tenant = TenantId::parse(TENANT)?;
+    let path = Arc::new(path);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(options.seconds);
+    let mut tasks = Vec::new();
+    for client in 0..options.clients as u64 {
+        let (path, tenant, pickups, skus) = (path.clone(), tenant.clone(), pickups.to_vec(), options.skus);
+        tasks.push(tokio::spawn(async move {
+            let mut random = Random(seed ^ (client + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let (mut latencies, mut refused) = (Vec::new(), 0u64);
+            let mut sequence = 0u64;
+            while Instant::now() < deadline {
+                sequence += 1;
+                let number = client << 40 | sequence;
+                let order = order(&mut random, skus, &pickups, number);
+                let key = format!("bench-{number:x}");
+                let sent = Instant::now();
+                let placed = match path.as_ref() {
+                    Path::Keten(store) => {
+                        let idempotency = IdempotencyRecord {
+                            tenant_id: tenant.clone(),
+                            key,
+                            request_sha256: [0; 32],
+                            respond: Box::new(|applied| StoredResponse {
+                                status: 201,
+                                body: match applied.outcome.as_deref() {
+                                    Some(store::fulfilment::FulfilmentOutcome::Order(order)) => {
+                                        order.order_id.clone().into_bytes()
+                                    }
+                                    _ => Vec::new(),
+                                },
+                            }),
+                        };
+                        let mutation = Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(Box::new(order)));
+                        match store
+                            .write(Write { tenant_id: tenant.clone(), mutation, idempotency: Some(idempotency) })
+                            .await
+                        {
+                            Ok(_) => true,
+                            Err(store::WriteError::Refused { code: "insufficient-stock", .. }) => false,
+                            Err(error) => return Err(anyhow::anyhow!("order failed: {error}")),
+                        }
+                    }
+                    Path::RowLock(baseline) => baseline.place(&order, &key).await?,
+                };
+                if placed {
+                    latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                } else {
+                    refused += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((latencies, refused))
+        }));
+    }
+    let (mut latencies, mut refused) = (Vec::new(), 0);
+    for task in tasks {
+        let (some, none) = task.await??;
+        latencies.extend(some);
+        refused += none;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Measured {
+        placed: latencies.len() as u64,
+        refused,
+        seconds,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+fn print(backend: &str, path: &str, measured: &Measured) {
+    println!(
+        "{:<10} {:<28} {:>9} {:>8} {:>11.0} {:>9.2} {:>9.2}",
+        backend,
+        path,
+        measured.placed,
+        measured.refused,
+        measured.placed as f64 / measured.seconds,
+        measured.p50_ms,
+        measured.p99_ms
+    );
+}
+
+pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=512).contains(&options.clients), "--clients must be 1..=512");
+    anyhow::ensure!(options.seconds > 0.0 && options.seconds <= 600.0, "--seconds must be within (0, 600]");
+    anyhow::ensure!((1..=1_000).contains(&options.warehouses), "--warehouses must be 1..=1000");
+    anyhow::ensure!((3..=1_000_000).contains(&options.skus), "--skus must be 3..=1000000");
+    anyhow::ensure!(options.stocked_at >= 1, "--stocked-at must be at least 1");
+    println!(
+        "bench orders: {} warehouses, {} SKUs each at {} warehouses, 3 lines per order (half on {HOT_SKUS} hot SKUs), \
+         {} clients, {} s per run, durable",
+        options.warehouses,
+        options.skus,
+        options.stocked_at.min(options.warehouses),
+        options.clients,
+        options.seconds
+    );
+    println!(
+        "{:<10} {:<28} {:>9} {:>8} {:>11} {:>9} {:>9}",
+        "backend", "path", "orders", "refused", "orders/s", "p50 ms", "p99 ms"
+    );
+    let mut summary = Vec::new();
+    if matches!(options.backend, BackendChoice::Sqlite | BackendChoice::Both) {
+        let file = scratchdb::SqliteFile::new()?;
+        let mut config = StoreConfig::new(file.url());
+        config.read_connections_max = 8;
+        let store = Arc::new(Store::open(config).await?);
+        let pickups = generate(&store, &options).await?;
+        let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
+        print("sqlite", "keten (group commit)", &measured);
+        summary.push(format!(
+            "sqlite {:.0}/s (p99 {:.1} ms)",
+            measured.placed as f64 / measured.seconds,
+            measured.p99_ms
+        ));
+        store.close().await;
+    }
+    if matches!(options.backend, BackendChoice::Postgres | BackendChoice::Both) {
+        let server = scratchdb::PostgresServer::start(scratchdb::PostgresOptions::BENCH)
+            .context("starting a scratch PostgreSQL (fsync on)")?;
+        let mut rates = Vec::new();
+        for keten in [true, false] {
+            let url = server.create_database()?;
+            let mut config = StoreConfig::new(url.clone());
+            config.read_connections_max = 8;
+            let store = Arc::new(Store::open(config).await?);
+            let pickups = generate(&store, &options).await?;
+            let measured = if keten {
+                let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
+                store.close().await;
+                print("postgres", "keten (group commit)", &measured);
+                measured
+            } else {
+                store.close().await;
+                let tenant = TenantId::parse(TENANT)?;
+                let baseline =
+                    Arc::new(store::baseline::RowLockOrders::connect(&url, options.clients as u32, &tenant).await?);
+                let measured = drive(Path::RowLock(baseline.clone()), &options, &pickups, 1).await?;
+                baseline.close().await;
+                print("postgres", "row locks, one tx per order", &measured);
+                measured
+            };
+            rates.push(measured.placed as f64 / measured.seconds);
+        }
+        summary.push(format!(
+            "postgres {:.0}/s vs row-lock baseline {:.0}/s = {:.1}x",
+            rates[0],
+            rates[1],
+            rates[0] / rates[1].max(f64::MIN_POSITIVE)
+        ));
+    }
+    println!("summary: orders placed (allocated, reserved, durable): {}", summary.join("; "));
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The conventional way to place an order, kept only as the baseline of `keten bench orders`: one
+//! PostgreSQL transaction per order that locks the stock rows it reads (`SELECT … FOR UPDATE`),
+//! allocates with the same rules as Keten, updates the balances and inserts the reservation, its
+//! movements, the order and the idempotency key. Keten itself never locks rows this way (see
+//! ARCHITECTURE.md); this module is not used by the server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use network::TenantId;
+use orders::{ProductRule, StockLot};
+use stock::LotStatus;
+
+use crate::backend::{BackendKind, Conn, Pools, on_conn};
+use crate::epcis::placeholders;
+use crate::fulfilment::{NetworkSnapshot, PlaceOrder, WriterCache, network_snapshot, stored_allocation};
+use crate::writer::{Arg, execute};
+use crate::{StoreError, now_unix_ms};
+
+/// Places orders one transaction each, with row locks.
+#[derive(Debug)]
+pub struct RowLockOrders {
+    pools: Pools,
+    tenant: TenantId,
+    network: Arc<NetworkSnapshot>,
+    products: HashMap<String, ProductRule>,
+}
+
+impl RowLockOrders {
+    /// Connects to a PostgreSQL database Keten created and filled, with `connections` connections
+    /// (one per client, as a conventional server has), and reads the tenant's master data once.
+    pub async fn connect(url: &str, connections: u32, tenant: &TenantId) -> Result<RowLockOrders, StoreError> {
+        if url.parse::<BackendKind>()? != BackendKind::Postgres {
+            return Err(StoreError::UnsupportedUrl(format!("{url} (the row-lock baseline runs on PostgreSQL)")));
+        }
+        let pools = Pools::connect(url, connections).await?;
+        let mut conn = pools.acquire_writer().await?;
+        let mut cache = WriterCache::default();
+        let network = network_snapshot(&mut cache, &mut conn, tenant.as_str()).await?;
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            gtin: String,
+            temperature_class: String,
+            temperature_min_celsius: Option<f64>,
+            temperature_max_celsius: Option<f64>,
+            min_remaining_shelf_life_days: Option<i64>,
+        }
+        let rows: Vec<Row> = on_conn!(&mut conn, connection => sqlx::query_as(
+            "SELECT gtin, temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days \
+             FROM products WHERE tenant_id = $1")
+            .bind(tenant.as_str()).fetch_all(&mut *connection).await)?;
+        let mut products = HashMap::new();
+        for row in rows {
+            let rule = ProductRule {
+                gtin: gs1::Gtin::parse(&row.gtin).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+                class: network::TemperatureClass::new(
+                    &row.temperature_class,
+                    row.temperature_min_celsius,
+                    row.temperature_max_celsius,
+                )
+                .map_err(StoreError::Corrupt)?,
+                min_remaining_shelf_life_days: row.min_remaining_shelf_life_days.unwrap_or(0) as u32,
+            };
+            products.insert(row.gtin, rule);
+        }
+        drop(conn);
+        Ok(RowLockOrders { pools, tenant: tenant.clone(), network, products })
+    }
+
+    /// Places one order in its own transaction; answers whether it was placed (false: not enough
+    /// stock). `idempotency_key` is stored with it, as Keten's path does.
+    pub async fn place(&self, order: &PlaceOrder, idempotency_key: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pools.acquire_writer().await?;
+        conn.begin().await?;
+        match self.place_in(&mut conn, order, idempotency_key).await {
+            Ok(placed) => {
+                if placed {
+                    conn.commit().await?;
+                } else {
+                    conn.rollback().await?;
+                }
+                Ok(placed)
+            }
+            Err(error) => {
+                let _ = conn.rollback().await;
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn place_in(&self, conn: &mut Conn, order: &PlaceOrder, idempotency_key: &str) -> Result<bool, sqlx::Error> {
+        let tenant = self.tenant.as_str();
+        let now_unix_ms = now_unix_ms();
+        let mut gtins: Vec<String> = order.lines.iter().map(|line| line.gtin.to_string()).collect();
+        gtins.sort();
+        gtins.dedup();
+        #[derive(sqlx::FromRow)]
+        struct Locked {
+            gtin: String,
+            location_gln: String,
+            zone: String,
+            lot: String,
+            expiry_date: Option<String>,
+            status: String,
+            on_hand: i64,
+            reserved: i64,
+        }
+        let list = (0..gtins.len()).map(|index| format!("${}", index + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT gtin, location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
+             WHERE tenant_id = $1 AND gtin IN ({list}) ORDER BY gtin, location_gln, zone, lot FOR UPDATE"
+        );
+        let rows: Vec<Locked> = on_conn!(conn, connection => {
+            let mut query = sqlx::query_as(&sql).bind(tenant);
+            for gtin in &gtins {
+                query = query.bind(gtin.as_str());
+            }
+            query.fetch_all(&mut *connection).await
+        })?;
+        let decode = |error: String| sqlx::Error::Decode(error.into());
+        let mut lots = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if LotStatus::parse(&row.status) != Some(LotStatus::Available) || row.on_hand <= row.reserved {
+                continue;
+            }
+            lots.push(StockLot {
+                site: gs1::Gln::parse(&row.location_gln).map_err(|error| decode(error.to_string()))?,
+                zone: network::ZoneName::parse(&row.zone).map_err(|error| decode(error.to_string()))?,
+                gtin: gs1::Gtin::parse(&row.gtin).map_err(|error| decode(error.to_string()))?,
+                lot: row.lot.clone(),
+                expiry: row
+                    .expiry_date
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|error: jiff::Error| decode(error.to_string()))?,
+                available: row.on_hand - row.reserved,
+            });
+        }
+        let products: Vec<ProductRule> = gtins.iter().filter_map(|gtin| self.products.get(gtin).cloned()).collect();
+        let Some(pickup) = &order.destination.pickup_point else {
+            return Err(decode("the baseline orders to pickup points".into()));
+        };
+        let Some(site) = self.network.sites.iter().find(|site| site.gln.as_str() == pickup) else {
+            return Ok(false);
+        };
+        let time_zone = jiff::tz::TimeZone::get(site.time_zone.as_str()).map_err(|error| decode(error.to_string()))?;
+        let destination = orders::Destination { coordinates: site.coordinates, time_zone };
+        let request = orders::OrderRequest {
+            lines: &order.lines,
+            products: &products,
+            destination: &destination,
+            service: order.service,
+            placed_unix_ms: now_unix_ms,
+            latest_delivery_unix_ms: order.latest_delivery_unix_ms,
+        };
+        let view = orders::NetworkView { sites: &self.network.sites, lanes: &self.network.lanes };
+        let Ok(allocation) = orders::allocate(view, &lots, &request) else { return Ok(false) };
+        let mut movements: Vec<(String, String, String, String, i64)> = Vec::new();
+        for shipment in &allocation.shipments {
+            for pick in &shipment.picks {
+                let gtin = order.lines[pick.line].gtin.to_string();
+                execute(
+                    conn,
+                    "UPDATE stock_balances SET reserved = reserved + $1, version = version + 1, updated_unix_ms = $2 \
+                     WHERE tenant_id = $3 AND gtin = $4 AND location_gln = $5 AND zone = $6 AND lot = $7",
+                    &[
+                        Arg::Integer(pick.quantity),
+                        Arg::Integer(now_unix_ms),
+                        Arg::Text(tenant),
+                        Arg::Text(&gtin),
+                        Arg::Text(shipment.site.as_str()),
+                        Arg::Text(pick.zone.as_str()),
+                        Arg::Text(&pick.lot),
+                    ],
+                )
+                .await?;
+                movements.push((
+                    gtin,
+                    shipment.site.to_string(),
+                    pick.zone.to_string(),
+                    pick.lot.clone(),
+                    pick.quantity,
+                ));
+            }
+        }
+        let mut sql = String::from(
+            "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, \
+             reason, at_unix_ms) VALUES ",
+        );
+        let mut args = Vec::new();
+        for (row, (gtin, site, zone, lot, quantity)) in movements.iter().enumerate() {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&placeholders(conn, row * 11 + 1, 11));
+            args.extend([
+                Arg::Text(tenant),
+                Arg::Text(&order.order_id),
+                Arg::Integer(row as i64),
+                Arg::Text("reserve"),
+                Arg::Text(gtin),
+                Arg::Text(site),
+                Arg::Text(zone),
+                Arg::Text(lot),
+                Arg::Integer(*quantity),
+                Arg::OptionalText(None),
+                Arg::Integer(now_unix_ms),
+            ]);
+        }
+        execute(conn, &sql, &args).await?;
+        execute(
+            conn,
+            "INSERT INTO reservations (tenant_id, reservation_id, state, expires_unix_ms, created_unix_ms, updated_unix_ms) \
+             VALUES ($1, $2, 'pending', NULL, $3, $3)",
+            &[Arg::Text(tenant), Arg::Text(&order.order_id), Arg::Integer(now_unix_ms)],
+        )
+        .await?;
+        let stored = stored_allocation(&allocation);
+        let lines: Vec<crate::fulfilment::StoredLine> = order
+            .lines
+            .iter()
+            .map(|line| crate::fulfilment::StoredLine { gtin: line.gtin.to_string(), quantity: line.quantity })
+            .collect();
+        let encode = |error: serde_json::Error| decode(error.to_string());
+        execute(
+            conn,
+            "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, region, \
+             promised_by_unix_ms, latest_delivery_unix_ms, placed_unix_ms, updated_unix_ms) \
+             VALUES ($1, $2, 'allocated', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(&order.order_id),
+                Arg::Text(order.service.name()),
+                Arg::Text(&serde_json::to_string(&lines).map_err(encode)?),
+                Arg::Text(&serde_json::to_string(&order.destination).map_err(encode)?),
+                Arg::Text(&serde_json::to_string(&stored).map_err(encode)?),
+                Arg::Text(&site.address.city.clone().unwrap_or_default()),
+                Arg::Integer(allocation.promised_by_unix_ms),
+                Arg::OptionalInteger(order.latest_delivery_unix_ms),
+                Arg::Integer(now_unix_ms),
+            ],
+        )
+        .await?;
+        execute(
+            conn,
+            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_sha256, response_status, response_body, created_unix_ms) \
+             VALUES ($1, $2, $3, 201, $4, $5)",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(idempotency_key),
+                Arg::Bytes(&[0u8; 32]),
+                Arg::Bytes(order.order_id.as_bytes()),
+                Arg::Integer(now_unix_ms),
+            ],
+        )
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn close(&self) {
+        self.pools.close().await;
+    }
+}
