@@ -29,9 +29,8 @@ use serde::{Deserialize, Serialize};
 use stock::{Balance, LotStatus, MovementKind, ReservationState};
 
 use crate::backend::{Conn, on_conn};
-use crate::epcis::placeholders;
 use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
-use crate::writer::{Arg, WriteError, execute};
+use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
 
 /// How long a writer trusts a cached balance list or network snapshot before reading it again.
 pub const CACHE_LIFETIME: Duration = Duration::from_secs(2);
@@ -47,7 +46,6 @@ pub const RECALL_LOTS_MAX: usize = 100;
 /// following batches; reads subtract them meanwhile).
 pub const EXPIRIES_PER_BATCH_MAX: i64 = 1_000;
 /// Movements per multi-row INSERT.
-const MOVEMENT_ROWS_PER_STATEMENT: usize = 500;
 
 fn corrupt(what: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("stored data is invalid: {what}").into())
@@ -127,12 +125,36 @@ struct Undo {
     dirtied: bool,
 }
 
-/// The stock changes of one batch, written once at its end.
+const ORDER_COLUMNS: &[&str] = &[
+    "tenant_id",
+    "order_id",
+    "status",
+    "reservation_id",
+    "service",
+    "lines",
+    "destination",
+    "allocation",
+    "region",
+    "promised_by_unix_ms",
+    "latest_delivery_unix_ms",
+    "placed_unix_ms",
+    "updated_unix_ms",
+];
+const RESERVATION_COLUMNS: &[&str] =
+    &["tenant_id", "reservation_id", "state", "expires_unix_ms", "created_unix_ms", "updated_unix_ms"];
+
+/// The stock changes of one batch, written once at its end. Movements, reservations and orders
+/// are inserted in bulk: at the end of the batch, or before a write of the batch reads those
+/// tables ([`StockBatch::flush_rows`]).
 #[derive(Debug, Default)]
 pub(crate) struct StockBatch {
     dirty: BTreeMap<(String, StockKey), Dirty>,
     movements: Vec<MovementRow>,
+    reservations: Vec<Vec<Value>>,
+    orders: Vec<Vec<Value>>,
     undo: Vec<Undo>,
+    /// Cache entries this batch has used: never reloaded within the batch (they hold its changes).
+    pinned: std::collections::HashSet<(String, String)>,
     expiries_checked: bool,
 }
 
@@ -141,6 +163,8 @@ pub(crate) struct StockBatch {
 pub(crate) struct Mark {
     undo: usize,
     movements: usize,
+    reservations: usize,
+    orders: usize,
 }
 
 /// Another writer changed a balance this batch read: apply the batch again.
@@ -149,12 +173,19 @@ pub(crate) struct Raced;
 
 impl StockBatch {
     pub(crate) fn mark(&self) -> Mark {
-        Mark { undo: self.undo.len(), movements: self.movements.len() }
+        Mark {
+            undo: self.undo.len(),
+            movements: self.movements.len(),
+            reservations: self.reservations.len(),
+            orders: self.orders.len(),
+        }
     }
 
     /// Takes back every change since `mark` (a refused write leaves no trace).
     pub(crate) fn roll_back(&mut self, mark: Mark, cache: &mut WriterCache) {
         self.movements.truncate(mark.movements);
+        self.reservations.truncate(mark.reservations);
+        self.orders.truncate(mark.orders);
         while self.undo.len() > mark.undo {
             let Some(undo) = self.undo.pop() else { break };
             if undo.dirtied {
@@ -183,18 +214,26 @@ impl StockBatch {
         self.undo.push(Undo { tenant: tenant.to_owned(), key: key.clone(), before, dirtied });
     }
 
-    /// Loads (or reuses) the product rule and every balance of a GTIN.
+    /// Loads (or reuses) the product rule and every balance of a GTIN. An entry this batch used is
+    /// kept until the batch ends, however old: it holds the batch's changes.
     async fn entry<'c>(
+        &mut self,
         cache: &'c mut WriterCache,
         conn: &mut Conn,
         tenant: &str,
         gtin: &str,
     ) -> Result<&'c mut GtinEntry, sqlx::Error> {
         let key = (tenant.to_owned(), gtin.to_owned());
-        let fresh = cache.gtins.get(&key).is_some_and(|entry| entry.loaded.elapsed() < CACHE_LIFETIME);
+        let pinned = self.pinned.contains(&key);
+        let fresh = cache.gtins.get(&key).is_some_and(|entry| pinned || entry.loaded.elapsed() < CACHE_LIFETIME);
+        if !pinned {
+            self.pinned.insert(key.clone());
+        }
         if !fresh {
             if cache.gtins.len() >= CACHE_GTINS_MAX {
-                cache.gtins.clear();
+                // Keep what this batch holds changes in.
+                let pinned = &self.pinned;
+                cache.gtins.retain(|key, _| pinned.contains(key));
             }
             let entry = load_gtin(conn, tenant, gtin).await?;
             cache.gtins.insert(key.clone(), entry);
@@ -217,7 +256,7 @@ impl StockBatch {
         reason: Option<&str>,
         new_lot: Option<(Option<&str>, LotStatus)>,
     ) -> Result<Result<(), WriteError>, sqlx::Error> {
-        let entry = Self::entry(cache, conn, tenant, &key.gtin).await?;
+        let entry = self.entry(cache, conn, tenant, &key.gtin).await?;
         let position = entry.balances.iter().position(|cached| cached.key == *key);
         let index = match (position, new_lot) {
             (Some(index), _) => index,
@@ -293,7 +332,7 @@ impl StockBatch {
         status: LotStatus,
         reason: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
-        let entry = Self::entry(cache, conn, tenant, &key.gtin).await?;
+        let entry = self.entry(cache, conn, tenant, &key.gtin).await?;
         let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == *key) else { return Ok(false) };
         if cached.status == status {
             return Ok(true);
@@ -315,6 +354,47 @@ impl StockBatch {
             )),
         });
         Ok(true)
+    }
+
+    /// Inserts the buffered movements, reservations and orders (the balances wait for
+    /// [`StockBatch::flush`]). Called before a write reads those tables.
+    pub(crate) async fn flush_rows(&mut self, conn: &mut Conn, now_unix_ms: i64) -> Result<(), sqlx::Error> {
+        let movements: Vec<Vec<Value>> = std::mem::take(&mut self.movements)
+            .into_iter()
+            .map(|movement| {
+                vec![
+                    Value::Text(movement.tenant),
+                    Value::Text(movement.operation_id),
+                    Value::Integer(movement.line),
+                    Value::Text(movement.kind.name().to_owned()),
+                    Value::Text(movement.key.gtin),
+                    Value::Text(movement.key.location),
+                    Value::Text(movement.key.zone),
+                    Value::Text(movement.key.lot),
+                    Value::Integer(movement.quantity),
+                    Value::OptionalText(movement.reason),
+                    Value::Integer(now_unix_ms),
+                ]
+            })
+            .collect();
+        const MOVEMENT_COLUMNS: &[&str] = &[
+            "tenant_id",
+            "operation_id",
+            "line",
+            "kind",
+            "gtin",
+            "location_gln",
+            "zone",
+            "lot",
+            "quantity",
+            "reason",
+            "at_unix_ms",
+        ];
+        insert_rows(conn, "stock_movements", MOVEMENT_COLUMNS, &movements).await?;
+        insert_rows(conn, "reservations", RESERVATION_COLUMNS, &std::mem::take(&mut self.reservations)).await?;
+        insert_rows(conn, "orders", ORDER_COLUMNS, &std::mem::take(&mut self.orders)).await?;
+        // What was inserted is no longer undone by a refusal (a later write's mark is past it).
+        Ok(())
     }
 
     /// Writes the batch's balances (net changes, guarded) and movements.
@@ -382,35 +462,8 @@ impl StockBatch {
                 }
             }
         }
-        let movements = std::mem::take(&mut self.movements);
-        const COLUMNS: usize = 11;
-        for chunk in movements.chunks(MOVEMENT_ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, \
-                 quantity, reason, at_unix_ms) VALUES ",
-            );
-            let mut args = Vec::with_capacity(chunk.len() * COLUMNS);
-            for (row, movement) in chunk.iter().enumerate() {
-                if row > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&placeholders(conn, row * COLUMNS + 1, COLUMNS));
-                args.extend([
-                    Arg::Text(&movement.tenant),
-                    Arg::Text(&movement.operation_id),
-                    Arg::Integer(movement.line),
-                    Arg::Text(movement.kind.name()),
-                    Arg::Text(&movement.key.gtin),
-                    Arg::Text(&movement.key.location),
-                    Arg::Text(&movement.key.zone),
-                    Arg::Text(&movement.key.lot),
-                    Arg::Integer(movement.quantity),
-                    Arg::OptionalText(movement.reason.as_deref()),
-                    Arg::Integer(now_unix_ms),
-                ]);
-            }
-            execute(conn, &sql, &args).await?;
-        }
+        self.flush_rows(conn, now_unix_ms).await?;
+        self.pinned.clear();
         Ok(Ok(()))
     }
 }
@@ -895,6 +948,10 @@ pub(crate) async fn apply_fulfilment(
         batch.expiries_checked = true;
         expire_due(conn, batch, cache, now_unix_ms).await?;
     }
+    if matches!(mutation, FulfilmentMutation::OrderEvent { .. } | FulfilmentMutation::Recall { .. }) {
+        // These read orders, reservations and movements: what earlier writes buffered goes first.
+        batch.flush_rows(conn, now_unix_ms).await?;
+    }
     let mark = batch.mark();
     let result = apply_checked(conn, tenant_id.as_str(), mutation, now_unix_ms, batch, cache).await?;
     if result.is_err() {
@@ -980,7 +1037,7 @@ async fn apply_checked(
                 zone: zone.to_string(),
                 lot: lot.clone(),
             };
-            let entry = StockBatch::entry(cache, conn, tenant, &key.gtin).await?;
+            let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
             let Some(cached) = entry.balances.iter().find(|cached| cached.key == key) else {
                 refuse!(WriteError::NotFound);
             };
@@ -1007,7 +1064,7 @@ async fn apply_checked(
             done(true)
         }
         FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason } => {
-            let entry = StockBatch::entry(cache, conn, tenant, gtin.as_str()).await?;
+            let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
             let keys: Vec<StockKey> = entry
                 .balances
                 .iter()
@@ -1111,7 +1168,7 @@ async fn receive_asn(
         refuse!(refused("already-received", format!("every pallet of {asn_id} was received before")));
     }
     for (line, pallet) in chosen.iter().enumerate() {
-        let entry = StockBatch::entry(cache, conn, tenant, &pallet.gtin).await?;
+        let entry = batch.entry(cache, conn, tenant, &pallet.gtin).await?;
         let Some(product) = entry.product.clone() else {
             refuse!(WriteError::UnknownReference { field: "/pallets", value: pallet.gtin.clone() });
         };
@@ -1201,6 +1258,7 @@ fn resolve_destination(
 /// Eligible-looking stock of the GTINs (available status, free units), and their product rules.
 async fn stock_lots(
     conn: &mut Conn,
+    batch: &mut StockBatch,
     cache: &mut WriterCache,
     tenant: &str,
     lines: &[Line],
@@ -1211,7 +1269,7 @@ async fn stock_lots(
         if products.iter().any(|product| product.gtin == line.gtin) {
             continue;
         }
-        let entry = StockBatch::entry(cache, conn, tenant, line.gtin.as_str()).await?;
+        let entry = batch.entry(cache, conn, tenant, line.gtin.as_str()).await?;
         let Some(product) = entry.product.clone() else {
             refuse!(WriteError::UnknownReference {
                 field: "/lines",
@@ -1257,7 +1315,7 @@ async fn allocate_and_reserve(
 ) -> Outcome<(StoredAllocation, String, i64)> {
     let network = network_snapshot(cache, conn, tenant).await?;
     let (target, area) = attempt!(resolve_destination(&network, destination));
-    let (products, lots) = attempt!(stock_lots(conn, cache, tenant, lines).await?);
+    let (products, lots) = attempt!(stock_lots(conn, batch, cache, tenant, lines).await?);
     let request = orders::OrderRequest {
         lines,
         products: &products,
@@ -1301,18 +1359,14 @@ async fn allocate_and_reserve(
             line_number += 1;
         }
     }
-    execute(
-        conn,
-        "INSERT INTO reservations (tenant_id, reservation_id, state, expires_unix_ms, created_unix_ms, updated_unix_ms) \
-         VALUES ($1, $2, 'pending', $3, $4, $4)",
-        &[
-            Arg::Text(tenant),
-            Arg::Text(reservation_id),
-            Arg::OptionalInteger(hold_ms.map(|hold| now_unix_ms + hold)),
-            Arg::Integer(now_unix_ms),
-        ],
-    )
-    .await?;
+    batch.reservations.push(vec![
+        Value::Text(tenant.to_owned()),
+        Value::Text(reservation_id.to_owned()),
+        Value::Text(ReservationState::Pending.name().to_owned()),
+        Value::OptionalInteger(hold_ms.map(|hold| now_unix_ms + hold)),
+        Value::Integer(now_unix_ms),
+        Value::Integer(now_unix_ms),
+    ]);
     let region = area.unwrap_or_else(|| {
         let delivering = allocation.shipments.last().map(|shipment| &shipment.route.delivering_site);
         network
@@ -1367,26 +1421,21 @@ async fn place_order(
         reservation: ReservationState::Pending,
         hold_expires_unix_ms: order.hold_ms.map(|hold| now_unix_ms + hold),
     };
-    execute(
-        conn,
-        "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, region, \
-         promised_by_unix_ms, latest_delivery_unix_ms, placed_unix_ms, updated_unix_ms) \
-         VALUES ($1, $2, $3, $2, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-        &[
-            Arg::Text(tenant),
-            Arg::Text(&record.order_id),
-            Arg::Text(record.status.name()),
-            Arg::Text(record.service.name()),
-            Arg::Text(&serde_json::to_string(&record.lines).map_err(corrupt)?),
-            Arg::Text(&serde_json::to_string(&record.destination).map_err(corrupt)?),
-            Arg::Text(&serde_json::to_string(&record.allocation).map_err(corrupt)?),
-            Arg::Text(&record.region),
-            Arg::Integer(record.promised_by_unix_ms),
-            Arg::OptionalInteger(record.latest_delivery_unix_ms),
-            Arg::Integer(now_unix_ms),
-        ],
-    )
-    .await?;
+    batch.orders.push(vec![
+        Value::Text(tenant.to_owned()),
+        Value::Text(record.order_id.clone()),
+        Value::Text(record.status.name().to_owned()),
+        Value::Text(record.order_id.clone()),
+        Value::Text(record.service.name().to_owned()),
+        Value::Text(serde_json::to_string(&record.lines).map_err(corrupt)?),
+        Value::Text(serde_json::to_string(&record.destination).map_err(corrupt)?),
+        Value::Text(serde_json::to_string(&record.allocation).map_err(corrupt)?),
+        Value::Text(record.region.clone()),
+        Value::Integer(record.promised_by_unix_ms),
+        Value::OptionalInteger(record.latest_delivery_unix_ms),
+        Value::Integer(now_unix_ms),
+        Value::Integer(now_unix_ms),
+    ]);
     Ok(Ok(record))
 }
 
@@ -1741,7 +1790,7 @@ async fn recall(
         .await?;
     }
     // Every balance of the lots is recalled.
-    let entry = StockBatch::entry(cache, conn, tenant, gtin.as_str()).await?;
+    let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
     let keys: Vec<StockKey> = entry
         .balances
         .iter()
@@ -2198,7 +2247,8 @@ impl crate::TenantStore<'_> {
         let tenant = self.tenant_id.as_str();
         let network = network_snapshot(&mut cache, &mut conn, tenant).await?;
         let lines: Vec<Line> = gtins.iter().map(|gtin| Line { gtin: gtin.clone(), quantity: 1 }).collect();
-        let (products, mut lots) = stock_lots(&mut conn, &mut cache, tenant, &lines).await?.unwrap_or_default();
+        let (products, mut lots) =
+            stock_lots(&mut conn, &mut StockBatch::default(), &mut cache, tenant, &lines).await?.unwrap_or_default();
         // Pending reservations past their timeout hold nothing any more.
         let lapsed = self.stock_lapsed(&mut conn, gtins).await?;
         for lot in &mut lots {

@@ -26,6 +26,7 @@ use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product,
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
+use crate::epcis::placeholders;
 use crate::fulfilment::{FulfilmentMutation, FulfilmentOutcome, StockBatch, StockContext, WriterCache};
 use crate::keys::Scope;
 use crate::log::LogBatch;
@@ -573,8 +574,13 @@ async fn apply_in_transaction_once(
     let mut failure = None;
     let mut log = LogBatch::default();
     let mut stock = StockBatch::default();
+    let mut keys = IdempotencyBatch::default();
+    if let Err(error) = keys.prefetch(&mut conn, writes).await {
+        let _ = conn.rollback().await;
+        return Err(statement_failure(error));
+    }
     for write in writes {
-        let mut state = BatchState { log: &mut log, stock: &mut stock, cache };
+        let mut state = BatchState { log: &mut log, stock: &mut stock, cache, keys: &mut keys };
         match apply_one(&mut conn, write, now_unix_ms, &mut usage, &mut state).await {
             Ok(result) => results.push(result),
             Err(error) => {
@@ -584,6 +590,11 @@ async fn apply_in_transaction_once(
         }
     }
     let mut log_grew = false;
+    if failure.is_none()
+        && let Err(error) = keys.flush(&mut conn).await
+    {
+        failure = Some(error);
+    }
     if failure.is_none() {
         match stock.flush(cache, &mut conn, now_unix_ms).await {
             Ok(Ok(())) => {}
@@ -645,6 +656,55 @@ macro_rules! bind_args {
     }};
 }
 
+/// A value of a buffered row.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Text(String),
+    OptionalText(Option<String>),
+    Integer(i64),
+    OptionalInteger(Option<i64>),
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    pub(crate) fn arg(&self) -> Arg<'_> {
+        match self {
+            Value::Text(text) => Arg::Text(text),
+            Value::OptionalText(text) => Arg::OptionalText(text.as_deref()),
+            Value::Integer(value) => Arg::Integer(*value),
+            Value::OptionalInteger(value) => Arg::OptionalInteger(*value),
+            Value::Bytes(bytes) => Arg::Bytes(bytes),
+        }
+    }
+}
+
+/// The most values bound in one multi-row INSERT (SQLite allows 32,766; PostgreSQL 65,535).
+const VALUES_PER_STATEMENT_MAX: usize = 30_000;
+
+/// Inserts rows of `columns` in multi-row statements.
+pub(crate) async fn insert_rows(
+    conn: &mut Conn,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Value>],
+) -> Result<(), sqlx::Error> {
+    let per_statement = (VALUES_PER_STATEMENT_MAX / columns.len()).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let mut args = Vec::with_capacity(chunk.len() * columns.len());
+        for (index, row) in chunk.iter().enumerate() {
+            debug_assert_eq!(row.len(), columns.len());
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&placeholders(conn, index * columns.len() + 1, columns.len()));
+            args.extend(row.iter().map(Value::arg));
+        }
+        execute(conn, &sql, &args).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
     on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).execute(&mut *connection).await.map(|done| done.rows_affected()))
 }
@@ -678,6 +738,56 @@ pub(crate) struct BatchState<'a> {
     pub log: &'a mut LogBatch,
     pub stock: &'a mut StockBatch,
     pub cache: &'a mut WriterCache,
+    pub keys: &'a mut IdempotencyBatch,
+}
+
+/// A stored answer: (request SHA-256, status, body, created).
+type StoredKey = (Vec<u8>, i64, Vec<u8>, i64);
+
+/// The batch's idempotency keys: those already stored, read in one query per 500 keys when the
+/// batch starts, and the new ones, inserted in bulk when it ends.
+#[derive(Debug, Default)]
+pub(crate) struct IdempotencyBatch {
+    known: std::collections::HashMap<(String, String), StoredKey>,
+    new: Vec<Vec<Value>>,
+}
+
+/// Keys per prefetch query.
+const IDEMPOTENCY_KEYS_PER_SELECT: usize = 500;
+
+impl IdempotencyBatch {
+    async fn prefetch(&mut self, conn: &mut Conn, writes: &[&Write]) -> Result<(), sqlx::Error> {
+        let keys: Vec<(&str, &str)> = writes
+            .iter()
+            .filter_map(|write| write.idempotency.as_ref())
+            .map(|record| (record.tenant_id.as_str(), record.key.as_str()))
+            .collect();
+        for chunk in keys.chunks(IDEMPOTENCY_KEYS_PER_SELECT) {
+            let pairs: Vec<String> = (0..chunk.len()).map(|index| placeholders(conn, index * 2 + 1, 2)).collect();
+            let sql = format!(
+                "SELECT tenant_id, idempotency_key, request_sha256, response_status, response_body, created_unix_ms \
+                 FROM idempotency_keys WHERE (tenant_id, idempotency_key) IN ({})",
+                pairs.join(", ")
+            );
+            let rows: Vec<(String, String, Vec<u8>, i64, Vec<u8>, i64)> = on_conn!(conn, connection => {
+                let mut query = sqlx::query_as(&sql);
+                for (tenant, key) in chunk {
+                    query = query.bind(*tenant).bind(*key);
+                }
+                query.fetch_all(&mut *connection).await
+            })?;
+            for (tenant, key, sha256, status, body, created) in rows {
+                self.known.insert((tenant, key), (sha256, status, body, created));
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        const COLUMNS: &[&str] =
+            &["tenant_id", "idempotency_key", "request_sha256", "response_status", "response_body", "created_unix_ms"];
+        insert_rows(conn, "idempotency_keys", COLUMNS, &std::mem::take(&mut self.new)).await
+    }
 }
 
 async fn apply_one(
@@ -689,23 +799,14 @@ async fn apply_one(
 ) -> Result<Result<WriteOutcome, WriteError>, sqlx::Error> {
     if let Some(record) = &write.idempotency {
         let tenant = record.tenant_id.as_str();
-        let stored: Option<(Vec<u8>, i64, Vec<u8>, i64)> = on_conn!(conn, connection => {
-            sqlx::query_as(
-                "SELECT request_sha256, response_status, response_body, created_unix_ms FROM idempotency_keys \
-                 WHERE tenant_id = $1 AND idempotency_key = $2",
-            )
-            .bind(tenant)
-            .bind(record.key.as_str())
-            .fetch_optional(&mut *connection)
-            .await
-        })?;
-        if let Some((request_sha256, status, body, created_unix_ms)) = stored {
+        let known_key = (tenant.to_owned(), record.key.clone());
+        if let Some((request_sha256, status, body, created_unix_ms)) = state.keys.known.get(&known_key) {
             let oldest_unix_ms = now_unix_ms - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
-            if created_unix_ms >= oldest_unix_ms {
-                if request_sha256 != record.request_sha256 {
+            if *created_unix_ms >= oldest_unix_ms {
+                if request_sha256[..] != record.request_sha256[..] {
                     return Ok(Err(WriteError::IdempotencyMismatch));
                 }
-                return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: status as u16, body })));
+                return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: *status as u16, body: body.clone() })));
             }
             // Expired: the key is free again.
             execute(
@@ -714,6 +815,7 @@ async fn apply_one(
                 &[Arg::Text(tenant), Arg::Text(&record.key)],
             )
             .await?;
+            state.keys.known.remove(&known_key);
         }
     }
     let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, state).await? {
@@ -722,20 +824,19 @@ async fn apply_one(
     };
     if let Some(record) = &write.idempotency {
         let response = (record.respond)(&applied);
-        execute(
-            conn,
-            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_sha256, response_status, response_body, created_unix_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                Arg::Text(record.tenant_id.as_str()),
-                Arg::Text(&record.key),
-                Arg::Bytes(&record.request_sha256),
-                Arg::Integer(i64::from(response.status)),
-                Arg::Bytes(&response.body),
-                Arg::Integer(now_unix_ms),
-            ],
-        )
-        .await?;
+        state.keys.new.push(vec![
+            Value::Text(record.tenant_id.to_string()),
+            Value::Text(record.key.clone()),
+            Value::Bytes(record.request_sha256.to_vec()),
+            Value::Integer(i64::from(response.status)),
+            Value::Bytes(response.body.clone()),
+            Value::Integer(now_unix_ms),
+        ]);
+        // A retry later in this batch replays this answer.
+        state.keys.known.insert(
+            (record.tenant_id.to_string(), record.key.clone()),
+            (record.request_sha256.to_vec(), i64::from(response.status), response.body, now_unix_ms),
+        );
     }
     Ok(Ok(WriteOutcome::Applied(applied)))
 }
