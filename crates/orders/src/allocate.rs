@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use network::{Location, Service, TemperatureClass, ZoneName};
 
-use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, route};
+use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, cheapest_cost, route};
 
 /// The most shipments one order is split into.
 pub const SHIPMENTS_MAX: usize = 3;
@@ -84,8 +84,9 @@ pub struct Shipment {
 pub enum CandidateOutcome {
     /// Ships (part of) the order.
     Chosen { cost_cents: u64, promised_by_unix_ms: i64 },
-    /// Could ship every line, but another site was cheaper or sooner.
-    Passed { cost_cents: u64, promised_by_unix_ms: i64 },
+    /// Could ship every line, but another site was cheaper or sooner. Without a promise when its
+    /// lowest possible cost was already above the chosen site's (its timing was not computed).
+    Passed { cost_cents: u64, promised_by_unix_ms: Option<i64> },
     /// Holds eligible units of only some lines (units per line).
     Partial { eligible_units: Vec<i64> },
     /// Cannot reach the destination in time.
@@ -162,76 +163,102 @@ pub fn allocate(
     }
     let all_classes: Vec<TemperatureClass> = classes_of(&rules, 0..request.lines.len());
 
-    // Sites holding any of the order's products, in GLN order.
+    // Sites holding any of the order's products, in GLN order, with their zone-suitable lots.
     let mut by_site: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (index, lot) in stock.iter().enumerate() {
         if lot.available > 0 && request.lines.iter().any(|line| line.gtin == lot.gtin) {
             by_site.entry(lot.site.to_string()).or_default().push(index);
         }
     }
-    let mut candidates = Vec::new();
-    let mut views: Vec<(SiteView<'_>, Result<Route, NoRoute>)> = Vec::new();
-    for indexes in by_site.values() {
-        let Some(site) = network.site(&stock[indexes[0]].site) else { continue };
-        let whole = route(network, site, &promise(request, &all_classes));
-        let delivery = whole.as_ref().ok().map(|route| delivery_date(route, request.destination));
-        let lots = eligible_lots(site, stock, indexes, request, &rules, delivery);
-        views.push((SiteView { site, lots }, whole));
-    }
+    let views: Vec<SiteView<'_>> = by_site
+        .values()
+        .filter_map(|indexes| {
+            let site = network.site(&stock[indexes[0]].site)?;
+            Some(SiteView { site, lots: suitable_lots(site, stock, indexes, request, &rules) })
+        })
+        .collect();
 
-    // One shipment if any site can: simulate the picks (lines of one GTIN share its lots).
-    let mut full: Vec<(u64, i64, usize, Route, Vec<Pick>)> = Vec::new();
-    for (index, (view, whole)) in views.iter().enumerate() {
-        if let Ok(route) = whole {
-            let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
-            let picks = take(stock, &view.lots, request, &mut vec![0; stock.len()], &mut remaining);
-            if remaining.iter().all(|units| *units == 0) {
-                full.push((route.cost_cents, route.promised_by_unix_ms, index, route.clone(), picks));
+    // One shipment if any site can. The cost of a route does not depend on the clock, so sites
+    // are tried cheapest first and the (costlier) timing is computed only while a site could
+    // still beat the best found: branch and bound on the cost.
+    let mut outcomes: Vec<Option<CandidateOutcome>> = vec![None; views.len()];
+    let mut order: Vec<(u64, usize)> = Vec::new();
+    for (index, view) in views.iter().enumerate() {
+        if !covers(stock, &view.lots, request) {
+            continue;
+        }
+        match cheapest_cost(network, view.site, request.destination, &all_classes) {
+            Some(bound) => order.push((bound, index)),
+            None => {
+                outcomes[index] = Some(CandidateOutcome::NoRoute(NoRoute::NoLane(class_names(&all_classes))));
             }
         }
     }
-    full.sort_by_key(|candidate| (candidate.0, candidate.1, candidate.2));
-    let full_sites: Vec<usize> = full.iter().map(|candidate| candidate.2).collect();
-    if let Some((_, _, chosen, route, picks)) = full.into_iter().next() {
-        for (index, (view, whole)) in views.iter().enumerate() {
-            let outcome = match whole {
-                Ok(route) if index == chosen => CandidateOutcome::Chosen {
-                    cost_cents: route.cost_cents,
-                    promised_by_unix_ms: route.promised_by_unix_ms,
-                },
-                Ok(route) if full_sites.contains(&index) => CandidateOutcome::Passed {
-                    cost_cents: route.cost_cents,
-                    promised_by_unix_ms: route.promised_by_unix_ms,
-                },
-                Ok(_) => CandidateOutcome::Partial { eligible_units: units_per_line(stock, view) },
-                Err(no_route) => CandidateOutcome::NoRoute(no_route.clone()),
-            };
-            candidates.push(Candidate { site: view.site.gln.clone(), outcome });
+    order.sort_unstable();
+    let holding_every_line = order.len();
+    let mut best: Option<(u64, i64, usize, Route, Vec<Pick>)> = None;
+    for (bound, index) in order {
+        if let Some((best_cost, ..)) = &best
+            && bound > *best_cost
+        {
+            outcomes[index] = Some(CandidateOutcome::Passed { cost_cents: bound, promised_by_unix_ms: None });
+            continue;
         }
-        let rule = if full_sites.len() == 1 {
-            "one shipment: the only site that holds every line and meets the service".to_owned()
-        } else {
-            format!(
-                "one shipment: the cheapest of {} sites that hold every line and meet the service",
-                full_sites.len()
-            )
+        let view = &views[index];
+        let site_route = match route(network, view.site, &promise(request, &all_classes)) {
+            Ok(site_route) => site_route,
+            Err(no_route) => {
+                outcomes[index] = Some(CandidateOutcome::NoRoute(no_route));
+                continue;
+            }
         };
+        let lots = fresh_enough(stock, &view.lots, &rules, delivery_date(&site_route, request.destination));
+        let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
+        let picks = take(stock, &lots, request, &mut vec![0; stock.len()], &mut remaining);
+        if remaining.iter().any(|units| *units > 0) {
+            outcomes[index] = Some(CandidateOutcome::Partial { eligible_units: units_per_line(stock, &lots) });
+            continue;
+        }
+        let candidate = (site_route.cost_cents, site_route.promised_by_unix_ms, index, site_route, picks);
+        let better = best.as_ref().is_none_or(|current| (candidate.0, candidate.1) < (current.0, current.1));
+        let passed = if better { best.replace(candidate) } else { Some(candidate) };
+        if let Some((cost_cents, promised_by_unix_ms, passed_index, ..)) = passed {
+            outcomes[passed_index] =
+                Some(CandidateOutcome::Passed { cost_cents, promised_by_unix_ms: Some(promised_by_unix_ms) });
+        }
+    }
+    if let Some((cost_cents, promised_by_unix_ms, chosen, route, picks)) = best {
+        outcomes[chosen] = Some(CandidateOutcome::Chosen { cost_cents, promised_by_unix_ms });
+        let candidates = views
+            .iter()
+            .zip(outcomes)
+            .map(|(view, outcome)| Candidate {
+                site: view.site.gln.clone(),
+                outcome: outcome
+                    .unwrap_or_else(|| CandidateOutcome::Partial { eligible_units: units_per_line(stock, &view.lots) }),
+            })
+            .collect();
+        let rule = format!(
+            "one shipment: the cheapest site that holds every line and meets the service ({holding_every_line} of {} sites hold every line)",
+            views.len()
+        );
         return Ok(Allocation {
             promised_by_unix_ms: route.promised_by_unix_ms,
-            shipments: vec![Shipment { site: views[chosen].0.site.gln.clone(), route, picks }],
+            shipments: vec![Shipment { site: views[chosen].site.gln.clone(), route, picks }],
             decision: Decision { rule, candidates },
         });
     }
 
-    // A split: each step takes the site covering the most remaining units.
+    // A split: each step takes the site covering the most remaining units (ties: the cheapest),
+    // with the lots that are fresh enough on that shipment's delivery date.
     let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
     let mut used = vec![0i64; stock.len()];
     let mut shipments: Vec<Shipment> = Vec::new();
     let mut chosen_sites: Vec<usize> = Vec::new();
     let mut split_routes: BTreeMap<usize, Result<Route, NoRoute>> = BTreeMap::new();
     while remaining.iter().any(|units| *units > 0) {
-        let mut best: Option<(i64, u64, usize, Route)> = None;
-        for (index, (view, _)) in views.iter().enumerate() {
+        let mut best: Option<(i64, u64, usize, Route, Vec<Vec<usize>>)> = None;
+        for (index, view) in views.iter().enumerate() {
             if chosen_sites.contains(&index) {
                 continue;
             }
@@ -243,24 +270,25 @@ pub fn allocate(
             }
             let classes = classes_of(&rules, lines.iter().copied());
             let partial = route(network, view.site, &promise(request, &classes));
-            let Ok(site_route) = partial.clone() else {
-                split_routes.insert(index, partial);
-                continue;
-            };
-            split_routes.insert(index, partial);
+            split_routes.insert(index, partial.clone());
+            let Ok(site_route) = partial else { continue };
+            let lots = fresh_enough(stock, &view.lots, &rules, delivery_date(&site_route, request.destination));
             let covered: i64 =
-                lines.iter().map(|line| remaining[*line].min(eligible_left(stock, &view.lots[*line], &used))).sum();
+                lines.iter().map(|line| remaining[*line].min(eligible_left(stock, &lots[*line], &used))).sum();
+            if covered == 0 {
+                continue;
+            }
             let better = match &best {
                 None => true,
-                Some((best_covered, best_cost, _, _)) => {
+                Some((best_covered, best_cost, ..)) => {
                     (covered, std::cmp::Reverse(site_route.cost_cents)) > (*best_covered, std::cmp::Reverse(*best_cost))
                 }
             };
             if better {
-                best = Some((covered, site_route.cost_cents, index, site_route));
+                best = Some((covered, site_route.cost_cents, index, site_route, lots));
             }
         }
-        let Some((_, _, index, site_route)) = best else { break };
+        let Some((_, _, index, site_route, lots)) = best else { break };
         if shipments.len() == SHIPMENTS_MAX {
             return Err(AllocationError::TooManyShipments {
                 decision: Decision {
@@ -269,11 +297,11 @@ pub fn allocate(
                 },
             });
         }
-        let picks = take(stock, &views[index].0.lots, request, &mut used, &mut remaining);
+        let picks = take(stock, &lots, request, &mut used, &mut remaining);
         chosen_sites.push(index);
-        shipments.push(Shipment { site: views[index].0.site.gln.clone(), route: site_route, picks });
+        shipments.push(Shipment { site: views[index].site.gln.clone(), route: site_route, picks });
     }
-    candidates = report(&views, &split_routes, &chosen_sites, stock);
+    let candidates = report(&views, &split_routes, &chosen_sites, stock);
     if remaining.iter().any(|units| *units > 0) {
         let shortages = remaining
             .iter()
@@ -304,7 +332,7 @@ pub fn allocate(
 }
 
 fn report(
-    views: &[(SiteView<'_>, Result<Route, NoRoute>)],
+    views: &[SiteView<'_>],
     split_routes: &BTreeMap<usize, Result<Route, NoRoute>>,
     chosen: &[usize],
     stock: &[StockLot],
@@ -312,19 +340,29 @@ fn report(
     views
         .iter()
         .enumerate()
-        .map(|(index, (view, whole))| {
-            let route = split_routes.get(&index).unwrap_or(whole);
-            let outcome = match route {
-                Ok(route) if chosen.contains(&index) => CandidateOutcome::Chosen {
+        .map(|(index, view)| {
+            let outcome = match split_routes.get(&index) {
+                Some(Ok(route)) if chosen.contains(&index) => CandidateOutcome::Chosen {
                     cost_cents: route.cost_cents,
                     promised_by_unix_ms: route.promised_by_unix_ms,
                 },
-                Err(no_route) => CandidateOutcome::NoRoute(no_route.clone()),
-                Ok(_) => CandidateOutcome::Partial { eligible_units: units_per_line(stock, view) },
+                Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
+                _ => CandidateOutcome::Partial { eligible_units: units_per_line(stock, &view.lots) },
             };
             Candidate { site: view.site.gln.clone(), outcome }
         })
         .collect()
+}
+
+fn class_names(classes: &[TemperatureClass]) -> String {
+    classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether the lots could cover every line, shelf life aside.
+fn covers(stock: &[StockLot], lots: &[Vec<usize>], request: &OrderRequest<'_>) -> bool {
+    let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
+    take(stock, lots, request, &mut vec![0; stock.len()], &mut remaining);
+    remaining.iter().all(|units| *units == 0)
 }
 
 fn promise<'a>(request: &'a OrderRequest<'a>, classes: &'a [TemperatureClass]) -> PromiseRequest<'a> {
@@ -354,13 +392,13 @@ fn delivery_date(route: &Route, destination: &Destination) -> Date {
         .date()
 }
 
-fn eligible_lots(
+/// Per line: the site's lots of the line's GTIN in a zone suited to its class, FEFO order.
+fn suitable_lots(
     site: &Location,
     stock: &[StockLot],
     indexes: &[usize],
     request: &OrderRequest<'_>,
     rules: &[&ProductRule],
-    delivery: Option<Date>,
 ) -> Vec<Vec<usize>> {
     request
         .lines
@@ -375,14 +413,6 @@ fn eligible_lots(
                     let lot = &stock[*index];
                     lot.gtin == order_line.gtin
                         && site.zones.iter().any(|zone| zone.name == lot.zone && zone.suits(&rule.class))
-                        && match (lot.expiry, delivery) {
-                            (None, _) => true,
-                            (Some(expiry), Some(delivery)) => {
-                                days_left(expiry, delivery) >= i64::from(rule.min_remaining_shelf_life_days)
-                            }
-                            // No route: the site is reported as such; its lots are not counted.
-                            (Some(_), None) => false,
-                        }
                 })
                 .collect();
             lots.sort_by(|a, b| {
@@ -390,6 +420,21 @@ fn eligible_lots(
                 (a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(b.expiry.is_none(), b.expiry, &b.lot, &b.zone))
             });
             lots
+        })
+        .collect()
+}
+
+/// The lots that still have the product's minimum shelf life on the delivery date (a lot without
+/// expiry always has).
+fn fresh_enough(stock: &[StockLot], lots: &[Vec<usize>], rules: &[&ProductRule], delivery: Date) -> Vec<Vec<usize>> {
+    lots.iter()
+        .enumerate()
+        .map(|(line, lots)| {
+            let minimum = i64::from(rules[line].min_remaining_shelf_life_days);
+            lots.iter()
+                .copied()
+                .filter(|index| stock[*index].expiry.is_none_or(|expiry| days_left(expiry, delivery) >= minimum))
+                .collect()
         })
         .collect()
 }
@@ -402,8 +447,8 @@ fn eligible_left(stock: &[StockLot], lots: &[usize], used: &[i64]) -> i64 {
     lots.iter().map(|index| stock[*index].available - used[*index]).sum()
 }
 
-fn units_per_line(stock: &[StockLot], view: &SiteView<'_>) -> Vec<i64> {
-    view.lots.iter().map(|lots| eligible_units(stock, lots)).collect()
+fn units_per_line(stock: &[StockLot], lots: &[Vec<usize>]) -> Vec<i64> {
+    lots.iter().map(|lots| eligible_units(stock, lots)).collect()
 }
 
 /// Takes the remaining units of each line from the site's lots, FEFO; updates `used` and

@@ -202,6 +202,31 @@ impl NetworkView<'_> {
     }
 }
 
+/// The lowest cost of any way from `site` to the destination that carries `classes`, whatever
+/// the clock (a lower bound of [`route`]'s cost); `None` if there is no way at all.
+pub fn cheapest_cost(
+    network: NetworkView<'_>,
+    site: &Location,
+    destination: &Destination,
+    classes: &[TemperatureClass],
+) -> Option<u64> {
+    let last_mile = |from: &Location| {
+        let km = from.coordinates.great_circle_km(&destination.coordinates);
+        (km <= LAST_MILE_REACH_KM).then(|| (km * ROAD_FACTOR * LAST_MILE_COST_CENTS_PER_KM).round() as u64)
+    };
+    let direct = last_mile(site).map(|cost| SHIPMENT_COST_CENTS + cost);
+    let via_lanes = network
+        .lanes
+        .iter()
+        .filter(|lane| lane.from == site.gln && lane_carries(lane, classes) && !lane.departures.is_empty())
+        .filter_map(|lane| {
+            let hub = network.site(&lane.to)?;
+            last_mile(hub).map(|cost| SHIPMENT_COST_CENTS + lane.cost_per_pallet_cents + cost)
+        })
+        .min();
+    direct.into_iter().chain(via_lanes).min()
+}
+
 /// The best route (earliest promise, then cheapest) from `site` to the destination.
 pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest<'_>) -> Result<Route, NoRoute> {
     let (pick_from, ready) = ready_at(site, request.service, request.placed_unix_ms)?;

@@ -611,7 +611,8 @@ pub struct ShipmentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CandidateView {
     pub site: String,
-    /// chosen, passed (could ship all; another was cheaper or sooner), partial, no_route.
+    /// chosen, passed (could ship all; another was cheaper or sooner; without `promised_by` when
+    /// its lowest possible cost was already above the chosen site's), partial, no_route.
     pub outcome: String,
     pub cost_cents: Option<u64>,
     pub promised_by: Option<String>,
@@ -622,7 +623,10 @@ pub struct CandidateView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionView {
     pub rule: String,
+    /// The chosen sites first, then the closest runners-up (at most 8).
     pub candidates: Vec<CandidateView>,
+    /// Every site that held some of the order's products.
+    pub candidates_considered: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -728,6 +732,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
             .collect(),
         allocation: DecisionView {
             rule: record.allocation.rule.clone(),
+            candidates_considered: record.allocation.candidates_considered,
             candidates: record
                 .allocation
                 .candidates

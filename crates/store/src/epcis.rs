@@ -269,7 +269,7 @@ pub(crate) fn placeholders(conn: &Conn, first: usize, width: usize) -> String {
     format!("({})", list.join(", "))
 }
 
-fn placeholder(conn: &Conn, number: usize) -> String {
+pub(crate) fn placeholder(conn: &Conn, number: usize) -> String {
     match conn {
         Conn::Sqlite(_) => "?".to_owned(),
         Conn::Postgres(_) => format!("${number}"),

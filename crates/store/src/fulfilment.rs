@@ -405,6 +405,7 @@ impl StockBatch {
         now_unix_ms: i64,
     ) -> Result<Result<(), Raced>, sqlx::Error> {
         self.undo.clear();
+        let (mut updates, mut inserts) = (Vec::new(), Vec::new());
         for ((tenant, key), dirty) in std::mem::take(&mut self.dirty) {
             let Some(entry) = cache.gtins.get_mut(&(tenant.clone(), key.gtin.clone())) else {
                 return Ok(Err(Raced));
@@ -414,58 +415,145 @@ impl StockBatch {
             };
             debug_assert!(cached.balance.check().is_ok());
             match dirty.read {
-                None => {
-                    execute(
-                        conn,
-                        "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, \
-                         on_hand, reserved, version, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
-                        &[
-                            Arg::Text(&tenant),
-                            Arg::Text(&key.gtin),
-                            Arg::Text(&key.location),
-                            Arg::Text(&key.zone),
-                            Arg::Text(&key.lot),
-                            Arg::OptionalText(cached.expiry.as_deref()),
-                            Arg::Text(cached.status.name()),
-                            Arg::Integer(cached.balance.on_hand),
-                            Arg::Integer(cached.balance.reserved),
-                            Arg::Integer(now_unix_ms),
-                        ],
-                    )
-                    .await?;
-                }
+                None => inserts.push(vec![
+                    Value::Text(tenant),
+                    Value::Text(key.gtin),
+                    Value::Text(key.location),
+                    Value::Text(key.zone),
+                    Value::Text(key.lot),
+                    Value::OptionalText(cached.expiry.clone()),
+                    Value::Text(cached.status.name().to_owned()),
+                    Value::Integer(cached.balance.on_hand),
+                    Value::Integer(cached.balance.reserved),
+                    Value::Integer(1),
+                    Value::Integer(now_unix_ms),
+                ]),
                 Some((read, read_status)) => {
-                    // The batch's net change, applied to the row as it is now: another API node may
-                    // have changed it since it was read. The guard keeps the invariants and the status
-                    // the decisions were made on; if it fails, the batch runs again on fresh rows.
                     let on_hand_delta = cached.balance.on_hand - read.on_hand;
                     let reserved_delta = cached.balance.reserved - read.reserved;
-                    let row: Option<(i64, i64)> = on_conn!(conn, connection => sqlx::query_as(
-                        "UPDATE stock_balances SET on_hand = on_hand + $1, reserved = reserved + $2, status = $3, \
-                         version = version + 1, updated_unix_ms = $4 WHERE tenant_id = $5 AND gtin = $6 \
-                         AND location_gln = $7 AND zone = $8 AND lot = $9 AND status = $10 AND on_hand + $1 >= 0 \
-                         AND reserved + $2 >= 0 AND reserved + $2 <= on_hand + $1 RETURNING on_hand, reserved")
-                        .bind(on_hand_delta)
-                        .bind(reserved_delta)
-                        .bind(cached.status.name())
-                        .bind(now_unix_ms)
-                        .bind(&tenant)
-                        .bind(&key.gtin)
-                        .bind(&key.location)
-                        .bind(&key.zone)
-                        .bind(&key.lot)
-                        .bind(read_status.name())
-                        .fetch_optional(&mut *connection)
-                        .await)?;
-                    let Some((on_hand, reserved)) = row else { return Ok(Err(Raced)) };
-                    cached.balance = Balance { on_hand, reserved };
+                    if on_hand_delta != 0 || reserved_delta != 0 || cached.status != read_status {
+                        updates.push(BalanceUpdate {
+                            tenant,
+                            key,
+                            on_hand_delta,
+                            reserved_delta,
+                            status: cached.status,
+                            read_status,
+                        });
+                    }
                 }
+            }
+        }
+        const BALANCE_COLUMNS: &[&str] = &[
+            "tenant_id",
+            "gtin",
+            "location_gln",
+            "zone",
+            "lot",
+            "expiry_date",
+            "status",
+            "on_hand",
+            "reserved",
+            "version",
+            "updated_unix_ms",
+        ];
+        insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
+        for chunk in updates.chunks(BALANCE_UPDATES_PER_STATEMENT) {
+            if !update_balances(conn, cache, chunk, now_unix_ms).await? {
+                return Ok(Err(Raced));
             }
         }
         self.flush_rows(conn, now_unix_ms).await?;
         self.pinned.clear();
         Ok(Ok(()))
     }
+}
+
+/// A batch's net change to one balance.
+#[derive(Debug)]
+struct BalanceUpdate {
+    tenant: String,
+    key: StockKey,
+    on_hand_delta: i64,
+    reserved_delta: i64,
+    status: LotStatus,
+    read_status: LotStatus,
+}
+
+/// Balances per UPDATE statement.
+const BALANCE_UPDATES_PER_STATEMENT: usize = 500;
+
+/// Applies net changes to balances in one statement, each guarded by the invariants and the
+/// status read; refreshes the cache from the rows as written. Answers false if any guard failed
+/// (another API node changed a balance so that this batch's decisions no longer hold).
+async fn update_balances(
+    conn: &mut Conn,
+    cache: &mut WriterCache,
+    updates: &[BalanceUpdate],
+    now_unix_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    const WIDTH: usize = 9;
+    let mut rows = Vec::with_capacity(updates.len());
+    for (index, _) in updates.iter().enumerate() {
+        let first = 2 + index * WIDTH;
+        let p = |offset: usize| crate::epcis::placeholder(conn, first + offset);
+        rows.push(format!(
+            "SELECT CAST({} AS TEXT) AS v_tenant, CAST({} AS TEXT) AS v_gtin, CAST({} AS TEXT) AS v_location, \
+             CAST({} AS TEXT) AS v_zone, CAST({} AS TEXT) AS v_lot, CAST({} AS BIGINT) AS v_on_hand, \
+             CAST({} AS BIGINT) AS v_reserved, CAST({} AS TEXT) AS v_status, CAST({} AS TEXT) AS v_read_status",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8)
+        ));
+    }
+    let sql = format!(
+        "UPDATE stock_balances SET on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, \
+         status = v.v_status, version = version + 1, updated_unix_ms = {} FROM ({}) AS v \
+         WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
+         AND lot = v.v_lot AND status = v.v_read_status AND on_hand + v.v_on_hand >= 0 \
+         AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand \
+         RETURNING tenant_id, gtin, location_gln, zone, lot, on_hand, reserved",
+        crate::epcis::placeholder(conn, 1),
+        rows.join(" UNION ALL ")
+    );
+    let written: Vec<(String, String, String, String, String, i64, i64)> = on_conn!(conn, connection => {
+        let mut query = sqlx::query_as(&sql).bind(now_unix_ms);
+        for update in updates {
+            query = query
+                .bind(update.tenant.as_str())
+                .bind(update.key.gtin.as_str())
+                .bind(update.key.location.as_str())
+                .bind(update.key.zone.as_str())
+                .bind(update.key.lot.as_str())
+                .bind(update.on_hand_delta)
+                .bind(update.reserved_delta)
+                .bind(update.status.name())
+                .bind(update.read_status.name());
+        }
+        query.fetch_all(&mut *connection).await
+    })?;
+    if written.len() != updates.len() {
+        return Ok(false);
+    }
+    for (tenant, gtin, location, zone, lot, on_hand, reserved) in written {
+        if let Some(entry) = cache.gtins.get_mut(&(tenant, gtin.clone()))
+            && let Some(cached) = entry.balances.iter_mut().find(|cached| {
+                cached.key.gtin == gtin
+                    && cached.key.location == location
+                    && cached.key.zone == zone
+                    && cached.key.lot == lot
+            })
+        {
+            cached.balance = Balance { on_hand, reserved };
+        }
+    }
+    Ok(true)
 }
 
 #[derive(sqlx::FromRow)]
@@ -720,6 +808,9 @@ pub struct StoredAllocation {
     pub rule: String,
     pub shipments: Vec<StoredShipment>,
     pub candidates: Vec<StoredCandidate>,
+    /// Sites considered (the stored candidates are the first [`CANDIDATES_STORED_MAX`]).
+    #[serde(default)]
+    pub candidates_considered: usize,
     /// Why the order needs a person (e.g. a recall left it without stock).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub flags: Vec<String>,
@@ -787,14 +878,27 @@ pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAlloca
             })
             .collect(),
         candidates: stored_candidates(&allocation.decision),
+        candidates_considered: allocation.decision.candidates.len(),
         flags: Vec::new(),
     }
 }
 
+/// The most candidate sites stored with an order's decision: the chosen ones first, then the
+/// closest runners-up (by outcome, then cost); `candidates_considered` counts them all.
+pub const CANDIDATES_STORED_MAX: usize = 8;
+
 fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
-    decision
-        .candidates
-        .iter()
+    let rank = |outcome: &CandidateOutcome| match outcome {
+        CandidateOutcome::Chosen { cost_cents, .. } => (0, *cost_cents),
+        CandidateOutcome::Passed { cost_cents, .. } => (1, *cost_cents),
+        CandidateOutcome::NoRoute(_) => (2, 0),
+        CandidateOutcome::Partial { .. } => (3, 0),
+    };
+    let mut candidates: Vec<&orders::Candidate> = decision.candidates.iter().collect();
+    candidates.sort_by_key(|candidate| (rank(&candidate.outcome), candidate.site.to_string()));
+    candidates
+        .into_iter()
+        .take(CANDIDATES_STORED_MAX)
         .map(|candidate| {
             let mut stored = StoredCandidate {
                 site: candidate.site.to_string(),
@@ -810,11 +914,16 @@ fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
                     stored.cost_cents = Some(*cost_cents);
                     stored.promised_by_unix_ms = Some(*promised_by_unix_ms);
                 }
-                CandidateOutcome::Passed { cost_cents, promised_by_unix_ms } => {
+                CandidateOutcome::Passed { cost_cents, promised_by_unix_ms: Some(promised_by_unix_ms) } => {
                     stored.outcome = "passed".into();
                     stored.cost_cents = Some(*cost_cents);
                     stored.promised_by_unix_ms = Some(*promised_by_unix_ms);
-                    stored.reason = Some("holds every line, but a cheaper or sooner site was chosen".into());
+                    stored.reason = Some("holds every line in time, but costs more or delivers later".into());
+                }
+                CandidateOutcome::Passed { cost_cents, promised_by_unix_ms: None } => {
+                    stored.outcome = "passed".into();
+                    stored.cost_cents = Some(*cost_cents);
+                    stored.reason = Some("holds every line, but costs at least this, more than the chosen site".into());
                 }
                 CandidateOutcome::Partial { eligible_units } => {
                     stored.outcome = "partial".into();

@@ -575,6 +575,7 @@ async fn apply_in_transaction_once(
     let mut log = LogBatch::default();
     let mut stock = StockBatch::default();
     let mut keys = IdempotencyBatch::default();
+    let started = Instant::now();
     if let Err(error) = keys.prefetch(&mut conn, writes).await {
         let _ = conn.rollback().await;
         return Err(statement_failure(error));
@@ -590,6 +591,7 @@ async fn apply_in_transaction_once(
         }
     }
     let mut log_grew = false;
+    let applied_at = Instant::now();
     if failure.is_none()
         && let Err(error) = keys.flush(&mut conn).await
     {
@@ -620,10 +622,18 @@ async fn apply_in_transaction_once(
         let _ = conn.rollback().await;
         return Err(statement_failure(error));
     }
+    let flushed_at = Instant::now();
     if let Err(error) = conn.commit().await {
         let _ = conn.rollback().await;
         return Err(BatchFailure::Unavailable(error));
     }
+    tracing::debug!(
+        writes = writes.len(),
+        apply_ms = (applied_at - started).as_secs_f64() * 1e3,
+        flush_ms = (flushed_at - applied_at).as_secs_f64() * 1e3,
+        commit_ms = flushed_at.elapsed().as_secs_f64() * 1e3,
+        "batch committed"
+    );
     Ok((results, log_grew))
 }
 
