@@ -33,7 +33,7 @@ use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRo
 use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
 
 /// How long a writer trusts a cached balance list or network snapshot before reading it again.
-pub const CACHE_LIFETIME: Duration = Duration::from_secs(2);
+pub const CACHE_LIFETIME: Duration = Duration::from_secs(30);
 /// The most (tenant, GTIN) entries a writer caches; beyond it the cache starts afresh.
 pub const CACHE_GTINS_MAX: usize = 200_000;
 /// The most sites and lanes allocation considers for one tenant (its own and the network's).
@@ -66,6 +66,24 @@ struct CachedBalance {
     expiry: Option<String>,
     status: LotStatus,
     balance: Balance,
+    /// The key and expiry parsed once, for allocation.
+    site: Gln,
+    zone: ZoneName,
+    expiry_date: Option<jiff::civil::Date>,
+}
+
+impl CachedBalance {
+    fn new(key: StockKey, expiry: Option<String>, status: LotStatus, balance: Balance) -> Result<CachedBalance, sqlx::Error> {
+        Ok(CachedBalance {
+            site: Gln::parse(&key.location).map_err(corrupt)?,
+            zone: ZoneName::parse(&key.zone).map_err(corrupt)?,
+            expiry_date: expiry.as_deref().map(str::parse::<jiff::civil::Date>).transpose().map_err(corrupt)?,
+            key,
+            expiry,
+            status,
+            balance,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -241,6 +259,48 @@ impl StockBatch {
         cache.gtins.get_mut(&key).ok_or_else(|| corrupt("cache entry vanished"))
     }
 
+    /// Loads, in a few queries, the cache entries the batch's orders will need.
+    pub(crate) async fn prefetch(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        wanted: &[(String, String)],
+    ) -> Result<(), sqlx::Error> {
+        let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (tenant, gtin) in wanted {
+            let key = (tenant.clone(), gtin.clone());
+            let fresh = cache.gtins.get(&key).is_some_and(|entry| entry.loaded.elapsed() < CACHE_LIFETIME);
+            if !fresh && !self.pinned.contains(&key) {
+                by_tenant.entry(tenant).or_default().push(gtin);
+            }
+        }
+        for (tenant, mut gtins) in by_tenant {
+            gtins.sort_unstable();
+            gtins.dedup();
+            if cache.gtins.len() + gtins.len() > CACHE_GTINS_MAX {
+                let pinned = &self.pinned;
+                cache.gtins.retain(|key, _| pinned.contains(key));
+            }
+            for (gtin, entry) in load_gtins(conn, tenant, &gtins).await? {
+                cache.gtins.insert((tenant.to_owned(), gtin), entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a GTIN's entry again unless this batch changed one of its balances (then the cache
+    /// is the newest there is): before refusing an order for want of stock another API node may
+    /// have received.
+    async fn refresh(&mut self, cache: &mut WriterCache, conn: &mut Conn, tenant: &str, gtin: &str) -> Result<(), sqlx::Error> {
+        let changed = self.dirty.keys().any(|(dirty_tenant, key)| dirty_tenant == tenant && key.gtin == gtin);
+        if !changed {
+            let entry = load_gtin(conn, tenant, gtin).await?;
+            cache.gtins.insert((tenant.to_owned(), gtin.to_owned()), entry);
+            self.pinned.insert((tenant.to_owned(), gtin.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Changes one balance by a movement (creating the balance for a receipt), or refuses.
     #[allow(clippy::too_many_arguments)]
     async fn change(
@@ -261,12 +321,12 @@ impl StockBatch {
         let index = match (position, new_lot) {
             (Some(index), _) => index,
             (None, Some((expiry, status))) => {
-                entry.balances.push(CachedBalance {
-                    key: key.clone(),
-                    expiry: expiry.map(str::to_owned),
+                entry.balances.push(CachedBalance::new(
+                    key.clone(),
+                    expiry.map(str::to_owned),
                     status,
-                    balance: Balance::default(),
-                });
+                    Balance::default(),
+                )?);
                 entry.balances.len() - 1
             }
             (None, None) => {
@@ -556,59 +616,94 @@ async fn update_balances(
     Ok(true)
 }
 
-#[derive(sqlx::FromRow)]
-struct BalanceRow {
-    location_gln: String,
-    zone: String,
-    lot: String,
-    expiry_date: Option<String>,
-    status: String,
-    on_hand: i64,
-    reserved: i64,
-}
 
-#[derive(sqlx::FromRow)]
-struct ProductRuleRow {
-    temperature_class: String,
-    temperature_min_celsius: Option<f64>,
-    temperature_max_celsius: Option<f64>,
-    min_remaining_shelf_life_days: Option<i64>,
-}
 
 async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntry, sqlx::Error> {
-    let product: Option<ProductRuleRow> = on_conn!(conn, connection => sqlx::query_as(
-        "SELECT temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days \
-         FROM products WHERE tenant_id = $1 AND gtin = $2")
-        .bind(tenant).bind(gtin).fetch_optional(&mut *connection).await)?;
-    let product = match product {
-        None => None,
-        Some(row) => Some(ProductRule {
-            gtin: Gtin::parse(gtin).map_err(corrupt)?,
-            class: network::TemperatureClass::new(
-                &row.temperature_class,
-                row.temperature_min_celsius,
-                row.temperature_max_celsius,
-            )
-            .map_err(corrupt)?,
-            min_remaining_shelf_life_days: row.min_remaining_shelf_life_days.unwrap_or(0) as u32,
-        }),
-    };
-    let rows: Vec<BalanceRow> = on_conn!(conn, connection => sqlx::query_as(
-        "SELECT location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
-         WHERE tenant_id = $1 AND gtin = $2")
-        .bind(tenant).bind(gtin).fetch_all(&mut *connection).await)?;
-    let balances = rows
-        .into_iter()
-        .map(|row| {
-            Ok(CachedBalance {
-                key: StockKey { gtin: gtin.to_owned(), location: row.location_gln, zone: row.zone, lot: row.lot },
-                expiry: row.expiry_date,
-                status: LotStatus::parse(&row.status).ok_or_else(|| corrupt(format!("lot status {:?}", row.status)))?,
-                balance: Balance { on_hand: row.on_hand, reserved: row.reserved },
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(GtinEntry { loaded: Instant::now(), product, balances })
+    let mut loaded = load_gtins(conn, tenant, &[gtin]).await?;
+    loaded.remove(gtin).ok_or_else(|| corrupt("a loaded GTIN is missing"))
+}
+
+/// GTINs per query when loading cache entries.
+const GTINS_PER_SELECT: usize = 500;
+
+/// Loads the product rules and balances of GTINs: two queries per 500 GTINs.
+async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<HashMap<String, GtinEntry>, sqlx::Error> {
+    let mut entries: HashMap<String, GtinEntry> = gtins
+        .iter()
+        .map(|gtin| ((*gtin).to_owned(), GtinEntry { loaded: Instant::now(), product: None, balances: Vec::new() }))
+        .collect();
+    #[derive(sqlx::FromRow)]
+    struct ProductRow {
+        gtin: String,
+        temperature_class: String,
+        temperature_min_celsius: Option<f64>,
+        temperature_max_celsius: Option<f64>,
+        min_remaining_shelf_life_days: Option<i64>,
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        gtin: String,
+        location_gln: String,
+        zone: String,
+        lot: String,
+        expiry_date: Option<String>,
+        status: String,
+        on_hand: i64,
+        reserved: i64,
+    }
+    for chunk in gtins.chunks(GTINS_PER_SELECT) {
+        let list: Vec<String> = (0..chunk.len()).map(|index| crate::epcis::placeholder(conn, index + 2)).collect();
+        let list = list.join(", ");
+        let tenant_parameter = crate::epcis::placeholder(conn, 1);
+        let products_sql = format!(
+            "SELECT gtin, temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days \
+             FROM products WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
+        );
+        let balances_sql = format!(
+            "SELECT gtin, location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
+             WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
+        );
+        let products: Vec<ProductRow> = on_conn!(conn, connection => {
+            let mut query = sqlx::query_as(&products_sql).bind(tenant);
+            for gtin in chunk {
+                query = query.bind(*gtin);
+            }
+            query.fetch_all(&mut *connection).await
+        })?;
+        for row in products {
+            let rule = ProductRule {
+                gtin: Gtin::parse(&row.gtin).map_err(corrupt)?,
+                class: network::TemperatureClass::new(
+                    &row.temperature_class,
+                    row.temperature_min_celsius,
+                    row.temperature_max_celsius,
+                )
+                .map_err(corrupt)?,
+                min_remaining_shelf_life_days: row.min_remaining_shelf_life_days.unwrap_or(0) as u32,
+            };
+            if let Some(entry) = entries.get_mut(&row.gtin) {
+                entry.product = Some(rule);
+            }
+        }
+        let balances: Vec<Row> = on_conn!(conn, connection => {
+            let mut query = sqlx::query_as(&balances_sql).bind(tenant);
+            for gtin in chunk {
+                query = query.bind(*gtin);
+            }
+            query.fetch_all(&mut *connection).await
+        })?;
+        for row in balances {
+            let status =
+                LotStatus::parse(&row.status).ok_or_else(|| corrupt(format!("lot status {:?}", row.status)))?;
+            let key = StockKey { gtin: row.gtin.clone(), location: row.location_gln, zone: row.zone, lot: row.lot };
+            let cached =
+                CachedBalance::new(key, row.expiry_date, status, Balance { on_hand: row.on_hand, reserved: row.reserved })?;
+            if let Some(entry) = entries.get_mut(&row.gtin) {
+                entry.balances.push(cached);
+            }
+        }
+    }
+    Ok(entries)
 }
 
 pub(crate) async fn network_snapshot(
@@ -1390,16 +1485,12 @@ async fn stock_lots(
             if !cached.status.allocatable() || cached.balance.free() <= 0 {
                 continue;
             }
-            let expiry = match &cached.expiry {
-                Some(text) => Some(text.parse::<jiff::civil::Date>().map_err(corrupt)?),
-                None => None,
-            };
             lots.push(StockLot {
-                site: Gln::parse(&cached.key.location).map_err(corrupt)?,
-                zone: ZoneName::parse(&cached.key.zone).map_err(corrupt)?,
+                site: cached.site.clone(),
+                zone: cached.zone.clone(),
                 gtin: line.gtin.clone(),
                 lot: cached.key.lot.clone(),
-                expiry,
+                expiry: cached.expiry_date,
                 available: cached.balance.free(),
             });
         }
@@ -1424,19 +1515,29 @@ async fn allocate_and_reserve(
 ) -> Outcome<(StoredAllocation, String, i64)> {
     let network = network_snapshot(cache, conn, tenant).await?;
     let (target, area) = attempt!(resolve_destination(&network, destination));
-    let (products, lots) = attempt!(stock_lots(conn, batch, cache, tenant, lines).await?);
-    let request = orders::OrderRequest {
-        lines,
-        products: &products,
-        destination: &target,
-        service,
-        placed_unix_ms: now_unix_ms,
-        latest_delivery_unix_ms,
-    };
     let view = orders::NetworkView { sites: &network.sites, lanes: &network.lanes };
-    let allocation = match orders::allocate(view, &lots, &request) {
-        Ok(allocation) => allocation,
-        Err(error) => refuse!(allocation_refusal(error)),
+    let mut refreshed = false;
+    let allocation = loop {
+        let (products, lots) = attempt!(stock_lots(conn, batch, cache, tenant, lines).await?);
+        let request = orders::OrderRequest {
+            lines,
+            products: &products,
+            destination: &target,
+            service,
+            placed_unix_ms: now_unix_ms,
+            latest_delivery_unix_ms,
+        };
+        match orders::allocate(view, &lots, &request) {
+            Ok(allocation) => break allocation,
+            // Refuse only on fresh rows: another API node may have received stock.
+            Err(orders::AllocationError::Short { .. }) if !refreshed => {
+                refreshed = true;
+                for line in lines {
+                    batch.refresh(cache, conn, tenant, line.gtin.as_str()).await?;
+                }
+            }
+            Err(error) => refuse!(allocation_refusal(error)),
+        }
     };
     let mut line_number = 0i64;
     for shipment in &allocation.shipments {

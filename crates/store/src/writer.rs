@@ -26,9 +26,9 @@ use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product,
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
-use crate::epcis::placeholders;
 use crate::fulfilment::{FulfilmentMutation, FulfilmentOutcome, StockBatch, StockContext, WriterCache};
 use crate::keys::Scope;
+use crate::epcis::placeholders;
 use crate::log::LogBatch;
 use crate::rows::join_list;
 use crate::{StoreError, now_unix_ms, utc_day};
@@ -576,7 +576,20 @@ async fn apply_in_transaction_once(
     let mut stock = StockBatch::default();
     let mut keys = IdempotencyBatch::default();
     let started = Instant::now();
-    if let Err(error) = keys.prefetch(&mut conn, writes).await {
+    // The batch's idempotency keys and its orders' stock, each read in a few queries.
+    let wanted: Vec<(String, String)> = writes
+        .iter()
+        .filter_map(|write| match &write.mutation {
+            Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(order)) => Some((&write.tenant_id, order)),
+            _ => None,
+        })
+        .flat_map(|(tenant, order)| order.lines.iter().map(move |line| (tenant.to_string(), line.gtin.to_string())))
+        .collect();
+    let prefetched = match keys.prefetch(&mut conn, writes).await {
+        Ok(()) => stock.prefetch(cache, &mut conn, &wanted).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = prefetched {
         let _ = conn.rollback().await;
         return Err(statement_failure(error));
     }
@@ -767,27 +780,32 @@ const IDEMPOTENCY_KEYS_PER_SELECT: usize = 500;
 
 impl IdempotencyBatch {
     async fn prefetch(&mut self, conn: &mut Conn, writes: &[&Write]) -> Result<(), sqlx::Error> {
-        let keys: Vec<(&str, &str)> = writes
-            .iter()
-            .filter_map(|write| write.idempotency.as_ref())
-            .map(|record| (record.tenant_id.as_str(), record.key.as_str()))
-            .collect();
-        for chunk in keys.chunks(IDEMPOTENCY_KEYS_PER_SELECT) {
-            let pairs: Vec<String> = (0..chunk.len()).map(|index| placeholders(conn, index * 2 + 1, 2)).collect();
-            let sql = format!(
-                "SELECT tenant_id, idempotency_key, request_sha256, response_status, response_body, created_unix_ms \
-                 FROM idempotency_keys WHERE (tenant_id, idempotency_key) IN ({})",
-                pairs.join(", ")
-            );
-            let rows: Vec<(String, String, Vec<u8>, i64, Vec<u8>, i64)> = on_conn!(conn, connection => {
-                let mut query = sqlx::query_as(&sql);
-                for (tenant, key) in chunk {
-                    query = query.bind(*tenant).bind(*key);
+        // Per tenant, `idempotency_key IN (…)`: the primary key's index answers it (a row-value
+        // `(tenant_id, idempotency_key) IN (…)` would scan the table on SQLite).
+        let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for record in writes.iter().filter_map(|write| write.idempotency.as_ref()) {
+            by_tenant.entry(record.tenant_id.as_str()).or_default().push(record.key.as_str());
+        }
+        for (tenant, keys) in by_tenant {
+            for chunk in keys.chunks(IDEMPOTENCY_KEYS_PER_SELECT) {
+                let list: Vec<String> =
+                    (0..chunk.len()).map(|index| crate::epcis::placeholder(conn, index + 2)).collect();
+                let sql = format!(
+                    "SELECT idempotency_key, request_sha256, response_status, response_body, created_unix_ms \
+                     FROM idempotency_keys WHERE tenant_id = {} AND idempotency_key IN ({})",
+                    crate::epcis::placeholder(conn, 1),
+                    list.join(", ")
+                );
+                let rows: Vec<(String, Vec<u8>, i64, Vec<u8>, i64)> = on_conn!(conn, connection => {
+                    let mut query = sqlx::query_as(&sql).bind(tenant);
+                    for key in chunk {
+                        query = query.bind(*key);
+                    }
+                    query.fetch_all(&mut *connection).await
+                })?;
+                for (key, sha256, status, body, created) in rows {
+                    self.known.insert((tenant.to_owned(), key), (sha256, status, body, created));
                 }
-                query.fetch_all(&mut *connection).await
-            })?;
-            for (tenant, key, sha256, status, body, created) in rows {
-                self.known.insert((tenant, key), (sha256, status, body, created));
             }
         }
         Ok(())

@@ -94,7 +94,7 @@ CREATE TABLE orders (
     delivered_unix_ms INTEGER,
     updated_unix_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, order_id)
-) WITHOUT ROWID, STRICT;
+) STRICT; -- a rowid table: its rows (a kilobyte or two of JSON) are appended, the key is indexed
 
 CREATE TABLE order_events (
     tenant_id TEXT NOT NULL,
