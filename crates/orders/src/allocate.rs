@@ -238,10 +238,7 @@ pub fn allocate(
                     .unwrap_or_else(|| CandidateOutcome::Partial { eligible_units: units_per_line(stock, &view.lots) }),
             })
             .collect();
-        let rule = format!(
-            "one shipment: the cheapest site that holds every line and meets the service ({holding_every_line} of {} sites hold every line)",
-            views.len()
-        );
+        let rule = format!("one shipment: the cheapest in time of {holding_every_line} sites holding every line");
         return Ok(Allocation {
             promised_by_unix_ms: route.promised_by_unix_ms,
             shipments: vec![Shipment { site: views[chosen].site.gln.clone(), route, picks }],

@@ -189,7 +189,8 @@ pub struct PromiseRequest<'a> {
     pub classes: &'a [TemperatureClass],
 }
 
-/// The network a promise is computed on: sites and lanes (any order).
+/// The network a promise is computed on: sites sorted by GLN (looked up by binary search), and
+/// lanes in any order.
 #[derive(Debug, Clone, Copy)]
 pub struct NetworkView<'a> {
     pub sites: &'a [Location],
@@ -198,7 +199,11 @@ pub struct NetworkView<'a> {
 
 impl NetworkView<'_> {
     pub fn site(&self, gln: &gs1::Gln) -> Option<&Location> {
-        self.sites.iter().find(|site| site.gln == *gln)
+        debug_assert!(
+            self.sites.windows(2).all(|pair| pair[0].gln.as_str() <= pair[1].gln.as_str()),
+            "sites sorted by GLN"
+        );
+        self.sites.binary_search_by(|site| site.gln.as_str().cmp(gln.as_str())).ok().map(|index| &self.sites[index])
     }
 }
 

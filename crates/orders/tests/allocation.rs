@@ -66,7 +66,7 @@ const SOAP: &str = "0871000000002";
 
 fn network() -> (Vec<Location>, Vec<Lane>) {
     let all = [(Service::SameDay, "14:00"), (Service::NextDay, "22:00"), (Service::Express12h, "20:00")];
-    let sites = vec![
+    let mut sites = vec![
         site(
             AMSTERDAM,
             "Europe/Amsterdam",
@@ -85,6 +85,7 @@ fn network() -> (Vec<Location>, Vec<Lane>) {
         ),
         site(UTRECHT, "Europe/Amsterdam", 52.09, 5.12, vec![zone("ambient", None, None)], &all),
     ];
+    sites.sort_by(|a, b| a.gln.as_str().cmp(b.gln.as_str()));
     let lanes = vec![Lane {
         lane_id: LaneId::parse("oslo-amsterdam").unwrap(),
         from: gln(OSLO),

@@ -623,7 +623,7 @@ pub struct CandidateView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionView {
     pub rule: String,
-    /// The chosen sites first, then the closest runners-up (at most 8).
+    /// The chosen sites first, then the closest runners-up (at most 4).
     pub candidates: Vec<CandidateView>,
     /// Every site that held some of the order's products.
     pub candidates_considered: usize,

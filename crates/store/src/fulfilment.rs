@@ -73,7 +73,12 @@ struct CachedBalance {
 }
 
 impl CachedBalance {
-    fn new(key: StockKey, expiry: Option<String>, status: LotStatus, balance: Balance) -> Result<CachedBalance, sqlx::Error> {
+    fn new(
+        key: StockKey,
+        expiry: Option<String>,
+        status: LotStatus,
+        balance: Balance,
+    ) -> Result<CachedBalance, sqlx::Error> {
         Ok(CachedBalance {
             site: Gln::parse(&key.location).map_err(corrupt)?,
             zone: ZoneName::parse(&key.zone).map_err(corrupt)?,
@@ -291,7 +296,13 @@ impl StockBatch {
     /// Reads a GTIN's entry again unless this batch changed one of its balances (then the cache
     /// is the newest there is): before refusing an order for want of stock another API node may
     /// have received.
-    async fn refresh(&mut self, cache: &mut WriterCache, conn: &mut Conn, tenant: &str, gtin: &str) -> Result<(), sqlx::Error> {
+    async fn refresh(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        tenant: &str,
+        gtin: &str,
+    ) -> Result<(), sqlx::Error> {
         let changed = self.dirty.keys().any(|(dirty_tenant, key)| dirty_tenant == tenant && key.gtin == gtin);
         if !changed {
             let entry = load_gtin(conn, tenant, gtin).await?;
@@ -616,8 +627,6 @@ async fn update_balances(
     Ok(true)
 }
 
-
-
 async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntry, sqlx::Error> {
     let mut loaded = load_gtins(conn, tenant, &[gtin]).await?;
     loaded.remove(gtin).ok_or_else(|| corrupt("a loaded GTIN is missing"))
@@ -696,8 +705,12 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
             let status =
                 LotStatus::parse(&row.status).ok_or_else(|| corrupt(format!("lot status {:?}", row.status)))?;
             let key = StockKey { gtin: row.gtin.clone(), location: row.location_gln, zone: row.zone, lot: row.lot };
-            let cached =
-                CachedBalance::new(key, row.expiry_date, status, Balance { on_hand: row.on_hand, reserved: row.reserved })?;
+            let cached = CachedBalance::new(
+                key,
+                row.expiry_date,
+                status,
+                Balance { on_hand: row.on_hand, reserved: row.reserved },
+            )?;
             if let Some(entry) = entries.get_mut(&row.gtin) {
                 entry.balances.push(cached);
             }
@@ -980,7 +993,7 @@ pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAlloca
 
 /// The most candidate sites stored with an order's decision: the chosen ones first, then the
 /// closest runners-up (by outcome, then cost); `candidates_considered` counts them all.
-pub const CANDIDATES_STORED_MAX: usize = 8;
+pub const CANDIDATES_STORED_MAX: usize = 4;
 
 fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
     let rank = |outcome: &CandidateOutcome| match outcome {

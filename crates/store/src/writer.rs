@@ -26,9 +26,9 @@ use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product,
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
+use crate::epcis::placeholders;
 use crate::fulfilment::{FulfilmentMutation, FulfilmentOutcome, StockBatch, StockContext, WriterCache};
 use crate::keys::Scope;
-use crate::epcis::placeholders;
 use crate::log::LogBatch;
 use crate::rows::join_list;
 use crate::{StoreError, now_unix_ms, utc_day};
