@@ -237,20 +237,35 @@ pub async fn capture_document(
     behaviour: ErrorBehaviour,
     company_prefixes: Vec<String>,
 ) -> Result<CaptureReceipt, Problem> {
+    let capture = capture_of(tenant, document, excluded, rejected, behaviour, company_prefixes);
+    let receipt = CaptureReceipt {
+        capture_id: capture.capture_id.clone(),
+        event_ids: capture.events.iter().map(|event| event.event_id.clone()).collect(),
+    };
+    store.tenant(tenant).write(store::Mutation::CaptureEvents(Box::new(capture)), None).await?;
+    Ok(receipt)
+}
+
+/// The capture job of a document as the store keeps it (hash IDs, records, commitments), not yet
+/// written: `capture_document` writes it alone; a fulfilment step writes it with its own change.
+pub fn capture_of(
+    tenant: &TenantId,
+    document: &Document,
+    excluded: &BTreeSet<usize>,
+    rejected: Vec<ValidationError>,
+    behaviour: ErrorBehaviour,
+    company_prefixes: Vec<String>,
+) -> Capture {
     let hash_ids = document.event_hash_ids();
     let mut events = Vec::with_capacity(document.events.len());
-    let mut event_ids = Vec::with_capacity(document.events.len());
     for (index, (event, hash_id)) in document.events.iter().zip(hash_ids).enumerate() {
         if excluded.contains(&index) {
             continue;
         }
-        let record = event_record(event, hash_id, &document.namespaces, tenant);
-        event_ids.push(record.event_id.clone());
-        events.push(record);
+        events.push(event_record(event, hash_id, &document.namespaces, tenant));
     }
-    let capture_id = format!("{:016x}", rand::random::<u64>());
-    let capture = Capture {
-        capture_id: capture_id.clone(),
+    Capture {
+        capture_id: format!("{:016x}", rand::random::<u64>()),
         events,
         errors: rejected.into_iter().take(ERRORS_LISTED_MAX).map(|error| (error.pointer, error.detail)).collect(),
         all_or_nothing: behaviour == ErrorBehaviour::Rollback,
@@ -262,9 +277,7 @@ pub async fn capture_document(
             .collect(),
         master_data: master_data_records(document),
         company_prefixes,
-    };
-    store.tenant(tenant).write(store::Mutation::CaptureEvents(Box::new(capture)), None).await?;
-    Ok(CaptureReceipt { capture_id, event_ids })
+    }
 }
 
 /// Captures a valid document all or nothing: the entry point of the platform's own operations

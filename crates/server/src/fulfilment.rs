@@ -278,7 +278,20 @@ async fn receive_asn(
         status: status.name().into(),
     };
     let respond = respond_with(201, json_bytes(&view));
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status });
+    // The receipt's EPCIS event, captured with it (the writer re-checks the pallets).
+    let events = match app.store.tenant(&tenant).asn(&asn_id).await? {
+        Some(asn) => {
+            let listed: Option<Vec<String>> =
+                ssccs.as_ref().map(|list| list.iter().map(|sscc| sscc.to_string()).collect());
+            crate::steps::receiving(&tenant, &asn, zone.as_str(), listed.as_deref(), jiff::Timestamp::now())?
+        }
+        None => None,
+    };
+    let change = FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status };
+    let mutation = match events {
+        Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
+        None => Mutation::Fulfilment(change),
+    };
     let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
     Ok(written.into_response(respond))
 }
@@ -984,13 +997,36 @@ async fn order_event(
     }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
+    // The step's EPCIS events are built from the order as read now and captured with the step;
+    // the writer refuses the step if a recall allocated the order again meanwhile.
+    let read = app.store.tenant(&tenant).order(&order_id).await?;
+    let (events, expected_reservation) = match &read {
+        Some(order) => {
+            let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
+            let events = crate::steps::order_step(
+                &tenant,
+                order,
+                to,
+                &listed,
+                input.shipped.as_deref(),
+                jiff::Timestamp::now(),
+            )?;
+            (events, Some(order.reservation_id.clone()))
+        }
+        None => (None, None),
+    };
+    let change = FulfilmentMutation::OrderEvent {
         order_id: order_id.clone(),
         event_id: to.name().to_owned(),
         to,
         ssccs,
         shipped: input.shipped,
-    });
+        expected_reservation,
+    };
+    let mutation = match events {
+        Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
+        None => Mutation::Fulfilment(change),
+    };
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Order(order)) => {
             StoredResponse { status: 200, body: json_bytes(&order_view(order, &[], None)) }

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod problem;
 pub mod resolver;
 pub mod scan;
+pub mod steps;
 pub mod subscriptions;
 pub mod trace;
 

@@ -842,13 +842,15 @@ pub enum FulfilmentMutation {
         reason: String,
     },
     PlaceOrder(Box<PlaceOrder>),
-    /// Moves an order on in its lifecycle.
+    /// Moves an order on in its lifecycle. With `expected_reservation`, refused if the order's
+    /// reservation is another one (a recall allocated it again since the caller read it).
     OrderEvent {
         order_id: String,
         event_id: String,
         to: OrderStatus,
         ssccs: Vec<Sscc>,
         shipped: Option<Vec<i64>>,
+        expected_reservation: Option<String>,
     },
     /// Recalls lots of a product.
     Recall {
@@ -939,6 +941,8 @@ pub struct OrderRecord {
     pub placed_unix_ms: i64,
     pub delivered_unix_ms: Option<i64>,
     pub updated_unix_ms: i64,
+    /// The reservation holding the order's stock (a new one after a recall allocates it again).
+    pub reservation_id: String,
     /// The reservation's state as of the read (a pending one past its timeout reads expired).
     pub reservation: ReservationState,
     pub hold_expires_unix_ms: Option<i64>,
@@ -1302,22 +1306,15 @@ async fn apply_checked(
             let record = attempt!(place_order(conn, tenant, order, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
         }
-        FulfilmentMutation::OrderEvent { order_id, event_id, to, ssccs, shipped } => {
-            let record = attempt!(
-                order_event(
-                    conn,
-                    tenant,
-                    order_id,
-                    event_id,
-                    *to,
-                    ssccs,
-                    shipped.as_deref(),
-                    now_unix_ms,
-                    batch,
-                    cache
-                )
-                .await?
-            );
+        FulfilmentMutation::OrderEvent { order_id, event_id, to, ssccs, shipped, expected_reservation } => {
+            let change = OrderChange {
+                to: *to,
+                ssccs,
+                shipped: shipped.as_deref(),
+                expected_reservation: expected_reservation.as_deref(),
+            };
+            let record =
+                attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
         }
         FulfilmentMutation::Recall { recall_id, gtin, lots, reason } => {
@@ -1641,6 +1638,7 @@ async fn place_order(
         placed_unix_ms: now_unix_ms,
         delivered_unix_ms: None,
         updated_unix_ms: now_unix_ms,
+        reservation_id: order.order_id.clone(),
         reservation: ReservationState::Pending,
         hold_expires_unix_ms: order.hold_ms.map(|hold| now_unix_ms + hold),
     };
@@ -1833,22 +1831,35 @@ async fn set_order_status(
     Ok(())
 }
 
+/// What an order event asks.
+struct OrderChange<'a> {
+    to: OrderStatus,
+    ssccs: &'a [Sscc],
+    shipped: Option<&'a [i64]>,
+    expected_reservation: Option<&'a str>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn order_event(
     conn: &mut Conn,
     tenant: &str,
     order_id: &str,
     event_id: &str,
-    to: OrderStatus,
-    ssccs: &[Sscc],
-    shipped: Option<&[i64]>,
+    change: OrderChange<'_>,
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
+    let OrderChange { to, ssccs, shipped, expected_reservation } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
+    if expected_reservation.is_some_and(|expected| expected != reservation_id) {
+        refuse!(refused(
+            "invalid-transition",
+            format!("order {order_id} was allocated again meanwhile; read it and retry")
+        ));
+    }
     if record.status.holds_reservation() && record.reservation == ReservationState::Expired {
         refuse!(refused("invalid-transition", format!("the hold of order {order_id} expired")));
     }
@@ -1940,6 +1951,8 @@ async fn order_event(
             );
             record.allocation = allocation;
             record.promised_by_unix_ms = promised_by;
+            record.reservation_id = reservation.clone();
+            record.reservation = ReservationState::Pending;
             allocation_change = Some(reservation);
         }
     }
@@ -2223,6 +2236,7 @@ impl OrderRow {
             reservation: reservation.state_at(now_unix_ms),
             hold_expires_unix_ms: self.expires_unix_ms,
             order_id: self.order_id,
+            reservation_id: self.reservation_id.clone(),
         };
         Ok((record, self.reservation_id))
     }
@@ -2241,6 +2255,24 @@ async fn read_order(
 }
 
 // ---------- reads ----------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsnRecord {
+    pub asn_id: String,
+    pub location: String,
+    pub pallets: Vec<AsnPalletRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AsnPalletRecord {
+    pub sscc: String,
+    pub gtin: String,
+    pub lot: String,
+    pub expiry_date: Option<String>,
+    pub quantity: i64,
+    pub received_zone: Option<String>,
+    pub received_unix_ms: Option<i64>,
+}
 
 /// A balance as read: `reserved` without pending reservations whose timeout has passed, and
 /// `available` (reservable now: zero unless the lot is available).
@@ -2461,6 +2493,19 @@ impl crate::TenantStore<'_> {
                 })
             })
             .collect()
+    }
+
+    /// An advance shipping notice: its location and pallets (received or not).
+    pub async fn asn(&self, asn_id: &str) -> Result<Option<AsnRecord>, crate::StoreError> {
+        let location: Option<(String,)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT location_gln FROM asns WHERE tenant_id = $1 AND asn_id = $2")
+            .bind(self.tenant_id.as_str()).bind(asn_id).fetch_optional(pool).await)?;
+        let Some((location,)) = location else { return Ok(None) };
+        let pallets: Vec<AsnPalletRecord> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT sscc, gtin, lot, expiry_date, quantity, received_zone, received_unix_ms FROM asn_pallets \
+             WHERE tenant_id = $1 AND asn_id = $2 ORDER BY sscc")
+            .bind(self.tenant_id.as_str()).bind(asn_id).fetch_all(pool).await)?;
+        Ok(Some(AsnRecord { asn_id: asn_id.to_owned(), location, pallets }))
     }
 
     /// Sites, lanes, product rules and reservable lots for `gtins`, read now.

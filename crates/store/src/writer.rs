@@ -148,6 +148,12 @@ pub enum Mutation {
     },
     /// Stock, orders and recalls, see [`crate::fulfilment`].
     Fulfilment(FulfilmentMutation),
+    /// A physical step (a receipt, a pick, a pallet packed, a shipment, a delivery) and the EPCIS
+    /// events that record it, in one transaction: both or neither.
+    FulfilmentRecorded {
+        change: FulfilmentMutation,
+        events: Box<crate::epcis::Capture>,
+    },
 }
 
 /// The answer stored for an idempotency key.
@@ -534,9 +540,12 @@ enum BatchFailure {
 /// How often a batch (or a single write) is applied again after losing a stock race.
 pub const RACE_RETRIES_MAX: usize = 5;
 
+/// A refused statement, or a row that does not decode (corrupt data, or a step the writer found
+/// inconsistent): the batch rolls back and its writes are tried one by one. Anything else (the
+/// connection, the pool) leaves the outcome unknown.
 fn statement_failure(error: sqlx::Error) -> BatchFailure {
     match error {
-        sqlx::Error::Database(_) => BatchFailure::Statement(error),
+        sqlx::Error::Database(_) | sqlx::Error::Decode(_) => BatchFailure::Statement(error),
         other => BatchFailure::Unavailable(other),
     }
 }
@@ -1381,6 +1390,26 @@ async fn apply_mutation(
                 }
                 Err(refused) => refuse!(refused),
             }
+        }
+        Mutation::FulfilmentRecorded { change, events } => {
+            let context = StockContext { batch: state.stock, cache: state.cache };
+            let done = match crate::fulfilment::apply_fulfilment(conn, tenant_id, change, now_unix_ms, context).await? {
+                Ok(done) => done,
+                Err(refused) => refuse!(refused),
+            };
+            match crate::epcis::apply_capture(conn, tenant_id, events, now_unix_ms, state.log).await? {
+                Ok(captured) => {
+                    *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
+                }
+                // The step is applied already: the whole batch rolls back and its writes are
+                // applied one by one, so this one fails alone.
+                Err(refused) => {
+                    return Err(sqlx::Error::Decode(
+                        format!("the events of a fulfilment step were refused: {refused}").into(),
+                    ));
+                }
+            }
+            Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome }))
         }
         Mutation::EpcisQuery(change) => {
             match crate::epcis::apply_query_mutation(conn, tenant_id, change, now_unix_ms).await? {

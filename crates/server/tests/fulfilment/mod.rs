@@ -203,6 +203,34 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(delivered.body["status"], "delivered");
     assert!(delivered.body["delivered_at"].is_string());
 
+    // Each physical step recorded its own EPCIS event: the lot's trace covers the order.
+    let trace = app.get(&format!("/v1/trace?gtin={product}&lot=LATE"), &key).await;
+    assert_eq!(trace.status, StatusCode::OK, "{:?}", trace.body);
+    let steps: Vec<&str> = trace.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["bizStep"].as_str().unwrap_or("").rsplit(['/', ':']).next().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["receiving", "picking", "packing", "shipping", "arriving", "retail_selling"],
+        "{:?}",
+        trace.body["timeline"]
+    );
+    let packing = app.get("/events?EQ_bizStep=packing", &key).await;
+    let packed_event = &packing.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
+    assert!(packed_event["parentID"].as_str().unwrap().ends_with(&sscc), "{packed_event:?}");
+    let shipped_event = &app.get("/events?EQ_bizStep=shipping", &key).await.body["epcisBody"]["queryResults"]["resultsBody"]
+        ["eventList"][0];
+    let shipped_units: Vec<i64> = shipped_event["quantityList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|quantity| quantity["quantity"].as_i64().unwrap())
+        .collect();
+    assert_eq!(shipped_units, [4, 5], "the short pick is what the shipping event records");
+
     // The journal explains every unit of the LATE lot.
     let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=LATE"), &key).await;
     let kinds: Vec<(&str, i64)> = movements

@@ -1,0 +1,248 @@
+//! The EPCIS events of the platform's own physical steps: a receipt (`receiving`), a pick
+//! (`picking`), a pallet built (`packing`, an aggregation into the SSCC), a shipment (`shipping`),
+//! leaving the depot (`departing`), arriving at a pickup point (`arriving`) and handing over
+//! (`retail_selling`). Each is captured in the same transaction as the step itself
+//! (`Mutation::FulfilmentRecorded`), so the trace covers orders without anyone typing them twice.
+//!
+//! Identifiers are GS1 Digital Links: lots `…/01/{gtin}/10/{lot}`, pallets `…/00/{sscc}`,
+//! places `…/414/{gln}` (with `/254/{zone}` for a zone). No personal data: a delivery is
+//! recorded at the pickup point or at the delivering site, never at an address.
+
+use std::collections::BTreeSet;
+
+use epcis::Document;
+use gs1::{DigitalLink, Element};
+use network::TenantId;
+use orders::OrderStatus;
+use store::epcis::Capture;
+use store::fulfilment::{AsnRecord, OrderRecord};
+
+use crate::problem::Problem;
+
+fn link(elements: &[(&str, &str)]) -> Result<String, Problem> {
+    let mut parts = elements
+        .iter()
+        .map(|(code, value)| Element::new(code, value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| Problem::internal(format!("a step's identifier: {error}")))?;
+    let primary = parts.remove(0);
+    DigitalLink::new(primary, parts, Vec::new())
+        .map(|link| link.canonical_uri())
+        .map_err(|error| Problem::internal(format!("a step's identifier: {error}")))
+}
+
+fn lot_class(gtin: &str, lot: &str) -> Result<String, Problem> {
+    link(&[("01", gtin), ("10", lot)])
+}
+
+fn place(gln: &str, zone: Option<&str>) -> Result<String, Problem> {
+    match zone {
+        Some(zone) => link(&[("414", gln), ("254", zone)]),
+        None => link(&[("414", gln)]),
+    }
+}
+
+fn pallet_link(sscc: &str) -> Result<String, Problem> {
+    link(&[("00", sscc)])
+}
+
+fn quantity(class: &str, units: i64) -> serde_json::Value {
+    serde_json::json!({"epcClass": class, "quantity": units})
+}
+
+struct Step<'a> {
+    event_type: &'a str,
+    action: &'a str,
+    business_step: &'a str,
+    disposition: &'a str,
+    place: String,
+    epcs: Vec<String>,
+    quantities: Vec<serde_json::Value>,
+    parent: Option<String>,
+}
+
+fn event(step: Step<'_>, at: jiff::Timestamp) -> serde_json::Value {
+    let mut event = serde_json::json!({
+        "type": step.event_type,
+        "eventTime": at.to_string(),
+        "eventTimeZoneOffset": "+00:00",
+        "action": step.action,
+        "bizStep": step.business_step,
+        "disposition": step.disposition,
+        "readPoint": {"id": step.place},
+        "bizLocation": {"id": step.place},
+    });
+    let (epc_field, quantity_field) = if step.event_type == "AggregationEvent" {
+        ("childEPCs", "childQuantityList")
+    } else {
+        ("epcList", "quantityList")
+    };
+    event[epc_field] = serde_json::json!(step.epcs);
+    if !step.quantities.is_empty() {
+        event[quantity_field] = serde_json::json!(step.quantities);
+    }
+    if let Some(parent) = step.parent {
+        event["parentID"] = serde_json::json!(parent);
+    }
+    event
+}
+
+/// A document of the events, as a capture job of `tenant` (validated like any capture).
+fn capture(tenant: &TenantId, events: Vec<serde_json::Value>, at: jiff::Timestamp) -> Result<Option<Capture>, Problem> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let text = serde_json::json!({
+        "@context": [epcis::STANDARD_CONTEXT],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": at.to_string(),
+        "epcisBody": {"eventList": events},
+    })
+    .to_string();
+    let document: Document = epcis::parse_json_document(&text)
+        .map_err(|errors| Problem::internal(format!("a step's EPCIS events do not validate: {errors:?}")))?;
+    let capture = crate::epcis::capture_of(
+        tenant,
+        &document,
+        &BTreeSet::new(),
+        Vec::new(),
+        crate::epcis::ErrorBehaviour::Rollback,
+        Vec::new(),
+    );
+    Ok(Some(capture))
+}
+
+/// The receipt of an ASN's pallets (all not yet received, or the listed ones) into a zone.
+pub fn receiving(
+    tenant: &TenantId,
+    asn: &AsnRecord,
+    zone: &str,
+    ssccs: Option<&[String]>,
+    at: jiff::Timestamp,
+) -> Result<Option<Capture>, Problem> {
+    let pallets: Vec<_> = asn
+        .pallets
+        .iter()
+        .filter(|pallet| match ssccs {
+            Some(list) => list.contains(&pallet.sscc),
+            None => pallet.received_unix_ms.is_none(),
+        })
+        .collect();
+    if pallets.is_empty() {
+        return Ok(None);
+    }
+    let epcs = pallets.iter().map(|pallet| pallet_link(&pallet.sscc)).collect::<Result<Vec<_>, _>>()?;
+    let quantities = pallets
+        .iter()
+        .map(|pallet| Ok(quantity(&lot_class(&pallet.gtin, &pallet.lot)?, pallet.quantity)))
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let step = Step {
+        event_type: "ObjectEvent",
+        action: "OBSERVE",
+        business_step: "receiving",
+        disposition: "in_progress",
+        place: place(&asn.location, Some(zone))?,
+        epcs,
+        quantities,
+        parent: None,
+    };
+    capture(tenant, vec![event(step, at)], at)
+}
+
+/// The events of an order moving to `to`: one per shipment (none for steps that move nothing,
+/// such as a cancellation).
+pub fn order_step(
+    tenant: &TenantId,
+    order: &OrderRecord,
+    to: OrderStatus,
+    ssccs: &[String],
+    shipped: Option<&[i64]>,
+    at: jiff::Timestamp,
+) -> Result<Option<Capture>, Problem> {
+    let mut events = Vec::new();
+    let mut pick_index = 0;
+    for (number, shipment) in order.allocation.shipments.iter().enumerate() {
+        let mut quantities = Vec::new();
+        for pick in &shipment.picks {
+            let units = shipped.and_then(|units| units.get(pick_index).copied()).unwrap_or(pick.quantity);
+            pick_index += 1;
+            let Some(line) = order.lines.get(pick.line) else { continue };
+            if units > 0 {
+                quantities.push(quantity(&lot_class(&line.gtin, &pick.lot)?, units));
+            }
+        }
+        let sscc = ssccs.get(number).cloned().or_else(|| shipment.sscc.clone());
+        let pallets = sscc.iter().map(|sscc| pallet_link(sscc)).collect::<Result<Vec<_>, _>>()?;
+        let step = match to {
+            OrderStatus::Picking => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "picking",
+                disposition: "in_progress",
+                place: place(&shipment.site, None)?,
+                epcs: Vec::new(),
+                quantities,
+                parent: None,
+            },
+            OrderStatus::Packed => Step {
+                event_type: "AggregationEvent",
+                action: "ADD",
+                business_step: "packing",
+                disposition: "in_progress",
+                place: place(&shipment.site, None)?,
+                epcs: Vec::new(),
+                quantities,
+                parent: pallets.first().cloned(),
+            },
+            OrderStatus::Shipped => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "shipping",
+                disposition: "in_transit",
+                place: place(&shipment.site, None)?,
+                epcs: pallets,
+                quantities,
+                parent: None,
+            },
+            OrderStatus::OutForDelivery => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "departing",
+                disposition: "in_transit",
+                place: place(&shipment.delivering_site, None)?,
+                epcs: pallets,
+                quantities: Vec::new(),
+                parent: None,
+            },
+            OrderStatus::AtPickupPoint => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "arriving",
+                disposition: "in_progress",
+                place: place(order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site), None)?,
+                epcs: pallets,
+                quantities: Vec::new(),
+                parent: None,
+            },
+            OrderStatus::Delivered => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "retail_selling",
+                disposition: "retail_sold",
+                place: place(order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site), None)?,
+                epcs: pallets,
+                quantities,
+                parent: None,
+            },
+            _ => continue,
+        };
+        // An aggregation needs its pallet; without one (an order packed before SSCCs were
+        // recorded) there is nothing to aggregate.
+        if step.event_type == "AggregationEvent" && step.parent.is_none() {
+            continue;
+        }
+        events.push(event(step, at));
+    }
+    capture(tenant, events, at)
+}
