@@ -46,6 +46,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(order_event))
         .routes(routes!(promise))
         .routes(routes!(create_recall))
+        .routes(routes!(operator_sla))
+        .routes(routes!(tenant_sla))
 }
 
 fn new_id(prefix: &str) -> String {
@@ -1300,4 +1302,145 @@ fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String]) -> RecallVi
 /// Maps the fields of a refused fulfilment write to problem field errors.
 pub(crate) fn field_errors(errors: Vec<(String, String)>) -> Vec<FieldError> {
     errors.into_iter().map(|(pointer, detail)| FieldError { pointer, detail }).collect()
+}
+
+// ---------- the 24-hour promise, measured ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SlaParams {
+    /// First UTC day, YYYY-MM-DD (default: 30 days ago).
+    pub from: Option<String>,
+    /// Last UTC day, YYYY-MM-DD (default: today).
+    pub to: Option<String>,
+    /// Only this tenant (operator only).
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaView {
+    pub region: String,
+    pub service: String,
+    pub orders: i64,
+    pub cancelled: i64,
+    pub delivered: i64,
+    pub delivered_by_promise: i64,
+    pub delivered_within_24h: i64,
+    /// Not delivered yet, and past the promise.
+    pub late_open: i64,
+    /// delivered_by_promise / (delivered + late_open); null when nothing was due.
+    pub share_by_promise: Option<f64>,
+    /// delivered_within_24h / (delivered + late_open); null when nothing was due.
+    pub share_within_24h: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaReport {
+    pub from: String,
+    pub to: String,
+    /// By region (the pickup point's city, the area given, or the delivering site's city) and service.
+    pub rows: Vec<SlaView>,
+    /// All regions and services together.
+    pub total: SlaView,
+}
+
+fn share(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)
+}
+
+fn sla_view(region: String, service: String, row: &store::fulfilment::SlaRow) -> SlaView {
+    let due = row.delivered + row.late_open;
+    SlaView {
+        region,
+        service,
+        orders: row.orders,
+        cancelled: row.cancelled,
+        delivered: row.delivered,
+        delivered_by_promise: row.delivered_by_promise,
+        delivered_within_24h: row.delivered_within_24h,
+        late_open: row.late_open,
+        share_by_promise: share(row.delivered_by_promise, due),
+        share_within_24h: share(row.delivered_within_24h, due),
+    }
+}
+
+async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &SlaParams) -> Result<SlaReport, Problem> {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let day = |name: &str, value: &Option<String>, default: jiff::civil::Date| match value {
+        None => Ok(default),
+        Some(text) => text.parse::<jiff::civil::Date>().map_err(|_| {
+            Problem::field(
+                "invalid-parameter",
+                format!("?{name}"),
+                format!("must be a date YYYY-MM-DD, found {text:?}"),
+            )
+        }),
+    };
+    let from = day("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
+    let to = day("to", &params.to, today)?;
+    if from > to {
+        return Err(Problem::field("invalid-parameter", "?from", "must not be after ?to"));
+    }
+    let start = |date: jiff::civil::Date| {
+        date.to_zoned(jiff::tz::TimeZone::UTC).map(|zoned| zoned.timestamp().as_millisecond()).unwrap_or(0)
+    };
+    let end = to.checked_add(jiff::Span::new().days(1)).map(start).unwrap_or(i64::MAX);
+    let rows = app.store.sla(tenant, start(from), end).await?;
+    let mut total = store::fulfilment::SlaRow {
+        region: String::new(),
+        service: String::new(),
+        orders: 0,
+        cancelled: 0,
+        delivered: 0,
+        delivered_by_promise: 0,
+        delivered_within_24h: 0,
+        late_open: 0,
+    };
+    for row in &rows {
+        total.orders += row.orders;
+        total.cancelled += row.cancelled;
+        total.delivered += row.delivered;
+        total.delivered_by_promise += row.delivered_by_promise;
+        total.delivered_within_24h += row.delivered_within_24h;
+        total.late_open += row.late_open;
+    }
+    Ok(SlaReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        rows: rows.iter().map(|row| sla_view(row.region.clone(), row.service.clone(), row)).collect(),
+        total: sla_view("all".into(), "all".into(), &total),
+    })
+}
+
+/// The 24-hour promise, measured: per region and service, the share of orders delivered by their
+/// promise and within 24 hours of being placed (every tenant, or `?tenant=`).
+#[utoipa::path(get, path = "/v1/operator/sla", tag = "operator", params(SlaParams), responses((status = 200, body = SlaReport)))]
+async fn operator_sla(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<SlaParams>,
+) -> Result<Json<SlaReport>, Problem> {
+    caller.require_operator()?;
+    let tenant = params
+        .tenant
+        .as_deref()
+        .map(|text| {
+            TenantId::parse(text).map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))
+        })
+        .transpose()?;
+    Ok(Json(sla_report(&app, tenant.as_ref(), &params).await?))
+}
+
+/// The calling merchant's own SLA report.
+#[utoipa::path(get, path = "/v1/sla", tag = "fulfilment", params(SlaParams), responses((status = 200, body = SlaReport)))]
+async fn tenant_sla(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<SlaParams>,
+) -> Result<Json<SlaReport>, Problem> {
+    let principal = require_reader(&caller)?;
+    if params.tenant.is_some() {
+        return Err(Problem::field("invalid-parameter", "?tenant", "only the operator may choose a tenant"));
+    }
+    Ok(Json(sla_report(&app, Some(&principal.tenant_id), &params).await?))
 }

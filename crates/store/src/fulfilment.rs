@@ -2558,7 +2558,52 @@ impl crate::TenantStore<'_> {
     }
 }
 
+/// Orders of one region and service placed in a period, and how their deliveries went.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SlaRow {
+    pub region: String,
+    pub service: String,
+    pub orders: i64,
+    pub cancelled: i64,
+    pub delivered: i64,
+    /// Delivered no later than the promise.
+    pub delivered_by_promise: i64,
+    /// Delivered within 24 hours of being placed.
+    pub delivered_within_24h: i64,
+    /// Not delivered (nor cancelled), and past the promise already.
+    pub late_open: i64,
+}
+
 impl crate::Store {
+    /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
+    /// Reads the period's orders in full: no index narrows it by time yet.
+    pub async fn sla(
+        &self,
+        tenant: Option<&TenantId>,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<SlaRow>, crate::StoreError> {
+        let rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT region, service, COUNT(*) AS orders, \
+             SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled, \
+             SUM(CASE WHEN delivered_unix_ms IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
+             SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms <= promised_by_unix_ms THEN 1 ELSE 0 END) \
+               AS delivered_by_promise, \
+             SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms - placed_unix_ms <= 86400000 THEN 1 ELSE 0 END) \
+               AS delivered_within_24h, \
+             SUM(CASE WHEN delivered_unix_ms IS NULL AND status <> 'cancelled' AND promised_by_unix_ms < $4 THEN 1 ELSE 0 END) \
+               AS late_open \
+             FROM orders WHERE ($1 IS NULL OR tenant_id = $1) AND placed_unix_ms >= $2 AND placed_unix_ms < $3 \
+             GROUP BY region, service ORDER BY region, service")
+            .bind(tenant.map(TenantId::as_str))
+            .bind(from_unix_ms)
+            .bind(to_unix_ms)
+            .bind(crate::now_unix_ms())
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
     /// Whether a lot of a GTIN is recalled, whoever holds the GTIN (public: the resolver's
     /// `gs1:recallStatus`). Answers the recall id.
     pub async fn lot_recall(&self, gtin: &str, lot: &str) -> Result<Option<String>, crate::StoreError> {

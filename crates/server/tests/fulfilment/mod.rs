@@ -269,6 +269,24 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         app.post("/v1/orders", &key, order_body(&product, 1)).await.is_problem(409, "/problems/insufficient-stock")
     );
 
+    // The promise, measured: one order delivered by its promise and within 24 h, one cancelled.
+    let sla = app.get("/v1/sla", &key).await;
+    assert_eq!(sla.status, StatusCode::OK, "{:?}", sla.body);
+    assert_eq!(sla.body["rows"].as_array().unwrap().len(), 1, "{:?}", sla.body);
+    let row = &sla.body["rows"][0];
+    assert_eq!((row["region"].as_str(), row["service"].as_str()), (Some("Amsterdam"), Some("next_day")));
+    let counts: Vec<i64> =
+        ["orders", "cancelled", "delivered", "delivered_by_promise", "delivered_within_24h", "late_open"]
+            .iter()
+            .map(|field| row[*field].as_i64().unwrap())
+            .collect();
+    assert_eq!(counts, [2, 1, 1, 1, 1, 0]);
+    assert_eq!((row["share_by_promise"].as_f64(), row["share_within_24h"].as_f64()), (Some(1.0), Some(1.0)));
+    let operator = app.get("/v1/operator/sla?tenant=fish", &app.operator_key).await;
+    assert_eq!(operator.body["total"]["orders"], 2, "{:?}", operator.body);
+    assert!(app.get("/v1/operator/sla", &key).await.is_problem(403, "/problems/forbidden"));
+    assert!(app.get("/v1/sla?from=2026-13-01", &key).await.is_problem(400, "/problems/invalid-parameter"));
+
     // Another merchant sees none of it.
     let (other, _) = merchant(app, "meat", "871234510002").await;
     assert!(app.get(&format!("/v1/orders/{order_id}"), &other).await.is_problem(404, "/problems/not-found"));
