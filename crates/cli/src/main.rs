@@ -7,6 +7,7 @@ mod bench_log;
 mod bench_orders;
 mod bench_routing;
 mod coldchain;
+mod demo_orders;
 mod log;
 
 use std::net::SocketAddr;
@@ -193,6 +194,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let store = open(&options.database).await?;
             let demo = demo::load(&store).await?;
             capture_demo_journey(&store).await?;
+            demo_orders::load(&store).await?;
             print_demo(&options, &demo);
             serve(options, store).await
         }
@@ -256,6 +258,14 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
         );
         println!(
             "       curl -H 'Authorization: Bearer {key}' '{base}/events?EQ_bizStep=shipping'   (EPCIS 2.0 query)"
+        );
+        println!(
+            "       curl -H 'Authorization: Bearer {key}' {base}/v1/orders/{}   (an order: allocation, promise, steps)",
+            demo_orders::DELIVERED_ORDER
+        );
+        println!(
+            "       curl -H 'Authorization: Bearer {key}' '{base}/v1/stock?gtin={}'   (stock by lot)",
+            demo.salmon_gtin
         );
     }
     println!("  keys are shown once and stored hashed; run `keten demo` again for fresh ones.");

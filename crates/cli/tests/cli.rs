@@ -182,6 +182,15 @@ fn demo_runs_twice_on_one_database() {
         reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.unwrap().text().await.unwrap()
     });
     assert!(page.contains("Norwegian salmon fillets") && page.contains("Ingrid Solberg"), "{page}");
+    // The demo's stock and orders: one order handed over at the pickup point, one open.
+    let (status, orders) = get(port, "/v1/orders", &salmon_key);
+    assert_eq!(status, 200);
+    let statuses: Vec<&str> =
+        orders["items"].as_array().unwrap().iter().map(|order| order["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["delivered", "allocated"], "{orders}");
+    let (_, stock) = get(port, "/v1/stock", &salmon_key);
+    assert_eq!(stock["items"][0]["on_hand"], 118, "120 received, 2 handed over: {stock}");
+    assert_eq!(stock["items"][0]["reserved"], 1);
     stop(first);
 
     let (second, second_lines) = start_demo(&db, port, directory.path(), &[]);
@@ -193,6 +202,8 @@ fn demo_runs_twice_on_one_database() {
     assert_eq!(status, 200, "the first run's key still works");
     let (_, locations) = get(port, "/v1/locations?limit=500", &fresh_key);
     assert_eq!(locations["items"].as_array().unwrap().len(), 7);
+    let (_, orders) = get(port, "/v1/orders", &fresh_key);
+    assert_eq!(orders["items"].as_array().unwrap().len(), 2, "no order placed twice");
     stop(second);
 }
 

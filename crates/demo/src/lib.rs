@@ -644,6 +644,16 @@ pub fn salmon_gtin() -> Gtin {
     gtin("709876501000")
 }
 
+/// The Amsterdam DC, where the demo's salmon is received and ordered from.
+pub fn amsterdam_dc() -> Gln {
+    gln(AMSTERDAM_DC)
+}
+
+/// The pickup point the demo's consumers order to.
+pub fn pickup_centraal() -> Gln {
+    gln(PICKUP_CENTRAAL)
+}
+
 /// The lot of salmon fillets whose journey the demo records.
 pub const SALMON_LOT: &str = "LOT-2026-11";
 

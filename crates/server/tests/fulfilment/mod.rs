@@ -454,6 +454,18 @@ pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client
     assert_eq!(stock["on_hand"].as_i64(), Some(RECEIVED));
     // The demand exceeded the stock: what is left is less than the smallest order line.
     assert!(stock["available"].as_i64().unwrap() < 3, "{stock:?}");
+    // The balance is the sum of its journal: one reserve movement per acknowledged line.
+    let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=HOT"), &key).await;
+    let (mut on_hand, mut reserved) = (0i64, 0i64);
+    for movement in movements.body.as_array().unwrap() {
+        let units = movement["quantity"].as_i64().unwrap();
+        match movement["kind"].as_str().unwrap() {
+            "receipt" => on_hand += units,
+            "reserve" => reserved += units,
+            other => panic!("unexpected movement {other}"),
+        }
+    }
+    assert_eq!((on_hand, reserved), (RECEIVED, reserved_by_orders));
     // Every acknowledged order is stored, with its units.
     let mut stored = 0;
     let mut cursor = String::new();
