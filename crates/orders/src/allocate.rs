@@ -149,6 +149,10 @@ struct SiteView<'a> {
     lots: Vec<Vec<usize>>,
 }
 
+/// A candidate step of a split: units covered, cost, the site's index, its route, and its lots that
+/// are fresh enough on that route's delivery date.
+type SplitStep = (i64, u64, usize, Route, Vec<Vec<usize>>);
+
 /// Allocates an order against `stock` (available units now). Pure: the caller reserves.
 pub fn allocate(
     network: NetworkView<'_>,
@@ -254,7 +258,8 @@ pub fn allocate(
     let mut chosen_sites: Vec<usize> = Vec::new();
     let mut split_routes: BTreeMap<usize, Result<Route, NoRoute>> = BTreeMap::new();
     while remaining.iter().any(|units| *units > 0) {
-        let mut best: Option<(i64, u64, usize, Route, Vec<Vec<usize>>)> = None;
+        // (units covered, cost, site, its route, its lots fresh enough on that route's date)
+        let mut best: Option<SplitStep> = None;
         for (index, view) in views.iter().enumerate() {
             if chosen_sites.contains(&index) {
                 continue;

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gs1::{Gln, Gtin, Sscc};
 use network::{Service, TenantId, ZoneName};
 use orders::{Line, OrderStatus};
@@ -48,6 +48,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_recall))
         .routes(routes!(operator_sla))
         .routes(routes!(tenant_sla))
+        .routes(routes!(create_webhook, list_webhooks))
+        .routes(routes!(delete_webhook))
 }
 
 fn new_id(prefix: &str) -> String {
@@ -1443,4 +1445,177 @@ async fn tenant_sla(
         return Err(Problem::field("invalid-parameter", "?tenant", "only the operator may choose a tenant"));
     }
     Ok(Json(sla_report(&app, Some(&principal.tenant_id), &params).await?))
+}
+
+// ---------- webhooks for order transitions ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// Where transitions are POSTed (`http://`; TLS through a proxy).
+    pub url: String,
+    /// 16–256 characters: each delivery carries `Keten-Signature: sha256=<HMAC-SHA256 of the body>`.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub webhook_id: String,
+    pub url: String,
+    pub created_at: String,
+    /// Failed attempts since the last delivery.
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// Registers a webhook: every order transition from now on (picking, packed, shipped, out for
+/// delivery, at the pickup point, delivered, cancelled — also by a hold expiring — returned,
+/// allocated again or sent back by a recall) is POSTed to it, signed, at least once, in order.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "fulfilment", request_body = WebhookInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = WebhookView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_webhook(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: JsonBody<WebhookInput>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    match reqwest::Url::parse(&input.url) {
+        Ok(url) if url.scheme() == "http" && url.host_str().is_some() && input.url.len() <= 2_000 => {}
+        _ => checker.fail("/url", "must be an http:// URL of at most 2,000 characters"),
+    }
+    if !(16..=256).contains(&input.secret.len()) || input.secret.chars().any(char::is_control) {
+        checker.fail("/secret", "must be 16-256 characters");
+    }
+    checker.finish()?;
+    if let Err(reason) =
+        crate::subscriptions::check_destination(&input.url, app.config.webhooks_to_private_addresses).await
+    {
+        return Err(Problem::field("validation-failed", "/url", reason));
+    }
+    let webhook_id = new_id("whk");
+    let view = WebhookView {
+        webhook_id: webhook_id.clone(),
+        url: input.url.clone(),
+        created_at: time_text(jiff::Timestamp::now().as_millisecond()),
+        attempts: 0,
+        last_error: None,
+    };
+    let respond = respond_with(201, json_bytes(&view));
+    let mutation =
+        Mutation::Fulfilment(FulfilmentMutation::PutWebhook { webhook_id, url: input.url, secret: input.secret });
+    let written =
+        write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
+            .await?;
+    Ok(written.into_response(respond))
+}
+
+/// The calling tenant's order webhooks (secrets are never shown).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "fulfilment", responses((status = 200, body = Vec<WebhookView>)))]
+async fn list_webhooks(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<WebhookView>>, Problem> {
+    let principal = require_reader(&caller)?;
+    let hooks = app.store.tenant(&principal.tenant_id).order_webhooks().await?;
+    Ok(Json(
+        hooks
+            .into_iter()
+            .map(|hook| WebhookView {
+                webhook_id: hook.webhook_id,
+                url: hook.url,
+                created_at: time_text(hook.created_unix_ms),
+                attempts: hook.attempts,
+                last_error: hook.last_error,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", tag = "fulfilment", params(("webhook_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_webhook(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(webhook_id): Path<String>,
+) -> Result<Response, Problem> {
+    let principal = require_writer(&caller)?;
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::DeleteWebhook { webhook_id });
+    app.store.tenant(&principal.tenant_id).write(mutation, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The body of a webhook delivery.
+#[derive(Debug, Serialize)]
+struct WebhookDelivery<'a> {
+    webhook_id: &'a str,
+    tenant_id: &'a str,
+    transitions: Vec<TransitionView>,
+}
+
+#[derive(Debug, Serialize)]
+struct TransitionView {
+    order_id: String,
+    seq: i64,
+    status: String,
+    detail: Option<String>,
+    at: String,
+}
+
+/// Delivers the due webhooks' pending transitions (called by the subscription worker's loop).
+pub(crate) async fn deliver_webhooks(
+    store: &store::Store,
+    client: &reqwest::Client,
+    private_destinations: bool,
+) -> Result<(), Problem> {
+    let now = store::now_unix_ms();
+    for hook in store.due_order_webhooks(now, 100).await? {
+        let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { continue };
+        let transitions = store
+            .tenant(&tenant)
+            .order_transitions_after((hook.after_at_unix_ms, &hook.after_order_id, hook.after_seq))
+            .await?;
+        let Some(last) = transitions.last() else { continue };
+        let through = (last.at_unix_ms, last.order_id.clone(), last.seq);
+        let body = serde_json::to_vec(&WebhookDelivery {
+            webhook_id: &hook.webhook_id,
+            tenant_id: &hook.tenant_id,
+            transitions: transitions
+                .into_iter()
+                .map(|transition| TransitionView {
+                    order_id: transition.order_id,
+                    seq: transition.seq,
+                    status: transition.status,
+                    detail: transition.detail,
+                    at: time_text(transition.at_unix_ms),
+                })
+                .collect(),
+        })
+        .map_err(Problem::internal)?;
+        let signature = crate::subscriptions::hmac_sha256(hook.secret.as_bytes(), &body);
+        let outcome = match crate::subscriptions::check_destination(&hook.url, private_destinations).await {
+            Err(reason) => Err(reason),
+            Ok(()) => client
+                .post(&hook.url)
+                .header("content-type", "application/json")
+                .header("keten-signature", format!("sha256={}", hex::encode(signature)))
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|response| {
+                    if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+                }),
+        };
+        let change = match outcome {
+            Ok(()) => FulfilmentMutation::WebhookDelivered { webhook_id: hook.webhook_id.clone(), through },
+            Err(error) => FulfilmentMutation::WebhookFailed {
+                webhook_id: hook.webhook_id.clone(),
+                next_attempt_unix_ms: now + crate::subscriptions::retry_delay(hook.attempts + 1).as_millis() as i64,
+                error,
+            },
+        };
+        store.tenant(&tenant).write(Mutation::Fulfilment(change), None).await?;
+    }
+    Ok(())
 }

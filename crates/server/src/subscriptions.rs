@@ -8,6 +8,8 @@
 //! database it survives a restart. A failed delivery is retried after 0.5 s, 1 s, 2 s … up to
 //! [`RETRY_DELAY_MAX`].
 //!
+//! The same worker delivers the merchants' order-transition webhooks (`fulfilment::deliver_webhooks`).
+//!
 //! Limits: at most [`DELIVERY_EVENTS_MAX`] events per delivery (a stream catches up in several);
 //! [`DELIVERY_TIMEOUT`] per request; destinations are `http://` URLs (TLS through a proxy).
 
@@ -76,6 +78,9 @@ pub async fn run(
         }
         if let Err(problem) = deliver_due(&store, &client, private_destinations).await {
             tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
+        }
+        if let Err(problem) = crate::fulfilment::deliver_webhooks(&store, &client, private_destinations).await {
+            tracing::warn!(detail = %problem.detail, "order webhook deliveries failed; retrying");
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL_INTERVAL) => {}

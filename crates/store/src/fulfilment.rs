@@ -40,13 +40,15 @@ pub const CACHE_GTINS_MAX: usize = 200_000;
 pub const SITES_MAX: i64 = 5_000;
 /// The most pallets in one advance shipping notice.
 pub const ASN_PALLETS_MAX: usize = 1_000;
+/// The most order webhooks of one tenant.
+pub const WEBHOOKS_PER_TENANT_MAX: i64 = 10;
+/// The most order transitions one webhook delivery carries.
+pub const WEBHOOK_EVENTS_MAX: i64 = 100;
 /// The most lots one recall names.
 pub const RECALL_LOTS_MAX: usize = 100;
 /// The most pending reservations released per batch when their timeouts pass (the rest in the
 /// following batches; reads subtract them meanwhile).
 pub const EXPIRIES_PER_BATCH_MAX: i64 = 1_000;
-/// Movements per multi-row INSERT.
-
 fn corrupt(what: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("stored data is invalid: {what}").into())
 }
@@ -852,6 +854,26 @@ pub enum FulfilmentMutation {
         shipped: Option<Vec<i64>>,
         expected_reservation: Option<String>,
     },
+    /// Registers a webhook for the tenant's order transitions (from now on).
+    PutWebhook {
+        webhook_id: String,
+        url: String,
+        secret: String,
+    },
+    DeleteWebhook {
+        webhook_id: String,
+    },
+    /// A delivery answered 2xx: the cursor moves past `through` (at, order, seq).
+    WebhookDelivered {
+        webhook_id: String,
+        through: (i64, String, i64),
+    },
+    /// A delivery failed: try again at `next_attempt_unix_ms`.
+    WebhookFailed {
+        webhook_id: String,
+        next_attempt_unix_ms: i64,
+        error: String,
+    },
     /// Recalls lots of a product.
     Recall {
         recall_id: String,
@@ -1316,6 +1338,61 @@ async fn apply_checked(
             let record =
                 attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
+        }
+        FulfilmentMutation::PutWebhook { webhook_id, url, secret } => {
+            let count: (i64,) = on_conn!(conn, connection => sqlx::query_as(
+                "SELECT COUNT(*) FROM order_webhooks WHERE tenant_id = $1")
+                .bind(tenant).fetch_one(&mut *connection).await)?;
+            if count.0 >= WEBHOOKS_PER_TENANT_MAX {
+                refuse!(WriteError::Limit(format!("a tenant has at most {WEBHOOKS_PER_TENANT_MAX} order webhooks")));
+            }
+            execute(
+                conn,
+                "INSERT INTO order_webhooks (tenant_id, webhook_id, url, secret, after_at_unix_ms, after_order_id, after_seq, \
+                 attempts, next_attempt_unix_ms, created_unix_ms) VALUES ($1, $2, $3, $4, $5, '', 0, 0, $5, $5)",
+                &[Arg::Text(tenant), Arg::Text(webhook_id), Arg::Text(url), Arg::Text(secret), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            done(true)
+        }
+        FulfilmentMutation::DeleteWebhook { webhook_id } => {
+            let deleted = execute(
+                conn,
+                "DELETE FROM order_webhooks WHERE tenant_id = $1 AND webhook_id = $2",
+                &[Arg::Text(tenant), Arg::Text(webhook_id)],
+            )
+            .await?;
+            if deleted == 0 {
+                refuse!(WriteError::NotFound);
+            }
+            done(false)
+        }
+        FulfilmentMutation::WebhookDelivered { webhook_id, through } => {
+            execute(
+                conn,
+                "UPDATE order_webhooks SET after_at_unix_ms = $1, after_order_id = $2, after_seq = $3, attempts = 0, \
+                 next_attempt_unix_ms = $4, last_error = NULL WHERE tenant_id = $5 AND webhook_id = $6",
+                &[
+                    Arg::Integer(through.0),
+                    Arg::Text(&through.1),
+                    Arg::Integer(through.2),
+                    Arg::Integer(now_unix_ms),
+                    Arg::Text(tenant),
+                    Arg::Text(webhook_id),
+                ],
+            )
+            .await?;
+            done(false)
+        }
+        FulfilmentMutation::WebhookFailed { webhook_id, next_attempt_unix_ms, error } => {
+            execute(
+                conn,
+                "UPDATE order_webhooks SET attempts = attempts + 1, next_attempt_unix_ms = $1, last_error = $2 \
+                 WHERE tenant_id = $3 AND webhook_id = $4",
+                &[Arg::Integer(*next_attempt_unix_ms), Arg::Text(error), Arg::Text(tenant), Arg::Text(webhook_id)],
+            )
+            .await?;
+            done(false)
         }
         FulfilmentMutation::Recall { recall_id, gtin, lots, reason } => {
             let outcome =
@@ -2574,7 +2651,74 @@ pub struct SlaRow {
     pub late_open: i64,
 }
 
+/// A merchant's webhook for order transitions.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrderWebhook {
+    pub tenant_id: String,
+    pub webhook_id: String,
+    pub url: String,
+    pub secret: String,
+    pub after_at_unix_ms: i64,
+    pub after_order_id: String,
+    pub after_seq: i64,
+    pub attempts: i64,
+    pub next_attempt_unix_ms: i64,
+    pub last_error: Option<String>,
+    pub created_unix_ms: i64,
+}
+
+/// One transition, as delivered to webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrderTransition {
+    pub order_id: String,
+    pub seq: i64,
+    pub status: String,
+    pub detail: Option<String>,
+    pub at_unix_ms: i64,
+}
+
+const WEBHOOK_COLUMNS: &str = "tenant_id, webhook_id, url, secret, after_at_unix_ms, after_order_id, after_seq, attempts, \
+    next_attempt_unix_ms, last_error, created_unix_ms";
+
+impl crate::TenantStore<'_> {
+    pub async fn order_webhooks(&self) -> Result<Vec<OrderWebhook>, crate::StoreError> {
+        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM order_webhooks WHERE tenant_id = $1 ORDER BY webhook_id");
+        Ok(crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).fetch_all(pool).await)?)
+    }
+
+    /// Transitions after a webhook's cursor, oldest first, at most [`WEBHOOK_EVENTS_MAX`].
+    pub async fn order_transitions_after(
+        &self,
+        after: (i64, &str, i64),
+    ) -> Result<Vec<OrderTransition>, crate::StoreError> {
+        let sql = format!(
+            "SELECT order_id, seq, status, detail, at_unix_ms FROM order_events WHERE tenant_id = $1 \
+             AND (at_unix_ms > $2 OR (at_unix_ms = $2 AND (order_id > $3 OR (order_id = $3 AND seq > $4)))) \
+             ORDER BY at_unix_ms, order_id, seq LIMIT {WEBHOOK_EVENTS_MAX}"
+        );
+        Ok(crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(after.0).bind(after.1).bind(after.2).fetch_all(pool).await)?)
+    }
+}
+
 impl crate::Store {
+    /// Webhooks whose next attempt is due, oldest due first.
+    pub async fn due_order_webhooks(
+        &self,
+        now_unix_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderWebhook>, crate::StoreError> {
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM order_webhooks WHERE next_attempt_unix_ms <= $1 \
+             ORDER BY next_attempt_unix_ms LIMIT {}",
+            limit.clamp(1, 1_000)
+        );
+        Ok(
+            crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(now_unix_ms).fetch_all(pool).await)?,
+        )
+    }
+
     /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
     /// Reads the period's orders in full: no index narrows it by time yet.
     pub async fn sla(

@@ -805,15 +805,26 @@ impl IdempotencyBatch {
                     crate::epcis::placeholder(conn, 1),
                     list.join(", ")
                 );
-                let rows: Vec<(String, Vec<u8>, i64, Vec<u8>, i64)> = on_conn!(conn, connection => {
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    idempotency_key: String,
+                    request_sha256: Vec<u8>,
+                    response_status: i64,
+                    response_body: Vec<u8>,
+                    created_unix_ms: i64,
+                }
+                let rows: Vec<Row> = on_conn!(conn, connection => {
                     let mut query = sqlx::query_as(&sql).bind(tenant);
                     for key in chunk {
                         query = query.bind(*key);
                     }
                     query.fetch_all(&mut *connection).await
                 })?;
-                for (key, sha256, status, body, created) in rows {
-                    self.known.insert((tenant.to_owned(), key), (sha256, status, body, created));
+                for row in rows {
+                    self.known.insert(
+                        (tenant.to_owned(), row.idempotency_key),
+                        (row.request_sha256, row.response_status, row.response_body, row.created_unix_ms),
+                    );
                 }
             }
         }

@@ -487,3 +487,92 @@ pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client
 pub async fn fulfilment_hot_sku_never_oversells(app: &TestApp) {
     hot_sku_orders(&[app], 64, 6).await;
 }
+
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+
+/// A webhook receiver on loopback that fails its first `fail` deliveries with 503.
+async fn receiver(fail: u32) -> (String, Received) {
+    let received: Received = Default::default();
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(fail));
+    let sink = received.clone();
+    let router = axum::Router::new().route(
+        "/orders",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (sink, failures) = (sink.clone(), failures.clone());
+            async move {
+                if failures.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    failures.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let signature = headers.get("keten-signature").and_then(|value| value.to_str().ok()).map(str::to_owned);
+                sink.lock().unwrap().push((signature, body));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/orders", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
+
+pub async fn fulfilment_webhooks_deliver_transitions_signed(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510041").await;
+    receive(app, &key, &product, &[("W1", 20, 50)], 500).await;
+    let (url, received) = receiver(1).await;
+    let secret = "a-merchant-secret-of-32-characters";
+    assert!(
+        app.post("/v1/webhooks", &key, json!({"url": "ftp://x", "secret": "short"}))
+            .await
+            .is_problem(422, "/problems/validation-failed")
+    );
+    let hook = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let listed = app.get("/v1/webhooks", &key).await;
+    assert!(listed.body[0].get("secret").is_none(), "secrets are never listed");
+
+    let order = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    let order_id = order.body["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orders/{order_id}/events");
+    app.post(&path, &key, json!({"status": "picking"})).await;
+    app.post(&path, &key, json!({"status": "cancelled"})).await;
+    // The first delivery fails (503) and is retried; transitions arrive once, in order, signed.
+    let mut statuses: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        statuses = received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(signature, body)| {
+                let expected = hex::encode(server::subscriptions::hmac_sha256(secret.as_bytes(), body.as_bytes()));
+                assert_eq!(signature.as_deref(), Some(format!("sha256={expected}").as_str()));
+                let delivery: Value = serde_json::from_str(body).unwrap();
+                delivery["transitions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|transition| {
+                        assert_eq!(transition["order_id"], order_id.as_str());
+                        transition["status"].as_str().unwrap().to_owned()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if statuses.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(statuses, ["picking", "cancelled"]);
+    let id = hook.body["webhook_id"].as_str().unwrap();
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/webhooks/{id}"), Some(&key), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        app.send("DELETE", &format!("/v1/webhooks/{id}"), Some(&key), None, &[])
+            .await
+            .is_problem(404, "/problems/not-found")
+    );
+}

@@ -106,6 +106,27 @@ CREATE TABLE order_events (
     PRIMARY KEY (tenant_id, order_id, seq)
 ) WITHOUT ROWID, STRICT;
 
+-- Order transitions in time order, for the merchants' webhooks.
+CREATE INDEX order_events_by_time ON order_events (tenant_id, at_unix_ms, order_id, seq);
+
+-- A merchant's webhooks for order transitions; each delivers the events after its cursor
+-- (at, order, seq), and moves it only after a 2xx answer (at least once).
+CREATE TABLE order_webhooks (
+    tenant_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    after_at_unix_ms INTEGER NOT NULL,
+    after_order_id TEXT NOT NULL,
+    after_seq INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_unix_ms INTEGER NOT NULL,
+    last_error TEXT,
+    created_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, webhook_id)
+) WITHOUT ROWID, STRICT;
+CREATE INDEX order_webhooks_due ON order_webhooks (next_attempt_unix_ms);
+
 -- Recalls and the lots they name (the resolver's gs1:recallStatus reads recalled_lots).
 CREATE TABLE recalls (
     tenant_id TEXT NOT NULL,
