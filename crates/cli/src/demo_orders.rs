@@ -42,10 +42,7 @@ async fn order_step(store: &Store, order_id: &str, to: OrderStatus, ssccs: Vec<g
         shipped: None,
         expected_reservation: Some(order.reservation_id.clone()),
     };
-    let mutation = match events {
-        Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
-        None => Mutation::Fulfilment(change),
-    };
+    let mutation = Mutation::fulfilment_step(change, events);
     write(store, mutation).await.with_context(|| format!("moving the demo order to {}", to.name()))?;
     Ok(())
 }
@@ -81,10 +78,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
         ssccs: None,
         status: LotStatus::Available,
     };
-    let mutation = match events {
-        Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
-        None => Mutation::Fulfilment(change),
-    };
+    let mutation = Mutation::fulfilment_step(change, events);
     write(store, mutation).await.context("receiving the demo pallet")?;
     for (order_id, units) in [(DELIVERED_ORDER, 2), (OPEN_ORDER, 1)] {
         let order = PlaceOrder {

@@ -292,10 +292,7 @@ async fn receive_asn(
         None => None,
     };
     let change = FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status };
-    let mutation = match events {
-        Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
-        None => Mutation::Fulfilment(change),
-    };
+    let mutation = Mutation::fulfilment_step(change, events);
     let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
     Ok(written.into_response(respond))
 }
@@ -1027,10 +1024,7 @@ async fn order_event(
         shipped: input.shipped,
         expected_reservation,
     };
-    let mutation = match events {
-        Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
-        None => Mutation::Fulfilment(change),
-    };
+    let mutation = Mutation::fulfilment_step(change, events);
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Order(order)) => {
             StoredResponse { status: 200, body: json_bytes(&order_view(order, &[], None)) }

@@ -13,7 +13,9 @@ use stock::LotStatus;
 
 use crate::backend::{BackendKind, Conn, Pools, on_conn};
 use crate::epcis::placeholders;
-use crate::fulfilment::{NetworkSnapshot, PlaceOrder, WriterCache, network_snapshot, stored_allocation};
+use crate::fulfilment::{
+    NetworkSnapshot, PRODUCT_RULE_COLUMNS, PlaceOrder, ProductRuleRow, WriterCache, network_snapshot, stored_allocation,
+};
 use crate::writer::{Arg, execute};
 use crate::{StoreError, now_unix_ms};
 
@@ -37,31 +39,12 @@ impl RowLockOrders {
         let mut conn = pools.acquire_writer().await?;
         let mut cache = WriterCache::default();
         let network = network_snapshot(&mut cache, &mut conn, tenant.as_str()).await?;
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            gtin: String,
-            temperature_class: String,
-            temperature_min_celsius: Option<f64>,
-            temperature_max_celsius: Option<f64>,
-            min_remaining_shelf_life_days: Option<i64>,
-        }
-        let rows: Vec<Row> = on_conn!(&mut conn, connection => sqlx::query_as(
-            "SELECT gtin, temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days \
-             FROM products WHERE tenant_id = $1")
+        let sql = format!("SELECT {PRODUCT_RULE_COLUMNS} FROM products WHERE tenant_id = $1");
+        let rows: Vec<ProductRuleRow> = on_conn!(&mut conn, connection => sqlx::query_as(&sql)
             .bind(tenant.as_str()).fetch_all(&mut *connection).await)?;
         let mut products = HashMap::new();
         for row in rows {
-            let rule = ProductRule {
-                gtin: gs1::Gtin::parse(&row.gtin).map_err(|error| StoreError::Corrupt(error.to_string()))?,
-                class: network::TemperatureClass::new(
-                    &row.temperature_class,
-                    row.temperature_min_celsius,
-                    row.temperature_max_celsius,
-                )
-                .map_err(StoreError::Corrupt)?,
-                min_remaining_shelf_life_days: row.min_remaining_shelf_life_days.unwrap_or(0) as u32,
-            };
-            products.insert(row.gtin, rule);
+            products.insert(row.gtin.clone(), row.rule()?);
         }
         drop(conn);
         Ok(RowLockOrders { pools, tenant: tenant.clone(), network, products })

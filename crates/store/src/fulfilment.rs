@@ -634,6 +634,35 @@ async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntr
     loaded.remove(gtin).ok_or_else(|| corrupt("a loaded GTIN is missing"))
 }
 
+/// What allocation needs of a product, as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProductRuleRow {
+    pub gtin: String,
+    temperature_class: String,
+    temperature_min_celsius: Option<f64>,
+    temperature_max_celsius: Option<f64>,
+    min_remaining_shelf_life_days: Option<i64>,
+}
+
+/// The columns of a [`ProductRuleRow`].
+pub(crate) const PRODUCT_RULE_COLUMNS: &str =
+    "gtin, temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days";
+
+impl ProductRuleRow {
+    pub(crate) fn rule(&self) -> Result<ProductRule, sqlx::Error> {
+        Ok(ProductRule {
+            gtin: Gtin::parse(&self.gtin).map_err(corrupt)?,
+            class: network::TemperatureClass::new(
+                &self.temperature_class,
+                self.temperature_min_celsius,
+                self.temperature_max_celsius,
+            )
+            .map_err(corrupt)?,
+            min_remaining_shelf_life_days: self.min_remaining_shelf_life_days.unwrap_or(0) as u32,
+        })
+    }
+}
+
 /// GTINs per query when loading cache entries.
 const GTINS_PER_SELECT: usize = 500;
 
@@ -643,14 +672,6 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
         .iter()
         .map(|gtin| ((*gtin).to_owned(), GtinEntry { loaded: Instant::now(), product: None, balances: Vec::new() }))
         .collect();
-    #[derive(sqlx::FromRow)]
-    struct ProductRow {
-        gtin: String,
-        temperature_class: String,
-        temperature_min_celsius: Option<f64>,
-        temperature_max_celsius: Option<f64>,
-        min_remaining_shelf_life_days: Option<i64>,
-    }
     #[derive(sqlx::FromRow)]
     struct Row {
         gtin: String,
@@ -667,14 +688,13 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
         let list = list.join(", ");
         let tenant_parameter = crate::epcis::placeholder(conn, 1);
         let products_sql = format!(
-            "SELECT gtin, temperature_class, temperature_min_celsius, temperature_max_celsius, min_remaining_shelf_life_days \
-             FROM products WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
+            "SELECT {PRODUCT_RULE_COLUMNS} FROM products WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
         );
         let balances_sql = format!(
             "SELECT gtin, location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
              WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
         );
-        let products: Vec<ProductRow> = on_conn!(conn, connection => {
+        let products: Vec<ProductRuleRow> = on_conn!(conn, connection => {
             let mut query = sqlx::query_as(&products_sql).bind(tenant);
             for gtin in chunk {
                 query = query.bind(*gtin);
@@ -682,16 +702,7 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
             query.fetch_all(&mut *connection).await
         })?;
         for row in products {
-            let rule = ProductRule {
-                gtin: Gtin::parse(&row.gtin).map_err(corrupt)?,
-                class: network::TemperatureClass::new(
-                    &row.temperature_class,
-                    row.temperature_min_celsius,
-                    row.temperature_max_celsius,
-                )
-                .map_err(corrupt)?,
-                min_remaining_shelf_life_days: row.min_remaining_shelf_life_days.unwrap_or(0) as u32,
-            };
+            let rule = row.rule()?;
             if let Some(entry) = entries.get_mut(&row.gtin) {
                 entry.product = Some(rule);
             }
@@ -968,6 +979,16 @@ pub struct OrderRecord {
     /// The reservation's state as of the read (a pending one past its timeout reads expired).
     pub reservation: ReservationState,
     pub hold_expires_unix_ms: Option<i64>,
+}
+
+impl OrderRecord {
+    /// The order's lines as allocation takes them.
+    fn order_lines(&self) -> Result<Vec<Line>, sqlx::Error> {
+        self.lines
+            .iter()
+            .map(|line| Ok(Line { gtin: Gtin::parse(&line.gtin).map_err(corrupt)?, quantity: line.quantity }))
+            .collect()
+    }
 }
 
 /// One step of an order's history.
@@ -2004,11 +2025,7 @@ async fn order_event(
             .await?;
         }
         StockEffect::Allocate => {
-            let lines: Vec<Line> = record
-                .lines
-                .iter()
-                .map(|line| Ok(Line { gtin: Gtin::parse(&line.gtin).map_err(corrupt)?, quantity: line.quantity }))
-                .collect::<Result<_, sqlx::Error>>()?;
+            let lines = record.order_lines()?;
             let reservation = format!("{order_id}/{event_id}");
             let (allocation, _, promised_by) = attempt!(
                 allocate_and_reserve(
@@ -2145,11 +2162,7 @@ async fn recall(
             cache,
         )
         .await?;
-        let lines: Vec<Line> = record
-            .lines
-            .iter()
-            .map(|line| Ok(Line { gtin: Gtin::parse(&line.gtin).map_err(corrupt)?, quantity: line.quantity }))
-            .collect::<Result<_, sqlx::Error>>()?;
+        let lines = record.order_lines()?;
         let reservation = format!("{order_id}/{recall_id}/allocated");
         let again = allocate_and_reserve(
             conn,

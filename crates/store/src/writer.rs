@@ -156,6 +156,16 @@ pub enum Mutation {
     },
 }
 
+impl Mutation {
+    /// A fulfilment step with the EPCIS events that record it (if any), as one write.
+    pub fn fulfilment_step(change: FulfilmentMutation, events: Option<crate::epcis::Capture>) -> Mutation {
+        match events {
+            Some(events) => Mutation::FulfilmentRecorded { change, events: Box::new(events) },
+            None => Mutation::Fulfilment(change),
+        }
+    }
+}
+
 /// The answer stored for an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
