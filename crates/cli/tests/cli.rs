@@ -608,3 +608,122 @@ fn acknowledged_events_survive_sigkill_and_checkpoints_stay_consistent() {
     assert!(monitor.contains("verified: log"), "{monitor}");
     stop(server);
 }
+
+/// Two `keten serve` processes share one PostgreSQL database; 64 clients, split between them,
+/// order one hot SKU (each request sent twice with its Idempotency-Key). Nothing is oversold,
+/// every acknowledged order is stored once, the balance is the sum of its journal.
+#[test]
+fn two_server_processes_never_oversell_a_hot_sku() {
+    let Some(db) = scratchdb::postgres_or_skip("two_server_processes_never_oversell_a_hot_sku") else { return };
+    let directory = tempfile::tempdir().unwrap();
+    let log_key = directory.path().join("log.key").to_string_lossy().into_owned();
+    keten_ok(&["migrate", "--db", &db]);
+    keten_ok(&["admin", "tenant", "create", "shop", "--name", "Shop", "--db", &db]);
+    let merchant = keten_ok(&["admin", "key", "create", "--tenant", "shop", "--scope", "tenant:admin", "--db", &db]);
+    let operator = keten_ok(&["admin", "key", "create", "--tenant", "network", "--scope", "operator", "--db", &db]);
+    let (merchant, operator) = (merchant.trim().to_owned(), operator.trim().to_owned());
+    keten_ok(&["log", "key", "--log-key", &log_key]);
+    let ports = [free_port(), free_port()];
+    let servers: Vec<Child> = ports.iter().map(|port| start_server(&db, *port, &log_key)).collect();
+    let bases: Vec<String> = ports.iter().map(|port| format!("http://127.0.0.1:{port}")).collect();
+    let check = |body: &str| {
+        let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+        format!("{body}{}", gs1::check_digit(&digits))
+    };
+    let (dc, pickup, gtin) = (check("871234509001"), check("871234509002"), check("0871234590001"));
+    const RECEIVED: i64 = 300;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let acknowledged: Vec<(String, i64)> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |base: &str, path: &str, key: &str, body: serde_json::Value| {
+            client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send()
+        };
+        let every = serde_json::json!({"standard": "23:59", "next_day": "23:59"});
+        for location in [
+            serde_json::json!({"gln": dc, "kind": "warehouse", "name": "DC", "country": "NL", "latitude": 52.35,
+                "longitude": 4.8, "time_zone": "Europe/Amsterdam", "cutoffs": every, "pick_pack_lead_minutes": 60,
+                "zones": [{"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}]}),
+            serde_json::json!({"gln": pickup, "kind": "pickup_point", "name": "Pickup", "country": "NL",
+                "latitude": 52.37, "longitude": 4.9, "time_zone": "Europe/Amsterdam", "zones": [], "pick_pack_lead_minutes": 0}),
+        ] {
+            let created = post(&bases[0], "/v1/locations", &operator, location).await.unwrap();
+            assert_eq!(created.status().as_u16(), 201, "{}", created.text().await.unwrap());
+        }
+        let product = serde_json::json!({"gtin": gtin, "name": "Salmon", "temperature_class": "chilled"});
+        assert_eq!(post(&bases[1], "/v1/products", &merchant, product).await.unwrap().status().as_u16(), 201);
+        let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(20)).to_string();
+        let asn = serde_json::json!({"location": dc, "pallets": [{"sscc": check("38712345090000001"), "gtin": gtin,
+            "lot": "HOT", "expiry": expiry, "quantity": RECEIVED}]});
+        let asn: serde_json::Value = post(&bases[0], "/v1/asns", &merchant, asn).await.unwrap().json().await.unwrap();
+        let path = format!("/v1/asns/{}/receipts", asn["asn_id"].as_str().unwrap());
+        let received = post(&bases[1], &path, &merchant, serde_json::json!({"zone": "chill"})).await.unwrap();
+        assert_eq!(received.status().as_u16(), 201);
+        let mut tasks = Vec::new();
+        for client_number in 0..64usize {
+            let (base, key, client) = (bases[client_number % 2].clone(), merchant.clone(), client.clone());
+            let (gtin, pickup) = (gtin.clone(), pickup.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for index in 0..6usize {
+                    let quantity = 1 + ((client_number + index) % 3) as i64;
+                    let body = serde_json::json!({"lines": [{"gtin": gtin, "quantity": quantity}],
+                        "destination": {"pickup_point": pickup}, "service": "next_day"});
+                    let mut first: Option<String> = None;
+                    for _ in 0..2 {
+                        let response = client
+                            .post(format!("{base}/v1/orders"))
+                            .bearer_auth(&key)
+                            .header("idempotency-key", format!("c{client_number}-o{index}"))
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap();
+                        let status = response.status().as_u16();
+                        let answer: serde_json::Value = response.json().await.unwrap();
+                        match status {
+                            201 => {
+                                let id = answer["order_id"].as_str().unwrap().to_owned();
+                                assert!(first.as_ref().is_none_or(|first| *first == id), "a retry answered another order");
+                                first = Some(id);
+                            }
+                            409 => assert_eq!(answer["type"], "/problems/insufficient-stock", "{answer}"),
+                            other => panic!("{other}: {answer}"),
+                        }
+                    }
+                    if let Some(id) = first {
+                        acknowledged.push((id, quantity));
+                    }
+                }
+                acknowledged
+            }));
+        }
+        let mut acknowledged = Vec::new();
+        for task in tasks {
+            acknowledged.extend(task.await.unwrap());
+        }
+        acknowledged
+    });
+    let reserved: i64 = acknowledged.iter().map(|(_, quantity)| quantity).sum();
+    assert!(reserved <= RECEIVED, "oversold: {reserved} of {RECEIVED}");
+    let port = ports[0];
+    let (_, stock) = get(port, &format!("/v1/stock?gtin={gtin}"), &merchant);
+    assert_eq!(stock["items"][0]["reserved"].as_i64(), Some(reserved), "{stock}");
+    assert!(stock["items"][0]["available"].as_i64().unwrap() < 3, "the demand exceeded the stock: {stock}");
+    let (_, journal) = get(port, &format!("/v1/stock/movements?gtin={gtin}&lot=HOT"), &merchant);
+    let journal_reserved: i64 = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|movement| movement["kind"] == "reserve")
+        .map(|movement| movement["quantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(journal_reserved, reserved);
+    let (_, orders) = get(port, "/v1/orders?limit=500", &merchant);
+    let stored: Vec<&str> =
+        orders["items"].as_array().unwrap().iter().map(|order| order["order_id"].as_str().unwrap()).collect();
+    assert_eq!(stored.len(), acknowledged.len());
+    assert!(acknowledged.iter().all(|(id, _)| stored.contains(&id.as_str())));
+    for server in servers {
+        stop(server);
+    }
+}

@@ -1196,6 +1196,49 @@ pub struct RecallView {
     /// Backward: the pallets that brought the lots in, and the product's supplier.
     pub inbound_pallets: Vec<InboundPallet>,
     pub supplier_party_id: Option<String>,
+    /// Backward and forward in EPCIS: every event of the lots' traces (from the farm to the
+    /// pickup points), oldest first, with its place.
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub lot: String,
+    pub at: Option<String>,
+    pub business_step: Option<String>,
+    pub place: Option<String>,
+}
+
+/// The EPCIS history of recalled lots, read before the recall (it does not change it).
+async fn lot_history(
+    app: &AppState,
+    tenant: &TenantId,
+    gtin: &Gtin,
+    lots: &[String],
+) -> Result<Vec<HistoryEntry>, Problem> {
+    let mut history = Vec::new();
+    for lot in lots {
+        let Ok(start) = crate::trace::lot_identifier(gtin, lot) else { continue };
+        let trace = crate::trace::trace(&app.store, tenant, &start).await?;
+        let mut events: Vec<_> = trace.events.values().collect();
+        events.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
+        for (_, event) in events {
+            history.push(HistoryEntry {
+                lot: lot.clone(),
+                at: event.event_time.map(|time| time.to_string()),
+                business_step: event
+                    .business_step
+                    .as_ref()
+                    .map(|step| step.json_form(epcis::VocabularyKind::BusinessStep).to_owned()),
+                place: event
+                    .business_location
+                    .as_ref()
+                    .or(event.read_point.as_ref())
+                    .map(|location| location.id.as_str().to_owned()),
+            });
+        }
+    }
+    Ok(history)
 }
 
 /// Recalls lots of a product: their stock turns `recalled`, open orders holding them are
@@ -1236,11 +1279,13 @@ async fn create_recall(
         lots: lots.clone(),
         reason,
     });
+    let history = lot_history(&app, &principal.tenant_id, &gtin, &lots).await?;
     let (view_gtin, view_lots) = (gtin.to_string(), lots.clone());
     let respond = move |applied: &Applied| match applied.outcome.as_deref() {
-        Some(FulfilmentOutcome::Recall(outcome)) => {
-            StoredResponse { status: 201, body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots)) }
-        }
+        Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
+            status: 201,
+            body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots, history.clone())),
+        },
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
     let written =
@@ -1249,7 +1294,7 @@ async fn create_recall(
     Ok(written.into_response(respond))
 }
 
-fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String]) -> RecallView {
+fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String], history: Vec<HistoryEntry>) -> RecallView {
     let mut pickup_points: Vec<String> =
         outcome.orders.iter().filter_map(|order| order.destination.pickup_point.clone()).collect();
     pickup_points.sort();
@@ -1292,6 +1337,7 @@ fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String]) -> RecallVi
             })
             .collect(),
         supplier_party_id: outcome.supplier_party_id.clone(),
+        history,
     }
 }
 

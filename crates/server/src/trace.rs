@@ -65,11 +65,16 @@ fn start_of(parameters: &TraceParameters) -> Result<Identifier, Problem> {
         (Some(epc), None, None) => Identifier::parse(epc).map_err(|error| invalid(format!("epc: {error}"))),
         (None, Some(gtin), Some(lot)) => {
             let gtin = gs1::Gtin::parse(gtin).map_err(|error| invalid(format!("gtin: {error}")))?;
-            let text = format!("https://id.gs1.org/01/{}/10/{}", gtin.as_str(), epcis::identifier::encode_value(lot));
-            Identifier::parse(&text).map_err(|error| invalid(format!("lot: {error}")))
+            lot_identifier(&gtin, lot).map_err(|error| invalid(format!("lot: {error}")))
         }
         _ => Err(invalid("give epc, or gtin and lot".into())),
     }
+}
+
+/// The EPC class of a lot of a GTIN, as a Digital Link.
+pub fn lot_identifier(gtin: &gs1::Gtin, lot: &str) -> Result<Identifier, epcis::IdentifierError> {
+    let text = format!("https://id.gs1.org/01/{}/10/{}", gtin.as_str(), epcis::identifier::encode_value(lot));
+    Identifier::parse(&text)
 }
 
 /// What a trace found.

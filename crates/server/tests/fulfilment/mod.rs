@@ -360,6 +360,11 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(recall.body["pickup_points"], json!([pickup()]));
     assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
+    // The lot's EPCIS history: its receipt at the DC (recorded by the receipt itself).
+    let history = recall.body["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["business_step"], "receiving");
+    assert!(history[0]["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
 
     let bad = balance(app, &key, &product, "BAD").await;
     assert_eq!(
