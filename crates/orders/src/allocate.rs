@@ -224,7 +224,10 @@ pub fn allocate(
             continue;
         }
         let candidate = (site_route.cost_cents, site_route.promised_by_unix_ms, index, site_route, picks);
-        let better = best.as_ref().is_none_or(|current| (candidate.0, candidate.1) < (current.0, current.1));
+        // Cheapest, then soonest, then the lower GLN (sites are in GLN order).
+        let better = best
+            .as_ref()
+            .is_none_or(|current| (candidate.0, candidate.1, candidate.2) < (current.0, current.1, current.2));
         let passed = if better { best.replace(candidate) } else { Some(candidate) };
         if let Some((cost_cents, promised_by_unix_ms, passed_index, ..)) = passed {
             outcomes[passed_index] =

@@ -128,9 +128,9 @@ pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Resul
     let placed = timestamp(placed_unix_ms);
     let local_minutes = minutes_of_day(&zone, placed);
     let start = if local_minutes > cutoff.minutes_after_midnight() {
-        // Tomorrow's workday: the first workday start after today's cut-off.
-        let after_cutoff = placed + SignedDuration::from_mins(1);
-        let midnight = next_local_time(&zone, after_cutoff, 0);
+        // Tomorrow's workday start (in the site's zone, whatever its offset does overnight).
+        let tomorrow = placed.to_zoned(zone.clone()).date().tomorrow().unwrap_or(placed.to_zoned(zone.clone()).date());
+        let midnight = tomorrow.to_zoned(zone.clone()).map(|zoned| zoned.timestamp()).unwrap_or(placed);
         next_local_time(&zone, midnight, WORKDAY_START)
     } else if local_minutes < WORKDAY_START {
         next_local_time(&zone, placed, WORKDAY_START)
@@ -308,4 +308,55 @@ pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest
         return Err(NoRoute::TooLate { earliest, latest: timestamp(latest) });
     }
     Ok(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(cutoff: &str) -> Location {
+        Location {
+            gln: gs1::Gln::parse("8712345000011").unwrap(),
+            kind: network::LocationKind::Warehouse,
+            name: "DC".into(),
+            address: network::Address::default(),
+            country: network::Country::parse("NL").unwrap(),
+            coordinates: Coordinates::new(52.35, 4.8).unwrap(),
+            time_zone: network::TimeZoneName::parse("Europe/Amsterdam").unwrap(),
+            zones: Vec::new(),
+            cutoffs: vec![(Service::NextDay, LocalTime::parse(cutoff).unwrap())],
+            pick_pack_lead_minutes: 60,
+            party_id: None,
+        }
+    }
+
+    fn local(text: &str) -> i64 {
+        let civil: jiff::civil::DateTime = text.parse().unwrap();
+        civil.to_zoned(TimeZone::get("Europe/Amsterdam").unwrap()).unwrap().timestamp().as_millisecond()
+    }
+
+    #[test]
+    fn after_the_cut_off_picking_starts_the_next_morning_even_a_minute_before_midnight() {
+        let site = site("16:00");
+        for placed in ["2026-12-01T16:01:00", "2026-12-01T23:59:30", "2026-12-01T20:00:00"] {
+            let (start, ready) = ready_at(&site, Service::NextDay, local(placed)).unwrap();
+            assert_eq!(start, local("2026-12-02T06:00:00"), "{placed}");
+            assert_eq!(ready, local("2026-12-02T07:00:00"));
+        }
+        // Before the cut-off: at once (from 06:00); before 06:00: at 06:00 the same day.
+        assert_eq!(
+            ready_at(&site, Service::NextDay, local("2026-12-01T10:00:00")).unwrap().0,
+            local("2026-12-01T10:00:00")
+        );
+        assert_eq!(
+            ready_at(&site, Service::NextDay, local("2026-12-01T02:00:00")).unwrap().0,
+            local("2026-12-01T06:00:00")
+        );
+        // Over the change to summer time (29 March 2026, 02:00 → 03:00) the morning is still 06:00 local.
+        assert_eq!(
+            ready_at(&site, Service::NextDay, local("2026-03-28T23:00:00")).unwrap().0,
+            local("2026-03-29T06:00:00")
+        );
+        assert_eq!(ready_at(&site, Service::SameDay, local("2026-12-01T10:00:00")), Err(NoRoute::NoCutoff("same_day")));
+    }
 }

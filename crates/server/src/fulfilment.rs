@@ -261,7 +261,12 @@ async fn receive_asn(
     let ssccs = input.ssccs.as_ref().map(|list| {
         list.iter()
             .enumerate()
-            .filter_map(|(index, text)| checker.check(&format!("/ssccs/{index}"), Sscc::parse(text)))
+            .filter_map(|(index, text)| {
+                if list[..index].contains(text) {
+                    checker.fail(&format!("/ssccs/{index}"), "appears twice");
+                }
+                checker.check(&format!("/ssccs/{index}"), Sscc::parse(text))
+            })
             .collect::<Vec<_>>()
     });
     let status = match input.status.as_deref() {

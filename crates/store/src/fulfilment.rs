@@ -306,11 +306,23 @@ impl StockBatch {
         gtin: &str,
     ) -> Result<(), sqlx::Error> {
         let changed = self.dirty.keys().any(|(dirty_tenant, key)| dirty_tenant == tenant && key.gtin == gtin);
-        if !changed {
-            let entry = load_gtin(conn, tenant, gtin).await?;
-            cache.gtins.insert((tenant.to_owned(), gtin.to_owned()), entry);
-            self.pinned.insert((tenant.to_owned(), gtin.to_owned()));
+        let fresh = load_gtin(conn, tenant, gtin).await?;
+        let key = (tenant.to_owned(), gtin.to_owned());
+        match cache.gtins.get_mut(&key) {
+            // This batch changed some of its balances: keep them (the flush's guard checks them
+            // against the rows), and add the lots other nodes received meanwhile.
+            Some(entry) if changed => {
+                for balance in fresh.balances {
+                    if !entry.balances.iter().any(|cached| cached.key == balance.key) {
+                        entry.balances.push(balance);
+                    }
+                }
+            }
+            _ => {
+                cache.gtins.insert(key.clone(), fresh);
+            }
         }
+        self.pinned.insert(key);
         Ok(())
     }
 
@@ -351,6 +363,23 @@ impl StockBatch {
             }
         };
         let cached = &mut entry.balances[index];
+        if let Some((_, status)) = new_lot
+            && position.is_some()
+            && cached.status != status
+        {
+            return Ok(Err(WriteError::Refused {
+                code: "lot-conflict",
+                detail: format!(
+                    "lot {:?} of {} is {} in {} zone {}: receive it with that status, or change the lot's status first",
+                    key.lot,
+                    key.gtin,
+                    cached.status.name(),
+                    key.location,
+                    key.zone
+                ),
+                errors: Vec::new(),
+            }));
+        }
         if let Some((expiry, _)) = new_lot
             && cached.expiry.as_deref() != expiry
         {
@@ -1301,6 +1330,8 @@ async fn apply_checked(
                 zone: zone.to_string(),
                 lot: lot.clone(),
             };
+            // A count is absolute: the difference is taken from the row as it is now.
+            batch.refresh(cache, conn, tenant, &key.gtin).await?;
             let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
             let Some(cached) = entry.balances.iter().find(|cached| cached.key == key) else {
                 refuse!(WriteError::NotFound);
@@ -1328,6 +1359,8 @@ async fn apply_checked(
             done(true)
         }
         FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason } => {
+            // Every balance of the lot, including those other nodes received since the cache read.
+            batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
             let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
             let keys: Vec<StockKey> = entry
                 .balances
@@ -1463,8 +1496,11 @@ async fn receive_asn(
     let chosen: Vec<&PalletRow> = match ssccs {
         None => pallets.iter().filter(|pallet| pallet.received_unix_ms.is_none()).collect(),
         Some(list) => {
-            let mut chosen = Vec::new();
+            let mut chosen: Vec<&PalletRow> = Vec::new();
             for sscc in list {
+                if chosen.iter().any(|pallet| pallet.sscc == sscc.as_str()) {
+                    refuse!(WriteError::UnknownReference { field: "/ssccs", value: format!("{sscc} (listed twice)") });
+                }
                 match pallets.iter().find(|pallet| pallet.sscc == sscc.as_str()) {
                     None => refuse!(WriteError::UnknownReference { field: "/ssccs", value: sscc.to_string() }),
                     Some(pallet) if pallet.received_unix_ms.is_some() => {
@@ -1519,12 +1555,23 @@ async fn receive_asn(
         );
     }
     for pallet in &chosen {
-        execute(
+        let marked = execute(
             conn,
-            "UPDATE asn_pallets SET received_zone = $1, received_unix_ms = $2 WHERE tenant_id = $3 AND asn_id = $4 AND sscc = $5",
-            &[Arg::Text(zone.as_str()), Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(asn_id), Arg::Text(&pallet.sscc)],
+            "UPDATE asn_pallets SET received_zone = $1, received_unix_ms = $2 WHERE tenant_id = $3 AND asn_id = $4 \
+             AND sscc = $5 AND received_unix_ms IS NULL",
+            &[
+                Arg::Text(zone.as_str()),
+                Arg::Integer(now_unix_ms),
+                Arg::Text(tenant),
+                Arg::Text(asn_id),
+                Arg::Text(&pallet.sscc),
+            ],
         )
         .await?;
+        if marked != 1 {
+            // Received by another API node meanwhile: the batch is applied again, one by one.
+            return Err(corrupt(format!("pallet {} was received meanwhile", pallet.sscc)));
+        }
     }
     Ok(Ok(FulfilmentApplied { created: true, outcome: None }))
 }
@@ -1574,6 +1621,7 @@ async fn stock_lots(
     cache: &mut WriterCache,
     tenant: &str,
     lines: &[Line],
+    lapsed: &LapsedUnits,
 ) -> Outcome<(Vec<ProductRule>, Vec<StockLot>)> {
     let mut products: Vec<ProductRule> = Vec::new();
     let mut lots = Vec::new();
@@ -1590,7 +1638,11 @@ async fn stock_lots(
         };
         products.push(product);
         for cached in &entry.balances {
-            if !cached.status.allocatable() || cached.balance.free() <= 0 {
+            let key = &cached.key;
+            let lapsed_units =
+                lapsed.get(&(key.gtin.clone(), key.location.clone(), key.zone.clone(), key.lot.clone())).copied();
+            let free = cached.balance.free() + lapsed_units.unwrap_or(0);
+            if !cached.status.allocatable() || free <= 0 {
                 continue;
             }
             lots.push(StockLot {
@@ -1599,12 +1651,15 @@ async fn stock_lots(
                 gtin: line.gtin.clone(),
                 lot: cached.key.lot.clone(),
                 expiry: cached.expiry_date,
-                available: cached.balance.free(),
+                available: free,
             });
         }
     }
     Ok(Ok((products, lots)))
 }
+
+/// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
+type LapsedUnits = HashMap<(String, String, String, String), i64>;
 
 /// Allocates `lines` and reserves the picks under `reservation_id`.
 #[allow(clippy::too_many_arguments)]
@@ -1626,7 +1681,7 @@ async fn allocate_and_reserve(
     let view = orders::NetworkView { sites: &network.sites, lanes: &network.lanes };
     let mut refreshed = false;
     let allocation = loop {
-        let (products, lots) = attempt!(stock_lots(conn, batch, cache, tenant, lines).await?);
+        let (products, lots) = attempt!(stock_lots(conn, batch, cache, tenant, lines, &LapsedUnits::new()).await?);
         let request = orders::OrderRequest {
             lines,
             products: &products,
@@ -1815,12 +1870,29 @@ async fn release_reservation(
             return Err(corrupt(format!("reservation {reservation_id} cannot be released: {error}")));
         }
     }
-    execute(
+    end_reservation(conn, tenant, reservation_id, state, now_unix_ms).await
+}
+
+/// Ends a pending reservation. If it is not pending any more, another API node ended it since this
+/// batch read it: the batch fails, and its writes are applied again one by one on fresh rows (where
+/// the second ending is refused cleanly).
+async fn end_reservation(
+    conn: &mut Conn,
+    tenant: &str,
+    reservation_id: &str,
+    state: ReservationState,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let ended = execute(
         conn,
-        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4",
+        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
+         AND state = 'pending'",
         &[Arg::Text(state.name()), Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(reservation_id)],
     )
     .await?;
+    if ended != 1 {
+        return Err(corrupt(format!("reservation {reservation_id} was ended meanwhile")));
+    }
     Ok(())
 }
 
@@ -1849,14 +1921,18 @@ async fn expire_due(
             cache,
         )
         .await?;
-        let orders: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT order_id FROM orders WHERE tenant_id = $1 AND reservation_id = $2")
-            .bind(&tenant).bind(&reservation_id).fetch_all(&mut *connection).await)?;
-        for (order_id,) in orders {
+        // A reservation's id is its order's id, or starts with it and a '/'. Only an order still
+        // waiting for its confirmation (allocated, on this reservation) is cancelled.
+        let order_id = reservation_id.split('/').next().unwrap_or(&reservation_id).to_owned();
+        let holds: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT reservation_id FROM orders WHERE tenant_id = $1 AND order_id = $2")
+            .bind(&tenant).bind(&order_id).fetch_optional(&mut *connection).await)?;
+        if holds.is_some_and(|(current,)| current == reservation_id) {
             set_order_status(
                 conn,
                 &tenant,
                 &order_id,
+                OrderStatus::Allocated,
                 OrderStatus::Cancelled,
                 Some("the hold expired"),
                 None,
@@ -1868,23 +1944,27 @@ async fn expire_due(
     Ok(())
 }
 
-/// Stores an order's new status and appends it to the order's history.
+/// Moves an order from status `from` to `status` and appends it to the order's history. If the
+/// order is not in `from` any more (another API node moved it since this batch read it), nothing
+/// changes and the answer is false.
+#[allow(clippy::too_many_arguments)]
 async fn set_order_status(
     conn: &mut Conn,
     tenant: &str,
     order_id: &str,
+    from: OrderStatus,
     status: OrderStatus,
     detail: Option<&str>,
     allocation: Option<(&StoredAllocation, i64, &str)>,
     now_unix_ms: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let delivered = (status == OrderStatus::Delivered).then_some(now_unix_ms);
-    match allocation {
+    let changed = match allocation {
         Some((allocation, promised_by, reservation_id)) => {
             execute(
                 conn,
                 "UPDATE orders SET status = $1, updated_unix_ms = $2, allocation = $3, promised_by_unix_ms = $4, \
-                 reservation_id = $5 WHERE tenant_id = $6 AND order_id = $7",
+                 reservation_id = $5 WHERE tenant_id = $6 AND order_id = $7 AND status = $8",
                 &[
                     Arg::Text(status.name()),
                     Arg::Integer(now_unix_ms),
@@ -1893,25 +1973,28 @@ async fn set_order_status(
                     Arg::Text(reservation_id),
                     Arg::Text(tenant),
                     Arg::Text(order_id),
+                    Arg::Text(from.name()),
                 ],
             )
-            .await?;
+            .await?
         }
-        None => {
-            execute(
-                conn,
-                "UPDATE orders SET status = $1, updated_unix_ms = $2, delivered_unix_ms = COALESCE($3, delivered_unix_ms) \
-                 WHERE tenant_id = $4 AND order_id = $5",
-                &[
-                    Arg::Text(status.name()),
-                    Arg::Integer(now_unix_ms),
-                    Arg::OptionalInteger(delivered),
-                    Arg::Text(tenant),
-                    Arg::Text(order_id),
-                ],
-            )
-            .await?;
-        }
+        None => execute(
+            conn,
+            "UPDATE orders SET status = $1, updated_unix_ms = $2, delivered_unix_ms = COALESCE($3, delivered_unix_ms) \
+                 WHERE tenant_id = $4 AND order_id = $5 AND status = $6",
+            &[
+                Arg::Text(status.name()),
+                Arg::Integer(now_unix_ms),
+                Arg::OptionalInteger(delivered),
+                Arg::Text(tenant),
+                Arg::Text(order_id),
+                Arg::Text(from.name()),
+            ],
+        )
+        .await?,
+    };
+    if changed != 1 {
+        return Ok(false);
     }
     execute(
         conn,
@@ -1926,7 +2009,7 @@ async fn set_order_status(
         ],
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// What an order event asks.
@@ -2017,16 +2100,12 @@ async fn order_event(
             if shipped != reserved {
                 detail = Some(format!("short pick: shipped {shipped:?} of {reserved:?} reserved"));
             }
-            execute(
-                conn,
-                "UPDATE reservations SET state = 'posted', updated_unix_ms = $1 WHERE tenant_id = $2 AND reservation_id = $3",
-                &[Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(&reservation_id)],
-            )
-            .await?;
+            end_reservation(conn, tenant, &reservation_id, ReservationState::Posted, now_unix_ms).await?;
         }
         StockEffect::Allocate => {
             let lines = record.order_lines()?;
-            let reservation = format!("{order_id}/{event_id}");
+            // A fresh id each time: an order may lose its stock to more than one recall.
+            let reservation = format!("{order_id}/{event_id}-{:016x}", rand::random::<u64>());
             let (allocation, _, promised_by) = attempt!(
                 allocate_and_reserve(
                     conn,
@@ -2069,7 +2148,19 @@ async fn order_event(
     }
     let allocation =
         allocation_change.as_deref().map(|reservation| (&record.allocation, record.promised_by_unix_ms, reservation));
-    set_order_status(conn, tenant, order_id, to, detail.as_deref(), allocation, now_unix_ms).await?;
+    if to == OrderStatus::Picking {
+        // Confirmed: the hold's timeout no longer applies.
+        execute(
+            conn,
+            "UPDATE reservations SET expires_unix_ms = NULL WHERE tenant_id = $1 AND reservation_id = $2 AND state = 'pending'",
+            &[Arg::Text(tenant), Arg::Text(&reservation_id)],
+        )
+        .await?;
+        record.hold_expires_unix_ms = None;
+    }
+    if !set_order_status(conn, tenant, order_id, record.status, to, detail.as_deref(), allocation, now_unix_ms).await? {
+        return Err(corrupt(format!("order {order_id} was moved on meanwhile")));
+    }
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
     if to == OrderStatus::Delivered {
@@ -2119,7 +2210,9 @@ async fn recall(
         )
         .await?;
     }
-    // Every balance of the lots is recalled.
+    // Every balance of the lots is recalled, including those other nodes received since the
+    // cache read.
+    batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
     let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
     let keys: Vec<StockKey> = entry
         .balances
@@ -2130,23 +2223,29 @@ async fn recall(
     for (line, key) in keys.iter().enumerate() {
         batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
     }
-    // Open orders holding the lots: void, then allocate again from other lots, or flag.
-    let lot_list = (0..lots.len()).map(|index| format!("${}", index + 3)).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "SELECT DISTINCT o.order_id FROM orders o JOIN stock_movements m \
-         ON m.tenant_id = o.tenant_id AND m.operation_id = o.reservation_id \
-         WHERE o.tenant_id = $1 AND m.kind = 'reserve' AND m.gtin = $2 AND m.lot IN ({lot_list}) \
-         AND o.status IN ('allocated', 'picking', 'packed') ORDER BY o.order_id"
-    );
-    let affected: Vec<(String,)> = on_conn!(conn, connection => {
-        let mut query = sqlx::query_as(&sql).bind(tenant).bind(gtin.as_str());
-        for lot in lots {
-            query = query.bind(lot.as_str());
+    // Open orders holding the lots: void, then allocate again from other lots, or flag. The
+    // lots' reserve movements name their reservations; a reservation's id starts with its order's.
+    let mut affected: Vec<String> = Vec::new();
+    for lot in lots {
+        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+             AND kind = 'reserve'")
+            .bind(tenant).bind(gtin.as_str()).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
+        for (reservation,) in reservations {
+            let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
+            if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
+                && current == reservation
+                && record.status.holds_reservation()
+                && record.reservation == ReservationState::Pending
+                && !affected.contains(&order_id)
+            {
+                affected.push(order_id);
+            }
         }
-        query.fetch_all(&mut *connection).await
-    })?;
+    }
+    affected.sort();
     let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
-    for (order_id,) in affected {
+    for order_id in affected {
         let Some((mut record, reservation_id)) = read_order(conn, tenant, &order_id, now_unix_ms).await? else {
             continue;
         };
@@ -2163,7 +2262,7 @@ async fn recall(
         )
         .await?;
         let lines = record.order_lines()?;
-        let reservation = format!("{order_id}/{recall_id}/allocated");
+        let reservation = format!("{order_id}/{recall_id}-allocated");
         let again = allocate_and_reserve(
             conn,
             tenant,
@@ -2181,31 +2280,39 @@ async fn recall(
         match again {
             Ok((allocation, _, promised_by)) => {
                 let detail = format!("allocated again from other lots after recall {recall_id}");
-                set_order_status(
+                let moved = set_order_status(
                     conn,
                     tenant,
                     &order_id,
+                    record.status,
                     OrderStatus::Allocated,
                     Some(&detail),
                     Some((&allocation, promised_by, &reservation)),
                     now_unix_ms,
                 )
                 .await?;
+                if !moved {
+                    return Err(corrupt(format!("order {order_id} was moved on meanwhile")));
+                }
                 reallocated.push(order_id.clone());
             }
             Err(refusal) => {
                 record.allocation.flags.push(format!("recall {recall_id}: no other stock ({refusal})"));
                 let detail = format!("lost its stock to recall {recall_id}; no other lot qualifies");
-                set_order_status(
+                let moved = set_order_status(
                     conn,
                     tenant,
                     &order_id,
+                    record.status,
                     OrderStatus::Accepted,
                     Some(&detail),
                     Some((&record.allocation, record.promised_by_unix_ms, &reservation_id)),
                     now_unix_ms,
                 )
                 .await?;
+                if !moved {
+                    return Err(corrupt(format!("order {order_id} was moved on meanwhile")));
+                }
                 flagged.push(order_id.clone());
             }
         }
@@ -2233,14 +2340,15 @@ async fn orders_with_lots(
     lots: &[String],
     now_unix_ms: i64,
 ) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    // The lots' reserve and ship movements name their operations; an order's operations start
+    // with its id (`ord_…`, `ord_…/shipped`, …).
     let mut ids: Vec<String> = Vec::new();
     for lot in lots {
         let rows: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT DISTINCT o.order_id FROM stock_movements m JOIN orders o ON o.tenant_id = m.tenant_id \
-             AND (m.operation_id = o.order_id OR m.operation_id LIKE o.order_id || '/%') \
-             WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.lot = $3 AND m.kind IN ('reserve', 'ship')")
+            "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+             AND kind IN ('reserve', 'ship')")
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
-        ids.extend(rows.into_iter().map(|(id,)| id));
+        ids.extend(rows.into_iter().map(|(operation,)| operation.split('/').next().unwrap_or(&operation).to_owned()));
     }
     ids.sort();
     ids.dedup();
@@ -2605,24 +2713,17 @@ impl crate::TenantStore<'_> {
         let tenant = self.tenant_id.as_str();
         let network = network_snapshot(&mut cache, &mut conn, tenant).await?;
         let lines: Vec<Line> = gtins.iter().map(|gtin| Line { gtin: gtin.clone(), quantity: 1 }).collect();
-        let (products, mut lots) =
-            stock_lots(&mut conn, &mut StockBatch::default(), &mut cache, tenant, &lines).await?.unwrap_or_default();
         // Pending reservations past their timeout hold nothing any more.
         let lapsed = self.stock_lapsed(&mut conn, gtins).await?;
-        for lot in &mut lots {
-            let key = (lot.gtin.to_string(), lot.site.to_string(), lot.zone.to_string(), lot.lot.clone());
-            lot.available += lapsed.get(&key).copied().unwrap_or(0);
-        }
+        let (products, lots) = stock_lots(&mut conn, &mut StockBatch::default(), &mut cache, tenant, &lines, &lapsed)
+            .await?
+            .unwrap_or_default();
         let network = Arc::try_unwrap(network)
             .unwrap_or_else(|shared| NetworkSnapshot { sites: shared.sites.clone(), lanes: shared.lanes.clone() });
         Ok(AllocationInputs { sites: network.sites, lanes: network.lanes, products, lots })
     }
 
-    async fn stock_lapsed(
-        &self,
-        conn: &mut Conn,
-        gtins: &[Gtin],
-    ) -> Result<HashMap<(String, String, String, String), i64>, sqlx::Error> {
+    async fn stock_lapsed(&self, conn: &mut Conn, gtins: &[Gtin]) -> Result<LapsedUnits, sqlx::Error> {
         let mut lapsed = HashMap::new();
         for gtin in gtins {
             let rows: Vec<(String, String, String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(

@@ -792,6 +792,8 @@ type StoredKey = (Vec<u8>, i64, Vec<u8>, i64);
 pub(crate) struct IdempotencyBatch {
     known: std::collections::HashMap<(String, String), StoredKey>,
     new: Vec<Vec<Value>>,
+    /// Expired keys a write of this batch uses again: deleted before the new ones are inserted.
+    expired: Vec<(String, String)>,
 }
 
 /// Keys per prefetch query.
@@ -842,6 +844,19 @@ impl IdempotencyBatch {
     }
 
     async fn flush(&mut self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        for (tenant, key) in std::mem::take(&mut self.expired) {
+            let reused = self.new.iter().any(|row| {
+                matches!((&row[0], &row[1]), (Value::Text(row_tenant), Value::Text(row_key)) if *row_tenant == tenant && *row_key == key)
+            });
+            if reused {
+                execute(
+                    conn,
+                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
+                    &[Arg::Text(&tenant), Arg::Text(&key)],
+                )
+                .await?;
+            }
+        }
         const COLUMNS: &[&str] =
             &["tenant_id", "idempotency_key", "request_sha256", "response_status", "response_body", "created_unix_ms"];
         insert_rows(conn, "idempotency_keys", COLUMNS, &std::mem::take(&mut self.new)).await
@@ -866,14 +881,10 @@ async fn apply_one(
                 }
                 return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: *status as u16, body: body.clone() })));
             }
-            // Expired: the key is free again.
-            execute(
-                conn,
-                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
-                &[Arg::Text(tenant), Arg::Text(&record.key)],
-            )
-            .await?;
+            // Expired: the key is free again (its row is replaced when the batch ends, so a refused
+            // write leaves it as it was).
             state.keys.known.remove(&known_key);
+            state.keys.expired.push(known_key.clone());
         }
     }
     let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, state).await? {

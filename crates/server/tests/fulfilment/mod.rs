@@ -311,6 +311,17 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
         too_many.body
     );
 
+    // A hold confirmed in time (the order moves on to picking) no longer expires.
+    let mut confirmed = order_body(&product, 2);
+    confirmed["hold_seconds"] = json!(1);
+    let confirmed = app.post("/v1/orders", &key, confirmed).await;
+    let confirmed_id = confirmed.body["order_id"].as_str().unwrap().to_owned();
+    let picking = app.post(&format!("/v1/orders/{confirmed_id}/events"), &key, json!({"status": "picking"})).await;
+    assert_eq!(picking.status, StatusCode::OK, "{:?}", picking.body);
+    assert!(picking.body["hold_expires_at"].is_null(), "{:?}", picking.body);
+    let cancelled = app.post(&format!("/v1/orders/{confirmed_id}/events"), &key, json!({"status": "cancelled"})).await;
+    assert_eq!(cancelled.body["reservation"], "voided");
+
     let mut body = order_body(&product, 10);
     body["hold_seconds"] = json!(1);
     let held = app.post("/v1/orders", &key, body).await;
