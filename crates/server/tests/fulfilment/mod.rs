@@ -126,6 +126,16 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         assert!(bad.pointers().contains(&pointer), "{pointer}: {:?}", bad.body);
     }
 
+    // A pallet listed twice is refused.
+    let twice = app
+        .post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "chill", "ssccs": [with_check_digit("38712345000000099"), with_check_digit("38712345000000099")]}))
+        .await;
+    assert!(
+        twice.is_problem(422, "/problems/validation-failed") && twice.pointers().contains(&"/ssccs/1"),
+        "{:?}",
+        twice.body
+    );
+
     // Two lots: FEFO takes the earlier one, then the later; a lot too close to expiry is skipped.
     receive(app, &key, &product, &[("EARLY", 10, 4), ("LATE", 20, 100), ("STALE", 2, 50)], 1).await;
     let early = balance(app, &key, &product, "EARLY").await;
@@ -254,6 +264,23 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
     assert_eq!(count.status, StatusCode::OK, "{:?}", count.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 20);
+
+    // Goods received in quarantine do not join an available balance of the lot.
+    let quarantined = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [{"sscc": with_check_digit("38712345000000098"),
+            "gtin": product, "lot": "LATE", "expiry": in_days(20), "quantity": 5}]}),
+        )
+        .await;
+    let quarantined_id = quarantined.body["asn_id"].as_str().unwrap().to_owned();
+    let conflict = app
+        .post(&format!("/v1/asns/{quarantined_id}/receipts"), &key, json!({"zone": "chill", "status": "quarantine"}))
+        .await;
+    assert!(conflict.is_problem(409, "/problems/lot-conflict"), "{:?}", conflict.body);
+    assert!(conflict.body["detail"].as_str().unwrap().contains("is available"), "{:?}", conflict.body);
+    assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 20, "nothing received");
 
     // A hold on the lot makes it unavailable; releasing it is recorded too.
     let hold = app
@@ -399,6 +426,15 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     assert_eq!(again.body["shipments"][0]["picks"][0]["lot"], "NEW");
     assert_eq!(again.body["reservation"], "pending");
+
+    // A second recall takes that order's new lot too; it is allocated again a second time.
+    let again_recall =
+        app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["NEW"], "reason": "second"})).await;
+    assert_eq!(again_recall.body["affected_orders"][0]["outcome"], "flagged", "{:?}", again_recall.body);
+    receive(app, &key, &product, &[("NEWER", 26, 5)], 310).await;
+    let third = app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "allocated"})).await;
+    assert_eq!(third.status, StatusCode::OK, "{:?}", third.body);
+    assert_eq!(third.body["shipments"][0]["picks"][0]["lot"], "NEWER");
 
     let status = app.send("GET", &status_path, None, None, &[]).await;
     assert_eq!(status.body["recalled"], true, "{:?}", status.body);
