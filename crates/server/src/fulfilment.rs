@@ -56,10 +56,6 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:012x}{:016x}", jiff::Timestamp::now().as_millisecond(), rand::random::<u64>())
 }
 
-fn time_text(unix_ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(unix_ms).map(|time| time.to_string()).unwrap_or_default()
-}
-
 fn local_time_text(unix_ms: i64, zone: Option<&str>) -> Option<String> {
     let zone = jiff::tz::TimeZone::get(zone?).ok()?;
     let time = jiff::Timestamp::from_millisecond(unix_ms).ok()?.to_zoned(zone);
@@ -389,7 +385,7 @@ async fn list_stock(
             on_hand: row.on_hand,
             reserved: row.reserved,
             available: row.available,
-            updated_at: time_text(row.updated_unix_ms),
+            updated_at: crate::dto::timestamp(row.updated_unix_ms),
         })
         .collect();
     Ok(Json(BalancePage { items, next_cursor }))
@@ -447,7 +443,7 @@ async fn list_movements(
                 lot: row.key.lot,
                 quantity: row.quantity,
                 reason: row.reason,
-                at: time_text(row.at_unix_ms),
+                at: crate::dto::timestamp(row.at_unix_ms),
             })
             .collect(),
     ))
@@ -708,17 +704,17 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
         lines: lines.iter().map(|line| OrderLineView { gtin: line.gtin.clone(), quantity: line.quantity }).collect(),
         destination: destination_view(&record.destination),
         region: record.region.clone(),
-        promised_by: time_text(record.promised_by_unix_ms),
+        promised_by: crate::dto::timestamp(record.promised_by_unix_ms),
         promised_by_local: local_time_text(
             record.promised_by_unix_ms,
             zone.or(record.destination.time_zone.as_deref()),
         ),
-        latest_delivery_at: record.latest_delivery_unix_ms.map(time_text),
-        placed_at: time_text(record.placed_unix_ms),
-        delivered_at: record.delivered_unix_ms.map(time_text),
-        updated_at: time_text(record.updated_unix_ms),
+        latest_delivery_at: record.latest_delivery_unix_ms.map(crate::dto::timestamp),
+        placed_at: crate::dto::timestamp(record.placed_unix_ms),
+        delivered_at: record.delivered_unix_ms.map(crate::dto::timestamp),
+        updated_at: crate::dto::timestamp(record.updated_unix_ms),
         reservation: record.reservation.name().into(),
-        hold_expires_at: record.hold_expires_unix_ms.map(time_text),
+        hold_expires_at: record.hold_expires_unix_ms.map(crate::dto::timestamp),
         shipments: record
             .allocation
             .shipments
@@ -727,12 +723,12 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
                 from: shipment.site.clone(),
                 delivering_site: shipment.delivering_site.clone(),
                 lane: shipment.lane.clone(),
-                lane_departure_at: shipment.lane_departure_unix_ms.map(time_text),
-                pick_from: time_text(shipment.pick_from_unix_ms),
-                ready_at: time_text(shipment.ready_unix_ms),
-                last_mile_departure_at: time_text(shipment.last_mile_departure_unix_ms),
+                lane_departure_at: shipment.lane_departure_unix_ms.map(crate::dto::timestamp),
+                pick_from: crate::dto::timestamp(shipment.pick_from_unix_ms),
+                ready_at: crate::dto::timestamp(shipment.ready_unix_ms),
+                last_mile_departure_at: crate::dto::timestamp(shipment.last_mile_departure_unix_ms),
                 last_mile_km: shipment.last_mile_km,
-                promised_by: time_text(shipment.promised_by_unix_ms),
+                promised_by: crate::dto::timestamp(shipment.promised_by_unix_ms),
                 cost_cents: shipment.cost_cents,
                 sscc: shipment.sscc.clone(),
                 picks: shipment
@@ -760,7 +756,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
                     site: candidate.site.clone(),
                     outcome: candidate.outcome.clone(),
                     cost_cents: candidate.cost_cents,
-                    promised_by: candidate.promised_by_unix_ms.map(time_text),
+                    promised_by: candidate.promised_by_unix_ms.map(crate::dto::timestamp),
                     eligible_units: candidate.eligible_units.clone(),
                     reason: candidate.reason.clone(),
                 })
@@ -773,7 +769,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
                 seq: event.seq,
                 status: event.status.name().into(),
                 detail: event.detail.clone(),
-                at: time_text(event.at_unix_ms),
+                at: crate::dto::timestamp(event.at_unix_ms),
             })
             .collect(),
     }
@@ -1136,7 +1132,7 @@ async fn promise(
             Ok(allocation) => ServicePromise {
                 service: name.into(),
                 available: true,
-                promised_by: Some(time_text(allocation.promised_by_unix_ms)),
+                promised_by: Some(crate::dto::timestamp(allocation.promised_by_unix_ms)),
                 promised_by_local: local_time_text(allocation.promised_by_unix_ms, Some(&zone_name)),
                 ships_from: allocation.shipments.iter().map(|shipment| shipment.site.to_string()).collect(),
                 reason: None,
@@ -1545,7 +1541,7 @@ async fn create_webhook(
     let view = WebhookView {
         webhook_id: webhook_id.clone(),
         url: input.url.clone(),
-        created_at: time_text(jiff::Timestamp::now().as_millisecond()),
+        created_at: crate::dto::timestamp(jiff::Timestamp::now().as_millisecond()),
         attempts: 0,
         last_error: None,
     };
@@ -1569,7 +1565,7 @@ async fn list_webhooks(State(app): State<AppState>, caller: Caller) -> Result<Js
             .map(|hook| WebhookView {
                 webhook_id: hook.webhook_id,
                 url: hook.url,
-                created_at: time_text(hook.created_unix_ms),
+                created_at: crate::dto::timestamp(hook.created_unix_ms),
                 attempts: hook.attempts,
                 last_error: hook.last_error,
             })
@@ -1632,7 +1628,7 @@ pub(crate) async fn deliver_webhooks(
                     seq: transition.seq,
                     status: transition.status,
                     detail: transition.detail,
-                    at: time_text(transition.at_unix_ms),
+                    at: crate::dto::timestamp(transition.at_unix_ms),
                 })
                 .collect(),
         })
