@@ -393,19 +393,18 @@ pub struct UsageParams {
     pub tenant: Option<String>,
 }
 
-fn usage_days(params: &UsageParams) -> Result<(String, String), Problem> {
+/// The UTC days of a report: `from` (default 30 days ago) to `to` (default today), checked.
+pub(crate) fn period_days(params: &UsageParams) -> Result<(jiff::civil::Date, jiff::civil::Date), Problem> {
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let parse = |name: &str, value: &Option<String>, default: jiff::civil::Date| -> Result<String, Problem> {
-        match value {
-            None => Ok(default.to_string()),
-            Some(text) => text.parse::<jiff::civil::Date>().map(|date| date.to_string()).map_err(|_| {
-                Problem::field(
-                    "invalid-parameter",
-                    format!("?{name}"),
-                    format!("must be a date YYYY-MM-DD, found {text:?}"),
-                )
-            }),
-        }
+    let parse = |name: &str, value: &Option<String>, default: jiff::civil::Date| match value {
+        None => Ok(default),
+        Some(text) => text.parse::<jiff::civil::Date>().map_err(|_| {
+            Problem::field(
+                "invalid-parameter",
+                format!("?{name}"),
+                format!("must be a date YYYY-MM-DD, found {text:?}"),
+            )
+        }),
     };
     let from = parse("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
     let to = parse("to", &params.to, today)?;
@@ -416,7 +415,8 @@ fn usage_days(params: &UsageParams) -> Result<(String, String), Problem> {
 }
 
 async fn usage_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<UsageReport, Problem> {
-    let (from, to) = usage_days(params)?;
+    let (from, to) = period_days(params)?;
+    let (from, to) = (from.to_string(), to.to_string());
     let rows = app.store.usage(tenant, &from, &to).await?;
     let mut storage_rows = std::collections::BTreeMap::new();
     let tenants: Vec<TenantId> = match tenant {

@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::api::{QueryParams, Written, json_bytes, require_reader, require_writer, write};
+use crate::api::{QueryParams, UsageParams, Written, json_bytes, require_reader, require_writer, write};
 use crate::dto::Checker;
 use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::problem::{FieldError, Problem};
@@ -1349,17 +1349,6 @@ pub(crate) fn field_errors(errors: Vec<(String, String)>) -> Vec<FieldError> {
 
 // ---------- the 24-hour promise, measured ----------
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct SlaParams {
-    /// First UTC day, YYYY-MM-DD (default: 30 days ago).
-    pub from: Option<String>,
-    /// Last UTC day, YYYY-MM-DD (default: today).
-    pub to: Option<String>,
-    /// Only this tenant (operator only).
-    pub tenant: Option<String>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SlaView {
     pub region: String,
@@ -1407,23 +1396,8 @@ fn sla_view(region: String, service: String, row: &store::fulfilment::SlaRow) ->
     }
 }
 
-async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &SlaParams) -> Result<SlaReport, Problem> {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let day = |name: &str, value: &Option<String>, default: jiff::civil::Date| match value {
-        None => Ok(default),
-        Some(text) => text.parse::<jiff::civil::Date>().map_err(|_| {
-            Problem::field(
-                "invalid-parameter",
-                format!("?{name}"),
-                format!("must be a date YYYY-MM-DD, found {text:?}"),
-            )
-        }),
-    };
-    let from = day("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
-    let to = day("to", &params.to, today)?;
-    if from > to {
-        return Err(Problem::field("invalid-parameter", "?from", "must not be after ?to"));
-    }
+async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<SlaReport, Problem> {
+    let (from, to) = crate::api::period_days(params)?;
     let start = |date: jiff::civil::Date| {
         date.to_zoned(jiff::tz::TimeZone::UTC).map(|zoned| zoned.timestamp().as_millisecond()).unwrap_or(0)
     };
@@ -1457,11 +1431,11 @@ async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &SlaParam
 
 /// The 24-hour promise, measured: per region and service, the share of orders delivered by their
 /// promise and within 24 hours of being placed (every tenant, or `?tenant=`).
-#[utoipa::path(get, path = "/v1/operator/sla", tag = "operator", params(SlaParams), responses((status = 200, body = SlaReport)))]
+#[utoipa::path(get, path = "/v1/operator/sla", tag = "operator", params(UsageParams), responses((status = 200, body = SlaReport)))]
 async fn operator_sla(
     State(app): State<AppState>,
     caller: Caller,
-    QueryParams(params): QueryParams<SlaParams>,
+    QueryParams(params): QueryParams<UsageParams>,
 ) -> Result<Json<SlaReport>, Problem> {
     caller.require_operator()?;
     let tenant = params
@@ -1475,11 +1449,11 @@ async fn operator_sla(
 }
 
 /// The calling merchant's own SLA report.
-#[utoipa::path(get, path = "/v1/sla", tag = "fulfilment", params(SlaParams), responses((status = 200, body = SlaReport)))]
+#[utoipa::path(get, path = "/v1/sla", tag = "fulfilment", params(UsageParams), responses((status = 200, body = SlaReport)))]
 async fn tenant_sla(
     State(app): State<AppState>,
     caller: Caller,
-    QueryParams(params): QueryParams<SlaParams>,
+    QueryParams(params): QueryParams<UsageParams>,
 ) -> Result<Json<SlaReport>, Problem> {
     let principal = require_reader(&caller)?;
     if params.tenant.is_some() {
