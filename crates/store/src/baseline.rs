@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use network::TenantId;
-use orders::{ProductRule, StockLot};
-use stock::LotStatus;
+use orders::ProductRule;
 
 use crate::backend::{BackendKind, Conn, Pools, on_conn};
 use crate::epcis::placeholders;
 use crate::fulfilment::{
-    NetworkSnapshot, PRODUCT_RULE_COLUMNS, PlaceOrder, ProductRuleRow, WriterCache, network_snapshot, stored_allocation,
+    BALANCE_ROW_COLUMNS, BalanceRow, NetworkSnapshot, PRODUCT_RULE_COLUMNS, PlaceOrder, ProductRuleRow, WriterCache,
+    network_snapshot, stored_allocation,
 };
 use crate::writer::{Arg, execute};
 use crate::{StoreError, now_unix_ms};
@@ -77,23 +77,12 @@ impl RowLockOrders {
         let mut gtins: Vec<String> = order.lines.iter().map(|line| line.gtin.to_string()).collect();
         gtins.sort();
         gtins.dedup();
-        #[derive(sqlx::FromRow)]
-        struct Locked {
-            gtin: String,
-            location_gln: String,
-            zone: String,
-            lot: String,
-            expiry_date: Option<String>,
-            status: String,
-            on_hand: i64,
-            reserved: i64,
-        }
         let list = (0..gtins.len()).map(|index| format!("${}", index + 2)).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT gtin, location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
-             WHERE tenant_id = $1 AND gtin IN ({list}) ORDER BY gtin, location_gln, zone, lot FOR UPDATE"
+            "SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = $1 AND gtin IN ({list}) \
+             ORDER BY gtin, location_gln, zone, lot FOR UPDATE"
         );
-        let rows: Vec<Locked> = on_conn!(conn, connection => {
+        let rows: Vec<BalanceRow> = on_conn!(conn, connection => {
             let mut query = sqlx::query_as(&sql).bind(tenant);
             for gtin in &gtins {
                 query = query.bind(gtin.as_str());
@@ -102,23 +91,10 @@ impl RowLockOrders {
         })?;
         let decode = |error: String| sqlx::Error::Decode(error.into());
         let mut lots = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if LotStatus::parse(&row.status) != Some(LotStatus::Available) || row.on_hand <= row.reserved {
-                continue;
-            }
-            lots.push(StockLot {
-                site: gs1::Gln::parse(&row.location_gln).map_err(|error| decode(error.to_string()))?,
-                zone: network::ZoneName::parse(&row.zone).map_err(|error| decode(error.to_string()))?,
-                gtin: gs1::Gtin::parse(&row.gtin).map_err(|error| decode(error.to_string()))?,
-                lot: row.lot.clone(),
-                expiry: row
-                    .expiry_date
-                    .as_deref()
-                    .map(str::parse)
-                    .transpose()
-                    .map_err(|error: jiff::Error| decode(error.to_string()))?,
-                available: row.on_hand - row.reserved,
-            });
+        for row in rows {
+            let cached = row.cached()?;
+            let gtin = gs1::Gtin::parse(&cached.key.gtin).map_err(|error| decode(error.to_string()))?;
+            lots.extend(cached.stock_lot(&gtin, cached.balance.free()));
         }
         let products: Vec<ProductRule> = gtins.iter().filter_map(|gtin| self.products.get(gtin).cloned()).collect();
         let Some(pickup) = &order.destination.pickup_point else {

@@ -63,11 +63,11 @@ pub struct StockKey {
 }
 
 #[derive(Debug, Clone)]
-struct CachedBalance {
-    key: StockKey,
+pub(crate) struct CachedBalance {
+    pub(crate) key: StockKey,
     expiry: Option<String>,
     status: LotStatus,
-    balance: Balance,
+    pub(crate) balance: Balance,
     /// The key and expiry parsed once, for allocation.
     site: Gln,
     zone: ZoneName,
@@ -75,6 +75,18 @@ struct CachedBalance {
 }
 
 impl CachedBalance {
+    /// The units allocation may take (`free` of them), if the lot is available and has any.
+    pub(crate) fn stock_lot(&self, gtin: &Gtin, free: i64) -> Option<StockLot> {
+        (self.status.allocatable() && free > 0).then(|| StockLot {
+            site: self.site.clone(),
+            zone: self.zone.clone(),
+            gtin: gtin.clone(),
+            lot: self.key.lot.clone(),
+            expiry: self.expiry_date,
+            available: free,
+        })
+    }
+
     fn new(
         key: StockKey,
         expiry: Option<String>,
@@ -663,6 +675,30 @@ async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntr
     loaded.remove(gtin).ok_or_else(|| corrupt("a loaded GTIN is missing"))
 }
 
+/// A balance as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct BalanceRow {
+    gtin: String,
+    location_gln: String,
+    zone: String,
+    lot: String,
+    expiry_date: Option<String>,
+    status: String,
+    on_hand: i64,
+    reserved: i64,
+}
+
+/// The columns of a [`BalanceRow`].
+pub(crate) const BALANCE_ROW_COLUMNS: &str = "gtin, location_gln, zone, lot, expiry_date, status, on_hand, reserved";
+
+impl BalanceRow {
+    pub(crate) fn cached(self) -> Result<CachedBalance, sqlx::Error> {
+        let status = LotStatus::parse(&self.status).ok_or_else(|| corrupt(format!("lot status {:?}", self.status)))?;
+        let key = StockKey { gtin: self.gtin, location: self.location_gln, zone: self.zone, lot: self.lot };
+        CachedBalance::new(key, self.expiry_date, status, Balance { on_hand: self.on_hand, reserved: self.reserved })
+    }
+}
+
 /// What allocation needs of a product, as stored.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ProductRuleRow {
@@ -701,17 +737,6 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
         .iter()
         .map(|gtin| ((*gtin).to_owned(), GtinEntry { loaded: Instant::now(), product: None, balances: Vec::new() }))
         .collect();
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        gtin: String,
-        location_gln: String,
-        zone: String,
-        lot: String,
-        expiry_date: Option<String>,
-        status: String,
-        on_hand: i64,
-        reserved: i64,
-    }
     for chunk in gtins.chunks(GTINS_PER_SELECT) {
         let list: Vec<String> = (0..chunk.len()).map(|index| crate::epcis::placeholder(conn, index + 2)).collect();
         let list = list.join(", ");
@@ -720,8 +745,7 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
             "SELECT {PRODUCT_RULE_COLUMNS} FROM products WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
         );
         let balances_sql = format!(
-            "SELECT gtin, location_gln, zone, lot, expiry_date, status, on_hand, reserved FROM stock_balances \
-             WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
+            "SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
         );
         let products: Vec<ProductRuleRow> = on_conn!(conn, connection => {
             let mut query = sqlx::query_as(&products_sql).bind(tenant);
@@ -736,7 +760,7 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
                 entry.product = Some(rule);
             }
         }
-        let balances: Vec<Row> = on_conn!(conn, connection => {
+        let balances: Vec<BalanceRow> = on_conn!(conn, connection => {
             let mut query = sqlx::query_as(&balances_sql).bind(tenant);
             for gtin in chunk {
                 query = query.bind(*gtin);
@@ -744,16 +768,8 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
             query.fetch_all(&mut *connection).await
         })?;
         for row in balances {
-            let status =
-                LotStatus::parse(&row.status).ok_or_else(|| corrupt(format!("lot status {:?}", row.status)))?;
-            let key = StockKey { gtin: row.gtin.clone(), location: row.location_gln, zone: row.zone, lot: row.lot };
-            let cached = CachedBalance::new(
-                key,
-                row.expiry_date,
-                status,
-                Balance { on_hand: row.on_hand, reserved: row.reserved },
-            )?;
-            if let Some(entry) = entries.get_mut(&row.gtin) {
+            let cached = row.cached()?;
+            if let Some(entry) = entries.get_mut(&cached.key.gtin) {
                 entry.balances.push(cached);
             }
         }
@@ -1641,18 +1657,7 @@ async fn stock_lots(
             let key = &cached.key;
             let lapsed_units =
                 lapsed.get(&(key.gtin.clone(), key.location.clone(), key.zone.clone(), key.lot.clone())).copied();
-            let free = cached.balance.free() + lapsed_units.unwrap_or(0);
-            if !cached.status.allocatable() || free <= 0 {
-                continue;
-            }
-            lots.push(StockLot {
-                site: cached.site.clone(),
-                zone: cached.zone.clone(),
-                gtin: line.gtin.clone(),
-                lot: cached.key.lot.clone(),
-                expiry: cached.expiry_date,
-                available: free,
-            });
+            lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units.unwrap_or(0)));
         }
     }
     Ok(Ok((products, lots)))
