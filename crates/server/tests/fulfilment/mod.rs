@@ -144,6 +144,52 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         (Some(4), Some(4), Some("available"))
     );
 
+    // Bad orders get a problem naming the fields, and store nothing.
+    let bad = app
+        .post(
+            "/v1/orders",
+            &key,
+            json!({"lines": [{"gtin": "12345", "quantity": 0}], "service": "teleport",
+                   "destination": {"pickup_point": pickup(), "latitude": 52.0, "longitude": 4.0, "time_zone": "Europe/Amsterdam"},
+                   "hold_seconds": 0}),
+        )
+        .await;
+    assert!(bad.is_problem(422, "/problems/validation-failed"), "{:?}", bad.body);
+    for pointer in ["/lines/0/gtin", "/lines/0/quantity", "/service", "/destination", "/hold_seconds"] {
+        assert!(bad.pointers().contains(&pointer), "{pointer}: {:?}", bad.body);
+    }
+    let nowhere = json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": gln("871234599999")}, "service": "next_day"});
+    let nowhere = app.post("/v1/orders", &key, nowhere).await;
+    assert!(nowhere.is_problem(422, "/problems/unknown-reference"), "{:?}", nowhere.body);
+    let bad_count = app
+        .post(
+            "/v1/stock/counts",
+            &key,
+            json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "EARLY", "counted": -1, "reason": ""}),
+        )
+        .await;
+    assert!(
+        bad_count.is_problem(422, "/problems/validation-failed") && bad_count.pointers() == ["/counted", "/reason"],
+        "{:?}",
+        bad_count.body
+    );
+    let bad_status = app
+        .post(
+            "/v1/stock/lot-status",
+            &key,
+            json!({"gtin": product, "lot": "EARLY", "status": "recalled", "reason": "x"}),
+        )
+        .await;
+    assert!(bad_status.is_problem(422, "/problems/validation-failed"), "{:?}", bad_status.body);
+    assert_eq!(app.get("/v1/orders", &key).await.body["items"], json!([]));
+    assert_eq!(balance(app, &key, &product, "EARLY").await["on_hand"], 4);
+    let journal = app.get(&format!("/v1/stock/movements?gtin={product}"), &key).await;
+    assert!(
+        journal.body.as_array().unwrap().iter().all(|movement| movement["kind"] == "receipt"),
+        "{:?}",
+        journal.body
+    );
+
     let placed = app
         .send("POST", "/v1/orders", Some(&key), Some(order_body(&product, 10)), &[("idempotency-key", "order-1")])
         .await;
