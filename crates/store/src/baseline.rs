@@ -121,7 +121,7 @@ impl RowLockOrders {
                 let gtin = order.lines[pick.line].gtin.to_string();
                 execute(
                     conn,
-                    "UPDATE stock_balances SET reserved = reserved + $1, version = version + 1, updated_unix_ms = $2 \
+                    "UPDATE stock_balances SET reserved = reserved + $1, updated_unix_ms = $2 \
                      WHERE tenant_id = $3 AND gtin = $4 AND location_gln = $5 AND zone = $6 AND lot = $7",
                     &[
                         Arg::Integer(pick.quantity),

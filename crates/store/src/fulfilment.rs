@@ -539,7 +539,6 @@ impl StockBatch {
                     Value::Text(cached.status.name().to_owned()),
                     Value::Integer(cached.balance.on_hand),
                     Value::Integer(cached.balance.reserved),
-                    Value::Integer(1),
                     Value::Integer(now_unix_ms),
                 ]),
                 Some((read, read_status)) => {
@@ -568,7 +567,6 @@ impl StockBatch {
             "status",
             "on_hand",
             "reserved",
-            "version",
             "updated_unix_ms",
         ];
         insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
@@ -628,7 +626,7 @@ async fn update_balances(
     }
     let sql = format!(
         "UPDATE stock_balances SET on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, \
-         status = v.v_status, version = version + 1, updated_unix_ms = {} FROM ({}) AS v \
+         status = v.v_status, updated_unix_ms = {} FROM ({}) AS v \
          WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
          AND lot = v.v_lot AND status = v.v_read_status AND on_hand + v.v_on_hand >= 0 \
          AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand \

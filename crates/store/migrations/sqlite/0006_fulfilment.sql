@@ -5,7 +5,7 @@ ALTER TABLE products ADD COLUMN min_remaining_shelf_life_days INTEGER;
 
 -- One balance per (location, zone, GTIN, lot). A balance is the sum of its movements; the CHECKs
 -- repeat the ledger's invariants where the write happens. Writers apply a batch's net change with a
--- conditional update guarded by the invariants (no row lock); `version` counts the changes.
+-- conditional update guarded by the invariants (no row lock).
 CREATE TABLE stock_balances (
     tenant_id TEXT NOT NULL,
     gtin TEXT NOT NULL,
@@ -16,7 +16,6 @@ CREATE TABLE stock_balances (
     status TEXT NOT NULL,
     on_hand INTEGER NOT NULL CHECK (on_hand >= 0),
     reserved INTEGER NOT NULL CHECK (reserved >= 0),
-    version INTEGER NOT NULL,
     updated_unix_ms INTEGER NOT NULL,
     CHECK (reserved <= on_hand),
     PRIMARY KEY (tenant_id, gtin, location_gln, zone, lot)
