@@ -86,6 +86,10 @@ slug_id!(
     DeviceId, 64, "_.", "a-z, 0-9, -, _ and ."
 );
 slug_id!(
+    /// A vehicle of the network (a van, a cargo bike) and its courier, e.g. `van-ams-1`.
+    VehicleId, 64, "_.", "a-z, 0-9, -, _ and ."
+);
+slug_id!(
     /// A temperature zone within a location, e.g. `chill-1`.
     ZoneName, 32, "_.", "a-z, 0-9, -, _ and ."
 );
@@ -126,7 +130,7 @@ macro_rules! slug_parse {
         })*
     };
 }
-slug_parse!(PartyId, LaneId, DeviceId, ZoneName);
+slug_parse!(PartyId, LaneId, DeviceId, VehicleId, ZoneName);
 
 #[cfg(test)]
 mod tests {

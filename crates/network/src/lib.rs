@@ -8,15 +8,17 @@ mod country;
 mod ids;
 mod master;
 mod temperature;
+mod vehicle;
 
 pub use country::{Country, CountryError};
-pub use ids::{DeviceId, IdError, LaneId, NETWORK_TENANT, PartyId, TenantId, ZoneName};
+pub use ids::{DeviceId, IdError, LaneId, NETWORK_TENANT, PartyId, TenantId, VehicleId, ZoneName};
 pub use master::{
     Address, Coordinates, CoordinatesError, Device, DeviceKind, Lane, LaneError, LocalTime, LocalTimeError, Location,
     LocationKind, Nutrition, NutritionError, Party, PartyKind, Product, ProductLink, ProductLinkError, Service,
     TimeZoneError, TimeZoneName, Zone, ZoneError,
 };
 pub use temperature::{TemperatureClass, TemperatureClassError, TemperatureRange};
+pub use vehicle::{Skill, Vehicle, VehicleError};
 
 /// Parses a lowercase snake_case enum value, naming the accepted values on failure.
 pub fn parse_enum<T: Copy>(text: &str, values: &[(&'static str, T)]) -> Result<T, String> {
