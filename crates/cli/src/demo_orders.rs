@@ -31,18 +31,8 @@ async fn write(store: &Store, mutation: Mutation) -> anyhow::Result<store::Write
 async fn order_step(store: &Store, order_id: &str, to: OrderStatus, ssccs: Vec<gs1::Sscc>) -> anyhow::Result<()> {
     let tenant = demo::salmon_tenant();
     let order = store.tenant(&tenant).order(order_id).await?.context("the demo order")?;
-    let listed: Vec<String> = ssccs.iter().map(ToString::to_string).collect();
-    let events = server::steps::order_step(&tenant, &order, to, &listed, None, jiff::Timestamp::now())
+    let mutation = server::fulfilment::order_step_write(&tenant, &order, to, ssccs, None, jiff::Timestamp::now(), None)
         .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
-    let change = FulfilmentMutation::OrderEvent {
-        order_id: order_id.to_owned(),
-        event_id: to.name().to_owned(),
-        to,
-        ssccs,
-        shipped: None,
-        expected_reservation: Some(order.reservation_id.clone()),
-    };
-    let mutation = Mutation::fulfilment_step(change, events);
     write(store, mutation).await.with_context(|| format!("moving the demo order to {}", to.name()))?;
     Ok(())
 }

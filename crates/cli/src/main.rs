@@ -144,7 +144,7 @@ enum KeyCommand {
     Create {
         #[arg(long)]
         tenant: String,
-        /// operator, tenant:admin, tenant:write, tenant:read or device (repeatable).
+        /// operator, tenant:admin, tenant:write, tenant:read, device or courier (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         #[arg(long, default_value = "cli")]

@@ -29,8 +29,8 @@ pub const TIME_LIMIT_MAX: Duration = Duration::from_secs(30);
 pub struct Shipment {
     pub coordinates: Coordinates,
     pub demand_units: u32,
-    /// The skill its goods' temperature class needs, if any.
-    pub skill: Option<Skill>,
+    /// The skills its goods' temperature classes need (sorted, no duplicates).
+    pub skills: Vec<Skill>,
     /// The promise: delivered by then.
     pub due_by_unix_ms: i64,
     /// Time at the stop (parking, hand-over).
@@ -205,7 +205,7 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
 
     // Shipments no suitable vehicle can reach by the promise are decided here, before the search.
     let suitable = |shipment: &Shipment, vehicle: &WaveVehicle<'_>| {
-        shipment.skill.is_none_or(|skill| vehicle.vehicle.has(skill))
+        shipment.skills.iter().all(|skill| vehicle.vehicle.has(*skill))
             && i64::from(shipment.demand_units) <= i64::from(vehicle.vehicle.capacity_units)
     };
     let mut unplanned = Vec::new();
@@ -236,7 +236,8 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
                 .map(|vehicle| seconds_after(wave, vehicle.available_until_unix_ms))
                 .fold(0.0, f64::max)
         } else {
-            let skilled = vehicles.iter().any(|vehicle| shipment.skill.is_none_or(|skill| vehicle.vehicle.has(skill)));
+            let skilled =
+                vehicles.iter().any(|vehicle| shipment.skills.iter().all(|skill| vehicle.vehicle.has(*skill)));
             let reason = if !skilled {
                 UnplannedReason::MissingSkill
             } else if candidates.is_empty() {
@@ -251,7 +252,7 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
         jobs.push(Job {
             name: format!("shipment-{index}"),
             demand: vec![i64::from(shipment.demand_units)],
-            skills: shipment.skill.iter().map(|skill| skill.name().to_owned()).collect(),
+            skills: shipment.skills.iter().map(|skill| skill.name().to_owned()).collect(),
             kind: JobKind::Delivery {
                 stop: Stop {
                     location,

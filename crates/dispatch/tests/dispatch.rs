@@ -46,7 +46,7 @@ fn around(index: usize) -> Coordinates {
 }
 
 fn shipment(index: usize, units: u32, skill: Option<Skill>, due_by_unix_ms: i64) -> Shipment {
-    Shipment { coordinates: around(index), demand_units: units, skill, due_by_unix_ms, service_seconds: 180 }
+    Shipment { coordinates: around(index), demand_units: units, skills: skill.into_iter().collect(), due_by_unix_ms, service_seconds: 180 }
 }
 
 fn request<'a>(vehicles: Vec<WaveVehicle<'a>>, shipments: &'a [Shipment], wave: i64) -> PlanRequest<'a> {
@@ -87,7 +87,7 @@ fn chilled_goods_ride_the_reefer_and_every_promise_is_kept() {
         let mut previous_arrival = route.departure_unix_ms;
         for stop in &route.stops {
             seen[stop.shipment] += 1;
-            if shipments[stop.shipment].skill == Some(Skill::Reefer) {
+            if shipments[stop.shipment].skills.contains(&Skill::Reefer) {
                 assert!(vehicle.has(Skill::Reefer), "chilled shipment {} on {}", stop.shipment, vehicle.name);
             }
             assert!(!stop.late && stop.arrival_unix_ms <= shipments[stop.shipment].due_by_unix_ms);
@@ -298,15 +298,14 @@ proptest! {
             prop_assert!(route.return_unix_ms <= vehicles[route.vehicle].available_until_unix_ms + 1);
             for stop in &route.stops {
                 seen[stop.shipment] += 1;
-                let wanted = shipments[stop.shipment].skill;
-                prop_assert!(wanted.is_none_or(|skill| vehicle.has(skill)));
+                prop_assert!(shipments[stop.shipment].skills.iter().all(|skill| vehicle.has(*skill)));
                 prop_assert!(stop.arrival_unix_ms <= shipments[stop.shipment].due_by_unix_ms + 1);
                 prop_assert!(!stop.late);
             }
         }
         for (index, reason) in &planned.unplanned {
             seen[*index] += 1;
-            if shipments[*index].skill == Some(Skill::Freezer) {
+            if shipments[*index].skills.contains(&Skill::Freezer) {
                 prop_assert_eq!(*reason, UnplannedReason::MissingSkill);
             }
         }

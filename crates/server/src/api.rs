@@ -45,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_product_link))
         .routes(routes!(crate::scan::scan))
         .merge(crate::fulfilment::router())
+        .merge(crate::dispatch::router())
 }
 
 #[derive(Debug, OpenApi)]

@@ -158,6 +158,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// An optional JSON body: none when the request has neither a Content-Type nor a body.
+impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<AppState> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        let headers = request.headers();
+        let empty = headers.get(header::CONTENT_LENGTH).is_none_or(|length| length.as_bytes() == b"0")
+            && headers.get(header::TRANSFER_ENCODING).is_none();
+        if headers.get(header::CONTENT_TYPE).is_none() && empty {
+            return Ok(None);
+        }
+        <JsonBody<T> as FromRequest<AppState>>::from_request(request, state).await.map(Some)
+    }
+}
+
 /// The `Idempotency-Key` header, when present and well formed.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey(pub Option<String>);

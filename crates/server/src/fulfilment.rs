@@ -52,7 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_webhook))
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:012x}{:016x}", jiff::Timestamp::now().as_millisecond(), rand::random::<u64>())
 }
 
@@ -62,7 +62,7 @@ fn local_time_text(unix_ms: i64, zone: Option<&str>) -> Option<String> {
     Some(time.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
 }
 
-fn parse_time(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Option<i64> {
+pub(crate) fn parse_time(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Option<i64> {
     let text = text.as_deref()?;
     checker.check(pointer, text.parse::<jiff::Timestamp>().map(|time| time.as_millisecond()))
 }
@@ -999,33 +999,20 @@ async fn order_event(
     }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
-    // The step's EPCIS events are built from the order as read now and captured with the step;
-    // the writer refuses the step if a recall allocated the order again meanwhile.
     let read = app.store.tenant(&tenant).order(&order_id).await?;
-    let (events, expected_reservation) = match &read {
-        Some(order) => {
-            let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-            let events = crate::steps::order_step(
-                &tenant,
-                order,
-                to,
-                &listed,
-                input.shipped.as_deref(),
-                jiff::Timestamp::now(),
-            )?;
-            (events, Some(order.reservation_id.clone()))
-        }
-        None => (None, None),
+    let mutation = match &read {
+        Some(order) => order_step_write(&tenant, order, to, ssccs, input.shipped, jiff::Timestamp::now(), None)?,
+        // The writer answers not found.
+        None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
+            order_id: order_id.clone(),
+            event_id: to.name().to_owned(),
+            to,
+            ssccs,
+            shipped: input.shipped,
+            expected_reservation: None,
+            delivered_at_unix_ms: None,
+        }),
     };
-    let change = FulfilmentMutation::OrderEvent {
-        order_id: order_id.clone(),
-        event_id: to.name().to_owned(),
-        to,
-        ssccs,
-        shipped: input.shipped,
-        expected_reservation,
-    };
-    let mutation = Mutation::fulfilment_step(change, events);
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Order(order)) => {
             StoredResponse { status: 200, body: json_bytes(&order_view(order, &[], None)) }
@@ -1042,6 +1029,32 @@ async fn order_event(
         }
     }
     Ok(written.into_response(respond))
+}
+
+/// The write that moves `order` to `to` with the step's EPCIS events. The events are built from
+/// the order as read now and captured with the step; the writer refuses the step if a recall
+/// allocated the order again meanwhile. Used by the order events endpoint, dispatch and the demo.
+pub fn order_step_write(
+    tenant: &TenantId,
+    order: &OrderRecord,
+    to: OrderStatus,
+    ssccs: Vec<Sscc>,
+    shipped: Option<Vec<i64>>,
+    at: jiff::Timestamp,
+    delivered_at_unix_ms: Option<i64>,
+) -> Result<Mutation, Problem> {
+    let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
+    let events = crate::steps::order_step(tenant, order, to, &listed, shipped.as_deref(), at)?;
+    let change = FulfilmentMutation::OrderEvent {
+        order_id: order.order_id.clone(),
+        event_id: to.name().to_owned(),
+        to,
+        ssccs,
+        shipped,
+        expected_reservation: Some(order.reservation_id.clone()),
+        delivered_at_unix_ms,
+    };
+    Ok(Mutation::fulfilment_step(change, events))
 }
 
 // ---------- promise ----------

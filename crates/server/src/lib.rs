@@ -6,6 +6,7 @@
 //! runs without a tenant.
 
 pub mod api;
+pub mod dispatch;
 pub mod dto;
 pub mod epcis;
 pub mod extract;
@@ -80,6 +81,9 @@ pub struct AppState {
     pub item_cache: Arc<resolver::ItemCache>,
     /// Wakes the subscription worker after a capture.
     pub subscriptions_wake: Arc<tokio::sync::Notify>,
+    /// Travel distances and times for dispatch: great-circle distance × the road factor by
+    /// default; a road-network table plugs in here (an implementation of the trait).
+    pub matrix: Arc<dyn ::dispatch::TravelMatrix>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,6 +115,7 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
         openapi: Arc::new(document),
         item_cache: Arc::new(resolver::ItemCache::default()),
         subscriptions_wake,
+        matrix: Arc::new(::dispatch::Haversine::default()),
     };
     Router::new()
         .merge(api_router)

@@ -101,6 +101,18 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "The pallets of the advance shipping notice (or the named ones) were received before.",
     ),
     (
+        "already-dispatched",
+        409,
+        "Already dispatched",
+        "A shipment of the wave is on a route already (another dispatch of the same orders ran first).",
+    ),
+    (
+        "no-vehicle",
+        422,
+        "No vehicle on shift",
+        "The depot has no vehicle whose courier's shift leaves time in this wave.",
+    ),
+    (
         "zone-unsuitable",
         422,
         "Zone unsuitable",

@@ -907,6 +907,10 @@ pub enum FulfilmentMutation {
         ssccs: Vec<Sscc>,
         shipped: Option<Vec<i64>>,
         expected_reservation: Option<String>,
+        /// `delivered`: when the hand-over happened, if earlier than the write (a courier's
+        /// device syncing late); the order's delivery time, while its history keeps the
+        /// write's time (webhook cursors move in write order).
+        delivered_at_unix_ms: Option<i64>,
     },
     /// Registers a webhook for the tenant's order transitions (from now on).
     PutWebhook {
@@ -1396,12 +1400,21 @@ async fn apply_checked(
             let record = attempt!(place_order(conn, tenant, order, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
         }
-        FulfilmentMutation::OrderEvent { order_id, event_id, to, ssccs, shipped, expected_reservation } => {
+        FulfilmentMutation::OrderEvent {
+            order_id,
+            event_id,
+            to,
+            ssccs,
+            shipped,
+            expected_reservation,
+            delivered_at_unix_ms,
+        } => {
             let change = OrderChange {
                 to: *to,
                 ssccs,
                 shipped: shipped.as_deref(),
                 expected_reservation: expected_reservation.as_deref(),
+                delivered_at_unix_ms: delivered_at_unix_ms.filter(|at| *at <= now_unix_ms),
             };
             let record =
                 attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
@@ -2021,6 +2034,7 @@ struct OrderChange<'a> {
     ssccs: &'a [Sscc],
     shipped: Option<&'a [i64]>,
     expected_reservation: Option<&'a str>,
+    delivered_at_unix_ms: Option<i64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -2034,7 +2048,7 @@ async fn order_event(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
-    let OrderChange { to, ssccs, shipped, expected_reservation } = change;
+    let OrderChange { to, ssccs, shipped, expected_reservation, delivered_at_unix_ms } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
@@ -2168,6 +2182,15 @@ async fn order_event(
     record.updated_unix_ms = now_unix_ms;
     if to == OrderStatus::Delivered {
         record.delivered_unix_ms = Some(now_unix_ms);
+        if let Some(at) = delivered_at_unix_ms {
+            execute(
+                conn,
+                "UPDATE orders SET delivered_unix_ms = $3 WHERE tenant_id = $1 AND order_id = $2",
+                &[Arg::Text(tenant), Arg::Text(order_id), Arg::Integer(at)],
+            )
+            .await?;
+            record.delivered_unix_ms = Some(at);
+        }
     }
     Ok(Ok(record))
 }

@@ -24,21 +24,24 @@ pub enum Scope {
     TenantRead,
     /// A sensor sending readings.
     Device,
+    /// A courier of the network: their vehicle's route, its stops (keys of the `network` tenant
+    /// only).
+    Courier,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("unknown scope {0:?}: use operator, tenant:admin, tenant:write, tenant:read or device")]
+    #[error("unknown scope {0:?}: use operator, tenant:admin, tenant:write, tenant:read, device or courier")]
     Unknown(String),
-    #[error("the operator scope belongs to keys of the network tenant only")]
+    #[error("the operator and courier scopes belong to keys of the network tenant only")]
     OperatorOutsideNetwork,
     #[error("a key needs at least one scope")]
     Empty,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] =
-        [Scope::Operator, Scope::TenantAdmin, Scope::TenantWrite, Scope::TenantRead, Scope::Device];
+    pub const ALL: [Scope; 6] =
+        [Scope::Operator, Scope::TenantAdmin, Scope::TenantWrite, Scope::TenantRead, Scope::Device, Scope::Courier];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -47,6 +50,7 @@ impl Scope {
             Scope::TenantWrite => "tenant:write",
             Scope::TenantRead => "tenant:read",
             Scope::Device => "device",
+            Scope::Courier => "courier",
         }
     }
 
@@ -62,7 +66,7 @@ impl Scope {
         let mut scopes = Vec::new();
         for name in names {
             let scope = Scope::parse(name.trim())?;
-            if scope == Scope::Operator && !tenant_id.is_network() {
+            if matches!(scope, Scope::Operator | Scope::Courier) && !tenant_id.is_network() {
                 return Err(ScopeError::OperatorOutsideNetwork);
             }
             scopes.push(scope);

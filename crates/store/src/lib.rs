@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod baseline;
+pub mod dispatch;
 pub mod epcis;
 pub mod fulfilment;
 mod keys;

@@ -148,6 +148,8 @@ pub enum Mutation {
     },
     /// Stock, orders and recalls, see [`crate::fulfilment`].
     Fulfilment(FulfilmentMutation),
+    /// Vehicles, planned routes and their stops (network tenant), see [`crate::dispatch`].
+    Dispatch(crate::dispatch::DispatchMutation),
     /// A physical step (a receipt, a pick, a pallet packed, a shipment, a delivery) and the EPCIS
     /// events that record it, in one transaction: both or neither.
     FulfilmentRecorded {
@@ -676,6 +678,7 @@ pub(crate) enum Arg<'a> {
     Integer(i64),
     OptionalInteger(Option<i64>),
     OptionalReal(Option<f64>),
+    Real(f64),
     Boolean(bool),
     Bytes(&'a [u8]),
 }
@@ -690,6 +693,7 @@ macro_rules! bind_args {
                 Arg::Integer(value) => query.bind(*value),
                 Arg::OptionalInteger(value) => query.bind(*value),
                 Arg::OptionalReal(value) => query.bind(*value),
+                Arg::Real(value) => query.bind(*value),
                 Arg::Boolean(value) => query.bind(*value),
                 Arg::Bytes(value) => query.bind(*value),
             };
@@ -912,7 +916,7 @@ async fn apply_one(
 
 /// The statement for a put: an upsert, except for `Create`, which inserts plainly so that a row
 /// another API node created meanwhile fails the unique key instead of being overwritten.
-fn put_sql(upsert: &'static str, mode: PutMode) -> &'static str {
+pub(crate) fn put_sql(upsert: &'static str, mode: PutMode) -> &'static str {
     match mode {
         PutMode::Create => upsert.split(" ON CONFLICT").next().unwrap_or(upsert),
         PutMode::Upsert | PutMode::Update => upsert,
@@ -930,7 +934,7 @@ async fn claim(conn: &mut Conn, table: &str, column: &str, value: &str, tenant: 
 }
 
 /// What a mutation needs to know about the row it puts: whether it exists, and the mode.
-fn check_mode(mode: PutMode, exists: bool, what: String) -> Result<(), WriteError> {
+pub(crate) fn check_mode(mode: PutMode, exists: bool, what: String) -> Result<(), WriteError> {
     match (mode, exists) {
         (PutMode::Create, true) => Err(WriteError::Conflict(what)),
         (PutMode::Update, false) => Err(WriteError::NotFound),
@@ -1442,6 +1446,15 @@ async fn apply_mutation(
                 }
             }
             Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome }))
+        }
+        Mutation::Dispatch(change) => {
+            match crate::dispatch::apply_dispatch(conn, tenant_id, change, now_unix_ms).await? {
+                Ok(created) => {
+                    count_created(usage, tenant_id, created);
+                    applied(created)
+                }
+                Err(refused) => refuse!(refused),
+            }
         }
         Mutation::EpcisQuery(change) => {
             match crate::epcis::apply_query_mutation(conn, tenant_id, change, now_unix_ms).await? {

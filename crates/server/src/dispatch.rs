@@ -1,0 +1,1005 @@
+//! Courier dispatch on the server: the network's vehicles, dispatch waves, planned routes, and
+//! the couriers' own view (their route, the next stop, starting out, handing over).
+//!
+//! A wave (`POST /v1/operator/dispatch`) takes the orders waiting at a depot for the last mile —
+//! packed there, or shipped to it over a lane — whose last-mile departure is due by the wave,
+//! plans them with [`dispatch::plan`] and stores the routes. Starting a route moves its orders to
+//! `out_for_delivery` (shipping packed ones first); handing a stop over moves its order to
+//! `delivered` (or `at_pickup_point`) once every shipment of the order is handed over. Each
+//! step records its EPCIS events through the same path as `POST /v1/orders/{id}/events`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dispatch::{PlanRequest, RemainingStop, Shipment, UnplannedReason, WaveVehicle};
+use gs1::{Gln, Gtin};
+use jiff::tz::TimeZone;
+use network::{Coordinates, LocationKind, LocalTime, Skill, TenantId, Vehicle, VehicleId};
+use orders::OrderStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use store::dispatch::{DispatchMutation, NewRoute, RouteRecord, StopRecord};
+use store::fulfilment::OrderRecord;
+use store::{Mutation, PutMode, Principal, Scope, StoredResponse};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::api::{QueryParams, json_bytes, write};
+use crate::dto::{Checker, timestamp};
+use crate::extract::{Caller, IdempotencyKey, JsonBody};
+use crate::fulfilment::{new_id, order_step_write, parse_time};
+use crate::problem::Problem;
+
+/// Time at a home address (parking, the door, the hand-over).
+pub const SERVICE_SECONDS_HOME: u32 = 180;
+/// Time at a pickup point (several parcels, a scan each).
+pub const SERVICE_SECONDS_PICKUP_POINT: u32 = 300;
+/// The default and the longest search per wave.
+pub const TIME_LIMIT_MS_DEFAULT: u64 = 2_000;
+pub const TIME_LIMIT_MS_MAX: u64 = 30_000;
+/// How far ahead of its writing a courier's hand-over time may lie (device clock skew).
+pub const DELIVERED_AT_SKEW_MS_MAX: i64 = 5 * 60 * 1000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_vehicle, get_vehicle, delete_vehicle))
+        .routes(routes!(list_vehicles))
+        .routes(routes!(dispatch_wave))
+        .routes(routes!(list_routes))
+        .routes(routes!(get_route))
+        .routes(routes!(start_route))
+        .routes(routes!(deliver_stop))
+        .routes(routes!(courier_route))
+}
+
+fn network() -> TenantId {
+    TenantId::network()
+}
+
+// ---------- vehicles ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleInput {
+    /// Optional; must equal the path's id when given.
+    pub vehicle_id: Option<String>,
+    /// The GLN of a network warehouse or cold depot.
+    pub depot: String,
+    pub name: String,
+    pub courier_name: Option<String>,
+    /// The id of a network key with the `courier` scope: the courier signs in with it.
+    pub courier_key_id: Option<String>,
+    pub capacity_units: u32,
+    /// `reefer`, `freezer` (default none: ambient goods only).
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Local time at the depot, HH:MM; an end before the start runs past midnight.
+    pub shift_start: String,
+    pub shift_end: String,
+    /// Default 30 km/h (a city van).
+    pub speed_km_per_h: Option<f64>,
+    #[serde(default)]
+    pub fixed_cost_cents: u32,
+    #[serde(default)]
+    pub cost_per_km_cents: u32,
+    #[serde(default)]
+    pub cost_per_hour_cents: u32,
+}
+
+const SPEED_KM_PER_H_DEFAULT: f64 = 30.0;
+
+impl VehicleInput {
+    fn into_domain(self, path_id: &str) -> Result<Vehicle, Problem> {
+        let mut checker = Checker::default();
+        let vehicle_id = checker.check("/vehicle_id", VehicleId::parse(path_id));
+        if self.vehicle_id.as_deref().is_some_and(|body| body != path_id) {
+            checker.fail("/vehicle_id", "must equal the id in the path");
+        }
+        let depot = checker.check("/depot", Gln::parse(&self.depot));
+        let name = checker.text("/name", &self.name, Vehicle::NAME_LENGTH_MAX);
+        let courier_name = checker.optional_text("/courier_name", &self.courier_name, Vehicle::NAME_LENGTH_MAX);
+        let courier_key_id = checker.optional_text("/courier_key_id", &self.courier_key_id, 64);
+        let mut skills = Vec::new();
+        for (index, text) in self.skills.iter().enumerate() {
+            if let Some(skill) = checker.check(&format!("/skills/{index}"), network::parse_enum(text, &Skill::VALUES)) {
+                skills.push(skill);
+            }
+        }
+        skills.sort();
+        skills.dedup();
+        let shift_start = checker.check("/shift_start", LocalTime::parse(&self.shift_start));
+        let shift_end = checker.check("/shift_end", LocalTime::parse(&self.shift_end));
+        let (Some(vehicle_id), Some(depot), Some(name), Some(shift_start), Some(shift_end)) =
+            (vehicle_id, depot, name, shift_start, shift_end)
+        else {
+            checker.finish()?;
+            return Err(Problem::internal("a field failed without an error"));
+        };
+        let vehicle = Vehicle {
+            vehicle_id,
+            depot,
+            name,
+            courier_name: courier_name.filter(|name| !name.is_empty()),
+            courier_key_id: courier_key_id.filter(|key| !key.is_empty()),
+            capacity_units: self.capacity_units,
+            skills,
+            shift_start,
+            shift_end,
+            speed_km_per_h: self.speed_km_per_h.unwrap_or(SPEED_KM_PER_H_DEFAULT),
+            fixed_cost_cents: self.fixed_cost_cents,
+            cost_per_km_cents: self.cost_per_km_cents,
+            cost_per_hour_cents: self.cost_per_hour_cents,
+        };
+        if let Err(error) = vehicle.check() {
+            let pointer = match error {
+                network::VehicleError::Capacity { .. } => "/capacity_units",
+                network::VehicleError::Speed { .. } => "/speed_km_per_h",
+                network::VehicleError::EmptyShift => "/shift_end",
+            };
+            checker.fail(pointer, error.to_string());
+        }
+        checker.finish()?;
+        Ok(vehicle)
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VehicleView {
+    pub vehicle_id: String,
+    pub depot: String,
+    pub name: String,
+    pub courier_name: Option<String>,
+    pub courier_key_id: Option<String>,
+    pub capacity_units: u32,
+    pub skills: Vec<String>,
+    pub shift_start: String,
+    pub shift_end: String,
+    pub speed_km_per_h: f64,
+    pub fixed_cost_cents: u32,
+    pub cost_per_km_cents: u32,
+    pub cost_per_hour_cents: u32,
+}
+
+impl From<&Vehicle> for VehicleView {
+    fn from(vehicle: &Vehicle) -> Self {
+        VehicleView {
+            vehicle_id: vehicle.vehicle_id.to_string(),
+            depot: vehicle.depot.to_string(),
+            name: vehicle.name.clone(),
+            courier_name: vehicle.courier_name.clone(),
+            courier_key_id: vehicle.courier_key_id.clone(),
+            capacity_units: vehicle.capacity_units,
+            skills: vehicle.skills.iter().map(|skill| skill.name().to_owned()).collect(),
+            shift_start: vehicle.shift_start.to_string(),
+            shift_end: vehicle.shift_end.to_string(),
+            speed_km_per_h: vehicle.speed_km_per_h,
+            fixed_cost_cents: vehicle.fixed_cost_cents,
+            cost_per_km_cents: vehicle.cost_per_km_cents,
+            cost_per_hour_cents: vehicle.cost_per_hour_cents,
+        }
+    }
+}
+
+/// Creates or replaces a vehicle of a depot, with its courier's shift and key.
+#[utoipa::path(put, path = "/v1/operator/vehicles/{vehicle_id}", tag = "dispatch", request_body = VehicleInput,
+    params(("vehicle_id" = String, Path)),
+    responses((status = 201, body = VehicleView), (status = 200, body = VehicleView), (status = 422, body = Problem)))]
+async fn put_vehicle(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(vehicle_id): Path<String>,
+    body: JsonBody<VehicleInput>,
+) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?;
+    let vehicle = body.value.into_domain(&vehicle_id)?;
+    let view = json_bytes(&VehicleView::from(&vehicle));
+    let mutation = Mutation::Dispatch(DispatchMutation::PutVehicle { vehicle, mode: PutMode::Upsert });
+    let respond = crate::api::created_or_ok(view);
+    let written =
+        write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[utoipa::path(get, path = "/v1/operator/vehicles/{vehicle_id}", tag = "dispatch", params(("vehicle_id" = String, Path)),
+    responses((status = 200, body = VehicleView), (status = 404, body = Problem)))]
+async fn get_vehicle(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(vehicle_id): Path<String>,
+) -> Result<Json<VehicleView>, Problem> {
+    caller.require_operator()?;
+    let id = VehicleId::parse(&vehicle_id).map_err(|_| Problem::not_found(format!("vehicle {vehicle_id}")))?;
+    let vehicle = app.store.vehicle(&id).await?.ok_or_else(|| Problem::not_found(format!("vehicle {vehicle_id}")))?;
+    Ok(Json(VehicleView::from(&vehicle)))
+}
+
+/// Deletes a vehicle; refused while one of its routes has stops to go.
+#[utoipa::path(delete, path = "/v1/operator/vehicles/{vehicle_id}", tag = "dispatch", params(("vehicle_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_vehicle(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(vehicle_id): Path<String>,
+) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?;
+    let id = VehicleId::parse(&vehicle_id).map_err(|_| Problem::not_found(format!("vehicle {vehicle_id}")))?;
+    let mutation = Mutation::Dispatch(DispatchMutation::DeleteVehicle { vehicle_id: id });
+    let respond = |_: &store::Applied| StoredResponse { status: 204, body: Vec::new() };
+    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleListParams {
+    /// Only the vehicles of this depot (GLN).
+    pub depot: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/operator/vehicles", tag = "dispatch", params(VehicleListParams),
+    responses((status = 200, body = Vec<VehicleView>)))]
+async fn list_vehicles(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<VehicleListParams>,
+) -> Result<Json<Vec<VehicleView>>, Problem> {
+    caller.require_operator()?;
+    let depot = params
+        .depot
+        .as_deref()
+        .map(|text| Gln::parse(text).map_err(|error| Problem::field("invalid-parameter", "?depot", error.to_string())))
+        .transpose()?;
+    let vehicles = app.store.vehicles(depot.as_ref()).await?;
+    Ok(Json(vehicles.iter().map(VehicleView::from).collect()))
+}
+
+// ---------- routes as seen by operators and couriers ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StopView {
+    pub seq: i64,
+    pub tenant: String,
+    pub order_id: String,
+    /// The order's shipment (index in its allocation).
+    pub shipment: i64,
+    pub latitude_degrees: f64,
+    pub longitude_degrees: f64,
+    pub pickup_point: Option<String>,
+    pub demand_units: i64,
+    /// The promise.
+    pub due_by: String,
+    pub planned_arrival: String,
+    /// From where the courier is now (stops still to visit).
+    pub expected_arrival: Option<String>,
+    /// Expected after the promise.
+    pub at_risk: bool,
+    pub delivered_at: Option<String>,
+    pub distance_from_previous_km: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteView {
+    pub route_id: String,
+    pub wave_id: String,
+    pub depot: String,
+    pub wave: String,
+    pub vehicle_id: String,
+    pub departure: String,
+    pub planned_return: String,
+    pub distance_km: f64,
+    pub started_at: Option<String>,
+    /// The next stop to visit (its `seq`), none when every stop is handed over.
+    pub next_stop: Option<i64>,
+    /// Stops still to visit whose promise is expected to be missed.
+    pub at_risk: usize,
+    pub stops: Vec<StopView>,
+}
+
+fn route_view(route: &RouteRecord, now_unix_ms: i64) -> RouteView {
+    let header = &route.header;
+    // Stops after the last handed over are still to visit, in order.
+    let done = route.stops.iter().rposition(|stop| stop.delivered_unix_ms.is_some()).map_or(0, |last| last + 1);
+    let remaining: Vec<RemainingStop> = route.stops[done..]
+        .iter()
+        .filter(|stop| stop.delivered_unix_ms.is_none())
+        .map(|stop| RemainingStop {
+            leg_s: stop.leg_s,
+            service_s: stop.service_s,
+            planned_arrival_unix_ms: stop.planned_arrival_unix_ms,
+            due_by_unix_ms: stop.due_by_unix_ms,
+        })
+        .collect();
+    let mut projected = dispatch::project(now_unix_ms, &remaining).into_iter();
+    let stops: Vec<StopView> = route
+        .stops
+        .iter()
+        .enumerate()
+        .map(|(index, stop)| {
+            let projection =
+                if index >= done && stop.delivered_unix_ms.is_none() { projected.next() } else { None };
+            StopView {
+                seq: stop.seq,
+                tenant: stop.order_tenant_id.clone(),
+                order_id: stop.order_id.clone(),
+                shipment: stop.shipment,
+                latitude_degrees: stop.latitude_degrees,
+                longitude_degrees: stop.longitude_degrees,
+                pickup_point: stop.pickup_point_gln.clone(),
+                demand_units: stop.demand_units,
+                due_by: timestamp(stop.due_by_unix_ms),
+                planned_arrival: timestamp(stop.planned_arrival_unix_ms),
+                expected_arrival: projection.map(|projected| timestamp(projected.arrival_unix_ms)),
+                at_risk: projection.is_some_and(|projected| projected.at_risk),
+                delivered_at: stop.delivered_unix_ms.map(timestamp),
+                distance_from_previous_km: (stop.leg_m / 10.0).round() / 100.0,
+            }
+        })
+        .collect();
+    RouteView {
+        route_id: header.route_id.clone(),
+        wave_id: header.wave_id.clone(),
+        depot: header.depot_gln.clone(),
+        wave: timestamp(header.wave_unix_ms),
+        vehicle_id: header.vehicle_id.clone(),
+        departure: timestamp(header.departure_unix_ms),
+        planned_return: timestamp(header.return_unix_ms),
+        distance_km: (header.distance_m / 10.0).round() / 100.0,
+        started_at: header.started_unix_ms.map(timestamp),
+        next_stop: route.stops.iter().find(|stop| stop.delivered_unix_ms.is_none()).map(|stop| stop.seq),
+        at_risk: stops.iter().filter(|stop| stop.at_risk).count(),
+        stops,
+    }
+}
+
+/// Who acts on a route: the operator, or the courier driving the route's vehicle.
+async fn route_for<'c>(app: &AppState, caller: &'c Caller, route_id: &str) -> Result<(&'c Principal, RouteRecord), Problem> {
+    let not_found = || Problem::not_found(format!("route {route_id}"));
+    let principal = &caller.0;
+    let courier_vehicle = if principal.is_operator() {
+        None
+    } else if principal.tenant_id.is_network() && principal.has(Scope::Courier) {
+        let vehicle = app
+            .store
+            .vehicle_of_courier(&principal.key_id)
+            .await?
+            .ok_or_else(|| Problem::new("forbidden", "no vehicle is driven with this courier key"))?;
+        Some(vehicle.vehicle_id)
+    } else {
+        return Err(Problem::new("forbidden", "this operation needs the operator or the courier scope"));
+    };
+    let route = app.store.route(route_id).await?.ok_or_else(not_found)?;
+    if courier_vehicle.is_some_and(|vehicle| vehicle.as_str() != route.header.vehicle_id) {
+        return Err(not_found());
+    }
+    Ok((principal, route))
+}
+
+#[utoipa::path(get, path = "/v1/routes/{route_id}", tag = "dispatch", params(("route_id" = String, Path)),
+    responses((status = 200, body = RouteView), (status = 404, body = Problem)))]
+async fn get_route(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(route_id): Path<String>,
+) -> Result<Json<RouteView>, Problem> {
+    let (_, route) = route_for(&app, &caller, &route_id).await?;
+    Ok(Json(route_view(&route, store::now_unix_ms())))
+}
+
+/// The courier's route: the earliest of their vehicle's routes with stops to go (else the
+/// latest), with the next stop and expected arrivals from now.
+#[utoipa::path(get, path = "/v1/courier/route", tag = "dispatch",
+    responses((status = 200, body = RouteView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn courier_route(State(app): State<AppState>, caller: Caller) -> Result<Json<RouteView>, Problem> {
+    let principal = caller.require(Scope::Courier)?;
+    let vehicle = app
+        .store
+        .vehicle_of_courier(&principal.key_id)
+        .await?
+        .ok_or_else(|| Problem::new("forbidden", "no vehicle is driven with this courier key"))?;
+    let route = app
+        .store
+        .current_route(&vehicle.vehicle_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("a route of vehicle {}", vehicle.vehicle_id)))?;
+    Ok(Json(route_view(&route, store::now_unix_ms())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RouteListParams {
+    pub depot: String,
+    /// The depot's local date of the waves (default today).
+    pub date: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/operator/routes", tag = "dispatch", params(RouteListParams),
+    responses((status = 200, body = Vec<RouteView>)))]
+async fn list_routes(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<RouteListParams>,
+) -> Result<Json<Vec<RouteView>>, Problem> {
+    caller.require_operator()?;
+    let depot =
+        Gln::parse(&params.depot).map_err(|error| Problem::field("invalid-parameter", "?depot", error.to_string()))?;
+    let (_, zone) = depot_location(&app, &depot, "?depot").await?;
+    let date = match params.date.as_deref() {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .map_err(|error| Problem::field("invalid-parameter", "?date", error.to_string()))?,
+        None => jiff::Timestamp::now().to_zoned(zone.clone()).date(),
+    };
+    let bound = |date: jiff::civil::Date| -> Result<i64, Problem> {
+        Ok(date
+            .to_zoned(zone.clone())
+            .map_err(|error| Problem::field("invalid-parameter", "?date", error.to_string()))?
+            .timestamp()
+            .as_millisecond())
+    };
+    let next = date.tomorrow().map_err(|error| Problem::field("invalid-parameter", "?date", error.to_string()))?;
+    let routes = app.store.routes(&depot, bound(date)?, bound(next)?).await?;
+    let now = store::now_unix_ms();
+    Ok(Json(routes.iter().map(|route| route_view(route, now)).collect()))
+}
+
+/// A network warehouse or cold depot and its time zone.
+async fn depot_location(app: &AppState, depot: &Gln, pointer: &str) -> Result<(Coordinates, TimeZone), Problem> {
+    let located = app.store.tenant(&network()).location(depot).await?;
+    let Some(located) = located.filter(|owned| {
+        owned.owner.is_network() && matches!(owned.value.kind, LocationKind::Warehouse | LocationKind::ColdDepot)
+    }) else {
+        return Err(Problem::field(
+            "unknown-reference",
+            pointer,
+            format!("{depot} is not a warehouse or cold depot of the network"),
+        ));
+    };
+    let zone = TimeZone::get(located.value.time_zone.as_str())
+        .map_err(|error| Problem::internal(format!("time zone of {depot}: {error}")))?;
+    Ok((located.value.coordinates, zone))
+}
+
+// ---------- dispatch ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchInput {
+    /// The depot (a network warehouse or cold depot GLN).
+    pub depot: String,
+    /// When the wave leaves (RFC 3339); shipments whose last-mile departure is due by then are
+    /// taken. Default: now.
+    pub wave: Option<String>,
+    /// The search's time limit, 100..=30000 ms (default 2000).
+    pub time_limit_ms: Option<u64>,
+    /// Plan shipments that can no longer be on time (marked late) instead of leaving them out.
+    #[serde(default)]
+    pub allow_late: bool,
+    /// The search's seed (default 1): the same wave and seed plan the same routes when the
+    /// search ends by its iteration budget.
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnplannedView {
+    pub tenant: String,
+    pub order_id: String,
+    pub shipment: i64,
+    /// `missing_skill`, `capacity_exceeded`, `promise_unreachable`, `fleet_full`, or
+    /// `no_coordinates` (a pickup point without a location).
+    pub reason: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DispatchView {
+    pub wave_id: String,
+    pub depot: String,
+    pub wave: String,
+    /// Shipments due at the depot by the wave.
+    pub shipments: usize,
+    pub vehicles_on_shift: usize,
+    pub routes: Vec<RouteView>,
+    pub unassigned: Vec<UnplannedView>,
+    pub distance_km: f64,
+    pub cost_cents: f64,
+    pub solve_ms: u64,
+}
+
+/// A shipment due at the depot, and which order it belongs to.
+struct Due {
+    tenant: TenantId,
+    order_id: String,
+    shipment: i64,
+    pickup_point: Option<String>,
+    planned: Shipment,
+}
+
+fn reason_detail(reason: UnplannedReason) -> &'static str {
+    match reason {
+        UnplannedReason::MissingSkill => "no vehicle on shift keeps its temperature class (reefer or freezer)",
+        UnplannedReason::CapacityExceeded => "more units than any suitable vehicle holds",
+        UnplannedReason::PromiseUnreachable => {
+            "no suitable vehicle reaches it by its promise within its shift (allow_late plans it late)"
+        }
+        UnplannedReason::FleetFull => "the vehicles on shift are full",
+    }
+}
+
+/// What a wave read once per tenant: the skills a product needs, a pickup point's coordinates.
+#[derive(Default)]
+struct Lookups {
+    products: HashMap<(TenantId, String), Vec<Skill>>,
+    pickup_points: HashMap<(TenantId, String), Option<Coordinates>>,
+}
+
+/// The shipments of `order` that `depot` delivers and that wait there now, due by the wave.
+async fn due_shipments(
+    app: &AppState,
+    tenant: &TenantId,
+    order: &OrderRecord,
+    depot: &Gln,
+    wave_unix_ms: i64,
+    lookups: &mut Lookups,
+    unplanned: &mut Vec<UnplannedView>,
+) -> Result<Vec<Due>, Problem> {
+    let Lookups { products, pickup_points } = lookups;
+    let mut due = Vec::new();
+    for (index, shipment) in order.allocation.shipments.iter().enumerate() {
+        // Waiting at the depot: packed there (no lane), or shipped to it over a lane.
+        let waiting = match order.status {
+            OrderStatus::Packed => shipment.lane.is_none(),
+            OrderStatus::Shipped => shipment.lane.is_some(),
+            _ => false,
+        };
+        if shipment.delivering_site != depot.as_str() || !waiting || shipment.last_mile_departure_unix_ms > wave_unix_ms
+        {
+            continue;
+        }
+        let destination = &order.destination;
+        let coordinates = match (destination.latitude_degrees, destination.longitude_degrees, &destination.pickup_point) {
+            (Some(latitude), Some(longitude), _) => Coordinates::new(latitude, longitude).ok(),
+            (_, _, Some(gln)) => {
+                let key = (tenant.clone(), gln.clone());
+                if !pickup_points.contains_key(&key) {
+                    let located = match Gln::parse(gln) {
+                        Ok(parsed) => app.store.tenant(tenant).location(&parsed).await?,
+                        Err(_) => None,
+                    };
+                    pickup_points.insert(key.clone(), located.map(|owned| owned.value.coordinates));
+                }
+                pickup_points[&key]
+            }
+            _ => None,
+        };
+        let Some(coordinates) = coordinates else {
+            unplanned.push(UnplannedView {
+                tenant: tenant.to_string(),
+                order_id: order.order_id.clone(),
+                shipment: index as i64,
+                reason: "no_coordinates".into(),
+                detail: "the destination has no coordinates (a pickup point without a location)".into(),
+            });
+            continue;
+        };
+        let mut skills = Vec::new();
+        let mut units: u64 = 0;
+        for pick in &shipment.picks {
+            units += u64::try_from(pick.quantity).unwrap_or(0);
+            let Some(line) = order.lines.get(pick.line) else { continue };
+            let key = (tenant.clone(), line.gtin.clone());
+            if !products.contains_key(&key) {
+                let product = match Gtin::parse(&line.gtin) {
+                    Ok(gtin) => app.store.tenant(tenant).product(&gtin).await?,
+                    Err(_) => None,
+                };
+                let needed = product.and_then(|product| Skill::required_for(&product.temperature_class));
+                products.insert(key.clone(), needed.into_iter().collect());
+            }
+            skills.extend(products[&key].iter().copied());
+        }
+        skills.sort();
+        skills.dedup();
+        let due_by = order
+            .latest_delivery_unix_ms
+            .map_or(shipment.promised_by_unix_ms, |latest| latest.min(shipment.promised_by_unix_ms));
+        due.push(Due {
+            tenant: tenant.clone(),
+            order_id: order.order_id.clone(),
+            shipment: index as i64,
+            pickup_point: destination.pickup_point.clone(),
+            planned: Shipment {
+                coordinates,
+                demand_units: u32::try_from(units).unwrap_or(u32::MAX),
+                skills,
+                due_by_unix_ms: due_by,
+                service_seconds: if destination.pickup_point.is_some() {
+                    SERVICE_SECONDS_PICKUP_POINT
+                } else {
+                    SERVICE_SECONDS_HOME
+                },
+            },
+        });
+    }
+    Ok(due)
+}
+
+/// Plans a dispatch wave for a depot: the shipments waiting there for the last mile, due by the
+/// wave, go to the depot's vehicles on shift (time windows from the promises, reefer skills from
+/// the products' temperature classes, demand in units). The routes are stored; shipments left
+/// out are answered with the reason.
+#[utoipa::path(post, path = "/v1/operator/dispatch", tag = "dispatch", request_body = DispatchInput,
+    responses((status = 201, body = DispatchView), (status = 200, body = DispatchView, description = "Nothing to plan, nothing stored"),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn dispatch_wave(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: JsonBody<DispatchInput>,
+) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let depot = checker.check("/depot", Gln::parse(&input.depot));
+    let wave = parse_time(&mut checker, "/wave", &input.wave);
+    let time_limit_ms = input.time_limit_ms.unwrap_or(TIME_LIMIT_MS_DEFAULT);
+    checker.bounded("/time_limit_ms", time_limit_ms, 100, TIME_LIMIT_MS_MAX);
+    checker.finish()?;
+    let depot = depot.ok_or_else(|| Problem::internal("depot"))?;
+    let wave_unix_ms = wave.unwrap_or_else(store::now_unix_ms);
+    let (depot_coordinates, zone) = depot_location(&app, &depot, "/depot").await?;
+
+    let fleet = app.store.vehicles(Some(&depot)).await?;
+    let shifts: Vec<(Vehicle, i64, i64)> = fleet
+        .into_iter()
+        .filter_map(|vehicle| {
+            let (from, until) = dispatch::shift_in_wave(&vehicle, &zone, wave_unix_ms)?;
+            Some((vehicle, from, until))
+        })
+        .collect();
+
+    let mut unassigned = Vec::new();
+    let mut due = Vec::new();
+    let mut lookups = Lookups::default();
+    for waiting in app.store.orders_to_dispatch().await? {
+        let Ok(tenant) = TenantId::parse_any(&waiting.tenant_id) else { continue };
+        let Some(order) = app.store.tenant(&tenant).order(&waiting.order_id).await? else { continue };
+        due.extend(
+            due_shipments(
+                &app,
+                &tenant,
+                &order,
+                &depot,
+                wave_unix_ms,
+                &mut lookups,
+                &mut unassigned,
+            )
+            .await?,
+        );
+    }
+    let wave_id = new_id("wav");
+    let empty = |unassigned: Vec<UnplannedView>, vehicles_on_shift: usize| DispatchView {
+        wave_id: wave_id.clone(),
+        depot: depot.to_string(),
+        wave: timestamp(wave_unix_ms),
+        shipments: 0,
+        vehicles_on_shift,
+        routes: Vec::new(),
+        unassigned,
+        distance_km: 0.0,
+        cost_cents: 0.0,
+        solve_ms: 0,
+    };
+    if due.is_empty() {
+        return Ok((StatusCode::OK, Json(empty(unassigned, shifts.len()))).into_response());
+    }
+    if shifts.is_empty() {
+        return Err(Problem::new(
+            "no-vehicle",
+            format!("{} shipments are due at {depot}, and no vehicle of the depot is on shift for this wave", due.len()),
+        ));
+    }
+
+    let shipments: Vec<Shipment> = due.iter().map(|due| due.planned.clone()).collect();
+    let matrix = app.matrix.clone();
+    let seed = input.seed.unwrap_or(1);
+    let allow_late = input.allow_late;
+    let planning_shifts = shifts.clone();
+    let started = Instant::now();
+    let planned = tokio::task::spawn_blocking(move || {
+        let vehicles = planning_shifts
+            .iter()
+            .map(|(vehicle, from, until)| WaveVehicle {
+                vehicle,
+                available_from_unix_ms: *from,
+                available_until_unix_ms: *until,
+            })
+            .collect();
+        let request = PlanRequest {
+            depot: depot_coordinates,
+            wave_unix_ms,
+            vehicles,
+            shipments: &shipments,
+            allow_late,
+            seed,
+            time_limit: Duration::from_millis(time_limit_ms),
+            iteration_limit: None,
+        };
+        dispatch::plan(&request, matrix.as_ref())
+    })
+    .await
+    .map_err(|error| Problem::internal(format!("the planner stopped: {error}")))?;
+    let solve_ms = started.elapsed().as_millis() as u64;
+    let planned = planned.map_err(|error| match error {
+        dispatch::PlanError::NoVehicle => Problem::new("no-vehicle", error.to_string()),
+        dispatch::PlanError::TooManyShipments { .. } => Problem::new("limit-reached", error.to_string()),
+        other => Problem::internal(other.to_string()),
+    })?;
+    for (index, reason) in &planned.unplanned {
+        let shipment = &due[*index];
+        unassigned.push(UnplannedView {
+            tenant: shipment.tenant.to_string(),
+            order_id: shipment.order_id.clone(),
+            shipment: shipment.shipment,
+            reason: reason.code().to_owned(),
+            detail: reason_detail(*reason).to_owned(),
+        });
+    }
+    let routes: Vec<NewRoute> = planned
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(number, route)| NewRoute {
+            route_id: format!("rte_{}_{}", wave_id.trim_start_matches("wav_"), number + 1),
+            vehicle_id: shifts[route.vehicle].0.vehicle_id.clone(),
+            departure_unix_ms: route.departure_unix_ms,
+            return_unix_ms: route.return_unix_ms,
+            distance_m: route.distance_m,
+            stops: route
+                .stops
+                .iter()
+                .enumerate()
+                .map(|(seq, stop)| {
+                    let shipment = &due[stop.shipment];
+                    StopRecord {
+                        seq: seq as i64 + 1,
+                        order_tenant_id: shipment.tenant.to_string(),
+                        order_id: shipment.order_id.clone(),
+                        shipment: shipment.shipment,
+                        latitude_degrees: shipment.planned.coordinates.latitude_degrees(),
+                        longitude_degrees: shipment.planned.coordinates.longitude_degrees(),
+                        pickup_point_gln: shipment.pickup_point.clone(),
+                        demand_units: i64::from(shipment.planned.demand_units),
+                        due_by_unix_ms: shipment.planned.due_by_unix_ms,
+                        planned_arrival_unix_ms: stop.arrival_unix_ms,
+                        leg_m: stop.leg_m,
+                        leg_s: stop.leg_s,
+                        service_s: stop.service_s,
+                        delivered_unix_ms: None,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let route_ids: Vec<String> = routes.iter().map(|route| route.route_id.clone()).collect();
+    let mut view = empty(unassigned, shifts.len());
+    view.shipments = due.len();
+    view.distance_km = (planned.distance_m / 10.0).round() / 100.0;
+    view.cost_cents = planned.cost_cents.round();
+    view.solve_ms = solve_ms;
+    if routes.is_empty() {
+        return Ok((StatusCode::OK, Json(view)).into_response());
+    }
+    let mutation =
+        Mutation::Dispatch(DispatchMutation::SaveWave { wave_id: wave_id.clone(), depot: depot.clone(), wave_unix_ms, routes });
+    let respond = |_: &store::Applied| StoredResponse { status: 201, body: Vec::new() };
+    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    let now = store::now_unix_ms();
+    for route_id in &route_ids {
+        if let Some(route) = app.store.route(route_id).await? {
+            view.routes.push(route_view(&route, now));
+        }
+    }
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+// ---------- the courier's steps ----------
+
+/// Moves an order on by one step with its EPCIS events (no SSCCs, no short picks).
+async fn advance(
+    app: &AppState,
+    principal: &Principal,
+    tenant: &TenantId,
+    order: &OrderRecord,
+    to: OrderStatus,
+    delivered_at_unix_ms: Option<i64>,
+) -> Result<(), Problem> {
+    let at = delivered_at_unix_ms
+        .and_then(|at| jiff::Timestamp::from_millisecond(at).ok())
+        .unwrap_or_else(jiff::Timestamp::now);
+    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, delivered_at_unix_ms)?;
+    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+    write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await?;
+    Ok(())
+}
+
+/// The courier leaves the depot: each order on the route is shipped (if it was packed here) and
+/// goes out for delivery, with its EPCIS events. Starting twice changes nothing.
+#[utoipa::path(post, path = "/v1/routes/{route_id}/start", tag = "dispatch", params(("route_id" = String, Path)),
+    responses((status = 200, body = RouteView), (status = 404, body = Problem)))]
+async fn start_route(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(route_id): Path<String>,
+) -> Result<Json<RouteView>, Problem> {
+    let (principal, route) = route_for(&app, &caller, &route_id).await?;
+    let mut moved: Vec<(String, String)> = Vec::new();
+    for stop in &route.stops {
+        let key = (stop.order_tenant_id.clone(), stop.order_id.clone());
+        if moved.contains(&key) {
+            continue;
+        }
+        moved.push(key);
+        let tenant = TenantId::parse_any(&stop.order_tenant_id)
+            .map_err(|error| Problem::internal(format!("stored tenant: {error}")))?;
+        let store = app.store.tenant(&tenant);
+        let Some(mut order) = store.order(&stop.order_id).await? else { continue };
+        if order.status == OrderStatus::Packed {
+            advance(&app, principal, &tenant, &order, OrderStatus::Shipped, None).await?;
+            order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+        }
+        if order.status == OrderStatus::Shipped {
+            advance(&app, principal, &tenant, &order, OrderStatus::OutForDelivery, None).await?;
+        }
+    }
+    let mutation = Mutation::Dispatch(DispatchMutation::StartRoute {
+        route_id: route_id.clone(),
+        at_unix_ms: store::now_unix_ms(),
+    });
+    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    let route = app.store.route(&route_id).await?.ok_or_else(|| Problem::not_found(format!("route {route_id}")))?;
+    Ok(Json(route_view(&route, store::now_unix_ms())))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveredInput {
+    /// When the hand-over happened (RFC 3339; default now): not before the route started, not
+    /// more than 5 minutes ahead of the server's clock.
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveredView {
+    pub route: RouteView,
+    pub order_id: String,
+    /// The order's status after the hand-over: `delivered` (or `at_pickup_point`) once every
+    /// shipment of the order is handed over.
+    pub order_status: String,
+}
+
+/// The courier handed a stop over. When it was the order's last shipment, the order moves to
+/// `delivered` (home) or `at_pickup_point`, with its EPCIS events. Repeating it changes nothing.
+#[utoipa::path(post, path = "/v1/routes/{route_id}/stops/{seq}/delivered", tag = "dispatch", request_body = DeliveredInput,
+    params(("route_id" = String, Path), ("seq" = i64, Path)),
+    responses((status = 200, body = DeliveredView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn deliver_stop(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((route_id, seq)): Path<(String, i64)>,
+    body: Option<JsonBody<DeliveredInput>>,
+) -> Result<Json<DeliveredView>, Problem> {
+    let (principal, route) = route_for(&app, &caller, &route_id).await?;
+    let input = body.map(|body| body.value).unwrap_or_default();
+    let stop = route
+        .stops
+        .iter()
+        .find(|stop| stop.seq == seq)
+        .ok_or_else(|| Problem::not_found(format!("stop {seq} of route {route_id}")))?
+        .clone();
+    let Some(started) = route.header.started_unix_ms else {
+        return Err(Problem::new(
+            "invalid-transition",
+            format!("route {route_id} has not left the depot: POST /v1/routes/{route_id}/start first"),
+        ));
+    };
+    let now = store::now_unix_ms();
+    let mut checker = Checker::default();
+    let at = parse_time(&mut checker, "/at", &input.at).unwrap_or(now);
+    if at < started || at > now + DELIVERED_AT_SKEW_MS_MAX {
+        checker.fail("/at", "must lie between the route's start and now");
+    }
+    checker.finish()?;
+    // A stop handed over before keeps its first time.
+    let at = stop.delivered_unix_ms.unwrap_or(at);
+    let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });
+    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+
+    let tenant = TenantId::parse_any(&stop.order_tenant_id)
+        .map_err(|error| Problem::internal(format!("stored tenant: {error}")))?;
+    let store = app.store.tenant(&tenant);
+    let mut order =
+        store.order(&stop.order_id).await?.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
+    let shipments = order.allocation.shipments.len();
+    let handed_over = app
+        .store
+        .stops_of_order(&tenant, &stop.order_id)
+        .await?
+        .iter()
+        .filter(|stop| stop.delivered_unix_ms.is_some())
+        .count();
+    if handed_over >= shipments && matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery) {
+        let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
+        let delivered_at = (to == OrderStatus::Delivered).then_some(at.min(now));
+        advance(&app, principal, &tenant, &order, to, delivered_at).await?;
+        order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+    }
+    let route = app.store.route(&route_id).await?.ok_or_else(|| Problem::not_found(format!("route {route_id}")))?;
+    Ok(Json(DeliveredView {
+        route: route_view(&route, store::now_unix_ms()),
+        order_id: stop.order_id.clone(),
+        order_status: order.status.name().to_owned(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stop(seq: i64, planned: i64, due: i64, delivered: Option<i64>) -> StopRecord {
+        StopRecord {
+            seq,
+            order_tenant_id: "t".into(),
+            order_id: format!("o{seq}"),
+            shipment: 0,
+            latitude_degrees: 52.0,
+            longitude_degrees: 4.0,
+            pickup_point_gln: None,
+            demand_units: 1,
+            due_by_unix_ms: due,
+            planned_arrival_unix_ms: planned,
+            leg_m: 1000.0,
+            leg_s: 600.0,
+            service_s: 60.0,
+            delivered_unix_ms: delivered,
+        }
+    }
+
+    #[test]
+    fn the_next_stop_and_the_risk_follow_the_courier() {
+        let minute = 60_000;
+        let header = store::dispatch::RouteHeader {
+            route_id: "r".into(),
+            wave_id: "w".into(),
+            depot_gln: "8712345000011".into(),
+            wave_unix_ms: 0,
+            vehicle_id: "van".into(),
+            departure_unix_ms: 0,
+            return_unix_ms: 60 * minute,
+            distance_m: 3000.0,
+            started_unix_ms: Some(0),
+            created_unix_ms: 0,
+        };
+        let route = RouteRecord {
+            header,
+            stops: vec![
+                stop(1, 10 * minute, 30 * minute, Some(11 * minute)),
+                stop(2, 21 * minute, 40 * minute, None),
+                stop(3, 32 * minute, 45 * minute, None),
+            ],
+        };
+        let on_time = route_view(&route, 12 * minute);
+        assert_eq!(on_time.next_stop, Some(2));
+        assert_eq!(on_time.at_risk, 0);
+        assert!(on_time.stops[0].expected_arrival.is_none(), "handed over");
+        // Leaving the first stop 20 minutes late: stop 2 at 42 (due 40), stop 3 at 53 (due 45).
+        let late = route_view(&route, 32 * minute);
+        assert_eq!(late.at_risk, 2);
+        assert!(late.stops[1].at_risk && late.stops[2].at_risk);
+        assert_eq!(late.stops[1].expected_arrival.as_deref(), Some(timestamp(42 * minute).as_str()));
+    }
+}

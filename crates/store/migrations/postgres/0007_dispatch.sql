@@ -1,0 +1,68 @@
+-- Dispatch: the network's vehicles and couriers, and the routes planned for each wave.
+-- Rows belong to the network tenant (the operator runs the last mile for every merchant);
+-- a stop names the order's own tenant.
+
+CREATE TABLE vehicles (
+    tenant_id TEXT NOT NULL,
+    vehicle_id TEXT NOT NULL,
+    depot_gln TEXT NOT NULL,
+    name TEXT NOT NULL,
+    courier_name TEXT,
+    courier_key_id TEXT,
+    capacity_units BIGINT NOT NULL CHECK (capacity_units > 0),
+    skills TEXT NOT NULL,
+    shift_start TEXT NOT NULL,
+    shift_end TEXT NOT NULL,
+    speed_km_per_h DOUBLE PRECISION NOT NULL CHECK (speed_km_per_h > 0),
+    fixed_cost_cents BIGINT NOT NULL,
+    cost_per_km_cents BIGINT NOT NULL,
+    cost_per_hour_cents BIGINT NOT NULL,
+    created_unix_ms BIGINT NOT NULL,
+    updated_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, vehicle_id)
+);
+CREATE INDEX vehicles_by_depot ON vehicles (tenant_id, depot_gln, vehicle_id);
+-- A courier's key drives one vehicle.
+CREATE UNIQUE INDEX vehicles_by_courier_key ON vehicles (tenant_id, courier_key_id) WHERE courier_key_id IS NOT NULL;
+
+CREATE TABLE dispatch_routes (
+    tenant_id TEXT NOT NULL,
+    route_id TEXT NOT NULL,
+    wave_id TEXT NOT NULL,
+    depot_gln TEXT NOT NULL,
+    wave_unix_ms BIGINT NOT NULL,
+    vehicle_id TEXT NOT NULL,
+    departure_unix_ms BIGINT NOT NULL,
+    return_unix_ms BIGINT NOT NULL,
+    distance_m DOUBLE PRECISION NOT NULL,
+    started_unix_ms BIGINT,
+    created_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, route_id)
+);
+CREATE INDEX dispatch_routes_by_depot ON dispatch_routes (tenant_id, depot_gln, wave_unix_ms);
+CREATE INDEX dispatch_routes_by_vehicle ON dispatch_routes (tenant_id, vehicle_id, departure_unix_ms);
+
+CREATE TABLE dispatch_stops (
+    tenant_id TEXT NOT NULL,
+    route_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    order_tenant_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    shipment BIGINT NOT NULL,
+    latitude_degrees DOUBLE PRECISION NOT NULL,
+    longitude_degrees DOUBLE PRECISION NOT NULL,
+    pickup_point_gln TEXT,
+    demand_units BIGINT NOT NULL,
+    due_by_unix_ms BIGINT NOT NULL,
+    planned_arrival_unix_ms BIGINT NOT NULL,
+    leg_m DOUBLE PRECISION NOT NULL,
+    leg_s DOUBLE PRECISION NOT NULL,
+    service_s DOUBLE PRECISION NOT NULL,
+    delivered_unix_ms BIGINT,
+    PRIMARY KEY (tenant_id, route_id, seq)
+);
+-- An order's shipment is on one route only.
+CREATE UNIQUE INDEX dispatch_stops_by_order ON dispatch_stops (tenant_id, order_tenant_id, order_id, shipment);
+
+-- Orders waiting at a depot for the last mile: a small index, only packed and shipped orders.
+CREATE INDEX orders_to_dispatch ON orders (status, promised_by_unix_ms) WHERE status IN ('packed', 'shipped');
