@@ -194,8 +194,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let store = open(&options.database).await?;
             let demo = demo::load(&store).await?;
             capture_demo_journey(&store).await?;
-            demo_orders::load(&store).await?;
-            print_demo(&options, &demo);
+            let courier_key = demo_orders::load(&store).await?;
+            print_demo(&options, &demo, &courier_key);
             serve(options, store).await
         }
         Command::Migrate(database) => {
@@ -227,7 +227,7 @@ async fn capture_demo_journey(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
+fn print_demo(options: &ServeOptions, demo: &demo::Demo, courier_key: &str) {
     let base = options.public_url();
     println!("Keten demo on {} ({})", base, options.database.db);
     println!(
@@ -246,6 +246,7 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
     for (tenant_id, name, key) in &demo.tenant_keys {
         println!("  {name} ({tenant_id}) key: {key}");
     }
+    println!("  courier key ({}): {courier_key}", demo_orders::VAN);
     println!("  salmon pack (GS1 Digital Link): {base}/01/{}", demo.salmon_gtin);
     println!("  its QR code:    {base}/qr/01/{}   (PNG: ?format=png)", demo.salmon_gtin);
     println!();
@@ -268,6 +269,11 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo) {
             demo.salmon_gtin
         );
     }
+    println!(
+        "       curl -X POST -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"depot\":\"{}\",\"allow_late\":true}}' {base}/v1/operator/dispatch   (plan the courier routes)",
+        demo.operator_key,
+        demo::amsterdam_dc()
+    );
     println!("  keys are shown once and stored hashed; run `keten demo` again for fresh ones.");
 }
 

@@ -140,6 +140,19 @@ fn get(port: u16, path: &str, key: &str) -> (u16, serde_json::Value) {
     })
 }
 
+fn post(port: u16, path: &str, key: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new().post(format!("http://127.0.0.1:{port}{path}")).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
 fn stop(mut child: Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -182,15 +195,16 @@ fn demo_runs_twice_on_one_database() {
         reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.unwrap().text().await.unwrap()
     });
     assert!(page.contains("Norwegian salmon fillets") && page.contains("Ingrid Solberg"), "{page}");
-    // The demo's stock and orders: one order handed over at the pickup point, one open.
+    // The demo's stock and orders: one order handed over at the pickup point, one open, four
+    // packed for home delivery (8 units).
     let (status, orders) = get(port, "/v1/orders", &salmon_key);
     assert_eq!(status, 200);
     let statuses: Vec<&str> =
         orders["items"].as_array().unwrap().iter().map(|order| order["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["delivered", "allocated"], "{orders}");
+    assert_eq!(statuses, ["delivered", "packed", "packed", "packed", "packed", "allocated"], "by order id: {orders}");
     let (_, stock) = get(port, "/v1/stock", &salmon_key);
     assert_eq!(stock["items"][0]["on_hand"], 118, "120 received, 2 handed over: {stock}");
-    assert_eq!(stock["items"][0]["reserved"], 1);
+    assert_eq!(stock["items"][0]["reserved"], 9);
     stop(first);
 
     let (second, second_lines) = start_demo(&db, port, directory.path(), &[]);
@@ -203,8 +217,69 @@ fn demo_runs_twice_on_one_database() {
     let (_, locations) = get(port, "/v1/locations?limit=500", &fresh_key);
     assert_eq!(locations["items"].as_array().unwrap().len(), 7);
     let (_, orders) = get(port, "/v1/orders", &fresh_key);
-    assert_eq!(orders["items"].as_array().unwrap().len(), 2, "no order placed twice");
+    assert_eq!(orders["items"].as_array().unwrap().len(), 6, "no order placed twice");
     stop(second);
+}
+
+/// The demo depot's packed orders are dispatched: the chilled salmon rides the reefer van (the
+/// cargo bike has no reefer), every stop is planned by its promise, and the van's courier, with
+/// the key the demo printed, leaves and hands every stop over, moving the orders to delivered.
+#[test]
+fn demo_depot_orders_are_dispatched_and_delivered() {
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let port = free_port();
+    let directory = tempfile::tempdir().unwrap();
+    let (demo, lines) = start_demo(&file.url(), port, directory.path(), &[]);
+    let salmon_key = key_of(&lines, "(nordfjord) key:");
+    let operator_key = key_of(&lines, "operator key:");
+    let courier_key = key_of(&lines, "courier key (van-ams-1):");
+    let (_, orders) = get(port, "/v1/orders", &salmon_key);
+    let packed: Vec<&serde_json::Value> =
+        orders["items"].as_array().unwrap().iter().filter(|order| order["status"] == "packed").collect();
+    assert_eq!(packed.len(), 4, "{orders}");
+    // The wave leaves when the last of them is planned to.
+    let wave = packed
+        .iter()
+        .map(|order| {
+            order["shipments"][0]["last_mile_departure_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap()
+        })
+        .max()
+        .unwrap();
+    let depot = "8712345000011";
+    let (status, planned) = post(
+        port,
+        "/v1/operator/dispatch",
+        &operator_key,
+        Some(serde_json::json!({"depot": depot, "wave": wave.to_string(), "lookahead_minutes": 0})),
+    );
+    assert_eq!(status, 201, "{planned}");
+    assert_eq!(planned["unassigned"], serde_json::json!([]), "{planned}");
+    let routes = planned["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 1, "one van takes all: {planned}");
+    assert_eq!(routes[0]["vehicle_id"], "van-ams-1", "chilled salmon only in the reefer van");
+    let stops = routes[0]["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 4);
+    for stop in stops {
+        let arrival: jiff::Timestamp = stop["planned_arrival"].as_str().unwrap().parse().unwrap();
+        let due: jiff::Timestamp = stop["due_by"].as_str().unwrap().parse().unwrap();
+        assert!(arrival >= wave && arrival <= due, "{stop}");
+    }
+    let (status, mine) = get(port, "/v1/courier/route", &courier_key);
+    assert_eq!(status, 200, "{mine}");
+    let route_id = mine["route_id"].as_str().unwrap().to_owned();
+    assert_eq!(route_id, routes[0]["route_id"].as_str().unwrap());
+    let (status, started) = post(port, &format!("/v1/routes/{route_id}/start"), &courier_key, None);
+    assert_eq!(status, 200, "{started}");
+    for stop in stops {
+        let (status, handed) =
+            post(port, &format!("/v1/routes/{route_id}/stops/{}/delivered", stop["seq"]), &courier_key, None);
+        assert_eq!(status, 200, "{handed}");
+        assert_eq!(handed["order_status"], "delivered");
+    }
+    let (_, orders) = get(port, "/v1/orders", &salmon_key);
+    let delivered = orders["items"].as_array().unwrap().iter().filter(|order| order["status"] == "delivered").count();
+    assert_eq!(delivered, 5, "the four routed orders and the one handed over at the pickup point: {orders}");
+    stop(demo);
 }
 
 #[test]

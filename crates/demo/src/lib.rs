@@ -722,6 +722,16 @@ pub async fn load(store: &Store) -> Result<Demo, DemoError> {
 
 /// Creates a key and answers its text (shown once).
 pub async fn mint(store: &Store, tenant_id: &TenantId, scope: Scope, name: &str) -> Result<String, DemoError> {
+    Ok(mint_with_id(store, tenant_id, scope, name).await?.1)
+}
+
+/// Creates a key and answers its id and its text (shown once).
+pub async fn mint_with_id(
+    store: &Store,
+    tenant_id: &TenantId,
+    scope: Scope,
+    name: &str,
+) -> Result<(String, String), DemoError> {
     let secret = ApiKeySecret::generate(tenant_id);
     let mutation = Mutation::CreateKey {
         key_id: secret.key_id.clone(),
@@ -733,7 +743,7 @@ pub async fn mint(store: &Store, tenant_id: &TenantId, scope: Scope, name: &str)
         .write(Write { tenant_id: tenant_id.clone(), mutation, idempotency: None })
         .await
         .map_err(|error| DemoError::Write { what: format!("key for {tenant_id}"), error })?;
-    Ok(secret.reveal().to_owned())
+    Ok((secret.key_id.clone(), secret.reveal().to_owned()))
 }
 
 #[cfg(test)]

@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn malformed_matrices_are_refused() {
-        assert_eq!(Matrix::new(2, vec![0.0; 3], vec![0.0; 4]), Err(MatrixError::Size { size: 2, expected: 4, found: 3 }));
+        assert_eq!(
+            Matrix::new(2, vec![0.0; 3], vec![0.0; 4]),
+            Err(MatrixError::Size { size: 2, expected: 4, found: 3 })
+        );
         assert_eq!(Matrix::new(1, vec![f64::NAN], vec![0.0]), Err(MatrixError::Value));
         assert_eq!(Matrix::new(1, vec![0.0], vec![-1.0]), Err(MatrixError::Value));
         assert!(Haversine::default().matrix(&[], 0.0).is_err());

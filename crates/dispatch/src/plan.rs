@@ -14,7 +14,7 @@
 
 use crate::matrix::{MatrixError, TravelMatrix};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp, ToSpan};
+use jiff::{Timestamp, ToSpan};
 use network::{Coordinates, Skill, Vehicle};
 use routing::{Job, JobKind, Objective, Problem, SolverConfig, Stop, TimeWindow, UnassignedReason, VehicleType};
 use std::time::Duration;
@@ -224,17 +224,14 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
             seconds_after(wave, vehicle.available_from_unix_ms) + out + service + back
                 <= seconds_after(wave, vehicle.available_until_unix_ms)
         };
-        let on_time = candidates.iter().any(|vehicle| {
-            fits_shift(vehicle) && seconds_after(wave, vehicle.available_from_unix_ms) + out <= due
-        });
+        let on_time = candidates
+            .iter()
+            .any(|vehicle| fits_shift(vehicle) && seconds_after(wave, vehicle.available_from_unix_ms) + out <= due);
         let window_end = if on_time {
             due
         } else if request.allow_late && candidates.iter().any(|vehicle| fits_shift(vehicle)) {
             planned_late[index] = true;
-            candidates
-                .iter()
-                .map(|vehicle| seconds_after(wave, vehicle.available_until_unix_ms))
-                .fold(0.0, f64::max)
+            candidates.iter().map(|vehicle| seconds_after(wave, vehicle.available_until_unix_ms)).fold(0.0, f64::max)
         } else {
             let skilled =
                 vehicles.iter().any(|vehicle| shipment.skills.iter().all(|skill| vehicle.vehicle.has(*skill)));
@@ -344,12 +341,7 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
             stops,
         });
     }
-    Ok(Plan {
-        routes,
-        unplanned,
-        cost_cents: result.evaluation.cost,
-        distance_m: result.evaluation.distance,
-    })
+    Ok(Plan { routes, unplanned, cost_cents: result.evaluation.cost, distance_m: result.evaluation.distance })
 }
 
 /// A stop still to visit, as planned.
@@ -372,15 +364,15 @@ pub struct Projected {
 /// Re-times the rest of a route: the courier leaves the last point visited at `now_unix_ms`, or
 /// as planned if that is later (never earlier than the plan), and drives the planned legs.
 pub fn project(now_unix_ms: i64, remaining: &[RemainingStop]) -> Vec<Projected> {
+    let milliseconds = |seconds: f64| (seconds * 1000.0).round() as i64;
     let Some(first) = remaining.first() else { return Vec::new() };
-    let planned_leave = first.planned_arrival_unix_ms - (first.leg_s * 1000.0).round() as i64;
-    let mut clock = Timestamp::from_millisecond(now_unix_ms.max(planned_leave)).unwrap_or(Timestamp::UNIX_EPOCH);
+    let planned_leave = first.planned_arrival_unix_ms - milliseconds(first.leg_s);
+    let mut clock = now_unix_ms.max(planned_leave);
     let mut projected = Vec::with_capacity(remaining.len());
     for stop in remaining {
-        clock = clock.saturating_add(SignedDuration::from_secs_f64(stop.leg_s)).unwrap_or(clock);
-        let arrival_unix_ms = clock.as_millisecond();
-        projected.push(Projected { arrival_unix_ms, at_risk: arrival_unix_ms > stop.due_by_unix_ms });
-        clock = clock.saturating_add(SignedDuration::from_secs_f64(stop.service_s)).unwrap_or(clock);
+        clock = clock.saturating_add(milliseconds(stop.leg_s));
+        projected.push(Projected { arrival_unix_ms: clock, at_risk: clock > stop.due_by_unix_ms });
+        clock = clock.saturating_add(milliseconds(stop.service_s));
     }
     projected
 }

@@ -46,7 +46,13 @@ fn around(index: usize) -> Coordinates {
 }
 
 fn shipment(index: usize, units: u32, skill: Option<Skill>, due_by_unix_ms: i64) -> Shipment {
-    Shipment { coordinates: around(index), demand_units: units, skills: skill.into_iter().collect(), due_by_unix_ms, service_seconds: 180 }
+    Shipment {
+        coordinates: around(index),
+        demand_units: units,
+        skills: skill.into_iter().collect(),
+        due_by_unix_ms,
+        service_seconds: 180,
+    }
 }
 
 fn request<'a>(vehicles: Vec<WaveVehicle<'a>>, shipments: &'a [Shipment], wave: i64) -> PlanRequest<'a> {
@@ -137,7 +143,10 @@ fn shipments_that_cannot_go_say_why() {
 #[test]
 fn a_wave_without_vehicles_or_with_too_many_shipments_is_refused() {
     let shipments = vec![shipment(0, 1, None, WAVE + HOUR_MS)];
-    assert_eq!(plan(&request(Vec::new(), &shipments, WAVE), &Haversine::default()), Err(dispatch::PlanError::NoVehicle));
+    assert_eq!(
+        plan(&request(Vec::new(), &shipments, WAVE), &Haversine::default()),
+        Err(dispatch::PlanError::NoVehicle)
+    );
     let van = vehicle("van-1", 10, &[], 30.0);
     let many = vec![shipment(0, 1, None, WAVE + HOUR_MS); dispatch::plan::SHIPMENTS_PER_WAVE_MAX + 1];
     assert!(matches!(
@@ -159,7 +168,8 @@ impl TravelMatrix for SlowBridge {
         let mut time = Vec::new();
         for from in 0..size {
             for to in 0..size {
-                let penalty = if from != to && (from == self.slow_point || to == self.slow_point) { 1800.0 } else { 0.0 };
+                let penalty =
+                    if from != to && (from == self.slow_point || to == self.slow_point) { 1800.0 } else { 0.0 };
                 distance.push(base.distance_m(from, to));
                 time.push(base.time_s(from, to) + penalty);
             }

@@ -15,14 +15,14 @@ use axum::response::{IntoResponse, Response};
 use dispatch::{PlanRequest, RemainingStop, Shipment, UnplannedReason, WaveVehicle};
 use gs1::{Gln, Gtin};
 use jiff::tz::TimeZone;
-use network::{Coordinates, LocationKind, LocalTime, Skill, TenantId, Vehicle, VehicleId};
+use network::{Coordinates, LocalTime, LocationKind, Skill, TenantId, Vehicle, VehicleId};
 use orders::OrderStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use store::dispatch::{DispatchMutation, NewRoute, RouteRecord, StopRecord};
 use store::fulfilment::OrderRecord;
-use store::{Mutation, PutMode, Principal, Scope, StoredResponse};
+use store::{Mutation, Principal, PutMode, Scope, StoredResponse};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,6 +43,9 @@ pub const TIME_LIMIT_MS_DEFAULT: u64 = 2_000;
 pub const TIME_LIMIT_MS_MAX: u64 = 30_000;
 /// How far ahead of its writing a courier's hand-over time may lie (device clock skew).
 pub const DELIVERED_AT_SKEW_MS_MAX: i64 = 5 * 60 * 1000;
+/// A wave takes shipments planned to leave up to this long after it, by default, and at most.
+pub const LOOKAHEAD_MINUTES_DEFAULT: u64 = 60;
+pub const LOOKAHEAD_MINUTES_MAX: u64 = 24 * 60;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -199,8 +202,7 @@ async fn put_vehicle(
     let view = json_bytes(&VehicleView::from(&vehicle));
     let mutation = Mutation::Dispatch(DispatchMutation::PutVehicle { vehicle, mode: PutMode::Upsert });
     let respond = crate::api::created_or_ok(view);
-    let written =
-        write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond.clone()).await?;
+    let written = write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond.clone()).await?;
     Ok(written.into_response(respond))
 }
 
@@ -319,8 +321,7 @@ fn route_view(route: &RouteRecord, now_unix_ms: i64) -> RouteView {
         .iter()
         .enumerate()
         .map(|(index, stop)| {
-            let projection =
-                if index >= done && stop.delivered_unix_ms.is_none() { projected.next() } else { None };
+            let projection = if index >= done && stop.delivered_unix_ms.is_none() { projected.next() } else { None };
             StopView {
                 seq: stop.seq,
                 tenant: stop.order_tenant_id.clone(),
@@ -356,7 +357,11 @@ fn route_view(route: &RouteRecord, now_unix_ms: i64) -> RouteView {
 }
 
 /// Who acts on a route: the operator, or the courier driving the route's vehicle.
-async fn route_for<'c>(app: &AppState, caller: &'c Caller, route_id: &str) -> Result<(&'c Principal, RouteRecord), Problem> {
+async fn route_for<'c>(
+    app: &AppState,
+    caller: &'c Caller,
+    route_id: &str,
+) -> Result<(&'c Principal, RouteRecord), Problem> {
     let not_found = || Problem::not_found(format!("route {route_id}"));
     let principal = &caller.0;
     let courier_vehicle = if principal.is_operator() {
@@ -470,9 +475,11 @@ async fn depot_location(app: &AppState, depot: &Gln, pointer: &str) -> Result<(C
 pub struct DispatchInput {
     /// The depot (a network warehouse or cold depot GLN).
     pub depot: String,
-    /// When the wave leaves (RFC 3339); shipments whose last-mile departure is due by then are
-    /// taken. Default: now.
+    /// When the wave leaves (RFC 3339). Default: now.
     pub wave: Option<String>,
+    /// Shipments whose planned last-mile departure is at most this long after the wave are
+    /// taken (they are packed and waiting; leaving early keeps the promise). 0..=1440, default 60.
+    pub lookahead_minutes: Option<u64>,
     /// The search's time limit, 100..=30000 ms (default 2000).
     pub time_limit_ms: Option<u64>,
     /// Plan shipments that can no longer be on time (marked late) instead of leaving them out.
@@ -536,13 +543,14 @@ struct Lookups {
     pickup_points: HashMap<(TenantId, String), Option<Coordinates>>,
 }
 
-/// The shipments of `order` that `depot` delivers and that wait there now, due by the wave.
+/// The shipments of `order` that `depot` delivers and that wait there now, planned to leave by
+/// `due_unix_ms`.
 async fn due_shipments(
     app: &AppState,
     tenant: &TenantId,
     order: &OrderRecord,
     depot: &Gln,
-    wave_unix_ms: i64,
+    due_unix_ms: i64,
     lookups: &mut Lookups,
     unplanned: &mut Vec<UnplannedView>,
 ) -> Result<Vec<Due>, Problem> {
@@ -555,12 +563,13 @@ async fn due_shipments(
             OrderStatus::Shipped => shipment.lane.is_some(),
             _ => false,
         };
-        if shipment.delivering_site != depot.as_str() || !waiting || shipment.last_mile_departure_unix_ms > wave_unix_ms
+        if shipment.delivering_site != depot.as_str() || !waiting || shipment.last_mile_departure_unix_ms > due_unix_ms
         {
             continue;
         }
         let destination = &order.destination;
-        let coordinates = match (destination.latitude_degrees, destination.longitude_degrees, &destination.pickup_point) {
+        let coordinates = match (destination.latitude_degrees, destination.longitude_degrees, &destination.pickup_point)
+        {
             (Some(latitude), Some(longitude), _) => Coordinates::new(latitude, longitude).ok(),
             (_, _, Some(gln)) => {
                 let key = (tenant.clone(), gln.clone());
@@ -627,8 +636,8 @@ async fn due_shipments(
     Ok(due)
 }
 
-/// Plans a dispatch wave for a depot: the shipments waiting there for the last mile, due by the
-/// wave, go to the depot's vehicles on shift (time windows from the promises, reefer skills from
+/// Plans a dispatch wave for a depot: the shipments waiting there for the last mile, planned to
+/// leave by the wave (plus `lookahead_minutes`), go to the depot's vehicles on shift (time windows from the promises, reefer skills from
 /// the products' temperature classes, demand in units). The routes are stored; shipments left
 /// out are answered with the reason.
 #[utoipa::path(post, path = "/v1/operator/dispatch", tag = "dispatch", request_body = DispatchInput,
@@ -646,6 +655,8 @@ async fn dispatch_wave(
     let wave = parse_time(&mut checker, "/wave", &input.wave);
     let time_limit_ms = input.time_limit_ms.unwrap_or(TIME_LIMIT_MS_DEFAULT);
     checker.bounded("/time_limit_ms", time_limit_ms, 100, TIME_LIMIT_MS_MAX);
+    let lookahead_minutes = input.lookahead_minutes.unwrap_or(LOOKAHEAD_MINUTES_DEFAULT);
+    checker.bounded("/lookahead_minutes", lookahead_minutes, 0, LOOKAHEAD_MINUTES_MAX);
     checker.finish()?;
     let depot = depot.ok_or_else(|| Problem::internal("depot"))?;
     let wave_unix_ms = wave.unwrap_or_else(store::now_unix_ms);
@@ -672,7 +683,7 @@ async fn dispatch_wave(
                 &tenant,
                 &order,
                 &depot,
-                wave_unix_ms,
+                wave_unix_ms + lookahead_minutes as i64 * 60_000,
                 &mut lookups,
                 &mut unassigned,
             )
@@ -698,7 +709,10 @@ async fn dispatch_wave(
     if shifts.is_empty() {
         return Err(Problem::new(
             "no-vehicle",
-            format!("{} shipments are due at {depot}, and no vehicle of the depot is on shift for this wave", due.len()),
+            format!(
+                "{} shipments are due at {depot}, and no vehicle of the depot is on shift for this wave",
+                due.len()
+            ),
         ));
     }
 
@@ -792,8 +806,12 @@ async fn dispatch_wave(
     if routes.is_empty() {
         return Ok((StatusCode::OK, Json(view)).into_response());
     }
-    let mutation =
-        Mutation::Dispatch(DispatchMutation::SaveWave { wave_id: wave_id.clone(), depot: depot.clone(), wave_unix_ms, routes });
+    let mutation = Mutation::Dispatch(DispatchMutation::SaveWave {
+        wave_id: wave_id.clone(),
+        depot: depot.clone(),
+        wave_unix_ms,
+        routes,
+    });
     let respond = |_: &store::Applied| StoredResponse { status: 201, body: Vec::new() };
     write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
     let now = store::now_unix_ms();

@@ -186,12 +186,15 @@ macro_rules! end_to_end {
     };
 }
 
+#[path = "dispatch/mod.rs"]
+mod dispatch;
 #[path = "epcis_interface/mod.rs"]
 mod epcis_interface;
 #[path = "fulfilment/mod.rs"]
 mod fulfilment;
 #[path = "log/mod.rs"]
 mod log;
+use dispatch::dispatch_plans_waves_and_couriers_deliver;
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
     epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
@@ -204,6 +207,7 @@ use fulfilment::{
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 
 end_to_end!(
+    dispatch_plans_waves_and_couriers_deliver,
     fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_holds_expire_and_promises_answer,
     fulfilment_recalls_reallocate_or_flag,

@@ -23,14 +23,31 @@ pub const ROUTES_LISTED_MAX: u32 = 500;
 /// A change to the dispatch tables, written by the network tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DispatchMutation {
-    PutVehicle { vehicle: Vehicle, mode: PutMode },
-    DeleteVehicle { vehicle_id: VehicleId },
+    PutVehicle {
+        vehicle: Vehicle,
+        mode: PutMode,
+    },
+    DeleteVehicle {
+        vehicle_id: VehicleId,
+    },
     /// Stores a wave's planned routes; refused when a stop's shipment is on a route already.
-    SaveWave { wave_id: String, depot: Gln, wave_unix_ms: i64, routes: Vec<NewRoute> },
+    SaveWave {
+        wave_id: String,
+        depot: Gln,
+        wave_unix_ms: i64,
+        routes: Vec<NewRoute>,
+    },
     /// The courier leaves the depot.
-    StartRoute { route_id: String, at_unix_ms: i64 },
+    StartRoute {
+        route_id: String,
+        at_unix_ms: i64,
+    },
     /// The courier handed the stop's shipment over. Visiting a stop twice changes nothing.
-    VisitStop { route_id: String, seq: i64, at_unix_ms: i64 },
+    VisitStop {
+        route_id: String,
+        seq: i64,
+        at_unix_ms: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,10 +240,7 @@ pub(crate) async fn apply_dispatch(
                 )
                 .await?
             {
-                return Ok(Err(WriteError::Limit(format!(
-                    "a depot has at most {} vehicles",
-                    Vehicle::PER_DEPOT_MAX
-                ))));
+                return Ok(Err(WriteError::Limit(format!("a depot has at most {} vehicles", Vehicle::PER_DEPOT_MAX))));
             }
             let skills: Vec<&str> = vehicle.skills.iter().map(|skill| skill.name()).collect();
             let shift_start = vehicle.shift_start.to_string();
@@ -478,7 +492,12 @@ impl crate::Store {
     }
 
     /// A depot's routes whose wave is in `[from, to)`, by wave and route.
-    pub async fn routes(&self, depot: &Gln, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<RouteRecord>, StoreError> {
+    pub async fn routes(
+        &self,
+        depot: &Gln,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<RouteRecord>, StoreError> {
         let sql = format!(
             "SELECT {ROUTE_COLUMNS} FROM dispatch_routes WHERE tenant_id = $1 AND depot_gln = $2 \
              AND wave_unix_ms >= $3 AND wave_unix_ms < $4 ORDER BY wave_unix_ms, route_id LIMIT {ROUTES_LISTED_MAX}"

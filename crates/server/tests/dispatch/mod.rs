@@ -1,0 +1,235 @@
+//! End-to-end tests of dispatch: vehicles with bad input refused, a wave planned over two
+//! merchants' packed orders (chilled goods only on the reefer van, every stop by its promise),
+//! couriers seeing only their own route, and handing stops over moving orders to delivered.
+
+use super::fulfilment::{dc, gtin, merchant, network, receive};
+use super::*;
+
+fn vehicle(name: &str, capacity_units: u32, skills: &[&str], courier_key_id: Option<&str>) -> Value {
+    json!({"depot": dc(), "name": name, "capacity_units": capacity_units, "skills": skills,
+           "shift_start": "00:00", "shift_end": "23:59", "speed_km_per_h": 30, "fixed_cost_cents": 2000,
+           "cost_per_km_cents": 40, "cost_per_hour_cents": 2500, "courier_key_id": courier_key_id})
+}
+
+/// A network key with the courier scope: (key id, secret).
+async fn courier_key(app: &TestApp) -> (String, String) {
+    let created = app
+        .post("/v1/operator/tenants/network/keys", &app.operator_key, json!({"name": "courier", "scopes": ["courier"]}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    (created.body["key_id"].as_str().unwrap().to_owned(), created.body["secret"].as_str().unwrap().to_owned())
+}
+
+async fn put(app: &TestApp, path: &str, body: Value) -> Answer {
+    app.send("PUT", path, Some(&app.operator_key), Some(body), &[]).await
+}
+
+/// Places an order to `to` (coordinates or a pickup point) and packs it; answers its id and the
+/// last-mile departure the promise planned.
+async fn packed_order(app: &TestApp, key: &str, product: &str, units: i64, to: Value, sscc: u64) -> (String, i64) {
+    let placed = app
+        .post(
+            "/v1/orders",
+            key,
+            json!({"lines": [{"gtin": product, "quantity": units}], "destination": to, "service": "next_day"}),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orders/{order_id}/events");
+    assert_eq!(app.post(&path, key, json!({"status": "picking"})).await.status, StatusCode::OK);
+    let sscc = gtin_sscc(sscc);
+    let packed = app.post(&path, key, json!({"status": "packed", "ssccs": [sscc]})).await;
+    assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
+    let departure: jiff::Timestamp =
+        packed.body["shipments"][0]["last_mile_departure_at"].as_str().unwrap().parse().unwrap();
+    (order_id, departure.as_millisecond())
+}
+
+/// An SSCC: extension 3, company prefix 8712345, the serial, a check digit.
+fn gtin_sscc(serial: u64) -> String {
+    gtin(&format!("38712345{serial:09}"))
+}
+
+fn home(latitude: f64, longitude: f64) -> Value {
+    json!({"latitude": latitude, "longitude": longitude, "time_zone": "Europe/Amsterdam", "area": "Amsterdam"})
+}
+
+async fn status_of(app: &TestApp, key: &str, order_id: &str) -> String {
+    let order = app.get(&format!("/v1/orders/{order_id}"), key).await;
+    order.body["status"].as_str().unwrap().to_owned()
+}
+
+pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
+    network(app).await;
+    let (alpha, salmon) = merchant(app, "alpha-fish", "871234560100").await;
+    let bravo = app.tenant("bravo-books", &["tenant:admin"]).await;
+    let book = gtin("871234560200");
+    let created =
+        app.post("/v1/products", &bravo, json!({"gtin": book, "name": "Atlas", "temperature_class": "ambient"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    receive(app, &alpha, &salmon, &[("LOT-A", 20, 100)], 300).await;
+    receive(app, &bravo, &book, &[("LOT-B", 400, 100)], 310).await;
+
+    // Vehicles: bad input is refused field by field and stores nothing.
+    let mut bad = vehicle("Van", 0, &["sauna"], None);
+    bad["speed_km_per_h"] = json!(500);
+    bad["shift_end"] = json!("25:00");
+    let refused = put(app, "/v1/operator/vehicles/van-1", bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", refused.body);
+    let pointers: Vec<&str> =
+        refused.body["errors"].as_array().unwrap().iter().map(|error| error["pointer"].as_str().unwrap()).collect();
+    for pointer in ["/skills/0", "/shift_end"] {
+        assert!(pointers.contains(&pointer), "{pointers:?}");
+    }
+    let mut elsewhere = vehicle("Van", 10, &[], None);
+    elsewhere["depot"] = json!(gtin("871234560300"));
+    let unknown = put(app, "/v1/operator/vehicles/van-1", elsewhere).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", unknown.body);
+    assert_eq!(unknown.body["type"], "/problems/unknown-reference");
+    let range = put(app, "/v1/operator/vehicles/van-1", vehicle("Van", 0, &[], None)).await;
+    assert_eq!(range.body["errors"][0]["pointer"], "/capacity_units", "{:?}", range.body);
+    let forbidden =
+        app.send("PUT", "/v1/operator/vehicles/van-1", Some(&alpha), Some(vehicle("Van", 10, &[], None)), &[]).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/v1/operator/vehicles", &app.operator_key).await.body, json!([]), "nothing stored");
+
+    let (van_key_id, van_key) = courier_key(app).await;
+    let (_, stranger_key) = courier_key(app).await;
+    let van = put(app, "/v1/operator/vehicles/van-1", vehicle("Reefer van", 20, &["reefer"], Some(&van_key_id))).await;
+    assert_eq!(van.status, StatusCode::CREATED, "{:?}", van.body);
+    let bike = put(app, "/v1/operator/vehicles/bike-1", vehicle("Cargo bike", 8, &[], None)).await;
+    assert_eq!(bike.status, StatusCode::CREATED, "{:?}", bike.body);
+    let twice = put(app, "/v1/operator/vehicles/bike-1", vehicle("Cargo bike", 8, &[], Some(&van_key_id))).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT, "one key drives one vehicle: {:?}", twice.body);
+
+    // Packed orders of two merchants: chilled salmon (two homes, a pickup point) and books.
+    let mut orders = Vec::new();
+    orders.push(packed_order(app, &alpha, &salmon, 2, home(52.3702, 4.8952), 400).await);
+    orders.push(packed_order(app, &alpha, &salmon, 3, home(52.3584, 4.8811), 401).await);
+    orders.push(packed_order(app, &alpha, &salmon, 1, json!({"pickup_point": super::fulfilment::pickup()}), 402).await);
+    let books = vec![
+        packed_order(app, &bravo, &book, 2, home(52.3780, 4.9350), 403).await,
+        packed_order(app, &bravo, &book, 1, home(52.3867, 4.8730), 404).await,
+    ];
+    let wave_ms = orders.iter().chain(&books).map(|(_, departure)| *departure).max().unwrap();
+    let wave = jiff::Timestamp::from_millisecond(wave_ms).unwrap().to_string();
+
+    let not_a_depot = app
+        .post("/v1/operator/dispatch", &app.operator_key, json!({"depot": super::fulfilment::pickup(), "wave": wave}))
+        .await;
+    assert_eq!(not_a_depot.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", not_a_depot.body);
+    let too_long = app
+        .post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave, "time_limit_ms": 60000}))
+        .await;
+    assert_eq!(too_long.body["errors"][0]["pointer"], "/time_limit_ms", "{:?}", too_long.body);
+    let merchant_wave = app.post("/v1/operator/dispatch", &alpha, json!({"depot": dc(), "wave": wave})).await;
+    assert_eq!(merchant_wave.status, StatusCode::FORBIDDEN);
+
+    let planned = app
+        .post(
+            "/v1/operator/dispatch",
+            &app.operator_key,
+            json!({"depot": dc(), "wave": wave, "lookahead_minutes": 0, "time_limit_ms": 500}),
+        )
+        .await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    assert_eq!(planned.body["shipments"], 5, "{:?}", planned.body);
+    assert_eq!(planned.body["unassigned"], json!([]), "{:?}", planned.body);
+    let routes = planned.body["routes"].as_array().unwrap().clone();
+    let chilled: Vec<&str> = orders.iter().map(|(id, _)| id.as_str()).collect();
+    let mut stops_seen = 0;
+    for route in &routes {
+        for (index, stop) in route["stops"].as_array().unwrap().iter().enumerate() {
+            stops_seen += 1;
+            assert_eq!(stop["seq"], index as i64 + 1);
+            if chilled.contains(&stop["order_id"].as_str().unwrap()) {
+                assert_eq!(route["vehicle_id"], "van-1", "chilled goods ride the reefer: {route}");
+            }
+            let arrival: jiff::Timestamp = stop["planned_arrival"].as_str().unwrap().parse().unwrap();
+            let due: jiff::Timestamp = stop["due_by"].as_str().unwrap().parse().unwrap();
+            assert!(arrival <= due, "{stop}");
+            assert!(arrival.as_millisecond() >= wave_ms);
+        }
+    }
+    assert_eq!(stops_seen, 5);
+    let again = app
+        .post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave, "lookahead_minutes": 0}))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["shipments"], 0, "every shipment is on a route already");
+    let date = jiff::Timestamp::from_millisecond(wave_ms)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap())
+        .date();
+    let listed = app.get(&format!("/v1/operator/routes?depot={}&date={date}", dc()), &app.operator_key).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(routes.len()), "{:?}", listed.body);
+
+    // Couriers see their own route only.
+    let mine = app.get("/v1/courier/route", &van_key).await;
+    assert_eq!(mine.status, StatusCode::OK, "{:?}", mine.body);
+    assert_eq!(mine.body["vehicle_id"], "van-1");
+    assert_eq!(mine.body["next_stop"], 1);
+    assert_eq!(app.get("/v1/courier/route", &stranger_key).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/v1/courier/route", &alpha).await.status, StatusCode::FORBIDDEN);
+    let van_route = mine.body["route_id"].as_str().unwrap().to_owned();
+    if let Some(bike_route) = routes.iter().find(|route| route["vehicle_id"] == "bike-1") {
+        let path = format!("/v1/routes/{}", bike_route["route_id"].as_str().unwrap());
+        assert_eq!(app.get(&path, &van_key).await.status, StatusCode::NOT_FOUND, "another vehicle's route");
+    }
+    assert_eq!(app.get(&format!("/v1/routes/{van_route}"), &alpha).await.status, StatusCode::FORBIDDEN);
+
+    let busy = app.send("DELETE", "/v1/operator/vehicles/van-1", Some(&app.operator_key), None, &[]).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT, "a vehicle with stops to go stays: {:?}", busy.body);
+
+    // Handing over before leaving is refused; leaving sends the orders out for delivery.
+    let early = app.send("POST", &format!("/v1/routes/{van_route}/stops/1/delivered"), Some(&van_key), None, &[]).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+    for route in &routes {
+        let route_id = route["route_id"].as_str().unwrap();
+        let key = if route_id == van_route { &van_key } else { &app.operator_key };
+        let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(key), None, &[]).await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+        assert!(started.body["started_at"].is_string());
+    }
+    assert_eq!(status_of(app, &alpha, &orders[0].0).await, "out_for_delivery");
+    assert_eq!(status_of(app, &bravo, &books[0].0).await, "out_for_delivery");
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let ahead = app.post(&format!("/v1/routes/{van_route}/stops/1/delivered"), &van_key, json!({"at": future})).await;
+    assert_eq!(ahead.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", ahead.body);
+
+    for route in &routes {
+        let route_id = route["route_id"].as_str().unwrap();
+        let key = if route_id == van_route { &van_key } else { &app.operator_key };
+        for stop in route["stops"].as_array().unwrap() {
+            let path = format!("/v1/routes/{route_id}/stops/{}/delivered", stop["seq"]);
+            let handed = app.send("POST", &path, Some(key), None, &[]).await;
+            assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+            let expected = if stop["pickup_point"].is_string() { "at_pickup_point" } else { "delivered" };
+            assert_eq!(handed.body["order_status"], expected, "{:?}", handed.body);
+            let repeated = app.send("POST", &path, Some(key), None, &[]).await;
+            assert_eq!(repeated.body["order_status"], expected, "handing over twice changes nothing");
+        }
+    }
+    let done = app.get(&format!("/v1/routes/{van_route}"), &van_key).await;
+    assert_eq!(done.body["next_stop"], Value::Null);
+    for (order_id, _) in &orders[..2] {
+        let order = app.get(&format!("/v1/orders/{order_id}"), &alpha).await;
+        assert_eq!(order.body["status"], "delivered");
+        assert!(order.body["delivered_at"].is_string());
+    }
+    assert_eq!(status_of(app, &alpha, &orders[2].0).await, "at_pickup_point");
+    for (order_id, _) in &books {
+        assert_eq!(status_of(app, &bravo, order_id).await, "delivered");
+    }
+    // Each step recorded its EPCIS events: the salmon left the DC and was sold to consumers.
+    let departing = app.get("/events?EQ_bizStep=departing", &alpha).await;
+    assert_eq!(departing.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len(), 3);
+    let sold = app.get("/events?EQ_bizStep=retail_selling", &alpha).await;
+    assert_eq!(sold.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len(), 2);
+
+    // A vehicle with stops to go cannot be deleted; after its route it can.
+    let deleted = app.send("DELETE", "/v1/operator/vehicles/bike-1", Some(&app.operator_key), None, &[]).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    assert_eq!(app.get("/v1/operator/vehicles/bike-1", &app.operator_key).await.status, StatusCode::NOT_FOUND);
+}
