@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// Orders captured, allocated and reserved (3 lines, durable) on a generated network, and the
     /// row-lock baseline (one PostgreSQL transaction per order, SELECT … FOR UPDATE) beside it.
     Orders(crate::bench_orders::OrdersOptions),
+    /// A generated dispatch wave (home deliveries, chilled/frozen/ambient, promise windows, a
+    /// mixed fleet) planned at several time limits, against one trip per shipment.
+    Dispatch(crate::bench_dispatch::DispatchOptions),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +79,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Epcis(options) => crate::bench_epcis::epcis(options).await,
         BenchCommand::Log(options) => crate::bench_log::log(options).await,
         BenchCommand::Orders(options) => crate::bench_orders::orders(options).await,
+        BenchCommand::Dispatch(options) => {
+            tokio::task::spawn_blocking(move || crate::bench_dispatch::dispatch(options)).await?
+        }
         BenchCommand::Routing(options) => {
             tokio::task::spawn_blocking(move || crate::bench_routing::routing(options)).await?
         }

@@ -1,6 +1,7 @@
 //! `keten`: the platform on one binary.
 
 mod bench;
+mod bench_dispatch;
 mod bench_epcis;
 mod bench_gs1;
 mod bench_log;
