@@ -75,7 +75,7 @@ fn fleet() -> anyhow::Result<Vec<Vehicle>> {
 fn wave(count: usize, depot: Coordinates) -> anyhow::Result<Vec<Shipment>> {
     let mut generator = Generator(0x006B_6574_656E);
     let mut shipments = Vec::with_capacity(count);
-    for _ in 0..count {
+    for index in 0..count {
         // Within 12 km of the depot, denser towards the centre.
         let radius_km = 12.0 * generator.unit().sqrt();
         let angle = generator.unit() * std::f64::consts::TAU;
@@ -97,6 +97,7 @@ fn wave(count: usize, depot: Coordinates) -> anyhow::Result<Vec<Shipment>> {
             skills,
             due_by_unix_ms: WAVE_UNIX_MS + promise_hours * HOUR_MS,
             service_seconds: 180,
+            group: index as u64,
         });
     }
     Ok(shipments)

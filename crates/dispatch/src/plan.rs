@@ -12,7 +12,7 @@
 //!   promise is left out with [`UnplannedReason::PromiseUnreachable`], or, when the wave allows
 //!   late deliveries, planned with the vehicles' shift end as its window and marked late.
 
-use crate::matrix::{MatrixError, TravelMatrix};
+use crate::matrix::{Matrix, MatrixError, TravelMatrix};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use network::{Coordinates, Skill, Vehicle};
@@ -35,6 +35,9 @@ pub struct Shipment {
     pub due_by_unix_ms: i64,
     /// Time at the stop (parking, hand-over).
     pub service_seconds: u32,
+    /// Shipments with the same group (an order's shipments from this depot) go in the same wave
+    /// or not at all: when one cannot be planned, the others are left out too.
+    pub group: u64,
 }
 
 /// A vehicle on shift in the wave: it may leave at `available_from_unix_ms` and must be back by
@@ -127,6 +130,8 @@ pub enum UnplannedReason {
     PromiseUnreachable,
     /// It fits a vehicle alone, but the vehicles on shift are full (or their shifts are).
     FleetFull,
+    /// Another shipment of its group (its order) could not be planned; they go together.
+    GroupIncomplete,
 }
 
 impl UnplannedReason {
@@ -136,6 +141,7 @@ impl UnplannedReason {
             UnplannedReason::CapacityExceeded => "capacity_exceeded",
             UnplannedReason::PromiseUnreachable => "promise_unreachable",
             UnplannedReason::FleetFull => "fleet_full",
+            UnplannedReason::GroupIncomplete => "group_incomplete",
         }
     }
 }
@@ -145,7 +151,8 @@ pub struct Plan {
     pub routes: Vec<PlannedRoute>,
     /// Shipment index and reason, by shipment index.
     pub unplanned: Vec<(usize, UnplannedReason)>,
-    /// The routes' total cost in cents and distance in metres, by the engine's evaluator.
+    /// The routes' total cost in cents (fixed, per km, per hour) and distance in metres, each
+    /// route timed at its vehicle's speed.
     pub cost_cents: f64,
     pub distance_m: f64,
 }
@@ -172,69 +179,118 @@ fn unix_ms_at(wave_unix_ms: i64, seconds: f64) -> i64 {
     wave_unix_ms + (seconds * 1000.0).round() as i64
 }
 
+/// Times a route driven at one vehicle's matrix: leaves at `start_s`, never waits (every window
+/// opens at the wave). Answers the stops, the distance and the return (seconds after the wave).
+fn time_route(
+    matrix: &Matrix,
+    shipments: &[Shipment],
+    visits: &[usize],
+    wave_unix_ms: i64,
+    start_s: f64,
+) -> (Vec<PlannedStop>, f64, f64) {
+    let mut clock_s = start_s;
+    let mut previous = 0;
+    let mut distance_m = 0.0;
+    let mut stops = Vec::with_capacity(visits.len());
+    for &shipment in visits {
+        let location = shipment + 1;
+        let leg_m = matrix.distance_m(previous, location);
+        let leg_s = matrix.time_s(previous, location);
+        clock_s += leg_s;
+        distance_m += leg_m;
+        let arrival_unix_ms = unix_ms_at(wave_unix_ms, clock_s);
+        let service_s = f64::from(shipments[shipment].service_seconds);
+        stops.push(PlannedStop {
+            shipment,
+            arrival_unix_ms,
+            leg_m,
+            leg_s,
+            service_s,
+            late: arrival_unix_ms > shipments[shipment].due_by_unix_ms,
+        });
+        clock_s += service_s;
+        previous = location;
+    }
+    distance_m += matrix.distance_m(previous, 0);
+    clock_s += matrix.time_s(previous, 0);
+    (stops, distance_m, clock_s)
+}
+
 /// Plans a wave: builds the routing problem, solves it within the request's limits, and times
-/// every stop.
+/// every stop at its vehicle's own speed.
 pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Plan, PlanError> {
     let shipments = request.shipments;
     if shipments.len() > SHIPMENTS_PER_WAVE_MAX {
         return Err(PlanError::TooManyShipments { max: SHIPMENTS_PER_WAVE_MAX, found: shipments.len() });
     }
-    // Vehicles whose shift has time left, with their index in the request.
-    let on_shift: Vec<usize> = (0..request.vehicles.len())
-        .filter(|&index| {
-            let vehicle = &request.vehicles[index];
-            vehicle.available_until_unix_ms > vehicle.available_from_unix_ms
+    let wave = request.wave_unix_ms;
+    // Vehicles whose shift has time left after the wave, with their index in the request, and
+    // the seconds after the wave they may leave and must be back.
+    let on_shift: Vec<(usize, f64, f64)> = request
+        .vehicles
+        .iter()
+        .enumerate()
+        .map(|(index, vehicle)| {
+            let from = seconds_after(wave, vehicle.available_from_unix_ms.max(wave));
+            (index, from, seconds_after(wave, vehicle.available_until_unix_ms))
         })
+        .filter(|(_, from, until)| until > from)
         .collect();
-    let vehicles: Vec<&WaveVehicle<'_>> = on_shift.iter().map(|&index| &request.vehicles[index]).collect();
-    if vehicles.is_empty() {
+    if on_shift.is_empty() {
         return Err(PlanError::NoVehicle);
     }
     if shipments.is_empty() {
         return Ok(Plan { routes: Vec::new(), unplanned: Vec::new(), cost_cents: 0.0, distance_m: 0.0 });
     }
-    let wave = request.wave_unix_ms;
+    let vehicle = |position: usize| request.vehicles[on_shift[position].0].vehicle;
     let mut points = Vec::with_capacity(shipments.len() + 1);
     points.push(request.depot);
     points.extend(shipments.iter().map(|shipment| shipment.coordinates));
-    let speed = vehicles.iter().map(|vehicle| vehicle.vehicle.speed_km_per_h).fold(f64::INFINITY, f64::min);
-    let matrix = matrices.matrix(&points, speed)?;
-    if matrix.size() != points.len() {
-        return Err(MatrixError::Size { size: points.len(), expected: points.len(), found: matrix.size() }.into());
+    // One matrix per speed; the search drives at the slowest (it takes one time table).
+    let mut speeds: Vec<f64> = (0..on_shift.len()).map(|position| vehicle(position).speed_km_per_h).collect();
+    speeds.sort_by(f64::total_cmp);
+    speeds.dedup();
+    let mut by_speed = Vec::with_capacity(speeds.len());
+    for speed in &speeds {
+        let matrix = matrices.matrix(&points, *speed)?;
+        if matrix.size() != points.len() {
+            return Err(MatrixError::Size { size: points.len(), expected: points.len(), found: matrix.size() }.into());
+        }
+        by_speed.push(matrix);
     }
+    let matrix_of = |position: usize| {
+        let speed = vehicle(position).speed_km_per_h;
+        &by_speed[speeds.iter().position(|candidate| *candidate == speed).unwrap_or(0)]
+    };
+    let matrix = &by_speed[0];
 
     // Shipments no suitable vehicle can reach by the promise are decided here, before the search.
-    let suitable = |shipment: &Shipment, vehicle: &WaveVehicle<'_>| {
-        shipment.skills.iter().all(|skill| vehicle.vehicle.has(*skill))
-            && i64::from(shipment.demand_units) <= i64::from(vehicle.vehicle.capacity_units)
+    let suitable = |shipment: &Shipment, position: usize| {
+        shipment.skills.iter().all(|skill| vehicle(position).has(*skill))
+            && shipment.demand_units <= vehicle(position).capacity_units
     };
     let mut unplanned = Vec::new();
     let mut jobs = Vec::new();
     let mut job_shipment = Vec::new();
-    let mut planned_late = vec![false; shipments.len()];
     for (index, shipment) in shipments.iter().enumerate() {
         let location = index + 1;
         let out = matrix.time_s(0, location);
         let back = matrix.time_s(location, 0);
         let service = f64::from(shipment.service_seconds);
-        let candidates: Vec<&&WaveVehicle<'_>> =
-            vehicles.iter().filter(|vehicle| suitable(shipment, vehicle)).collect();
+        let candidates: Vec<usize> = (0..on_shift.len()).filter(|&position| suitable(shipment, position)).collect();
         let due = seconds_after(wave, shipment.due_by_unix_ms);
-        let fits_shift = |vehicle: &WaveVehicle<'_>| {
-            seconds_after(wave, vehicle.available_from_unix_ms) + out + service + back
-                <= seconds_after(wave, vehicle.available_until_unix_ms)
+        let fits_shift = |position: usize| {
+            let (_, from, until) = on_shift[position];
+            from + out + service + back <= until
         };
-        let on_time = candidates
-            .iter()
-            .any(|vehicle| fits_shift(vehicle) && seconds_after(wave, vehicle.available_from_unix_ms) + out <= due);
+        let on_time = candidates.iter().any(|&position| fits_shift(position) && on_shift[position].1 + out <= due);
         let window_end = if on_time {
             due
-        } else if request.allow_late && candidates.iter().any(|vehicle| fits_shift(vehicle)) {
-            planned_late[index] = true;
-            candidates.iter().map(|vehicle| seconds_after(wave, vehicle.available_until_unix_ms)).fold(0.0, f64::max)
+        } else if request.allow_late && candidates.iter().any(|&position| fits_shift(position)) {
+            candidates.iter().map(|&position| on_shift[position].2).fold(0.0, f64::max)
         } else {
             let skilled =
-                vehicles.iter().any(|vehicle| shipment.skills.iter().all(|skill| vehicle.vehicle.has(*skill)));
+                (0..on_shift.len()).any(|position| shipment.skills.iter().all(|skill| vehicle(position).has(*skill)));
             let reason = if !skilled {
                 UnplannedReason::MissingSkill
             } else if candidates.is_empty() {
@@ -260,20 +316,24 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
             },
         });
     }
-    let vehicle_types: Vec<VehicleType> = vehicles
+    let vehicle_types: Vec<VehicleType> = on_shift
         .iter()
-        .map(|vehicle| VehicleType {
-            name: vehicle.vehicle.vehicle_id.to_string(),
-            count: 1,
-            capacity: vec![i64::from(vehicle.vehicle.capacity_units)],
-            start_location: 0,
-            end_location: 0,
-            shift_start: seconds_after(wave, vehicle.available_from_unix_ms).max(0.0),
-            shift_end: seconds_after(wave, vehicle.available_until_unix_ms),
-            fixed_cost: f64::from(vehicle.vehicle.fixed_cost_cents),
-            cost_per_distance: f64::from(vehicle.vehicle.cost_per_km_cents) / 1000.0,
-            cost_per_time: f64::from(vehicle.vehicle.cost_per_hour_cents) / 3600.0,
-            skills: vehicle.vehicle.skills.iter().map(|skill| skill.name().to_owned()).collect(),
+        .enumerate()
+        .map(|(position, (_, from, until))| {
+            let vehicle = vehicle(position);
+            VehicleType {
+                name: vehicle.vehicle_id.to_string(),
+                count: 1,
+                capacity: vec![i64::from(vehicle.capacity_units)],
+                start_location: 0,
+                end_location: 0,
+                shift_start: *from,
+                shift_end: *until,
+                fixed_cost: f64::from(vehicle.fixed_cost_cents),
+                cost_per_distance: f64::from(vehicle.cost_per_km_cents) / 1000.0,
+                cost_per_time: f64::from(vehicle.cost_per_hour_cents) / 3600.0,
+                skills: vehicle.skills.iter().map(|skill| skill.name().to_owned()).collect(),
+            }
         })
         .collect();
     let problem = Problem::new("wave", vehicle_types, jobs, matrix.clone().into_travel())
@@ -298,50 +358,44 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
         };
         unplanned.push((job_shipment[unassigned.job], reason));
     }
-    unplanned.sort_by_key(|(index, _)| *index);
-
+    // A group goes whole or not at all: drop the planned members of incomplete groups. Dropping
+    // a stop never makes a later one later (travel obeys the triangle inequality).
+    let incomplete: std::collections::HashSet<u64> =
+        unplanned.iter().map(|(index, _)| shipments[*index].group).collect();
     let mut routes = Vec::new();
+    let mut cost_cents = 0.0;
+    let mut distance_total_m = 0.0;
     for route in &result.solution.routes {
-        if route.visits.is_empty() {
-            continue;
-        }
-        let vehicle_type = &problem.vehicle_types()[route.vehicle_type];
-        let mut clock_s = vehicle_type.shift_start;
-        let mut previous = 0;
-        let mut distance_m = 0.0;
-        let mut stops = Vec::with_capacity(route.visits.len());
+        let mut visits = Vec::with_capacity(route.visits.len());
         for visit in &route.visits {
             let shipment = job_shipment[visit.job];
-            let location = shipment + 1;
-            let leg_m = matrix.distance_m(previous, location);
-            let leg_s = matrix.time_s(previous, location);
-            clock_s += leg_s;
-            distance_m += leg_m;
-            let arrival_unix_ms = unix_ms_at(wave, clock_s);
-            let service_s = f64::from(shipments[shipment].service_seconds);
-            stops.push(PlannedStop {
-                shipment,
-                arrival_unix_ms,
-                leg_m,
-                leg_s,
-                service_s,
-                late: arrival_unix_ms > shipments[shipment].due_by_unix_ms,
-            });
-            debug_assert!(planned_late[shipment] || arrival_unix_ms <= shipments[shipment].due_by_unix_ms + 1);
-            clock_s += service_s;
-            previous = location;
+            if incomplete.contains(&shipments[shipment].group) {
+                unplanned.push((shipment, UnplannedReason::GroupIncomplete));
+            } else {
+                visits.push(shipment);
+            }
         }
-        distance_m += matrix.distance_m(previous, 0);
-        clock_s += matrix.time_s(previous, 0);
+        if visits.is_empty() {
+            continue;
+        }
+        let position = route.vehicle_type;
+        let (_, from, _) = on_shift[position];
+        let (stops, distance_m, return_s) = time_route(matrix_of(position), shipments, &visits, wave, from);
+        let vehicle = vehicle(position);
+        cost_cents += f64::from(vehicle.fixed_cost_cents)
+            + distance_m * f64::from(vehicle.cost_per_km_cents) / 1000.0
+            + (return_s - from) * f64::from(vehicle.cost_per_hour_cents) / 3600.0;
+        distance_total_m += distance_m;
         routes.push(PlannedRoute {
-            vehicle: on_shift[route.vehicle_type],
-            departure_unix_ms: unix_ms_at(wave, vehicle_type.shift_start),
-            return_unix_ms: unix_ms_at(wave, clock_s),
+            vehicle: on_shift[position].0,
+            departure_unix_ms: unix_ms_at(wave, from),
+            return_unix_ms: unix_ms_at(wave, return_s),
             distance_m,
             stops,
         });
     }
-    Ok(Plan { routes, unplanned, cost_cents: result.evaluation.cost, distance_m: result.evaluation.distance })
+    unplanned.sort_by_key(|(index, _)| *index);
+    Ok(Plan { routes, unplanned, cost_cents, distance_m: distance_total_m })
 }
 
 /// A stop still to visit, as planned.
@@ -349,7 +403,6 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
 pub struct RemainingStop {
     pub leg_s: f64,
     pub service_s: f64,
-    pub planned_arrival_unix_ms: i64,
     pub due_by_unix_ms: i64,
 }
 
@@ -361,16 +414,18 @@ pub struct Projected {
     pub at_risk: bool,
 }
 
-/// Re-times the rest of a route: the courier leaves the last point visited at `now_unix_ms`, or
-/// as planned if that is later (never earlier than the plan), and drives the planned legs.
-pub fn project(now_unix_ms: i64, remaining: &[RemainingStop]) -> Vec<Projected> {
+/// Re-times the rest of a route: the courier left the last point at `left_unix_ms` (the route's
+/// start, or the last hand-over; the planned departure for a route not started) and is not
+/// there yet at `now_unix_ms`, so each arrival is at least now; then the planned legs follow.
+pub fn project(now_unix_ms: i64, left_unix_ms: i64, remaining: &[RemainingStop]) -> Vec<Projected> {
     let milliseconds = |seconds: f64| (seconds * 1000.0).round() as i64;
-    let Some(first) = remaining.first() else { return Vec::new() };
-    let planned_leave = first.planned_arrival_unix_ms - milliseconds(first.leg_s);
-    let mut clock = now_unix_ms.max(planned_leave);
+    let mut clock = left_unix_ms;
     let mut projected = Vec::with_capacity(remaining.len());
-    for stop in remaining {
+    for (index, stop) in remaining.iter().enumerate() {
         clock = clock.saturating_add(milliseconds(stop.leg_s));
+        if index == 0 {
+            clock = clock.max(now_unix_ms);
+        }
         projected.push(Projected { arrival_unix_ms: clock, at_risk: clock > stop.due_by_unix_ms });
         clock = clock.saturating_add(milliseconds(stop.service_s));
     }

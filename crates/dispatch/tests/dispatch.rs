@@ -52,6 +52,7 @@ fn shipment(index: usize, units: u32, skill: Option<Skill>, due_by_unix_ms: i64)
         skills: skill.into_iter().collect(),
         due_by_unix_ms,
         service_seconds: 180,
+        group: index as u64,
     }
 }
 
@@ -239,33 +240,60 @@ fn shifts_are_read_in_the_depot_time_zone() {
 #[test]
 fn a_courier_behind_schedule_puts_later_promises_at_risk() {
     let remaining = [
-        RemainingStop {
-            leg_s: 600.0,
-            service_s: 120.0,
-            planned_arrival_unix_ms: WAVE + 10 * MINUTE_MS,
-            due_by_unix_ms: WAVE + 30 * MINUTE_MS,
-        },
-        RemainingStop {
-            leg_s: 600.0,
-            service_s: 120.0,
-            planned_arrival_unix_ms: WAVE + 22 * MINUTE_MS,
-            due_by_unix_ms: WAVE + 40 * MINUTE_MS,
-        },
+        RemainingStop { leg_s: 600.0, service_s: 120.0, due_by_unix_ms: WAVE + 30 * MINUTE_MS },
+        RemainingStop { leg_s: 600.0, service_s: 120.0, due_by_unix_ms: WAVE + 40 * MINUTE_MS },
     ];
-    // On time: the plan stands (never earlier than planned).
-    let on_time = project(WAVE - HOUR_MS, &remaining);
+    // Left at the wave, checked at once: 10 and 22 minutes, both kept.
+    let on_time = project(WAVE, WAVE, &remaining);
     assert_eq!(on_time[0].arrival_unix_ms, WAVE + 10 * MINUTE_MS);
     assert_eq!(on_time[1].arrival_unix_ms, WAVE + 22 * MINUTE_MS);
     assert!(on_time.iter().all(|stop| !stop.at_risk));
-    // Leaving at 15 min: the stops arrive at 25 and 37 min (both kept); at 19: at 29 and 41 (the
-    // second promise, 40 min, at risk).
-    let late = project(WAVE + 15 * MINUTE_MS, &remaining);
+    // Left at 15 min: 25 and 37 (kept). Left at 19: 29 and 41 (the second, due at 40, at risk).
+    let late = project(WAVE + 15 * MINUTE_MS, WAVE + 15 * MINUTE_MS, &remaining);
     assert_eq!(late[1].arrival_unix_ms, WAVE + 37 * MINUTE_MS);
     assert!(!late[0].at_risk && !late[1].at_risk);
-    let later = project(WAVE + 19 * MINUTE_MS, &remaining);
+    let later = project(WAVE + 19 * MINUTE_MS, WAVE + 19 * MINUTE_MS, &remaining);
     assert_eq!(later[0].arrival_unix_ms, WAVE + 29 * MINUTE_MS);
     assert!(!later[0].at_risk && later[1].at_risk);
-    assert!(project(WAVE, &[]).is_empty());
+    // Left at the wave but not there at 25 minutes: the first stop is expected now at the
+    // earliest (25, at risk? no, due 30), the second 12 minutes later (37).
+    let stuck = project(WAVE + 25 * MINUTE_MS, WAVE, &remaining);
+    assert_eq!(stuck[0].arrival_unix_ms, WAVE + 25 * MINUTE_MS);
+    assert_eq!(stuck[1].arrival_unix_ms, WAVE + 37 * MINUTE_MS);
+    assert!(project(WAVE, WAVE, &[]).is_empty());
+}
+
+#[test]
+fn an_order_goes_whole_or_waits() {
+    let van = vehicle("van-1", 40, &[Skill::Reefer], 30.0);
+    let mut shipments: Vec<Shipment> = (0..4).map(|index| shipment(index, 2, None, WAVE + 3 * HOUR_MS)).collect();
+    // Shipments 1 and 2 are one order; 2 needs a freezer nobody has.
+    shipments[2].skills = vec![Skill::Freezer];
+    shipments[2].group = 1;
+    let planned = plan(&request(vec![on_shift(&van, WAVE, 10)], &shipments, WAVE), &Haversine::default()).unwrap();
+    assert_eq!(planned.unplanned, vec![(1, UnplannedReason::GroupIncomplete), (2, UnplannedReason::MissingSkill)]);
+    let planned_shipments: Vec<usize> = planned.routes[0].stops.iter().map(|stop| stop.shipment).collect();
+    assert_eq!(planned_shipments.len(), 2);
+    assert!(!planned_shipments.contains(&1));
+}
+
+#[test]
+fn each_route_is_timed_at_its_vehicle_speed() {
+    let van = vehicle("van-1", 40, &[Skill::Reefer], 36.0);
+    let bike = vehicle("bike-1", 40, &[], 18.0);
+    let mut shipments: Vec<Shipment> = (0..6).map(|index| shipment(index, 1, None, WAVE + 4 * HOUR_MS)).collect();
+    for shipment in &mut shipments[..3] {
+        shipment.skills = vec![Skill::Reefer];
+    }
+    let vehicles = vec![on_shift(&van, WAVE, 10), on_shift(&bike, WAVE, 10)];
+    let planned = plan(&request(vehicles.clone(), &shipments, WAVE), &Haversine::default()).unwrap();
+    assert!(planned.unplanned.is_empty());
+    for route in &planned.routes {
+        let metres_per_second = vehicles[route.vehicle].vehicle.speed_km_per_h / 3.6;
+        for stop in &route.stops {
+            assert!((stop.leg_s - stop.leg_m / metres_per_second).abs() < 1e-6, "{stop:?}");
+        }
+    }
 }
 
 proptest! {

@@ -187,14 +187,7 @@ pub(crate) async fn write(
 ) -> Result<Written, Problem> {
     let idempotency = match (key.0, request_sha256) {
         (Some(key), Some(request_sha256)) => {
-            if let Some((stored_sha256, stored)) = app.store.tenant(&caller.tenant_id).idempotent_response(&key).await?
-            {
-                if stored_sha256 != request_sha256 {
-                    return Err(Problem::new(
-                        "idempotency-key-reused",
-                        "this Idempotency-Key was used for a different request",
-                    ));
-                }
+            if let Some(stored) = first_answer(app, caller, &key, request_sha256).await? {
                 return Ok(Written::Replayed(stored));
             }
             Some(IdempotencyRecord {
@@ -210,6 +203,24 @@ pub(crate) async fn write(
         WriteOutcome::Applied(applied) => Ok(Written::Applied(applied)),
         WriteOutcome::Replayed(stored) => Ok(Written::Replayed(stored)),
     }
+}
+
+/// The stored first answer to a request with this Idempotency-Key, if any; 422 when the key was
+/// used for another request. Handlers whose work precedes the write (a dispatch wave plans
+/// before it stores) ask first.
+pub(crate) async fn first_answer(
+    app: &AppState,
+    caller: &Principal,
+    key: &str,
+    request_sha256: [u8; 32],
+) -> Result<Option<StoredResponse>, Problem> {
+    let Some((stored_sha256, stored)) = app.store.tenant(&caller.tenant_id).idempotent_response(key).await? else {
+        return Ok(None);
+    };
+    if stored_sha256 != request_sha256 {
+        return Err(Problem::new("idempotency-key-reused", "this Idempotency-Key was used for a different request"));
+    }
+    Ok(Some(stored))
 }
 
 pub(crate) fn created_or_ok(body: Vec<u8>) -> impl Fn(&Applied) -> StoredResponse + Send + Sync + Clone + 'static {

@@ -20,7 +20,7 @@ use orders::OrderStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use store::dispatch::{DispatchMutation, NewRoute, RouteRecord, StopRecord};
+use store::dispatch::{DispatchMutation, NewRoute, QueuedShipment, RouteHeader, RouteRecord, StopRecord};
 use store::fulfilment::OrderRecord;
 use store::{Mutation, Principal, PutMode, Scope, StoredResponse};
 use utoipa::{IntoParams, ToSchema};
@@ -56,6 +56,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_route))
         .routes(routes!(start_route))
         .routes(routes!(deliver_stop))
+        .routes(routes!(fail_stop))
+        .routes(routes!(cancel_route))
         .routes(routes!(courier_route))
 }
 
@@ -275,11 +277,14 @@ pub struct StopView {
     /// The promise.
     pub due_by: String,
     pub planned_arrival: String,
-    /// From where the courier is now (stops still to visit).
+    /// From where the courier is now (open stops only).
     pub expected_arrival: Option<String>,
     /// Expected after the promise.
     pub at_risk: bool,
     pub delivered_at: Option<String>,
+    /// Not handed over on this route: when, and why (its shipment may wait for another wave).
+    pub voided_at: Option<String>,
+    pub void_reason: Option<String>,
     pub distance_from_previous_km: f64,
 }
 
@@ -294,34 +299,43 @@ pub struct RouteView {
     pub planned_return: String,
     pub distance_km: f64,
     pub started_at: Option<String>,
-    /// The next stop to visit (its `seq`), none when every stop is handed over.
+    /// Every stop handed over or voided.
+    pub finished_at: Option<String>,
+    /// The next stop to visit (its `seq`): the first open one.
     pub next_stop: Option<i64>,
-    /// Stops still to visit whose promise is expected to be missed.
+    /// Open stops whose promise is expected to be missed.
     pub at_risk: usize,
     pub stops: Vec<StopView>,
 }
 
+fn kilometres(metres: f64) -> f64 {
+    (metres / 10.0).round() / 100.0
+}
+
 fn route_view(route: &RouteRecord, now_unix_ms: i64) -> RouteView {
     let header = &route.header;
-    // Stops after the last handed over are still to visit, in order.
-    let done = route.stops.iter().rposition(|stop| stop.delivered_unix_ms.is_some()).map_or(0, |last| last + 1);
-    let remaining: Vec<RemainingStop> = route.stops[done..]
+    // The courier left the last point at the route's start or the last hand-over (after its
+    // service); a route not started leaves as planned, or now if that is later.
+    let left = match header.started_unix_ms {
+        Some(started) => route
+            .stops
+            .iter()
+            .filter_map(|stop| stop.delivered_unix_ms.map(|at| at + (stop.service_s * 1000.0).round() as i64))
+            .fold(started, i64::max),
+        None => header.departure_unix_ms.max(now_unix_ms),
+    };
+    let open: Vec<&StopRecord> = route.stops.iter().filter(|stop| stop.is_open()).collect();
+    let remaining: Vec<RemainingStop> = open
         .iter()
-        .filter(|stop| stop.delivered_unix_ms.is_none())
-        .map(|stop| RemainingStop {
-            leg_s: stop.leg_s,
-            service_s: stop.service_s,
-            planned_arrival_unix_ms: stop.planned_arrival_unix_ms,
-            due_by_unix_ms: stop.due_by_unix_ms,
-        })
+        .map(|stop| RemainingStop { leg_s: stop.leg_s, service_s: stop.service_s, due_by_unix_ms: stop.due_by_unix_ms })
         .collect();
-    let mut projected = dispatch::project(now_unix_ms, &remaining).into_iter();
+    let projected = dispatch::project(now_unix_ms, left, &remaining);
+    let projection = |seq: i64| open.iter().position(|stop| stop.seq == seq).map(|index| projected[index]);
     let stops: Vec<StopView> = route
         .stops
         .iter()
-        .enumerate()
-        .map(|(index, stop)| {
-            let projection = if index >= done && stop.delivered_unix_ms.is_none() { projected.next() } else { None };
+        .map(|stop| {
+            let expected = projection(stop.seq);
             StopView {
                 seq: stop.seq,
                 tenant: stop.order_tenant_id.clone(),
@@ -333,10 +347,12 @@ fn route_view(route: &RouteRecord, now_unix_ms: i64) -> RouteView {
                 demand_units: stop.demand_units,
                 due_by: timestamp(stop.due_by_unix_ms),
                 planned_arrival: timestamp(stop.planned_arrival_unix_ms),
-                expected_arrival: projection.map(|projected| timestamp(projected.arrival_unix_ms)),
-                at_risk: projection.is_some_and(|projected| projected.at_risk),
+                expected_arrival: expected.map(|projected| timestamp(projected.arrival_unix_ms)),
+                at_risk: expected.is_some_and(|projected| projected.at_risk),
                 delivered_at: stop.delivered_unix_ms.map(timestamp),
-                distance_from_previous_km: (stop.leg_m / 10.0).round() / 100.0,
+                voided_at: stop.voided_unix_ms.map(timestamp),
+                void_reason: stop.void_reason.clone(),
+                distance_from_previous_km: kilometres(stop.leg_m),
             }
         })
         .collect();
@@ -348,9 +364,10 @@ fn route_view(route: &RouteRecord, now_unix_ms: i64) -> RouteView {
         vehicle_id: header.vehicle_id.clone(),
         departure: timestamp(header.departure_unix_ms),
         planned_return: timestamp(header.return_unix_ms),
-        distance_km: (header.distance_m / 10.0).round() / 100.0,
+        distance_km: kilometres(header.distance_m),
         started_at: header.started_unix_ms.map(timestamp),
-        next_stop: route.stops.iter().find(|stop| stop.delivered_unix_ms.is_none()).map(|stop| stop.seq),
+        finished_at: header.finished_unix_ms.map(timestamp),
+        next_stop: open.first().map(|stop| stop.seq),
         at_risk: stops.iter().filter(|stop| stop.at_risk).count(),
         stops,
     }
@@ -383,6 +400,10 @@ async fn route_for<'c>(
     Ok((principal, route))
 }
 
+async fn read_route(app: &AppState, route_id: &str) -> Result<RouteRecord, Problem> {
+    app.store.route(route_id).await?.ok_or_else(|| Problem::not_found(format!("route {route_id}")))
+}
+
 #[utoipa::path(get, path = "/v1/routes/{route_id}", tag = "dispatch", params(("route_id" = String, Path)),
     responses((status = 200, body = RouteView), (status = 404, body = Problem)))]
 async fn get_route(
@@ -394,8 +415,8 @@ async fn get_route(
     Ok(Json(route_view(&route, store::now_unix_ms())))
 }
 
-/// The courier's route: the earliest of their vehicle's routes with stops to go (else the
-/// latest), with the next stop and expected arrivals from now.
+/// The courier's route: the earliest unfinished route of their vehicle (else the latest), with
+/// the next stop and expected arrivals from now.
 #[utoipa::path(get, path = "/v1/courier/route", tag = "dispatch",
     responses((status = 200, body = RouteView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn courier_route(State(app): State<AppState>, caller: Caller) -> Result<Json<RouteView>, Problem> {
@@ -432,26 +453,21 @@ async fn list_routes(
     let depot =
         Gln::parse(&params.depot).map_err(|error| Problem::field("invalid-parameter", "?depot", error.to_string()))?;
     let (_, zone) = depot_location(&app, &depot, "?depot").await?;
+    let invalid = |error: jiff::Error| Problem::field("invalid-parameter", "?date", error.to_string());
     let date = match params.date.as_deref() {
-        Some(text) => text
-            .parse::<jiff::civil::Date>()
-            .map_err(|error| Problem::field("invalid-parameter", "?date", error.to_string()))?,
+        Some(text) => text.parse::<jiff::civil::Date>().map_err(invalid)?,
         None => jiff::Timestamp::now().to_zoned(zone.clone()).date(),
     };
     let bound = |date: jiff::civil::Date| -> Result<i64, Problem> {
-        Ok(date
-            .to_zoned(zone.clone())
-            .map_err(|error| Problem::field("invalid-parameter", "?date", error.to_string()))?
-            .timestamp()
-            .as_millisecond())
+        Ok(date.to_zoned(zone.clone()).map_err(invalid)?.timestamp().as_millisecond())
     };
-    let next = date.tomorrow().map_err(|error| Problem::field("invalid-parameter", "?date", error.to_string()))?;
+    let next = date.tomorrow().map_err(invalid)?;
     let routes = app.store.routes(&depot, bound(date)?, bound(next)?).await?;
     let now = store::now_unix_ms();
     Ok(Json(routes.iter().map(|route| route_view(route, now)).collect()))
 }
 
-/// A network warehouse or cold depot and its time zone.
+/// A network warehouse or cold depot: its coordinates and time zone.
 async fn depot_location(app: &AppState, depot: &Gln, pointer: &str) -> Result<(Coordinates, TimeZone), Problem> {
     let located = app.store.tenant(&network()).location(depot).await?;
     let Some(located) = located.filter(|owned| {
@@ -475,18 +491,19 @@ async fn depot_location(app: &AppState, depot: &Gln, pointer: &str) -> Result<(C
 pub struct DispatchInput {
     /// The depot (a network warehouse or cold depot GLN).
     pub depot: String,
-    /// When the wave leaves (RFC 3339). Default: now.
+    /// When the wave leaves (RFC 3339, within 7 days of now). Default: now.
     pub wave: Option<String>,
-    /// Shipments whose planned last-mile departure is at most this long after the wave are
-    /// taken (they are packed and waiting; leaving early keeps the promise). 0..=1440, default 60.
+    /// Shipments packed at the depot whose planned last-mile departure is at most this long
+    /// after the wave are taken (they are ready; leaving early keeps the promise). Shipments that
+    /// came over a lane are taken only when planned to leave by the wave (their cross-dock is
+    /// done). 0..=1440, default 60.
     pub lookahead_minutes: Option<u64>,
     /// The search's time limit, 100..=30000 ms (default 2000).
     pub time_limit_ms: Option<u64>,
     /// Plan shipments that can no longer be on time (marked late) instead of leaving them out.
     #[serde(default)]
     pub allow_late: bool,
-    /// The search's seed (default 1): the same wave and seed plan the same routes when the
-    /// search ends by its iteration budget.
+    /// The search's seed (default 1).
     pub seed: Option<u64>,
 }
 
@@ -495,8 +512,8 @@ pub struct UnplannedView {
     pub tenant: String,
     pub order_id: String,
     pub shipment: i64,
-    /// `missing_skill`, `capacity_exceeded`, `promise_unreachable`, `fleet_full`, or
-    /// `no_coordinates` (a pickup point without a location).
+    /// `missing_skill`, `capacity_exceeded`, `promise_unreachable`, `fleet_full`,
+    /// `group_incomplete`, `no_coordinates`, `unknown_product`. The shipment stays queued.
     pub reason: String,
     pub detail: String,
 }
@@ -506,7 +523,7 @@ pub struct DispatchView {
     pub wave_id: String,
     pub depot: String,
     pub wave: String,
-    /// Shipments due at the depot by the wave.
+    /// Shipments due at the depot for this wave.
     pub shipments: usize,
     pub vehicles_on_shift: usize,
     pub routes: Vec<RouteView>,
@@ -521,6 +538,8 @@ struct Due {
     tenant: TenantId,
     order_id: String,
     shipment: i64,
+    via_lane: bool,
+    last_mile_departure_unix_ms: i64,
     pickup_point: Option<String>,
     planned: Shipment,
 }
@@ -529,174 +548,203 @@ fn reason_detail(reason: UnplannedReason) -> &'static str {
     match reason {
         UnplannedReason::MissingSkill => "no vehicle on shift keeps its temperature class (reefer or freezer)",
         UnplannedReason::CapacityExceeded => "more units than any suitable vehicle holds",
-        UnplannedReason::PromiseUnreachable => {
-            "no suitable vehicle reaches it by its promise within its shift (allow_late plans it late)"
-        }
+        UnplannedReason::PromiseUnreachable => "no suitable vehicle on shift reaches it by its promise",
         UnplannedReason::FleetFull => "the vehicles on shift are full",
+        UnplannedReason::GroupIncomplete => "another shipment of the order cannot go in this wave; they go together",
     }
 }
 
-/// What a wave read once per tenant: the skills a product needs, a pickup point's coordinates.
+/// What a wave read once: the skills a product needs, a pickup point's coordinates.
 #[derive(Default)]
 struct Lookups {
-    products: HashMap<(TenantId, String), Vec<Skill>>,
+    products: HashMap<(TenantId, String), Option<Vec<Skill>>>,
     pickup_points: HashMap<(TenantId, String), Option<Coordinates>>,
 }
 
-/// The shipments of `order` that `depot` delivers and that wait there now, planned to leave by
-/// `due_unix_ms`.
-async fn due_shipments(
+fn unplanned_view(tenant: &TenantId, order_id: &str, shipment: i64, reason: &str, detail: &str) -> UnplannedView {
+    UnplannedView {
+        tenant: tenant.to_string(),
+        order_id: order_id.to_owned(),
+        shipment,
+        reason: reason.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+/// A queued shipment as the planner sees it: where to, how much, which skills, by when. `None`
+/// (with the reason added to `unplanned`) when it cannot be planned.
+async fn due_shipment(
     app: &AppState,
     tenant: &TenantId,
     order: &OrderRecord,
-    depot: &Gln,
-    due_unix_ms: i64,
+    queued: &QueuedShipment,
+    group: u64,
     lookups: &mut Lookups,
     unplanned: &mut Vec<UnplannedView>,
-) -> Result<Vec<Due>, Problem> {
+) -> Result<Option<Due>, Problem> {
+    let Some(shipment) = usize::try_from(queued.shipment).ok().and_then(|index| order.allocation.shipments.get(index))
+    else {
+        return Ok(None);
+    };
     let Lookups { products, pickup_points } = lookups;
-    let mut due = Vec::new();
-    for (index, shipment) in order.allocation.shipments.iter().enumerate() {
-        // Waiting at the depot: packed there (no lane), or shipped to it over a lane.
-        let waiting = match order.status {
-            OrderStatus::Packed => shipment.lane.is_none(),
-            OrderStatus::Shipped => shipment.lane.is_some(),
-            _ => false,
-        };
-        if shipment.delivering_site != depot.as_str() || !waiting || shipment.last_mile_departure_unix_ms > due_unix_ms
-        {
-            continue;
-        }
-        let destination = &order.destination;
-        let coordinates = match (destination.latitude_degrees, destination.longitude_degrees, &destination.pickup_point)
-        {
-            (Some(latitude), Some(longitude), _) => Coordinates::new(latitude, longitude).ok(),
-            (_, _, Some(gln)) => {
-                let key = (tenant.clone(), gln.clone());
-                if !pickup_points.contains_key(&key) {
-                    let located = match Gln::parse(gln) {
-                        Ok(parsed) => app.store.tenant(tenant).location(&parsed).await?,
-                        Err(_) => None,
-                    };
-                    pickup_points.insert(key.clone(), located.map(|owned| owned.value.coordinates));
-                }
-                pickup_points[&key]
-            }
-            _ => None,
-        };
-        let Some(coordinates) = coordinates else {
-            unplanned.push(UnplannedView {
-                tenant: tenant.to_string(),
-                order_id: order.order_id.clone(),
-                shipment: index as i64,
-                reason: "no_coordinates".into(),
-                detail: "the destination has no coordinates (a pickup point without a location)".into(),
-            });
-            continue;
-        };
-        let mut skills = Vec::new();
-        let mut units: u64 = 0;
-        for pick in &shipment.picks {
-            units += u64::try_from(pick.quantity).unwrap_or(0);
-            let Some(line) = order.lines.get(pick.line) else { continue };
-            let key = (tenant.clone(), line.gtin.clone());
-            if !products.contains_key(&key) {
-                let product = match Gtin::parse(&line.gtin) {
-                    Ok(gtin) => app.store.tenant(tenant).product(&gtin).await?,
+    let destination = &order.destination;
+    let coordinates = match (destination.latitude_degrees, destination.longitude_degrees, &destination.pickup_point) {
+        (Some(latitude), Some(longitude), _) => Coordinates::new(latitude, longitude).ok(),
+        (_, _, Some(gln)) => {
+            let key = (tenant.clone(), gln.clone());
+            if !pickup_points.contains_key(&key) {
+                let located = match Gln::parse(gln) {
+                    Ok(parsed) => app.store.tenant(tenant).location(&parsed).await?,
                     Err(_) => None,
                 };
-                let needed = product.and_then(|product| Skill::required_for(&product.temperature_class));
-                products.insert(key.clone(), needed.into_iter().collect());
+                pickup_points.insert(key.clone(), located.map(|owned| owned.value.coordinates));
             }
-            skills.extend(products[&key].iter().copied());
+            pickup_points[&key]
         }
-        skills.sort();
-        skills.dedup();
-        let due_by = order
-            .latest_delivery_unix_ms
-            .map_or(shipment.promised_by_unix_ms, |latest| latest.min(shipment.promised_by_unix_ms));
-        due.push(Due {
-            tenant: tenant.clone(),
-            order_id: order.order_id.clone(),
-            shipment: index as i64,
-            pickup_point: destination.pickup_point.clone(),
-            planned: Shipment {
-                coordinates,
-                demand_units: u32::try_from(units).unwrap_or(u32::MAX),
-                skills,
-                due_by_unix_ms: due_by,
-                service_seconds: if destination.pickup_point.is_some() {
-                    SERVICE_SECONDS_PICKUP_POINT
-                } else {
-                    SERVICE_SECONDS_HOME
-                },
-            },
-        });
+        _ => None,
+    };
+    let Some(coordinates) = coordinates else {
+        let detail = "the destination has no coordinates (a pickup point without a location)";
+        unplanned.push(unplanned_view(tenant, &order.order_id, queued.shipment, "no_coordinates", detail));
+        return Ok(None);
+    };
+    let mut skills = Vec::new();
+    let mut units: u64 = 0;
+    for pick in &shipment.picks {
+        units += u64::try_from(pick.quantity).unwrap_or(0);
+        let Some(line) = order.lines.get(pick.line) else { continue };
+        let key = (tenant.clone(), line.gtin.clone());
+        if !products.contains_key(&key) {
+            let product = match Gtin::parse(&line.gtin) {
+                Ok(gtin) => app.store.tenant(tenant).product(&gtin).await?,
+                Err(_) => None,
+            };
+            let needed = product.map(|product| Skill::required_for(&product.temperature_class).into_iter().collect());
+            products.insert(key.clone(), needed);
+        }
+        match &products[&key] {
+            Some(needed) => skills.extend(needed.iter().copied()),
+            None => {
+                let detail = format!("product {} is not in the catalogue: its temperature class is unknown", line.gtin);
+                unplanned.push(unplanned_view(tenant, &order.order_id, queued.shipment, "unknown_product", &detail));
+                return Ok(None);
+            }
+        }
     }
-    Ok(due)
+    skills.sort();
+    skills.dedup();
+    let due_by = order
+        .latest_delivery_unix_ms
+        .map_or(shipment.promised_by_unix_ms, |latest| latest.min(shipment.promised_by_unix_ms));
+    Ok(Some(Due {
+        tenant: tenant.clone(),
+        order_id: order.order_id.clone(),
+        shipment: queued.shipment,
+        via_lane: queued.via_lane != 0,
+        last_mile_departure_unix_ms: shipment.last_mile_departure_unix_ms,
+        pickup_point: destination.pickup_point.clone(),
+        planned: Shipment {
+            coordinates,
+            demand_units: u32::try_from(units).unwrap_or(u32::MAX),
+            skills,
+            due_by_unix_ms: due_by,
+            service_seconds: if destination.pickup_point.is_some() {
+                SERVICE_SECONDS_PICKUP_POINT
+            } else {
+                SERVICE_SECONDS_HOME
+            },
+            group,
+        },
+    }))
 }
 
-/// Plans a dispatch wave for a depot: the shipments waiting there for the last mile, planned to
-/// leave by the wave (plus `lookahead_minutes`), go to the depot's vehicles on shift (time windows from the promises, reefer skills from
-/// the products' temperature classes, demand in units). The routes are stored; shipments left
-/// out are answered with the reason.
+/// The furthest a wave may lie from now.
+pub const WAVE_DISTANCE_MS_MAX: i64 = 7 * 24 * 3_600_000;
+
+/// Plans a dispatch wave for a depot: the shipments waiting there for the last mile and due by
+/// the wave go to the depot's vehicles on shift and back from earlier routes (time windows from
+/// the promises, reefer or freezer from the products' temperature classes, demand in units). The
+/// routes are stored and their shipments leave the queue; shipments left out stay queued and are
+/// answered with the reason. With an `Idempotency-Key`, a retry answers the first plan.
 #[utoipa::path(post, path = "/v1/operator/dispatch", tag = "dispatch", request_body = DispatchInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 201, body = DispatchView), (status = 200, body = DispatchView, description = "Nothing to plan, nothing stored"),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn dispatch_wave(
     State(app): State<AppState>,
     caller: Caller,
+    key: IdempotencyKey,
     body: JsonBody<DispatchInput>,
 ) -> Result<Response, Problem> {
     let principal = caller.require_operator()?;
+    let request_sha256 = body.request_sha256;
+    if let Some(key) = &key.0
+        && let Some(stored) = crate::api::first_answer(&app, principal, key, request_sha256).await?
+    {
+        return Ok(crate::api::replay(stored));
+    }
     let input = body.value;
+    let now = store::now_unix_ms();
     let mut checker = Checker::default();
     let depot = checker.check("/depot", Gln::parse(&input.depot));
     let wave = parse_time(&mut checker, "/wave", &input.wave);
+    if wave.is_some_and(|wave| (wave - now).abs() > WAVE_DISTANCE_MS_MAX) {
+        checker.fail("/wave", "must lie within 7 days of now");
+    }
     let time_limit_ms = input.time_limit_ms.unwrap_or(TIME_LIMIT_MS_DEFAULT);
     checker.bounded("/time_limit_ms", time_limit_ms, 100, TIME_LIMIT_MS_MAX);
     let lookahead_minutes = input.lookahead_minutes.unwrap_or(LOOKAHEAD_MINUTES_DEFAULT);
     checker.bounded("/lookahead_minutes", lookahead_minutes, 0, LOOKAHEAD_MINUTES_MAX);
     checker.finish()?;
     let depot = depot.ok_or_else(|| Problem::internal("depot"))?;
-    let wave_unix_ms = wave.unwrap_or_else(store::now_unix_ms);
+    let wave_unix_ms = wave.unwrap_or(now);
     let (depot_coordinates, zone) = depot_location(&app, &depot, "/depot").await?;
 
-    let fleet = app.store.vehicles(Some(&depot)).await?;
-    let shifts: Vec<(Vehicle, i64, i64)> = fleet
+    // Vehicles on shift, from when they are back from their unfinished routes.
+    let busy: HashMap<String, i64> = app.store.vehicles_busy_until(&depot).await?.into_iter().collect();
+    let shifts: Vec<(Vehicle, i64, i64)> = app
+        .store
+        .vehicles(Some(&depot))
+        .await?
         .into_iter()
         .filter_map(|vehicle| {
             let (from, until) = dispatch::shift_in_wave(&vehicle, &zone, wave_unix_ms)?;
-            Some((vehicle, from, until))
+            let from = busy.get(vehicle.vehicle_id.as_str()).map_or(from, |back| from.max(*back));
+            (until > from).then_some((vehicle, from, until))
         })
         .collect();
 
     let mut unassigned = Vec::new();
     let mut due = Vec::new();
     let mut lookups = Lookups::default();
-    for waiting in app.store.orders_to_dispatch().await? {
+    let mut orders: HashMap<(TenantId, String), Option<(OrderRecord, u64)>> = HashMap::new();
+    let queued =
+        app.store.queued_shipments(&depot, wave_unix_ms + lookahead_minutes as i64 * 60_000, wave_unix_ms).await?;
+    for waiting in &queued {
         let Ok(tenant) = TenantId::parse_any(&waiting.tenant_id) else { continue };
-        let Some(order) = app.store.tenant(&tenant).order(&waiting.order_id).await? else { continue };
-        due.extend(
-            due_shipments(
-                &app,
-                &tenant,
-                &order,
-                &depot,
-                wave_unix_ms + lookahead_minutes as i64 * 60_000,
-                &mut lookups,
-                &mut unassigned,
-            )
-            .await?,
-        );
+        let order_key = (tenant.clone(), waiting.order_id.clone());
+        if !orders.contains_key(&order_key) {
+            let order = app.store.tenant(&tenant).order(&waiting.order_id).await?;
+            let group = orders.len() as u64;
+            orders.insert(order_key.clone(), order.map(|order| (order, group)));
+        }
+        let Some((order, group)) = &orders[&order_key] else { continue };
+        if !matches!(order.status, OrderStatus::Packed | OrderStatus::Shipped | OrderStatus::OutForDelivery) {
+            continue;
+        }
+        if let Some(shipment) =
+            due_shipment(&app, &tenant, order, waiting, *group, &mut lookups, &mut unassigned).await?
+        {
+            due.push(shipment);
+        }
     }
     let wave_id = new_id("wav");
-    let empty = |unassigned: Vec<UnplannedView>, vehicles_on_shift: usize| DispatchView {
+    let mut view = DispatchView {
         wave_id: wave_id.clone(),
         depot: depot.to_string(),
         wave: timestamp(wave_unix_ms),
-        shipments: 0,
-        vehicles_on_shift,
+        shipments: due.len(),
+        vehicles_on_shift: shifts.len(),
         routes: Vec::new(),
         unassigned,
         distance_km: 0.0,
@@ -704,13 +752,13 @@ async fn dispatch_wave(
         solve_ms: 0,
     };
     if due.is_empty() {
-        return Ok((StatusCode::OK, Json(empty(unassigned, shifts.len()))).into_response());
+        return Ok((StatusCode::OK, Json(view)).into_response());
     }
     if shifts.is_empty() {
         return Err(Problem::new(
             "no-vehicle",
             format!(
-                "{} shipments are due at {depot}, and no vehicle of the depot is on shift for this wave",
+                "{} shipments are due at {depot}, and no vehicle of the depot is on shift (and back) for this wave",
                 due.len()
             ),
         ));
@@ -745,7 +793,7 @@ async fn dispatch_wave(
     })
     .await
     .map_err(|error| Problem::internal(format!("the planner stopped: {error}")))?;
-    let solve_ms = started.elapsed().as_millis() as u64;
+    view.solve_ms = started.elapsed().as_millis() as u64;
     let planned = planned.map_err(|error| match error {
         dispatch::PlanError::NoVehicle => Problem::new("no-vehicle", error.to_string()),
         dispatch::PlanError::TooManyShipments { .. } => Problem::new("limit-reached", error.to_string()),
@@ -753,14 +801,17 @@ async fn dispatch_wave(
     })?;
     for (index, reason) in &planned.unplanned {
         let shipment = &due[*index];
-        unassigned.push(UnplannedView {
-            tenant: shipment.tenant.to_string(),
-            order_id: shipment.order_id.clone(),
-            shipment: shipment.shipment,
-            reason: reason.code().to_owned(),
-            detail: reason_detail(*reason).to_owned(),
-        });
+        view.unassigned.push(unplanned_view(
+            &shipment.tenant,
+            &shipment.order_id,
+            shipment.shipment,
+            reason.code(),
+            reason_detail(*reason),
+        ));
     }
+    view.distance_km = kilometres(planned.distance_m);
+    view.cost_cents = planned.cost_cents.round();
+    let created = store::now_unix_ms();
     let routes: Vec<NewRoute> = planned
         .routes
         .iter()
@@ -782,6 +833,8 @@ async fn dispatch_wave(
                         order_tenant_id: shipment.tenant.to_string(),
                         order_id: shipment.order_id.clone(),
                         shipment: shipment.shipment,
+                        via_lane: i64::from(shipment.via_lane),
+                        last_mile_departure_unix_ms: shipment.last_mile_departure_unix_ms,
                         latitude_degrees: shipment.planned.coordinates.latitude_degrees(),
                         longitude_degrees: shipment.planned.coordinates.longitude_degrees(),
                         pickup_point_gln: shipment.pickup_point.clone(),
@@ -792,59 +845,127 @@ async fn dispatch_wave(
                         leg_s: stop.leg_s,
                         service_s: stop.service_s,
                         delivered_unix_ms: None,
+                        voided_unix_ms: None,
+                        void_reason: None,
                     }
                 })
                 .collect(),
         })
         .collect();
-    let route_ids: Vec<String> = routes.iter().map(|route| route.route_id.clone()).collect();
-    let mut view = empty(unassigned, shifts.len());
-    view.shipments = due.len();
-    view.distance_km = (planned.distance_m / 10.0).round() / 100.0;
-    view.cost_cents = planned.cost_cents.round();
-    view.solve_ms = solve_ms;
+    // The answer is built before the write, so a retry with the same key replays it.
+    for route in &routes {
+        let record = RouteRecord {
+            header: RouteHeader {
+                route_id: route.route_id.clone(),
+                wave_id: wave_id.clone(),
+                depot_gln: depot.to_string(),
+                wave_unix_ms,
+                vehicle_id: route.vehicle_id.to_string(),
+                departure_unix_ms: route.departure_unix_ms,
+                return_unix_ms: route.return_unix_ms,
+                distance_m: route.distance_m,
+                started_unix_ms: None,
+                open_stops: route.stops.len() as i64,
+                finished_unix_ms: None,
+                created_unix_ms: created,
+            },
+            stops: route.stops.clone(),
+        };
+        view.routes.push(route_view(&record, created));
+    }
     if routes.is_empty() {
         return Ok((StatusCode::OK, Json(view)).into_response());
     }
+    let body = json_bytes(&view);
     let mutation = Mutation::Dispatch(DispatchMutation::SaveWave {
         wave_id: wave_id.clone(),
         depot: depot.clone(),
         wave_unix_ms,
         routes,
     });
-    let respond = |_: &store::Applied| StoredResponse { status: 201, body: Vec::new() };
-    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
-    let now = store::now_unix_ms();
-    for route_id in &route_ids {
-        if let Some(route) = app.store.route(route_id).await? {
-            view.routes.push(route_view(&route, now));
-        }
-    }
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    let respond = move |_: &store::Applied| StoredResponse { status: 201, body: body.clone() };
+    let written = write(&app, principal, key, Some(request_sha256), network(), mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
 }
 
 // ---------- the courier's steps ----------
 
-/// Moves an order on by one step with its EPCIS events (no SSCCs, no short picks).
+/// Moves an order on by one step with the EPCIS events of `shipments`. A refusal because the
+/// order is there already (a concurrent request moved it) counts as done.
 async fn advance(
     app: &AppState,
     principal: &Principal,
     tenant: &TenantId,
     order: &OrderRecord,
     to: OrderStatus,
-    delivered_at_unix_ms: Option<i64>,
+    at_unix_ms: i64,
+    shipments: &[usize],
 ) -> Result<(), Problem> {
-    let at = delivered_at_unix_ms
-        .and_then(|at| jiff::Timestamp::from_millisecond(at).ok())
-        .unwrap_or_else(jiff::Timestamp::now);
-    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, delivered_at_unix_ms)?;
+    let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
+    let delivered_at = (to == OrderStatus::Delivered).then_some(at_unix_ms);
+    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, delivered_at, Some(shipments))?;
+    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+    match write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await {
+        Ok(_) => Ok(()),
+        Err(problem) => match app.store.tenant(tenant).order(&order.order_id).await? {
+            Some(now) if now.status == to => Ok(()),
+            _ => Err(problem),
+        },
+    }
+}
+
+/// Records the EPCIS events of a step that does not move the order (it moved with an earlier
+/// shipment): a second route carrying the order leaves, an earlier shipment is handed over.
+async fn record_only(
+    app: &AppState,
+    principal: &Principal,
+    tenant: &TenantId,
+    order: &OrderRecord,
+    step: OrderStatus,
+    at_unix_ms: i64,
+    shipments: &[usize],
+) -> Result<(), Problem> {
+    let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
+    let Some(capture) = crate::steps::order_step_of(tenant, order, step, &[], None, at, Some(shipments))? else {
+        return Ok(());
+    };
+    let mutation = Mutation::CaptureEvents(Box::new(capture));
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
     write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await?;
     Ok(())
 }
 
+async fn void(
+    app: &AppState,
+    principal: &Principal,
+    route_id: &str,
+    seq: i64,
+    reason: String,
+    requeue: bool,
+) -> Result<(), Problem> {
+    let mutation = Mutation::Dispatch(DispatchMutation::VoidStop {
+        route_id: route_id.to_owned(),
+        seq,
+        at_unix_ms: store::now_unix_ms(),
+        reason,
+        requeue,
+    });
+    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+    write(app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    Ok(())
+}
+
+fn stored_tenant(text: &str) -> Result<TenantId, Problem> {
+    TenantId::parse_any(text).map_err(|error| Problem::internal(format!("stored tenant: {error}")))
+}
+
+fn shipment_index(stop: &StopRecord) -> usize {
+    usize::try_from(stop.shipment).unwrap_or(usize::MAX)
+}
+
 /// The courier leaves the depot: each order on the route is shipped (if it was packed here) and
-/// goes out for delivery, with its EPCIS events. Starting twice changes nothing.
+/// goes out for delivery, with the EPCIS events of the route's shipments. A stop whose order was
+/// cancelled (or allocated anew) meanwhile is voided. Starting twice changes nothing.
 #[utoipa::path(post, path = "/v1/routes/{route_id}/start", tag = "dispatch", params(("route_id" = String, Path)),
     responses((status = 200, body = RouteView), (status = 404, body = Problem)))]
 async fn start_route(
@@ -853,40 +974,65 @@ async fn start_route(
     Path(route_id): Path<String>,
 ) -> Result<Json<RouteView>, Problem> {
     let (principal, route) = route_for(&app, &caller, &route_id).await?;
-    let mut moved: Vec<(String, String)> = Vec::new();
-    for stop in &route.stops {
-        let key = (stop.order_tenant_id.clone(), stop.order_id.clone());
-        if moved.contains(&key) {
-            continue;
+    if route.header.started_unix_ms.is_none() {
+        let now = store::now_unix_ms();
+        // The route's open stops by order.
+        let mut by_order: Vec<((String, String), Vec<&StopRecord>)> = Vec::new();
+        for stop in route.stops.iter().filter(|stop| stop.is_open()) {
+            let key = (stop.order_tenant_id.clone(), stop.order_id.clone());
+            match by_order.iter_mut().find(|(known, _)| *known == key) {
+                Some((_, stops)) => stops.push(stop),
+                None => by_order.push((key, vec![stop])),
+            }
         }
-        moved.push(key);
-        let tenant = TenantId::parse_any(&stop.order_tenant_id)
-            .map_err(|error| Problem::internal(format!("stored tenant: {error}")))?;
-        let store = app.store.tenant(&tenant);
-        let Some(mut order) = store.order(&stop.order_id).await? else { continue };
-        if order.status == OrderStatus::Packed {
-            advance(&app, principal, &tenant, &order, OrderStatus::Shipped, None).await?;
-            order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+        for ((tenant, order_id), stops) in by_order {
+            let tenant = stored_tenant(&tenant)?;
+            let store = app.store.tenant(&tenant);
+            let shipments: Vec<usize> = stops.iter().map(|stop| shipment_index(stop)).collect();
+            let moved = async {
+                let Some(mut order) = store.order(&order_id).await? else {
+                    return Ok::<_, Problem>(Some("the order no longer exists".to_owned()));
+                };
+                if order.status == OrderStatus::Packed {
+                    advance(&app, principal, &tenant, &order, OrderStatus::Shipped, now, &shipments).await?;
+                    order = store.order(&order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+                }
+                match order.status {
+                    OrderStatus::Shipped => {
+                        advance(&app, principal, &tenant, &order, OrderStatus::OutForDelivery, now, &shipments).await?
+                    }
+                    OrderStatus::OutForDelivery => {
+                        record_only(&app, principal, &tenant, &order, OrderStatus::OutForDelivery, now, &shipments)
+                            .await?
+                    }
+                    other => return Ok(Some(format!("the order is {}", other.name()))),
+                }
+                Ok(None)
+            }
+            .await;
+            let reason = match moved {
+                Ok(None) => None,
+                Ok(Some(reason)) => Some(reason),
+                Err(problem) => Some(problem.detail),
+            };
+            if let Some(reason) = reason {
+                for stop in &stops {
+                    void(&app, principal, &route_id, stop.seq, reason.clone(), false).await?;
+                }
+            }
         }
-        if order.status == OrderStatus::Shipped {
-            advance(&app, principal, &tenant, &order, OrderStatus::OutForDelivery, None).await?;
-        }
+        let mutation = Mutation::Dispatch(DispatchMutation::StartRoute { route_id: route_id.clone(), at_unix_ms: now });
+        let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+        write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
     }
-    let mutation = Mutation::Dispatch(DispatchMutation::StartRoute {
-        route_id: route_id.clone(),
-        at_unix_ms: store::now_unix_ms(),
-    });
-    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
-    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
-    let route = app.store.route(&route_id).await?.ok_or_else(|| Problem::not_found(format!("route {route_id}")))?;
-    Ok(Json(route_view(&route, store::now_unix_ms())))
+    Ok(Json(route_view(&read_route(&app, &route_id).await?, store::now_unix_ms())))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveredInput {
-    /// When the hand-over happened (RFC 3339; default now): not before the route started, not
-    /// more than 5 minutes ahead of the server's clock.
+    /// When the hand-over happened (RFC 3339; default now): not before the route started or the
+    /// route's previous hand-over, not more than 5 minutes ahead of the server's clock.
     pub at: Option<String>,
 }
 
@@ -900,7 +1046,8 @@ pub struct DeliveredView {
 }
 
 /// The courier handed a stop over. When it was the order's last shipment, the order moves to
-/// `delivered` (home) or `at_pickup_point`, with its EPCIS events. Repeating it changes nothing.
+/// `delivered` (home; at the courier's time) or `at_pickup_point`, with its EPCIS events.
+/// Repeating it changes nothing.
 #[utoipa::path(post, path = "/v1/routes/{route_id}/stops/{seq}/delivered", tag = "dispatch", request_body = DeliveredInput,
     params(("route_id" = String, Path), ("seq" = i64, Path)),
     responses((status = 200, body = DeliveredView), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -924,100 +1071,205 @@ async fn deliver_stop(
             format!("route {route_id} has not left the depot: POST /v1/routes/{route_id}/start first"),
         ));
     };
+    if stop.voided_unix_ms.is_some() {
+        return Err(Problem::new(
+            "invalid-transition",
+            format!(
+                "stop {seq} was voided ({}): it is not handed over on this route",
+                stop.void_reason.unwrap_or_default()
+            ),
+        ));
+    }
     let now = store::now_unix_ms();
+    let previous = route.stops.iter().filter_map(|other| other.delivered_unix_ms).fold(started, i64::max);
     let mut checker = Checker::default();
     let at = parse_time(&mut checker, "/at", &input.at).unwrap_or(now);
-    if at < started || at > now + DELIVERED_AT_SKEW_MS_MAX {
-        checker.fail("/at", "must lie between the route's start and now");
+    if stop.delivered_unix_ms.is_none() && (at < previous || at > now + DELIVERED_AT_SKEW_MS_MAX) {
+        checker.fail("/at", "must lie between the route's start (or its previous hand-over) and now");
     }
     checker.finish()?;
+    let tenant = stored_tenant(&stop.order_tenant_id)?;
+    let store = app.store.tenant(&tenant);
+    let order =
+        store.order(&stop.order_id).await?.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
+    if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Returned) {
+        void(&app, principal, &route_id, seq, format!("the order is {}", order.status.name()), false).await?;
+        return Err(Problem::new(
+            "invalid-transition",
+            format!("order {} is {}: the stop is voided, take the parcel back", stop.order_id, order.status.name()),
+        ));
+    }
     // A stop handed over before keeps its first time.
-    let at = stop.delivered_unix_ms.unwrap_or(at);
+    let at = stop.delivered_unix_ms.unwrap_or(at.min(now));
     let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
     write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
 
-    let tenant = TenantId::parse_any(&stop.order_tenant_id)
-        .map_err(|error| Problem::internal(format!("stored tenant: {error}")))?;
-    let store = app.store.tenant(&tenant);
-    let mut order =
-        store.order(&stop.order_id).await?.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
-    let shipments = order.allocation.shipments.len();
-    let handed_over = app
-        .store
-        .stops_of_order(&tenant, &stop.order_id)
-        .await?
-        .iter()
-        .filter(|stop| stop.delivered_unix_ms.is_some())
-        .count();
-    if handed_over >= shipments && matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery) {
-        let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
-        let delivered_at = (to == OrderStatus::Delivered).then_some(at.min(now));
-        advance(&app, principal, &tenant, &order, to, delivered_at).await?;
-        order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+    let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
+    let stops = app.store.stops_of_order(&tenant, &stop.order_id).await?;
+    let handed: Vec<&StopRecord> = stops.iter().filter(|stop| stop.delivered_unix_ms.is_some()).collect();
+    let all_handed = order.allocation.shipments.len() <= handed.len();
+    let this_shipment = [shipment_index(&stop)];
+    if matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery) {
+        if all_handed {
+            // The order's delivery time is its last hand-over.
+            let last = handed.iter().filter_map(|stop| stop.delivered_unix_ms).max().unwrap_or(at);
+            advance(&app, principal, &tenant, &order, to, last, &this_shipment).await?;
+        } else if stop.delivered_unix_ms.is_none() {
+            record_only(&app, principal, &tenant, &order, to, at, &this_shipment).await?;
+        }
     }
-    let route = app.store.route(&route_id).await?.ok_or_else(|| Problem::not_found(format!("route {route_id}")))?;
+    let order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
     Ok(Json(DeliveredView {
-        route: route_view(&route, store::now_unix_ms()),
+        route: route_view(&read_route(&app, &route_id).await?, store::now_unix_ms()),
         order_id: stop.order_id.clone(),
         order_status: order.status.name().to_owned(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailedInput {
+    /// Why the stop was not handed over (the consignee was out, the address was wrong), 1–200
+    /// characters.
+    pub reason: String,
+}
+
+/// The courier could not hand a stop over: the stop is voided and its shipment waits at the depot
+/// for another wave (the order stays out for delivery).
+#[utoipa::path(post, path = "/v1/routes/{route_id}/stops/{seq}/failed", tag = "dispatch", request_body = FailedInput,
+    params(("route_id" = String, Path), ("seq" = i64, Path)),
+    responses((status = 200, body = RouteView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn fail_stop(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((route_id, seq)): Path<(String, i64)>,
+    body: JsonBody<FailedInput>,
+) -> Result<Json<RouteView>, Problem> {
+    let (principal, route) = route_for(&app, &caller, &route_id).await?;
+    let mut checker = Checker::default();
+    let reason = checker.text("/reason", &body.value.reason, Vehicle::NAME_LENGTH_MAX);
+    checker.finish()?;
+    let stop = route
+        .stops
+        .iter()
+        .find(|stop| stop.seq == seq)
+        .ok_or_else(|| Problem::not_found(format!("stop {seq} of route {route_id}")))?;
+    if stop.delivered_unix_ms.is_some() {
+        return Err(Problem::new("invalid-transition", format!("stop {seq} was handed over already")));
+    }
+    if route.header.started_unix_ms.is_none() {
+        return Err(Problem::new(
+            "invalid-transition",
+            format!("route {route_id} has not left the depot: cancel it instead (POST /v1/routes/{route_id}/cancel)"),
+        ));
+    }
+    void(&app, principal, &route_id, seq, reason.unwrap_or_default(), true).await?;
+    Ok(Json(route_view(&read_route(&app, &route_id).await?, store::now_unix_ms())))
+}
+
+/// Calls off a route that has not left the depot: its shipments wait for another wave.
+#[utoipa::path(post, path = "/v1/routes/{route_id}/cancel", tag = "dispatch", params(("route_id" = String, Path)),
+    responses((status = 200, body = RouteView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn cancel_route(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(route_id): Path<String>,
+) -> Result<Json<RouteView>, Problem> {
+    let principal = caller.require_operator()?;
+    let mutation = Mutation::Dispatch(DispatchMutation::CancelRoute {
+        route_id: route_id.clone(),
+        at_unix_ms: store::now_unix_ms(),
+    });
+    let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
+    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    Ok(Json(route_view(&read_route(&app, &route_id).await?, store::now_unix_ms())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn stop(seq: i64, planned: i64, due: i64, delivered: Option<i64>) -> StopRecord {
+    const MINUTE: i64 = 60_000;
+
+    fn stop(seq: i64, due: i64, delivered: Option<i64>) -> StopRecord {
         StopRecord {
             seq,
             order_tenant_id: "t".into(),
             order_id: format!("o{seq}"),
             shipment: 0,
+            via_lane: 0,
+            last_mile_departure_unix_ms: 0,
             latitude_degrees: 52.0,
             longitude_degrees: 4.0,
             pickup_point_gln: None,
             demand_units: 1,
             due_by_unix_ms: due,
-            planned_arrival_unix_ms: planned,
+            planned_arrival_unix_ms: seq * 11 * MINUTE,
             leg_m: 1000.0,
             leg_s: 600.0,
             service_s: 60.0,
             delivered_unix_ms: delivered,
+            voided_unix_ms: None,
+            void_reason: None,
         }
     }
 
-    #[test]
-    fn the_next_stop_and_the_risk_follow_the_courier() {
-        let minute = 60_000;
-        let header = store::dispatch::RouteHeader {
+    fn route(stops: Vec<StopRecord>, started: Option<i64>) -> RouteRecord {
+        let header = RouteHeader {
             route_id: "r".into(),
             wave_id: "w".into(),
             depot_gln: "8712345000011".into(),
             wave_unix_ms: 0,
             vehicle_id: "van".into(),
             departure_unix_ms: 0,
-            return_unix_ms: 60 * minute,
+            return_unix_ms: 60 * MINUTE,
             distance_m: 3000.0,
-            started_unix_ms: Some(0),
+            started_unix_ms: started,
+            open_stops: stops.iter().filter(|stop| stop.is_open()).count() as i64,
+            finished_unix_ms: None,
             created_unix_ms: 0,
         };
-        let route = RouteRecord {
-            header,
-            stops: vec![
-                stop(1, 10 * minute, 30 * minute, Some(11 * minute)),
-                stop(2, 21 * minute, 40 * minute, None),
-                stop(3, 32 * minute, 45 * minute, None),
-            ],
-        };
-        let on_time = route_view(&route, 12 * minute);
+        RouteRecord { header, stops }
+    }
+
+    #[test]
+    fn the_next_stop_and_the_risk_follow_the_courier() {
+        // Stop 1 handed over at 11 min (service 1 min: left at 12).
+        let on_route = route(
+            vec![stop(1, 30 * MINUTE, Some(11 * MINUTE)), stop(2, 40 * MINUTE, None), stop(3, 45 * MINUTE, None)],
+            Some(0),
+        );
+        let on_time = route_view(&on_route, 12 * MINUTE);
         assert_eq!(on_time.next_stop, Some(2));
         assert_eq!(on_time.at_risk, 0);
         assert!(on_time.stops[0].expected_arrival.is_none(), "handed over");
-        // Leaving the first stop 20 minutes late: stop 2 at 42 (due 40), stop 3 at 53 (due 45).
-        let late = route_view(&route, 32 * minute);
+        assert_eq!(on_time.stops[1].expected_arrival.as_deref(), Some(timestamp(22 * MINUTE).as_str()));
+        // Still not at stop 2 at 32 min: expected now, at risk? no (due 40); stop 3 at 43 (due 45).
+        let slow = route_view(&on_route, 32 * MINUTE);
+        assert_eq!(slow.stops[2].expected_arrival.as_deref(), Some(timestamp(43 * MINUTE).as_str()));
+        assert_eq!(slow.at_risk, 0);
+        // At 41 min: stop 2 (due 40) and stop 3 (52, due 45) at risk.
+        let late = route_view(&on_route, 41 * MINUTE);
         assert_eq!(late.at_risk, 2);
         assert!(late.stops[1].at_risk && late.stops[2].at_risk);
-        assert_eq!(late.stops[1].expected_arrival.as_deref(), Some(timestamp(42 * minute).as_str()));
+        // A stop skipped (3 handed over before 2) is still expected, and the next stop.
+        let skipped = route(
+            vec![
+                stop(1, 30 * MINUTE, Some(11 * MINUTE)),
+                stop(2, 40 * MINUTE, None),
+                stop(3, 45 * MINUTE, Some(20 * MINUTE)),
+            ],
+            Some(0),
+        );
+        let view = route_view(&skipped, 50 * MINUTE);
+        assert_eq!(view.next_stop, Some(2));
+        assert!(view.stops[1].at_risk, "overdue and not handed over");
+        // Not started: leaves as planned, or now when later.
+        let waiting = route(vec![stop(1, 30 * MINUTE, None)], None);
+        assert_eq!(
+            route_view(&waiting, 5 * MINUTE).stops[0].expected_arrival.as_deref(),
+            Some(timestamp(15 * MINUTE).as_str())
+        );
     }
 }

@@ -1001,7 +1001,7 @@ async fn order_event(
     let to = to.ok_or_else(|| Problem::internal("status"))?;
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     let mutation = match &read {
-        Some(order) => order_step_write(&tenant, order, to, ssccs, input.shipped, jiff::Timestamp::now(), None)?,
+        Some(order) => order_step_write(&tenant, order, to, ssccs, input.shipped, jiff::Timestamp::now(), None, None)?,
         // The writer answers not found.
         None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
             order_id: order_id.clone(),
@@ -1031,9 +1031,11 @@ async fn order_event(
     Ok(written.into_response(respond))
 }
 
-/// The write that moves `order` to `to` with the step's EPCIS events. The events are built from
-/// the order as read now and captured with the step; the writer refuses the step if a recall
-/// allocated the order again meanwhile. Used by the order events endpoint, dispatch and the demo.
+/// The write that moves `order` to `to` with the step's EPCIS events (of every shipment, or of
+/// `only_shipments`). The events are built from the order as read now and captured with the
+/// step; the writer refuses the step if a recall allocated the order again meanwhile. Used by the
+/// order events endpoint, dispatch and the demo.
+#[allow(clippy::too_many_arguments)]
 pub fn order_step_write(
     tenant: &TenantId,
     order: &OrderRecord,
@@ -1042,9 +1044,10 @@ pub fn order_step_write(
     shipped: Option<Vec<i64>>,
     at: jiff::Timestamp,
     delivered_at_unix_ms: Option<i64>,
+    only_shipments: Option<&[usize]>,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-    let events = crate::steps::order_step(tenant, order, to, &listed, shipped.as_deref(), at)?;
+    let events = crate::steps::order_step_of(tenant, order, to, &listed, shipped.as_deref(), at, only_shipments)?;
     let change = FulfilmentMutation::OrderEvent {
         order_id: order.order_id.clone(),
         event_id: to.name().to_owned(),

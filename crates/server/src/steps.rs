@@ -160,6 +160,20 @@ pub fn order_step(
     shipped: Option<&[i64]>,
     at: jiff::Timestamp,
 ) -> Result<Option<Capture>, Problem> {
+    order_step_of(tenant, order, to, ssccs, shipped, at, None)
+}
+
+/// The events of an order's step for some of its shipments only (`only`: indexes into the
+/// allocation's shipments; `None`: all), as when one courier route of several carries it.
+pub fn order_step_of(
+    tenant: &TenantId,
+    order: &OrderRecord,
+    to: OrderStatus,
+    ssccs: &[String],
+    shipped: Option<&[i64]>,
+    at: jiff::Timestamp,
+    only: Option<&[usize]>,
+) -> Result<Option<Capture>, Problem> {
     let mut events = Vec::new();
     let mut pick_index = 0;
     for (number, shipment) in order.allocation.shipments.iter().enumerate() {
@@ -171,6 +185,9 @@ pub fn order_step(
             if units > 0 {
                 quantities.push(quantity(&lot_class(&line.gtin, &pick.lot)?, units));
             }
+        }
+        if only.is_some_and(|only| !only.contains(&number)) {
+            continue;
         }
         let sscc = ssccs.get(number).cloned().or_else(|| shipment.sscc.clone());
         let pallets = sscc.iter().map(|sscc| pallet_link(sscc)).collect::<Result<Vec<_>, _>>()?;

@@ -15,8 +15,8 @@ use network::{LocalTime, Skill, TenantId, Vehicle, VehicleId};
 pub const ROUTES_PER_WAVE_MAX: usize = Vehicle::PER_DEPOT_MAX;
 /// Stops one route holds, at most.
 pub const STOPS_PER_ROUTE_MAX: usize = 500;
-/// Orders one due-order read answers, at most (the planner's limit per wave).
-pub const DUE_ORDERS_MAX: u32 = 2000;
+/// Queued shipments one wave reads, at most (the planner's limit per wave).
+pub const QUEUED_READ_MAX: u32 = 2000;
 /// Routes a route listing answers, at most.
 pub const ROUTES_LISTED_MAX: u32 = 500;
 
@@ -30,7 +30,8 @@ pub enum DispatchMutation {
     DeleteVehicle {
         vehicle_id: VehicleId,
     },
-    /// Stores a wave's planned routes; refused when a stop's shipment is on a route already.
+    /// Stores a wave's planned routes and takes their shipments out of the queue; refused when a
+    /// shipment is no longer queued (on a route already, or its order cancelled meanwhile).
     SaveWave {
         wave_id: String,
         depot: Gln,
@@ -46,6 +47,20 @@ pub enum DispatchMutation {
     VisitStop {
         route_id: String,
         seq: i64,
+        at_unix_ms: i64,
+    },
+    /// The stop will not be handed over on this route (the consignee was out, the order was
+    /// cancelled); with `requeue`, its shipment waits at the depot for another wave.
+    VoidStop {
+        route_id: String,
+        seq: i64,
+        at_unix_ms: i64,
+        reason: String,
+        requeue: bool,
+    },
+    /// Calls off a route that has not left: its shipments go back to the queue.
+    CancelRoute {
+        route_id: String,
         at_unix_ms: i64,
     },
 }
@@ -68,6 +83,9 @@ pub struct StopRecord {
     pub order_id: String,
     /// The shipment of the order (its index in the order's allocation).
     pub shipment: i64,
+    /// 1 when the shipment reached the depot over a lane.
+    pub via_lane: i64,
+    pub last_mile_departure_unix_ms: i64,
     pub latitude_degrees: f64,
     pub longitude_degrees: f64,
     pub pickup_point_gln: Option<String>,
@@ -78,10 +96,20 @@ pub struct StopRecord {
     pub leg_s: f64,
     pub service_s: f64,
     pub delivered_unix_ms: Option<i64>,
+    pub voided_unix_ms: Option<i64>,
+    pub void_reason: Option<String>,
 }
 
-const STOP_COLUMNS: &str = "seq, order_tenant_id, order_id, shipment, latitude_degrees, longitude_degrees, \
-     pickup_point_gln, demand_units, due_by_unix_ms, planned_arrival_unix_ms, leg_m, leg_s, service_s, delivered_unix_ms";
+impl StopRecord {
+    /// Neither handed over nor voided.
+    pub fn is_open(&self) -> bool {
+        self.delivered_unix_ms.is_none() && self.voided_unix_ms.is_none()
+    }
+}
+
+const STOP_COLUMNS: &str = "seq, order_tenant_id, order_id, shipment, via_lane, last_mile_departure_unix_ms, \
+     latitude_degrees, longitude_degrees, pickup_point_gln, demand_units, due_by_unix_ms, planned_arrival_unix_ms, \
+     leg_m, leg_s, service_s, delivered_unix_ms, voided_unix_ms, void_reason";
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct RouteHeader {
@@ -94,11 +122,13 @@ pub struct RouteHeader {
     pub return_unix_ms: i64,
     pub distance_m: f64,
     pub started_unix_ms: Option<i64>,
+    pub open_stops: i64,
+    pub finished_unix_ms: Option<i64>,
     pub created_unix_ms: i64,
 }
 
 const ROUTE_COLUMNS: &str = "route_id, wave_id, depot_gln, wave_unix_ms, vehicle_id, departure_unix_ms, return_unix_ms, \
-     distance_m, started_unix_ms, created_unix_ms";
+     distance_m, started_unix_ms, open_stops, finished_unix_ms, created_unix_ms";
 
 /// A planned route and its stops in visiting order.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,17 +137,15 @@ pub struct RouteRecord {
     pub stops: Vec<StopRecord>,
 }
 
-impl RouteRecord {
-    pub fn is_finished(&self) -> bool {
-        self.stops.iter().all(|stop| stop.delivered_unix_ms.is_some())
-    }
-}
-
-/// An order waiting for the last mile (packed, or shipped over a lane), not on any route yet.
+/// A shipment waiting at a depot for the last mile.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DueOrder {
+pub struct QueuedShipment {
     pub tenant_id: String,
     pub order_id: String,
+    pub shipment: i64,
+    pub via_lane: i64,
+    pub last_mile_departure_unix_ms: i64,
+    pub promised_by_unix_ms: i64,
 }
 
 const VEHICLE_COLUMNS: &str = "vehicle_id, depot_gln, name, courier_name, courier_key_id, capacity_units, skills, \
@@ -172,7 +200,63 @@ fn dispatched(detail: String) -> WriteError {
     WriteError::Refused { code: "already-dispatched", detail, errors: Vec::new() }
 }
 
-/// Applies a dispatch change; answers whether a row was created.
+/// Counts a stop closed (handed over or voided) on its route; the route finishes with its last.
+async fn close_stop(conn: &mut Conn, tenant: &str, route_id: &str, at_unix_ms: i64) -> Result<(), sqlx::Error> {
+    execute(
+        conn,
+        "UPDATE dispatch_routes SET open_stops = open_stops - 1, \
+         finished_unix_ms = CASE WHEN open_stops = 1 THEN $3 ELSE finished_unix_ms END \
+         WHERE tenant_id = $1 AND route_id = $2 AND open_stops > 0",
+        &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(at_unix_ms)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Voids an open stop; with `requeue`, its shipment waits at the route's depot again. Answers
+/// whether the stop was open.
+async fn void_stop(
+    conn: &mut Conn,
+    tenant: &str,
+    route_id: &str,
+    seq: i64,
+    at_unix_ms: i64,
+    reason: &str,
+    requeue: bool,
+) -> Result<bool, sqlx::Error> {
+    let voided = execute(
+        conn,
+        "UPDATE dispatch_stops SET voided_unix_ms = $4, void_reason = $5 WHERE tenant_id = $1 AND route_id = $2 \
+         AND seq = $3 AND delivered_unix_ms IS NULL AND voided_unix_ms IS NULL",
+        &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(seq), Arg::Integer(at_unix_ms), Arg::Text(reason)],
+    )
+    .await?;
+    if voided == 0 {
+        return Ok(false);
+    }
+    close_stop(conn, tenant, route_id, at_unix_ms).await?;
+    if requeue {
+        execute(
+            conn,
+            "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, depot_gln, via_lane, last_mile_departure_unix_ms, \
+             promised_by_unix_ms, queued_unix_ms) \
+             SELECT s.order_tenant_id, s.order_id, s.shipment, r.depot_gln, s.via_lane, s.last_mile_departure_unix_ms, \
+             s.due_by_unix_ms, $4 FROM dispatch_stops s JOIN dispatch_routes r ON r.tenant_id = s.tenant_id \
+             AND r.route_id = s.route_id WHERE s.tenant_id = $1 AND s.route_id = $2 AND s.seq = $3 \
+             ON CONFLICT (tenant_id, order_id, shipment) DO NOTHING",
+            &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(seq), Arg::Integer(at_unix_ms)],
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+fn route_exists_sql() -> &'static str {
+    "SELECT 1 FROM dispatch_routes WHERE tenant_id = $1 AND route_id = $2"
+}
+
+/// Applies a dispatch change; answers whether a row was created. Every refusal comes before the
+/// first change.
 pub(crate) async fn apply_dispatch(
     conn: &mut Conn,
     tenant_id: &TenantId,
@@ -184,108 +268,11 @@ pub(crate) async fn apply_dispatch(
     }
     let tenant = tenant_id.as_str();
     match change {
-        DispatchMutation::PutVehicle { vehicle, mode } => {
-            if !exists(
-                conn,
-                "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1 AND kind IN ('warehouse', 'cold_depot')",
-                &[Arg::Text(vehicle.depot.as_str())],
-            )
-            .await?
-            {
-                return Ok(Err(WriteError::UnknownReference {
-                    field: "/depot",
-                    value: format!("{} (a network warehouse or cold depot)", vehicle.depot),
-                }));
-            }
-            if let Some(key_id) = &vehicle.courier_key_id {
-                if !exists(
-                    conn,
-                    "SELECT 1 FROM api_keys WHERE tenant_id = 'network' AND key_id = $1 AND revoked_unix_ms IS NULL",
-                    &[Arg::Text(key_id)],
-                )
-                .await?
-                {
-                    return Ok(Err(WriteError::UnknownReference {
-                        field: "/courier_key_id",
-                        value: format!("{key_id} (a live key of the network tenant)"),
-                    }));
-                }
-                if exists(
-                    conn,
-                    "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND courier_key_id = $2 AND vehicle_id <> $3",
-                    &[Arg::Text(tenant), Arg::Text(key_id), Arg::Text(vehicle.vehicle_id.as_str())],
-                )
-                .await?
-                {
-                    return Ok(Err(WriteError::Conflict(format!("a vehicle driven with key {key_id}"))));
-                }
-            }
-            let found = exists(
-                conn,
-                "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND vehicle_id = $2",
-                &[Arg::Text(tenant), Arg::Text(vehicle.vehicle_id.as_str())],
-            )
-            .await?;
-            if let Err(error) = check_mode(*mode, found, format!("vehicle {}", vehicle.vehicle_id)) {
-                return Ok(Err(error));
-            }
-            if !found
-                && exists(
-                    conn,
-                    &format!(
-                        "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND depot_gln = $2 LIMIT 1 OFFSET {}",
-                        Vehicle::PER_DEPOT_MAX - 1
-                    ),
-                    &[Arg::Text(tenant), Arg::Text(vehicle.depot.as_str())],
-                )
-                .await?
-            {
-                return Ok(Err(WriteError::Limit(format!("a depot has at most {} vehicles", Vehicle::PER_DEPOT_MAX))));
-            }
-            let skills: Vec<&str> = vehicle.skills.iter().map(|skill| skill.name()).collect();
-            let shift_start = vehicle.shift_start.to_string();
-            let shift_end = vehicle.shift_end.to_string();
-            execute(
-                conn,
-                put_sql(
-                    "INSERT INTO vehicles (tenant_id, vehicle_id, depot_gln, name, courier_name, courier_key_id, \
-                     capacity_units, skills, shift_start, shift_end, speed_km_per_h, fixed_cost_cents, cost_per_km_cents, \
-                     cost_per_hour_cents, created_unix_ms, updated_unix_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-                     ON CONFLICT (tenant_id, vehicle_id) DO UPDATE SET depot_gln = excluded.depot_gln, name = excluded.name, \
-                     courier_name = excluded.courier_name, courier_key_id = excluded.courier_key_id, \
-                     capacity_units = excluded.capacity_units, skills = excluded.skills, shift_start = excluded.shift_start, \
-                     shift_end = excluded.shift_end, speed_km_per_h = excluded.speed_km_per_h, \
-                     fixed_cost_cents = excluded.fixed_cost_cents, cost_per_km_cents = excluded.cost_per_km_cents, \
-                     cost_per_hour_cents = excluded.cost_per_hour_cents, updated_unix_ms = excluded.updated_unix_ms",
-                    *mode,
-                ),
-                &[
-                    Arg::Text(tenant),
-                    Arg::Text(vehicle.vehicle_id.as_str()),
-                    Arg::Text(vehicle.depot.as_str()),
-                    Arg::Text(&vehicle.name),
-                    Arg::OptionalText(vehicle.courier_name.as_deref()),
-                    Arg::OptionalText(vehicle.courier_key_id.as_deref()),
-                    Arg::Integer(i64::from(vehicle.capacity_units)),
-                    Arg::Text(&skills.join(" ")),
-                    Arg::Text(&shift_start),
-                    Arg::Text(&shift_end),
-                    Arg::Real(vehicle.speed_km_per_h),
-                    Arg::Integer(i64::from(vehicle.fixed_cost_cents)),
-                    Arg::Integer(i64::from(vehicle.cost_per_km_cents)),
-                    Arg::Integer(i64::from(vehicle.cost_per_hour_cents)),
-                    Arg::Integer(now_unix_ms),
-                ],
-            )
-            .await?;
-            Ok(Ok(!found))
-        }
+        DispatchMutation::PutVehicle { vehicle, mode } => put_vehicle(conn, tenant, vehicle, *mode, now_unix_ms).await,
         DispatchMutation::DeleteVehicle { vehicle_id } => {
             if exists(
                 conn,
-                "SELECT 1 FROM dispatch_routes r JOIN dispatch_stops s ON s.tenant_id = r.tenant_id AND s.route_id = r.route_id \
-                 WHERE r.tenant_id = $1 AND r.vehicle_id = $2 AND s.delivered_unix_ms IS NULL",
+                "SELECT 1 FROM dispatch_routes WHERE tenant_id = $1 AND vehicle_id = $2 AND finished_unix_ms IS NULL",
                 &[Arg::Text(tenant), Arg::Text(vehicle_id.as_str())],
             )
             .await?
@@ -304,26 +291,36 @@ pub(crate) async fn apply_dispatch(
             if routes.len() > ROUTES_PER_WAVE_MAX {
                 return Ok(Err(WriteError::Limit(format!("a wave stores at most {ROUTES_PER_WAVE_MAX} routes"))));
             }
+            let mut seen = std::collections::HashSet::new();
             for route in routes {
-                if route.stops.len() > STOPS_PER_ROUTE_MAX {
-                    return Ok(Err(WriteError::Limit(format!("a route has at most {STOPS_PER_ROUTE_MAX} stops"))));
+                if route.stops.is_empty() || route.stops.len() > STOPS_PER_ROUTE_MAX {
+                    return Ok(Err(WriteError::Limit(format!("a route has 1 to {STOPS_PER_ROUTE_MAX} stops"))));
+                }
+                if !exists(
+                    conn,
+                    "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND vehicle_id = $2 AND depot_gln = $3",
+                    &[Arg::Text(tenant), Arg::Text(route.vehicle_id.as_str()), Arg::Text(depot.as_str())],
+                )
+                .await?
+                {
+                    return Ok(Err(WriteError::UnknownReference {
+                        field: "vehicle_id",
+                        value: format!("{} (a vehicle of {depot})", route.vehicle_id),
+                    }));
                 }
                 for stop in &route.stops {
-                    if exists(
-                        conn,
-                        "SELECT 1 FROM dispatch_stops WHERE tenant_id = $1 AND order_tenant_id = $2 AND order_id = $3 \
-                         AND shipment = $4",
-                        &[
-                            Arg::Text(tenant),
-                            Arg::Text(&stop.order_tenant_id),
-                            Arg::Text(&stop.order_id),
-                            Arg::Integer(stop.shipment),
-                        ],
-                    )
-                    .await?
+                    let key = (stop.order_tenant_id.as_str(), stop.order_id.as_str(), stop.shipment);
+                    if !seen.insert(key)
+                        || !exists(
+                            conn,
+                            "SELECT 1 FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2 AND shipment = $3",
+                            &[Arg::Text(&stop.order_tenant_id), Arg::Text(&stop.order_id), Arg::Integer(stop.shipment)],
+                        )
+                        .await?
                     {
                         return Ok(Err(dispatched(format!(
-                            "shipment {} of order {} ({}) is on a route already",
+                            "shipment {} of order {} ({}) is not waiting for a route: on a route already, \
+                             or its order moved on",
                             stop.shipment, stop.order_id, stop.order_tenant_id
                         ))));
                     }
@@ -333,8 +330,8 @@ pub(crate) async fn apply_dispatch(
                 execute(
                     conn,
                     "INSERT INTO dispatch_routes (tenant_id, route_id, wave_id, depot_gln, wave_unix_ms, vehicle_id, \
-                     departure_unix_ms, return_unix_ms, distance_m, started_unix_ms, created_unix_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)",
+                     departure_unix_ms, return_unix_ms, distance_m, started_unix_ms, open_stops, finished_unix_ms, \
+                     created_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, NULL, $11)",
                     &[
                         Arg::Text(tenant),
                         Arg::Text(&route.route_id),
@@ -345,6 +342,7 @@ pub(crate) async fn apply_dispatch(
                         Arg::Integer(route.departure_unix_ms),
                         Arg::Integer(route.return_unix_ms),
                         Arg::Real(route.distance_m),
+                        Arg::Integer(route.stops.len() as i64),
                         Arg::Integer(now_unix_ms),
                     ],
                 )
@@ -352,9 +350,15 @@ pub(crate) async fn apply_dispatch(
                 for stop in &route.stops {
                     execute(
                         conn,
+                        "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2 AND shipment = $3",
+                        &[Arg::Text(&stop.order_tenant_id), Arg::Text(&stop.order_id), Arg::Integer(stop.shipment)],
+                    )
+                    .await?;
+                    execute(
+                        conn,
                         &format!(
-                            "INSERT INTO dispatch_stops (tenant_id, route_id, {STOP_COLUMNS}) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL)"
+                            "INSERT INTO dispatch_stops (tenant_id, route_id, {STOP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
+                             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, NULL, NULL)"
                         ),
                         &[
                             Arg::Text(tenant),
@@ -363,6 +367,8 @@ pub(crate) async fn apply_dispatch(
                             Arg::Text(&stop.order_tenant_id),
                             Arg::Text(&stop.order_id),
                             Arg::Integer(stop.shipment),
+                            Arg::Integer(stop.via_lane),
+                            Arg::Integer(stop.last_mile_departure_unix_ms),
                             Arg::Real(stop.latitude_degrees),
                             Arg::Real(stop.longitude_degrees),
                             Arg::OptionalText(stop.pickup_point_gln.as_deref()),
@@ -387,14 +393,7 @@ pub(crate) async fn apply_dispatch(
                 &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(*at_unix_ms)],
             )
             .await?;
-            if started == 0
-                && !exists(
-                    conn,
-                    "SELECT 1 FROM dispatch_routes WHERE tenant_id = $1 AND route_id = $2",
-                    &[Arg::Text(tenant), Arg::Text(route_id)],
-                )
-                .await?
-            {
+            if started == 0 && !exists(conn, route_exists_sql(), &[Arg::Text(tenant), Arg::Text(route_id)]).await? {
                 return Ok(Err(WriteError::NotFound));
             }
             Ok(Ok(false))
@@ -403,23 +402,169 @@ pub(crate) async fn apply_dispatch(
             let visited = execute(
                 conn,
                 "UPDATE dispatch_stops SET delivered_unix_ms = $4 WHERE tenant_id = $1 AND route_id = $2 AND seq = $3 \
-                 AND delivered_unix_ms IS NULL",
+                 AND delivered_unix_ms IS NULL AND voided_unix_ms IS NULL",
                 &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(*seq), Arg::Integer(*at_unix_ms)],
             )
             .await?;
-            if visited == 0
-                && !exists(
-                    conn,
-                    "SELECT 1 FROM dispatch_stops WHERE tenant_id = $1 AND route_id = $2 AND seq = $3",
-                    &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(*seq)],
-                )
-                .await?
+            if visited == 1 {
+                close_stop(conn, tenant, route_id, *at_unix_ms).await?;
+            } else if !exists(
+                conn,
+                "SELECT 1 FROM dispatch_stops WHERE tenant_id = $1 AND route_id = $2 AND seq = $3 AND voided_unix_ms IS NULL",
+                &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(*seq)],
+            )
+            .await?
             {
                 return Ok(Err(WriteError::NotFound));
             }
             Ok(Ok(false))
         }
+        DispatchMutation::VoidStop { route_id, seq, at_unix_ms, reason, requeue } => {
+            if !exists(
+                conn,
+                "SELECT 1 FROM dispatch_stops WHERE tenant_id = $1 AND route_id = $2 AND seq = $3",
+                &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(*seq)],
+            )
+            .await?
+            {
+                return Ok(Err(WriteError::NotFound));
+            }
+            void_stop(conn, tenant, route_id, *seq, *at_unix_ms, reason, *requeue).await?;
+            Ok(Ok(false))
+        }
+        DispatchMutation::CancelRoute { route_id, at_unix_ms } => {
+            let started: Option<(Option<i64>,)> = crate::backend::on_conn!(conn, connection => sqlx::query_as(
+                "SELECT started_unix_ms FROM dispatch_routes WHERE tenant_id = $1 AND route_id = $2")
+                .bind(tenant).bind(route_id.as_str()).fetch_optional(&mut *connection).await)?;
+            match started {
+                None => return Ok(Err(WriteError::NotFound)),
+                Some((Some(_),)) => {
+                    return Ok(Err(WriteError::Refused {
+                        code: "invalid-transition",
+                        detail: format!(
+                            "route {route_id} has left the depot: void its stops one by one \
+                             (POST /v1/routes/{route_id}/stops/{{seq}}/failed)"
+                        ),
+                        errors: Vec::new(),
+                    }));
+                }
+                Some((None,)) => {}
+            }
+            let open: Vec<(i64,)> = crate::backend::on_conn!(conn, connection => sqlx::query_as(
+                "SELECT seq FROM dispatch_stops WHERE tenant_id = $1 AND route_id = $2 AND delivered_unix_ms IS NULL \
+                 AND voided_unix_ms IS NULL ORDER BY seq")
+                .bind(tenant).bind(route_id.as_str()).fetch_all(&mut *connection).await)?;
+            for (seq,) in open {
+                void_stop(conn, tenant, route_id, seq, *at_unix_ms, "route cancelled", true).await?;
+            }
+            Ok(Ok(false))
+        }
     }
+}
+
+async fn put_vehicle(
+    conn: &mut Conn,
+    tenant: &str,
+    vehicle: &Vehicle,
+    mode: PutMode,
+    now_unix_ms: i64,
+) -> Result<Result<bool, WriteError>, sqlx::Error> {
+    if !exists(
+        conn,
+        "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1 AND kind IN ('warehouse', 'cold_depot')",
+        &[Arg::Text(vehicle.depot.as_str())],
+    )
+    .await?
+    {
+        return Ok(Err(WriteError::UnknownReference {
+            field: "/depot",
+            value: format!("{} (a network warehouse or cold depot)", vehicle.depot),
+        }));
+    }
+    if let Some(key_id) = &vehicle.courier_key_id {
+        if !exists(
+            conn,
+            "SELECT 1 FROM api_keys WHERE tenant_id = 'network' AND key_id = $1 AND revoked_unix_ms IS NULL \
+             AND (' ' || scopes || ' ') LIKE '% courier %'",
+            &[Arg::Text(key_id)],
+        )
+        .await?
+        {
+            return Ok(Err(WriteError::UnknownReference {
+                field: "/courier_key_id",
+                value: format!("{key_id} (a live network key with the courier scope)"),
+            }));
+        }
+        if exists(
+            conn,
+            "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND courier_key_id = $2 AND vehicle_id <> $3",
+            &[Arg::Text(tenant), Arg::Text(key_id), Arg::Text(vehicle.vehicle_id.as_str())],
+        )
+        .await?
+        {
+            return Ok(Err(WriteError::Conflict(format!("a vehicle driven with key {key_id}"))));
+        }
+    }
+    let found = exists(
+        conn,
+        "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND vehicle_id = $2",
+        &[Arg::Text(tenant), Arg::Text(vehicle.vehicle_id.as_str())],
+    )
+    .await?;
+    if let Err(error) = check_mode(mode, found, format!("vehicle {}", vehicle.vehicle_id)) {
+        return Ok(Err(error));
+    }
+    // The depot's vehicles other than this one.
+    if exists(
+        conn,
+        &format!(
+            "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND depot_gln = $2 AND vehicle_id <> $3 LIMIT 1 OFFSET {}",
+            Vehicle::PER_DEPOT_MAX - 1
+        ),
+        &[Arg::Text(tenant), Arg::Text(vehicle.depot.as_str()), Arg::Text(vehicle.vehicle_id.as_str())],
+    )
+    .await?
+    {
+        return Ok(Err(WriteError::Limit(format!("a depot has at most {} vehicles", Vehicle::PER_DEPOT_MAX))));
+    }
+    let skills: Vec<&str> = vehicle.skills.iter().map(|skill| skill.name()).collect();
+    let shift_start = vehicle.shift_start.to_string();
+    let shift_end = vehicle.shift_end.to_string();
+    execute(
+        conn,
+        put_sql(
+            "INSERT INTO vehicles (tenant_id, vehicle_id, depot_gln, name, courier_name, courier_key_id, \
+             capacity_units, skills, shift_start, shift_end, speed_km_per_h, fixed_cost_cents, cost_per_km_cents, \
+             cost_per_hour_cents, created_unix_ms, updated_unix_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+             ON CONFLICT (tenant_id, vehicle_id) DO UPDATE SET depot_gln = excluded.depot_gln, name = excluded.name, \
+             courier_name = excluded.courier_name, courier_key_id = excluded.courier_key_id, \
+             capacity_units = excluded.capacity_units, skills = excluded.skills, shift_start = excluded.shift_start, \
+             shift_end = excluded.shift_end, speed_km_per_h = excluded.speed_km_per_h, \
+             fixed_cost_cents = excluded.fixed_cost_cents, cost_per_km_cents = excluded.cost_per_km_cents, \
+             cost_per_hour_cents = excluded.cost_per_hour_cents, updated_unix_ms = excluded.updated_unix_ms",
+            mode,
+        ),
+        &[
+            Arg::Text(tenant),
+            Arg::Text(vehicle.vehicle_id.as_str()),
+            Arg::Text(vehicle.depot.as_str()),
+            Arg::Text(&vehicle.name),
+            Arg::OptionalText(vehicle.courier_name.as_deref()),
+            Arg::OptionalText(vehicle.courier_key_id.as_deref()),
+            Arg::Integer(i64::from(vehicle.capacity_units)),
+            Arg::Text(&skills.join(" ")),
+            Arg::Text(&shift_start),
+            Arg::Text(&shift_end),
+            Arg::Real(vehicle.speed_km_per_h),
+            Arg::Integer(i64::from(vehicle.fixed_cost_cents)),
+            Arg::Integer(i64::from(vehicle.cost_per_km_cents)),
+            Arg::Integer(i64::from(vehicle.cost_per_hour_cents)),
+            Arg::Integer(now_unix_ms),
+        ],
+    )
+    .await?;
+    Ok(Ok(!found))
 }
 
 impl crate::Store {
@@ -454,17 +599,32 @@ impl crate::Store {
         row.map(VehicleRow::into_domain).transpose()
     }
 
-    /// Orders waiting for the last mile (packed, or shipped over a lane) with no shipment on a
-    /// route yet, earliest promise first. The caller keeps those whose shipment the depot
-    /// delivers.
-    pub async fn orders_to_dispatch(&self) -> Result<Vec<DueOrder>, StoreError> {
+    /// Shipments waiting at `depot` for the last mile, planned to leave by `direct_due_unix_ms`
+    /// (packed at the depot) or by `lane_due_unix_ms` (arrived over a lane), earliest first.
+    /// The operator's read, across tenants.
+    pub async fn queued_shipments(
+        &self,
+        depot: &Gln,
+        direct_due_unix_ms: i64,
+        lane_due_unix_ms: i64,
+    ) -> Result<Vec<QueuedShipment>, StoreError> {
         let sql = format!(
-            "SELECT o.tenant_id, o.order_id FROM orders o WHERE o.status IN ('packed', 'shipped') \
-             AND NOT EXISTS (SELECT 1 FROM dispatch_stops s WHERE s.tenant_id = $1 AND s.order_tenant_id = o.tenant_id \
-             AND s.order_id = o.order_id) \
-             ORDER BY o.promised_by_unix_ms, o.tenant_id, o.order_id LIMIT {DUE_ORDERS_MAX}"
+            "SELECT tenant_id, order_id, shipment, via_lane, last_mile_departure_unix_ms, promised_by_unix_ms \
+             FROM dispatch_queue WHERE depot_gln = $1 AND last_mile_departure_unix_ms <= $2 \
+             AND (via_lane = 0 OR last_mile_departure_unix_ms <= $3) \
+             ORDER BY last_mile_departure_unix_ms, tenant_id, order_id, shipment LIMIT {QUEUED_READ_MAX}"
         );
-        Ok(on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(Self::network_tenant()).fetch_all(pool).await)?)
+        Ok(on_pool!(self.pools(), pool => sqlx::query_as(&sql)
+            .bind(depot.as_str()).bind(direct_due_unix_ms.max(lane_due_unix_ms)).bind(lane_due_unix_ms)
+            .fetch_all(pool).await)?)
+    }
+
+    /// When each vehicle of the depot is back from its unfinished routes (planned return).
+    pub async fn vehicles_busy_until(&self, depot: &Gln) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT vehicle_id, MAX(return_unix_ms) FROM dispatch_routes WHERE tenant_id = $1 \
+             AND finished_unix_ms IS NULL AND depot_gln = $2 GROUP BY vehicle_id")
+            .bind(Self::network_tenant()).bind(depot.as_str()).fetch_all(pool).await)?)
     }
 
     async fn stops_of(&self, route_id: &str) -> Result<Vec<StopRecord>, StoreError> {
@@ -507,12 +667,11 @@ impl crate::Store {
         self.with_stops(headers).await
     }
 
-    /// The vehicle's current route: the earliest with stops still to visit, else the latest.
+    /// The vehicle's current route: its earliest unfinished one, else its latest.
     pub async fn current_route(&self, vehicle_id: &VehicleId) -> Result<Option<RouteRecord>, StoreError> {
         let open = format!(
-            "SELECT {ROUTE_COLUMNS} FROM dispatch_routes r WHERE r.tenant_id = $1 AND r.vehicle_id = $2 AND EXISTS \
-             (SELECT 1 FROM dispatch_stops s WHERE s.tenant_id = r.tenant_id AND s.route_id = r.route_id \
-             AND s.delivered_unix_ms IS NULL) ORDER BY r.departure_unix_ms, r.route_id LIMIT 1"
+            "SELECT {ROUTE_COLUMNS} FROM dispatch_routes WHERE tenant_id = $1 AND vehicle_id = $2 \
+             AND finished_unix_ms IS NULL ORDER BY departure_unix_ms, route_id LIMIT 1"
         );
         let latest = format!(
             "SELECT {ROUTE_COLUMNS} FROM dispatch_routes WHERE tenant_id = $1 AND vehicle_id = $2 \

@@ -2025,7 +2025,55 @@ async fn set_order_status(
         ],
     )
     .await?;
+    if matches!(status, OrderStatus::Accepted | OrderStatus::Allocated | OrderStatus::Cancelled | OrderStatus::Returned)
+    {
+        // No longer waiting at a depot (or allocated anew): out of the dispatch queue.
+        execute(
+            conn,
+            "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2",
+            &[Arg::Text(tenant), Arg::Text(order_id)],
+        )
+        .await?;
+    }
     Ok(true)
+}
+
+/// Queues the order's shipments that now wait at their delivering depot for the last mile:
+/// packing queues those its own site delivers, shipping those that travel a lane to the depot.
+async fn queue_for_dispatch(
+    conn: &mut Conn,
+    tenant: &str,
+    record: &OrderRecord,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let via_lane = match record.status {
+        OrderStatus::Packed => false,
+        OrderStatus::Shipped => true,
+        _ => return Ok(()),
+    };
+    for (index, shipment) in record.allocation.shipments.iter().enumerate() {
+        if shipment.lane.is_some() != via_lane {
+            continue;
+        }
+        execute(
+            conn,
+            "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, depot_gln, via_lane, \
+             last_mile_departure_unix_ms, promised_by_unix_ms, queued_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (tenant_id, order_id, shipment) DO NOTHING",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(&record.order_id),
+                Arg::Integer(index as i64),
+                Arg::Text(&shipment.delivering_site),
+                Arg::Integer(i64::from(via_lane)),
+                Arg::Integer(shipment.last_mile_departure_unix_ms),
+                Arg::Integer(shipment.promised_by_unix_ms),
+                Arg::Integer(now_unix_ms),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What an order event asks.
@@ -2180,6 +2228,7 @@ async fn order_event(
     }
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
+    queue_for_dispatch(conn, tenant, &record, now_unix_ms).await?;
     if to == OrderStatus::Delivered {
         record.delivered_unix_ms = Some(now_unix_ms);
         if let Some(at) = delivered_at_unix_ms {

@@ -51,6 +51,28 @@ fn gtin_sscc(serial: u64) -> String {
     gtin(&format!("38712345{serial:09}"))
 }
 
+/// Every shipment planned once, chilled goods on the reefer van, every stop by its promise.
+fn check_plan(plan: &Value, chilled_orders: &[(String, i64)], wave_ms: i64) {
+    assert_eq!(plan["shipments"], 5, "{plan}");
+    assert_eq!(plan["unassigned"], json!([]), "{plan}");
+    let chilled: Vec<&str> = chilled_orders.iter().map(|(id, _)| id.as_str()).collect();
+    let mut stops_seen = 0;
+    for route in plan["routes"].as_array().unwrap() {
+        for (index, stop) in route["stops"].as_array().unwrap().iter().enumerate() {
+            stops_seen += 1;
+            assert_eq!(stop["seq"], index as i64 + 1);
+            if chilled.contains(&stop["order_id"].as_str().unwrap()) {
+                assert_eq!(route["vehicle_id"], "van-1", "chilled goods ride the reefer: {route}");
+            }
+            let arrival: jiff::Timestamp = stop["planned_arrival"].as_str().unwrap().parse().unwrap();
+            let due: jiff::Timestamp = stop["due_by"].as_str().unwrap().parse().unwrap();
+            assert!(arrival <= due, "{stop}");
+            assert!(arrival.as_millisecond() >= wave_ms);
+        }
+    }
+    assert_eq!(stops_seen, 5);
+}
+
 fn home(latitude: f64, longitude: f64) -> Value {
     json!({"latitude": latitude, "longitude": longitude, "time_zone": "Europe/Amsterdam", "area": "Amsterdam"})
 }
@@ -126,44 +148,52 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     let merchant_wave = app.post("/v1/operator/dispatch", &alpha, json!({"depot": dc(), "wave": wave})).await;
     assert_eq!(merchant_wave.status, StatusCode::FORBIDDEN);
 
-    let planned = app
-        .post(
-            "/v1/operator/dispatch",
-            &app.operator_key,
-            json!({"depot": dc(), "wave": wave, "lookahead_minutes": 0, "time_limit_ms": 500}),
-        )
-        .await;
-    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
-    assert_eq!(planned.body["shipments"], 5, "{:?}", planned.body);
-    assert_eq!(planned.body["unassigned"], json!([]), "{:?}", planned.body);
-    let routes = planned.body["routes"].as_array().unwrap().clone();
-    let chilled: Vec<&str> = orders.iter().map(|(id, _)| id.as_str()).collect();
-    let mut stops_seen = 0;
-    for route in &routes {
-        for (index, stop) in route["stops"].as_array().unwrap().iter().enumerate() {
-            stops_seen += 1;
-            assert_eq!(stop["seq"], index as i64 + 1);
-            if chilled.contains(&stop["order_id"].as_str().unwrap()) {
-                assert_eq!(route["vehicle_id"], "van-1", "chilled goods ride the reefer: {route}");
-            }
-            let arrival: jiff::Timestamp = stop["planned_arrival"].as_str().unwrap().parse().unwrap();
-            let due: jiff::Timestamp = stop["due_by"].as_str().unwrap().parse().unwrap();
-            assert!(arrival <= due, "{stop}");
-            assert!(arrival.as_millisecond() >= wave_ms);
-        }
-    }
-    assert_eq!(stops_seen, 5);
-    let again = app
-        .post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave, "lookahead_minutes": 0}))
-        .await;
+    let far = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 8)).to_string();
+    let too_far = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": far})).await;
+    assert_eq!(too_far.body["errors"][0]["pointer"], "/wave", "{:?}", too_far.body);
+
+    // A wave, retried with its Idempotency-Key: the same plan, stored once.
+    let wave_body = json!({"depot": dc(), "wave": wave, "lookahead_minutes": 0, "time_limit_ms": 500});
+    let keyed = [("idempotency-key", "wave-1")];
+    let first =
+        app.send("POST", "/v1/operator/dispatch", Some(&app.operator_key), Some(wave_body.clone()), &keyed).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    check_plan(&first.body, &orders, wave_ms);
+    let replayed =
+        app.send("POST", "/v1/operator/dispatch", Some(&app.operator_key), Some(wave_body.clone()), &keyed).await;
+    assert_eq!(replayed.status, StatusCode::CREATED);
+    assert_eq!(replayed.body["wave_id"], first.body["wave_id"], "a retry answers the first plan");
+    let again = app.post("/v1/operator/dispatch", &app.operator_key, wave_body.clone()).await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     assert_eq!(again.body["shipments"], 0, "every shipment is on a route already");
+    // Calling the wave's routes off puts their shipments back; the next wave plans them again.
+    for route in first.body["routes"].as_array().unwrap() {
+        let path = format!("/v1/routes/{}/cancel", route["route_id"].as_str().unwrap());
+        let cancelled = app.send("POST", &path, Some(&app.operator_key), None, &[]).await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+        assert!(cancelled.body["finished_at"].is_string());
+        assert!(
+            cancelled.body["stops"].as_array().unwrap().iter().all(|stop| stop["void_reason"] == "route cancelled")
+        );
+        let twice = app.send("POST", &path, Some(&van_key), None, &[]).await;
+        assert_eq!(twice.status, StatusCode::FORBIDDEN, "only the operator calls a route off");
+    }
+    let planned = app.post("/v1/operator/dispatch", &app.operator_key, wave_body.clone()).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    assert_ne!(planned.body["wave_id"], first.body["wave_id"]);
+    check_plan(&planned.body, &orders, wave_ms);
+    let routes = planned.body["routes"].as_array().unwrap().clone();
     let date = jiff::Timestamp::from_millisecond(wave_ms)
         .unwrap()
         .to_zoned(jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap())
         .date();
     let listed = app.get(&format!("/v1/operator/routes?depot={}&date={date}", dc()), &app.operator_key).await;
-    assert_eq!(listed.body.as_array().map(Vec::len), Some(routes.len()), "{:?}", listed.body);
+    let cancelled_routes = first.body["routes"].as_array().unwrap().len();
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(cancelled_routes + routes.len()),
+        "the day's routes, the cancelled included"
+    );
 
     // Couriers see their own route only.
     let mine = app.get("/v1/courier/route", &van_key).await;
@@ -198,10 +228,27 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     let ahead = app.post(&format!("/v1/routes/{van_route}/stops/1/delivered"), &van_key, json!({"at": future})).await;
     assert_eq!(ahead.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", ahead.body);
 
+    // The van's first stop fails (nobody home): its shipment waits for the next wave.
+    let van_stops = routes.iter().find(|route| route["route_id"] == van_route.as_str()).unwrap()["stops"].clone();
+    let failed_order = van_stops[0]["order_id"].as_str().unwrap().to_owned();
+    let failed_tenant_key = if van_stops[0]["tenant"] == "alpha-fish" { &alpha } else { &bravo };
+    let failed_path = format!("/v1/routes/{van_route}/stops/1/failed");
+    let blank = app.post(&failed_path, &van_key, json!({"reason": ""})).await;
+    assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", blank.body);
+    let failed = app.post(&failed_path, &van_key, json!({"reason": "nobody home"})).await;
+    assert_eq!(failed.status, StatusCode::OK, "{:?}", failed.body);
+    assert_eq!(failed.body["stops"][0]["void_reason"], "nobody home");
+    assert_eq!(failed.body["next_stop"], 2);
+    let voided =
+        app.send("POST", &format!("/v1/routes/{van_route}/stops/1/delivered"), Some(&van_key), None, &[]).await;
+    assert_eq!(voided.status, StatusCode::CONFLICT, "a voided stop is not handed over: {:?}", voided.body);
     for route in &routes {
         let route_id = route["route_id"].as_str().unwrap();
         let key = if route_id == van_route { &van_key } else { &app.operator_key };
         for stop in route["stops"].as_array().unwrap() {
+            if route_id == van_route && stop["seq"] == 1 {
+                continue;
+            }
             let path = format!("/v1/routes/{route_id}/stops/{}/delivered", stop["seq"]);
             let handed = app.send("POST", &path, Some(key), None, &[]).await;
             assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
@@ -213,6 +260,22 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     }
     let done = app.get(&format!("/v1/routes/{van_route}"), &van_key).await;
     assert_eq!(done.body["next_stop"], Value::Null);
+    assert!(done.body["finished_at"].is_string());
+    assert_eq!(status_of(app, failed_tenant_key, &failed_order).await, "out_for_delivery");
+
+    // The next wave takes the failed shipment again; its route leaves and hands it over.
+    let retry = app.post("/v1/operator/dispatch", &app.operator_key, wave_body.clone()).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{:?}", retry.body);
+    assert_eq!(retry.body["shipments"], 1, "{:?}", retry.body);
+    let retry_route = retry.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+    let retry_key = if retry.body["routes"][0]["vehicle_id"] == "van-1" { &van_key } else { &app.operator_key };
+    let started = app.send("POST", &format!("/v1/routes/{retry_route}/start"), Some(retry_key), None, &[]).await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let handed =
+        app.send("POST", &format!("/v1/routes/{retry_route}/stops/1/delivered"), Some(retry_key), None, &[]).await;
+    assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+    assert_ne!(handed.body["order_status"], "out_for_delivery", "{:?}", handed.body);
+
     for (order_id, _) in &orders[..2] {
         let order = app.get(&format!("/v1/orders/{order_id}"), &alpha).await;
         assert_eq!(order.body["status"], "delivered");
@@ -222,11 +285,12 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     for (order_id, _) in &books {
         assert_eq!(status_of(app, &bravo, order_id).await, "delivered");
     }
-    // Each step recorded its EPCIS events: the salmon left the DC and was sold to consumers.
-    let departing = app.get("/events?EQ_bizStep=departing", &alpha).await;
-    assert_eq!(departing.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len(), 3);
-    let sold = app.get("/events?EQ_bizStep=retail_selling", &alpha).await;
-    assert_eq!(sold.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len(), 2);
+    // Each step recorded its EPCIS events: the salmon left the DC (once more when it failed)
+    // and was sold to consumers.
+    let events = |body: &Value| body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len();
+    let departures_expected = 3 + usize::from(failed_tenant_key == &alpha);
+    assert_eq!(events(&app.get("/events?EQ_bizStep=departing", &alpha).await.body), departures_expected);
+    assert_eq!(events(&app.get("/events?EQ_bizStep=retail_selling", &alpha).await.body), 2);
 
     // A vehicle with stops to go cannot be deleted; after its route it can.
     let deleted = app.send("DELETE", "/v1/operator/vehicles/bike-1", Some(&app.operator_key), None, &[]).await;

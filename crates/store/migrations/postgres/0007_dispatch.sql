@@ -1,6 +1,7 @@
--- Dispatch: the network's vehicles and couriers, and the routes planned for each wave.
--- Rows belong to the network tenant (the operator runs the last mile for every merchant);
--- a stop names the order's own tenant.
+-- Dispatch: the network's vehicles and couriers, the shipments waiting at depots for the last
+-- mile, and the routes planned for each wave. Vehicles and routes belong to the network tenant
+-- (the operator runs the last mile for every merchant); a queued shipment belongs to its order's
+-- tenant; a stop names its order's tenant.
 
 CREATE TABLE vehicles (
     tenant_id TEXT NOT NULL,
@@ -25,6 +26,24 @@ CREATE INDEX vehicles_by_depot ON vehicles (tenant_id, depot_gln, vehicle_id);
 -- A courier's key drives one vehicle.
 CREATE UNIQUE INDEX vehicles_by_courier_key ON vehicles (tenant_id, courier_key_id) WHERE courier_key_id IS NOT NULL;
 
+-- Shipments waiting at a depot for the last mile, one row per order shipment: packing queues the
+-- shipments its own site delivers, shipping queues those that travel a lane to the delivering
+-- depot; cancelling or re-allocating the order takes them out; a wave takes its shipments out;
+-- a stop voided (a failed hand-over, a cancelled route) puts its shipment back.
+CREATE TABLE dispatch_queue (
+    tenant_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    shipment BIGINT NOT NULL,
+    depot_gln TEXT NOT NULL,
+    via_lane BIGINT NOT NULL,
+    last_mile_departure_unix_ms BIGINT NOT NULL,
+    promised_by_unix_ms BIGINT NOT NULL,
+    queued_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, order_id, shipment)
+);
+-- A wave reads its depot's due shipments (the operator's read, across tenants).
+CREATE INDEX dispatch_queue_by_depot ON dispatch_queue (depot_gln, last_mile_departure_unix_ms);
+
 CREATE TABLE dispatch_routes (
     tenant_id TEXT NOT NULL,
     route_id TEXT NOT NULL,
@@ -36,11 +55,17 @@ CREATE TABLE dispatch_routes (
     return_unix_ms BIGINT NOT NULL,
     distance_m DOUBLE PRECISION NOT NULL,
     started_unix_ms BIGINT,
+    -- Stops neither handed over nor voided; the route is finished when none are left.
+    open_stops BIGINT NOT NULL CHECK (open_stops >= 0),
+    finished_unix_ms BIGINT,
     created_unix_ms BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, route_id)
 );
 CREATE INDEX dispatch_routes_by_depot ON dispatch_routes (tenant_id, depot_gln, wave_unix_ms);
-CREATE INDEX dispatch_routes_by_vehicle ON dispatch_routes (tenant_id, vehicle_id, departure_unix_ms);
+-- A courier's current route, a vehicle's open routes: unfinished routes by departure.
+CREATE INDEX dispatch_routes_by_vehicle ON dispatch_routes (tenant_id, vehicle_id, finished_unix_ms, departure_unix_ms);
+-- Unfinished routes of a depot (when is each vehicle back).
+CREATE INDEX dispatch_routes_open ON dispatch_routes (tenant_id, finished_unix_ms, depot_gln);
 
 CREATE TABLE dispatch_stops (
     tenant_id TEXT NOT NULL,
@@ -49,6 +74,8 @@ CREATE TABLE dispatch_stops (
     order_tenant_id TEXT NOT NULL,
     order_id TEXT NOT NULL,
     shipment BIGINT NOT NULL,
+    via_lane BIGINT NOT NULL,
+    last_mile_departure_unix_ms BIGINT NOT NULL,
     latitude_degrees DOUBLE PRECISION NOT NULL,
     longitude_degrees DOUBLE PRECISION NOT NULL,
     pickup_point_gln TEXT,
@@ -59,10 +86,9 @@ CREATE TABLE dispatch_stops (
     leg_s DOUBLE PRECISION NOT NULL,
     service_s DOUBLE PRECISION NOT NULL,
     delivered_unix_ms BIGINT,
+    voided_unix_ms BIGINT,
+    void_reason TEXT,
     PRIMARY KEY (tenant_id, route_id, seq)
 );
--- An order's shipment is on one route only.
-CREATE UNIQUE INDEX dispatch_stops_by_order ON dispatch_stops (tenant_id, order_tenant_id, order_id, shipment);
-
--- Orders waiting at a depot for the last mile: a small index, only packed and shipped orders.
-CREATE INDEX orders_to_dispatch ON orders (status, promised_by_unix_ms) WHERE status IN ('packed', 'shipped');
+-- An order's stops, on whichever route.
+CREATE INDEX dispatch_stops_by_order ON dispatch_stops (tenant_id, order_tenant_id, order_id, shipment);
