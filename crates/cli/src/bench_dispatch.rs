@@ -46,7 +46,7 @@ fn fleet() -> anyhow::Result<Vec<Vehicle>> {
     let kinds: [(&str, usize, u32, &[Skill], f64); 3] = [
         ("van-freezer", 6, 60, &[Skill::Freezer, Skill::Reefer], 30.0),
         ("van-reefer", 8, 60, &[Skill::Reefer], 30.0),
-        ("bike", 10, 14, &[], 30.0),
+        ("bike", 12, 24, &[], 18.0),
     ];
     for (kind, count, capacity_units, skills, speed_km_per_h) in kinds {
         for index in 0..count {
@@ -107,6 +107,7 @@ struct Run {
     distance_km: f64,
     routes: usize,
     unplanned: usize,
+    reasons: Vec<&'static str>,
     late: usize,
     solve_ms: f64,
 }
@@ -143,7 +144,7 @@ pub fn dispatch(options: DispatchOptions) -> anyhow::Result<()> {
         (1..points.len()).map(|index| matrix.distance_m(0, index) + matrix.distance_m(index, 0)).sum::<f64>() / 1000.0;
     println!(
         "wave: {} shipments within 12 km of the depot (40 % chilled, 10 % frozen), promises 3/5/8 h; fleet: {} vehicles \
-         (6 freezer vans, 8 reefer vans, 10 bikes); matrix {:.1} ms; one trip per shipment: {:.0} km",
+         (6 freezer and 8 reefer vans of 60 units at 30 km/h, 12 bikes of 24 at 18 km/h); matrix {:.1} ms; one trip per shipment: {:.0} km",
         shipments.len(),
         vehicles.len(),
         matrix_ms,
@@ -175,10 +176,13 @@ pub fn dispatch(options: DispatchOptions) -> anyhow::Result<()> {
             let planned = dispatch::plan(&request, &Haversine::default())?;
             let solve_ms = started.elapsed().as_secs_f64() * 1000.0;
             let late = planned.routes.iter().flat_map(|route| &route.stops).filter(|stop| stop.late).count();
+            let mut reasons: Vec<&'static str> = planned.unplanned.iter().map(|(_, reason)| reason.code()).collect();
+            reasons.dedup();
             runs.push(Run {
                 distance_km: planned.distance_m / 1000.0,
                 routes: planned.routes.len(),
                 unplanned: planned.unplanned.len(),
+                reasons,
                 late,
                 solve_ms,
             });
@@ -186,12 +190,16 @@ pub fn dispatch(options: DispatchOptions) -> anyhow::Result<()> {
         let distance = median(&mut runs.iter().map(|run| run.distance_km).collect::<Vec<_>>());
         let routes = median(&mut runs.iter().map(|run| run.routes as f64).collect::<Vec<_>>());
         let unplanned = runs.iter().map(|run| run.unplanned).max().unwrap_or(0);
+        let mut reasons: Vec<&str> = runs.iter().flat_map(|run| run.reasons.iter().copied()).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
         let late = runs.iter().map(|run| run.late).max().unwrap_or(0);
         let solve = median(&mut runs.iter().map(|run| run.solve_ms).collect::<Vec<_>>());
         let ratio = distance / one_trip_each_km;
         println!(
-            "{limit:>8.1} {distance:>12.1} {routes:>8.0} {unplanned:>10} {late:>6} {solve:>10.0} {:>13.1}%",
-            ratio * 100.0
+            "{limit:>8.1} {distance:>12.1} {routes:>8.0} {unplanned:>10} {late:>6} {solve:>10.0} {:>13.1}%  {}",
+            ratio * 100.0,
+            reasons.join(", ")
         );
         summary.push(format!("{limit} s: {distance:.0} km, {routes:.0} routes, {unplanned} unplanned"));
     }

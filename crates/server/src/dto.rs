@@ -179,7 +179,7 @@ impl TenantInput {
 pub struct KeyInput {
     /// What the key is for, e.g. "warehouse scanner".
     pub name: String,
-    /// Any of `tenant:admin`, `tenant:write`, `tenant:read`, `device` (`operator` for the network tenant only).
+    /// Any of `tenant:admin`, `tenant:write`, `tenant:read`, `device` (`operator` and `courier` for the network tenant only).
     pub scopes: Vec<String>,
 }
 
