@@ -296,6 +296,20 @@ fn benchmarks_end_with_a_summary_line() {
     }
     let refused = keten(&["bench", "gs1", "--rounds", "0"]);
     assert!(!refused.status.success());
+    // A small dispatch wave fits the generated fleet: nothing left out, nothing late.
+    let output = keten(&["bench", "dispatch", "--shipments", "30", "--seconds", "0.5", "--seeds", "1"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("summary: dispatch wave of 30 shipments"), "{stdout}");
+    assert_eq!(last.matches(", 0 unplanned").count(), 2, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .filter(|line| line.trim_start().starts_with("0.") || line.trim_start().starts_with("1."))
+            .all(|line| line.split_whitespace().nth(4) == Some("0")),
+        "no late stop: {stdout}"
+    );
 }
 
 fn keten_with_stdin(args: &[&str], input: &str) -> std::process::Output {
