@@ -538,6 +538,7 @@ struct Due {
     tenant: TenantId,
     order_id: String,
     shipment: i64,
+    reservation_id: String,
     via_lane: bool,
     last_mile_departure_unix_ms: i64,
     pickup_point: Option<String>,
@@ -640,6 +641,7 @@ async fn due_shipment(
         tenant: tenant.clone(),
         order_id: order.order_id.clone(),
         shipment: queued.shipment,
+        reservation_id: order.reservation_id.clone(),
         via_lane: queued.via_lane != 0,
         last_mile_departure_unix_ms: shipment.last_mile_departure_unix_ms,
         pickup_point: destination.pickup_point.clone(),
@@ -700,16 +702,23 @@ async fn dispatch_wave(
     let wave_unix_ms = wave.unwrap_or(now);
     let (depot_coordinates, zone) = depot_location(&app, &depot, "/depot").await?;
 
-    // Vehicles on shift, from when they are back from their unfinished routes.
-    let busy: HashMap<String, i64> = app.store.vehicles_busy_until(&depot).await?.into_iter().collect();
+    // Vehicles on shift, from when they are back from their unfinished routes of this shift (a
+    // route under way and late is not back before now).
+    let unfinished = app.store.unfinished_routes(&depot).await?;
     let shifts: Vec<(Vehicle, i64, i64)> = app
         .store
         .vehicles(Some(&depot))
         .await?
         .into_iter()
         .filter_map(|vehicle| {
-            let (from, until) = dispatch::shift_in_wave(&vehicle, &zone, wave_unix_ms)?;
-            let from = busy.get(vehicle.vehicle_id.as_str()).map_or(from, |back| from.max(*back));
+            let (mut from, until) = dispatch::shift_in_wave(&vehicle, &zone, wave_unix_ms)?;
+            for (_, departure, back, started) in
+                unfinished.iter().filter(|(id, ..)| id.as_str() == vehicle.vehicle_id.as_str())
+            {
+                if *departure < until {
+                    from = from.max(*back).max(if started.is_some() { now } else { *back });
+                }
+            }
             (until > from).then_some((vehicle, from, until))
         })
         .collect();
@@ -718,6 +727,7 @@ async fn dispatch_wave(
     let mut due = Vec::new();
     let mut lookups = Lookups::default();
     let mut orders: HashMap<(TenantId, String), Option<(OrderRecord, u64)>> = HashMap::new();
+    let mut incomplete_groups = std::collections::HashSet::new();
     let queued =
         app.store.queued_shipments(&depot, wave_unix_ms + lookahead_minutes as i64 * 60_000, wave_unix_ms).await?;
     for waiting in &queued {
@@ -729,15 +739,33 @@ async fn dispatch_wave(
             orders.insert(order_key.clone(), order.map(|order| (order, group)));
         }
         let Some((order, group)) = &orders[&order_key] else { continue };
-        if !matches!(order.status, OrderStatus::Packed | OrderStatus::Shipped | OrderStatus::OutForDelivery) {
+        // The queue follows the order's steps; a row of another generation is not this order's.
+        if !matches!(order.status, OrderStatus::Packed | OrderStatus::Shipped | OrderStatus::OutForDelivery)
+            || order.reservation_id != waiting.reservation_id
+        {
             continue;
         }
-        if let Some(shipment) =
-            due_shipment(&app, &tenant, order, waiting, *group, &mut lookups, &mut unassigned).await?
-        {
-            due.push(shipment);
+        match due_shipment(&app, &tenant, order, waiting, *group, &mut lookups, &mut unassigned).await? {
+            Some(shipment) => due.push(shipment),
+            None => {
+                incomplete_groups.insert(*group);
+            }
         }
     }
+    // An order's shipments go together: one that cannot be planned keeps the others back.
+    due.retain(|shipment| {
+        let keep = !incomplete_groups.contains(&shipment.planned.group);
+        if !keep {
+            unassigned.push(unplanned_view(
+                &shipment.tenant,
+                &shipment.order_id,
+                shipment.shipment,
+                UnplannedReason::GroupIncomplete.code(),
+                reason_detail(UnplannedReason::GroupIncomplete),
+            ));
+        }
+        keep
+    });
     let wave_id = new_id("wav");
     let mut view = DispatchView {
         wave_id: wave_id.clone(),
@@ -833,6 +861,7 @@ async fn dispatch_wave(
                         order_tenant_id: shipment.tenant.to_string(),
                         order_id: shipment.order_id.clone(),
                         shipment: shipment.shipment,
+                        reservation_id: shipment.reservation_id.clone(),
                         via_lane: i64::from(shipment.via_lane),
                         last_mile_departure_unix_ms: shipment.last_mile_departure_unix_ms,
                         latitude_degrees: shipment.planned.coordinates.latitude_degrees(),
@@ -890,8 +919,21 @@ async fn dispatch_wave(
 
 // ---------- the courier's steps ----------
 
-/// Moves an order on by one step with the EPCIS events of `shipments`. A refusal because the
-/// order is there already (a concurrent request moved it) counts as done.
+/// How far an order has come on the last mile (statuses off it rank nowhere).
+fn last_mile_rank(status: OrderStatus) -> Option<u8> {
+    match status {
+        OrderStatus::Packed => Some(0),
+        OrderStatus::Shipped => Some(1),
+        OrderStatus::OutForDelivery => Some(2),
+        OrderStatus::AtPickupPoint | OrderStatus::Delivered => Some(3),
+        _ => None,
+    }
+}
+
+/// Moves an order on by one step with the EPCIS events of `shipments` at `at_unix_ms`. A
+/// refusal because the order is there or further already (a concurrent request moved it) counts
+/// as done.
+#[allow(clippy::too_many_arguments)]
 async fn advance(
     app: &AppState,
     principal: &Principal,
@@ -899,18 +941,25 @@ async fn advance(
     order: &OrderRecord,
     to: OrderStatus,
     at_unix_ms: i64,
+    delivered_at_unix_ms: Option<i64>,
     shipments: &[usize],
 ) -> Result<(), Problem> {
     let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
-    let delivered_at = (to == OrderStatus::Delivered).then_some(at_unix_ms);
-    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, delivered_at, Some(shipments))?;
+    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, delivered_at_unix_ms, Some(shipments))?;
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
     match write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await {
         Ok(_) => Ok(()),
-        Err(problem) => match app.store.tenant(tenant).order(&order.order_id).await? {
-            Some(now) if now.status == to => Ok(()),
+        Err(problem) if problem.status < 500 => match app.store.tenant(tenant).order(&order.order_id).await? {
+            Some(now)
+                if now.reservation_id == order.reservation_id
+                    && last_mile_rank(now.status) >= last_mile_rank(to)
+                    && last_mile_rank(now.status).is_some() =>
+            {
+                Ok(())
+            }
             _ => Err(problem),
         },
+        Err(problem) => Err(problem),
     }
 }
 
@@ -963,11 +1012,60 @@ fn shipment_index(stop: &StopRecord) -> usize {
     usize::try_from(stop.shipment).unwrap_or(usize::MAX)
 }
 
+/// Why a stop's order can no longer go on this route, if so: it is gone, off the last mile, or
+/// allocated anew (its stop is of another generation).
+fn off_route(order: Option<&OrderRecord>, stop: &StopRecord) -> Option<String> {
+    match order {
+        None => Some("the order no longer exists".to_owned()),
+        Some(order) if order.reservation_id != stop.reservation_id => {
+            Some("the order was allocated anew (a recall): this parcel stays at the depot".to_owned())
+        }
+        Some(order) if last_mile_rank(order.status).is_none() => Some(format!("the order is {}", order.status.name())),
+        Some(_) => None,
+    }
+}
+
+/// Ships (if packed) and sends out one order's shipments of a route, with their events.
+async fn send_out(
+    app: &AppState,
+    principal: &Principal,
+    tenant: &TenantId,
+    order_id: &str,
+    stops: &[&StopRecord],
+    now: i64,
+) -> Result<(), Problem> {
+    let store = app.store.tenant(tenant);
+    let shipments: Vec<usize> = stops.iter().map(|stop| shipment_index(stop)).collect();
+    let read = || async { store.order(order_id).await?.ok_or_else(|| Problem::internal("order vanished")) };
+    let mut order = read().await?;
+    if order.status == OrderStatus::Packed {
+        advance(app, principal, tenant, &order, OrderStatus::Shipped, now, None, &shipments).await?;
+        order = read().await?;
+    } else if order.status == OrderStatus::OutForDelivery {
+        // Another route shipped the order: this route's own parcels leave the depot now.
+        let packed_here: Vec<usize> =
+            stops.iter().filter(|stop| stop.via_lane == 0).map(|stop| shipment_index(stop)).collect();
+        if !packed_here.is_empty() {
+            record_only(app, principal, tenant, &order, OrderStatus::Shipped, now, &packed_here).await?;
+        }
+    }
+    match order.status {
+        OrderStatus::Shipped => {
+            advance(app, principal, tenant, &order, OrderStatus::OutForDelivery, now, None, &shipments).await
+        }
+        OrderStatus::OutForDelivery => {
+            record_only(app, principal, tenant, &order, OrderStatus::OutForDelivery, now, &shipments).await
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The courier leaves the depot: each order on the route is shipped (if it was packed here) and
 /// goes out for delivery, with the EPCIS events of the route's shipments. A stop whose order was
-/// cancelled (or allocated anew) meanwhile is voided. Starting twice changes nothing.
+/// cancelled or allocated anew meanwhile is voided. Starting twice changes nothing; a failure of
+/// the database leaves the route not started, to try again.
 #[utoipa::path(post, path = "/v1/routes/{route_id}/start", tag = "dispatch", params(("route_id" = String, Path)),
-    responses((status = 200, body = RouteView), (status = 404, body = Problem)))]
+    responses((status = 200, body = RouteView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn start_route(
     State(app): State<AppState>,
     caller: Caller,
@@ -975,6 +1073,9 @@ async fn start_route(
 ) -> Result<Json<RouteView>, Problem> {
     let (principal, route) = route_for(&app, &caller, &route_id).await?;
     if route.header.started_unix_ms.is_none() {
+        if route.header.finished_unix_ms.is_some() {
+            return Err(Problem::new("invalid-transition", format!("route {route_id} was called off before it left")));
+        }
         let now = store::now_unix_ms();
         // The route's open stops by order.
         let mut by_order: Vec<((String, String), Vec<&StopRecord>)> = Vec::new();
@@ -987,37 +1088,21 @@ async fn start_route(
         }
         for ((tenant, order_id), stops) in by_order {
             let tenant = stored_tenant(&tenant)?;
-            let store = app.store.tenant(&tenant);
-            let shipments: Vec<usize> = stops.iter().map(|stop| shipment_index(stop)).collect();
-            let moved = async {
-                let Some(mut order) = store.order(&order_id).await? else {
-                    return Ok::<_, Problem>(Some("the order no longer exists".to_owned()));
-                };
-                if order.status == OrderStatus::Packed {
-                    advance(&app, principal, &tenant, &order, OrderStatus::Shipped, now, &shipments).await?;
-                    order = store.order(&order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+            let order = app.store.tenant(&tenant).order(&order_id).await?;
+            let mut reason = off_route(order.as_ref(), stops[0]);
+            if reason.is_none()
+                && let Err(problem) = send_out(&app, principal, &tenant, &order_id, &stops, now).await
+            {
+                if problem.status >= 500 {
+                    return Err(problem);
                 }
-                match order.status {
-                    OrderStatus::Shipped => {
-                        advance(&app, principal, &tenant, &order, OrderStatus::OutForDelivery, now, &shipments).await?
-                    }
-                    OrderStatus::OutForDelivery => {
-                        record_only(&app, principal, &tenant, &order, OrderStatus::OutForDelivery, now, &shipments)
-                            .await?
-                    }
-                    other => return Ok(Some(format!("the order is {}", other.name()))),
-                }
-                Ok(None)
+                reason = Some(problem.detail);
             }
-            .await;
-            let reason = match moved {
-                Ok(None) => None,
-                Ok(Some(reason)) => Some(reason),
-                Err(problem) => Some(problem.detail),
-            };
             if let Some(reason) = reason {
+                // Back to the queue only while the order still waits on this reservation (the
+                // store checks).
                 for stop in &stops {
-                    void(&app, principal, &route_id, stop.seq, reason.clone(), false).await?;
+                    void(&app, principal, &route_id, stop.seq, reason.clone(), true).await?;
                 }
             }
         }
@@ -1031,8 +1116,8 @@ async fn start_route(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveredInput {
-    /// When the hand-over happened (RFC 3339; default now): not before the route started or the
-    /// route's previous hand-over, not more than 5 minutes ahead of the server's clock.
+    /// When the hand-over happened (RFC 3339; default now): after the route was planned, not
+    /// more than 5 minutes ahead of the server's clock (a courier's device may sync late).
     pub at: Option<String>,
 }
 
@@ -1046,7 +1131,7 @@ pub struct DeliveredView {
 }
 
 /// The courier handed a stop over. When it was the order's last shipment, the order moves to
-/// `delivered` (home; at the courier's time) or `at_pickup_point`, with its EPCIS events.
+/// `delivered` (home; at the last hand-over's time) or `at_pickup_point`, with its EPCIS events.
 /// Repeating it changes nothing.
 #[utoipa::path(post, path = "/v1/routes/{route_id}/stops/{seq}/delivered", tag = "dispatch", request_body = DeliveredInput,
     params(("route_id" = String, Path), ("seq" = i64, Path)),
@@ -1065,12 +1150,12 @@ async fn deliver_stop(
         .find(|stop| stop.seq == seq)
         .ok_or_else(|| Problem::not_found(format!("stop {seq} of route {route_id}")))?
         .clone();
-    let Some(started) = route.header.started_unix_ms else {
+    if route.header.started_unix_ms.is_none() {
         return Err(Problem::new(
             "invalid-transition",
             format!("route {route_id} has not left the depot: POST /v1/routes/{route_id}/start first"),
         ));
-    };
+    }
     if stop.voided_unix_ms.is_some() {
         return Err(Problem::new(
             "invalid-transition",
@@ -1081,24 +1166,22 @@ async fn deliver_stop(
         ));
     }
     let now = store::now_unix_ms();
-    let previous = route.stops.iter().filter_map(|other| other.delivered_unix_ms).fold(started, i64::max);
     let mut checker = Checker::default();
     let at = parse_time(&mut checker, "/at", &input.at).unwrap_or(now);
-    if stop.delivered_unix_ms.is_none() && (at < previous || at > now + DELIVERED_AT_SKEW_MS_MAX) {
-        checker.fail("/at", "must lie between the route's start (or its previous hand-over) and now");
+    if stop.delivered_unix_ms.is_none() && (at < route.header.created_unix_ms || at > now + DELIVERED_AT_SKEW_MS_MAX) {
+        checker.fail("/at", "must lie between the route's planning and now");
     }
     checker.finish()?;
     let tenant = stored_tenant(&stop.order_tenant_id)?;
     let store = app.store.tenant(&tenant);
-    let order =
-        store.order(&stop.order_id).await?.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
-    if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Returned) {
-        void(&app, principal, &route_id, seq, format!("the order is {}", order.status.name()), false).await?;
-        return Err(Problem::new(
-            "invalid-transition",
-            format!("order {} is {}: the stop is voided, take the parcel back", stop.order_id, order.status.name()),
-        ));
+    let order = store.order(&stop.order_id).await?;
+    if stop.delivered_unix_ms.is_none()
+        && let Some(reason) = off_route(order.as_ref(), &stop)
+    {
+        void(&app, principal, &route_id, seq, reason.clone(), true).await?;
+        return Err(Problem::new("invalid-transition", format!("{reason}: the stop is voided, take the parcel back")));
     }
+    let order = order.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
     // A stop handed over before keeps its first time.
     let at = stop.delivered_unix_ms.unwrap_or(at.min(now));
     let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });
@@ -1106,15 +1189,14 @@ async fn deliver_stop(
     write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
 
     let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
-    let stops = app.store.stops_of_order(&tenant, &stop.order_id).await?;
-    let handed: Vec<&StopRecord> = stops.iter().filter(|stop| stop.delivered_unix_ms.is_some()).collect();
-    let all_handed = order.allocation.shipments.len() <= handed.len();
+    let (handed, last) = app.store.handed_over(&tenant, &stop.order_id, &stop.reservation_id).await?;
+    let all_handed = usize::try_from(handed).unwrap_or(0) >= order.allocation.shipments.len();
     let this_shipment = [shipment_index(&stop)];
     if matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery) {
         if all_handed {
             // The order's delivery time is its last hand-over.
-            let last = handed.iter().filter_map(|stop| stop.delivered_unix_ms).max().unwrap_or(at);
-            advance(&app, principal, &tenant, &order, to, last, &this_shipment).await?;
+            let delivered_at = (to == OrderStatus::Delivered).then(|| last.unwrap_or(at));
+            advance(&app, principal, &tenant, &order, to, at, delivered_at, &this_shipment).await?;
         } else if stop.delivered_unix_ms.is_none() {
             record_only(&app, principal, &tenant, &order, to, at, &this_shipment).await?;
         }
@@ -1198,6 +1280,7 @@ mod tests {
             order_tenant_id: "t".into(),
             order_id: format!("o{seq}"),
             shipment: 0,
+            reservation_id: format!("o{seq}"),
             via_lane: 0,
             last_mile_departure_unix_ms: 0,
             latitude_degrees: 52.0,

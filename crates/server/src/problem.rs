@@ -107,6 +107,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "A shipment of the wave is on a route already (another dispatch of the same orders ran first).",
     ),
     (
+        "vehicle-busy",
+        409,
+        "Vehicle busy",
+        "A vehicle of the wave is on another route then (another wave planned it meanwhile); plan the wave again.",
+    ),
+    (
         "no-vehicle",
         422,
         "No vehicle on shift",

@@ -83,6 +83,8 @@ pub struct StopRecord {
     pub order_id: String,
     /// The shipment of the order (its index in the order's allocation).
     pub shipment: i64,
+    /// The order's reservation when the stop was planned (a re-allocated order is another).
+    pub reservation_id: String,
     /// 1 when the shipment reached the depot over a lane.
     pub via_lane: i64,
     pub last_mile_departure_unix_ms: i64,
@@ -107,7 +109,7 @@ impl StopRecord {
     }
 }
 
-const STOP_COLUMNS: &str = "seq, order_tenant_id, order_id, shipment, via_lane, last_mile_departure_unix_ms, \
+const STOP_COLUMNS: &str = "seq, order_tenant_id, order_id, shipment, reservation_id, via_lane, last_mile_departure_unix_ms, \
      latitude_degrees, longitude_degrees, pickup_point_gln, demand_units, due_by_unix_ms, planned_arrival_unix_ms, \
      leg_m, leg_s, service_s, delivered_unix_ms, voided_unix_ms, void_reason";
 
@@ -143,6 +145,7 @@ pub struct QueuedShipment {
     pub tenant_id: String,
     pub order_id: String,
     pub shipment: i64,
+    pub reservation_id: String,
     pub via_lane: i64,
     pub last_mile_departure_unix_ms: i64,
     pub promised_by_unix_ms: i64,
@@ -238,11 +241,13 @@ async fn void_stop(
     if requeue {
         execute(
             conn,
-            "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, depot_gln, via_lane, last_mile_departure_unix_ms, \
-             promised_by_unix_ms, queued_unix_ms) \
-             SELECT s.order_tenant_id, s.order_id, s.shipment, r.depot_gln, s.via_lane, s.last_mile_departure_unix_ms, \
-             s.due_by_unix_ms, $4 FROM dispatch_stops s JOIN dispatch_routes r ON r.tenant_id = s.tenant_id \
-             AND r.route_id = s.route_id WHERE s.tenant_id = $1 AND s.route_id = $2 AND s.seq = $3 \
+            "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, reservation_id, depot_gln, via_lane, \
+             last_mile_departure_unix_ms, promised_by_unix_ms, queued_unix_ms) \
+             SELECT s.order_tenant_id, s.order_id, s.shipment, s.reservation_id, r.depot_gln, s.via_lane, \
+             s.last_mile_departure_unix_ms, s.due_by_unix_ms, $4 FROM dispatch_stops s JOIN dispatch_routes r \
+             ON r.tenant_id = s.tenant_id AND r.route_id = s.route_id JOIN orders o ON o.tenant_id = s.order_tenant_id \
+             AND o.order_id = s.order_id WHERE s.tenant_id = $1 AND s.route_id = $2 AND s.seq = $3 \
+             AND o.reservation_id = s.reservation_id AND o.status IN ('packed', 'shipped', 'out_for_delivery') \
              ON CONFLICT (tenant_id, order_id, shipment) DO NOTHING",
             &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(seq), Arg::Integer(at_unix_ms)],
         )
@@ -308,13 +313,42 @@ pub(crate) async fn apply_dispatch(
                         value: format!("{} (a vehicle of {depot})", route.vehicle_id),
                     }));
                 }
+                if exists(
+                    conn,
+                    "SELECT 1 FROM dispatch_routes WHERE tenant_id = $1 AND vehicle_id = $2 AND finished_unix_ms IS NULL \
+                     AND departure_unix_ms < $3 AND return_unix_ms > $4",
+                    &[
+                        Arg::Text(tenant),
+                        Arg::Text(route.vehicle_id.as_str()),
+                        Arg::Integer(route.return_unix_ms),
+                        Arg::Integer(route.departure_unix_ms),
+                    ],
+                )
+                .await?
+                {
+                    return Ok(Err(WriteError::Refused {
+                        code: "vehicle-busy",
+                        detail: format!(
+                            "vehicle {} is on another route then (another wave planned it meanwhile)",
+                            route.vehicle_id
+                        ),
+                        errors: Vec::new(),
+                    }));
+                }
                 for stop in &route.stops {
                     let key = (stop.order_tenant_id.as_str(), stop.order_id.as_str(), stop.shipment);
                     if !seen.insert(key)
                         || !exists(
                             conn,
-                            "SELECT 1 FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2 AND shipment = $3",
-                            &[Arg::Text(&stop.order_tenant_id), Arg::Text(&stop.order_id), Arg::Integer(stop.shipment)],
+                            "SELECT 1 FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2 AND shipment = $3 \
+                             AND reservation_id = $4 AND depot_gln = $5",
+                            &[
+                                Arg::Text(&stop.order_tenant_id),
+                                Arg::Text(&stop.order_id),
+                                Arg::Integer(stop.shipment),
+                                Arg::Text(&stop.reservation_id),
+                                Arg::Text(depot.as_str()),
+                            ],
                         )
                         .await?
                     {
@@ -358,7 +392,7 @@ pub(crate) async fn apply_dispatch(
                         conn,
                         &format!(
                             "INSERT INTO dispatch_stops (tenant_id, route_id, {STOP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
-                             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, NULL, NULL)"
+                             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, NULL, NULL, NULL)"
                         ),
                         &[
                             Arg::Text(tenant),
@@ -367,6 +401,7 @@ pub(crate) async fn apply_dispatch(
                             Arg::Text(&stop.order_tenant_id),
                             Arg::Text(&stop.order_id),
                             Arg::Integer(stop.shipment),
+                            Arg::Text(&stop.reservation_id),
                             Arg::Integer(stop.via_lane),
                             Arg::Integer(stop.last_mile_departure_unix_ms),
                             Arg::Real(stop.latitude_degrees),
@@ -386,6 +421,23 @@ pub(crate) async fn apply_dispatch(
             Ok(Ok(!routes.is_empty()))
         }
         DispatchMutation::StartRoute { route_id, at_unix_ms } => {
+            if !exists(conn, route_exists_sql(), &[Arg::Text(tenant), Arg::Text(route_id)]).await? {
+                return Ok(Err(WriteError::NotFound));
+            }
+            if exists(
+                conn,
+                "SELECT 1 FROM dispatch_routes WHERE tenant_id = $1 AND route_id = $2 AND started_unix_ms IS NULL \
+                 AND finished_unix_ms IS NOT NULL",
+                &[Arg::Text(tenant), Arg::Text(route_id)],
+            )
+            .await?
+            {
+                return Ok(Err(WriteError::Refused {
+                    code: "invalid-transition",
+                    detail: format!("route {route_id} was called off before it left"),
+                    errors: Vec::new(),
+                }));
+            }
             let started = execute(
                 conn,
                 "UPDATE dispatch_routes SET started_unix_ms = $3 WHERE tenant_id = $1 AND route_id = $2 \
@@ -393,10 +445,8 @@ pub(crate) async fn apply_dispatch(
                 &[Arg::Text(tenant), Arg::Text(route_id), Arg::Integer(*at_unix_ms)],
             )
             .await?;
-            if started == 0 && !exists(conn, route_exists_sql(), &[Arg::Text(tenant), Arg::Text(route_id)]).await? {
-                return Ok(Err(WriteError::NotFound));
-            }
-            Ok(Ok(false))
+            // Created: this write started the route (a repeated start changes nothing).
+            Ok(Ok(started == 1))
         }
         DispatchMutation::VisitStop { route_id, seq, at_unix_ms } => {
             let visited = execute(
@@ -609,7 +659,7 @@ impl crate::Store {
         lane_due_unix_ms: i64,
     ) -> Result<Vec<QueuedShipment>, StoreError> {
         let sql = format!(
-            "SELECT tenant_id, order_id, shipment, via_lane, last_mile_departure_unix_ms, promised_by_unix_ms \
+            "SELECT tenant_id, order_id, shipment, reservation_id, via_lane, last_mile_departure_unix_ms, promised_by_unix_ms \
              FROM dispatch_queue WHERE depot_gln = $1 AND last_mile_departure_unix_ms <= $2 \
              AND (via_lane = 0 OR last_mile_departure_unix_ms <= $3) \
              ORDER BY last_mile_departure_unix_ms, tenant_id, order_id, shipment LIMIT {QUEUED_READ_MAX}"
@@ -619,12 +669,29 @@ impl crate::Store {
             .fetch_all(pool).await)?)
     }
 
-    /// When each vehicle of the depot is back from its unfinished routes (planned return).
-    pub async fn vehicles_busy_until(&self, depot: &Gln) -> Result<Vec<(String, i64)>, StoreError> {
+    /// The unfinished routes of the depot's vehicles: (vehicle, departure, planned return,
+    /// started), by vehicle and departure.
+    pub async fn unfinished_routes(&self, depot: &Gln) -> Result<Vec<(String, i64, i64, Option<i64>)>, StoreError> {
         Ok(on_pool!(self.pools(), pool => sqlx::query_as(
-            "SELECT vehicle_id, MAX(return_unix_ms) FROM dispatch_routes WHERE tenant_id = $1 \
-             AND finished_unix_ms IS NULL AND depot_gln = $2 GROUP BY vehicle_id")
+            "SELECT vehicle_id, departure_unix_ms, return_unix_ms, started_unix_ms FROM dispatch_routes \
+             WHERE tenant_id = $1 AND finished_unix_ms IS NULL AND depot_gln = $2 \
+             ORDER BY vehicle_id, departure_unix_ms LIMIT 10000")
             .bind(Self::network_tenant()).bind(depot.as_str()).fetch_all(pool).await)?)
+    }
+
+    /// An order's shipments handed over on this reservation: how many (distinct), and the last
+    /// hand-over's time.
+    pub async fn handed_over(
+        &self,
+        order_tenant: &TenantId,
+        order_id: &str,
+        reservation_id: &str,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        Ok(on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT COUNT(DISTINCT shipment), MAX(delivered_unix_ms) FROM dispatch_stops WHERE tenant_id = $1 \
+             AND order_tenant_id = $2 AND order_id = $3 AND reservation_id = $4 AND delivered_unix_ms IS NOT NULL")
+            .bind(Self::network_tenant()).bind(order_tenant.as_str()).bind(order_id).bind(reservation_id)
+            .fetch_one(pool).await)?)
     }
 
     async fn stops_of(&self, route_id: &str) -> Result<Vec<StopRecord>, StoreError> {
@@ -685,15 +752,5 @@ impl crate::Store {
             }
         }
         Ok(None)
-    }
-
-    /// Every stop of an order, on whichever route.
-    pub async fn stops_of_order(&self, order_tenant: &TenantId, order_id: &str) -> Result<Vec<StopRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {STOP_COLUMNS} FROM dispatch_stops WHERE tenant_id = $1 AND order_tenant_id = $2 AND order_id = $3 \
-             ORDER BY shipment LIMIT 16"
-        );
-        Ok(on_pool!(self.pools(), pool => sqlx::query_as(&sql)
-            .bind(Self::network_tenant()).bind(order_tenant.as_str()).bind(order_id).fetch_all(pool).await)?)
     }
 }

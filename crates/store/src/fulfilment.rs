@@ -2025,9 +2025,9 @@ async fn set_order_status(
         ],
     )
     .await?;
-    if matches!(status, OrderStatus::Accepted | OrderStatus::Allocated | OrderStatus::Cancelled | OrderStatus::Returned)
-    {
-        // No longer waiting at a depot (or allocated anew): out of the dispatch queue.
+    if !matches!(status, OrderStatus::Packed | OrderStatus::Shipped | OrderStatus::OutForDelivery) {
+        // No longer waiting for the last mile (handed over, cancelled, allocated anew…): out of
+        // the dispatch queue.
         execute(
             conn,
             "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2",
@@ -2057,9 +2057,12 @@ async fn queue_for_dispatch(
         }
         execute(
             conn,
-            "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, depot_gln, via_lane, \
-             last_mile_departure_unix_ms, promised_by_unix_ms, queued_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (tenant_id, order_id, shipment) DO NOTHING",
+            "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, reservation_id, depot_gln, via_lane, \
+             last_mile_departure_unix_ms, promised_by_unix_ms, queued_unix_ms) VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8) \
+             ON CONFLICT (tenant_id, order_id, shipment) DO UPDATE SET reservation_id = excluded.reservation_id, \
+             depot_gln = excluded.depot_gln, via_lane = excluded.via_lane, \
+             last_mile_departure_unix_ms = excluded.last_mile_departure_unix_ms, \
+             promised_by_unix_ms = excluded.promised_by_unix_ms, queued_unix_ms = excluded.queued_unix_ms",
             &[
                 Arg::Text(tenant),
                 Arg::Text(&record.order_id),
@@ -2069,6 +2072,7 @@ async fn queue_for_dispatch(
                 Arg::Integer(shipment.last_mile_departure_unix_ms),
                 Arg::Integer(shipment.promised_by_unix_ms),
                 Arg::Integer(now_unix_ms),
+                Arg::Text(&record.reservation_id),
             ],
         )
         .await?;

@@ -292,8 +292,44 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     assert_eq!(events(&app.get("/events?EQ_bizStep=departing", &alpha).await.body), departures_expected);
     assert_eq!(events(&app.get("/events?EQ_bizStep=retail_selling", &alpha).await.body), 2);
 
+    // A van out on a route is not planned again before it is back; an order cancelled while on
+    // a route that has not left is voided when it leaves and not queued again.
+    let kept = packed_order(app, &alpha, &salmon, 1, home(52.3650, 4.9000), 410).await;
+    let dropped = packed_order(app, &alpha, &salmon, 1, home(52.3600, 4.8600), 411).await;
+    let departure = kept.1.max(dropped.1);
+    let later_wave = json!({"depot": dc(), "wave": jiff::Timestamp::from_millisecond(departure).unwrap().to_string(), "lookahead_minutes": 0});
+    let first_out = app.post("/v1/operator/dispatch", &app.operator_key, later_wave.clone()).await;
+    assert_eq!(first_out.status, StatusCode::CREATED, "{:?}", first_out.body);
+    assert_eq!(first_out.body["routes"][0]["vehicle_id"], "van-1");
+    let out_route = first_out.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+    let back: jiff::Timestamp = first_out.body["routes"][0]["planned_return"].as_str().unwrap().parse().unwrap();
+    let cancelled = app.post(&format!("/v1/orders/{}/events", dropped.0), &alpha, json!({"status": "cancelled"})).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let third = packed_order(app, &alpha, &salmon, 1, home(52.3700, 4.8700), 412).await;
+    let next_wave = json!({"depot": dc(), "wave": jiff::Timestamp::from_millisecond(third.1).unwrap().to_string(), "lookahead_minutes": 0});
+    let second_out = app.post("/v1/operator/dispatch", &app.operator_key, next_wave.clone()).await;
+    assert!(
+        second_out.status == StatusCode::CREATED || second_out.status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        second_out.body
+    );
+    for route in second_out.body["routes"].as_array().into_iter().flatten() {
+        let leaves: jiff::Timestamp = route["departure"].as_str().unwrap().parse().unwrap();
+        assert!(leaves >= back, "van-1 leaves again only once back: {route}");
+    }
+    let left = app.send("POST", &format!("/v1/routes/{out_route}/start"), Some(&van_key), None, &[]).await;
+    assert_eq!(left.status, StatusCode::OK, "{:?}", left.body);
+    let stops = left.body["stops"].as_array().unwrap();
+    let dropped_stop = stops.iter().find(|stop| stop["order_id"] == dropped.0.as_str()).unwrap();
+    assert_eq!(dropped_stop["void_reason"], "the order is cancelled", "{dropped_stop}");
+    assert_eq!(status_of(app, &alpha, &kept.0).await, "out_for_delivery");
+    let after = app.post("/v1/operator/dispatch", &app.operator_key, later_wave).await;
+    assert_eq!(after.body["shipments"], 0, "a cancelled order is not queued again: {:?}", after.body);
+
     // A vehicle with stops to go cannot be deleted; after its route it can.
     let deleted = app.send("DELETE", "/v1/operator/vehicles/bike-1", Some(&app.operator_key), None, &[]).await;
+    let busy_again = app.send("DELETE", "/v1/operator/vehicles/van-1", Some(&app.operator_key), None, &[]).await;
+    assert_eq!(busy_again.status, StatusCode::CONFLICT, "van-1 is out: {:?}", busy_again.body);
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     assert_eq!(app.get("/v1/operator/vehicles/bike-1", &app.operator_key).await.status, StatusCode::NOT_FOUND);
 }

@@ -28,12 +28,15 @@ CREATE UNIQUE INDEX vehicles_by_courier_key ON vehicles (tenant_id, courier_key_
 
 -- Shipments waiting at a depot for the last mile, one row per order shipment: packing queues the
 -- shipments its own site delivers, shipping queues those that travel a lane to the delivering
--- depot; cancelling or re-allocating the order takes them out; a wave takes its shipments out;
--- a stop voided (a failed hand-over, a cancelled route) puts its shipment back.
+-- depot; any other step of the order (delivered, cancelled, allocated anew…) takes them out; a
+-- wave takes its shipments out; a stop voided (a failed hand-over, a cancelled route) puts its
+-- shipment back while the order still waits on the same reservation.
 CREATE TABLE dispatch_queue (
     tenant_id TEXT NOT NULL,
     order_id TEXT NOT NULL,
     shipment BIGINT NOT NULL,
+    -- The order's reservation when it was queued: a re-allocated order is another generation.
+    reservation_id TEXT NOT NULL,
     depot_gln TEXT NOT NULL,
     via_lane BIGINT NOT NULL,
     last_mile_departure_unix_ms BIGINT NOT NULL,
@@ -74,6 +77,7 @@ CREATE TABLE dispatch_stops (
     order_tenant_id TEXT NOT NULL,
     order_id TEXT NOT NULL,
     shipment BIGINT NOT NULL,
+    reservation_id TEXT NOT NULL,
     via_lane BIGINT NOT NULL,
     last_mile_departure_unix_ms BIGINT NOT NULL,
     latitude_degrees DOUBLE PRECISION NOT NULL,
