@@ -46,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::scan::scan))
         .merge(crate::fulfilment::router())
         .merge(crate::dispatch::router())
+        .merge(crate::readings::router())
 }
 
 #[derive(Debug, OpenApi)]

@@ -15,6 +15,7 @@ pub mod log;
 pub mod metrics;
 pub mod pages;
 pub mod problem;
+pub mod readings;
 pub mod resolver;
 pub mod scan;
 pub mod steps;

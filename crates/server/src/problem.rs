@@ -29,6 +29,12 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// `readings-rejected`: the readings of the batch stored all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+    /// `readings-rejected`: valid readings dropped as duplicates (stored before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<u64>,
 }
 
 /// Stable problem codes: (code, HTTP status, title, when it happens).
@@ -117,6 +123,13 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         422,
         "No vehicle on shift",
         "The depot has no vehicle whose courier's shift leaves time in this wave.",
+    ),
+    (
+        "readings-rejected",
+        422,
+        "Readings rejected",
+        "Some records of a readings batch are not valid readings of the tenant's devices; `errors` names each by its \
+         pointer, and the valid rest was stored (`accepted`, `duplicates`).",
     ),
     (
         "zone-unsuitable",
@@ -208,6 +221,8 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            accepted: None,
+            duplicates: None,
         }
     }
 

@@ -194,6 +194,8 @@ mod epcis_interface;
 mod fulfilment;
 #[path = "log/mod.rs"]
 mod log;
+#[path = "readings/mod.rs"]
+mod readings;
 use dispatch::dispatch_plans_waves_and_couriers_deliver;
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
@@ -205,8 +207,10 @@ use fulfilment::{
     fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
+use readings::readings_are_ingested_with_partial_success;
 
 end_to_end!(
+    readings_are_ingested_with_partial_success,
     dispatch_plans_waves_and_couriers_deliver,
     fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_holds_expire_and_promises_answer,

@@ -16,6 +16,7 @@ pub mod epcis;
 pub mod fulfilment;
 mod keys;
 pub mod log;
+pub mod readings;
 mod reads;
 mod rows;
 pub mod schema;

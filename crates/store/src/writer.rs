@@ -150,6 +150,8 @@ pub enum Mutation {
     Fulfilment(FulfilmentMutation),
     /// Vehicles, planned routes and their stops (network tenant), see [`crate::dispatch`].
     Dispatch(crate::dispatch::DispatchMutation),
+    /// Temperature readings of the tenant's devices, see [`crate::readings`]; duplicates dropped.
+    Readings(Vec<crate::readings::StoredReading>),
     /// A physical step (a receipt, a pick, a pallet packed, a shipment, a delivery) and the EPCIS
     /// events that record it, in one transaction: both or neither.
     FulfilmentRecorded {
@@ -183,6 +185,8 @@ pub struct Applied {
     pub at_unix_ms: i64,
     /// What a fulfilment write answers (the order as it left it, a recall's reach).
     pub outcome: Option<Arc<FulfilmentOutcome>>,
+    /// Rows a bulk write stored (readings kept, duplicates not counted); 0 for others.
+    pub rows: u64,
 }
 
 /// Remembers the first answer to a request under its idempotency key, in the write's transaction.
@@ -963,7 +967,7 @@ async fn apply_mutation(
     state: &mut BatchState<'_>,
 ) -> Result<Result<Applied, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
-    let applied = |created| Ok(Ok(Applied { created, at_unix_ms: now_unix_ms, outcome: None }));
+    let applied = |created| Ok(Ok(Applied { created, at_unix_ms: now_unix_ms, outcome: None, rows: 0 }));
     macro_rules! refuse {
         ($error:expr) => {
             return Ok(Err($error))
@@ -1422,7 +1426,7 @@ async fn apply_mutation(
                     if matches!(change, FulfilmentMutation::PlaceOrder(_)) {
                         *usage.entry((tenant_id.to_string(), "orders_placed")).or_default() += 1;
                     }
-                    Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome }))
+                    Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome, rows: 0 }))
                 }
                 Err(refused) => refuse!(refused),
             }
@@ -1445,7 +1449,12 @@ async fn apply_mutation(
                     ));
                 }
             }
-            Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome }))
+            Ok(Ok(Applied { created: done.created, at_unix_ms: now_unix_ms, outcome: done.outcome, rows: 0 }))
+        }
+        Mutation::Readings(readings) => {
+            let rows = crate::readings::insert_readings(conn, tenant_id, readings).await?;
+            *usage.entry((tenant_id.to_string(), "readings_stored")).or_default() += rows as i64;
+            Ok(Ok(Applied { created: rows > 0, at_unix_ms: now_unix_ms, outcome: None, rows }))
         }
         Mutation::Dispatch(change) => {
             match crate::dispatch::apply_dispatch(conn, tenant_id, change, now_unix_ms).await? {
@@ -1598,5 +1607,5 @@ async fn put_location(
         .await?;
     }
     count_created(usage, tenant_id, !found);
-    Ok(Ok(Applied { created: !found, at_unix_ms: now_unix_ms, outcome: None }))
+    Ok(Ok(Applied { created: !found, at_unix_ms: now_unix_ms, outcome: None, rows: 0 }))
 }
