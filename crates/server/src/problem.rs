@@ -29,12 +29,19 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// `readings-rejected`: the readings of the batch stored all the same.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepted: Option<u64>,
-    /// `readings-rejected`: valid readings dropped as duplicates (stored before).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duplicates: Option<u64>,
+    /// `readings-rejected`: what of the batch was stored all the same (`accepted`,
+    /// `duplicates` as members of the problem).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Box<StoredCounts>>,
+}
+
+/// Readings of a batch stored despite rejected records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StoredCounts {
+    /// Readings stored now.
+    pub accepted: u64,
+    /// Valid readings already stored before (same device, same device time), dropped.
+    pub duplicates: u64,
 }
 
 /// Stable problem codes: (code, HTTP status, title, when it happens).
@@ -221,8 +228,7 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
-            accepted: None,
-            duplicates: None,
+            stored: None,
         }
     }
 

@@ -29,7 +29,7 @@ use crate::AppState;
 use crate::api::{QueryParams, write};
 use crate::dto::timestamp;
 use crate::extract::{Caller, IdempotencyKey};
-use crate::problem::{FieldError, Problem};
+use crate::problem::{FieldError, Problem, StoredCounts};
 
 /// The largest readings body: 100,000 SenML records of about 80 bytes.
 pub const READINGS_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -174,8 +174,7 @@ async fn post_readings(
         .take(crate::dto::FIELD_ERRORS_MAX)
         .map(|(index, detail)| FieldError { pointer: format!("/{index}"), detail })
         .collect();
-    problem.accepted = Some(counts.accepted);
-    problem.duplicates = Some(counts.duplicates);
+    problem.stored = Some(Box::new(StoredCounts { accepted: counts.accepted, duplicates: counts.duplicates }));
     Err(problem)
 }
 
@@ -221,7 +220,7 @@ async fn list_readings(
             .map(|text| {
                 text.parse::<jiff::Timestamp>()
                     .map(|time| time.as_millisecond())
-                    .map_err(|error| Problem::field("invalid-parameter", &format!("?{name}"), error.to_string()))
+                    .map_err(|error| Problem::field("invalid-parameter", format!("?{name}"), error.to_string()))
             })
             .transpose()
     };
