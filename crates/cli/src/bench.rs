@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// A generated dispatch wave (home deliveries, chilled/frozen/ambient, promise windows, a
     /// mixed fleet) planned at several time limits, against one trip per shipment.
     Dispatch(crate::bench_dispatch::DispatchOptions),
+    /// Temperature readings ingested per second (SenML packs in-process and over HTTP), and a
+    /// plain multi-row insert of the same readings beside it.
+    Readings(crate::bench_readings::ReadingsOptions),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +82,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Epcis(options) => crate::bench_epcis::epcis(options).await,
         BenchCommand::Log(options) => crate::bench_log::log(options).await,
         BenchCommand::Orders(options) => crate::bench_orders::orders(options).await,
+        BenchCommand::Readings(options) => crate::bench_readings::readings(options).await,
         BenchCommand::Dispatch(options) => {
             tokio::task::spawn_blocking(move || crate::bench_dispatch::dispatch(options)).await?
         }

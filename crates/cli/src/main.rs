@@ -6,6 +6,7 @@ mod bench_epcis;
 mod bench_gs1;
 mod bench_log;
 mod bench_orders;
+mod bench_readings;
 mod bench_routing;
 mod coldchain;
 mod demo_orders;

@@ -287,6 +287,7 @@ fn benchmarks_end_with_a_summary_line() {
     for args in [
         &["bench", "gs1", "--seconds", "0.05", "--rounds", "1"][..],
         &["bench", "resolver", "--seconds", "0.2", "--connections", "2"][..],
+        &["bench", "readings", "--readings", "5000", "--batch", "500", "--devices", "50"][..],
     ] {
         let output = keten(args);
         assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));

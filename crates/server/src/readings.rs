@@ -20,15 +20,15 @@ use coldchain::{Batch, BatchError, Reading};
 use network::TenantId;
 use serde::{Deserialize, Serialize};
 use store::readings::{READINGS_PER_WRITE_MAX, StoredReading};
-use store::{Mutation, Principal, Scope, StoredResponse};
+use store::{Mutation, Principal, Scope, Store, Write, WriteOutcome};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::api::{QueryParams, write};
+use crate::api::QueryParams;
 use crate::dto::timestamp;
-use crate::extract::{Caller, IdempotencyKey};
+use crate::extract::Caller;
 use crate::problem::{FieldError, Problem, StoredCounts};
 
 /// The largest readings body: 100,000 SenML records of about 80 bytes.
@@ -83,19 +83,18 @@ pub fn parse_body(content_type: &str, body: &[u8], received_at: jiff::Timestamp)
 
 /// The readings of a batch whose devices are this tenant's, as stored rows; the others are added
 /// to `rejected` as (record index, reason).
-pub async fn own_readings(
-    app: &AppState,
+async fn own_readings(
+    store: &Store,
     tenant: &TenantId,
-    readings: &[Reading],
-    indexes: &[usize],
+    batch: &Batch,
     rejected: &mut Vec<(usize, String)>,
 ) -> Result<Vec<StoredReading>, Problem> {
-    let mut devices: Vec<&str> = readings.iter().map(Reading::device).collect();
+    let mut devices: Vec<&str> = batch.readings.iter().map(Reading::device).collect();
     devices.sort_unstable();
     devices.dedup();
-    let known = app.store.tenant(tenant).known_devices(&devices).await?;
-    let mut rows = Vec::with_capacity(readings.len());
-    for (reading, index) in readings.iter().zip(indexes) {
+    let known = store.tenant(tenant).known_devices(&devices).await?;
+    let mut rows = Vec::with_capacity(batch.readings.len());
+    for (reading, index) in batch.readings.iter().zip(record_indexes(batch)) {
         if known.contains(reading.device()) {
             rows.push(StoredReading {
                 device_id: reading.device().to_owned(),
@@ -105,30 +104,49 @@ pub async fn own_readings(
                 celsius: reading.celsius(),
             });
         } else {
-            rejected.push((*index, format!("device {:?} is not a registered device of this tenant", reading.device())));
+            rejected.push((index, format!("device {:?} is not a registered device of this tenant", reading.device())));
         }
     }
     Ok(rows)
 }
 
-/// Stores a tenant's readings (duplicates dropped); answers how many were stored.
-pub async fn store_readings(
-    app: &AppState,
-    principal: &Principal,
+/// What one readings body came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    /// Readings stored now.
+    pub accepted: u64,
+    /// Valid readings already stored (same device, same device time), dropped.
+    pub duplicates: u64,
+    /// Rejected records: (index in the batch, why), by index.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// Ingests one readings body of a tenant (the endpoint, the MQTT subscriber and the benchmark
+/// call it): parsed by its media type, readings of unregistered devices rejected, the rest
+/// stored through the writer with duplicates dropped. A malformed body is an error and stores
+/// nothing.
+pub async fn ingest(
+    store: &Store,
     tenant: &TenantId,
-    rows: Vec<StoredReading>,
-) -> Result<u64, Problem> {
-    let mut stored = 0;
+    content_type: &str,
+    body: &[u8],
+    received_at: jiff::Timestamp,
+) -> Result<Ingested, Problem> {
+    let batch = parse_body(content_type, body, received_at)?;
+    let mut rejected: Vec<(usize, String)> =
+        batch.rejected.iter().map(|record| (record.index, record.reason.to_string())).collect();
+    let rows = own_readings(store, tenant, &batch, &mut rejected).await?;
+    let valid = rows.len() as u64;
+    let mut accepted = 0;
     for chunk in rows.chunks(READINGS_PER_WRITE_MAX) {
-        let respond = |_: &store::Applied| StoredResponse { status: 201, body: Vec::new() };
-        let mutation = Mutation::Readings(chunk.to_vec());
-        if let crate::api::Written::Applied(applied) =
-            write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await?
-        {
-            stored += applied.rows;
+        let write =
+            Write { tenant_id: tenant.clone(), mutation: Mutation::Readings(chunk.to_vec()), idempotency: None };
+        if let WriteOutcome::Applied(applied) = store.write(write).await? {
+            accepted += applied.rows;
         }
     }
-    Ok(stored)
+    rejected.sort_by_key(|(index, _)| *index);
+    Ok(Ingested { accepted, duplicates: valid - accepted.min(valid), rejected })
 }
 
 /// Sends temperature readings: a JSON batch (`[{"device", "time", "value", "unit"}]`) or a SenML
@@ -146,30 +164,23 @@ async fn post_readings(
 ) -> Result<Response, Problem> {
     let principal = reading_sender(&caller)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let batch = parse_body(content_type, &body, jiff::Timestamp::now())?;
-    let mut rejected: Vec<(usize, String)> =
-        batch.rejected.iter().map(|record| (record.index, record.reason.to_string())).collect();
-    let indexes = record_indexes(&batch);
-    let tenant = principal.tenant_id.clone();
-    let rows = own_readings(&app, &tenant, &batch.readings, &indexes, &mut rejected).await?;
-    let valid = rows.len() as u64;
-    let stored = store_readings(&app, principal, &tenant, rows).await?;
-    let counts = ReadingsAccepted { accepted: stored, duplicates: valid - stored.min(valid) };
-    if rejected.is_empty() {
+    let ingested = ingest(&app.store, &principal.tenant_id, content_type, &body, jiff::Timestamp::now()).await?;
+    let counts = ReadingsAccepted { accepted: ingested.accepted, duplicates: ingested.duplicates };
+    if ingested.rejected.is_empty() {
         return Ok((StatusCode::CREATED, Json(counts)).into_response());
     }
-    rejected.sort_by_key(|(index, _)| *index);
     let mut problem = Problem::new(
         "readings-rejected",
         format!(
             "{} of the batch's records were rejected; the {} valid readings were kept ({} stored, {} duplicates)",
-            rejected.len(),
-            valid,
+            ingested.rejected.len(),
+            counts.accepted + counts.duplicates,
             counts.accepted,
             counts.duplicates
         ),
     );
-    problem.errors = rejected
+    problem.errors = ingested
+        .rejected
         .into_iter()
         .take(crate::dto::FIELD_ERRORS_MAX)
         .map(|(index, detail)| FieldError { pointer: format!("/{index}"), detail })
