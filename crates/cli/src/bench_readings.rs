@@ -159,6 +159,7 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
                             "application/senml+json",
                             pack.as_bytes(),
                             jiff::Timestamp::now(),
+                            None,
                         )
                         .await
                         .map_err(|problem| anyhow::anyhow!("ingest failed: {}", problem.detail))?;

@@ -102,6 +102,13 @@ struct ServeOptions {
     /// (refused by default).
     #[arg(long, env = "KETEN_WEBHOOKS_TO_PRIVATE_ADDRESSES")]
     webhooks_to_private_addresses: bool,
+    /// Take temperature readings from this MQTT broker (`mqtt://host:port`): topic
+    /// `keten/<tenant>/<device>/readings`, payload SenML or a JSON batch, at least once.
+    #[arg(long, env = "KETEN_MQTT")]
+    mqtt: Option<String>,
+    /// The MQTT client id of this node's persistent session.
+    #[arg(long, env = "KETEN_MQTT_CLIENT_ID", default_value = "keten")]
+    mqtt_client_id: String,
 }
 
 impl ServeOptions {
@@ -299,6 +306,12 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
         );
     }
     config.webhooks_to_private_addresses = options.webhooks_to_private_addresses;
+    if let Some(url) = &options.mqtt {
+        config.mqtt = Some(
+            server::mqtt::MqttConfig::parse(url, &options.mqtt_client_id)
+                .map_err(|error| anyhow::anyhow!("--mqtt: {error}"))?,
+        );
+    }
     if let Some(path) = &options.epcis_schema {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let schema = epcis::schema::SchemaValidator::from_json_text(&text)

@@ -818,3 +818,144 @@ fn two_server_processes_never_oversell_a_hot_sku() {
         stop(server);
     }
 }
+
+/// A Mosquitto broker on a free port, stopped when dropped; `None` (a loud skip) when Mosquitto
+/// is not installed, except under `CI=true`, where its absence fails the test.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    fn start(port: u16) -> Option<Broker> {
+        let binary = ["mosquitto", "/usr/sbin/mosquitto"]
+            .into_iter()
+            .find(|candidate| Command::new(candidate).arg("-h").output().is_ok());
+        let Some(binary) = binary else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "Mosquitto is required under CI=true");
+            eprintln!("SKIPPED: Mosquitto is not installed (apt-get install -y mosquitto); the MQTT test did not run");
+            return None;
+        };
+        let child = Command::new(binary)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Mosquitto did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Broker { child, port })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publishes one message with QoS 1 and waits for the broker's acknowledgement.
+fn publish(port: u16, topic: &str, payload: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut options = rumqttc::MqttOptions::new(format!("test-{}", free_port()), "127.0.0.1", port);
+        options.set_clean_session(true);
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+        client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.as_bytes().to_vec()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), events.poll()).await.unwrap().unwrap();
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = event {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no PUBACK from the broker");
+        }
+        let _ = client.disconnect().await;
+    });
+}
+
+/// Waits until the device has `count` readings since `from`.
+fn await_readings(port: u16, key: &str, device: &str, from: &str, count: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, readings) = get(port, &format!("/v1/readings?device={device}&from={from}"), key);
+        if status == 200 && readings.as_array().is_some_and(|readings| readings.len() >= count) {
+            return readings;
+        }
+        assert!(Instant::now() < deadline, "{count} readings never arrived: {readings}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Readings published to Mosquitto reach keten (SenML without a base name takes the topic's
+/// device), at least once: published while keten is down they arrive when it is back, and after
+/// the broker restarts keten reconnects.
+#[test]
+fn mqtt_readings_arrive_at_least_once_through_mosquitto() {
+    let Some(broker) = Broker::start(free_port()) else { return };
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let port = free_port();
+    let directory = tempfile::tempdir().unwrap();
+    let mqtt = format!("mqtt://127.0.0.1:{}", broker.port);
+    let (demo, lines) = start_demo(&file.url(), port, directory.path(), &["--mqtt", &mqtt]);
+    let salmon_key = key_of(&lines, "(nordfjord) key:");
+    let topic = "keten/nordfjord/farm-chill-logger/readings";
+    let base = jiff::Timestamp::now().as_second() - 600;
+    let from = jiff::Timestamp::from_second(base - 1).unwrap().to_string();
+    // Keten subscribes shortly after it starts; publish until the first message is taken.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publish(
+            broker.port,
+            topic,
+            &format!(r#"[{{"bt": {base}, "bu": "Cel", "t": 0, "v": 1.5}}, {{"t": 60, "v": 1.7}}]"#),
+        );
+        let (_, readings) = get(port, &format!("/v1/readings?device=farm-chill-logger&from={from}"), &salmon_key);
+        if readings.as_array().is_some_and(|readings| readings.len() == 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "MQTT readings never arrived");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A JSON batch in Fahrenheit, and a reading of another device that the topic does not name.
+    let time = |offset: i64| jiff::Timestamp::from_second(base + offset).unwrap().to_string();
+    publish(
+        broker.port,
+        topic,
+        &format!(
+            r#"[{{"device": "farm-chill-logger", "time": "{}", "value": 35.6, "unit": "[degF]"}},
+                {{"device": "other-logger", "time": "{}", "value": 2.0, "unit": "Cel"}}]"#,
+            time(120),
+            time(180)
+        ),
+    );
+    let readings = await_readings(port, &salmon_key, "farm-chill-logger", &from, 3);
+    assert!((readings[2]["celsius"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{readings}");
+
+    // Keten down: the broker keeps the message for keten's persistent session.
+    stop(demo);
+    publish(broker.port, topic, &format!(r#"[{{"bt": {}, "bu": "Cel", "t": 0, "v": 1.9}}]"#, base + 240));
+    let (demo, lines) = start_demo(&file.url(), port, directory.path(), &["--mqtt", &mqtt]);
+    let salmon_key = key_of(&lines, "(nordfjord) key:");
+    await_readings(port, &salmon_key, "farm-chill-logger", &from, 4);
+
+    // The broker restarts (its sessions lost): keten reconnects and subscribes again.
+    let broker_port = broker.port;
+    drop(broker);
+    let broker = Broker::start(broker_port).expect("Mosquitto ran before");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        publish(broker.port, topic, &format!(r#"[{{"bt": {}, "bu": "Cel", "t": 0, "v": 2.1}}]"#, base + 300));
+        let (_, readings) = get(port, &format!("/v1/readings?device=farm-chill-logger&from={from}"), &salmon_key);
+        if readings.as_array().is_some_and(|readings| readings.len() == 5) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "keten never reconnected: {readings}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop(demo);
+}

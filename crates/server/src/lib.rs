@@ -13,6 +13,7 @@ pub mod extract;
 pub mod fulfilment;
 pub mod log;
 pub mod metrics;
+pub mod mqtt;
 pub mod pages;
 pub mod problem;
 pub mod readings;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     /// Whether webhook destinations may be private, loopback or link-local addresses (off by
     /// default: a tenant must not reach the operator's internal network through keten).
     pub webhooks_to_private_addresses: bool,
+    /// The MQTT broker to take readings from (`--mqtt`), if any.
+    pub mqtt: Option<mqtt::MqttConfig>,
 }
 
 impl ServerConfig {
@@ -68,6 +71,7 @@ impl ServerConfig {
             public_url: public_url.into(),
             epcis_schema: None,
             webhooks_to_private_addresses: false,
+            mqtt: None,
         }
     }
 }
@@ -231,6 +235,7 @@ pub async fn serve(
     let wake = Arc::new(tokio::sync::Notify::new());
     let private_destinations = config.webhooks_to_private_addresses;
     let log_config = config.log.clone();
+    let mqtt_config = config.mqtt.clone();
     let router = build_app(store.clone(), config, wake.clone());
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");
@@ -242,8 +247,12 @@ pub async fn serve(
         log_config.checkpoint_interval,
         stopped,
     ));
+    let mqtt = mqtt_config.map(|mqtt_config| tokio::spawn(mqtt::run(store.clone(), mqtt_config, stop.subscribe())));
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
+    if let Some(mqtt) = mqtt {
+        let _ = mqtt.await;
+    }
     worker.abort();
     let _ = worker.await;
     let _ = checkpointer.await;

@@ -87,6 +87,7 @@ async fn own_readings(
     store: &Store,
     tenant: &TenantId,
     batch: &Batch,
+    only_device: Option<&str>,
     rejected: &mut Vec<(usize, String)>,
 ) -> Result<Vec<StoredReading>, Problem> {
     let mut devices: Vec<&str> = batch.readings.iter().map(Reading::device).collect();
@@ -95,7 +96,14 @@ async fn own_readings(
     let known = store.tenant(tenant).known_devices(&devices).await?;
     let mut rows = Vec::with_capacity(batch.readings.len());
     for (reading, index) in batch.readings.iter().zip(record_indexes(batch)) {
-        if known.contains(reading.device()) {
+        if let Some(only) = only_device
+            && reading.device() != only
+        {
+            rejected.push((
+                index,
+                format!("device {:?} is not the device {only:?} this message is from", reading.device()),
+            ));
+        } else if known.contains(reading.device()) {
             rows.push(StoredReading {
                 device_id: reading.device().to_owned(),
                 device_unix_ms: reading.device_time().as_millisecond(),
@@ -124,18 +132,19 @@ pub struct Ingested {
 /// Ingests one readings body of a tenant (the endpoint, the MQTT subscriber and the benchmark
 /// call it): parsed by its media type, readings of unregistered devices rejected, the rest
 /// stored through the writer with duplicates dropped. A malformed body is an error and stores
-/// nothing.
+/// nothing. With `only_device` (an MQTT topic's device), readings of other devices are rejected.
 pub async fn ingest(
     store: &Store,
     tenant: &TenantId,
     content_type: &str,
     body: &[u8],
     received_at: jiff::Timestamp,
+    only_device: Option<&str>,
 ) -> Result<Ingested, Problem> {
     let batch = parse_body(content_type, body, received_at)?;
     let mut rejected: Vec<(usize, String)> =
         batch.rejected.iter().map(|record| (record.index, record.reason.to_string())).collect();
-    let rows = own_readings(store, tenant, &batch, &mut rejected).await?;
+    let rows = own_readings(store, tenant, &batch, only_device, &mut rejected).await?;
     let valid = rows.len() as u64;
     let mut accepted = 0;
     for chunk in rows.chunks(READINGS_PER_WRITE_MAX) {
@@ -164,7 +173,7 @@ async fn post_readings(
 ) -> Result<Response, Problem> {
     let principal = reading_sender(&caller)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let ingested = ingest(&app.store, &principal.tenant_id, content_type, &body, jiff::Timestamp::now()).await?;
+    let ingested = ingest(&app.store, &principal.tenant_id, content_type, &body, jiff::Timestamp::now(), None).await?;
     let counts = ReadingsAccepted { accepted: ingested.accepted, duplicates: ingested.duplicates };
     if ingested.rejected.is_empty() {
         return Ok((StatusCode::CREATED, Json(counts)).into_response());
