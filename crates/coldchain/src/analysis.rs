@@ -20,7 +20,9 @@ use serde::{Serialize, Serializer};
 use thiserror::Error;
 
 use crate::class::ProductClass;
-use crate::exposure::{ACTIVATION_ENERGY_OVER_GAS_CONSTANT_KELVIN, Exposure, ExposureOptions, Stay, exposure};
+use crate::exposure::{
+    ACTIVATION_ENERGY_OVER_GAS_CONSTANT_KELVIN, Exposure, ExposureOptions, Statistics, Stay, exposure,
+};
 use crate::reading::Reading;
 use crate::series::{Series, add};
 use crate::shelf_life::{Q10_DEFAULT, ShelfLife, SpoilageModel};
@@ -241,19 +243,7 @@ pub fn analyse(csv_text: &str, options: &AnalysisOptions) -> Result<Analysis, Li
     let exposure = exposure(&[stay], &exposure_options);
     let statistics = exposure.statistics.ok_or(LineError { line: 0, reason: LineErrorReason::NoReadings })?;
     let mkt = statistics.mean_kinetic_celsius;
-    let (pass, verdict) = if !exposure.gaps.is_empty() {
-        (false, format!("{} gap(s) of unknown temperature", exposure.gaps.len()))
-    } else if options.class == ProductClass::Pharma {
-        match range.placement(mkt) {
-            Placement::Within => (true, format!("MKT {mkt:.2} °C within {range}")),
-            Placement::Above => (false, format!("MKT {mkt:.2} °C above {range}")),
-            Placement::Below => (false, format!("MKT {mkt:.2} °C below {range}")),
-        }
-    } else if exposure.time_out_of_range > SignedDuration::ZERO {
-        (false, format!("{} out of {range}", render_duration(exposure.time_out_of_range)))
-    } else {
-        (true, format!("always within {range}"))
-    };
+    let (pass, verdict) = judge(options.class, range, &exposure, statistics);
     let remaining_shelf_life_days = shelf_life.and_then(|(request, shelf_life)| {
         let segments = series.timeline(start, end);
         shelf_life.remaining(&segments, request.storage_celsius).remaining_at_storage_days
@@ -289,7 +279,33 @@ pub fn analyse(csv_text: &str, options: &AnalysisOptions) -> Result<Analysis, Li
     })
 }
 
-fn whole_seconds(duration: SignedDuration) -> i64 {
+/// Pass or fail, and why: any gap fails (unknown is never in range); pharma passes on its mean
+/// kinetic temperature within the label range (a short excursion may pass); the other classes
+/// pass only when never out of range. The logger analysis and the server's exposures judge alike.
+pub fn judge(
+    class: ProductClass,
+    range: TemperatureRange,
+    exposure: &Exposure,
+    statistics: Statistics,
+) -> (bool, String) {
+    let mkt = statistics.mean_kinetic_celsius;
+    if !exposure.gaps.is_empty() {
+        (false, format!("{} gap(s) of unknown temperature", exposure.gaps.len()))
+    } else if class == ProductClass::Pharma {
+        match range.placement(mkt) {
+            Placement::Within => (true, format!("MKT {mkt:.2} °C within {range}")),
+            Placement::Above => (false, format!("MKT {mkt:.2} °C above {range}")),
+            Placement::Below => (false, format!("MKT {mkt:.2} °C below {range}")),
+        }
+    } else if exposure.time_out_of_range > SignedDuration::ZERO {
+        (false, format!("{} out of {range}", render_duration(exposure.time_out_of_range)))
+    } else {
+        (true, format!("always within {range}"))
+    }
+}
+
+/// A duration in whole seconds, half a second rounding up.
+pub fn whole_seconds(duration: SignedDuration) -> i64 {
     let seconds = duration.as_secs();
     if duration.subsec_nanos() >= 500_000_000 { seconds + 1 } else { seconds }
 }

@@ -38,6 +38,7 @@ pub use alarm::{
 };
 pub use analysis::{
     Analysis, AnalysisExcursion, AnalysisGap, AnalysisOptions, LineError, LineErrorReason, ShelfLifeRequest, analyse,
+    judge, whole_seconds,
 };
 pub use class::{ProductClass, ProductClassError};
 pub use exposure::{

@@ -120,6 +120,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "A shipment of the wave is on a route already (another dispatch of the same orders ran first).",
     ),
     (
+        "assignment-out-of-order",
+        409,
+        "Assignment out of order",
+        "A device's new assignment must start after its latest one: its history is appended, never rewritten.",
+    ),
+    (
         "vehicle-busy",
         409,
         "Vehicle busy",

@@ -13,13 +13,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use coldchain::{Batch, BatchError, Reading};
-use network::TenantId;
+use coldchain::{Batch, BatchError, ExposureOptions, ProductClass, Reading, Series, Stay};
+use network::{DeviceId, TenantId};
 use serde::{Deserialize, Serialize};
-use store::readings::{READINGS_PER_WRITE_MAX, StoredReading};
+use store::readings::{AssignmentRecord, AssignmentTarget, READINGS_PER_WRITE_MAX, StoredReading};
 use store::{Mutation, Principal, Scope, Store, Write, WriteOutcome};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,15 +27,19 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::api::QueryParams;
-use crate::dto::timestamp;
-use crate::extract::Caller;
+use crate::dto::{Checker, timestamp};
+use crate::extract::{Caller, JsonBody};
 use crate::problem::{FieldError, Problem, StoredCounts};
 
 /// The largest readings body: 100,000 SenML records of about 80 bytes.
 pub const READINGS_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_readings, list_readings)).layer(DefaultBodyLimit::max(READINGS_BYTES_MAX))
+    OpenApiRouter::new()
+        .routes(routes!(post_readings, list_readings))
+        .routes(routes!(assign, list_assignments))
+        .routes(routes!(exposure_of))
+        .layer(DefaultBodyLimit::max(READINGS_BYTES_MAX))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -263,4 +267,347 @@ async fn list_readings(
             })
             .collect(),
     ))
+}
+
+// ---------- device assignments ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRef {
+    /// The location's GLN.
+    pub location: String,
+    pub zone: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentInput {
+    /// From when (RFC 3339; default now); must be after the device's latest assignment.
+    pub from: Option<String>,
+    /// Exactly one of `zone`, `vehicle`, `sscc`.
+    pub zone: Option<ZoneRef>,
+    /// A vehicle's id (a reefer trailer, a van), 1–64 characters.
+    pub vehicle: Option<String>,
+    /// A container or pallet: its SSCC.
+    pub sscc: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignmentView {
+    pub device: String,
+    pub from: String,
+    /// When the next assignment began; open while none.
+    pub to: Option<String>,
+    /// `zone`, `vehicle` or `sscc`.
+    pub kind: String,
+    /// `GLN/zone`, the vehicle id, or the SSCC.
+    pub target: String,
+}
+
+impl From<AssignmentRecord> for AssignmentView {
+    fn from(record: AssignmentRecord) -> Self {
+        AssignmentView {
+            device: record.device_id,
+            from: timestamp(record.from_unix_ms),
+            to: record.to_unix_ms.map(timestamp),
+            kind: record.target_kind,
+            target: record.target,
+        }
+    }
+}
+
+const VEHICLE_KEY_LENGTH_MAX: usize = 64;
+
+fn assignment_target(input: &AssignmentInput, checker: &mut Checker) -> Option<AssignmentTarget> {
+    let given =
+        [input.zone.is_some(), input.vehicle.is_some(), input.sscc.is_some()].iter().filter(|given| **given).count();
+    if given != 1 {
+        checker.fail("/zone", "give exactly one of zone, vehicle, sscc");
+        return None;
+    }
+    if let Some(zone) = &input.zone {
+        let gln = checker.check("/zone/location", gs1::Gln::parse(&zone.location));
+        let name = checker.check("/zone/zone", network::ZoneName::parse(&zone.zone));
+        return Some(AssignmentTarget::Zone { gln: gln?, zone: name? });
+    }
+    if let Some(vehicle) = &input.vehicle {
+        if vehicle.len() > VEHICLE_KEY_LENGTH_MAX {
+            checker.fail("/vehicle", format!("at most {VEHICLE_KEY_LENGTH_MAX} characters"));
+            return None;
+        }
+        return checker
+            .check("/vehicle", coldchain::reading::check_device_key(vehicle).map(|_| vehicle.clone()))
+            .map(AssignmentTarget::Vehicle);
+    }
+    let sscc = input.sscc.as_deref().unwrap_or_default();
+    checker.check("/sscc", gs1::Sscc::parse(sscc)).map(AssignmentTarget::Sscc)
+}
+
+/// Places a device from a time on: in a location zone, on a vehicle, or in a container (an SSCC).
+/// Its open assignment ends there; history is kept.
+#[utoipa::path(post, path = "/v1/devices/{device_id}/assignments", tag = "coldchain", request_body = AssignmentInput,
+    params(("device_id" = String, Path)),
+    responses((status = 201, body = AssignmentView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn assign(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+    body: JsonBody<AssignmentInput>,
+) -> Result<Response, Problem> {
+    let principal = crate::api::require_writer(&caller)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let device = checker.check("/device_id", DeviceId::parse(&device_id));
+    let from = crate::fulfilment::parse_time(&mut checker, "/from", &input.from);
+    let target = assignment_target(&input, &mut checker);
+    checker.finish()?;
+    let (Some(device), Some(target)) = (device, target) else {
+        return Err(Problem::internal("a field failed without an error"));
+    };
+    let from_unix_ms = from.unwrap_or_else(store::now_unix_ms);
+    let view = AssignmentView {
+        device: device.to_string(),
+        from: timestamp(from_unix_ms),
+        to: None,
+        kind: target.kind().to_owned(),
+        target: target.key(),
+    };
+    let mutation = Mutation::AssignDevice { device_id: device, from_unix_ms, target };
+    let tenant = principal.tenant_id.clone();
+    crate::api::write(&app, principal, crate::extract::IdempotencyKey(None), None, tenant, mutation, |_| {
+        store::StoredResponse { status: 201, body: Vec::new() }
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// A device's assignments, oldest first.
+#[utoipa::path(get, path = "/v1/devices/{device_id}/assignments", tag = "coldchain", params(("device_id" = String, Path)),
+    responses((status = 200, body = Vec<AssignmentView>)))]
+async fn list_assignments(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+) -> Result<Json<Vec<AssignmentView>>, Problem> {
+    let principal = crate::api::require_reader(&caller)?;
+    let records = app.store.tenant(&principal.tenant_id).device_assignments(&device_id).await?;
+    Ok(Json(records.into_iter().map(AssignmentView::from).collect()))
+}
+
+// ---------- exposure ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExposureParams {
+    /// One device's readings…
+    pub device: Option<String>,
+    /// …or every device assigned to a zone (`GLN/zone`), a vehicle, or an SSCC in the period.
+    pub zone: Option<String>,
+    pub vehicle: Option<String>,
+    pub sscc: Option<String>,
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339, exclusive; at most 31 days after `from`.
+    pub to: String,
+    /// `pharma`, `chilled`, `frozen` or `fish`: the range and how it is judged.
+    pub class: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LocationTimeView {
+    pub location: String,
+    pub seconds: i64,
+    /// Of `seconds`, the time with a known temperature.
+    pub known_seconds: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeriodView {
+    pub start: String,
+    pub end: String,
+    /// The warmest (above the range) or coldest (below) temperature; absent for gaps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_celsius: Option<f64>,
+}
+
+/// The same figures as `keten coldchain analyse --json`, computed by the same code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExposureView {
+    pub class: String,
+    pub min_range_celsius: Option<f64>,
+    pub max_range_celsius: Option<f64>,
+    pub devices: Vec<String>,
+    pub readings: usize,
+    pub mkt_celsius: Option<f64>,
+    pub min_celsius: Option<f64>,
+    pub max_celsius: Option<f64>,
+    pub mean_celsius: Option<f64>,
+    pub time_out_of_range_s: i64,
+    pub excursions: Vec<PeriodView>,
+    pub gaps: Vec<PeriodView>,
+    pub time_per_location: Vec<LocationTimeView>,
+    pub pass: bool,
+    pub verdict: String,
+}
+
+/// The longest period an exposure covers.
+pub const EXPOSURE_PERIOD_MS_MAX: i64 = 31 * 24 * 3_600_000;
+/// Readings one exposure reads, at most.
+pub const EXPOSURE_READINGS_MAX: usize = 200_000;
+
+fn hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// A device's series over `[from, to)` (from one interval earlier, so the first reading holds).
+async fn device_series(
+    app: &AppState,
+    tenant: &TenantId,
+    device_id: &str,
+    from_unix_ms: i64,
+    to_unix_ms: i64,
+    budget: &mut usize,
+) -> Result<Series, Problem> {
+    let store = app.store.tenant(tenant);
+    let parsed = DeviceId::parse(device_id).map_err(|_| Problem::not_found(format!("device {device_id}")))?;
+    let device = store.device(&parsed).await?.ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
+    let interval = jiff::SignedDuration::from_secs(i64::from(device.reading_interval_seconds.max(1)));
+    let mut series = Series::new(device_id, interval).map_err(|error| Problem::internal(error.to_string()))?;
+    let mut after = from_unix_ms - interval.as_millis() as i64 * 2;
+    loop {
+        let page = store.readings(device_id, after, to_unix_ms, store::readings::READINGS_LISTED_MAX).await?;
+        let full = page.len() == store::readings::READINGS_LISTED_MAX as usize;
+        for stored in &page {
+            *budget = budget.checked_sub(1).ok_or_else(|| {
+                Problem::new("limit-reached", format!("an exposure reads at most {EXPOSURE_READINGS_MAX} readings"))
+            })?;
+            let time = jiff::Timestamp::from_millisecond(stored.corrected_unix_ms)
+                .map_err(|error| Problem::internal(error.to_string()))?;
+            let reading = Reading::celsius_at(device_id, time, stored.celsius)
+                .map_err(|error| Problem::internal(error.to_string()))?;
+            series.insert(&reading).map_err(|error| Problem::internal(error.to_string()))?;
+        }
+        match page.last() {
+            Some(last) if full => after = last.device_unix_ms + 1,
+            _ => break,
+        }
+    }
+    Ok(series)
+}
+
+/// Exposure over a period: of one device, or of a zone, vehicle or SSCC through the devices
+/// assigned there — time per location, min / max / mean, mean kinetic temperature, time out of
+/// range, excursions, gaps (unknown time is never in range), pass or fail for the class. The
+/// logger-file analysis (`keten coldchain analyse`) computes the same figures with the same code.
+#[utoipa::path(get, path = "/v1/exposure", tag = "coldchain", params(ExposureParams),
+    responses((status = 200, body = ExposureView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn exposure_of(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<ExposureParams>,
+) -> Result<Json<ExposureView>, Problem> {
+    let principal = crate::api::require_reader(&caller)?;
+    let tenant = principal.tenant_id.clone();
+    let invalid = |name: &str, detail: String| Problem::field("invalid-parameter", format!("?{name}"), detail);
+    let time =
+        |text: &str, name: &str| text.parse::<jiff::Timestamp>().map_err(|error| invalid(name, error.to_string()));
+    let from = time(&params.from, "from")?;
+    let to = time(&params.to, "to")?;
+    let (from_ms, to_ms) = (from.as_millisecond(), to.as_millisecond());
+    if to_ms <= from_ms || to_ms - from_ms > EXPOSURE_PERIOD_MS_MAX {
+        return Err(invalid("to", "must be after from, at most 31 days".into()));
+    }
+    let class: ProductClass =
+        params.class.parse().map_err(|error: coldchain::ProductClassError| invalid("class", error.0))?;
+    let range = class.range();
+    let given =
+        [&params.device, &params.zone, &params.vehicle, &params.sscc].iter().filter(|given| given.is_some()).count();
+    if given != 1 {
+        return Err(invalid("device", "give exactly one of device, zone, vehicle, sscc".into()));
+    }
+    let mut budget = EXPOSURE_READINGS_MAX;
+    let mut parts: Vec<(String, Series, jiff::Timestamp, jiff::Timestamp)> = Vec::new();
+    if let Some(device) = &params.device {
+        let series = device_series(&app, &tenant, device, from_ms, to_ms, &mut budget).await?;
+        parts.push((device.clone(), series, from, to));
+    } else {
+        let target = if let Some(zone) = &params.zone {
+            let (gln, name) = zone.split_once('/').ok_or_else(|| invalid("zone", "must be GLN/zone".into()))?;
+            AssignmentTarget::Zone {
+                gln: gs1::Gln::parse(gln).map_err(|error| invalid("zone", error.to_string()))?,
+                zone: network::ZoneName::parse(name).map_err(|error| invalid("zone", error.to_string()))?,
+            }
+        } else if let Some(vehicle) = &params.vehicle {
+            AssignmentTarget::Vehicle(vehicle.clone())
+        } else {
+            let sscc = params.sscc.as_deref().unwrap_or_default();
+            AssignmentTarget::Sscc(gs1::Sscc::parse(sscc).map_err(|error| invalid("sscc", error.to_string()))?)
+        };
+        let location = target.key();
+        for assignment in app.store.tenant(&tenant).assignments_at(&target, from_ms, to_ms).await? {
+            let start = assignment.from_unix_ms.max(from_ms);
+            let end = assignment.to_unix_ms.unwrap_or(to_ms).min(to_ms);
+            let series = device_series(&app, &tenant, &assignment.device_id, start, end, &mut budget).await?;
+            let at = |unix_ms: i64| {
+                jiff::Timestamp::from_millisecond(unix_ms).map_err(|error| Problem::internal(error.to_string()))
+            };
+            parts.push((location.clone(), series, at(start)?, at(end)?));
+        }
+        if parts.is_empty() {
+            return Err(Problem::not_found(format!("a device assigned to {location} in the period")));
+        }
+    }
+    let readings = parts.iter().map(|(_, series, ..)| series.len()).sum();
+    let mut devices: Vec<String> = parts.iter().map(|(_, series, ..)| series.device().to_owned()).collect();
+    devices.sort();
+    devices.dedup();
+    let stays: Vec<Stay<'_>> = parts
+        .iter()
+        .map(|(location, series, start, end)| Stay { location, series, start: *start, end: *end })
+        .collect();
+    let exposure = coldchain::exposure(&stays, &ExposureOptions::new(range));
+    let (pass, verdict) = match exposure.statistics {
+        Some(statistics) => coldchain::judge(class, range, &exposure, statistics),
+        None => (false, "no reading in the period".to_owned()),
+    };
+    let statistic = |pick: fn(&coldchain::Statistics) -> f64| {
+        exposure.statistics.as_ref().map(|statistics| hundredths(pick(statistics)))
+    };
+    Ok(Json(ExposureView {
+        class: class.name().to_owned(),
+        min_range_celsius: range.min_celsius(),
+        max_range_celsius: range.max_celsius(),
+        devices,
+        readings,
+        mkt_celsius: statistic(|statistics| statistics.mean_kinetic_celsius),
+        min_celsius: statistic(|statistics| statistics.min_celsius),
+        max_celsius: statistic(|statistics| statistics.max_celsius),
+        mean_celsius: statistic(|statistics| statistics.mean_celsius),
+        time_out_of_range_s: coldchain::whole_seconds(exposure.time_out_of_range),
+        excursions: exposure
+            .excursions
+            .iter()
+            .map(|excursion| PeriodView {
+                start: excursion.start.to_string(),
+                end: excursion.end.to_string(),
+                peak_celsius: Some(hundredths(excursion.peak_celsius)),
+            })
+            .collect(),
+        gaps: exposure
+            .gaps
+            .iter()
+            .map(|gap| PeriodView { start: gap.start.to_string(), end: gap.end.to_string(), peak_celsius: None })
+            .collect(),
+        time_per_location: exposure
+            .time_per_location
+            .iter()
+            .map(|entry| LocationTimeView {
+                location: entry.location.clone(),
+                seconds: coldchain::whole_seconds(entry.duration),
+                known_seconds: coldchain::whole_seconds(entry.known_duration),
+            })
+            .collect(),
+        pass,
+        verdict,
+    }))
 }

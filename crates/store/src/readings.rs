@@ -101,3 +101,161 @@ impl TenantStore<'_> {
             .fetch_all(pool).await)?)
     }
 }
+
+/// Where a device measures: a location zone, a vehicle, or a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentTarget {
+    /// A zone of a location: `GLN/zone`.
+    Zone { gln: gs1::Gln, zone: network::ZoneName },
+    /// A vehicle (a reefer trailer, a van), by the operator's or carrier's id.
+    Vehicle(String),
+    /// A container or pallet: its SSCC.
+    Sscc(gs1::Sscc),
+}
+
+impl AssignmentTarget {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AssignmentTarget::Zone { .. } => "zone",
+            AssignmentTarget::Vehicle(_) => "vehicle",
+            AssignmentTarget::Sscc(_) => "sscc",
+        }
+    }
+
+    /// The stored form: `GLN/zone`, the vehicle id, the SSCC.
+    pub fn key(&self) -> String {
+        match self {
+            AssignmentTarget::Zone { gln, zone } => format!("{gln}/{zone}"),
+            AssignmentTarget::Vehicle(vehicle) => vehicle.clone(),
+            AssignmentTarget::Sscc(sscc) => sscc.to_string(),
+        }
+    }
+}
+
+/// An assignment as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AssignmentRecord {
+    pub device_id: String,
+    pub from_unix_ms: i64,
+    pub to_unix_ms: Option<i64>,
+    pub target_kind: String,
+    pub target: String,
+}
+
+/// Assignments a device keeps, at most (then the oldest must be archived first).
+pub const ASSIGNMENTS_PER_DEVICE_MAX: usize = 10_000;
+
+/// Assigns a device from `from_unix_ms` on; the open assignment ends there. Refused when the
+/// device is unknown or when `from_unix_ms` is not after the latest assignment's start (history
+/// is appended, never rewritten).
+pub(crate) async fn assign_device(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    device_id: &network::DeviceId,
+    from_unix_ms: i64,
+    target: &AssignmentTarget,
+    now_unix_ms: i64,
+) -> Result<Result<(), crate::WriteError>, sqlx::Error> {
+    let tenant = tenant_id.as_str();
+    let device = device_id.as_str();
+    if !crate::writer::exists(
+        conn,
+        "SELECT 1 FROM devices WHERE tenant_id = $1 AND device_id = $2",
+        &[Arg::Text(tenant), Arg::Text(device)],
+    )
+    .await?
+    {
+        return Ok(Err(crate::WriteError::NotFound));
+    }
+    if let AssignmentTarget::Zone { gln, zone } = target
+        && !crate::writer::exists(
+            conn,
+            "SELECT 1 FROM location_zones WHERE tenant_id IN ($1, 'network') AND gln = $2 AND zone_name = $3",
+            &[Arg::Text(tenant), Arg::Text(gln.as_str()), Arg::Text(zone.as_str())],
+        )
+        .await?
+    {
+        return Ok(Err(crate::WriteError::UnknownReference { field: "/zone", value: format!("{gln}/{zone}") }));
+    }
+    if crate::writer::exists(
+        conn,
+        "SELECT 1 FROM device_assignments WHERE tenant_id = $1 AND device_id = $2 AND from_unix_ms >= $3",
+        &[Arg::Text(tenant), Arg::Text(device), Arg::Integer(from_unix_ms)],
+    )
+    .await?
+    {
+        return Ok(Err(crate::WriteError::Refused {
+            code: "assignment-out-of-order",
+            detail: format!(
+                "device {device} has an assignment starting at or after this one: history is appended, not rewritten"
+            ),
+            errors: vec![("/from".into(), "must be after the device's latest assignment".into())],
+        }));
+    }
+    if crate::writer::exists(
+        conn,
+        &format!(
+            "SELECT 1 FROM device_assignments WHERE tenant_id = $1 AND device_id = $2 LIMIT 1 OFFSET {}",
+            ASSIGNMENTS_PER_DEVICE_MAX - 1
+        ),
+        &[Arg::Text(tenant), Arg::Text(device)],
+    )
+    .await?
+    {
+        return Ok(Err(crate::WriteError::Limit(format!(
+            "a device keeps at most {ASSIGNMENTS_PER_DEVICE_MAX} assignments"
+        ))));
+    }
+    execute(
+        conn,
+        "UPDATE device_assignments SET to_unix_ms = $3 WHERE tenant_id = $1 AND device_id = $2 AND to_unix_ms IS NULL",
+        &[Arg::Text(tenant), Arg::Text(device), Arg::Integer(from_unix_ms)],
+    )
+    .await?;
+    let key = target.key();
+    execute(
+        conn,
+        "INSERT INTO device_assignments (tenant_id, device_id, from_unix_ms, to_unix_ms, target_kind, target, created_unix_ms) \
+         VALUES ($1, $2, $3, NULL, $4, $5, $6)",
+        &[
+            Arg::Text(tenant),
+            Arg::Text(device),
+            Arg::Integer(from_unix_ms),
+            Arg::Text(target.kind()),
+            Arg::Text(&key),
+            Arg::Integer(now_unix_ms),
+        ],
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+const ASSIGNMENT_COLUMNS: &str = "device_id, from_unix_ms, to_unix_ms, target_kind, target";
+
+impl TenantStore<'_> {
+    /// A device's assignments, oldest first.
+    pub async fn device_assignments(&self, device_id: &str) -> Result<Vec<AssignmentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM device_assignments WHERE tenant_id = $1 AND device_id = $2 \
+             ORDER BY from_unix_ms LIMIT {ASSIGNMENTS_PER_DEVICE_MAX}"
+        );
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(device_id).fetch_all(pool).await)?)
+    }
+
+    /// The assignments to a target that overlap `[from, to)`, by start.
+    pub async fn assignments_at(
+        &self,
+        target: &AssignmentTarget,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<AssignmentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM device_assignments WHERE tenant_id = $1 AND target_kind = $2 AND target = $3 \
+             AND from_unix_ms < $5 AND (to_unix_ms IS NULL OR to_unix_ms > $4) ORDER BY from_unix_ms LIMIT 1000"
+        );
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(target.kind()).bind(target.key()).bind(from_unix_ms).bind(to_unix_ms)
+            .fetch_all(pool).await)?)
+    }
+}

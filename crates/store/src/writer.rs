@@ -152,6 +152,12 @@ pub enum Mutation {
     Dispatch(crate::dispatch::DispatchMutation),
     /// Temperature readings of the tenant's devices, see [`crate::readings`]; duplicates dropped.
     Readings(Vec<crate::readings::StoredReading>),
+    /// Where a device measures from `from_unix_ms` on (its open assignment ends there).
+    AssignDevice {
+        device_id: DeviceId,
+        from_unix_ms: i64,
+        target: crate::readings::AssignmentTarget,
+    },
     /// A physical step (a receipt, a pick, a pallet packed, a shipment, a delivery) and the EPCIS
     /// events that record it, in one transaction: both or neither.
     FulfilmentRecorded {
@@ -1455,6 +1461,16 @@ async fn apply_mutation(
             let rows = crate::readings::insert_readings(conn, tenant_id, readings).await?;
             *usage.entry((tenant_id.to_string(), "readings_stored")).or_default() += rows as i64;
             Ok(Ok(Applied { created: rows > 0, at_unix_ms: now_unix_ms, outcome: None, rows }))
+        }
+        Mutation::AssignDevice { device_id, from_unix_ms, target } => {
+            match crate::readings::assign_device(conn, tenant_id, device_id, *from_unix_ms, target, now_unix_ms).await?
+            {
+                Ok(()) => {
+                    count_created(usage, tenant_id, true);
+                    applied(true)
+                }
+                Err(refused) => refuse!(refused),
+            }
         }
         Mutation::Dispatch(change) => {
             match crate::dispatch::apply_dispatch(conn, tenant_id, change, now_unix_ms).await? {

@@ -99,4 +99,63 @@ pub async fn readings_are_ingested_with_partial_success(app: &TestApp) {
     assert_eq!(after.body.as_array().unwrap().len(), 4, "refused batches stored nothing");
     let bad_limit = app.get("/v1/readings?device=logger-1&limit=0", &reader).await;
     assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
+
+    // Assignments over time, and exposure through them.
+    let writer = writer.as_str();
+    let assign = |body: Value| app.post("/v1/devices/logger-1/assignments", writer, body);
+    let first = assign(json!({"from": time(-60), "vehicle": "trailer-9"})).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let both = assign(json!({"from": time(900), "vehicle": "trailer-9", "sscc": "387123450000000036"})).await;
+    assert_eq!(both.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", both.body);
+    let earlier = assign(json!({"from": time(-120), "vehicle": "trailer-8"})).await;
+    assert_eq!(earlier.status, StatusCode::CONFLICT, "history is appended: {:?}", earlier.body);
+    assert_eq!(earlier.body["type"], "/problems/assignment-out-of-order");
+    let second = assign(json!({"from": time(180), "sscc": "387123450000000036"})).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
+    let unknown = app.post("/v1/devices/nobody/assignments", writer, json!({"vehicle": "trailer-9"})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let history = app.get("/v1/devices/logger-1/assignments", &reader).await;
+    assert_eq!(history.body.as_array().unwrap().len(), 2, "{:?}", history.body);
+    assert_eq!(history.body[0]["to"], time(180).as_str(), "the first ends where the second begins");
+    assert_eq!(history.body[1]["to"], Value::Null);
+
+    // On the trailer 0–180 s: 3.5 °C, 3.7 °C, then 4.1 °C for a minute — out of the chilled range.
+    let exposure = app
+        .get(&format!("/v1/exposure?vehicle=trailer-9&from={}&to={}&class=chilled", time(0), time(180)), &reader)
+        .await;
+    assert_eq!(exposure.status, StatusCode::OK, "{:?}", exposure.body);
+    assert_eq!(exposure.body["devices"], json!(["logger-1"]));
+    assert_eq!(exposure.body["min_celsius"], 3.5);
+    assert_eq!(exposure.body["max_celsius"], 4.1);
+    assert_eq!(exposure.body["time_out_of_range_s"], 60);
+    assert_eq!(exposure.body["excursions"].as_array().unwrap().len(), 1);
+    assert_eq!(exposure.body["excursions"][0]["peak_celsius"], 4.1);
+    assert_eq!(exposure.body["pass"], false);
+    assert_eq!(exposure.body["time_per_location"][0]["location"], "trailer-9");
+    assert_eq!(exposure.body["time_per_location"][0]["seconds"], 180);
+    // The same device alone, judged as pharma (2–8 °C) on its mean kinetic temperature: passes.
+    let pharma =
+        app.get(&format!("/v1/exposure?device=logger-1&from={}&to={}&class=pharma", time(0), time(180)), &reader).await;
+    assert_eq!(pharma.body["pass"], true, "{:?}", pharma.body);
+    // After the trailer the logger went into the SSCC: 600 s has 5.0 °C, the rest is unknown.
+    let pallet = app
+        .get(
+            &format!("/v1/exposure?sscc=387123450000000036&from={}&to={}&class=chilled", time(180), time(1200)),
+            &reader,
+        )
+        .await;
+    assert_eq!(pallet.status, StatusCode::OK, "{:?}", pallet.body);
+    assert!(!pallet.body["gaps"].as_array().unwrap().is_empty(), "unknown time is listed: {:?}", pallet.body);
+    assert_eq!(pallet.body["pass"], false, "a gap is never in range");
+    let nobody = app
+        .get(&format!("/v1/exposure?vehicle=trailer-1&from={}&to={}&class=chilled", time(0), time(180)), &reader)
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+    let bad_class =
+        app.get(&format!("/v1/exposure?device=logger-1&from={}&to={}&class=warm", time(0), time(180)), &reader).await;
+    assert_eq!(bad_class.status, StatusCode::BAD_REQUEST);
+    let too_long = app
+        .get(&format!("/v1/exposure?device=logger-1&from={}&to={}&class=chilled", time(0), time(40 * 86_400)), &reader)
+        .await;
+    assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
 }
