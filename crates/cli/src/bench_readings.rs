@@ -33,8 +33,8 @@ pub struct ReadingsOptions {
 }
 
 const DEVICES_PER_PACK: usize = 50;
-/// Device times start here (2025-01-01) and step by a minute.
-const FIRST_SECOND: i64 = 1_735_689_600;
+/// The measurements (in-process, HTTP, plain insert), each with its own stretch of device time.
+const ROUNDS: i64 = 3;
 
 /// The packs of one measurement: pack `n` holds readings of 50 devices, each a run of one-minute
 /// readings; `round` shifts the times so that measurements never repeat a reading.
@@ -42,6 +42,11 @@ fn packs(options: &ReadingsOptions, round: i64) -> Vec<(String, Vec<StoredReadin
     let per_device = (options.batch / DEVICES_PER_PACK).max(1);
     let count = options.readings.div_ceil(per_device * DEVICES_PER_PACK);
     let received = jiff::Timestamp::now().as_millisecond();
+    // Device times run up to an hour before now (a clock ahead would be corrected or refused),
+    // one stretch of one-minute steps per round.
+    let cycles = (count * DEVICES_PER_PACK).div_ceil(options.devices) as i64;
+    let span_seconds = cycles * per_device as i64 * 60;
+    let first_second = received / 1000 - 3600 - ROUNDS * span_seconds;
     (0..count)
         .map(|pack| {
             let mut records = Vec::with_capacity(per_device * DEVICES_PER_PACK);
@@ -49,7 +54,7 @@ fn packs(options: &ReadingsOptions, round: i64) -> Vec<(String, Vec<StoredReadin
             for slot in 0..DEVICES_PER_PACK {
                 let device = (pack * DEVICES_PER_PACK + slot) % options.devices;
                 let cycle = (pack * DEVICES_PER_PACK + slot) / options.devices;
-                let base = FIRST_SECOND + (round * 1_000_000 + (cycle * per_device) as i64) * 60;
+                let base = first_second + round * span_seconds + (cycle * per_device) as i64 * 60;
                 for step in 0..per_device {
                     let celsius = 2.0 + ((pack + step) % 40) as f64 / 10.0;
                     let record = if step == 0 {

@@ -173,9 +173,16 @@ async fn post_readings(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Problem> {
     let principal = reading_sender(&caller)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new("payload-too-large", format!("a readings body is at most {READINGS_BYTES_MAX} bytes"))
+        } else {
+            Problem::new("malformed-json", rejection.body_text())
+        }
+    })?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
     let ingested = ingest(&app.store, &principal.tenant_id, content_type, &body, jiff::Timestamp::now(), None).await?;
     let counts = ReadingsAccepted { accepted: ingested.accepted, duplicates: ingested.duplicates };
@@ -317,6 +324,9 @@ impl From<AssignmentRecord> for AssignmentView {
 }
 
 const VEHICLE_KEY_LENGTH_MAX: usize = 64;
+/// How far ahead of now an assignment may start (history is appended: a start far ahead would
+/// block every assignment before it).
+pub const ASSIGNMENT_AHEAD_MS_MAX: i64 = 5 * 60 * 1000;
 
 fn assignment_target(input: &AssignmentInput, checker: &mut Checker) -> Option<AssignmentTarget> {
     let given =
@@ -364,7 +374,11 @@ async fn assign(
     let (Some(device), Some(target)) = (device, target) else {
         return Err(Problem::internal("a field failed without an error"));
     };
-    let from_unix_ms = from.unwrap_or_else(store::now_unix_ms);
+    let now = store::now_unix_ms();
+    let from_unix_ms = from.unwrap_or(now);
+    if from_unix_ms > now + ASSIGNMENT_AHEAD_MS_MAX {
+        return Err(Problem::field("validation-failed", "/from", "must not lie more than 5 minutes ahead of now"));
+    }
     let view = AssignmentView {
         device: device.to_string(),
         from: timestamp(from_unix_ms),
@@ -475,7 +489,10 @@ async fn device_series(
     let mut series = Series::new(device_id, interval).map_err(|error| Problem::internal(error.to_string()))?;
     let mut after = from_unix_ms - interval.as_millis() as i64 * 2;
     loop {
-        let page = store.readings(device_id, after, to_unix_ms, store::readings::READINGS_LISTED_MAX).await?;
+        // Readings just after the period (a clock ahead, a late sample) close its last stretch.
+        let until =
+            to_unix_ms + coldchain::reading::CLOCK_AHEAD_LIMIT.as_millis() as i64 + interval.as_millis() as i64 * 2;
+        let page = store.readings(device_id, after, until, store::readings::READINGS_LISTED_MAX).await?;
         let full = page.len() == store::readings::READINGS_LISTED_MAX as usize;
         for stored in &page {
             *budget = budget.checked_sub(1).ok_or_else(|| {
@@ -544,7 +561,17 @@ async fn exposure_of(
             AssignmentTarget::Sscc(gs1::Sscc::parse(sscc).map_err(|error| invalid("sscc", error.to_string()))?)
         };
         let location = target.key();
-        for assignment in app.store.tenant(&tenant).assignments_at(&target, from_ms, to_ms).await? {
+        let assignments = app.store.tenant(&tenant).assignments_at(&target, from_ms, to_ms).await?;
+        if assignments.len() >= store::readings::ASSIGNMENTS_AT_TARGET_MAX {
+            return Err(Problem::new(
+                "limit-reached",
+                format!(
+                    "more than {} devices measured at {location} in the period: ask for a shorter one",
+                    store::readings::ASSIGNMENTS_AT_TARGET_MAX - 1
+                ),
+            ));
+        }
+        for assignment in assignments {
             let start = assignment.from_unix_ms.max(from_ms);
             let end = assignment.to_unix_ms.unwrap_or(to_ms).min(to_ms);
             let series = device_series(&app, &tenant, &assignment.device_id, start, end, &mut budget).await?;

@@ -142,6 +142,9 @@ pub struct AssignmentRecord {
     pub target: String,
 }
 
+/// Assignments one exposure reads at a target (one more than it accepts, to tell).
+pub const ASSIGNMENTS_AT_TARGET_MAX: usize = 1_001;
+
 /// Assignments a device keeps, at most (then the oldest must be archived first).
 pub const ASSIGNMENTS_PER_DEVICE_MAX: usize = 10_000;
 
@@ -252,7 +255,7 @@ impl TenantStore<'_> {
     ) -> Result<Vec<AssignmentRecord>, StoreError> {
         let sql = format!(
             "SELECT {ASSIGNMENT_COLUMNS} FROM device_assignments WHERE tenant_id = $1 AND target_kind = $2 AND target = $3 \
-             AND from_unix_ms < $5 AND (to_unix_ms IS NULL OR to_unix_ms > $4) ORDER BY from_unix_ms LIMIT 1000"
+             AND from_unix_ms < $5 AND (to_unix_ms IS NULL OR to_unix_ms > $4) ORDER BY from_unix_ms LIMIT {ASSIGNMENTS_AT_TARGET_MAX}"
         );
         Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(target.kind()).bind(target.key()).bind(from_unix_ms).bind(to_unix_ms)

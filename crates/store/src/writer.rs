@@ -1503,6 +1503,17 @@ async fn apply_mutation(
             applied(crate::log::put_cosignature(conn, *size, witness, signature_line, now_unix_ms).await?)
         }
         Mutation::DeleteDevice { device_id } => {
+            for (table, what) in [("readings", "its readings"), ("device_assignments", "its assignments")] {
+                if exists(
+                    conn,
+                    &format!("SELECT 1 FROM {table} WHERE tenant_id = $1 AND device_id = $2 LIMIT 1"),
+                    &[Arg::Text(tenant), Arg::Text(device_id.as_str())],
+                )
+                .await?
+                {
+                    refuse!(WriteError::InUse(format!("device {device_id}"), what.into()));
+                }
+            }
             let deleted = execute(
                 conn,
                 "DELETE FROM devices WHERE tenant_id = $1 AND device_id = $2",

@@ -158,4 +158,10 @@ pub async fn readings_are_ingested_with_partial_success(app: &TestApp) {
         .get(&format!("/v1/exposure?device=logger-1&from={}&to={}&class=chilled", time(0), time(40 * 86_400)), &reader)
         .await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+
+    let ahead = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).to_string();
+    let future = assign(json!({"from": ahead, "vehicle": "trailer-9"})).await;
+    assert_eq!(future.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", future.body);
+    let in_use = app.send("DELETE", "/v1/devices/logger-1", Some(writer), None, &[]).await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "a device with readings stays: {:?}", in_use.body);
 }
