@@ -240,27 +240,7 @@ impl PlainReadings {
     pub async fn insert(&self, rows: &[crate::readings::StoredReading]) -> Result<(), StoreError> {
         let mut conn = self.pools.acquire_writer().await?;
         conn.begin().await?;
-        for chunk in rows.chunks(5_000) {
-            let mut sql = String::from(
-                "INSERT INTO readings (tenant_id, device_id, device_unix_ms, corrected_unix_ms, received_unix_ms, celsius) VALUES ",
-            );
-            let mut args = Vec::with_capacity(chunk.len() * 6);
-            for (index, reading) in chunk.iter().enumerate() {
-                if index > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&placeholders(&conn, index * 6 + 1, 6));
-                args.extend([
-                    Arg::Text(self.tenant.as_str()),
-                    Arg::Text(&reading.device_id),
-                    Arg::Integer(reading.device_unix_ms),
-                    Arg::Integer(reading.corrected_unix_ms),
-                    Arg::Integer(reading.received_unix_ms),
-                    Arg::Real(reading.celsius),
-                ]);
-            }
-            execute(&mut conn, &sql, &args).await?;
-        }
+        crate::readings::insert_rows(&mut conn, self.tenant.as_str(), rows, false).await?;
         conn.commit().await?;
         Ok(())
     }

@@ -34,7 +34,17 @@ pub(crate) async fn insert_readings(
     tenant_id: &TenantId,
     readings: &[StoredReading],
 ) -> Result<u64, sqlx::Error> {
-    let tenant = tenant_id.as_str();
+    insert_rows(conn, tenant_id.as_str(), readings, true).await
+}
+
+/// Multi-row INSERTs of readings; with `drop_duplicates`, `ON CONFLICT DO NOTHING` (Keten's
+/// ingest), without it a plain insert (the benchmark's baseline). Answers the rows inserted.
+pub(crate) async fn insert_rows(
+    conn: &mut Conn,
+    tenant: &str,
+    readings: &[StoredReading],
+    drop_duplicates: bool,
+) -> Result<u64, sqlx::Error> {
     let mut stored = 0;
     for chunk in readings.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::with_capacity(64 + chunk.len() * 40);
@@ -56,7 +66,9 @@ pub(crate) async fn insert_readings(
                 Arg::Real(reading.celsius),
             ]);
         }
-        sql.push_str(" ON CONFLICT (tenant_id, device_id, device_unix_ms) DO NOTHING");
+        if drop_duplicates {
+            sql.push_str(" ON CONFLICT (tenant_id, device_id, device_unix_ms) DO NOTHING");
+        }
         stored += execute(conn, &sql, &args).await?;
     }
     Ok(stored)
