@@ -975,7 +975,7 @@ async fn record_only(
     shipments: &[usize],
 ) -> Result<(), Problem> {
     let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
-    let Some(capture) = crate::steps::order_step_of(tenant, order, step, &[], None, at, Some(shipments))? else {
+    let Some(capture) = crate::steps::order_step(tenant, order, step, &[], None, at, Some(shipments))? else {
         return Ok(());
     };
     let mutation = Mutation::CaptureEvents(Box::new(capture));

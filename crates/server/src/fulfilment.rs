@@ -1047,7 +1047,7 @@ pub fn order_step_write(
     only_shipments: Option<&[usize]>,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-    let events = crate::steps::order_step_of(tenant, order, to, &listed, shipped.as_deref(), at, only_shipments)?;
+    let events = crate::steps::order_step(tenant, order, to, &listed, shipped.as_deref(), at, only_shipments)?;
     let change = FulfilmentMutation::OrderEvent {
         order_id: order.order_id.clone(),
         event_id: to.name().to_owned(),

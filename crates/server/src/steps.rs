@@ -151,21 +151,9 @@ pub fn receiving(
 }
 
 /// The events of an order moving to `to`: one per shipment (none for steps that move nothing,
-/// such as a cancellation).
+/// such as a cancellation), of every shipment or only of `only` (indexes into the allocation's
+/// shipments), as when one courier route of several carries the order.
 pub fn order_step(
-    tenant: &TenantId,
-    order: &OrderRecord,
-    to: OrderStatus,
-    ssccs: &[String],
-    shipped: Option<&[i64]>,
-    at: jiff::Timestamp,
-) -> Result<Option<Capture>, Problem> {
-    order_step_of(tenant, order, to, ssccs, shipped, at, None)
-}
-
-/// The events of an order's step for some of its shipments only (`only`: indexes into the
-/// allocation's shipments; `None`: all), as when one courier route of several carries it.
-pub fn order_step_of(
     tenant: &TenantId,
     order: &OrderRecord,
     to: OrderStatus,
