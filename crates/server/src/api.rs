@@ -47,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(crate::fulfilment::router())
         .merge(crate::dispatch::router())
         .merge(crate::readings::router())
+        .merge(crate::alarms::router())
 }
 
 #[derive(Debug, OpenApi)]

@@ -96,7 +96,7 @@ fn check_quantity(checker: &mut Checker, pointer: &str, quantity: i64) -> Option
 
 /// The tenant whose data an operation touches: the caller's own, or for an operator key the
 /// one named by `?tenant=`.
-fn acting_tenant<'c>(
+pub(crate) fn acting_tenant<'c>(
     caller: &'c Caller,
     tenant: Option<&str>,
     writes: bool,
@@ -1576,12 +1576,14 @@ async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The body of a webhook delivery.
+/// The body of a webhook delivery: order transitions and alarm transitions since the last one.
 #[derive(Debug, Serialize)]
 struct WebhookDelivery<'a> {
     webhook_id: &'a str,
     tenant_id: &'a str,
     transitions: Vec<TransitionView>,
+    /// Alarm transitions (`opened`, `escalated`, `acknowledged`, `cleared`) with the alarm now.
+    alarms: Vec<AlarmTransitionView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -1593,6 +1595,13 @@ struct TransitionView {
     at: String,
 }
 
+#[derive(Debug, Serialize)]
+struct AlarmTransitionView {
+    kind: String,
+    at: String,
+    alarm: Option<crate::alarms::AlarmView>,
+}
+
 /// Delivers the due webhooks' pending transitions (called by the subscription worker's loop).
 pub(crate) async fn deliver_webhooks(
     store: &store::Store,
@@ -1602,12 +1611,25 @@ pub(crate) async fn deliver_webhooks(
     let now = store::now_unix_ms();
     for hook in store.due_order_webhooks(now, 100).await? {
         let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { continue };
-        let transitions = store
-            .tenant(&tenant)
-            .order_transitions_after((hook.after_at_unix_ms, &hook.after_order_id, hook.after_seq))
+        let tenant_store = store.tenant(&tenant);
+        let transitions =
+            tenant_store.order_transitions_after((hook.after_at_unix_ms, &hook.after_order_id, hook.after_seq)).await?;
+        let alarm_events = tenant_store
+            .alarm_events_after(
+                (hook.alarm_after_unix_ms, &hook.alarm_after_id, hook.alarm_after_step),
+                store::fulfilment::WEBHOOK_EVENTS_MAX as u32,
+            )
             .await?;
-        let Some(last) = transitions.last() else { continue };
-        let through = (last.at_unix_ms, last.order_id.clone(), last.seq);
+        if transitions.is_empty() && alarm_events.is_empty() {
+            continue;
+        }
+        let through = transitions.last().map(|last| (last.at_unix_ms, last.order_id.clone(), last.seq));
+        let alarms_through = alarm_events.last().map(|last| (last.at_unix_ms, last.alarm_id.clone(), last.step));
+        let mut alarms = Vec::with_capacity(alarm_events.len());
+        for event in alarm_events {
+            let alarm = tenant_store.alarm(&event.alarm_id).await?.map(crate::alarms::AlarmView::from);
+            alarms.push(AlarmTransitionView { kind: event.kind, at: crate::dto::timestamp(event.at_unix_ms), alarm });
+        }
         let body = serde_json::to_vec(&WebhookDelivery {
             webhook_id: &hook.webhook_id,
             tenant_id: &hook.tenant_id,
@@ -1621,6 +1643,7 @@ pub(crate) async fn deliver_webhooks(
                     at: crate::dto::timestamp(transition.at_unix_ms),
                 })
                 .collect(),
+            alarms,
         })
         .map_err(Problem::internal)?;
         let signature = crate::subscriptions::hmac_sha256(hook.secret.as_bytes(), &body);
@@ -1639,7 +1662,9 @@ pub(crate) async fn deliver_webhooks(
                 }),
         };
         let change = match outcome {
-            Ok(()) => FulfilmentMutation::WebhookDelivered { webhook_id: hook.webhook_id.clone(), through },
+            Ok(()) => {
+                FulfilmentMutation::WebhookDelivered { webhook_id: hook.webhook_id.clone(), through, alarms_through }
+            }
             Err(error) => FulfilmentMutation::WebhookFailed {
                 webhook_id: hook.webhook_id.clone(),
                 next_attempt_unix_ms: now + crate::subscriptions::retry_delay(hook.attempts + 1).as_millis() as i64,

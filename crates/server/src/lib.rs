@@ -5,6 +5,7 @@
 //! requests into store reads and writer mutations (`api`). No handler builds SQL; no store query
 //! runs without a tenant.
 
+pub mod alarms;
 pub mod api;
 pub mod dispatch;
 pub mod dto;

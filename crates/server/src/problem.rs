@@ -120,6 +120,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "A shipment of the wave is on a route already (another dispatch of the same orders ran first).",
     ),
     (
+        "alarm-acknowledged",
+        409,
+        "Alarm already acknowledged",
+        "The alarm is acknowledged or cleared already: it takes one acknowledgement.",
+    ),
+    (
         "assignment-out-of-order",
         409,
         "Assignment out of order",

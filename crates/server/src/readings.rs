@@ -158,6 +158,18 @@ pub async fn ingest(
             accepted += applied.rows;
         }
     }
+    // Each device's alarms over the span of its readings just received (duplicates included:
+    // evaluation is idempotent, and a retried batch finds what the first one missed).
+    let mut spans: std::collections::BTreeMap<&str, (i64, i64)> = std::collections::BTreeMap::new();
+    for row in &rows {
+        let span = spans.entry(&row.device_id).or_insert((row.corrected_unix_ms, row.corrected_unix_ms));
+        span.0 = span.0.min(row.corrected_unix_ms);
+        span.1 = span.1.max(row.corrected_unix_ms);
+    }
+    let now = jiff::Timestamp::now();
+    for (device, (from, to)) in spans {
+        crate::alarms::evaluate_device(store, tenant, device, from, to, now).await?;
+    }
     rejected.sort_by_key(|(index, _)| *index);
     Ok(Ingested { accepted, duplicates: valid - accepted.min(valid), rejected })
 }
@@ -297,6 +309,10 @@ pub struct AssignmentInput {
     pub vehicle: Option<String>,
     /// A container or pallet: its SSCC.
     pub sscc: Option<String>,
+    /// The product class whose alarm rules judge the readings taken there (`pharma`, `chilled`,
+    /// `frozen`, `fish`). Default: the zone's class by its range, or the class of the SSCC's
+    /// announced products; none for a vehicle (readings kept, not judged).
+    pub class: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -309,6 +325,8 @@ pub struct AssignmentView {
     pub kind: String,
     /// `GLN/zone`, the vehicle id, or the SSCC.
     pub target: String,
+    /// The product class whose alarm rules judge the readings, if any.
+    pub class: Option<String>,
 }
 
 impl From<AssignmentRecord> for AssignmentView {
@@ -319,6 +337,7 @@ impl From<AssignmentRecord> for AssignmentView {
             to: record.to_unix_ms.map(timestamp),
             kind: record.target_kind,
             target: record.target,
+            class: record.class,
         }
     }
 }
@@ -370,6 +389,10 @@ async fn assign(
     let device = checker.check("/device_id", DeviceId::parse(&device_id));
     let from = crate::fulfilment::parse_time(&mut checker, "/from", &input.from);
     let target = assignment_target(&input, &mut checker);
+    let class = input
+        .class
+        .as_deref()
+        .and_then(|class| checker.check("/class", class.parse::<ProductClass>().map_err(|error| error.to_string())));
     checker.finish()?;
     let (Some(device), Some(target)) = (device, target) else {
         return Err(Problem::internal("a field failed without an error"));
@@ -379,20 +402,79 @@ async fn assign(
     if from_unix_ms > now + ASSIGNMENT_AHEAD_MS_MAX {
         return Err(Problem::field("validation-failed", "/from", "must not lie more than 5 minutes ahead of now"));
     }
+    let class = match class {
+        Some(class) => Some(class),
+        None => default_class(&app.store, &principal.tenant_id, &target).await?,
+    };
+    let class = class.map(|class| class.name().to_owned());
     let view = AssignmentView {
         device: device.to_string(),
         from: timestamp(from_unix_ms),
         to: None,
         kind: target.kind().to_owned(),
         target: target.key(),
+        class: class.clone(),
     };
-    let mutation = Mutation::AssignDevice { device_id: device, from_unix_ms, target };
+    let mutation = Mutation::AssignDevice { device_id: device, from_unix_ms, target, class };
     let tenant = principal.tenant_id.clone();
     crate::api::write(&app, principal, crate::extract::IdempotencyKey(None), None, tenant, mutation, |_| {
         store::StoredResponse { status: 201, body: Vec::new() }
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// The class a target keeps by default: a zone's by its range (−18 °C or colder: frozen; within
+/// 2–8 °C: pharma; within 0–4 °C: chilled), an SSCC's by its announced products (the strictest
+/// of pharma, frozen, chilled); none otherwise.
+async fn default_class(
+    store: &Store,
+    tenant: &TenantId,
+    target: &AssignmentTarget,
+) -> Result<Option<ProductClass>, Problem> {
+    match target {
+        AssignmentTarget::Zone { gln, zone } => {
+            let location = store.tenant(tenant).location(gln).await?;
+            let range = location
+                .and_then(|location| location.value.zones.into_iter().find(|candidate| candidate.name == *zone))
+                .map(|zone| zone.range);
+            Ok(range.and_then(|range| {
+                let within = |class: network::TemperatureClass| class.range().covers(&range);
+                if range.max_celsius.is_some_and(|max| max <= -18.0) {
+                    Some(ProductClass::Frozen)
+                } else if within(network::TemperatureClass::Pharma) {
+                    Some(ProductClass::Pharma)
+                } else if within(network::TemperatureClass::Chilled) {
+                    Some(ProductClass::Chilled)
+                } else {
+                    None
+                }
+            }))
+        }
+        AssignmentTarget::Sscc(sscc) => {
+            let mut found = None;
+            for (gtin, _) in store.tenant(tenant).lots_on_pallet(sscc.as_str()).await? {
+                let Ok(gtin) = gs1::Gtin::parse(&gtin) else { continue };
+                let Some(product) = store.tenant(tenant).product(&gtin).await? else { continue };
+                let class = match product.temperature_class {
+                    network::TemperatureClass::Pharma => ProductClass::Pharma,
+                    network::TemperatureClass::Frozen => ProductClass::Frozen,
+                    network::TemperatureClass::Chilled => ProductClass::Chilled,
+                    _ => continue,
+                };
+                let rank = |class: ProductClass| match class {
+                    ProductClass::Pharma => 3,
+                    ProductClass::Frozen => 2,
+                    _ => 1,
+                };
+                if found.is_none_or(|found| rank(class) > rank(found)) {
+                    found = Some(class);
+                }
+            }
+            Ok(found)
+        }
+        AssignmentTarget::Vehicle(_) => Ok(None),
+    }
 }
 
 /// A device's assignments, oldest first.
@@ -474,15 +556,15 @@ fn hundredths(value: f64) -> f64 {
 }
 
 /// A device's series over `[from, to)` (from one interval earlier, so the first reading holds).
-async fn device_series(
-    app: &AppState,
+pub(crate) async fn device_series(
+    store: &Store,
     tenant: &TenantId,
     device_id: &str,
     from_unix_ms: i64,
     to_unix_ms: i64,
     budget: &mut usize,
 ) -> Result<Series, Problem> {
-    let store = app.store.tenant(tenant);
+    let store = store.tenant(tenant);
     let parsed = DeviceId::parse(device_id).map_err(|_| Problem::not_found(format!("device {device_id}")))?;
     let device = store.device(&parsed).await?.ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
     let interval = jiff::SignedDuration::from_secs(i64::from(device.reading_interval_seconds.max(1)));
@@ -545,7 +627,7 @@ async fn exposure_of(
     let mut budget = EXPOSURE_READINGS_MAX;
     let mut parts: Vec<(String, Series, jiff::Timestamp, jiff::Timestamp)> = Vec::new();
     if let Some(device) = &params.device {
-        let series = device_series(&app, &tenant, device, from_ms, to_ms, &mut budget).await?;
+        let series = device_series(&app.store, &tenant, device, from_ms, to_ms, &mut budget).await?;
         parts.push((device.clone(), series, from, to));
     } else {
         let target = if let Some(zone) = &params.zone {
@@ -574,7 +656,7 @@ async fn exposure_of(
         for assignment in assignments {
             let start = assignment.from_unix_ms.max(from_ms);
             let end = assignment.to_unix_ms.unwrap_or(to_ms).min(to_ms);
-            let series = device_series(&app, &tenant, &assignment.device_id, start, end, &mut budget).await?;
+            let series = device_series(&app.store, &tenant, &assignment.device_id, start, end, &mut budget).await?;
             let at = |unix_ms: i64| {
                 jiff::Timestamp::from_millisecond(unix_ms).map_err(|error| Problem::internal(error.to_string()))
             };

@@ -251,3 +251,93 @@ pub fn order_step(
     }
     capture(tenant, events, at)
 }
+
+/// What an alarm's event records: the device, where it measured, the lots in custody there and
+/// the condition's temperatures.
+#[derive(Debug)]
+pub struct AlarmEvidence<'a> {
+    pub device_id: &'a str,
+    /// `zone` (`GLN/zone`), `vehicle` or `sscc`.
+    pub target_kind: &'a str,
+    pub target: &'a str,
+    pub lots: &'a [store::alarms::LotRef],
+    pub rule: &'a str,
+    pub condition_start: jiff::Timestamp,
+    pub condition_end: jiff::Timestamp,
+    pub minimum_celsius: Option<f64>,
+    pub maximum_celsius: Option<f64>,
+    pub mean_celsius: Option<f64>,
+}
+
+/// The device's identifier in events: a URN of the tenant's device (no personal data).
+pub fn device_urn(tenant: &TenantId, device_id: &str) -> String {
+    format!("urn:keten:device:{tenant}:{device_id}")
+}
+
+/// An alarm opened: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) of the pallet or the lots in
+/// custody, whose sensor report carries the condition's minimum, maximum and mean temperature
+/// with `exception: ALARM_CONDITION`. None when nothing identifiable was in custody (a vehicle
+/// whose load is not known lot by lot).
+pub fn alarm_opened(
+    tenant: &TenantId,
+    evidence: &AlarmEvidence<'_>,
+    at: jiff::Timestamp,
+) -> Result<Option<Capture>, Problem> {
+    let mut epcs = Vec::new();
+    let mut place_id = None;
+    match evidence.target_kind {
+        "sscc" => epcs.push(pallet_link(evidence.target)?),
+        "zone" => {
+            if let Some((gln, zone)) = evidence.target.split_once('/') {
+                place_id = Some(place(gln, Some(zone))?);
+            }
+        }
+        _ => {}
+    }
+    let quantities = evidence
+        .lots
+        .iter()
+        .map(|lot| Ok(serde_json::json!({"epcClass": lot_class(lot.gtin.as_str(), &lot.lot)?})))
+        .collect::<Result<Vec<_>, Problem>>()?;
+    if epcs.is_empty() && quantities.is_empty() {
+        return Ok(None);
+    }
+    let mut report = serde_json::json!({
+        "type": "gs1:Temperature",
+        "exception": "gs1:ALARM_CONDITION",
+        "uom": "CEL",
+    });
+    for (field, value) in [
+        ("minValue", evidence.minimum_celsius),
+        ("maxValue", evidence.maximum_celsius),
+        ("meanValue", evidence.mean_celsius),
+    ] {
+        if let Some(value) = value {
+            report[field] = serde_json::json!((value * 100.0).round() / 100.0);
+        }
+    }
+    let mut event = serde_json::json!({
+        "type": "ObjectEvent",
+        "eventTime": at.to_string(),
+        "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE",
+        "bizStep": "sensor_reporting",
+        "epcList": epcs,
+        "sensorElementList": [{
+            "sensorMetadata": {
+                "deviceID": device_urn(tenant, evidence.device_id),
+                "startTime": evidence.condition_start.to_string(),
+                "endTime": evidence.condition_end.to_string(),
+                "bizRules": format!("urn:keten:alarm-rule:{}", evidence.rule),
+            },
+            "sensorReport": [report],
+        }],
+    });
+    if !quantities.is_empty() {
+        event["quantityList"] = serde_json::json!(quantities);
+    }
+    if let Some(place_id) = place_id {
+        event["readPoint"] = serde_json::json!({"id": place_id});
+    }
+    capture(tenant, vec![event], at)
+}

@@ -24,6 +24,8 @@ use crate::epcis::{QuerySource, collect_matches, query_document};
 use crate::problem::Problem;
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the worker escalates alarms past their deadline.
+pub const ESCALATION_INTERVAL: Duration = Duration::from_secs(1);
 pub const DELIVERY_EVENTS_MAX: u64 = 1000;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
@@ -72,12 +74,19 @@ pub async fn run(
             return;
         }
     };
+    let mut last_escalation = std::time::Instant::now() - ESCALATION_INTERVAL;
     loop {
         if *stop.borrow() {
             return;
         }
         if let Err(problem) = deliver_due(&store, &client, private_destinations).await {
             tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
+        }
+        if last_escalation.elapsed() >= ESCALATION_INTERVAL {
+            last_escalation = std::time::Instant::now();
+            if let Err(problem) = crate::alarms::escalate_due(&store).await {
+                tracing::warn!(detail = %problem.detail, "alarm escalation failed; retrying");
+            }
         }
         if let Err(problem) = crate::fulfilment::deliver_webhooks(&store, &client, private_destinations).await {
             tracing::warn!(detail = %problem.detail, "order webhook deliveries failed; retrying");

@@ -921,10 +921,12 @@ pub enum FulfilmentMutation {
     DeleteWebhook {
         webhook_id: String,
     },
-    /// A delivery answered 2xx: the cursor moves past `through` (at, order, seq).
+    /// A delivery answered 2xx: the cursors move past `through` (at, order, seq) and
+    /// `alarms_through` (at, alarm, step).
     WebhookDelivered {
         webhook_id: String,
-        through: (i64, String, i64),
+        through: Option<(i64, String, i64)>,
+        alarms_through: Option<(i64, String, i64)>,
     },
     /// A delivery failed: try again at `next_attempt_unix_ms`.
     WebhookFailed {
@@ -1430,7 +1432,8 @@ async fn apply_checked(
             execute(
                 conn,
                 "INSERT INTO order_webhooks (tenant_id, webhook_id, url, secret, after_at_unix_ms, after_order_id, after_seq, \
-                 attempts, next_attempt_unix_ms, created_unix_ms) VALUES ($1, $2, $3, $4, $5, '', 0, 0, $5, $5)",
+                 attempts, next_attempt_unix_ms, created_unix_ms, alarm_after_unix_ms, alarm_after_id, alarm_after_step) \
+                 VALUES ($1, $2, $3, $4, $5, '', 0, 0, $5, $5, $5, '', 0)",
                 &[Arg::Text(tenant), Arg::Text(webhook_id), Arg::Text(url), Arg::Text(secret), Arg::Integer(now_unix_ms)],
             )
             .await?;
@@ -1448,21 +1451,44 @@ async fn apply_checked(
             }
             done(false)
         }
-        FulfilmentMutation::WebhookDelivered { webhook_id, through } => {
+        FulfilmentMutation::WebhookDelivered { webhook_id, through, alarms_through } => {
             execute(
                 conn,
-                "UPDATE order_webhooks SET after_at_unix_ms = $1, after_order_id = $2, after_seq = $3, attempts = 0, \
-                 next_attempt_unix_ms = $4, last_error = NULL WHERE tenant_id = $5 AND webhook_id = $6",
-                &[
-                    Arg::Integer(through.0),
-                    Arg::Text(&through.1),
-                    Arg::Integer(through.2),
-                    Arg::Integer(now_unix_ms),
-                    Arg::Text(tenant),
-                    Arg::Text(webhook_id),
-                ],
+                "UPDATE order_webhooks SET attempts = 0, next_attempt_unix_ms = $1, last_error = NULL \
+                 WHERE tenant_id = $2 AND webhook_id = $3",
+                &[Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(webhook_id)],
             )
             .await?;
+            if let Some(through) = through {
+                execute(
+                    conn,
+                    "UPDATE order_webhooks SET after_at_unix_ms = $1, after_order_id = $2, after_seq = $3 \
+                     WHERE tenant_id = $4 AND webhook_id = $5",
+                    &[
+                        Arg::Integer(through.0),
+                        Arg::Text(&through.1),
+                        Arg::Integer(through.2),
+                        Arg::Text(tenant),
+                        Arg::Text(webhook_id),
+                    ],
+                )
+                .await?;
+            }
+            if let Some(through) = alarms_through {
+                execute(
+                    conn,
+                    "UPDATE order_webhooks SET alarm_after_unix_ms = $1, alarm_after_id = $2, alarm_after_step = $3 \
+                     WHERE tenant_id = $4 AND webhook_id = $5",
+                    &[
+                        Arg::Integer(through.0),
+                        Arg::Text(&through.1),
+                        Arg::Integer(through.2),
+                        Arg::Text(tenant),
+                        Arg::Text(webhook_id),
+                    ],
+                )
+                .await?;
+            }
             done(false)
         }
         FulfilmentMutation::WebhookFailed { webhook_id, next_attempt_unix_ms, error } => {
@@ -2858,6 +2884,9 @@ pub struct OrderWebhook {
     pub next_attempt_unix_ms: i64,
     pub last_error: Option<String>,
     pub created_unix_ms: i64,
+    pub alarm_after_unix_ms: i64,
+    pub alarm_after_id: String,
+    pub alarm_after_step: i64,
 }
 
 /// One transition, as delivered to webhooks.
@@ -2871,7 +2900,7 @@ pub struct OrderTransition {
 }
 
 const WEBHOOK_COLUMNS: &str = "tenant_id, webhook_id, url, secret, after_at_unix_ms, after_order_id, after_seq, attempts, \
-    next_attempt_unix_ms, last_error, created_unix_ms";
+    next_attempt_unix_ms, last_error, created_unix_ms, alarm_after_unix_ms, alarm_after_id, alarm_after_step";
 
 impl crate::TenantStore<'_> {
     pub async fn order_webhooks(&self) -> Result<Vec<OrderWebhook>, crate::StoreError> {

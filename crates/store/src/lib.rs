@@ -9,6 +9,7 @@
 //!   rely on primary keys and conditional statements.
 //! - The same SQL text runs on both backends (`$n` parameters); only the migrations differ in types.
 
+pub mod alarms;
 mod backend;
 pub mod baseline;
 pub mod dispatch;

@@ -152,6 +152,8 @@ pub struct AssignmentRecord {
     pub to_unix_ms: Option<i64>,
     pub target_kind: String,
     pub target: String,
+    /// The product class whose alarm rules judge the readings taken there, if any.
+    pub class: Option<String>,
 }
 
 /// Assignments one exposure reads at a target (one more than it accepts, to tell).
@@ -169,6 +171,7 @@ pub(crate) async fn assign_device(
     device_id: &network::DeviceId,
     from_unix_ms: i64,
     target: &AssignmentTarget,
+    class: Option<&str>,
     now_unix_ms: i64,
 ) -> Result<Result<(), crate::WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
@@ -230,8 +233,8 @@ pub(crate) async fn assign_device(
     let key = target.key();
     execute(
         conn,
-        "INSERT INTO device_assignments (tenant_id, device_id, from_unix_ms, to_unix_ms, target_kind, target, created_unix_ms) \
-         VALUES ($1, $2, $3, NULL, $4, $5, $6)",
+        "INSERT INTO device_assignments (tenant_id, device_id, from_unix_ms, to_unix_ms, target_kind, target, created_unix_ms, class) \
+         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7)",
         &[
             Arg::Text(tenant),
             Arg::Text(device),
@@ -239,13 +242,14 @@ pub(crate) async fn assign_device(
             Arg::Text(target.kind()),
             Arg::Text(&key),
             Arg::Integer(now_unix_ms),
+            Arg::OptionalText(class),
         ],
     )
     .await?;
     Ok(Ok(()))
 }
 
-const ASSIGNMENT_COLUMNS: &str = "device_id, from_unix_ms, to_unix_ms, target_kind, target";
+const ASSIGNMENT_COLUMNS: &str = "device_id, from_unix_ms, to_unix_ms, target_kind, target, class";
 
 impl TenantStore<'_> {
     /// A device's assignments, oldest first.
@@ -272,5 +276,37 @@ impl TenantStore<'_> {
         Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(target.kind()).bind(target.key()).bind(from_unix_ms).bind(to_unix_ms)
             .fetch_all(pool).await)?)
+    }
+}
+
+impl TenantStore<'_> {
+    /// A device's assignments that overlap `[from, to)`, by start.
+    pub async fn device_assignments_between(
+        &self,
+        device_id: &str,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<AssignmentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM device_assignments WHERE tenant_id = $1 AND device_id = $2 \
+             AND from_unix_ms < $4 AND (to_unix_ms IS NULL OR to_unix_ms > $3) ORDER BY from_unix_ms LIMIT 100"
+        );
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(device_id).bind(from_unix_ms).bind(to_unix_ms).fetch_all(pool).await)?)
+    }
+
+    /// The lots announced on a pallet (an ASN's SSCC).
+    pub async fn lots_on_pallet(&self, sscc: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT DISTINCT gtin, lot FROM asn_pallets WHERE tenant_id = $1 AND sscc = $2 ORDER BY gtin, lot LIMIT 100")
+            .bind(self.tenant_id.as_str()).bind(sscc).fetch_all(pool).await)?)
+    }
+
+    /// The lots with stock in a zone now.
+    pub async fn lots_in_zone(&self, gln: &str, zone: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT DISTINCT gtin, lot FROM stock_balances WHERE tenant_id = $1 AND location_gln = $2 AND zone = $3 \
+             AND on_hand > 0 ORDER BY gtin, lot LIMIT 100")
+            .bind(self.tenant_id.as_str()).bind(gln).bind(zone).fetch_all(pool).await)?)
     }
 }

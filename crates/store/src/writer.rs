@@ -157,7 +157,11 @@ pub enum Mutation {
         device_id: DeviceId,
         from_unix_ms: i64,
         target: crate::readings::AssignmentTarget,
+        /// The product class whose alarm rules judge the readings taken there, if any.
+        class: Option<String>,
     },
+    /// Cold-chain alarms evaluated, acknowledged or escalated, see [`crate::alarms`].
+    Alarms(crate::alarms::AlarmMutation),
     /// A physical step (a receipt, a pick, a pallet packed, a shipment, a delivery) and the EPCIS
     /// events that record it, in one transaction: both or neither.
     FulfilmentRecorded {
@@ -1462,13 +1466,29 @@ async fn apply_mutation(
             *usage.entry((tenant_id.to_string(), "readings_stored")).or_default() += rows as i64;
             Ok(Ok(Applied { created: rows > 0, at_unix_ms: now_unix_ms, outcome: None, rows }))
         }
-        Mutation::AssignDevice { device_id, from_unix_ms, target } => {
-            match crate::readings::assign_device(conn, tenant_id, device_id, *from_unix_ms, target, now_unix_ms).await?
+        Mutation::AssignDevice { device_id, from_unix_ms, target, class } => {
+            match crate::readings::assign_device(
+                conn,
+                tenant_id,
+                device_id,
+                *from_unix_ms,
+                target,
+                class.as_deref(),
+                now_unix_ms,
+            )
+            .await?
             {
                 Ok(()) => {
                     count_created(usage, tenant_id, true);
                     applied(true)
                 }
+                Err(refused) => refuse!(refused),
+            }
+        }
+        Mutation::Alarms(change) => {
+            let context = StockContext { batch: state.stock, cache: state.cache };
+            match crate::alarms::apply_alarms(conn, tenant_id, change, now_unix_ms, context, state.log).await? {
+                Ok(transitions) => applied(!transitions.is_empty()),
                 Err(refused) => refuse!(refused),
             }
         }

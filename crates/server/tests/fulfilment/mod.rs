@@ -586,10 +586,10 @@ pub async fn fulfilment_hot_sku_never_oversells(app: &TestApp) {
     hot_sku_orders(&[app], 64, 6).await;
 }
 
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
 
 /// A webhook receiver on loopback that fails its first `fail` deliveries with 503.
-async fn receiver(fail: u32) -> (String, Received) {
+pub async fn receiver(fail: u32) -> (String, Received) {
     let received: Received = Default::default();
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(fail));
     let sink = received.clone();

@@ -165,3 +165,151 @@ pub async fn readings_are_ingested_with_partial_success(app: &TestApp) {
     let in_use = app.send("DELETE", "/v1/devices/logger-1", Some(writer), None, &[]).await;
     assert_eq!(in_use.status, StatusCode::CONFLICT, "a device with readings stays: {:?}", in_use.body);
 }
+
+/// A logger travels with a vaccine pallet; the reefer fails for 50 minutes. The alarm opens on
+/// ingest, puts the lot on hold, is captured as an EPCIS sensor event, escalates, is acknowledged
+/// with a comment and clears; the merchant's webhook hears every transition, signed.
+pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
+    use super::fulfilment::{gln, gtin};
+    let depot = gln("590123400001");
+    let location = json!({
+        "gln": depot, "kind": "cold_depot", "name": "Poznań pharma depot", "address": {"city": "Poznań"},
+        "country": "PL", "latitude": 52.41, "longitude": 16.93, "time_zone": "Europe/Warsaw",
+        "zones": [{"name": "pharma", "min_celsius": 2, "max_celsius": 8, "capacity_pallets": 100}],
+        "pick_pack_lead_minutes": 60
+    });
+    let created = app.post("/v1/locations", &app.operator_key, location).await;
+    assert!(created.status.is_success(), "{:?}", created.body);
+    let key = app.tenant("medi", &["tenant:admin"]).await;
+    let sensor = app.tenant("medi", &["device"]).await;
+    let vaccine = gtin("590123410001");
+    let product = json!({"gtin": vaccine, "name": "Vaccine", "temperature_class": "pharma", "shelf_life_days": 365});
+    assert_eq!(app.post("/v1/products", &key, product).await.status, StatusCode::CREATED);
+    device(app, &key, "logger-p1").await;
+    let (url, received) = super::fulfilment::receiver(0).await;
+    let secret = "a-merchant-secret-of-32-characters";
+    assert_eq!(app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await.status, StatusCode::CREATED);
+
+    let sscc = gtin("38712345000000070");
+    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(300)).to_string();
+    let asn = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": depot, "pallets": [{"sscc": sscc, "gtin": vaccine, "lot": "V1", "expiry": expiry, "quantity": 40}]}),
+        )
+        .await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let receipt = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "pharma"})).await;
+    assert_eq!(receipt.status, StatusCode::CREATED, "{:?}", receipt.body);
+
+    // The logger rides with the pallet from three hours ago; its class comes from the product.
+    let start = jiff::Timestamp::now().as_second() / 60 * 60 - 3 * 3600;
+    let at = |minute: i64| jiff::Timestamp::from_second(start + minute * 60).unwrap().to_string();
+    let bad = app
+        .post("/v1/devices/logger-p1/assignments", &key, json!({"sscc": sscc, "from": at(0), "class": "warm"}))
+        .await;
+    assert!(bad.is_problem(422, "/problems/validation-failed"), "{:?}", bad.body);
+    let assigned = app.post("/v1/devices/logger-p1/assignments", &key, json!({"sscc": sscc, "from": at(0)})).await;
+    assert_eq!(assigned.status, StatusCode::CREATED, "{:?}", assigned.body);
+    assert_eq!(assigned.body["class"], "pharma");
+
+    // 5 °C, except 11 °C from minute 60 to 109: above 8 °C for 50 minutes (the rule: 30).
+    let readings: Vec<Value> = (0..170)
+        .map(|minute| {
+            let celsius = if (60..110).contains(&minute) { 11.0 } else { 5.0 };
+            json!({"device": "logger-p1", "time": at(minute), "value": celsius, "unit": "Cel"})
+        })
+        .collect();
+    // Sent in two batches, the later one first: the outcome does not depend on the order.
+    let (first, second) = readings.split_at(100);
+    for part in [second, first] {
+        let sent = post_readings(app, &sensor, "application/json", &json!(part)).await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    }
+    let alarms = app.get("/v1/alarms", &key).await;
+    assert_eq!(alarms.status, StatusCode::OK, "{:?}", alarms.body);
+    let list = alarms.body.as_array().unwrap();
+    assert_eq!(list.len(), 1, "one rule breached once: {list:?}");
+    let alarm = &list[0];
+    assert_eq!(alarm["rule"], "above-8-for-30min");
+    assert_eq!(alarm["severity"], "critical");
+    assert_eq!(alarm["condition_start"], at(60));
+    assert_eq!(alarm["opened_at"], at(90));
+    assert_eq!(alarm["condition_end"], at(110));
+    assert_eq!(alarm["peak_celsius"], 11.0);
+    assert_eq!(alarm["state"], "escalated", "not acknowledged within 15 minutes");
+    assert_eq!(alarm["held_lots"], json!([format!("0{vaccine}/V1")]), "the lot, by its GTIN-14");
+    let stock = app.get(&format!("/v1/stock?gtin={vaccine}&lot=V1"), &key).await;
+    assert_eq!(stock.body["items"][0]["status"], "hold", "{:?}", stock.body);
+
+    // The EPCIS event of the alarm, with its sensor report, is in the log.
+    let events = app.get("/events?EQ_bizStep=sensor_reporting", &key).await;
+    let list = events.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().cloned().unwrap();
+    assert_eq!(list.len(), 1, "{:?}", events.body);
+    let report = &list[0]["sensorElementList"][0]["sensorReport"][0];
+    assert_eq!(report["exception"], "ALARM_CONDITION", "{report:?}");
+    assert_eq!(report["maxValue"], 11.0);
+    assert_eq!(report["minValue"], 11.0);
+    assert_eq!(list[0]["epcList"][0], format!("https://id.gs1.org/00/{sscc}"));
+
+    // Sending the readings again changes nothing: no second alarm, no second event.
+    let again = post_readings(app, &sensor, "application/json", &json!(readings)).await;
+    assert_eq!(again.body["duplicates"], 170);
+    assert_eq!(app.get("/v1/alarms", &key).await.body.as_array().unwrap().len(), 1);
+
+    // Acknowledged by a person with a comment: the condition has ended, so it clears.
+    let id = alarm["alarm_id"].as_str().unwrap();
+    let path = format!("/v1/alarms/{id}/acknowledge");
+    let empty = app.post(&path, &key, json!({"person": "QA", "comment": " "})).await;
+    assert!(empty.is_problem(422, "/problems/validation-failed"), "{:?}", empty.body);
+    let acknowledged = app.post(&path, &key, json!({"person": "Anna (QA)", "comment": "reefer door; lot to QA"})).await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{:?}", acknowledged.body);
+    assert_eq!(acknowledged.body["state"], "cleared");
+    assert_eq!(acknowledged.body["acknowledged_by"], "Anna (QA)");
+    assert!(
+        app.post(&path, &key, json!({"person": "B", "comment": "again"}))
+            .await
+            .is_problem(409, "/problems/alarm-acknowledged")
+    );
+    let other = app.tenant("other-medi", &["tenant:admin"]).await;
+    assert!(
+        app.post(&path, &other, json!({"person": "B", "comment": "x"})).await.is_problem(404, "/problems/not-found")
+    );
+    let console = app.get("/v1/operator/alarms?state=cleared", &app.operator_key).await;
+    assert_eq!(console.body[0]["alarm_id"], id, "{:?}", console.body);
+    assert_eq!(console.body[0]["tenant_id"], "medi");
+
+    // The hold stays until a person releases the lot, with the decision as the reason.
+    let stock = app.get(&format!("/v1/stock?gtin={vaccine}&lot=V1"), &key).await;
+    assert_eq!(stock.body["items"][0]["status"], "hold");
+    let release = json!({"gtin": vaccine, "lot": "V1", "status": "available", "reason": "QA release after MKT review"});
+    assert_eq!(app.post("/v1/stock/lot-status", &key, release).await.status, StatusCode::OK);
+
+    // The webhook heard the alarm open, escalate, be acknowledged and clear.
+    let mut kinds: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        kinds = received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(signature, body)| {
+                let expected = hex::encode(server::subscriptions::hmac_sha256(secret.as_bytes(), body.as_bytes()));
+                assert_eq!(signature.as_deref(), Some(format!("sha256={expected}").as_str()));
+                let delivery: Value = serde_json::from_str(body).unwrap();
+                delivery["alarms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|transition| transition["kind"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if kinds.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(kinds, ["opened", "escalated", "acknowledged", "cleared"], "in the order they happened");
+}

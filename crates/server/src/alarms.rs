@@ -1,0 +1,436 @@
+//! Cold-chain alarms: evaluated whenever readings arrive, escalated by the clock, acknowledged
+//! by a person.
+//!
+//! A device's readings are judged while it is assigned with a product class (a zone's class by
+//! default, an SSCC's products' class, or the class given with the assignment): the class's rules
+//! (`coldchain::AlarmRules::for_class`) over the readings of the assignment — its last
+//! [`EVALUATION_WINDOW_MS`] at most, so a cumulative budget counts over that stay. Evaluation is
+//! `coldchain::evaluate_alarms`, pure and independent of batching and arrival order; the store
+//! keeps each alarm in its evaluated state. An alarm that opens is captured as an EPCIS
+//! `ObjectEvent` (`bizStep` `sensor_reporting`, a `sensorElementList` with the condition's
+//! minimum, maximum and mean and `exception: ALARM_CONDITION`) of the pallet or lots in custody,
+//! and a critical pharma alarm puts those lots on `hold` (released only by a person through the
+//! lot status, with a reason). Transitions (opened, escalated, acknowledged, cleared) go to the
+//! merchant's signed webhooks.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use coldchain::{AcknowledgementRecord, AlarmRules, AlarmState, ExposureOptions, ProductClass};
+use network::TenantId;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use store::alarms::{AlarmMutation, AlarmRow, EvaluatedAlarm, LotRef};
+use store::readings::AssignmentRecord;
+use store::{Mutation, Store};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::api::QueryParams;
+use crate::dto::{Checker, timestamp};
+use crate::extract::{Caller, JsonBody};
+use crate::problem::Problem;
+
+/// How far back an evaluation reads a device's readings: cumulative budgets count over at most
+/// the last 31 days of an assignment.
+pub const EVALUATION_WINDOW_MS: i64 = 31 * 24 * 3_600_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_alarms))
+        .routes(routes!(get_alarm))
+        .routes(routes!(acknowledge))
+        .routes(routes!(operator_alarms))
+}
+
+fn state_name(state: AlarmState) -> &'static str {
+    match state {
+        AlarmState::Open => "open",
+        AlarmState::Escalated => "escalated",
+        AlarmState::Acknowledged => "acknowledged",
+        AlarmState::Cleared => "cleared",
+    }
+}
+
+fn severity_name(severity: coldchain::Severity) -> &'static str {
+    match severity {
+        coldchain::Severity::Warning => "warning",
+        coldchain::Severity::Critical => "critical",
+    }
+}
+
+/// An alarm's stable id: its tenant, device, assignment, rule and condition start.
+fn alarm_id(tenant: &TenantId, assignment: &AssignmentRecord, rule: &str, condition_start_unix_ms: i64) -> String {
+    let digest = sha2::Sha256::digest(
+        format!("{tenant}\n{}\n{}\n{rule}\n{condition_start_unix_ms}", assignment.device_id, assignment.from_unix_ms)
+            .as_bytes(),
+    );
+    format!("alm_{}", &hex::encode(digest)[..24])
+}
+
+/// The lots in custody at an assignment's target: an SSCC's announced lots, a zone's lots with
+/// stock (none for a vehicle: its load is not known lot by lot).
+async fn lots_at(store: &Store, tenant: &TenantId, assignment: &AssignmentRecord) -> Result<Vec<LotRef>, Problem> {
+    let tenant_store = store.tenant(tenant);
+    let pairs = match assignment.target_kind.as_str() {
+        "sscc" => tenant_store.lots_on_pallet(&assignment.target).await?,
+        "zone" => match assignment.target.split_once('/') {
+            Some((gln, zone)) => tenant_store.lots_in_zone(gln, zone).await?,
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(gtin, lot)| gs1::Gtin::parse(&gtin).ok().map(|gtin| LotRef { gtin, lot }))
+        .collect())
+}
+
+/// Evaluates the alarms of a device's assignments that overlap `[from, to]` (the corrected times
+/// of readings just stored) and stores them. Answers how many alarms the write touched.
+pub async fn evaluate_device(
+    store: &Store,
+    tenant: &TenantId,
+    device_id: &str,
+    from_unix_ms: i64,
+    to_unix_ms: i64,
+    now: jiff::Timestamp,
+) -> Result<usize, Problem> {
+    let now_unix_ms = now.as_millisecond();
+    let assignments =
+        store.tenant(tenant).device_assignments_between(device_id, from_unix_ms, to_unix_ms.saturating_add(1)).await?;
+    let mut evaluated = Vec::new();
+    for assignment in assignments {
+        let Some(class) = assignment.class.as_deref().and_then(|class| class.parse::<ProductClass>().ok()) else {
+            continue;
+        };
+        let end = assignment.to_unix_ms.unwrap_or(now_unix_ms).min(now_unix_ms);
+        let start = assignment.from_unix_ms.max(end - EVALUATION_WINDOW_MS);
+        if end <= start {
+            continue;
+        }
+        let mut budget = crate::readings::EXPOSURE_READINGS_MAX;
+        let series = crate::readings::device_series(store, tenant, device_id, start, end, &mut budget).await?;
+        let at = |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map_err(Problem::internal);
+        let segments = series.timeline(at(start)?, at(end)?);
+        let stored = store.tenant(tenant).device_alarms(device_id, start - EVALUATION_WINDOW_MS, end + 1).await?;
+        let acknowledgements: Vec<AcknowledgementRecord> = stored
+            .iter()
+            .filter(|row| row.assignment_from_unix_ms == assignment.from_unix_ms)
+            .filter_map(|row| {
+                Some(AcknowledgementRecord {
+                    alarm: coldchain::AlarmId {
+                        rule: row.rule.clone(),
+                        condition_start: jiff::Timestamp::from_millisecond(row.condition_start_unix_ms).ok()?,
+                    },
+                    acknowledgement: coldchain::Acknowledgement {
+                        person: row.acknowledged_by.clone()?,
+                        comment: row.acknowledged_comment.clone().unwrap_or_default(),
+                        at: jiff::Timestamp::from_millisecond(row.acknowledged_unix_ms?).ok()?,
+                    },
+                })
+            })
+            .collect();
+        let rules = AlarmRules::for_class(class);
+        let alarms = coldchain::evaluate_alarms(&segments, &rules, &acknowledgements, now);
+        if alarms.is_empty() {
+            continue;
+        }
+        let mut lots: Option<Vec<LotRef>> = None;
+        for alarm in alarms {
+            let rule = rules.rules().iter().find(|rule| rule.name == alarm.id().rule);
+            let escalate_after = rule.map(|rule| rule.escalate_after).unwrap_or_default();
+            let condition_start_unix_ms = alarm.id().condition_start.as_millisecond();
+            let id = alarm_id(tenant, &assignment, &alarm.id().rule, condition_start_unix_ms);
+            let row = AlarmRow {
+                alarm_id: id.clone(),
+                device_id: device_id.to_owned(),
+                assignment_from_unix_ms: assignment.from_unix_ms,
+                target_kind: assignment.target_kind.clone(),
+                target: assignment.target.clone(),
+                class: class.name().to_owned(),
+                rule: alarm.id().rule.clone(),
+                severity: severity_name(alarm.severity()).to_owned(),
+                state: state_name(alarm.state()).to_owned(),
+                condition_start_unix_ms,
+                opened_unix_ms: alarm.opened_at().as_millisecond(),
+                escalate_due_unix_ms: alarm.opened_at().as_millisecond() + escalate_after.as_millis() as i64,
+                escalated_unix_ms: alarm.escalated_at().map(jiff::Timestamp::as_millisecond),
+                condition_end_unix_ms: alarm.condition_end().map(jiff::Timestamp::as_millisecond),
+                cleared_unix_ms: alarm.cleared_at().map(jiff::Timestamp::as_millisecond),
+                peak_celsius: alarm.peak_celsius(),
+                acknowledged_by: None,
+                acknowledged_comment: None,
+                acknowledged_unix_ms: None,
+                held_lots: String::new(),
+            };
+            let known = stored.iter().any(|stored| stored.alarm_id == id);
+            let (holds, events) = if known {
+                (Vec::new(), None)
+            } else {
+                if lots.is_none() {
+                    lots = Some(lots_at(store, tenant, &assignment).await?);
+                }
+                let lots = lots.as_deref().unwrap_or_default();
+                let holds = if class == ProductClass::Pharma && alarm.severity() == coldchain::Severity::Critical {
+                    lots.to_vec()
+                } else {
+                    Vec::new()
+                };
+                let condition_end = alarm.condition_end().unwrap_or(at(end)?);
+                let condition: Vec<coldchain::Segment> = segments
+                    .iter()
+                    .filter(|segment| segment.end > alarm.id().condition_start && segment.start < condition_end)
+                    .map(|segment| coldchain::Segment {
+                        start: segment.start.max(alarm.id().condition_start),
+                        end: segment.end.min(condition_end),
+                        ..*segment
+                    })
+                    .collect();
+                let statistics =
+                    coldchain::exposure_of_segments(&condition, &ExposureOptions::new(class.range())).statistics;
+                let events = crate::steps::alarm_opened(
+                    tenant,
+                    &crate::steps::AlarmEvidence {
+                        device_id,
+                        target_kind: &assignment.target_kind,
+                        target: &assignment.target,
+                        lots,
+                        rule: &alarm.id().rule,
+                        condition_start: alarm.id().condition_start,
+                        condition_end,
+                        minimum_celsius: statistics.map(|statistics| statistics.min_celsius),
+                        maximum_celsius: statistics.map(|statistics| statistics.max_celsius),
+                        mean_celsius: statistics.map(|statistics| statistics.mean_celsius),
+                    },
+                    alarm.opened_at(),
+                )?;
+                (holds, events.map(Box::new))
+            };
+            evaluated.push(EvaluatedAlarm { row, holds, events });
+        }
+    }
+    let count = evaluated.len();
+    for chunk in evaluated.chunks(store::alarms::ALARMS_PER_WRITE_MAX) {
+        store.tenant(tenant).write(Mutation::Alarms(AlarmMutation::Evaluated(chunk.to_vec())), None).await?;
+    }
+    Ok(count)
+}
+
+/// Escalates every tenant's open alarms past their deadline (the worker calls it each tick).
+pub async fn escalate_due(store: &Store) -> Result<usize, Problem> {
+    let tenants = store.tenants_with_escalations_due(store::now_unix_ms()).await?;
+    for tenant in &tenants {
+        let Ok(tenant) = TenantId::parse(tenant) else { continue };
+        store.tenant(&tenant).write(Mutation::Alarms(AlarmMutation::EscalateDue), None).await?;
+    }
+    Ok(tenants.len())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlarmView {
+    pub alarm_id: String,
+    pub device: String,
+    /// `zone`, `vehicle` or `sscc`, and which.
+    pub target_kind: String,
+    pub target: String,
+    pub class: String,
+    pub rule: String,
+    /// `warning` or `critical`.
+    pub severity: String,
+    /// `open`, `escalated`, `acknowledged` or `cleared`.
+    pub state: String,
+    pub condition_start: String,
+    pub opened_at: String,
+    /// When it escalates (or escalated) if not acknowledged.
+    pub escalate_at: String,
+    pub escalated_at: Option<String>,
+    /// When the condition ended; absent while it goes on.
+    pub condition_end: Option<String>,
+    pub cleared_at: Option<String>,
+    /// The worst temperature of the condition.
+    pub peak_celsius: f64,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_comment: Option<String>,
+    pub acknowledged_at: Option<String>,
+    /// The lots this alarm put on hold (`GTIN/lot`).
+    pub held_lots: Vec<String>,
+}
+
+impl From<AlarmRow> for AlarmView {
+    fn from(row: AlarmRow) -> Self {
+        AlarmView {
+            alarm_id: row.alarm_id,
+            device: row.device_id,
+            target_kind: row.target_kind,
+            target: row.target,
+            class: row.class,
+            rule: row.rule,
+            severity: row.severity,
+            state: row.state,
+            condition_start: timestamp(row.condition_start_unix_ms),
+            opened_at: timestamp(row.opened_unix_ms),
+            escalate_at: timestamp(row.escalate_due_unix_ms),
+            escalated_at: row.escalated_unix_ms.map(timestamp),
+            condition_end: row.condition_end_unix_ms.map(timestamp),
+            cleared_at: row.cleared_unix_ms.map(timestamp),
+            peak_celsius: (row.peak_celsius * 100.0).round() / 100.0,
+            acknowledged_by: row.acknowledged_by,
+            acknowledged_comment: row.acknowledged_comment,
+            acknowledged_at: row.acknowledged_unix_ms.map(timestamp),
+            held_lots: row.held_lots.split_whitespace().map(str::to_owned).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmListParams {
+    /// Comma-separated states (`open,escalated` for those needing a person); default all.
+    pub state: Option<String>,
+    pub device: Option<String>,
+    /// The tenant an operator key acts for.
+    pub tenant: Option<String>,
+    /// 1–1,000 (default 100).
+    pub limit: Option<u32>,
+}
+
+fn states(text: Option<&str>) -> Result<Vec<&str>, Problem> {
+    let Some(text) = text else { return Ok(Vec::new()) };
+    text.split(',')
+        .map(|state| match state {
+            "open" | "escalated" | "acknowledged" | "cleared" => Ok(state),
+            other => Err(Problem::field(
+                "invalid-parameter",
+                "?state",
+                format!("{other:?} is not open, escalated, acknowledged or cleared"),
+            )),
+        })
+        .collect()
+}
+
+fn limit(limit: Option<u32>) -> Result<u32, Problem> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=store::alarms::ALARMS_LISTED_MAX).contains(&limit) {
+        return Err(Problem::field("invalid-parameter", "?limit", "must be 1..=1000"));
+    }
+    Ok(limit)
+}
+
+/// A tenant's cold-chain alarms, newest first.
+#[utoipa::path(get, path = "/v1/alarms", tag = "coldchain", params(AlarmListParams),
+    responses((status = 200, body = Vec<AlarmView>), (status = 400, body = Problem)))]
+async fn list_alarms(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<AlarmListParams>,
+) -> Result<Json<Vec<AlarmView>>, Problem> {
+    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let states = states(params.state.as_deref())?;
+    let rows = app.store.tenant(&tenant).alarms(&states, params.device.as_deref(), limit(params.limit)?).await?;
+    Ok(Json(rows.into_iter().map(AlarmView::from).collect()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuery {
+    /// The tenant an operator key acts for.
+    pub tenant: Option<String>,
+}
+
+/// One alarm.
+#[utoipa::path(get, path = "/v1/alarms/{alarm_id}", tag = "coldchain", params(("alarm_id" = String, Path), TenantQuery),
+    responses((status = 200, body = AlarmView), (status = 404, body = Problem)))]
+async fn get_alarm(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(alarm_id): Path<String>,
+    QueryParams(params): QueryParams<TenantQuery>,
+) -> Result<Json<AlarmView>, Problem> {
+    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let row = app.store.tenant(&tenant).alarm(&alarm_id).await?;
+    row.map(|row| Json(AlarmView::from(row))).ok_or_else(|| Problem::not_found(format!("alarm {alarm_id}")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgementInput {
+    /// Who acknowledges (a name or an employee id), 1–256 bytes.
+    pub person: String,
+    /// What was seen or done, 1–4,096 bytes.
+    pub comment: String,
+}
+
+/// A person acknowledges an open or escalated alarm, with a comment. It clears at once if its
+/// condition has ended, otherwise when the condition ends.
+#[utoipa::path(post, path = "/v1/alarms/{alarm_id}/acknowledge", tag = "coldchain", request_body = AcknowledgementInput,
+    params(("alarm_id" = String, Path), TenantQuery),
+    responses((status = 200, body = AlarmView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn acknowledge(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(alarm_id): Path<String>,
+    QueryParams(params): QueryParams<TenantQuery>,
+    body: JsonBody<AcknowledgementInput>,
+) -> Result<Response, Problem> {
+    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    if input.person.trim().is_empty() || input.person.len() > coldchain::alarm::PERSON_LENGTH_MAX {
+        checker.fail("/person", "1 to 256 bytes");
+    }
+    if input.comment.trim().is_empty() || input.comment.len() > coldchain::alarm::COMMENT_LENGTH_MAX {
+        checker.fail("/comment", "1 to 4096 bytes");
+    }
+    checker.finish()?;
+    let mutation = Mutation::Alarms(AlarmMutation::Acknowledge {
+        alarm_id: alarm_id.clone(),
+        person: input.person,
+        comment: input.comment,
+    });
+    match app.store.tenant(&tenant).write(mutation, None).await {
+        Ok(_) => {}
+        Err(store::WriteError::NotFound) => return Err(Problem::not_found(format!("alarm {alarm_id}"))),
+        Err(error) => return Err(error.into()),
+    }
+    let row = app.store.tenant(&tenant).alarm(&alarm_id).await?;
+    let row = row.ok_or_else(|| Problem::not_found(format!("alarm {alarm_id}")))?;
+    Ok((StatusCode::OK, Json(AlarmView::from(row))).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorAlarmView {
+    pub tenant_id: String,
+    #[serde(flatten)]
+    pub alarm: AlarmView,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorAlarmParams {
+    /// Comma-separated states; default `open,escalated`.
+    pub state: Option<String>,
+    /// 1–1,000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Every tenant's alarms needing a person (the operator's console), newest first.
+#[utoipa::path(get, path = "/v1/operator/alarms", tag = "coldchain", params(OperatorAlarmParams),
+    responses((status = 200, body = Vec<OperatorAlarmView>), (status = 403, body = Problem)))]
+async fn operator_alarms(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<OperatorAlarmParams>,
+) -> Result<Json<Vec<OperatorAlarmView>>, Problem> {
+    if !caller.0.is_operator() {
+        return Err(Problem::new("forbidden", "the operator's alarms need an operator key"));
+    }
+    let states = states(Some(params.state.as_deref().unwrap_or("open,escalated")))?;
+    let rows = app.store.all_alarms(&states, limit(params.limit)?).await?;
+    Ok(Json(
+        rows.into_iter().map(|(tenant_id, row)| OperatorAlarmView { tenant_id, alarm: AlarmView::from(row) }).collect(),
+    ))
+}
