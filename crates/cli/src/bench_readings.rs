@@ -122,6 +122,7 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
             location_gln: None,
             zone: None,
             reading_interval_seconds: 60,
+            calibrated_on: None,
         };
         let mutation = Mutation::PutDevice { device, mode: PutMode::Upsert };
         store.write(Write { tenant_id: tenant.clone(), mutation, idempotency: None }).await?;

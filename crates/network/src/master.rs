@@ -432,6 +432,8 @@ pub struct Device {
     pub location_gln: Option<Gln>,
     pub zone: Option<ZoneName>,
     pub reading_interval_seconds: u32,
+    /// When the device was last calibrated (reports show it next to its readings).
+    pub calibrated_on: Option<jiff::civil::Date>,
 }
 
 impl Device {

@@ -48,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(crate::dispatch::router())
         .merge(crate::readings::router())
         .merge(crate::alarms::router())
+        .merge(crate::reports::router())
 }
 
 #[derive(Debug, OpenApi)]

@@ -750,6 +750,8 @@ pub struct DeviceInput {
     /// A zone of `location_gln`.
     pub zone: Option<String>,
     pub reading_interval_seconds: u32,
+    /// When the device was last calibrated (YYYY-MM-DD), shown on temperature reports.
+    pub calibrated_on: Option<String>,
 }
 
 impl DeviceInput {
@@ -771,7 +773,10 @@ impl DeviceInput {
             u64::from(Device::READING_INTERVAL_SECONDS_MAX),
         );
         let reading_interval_seconds = self.reading_interval_seconds;
-        built!(checker, device_id, kind, name => Device { device_id, kind, name, location_gln: location_gln.flatten(), zone: zone.flatten(), reading_interval_seconds })
+        let calibrated_on = self.calibrated_on.as_deref().and_then(|text| {
+            checker.check("/calibrated_on", text.parse::<jiff::civil::Date>().map_err(|error| error.to_string()))
+        });
+        built!(checker, device_id, kind, name => Device { device_id, kind, name, location_gln: location_gln.flatten(), zone: zone.flatten(), reading_interval_seconds, calibrated_on })
     }
 }
 
@@ -783,6 +788,7 @@ pub struct DeviceView {
     pub location_gln: Option<String>,
     pub zone: Option<String>,
     pub reading_interval_seconds: u32,
+    pub calibrated_on: Option<String>,
 }
 
 impl From<Device> for DeviceView {
@@ -794,6 +800,7 @@ impl From<Device> for DeviceView {
             location_gln: device.location_gln.map(|gln| gln.to_string()),
             zone: device.zone.map(|zone| zone.to_string()),
             reading_interval_seconds: device.reading_interval_seconds,
+            calibrated_on: device.calibrated_on.map(|date| date.to_string()),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod mqtt;
 pub mod pages;
 pub mod problem;
 pub mod readings;
+pub mod reports;
 pub mod resolver;
 pub mod scan;
 pub mod steps;

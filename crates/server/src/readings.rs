@@ -456,12 +456,7 @@ async fn default_class(
             for (gtin, _) in store.tenant(tenant).lots_on_pallet(sscc.as_str()).await? {
                 let Ok(gtin) = gs1::Gtin::parse(&gtin) else { continue };
                 let Some(product) = store.tenant(tenant).product(&gtin).await? else { continue };
-                let class = match product.temperature_class {
-                    network::TemperatureClass::Pharma => ProductClass::Pharma,
-                    network::TemperatureClass::Frozen => ProductClass::Frozen,
-                    network::TemperatureClass::Chilled => ProductClass::Chilled,
-                    _ => continue,
-                };
+                let Some(class) = crate::reports::product_class(&product.temperature_class) else { continue };
                 let rank = |class: ProductClass| match class {
                     ProductClass::Pharma => 3,
                     ProductClass::Frozen => 2,

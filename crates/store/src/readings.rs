@@ -310,3 +310,76 @@ impl TenantStore<'_> {
             .bind(self.tenant_id.as_str()).bind(gln).bind(zone).fetch_all(pool).await)?)
     }
 }
+
+/// A pallet announced on an ASN, as custody needs it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PalletCustody {
+    pub sscc: String,
+    pub gtin: String,
+    pub lot: String,
+    pub location_gln: String,
+    pub received_zone: Option<String>,
+    pub received_unix_ms: Option<i64>,
+}
+
+/// A stretch during which a lot had stock in a zone: from the movement that brought the first
+/// units in to the one that took the last out (open while units remain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneStay {
+    pub location_gln: String,
+    pub zone: String,
+    pub from_unix_ms: i64,
+    pub to_unix_ms: Option<i64>,
+}
+
+/// Movements one custody derivation reads, at most.
+pub const CUSTODY_MOVEMENTS_MAX: usize = 20_000;
+
+impl TenantStore<'_> {
+    /// The pallets announced with a lot, or the pallet with an SSCC.
+    pub async fn pallets_for_custody(
+        &self,
+        sscc: Option<&str>,
+        lot: Option<(&str, &str)>,
+    ) -> Result<Vec<PalletCustody>, StoreError> {
+        let (gtin, lot) = lot.unzip();
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT p.sscc, p.gtin, p.lot, a.location_gln, p.received_zone, p.received_unix_ms \
+             FROM asn_pallets p JOIN asns a ON a.tenant_id = p.tenant_id AND a.asn_id = p.asn_id \
+             WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.sscc = $2) AND ($3 IS NULL OR (p.gtin = $3 AND p.lot = $4)) \
+             ORDER BY p.sscc LIMIT 1000")
+            .bind(self.tenant_id.as_str()).bind(sscc).bind(gtin).bind(lot).fetch_all(pool).await)?)
+    }
+
+    /// Where a lot had stock, zone by zone, from its on-hand movements in time order.
+    pub async fn lot_zone_stays(&self, gtin: &str, lot: &str) -> Result<Vec<ZoneStay>, StoreError> {
+        let sql = format!(
+            "SELECT location_gln, zone, kind, quantity, at_unix_ms FROM stock_movements \
+             WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+             AND kind IN ('receipt', 'ship', 'adjust', 'transfer_in', 'transfer_out', 'return', 'scrap') \
+             ORDER BY at_unix_ms, operation_id, line LIMIT {CUSTODY_MOVEMENTS_MAX}"
+        );
+        let rows: Vec<(String, String, String, i64, i64)> = on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
+            .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_all(pool).await)?;
+        let mut on_hand: std::collections::BTreeMap<(String, String), (i64, usize)> = Default::default();
+        let mut stays: Vec<ZoneStay> = Vec::new();
+        for (location_gln, zone, kind, quantity, at_unix_ms) in rows {
+            let Some(kind) = stock::MovementKind::parse(&kind) else { continue };
+            let delta = kind.delta(quantity).on_hand;
+            let key = (location_gln.clone(), zone.clone());
+            let entry = on_hand.entry(key).or_insert((0, usize::MAX));
+            let before = entry.0;
+            entry.0 += delta;
+            if before <= 0 && entry.0 > 0 {
+                entry.1 = stays.len();
+                stays.push(ZoneStay { location_gln, zone, from_unix_ms: at_unix_ms, to_unix_ms: None });
+            } else if before > 0
+                && entry.0 <= 0
+                && let Some(stay) = stays.get_mut(entry.1)
+            {
+                stay.to_unix_ms = Some(at_unix_ms);
+            }
+        }
+        Ok(stays)
+    }
+}

@@ -265,7 +265,8 @@ impl LaneRow {
     }
 }
 
-pub(crate) const DEVICE_COLUMNS: &str = "device_id, kind, name, location_gln, zone_name, reading_interval_seconds";
+pub(crate) const DEVICE_COLUMNS: &str =
+    "device_id, kind, name, location_gln, zone_name, reading_interval_seconds, calibrated_on";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct DeviceRow {
@@ -275,6 +276,7 @@ pub(crate) struct DeviceRow {
     location_gln: Option<String>,
     zone_name: Option<String>,
     reading_interval_seconds: i64,
+    calibrated_on: Option<String>,
 }
 
 impl DeviceRow {
@@ -286,6 +288,9 @@ impl DeviceRow {
             location_gln: optional("gln", self.location_gln.as_deref(), Gln::parse)?,
             zone: optional("zone", self.zone_name.as_deref(), ZoneName::parse)?,
             reading_interval_seconds: self.reading_interval_seconds as u32,
+            calibrated_on: optional("calibration date", self.calibrated_on.as_deref(), |text| {
+                text.parse::<jiff::civil::Date>()
+            })?,
         })
     }
 }

@@ -1337,14 +1337,16 @@ async fn apply_mutation(
             )
             .await?;
             require!(check_mode(*mode, found, format!("device {device_id}")));
+            let calibrated_on = device.calibrated_on.map(|date| date.to_string());
             execute(
                 conn,
                 put_sql(
-"INSERT INTO devices (tenant_id, device_id, kind, name, location_gln, zone_name, reading_interval_seconds, created_unix_ms, updated_unix_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+"INSERT INTO devices (tenant_id, device_id, kind, name, location_gln, zone_name, reading_interval_seconds, created_unix_ms, updated_unix_ms, calibrated_on) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
                  ON CONFLICT (tenant_id, device_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
                  location_gln = excluded.location_gln, zone_name = excluded.zone_name, \
-                 reading_interval_seconds = excluded.reading_interval_seconds, updated_unix_ms = excluded.updated_unix_ms", *mode),
+                 reading_interval_seconds = excluded.reading_interval_seconds, updated_unix_ms = excluded.updated_unix_ms, \
+                 calibrated_on = excluded.calibrated_on", *mode),
                 &[
                     Arg::Text(tenant),
                     Arg::Text(device_id),
@@ -1354,6 +1356,7 @@ async fn apply_mutation(
                     Arg::OptionalText(device.zone.as_ref().map(network::ZoneName::as_str)),
                     Arg::Integer(i64::from(device.reading_interval_seconds)),
                     Arg::Integer(now_unix_ms),
+                    Arg::OptionalText(calibrated_on.as_deref()),
                 ],
             )
             .await?;

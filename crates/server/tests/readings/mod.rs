@@ -8,7 +8,8 @@ async fn device(app: &TestApp, key: &str, device_id: &str) {
         .post(
             "/v1/devices",
             key,
-            json!({"device_id": device_id, "kind": "data_logger", "name": device_id, "reading_interval_seconds": 60}),
+            json!({"device_id": device_id, "kind": "data_logger", "name": device_id, "reading_interval_seconds": 60,
+                   "calibrated_on": "2026-03-02"}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
@@ -280,6 +281,55 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
     let console = app.get("/v1/operator/alarms?state=cleared", &app.operator_key).await;
     assert_eq!(console.body[0]["alarm_id"], id, "{:?}", console.body);
     assert_eq!(console.body[0]["tenant_id"], "medi");
+
+    // The lot's report rests on its custody (the pallet's logger) and lists the alarm, the
+    // device's calibration and the logged events.
+    let fetch = |query: String| {
+        let request = app.client.get(format!("{}/v1/reports/temperature?{query}", app.base)).bearer_auth(&key);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+            (status, content_type, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, content_type, pdf) = fetch(format!("gtin={vaccine}&lot=V1&format=pdf")).await;
+    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "application/pdf"));
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = words(&reports::pdf::shown_text(&pdf).join(" "));
+    for expected in [
+        format!("Lot V1 of GTIN 0{vaccine}"),
+        "2.0 to 8.0 °C".to_owned(),
+        format!("{} to {}  (50 min)  peak 11.00 °C", at(60), at(110)),
+        "logger-p1  logger-p1  calibrated 2026-03-02".to_owned(),
+        "acknowledged by Anna (QA): reefer door; lot to QA".to_owned(),
+        "sensor_reporting  log index".to_owned(),
+        "receiving  log index".to_owned(),
+    ] {
+        assert!(shown.contains(&words(&expected)), "{expected:?} missing from the PDF:\n{shown}");
+    }
+    let (status, content_type, csv) = fetch(format!("gtin={vaccine}&lot=V1")).await;
+    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "text/csv; charset=utf-8"));
+    let csv = String::from_utf8(csv).unwrap();
+    let rows: Vec<&str> = csv.lines().filter(|line| !line.starts_with('#')).collect();
+    assert_eq!(rows[0], "time,device,location,celsius");
+    assert_eq!(rows.len(), 171, "the header and the 170 readings");
+    assert_eq!(rows[61], format!("{},logger-p1,SSCC {sscc},11.00", at(60)));
+    let (_, _, json_body) = fetch(format!("sscc={sscc}&format=json")).await;
+    let pallet: Value = serde_json::from_slice(&json_body).unwrap();
+    assert_eq!(pallet["class"], "pharma");
+    assert_eq!(pallet["time_out_of_range_s"], 3000);
+    assert_eq!(pallet["excursions"][0]["peak_celsius"], 11.0);
+    assert_eq!(pallet["devices"][0]["calibrated_on"], "2026-03-02");
+    let unknown = app.get("/v1/reports/temperature?sscc=387123450000009998&format=json", &key).await;
+    assert!(
+        unknown.is_problem(404, "/problems/not-found") || unknown.is_problem(400, "/problems/invalid-parameter"),
+        "{:?}",
+        unknown.body
+    );
+    let neither = app.get("/v1/reports/temperature?lot=V1", &key).await;
+    assert!(neither.is_problem(400, "/problems/invalid-parameter"), "{:?}", neither.body);
 
     // The hold stays until a person releases the lot, with the decision as the reason.
     let stock = app.get(&format!("/v1/stock?gtin={vaccine}&lot=V1"), &key).await;

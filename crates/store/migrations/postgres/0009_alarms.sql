@@ -1,3 +1,6 @@
+-- Devices keep their last calibration date (YYYY-MM-DD) for the temperature reports.
+ALTER TABLE devices ADD COLUMN calibrated_on TEXT;
+
 -- Cold-chain alarms. An assignment may name the product class its device watches over (the
 -- class's alarm rules judge the readings taken there); none: readings are kept, not judged.
 ALTER TABLE device_assignments ADD COLUMN class TEXT;
