@@ -9,6 +9,7 @@ mod bench_orders;
 mod bench_readings;
 mod bench_routing;
 mod coldchain;
+mod demo_coldchain;
 mod demo_orders;
 mod log;
 
@@ -204,6 +205,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let demo = demo::load(&store).await?;
             capture_demo_journey(&store).await?;
             let courier_key = demo_orders::load(&store).await?;
+            demo_coldchain::load(&store).await?;
             print_demo(&options, &demo, &courier_key);
             serve(options, store).await
         }
@@ -276,6 +278,16 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo, courier_key: &str) {
         println!(
             "       curl -H 'Authorization: Bearer {key}' '{base}/v1/stock?gtin={}'   (stock by lot)",
             demo.salmon_gtin
+        );
+    }
+    if let Some((_, _, key)) = demo.tenant_keys.iter().find(|(tenant, _, _)| *tenant == demo::pharma_tenant()) {
+        println!(
+            "       curl -H 'Authorization: Bearer {key}' {base}/v1/alarms   (the vaccine pallet's reefer excursion)"
+        );
+        println!(
+            "       curl -H 'Authorization: Bearer {key}' '{base}/v1/reports/temperature?gtin={}&lot={}&format=pdf' -o vaccine.pdf",
+            demo::vaccine_gtin(),
+            demo_coldchain::VACCINE_LOT
         );
     }
     println!(

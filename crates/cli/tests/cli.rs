@@ -959,3 +959,51 @@ fn mqtt_readings_arrive_at_least_once_through_mosquitto() {
     }
     stop(demo);
 }
+
+/// The demo's reefer excursion: the vaccine pallet's logger shows 50 minutes at 11 °C, so the
+/// alarm is open (escalated, as nobody acknowledged it), the lot is on hold, the alarm is an
+/// EPCIS event with its sensor report in the log, and the lot's PDF report shows it.
+#[test]
+fn demo_reefer_excursion_holds_the_vaccine_lot() {
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let port = free_port();
+    let directory = tempfile::tempdir().unwrap();
+    let (demo, lines) = start_demo(&file.url(), port, directory.path(), &[]);
+    let pharma_key = key_of(&lines, "(pharmapol) key:");
+    let operator_key = key_of(&lines, "operator key:");
+    let (status, alarms) = get(port, "/v1/alarms", &pharma_key);
+    assert_eq!(status, 200, "{alarms}");
+    let list = alarms.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{alarms}");
+    assert_eq!(list[0]["rule"], "above-8-for-30min");
+    assert_eq!(list[0]["state"], "escalated");
+    assert_eq!(list[0]["held_lots"], serde_json::json!(["05901234010009/VAX-2611"]));
+    let (_, console) = get(port, "/v1/operator/alarms", &operator_key);
+    assert_eq!(console[0]["alarm_id"], list[0]["alarm_id"], "the operator sees it to act on: {console}");
+    let (_, stock) = get(port, "/v1/stock?gtin=05901234010009&lot=VAX-2611", &pharma_key);
+    assert_eq!(stock["items"][0]["status"], "hold", "{stock}");
+    let (_, events) = get(port, "/events?EQ_bizStep=sensor_reporting", &pharma_key);
+    let event = &events["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
+    let report = &event["sensorElementList"][0]["sensorReport"][0];
+    assert_eq!(report["exception"], "ALARM_CONDITION", "{events}");
+    assert!(report["maxValue"].as_f64().unwrap() > 11.0, "{report}");
+    let pdf = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v1/reports/temperature?gtin=05901234010009&lot=VAX-2611&format=pdf"))
+            .bearer_auth(&pharma_key)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    let shown = reports::pdf::shown_text(&pdf).join(" ");
+    for expected in
+        ["Lot VAX-2611", "above-8-for-30min", "pharmapol-logger-1", "calibrated 2026-03-02", "sensor_reporting"]
+    {
+        assert!(shown.contains(expected), "{expected:?} missing from the report: {shown}");
+    }
+    stop(demo);
+}

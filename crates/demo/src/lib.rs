@@ -622,6 +622,14 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
     );
     add(
         &pharmapol,
+        format!("device {PHARMA_LOGGER}"),
+        Mutation::PutDevice {
+            device: device(PHARMA_LOGGER, DeviceKind::DataLogger, "Pallet logger PL-1", None, 120),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &pharmapol,
         "vaccine".into(),
         Mutation::PutProduct {
             product: product(ProductSpec {
@@ -638,6 +646,24 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
         },
     );
     all
+}
+
+/// The data logger that rides with the demo's vaccine pallet (a PharmaPol device).
+pub const PHARMA_LOGGER: &str = "pharmapol-logger-1";
+
+/// The influenza vaccine's GTIN.
+pub fn vaccine_gtin() -> Gtin {
+    gtin("590123401000")
+}
+
+/// The Poznań pharma depot, where the demo's vaccine pallet is received.
+pub fn poznan_depot() -> Gln {
+    gln(POZNAN_DEPOT)
+}
+
+/// The demo tenant that owns the vaccine.
+pub fn pharma_tenant() -> TenantId {
+    tenant("pharmapol")
 }
 
 /// The salmon fillets' GTIN.
