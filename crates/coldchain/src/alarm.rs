@@ -395,43 +395,47 @@ struct Episode {
     peak_celsius: f64,
 }
 
-fn episodes(segments: &[Segment], rule: &AlarmRule) -> Vec<Episode> {
-    let threshold = rule.threshold;
-    let mut found = Vec::new();
-    let mut active: Option<Episode> = None;
-    // Continuous rules: the start and worst value of the current unbroken run.
-    let mut run: Option<(Timestamp, f64)> = None;
-    // Cumulative rules: time met so far, its first start, its worst value, and whether the
-    // one alarm of the window has opened.
-    let mut total = SignedDuration::ZERO;
-    let mut first_met: Option<(Timestamp, f64)> = None;
-    let mut cumulative_opened = false;
-    for segment in segments {
+/// Where one rule's scan of a timeline stands: the episode in progress, the current unbroken run
+/// (continuous rules), the time met so far with its first start and whether the window's one
+/// alarm has opened (cumulative rules).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct RuleProgress {
+    active: Option<Episode>,
+    run: Option<(Timestamp, f64)>,
+    total: SignedDuration,
+    first_met: Option<(Timestamp, f64)>,
+    cumulative_opened: bool,
+}
+
+impl RuleProgress {
+    /// Takes in the next segment; an episode that ends is pushed to `found`.
+    fn advance(&mut self, segment: &Segment, rule: &AlarmRule, found: &mut Vec<Episode>) {
+        let threshold = rule.threshold;
         if segment.end <= segment.start {
-            continue;
+            return;
         }
         let Some(celsius) = segment.celsius else {
-            run = None;
-            continue;
+            self.run = None;
+            return;
         };
         if !threshold.is_met(celsius) {
-            run = None;
-            if let Some(mut episode) = active.take() {
+            self.run = None;
+            if let Some(mut episode) = self.active.take() {
                 episode.condition_end = Some(segment.start);
                 found.push(episode);
             }
-            continue;
+            return;
         }
-        if let Some(episode) = active.as_mut() {
+        if let Some(episode) = self.active.as_mut() {
             episode.peak_celsius = threshold.worse(episode.peak_celsius, celsius);
-            continue;
+            return;
         }
         match rule.persistence {
             Persistence::Continuous { delay } => {
-                let (run_start, run_peak) = run.get_or_insert((segment.start, celsius));
+                let (run_start, run_peak) = self.run.get_or_insert((segment.start, celsius));
                 *run_peak = threshold.worse(*run_peak, celsius);
                 if segment.end.duration_since(*run_start) >= delay {
-                    active = Some(Episode {
+                    self.active = Some(Episode {
                         condition_start: *run_start,
                         opened_at: add(*run_start, delay).max(segment.start),
                         condition_end: None,
@@ -440,27 +444,111 @@ fn episodes(segments: &[Segment], rule: &AlarmRule) -> Vec<Episode> {
                 }
             }
             Persistence::Cumulative { budget } => {
-                if cumulative_opened {
-                    continue;
+                if self.cumulative_opened {
+                    return;
                 }
-                let (first_start, first_peak) = first_met.get_or_insert((segment.start, celsius));
+                let (first_start, first_peak) = self.first_met.get_or_insert((segment.start, celsius));
                 *first_peak = threshold.worse(*first_peak, celsius);
                 let length = segment.duration();
-                if total + length >= budget {
-                    cumulative_opened = true;
-                    active = Some(Episode {
+                if self.total + length >= budget {
+                    self.cumulative_opened = true;
+                    self.active = Some(Episode {
                         condition_start: *first_start,
-                        opened_at: add(segment.start, budget - total),
+                        opened_at: add(segment.start, budget - self.total),
                         condition_end: None,
                         peak_celsius: *first_peak,
                     });
                 }
-                total += length;
+                self.total += length;
             }
         }
     }
-    found.extend(active);
-    found
+}
+
+/// Where an evaluation of a timeline stands once its final part is taken in: each rule's
+/// progress at `through`. A later evaluation resumes there with the segments from `through` on,
+/// and finds the same alarms as one evaluation of the whole timeline (the property tests check
+/// it). Segments before `through` must not change: a reading earlier than `through` arriving
+/// later calls for an evaluation from the start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmProgress {
+    /// Segments before this time are taken in.
+    pub through: Timestamp,
+    rules: Vec<(String, RuleProgress)>,
+}
+
+/// The stored form of [`AlarmProgress`]: times in UTC milliseconds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredProgress {
+    through: i64,
+    rules: Vec<StoredRule>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredRule {
+    rule: String,
+    /// (condition start, opened, peak) of the episode in progress.
+    active: Option<(i64, i64, f64)>,
+    run: Option<(i64, f64)>,
+    total_ms: i64,
+    first_met: Option<(i64, f64)>,
+    cumulative_opened: bool,
+}
+
+impl AlarmProgress {
+    /// The progress as JSON, to keep between evaluations.
+    pub fn to_json(&self) -> String {
+        let ms = Timestamp::as_millisecond;
+        let stored = StoredProgress {
+            through: ms(self.through),
+            rules: self
+                .rules
+                .iter()
+                .map(|(rule, progress)| StoredRule {
+                    rule: rule.clone(),
+                    active: progress.active.map(|episode| {
+                        (ms(episode.condition_start), ms(episode.opened_at), episode.peak_celsius)
+                    }),
+                    run: progress.run.map(|(start, peak)| (ms(start), peak)),
+                    total_ms: progress.total.as_millis() as i64,
+                    first_met: progress.first_met.map(|(start, peak)| (ms(start), peak)),
+                    cumulative_opened: progress.cumulative_opened,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// Reads a progress kept by [`AlarmProgress::to_json`]; `None` if it is not one.
+    pub fn from_json(text: &str) -> Option<AlarmProgress> {
+        let stored: StoredProgress = serde_json::from_str(text).ok()?;
+        let time = |ms: i64| Timestamp::from_millisecond(ms).ok();
+        let mut rules = Vec::with_capacity(stored.rules.len());
+        for rule in stored.rules {
+            let active = match rule.active {
+                Some((start, opened, peak)) => Some(Episode {
+                    condition_start: time(start)?,
+                    opened_at: time(opened)?,
+                    condition_end: None,
+                    peak_celsius: peak,
+                }),
+                None => None,
+            };
+            let pair = |pair: Option<(i64, f64)>| match pair {
+                Some((start, peak)) => time(start).map(|start| Some((start, peak))),
+                None => Some(None),
+            };
+            let progress = RuleProgress {
+                active,
+                run: pair(rule.run)?,
+                total: SignedDuration::from_millis(rule.total_ms),
+                first_met: pair(rule.first_met)?,
+                cumulative_opened: rule.cumulative_opened,
+            };
+            rules.push((rule.rule, progress));
+        }
+        Some(AlarmProgress { through: time(stored.through)?, rules })
+    }
 }
 
 /// The alarms of a timeline at `now`: every alarm opened up to `now`, in the state that the
@@ -472,55 +560,94 @@ pub fn evaluate_alarms(
     acknowledgements: &[AcknowledgementRecord],
     now: Timestamp,
 ) -> Vec<Alarm> {
+    evaluate_alarms_from(None, segments, now, rules, acknowledgements, now).0
+}
+
+/// [`evaluate_alarms`] resumed from a progress (or from the start): `segments` run from
+/// `progress.through` on. Answers the alarms whose condition is in progress at `through` or
+/// starts after it, and the progress once the segments ending by `final_through` (the latest
+/// reading: the segment it starts is not final) are taken in.
+pub fn evaluate_alarms_from(
+    progress: Option<&AlarmProgress>,
+    segments: &[Segment],
+    final_through: Timestamp,
+    rules: &AlarmRules,
+    acknowledgements: &[AcknowledgementRecord],
+    now: Timestamp,
+) -> (Vec<Alarm>, AlarmProgress) {
+    let final_through = final_through.min(now);
     let clipped: Vec<Segment> = segments
         .iter()
         .filter(|segment| segment.start < now)
         .map(|segment| Segment { end: segment.end.min(now), ..*segment })
         .collect();
     let mut alarms = Vec::new();
+    let mut through = progress.map(|progress| progress.through);
+    let mut kept = Vec::with_capacity(rules.rules().len());
     for rule in rules.rules() {
-        for episode in episodes(&clipped, rule) {
-            let id = AlarmId { rule: rule.name.clone(), condition_start: episode.condition_start };
-            let acknowledgement = acknowledgements
-                .iter()
-                .filter(|record| {
-                    record.alarm == id
-                        && record.acknowledgement.at >= episode.opened_at
-                        && record.acknowledgement.at <= now
-                })
-                .map(|record| &record.acknowledgement)
-                .min_by_key(|acknowledgement| acknowledgement.at);
-            let mut alarm = Alarm::open(id, rule.severity, episode.opened_at, episode.peak_celsius);
-            // Events in time order; at the same instant the condition ends first, then the
-            // acknowledgement, then escalation (acknowledged at the deadline is in time).
-            let mut events: Vec<(Timestamp, u8)> = Vec::with_capacity(3);
-            if let Some(end) = episode.condition_end {
-                events.push((end, 0));
+        let mut state = progress
+            .and_then(|progress| progress.rules.iter().find(|(name, _)| *name == rule.name))
+            .map(|(_, state)| *state)
+            .unwrap_or_default();
+        let mut episodes = Vec::new();
+        let mut final_state = None;
+        for segment in &clipped {
+            if final_state.is_none() && segment.end > final_through {
+                final_state = Some((state, segment.start));
             }
-            if let Some(acknowledgement) = acknowledgement {
-                events.push((acknowledgement.at, 1));
-            }
-            let escalation_due = add(episode.opened_at, rule.escalate_after);
-            if escalation_due <= now {
-                events.push((escalation_due, 2));
-            }
-            events.sort();
-            for (at, kind) in events {
-                match (kind, acknowledgement) {
-                    (0, _) => alarm.end_condition(at),
-                    (1, Some(acknowledgement)) => {
-                        // Only fails when already acknowledged or cleared, which the single
-                        // acknowledgement event cannot cause.
-                        let _ = alarm.acknowledge(acknowledgement.clone());
-                    }
-                    _ => alarm.escalate(at),
-                }
-            }
-            alarms.push(alarm);
+            state.advance(segment, rule, &mut episodes);
+        }
+        let (final_state, final_at) =
+            final_state.unwrap_or((state, clipped.last().map_or(final_through, |segment| segment.end)));
+        through = Some(through.map_or(final_at, |through: Timestamp| through.max(final_at)));
+        kept.push((rule.name.clone(), final_state));
+        episodes.extend(state.active);
+        for episode in episodes {
+            alarms.push(alarm_of(rule, episode, acknowledgements, now));
         }
     }
     alarms.sort_by(|first, second| (first.opened_at, &first.id).cmp(&(second.opened_at, &second.id)));
-    alarms
+    let progress = AlarmProgress { through: through.unwrap_or(final_through), rules: kept };
+    (alarms, progress)
+}
+
+/// An episode's alarm at `now`, with its acknowledgement and escalation.
+fn alarm_of(rule: &AlarmRule, episode: Episode, acknowledgements: &[AcknowledgementRecord], now: Timestamp) -> Alarm {
+    let id = AlarmId { rule: rule.name.clone(), condition_start: episode.condition_start };
+    let acknowledgement = acknowledgements
+        .iter()
+        .filter(|record| {
+            record.alarm == id && record.acknowledgement.at >= episode.opened_at && record.acknowledgement.at <= now
+        })
+        .map(|record| &record.acknowledgement)
+        .min_by_key(|acknowledgement| acknowledgement.at);
+    let mut alarm = Alarm::open(id, rule.severity, episode.opened_at, episode.peak_celsius);
+    // Events in time order; at the same instant the condition ends first, then the
+    // acknowledgement, then escalation (acknowledged at the deadline is in time).
+    let mut events: Vec<(Timestamp, u8)> = Vec::with_capacity(3);
+    if let Some(end) = episode.condition_end {
+        events.push((end, 0));
+    }
+    if let Some(acknowledgement) = acknowledgement {
+        events.push((acknowledgement.at, 1));
+    }
+    let escalation_due = add(episode.opened_at, rule.escalate_after);
+    if escalation_due <= now {
+        events.push((escalation_due, 2));
+    }
+    events.sort();
+    for (at, kind) in events {
+        match (kind, acknowledgement) {
+            (0, _) => alarm.end_condition(at),
+            (1, Some(acknowledgement)) => {
+                // Only fails when already acknowledged or cleared, which the single
+                // acknowledgement event cannot cause.
+                let _ = alarm.acknowledge(acknowledgement.clone());
+            }
+            _ => alarm.escalate(at),
+        }
+    }
+    alarm
 }
 
 /// The alarms of one device's series under a rule set, with their acknowledgements.

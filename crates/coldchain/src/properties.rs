@@ -4,7 +4,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
-use crate::alarm::{AlarmMonitor, AlarmRules};
+use crate::alarm::{AlarmMonitor, AlarmProgress, AlarmRules, evaluate_alarms, evaluate_alarms_from};
 use crate::class::ProductClass;
 use crate::exposure::{ExposureOptions, Stay, exposure};
 use crate::json_batch::parse_json_batch;
@@ -127,6 +127,46 @@ proptest! {
             for evaluated_at in [at(last_minute / 2), now] {
                 prop_assert_eq!(clean_monitor.alarms(evaluated_at), messy_monitor.alarms(evaluated_at));
             }
+        }
+    }
+}
+
+proptest! {
+    /// An evaluation resumed from the progress of an earlier one (kept as JSON, as the server
+    /// keeps it) finds the alarms of one evaluation of the whole stream that were still in
+    /// progress at the resumption point or began after it.
+    #[test]
+    fn resuming_from_a_progress_finds_the_same_alarms(clean in clean_stream(), split in 0.0_f64..1.0) {
+        let last_minute = clean.last().map_or(0, |&(minute, _)| minute);
+        let now = at(last_minute + 60);
+        let cut = ((clean.len() as f64 * split) as usize).clamp(1, clean.len());
+        let series_of = |stream: &[(i64, f64)]| {
+            let mut series = Series::new(DEVICE, SignedDuration::from_mins(5)).unwrap();
+            for &(minute, celsius) in stream {
+                series.insert(&Reading::celsius_at(DEVICE, at(minute), celsius).unwrap()).unwrap();
+            }
+            series
+        };
+        let (whole, first) = (series_of(&clean), series_of(&clean[..cut]));
+        for rules in [AlarmRules::for_class(ProductClass::Pharma), AlarmRules::for_class(ProductClass::Chilled), AlarmRules::who_pqs()] {
+            let expected = evaluate_alarms(&whole.timeline(at(0), now), &rules, &[], now);
+            let first_last = at(clean[cut - 1].0);
+            let (_, progress) = evaluate_alarms_from(None, &first.timeline(at(0), now), first_last, &rules, &[], now);
+            let progress = AlarmProgress::from_json(&progress.to_json()).unwrap();
+            prop_assert!(progress.through <= first_last);
+            let (resumed, _) = evaluate_alarms_from(
+                Some(&progress),
+                &whole.timeline(progress.through, now),
+                at(last_minute),
+                &rules,
+                &[],
+                now,
+            );
+            let still_going: Vec<_> = expected
+                .into_iter()
+                .filter(|alarm| alarm.condition_end().is_none_or(|end| end >= progress.through))
+                .collect();
+            prop_assert_eq!(resumed, still_going);
         }
     }
 }
