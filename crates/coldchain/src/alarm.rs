@@ -506,9 +506,9 @@ impl AlarmProgress {
                 .iter()
                 .map(|(rule, progress)| StoredRule {
                     rule: rule.clone(),
-                    active: progress.active.map(|episode| {
-                        (ms(episode.condition_start), ms(episode.opened_at), episode.peak_celsius)
-                    }),
+                    active: progress
+                        .active
+                        .map(|episode| (ms(episode.condition_start), ms(episode.opened_at), episode.peak_celsius)),
                     run: progress.run.map(|(start, peak)| (ms(start), peak)),
                     total_ms: progress.total.as_millis() as i64,
                     first_met: progress.first_met.map(|(start, peak)| (ms(start), peak)),

@@ -33,8 +33,9 @@ pub mod shelf_life;
 pub mod temperature;
 
 pub use alarm::{
-    Acknowledgement, AcknowledgementRecord, Alarm, AlarmError, AlarmId, AlarmMonitor, AlarmRule, AlarmRuleError,
-    AlarmRules, AlarmState, Comparison, Persistence, Severity, Threshold, evaluate_alarms,
+    Acknowledgement, AcknowledgementRecord, Alarm, AlarmError, AlarmId, AlarmMonitor, AlarmProgress, AlarmRule,
+    AlarmRuleError, AlarmRules, AlarmState, Comparison, Persistence, Severity, Threshold, evaluate_alarms,
+    evaluate_alarms_from,
 };
 pub use analysis::{
     Analysis, AnalysisExcursion, AnalysisGap, AnalysisOptions, LineError, LineErrorReason, ShelfLifeRequest, analyse,

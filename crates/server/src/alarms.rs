@@ -17,11 +17,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use coldchain::{AcknowledgementRecord, AlarmRules, AlarmState, ExposureOptions, ProductClass};
+use coldchain::{AcknowledgementRecord, AlarmProgress, AlarmRules, AlarmState, ExposureOptions, ProductClass};
 use network::TenantId;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use store::alarms::{AlarmMutation, AlarmRow, EvaluatedAlarm, LotRef};
+use store::alarms::{AlarmMutation, AlarmRow, EvaluatedAlarm, LotRef, ProgressUpdate};
 use store::readings::AssignmentRecord;
 use store::{Mutation, Store};
 use utoipa::{IntoParams, ToSchema};
@@ -89,34 +89,82 @@ async fn lots_at(store: &Store, tenant: &TenantId, assignment: &AssignmentRecord
         .collect())
 }
 
-/// Evaluates the alarms of a device's assignments that overlap `[from, to]` (the corrected times
-/// of readings just stored) and stores them. Answers how many alarms the write touched.
-pub async fn evaluate_device(
+/// Evaluations of one ingest retried when another raced them, at most.
+const EVALUATION_ATTEMPTS_MAX: usize = 5;
+
+/// Evaluates the alarms of the devices whose readings were just stored, each over the span
+/// `[from, to]` of those readings' corrected times, and stores them in one write with the
+/// evaluations' progress. Raced by another evaluation of the same device, it evaluates again;
+/// after [`EVALUATION_ATTEMPTS_MAX`] attempts it leaves the rest to the device's next readings
+/// (its progress did not move, so they resume from before these). Answers the alarms stored.
+pub async fn evaluate_devices(
+    store: &Store,
+    tenant: &TenantId,
+    spans: &[(&str, i64, i64)],
+    now: jiff::Timestamp,
+) -> Result<usize, Problem> {
+    for _ in 0..EVALUATION_ATTEMPTS_MAX {
+        let mut alarms = Vec::new();
+        let mut progress = Vec::new();
+        for &(device_id, from, to) in spans {
+            evaluate_device(store, tenant, device_id, from, to, now, &mut alarms, &mut progress).await?;
+        }
+        if progress.is_empty() {
+            return Ok(0);
+        }
+        let count = alarms.len();
+        let mutation = Mutation::Alarms(AlarmMutation::Evaluated { alarms, progress });
+        match store.tenant(tenant).write(mutation, None).await {
+            Ok(_) => return Ok(count),
+            Err(store::WriteError::Conflict(_)) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    tracing::warn!(tenant = %tenant, "alarm evaluations kept racing; the devices' next readings resume them");
+    Ok(0)
+}
+
+/// Evaluates one device's assignments that overlap `[from, to]`: from the kept progress when
+/// every new reading is after it, else from the assignment's start (its last
+/// [`EVALUATION_WINDOW_MS`] at most).
+#[allow(clippy::too_many_arguments)]
+async fn evaluate_device(
     store: &Store,
     tenant: &TenantId,
     device_id: &str,
     from_unix_ms: i64,
     to_unix_ms: i64,
     now: jiff::Timestamp,
-) -> Result<usize, Problem> {
+    evaluated: &mut Vec<EvaluatedAlarm>,
+    updates: &mut Vec<ProgressUpdate>,
+) -> Result<(), Problem> {
     let now_unix_ms = now.as_millisecond();
+    let tenant_store = store.tenant(tenant);
     let assignments =
-        store.tenant(tenant).device_assignments_between(device_id, from_unix_ms, to_unix_ms.saturating_add(1)).await?;
-    let mut evaluated = Vec::new();
+        tenant_store.device_assignments_between(device_id, from_unix_ms, to_unix_ms.saturating_add(1)).await?;
+    let at = |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map_err(Problem::internal);
     for assignment in assignments {
         let Some(class) = assignment.class.as_deref().and_then(|class| class.parse::<ProductClass>().ok()) else {
             continue;
         };
         let end = assignment.to_unix_ms.unwrap_or(now_unix_ms).min(now_unix_ms);
-        let start = assignment.from_unix_ms.max(end - EVALUATION_WINDOW_MS);
+        let kept = tenant_store.alarm_progress(device_id, assignment.from_unix_ms).await?;
+        let resumed = kept
+            .as_ref()
+            .filter(|(through, _)| from_unix_ms >= *through)
+            .and_then(|(_, json)| AlarmProgress::from_json(json));
+        let start = match &resumed {
+            Some(progress) => progress.through.as_millisecond(),
+            None => assignment.from_unix_ms.max(end - EVALUATION_WINDOW_MS),
+        };
         if end <= start {
             continue;
         }
         let mut budget = crate::readings::EXPOSURE_READINGS_MAX;
         let series = crate::readings::device_series(store, tenant, device_id, start, end, &mut budget).await?;
-        let at = |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map_err(Problem::internal);
         let segments = series.timeline(at(start)?, at(end)?);
-        let stored = store.tenant(tenant).device_alarms(device_id, start - EVALUATION_WINDOW_MS, end + 1).await?;
+        let latest = series.span().map_or(at(start)?, |(_, last)| last);
+        let stored = tenant_store.device_alarms(device_id, assignment.from_unix_ms, end + 1).await?;
         let acknowledgements: Vec<AcknowledgementRecord> = stored
             .iter()
             .filter(|row| row.assignment_from_unix_ms == assignment.from_unix_ms)
@@ -135,10 +183,15 @@ pub async fn evaluate_device(
             })
             .collect();
         let rules = AlarmRules::for_class(class);
-        let alarms = coldchain::evaluate_alarms(&segments, &rules, &acknowledgements, now);
-        if alarms.is_empty() {
-            continue;
-        }
+        let (alarms, progress) =
+            coldchain::evaluate_alarms_from(resumed.as_ref(), &segments, latest, &rules, &acknowledgements, now);
+        updates.push(ProgressUpdate {
+            device_id: device_id.to_owned(),
+            assignment_from_unix_ms: assignment.from_unix_ms,
+            expected_through_unix_ms: kept.as_ref().map(|(through, _)| *through),
+            through_unix_ms: progress.through.as_millisecond(),
+            progress: progress.to_json(),
+        });
         let mut lots: Option<Vec<LotRef>> = None;
         for alarm in alarms {
             let rule = rules.rules().iter().find(|rule| rule.name == alarm.id().rule);
@@ -213,11 +266,7 @@ pub async fn evaluate_device(
             evaluated.push(EvaluatedAlarm { row, holds, events });
         }
     }
-    let count = evaluated.len();
-    for chunk in evaluated.chunks(store::alarms::ALARMS_PER_WRITE_MAX) {
-        store.tenant(tenant).write(Mutation::Alarms(AlarmMutation::Evaluated(chunk.to_vec())), None).await?;
-    }
-    Ok(count)
+    Ok(())
 }
 
 /// Escalates every tenant's open alarms past their deadline (the worker calls it each tick).

@@ -166,10 +166,8 @@ pub async fn ingest(
         span.0 = span.0.min(row.corrected_unix_ms);
         span.1 = span.1.max(row.corrected_unix_ms);
     }
-    let now = jiff::Timestamp::now();
-    for (device, (from, to)) in spans {
-        crate::alarms::evaluate_device(store, tenant, device, from, to, now).await?;
-    }
+    let spans: Vec<(&str, i64, i64)> = spans.into_iter().map(|(device, (from, to))| (device, from, to)).collect();
+    crate::alarms::evaluate_devices(store, tenant, &spans, jiff::Timestamp::now()).await?;
     rejected.sort_by_key(|(index, _)| *index);
     Ok(Ingested { accepted, duplicates: valid - accepted.min(valid), rejected })
 }

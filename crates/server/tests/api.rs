@@ -207,11 +207,15 @@ use fulfilment::{
     fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
-use readings::{coldchain_alarms_hold_pharma_lots_and_notify, readings_are_ingested_with_partial_success};
+use readings::{
+    coldchain_alarms_do_not_depend_on_batching, coldchain_alarms_hold_pharma_lots_and_notify,
+    readings_are_ingested_with_partial_success,
+};
 
 end_to_end!(
     readings_are_ingested_with_partial_success,
     coldchain_alarms_hold_pharma_lots_and_notify,
+    coldchain_alarms_do_not_depend_on_batching,
     dispatch_plans_waves_and_couriers_deliver,
     fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_holds_expire_and_promises_answer,

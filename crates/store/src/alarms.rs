@@ -69,12 +69,24 @@ pub struct EvaluatedAlarm {
     pub events: Option<Box<crate::epcis::Capture>>,
 }
 
+/// Where an evaluation of a device's assignment now stands, replacing the progress it started
+/// from (`expected_through`; none when it started from scratch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressUpdate {
+    pub device_id: String,
+    pub assignment_from_unix_ms: i64,
+    pub expected_through_unix_ms: Option<i64>,
+    pub through_unix_ms: i64,
+    pub progress: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlarmMutation {
     /// The alarms of one evaluation: each stored in its evaluated state (never back from
     /// acknowledged or cleared, never losing a recorded acknowledgement); a new alarm captures its
-    /// events and puts its lots on hold.
-    Evaluated(Vec<EvaluatedAlarm>),
+    /// events and puts its lots on hold. Refused with `Conflict` (nothing stored) when another
+    /// evaluation moved a progress meanwhile: evaluate again.
+    Evaluated { alarms: Vec<EvaluatedAlarm>, progress: Vec<ProgressUpdate> },
     /// A person acknowledges an open or escalated alarm; it clears if its condition has ended.
     Acknowledge { alarm_id: String, person: String, comment: String },
     /// Escalates this tenant's open alarms whose deadline has passed.
@@ -139,9 +151,18 @@ pub(crate) async fn apply_alarms(
     let tenant = tenant_id.as_str();
     let mut transitions = AlarmTransitions::new();
     match change {
-        AlarmMutation::Evaluated(alarms) => {
+        AlarmMutation::Evaluated { alarms, progress } => {
             if alarms.len() > ALARMS_PER_WRITE_MAX {
                 return Ok(Err(WriteError::Limit(format!("one write stores at most {ALARMS_PER_WRITE_MAX} alarms"))));
+            }
+            // Every progress first: a raced evaluation stores nothing.
+            for update in progress {
+                if !move_progress(conn, tenant, update, now_unix_ms).await? {
+                    return Ok(Err(WriteError::Conflict(format!(
+                        "the alarm evaluation of device {}",
+                        update.device_id
+                    ))));
+                }
             }
             for alarm in alarms {
                 let row = &alarm.row;
@@ -268,6 +289,51 @@ pub(crate) async fn apply_alarms(
     }
 }
 
+/// Compare-and-set of one progress: answers whether it moved.
+async fn move_progress(
+    conn: &mut crate::backend::Conn,
+    tenant: &str,
+    update: &ProgressUpdate,
+    now_unix_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let moved = match update.expected_through_unix_ms {
+        None => {
+            execute(
+                conn,
+                "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, progress, updated_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO NOTHING",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(&update.device_id),
+                    Arg::Integer(update.assignment_from_unix_ms),
+                    Arg::Integer(update.through_unix_ms),
+                    Arg::Text(&update.progress),
+                    Arg::Integer(now_unix_ms),
+                ],
+            )
+            .await?
+        }
+        Some(expected) => {
+            execute(
+                conn,
+                "UPDATE alarm_progress SET through_unix_ms = $4, progress = $5, updated_unix_ms = $6 \
+                 WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3 AND through_unix_ms = $7",
+                &[
+                    Arg::Text(tenant),
+                    Arg::Text(&update.device_id),
+                    Arg::Integer(update.assignment_from_unix_ms),
+                    Arg::Integer(update.through_unix_ms),
+                    Arg::Text(&update.progress),
+                    Arg::Integer(now_unix_ms),
+                    Arg::Integer(expected),
+                ],
+            )
+            .await?
+        }
+    };
+    Ok(moved == 1)
+}
+
 async fn insert_alarm(
     conn: &mut crate::backend::Conn,
     tenant: &str,
@@ -356,6 +422,18 @@ pub struct AlarmEventRow {
 }
 
 impl TenantStore<'_> {
+    /// Where the evaluation of a device's assignment stands: (through, progress JSON).
+    pub async fn alarm_progress(
+        &self,
+        device_id: &str,
+        assignment_from_unix_ms: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT through_unix_ms, progress FROM alarm_progress WHERE tenant_id = $1 AND device_id = $2 \
+             AND assignment_from_unix_ms = $3")
+            .bind(self.tenant_id.as_str()).bind(device_id).bind(assignment_from_unix_ms).fetch_optional(pool).await)?)
+    }
+
     /// This tenant's alarms, newest first: all, or those in `states`, or of one device.
     pub async fn alarms(
         &self,

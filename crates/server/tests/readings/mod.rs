@@ -363,3 +363,85 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
     }
     assert_eq!(kinds, ["opened", "escalated", "acknowledged", "cleared"], "in the order they happened");
 }
+
+/// Two loggers in one chilled room send the same temperatures, one in thirty batches in order
+/// (each evaluation resumes from the kept progress), the other in one: the alarms are the same,
+/// including a cumulative budget spent across batches.
+pub async fn coldchain_alarms_do_not_depend_on_batching(app: &TestApp) {
+    use super::fulfilment::gln;
+    let store_gln = gln("871234500901");
+    let location = json!({
+        "gln": store_gln, "kind": "warehouse", "name": "Chill store", "address": {"city": "Utrecht"},
+        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
+        "zones": [{"name": "chill", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 10}],
+        "pick_pack_lead_minutes": 60
+    });
+    assert!(app.post("/v1/locations", &app.operator_key, location).await.status.is_success());
+    let key = app.tenant("greens", &["tenant:admin"]).await;
+    let start = jiff::Timestamp::now().as_second() / 60 * 60 - 6 * 3600;
+    let at = |minute: i64| jiff::Timestamp::from_second(start + minute * 60).unwrap().to_string();
+    for logger in ["room-a", "room-b"] {
+        device(app, &key, logger).await;
+        let assigned = app
+            .post(
+                &format!("/v1/devices/{logger}/assignments"),
+                &key,
+                json!({"zone": {"location": store_gln, "zone": "chill"}, "from": at(0)}),
+            )
+            .await;
+        assert_eq!(assigned.status, StatusCode::CREATED, "{:?}", assigned.body);
+        assert_eq!(assigned.body["class"], "chilled", "the room's class by its range");
+    }
+    let celsius = |minute: i64| match minute {
+        20..45 | 80..120 => 6.0,
+        200..260 => 7.0,
+        _ => 3.0,
+    };
+    let readings = |logger: &str, minutes: std::ops::Range<i64>| -> Value {
+        json!(
+            minutes
+                .map(|minute| json!({"device": logger, "time": at(minute), "value": celsius(minute), "unit": "Cel"}))
+                .collect::<Vec<_>>()
+        )
+    };
+    for batch in 0..30 {
+        let sent = post_readings(app, &key, "application/json", &readings("room-a", batch * 10..batch * 10 + 10)).await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    }
+    let sent = post_readings(app, &key, "application/json", &readings("room-b", 0..300)).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    let summary = |logger: &str| {
+        let path = format!("/v1/alarms?device={logger}");
+        let key = key.clone();
+        async move {
+            let listed = app.get(&path, &key).await;
+            let mut alarms: Vec<String> = listed
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|alarm| {
+                    format!(
+                        "{} {} {} {} {} {}",
+                        alarm["rule"],
+                        alarm["condition_start"],
+                        alarm["opened_at"],
+                        alarm["condition_end"],
+                        alarm["state"],
+                        alarm["peak_celsius"]
+                    )
+                })
+                .collect();
+            alarms.sort();
+            alarms
+        }
+    };
+    let (batched, whole) = (summary("room-a").await, summary("room-b").await);
+    assert_eq!(batched, whole);
+    let expected = [
+        format!("\"above-4-for-2h-total\" \"{}\" \"{}\" \"{}\" \"escalated\" 7.0", at(20), at(255), at(260)),
+        format!("\"above-4-for-30min\" \"{}\" \"{}\" \"{}\" \"escalated\" 6.0", at(80), at(110), at(120)),
+        format!("\"above-4-for-30min\" \"{}\" \"{}\" \"{}\" \"escalated\" 7.0", at(200), at(230), at(260)),
+    ];
+    assert_eq!(whole, expected);
+}

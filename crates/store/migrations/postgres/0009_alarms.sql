@@ -37,6 +37,18 @@ CREATE INDEX alarms_by_device ON alarms (tenant_id, device_id, condition_start_u
 -- The escalation sweep: open alarms by their deadline, across tenants.
 CREATE INDEX alarms_escalation_due ON alarms (state, escalate_due_unix_ms);
 
+-- Where the evaluation of a device's assignment stands (coldchain::AlarmProgress as JSON):
+-- the next readings after `through_unix_ms` resume from it; an earlier reading restarts it.
+CREATE TABLE alarm_progress (
+    tenant_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    assignment_from_unix_ms BIGINT NOT NULL,
+    through_unix_ms BIGINT NOT NULL,
+    progress TEXT NOT NULL,
+    updated_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, device_id, assignment_from_unix_ms)
+);
+
 -- Alarm transitions in write order, for the webhooks; `step` orders those of one write
 -- (0 opened, 1 escalated, 2 acknowledged, 3 cleared).
 CREATE TABLE alarm_events (
