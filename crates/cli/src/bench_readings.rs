@@ -2,8 +2,11 @@
 //! `server::readings::ingest` the API uses (in-process, and over HTTP `POST /v1/readings`), side
 //! by side with a plain multi-row insert of the same readings into the same database.
 //!
-//! Not yet measured: alarm evaluation on ingest (issue 7 has not built it); the figures are
-//! parsing, the device check, duplicate dropping and durable group commits.
+//! Every device is assigned (to a reefer) under the chilled class's alarm rules, so each ingest
+//! also evaluates the alarms of the devices it touched, resuming from their kept progress: the
+//! figures are parsing, the device check, duplicate dropping, alarm evaluation and durable group
+//! commits. The generated temperatures run 2.0–5.9 °C in 40-minute cycles, so each device
+//! spends its chilled budget (2 h above 4 °C) and opens one alarm per measurement stretch.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,11 +31,31 @@ pub struct ReadingsOptions {
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
     /// The database (default: a fresh SQLite file that is removed afterwards).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "postgres")]
     pub db: Option<String>,
+    /// Measure on a throwaway PostgreSQL server (fsync on) started for the run.
+    #[arg(long)]
+    pub postgres: bool,
 }
 
 const DEVICES_PER_PACK: usize = 50;
+
+/// Where round `round`'s device times begin (see [`packs`]), rounded down to the minute.
+fn round_start_unix_ms(options: &ReadingsOptions, round: i64) -> i64 {
+    let (_, span_seconds, first_second) = layout(options, jiff::Timestamp::now().as_millisecond());
+    (first_second + round * span_seconds - 120) * 1000
+}
+
+/// (packs, seconds of device time per round, the first round's first second).
+fn layout(options: &ReadingsOptions, received_unix_ms: i64) -> (usize, i64, i64) {
+    let per_device = (options.batch / DEVICES_PER_PACK).max(1);
+    let count = options.readings.div_ceil(per_device * DEVICES_PER_PACK);
+    let cycles = (count * DEVICES_PER_PACK).div_ceil(options.devices) as i64;
+    let span_seconds = cycles * per_device as i64 * 60;
+    // Whole minutes, so that every round computes the same start.
+    let first_second = (received_unix_ms / 1000 - 3600 - ROUNDS * span_seconds) / 60 * 60;
+    (count, span_seconds, first_second)
+}
 /// The measurements (in-process, HTTP, plain insert), each with its own stretch of device time.
 const ROUNDS: i64 = 3;
 
@@ -40,13 +63,10 @@ const ROUNDS: i64 = 3;
 /// readings; `round` shifts the times so that measurements never repeat a reading.
 fn packs(options: &ReadingsOptions, round: i64) -> Vec<(String, Vec<StoredReading>)> {
     let per_device = (options.batch / DEVICES_PER_PACK).max(1);
-    let count = options.readings.div_ceil(per_device * DEVICES_PER_PACK);
     let received = jiff::Timestamp::now().as_millisecond();
     // Device times run up to an hour before now (a clock ahead would be corrected or refused),
     // one stretch of one-minute steps per round.
-    let cycles = (count * DEVICES_PER_PACK).div_ceil(options.devices) as i64;
-    let span_seconds = cycles * per_device as i64 * 60;
-    let first_second = received / 1000 - 3600 - ROUNDS * span_seconds;
+    let (count, span_seconds, first_second) = layout(options, received);
     (0..count)
         .map(|pack| {
             let mut records = Vec::with_capacity(per_device * DEVICES_PER_PACK);
@@ -84,6 +104,9 @@ where
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
 {
+    // Oldest first, as devices send: each evaluation resumes from the device's progress.
+    let mut packs = packs;
+    packs.reverse();
     let queue = Arc::new(std::sync::Mutex::new(packs));
     let work = Arc::new(work);
     let started = Instant::now();
@@ -112,8 +135,19 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
     anyhow::ensure!((1..=100_000_000).contains(&options.readings), "--readings must be 1..=100,000,000");
     anyhow::ensure!((DEVICES_PER_PACK..=100_000).contains(&options.batch), "--batch must be 50..=100,000");
     anyhow::ensure!((DEVICES_PER_PACK..=100_000).contains(&options.devices), "--devices must be 50..=100,000");
-    let (store, tenant, file) = crate::bench_epcis::open_bench_store(options.db.clone()).await?;
-    let url = options.db.clone().unwrap_or_else(|| file.url());
+    let postgres = match options.postgres {
+        true => Some(
+            scratchdb::PostgresServer::start(scratchdb::PostgresOptions::BENCH)
+                .map_err(|error| anyhow::anyhow!("starting a scratch PostgreSQL: {error}"))?,
+        ),
+        false => None,
+    };
+    let db = match &postgres {
+        Some(server) => Some(server.create_database().map_err(|error| anyhow::anyhow!("{error}"))?),
+        None => options.db.clone(),
+    };
+    let (store, tenant, file) = crate::bench_epcis::open_bench_store(db.clone()).await?;
+    let url = db.unwrap_or_else(|| file.url());
     for number in 0..options.devices {
         let device = Device {
             device_id: DeviceId::parse(&format!("dev-{number}"))?,
@@ -126,6 +160,17 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
         };
         let mutation = Mutation::PutDevice { device, mode: PutMode::Upsert };
         store.write(Write { tenant_id: tenant.clone(), mutation, idempotency: None }).await?;
+        // Each round's stretch of device time is a trip of its own: one assignment per round,
+        // so the cumulative budget starts afresh.
+        for round in 0..2 {
+            let mutation = Mutation::AssignDevice {
+                device_id: DeviceId::parse(&format!("dev-{number}"))?,
+                from_unix_ms: round_start_unix_ms(&options, round),
+                target: store::readings::AssignmentTarget::Vehicle(format!("reefer-{}", number % 20)),
+                class: Some("chilled".to_owned()),
+            };
+            store.write(Write { tenant_id: tenant.clone(), mutation, idempotency: None }).await?;
+        }
     }
     let key = demo::mint(&store, &tenant, Scope::Device, "bench readings").await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -138,7 +183,7 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(options.clients).build()?;
     println!(
         "bench readings: {} backend, {} readings per measurement in SenML packs of {}, {} devices, {} senders, \
-         durable commits; alarm evaluation on ingest is not built yet",
+         durable commits, alarms evaluated on ingest (chilled rules)",
         store.backend().name(),
         options.readings,
         options.batch,
@@ -217,10 +262,12 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
         println!("{path:<44} {readings:>10} {seconds:>8.1} {rate:>12.0}");
         rates.push(rate);
     }
+    let alarms = store.tenant(&tenant).alarms(&[], None, store::alarms::ALARMS_LISTED_MAX).await?.len();
     let _ = stop.send(());
     server_task.await??;
+    println!("alarms stored: {alarms}");
     println!(
-        "summary: readings ingested on {}: in-process {:.0}/s, HTTP {:.0}/s, plain insert {:.0}/s (in-process / plain {:.2})",
+        "summary: readings ingested with alarm evaluation on {}: in-process {:.0}/s, HTTP {:.0}/s, plain insert {:.0}/s (in-process / plain {:.2})",
         store.backend().name(),
         rates[0],
         rates[1],
@@ -228,5 +275,6 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
         rates[0] / rates[2]
     );
     drop(file);
+    drop(postgres);
     Ok(())
 }

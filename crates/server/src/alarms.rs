@@ -89,26 +89,54 @@ async fn lots_at(store: &Store, tenant: &TenantId, assignment: &AssignmentRecord
         .collect())
 }
 
-/// Evaluations of one ingest retried when another raced them, at most.
+/// Evaluations of one device retried when another raced them, at most.
 const EVALUATION_ATTEMPTS_MAX: usize = 5;
+/// Devices of one ingest evaluated at once, at most.
+const EVALUATIONS_IN_FLIGHT_MAX: usize = 16;
 
 /// Evaluates the alarms of the devices whose readings were just stored, each over the span
-/// `[from, to]` of those readings' corrected times, and stores them in one write with the
-/// evaluations' progress. Raced by another evaluation of the same device, it evaluates again;
-/// after [`EVALUATION_ATTEMPTS_MAX`] attempts it leaves the rest to the device's next readings
-/// (its progress did not move, so they resume from before these). Answers the alarms stored.
+/// `[from, to]` of those readings' corrected times, each device in a write of its own with its
+/// evaluation's progress (the writes of one ingest share group commits). Answers the alarms
+/// stored.
 pub async fn evaluate_devices(
     store: &Store,
     tenant: &TenantId,
     spans: &[(&str, i64, i64)],
     now: jiff::Timestamp,
 ) -> Result<usize, Problem> {
+    let mut running = tokio::task::JoinSet::new();
+    let mut stored = 0;
+    for &(device_id, from, to) in spans {
+        while running.len() >= EVALUATIONS_IN_FLIGHT_MAX {
+            if let Some(done) = running.join_next().await {
+                stored += done.map_err(Problem::internal)??;
+            }
+        }
+        let (store, tenant, device_id) = (store.clone(), tenant.clone(), device_id.to_owned());
+        running.spawn(async move { evaluate_and_store(&store, &tenant, &device_id, from, to, now).await });
+    }
+    while let Some(done) = running.join_next().await {
+        stored += done.map_err(Problem::internal)??;
+    }
+    Ok(stored)
+}
+
+/// One device's evaluation and its write. Raced by another evaluation of the device (its
+/// progress moved meanwhile), it evaluates again; after [`EVALUATION_ATTEMPTS_MAX`] attempts it
+/// leaves the rest to the device's next readings (its progress did not move, so they resume from
+/// before these).
+async fn evaluate_and_store(
+    store: &Store,
+    tenant: &TenantId,
+    device_id: &str,
+    from: i64,
+    to: i64,
+    now: jiff::Timestamp,
+) -> Result<usize, Problem> {
     for _ in 0..EVALUATION_ATTEMPTS_MAX {
         let mut alarms = Vec::new();
         let mut progress = Vec::new();
-        for &(device_id, from, to) in spans {
-            evaluate_device(store, tenant, device_id, from, to, now, &mut alarms, &mut progress).await?;
-        }
+        evaluate_device(store, tenant, device_id, from, to, now, &mut alarms, &mut progress).await?;
         if progress.is_empty() {
             return Ok(0);
         }
@@ -120,7 +148,7 @@ pub async fn evaluate_devices(
             Err(error) => return Err(error.into()),
         }
     }
-    tracing::warn!(tenant = %tenant, "alarm evaluations kept racing; the devices' next readings resume them");
+    tracing::warn!(tenant = %tenant, device = device_id, "alarm evaluations of the device kept racing; its next readings resume them");
     Ok(0)
 }
 
@@ -164,7 +192,16 @@ async fn evaluate_device(
         let series = crate::readings::device_series(store, tenant, device_id, start, end, &mut budget).await?;
         let segments = series.timeline(at(start)?, at(end)?);
         let latest = series.span().map_or(at(start)?, |(_, last)| last);
-        let stored = tenant_store.device_alarms(device_id, assignment.from_unix_ms, end + 1).await?;
+        let rules = AlarmRules::for_class(class);
+        let (mut alarms, mut progress) =
+            coldchain::evaluate_alarms_from(resumed.as_ref(), &segments, latest, &rules, &[], now);
+        // Alarms are rare: the stored ones (and their acknowledgements) are read only when the
+        // evaluation finds any.
+        let stored = if alarms.is_empty() {
+            Vec::new()
+        } else {
+            tenant_store.device_alarms(device_id, assignment.from_unix_ms, end + 1).await?
+        };
         let acknowledgements: Vec<AcknowledgementRecord> = stored
             .iter()
             .filter(|row| row.assignment_from_unix_ms == assignment.from_unix_ms)
@@ -182,9 +219,10 @@ async fn evaluate_device(
                 })
             })
             .collect();
-        let rules = AlarmRules::for_class(class);
-        let (alarms, progress) =
-            coldchain::evaluate_alarms_from(resumed.as_ref(), &segments, latest, &rules, &acknowledgements, now);
+        if !acknowledgements.is_empty() {
+            (alarms, progress) =
+                coldchain::evaluate_alarms_from(resumed.as_ref(), &segments, latest, &rules, &acknowledgements, now);
+        }
         updates.push(ProgressUpdate {
             device_id: device_id.to_owned(),
             assignment_from_unix_ms: assignment.from_unix_ms,
