@@ -265,7 +265,12 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
     let alarms = store.tenant(&tenant).alarms(&[], None, store::alarms::ALARMS_LISTED_MAX).await?.len();
     let _ = stop.send(());
     server_task.await??;
-    println!("alarms stored: {alarms}");
+    let shown = if alarms >= store::alarms::ALARMS_LISTED_MAX as usize {
+        format!("{alarms} or more")
+    } else {
+        alarms.to_string()
+    };
+    println!("alarms stored: {shown}");
     println!(
         "summary: readings ingested with alarm evaluation on {}: in-process {:.0}/s, HTTP {:.0}/s, plain insert {:.0}/s (in-process / plain {:.2})",
         store.backend().name(),

@@ -999,6 +999,18 @@ fn demo_reefer_excursion_holds_the_vaccine_lot() {
             .unwrap()
     });
     assert!(pdf.starts_with(b"%PDF-1.4"));
+    let page = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/01/05901234010009/10/VAX-2611"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(page.contains("Best before") && page.contains("days left"), "{page}");
     let shown = reports::pdf::shown_text(&pdf).join(" ");
     for expected in
         ["Lot VAX-2611", "above-8-for-30min", "pharmapol-logger-1", "calibrated 2026-03-02", "sensor_reporting"]

@@ -69,6 +69,30 @@ pub struct ReadingLine {
     pub celsius: f64,
 }
 
+/// What a product's shelf life has left after its measured history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShelfLifeLine {
+    /// The temperature it is told at (and rated at).
+    pub storage_celsius: f64,
+    /// Days left when kept at `storage_celsius` from now on.
+    pub days_left: f64,
+    /// The rated shelf life, in days at `storage_celsius`.
+    pub rated_days: u32,
+    /// Hours at `storage_celsius` the measured history used up.
+    pub used_hours: f64,
+}
+
+impl ShelfLifeLine {
+    /// `at 4 °C: 5.2 days left of 12 (the measured history used 31.5 h at 4 °C)`.
+    pub fn text(&self) -> String {
+        let storage = self.storage_celsius;
+        format!(
+            "at {storage:.0} °C: {:.1} days left of {} (the measured history used {:.1} h at {storage:.0} °C)",
+            self.days_left, self.rated_days, self.used_hours
+        )
+    }
+}
+
 /// The figures of the exposure; `None` when no time had a known temperature.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Figures {
@@ -93,8 +117,8 @@ pub struct TemperatureReport {
     pub time_out_of_range_s: i64,
     pub pass: bool,
     pub verdict: String,
-    /// Remaining shelf life from the history, e.g. `at 4 °C: 5.2 days left`.
-    pub shelf_life: Option<String>,
+    /// Remaining shelf life from the measured history.
+    pub shelf_life: Option<ShelfLifeLine>,
     pub excursions: Vec<Period>,
     pub gaps: Vec<Period>,
     pub stays: Vec<StayLine>,
@@ -152,7 +176,7 @@ impl TemperatureReport {
         lines.push(("Gaps", self.gaps.len().to_string()));
         lines.push(("Result", format!("{}: {}", if self.pass { "PASS" } else { "FAIL" }, self.verdict)));
         if let Some(shelf_life) = &self.shelf_life {
-            lines.push(("Shelf life", shelf_life.clone()));
+            lines.push(("Shelf life", shelf_life.text()));
         }
         lines
     }
@@ -223,6 +247,12 @@ pub(crate) mod tests {
             events: vec![EventLine { time: at(240), business_step: "receiving".into(), log_index: Some(12) }],
             readings,
         }
+    }
+
+    #[test]
+    fn shelf_life_reads_with_its_temperature() {
+        let line = ShelfLifeLine { storage_celsius: 4.0, days_left: 5.449, rated_days: 12, used_hours: 31.52 };
+        assert_eq!(line.text(), "at 4 °C: 5.4 days left of 12 (the measured history used 31.5 h at 4 °C)");
     }
 
     #[test]

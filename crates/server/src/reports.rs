@@ -283,11 +283,12 @@ pub async fn build(
                 stays.iter().flat_map(|stay| stay.series.timeline(stay.start, stay.end)).collect();
             coldchain::ShelfLife::new(model, f64::from(days), storage).ok().map(|shelf_life| {
                 let remaining = shelf_life.remaining(&segments, storage);
-                format!(
-                    "at {storage:.0} °C: {:.1} days left of {days} (the measured history used {:.1} h at {storage:.0} °C)",
-                    remaining.remaining_at_storage_days.unwrap_or(remaining.remaining_at_reference_days),
-                    remaining.used_at_reference_seconds / 3600.0
-                )
+                reports::ShelfLifeLine {
+                    storage_celsius: storage,
+                    days_left: remaining.remaining_at_storage_days.unwrap_or(remaining.remaining_at_reference_days),
+                    rated_days: days,
+                    used_hours: remaining.used_at_reference_seconds / 3600.0,
+                }
             })
         }
         _ => None,
@@ -486,7 +487,12 @@ async fn temperature_report(
                 "time_out_of_range_s": report.time_out_of_range_s,
                 "pass": report.pass,
                 "verdict": report.verdict,
-                "shelf_life": report.shelf_life,
+                "shelf_life": report.shelf_life.map(|line| serde_json::json!({
+                    "storage_celsius": line.storage_celsius,
+                    "days_left": (line.days_left * 10.0).round() / 10.0,
+                    "rated_days": line.rated_days,
+                    "used_hours": (line.used_hours * 10.0).round() / 10.0,
+                })),
                 "excursions": report.excursions.iter().map(|excursion| serde_json::json!({
                     "start": excursion.start.to_string(), "end": excursion.end.to_string(), "peak_celsius": excursion.peak_celsius,
                 })).collect::<Vec<_>>(),

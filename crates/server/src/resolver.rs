@@ -52,7 +52,7 @@ pub fn routes() -> Router<AppState> {
 /// What the resolver knows about an item.
 #[derive(Debug)]
 pub enum Item {
-    Product { product: Product, party: Option<Party>, links: Vec<ProductLink> },
+    Product { owner: network::TenantId, product: Product, party: Option<Party>, links: Vec<ProductLink> },
     Location { location: Location },
 }
 
@@ -103,7 +103,7 @@ async fn find(app: &AppState, link: &DigitalLink) -> Result<Arc<Item>, Problem> 
             let gtin = Gtin::parse(&key.value()[..14]).map_err(|_| unknown())?;
             let (owner, product, party) = app.store.public_product(&gtin).await?.ok_or_else(unknown)?;
             let links = app.store.tenant(&owner).product_links(&product.gtin).await?;
-            Item::Product { product, party, links }
+            Item::Product { owner, product, party, links }
         }
         "414" => {
             let gln = Gln::parse(key.value()).map_err(|_| unknown())?;
@@ -281,7 +281,7 @@ async fn answer(app: &AppState, link: &DigitalLink, headers: &HeaderMap) -> Resu
             Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response())
         }
         None if wants_linkset(headers) => Ok(linkset_response(link, links)),
-        None => Ok(item_page(app, link, &item).into_response()),
+        None => Ok(item_page(app, link, &item, shelf_life_of(app, link, &item).await).into_response()),
     }
 }
 
@@ -295,7 +295,28 @@ fn linkset_response(link: &DigitalLink, links: BTreeMap<String, Vec<LinkTarget>>
     ([(header::CONTENT_TYPE, "application/linkset+json")], body.to_string()).into_response()
 }
 
-fn item_page(app: &AppState, link: &DigitalLink, item: &Item) -> axum::response::Html<String> {
+/// What a lot's shelf life has left after the temperatures measured on its way (the lot's
+/// temperature report, from its custody); none for a product without a lot, a rated shelf life
+/// or readings. Failures leave the line out: the page shows what is known.
+async fn shelf_life_of(app: &AppState, link: &DigitalLink, item: &Item) -> Option<reports::ShelfLifeLine> {
+    let Item::Product { owner, product, .. } = item else { return None };
+    product.shelf_life_days?;
+    let lot = link.qualifiers().iter().find(|qualifier| qualifier.code() == "10")?.value().to_owned();
+    match crate::reports::build(&app.store, owner, None, Some((&product.gtin, &lot))).await {
+        Ok(report) => report.shelf_life,
+        Err(problem) => {
+            tracing::debug!(detail = %problem.detail, "no shelf life for the consumer page");
+            None
+        }
+    }
+}
+
+fn item_page(
+    app: &AppState,
+    link: &DigitalLink,
+    item: &Item,
+    shelf_life: Option<reports::ShelfLifeLine>,
+) -> axum::response::Html<String> {
     let mut body = String::new();
     match item {
         Item::Product { product, party, .. } => {
@@ -327,6 +348,13 @@ fn item_page(app: &AppState, link: &DigitalLink, item: &Item) -> axum::response:
                 ));
             }
             body.push_str(&format!("<dt>Kept</dt><dd>{}</dd>", product.temperature_class.name()));
+            if let Some(shelf_life) = shelf_life {
+                body.push_str(&format!(
+                    "<dt>Best before</dt><dd>at {:.0} °C: {:.0} days left <small>(from the temperatures measured on its way)</small></dd>",
+                    shelf_life.storage_celsius,
+                    shelf_life.days_left.floor()
+                ));
+            }
             if let Some(country) = product.country_of_origin {
                 body.push_str(&format!("<dt>Origin</dt><dd>{country}</dd>"));
             }
@@ -389,7 +417,8 @@ async fn provenance(State(app): State<AppState>, OriginalUri(uri): OriginalUri) 
     let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
     let link = digital_link_of(&app, path_and_query.trim_start_matches("/provenance"))?;
     let item = find(&app, &link).await?;
-    Ok(item_page(&app, &link, &item).into_response())
+    let shelf_life = shelf_life_of(&app, &link, &item).await;
+    Ok(item_page(&app, &link, &item, shelf_life).into_response())
 }
 
 #[derive(Debug, Serialize)]

@@ -331,6 +331,19 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
     let neither = app.get("/v1/reports/temperature?lot=V1", &key).await;
     assert!(neither.is_problem(400, "/problems/invalid-parameter"), "{:?}", neither.body);
 
+    // The consumer's page of the lot tells the shelf life left after the measured history.
+    let page = app
+        .client
+        .get(format!("{}/01/{vaccine}/10/V1", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<dt>Best before</dt><dd>at 5 °C: 364 days left"), "{page}");
+
     // The hold stays until a person releases the lot, with the decision as the reason.
     let stock = app.get(&format!("/v1/stock?gtin={vaccine}&lot=V1"), &key).await;
     assert_eq!(stock.body["items"][0]["status"], "hold");
