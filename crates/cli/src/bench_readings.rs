@@ -168,6 +168,7 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
                 from_unix_ms: round_start_unix_ms(&options, round),
                 target: store::readings::AssignmentTarget::Vehicle(format!("reefer-{}", number % 20)),
                 class: Some("chilled".to_owned()),
+                events: None,
             };
             store.write(Write { tenant_id: tenant.clone(), mutation, idempotency: None }).await?;
         }

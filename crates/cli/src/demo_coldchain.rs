@@ -89,6 +89,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
         from_unix_ms: departure.as_millisecond(),
         target: AssignmentTarget::Sscc(sscc),
         class: Some("pharma".to_owned()),
+        events: None,
     };
     write(store, assign).await.context("the logger on the vaccine pallet")?;
     let asn = store.tenant(&tenant).asn(ASN_ID).await?.context("the vaccine ASN")?;

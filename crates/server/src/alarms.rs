@@ -63,7 +63,12 @@ fn severity_name(severity: coldchain::Severity) -> &'static str {
 }
 
 /// An alarm's stable id: its tenant, device, assignment, rule and condition start.
-fn alarm_id(tenant: &TenantId, assignment: &AssignmentRecord, rule: &str, condition_start_unix_ms: i64) -> String {
+pub(crate) fn alarm_id(
+    tenant: &TenantId,
+    assignment: &AssignmentRecord,
+    rule: &str,
+    condition_start_unix_ms: i64,
+) -> String {
     let digest = sha2::Sha256::digest(
         format!("{tenant}\n{}\n{}\n{rule}\n{condition_start_unix_ms}", assignment.device_id, assignment.from_unix_ms)
             .as_bytes(),
@@ -73,7 +78,11 @@ fn alarm_id(tenant: &TenantId, assignment: &AssignmentRecord, rule: &str, condit
 
 /// The lots in custody at an assignment's target: an SSCC's announced lots, a zone's lots with
 /// stock (none for a vehicle: its load is not known lot by lot).
-async fn lots_at(store: &Store, tenant: &TenantId, assignment: &AssignmentRecord) -> Result<Vec<LotRef>, Problem> {
+pub(crate) async fn lots_at(
+    store: &Store,
+    tenant: &TenantId,
+    assignment: &AssignmentRecord,
+) -> Result<Vec<LotRef>, Problem> {
     let tenant_store = store.tenant(tenant);
     let pairs = match assignment.target_kind.as_str() {
         "sscc" => tenant_store.lots_on_pallet(&assignment.target).await?,
@@ -283,16 +292,17 @@ async fn evaluate_device(
                     .collect();
                 let statistics =
                     coldchain::exposure_of_segments(&condition, &ExposureOptions::new(class.range())).statistics;
-                let events = crate::steps::alarm_opened(
+                let events = crate::steps::sensor_event(
                     tenant,
-                    &crate::steps::AlarmEvidence {
+                    &crate::steps::SensorEvidence {
                         device_id,
                         target_kind: &assignment.target_kind,
                         target: &assignment.target,
                         lots,
-                        rule: &alarm.id().rule,
-                        condition_start: alarm.id().condition_start,
-                        condition_end,
+                        rule: Some(&alarm.id().rule),
+                        breached: true,
+                        start: alarm.id().condition_start,
+                        end: condition_end,
                         minimum_celsius: statistics.map(|statistics| statistics.min_celsius),
                         maximum_celsius: statistics.map(|statistics| statistics.max_celsius),
                         mean_celsius: statistics.map(|statistics| statistics.mean_celsius),
@@ -305,6 +315,62 @@ async fn evaluate_device(
         }
     }
     Ok(())
+}
+
+/// The EPCIS event of the leg a new assignment at `new_from_unix_ms` ends: the open assignment's
+/// readings aggregated (minimum, maximum, mean) with `ALARM_CONDITION` when the leg saw an alarm,
+/// of the pallet or lots in custody. None without an open assignment, readings or objects.
+pub async fn leg_event(
+    store: &Store,
+    tenant: &TenantId,
+    device_id: &str,
+    new_from_unix_ms: i64,
+) -> Result<Option<store::epcis::Capture>, Problem> {
+    let tenant_store = store.tenant(tenant);
+    let Some(open) = tenant_store
+        .device_assignments_between(device_id, new_from_unix_ms - 1, new_from_unix_ms)
+        .await?
+        .into_iter()
+        .find(|assignment| assignment.to_unix_ms.is_none() && assignment.from_unix_ms < new_from_unix_ms)
+    else {
+        return Ok(None);
+    };
+    let at = |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map_err(Problem::internal);
+    let start = open.from_unix_ms.max(new_from_unix_ms - EVALUATION_WINDOW_MS);
+    let mut budget = crate::readings::EXPOSURE_READINGS_MAX;
+    let series = crate::readings::device_series(store, tenant, device_id, start, new_from_unix_ms, &mut budget).await?;
+    let segments = series.timeline(at(start)?, at(new_from_unix_ms)?);
+    let range = match open.class.as_deref().and_then(|class| class.parse::<ProductClass>().ok()) {
+        Some(class) => class.range(),
+        None => coldchain::TemperatureRange::new(None, None).map_err(Problem::internal)?,
+    };
+    let Some(statistics) = coldchain::exposure_of_segments(&segments, &ExposureOptions::new(range)).statistics else {
+        return Ok(None);
+    };
+    let breached = tenant_store
+        .device_alarms(device_id, open.from_unix_ms, new_from_unix_ms)
+        .await?
+        .iter()
+        .any(|alarm| alarm.assignment_from_unix_ms == open.from_unix_ms);
+    let lots = lots_at(store, tenant, &open).await?;
+    let end = at(new_from_unix_ms)?;
+    crate::steps::sensor_event(
+        tenant,
+        &crate::steps::SensorEvidence {
+            device_id,
+            target_kind: &open.target_kind,
+            target: &open.target,
+            lots: &lots,
+            rule: None,
+            breached,
+            start: at(open.from_unix_ms)?,
+            end,
+            minimum_celsius: Some(statistics.min_celsius),
+            maximum_celsius: Some(statistics.max_celsius),
+            mean_celsius: Some(statistics.mean_celsius),
+        },
+        end.min(jiff::Timestamp::now()),
+    )
 }
 
 /// Escalates every tenant's open alarms past their deadline (the worker calls it each tick).

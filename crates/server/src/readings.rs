@@ -371,7 +371,9 @@ fn assignment_target(input: &AssignmentInput, checker: &mut Checker) -> Option<A
 }
 
 /// Places a device from a time on: in a location zone, on a vehicle, or in a container (an SSCC).
-/// Its open assignment ends there; history is kept.
+/// Its open assignment ends there; history is kept. The leg it ends is captured as an EPCIS
+/// `sensor_reporting` event of the pallet or lots there with its readings' minimum, maximum and
+/// mean (and `ALARM_CONDITION` when the leg saw an alarm).
 #[utoipa::path(post, path = "/v1/devices/{device_id}/assignments", tag = "coldchain", request_body = AssignmentInput,
     params(("device_id" = String, Path)),
     responses((status = 201, body = AssignmentView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -413,7 +415,10 @@ async fn assign(
         target: target.key(),
         class: class.clone(),
     };
-    let mutation = Mutation::AssignDevice { device_id: device, from_unix_ms, target, class };
+    // The leg the device leaves is recorded with its readings' aggregates.
+    let events =
+        crate::alarms::leg_event(&app.store, &principal.tenant_id, device.as_str(), from_unix_ms).await?.map(Box::new);
+    let mutation = Mutation::AssignDevice { device_id: device, from_unix_ms, target, class, events };
     let tenant = principal.tenant_id.clone();
     crate::api::write(&app, principal, crate::extract::IdempotencyKey(None), None, tenant, mutation, |_| {
         store::StoredResponse { status: 201, body: Vec::new() }

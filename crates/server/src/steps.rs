@@ -252,18 +252,21 @@ pub fn order_step(
     capture(tenant, events, at)
 }
 
-/// What an alarm's event records: the device, where it measured, the lots in custody there and
-/// the condition's temperatures.
+/// What a sensor event records: the device, where it measured, the lots in custody there and the
+/// temperatures of the stretch (an alarm's condition, or a whole leg).
 #[derive(Debug)]
-pub struct AlarmEvidence<'a> {
+pub struct SensorEvidence<'a> {
     pub device_id: &'a str,
     /// `zone` (`GLN/zone`), `vehicle` or `sscc`.
     pub target_kind: &'a str,
     pub target: &'a str,
     pub lots: &'a [store::alarms::LotRef],
-    pub rule: &'a str,
-    pub condition_start: jiff::Timestamp,
-    pub condition_end: jiff::Timestamp,
+    /// The alarm rule breached; none for a leg's aggregates.
+    pub rule: Option<&'a str>,
+    /// A leg that saw an alarm: its report carries `exception: ALARM_CONDITION` too.
+    pub breached: bool,
+    pub start: jiff::Timestamp,
+    pub end: jiff::Timestamp,
     pub minimum_celsius: Option<f64>,
     pub maximum_celsius: Option<f64>,
     pub mean_celsius: Option<f64>,
@@ -274,13 +277,14 @@ pub fn device_urn(tenant: &TenantId, device_id: &str) -> String {
     format!("urn:keten:device:{tenant}:{device_id}")
 }
 
-/// An alarm opened: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) of the pallet or the lots in
-/// custody, whose sensor report carries the condition's minimum, maximum and mean temperature
-/// with `exception: ALARM_CONDITION`. None when nothing identifiable was in custody (a vehicle
-/// whose load is not known lot by lot).
-pub fn alarm_opened(
+/// A sensor event: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) of the pallet or the lots in
+/// custody, whose sensor report carries the stretch's minimum, maximum and mean temperature — an
+/// alarm's condition (with `exception: ALARM_CONDITION` and the rule as `bizRules`), or a leg's
+/// aggregates when its device moves on (with the exception when the leg saw an alarm). None when
+/// nothing identifiable was in custody (a vehicle whose load is not known lot by lot).
+pub fn sensor_event(
     tenant: &TenantId,
-    evidence: &AlarmEvidence<'_>,
+    evidence: &SensorEvidence<'_>,
     at: jiff::Timestamp,
 ) -> Result<Option<Capture>, Problem> {
     let mut epcs = Vec::new();
@@ -302,11 +306,10 @@ pub fn alarm_opened(
     if epcs.is_empty() && quantities.is_empty() {
         return Ok(None);
     }
-    let mut report = serde_json::json!({
-        "type": "gs1:Temperature",
-        "exception": "gs1:ALARM_CONDITION",
-        "uom": "CEL",
-    });
+    let mut report = serde_json::json!({"type": "gs1:Temperature", "uom": "CEL"});
+    if evidence.rule.is_some() || evidence.breached {
+        report["exception"] = serde_json::json!("gs1:ALARM_CONDITION");
+    }
     for (field, value) in [
         ("minValue", evidence.minimum_celsius),
         ("maxValue", evidence.maximum_celsius),
@@ -326,13 +329,16 @@ pub fn alarm_opened(
         "sensorElementList": [{
             "sensorMetadata": {
                 "deviceID": device_urn(tenant, evidence.device_id),
-                "startTime": evidence.condition_start.to_string(),
-                "endTime": evidence.condition_end.to_string(),
-                "bizRules": format!("urn:keten:alarm-rule:{}", evidence.rule),
+                "startTime": evidence.start.to_string(),
+                "endTime": evidence.end.to_string(),
             },
             "sensorReport": [report],
         }],
     });
+    if let Some(rule) = evidence.rule {
+        event["sensorElementList"][0]["sensorMetadata"]["bizRules"] =
+            serde_json::json!(format!("urn:keten:alarm-rule:{rule}"));
+    }
     if !quantities.is_empty() {
         event["quantityList"] = serde_json::json!(quantities);
     }

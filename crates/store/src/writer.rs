@@ -159,6 +159,9 @@ pub enum Mutation {
         target: crate::readings::AssignmentTarget,
         /// The product class whose alarm rules judge the readings taken there, if any.
         class: Option<String>,
+        /// The EPCIS event of the leg this assignment ends (its readings' aggregates), captured
+        /// in the same transaction.
+        events: Option<Box<crate::epcis::Capture>>,
     },
     /// Cold-chain alarms evaluated, acknowledged or escalated, see [`crate::alarms`].
     Alarms(crate::alarms::AlarmMutation),
@@ -1469,7 +1472,7 @@ async fn apply_mutation(
             *usage.entry((tenant_id.to_string(), "readings_stored")).or_default() += rows as i64;
             Ok(Ok(Applied { created: rows > 0, at_unix_ms: now_unix_ms, outcome: None, rows }))
         }
-        Mutation::AssignDevice { device_id, from_unix_ms, target, class } => {
+        Mutation::AssignDevice { device_id, from_unix_ms, target, class, events } => {
             match crate::readings::assign_device(
                 conn,
                 tenant_id,
@@ -1483,10 +1486,22 @@ async fn apply_mutation(
             {
                 Ok(()) => {
                     count_created(usage, tenant_id, true);
-                    applied(true)
                 }
                 Err(refused) => refuse!(refused),
             }
+            if let Some(events) = events {
+                match crate::epcis::apply_capture(conn, tenant_id, events, now_unix_ms, state.log).await? {
+                    Ok(captured) => {
+                        *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
+                    }
+                    // The assignment is applied already: the batch rolls back and its writes are
+                    // applied one by one, so this one fails alone.
+                    Err(refused) => {
+                        return Err(sqlx::Error::Decode(format!("the events of a leg were refused: {refused}").into()));
+                    }
+                }
+            }
+            applied(true)
         }
         Mutation::Alarms(change) => {
             let context = StockContext { batch: state.stock, cache: state.cache };

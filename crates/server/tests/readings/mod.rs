@@ -350,6 +350,24 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
     let release = json!({"gtin": vaccine, "lot": "V1", "status": "available", "reason": "QA release after MKT review"});
     assert_eq!(app.post("/v1/stock/lot-status", &key, release).await.status, StatusCode::OK);
 
+    // The logger moves to the depot's pharma room: the pallet's leg is recorded with its
+    // readings' aggregates, marked as having seen an alarm.
+    let moved = app
+        .post("/v1/devices/logger-p1/assignments", &key, json!({"zone": {"location": depot, "zone": "pharma"}}))
+        .await;
+    assert_eq!(moved.status, StatusCode::CREATED, "{:?}", moved.body);
+    assert_eq!(moved.body["class"], "pharma", "the room's class by its range");
+    let events = app.get("/events?EQ_bizStep=sensor_reporting", &key).await;
+    let list = events.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().cloned().unwrap();
+    assert_eq!(list.len(), 2, "the alarm and the leg: {:?}", events.body);
+    let leg =
+        list.iter().find(|event| event["sensorElementList"][0]["sensorMetadata"].get("bizRules").is_none()).unwrap();
+    let aggregates = &leg["sensorElementList"][0]["sensorReport"][0];
+    assert_eq!((aggregates["minValue"].as_f64(), aggregates["maxValue"].as_f64()), (Some(5.0), Some(11.0)), "{leg:?}");
+    assert_eq!(aggregates["exception"], "ALARM_CONDITION");
+    assert_eq!(leg["sensorElementList"][0]["sensorMetadata"]["startTime"], at(0));
+    assert_eq!(leg["epcList"][0], format!("https://id.gs1.org/00/{sscc}"));
+
     // The webhook heard the alarm open, escalate, be acknowledged and clear.
     let mut kinds: Vec<String> = Vec::new();
     for _ in 0..100 {
