@@ -40,9 +40,9 @@ pub struct ReadingsOptions {
 
 const DEVICES_PER_PACK: usize = 50;
 
-/// Where round `round`'s device times begin (see [`packs`]), rounded down to the minute.
-fn round_start_unix_ms(options: &ReadingsOptions, round: i64) -> i64 {
-    let (_, span_seconds, first_second) = layout(options, jiff::Timestamp::now().as_millisecond());
+/// Where round `round`'s device times begin (see [`packs`]).
+fn round_start_unix_ms(options: &ReadingsOptions, round: i64, started_unix_ms: i64) -> i64 {
+    let (_, span_seconds, first_second) = layout(options, started_unix_ms);
     (first_second + round * span_seconds - 120) * 1000
 }
 
@@ -61,9 +61,9 @@ const ROUNDS: i64 = 3;
 
 /// The packs of one measurement: pack `n` holds readings of 50 devices, each a run of one-minute
 /// readings; `round` shifts the times so that measurements never repeat a reading.
-fn packs(options: &ReadingsOptions, round: i64) -> Vec<(String, Vec<StoredReading>)> {
+fn packs(options: &ReadingsOptions, round: i64, started_unix_ms: i64) -> Vec<(String, Vec<StoredReading>)> {
     let per_device = (options.batch / DEVICES_PER_PACK).max(1);
-    let received = jiff::Timestamp::now().as_millisecond();
+    let received = started_unix_ms;
     // Device times run up to an hour before now (a clock ahead would be corrected or refused),
     // one stretch of one-minute steps per round.
     let (count, span_seconds, first_second) = layout(options, received);
@@ -148,6 +148,8 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
     };
     let (store, tenant, file) = crate::bench_epcis::open_bench_store(db.clone()).await?;
     let url = db.unwrap_or_else(|| file.url());
+    // One origin for the device times of every round and their assignments.
+    let started_unix_ms = jiff::Timestamp::now().as_millisecond();
     for number in 0..options.devices {
         let device = Device {
             device_id: DeviceId::parse(&format!("dev-{number}"))?,
@@ -165,7 +167,7 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
         for round in 0..2 {
             let mutation = Mutation::AssignDevice {
                 device_id: DeviceId::parse(&format!("dev-{number}"))?,
-                from_unix_ms: round_start_unix_ms(&options, round),
+                from_unix_ms: round_start_unix_ms(&options, round, started_unix_ms),
                 target: store::readings::AssignmentTarget::Vehicle(format!("reefer-{}", number % 20)),
                 class: Some("chilled".to_owned()),
                 events: None,
@@ -196,7 +198,8 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
     for (round, path) in
         ["in-process ingest", "HTTP POST /v1/readings", "plain INSERT (baseline)"].into_iter().enumerate()
     {
-        let (texts, rows): (Vec<String>, Vec<Vec<StoredReading>>) = packs(&options, round as i64).into_iter().unzip();
+        let (texts, rows): (Vec<String>, Vec<Vec<StoredReading>>) =
+            packs(&options, round as i64, started_unix_ms).into_iter().unzip();
         let (readings, seconds) = match round {
             0 => {
                 let store = store.clone();

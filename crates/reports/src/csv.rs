@@ -15,8 +15,20 @@ fn row(fields: &[&str]) -> String {
     line
 }
 
+/// A text for a comment line: line breaks become spaces (a comment stays one line), and a text
+/// a spreadsheet would run as a formula (`=`, `+`, `@`, or `-` not before a digit) gets a `'`.
+fn text(field: &str) -> String {
+    let flat: String =
+        field.chars().map(|character| if matches!(character, '\r' | '\n') { ' ' } else { character }).collect();
+    let formula = flat.starts_with(['=', '+', '@'])
+        || (flat.starts_with('-') && !flat[1..].starts_with(|character: char| character.is_ascii_digit()));
+    if formula { format!("'{flat}") } else { flat }
+}
+
 fn comment(fields: &[&str]) -> String {
-    format!("# {}", row(fields))
+    let texts: Vec<String> = fields.iter().map(|field| text(field)).collect();
+    let borrowed: Vec<&str> = texts.iter().map(String::as_str).collect();
+    format!("# {}", row(&borrowed))
 }
 
 pub(crate) fn render(report: &TemperatureReport) -> String {
@@ -75,6 +87,17 @@ pub(crate) fn render(report: &TemperatureReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comment_texts_stay_on_one_line_and_never_run_as_formulas() {
+        assert_eq!(text("door\r\nopen"), "door  open");
+        assert_eq!(text("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(text("@SUM"), "'@SUM");
+        assert_eq!(text("-5.0"), "-5.0");
+        assert_eq!(text("-cmd"), "'-cmd");
+        let line = comment(&["alarm", "a\nb"]);
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+    }
 
     #[test]
     fn fields_with_commas_and_quotes_are_quoted() {

@@ -76,18 +76,20 @@ pub(crate) fn alarm_id(
     format!("alm_{}", &hex::encode(digest)[..24])
 }
 
-/// The lots in custody at an assignment's target: an SSCC's announced lots, a zone's lots with
-/// stock (none for a vehicle: its load is not known lot by lot).
+/// The lots in custody at an assignment's target during `[from, to]`: an SSCC's announced lots,
+/// the lots with stock in a zone then (none for a vehicle: its load is not known lot by lot).
 pub(crate) async fn lots_at(
     store: &Store,
     tenant: &TenantId,
     assignment: &AssignmentRecord,
+    from_unix_ms: i64,
+    to_unix_ms: i64,
 ) -> Result<Vec<LotRef>, Problem> {
     let tenant_store = store.tenant(tenant);
     let pairs = match assignment.target_kind.as_str() {
         "sscc" => tenant_store.lots_on_pallet(&assignment.target).await?,
         "zone" => match assignment.target.split_once('/') {
-            Some((gln, zone)) => tenant_store.lots_in_zone(gln, zone).await?,
+            Some((gln, zone)) => tenant_store.lots_in_zone_during(gln, zone, from_unix_ms, to_unix_ms).await?,
             None => Vec::new(),
         },
         _ => Vec::new(),
@@ -105,29 +107,49 @@ const EVALUATIONS_IN_FLIGHT_MAX: usize = 16;
 
 /// Evaluates the alarms of the devices whose readings were just stored, each over the span
 /// `[from, to]` of those readings' corrected times, each device in a write of its own with its
-/// evaluation's progress (the writes of one ingest share group commits). Answers the alarms
-/// stored.
+/// evaluation's progress (the writes of one ingest share group commits).
 pub async fn evaluate_devices(
     store: &Store,
     tenant: &TenantId,
     spans: &[(&str, i64, i64)],
     now: jiff::Timestamp,
-) -> Result<usize, Problem> {
+) -> Result<Evaluated, Problem> {
     let mut running = tokio::task::JoinSet::new();
     let mut stored = 0;
+    let mut failed = 0;
+    let mut tally = |done: Result<Result<usize, Problem>, tokio::task::JoinError>| match done {
+        Ok(Ok(count)) => stored += count,
+        Ok(Err(problem)) => {
+            failed += 1;
+            tracing::warn!(tenant = %tenant, detail = %problem.detail, "an alarm evaluation failed; the device's next readings evaluate again");
+        }
+        Err(error) => {
+            failed += 1;
+            tracing::error!(tenant = %tenant, %error, "an alarm evaluation panicked");
+        }
+    };
     for &(device_id, from, to) in spans {
         while running.len() >= EVALUATIONS_IN_FLIGHT_MAX {
             if let Some(done) = running.join_next().await {
-                stored += done.map_err(Problem::internal)??;
+                tally(done);
             }
         }
         let (store, tenant, device_id) = (store.clone(), tenant.clone(), device_id.to_owned());
         running.spawn(async move { evaluate_and_store(&store, &tenant, &device_id, from, to, now).await });
     }
     while let Some(done) = running.join_next().await {
-        stored += done.map_err(Problem::internal)??;
+        tally(done);
     }
-    Ok(stored)
+    Ok(Evaluated { stored, failed })
+}
+
+/// What the evaluations of one ingest came to. A failed evaluation does not fail the ingest: its
+/// readings are stored, its device's progress did not move (or was marked stale by them), so the
+/// device's next evaluation covers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evaluated {
+    pub stored: usize,
+    pub failed: usize,
 }
 
 /// One device's evaluation and its write. Raced by another evaluation of the device (its
@@ -186,13 +208,17 @@ async fn evaluate_device(
         };
         let end = assignment.to_unix_ms.unwrap_or(now_unix_ms).min(now_unix_ms);
         let kept = tenant_store.alarm_progress(device_id, assignment.from_unix_ms).await?;
+        // The window is anchored once, so that evaluating again names the same alarms.
+        let window_start = kept
+            .as_ref()
+            .map_or(assignment.from_unix_ms.max(end - EVALUATION_WINDOW_MS), |kept| kept.window_start_unix_ms);
         let resumed = kept
             .as_ref()
-            .filter(|(through, _)| from_unix_ms >= *through)
-            .and_then(|(_, json)| AlarmProgress::from_json(json));
+            .filter(|kept| kept.stale == 0 && from_unix_ms >= kept.through_unix_ms)
+            .and_then(|kept| AlarmProgress::from_json(&kept.progress));
         let start = match &resumed {
             Some(progress) => progress.through.as_millisecond(),
-            None => assignment.from_unix_ms.max(end - EVALUATION_WINDOW_MS),
+            None => window_start,
         };
         if end <= start {
             continue;
@@ -235,11 +261,11 @@ async fn evaluate_device(
         updates.push(ProgressUpdate {
             device_id: device_id.to_owned(),
             assignment_from_unix_ms: assignment.from_unix_ms,
-            expected_through_unix_ms: kept.as_ref().map(|(through, _)| *through),
+            expected_version: kept.as_ref().map(|kept| kept.version),
+            window_start_unix_ms: window_start,
             through_unix_ms: progress.through.as_millisecond(),
             progress: progress.to_json(),
         });
-        let mut lots: Option<Vec<LotRef>> = None;
         for alarm in alarms {
             let rule = rules.rules().iter().find(|rule| rule.name == alarm.id().rule);
             let escalate_after = rule.map(|rule| rule.escalate_after).unwrap_or_default();
@@ -271,44 +297,50 @@ async fn evaluate_device(
             let (holds, events) = if known {
                 (Vec::new(), None)
             } else {
-                if lots.is_none() {
-                    lots = Some(lots_at(store, tenant, &assignment).await?);
-                }
-                let lots = lots.as_deref().unwrap_or_default();
+                let condition_end = alarm.condition_end().unwrap_or(at(end)?);
+                let condition_start_ms = alarm.id().condition_start.as_millisecond();
+                let condition_end_ms = condition_end.as_millisecond();
+                let lots = lots_at(store, tenant, &assignment, condition_start_ms, condition_end_ms).await?;
                 let holds = if class == ProductClass::Pharma && alarm.severity() == coldchain::Severity::Critical {
-                    lots.to_vec()
+                    lots.clone()
                 } else {
                     Vec::new()
                 };
-                let condition_end = alarm.condition_end().unwrap_or(at(end)?);
-                let condition: Vec<coldchain::Segment> = segments
-                    .iter()
-                    .filter(|segment| segment.end > alarm.id().condition_start && segment.start < condition_end)
-                    .map(|segment| coldchain::Segment {
-                        start: segment.start.max(alarm.id().condition_start),
-                        end: segment.end.min(condition_end),
-                        ..*segment
-                    })
-                    .collect();
+                // The whole condition, which may have begun before this evaluation's segments.
+                let mut budget = crate::readings::EXPOSURE_READINGS_MAX;
+                let condition_series = crate::readings::device_series(
+                    store,
+                    tenant,
+                    device_id,
+                    condition_start_ms,
+                    condition_end_ms,
+                    &mut budget,
+                )
+                .await?;
+                let condition = condition_series.timeline(alarm.id().condition_start, condition_end);
                 let statistics =
                     coldchain::exposure_of_segments(&condition, &ExposureOptions::new(class.range())).statistics;
-                let events = crate::steps::sensor_event(
-                    tenant,
-                    &crate::steps::SensorEvidence {
-                        device_id,
-                        target_kind: &assignment.target_kind,
-                        target: &assignment.target,
-                        lots,
-                        rule: Some(&alarm.id().rule),
-                        breached: true,
-                        start: alarm.id().condition_start,
-                        end: condition_end,
-                        minimum_celsius: statistics.map(|statistics| statistics.min_celsius),
-                        maximum_celsius: statistics.map(|statistics| statistics.max_celsius),
-                        mean_celsius: statistics.map(|statistics| statistics.mean_celsius),
-                    },
-                    alarm.opened_at(),
-                )?;
+                let evidence = crate::steps::SensorEvidence {
+                    device_id,
+                    target_kind: &assignment.target_kind,
+                    target: &assignment.target,
+                    lots: &lots,
+                    rule: Some(&alarm.id().rule),
+                    breached: true,
+                    start: alarm.id().condition_start,
+                    end: condition_end,
+                    minimum_celsius: statistics.map(|statistics| statistics.min_celsius),
+                    maximum_celsius: statistics.map(|statistics| statistics.max_celsius),
+                    mean_celsius: statistics.map(|statistics| statistics.mean_celsius),
+                };
+                // The alarm is stored even if its event cannot be built.
+                let events = match crate::steps::sensor_event(tenant, &evidence, alarm.opened_at()) {
+                    Ok(events) => events,
+                    Err(problem) => {
+                        tracing::warn!(alarm = %id, detail = %problem.detail, "an alarm's EPCIS event could not be built");
+                        None
+                    }
+                };
                 (holds, events.map(Box::new))
             };
             evaluated.push(EvaluatedAlarm { row, holds, events });
@@ -352,7 +384,7 @@ pub async fn leg_event(
         .await?
         .iter()
         .any(|alarm| alarm.assignment_from_unix_ms == open.from_unix_ms);
-    let lots = lots_at(store, tenant, &open).await?;
+    let lots = lots_at(store, tenant, &open, start, new_from_unix_ms).await?;
     let end = at(new_from_unix_ms)?;
     crate::steps::sensor_event(
         tenant,
@@ -363,7 +395,7 @@ pub async fn leg_event(
             lots: &lots,
             rule: None,
             breached,
-            start: at(open.from_unix_ms)?,
+            start: at(start)?,
             end,
             minimum_celsius: Some(statistics.min_celsius),
             maximum_celsius: Some(statistics.max_celsius),

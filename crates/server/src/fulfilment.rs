@@ -72,7 +72,7 @@ fn parse_date(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Op
     checker.check(pointer, text.parse::<jiff::civil::Date>().map(|date| date.to_string()))
 }
 
-fn check_lot(checker: &mut Checker, pointer: &str, lot: &str) -> Option<String> {
+pub(crate) fn check_lot(checker: &mut Checker, pointer: &str, lot: &str) -> Option<String> {
     // GS1 AI (10): up to 20 characters of the GS1 AI encodable character set 82.
     let valid = !lot.is_empty()
         && lot.len() <= stock::LOT_LENGTH_MAX

@@ -86,6 +86,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// What the resolver read recently (for at most `resolver::ITEM_CACHE_LIFETIME`).
     pub item_cache: Arc<resolver::ItemCache>,
+    /// Lots' shelf-life lines for consumer pages (for at most `resolver::SHELF_LIFE_CACHE_LIFETIME`).
+    pub shelf_life_cache: Arc<resolver::ShelfLifeCache>,
     /// Wakes the subscription worker after a capture.
     pub subscriptions_wake: Arc<tokio::sync::Notify>,
     /// Travel distances and times for dispatch: great-circle distance × the road factor by
@@ -121,6 +123,7 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
         metrics,
         openapi: Arc::new(document),
         item_cache: Arc::new(resolver::ItemCache::default()),
+        shelf_life_cache: Arc::new(resolver::ShelfLifeCache::default()),
         subscriptions_wake,
         matrix: Arc::new(::dispatch::Haversine::default()),
     };

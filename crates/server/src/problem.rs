@@ -295,6 +295,9 @@ impl From<StoreError> for Problem {
             tracing::warn!(%error, "database unavailable");
             return Problem::new("unavailable", "the database is not reachable or the server is shutting down");
         }
+        if let StoreError::Limit(detail) = error {
+            return Problem::new("limit-reached", detail);
+        }
         Problem::internal(error)
     }
 }

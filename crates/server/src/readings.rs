@@ -167,7 +167,9 @@ pub async fn ingest(
         span.1 = span.1.max(row.corrected_unix_ms);
     }
     let spans: Vec<(&str, i64, i64)> = spans.into_iter().map(|(device, (from, to))| (device, from, to)).collect();
-    crate::alarms::evaluate_devices(store, tenant, &spans, jiff::Timestamp::now()).await?;
+    // Evaluation failures are logged and left to the devices' next readings (see
+    // `alarms::Evaluated`): the readings are stored either way.
+    let _ = crate::alarms::evaluate_devices(store, tenant, &spans, jiff::Timestamp::now()).await?;
     rejected.sort_by_key(|(index, _)| *index);
     Ok(Ingested { accepted, duplicates: valid - accepted.min(valid), rejected })
 }
@@ -416,8 +418,14 @@ async fn assign(
         class: class.clone(),
     };
     // The leg the device leaves is recorded with its readings' aggregates.
-    let events =
-        crate::alarms::leg_event(&app.store, &principal.tenant_id, device.as_str(), from_unix_ms).await?.map(Box::new);
+    let events = match crate::alarms::leg_event(&app.store, &principal.tenant_id, device.as_str(), from_unix_ms).await {
+        Ok(events) => events.map(Box::new),
+        // The device moves on regardless; the leg's event is left out.
+        Err(problem) => {
+            tracing::warn!(device = %device, detail = %problem.detail, "the leg's EPCIS event could not be built");
+            None
+        }
+    };
     let mutation = Mutation::AssignDevice { device_id: device, from_unix_ms, target, class, events };
     let tenant = principal.tenant_id.clone();
     crate::api::write(&app, principal, crate::extract::IdempotencyKey(None), None, tenant, mutation, |_| {

@@ -114,6 +114,59 @@ fn cover(covered: &mut Vec<(i64, i64)>, piece: (i64, i64)) {
     *covered = merged;
 }
 
+/// The exposure over stays that may run at the same time in different places: each place is a
+/// track of its own (its stays do not overlap), and the figures cover every track: minimum and
+/// maximum over all, mean and MKT weighted by time over all, every track's excursions and gaps,
+/// their times out of range added up.
+fn tracks_exposure(stays: &[Stay<'_>], options: &ExposureOptions) -> coldchain::Exposure {
+    let mut places: Vec<&str> = stays.iter().map(|stay| stay.location).collect();
+    places.sort_unstable();
+    places.dedup();
+    let tracks: Vec<coldchain::Exposure> = places
+        .iter()
+        .map(|place| {
+            let track: Vec<Stay<'_>> = stays.iter().filter(|stay| stay.location == *place).copied().collect();
+            coldchain::exposure(&track, options)
+        })
+        .collect();
+    let weighted: Vec<(f64, f64)> = stays
+        .iter()
+        .flat_map(|stay| stay.series.timeline(stay.start, stay.end))
+        .filter_map(|segment| {
+            let seconds = segment.duration().as_secs_f64();
+            segment.celsius.filter(|_| seconds > 0.0).map(|celsius| (celsius, seconds))
+        })
+        .collect();
+    let known_seconds: f64 = weighted.iter().map(|(_, seconds)| seconds).sum();
+    let statistics = (known_seconds > 0.0)
+        .then(|| {
+            let mkt = coldchain::mean_kinetic_temperature(
+                weighted.iter().copied(),
+                options.activation_energy_over_gas_constant_kelvin,
+            )?;
+            Some(coldchain::Statistics {
+                min_celsius: weighted.iter().map(|(celsius, _)| *celsius).fold(f64::INFINITY, f64::min),
+                max_celsius: weighted.iter().map(|(celsius, _)| *celsius).fold(f64::NEG_INFINITY, f64::max),
+                mean_celsius: weighted.iter().map(|(celsius, seconds)| celsius * seconds).sum::<f64>() / known_seconds,
+                mean_kinetic_celsius: mkt,
+            })
+        })
+        .flatten();
+    let mut excursions: Vec<coldchain::Excursion> = tracks.iter().flat_map(|track| track.excursions.clone()).collect();
+    excursions.sort_by_key(|excursion| (excursion.start, excursion.end));
+    let mut gaps: Vec<coldchain::Gap> = tracks.iter().flat_map(|track| track.gaps.clone()).collect();
+    gaps.sort_by_key(|gap| (gap.start, gap.end));
+    coldchain::Exposure {
+        time_per_location: tracks.iter().flat_map(|track| track.time_per_location.clone()).collect(),
+        duration: tracks.iter().map(|track| track.duration).sum(),
+        known_duration: tracks.iter().map(|track| track.known_duration).sum(),
+        statistics,
+        time_out_of_range: tracks.iter().map(|track| track.time_out_of_range).sum(),
+        excursions,
+        gaps,
+    }
+}
+
 fn at(unix_ms: i64) -> Result<jiff::Timestamp, Problem> {
     jiff::Timestamp::from_millisecond(unix_ms).map_err(Problem::internal)
 }
@@ -225,26 +278,42 @@ pub async fn build(
         }
     }
 
-    // Join each stay with its devices; time a pallet device covered is not counted twice.
-    let mut covered: Vec<(i64, i64)> = Vec::new();
+    // Join each stay with its devices. Within one place the first device assigned measures; in a
+    // zone, a pallet's own device counts (from the pallet's receipt there) before the zone's.
+    // Places held at the same time (a lot in two rooms) are separate tracks, all judged.
+    let received_into: Vec<(String, String, i64)> = pallets
+        .iter()
+        .filter_map(|pallet| {
+            Some((
+                format!("{}/{}", pallet.location_gln, pallet.received_zone.as_deref()?),
+                format!("SSCC {}", pallet.sscc),
+                pallet.received_unix_ms?,
+            ))
+        })
+        .collect();
+    let mut coverage: std::collections::HashMap<String, Vec<(i64, i64)>> = std::collections::HashMap::new();
     let mut joined: Vec<(String, String, i64, i64)> = Vec::new();
     for stay in &custody {
+        let mut covered = coverage.get(&stay.location).cloned().unwrap_or_default();
+        for (zone, pallet, received) in &received_into {
+            if *zone == stay.location {
+                for &(from, to) in coverage.get(pallet).map(Vec::as_slice).unwrap_or_default() {
+                    if to > *received {
+                        cover(&mut covered, (from.max(*received), to));
+                    }
+                }
+            }
+        }
         let assignments = tenant_store.assignments_at(&stay.target, stay.from_unix_ms, stay.to_unix_ms).await?;
-        let mut pieces_of_stay: Vec<(String, i64, i64)> = Vec::new();
         for assignment in assignments {
             let from = assignment.from_unix_ms.max(stay.from_unix_ms);
             let to = assignment.to_unix_ms.unwrap_or(now_unix_ms).min(stay.to_unix_ms);
             for (piece_from, piece_to) in uncovered(from, to, &covered) {
-                pieces_of_stay.push((assignment.device_id.clone(), piece_from, piece_to));
-            }
-        }
-        for (device, from, to) in pieces_of_stay {
-            // Two devices in one zone at once: the first assigned measures.
-            for (piece_from, piece_to) in uncovered(from, to, &covered) {
                 cover(&mut covered, (piece_from, piece_to));
-                joined.push((stay.location.clone(), device.clone(), piece_from, piece_to));
+                joined.push((stay.location.clone(), assignment.device_id.clone(), piece_from, piece_to));
             }
         }
+        coverage.insert(stay.location.clone(), covered);
         if joined.len() > REPORT_STAYS_MAX {
             return Err(Problem::new(
                 "limit-reached",
@@ -269,7 +338,7 @@ pub async fn build(
         Some(range) => range,
         None => coldchain::TemperatureRange::new(None, None).map_err(Problem::internal)?,
     };
-    let exposure = coldchain::exposure(&stays, &ExposureOptions::new(judged_range));
+    let exposure = tracks_exposure(&stays, &ExposureOptions::new(judged_range));
     let (pass, verdict) = match (class, exposure.statistics) {
         (Some(class), Some(statistics)) => coldchain::judge(class, class.range(), &exposure, statistics),
         (None, Some(_)) => (true, "no temperature class: nothing to judge against".to_owned()),
@@ -309,8 +378,17 @@ pub async fn build(
             name: record.as_ref().map(|record| record.name.clone()).unwrap_or_default(),
             calibrated_on: record.and_then(|record| record.calibrated_on).map(|date| date.to_string()),
         });
-        if let (Some(first), Some(last)) = (first, last) {
-            for alarm in tenant_store.device_alarms(device, first, last).await? {
+        if let Some(last) = last {
+            let pieces: Vec<(i64, i64)> = joined
+                .iter()
+                .filter(|(_, piece_device, ..)| piece_device == device)
+                .map(|(_, _, from, to)| (*from, *to))
+                .collect();
+            let alarms = tenant_store.device_alarms(device, 0, last).await?;
+            for alarm in alarms.into_iter().filter(|alarm| {
+                let end = alarm.condition_end_unix_ms.unwrap_or(i64::MAX);
+                pieces.iter().any(|(from, to)| alarm.condition_start_unix_ms < *to && end > *from)
+            }) {
                 alarm_lines.push(reports::AlarmLine {
                     alarm_id: alarm.alarm_id,
                     device: alarm.device_id,
@@ -324,6 +402,7 @@ pub async fn build(
             }
         }
     }
+    alarm_lines.sort_by_key(|alarm| alarm.opened_at);
     let mut reading_lines = Vec::new();
     for (location, series, start, end) in &parts {
         for (time, celsius) in series.points() {
@@ -464,8 +543,11 @@ async fn temperature_report(
         }
         (None, Some(gtin), Some(lot)) => {
             let gtin = gs1::Gtin::parse(gtin).map_err(|error| invalid("gtin", error.to_string()))?;
-            if lot.is_empty() || lot.len() > 20 {
-                return Err(invalid("lot", "1 to 20 characters".into()));
+            let mut checker = crate::dto::Checker::default();
+            if crate::fulfilment::check_lot(&mut checker, "?lot", lot).is_none()
+                || crate::trace::lot_identifier(&gtin, lot).is_err()
+            {
+                return Err(invalid("lot", "a lot is 1-20 characters of the GS1 character set 82 (no spaces)".into()));
             }
             build(&app.store, &tenant, None, Some((&gtin, lot))).await?
         }

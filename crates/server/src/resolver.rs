@@ -85,6 +85,33 @@ impl ItemCache {
     }
 }
 
+/// How long a lot's shelf-life line is reused on consumer pages: it is derived from the lot's whole
+/// history (a report), which anonymous page views must not recompute each time.
+pub const SHELF_LIFE_CACHE_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Lots' shelf-life lines, by owner, GTIN and lot.
+#[derive(Debug, Default)]
+pub struct ShelfLifeCache {
+    entries: Mutex<HashMap<String, (Instant, Option<reports::ShelfLifeLine>)>>,
+}
+
+impl ShelfLifeCache {
+    fn get(&self, key: &str) -> Option<Option<reports::ShelfLifeLine>> {
+        let entries = self.entries.lock().ok()?;
+        let (read_at, line) = entries.get(key)?;
+        (read_at.elapsed() < SHELF_LIFE_CACHE_LIFETIME).then_some(*line)
+    }
+
+    fn put(&self, key: String, line: Option<reports::ShelfLifeLine>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= ITEM_CACHE_ENTRIES_MAX {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), line));
+        }
+    }
+}
+
 /// Parses the request's own URI as a Digital Link on this server's public address.
 fn digital_link_of(app: &AppState, path_and_query: &str) -> Result<DigitalLink, Problem> {
     let uri = format!("{}{}", app.config.public_url.trim_end_matches('/'), path_and_query);
@@ -302,13 +329,19 @@ async fn shelf_life_of(app: &AppState, link: &DigitalLink, item: &Item) -> Optio
     let Item::Product { owner, product, .. } = item else { return None };
     product.shelf_life_days?;
     let lot = link.qualifiers().iter().find(|qualifier| qualifier.code() == "10")?.value().to_owned();
-    match crate::reports::build(&app.store, owner, None, Some((&product.gtin, &lot))).await {
+    let key = format!("{owner}\n{}\n{lot}", product.gtin);
+    if let Some(line) = app.shelf_life_cache.get(&key) {
+        return line;
+    }
+    let line = match crate::reports::build(&app.store, owner, None, Some((&product.gtin, &lot))).await {
         Ok(report) => report.shelf_life,
         Err(problem) => {
             tracing::debug!(detail = %problem.detail, "no shelf life for the consumer page");
             None
         }
-    }
+    };
+    app.shelf_life_cache.put(key, line);
+    line
 }
 
 fn item_page(

@@ -10,8 +10,8 @@
 use network::TenantId;
 
 use crate::backend::{on_conn, on_pool};
-use crate::fulfilment::{FulfilmentMutation, StockContext};
-use crate::writer::{Arg, WriteError, execute, exists};
+use crate::fulfilment::StockContext;
+use crate::writer::{Arg, WriteError, execute};
 use crate::{Store, StoreError, TenantStore};
 
 /// Alarms one list answers, at most.
@@ -70,13 +70,27 @@ pub struct EvaluatedAlarm {
 }
 
 /// Where an evaluation of a device's assignment now stands, replacing the progress it started
-/// from (`expected_through`; none when it started from scratch).
+/// from (`expected_version`; none when there was none). Every write of a progress, and every
+/// reading stored before its `through` (which marks it stale), moves its version on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressUpdate {
     pub device_id: String,
     pub assignment_from_unix_ms: i64,
-    pub expected_through_unix_ms: Option<i64>,
+    pub expected_version: Option<i64>,
+    /// Where the evaluations of this assignment start when they cannot resume.
+    pub window_start_unix_ms: i64,
     pub through_unix_ms: i64,
+    pub progress: String,
+}
+
+/// A kept progress.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredProgress {
+    pub through_unix_ms: i64,
+    pub window_start_unix_ms: i64,
+    pub version: i64,
+    /// A reading before `through` was stored since: evaluate from the window start.
+    pub stale: i64,
     pub progress: String,
 }
 
@@ -168,8 +182,7 @@ pub(crate) async fn apply_alarms(
                 let row = &alarm.row;
                 match stored_alarm(conn, tenant, &row.alarm_id).await? {
                     None => {
-                        let held =
-                            hold_lots(conn, tenant_id, &alarm.holds, &row.alarm_id, now_unix_ms, &mut stock).await?;
+                        let held = hold_lots(conn, tenant_id, &alarm.holds, &row.alarm_id, &mut stock).await?;
                         insert_alarm(conn, tenant, row, &held, now_unix_ms).await?;
                         record_transition(conn, tenant, &row.alarm_id, "opened", now_unix_ms, &mut transitions).await?;
                         for (kind, happened) in
@@ -192,36 +205,62 @@ pub(crate) async fn apply_alarms(
                         }
                     }
                     Some(stored) => {
-                        let state = if rank(&row.state) >= rank(&stored.state) { &row.state } else { &stored.state };
-                        let escalated = stored.escalated_unix_ms.or(row.escalated_unix_ms);
-                        let changed = state != &stored.state
+                        let mut state = if rank(&row.state) >= rank(&stored.state) {
+                            row.state.clone()
+                        } else {
+                            stored.state.clone()
+                        };
+                        // An alarm a person acknowledged clears once its condition has ended.
+                        if state == "acknowledged" && row.condition_end_unix_ms.is_some() {
+                            state = "cleared".to_owned();
+                        }
+                        // Escalation only precedes an acknowledgement.
+                        let escalated = match stored.escalated_unix_ms {
+                            Some(at) => Some(at),
+                            None if rank(&stored.state) < 2 => row.escalated_unix_ms,
+                            None => None,
+                        };
+                        let changed = state != stored.state
                             || escalated != stored.escalated_unix_ms
                             || row.condition_end_unix_ms != stored.condition_end_unix_ms
                             || row.peak_celsius != stored.peak_celsius;
                         if !changed {
                             continue;
                         }
-                        let cleared = if state == "cleared" {
-                            stored.cleared_unix_ms.or(row.cleared_unix_ms).or(Some(now_unix_ms))
-                        } else {
-                            None
+                        let cleared = match state.as_str() {
+                            "cleared" => stored.cleared_unix_ms.or(row.cleared_unix_ms).or_else(|| {
+                                Some(
+                                    stored
+                                        .acknowledged_unix_ms
+                                        .unwrap_or(now_unix_ms)
+                                        .max(row.condition_end_unix_ms.unwrap_or(0)),
+                                )
+                            }),
+                            _ => None,
                         };
-                        execute(
+                        // Guarded by the state read: a concurrent acknowledgement wins, and the
+                        // next evaluation reconciles.
+                        let updated = execute(
                             conn,
                             "UPDATE alarms SET state = $3, escalated_unix_ms = $4, condition_end_unix_ms = $5, \
-                             cleared_unix_ms = $6, peak_celsius = $7, updated_unix_ms = $8 WHERE tenant_id = $1 AND alarm_id = $2",
+                             cleared_unix_ms = $6, peak_celsius = $7, updated_unix_ms = $8 \
+                             WHERE tenant_id = $1 AND alarm_id = $2 AND state = $9",
                             &[
                                 Arg::Text(tenant),
                                 Arg::Text(&row.alarm_id),
-                                Arg::Text(state),
+                                Arg::Text(&state),
                                 Arg::OptionalInteger(escalated),
                                 Arg::OptionalInteger(row.condition_end_unix_ms),
                                 Arg::OptionalInteger(cleared),
                                 Arg::Real(row.peak_celsius),
                                 Arg::Integer(now_unix_ms),
+                                Arg::Text(&stored.state),
                             ],
                         )
                         .await?;
+                        if updated == 0 {
+                            continue;
+                        }
                         if escalated.is_some() && stored.escalated_unix_ms.is_none() {
                             record_transition(conn, tenant, &row.alarm_id, "escalated", now_unix_ms, &mut transitions)
                                 .await?;
@@ -248,10 +287,11 @@ pub(crate) async fn apply_alarms(
             }
             let clears = stored.condition_end_unix_ms.is_some();
             let state = if clears { "cleared" } else { "acknowledged" };
-            execute(
+            let updated = execute(
                 conn,
                 "UPDATE alarms SET state = $3, acknowledged_by = $4, acknowledged_comment = $5, acknowledged_unix_ms = $6, \
-                 cleared_unix_ms = $7, updated_unix_ms = $6 WHERE tenant_id = $1 AND alarm_id = $2",
+                 cleared_unix_ms = $7, updated_unix_ms = $6 WHERE tenant_id = $1 AND alarm_id = $2 \
+                 AND state IN ('open', 'escalated') AND acknowledged_by IS NULL",
                 &[
                     Arg::Text(tenant),
                     Arg::Text(alarm_id),
@@ -263,6 +303,13 @@ pub(crate) async fn apply_alarms(
                 ],
             )
             .await?;
+            if updated == 0 {
+                return Ok(Err(WriteError::Refused {
+                    code: "alarm-acknowledged",
+                    detail: format!("alarm {alarm_id} was acknowledged meanwhile"),
+                    errors: Vec::new(),
+                }));
+            }
             record_transition(conn, tenant, alarm_id, "acknowledged", now_unix_ms, &mut transitions).await?;
             if clears {
                 record_transition(conn, tenant, alarm_id, "cleared", now_unix_ms, &mut transitions).await?;
@@ -275,38 +322,42 @@ pub(crate) async fn apply_alarms(
                  ORDER BY escalate_due_unix_ms LIMIT 1000")
                 .bind(tenant).bind(now_unix_ms).fetch_all(&mut *connection).await)?;
             for (alarm_id,) in due {
-                execute(
+                let updated = execute(
                     conn,
                     "UPDATE alarms SET state = 'escalated', escalated_unix_ms = $3, updated_unix_ms = $3 \
                      WHERE tenant_id = $1 AND alarm_id = $2 AND state = 'open'",
                     &[Arg::Text(tenant), Arg::Text(&alarm_id), Arg::Integer(now_unix_ms)],
                 )
                 .await?;
-                record_transition(conn, tenant, &alarm_id, "escalated", now_unix_ms, &mut transitions).await?;
+                if updated == 1 {
+                    record_transition(conn, tenant, &alarm_id, "escalated", now_unix_ms, &mut transitions).await?;
+                }
             }
             Ok(Ok(transitions))
         }
     }
 }
 
-/// Compare-and-set of one progress: answers whether it moved.
+/// Compare-and-set of one progress on its version: answers whether it moved.
 async fn move_progress(
     conn: &mut crate::backend::Conn,
     tenant: &str,
     update: &ProgressUpdate,
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let moved = match update.expected_through_unix_ms {
+    let moved = match update.expected_version {
         None => {
             execute(
                 conn,
-                "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, progress, updated_unix_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO NOTHING",
+                "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, \
+                 window_start_unix_ms, version, stale, progress, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, $7) \
+                 ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO NOTHING",
                 &[
                     Arg::Text(tenant),
                     Arg::Text(&update.device_id),
                     Arg::Integer(update.assignment_from_unix_ms),
                     Arg::Integer(update.through_unix_ms),
+                    Arg::Integer(update.window_start_unix_ms),
                     Arg::Text(&update.progress),
                     Arg::Integer(now_unix_ms),
                 ],
@@ -316,13 +367,15 @@ async fn move_progress(
         Some(expected) => {
             execute(
                 conn,
-                "UPDATE alarm_progress SET through_unix_ms = $4, progress = $5, updated_unix_ms = $6 \
-                 WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3 AND through_unix_ms = $7",
+                "UPDATE alarm_progress SET through_unix_ms = $4, window_start_unix_ms = $5, progress = $6, \
+                 updated_unix_ms = $7, version = version + 1, stale = 0 \
+                 WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3 AND version = $8",
                 &[
                     Arg::Text(tenant),
                     Arg::Text(&update.device_id),
                     Arg::Integer(update.assignment_from_unix_ms),
                     Arg::Integer(update.through_unix_ms),
+                    Arg::Integer(update.window_start_unix_ms),
                     Arg::Text(&update.progress),
                     Arg::Integer(now_unix_ms),
                     Arg::Integer(expected),
@@ -332,6 +385,24 @@ async fn move_progress(
         }
     };
     Ok(moved == 1)
+}
+
+/// Marks the progress of a device's assignments stale where a reading was just stored before
+/// its `through` (in the readings' transaction): the next evaluation starts from the window.
+pub(crate) async fn mark_stale(
+    conn: &mut crate::backend::Conn,
+    tenant: &str,
+    device_id: &str,
+    earliest_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    execute(
+        conn,
+        "UPDATE alarm_progress SET stale = 1, version = version + 1 \
+         WHERE tenant_id = $1 AND device_id = $2 AND through_unix_ms > $3",
+        &[Arg::Text(tenant), Arg::Text(device_id), Arg::Integer(earliest_unix_ms)],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn insert_alarm(
@@ -375,37 +446,29 @@ async fn insert_alarm(
     Ok(())
 }
 
-/// Puts each lot with available stock on `hold` (everywhere), answering those held as
-/// `GTIN/lot` separated by spaces.
+/// Puts the available stock of each lot on `hold` (recalled, expired or quarantined balances keep
+/// their status), answering the lots held as `GTIN/lot` separated by spaces.
 async fn hold_lots(
     conn: &mut crate::backend::Conn,
     tenant_id: &TenantId,
     lots: &[LotRef],
     alarm_id: &str,
-    now_unix_ms: i64,
     stock: &mut StockContext<'_>,
 ) -> Result<String, sqlx::Error> {
     let mut held = Vec::new();
     for lot in lots.iter().take(HELD_LOTS_PER_ALARM_MAX) {
-        if !exists(
-            conn,
-            "SELECT 1 FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 AND status = 'available'",
-            &[Arg::Text(tenant_id.as_str()), Arg::Text(lot.gtin.as_str()), Arg::Text(&lot.lot)],
-        )
-        .await?
-        {
-            continue;
-        }
-        let change = FulfilmentMutation::SetLotStatus {
-            operation_id: format!("hold-{alarm_id}-{}-{}", lot.gtin, lot.lot),
-            gtin: lot.gtin.clone(),
-            lot: lot.lot.clone(),
-            location: None,
-            status: stock::LotStatus::Hold,
-            reason: format!("cold-chain alarm {alarm_id}"),
-        };
         let context = StockContext { batch: &mut *stock.batch, cache: &mut *stock.cache };
-        if crate::fulfilment::apply_fulfilment(conn, tenant_id, &change, now_unix_ms, context).await?.is_ok() {
+        let places = crate::fulfilment::hold_available(
+            conn,
+            tenant_id.as_str(),
+            lot.gtin.as_str(),
+            &lot.lot,
+            &format!("hold-{alarm_id}-{}-{}", lot.gtin, lot.lot),
+            &format!("cold-chain alarm {alarm_id}"),
+            context,
+        )
+        .await?;
+        if !places.is_empty() {
             held.push(format!("{}/{}", lot.gtin, lot.lot));
         }
     }
@@ -422,15 +485,15 @@ pub struct AlarmEventRow {
 }
 
 impl TenantStore<'_> {
-    /// Where the evaluation of a device's assignment stands: (through, progress JSON).
+    /// Where the evaluation of a device's assignment stands.
     pub async fn alarm_progress(
         &self,
         device_id: &str,
         assignment_from_unix_ms: i64,
-    ) -> Result<Option<(i64, String)>, StoreError> {
+    ) -> Result<Option<StoredProgress>, StoreError> {
         Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
-            "SELECT through_unix_ms, progress FROM alarm_progress WHERE tenant_id = $1 AND device_id = $2 \
-             AND assignment_from_unix_ms = $3")
+            "SELECT through_unix_ms, window_start_unix_ms, version, stale, progress FROM alarm_progress \
+             WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3")
             .bind(self.tenant_id.as_str()).bind(device_id).bind(assignment_from_unix_ms).fetch_optional(pool).await)?)
     }
 
@@ -475,7 +538,7 @@ impl TenantStore<'_> {
     ) -> Result<Vec<AlarmRow>, StoreError> {
         let sql = format!(
             "SELECT {ALARM_COLUMNS} FROM alarms WHERE tenant_id = $1 AND device_id = $2 \
-             AND condition_start_unix_ms >= $3 AND condition_start_unix_ms < $4 ORDER BY condition_start_unix_ms LIMIT {ALARMS_LISTED_MAX}"
+             AND condition_start_unix_ms >= $3 AND condition_start_unix_ms < $4 ORDER BY condition_start_unix_ms DESC LIMIT {ALARMS_LISTED_MAX}"
         );
         Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(device_id).bind(from_unix_ms).bind(to_unix_ms).fetch_all(pool).await)?)

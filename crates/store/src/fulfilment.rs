@@ -1249,6 +1249,33 @@ fn refused(code: &'static str, detail: impl Into<String>) -> WriteError {
     WriteError::Refused { code, detail: detail.into(), errors: Vec::new() }
 }
 
+/// Puts a lot's balances that are `available` on `hold` (those recalled, expired or in
+/// quarantine keep their status), each with a `status` movement naming the reason. Answers the
+/// locations held (`GLN/zone`), none when nothing was available.
+pub(crate) async fn hold_available(
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+    lot: &str,
+    operation_id: &str,
+    reason: &str,
+    context: StockContext<'_>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let StockContext { batch, cache } = context;
+    batch.refresh(cache, conn, tenant, gtin).await?;
+    let entry = batch.entry(cache, conn, tenant, gtin).await?;
+    let keys: Vec<StockKey> = entry
+        .balances
+        .iter()
+        .filter(|cached| cached.key.lot == lot && cached.status == LotStatus::Available)
+        .map(|cached| cached.key.clone())
+        .collect();
+    for (line, key) in keys.iter().enumerate() {
+        batch.set_status(cache, conn, tenant, operation_id, line as i64, key, LotStatus::Hold, Some(reason)).await?;
+    }
+    Ok(keys.iter().map(|key| format!("{}/{}", key.location, key.zone)).collect())
+}
+
 pub(crate) async fn apply_fulfilment(
     conn: &mut Conn,
     tenant_id: &TenantId,

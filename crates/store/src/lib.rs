@@ -54,6 +54,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the writer has stopped")]
     WriterStopped,
+    /// A read would exceed one of the store's documented limits.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl StoreError {

@@ -34,7 +34,17 @@ pub(crate) async fn insert_readings(
     tenant_id: &TenantId,
     readings: &[StoredReading],
 ) -> Result<u64, sqlx::Error> {
-    insert_rows(conn, tenant_id.as_str(), readings, true).await
+    let stored = insert_rows(conn, tenant_id.as_str(), readings, true).await?;
+    // A reading before where a device's alarm evaluation stands makes that evaluation stale.
+    let mut earliest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for reading in readings {
+        let entry = earliest.entry(&reading.device_id).or_insert(reading.corrected_unix_ms);
+        *entry = (*entry).min(reading.corrected_unix_ms);
+    }
+    for (device_id, earliest_unix_ms) in earliest {
+        crate::alarms::mark_stale(conn, tenant_id.as_str(), device_id, earliest_unix_ms).await?;
+    }
+    Ok(stored)
 }
 
 /// Multi-row INSERTs of readings; with `drop_duplicates`, `ON CONFLICT DO NOTHING` (Keten's
@@ -302,12 +312,33 @@ impl TenantStore<'_> {
             .bind(self.tenant_id.as_str()).bind(sscc).fetch_all(pool).await)?)
     }
 
-    /// The lots with stock in a zone now.
-    pub async fn lots_in_zone(&self, gln: &str, zone: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
-            "SELECT DISTINCT gtin, lot FROM stock_balances WHERE tenant_id = $1 AND location_gln = $2 AND zone = $3 \
-             AND on_hand > 0 ORDER BY gtin, lot LIMIT 100")
-            .bind(self.tenant_id.as_str()).bind(gln).bind(zone).fetch_all(pool).await)?)
+    /// The lots that had stock in a zone at some time in `[from, to]`, from their on-hand
+    /// movements (at most 100 lots looked at).
+    pub async fn lots_in_zone_during(
+        &self,
+        gln: &str,
+        zone: &str,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let candidates: Vec<(String, String)> = on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT DISTINCT gtin, lot FROM stock_movements WHERE tenant_id = $1 AND location_gln = $2 AND zone = $3 \
+             AND at_unix_ms <= $4 AND kind IN ('receipt', 'transfer_in', 'return', 'adjust') ORDER BY gtin, lot LIMIT 100")
+            .bind(self.tenant_id.as_str()).bind(gln).bind(zone).bind(to_unix_ms).fetch_all(pool).await)?;
+        let mut lots = Vec::new();
+        for (gtin, lot) in candidates {
+            let stays = self.lot_zone_stays(&gtin, &lot).await?;
+            let there = stays.iter().any(|stay| {
+                stay.location_gln == gln
+                    && stay.zone == zone
+                    && stay.from_unix_ms <= to_unix_ms
+                    && stay.to_unix_ms.is_none_or(|end| end > from_unix_ms)
+            });
+            if there {
+                lots.push((gtin, lot));
+            }
+        }
+        Ok(lots)
     }
 }
 
@@ -361,6 +392,11 @@ impl TenantStore<'_> {
         );
         let rows: Vec<(String, String, String, i64, i64)> = on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_all(pool).await)?;
+        if rows.len() >= CUSTODY_MOVEMENTS_MAX {
+            return Err(StoreError::Limit(format!(
+                "lot {lot} of {gtin} has more than {CUSTODY_MOVEMENTS_MAX} on-hand movements: its custody is not derived"
+            )));
+        }
         let mut on_hand: std::collections::BTreeMap<(String, String), (i64, usize)> = Default::default();
         let mut stays: Vec<ZoneStay> = Vec::new();
         for (location_gln, zone, kind, quantity, at_unix_ms) in rows {

@@ -322,12 +322,11 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
     assert_eq!(pallet["time_out_of_range_s"], 3000);
     assert_eq!(pallet["excursions"][0]["peak_celsius"], 11.0);
     assert_eq!(pallet["devices"][0]["calibrated_on"], "2026-03-02");
-    let unknown = app.get("/v1/reports/temperature?sscc=387123450000009998&format=json", &key).await;
-    assert!(
-        unknown.is_problem(404, "/problems/not-found") || unknown.is_problem(400, "/problems/invalid-parameter"),
-        "{:?}",
-        unknown.body
-    );
+    let unknown =
+        app.get(&format!("/v1/reports/temperature?sscc={}&format=json", gtin("38712345000000999")), &key).await;
+    assert!(unknown.is_problem(404, "/problems/not-found"), "{:?}", unknown.body);
+    let bad_lot = app.get(&format!("/v1/reports/temperature?gtin={vaccine}&lot=V%201"), &key).await;
+    assert!(bad_lot.is_problem(400, "/problems/invalid-parameter"), "{:?}", bad_lot.body);
     let neither = app.get("/v1/reports/temperature?lot=V1", &key).await;
     assert!(neither.is_problem(400, "/problems/invalid-parameter"), "{:?}", neither.body);
 

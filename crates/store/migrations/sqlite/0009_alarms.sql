@@ -38,12 +38,17 @@ CREATE INDEX alarms_by_device ON alarms (tenant_id, device_id, condition_start_u
 CREATE INDEX alarms_escalation_due ON alarms (state, escalate_due_unix_ms);
 
 -- Where the evaluation of a device's assignment stands (coldchain::AlarmProgress as JSON):
--- the next readings after `through_unix_ms` resume from it; an earlier reading restarts it.
+-- the next readings after `through_unix_ms` resume from it; a reading stored before it marks it
+-- stale (the next evaluation starts again from `window_start_unix_ms`). `version` moves on with
+-- every change: evaluations replace it by compare-and-set.
 CREATE TABLE alarm_progress (
     tenant_id TEXT NOT NULL,
     device_id TEXT NOT NULL,
     assignment_from_unix_ms INTEGER NOT NULL,
     through_unix_ms INTEGER NOT NULL,
+    window_start_unix_ms INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    stale INTEGER NOT NULL,
     progress TEXT NOT NULL,
     updated_unix_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, device_id, assignment_from_unix_ms)
