@@ -32,6 +32,7 @@ use crate::AppState;
 use crate::api::QueryParams;
 use crate::dto::{Checker, timestamp};
 use crate::extract::{Caller, JsonBody};
+use crate::fulfilment::TenantParam;
 use crate::problem::Problem;
 
 /// How far back an evaluation reads a device's readings: cumulative budgets count over at most
@@ -519,21 +520,14 @@ async fn list_alarms(
     Ok(Json(rows.into_iter().map(AlarmView::from).collect()))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct TenantQuery {
-    /// The tenant an operator key acts for.
-    pub tenant: Option<String>,
-}
-
 /// One alarm.
-#[utoipa::path(get, path = "/v1/alarms/{alarm_id}", tag = "coldchain", params(("alarm_id" = String, Path), TenantQuery),
+#[utoipa::path(get, path = "/v1/alarms/{alarm_id}", tag = "coldchain", params(("alarm_id" = String, Path), TenantParam),
     responses((status = 200, body = AlarmView), (status = 404, body = Problem)))]
 async fn get_alarm(
     State(app): State<AppState>,
     caller: Caller,
     Path(alarm_id): Path<String>,
-    QueryParams(params): QueryParams<TenantQuery>,
+    QueryParams(params): QueryParams<TenantParam>,
 ) -> Result<Json<AlarmView>, Problem> {
     let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), false)?;
     let row = app.store.tenant(&tenant).alarm(&alarm_id).await?;
@@ -552,13 +546,13 @@ pub struct AcknowledgementInput {
 /// A person acknowledges an open or escalated alarm, with a comment. It clears at once if its
 /// condition has ended, otherwise when the condition ends.
 #[utoipa::path(post, path = "/v1/alarms/{alarm_id}/acknowledge", tag = "coldchain", request_body = AcknowledgementInput,
-    params(("alarm_id" = String, Path), TenantQuery),
+    params(("alarm_id" = String, Path), TenantParam),
     responses((status = 200, body = AlarmView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn acknowledge(
     State(app): State<AppState>,
     caller: Caller,
     Path(alarm_id): Path<String>,
-    QueryParams(params): QueryParams<TenantQuery>,
+    QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<AcknowledgementInput>,
 ) -> Result<Response, Problem> {
     let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), true)?;

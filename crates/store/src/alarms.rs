@@ -345,45 +345,29 @@ async fn move_progress(
     update: &ProgressUpdate,
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let moved = match update.expected_version {
+    let mut args = vec![
+        Arg::Text(tenant),
+        Arg::Text(&update.device_id),
+        Arg::Integer(update.assignment_from_unix_ms),
+        Arg::Integer(update.through_unix_ms),
+        Arg::Integer(update.window_start_unix_ms),
+        Arg::Text(&update.progress),
+        Arg::Integer(now_unix_ms),
+    ];
+    let sql = match update.expected_version {
         None => {
-            execute(
-                conn,
-                "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, \
-                 window_start_unix_ms, version, stale, progress, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, $7) \
-                 ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO NOTHING",
-                &[
-                    Arg::Text(tenant),
-                    Arg::Text(&update.device_id),
-                    Arg::Integer(update.assignment_from_unix_ms),
-                    Arg::Integer(update.through_unix_ms),
-                    Arg::Integer(update.window_start_unix_ms),
-                    Arg::Text(&update.progress),
-                    Arg::Integer(now_unix_ms),
-                ],
-            )
-            .await?
+            "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, \
+             window_start_unix_ms, version, stale, progress, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, $7) \
+             ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO NOTHING"
         }
         Some(expected) => {
-            execute(
-                conn,
-                "UPDATE alarm_progress SET through_unix_ms = $4, window_start_unix_ms = $5, progress = $6, \
-                 updated_unix_ms = $7, version = version + 1, stale = 0 \
-                 WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3 AND version = $8",
-                &[
-                    Arg::Text(tenant),
-                    Arg::Text(&update.device_id),
-                    Arg::Integer(update.assignment_from_unix_ms),
-                    Arg::Integer(update.through_unix_ms),
-                    Arg::Integer(update.window_start_unix_ms),
-                    Arg::Text(&update.progress),
-                    Arg::Integer(now_unix_ms),
-                    Arg::Integer(expected),
-                ],
-            )
-            .await?
+            args.push(Arg::Integer(expected));
+            "UPDATE alarm_progress SET through_unix_ms = $4, window_start_unix_ms = $5, progress = $6, \
+             updated_unix_ms = $7, version = version + 1, stale = 0 \
+             WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3 AND version = $8"
         }
     };
+    let moved = execute(conn, sql, &args).await?;
     Ok(moved == 1)
 }
 

@@ -589,6 +589,20 @@ pub async fn fulfilment_hot_sku_never_oversells(app: &TestApp) {
 pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
 
 /// A webhook receiver on loopback that fails its first `fail` deliveries with 503.
+/// The deliveries received so far, each checked against its `Keten-Signature`.
+pub fn signed_deliveries(received: &Received, secret: &str) -> Vec<Value> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(signature, body)| {
+            let expected = hex::encode(server::subscriptions::hmac_sha256(secret.as_bytes(), body.as_bytes()));
+            assert_eq!(signature.as_deref(), Some(format!("sha256={expected}").as_str()));
+            serde_json::from_str(body).unwrap()
+        })
+        .collect()
+}
+
 pub async fn receiver(fail: u32) -> (String, Received) {
     let received: Received = Default::default();
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(fail));
@@ -639,14 +653,9 @@ pub async fn fulfilment_webhooks_deliver_transitions_signed(app: &TestApp) {
     let mut statuses: Vec<String> = Vec::new();
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        statuses = received
-            .lock()
-            .unwrap()
+        statuses = signed_deliveries(&received, secret)
             .iter()
-            .flat_map(|(signature, body)| {
-                let expected = hex::encode(server::subscriptions::hmac_sha256(secret.as_bytes(), body.as_bytes()));
-                assert_eq!(signature.as_deref(), Some(format!("sha256={expected}").as_str()));
-                let delivery: Value = serde_json::from_str(body).unwrap();
+            .flat_map(|delivery| {
                 delivery["transitions"]
                     .as_array()
                     .unwrap()
