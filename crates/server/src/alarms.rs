@@ -107,14 +107,89 @@ const EVALUATION_ATTEMPTS_MAX: usize = 5;
 const EVALUATIONS_IN_FLIGHT_MAX: usize = 16;
 
 /// Evaluates the alarms of the devices whose readings were just stored, each over the span
-/// `[from, to]` of those readings' corrected times, each device in a write of its own with its
-/// evaluation's progress (the writes of one ingest share group commits).
+/// `[from, to]` of those readings' corrected times, and stores them with the evaluations'
+/// progress.
 pub async fn evaluate_devices(
     store: &Store,
     tenant: &TenantId,
     spans: &[(&str, i64, i64)],
     now: jiff::Timestamp,
 ) -> Result<Evaluated, Problem> {
+    // First every device at once, stored in one write; a device whose evaluation failed, or all
+    // of them when that write was raced, then go one by one with retries.
+    let mut inputs = match store.tenant(tenant).evaluation_inputs(spans).await {
+        Ok(inputs) => inputs,
+        Err(error) => {
+            tracing::warn!(%error, "reading the alarm evaluations' inputs failed; trying the devices one by one");
+            return Ok(evaluate_one_by_one(store, tenant, spans, now).await);
+        }
+    };
+    let mut running = tokio::task::JoinSet::new();
+    for (index, &(device_id, from, _)) in spans.iter().enumerate() {
+        let Some(device_inputs) = inputs.remove(device_id) else { continue };
+        if device_inputs.assignments.is_empty() {
+            continue;
+        }
+        while running.len() >= EVALUATIONS_IN_FLIGHT_MAX {
+            running.join_next().await;
+        }
+        let (store, tenant, device_id) = (store.clone(), tenant.clone(), device_id.to_owned());
+        running.spawn(async move {
+            let mut alarms = Vec::new();
+            let mut progress = Vec::new();
+            let result =
+                evaluate_device(&store, &tenant, &device_id, device_inputs, from, now, &mut alarms, &mut progress)
+                    .await;
+            (index, result.map(|()| (alarms, progress)))
+        });
+    }
+    let mut alarms = Vec::new();
+    let mut progress = Vec::new();
+    let mut again: Vec<usize> = Vec::new();
+    let mut evaluated_devices = Vec::new();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok((index, Ok((device_alarms, device_progress)))) => {
+                alarms.extend(device_alarms);
+                progress.extend(device_progress);
+                evaluated_devices.push(index);
+            }
+            Ok((index, Err(problem))) => {
+                tracing::debug!(detail = %problem.detail, "an alarm evaluation failed; trying the device alone");
+                again.push(index)
+            }
+            Err(error) => return Err(Problem::internal(error)),
+        }
+    }
+    let mut stored = 0;
+    if !progress.is_empty() {
+        if alarms.len() > store::alarms::ALARMS_PER_WRITE_MAX {
+            again.extend(evaluated_devices);
+        } else {
+            let count = alarms.len();
+            let mutation = Mutation::Alarms(AlarmMutation::Evaluated { alarms, progress });
+            match store.tenant(tenant).write(mutation, None).await {
+                Ok(_) => stored = count,
+                Err(_) => again.extend(evaluated_devices),
+            }
+        }
+    }
+    if again.is_empty() {
+        return Ok(Evaluated { stored, failed: 0 });
+    }
+    again.sort_unstable();
+    let retried: Vec<(&str, i64, i64)> = again.iter().map(|&index| spans[index]).collect();
+    let one_by_one = evaluate_one_by_one(store, tenant, &retried, now).await;
+    Ok(Evaluated { stored: stored + one_by_one.stored, failed: one_by_one.failed })
+}
+
+/// The devices' evaluations each in a write of its own, retried when raced.
+async fn evaluate_one_by_one(
+    store: &Store,
+    tenant: &TenantId,
+    spans: &[(&str, i64, i64)],
+    now: jiff::Timestamp,
+) -> Evaluated {
     let mut running = tokio::task::JoinSet::new();
     let mut stored = 0;
     let mut failed = 0;
@@ -141,7 +216,7 @@ pub async fn evaluate_devices(
     while let Some(done) = running.join_next().await {
         tally(done);
     }
-    Ok(Evaluated { stored, failed })
+    Evaluated { stored, failed }
 }
 
 /// What the evaluations of one ingest came to. A failed evaluation does not fail the ingest: its
@@ -168,7 +243,11 @@ async fn evaluate_and_store(
     for _ in 0..EVALUATION_ATTEMPTS_MAX {
         let mut alarms = Vec::new();
         let mut progress = Vec::new();
-        evaluate_device(store, tenant, device_id, from, to, now, &mut alarms, &mut progress).await?;
+        let Some(inputs) = store.tenant(tenant).evaluation_inputs(&[(device_id, from, to)]).await?.remove(device_id)
+        else {
+            return Ok(0);
+        };
+        evaluate_device(store, tenant, device_id, inputs, from, now, &mut alarms, &mut progress).await?;
         if progress.is_empty() {
             return Ok(0);
         }
@@ -184,31 +263,29 @@ async fn evaluate_and_store(
     Ok(0)
 }
 
-/// Evaluates one device's assignments that overlap `[from, to]`: from the kept progress when
-/// every new reading is after it, else from the assignment's start (its last
-/// [`EVALUATION_WINDOW_MS`] at most).
+/// Evaluates one device's assignments (`inputs`: those under a class that overlap its new
+/// readings, from `from` on): from the kept progress when it is not stale and every new reading
+/// is after it, else from the assignment's window (its last [`EVALUATION_WINDOW_MS`] at most,
+/// anchored at the first evaluation).
 #[allow(clippy::too_many_arguments)]
 async fn evaluate_device(
     store: &Store,
     tenant: &TenantId,
     device_id: &str,
+    inputs: store::alarms::EvaluationInputs,
     from_unix_ms: i64,
-    to_unix_ms: i64,
     now: jiff::Timestamp,
     evaluated: &mut Vec<EvaluatedAlarm>,
     updates: &mut Vec<ProgressUpdate>,
 ) -> Result<(), Problem> {
     let now_unix_ms = now.as_millisecond();
     let tenant_store = store.tenant(tenant);
-    let assignments =
-        tenant_store.device_assignments_between(device_id, from_unix_ms, to_unix_ms.saturating_add(1)).await?;
     let at = |unix_ms: i64| jiff::Timestamp::from_millisecond(unix_ms).map_err(Problem::internal);
-    for assignment in assignments {
+    for (assignment, kept) in inputs.assignments {
         let Some(class) = assignment.class.as_deref().and_then(|class| class.parse::<ProductClass>().ok()) else {
             continue;
         };
         let end = assignment.to_unix_ms.unwrap_or(now_unix_ms).min(now_unix_ms);
-        let kept = tenant_store.alarm_progress(device_id, assignment.from_unix_ms).await?;
         // The window is anchored once, so that evaluating again names the same alarms.
         let window_start = kept
             .as_ref()
@@ -225,7 +302,16 @@ async fn evaluate_device(
             continue;
         }
         let mut budget = crate::readings::EXPOSURE_READINGS_MAX;
-        let series = crate::readings::device_series(store, tenant, device_id, start, end, &mut budget).await?;
+        let series = crate::readings::series_of(
+            store,
+            tenant,
+            device_id,
+            inputs.reading_interval_seconds,
+            start,
+            end,
+            &mut budget,
+        )
+        .await?;
         let segments = series.timeline(at(start)?, at(end)?);
         let latest = series.span().map_or(at(start)?, |(_, last)| last);
         let rules = AlarmRules::for_class(class);

@@ -570,10 +570,24 @@ pub(crate) async fn device_series(
     to_unix_ms: i64,
     budget: &mut usize,
 ) -> Result<Series, Problem> {
-    let store = store.tenant(tenant);
     let parsed = DeviceId::parse(device_id).map_err(|_| Problem::not_found(format!("device {device_id}")))?;
-    let device = store.device(&parsed).await?.ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
-    let interval = jiff::SignedDuration::from_secs(i64::from(device.reading_interval_seconds.max(1)));
+    let device =
+        store.tenant(tenant).device(&parsed).await?.ok_or_else(|| Problem::not_found(format!("device {device_id}")))?;
+    series_of(store, tenant, device_id, device.reading_interval_seconds, from_unix_ms, to_unix_ms, budget).await
+}
+
+/// [`device_series`] of a device whose reading interval is known.
+pub(crate) async fn series_of(
+    store: &Store,
+    tenant: &TenantId,
+    device_id: &str,
+    reading_interval_seconds: u32,
+    from_unix_ms: i64,
+    to_unix_ms: i64,
+    budget: &mut usize,
+) -> Result<Series, Problem> {
+    let store = store.tenant(tenant);
+    let interval = jiff::SignedDuration::from_secs(i64::from(reading_interval_seconds.max(1)));
     let mut series = Series::new(device_id, interval).map_err(|error| Problem::internal(error.to_string()))?;
     let mut after = from_unix_ms - interval.as_millis() as i64 * 2;
     loop {

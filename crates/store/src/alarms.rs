@@ -468,7 +468,89 @@ pub struct AlarmEventRow {
     pub kind: String,
 }
 
+/// What an alarm evaluation of a device needs: its assignments under a class that overlap the
+/// readings, each with its kept progress, and the device's reading interval.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EvaluationInputs {
+    pub assignments: Vec<(crate::readings::AssignmentRecord, Option<StoredProgress>)>,
+    pub reading_interval_seconds: u32,
+}
+
 impl TenantStore<'_> {
+    /// The evaluation inputs of devices, each for its span `[from, to]`, in two reads (devices
+    /// not found are left out).
+    pub async fn evaluation_inputs(
+        &self,
+        spans: &[(&str, i64, i64)],
+    ) -> Result<std::collections::HashMap<String, EvaluationInputs>, StoreError> {
+        let mut inputs: std::collections::HashMap<String, EvaluationInputs> = std::collections::HashMap::new();
+        for chunk in spans.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
+            let sql = format!(
+                "SELECT device_id, reading_interval_seconds FROM devices WHERE tenant_id = $1 AND device_id IN ({})",
+                list.join(", ")
+            );
+            let devices: Vec<(String, i64)> = on_pool!(self.store.pools(), pool => {
+                let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str());
+                for (device, ..) in chunk {
+                    query = query.bind(*device);
+                }
+                query.fetch_all(pool).await
+            })?;
+            for (device, interval) in devices {
+                inputs.entry(device).or_default().reading_interval_seconds =
+                    interval.clamp(1, i64::from(u32::MAX)) as u32;
+            }
+            let sql = format!(
+                "SELECT a.device_id, a.from_unix_ms, a.to_unix_ms, a.target_kind, a.target, a.class, \
+                 p.through_unix_ms, p.window_start_unix_ms, p.version, p.stale, p.progress \
+                 FROM device_assignments a LEFT JOIN alarm_progress p ON p.tenant_id = a.tenant_id \
+                 AND p.device_id = a.device_id AND p.assignment_from_unix_ms = a.from_unix_ms \
+                 WHERE a.tenant_id = $1 AND a.class IS NOT NULL AND a.device_id IN ({}) ORDER BY a.device_id, a.from_unix_ms",
+                list.join(", ")
+            );
+            #[derive(sqlx::FromRow)]
+            struct Row {
+                #[sqlx(flatten)]
+                assignment: crate::readings::AssignmentRecord,
+                through_unix_ms: Option<i64>,
+                window_start_unix_ms: Option<i64>,
+                version: Option<i64>,
+                stale: Option<i64>,
+                progress: Option<String>,
+            }
+            // Every assignment of the devices: few per device in practice, at most
+            // `ASSIGNMENTS_PER_DEVICE_MAX`; the spans pick the overlapping ones.
+            let rows: Vec<Row> = on_pool!(self.store.pools(), pool => {
+                let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str());
+                for (device, ..) in chunk {
+                    query = query.bind(*device);
+                }
+                query.fetch_all(pool).await
+            })?;
+            for row in rows {
+                let Some(&(_, from, to)) = chunk.iter().find(|(device, ..)| *device == row.assignment.device_id) else {
+                    continue;
+                };
+                let overlaps =
+                    row.assignment.from_unix_ms <= to && row.assignment.to_unix_ms.is_none_or(|end| end > from);
+                if !overlaps {
+                    continue;
+                }
+                let kept = match (row.through_unix_ms, row.window_start_unix_ms, row.version, row.stale, row.progress) {
+                    (Some(through_unix_ms), Some(window_start_unix_ms), Some(version), Some(stale), Some(progress)) => {
+                        Some(StoredProgress { through_unix_ms, window_start_unix_ms, version, stale, progress })
+                    }
+                    _ => None,
+                };
+                if let Some(entry) = inputs.get_mut(&row.assignment.device_id) {
+                    entry.assignments.push((row.assignment, kept));
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
     /// Where the evaluation of a device's assignment stands.
     pub async fn alarm_progress(
         &self,
