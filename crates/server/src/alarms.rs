@@ -125,13 +125,33 @@ pub async fn evaluate_devices(
         }
     };
     let mut running = tokio::task::JoinSet::new();
+    let mut alarms = Vec::new();
+    let mut progress = Vec::new();
+    let mut again: Vec<usize> = Vec::new();
+    let mut evaluated_devices = Vec::new();
+    let mut collect = |done: Result<(usize, DeviceEvaluation), tokio::task::JoinError>| match done {
+        Ok((index, Ok((device_alarms, device_progress)))) => {
+            alarms.extend(device_alarms);
+            progress.extend(device_progress);
+            evaluated_devices.push(index);
+            Ok(())
+        }
+        Ok((index, Err(problem))) => {
+            tracing::debug!(detail = %problem.detail, "an alarm evaluation failed; trying the device alone");
+            again.push(index);
+            Ok(())
+        }
+        Err(error) => Err(Problem::internal(error)),
+    };
     for (index, &(device_id, from, _)) in spans.iter().enumerate() {
         let Some(device_inputs) = inputs.remove(device_id) else { continue };
         if device_inputs.assignments.is_empty() {
             continue;
         }
         while running.len() >= EVALUATIONS_IN_FLIGHT_MAX {
-            running.join_next().await;
+            if let Some(done) = running.join_next().await {
+                collect(done)?;
+            }
         }
         let (store, tenant, device_id) = (store.clone(), tenant.clone(), device_id.to_owned());
         running.spawn(async move {
@@ -143,23 +163,8 @@ pub async fn evaluate_devices(
             (index, result.map(|()| (alarms, progress)))
         });
     }
-    let mut alarms = Vec::new();
-    let mut progress = Vec::new();
-    let mut again: Vec<usize> = Vec::new();
-    let mut evaluated_devices = Vec::new();
     while let Some(done) = running.join_next().await {
-        match done {
-            Ok((index, Ok((device_alarms, device_progress)))) => {
-                alarms.extend(device_alarms);
-                progress.extend(device_progress);
-                evaluated_devices.push(index);
-            }
-            Ok((index, Err(problem))) => {
-                tracing::debug!(detail = %problem.detail, "an alarm evaluation failed; trying the device alone");
-                again.push(index)
-            }
-            Err(error) => return Err(Problem::internal(error)),
-        }
+        collect(done)?;
     }
     let mut stored = 0;
     if !progress.is_empty() {
@@ -218,6 +223,9 @@ async fn evaluate_one_by_one(
     }
     Evaluated { stored, failed }
 }
+
+/// One device's evaluation: its alarms and progress, or why it failed.
+type DeviceEvaluation = Result<(Vec<EvaluatedAlarm>, Vec<ProgressUpdate>), Problem>;
 
 /// What the evaluations of one ingest came to. A failed evaluation does not fail the ingest: its
 /// readings are stored, its device's progress did not move (or was marked stale by them), so the
