@@ -143,7 +143,7 @@ pub async fn evaluate_devices(
         }
         Err(error) => Err(Problem::internal(error)),
     };
-    for (index, &(device_id, from, _)) in spans.iter().enumerate() {
+    for (index, &(device_id, ..)) in spans.iter().enumerate() {
         let Some(device_inputs) = inputs.remove(device_id) else { continue };
         if device_inputs.assignments.is_empty() {
             continue;
@@ -158,8 +158,7 @@ pub async fn evaluate_devices(
             let mut alarms = Vec::new();
             let mut progress = Vec::new();
             let result =
-                evaluate_device(&store, &tenant, &device_id, device_inputs, from, now, &mut alarms, &mut progress)
-                    .await;
+                evaluate_device(&store, &tenant, &device_id, device_inputs, now, &mut alarms, &mut progress).await;
             (index, result.map(|()| (alarms, progress)))
         });
     }
@@ -255,7 +254,7 @@ async fn evaluate_and_store(
         else {
             return Ok(0);
         };
-        evaluate_device(store, tenant, device_id, inputs, from, now, &mut alarms, &mut progress).await?;
+        evaluate_device(store, tenant, device_id, inputs, now, &mut alarms, &mut progress).await?;
         if progress.is_empty() {
             return Ok(0);
         }
@@ -272,8 +271,7 @@ async fn evaluate_and_store(
 }
 
 /// Evaluates one device's assignments (`inputs`: those under a class that overlap its new
-/// readings, from `from` on): from the kept progress when it is not stale and every new reading
-/// is after it, else from the assignment's window (its last [`EVALUATION_WINDOW_MS`] at most,
+/// readings): from the kept progress when it is not stale, else from the assignment's window (its last [`EVALUATION_WINDOW_MS`] at most,
 /// anchored at the first evaluation).
 #[allow(clippy::too_many_arguments)]
 async fn evaluate_device(
@@ -281,7 +279,6 @@ async fn evaluate_device(
     tenant: &TenantId,
     device_id: &str,
     inputs: store::alarms::EvaluationInputs,
-    from_unix_ms: i64,
     now: jiff::Timestamp,
     evaluated: &mut Vec<EvaluatedAlarm>,
     updates: &mut Vec<ProgressUpdate>,
@@ -298,10 +295,13 @@ async fn evaluate_device(
         let window_start = kept
             .as_ref()
             .map_or(assignment.from_unix_ms.max(end - EVALUATION_WINDOW_MS), |kept| kept.window_start_unix_ms);
-        let resumed = kept
-            .as_ref()
-            .filter(|kept| kept.stale == 0 && from_unix_ms >= kept.through_unix_ms)
-            .and_then(|kept| AlarmProgress::from_json(&kept.progress));
+        // Readings before `through` mark the progress stale in their own transaction, and every
+        // readings write moves the device's readings version on, so an evaluation that did not
+        // see them cannot store its result. A progress that is not stale has therefore seen every
+        // reading before `through`, those of this ingest included (another evaluation may have
+        // taken them in first).
+        let resumed =
+            kept.as_ref().filter(|kept| kept.stale == 0).and_then(|kept| AlarmProgress::from_json(&kept.progress));
         let start = match &resumed {
             Some(progress) => progress.through.as_millisecond(),
             None => window_start,
@@ -357,6 +357,7 @@ async fn evaluate_device(
             device_id: device_id.to_owned(),
             assignment_from_unix_ms: assignment.from_unix_ms,
             expected_version: kept.as_ref().map(|kept| kept.version),
+            expected_readings_version: inputs.readings_version,
             window_start_unix_ms: window_start,
             through_unix_ms: progress.through.as_millisecond(),
             progress: progress.to_json(),

@@ -70,13 +70,16 @@ pub struct EvaluatedAlarm {
 }
 
 /// Where an evaluation of a device's assignment now stands, replacing the progress it started
-/// from (`expected_version`; none when there was none). Every write of a progress, and every
+/// from (`expected_version`; none when there was none), if the device's readings did not change
+/// since the evaluation read them (`expected_readings_version`). Every write of a progress, and a
 /// reading stored before its `through` (which marks it stale), moves its version on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressUpdate {
     pub device_id: String,
     pub assignment_from_unix_ms: i64,
     pub expected_version: Option<i64>,
+    /// The device's readings version the evaluation read (0: none yet).
+    pub expected_readings_version: i64,
     /// Where the evaluations of this assignment start when they cannot resume.
     pub window_start_unix_ms: i64,
     pub through_unix_ms: i64,
@@ -345,6 +348,27 @@ async fn move_progress(
     update: &ProgressUpdate,
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
+    // Readings stored since the evaluation read the device: it has not seen them. (An UPDATE,
+    // so that on PostgreSQL it waits for a readings write in flight and sees its version.)
+    let unchanged = if update.expected_readings_version == 0 {
+        !crate::writer::exists(
+            conn,
+            "SELECT 1 FROM device_reading_versions WHERE tenant_id = $1 AND device_id = $2",
+            &[Arg::Text(tenant), Arg::Text(&update.device_id)],
+        )
+        .await?
+    } else {
+        execute(
+            conn,
+            "UPDATE device_reading_versions SET version = version WHERE tenant_id = $1 AND device_id = $2 AND version = $3",
+            &[Arg::Text(tenant), Arg::Text(&update.device_id), Arg::Integer(update.expected_readings_version)],
+        )
+        .await?
+            == 1
+    };
+    if !unchanged {
+        return Ok(false);
+    }
     let mut args = vec![
         Arg::Text(tenant),
         Arg::Text(&update.device_id),
@@ -371,14 +395,23 @@ async fn move_progress(
     Ok(moved == 1)
 }
 
-/// Marks the progress of a device's assignments stale where a reading was just stored before
-/// its `through` (in the readings' transaction): the next evaluation starts from the window.
+/// In the readings' transaction: moves the device's readings version on (an evaluation that read
+/// the device before cannot store its result, so it evaluates again and sees these readings) and
+/// marks its progress stale where a reading lies before its `through` (the next evaluation starts
+/// from the window).
 pub(crate) async fn mark_stale(
     conn: &mut crate::backend::Conn,
     tenant: &str,
     device_id: &str,
     earliest_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
+    execute(
+        conn,
+        "INSERT INTO device_reading_versions (tenant_id, device_id, version) VALUES ($1, $2, 1) \
+         ON CONFLICT (tenant_id, device_id) DO UPDATE SET version = device_reading_versions.version + 1",
+        &[Arg::Text(tenant), Arg::Text(device_id)],
+    )
+    .await?;
     execute(
         conn,
         "UPDATE alarm_progress SET stale = 1, version = version + 1 \
@@ -474,6 +507,8 @@ pub struct AlarmEventRow {
 pub struct EvaluationInputs {
     pub assignments: Vec<(crate::readings::AssignmentRecord, Option<StoredProgress>)>,
     pub reading_interval_seconds: u32,
+    /// The device's readings version when read (0: none yet).
+    pub readings_version: i64,
 }
 
 impl TenantStore<'_> {
@@ -487,19 +522,22 @@ impl TenantStore<'_> {
         for chunk in spans.chunks(500) {
             let list: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
             let sql = format!(
-                "SELECT device_id, reading_interval_seconds FROM devices WHERE tenant_id = $1 AND device_id IN ({})",
+                "SELECT d.device_id, d.reading_interval_seconds, COALESCE(v.version, 0) FROM devices d \
+                 LEFT JOIN device_reading_versions v ON v.tenant_id = d.tenant_id AND v.device_id = d.device_id \
+                 WHERE d.tenant_id = $1 AND d.device_id IN ({})",
                 list.join(", ")
             );
-            let devices: Vec<(String, i64)> = on_pool!(self.store.pools(), pool => {
+            let devices: Vec<(String, i64, i64)> = on_pool!(self.store.pools(), pool => {
                 let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str());
                 for (device, ..) in chunk {
                     query = query.bind(*device);
                 }
                 query.fetch_all(pool).await
             })?;
-            for (device, interval) in devices {
-                inputs.entry(device).or_default().reading_interval_seconds =
-                    interval.clamp(1, i64::from(u32::MAX)) as u32;
+            for (device, interval, version) in devices {
+                let entry = inputs.entry(device).or_default();
+                entry.reading_interval_seconds = interval.clamp(1, i64::from(u32::MAX)) as u32;
+                entry.readings_version = version;
             }
             let sql = format!(
                 "SELECT a.device_id, a.from_unix_ms, a.to_unix_ms, a.target_kind, a.target, a.class, \

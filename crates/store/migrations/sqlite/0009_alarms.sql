@@ -54,6 +54,15 @@ CREATE TABLE alarm_progress (
     PRIMARY KEY (tenant_id, device_id, assignment_from_unix_ms)
 ) WITHOUT ROWID, STRICT;
 
+-- Every write of a device's readings moves its version on; an alarm evaluation stores its result
+-- only if the version is still the one it read (else it evaluates again, seeing those readings).
+CREATE TABLE device_reading_versions (
+    tenant_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, device_id)
+) WITHOUT ROWID, STRICT;
+
 -- Alarm transitions in write order, for the webhooks; `step` orders those of one write
 -- (0 opened, 1 escalated, 2 acknowledged, 3 cleared).
 CREATE TABLE alarm_events (
