@@ -129,6 +129,7 @@ pub async fn evaluate_devices(
     let mut progress = Vec::new();
     let mut again: Vec<usize> = Vec::new();
     let mut evaluated_devices = Vec::new();
+    let mut panicked = 0;
     let mut collect = |done: Result<(usize, DeviceEvaluation), tokio::task::JoinError>| match done {
         Ok((index, Ok((device_alarms, device_progress)))) => {
             alarms.extend(device_alarms);
@@ -141,7 +142,12 @@ pub async fn evaluate_devices(
             again.push(index);
             Ok(())
         }
-        Err(error) => Err(Problem::internal(error)),
+        // A panicked evaluation stored nothing: the device's next readings evaluate again.
+        Err(error) => {
+            tracing::error!(%error, "an alarm evaluation panicked");
+            panicked += 1;
+            Ok::<(), Problem>(())
+        }
     };
     for (index, &(device_id, ..)) in spans.iter().enumerate() {
         let Some(device_inputs) = inputs.remove(device_id) else { continue };
@@ -170,6 +176,12 @@ pub async fn evaluate_devices(
         if alarms.len() > store::alarms::ALARMS_PER_WRITE_MAX {
             again.extend(evaluated_devices);
         } else {
+            // One order for the rows a write locks (readings writes take devices in order too).
+            progress.sort_by(|first, second| {
+                (&first.device_id, first.assignment_from_unix_ms)
+                    .cmp(&(&second.device_id, second.assignment_from_unix_ms))
+            });
+            alarms.sort_by(|first, second| first.row.alarm_id.cmp(&second.row.alarm_id));
             let count = alarms.len();
             let mutation = Mutation::Alarms(AlarmMutation::Evaluated { alarms, progress });
             match store.tenant(tenant).write(mutation, None).await {
@@ -179,12 +191,12 @@ pub async fn evaluate_devices(
         }
     }
     if again.is_empty() {
-        return Ok(Evaluated { stored, failed: 0 });
+        return Ok(Evaluated { stored, failed: panicked });
     }
     again.sort_unstable();
     let retried: Vec<(&str, i64, i64)> = again.iter().map(|&index| spans[index]).collect();
     let one_by_one = evaluate_one_by_one(store, tenant, &retried, now).await;
-    Ok(Evaluated { stored: stored + one_by_one.stored, failed: one_by_one.failed })
+    Ok(Evaluated { stored: stored + one_by_one.stored, failed: panicked + one_by_one.failed })
 }
 
 /// The devices' evaluations each in a write of its own, retried when raced.

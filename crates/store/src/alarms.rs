@@ -18,6 +18,9 @@ use crate::{Store, StoreError, TenantStore};
 pub const ALARMS_LISTED_MAX: u32 = 1_000;
 /// Alarms one evaluation stores, at most.
 pub const ALARMS_PER_WRITE_MAX: usize = 1_000;
+/// Times an evaluated alarm is read again and merged when a person or the escalation changed it
+/// meanwhile.
+const ALARM_MERGE_ATTEMPTS_MAX: usize = 3;
 /// Lots one alarm puts on hold, at most.
 pub const HELD_LOTS_PER_ALARM_MAX: usize = 100;
 
@@ -172,105 +175,129 @@ pub(crate) async fn apply_alarms(
             if alarms.len() > ALARMS_PER_WRITE_MAX {
                 return Ok(Err(WriteError::Limit(format!("one write stores at most {ALARMS_PER_WRITE_MAX} alarms"))));
             }
-            // Every progress first: a raced evaluation stores nothing.
+            // Every check before any change: a raced evaluation stores nothing (a write has no
+            // savepoint of its own in the group's transaction).
             for update in progress {
-                if !move_progress(conn, tenant, update, now_unix_ms).await? {
+                if !progress_unchanged(conn, tenant, update).await? {
                     return Ok(Err(WriteError::Conflict(format!(
                         "the alarm evaluation of device {}",
                         update.device_id
                     ))));
                 }
             }
+            for update in progress {
+                move_progress(conn, tenant, update, now_unix_ms).await?;
+            }
             for alarm in alarms {
                 let row = &alarm.row;
-                match stored_alarm(conn, tenant, &row.alarm_id).await? {
-                    None => {
-                        let held = hold_lots(conn, tenant_id, &alarm.holds, &row.alarm_id, &mut stock).await?;
-                        insert_alarm(conn, tenant, row, &held, now_unix_ms).await?;
-                        record_transition(conn, tenant, &row.alarm_id, "opened", now_unix_ms, &mut transitions).await?;
-                        for (kind, happened) in
-                            [("escalated", row.escalated_unix_ms.is_some()), ("cleared", row.state == "cleared")]
-                        {
-                            if happened {
-                                record_transition(conn, tenant, &row.alarm_id, kind, now_unix_ms, &mut transitions)
-                                    .await?;
-                            }
-                        }
-                        if let Some(events) = &alarm.events {
-                            match crate::epcis::apply_capture(conn, tenant_id, events, now_unix_ms, log).await? {
-                                Ok(_) => {}
-                                Err(refused) => {
-                                    return Err(sqlx::Error::Decode(
-                                        format!("the events of an alarm were refused: {refused}").into(),
-                                    ));
+                for _attempt in 0..ALARM_MERGE_ATTEMPTS_MAX {
+                    match stored_alarm(conn, tenant, &row.alarm_id).await? {
+                        None => {
+                            let held = hold_lots(conn, tenant_id, &alarm.holds, &row.alarm_id, &mut stock).await?;
+                            insert_alarm(conn, tenant, row, &held, now_unix_ms).await?;
+                            record_transition(conn, tenant, &row.alarm_id, "opened", now_unix_ms, &mut transitions)
+                                .await?;
+                            for (kind, happened) in
+                                [("escalated", row.escalated_unix_ms.is_some()), ("cleared", row.state == "cleared")]
+                            {
+                                if happened {
+                                    record_transition(conn, tenant, &row.alarm_id, kind, now_unix_ms, &mut transitions)
+                                        .await?;
                                 }
                             }
+                            if let Some(events) = &alarm.events {
+                                match crate::epcis::apply_capture(conn, tenant_id, events, now_unix_ms, log).await? {
+                                    Ok(_) => {}
+                                    Err(refused) => {
+                                        return Err(sqlx::Error::Decode(
+                                            format!("the events of an alarm were refused: {refused}").into(),
+                                        ));
+                                    }
+                                }
+                            }
+                            break;
                         }
-                    }
-                    Some(stored) => {
-                        let mut state = if rank(&row.state) >= rank(&stored.state) {
-                            row.state.clone()
-                        } else {
-                            stored.state.clone()
-                        };
-                        // An alarm a person acknowledged clears once its condition has ended.
-                        if state == "acknowledged" && row.condition_end_unix_ms.is_some() {
-                            state = "cleared".to_owned();
-                        }
-                        // Escalation only precedes an acknowledgement.
-                        let escalated = match stored.escalated_unix_ms {
-                            Some(at) => Some(at),
-                            None if rank(&stored.state) < 2 => row.escalated_unix_ms,
-                            None => None,
-                        };
-                        let changed = state != stored.state
-                            || escalated != stored.escalated_unix_ms
-                            || row.condition_end_unix_ms != stored.condition_end_unix_ms
-                            || row.peak_celsius != stored.peak_celsius;
-                        if !changed {
-                            continue;
-                        }
-                        let cleared = match state.as_str() {
-                            "cleared" => stored.cleared_unix_ms.or(row.cleared_unix_ms).or_else(|| {
-                                Some(
-                                    stored
-                                        .acknowledged_unix_ms
-                                        .unwrap_or(now_unix_ms)
-                                        .max(row.condition_end_unix_ms.unwrap_or(0)),
-                                )
-                            }),
-                            _ => None,
-                        };
-                        // Guarded by the state read: a concurrent acknowledgement wins, and the
-                        // next evaluation reconciles.
-                        let updated = execute(
-                            conn,
-                            "UPDATE alarms SET state = $3, escalated_unix_ms = $4, condition_end_unix_ms = $5, \
+                        Some(stored) => {
+                            let mut state = if rank(&row.state) >= rank(&stored.state) {
+                                row.state.clone()
+                            } else {
+                                stored.state.clone()
+                            };
+                            // An alarm a person acknowledged clears once its condition has ended.
+                            if state == "acknowledged" && row.condition_end_unix_ms.is_some() {
+                                state = "cleared".to_owned();
+                            }
+                            // Escalation only precedes an acknowledgement.
+                            let escalated = match stored.escalated_unix_ms {
+                                Some(at) => Some(at),
+                                None if rank(&stored.state) < 2 => row.escalated_unix_ms,
+                                None => None,
+                            };
+                            let changed = state != stored.state
+                                || escalated != stored.escalated_unix_ms
+                                || row.condition_end_unix_ms != stored.condition_end_unix_ms
+                                || row.peak_celsius != stored.peak_celsius;
+                            if !changed {
+                                break;
+                            }
+                            let cleared = match state.as_str() {
+                                "cleared" => stored.cleared_unix_ms.or(row.cleared_unix_ms).or_else(|| {
+                                    Some(
+                                        stored
+                                            .acknowledged_unix_ms
+                                            .unwrap_or(now_unix_ms)
+                                            .max(row.condition_end_unix_ms.unwrap_or(0)),
+                                    )
+                                }),
+                                _ => None,
+                            };
+                            // Guarded by the state read: a concurrent acknowledgement wins, and the
+                            // next evaluation reconciles.
+                            let updated = execute(
+                                conn,
+                                "UPDATE alarms SET state = $3, escalated_unix_ms = $4, condition_end_unix_ms = $5, \
                              cleared_unix_ms = $6, peak_celsius = $7, updated_unix_ms = $8 \
                              WHERE tenant_id = $1 AND alarm_id = $2 AND state = $9",
-                            &[
-                                Arg::Text(tenant),
-                                Arg::Text(&row.alarm_id),
-                                Arg::Text(&state),
-                                Arg::OptionalInteger(escalated),
-                                Arg::OptionalInteger(row.condition_end_unix_ms),
-                                Arg::OptionalInteger(cleared),
-                                Arg::Real(row.peak_celsius),
-                                Arg::Integer(now_unix_ms),
-                                Arg::Text(&stored.state),
-                            ],
-                        )
-                        .await?;
-                        if updated == 0 {
-                            continue;
-                        }
-                        if escalated.is_some() && stored.escalated_unix_ms.is_none() {
-                            record_transition(conn, tenant, &row.alarm_id, "escalated", now_unix_ms, &mut transitions)
+                                &[
+                                    Arg::Text(tenant),
+                                    Arg::Text(&row.alarm_id),
+                                    Arg::Text(&state),
+                                    Arg::OptionalInteger(escalated),
+                                    Arg::OptionalInteger(row.condition_end_unix_ms),
+                                    Arg::OptionalInteger(cleared),
+                                    Arg::Real(row.peak_celsius),
+                                    Arg::Integer(now_unix_ms),
+                                    Arg::Text(&stored.state),
+                                ],
+                            )
+                            .await?;
+                            if updated == 0 {
+                                // Acknowledged or escalated meanwhile: read it again and merge.
+                                continue;
+                            }
+                            if escalated.is_some() && stored.escalated_unix_ms.is_none() {
+                                record_transition(
+                                    conn,
+                                    tenant,
+                                    &row.alarm_id,
+                                    "escalated",
+                                    now_unix_ms,
+                                    &mut transitions,
+                                )
                                 .await?;
-                        }
-                        if state == "cleared" && stored.state != "cleared" {
-                            record_transition(conn, tenant, &row.alarm_id, "cleared", now_unix_ms, &mut transitions)
+                            }
+                            if state == "cleared" && stored.state != "cleared" {
+                                record_transition(
+                                    conn,
+                                    tenant,
+                                    &row.alarm_id,
+                                    "cleared",
+                                    now_unix_ms,
+                                    &mut transitions,
+                                )
                                 .await?;
+                            }
+                            break;
                         }
                     }
                 }
@@ -341,35 +368,65 @@ pub(crate) async fn apply_alarms(
     }
 }
 
-/// Compare-and-set of one progress on its version: answers whether it moved.
+/// Whether the device's readings and the progress are still those the evaluation read. Both
+/// checks are UPDATEs that change nothing: on PostgreSQL they lock the rows (waiting for a
+/// readings write in flight), so nothing moves them before this write commits.
+async fn progress_unchanged(
+    conn: &mut crate::backend::Conn,
+    tenant: &str,
+    update: &ProgressUpdate,
+) -> Result<bool, sqlx::Error> {
+    // A device's first evaluation: make its version row (0) if no readings write has yet; an
+    // insert in flight is waited for.
+    execute(
+        conn,
+        "INSERT INTO device_reading_versions (tenant_id, device_id, version) VALUES ($1, $2, 0) \
+         ON CONFLICT (tenant_id, device_id) DO NOTHING",
+        &[Arg::Text(tenant), Arg::Text(&update.device_id)],
+    )
+    .await?;
+    let readings_unchanged = execute(
+        conn,
+        "UPDATE device_reading_versions SET version = version WHERE tenant_id = $1 AND device_id = $2 AND version = $3",
+        &[Arg::Text(tenant), Arg::Text(&update.device_id), Arg::Integer(update.expected_readings_version)],
+    )
+    .await?
+        == 1;
+    if !readings_unchanged {
+        return Ok(false);
+    }
+    let (tenant_arg, device_arg, from_arg) =
+        (Arg::Text(tenant), Arg::Text(&update.device_id), Arg::Integer(update.assignment_from_unix_ms));
+    Ok(match update.expected_version {
+        None => {
+            !crate::writer::exists(
+                conn,
+                "SELECT 1 FROM alarm_progress WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3",
+                &[tenant_arg, device_arg, from_arg],
+            )
+            .await?
+        }
+        Some(expected) => {
+            execute(
+                conn,
+                "UPDATE alarm_progress SET version = version WHERE tenant_id = $1 AND device_id = $2 \
+                 AND assignment_from_unix_ms = $3 AND version = $4",
+                &[tenant_arg, device_arg, from_arg, Arg::Integer(expected)],
+            )
+            .await?
+                == 1
+        }
+    })
+}
+
+/// Stores one progress (checked by [`progress_unchanged`] in this transaction).
 async fn move_progress(
     conn: &mut crate::backend::Conn,
     tenant: &str,
     update: &ProgressUpdate,
     now_unix_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    // Readings stored since the evaluation read the device: it has not seen them. (An UPDATE,
-    // so that on PostgreSQL it waits for a readings write in flight and sees its version.)
-    let unchanged = if update.expected_readings_version == 0 {
-        !crate::writer::exists(
-            conn,
-            "SELECT 1 FROM device_reading_versions WHERE tenant_id = $1 AND device_id = $2",
-            &[Arg::Text(tenant), Arg::Text(&update.device_id)],
-        )
-        .await?
-    } else {
-        execute(
-            conn,
-            "UPDATE device_reading_versions SET version = version WHERE tenant_id = $1 AND device_id = $2 AND version = $3",
-            &[Arg::Text(tenant), Arg::Text(&update.device_id), Arg::Integer(update.expected_readings_version)],
-        )
-        .await?
-            == 1
-    };
-    if !unchanged {
-        return Ok(false);
-    }
-    let mut args = vec![
+) -> Result<(), sqlx::Error> {
+    let args = [
         Arg::Text(tenant),
         Arg::Text(&update.device_id),
         Arg::Integer(update.assignment_from_unix_ms),
@@ -378,21 +435,17 @@ async fn move_progress(
         Arg::Text(&update.progress),
         Arg::Integer(now_unix_ms),
     ];
-    let sql = match update.expected_version {
-        None => {
-            "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, \
-             window_start_unix_ms, version, stale, progress, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, $7) \
-             ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO NOTHING"
-        }
-        Some(expected) => {
-            args.push(Arg::Integer(expected));
-            "UPDATE alarm_progress SET through_unix_ms = $4, window_start_unix_ms = $5, progress = $6, \
-             updated_unix_ms = $7, version = version + 1, stale = 0 \
-             WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3 AND version = $8"
-        }
-    };
-    let moved = execute(conn, sql, &args).await?;
-    Ok(moved == 1)
+    execute(
+        conn,
+        "INSERT INTO alarm_progress (tenant_id, device_id, assignment_from_unix_ms, through_unix_ms, \
+         window_start_unix_ms, version, stale, progress, updated_unix_ms) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, $7) \
+         ON CONFLICT (tenant_id, device_id, assignment_from_unix_ms) DO UPDATE SET through_unix_ms = excluded.through_unix_ms, \
+         window_start_unix_ms = excluded.window_start_unix_ms, progress = excluded.progress, \
+         updated_unix_ms = excluded.updated_unix_ms, version = alarm_progress.version + 1, stale = 0",
+        &args,
+    )
+    .await?;
+    Ok(())
 }
 
 /// In the readings' transaction: moves the device's readings version on (an evaluation that read
