@@ -114,14 +114,14 @@ pub async fn evaluate_devices(
     tenant: &TenantId,
     spans: &[(&str, i64, i64)],
     now: jiff::Timestamp,
-) -> Result<Evaluated, Problem> {
+) -> Evaluated {
     // First every device at once, stored in one write; a device whose evaluation failed, or all
     // of them when that write was raced, then go one by one with retries.
     let mut inputs = match store.tenant(tenant).evaluation_inputs(spans).await {
         Ok(inputs) => inputs,
         Err(error) => {
             tracing::warn!(%error, "reading the alarm evaluations' inputs failed; trying the devices one by one");
-            return Ok(evaluate_one_by_one(store, tenant, spans, now).await);
+            return evaluate_one_by_one(store, tenant, spans, now).await;
         }
     };
     let mut running = tokio::task::JoinSet::new();
@@ -135,18 +135,15 @@ pub async fn evaluate_devices(
             alarms.extend(device_alarms);
             progress.extend(device_progress);
             evaluated_devices.push(index);
-            Ok(())
         }
         Ok((index, Err(problem))) => {
             tracing::debug!(detail = %problem.detail, "an alarm evaluation failed; trying the device alone");
             again.push(index);
-            Ok(())
         }
         // A panicked evaluation stored nothing: the device's next readings evaluate again.
         Err(error) => {
             tracing::error!(%error, "an alarm evaluation panicked");
             panicked += 1;
-            Ok::<(), Problem>(())
         }
     };
     for (index, &(device_id, ..)) in spans.iter().enumerate() {
@@ -156,7 +153,7 @@ pub async fn evaluate_devices(
         }
         while running.len() >= EVALUATIONS_IN_FLIGHT_MAX {
             if let Some(done) = running.join_next().await {
-                collect(done)?;
+                collect(done);
             }
         }
         let (store, tenant, device_id) = (store.clone(), tenant.clone(), device_id.to_owned());
@@ -169,7 +166,7 @@ pub async fn evaluate_devices(
         });
     }
     while let Some(done) = running.join_next().await {
-        collect(done)?;
+        collect(done);
     }
     let mut stored = 0;
     if !progress.is_empty() {
@@ -191,12 +188,12 @@ pub async fn evaluate_devices(
         }
     }
     if again.is_empty() {
-        return Ok(Evaluated { stored, failed: panicked });
+        return Evaluated { stored, failed: panicked };
     }
     again.sort_unstable();
     let retried: Vec<(&str, i64, i64)> = again.iter().map(|&index| spans[index]).collect();
     let one_by_one = evaluate_one_by_one(store, tenant, &retried, now).await;
-    Ok(Evaluated { stored: stored + one_by_one.stored, failed: panicked + one_by_one.failed })
+    Evaluated { stored: stored + one_by_one.stored, failed: panicked + one_by_one.failed }
 }
 
 /// The devices' evaluations each in a write of its own, retried when raced.

@@ -642,18 +642,6 @@ impl TenantStore<'_> {
         Ok(inputs)
     }
 
-    /// Where the evaluation of a device's assignment stands.
-    pub async fn alarm_progress(
-        &self,
-        device_id: &str,
-        assignment_from_unix_ms: i64,
-    ) -> Result<Option<StoredProgress>, StoreError> {
-        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(
-            "SELECT through_unix_ms, window_start_unix_ms, version, stale, progress FROM alarm_progress \
-             WHERE tenant_id = $1 AND device_id = $2 AND assignment_from_unix_ms = $3")
-            .bind(self.tenant_id.as_str()).bind(device_id).bind(assignment_from_unix_ms).fetch_optional(pool).await)?)
-    }
-
     /// This tenant's alarms, newest first: all, or those in `states`, or of one device.
     pub async fn alarms(
         &self,

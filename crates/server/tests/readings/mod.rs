@@ -231,6 +231,9 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
     }
     let alarms = app.get("/v1/alarms", &key).await;
     assert_eq!(alarms.status, StatusCode::OK, "{:?}", alarms.body);
+    for bad in ["/v1/alarms?state=warm", "/v1/alarms?limit=0", "/v1/alarms?colour=red"] {
+        assert!(app.get(bad, &key).await.is_problem(400, "/problems/invalid-parameter"), "{bad}");
+    }
     let list = alarms.body.as_array().unwrap();
     assert_eq!(list.len(), 1, "one rule breached once: {list:?}");
     let alarm = &list[0];
