@@ -59,6 +59,59 @@ fn logger_readings(departure: jiff::Timestamp, until: jiff::Timestamp) -> String
     serde_json::Value::Array(records).to_string()
 }
 
+/// The salmon pallet's logger readings from packing at the farm to `until`, every 15 minutes:
+/// about 1 °C, a little warmer on the roads, never above the fish limit of 2 °C.
+fn salmon_readings(packed: jiff::Timestamp, until: jiff::Timestamp) -> String {
+    const INTERVAL_SECONDS: i64 = 15 * 60;
+    let count = (until.as_second() - packed.as_second()) / INTERVAL_SECONDS;
+    let records: Vec<serde_json::Value> = (0..=count)
+        .map(|index| {
+            let hour = index * INTERVAL_SECONDS / 3600;
+            // On the road: 2–12 h (farm to Oslo) and 20–48 h (the reefer to Amsterdam).
+            let road = (2..12).contains(&hour) || (20..48).contains(&hour);
+            let celsius = if road { 1.1 + (index % 9) as f64 * 0.08 } else { 0.6 + (index % 7) as f64 * 0.06 };
+            if index == 0 {
+                serde_json::json!({"bn": demo::SALMON_LOGGER, "bt": packed.as_second(), "bu": "Cel", "t": 0, "v": celsius})
+            } else {
+                serde_json::json!({"t": index * INTERVAL_SECONDS, "v": celsius})
+            }
+        })
+        .collect();
+    serde_json::Value::Array(records).to_string()
+}
+
+/// Puts a logger on the salmon lot's pallet from the farm and reads it out (the first run on a
+/// database): the lot's provenance page draws its temperatures.
+pub async fn load_salmon(store: &Store, pallet: gs1::Sscc) -> anyhow::Result<()> {
+    let tenant = demo::salmon_tenant();
+    if !store.tenant(&tenant).device_assignments(demo::SALMON_LOGGER).await?.is_empty() {
+        return Ok(());
+    }
+    let packed: jiff::Timestamp = demo::SALMON_PACKED_AT.parse()?;
+    let assign = Mutation::AssignDevice {
+        device_id: network::DeviceId::parse(demo::SALMON_LOGGER)?,
+        from_unix_ms: packed.as_millisecond(),
+        target: AssignmentTarget::Sscc(pallet),
+        class: Some("fish".to_owned()),
+        events: None,
+    };
+    store
+        .write(Write { tenant_id: tenant.clone(), mutation: assign, idempotency: None })
+        .await
+        .map_err(|error| anyhow::anyhow!("the logger on the salmon pallet: {error}"))?;
+    let now = jiff::Timestamp::now();
+    let body = salmon_readings(packed, now);
+    let ingested = server::readings::ingest(store, &tenant, "application/senml+json", body.as_bytes(), now, None)
+        .await
+        .map_err(|problem| anyhow::anyhow!("the salmon logger's readings: {}", problem.detail))?;
+    anyhow::ensure!(
+        ingested.rejected.is_empty(),
+        "the salmon logger's readings were rejected: {:?}",
+        ingested.rejected
+    );
+    Ok(())
+}
+
 /// Runs the trip once (the first run on a database).
 pub async fn load(store: &Store) -> anyhow::Result<()> {
     let tenant = demo::pharma_tenant();

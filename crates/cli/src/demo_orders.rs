@@ -27,6 +27,11 @@ pub const ROUTE_ORDERS: [(&str, i64, f64, f64, &str); 4] = [
 pub const VAN: &str = "van-ams-1";
 pub const BIKE: &str = "bike-ams-1";
 
+/// The pallet of the salmon lot received at the Amsterdam DC.
+pub fn salmon_pallet() -> anyhow::Result<gs1::Sscc> {
+    sscc(1)
+}
+
 fn sscc(serial: u64) -> anyhow::Result<gs1::Sscc> {
     let body = format!("3{:016}", 8_712_345_000_000_000 + serial);
     let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
@@ -110,7 +115,7 @@ async fn load_stock_and_orders(store: &Store) -> anyhow::Result<()> {
     let tenant = demo::salmon_tenant();
     let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(10)).to_string();
     let pallet = AsnPallet {
-        sscc: sscc(1)?,
+        sscc: salmon_pallet()?,
         gtin: demo::salmon_gtin(),
         lot: demo::SALMON_LOT.to_owned(),
         expiry: Some(expiry),

@@ -206,6 +206,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             capture_demo_journey(&store).await?;
             let courier_key = demo_orders::load(&store).await?;
             demo_coldchain::load(&store).await?;
+            demo_coldchain::load_salmon(&store, demo_orders::salmon_pallet()?).await?;
             print_demo(&options, &demo, &courier_key);
             serve(options, store).await
         }

@@ -1,5 +1,7 @@
 //! The `keten` binary as a person uses it.
 
+mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -500,6 +500,14 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
     );
     add(
         &nordfjord,
+        format!("device {SALMON_LOGGER}"),
+        Mutation::PutDevice {
+            device: device(SALMON_LOGGER, DeviceKind::DataLogger, "Pallet logger NF-1", None, 900),
+            mode: PutMode::Upsert,
+        },
+    );
+    add(
+        &nordfjord,
         "salmon sensor".into(),
         Mutation::PutDevice {
             device: device(
@@ -648,6 +656,12 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
     all
 }
 
+/// The data logger that rides with the salmon lot's pallet from the farm (a Nordfjord device).
+pub const SALMON_LOGGER: &str = "nordfjord-logger-1";
+
+/// When the salmon lot was harvested and packed (its journey's first step).
+pub const SALMON_PACKED_AT: &str = "2026-11-23T05:00:00Z";
+
 /// The data logger that rides with the demo's vaccine pallet (a PharmaPol device).
 pub const PHARMA_LOGGER: &str = "pharmapol-logger-1";
 
@@ -706,7 +720,7 @@ pub fn salmon_journey_document() -> String {
     };
     let reefer = r#","sensorElementList":[{"sensorMetadata":{"startTime":"2026-11-24T01:00:00Z","endTime":"2026-11-25T05:00:00Z"},"sensorReport":[{"type":"Temperature","minValue":0.4,"maxValue":1.9,"meanValue":1.1,"uom":"CEL"}]}]"#;
     let events = [
-        event("2026-11-23T05:00:00Z", "ADD", "commissioning", "active", SALMON_FARM, ""),
+        event(SALMON_PACKED_AT, "ADD", "commissioning", "active", SALMON_FARM, ""),
         event("2026-11-23T07:00:00Z", "OBSERVE", "shipping", "in_transit", SALMON_FARM, ""),
         event("2026-11-23T17:00:00Z", "OBSERVE", "receiving", "in_progress", OSLO_DEPOT, ""),
         event("2026-11-24T01:00:00Z", "OBSERVE", "shipping", "in_transit", OSLO_DEPOT, reefer),

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod pages;
 pub mod problem;
+pub mod provenance;
 pub mod readings;
 pub mod reports;
 pub mod resolver;
@@ -86,8 +87,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// What the resolver read recently (for at most `resolver::ITEM_CACHE_LIFETIME`).
     pub item_cache: Arc<resolver::ItemCache>,
-    /// Lots' shelf-life lines for consumer pages (for at most `resolver::SHELF_LIFE_CACHE_LIFETIME`).
-    pub shelf_life_cache: Arc<resolver::ShelfLifeCache>,
+    /// The consumer pages' templates and caches (`provenance`).
+    pub consumer_pages: Arc<provenance::ConsumerPages>,
     /// Wakes the subscription worker after a capture.
     pub subscriptions_wake: Arc<tokio::sync::Notify>,
     /// Travel distances and times for dispatch: great-circle distance × the road factor by
@@ -123,13 +124,14 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
         metrics,
         openapi: Arc::new(document),
         item_cache: Arc::new(resolver::ItemCache::default()),
-        shelf_life_cache: Arc::new(resolver::ShelfLifeCache::default()),
+        consumer_pages: Arc::new(provenance::ConsumerPages::default()),
         subscriptions_wake,
         matrix: Arc::new(::dispatch::Haversine::default()),
     };
     Router::new()
         .merge(api_router)
         .merge(resolver::routes())
+        .merge(provenance::routes())
         .merge(epcis::layered(state.clone()))
         .merge(log::routes())
         .route("/", get(pages::index))

@@ -85,40 +85,13 @@ impl ItemCache {
     }
 }
 
-/// How long a lot's shelf-life line is reused on consumer pages: it is derived from the lot's whole
-/// history (a report), which anonymous page views must not recompute each time.
-pub const SHELF_LIFE_CACHE_LIFETIME: Duration = Duration::from_secs(60);
-
-/// Lots' shelf-life lines, by owner, GTIN and lot.
-#[derive(Debug, Default)]
-pub struct ShelfLifeCache {
-    entries: Mutex<HashMap<String, (Instant, Option<reports::ShelfLifeLine>)>>,
-}
-
-impl ShelfLifeCache {
-    fn get(&self, key: &str) -> Option<Option<reports::ShelfLifeLine>> {
-        let entries = self.entries.lock().ok()?;
-        let (read_at, line) = entries.get(key)?;
-        (read_at.elapsed() < SHELF_LIFE_CACHE_LIFETIME).then_some(*line)
-    }
-
-    fn put(&self, key: String, line: Option<reports::ShelfLifeLine>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= ITEM_CACHE_ENTRIES_MAX {
-                entries.clear();
-            }
-            entries.insert(key, (Instant::now(), line));
-        }
-    }
-}
-
 /// Parses the request's own URI as a Digital Link on this server's public address.
-fn digital_link_of(app: &AppState, path_and_query: &str) -> Result<DigitalLink, Problem> {
+pub(crate) fn digital_link_of(app: &AppState, path_and_query: &str) -> Result<DigitalLink, Problem> {
     let uri = format!("{}{}", app.config.public_url.trim_end_matches('/'), path_and_query);
     DigitalLink::parse(&uri).map_err(|error| Problem::new("invalid-digital-link", error.to_string()))
 }
 
-async fn find(app: &AppState, link: &DigitalLink) -> Result<Arc<Item>, Problem> {
+pub(crate) async fn find(app: &AppState, link: &DigitalLink) -> Result<Arc<Item>, Problem> {
     let key = link.primary_key();
     let cache_key = format!("{}:{}", key.code(), key.value());
     if let Some(item) = app.item_cache.get(&cache_key) {
@@ -289,7 +262,7 @@ async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, hea
         Err(problem) => problem.into_response(),
     };
     response.headers_mut().insert(header::LINK, linkset_header(&app, &link));
-    response.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Language"));
     response
 }
 
@@ -308,7 +281,7 @@ async fn answer(app: &AppState, link: &DigitalLink, headers: &HeaderMap) -> Resu
             Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response())
         }
         None if wants_linkset(headers) => Ok(linkset_response(link, links)),
-        None => Ok(item_page(app, link, &item, shelf_life_of(app, link, &item).await).into_response()),
+        None => item_answer(app, link, &item, headers).await,
     }
 }
 
@@ -322,34 +295,20 @@ fn linkset_response(link: &DigitalLink, links: BTreeMap<String, Vec<LinkTarget>>
     ([(header::CONTENT_TYPE, "application/linkset+json")], body.to_string()).into_response()
 }
 
-/// What a lot's shelf life has left after the temperatures measured on its way (the lot's
-/// temperature report, from its custody); none for a product without a lot, a rated shelf life
-/// or readings. Failures leave the line out: the page shows what is known.
-async fn shelf_life_of(app: &AppState, link: &DigitalLink, item: &Item) -> Option<reports::ShelfLifeLine> {
-    let Item::Product { owner, product, .. } = item else { return None };
-    product.shelf_life_days?;
-    let lot = link.qualifiers().iter().find(|qualifier| qualifier.code() == "10")?.value().to_owned();
-    let key = format!("{owner}\n{}\n{lot}", product.gtin);
-    if let Some(line) = app.shelf_life_cache.get(&key) {
-        return line;
-    }
-    let line = match crate::reports::build(&app.store, owner, None, Some((&product.gtin, &lot))).await {
-        Ok(report) => report.shelf_life,
-        Err(problem) => {
-            tracing::debug!(detail = %problem.detail, "no shelf life for the consumer page");
-            None
-        }
-    };
-    app.shelf_life_cache.put(key, line);
-    line
-}
-
-fn item_page(
+/// A product's provenance page, or a location's plain page.
+async fn item_answer(
     app: &AppState,
     link: &DigitalLink,
     item: &Item,
-    shelf_life: Option<reports::ShelfLifeLine>,
-) -> axum::response::Html<String> {
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    match item {
+        Item::Product { .. } => crate::provenance::page(app, link, item, headers).await,
+        Item::Location { .. } => Ok(item_page(app, link, item).into_response()),
+    }
+}
+
+fn item_page(app: &AppState, link: &DigitalLink, item: &Item) -> axum::response::Html<String> {
     let mut body = String::new();
     match item {
         Item::Product { product, party, .. } => {
@@ -381,13 +340,6 @@ fn item_page(
                 ));
             }
             body.push_str(&format!("<dt>Kept</dt><dd>{}</dd>", product.temperature_class.name()));
-            if let Some(shelf_life) = shelf_life {
-                body.push_str(&format!(
-                    "<dt>Best before</dt><dd>at {:.0} °C: {:.0} days left <small>(from the temperatures measured on its way)</small></dd>",
-                    shelf_life.storage_celsius,
-                    shelf_life.days_left.floor()
-                ));
-            }
             if let Some(country) = product.country_of_origin {
                 body.push_str(&format!("<dt>Origin</dt><dd>{country}</dd>"));
             }
@@ -446,12 +398,15 @@ fn item_page(
 }
 
 /// `/provenance/<key path>`: the consumer page of an item (the `gs1:pip` link).
-async fn provenance(State(app): State<AppState>, OriginalUri(uri): OriginalUri) -> Result<Response, Problem> {
+async fn provenance(
+    State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
     let link = digital_link_of(&app, path_and_query.trim_start_matches("/provenance"))?;
     let item = find(&app, &link).await?;
-    let shelf_life = shelf_life_of(&app, &link, &item).await;
-    Ok(item_page(&app, &link, &item, shelf_life).into_response())
+    item_answer(&app, &link, &item, &headers).await
 }
 
 #[derive(Debug, Serialize)]

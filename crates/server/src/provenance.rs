@@ -1,0 +1,705 @@
+//! The consumer's provenance page at an item's Digital Link (and `/provenance/<key path>`), the
+//! store kiosk around it, the public proofs its script checks, and the embedded assets.
+//!
+//! What a page shows is public by construction: the product's master data, the origin party
+//! (the person's name only when published), the recorded steps of the item (time, business step,
+//! place; never quantities, orders or who captured them), the places from the public registry
+//! (others appear as "a partner's site"), the lot's temperature history and the recall status.
+//!
+//! A page is built from [`Facts`] (read once per item for [`FACTS_LIFETIME`]) and kept rendered
+//! per language and mode for [`PAGE_LIFETIME`]; a recall clears both at once on this node.
+//! `GET /consumer-proof/{logIndex}?item=<key path>` answers a step's C2SP tlog-proof and the
+//! disclosures of the fields the page shows, read fresh from the store, for the steps on that
+//! item's page only.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use gs1::DigitalLink;
+use network::{LocationKind, TemperatureClass, TenantId};
+use serde_json::{Value, json};
+use web::journey::{Place, Step};
+use web::svg::{ChartInput, MapPoint, Series};
+use web::{Lang, Mode};
+
+use crate::AppState;
+use crate::problem::Problem;
+use crate::resolver::{Item, digital_link_of, find};
+
+/// How long what was read about an item is reused for its pages and proofs.
+pub const FACTS_LIFETIME: Duration = Duration::from_secs(10);
+/// How long a rendered page is reused.
+pub const PAGE_LIFETIME: Duration = Duration::from_secs(10);
+/// The most items (facts) and rendered pages kept; when full, a cache starts afresh.
+pub const CACHE_ENTRIES_MAX: usize = 10_000;
+/// The most recorded steps shown on one page (the earliest).
+pub const JOURNEY_STEPS_MAX: usize = 200;
+/// The most scanned bytes the kiosk takes.
+pub const KIOSK_SCAN_BYTES_MAX: usize = 512;
+
+/// Steps that concern one order, not the lot: shown on a serial's page, not on a lot's.
+const ORDER_STEPS: [&str; 3] = ["picking", "packing", "retail_selling"];
+/// The fields of an event a consumer page shows, besides the item's own identifiers.
+const PUBLIC_POINTERS: [&str; 4] = ["/eventTime", "/bizStep", "/bizLocation/id", "/readPoint/id"];
+
+/// A small cache with a lifetime, cleared when full.
+#[derive(Debug)]
+pub struct TtlCache<V> {
+    lifetime: Duration,
+    entries: Mutex<HashMap<String, (Instant, V)>>,
+}
+
+impl<V: Clone> TtlCache<V> {
+    pub fn new(lifetime: Duration) -> TtlCache<V> {
+        TtlCache { lifetime, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, key: &str) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (stored_at, value) = entries.get(key)?;
+        (stored_at.elapsed() < self.lifetime).then(|| value.clone())
+    }
+
+    pub fn put(&self, key: String, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_ENTRIES_MAX {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), value));
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// The consumer pages' caches and templates.
+#[derive(Debug)]
+pub struct ConsumerPages {
+    pub templates: web::Pages,
+    facts: TtlCache<Arc<Facts>>,
+    rendered: TtlCache<Arc<String>>,
+}
+
+impl Default for ConsumerPages {
+    fn default() -> Self {
+        ConsumerPages {
+            templates: web::Pages::new(),
+            facts: TtlCache::new(FACTS_LIFETIME),
+            rendered: TtlCache::new(PAGE_LIFETIME),
+        }
+    }
+}
+
+impl ConsumerPages {
+    /// Forgets every page (a recall changed what they show).
+    pub fn forget(&self) {
+        self.facts.clear();
+        self.rendered.clear();
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/assets/{name}", get(asset))
+        .route("/kiosk", get(kiosk))
+        .route("/kiosk/scan", get(kiosk_scan))
+        .route("/consumer-proof/{log_index}", get(consumer_proof))
+}
+
+/// A recorded step of the item, with what its page shows.
+#[derive(Debug, Clone)]
+struct FactStep {
+    time: jiff::Timestamp,
+    business_step: String,
+    place: Option<Place>,
+    log_index: Option<u64>,
+    event_id: String,
+    /// JSON pointer → the field's JSON text, as committed.
+    fields: BTreeMap<String, String>,
+}
+
+/// What an item's page is made of.
+#[derive(Debug)]
+pub struct Facts {
+    owner: TenantId,
+    /// The identifiers of the item (and of what it was made from) that steps may name.
+    named: BTreeSet<String>,
+    steps: Vec<FactStep>,
+    report: Option<reports::TemperatureReport>,
+    recalled: bool,
+    cold_product: bool,
+}
+
+impl Facts {
+    fn logged(&self, log_index: u64) -> Option<&FactStep> {
+        self.steps.iter().find(|step| step.log_index == Some(log_index))
+    }
+}
+
+/// The fields of a stored event a consumer page shows: time, step and place, and the item's own
+/// identifiers where the event names them.
+fn public_fields(body: &Value, named: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for pointer in PUBLIC_POINTERS {
+        if let Some(value) = body.pointer(pointer)
+            && !value.is_object()
+            && !value.is_array()
+        {
+            fields.insert(pointer.to_owned(), value.to_string());
+        }
+    }
+    for list in ["epcList", "childEPCs", "inputEPCList", "outputEPCList"] {
+        if let Some(Value::Array(items)) = body.get(list) {
+            for (index, item) in items.iter().enumerate() {
+                if item.as_str().is_some_and(|text| named.contains(text)) {
+                    fields.insert(format!("/{list}/{index}"), item.to_string());
+                }
+            }
+        }
+    }
+    for list in ["quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"] {
+        if let Some(Value::Array(items)) = body.get(list) {
+            for (index, item) in items.iter().enumerate() {
+                if let Some(class) = item.get("epcClass")
+                    && class.as_str().is_some_and(|text| named.contains(text))
+                {
+                    fields.insert(format!("/{list}/{index}/epcClass"), class.to_string());
+                }
+            }
+        }
+    }
+    if let Some(parent) = body.get("parentID")
+        && parent.as_str().is_some_and(|text| named.contains(text))
+    {
+        fields.insert("/parentID".to_owned(), parent.to_string());
+    }
+    fields
+}
+
+fn names_item(fields: &BTreeMap<String, String>) -> bool {
+    fields.keys().any(|pointer| !PUBLIC_POINTERS.contains(&pointer.as_str()))
+}
+
+/// The GLN of a place identifier in Digital Link form (`…/414/<GLN>[/254/<ext>]`).
+fn gln_of(place: &str) -> Option<gs1::Gln> {
+    let link = DigitalLink::parse(place).ok()?;
+    let key = link.primary_key();
+    (key.code() == "414").then(|| gs1::Gln::parse(key.value()).ok()).flatten()
+}
+
+fn needs_cold(class: &TemperatureClass) -> bool {
+    !matches!(class, TemperatureClass::Ambient)
+}
+
+async fn place_of(
+    app: &AppState,
+    id: &str,
+    cold_product: bool,
+    known: &mut HashMap<String, Option<Place>>,
+) -> Result<Option<Place>, Problem> {
+    let Some(gln) = gln_of(id) else { return Ok(None) };
+    if let Some(place) = known.get(gln.as_str()) {
+        return Ok(place.clone());
+    }
+    let place = match app.store.public_location(&gln).await? {
+        Some(owned) => {
+            let location = owned.value;
+            Some(Place {
+                id: gln.as_str().to_owned(),
+                name: location.name.clone(),
+                kind: location.kind.name().to_owned(),
+                time_zone: location.time_zone.as_str().to_owned(),
+                cold: cold_product && matches!(location.kind, LocationKind::ColdDepot | LocationKind::Warehouse),
+                coordinates: Some((location.coordinates.latitude_degrees(), location.coordinates.longitude_degrees())),
+            })
+        }
+        None => Some(Place {
+            id: gln.as_str().to_owned(),
+            name: String::new(),
+            kind: String::new(),
+            time_zone: "UTC".to_owned(),
+            cold: false,
+            coordinates: None,
+        }),
+    };
+    known.insert(gln.as_str().to_owned(), place.clone());
+    Ok(place)
+}
+
+/// Reads what an item's page shows (cached for [`FACTS_LIFETIME`]).
+async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc<Facts>, Problem> {
+    let key = link.key_path();
+    if let Some(facts) = app.consumer_pages.facts.get(&key) {
+        return Ok(facts);
+    }
+    let Item::Product { owner, product, .. } = item else {
+        return Err(Problem::not_found("a product at this Digital Link"));
+    };
+    let qualifier = |code: &str| {
+        link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
+    };
+    let (lot, serial) = (qualifier("10"), qualifier("21"));
+    let cold_product = needs_cold(&product.temperature_class);
+    let start = match (&lot, &serial) {
+        (_, Some(serial)) => Some(
+            epcis::Identifier::parse(&format!(
+                "https://id.gs1.org/01/{}/21/{}",
+                product.gtin.as_str(),
+                epcis::identifier::encode_value(serial)
+            ))
+            .map_err(|error| Problem::new("invalid-digital-link", error.to_string()))?,
+        ),
+        (Some(lot), None) => Some(
+            crate::trace::lot_identifier(&product.gtin, lot)
+                .map_err(|error| Problem::new("invalid-digital-link", error.to_string()))?,
+        ),
+        (None, None) => None,
+    };
+    let mut named = BTreeSet::new();
+    let mut steps = Vec::new();
+    if let Some(start) = &start {
+        let found = crate::trace::trace(&app.store, owner, start).await?;
+        for (object, reach) in &found.objects {
+            if matches!(reach, epcis::trace::Reach::Start | epcis::trace::Reach::Origin) {
+                named.insert(object.clone());
+            }
+        }
+        let mut places = HashMap::new();
+        let bodies: Vec<(&store::epcis::StoredEvent, Value)> = found
+            .events
+            .values()
+            .filter_map(|(stored, _)| Some((stored, serde_json::from_str::<Value>(&stored.body).ok()?)))
+            .collect();
+        let is_order_step = |body: &Value| {
+            let step = web::i18n::step_key(body.get("bizStep").and_then(Value::as_str).unwrap_or(""));
+            ORDER_STEPS.iter().any(|order_step| step == format!("step_{order_step}"))
+        };
+        // The packs of single orders (the parents of packing steps): their shipping and
+        // delivery belong to the order, not to the lot's journey.
+        let order_packs: BTreeSet<&str> = bodies
+            .iter()
+            .filter(|(_, body)| is_order_step(body))
+            .filter_map(|(_, body)| body.get("parentID").and_then(Value::as_str))
+            .collect();
+        let names_order_pack = |body: &Value| {
+            body.get("epcList").and_then(Value::as_array).is_some_and(|items| {
+                items.iter().any(|item| item.as_str().is_some_and(|text| order_packs.contains(text)))
+            })
+        };
+        for (stored, body) in &bodies {
+            let fields = public_fields(body, &named);
+            let business_step = body.get("bizStep").and_then(Value::as_str).unwrap_or("").to_owned();
+            if !names_item(&fields) || (serial.is_none() && (is_order_step(body) || names_order_pack(body))) {
+                continue;
+            }
+            let place_id = body
+                .pointer("/bizLocation/id")
+                .or_else(|| body.pointer("/readPoint/id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let place = place_of(app, place_id, cold_product, &mut places).await?;
+            // The time shown is the recorded field the browser verifies, not a column beside it.
+            let Some(time) = body.get("eventTime").and_then(Value::as_str).and_then(|text| text.parse().ok()) else {
+                continue;
+            };
+            steps.push(FactStep {
+                time,
+                business_step,
+                place,
+                log_index: stored.log_index.and_then(|index| u64::try_from(index).ok()),
+                event_id: stored.event_id.clone(),
+                fields,
+            });
+        }
+        steps.sort_by_key(|step| step.time);
+        steps.truncate(JOURNEY_STEPS_MAX);
+    }
+    let (report, recalled) = match &lot {
+        Some(lot) => {
+            let report = match crate::reports::build(&app.store, owner, None, Some((&product.gtin, lot))).await {
+                Ok(report) => Some(report),
+                Err(problem) => {
+                    tracing::debug!(detail = %problem.detail, "no temperature report for the consumer page");
+                    None
+                }
+            };
+            (report, app.store.lot_recall(product.gtin.as_str(), lot).await?.is_some())
+        }
+        None => (None, false),
+    };
+    let facts = Arc::new(Facts { owner: owner.clone(), named, steps, report, recalled, cold_product });
+    app.consumer_pages.facts.put(key, facts.clone());
+    Ok(facts)
+}
+
+/// The mode and language a request asks for (`?kiosk=1`, `?view=large`, `?lang=`).
+fn mode_and_lang(link: &DigitalLink, headers: &HeaderMap) -> (Mode, Lang) {
+    let parameter =
+        |name: &str| link.other_parameters().iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let mode = if parameter("kiosk").is_some_and(|value| value == "1" || value == "true") {
+        Mode::Kiosk
+    } else if parameter("view") == Some("large") {
+        Mode::Large
+    } else {
+        Mode::Normal
+    };
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
+    (mode, Lang::choose(parameter("lang"), accept_language))
+}
+
+fn class_key(class: &TemperatureClass) -> &'static str {
+    match class {
+        TemperatureClass::Ambient => "class_ambient",
+        TemperatureClass::Chilled => "class_chilled",
+        TemperatureClass::Frozen => "class_frozen",
+        TemperatureClass::Pharma => "class_pharma",
+        _ => "class_custom",
+    }
+}
+
+fn temperature_view(report: &reports::TemperatureReport, lang: Lang) -> Option<web::TemperatureView> {
+    let figures = report.figures.as_ref()?;
+    let mut series: Vec<Series> = Vec::new();
+    for reading in &report.readings {
+        let point = (reading.time.as_second(), reading.celsius);
+        match series.iter_mut().find(|series| series.label == reading.device) {
+            Some(series) => series.points.push(point),
+            None => series.push(Series { label: reading.device.clone(), points: vec![point] }),
+        }
+    }
+    let (start, end) = report.period?;
+    let days = ((end.as_second() - start.as_second()) / 86_400 + 1).max(1);
+    let every_days = (days + 5) / 6;
+    let mut time_labels = Vec::new();
+    let first_midnight = (start.as_second() / 86_400 + 1) * 86_400;
+    let mut day = first_midnight;
+    while day <= end.as_second() {
+        if let Ok(time) = jiff::Timestamp::from_second(day) {
+            let label = web::TimeView::new(time, "UTC", lang).local;
+            time_labels.push((day, label.split(',').next().unwrap_or("").to_owned()));
+        }
+        day += every_days * 86_400;
+    }
+    let range = report.range_text();
+    let measured =
+        format!("{:.1} – {:.1} °C (MKT {:.1} °C)", figures.min_celsius, figures.max_celsius, figures.mkt_celsius);
+    let title = format!(
+        "{}: {measured}; {}: {range}",
+        lang.text("chart").unwrap_or("Temperature"),
+        lang.text("range").unwrap_or("range")
+    );
+    let chart = web::svg::chart(&ChartInput {
+        series,
+        min_celsius: report.min_range_celsius,
+        max_celsius: report.max_range_celsius,
+        excursions: report.excursions.iter().map(|period| (period.start.as_second(), period.end.as_second())).collect(),
+        title,
+        time_labels,
+    })?;
+    Some(web::TemperatureView {
+        chart_svg: chart,
+        range,
+        measured,
+        excursions: report.excursions.len(),
+        minutes_out: report.time_out_of_range_s / 60,
+        pass: report.pass,
+    })
+}
+
+fn nutrition_rows(product: &network::Product) -> Vec<(String, String)> {
+    let Some(nutrition) = &product.nutrition else { return Vec::new() };
+    [
+        ("energy_kj", nutrition.energy_kj),
+        ("energy_kcal", nutrition.energy_kcal),
+        ("fat", nutrition.fat_g),
+        ("saturates", nutrition.saturates_g),
+        ("carbohydrate", nutrition.carbohydrate_g),
+        ("sugars", nutrition.sugars_g),
+        ("protein", nutrition.protein_g),
+        ("salt", nutrition.salt_g),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|value| (key.to_owned(), value.to_string())))
+    .collect()
+}
+
+fn view_of(
+    app: &AppState,
+    link: &DigitalLink,
+    item: &Item,
+    facts: &Facts,
+    mode: Mode,
+    lang: Lang,
+) -> Option<web::ProvenanceView> {
+    let Item::Product { product, party, links, .. } = item else { return None };
+    let qualifier = |code: &str| {
+        link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
+    };
+    let expiry = link.attributes().iter().find(|element| element.code() == "17").map(|element| {
+        let value = element.value();
+        if value.len() == 6 { format!("20{}-{}-{}", &value[..2], &value[2..4], &value[4..]) } else { value.to_owned() }
+    });
+    let steps: Vec<Step> = facts
+        .steps
+        .iter()
+        .map(|step| Step {
+            time: step.time,
+            business_step: step.business_step.clone(),
+            place: step.place.clone(),
+            log_index: step.log_index,
+            fields: serde_json::to_string(&step.fields).unwrap_or_default(),
+        })
+        .collect();
+    let journey = web::journey::journey(steps, facts.cold_product, lang);
+    let first_place = journey.places.first();
+    let harvested =
+        facts.steps.iter().find(|step| web::i18n::step_key(&step.business_step) == "step_commissioning").map(|step| {
+            web::TimeView::new(step.time, first_place.map_or("UTC", |place| place.time_zone.as_str()), lang)
+        });
+    let origin = match party {
+        Some(party) => Some(web::OriginView {
+            name: party.name.clone(),
+            kind: party.kind.name().to_owned(),
+            person: party.public_person_name().map(str::to_owned),
+            country: party.country.or(product.country_of_origin).map(|country| country.to_string()),
+            place: first_place.filter(|place| !place.name.is_empty()).map(|place| place.name.clone()),
+            harvested,
+        }),
+        None => product.country_of_origin.map(|country| web::OriginView {
+            name: product.brand.clone().unwrap_or_else(|| product.name.clone()),
+            kind: String::new(),
+            person: None,
+            country: Some(country.to_string()),
+            place: None,
+            harvested,
+        }),
+    };
+    let points: Vec<MapPoint> = journey
+        .places
+        .iter()
+        .filter_map(|place| {
+            let (latitude, longitude) = place.coordinates?;
+            Some(MapPoint { name: place.name.clone(), latitude, longitude })
+        })
+        .collect();
+    let map_svg = web::svg::map(&points, lang.text("map").unwrap_or("Map"));
+    let temperature = facts.report.as_ref().and_then(|report| temperature_view(report, lang));
+    let shelf_life = facts.report.as_ref().and_then(|report| report.shelf_life).map(|line| web::ShelfLifeView {
+        at_celsius: format!("{:.0}", line.storage_celsius),
+        days_left: line.days_left.floor().max(0.0) as i64,
+    });
+    let mut checks = Vec::new();
+    if let Some(temperature) = &temperature {
+        let key = if temperature.pass { "check_temperature_ok" } else { "check_temperature_failed" };
+        checks.push(web::CheckView { key: key.to_owned(), ok: temperature.pass });
+    }
+    if qualifier("10").is_some() {
+        let key = if facts.recalled { "check_recall_failed" } else { "check_recall_ok" };
+        checks.push(web::CheckView { key: key.to_owned(), ok: !facts.recalled });
+    }
+    let certifications = links
+        .iter()
+        .filter(|link| link.link_type == "gs1:certificationInfo")
+        .map(|link| web::LinkView { title: link.title.clone(), href: link.href.clone() })
+        .collect();
+    let path = link.key_path();
+    Some(web::ProvenanceView {
+        lang,
+        mode,
+        product: web::ProductView {
+            name: product.name.clone(),
+            brand: product.brand.clone(),
+            description: product.description.clone(),
+            gtin: product.gtin.as_str().to_owned(),
+            lot: qualifier("10"),
+            serial: qualifier("21"),
+            expiry,
+            class_key: class_key(&product.temperature_class).to_owned(),
+            nutrition: nutrition_rows(product),
+            allergens: Vec::new(),
+        },
+        origin,
+        map_svg,
+        cold_hours: (journey.cold_hours > 0.0).then(|| format!("{:.1}", journey.cold_hours)),
+        journey: journey.stops,
+        temperature,
+        shelf_life,
+        certifications,
+        checks,
+        recalled: facts.recalled,
+        digital_link: link.uri(&app.config.public_url),
+        qr_path: format!("/qr{path}"),
+        proof_path: "/consumer-proof/".to_owned(),
+        path: format!("/provenance{path}"),
+    })
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(web::CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Language"));
+    response
+}
+
+/// The provenance page of a product (the resolver's answer to a browser).
+pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &HeaderMap) -> Result<Response, Problem> {
+    let (mode, lang) = mode_and_lang(link, headers);
+    let key = format!("{}|{}|{mode:?}", link.key_path(), lang.code());
+    if let Some(html) = app.consumer_pages.rendered.get(&key) {
+        return Ok(html_response(StatusCode::OK, html.as_ref().clone()));
+    }
+    let facts = facts_of(app, link, item).await?;
+    let view = view_of(app, link, item, &facts, mode, lang)
+        .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
+    let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
+    app.consumer_pages.rendered.put(key, Arc::new(html.clone()));
+    Ok(html_response(StatusCode::OK, html))
+}
+
+async fn asset(Path(name): Path<String>) -> Result<Response, Problem> {
+    let (content_type, body) = web::asset(&name).ok_or_else(|| Problem::not_found(format!("asset {name:?}")))?;
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct KioskQuery {
+    lang: Option<String>,
+    data: Option<String>,
+}
+
+fn kiosk_idle(app: &AppState, lang: Lang, unknown: bool) -> Result<Response, Problem> {
+    let html =
+        app.consumer_pages.templates.kiosk_idle(&web::KioskIdleView { lang, unknown }).map_err(Problem::internal)?;
+    Ok(html_response(if unknown { StatusCode::NOT_FOUND } else { StatusCode::OK }, html))
+}
+
+/// `GET /kiosk`: the mirror waiting for its first scan.
+async fn kiosk(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<KioskQuery>,
+) -> Result<Response, Problem> {
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
+    kiosk_idle(&app, Lang::choose(query.lang.as_deref(), accept_language), false)
+}
+
+/// `GET /kiosk/scan?data=…`: what a keyboard-wedge scanner typed (a Digital Link, an element
+/// string, a plain GTIN) → 303 to the product's kiosk page; an unreadable or unknown code shows
+/// the kiosk's "not known" page.
+async fn kiosk_scan(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<KioskQuery>,
+) -> Result<Response, Problem> {
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
+    let lang = Lang::choose(query.lang.as_deref(), accept_language);
+    let data = query.data.unwrap_or_default();
+    if data.is_empty() || data.len() > KIOSK_SCAN_BYTES_MAX {
+        return kiosk_idle(&app, lang, true);
+    }
+    let link = gs1::read_any(data.trim())
+        .ok()
+        .and_then(|(_, element_string)| DigitalLink::from_element_string(&element_string).ok());
+    let Some(link) = link else { return kiosk_idle(&app, lang, true) };
+    if find(&app, &link).await.is_err() {
+        return kiosk_idle(&app, lang, true);
+    }
+    Ok(Redirect::to(&format!("/provenance{}?kiosk=1&lang={}", link.key_path(), lang.code())).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ProofQuery {
+    item: String,
+}
+
+/// `GET /consumer-proof/{logIndex}?item=<key path>`: a step of an item's page, provable: its
+/// C2SP tlog-proof and the disclosures of the fields the page shows (read fresh from the store).
+async fn consumer_proof(
+    State(app): State<AppState>,
+    Path(log_index): Path<u64>,
+    Query(query): Query<ProofQuery>,
+) -> Result<Response, Problem> {
+    let path = query.item.strip_prefix("/provenance").unwrap_or(&query.item);
+    let link = digital_link_of(&app, path)?;
+    let item = find(&app, &link).await?;
+    let facts = facts_of(&app, &link, &item).await?;
+    let step = facts
+        .logged(log_index)
+        .ok_or_else(|| Problem::not_found(format!("a step at log index {log_index} on this item's page")))?;
+    let records = app.store.epcis_event(&facts.owner, &step.event_id).await?;
+    let record = records
+        .iter()
+        .find(|record| record.log_index == i64::try_from(log_index).ok())
+        .ok_or_else(|| Problem::not_found(format!("the record at log index {log_index}")))?;
+    let body: Value = serde_json::from_str(&record.body).map_err(Problem::internal)?;
+    let seed: [u8; 32] = record
+        .commitment_seed
+        .as_deref()
+        .and_then(|seed| seed.try_into().ok())
+        .ok_or_else(|| Problem::new("internal", "a logged event has no commitment seed"))?;
+    let disclosures: Vec<Value> = public_fields(&body, &facts.named)
+        .into_iter()
+        .map(|(name, value)| {
+            json!({ "salt": BASE64.encode(epcis::commitment::salt(&seed, &name)), "name": name, "value": value })
+        })
+        .collect();
+    let (bundle, _) = crate::log::proof_bundle(&app, log_index).await?;
+    let body = json!({ "logIndex": log_index, "proof": bundle.to_text(), "disclosures": disclosures });
+    Ok(([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_fields_show_time_step_place_and_the_item_only() {
+        let lot = "https://id.gs1.org/01/07098765010009/10/LOT-1".to_owned();
+        let body = json!({
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-23T05:00:00Z",
+            "bizStep": "receiving",
+            "bizLocation": {"id": "https://id.gs1.org/414/7098765000017"},
+            "quantityList": [
+                {"epcClass": "https://id.gs1.org/01/07098765010009/10/OTHER", "quantity": 5},
+                {"epcClass": lot, "quantity": 480}
+            ],
+            "bizTransactionList": [{"type": "po", "bizTransaction": "urn:po:1"}]
+        });
+        let named = BTreeSet::from([lot.clone()]);
+        let fields = public_fields(&body, &named);
+        assert_eq!(
+            fields.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["/bizLocation/id", "/bizStep", "/eventTime", "/quantityList/1/epcClass"]
+        );
+        assert_eq!(fields["/bizStep"], "\"receiving\"");
+        assert!(names_item(&fields));
+        assert!(
+            !names_item(&public_fields(&body, &BTreeSet::new())),
+            "an event not naming the item is not on its page"
+        );
+    }
+
+    #[test]
+    fn places_are_read_from_digital_links() {
+        assert_eq!(gln_of("https://id.gs1.org/414/8712345000011/254/chill-1").unwrap().as_str(), "8712345000011");
+        assert!(gln_of("https://id.gs1.org/01/07098765010009").is_none());
+        assert!(gln_of("not a link").is_none());
+    }
+}

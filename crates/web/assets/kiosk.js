@@ -1,0 +1,25 @@
+// Keten kiosk: a keyboard-wedge barcode scanner types the code and presses Enter; the mirror
+// opens that product. Keys typed slowly (a person, not a scanner) start the code afresh.
+"use strict";
+
+(() => {
+  const GAP_MS = 1000;
+  const CODE_LENGTH_MAX = 512;
+  let code = "";
+  let last = 0;
+  document.addEventListener("keydown", (event) => {
+    const now = Date.now();
+    if (now - last > GAP_MS) code = "";
+    last = now;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      if (code.length >= 8) {
+        const lang = document.documentElement.lang || "en";
+        window.location.assign("/kiosk/scan?lang=" + encodeURIComponent(lang) + "&data=" + encodeURIComponent(code));
+      }
+      code = "";
+    } else if (event.key.length === 1 && code.length < CODE_LENGTH_MAX) {
+      code += event.key;
+    }
+  });
+})();

@@ -1,0 +1,164 @@
+//! What the pages show, as plain data the server fills from the store. The templates render it;
+//! nothing here reads anything.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::i18n::Lang;
+
+/// How a provenance page is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A phone or desktop browser.
+    Normal,
+    /// Large text and high contrast (`?view=large`).
+    Large,
+    /// The store's connected mirror (`?kiosk=1`): full screen, large type, a barcode scanner.
+    Kiosk,
+}
+
+/// A moment as the page shows it: in the place's time zone without JavaScript, in the viewer's
+/// with it (`iso` is what the script reads).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeView {
+    pub iso: String,
+    pub local: String,
+}
+
+impl TimeView {
+    /// `23 Nov 2026, 06:00 CET` in the time zone `zone` (UTC when unknown).
+    pub fn new(time: Timestamp, zone: &str, lang: Lang) -> TimeView {
+        let zoned = match jiff::tz::TimeZone::get(zone) {
+            Ok(tz) => time.to_zoned(tz),
+            Err(_) => time.to_zoned(jiff::tz::TimeZone::UTC),
+        };
+        let abbreviation = zoned.time_zone().to_offset_info(time).abbreviation().to_string();
+        let local = format!(
+            "{} {} {}, {:02}:{:02} {}",
+            zoned.day(),
+            lang.month(zoned.month()),
+            zoned.year(),
+            zoned.hour(),
+            zoned.minute(),
+            abbreviation
+        );
+        TimeView { iso: time.to_string(), local }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductView {
+    pub name: String,
+    pub brand: Option<String>,
+    pub description: Option<String>,
+    pub gtin: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    pub expiry: Option<String>,
+    /// A text key: `class_chilled`, `class_frozen`, `class_ambient`, `class_pharma`.
+    pub class_key: String,
+    /// (text key, value) per 100 g.
+    pub nutrition: Vec<(String, String)>,
+    pub allergens: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OriginView {
+    pub name: String,
+    /// `farm`, `fishery`, `supplier` …
+    pub kind: String,
+    /// Only when the person agreed to publish it.
+    pub person: Option<String>,
+    pub country: Option<String>,
+    pub place: Option<String>,
+    pub harvested: Option<TimeView>,
+}
+
+/// One place on the journey, or the road between two.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StopView {
+    pub transit: bool,
+    pub place: String,
+    /// The place kind (`farm`, `cold_depot` …); empty on the road.
+    pub place_kind: String,
+    pub arrived: Option<TimeView>,
+    pub left: Option<TimeView>,
+    /// Whole and tenth hours spent here; none for the last place (still there).
+    pub hours: Option<String>,
+    pub cold: bool,
+    pub events: Vec<EventView>,
+}
+
+/// One recorded step, with what the browser checks against the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventView {
+    /// A text key (`step_receiving`).
+    pub step_key: String,
+    pub time: TimeView,
+    pub log_index: Option<u64>,
+    /// The fields of the event this page shows, as a JSON object of JSON pointer → the field's
+    /// JSON text (as committed in the log entry).
+    pub fields: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemperatureView {
+    /// The chart, drawn by [`crate::svg::chart`].
+    pub chart_svg: String,
+    pub range: String,
+    pub measured: String,
+    pub excursions: usize,
+    pub minutes_out: i64,
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShelfLifeView {
+    pub at_celsius: String,
+    pub days_left: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkView {
+    pub title: String,
+    pub href: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckView {
+    /// A text key.
+    pub key: String,
+    pub ok: bool,
+}
+
+/// Everything on a product's provenance page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvenanceView {
+    pub lang: Lang,
+    pub mode: Mode,
+    /// The item's Digital Link key path (`/01/…/10/…`), for the language and view switches.
+    pub path: String,
+    pub product: ProductView,
+    pub origin: Option<OriginView>,
+    /// The map, drawn by [`crate::svg::map`].
+    pub map_svg: Option<String>,
+    pub journey: Vec<StopView>,
+    pub cold_hours: Option<String>,
+    pub temperature: Option<TemperatureView>,
+    pub shelf_life: Option<ShelfLifeView>,
+    pub certifications: Vec<LinkView>,
+    pub checks: Vec<CheckView>,
+    pub recalled: bool,
+    pub digital_link: String,
+    pub qr_path: String,
+    /// Where the browser fetches an event's proof: `{proof_path}{log index}?item={path}`.
+    pub proof_path: String,
+}
+
+/// The kiosk waiting for a scan, or after an unknown one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KioskIdleView {
+    pub lang: Lang,
+    pub unknown: bool,
+}
