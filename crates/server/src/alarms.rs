@@ -660,7 +660,17 @@ async fn acknowledge(
     body: JsonBody<AcknowledgementInput>,
 ) -> Result<Response, Problem> {
     let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), true)?;
-    let input = body.value;
+    let row = acknowledge_alarm(&app.store, &tenant, &alarm_id, body.value).await?;
+    Ok((StatusCode::OK, Json(AlarmView::from(row))).into_response())
+}
+
+/// A person acknowledges a tenant's alarm (the API and the operator's console).
+pub async fn acknowledge_alarm(
+    store: &Store,
+    tenant: &TenantId,
+    alarm_id: &str,
+    input: AcknowledgementInput,
+) -> Result<store::alarms::AlarmRow, Problem> {
     let mut checker = Checker::default();
     if input.person.trim().is_empty() || input.person.len() > coldchain::alarm::PERSON_LENGTH_MAX {
         checker.fail("/person", "1 to 256 bytes");
@@ -670,18 +680,17 @@ async fn acknowledge(
     }
     checker.finish()?;
     let mutation = Mutation::Alarms(AlarmMutation::Acknowledge {
-        alarm_id: alarm_id.clone(),
+        alarm_id: alarm_id.to_owned(),
         person: input.person,
         comment: input.comment,
     });
-    match app.store.tenant(&tenant).write(mutation, None).await {
+    match store.tenant(tenant).write(mutation, None).await {
         Ok(_) => {}
         Err(store::WriteError::NotFound) => return Err(Problem::not_found(format!("alarm {alarm_id}"))),
         Err(error) => return Err(error.into()),
     }
-    let row = app.store.tenant(&tenant).alarm(&alarm_id).await?;
-    let row = row.ok_or_else(|| Problem::not_found(format!("alarm {alarm_id}")))?;
-    Ok((StatusCode::OK, Json(AlarmView::from(row))).into_response())
+    let row = store.tenant(tenant).alarm(alarm_id).await?;
+    row.ok_or_else(|| Problem::not_found(format!("alarm {alarm_id}")))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

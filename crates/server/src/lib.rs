@@ -7,6 +7,7 @@
 
 pub mod alarms;
 pub mod api;
+pub mod console;
 pub mod dispatch;
 pub mod dto;
 pub mod epcis;
@@ -22,6 +23,7 @@ pub mod readings;
 pub mod reports;
 pub mod resolver;
 pub mod scan;
+pub mod session;
 pub mod steps;
 pub mod subscriptions;
 pub mod trace;
@@ -132,6 +134,7 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
         .merge(api_router)
         .merge(resolver::routes())
         .merge(provenance::routes())
+        .merge(console::routes())
         .merge(epcis::layered(state.clone()))
         .merge(log::routes())
         .route("/", get(pages::index))

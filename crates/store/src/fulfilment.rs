@@ -2970,6 +2970,13 @@ impl crate::Store {
 
     /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
     /// Reads the period's orders in full: no index narrows it by time yet.
+    /// Every tenant's orders counted by status (the operator's console).
+    pub async fn order_counts(&self) -> Result<Vec<(String, i64)>, crate::StoreError> {
+        let rows: Vec<(String, i64)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status").fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     pub async fn sla(
         &self,
         tenant: Option<&TenantId>,

@@ -177,7 +177,8 @@ fn split_key(text: &str) -> Option<PresentedKey<'_>> {
     Some(PresentedKey { tenant, key_id, secret })
 }
 
-fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+/// Compares secrets in time independent of where they differ.
+pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }

@@ -30,7 +30,7 @@ use network::TenantId;
 
 pub use backend::BackendKind;
 use backend::Pools;
-pub use keys::{ApiKeySecret, KeyInfo, Principal, Scope, ScopeError};
+pub use keys::{ApiKeySecret, KeyInfo, Principal, Scope, ScopeError, constant_time_equal};
 pub use reads::{
     Cursor, DeviceFilter, LaneFilter, LocationFilter, Owned, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page, PageRequest,
     PartyFilter, ProductFilter, UsageRow,

@@ -47,6 +47,13 @@ impl Pages {
             ("base.html", include_str!("../templates/base.html")),
             ("provenance.html", include_str!("../templates/provenance.html")),
             ("kiosk.html", include_str!("../templates/kiosk.html")),
+            ("staff.html", include_str!("../templates/staff.html")),
+            ("macros.html", include_str!("../templates/macros.html")),
+            ("sign_in.html", include_str!("../templates/sign_in.html")),
+            ("error.html", include_str!("../templates/error.html")),
+            ("console.html", include_str!("../templates/console.html")),
+            ("portal.html", include_str!("../templates/portal.html")),
+            ("portal_alarm.html", include_str!("../templates/portal_alarm.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 panic!("template {name} does not parse: {error}");
@@ -65,6 +72,35 @@ impl Pages {
     /// A product's provenance page.
     pub fn provenance(&self, view: &ProvenanceView) -> Result<String, RenderError> {
         self.render("provenance.html", context! { t => view.lang.texts(), ..minijinja::Value::from_serialize(view) })
+    }
+
+    /// The sign-in form.
+    pub fn sign_in(&self, view: &SignInView) -> Result<String, RenderError> {
+        self.staff("sign_in.html", view, false)
+    }
+
+    /// A person's error page (after a form).
+    pub fn error(&self, view: &ErrorView) -> Result<String, RenderError> {
+        self.staff("error.html", view, view.csrf.is_some())
+    }
+
+    /// The operator's console.
+    pub fn console(&self, view: &ConsoleView) -> Result<String, RenderError> {
+        self.staff("console.html", view, true)
+    }
+
+    /// A merchant's portal.
+    pub fn portal(&self, view: &PortalView) -> Result<String, RenderError> {
+        self.staff("portal.html", view, true)
+    }
+
+    /// One alarm in a merchant's portal.
+    pub fn portal_alarm(&self, view: &PortalAlarmView) -> Result<String, RenderError> {
+        self.staff("portal_alarm.html", view, true)
+    }
+
+    fn staff(&self, page: &'static str, view: &impl serde::Serialize, signed_in: bool) -> Result<String, RenderError> {
+        self.render(page, context! { lang => "en", signed_in, ..minijinja::Value::from_serialize(view) })
     }
 
     /// The kiosk waiting for a scan.

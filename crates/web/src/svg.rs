@@ -25,71 +25,127 @@ fn grid_step(span: f64) -> f64 {
     [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 45.0].into_iter().find(|step| span / step <= 5.0).unwrap_or(90.0)
 }
 
-/// The journey's places on a plain equirectangular map (longitudes shrunk by the cosine of the
-/// middle latitude), joined in order; the first point (the origin) is drawn larger. `title` is
-/// the accessible name.
-pub fn map(points: &[MapPoint], title: &str) -> Option<String> {
-    let points = &points[..points.len().min(MAP_POINTS_MAX)];
-    if points.is_empty() {
-        return None;
+/// A plain equirectangular projection (longitudes shrunk by the cosine of the middle latitude)
+/// that fits the points into the picture with a margin.
+struct Projection {
+    north: f64,
+    south: f64,
+    west: f64,
+    east: f64,
+    shrink: f64,
+    scale: f64,
+    x_offset: f64,
+    y_offset: f64,
+}
+
+impl Projection {
+    fn fit(points: &[MapPoint]) -> Projection {
+        let (mut south, mut north, mut west, mut east) = (90.0f64, -90.0f64, 180.0f64, -180.0f64);
+        for point in points {
+            south = south.min(point.latitude);
+            north = north.max(point.latitude);
+            west = west.min(point.longitude);
+            east = east.max(point.longitude);
+        }
+        let shrink = ((south + north) / 2.0).to_radians().cos().max(0.2);
+        // At least half a degree each way, so one point is not a division by zero.
+        let (lat_pad, lon_pad) = (((north - south) * 0.1).max(0.5), ((east - west) * 0.1).max(0.5 / shrink));
+        let (south, north, west, east) = (south - lat_pad, north + lat_pad, west - lon_pad, east + lon_pad);
+        let (width_degrees, height_degrees) = ((east - west) * shrink, north - south);
+        let scale =
+            ((MAP_WIDTH - 2.0 * MAP_MARGIN) / width_degrees).min((MAP_HEIGHT - 2.0 * MAP_MARGIN) / height_degrees);
+        Projection {
+            north,
+            south,
+            west,
+            east,
+            shrink,
+            scale,
+            x_offset: (MAP_WIDTH - width_degrees * scale) / 2.0,
+            y_offset: (MAP_HEIGHT - height_degrees * scale) / 2.0,
+        }
     }
-    let (mut south, mut north, mut west, mut east) = (90.0f64, -90.0f64, 180.0f64, -180.0f64);
-    for point in points {
-        south = south.min(point.latitude);
-        north = north.max(point.latitude);
-        west = west.min(point.longitude);
-        east = east.max(point.longitude);
+
+    fn project(&self, latitude: f64, longitude: f64) -> (f64, f64) {
+        (
+            self.x_offset + (longitude - self.west) * self.shrink * self.scale,
+            self.y_offset + (self.north - latitude) * self.scale,
+        )
     }
-    let middle_latitude = (south + north) / 2.0;
-    let shrink = middle_latitude.to_radians().cos().max(0.2);
-    // At least one degree each way, so one point is not a division by zero.
-    let (lat_pad, lon_pad) = (((north - south) * 0.1).max(0.5), ((east - west) * 0.1).max(0.5 / shrink));
-    let (south, north, west, east) = (south - lat_pad, north + lat_pad, west - lon_pad, east + lon_pad);
-    let width_degrees = (east - west) * shrink;
-    let height_degrees = north - south;
-    let scale = ((MAP_WIDTH - 2.0 * MAP_MARGIN) / width_degrees).min((MAP_HEIGHT - 2.0 * MAP_MARGIN) / height_degrees);
-    let x_offset = (MAP_WIDTH - width_degrees * scale) / 2.0;
-    let y_offset = (MAP_HEIGHT - height_degrees * scale) / 2.0;
-    let project = |latitude: f64, longitude: f64| {
-        (x_offset + (longitude - west) * shrink * scale, y_offset + (north - latitude) * scale)
-    };
-    let mut svg = String::new();
-    let names: Vec<&str> = points.iter().map(|point| point.name.as_str()).collect();
+
+    fn graticule(&self, svg: &mut String) {
+        let step = grid_step((self.north - self.south).max(self.east - self.west));
+        let mut latitude = (self.south / step).ceil() * step;
+        while latitude <= self.north {
+            let (x1, y) = self.project(latitude, self.west);
+            let (x2, _) = self.project(latitude, self.east);
+            let _ = write!(
+                svg,
+                "<line x1=\"{x1:.1}\" y1=\"{y:.1}\" x2=\"{x2:.1}\" y2=\"{y:.1}\" stroke=\"#c5d3dd\" stroke-width=\"0.8\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"#3d5566\">{latitude}°</text>",
+                x1 + 2.0,
+                y - 2.0
+            );
+            latitude += step;
+        }
+        let mut longitude = (self.west / step).ceil() * step;
+        while longitude <= self.east {
+            let (x, y1) = self.project(self.north, longitude);
+            let (_, y2) = self.project(self.south, longitude);
+            let _ = write!(
+                svg,
+                "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"#c5d3dd\" stroke-width=\"0.8\"/>"
+            );
+            longitude += step;
+        }
+    }
+}
+
+fn open_map(svg: &mut String, title: &str, names: &str) {
     let _ = write!(
         svg,
         "<svg class=\"map\" viewBox=\"0 0 {MAP_WIDTH} {MAP_HEIGHT}\" role=\"img\" aria-labelledby=\"map-title\" xmlns=\"http://www.w3.org/2000/svg\">\
          <title id=\"map-title\">{}: {}</title><rect width=\"{MAP_WIDTH}\" height=\"{MAP_HEIGHT}\" fill=\"#eef4f8\"/>",
         escape(title),
-        escape(&names.join(" → "))
+        escape(names)
     );
-    let step = grid_step((north - south).max(east - west));
-    let mut latitude = (south / step).ceil() * step;
-    while latitude <= north {
-        let (x1, y) = project(latitude, west);
-        let (x2, _) = project(latitude, east);
+}
+
+fn place_marks(svg: &mut String, projection: &Projection, points: &[MapPoint], first_larger: bool) {
+    for (index, point) in points.iter().enumerate() {
+        let (x, y) = projection.project(point.latitude, point.longitude);
+        let larger = first_larger && index == 0;
+        // Labels run towards the middle, so they stay in the picture.
+        let anchor = if x > MAP_WIDTH / 2.0 { "end" } else { "start" };
+        let label_x = if anchor == "end" { x - 8.0 } else { x + 8.0 };
         let _ = write!(
             svg,
-            "<line x1=\"{x1:.1}\" y1=\"{y:.1}\" x2=\"{x2:.1}\" y2=\"{y:.1}\" stroke=\"#c5d3dd\" stroke-width=\"0.8\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"#3d5566\">{latitude}°</text>",
-            x1 + 2.0,
-            y - 2.0
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{}\" fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"1.5\"/>\
+             <text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#1a1a1a\" text-anchor=\"{anchor}\">{}</text>",
+            if larger { 6.0 } else { 4.0 },
+            if larger { "#8a4b00" } else { "#0b6b3a" },
+            y + 4.0,
+            escape(&point.name)
         );
-        latitude += step;
     }
-    let mut longitude = (west / step).ceil() * step;
-    while longitude <= east {
-        let (x, y1) = project(north, longitude);
-        let (_, y2) = project(south, longitude);
-        let _ = write!(
-            svg,
-            "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"#c5d3dd\" stroke-width=\"0.8\"/>"
-        );
-        longitude += step;
+}
+
+/// The journey's places on a plain map, joined in order; the first point (the origin) is drawn
+/// larger. `title` is the accessible name.
+pub fn map(points: &[MapPoint], title: &str) -> Option<String> {
+    let points = &points[..points.len().min(MAP_POINTS_MAX)];
+    if points.is_empty() {
+        return None;
     }
+    let projection = Projection::fit(points);
+    let mut svg = String::new();
+    let names: Vec<&str> = points.iter().map(|point| point.name.as_str()).collect();
+    open_map(&mut svg, title, &names.join(" → "));
+    projection.graticule(&mut svg);
     let path: Vec<String> = points
         .iter()
         .map(|point| {
-            let (x, y) = project(point.latitude, point.longitude);
+            let (x, y) = projection.project(point.latitude, point.longitude);
             format!("{x:.1},{y:.1}")
         })
         .collect();
@@ -98,21 +154,31 @@ pub fn map(points: &[MapPoint], title: &str) -> Option<String> {
         "<polyline points=\"{}\" fill=\"none\" stroke=\"#0b6b3a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>",
         path.join(" ")
     );
-    for (index, point) in points.iter().enumerate() {
-        let (x, y) = project(point.latitude, point.longitude);
-        let radius = if index == 0 { 6.0 } else { 4.0 };
-        // Labels run towards the middle, so they stay in the picture.
-        let anchor = if x > MAP_WIDTH / 2.0 { "end" } else { "start" };
-        let label_x = if anchor == "end" { x - 8.0 } else { x + 8.0 };
+    place_marks(&mut svg, &projection, points, true);
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
+/// A network: its places and the lanes between them (pairs of indexes into `points`).
+pub fn network(points: &[MapPoint], lanes: &[(usize, usize)], title: &str) -> Option<String> {
+    let points = &points[..points.len().min(MAP_POINTS_MAX)];
+    if points.is_empty() {
+        return None;
+    }
+    let projection = Projection::fit(points);
+    let mut svg = String::new();
+    open_map(&mut svg, title, &format!("{} places, {} lanes", points.len(), lanes.len()));
+    projection.graticule(&mut svg);
+    for (from, to) in lanes {
+        let (Some(from), Some(to)) = (points.get(*from), points.get(*to)) else { continue };
+        let (x1, y1) = projection.project(from.latitude, from.longitude);
+        let (x2, y2) = projection.project(to.latitude, to.longitude);
         let _ = write!(
             svg,
-            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{radius}\" fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"1.5\"/>\
-             <text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#1a1a1a\" text-anchor=\"{anchor}\">{}</text>",
-            if index == 0 { "#8a4b00" } else { "#0b6b3a" },
-            y + 4.0,
-            escape(&point.name)
+            "<line class=\"lane\" x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"#0a4d8c\" stroke-width=\"1.5\"/>"
         );
     }
+    place_marks(&mut svg, &projection, points, false);
     svg.push_str("</svg>");
     Some(svg)
 }

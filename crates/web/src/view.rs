@@ -162,3 +162,136 @@ pub struct KioskIdleView {
     pub lang: Lang,
     pub unknown: bool,
 }
+
+/// The sign-in form of the portal and the console.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignInView {
+    pub csrf: String,
+    pub error: Option<String>,
+}
+
+/// An error page for a person (forms), with the problem's type and detail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorView {
+    /// The session's CSRF token when signed in (for the sign-out form).
+    pub csrf: Option<String>,
+    pub status: u16,
+    pub title: String,
+    pub detail: String,
+    pub problem_type: String,
+}
+
+/// A cold-chain alarm as a row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmRowView {
+    pub tenant: String,
+    pub alarm_id: String,
+    pub device: String,
+    pub target: String,
+    pub rule: String,
+    pub severity: String,
+    pub state: String,
+    pub opened: TimeView,
+    pub peak_celsius: String,
+    pub held_lots: Vec<String>,
+    pub acknowledged_by: Option<String>,
+    pub comment: Option<String>,
+    /// Whether a person may acknowledge it now (open or escalated).
+    pub needs_person: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlaLineView {
+    pub region: String,
+    pub service: String,
+    pub orders: i64,
+    pub delivered: i64,
+    pub by_promise_percent: Option<String>,
+    pub within_24h_percent: Option<String>,
+    pub late_open: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantLineView {
+    pub tenant: String,
+    pub name: String,
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogView {
+    pub origin: String,
+    pub size: u64,
+    pub checkpoint_at: Option<TimeView>,
+    pub cosignatures: usize,
+}
+
+/// The operator's console.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsoleView {
+    pub csrf: String,
+    pub network_svg: Option<String>,
+    /// (status, count).
+    pub orders: Vec<(String, i64)>,
+    pub sla: Vec<SlaLineView>,
+    pub alarms: Vec<AlarmRowView>,
+    pub log: LogView,
+    pub tenants: Vec<TenantLineView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductLineView {
+    pub gtin: String,
+    pub name: String,
+    pub class: String,
+    pub qr_path: String,
+    pub page_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StockLineView {
+    pub location: String,
+    pub zone: String,
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    pub days_left: Option<i64>,
+    /// `expired`, `soon` (a week or less), `fresh`, or `none` (no expiry).
+    pub freshness: String,
+    pub status: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderLineView {
+    pub order_id: String,
+    pub status: String,
+    pub service: String,
+    pub placed: TimeView,
+    pub promised_by: TimeView,
+    pub delivered: Option<TimeView>,
+}
+
+/// A merchant's portal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortalView {
+    pub csrf: String,
+    pub tenant: String,
+    pub products: Vec<ProductLineView>,
+    pub stock: Vec<StockLineView>,
+    pub orders: Vec<OrderLineView>,
+    pub alarms: Vec<AlarmRowView>,
+    pub storage_rows: i64,
+}
+
+/// One alarm of a merchant, with its report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortalAlarmView {
+    pub csrf: String,
+    pub tenant: String,
+    pub alarm: AlarmRowView,
+    /// Links to the temperature reports of the alarm's pieces (PDF).
+    pub reports: Vec<(String, String)>,
+}

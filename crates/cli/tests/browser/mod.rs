@@ -13,7 +13,7 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use super::{free_port, start_demo, stop};
+use super::{free_port, get, key_of, start_demo, stop};
 
 const PHONE: (u32, u32) = (390, 844);
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -108,7 +108,14 @@ async fn verification(client: &Client) -> String {
 }
 
 async fn text(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("{css}: {error}")).text().await.unwrap()
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap(),
+        Err(error) => {
+            let source = client.source().await.unwrap_or_default();
+            let url = client.current_url().await.map(|url| url.to_string()).unwrap_or_default();
+            panic!("{css}: {error}\nat {url}:\n{}", &source[..source.len().min(3000)])
+        }
+    }
 }
 
 /// Headings in order without skipped levels, names for images and drawings, labels for inputs,
@@ -176,6 +183,12 @@ async fn scan(client: &Client, code: &str) {
     client.perform_actions(keys).await.unwrap();
 }
 
+async fn sign_in(client: &Client, base: &str, key: &str) {
+    client.goto(&format!("{base}/sign-in")).await.unwrap();
+    client.find(Locator::Id("key")).await.unwrap().send_keys(key).await.unwrap();
+    client.find(Locator::Css("form.sign-in button")).await.unwrap().click().await.unwrap();
+}
+
 async fn wait_for_path(client: &Client, fragment: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -214,7 +227,13 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
     let file = scratchdb::SqliteFile::new().unwrap();
     let port = free_port();
     let directory = tempfile::tempdir().unwrap();
-    let (demo, _lines) = start_demo(&file.url(), port, directory.path(), &[]);
+    let (demo, lines) = start_demo(&file.url(), port, directory.path(), &[]);
+    let operator_key = key_of(&lines, "operator key:");
+    let salmon_key = key_of(&lines, "(nordfjord) key:");
+    let pharma_key = key_of(&lines, "(pharmapol) key:");
+    let (status, alarms) = get(port, "/v1/alarms", &pharma_key);
+    assert_eq!(status, 200);
+    let alarm_id = alarms[0]["alarm_id"].as_str().unwrap().to_owned();
     let driver_port = free_port();
     let _driver = Driver(
         Command::new(driver_path)
@@ -280,6 +299,70 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         scan(&client, "(01)00000000000000").await;
         wait_for_path(&client, "/kiosk/scan").await;
         assert!(text(&client, ".kiosk-unknown").await.contains("not known"));
+
+        // The operator signs in with a key and acknowledges the demo's alarm in the console.
+        sign_in(&client, &base, &operator_key).await;
+        wait_for_path(&client, "/console").await;
+        let row = format!("tr[data-alarm='{alarm_id}']");
+        let listed = text(&client, &row).await;
+        assert!(listed.contains("pharmapol") && listed.contains("above-8-for-30min"), "{listed}");
+        assert!(text(&client, ".log-size").await.parse::<u64>().unwrap() >= 22);
+        assert!(client.find(Locator::Css("#network-title + figure svg line.lane")).await.is_ok(), "lanes are drawn");
+        let problems = accessibility_problems(&client).await;
+        assert!(problems.is_empty(), "accessibility of the console: {problems:#?}");
+        shot(&client, "console-desktop", DESKTOP).await;
+        shot(&client, "console-phone", PHONE).await;
+        client
+            .find(Locator::Css(&format!("{row} input[name=person]")))
+            .await
+            .unwrap()
+            .send_keys("Anna Kowalska")
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css(&format!("{row} input[name=comment]")))
+            .await
+            .unwrap()
+            .send_keys("Reefer repaired; lot held for QA")
+            .await
+            .unwrap();
+        client.find(Locator::Css(&format!("{row} button"))).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/console#alarms").await;
+        assert!(client.find(Locator::Css(&row)).await.is_err(), "an acknowledged alarm leaves the open list");
+        let alarm: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/v1/alarms/{alarm_id}"))
+            .bearer_auth(&pharma_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(alarm["acknowledged_by"], "Anna Kowalska", "{alarm}");
+        client.find(Locator::Css(".sign-out button")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/sign-in").await;
+        client.goto(&format!("{base}/console")).await.unwrap();
+        wait_for_path(&client, "/sign-in").await;
+
+        // A merchant sees its own portal, and not another merchant's pages.
+        sign_in(&client, &base, &salmon_key).await;
+        wait_for_path(&client, "/portal").await;
+        assert!(text(&client, "#products-title + ul").await.contains("Norwegian salmon fillets"));
+        assert!(text(&client, "table.stock").await.contains("LOT-2026-11"));
+        let problems = accessibility_problems(&client).await;
+        assert!(problems.is_empty(), "accessibility of the portal: {problems:#?}");
+        shot(&client, "portal-desktop", DESKTOP).await;
+        shot(&client, "portal-phone", PHONE).await;
+        client.goto(&format!("{base}/portal/alarms/{alarm_id}")).await.unwrap();
+        assert!(
+            text(&client, "main").await.contains(&format!("alarm {alarm_id}")),
+            "another merchant's alarm is not found"
+        );
+        assert!(text(&client, "h1").await.contains("Not found"), "{}", text(&client, "main").await);
+        client.goto(&format!("{base}/console")).await.unwrap();
+        assert!(text(&client, "main").await.contains("operator"), "a merchant cannot open the console");
+        client.find(Locator::Css(".sign-out button")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/sign-in").await;
 
         // Someone edits the Oslo receipt in the database: the same page now shows the failure.
         tamper(&file.url()).await;

@@ -344,7 +344,7 @@ pub async fn coldchain_alarms_hold_pharma_lots_and_notify(app: &TestApp) {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("<dt>Best before</dt><dd>at 5 °C: 364 days left"), "{page}");
+    assert!(page.contains("<dd class=\"shelf-life\">at 5 °C: <strong>364 days left</strong>"), "{page}");
 
     // The hold stays until a person releases the lot, with the decision as the reason.
     let stock = app.get(&format!("/v1/stock?gtin={vaccine}&lot=V1"), &key).await;

@@ -1,0 +1,237 @@
+//! Every page renders in both languages and every mode from a full view, escapes what it is
+//! given, and loads scripts and styles only from `/assets/`.
+
+use web::journey::{Place, Step, journey};
+use web::*;
+
+fn provenance(lang: Lang, mode: Mode) -> ProvenanceView {
+    let place = |id: &str, name: &str| Place {
+        id: id.into(),
+        name: name.into(),
+        kind: "cold_depot".into(),
+        time_zone: "Europe/Oslo".into(),
+        cold: true,
+        coordinates: Some((60.0, 10.0 + id.len() as f64)),
+    };
+    let steps = vec![
+        Step {
+            time: "2026-11-23T05:00:00Z".parse().unwrap(),
+            business_step: "commissioning".into(),
+            place: Some(place("farm", "Farm <b>1</b>")),
+            log_index: Some(0),
+            fields: r#"{"/bizStep":"\"commissioning\""}"#.into(),
+        },
+        Step {
+            time: "2026-11-23T07:00:00Z".parse().unwrap(),
+            business_step: "shipping".into(),
+            place: Some(place("farm", "Farm <b>1</b>")),
+            log_index: None,
+            fields: "{}".into(),
+        },
+        Step {
+            time: "2026-11-23T17:00:00Z".parse().unwrap(),
+            business_step: "receiving".into(),
+            place: Some(place("oslo-depot", "")),
+            log_index: Some(2),
+            fields: "{}".into(),
+        },
+    ];
+    let built = journey(steps, true, lang);
+    let chart = svg::chart(&svg::ChartInput {
+        series: vec![svg::Series { label: "logger".into(), points: vec![(0, 1.0), (3600, 5.0), (7200, 1.0)] }],
+        min_celsius: Some(0.0),
+        max_celsius: Some(4.0),
+        excursions: vec![(3000, 4000)],
+        title: "Temperature".into(),
+        time_labels: vec![],
+    });
+    ProvenanceView {
+        lang,
+        mode,
+        path: "/provenance/01/07098765010009/10/L1".into(),
+        product: ProductView {
+            name: "Salmon <script>alert(1)</script>".into(),
+            brand: Some("Nordfjord".into()),
+            description: None,
+            gtin: "07098765010009".into(),
+            lot: Some("L1".into()),
+            serial: None,
+            expiry: Some("2026-12-10".into()),
+            class_key: "class_chilled".into(),
+            nutrition: vec![("protein".into(), "20.4".into())],
+            allergens: vec!["fish".into()],
+        },
+        origin: Some(OriginView {
+            name: "Fjordlaks".into(),
+            kind: "fishery".into(),
+            person: Some("Ingrid Solberg".into()),
+            country: Some("NO".into()),
+            place: Some("Storfjorden".into()),
+            harvested: Some(TimeView::new("2026-11-23T05:00:00Z".parse().unwrap(), "Europe/Oslo", lang)),
+        }),
+        map_svg: svg::map(&[svg::MapPoint { name: "Farm".into(), latitude: 62.4, longitude: 6.1 }], "Map"),
+        cold_hours: Some(format!("{:.1}", built.cold_hours)),
+        journey: built.stops,
+        temperature: chart.map(|chart_svg| TemperatureView {
+            chart_svg,
+            range: "0.0 to 4.0 °C".into(),
+            measured: "1.0 – 5.0 °C".into(),
+            excursions: 1,
+            minutes_out: 17,
+            pass: false,
+        }),
+        shelf_life: Some(ShelfLifeView { at_celsius: "4".into(), days_left: 5 }),
+        certifications: vec![LinkView { title: "ASC".into(), href: "https://example.org/asc".into() }],
+        checks: vec![
+            CheckView { key: "check_temperature_failed".into(), ok: false },
+            CheckView { key: "check_recall_failed".into(), ok: false },
+        ],
+        recalled: true,
+        digital_link: "http://localhost/01/07098765010009/10/L1".into(),
+        qr_path: "/qr/01/07098765010009/10/L1".into(),
+        proof_path: "/consumer-proof/".into(),
+    }
+}
+
+fn scripts_only_from_assets(html: &str) {
+    for script in html.split("<script").skip(1) {
+        let tag = &script[..script.find('>').unwrap()];
+        assert!(tag.contains("src=\"/assets/"), "an inline or foreign script: <script{tag}>");
+    }
+    assert!(!html.contains(" style=\""), "inline styles break the Content-Security-Policy");
+    assert!(!html.contains(" onclick="), "inline handlers");
+}
+
+#[test]
+fn the_provenance_page_renders_in_every_language_and_mode() {
+    let pages = Pages::new();
+    for lang in Lang::ALL {
+        for mode in [Mode::Normal, Mode::Large, Mode::Kiosk] {
+            let html = pages.provenance(&provenance(lang, mode)).unwrap();
+            scripts_only_from_assets(&html);
+            assert!(html.contains("Salmon &lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "the name is escaped");
+            assert!(!html.contains("<script>alert"), "no injected script");
+            assert!(html.contains("Farm &lt;b&gt;1&lt;&#x2f;b&gt;"), "place names are escaped");
+            assert!(html.contains(&format!("<html lang=\"{}\">", lang.code())));
+            assert!(html.contains(&format!("class=\"mode-{}\"", format!("{mode:?}").to_lowercase())));
+            assert!(html.contains("role=\"alert\" id=\"recall\""), "the recall banner");
+            assert!(html.contains("Ingrid Solberg"));
+            assert!(html.contains("data-log-index=\"0\"") && html.contains("data-log-index=\"2\""));
+            assert_eq!(html.matches("data-log-index").count(), 2, "a step without a log entry is not checked");
+            assert!(html.contains("class=\"excursion\""));
+            assert_eq!(html.contains("/assets/kiosk.js"), mode == Mode::Kiosk);
+            let private = lang.text("private_place").unwrap();
+            assert!(html.contains(&private.replace('\'', "&#x27;")), "a place not in the registry is a partner's site");
+        }
+    }
+    let dutch = pages.provenance(&provenance(Lang::Nl, Mode::Normal)).unwrap();
+    assert!(dutch.contains("Teruggeroepen") && dutch.contains(">Reis<") && dutch.contains("Geoogst en verpakt"));
+    let english = pages.provenance(&provenance(Lang::En, Mode::Normal)).unwrap();
+    assert!(english.contains("Recalled") && english.contains(">Journey<") && english.contains("Harvested and packed"));
+}
+
+#[test]
+fn the_staff_pages_render() {
+    let pages = Pages::new();
+    let time = TimeView::new("2026-11-23T05:00:00Z".parse().unwrap(), "UTC", Lang::En);
+    let alarm = AlarmRowView {
+        tenant: "pharmapol".into(),
+        alarm_id: "alm_1".into(),
+        device: "logger".into(),
+        target: "sscc 3590".into(),
+        rule: "above-8-for-30min".into(),
+        severity: "critical".into(),
+        state: "escalated".into(),
+        opened: time.clone(),
+        peak_celsius: "11.4".into(),
+        held_lots: vec!["05901234010009/VAX-2611".into()],
+        acknowledged_by: None,
+        comment: None,
+        needs_person: true,
+    };
+    let console = pages
+        .console(&ConsoleView {
+            csrf: "token-1".into(),
+            network_svg: svg::network(
+                &[
+                    svg::MapPoint { name: "Oslo".into(), latitude: 59.9, longitude: 10.7 },
+                    svg::MapPoint { name: "Amsterdam".into(), latitude: 52.4, longitude: 4.9 },
+                ],
+                &[(0, 1), (1, 7)],
+                "Network",
+            ),
+            orders: vec![("delivered".into(), 3)],
+            sla: vec![],
+            alarms: vec![alarm.clone()],
+            log: LogView {
+                origin: "keten.localhost/log".into(),
+                size: 22,
+                checkpoint_at: Some(time.clone()),
+                cosignatures: 1,
+            },
+            tenants: vec![TenantLineView { tenant: "pharmapol".into(), name: "PharmaPol".into(), rows: 10 }],
+        })
+        .unwrap();
+    scripts_only_from_assets(&console);
+    assert!(console.contains("action=\"/console/alarms/pharmapol/alm_1/acknowledge\""));
+    assert_eq!(
+        console.matches("name=\"csrf\" value=\"token-1\"").count(),
+        2,
+        "the sign-out and the acknowledgement forms"
+    );
+    assert_eq!(console.matches("class=\"lane\"").count(), 1, "a lane to an unknown place is left out");
+    let portal = pages
+        .portal(&PortalView {
+            csrf: "token-2".into(),
+            tenant: "pharmapol".into(),
+            products: vec![],
+            stock: vec![],
+            orders: vec![],
+            alarms: vec![AlarmRowView {
+                acknowledged_by: Some("Anna".into()),
+                comment: Some("ok".into()),
+                ..alarm.clone()
+            }],
+            storage_rows: 5,
+        })
+        .unwrap();
+    assert!(
+        portal.contains("href=\"/portal/alarms/alm_1\"") && !portal.contains("/acknowledge"),
+        "merchants read alarms here"
+    );
+    let sign_in = pages.sign_in(&SignInView { csrf: "t".into(), error: Some("This key is not known".into()) }).unwrap();
+    assert!(
+        sign_in.contains("<label for=\"key\">") && sign_in.contains("role=\"alert\"") && !sign_in.contains("Sign out")
+    );
+    let error = pages
+        .error(&ErrorView {
+            csrf: Some("t".into()),
+            status: 404,
+            title: "Not found".into(),
+            detail: "alarm x not found".into(),
+            problem_type: "/problems/not-found".into(),
+        })
+        .unwrap();
+    assert!(error.contains("alarm x not found"));
+    let alarm_page = pages
+        .portal_alarm(&PortalAlarmView {
+            csrf: "t".into(),
+            tenant: "pharmapol".into(),
+            alarm,
+            reports: vec![("Lot".into(), "/portal/reports/temperature?gtin=1&lot=2".into())],
+        })
+        .unwrap();
+    assert!(alarm_page.contains("&#x2f;portal&#x2f;reports&#x2f;temperature?gtin=1&amp;lot=2"), "{alarm_page}");
+    let kiosk = pages.kiosk_idle(&KioskIdleView { lang: Lang::Nl, unknown: true }).unwrap();
+    assert!(kiosk.contains("Scan een product") && kiosk.contains("kiosk-unknown"));
+}
+
+#[test]
+fn assets_are_embedded() {
+    for name in ["keten.css", "provenance.js", "kiosk.js"] {
+        let (content_type, body) = asset(name).unwrap();
+        assert!(!body.is_empty() && content_type.contains("charset=utf-8"), "{name}");
+    }
+    assert!(asset("../Cargo.toml").is_none());
+    assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self'") && !CONTENT_SECURITY_POLICY.contains("unsafe"));
+}
