@@ -230,7 +230,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Records the salmon lot's journey through the one capture function (idempotent).
-async fn capture_demo_journey(store: &Store) -> anyhow::Result<()> {
+pub(crate) async fn capture_demo_journey(store: &Store) -> anyhow::Result<()> {
     let document = epcis::parse_json_document(&demo::salmon_journey_document())
         .map_err(|errors| anyhow::anyhow!("the demo journey is not a valid EPCIS document: {errors}"))?;
     server::epcis::capture_valid_document(store, &demo::salmon_tenant(), &document)
@@ -252,7 +252,7 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo, courier_key: &str) {
         demo.counts.devices
     );
     println!();
-    println!("  console:        {base}/");
+    println!("  console, portal: {base}/sign-in   (the operator key opens the console, a tenant key its portal)");
     println!("  API reference:  {base}/docs   (OpenAPI: {base}/openapi.json)");
     println!("  operator key:   {}", demo.operator_key);
     for (tenant_id, name, key) in &demo.tenant_keys {
@@ -260,6 +260,11 @@ fn print_demo(options: &ServeOptions, demo: &demo::Demo, courier_key: &str) {
     }
     println!("  courier key ({}): {courier_key}", demo_orders::VAN);
     println!("  salmon pack (GS1 Digital Link): {base}/01/{}", demo.salmon_gtin);
+    println!(
+        "  its lot's provenance page: {base}/01/{}/10/{}   (?lang=nl, ?view=large, ?kiosk=1; the kiosk: {base}/kiosk)",
+        demo.salmon_gtin,
+        demo::SALMON_LOT
+    );
     println!("  its QR code:    {base}/qr/01/{}   (PNG: ?format=png)", demo.salmon_gtin);
     println!();
     if let Some((_, _, key)) = demo.tenant_keys.first() {

@@ -40,7 +40,7 @@ pub async fn index(State(app): State<AppState>) -> Html<String> {
             "<h1>Keten</h1><p>An open Retail-as-a-Service supply-chain platform. Backend: <code>{backend}</code>, log origin <code>{origin}</code>.</p>\
              <ul><li><a href=\"/docs\">API reference</a> (<a href=\"/openapi.json\">OpenAPI 3.1</a>)</li>\
              <li><a href=\"/problems\">Problem types</a></li><li><a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a>, <a href=\"/metrics\">/metrics</a></li></ul>\
-             <p>The operator console, merchant portal and provenance pages are being built; product pages live at their GS1 Digital Link path, <code>/01/&lt;GTIN&gt;</code>.</p>",
+             <p><a href=\"/sign-in\">Sign in</a> to the merchant portal or the operator console. A product's provenance page lives at its GS1 Digital Link path, <code>/01/&lt;GTIN&gt;/10/&lt;lot&gt;</code>; the store kiosk at <a href=\"/kiosk\">/kiosk</a>.</p>",
             backend = app.store.backend().name(),
             origin = escape(&app.config.log_origin),
         ),

@@ -196,6 +196,8 @@ mod fulfilment;
 mod log;
 #[path = "readings/mod.rs"]
 mod readings;
+#[path = "web/mod.rs"]
+mod web_faces;
 use dispatch::dispatch_plans_waves_and_couriers_deliver;
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
@@ -211,8 +213,11 @@ use readings::{
     coldchain_alarms_do_not_depend_on_batching, coldchain_alarms_hold_pharma_lots_and_notify,
     readings_are_ingested_with_partial_success,
 };
+use web_faces::{consumer_pages_prove_their_steps_and_nothing_else, sessions_open_the_portal_and_the_console};
 
 end_to_end!(
+    consumer_pages_prove_their_steps_and_nothing_else,
+    sessions_open_the_portal_and_the_console,
     readings_are_ingested_with_partial_success,
     coldchain_alarms_hold_pharma_lots_and_notify,
     coldchain_alarms_do_not_depend_on_batching,
