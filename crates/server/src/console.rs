@@ -432,13 +432,15 @@ async fn portal_alarm(State(app): State<AppState>, headers: HeaderMap, Path(alar
         Err(error) => return error_page(&app, error.into(), Some(&session.csrf)),
     };
     let mut reports = Vec::new();
+    let encode = epcis::identifier::encode_value;
     if row.target_kind == "sscc" {
-        reports.push((format!("Pallet {}", row.target), format!("/portal/reports/temperature?sscc={}", row.target)));
+        let href = format!("/portal/reports/temperature?sscc={}", encode(&row.target));
+        reports.push((format!("Pallet {}", row.target), href));
     }
     for lot in row.held_lots.split_whitespace() {
         if let Some((gtin, lot)) = lot.split_once('/') {
-            reports
-                .push((format!("Lot {lot} of {gtin}"), format!("/portal/reports/temperature?gtin={gtin}&lot={lot}")));
+            let href = format!("/portal/reports/temperature?gtin={}&lot={}", encode(gtin), encode(lot));
+            reports.push((format!("Lot {lot} of {gtin}"), href));
         }
     }
     let view = web::PortalAlarmView {

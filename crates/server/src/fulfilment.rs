@@ -1308,8 +1308,6 @@ async fn create_recall(
     let written =
         write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
             .await?;
-    // The lots' consumer pages show the recall now, not when their cache runs out.
-    app.consumer_pages.forget();
     Ok(written.into_response(respond))
 }
 

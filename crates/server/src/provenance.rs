@@ -47,8 +47,8 @@ pub const KIOSK_SCAN_BYTES_MAX: usize = 512;
 
 /// Steps that concern one order, not the lot: shown on a serial's page, not on a lot's.
 const ORDER_STEPS: [&str; 3] = ["picking", "packing", "retail_selling"];
-/// The fields of an event a consumer page shows, besides the item's own identifiers.
-const PUBLIC_POINTERS: [&str; 4] = ["/eventTime", "/bizStep", "/bizLocation/id", "/readPoint/id"];
+/// The fields of an event a consumer page shows besides the item's own identifiers.
+const PLACE_AND_TIME_POINTERS: [&str; 4] = ["/eventTime", "/bizStep", "/bizLocation/id", "/readPoint/id"];
 
 /// A small cache with a lifetime, cleared when full.
 #[derive(Debug)]
@@ -102,14 +102,6 @@ impl Default for ConsumerPages {
     }
 }
 
-impl ConsumerPages {
-    /// Forgets every page (a recall changed what they show).
-    pub fn forget(&self) {
-        self.facts.clear();
-        self.rendered.clear();
-    }
-}
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/assets/{name}", get(asset))
@@ -138,7 +130,11 @@ pub struct Facts {
     named: BTreeSet<String>,
     steps: Vec<FactStep>,
     report: Option<reports::TemperatureReport>,
-    recalled: bool,
+    /// The lot's expiry as stocked (none when not in stock).
+    expiry: Option<String>,
+    /// Whether anything is known of the lot (steps, stock or readings): a recall check of an
+    /// unknown lot says nothing.
+    lot_known: bool,
     cold_product: bool,
 }
 
@@ -148,23 +144,36 @@ impl Facts {
     }
 }
 
-/// The fields of a stored event a consumer page shows: time, step and place, and the item's own
-/// identifiers where the event names them.
-fn public_fields(body: &Value, named: &BTreeSet<String>) -> BTreeMap<String, String> {
+/// The fields of a stored event a consumer page shows: time and step; the place when it is in the
+/// public registry (`place_public`), by the identifier the page names it by (`bizLocation`, else
+/// `readPoint`); and the item's own identifiers where the event names them. Only fields committed
+/// one by one in the log entry (not folded into `keten:rest`), so each can be proved.
+fn public_fields(body: &Value, tenant: &str, named: &BTreeSet<String>, place_public: bool) -> BTreeMap<String, String> {
+    let committed: BTreeSet<String> =
+        epcis::commitment::fields_of_json(body, tenant).into_iter().map(|(name, _)| name).collect();
     let mut fields = BTreeMap::new();
-    for pointer in PUBLIC_POINTERS {
-        if let Some(value) = body.pointer(pointer)
-            && !value.is_object()
-            && !value.is_array()
-        {
-            fields.insert(pointer.to_owned(), value.to_string());
+    let mut add = |pointer: String, value: &Value| {
+        if committed.contains(&pointer) && !value.is_object() && !value.is_array() {
+            fields.insert(pointer, value.to_string());
+        }
+    };
+    for pointer in ["/eventTime", "/bizStep"] {
+        if let Some(value) = body.pointer(pointer) {
+            add(pointer.to_owned(), value);
+        }
+    }
+    if place_public {
+        match (body.pointer("/bizLocation/id"), body.pointer("/readPoint/id")) {
+            (Some(place), _) => add("/bizLocation/id".to_owned(), place),
+            (None, Some(place)) => add("/readPoint/id".to_owned(), place),
+            (None, None) => {}
         }
     }
     for list in ["epcList", "childEPCs", "inputEPCList", "outputEPCList"] {
         if let Some(Value::Array(items)) = body.get(list) {
             for (index, item) in items.iter().enumerate() {
                 if item.as_str().is_some_and(|text| named.contains(text)) {
-                    fields.insert(format!("/{list}/{index}"), item.to_string());
+                    add(format!("/{list}/{index}"), item);
                 }
             }
         }
@@ -175,7 +184,7 @@ fn public_fields(body: &Value, named: &BTreeSet<String>) -> BTreeMap<String, Str
                 if let Some(class) = item.get("epcClass")
                     && class.as_str().is_some_and(|text| named.contains(text))
                 {
-                    fields.insert(format!("/{list}/{index}/epcClass"), class.to_string());
+                    add(format!("/{list}/{index}/epcClass"), class);
                 }
             }
         }
@@ -183,13 +192,18 @@ fn public_fields(body: &Value, named: &BTreeSet<String>) -> BTreeMap<String, Str
     if let Some(parent) = body.get("parentID")
         && parent.as_str().is_some_and(|text| named.contains(text))
     {
-        fields.insert("/parentID".to_owned(), parent.to_string());
+        add("/parentID".to_owned(), parent);
     }
     fields
 }
 
+/// The place identifier a step is shown at: its business location, else its read point.
+fn place_id(body: &Value) -> &str {
+    body.pointer("/bizLocation/id").or_else(|| body.pointer("/readPoint/id")).and_then(Value::as_str).unwrap_or("")
+}
+
 fn names_item(fields: &BTreeMap<String, String>) -> bool {
-    fields.keys().any(|pointer| !PUBLIC_POINTERS.contains(&pointer.as_str()))
+    fields.keys().any(|pointer| !PLACE_AND_TIME_POINTERS.contains(&pointer.as_str()))
 }
 
 /// The GLN of a place identifier in Digital Link form (`…/414/<GLN>[/254/<ext>]`).
@@ -221,7 +235,8 @@ async fn place_of(
                 name: location.name.clone(),
                 kind: location.kind.name().to_owned(),
                 time_zone: location.time_zone.as_str().to_owned(),
-                cold: cold_product && matches!(location.kind, LocationKind::ColdDepot | LocationKind::Warehouse),
+                // A cold depot keeps what needs cold cold; a plain warehouse is not counted.
+                cold: cold_product && matches!(location.kind, LocationKind::ColdDepot),
                 coordinates: Some((location.coordinates.latitude_degrees(), location.coordinates.longitude_degrees())),
             })
         }
@@ -271,15 +286,27 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
     let mut steps = Vec::new();
     if let Some(start) = &start {
         let found = crate::trace::trace(&app.store, owner, start).await?;
-        for (object, reach) in &found.objects {
-            if matches!(reach, epcis::trace::Reach::Start | epcis::trace::Reach::Origin) {
-                named.insert(object.clone());
-            }
-        }
+        let item: BTreeSet<String> = found
+            .objects
+            .iter()
+            .filter(|(_, reach)| matches!(reach, epcis::trace::Reach::Start))
+            .map(|(object, _)| object.clone())
+            .collect();
+        named = found
+            .objects
+            .iter()
+            .filter(|(_, reach)| matches!(reach, epcis::trace::Reach::Start | epcis::trace::Reach::Origin))
+            .map(|(object, _)| object.clone())
+            .collect();
         let mut places = HashMap::new();
+        // Steps recorded by the brand itself or the network: another tenant may name the brand's
+        // lot in its own events, but it does not write the brand's public page.
         let bodies: Vec<(&store::epcis::StoredEvent, Value)> = found
             .events
             .values()
+            .filter(|(stored, _)| {
+                stored.tenant_id == owner.as_str() || stored.tenant_id == TenantId::network().as_str()
+            })
             .filter_map(|(stored, _)| Some((stored, serde_json::from_str::<Value>(&stored.body).ok()?)))
             .collect();
         let is_order_step = |body: &Value| {
@@ -298,35 +325,44 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
                 items.iter().any(|item| item.as_str().is_some_and(|text| order_packs.contains(text)))
             })
         };
+        let event_time = |body: &Value| -> Option<jiff::Timestamp> {
+            body.get("eventTime").and_then(Value::as_str).and_then(|text| text.parse().ok())
+        };
+        // What the item was made from appears up to the item's first step (its making), not
+        // afterwards, where the rest of an input went elsewhere.
+        let made_at = bodies
+            .iter()
+            .filter(|(stored, body)| names_item(&public_fields(body, &stored.tenant_id, &item, false)))
+            .filter_map(|(_, body)| event_time(body))
+            .min();
         for (stored, body) in &bodies {
-            let fields = public_fields(body, &named);
             let business_step = body.get("bizStep").and_then(Value::as_str).unwrap_or("").to_owned();
-            if !names_item(&fields) || (serial.is_none() && (is_order_step(body) || names_order_pack(body))) {
+            // The time shown is the recorded field the browser verifies, not a column beside it.
+            let Some(time) = event_time(body) else { continue };
+            let about_item = names_item(&public_fields(body, &stored.tenant_id, &item, false));
+            let about_input = made_at.is_some_and(|made_at| time <= made_at)
+                && names_item(&public_fields(body, &stored.tenant_id, &named, false));
+            if !(about_item || about_input) || (serial.is_none() && (is_order_step(body) || names_order_pack(body))) {
                 continue;
             }
-            let place_id = body
-                .pointer("/bizLocation/id")
-                .or_else(|| body.pointer("/readPoint/id"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let place = place_of(app, place_id, cold_product, &mut places).await?;
-            // The time shown is the recorded field the browser verifies, not a column beside it.
-            let Some(time) = body.get("eventTime").and_then(Value::as_str).and_then(|text| text.parse().ok()) else {
-                continue;
-            };
+            let place = place_of(app, place_id(body), cold_product, &mut places).await?;
+            let place_public = place.as_ref().is_some_and(|place| !place.name.is_empty());
             steps.push(FactStep {
                 time,
                 business_step,
                 place,
                 log_index: stored.log_index.and_then(|index| u64::try_from(index).ok()),
                 event_id: stored.event_id.clone(),
-                fields,
+                fields: public_fields(body, &stored.tenant_id, &named, place_public),
             });
         }
         steps.sort_by_key(|step| step.time);
-        steps.truncate(JOURNEY_STEPS_MAX);
+        if steps.len() > JOURNEY_STEPS_MAX {
+            // The beginning (the origin) and the end (where it is now).
+            steps.drain(JOURNEY_STEPS_MAX / 2..steps.len() - JOURNEY_STEPS_MAX / 2);
+        }
     }
-    let (report, recalled) = match &lot {
+    let (report, expiry) = match &lot {
         Some(lot) => {
             let report = match crate::reports::build(&app.store, owner, None, Some((&product.gtin, lot))).await {
                 Ok(report) => Some(report),
@@ -335,11 +371,27 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
                     None
                 }
             };
-            (report, app.store.lot_recall(product.gtin.as_str(), lot).await?.is_some())
+            let filter = store::fulfilment::StockFilter {
+                gtin: Some(product.gtin.as_str().to_owned()),
+                location: None,
+                lot: Some(lot.clone()),
+            };
+            let stocked = app.store.tenant(owner).stock(&filter, None, 1).await?;
+            (report, stocked.into_iter().next().map(|balance| balance.expiry))
         }
-        None => (None, false),
+        None => (None, None),
     };
-    let facts = Arc::new(Facts { owner: owner.clone(), named, steps, report, recalled, cold_product });
+    let lot_known =
+        !steps.is_empty() || expiry.is_some() || report.as_ref().is_some_and(|report| report.figures.is_some());
+    let facts = Arc::new(Facts {
+        owner: owner.clone(),
+        named,
+        steps,
+        report,
+        expiry: expiry.flatten(),
+        lot_known,
+        cold_product,
+    });
     app.consumer_pages.facts.put(key, facts.clone());
     Ok(facts)
 }
@@ -440,17 +492,13 @@ fn view_of(
     link: &DigitalLink,
     item: &Item,
     facts: &Facts,
-    mode: Mode,
-    lang: Lang,
+    recalled: bool,
+    (mode, lang): (Mode, Lang),
 ) -> Option<web::ProvenanceView> {
     let Item::Product { product, party, links, .. } = item else { return None };
     let qualifier = |code: &str| {
         link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
     };
-    let expiry = link.attributes().iter().find(|element| element.code() == "17").map(|element| {
-        let value = element.value();
-        if value.len() == 6 { format!("20{}-{}-{}", &value[..2], &value[2..4], &value[4..]) } else { value.to_owned() }
-    });
     let steps: Vec<Step> = facts
         .steps
         .iter()
@@ -505,9 +553,9 @@ fn view_of(
         let key = if temperature.pass { "check_temperature_ok" } else { "check_temperature_failed" };
         checks.push(web::CheckView { key: key.to_owned(), ok: temperature.pass });
     }
-    if qualifier("10").is_some() {
-        let key = if facts.recalled { "check_recall_failed" } else { "check_recall_ok" };
-        checks.push(web::CheckView { key: key.to_owned(), ok: !facts.recalled });
+    if recalled || (qualifier("10").is_some() && facts.lot_known) {
+        let key = if recalled { "check_recall_failed" } else { "check_recall_ok" };
+        checks.push(web::CheckView { key: key.to_owned(), ok: !recalled });
     }
     let certifications = links
         .iter()
@@ -525,7 +573,7 @@ fn view_of(
             gtin: product.gtin.as_str().to_owned(),
             lot: qualifier("10"),
             serial: qualifier("21"),
-            expiry,
+            expiry: facts.expiry.clone(),
             class_key: class_key(&product.temperature_class).to_owned(),
             nutrition: nutrition_rows(product),
             allergens: Vec::new(),
@@ -538,8 +586,9 @@ fn view_of(
         shelf_life,
         certifications,
         checks,
-        recalled: facts.recalled,
-        digital_link: link.uri(&app.config.public_url),
+        recalled,
+        // The item's link without the request's other parameters: the page is shared by all.
+        digital_link: format!("{}{path}", app.config.public_url.trim_end_matches('/')),
         qr_path: format!("/qr{path}"),
         proof_path: "/consumer-proof/".to_owned(),
         path: format!("/provenance{path}"),
@@ -556,15 +605,22 @@ fn html_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// The provenance page of a product (the resolver's answer to a browser).
+/// The provenance page of a product (the resolver's answer to a browser). The recall status is
+/// read on every view (a recall shows at once, on every node); the rest is reused as documented.
 pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &HeaderMap) -> Result<Response, Problem> {
     let (mode, lang) = mode_and_lang(link, headers);
-    let key = format!("{}|{}|{mode:?}", link.key_path(), lang.code());
+    let recalled = match (item, link.qualifiers().iter().find(|element| element.code() == "10")) {
+        (Item::Product { product, .. }, Some(lot)) => {
+            app.store.lot_recall(product.gtin.as_str(), lot.value()).await?.is_some()
+        }
+        _ => false,
+    };
+    let key = format!("{}|{}|{mode:?}|{recalled}", link.key_path(), lang.code());
     if let Some(html) = app.consumer_pages.rendered.get(&key) {
         return Ok(html_response(StatusCode::OK, html.as_ref().clone()));
     }
     let facts = facts_of(app, link, item).await?;
-    let view = view_of(app, link, item, &facts, mode, lang)
+    let view = view_of(app, link, item, &facts, recalled, (mode, lang))
         .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
     let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
     app.consumer_pages.rendered.put(key, Arc::new(html.clone()));
@@ -652,7 +708,8 @@ async fn consumer_proof(
         .as_deref()
         .and_then(|seed| seed.try_into().ok())
         .ok_or_else(|| Problem::new("internal", "a logged event has no commitment seed"))?;
-    let disclosures: Vec<Value> = public_fields(&body, &facts.named)
+    let place_public = step.place.as_ref().is_some_and(|place| !place.name.is_empty());
+    let disclosures: Vec<Value> = public_fields(&body, &record.tenant_id, &facts.named, place_public)
         .into_iter()
         .map(|(name, value)| {
             json!({ "salt": BASE64.encode(epcis::commitment::salt(&seed, &name)), "name": name, "value": value })
@@ -683,17 +740,39 @@ mod tests {
             "bizTransactionList": [{"type": "po", "bizTransaction": "urn:po:1"}]
         });
         let named = BTreeSet::from([lot.clone()]);
-        let fields = public_fields(&body, &named);
+        let fields = public_fields(&body, "nordfjord", &named, true);
         assert_eq!(
             fields.keys().map(String::as_str).collect::<Vec<_>>(),
             vec!["/bizLocation/id", "/bizStep", "/eventTime", "/quantityList/1/epcClass"]
         );
         assert_eq!(fields["/bizStep"], "\"receiving\"");
         assert!(names_item(&fields));
+        let private = public_fields(&body, "nordfjord", &named, false);
+        assert!(!private.contains_key("/bizLocation/id"), "a place outside the public registry is not disclosed");
         assert!(
-            !names_item(&public_fields(&body, &BTreeSet::new())),
+            !names_item(&public_fields(&body, "nordfjord", &BTreeSet::new(), true)),
             "an event not naming the item is not on its page"
         );
+        // A read point is the place only without a business location.
+        let mut read_point = body.clone();
+        read_point["readPoint"] = json!({"id": "https://id.gs1.org/414/7098765000024"});
+        assert!(!public_fields(&read_point, "nordfjord", &named, true).contains_key("/readPoint/id"));
+        read_point.as_object_mut().unwrap().remove("bizLocation");
+        assert!(public_fields(&read_point, "nordfjord", &named, true).contains_key("/readPoint/id"));
+    }
+
+    #[test]
+    fn fields_folded_into_the_rest_are_not_shown() {
+        let lot = "https://id.gs1.org/01/07098765010009/10/LOT-1".to_owned();
+        let epcs: Vec<String> =
+            (0..1_500).map(|serial| format!("https://id.gs1.org/01/07098765010009/21/{serial}")).collect();
+        let body = json!({"eventTime": "2026-11-23T05:00:00Z", "bizStep": "shipping", "epcList": epcs,
+            "quantityList": [{"epcClass": lot}]});
+        let fields = public_fields(&body, "nordfjord", &BTreeSet::from([lot]), true);
+        let committed: BTreeSet<String> =
+            epcis::commitment::fields_of_json(&body, "nordfjord").into_iter().map(|(name, _)| name).collect();
+        assert!(fields.keys().all(|name| committed.contains(name)), "{fields:?}");
+        assert!(!fields.contains_key("/quantityList/0/epcClass"), "past the field limit, in keten:rest");
     }
 
     #[test]

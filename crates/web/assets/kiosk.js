@@ -18,7 +18,12 @@
         window.location.assign("/kiosk/scan?lang=" + encodeURIComponent(lang) + "&data=" + encodeURIComponent(code));
       }
       code = "";
-    } else if (event.key.length === 1 && code.length < CODE_LENGTH_MAX) {
+    } else if (code.length >= CODE_LENGTH_MAX) {
+      return;
+    } else if (event.ctrlKey && event.key === "]") {
+      // Scanners send GS1's group separator (FNC1) as Ctrl+].
+      code += "\u001d";
+    } else if (event.key.length === 1 && !event.ctrlKey) {
       code += event.key;
     }
   });

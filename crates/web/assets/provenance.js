@@ -108,14 +108,11 @@
     return r;
   }
 
-  async function verifyStep(item, logKey, box) {
-    const index = item.dataset.logIndex;
-    const url = box.dataset.proofPath + index + "?item=" + encodeURIComponent(box.dataset.item);
-    const response = await fetch(url, { headers: { accept: "application/json" } });
-    if (!response.ok) throw new Error("the log did not serve this step's proof (HTTP " + response.status + ")");
-    const answer = await response.json();
+  // Checks one step's answer from /consumer-proof: `fields` is the JSON object of the fields the
+  // page shows (pointer → JSON text), `shownTime` the ISO time the page shows.
+  async function checkAnswer(answer, index, fields, shownTime, logKey) {
     const bundle = parseBundle(answer.proof);
-    if (String(bundle.index) !== index) throw new Error("the proof is for another entry");
+    if (String(bundle.index) !== String(index)) throw new Error("the proof is for another entry");
     const entry = new TextDecoder().decode(bundle.entry).split("\n");
     if (entry[0] !== "keten/epcis-event/v1") throw new Error("the log entry is not an event commitment");
     const digests = new Set(entry.slice(1).filter((line) => line));
@@ -125,15 +122,15 @@
       if (!digests.has(toBase64(digest))) throw new Error("field " + field.name + " = " + field.value + " is not what the log recorded");
       disclosed.set(field.name, field.value);
     }
-    const shown = JSON.parse(item.dataset.fields);
+    const shown = JSON.parse(fields);
     for (const [name, value] of Object.entries(shown)) {
       if (disclosed.get(name) !== value) throw new Error("the page shows " + name + " = " + value + ", which is not what was recorded");
     }
-    const shownTime = new Date(item.querySelector("time").getAttribute("datetime")).getTime();
-    if (!disclosed.has("/eventTime") || new Date(JSON.parse(disclosed.get("/eventTime"))).getTime() !== shownTime) {
+    if (!disclosed.has("/eventTime") || new Date(JSON.parse(disclosed.get("/eventTime"))).getTime() !== new Date(shownTime).getTime()) {
       throw new Error("the time shown is not the recorded time");
     }
     const checkpoint = parseNote(bundle.note);
+    if (checkpoint.origin !== logKey.name) throw new Error("the checkpoint is of another log (" + checkpoint.origin + ")");
     const root = await rootFromInclusion(await sha256(concat([0], bundle.entry)), bundle.index, checkpoint.size, bundle.hashes);
     if (!equal(root, checkpoint.root)) throw new Error("the entry is not in the log at index " + index);
     const signature = checkpoint.signatures.find((line) => line.name === logKey.name && line.bytes.length === 68 && equal(line.bytes.slice(0, 4), logKey.id));
@@ -142,6 +139,26 @@
     if (!valid) throw new Error("the checkpoint's signature does not verify");
     return { origin: checkpoint.origin, size: checkpoint.size };
   }
+
+  // A proof that could not be fetched says nothing about the record: the step stays unchecked.
+  class Unchecked extends Error {}
+
+  async function verifyStep(item, logKey, box) {
+    const index = item.dataset.logIndex;
+    const url = box.dataset.proofPath + index + "?item=" + encodeURIComponent(box.dataset.item);
+    let answer;
+    try {
+      const response = await fetch(url, { headers: { accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      answer = await response.json();
+    } catch (error) {
+      throw new Unchecked("the proof could not be fetched (" + (error.message || error) + ")");
+    }
+    return checkAnswer(answer, index, item.dataset.fields, item.querySelector("time").getAttribute("datetime"), logKey);
+  }
+
+  // For tests of the checks themselves (in the browser, with altered answers).
+  window.KetenProof = Object.freeze({ parseVerifierKey, checkAnswer });
 
   async function verify() {
     const box = document.getElementById("verified");
@@ -170,10 +187,12 @@
       logKey = await parseVerifierKey(await response.text());
       note("Log key: " + logKey.name);
     } catch (error) {
+      // No Ed25519 in this browser's WebCrypto, or the key could not be read: nothing is known.
       note(String(error.message || error), true);
-      return show("failed", box.dataset.failed);
+      return show("unavailable", box.dataset.unavailable);
     }
     let failures = 0;
+    let unchecked = 0;
     for (const step of steps) {
       const label = step.querySelector(".step").textContent + " — " + step.querySelector("time").getAttribute("datetime");
       try {
@@ -181,12 +200,18 @@
         step.classList.add("ok");
         note(label + ": entry " + step.dataset.logIndex + " of " + checked.size + " in " + checked.origin + ", signature valid");
       } catch (error) {
-        failures += 1;
-        step.classList.add("failed");
+        if (error instanceof Unchecked) {
+          unchecked += 1;
+        } else {
+          failures += 1;
+          step.classList.add("failed");
+        }
         note(label + ": " + (error.message || error), true);
       }
     }
-    show(failures === 0 ? "ok" : "failed", failures === 0 ? box.dataset.ok : box.dataset.failed);
+    if (failures > 0) return show("failed", box.dataset.failed);
+    if (unchecked > 0) return show("incomplete", box.dataset.incomplete);
+    return show("ok", box.dataset.ok);
   }
 
   localTimes();

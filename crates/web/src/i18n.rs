@@ -165,9 +165,15 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "verify_ok",
-        "Verified: every step is in the public log, unchanged.",
-        "Geverifieerd: elke stap staat ongewijzigd in het openbare logboek.",
+        "Verified: each logged step below is in the public log, unchanged.",
+        "Geverifieerd: elke vastgelegde stap hieronder staat ongewijzigd in het openbare logboek.",
     ),
+    (
+        "verify_incomplete",
+        "Not every step could be checked just now; reload the page to try again.",
+        "Niet elke stap kon nu worden gecontroleerd; laad de pagina opnieuw om het nog eens te proberen.",
+    ),
+    ("not_logged", "not in the log", "niet in het logboek"),
     (
         "verify_failed",
         "Not verified: a step does not match the public log.",
@@ -218,9 +224,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("step_other", "Recorded", "Vastgelegd"),
 ];
 
-/// The text key of a CBV business step (`commissioning`, or its URI forms).
+/// The text key of a CBV business step (`commissioning`, or its CBV URI forms); any other
+/// value (a company's own step) is "Recorded".
 pub fn step_key(step: &str) -> String {
-    let name = step.rsplit([':', '/', '-']).next().unwrap_or(step);
+    let name = ["https://ref.gs1.org/cbv/BizStep-", "https://gs1.org/voc/BizStep-", "urn:epcglobal:cbv:bizstep:"]
+        .iter()
+        .find_map(|prefix| step.strip_prefix(prefix))
+        .unwrap_or(step);
     let key = format!("step_{name}");
     if TEXTS.iter().any(|(known, ..)| *known == key) { key } else { "step_other".to_owned() }
 }
@@ -254,5 +264,6 @@ mod tests {
         assert_eq!(step_key("https://ref.gs1.org/cbv/BizStep-receiving"), "step_receiving");
         assert_eq!(step_key("urn:epcglobal:cbv:bizstep:shipping"), "step_shipping");
         assert_eq!(step_key("something_new"), "step_other");
+        assert_eq!(step_key("https://example.com/steps/pre-receiving"), "step_other", "only the CBV's own names");
     }
 }

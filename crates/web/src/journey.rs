@@ -126,9 +126,16 @@ pub fn journey(mut steps: Vec<Step>, cold_on_the_road: bool, lang: Lang) -> Jour
                 if cold_on_the_road {
                     cold_hours += road;
                 }
+                let name = |place: &Place| {
+                    if place.name.is_empty() {
+                        lang.text("private_place").unwrap_or("?").to_owned()
+                    } else {
+                        place.name.clone()
+                    }
+                };
                 stops.push(StopView {
                     transit: true,
-                    place: format!("{} → {}", previous.place.name, place.name),
+                    place: format!("{} → {}", name(&previous.place), name(&place)),
                     place_kind: String::new(),
                     arrived: None,
                     left: None,

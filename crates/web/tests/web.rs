@@ -118,6 +118,7 @@ fn the_provenance_page_renders_in_every_language_and_mode() {
             assert!(html.contains("Ingrid Solberg"));
             assert!(html.contains("data-log-index=\"0\"") && html.contains("data-log-index=\"2\""));
             assert_eq!(html.matches("data-log-index").count(), 2, "a step without a log entry is not checked");
+            assert_eq!(html.matches("class=\"unlogged\"").count(), 1, "and says so");
             assert!(html.contains("class=\"excursion\""));
             assert_eq!(html.contains("/assets/kiosk.js"), mode == Mode::Kiosk);
             let private = lang.text("private_place").unwrap();

@@ -216,6 +216,92 @@ async fn tamper(database_url: &str) {
     assert_eq!(changed, 1, "the Oslo receipt is one stored event");
 }
 
+/// Runs the page's own check (`KetenProof.checkAnswer`) on a step's proof as served and altered:
+/// every alteration of the inclusion proof, the checkpoint, its signature, the entry or the key
+/// must fail, with the reason.
+async fn checks_catch_altered_proofs(client: &Client, base: &str) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let step = client
+        .execute(
+            "const li = document.querySelector('li.event[data-log-index]'); \
+             return [li.dataset.logIndex, li.dataset.fields, li.querySelector('time').getAttribute('datetime')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let index = step[0].as_str().unwrap().to_owned();
+    let item = format!("/provenance{SALMON_LOT_PAGE}");
+    let answer: serde_json::Value =
+        reqwest::get(format!("{base}/consumer-proof/{index}?item={item}")).await.unwrap().json().await.unwrap();
+    let key = reqwest::get(format!("{base}/log/key")).await.unwrap().text().await.unwrap();
+    let check = |answer: serde_json::Value, key: String| {
+        let arguments = vec![answer, step[0].clone(), step[1].clone(), step[2].clone(), serde_json::Value::String(key)];
+        async move {
+            let script = "const [answer, index, fields, time, keyText, done] = arguments; \
+                KetenProof.parseVerifierKey(keyText).then((key) => KetenProof.checkAnswer(answer, index, fields, time, key)) \
+                .then(() => done('ok'), (error) => done('failed: ' + error.message));";
+            client.execute_async(script, arguments).await.unwrap().as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(check(answer.clone(), key.clone()).await, "ok");
+    let proof = answer["proof"].as_str().unwrap().to_owned();
+    let with_proof = |proof: String| {
+        let mut altered = answer.clone();
+        altered["proof"] = serde_json::Value::String(proof);
+        altered
+    };
+    let (head, note) = proof.split_once("\n\n").unwrap();
+    let lines: Vec<&str> = head.lines().collect();
+    let first_hash = lines.iter().position(|line| line.starts_with("index ")).unwrap() + 1;
+    assert!(lines.len() > first_hash + 1, "the salmon's entry has an inclusion path");
+    // A hash of the inclusion path changed, or the path cut short.
+    let mut flipped: Vec<String> = lines.iter().map(|line| line.to_string()).collect();
+    let mut hash = STANDARD.decode(&flipped[first_hash]).unwrap();
+    hash[0] ^= 1;
+    flipped[first_hash] = STANDARD.encode(hash);
+    let verdict = check(with_proof(format!("{}\n\n{note}", flipped.join("\n"))), key.clone()).await;
+    assert!(verdict.contains("not in the log"), "{verdict}");
+    let short = format!("{}\n\n{note}", lines[..lines.len() - 1].join("\n"));
+    let verdict = check(with_proof(short), key.clone()).await;
+    assert!(verdict.contains("too short") || verdict.contains("not in the log"), "{verdict}");
+    // The entry given a line more: the disclosures still match, the leaf does not.
+    let entry_line = lines.iter().position(|line| line.starts_with("extra ")).unwrap();
+    let mut entry = STANDARD.decode(&lines[entry_line][6..]).unwrap();
+    entry.extend_from_slice(format!("{}\n", STANDARD.encode([7u8; 32])).as_bytes());
+    let mut longer: Vec<String> = lines.iter().map(|line| line.to_string()).collect();
+    longer[entry_line] = format!("extra {}", STANDARD.encode(entry));
+    let verdict = check(with_proof(format!("{}\n\n{note}", longer.join("\n"))), key.clone()).await;
+    assert!(verdict.contains("not in the log"), "{verdict}");
+    // The checkpoint's signature changed by one bit.
+    let signature_line = note.lines().find(|line| line.starts_with('\u{2014}')).unwrap();
+    let encoded = signature_line.rsplit(' ').next().unwrap();
+    let mut signature = STANDARD.decode(encoded).unwrap();
+    *signature.last_mut().unwrap() ^= 1;
+    let forged = note.replace(encoded, &STANDARD.encode(signature));
+    let verdict = check(with_proof(format!("{head}\n\n{forged}")), key.clone()).await;
+    assert!(verdict.contains("signature does not verify"), "{verdict}");
+    // Another log's key, and a key whose ID does not match it.
+    let other =
+        tlog::NoteSigner::from_seed(key.split('+').next().unwrap(), [9; 32]).unwrap().verifier_key().to_string();
+    let verdict = check(answer.clone(), other).await;
+    assert!(verdict.contains("not signed by the log's key"), "{verdict}");
+    let stranger = tlog::NoteSigner::from_seed("another.example/log", [9; 32]).unwrap().verifier_key().to_string();
+    let verdict = check(answer.clone(), stranger).await;
+    assert!(verdict.contains("another log"), "{verdict}");
+    let mut parts: Vec<String> = key.trim().splitn(3, '+').map(str::to_owned).collect();
+    parts[1] = if parts[1].starts_with('0') { format!("1{}", &parts[1][1..]) } else { format!("0{}", &parts[1][1..]) };
+    let verdict = check(answer.clone(), parts.join("+")).await;
+    assert!(verdict.contains("ID does not match"), "{verdict}");
+    // A field the page shows, disclosed with another value.
+    let mut lying = answer.clone();
+    let disclosure =
+        lying["disclosures"].as_array_mut().unwrap().iter_mut().find(|field| field["name"] == "/eventTime").unwrap();
+    disclosure["value"] = serde_json::Value::String("\"2020-01-01T00:00:00Z\"".into());
+    let verdict = check(lying, key.clone()).await;
+    assert!(verdict.contains("/eventTime") && verdict.contains("not what the log recorded"), "{verdict}");
+}
+
 #[test]
 fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
     let Some(driver_path) = chromedriver() else {
@@ -273,6 +359,7 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         assert!(text(&client, ".shelf-life").await.contains("days left"));
         let problems = accessibility_problems(&client).await;
         assert!(problems.is_empty(), "accessibility: {problems:#?}");
+        checks_catch_altered_proofs(&client, &base).await;
         shot(&client, "provenance-phone", PHONE).await;
         shot(&client, "provenance-desktop", DESKTOP).await;
 
@@ -292,7 +379,8 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         client.goto(&format!("{base}{SALMON_LOT_PAGE}?kiosk=1")).await.unwrap();
         assert_eq!(client.execute("return document.body.className;", vec![]).await.unwrap(), "mode-kiosk");
         shot(&client, "kiosk-desktop", DESKTOP).await;
-        scan(&client, "(01)05901234010009(10)VAX-2611").await;
+        // A 2D scanner types the QR code's Digital Link.
+        scan(&client, "https://id.gs1.org/01/05901234010009/10/VAX-2611").await;
         let url = wait_for_path(&client, "/provenance/01/05901234010009/10/VAX-2611").await;
         assert!(url.contains("kiosk=1"), "{url}");
         assert!(text(&client, "h1").await.starts_with("Influenza vaccine"));
@@ -360,7 +448,7 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         );
         assert!(text(&client, "h1").await.contains("Not found"), "{}", text(&client, "main").await);
         client.goto(&format!("{base}/console")).await.unwrap();
-        assert!(text(&client, "main").await.contains("operator"), "a merchant cannot open the console");
+        assert_eq!(text(&client, "h1").await, "Forbidden", "a merchant cannot open the console");
         client.find(Locator::Css(".sign-out button")).await.unwrap().click().await.unwrap();
         wait_for_path(&client, "/sign-in").await;
 
