@@ -17,6 +17,8 @@ use axum::{Form, Router};
 use network::TenantId;
 use store::{PageRequest, Principal, Scope};
 
+use sha2::Digest as _;
+
 use crate::AppState;
 use crate::problem::Problem;
 use crate::session::{self, Session};
@@ -25,6 +27,8 @@ use crate::session::{self, Session};
 pub const PORTAL_ROWS_MAX: u32 = 200;
 /// The most places drawn on the console's network map.
 pub const NETWORK_PLACES_MAX: u32 = 64;
+/// The most depots whose routes the console draws.
+pub const DEPOTS_DRAWN_MAX: usize = 16;
 /// The SLA period the console shows.
 const SLA_DAYS: i64 = 30;
 
@@ -36,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/alarms/{tenant}/{alarm_id}/acknowledge", post(acknowledge))
         .route("/portal", get(portal))
         .route("/portal/alarms/{alarm_id}", get(portal_alarm))
+        .route("/portal/recalls", post(portal_recall))
         .route("/portal/reports/temperature", get(portal_report))
 }
 
@@ -267,6 +272,37 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
         Some(checkpoint) => app.store.log_cosignatures(checkpoint.size).await?.len(),
         None => 0,
     };
+    let mut depots = Vec::new();
+    let mut depot_glns: Vec<gs1::Gln> =
+        app.store.vehicles(None).await?.into_iter().map(|vehicle| vehicle.depot).collect();
+    depot_glns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    depot_glns.dedup();
+    for gln in depot_glns.into_iter().take(DEPOTS_DRAWN_MAX) {
+        let depot = locations.iter().find(|owned| owned.value.gln == gln);
+        let routes = app.store.routes(&gln, now_ms - 86_400_000, now_ms + 86_400_000).await?;
+        let lines: Vec<web::svg::RouteLine> = routes
+            .iter()
+            .map(|route| web::svg::RouteLine {
+                label: format!("{} {}", route.header.vehicle_id, route.header.route_id),
+                stops: route.stops.iter().map(|stop| (stop.latitude_degrees, stop.longitude_degrees)).collect(),
+            })
+            .collect();
+        let name = depot.map_or_else(|| gln.as_str().to_owned(), |owned| owned.value.name.clone());
+        let svg = depot.and_then(|owned| {
+            let point = web::svg::MapPoint {
+                name: owned.value.name.clone(),
+                latitude: owned.value.coordinates.latitude_degrees(),
+                longitude: owned.value.coordinates.longitude_degrees(),
+            };
+            web::svg::routes(&point, &lines, &format!("Routes from {}", owned.value.name))
+        });
+        depots.push(web::DepotRoutesView {
+            name,
+            routes: routes.len(),
+            open_stops: routes.iter().map(|route| route.header.open_stops).sum(),
+            svg,
+        });
+    }
     let mut tenants = Vec::new();
     for tenant in app.store.tenants(&PageRequest { after: None, limit: Some(PORTAL_ROWS_MAX) }).await?.items {
         let rows = app.store.storage_rows(&tenant.tenant_id).await?;
@@ -285,6 +321,7 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
             cosignatures,
         },
         tenants,
+        depots,
     })
 }
 
@@ -413,6 +450,7 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
         orders,
         alarms,
         storage_rows: app.store.storage_rows(&principal.tenant_id).await?,
+        request_id: format!("portal-recall-{}", hex::encode(rand::random::<[u8; 12]>())),
     })
 }
 
@@ -451,6 +489,56 @@ async fn portal_alarm(State(app): State<AppState>, headers: HeaderMap, Path(alar
     };
     match app.consumer_pages.templates.portal_alarm(&view) {
         Ok(html) => page(StatusCode::OK, html),
+        Err(error) => error_page(&app, Problem::internal(error), Some(&session.csrf)),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RecallForm {
+    csrf: String,
+    request_id: String,
+    gtin: String,
+    lots: String,
+    reason: String,
+}
+
+/// `POST /portal/recalls`: the merchant recalls lots; the answer lists the affected orders and
+/// pickup points. The form's request id is the Idempotency-Key: sending it twice recalls once.
+async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(form): Form<RecallForm>) -> Response {
+    let session = match require_session(&app, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = match merchant(&session).and_then(|principal| check_csrf(&session, &form.csrf).map(|()| principal))
+    {
+        Ok(principal) => principal,
+        Err(problem) => return error_page(&app, problem, Some(&session.csrf)),
+    };
+    if !principal.has(Scope::TenantWrite) {
+        let problem = Problem::new("forbidden", "a recall needs a key that may write");
+        return error_page(&app, problem, Some(&session.csrf));
+    }
+    let lots: Vec<String> =
+        form.lots.split([',', ' ', '\n']).map(str::trim).filter(|lot| !lot.is_empty()).map(str::to_owned).collect();
+    let request_sha256: [u8; 32] = sha2::Sha256::new()
+        .chain_update(b"portal recall\0")
+        .chain_update(form.gtin.as_bytes())
+        .chain_update([0])
+        .chain_update(lots.join("\n").as_bytes())
+        .chain_update([0])
+        .chain_update(form.reason.as_bytes())
+        .finalize()
+        .into();
+    let input = crate::fulfilment::RecallInput { gtin: form.gtin, lots, reason: form.reason };
+    let key = crate::extract::IdempotencyKey(Some(form.request_id));
+    let recall = match crate::fulfilment::start_recall(&app, &principal, key, request_sha256, input).await {
+        Ok((_, stored)) => serde_json::from_slice::<serde_json::Value>(&stored.body).unwrap_or_default(),
+        Err(problem) => return error_page(&app, problem, Some(&session.csrf)),
+    };
+    let view =
+        web::PortalRecallView { csrf: session.csrf.clone(), tenant: principal.tenant_id.as_str().to_owned(), recall };
+    match app.consumer_pages.templates.portal_recall(&view) {
+        Ok(html) => page(StatusCode::CREATED, html),
         Err(error) => error_page(&app, Problem::internal(error), Some(&session.csrf)),
     }
 }

@@ -1271,10 +1271,26 @@ async fn create_recall(
     body: JsonBody<RecallInput>,
 ) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
+    let (replayed, stored) = start_recall(&app, principal, key, body.request_sha256, body.value).await?;
+    Ok(if replayed {
+        crate::api::replay(stored)
+    } else {
+        crate::api::json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body)
+    })
+}
+
+/// Starts a recall for a merchant (the API and the portal's form): answers whether it replays an
+/// earlier request with the same Idempotency-Key, and the stored answer (a `RecallView`).
+pub(crate) async fn start_recall(
+    app: &AppState,
+    principal: &Principal,
+    key: IdempotencyKey,
+    request_sha256: [u8; 32],
+    input: RecallInput,
+) -> Result<(bool, StoredResponse), Problem> {
     if principal.tenant_id.is_network() {
         return Err(Problem::new("forbidden", "a recall is started by the product's brand: use a tenant key"));
     }
-    let input = body.value;
     let mut checker = Checker::default();
     let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
     if input.lots.is_empty() || input.lots.len() > store::fulfilment::RECALL_LOTS_MAX {
@@ -1296,7 +1312,7 @@ async fn create_recall(
         lots: lots.clone(),
         reason,
     });
-    let history = lot_history(&app, &principal.tenant_id, &gtin, &lots).await?;
+    let history = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
     let (view_gtin, view_lots) = (gtin.to_string(), lots.clone());
     let respond = move |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
@@ -1306,9 +1322,12 @@ async fn create_recall(
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
     let written =
-        write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
+        write(app, principal, key, Some(request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
             .await?;
-    Ok(written.into_response(respond))
+    Ok(match written {
+        crate::api::Written::Applied(applied) => (false, respond(&applied)),
+        crate::api::Written::Replayed(stored) => (true, stored),
+    })
 }
 
 fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String], history: Vec<HistoryEntry>) -> RecallView {

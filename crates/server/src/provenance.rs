@@ -7,7 +7,8 @@
 //! (others appear as "a partner's site"), the lot's temperature history and the recall status.
 //!
 //! A page is built from [`Facts`] (read once per item for [`FACTS_LIFETIME`]) and kept rendered
-//! per language and mode for [`PAGE_LIFETIME`]; a recall clears both at once on this node.
+//! per language, mode and recall status for [`PAGE_LIFETIME`]; the recall status itself is read
+//! every [`RECALL_STATUS_LIFETIME`], so a recall shows within a second on every node.
 //! `GET /consumer-proof/{logIndex}?item=<key path>` answers a step's C2SP tlog-proof and the
 //! disclosures of the fields the page shows, read fresh from the store, for the steps on that
 //! item's page only.
@@ -38,6 +39,9 @@ use crate::resolver::{Item, digital_link_of, find};
 pub const FACTS_LIFETIME: Duration = Duration::from_secs(10);
 /// How long a rendered page is reused.
 pub const PAGE_LIFETIME: Duration = Duration::from_secs(10);
+/// How long a lot's recall status is reused: a recall shows on every page, on every node, within
+/// this time.
+pub const RECALL_STATUS_LIFETIME: Duration = Duration::from_secs(1);
 /// The most items (facts) and rendered pages kept; when full, a cache starts afresh.
 pub const CACHE_ENTRIES_MAX: usize = 10_000;
 /// The most recorded steps shown on one page (the earliest).
@@ -90,6 +94,7 @@ pub struct ConsumerPages {
     pub templates: web::Pages,
     facts: TtlCache<Arc<Facts>>,
     rendered: TtlCache<Arc<String>>,
+    recalls: TtlCache<bool>,
 }
 
 impl Default for ConsumerPages {
@@ -98,6 +103,7 @@ impl Default for ConsumerPages {
             templates: web::Pages::new(),
             facts: TtlCache::new(FACTS_LIFETIME),
             rendered: TtlCache::new(PAGE_LIFETIME),
+            recalls: TtlCache::new(RECALL_STATUS_LIFETIME),
         }
     }
 }
@@ -606,12 +612,20 @@ fn html_response(status: StatusCode, body: String) -> Response {
 }
 
 /// The provenance page of a product (the resolver's answer to a browser). The recall status is
-/// read on every view (a recall shows at once, on every node); the rest is reused as documented.
+/// read apart (reused for [`RECALL_STATUS_LIFETIME`] only) and is part of the rendered page's key.
 pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &HeaderMap) -> Result<Response, Problem> {
     let (mode, lang) = mode_and_lang(link, headers);
     let recalled = match (item, link.qualifiers().iter().find(|element| element.code() == "10")) {
         (Item::Product { product, .. }, Some(lot)) => {
-            app.store.lot_recall(product.gtin.as_str(), lot.value()).await?.is_some()
+            let key = format!("{}\n{}", product.gtin.as_str(), lot.value());
+            match app.consumer_pages.recalls.get(&key) {
+                Some(recalled) => recalled,
+                None => {
+                    let recalled = app.store.lot_recall(product.gtin.as_str(), lot.value()).await?.is_some();
+                    app.consumer_pages.recalls.put(key, recalled);
+                    recalled
+                }
+            }
         }
         _ => false,
     };

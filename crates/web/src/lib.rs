@@ -54,6 +54,7 @@ impl Pages {
             ("console.html", include_str!("../templates/console.html")),
             ("portal.html", include_str!("../templates/portal.html")),
             ("portal_alarm.html", include_str!("../templates/portal_alarm.html")),
+            ("portal_recall.html", include_str!("../templates/portal_recall.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 panic!("template {name} does not parse: {error}");
@@ -97,6 +98,11 @@ impl Pages {
     /// One alarm in a merchant's portal.
     pub fn portal_alarm(&self, view: &PortalAlarmView) -> Result<String, RenderError> {
         self.staff("portal_alarm.html", view, true)
+    }
+
+    /// A recall started from the portal.
+    pub fn portal_recall(&self, view: &PortalRecallView) -> Result<String, RenderError> {
+        self.staff("portal_recall.html", view, true)
     }
 
     fn staff(&self, page: &'static str, view: &impl serde::Serialize, signed_in: bool) -> Result<String, RenderError> {

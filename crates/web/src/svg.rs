@@ -183,6 +183,53 @@ pub fn network(points: &[MapPoint], lanes: &[(usize, usize)], title: &str) -> Op
     Some(svg)
 }
 
+/// A vehicle's route: its label and its stops (latitude, longitude) in visiting order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteLine {
+    pub label: String,
+    pub stops: Vec<(f64, f64)>,
+}
+
+/// A depot's routes: each from the depot through its stops and back, one colour per route.
+pub fn routes(depot: &MapPoint, lines: &[RouteLine], title: &str) -> Option<String> {
+    if lines.is_empty() {
+        return None;
+    }
+    let mut points = vec![depot.clone()];
+    for line in lines {
+        points.extend(line.stops.iter().map(|(latitude, longitude)| MapPoint {
+            name: String::new(),
+            latitude: *latitude,
+            longitude: *longitude,
+        }));
+    }
+    let projection = Projection::fit(&points);
+    let mut svg = String::new();
+    let labels: Vec<&str> = lines.iter().map(|line| line.label.as_str()).collect();
+    open_map(&mut svg, title, &labels.join(", "));
+    projection.graticule(&mut svg);
+    let colours = ["#0a4d8c", "#8a4b00", "#6a3d9a", "#1b6e5a", "#b00020"];
+    for (index, line) in lines.iter().enumerate() {
+        let colour = colours[index % colours.len()];
+        let mut path = vec![projection.project(depot.latitude, depot.longitude)];
+        path.extend(line.stops.iter().map(|(latitude, longitude)| projection.project(*latitude, *longitude)));
+        path.push(projection.project(depot.latitude, depot.longitude));
+        let text: Vec<String> = path.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let _ = write!(
+            svg,
+            "<polyline class=\"route\" points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.8\"><title>{}</title></polyline>",
+            text.join(" "),
+            escape(&line.label)
+        );
+        for (x, y) in &path[1..path.len() - 1] {
+            let _ = write!(svg, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\" fill=\"{colour}\"/>");
+        }
+    }
+    place_marks(&mut svg, &projection, std::slice::from_ref(depot), true);
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
 /// One device's readings: (Unix seconds, °C), in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {

@@ -237,6 +237,16 @@ pub struct ConsoleView {
     pub alarms: Vec<AlarmRowView>,
     pub log: LogView,
     pub tenants: Vec<TenantLineView>,
+    /// Per depot: its name and its routes of the last and next day, drawn.
+    pub depots: Vec<DepotRoutesView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepotRoutesView {
+    pub name: String,
+    pub routes: usize,
+    pub open_stops: i64,
+    pub svg: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -284,6 +294,16 @@ pub struct PortalView {
     pub orders: Vec<OrderLineView>,
     pub alarms: Vec<AlarmRowView>,
     pub storage_rows: i64,
+    /// A fresh idempotency key for the recall form (a resubmitted form starts one recall).
+    pub request_id: String,
+}
+
+/// The answer to a recall started from the portal: the recall's JSON (as the API answers it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortalRecallView {
+    pub csrf: String,
+    pub tenant: String,
+    pub recall: serde_json::Value,
 }
 
 /// One alarm of a merchant, with its report.

@@ -171,6 +171,16 @@ fn the_staff_pages_render() {
                 cosignatures: 1,
             },
             tenants: vec![TenantLineView { tenant: "pharmapol".into(), name: "PharmaPol".into(), rows: 10 }],
+            depots: vec![DepotRoutesView {
+                name: "Amsterdam DC".into(),
+                routes: 1,
+                open_stops: 2,
+                svg: svg::routes(
+                    &svg::MapPoint { name: "Amsterdam DC".into(), latitude: 52.3, longitude: 4.8 },
+                    &[svg::RouteLine { label: "van-1 <r1>".into(), stops: vec![(52.37, 4.9), (52.35, 4.95)] }],
+                    "Routes",
+                ),
+            }],
         })
         .unwrap();
     scripts_only_from_assets(&console);
@@ -181,6 +191,10 @@ fn the_staff_pages_render() {
         "the sign-out and the acknowledgement forms"
     );
     assert_eq!(console.matches("class=\"lane\"").count(), 1, "a lane to an unknown place is left out");
+    assert!(
+        console.contains("class=\"route\"") && console.contains("van-1 &lt;r1&gt;"),
+        "routes drawn, labels escaped"
+    );
     let portal = pages
         .portal(&PortalView {
             csrf: "token-2".into(),
@@ -194,6 +208,7 @@ fn the_staff_pages_render() {
                 ..alarm.clone()
             }],
             storage_rows: 5,
+            request_id: "portal-recall-1".into(),
         })
         .unwrap();
     assert!(

@@ -31,7 +31,20 @@ fn screenshots() -> PathBuf {
     directory
 }
 
+/// chromedriver, killed when the test ends.
 struct Driver(Child);
+
+/// The demo server, killed if the test fails before stopping it.
+struct Demo(Option<Child>);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -314,6 +327,7 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
     let port = free_port();
     let directory = tempfile::tempdir().unwrap();
     let (demo, lines) = start_demo(&file.url(), port, directory.path(), &[]);
+    let mut demo = Demo(Some(demo));
     let operator_key = key_of(&lines, "operator key:");
     let salmon_key = key_of(&lines, "(nordfjord) key:");
     let pharma_key = key_of(&lines, "(pharmapol) key:");
@@ -388,7 +402,17 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         wait_for_path(&client, "/kiosk/scan").await;
         assert!(text(&client, ".kiosk-unknown").await.contains("not known"));
 
-        // The operator signs in with a key and acknowledges the demo's alarm in the console.
+        // The operator plans the depot's courier routes, signs in with a key and acknowledges
+        // the demo's alarm in the console.
+        let planned = reqwest::Client::new()
+            .post(format!("{base}/v1/operator/dispatch"))
+            .bearer_auth(&operator_key)
+            .header("content-type", "application/json")
+            .body(r#"{"depot":"8712345000011","allow_late":true}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(planned.status().is_success(), "{}", planned.text().await.unwrap());
         sign_in(&client, &base, &operator_key).await;
         wait_for_path(&client, "/console").await;
         let row = format!("tr[data-alarm='{alarm_id}']");
@@ -396,6 +420,8 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         assert!(listed.contains("pharmapol") && listed.contains("above-8-for-30min"), "{listed}");
         assert!(text(&client, ".log-size").await.parse::<u64>().unwrap() >= 22);
         assert!(client.find(Locator::Css("#network-title + figure svg line.lane")).await.is_ok(), "lanes are drawn");
+        let routes = client.find_all(Locator::Css("svg polyline.route")).await.unwrap();
+        assert!(!routes.is_empty(), "the depot's routes are drawn");
         let problems = accessibility_problems(&client).await;
         assert!(problems.is_empty(), "accessibility of the console: {problems:#?}");
         shot(&client, "console-desktop", DESKTOP).await;
@@ -441,6 +467,14 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         assert!(problems.is_empty(), "accessibility of the portal: {problems:#?}");
         shot(&client, "portal-desktop", DESKTOP).await;
         shot(&client, "portal-phone", PHONE).await;
+        // The merchant recalls its salmon lot from the portal and sees the orders it touches.
+        client.find(Locator::Id("recall-lots")).await.unwrap().send_keys("LOT-2026-11").await.unwrap();
+        client.find(Locator::Id("recall-reason")).await.unwrap().send_keys("Listeria in a sample").await.unwrap();
+        client.find(Locator::Css("form.recall-form button")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/portal/recalls").await;
+        let affected = text(&client, "table.recall-orders").await;
+        assert!(affected.contains("ord_demo_"), "{affected}");
+        shot(&client, "portal-recall-desktop", DESKTOP).await;
         client.goto(&format!("{base}/portal/alarms/{alarm_id}")).await.unwrap();
         assert!(
             text(&client, "main").await.contains(&format!("alarm {alarm_id}")),
@@ -455,6 +489,7 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         // Someone edits the Oslo receipt in the database: the same page now shows the failure.
         tamper(&file.url()).await;
         client.goto(&format!("{base}{SALMON_LOT_PAGE}")).await.unwrap();
+        assert!(text(&client, "#recall").await.contains("Recalled"), "the recall is on the consumer's page");
         assert_eq!(verification(&client).await, "failed");
         assert!(text(&client, "#verify-status").await.starts_with("Not verified"));
         let failed = client.find_all(Locator::Css("li.event.failed")).await.unwrap();
@@ -464,5 +499,6 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         shot(&client, "provenance-tampered-phone", PHONE).await;
         client.close().await.unwrap();
     });
-    stop(demo);
+    // A clean shutdown when everything passed (a failed assertion kills it instead).
+    stop(demo.0.take().unwrap());
 }

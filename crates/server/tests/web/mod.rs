@@ -125,8 +125,19 @@ pub async fn consumer_pages_prove_their_steps_and_nothing_else(app: &TestApp) {
     let recall = json!({"gtin": "09506000134352", "lots": ["LOT-7"], "reason": "Listeria found in a sample"});
     let recalled = app.post("/v1/recalls", &key, recall).await;
     assert_eq!(recalled.status, StatusCode::CREATED, "{:?}", recalled.body);
-    let (_, _, page) = html(app, LOT_PAGE).await;
-    assert!(page.contains("id=\"recall\"") && page.contains("Recalled"), "the recall banner at once");
+    // The recall status is reused for at most a second.
+    let recalled_at = std::time::Instant::now();
+    loop {
+        let (_, _, page) = html(app, LOT_PAGE).await;
+        if page.contains("id=\"recall\"") && page.contains("Recalled") {
+            break;
+        }
+        assert!(
+            recalled_at.elapsed() < server::provenance::RECALL_STATUS_LIFETIME + std::time::Duration::from_secs(1),
+            "no recall banner: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (_, _, page) = html(app, "/01/09506000134352/10/LOT-8").await;
     assert!(!page.contains("id=\"recall\""), "another lot is not recalled");
 
