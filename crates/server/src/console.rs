@@ -196,6 +196,15 @@ fn operator(session: &Session) -> Result<(), Problem> {
     }
 }
 
+/// The session of a merchant's page: none → the sign-in form; an operator's → 403.
+async fn merchant_session(app: &AppState, headers: &HeaderMap) -> Result<(Session, Principal), Response> {
+    let session = require_session(app, headers).await?;
+    match merchant(&session) {
+        Ok(principal) => Ok((session, principal)),
+        Err(problem) => Err(error_page(app, problem, Some(&session.csrf))),
+    }
+}
+
 fn merchant(session: &Session) -> Result<Principal, Problem> {
     if !session.principal.is_operator() && session.principal.has(Scope::TenantRead) {
         Ok(session.principal.clone())
@@ -368,13 +377,9 @@ fn freshness(expiry: Option<&str>, today: jiff::civil::Date) -> (Option<i64>, &'
 }
 
 async fn portal(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match require_session(&app, &headers).await {
-        Ok(session) => session,
+    let (session, principal) = match merchant_session(&app, &headers).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match merchant(&session) {
-        Ok(principal) => principal,
-        Err(problem) => return error_page(&app, problem, Some(&session.csrf)),
     };
     match portal_view(&app, &principal, session.csrf.clone())
         .await
@@ -456,13 +461,9 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
 
 /// `GET /portal/alarms/{id}`: one of the merchant's alarms, with links to its temperature reports.
 async fn portal_alarm(State(app): State<AppState>, headers: HeaderMap, Path(alarm_id): Path<String>) -> Response {
-    let session = match require_session(&app, &headers).await {
-        Ok(session) => session,
+    let (session, principal) = match merchant_session(&app, &headers).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match merchant(&session) {
-        Ok(principal) => principal,
-        Err(problem) => return error_page(&app, problem, Some(&session.csrf)),
     };
     let row = match app.store.tenant(&principal.tenant_id).alarm(&alarm_id).await {
         Ok(Some(row)) => row,
@@ -552,13 +553,9 @@ struct ReportQuery {
 
 /// `GET /portal/reports/temperature?sscc=…|gtin=…&lot=…`: the merchant's temperature report (PDF).
 async fn portal_report(State(app): State<AppState>, headers: HeaderMap, Query(query): Query<ReportQuery>) -> Response {
-    let session = match require_session(&app, &headers).await {
-        Ok(session) => session,
+    let (session, principal) = match merchant_session(&app, &headers).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match merchant(&session) {
-        Ok(principal) => principal,
-        Err(problem) => return error_page(&app, problem, Some(&session.csrf)),
     };
     let built = async {
         let sscc = query

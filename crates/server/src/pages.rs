@@ -7,21 +7,8 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::AppState;
 use crate::problem::{CATALOG, Problem};
 
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
+/// Escapes text for HTML (the web crate's, for the few pages written here by hand).
+pub use web::escape;
 
 pub fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(

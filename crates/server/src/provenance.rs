@@ -93,7 +93,8 @@ impl<V: Clone> TtlCache<V> {
 pub struct ConsumerPages {
     pub templates: web::Pages,
     facts: TtlCache<Arc<Facts>>,
-    rendered: TtlCache<Arc<String>>,
+    /// Shared bytes: a cached page is answered without copying it.
+    rendered: TtlCache<axum::body::Bytes>,
     recalls: TtlCache<bool>,
 }
 
@@ -601,8 +602,8 @@ fn view_of(
     })
 }
 
-fn html_response(status: StatusCode, body: String) -> Response {
-    let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+fn html_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.into()).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(web::CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -631,13 +632,14 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
     };
     let key = format!("{}|{}|{mode:?}|{recalled}", link.key_path(), lang.code());
     if let Some(html) = app.consumer_pages.rendered.get(&key) {
-        return Ok(html_response(StatusCode::OK, html.as_ref().clone()));
+        return Ok(html_response(StatusCode::OK, html));
     }
     let facts = facts_of(app, link, item).await?;
     let view = view_of(app, link, item, &facts, recalled, (mode, lang))
         .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
     let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
-    app.consumer_pages.rendered.put(key, Arc::new(html.clone()));
+    let html = axum::body::Bytes::from(html);
+    app.consumer_pages.rendered.put(key, html.clone());
     Ok(html_response(StatusCode::OK, html))
 }
 

@@ -388,11 +388,13 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         let problems = accessibility_problems(&client).await;
         assert!(problems.is_empty(), "accessibility in large text: {problems:#?}");
         shot(&client, "provenance-large-phone", PHONE).await;
+        shot(&client, "provenance-large-desktop", DESKTOP).await;
 
         // The store's mirror: a scanner types the vaccine's element string and Enter.
         client.goto(&format!("{base}{SALMON_LOT_PAGE}?kiosk=1")).await.unwrap();
         assert_eq!(client.execute("return document.body.className;", vec![]).await.unwrap(), "mode-kiosk");
         shot(&client, "kiosk-desktop", DESKTOP).await;
+        shot(&client, "kiosk-phone", PHONE).await;
         // A 2D scanner types the QR code's Digital Link.
         scan(&client, "https://id.gs1.org/01/05901234010009/10/VAX-2611").await;
         let url = wait_for_path(&client, "/provenance/01/05901234010009/10/VAX-2611").await;
