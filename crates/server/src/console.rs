@@ -286,7 +286,7 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
         app.store.vehicles(None).await?.into_iter().map(|vehicle| vehicle.depot).collect();
     depot_glns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     depot_glns.dedup();
-    for gln in depot_glns.into_iter().take(DEPOTS_DRAWN_MAX) {
+    for (depot_index, gln) in depot_glns.into_iter().take(DEPOTS_DRAWN_MAX).enumerate() {
         let depot = locations.iter().find(|owned| owned.value.gln == gln);
         let routes = app.store.routes(&gln, now_ms - 86_400_000, now_ms + 86_400_000).await?;
         let lines: Vec<web::svg::RouteLine> = routes
@@ -303,7 +303,12 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
                 latitude: owned.value.coordinates.latitude_degrees(),
                 longitude: owned.value.coordinates.longitude_degrees(),
             };
-            web::svg::routes(&point, &lines, &format!("Routes from {}", owned.value.name))
+            web::svg::routes(
+                &point,
+                &lines,
+                &format!("Routes from {}", owned.value.name),
+                &format!("routes-{depot_index}"),
+            )
         });
         depots.push(web::DepotRoutesView {
             name,
@@ -319,7 +324,7 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
     }
     Ok(web::ConsoleView {
         csrf,
-        network_svg: web::svg::network(&points, &edges, "The network"),
+        network_svg: web::svg::network(&points, &edges, "The network", "network-map"),
         orders: app.store.order_counts().await?,
         sla,
         alarms,
@@ -530,16 +535,29 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
         .chain_update(form.reason.as_bytes())
         .finalize()
         .into();
+    let visible = form.request_id.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
+    if form.request_id.is_empty() || form.request_id.len() > store::IDEMPOTENCY_KEY_LENGTH_MAX || !visible {
+        let problem =
+            Problem::new("invalid-idempotency-key", "the form's request id must be 1-255 visible ASCII characters");
+        return error_page(&app, problem, Some(&session.csrf));
+    }
     let input = crate::fulfilment::RecallInput { gtin: form.gtin, lots, reason: form.reason };
     let key = crate::extract::IdempotencyKey(Some(form.request_id));
-    let recall = match crate::fulfilment::start_recall(&app, &principal, key, request_sha256, input).await {
-        Ok((_, stored)) => serde_json::from_slice::<serde_json::Value>(&stored.body).unwrap_or_default(),
+    let (replayed, recall) = match crate::fulfilment::start_recall(&app, &principal, key, request_sha256, input).await {
+        Ok((replayed, stored)) if (200..300).contains(&stored.status) => {
+            (replayed, serde_json::from_slice::<serde_json::Value>(&stored.body).unwrap_or_default())
+        }
+        Ok(_) => return error_page(&app, Problem::internal("the recall's stored answer"), Some(&session.csrf)),
         Err(problem) => return error_page(&app, problem, Some(&session.csrf)),
     };
-    let view =
-        web::PortalRecallView { csrf: session.csrf.clone(), tenant: principal.tenant_id.as_str().to_owned(), recall };
+    let view = web::PortalRecallView {
+        csrf: session.csrf.clone(),
+        tenant: principal.tenant_id.as_str().to_owned(),
+        recall,
+        replayed,
+    };
     match app.consumer_pages.templates.portal_recall(&view) {
-        Ok(html) => page(StatusCode::CREATED, html),
+        Ok(html) => page(if replayed { StatusCode::OK } else { StatusCode::CREATED }, html),
         Err(error) => error_page(&app, Problem::internal(error), Some(&session.csrf)),
     }
 }

@@ -155,9 +155,12 @@ impl Facts {
 /// public registry (`place_public`), by the identifier the page names it by (`bizLocation`, else
 /// `readPoint`); and the item's own identifiers where the event names them. Only fields committed
 /// one by one in the log entry (not folded into `keten:rest`), so each can be proved.
-fn public_fields(body: &Value, tenant: &str, named: &BTreeSet<String>, place_public: bool) -> BTreeMap<String, String> {
-    let committed: BTreeSet<String> =
-        epcis::commitment::fields_of_json(body, tenant).into_iter().map(|(name, _)| name).collect();
+fn public_fields(
+    body: &Value,
+    committed: &BTreeSet<String>,
+    named: &BTreeSet<String>,
+    place_public: bool,
+) -> BTreeMap<String, String> {
     let mut fields = BTreeMap::new();
     let mut add = |pointer: String, value: &Value| {
         if committed.contains(&pointer) && !value.is_object() && !value.is_array() {
@@ -170,10 +173,13 @@ fn public_fields(body: &Value, tenant: &str, named: &BTreeSet<String>, place_pub
         }
     }
     if place_public {
+        // Only a place named by its bare GLN: a sub-location (`/254/…`) is more than the page
+        // shows (the site's public name).
+        let bare = |place: &Value| place.as_str().is_some_and(|text| !text.contains("/254/"));
         match (body.pointer("/bizLocation/id"), body.pointer("/readPoint/id")) {
-            (Some(place), _) => add("/bizLocation/id".to_owned(), place),
-            (None, Some(place)) => add("/readPoint/id".to_owned(), place),
-            (None, None) => {}
+            (Some(place), _) if bare(place) => add("/bizLocation/id".to_owned(), place),
+            (None, Some(place)) if bare(place) => add("/readPoint/id".to_owned(), place),
+            _ => {}
         }
     }
     for list in ["epcList", "childEPCs", "inputEPCList", "outputEPCList"] {
@@ -202,6 +208,16 @@ fn public_fields(body: &Value, tenant: &str, named: &BTreeSet<String>, place_pub
         add("/parentID".to_owned(), parent);
     }
     fields
+}
+
+/// The names of the fields an event's log entry commits one by one.
+fn committed_fields(body: &Value, tenant: &str) -> BTreeSet<String> {
+    epcis::commitment::fields_of_json(body, tenant).into_iter().map(|(name, _)| name).collect()
+}
+
+/// An identifier in an EPC list entry, or a quantity list entry's class.
+fn identifier_of(entry: &Value) -> Option<&str> {
+    entry.as_str().or_else(|| entry.get("epcClass").and_then(Value::as_str))
 }
 
 /// The place identifier a step is shown at: its business location, else its read point.
@@ -299,75 +315,93 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
             .filter(|(_, reach)| matches!(reach, epcis::trace::Reach::Start))
             .map(|(object, _)| object.clone())
             .collect();
-        named = found
-            .objects
-            .iter()
-            .filter(|(_, reach)| matches!(reach, epcis::trace::Reach::Start | epcis::trace::Reach::Origin))
-            .map(|(object, _)| object.clone())
-            .collect();
         let mut places = HashMap::new();
         // Steps recorded by the brand itself or the network: another tenant may name the brand's
-        // lot in its own events, but it does not write the brand's public page.
-        let bodies: Vec<(&store::epcis::StoredEvent, Value)> = found
+        // lot in its own events, but it does not write the brand's public page. Each with the
+        // names of the fields its log entry commits one by one.
+        let events: Vec<(&store::epcis::StoredEvent, Value, BTreeSet<String>)> = found
             .events
             .values()
             .filter(|(stored, _)| {
                 stored.tenant_id == owner.as_str() || stored.tenant_id == TenantId::network().as_str()
             })
-            .filter_map(|(stored, _)| Some((stored, serde_json::from_str::<Value>(&stored.body).ok()?)))
+            .filter_map(|(stored, _)| {
+                let body = serde_json::from_str::<Value>(&stored.body).ok()?;
+                let committed = committed_fields(&body, &stored.tenant_id);
+                Some((stored, body, committed))
+            })
             .collect();
+        // What the item was made from: the inputs of the brand's or the network's own
+        // transformations that output the item (one level).
+        named = item.clone();
+        for (_, body, _) in &events {
+            let outputs_item = ["outputEPCList", "outputQuantityList"].iter().any(|list| {
+                body.get(*list).and_then(Value::as_array).is_some_and(|entries| {
+                    entries.iter().any(|entry| identifier_of(entry).is_some_and(|text| item.contains(text)))
+                })
+            });
+            if outputs_item {
+                for list in ["inputEPCList", "inputQuantityList"] {
+                    for entry in body.get(list).and_then(Value::as_array).into_iter().flatten() {
+                        if let Some(text) = identifier_of(entry) {
+                            named.insert(text.to_owned());
+                        }
+                    }
+                }
+            }
+        }
         let is_order_step = |body: &Value| {
             let step = web::i18n::step_key(body.get("bizStep").and_then(Value::as_str).unwrap_or(""));
             ORDER_STEPS.iter().any(|order_step| step == format!("step_{order_step}"))
         };
         // The packs of single orders (the parents of packing steps): their shipping and
         // delivery belong to the order, not to the lot's journey.
-        let order_packs: BTreeSet<&str> = bodies
+        let order_packs: BTreeSet<&str> = events
             .iter()
-            .filter(|(_, body)| is_order_step(body))
-            .filter_map(|(_, body)| body.get("parentID").and_then(Value::as_str))
+            .filter(|(_, body, _)| is_order_step(body))
+            .filter_map(|(_, body, _)| body.get("parentID").and_then(Value::as_str))
             .collect();
         let names_order_pack = |body: &Value| {
-            body.get("epcList").and_then(Value::as_array).is_some_and(|items| {
-                items.iter().any(|item| item.as_str().is_some_and(|text| order_packs.contains(text)))
+            body.get("epcList").and_then(Value::as_array).is_some_and(|entries| {
+                entries.iter().any(|entry| entry.as_str().is_some_and(|text| order_packs.contains(text)))
             })
         };
         let event_time = |body: &Value| -> Option<jiff::Timestamp> {
             body.get("eventTime").and_then(Value::as_str).and_then(|text| text.parse().ok())
         };
-        // What the item was made from appears up to the item's first step (its making), not
-        // afterwards, where the rest of an input went elsewhere.
-        let made_at = bodies
+        // Inputs appear up to the item's first step (its making), not afterwards, where the rest
+        // of an input went elsewhere.
+        let made_at = events
             .iter()
-            .filter(|(stored, body)| names_item(&public_fields(body, &stored.tenant_id, &item, false)))
-            .filter_map(|(_, body)| event_time(body))
+            .filter(|(_, body, committed)| names_item(&public_fields(body, committed, &item, false)))
+            .filter_map(|(_, body, _)| event_time(body))
             .min();
-        for (stored, body) in &bodies {
+        for (stored, body, committed) in &events {
             let business_step = body.get("bizStep").and_then(Value::as_str).unwrap_or("").to_owned();
             // The time shown is the recorded field the browser verifies, not a column beside it.
             let Some(time) = event_time(body) else { continue };
-            let about_item = names_item(&public_fields(body, &stored.tenant_id, &item, false));
+            let about_item = names_item(&public_fields(body, committed, &item, false));
             let about_input = made_at.is_some_and(|made_at| time <= made_at)
-                && names_item(&public_fields(body, &stored.tenant_id, &named, false));
+                && names_item(&public_fields(body, committed, &named, false));
             if !(about_item || about_input) || (serial.is_none() && (is_order_step(body) || names_order_pack(body))) {
                 continue;
             }
             let place = place_of(app, place_id(body), cold_product, &mut places).await?;
             let place_public = place.as_ref().is_some_and(|place| !place.name.is_empty());
+            // A step whose time is not committed one by one (folded into `keten:rest` in a very
+            // large event) cannot be proved field by field: it is shown as not logged.
+            let provable = committed.contains("/eventTime");
             steps.push(FactStep {
                 time,
                 business_step,
                 place,
-                log_index: stored.log_index.and_then(|index| u64::try_from(index).ok()),
+                log_index: stored.log_index.and_then(|index| u64::try_from(index).ok()).filter(|_| provable),
                 event_id: stored.event_id.clone(),
-                fields: public_fields(body, &stored.tenant_id, &named, place_public),
+                fields: public_fields(body, committed, &named, place_public),
             });
         }
         steps.sort_by_key(|step| step.time);
-        if steps.len() > JOURNEY_STEPS_MAX {
-            // The beginning (the origin) and the end (where it is now).
-            steps.drain(JOURNEY_STEPS_MAX / 2..steps.len() - JOURNEY_STEPS_MAX / 2);
-        }
+        steps.truncate(JOURNEY_STEPS_MAX);
     }
     let (report, expiry) = match &lot {
         Some(lot) => {
@@ -549,7 +583,7 @@ fn view_of(
             Some(MapPoint { name: place.name.clone(), latitude, longitude })
         })
         .collect();
-    let map_svg = web::svg::map(&points, lang.text("map").unwrap_or("Map"));
+    let map_svg = web::svg::map(&points, lang.text("map").unwrap_or("Map"), "map-title");
     let temperature = facts.report.as_ref().and_then(|report| temperature_view(report, lang));
     let shelf_life = facts.report.as_ref().and_then(|report| report.shelf_life).map(|line| web::ShelfLifeView {
         at_celsius: format!("{:.0}", line.storage_celsius),
@@ -725,7 +759,8 @@ async fn consumer_proof(
         .and_then(|seed| seed.try_into().ok())
         .ok_or_else(|| Problem::new("internal", "a logged event has no commitment seed"))?;
     let place_public = step.place.as_ref().is_some_and(|place| !place.name.is_empty());
-    let disclosures: Vec<Value> = public_fields(&body, &record.tenant_id, &facts.named, place_public)
+    let committed = committed_fields(&body, &record.tenant_id);
+    let disclosures: Vec<Value> = public_fields(&body, &committed, &facts.named, place_public)
         .into_iter()
         .map(|(name, value)| {
             json!({ "salt": BASE64.encode(epcis::commitment::salt(&seed, &name)), "name": name, "value": value })
@@ -756,25 +791,31 @@ mod tests {
             "bizTransactionList": [{"type": "po", "bizTransaction": "urn:po:1"}]
         });
         let named = BTreeSet::from([lot.clone()]);
-        let fields = public_fields(&body, "nordfjord", &named, true);
+        let fields = public_fields(&body, &committed_fields(&body, "nordfjord"), &named, true);
         assert_eq!(
             fields.keys().map(String::as_str).collect::<Vec<_>>(),
             vec!["/bizLocation/id", "/bizStep", "/eventTime", "/quantityList/1/epcClass"]
         );
         assert_eq!(fields["/bizStep"], "\"receiving\"");
         assert!(names_item(&fields));
-        let private = public_fields(&body, "nordfjord", &named, false);
+        let private = public_fields(&body, &committed_fields(&body, "nordfjord"), &named, false);
         assert!(!private.contains_key("/bizLocation/id"), "a place outside the public registry is not disclosed");
         assert!(
-            !names_item(&public_fields(&body, "nordfjord", &BTreeSet::new(), true)),
+            !names_item(&public_fields(&body, &committed_fields(&body, "nordfjord"), &BTreeSet::new(), true)),
             "an event not naming the item is not on its page"
         );
         // A read point is the place only without a business location.
         let mut read_point = body.clone();
         read_point["readPoint"] = json!({"id": "https://id.gs1.org/414/7098765000024"});
-        assert!(!public_fields(&read_point, "nordfjord", &named, true).contains_key("/readPoint/id"));
+        assert!(
+            !public_fields(&read_point, &committed_fields(&read_point, "nordfjord"), &named, true)
+                .contains_key("/readPoint/id")
+        );
         read_point.as_object_mut().unwrap().remove("bizLocation");
-        assert!(public_fields(&read_point, "nordfjord", &named, true).contains_key("/readPoint/id"));
+        assert!(
+            public_fields(&read_point, &committed_fields(&read_point, "nordfjord"), &named, true)
+                .contains_key("/readPoint/id")
+        );
     }
 
     #[test]
@@ -784,11 +825,22 @@ mod tests {
             (0..1_500).map(|serial| format!("https://id.gs1.org/01/07098765010009/21/{serial}")).collect();
         let body = json!({"eventTime": "2026-11-23T05:00:00Z", "bizStep": "shipping", "epcList": epcs,
             "quantityList": [{"epcClass": lot}]});
-        let fields = public_fields(&body, "nordfjord", &BTreeSet::from([lot]), true);
-        let committed: BTreeSet<String> =
-            epcis::commitment::fields_of_json(&body, "nordfjord").into_iter().map(|(name, _)| name).collect();
-        assert!(fields.keys().all(|name| committed.contains(name)), "{fields:?}");
-        assert!(!fields.contains_key("/quantityList/0/epcClass"), "past the field limit, in keten:rest");
+        let fields = public_fields(&body, &committed_fields(&body, "nordfjord"), &BTreeSet::from([lot]), true);
+        // Sorted, `/bizStep` and the first serials are committed one by one; the time and the
+        // lot fall past the field limit, into `keten:rest`.
+        assert!(fields.contains_key("/bizStep"), "{fields:?}");
+        assert!(!fields.contains_key("/eventTime"), "{fields:?}");
+        assert!(!fields.contains_key("/quantityList/0/epcClass"), "{fields:?}");
+    }
+
+    #[test]
+    fn sub_locations_are_not_disclosed() {
+        let lot = "https://id.gs1.org/01/07098765010009/10/LOT-1".to_owned();
+        let body = json!({"eventTime": "2026-11-23T05:00:00Z", "bizStep": "receiving",
+            "bizLocation": {"id": "https://id.gs1.org/414/8712345000011/254/chill-1"},
+            "quantityList": [{"epcClass": lot}]});
+        let fields = public_fields(&body, &committed_fields(&body, "nordfjord"), &BTreeSet::from([lot]), true);
+        assert!(!fields.contains_key("/bizLocation/id") && fields.contains_key("/eventTime"), "{fields:?}");
     }
 
     #[test]

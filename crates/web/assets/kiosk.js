@@ -20,10 +20,11 @@
       code = "";
     } else if (code.length >= CODE_LENGTH_MAX) {
       return;
-    } else if (event.ctrlKey && event.key === "]") {
-      // Scanners send GS1's group separator (FNC1) as Ctrl+].
+    } else if (event.ctrlKey && !event.altKey && event.code === "BracketRight") {
+      // Scanners send GS1's group separator (FNC1) as Ctrl+] (by key position, any layout).
       code += "\u001d";
-    } else if (event.key.length === 1 && !event.ctrlKey) {
+    } else if (event.key.length === 1 && (!event.ctrlKey || event.altKey)) {
+      // Printable keys, AltGr (Ctrl+Alt) ones included.
       code += event.key;
     }
   });

@@ -146,14 +146,19 @@
   async function verifyStep(item, logKey, box) {
     const index = item.dataset.logIndex;
     const url = box.dataset.proofPath + index + "?item=" + encodeURIComponent(box.dataset.item);
-    let answer;
+    let response;
     try {
-      const response = await fetch(url, { headers: { accept: "application/json" } });
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      answer = await response.json();
+      response = await fetch(url, { headers: { accept: "application/json" } });
     } catch (error) {
       throw new Unchecked("the proof could not be fetched (" + (error.message || error) + ")");
     }
+    // Busy or unreachable: try again later. Any other answer for a step the page lists as
+    // logged (not found, an error, no JSON) is a failure of that record.
+    if ([429, 502, 503, 504].includes(response.status)) {
+      throw new Unchecked("the log is busy (HTTP " + response.status + ")");
+    }
+    if (!response.ok) throw new Error("the log has no valid proof of this step (HTTP " + response.status + ")");
+    const answer = await response.json();
     return checkAnswer(answer, index, item.dataset.fields, item.querySelector("time").getAttribute("datetime"), logKey);
   }
 
@@ -187,9 +192,11 @@
       logKey = await parseVerifierKey(await response.text());
       note("Log key: " + logKey.name);
     } catch (error) {
-      // No Ed25519 in this browser's WebCrypto, or the key could not be read: nothing is known.
       note(String(error.message || error), true);
-      return show("unavailable", box.dataset.unavailable);
+      // No Ed25519 in this browser's WebCrypto (importKey refused it): nothing is known. A key
+      // that does not parse or whose ID does not match is a failure.
+      const unsupported = error.name === "NotSupportedError" || error.name === "TypeError";
+      return unsupported ? show("unavailable", box.dataset.unavailable) : show("failed", box.dataset.failed);
     }
     let failures = 0;
     let unchecked = 0;
@@ -216,10 +223,12 @@
 
   localTimes();
   verify().catch((error) => {
+    const box = document.getElementById("verified");
     const status = document.getElementById("verify-status");
-    if (status) {
+    if (box && status) {
       status.className = "status failed";
       status.textContent = String(error.message || error);
+      box.dataset.state = "failed";
     }
   });
 })();

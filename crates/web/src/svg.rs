@@ -101,11 +101,11 @@ impl Projection {
     }
 }
 
-fn open_map(svg: &mut String, title: &str, names: &str) {
+fn open_map(svg: &mut String, id: &str, title: &str, names: &str) {
     let _ = write!(
         svg,
-        "<svg class=\"map\" viewBox=\"0 0 {MAP_WIDTH} {MAP_HEIGHT}\" role=\"img\" aria-labelledby=\"map-title\" xmlns=\"http://www.w3.org/2000/svg\">\
-         <title id=\"map-title\">{}: {}</title><rect width=\"{MAP_WIDTH}\" height=\"{MAP_HEIGHT}\" fill=\"#eef4f8\"/>",
+        "<svg class=\"map\" viewBox=\"0 0 {MAP_WIDTH} {MAP_HEIGHT}\" role=\"img\" aria-labelledby=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"{id}\">{}: {}</title><rect width=\"{MAP_WIDTH}\" height=\"{MAP_HEIGHT}\" fill=\"#eef4f8\"/>",
         escape(title),
         escape(names)
     );
@@ -131,8 +131,8 @@ fn place_marks(svg: &mut String, projection: &Projection, points: &[MapPoint], f
 }
 
 /// The journey's places on a plain map, joined in order; the first point (the origin) is drawn
-/// larger. `title` is the accessible name.
-pub fn map(points: &[MapPoint], title: &str) -> Option<String> {
+/// larger. `title` is the accessible name, `id` its element's id (unique on the page).
+pub fn map(points: &[MapPoint], title: &str, id: &str) -> Option<String> {
     let points = &points[..points.len().min(MAP_POINTS_MAX)];
     if points.is_empty() {
         return None;
@@ -140,7 +140,7 @@ pub fn map(points: &[MapPoint], title: &str) -> Option<String> {
     let projection = Projection::fit(points);
     let mut svg = String::new();
     let names: Vec<&str> = points.iter().map(|point| point.name.as_str()).collect();
-    open_map(&mut svg, title, &names.join(" → "));
+    open_map(&mut svg, id, title, &names.join(" → "));
     projection.graticule(&mut svg);
     let path: Vec<String> = points
         .iter()
@@ -160,14 +160,14 @@ pub fn map(points: &[MapPoint], title: &str) -> Option<String> {
 }
 
 /// A network: its places and the lanes between them (pairs of indexes into `points`).
-pub fn network(points: &[MapPoint], lanes: &[(usize, usize)], title: &str) -> Option<String> {
+pub fn network(points: &[MapPoint], lanes: &[(usize, usize)], title: &str, id: &str) -> Option<String> {
     let points = &points[..points.len().min(MAP_POINTS_MAX)];
     if points.is_empty() {
         return None;
     }
     let projection = Projection::fit(points);
     let mut svg = String::new();
-    open_map(&mut svg, title, &format!("{} places, {} lanes", points.len(), lanes.len()));
+    open_map(&mut svg, id, title, &format!("{} places, {} lanes", points.len(), lanes.len()));
     projection.graticule(&mut svg);
     for (from, to) in lanes {
         let (Some(from), Some(to)) = (points.get(*from), points.get(*to)) else { continue };
@@ -191,7 +191,7 @@ pub struct RouteLine {
 }
 
 /// A depot's routes: each from the depot through its stops and back, one colour per route.
-pub fn routes(depot: &MapPoint, lines: &[RouteLine], title: &str) -> Option<String> {
+pub fn routes(depot: &MapPoint, lines: &[RouteLine], title: &str, id: &str) -> Option<String> {
     if lines.is_empty() {
         return None;
     }
@@ -206,7 +206,7 @@ pub fn routes(depot: &MapPoint, lines: &[RouteLine], title: &str) -> Option<Stri
     let projection = Projection::fit(&points);
     let mut svg = String::new();
     let labels: Vec<&str> = lines.iter().map(|line| line.label.as_str()).collect();
-    open_map(&mut svg, title, &labels.join(", "));
+    open_map(&mut svg, id, title, &labels.join(", "));
     projection.graticule(&mut svg);
     let colours = ["#0a4d8c", "#8a4b00", "#6a3d9a", "#1b6e5a", "#b00020"];
     for (index, line) in lines.iter().enumerate() {
@@ -402,11 +402,11 @@ mod tests {
             MapPoint { name: "Oslo".into(), latitude: 59.91, longitude: 10.75 },
             MapPoint { name: "Amsterdam".into(), latitude: 52.37, longitude: 4.90 },
         ];
-        let svg = map(&points, "Map").unwrap();
+        let svg = map(&points, "Map", "map-title").unwrap();
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("Solberg &lt;farm&gt;") && !svg.contains("<farm>"));
-        assert!(map(&[], "Map").is_none());
-        let one = map(&points[..1], "Map").unwrap();
+        assert!(map(&[], "Map", "map-title").is_none());
+        let one = map(&points[..1], "Map", "map-title").unwrap();
         assert!(!one.contains("NaN") && !one.contains("inf"), "{one}");
         // Every drawn point is inside the picture.
         for circle in svg.split("<circle cx=\"").skip(1) {

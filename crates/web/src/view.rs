@@ -304,6 +304,8 @@ pub struct PortalRecallView {
     pub csrf: String,
     pub tenant: String,
     pub recall: serde_json::Value,
+    /// The form was sent before: this is the recall it started.
+    pub replayed: bool,
 }
 
 /// One alarm of a merchant, with its report.

@@ -69,7 +69,7 @@ fn provenance(lang: Lang, mode: Mode) -> ProvenanceView {
             place: Some("Storfjorden".into()),
             harvested: Some(TimeView::new("2026-11-23T05:00:00Z".parse().unwrap(), "Europe/Oslo", lang)),
         }),
-        map_svg: svg::map(&[svg::MapPoint { name: "Farm".into(), latitude: 62.4, longitude: 6.1 }], "Map"),
+        map_svg: svg::map(&[svg::MapPoint { name: "Farm".into(), latitude: 62.4, longitude: 6.1 }], "Map", "map-title"),
         cold_hours: Some(format!("{:.1}", built.cold_hours)),
         journey: built.stops,
         temperature: chart.map(|chart_svg| TemperatureView {
@@ -160,6 +160,7 @@ fn the_staff_pages_render() {
                 ],
                 &[(0, 1), (1, 7)],
                 "Network",
+                "network-map",
             ),
             orders: vec![("delivered".into(), 3)],
             sla: vec![],
@@ -179,6 +180,7 @@ fn the_staff_pages_render() {
                     &svg::MapPoint { name: "Amsterdam DC".into(), latitude: 52.3, longitude: 4.8 },
                     &[svg::RouteLine { label: "van-1 <r1>".into(), stops: vec![(52.37, 4.9), (52.35, 4.95)] }],
                     "Routes",
+                    "routes-0",
                 ),
             }],
         })

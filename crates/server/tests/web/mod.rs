@@ -223,6 +223,33 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
         (tampered.status(), tampered.headers()["location"].to_str().unwrap()),
         (StatusCode::SEE_OTHER, "/sign-in")
     );
+    // A recall from the portal's form: the session's token, a request id that makes a resent
+    // form start one recall, not two.
+    let recall_form = |body: String| {
+        client
+            .post(format!("{}/portal/recalls", app.base))
+            .header("cookie", cookie.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let fields = "gtin=09506000134352&lots=LOT-7%2C+LOT-8&reason=Listeria";
+    let forged = recall_form(format!("csrf=wrong&request_id=r1&{fields}")).await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let blank = recall_form(format!("csrf={csrf}&request_id=&{fields}")).await.unwrap();
+    assert_eq!(blank.status(), StatusCode::BAD_REQUEST);
+    let first = recall_form(format!("csrf={csrf}&request_id=r1&{fields}")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = first.text().await.unwrap();
+    let recall_id = first.split("Recall rcl_").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(first.contains("LOT-7, LOT-8"), "{first}");
+    let again = recall_form(format!("csrf={csrf}&request_id=r1&{fields}")).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again = again.text().await.unwrap();
+    assert!(again.contains(&format!("Recall rcl_{recall_id}")) && again.contains("sent before"), "{again}");
+    let bad = recall_form(format!("csrf={csrf}&request_id=r2&gtin=09506000134352&lots=&reason=x")).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "no lots");
+
     // Signing out needs the session's token.
     let sign_out = |body: String| {
         client
