@@ -79,7 +79,7 @@ fn error_page(app: &AppState, problem: Problem, csrf: Option<&str>) -> Response 
 
 /// The session of a page request: none → to the sign-in form.
 async fn require_session(app: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    match session::current(&app.store, &secret(app), headers).await {
+    match session::current(&app.store, &secret(app), headers, secure(app)).await {
         Ok(Some(session)) => Ok(session),
         Ok(None) => Err(Redirect::to("/sign-in").into_response()),
         Err(error) => Err(error_page(app, error.into(), None)),
@@ -148,7 +148,8 @@ struct SignInForm {
 /// `POST /sign-in`: a valid key becomes a session (the console for operator keys, the portal
 /// for tenant keys); anything else shows the form again with the reason.
 async fn sign_in(State(app): State<AppState>, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
-    let expected = session::cookie(&headers, session::SIGN_IN_COOKIE).unwrap_or("");
+    let expected =
+        session::cookie(&headers, &session::cookie_name(session::SIGN_IN_COOKIE, secure(&app))).unwrap_or("");
     let (cookie, csrf) = session::sign_in_token(secure(&app));
     if expected.is_empty() || !store::constant_time_equal(expected.as_bytes(), form.csrf.as_bytes()) {
         let reason = "The form is stale or not from this site: sign in again.".to_owned();

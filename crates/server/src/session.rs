@@ -3,7 +3,8 @@
 //!
 //! The cookie is `<payload>.<HMAC-SHA256>` (base64url), payload `v1|tenant|key id|expires|csrf`,
 //! keyed by a secret derived from the log's signing key (every node of one Keten shares it). It
-//! is `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the public URL is HTTPS. Every
+//! is `HttpOnly`, `SameSite=Strict`, `Path=/`, and when the public URL is HTTPS `Secure` with the
+//! `__Host-` name prefix (no other host can set it). Every
 //! request checks the signature, the expiry and that the key is still not revoked (revoking the
 //! key ends its sessions). Forms carry the session's CSRF token; the sign-in form, before any
 //! session, a double-submit token (a cookie and a field that must match).
@@ -19,6 +20,12 @@ use crate::subscriptions::hmac_sha256;
 
 pub const SESSION_COOKIE: &str = "keten_session";
 pub const SIGN_IN_COOKIE: &str = "keten_sign_in";
+
+/// A cookie's name: behind TLS with the `__Host-` prefix, so that no other host (a sibling
+/// subdomain) can set it, and the browser keeps it only as `Secure` and `Path=/` without a domain.
+pub fn cookie_name(name: &str, secure: bool) -> String {
+    if secure { format!("__Host-{name}") } else { name.to_owned() }
+}
 /// How long a session lasts.
 pub const SESSION_SECONDS: i64 = 8 * 3600;
 /// The largest cookie header read.
@@ -63,13 +70,13 @@ pub fn start(secret: &[u8; 32], principal: &Principal, now_unix_s: i64, secure: 
         format!("v1|{}|{}|{}|{csrf}", principal.tenant_id.as_str(), principal.key_id, now_unix_s + SESSION_SECONDS);
     let signature = hmac_sha256(secret, payload.as_bytes());
     let value = format!("{}.{}", BASE64URL.encode(&payload), BASE64URL.encode(signature));
-    let cookie = format!("{SESSION_COOKIE}={value}{}", attributes(secure, SESSION_SECONDS));
+    let cookie = format!("{}={value}{}", cookie_name(SESSION_COOKIE, secure), attributes(secure, SESSION_SECONDS));
     (HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("keten_session=")), csrf)
 }
 
 /// `Set-Cookie` that ends the session in the browser.
 pub fn end(secure: bool) -> HeaderValue {
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}={}", attributes(secure, 0)))
+    HeaderValue::from_str(&format!("{}={}", cookie_name(SESSION_COOKIE, secure), attributes(secure, 0)))
         .unwrap_or(HeaderValue::from_static("keten_session="))
 }
 
@@ -97,8 +104,9 @@ pub async fn current(
     store: &Store,
     secret: &[u8; 32],
     headers: &HeaderMap,
+    secure: bool,
 ) -> Result<Option<Session>, store::StoreError> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    let Some(value) = cookie(headers, &cookie_name(SESSION_COOKIE, secure)) else { return Ok(None) };
     let Some((tenant, key_id, csrf)) = verify(secret, value, jiff::Timestamp::now().as_second()) else {
         return Ok(None);
     };
@@ -115,7 +123,7 @@ pub async fn current(
 /// A fresh double-submit token for the sign-in form, and its `Set-Cookie`.
 pub fn sign_in_token(secure: bool) -> (HeaderValue, String) {
     let token = random_token();
-    let cookie = format!("{SIGN_IN_COOKIE}={token}{}", attributes(secure, 3600));
+    let cookie = format!("{}={token}{}", cookie_name(SIGN_IN_COOKIE, secure), attributes(secure, 3600));
     (HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("keten_sign_in=")), token)
 }
 
@@ -147,7 +155,12 @@ mod tests {
         let (payload, signature) = value.split_once('.').unwrap();
         let forged = String::from_utf8(BASE64URL.decode(payload).unwrap()).unwrap().replace("nordfjord", "pharmapol");
         assert!(verify(&secret, &format!("{}.{signature}", BASE64URL.encode(forged)), 1_001).is_none());
-        assert!(start(&secret, &principal(), 0, true).0.to_str().unwrap().contains("; Secure"));
+        let secure = start(&secret, &principal(), 0, true).0.to_str().unwrap().to_owned();
+        assert!(
+            secure.starts_with("__Host-keten_session=") && secure.contains("; Secure") && secure.contains("Path=/")
+        );
+        assert!(!secure.contains("Domain"), "a __Host- cookie has no domain");
+        assert!(sign_in_token(true).0.to_str().unwrap().starts_with("__Host-keten_sign_in="));
     }
 
     #[test]
