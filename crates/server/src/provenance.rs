@@ -80,12 +80,6 @@ impl<V: Clone> TtlCache<V> {
             entries.insert(key, (Instant::now(), value));
         }
     }
-
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
-    }
 }
 
 /// The consumer pages' caches and templates.
