@@ -209,7 +209,12 @@ fn order(random: &mut Random, skus: u64, pickups: &[Gln], number: u64) -> PlaceO
         }
     }
     PlaceOrder {
-        order_id: format!("ord_{number:016x}"),
+        // The API's order ids: the time in milliseconds, then a random part (`server::fulfilment::new_id`).
+        order_id: format!(
+            "ord_{:012x}{:016x}",
+            jiff::Timestamp::now().as_millisecond(),
+            number.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ),
         lines: chosen.iter().map(|sku| Line { gtin: gtin(*sku), quantity: 1 + random.below(3) as i64 }).collect(),
         destination: OrderDestination {
             pickup_point: Some(pickups[random.below(pickups.len() as u64) as usize].to_string()),

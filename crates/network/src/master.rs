@@ -225,14 +225,15 @@ impl Coordinates {
 #[error("must be an IANA time zone such as Europe/Amsterdam, found {0:?}")]
 pub struct TimeZoneError(pub String);
 
-/// An IANA time zone name known to the bundled time zone database.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TimeZoneName(String);
+/// An IANA time zone name known to the bundled time zone database, with the zone it names
+/// (looked up once, when parsed).
+#[derive(Clone)]
+pub struct TimeZoneName(String, jiff::tz::TimeZone);
 
 impl TimeZoneName {
     pub fn parse(text: &str) -> Result<TimeZoneName, TimeZoneError> {
         match jiff::tz::TimeZone::get(text) {
-            Ok(_) if !text.is_empty() => Ok(TimeZoneName(text.to_owned())),
+            Ok(zone) if !text.is_empty() => Ok(TimeZoneName(text.to_owned(), zone)),
             _ => Err(TimeZoneError(text.to_owned())),
         }
     }
@@ -240,7 +241,21 @@ impl TimeZoneName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The zone this name stands for.
+    pub fn zone(&self) -> &jiff::tz::TimeZone {
+        &self.1
+    }
 }
+
+/// Names are equal when they are spelled the same (the zone follows from the name).
+impl PartialEq for TimeZoneName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for TimeZoneName {}
 
 impl fmt::Debug for TimeZoneName {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use network::{Location, Service, TemperatureClass, ZoneName};
 
-use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, cheapest_cost, route};
+use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, cheapest_cost, route, service_bound};
 
 /// The most shipments one order is split into.
 pub const SHIPMENTS_MAX: usize = 3;
@@ -166,16 +166,29 @@ pub fn allocate(
         rules.push(product);
     }
     let all_classes: Vec<TemperatureClass> = classes_of(&rules, 0..request.lines.len());
+    let latest_by_service = service_bound(request.service, request.placed_unix_ms, &request.destination.time_zone);
 
     // Sites holding any of the order's products, in GLN order, with their zone-suitable lots.
-    let mut by_site: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (index, lot) in stock.iter().enumerate() {
-        if lot.available > 0 && request.lines.iter().any(|line| line.gtin == lot.gtin) {
-            by_site.entry(lot.site.to_string()).or_default().push(index);
-        }
-    }
-    let views: Vec<SiteView<'_>> = by_site
-        .values()
+    let mut holding: Vec<usize> = (0..stock.len())
+        .filter(|index| {
+            let lot = &stock[*index];
+            lot.available > 0 && request.lines.iter().any(|line| line.gtin == lot.gtin)
+        })
+        .collect();
+    // By site, then FEFO (earliest expiry first, lots without expiry last, then lot and zone): each
+    // site's lots of a line are then taken in order.
+    holding.sort_by(|a, b| {
+        let (a, b) = (&stock[*a], &stock[*b]);
+        (a.site.as_str(), a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(
+            b.site.as_str(),
+            b.expiry.is_none(),
+            b.expiry,
+            &b.lot,
+            &b.zone,
+        ))
+    });
+    let views: Vec<SiteView<'_>> = holding
+        .chunk_by(|a, b| stock[*a].site == stock[*b].site)
         .filter_map(|indexes| {
             let site = network.site(&stock[indexes[0]].site)?;
             Some(SiteView { site, lots: suitable_lots(site, stock, indexes, request, &rules) })
@@ -209,7 +222,7 @@ pub fn allocate(
             continue;
         }
         let view = &views[index];
-        let site_route = match route(network, view.site, &promise(request, &all_classes)) {
+        let site_route = match route(network, view.site, &promise(request, &all_classes, latest_by_service)) {
             Ok(site_route) => site_route,
             Err(no_route) => {
                 outcomes[index] = Some(CandidateOutcome::NoRoute(no_route));
@@ -274,7 +287,7 @@ pub fn allocate(
                 continue;
             }
             let classes = classes_of(&rules, lines.iter().copied());
-            let partial = route(network, view.site, &promise(request, &classes));
+            let partial = route(network, view.site, &promise(request, &classes, latest_by_service));
             split_routes.insert(index, partial.clone());
             let Ok(site_route) = partial else { continue };
             let lots = fresh_enough(stock, &view.lots, &rules, delivery_date(&site_route, request.destination));
@@ -363,20 +376,29 @@ fn class_names(classes: &[TemperatureClass]) -> String {
     classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", ")
 }
 
-/// Whether the lots could cover every line, shelf life aside.
+/// Whether the lots could cover every line, shelf life aside. Lines of one GTIN draw on the same
+/// lots, so each GTIN's units must cover the sum of its lines.
 fn covers(stock: &[StockLot], lots: &[Vec<usize>], request: &OrderRequest<'_>) -> bool {
-    let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
-    take(stock, lots, request, &mut vec![0; stock.len()], &mut remaining);
-    remaining.iter().all(|units| *units == 0)
+    request.lines.iter().enumerate().all(|(line, order_line)| {
+        let first_of_gtin = request.lines.iter().position(|other| other.gtin == order_line.gtin) == Some(line);
+        let wanted: i64 =
+            request.lines.iter().filter(|other| other.gtin == order_line.gtin).map(|other| other.quantity).sum();
+        !first_of_gtin || eligible_units(stock, &lots[line]) >= wanted
+    })
 }
 
-fn promise<'a>(request: &'a OrderRequest<'a>, classes: &'a [TemperatureClass]) -> PromiseRequest<'a> {
+fn promise<'a>(
+    request: &'a OrderRequest<'a>,
+    classes: &'a [TemperatureClass],
+    service_bound: Timestamp,
+) -> PromiseRequest<'a> {
     PromiseRequest {
         destination: request.destination,
         service: request.service,
         placed_unix_ms: request.placed_unix_ms,
         latest_delivery_unix_ms: request.latest_delivery_unix_ms,
         classes,
+        service_bound,
     }
 }
 
@@ -397,7 +419,8 @@ fn delivery_date(route: &Route, destination: &Destination) -> Date {
         .date()
 }
 
-/// Per line: the site's lots of the line's GTIN in a zone suited to its class, FEFO order.
+/// Per line: the site's lots of the line's GTIN in a zone suited to its class, FEFO order (the
+/// order of `indexes`).
 fn suitable_lots(
     site: &Location,
     stock: &[StockLot],
@@ -411,7 +434,7 @@ fn suitable_lots(
         .enumerate()
         .map(|(line, order_line)| {
             let rule = rules[line];
-            let mut lots: Vec<usize> = indexes
+            indexes
                 .iter()
                 .copied()
                 .filter(|index| {
@@ -419,12 +442,7 @@ fn suitable_lots(
                     lot.gtin == order_line.gtin
                         && site.zones.iter().any(|zone| zone.name == lot.zone && zone.suits(&rule.class))
                 })
-                .collect();
-            lots.sort_by(|a, b| {
-                let (a, b) = (&stock[*a], &stock[*b]);
-                (a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(b.expiry.is_none(), b.expiry, &b.lot, &b.zone))
-            });
-            lots
+                .collect()
         })
         .collect()
 }

@@ -78,16 +78,14 @@ pub enum NoRoute {
     ServiceMissed { service: &'static str, earliest: Timestamp, bound: Timestamp },
     #[error("the earliest delivery, {earliest}, is after the latest delivery asked for ({latest})")]
     TooLate { earliest: Timestamp, latest: Timestamp },
-    #[error("the site's time zone {0} is unknown")]
-    TimeZone(String),
 }
 
 fn timestamp(unix_ms: i64) -> Timestamp {
     Timestamp::from_millisecond(unix_ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn time_zone(location: &Location) -> Result<TimeZone, NoRoute> {
-    TimeZone::get(location.time_zone.as_str()).map_err(|_| NoRoute::TimeZone(location.time_zone.as_str().to_owned()))
+fn time_zone(location: &Location) -> TimeZone {
+    location.time_zone.zone().clone()
 }
 
 /// The first instant at or after `after` whose local time in `zone` is `minutes` after midnight.
@@ -123,7 +121,7 @@ pub fn cutoff(site: &Location, service: Service) -> Option<LocalTime> {
 
 /// When an order placed at `placed` is packed and ready at `site`: (picking starts, ready).
 pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Result<(i64, i64), NoRoute> {
-    let zone = time_zone(site)?;
+    let zone = time_zone(site);
     let cutoff = cutoff(site, service).ok_or(NoRoute::NoCutoff(service.name()))?;
     let placed = timestamp(placed_unix_ms);
     let local_minutes = minutes_of_day(&zone, placed);
@@ -142,7 +140,7 @@ pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Resul
 }
 
 fn last_mile(site: &Location, destination: &Destination, ready: Timestamp) -> Result<(i64, f64, i64), NoRoute> {
-    let zone = time_zone(site)?;
+    let zone = time_zone(site);
     let km = site.coordinates.great_circle_km(&destination.coordinates) * ROAD_FACTOR;
     let minutes = minutes_of_day(&zone, ready);
     let departure = if (LAST_MILE_FIRST_DEPARTURE..=LAST_MILE_LAST_DEPARTURE).contains(&minutes) {
@@ -187,6 +185,9 @@ pub struct PromiseRequest<'a> {
     pub latest_delivery_unix_ms: Option<i64>,
     /// Temperature classes the shipment holds (lanes must carry them all).
     pub classes: &'a [TemperatureClass],
+    /// The latest the service allows: [`service_bound`] of the service, the time placed and the
+    /// destination's zone (the same for every site, so computed once per order).
+    pub service_bound: Timestamp,
 }
 
 /// The network a promise is computed on: sites sorted by GLN (looked up by binary search), and
@@ -262,7 +263,7 @@ pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest
             cost_cents: SHIPMENT_COST_CENTS + (km * LAST_MILE_COST_CENTS_PER_KM).round() as u64,
         });
     }
-    let origin_zone = time_zone(site)?;
+    let origin_zone = time_zone(site);
     for lane in network.lanes.iter().filter(|lane| lane.from == site.gln) {
         let Some(hub) = network.site(&lane.to) else { continue };
         if hub.coordinates.great_circle_km(&destination.coordinates) > LAST_MILE_REACH_KM
@@ -298,7 +299,7 @@ pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest
         NoRoute::NoLane(request.classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", "))
     })?;
     let earliest = timestamp(route.promised_by_unix_ms);
-    let bound = service_bound(request.service, request.placed_unix_ms, &destination.time_zone);
+    let bound = request.service_bound;
     if earliest > bound {
         return Err(NoRoute::ServiceMissed { service: request.service.name(), earliest, bound });
     }

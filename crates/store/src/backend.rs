@@ -68,6 +68,10 @@ macro_rules! on_conn {
 
 pub(crate) use {on_conn, on_pool};
 
+/// Prepared statements a connection keeps (the writer's multi-row statements come in a few
+/// shapes per table, see `writer::statement_runs`).
+pub const WRITER_STATEMENTS_CACHED: usize = 256;
+
 /// How long a SQLite connection waits for another process's write lock before failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,7 +94,7 @@ impl Pools {
                     .max_connections(1)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(60))
-                    .connect_with(options.clone())
+                    .connect_with(options.clone().statement_cache_capacity(WRITER_STATEMENTS_CACHED))
                     .await?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(read_connections_max.max(1))
@@ -100,7 +104,9 @@ impl Pools {
                 Ok(Pools::Sqlite { read, write })
             }
             BackendKind::Postgres => {
-                let options = PgConnectOptions::from_str(url)?.application_name("keten");
+                let options = PgConnectOptions::from_str(url)?
+                    .application_name("keten")
+                    .statement_cache_capacity(WRITER_STATEMENTS_CACHED);
                 let pool = PgPoolOptions::new()
                     .max_connections(read_connections_max.max(2) + 2)
                     .acquire_timeout(Duration::from_secs(30))

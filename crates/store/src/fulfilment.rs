@@ -570,8 +570,8 @@ impl StockBatch {
             "updated_unix_ms",
         ];
         insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
-        for chunk in updates.chunks(BALANCE_UPDATES_PER_STATEMENT) {
-            if !update_balances(conn, cache, chunk, now_unix_ms).await? {
+        for run in crate::writer::statement_runs(updates.len(), 9) {
+            if !update_balances(conn, cache, &updates[run], now_unix_ms).await? {
                 return Ok(Err(Raced));
             }
         }
@@ -591,9 +591,6 @@ struct BalanceUpdate {
     status: LotStatus,
     read_status: LotStatus,
 }
-
-/// Balances per UPDATE statement.
-const BALANCE_UPDATES_PER_STATEMENT: usize = 500;
 
 /// Applies net changes to balances in one statement, each guarded by the invariants and the
 /// status read; refreshes the cache from the rows as written. Answers false if any guard failed
@@ -1718,17 +1715,15 @@ async fn stock_lots(
         };
         products.push(product);
         for cached in &entry.balances {
-            let key = &cached.key;
-            let lapsed_units =
-                lapsed.get(&(key.gtin.clone(), key.location.clone(), key.zone.clone(), key.lot.clone())).copied();
-            lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units.unwrap_or(0)));
+            let lapsed_units = lapsed.get(&cached.key).copied().unwrap_or(0);
+            lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units));
         }
     }
     Ok(Ok((products, lots)))
 }
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
-type LapsedUnits = HashMap<(String, String, String, String), i64>;
+type LapsedUnits = HashMap<StockKey, i64>;
 
 /// Allocates `lines` and reserves the picks under `reservation_id`.
 #[allow(clippy::too_many_arguments)]
@@ -2866,7 +2861,7 @@ impl crate::TenantStore<'_> {
                 .bind(self.tenant_id.as_str()).bind(gtin.as_str()).bind(crate::now_unix_ms())
                 .fetch_all(&mut *connection).await)?;
             for (gtin, location, zone, lot, units) in rows {
-                lapsed.insert((gtin, location, zone, lot), units);
+                lapsed.insert(StockKey { gtin, location, zone, lot }, units);
             }
         }
         Ok(lapsed)

@@ -390,6 +390,9 @@ async fn run(
     let mut cache = WriterCache::default();
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
+        // The writers just answered are woken: let them queue their next writes before this task
+        // gathers, so a batch is not one early write alone.
+        tokio::task::yield_now().await;
         {
             // One task gathers a batch at a time; the others commit theirs meanwhile.
             let mut receiver = receiver.lock().await;
@@ -627,6 +630,7 @@ async fn apply_in_transaction_once(
         Ok(()) => stock.prefetch(cache, &mut conn, &wanted).await,
         Err(error) => Err(error),
     };
+    let prefetched_at = Instant::now();
     if let Err(error) = prefetched {
         let _ = conn.rollback().await;
         return Err(statement_failure(error));
@@ -680,7 +684,8 @@ async fn apply_in_transaction_once(
     }
     tracing::debug!(
         writes = writes.len(),
-        apply_ms = (applied_at - started).as_secs_f64() * 1e3,
+        prefetch_ms = (prefetched_at - started).as_secs_f64() * 1e3,
+        apply_ms = (applied_at - prefetched_at).as_secs_f64() * 1e3,
         flush_ms = (flushed_at - applied_at).as_secs_f64() * 1e3,
         commit_ms = flushed_at.elapsed().as_secs_f64() * 1e3,
         "batch committed"
@@ -743,6 +748,26 @@ impl Value {
 
 /// The most values bound in one multi-row INSERT (SQLite allows 32,766; PostgreSQL 65,535).
 const VALUES_PER_STATEMENT_MAX: usize = 30_000;
+/// The most rows of one multi-row statement the writer builds.
+pub(crate) const ROWS_PER_STATEMENT_MAX: usize = 128;
+
+/// Splits `rows` items into runs whose lengths are powers of two (largest first, at most
+/// `ROWS_PER_STATEMENT_MAX` and `VALUES_PER_STATEMENT_MAX / width`): a batch of any size is
+/// written with a handful of statement shapes, each prepared once per connection and then taken
+/// from the driver's statement cache.
+pub(crate) fn statement_runs(rows: usize, width: usize) -> Vec<std::ops::Range<usize>> {
+    let most = ROWS_PER_STATEMENT_MAX.min(VALUES_PER_STATEMENT_MAX / width.max(1)).max(1);
+    let most = 1usize << most.ilog2();
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let left = rows - start;
+        let length = if left >= most { most } else { 1usize << left.ilog2() };
+        runs.push(start..start + length);
+        start += length;
+    }
+    runs
+}
 
 /// Inserts rows of `columns` in multi-row statements.
 pub(crate) async fn insert_rows(
@@ -751,8 +776,8 @@ pub(crate) async fn insert_rows(
     columns: &[&str],
     rows: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    let per_statement = (VALUES_PER_STATEMENT_MAX / columns.len()).max(1);
-    for chunk in rows.chunks(per_statement) {
+    for run in statement_runs(rows.len(), columns.len()) {
+        let chunk = &rows[run];
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
         let mut args = Vec::with_capacity(chunk.len() * columns.len());
         for (index, row) in chunk.iter().enumerate() {
@@ -817,9 +842,6 @@ pub(crate) struct IdempotencyBatch {
     expired: Vec<(String, String)>,
 }
 
-/// Keys per prefetch query.
-const IDEMPOTENCY_KEYS_PER_SELECT: usize = 500;
-
 impl IdempotencyBatch {
     async fn prefetch(&mut self, conn: &mut Conn, writes: &[&Write]) -> Result<(), sqlx::Error> {
         // Per tenant, `idempotency_key IN (…)`: the primary key's index answers it (a row-value
@@ -829,7 +851,8 @@ impl IdempotencyBatch {
             by_tenant.entry(record.tenant_id.as_str()).or_default().push(record.key.as_str());
         }
         for (tenant, keys) in by_tenant {
-            for chunk in keys.chunks(IDEMPOTENCY_KEYS_PER_SELECT) {
+            for run in statement_runs(keys.len(), 1) {
+                let chunk = &keys[run];
                 let list: Vec<String> =
                     (0..chunk.len()).map(|index| crate::epcis::placeholder(conn, index + 2)).collect();
                 let sql = format!(
@@ -1673,4 +1696,30 @@ async fn put_location(
     }
     count_created(usage, tenant_id, !found);
     Ok(Ok(Applied { created: !found, at_unix_ms: now_unix_ms, outcome: None, rows: 0 }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_runs_cover_every_row_once_in_few_shapes() {
+        for rows in 0..1_000 {
+            for width in [1, 9, 13, 20_000, 40_000] {
+                let runs = statement_runs(rows, width);
+                let mut next = 0;
+                for run in &runs {
+                    assert_eq!(run.start, next, "{rows} rows, width {width}: runs are contiguous");
+                    assert!(run.len().is_power_of_two(), "{rows} rows: {run:?} is a power of two");
+                    assert!(run.len() <= ROWS_PER_STATEMENT_MAX);
+                    assert!(run.len() * width <= VALUES_PER_STATEMENT_MAX || run.len() == 1);
+                    next = run.end;
+                }
+                assert_eq!(next, rows);
+                // Largest first: each run is at most as long as the one before.
+                assert!(runs.windows(2).all(|pair| pair[0].len() >= pair[1].len()));
+            }
+        }
+        assert_eq!(statement_runs(200, 11), vec![0..128, 128..192, 192..200]);
+    }
 }
