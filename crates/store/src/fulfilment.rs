@@ -30,7 +30,7 @@ use stock::{Balance, LotStatus, MovementKind, ReservationState};
 
 use crate::backend::{Conn, on_conn};
 use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
-use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
+use crate::writer::{Arg, Value, WriteError, bind_args, execute, insert_rows};
 
 /// How long a writer trusts a cached balance list or network snapshot before reading it again.
 pub const CACHE_LIFETIME: Duration = Duration::from_secs(30);
@@ -593,8 +593,14 @@ struct BalanceUpdate {
 }
 
 /// Applies net changes to balances in one statement, each guarded by the invariants and the
-/// status read; refreshes the cache from the rows as written. Answers false if any guard failed
-/// (another API node changed a balance so that this batch's decisions no longer hold).
+/// status read. Answers false if any guard failed (another API node changed a balance so that
+/// this batch's decisions no longer hold).
+///
+/// On PostgreSQL, where several API nodes write, the cache is refreshed from the rows as written
+/// (`RETURNING`). On SQLite the writer is the one writer: the cache already holds the rows as
+/// written, so only the count of rows updated is checked (a row another process changed
+/// meanwhile still passes or fails its guard in the database, and a stale cache entry is read
+/// again within `CACHE_LIFETIME` or when it refuses an order).
 async fn update_balances(
     conn: &mut Conn,
     cache: &mut WriterCache,
@@ -627,26 +633,34 @@ async fn update_balances(
          WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
          AND lot = v.v_lot AND status = v.v_read_status AND on_hand + v.v_on_hand >= 0 \
          AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand \
-         RETURNING tenant_id, gtin, location_gln, zone, lot, on_hand, reserved",
+         {}",
         crate::epcis::placeholder(conn, 1),
-        rows.join(" UNION ALL ")
-    );
-    let written: Vec<(String, String, String, String, String, i64, i64)> = on_conn!(conn, connection => {
-        let mut query = sqlx::query_as(&sql).bind(now_unix_ms);
-        for update in updates {
-            query = query
-                .bind(update.tenant.as_str())
-                .bind(update.key.gtin.as_str())
-                .bind(update.key.location.as_str())
-                .bind(update.key.zone.as_str())
-                .bind(update.key.lot.as_str())
-                .bind(update.on_hand_delta)
-                .bind(update.reserved_delta)
-                .bind(update.status.name())
-                .bind(update.read_status.name());
+        rows.join(" UNION ALL "),
+        match conn {
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => "RETURNING tenant_id, gtin, location_gln, zone, lot, on_hand, reserved",
         }
-        query.fetch_all(&mut *connection).await
-    })?;
+    );
+    let mut args = Vec::with_capacity(1 + updates.len() * WIDTH);
+    args.push(Arg::Integer(now_unix_ms));
+    for update in updates {
+        args.extend([
+            Arg::Text(&update.tenant),
+            Arg::Text(&update.key.gtin),
+            Arg::Text(&update.key.location),
+            Arg::Text(&update.key.zone),
+            Arg::Text(&update.key.lot),
+            Arg::Integer(update.on_hand_delta),
+            Arg::Integer(update.reserved_delta),
+            Arg::Text(update.status.name()),
+            Arg::Text(update.read_status.name()),
+        ]);
+    }
+    if let Conn::Sqlite(_) = conn {
+        return Ok(execute(conn, &sql, &args).await? == updates.len() as u64);
+    }
+    let written: Vec<(String, String, String, String, String, i64, i64)> =
+        on_conn!(conn, connection => bind_args!(sqlx::query_as(&sql), &args).fetch_all(&mut *connection).await)?;
     if written.len() != updates.len() {
         return Ok(false);
     }

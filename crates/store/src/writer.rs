@@ -723,6 +723,7 @@ macro_rules! bind_args {
         query
     }};
 }
+pub(crate) use bind_args;
 
 /// A value of a buffered row.
 #[derive(Debug, Clone)]
