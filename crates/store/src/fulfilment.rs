@@ -14,9 +14,9 @@
 //! fresh rows — a conditional update, no row lock. The CHECK constraints of `stock_balances`
 //! repeat the invariants in the database.
 //!
-//! A cache entry is trusted for [`CACHE_LIFETIME`]: each update refreshes the rows it wrote from
-//! the database (`RETURNING`); rows another node *inserted* (a new lot) are seen once the entry is
-//! reloaded.
+//! A cache entry is trusted for [`CACHE_LIFETIME`]: on PostgreSQL each update refreshes the rows
+//! it wrote from the database (`RETURNING`; on SQLite, with one writer, the cache already holds
+//! them); rows another node *inserted* (a new lot) are seen once the entry is reloaded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
