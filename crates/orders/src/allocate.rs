@@ -13,6 +13,7 @@
 //!
 //! The decision and every candidate's outcome are kept, so `GET /v1/orders/{id}` shows why.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use gs1::{Gln, Gtin};
@@ -41,15 +42,30 @@ pub struct ProductRule {
     pub min_remaining_shelf_life_days: u32,
 }
 
-/// Units of one lot in one zone of a site that can be reserved now.
+/// Units of one lot in one zone of a site that can be reserved now. The identifiers are borrowed
+/// where the caller keeps them (the writer's cache: an order does not copy the identifiers of the
+/// lots it considers) or owned ([`StockLot::into_owned`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StockLot {
-    pub site: Gln,
-    pub zone: ZoneName,
-    pub gtin: Gtin,
-    pub lot: String,
+pub struct StockLot<'a> {
+    pub site: Cow<'a, Gln>,
+    pub zone: Cow<'a, ZoneName>,
+    pub gtin: Cow<'a, Gtin>,
+    pub lot: Cow<'a, str>,
     pub expiry: Option<Date>,
     pub available: i64,
+}
+
+impl StockLot<'_> {
+    pub fn into_owned(self) -> StockLot<'static> {
+        StockLot {
+            site: Cow::Owned(self.site.into_owned()),
+            zone: Cow::Owned(self.zone.into_owned()),
+            gtin: Cow::Owned(self.gtin.into_owned()),
+            lot: Cow::Owned(self.lot.into_owned()),
+            expiry: self.expiry,
+            available: self.available,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +172,7 @@ type SplitStep = (i64, u64, usize, Route, Vec<Vec<usize>>);
 /// Allocates an order against `stock` (available units now). Pure: the caller reserves.
 pub fn allocate(
     network: NetworkView<'_>,
-    stock: &[StockLot],
+    stock: &[StockLot<'_>],
     request: &OrderRequest<'_>,
 ) -> Result<Allocation, AllocationError> {
     let mut rules = Vec::with_capacity(request.lines.len());
@@ -172,7 +188,7 @@ pub fn allocate(
     let mut holding: Vec<usize> = (0..stock.len())
         .filter(|index| {
             let lot = &stock[*index];
-            lot.available > 0 && request.lines.iter().any(|line| line.gtin == lot.gtin)
+            lot.available > 0 && request.lines.iter().any(|line| line.gtin == *lot.gtin)
         })
         .collect();
     // By site, then FEFO (earliest expiry first, lots without expiry last, then lot and zone): each
@@ -353,7 +369,7 @@ fn report(
     views: &[SiteView<'_>],
     split_routes: &BTreeMap<usize, Result<Route, NoRoute>>,
     chosen: &[usize],
-    stock: &[StockLot],
+    stock: &[StockLot<'_>],
 ) -> Vec<Candidate> {
     views
         .iter()
@@ -378,7 +394,7 @@ fn class_names(classes: &[TemperatureClass]) -> String {
 
 /// Whether the lots could cover every line, shelf life aside. Lines of one GTIN draw on the same
 /// lots, so each GTIN's units must cover the sum of its lines.
-fn covers(stock: &[StockLot], lots: &[Vec<usize>], request: &OrderRequest<'_>) -> bool {
+fn covers(stock: &[StockLot<'_>], lots: &[Vec<usize>], request: &OrderRequest<'_>) -> bool {
     request.lines.iter().enumerate().all(|(line, order_line)| {
         let first_of_gtin = request.lines.iter().position(|other| other.gtin == order_line.gtin) == Some(line);
         let wanted: i64 =
@@ -423,7 +439,7 @@ fn delivery_date(route: &Route, destination: &Destination) -> Date {
 /// order of `indexes`).
 fn suitable_lots(
     site: &Location,
-    stock: &[StockLot],
+    stock: &[StockLot<'_>],
     indexes: &[usize],
     request: &OrderRequest<'_>,
     rules: &[&ProductRule],
@@ -439,8 +455,8 @@ fn suitable_lots(
                 .copied()
                 .filter(|index| {
                     let lot = &stock[*index];
-                    lot.gtin == order_line.gtin
-                        && site.zones.iter().any(|zone| zone.name == lot.zone && zone.suits(&rule.class))
+                    *lot.gtin == order_line.gtin
+                        && site.zones.iter().any(|zone| zone.name == *lot.zone && zone.suits(&rule.class))
                 })
                 .collect()
         })
@@ -449,7 +465,12 @@ fn suitable_lots(
 
 /// The lots that still have the product's minimum shelf life on the delivery date (a lot without
 /// expiry always has).
-fn fresh_enough(stock: &[StockLot], lots: &[Vec<usize>], rules: &[&ProductRule], delivery: Date) -> Vec<Vec<usize>> {
+fn fresh_enough(
+    stock: &[StockLot<'_>],
+    lots: &[Vec<usize>],
+    rules: &[&ProductRule],
+    delivery: Date,
+) -> Vec<Vec<usize>> {
     lots.iter()
         .enumerate()
         .map(|(line, lots)| {
@@ -462,22 +483,22 @@ fn fresh_enough(stock: &[StockLot], lots: &[Vec<usize>], rules: &[&ProductRule],
         .collect()
 }
 
-fn eligible_units(stock: &[StockLot], lots: &[usize]) -> i64 {
+fn eligible_units(stock: &[StockLot<'_>], lots: &[usize]) -> i64 {
     lots.iter().map(|index| stock[*index].available).sum()
 }
 
-fn eligible_left(stock: &[StockLot], lots: &[usize], used: &[i64]) -> i64 {
+fn eligible_left(stock: &[StockLot<'_>], lots: &[usize], used: &[i64]) -> i64 {
     lots.iter().map(|index| stock[*index].available - used[*index]).sum()
 }
 
-fn units_per_line(stock: &[StockLot], lots: &[Vec<usize>]) -> Vec<i64> {
+fn units_per_line(stock: &[StockLot<'_>], lots: &[Vec<usize>]) -> Vec<i64> {
     lots.iter().map(|lots| eligible_units(stock, lots)).collect()
 }
 
 /// Takes the remaining units of each line from the site's lots, FEFO; updates `used` and
 /// `remaining`. Lines of the same GTIN share lots through `used`.
 fn take(
-    stock: &[StockLot],
+    stock: &[StockLot<'_>],
     lots: &[Vec<usize>],
     request: &OrderRequest<'_>,
     used: &mut [i64],
@@ -498,8 +519,8 @@ fn take(
             let lot = &stock[index];
             picks.push(Pick {
                 line,
-                zone: lot.zone.clone(),
-                lot: lot.lot.clone(),
+                zone: lot.zone.as_ref().clone(),
+                lot: lot.lot.as_ref().to_owned(),
                 expiry: lot.expiry,
                 quantity: units,
             });

@@ -1,6 +1,8 @@
 //! Allocation and promises on a small network: the Amsterdam DC, the Oslo cold depot with its
 //! reefer lane to Amsterdam, and an ambient warehouse in Utrecht.
 
+use std::borrow::Cow;
+
 use gs1::{Gln, Gtin};
 use jiff::civil::date;
 use jiff::tz::TimeZone;
@@ -112,12 +114,12 @@ fn lot(
     lot: &str,
     expiry: Option<jiff::civil::Date>,
     available: i64,
-) -> StockLot {
+) -> StockLot<'static> {
     StockLot {
-        site: gln(site),
-        zone: ZoneName::parse(zone).unwrap(),
-        gtin: gtin(product),
-        lot: lot.into(),
+        site: Cow::Owned(gln(site)),
+        zone: Cow::Owned(ZoneName::parse(zone).unwrap()),
+        gtin: Cow::Owned(gtin(product)),
+        lot: Cow::Owned(lot.to_owned()),
         expiry,
         available,
     }
@@ -303,7 +305,7 @@ proptest! {
         let products = products();
         let destination = amsterdam_customer();
         let bodies = [AMSTERDAM, OSLO, UTRECHT];
-        let stock: Vec<StockLot> = amounts.iter().enumerate().map(|(index, (site, product, days, units))| {
+        let stock: Vec<StockLot<'_>> = amounts.iter().enumerate().map(|(index, (site, product, days, units))| {
             let zone = if *product == 0 { "chill" } else { "ambient" };
             lot(bodies[*site], zone, [SALMON, SOAP][*product], &format!("L{index}"), Some(date(2026, 12, 1).checked_add(jiff::ToSpan::days(*days)).unwrap()), *units)
         }).collect();
@@ -318,7 +320,7 @@ proptest! {
             for shipment in &allocation.shipments {
                 let site = sites.iter().find(|site| site.gln == shipment.site).unwrap();
                 for pick in &shipment.picks {
-                    let source = stock.iter().find(|lot| lot.site == shipment.site && lot.lot == pick.lot).unwrap();
+                    let source = stock.iter().find(|lot| *lot.site == shipment.site && lot.lot == pick.lot).unwrap();
                     let used: i64 = allocation.shipments.iter().filter(|other| other.site == shipment.site).flat_map(|other| &other.picks).filter(|other| other.lot == pick.lot).map(|other| other.quantity).sum();
                     prop_assert!(used <= source.available);
                     let class = products.iter().find(|product| product.gtin == lines[pick.line].gtin).unwrap().class;

@@ -18,6 +18,7 @@
 //! it wrote from the database (`RETURNING`; on SQLite, with one writer, the cache already holds
 //! them); rows another node *inserted* (a new lot) are seen once the entry is reloaded.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,12 +77,12 @@ pub(crate) struct CachedBalance {
 
 impl CachedBalance {
     /// The units allocation may take (`free` of them), if the lot is available and has any.
-    pub(crate) fn stock_lot(&self, gtin: &Gtin, free: i64) -> Option<StockLot> {
+    pub(crate) fn stock_lot<'a>(&'a self, gtin: &'a Gtin, free: i64) -> Option<StockLot<'a>> {
         (self.status.allocatable() && free > 0).then(|| StockLot {
-            site: self.site.clone(),
-            zone: self.zone.clone(),
-            gtin: gtin.clone(),
-            lot: self.key.lot.clone(),
+            site: Cow::Borrowed(&self.site),
+            zone: Cow::Borrowed(&self.zone),
+            gtin: Cow::Borrowed(gtin),
+            lot: Cow::Borrowed(&self.key.lot),
             expiry: self.expiry_date,
             available: free,
         })
@@ -1706,16 +1707,17 @@ fn resolve_destination(
 }
 
 /// Eligible-looking stock of the GTINs (available status, free units), and their product rules.
-async fn stock_lots(
+/// The lots borrow their identifiers from the cache.
+async fn stock_lots<'c>(
     conn: &mut Conn,
     batch: &mut StockBatch,
-    cache: &mut WriterCache,
+    cache: &'c mut WriterCache,
     tenant: &str,
-    lines: &[Line],
+    lines: &'c [Line],
     lapsed: &LapsedUnits,
-) -> Outcome<(Vec<ProductRule>, Vec<StockLot>)> {
+) -> Outcome<(Vec<ProductRule>, Vec<StockLot<'c>>)> {
+    // First every GTIN's entry, loaded if need be; then the lots, read from the entries.
     let mut products: Vec<ProductRule> = Vec::new();
-    let mut lots = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         if products.iter().any(|product| product.gtin == line.gtin) {
             continue;
@@ -1728,6 +1730,15 @@ async fn stock_lots(
             });
         };
         products.push(product);
+    }
+    let cache: &'c WriterCache = cache;
+    let mut lots = Vec::new();
+    for product in &products {
+        let Some(line) = lines.iter().find(|line| line.gtin == product.gtin) else { continue };
+        let entry = cache
+            .gtins
+            .get(&(tenant.to_owned(), line.gtin.to_string()))
+            .ok_or_else(|| corrupt("cache entry vanished"))?;
         for cached in &entry.balances {
             let lapsed_units = lapsed.get(&cached.key).copied().unwrap_or(0);
             lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units));
@@ -2654,7 +2665,7 @@ pub struct AllocationInputs {
     pub sites: Vec<Location>,
     pub lanes: Vec<Lane>,
     pub products: Vec<ProductRule>,
-    pub lots: Vec<StockLot>,
+    pub lots: Vec<StockLot<'static>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -2858,6 +2869,7 @@ impl crate::TenantStore<'_> {
         let lapsed = self.stock_lapsed(&mut conn, gtins).await?;
         let (products, lots) = stock_lots(&mut conn, &mut StockBatch::default(), &mut cache, tenant, &lines, &lapsed)
             .await?
+            .map(|(products, lots)| (products, lots.into_iter().map(StockLot::into_owned).collect()))
             .unwrap_or_default();
         let network = Arc::try_unwrap(network)
             .unwrap_or_else(|shared| NetworkSnapshot { sites: shared.sites.clone(), lanes: shared.lanes.clone() });
