@@ -175,6 +175,8 @@ pub fn allocate(
     stock: &[StockLot<'_>],
     request: &OrderRequest<'_>,
 ) -> Result<Allocation, AllocationError> {
+    // Callers refuse quantities below one; `covers` and `take` count on it.
+    debug_assert!(request.lines.iter().all(|line| line.quantity > 0), "order lines of at least one unit");
     let mut rules = Vec::with_capacity(request.lines.len());
     for (line, order_line) in request.lines.iter().enumerate() {
         let product = rule(request, &order_line.gtin)

@@ -68,8 +68,9 @@ macro_rules! on_conn {
 
 pub(crate) use {on_conn, on_pool};
 
-/// Prepared statements a connection keeps (the writer's multi-row statements come in a few
-/// shapes per table, see `writer::statement_runs`).
+/// Prepared statements a connection keeps: SQLite's write connection, and every PostgreSQL
+/// connection (one pool serves reads and writes). The writer's multi-row statements come in a few
+/// shapes per table, see `writer::statement_runs`.
 pub const WRITER_STATEMENTS_CACHED: usize = 256;
 
 /// How long a SQLite connection waits for another process's write lock before failing.

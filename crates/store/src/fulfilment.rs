@@ -8,7 +8,7 @@
 //! queues its movements; a refused write's cache changes are rolled back. At the end of the batch
 //! each balance the batch touched is written once, as the batch's net change applied to the row as
 //! it is now, guarded by the invariants and the status the batch read (`UPDATE … SET reserved =
-//! reserved + $d … WHERE status = $read AND reserved + $d <= on_hand + $h … RETURNING`), and the
+//! reserved + $d … WHERE status = $read AND reserved + $d <= on_hand + $h`), and the
 //! movements are inserted in multi-row statements. If another API node changed a balance so that
 //! the guard fails, the batch rolls back, the cache is dropped and the batch is applied again on
 //! fresh rows — a conditional update, no row lock. The CHECK constraints of `stock_balances`
@@ -598,10 +598,11 @@ struct BalanceUpdate {
 /// this batch's decisions no longer hold).
 ///
 /// On PostgreSQL, where several API nodes write, the cache is refreshed from the rows as written
-/// (`RETURNING`). On SQLite the writer is the one writer: the cache already holds the rows as
-/// written, so only the count of rows updated is checked (a row another process changed
-/// meanwhile still passes or fails its guard in the database, and a stale cache entry is read
-/// again within `CACHE_LIFETIME` or when it refuses an order).
+/// (`RETURNING`). On SQLite the store runs one writer task (see `WriterHandle::start`) and the
+/// cache already holds the rows as written, so only the count of rows updated is checked. A
+/// second process writing the same SQLite file would leave this cache stale until the entry is
+/// reloaded (`CACHE_LIFETIME`): the guards still keep every invariant in the database, but orders
+/// could be refused for stock the cache does not know of. One server per SQLite file.
 async fn update_balances(
     conn: &mut Conn,
     cache: &mut WriterCache,

@@ -46,8 +46,8 @@ pub struct WriterConfig {
     pub batch_writes_max: usize,
     /// The most writes waiting; more are refused as overloaded.
     pub queue_writes_max: usize,
-    /// Writer tasks taking batches from the queue, each with its own connection. One is right for
-    /// SQLite (one writer at a time); PostgreSQL can commit several batches at once.
+    /// Writer tasks taking batches from the queue, each with its own connection and cache. SQLite
+    /// always runs one (one writer at a time); PostgreSQL can commit several batches at once.
     pub writer_tasks: usize,
 }
 
@@ -314,7 +314,13 @@ impl WriterHandle {
         let counters = Arc::new(Counters::default());
         let observer: ObserverSlot = Arc::default();
         let log_grew = Arc::new(Notify::new());
-        let tasks = (0..config.writer_tasks)
+        // SQLite has one write connection and its balance updates trust the one writer's cache
+        // (`fulfilment::update_balances`): one writer task, whatever the configuration asks.
+        let writer_tasks = match pools.kind() {
+            crate::backend::BackendKind::Sqlite => 1,
+            crate::backend::BackendKind::Postgres => config.writer_tasks,
+        };
+        let tasks = (0..writer_tasks)
             .map(|_| {
                 let log_grew = log_grew.clone();
                 tokio::spawn(run(
