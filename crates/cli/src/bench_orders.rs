@@ -209,7 +209,8 @@ fn order(random: &mut Random, skus: u64, pickups: &[Gln], number: u64) -> PlaceO
         }
     }
     PlaceOrder {
-        // The API's order ids: the time in milliseconds, then a random part (`server::fulfilment::new_id`).
+        // Shaped like the API's order ids (`server::fulfilment::new_id`): the time in milliseconds,
+        // then 16 hex digits (there random, here the scrambled order number, unique per run).
         order_id: format!(
             "ord_{:012x}{:016x}",
             jiff::Timestamp::now().as_millisecond(),

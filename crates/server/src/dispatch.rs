@@ -479,9 +479,7 @@ async fn depot_location(app: &AppState, depot: &Gln, pointer: &str) -> Result<(C
             format!("{depot} is not a warehouse or cold depot of the network"),
         ));
     };
-    let zone = TimeZone::get(located.value.time_zone.as_str())
-        .map_err(|error| Problem::internal(format!("time zone of {depot}: {error}")))?;
-    Ok((located.value.coordinates, zone))
+    Ok((located.value.coordinates, located.value.time_zone.zone().clone()))
 }
 
 // ---------- dispatch ----------

@@ -1126,9 +1126,9 @@ async fn promise(
             let site = inputs.sites.iter().find(|site| site.gln == gln).ok_or_else(|| {
                 Problem::field("invalid-parameter", "?to", format!("no location {gln} in the network"))
             })?;
-            let zone_name = site.time_zone.as_str().to_owned();
-            let zone = jiff::tz::TimeZone::get(&zone_name).map_err(|_| Problem::internal("time zone"))?;
-            (orders::Destination { coordinates: site.coordinates, time_zone: zone }, zone_name)
+            let destination =
+                orders::Destination { coordinates: site.coordinates, time_zone: site.time_zone.zone().clone() };
+            (destination, site.time_zone.as_str().to_owned())
         }
     };
     let lines = [Line { gtin: gtin.clone(), quantity: params.qty }];

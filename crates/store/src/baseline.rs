@@ -103,7 +103,7 @@ impl RowLockOrders {
         let Some(site) = self.network.sites.iter().find(|site| site.gln.as_str() == pickup) else {
             return Ok(false);
         };
-        let time_zone = jiff::tz::TimeZone::get(site.time_zone.as_str()).map_err(|error| decode(error.to_string()))?;
+        let time_zone = site.time_zone.zone().clone();
         let destination = orders::Destination { coordinates: site.coordinates, time_zone };
         let request = orders::OrderRequest {
             lines: &order.lines,

@@ -1687,8 +1687,7 @@ fn resolve_destination(
         let Some(site) = network.sites.iter().find(|site| site.gln.as_str() == gln) else {
             return Err(WriteError::UnknownReference { field: "/destination/pickup_point", value: gln.clone() });
         };
-        let time_zone = jiff::tz::TimeZone::get(site.time_zone.as_str())
-            .map_err(|_| WriteError::Database(format!("time zone of {gln}")))?;
+        let time_zone = site.time_zone.zone().clone();
         let region = site.address.city.clone().unwrap_or_else(|| site.gln.to_string());
         return Ok((orders::Destination { coordinates: site.coordinates, time_zone }, Some(region)));
     }
