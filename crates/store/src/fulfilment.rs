@@ -739,50 +739,31 @@ impl ProductRuleRow {
     }
 }
 
-/// GTINs per query when loading cache entries.
-const GTINS_PER_SELECT: usize = 500;
-
-/// Loads the product rules and balances of GTINs: two queries per 500 GTINs.
+/// Loads the product rules and balances of GTINs: two queries on PostgreSQL, two per run of up to
+/// 128 GTINs on SQLite (`writer::fetch_for_keys`).
 async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<HashMap<String, GtinEntry>, sqlx::Error> {
     let mut entries: HashMap<String, GtinEntry> = gtins
         .iter()
         .map(|gtin| ((*gtin).to_owned(), GtinEntry { loaded: Instant::now(), product: None, balances: Vec::new() }))
         .collect();
-    for chunk in gtins.chunks(GTINS_PER_SELECT) {
-        let list: Vec<String> = (0..chunk.len()).map(|index| crate::epcis::placeholder(conn, index + 2)).collect();
-        let list = list.join(", ");
-        let tenant_parameter = crate::epcis::placeholder(conn, 1);
-        let products_sql = format!(
-            "SELECT {PRODUCT_RULE_COLUMNS} FROM products WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
-        );
-        let balances_sql = format!(
-            "SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant_parameter} AND gtin IN ({list})"
-        );
-        let products: Vec<ProductRuleRow> = on_conn!(conn, connection => {
-            let mut query = sqlx::query_as(&products_sql).bind(tenant);
-            for gtin in chunk {
-                query = query.bind(*gtin);
-            }
-            query.fetch_all(&mut *connection).await
-        })?;
-        for row in products {
-            let rule = row.rule()?;
-            if let Some(entry) = entries.get_mut(&row.gtin) {
-                entry.product = Some(rule);
-            }
+    let products: Vec<ProductRuleRow> = crate::writer::fetch_for_keys(conn, tenant, gtins, |tenant, condition| {
+        format!("SELECT {PRODUCT_RULE_COLUMNS} FROM products WHERE tenant_id = {tenant} AND gtin {condition}")
+    })
+    .await?;
+    for row in products {
+        let rule = row.rule()?;
+        if let Some(entry) = entries.get_mut(&row.gtin) {
+            entry.product = Some(rule);
         }
-        let balances: Vec<BalanceRow> = on_conn!(conn, connection => {
-            let mut query = sqlx::query_as(&balances_sql).bind(tenant);
-            for gtin in chunk {
-                query = query.bind(*gtin);
-            }
-            query.fetch_all(&mut *connection).await
-        })?;
-        for row in balances {
-            let cached = row.cached()?;
-            if let Some(entry) = entries.get_mut(&cached.key.gtin) {
-                entry.balances.push(cached);
-            }
+    }
+    let balances: Vec<BalanceRow> = crate::writer::fetch_for_keys(conn, tenant, gtins, |tenant, condition| {
+        format!("SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant} AND gtin {condition}")
+    })
+    .await?;
+    for row in balances {
+        let cached = row.cached()?;
+        if let Some(entry) = entries.get_mut(&cached.key.gtin) {
+            entry.balances.push(cached);
         }
     }
     Ok(entries)

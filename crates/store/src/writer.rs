@@ -632,8 +632,12 @@ async fn apply_in_transaction_once(
         })
         .flat_map(|(tenant, order)| order.lines.iter().map(move |line| (tenant.to_string(), line.gtin.to_string())))
         .collect();
+    let mut keys_read_at = started;
     let prefetched = match keys.prefetch(&mut conn, writes).await {
-        Ok(()) => stock.prefetch(cache, &mut conn, &wanted).await,
+        Ok(()) => {
+            keys_read_at = Instant::now();
+            stock.prefetch(cache, &mut conn, &wanted).await
+        }
         Err(error) => Err(error),
     };
     let prefetched_at = Instant::now();
@@ -690,7 +694,8 @@ async fn apply_in_transaction_once(
     }
     tracing::debug!(
         writes = writes.len(),
-        prefetch_ms = (prefetched_at - started).as_secs_f64() * 1e3,
+        keys_ms = (keys_read_at - started).as_secs_f64() * 1e3,
+        stock_read_ms = (prefetched_at - keys_read_at).as_secs_f64() * 1e3,
         apply_ms = (applied_at - prefetched_at).as_secs_f64() * 1e3,
         flush_ms = (flushed_at - applied_at).as_secs_f64() * 1e3,
         commit_ms = flushed_at.elapsed().as_secs_f64() * 1e3,
@@ -776,6 +781,49 @@ pub(crate) fn statement_runs(rows: usize, width: usize) -> Vec<std::ops::Range<u
     runs
 }
 
+/// The rows a query answers for some of a tenant's keys (GTINs, idempotency keys), in few
+/// statement shapes: on PostgreSQL one statement binding the keys as one array, on SQLite runs of
+/// 128, 64, … placeholders (`statement_runs`). `sql_of` gets the condition on the key column
+/// (`= ANY($2)`, `IN (?, ?, ?)`) after the tenant's placeholder (`$1`, `?`).
+pub(crate) async fn fetch_for_keys<R>(
+    conn: &mut Conn,
+    tenant: &str,
+    keys: &[&str],
+    sql_of: impl Fn(&str, &str) -> String,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let mut rows = Vec::new();
+    match conn {
+        Conn::Postgres(connection) => {
+            if !keys.is_empty() {
+                // Not prepared: planned for each run with the keys at hand. A plan cached while the
+                // table was small scans the tenant's whole key range and filters it (a cost that
+                // grows with every order), until an ANALYZE happens to replace it.
+                let sql = sql_of("$1", "= ANY($2)");
+                rows =
+                    sqlx::query_as(&sql).bind(tenant).bind(keys).persistent(false).fetch_all(&mut **connection).await?;
+            }
+        }
+        Conn::Sqlite(connection) => {
+            for run in statement_runs(keys.len(), 1) {
+                let chunk = &keys[run];
+                let sql = sql_of("?", &format!("IN ({})", vec!["?"; chunk.len()].join(", ")));
+                let mut query = sqlx::query_as(&sql).bind(tenant);
+                for key in chunk {
+                    query = query.bind(*key);
+                }
+                rows.extend(query.fetch_all(&mut **connection).await?);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// Inserts rows of `columns` in multi-row statements.
 pub(crate) async fn insert_rows(
     conn: &mut Conn,
@@ -857,38 +905,27 @@ impl IdempotencyBatch {
         for record in writes.iter().filter_map(|write| write.idempotency.as_ref()) {
             by_tenant.entry(record.tenant_id.as_str()).or_default().push(record.key.as_str());
         }
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            idempotency_key: String,
+            request_sha256: Vec<u8>,
+            response_status: i64,
+            response_body: Vec<u8>,
+            created_unix_ms: i64,
+        }
         for (tenant, keys) in by_tenant {
-            for run in statement_runs(keys.len(), 1) {
-                let chunk = &keys[run];
-                let list: Vec<String> =
-                    (0..chunk.len()).map(|index| crate::epcis::placeholder(conn, index + 2)).collect();
-                let sql = format!(
+            let rows: Vec<Row> = fetch_for_keys(conn, tenant, &keys, |tenant, condition| {
+                format!(
                     "SELECT idempotency_key, request_sha256, response_status, response_body, created_unix_ms \
-                     FROM idempotency_keys WHERE tenant_id = {} AND idempotency_key IN ({})",
-                    crate::epcis::placeholder(conn, 1),
-                    list.join(", ")
+                     FROM idempotency_keys WHERE tenant_id = {tenant} AND idempotency_key {condition}"
+                )
+            })
+            .await?;
+            for row in rows {
+                self.known.insert(
+                    (tenant.to_owned(), row.idempotency_key),
+                    (row.request_sha256, row.response_status, row.response_body, row.created_unix_ms),
                 );
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    idempotency_key: String,
-                    request_sha256: Vec<u8>,
-                    response_status: i64,
-                    response_body: Vec<u8>,
-                    created_unix_ms: i64,
-                }
-                let rows: Vec<Row> = on_conn!(conn, connection => {
-                    let mut query = sqlx::query_as(&sql).bind(tenant);
-                    for key in chunk {
-                        query = query.bind(*key);
-                    }
-                    query.fetch_all(&mut *connection).await
-                })?;
-                for row in rows {
-                    self.known.insert(
-                        (tenant.to_owned(), row.idempotency_key),
-                        (row.request_sha256, row.response_status, row.response_body, row.created_unix_ms),
-                    );
-                }
             }
         }
         Ok(())
