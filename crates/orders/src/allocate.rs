@@ -186,30 +186,32 @@ pub fn allocate(
     let all_classes: Vec<TemperatureClass> = classes_of(&rules, 0..request.lines.len());
     let latest_by_service = service_bound(request.service, request.placed_unix_ms, &request.destination.time_zone);
 
-    // Sites holding any of the order's products, in GLN order, with their zone-suitable lots.
-    let mut holding: Vec<usize> = (0..stock.len())
+    // Sites holding any of the order's products, in GLN order, with their zone-suitable lots. Each
+    // lot goes with its site's index in the network (sites are in GLN order), so sorting and
+    // grouping compare numbers rather than GLNs; lots of sites outside the network are left out.
+    let mut holding: Vec<(usize, usize)> = (0..stock.len())
         .filter(|index| {
             let lot = &stock[*index];
             lot.available > 0 && request.lines.iter().any(|line| line.gtin == *lot.gtin)
         })
+        .filter_map(|index| network.site_index(&stock[index].site).map(|site| (site, index)))
         .collect();
     // By site, then FEFO (earliest expiry first, lots without expiry last, then lot and zone): each
     // site's lots of a line are then taken in order.
-    holding.sort_by(|a, b| {
+    holding.sort_by(|(site_a, a), (site_b, b)| {
         let (a, b) = (&stock[*a], &stock[*b]);
-        (a.site.as_str(), a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(
-            b.site.as_str(),
-            b.expiry.is_none(),
-            b.expiry,
-            &b.lot,
-            &b.zone,
-        ))
+        site_a.cmp(site_b).then_with(|| {
+            (a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(b.expiry.is_none(), b.expiry, &b.lot, &b.zone))
+        })
     });
+    let mut indexes = Vec::new();
     let views: Vec<SiteView<'_>> = holding
-        .chunk_by(|a, b| stock[*a].site == stock[*b].site)
-        .filter_map(|indexes| {
-            let site = network.site(&stock[indexes[0]].site)?;
-            Some(SiteView { site, lots: suitable_lots(site, stock, indexes, request, &rules) })
+        .chunk_by(|(site_a, _), (site_b, _)| site_a == site_b)
+        .map(|group| {
+            let site = &network.sites[group[0].0];
+            indexes.clear();
+            indexes.extend(group.iter().map(|(_, index)| *index));
+            SiteView { site, lots: suitable_lots(site, stock, &indexes, request, &rules) }
         })
         .collect();
 

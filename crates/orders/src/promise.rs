@@ -200,11 +200,16 @@ pub struct NetworkView<'a> {
 
 impl NetworkView<'_> {
     pub fn site(&self, gln: &gs1::Gln) -> Option<&Location> {
+        self.site_index(gln).map(|index| &self.sites[index])
+    }
+
+    /// The index of a site in `sites` (which are in GLN order).
+    pub fn site_index(&self, gln: &gs1::Gln) -> Option<usize> {
         debug_assert!(
             self.sites.windows(2).all(|pair| pair[0].gln.as_str() <= pair[1].gln.as_str()),
             "sites sorted by GLN"
         );
-        self.sites.binary_search_by(|site| site.gln.as_str().cmp(gln.as_str())).ok().map(|index| &self.sites[index])
+        self.sites.binary_search_by(|site| site.gln.as_str().cmp(gln.as_str())).ok()
     }
 }
 

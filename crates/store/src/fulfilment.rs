@@ -1093,7 +1093,7 @@ fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
         CandidateOutcome::Partial { .. } => (3, 0),
     };
     let mut candidates: Vec<&orders::Candidate> = decision.candidates.iter().collect();
-    candidates.sort_by_key(|candidate| (rank(&candidate.outcome), candidate.site.to_string()));
+    candidates.sort_by(|a, b| (rank(&a.outcome), a.site.as_str()).cmp(&(rank(&b.outcome), b.site.as_str())));
     candidates
         .into_iter()
         .take(CANDIDATES_STORED_MAX)
