@@ -887,8 +887,8 @@ pub(crate) struct BatchState<'a> {
 /// A stored answer: (request SHA-256, status, body, created).
 type StoredKey = (Vec<u8>, i64, Vec<u8>, i64);
 
-/// The batch's idempotency keys: those already stored, read in one query per 500 keys when the
-/// batch starts, and the new ones, inserted in bulk when it ends.
+/// The batch's idempotency keys: those already stored, read in a few queries when the batch
+/// starts (`fetch_for_keys`), and the new ones, inserted in bulk when it ends.
 #[derive(Debug, Default)]
 pub(crate) struct IdempotencyBatch {
     known: std::collections::HashMap<(String, String), StoredKey>,
@@ -899,8 +899,9 @@ pub(crate) struct IdempotencyBatch {
 
 impl IdempotencyBatch {
     async fn prefetch(&mut self, conn: &mut Conn, writes: &[&Write]) -> Result<(), sqlx::Error> {
-        // Per tenant, `idempotency_key IN (…)`: the primary key's index answers it (a row-value
-        // `(tenant_id, idempotency_key) IN (…)` would scan the table on SQLite).
+        // Per tenant, `idempotency_key IN (…)` on SQLite, `= ANY($2)` on PostgreSQL: the primary
+        // key's index answers it (a row-value `(tenant_id, idempotency_key) IN (…)` would scan the
+        // table on SQLite).
         let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for record in writes.iter().filter_map(|write| write.idempotency.as_ref()) {
             by_tenant.entry(record.tenant_id.as_str()).or_default().push(record.key.as_str());
