@@ -31,7 +31,7 @@ use stock::{Balance, LotStatus, MovementKind, ReservationState};
 
 use crate::backend::{Conn, on_conn};
 use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
-use crate::writer::{Arg, Value, WriteError, bind_args, execute, insert_rows};
+use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
 
 /// How long a writer trusts a cached balance list or network snapshot before reading it again.
 pub const CACHE_LIFETIME: Duration = Duration::from_secs(30);
@@ -571,7 +571,14 @@ impl StockBatch {
             "updated_unix_ms",
         ];
         insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
-        for run in crate::writer::statement_runs(updates.len(), 9) {
+        let runs: Vec<std::ops::Range<usize>> = match conn {
+            Conn::Sqlite(_) => crate::writer::statement_runs(updates.len(), 9),
+            Conn::Postgres(_) => (0..updates.len())
+                .step_by(crate::writer::UNNEST_ROWS_MAX)
+                .map(|start| start..(start + crate::writer::UNNEST_ROWS_MAX).min(updates.len()))
+                .collect(),
+        };
+        for run in runs {
             if !update_balances(conn, cache, &updates[run], now_unix_ms).await? {
                 return Ok(Err(Raced));
             }
@@ -609,6 +616,59 @@ async fn update_balances(
     updates: &[BalanceUpdate],
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
+    let Conn::Postgres(connection) = conn else {
+        return update_balances_sqlite(conn, updates, now_unix_ms).await;
+    };
+    // PostgreSQL: the net changes as arrays (one statement shape, one round trip).
+    let column = |field: fn(&BalanceUpdate) -> &str| updates.iter().map(field).collect::<Vec<&str>>();
+    let written: Vec<(String, String, String, String, String, i64, i64)> = sqlx::query_as(
+        "UPDATE stock_balances SET on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, \
+         status = v.v_status, updated_unix_ms = $1 \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
+         $9::text[], $10::text[]) \
+         AS v (v_tenant, v_gtin, v_location, v_zone, v_lot, v_on_hand, v_reserved, v_status, v_read_status) \
+         WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
+         AND lot = v.v_lot AND status = v.v_read_status AND on_hand + v.v_on_hand >= 0 \
+         AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand \
+         RETURNING tenant_id, gtin, location_gln, zone, lot, on_hand, reserved",
+    )
+    .bind(now_unix_ms)
+    .bind(column(|update| &update.tenant))
+    .bind(column(|update| &update.key.gtin))
+    .bind(column(|update| &update.key.location))
+    .bind(column(|update| &update.key.zone))
+    .bind(column(|update| &update.key.lot))
+    .bind(updates.iter().map(|update| update.on_hand_delta).collect::<Vec<i64>>())
+    .bind(updates.iter().map(|update| update.reserved_delta).collect::<Vec<i64>>())
+    .bind(column(|update| update.status.name()))
+    .bind(column(|update| update.read_status.name()))
+    .fetch_all(&mut **connection)
+    .await?;
+    if written.len() != updates.len() {
+        return Ok(false);
+    }
+    for (tenant, gtin, location, zone, lot, on_hand, reserved) in written {
+        if let Some(entry) = cache.gtins.get_mut(&(tenant, gtin.clone()))
+            && let Some(cached) = entry.balances.iter_mut().find(|cached| {
+                cached.key.gtin == gtin
+                    && cached.key.location == location
+                    && cached.key.zone == zone
+                    && cached.key.lot == lot
+            })
+        {
+            cached.balance = Balance { on_hand, reserved };
+        }
+    }
+    Ok(true)
+}
+
+/// SQLite: the net changes in one statement of `SELECT … UNION ALL …` rows; the one writer's
+/// cache already holds the rows as written, so the count of rows updated is the guards' answer.
+async fn update_balances_sqlite(
+    conn: &mut Conn,
+    updates: &[BalanceUpdate],
+    now_unix_ms: i64,
+) -> Result<bool, sqlx::Error> {
     const WIDTH: usize = 9;
     let mut rows = Vec::with_capacity(updates.len());
     for (index, _) in updates.iter().enumerate() {
@@ -634,14 +694,9 @@ async fn update_balances(
          status = v.v_status, updated_unix_ms = {} FROM ({}) AS v \
          WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
          AND lot = v.v_lot AND status = v.v_read_status AND on_hand + v.v_on_hand >= 0 \
-         AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand \
-         {}",
+         AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand",
         crate::epcis::placeholder(conn, 1),
         rows.join(" UNION ALL "),
-        match conn {
-            Conn::Sqlite(_) => "",
-            Conn::Postgres(_) => "RETURNING tenant_id, gtin, location_gln, zone, lot, on_hand, reserved",
-        }
     );
     let mut args = Vec::with_capacity(1 + updates.len() * WIDTH);
     args.push(Arg::Integer(now_unix_ms));
@@ -658,27 +713,7 @@ async fn update_balances(
             Arg::Text(update.read_status.name()),
         ]);
     }
-    if let Conn::Sqlite(_) = conn {
-        return Ok(execute(conn, &sql, &args).await? == updates.len() as u64);
-    }
-    let written: Vec<(String, String, String, String, String, i64, i64)> =
-        on_conn!(conn, connection => bind_args!(sqlx::query_as(&sql), &args).fetch_all(&mut *connection).await)?;
-    if written.len() != updates.len() {
-        return Ok(false);
-    }
-    for (tenant, gtin, location, zone, lot, on_hand, reserved) in written {
-        if let Some(entry) = cache.gtins.get_mut(&(tenant, gtin.clone()))
-            && let Some(cached) = entry.balances.iter_mut().find(|cached| {
-                cached.key.gtin == gtin
-                    && cached.key.location == location
-                    && cached.key.zone == zone
-                    && cached.key.lot == lot
-            })
-        {
-            cached.balance = Balance { on_hand, reserved };
-        }
-    }
-    Ok(true)
+    Ok(execute(conn, &sql, &args).await? == updates.len() as u64)
 }
 
 async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntry, sqlx::Error> {

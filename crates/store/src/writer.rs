@@ -734,7 +734,6 @@ macro_rules! bind_args {
         query
     }};
 }
-pub(crate) use bind_args;
 
 /// A value of a buffered row.
 #[derive(Debug, Clone)]
@@ -824,13 +823,80 @@ where
     Ok(rows)
 }
 
-/// Inserts rows of `columns` in multi-row statements.
+/// The most rows of one `INSERT … SELECT FROM UNNEST(…)` on PostgreSQL.
+pub(crate) const UNNEST_ROWS_MAX: usize = 4096;
+
+/// One column of rows, as the array PostgreSQL's `UNNEST` takes.
+enum ColumnArray<'a> {
+    Text(Vec<Option<&'a str>>),
+    Integer(Vec<Option<i64>>),
+    Bytes(Vec<Option<&'a [u8]>>),
+}
+
+impl<'a> ColumnArray<'a> {
+    /// The column's values, all of one type (a writer's rows are built by one function each).
+    fn of(rows: &'a [Vec<Value>], column: usize) -> Result<ColumnArray<'a>, sqlx::Error> {
+        let mixed = || sqlx::Error::Protocol(format!("column {column} of a bulk insert mixes value types"));
+        let mut array = match rows.first().map(|row| &row[column]) {
+            Some(Value::Integer(_) | Value::OptionalInteger(_)) => ColumnArray::Integer(Vec::with_capacity(rows.len())),
+            Some(Value::Bytes(_)) => ColumnArray::Bytes(Vec::with_capacity(rows.len())),
+            _ => ColumnArray::Text(Vec::with_capacity(rows.len())),
+        };
+        for row in rows {
+            match (&mut array, &row[column]) {
+                (ColumnArray::Text(values), Value::Text(text)) => values.push(Some(text)),
+                (ColumnArray::Text(values), Value::OptionalText(text)) => values.push(text.as_deref()),
+                (ColumnArray::Integer(values), Value::Integer(value)) => values.push(Some(*value)),
+                (ColumnArray::Integer(values), Value::OptionalInteger(value)) => values.push(*value),
+                (ColumnArray::Bytes(values), Value::Bytes(bytes)) => values.push(Some(bytes)),
+                _ => return Err(mixed()),
+            }
+        }
+        Ok(array)
+    }
+
+    fn sql_type(&self) -> &'static str {
+        match self {
+            ColumnArray::Text(_) => "text[]",
+            ColumnArray::Integer(_) => "int8[]",
+            ColumnArray::Bytes(_) => "bytea[]",
+        }
+    }
+}
+
+/// Inserts rows of `columns`: on PostgreSQL one `INSERT … SELECT FROM UNNEST(…)` per 4,096 rows
+/// (one statement shape and one round trip per table, whatever the row count), on SQLite
+/// multi-row `VALUES` in runs of 128, 64, … rows.
 pub(crate) async fn insert_rows(
     conn: &mut Conn,
     table: &str,
     columns: &[&str],
     rows: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
+    debug_assert!(rows.iter().all(|row| row.len() == columns.len()));
+    if let Conn::Postgres(connection) = conn {
+        for chunk in rows.chunks(UNNEST_ROWS_MAX) {
+            let arrays =
+                (0..columns.len()).map(|column| ColumnArray::of(chunk, column)).collect::<Result<Vec<_>, _>>()?;
+            let parameters: Vec<String> = arrays
+                .iter()
+                .enumerate()
+                .map(|(index, array)| format!("${}::{}", index + 1, array.sql_type()))
+                .collect();
+            let sql =
+                format!("INSERT INTO {table} ({}) SELECT * FROM UNNEST({})", columns.join(", "), parameters.join(", "));
+            let mut query = sqlx::query(&sql);
+            for array in arrays {
+                query = match array {
+                    ColumnArray::Text(values) => query.bind(values),
+                    ColumnArray::Integer(values) => query.bind(values),
+                    ColumnArray::Bytes(values) => query.bind(values),
+                };
+            }
+            query.execute(&mut **connection).await?;
+        }
+        return Ok(());
+    }
     for run in statement_runs(rows.len(), columns.len()) {
         let chunk = &rows[run];
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
