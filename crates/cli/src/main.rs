@@ -15,16 +15,16 @@ mod log;
 
 use std::net::SocketAddr;
 
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use network::TenantId;
+use store::{ApiKeySecret, Mutation, PageRequest, PutMode, Scope, Store, StoreConfig, Write};
+
 /// The writer's rows are built on the runtime's threads and freed on the SQLite driver's thread;
 /// glibc's allocator pays for such cross-thread frees in its arena locks (about a tenth of the
 /// writer's time in `keten bench orders`), mimalloc does not.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
-use network::TenantId;
-use store::{ApiKeySecret, Mutation, PageRequest, PutMode, Scope, Store, StoreConfig, Write};
 
 #[derive(Debug, Parser)]
 #[command(name = "keten", version, about = "Keten: an open Retail-as-a-Service supply-chain platform")]

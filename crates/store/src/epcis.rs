@@ -258,8 +258,6 @@ pub(crate) async fn apply_capture(
 /// well under the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
 const EVENT_ROWS_PER_STATEMENT: usize = 200;
 const IDENTIFIER_ROWS_PER_STATEMENT: usize = 1_000;
-/// Values per `IN (…)` list when reading what is stored already.
-const KEYS_PER_SELECT: usize = 500;
 
 /// `($first, $first+1, …)` for one row of `width` values; on SQLite plain `?`s, bound in order.
 /// (SQLite finds the name of a numbered parameter by a linear search, so thousands of `$n` in
@@ -284,24 +282,12 @@ async fn select_in(
     tenant: &str,
     keys: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut found = Vec::new();
-    for chunk in keys.chunks(KEYS_PER_SELECT) {
-        let list: Vec<String> = (0..chunk.len()).map(|index| placeholder(conn, index + 2)).collect();
-        let sql = format!(
-            "SELECT {column} FROM epcis_events WHERE tenant_id = {} AND {key_column} IN ({})",
-            placeholder(conn, 1),
-            list.join(", ")
-        );
-        let rows: Vec<(String,)> = on_conn!(conn, connection => {
-            let mut query = sqlx::query_as(&sql).bind(tenant);
-            for key in chunk {
-                query = query.bind(key.as_str());
-            }
-            query.fetch_all(&mut *connection).await
-        })?;
-        found.extend(rows.into_iter().map(|(value,)| value));
-    }
-    Ok(found)
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let rows: Vec<(String,)> = crate::writer::fetch_for_keys(conn, tenant, &keys, |tenant, condition| {
+        format!("SELECT {column} FROM epcis_events WHERE tenant_id = {tenant} AND {key_column} {condition}")
+    })
+    .await?;
+    Ok(rows.into_iter().map(|(value,)| value).collect())
 }
 
 /// (eventID, hash ID) of this tenant's events with one of `event_ids`.
@@ -310,24 +296,11 @@ async fn select_pairs_in(
     tenant: &str,
     event_ids: &[String],
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let mut found = Vec::new();
-    for chunk in event_ids.chunks(KEYS_PER_SELECT) {
-        let list: Vec<String> = (0..chunk.len()).map(|index| placeholder(conn, index + 2)).collect();
-        let sql = format!(
-            "SELECT event_id, hash_id FROM epcis_events WHERE tenant_id = {} AND event_id IN ({})",
-            placeholder(conn, 1),
-            list.join(", ")
-        );
-        let rows: Vec<(String, String)> = on_conn!(conn, connection => {
-            let mut query = sqlx::query_as(&sql).bind(tenant);
-            for key in chunk {
-                query = query.bind(key.as_str());
-            }
-            query.fetch_all(&mut *connection).await
-        })?;
-        found.extend(rows);
-    }
-    Ok(found)
+    let event_ids: Vec<&str> = event_ids.iter().map(String::as_str).collect();
+    crate::writer::fetch_for_keys(conn, tenant, &event_ids, |tenant, condition| {
+        format!("SELECT event_id, hash_id FROM epcis_events WHERE tenant_id = {tenant} AND event_id {condition}")
+    })
+    .await
 }
 
 /// Inserts events (with sequence numbers from `first_seq`) and their identifiers in multi-row
