@@ -695,7 +695,7 @@ fn destination_view(destination: &OrderDestination) -> DestinationInput {
     }
 }
 
-fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&str>) -> OrderView {
+fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {
     let lines = &record.lines;
     OrderView {
         order_id: record.order_id.clone(),
@@ -707,7 +707,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord], zone: Option<&s
         promised_by: crate::dto::timestamp(record.promised_by_unix_ms),
         promised_by_local: local_time_text(
             record.promised_by_unix_ms,
-            zone.or(record.destination.time_zone.as_deref()),
+            record.allocation.time_zone.as_deref().or(record.destination.time_zone.as_deref()),
         ),
         latest_delivery_at: record.latest_delivery_unix_ms.map(crate::dto::timestamp),
         placed_at: crate::dto::timestamp(record.placed_unix_ms),
@@ -871,7 +871,7 @@ async fn place_order(
     };
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Order(order)) => {
-            StoredResponse { status: 201, body: json_bytes(&order_view(order, &[], None)) }
+            StoredResponse { status: 201, body: json_bytes(&order_view(order, &[])) }
         }
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
@@ -931,7 +931,7 @@ async fn list_orders(
     } else {
         None
     };
-    Ok(Json(OrderPage { items: orders.iter().map(|order| order_view(order, &[], None)).collect(), next_cursor }))
+    Ok(Json(OrderPage { items: orders.iter().map(|order| order_view(order, &[])).collect(), next_cursor }))
 }
 
 /// An order with its shipments, the allocation's reasons and its history.
@@ -947,7 +947,7 @@ async fn get_order(
     let store = app.store.tenant(&tenant);
     let order = store.order(&order_id).await?.ok_or_else(|| Problem::not_found(format!("order {order_id}")))?;
     let events = store.order_events(&order_id).await?;
-    Ok(Json(order_view(&order, &events, None)))
+    Ok(Json(order_view(&order, &events)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1015,7 +1015,7 @@ async fn order_event(
     };
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Order(order)) => {
-            StoredResponse { status: 200, body: json_bytes(&order_view(order, &[], None)) }
+            StoredResponse { status: 200, body: json_bytes(&order_view(order, &[])) }
         }
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
@@ -1025,7 +1025,7 @@ async fn order_event(
         let store = app.store.tenant(&tenant);
         if let Some(order) = store.order(&order_id).await? {
             let events = store.order_events(&order_id).await?;
-            return Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events, None))));
+            return Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events))));
         }
     }
     Ok(written.into_response(respond))

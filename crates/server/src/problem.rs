@@ -105,7 +105,13 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "lot-conflict",
         409,
         "Lot conflict",
-        "A lot is received with another expiry date than the one stored for it: a lot has one expiry.",
+        "A lot is received with another expiry date than the one stored for it (a lot has one expiry), or with another status than the one stored in that zone, or a recalled lot's status would change.",
+    ),
+    (
+        "lot-unavailable",
+        409,
+        "Lot unavailable",
+        "The order cannot ship: a lot it picked is on hold, in quarantine, expired or recalled. Make the lot available again or cancel the order. Nothing changed.",
     ),
     (
         "already-received",

@@ -1035,6 +1035,10 @@ pub struct StoredAllocation {
     /// Why the order needs a person (e.g. a recall left it without stock).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub flags: Vec<String>,
+    /// The destination's time zone (IANA name) the promise was made in: the pickup point's, or
+    /// the one the order gave. Absent in orders stored before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_zone: Option<String>,
 }
 
 /// An order as stored.
@@ -1113,6 +1117,7 @@ pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAlloca
         candidates: stored_candidates(&allocation.decision),
         candidates_considered: allocation.decision.candidates.len(),
         flags: Vec::new(),
+        time_zone: None,
     }
 }
 
@@ -1449,6 +1454,19 @@ async fn apply_checked(
             if keys.is_empty() {
                 refuse!(WriteError::NotFound);
             }
+            if let Some(recalled) = entry
+                .balances
+                .iter()
+                .find(|cached| cached.status == LotStatus::Recalled && keys.iter().any(|key| *key == cached.key))
+            {
+                refuse!(refused(
+                    "lot-conflict",
+                    format!(
+                        "lot {:?} of {gtin} is recalled in {} zone {}: a recalled lot's status does not change",
+                        lot, recalled.key.location, recalled.key.zone
+                    )
+                ));
+            }
             for (line, key) in keys.iter().enumerate() {
                 batch.set_status(cache, conn, tenant, operation_id, line as i64, key, *status, Some(reason)).await?;
             }
@@ -1646,6 +1664,14 @@ async fn receive_asn(
             zone: zone.to_string(),
             lot: pallet.lot.clone(),
         };
+        // A pallet of a recalled lot is still received (the units are here), but never as sellable.
+        let recalled = crate::writer::exists(
+            conn,
+            "SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3",
+            &[Arg::Text(tenant), Arg::Text(&pallet.gtin), Arg::Text(&pallet.lot)],
+        )
+        .await?;
+        let status = if recalled { LotStatus::Recalled } else { status };
         attempt!(
             batch
                 .change(
@@ -1854,7 +1880,9 @@ async fn allocate_and_reserve(
             .map(|site| site.address.city.clone().unwrap_or_else(|| site.gln.to_string()))
             .unwrap_or_default()
     });
-    Ok(Ok((stored_allocation(&allocation), region, allocation.promised_by_unix_ms)))
+    let mut stored = stored_allocation(&allocation);
+    stored.time_zone = target.time_zone.iana_name().map(str::to_owned);
+    Ok(Ok((stored, region, allocation.promised_by_unix_ms)))
 }
 
 async fn place_order(
@@ -2241,6 +2269,33 @@ async fn order_event(
                     })
                 }
             };
+            // Units leave only from lots still available: a lot put on hold, in quarantine or
+            // expired since the order was allocated stops the shipment (read afresh: another API
+            // node may have changed it).
+            for (row, &units) in rows.iter().zip(&shipped) {
+                if units == 0 {
+                    continue;
+                }
+                batch.refresh(cache, conn, tenant, &row.gtin).await?;
+                let entry = batch.entry(cache, conn, tenant, &row.gtin).await?;
+                let key = key_of(row);
+                if let Some(cached) = entry.balances.iter().find(|cached| cached.key == key)
+                    && cached.status != LotStatus::Available
+                {
+                    refuse!(refused(
+                        "lot-unavailable",
+                        format!(
+                            "lot {:?} of {} in {} zone {} is {}: it cannot ship; make it available again or \
+                             cancel the order",
+                            key.lot,
+                            key.gtin,
+                            key.location,
+                            key.zone,
+                            cached.status.name()
+                        )
+                    ));
+                }
+            }
             let mut line = 0;
             for ((row, &units), released) in rows.iter().zip(&shipped).zip(released) {
                 for (kind, quantity) in [(MovementKind::Ship, units), (MovementKind::Release, released)] {
