@@ -40,6 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_stock))
         .routes(routes!(list_movements))
         .routes(routes!(count_stock))
+        .routes(routes!(scrap_stock))
+        .routes(routes!(transfer_stock))
         .routes(routes!(set_lot_status))
         .routes(routes!(place_order, list_orders))
         .routes(routes!(get_order))
@@ -501,6 +503,132 @@ async fn count_stock(
         gtin,
         lot,
         counted: input.counted,
+        reason,
+    });
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapInput {
+    pub location: String,
+    pub zone: String,
+    pub gtin: String,
+    pub lot: String,
+    /// Units taken out for good (free units only: reserved ones stay).
+    pub quantity: i64,
+    /// Why (recorded with the movement): spoiled, damaged, destroyed after a recall…
+    pub reason: String,
+}
+
+/// Scraps free units of a balance (a `scrap` movement); reserved units cannot be scrapped.
+#[utoipa::path(post, path = "/v1/stock/scrap", tag = "fulfilment", request_body = ScrapInput,
+    params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 200, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+async fn scrap_stock(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    QueryParams(params): QueryParams<TenantParam>,
+    body: JsonBody<ScrapInput>,
+) -> Result<Response, Problem> {
+    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let location = checker.check("/location", Gln::parse(&input.location));
+    let zone = checker.check("/zone", ZoneName::parse(&input.zone));
+    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
+    let lot = check_lot(&mut checker, "/lot", &input.lot);
+    if !(1..=QUANTITY_MAX).contains(&input.quantity) {
+        checker.fail("/quantity", format!("must be 1..={QUANTITY_MAX}"));
+    }
+    let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
+    checker.finish()?;
+    let (Some(location), Some(zone), Some(gtin), Some(lot), Some(reason)) = (location, zone, gtin, lot, reason) else {
+        return Err(Problem::internal("scrap"));
+    };
+    let operation_id = new_id("scr");
+    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::Scrap {
+        operation_id,
+        location,
+        zone,
+        gtin,
+        lot,
+        quantity: input.quantity,
+        reason,
+    });
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockPlaceInput {
+    pub location: String,
+    pub zone: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInput {
+    pub gtin: String,
+    pub lot: String,
+    pub from: StockPlaceInput,
+    pub to: StockPlaceInput,
+    /// Units moved (free units only).
+    pub quantity: i64,
+    /// Why (recorded with both movements): putaway, consolidation…
+    pub reason: String,
+}
+
+/// Moves free units of a lot to another zone, of the same location or (as a booking) another:
+/// `transfer_out` and `transfer_in` movements. The lot keeps its expiry and status; the zone it
+/// goes to must keep the product's temperature class.
+#[utoipa::path(post, path = "/v1/stock/transfers", tag = "fulfilment", request_body = TransferInput,
+    params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 200, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+async fn transfer_stock(
+    State(app): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    QueryParams(params): QueryParams<TenantParam>,
+    body: JsonBody<TransferInput>,
+) -> Result<Response, Problem> {
+    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let input = body.value;
+    let mut checker = Checker::default();
+    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
+    let lot = check_lot(&mut checker, "/lot", &input.lot);
+    let from_location = checker.check("/from/location", Gln::parse(&input.from.location));
+    let from_zone = checker.check("/from/zone", ZoneName::parse(&input.from.zone));
+    let to_location = checker.check("/to/location", Gln::parse(&input.to.location));
+    let to_zone = checker.check("/to/zone", ZoneName::parse(&input.to.zone));
+    if !(1..=QUANTITY_MAX).contains(&input.quantity) {
+        checker.fail("/quantity", format!("must be 1..={QUANTITY_MAX}"));
+    }
+    if input.from.location == input.to.location && input.from.zone == input.to.zone {
+        checker.fail("/to", "must be another zone than /from");
+    }
+    let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
+    checker.finish()?;
+    let (Some(gtin), Some(lot), Some(from_location), Some(from_zone), Some(to_location), Some(to_zone), Some(reason)) =
+        (gtin, lot, from_location, from_zone, to_location, to_zone, reason)
+    else {
+        return Err(Problem::internal("transfer"));
+    };
+    let operation_id = new_id("trf");
+    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::Transfer {
+        operation_id,
+        gtin,
+        lot,
+        from: (from_location, from_zone),
+        to: (to_location, to_zone),
+        quantity: input.quantity,
         reason,
     });
     let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;

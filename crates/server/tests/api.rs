@@ -206,7 +206,7 @@ use epcis_interface::{
 use fulfilment::{
     fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
     fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
-    fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_scrap_and_transfers, fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -226,6 +226,7 @@ end_to_end!(
     fulfilment_holds_expire_and_promises_answer,
     fulfilment_recalls_reallocate_or_flag,
     fulfilment_hot_sku_never_oversells,
+    fulfilment_scrap_and_transfers,
     fulfilment_webhooks_deliver_transitions_signed,
     log_checkpoints_tiles_and_proofs,
     log_event_proofs_disclose_and_hide,

@@ -917,6 +917,29 @@ pub enum FulfilmentMutation {
         counted: i64,
         reason: String,
     },
+    /// Takes free units of a balance out of stock for good (spoiled, damaged, destroyed after a
+    /// recall): a `scrap` movement. Reserved units cannot be scrapped.
+    Scrap {
+        operation_id: String,
+        location: Gln,
+        zone: ZoneName,
+        gtin: Gtin,
+        lot: String,
+        quantity: i64,
+        reason: String,
+    },
+    /// Moves free units of a lot from one zone to another (of the same location, or a booking
+    /// between locations): `transfer_out` then `transfer_in`. The lot keeps its expiry and status;
+    /// the zone it goes to must keep the product's temperature class.
+    Transfer {
+        operation_id: String,
+        gtin: Gtin,
+        lot: String,
+        from: (Gln, ZoneName),
+        to: (Gln, ZoneName),
+        quantity: i64,
+        reason: String,
+    },
     /// Sets the status of a lot (at one location, or everywhere).
     SetLotStatus {
         operation_id: String,
@@ -1439,6 +1462,111 @@ async fn apply_checked(
             );
             done(true)
         }
+        FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason } => {
+            let key = StockKey {
+                gtin: gtin.to_string(),
+                location: location.to_string(),
+                zone: zone.to_string(),
+                lot: lot.clone(),
+            };
+            batch.refresh(cache, conn, tenant, &key.gtin).await?;
+            let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
+            if !entry.balances.iter().any(|cached| cached.key == key) {
+                refuse!(WriteError::NotFound);
+            }
+            attempt!(
+                batch
+                    .change(
+                        cache,
+                        conn,
+                        tenant,
+                        operation_id,
+                        0,
+                        MovementKind::Scrap,
+                        &key,
+                        *quantity,
+                        Some(reason),
+                        None
+                    )
+                    .await?
+            );
+            done(true)
+        }
+        FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason } => {
+            let source = StockKey {
+                gtin: gtin.to_string(),
+                location: from.0.to_string(),
+                zone: from.1.to_string(),
+                lot: lot.clone(),
+            };
+            let target = StockKey {
+                gtin: gtin.to_string(),
+                location: to.0.to_string(),
+                zone: to.1.to_string(),
+                lot: lot.clone(),
+            };
+            batch.refresh(cache, conn, tenant, &source.gtin).await?;
+            let entry = batch.entry(cache, conn, tenant, &source.gtin).await?;
+            let Some(cached) = entry.balances.iter().find(|cached| cached.key == source) else {
+                refuse!(WriteError::NotFound);
+            };
+            let (expiry, status) = (cached.expiry.clone(), cached.status);
+            let Some(product) = entry.product.clone() else {
+                refuse!(WriteError::UnknownReference { field: "/gtin", value: gtin.to_string() });
+            };
+            let network = network_snapshot(cache, conn, tenant).await?;
+            let Some(site) = network.sites.iter().find(|site| site.gln == to.0) else {
+                refuse!(WriteError::UnknownReference { field: "/to/location", value: to.0.to_string() });
+            };
+            let Some(site_zone) = site.zones.iter().find(|zone| zone.name == to.1) else {
+                refuse!(WriteError::UnknownReference { field: "/to/zone", value: to.1.to_string() });
+            };
+            if !site_zone.suits(&product.class) {
+                refuse!(refused(
+                    "zone-unsuitable",
+                    format!(
+                        "zone {} ({}) does not keep {} products ({}) in range",
+                        to.1,
+                        describe_range(&site_zone.range),
+                        product.class.name(),
+                        describe_range(&product.class.range())
+                    )
+                ));
+            }
+            attempt!(
+                batch
+                    .change(
+                        cache,
+                        conn,
+                        tenant,
+                        operation_id,
+                        0,
+                        MovementKind::TransferOut,
+                        &source,
+                        *quantity,
+                        Some(reason),
+                        None
+                    )
+                    .await?
+            );
+            attempt!(
+                batch
+                    .change(
+                        cache,
+                        conn,
+                        tenant,
+                        operation_id,
+                        1,
+                        MovementKind::TransferIn,
+                        &target,
+                        *quantity,
+                        Some(reason),
+                        Some((expiry.as_deref(), status)),
+                    )
+                    .await?
+            );
+            done(true)
+        }
         FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason } => {
             // Every balance of the lot, including those other nodes received since the cache read.
             batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
@@ -1454,10 +1582,8 @@ async fn apply_checked(
             if keys.is_empty() {
                 refuse!(WriteError::NotFound);
             }
-            if let Some(recalled) = entry
-                .balances
-                .iter()
-                .find(|cached| cached.status == LotStatus::Recalled && keys.iter().any(|key| *key == cached.key))
+            if let Some(recalled) =
+                entry.balances.iter().find(|cached| cached.status == LotStatus::Recalled && keys.contains(&cached.key))
             {
                 refuse!(refused(
                     "lot-conflict",

@@ -523,6 +523,92 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     );
 }
 
+/// Scrap and transfers take free units only, keep the lot's expiry and status, check the zone
+/// they go to, and leave a movement each; a refused one changes nothing.
+pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
+    network(app).await;
+    let depot = gln("871234500103");
+    let cold = json!({
+        "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
+        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
+        "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
+        "pick_pack_lead_minutes": 30
+    });
+    let created = app.post("/v1/locations", &app.operator_key, cold).await;
+    assert!(created.status.is_success(), "{:?}", created.body);
+    let (key, product) = merchant(app, "scrapper", "871234510031").await;
+    receive(app, &key, &product, &[("TRF", 20, 10)], 500).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 4)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let at = |location: &str, zone: &str| json!({"location": location, "zone": zone});
+    let scrap = |quantity: i64| {
+        json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "TRF", "quantity": quantity,
+               "reason": "crushed case"})
+    };
+
+    // Six units are free (four are reserved): scrapping seven is refused whole.
+    let too_many = app.post("/v1/stock/scrap", &key, scrap(7)).await;
+    assert!(too_many.is_problem(409, "/problems/insufficient-stock"), "{:?}", too_many.body);
+    let bad = app.post("/v1/stock/scrap", &key, scrap(0)).await;
+    assert!(bad.is_problem(422, "/problems/validation-failed") && bad.pointers() == ["/quantity"], "{:?}", bad.body);
+    assert_eq!(app.post("/v1/stock/scrap", &key, scrap(2)).await.status, StatusCode::OK);
+    let here = balance(app, &key, &product, "TRF").await;
+    assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
+
+    let transfer = |to: Value, quantity: i64| {
+        json!({"gtin": product, "lot": "TRF", "from": at(&dc(), "chill"), "to": to, "quantity": quantity,
+               "reason": "consolidation"})
+    };
+    // The ambient hall does not keep a chilled product; the same zone is no transfer; only free
+    // units move; an unknown zone is named.
+    let warm = app.post("/v1/stock/transfers", &key, transfer(at(&dc(), "ambient"), 1)).await;
+    assert!(warm.is_problem(422, "/problems/zone-unsuitable"), "{:?}", warm.body);
+    let same = app.post("/v1/stock/transfers", &key, transfer(at(&dc(), "chill"), 1)).await;
+    assert!(same.is_problem(422, "/problems/validation-failed") && same.pointers() == ["/to"], "{:?}", same.body);
+    let reserved = app.post("/v1/stock/transfers", &key, transfer(at(&depot, "cold"), 5)).await;
+    assert!(reserved.is_problem(409, "/problems/insufficient-stock"), "{:?}", reserved.body);
+    let nowhere = app.post("/v1/stock/transfers", &key, transfer(at(&depot, "frozen"), 1)).await;
+    assert!(nowhere.is_problem(422, "/problems/unknown-reference"), "{:?}", nowhere.body);
+    let here = balance(app, &key, &product, "TRF").await;
+    assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
+
+    let moved = app.post("/v1/stock/transfers", &key, transfer(at(&depot, "cold"), 3)).await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let stock = app.get(&format!("/v1/stock?gtin={product}&lot=TRF"), &key).await;
+    let mut places: Vec<(String, i64, i64, String, String)> = stock.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["location"].as_str().unwrap().to_owned(),
+                item["on_hand"].as_i64().unwrap(),
+                item["reserved"].as_i64().unwrap(),
+                item["status"].as_str().unwrap().to_owned(),
+                item["expiry"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    places.sort();
+    let expiry = in_days(20);
+    assert_eq!(
+        places,
+        [
+            (dc(), 5, 4, "available".to_owned(), expiry.clone()),
+            (depot.clone(), 3, 0, "available".to_owned(), expiry.clone())
+        ]
+    );
+    let journal = app.get(&format!("/v1/stock/movements?gtin={product}&lot=TRF"), &key).await;
+    let kinds: Vec<(&str, i64)> = journal
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("receipt", 10), ("reserve", 4), ("scrap", 2), ("transfer_out", 3), ("transfer_in", 3)]);
+}
+
 /// Many concurrent orders on one hot SKU: never more reserved than received, every acknowledged
 /// order stored, retries with the same key reserve once.
 pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client: usize) {
