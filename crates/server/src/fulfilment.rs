@@ -197,6 +197,13 @@ async fn create_asn(
         let gtin = checker.check(&at("gtin"), Gtin::parse(&pallet.gtin));
         let lot = check_lot(&mut checker, &at("lot"), &pallet.lot);
         let expiry = parse_date(&mut checker, &at("expiry"), &pallet.expiry);
+        // A lot has one expiry: two pallets of it announced with two dates could never both be received.
+        if input.pallets[..index]
+            .iter()
+            .any(|other| other.gtin == pallet.gtin && other.lot == pallet.lot && other.expiry != pallet.expiry)
+        {
+            checker.fail(&at("expiry"), "another pallet of this lot has another expiry: a lot has one expiry");
+        }
         let quantity = check_quantity(&mut checker, &at("quantity"), pallet.quantity);
         if let (Some(sscc), Some(gtin), Some(lot), Some(quantity)) = (sscc, gtin, lot, quantity) {
             pallets.push(AsnPallet { sscc, gtin, lot, expiry, quantity });

@@ -356,6 +356,20 @@ impl StockBatch {
     ) -> Result<Result<(), WriteError>, sqlx::Error> {
         let entry = self.entry(cache, conn, tenant, &key.gtin).await?;
         let position = entry.balances.iter().position(|cached| cached.key == *key);
+        if let (None, Some((expiry, _))) = (position, new_lot)
+            && let Some(other) =
+                entry.balances.iter().find(|cached| cached.key.lot == key.lot && cached.expiry.as_deref() != expiry)
+        {
+            // A lot has one expiry, in every zone and at every site.
+            return Ok(Err(WriteError::Refused {
+                code: "lot-conflict",
+                detail: format!(
+                    "lot {:?} of {} is stored with expiry {:?} in {} zone {}, not {:?}: a lot has one expiry",
+                    key.lot, key.gtin, other.expiry, other.key.location, other.key.zone, expiry
+                ),
+                errors: Vec::new(),
+            }));
+        }
         let index = match (position, new_lot) {
             (Some(index), _) => index,
             (None, Some((expiry, status))) => {
@@ -3186,8 +3200,6 @@ impl crate::Store {
         )
     }
 
-    /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
-    /// Reads the period's orders in full: no index narrows it by time yet.
     /// Every tenant's orders counted by status (the operator's console).
     pub async fn order_counts(&self) -> Result<Vec<(String, i64)>, crate::StoreError> {
         let rows: Vec<(String, i64)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
@@ -3195,6 +3207,9 @@ impl crate::Store {
         Ok(rows)
     }
 
+    /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
+    /// Reads the period's orders in full: no index narrows it by time yet. Late and open: not
+    /// delivered, past the promise, and neither cancelled nor returned.
     pub async fn sla(
         &self,
         tenant: Option<&TenantId>,
@@ -3209,7 +3224,7 @@ impl crate::Store {
                AS delivered_by_promise, \
              SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms - placed_unix_ms <= 86400000 THEN 1 ELSE 0 END) \
                AS delivered_within_24h, \
-             SUM(CASE WHEN delivered_unix_ms IS NULL AND status <> 'cancelled' AND promised_by_unix_ms < $4 THEN 1 ELSE 0 END) \
+             SUM(CASE WHEN delivered_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned') AND promised_by_unix_ms < $4 THEN 1 ELSE 0 END) \
                AS late_open \
              FROM orders WHERE ($1 IS NULL OR tenant_id = $1) AND placed_unix_ms >= $2 AND placed_unix_ms < $3 \
              GROUP BY region, service ORDER BY region, service")

@@ -125,6 +125,20 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     for pointer in ["/pallets/0/sscc", "/pallets/0/lot", "/pallets/0/quantity"] {
         assert!(bad.pointers().contains(&pointer), "{pointer}: {:?}", bad.body);
     }
+    // A lot has one expiry: two pallets of one lot with two dates are refused before anything is stored.
+    let pallet = |sscc: &str, days: i64| json!({"sscc": with_check_digit(sscc), "gtin": product, "lot": "TWO", "expiry": in_days(days), "quantity": 1});
+    let two_dates = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [pallet("38712345000000098", 20), pallet("38712345000000097", 21)]}),
+        )
+        .await;
+    assert!(
+        two_dates.is_problem(422, "/problems/validation-failed") && two_dates.pointers() == ["/pallets/1/expiry"],
+        "{:?}",
+        two_dates.body
+    );
 
     // A pallet listed twice is refused.
     let twice = app
@@ -571,6 +585,20 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     assert!(nowhere.is_problem(422, "/problems/unknown-reference"), "{:?}", nowhere.body);
     let here = balance(app, &key, &product, "TRF").await;
     assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
+
+    // The same lot with another expiry cannot come in elsewhere either: a lot has one expiry.
+    let asn = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": depot, "pallets": [{"sscc": with_check_digit("38712345000000600"), "gtin": product,
+                   "lot": "TRF", "expiry": in_days(25), "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let other_date = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
+    assert!(other_date.is_problem(409, "/problems/lot-conflict"), "{:?}", other_date.body);
 
     let moved = app.post("/v1/stock/transfers", &key, transfer(at(&depot, "cold"), 3)).await;
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
