@@ -470,6 +470,18 @@ pub struct CountInput {
     pub reason: String,
 }
 
+/// A balance's place in a request body: `/location`, `/zone`, `/gtin`, `/lot`, each checked.
+fn balance_place(
+    checker: &mut Checker,
+    [location, zone, gtin, lot]: [&str; 4],
+) -> Option<(Gln, ZoneName, Gtin, String)> {
+    let location = checker.check("/location", Gln::parse(location));
+    let zone = checker.check("/zone", ZoneName::parse(zone));
+    let gtin = checker.check("/gtin", Gtin::parse(gtin));
+    let lot = check_lot(checker, "/lot", lot);
+    Some((location?, zone?, gtin?, lot?))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OperationView {
     pub operation_id: String,
@@ -489,16 +501,13 @@ async fn count_stock(
     let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
     let input = body.value;
     let mut checker = Checker::default();
-    let location = checker.check("/location", Gln::parse(&input.location));
-    let zone = checker.check("/zone", ZoneName::parse(&input.zone));
-    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
-    let lot = check_lot(&mut checker, "/lot", &input.lot);
+    let place = balance_place(&mut checker, [&*input.location, &*input.zone, &*input.gtin, &*input.lot]);
     if !(0..=QUANTITY_MAX).contains(&input.counted) {
         checker.fail("/counted", format!("must be 0..={QUANTITY_MAX}"));
     }
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     checker.finish()?;
-    let (Some(location), Some(zone), Some(gtin), Some(lot), Some(reason)) = (location, zone, gtin, lot, reason) else {
+    let (Some((location, zone, gtin, lot)), Some(reason)) = (place, reason) else {
         return Err(Problem::internal("count"));
     };
     let operation_id = new_id("cnt");
@@ -544,16 +553,13 @@ async fn scrap_stock(
     let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
     let input = body.value;
     let mut checker = Checker::default();
-    let location = checker.check("/location", Gln::parse(&input.location));
-    let zone = checker.check("/zone", ZoneName::parse(&input.zone));
-    let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
-    let lot = check_lot(&mut checker, "/lot", &input.lot);
+    let place = balance_place(&mut checker, [&*input.location, &*input.zone, &*input.gtin, &*input.lot]);
     if !(1..=QUANTITY_MAX).contains(&input.quantity) {
         checker.fail("/quantity", format!("must be 1..={QUANTITY_MAX}"));
     }
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     checker.finish()?;
-    let (Some(location), Some(zone), Some(gtin), Some(lot), Some(reason)) = (location, zone, gtin, lot, reason) else {
+    let (Some((location, zone, gtin, lot)), Some(reason)) = (place, reason) else {
         return Err(Problem::internal("scrap"));
     };
     let operation_id = new_id("scr");

@@ -63,6 +63,12 @@ pub struct StockKey {
     pub lot: String,
 }
 
+impl StockKey {
+    fn at(gtin: &Gtin, location: &Gln, zone: &ZoneName, lot: &str) -> StockKey {
+        StockKey { gtin: gtin.to_string(), location: location.to_string(), zone: zone.to_string(), lot: lot.to_owned() }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CachedBalance {
     pub(crate) key: StockKey,
@@ -1442,83 +1448,22 @@ async fn apply_checked(
                 .await
         }
         FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, reason } => {
-            let key = StockKey {
-                gtin: gtin.to_string(),
-                location: location.to_string(),
-                zone: zone.to_string(),
-                lot: lot.clone(),
-            };
             // A count is absolute: the difference is taken from the row as it is now.
-            batch.refresh(cache, conn, tenant, &key.gtin).await?;
-            let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
-            let Some(cached) = entry.balances.iter().find(|cached| cached.key == key) else {
-                refuse!(WriteError::NotFound);
-            };
-            let difference = counted - cached.balance.on_hand;
-            if difference == 0 {
-                return done(false);
-            }
-            attempt!(
-                batch
-                    .change(
-                        cache,
-                        conn,
-                        tenant,
-                        operation_id,
-                        0,
-                        MovementKind::Adjust,
-                        &key,
-                        difference,
-                        Some(reason),
-                        None
-                    )
-                    .await?
-            );
-            done(true)
+            let key = StockKey::at(gtin, location, zone, lot);
+            let movement = |on_hand: i64| (MovementKind::Adjust, counted - on_hand);
+            let changed =
+                attempt!(one_movement(conn, tenant, operation_id, &key, movement, reason, batch, cache).await?);
+            done(changed)
         }
         FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason } => {
-            let key = StockKey {
-                gtin: gtin.to_string(),
-                location: location.to_string(),
-                zone: zone.to_string(),
-                lot: lot.clone(),
-            };
-            batch.refresh(cache, conn, tenant, &key.gtin).await?;
-            let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
-            if !entry.balances.iter().any(|cached| cached.key == key) {
-                refuse!(WriteError::NotFound);
-            }
-            attempt!(
-                batch
-                    .change(
-                        cache,
-                        conn,
-                        tenant,
-                        operation_id,
-                        0,
-                        MovementKind::Scrap,
-                        &key,
-                        *quantity,
-                        Some(reason),
-                        None
-                    )
-                    .await?
-            );
-            done(true)
+            let key = StockKey::at(gtin, location, zone, lot);
+            let movement = |_: i64| (MovementKind::Scrap, *quantity);
+            let changed =
+                attempt!(one_movement(conn, tenant, operation_id, &key, movement, reason, batch, cache).await?);
+            done(changed)
         }
         FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason } => {
-            let source = StockKey {
-                gtin: gtin.to_string(),
-                location: from.0.to_string(),
-                zone: from.1.to_string(),
-                lot: lot.clone(),
-            };
-            let target = StockKey {
-                gtin: gtin.to_string(),
-                location: to.0.to_string(),
-                zone: to.1.to_string(),
-                lot: lot.clone(),
-            };
+            let (source, target) = (StockKey::at(gtin, &from.0, &from.1, lot), StockKey::at(gtin, &to.0, &to.1, lot));
             batch.refresh(cache, conn, tenant, &source.gtin).await?;
             let entry = batch.entry(cache, conn, tenant, &source.gtin).await?;
             let Some(cached) = entry.balances.iter().find(|cached| cached.key == source) else {
@@ -1721,6 +1666,33 @@ async fn apply_checked(
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
     }
+}
+
+/// Applies one movement to a balance read afresh (another API node may have changed it):
+/// `movement` answers the kind and units from the balance's on hand. Not found if there is no
+/// such balance; answers whether anything changed (no movement for zero units).
+#[allow(clippy::too_many_arguments)]
+async fn one_movement(
+    conn: &mut Conn,
+    tenant: &str,
+    operation_id: &str,
+    key: &StockKey,
+    movement: impl FnOnce(i64) -> (MovementKind, i64),
+    reason: &str,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<bool> {
+    batch.refresh(cache, conn, tenant, &key.gtin).await?;
+    let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
+    let Some(cached) = entry.balances.iter().find(|cached| cached.key == *key) else {
+        refuse!(WriteError::NotFound);
+    };
+    let (kind, quantity) = movement(cached.balance.on_hand);
+    if quantity == 0 {
+        return Ok(Ok(false));
+    }
+    attempt!(batch.change(cache, conn, tenant, operation_id, 0, kind, key, quantity, Some(reason), None).await?);
+    Ok(Ok(true))
 }
 
 #[allow(clippy::too_many_arguments)]
