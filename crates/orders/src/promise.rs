@@ -6,10 +6,12 @@
 //!    cut-off (site's local time) is picked that day, starting no earlier than [`WORKDAY_START`];
 //!    after the cut-off it waits for the next workday's start.
 //! 2. **Pick and pack**: the site's `pick_pack_lead_minutes`.
-//! 3. **Line haul** (when the destination is beyond the site's last-mile reach): a lane from the
-//!    site to a site within reach of the destination, carrying every temperature class of the
-//!    shipment; the next departure (origin's local time) at or after packing, the lane's transit,
-//!    then the receiving site's `pick_pack_lead_minutes` to cross-dock.
+//! 3. **Line haul** (optional; needed when the destination is beyond the site's last-mile reach):
+//!    a lane from the site to a site within reach of the destination, carrying every temperature
+//!    class of the shipment; the next departure (origin's local time) at or after packing, the
+//!    lane's transit, then the receiving site's `pick_pack_lead_minutes` to cross-dock. A pickup
+//!    point is such a hub only for orders collected there (it runs no deliveries). The route with
+//!    the earliest promise wins, then the cheaper.
 //! 4. **Last mile** from a site within [`LAST_MILE_REACH_KM`]: vans leave between
 //!    [`LAST_MILE_FIRST_DEPARTURE`] and [`LAST_MILE_LAST_DEPARTURE`] (local), drive the great-circle
 //!    distance × [`ROAD_FACTOR`] at [`LAST_MILE_SPEED_KM_PER_H`], and the promise adds
@@ -20,7 +22,7 @@
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use network::{Coordinates, Lane, LaneId, LocalTime, Location, Service, TemperatureClass};
+use network::{Coordinates, Lane, LaneId, LocalTime, Location, LocationKind, Service, TemperatureClass};
 
 /// Picking starts at 06:00 local.
 pub const WORKDAY_START: u16 = 6 * 60;
@@ -30,6 +32,9 @@ pub const LAST_MILE_FIRST_DEPARTURE: u16 = 7 * 60;
 pub const LAST_MILE_LAST_DEPARTURE: u16 = 20 * 60;
 /// A site delivers the last mile itself within this great-circle distance.
 pub const LAST_MILE_REACH_KM: f64 = 60.0;
+/// A destination this close to a pickup point is that pickup point (an order to be collected
+/// there); farther away, a pickup point is no hub for the last mile.
+pub const PICKUP_POINT_SAME_PLACE_KM: f64 = 0.05;
 /// Road distance per great-circle distance.
 pub const ROAD_FACTOR: f64 = 1.3;
 pub const LAST_MILE_SPEED_KM_PER_H: f64 = 30.0;
@@ -271,9 +276,10 @@ pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest
     let origin_zone = time_zone(site);
     for lane in network.lanes.iter().filter(|lane| lane.from == site.gln) {
         let Some(hub) = network.site(&lane.to) else { continue };
-        if hub.coordinates.great_circle_km(&destination.coordinates) > LAST_MILE_REACH_KM
-            || !lane_carries(lane, request.classes)
-        {
+        let hub_km = hub.coordinates.great_circle_km(&destination.coordinates);
+        // A pickup point runs no deliveries: a lane to one serves only orders collected there.
+        let delivers_from_hub = hub.kind != LocationKind::PickupPoint || hub_km <= PICKUP_POINT_SAME_PLACE_KM;
+        if hub_km > LAST_MILE_REACH_KM || !delivers_from_hub || !lane_carries(lane, request.classes) {
             continue;
         }
         let Some(departure) = lane

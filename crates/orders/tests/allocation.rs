@@ -188,6 +188,44 @@ fn fefo_takes_the_earliest_expiry_that_still_leaves_the_minimum_shelf_life() {
     assert_eq!((promised.hour(), promised.minute()), (13, 19), "{promised}");
 }
 
+/// A lane to a pickup point near the customer would promise a little earlier in the evening (its
+/// last mile is shorter), but a pickup point runs no deliveries: a home order goes from the DC,
+/// and only an order collected at the pickup point takes the lane.
+#[test]
+fn a_pickup_point_is_a_hub_only_for_orders_collected_there() {
+    let (mut sites, mut lanes) = network();
+    let mut point = site("871000000003", "Europe/Amsterdam", 52.371, 4.901, Vec::new(), &[]);
+    point.kind = LocationKind::PickupPoint;
+    point.pick_pack_lead_minutes = 0;
+    sites.push(point.clone());
+    sites.sort_by(|a, b| a.gln.as_str().cmp(b.gln.as_str()));
+    lanes.push(Lane {
+        lane_id: LaneId::parse("amsterdam-point").unwrap(),
+        from: gln(AMSTERDAM),
+        to: point.gln.clone(),
+        transit_minutes: 1,
+        departures: vec![LocalTime::parse("07:00").unwrap()],
+        temperature_classes: vec!["chilled"],
+        cost_per_pallet_cents: 500,
+    });
+    let products = products();
+    let stock = vec![lot(AMSTERDAM, "chill", SALMON, "A", Some(date(2026, 12, 12)), 10)];
+    let lines = [line(SALMON, 1)];
+    // 23:00 in Amsterdam: packed at 07:00 tomorrow; the lane (07:00, one minute) and a last mile of
+    // 0.1 km would promise 09:01, the DC's van (7 km) 09:19.
+    let late = ten_am() + 13 * 3_600_000;
+    let home = amsterdam_customer();
+    let view = NetworkView { sites: &sites, lanes: &lanes };
+    let allocation = allocate(view, &stock, &order(&lines, &products, &home, Service::NextDay, late)).unwrap();
+    let route = &allocation.shipments[0].route;
+    assert_eq!((route.delivering_site.as_str(), route.line_haul.is_none()), (gln(AMSTERDAM).as_str(), true));
+    let collected = Destination { coordinates: point.coordinates, time_zone: home.time_zone.clone() };
+    let allocation = allocate(view, &stock, &order(&lines, &products, &collected, Service::NextDay, late)).unwrap();
+    let route = &allocation.shipments[0].route;
+    assert_eq!(route.delivering_site, point.gln);
+    assert_eq!(route.line_haul.as_ref().map(|(lane, _)| lane.as_str()), Some("amsterdam-point"));
+}
+
 #[test]
 fn one_shipment_beats_a_split_and_the_cheapest_site_wins() {
     let (sites, lanes) = network();

@@ -404,13 +404,32 @@ fn provenance_page_verifies_in_chromium_and_the_kiosk_follows_a_scan() {
         wait_for_path(&client, "/kiosk/scan").await;
         assert!(text(&client, ".kiosk-unknown").await.contains("not known"));
 
-        // The operator plans the depot's courier routes, signs in with a key and acknowledges
-        // the demo's alarm in the console.
+        // The operator plans the depot's courier routes (the wave when the demo's packed orders
+        // leave, which depends on the time of day), signs in with a key and acknowledges the
+        // demo's alarm in the console.
+        let orders: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/v1/orders"))
+            .bearer_auth(&salmon_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let wave = orders["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|order| order["status"] == "packed")
+            .filter_map(|order| order["shipments"][0]["last_mile_departure_at"].as_str())
+            .max()
+            .expect("the demo's packed orders")
+            .to_owned();
         let planned = reqwest::Client::new()
             .post(format!("{base}/v1/operator/dispatch"))
             .bearer_auth(&operator_key)
             .header("content-type", "application/json")
-            .body(r#"{"depot":"8712345000011","allow_late":true}"#)
+            .body(serde_json::json!({"depot": "8712345000011", "wave": wave, "allow_late": true}).to_string())
             .send()
             .await
             .unwrap();
