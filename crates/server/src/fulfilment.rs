@@ -487,6 +487,23 @@ pub struct OperationView {
     pub operation_id: String,
 }
 
+/// Writes a stock operation under a fresh id (`prefix_…`) and answers that id (200).
+async fn write_operation(
+    app: &AppState,
+    principal: &Principal,
+    key: IdempotencyKey,
+    request_sha256: [u8; 32],
+    tenant: TenantId,
+    prefix: &str,
+    mutation: impl FnOnce(String) -> FulfilmentMutation,
+) -> Result<Response, Problem> {
+    let operation_id = new_id(prefix);
+    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
+    let mutation = Mutation::Fulfilment(mutation(operation_id));
+    let written = write(app, principal, key, Some(request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
 /// A cycle count: adjusts the balance to the units found (never below the units reserved).
 #[utoipa::path(post, path = "/v1/stock/counts", tag = "fulfilment", request_body = CountInput,
     params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
@@ -510,19 +527,10 @@ async fn count_stock(
     let (Some((location, zone, gtin, lot)), Some(reason)) = (place, reason) else {
         return Err(Problem::internal("count"));
     };
-    let operation_id = new_id("cnt");
-    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::Count {
-        operation_id,
-        location,
-        zone,
-        gtin,
-        lot,
-        counted: input.counted,
-        reason,
-    });
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
-    Ok(written.into_response(respond))
+    write_operation(&app, principal, key, body.request_sha256, tenant, "cnt", |operation_id| {
+        FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted: input.counted, reason }
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -554,27 +562,16 @@ async fn scrap_stock(
     let input = body.value;
     let mut checker = Checker::default();
     let place = balance_place(&mut checker, [&*input.location, &*input.zone, &*input.gtin, &*input.lot]);
-    if !(1..=QUANTITY_MAX).contains(&input.quantity) {
-        checker.fail("/quantity", format!("must be 1..={QUANTITY_MAX}"));
-    }
+    let quantity = check_quantity(&mut checker, "/quantity", input.quantity);
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     checker.finish()?;
-    let (Some((location, zone, gtin, lot)), Some(reason)) = (place, reason) else {
+    let (Some((location, zone, gtin, lot)), Some(quantity), Some(reason)) = (place, quantity, reason) else {
         return Err(Problem::internal("scrap"));
     };
-    let operation_id = new_id("scr");
-    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::Scrap {
-        operation_id,
-        location,
-        zone,
-        gtin,
-        lot,
-        quantity: input.quantity,
-        reason,
-    });
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
-    Ok(written.into_response(respond))
+    write_operation(&app, principal, key, body.request_sha256, tenant, "scr", |operation_id| {
+        FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason }
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -620,32 +617,21 @@ async fn transfer_stock(
     let from_zone = checker.check("/from/zone", ZoneName::parse(&input.from.zone));
     let to_location = checker.check("/to/location", Gln::parse(&input.to.location));
     let to_zone = checker.check("/to/zone", ZoneName::parse(&input.to.zone));
-    if !(1..=QUANTITY_MAX).contains(&input.quantity) {
-        checker.fail("/quantity", format!("must be 1..={QUANTITY_MAX}"));
-    }
+    let quantity = check_quantity(&mut checker, "/quantity", input.quantity);
     if input.from.location == input.to.location && input.from.zone == input.to.zone {
         checker.fail("/to", "must be another zone than /from");
     }
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     checker.finish()?;
-    let (Some(gtin), Some(lot), Some(from_location), Some(from_zone), Some(to_location), Some(to_zone), Some(reason)) =
-        (gtin, lot, from_location, from_zone, to_location, to_zone, reason)
+    let (Some(gtin), Some(lot), Some(from), Some(to), Some(quantity), Some(reason)) =
+        (gtin, lot, from_location.zip(from_zone), to_location.zip(to_zone), quantity, reason)
     else {
         return Err(Problem::internal("transfer"));
     };
-    let operation_id = new_id("trf");
-    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::Transfer {
-        operation_id,
-        gtin,
-        lot,
-        from: (from_location, from_zone),
-        to: (to_location, to_zone),
-        quantity: input.quantity,
-        reason,
-    });
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
-    Ok(written.into_response(respond))
+    write_operation(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
+        FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason }
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -691,12 +677,10 @@ async fn set_lot_status(
     let (Some(gtin), Some(lot), Some(status), Some(reason)) = (gtin, lot, status, reason) else {
         return Err(Problem::internal("lot status"));
     };
-    let operation_id = new_id("sts");
-    let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
-    let mutation =
-        Mutation::Fulfilment(FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason });
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
-    Ok(written.into_response(respond))
+    write_operation(&app, principal, key, body.request_sha256, tenant, "sts", |operation_id| {
+        FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason }
+    })
+    .await
 }
 
 // ---------- orders ----------

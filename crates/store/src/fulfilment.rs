@@ -1754,6 +1754,8 @@ async fn receive_asn(
     if chosen.is_empty() {
         refuse!(refused("already-received", format!("every pallet of {asn_id} was received before")));
     }
+    // Whether each (GTIN, lot) is recalled, read once per ASN.
+    let mut recalled_lots: HashMap<(&str, &str), bool> = HashMap::new();
     for (line, pallet) in chosen.iter().enumerate() {
         let entry = batch.entry(cache, conn, tenant, &pallet.gtin).await?;
         let Some(product) = entry.product.clone() else {
@@ -1777,12 +1779,19 @@ async fn receive_asn(
             lot: pallet.lot.clone(),
         };
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
-        let recalled = crate::writer::exists(
-            conn,
-            "SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3",
-            &[Arg::Text(tenant), Arg::Text(&pallet.gtin), Arg::Text(&pallet.lot)],
-        )
-        .await?;
+        let recalled = match recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) {
+            Some(&recalled) => recalled,
+            None => {
+                let recalled = crate::writer::exists(
+                    conn,
+                    "SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3",
+                    &[Arg::Text(tenant), Arg::Text(&pallet.gtin), Arg::Text(&pallet.lot)],
+                )
+                .await?;
+                recalled_lots.insert((pallet.gtin.as_str(), pallet.lot.as_str()), recalled);
+                recalled
+            }
+        };
         let status = if recalled { LotStatus::Recalled } else { status };
         attempt!(
             batch
@@ -2384,11 +2393,15 @@ async fn order_event(
             // Units leave only from lots still available: a lot put on hold, in quarantine or
             // expired since the order was allocated stops the shipment (read afresh: another API
             // node may have changed it).
+            let mut refreshed: Vec<&str> = Vec::new();
             for (row, &units) in rows.iter().zip(&shipped) {
                 if units == 0 {
                     continue;
                 }
-                batch.refresh(cache, conn, tenant, &row.gtin).await?;
+                if !refreshed.contains(&row.gtin.as_str()) {
+                    batch.refresh(cache, conn, tenant, &row.gtin).await?;
+                    refreshed.push(&row.gtin);
+                }
                 let entry = batch.entry(cache, conn, tenant, &row.gtin).await?;
                 let key = key_of(row);
                 if let Some(cached) = entry.balances.iter().find(|cached| cached.key == key)
