@@ -147,7 +147,8 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
     write(store, assign).await.context("the logger on the vaccine pallet")?;
     let asn = store.tenant(&tenant).asn(ASN_ID).await?.context("the vaccine ASN")?;
     let zone = network::ZoneName::parse("pharma-1")?;
-    let events = server::steps::receiving(&tenant, &asn, zone.as_str(), None, now)
+    let events = server::fulfilment::receipt_capture(store, &tenant, &asn, zone.as_str(), None, now)
+        .await
         .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
     let receive = FulfilmentMutation::ReceiveAsn {
         asn_id: ASN_ID.to_owned(),

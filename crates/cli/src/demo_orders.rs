@@ -130,7 +130,8 @@ async fn load_stock_and_orders(store: &Store) -> anyhow::Result<()> {
     write(store, Mutation::Fulfilment(create)).await.context("the demo ASN")?;
     let asn = store.tenant(&tenant).asn(ASN_ID).await?.context("the demo ASN")?;
     let zone = network::ZoneName::parse("chill-1")?;
-    let events = server::steps::receiving(&tenant, &asn, zone.as_str(), None, jiff::Timestamp::now())
+    let events = server::fulfilment::receipt_capture(store, &tenant, &asn, zone.as_str(), None, jiff::Timestamp::now())
+        .await
         .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
     let change = FulfilmentMutation::ReceiveAsn {
         asn_id: ASN_ID.to_owned(),

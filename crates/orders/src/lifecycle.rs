@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! accepted ─► allocated ─► picking ─► packed ─► shipped ─┬► out_for_delivery ─┬► delivered ─► returned
-//!                 │           │          │               │                    └► at_pickup_point
+//!                 │           │          │               │                    ├► at_pickup_point
+//!                 │           │          │               │                    └► returned
 //!                 └───────────┴──────────┴► cancelled    └► at_pickup_point ─┬► delivered
 //!                                                                           └► returned
 //! ```
-//! An order is stored allocated (placing it allocates and reserves in one write); cancelling
-//! voids its reservation; shipping posts it (a short pick ships the packed units and releases the
-//! rest); nothing may ship before it is packed. An order that lost its stock (a recall with no
+//! (and `shipped ─► delivered`, for a hand-over recorded without its departure). An order is
+//! stored allocated (placing it allocates and reserves in one write); cancelling voids its
+//! reservation; shipping posts it (a short pick ships the packed units and releases the rest);
+//! nothing may ship before it is packed; a return puts back into stock the units it lists
+//! (a delivery that failed for good, a parcel not collected, or one sent back). An order that lost its stock (a recall with no
 //! other lot to take) goes back to `accepted`: allocating it again, or cancelling it, are the ways
 //! on.
 
@@ -68,6 +71,8 @@ pub enum StockEffect {
     PostReservation,
     /// Allocate and reserve again (an order that lost its stock).
     Allocate,
+    /// Put the units the return lists back into stock, where they were picked.
+    Restock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -87,9 +92,8 @@ pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<StockEffect, Tra
         (Allocated | Picking | Packed, Cancelled) => StockEffect::VoidReservation,
         (Packed, Shipped) => StockEffect::PostReservation,
         (Shipped, OutForDelivery | AtPickupPoint | Delivered) => StockEffect::None,
-        (OutForDelivery, Delivered | AtPickupPoint) => StockEffect::None,
-        (AtPickupPoint, Delivered | Returned) => StockEffect::None,
-        (Delivered, Returned) => StockEffect::None,
+        (OutForDelivery, Delivered | AtPickupPoint) | (AtPickupPoint, Delivered) => StockEffect::None,
+        (OutForDelivery | AtPickupPoint | Delivered, Returned) => StockEffect::Restock,
         _ => return Err(TransitionError { from, to }),
     };
     Ok(effect)
@@ -107,6 +111,14 @@ mod tests {
         assert_eq!(transition(Packed, Shipped), Ok(StockEffect::PostReservation));
         assert_eq!(transition(Picking, Cancelled), Ok(StockEffect::VoidReservation));
         assert!(transition(Shipped, Cancelled).is_err(), "a shipped order is returned, not cancelled");
+        // A parcel comes back from the road, the pickup point or the consignee, never from the
+        // warehouse it has not left.
+        for from in [OutForDelivery, AtPickupPoint, Delivered] {
+            assert_eq!(transition(from, Returned), Ok(StockEffect::Restock), "{from:?}");
+        }
+        for from in [Accepted, Allocated, Picking, Packed, Shipped] {
+            assert!(transition(from, Returned).is_err(), "{from:?}");
+        }
         for (_, status) in OrderStatus::VALUES {
             if status.is_final() {
                 assert!(OrderStatus::VALUES.iter().all(|(_, to)| transition(status, *to).is_err()));

@@ -4,6 +4,8 @@
 //! Merchants (tenant keys) act on their own stock and orders. The operator's systems (operator
 //! keys) receive pallets and move orders on for a tenant named by `?tenant=`.
 
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +16,7 @@ use orders::{Line, OrderStatus};
 use serde::{Deserialize, Serialize};
 use stock::{LotStatus, QUANTITY_MAX};
 use store::fulfilment::{
-    AsnPallet, FulfilmentMutation, FulfilmentOutcome, OrderDestination, OrderEventRecord, OrderRecord, PlaceOrder,
+    AsnPallet, AsnRecord, FulfilmentMutation, FulfilmentOutcome, OrderDestination, OrderEventRecord, OrderRecord, PlaceOrder,
     RecallOutcome, StockFilter, StockKey,
 };
 use store::{Applied, Mutation, Principal, StoredResponse};
@@ -297,7 +299,8 @@ async fn receive_asn(
         Some(asn) => {
             let listed: Option<Vec<String>> =
                 ssccs.as_ref().map(|list| list.iter().map(|sscc| sscc.to_string()).collect());
-            crate::steps::receiving(&tenant, &asn, zone.as_str(), listed.as_deref(), jiff::Timestamp::now())?
+            receipt_capture(&app.store, &tenant, &asn, zone.as_str(), listed.as_deref(), jiff::Timestamp::now())
+                .await?
         }
         None => None,
     };
@@ -305,6 +308,28 @@ async fn receive_asn(
     let mutation = Mutation::fulfilment_step(change, events);
     let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
     Ok(written.into_response(respond))
+}
+
+/// The EPCIS events of a receipt: `commissioning` of the lots the network has no event of yet,
+/// where they enter it, then `receiving`. Two receipts of one new lot at the same moment may both
+/// commission it.
+pub async fn receipt_capture(
+    store: &store::Store,
+    tenant: &TenantId,
+    asn: &AsnRecord,
+    zone: &str,
+    ssccs: Option<&[String]>,
+    at: jiff::Timestamp,
+) -> Result<Option<store::epcis::Capture>, Problem> {
+    let mut checked = BTreeSet::new();
+    let mut new_lots = BTreeSet::new();
+    for pallet in crate::steps::received_pallets(asn, ssccs) {
+        let class = crate::steps::lot_class(&pallet.gtin, &pallet.lot)?;
+        if checked.insert(class.clone()) && !store.epc_class_seen(&class).await? {
+            new_lots.insert(class);
+        }
+    }
+    crate::steps::receiving(tenant, asn, zone, ssccs, &new_lots, at)
 }
 
 // ---------- stock ----------
@@ -1086,6 +1111,11 @@ pub struct OrderEventInput {
     /// `shipped`: units shipped per pick (in the order of the shipments' picks); a short pick
     /// ships fewer and releases the rest. Default: every reserved unit.
     pub shipped: Option<Vec<i64>>,
+    /// `returned`: units back in stock per pick (in the order of the shipments' picks), each at
+    /// most what the pick shipped. They go back into the balance they were picked from, with
+    /// the lot's status there: scrap, or hold, what cannot be sold again. Default: none (the
+    /// units left the stock when they shipped).
+    pub restocked: Option<Vec<i64>>,
 }
 
 /// Moves an order on (by the operator's systems, couriers or the merchant). Checked: nothing
@@ -1115,25 +1145,33 @@ async fn order_event(
         .enumerate()
         .filter_map(|(index, text)| checker.check(&format!("/ssccs/{index}"), Sscc::parse(text)))
         .collect();
-    if let Some(shipped) = &input.shipped {
-        for (index, units) in shipped.iter().enumerate() {
+    // Units per pick: what shipped, or what came back into stock.
+    for (field, list, status) in
+        [("shipped", &input.shipped, OrderStatus::Shipped), ("restocked", &input.restocked, OrderStatus::Returned)]
+    {
+        let Some(list) = list else { continue };
+        if to.is_some_and(|to| to != status) {
+            checker.fail(&format!("/{field}"), format!("only with status {}", status.name()));
+        }
+        for (index, units) in list.iter().enumerate() {
             if !(0..=QUANTITY_MAX).contains(units) {
-                checker.fail(&format!("/shipped/{index}"), format!("must be 0..={QUANTITY_MAX}"));
+                checker.fail(&format!("/{field}/{index}"), format!("must be 0..={QUANTITY_MAX}"));
             }
         }
     }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
+    let units = input.shipped.or(input.restocked);
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     let mutation = match &read {
-        Some(order) => order_step_write(&tenant, order, to, ssccs, input.shipped, jiff::Timestamp::now(), None, None)?,
+        Some(order) => order_step_write(&tenant, order, to, ssccs, units, jiff::Timestamp::now(), None, None)?,
         // The writer answers not found.
         None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
             order_id: order_id.clone(),
             event_id: to.name().to_owned(),
             to,
             ssccs,
-            shipped: input.shipped,
+            units,
             expected_reservation: None,
             delivered_at_unix_ms: None,
         }),
@@ -1157,7 +1195,8 @@ async fn order_event(
 }
 
 /// The write that moves `order` to `to` with the step's EPCIS events (of every shipment, or of
-/// `only_shipments`). The events are built from the order as read now and captured with the
+/// `only_shipments`); `units` per pick are what shipped (`shipped`) or came back into stock
+/// (`returned`). The events are built from the order as read now and captured with the
 /// step; the writer refuses the step if a recall allocated the order again meanwhile. Used by the
 /// order events endpoint, dispatch and the demo.
 #[allow(clippy::too_many_arguments)]
@@ -1166,19 +1205,19 @@ pub fn order_step_write(
     order: &OrderRecord,
     to: OrderStatus,
     ssccs: Vec<Sscc>,
-    shipped: Option<Vec<i64>>,
+    units: Option<Vec<i64>>,
     at: jiff::Timestamp,
     delivered_at_unix_ms: Option<i64>,
     only_shipments: Option<&[usize]>,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-    let events = crate::steps::order_step(tenant, order, to, &listed, shipped.as_deref(), at, only_shipments)?;
+    let events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments)?;
     let change = FulfilmentMutation::OrderEvent {
         order_id: order.order_id.clone(),
         event_id: to.name().to_owned(),
         to,
         ssccs,
-        shipped,
+        units,
         expected_reservation: Some(order.reservation_id.clone()),
         delivered_at_unix_ms,
     };

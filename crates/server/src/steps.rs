@@ -1,4 +1,5 @@
-//! The EPCIS events of the platform's own physical steps: a receipt (`receiving`), a pick
+//! The EPCIS events of the platform's own physical steps: a receipt (`receiving`, after
+//! `commissioning` for a lot no event in the network has named before), a pick
 //! (`picking`), a pallet built (`packing`, an aggregation into the SSCC), a shipment (`shipping`),
 //! leaving the depot (`departing`), arriving at a pickup point (`arriving`) and handing over
 //! (`retail_selling`). Each is captured in the same transaction as the step itself
@@ -15,7 +16,7 @@ use gs1::{DigitalLink, Element};
 use network::TenantId;
 use orders::OrderStatus;
 use store::epcis::Capture;
-use store::fulfilment::{AsnRecord, OrderRecord};
+use store::fulfilment::{AsnPalletRecord, AsnRecord, OrderRecord};
 
 use crate::problem::Problem;
 
@@ -31,7 +32,8 @@ fn link(elements: &[(&str, &str)]) -> Result<String, Problem> {
         .map_err(|error| Problem::internal(format!("a step's identifier: {error}")))
 }
 
-fn lot_class(gtin: &str, lot: &str) -> Result<String, Problem> {
+/// The Digital Link of a lot (`…/01/{gtin}/10/{lot}`), as the steps' events name it.
+pub fn lot_class(gtin: &str, lot: &str) -> Result<String, Problem> {
     link(&[("01", gtin), ("10", lot)])
 }
 
@@ -113,24 +115,56 @@ fn capture(tenant: &TenantId, events: Vec<serde_json::Value>, at: jiff::Timestam
     Ok(Some(capture))
 }
 
-/// The receipt of an ASN's pallets (all not yet received, or the listed ones) into a zone.
-pub fn receiving(
-    tenant: &TenantId,
-    asn: &AsnRecord,
-    zone: &str,
-    ssccs: Option<&[String]>,
-    at: jiff::Timestamp,
-) -> Result<Option<Capture>, Problem> {
-    let pallets: Vec<_> = asn
-        .pallets
+/// The pallets of an ASN a receipt takes: the listed ones, or all not yet received.
+pub fn received_pallets<'a>(asn: &'a AsnRecord, ssccs: Option<&[String]>) -> Vec<&'a AsnPalletRecord> {
+    asn.pallets
         .iter()
         .filter(|pallet| match ssccs {
             Some(list) => list.contains(&pallet.sscc),
             None => pallet.received_unix_ms.is_none(),
         })
-        .collect();
+        .collect()
+}
+
+/// The receipt of an ASN's pallets (all not yet received, or the listed ones) into a zone, after
+/// the commissioning of `new_lots` (lot classes, as [`lot_class`] names them, that no event has
+/// named yet): one `ADD` of the units received of each, where the lot enters the network.
+pub fn receiving(
+    tenant: &TenantId,
+    asn: &AsnRecord,
+    zone: &str,
+    ssccs: Option<&[String]>,
+    new_lots: &BTreeSet<String>,
+    at: jiff::Timestamp,
+) -> Result<Option<Capture>, Problem> {
+    let pallets = received_pallets(asn, ssccs);
     if pallets.is_empty() {
         return Ok(None);
+    }
+    let mut commissioned: Vec<(String, i64)> = Vec::new();
+    for pallet in &pallets {
+        let class = lot_class(&pallet.gtin, &pallet.lot)?;
+        if !new_lots.contains(&class) {
+            continue;
+        }
+        match commissioned.iter_mut().find(|(seen, _)| *seen == class) {
+            Some((_, units)) => *units += pallet.quantity,
+            None => commissioned.push((class, pallet.quantity)),
+        }
+    }
+    let mut events = Vec::new();
+    if !commissioned.is_empty() {
+        let step = Step {
+            event_type: "ObjectEvent",
+            action: "ADD",
+            business_step: "commissioning",
+            disposition: "active",
+            place: place(&asn.location, Some(zone))?,
+            epcs: Vec::new(),
+            quantities: commissioned.into_iter().map(|(class, units)| quantity(&class, units)).collect(),
+            parent: None,
+        };
+        events.push(event(step, at));
     }
     let epcs = pallets.iter().map(|pallet| pallet_link(&pallet.sscc)).collect::<Result<Vec<_>, _>>()?;
     let quantities = pallets
@@ -147,18 +181,21 @@ pub fn receiving(
         quantities,
         parent: None,
     };
-    capture(tenant, vec![event(step, at)], at)
+    events.push(event(step, at));
+    capture(tenant, events, at)
 }
 
 /// The events of an order moving to `to`: one per shipment (none for steps that move nothing,
 /// such as a cancellation), of every shipment or only of `only` (indexes into the allocation's
-/// shipments), as when one courier route of several carries the order.
+/// shipments), as when one courier route of several carries the order. `units` per pick are
+/// what shipped (default every picked unit) or, for a return, what came back into stock
+/// (default none).
 pub fn order_step(
     tenant: &TenantId,
     order: &OrderRecord,
     to: OrderStatus,
     ssccs: &[String],
-    shipped: Option<&[i64]>,
+    units: Option<&[i64]>,
     at: jiff::Timestamp,
     only: Option<&[usize]>,
 ) -> Result<Option<Capture>, Problem> {
@@ -167,7 +204,8 @@ pub fn order_step(
     for (number, shipment) in order.allocation.shipments.iter().enumerate() {
         let mut quantities = Vec::new();
         for pick in &shipment.picks {
-            let units = shipped.and_then(|units| units.get(pick_index).copied()).unwrap_or(pick.quantity);
+            let listed = units.and_then(|units| units.get(pick_index).copied());
+            let units = listed.unwrap_or(if to == OrderStatus::Returned { 0 } else { pick.quantity });
             pick_index += 1;
             let Some(line) = order.lines.get(pick.line) else { continue };
             if units > 0 {
@@ -236,6 +274,17 @@ pub fn order_step(
                 business_step: "retail_selling",
                 disposition: "retail_sold",
                 place: place(order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site), None)?,
+                epcs: pallets,
+                quantities,
+                parent: None,
+            },
+            // The parcel back at the site it left, with the units that go back into stock.
+            OrderStatus::Returned => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "receiving",
+                disposition: "returned",
+                place: place(&shipment.site, None)?,
                 epcs: pallets,
                 quantities,
                 parent: None,

@@ -651,6 +651,22 @@ impl Store {
         self.epcis_candidates(viewer, &filter, EventOrder::RecordAscending, None, EVENT_RECORDS_MAX).await
     }
 
+    /// Whether any event in the network, of any tenant, names `class` as a class of objects
+    /// (`epcClass` and its child, input and output roles): a lot already commissioned upstream,
+    /// or seen by the network before.
+    pub async fn epc_class_seen(&self, class: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = on_pool!(self.pools(), pool => {
+            sqlx::query_as(
+                "SELECT event_seq FROM epcis_event_identifiers WHERE identifier = $1 \
+                 AND role IN ('epcClass', 'childEPCClass', 'inputEPCClass', 'outputEPCClass') LIMIT 1",
+            )
+            .bind(class)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.is_some())
+    }
+
     /// How many events are stored platform-wide.
     pub async fn epcis_event_count(&self) -> Result<i64, StoreError> {
         let (count,): (i64,) = on_pool!(self.pools(), pool => {

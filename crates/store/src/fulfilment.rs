@@ -977,7 +977,10 @@ pub enum FulfilmentMutation {
         event_id: String,
         to: OrderStatus,
         ssccs: Vec<Sscc>,
-        shipped: Option<Vec<i64>>,
+        /// Units per pick of the allocation, in the order of its shipments' picks: `shipped`, the
+        /// units that left (a short pick ships fewer and releases the rest; default every reserved
+        /// unit); `returned`, the units back in stock (default none).
+        units: Option<Vec<i64>>,
         expected_reservation: Option<String>,
         /// `delivered`: when the hand-over happened, if earlier than the write (a courier's
         /// device syncing late); the order's delivery time, while its history keeps the
@@ -1566,14 +1569,14 @@ async fn apply_checked(
             event_id,
             to,
             ssccs,
-            shipped,
+            units,
             expected_reservation,
             delivered_at_unix_ms,
         } => {
             let change = OrderChange {
                 to: *to,
                 ssccs,
-                shipped: shipped.as_deref(),
+                units: units.as_deref(),
                 expected_reservation: expected_reservation.as_deref(),
                 delivered_at_unix_ms: delivered_at_unix_ms.filter(|at| *at <= now_unix_ms),
             };
@@ -2078,10 +2081,46 @@ struct ReserveRow {
 }
 
 async fn reserve_lines(conn: &mut Conn, tenant: &str, reservation_id: &str) -> Result<Vec<ReserveRow>, sqlx::Error> {
+    movement_rows(conn, tenant, reservation_id, MovementKind::Reserve).await
+}
+
+/// The movements of one kind of an operation, in line order.
+async fn movement_rows(
+    conn: &mut Conn,
+    tenant: &str,
+    operation_id: &str,
+    kind: MovementKind,
+) -> Result<Vec<ReserveRow>, sqlx::Error> {
     on_conn!(conn, connection => sqlx::query_as(
         "SELECT line, gtin, location_gln, zone, lot, quantity FROM stock_movements \
-         WHERE tenant_id = $1 AND operation_id = $2 AND kind = 'reserve' ORDER BY line")
-        .bind(tenant).bind(reservation_id).fetch_all(&mut *connection).await)
+         WHERE tenant_id = $1 AND operation_id = $2 AND kind = $3 ORDER BY line")
+        .bind(tenant).bind(operation_id).bind(kind.name()).fetch_all(&mut *connection).await)
+}
+
+/// Whether a return's `restocked` units (one per pick) fit what shipped: one number per pick, and
+/// no more units back into a balance than left it.
+fn restock_fits(picks: &[ReserveRow], shipped: &[ReserveRow], restocked: &[i64]) -> Result<(), String> {
+    if restocked.len() != picks.len() {
+        return Err(format!("{} numbers for {} picks", restocked.len(), picks.len()));
+    }
+    let mut left: Vec<(StockKey, i64)> = Vec::new();
+    for row in shipped {
+        match left.iter_mut().find(|(key, _)| *key == key_of(row)) {
+            Some((_, units)) => *units += row.quantity,
+            None => left.push((key_of(row), row.quantity)),
+        }
+    }
+    for (index, (pick, &units)) in picks.iter().zip(restocked).enumerate() {
+        if units == 0 {
+            continue;
+        }
+        let key = key_of(pick);
+        match left.iter_mut().find(|(shipped, _)| *shipped == key) {
+            Some((_, shipped)) if *shipped >= units => *shipped -= units,
+            _ => return Err(format!("pick {index} ({} lot {:?}) shipped fewer than {units} units", key.gtin, key.lot)),
+        }
+    }
+    Ok(())
 }
 
 fn key_of(row: &ReserveRow) -> StockKey {
@@ -2322,7 +2361,7 @@ async fn queue_for_dispatch(
 struct OrderChange<'a> {
     to: OrderStatus,
     ssccs: &'a [Sscc],
-    shipped: Option<&'a [i64]>,
+    units: Option<&'a [i64]>,
     expected_reservation: Option<&'a str>,
     delivered_at_unix_ms: Option<i64>,
 }
@@ -2338,7 +2377,7 @@ async fn order_event(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
-    let OrderChange { to, ssccs, shipped, expected_reservation, delivered_at_unix_ms } = change;
+    let OrderChange { to, ssccs, units, expected_reservation, delivered_at_unix_ms } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
@@ -2376,7 +2415,7 @@ async fn order_event(
         StockEffect::PostReservation => {
             let rows = reserve_lines(conn, tenant, &reservation_id).await?;
             let reserved: Vec<i64> = rows.iter().map(|row| row.quantity).collect();
-            let shipped: Vec<i64> = shipped.map(<[i64]>::to_vec).unwrap_or_else(|| reserved.clone());
+            let shipped: Vec<i64> = units.map(<[i64]>::to_vec).unwrap_or_else(|| reserved.clone());
             let mut reservation = stock::Reservation::pending(None);
             let released = match reservation.post(&reserved, &shipped, now_unix_ms) {
                 Ok(released) => released,
@@ -2465,6 +2504,41 @@ async fn order_event(
             record.reservation_id = reservation.clone();
             record.reservation = ReservationState::Pending;
             allocation_change = Some(reservation);
+        }
+        StockEffect::Restock => {
+            if let Some(restocked) = units {
+                let picks = movement_rows(conn, tenant, &reservation_id, MovementKind::Reserve).await?;
+                let shipped =
+                    movement_rows(conn, tenant, &format!("{order_id}/{}", OrderStatus::Shipped.name()), MovementKind::Ship)
+                        .await?;
+                if let Err(error) = restock_fits(&picks, &shipped, restocked) {
+                    refuse!(WriteError::Refused {
+                        code: "invalid-transition",
+                        detail: format!(
+                            "{error}; `restocked` lists the units back in stock per pick, in the order of the \
+                             allocation's picks, each at most what the pick shipped"
+                        ),
+                        errors: vec![("/restocked".into(), error)],
+                    });
+                }
+                let mut line = 0;
+                for (pick, &units) in picks.iter().zip(restocked) {
+                    if units > 0 {
+                        // Back into the balance it was picked from, with the lot's status there.
+                        let key = key_of(pick);
+                        let changed = batch
+                            .change(cache, conn, tenant, &operation, line, MovementKind::Return, &key, units, None, None)
+                            .await?;
+                        if let Err(error) = changed {
+                            return Err(corrupt(format!("restocking {order_id}: {error}")));
+                        }
+                        line += 1;
+                    }
+                }
+                if line > 0 {
+                    detail = Some(format!("restocked {restocked:?}"));
+                }
+            }
         }
     }
     if to == OrderStatus::Packed {

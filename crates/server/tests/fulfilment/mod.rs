@@ -299,7 +299,7 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .collect();
     assert_eq!(
         steps,
-        ["receiving", "picking", "packing", "shipping", "arriving", "retail_selling"],
+        ["commissioning", "receiving", "picking", "packing", "shipping", "arriving", "retail_selling"],
         "{:?}",
         trace.body["timeline"]
     );
@@ -327,6 +327,40 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .collect();
     // (the hold and its lifting are movements of their own, of no units)
     assert_eq!(kinds, [("receipt", 100), ("reserve", 6), ("status", 0), ("status", 0), ("ship", 5), ("release", 1)]);
+
+    // A return puts back into stock the units it lists, per pick, where they were picked: never
+    // more than a pick shipped (EARLY shipped 4, LATE 5), and only with a return.
+    let operator_path = format!("{path}?tenant=fish");
+    let misplaced = app.post(&operator_path, &app.operator_key, json!({"status": "delivered", "restocked": [0, 1]})).await;
+    assert!(
+        misplaced.is_problem(422, "/problems/validation-failed") && misplaced.pointers() == ["/restocked"],
+        "{:?}",
+        misplaced.body
+    );
+    let too_many = app.post(&operator_path, &app.operator_key, json!({"status": "returned", "restocked": [0, 6]})).await;
+    assert!(
+        too_many.is_problem(409, "/problems/invalid-transition") && too_many.pointers() == ["/restocked"],
+        "{:?}",
+        too_many.body
+    );
+    let one_short = app.post(&operator_path, &app.operator_key, json!({"status": "returned", "restocked": [1]})).await;
+    assert!(one_short.is_problem(409, "/problems/invalid-transition"), "{:?}", one_short.body);
+    assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 95);
+    assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "delivered");
+    let returned = app.post(&operator_path, &app.operator_key, json!({"status": "returned", "restocked": [0, 2]})).await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    assert_eq!(returned.body["status"], "returned");
+    assert_eq!(returned.body["events"][5]["detail"], "restocked [0, 2]");
+    assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 97);
+    assert_eq!(balance(app, &key, &product, "EARLY").await["on_hand"], 0);
+    let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=LATE"), &key).await;
+    let last = movements.body.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["kind"].as_str(), last["quantity"].as_i64()), (Some("return"), Some(2)), "{last:?}");
+    let back = app.get("/events?EQ_bizStep=receiving&EQ_disposition=returned", &key).await;
+    let back = &back.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"];
+    assert_eq!(back.as_array().map(Vec::len), Some(1), "{back:?}");
+    assert_eq!(back[0]["quantityList"][0]["quantity"], 2, "{back:?}");
+    assert!(back[0]["epcList"][0].as_str().unwrap().ends_with(&sscc), "{back:?}");
 
     // Cancelling releases; a cycle count adjusts with a movement, never below the reserved units.
     let second = app.post("/v1/orders", &key, order_body(&product, 30)).await;
@@ -474,11 +508,14 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(recall.body["pickup_points"], json!([pickup()]));
     assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
-    // The lot's EPCIS history: its receipt at the DC (recorded by the receipt itself).
+    // The lot's EPCIS history: where it entered the network, commissioned and received at the DC
+    // (recorded by the receipt itself).
     let history = recall.body["history"].as_array().unwrap();
-    assert_eq!(history.len(), 1, "{history:?}");
-    assert_eq!(history[0]["business_step"], "receiving");
-    assert!(history[0]["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
+    let steps: Vec<&str> = history.iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["commissioning", "receiving"], "{history:?}");
+    for entry in history {
+        assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
+    }
 
     let bad = balance(app, &key, &product, "BAD").await;
     assert_eq!(
@@ -635,6 +672,36 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
         .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
         .collect();
     assert_eq!(kinds, [("receipt", 10), ("reserve", 4), ("scrap", 2), ("transfer_out", 3), ("transfer_in", 3)]);
+
+    // A lot is commissioned once, where it enters the network: a later receipt of it elsewhere
+    // only receives.
+    let asn = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": depot, "pallets": [{"sscc": with_check_digit("38712345000000601"), "gtin": product,
+                   "lot": "TRF", "expiry": in_days(20), "quantity": 2}]}),
+        )
+        .await;
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let again = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    let class = format!("https://id.gs1.org/01/{product:0>14}/10/TRF");
+    let key = &key;
+    let events = |step: &'static str| {
+        let path = format!("/events?EQ_bizStep={step}&MATCH_epcClass={class}");
+        async move {
+            let found = app.get(&path, key).await;
+            assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+            found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
+        }
+    };
+    let commissioned = events("commissioning").await;
+    assert_eq!(commissioned.len(), 1, "{commissioned:?}");
+    assert_eq!(commissioned[0]["action"], "ADD");
+    assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 10}]));
+    assert!(commissioned[0]["bizLocation"]["id"].as_str().unwrap().ends_with(&format!("/414/{}/254/chill", dc())));
+    assert_eq!(events("receiving").await.len(), 2);
 }
 
 /// Many concurrent orders on one hot SKU: never more reserved than received, every acknowledged
