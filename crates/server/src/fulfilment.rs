@@ -1,8 +1,9 @@
 //! The fulfilment API: advance shipping notices and receipts, stock, counts, lot statuses,
 //! orders (placed, allocated and reserved in one write), their lifecycle, promises, recalls.
 //!
-//! Merchants (tenant keys) act on their own stock and orders. The operator's systems (operator
-//! keys) receive pallets and move orders on for a tenant named by `?tenant=`.
+//! Merchants (tenant keys) act on their own stock and orders: they place and cancel orders, but
+//! the physical steps of an order (picking to returned) are the operator's systems' and
+//! couriers' (operator keys, for a tenant named by `?tenant=`), whose EPCIS events consumers see.
 
 use std::collections::BTreeSet;
 
@@ -16,8 +17,8 @@ use orders::{Line, OrderStatus};
 use serde::{Deserialize, Serialize};
 use stock::{LotStatus, QUANTITY_MAX};
 use store::fulfilment::{
-    AsnPallet, AsnRecord, FulfilmentMutation, FulfilmentOutcome, OrderDestination, OrderEventRecord, OrderRecord, PlaceOrder,
-    RecallOutcome, StockFilter, StockKey,
+    AsnPallet, AsnRecord, FulfilmentMutation, FulfilmentOutcome, OrderDestination, OrderEventRecord, OrderRecord,
+    PlaceOrder, RecallOutcome, StockFilter, StockKey,
 };
 use store::{Applied, Mutation, Principal, StoredResponse};
 use utoipa::{IntoParams, ToSchema};
@@ -299,8 +300,7 @@ async fn receive_asn(
         Some(asn) => {
             let listed: Option<Vec<String>> =
                 ssccs.as_ref().map(|list| list.iter().map(|sscc| sscc.to_string()).collect());
-            receipt_capture(&app.store, &tenant, &asn, zone.as_str(), listed.as_deref(), jiff::Timestamp::now())
-                .await?
+            receipt_capture(&app.store, &tenant, &asn, zone.as_str(), listed.as_deref(), jiff::Timestamp::now()).await?
         }
         None => None,
     };
@@ -1118,8 +1118,10 @@ pub struct OrderEventInput {
     pub restocked: Option<Vec<i64>>,
 }
 
-/// Moves an order on (by the operator's systems, couriers or the merchant). Checked: nothing
-/// ships before it is packed; cancelling releases the stock; shipping posts the reservation.
+/// Moves an order on. The physical steps (picking to returned) take an operator key, for the
+/// operator's systems and couriers; a merchant key may cancel an order or have it allocated again
+/// (403 `forbidden` otherwise). Checked: nothing ships before it is packed; cancelling releases
+/// the stock; shipping posts the reservation; a return restocks what it lists.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/events", tag = "fulfilment", request_body = OrderEventInput,
     params(("order_id" = String, Path), TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -1161,6 +1163,18 @@ async fn order_event(
     }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
+    // The physical steps are recorded by the operator's systems and couriers, whose events the
+    // trace shows consumers; a merchant cancels an order or has it allocated again.
+    if !caller.0.is_operator() && !matches!(to, OrderStatus::Allocated | OrderStatus::Cancelled) {
+        return Err(Problem::new(
+            "forbidden",
+            format!(
+                "{} is a step of the operator's systems and couriers (an operator key, with ?tenant=); a merchant \
+                 key may cancel an order or have it allocated again",
+                to.name()
+            ),
+        ));
+    }
     let units = input.shipped.or(input.restocked);
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     let mutation = match &read {

@@ -2508,9 +2508,13 @@ async fn order_event(
         StockEffect::Restock => {
             if let Some(restocked) = units {
                 let picks = movement_rows(conn, tenant, &reservation_id, MovementKind::Reserve).await?;
-                let shipped =
-                    movement_rows(conn, tenant, &format!("{order_id}/{}", OrderStatus::Shipped.name()), MovementKind::Ship)
-                        .await?;
+                let shipped = movement_rows(
+                    conn,
+                    tenant,
+                    &format!("{order_id}/{}", OrderStatus::Shipped.name()),
+                    MovementKind::Ship,
+                )
+                .await?;
                 if let Err(error) = restock_fits(&picks, &shipped, restocked) {
                     refuse!(WriteError::Refused {
                         code: "invalid-transition",
@@ -2527,7 +2531,18 @@ async fn order_event(
                         // Back into the balance it was picked from, with the lot's status there.
                         let key = key_of(pick);
                         let changed = batch
-                            .change(cache, conn, tenant, &operation, line, MovementKind::Return, &key, units, None, None)
+                            .change(
+                                cache,
+                                conn,
+                                tenant,
+                                &operation,
+                                line,
+                                MovementKind::Return,
+                                &key,
+                                units,
+                                None,
+                                None,
+                            )
                             .await?;
                         if let Err(error) = changed {
                             return Err(corrupt(format!("restocking {order_id}: {error}")));

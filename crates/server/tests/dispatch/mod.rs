@@ -26,7 +26,15 @@ async fn put(app: &TestApp, path: &str, body: Value) -> Answer {
 
 /// Places an order to `to` (coordinates or a pickup point) and packs it; answers its id and the
 /// last-mile departure the promise planned.
-async fn packed_order(app: &TestApp, key: &str, product: &str, units: i64, to: Value, sscc: u64) -> (String, i64) {
+/// The operator's systems pick and pack it for `tenant`.
+async fn packed_order(
+    app: &TestApp,
+    (tenant, key): (&str, &str),
+    product: &str,
+    units: i64,
+    to: Value,
+    sscc: u64,
+) -> (String, i64) {
     let placed = app
         .post(
             "/v1/orders",
@@ -36,10 +44,10 @@ async fn packed_order(app: &TestApp, key: &str, product: &str, units: i64, to: V
         .await;
     assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
-    let path = format!("/v1/orders/{order_id}/events");
-    assert_eq!(app.post(&path, key, json!({"status": "picking"})).await.status, StatusCode::OK);
+    let path = format!("/v1/orders/{order_id}/events?tenant={tenant}");
+    assert_eq!(app.post(&path, &app.operator_key, json!({"status": "picking"})).await.status, StatusCode::OK);
     let sscc = gtin_sscc(sscc);
-    let packed = app.post(&path, key, json!({"status": "packed", "ssccs": [sscc]})).await;
+    let packed = app.post(&path, &app.operator_key, json!({"status": "packed", "ssccs": [sscc]})).await;
     assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
     let departure: jiff::Timestamp =
         packed.body["shipments"][0]["last_mile_departure_at"].as_str().unwrap().parse().unwrap();
@@ -127,12 +135,22 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
 
     // Packed orders of two merchants: chilled salmon (two homes, a pickup point) and books.
     let mut orders = Vec::new();
-    orders.push(packed_order(app, &alpha, &salmon, 2, home(52.3702, 4.8952), 400).await);
-    orders.push(packed_order(app, &alpha, &salmon, 3, home(52.3584, 4.8811), 401).await);
-    orders.push(packed_order(app, &alpha, &salmon, 1, json!({"pickup_point": super::fulfilment::pickup()}), 402).await);
+    orders.push(packed_order(app, ("alpha-fish", &alpha), &salmon, 2, home(52.3702, 4.8952), 400).await);
+    orders.push(packed_order(app, ("alpha-fish", &alpha), &salmon, 3, home(52.3584, 4.8811), 401).await);
+    orders.push(
+        packed_order(
+            app,
+            ("alpha-fish", &alpha),
+            &salmon,
+            1,
+            json!({"pickup_point": super::fulfilment::pickup()}),
+            402,
+        )
+        .await,
+    );
     let books = vec![
-        packed_order(app, &bravo, &book, 2, home(52.3780, 4.9350), 403).await,
-        packed_order(app, &bravo, &book, 1, home(52.3867, 4.8730), 404).await,
+        packed_order(app, ("bravo-books", &bravo), &book, 2, home(52.3780, 4.9350), 403).await,
+        packed_order(app, ("bravo-books", &bravo), &book, 1, home(52.3867, 4.8730), 404).await,
     ];
     let wave_ms = orders.iter().chain(&books).map(|(_, departure)| *departure).max().unwrap();
     let wave = jiff::Timestamp::from_millisecond(wave_ms).unwrap().to_string();
@@ -294,8 +312,8 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
 
     // A van out on a route is not planned again before it is back; an order cancelled while on
     // a route that has not left is voided when it leaves and not queued again.
-    let kept = packed_order(app, &alpha, &salmon, 1, home(52.3650, 4.9000), 410).await;
-    let dropped = packed_order(app, &alpha, &salmon, 1, home(52.3600, 4.8600), 411).await;
+    let kept = packed_order(app, ("alpha-fish", &alpha), &salmon, 1, home(52.3650, 4.9000), 410).await;
+    let dropped = packed_order(app, ("alpha-fish", &alpha), &salmon, 1, home(52.3600, 4.8600), 411).await;
     let departure = kept.1.max(dropped.1);
     let later_wave = json!({"depot": dc(), "wave": jiff::Timestamp::from_millisecond(departure).unwrap().to_string(), "lookahead_minutes": 0});
     let first_out = app.post("/v1/operator/dispatch", &app.operator_key, later_wave.clone()).await;
@@ -305,7 +323,7 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     let back: jiff::Timestamp = first_out.body["routes"][0]["planned_return"].as_str().unwrap().parse().unwrap();
     let cancelled = app.post(&format!("/v1/orders/{}/events", dropped.0), &alpha, json!({"status": "cancelled"})).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
-    let third = packed_order(app, &alpha, &salmon, 1, home(52.3700, 4.8700), 412).await;
+    let third = packed_order(app, ("alpha-fish", &alpha), &salmon, 1, home(52.3700, 4.8700), 412).await;
     let next_wave = json!({"depot": dc(), "wave": jiff::Timestamp::from_millisecond(third.1).unwrap().to_string(), "lookahead_minutes": 0});
     let second_out = app.post("/v1/operator/dispatch", &app.operator_key, next_wave.clone()).await;
     assert!(

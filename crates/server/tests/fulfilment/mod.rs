@@ -243,32 +243,33 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(balance(app, &key, &product, "STALE").await["reserved"], 0);
 
-    // The lifecycle: nothing ships before it is packed.
-    let path = format!("/v1/orders/{order_id}/events");
-    let early_ship = app.post(&path, &key, json!({"status": "shipped"})).await;
+    // The lifecycle. The physical steps are the operator's: a merchant key may not record them.
+    let merchant_path = format!("/v1/orders/{order_id}/events");
+    let by_merchant = app.post(&merchant_path, &key, json!({"status": "picking"})).await;
+    assert!(by_merchant.is_problem(403, "/problems/forbidden"), "{:?}", by_merchant.body);
+    assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "allocated");
+    let path = format!("{merchant_path}?tenant=fish");
+    let operator = &app.operator_key;
+    let early_ship = app.post(&path, operator, json!({"status": "shipped"})).await;
     assert!(early_ship.is_problem(409, "/problems/invalid-transition"), "{:?}", early_ship.body);
-    assert_eq!(app.post(&path, &key, json!({"status": "picking"})).await.status, StatusCode::OK);
-    let no_sscc = app.post(&path, &key, json!({"status": "packed"})).await;
+    assert_eq!(app.post(&path, operator, json!({"status": "picking"})).await.status, StatusCode::OK);
+    let no_sscc = app.post(&path, operator, json!({"status": "packed"})).await;
     assert!(no_sscc.is_problem(409, "/problems/invalid-transition"), "{:?}", no_sscc.body);
     let sscc = with_check_digit("38712345100000001");
-    let packed = app.post(&path, &key, json!({"status": "packed", "ssccs": [sscc]})).await;
+    let packed = app.post(&path, operator, json!({"status": "packed", "ssccs": [sscc]})).await;
     assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
     assert_eq!(packed.body["shipments"][0]["sscc"], sscc.as_str());
     // A lot put on hold after packing stops the shipment, and nothing moves.
     let hold = |status: &'static str| json!({"gtin": product, "lot": "LATE", "status": status, "reason": "temperature excursion"});
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("hold")).await.status, StatusCode::OK);
-    let held = app
-        .post(&format!("{path}?tenant=fish"), &app.operator_key, json!({"status": "shipped", "shipped": [4, 5]}))
-        .await;
+    let held = app.post(&path, operator, json!({"status": "shipped", "shipped": [4, 5]})).await;
     assert!(held.is_problem(409, "/problems/lot-unavailable"), "{:?}", held.body);
     assert!(held.body["detail"].as_str().unwrap().contains("\"LATE\""), "{:?}", held.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "packed");
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("available")).await.status, StatusCode::OK);
     // The operator's systems ship it for the tenant: a short pick of the LATE lot (5 of 6).
-    let shipped = app
-        .post(&format!("{path}?tenant=fish"), &app.operator_key, json!({"status": "shipped", "shipped": [4, 5]}))
-        .await;
+    let shipped = app.post(&path, operator, json!({"status": "shipped", "shipped": [4, 5]})).await;
     assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
     assert_eq!(shipped.body["reservation"], "posted");
     let late = balance(app, &key, &product, "LATE").await;
@@ -279,10 +280,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(statuses, ["picking", "packed", "shipped"]);
     assert!(shipped.body["events"][2]["detail"].as_str().unwrap().contains("short pick"));
     for status in ["at_pickup_point", "delivered"] {
-        assert_eq!(app.post(&path, &key, json!({"status": status})).await.status, StatusCode::OK);
+        assert_eq!(app.post(&path, operator, json!({"status": status})).await.status, StatusCode::OK);
     }
     assert!(
-        app.post(&path, &key, json!({"status": "cancelled"})).await.is_problem(409, "/problems/invalid-transition")
+        app.post(&path, operator, json!({"status": "cancelled"})).await.is_problem(409, "/problems/invalid-transition")
     );
     let delivered = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     assert_eq!(delivered.body["status"], "delivered");
@@ -330,24 +331,23 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
 
     // A return puts back into stock the units it lists, per pick, where they were picked: never
     // more than a pick shipped (EARLY shipped 4, LATE 5), and only with a return.
-    let operator_path = format!("{path}?tenant=fish");
-    let misplaced = app.post(&operator_path, &app.operator_key, json!({"status": "delivered", "restocked": [0, 1]})).await;
+    let misplaced = app.post(&path, operator, json!({"status": "delivered", "restocked": [0, 1]})).await;
     assert!(
         misplaced.is_problem(422, "/problems/validation-failed") && misplaced.pointers() == ["/restocked"],
         "{:?}",
         misplaced.body
     );
-    let too_many = app.post(&operator_path, &app.operator_key, json!({"status": "returned", "restocked": [0, 6]})).await;
+    let too_many = app.post(&path, operator, json!({"status": "returned", "restocked": [0, 6]})).await;
     assert!(
         too_many.is_problem(409, "/problems/invalid-transition") && too_many.pointers() == ["/restocked"],
         "{:?}",
         too_many.body
     );
-    let one_short = app.post(&operator_path, &app.operator_key, json!({"status": "returned", "restocked": [1]})).await;
+    let one_short = app.post(&path, operator, json!({"status": "returned", "restocked": [1]})).await;
     assert!(one_short.is_problem(409, "/problems/invalid-transition"), "{:?}", one_short.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 95);
     assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "delivered");
-    let returned = app.post(&operator_path, &app.operator_key, json!({"status": "returned", "restocked": [0, 2]})).await;
+    let returned = app.post(&path, operator, json!({"status": "returned", "restocked": [0, 2]})).await;
     assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
     assert_eq!(returned.body["status"], "returned");
     assert_eq!(returned.body["events"][5]["detail"], "restocked [0, 2]");
@@ -453,7 +453,9 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
     confirmed["hold_seconds"] = json!(1);
     let confirmed = app.post("/v1/orders", &key, confirmed).await;
     let confirmed_id = confirmed.body["order_id"].as_str().unwrap().to_owned();
-    let picking = app.post(&format!("/v1/orders/{confirmed_id}/events"), &key, json!({"status": "picking"})).await;
+    let picking = app
+        .post(&format!("/v1/orders/{confirmed_id}/events?tenant=fish"), &app.operator_key, json!({"status": "picking"}))
+        .await;
     assert_eq!(picking.status, StatusCode::OK, "{:?}", picking.body);
     assert!(picking.body["hold_expires_at"].is_null(), "{:?}", picking.body);
     let cancelled = app.post(&format!("/v1/orders/{confirmed_id}/events"), &key, json!({"status": "cancelled"})).await;
@@ -472,7 +474,9 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
     let order_id = held.body["order_id"].as_str().unwrap();
     let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     assert_eq!(order.body["reservation"], "expired");
-    let late = app.post(&format!("/v1/orders/{order_id}/events"), &key, json!({"status": "picking"})).await;
+    let late = app
+        .post(&format!("/v1/orders/{order_id}/events?tenant=fish"), &app.operator_key, json!({"status": "picking"}))
+        .await;
     assert!(late.is_problem(409, "/problems/invalid-transition"), "{:?}", late.body);
     // The next stock write releases it for good and cancels the order.
     let placed = app.post("/v1/orders", &key, order_body(&product, 10)).await;
@@ -860,7 +864,8 @@ pub async fn fulfilment_webhooks_deliver_transitions_signed(app: &TestApp) {
     let order = app.post("/v1/orders", &key, order_body(&product, 3)).await;
     let order_id = order.body["order_id"].as_str().unwrap().to_owned();
     let path = format!("/v1/orders/{order_id}/events");
-    app.post(&path, &key, json!({"status": "picking"})).await;
+    let picking = app.post(&format!("{path}?tenant=fish"), &app.operator_key, json!({"status": "picking"})).await;
+    assert_eq!(picking.status, StatusCode::OK, "{:?}", picking.body);
     app.post(&path, &key, json!({"status": "cancelled"})).await;
     // The first delivery fails (503) and is retried; transitions arrive once, in order, signed.
     let mut statuses: Vec<String> = Vec::new();
