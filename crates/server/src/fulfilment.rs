@@ -814,6 +814,9 @@ pub struct OrderView {
     pub promised_by: String,
     /// The same instant in the destination's time zone.
     pub promised_by_local: Option<String>,
+    /// The promise made when the order was placed, if a later allocation (after a recall took
+    /// its stock) moved `promised_by`; the SLA measures against it. Null: never moved.
+    pub first_promised_by: Option<String>,
     pub latest_delivery_at: Option<String>,
     pub placed_at: String,
     pub delivered_at: Option<String>,
@@ -859,6 +862,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {
             record.promised_by_unix_ms,
             record.allocation.time_zone.as_deref().or(record.destination.time_zone.as_deref()),
         ),
+        first_promised_by: record.first_promised_by_unix_ms.map(crate::dto::timestamp),
         latest_delivery_at: record.latest_delivery_unix_ms.map(crate::dto::timestamp),
         placed_at: crate::dto::timestamp(record.placed_unix_ms),
         delivered_at: record.delivered_unix_ms.map(crate::dto::timestamp),

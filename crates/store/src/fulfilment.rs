@@ -139,6 +139,11 @@ impl WriterCache {
         self.gtins.clear();
         self.networks.clear();
     }
+
+    /// Forgets the sites and lanes read: a location or lane changed.
+    pub(crate) fn forget_networks(&mut self) {
+        self.networks.clear();
+    }
 }
 
 #[derive(Debug)]
@@ -1098,6 +1103,9 @@ pub struct OrderRecord {
     pub allocation: StoredAllocation,
     pub region: String,
     pub promised_by_unix_ms: i64,
+    /// The promise made when the order was placed, if an allocation since moved it (a recall
+    /// took its stock): the SLA measures against this one.
+    pub first_promised_by_unix_ms: Option<i64>,
     pub latest_delivery_unix_ms: Option<i64>,
     pub placed_unix_ms: i64,
     pub delivered_unix_ms: Option<i64>,
@@ -2044,6 +2052,7 @@ async fn place_order(
         allocation,
         region,
         promised_by_unix_ms,
+        first_promised_by_unix_ms: None,
         latest_delivery_unix_ms: order.latest_delivery_unix_ms,
         placed_unix_ms: now_unix_ms,
         delivered_unix_ms: None,
@@ -2256,7 +2265,10 @@ async fn set_order_status(
         Some((allocation, promised_by, reservation_id)) => {
             execute(
                 conn,
+                // The first promise is kept once an allocation moves it (SET reads the old row).
                 "UPDATE orders SET status = $1, updated_unix_ms = $2, allocation = $3, promised_by_unix_ms = $4, \
+                 first_promised_unix_ms = CASE WHEN promised_by_unix_ms <> $4 \
+                 THEN COALESCE(first_promised_unix_ms, promised_by_unix_ms) ELSE first_promised_unix_ms END, \
                  reservation_id = $5 WHERE tenant_id = $6 AND order_id = $7 AND status = $8",
                 &[
                     Arg::Text(status.name()),
@@ -2829,6 +2841,7 @@ struct OrderRow {
     allocation: String,
     region: String,
     promised_by_unix_ms: i64,
+    first_promised_unix_ms: Option<i64>,
     latest_delivery_unix_ms: Option<i64>,
     placed_unix_ms: i64,
     delivered_unix_ms: Option<i64>,
@@ -2838,7 +2851,7 @@ struct OrderRow {
 }
 
 const ORDER_SELECT: &str = "SELECT o.order_id, o.status, o.reservation_id, o.service, o.lines, o.destination, \
-    o.allocation, o.region, o.promised_by_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.delivered_unix_ms, \
+    o.allocation, o.region, o.promised_by_unix_ms, o.first_promised_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.delivered_unix_ms, \
     o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
     ON r.tenant_id = o.tenant_id AND r.reservation_id = o.reservation_id";
 
@@ -2864,6 +2877,7 @@ impl OrderRow {
             allocation: serde_json::from_str(&self.allocation).map_err(corrupt)?,
             region: self.region,
             promised_by_unix_ms: self.promised_by_unix_ms,
+            first_promised_by_unix_ms: self.first_promised_unix_ms,
             latest_delivery_unix_ms: self.latest_delivery_unix_ms,
             placed_unix_ms: self.placed_unix_ms,
             delivered_unix_ms: self.delivered_unix_ms,
@@ -3282,26 +3296,30 @@ impl crate::Store {
     }
 
     /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
-    /// Reads the period's orders in full: no index narrows it by time yet. Late and open: not
-    /// delivered, past the promise, and neither cancelled nor returned.
+    /// Reads the period's orders in full: no index narrows it by time yet. Measured against the
+    /// promise made when the order was placed, even if a later allocation moved it. Late and
+    /// open: not delivered, past that promise, and neither cancelled nor returned.
     pub async fn sla(
         &self,
         tenant: Option<&TenantId>,
         from_unix_ms: i64,
         to_unix_ms: i64,
     ) -> Result<Vec<SlaRow>, crate::StoreError> {
-        let rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+        const PROMISE: &str = "COALESCE(first_promised_unix_ms, promised_by_unix_ms)";
+        let sql = format!(
             "SELECT region, service, COUNT(*) AS orders, \
              SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled, \
              SUM(CASE WHEN delivered_unix_ms IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
-             SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms <= promised_by_unix_ms THEN 1 ELSE 0 END) \
+             SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms <= {PROMISE} THEN 1 ELSE 0 END) \
                AS delivered_by_promise, \
              SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms - placed_unix_ms <= 86400000 THEN 1 ELSE 0 END) \
                AS delivered_within_24h, \
-             SUM(CASE WHEN delivered_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned') AND promised_by_unix_ms < $4 THEN 1 ELSE 0 END) \
+             SUM(CASE WHEN delivered_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned') AND {PROMISE} < $4 THEN 1 ELSE 0 END) \
                AS late_open \
              FROM orders WHERE ($1 IS NULL OR tenant_id = $1) AND placed_unix_ms >= $2 AND placed_unix_ms < $3 \
-             GROUP BY region, service ORDER BY region, service")
+             GROUP BY region, service ORDER BY region, service"
+        );
+        let rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
             .bind(tenant.map(TenantId::as_str))
             .bind(from_unix_ms)
             .bind(to_unix_ms)

@@ -1127,6 +1127,17 @@ async fn apply_mutation(
             }
         };
     }
+    if matches!(
+        mutation,
+        Mutation::PutLocation { .. }
+            | Mutation::DeleteLocation { .. }
+            | Mutation::PutLane { .. }
+            | Mutation::DeleteLane { .. }
+    ) {
+        // Sites and lanes as this writer last read them are stale now (other API nodes' writers
+        // read them again within their cache's lifetime).
+        state.cache.forget_networks();
+    }
     match mutation {
         Mutation::PutTenant { name, mode } => {
             let found = exists(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", &[Arg::Text(tenant)]).await?;

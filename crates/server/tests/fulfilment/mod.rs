@@ -493,6 +493,8 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let first = app.post("/v1/orders", &key, order_body(&product, 5)).await;
     let second = app.post("/v1/orders", &key, order_body(&product, 5)).await;
     let (first_id, second_id) = (first.body["order_id"].as_str().unwrap(), second.body["order_id"].as_str().unwrap());
+    let second_placed_promise = second.body["promised_by"].clone();
+    assert!(second.body["first_promised_by"].is_null(), "{:?}", second.body);
     // Both took the BAD lot (FEFO); GOOD's 5 units can save one of them.
     assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "BAD");
     assert_eq!(second.body["shipments"][0]["picks"][0]["lot"], "BAD");
@@ -564,10 +566,35 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let again_recall =
         app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["NEW"], "reason": "second"})).await;
     assert_eq!(again_recall.body["affected_orders"][0]["outcome"], "flagged", "{:?}", again_recall.body);
-    receive(app, &key, &product, &[("NEWER", 26, 5)], 310).await;
+    // This time the only stock is at a DC farther off with a slower pick: the promise moves, and
+    // the order keeps the one it was placed with (the SLA measures against it).
+    let haarlem = gln("871234500104");
+    let slow = json!({
+        "gln": haarlem, "kind": "warehouse", "name": "Haarlem DC", "address": {"city": "Haarlem"}, "country": "NL",
+        "latitude": 52.38, "longitude": 4.64, "time_zone": "Europe/Amsterdam",
+        "zones": [{"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 40}],
+        "cutoffs": {"next_day": EVERY_SERVICE}, "pick_pack_lead_minutes": 600
+    });
+    let created = app.post("/v1/locations", &app.operator_key, slow).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let asn = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": haarlem, "pallets": [{"sscc": with_check_digit("38712345000000310"), "gtin": product,
+                   "lot": "NEWER", "expiry": in_days(26), "quantity": 5}]}),
+        )
+        .await;
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let received = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "chill"})).await;
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
     let third = app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "allocated"})).await;
     assert_eq!(third.status, StatusCode::OK, "{:?}", third.body);
     assert_eq!(third.body["shipments"][0]["picks"][0]["lot"], "NEWER");
+    assert_eq!(third.body["shipments"][0]["from"], haarlem);
+    let instant = |value: &Value| value.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert_eq!(third.body["first_promised_by"], second_placed_promise, "{:?}", third.body);
+    assert!(instant(&third.body["promised_by"]) > instant(&second_placed_promise), "{:?}", third.body);
 
     let status = app.send("GET", &status_path, None, None, &[]).await;
     assert_eq!(status.body["recalled"], true, "{:?}", status.body);
