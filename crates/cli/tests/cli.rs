@@ -439,12 +439,13 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
     let verifier = tlog::VerifierKey::parse(log_key).unwrap();
     let policy = tlog::CheckpointPolicy::log_only(verifier.name(), verifier.clone());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (checkpoint, _) = runtime.block_on(checkpoint_covering(&base, &policy, 22));
+    let (checkpoint, _) = runtime.block_on(checkpoint_covering(&base, &policy, 23));
     assert_eq!(
         checkpoint.size(),
-        22,
-        "the demo's salmon journey is six events, its receipt and delivered order six more, the four \
-         packed home deliveries two each (picking, packing), the vaccine pallet's receipt and its alarm"
+        23,
+        "the demo's salmon journey is six events (its commissioning at the farm among them), its \
+         receipt and delivered order six more, the four packed home deliveries two each (picking, \
+         packing), the vaccine pallet's commissioning (a lot new to the network) and receipt, and its alarm"
     );
 
     // The witness checks and cosigns; the log serves the cosignature with its checkpoint.
@@ -461,7 +462,7 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
         &state,
         "--once",
     ]);
-    assert!(cosigned.contains("cosigned keten.localhost/log at size 22"), "{cosigned}");
+    assert!(cosigned.contains("cosigned keten.localhost/log at size 23"), "{cosigned}");
     let (_, note) = runtime.block_on(fetch(&format!("{base}/log/checkpoint"), None));
     assert!(text(&note).contains("— witness.test "), "{}", text(&note));
     // A cosignature that does not verify, or of a checkpoint the log never signed, is refused.
@@ -472,7 +473,7 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
     let flip = corrupted.len() - 6;
     let replacement = if &corrupted[flip..flip + 1] == "A" { "B" } else { "A" };
     corrupted.replace_range(flip..flip + 1, replacement);
-    let forged_size = checkpoint_text.replacen("\n22\n", "\n23\n", 1);
+    let forged_size = checkpoint_text.replacen("\n23\n", "\n24\n", 1);
     for (body, why) in [
         (format!("{checkpoint_text}\n\n{corrupted}\n"), "a bad signature"),
         (format!("{forged_size}\n\n{line}\n"), "a checkpoint the log never signed"),
@@ -517,11 +518,11 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
     let monitor = path("monitor");
     let first =
         keten_ok(&["verify", "log", &base, "--key", log_key, "--state", &monitor, "--audit-key", &operator_key]);
-    assert!(first.contains("at size 22") && first.contains("22 new entries re-hashed"), "{first}");
-    assert!(first.contains("audited: 22 stored events match"), "{first}");
+    assert!(first.contains("at size 23") && first.contains("23 new entries re-hashed"), "{first}");
+    assert!(first.contains("audited: 23 stored events match"), "{first}");
     let second = keten_ok(&["verify", "log", &base, "--key", log_key, "--state", &monitor]);
     assert!(
-        second.contains("consistent with the checkpoint of size 22") && second.contains("0 new entries"),
+        second.contains("consistent with the checkpoint of size 23") && second.contains("0 new entries"),
         "{second}"
     );
 
