@@ -804,7 +804,8 @@ fn two_server_processes_never_oversell_a_hot_sku() {
     assert_eq!(stock["items"][0]["reserved"].as_i64(), Some(reserved), "{stock}");
     assert!(stock["items"][0]["available"].as_i64().unwrap() < 3, "the demand exceeded the stock: {stock}");
     let (_, journal) = get(port, &format!("/v1/stock/movements?gtin={gtin}&lot=HOT"), &merchant);
-    let journal_reserved: i64 = journal
+    assert!(journal["next_cursor"].is_null(), "one page holds the journal: {journal}");
+    let journal_reserved: i64 = journal["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -431,8 +431,17 @@ pub struct MovementParams {
     pub gtin: String,
     pub lot: Option<String>,
     pub tenant: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     /// 1-500 (default 500).
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovementPage {
+    pub items: Vec<MovementView>,
+    /// The cursor of the next page; none after the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -450,23 +459,41 @@ pub struct MovementView {
     pub at: String,
 }
 
-/// The journal of a product's stock (one lot or all), oldest first.
-#[utoipa::path(get, path = "/v1/stock/movements", tag = "fulfilment", params(MovementParams), responses((status = 200, body = Vec<MovementView>)))]
+/// A movement's place in the journal's order: its time, operation and line.
+fn movement_cursor(at_unix_ms: i64, operation_id: &str, line: i64) -> String {
+    store::Cursor::encode(&format!("{at_unix_ms}\u{1f}{line}\u{1f}{operation_id}"))
+}
+
+fn movement_after(cursor: &str) -> Result<(i64, String, i64), Problem> {
+    let invalid = || Problem::field("invalid-parameter", "?cursor", "not a cursor of this list");
+    let text = store::Cursor::decode(cursor).ok_or_else(invalid)?;
+    let mut parts = text.splitn(3, '\u{1f}');
+    let (Some(at), Some(line), Some(operation)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    Ok((at.parse().map_err(|_| invalid())?, operation.to_owned(), line.parse().map_err(|_| invalid())?))
+}
+
+/// The journal of a product's stock (one lot or all), oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/stock/movements", tag = "fulfilment", params(MovementParams), responses((status = 200, body = MovementPage)))]
 async fn list_movements(
     State(app): State<AppState>,
     caller: Caller,
     QueryParams(params): QueryParams<MovementParams>,
-) -> Result<Json<Vec<MovementView>>, Problem> {
+) -> Result<Json<MovementPage>, Problem> {
     let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
     let gtin =
         Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
-    let rows = app
-        .store
-        .tenant(&tenant)
-        .movements(gtin.as_str(), params.lot.as_deref(), params.limit.unwrap_or(store::fulfilment::STOCK_ROWS_MAX))
-        .await?;
-    Ok(Json(
-        rows.into_iter()
+    let after = params.cursor.as_deref().map(movement_after).transpose()?;
+    let limit = params.limit.unwrap_or(store::fulfilment::STOCK_ROWS_MAX).clamp(1, store::fulfilment::STOCK_ROWS_MAX);
+    let rows = app.store.tenant(&tenant).movements(gtin.as_str(), params.lot.as_deref(), after.as_ref(), limit).await?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|row| movement_cursor(row.at_unix_ms, &row.operation_id, row.line)))
+        .flatten();
+    Ok(Json(MovementPage {
+        next_cursor,
+        items: rows
+            .into_iter()
             .map(|row| MovementView {
                 operation_id: row.operation_id,
                 line: row.line,
@@ -480,7 +507,7 @@ async fn list_movements(
                 at: crate::dto::timestamp(row.at_unix_ms),
             })
             .collect(),
-    ))
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

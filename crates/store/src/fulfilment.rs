@@ -3055,11 +3055,13 @@ impl crate::TenantStore<'_> {
             .collect()
     }
 
-    /// The journal of one lot of a GTIN (or every lot), oldest first.
+    /// The journal of one lot of a GTIN (or every lot), oldest first (by time, operation and
+    /// line), after `after` (such a triple).
     pub async fn movements(
         &self,
         gtin: &str,
         lot: Option<&str>,
+        after: Option<&(i64, String, i64)>,
         limit: u32,
     ) -> Result<Vec<StockMovement>, crate::StoreError> {
         #[derive(sqlx::FromRow)]
@@ -3077,12 +3079,18 @@ impl crate::TenantStore<'_> {
         }
         let sql = format!(
             "SELECT operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
-             FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) \
+             FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) {} \
              ORDER BY at_unix_ms, operation_id, line LIMIT {}",
+            if after.is_some() { "AND (at_unix_ms, operation_id, line) > ($4, $5, $6)" } else { "" },
             limit.clamp(1, STOCK_ROWS_MAX)
         );
-        let rows: Vec<Row> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
-            .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_all(pool).await)?;
+        let rows: Vec<Row> = crate::backend::on_pool!(self.store.pools(), pool => {
+            let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(gtin).bind(lot);
+            if let Some((at_unix_ms, operation_id, line)) = after {
+                query = query.bind(*at_unix_ms).bind(operation_id.as_str()).bind(*line);
+            }
+            query.fetch_all(pool).await
+        })?;
         rows.into_iter()
             .map(|row| {
                 Ok(StockMovement {

@@ -90,6 +90,22 @@ fn order_body(product: &str, quantity: i64) -> Value {
     json!({"lines": [{"gtin": product, "quantity": quantity}], "destination": {"pickup_point": pickup()}, "service": "next_day"})
 }
 
+/// Every movement of the journal (`gtin=…[&lot=…]`), read page after page of `limit`.
+async fn journal(app: &TestApp, key: &str, query: &str, limit: u32) -> Vec<Value> {
+    let (mut movements, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let page = app.get(&format!("/v1/stock/movements?{query}&limit={limit}{cursor}"), key).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= limit as usize);
+        movements.extend(items.iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return movements,
+        }
+    }
+}
+
 async fn balance(app: &TestApp, key: &str, product: &str, lot: &str) -> Value {
     let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
     assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
@@ -197,12 +213,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert!(bad_status.is_problem(422, "/problems/validation-failed"), "{:?}", bad_status.body);
     assert_eq!(app.get("/v1/orders", &key).await.body["items"], json!([]));
     assert_eq!(balance(app, &key, &product, "EARLY").await["on_hand"], 4);
-    let journal = app.get(&format!("/v1/stock/movements?gtin={product}"), &key).await;
-    assert!(
-        journal.body.as_array().unwrap().iter().all(|movement| movement["kind"] == "receipt"),
-        "{:?}",
-        journal.body
-    );
+    let receipts = journal(app, &key, &format!("gtin={product}"), 500).await;
+    assert!(receipts.iter().all(|movement| movement["kind"] == "receipt"), "{receipts:?}");
+    let bad_cursor = app.get(&format!("/v1/stock/movements?gtin={product}&cursor=nonsense"), &key).await;
+    assert!(bad_cursor.is_problem(400, "/problems/invalid-parameter"), "{:?}", bad_cursor.body);
 
     let placed = app
         .send("POST", "/v1/orders", Some(&key), Some(order_body(&product, 10)), &[("idempotency-key", "order-1")])
@@ -318,11 +332,8 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(shipped_units, [4, 5], "the short pick is what the shipping event records");
 
     // The journal explains every unit of the LATE lot.
-    let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=LATE"), &key).await;
+    let movements = journal(app, &key, &format!("gtin={product}&lot=LATE"), 500).await;
     let kinds: Vec<(&str, i64)> = movements
-        .body
-        .as_array()
-        .unwrap()
         .iter()
         .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
         .collect();
@@ -353,8 +364,8 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(returned.body["events"][5]["detail"], "restocked [0, 2]");
     assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 97);
     assert_eq!(balance(app, &key, &product, "EARLY").await["on_hand"], 0);
-    let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=LATE"), &key).await;
-    let last = movements.body.as_array().unwrap().last().unwrap().clone();
+    let movements = journal(app, &key, &format!("gtin={product}&lot=LATE"), 2).await;
+    let last = movements.last().unwrap().clone();
     assert_eq!((last["kind"].as_str(), last["quantity"].as_i64()), (Some("return"), Some(2)), "{last:?}");
     let back = app.get("/events?EQ_bizStep=receiving&EQ_disposition=returned", &key).await;
     let back = &back.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"];
@@ -694,11 +705,8 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
             (depot.clone(), 3, 0, "available".to_owned(), expiry.clone())
         ]
     );
-    let journal = app.get(&format!("/v1/stock/movements?gtin={product}&lot=TRF"), &key).await;
-    let kinds: Vec<(&str, i64)> = journal
-        .body
-        .as_array()
-        .unwrap()
+    let movements = journal(app, &key, &format!("gtin={product}&lot=TRF"), 500).await;
+    let kinds: Vec<(&str, i64)> = movements
         .iter()
         .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
         .collect();
@@ -796,10 +804,12 @@ pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client
     assert_eq!(stock["on_hand"].as_i64(), Some(RECEIVED));
     // The demand exceeded the stock: what is left is less than the smallest order line.
     assert!(stock["available"].as_i64().unwrap() < 3, "{stock:?}");
-    // The balance is the sum of its journal: one reserve movement per acknowledged line.
-    let movements = app.get(&format!("/v1/stock/movements?gtin={product}&lot=HOT"), &key).await;
+    // The balance is the sum of its journal (read in pages of 50): one reserve movement per
+    // acknowledged line.
+    let movements = journal(app, &key, &format!("gtin={product}&lot=HOT"), 50).await;
+    assert!(movements.len() > 50, "more than one page: {}", movements.len());
     let (mut on_hand, mut reserved) = (0i64, 0i64);
-    for movement in movements.body.as_array().unwrap() {
+    for movement in &movements {
         let units = movement["quantity"].as_i64().unwrap();
         match movement["kind"].as_str().unwrap() {
             "receipt" => on_hand += units,
