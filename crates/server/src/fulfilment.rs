@@ -325,7 +325,7 @@ pub async fn receipt_capture(
     let mut new_lots = BTreeSet::new();
     for pallet in crate::steps::received_pallets(asn, ssccs) {
         let class = crate::steps::lot_class(&pallet.gtin, &pallet.lot)?;
-        if checked.insert(class.clone()) && !store.epc_class_seen(&class).await? {
+        if checked.insert(class.clone()) && !store.epc_seen(&class, true).await? {
             new_lots.insert(class);
         }
     }
@@ -1171,12 +1171,16 @@ async fn order_event(
     if to.is_none() {
         checker.fail("/status", "not a status an order can be moved to");
     }
-    let ssccs: Vec<Sscc> = input
-        .ssccs
+    let listed = input.ssccs.as_deref().unwrap_or_default();
+    let ssccs: Vec<Sscc> = listed
         .iter()
-        .flatten()
         .enumerate()
-        .filter_map(|(index, text)| checker.check(&format!("/ssccs/{index}"), Sscc::parse(text)))
+        .filter_map(|(index, text)| {
+            if listed[..index].contains(text) {
+                checker.fail(&format!("/ssccs/{index}"), "appears twice: one pallet per shipment");
+            }
+            checker.check(&format!("/ssccs/{index}"), Sscc::parse(text))
+        })
         .collect();
     // Units per pick: what shipped, or what came back into stock.
     for (field, list, status) in
@@ -1208,6 +1212,23 @@ async fn order_event(
     }
     let units = input.shipped.or(input.restocked);
     let read = app.store.tenant(&tenant).order(&order_id).await?;
+    if let Some(order) = &read {
+        // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
+        // events already name is refused, unless it is this order's own (a retry).
+        let own: Vec<&str> =
+            order.allocation.shipments.iter().filter_map(|shipment| shipment.sscc.as_deref()).collect();
+        for (index, sscc) in ssccs.iter().enumerate() {
+            if !own.contains(&sscc.as_str())
+                && app.store.epc_seen(&crate::steps::pallet_link(sscc.as_str())?, false).await?
+            {
+                return Err(Problem::field(
+                    "conflict",
+                    format!("/ssccs/{index}"),
+                    format!("SSCC {sscc} already names another pallet in the network's events"),
+                ));
+            }
+        }
+    }
     let mutation = match &read {
         Some(order) => order_step_write(&tenant, order, to, ssccs, units, jiff::Timestamp::now(), None, None)?,
         // The writer answers not found.

@@ -44,7 +44,8 @@ fn place(gln: &str, zone: Option<&str>) -> Result<String, Problem> {
     }
 }
 
-fn pallet_link(sscc: &str) -> Result<String, Problem> {
+/// The Digital Link of a pallet (`…/00/{sscc}`).
+pub fn pallet_link(sscc: &str) -> Result<String, Problem> {
     link(&[("00", sscc)])
 }
 

@@ -651,18 +651,21 @@ impl Store {
         self.epcis_candidates(viewer, &filter, EventOrder::RecordAscending, None, EVENT_RECORDS_MAX).await
     }
 
-    /// Whether any event in the network, of any tenant, names `class` as a class of objects
-    /// (`epcClass` and its child, input and output roles): a lot already commissioned upstream,
-    /// or seen by the network before.
-    pub async fn epc_class_seen(&self, class: &str) -> Result<bool, StoreError> {
+    /// Whether any event in the network, of any tenant, names `identifier`: as a class of
+    /// objects (`epcClass` and its child, input and output roles; a lot already commissioned
+    /// upstream, or seen by the network before), or as one object (`epc`, `childEPC`,
+    /// `parentID`, `inputEPC`, `outputEPC`; a pallet's SSCC already in use).
+    pub async fn epc_seen(&self, identifier: &str, as_class: bool) -> Result<bool, StoreError> {
+        let roles = if as_class {
+            "'epcClass', 'childEPCClass', 'inputEPCClass', 'outputEPCClass'"
+        } else {
+            "'epc', 'childEPC', 'parentID', 'inputEPC', 'outputEPC'"
+        };
+        let sql = format!(
+            "SELECT event_seq FROM epcis_event_identifiers WHERE identifier = $1 AND role IN ({roles}) LIMIT 1"
+        );
         let row: Option<(i64,)> = on_pool!(self.pools(), pool => {
-            sqlx::query_as(
-                "SELECT event_seq FROM epcis_event_identifiers WHERE identifier = $1 \
-                 AND role IN ('epcClass', 'childEPCClass', 'inputEPCClass', 'outputEPCClass') LIMIT 1",
-            )
-            .bind(class)
-            .fetch_optional(pool)
-            .await
+            sqlx::query_as(&sql).bind(identifier).fetch_optional(pool).await
         })?;
         Ok(row.is_some())
     }

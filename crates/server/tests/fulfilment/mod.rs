@@ -379,6 +379,23 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
     assert!(count.is_problem(409, "/problems/insufficient-stock"), "{:?}", count.body);
     let second_id = second.body["order_id"].as_str().unwrap();
+    // An SSCC names one pallet: not twice in one packing, not one another order's pallet or an
+    // inbound pallet already carries.
+    let second_path = format!("/v1/orders/{second_id}/events?tenant=fish");
+    assert_eq!(app.post(&second_path, operator, json!({"status": "picking"})).await.status, StatusCode::OK);
+    let fresh = with_check_digit("38712345100000002");
+    let twice = app.post(&second_path, operator, json!({"status": "packed", "ssccs": [fresh, fresh]})).await;
+    assert!(
+        twice.is_problem(422, "/problems/validation-failed") && twice.pointers() == ["/ssccs/1"],
+        "{:?}",
+        twice.body
+    );
+    let inbound = with_check_digit("38712345000000001");
+    for used in [&sscc, &inbound] {
+        let reused = app.post(&second_path, operator, json!({"status": "packed", "ssccs": [used]})).await;
+        assert!(reused.is_problem(409, "/problems/conflict") && reused.pointers() == ["/ssccs/0"], "{:?}", reused.body);
+    }
+    assert_eq!(app.get(&format!("/v1/orders/{second_id}"), &key).await.body["status"], "picking");
     let cancelled = app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "cancelled"})).await;
     assert_eq!(cancelled.body["reservation"], "voided");
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 0);
