@@ -1410,19 +1410,32 @@ async fn apply_checked(
             {
                 refuse!(WriteError::UnknownReference { field: "/location", value: location.to_string() });
             }
+            let mut missing_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
-                if !crate::writer::exists(
-                    conn,
-                    "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
-                    &[Arg::Text(tenant), Arg::Text(pallet.gtin.as_str())],
-                )
-                .await?
-                {
+                let product: Option<(Option<i64>, Option<i64>)> = on_conn!(conn, connection => sqlx::query_as(
+                    "SELECT shelf_life_days, min_remaining_shelf_life_days FROM products WHERE tenant_id = $1 AND gtin = $2")
+                    .bind(tenant).bind(pallet.gtin.as_str()).fetch_optional(&mut *connection).await)?;
+                let Some((shelf_life, min_remaining)) = product else {
                     refuse!(WriteError::UnknownReference {
                         field: "/pallets",
                         value: format!("{index}: GTIN {}", pallet.gtin)
                     });
+                };
+                // A product with a shelf life is allocated by its lots' expiry (FEFO, the
+                // remaining shelf life at delivery): a lot of it without one could never be judged.
+                if pallet.expiry.is_none() && (shelf_life.is_some() || min_remaining.is_some_and(|days| days > 0)) {
+                    missing_expiry.push((
+                        format!("/pallets/{index}/expiry"),
+                        format!("required: product {} has a shelf life", pallet.gtin),
+                    ));
                 }
+            }
+            if !missing_expiry.is_empty() {
+                refuse!(WriteError::Refused {
+                    code: "validation-failed",
+                    detail: format!("{} pallets of products with a shelf life have no expiry", missing_expiry.len()),
+                    errors: missing_expiry,
+                });
             }
             execute(
                 conn,

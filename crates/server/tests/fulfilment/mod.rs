@@ -156,6 +156,21 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         two_dates.body
     );
 
+    // A product with a shelf life is allocated by expiry: its pallets must carry one.
+    let undated = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [{"sscc": with_check_digit("38712345000000096"), "gtin": product,
+                   "lot": "UNDATED", "quantity": 1}]}),
+        )
+        .await;
+    assert!(
+        undated.is_problem(422, "/problems/validation-failed") && undated.pointers() == ["/pallets/0/expiry"],
+        "{:?}",
+        undated.body
+    );
+
     // A pallet listed twice is refused.
     let twice = app
         .post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "chill", "ssccs": [with_check_digit("38712345000000099"), with_check_digit("38712345000000099")]}))
