@@ -201,6 +201,8 @@ pub(crate) struct StockBatch {
     movements: Vec<MovementRow>,
     reservations: Vec<Vec<Value>>,
     orders: Vec<Vec<Value>>,
+    /// Each placed order's first history row (`allocated`, placed), for its webhooks.
+    order_events: Vec<Vec<Value>>,
     undo: Vec<Undo>,
     /// Cache entries this batch has used: never reloaded within the batch (they hold its changes).
     pinned: std::collections::HashSet<(String, String)>,
@@ -214,6 +216,7 @@ pub(crate) struct Mark {
     movements: usize,
     reservations: usize,
     orders: usize,
+    order_events: usize,
 }
 
 /// Another writer changed a balance this batch read: apply the batch again.
@@ -227,6 +230,7 @@ impl StockBatch {
             movements: self.movements.len(),
             reservations: self.reservations.len(),
             orders: self.orders.len(),
+            order_events: self.order_events.len(),
         }
     }
 
@@ -235,6 +239,7 @@ impl StockBatch {
         self.movements.truncate(mark.movements);
         self.reservations.truncate(mark.reservations);
         self.orders.truncate(mark.orders);
+        self.order_events.truncate(mark.order_events);
         while self.undo.len() > mark.undo {
             let Some(undo) = self.undo.pop() else { break };
             if undo.dirtied {
@@ -533,6 +538,8 @@ impl StockBatch {
         insert_rows(conn, "stock_movements", MOVEMENT_COLUMNS, &movements).await?;
         insert_rows(conn, "reservations", RESERVATION_COLUMNS, &std::mem::take(&mut self.reservations)).await?;
         insert_rows(conn, "orders", ORDER_COLUMNS, &std::mem::take(&mut self.orders)).await?;
+        const ORDER_EVENT_COLUMNS: &[&str] = &["tenant_id", "order_id", "seq", "status", "detail", "at_unix_ms"];
+        insert_rows(conn, "order_events", ORDER_EVENT_COLUMNS, &std::mem::take(&mut self.order_events)).await?;
         // What was inserted is no longer undone by a refusal (a later write's mark is past it).
         Ok(())
     }
@@ -2089,8 +2096,21 @@ async fn place_order(
         Value::Integer(now_unix_ms),
         Value::Integer(now_unix_ms),
     ]);
+    // Placing is the order's first transition (accepted → allocated in one write): its
+    // webhooks hear of it like of every later one.
+    batch.order_events.push(vec![
+        Value::Text(tenant.to_owned()),
+        Value::Text(record.order_id.clone()),
+        Value::Integer(1),
+        Value::Text(record.status.name().to_owned()),
+        Value::OptionalText(Some(PLACED.to_owned())),
+        Value::Integer(now_unix_ms),
+    ]);
     Ok(Ok(record))
 }
+
+/// The detail of an order's first history row.
+pub const PLACED: &str = "placed";
 
 #[derive(sqlx::FromRow)]
 struct ReserveRow {
