@@ -1171,6 +1171,9 @@ async fn order_event(
     if to.is_none() {
         checker.fail("/status", "not a status an order can be moved to");
     }
+    if input.ssccs.is_some() && to != Some(OrderStatus::Packed) {
+        checker.fail("/ssccs", "only with status packed");
+    }
     let listed = input.ssccs.as_deref().unwrap_or_default();
     let ssccs: Vec<Sscc> = listed
         .iter()
@@ -1214,9 +1217,9 @@ async fn order_event(
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     if let Some(order) = &read {
         // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
-        // events already name is refused, unless it is this order's own (a retry).
-        let own: Vec<&str> =
-            order.allocation.shipments.iter().filter_map(|shipment| shipment.sscc.as_deref()).collect();
+        // events already name is refused, unless it is this order's own (a retry, or its pallet
+        // packed again after a recall).
+        let own: Vec<&str> = order.allocation.own_ssccs().collect();
         for (index, sscc) in ssccs.iter().enumerate() {
             if !own.contains(&sscc.as_str())
                 && app.store.epc_seen(&crate::steps::pallet_link(sscc.as_str())?, false).await?

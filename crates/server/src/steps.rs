@@ -292,9 +292,12 @@ pub fn order_step(
             },
             _ => continue,
         };
-        // An aggregation needs its pallet; without one (an order packed before SSCCs were
-        // recorded) there is nothing to aggregate.
-        if step.event_type == "AggregationEvent" && step.parent.is_none() {
+        // An aggregation needs its pallet, and an object event something to name; without an
+        // SSCC (an order packed before they were recorded) and units (a return restocking
+        // nothing) there is nothing to record.
+        if step.event_type == "AggregationEvent" && step.parent.is_none()
+            || step.epcs.is_empty() && step.quantities.is_empty()
+        {
             continue;
         }
         events.push(event(step, at));

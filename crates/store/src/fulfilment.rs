@@ -1097,6 +1097,30 @@ pub struct StoredAllocation {
     /// the one the order gave. Absent in orders stored before it was kept.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub time_zone: Option<String>,
+    /// SSCCs this order's pallets carried under an earlier allocation (a recall took their
+    /// stock): still the order's own, to pack again.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub previous_ssccs: Vec<String>,
+}
+
+impl StoredAllocation {
+    /// Every SSCC the order's pallets carry or carried.
+    pub fn own_ssccs(&self) -> impl Iterator<Item = &str> {
+        self.shipments
+            .iter()
+            .filter_map(|shipment| shipment.sscc.as_deref())
+            .chain(self.previous_ssccs.iter().map(String::as_str))
+    }
+
+    /// This allocation, replacing `earlier`, keeps the pallets `earlier`'s shipments carried.
+    fn keeping_pallets_of(mut self, earlier: &StoredAllocation) -> StoredAllocation {
+        for sscc in earlier.own_ssccs() {
+            if !self.previous_ssccs.iter().any(|kept| kept == sscc) {
+                self.previous_ssccs.push(sscc.to_owned());
+            }
+        }
+        self
+    }
 }
 
 /// An order as stored.
@@ -1179,6 +1203,7 @@ pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAlloca
         candidates_considered: allocation.decision.candidates.len(),
         flags: Vec::new(),
         time_zone: None,
+        previous_ssccs: Vec::new(),
     }
 }
 
@@ -2120,46 +2145,62 @@ struct ReserveRow {
     zone: String,
     lot: String,
     quantity: i64,
+    kind: String,
 }
 
 async fn reserve_lines(conn: &mut Conn, tenant: &str, reservation_id: &str) -> Result<Vec<ReserveRow>, sqlx::Error> {
-    movement_rows(conn, tenant, reservation_id, MovementKind::Reserve).await
+    movement_rows(conn, tenant, reservation_id, &[MovementKind::Reserve]).await
 }
 
-/// The movements of one kind of an operation, in line order.
+/// The movements of some kinds of an operation, in line order.
 async fn movement_rows(
     conn: &mut Conn,
     tenant: &str,
     operation_id: &str,
-    kind: MovementKind,
+    kinds: &[MovementKind],
 ) -> Result<Vec<ReserveRow>, sqlx::Error> {
-    on_conn!(conn, connection => sqlx::query_as(
-        "SELECT line, gtin, location_gln, zone, lot, quantity FROM stock_movements \
-         WHERE tenant_id = $1 AND operation_id = $2 AND kind = $3 ORDER BY line")
-        .bind(tenant).bind(operation_id).bind(kind.name()).fetch_all(&mut *connection).await)
+    let kinds: Vec<String> = kinds.iter().map(|kind| format!("'{}'", kind.name())).collect();
+    let sql = format!(
+        "SELECT line, gtin, location_gln, zone, lot, quantity, kind FROM stock_movements \
+         WHERE tenant_id = $1 AND operation_id = $2 AND kind IN ({}) ORDER BY line",
+        kinds.join(", ")
+    );
+    on_conn!(conn, connection => sqlx::query_as(&sql)
+        .bind(tenant).bind(operation_id).fetch_all(&mut *connection).await)
 }
 
-/// Whether a return's `restocked` units (one per pick) fit what shipped: one number per pick, and
-/// no more units back into a balance than left it.
-fn restock_fits(picks: &[ReserveRow], shipped: &[ReserveRow], restocked: &[i64]) -> Result<(), String> {
-    if restocked.len() != picks.len() {
-        return Err(format!("{} numbers for {} picks", restocked.len(), picks.len()));
+/// The units each pick shipped, read off the posting of its reservation: in line order, each pick
+/// wrote its `ship`, then its `release`, together the units it reserved.
+fn shipped_per_pick(picks: &[ReserveRow], posted: &[ReserveRow]) -> Result<Vec<i64>, String> {
+    let mut rows = posted.iter();
+    picks
+        .iter()
+        .map(|pick| {
+            let (mut left, mut shipped) = (pick.quantity, 0);
+            while left > 0 {
+                let row = rows
+                    .next()
+                    .filter(|row| key_of(row) == key_of(pick) && row.quantity <= left)
+                    .ok_or_else(|| format!("the posting of reserve line {} does not add up to it", pick.line))?;
+                left -= row.quantity;
+                if row.kind == MovementKind::Ship.name() {
+                    shipped += row.quantity;
+                }
+            }
+            Ok(shipped)
+        })
+        .collect()
+}
+
+/// Whether a return's `restocked` units fit what shipped: one number per pick, each at most what
+/// that pick shipped.
+fn restock_fits(shipped: &[i64], restocked: &[i64]) -> Result<(), String> {
+    if restocked.len() != shipped.len() {
+        return Err(format!("{} numbers for {} picks", restocked.len(), shipped.len()));
     }
-    let mut left: Vec<(StockKey, i64)> = Vec::new();
-    for row in shipped {
-        match left.iter_mut().find(|(key, _)| *key == key_of(row)) {
-            Some((_, units)) => *units += row.quantity,
-            None => left.push((key_of(row), row.quantity)),
-        }
-    }
-    for (index, (pick, &units)) in picks.iter().zip(restocked).enumerate() {
-        if units == 0 {
-            continue;
-        }
-        let key = key_of(pick);
-        match left.iter_mut().find(|(shipped, _)| *shipped == key) {
-            Some((_, shipped)) if *shipped >= units => *shipped -= units,
-            _ => return Err(format!("pick {index} ({} lot {:?}) shipped fewer than {units} units", key.gtin, key.lot)),
+    for (index, (&units, &shipped)) in restocked.iter().zip(shipped).enumerate() {
+        if units > shipped {
+            return Err(format!("pick {index} shipped {shipped} units, fewer than {units}"));
         }
     }
     Ok(())
@@ -2544,7 +2585,12 @@ async fn order_event(
                 )
                 .await?
             );
-            record.allocation = allocation;
+            record.allocation = allocation.keeping_pallets_of(&record.allocation);
+            if promised_by != record.promised_by_unix_ms {
+                // As `set_order_status` keeps it in the row.
+                record.first_promised_by_unix_ms =
+                    record.first_promised_by_unix_ms.or(Some(record.promised_by_unix_ms));
+            }
             record.promised_by_unix_ms = promised_by;
             record.reservation_id = reservation.clone();
             record.reservation = ReservationState::Pending;
@@ -2552,15 +2598,13 @@ async fn order_event(
         }
         StockEffect::Restock => {
             if let Some(restocked) = units {
-                let picks = movement_rows(conn, tenant, &reservation_id, MovementKind::Reserve).await?;
-                let shipped = movement_rows(
-                    conn,
-                    tenant,
-                    &format!("{order_id}/{}", OrderStatus::Shipped.name()),
-                    MovementKind::Ship,
-                )
-                .await?;
-                if let Err(error) = restock_fits(&picks, &shipped, restocked) {
+                let picks = reserve_lines(conn, tenant, &reservation_id).await?;
+                let posting = format!("{order_id}/{}", OrderStatus::Shipped.name());
+                let posted =
+                    movement_rows(conn, tenant, &posting, &[MovementKind::Ship, MovementKind::Release]).await?;
+                let shipped =
+                    shipped_per_pick(&picks, &posted).map_err(|error| corrupt(format!("order {order_id}: {error}")))?;
+                if let Err(error) = restock_fits(&shipped, restocked) {
                     refuse!(WriteError::Refused {
                         code: "invalid-transition",
                         detail: format!(
@@ -2761,6 +2805,7 @@ async fn recall(
         .await?;
         match again {
             Ok((allocation, _, promised_by)) => {
+                let allocation = allocation.keeping_pallets_of(&record.allocation);
                 let detail = format!("allocated again from other lots after recall {recall_id}");
                 let moved = set_order_status(
                     conn,
@@ -3378,5 +3423,41 @@ impl crate::Store {
              WHERE r.gtin = $1 AND r.lot = $2")
             .bind(gtin).bind(lot).fetch_optional(pool).await)?;
         Ok(row.map(|(recall_id,)| recall_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: i64, lot: &str, quantity: i64, kind: MovementKind) -> ReserveRow {
+        ReserveRow {
+            line,
+            gtin: "08712345100015".into(),
+            location_gln: "8712345001018".into(),
+            zone: "chill".into(),
+            lot: lot.into(),
+            quantity,
+            kind: kind.name().into(),
+        }
+    }
+
+    #[test]
+    fn each_pick_restocks_at_most_what_it_shipped_even_on_a_shared_balance() {
+        use MovementKind::{Release, Reserve, Ship};
+        // Two lines of one product took the same lot: 5 and 3 units reserved. The first shipped
+        // all 5, the second was short-picked to nothing (released whole), then a third pick of
+        // another lot shipped 2 of 4.
+        let picks = [row(0, "A", 5, Reserve), row(1, "A", 3, Reserve), row(2, "B", 4, Reserve)];
+        let posted = [row(0, "A", 5, Ship), row(1, "A", 3, Release), row(2, "B", 2, Ship), row(3, "B", 2, Release)];
+        let shipped = shipped_per_pick(&picks, &posted).unwrap();
+        assert_eq!(shipped, [5, 0, 2]);
+        assert_eq!(restock_fits(&shipped, &[5, 0, 2]), Ok(()));
+        // Pooled by balance the second pick's 5 would fit; per pick it does not.
+        assert!(restock_fits(&shipped, &[0, 5, 0]).unwrap_err().starts_with("pick 1 shipped 0"));
+        assert!(restock_fits(&shipped, &[1, 1]).is_err(), "one number per pick");
+        // A posting that does not add up to the reservation is corrupt, not guessed at.
+        assert!(shipped_per_pick(&picks, &posted[..3]).is_err());
+        assert!(shipped_per_pick(&picks, &[row(0, "B", 5, Ship)]).is_err());
     }
 }

@@ -365,6 +365,12 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         "{:?}",
         misplaced.body
     );
+    let labelled = app.post(&path, operator, json!({"status": "returned", "ssccs": [sscc]})).await;
+    assert!(
+        labelled.is_problem(422, "/problems/validation-failed") && labelled.pointers() == ["/ssccs"],
+        "{:?}",
+        labelled.body
+    );
     let too_many = app.post(&path, operator, json!({"status": "returned", "restocked": [0, 6]})).await;
     assert!(
         too_many.is_problem(409, "/problems/invalid-transition") && too_many.pointers() == ["/restocked"],
@@ -543,6 +549,13 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     // Both took the BAD lot (FEFO); GOOD's 5 units can save one of them.
     assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "BAD");
     assert_eq!(second.body["shipments"][0]["picks"][0]["lot"], "BAD");
+    // The first is packed already: its pallet stays its own after the recall.
+    let first_path = format!("/v1/orders/{first_id}/events?tenant=fish");
+    let pallet = with_check_digit("38712345100000201");
+    for body in [json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})] {
+        let moved = app.post(&first_path, &app.operator_key, body).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    }
     let status_path = format!("/recall-status/01/{product}/10/BAD");
     assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
 
@@ -560,10 +573,10 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
     // The lot's EPCIS history: where it entered the network, commissioned and received at the DC
-    // (recorded by the receipt itself).
+    // (recorded by the receipt itself), then the first order's picking and packing there.
     let history = recall.body["history"].as_array().unwrap();
     let steps: Vec<&str> = history.iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["commissioning", "receiving"], "{history:?}");
+    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing"], "{history:?}");
     for entry in history {
         assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
     }
@@ -592,6 +605,11 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let first = app.get(&format!("/v1/orders/{first_id}"), &key).await;
     assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "GOOD");
     assert_eq!(first.body["status"], "allocated");
+    // Picked again from the GOOD lot, it is packed on its own pallet again.
+    for body in [json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})] {
+        let moved = app.post(&first_path, &app.operator_key, body).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    }
     let second = app.get(&format!("/v1/orders/{second_id}"), &key).await;
     assert_eq!(second.body["status"], "accepted");
     assert_eq!(second.body["flags"].as_array().unwrap().len(), 1, "{:?}", second.body);
