@@ -10,10 +10,10 @@
 //! (and `shipped ─► delivered`, for a hand-over recorded without its departure). An order is
 //! stored allocated (placing it allocates and reserves in one write); cancelling voids its
 //! reservation; shipping posts it (a short pick ships the packed units and releases the rest);
-//! nothing may ship before it is packed; a return puts back into stock the units it lists
-//! (a delivery that failed for good, a parcel not collected, or one sent back). An order that lost its stock (a recall with no
-//! other lot to take) goes back to `accepted`: allocating it again, or cancelling it, are the ways
-//! on.
+//! nothing may ship before it is packed; a return puts back into stock the units it lists (a
+//! delivery that failed for good, a parcel not collected, or one sent back). An order that lost
+//! its stock (a recall with no other lot to take) goes back to `accepted`: allocating it again,
+//! or cancelling it, are the ways on.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OrderStatus {

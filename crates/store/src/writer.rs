@@ -1134,8 +1134,8 @@ async fn apply_mutation(
             | Mutation::PutLane { .. }
             | Mutation::DeleteLane { .. }
     ) {
-        // Sites and lanes as this writer last read them are stale now (other API nodes' writers
-        // read them again within their cache's lifetime).
+        // Sites and lanes as this writer task last read them are stale now (other tasks, on this
+        // API node or another, read them again within their cache's lifetime).
         state.cache.forget_networks();
     }
     match mutation {
