@@ -22,6 +22,8 @@ pub struct LedgerMovement<K> {
 struct Held<K> {
     reservation: Reservation,
     lines: Vec<(K, i64)>,
+    /// Units shipped per line, once posted; emptied by the return.
+    shipped: Vec<i64>,
 }
 
 /// Balances keyed by `K` (location, zone, GTIN, lot in the store), their lot statuses, pending
@@ -51,6 +53,8 @@ pub enum LedgerOperationError {
     NoReservation,
     #[error("the reservation id is taken")]
     Taken,
+    #[error("the reservation's units came back already")]
+    Returned,
 }
 
 impl<K: Ord + Clone> Ledger<K> {
@@ -159,8 +163,10 @@ impl<K: Ord + Clone> Ledger<K> {
             next.change(key, MovementKind::Reserve, *quantity)?;
             next.push(key, MovementKind::Reserve, *quantity, Some(id));
         }
-        next.reservations
-            .insert(id, Held { reservation: Reservation::pending(expires_at_unix_ms), lines: lines.to_vec() });
+        next.reservations.insert(
+            id,
+            Held { reservation: Reservation::pending(expires_at_unix_ms), lines: lines.to_vec(), shipped: Vec::new() },
+        );
         *self = next;
         Ok(())
     }
@@ -185,6 +191,29 @@ impl<K: Ord + Clone> Ledger<K> {
         }
         if let Some(stored) = next.reservations.get_mut(&id) {
             stored.reservation = reservation;
+            stored.shipped = shipped.to_vec();
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// Takes back into stock `restocked[i]` units of line `i` of a shipped reservation (at most
+    /// what the line shipped), into the balance it was picked from; once per reservation.
+    pub fn restock(&mut self, id: u64, restocked: &[i64]) -> Result<(), LedgerOperationError> {
+        let held = self.reservations.get(&id).cloned().ok_or(LedgerOperationError::NoReservation)?;
+        if held.reservation.state == ReservationState::Posted && held.shipped.is_empty() {
+            return Err(LedgerOperationError::Returned);
+        }
+        crate::check_restock(held.reservation.state, &held.shipped, restocked)?;
+        let mut next = self.clone();
+        for ((key, _), &units) in held.lines.iter().zip(restocked) {
+            if units > 0 {
+                next.change(key, MovementKind::Return, units)?;
+                next.push(key, MovementKind::Return, units, Some(id));
+            }
+        }
+        if let Some(stored) = next.reservations.get_mut(&id) {
+            stored.shipped.clear();
         }
         *self = next;
         Ok(())

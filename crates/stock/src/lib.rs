@@ -16,7 +16,7 @@ mod ledger;
 mod reservation;
 
 pub use ledger::{Ledger, LedgerMovement, LedgerOperationError};
-pub use reservation::{Reservation, ReservationError, ReservationState};
+pub use reservation::{Reservation, ReservationError, ReservationState, check_restock};
 
 /// The most units one movement or one order line moves.
 pub const QUANTITY_MAX: i64 = 1_000_000_000;

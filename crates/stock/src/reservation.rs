@@ -37,8 +37,29 @@ pub enum ReservationError {
     Final(ReservationState),
     #[error("line {line}: {shipped} shipped, but only {reserved} reserved")]
     OverShipped { line: usize, shipped: i64, reserved: i64 },
-    #[error("{found} shipped quantities for {lines} lines")]
+    #[error("{found} quantities for {lines} lines")]
     LineCount { lines: usize, found: usize },
+    #[error("line {line}: {restocked} back in stock, but only {shipped} shipped")]
+    OverRestocked { line: usize, restocked: i64, shipped: i64 },
+    #[error("the reservation is {}: only shipped units come back", .0.name())]
+    NotShipped(ReservationState),
+}
+
+/// Checks a return: for each line of a posted reservation, the units back in stock (`restocked`)
+/// are at most the units that line shipped.
+pub fn check_restock(state: ReservationState, shipped: &[i64], restocked: &[i64]) -> Result<(), ReservationError> {
+    if state != ReservationState::Posted {
+        return Err(ReservationError::NotShipped(state));
+    }
+    if restocked.len() != shipped.len() {
+        return Err(ReservationError::LineCount { lines: shipped.len(), found: restocked.len() });
+    }
+    for (line, (&restocked, &shipped)) in restocked.iter().zip(shipped).enumerate() {
+        if !(0..=shipped).contains(&restocked) {
+            return Err(ReservationError::OverRestocked { line, restocked, shipped });
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ enum Operation {
     Reserve(u64, Vec<(u8, i64)>, Option<i64>),
     Post(u64, Vec<i64>),
     Void(u64),
+    Restock(u64, Vec<i64>),
     Tick(i64),
 }
 
@@ -31,6 +32,7 @@ fn operation() -> impl Strategy<Value = Operation> {
             .prop_map(|(id, lines, timeout)| Operation::Reserve(id, lines, timeout)),
         2 => (0u64..12, prop::collection::vec(quantity.clone(), 0..4)).prop_map(|(id, shipped)| Operation::Post(id, shipped)),
         1 => (0u64..12).prop_map(Operation::Void),
+        1 => (0u64..12, prop::collection::vec(quantity.clone(), 0..4)).prop_map(|(id, units)| Operation::Restock(id, units)),
         1 => (1i64..40).prop_map(Operation::Tick),
     ]
 }
@@ -62,6 +64,7 @@ proptest! {
                 }
                 Operation::Post(id, shipped) => ledger.post(*id, shipped, now),
                 Operation::Void(id) => ledger.void(*id, now),
+                Operation::Restock(id, units) => ledger.restock(*id, units),
                 Operation::Tick(step) => { now += step; Ok(()) }
             };
             prop_assert!(ledger.check().is_ok(), "{:?} after {operation:?}", ledger.check());
@@ -76,6 +79,20 @@ proptest! {
                 if !known_before {
                     prop_assert_eq!(ledger.reservation_state(*id, now), None);
                 }
+            }
+        }
+        // A reservation's units come back at most as they shipped, line by line.
+        let mut shipped: std::collections::BTreeMap<(u64, u8), i64> = Default::default();
+        for movement in ledger.journal() {
+            let Some(id) = movement.reservation else { continue };
+            let units = shipped.entry((id, movement.key)).or_default();
+            match movement.kind {
+                MovementKind::Ship => *units += movement.quantity,
+                MovementKind::Return => {
+                    *units -= movement.quantity;
+                    prop_assert!(*units >= 0, "reservation {id} took back more than it shipped");
+                }
+                _ => {}
             }
         }
         // Never oversold: what shipped from a balance never exceeds what came in.
@@ -104,9 +121,18 @@ fn a_reservation_that_does_not_fit_reserves_nothing() {
     assert_eq!(ledger.reservation_state(7, 100), Some(ReservationState::Expired));
     ledger.reserve(8, &[(2, 3)], None, 100).unwrap();
     assert_eq!(ledger.available(&1), 10);
+    assert!(ledger.restock(8, &[1]).is_err(), "nothing shipped yet");
     ledger.post(8, &[2], 101).unwrap();
     let (balance, _) = ledger.balance(&2).unwrap();
     assert_eq!((balance.on_hand, balance.reserved), (1, 0));
+    // A return takes back at most what shipped, once.
+    assert!(ledger.restock(8, &[3]).is_err());
+    ledger.restock(8, &[2]).unwrap();
+    assert_eq!(ledger.balance(&2).unwrap().0.on_hand, 3);
+    assert!(ledger.restock(8, &[0]).is_err(), "returned already");
+    ledger.post(8, &[0], 101).unwrap_err();
+    let (balance, _) = ledger.balance(&2).unwrap();
+    assert_eq!((balance.on_hand, balance.reserved), (3, 0));
     ledger.set_status(&1, LotStatus::Recalled).unwrap();
     assert_eq!(ledger.available(&1), 0);
     assert!(ledger.reserve(9, &[(1, 1)], None, 102).is_err());

@@ -2192,20 +2192,6 @@ fn shipped_per_pick(picks: &[ReserveRow], posted: &[ReserveRow]) -> Result<Vec<i
         .collect()
 }
 
-/// Whether a return's `restocked` units fit what shipped: one number per pick, each at most what
-/// that pick shipped.
-fn restock_fits(shipped: &[i64], restocked: &[i64]) -> Result<(), String> {
-    if restocked.len() != shipped.len() {
-        return Err(format!("{} numbers for {} picks", restocked.len(), shipped.len()));
-    }
-    for (index, (&units, &shipped)) in restocked.iter().zip(shipped).enumerate() {
-        if units > shipped {
-            return Err(format!("pick {index} shipped {shipped} units, fewer than {units}"));
-        }
-    }
-    Ok(())
-}
-
 fn key_of(row: &ReserveRow) -> StockKey {
     StockKey {
         gtin: row.gtin.clone(),
@@ -2604,7 +2590,8 @@ async fn order_event(
                     movement_rows(conn, tenant, &posting, &[MovementKind::Ship, MovementKind::Release]).await?;
                 let shipped =
                     shipped_per_pick(&picks, &posted).map_err(|error| corrupt(format!("order {order_id}: {error}")))?;
-                if let Err(error) = restock_fits(&shipped, restocked) {
+                if let Err(error) = stock::check_restock(record.reservation, &shipped, restocked) {
+                    let error = error.to_string();
                     refuse!(WriteError::Refused {
                         code: "invalid-transition",
                         detail: format!(
@@ -3452,10 +3439,14 @@ mod tests {
         let posted = [row(0, "A", 5, Ship), row(1, "A", 3, Release), row(2, "B", 2, Ship), row(3, "B", 2, Release)];
         let shipped = shipped_per_pick(&picks, &posted).unwrap();
         assert_eq!(shipped, [5, 0, 2]);
-        assert_eq!(restock_fits(&shipped, &[5, 0, 2]), Ok(()));
+        let state = ReservationState::Posted;
+        assert_eq!(stock::check_restock(state, &shipped, &[5, 0, 2]), Ok(()));
         // Pooled by balance the second pick's 5 would fit; per pick it does not.
-        assert!(restock_fits(&shipped, &[0, 5, 0]).unwrap_err().starts_with("pick 1 shipped 0"));
-        assert!(restock_fits(&shipped, &[1, 1]).is_err(), "one number per pick");
+        assert_eq!(
+            stock::check_restock(state, &shipped, &[0, 5, 0]),
+            Err(stock::ReservationError::OverRestocked { line: 1, restocked: 5, shipped: 0 })
+        );
+        assert!(stock::check_restock(state, &shipped, &[1, 1]).is_err(), "one number per pick");
         // A posting that does not add up to the reservation is corrupt, not guessed at.
         assert!(shipped_per_pick(&picks, &posted[..3]).is_err());
         assert!(shipped_per_pick(&picks, &[row(0, "B", 5, Ship)]).is_err());
