@@ -548,7 +548,8 @@ fn view_of(
     let journey = web::journey::journey(steps, facts.cold_product, lang);
     let first_place = journey.places.first();
     let harvested =
-        facts.steps.iter().find(|step| web::i18n::step_key(&step.business_step) == "step_commissioning").map(|step| {
+        // Harvested or made: a commissioning at the source, not a lot entering the network.
+        facts.steps.iter().find(|step| web::journey::step_key_at(&step.business_step, step.place.as_ref()) == "step_commissioning").map(|step| {
             web::TimeView::new(step.time, first_place.map_or("UTC", |place| place.time_zone.as_str()), lang)
         });
     let origin = match party {

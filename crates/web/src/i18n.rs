@@ -207,6 +207,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Keten — elke stap vastgelegd, niets stilletjes herschreven.",
     ),
     ("step_commissioning", "Harvested and packed", "Geoogst en verpakt"),
+    ("step_entered_network", "Entered the network", "Het netwerk binnengekomen"),
     ("step_shipping", "Shipped", "Verzonden"),
     ("step_receiving", "Received", "Ontvangen"),
     ("step_departing", "Departed", "Vertrokken"),

@@ -23,6 +23,19 @@ pub struct Place {
     pub coordinates: Option<(f64, f64)>,
 }
 
+/// Kinds of the network's own sites. A lot commissioned at one entered the network there (Keten
+/// commissions a lot at its first receipt when no event names it yet): it was not harvested or
+/// made there.
+const NETWORK_SITE_KINDS: [&str; 3] = ["warehouse", "cold_depot", "pickup_point"];
+
+/// The label key of a step at a place: [`step_key`], except that a commissioning at one of the
+/// network's own sites is the lot entering the network (`step_entered_network`), not its harvest.
+pub fn step_key_at(business_step: &str, place: Option<&Place>) -> String {
+    let key = step_key(business_step);
+    let at_network_site = place.is_some_and(|place| NETWORK_SITE_KINDS.contains(&place.kind.as_str()));
+    if key == "step_commissioning" && at_network_site { "step_entered_network".to_owned() } else { key }
+}
+
 /// A recorded step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -73,7 +86,7 @@ pub fn journey(mut steps: Vec<Step>, cold_on_the_road: bool, lang: Lang) -> Jour
     for step in steps {
         let zone = step.place.as_ref().map_or_else(|| zone_of(&open), |place| place.time_zone.clone());
         let event = EventView {
-            step_key: step_key(&step.business_step),
+            step_key: step_key_at(&step.business_step, step.place.as_ref()),
             time: TimeView::new(step.time, &zone, lang),
             log_index: step.log_index,
             fields: step.fields,
@@ -179,7 +192,7 @@ mod tests {
         Place {
             id: id.into(),
             name: id.to_uppercase(),
-            kind: "cold_depot".into(),
+            kind: if id == "farm" { "farm" } else { "cold_depot" }.into(),
             time_zone: "Europe/Oslo".into(),
             cold,
             coordinates: Some((60.0, 10.0)),
@@ -194,6 +207,16 @@ mod tests {
             log_index: None,
             fields: "{}".into(),
         }
+    }
+
+    #[test]
+    fn a_lot_commissioned_at_a_network_site_entered_the_network_there() {
+        let farm = place("farm", false);
+        let depot = place("depot", true);
+        assert_eq!(step_key_at("commissioning", Some(&farm)), "step_commissioning");
+        assert_eq!(step_key_at("commissioning", Some(&depot)), "step_entered_network");
+        assert_eq!(step_key_at("commissioning", None), "step_commissioning");
+        assert_eq!(step_key_at("receiving", Some(&depot)), "step_receiving");
     }
 
     #[test]

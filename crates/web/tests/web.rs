@@ -8,7 +8,7 @@ fn provenance(lang: Lang, mode: Mode) -> ProvenanceView {
     let place = |id: &str, name: &str| Place {
         id: id.into(),
         name: name.into(),
-        kind: "cold_depot".into(),
+        kind: if id == "farm" { "farm" } else { "cold_depot" }.into(),
         time_zone: "Europe/Oslo".into(),
         cold: true,
         coordinates: Some((60.0, 10.0 + id.len() as f64)),

@@ -793,6 +793,17 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 10}]));
     assert!(commissioned[0]["bizLocation"]["id"].as_str().unwrap().ends_with(&format!("/414/{}/254/chill", dc())));
     assert_eq!(events("receiving").await.len(), 2);
+    // The consumer's page says where the lot entered the network, not that it was harvested there.
+    let page = app
+        .client
+        .get(format!("{}/01/{product:0>14}/10/TRF", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Entered the network") && !page.contains("Harvested"), "{page}");
 }
 
 /// Many concurrent orders on one hot SKU: never more reserved than received, every acknowledged
