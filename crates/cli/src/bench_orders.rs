@@ -279,8 +279,9 @@ async fn drive(path: Path, options: &OrdersOptions, pickups: &[Gln], seed: u64) 
                             respond: Box::new(|applied| StoredResponse {
                                 status: 201,
                                 body: match applied.outcome.as_deref() {
+                                    // The API's answer, as the API stores it.
                                     Some(store::fulfilment::FulfilmentOutcome::Order(order)) => {
-                                        order.order_id.clone().into_bytes()
+                                        server::fulfilment::placed_answer(order)
                                     }
                                     _ => Vec::new(),
                                 },

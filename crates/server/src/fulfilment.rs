@@ -875,6 +875,12 @@ fn destination_view(destination: &OrderDestination) -> DestinationInput {
     }
 }
 
+/// The answer to placing an order (201), as stored with its Idempotency-Key for a retry; `keten
+/// bench orders` stores the same.
+pub fn placed_answer(order: &OrderRecord) -> Vec<u8> {
+    json_bytes(&order_view(order, &[]))
+}
+
 fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {
     let lines = &record.lines;
     OrderView {
@@ -1051,9 +1057,7 @@ async fn place_order(
         hold_ms: input.hold_seconds.map(|seconds| seconds as i64 * 1000),
     };
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
-        Some(FulfilmentOutcome::Order(order)) => {
-            StoredResponse { status: 201, body: json_bytes(&order_view(order, &[])) }
-        }
+        Some(FulfilmentOutcome::Order(order)) => StoredResponse { status: 201, body: placed_answer(order) },
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
     let mutation = Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(Box::new(order)));
