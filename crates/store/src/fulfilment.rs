@@ -355,6 +355,31 @@ impl StockBatch {
         Ok(())
     }
 
+    /// Writes an operation's movements whose units were checked before (allocation, the
+    /// reservation's rules): lines numbered in order from 0, none for zero units. A refusal here
+    /// is a bug: the write fails as corrupt, naming `what`, and the batch is rolled back.
+    /// Answers the number of movements written.
+    async fn checked_movements(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        tenant: &str,
+        operation_id: &str,
+        movements: &[(MovementKind, StockKey, i64)],
+        what: &str,
+    ) -> Result<i64, sqlx::Error> {
+        let mut line = 0;
+        for (kind, key, quantity) in movements.iter().filter(|(_, _, quantity)| *quantity > 0) {
+            let changed =
+                self.change(cache, conn, tenant, operation_id, line, *kind, key, *quantity, None, None).await?;
+            if let Err(error) = changed {
+                return Err(corrupt(format!("{what}: {error}")));
+            }
+            line += 1;
+        }
+        Ok(line)
+    }
+
     /// Changes one balance by a movement (creating the balance for a receipt), or refuses.
     #[allow(clippy::too_many_arguments)]
     async fn change(
@@ -2010,36 +2035,23 @@ async fn allocate_and_reserve(
             Err(error) => refuse!(allocation_refusal(error)),
         }
     };
-    let mut line_number = 0i64;
-    for shipment in &allocation.shipments {
-        for pick in &shipment.picks {
-            let key = StockKey {
-                gtin: lines[pick.line].gtin.to_string(),
-                location: shipment.site.to_string(),
-                zone: pick.zone.to_string(),
-                lot: pick.lot.clone(),
-            };
-            let reserved = batch
-                .change(
-                    cache,
-                    conn,
-                    tenant,
-                    reservation_id,
-                    line_number,
-                    MovementKind::Reserve,
-                    &key,
-                    pick.quantity,
-                    None,
-                    None,
-                )
-                .await?;
-            // Allocation chose from the same cached units: a refusal here is a bug; roll back.
-            if let Err(error) = reserved {
-                return Err(corrupt(format!("allocation over-reserved: {error}")));
-            }
-            line_number += 1;
-        }
-    }
+    let picks: Vec<(MovementKind, StockKey, i64)> = allocation
+        .shipments
+        .iter()
+        .flat_map(|shipment| {
+            shipment.picks.iter().map(|pick| {
+                let key = StockKey {
+                    gtin: lines[pick.line].gtin.to_string(),
+                    location: shipment.site.to_string(),
+                    zone: pick.zone.to_string(),
+                    lot: pick.lot.clone(),
+                };
+                (MovementKind::Reserve, key, pick.quantity)
+            })
+        })
+        .collect();
+    // Allocation chose from the same cached units.
+    batch.checked_movements(cache, conn, tenant, reservation_id, &picks, "allocation over-reserved").await?;
     batch.reservations.push(vec![
         Value::Text(tenant.to_owned()),
         Value::Text(reservation_id.to_owned()),
@@ -2213,25 +2225,13 @@ async fn release_reservation(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(), sqlx::Error> {
-    for row in reserve_lines(conn, tenant, reservation_id).await? {
-        let released = batch
-            .change(
-                cache,
-                conn,
-                tenant,
-                operation_id,
-                row.line,
-                MovementKind::Release,
-                &key_of(&row),
-                row.quantity,
-                None,
-                None,
-            )
-            .await?;
-        if let Err(error) = released {
-            return Err(corrupt(format!("reservation {reservation_id} cannot be released: {error}")));
-        }
-    }
+    let releases: Vec<(MovementKind, StockKey, i64)> = reserve_lines(conn, tenant, reservation_id)
+        .await?
+        .iter()
+        .map(|row| (MovementKind::Release, key_of(row), row.quantity))
+        .collect();
+    let what = format!("reservation {reservation_id} cannot be released");
+    batch.checked_movements(cache, conn, tenant, operation_id, &releases, &what).await?;
     end_reservation(conn, tenant, reservation_id, state, now_unix_ms).await
 }
 
@@ -2532,20 +2532,16 @@ async fn order_event(
                     ));
                 }
             }
-            let mut line = 0;
-            for ((row, &units), released) in rows.iter().zip(&shipped).zip(released) {
-                for (kind, quantity) in [(MovementKind::Ship, units), (MovementKind::Release, released)] {
-                    if quantity > 0 {
-                        let changed = batch
-                            .change(cache, conn, tenant, &operation, line, kind, &key_of(row), quantity, None, None)
-                            .await?;
-                        if let Err(error) = changed {
-                            return Err(corrupt(format!("posting {reservation_id}: {error}")));
-                        }
-                        line += 1;
-                    }
-                }
-            }
+            let movements: Vec<(MovementKind, StockKey, i64)> = rows
+                .iter()
+                .zip(&shipped)
+                .zip(released)
+                .flat_map(|((row, &units), released)| {
+                    [(MovementKind::Ship, key_of(row), units), (MovementKind::Release, key_of(row), released)]
+                })
+                .collect();
+            let what = format!("posting {reservation_id}");
+            batch.checked_movements(cache, conn, tenant, &operation, &movements, &what).await?;
             if shipped != reserved {
                 detail = Some(format!("short pick: shipped {shipped:?} of {reserved:?} reserved"));
             }
@@ -2601,32 +2597,15 @@ async fn order_event(
                         errors: vec![("/restocked".into(), error)],
                     });
                 }
-                let mut line = 0;
-                for (pick, &units) in picks.iter().zip(restocked) {
-                    if units > 0 {
-                        // Back into the balance it was picked from, with the lot's status there.
-                        let key = key_of(pick);
-                        let changed = batch
-                            .change(
-                                cache,
-                                conn,
-                                tenant,
-                                &operation,
-                                line,
-                                MovementKind::Return,
-                                &key,
-                                units,
-                                None,
-                                None,
-                            )
-                            .await?;
-                        if let Err(error) = changed {
-                            return Err(corrupt(format!("restocking {order_id}: {error}")));
-                        }
-                        line += 1;
-                    }
-                }
-                if line > 0 {
+                // Back into the balance each was picked from, with the lot's status there.
+                let returns: Vec<(MovementKind, StockKey, i64)> = picks
+                    .iter()
+                    .zip(restocked)
+                    .map(|(pick, &units)| (MovementKind::Return, key_of(pick), units))
+                    .collect();
+                let what = format!("restocking {order_id}");
+                let written = batch.checked_movements(cache, conn, tenant, &operation, &returns, &what).await?;
+                if written > 0 {
                     detail = Some(format!("restocked {restocked:?}"));
                 }
             }
