@@ -460,21 +460,31 @@ pub struct MovementView {
 }
 
 /// A movement's place in the journal's order: its time, operation and line.
-fn movement_cursor(at_unix_ms: i64, operation_id: &str, line: i64) -> String {
-    store::Cursor::encode(&format!("{at_unix_ms}\u{1f}{line}\u{1f}{operation_id}"))
+fn movement_cursor(position: &store::fulfilment::JournalPosition) -> String {
+    store::Cursor::encode(&format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        position.tx, position.at_unix_ms, position.line, position.operation_id
+    ))
 }
 
-fn movement_after(cursor: &str) -> Result<(i64, String, i64), Problem> {
+fn movement_after(cursor: &str) -> Result<store::fulfilment::JournalPosition, Problem> {
     let invalid = || Problem::field("invalid-parameter", "?cursor", "not a cursor of this list");
     let text = store::Cursor::decode(cursor).ok_or_else(invalid)?;
-    let mut parts = text.splitn(3, '\u{1f}');
-    let (Some(at), Some(line), Some(operation)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = text.splitn(4, '\u{1f}');
+    let (Some(tx), Some(at), Some(line), Some(operation)) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(invalid());
     };
-    Ok((at.parse().map_err(|_| invalid())?, operation.to_owned(), line.parse().map_err(|_| invalid())?))
+    Ok(store::fulfilment::JournalPosition {
+        tx: tx.parse().map_err(|_| invalid())?,
+        at_unix_ms: at.parse().map_err(|_| invalid())?,
+        operation_id: operation.to_owned(),
+        line: line.parse().map_err(|_| invalid())?,
+    })
 }
 
-/// The journal of a product's stock (one lot or all), oldest first, a page at a time.
+/// The journal of a product's stock (one lot or all) in commit order, a page at a time: a movement
+/// committed after a page was read comes after its cursor (see ARCHITECTURE.md, "The journal's order").
 #[utoipa::path(get, path = "/v1/stock/movements", tag = "fulfilment", params(MovementParams), responses((status = 200, body = MovementPage)))]
 async fn list_movements(
     State(app): State<AppState>,
@@ -487,16 +497,15 @@ async fn list_movements(
     let after = params.cursor.as_deref().map(movement_after).transpose()?;
     let limit = params.limit.unwrap_or(store::fulfilment::STOCK_ROWS_MAX).clamp(1, store::fulfilment::STOCK_ROWS_MAX);
     let rows = app.store.tenant(&tenant).movements(gtin.as_str(), params.lot.as_deref(), after.as_ref(), limit).await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|row| movement_cursor(row.at_unix_ms, &row.operation_id, row.line)))
-        .flatten();
+    let next_cursor =
+        (rows.len() == limit as usize).then(|| rows.last().map(|row| movement_cursor(&row.position))).flatten();
     Ok(Json(MovementPage {
         next_cursor,
         items: rows
             .into_iter()
             .map(|row| MovementView {
-                operation_id: row.operation_id,
-                line: row.line,
+                operation_id: row.position.operation_id,
+                line: row.position.line,
                 kind: row.kind.name().into(),
                 gtin: row.key.gtin,
                 location: row.key.location,
@@ -504,7 +513,7 @@ async fn list_movements(
                 lot: row.key.lot,
                 quantity: row.quantity,
                 reason: row.reason,
-                at: crate::dto::timestamp(row.at_unix_ms),
+                at: crate::dto::timestamp(row.position.at_unix_ms),
             })
             .collect(),
     }))

@@ -933,4 +933,15 @@ mod own_apps {
         let second = super::spawn_app_at(url, None).await;
         super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6).await;
     }
+
+    /// A transaction that began before a page of the movement journal was read, and commits
+    /// after it, still comes after that page's cursor.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn journal_cursor_is_not_passed_by_a_later_commit_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("journal_cursor_is_not_passed_by_a_later_commit_postgres") else {
+            return;
+        };
+        let app = super::spawn_app_at(url.clone(), None).await;
+        super::fulfilment::journal_cursor_is_not_passed_by_a_later_commit(&app, &url).await;
+    }
 }

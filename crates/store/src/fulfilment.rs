@@ -131,9 +131,22 @@ pub(crate) struct NetworkSnapshot {
 pub(crate) struct WriterCache {
     gtins: HashMap<(String, String), GtinEntry>,
     networks: HashMap<String, (Instant, Arc<NetworkSnapshot>)>,
+    /// The time the last batch was given (see [`WriterCache::batch_time`]); kept by `clear`.
+    last_batch_unix_ms: i64,
 }
 
 impl WriterCache {
+    /// The time of a new batch: the wall clock, but always after the previous batch's, so that
+    /// the rows of a later batch of this writer sort after an earlier one's even when two batches
+    /// fall in one millisecond or the clock steps back. On SQLite, where this is the one writer,
+    /// that makes the movement journal's order (`at_unix_ms`, operation, line) the commit order,
+    /// and a reader's cursor can never be passed by a row committed later.
+    pub(crate) fn batch_time(&mut self, wall_unix_ms: i64) -> i64 {
+        let time = wall_unix_ms.max(self.last_batch_unix_ms.saturating_add(1));
+        self.last_batch_unix_ms = time;
+        time
+    }
+
     /// Forgets everything: after a rollback, the cache may hold changes that were not committed.
     pub(crate) fn clear(&mut self) {
         self.gtins.clear();
@@ -2990,14 +3003,58 @@ pub struct StockFilter {
 /// One movement of the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockMovement {
-    pub operation_id: String,
-    pub line: i64,
+    /// Where the movement stands in the journal (what a cursor after it holds).
+    pub position: JournalPosition,
     pub kind: MovementKind,
     pub key: StockKey,
     pub quantity: i64,
     pub reason: Option<String>,
-    pub at_unix_ms: i64,
 }
+
+/// How long a read of the movement journal on PostgreSQL waits for the transactions running
+/// when it began to end, so that a reader sees every movement committed before its request.
+/// Past it (a long transaction elsewhere) the page ends before that transaction's id.
+pub const JOURNAL_SETTLE_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// PostgreSQL: a transaction id below which every transaction of this database has ended, so
+/// that no row with a smaller `tx` can still appear. Waits (at most
+/// [`JOURNAL_SETTLE_WAIT_MAX`]) until the transactions running now have ended: the caller then
+/// sees every commit made before it asked.
+///
+/// Only this database's transactions count (`pg_stat_activity`), not the cluster's
+/// (`pg_current_snapshot()` would wait for every database's). `backend_xid` is 32 bits; a
+/// running transaction's id is less than 2^31 below the next one, which gives its epoch.
+async fn settled_transactions(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    const NEXT: &str = "SELECT CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT)";
+    const RUNNING: &str = "SELECT CAST(CAST(backend_xid AS TEXT) AS BIGINT) FROM pg_stat_activity \
+                           WHERE datname = current_database() AND backend_xid IS NOT NULL";
+    // Read first: a transaction given an id after this has one of at least `next`.
+    let next: i64 = sqlx::query_scalar(NEXT).fetch_one(pool).await?;
+    let full = |xid: i64| next - ((next - xid) & 0xFFFF_FFFF);
+    let deadline = Instant::now() + JOURNAL_SETTLE_WAIT_MAX;
+    loop {
+        let running: Vec<i64> = sqlx::query_scalar(RUNNING).fetch_all(pool).await?;
+        let oldest_running = running.into_iter().map(full).min().unwrap_or(next).min(next);
+        if oldest_running >= next || Instant::now() >= deadline {
+            return Ok(oldest_running);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A place in the movement journal: its order is (`tx`, `at_unix_ms`, `operation_id`, `line`).
+/// `tx` is the writing transaction's id on PostgreSQL (0 for rows written before it was kept)
+/// and 0 on SQLite, where the one writer's batch times increase (`WriterCache::batch_time`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JournalPosition {
+    pub tx: i64,
+    pub at_unix_ms: i64,
+    pub operation_id: String,
+    pub line: i64,
+}
+
+/// The journal's order, as SQL (matches [`JournalPosition`]'s and the lot index's).
+pub(crate) const JOURNAL_ORDER: &str = "tx, at_unix_ms, operation_id, line";
 
 /// The most rows a stock or movement list answers in one page.
 pub const STOCK_ROWS_MAX: u32 = 500;
@@ -3099,17 +3156,22 @@ impl crate::TenantStore<'_> {
             .collect()
     }
 
-    /// The journal of one lot of a GTIN (or every lot), oldest first (by time, operation and
-    /// line), after `after` (such a triple).
+    /// The journal of one lot of a GTIN (or every lot), in the order it was committed (see
+    /// [`JournalPosition`]), after `after`.
+    ///
+    /// A page never shows a row that a later commit could precede: on PostgreSQL only rows of
+    /// transactions older than every transaction still running are answered, after waiting for
+    /// the transactions running when the read began (see [`settled_transactions`]).
     pub async fn movements(
         &self,
         gtin: &str,
         lot: Option<&str>,
-        after: Option<&(i64, String, i64)>,
+        after: Option<&JournalPosition>,
         limit: u32,
     ) -> Result<Vec<StockMovement>, crate::StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
+            tx: i64,
             operation_id: String,
             line: i64,
             kind: String,
@@ -3121,31 +3183,42 @@ impl crate::TenantStore<'_> {
             reason: Option<String>,
             at_unix_ms: i64,
         }
+        let horizon = match self.store.pools() {
+            crate::backend::Pools::Sqlite { .. } => i64::MAX,
+            crate::backend::Pools::Postgres { pool } => settled_transactions(pool).await?,
+        };
         let sql = format!(
-            "SELECT operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
-             FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) {} \
-             ORDER BY at_unix_ms, operation_id, line LIMIT {}",
-            if after.is_some() { "AND (at_unix_ms, operation_id, line) > ($4, $5, $6)" } else { "" },
+            "SELECT tx, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
+             FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) AND tx < $4 {} \
+             ORDER BY {JOURNAL_ORDER} LIMIT {}",
+            if after.is_some() { "AND (tx, at_unix_ms, operation_id, line) > ($5, $6, $7, $8)" } else { "" },
             limit.clamp(1, STOCK_ROWS_MAX)
         );
         let rows: Vec<Row> = crate::backend::on_pool!(self.store.pools(), pool => {
-            let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(gtin).bind(lot);
-            if let Some((at_unix_ms, operation_id, line)) = after {
-                query = query.bind(*at_unix_ms).bind(operation_id.as_str()).bind(*line);
+            let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(gtin).bind(lot).bind(horizon);
+            if let Some(position) = after {
+                query = query
+                    .bind(position.tx)
+                    .bind(position.at_unix_ms)
+                    .bind(position.operation_id.as_str())
+                    .bind(position.line);
             }
             query.fetch_all(pool).await
         })?;
         rows.into_iter()
             .map(|row| {
                 Ok(StockMovement {
+                    position: JournalPosition {
+                        tx: row.tx,
+                        at_unix_ms: row.at_unix_ms,
+                        operation_id: row.operation_id,
+                        line: row.line,
+                    },
                     kind: MovementKind::parse(&row.kind)
                         .ok_or_else(|| crate::StoreError::Corrupt(format!("movement kind {:?}", row.kind)))?,
-                    operation_id: row.operation_id,
-                    line: row.line,
                     key: StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot },
                     quantity: row.quantity,
                     reason: row.reason,
-                    at_unix_ms: row.at_unix_ms,
                 })
             })
             .collect()
@@ -3395,6 +3468,17 @@ impl crate::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_times_increase_when_the_clock_stands_still_or_steps_back() {
+        let mut cache = WriterCache::default();
+        assert_eq!(cache.batch_time(1_000), 1_000);
+        assert_eq!(cache.batch_time(1_000), 1_001, "two batches in one millisecond");
+        assert_eq!(cache.batch_time(900), 1_002, "the clock stepped back");
+        assert_eq!(cache.batch_time(5_000), 5_000, "the clock moved on");
+        cache.clear();
+        assert_eq!(cache.batch_time(5_000), 5_001, "a rollback keeps the clock");
+    }
 
     fn row(line: i64, lot: &str, quantity: i64, kind: MovementKind) -> ReserveRow {
         ReserveRow {

@@ -382,13 +382,14 @@ impl TenantStore<'_> {
             .bind(self.tenant_id.as_str()).bind(sscc).bind(gtin).bind(lot).fetch_all(pool).await)?)
     }
 
-    /// Where a lot had stock, zone by zone, from its on-hand movements in time order.
+    /// Where a lot had stock, zone by zone, from its on-hand movements in the journal's order.
     pub async fn lot_zone_stays(&self, gtin: &str, lot: &str) -> Result<Vec<ZoneStay>, StoreError> {
         let sql = format!(
             "SELECT location_gln, zone, kind, quantity, at_unix_ms FROM stock_movements \
              WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
              AND kind IN ('receipt', 'ship', 'adjust', 'transfer_in', 'transfer_out', 'return', 'scrap') \
-             ORDER BY at_unix_ms, operation_id, line LIMIT {CUSTODY_MOVEMENTS_MAX}"
+             ORDER BY {} LIMIT {CUSTODY_MOVEMENTS_MAX}",
+            crate::fulfilment::JOURNAL_ORDER
         );
         let rows: Vec<(String, String, String, i64, i64)> = on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_all(pool).await)?;

@@ -615,7 +615,7 @@ async fn apply_in_transaction_once(
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
-    let now_unix_ms = now_unix_ms();
+    let now_unix_ms = cache.batch_time(now_unix_ms());
     let mut usage: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
     let mut results = Vec::with_capacity(writes.len());
     let mut failure = None;

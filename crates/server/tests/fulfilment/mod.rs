@@ -106,6 +106,50 @@ async fn journal(app: &TestApp, key: &str, query: &str, limit: u32) -> Vec<Value
     }
 }
 
+/// PostgreSQL, several API nodes: a batch that began before a journal page was read and
+/// commits after it is not skipped by that page's cursor, even when its time is earlier.
+pub async fn journal_cursor_is_not_passed_by_a_later_commit(app: &TestApp, url: &str) {
+    use sqlx::Connection;
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510031").await;
+    receive(app, &key, &product, &[("A", 20, 10), ("B", 25, 10)], 31_000).await;
+    let receipts = journal(app, &key, &format!("gtin={product}"), 500).await;
+    assert_eq!(receipts.len(), 2, "{receipts:?}");
+    // Another node's batch: it writes a movement, timed before the receipts, and has not
+    // committed yet.
+    let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    sqlx::query(
+        "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, \
+         reason, at_unix_ms) VALUES ('fish', 'other-node', 0, 'adjust', $1, $2, 'chill', 'A', 0, 'late commit', 0)",
+    )
+    .bind(receipts[0]["gtin"].as_str().unwrap())
+    .bind(dc())
+    .execute(&mut other_node)
+    .await
+    .unwrap();
+    // Meanwhile this node places an order and commits.
+    let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    // A reader pages the journal now: the order's movement waits for the older transaction.
+    let first = app.get(&format!("/v1/stock/movements?gtin={product}&limit=2"), &key).await;
+    assert_eq!(first.body["items"], Value::Array(receipts.clone()), "{:?}", first.body);
+    let cursor = first.body["next_cursor"].as_str().expect("a full page has a cursor").to_owned();
+    let empty = app.get(&format!("/v1/stock/movements?gtin={product}&cursor={cursor}"), &key).await;
+    assert_eq!(empty.body["items"], json!([]), "{:?}", empty.body);
+    sqlx::query("COMMIT").execute(&mut other_node).await.unwrap();
+    // After the commit, the page after the cursor holds both, the older transaction first.
+    let rest = app.get(&format!("/v1/stock/movements?gtin={product}&cursor={cursor}"), &key).await;
+    let kinds: Vec<(&str, &str)> = rest.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|movement| (movement["operation_id"].as_str().unwrap(), movement["kind"].as_str().unwrap()))
+        .collect();
+    let order_id = placed.body["order_id"].as_str().unwrap();
+    assert_eq!(kinds, [("other-node", "adjust"), (order_id, "reserve")], "{:?}", rest.body);
+}
+
 async fn balance(app: &TestApp, key: &str, product: &str, lot: &str) -> Value {
     let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
     assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
