@@ -71,6 +71,9 @@ pub enum StockEffect {
     PostReservation,
     /// Allocate and reserve again (an order that lost its stock).
     Allocate,
+    /// Record the reserved units as picked: a `pick` movement per reserved line. No balance
+    /// changes (the units stay reserved until they ship), but the journal shows the pick.
+    Pick,
     /// Put the units the return lists back into stock, where they were picked.
     Restock,
 }
@@ -88,7 +91,8 @@ pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<StockEffect, Tra
     let effect = match (from, to) {
         (Accepted, Allocated) => StockEffect::Allocate,
         (Accepted, Cancelled) => StockEffect::None,
-        (Allocated, Picking) | (Picking, Packed) => StockEffect::None,
+        (Allocated, Picking) => StockEffect::Pick,
+        (Picking, Packed) => StockEffect::None,
         (Allocated | Picking | Packed, Cancelled) => StockEffect::VoidReservation,
         (Packed, Shipped) => StockEffect::PostReservation,
         (Shipped, OutForDelivery | AtPickupPoint | Delivered) => StockEffect::None,
@@ -109,6 +113,8 @@ mod tests {
         assert_eq!(transition(Allocated, Shipped), Err(TransitionError { from: Allocated, to: Shipped }));
         assert_eq!(transition(Picking, Shipped), Err(TransitionError { from: Picking, to: Shipped }));
         assert_eq!(transition(Packed, Shipped), Ok(StockEffect::PostReservation));
+        assert_eq!(transition(Allocated, Picking), Ok(StockEffect::Pick));
+        assert_eq!(transition(Picking, Picking), Err(TransitionError { from: Picking, to: Picking }), "picked once");
         assert_eq!(transition(Picking, Cancelled), Ok(StockEffect::VoidReservation));
         assert!(transition(Shipped, Cancelled).is_err(), "a shipped order is returned, not cancelled");
         // A parcel comes back from the road, the pickup point or the consignee, never from the

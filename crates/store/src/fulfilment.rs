@@ -2591,6 +2591,17 @@ async fn order_event(
             record.reservation = ReservationState::Pending;
             allocation_change = Some(reservation);
         }
+        StockEffect::Pick => {
+            // Under the reservation's id: an order allocated again after a recall is picked again.
+            let picks: Vec<(MovementKind, StockKey, i64)> = reserve_lines(conn, tenant, &reservation_id)
+                .await?
+                .iter()
+                .map(|row| (MovementKind::Pick, key_of(row), row.quantity))
+                .collect();
+            let what = format!("picking {reservation_id}");
+            let picking = format!("{reservation_id}/{}", OrderStatus::Picking.name());
+            batch.checked_movements(cache, conn, tenant, &picking, &picks, &what).await?;
+        }
         StockEffect::Restock => {
             if let Some(restocked) = units {
                 let picks = reserve_lines(conn, tenant, &reservation_id).await?;

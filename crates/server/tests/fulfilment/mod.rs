@@ -398,8 +398,14 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .iter()
         .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
         .collect();
-    // (the hold and its lifting are movements of their own, of no units)
-    assert_eq!(kinds, [("receipt", 100), ("reserve", 6), ("status", 0), ("status", 0), ("ship", 5), ("release", 1)]);
+    // (the pick records the reserved units taken from the shelf and changes no balance; the hold
+    // and its lifting are movements of their own, of no units)
+    assert_eq!(
+        kinds,
+        [("receipt", 100), ("reserve", 6), ("pick", 6), ("status", 0), ("status", 0), ("ship", 5), ("release", 1)]
+    );
+    let pick = &movements[2];
+    assert_eq!(pick["operation_id"], format!("{order_id}/picking"), "{pick:?}");
 
     // A return puts back into stock the units it lists, per pick, where they were picked: never
     // more than a pick shipped (EARLY shipped 4, LATE 5), and only with a return.
@@ -654,6 +660,21 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         let moved = app.post(&first_path, &app.operator_key, body).await;
         assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     }
+    // Each picking is in the journal of the lot it took, under the allocation it picked.
+    let picks = |movements: Vec<Value>| -> Vec<String> {
+        movements
+            .iter()
+            .filter(|movement| movement["kind"] == "pick")
+            .map(|movement| movement["operation_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let bad_picks = picks(journal(app, &key, &format!("gtin={product}&lot=BAD"), 500).await);
+    assert_eq!(bad_picks, [format!("{first_id}/picking")]);
+    let good_picks = picks(journal(app, &key, &format!("gtin={product}&lot=GOOD"), 500).await);
+    assert!(
+        good_picks.len() == 1 && good_picks[0].starts_with(&format!("{first_id}/")) && good_picks[0] != bad_picks[0],
+        "{good_picks:?}"
+    );
     let second = app.get(&format!("/v1/orders/{second_id}"), &key).await;
     assert_eq!(second.body["status"], "accepted");
     assert_eq!(second.body["flags"].as_array().unwrap().len(), 1, "{:?}", second.body);
