@@ -459,7 +459,7 @@ pub struct MovementView {
     pub at: String,
 }
 
-/// A movement's place in the journal's order: its time, operation and line.
+/// A movement's place in the journal's order: its transaction, time, line and operation.
 fn movement_cursor(position: &store::fulfilment::JournalPosition) -> String {
     store::Cursor::encode(&format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{}",

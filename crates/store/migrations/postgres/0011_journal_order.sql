@@ -2,8 +2,8 @@
 -- line); a row committed after a page was read must sort after that page's last row. Several
 -- API nodes write at once, each with its own clock and batches that commit in any order, so
 -- time cannot order the journal here: each row carries the id of the transaction that wrote it,
--- and readers see only rows of transactions older than every transaction still running
--- (`tx < pg_snapshot_xmin(pg_current_snapshot())`). Every later row then has a larger id.
+-- and readers see only rows of transactions older than every transaction of this database
+-- still running (`store::fulfilment::settled_transactions`). Every later row then has a larger id.
 -- Rows written before this migration keep 0 and come first.
 ALTER TABLE stock_movements ADD COLUMN tx BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE stock_movements ALTER COLUMN tx SET DEFAULT (CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT));
