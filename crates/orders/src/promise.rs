@@ -155,7 +155,19 @@ fn last_mile(site: &Location, destination: &Destination, ready: Timestamp) -> Re
     };
     let drive_minutes = (km / LAST_MILE_SPEED_KM_PER_H * 60.0).ceil() as i64;
     let promised = departure + SignedDuration::from_mins(drive_minutes + LAST_MILE_WINDOW_MINUTES);
-    Ok((departure.as_millisecond(), km, promised.as_millisecond()))
+    // A promise is told in whole minutes: a van leaving the moment the order is ready (to the
+    // millisecond) promises the minute after.
+    let promised_unix_ms = minute_at_or_after(promised.as_millisecond());
+    Ok((departure.as_millisecond(), km, promised_unix_ms))
+}
+
+/// The first whole minute at or after `unix_ms`.
+fn minute_at_or_after(unix_ms: i64) -> i64 {
+    const MINUTE_MS: i64 = 60_000;
+    match unix_ms.rem_euclid(MINUTE_MS) {
+        0 => unix_ms,
+        past => unix_ms - past + MINUTE_MS,
+    }
 }
 
 fn lane_carries(lane: &Lane, classes: &[TemperatureClass]) -> bool {
@@ -370,5 +382,28 @@ mod tests {
             local("2026-03-29T06:00:00")
         );
         assert_eq!(ready_at(&site, Service::SameDay, local("2026-12-01T10:00:00")), Err(NoRoute::NoCutoff("same_day")));
+    }
+
+    #[test]
+    fn a_van_leaving_when_the_order_is_ready_promises_a_whole_minute() {
+        let site = site("16:00");
+        let destination = Destination {
+            coordinates: Coordinates::new(52.379, 4.9).unwrap(),
+            time_zone: TimeZone::get("Europe/Amsterdam").unwrap(),
+        };
+        // Ready during the vans' day, at an odd millisecond: the van leaves then, the promise is
+        // the next whole minute after the drive and the window.
+        let ready = local("2026-12-01T10:00:00") + 12_345;
+        let (departure, _, promised) = last_mile(&site, &destination, timestamp(ready)).unwrap();
+        assert_eq!(departure, ready);
+        assert_eq!(promised % 60_000, 0);
+        assert!(promised > ready + LAST_MILE_WINDOW_MINUTES * 60_000 && promised - ready < 3 * 3_600_000, "{promised}");
+        // Ready at night: the first van at 07:00, already a whole minute.
+        let (departure, _, promised) = last_mile(&site, &destination, timestamp(local("2026-12-01T03:10:07"))).unwrap();
+        assert_eq!(departure, local("2026-12-01T07:00:00"));
+        assert_eq!(promised % 60_000, 0);
+        assert_eq!(minute_at_or_after(-1), 0);
+        assert_eq!(minute_at_or_after(60_000), 60_000);
+        assert_eq!(minute_at_or_after(60_001), 120_000);
     }
 }
