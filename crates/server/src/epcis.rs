@@ -277,6 +277,7 @@ pub fn capture_of(
             .collect(),
         master_data: master_data_records(document),
         company_prefixes,
+        premises: Vec::new(),
     }
 }
 

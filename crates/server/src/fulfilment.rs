@@ -1228,23 +1228,6 @@ async fn order_event(
     }
     let units = input.shipped.or(input.restocked);
     let read = app.store.tenant(&tenant).order(&order_id).await?;
-    if let Some(order) = &read {
-        // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
-        // events already name is refused, unless it is this order's own (a retry, or its pallet
-        // packed again after a recall).
-        let own: Vec<&str> = order.allocation.own_ssccs().collect();
-        for (index, sscc) in ssccs.iter().enumerate() {
-            if !own.contains(&sscc.as_str())
-                && app.store.epc_seen(&crate::steps::pallet_link(sscc.as_str())?, false).await?
-            {
-                return Err(Problem::field(
-                    "conflict",
-                    format!("/ssccs/{index}"),
-                    format!("SSCC {sscc} already names another pallet in the network's events"),
-                ));
-            }
-        }
-    }
     let mutation = match &read {
         Some(order) => order_step_write(&tenant, order, to, ssccs, units, jiff::Timestamp::now(), None, None)?,
         // The writer answers not found.
@@ -1293,7 +1276,21 @@ pub fn order_step_write(
     only_shipments: Option<&[usize]>,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-    let events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments)?;
+    let mut events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments)?;
+    // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
+    // events already name is refused, unless it is this order's own (a retry, or its pallet
+    // packed again after a recall). The writer decides it with the packing's events, so two
+    // packings of one SSCC at the same moment cannot both pass.
+    if let Some(capture) = &mut events {
+        let own: Vec<&str> = order.allocation.own_ssccs().collect();
+        for (index, sscc) in listed.iter().enumerate().filter(|(_, sscc)| !own.contains(&sscc.as_str())) {
+            capture.premises.push(store::epcis::Premise::Unnamed {
+                identifier: crate::steps::pallet_link(sscc)?,
+                field: format!("/ssccs/{index}"),
+                detail: format!("SSCC {sscc} already names another pallet in the network's events"),
+            });
+        }
+    }
     let change = FulfilmentMutation::OrderEvent {
         order_id: order.order_id.clone(),
         event_id: to.name().to_owned(),

@@ -15,7 +15,7 @@ use epcis::Document;
 use gs1::{DigitalLink, Element};
 use network::TenantId;
 use orders::OrderStatus;
-use store::epcis::Capture;
+use store::epcis::{Capture, Premise};
 use store::fulfilment::{AsnPalletRecord, AsnRecord, OrderRecord};
 
 use crate::problem::Problem;
@@ -128,8 +128,10 @@ pub fn received_pallets<'a>(asn: &'a AsnRecord, ssccs: Option<&[String]>) -> Vec
 }
 
 /// The receipt of an ASN's pallets (all not yet received, or the listed ones) into a zone, after
-/// the commissioning of `new_lots` (lot classes, as [`lot_class`] names them, that no event has
-/// named yet): one `ADD` of the units received of each, where the lot enters the network.
+/// the commissioning of `new_lots` (lot classes, as [`lot_class`] names them, that no event had
+/// named when the handler read): one `ADD` per lot, of the units received of it, where the lot
+/// enters the network. Each commissioning is a premise the writer decides again
+/// ([`Premise::FirstOfClass`]): of two receipts of one new lot at the same moment, one commissions it.
 pub fn receiving(
     tenant: &TenantId,
     asn: &AsnRecord,
@@ -154,7 +156,8 @@ pub fn receiving(
         }
     }
     let mut events = Vec::new();
-    if !commissioned.is_empty() {
+    let mut premises = Vec::new();
+    for (class, units) in commissioned {
         let step = Step {
             event_type: "ObjectEvent",
             action: "ADD",
@@ -162,9 +165,10 @@ pub fn receiving(
             disposition: "active",
             place: place(&asn.location, Some(zone))?,
             epcs: Vec::new(),
-            quantities: commissioned.into_iter().map(|(class, units)| quantity(&class, units)).collect(),
+            quantities: vec![quantity(&class, units)],
             parent: None,
         };
+        premises.push(Premise::FirstOfClass { identifier: class, event: events.len() });
         events.push(event(step, at));
     }
     let epcs = pallets.iter().map(|pallet| pallet_link(&pallet.sscc)).collect::<Result<Vec<_>, _>>()?;
@@ -183,7 +187,7 @@ pub fn receiving(
         parent: None,
     };
     events.push(event(step, at));
-    capture(tenant, events, at)
+    Ok(capture(tenant, events, at)?.map(|capture| Capture { premises, ..capture }))
 }
 
 /// The events of an order moving to `to`: one per shipment (none for steps that move nothing,

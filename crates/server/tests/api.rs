@@ -206,7 +206,8 @@ use epcis_interface::{
 use fulfilment::{
     fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
     fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
-    fulfilment_scrap_and_transfers, fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_scrap_and_transfers, fulfilment_steps_name_pallets_and_lots_once,
+    fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -227,6 +228,7 @@ end_to_end!(
     fulfilment_recalls_reallocate_or_flag,
     fulfilment_hot_sku_never_oversells,
     fulfilment_scrap_and_transfers,
+    fulfilment_steps_name_pallets_and_lots_once,
     fulfilment_webhooks_deliver_transitions_signed,
     log_checkpoints_tiles_and_proofs,
     log_event_proofs_disclose_and_hide,
@@ -932,6 +934,18 @@ mod own_apps {
         let first = super::spawn_app_at(url.clone(), None).await;
         let second = super::spawn_app_at(url, None).await;
         super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6).await;
+    }
+
+    /// Two API nodes pack one SSCC onto several orders, and receive one new lot at several
+    /// ASNs, at the same moment: one pallet, one commissioning.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn steps_name_pallets_and_lots_once_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("steps_name_pallets_and_lots_once_on_two_nodes_postgres") else {
+            return;
+        };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::fulfilment::steps_name_pallets_and_lots_once(&[&first, &second]).await;
     }
 
     /// A transaction that began before a page of the movement journal was read, and commits

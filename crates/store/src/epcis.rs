@@ -88,6 +88,26 @@ pub struct Capture {
     pub master_data: Vec<MasterDataRecord>,
     /// GS1 company prefixes of the EPC URNs in the captured text.
     pub company_prefixes: Vec<String>,
+    /// What the platform's own step assumed about the stored events when it built these events
+    /// (none for a capture sent to `/capture`); the writer checks them in the capture's
+    /// transaction, see [`Premise`].
+    pub premises: Vec<Premise>,
+}
+
+/// A fact about the stored events that a step's capture was built on. The handler reads it
+/// before the write; the writer decides it again in the capture's transaction, after taking the
+/// transparency log (which serialises captures on every API node, see `LogBatch::lock`), so two
+/// concurrent steps cannot both build on the same absence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Premise {
+    /// No stored event names `identifier` as one object (`epc`, `childEPC`, `parentID`,
+    /// `inputEPC`, `outputEPC`): an SSCC names one pallet for good. Otherwise the write is
+    /// refused as a `conflict` at `field` (a JSON pointer of the request), saying `detail`.
+    Unnamed { identifier: String, field: String, detail: String },
+    /// The capture's event at index `event` commissions the class `identifier` (a lot entering
+    /// the network): it is left out if a stored event names the class already, so a lot is
+    /// commissioned once however many receipts of it run at the same time.
+    FirstOfClass { identifier: String, event: usize },
 }
 
 /// A capture job as stored.
@@ -102,6 +122,62 @@ pub struct CaptureJob {
     pub events_already_captured: i64,
     /// (JSON pointer, detail).
     pub errors: Vec<(String, String)>,
+}
+
+/// The statement that finds an event naming an identifier, as a class or as one object.
+fn named_sql(as_class: bool) -> &'static str {
+    if as_class {
+        "SELECT event_seq FROM epcis_event_identifiers WHERE identifier = $1 \
+         AND role IN ('epcClass', 'childEPCClass', 'inputEPCClass', 'outputEPCClass') LIMIT 1"
+    } else {
+        "SELECT event_seq FROM epcis_event_identifiers WHERE identifier = $1 \
+         AND role IN ('epc', 'childEPC', 'parentID', 'inputEPC', 'outputEPC') LIMIT 1"
+    }
+}
+
+/// Decides a step's premises in the writer's transaction (see [`Premise`]): answers the capture
+/// to store (without the commissionings of classes named meanwhile), or the refusal.
+pub(crate) async fn decide_premises<'c>(
+    conn: &mut Conn,
+    capture: &'c Capture,
+    log: &mut LogBatch,
+) -> Result<Result<std::borrow::Cow<'c, Capture>, WriteError>, sqlx::Error> {
+    if capture.premises.is_empty() {
+        return Ok(Ok(std::borrow::Cow::Borrowed(capture)));
+    }
+    // Another node's capture naming the identifier commits before this reads, or waits for
+    // this one to commit.
+    log.lock(conn).await?;
+    let mut left_out = HashSet::new();
+    for premise in &capture.premises {
+        let (identifier, as_class) = match premise {
+            Premise::Unnamed { identifier, .. } => (identifier, false),
+            Premise::FirstOfClass { identifier, .. } => (identifier, true),
+        };
+        let named = exists(conn, named_sql(as_class), &[Arg::Text(identifier)]).await?;
+        match premise {
+            Premise::Unnamed { field, detail, .. } if named => {
+                return Ok(Err(WriteError::Refused {
+                    code: "conflict",
+                    detail: format!("{field}: {detail}"),
+                    errors: vec![(field.clone(), detail.clone())],
+                }));
+            }
+            Premise::FirstOfClass { event, .. } if named => {
+                left_out.insert(*event);
+            }
+            _ => {}
+        }
+    }
+    if left_out.is_empty() {
+        return Ok(Ok(std::borrow::Cow::Borrowed(capture)));
+    }
+    let mut kept = capture.clone();
+    kept.events = (capture.events.iter().enumerate())
+        .filter(|(index, _)| !left_out.contains(index))
+        .map(|(_, event)| event.clone())
+        .collect();
+    Ok(Ok(std::borrow::Cow::Owned(kept)))
 }
 
 /// Applies a capture in the writer's transaction; answers how many events were new.
@@ -656,16 +732,8 @@ impl Store {
     /// upstream, or seen by the network before), or as one object (`epc`, `childEPC`,
     /// `parentID`, `inputEPC`, `outputEPC`; a pallet's SSCC already in use).
     pub async fn epc_seen(&self, identifier: &str, as_class: bool) -> Result<bool, StoreError> {
-        let roles = if as_class {
-            "'epcClass', 'childEPCClass', 'inputEPCClass', 'outputEPCClass'"
-        } else {
-            "'epc', 'childEPC', 'parentID', 'inputEPC', 'outputEPC'"
-        };
-        let sql = format!(
-            "SELECT event_seq FROM epcis_event_identifiers WHERE identifier = $1 AND role IN ({roles}) LIMIT 1"
-        );
         let row: Option<(i64,)> = on_pool!(self.pools(), pool => {
-            sqlx::query_as(&sql).bind(identifier).fetch_optional(pool).await
+            sqlx::query_as(named_sql(as_class)).bind(identifier).fetch_optional(pool).await
         })?;
         Ok(row.is_some())
     }

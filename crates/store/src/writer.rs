@@ -1593,12 +1593,17 @@ async fn apply_mutation(
             }
         }
         Mutation::FulfilmentRecorded { change, events } => {
+            // Before the step changes anything: a refusal here leaves nothing to take back.
+            let events = match crate::epcis::decide_premises(conn, events, state.log).await? {
+                Ok(events) => events,
+                Err(refused) => refuse!(refused),
+            };
             let context = StockContext { batch: state.stock, cache: state.cache };
             let done = match crate::fulfilment::apply_fulfilment(conn, tenant_id, change, now_unix_ms, context).await? {
                 Ok(done) => done,
                 Err(refused) => refuse!(refused),
             };
-            match crate::epcis::apply_capture(conn, tenant_id, events, now_unix_ms, state.log).await? {
+            match crate::epcis::apply_capture(conn, tenant_id, &events, now_unix_ms, state.log).await? {
                 Ok(captured) => {
                     *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
                 }

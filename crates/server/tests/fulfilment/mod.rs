@@ -964,6 +964,106 @@ pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client
     assert_eq!(stored, acknowledged.len());
 }
 
+/// Sends the requests (path, key, body) at the same moment, spread over the nodes; answers each
+/// one's status and body, in order.
+async fn all_at_once(apps: &[&TestApp], requests: Vec<(String, String, Value)>) -> Vec<(StatusCode, Value)> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let mut tasks = Vec::new();
+    for (index, (path, key, body)) in requests.into_iter().enumerate() {
+        let target = apps[index % apps.len()];
+        let (url, http, start) = (format!("{}{path}", target.base), target.client.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let response = http.post(url).bearer_auth(key).json(&body).send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// Steps that build on an identifier being new decide it in the write, not before it: of
+/// several orders packed onto one fresh SSCC at the same moment one is packed and the others get
+/// a conflict, and of several receipts of one new lot at the same moment one commissions it.
+pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
+    const RACERS: usize = 8;
+    let app = apps[0];
+    network(app).await;
+    let (key, product) = merchant(app, "race", "871234510055").await;
+    receive(app, &key, &product, &[("R", 20, 100)], 700).await;
+    let operator = &app.operator_key;
+    let (mut ids, mut paths) = (Vec::new(), Vec::new());
+    for _ in 0..RACERS {
+        let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        let id = placed.body["order_id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/orders/{id}/events?tenant=race");
+        assert_eq!(app.post(&path, operator, json!({"status": "picking"})).await.status, StatusCode::OK);
+        ids.push(id);
+        paths.push(path);
+    }
+    let sscc = with_check_digit("38712345200000001");
+    let packings = paths
+        .iter()
+        .map(|path| (path.clone(), operator.clone(), json!({"status": "packed", "ssccs": [sscc]})))
+        .collect();
+    let answers = all_at_once(apps, packings).await;
+    let packed = answers.iter().filter(|(status, _)| *status == StatusCode::OK).count();
+    assert_eq!(packed, 1, "one SSCC, one pallet: {answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::CONFLICT, "{body:?}");
+        assert_eq!(body["type"], "/problems/conflict", "{body:?}");
+        assert_eq!(body["errors"][0]["pointer"], "/ssccs/0", "{body:?}");
+    }
+    let pallet = format!("https://id.gs1.org/00/{sscc}");
+    let events = app.get(&format!("/events?EQ_bizStep=packing&MATCH_parentID={pallet}"), &key).await;
+    let list = events.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{:?}", events.body);
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(app.get(&format!("/v1/orders/{id}"), &key).await.body["status"].as_str().unwrap().to_owned());
+    }
+    statuses.sort();
+    let mut expected = vec!["picking".to_owned(); RACERS - 1];
+    expected.insert(0, "packed".to_owned());
+    assert_eq!(statuses, expected);
+
+    // Receipts of one new lot at several ASNs at the same moment.
+    let mut receipts = Vec::new();
+    for index in 0..RACERS {
+        let pallet = json!({"sscc": with_check_digit(&format!("38712345{:09}", 800 + index)), "gtin": product,
+                            "lot": "NEW", "expiry": in_days(20), "quantity": 5});
+        let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
+        assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+        let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+        receipts.push((path, key.clone(), json!({"zone": "chill"})));
+    }
+    let answers = all_at_once(apps, receipts).await;
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::CREATED), "{answers:?}");
+    let class = format!("https://id.gs1.org/01/{product:0>14}/10/NEW");
+    let found = |step: &'static str| {
+        let path = format!("/events?EQ_bizStep={step}&MATCH_epcClass={class}");
+        let key = &key;
+        async move {
+            let found = app.get(&path, key).await;
+            assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+            found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
+        }
+    };
+    let commissioned = found("commissioning").await;
+    assert_eq!(commissioned.len(), 1, "a lot enters the network once: {commissioned:?}");
+    assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 5}]));
+    assert_eq!(found("receiving").await.len(), RACERS);
+}
+
+pub async fn fulfilment_steps_name_pallets_and_lots_once(app: &TestApp) {
+    steps_name_pallets_and_lots_once(&[app]).await;
+}
+
 pub async fn fulfilment_hot_sku_never_oversells(app: &TestApp) {
     hot_sku_orders(&[app], 64, 6).await;
 }
