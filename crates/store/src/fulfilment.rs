@@ -140,7 +140,8 @@ impl WriterCache {
     /// the rows of a later batch of this writer sort after an earlier one's even when two batches
     /// fall in one millisecond or the clock steps back. On SQLite, where this is the one writer,
     /// that makes the movement journal's order (`at_unix_ms`, operation, line) the commit order,
-    /// and a reader's cursor can never be passed by a row committed later.
+    /// and a reader's cursor can never be passed by a row committed later; `writer::batch_clock`
+    /// passes it the stored time of the last batch, so the order also holds across restarts.
     pub(crate) fn batch_time(&mut self, wall_unix_ms: i64) -> i64 {
         let time = wall_unix_ms.max(self.last_batch_unix_ms.saturating_add(1));
         self.last_batch_unix_ms = time;

@@ -20,8 +20,9 @@ pub struct TableKeys {
 /// Tables that are not tenant-owned: the tenant list, the platform-wide registries of who holds a
 /// GTIN or a GLN (keyed by the identifier; reference tables on Citus), the GS1 company prefixes
 /// learned from EPC URNs, the transparency log (one public log for the platform: its entries name
-/// the tenant of each event privately, for audits), and migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 10] = [
+/// the tenant of each event privately, for audits), SQLite's writer clock (the last batch's
+/// time), and migration bookkeeping.
+pub const PLATFORM_TABLES: [&str; 11] = [
     "tenants",
     "gtin_owners",
     "gln_owners",
@@ -31,6 +32,7 @@ pub const PLATFORM_TABLES: [&str; 10] = [
     "log_state",
     "log_checkpoints",
     "log_cosignatures",
+    "writer_clock",
     "_sqlx_migrations",
 ];
 

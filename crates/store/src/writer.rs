@@ -615,7 +615,13 @@ async fn apply_in_transaction_once(
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
-    let now_unix_ms = cache.batch_time(now_unix_ms());
+    let now_unix_ms = match batch_clock(&mut conn, cache, now_unix_ms()).await {
+        Ok(time) => time,
+        Err(error) => {
+            let _ = conn.rollback().await;
+            return Err(statement_failure(error));
+        }
+    };
     let mut usage: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
     let mut results = Vec::with_capacity(writes.len());
     let mut failure = None;
@@ -702,6 +708,28 @@ async fn apply_in_transaction_once(
         "batch committed"
     );
     Ok((results, log_grew))
+}
+
+/// The batch's time ([`WriterCache::batch_time`]). On SQLite the time of the last batch is also
+/// kept in the database (`writer_clock`, read and moved on in the batch's transaction), so a batch
+/// comes after every batch committed before it even across a restart with the clock stepped back,
+/// or from another process writing the same file. (On PostgreSQL the journal orders by
+/// transaction id, see `fulfilment::settled_transactions`.)
+async fn batch_clock(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64) -> Result<i64, sqlx::Error> {
+    match conn {
+        Conn::Sqlite(connection) => {
+            let (stored,): (i64,) = sqlx::query_as("SELECT last_batch_unix_ms FROM writer_clock WHERE singleton = 1")
+                .fetch_one(&mut **connection)
+                .await?;
+            let time = cache.batch_time(wall_unix_ms.max(stored.saturating_add(1)));
+            sqlx::query("UPDATE writer_clock SET last_batch_unix_ms = $1 WHERE singleton = 1")
+                .bind(time)
+                .execute(&mut **connection)
+                .await?;
+            Ok(time)
+        }
+        Conn::Postgres(_) => Ok(cache.batch_time(wall_unix_ms)),
+    }
 }
 
 /// Arguments of a statement, bound in order.

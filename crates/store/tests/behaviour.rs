@@ -472,3 +472,32 @@ async fn deleting_a_referenced_row_is_refused(store: &Store) {
     put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await.unwrap();
     assert_eq!(store.tenant(&acme).party(&farm.party_id).await.unwrap(), None);
 }
+
+/// SQLite: every batch takes a time after the last committed batch's (the movement journal pages
+/// by it), also after a restart with the wall clock behind that time (here: the stored clock an
+/// hour ahead, as if the clock stepped back while the server was down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batch_times_keep_their_order_across_a_restart_with_the_clock_behind() {
+    use sqlx::Connection;
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let acme = tenant("acme");
+    let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+    create_tenant(&store, &acme).await;
+    store.close().await;
+    let ahead = jiff::Timestamp::now().as_millisecond() + 3_600_000;
+    let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
+    sqlx::query("UPDATE writer_clock SET last_batch_unix_ms = $1").bind(ahead).execute(&mut raw).await.unwrap();
+    let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+    for (number, expected) in [(1, ahead + 1), (2, ahead + 2)] {
+        put(&store, &acme, Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create })
+            .await
+            .unwrap();
+        let (written,): (i64,) = sqlx::query_as("SELECT updated_unix_ms FROM products WHERE gtin = $1")
+            .bind(gtin(number).as_str())
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(written, expected, "product {number}");
+    }
+    store.close().await;
+}
