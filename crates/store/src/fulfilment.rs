@@ -143,9 +143,14 @@ impl WriterCache {
     /// and a reader's cursor can never be passed by a row committed later; `writer::batch_clock`
     /// passes it the stored time of the last batch, so the order also holds across restarts.
     pub(crate) fn batch_time(&mut self, wall_unix_ms: i64) -> i64 {
-        let time = wall_unix_ms.max(self.last_batch_unix_ms.saturating_add(1));
+        let time = self.next_batch_time(wall_unix_ms);
         self.last_batch_unix_ms = time;
         time
+    }
+
+    /// The time [`WriterCache::batch_time`] would give now, without taking it.
+    pub(crate) fn next_batch_time(&self, wall_unix_ms: i64) -> i64 {
+        wall_unix_ms.max(self.last_batch_unix_ms.saturating_add(1))
     }
 
     /// Forgets everything: after a rollback, the cache may hold changes that were not committed.

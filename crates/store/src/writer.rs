@@ -718,15 +718,17 @@ async fn apply_in_transaction_once(
 async fn batch_clock(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64) -> Result<i64, sqlx::Error> {
     match conn {
         Conn::Sqlite(connection) => {
-            let (stored,): (i64,) = sqlx::query_as("SELECT last_batch_unix_ms FROM writer_clock WHERE singleton = 1")
-                .fetch_one(&mut **connection)
-                .await?;
-            let time = cache.batch_time(wall_unix_ms.max(stored.saturating_add(1)));
-            sqlx::query("UPDATE writer_clock SET last_batch_unix_ms = $1 WHERE singleton = 1")
-                .bind(time)
-                .execute(&mut **connection)
-                .await?;
-            Ok(time)
+            let (time,): (i64,) = sqlx::query_as(
+                "UPDATE writer_clock SET last_batch_unix_ms = MAX(last_batch_unix_ms + 1, $1) WHERE singleton = 1 \
+                 RETURNING last_batch_unix_ms",
+            )
+            .bind(cache.next_batch_time(wall_unix_ms))
+            .fetch_one(&mut **connection)
+            .await?;
+            // At least the time asked: taking it moves the cache's clock to it exactly.
+            let taken = cache.batch_time(time);
+            debug_assert_eq!(taken, time);
+            Ok(taken)
         }
         Conn::Postgres(_) => Ok(cache.batch_time(wall_unix_ms)),
     }
