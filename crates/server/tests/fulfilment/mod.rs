@@ -843,21 +843,12 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     let again = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
     assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
     let class = format!("https://id.gs1.org/01/{product:0>14}/10/TRF");
-    let key = &key;
-    let events = |step: &'static str| {
-        let path = format!("/events?EQ_bizStep={step}&MATCH_epcClass={class}");
-        async move {
-            let found = app.get(&path, key).await;
-            assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
-            found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
-        }
-    };
-    let commissioned = events("commissioning").await;
+    let commissioned = events_of(app, &key, "commissioning", &format!("MATCH_epcClass={class}")).await;
     assert_eq!(commissioned.len(), 1, "{commissioned:?}");
     assert_eq!(commissioned[0]["action"], "ADD");
     assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 10}]));
     assert!(commissioned[0]["bizLocation"]["id"].as_str().unwrap().ends_with(&format!("/414/{}/254/chill", dc())));
-    assert_eq!(events("receiving").await.len(), 2);
+    assert_eq!(events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await.len(), 2);
     // The consumer's page says where the lot entered the network, not that it was harvested there.
     let page = app
         .client
@@ -964,6 +955,13 @@ pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client
     assert_eq!(stored, acknowledged.len());
 }
 
+/// The events of a business step that match an EPCIS query parameter (`MATCH_…=…`).
+async fn events_of(app: &TestApp, key: &str, step: &str, matching: &str) -> Vec<Value> {
+    let found = app.get(&format!("/events?EQ_bizStep={step}&{matching}"), key).await;
+    assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+    found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
+}
+
 /// Sends the requests (path, key, body) at the same moment, spread over the nodes; answers each
 /// one's status and body, in order.
 async fn all_at_once(apps: &[&TestApp], requests: Vec<(String, String, Value)>) -> Vec<(StatusCode, Value)> {
@@ -1019,10 +1017,8 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
         assert_eq!(body["type"], "/problems/conflict", "{body:?}");
         assert_eq!(body["errors"][0]["pointer"], "/ssccs/0", "{body:?}");
     }
-    let pallet = format!("https://id.gs1.org/00/{sscc}");
-    let events = app.get(&format!("/events?EQ_bizStep=packing&MATCH_parentID={pallet}"), &key).await;
-    let list = events.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap();
-    assert_eq!(list.len(), 1, "{:?}", events.body);
+    let packings = events_of(app, &key, "packing", &format!("MATCH_parentID=https://id.gs1.org/00/{sscc}")).await;
+    assert_eq!(packings.len(), 1, "{packings:?}");
     let mut statuses = Vec::new();
     for id in &ids {
         statuses.push(app.get(&format!("/v1/orders/{id}"), &key).await.body["status"].as_str().unwrap().to_owned());
@@ -1045,19 +1041,10 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     let answers = all_at_once(apps, receipts).await;
     assert!(answers.iter().all(|(status, _)| *status == StatusCode::CREATED), "{answers:?}");
     let class = format!("https://id.gs1.org/01/{product:0>14}/10/NEW");
-    let found = |step: &'static str| {
-        let path = format!("/events?EQ_bizStep={step}&MATCH_epcClass={class}");
-        let key = &key;
-        async move {
-            let found = app.get(&path, key).await;
-            assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
-            found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
-        }
-    };
-    let commissioned = found("commissioning").await;
+    let commissioned = events_of(app, &key, "commissioning", &format!("MATCH_epcClass={class}")).await;
     assert_eq!(commissioned.len(), 1, "a lot enters the network once: {commissioned:?}");
     assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 5}]));
-    assert_eq!(found("receiving").await.len(), RACERS);
+    assert_eq!(events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await.len(), RACERS);
 }
 
 pub async fn fulfilment_steps_name_pallets_and_lots_once(app: &TestApp) {
