@@ -133,7 +133,17 @@ pub(crate) struct WriterCache {
     networks: HashMap<String, (Instant, Arc<NetworkSnapshot>)>,
     /// The time the last batch was given (see [`WriterCache::batch_time`]); kept by `clear`.
     last_batch_unix_ms: i64,
+    /// When the writer last warned that its batch clock runs ahead of the wall clock.
+    clock_ahead_warned: Option<Instant>,
 }
+
+/// A batch time this far ahead of the wall clock is worth a warning: the clock stepped back (or
+/// another process wrote with a clock ahead), and batch times now move on by 1 ms a batch until
+/// the wall clock catches up.
+pub const CLOCK_AHEAD_WARN_MS: i64 = 1_000;
+
+/// The writer repeats that warning at most this often while the lead lasts.
+pub const CLOCK_AHEAD_WARN_INTERVAL: Duration = Duration::from_secs(60);
 
 impl WriterCache {
     /// The time of a new batch: the wall clock, but always after the previous batch's, so that
@@ -151,6 +161,21 @@ impl WriterCache {
     /// The time [`WriterCache::batch_time`] would give now, without taking it.
     pub(crate) fn next_batch_time(&self, wall_unix_ms: i64) -> i64 {
         wall_unix_ms.max(self.last_batch_unix_ms.saturating_add(1))
+    }
+
+    /// How far the batch time `batch_unix_ms` runs ahead of the wall clock, when that is worth a
+    /// warning now: at least [`CLOCK_AHEAD_WARN_MS`], and no warning in the last
+    /// [`CLOCK_AHEAD_WARN_INTERVAL`].
+    pub(crate) fn clock_lead_to_report(&mut self, batch_unix_ms: i64, wall_unix_ms: i64, now: Instant) -> Option<i64> {
+        let lead_ms = batch_unix_ms.saturating_sub(wall_unix_ms);
+        if lead_ms < CLOCK_AHEAD_WARN_MS {
+            return None;
+        }
+        if self.clock_ahead_warned.is_some_and(|warned| now.duration_since(warned) < CLOCK_AHEAD_WARN_INTERVAL) {
+            return None;
+        }
+        self.clock_ahead_warned = Some(now);
+        Some(lead_ms)
     }
 
     /// Forgets everything: after a rollback, the cache may hold changes that were not committed.
@@ -3495,6 +3520,19 @@ mod tests {
         assert_eq!(cache.batch_time(5_000), 5_000, "the clock moved on");
         cache.clear();
         assert_eq!(cache.batch_time(5_000), 5_001, "a rollback keeps the clock");
+    }
+
+    #[test]
+    fn a_batch_clock_ahead_of_the_wall_clock_is_reported_once_a_minute() {
+        let mut cache = WriterCache::default();
+        let start = Instant::now();
+        assert_eq!(cache.clock_lead_to_report(10_999, 10_000, start), None, "under a second ahead");
+        assert_eq!(cache.clock_lead_to_report(11_000, 10_000, start), Some(1_000));
+        let later = start + Duration::from_secs(59);
+        assert_eq!(cache.clock_lead_to_report(70_000, 10_000, later), None, "reported a minute ago");
+        let minute = start + CLOCK_AHEAD_WARN_INTERVAL;
+        assert_eq!(cache.clock_lead_to_report(70_000, 10_000, minute), Some(60_000));
+        assert_eq!(cache.clock_lead_to_report(70_000, 69_500, minute + CLOCK_AHEAD_WARN_INTERVAL), None, "caught up");
     }
 
     fn row(line: i64, lot: &str, quantity: i64, kind: MovementKind) -> ReserveRow {

@@ -716,6 +716,19 @@ async fn apply_in_transaction_once(
 /// or from another process writing the same file. (On PostgreSQL the journal orders by
 /// transaction id, see `fulfilment::settled_transactions`.)
 async fn batch_clock(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64) -> Result<i64, sqlx::Error> {
+    let time = batch_time(conn, cache, wall_unix_ms).await?;
+    if let Some(lead_ms) = cache.clock_lead_to_report(time, wall_unix_ms, Instant::now()) {
+        tracing::warn!(
+            lead_ms,
+            "batch times run ahead of the wall clock (it stepped back, or another writer's clock is ahead): \
+             they keep the commit order and move on 1 ms a batch until the wall clock catches up; \
+             orders placed meanwhile carry these times"
+        );
+    }
+    Ok(time)
+}
+
+async fn batch_time(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64) -> Result<i64, sqlx::Error> {
     match conn {
         Conn::Sqlite(connection) => {
             let (time,): (i64,) = sqlx::query_as(
