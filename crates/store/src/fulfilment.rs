@@ -3077,10 +3077,42 @@ async fn settled_transactions(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
     loop {
         let running: Vec<i64> = sqlx::query_scalar(RUNNING).fetch_all(pool).await?;
         let oldest_running = running.into_iter().map(full).min().unwrap_or(next).min(next);
-        if oldest_running >= next || Instant::now() >= deadline {
+        if oldest_running >= next {
+            return Ok(oldest_running);
+        }
+        if Instant::now() >= deadline {
+            warn_journal_held_back(oldest_running);
             return Ok(oldest_running);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The journal warns that a long transaction holds it back at most this often (per process).
+pub const JOURNAL_HELD_BACK_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Tells the operator why the movement journal stops short: a write transaction of this
+/// database has been running for longer than [`JOURNAL_SETTLE_WAIT_MAX`]. Rate limited.
+fn warn_journal_held_back(oldest_running_xid: i64) {
+    static WARNED_UNIX_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let now_unix_ms = crate::now_unix_ms();
+    let interval_ms = JOURNAL_HELD_BACK_WARN_INTERVAL.as_millis() as i64;
+    let warned = WARNED_UNIX_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if now_unix_ms.saturating_sub(warned) >= interval_ms
+        && WARNED_UNIX_MS
+            .compare_exchange(
+                warned,
+                now_unix_ms,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        tracing::warn!(
+            oldest_running_xid,
+            "a write transaction of this database has run for more than 1 s: the movement journal \
+             answers only movements of transactions older than it until it ends (see pg_stat_activity)"
+        );
     }
 }
 
