@@ -150,23 +150,21 @@ pub(crate) async fn decide_premises<'c>(
     log.lock(conn).await?;
     let mut left_out = HashSet::new();
     for premise in &capture.premises {
-        let (identifier, as_class) = match premise {
-            Premise::Unnamed { identifier, .. } => (identifier, false),
-            Premise::FirstOfClass { identifier, .. } => (identifier, true),
-        };
-        let named = exists(conn, named_sql(as_class), &[Arg::Text(identifier)]).await?;
         match premise {
-            Premise::Unnamed { field, detail, .. } if named => {
-                return Ok(Err(WriteError::Refused {
-                    code: "conflict",
-                    detail: format!("{field}: {detail}"),
-                    errors: vec![(field.clone(), detail.clone())],
-                }));
+            Premise::Unnamed { identifier, field, detail } => {
+                if exists(conn, named_sql(false), &[Arg::Text(identifier)]).await? {
+                    return Ok(Err(WriteError::Refused {
+                        code: "conflict",
+                        detail: format!("{field}: {detail}"),
+                        errors: vec![(field.clone(), detail.clone())],
+                    }));
+                }
             }
-            Premise::FirstOfClass { event, .. } if named => {
-                left_out.insert(*event);
+            Premise::FirstOfClass { identifier, event } => {
+                if exists(conn, named_sql(true), &[Arg::Text(identifier)]).await? {
+                    left_out.insert(*event);
+                }
             }
-            _ => {}
         }
     }
     if left_out.is_empty() {

@@ -3094,19 +3094,12 @@ pub const JOURNAL_HELD_BACK_WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// Tells the operator why the movement journal stops short: a write transaction of this
 /// database has been running for longer than [`JOURNAL_SETTLE_WAIT_MAX`]. Rate limited.
 fn warn_journal_held_back(oldest_running_xid: i64) {
-    static WARNED_UNIX_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static WARNED_UNIX_MS: AtomicI64 = AtomicI64::new(i64::MIN);
     let now_unix_ms = crate::now_unix_ms();
-    let interval_ms = JOURNAL_HELD_BACK_WARN_INTERVAL.as_millis() as i64;
-    let warned = WARNED_UNIX_MS.load(std::sync::atomic::Ordering::Relaxed);
-    if now_unix_ms.saturating_sub(warned) >= interval_ms
-        && WARNED_UNIX_MS
-            .compare_exchange(
-                warned,
-                now_unix_ms,
-                std::sync::atomic::Ordering::Relaxed,
-                std::sync::atomic::Ordering::Relaxed,
-            )
-            .is_ok()
+    let warned = WARNED_UNIX_MS.load(Ordering::Relaxed);
+    if now_unix_ms.saturating_sub(warned) >= JOURNAL_HELD_BACK_WARN_INTERVAL.as_millis() as i64
+        && WARNED_UNIX_MS.compare_exchange(warned, now_unix_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     {
         tracing::warn!(
             oldest_running_xid,
