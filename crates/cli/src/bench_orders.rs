@@ -7,7 +7,11 @@
 //! (every warehouse reaches every pickup point), `--skus` chilled products of one merchant, each
 //! stocked at `--stocked-at` warehouses (one lot each, expiry 30–60 days out, plenty of units).
 //! Demand: 3 distinct SKUs per order, 1–3 units each; half of the lines go to the 10 hot SKUs.
+//! After the SQLite run, allocation alone is timed in memory on one core against the same stock
+//! (`allocation_alone`): the share of an order's time that is deciding, not storing.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +22,7 @@ use network::{
     Address, Coordinates, Country, Location, LocationKind, Product, Service, TemperatureClass, TemperatureRange,
     TenantId, TimeZoneName, Zone, ZoneName,
 };
-use orders::Line;
+use orders::{Line, ProductRule, StockLot};
 use stock::LotStatus;
 use store::fulfilment::{AsnPallet, FulfilmentMutation, OrderDestination, PlaceOrder};
 use store::{IdempotencyRecord, Mutation, PutMode, Store, StoreConfig, StoredResponse, Write};
@@ -230,6 +234,77 @@ fn order(random: &mut Random, skus: u64, pickups: &[Gln], number: u64) -> PlaceO
     }
 }
 
+/// Orders allocated per round of [`allocation_alone`], and its rounds.
+const ALLOCATION_ORDERS: usize = 20_000;
+const ALLOCATION_ROUNDS: usize = 5;
+
+/// Allocation alone, in memory on one core, as the writer calls it: each order of the same demand
+/// against the stock left after the run, the lots of its GTINs borrowed (nothing reserved, so
+/// every round sees the same stock). Median microseconds per order of [`ALLOCATION_ROUNDS`] rounds.
+async fn allocation_alone(store: &Store, options: &OrdersOptions, pickups: &[Gln]) -> anyhow::Result<f64> {
+    let tenant = TenantId::parse(TENANT)?;
+    let gtins: Vec<Gtin> = (0..options.skus).map(gtin).collect();
+    let inputs = store.tenant(&tenant).allocation_inputs(&gtins).await?;
+    let mut stock: HashMap<&Gtin, (&ProductRule, Vec<&StockLot<'static>>)> = HashMap::new();
+    for product in &inputs.products {
+        stock.insert(&product.gtin, (product, Vec::new()));
+    }
+    for lot in &inputs.lots {
+        let (_, lots) = stock.get_mut(lot.gtin.as_ref()).context("a lot of an unknown product")?;
+        lots.push(lot);
+    }
+    let view = orders::NetworkView { sites: &inputs.sites, lanes: &inputs.lanes };
+    let destinations: HashMap<&Gln, orders::Destination> = pickups
+        .iter()
+        .map(|gln| {
+            let site = view.site(gln).context("a pickup point outside the network")?;
+            Ok((gln, orders::Destination { coordinates: site.coordinates, time_zone: site.time_zone.zone().clone() }))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut random = Random(7);
+    let demand: Vec<PlaceOrder> =
+        (0..ALLOCATION_ORDERS as u64).map(|number| order(&mut random, options.skus, pickups, number)).collect();
+    let placed_unix_ms = jiff::Timestamp::now().as_millisecond();
+    let mut rounds = Vec::with_capacity(ALLOCATION_ROUNDS);
+    for _ in 0..ALLOCATION_ROUNDS {
+        let started = Instant::now();
+        let mut shipments = 0usize;
+        for order in &demand {
+            let mut products = Vec::with_capacity(order.lines.len());
+            let mut lots = Vec::new();
+            for line in &order.lines {
+                let (product, of_gtin) = &stock[&line.gtin];
+                products.push((*product).clone());
+                lots.extend(of_gtin.iter().map(|lot| StockLot {
+                    site: Cow::Borrowed(lot.site.as_ref()),
+                    zone: Cow::Borrowed(lot.zone.as_ref()),
+                    gtin: Cow::Borrowed(lot.gtin.as_ref()),
+                    lot: Cow::Borrowed(lot.lot.as_ref()),
+                    expiry: lot.expiry,
+                    available: lot.available,
+                }));
+            }
+            let pickup = order.destination.pickup_point.as_deref().context("a pickup point")?;
+            let destination = &destinations[&Gln::parse(pickup)?];
+            let request = orders::OrderRequest {
+                lines: &order.lines,
+                products: &products,
+                destination,
+                service: order.service,
+                placed_unix_ms,
+                latest_delivery_unix_ms: None,
+            };
+            let allocation = orders::allocate(view, &lots, &request)?;
+            shipments += allocation.shipments.len();
+        }
+        let micros = started.elapsed().as_secs_f64() * 1e6 / demand.len() as f64;
+        anyhow::ensure!(shipments >= demand.len(), "every order allocated");
+        rounds.push(micros);
+    }
+    rounds.sort_by(f64::total_cmp);
+    Ok(rounds[rounds.len() / 2])
+}
+
 #[derive(Debug)]
 struct Measured {
     placed: u64,
@@ -366,8 +441,19 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
         let pickups = generate(&store, &options).await?;
         let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
         print("sqlite", "keten (group commit)", &measured);
+        let allocation_micros = allocation_alone(&store, &options, &pickups).await?;
+        println!(
+            "{:<10} {:<28} {:>9} {:>8} {:>11.0} {:>9} {:>9}   ({allocation_micros:.1} µs an order, one core)",
+            "memory",
+            "allocation alone",
+            ALLOCATION_ORDERS,
+            0,
+            1e6 / allocation_micros,
+            "-",
+            "-"
+        );
         summary.push(format!(
-            "sqlite {:.0}/s (p99 {:.1} ms)",
+            "sqlite {:.0}/s (p99 {:.1} ms), allocation alone {allocation_micros:.1} µs an order",
             measured.placed as f64 / measured.seconds,
             measured.p99_ms
         ));

@@ -8,13 +8,17 @@
 //!    service (and the latest delivery), the cheapest (handling + lane + last-mile kilometres), then
 //!    the earliest promise, then the GLN (so the choice is deterministic).
 //! 3. **Otherwise a split**, at most [`SHIPMENTS_MAX`] shipments: repeatedly the site that covers
-//!    the most remaining units (ties: cheapest), each shipment with its own route.
+//!    the most remaining units (lines of one GTIN counted together, since they share its lots;
+//!    ties: the cheapest, then the GLN), each shipment with its own route.
 //! 4. **FEFO within a site**: earliest expiry first (lots without expiry last), then lot number.
 //!
-//! The decision and every candidate's outcome are kept, so `GET /v1/orders/{id}` shows why.
+//! The decision and every candidate's outcome are kept, so `GET /v1/orders/{id}` shows why. Both
+//! choices are branch and bound: a site is routed (the costly part) only while a lower bound of
+//! its cost and an upper bound of its units could still beat the best found; a site skipped so
+//! is reported by what it holds (`Partial`, or `Passed` with its lowest cost).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::ops::Range;
 
 use gs1::{Gln, Gtin};
 use jiff::Timestamp;
@@ -161,8 +165,47 @@ fn days_left(expiry: Date, delivery: Date) -> i64 {
 
 struct SiteView<'a> {
     site: &'a Location,
-    /// Per line: eligible lots, FEFO order, as indexes into the stock slice.
-    lots: Vec<Vec<usize>>,
+    /// The site's lots among the order's holdings (FEFO order).
+    held: Range<usize>,
+}
+
+/// A lot the order could draw on.
+struct Held {
+    /// Its site's index in the network.
+    site: usize,
+    /// Its index in the stock slice.
+    lot: usize,
+    /// The first line of its GTIN (lines of one GTIN draw on the same lots).
+    gtin_line: usize,
+    /// Its zone among its site's zones; `None` for a zone the site does not list (it suits nothing).
+    zone: Option<usize>,
+}
+
+/// The order's lines as allocation sees them.
+struct Lines<'r> {
+    rules: Vec<&'r ProductRule>,
+    /// Per line: the first line of its GTIN.
+    gtin_lines: Vec<usize>,
+}
+
+impl Lines<'_> {
+    fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether a held lot can serve `line`: the line's GTIN, in a zone suited to its class.
+    fn served_by(&self, line: usize, held: &Held, site: &Location) -> bool {
+        held.gtin_line == self.gtin_lines[line]
+            && held.zone.is_some_and(|zone| site.zones[zone].suits(&self.rules[line].class))
+    }
+
+    /// Per line: the site's lots that can serve it, FEFO order, as indexes into the stock slice.
+    fn suitable_lots(&self, view: &SiteView<'_>, holdings: &[Held]) -> Vec<Vec<usize>> {
+        let held = &holdings[view.held.clone()];
+        (0..self.len())
+            .map(|line| held.iter().filter(|held| self.served_by(line, held, view.site)).map(|held| held.lot).collect())
+            .collect()
+    }
 }
 
 /// A candidate step of a split: units covered, cost, the site's index, its route, and its lots that
@@ -183,37 +226,61 @@ pub fn allocate(
             .ok_or_else(|| AllocationError::UnknownProduct { line, gtin: order_line.gtin.clone() })?;
         rules.push(product);
     }
-    let all_classes: Vec<TemperatureClass> = classes_of(&rules, 0..request.lines.len());
+    let gtin_lines: Vec<usize> = request
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(line, order_line)| request.lines.iter().position(|other| other.gtin == order_line.gtin).unwrap_or(line))
+        .collect();
+    // Per first line of a GTIN: the units its lines want together.
+    let mut wanted = vec![0i64; request.lines.len()];
+    for (line, order_line) in request.lines.iter().enumerate() {
+        wanted[gtin_lines[line]] += order_line.quantity;
+    }
+    let lines = Lines { rules, gtin_lines };
+    let rules = &lines.rules;
+    let all_classes: Vec<TemperatureClass> = classes_of(rules, 0..request.lines.len());
     let latest_by_service = service_bound(request.service, request.placed_unix_ms, &request.destination.time_zone);
 
-    // Sites holding any of the order's products, in GLN order, with their zone-suitable lots. Each
-    // lot goes with its site's index in the network (sites are in GLN order), so sorting and
-    // grouping compare numbers rather than GLNs; lots of sites outside the network are left out.
-    let mut holding: Vec<(usize, usize)> = (0..stock.len())
-        .filter(|index| {
-            let lot = &stock[*index];
-            lot.available > 0 && request.lines.iter().any(|line| line.gtin == *lot.gtin)
-        })
-        .filter_map(|index| network.site_index(&stock[index].site).map(|site| (site, index)))
-        .collect();
+    // The lots of the order's products with units now, each with its site's index in the network
+    // (sites are in GLN order, so sorting and grouping compare numbers rather than GLNs); lots of
+    // sites outside the network are left out.
+    let mut holdings: Vec<Held> = Vec::new();
+    for (index, lot) in stock.iter().enumerate() {
+        if lot.available <= 0 {
+            continue;
+        }
+        let Some(gtin_line) = request.lines.iter().position(|line| line.gtin == *lot.gtin) else { continue };
+        let Some(site) = network.site_index(&lot.site) else { continue };
+        let zone = network.sites[site].zones.iter().position(|zone| zone.name == *lot.zone);
+        holdings.push(Held { site, lot: index, gtin_line, zone });
+    }
     // By site, then FEFO (earliest expiry first, lots without expiry last, then lot and zone): each
     // site's lots of a line are then taken in order.
-    holding.sort_by(|(site_a, a), (site_b, b)| {
-        let (a, b) = (&stock[*a], &stock[*b]);
-        site_a.cmp(site_b).then_with(|| {
+    holdings.sort_by(|held_a, held_b| {
+        let (a, b) = (&stock[held_a.lot], &stock[held_b.lot]);
+        held_a.site.cmp(&held_b.site).then_with(|| {
             (a.expiry.is_none(), a.expiry, &a.lot, &a.zone).cmp(&(b.expiry.is_none(), b.expiry, &b.lot, &b.zone))
         })
     });
-    let mut indexes = Vec::new();
-    let views: Vec<SiteView<'_>> = holding
-        .chunk_by(|(site_a, _), (site_b, _)| site_a == site_b)
-        .map(|group| {
-            let site = &network.sites[group[0].0];
-            indexes.clear();
-            indexes.extend(group.iter().map(|(_, index)| *index));
-            SiteView { site, lots: suitable_lots(site, stock, &indexes, request, &rules) }
-        })
-        .collect();
+    // The sites holding any of them, in GLN order, and per site and line the units it holds in
+    // zones suited to the line (shelf life aside): `units[site * lines + line]`.
+    let mut views: Vec<SiteView<'_>> = Vec::new();
+    let mut units: Vec<i64> = Vec::new();
+    let mut start = 0;
+    for group in holdings.chunk_by(|a, b| a.site == b.site) {
+        let view = SiteView { site: &network.sites[group[0].site], held: start..start + group.len() };
+        start += group.len();
+        units.extend((0..lines.len()).map(|line| {
+            group
+                .iter()
+                .filter(|held| lines.served_by(line, held, view.site))
+                .map(|held| stock[held.lot].available)
+                .sum::<i64>()
+        }));
+        views.push(view);
+    }
+    let units_of = |view: usize| &units[view * lines.len()..(view + 1) * lines.len()];
 
     // One shipment if any site can. The cost of a route does not depend on the clock, so sites
     // are tried cheapest first and the (costlier) timing is computed only while a site could
@@ -221,7 +288,10 @@ pub fn allocate(
     let mut outcomes: Vec<Option<CandidateOutcome>> = vec![None; views.len()];
     let mut order: Vec<(u64, usize)> = Vec::new();
     for (index, view) in views.iter().enumerate() {
-        if !covers(stock, &view.lots, request) {
+        // Shelf life aside, each GTIN's units cover the sum of its lines.
+        let covers =
+            (0..lines.len()).all(|line| lines.gtin_lines[line] != line || units_of(index)[line] >= wanted[line]);
+        if !covers {
             continue;
         }
         match cheapest_cost(network, view.site, request.destination, &all_classes) {
@@ -249,7 +319,8 @@ pub fn allocate(
                 continue;
             }
         };
-        let lots = fresh_enough(stock, &view.lots, &rules, delivery_date(&site_route, request.destination));
+        let suitable = lines.suitable_lots(view, &holdings);
+        let lots = fresh_enough(stock, &suitable, rules, delivery_date(&site_route, request.destination));
         let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
         let picks = take(stock, &lots, request, &mut vec![0; stock.len()], &mut remaining);
         if remaining.iter().any(|units| *units > 0) {
@@ -272,10 +343,11 @@ pub fn allocate(
         let candidates = views
             .iter()
             .zip(outcomes)
-            .map(|(view, outcome)| Candidate {
+            .enumerate()
+            .map(|(index, (view, outcome))| Candidate {
                 site: view.site.gln.clone(),
                 outcome: outcome
-                    .unwrap_or_else(|| CandidateOutcome::Partial { eligible_units: units_per_line(stock, &view.lots) }),
+                    .unwrap_or_else(|| CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() }),
             })
             .collect();
         let rule = format!("one shipment: the cheapest in time of {holding_every_line} sites holding every line");
@@ -286,42 +358,70 @@ pub fn allocate(
         });
     }
 
-    // A split: each step takes the site covering the most remaining units (ties: the cheapest),
-    // with the lots that are fresh enough on that shipment's delivery date.
+    // A split: each step takes the site covering the most remaining units (ties: the cheapest,
+    // then the lower GLN), with the lots that are fresh enough on that shipment's delivery date.
+    // Sites are tried by the most units they could cover (shelf life aside) and are routed only
+    // while they could still beat the best step found: branch and bound, as above.
     let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
     let mut used = vec![0i64; stock.len()];
     let mut shipments: Vec<Shipment> = Vec::new();
     let mut chosen_sites: Vec<usize> = Vec::new();
-    let mut split_routes: BTreeMap<usize, Result<Route, NoRoute>> = BTreeMap::new();
+    let mut split_routes: Vec<Option<Result<(u64, i64), NoRoute>>> = vec![None; views.len()];
+    let suitable: Vec<Vec<Vec<usize>>> = views.iter().map(|view| lines.suitable_lots(view, &holdings)).collect();
     while remaining.iter().any(|units| *units > 0) {
-        // (units covered, cost, site, its route, its lots fresh enough on that route's date)
-        let mut best: Option<SplitStep> = None;
-        for (index, view) in views.iter().enumerate() {
+        // (the most units it could cover, site, the lines it could serve)
+        let mut open: Vec<(i64, usize, Vec<usize>)> = Vec::new();
+        for (index, lots) in suitable.iter().enumerate() {
             if chosen_sites.contains(&index) {
                 continue;
             }
-            let lines: Vec<usize> = (0..remaining.len())
-                .filter(|line| remaining[*line] > 0 && eligible_left(stock, &view.lots[*line], &used) > 0)
+            let serving: Vec<usize> = (0..remaining.len())
+                .filter(|line| remaining[*line] > 0 && eligible_left(stock, &lots[*line], &used) > 0)
                 .collect();
-            if lines.is_empty() {
+            if serving.is_empty() {
                 continue;
             }
-            let classes = classes_of(&rules, lines.iter().copied());
-            let partial = route(network, view.site, &promise(request, &classes, latest_by_service));
-            split_routes.insert(index, partial.clone());
-            let Ok(site_route) = partial else { continue };
-            let lots = fresh_enough(stock, &view.lots, &rules, delivery_date(&site_route, request.destination));
-            let covered: i64 =
-                lines.iter().map(|line| remaining[*line].min(eligible_left(stock, &lots[*line], &used))).sum();
+            let most = coverable(stock, lots, &lines.gtin_lines, &remaining, &used);
+            open.push((most, index, serving));
+        }
+        open.sort_unstable_by(|(most_a, index_a, _), (most_b, index_b, _)| {
+            most_b.cmp(most_a).then(index_a.cmp(index_b))
+        });
+        // (units covered, cost, site, its route, its lots fresh enough on that route's date)
+        let mut best: Option<SplitStep> = None;
+        for (most, index, serving) in open {
+            let view = &views[index];
+            let classes = classes_of(rules, serving.iter().copied());
+            if let Some((best_covered, best_cost, best_index, ..)) = &best {
+                if most < *best_covered {
+                    break;
+                }
+                // It covers at most as much as the best: it wins only by costing less (or the
+                // same, with a lower GLN), and its cost is at least its cheapest way.
+                if most == *best_covered
+                    && cheapest_cost(network, view.site, request.destination, &classes)
+                        .is_some_and(|cheapest| (cheapest, index) > (*best_cost, *best_index))
+                {
+                    continue;
+                }
+            }
+            let site_route = match route(network, view.site, &promise(request, &classes, latest_by_service)) {
+                Ok(site_route) => site_route,
+                Err(no_route) => {
+                    split_routes[index] = Some(Err(no_route));
+                    continue;
+                }
+            };
+            split_routes[index] = Some(Ok((site_route.cost_cents, site_route.promised_by_unix_ms)));
+            let lots = fresh_enough(stock, &suitable[index], rules, delivery_date(&site_route, request.destination));
+            let covered = coverable(stock, &lots, &lines.gtin_lines, &remaining, &used);
             if covered == 0 {
                 continue;
             }
-            let better = match &best {
-                None => true,
-                Some((best_covered, best_cost, ..)) => {
-                    (covered, std::cmp::Reverse(site_route.cost_cents)) > (*best_covered, std::cmp::Reverse(*best_cost))
-                }
-            };
+            let better = best.as_ref().is_none_or(|(best_covered, best_cost, best_index, ..)| {
+                (covered, std::cmp::Reverse(site_route.cost_cents), std::cmp::Reverse(index))
+                    > (*best_covered, std::cmp::Reverse(*best_cost), std::cmp::Reverse(*best_index))
+            });
             if better {
                 best = Some((covered, site_route.cost_cents, index, site_route, lots));
             }
@@ -331,7 +431,7 @@ pub fn allocate(
             return Err(AllocationError::TooManyShipments {
                 decision: Decision {
                     rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order"),
-                    candidates: report(&views, &split_routes, &chosen_sites, stock),
+                    candidates: report(&views, &split_routes, &chosen_sites, units_of),
                 },
             });
         }
@@ -339,7 +439,7 @@ pub fn allocate(
         chosen_sites.push(index);
         shipments.push(Shipment { site: views[index].site.gln.clone(), route: site_route, picks });
     }
-    let candidates = report(&views, &split_routes, &chosen_sites, stock);
+    let candidates = report(&views, &split_routes, &chosen_sites, units_of);
     if remaining.iter().any(|units| *units > 0) {
         let shortages = remaining
             .iter()
@@ -369,23 +469,22 @@ pub fn allocate(
     })
 }
 
-fn report(
+fn report<'u>(
     views: &[SiteView<'_>],
-    split_routes: &BTreeMap<usize, Result<Route, NoRoute>>,
+    split_routes: &[Option<Result<(u64, i64), NoRoute>>],
     chosen: &[usize],
-    stock: &[StockLot<'_>],
+    units_of: impl Fn(usize) -> &'u [i64],
 ) -> Vec<Candidate> {
     views
         .iter()
         .enumerate()
         .map(|(index, view)| {
-            let outcome = match split_routes.get(&index) {
-                Some(Ok(route)) if chosen.contains(&index) => CandidateOutcome::Chosen {
-                    cost_cents: route.cost_cents,
-                    promised_by_unix_ms: route.promised_by_unix_ms,
-                },
+            let outcome = match &split_routes[index] {
+                Some(Ok((cost_cents, promised_by_unix_ms))) if chosen.contains(&index) => {
+                    CandidateOutcome::Chosen { cost_cents: *cost_cents, promised_by_unix_ms: *promised_by_unix_ms }
+                }
                 Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
-                _ => CandidateOutcome::Partial { eligible_units: units_per_line(stock, &view.lots) },
+                _ => CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() },
             };
             Candidate { site: view.site.gln.clone(), outcome }
         })
@@ -394,17 +493,6 @@ fn report(
 
 fn class_names(classes: &[TemperatureClass]) -> String {
     classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", ")
-}
-
-/// Whether the lots could cover every line, shelf life aside. Lines of one GTIN draw on the same
-/// lots, so each GTIN's units must cover the sum of its lines.
-fn covers(stock: &[StockLot<'_>], lots: &[Vec<usize>], request: &OrderRequest<'_>) -> bool {
-    request.lines.iter().enumerate().all(|(line, order_line)| {
-        let first_of_gtin = request.lines.iter().position(|other| other.gtin == order_line.gtin) == Some(line);
-        let wanted: i64 =
-            request.lines.iter().filter(|other| other.gtin == order_line.gtin).map(|other| other.quantity).sum();
-        !first_of_gtin || eligible_units(stock, &lots[line]) >= wanted
-    })
 }
 
 fn promise<'a>(
@@ -439,34 +527,6 @@ fn delivery_date(route: &Route, destination: &Destination) -> Date {
         .date()
 }
 
-/// Per line: the site's lots of the line's GTIN in a zone suited to its class, FEFO order (the
-/// order of `indexes`).
-fn suitable_lots(
-    site: &Location,
-    stock: &[StockLot<'_>],
-    indexes: &[usize],
-    request: &OrderRequest<'_>,
-    rules: &[&ProductRule],
-) -> Vec<Vec<usize>> {
-    request
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(line, order_line)| {
-            let rule = rules[line];
-            indexes
-                .iter()
-                .copied()
-                .filter(|index| {
-                    let lot = &stock[*index];
-                    *lot.gtin == order_line.gtin
-                        && site.zones.iter().any(|zone| zone.name == *lot.zone && zone.suits(&rule.class))
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// The lots that still have the product's minimum shelf life on the delivery date (a lot without
 /// expiry always has).
 fn fresh_enough(
@@ -493,6 +553,25 @@ fn eligible_units(stock: &[StockLot<'_>], lots: &[usize]) -> i64 {
 
 fn eligible_left(stock: &[StockLot<'_>], lots: &[usize], used: &[i64]) -> i64 {
     lots.iter().map(|index| stock[*index].available - used[*index]).sum()
+}
+
+/// Units the lots could cover of the remaining lines, each GTIN's lines together (they draw on the
+/// same lots).
+fn coverable(
+    stock: &[StockLot<'_>],
+    lots: &[Vec<usize>],
+    gtin_lines: &[usize],
+    remaining: &[i64],
+    used: &[i64],
+) -> i64 {
+    (0..remaining.len())
+        .filter(|line| gtin_lines[*line] == *line)
+        .map(|first| {
+            let wanted: i64 =
+                (0..remaining.len()).filter(|line| gtin_lines[*line] == first).map(|line| remaining[line]).sum();
+            wanted.min(eligible_left(stock, &lots[first], used))
+        })
+        .sum()
 }
 
 fn units_per_line(stock: &[StockLot<'_>], lots: &[Vec<usize>]) -> Vec<i64> {

@@ -368,3 +368,90 @@ proptest! {
         }
     }
 }
+
+/// A warehouse per entry of `zones` (a chill zone, an ambient zone or both) on a grid around
+/// Amsterdam (`offsets`: several sites may share a place, and so their costs), the first one far
+/// away in Oslo when `with_far` is set.
+fn random_network(zones: &[u8], with_far: bool, offsets: &[(u16, u16)]) -> Vec<Location> {
+    let all = [(Service::SameDay, "14:00"), (Service::NextDay, "22:00"), (Service::Express12h, "20:00")];
+    let mut sites: Vec<Location> = zones
+        .iter()
+        .zip(offsets)
+        .enumerate()
+        .map(|(index, (kinds, (north, east)))| {
+            let (latitude, longitude) = if with_far && index == 0 {
+                (59.91, 10.75)
+            } else {
+                (52.25 + f64::from(*north) / 20.0, 4.75 + f64::from(*east) / 10.0)
+            };
+            let zones = match kinds {
+                0 => vec![zone("chill", Some(0.0), Some(4.0))],
+                1 => vec![zone("ambient", None, None)],
+                _ => vec![zone("chill", Some(0.0), Some(4.0)), zone("ambient", None, None)],
+            };
+            site(&format!("8710000001{index:02}"), "Europe/Amsterdam", latitude, longitude, zones, &all)
+        })
+        .collect();
+    sites.sort_by(|a, b| a.gln.as_str().cmp(b.gln.as_str()));
+    sites
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A split's first shipment comes from the site that covers the most units on its own (ties:
+    /// the cheaper, then the lower GLN), whatever sites allocation skipped on the way: each site's
+    /// own cover is what allocating against that site's stock alone reaches.
+    #[test]
+    fn a_split_starts_at_the_site_covering_the_most_units(
+        zones in prop::collection::vec(0u8..3, 2..7),
+        offsets in prop::collection::vec((0u16..4, 0u16..4), 7),
+        with_far in any::<bool>(),
+        amounts in prop::collection::vec((0usize..7, 0usize..2, 0i64..20, 0i64..12), 1..16),
+        wanted in prop::collection::vec((0usize..2, 1i64..15), 1..4),
+    ) {
+        let sites = random_network(&zones, with_far, &offsets);
+        let network = NetworkView { sites: &sites, lanes: &[] };
+        let products = products();
+        let destination = amsterdam_customer();
+        let stock: Vec<StockLot<'_>> = amounts.iter().enumerate().map(|(index, (site, product, days, units))| {
+            let zone = if *product == 0 { "chill" } else { "ambient" };
+            let expiry = date(2026, 12, 1).checked_add(jiff::ToSpan::days(*days)).unwrap();
+            let site = &sites[*site % sites.len()];
+            StockLot {
+                site: Cow::Borrowed(&site.gln),
+                ..lot(AMSTERDAM, zone, [SALMON, SOAP][*product], &format!("L{index}"), Some(expiry), *units)
+            }
+        }).collect();
+        let lines: Vec<Line> = wanted.iter().map(|(product, units)| line([SALMON, SOAP][*product], *units)).collect();
+        let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+        let Ok(split) = allocate(network, &stock, &request) else { return Ok(()) };
+        if split.shipments.len() < 2 {
+            return Ok(());
+        }
+        let first = &split.shipments[0];
+        let first_units: i64 = first.picks.iter().map(|pick| pick.quantity).sum();
+        let ordered: i64 = lines.iter().map(|line| line.quantity).sum();
+        for site in &sites {
+            let own: Vec<StockLot<'_>> = stock.iter().filter(|lot| *lot.site == site.gln).cloned().collect();
+            if site.gln == first.site || own.is_empty() {
+                continue;
+            }
+            // Alone, no site ships the whole order (or the order would not have been split).
+            let Err(AllocationError::Short { shortages, decision }) = allocate(network, &own, &request) else {
+                return Err(TestCaseError::fail(format!("{} alone: not short", site.gln)));
+            };
+            let units = ordered - shortages.iter().map(|shortage| shortage.wanted - shortage.eligible).sum::<i64>();
+            let cost = decision.candidates.iter().find_map(|candidate| match candidate.outcome {
+                CandidateOutcome::Chosen { cost_cents, .. } => Some(cost_cents),
+                _ => None,
+            });
+            prop_assert!(units <= first_units, "{} covers {units} units, the first shipment {first_units}", site.gln);
+            if units == first_units {
+                let cost = cost.expect("a site covering units was chosen for them");
+                let first_key = (first.route.cost_cents, first.site.as_str());
+                prop_assert!(first_key < (cost, site.gln.as_str()), "{first_key:?} against {cost} at {}", site.gln);
+            }
+        }
+    }
+}
