@@ -46,6 +46,9 @@ pub struct OrdersOptions {
     pub stocked_at: u64,
     #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
     pub backend: BackendChoice,
+    /// Orders of each round of allocation alone (in memory, after the SQLite run).
+    #[arg(long, default_value_t = 20_000)]
+    pub allocation_orders: usize,
 }
 
 const HOT_SKUS: u64 = 10;
@@ -234,8 +237,7 @@ fn order(random: &mut Random, skus: u64, pickups: &[Gln], number: u64) -> PlaceO
     }
 }
 
-/// Orders allocated per round of [`allocation_alone`], and its rounds.
-const ALLOCATION_ORDERS: usize = 20_000;
+/// Rounds of [`allocation_alone`].
 const ALLOCATION_ROUNDS: usize = 5;
 
 /// Allocation alone, in memory on one core, as the writer calls it: each order of the same demand
@@ -263,7 +265,7 @@ async fn allocation_alone(store: &Store, options: &OrdersOptions, pickups: &[Gln
         .collect::<anyhow::Result<_>>()?;
     let mut random = Random(7);
     let demand: Vec<PlaceOrder> =
-        (0..ALLOCATION_ORDERS as u64).map(|number| order(&mut random, options.skus, pickups, number)).collect();
+        (0..options.allocation_orders as u64).map(|number| order(&mut random, options.skus, pickups, number)).collect();
     let placed_unix_ms = jiff::Timestamp::now().as_millisecond();
     let mut rounds = Vec::with_capacity(ALLOCATION_ROUNDS);
     for _ in 0..ALLOCATION_ROUNDS {
@@ -419,6 +421,7 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
     anyhow::ensure!((1..=1_000).contains(&options.warehouses), "--warehouses must be 1..=1000");
     anyhow::ensure!((3..=1_000_000).contains(&options.skus), "--skus must be 3..=1000000");
     anyhow::ensure!(options.stocked_at >= 1, "--stocked-at must be at least 1");
+    anyhow::ensure!((1..=1_000_000).contains(&options.allocation_orders), "--allocation-orders must be 1..=1000000");
     println!(
         "bench orders: {} warehouses, {} SKUs each at {} warehouses, 3 lines per order (half on {HOT_SKUS} hot SKUs), \
          {} clients, {} s per run, durable",
@@ -446,7 +449,7 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
             "{:<10} {:<28} {:>9} {:>8} {:>11.0} {:>9} {:>9}   ({allocation_micros:.1} µs an order, one core)",
             "memory",
             "allocation alone",
-            ALLOCATION_ORDERS,
+            options.allocation_orders,
             0,
             1e6 / allocation_micros,
             "-",

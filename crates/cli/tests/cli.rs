@@ -299,6 +299,35 @@ fn benchmarks_end_with_a_summary_line() {
     }
     let refused = keten(&["bench", "gs1", "--rounds", "0"]);
     assert!(!refused.status.success());
+    // A small order run on SQLite, then allocation alone in memory: both in the summary.
+    let output = keten(&[
+        "bench",
+        "orders",
+        "--backend",
+        "sqlite",
+        "--seconds",
+        "0.3",
+        "--clients",
+        "4",
+        "--warehouses",
+        "4",
+        "--skus",
+        "30",
+        "--stocked-at",
+        "2",
+        "--allocation-orders",
+        "200",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    let micros: f64 = last
+        .split("allocation alone ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|figure| figure.parse().ok())
+        .unwrap_or_else(|| panic!("allocation alone in the summary: {stdout}"));
+    assert!(last.starts_with("summary: orders placed") && micros > 0.0, "{stdout}");
     // A small dispatch wave fits the generated fleet: nothing left out, nothing late.
     let output = keten(&["bench", "dispatch", "--shipments", "30", "--seconds", "0.5", "--seeds", "1"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
