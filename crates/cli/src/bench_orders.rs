@@ -10,7 +10,6 @@
 //! After the SQLite run, allocation alone is timed in memory on one core against the same stock
 //! (`allocation_alone`): the share of an order's time that is deciding, not storing.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -277,14 +276,7 @@ async fn allocation_alone(store: &Store, options: &OrdersOptions, pickups: &[Gln
             for line in &order.lines {
                 let (product, of_gtin) = &stock[&line.gtin];
                 products.push((*product).clone());
-                lots.extend(of_gtin.iter().map(|lot| StockLot {
-                    site: Cow::Borrowed(lot.site.as_ref()),
-                    zone: Cow::Borrowed(lot.zone.as_ref()),
-                    gtin: Cow::Borrowed(lot.gtin.as_ref()),
-                    lot: Cow::Borrowed(lot.lot.as_ref()),
-                    expiry: lot.expiry,
-                    available: lot.available,
-                }));
+                lots.extend(of_gtin.iter().map(|lot| lot.borrowed()));
             }
             let pickup = order.destination.pickup_point.as_deref().context("a pickup point")?;
             let destination = &destinations[&Gln::parse(pickup)?];

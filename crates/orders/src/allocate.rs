@@ -60,6 +60,18 @@ pub struct StockLot<'a> {
 }
 
 impl StockLot<'_> {
+    /// This lot with its identifiers borrowed from it.
+    pub fn borrowed(&self) -> StockLot<'_> {
+        StockLot {
+            site: Cow::Borrowed(self.site.as_ref()),
+            zone: Cow::Borrowed(self.zone.as_ref()),
+            gtin: Cow::Borrowed(self.gtin.as_ref()),
+            lot: Cow::Borrowed(self.lot.as_ref()),
+            expiry: self.expiry,
+            available: self.available,
+        }
+    }
+
     pub fn into_owned(self) -> StockLot<'static> {
         StockLot {
             site: Cow::Owned(self.site.into_owned()),
