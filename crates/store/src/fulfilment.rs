@@ -2028,7 +2028,7 @@ async fn stock_lots<'c>(
             .get(&(tenant.to_owned(), line.gtin.to_string()))
             .ok_or_else(|| corrupt("cache entry vanished"))?;
         for cached in &entry.balances {
-            let lapsed_units = lapsed.get(&cached.key).copied().unwrap_or(0);
+            let lapsed_units = lapsed.get(&cached.key).copied().unwrap_or(0).clamp(0, cached.balance.reserved);
             lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units));
         }
     }
@@ -2037,6 +2037,26 @@ async fn stock_lots<'c>(
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
 type LapsedUnits = HashMap<StockKey, i64>;
+
+/// The lines of a tenant's pending reservations past their timeout, summed per balance. The writer
+/// releases them lazily (`expire_due`, before its next fulfilment write); until then reads count
+/// their units as free. Driven by the due reservations (`reservations_due`), so it reads their
+/// lines, not the journal.
+pub(crate) const LAPSED_UNITS_SQL: &str = "SELECT m.gtin, m.location_gln, m.zone, m.lot, CAST(SUM(m.quantity) AS BIGINT) \
+     FROM reservations r JOIN stock_movements m ON m.tenant_id = r.tenant_id AND m.operation_id = r.reservation_id \
+     WHERE r.tenant_id = $1 AND r.state = 'pending' AND r.expires_unix_ms <= $2 AND m.kind = 'reserve' \
+     GROUP BY m.gtin, m.location_gln, m.zone, m.lot";
+
+/// Reads [`LAPSED_UNITS_SQL`]. Read it after the balances it corrects: a hold released between
+/// the two reads is then missed (its units look held a moment longer), never counted twice.
+async fn lapsed_units(conn: &mut Conn, tenant: &str, now_unix_ms: i64) -> Result<LapsedUnits, sqlx::Error> {
+    let rows: Vec<(String, String, String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(LAPSED_UNITS_SQL)
+        .bind(tenant).bind(now_unix_ms).fetch_all(&mut *connection).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(gtin, location, zone, lot, units)| (StockKey { gtin, location, zone, lot }, units))
+        .collect())
+}
 
 /// Allocates `lines` and reserves the picks under `reservation_id`.
 #[allow(clippy::too_many_arguments)]
@@ -2774,9 +2794,7 @@ async fn recall(
     // lots' reserve movements name their reservations; a reservation's id starts with its order's.
     let mut affected: Vec<String> = Vec::new();
     for lot in lots {
-        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
-             AND kind = 'reserve'")
+        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(RESERVATIONS_OF_LOT_SQL)
             .bind(tenant).bind(gtin.as_str()).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
         for (reservation,) in reservations {
             let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
@@ -2880,6 +2898,15 @@ async fn recall(
     }))
 }
 
+/// The reservations holding units of a lot (`$1` tenant, `$2` GTIN, `$3` lot), from its reserve
+/// movements: the recall voids them.
+pub(crate) const RESERVATIONS_OF_LOT_SQL: &str = "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+     AND kind = 'reserve'";
+
+/// The operations that reserved or shipped units of a lot (`$1` tenant, `$2` GTIN, `$3` lot).
+pub(crate) const OPERATIONS_TAKING_LOT_SQL: &str = "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+     AND kind IN ('reserve', 'ship')";
+
 /// Orders that took units of the lots (reserved, shipped or delivered), by order id.
 async fn orders_with_lots(
     conn: &mut Conn,
@@ -2892,9 +2919,7 @@ async fn orders_with_lots(
     // with its id (`ord_…`, `ord_…/shipped`, …).
     let mut ids: Vec<String> = Vec::new();
     for lot in lots {
-        let rows: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
-             AND kind IN ('reserve', 'ship')")
+        let rows: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(OPERATIONS_TAKING_LOT_SQL)
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
         ids.extend(rows.into_iter().map(|(operation,)| operation.split('/').next().unwrap_or(&operation).to_owned()));
     }
@@ -3145,15 +3170,8 @@ struct StockRow {
     status: String,
     on_hand: i64,
     reserved: i64,
-    lapsed: i64,
     updated_unix_ms: i64,
 }
-
-/// Units of a balance held by pending reservations past their timeout (released lazily).
-const LAPSED_UNITS: &str = "COALESCE((SELECT CAST(SUM(m.quantity) AS BIGINT) FROM stock_movements m JOIN reservations r \
-    ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id \
-    WHERE m.tenant_id = b.tenant_id AND m.gtin = b.gtin AND m.lot = b.lot AND m.location_gln = b.location_gln \
-    AND m.zone = b.zone AND m.kind = 'reserve' AND r.state = 'pending' AND r.expires_unix_ms <= $2), 0)";
 
 impl crate::TenantStore<'_> {
     /// Balances of this tenant, in key order (GTIN, location, zone, lot), after `after`.
@@ -3166,7 +3184,7 @@ impl crate::TenantStore<'_> {
         let now_unix_ms = crate::now_unix_ms();
         let mut conditions = vec!["b.tenant_id = $1".to_owned()];
         let mut texts: Vec<String> = Vec::new();
-        let mut next = 3;
+        let mut next = 2;
         let mut add = |condition: &str, value: &str, texts: &mut Vec<String>| {
             conditions.push(condition.replace('?', &format!("${next}")));
             texts.push(value.to_owned());
@@ -3193,25 +3211,29 @@ impl crate::TenantStore<'_> {
         }
         let sql = format!(
             "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, b.reserved, \
-             {LAPSED_UNITS} AS lapsed, b.updated_unix_ms FROM stock_balances b WHERE {} \
+             b.updated_unix_ms FROM stock_balances b WHERE {} \
              ORDER BY b.gtin, b.location_gln, b.zone, b.lot LIMIT {}",
             conditions.join(" AND "),
             limit.clamp(1, STOCK_ROWS_MAX)
         );
-        let rows: Vec<StockRow> = crate::backend::on_pool!(self.store.pools(), pool => {
-            let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(now_unix_ms);
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let rows: Vec<StockRow> = on_conn!(&mut conn, connection => {
+            let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str());
             for text in &texts {
                 query = query.bind(text.as_str());
             }
-            query.fetch_all(pool).await
+            query.fetch_all(&mut *connection).await
         })?;
+        // After the balances (see `lapsed_units`).
+        let lapsed = lapsed_units(&mut conn, self.tenant_id.as_str(), now_unix_ms).await?;
         rows.into_iter()
             .map(|row| {
                 let status = LotStatus::parse(&row.status)
                     .ok_or_else(|| crate::StoreError::Corrupt(format!("lot status {:?}", row.status)))?;
-                let reserved = row.reserved - row.lapsed;
+                let key = StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot };
+                let reserved = row.reserved - lapsed.get(&key).copied().unwrap_or(0).clamp(0, row.reserved);
                 Ok(StockBalance {
-                    key: StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot },
+                    key,
                     expiry: row.expiry_date,
                     status,
                     on_hand: row.on_hand,
@@ -3356,32 +3378,19 @@ impl crate::TenantStore<'_> {
         let tenant = self.tenant_id.as_str();
         let network = network_snapshot(&mut cache, &mut conn, tenant).await?;
         let lines: Vec<Line> = gtins.iter().map(|gtin| Line { gtin: gtin.clone(), quantity: 1 }).collect();
-        // Pending reservations past their timeout hold nothing any more.
-        let lapsed = self.stock_lapsed(&mut conn, gtins).await?;
-        let (products, lots) = stock_lots(&mut conn, &mut StockBatch::default(), &mut cache, tenant, &lines, &lapsed)
+        // The balances, then the pending reservations past their timeout: they hold nothing any
+        // more (read in this order, see `lapsed_units`).
+        let mut batch = StockBatch::default();
+        let wanted: Vec<(String, String)> = gtins.iter().map(|gtin| (tenant.to_owned(), gtin.to_string())).collect();
+        batch.prefetch(&mut cache, &mut conn, &wanted).await?;
+        let lapsed = lapsed_units(&mut conn, tenant, crate::now_unix_ms()).await?;
+        let (products, lots) = stock_lots(&mut conn, &mut batch, &mut cache, tenant, &lines, &lapsed)
             .await?
             .map(|(products, lots)| (products, lots.into_iter().map(StockLot::into_owned).collect()))
             .unwrap_or_default();
         let network = Arc::try_unwrap(network)
             .unwrap_or_else(|shared| NetworkSnapshot { sites: shared.sites.clone(), lanes: shared.lanes.clone() });
         Ok(AllocationInputs { sites: network.sites, lanes: network.lanes, products, lots })
-    }
-
-    async fn stock_lapsed(&self, conn: &mut Conn, gtins: &[Gtin]) -> Result<LapsedUnits, sqlx::Error> {
-        let mut lapsed = HashMap::new();
-        for gtin in gtins {
-            let rows: Vec<(String, String, String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(
-                "SELECT m.gtin, m.location_gln, m.zone, m.lot, CAST(SUM(m.quantity) AS BIGINT) FROM stock_movements m JOIN reservations r \
-                 ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id \
-                 WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.kind = 'reserve' AND r.state = 'pending' \
-                 AND r.expires_unix_ms <= $3 GROUP BY m.gtin, m.location_gln, m.zone, m.lot")
-                .bind(self.tenant_id.as_str()).bind(gtin.as_str()).bind(crate::now_unix_ms())
-                .fetch_all(&mut *connection).await)?;
-            for (gtin, location, zone, lot, units) in rows {
-                lapsed.insert(StockKey { gtin, location, zone, lot }, units);
-            }
-        }
-        Ok(lapsed)
     }
 
     /// The recall of a lot of this tenant's product, if any.
@@ -3535,6 +3544,55 @@ impl crate::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQLite plans the ledger's reads by lot with the lot index, and the lapsed holds from the
+    /// due reservations, on a fresh database (the seeded statistics, migration 0013), on the
+    /// writer's connection (which ran the migrations) and on a reader's. Without them it walked
+    /// the tenant's whole journal by primary key (`SEARCH … USING PRIMARY KEY (tenant_id=?)`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_by_lot_use_the_lot_index_not_the_tenants_journal() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let expectations: [(&str, &str, usize, &[&str]); 3] = [
+            ("the recall's reservations", RESERVATIONS_OF_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
+            ("the recall's orders", OPERATIONS_TAKING_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
+            (
+                "the lapsed holds",
+                LAPSED_UNITS_SQL,
+                2,
+                &[
+                    "INDEX reservations_due (expires_unix_ms<?)",
+                    "SEARCH m USING PRIMARY KEY (tenant_id=? AND operation_id=?)",
+                ],
+            ),
+        ];
+        for writer in [true, false] {
+            let mut conn =
+                if writer { store.pools().acquire_writer().await } else { store.pools().acquire_reader().await }
+                    .unwrap();
+            for (what, sql, parameters, wanted) in expectations {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+                for _ in 0..parameters {
+                    query = query.bind("x");
+                }
+                let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+                let plan: Vec<String> =
+                    query.fetch_all(&mut **connection).await.unwrap().into_iter().map(|row| row.3).collect();
+                for step in wanted {
+                    assert!(
+                        plan.iter().any(|line| line.contains(step)),
+                        "{what} (writer: {writer}): {step} not in {plan:?}"
+                    );
+                }
+                assert!(
+                    !plan.iter().any(|line| line.ends_with("USING PRIMARY KEY (tenant_id=?)")),
+                    "{what} (writer: {writer}) walks the tenant's rows: {plan:?}"
+                );
+            }
+        }
+        store.close().await;
+    }
 
     #[test]
     fn batch_times_increase_when_the_clock_stands_still_or_steps_back() {

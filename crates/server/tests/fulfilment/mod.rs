@@ -572,6 +572,10 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
     // Past its timeout the hold reserves nothing, with no job having run.
     let lapsed = balance(app, &key, &product, "L1").await;
     assert_eq!((lapsed["reserved"].as_i64(), lapsed["available"].as_i64()), (Some(0), Some(10)), "{lapsed:?}");
+    let promise = app.get(&format!("/v1/promise?gtin={product}&qty=10&to={}", pickup()), &key).await;
+    let next_day =
+        promise.body["services"].as_array().unwrap().iter().find(|service| service["service"] == "next_day").unwrap();
+    assert_eq!(next_day["available"], true, "the lapsed hold's units are promised again: {:?}", promise.body);
     let order_id = held.body["order_id"].as_str().unwrap();
     let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     assert_eq!(order.body["reservation"], "expired");
