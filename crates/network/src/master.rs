@@ -152,6 +152,12 @@ impl LocationKind {
     pub fn name(self) -> &'static str {
         Self::VALUES.iter().find(|(_, kind)| *kind == self).map(|(name, _)| *name).unwrap_or("warehouse")
     }
+
+    /// Consumers collect orders here: pickup points, stores and pharmacies. An order's (or a
+    /// promise's) pickup point must be one.
+    pub fn is_collection_point(self) -> bool {
+        matches!(self, LocationKind::PickupPoint | LocationKind::Store | LocationKind::Pharmacy)
+    }
 }
 
 /// A delivery service a merchant can order.

@@ -109,9 +109,15 @@ pub fn next_local_time(zone: &TimeZone, after: Timestamp, minutes: u16) -> Times
     after
 }
 
-fn minutes_of_day(zone: &TimeZone, at: Timestamp) -> u16 {
-    let time = at.to_zoned(zone.clone()).time();
-    time.hour() as u16 * 60 + time.minute() as u16
+/// The local time of `at` in `zone`, to the nanosecond: a cut-off at 16:00 has passed at
+/// 16:00:30.
+fn local_time(zone: &TimeZone, at: Timestamp) -> jiff::civil::Time {
+    at.to_zoned(zone.clone()).time()
+}
+
+/// The time of day `minutes` after midnight.
+fn time_of_day(minutes: u16) -> jiff::civil::Time {
+    jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).unwrap_or_default()
 }
 
 /// The cut-off a site applies to a service, if it offers it.
@@ -129,13 +135,13 @@ pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Resul
     let zone = time_zone(site);
     let cutoff = cutoff(site, service).ok_or(NoRoute::NoCutoff(service.name()))?;
     let placed = timestamp(placed_unix_ms);
-    let local_minutes = minutes_of_day(&zone, placed);
-    let start = if local_minutes > cutoff.minutes_after_midnight() {
+    let local = local_time(&zone, placed);
+    let start = if local > time_of_day(cutoff.minutes_after_midnight()) {
         // Tomorrow's workday start (in the site's zone, whatever its offset does overnight).
         let tomorrow = placed.to_zoned(zone.clone()).date().tomorrow().unwrap_or(placed.to_zoned(zone.clone()).date());
         let midnight = tomorrow.to_zoned(zone.clone()).map(|zoned| zoned.timestamp()).unwrap_or(placed);
         next_local_time(&zone, midnight, WORKDAY_START)
-    } else if local_minutes < WORKDAY_START {
+    } else if local < time_of_day(WORKDAY_START) {
         next_local_time(&zone, placed, WORKDAY_START)
     } else {
         placed
@@ -147,8 +153,9 @@ pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Resul
 fn last_mile(site: &Location, destination: &Destination, ready: Timestamp) -> Result<(i64, f64, i64), NoRoute> {
     let zone = time_zone(site);
     let km = site.coordinates.great_circle_km(&destination.coordinates) * ROAD_FACTOR;
-    let minutes = minutes_of_day(&zone, ready);
-    let departure = if (LAST_MILE_FIRST_DEPARTURE..=LAST_MILE_LAST_DEPARTURE).contains(&minutes) {
+    let local = local_time(&zone, ready);
+    let departure = if (time_of_day(LAST_MILE_FIRST_DEPARTURE)..=time_of_day(LAST_MILE_LAST_DEPARTURE)).contains(&local)
+    {
         ready
     } else {
         next_local_time(&zone, ready, LAST_MILE_FIRST_DEPARTURE)
@@ -362,12 +369,23 @@ mod tests {
     #[test]
     fn after_the_cut_off_picking_starts_the_next_morning_even_a_minute_before_midnight() {
         let site = site("16:00");
-        for placed in ["2026-12-01T16:01:00", "2026-12-01T23:59:30", "2026-12-01T20:00:00"] {
+        for placed in [
+            "2026-12-01T16:00:01",
+            "2026-12-01T16:00:59",
+            "2026-12-01T16:01:00",
+            "2026-12-01T23:59:30",
+            "2026-12-01T20:00:00",
+        ] {
             let (start, ready) = ready_at(&site, Service::NextDay, local(placed)).unwrap();
             assert_eq!(start, local("2026-12-02T06:00:00"), "{placed}");
             assert_eq!(ready, local("2026-12-02T07:00:00"));
         }
-        // Before the cut-off: at once (from 06:00); before 06:00: at 06:00 the same day.
+        // Before the cut-off (16:00:00 itself included): at once (from 06:00); before 06:00: at
+        // 06:00 the same day.
+        assert_eq!(
+            ready_at(&site, Service::NextDay, local("2026-12-01T16:00:00")).unwrap().0,
+            local("2026-12-01T16:00:00")
+        );
         assert_eq!(
             ready_at(&site, Service::NextDay, local("2026-12-01T10:00:00")).unwrap().0,
             local("2026-12-01T10:00:00")
@@ -402,6 +420,12 @@ mod tests {
         let (departure, _, promised) = last_mile(&site, &destination, timestamp(local("2026-12-01T03:10:07"))).unwrap();
         assert_eq!(departure, local("2026-12-01T07:00:00"));
         assert_eq!(promised % 60_000, 0);
+        // The last van leaves at 20:00: ready at 20:00:00 it goes, half a minute later it waits
+        // for the morning.
+        let last = local("2026-12-01T20:00:00");
+        assert_eq!(last_mile(&site, &destination, timestamp(last)).unwrap().0, last);
+        let missed = last_mile(&site, &destination, timestamp(last + 30_000)).unwrap().0;
+        assert_eq!(missed, local("2026-12-02T07:00:00"));
         assert_eq!(minute_at_or_after(-1), 0);
         assert_eq!(minute_at_or_after(60_000), 60_000);
         assert_eq!(minute_at_or_after(60_001), 120_000);

@@ -577,6 +577,7 @@ impl From<AlarmRow> for AlarmView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmListParams {
     /// Comma-separated states (`open,escalated` for those needing a person); default all.
@@ -701,6 +702,7 @@ pub struct OperatorAlarmView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorAlarmParams {
     /// Comma-separated states; default `open,escalated`.

@@ -112,6 +112,7 @@ fn has_encoded_control_character(query: &str) -> bool {
 
 /// Page parameters common to every list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// `next_cursor` of the previous page.
@@ -120,17 +121,20 @@ pub struct PageParams {
     pub limit: Option<u32>,
 }
 
+/// A list's `?limit`: `default` when absent; outside 1..=`max` a problem, never clamped.
+pub(crate) fn limit_within(limit: Option<u32>, default: u32, max: u32) -> Result<u32, Problem> {
+    match limit {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(limit) => {
+            Err(Problem::field("invalid-parameter", "?limit", format!("must be within 1..={max}, found {limit}")))
+        }
+    }
+}
+
 impl PageParams {
     fn page(&self) -> Result<PageRequest, Problem> {
-        if let Some(limit) = self.limit
-            && !(1..=store::PAGE_LIMIT_MAX).contains(&limit)
-        {
-            return Err(Problem::field(
-                "invalid-parameter",
-                "?limit",
-                format!("must be within 1..={}, found {limit}", store::PAGE_LIMIT_MAX),
-            ));
-        }
+        limit_within(self.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
         let after =
             match &self.cursor {
                 Some(cursor) => Some(store::Cursor::decode(cursor).ok_or_else(|| {
@@ -398,6 +402,7 @@ async fn revoke_tenant_key(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     /// First UTC day, YYYY-MM-DD (default: 30 days ago).
@@ -535,6 +540,7 @@ async fn revoke_key(
 // ---------- products ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProductListParams {
     pub cursor: Option<String>,
@@ -652,6 +658,7 @@ async fn delete_product(
 // ---------- parties ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PartyListParams {
     pub cursor: Option<String>,
@@ -761,6 +768,7 @@ async fn delete_party(
 // ---------- locations ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LocationListParams {
     pub cursor: Option<String>,
@@ -876,6 +884,7 @@ async fn delete_location(
 // ---------- lanes ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LaneListParams {
     pub cursor: Option<String>,
@@ -987,6 +996,7 @@ async fn delete_lane(
 // ---------- devices ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceListParams {
     pub cursor: Option<String>,

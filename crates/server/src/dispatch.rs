@@ -238,6 +238,7 @@ async fn delete_vehicle(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VehicleListParams {
     /// Only the vehicles of this depot (GLN).
@@ -435,6 +436,7 @@ async fn courier_route(State(app): State<AppState>, caller: Caller) -> Result<Js
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RouteListParams {
     pub depot: String,

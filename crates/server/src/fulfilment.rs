@@ -128,6 +128,7 @@ pub(crate) fn acting_tenant<'c>(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TenantParam {
     /// The tenant an operator key acts for.
@@ -335,6 +336,7 @@ pub async fn receipt_capture(
 // ---------- stock ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StockParams {
     pub gtin: Option<String>,
@@ -399,7 +401,7 @@ async fn list_stock(
         lot: params.lot,
     };
     let after = params.cursor.as_deref().map(key_of_cursor).transpose()?;
-    let limit = params.limit.unwrap_or(store::PAGE_LIMIT_DEFAULT).clamp(1, store::PAGE_LIMIT_MAX);
+    let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
     let mut rows = app.store.tenant(&tenant).stock(&filter, after.as_ref(), limit + 1).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -426,6 +428,7 @@ async fn list_stock(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MovementParams {
     pub gtin: String,
@@ -495,7 +498,8 @@ async fn list_movements(
     let gtin =
         Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
     let after = params.cursor.as_deref().map(movement_after).transpose()?;
-    let limit = params.limit.unwrap_or(store::fulfilment::STOCK_ROWS_MAX).clamp(1, store::fulfilment::STOCK_ROWS_MAX);
+    let limit =
+        crate::api::limit_within(params.limit, store::fulfilment::STOCK_ROWS_MAX, store::fulfilment::STOCK_ROWS_MAX)?;
     let rows = app.store.tenant(&tenant).movements(gtin.as_str(), params.lot.as_deref(), after.as_ref(), limit).await?;
     let next_cursor =
         (rows.len() == limit as usize).then(|| rows.last().map(|row| movement_cursor(&row.position))).flatten();
@@ -1076,6 +1080,7 @@ async fn place_order(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderListParams {
     /// Only orders in this status.
@@ -1117,7 +1122,7 @@ async fn list_orders(
                 .ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list"))
         })
         .transpose()?;
-    let limit = params.limit.unwrap_or(store::PAGE_LIMIT_DEFAULT).clamp(1, store::PAGE_LIMIT_MAX);
+    let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
     let mut orders = app.store.tenant(&tenant).orders(status, after.as_deref(), limit + 1).await?;
     let next_cursor = if orders.len() > limit as usize {
         orders.truncate(limit as usize);
@@ -1306,13 +1311,14 @@ pub fn order_step_write(
 // ---------- promise ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PromiseParams {
     pub gtin: String,
     pub qty: i64,
     /// A pickup point's GLN, or `latitude,longitude`.
     pub to: String,
-    /// The time zone of coordinates in `to` (default Europe/Amsterdam).
+    /// The time zone of coordinates in `to` (required with them; a pickup point has its own).
     pub tz: Option<String>,
 }
 
@@ -1358,7 +1364,15 @@ async fn promise(
                 .zip(longitude.trim().parse::<f64>().ok())
                 .and_then(|(latitude, longitude)| network::Coordinates::new(latitude, longitude).ok())
                 .ok_or_else(|| Problem::field("invalid-parameter", "?to", "latitude,longitude in degrees"))?;
-            let zone_name = params.tz.clone().unwrap_or_else(|| "Europe/Amsterdam".to_owned());
+            // As for an order to coordinates: the day of `same_day` and `next_day` is the
+            // destination's, so its time zone is not guessed.
+            let zone_name = params.tz.clone().ok_or_else(|| {
+                Problem::field(
+                    "invalid-parameter",
+                    "?tz",
+                    "required with coordinates in ?to: the destination's IANA time zone",
+                )
+            })?;
             let zone = jiff::tz::TimeZone::get(&zone_name)
                 .map_err(|_| Problem::field("invalid-parameter", "?tz", "an IANA time zone"))?;
             (orders::Destination { coordinates, time_zone: zone }, zone_name)
@@ -1369,6 +1383,13 @@ async fn promise(
             let site = inputs.sites.iter().find(|site| site.gln == gln).ok_or_else(|| {
                 Problem::field("invalid-parameter", "?to", format!("no location {gln} in the network"))
             })?;
+            if !site.kind.is_collection_point() {
+                return Err(Problem::field(
+                    "invalid-parameter",
+                    "?to",
+                    format!("{gln} is a {}, not a pickup point, store or pharmacy", site.kind.name()),
+                ));
+            }
             let destination =
                 orders::Destination { coordinates: site.coordinates, time_zone: site.time_zone.zone().clone() };
             (destination, site.time_zone.as_str().to_owned())

@@ -229,6 +229,7 @@ fn record_indexes(batch: &Batch) -> Vec<usize> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingListParams {
     pub device: String,
@@ -499,6 +500,7 @@ async fn list_assignments(
 // ---------- exposure ----------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExposureParams {
     /// One device's readings…

@@ -205,9 +205,9 @@ use epcis_interface::{
 };
 use fulfilment::{
     fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
-    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
-    fulfilment_scrap_and_transfers, fulfilment_steps_name_pallets_and_lots_once,
-    fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
+    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
+    fulfilment_steps_name_pallets_and_lots_once, fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -226,6 +226,7 @@ end_to_end!(
     fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_holds_expire_and_promises_answer,
     fulfilment_recalls_reallocate_or_flag,
+    fulfilment_reallocation_keeps_the_hold,
     fulfilment_hot_sku_never_oversells,
     fulfilment_scrap_and_transfers,
     fulfilment_steps_name_pallets_and_lots_once,
@@ -645,6 +646,23 @@ async fn service_endpoints_answer(app: &TestApp) {
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
+    // A generated client builds its URLs from the parameters' places: a path parameter is one the
+    // path names, and every other one is a query (or header) parameter.
+    let mut misplaced = Vec::new();
+    let mut queries = 0;
+    for (path, operations) in openapi["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let (name, place) = (parameter["name"].as_str().unwrap(), parameter["in"].as_str().unwrap());
+                queries += usize::from(place == "query");
+                if (place == "path") != path.contains(&format!("{{{name}}}")) {
+                    misplaced.push(format!("{method} {path}: {name} in {place}"));
+                }
+            }
+        }
+    }
+    assert_eq!(misplaced, Vec::<String>::new());
+    assert!(queries > 20, "the query parameters are described ({queries})");
     let docs = app.client.get(format!("{}/docs", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(docs.contains("/v1/products/{gtin}"));
     // Generate a write so the batch metrics have something to show.

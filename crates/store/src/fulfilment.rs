@@ -253,6 +253,11 @@ pub(crate) struct StockBatch {
     expiries_checked: bool,
 }
 
+/// A lot's expiry in a problem's detail: the date, or "none".
+fn expiry_text(expiry: Option<&str>) -> String {
+    expiry.map_or_else(|| "none".to_owned(), str::to_owned)
+}
+
 /// A point to roll a batch's stock changes back to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mark {
@@ -449,8 +454,13 @@ impl StockBatch {
             return Ok(Err(WriteError::Refused {
                 code: "lot-conflict",
                 detail: format!(
-                    "lot {:?} of {} is stored with expiry {:?} in {} zone {}, not {:?}: a lot has one expiry",
-                    key.lot, key.gtin, other.expiry, other.key.location, other.key.zone, expiry
+                    "lot {:?} of {} is stored with expiry {} in {} zone {}, not {}: a lot has one expiry",
+                    key.lot,
+                    key.gtin,
+                    expiry_text(other.expiry.as_deref()),
+                    other.key.location,
+                    other.key.zone,
+                    expiry_text(expiry)
                 ),
                 errors: Vec::new(),
             }));
@@ -498,8 +508,11 @@ impl StockBatch {
             return Ok(Err(WriteError::Refused {
                 code: "lot-conflict",
                 detail: format!(
-                    "lot {:?} of {} is stored with expiry {:?}, not {:?}: a lot has one expiry",
-                    key.lot, key.gtin, cached.expiry, expiry
+                    "lot {:?} of {} is stored with expiry {}, not {}: a lot has one expiry",
+                    key.lot,
+                    key.gtin,
+                    expiry_text(cached.expiry.as_deref()),
+                    expiry_text(expiry)
                 ),
                 errors: Vec::new(),
             }));
@@ -1218,6 +1231,12 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
+    /// What is left of an unconfirmed order's hold (none once confirmed): an allocation made
+    /// again (after a recall) holds its stock no longer than the first did.
+    fn hold_left_ms(&self, now_unix_ms: i64) -> Option<i64> {
+        self.hold_expires_unix_ms.map(|expires_unix_ms| (expires_unix_ms - now_unix_ms).max(0))
+    }
+
     /// The order's lines as allocation takes them.
     fn order_lines(&self) -> Result<Vec<Line>, sqlx::Error> {
         self.lines
@@ -1975,6 +1994,16 @@ fn resolve_destination(
         let Some(site) = network.sites.iter().find(|site| site.gln.as_str() == gln) else {
             return Err(WriteError::UnknownReference { field: "/destination/pickup_point", value: gln.clone() });
         };
+        if !site.kind.is_collection_point() {
+            return Err(WriteError::Refused {
+                code: "validation-failed",
+                detail: format!(
+                    "{gln} is a {}: orders go to a pickup point, store or pharmacy, or to coordinates",
+                    site.kind.name()
+                ),
+                errors: vec![("/destination/pickup_point".into(), "not a pickup point, store or pharmacy".into())],
+            });
+        }
         let time_zone = site.time_zone.zone().clone();
         let region = site.address.city.clone().unwrap_or_else(|| site.gln.to_string());
         return Ok((orders::Destination { coordinates: site.coordinates, time_zone }, Some(region)));
@@ -2309,10 +2338,18 @@ async fn end_reservation(
     state: ReservationState,
     now_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
+    // A hold expires only while it is still due: an order confirmed meanwhile (on another API
+    // node, after this writer read the due ones) cleared its timeout, and keeps its units.
+    let sql = if state == ReservationState::Expired {
+        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
+         AND state = 'pending' AND expires_unix_ms IS NOT NULL AND expires_unix_ms <= $2"
+    } else {
+        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
+         AND state = 'pending'"
+    };
     let ended = execute(
         conn,
-        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
-         AND state = 'pending'",
+        sql,
         &[Arg::Text(state.name()), Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(reservation_id)],
     )
     .await?;
@@ -2353,8 +2390,8 @@ async fn expire_due(
         let holds: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
             "SELECT reservation_id FROM orders WHERE tenant_id = $1 AND order_id = $2")
             .bind(&tenant).bind(&order_id).fetch_optional(&mut *connection).await)?;
-        if holds.is_some_and(|(current,)| current == reservation_id) {
-            set_order_status(
+        if holds.is_some_and(|(current,)| current == reservation_id)
+            && !set_order_status(
                 conn,
                 &tenant,
                 &order_id,
@@ -2364,7 +2401,12 @@ async fn expire_due(
                 None,
                 now_unix_ms,
             )
-            .await?;
+            .await?
+        {
+            // Confirming an order clears its hold's timeout in the same transaction, so a hold
+            // that expired above belongs to an order nobody confirmed. Failing here would fail
+            // every later batch on the same row; say it instead.
+            tracing::warn!(tenant, order_id, "a hold expired, but its order was no longer waiting for confirmation");
         }
     }
     Ok(())
@@ -2624,7 +2666,7 @@ async fn order_event(
                     &record.destination,
                     record.service,
                     record.latest_delivery_unix_ms,
-                    None,
+                    record.hold_left_ms(now_unix_ms),
                     now_unix_ms,
                     batch,
                     cache,
@@ -2836,7 +2878,7 @@ async fn recall(
             &record.destination,
             record.service,
             record.latest_delivery_unix_ms,
-            None,
+            record.hold_left_ms(now_unix_ms),
             now_unix_ms,
             batch,
             cache,

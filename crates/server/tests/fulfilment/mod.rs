@@ -250,6 +250,15 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let nowhere = json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": gln("871234599999")}, "service": "next_day"});
     let nowhere = app.post("/v1/orders", &key, nowhere).await;
     assert!(nowhere.is_problem(422, "/problems/unknown-reference"), "{:?}", nowhere.body);
+    // A pickup point is where consumers collect: not a warehouse.
+    let to_the_dc = json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": dc()}, "service": "next_day"});
+    let to_the_dc = app.post("/v1/orders", &key, to_the_dc).await;
+    assert!(
+        to_the_dc.is_problem(422, "/problems/validation-failed")
+            && to_the_dc.pointers() == ["/destination/pickup_point"],
+        "{:?}",
+        to_the_dc.body
+    );
     let bad_count = app
         .post(
             "/v1/stock/counts",
@@ -542,6 +551,20 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
         promise.body["services"].as_array().unwrap().iter().find(|service| service["service"] == "next_day").unwrap();
     assert_eq!(next_day["available"], true, "{:?}", promise.body);
     assert_eq!(next_day["ships_from"], json!([dc()]));
+    let no_zone = app.get(&format!("/v1/promise?gtin={product}&qty=1&to=52.37,4.89"), &key).await;
+    assert!(no_zone.is_problem(400, "/problems/invalid-parameter"), "{:?}", no_zone.body);
+    assert_eq!(no_zone.body["errors"][0]["pointer"], "?tz", "{:?}", no_zone.body);
+    for list in [
+        "/v1/orders?limit=0".to_owned(),
+        "/v1/orders?limit=501".to_owned(),
+        format!("/v1/stock?gtin={product}&limit=0"),
+        format!("/v1/stock/movements?gtin={product}&limit=501"),
+    ] {
+        let refused = app.get(&list, &key).await;
+        assert!(refused.is_problem(400, "/problems/invalid-parameter"), "{list}: {:?}", refused.body);
+    }
+    let to_a_warehouse = app.get(&format!("/v1/promise?gtin={product}&qty=1&to={}", dc()), &key).await;
+    assert!(to_a_warehouse.is_problem(400, "/problems/invalid-parameter"), "{:?}", to_a_warehouse.body);
     let too_many = app.get(&format!("/v1/promise?gtin={product}&qty=11&to=52.37,4.89&tz=Europe/Amsterdam"), &key).await;
     assert!(
         too_many.body["services"].as_array().unwrap().iter().all(|service| service["available"] == false),
@@ -589,6 +612,28 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
     let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     assert_eq!(order.body["status"], "cancelled");
     assert_eq!(order.body["events"][1]["detail"], "the hold expired");
+}
+
+/// An unconfirmed order allocated again after a recall keeps its hold's deadline: the new
+/// reservation expires when the first would have.
+pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510031").await;
+    receive(app, &key, &product, &[("BAD", 10, 5), ("GOOD", 20, 5)], 300).await;
+    let mut body = order_body(&product, 5);
+    body["hold_seconds"] = json!(600);
+    let held = app.post("/v1/orders", &key, body).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    assert_eq!(held.body["shipments"][0]["picks"][0]["lot"], "BAD");
+    let deadline = held.body["hold_expires_at"].clone();
+    assert!(deadline.is_string(), "{:?}", held.body);
+    let recall =
+        app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "Listeria found"})).await;
+    assert_eq!(recall.body["affected_orders"][0]["outcome"], "reallocated", "{:?}", recall.body);
+    let order = app.get(&format!("/v1/orders/{}", held.body["order_id"].as_str().unwrap()), &key).await;
+    assert_eq!(order.body["shipments"][0]["picks"][0]["lot"], "GOOD", "{:?}", order.body);
+    assert_eq!(order.body["hold_expires_at"], deadline, "{:?}", order.body);
+    assert_eq!(balance(app, &key, &product, "GOOD").await["reserved"], 5);
 }
 
 pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
@@ -799,6 +844,8 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     let asn_id = asn.body["asn_id"].as_str().unwrap();
     let other_date = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
     assert!(other_date.is_problem(409, "/problems/lot-conflict"), "{:?}", other_date.body);
+    let detail = other_date.body["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("expiry {} in", in_days(20))) && !detail.contains("Some("), "{detail}");
 
     let moved = app.post("/v1/stock/transfers", &key, transfer(at(&depot, "cold"), 3)).await;
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
