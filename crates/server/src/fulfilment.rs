@@ -1451,9 +1451,16 @@ pub struct RecallInput {
 pub struct AffectedOrder {
     pub order_id: String,
     pub status: String,
-    /// reallocated (allocated again from other lots), flagged (no other stock: back to
-    /// `accepted`), shipped (already on its way or delivered), closed (cancelled or returned).
+    /// What this recall found or did: `reallocated` (allocated again from other lots),
+    /// `flagged` (no other stock: back to `accepted`), `shipped` (units of the lots left with it
+    /// and did not all come back), `returned` (every unit shipped came back), `released` (it
+    /// held units of the lots once and gave them up unshipped: cancelled, or allocated again
+    /// after an earlier recall).
     pub outcome: String,
+    /// Units of the recalled lots it shipped.
+    pub units_shipped: i64,
+    /// Units of the recalled lots its returns took back.
+    pub units_returned: i64,
     pub destination: DestinationInput,
 }
 
@@ -1463,6 +1470,8 @@ pub struct InboundPallet {
     pub sscc: String,
     pub location: String,
     pub lot: String,
+    /// When it was received; absent for a pallet announced and not (yet) received.
+    pub received_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1596,26 +1605,30 @@ pub(crate) async fn start_recall(
 
 fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String], history: Vec<HistoryEntry>) -> RecallView {
     let mut pickup_points: Vec<String> =
-        outcome.orders.iter().filter_map(|order| order.destination.pickup_point.clone()).collect();
+        outcome.orders.iter().filter_map(|(order, _)| order.destination.pickup_point.clone()).collect();
     pickup_points.sort();
     pickup_points.dedup();
     let affected_orders = outcome
         .orders
         .iter()
-        .map(|order| {
+        .map(|(order, units)| {
             let outcome_name = if outcome.flagged.contains(&order.order_id) {
                 "flagged"
             } else if outcome.reallocated.contains(&order.order_id) {
                 "reallocated"
-            } else if order.status.is_final() {
-                "closed"
-            } else {
+            } else if units.shipped > units.returned {
                 "shipped"
+            } else if units.shipped > 0 {
+                "returned"
+            } else {
+                "released"
             };
             AffectedOrder {
                 order_id: order.order_id.clone(),
                 status: order.status.name().into(),
                 outcome: outcome_name.into(),
+                units_shipped: units.shipped,
+                units_returned: units.returned,
                 destination: destination_view(&order.destination),
             }
         })
@@ -1634,6 +1647,7 @@ fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String], history: Ve
                 sscc: pallet.sscc.clone(),
                 location: pallet.location_gln.clone(),
                 lot: pallet.lot.clone(),
+                received_at: pallet.received_unix_ms.map(crate::dto::timestamp),
             })
             .collect(),
         supplier_party_id: outcome.supplier_party_id.clone(),

@@ -1412,8 +1412,9 @@ pub enum FulfilmentOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecallOutcome {
     pub recall_id: String,
-    /// Every order that took units of the lots, as the recall left it.
-    pub orders: Vec<OrderRecord>,
+    /// Every order that took units of the lots (reserved at some time), as the recall left it,
+    /// with the units of the lots it shipped and took back.
+    pub orders: Vec<(OrderRecord, LotUnits)>,
     /// The orders the recall allocated again from other lots.
     pub reallocated: Vec<String>,
     /// The orders left without stock.
@@ -1422,12 +1423,21 @@ pub struct RecallOutcome {
     pub supplier_party_id: Option<String>,
 }
 
+/// Units of recalled lots an order shipped, and took back by returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LotUnits {
+    pub shipped: i64,
+    pub returned: i64,
+}
+
+/// A pallet of a recalled lot announced to the network, and when it was received (if it was).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct InboundPallet {
     pub asn_id: String,
     pub sscc: String,
     pub location_gln: String,
     pub lot: String,
+    pub received_unix_ms: Option<i64>,
 }
 
 /// The batch state a fulfilment write works with.
@@ -2572,6 +2582,12 @@ async fn order_event(
         Ok(effect) => effect,
         Err(error) => refuse!(refused("invalid-transition", error.to_string())),
     };
+    if to == OrderStatus::AtPickupPoint && record.destination.pickup_point.is_none() {
+        refuse!(refused(
+            "invalid-transition",
+            format!("order {order_id} goes to an address, not a pickup point: it is out_for_delivery, then delivered")
+        ));
+    }
     let operation = format!("{order_id}/{event_id}");
     let mut allocation_change = None;
     let mut detail = None;
@@ -2945,9 +2961,10 @@ async fn recall(
 pub(crate) const RESERVATIONS_OF_LOT_SQL: &str = "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
      AND kind = 'reserve'";
 
-/// The operations that reserved or shipped units of a lot (`$1` tenant, `$2` GTIN, `$3` lot).
-pub(crate) const OPERATIONS_TAKING_LOT_SQL: &str = "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
-     AND kind IN ('reserve', 'ship')";
+/// The units of a lot (`$1` tenant, `$2` GTIN, `$3` lot) each operation reserved, shipped or
+/// took back in a return, by operation and kind.
+pub(crate) const OPERATIONS_TAKING_LOT_SQL: &str = "SELECT operation_id, kind, CAST(SUM(quantity) AS BIGINT) FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 \
+     AND lot = $3 AND kind IN ('reserve', 'ship', 'return') GROUP BY operation_id, kind";
 
 /// Orders that took units of the lots (reserved, shipped or delivered), by order id.
 async fn orders_with_lots(
@@ -2956,21 +2973,27 @@ async fn orders_with_lots(
     gtin: &str,
     lots: &[String],
     now_unix_ms: i64,
-) -> Result<Vec<OrderRecord>, sqlx::Error> {
-    // The lots' reserve and ship movements name their operations; an order's operations start
-    // with its id (`ord_…`, `ord_…/shipped`, …).
-    let mut ids: Vec<String> = Vec::new();
+) -> Result<Vec<(OrderRecord, LotUnits)>, sqlx::Error> {
+    // The lots' reserve, ship and return movements name their operations; an order's operations
+    // start with its id (`ord_…`, `ord_…/shipped`, …).
+    let mut units: BTreeMap<String, LotUnits> = BTreeMap::new();
     for lot in lots {
-        let rows: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(OPERATIONS_TAKING_LOT_SQL)
+        let rows: Vec<(String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(OPERATIONS_TAKING_LOT_SQL)
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
-        ids.extend(rows.into_iter().map(|(operation,)| operation.split('/').next().unwrap_or(&operation).to_owned()));
+        for (operation, kind, quantity) in rows {
+            let order_id = operation.split('/').next().unwrap_or(&operation).to_owned();
+            let of_order = units.entry(order_id).or_default();
+            if kind == MovementKind::Ship.name() {
+                of_order.shipped += quantity;
+            } else if kind == MovementKind::Return.name() {
+                of_order.returned += quantity;
+            }
+        }
     }
-    ids.sort();
-    ids.dedup();
-    let mut orders = Vec::with_capacity(ids.len());
-    for id in ids {
+    let mut orders = Vec::with_capacity(units.len());
+    for (id, units) in units {
         if let Some((order, _)) = read_order(conn, tenant, &id, now_unix_ms).await? {
-            orders.push(order);
+            orders.push((order, units));
         }
     }
     Ok(orders)
@@ -2986,7 +3009,7 @@ async fn inbound_pallets(
     let mut found = Vec::new();
     for lot in lots {
         let rows: Vec<InboundPallet> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT p.asn_id, p.sscc, a.location_gln, p.lot FROM asn_pallets p JOIN asns a ON a.tenant_id = p.tenant_id \
+            "SELECT p.asn_id, p.sscc, a.location_gln, p.lot, p.received_unix_ms FROM asn_pallets p JOIN asns a ON a.tenant_id = p.tenant_id \
              AND a.asn_id = p.asn_id WHERE p.tenant_id = $1 AND p.gtin = $2 AND p.lot = $3 ORDER BY p.asn_id, p.sscc")
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
         found.extend(rows);
@@ -3090,7 +3113,8 @@ pub struct AsnPalletRecord {
 }
 
 /// A balance as read: `reserved` without pending reservations whose timeout has passed, and
-/// `available` (reservable now: zero unless the lot is available).
+/// `available` (reservable now: zero unless the lot is available). An available lot past its
+/// expiry date (UTC) reads as `expired`, with nothing available: no job has to mark it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockBalance {
     pub key: StockKey,
@@ -3268,10 +3292,14 @@ impl crate::TenantStore<'_> {
         })?;
         // After the balances (see `lapsed_units`).
         let lapsed = lapsed_units(&mut conn, self.tenant_id.as_str(), now_unix_ms).await?;
+        let today = crate::utc_day(now_unix_ms);
         rows.into_iter()
             .map(|row| {
-                let status = LotStatus::parse(&row.status)
+                let mut status = LotStatus::parse(&row.status)
                     .ok_or_else(|| crate::StoreError::Corrupt(format!("lot status {:?}", row.status)))?;
+                if status == LotStatus::Available && row.expiry_date.as_deref().is_some_and(|expiry| *expiry < *today) {
+                    status = LotStatus::Expired;
+                }
                 let key = StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot };
                 let reserved = row.reserved - lapsed.get(&key).copied().unwrap_or(0).clamp(0, row.reserved);
                 Ok(StockBalance {

@@ -539,6 +539,26 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert!(app.get(&format!("/v1/orders/{order_id}"), &other).await.is_problem(404, "/problems/not-found"));
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &other).await.body["items"], json!([]));
     assert!(app.post(&path, &other, json!({"status": "returned"})).await.is_problem(404, "/problems/not-found"));
+    // An order to an address goes out for delivery; it never waits at a pickup point.
+    receive(app, &key, &product, &[("HOME", 20, 2)], 950).await;
+    let home = json!({"lines": [{"gtin": product, "quantity": 1}], "service": "next_day",
+                      "destination": {"latitude": 52.37, "longitude": 4.89, "time_zone": "Europe/Amsterdam"}});
+    let home = app.post("/v1/orders", &key, home).await;
+    assert_eq!(home.status, StatusCode::CREATED, "{:?}", home.body);
+    let home_path = format!("/v1/orders/{}/events?tenant=fish", home.body["order_id"].as_str().unwrap());
+    let home_pallet = with_check_digit("38712345100000901");
+    for body in [
+        json!({"status": "picking"}),
+        json!({"status": "packed", "ssccs": [home_pallet]}),
+        json!({"status": "shipped"}),
+    ] {
+        let moved = app.post(&home_path, &app.operator_key, body).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    }
+    let at_a_pickup_point = app.post(&home_path, &app.operator_key, json!({"status": "at_pickup_point"})).await;
+    assert!(at_a_pickup_point.is_problem(409, "/problems/invalid-transition"), "{:?}", at_a_pickup_point.body);
+    let out = app.post(&home_path, &app.operator_key, json!({"status": "out_for_delivery"})).await;
+    assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
 }
 
 pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
@@ -634,6 +654,25 @@ pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
     assert_eq!(order.body["shipments"][0]["picks"][0]["lot"], "GOOD", "{:?}", order.body);
     assert_eq!(order.body["hold_expires_at"], deadline, "{:?}", order.body);
     assert_eq!(balance(app, &key, &product, "GOOD").await["reserved"], 5);
+    // Recalled again, the lot finds the order it no longer holds: released, nothing shipped.
+    let again = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "again"})).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    let affected = &again.body["affected_orders"][0];
+    assert_eq!(
+        (affected["outcome"].as_str(), affected["units_shipped"].as_i64(), affected["status"].as_str()),
+        (Some("released"), Some(0), Some("allocated")),
+        "{:?}",
+        again.body
+    );
+    assert!(again.body["inbound_pallets"][0]["received_at"].is_string(), "{:?}", again.body);
+    // A lot past its expiry date reads as expired, with nothing available.
+    receive(app, &key, &product, &[("OLD", -3, 2)], 310).await;
+    let old = balance(app, &key, &product, "OLD").await;
+    assert_eq!(
+        (old["status"].as_str(), old["on_hand"].as_i64(), old["available"].as_i64()),
+        (Some("expired"), Some(2), Some(0)),
+        "{old:?}"
+    );
 }
 
 pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
