@@ -891,7 +891,14 @@ fn destination_view(destination: &OrderDestination) -> DestinationInput {
 /// The answer to placing an order (201), as stored with its Idempotency-Key for a retry; `keten
 /// bench orders` stores the same.
 pub fn placed_answer(order: &OrderRecord) -> Vec<u8> {
-    json_bytes(&order_view(order, &[]))
+    // With the history row placing wrote, so the answer shows what a read of the order shows.
+    let placed = OrderEventRecord {
+        seq: 1,
+        status: order.status,
+        detail: Some(store::fulfilment::PLACED.to_owned()),
+        at_unix_ms: order.placed_unix_ms,
+    };
+    json_bytes(&order_view(order, &[placed]))
 }
 
 fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {

@@ -1352,12 +1352,15 @@ fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
         .collect()
 }
 
+/// A GTIN that is not a product of the writing merchant, at `pointer` (422 `unknown-reference`).
+fn unknown_product(pointer: String, gtin: &str) -> WriteError {
+    let detail = format!("GTIN {gtin} is not a product of this merchant");
+    WriteError::Refused { code: "unknown-reference", detail: detail.clone(), errors: vec![(pointer, detail)] }
+}
+
 fn allocation_refusal(error: AllocationError) -> WriteError {
     match error {
-        AllocationError::UnknownProduct { line, gtin } => WriteError::UnknownReference {
-            field: "/lines",
-            value: format!("line {line}: GTIN {gtin} (not a product of this merchant)"),
-        },
+        AllocationError::UnknownProduct { line, gtin } => unknown_product(format!("/lines/{line}/gtin"), gtin.as_str()),
         AllocationError::Short { shortages, decision } => {
             let reasons: Vec<String> = stored_candidates(&decision)
                 .into_iter()
@@ -1546,10 +1549,7 @@ async fn apply_checked(
                     "SELECT shelf_life_days, min_remaining_shelf_life_days FROM products WHERE tenant_id = $1 AND gtin = $2")
                     .bind(tenant).bind(pallet.gtin.as_str()).fetch_optional(&mut *connection).await)?;
                 let Some((shelf_life, min_remaining)) = product else {
-                    refuse!(WriteError::UnknownReference {
-                        field: "/pallets",
-                        value: format!("{index}: GTIN {}", pallet.gtin)
-                    });
+                    refuse!(unknown_product(format!("/pallets/{index}/gtin"), pallet.gtin.as_str()));
                 };
                 // A product with a shelf life is allocated by its lots' expiry (FEFO, the
                 // remaining shelf life at delivery): a lot of it without one could never be judged.
@@ -1565,6 +1565,30 @@ async fn apply_checked(
                     code: "validation-failed",
                     detail: format!("{} pallets of products with a shelf life have no expiry", missing_expiry.len()),
                     errors: missing_expiry,
+                });
+            }
+            // An SSCC names one pallet for good: announced once by this merchant (the edge
+            // refuses one listed twice in an ASN).
+            let mut announced = Vec::new();
+            for (index, pallet) in pallets.iter().enumerate() {
+                if crate::writer::exists(
+                    conn,
+                    "SELECT 1 FROM asn_pallets WHERE tenant_id = $1 AND sscc = $2",
+                    &[Arg::Text(tenant), Arg::Text(pallet.sscc.as_str())],
+                )
+                .await?
+                {
+                    announced.push((
+                        format!("/pallets/{index}/sscc"),
+                        format!("pallet {} is announced already", pallet.sscc),
+                    ));
+                }
+            }
+            if !announced.is_empty() {
+                refuse!(WriteError::Refused {
+                    code: "conflict",
+                    detail: format!("{} pallets are announced already: an SSCC names one pallet", announced.len()),
+                    errors: announced,
                 });
             }
             execute(
@@ -2051,10 +2075,7 @@ async fn stock_lots<'c>(
         }
         let entry = batch.entry(cache, conn, tenant, line.gtin.as_str()).await?;
         let Some(product) = entry.product.clone() else {
-            refuse!(WriteError::UnknownReference {
-                field: "/lines",
-                value: format!("line {index}: GTIN {} (not a product of this merchant)", line.gtin),
-            });
+            refuse!(unknown_product(format!("/lines/{index}/gtin"), line.gtin.as_str()));
         };
         products.push(product);
     }

@@ -200,6 +200,16 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         two_dates.body
     );
 
+    // An SSCC names one pallet: the WARM pallet's is taken (twice in one ASN is refused as invalid).
+    let again = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [pallet("38712345000000094", 20), pallet("38712345000000099", 20)]}),
+        )
+        .await;
+    assert!(again.is_problem(409, "/problems/conflict") && again.pointers() == ["/pallets/1/sscc"], "{:?}", again.body);
+
     // A product with a shelf life is allocated by expiry: its pallets must carry one.
     let undated = app
         .post(
@@ -250,6 +260,25 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let nowhere = json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": gln("871234599999")}, "service": "next_day"});
     let nowhere = app.post("/v1/orders", &key, nowhere).await;
     assert!(nowhere.is_problem(422, "/problems/unknown-reference"), "{:?}", nowhere.body);
+    // Another merchant's (or nobody's) GTIN is named where it stands.
+    let stranger = with_check_digit("0871234599999");
+    let unknown = json!({"lines": [{"gtin": product, "quantity": 1}, {"gtin": stranger, "quantity": 1}],
+                         "destination": {"pickup_point": pickup()}, "service": "next_day"});
+    let unknown = app.post("/v1/orders", &key, unknown).await;
+    assert!(
+        unknown.is_problem(422, "/problems/unknown-reference") && unknown.pointers() == ["/lines/1/gtin"],
+        "{:?}",
+        unknown.body
+    );
+    let unknown_pallet =
+        json!({"sscc": with_check_digit("38712345000000093"), "gtin": stranger, "lot": "X", "quantity": 1});
+    let unknown_pallet = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [unknown_pallet]})).await;
+    assert!(
+        unknown_pallet.is_problem(422, "/problems/unknown-reference")
+            && unknown_pallet.pointers() == ["/pallets/0/gtin"],
+        "{:?}",
+        unknown_pallet.body
+    );
     // A pickup point is where consumers collect: not a warehouse.
     let to_the_dc = json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": dc()}, "service": "next_day"});
     let to_the_dc = app.post("/v1/orders", &key, to_the_dc).await;
@@ -301,6 +330,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .collect();
     assert_eq!(picks, [("EARLY".to_owned(), 4), ("LATE".to_owned(), 6)]);
     assert_eq!(placed.body["shipments"][0]["from"], dc());
+    // The answer shows the order as a read does, its first history row included.
+    let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(placed.body["events"], read.body["events"], "{:?}", placed.body);
+    assert_eq!(placed.body["events"][0]["detail"], "placed");
     assert!(placed.body["allocation"]["rule"].as_str().unwrap().starts_with("one shipment"), "{:?}", placed.body);
     assert!(placed.body["promised_by"].as_str().unwrap().ends_with('Z'));
     // The promise in the pickup point's time zone (Europe/Amsterdam): the same instant.
