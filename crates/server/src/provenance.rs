@@ -50,7 +50,7 @@ pub const JOURNEY_STEPS_MAX: usize = 200;
 pub const KIOSK_SCAN_BYTES_MAX: usize = 512;
 
 /// Steps that concern one order, not the lot: shown on a serial's page, not on a lot's.
-const ORDER_STEPS: [&str; 3] = ["picking", "packing", "retail_selling"];
+const ORDER_STEPS: [&str; 4] = ["picking", "packing", "unpacking", "retail_selling"];
 /// The fields of an event a consumer page shows besides the item's own identifiers.
 const PLACE_AND_TIME_POINTERS: [&str; 4] = ["/eventTime", "/bizStep", "/bizLocation/id", "/readPoint/id"];
 

@@ -283,6 +283,18 @@ pub fn order_step(
                 quantities,
                 parent: None,
             },
+            // Cancelled once packed: the pallet is unpacked where it was packed, its units back
+            // in stock (the SSCC stays spent: it named this pallet).
+            OrderStatus::Cancelled if order.status == OrderStatus::Packed => Step {
+                event_type: "AggregationEvent",
+                action: "DELETE",
+                business_step: "unpacking",
+                disposition: "sellable_accessible",
+                place: place(&shipment.site, None)?,
+                epcs: Vec::new(),
+                quantities,
+                parent: pallets.first().cloned(),
+            },
             // The parcel back at the site it left, with the units that go back into stock.
             OrderStatus::Returned => Step {
                 event_type: "ObjectEvent",

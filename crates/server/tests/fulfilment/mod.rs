@@ -592,6 +592,25 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert!(at_a_pickup_point.is_problem(409, "/problems/invalid-transition"), "{:?}", at_a_pickup_point.body);
     let out = app.post(&home_path, &app.operator_key, json!({"status": "out_for_delivery"})).await;
     assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
+    // Cancelled once packed, the pallet is unpacked in the events too: its units are back in stock.
+    let second = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
+    let second_path = format!("/v1/orders/{}/events?tenant=fish", second.body["order_id"].as_str().unwrap());
+    let unpacked_pallet = with_check_digit("38712345100000902");
+    for body in [
+        json!({"status": "picking"}),
+        json!({"status": "packed", "ssccs": [unpacked_pallet]}),
+        json!({"status": "cancelled"}),
+    ] {
+        let moved = app.post(&second_path, &app.operator_key, body).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    }
+    let pallet_filter = format!("MATCH_parentID=https://id.gs1.org/00/{unpacked_pallet}");
+    let unpacking = events_of(app, &key, "unpacking", &pallet_filter).await;
+    assert_eq!(unpacking.len(), 1, "{unpacking:?}");
+    assert_eq!(unpacking[0]["action"], "DELETE");
+    assert_eq!(unpacking[0]["childQuantityList"][0]["quantity"], 1, "{unpacking:?}");
+    assert_eq!(balance(app, &key, &product, "HOME").await["available"], 1);
 }
 
 pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
