@@ -194,6 +194,9 @@ impl WriterCache {
 struct Dirty {
     /// The balance and status as read; `None` for a row this batch creates.
     read: Option<(Balance, LotStatus)>,
+    /// A write of the batch decided on the balance as read, not only on its invariants (a count
+    /// is absolute; a recall voids the reservations it found): the row must still be as read.
+    exact: bool,
 }
 
 #[derive(Debug)]
@@ -307,12 +310,20 @@ impl StockBatch {
         }
     }
 
+    /// Requires a balance this batch changed to be, when the batch is written, still as this
+    /// batch read it (see [`Dirty::exact`]); otherwise the batch is applied again on fresh rows.
+    fn hold_exact(&mut self, tenant: &str, key: &StockKey) {
+        if let Some(dirty) = self.dirty.get_mut(&(tenant.to_owned(), key.clone())) {
+            dirty.exact = true;
+        }
+    }
+
     /// Records the state of a balance before a change, and marks it dirty.
     fn touch(&mut self, tenant: &str, key: &StockKey, before: Option<(Balance, LotStatus)>) {
         let dirty_key = (tenant.to_owned(), key.clone());
         let dirtied = !self.dirty.contains_key(&dirty_key);
         if dirtied {
-            self.dirty.insert(dirty_key, Dirty { read: before });
+            self.dirty.insert(dirty_key, Dirty { read: before, exact: false });
         }
         self.undo.push(Undo { tenant: tenant.to_owned(), key: key.clone(), before, dirtied });
     }
@@ -635,6 +646,13 @@ impl StockBatch {
     ) -> Result<Result<(), Raced>, sqlx::Error> {
         self.undo.clear();
         let (mut updates, mut inserts) = (Vec::new(), Vec::new());
+        for ((tenant, key), dirty) in &self.dirty {
+            if let (true, Some(read)) = (dirty.exact, dirty.read)
+                && !still_as_read(conn, tenant, key, read).await?
+            {
+                return Ok(Err(Raced));
+            }
+        }
         for ((tenant, key), dirty) in std::mem::take(&mut self.dirty) {
             let Some(entry) = cache.gtins.get_mut(&(tenant.clone(), key.gtin.clone())) else {
                 return Ok(Err(Raced));
@@ -712,6 +730,31 @@ struct BalanceUpdate {
     reserved_delta: i64,
     status: LotStatus,
     read_status: LotStatus,
+}
+
+/// Whether a balance is still as read, locking its row until the transaction ends on PostgreSQL
+/// (SQLite's writer holds the database's write lock already).
+async fn still_as_read(
+    conn: &mut Conn,
+    tenant: &str,
+    key: &StockKey,
+    read: (Balance, LotStatus),
+) -> Result<bool, sqlx::Error> {
+    let lock = match conn {
+        Conn::Sqlite(_) => "",
+        Conn::Postgres(_) => " FOR UPDATE",
+    };
+    let sql = format!(
+        "SELECT on_hand, reserved, status FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 AND location_gln = $3 \
+         AND zone = $4 AND lot = $5{lock}"
+    );
+    let row: Option<(i64, i64, String)> = on_conn!(conn, connection => sqlx::query_as(&sql)
+        .bind(tenant).bind(&key.gtin).bind(&key.location).bind(&key.zone).bind(&key.lot)
+        .fetch_optional(&mut *connection).await)?;
+    let (balance, status) = read;
+    Ok(row.is_some_and(|(on_hand, reserved, stored)| {
+        on_hand == balance.on_hand && reserved == balance.reserved && stored == status.name()
+    }))
 }
 
 /// Applies net changes to balances in one statement, each guarded by the invariants and the
@@ -1631,6 +1674,8 @@ async fn apply_checked(
             let movement = |on_hand: i64| (MovementKind::Adjust, counted - on_hand);
             let changed =
                 attempt!(one_movement(conn, tenant, operation_id, &key, movement, reason, batch, cache).await?);
+            // The difference holds only against the on-hand it was taken from.
+            batch.hold_exact(tenant, &key);
             done(changed)
         }
         FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason } => {
@@ -1642,6 +1687,8 @@ async fn apply_checked(
         }
         FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason } => {
             let (source, target) = (StockKey::at(gtin, &from.0, &from.1, lot), StockKey::at(gtin, &to.0, &to.1, lot));
+            // The target balance may be new: under the lot's lock, as a receipt (see `lock_lots`).
+            lock_lots(conn, tenant, &[(gtin.as_str(), lot.as_str())]).await?;
             batch.refresh(cache, conn, tenant, &source.gtin).await?;
             let entry = batch.entry(cache, conn, tenant, &source.gtin).await?;
             let Some(cached) = entry.balances.iter().find(|cached| cached.key == source) else {
@@ -1932,7 +1979,19 @@ async fn receive_asn(
     if chosen.is_empty() {
         refuse!(refused("already-received", format!("every pallet of {asn_id} was received before")));
     }
-    // Whether each (GTIN, lot) is recalled, read once per ASN.
+    // Whether each (GTIN, lot) is recalled, read once per ASN, under the lots' locks, and the
+    // GTINs' balances read again: a recall or receipt of one of these lots on another API node
+    // has committed, or waits for this one.
+    let mut lots: Vec<(&str, &str)> = chosen.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect();
+    lots.sort_unstable();
+    lots.dedup();
+    if lock_lots(conn, tenant, &lots).await? {
+        let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
+        gtins.dedup();
+        for gtin in gtins {
+            batch.refresh(cache, conn, tenant, gtin).await?;
+        }
+    }
     let mut recalled_lots: HashMap<(&str, &str), bool> = HashMap::new();
     for (line, pallet) in chosen.iter().enumerate() {
         let entry = batch.entry(cache, conn, tenant, &pallet.gtin).await?;
@@ -2093,6 +2152,23 @@ async fn stock_lots<'c>(
         }
     }
     Ok(Ok((products, lots)))
+}
+
+/// Takes the locks of lots (GTIN, lot; sorted, so two writers take them in one order) until the
+/// transaction ends, on PostgreSQL, where API nodes write at once: a recall and a receipt or
+/// transfer that creates a balance of the lot go one after the other, so the new balance is
+/// recalled by one or received as recalled by the other. (SQLite has one writer.) Answers whether
+/// it locked anything.
+async fn lock_lots(conn: &mut Conn, tenant: &str, lots: &[(&str, &str)]) -> Result<bool, sqlx::Error> {
+    debug_assert!(lots.windows(2).all(|pair| pair[0] < pair[1]), "lots sorted and distinct");
+    let Conn::Postgres(connection) = conn else { return Ok(false) };
+    for (gtin, lot) in lots {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("keten lot {tenant} {gtin} {lot}"))
+            .execute(&mut **connection)
+            .await?;
+    }
+    Ok(!lots.is_empty())
 }
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
@@ -2836,6 +2912,12 @@ async fn recall(
     {
         refuse!(WriteError::UnknownReference { field: "/gtin", value: gtin.to_string() });
     }
+    // A receipt or transfer creating a balance of these lots on another API node has committed,
+    // or waits for this recall (see `lock_lots`); the balances are read again below.
+    let mut locked: Vec<(&str, &str)> = lots.iter().map(|lot| (gtin.as_str(), lot.as_str())).collect();
+    locked.sort_unstable();
+    locked.dedup();
+    lock_lots(conn, tenant, &locked).await?;
     execute(
         conn,
         "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
@@ -2868,6 +2950,9 @@ async fn recall(
         .collect();
     for (line, key) in keys.iter().enumerate() {
         batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
+        // The reservations voided below are those found now: one another node adds before this
+        // commits changes the row, and the recall is applied again.
+        batch.hold_exact(tenant, key);
     }
     // Open orders holding the lots: void, then allocate again from other lots, or flag. The
     // lots' reserve movements name their reservations; a reservation's id starts with its order's.

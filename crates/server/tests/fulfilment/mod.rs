@@ -1187,6 +1187,29 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     assert_eq!(commissioned.len(), 1, "a lot enters the network once: {commissioned:?}");
     assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 5}]));
     assert_eq!(events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await.len(), RACERS);
+
+    // A recall of a lot and receipts of it at the same moment: whichever commits first, every
+    // balance of the lot ends recalled (a receipt creating one waits for the recall, or the
+    // recall for it).
+    let mut requests = Vec::new();
+    for index in 0..RACERS {
+        let pallet = json!({"sscc": with_check_digit(&format!("38712345{:09}", 900 + index)), "gtin": product,
+                            "lot": "RC", "expiry": in_days(20), "quantity": 5});
+        let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
+        assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+        let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+        requests.push((path, key.clone(), json!({"zone": "chill"})));
+    }
+    requests.insert(
+        RACERS / 2,
+        ("/v1/recalls".to_owned(), key.clone(), json!({"gtin": product, "lots": ["RC"], "reason": "race"})),
+    );
+    let answers = all_at_once(apps, requests).await;
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::CREATED), "{answers:?}");
+    let stock = app.get(&format!("/v1/stock?gtin={product}&lot=RC"), &key).await;
+    let statuses: Vec<&str> =
+        stock.body["items"].as_array().unwrap().iter().map(|item| item["status"].as_str().unwrap()).collect();
+    assert!(!statuses.is_empty() && statuses.iter().all(|status| *status == "recalled"), "{:?}", stock.body);
 }
 
 pub async fn fulfilment_steps_name_pallets_and_lots_once(app: &TestApp) {
