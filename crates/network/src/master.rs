@@ -153,6 +153,12 @@ impl LocationKind {
         Self::VALUES.iter().find(|(_, kind)| *kind == self).map(|(name, _)| *name).unwrap_or("warehouse")
     }
 
+    /// Stock is kept here: warehouses, cold depots, stores and pharmacies. Pallets are announced
+    /// to and transferred into these only (not to a farm or a pickup point's lockers).
+    pub fn holds_stock(self) -> bool {
+        matches!(self, LocationKind::Warehouse | LocationKind::ColdDepot | LocationKind::Store | LocationKind::Pharmacy)
+    }
+
     /// Consumers collect orders here: pickup points, stores and pharmacies. An order's (or a
     /// promise's) pickup point must be one.
     pub fn is_collection_point(self) -> bool {

@@ -562,10 +562,26 @@ async fn write_operation(
     prefix: &str,
     mutation: impl FnOnce(String) -> FulfilmentMutation,
 ) -> Result<Response, Problem> {
+    write_operation_with(app, principal, key, request_sha256, tenant, prefix, |operation_id| {
+        Mutation::Fulfilment(mutation(operation_id))
+    })
+    .await
+}
+
+/// [`write_operation`] of a write that may record events (a step).
+async fn write_operation_with(
+    app: &AppState,
+    principal: &Principal,
+    key: IdempotencyKey,
+    request_sha256: [u8; 32],
+    tenant: TenantId,
+    prefix: &str,
+    mutation: impl FnOnce(String) -> Mutation,
+) -> Result<Response, Problem> {
     let operation_id = new_id(prefix);
     let respond = respond_with(200, json_bytes(&OperationView { operation_id: operation_id.clone() }));
-    let mutation = Mutation::Fulfilment(mutation(operation_id));
-    let written = write(app, principal, key, Some(request_sha256), tenant, mutation, respond.clone()).await?;
+    let written =
+        write(app, principal, key, Some(request_sha256), tenant, mutation(operation_id), respond.clone()).await?;
     Ok(written.into_response(respond))
 }
 
@@ -693,8 +709,20 @@ async fn transfer_stock(
     else {
         return Err(Problem::internal("transfer"));
     };
-    write_operation(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
-        FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason }
+    let events = crate::steps::transfer(
+        &tenant,
+        gtin.as_str(),
+        &lot,
+        (from.0.as_str(), from.1.as_str()),
+        (to.0.as_str(), to.1.as_str()),
+        quantity,
+        jiff::Timestamp::now(),
+    )?;
+    write_operation_with(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
+        Mutation::fulfilment_step(
+            FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason },
+            events,
+        )
     })
     .await
 }

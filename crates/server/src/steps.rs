@@ -190,6 +190,44 @@ pub fn receiving(
     Ok(capture(tenant, events, at)?.map(|capture| Capture { premises, ..capture }))
 }
 
+/// The events of a transfer of `units` of a lot to another site: shipped from its zone there,
+/// received into the zone here, at the same moment (a move between zones of one site records
+/// nothing: the lot stays where it was). The trace and the consumer's page follow the lot there.
+pub fn transfer(
+    tenant: &TenantId,
+    gtin: &str,
+    lot: &str,
+    from: (&str, &str),
+    to: (&str, &str),
+    units: i64,
+    at: jiff::Timestamp,
+) -> Result<Option<Capture>, Problem> {
+    if from.0 == to.0 {
+        return Ok(None);
+    }
+    let class = lot_class(gtin, lot)?;
+    let moved = |business_step, disposition, (gln, zone): (&str, &str)| -> Result<serde_json::Value, Problem> {
+        Ok(event(
+            Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step,
+                disposition,
+                place: place(gln, Some(zone))?,
+                epcs: Vec::new(),
+                quantities: vec![quantity(&class, units)],
+                parent: None,
+            },
+            at,
+        ))
+    };
+    let mut shipped = moved("shipping", "in_transit", from)?;
+    shipped["destinationList"] = serde_json::json!([{"type": "location", "destination": place(to.0, None)?}]);
+    let mut received = moved("receiving", "in_progress", to)?;
+    received["sourceList"] = serde_json::json!([{"type": "location", "source": place(from.0, None)?}]);
+    capture(tenant, vec![shipped, received], at)
+}
+
 /// The events of an order moving to `to`: one per shipment (none for steps that move nothing,
 /// such as a cancellation), of every shipment or only of `only` (indexes into the allocation's
 /// shipments), as when one courier route of several carries the order. `units` per pick are

@@ -961,6 +961,26 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
     Ok(entries)
 }
 
+/// A site of the network as this tenant sees it, from the cached snapshot, or read again when the
+/// snapshot does not have it (another API node may have created it since).
+async fn fresh_site(
+    cache: &mut WriterCache,
+    conn: &mut Conn,
+    tenant: &str,
+    gln: &Gln,
+) -> Result<Option<Location>, sqlx::Error> {
+    for attempt in 0..2 {
+        if attempt == 1 {
+            cache.networks.remove(tenant);
+        }
+        let network = network_snapshot(cache, conn, tenant).await?;
+        if let Some(site) = network.sites.iter().find(|site| site.gln == *gln) {
+            return Ok(Some(site.clone()));
+        }
+    }
+    Ok(None)
+}
+
 pub(crate) async fn network_snapshot(
     cache: &mut WriterCache,
     conn: &mut Conn,
@@ -1395,6 +1415,20 @@ fn stored_candidates(decision: &orders::Decision) -> Vec<StoredCandidate> {
         .collect()
 }
 
+/// A site that keeps no stock (a farm, a pickup point), named at `pointer`.
+fn not_a_stock_site(pointer: &str, site: &Location) -> WriteError {
+    let detail = format!(
+        "{} is a {}: stock is kept at warehouses, cold depots, stores and pharmacies",
+        site.gln,
+        site.kind.name()
+    );
+    WriteError::Refused {
+        code: "validation-failed",
+        detail: detail.clone(),
+        errors: vec![(pointer.to_owned(), detail)],
+    }
+}
+
 /// A GTIN that is not a product of the writing merchant, at `pointer` (422 `unknown-reference`).
 fn unknown_product(pointer: String, gtin: &str) -> WriteError {
     let detail = format!("GTIN {gtin} is not a product of this merchant");
@@ -1577,14 +1611,11 @@ async fn apply_checked(
     let done = |created| Ok(Ok(FulfilmentApplied { created, outcome: None }));
     match mutation {
         FulfilmentMutation::CreateAsn { asn_id, location, expected_unix_ms, pallets } => {
-            if !crate::writer::exists(
-                conn,
-                "SELECT 1 FROM locations WHERE tenant_id IN ($1, 'network') AND gln = $2",
-                &[Arg::Text(tenant), Arg::Text(location.as_str())],
-            )
-            .await?
-            {
+            let Some(site) = fresh_site(cache, conn, tenant, location).await? else {
                 refuse!(WriteError::UnknownReference { field: "/location", value: location.to_string() });
+            };
+            if !site.kind.holds_stock() {
+                refuse!(not_a_stock_site("/location", &site));
             }
             let mut missing_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
@@ -1698,10 +1729,12 @@ async fn apply_checked(
             let Some(product) = entry.product.clone() else {
                 refuse!(WriteError::UnknownReference { field: "/gtin", value: gtin.to_string() });
             };
-            let network = network_snapshot(cache, conn, tenant).await?;
-            let Some(site) = network.sites.iter().find(|site| site.gln == to.0) else {
+            let Some(site) = fresh_site(cache, conn, tenant, &to.0).await? else {
                 refuse!(WriteError::UnknownReference { field: "/to/location", value: to.0.to_string() });
             };
+            if !site.kind.holds_stock() {
+                refuse!(not_a_stock_site("/to/location", &site));
+            }
             let Some(site_zone) = site.zones.iter().find(|zone| zone.name == to.1) else {
                 refuse!(WriteError::UnknownReference { field: "/to/zone", value: to.1.to_string() });
             };

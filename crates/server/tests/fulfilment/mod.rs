@@ -919,6 +919,21 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     assert!(reserved.is_problem(409, "/problems/insufficient-stock"), "{:?}", reserved.body);
     let nowhere = app.post("/v1/stock/transfers", &key, transfer(at(&depot, "frozen"), 1)).await;
     assert!(nowhere.is_problem(422, "/problems/unknown-reference"), "{:?}", nowhere.body);
+    // A pickup point keeps no stock: nothing is transferred or announced there.
+    let locker = app.post("/v1/stock/transfers", &key, transfer(at(&pickup(), "locker"), 1)).await;
+    assert!(
+        locker.is_problem(422, "/problems/validation-failed") && locker.pointers() == ["/to/location"],
+        "{:?}",
+        locker.body
+    );
+    let to_locker = json!({"location": pickup(), "pallets": [{"sscc": with_check_digit("38712345000000602"),
+                           "gtin": product, "lot": "TRF", "expiry": in_days(20), "quantity": 1}]});
+    let to_locker = app.post("/v1/asns", &key, to_locker).await;
+    assert!(
+        to_locker.is_problem(422, "/problems/validation-failed") && to_locker.pointers() == ["/location"],
+        "{:?}",
+        to_locker.body
+    );
     let here = balance(app, &key, &product, "TRF").await;
     assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
 
@@ -970,6 +985,21 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
         .map(|movement| (movement["kind"].as_str().unwrap(), movement["quantity"].as_i64().unwrap()))
         .collect();
     assert_eq!(kinds, [("receipt", 10), ("reserve", 4), ("scrap", 2), ("transfer_out", 3), ("transfer_in", 3)]);
+    // The move to the depot is in the lot's events: shipped from the DC, received at the depot.
+    let class = format!("https://id.gs1.org/01/{product:0>14}/10/TRF");
+    let shipped = events_of(app, &key, "shipping", &format!("MATCH_epcClass={class}")).await;
+    assert_eq!(shipped.len(), 1, "{shipped:?}");
+    assert_eq!(shipped[0]["quantityList"], json!([{"epcClass": class, "quantity": 3}]));
+    assert!(shipped[0]["destinationList"][0]["destination"].as_str().unwrap().ends_with(&format!("/414/{depot}")));
+    let received = events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await;
+    assert!(
+        received.iter().any(|event| event["bizLocation"]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/414/{depot}/254/cold"))
+            && event["sourceList"][0]["source"].as_str().unwrap().ends_with(&format!("/414/{}", dc()))),
+        "{received:?}"
+    );
 
     // A lot is commissioned once, where it enters the network: a later receipt of it elsewhere
     // only receives.
@@ -984,13 +1014,13 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     let asn_id = asn.body["asn_id"].as_str().unwrap();
     let again = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
     assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
-    let class = format!("https://id.gs1.org/01/{product:0>14}/10/TRF");
     let commissioned = events_of(app, &key, "commissioning", &format!("MATCH_epcClass={class}")).await;
     assert_eq!(commissioned.len(), 1, "{commissioned:?}");
     assert_eq!(commissioned[0]["action"], "ADD");
     assert_eq!(commissioned[0]["quantityList"], json!([{"epcClass": class, "quantity": 10}]));
     assert!(commissioned[0]["bizLocation"]["id"].as_str().unwrap().ends_with(&format!("/414/{}/254/chill", dc())));
-    assert_eq!(events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await.len(), 2);
+    // Received at the DC, by the transfer at the depot, and this pallet at the depot.
+    assert_eq!(events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await.len(), 3);
     // The consumer's page says where the lot entered the network, not that it was harvested there.
     let page = app
         .client
