@@ -99,7 +99,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "invalid-transition",
         409,
         "Invalid order transition",
-        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), its hold expired, or the transition's data does not fit (one SSCC per shipment, shipped units per pick).",
+        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), its hold expired, or the transition's data does not fit (one SSCC per shipment, shipped units per pick, `at_pickup_point` for an order to an address).",
     ),
     (
         "lot-conflict",
@@ -182,7 +182,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "The request asks for an EPCIS or CBV version (GS1-EPCIS-Version, GS1-CBV-Version and their Min/Max) other than 2.0.",
     ),
     ("method-not-allowed", 405, "Method not allowed", "The resource exists but does not support this method."),
-    ("conflict", 409, "Conflict", "The resource already exists."),
+    (
+        "conflict",
+        409,
+        "Conflict",
+        "The resource already exists; or an SSCC already names a pallet (an ASN announcing one the merchant announced before, packing onto one the network's events name).",
+    ),
     ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
     (
         "limit-reached",
@@ -207,7 +212,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "validation-failed",
         422,
         "Validation failed",
-        "The JSON is well formed but fields are missing, of the wrong type, unknown, or invalid; `errors` lists each.",
+        "The JSON is well formed but fields are missing, of the wrong type, unknown, or invalid; `errors` lists each. Also: an order's pickup point that is not a pickup point, store or pharmacy; an ASN or transfer to a site that keeps no stock.",
     ),
     (
         "unknown-reference",
