@@ -552,24 +552,9 @@ pub struct OperationView {
     pub operation_id: String,
 }
 
-/// Writes a stock operation under a fresh id (`prefix_…`) and answers that id (200).
+/// Writes a stock operation (with the events of a step, if any) under a fresh id (`prefix_…`) and
+/// answers that id (200).
 async fn write_operation(
-    app: &AppState,
-    principal: &Principal,
-    key: IdempotencyKey,
-    request_sha256: [u8; 32],
-    tenant: TenantId,
-    prefix: &str,
-    mutation: impl FnOnce(String) -> FulfilmentMutation,
-) -> Result<Response, Problem> {
-    write_operation_with(app, principal, key, request_sha256, tenant, prefix, |operation_id| {
-        Mutation::Fulfilment(mutation(operation_id))
-    })
-    .await
-}
-
-/// [`write_operation`] of a write that may record events (a step).
-async fn write_operation_with(
     app: &AppState,
     principal: &Principal,
     key: IdempotencyKey,
@@ -609,7 +594,15 @@ async fn count_stock(
         return Err(Problem::internal("count"));
     };
     write_operation(&app, principal, key, body.request_sha256, tenant, "cnt", |operation_id| {
-        FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted: input.counted, reason }
+        Mutation::Fulfilment(FulfilmentMutation::Count {
+            operation_id,
+            location,
+            zone,
+            gtin,
+            lot,
+            counted: input.counted,
+            reason,
+        })
     })
     .await
 }
@@ -650,7 +643,7 @@ async fn scrap_stock(
         return Err(Problem::internal("scrap"));
     };
     write_operation(&app, principal, key, body.request_sha256, tenant, "scr", |operation_id| {
-        FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason }
+        Mutation::Fulfilment(FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason })
     })
     .await
 }
@@ -718,7 +711,7 @@ async fn transfer_stock(
         quantity,
         jiff::Timestamp::now(),
     )?;
-    write_operation_with(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
+    write_operation(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
         Mutation::fulfilment_step(
             FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason },
             events,
@@ -771,7 +764,7 @@ async fn set_lot_status(
         return Err(Problem::internal("lot status"));
     };
     write_operation(&app, principal, key, body.request_sha256, tenant, "sts", |operation_id| {
-        FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason }
+        Mutation::Fulfilment(FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason })
     })
     .await
 }

@@ -580,31 +580,34 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(home.status, StatusCode::CREATED, "{:?}", home.body);
     let home_path = format!("/v1/orders/{}/events?tenant=fish", home.body["order_id"].as_str().unwrap());
     let home_pallet = with_check_digit("38712345100000901");
-    for body in [
-        json!({"status": "picking"}),
-        json!({"status": "packed", "ssccs": [home_pallet]}),
-        json!({"status": "shipped"}),
-    ] {
-        let moved = app.post(&home_path, &app.operator_key, body).await;
-        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
-    }
+    walk(
+        app,
+        &home_path,
+        &[
+            json!({"status": "picking"}),
+            json!({"status": "packed", "ssccs": [home_pallet]}),
+            json!({"status": "shipped"}),
+        ],
+    )
+    .await;
     let at_a_pickup_point = app.post(&home_path, &app.operator_key, json!({"status": "at_pickup_point"})).await;
     assert!(at_a_pickup_point.is_problem(409, "/problems/invalid-transition"), "{:?}", at_a_pickup_point.body);
-    let out = app.post(&home_path, &app.operator_key, json!({"status": "out_for_delivery"})).await;
-    assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
+    walk(app, &home_path, &[json!({"status": "out_for_delivery"})]).await;
     // Cancelled once packed, the pallet is unpacked in the events too: its units are back in stock.
     let second = app.post("/v1/orders", &key, order_body(&product, 1)).await;
     assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
     let second_path = format!("/v1/orders/{}/events?tenant=fish", second.body["order_id"].as_str().unwrap());
     let unpacked_pallet = with_check_digit("38712345100000902");
-    for body in [
-        json!({"status": "picking"}),
-        json!({"status": "packed", "ssccs": [unpacked_pallet]}),
-        json!({"status": "cancelled"}),
-    ] {
-        let moved = app.post(&second_path, &app.operator_key, body).await;
-        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
-    }
+    walk(
+        app,
+        &second_path,
+        &[
+            json!({"status": "picking"}),
+            json!({"status": "packed", "ssccs": [unpacked_pallet]}),
+            json!({"status": "cancelled"}),
+        ],
+    )
+    .await;
     let pallet_filter = format!("MATCH_parentID=https://id.gs1.org/00/{unpacked_pallet}");
     let unpacking = events_of(app, &key, "unpacking", &pallet_filter).await;
     assert_eq!(unpacking.len(), 1, "{unpacking:?}");
@@ -742,10 +745,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     // The first is packed already: its pallet stays its own after the recall.
     let first_path = format!("/v1/orders/{first_id}/events?tenant=fish");
     let pallet = with_check_digit("38712345100000201");
-    for body in [json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})] {
-        let moved = app.post(&first_path, &app.operator_key, body).await;
-        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
-    }
+    walk(app, &first_path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
     let status_path = format!("/recall-status/01/{product}/10/BAD");
     assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
 
@@ -796,10 +796,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "GOOD");
     assert_eq!(first.body["status"], "allocated");
     // Picked again from the GOOD lot, it is packed on its own pallet again.
-    for body in [json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})] {
-        let moved = app.post(&first_path, &app.operator_key, body).await;
-        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
-    }
+    walk(app, &first_path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
     // Each picking is in the journal of the lot it took, under the allocation it picked.
     let picks = |movements: Vec<Value>| -> Vec<String> {
         movements
@@ -1128,6 +1125,14 @@ pub async fn hot_sku_orders(apps: &[&TestApp], clients: usize, orders_per_client
 }
 
 /// The events of a business step that match an EPCIS query parameter (`MATCH_…=…`).
+/// Moves an order (`path`: its events, for the operator) through the steps, each answered 200.
+async fn walk(app: &TestApp, path: &str, bodies: &[Value]) {
+    for body in bodies {
+        let moved = app.post(path, &app.operator_key, body.clone()).await;
+        assert_eq!(moved.status, StatusCode::OK, "{body}: {:?}", moved.body);
+    }
+}
+
 async fn events_of(app: &TestApp, key: &str, step: &str, matching: &str) -> Vec<Value> {
     let found = app.get(&format!("/events?EQ_bizStep={step}&{matching}"), key).await;
     assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
