@@ -190,9 +190,10 @@ pub fn receiving(
     Ok(capture(tenant, events, at)?.map(|capture| Capture { premises, ..capture }))
 }
 
-/// The events of a transfer of `units` of a lot to another site: shipped from its zone there,
-/// received into the zone here, at the same moment (a move between zones of one site records
-/// nothing: the lot stays where it was). The trace and the consumer's page follow the lot there.
+/// The events of a transfer of `units` of a lot to another site: shipped from the source zone and
+/// received into the target zone at the same moment, each naming the other site (a move between
+/// zones of one site records nothing: the lot stays at its site). The trace and the consumer's
+/// page follow the lot to the new site.
 pub fn transfer(
     tenant: &TenantId,
     gtin: &str,
