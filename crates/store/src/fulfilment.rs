@@ -3754,17 +3754,23 @@ impl crate::Store {
 mod tests {
     use super::*;
 
-    /// SQLite plans the ledger's reads by lot with the lot index, and the lapsed holds from the
-    /// due reservations, on a fresh database (the seeded statistics, migration 0013), on the
+    /// SQLite plans the ledger's reads by lot with the lot index, the lots into a zone with their
+    /// own index, and the lapsed holds from the due reservations, on a fresh database (the seeded statistics, migration 0013), on the
     /// writer's connection (which ran the migrations) and on a reader's. Without them it walked
     /// the tenant's whole journal by primary key (`SEARCH … USING PRIMARY KEY (tenant_id=?)`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_reads_by_lot_use_the_lot_index_not_the_tenants_journal() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        let expectations: [(&str, &str, usize, &[&str]); 3] = [
+        let expectations: [(&str, &str, usize, &[&str]); 4] = [
             ("the recall's reservations", RESERVATIONS_OF_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
             ("the recall's orders", OPERATIONS_TAKING_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
+            (
+                "the lots into a zone",
+                crate::readings::LOTS_INTO_PLACE_SQL,
+                4,
+                &["INDEX stock_movements_into_place (tenant_id=? AND location_gln=? AND zone=?"],
+            ),
             (
                 "the lapsed holds",
                 LAPSED_UNITS_SQL,

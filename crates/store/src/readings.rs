@@ -313,7 +313,7 @@ impl TenantStore<'_> {
     }
 
     /// The lots that had stock in a zone at some time in `[from, to]`, from their on-hand
-    /// movements (at most 100 lots looked at).
+    /// movements (at most 100 lots looked at: [`LOTS_INTO_PLACE_SQL`]).
     pub async fn lots_in_zone_during(
         &self,
         gln: &str,
@@ -321,9 +321,7 @@ impl TenantStore<'_> {
         from_unix_ms: i64,
         to_unix_ms: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let candidates: Vec<(String, String)> = on_pool!(self.store.pools(), pool => sqlx::query_as(
-            "SELECT DISTINCT gtin, lot FROM stock_movements WHERE tenant_id = $1 AND location_gln = $2 AND zone = $3 \
-             AND at_unix_ms <= $4 AND kind IN ('receipt', 'transfer_in', 'return', 'adjust') ORDER BY gtin, lot LIMIT 100")
+        let candidates: Vec<(String, String)> = on_pool!(self.store.pools(), pool => sqlx::query_as(LOTS_INTO_PLACE_SQL)
             .bind(self.tenant_id.as_str()).bind(gln).bind(zone).bind(to_unix_ms).fetch_all(pool).await)?;
         let mut lots = Vec::new();
         for (gtin, lot) in candidates {
@@ -420,3 +418,9 @@ impl TenantStore<'_> {
         Ok(stays)
     }
 }
+
+/// The lots that came into a zone (`$1` tenant, `$2` location, `$3` zone) up to `$4`, by the
+/// movements that bring stock in (their own index, `stock_movements_into_place`).
+pub(crate) const LOTS_INTO_PLACE_SQL: &str = "SELECT DISTINCT gtin, lot FROM stock_movements WHERE tenant_id = $1 \
+     AND location_gln = $2 AND zone = $3 AND at_unix_ms <= $4 AND kind IN ('receipt', 'transfer_in', 'return', 'adjust') \
+     ORDER BY gtin, lot LIMIT 100";
