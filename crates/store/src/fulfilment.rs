@@ -1435,7 +1435,23 @@ fn unknown_product(pointer: String, gtin: &str) -> WriteError {
     WriteError::Refused { code: "unknown-reference", detail: detail.clone(), errors: vec![(pointer, detail)] }
 }
 
-fn allocation_refusal(error: AllocationError) -> WriteError {
+/// Units of each GTIN the cache holds in lots that cannot be allocated for their status (on
+/// hold, in quarantine, recalled, expired), by status: said with a shortage, so a merchant sees
+/// why stock on hand is not eligible.
+fn blocked_units(cache: &WriterCache, tenant: &str, lines: &[Line]) -> HashMap<String, BTreeMap<&'static str, i64>> {
+    let mut blocked: HashMap<String, BTreeMap<&'static str, i64>> = HashMap::new();
+    for line in lines {
+        let Some(entry) = cache.gtins.get(&(tenant.to_owned(), line.gtin.to_string())) else { continue };
+        for cached in entry.balances.iter().filter(|cached| !cached.status.allocatable() && cached.balance.on_hand > 0)
+        {
+            *blocked.entry(line.gtin.to_string()).or_default().entry(cached.status.name()).or_default() +=
+                cached.balance.on_hand;
+        }
+    }
+    blocked
+}
+
+fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap<&'static str, i64>>) -> WriteError {
     match error {
         AllocationError::UnknownProduct { line, gtin } => unknown_product(format!("/lines/{line}/gtin"), gtin.as_str()),
         AllocationError::Short { shortages, decision } => {
@@ -1453,13 +1469,16 @@ fn allocation_refusal(error: AllocationError) -> WriteError {
                 errors: shortages
                     .iter()
                     .map(|shortage| {
-                        (
-                            format!("/lines/{}", shortage.line),
-                            format!(
-                                "{} units of {} wanted, {} eligible at sites that deliver in time",
-                                shortage.wanted, shortage.gtin, shortage.eligible
-                            ),
-                        )
+                        let mut detail = format!(
+                            "{} units of {} wanted, {} eligible at sites that deliver in time",
+                            shortage.wanted, shortage.gtin, shortage.eligible
+                        );
+                        if let Some(statuses) = blocked.get(shortage.gtin.as_str()) {
+                            let held: Vec<String> =
+                                statuses.iter().map(|(status, units)| format!("{units} {status}")).collect();
+                            detail.push_str(&format!("; not allocatable for their lot's status: {}", held.join(", ")));
+                        }
+                        (format!("/lines/{}", shortage.line), detail)
                     })
                     .collect(),
             }
@@ -2265,7 +2284,7 @@ async fn allocate_and_reserve(
                     batch.refresh(cache, conn, tenant, line.gtin.as_str()).await?;
                 }
             }
-            Err(error) => refuse!(allocation_refusal(error)),
+            Err(error) => refuse!(allocation_refusal(error, &blocked_units(cache, tenant, lines))),
         }
     };
     let picks: Vec<(MovementKind, StockKey, i64)> = allocation

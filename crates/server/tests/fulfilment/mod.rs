@@ -382,6 +382,11 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert!(held.body["detail"].as_str().unwrap().contains("\"LATE\""), "{:?}", held.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "packed");
+    // Meanwhile an order finds the held units not allocatable, and is told why.
+    let blocked = app.post("/v1/orders", &key, order_body(&product, 95)).await;
+    assert!(blocked.is_problem(409, "/problems/insufficient-stock"), "{:?}", blocked.body);
+    let why = blocked.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(why.contains("not allocatable for their lot's status: ") && why.contains(" hold"), "{why}");
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("available")).await.status, StatusCode::OK);
     // The operator's systems ship it for the tenant: a short pick of the LATE lot (5 of 6).
     let shipped = app.post(&path, operator, json!({"status": "shipped", "shipped": [4, 5]})).await;
