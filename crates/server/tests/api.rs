@@ -205,9 +205,10 @@ use epcis_interface::{
 };
 use fulfilment::{
     fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
-    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
-    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
-    fulfilment_steps_name_pallets_and_lots_once, fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_more_lapsed_holds_than_a_batch_expires, fulfilment_reallocation_keeps_the_hold,
+    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
+    fulfilment_scrap_and_transfers, fulfilment_steps_name_pallets_and_lots_once,
+    fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -227,6 +228,7 @@ end_to_end!(
     fulfilment_holds_expire_and_promises_answer,
     fulfilment_recalls_reallocate_or_flag,
     fulfilment_reallocation_keeps_the_hold,
+    fulfilment_more_lapsed_holds_than_a_batch_expires,
     fulfilment_hot_sku_never_oversells,
     fulfilment_scrap_and_transfers,
     fulfilment_steps_name_pallets_and_lots_once,

@@ -254,6 +254,8 @@ pub(crate) struct StockBatch {
     /// Cache entries this batch has used: never reloaded within the batch (they hold its changes).
     pinned: std::collections::HashSet<(String, String)>,
     expiries_checked: bool,
+    /// `expire_due` took as many holds as it may this batch: more may be due (see `expire_due_of`).
+    expiry_backlog: bool,
 }
 
 /// A lot's expiry in a problem's detail: the date, or "none".
@@ -1603,7 +1605,14 @@ pub(crate) async fn apply_fulfilment(
     let StockContext { batch, cache } = context;
     if !batch.expiries_checked {
         batch.expiries_checked = true;
-        expire_due(conn, batch, cache, now_unix_ms).await?;
+        batch.expiry_backlog = expire_due(conn, batch, cache, now_unix_ms).await?;
+    }
+    if batch.expiry_backlog
+        && let FulfilmentMutation::PlaceOrder(order) = mutation
+    {
+        // More holds lapsed than a batch expires: those on this order's GTINs go first. Before
+        // the mark: a refused order does not take their expiry back (it is SQL, done for good).
+        expire_due_of(conn, tenant_id.as_str(), &order.lines, now_unix_ms, batch, cache).await?;
     }
     if matches!(mutation, FulfilmentMutation::OrderEvent { .. } | FulfilmentMutation::Recall { .. }) {
         // These read orders, reservations and movements: what earlier writes buffered goes first.
@@ -2520,53 +2529,89 @@ async fn end_reservation(
 
 /// Releases the units of pending reservations whose timeout has passed (and cancels their
 /// orders). Called once per batch that touches stock; at most [`EXPIRIES_PER_BATCH_MAX`].
+/// Expires the holds past their timeout, at most [`EXPIRIES_PER_BATCH_MAX`]; answers whether more
+/// may be due (it took as many as it may).
 async fn expire_due(
     conn: &mut Conn,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
     now_unix_ms: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let due: Vec<(String, String)> = on_conn!(conn, connection => sqlx::query_as(&format!(
         "SELECT tenant_id, reservation_id FROM reservations WHERE state = 'pending' AND expires_unix_ms IS NOT NULL \
          AND expires_unix_ms <= $1 ORDER BY expires_unix_ms LIMIT {EXPIRIES_PER_BATCH_MAX}"))
         .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
+    let backlog = due.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
     for (tenant, reservation_id) in due {
-        let operation = format!("{reservation_id}/expired");
-        release_reservation(
-            conn,
-            &tenant,
-            &reservation_id,
-            &operation,
-            ReservationState::Expired,
-            now_unix_ms,
-            batch,
-            cache,
-        )
+        expire_hold(conn, &tenant, &reservation_id, now_unix_ms, batch, cache).await?;
+    }
+    Ok(backlog)
+}
+
+/// The tenant's (`$1`) due holds (`$2`: now) that reserve units of a GTIN (`$3`).
+pub(crate) const DUE_HOLDS_OF_GTIN_SQL: &str = "SELECT DISTINCT r.reservation_id FROM reservations r \
+     JOIN stock_movements m ON m.tenant_id = r.tenant_id AND m.operation_id = r.reservation_id \
+     WHERE r.tenant_id = $1 AND r.state = 'pending' AND r.expires_unix_ms <= $2 AND m.kind = 'reserve' AND m.gtin = $3";
+
+/// Expires the due holds on units of the lines' GTINs that [`expire_due`] left (it takes at most
+/// [`EXPIRIES_PER_BATCH_MAX`] a batch), before an order is allocated: it is not refused for units
+/// only a lapsed hold still counts. Answers how many it expired.
+async fn expire_due_of(
+    conn: &mut Conn,
+    tenant: &str,
+    lines: &[Line],
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<usize, sqlx::Error> {
+    let mut due = std::collections::BTreeSet::new();
+    for line in lines {
+        let rows: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(DUE_HOLDS_OF_GTIN_SQL)
+            .bind(tenant).bind(now_unix_ms).bind(line.gtin.as_str()).fetch_all(&mut *connection).await)?;
+        due.extend(rows.into_iter().map(|(reservation_id,)| reservation_id));
+    }
+    for reservation_id in &due {
+        expire_hold(conn, tenant, reservation_id, now_unix_ms, batch, cache).await?;
+    }
+    Ok(due.len())
+}
+
+/// Expires one due hold: releases its units, and cancels its order if that still waits for its
+/// confirmation on this reservation.
+async fn expire_hold(
+    conn: &mut Conn,
+    tenant: &str,
+    reservation_id: &str,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<(), sqlx::Error> {
+    let operation = format!("{reservation_id}/expired");
+    release_reservation(conn, tenant, reservation_id, &operation, ReservationState::Expired, now_unix_ms, batch, cache)
         .await?;
-        // A reservation's id is its order's id, or starts with it and a '/'. Only an order still
-        // waiting for its confirmation (allocated, on this reservation) is cancelled.
-        let order_id = reservation_id.split('/').next().unwrap_or(&reservation_id).to_owned();
-        let holds: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT reservation_id FROM orders WHERE tenant_id = $1 AND order_id = $2")
-            .bind(&tenant).bind(&order_id).fetch_optional(&mut *connection).await)?;
-        if holds.is_some_and(|(current,)| current == reservation_id)
-            && !set_order_status(
-                conn,
-                &tenant,
-                &order_id,
-                OrderStatus::Allocated,
-                OrderStatus::Cancelled,
-                Some("the hold expired"),
-                None,
-                now_unix_ms,
-            )
-            .await?
-        {
-            // Confirming an order clears its hold's timeout in the same transaction, so a hold
-            // that expired above belongs to an order nobody confirmed. Failing here would fail
-            // every later batch on the same row; say it instead.
-            tracing::warn!(tenant, order_id, "a hold expired, but its order was no longer waiting for confirmation");
-        }
+    // A reservation's id is its order's id, or starts with it and a '/'. Only an order still
+    // waiting for its confirmation (allocated, on this reservation) is cancelled.
+    let order_id = reservation_id.split('/').next().unwrap_or(reservation_id).to_owned();
+    let holds: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT reservation_id FROM orders WHERE tenant_id = $1 AND order_id = $2")
+        .bind(tenant).bind(&order_id).fetch_optional(&mut *connection).await)?;
+    if holds.is_some_and(|(current,)| current == reservation_id)
+        && !set_order_status(
+            conn,
+            tenant,
+            &order_id,
+            OrderStatus::Allocated,
+            OrderStatus::Cancelled,
+            Some("the hold expired"),
+            None,
+            now_unix_ms,
+        )
+        .await?
+    {
+        // Confirming an order clears its hold's timeout in the same transaction, so a hold
+        // that expired above belongs to an order nobody confirmed. Failing here would fail
+        // every later batch on the same row; say it instead.
+        tracing::warn!(tenant, order_id, "a hold expired, but its order was no longer waiting for confirmation");
     }
     Ok(())
 }
@@ -3781,7 +3826,16 @@ mod tests {
     async fn sqlite_reads_by_lot_use_the_lot_index_not_the_tenants_journal() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        let expectations: [(&str, &str, usize, &[&str]); 4] = [
+        let expectations: [(&str, &str, usize, &[&str]); 5] = [
+            (
+                "the due holds of a GTIN",
+                DUE_HOLDS_OF_GTIN_SQL,
+                3,
+                &[
+                    "INDEX reservations_due (expires_unix_ms<?)",
+                    "SEARCH m USING PRIMARY KEY (tenant_id=? AND operation_id=?)",
+                ],
+            ),
             ("the recall's reservations", RESERVATIONS_OF_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
             ("the recall's orders", OPERATIONS_TAKING_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
             (

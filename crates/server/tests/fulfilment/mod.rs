@@ -694,6 +694,38 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
     assert_eq!(order.body["events"][1]["detail"], "the hold expired");
 }
 
+/// More holds lapse at once than a batch expires (`EXPIRIES_PER_BATCH_MAX`): an order that needs
+/// the units of the ones left is not refused for them.
+pub async fn fulfilment_more_lapsed_holds_than_a_batch_expires(app: &TestApp) {
+    const HOLDS: i64 = store::fulfilment::EXPIRIES_PER_BATCH_MAX + 5;
+    const HOLD_SECONDS: u64 = 6;
+    network(app).await;
+    let (key, product) = merchant(app, "flash", "871234510041").await;
+    receive(app, &key, &product, &[("SALE", 20, HOLDS)], 320).await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..32 {
+        let (base, http, key, product) = (app.base.clone(), app.client.clone(), key.clone(), product.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in (client..HOLDS).step_by(32) {
+                let mut body = order_body(&product, 1);
+                body["hold_seconds"] = json!(HOLD_SECONDS);
+                let placed = http.post(format!("{base}/v1/orders")).bearer_auth(&key).json(&body).send().await.unwrap();
+                assert_eq!(placed.status(), StatusCode::CREATED);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Every hold lapsed while no write came, so the next batch finds them all due.
+    assert!(started.elapsed().as_secs() < HOLD_SECONDS, "placing the holds took longer than they last");
+    tokio::time::sleep(std::time::Duration::from_secs(HOLD_SECONDS) + std::time::Duration::from_millis(300)).await;
+    let all = app.post("/v1/orders", &key, order_body(&product, HOLDS)).await;
+    assert_eq!(all.status, StatusCode::CREATED, "{:?}", all.body);
+    assert_eq!(balance(app, &key, &product, "SALE").await["reserved"], HOLDS);
+}
+
 /// An unconfirmed order allocated again after a recall keeps its hold's deadline: the new
 /// reservation expires when the first would have.
 pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
