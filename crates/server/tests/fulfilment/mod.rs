@@ -209,6 +209,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         )
         .await;
     assert!(again.is_problem(409, "/problems/conflict") && again.pointers() == ["/pallets/1/sscc"], "{:?}", again.body);
+    // It stored nothing: its other pallet is announced on its own.
+    let alone =
+        app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet("38712345000000094", 20)]})).await;
+    assert_eq!(alone.status, StatusCode::CREATED, "{:?}", alone.body);
 
     // A product with a shelf life is allocated by expiry: its pallets must carry one.
     let undated = app
@@ -279,7 +283,8 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         "{:?}",
         unknown_pallet.body
     );
-    // A pickup point is where consumers collect: not a warehouse.
+    // A pickup point is where consumers collect: not a warehouse. Refused, nothing is stored.
+    let orders_before = app.get("/v1/orders?limit=500", &key).await.body["items"].as_array().unwrap().len();
     let to_the_dc = json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": dc()}, "service": "next_day"});
     let to_the_dc = app.post("/v1/orders", &key, to_the_dc).await;
     assert!(
@@ -288,6 +293,7 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         "{:?}",
         to_the_dc.body
     );
+    assert_eq!(app.get("/v1/orders?limit=500", &key).await.body["items"].as_array().unwrap().len(), orders_before);
     let bad_count = app
         .post(
             "/v1/stock/counts",
@@ -968,6 +974,10 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
         "{:?}",
         to_locker.body
     );
+    // Neither stored anything: the locker's pallet is announced at the depot after all.
+    let to_depot = json!({"location": depot, "pallets": [{"sscc": with_check_digit("38712345000000602"),
+                          "gtin": product, "lot": "TRF", "expiry": in_days(20), "quantity": 1}]});
+    assert_eq!(app.post("/v1/asns", &key, to_depot).await.status, StatusCode::CREATED);
     let here = balance(app, &key, &product, "TRF").await;
     assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
 
