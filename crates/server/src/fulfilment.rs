@@ -1934,22 +1934,24 @@ pub(crate) async fn deliver_webhooks(
     private_destinations: bool,
 ) -> Result<(), Problem> {
     let now = store::now_unix_ms();
-    for hook in store.due_order_webhooks(now, 100).await? {
+    let due = store.due_order_webhooks(now, 100).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    // Only transitions of settled transactions: one committed later sorts after these.
+    let horizon = store.settled_horizon().await?;
+    for hook in due {
         let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { continue };
         let tenant_store = store.tenant(&tenant);
-        let transitions =
-            tenant_store.order_transitions_after((hook.after_at_unix_ms, &hook.after_order_id, hook.after_seq)).await?;
+        let transitions = tenant_store.order_transitions_after(&hook.orders_cursor(), horizon).await?;
         let alarm_events = tenant_store
-            .alarm_events_after(
-                (hook.alarm_after_unix_ms, &hook.alarm_after_id, hook.alarm_after_step),
-                store::fulfilment::WEBHOOK_EVENTS_MAX as u32,
-            )
+            .alarm_events_after(&hook.alarms_cursor(), horizon, store::fulfilment::WEBHOOK_EVENTS_MAX as u32)
             .await?;
         if transitions.is_empty() && alarm_events.is_empty() {
             continue;
         }
-        let through = transitions.last().map(|last| (last.at_unix_ms, last.order_id.clone(), last.seq));
-        let alarms_through = alarm_events.last().map(|last| (last.at_unix_ms, last.alarm_id.clone(), last.step));
+        let through = transitions.last().map(store::fulfilment::OrderTransition::cursor);
+        let alarms_through = alarm_events.last().map(store::alarms::AlarmEventRow::cursor);
         let mut alarms = Vec::with_capacity(alarm_events.len());
         for event in alarm_events {
             let alarm = tenant_store.alarm(&event.alarm_id).await?.map(crate::alarms::AlarmView::from);

@@ -978,4 +978,15 @@ mod own_apps {
         let app = super::spawn_app_at(url.clone(), None).await;
         super::fulfilment::journal_cursor_is_not_passed_by_a_later_commit(&app, &url).await;
     }
+
+    /// An order transition written by a transaction that began before a webhook delivery was
+    /// read, and commits after it, is still delivered, and first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhook_cursor_is_not_passed_by_a_later_commit_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("webhook_cursor_is_not_passed_by_a_later_commit_postgres") else {
+            return;
+        };
+        let app = super::spawn_app_at(url.clone(), None).await;
+        super::fulfilment::webhook_cursor_is_not_passed_by_a_later_commit(&app, &url).await;
+    }
 }

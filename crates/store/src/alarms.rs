@@ -548,11 +548,29 @@ async fn hold_lots(
 /// An alarm transition, for the webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AlarmEventRow {
+    pub tx: i64,
     pub at_unix_ms: i64,
     pub alarm_id: String,
     pub step: i64,
     pub kind: String,
 }
+
+impl AlarmEventRow {
+    pub fn cursor(&self) -> crate::fulfilment::TransitionCursor {
+        crate::fulfilment::TransitionCursor {
+            tx: self.tx,
+            at_unix_ms: self.at_unix_ms,
+            id: self.alarm_id.clone(),
+            seq: self.step,
+        }
+    }
+}
+
+/// Alarm transitions after a webhook's cursor (the id is the alarm, `seq` its step), read only
+/// below the horizon of settled transactions ($6).
+pub(crate) const ALARM_EVENTS_AFTER_SQL: &str = "SELECT tx, at_unix_ms, alarm_id, step, kind FROM alarm_events \
+     WHERE tenant_id = $1 AND tx < $6 AND (tx, at_unix_ms, alarm_id, step) > ($2, $3, $4, $5) \
+     ORDER BY tx, at_unix_ms, alarm_id, step LIMIT $7";
 
 /// What an alarm evaluation of a device needs: its assignments under a class that overlap the
 /// readings, each with its kept progress, and the device's reading interval.
@@ -689,20 +707,24 @@ impl TenantStore<'_> {
             .bind(self.tenant_id.as_str()).bind(device_id).bind(from_unix_ms).bind(to_unix_ms).fetch_all(pool).await)?)
     }
 
-    /// Alarm transitions after a cursor (at, alarm, step), oldest first.
+    /// Alarm transitions after a webhook's cursor, in the order they were committed (see
+    /// [`crate::fulfilment::TransitionCursor`]); `horizon` is from [`Store::settled_horizon`].
     pub async fn alarm_events_after(
         &self,
-        after: (i64, &str, i64),
+        after: &crate::fulfilment::TransitionCursor,
+        horizon: i64,
         limit: u32,
     ) -> Result<Vec<AlarmEventRow>, StoreError> {
-        let sql = format!(
-            "SELECT at_unix_ms, alarm_id, step, kind FROM alarm_events WHERE tenant_id = $1 AND \
-             (at_unix_ms > $2 OR (at_unix_ms = $2 AND (alarm_id > $3 OR (alarm_id = $3 AND step > $4)))) \
-             ORDER BY at_unix_ms, alarm_id, step LIMIT {}",
-            limit.clamp(1, 1_000)
-        );
-        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
-            .bind(self.tenant_id.as_str()).bind(after.0).bind(after.1).bind(after.2).fetch_all(pool).await)?)
+        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(ALARM_EVENTS_AFTER_SQL)
+            .bind(self.tenant_id.as_str())
+            .bind(after.tx)
+            .bind(after.at_unix_ms)
+            .bind(after.id.as_str())
+            .bind(after.seq)
+            .bind(horizon)
+            .bind(i64::from(limit.clamp(1, 1_000)))
+            .fetch_all(pool)
+            .await)?)
     }
 }
 

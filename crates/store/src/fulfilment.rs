@@ -1155,12 +1155,12 @@ pub enum FulfilmentMutation {
     DeleteWebhook {
         webhook_id: String,
     },
-    /// A delivery answered 2xx: the cursors move past `through` (at, order, seq) and
-    /// `alarms_through` (at, alarm, step).
+    /// A delivery answered 2xx: the cursors move past `through` (an order transition) and
+    /// `alarms_through` (an alarm transition).
     WebhookDelivered {
         webhook_id: String,
-        through: Option<(i64, String, i64)>,
-        alarms_through: Option<(i64, String, i64)>,
+        through: Option<TransitionCursor>,
+        alarms_through: Option<TransitionCursor>,
     },
     /// A delivery failed: try again at `next_attempt_unix_ms`.
     WebhookFailed {
@@ -1904,30 +1904,27 @@ async fn apply_checked(
                 &[Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(webhook_id)],
             )
             .await?;
-            if let Some(through) = through {
+            for (cursor, sql) in [
+                (
+                    through,
+                    "UPDATE order_webhooks SET after_tx = $1, after_at_unix_ms = $2, after_order_id = $3, after_seq = $4 \
+                     WHERE tenant_id = $5 AND webhook_id = $6",
+                ),
+                (
+                    alarms_through,
+                    "UPDATE order_webhooks SET alarm_after_tx = $1, alarm_after_unix_ms = $2, alarm_after_id = $3, \
+                     alarm_after_step = $4 WHERE tenant_id = $5 AND webhook_id = $6",
+                ),
+            ] {
+                let Some(cursor) = cursor else { continue };
                 execute(
                     conn,
-                    "UPDATE order_webhooks SET after_at_unix_ms = $1, after_order_id = $2, after_seq = $3 \
-                     WHERE tenant_id = $4 AND webhook_id = $5",
+                    sql,
                     &[
-                        Arg::Integer(through.0),
-                        Arg::Text(&through.1),
-                        Arg::Integer(through.2),
-                        Arg::Text(tenant),
-                        Arg::Text(webhook_id),
-                    ],
-                )
-                .await?;
-            }
-            if let Some(through) = alarms_through {
-                execute(
-                    conn,
-                    "UPDATE order_webhooks SET alarm_after_unix_ms = $1, alarm_after_id = $2, alarm_after_step = $3 \
-                     WHERE tenant_id = $4 AND webhook_id = $5",
-                    &[
-                        Arg::Integer(through.0),
-                        Arg::Text(&through.1),
-                        Arg::Integer(through.2),
+                        Arg::Integer(cursor.tx),
+                        Arg::Integer(cursor.at_unix_ms),
+                        Arg::Text(&cursor.id),
+                        Arg::Integer(cursor.seq),
                         Arg::Text(tenant),
                         Arg::Text(webhook_id),
                     ],
@@ -3398,7 +3395,7 @@ fn warn_journal_held_back(oldest_running_xid: i64) {
         tracing::warn!(
             oldest_running_xid,
             "a write transaction of this database has run for more than 1 s: the movement journal \
-             answers only movements of transactions older than it until it ends (see pg_stat_activity)"
+             and the webhooks answer only rows of transactions older than it until it ends (see pg_stat_activity)"
         );
     }
 }
@@ -3545,10 +3542,7 @@ impl crate::TenantStore<'_> {
             reason: Option<String>,
             at_unix_ms: i64,
         }
-        let horizon = match self.store.pools() {
-            crate::backend::Pools::Sqlite { .. } => i64::MAX,
-            crate::backend::Pools::Postgres { pool } => settled_transactions(pool).await?,
-        };
+        let horizon = self.store.settled_horizon().await?;
         let sql = format!(
             "SELECT tx, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
              FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) AND tx < $4 {} \
@@ -3698,6 +3692,7 @@ pub struct OrderWebhook {
     pub webhook_id: String,
     pub url: String,
     pub secret: String,
+    pub after_tx: i64,
     pub after_at_unix_ms: i64,
     pub after_order_id: String,
     pub after_seq: i64,
@@ -3705,14 +3700,51 @@ pub struct OrderWebhook {
     pub next_attempt_unix_ms: i64,
     pub last_error: Option<String>,
     pub created_unix_ms: i64,
+    pub alarm_after_tx: i64,
     pub alarm_after_unix_ms: i64,
     pub alarm_after_id: String,
     pub alarm_after_step: i64,
 }
 
+impl OrderWebhook {
+    /// The last order transition delivered.
+    pub fn orders_cursor(&self) -> TransitionCursor {
+        TransitionCursor {
+            tx: self.after_tx,
+            at_unix_ms: self.after_at_unix_ms,
+            id: self.after_order_id.clone(),
+            seq: self.after_seq,
+        }
+    }
+
+    /// The last alarm transition delivered.
+    pub fn alarms_cursor(&self) -> TransitionCursor {
+        TransitionCursor {
+            tx: self.alarm_after_tx,
+            at_unix_ms: self.alarm_after_unix_ms,
+            id: self.alarm_after_id.clone(),
+            seq: self.alarm_after_step,
+        }
+    }
+}
+
+/// A place in the transitions webhooks deliver, in the order they were committed: the writing
+/// transaction (PostgreSQL's id; 0 on SQLite, whose one writer's batch times increase), the
+/// time, then the order and its history row's `seq` (or the alarm and its step). A transition
+/// committed after a read of the transitions sorts after everything that read answered (see
+/// [`crate::TenantStore::order_transitions_after`]), so a cursor never skips one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionCursor {
+    pub tx: i64,
+    pub at_unix_ms: i64,
+    pub id: String,
+    pub seq: i64,
+}
+
 /// One transition, as delivered to webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderTransition {
+    pub tx: i64,
     pub order_id: String,
     pub seq: i64,
     pub status: String,
@@ -3720,8 +3752,22 @@ pub struct OrderTransition {
     pub at_unix_ms: i64,
 }
 
-const WEBHOOK_COLUMNS: &str = "tenant_id, webhook_id, url, secret, after_at_unix_ms, after_order_id, after_seq, attempts, \
-    next_attempt_unix_ms, last_error, created_unix_ms, alarm_after_unix_ms, alarm_after_id, alarm_after_step";
+impl OrderTransition {
+    pub fn cursor(&self) -> TransitionCursor {
+        TransitionCursor { tx: self.tx, at_unix_ms: self.at_unix_ms, id: self.order_id.clone(), seq: self.seq }
+    }
+}
+
+const WEBHOOK_COLUMNS: &str = "tenant_id, webhook_id, url, secret, after_tx, after_at_unix_ms, after_order_id, after_seq, \
+    attempts, next_attempt_unix_ms, last_error, created_unix_ms, alarm_after_tx, alarm_after_unix_ms, alarm_after_id, \
+    alarm_after_step";
+
+/// Transitions after a webhook's cursor (order transitions: the id is the order, `seq` its
+/// history row), read only below the horizon of settled transactions ($6).
+pub(crate) const ORDER_TRANSITIONS_AFTER_SQL: &str = "SELECT tx, order_id, seq, status, detail, at_unix_ms FROM order_events \
+     WHERE tenant_id = $1 AND tx < $6 AND (tx, at_unix_ms, order_id, seq) > ($2, $3, $4, $5) \
+     ORDER BY tx, at_unix_ms, order_id, seq LIMIT 100";
+const _: () = assert!(WEBHOOK_EVENTS_MAX == 100, "the LIMIT of ORDER_TRANSITIONS_AFTER_SQL");
 
 impl crate::TenantStore<'_> {
     pub async fn order_webhooks(&self) -> Result<Vec<OrderWebhook>, crate::StoreError> {
@@ -3730,22 +3776,39 @@ impl crate::TenantStore<'_> {
             .bind(self.tenant_id.as_str()).fetch_all(pool).await)?)
     }
 
-    /// Transitions after a webhook's cursor, oldest first, at most [`WEBHOOK_EVENTS_MAX`].
+    /// Order transitions after a webhook's cursor, in the order they were committed (see
+    /// [`TransitionCursor`]), at most [`WEBHOOK_EVENTS_MAX`]. `horizon` is from
+    /// [`crate::Store::settled_horizon`]: only transitions of transactions below it are read.
     pub async fn order_transitions_after(
         &self,
-        after: (i64, &str, i64),
+        after: &TransitionCursor,
+        horizon: i64,
     ) -> Result<Vec<OrderTransition>, crate::StoreError> {
-        let sql = format!(
-            "SELECT order_id, seq, status, detail, at_unix_ms FROM order_events WHERE tenant_id = $1 \
-             AND (at_unix_ms > $2 OR (at_unix_ms = $2 AND (order_id > $3 OR (order_id = $3 AND seq > $4)))) \
-             ORDER BY at_unix_ms, order_id, seq LIMIT {WEBHOOK_EVENTS_MAX}"
-        );
-        Ok(crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
-            .bind(self.tenant_id.as_str()).bind(after.0).bind(after.1).bind(after.2).fetch_all(pool).await)?)
+        Ok(crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(ORDER_TRANSITIONS_AFTER_SQL)
+            .bind(self.tenant_id.as_str())
+            .bind(after.tx)
+            .bind(after.at_unix_ms)
+            .bind(after.id.as_str())
+            .bind(after.seq)
+            .bind(horizon)
+            .fetch_all(pool)
+            .await)?)
     }
 }
 
 impl crate::Store {
+    /// The transaction id below which every writing transaction has ended, for the reads that
+    /// page by `tx` (the movement journal, the webhooks' transitions): on PostgreSQL it waits, at
+    /// most [`JOURNAL_SETTLE_WAIT_MAX`], for the transactions running now (see
+    /// [`settled_transactions`]); on SQLite, with one writer whose batch times increase, every
+    /// row has `tx` 0 and the horizon is unbounded.
+    pub async fn settled_horizon(&self) -> Result<i64, crate::StoreError> {
+        Ok(match self.pools() {
+            crate::backend::Pools::Sqlite { .. } => i64::MAX,
+            crate::backend::Pools::Postgres { pool } => settled_transactions(pool).await?,
+        })
+    }
+
     /// Webhooks whose next attempt is due, oldest due first.
     pub async fn due_order_webhooks(
         &self,
@@ -3826,7 +3889,19 @@ mod tests {
     async fn sqlite_reads_by_lot_use_the_lot_index_not_the_tenants_journal() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        let expectations: [(&str, &str, usize, &[&str]); 5] = [
+        let expectations: [(&str, &str, usize, &[&str]); 7] = [
+            (
+                "a webhook's order transitions",
+                ORDER_TRANSITIONS_AFTER_SQL,
+                6,
+                &["INDEX order_events_by_tx (tenant_id=? AND (tx,"],
+            ),
+            (
+                "a webhook's alarm transitions",
+                crate::alarms::ALARM_EVENTS_AFTER_SQL,
+                7,
+                &["INDEX alarm_events_by_tx (tenant_id=? AND (tx,"],
+            ),
             (
                 "the due holds of a GTIN",
                 DUE_HOLDS_OF_GTIN_SQL,

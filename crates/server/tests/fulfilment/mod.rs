@@ -150,6 +150,57 @@ pub async fn journal_cursor_is_not_passed_by_a_later_commit(app: &TestApp, url: 
     assert_eq!(kinds, [("other-node", "adjust"), (order_id, "reserve")], "{:?}", rest.body);
 }
 
+/// PostgreSQL, several API nodes: an order transition that another node's batch wrote, timed
+/// before a transition this node commits after it, reaches the merchant's webhook, and first:
+/// a webhook's cursor does not pass a transaction still running.
+pub async fn webhook_cursor_is_not_passed_by_a_later_commit(app: &TestApp, url: &str) {
+    use sqlx::Connection;
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510031").await;
+    receive(app, &key, &product, &[("A", 20, 10)], 31_000).await;
+    let (hook_url, received) = receiver(0).await;
+    let secret = "a-merchant-secret-of-32-characters";
+    let hook = app.post("/v1/webhooks", &key, json!({"url": hook_url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    // Another node's batch writes a transition, timed now, and has not committed yet.
+    let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    sqlx::query(
+        "INSERT INTO order_events (tenant_id, order_id, seq, status, detail, at_unix_ms) \
+         VALUES ('fish', 'ord_other_node', 1, 'allocated', 'placed', $1)",
+    )
+    .bind(jiff::Timestamp::now().as_millisecond())
+    .execute(&mut other_node)
+    .await
+    .unwrap();
+    // Meanwhile this node places an order (a later time) and commits.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    // The deliveries wait for the older transaction: delivering the order's transition now
+    // would move the cursor past the other node's.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert!(received.lock().unwrap().is_empty(), "delivered past a running transaction");
+    sqlx::query("COMMIT").execute(&mut other_node).await.unwrap();
+    let mut delivered: Vec<(String, String)> = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        delivered = signed_deliveries(&received, secret)
+            .iter()
+            .flat_map(|delivery| delivery["transitions"].as_array().unwrap().clone())
+            .map(|transition| {
+                (transition["order_id"].as_str().unwrap().to_owned(), transition["status"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        if delivered.len() >= 2 {
+            break;
+        }
+    }
+    let allocated = "allocated".to_owned();
+    assert_eq!(delivered, [("ord_other_node".to_owned(), allocated.clone()), (order_id, allocated)]);
+}
+
 async fn balance(app: &TestApp, key: &str, product: &str, lot: &str) -> Value {
     let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
     assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
