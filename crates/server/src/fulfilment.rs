@@ -570,10 +570,13 @@ async fn write_operation(
     Ok(written.into_response(respond))
 }
 
-/// A cycle count: adjusts the balance to the units found (never below the units reserved).
+/// A cycle count: adjusts the balance to the units found, with an `adjust` movement. Found fewer
+/// than orders reserved there: the newest orders not yet being picked give theirs up and are
+/// allocated again from other stock, or flagged (listed in the answer); refused (409
+/// `insufficient-stock`) if orders being picked or packed hold more than were counted.
 #[utoipa::path(post, path = "/v1/stock/counts", tag = "fulfilment", request_body = CountInput,
     params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
-    responses((status = 200, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = CountView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn count_stock(
     State(app): State<AppState>,
     caller: Caller,
@@ -593,18 +596,38 @@ async fn count_stock(
     let (Some((location, zone, gtin, lot)), Some(reason)) = (place, reason) else {
         return Err(Problem::internal("count"));
     };
-    write_operation(&app, principal, key, body.request_sha256, tenant, "cnt", |operation_id| {
-        Mutation::Fulfilment(FulfilmentMutation::Count {
-            operation_id,
-            location,
-            zone,
-            gtin,
-            lot,
-            counted: input.counted,
-            reason,
-        })
-    })
-    .await
+    let operation_id = new_id("cnt");
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::Count {
+        operation_id: operation_id.clone(),
+        location,
+        zone,
+        gtin,
+        lot,
+        counted: input.counted,
+        reason,
+    });
+    let respond = move |applied: &Applied| {
+        let (reallocated, flagged) = match applied.outcome.as_deref() {
+            Some(FulfilmentOutcome::Reallocation { reallocated, flagged }) => (reallocated.clone(), flagged.clone()),
+            _ => Default::default(),
+        };
+        let view =
+            CountView { operation_id: operation_id.clone(), reallocated_orders: reallocated, flagged_orders: flagged };
+        StoredResponse { status: 200, body: json_bytes(&view) }
+    };
+    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+/// A count's answer: the operation, and the orders that gave up their units because fewer were
+/// found than were reserved (the newest orders not yet being picked).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountView {
+    pub operation_id: String,
+    /// Allocated again from other stock (`GET /v1/orders/{id}` shows where from).
+    pub reallocated_orders: Vec<String>,
+    /// No other stock qualified: back to `accepted`, with the count in their flags.
+    pub flagged_orders: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -204,6 +204,7 @@ use epcis_interface::{
     epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
 };
 use fulfilment::{
+    fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
     fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
     fulfilment_more_lapsed_holds_than_a_batch_expires, fulfilment_reallocation_keeps_the_hold,
     fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
@@ -228,6 +229,7 @@ end_to_end!(
     fulfilment_holds_expire_and_promises_answer,
     fulfilment_recalls_reallocate_or_flag,
     fulfilment_reallocation_keeps_the_hold,
+    fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
     fulfilment_more_lapsed_holds_than_a_batch_expires,
     fulfilment_hot_sku_never_oversells,
     fulfilment_scrap_and_transfers,

@@ -1506,6 +1506,12 @@ pub enum FulfilmentOutcome {
     /// The order as the write left it.
     Order(OrderRecord),
     Recall(RecallOutcome),
+    /// Orders that lost their reservation to the write (a count that found fewer units than were
+    /// reserved): those allocated again from other stock, and those flagged.
+    Reallocation {
+        reallocated: Vec<String>,
+        flagged: Vec<String>,
+    },
 }
 
 /// A recall's reach: forward (orders, and so pickup points) and backward (inbound pallets, the
@@ -1730,12 +1736,22 @@ async fn apply_checked(
         FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, reason } => {
             // A count is absolute: the difference is taken from the row as it is now.
             let key = StockKey::at(gtin, location, zone, lot);
+            // Fewer units found than orders reserved: the newest orders not yet being picked
+            // give theirs up first, and are allocated again below (or flagged).
+            let released = attempt!(release_for_count(conn, tenant, &key, *counted, now_unix_ms, batch, cache).await?);
+            let cause = Cause { id: operation_id, name: format!("count {operation_id}"), other: "stock" };
+            void_reservations(conn, tenant, &released, &cause, now_unix_ms, batch, cache).await?;
             let movement = |on_hand: i64| (MovementKind::Adjust, counted - on_hand);
             let changed =
                 attempt!(one_movement(conn, tenant, operation_id, &key, movement, reason, batch, cache).await?);
             // The difference holds only against the on-hand it was taken from.
             batch.hold_exact(tenant, &key);
-            done(changed)
+            let (reallocated, flagged) =
+                allocate_again(conn, tenant, &released, &cause, now_unix_ms, batch, cache).await?;
+            Ok(Ok(FulfilmentApplied {
+                created: changed,
+                outcome: Some(Arc::new(FulfilmentOutcome::Reallocation { reallocated, flagged })),
+            }))
         }
         FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason } => {
             let key = StockKey::at(gtin, location, zone, lot);
@@ -3067,12 +3083,49 @@ async fn recall(
         }
     }
     affected.sort();
-    let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
-    for order_id in affected {
-        let Some((mut record, reservation_id)) = read_order(conn, tenant, &order_id, now_unix_ms).await? else {
-            continue;
+    let cause = Cause { id: recall_id, name: format!("recall {recall_id}"), other: "lots" };
+    void_reservations(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
+    let (reallocated, flagged) = allocate_again(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
+    let orders = orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
+    let inbound_pallets = inbound_pallets(conn, tenant, gtin.as_str(), lots).await?;
+    let supplier: Option<(Option<String>,)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT supplier_party_id FROM products WHERE tenant_id = $1 AND gtin = $2")
+        .bind(tenant).bind(gtin.as_str()).fetch_optional(&mut *connection).await)?;
+    Ok(Ok(RecallOutcome {
+        recall_id: recall_id.to_owned(),
+        orders,
+        reallocated,
+        flagged,
+        inbound_pallets,
+        supplier_party_id: supplier.and_then(|(party,)| party),
+    }))
+}
+
+/// Why orders lost their reservations: a recall (`rcl_…`) or a count that found fewer units than
+/// were reserved (`cnt_…`). `other` names what they may be allocated from again.
+struct Cause<'a> {
+    id: &'a str,
+    name: String,
+    other: &'static str,
+}
+
+/// Voids the pending reservations of `orders` (operations `{order}/{cause id}`), so that
+/// [`allocate_again`] can allocate them from the stock left.
+#[allow(clippy::too_many_arguments)]
+async fn void_reservations(
+    conn: &mut Conn,
+    tenant: &str,
+    orders: &[String],
+    cause: &Cause<'_>,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<(), sqlx::Error> {
+    for order_id in orders {
+        let Some((_, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
+            return Err(corrupt(format!("order {order_id} vanished")));
         };
-        let operation = format!("{order_id}/{recall_id}");
+        let operation = format!("{order_id}/{}", cause.id);
         release_reservation(
             conn,
             tenant,
@@ -3084,8 +3137,30 @@ async fn recall(
             cache,
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Allocates each of `orders`, whose reservations [`void_reservations`] voided, again from the
+/// stock left, or flags it (back to `accepted`, with the cause in its flags). Answers the orders
+/// allocated again and those flagged.
+#[allow(clippy::too_many_arguments)]
+async fn allocate_again(
+    conn: &mut Conn,
+    tenant: &str,
+    orders: &[String],
+    cause: &Cause<'_>,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
+    let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
+    for order_id in orders {
+        let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
+            continue;
+        };
         let lines = record.order_lines()?;
-        let reservation = format!("{order_id}/{recall_id}-allocated");
+        let reservation = format!("{order_id}/{}-allocated", cause.id);
         let again = allocate_and_reserve(
             conn,
             tenant,
@@ -3103,11 +3178,11 @@ async fn recall(
         match again {
             Ok((allocation, _, promised_by)) => {
                 let allocation = allocation.keeping_pallets_of(&record.allocation);
-                let detail = format!("allocated again from other lots after recall {recall_id}");
+                let detail = format!("allocated again from other {} after {}", cause.other, cause.name);
                 let moved = set_order_status(
                     conn,
                     tenant,
-                    &order_id,
+                    order_id,
                     record.status,
                     OrderStatus::Allocated,
                     Some(&detail),
@@ -3121,12 +3196,12 @@ async fn recall(
                 reallocated.push(order_id.clone());
             }
             Err(refusal) => {
-                record.allocation.flags.push(format!("recall {recall_id}: no other stock ({refusal})"));
-                let detail = format!("lost its stock to recall {recall_id}; no other lot qualifies");
+                record.allocation.flags.push(format!("{}: no other stock ({refusal})", cause.name));
+                let detail = format!("lost its stock to {}; no other {} qualifies", cause.name, cause.other);
                 let moved = set_order_status(
                     conn,
                     tenant,
-                    &order_id,
+                    order_id,
                     record.status,
                     OrderStatus::Accepted,
                     Some(&detail),
@@ -3141,20 +3216,80 @@ async fn recall(
             }
         }
     }
-    let orders = orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
-    let inbound_pallets = inbound_pallets(conn, tenant, gtin.as_str(), lots).await?;
-    let supplier: Option<(Option<String>,)> = on_conn!(conn, connection => sqlx::query_as(
-        "SELECT supplier_party_id FROM products WHERE tenant_id = $1 AND gtin = $2")
-        .bind(tenant).bind(gtin.as_str()).fetch_optional(&mut *connection).await)?;
-    Ok(Ok(RecallOutcome {
-        recall_id: recall_id.to_owned(),
-        orders,
-        reallocated,
-        flagged,
-        inbound_pallets,
-        supplier_party_id: supplier.and_then(|(party,)| party),
-    }))
+    Ok((reallocated, flagged))
 }
+
+/// The orders that give up their reservations so that a count of `counted` units of a balance
+/// leaves no more reserved than on hand: none if `counted` covers what is reserved; else the
+/// newest orders still `allocated` (not being picked) that hold units of it, until the rest fits.
+/// Refused (409 `insufficient-stock`) if the units reserved by orders being picked or packed
+/// are more than were counted: those are off the shelf, counted or not.
+#[allow(clippy::too_many_arguments)]
+async fn release_for_count(
+    conn: &mut Conn,
+    tenant: &str,
+    key: &StockKey,
+    counted: i64,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<Vec<String>> {
+    batch.refresh(cache, conn, tenant, &key.gtin).await?;
+    let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
+    let Some(cached) = entry.balances.iter().find(|cached| cached.key == *key) else {
+        refuse!(WriteError::NotFound);
+    };
+    let reserved = cached.balance.reserved;
+    if counted >= reserved {
+        return Ok(Ok(Vec::new()));
+    }
+    let holders: Vec<(String, i64)> = on_conn!(conn, connection => sqlx::query_as(RESERVATIONS_OF_BALANCE_SQL)
+        .bind(tenant)
+        .bind(key.gtin.as_str())
+        .bind(key.lot.as_str())
+        .bind(key.location.as_str())
+        .bind(key.zone.as_str())
+        .fetch_all(&mut *connection)
+        .await)?;
+    let mut open: Vec<(String, i64)> = Vec::new();
+    for (reservation, units) in holders {
+        let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
+        if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
+            && current == reservation
+            && record.status == OrderStatus::Allocated
+            && record.reservation == ReservationState::Pending
+        {
+            open.push((order_id, units));
+        }
+    }
+    // Order ids start with the time they were placed: newest first.
+    open.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    let mut excess = reserved - counted;
+    let mut released = Vec::new();
+    for (order_id, units) in open {
+        if excess <= 0 {
+            break;
+        }
+        excess -= units;
+        released.push(order_id);
+    }
+    if excess > 0 {
+        refuse!(refused(
+            "insufficient-stock",
+            format!(
+                "{counted} counted, but orders being picked or packed hold {} of the {reserved} units reserved here",
+                counted + excess
+            )
+        ));
+    }
+    Ok(Ok(released))
+}
+
+/// The reservations holding units of one balance (`$1` tenant, `$2` GTIN, `$3` lot, `$4` place,
+/// `$5` zone), with the units each reserved there: a count below them releases some.
+pub(crate) const RESERVATIONS_OF_BALANCE_SQL: &str = "SELECT operation_id, CAST(SUM(quantity) AS BIGINT) FROM stock_movements \
+     WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 AND location_gln = $4 AND zone = $5 AND kind = 'reserve' \
+     GROUP BY operation_id";
 
 /// The reservations holding units of a lot (`$1` tenant, `$2` GTIN, `$3` lot), from its reserve
 /// movements: the recall voids them.
@@ -3889,7 +4024,7 @@ mod tests {
     async fn sqlite_reads_by_lot_use_the_lot_index_not_the_tenants_journal() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        let expectations: [(&str, &str, usize, &[&str]); 7] = [
+        let expectations: [(&str, &str, usize, &[&str]); 8] = [
             (
                 "a webhook's order transitions",
                 ORDER_TRANSITIONS_AFTER_SQL,
@@ -3912,6 +4047,7 @@ mod tests {
                 ],
             ),
             ("the recall's reservations", RESERVATIONS_OF_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
+            ("a count's reservations", RESERVATIONS_OF_BALANCE_SQL, 5, &["INDEX stock_movements_by_lot"]),
             ("the recall's orders", OPERATIONS_TAKING_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
             (
                 "the lots into a zone",

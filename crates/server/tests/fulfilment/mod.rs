@@ -201,6 +201,60 @@ pub async fn webhook_cursor_is_not_passed_by_a_later_commit(app: &TestApp, url: 
     assert_eq!(delivered, [("ord_other_node".to_owned(), allocated.clone()), (order_id, allocated)]);
 }
 
+/// A count that finds fewer units than orders reserved: the newest orders not yet being picked
+/// give theirs up, then are allocated again from other stock, or flagged when none is left.
+pub async fn fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510061").await;
+    receive(app, &key, &product, &[("SOON", 20, 10), ("LATER", 30, 10)], 61_000).await;
+    let mut ids = Vec::new();
+    for units in [4, 4, 2] {
+        let placed = app.post("/v1/orders", &key, order_body(&product, units)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        ids.push(placed.body["order_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(balance(app, &key, &product, "SOON").await["reserved"], 10, "first expiry first");
+    let count = |lot: &str, counted: i64| json!({"location": dc(), "zone": "chill", "gtin": product, "lot": lot, "counted": counted, "reason": "shelf count"});
+    // 5 found of the 10 reserved: the newest (2 units), then the one before (4) give theirs up.
+    let counted = app.post("/v1/stock/counts", &key, count("SOON", 5)).await;
+    assert_eq!(counted.status, StatusCode::OK, "{:?}", counted.body);
+    assert_eq!(counted.body["reallocated_orders"], json!([ids[2], ids[1]]), "{:?}", counted.body);
+    assert_eq!(counted.body["flagged_orders"], json!([]));
+    let operation = counted.body["operation_id"].as_str().unwrap();
+    let soon = balance(app, &key, &product, "SOON").await;
+    let later = balance(app, &key, &product, "LATER").await;
+    assert_eq!(soon["on_hand"], 5);
+    // The oldest keeps its 4; the two others took the free unit of SOON and the rest of LATER.
+    assert_eq!((soon["reserved"].as_i64(), later["reserved"].as_i64()), (Some(5), Some(5)), "{soon:?} {later:?}");
+    let moved = app.get(&format!("/v1/orders/{}", ids[1]), &key).await;
+    assert_eq!(moved.body["status"], "allocated");
+    let history = moved.body["events"].as_array().unwrap();
+    assert!(
+        history.last().unwrap()["detail"].as_str().unwrap().contains(&format!("after count {operation}")),
+        "{history:?}"
+    );
+    // LATER is empty: the two orders holding it find no free unit left (SOON's 5 are the
+    // oldest's and theirs) and are flagged. Then SOON is empty too: the oldest is flagged.
+    let emptied = app.post("/v1/stock/counts", &key, count("LATER", 0)).await;
+    assert_eq!(emptied.status, StatusCode::OK, "{:?}", emptied.body);
+    assert_eq!(emptied.body["reallocated_orders"], json!([]), "{:?}", emptied.body);
+    let mut flagged: Vec<String> = serde_json::from_value(emptied.body["flagged_orders"].clone()).unwrap();
+    flagged.sort();
+    assert_eq!(flagged, ids[1..], "{:?}", emptied.body);
+    assert_eq!(balance(app, &key, &product, "SOON").await["reserved"], 4, "the oldest keeps its units");
+    let emptied = app.post("/v1/stock/counts", &key, count("SOON", 0)).await;
+    assert_eq!(emptied.status, StatusCode::OK, "{:?}", emptied.body);
+    assert_eq!(emptied.body["flagged_orders"], json!([ids[0]]), "{:?}", emptied.body);
+    for id in &ids {
+        let order = app.get(&format!("/v1/orders/{id}"), &key).await;
+        assert_eq!(order.body["status"], "accepted", "{:?}", order.body);
+    }
+    for lot in ["SOON", "LATER"] {
+        let left = balance(app, &key, &product, lot).await;
+        assert_eq!((left["on_hand"].as_i64(), left["reserved"].as_i64()), (Some(0), Some(0)), "{left:?}");
+    }
+}
+
 async fn balance(app: &TestApp, key: &str, product: &str, lot: &str) -> Value {
     let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
     assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
@@ -550,16 +604,20 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(back[0]["quantityList"][0]["quantity"], 2, "{back:?}");
     assert!(back[0]["epcList"][0].as_str().unwrap().ends_with(&sscc), "{back:?}");
 
-    // Cancelling releases; a cycle count adjusts with a movement, never below the reserved units.
+    // Cancelling releases; a cycle count adjusts with a movement, never below the units that
+    // orders being picked hold.
     let second = app.post("/v1/orders", &key, order_body(&product, 30)).await;
     assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
-    let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
-    assert!(count.is_problem(409, "/problems/insufficient-stock"), "{:?}", count.body);
     let second_id = second.body["order_id"].as_str().unwrap();
     // An SSCC names one pallet: not twice in one packing, not one another order's pallet or an
     // inbound pallet already carries.
     let second_path = format!("/v1/orders/{second_id}/events?tenant=fish");
     assert_eq!(app.post(&second_path, operator, json!({"status": "picking"})).await.status, StatusCode::OK);
+    let before = balance(app, &key, &product, "LATE").await;
+    let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
+    assert!(count.is_problem(409, "/problems/insufficient-stock"), "{:?}", count.body);
+    assert!(count.body["detail"].as_str().unwrap().contains("being picked or packed hold 30"), "{:?}", count.body);
+    assert_eq!(balance(app, &key, &product, "LATE").await, before, "a refused count stores nothing");
     let fresh = with_check_digit("38712345100000002");
     let twice = app.post(&second_path, operator, json!({"status": "packed", "ssccs": [fresh, fresh]})).await;
     assert!(
@@ -578,6 +636,7 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 0);
     let count = app.post("/v1/stock/counts", &key, json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "LATE", "counted": 20, "reason": "damaged cases"})).await;
     assert_eq!(count.status, StatusCode::OK, "{:?}", count.body);
+    assert_eq!((&count.body["reallocated_orders"], &count.body["flagged_orders"]), (&json!([]), &json!([])));
     assert_eq!(balance(app, &key, &product, "LATE").await["on_hand"], 20);
 
     // Goods received in quarantine do not join an available balance of the lot.
