@@ -1603,6 +1603,10 @@ async fn create_recall(
     })
 }
 
+/// How often a recall is built again when the orders packed with its lots changed before it was
+/// written (each time from a fresh read).
+pub const RECALL_ATTEMPTS_MAX: u32 = 3;
+
 /// Starts a recall for a merchant (the API and the portal's form): answers whether it replays an
 /// earlier request with the same Idempotency-Key, and the stored answer (a `RecallView`).
 pub(crate) async fn start_recall(
@@ -1630,12 +1634,6 @@ pub(crate) async fn start_recall(
     checker.finish()?;
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
-    let mutation = Mutation::Fulfilment(FulfilmentMutation::Recall {
-        recall_id: recall_id.clone(),
-        gtin: gtin.clone(),
-        lots: lots.clone(),
-        reason,
-    });
     let history = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
     let (view_gtin, view_lots) = (gtin.to_string(), lots.clone());
     let respond = move |applied: &Applied| match applied.outcome.as_deref() {
@@ -1645,9 +1643,34 @@ pub(crate) async fn start_recall(
         },
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
-    let written =
-        write(app, principal, key, Some(request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
-            .await?;
+    // Packed orders holding the lots are taken back: their pallets are unpacked in the events,
+    // built from the orders as read now. The writer refuses the recall if other orders are
+    // packed with the lots by then (a packing or shipping meanwhile); it is built again.
+    let mut attempts_left = RECALL_ATTEMPTS_MAX;
+    let written = loop {
+        let open = app.store.tenant(&principal.tenant_id).open_orders_with_lots(gtin.as_str(), &lots).await?;
+        let events =
+            crate::steps::recall_unpacking(&principal.tenant_id, &open, gtin.as_str(), &lots, jiff::Timestamp::now())?;
+        let unpacked = open
+            .iter()
+            .filter(|order| order.status == OrderStatus::Packed)
+            .map(|order| order.order_id.clone())
+            .collect();
+        let change = FulfilmentMutation::Recall {
+            recall_id: recall_id.clone(),
+            gtin: gtin.clone(),
+            lots: lots.clone(),
+            reason: reason.clone(),
+            unpacked,
+        };
+        let mutation = Mutation::fulfilment_step(change, events);
+        attempts_left -= 1;
+        let tenant = principal.tenant_id.clone();
+        match write(app, principal, key.clone(), Some(request_sha256), tenant, mutation, respond.clone()).await {
+            Err(problem) if problem.detail == store::fulfilment::RECALL_PACKED_CHANGED && attempts_left > 0 => continue,
+            written => break written?,
+        }
+    };
     Ok(match written {
         crate::api::Written::Applied(applied) => (false, respond(&applied)),
         crate::api::Written::Replayed(stored) => (true, stored),

@@ -360,6 +360,53 @@ pub fn order_step(
     capture(tenant, events, at)
 }
 
+/// The events of a recall taking packed orders back: each pallet of a `packed` order is unpacked
+/// where it was packed (AggregationEvent `DELETE`, `unpacking`), the units of the recalled lots
+/// as `recalled`, the others back in stock (`sellable_accessible`). The order is then allocated
+/// again or flagged, and packed anew from its new lots. Pallets without an SSCC (packed before
+/// they were recorded) have nothing to unpack.
+pub fn recall_unpacking(
+    tenant: &TenantId,
+    orders: &[OrderRecord],
+    gtin: &str,
+    lots: &[String],
+    at: jiff::Timestamp,
+) -> Result<Option<Capture>, Problem> {
+    let mut events = Vec::new();
+    for order in orders.iter().filter(|order| order.status == OrderStatus::Packed) {
+        for shipment in &order.allocation.shipments {
+            let Some(sscc) = &shipment.sscc else { continue };
+            let (mut recalled, mut sellable) = (Vec::new(), Vec::new());
+            for pick in &shipment.picks {
+                let Some(line) = order.lines.get(pick.line) else { continue };
+                let class = quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity);
+                if line.gtin == gtin && lots.contains(&pick.lot) {
+                    recalled.push(class);
+                } else {
+                    sellable.push(class);
+                }
+            }
+            for (disposition, quantities) in [("recalled", recalled), ("sellable_accessible", sellable)] {
+                if quantities.is_empty() {
+                    continue;
+                }
+                let step = Step {
+                    event_type: "AggregationEvent",
+                    action: "DELETE",
+                    business_step: "unpacking",
+                    disposition,
+                    place: place(&shipment.site, None)?,
+                    epcs: Vec::new(),
+                    quantities,
+                    parent: Some(pallet_link(sscc)?),
+                };
+                events.push(event(step, at));
+            }
+        }
+    }
+    capture(tenant, events, at)
+}
+
 /// What a sensor event records: the device, where it measured, the lots in custody there and the
 /// temperatures of the stretch (an alarm's condition, or a whole leg).
 #[derive(Debug)]

@@ -1168,14 +1168,21 @@ pub enum FulfilmentMutation {
         next_attempt_unix_ms: i64,
         error: String,
     },
-    /// Recalls lots of a product.
+    /// Recalls lots of a product. `unpacked`: the orders, `packed` and holding the lots, whose
+    /// pallets the write's events unpack (sorted); refused ([`RECALL_PACKED_CHANGED`]) if the
+    /// orders packed with the lots are others when the recall is applied.
     Recall {
         recall_id: String,
         gtin: Gtin,
         lots: Vec<String>,
         reason: String,
+        unpacked: Vec<String>,
     },
 }
+
+/// The detail of a recall refused because the orders packed with its lots changed between the
+/// read its unpacking events were built from and the write: the server builds them again.
+pub const RECALL_PACKED_CHANGED: &str = "the orders packed with these lots changed meanwhile";
 
 // ---------- stored orders ----------
 
@@ -1959,9 +1966,9 @@ async fn apply_checked(
             .await?;
             done(false)
         }
-        FulfilmentMutation::Recall { recall_id, gtin, lots, reason } => {
-            let outcome =
-                attempt!(recall(conn, tenant, recall_id, gtin, lots, reason, now_unix_ms, batch, cache).await?);
+        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, unpacked } => {
+            let recalled = Recalled { recall_id, gtin, lots, reason, unpacked };
+            let outcome = attempt!(recall(conn, tenant, &recalled, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
     }
@@ -3002,17 +3009,24 @@ async fn order_event(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// A recall as written (see [`FulfilmentMutation::Recall`]).
+struct Recalled<'a> {
+    recall_id: &'a str,
+    gtin: &'a Gtin,
+    lots: &'a [String],
+    reason: &'a str,
+    unpacked: &'a [String],
+}
+
 async fn recall(
     conn: &mut Conn,
     tenant: &str,
-    recall_id: &str,
-    gtin: &Gtin,
-    lots: &[String],
-    reason: &str,
+    recalled: &Recalled<'_>,
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<RecallOutcome> {
+    let Recalled { recall_id, gtin, lots, reason, unpacked } = *recalled;
     if !crate::writer::exists(
         conn,
         "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
@@ -3028,6 +3042,19 @@ async fn recall(
     locked.sort_unstable();
     locked.dedup();
     lock_lots(conn, tenant, &locked).await?;
+    // Open orders holding the lots: their reservations are voided below, then they are allocated
+    // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
+    // events, built from a read before it: they must be these orders.
+    let affected = open_orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
+    let packed: Vec<&str> = affected
+        .iter()
+        .filter(|order| order.status == OrderStatus::Packed)
+        .map(|order| order.order_id.as_str())
+        .collect();
+    if packed != unpacked {
+        refuse!(refused("conflict", RECALL_PACKED_CHANGED));
+    }
+    let affected: Vec<String> = affected.into_iter().map(|order| order.order_id).collect();
     execute(
         conn,
         "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
@@ -3064,25 +3091,6 @@ async fn recall(
         // commits changes the row, and the recall is applied again.
         batch.hold_exact(tenant, key);
     }
-    // Open orders holding the lots: void, then allocate again from other lots, or flag. The
-    // lots' reserve movements name their reservations; a reservation's id starts with its order's.
-    let mut affected: Vec<String> = Vec::new();
-    for lot in lots {
-        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(RESERVATIONS_OF_LOT_SQL)
-            .bind(tenant).bind(gtin.as_str()).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
-        for (reservation,) in reservations {
-            let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
-            if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
-                && current == reservation
-                && record.status.holds_reservation()
-                && record.reservation == ReservationState::Pending
-                && !affected.contains(&order_id)
-            {
-                affected.push(order_id);
-            }
-        }
-    }
-    affected.sort();
     let cause = Cause { id: recall_id, name: format!("recall {recall_id}"), other: "lots" };
     void_reservations(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
     let (reallocated, flagged) = allocate_again(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
@@ -3099,6 +3107,37 @@ async fn recall(
         inbound_pallets,
         supplier_party_id: supplier.and_then(|(party,)| party),
     }))
+}
+
+/// The open orders whose pending reservation holds units of the lots (a recall voids them),
+/// sorted by id. The lots' reserve movements name their reservations; a reservation's id starts
+/// with its order's.
+async fn open_orders_with_lots(
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+    lots: &[String],
+    now_unix_ms: i64,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    let mut orders: BTreeMap<String, OrderRecord> = BTreeMap::new();
+    for lot in lots {
+        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(RESERVATIONS_OF_LOT_SQL)
+            .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
+        for (reservation,) in reservations {
+            let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
+            if orders.contains_key(&order_id) {
+                continue;
+            }
+            if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
+                && current == reservation
+                && record.status.holds_reservation()
+                && record.reservation == ReservationState::Pending
+            {
+                orders.insert(order_id, record);
+            }
+        }
+    }
+    Ok(orders.into_values().collect())
 }
 
 /// Why orders lost their reservations: a recall (`rcl_…`) or a count that found fewer units than
@@ -3713,6 +3752,17 @@ impl crate::TenantStore<'_> {
                 })
             })
             .collect()
+    }
+
+    /// The open orders holding units of the lots, sorted by id (what a recall of them would
+    /// take back; the server unpacks the packed ones' pallets with the recall).
+    pub async fn open_orders_with_lots(
+        &self,
+        gtin: &str,
+        lots: &[String],
+    ) -> Result<Vec<OrderRecord>, crate::StoreError> {
+        let mut conn = self.store.pools().acquire_reader().await?;
+        Ok(open_orders_with_lots(&mut conn, self.tenant_id.as_str(), gtin, lots, crate::now_unix_ms()).await?)
     }
 
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, crate::StoreError> {

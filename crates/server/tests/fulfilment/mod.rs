@@ -924,6 +924,17 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
     }
 
+    // The packed order's pallet is unpacked where it was packed, its units of BAD as recalled:
+    // the trace no longer shows them inside a pallet that leaves with other units.
+    let unpacked = app.get("/events?EQ_bizStep=unpacking", &key).await;
+    let unpacked = &unpacked.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"];
+    assert_eq!(unpacked.as_array().map(Vec::len), Some(1), "{unpacked:?}");
+    let event = &unpacked[0];
+    assert_eq!((event["type"].as_str(), event["action"].as_str()), (Some("AggregationEvent"), Some("DELETE")));
+    assert_eq!(event["disposition"], "recalled", "{event:?}");
+    assert!(event["parentID"].as_str().unwrap().ends_with(&pallet), "{event:?}");
+    assert!(event["childQuantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{event:?}");
+    assert_eq!(event["childQuantityList"][0]["quantity"], 5, "{event:?}");
     let bad = balance(app, &key, &product, "BAD").await;
     assert_eq!(
         (bad["status"].as_str(), bad["reserved"].as_i64(), bad["available"].as_i64()),
