@@ -51,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(order_event))
         .routes(routes!(promise))
         .routes(routes!(create_recall))
+        .routes(routes!(get_recall))
         .routes(routes!(operator_sla))
         .routes(routes!(tenant_sla))
         .routes(routes!(create_webhook, list_webhooks))
@@ -1530,6 +1531,8 @@ pub struct RecallView {
     pub recall_id: String,
     pub gtin: String,
     pub lots: Vec<String>,
+    pub reason: String,
+    pub recalled_at: String,
     /// Forward: every order that took units of the lots.
     pub affected_orders: Vec<AffectedOrder>,
     /// Forward: the pickup points those orders went to.
@@ -1550,7 +1553,7 @@ pub struct HistoryEntry {
     pub place: Option<String>,
 }
 
-/// The EPCIS history of recalled lots, read before the recall (it does not change it).
+/// The EPCIS history of recalled lots (a recall's answer reads it before the recall).
 async fn lot_history(
     app: &AppState,
     tenant: &TenantId,
@@ -1603,6 +1606,30 @@ async fn create_recall(
     })
 }
 
+/// A recall read back: what was recalled, why and when, and its reach as it is now — every order
+/// that took units of the lots with what the recall did to it and its status now, the pickup
+/// points, the pallets that brought the lots in, and the lots' EPCIS history (the recall's
+/// unpacking included).
+#[utoipa::path(get, path = "/v1/recalls/{recall_id}", tag = "fulfilment", params(("recall_id" = String, Path), TenantParam),
+    responses((status = 200, body = RecallView), (status = 404, body = Problem)))]
+async fn get_recall(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(recall_id): Path<String>,
+    QueryParams(params): QueryParams<TenantParam>,
+) -> Result<Json<RecallView>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let stored = app
+        .store
+        .tenant(&tenant)
+        .recall(&recall_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
+    let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
+    let history = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
+    Ok(Json(recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, history)))
+}
+
 /// How often a recall is built again when the orders packed with its lots changed before it was
 /// written (each time from a fresh read).
 pub const RECALL_ATTEMPTS_MAX: u32 = 3;
@@ -1635,11 +1662,11 @@ pub(crate) async fn start_recall(
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
     let history = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
-    let (view_gtin, view_lots) = (gtin.to_string(), lots.clone());
+    let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
     let respond = move |applied: &Applied| match applied.outcome.as_deref() {
         Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
             status: 201,
-            body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots, history.clone())),
+            body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots, &view_reason, history.clone())),
         },
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
@@ -1677,7 +1704,13 @@ pub(crate) async fn start_recall(
     })
 }
 
-fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String], history: Vec<HistoryEntry>) -> RecallView {
+fn recall_view(
+    outcome: &RecallOutcome,
+    gtin: &str,
+    lots: &[String],
+    reason: &str,
+    history: Vec<HistoryEntry>,
+) -> RecallView {
     let mut pickup_points: Vec<String> =
         outcome.orders.iter().filter_map(|(order, _)| order.destination.pickup_point.clone()).collect();
     pickup_points.sort();
@@ -1685,32 +1718,21 @@ fn recall_view(outcome: &RecallOutcome, gtin: &str, lots: &[String], history: Ve
     let affected_orders = outcome
         .orders
         .iter()
-        .map(|(order, units)| {
-            let outcome_name = if outcome.flagged.contains(&order.order_id) {
-                "flagged"
-            } else if outcome.reallocated.contains(&order.order_id) {
-                "reallocated"
-            } else if units.shipped > units.returned {
-                "shipped"
-            } else if units.shipped > 0 {
-                "returned"
-            } else {
-                "released"
-            };
-            AffectedOrder {
-                order_id: order.order_id.clone(),
-                status: order.status.name().into(),
-                outcome: outcome_name.into(),
-                units_shipped: units.shipped,
-                units_returned: units.returned,
-                destination: destination_view(&order.destination),
-            }
+        .map(|(order, units)| AffectedOrder {
+            order_id: order.order_id.clone(),
+            status: order.status.name().into(),
+            outcome: outcome.outcome_of(&order.order_id, units).into(),
+            units_shipped: units.shipped,
+            units_returned: units.returned,
+            destination: destination_view(&order.destination),
         })
         .collect();
     RecallView {
         recall_id: outcome.recall_id.clone(),
         gtin: gtin.to_owned(),
         lots: lots.to_vec(),
+        reason: reason.to_owned(),
+        recalled_at: crate::dto::timestamp(outcome.recalled_unix_ms),
         affected_orders,
         pickup_points,
         inbound_pallets: outcome

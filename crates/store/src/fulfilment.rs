@@ -1526,6 +1526,7 @@ pub enum FulfilmentOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecallOutcome {
     pub recall_id: String,
+    pub recalled_unix_ms: i64,
     /// Every order that took units of the lots (reserved at some time), as the recall left it,
     /// with the units of the lots it shipped and took back.
     pub orders: Vec<(OrderRecord, LotUnits)>,
@@ -1542,6 +1543,36 @@ pub struct RecallOutcome {
 pub struct LotUnits {
     pub shipped: i64,
     pub returned: i64,
+}
+
+impl RecallOutcome {
+    /// What became of an order that took units of the lots: `flagged` or `reallocated` (the
+    /// recall took its reservation back), else `shipped` if units of the lots left with it and
+    /// did not all come back, `returned` if they all came back, `released` if it held them once
+    /// and gave them up before shipping.
+    pub fn outcome_of(&self, order_id: &str, units: &LotUnits) -> &'static str {
+        if self.flagged.iter().any(|flagged| flagged == order_id) {
+            "flagged"
+        } else if self.reallocated.iter().any(|reallocated| reallocated == order_id) {
+            "reallocated"
+        } else if units.shipped > units.returned {
+            "shipped"
+        } else if units.shipped > 0 {
+            "returned"
+        } else {
+            "released"
+        }
+    }
+}
+
+/// A recall read back: what was recalled, why and when, and its reach now (the orders with the
+/// outcome the recall gave them, their statuses and units as they are now).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecall {
+    pub gtin: String,
+    pub lots: Vec<String>,
+    pub reason: String,
+    pub reach: RecallOutcome,
 }
 
 /// A pallet of a recalled lot announced to the network, and when it was received (if it was).
@@ -3057,13 +3088,14 @@ async fn recall(
     let affected: Vec<String> = affected.into_iter().map(|order| order.order_id).collect();
     execute(
         conn,
-        "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms, lots) VALUES ($1, $2, $3, $4, $5, $6)",
         &[
             Arg::Text(tenant),
             Arg::Text(recall_id),
             Arg::Text(gtin.as_str()),
             Arg::Text(reason),
             Arg::Integer(now_unix_ms),
+            Arg::Text(&lots.join(" ")),
         ],
     )
     .await?;
@@ -3094,19 +3126,48 @@ async fn recall(
     let cause = Cause { id: recall_id, name: format!("recall {recall_id}"), other: "lots" };
     void_reservations(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
     let (reallocated, flagged) = allocate_again(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
-    let orders = orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
-    let inbound_pallets = inbound_pallets(conn, tenant, gtin.as_str(), lots).await?;
+    // What it did to each order it took back, for reading the recall again.
+    for (orders, outcome) in [(&reallocated, "reallocated"), (&flagged, "flagged")] {
+        for order_id in orders {
+            execute(
+                conn,
+                "INSERT INTO recall_orders (tenant_id, recall_id, order_id, outcome) VALUES ($1, $2, $3, $4)",
+                &[Arg::Text(tenant), Arg::Text(recall_id), Arg::Text(order_id), Arg::Text(outcome)],
+            )
+            .await?;
+        }
+    }
+    let taken_back = (reallocated, flagged);
+    Ok(Ok(recall_reach(conn, tenant, recall_id, now_unix_ms, gtin.as_str(), lots, taken_back, now_unix_ms).await?))
+}
+
+/// A recall's reach as the store holds it now: every order that took units of the lots, the
+/// pallets that brought them in, the product's supplier.
+#[allow(clippy::too_many_arguments)]
+async fn recall_reach(
+    conn: &mut Conn,
+    tenant: &str,
+    recall_id: &str,
+    recalled_unix_ms: i64,
+    gtin: &str,
+    lots: &[String],
+    (reallocated, flagged): (Vec<String>, Vec<String>),
+    now_unix_ms: i64,
+) -> Result<RecallOutcome, sqlx::Error> {
+    let orders = orders_with_lots(conn, tenant, gtin, lots, now_unix_ms).await?;
+    let inbound_pallets = inbound_pallets(conn, tenant, gtin, lots).await?;
     let supplier: Option<(Option<String>,)> = on_conn!(conn, connection => sqlx::query_as(
         "SELECT supplier_party_id FROM products WHERE tenant_id = $1 AND gtin = $2")
-        .bind(tenant).bind(gtin.as_str()).fetch_optional(&mut *connection).await)?;
-    Ok(Ok(RecallOutcome {
+        .bind(tenant).bind(gtin).fetch_optional(&mut *connection).await)?;
+    Ok(RecallOutcome {
         recall_id: recall_id.to_owned(),
+        recalled_unix_ms,
         orders,
         reallocated,
         flagged,
         inbound_pallets,
         supplier_party_id: supplier.and_then(|(party,)| party),
-    }))
+    })
 }
 
 /// The open orders whose pending reservation holds units of the lots (a recall voids them),
@@ -3843,6 +3904,35 @@ impl crate::TenantStore<'_> {
         let network = Arc::try_unwrap(network)
             .unwrap_or_else(|shared| NetworkSnapshot { sites: shared.sites.clone(), lanes: shared.lanes.clone() });
         Ok(AllocationInputs { sites: network.sites, lanes: network.lanes, products, lots })
+    }
+
+    /// A recall of this tenant, with its reach as the store holds it now.
+    pub async fn recall(&self, recall_id: &str) -> Result<Option<StoredRecall>, crate::StoreError> {
+        let tenant = self.tenant_id.as_str();
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let row: Option<(String, String, i64, Option<String>)> = on_conn!(&mut conn, connection => sqlx::query_as(
+            "SELECT gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 AND recall_id = $2")
+            .bind(tenant).bind(recall_id).fetch_optional(&mut *connection).await)?;
+        let Some((gtin, reason, created_unix_ms, lots)) = row else { return Ok(None) };
+        let lots: Vec<String> = match lots {
+            Some(lots) => lots.split(' ').map(str::to_owned).collect(),
+            // Recalled before the recall kept its lots: those it was the first to recall.
+            None => on_conn!(&mut conn, connection => sqlx::query_scalar(
+                "SELECT lot FROM recalled_lots WHERE tenant_id = $1 AND recall_id = $2 ORDER BY lot")
+                .bind(tenant).bind(recall_id).fetch_all(&mut *connection).await)?,
+        };
+        let outcomes: Vec<(String, String)> = on_conn!(&mut conn, connection => sqlx::query_as(
+            "SELECT order_id, outcome FROM recall_orders WHERE tenant_id = $1 AND recall_id = $2 ORDER BY order_id")
+            .bind(tenant).bind(recall_id).fetch_all(&mut *connection).await)?;
+        let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
+        for (order_id, outcome) in outcomes {
+            if outcome == "flagged" { flagged.push(order_id) } else { reallocated.push(order_id) }
+        }
+        let taken_back = (reallocated, flagged);
+        let now_unix_ms = crate::now_unix_ms();
+        let reach =
+            recall_reach(&mut conn, tenant, recall_id, created_unix_ms, &gtin, &lots, taken_back, now_unix_ms).await?;
+        Ok(Some(StoredRecall { gtin, lots, reason, reach }))
     }
 
     /// The recall of a lot of this tenant's product, if any.

@@ -924,6 +924,22 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
     }
 
+    // Read back, the recall answers the same, and its history now holds its own unpacking.
+    let recall_path = format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap());
+    let read = app.get(&recall_path, &key).await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    for field in
+        ["recall_id", "gtin", "lots", "reason", "recalled_at", "affected_orders", "inbound_pallets", "pickup_points"]
+    {
+        assert_eq!(read.body[field], recall.body[field], "{field}: {:?}", read.body);
+    }
+    assert_eq!(read.body["reason"], "Listeria found");
+    let steps: Vec<&str> =
+        read.body["history"].as_array().unwrap().iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing", "unpacking"], "{:?}", read.body);
+    assert!(app.get("/v1/recalls/rcl_none", &key).await.is_problem(404, "/problems/not-found"));
+    let (other_key, _) = merchant(app, "other", "871234510022").await;
+    assert!(app.get(&recall_path, &other_key).await.is_problem(404, "/problems/not-found"), "another tenant's");
     // The packed order's pallet is unpacked where it was packed, its units of BAD as recalled:
     // the trace no longer shows them inside a pallet that leaves with other units.
     let unpacked = app.get("/events?EQ_bizStep=unpacking", &key).await;
@@ -979,6 +995,17 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let second = app.get(&format!("/v1/orders/{second_id}"), &key).await;
     assert_eq!(second.body["status"], "accepted");
     assert_eq!(second.body["flags"].as_array().unwrap().len(), 1, "{:?}", second.body);
+    // The recall read later: each order keeps what the recall did to it, with its status now.
+    let read = app.get(&recall_path, &key).await;
+    let orders: Vec<(&str, &str, &str)> = read.body["affected_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|order| {
+            (order["order_id"].as_str().unwrap(), order["outcome"].as_str().unwrap(), order["status"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(orders, [(first_id, "reallocated", "packed"), (second_id, "flagged", "accepted")]);
     // The flagged order is allocated again once stock arrives.
     assert!(
         app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "allocated"}))
