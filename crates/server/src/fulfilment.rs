@@ -39,6 +39,7 @@ pub const ORDER_LINES_MAX: usize = orders::LINES_MAX;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_asn))
+        .routes(routes!(get_asn))
         .routes(routes!(receive_asn))
         .routes(routes!(list_stock))
         .routes(routes!(list_movements))
@@ -230,6 +231,64 @@ async fn create_asn(
         write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
             .await?;
     Ok(written.into_response(respond))
+}
+
+/// An ASN read back: its pallets, each with where and when it was received (if it was).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AsnDetailView {
+    pub asn_id: String,
+    pub location: String,
+    pub expected_at: Option<String>,
+    pub announced_at: String,
+    /// Pallets received so far, of `pallets`.
+    pub received_pallets: usize,
+    pub pallets: Vec<AsnPalletView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AsnPalletView {
+    pub sscc: String,
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    pub quantity: i64,
+    /// The zone it was received into, and when; absent until it is.
+    pub received_zone: Option<String>,
+    pub received_at: Option<String>,
+}
+
+/// An ASN read back: what was announced and what of it has been received.
+#[utoipa::path(get, path = "/v1/asns/{asn_id}", tag = "fulfilment", params(("asn_id" = String, Path), TenantParam),
+    responses((status = 200, body = AsnDetailView), (status = 404, body = Problem)))]
+async fn get_asn(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(asn_id): Path<String>,
+    QueryParams(params): QueryParams<TenantParam>,
+) -> Result<Json<AsnDetailView>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let asn =
+        app.store.tenant(&tenant).asn(&asn_id).await?.ok_or_else(|| Problem::not_found(format!("ASN {asn_id}")))?;
+    Ok(Json(AsnDetailView {
+        asn_id: asn.asn_id,
+        location: asn.location,
+        expected_at: asn.expected_unix_ms.map(crate::dto::timestamp),
+        announced_at: crate::dto::timestamp(asn.created_unix_ms),
+        received_pallets: asn.pallets.iter().filter(|pallet| pallet.received_unix_ms.is_some()).count(),
+        pallets: asn
+            .pallets
+            .into_iter()
+            .map(|pallet| AsnPalletView {
+                sscc: pallet.sscc,
+                gtin: pallet.gtin,
+                lot: pallet.lot,
+                expiry: pallet.expiry_date,
+                quantity: pallet.quantity,
+                received_zone: pallet.received_zone,
+                received_at: pallet.received_unix_ms.map(crate::dto::timestamp),
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

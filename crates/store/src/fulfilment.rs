@@ -3533,6 +3533,8 @@ async fn read_order(
 pub struct AsnRecord {
     pub asn_id: String,
     pub location: String,
+    pub expected_unix_ms: Option<i64>,
+    pub created_unix_ms: i64,
     pub pallets: Vec<AsnPalletRecord>,
 }
 
@@ -3873,15 +3875,15 @@ impl crate::TenantStore<'_> {
 
     /// An advance shipping notice: its location and pallets (received or not).
     pub async fn asn(&self, asn_id: &str) -> Result<Option<AsnRecord>, crate::StoreError> {
-        let location: Option<(String,)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
-            "SELECT location_gln FROM asns WHERE tenant_id = $1 AND asn_id = $2")
+        let header: Option<(String, Option<i64>, i64)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT location_gln, expected_unix_ms, created_unix_ms FROM asns WHERE tenant_id = $1 AND asn_id = $2")
             .bind(self.tenant_id.as_str()).bind(asn_id).fetch_optional(pool).await)?;
-        let Some((location,)) = location else { return Ok(None) };
+        let Some((location, expected_unix_ms, created_unix_ms)) = header else { return Ok(None) };
         let pallets: Vec<AsnPalletRecord> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
             "SELECT sscc, gtin, lot, expiry_date, quantity, received_zone, received_unix_ms FROM asn_pallets \
              WHERE tenant_id = $1 AND asn_id = $2 ORDER BY sscc")
             .bind(self.tenant_id.as_str()).bind(asn_id).fetch_all(pool).await)?;
-        Ok(Some(AsnRecord { asn_id: asn_id.to_owned(), location, pallets }))
+        Ok(Some(AsnRecord { asn_id: asn_id.to_owned(), location, expected_unix_ms, created_unix_ms, pallets }))
     }
 
     /// Sites, lanes, product rules and reservable lots for `gtins`, read now.

@@ -84,6 +84,12 @@ pub async fn receive(app: &TestApp, key: &str, product: &str, pallets: &[(&str, 
     let asn_id = asn.body["asn_id"].as_str().unwrap();
     let received = app.post(&format!("/v1/asns/{asn_id}/receipts"), key, json!({"zone": "chill"})).await;
     assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    // Read back, every pallet is received into the zone.
+    let read = app.get(&format!("/v1/asns/{asn_id}"), key).await;
+    assert_eq!(read.body["received_pallets"], pallets.len(), "{:?}", read.body);
+    for pallet in read.body["pallets"].as_array().unwrap() {
+        assert!(pallet["received_zone"] == "chill" && pallet["received_at"].is_string(), "{pallet:?}");
+    }
 }
 
 fn order_body(product: &str, quantity: i64) -> Value {
@@ -278,6 +284,17 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let warm = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "ambient"})).await;
     assert!(warm.is_problem(422, "/problems/zone-unsuitable"), "{:?}", warm.body);
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]));
+    // Read back, the ASN shows its pallet announced and not received.
+    let read = app.get(&format!("/v1/asns/{asn_id}"), &key).await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    assert_eq!(
+        (read.body["location"].as_str(), read.body["received_pallets"].as_u64()),
+        (Some(dc().as_str()), Some(0))
+    );
+    let pallet = &read.body["pallets"][0];
+    assert_eq!((pallet["lot"].as_str(), pallet["quantity"].as_i64()), (Some("WARM"), Some(5)), "{pallet:?}");
+    assert!(pallet["received_at"].is_null() && pallet["expiry"].is_string(), "{pallet:?}");
+    assert!(app.get("/v1/asns/asn_none", &key).await.is_problem(404, "/problems/not-found"));
     // Bad input: a problem naming the fields, nothing stored.
     let bad = app
         .post(
