@@ -1566,7 +1566,8 @@ pub struct AffectedOrder {
     /// `flagged` (no other stock: back to `accepted`), `shipped` (units of the lots left with it
     /// and did not all come back), `returned` (every unit shipped came back), `released` (it
     /// held units of the lots once and gave them up unshipped: cancelled, or allocated again
-    /// after an earlier recall).
+    /// after an earlier recall). Read back, a recall made before Keten kept what it did to each
+    /// order says `unknown` where it would say `released`: it may have taken the order back.
     pub outcome: String,
     /// Units of the recalled lots it shipped.
     pub units_shipped: i64,
@@ -1686,7 +1687,13 @@ async fn get_recall(
         .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
     let history = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
-    Ok(Json(recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, history)))
+    let mut view = recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, history);
+    if !stored.outcomes_kept {
+        for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
+            order.outcome = "unknown".into();
+        }
+    }
+    Ok(Json(view))
 }
 
 /// How often a recall is built again when the orders packed with its lots changed before it was
@@ -2065,8 +2072,9 @@ pub(crate) async fn deliver_webhooks(
     if due.is_empty() {
         return Ok(());
     }
-    // Only transitions of settled transactions: one committed later sorts after these.
-    let horizon = store.settled_horizon().await?;
+    // Only transitions of settled transactions: one committed later sorts after these. No
+    // wait: what is not settled yet goes out with a later delivery.
+    let horizon = store.settled_horizon(std::time::Duration::ZERO).await?;
     for hook in due {
         let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { continue };
         let tenant_store = store.tenant(&tenant);

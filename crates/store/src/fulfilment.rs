@@ -1573,6 +1573,10 @@ pub struct StoredRecall {
     pub lots: Vec<String>,
     pub reason: String,
     pub reach: RecallOutcome,
+    /// Whether the recall kept what it did to each order (`reach.reallocated`, `reach.flagged`):
+    /// not those made before it did (migration 0017), whose lots are then only those it was
+    /// the first to recall.
+    pub outcomes_kept: bool,
 }
 
 /// A pallet of a recalled lot announced to the network, and when it was received (if it was).
@@ -1658,7 +1662,10 @@ pub(crate) async fn apply_fulfilment(
         // the mark: a refused order does not take their expiry back (it is SQL, done for good).
         expire_due_of(conn, tenant_id.as_str(), &order.lines, now_unix_ms, batch, cache).await?;
     }
-    if matches!(mutation, FulfilmentMutation::OrderEvent { .. } | FulfilmentMutation::Recall { .. }) {
+    if matches!(
+        mutation,
+        FulfilmentMutation::OrderEvent { .. } | FulfilmentMutation::Recall { .. } | FulfilmentMutation::Count { .. }
+    ) {
         // These read orders, reservations and movements: what earlier writes buffered goes first.
         batch.flush_rows(conn, now_unix_ms).await?;
     }
@@ -3039,7 +3046,6 @@ async fn order_event(
     Ok(Ok(record))
 }
 
-#[allow(clippy::too_many_arguments)]
 /// A recall as written (see [`FulfilmentMutation::Recall`]).
 struct Recalled<'a> {
     recall_id: &'a str,
@@ -3073,6 +3079,22 @@ async fn recall(
     locked.sort_unstable();
     locked.dedup();
     lock_lots(conn, tenant, &locked).await?;
+    // Every balance of the lots is recalled, including those other nodes received since the
+    // cache read (in the cache and the batch's rows only: a refusal below rolls them back).
+    batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
+    let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
+    let keys: Vec<StockKey> = entry
+        .balances
+        .iter()
+        .filter(|cached| lots.contains(&cached.key.lot))
+        .map(|cached| cached.key.clone())
+        .collect();
+    for (line, key) in keys.iter().enumerate() {
+        batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
+        // The reservations voided below are those found after these rows were read: one another
+        // node adds before this commits changes the row, and the recall is applied again.
+        batch.hold_exact(tenant, key);
+    }
     // Open orders holding the lots: their reservations are voided below, then they are allocated
     // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
     // events, built from a read before it: they must be these orders.
@@ -3085,7 +3107,8 @@ async fn recall(
     if packed != unpacked {
         refuse!(refused("conflict", RECALL_PACKED_CHANGED));
     }
-    let affected: Vec<String> = affected.into_iter().map(|order| order.order_id).collect();
+    let affected: Vec<(String, OrderStatus)> =
+        affected.into_iter().map(|order| (order.order_id, order.status)).collect();
     execute(
         conn,
         "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms, lots) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -3106,22 +3129,6 @@ async fn recall(
             &[Arg::Text(tenant), Arg::Text(gtin.as_str()), Arg::Text(lot), Arg::Text(recall_id)],
         )
         .await?;
-    }
-    // Every balance of the lots is recalled, including those other nodes received since the
-    // cache read.
-    batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
-    let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
-    let keys: Vec<StockKey> = entry
-        .balances
-        .iter()
-        .filter(|cached| lots.contains(&cached.key.lot))
-        .map(|cached| cached.key.clone())
-        .collect();
-    for (line, key) in keys.iter().enumerate() {
-        batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
-        // The reservations voided below are those found now: one another node adds before this
-        // commits changes the row, and the recall is applied again.
-        batch.hold_exact(tenant, key);
     }
     let cause = Cause { id: recall_id, name: format!("recall {recall_id}"), other: "lots" };
     void_reservations(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
@@ -3215,13 +3222,13 @@ struct Cause<'a> {
 async fn void_reservations(
     conn: &mut Conn,
     tenant: &str,
-    orders: &[String],
+    orders: &[(String, OrderStatus)],
     cause: &Cause<'_>,
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(), sqlx::Error> {
-    for order_id in orders {
+    for (order_id, _) in orders {
         let Some((_, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
             return Err(corrupt(format!("order {order_id} vanished")));
         };
@@ -3243,19 +3250,21 @@ async fn void_reservations(
 
 /// Allocates each of `orders`, whose reservations [`void_reservations`] voided, again from the
 /// stock left, or flags it (back to `accepted`, with the cause in its flags). Answers the orders
-/// allocated again and those flagged.
+/// allocated again and those flagged. Each order moves only from the status it had when it was
+/// chosen: one another node moved on meanwhile (picking, packing) fails the batch, which is then
+/// applied again, one write at a time.
 #[allow(clippy::too_many_arguments)]
 async fn allocate_again(
     conn: &mut Conn,
     tenant: &str,
-    orders: &[String],
+    orders: &[(String, OrderStatus)],
     cause: &Cause<'_>,
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
-    for order_id in orders {
+    for (order_id, chosen_status) in orders {
         let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
             continue;
         };
@@ -3283,7 +3292,7 @@ async fn allocate_again(
                     conn,
                     tenant,
                     order_id,
-                    record.status,
+                    *chosen_status,
                     OrderStatus::Allocated,
                     Some(&detail),
                     Some((&allocation, promised_by, &reservation)),
@@ -3302,7 +3311,7 @@ async fn allocate_again(
                     conn,
                     tenant,
                     order_id,
-                    record.status,
+                    *chosen_status,
                     OrderStatus::Accepted,
                     Some(&detail),
                     Some((&record.allocation, record.promised_by_unix_ms, &reservation_id)),
@@ -3333,7 +3342,7 @@ async fn release_for_count(
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
-) -> Outcome<Vec<String>> {
+) -> Outcome<Vec<(String, OrderStatus)>> {
     batch.refresh(cache, conn, tenant, &key.gtin).await?;
     let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
     let Some(cached) = entry.balances.iter().find(|cached| cached.key == *key) else {
@@ -3351,7 +3360,7 @@ async fn release_for_count(
         .bind(key.zone.as_str())
         .fetch_all(&mut *connection)
         .await)?;
-    let mut open: Vec<(String, i64)> = Vec::new();
+    let mut open: Vec<(i64, String, i64)> = Vec::new();
     for (reservation, units) in holders {
         let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
         if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
@@ -3359,19 +3368,19 @@ async fn release_for_count(
             && record.status == OrderStatus::Allocated
             && record.reservation == ReservationState::Pending
         {
-            open.push((order_id, units));
+            open.push((record.placed_unix_ms, order_id, units));
         }
     }
-    // Order ids start with the time they were placed: newest first.
-    open.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    // Newest first (by the time placed, then the id).
+    open.sort_unstable_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
     let mut excess = reserved - counted;
     let mut released = Vec::new();
-    for (order_id, units) in open {
+    for (_, order_id, units) in open {
         if excess <= 0 {
             break;
         }
         excess -= units;
-        released.push(order_id);
+        released.push((order_id, OrderStatus::Allocated));
     }
     if excess > 0 {
         refuse!(refused(
@@ -3387,14 +3396,16 @@ async fn release_for_count(
 
 /// The reservations holding units of one balance (`$1` tenant, `$2` GTIN, `$3` lot, `$4` place,
 /// `$5` zone), with the units each reserved there: a count below them releases some.
-pub(crate) const RESERVATIONS_OF_BALANCE_SQL: &str = "SELECT operation_id, CAST(SUM(quantity) AS BIGINT) FROM stock_movements \
-     WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 AND location_gln = $4 AND zone = $5 AND kind = 'reserve' \
-     GROUP BY operation_id";
+pub(crate) const RESERVATIONS_OF_BALANCE_SQL: &str = "SELECT m.operation_id, CAST(SUM(m.quantity) AS BIGINT) FROM stock_movements m \
+     JOIN reservations r ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id AND r.state = 'pending' \
+     WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.lot = $3 AND m.location_gln = $4 AND m.zone = $5 AND m.kind = 'reserve' \
+     GROUP BY m.operation_id";
 
-/// The reservations holding units of a lot (`$1` tenant, `$2` GTIN, `$3` lot), from its reserve
-/// movements: the recall voids them.
-pub(crate) const RESERVATIONS_OF_LOT_SQL: &str = "SELECT DISTINCT operation_id FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
-     AND kind = 'reserve'";
+/// The pending reservations holding units of a lot (`$1` tenant, `$2` GTIN, `$3` lot), from its
+/// reserve movements: the recall voids them.
+pub(crate) const RESERVATIONS_OF_LOT_SQL: &str = "SELECT DISTINCT m.operation_id FROM stock_movements m \
+     JOIN reservations r ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id AND r.state = 'pending' \
+     WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.lot = $3 AND m.kind = 'reserve'";
 
 /// The units of a lot (`$1` tenant, `$2` GTIN, `$3` lot) each operation reserved, shipped or
 /// took back in a return, by operation and kind.
@@ -3594,18 +3605,18 @@ pub const JOURNAL_SETTLE_WAIT_MAX: Duration = Duration::from_secs(1);
 /// Only this database's transactions count (`pg_stat_activity`), not the cluster's
 /// (`pg_current_snapshot()` would wait for every database's). `backend_xid` is 32 bits; a
 /// running transaction's id is less than 2^31 below the next one, which gives its epoch.
-async fn settled_transactions(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+async fn settled_transactions(pool: &sqlx::PgPool, wait_max: Duration) -> Result<i64, sqlx::Error> {
     const NEXT: &str = "SELECT CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT)";
     const RUNNING: &str = "SELECT CAST(CAST(backend_xid AS TEXT) AS BIGINT) FROM pg_stat_activity \
                            WHERE datname = current_database() AND backend_xid IS NOT NULL";
     // Read first: a transaction given an id after this has one of at least `next`.
     let next: i64 = sqlx::query_scalar(NEXT).fetch_one(pool).await?;
     let full = |xid: i64| next - ((next - xid) & 0xFFFF_FFFF);
-    let deadline = Instant::now() + JOURNAL_SETTLE_WAIT_MAX;
+    let deadline = Instant::now() + wait_max;
     loop {
         let running: Vec<i64> = sqlx::query_scalar(RUNNING).fetch_all(pool).await?;
         let oldest_running = running.into_iter().map(full).min().unwrap_or(next).min(next);
-        if oldest_running >= next {
+        if oldest_running >= next || wait_max.is_zero() {
             return Ok(oldest_running);
         }
         if Instant::now() >= deadline {
@@ -3779,7 +3790,7 @@ impl crate::TenantStore<'_> {
             reason: Option<String>,
             at_unix_ms: i64,
         }
-        let horizon = self.store.settled_horizon().await?;
+        let horizon = self.store.settled_horizon(JOURNAL_SETTLE_WAIT_MAX).await?;
         let sql = format!(
             "SELECT tx, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
              FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) AND tx < $4 {} \
@@ -3916,6 +3927,7 @@ impl crate::TenantStore<'_> {
             "SELECT gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 AND recall_id = $2")
             .bind(tenant).bind(recall_id).fetch_optional(&mut *connection).await)?;
         let Some((gtin, reason, created_unix_ms, lots)) = row else { return Ok(None) };
+        let outcomes_kept = lots.is_some();
         let lots: Vec<String> = match lots {
             Some(lots) => lots.split(' ').map(str::to_owned).collect(),
             // Recalled before the recall kept its lots: those it was the first to recall.
@@ -3934,7 +3946,7 @@ impl crate::TenantStore<'_> {
         let now_unix_ms = crate::now_unix_ms();
         let reach =
             recall_reach(&mut conn, tenant, recall_id, created_unix_ms, &gtin, &lots, taken_back, now_unix_ms).await?;
-        Ok(Some(StoredRecall { gtin, lots, reason, reach }))
+        Ok(Some(StoredRecall { gtin, lots, reason, reach, outcomes_kept }))
     }
 
     /// The recall of a lot of this tenant's product, if any.
@@ -4076,13 +4088,15 @@ impl crate::TenantStore<'_> {
 impl crate::Store {
     /// The transaction id below which every writing transaction has ended, for the reads that
     /// page by `tx` (the movement journal, the webhooks' transitions): on PostgreSQL it waits, at
-    /// most [`JOURNAL_SETTLE_WAIT_MAX`], for the transactions running now (see
-    /// [`settled_transactions`]); on SQLite, with one writer whose batch times increase, every
-    /// row has `tx` 0 and the horizon is unbounded.
-    pub async fn settled_horizon(&self) -> Result<i64, crate::StoreError> {
+    /// most `wait_max`, for the transactions running now to end (see [`settled_transactions`]),
+    /// so that the reader sees what committed before it asked; with no wait it is the oldest
+    /// running one (the webhooks: what is not settled yet goes out with the next delivery). On
+    /// SQLite, with one writer whose batch times increase, every row has `tx` 0 and the horizon
+    /// is unbounded.
+    pub async fn settled_horizon(&self, wait_max: Duration) -> Result<i64, crate::StoreError> {
         Ok(match self.pools() {
             crate::backend::Pools::Sqlite { .. } => i64::MAX,
-            crate::backend::Pools::Postgres { pool } => settled_transactions(pool).await?,
+            crate::backend::Pools::Postgres { pool } => settled_transactions(pool, wait_max).await?,
         })
     }
 

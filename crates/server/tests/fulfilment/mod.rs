@@ -215,6 +215,8 @@ pub async fn fulfilment_a_count_below_the_reserved_units_releases_the_newest_ord
     receive(app, &key, &product, &[("SOON", 20, 10), ("LATER", 30, 10)], 61_000).await;
     let mut ids = Vec::new();
     for units in [4, 4, 2] {
+        // Placed in distinct milliseconds: "newest" is by the time placed.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let placed = app.post("/v1/orders", &key, order_body(&product, units)).await;
         assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
         ids.push(placed.body["order_id"].as_str().unwrap().to_owned());

@@ -12,9 +12,10 @@ CREATE INDEX alarm_events_by_tx ON alarm_events (tenant_id, tx, at_unix_ms, alar
 ALTER TABLE order_webhooks ADD COLUMN after_tx INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE order_webhooks ADD COLUMN alarm_after_tx INTEGER NOT NULL DEFAULT 0;
 
--- Dropping the index dropped its seeded statistics (0013); the new index gets the same shape.
+-- Dropping the index dropped its statistics. Where they were 0013's seed (not measured by an
+-- ANALYZE run by hand, which the next one replaces), the new index gets the same shape.
 INSERT INTO sqlite_stat1 (tbl, idx, stat)
 SELECT 'order_events', 'order_events_by_tx', '1000000 1000000 1000000 2 1 1'
-WHERE EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = 'order_events' AND idx = 'order_events')
+WHERE EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = 'order_events' AND idx = 'order_events' AND stat = '1000000 1000000 4 1')
   AND NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'order_events_by_tx');
 ANALYZE sqlite_schema; -- loads them
