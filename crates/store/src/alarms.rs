@@ -715,16 +715,9 @@ impl TenantStore<'_> {
         horizon: i64,
         limit: u32,
     ) -> Result<Vec<AlarmEventRow>, StoreError> {
-        Ok(on_pool!(self.store.pools(), pool => sqlx::query_as(ALARM_EVENTS_AFTER_SQL)
-            .bind(self.tenant_id.as_str())
-            .bind(after.tx)
-            .bind(after.at_unix_ms)
-            .bind(after.id.as_str())
-            .bind(after.seq)
-            .bind(horizon)
-            .bind(i64::from(limit.clamp(1, 1_000)))
-            .fetch_all(pool)
-            .await)?)
+        let tenant = self.tenant_id.as_str();
+        Ok(crate::fulfilment::transitions_after(self.store, ALARM_EVENTS_AFTER_SQL, tenant, after, horizon, limit)
+            .await?)
     }
 }
 

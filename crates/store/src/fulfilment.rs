@@ -4052,11 +4052,38 @@ const WEBHOOK_COLUMNS: &str = "tenant_id, webhook_id, url, secret, after_tx, aft
     alarm_after_step";
 
 /// Transitions after a webhook's cursor (order transitions: the id is the order, `seq` its
-/// history row), read only below the horizon of settled transactions ($6).
+/// history row), read only below the horizon of settled transactions ($6), at most $7.
 pub(crate) const ORDER_TRANSITIONS_AFTER_SQL: &str = "SELECT tx, order_id, seq, status, detail, at_unix_ms FROM order_events \
      WHERE tenant_id = $1 AND tx < $6 AND (tx, at_unix_ms, order_id, seq) > ($2, $3, $4, $5) \
-     ORDER BY tx, at_unix_ms, order_id, seq LIMIT 100";
-const _: () = assert!(WEBHOOK_EVENTS_MAX == 100, "the LIMIT of ORDER_TRANSITIONS_AFTER_SQL");
+     ORDER BY tx, at_unix_ms, order_id, seq LIMIT $7";
+
+/// Runs a query of transitions after a webhook's cursor (`$1` tenant, `$2`–`$5` the cursor,
+/// `$6` the horizon, `$7` the limit, at most 1,000): order or alarm transitions.
+pub(crate) async fn transitions_after<T>(
+    store: &crate::Store,
+    sql: &str,
+    tenant: &str,
+    after: &TransitionCursor,
+    horizon: i64,
+    limit: u32,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    crate::backend::on_pool!(store.pools(), pool => sqlx::query_as(sql)
+        .bind(tenant)
+        .bind(after.tx)
+        .bind(after.at_unix_ms)
+        .bind(after.id.as_str())
+        .bind(after.seq)
+        .bind(horizon)
+        .bind(i64::from(limit.clamp(1, 1_000)))
+        .fetch_all(pool)
+        .await)
+}
 
 impl crate::TenantStore<'_> {
     pub async fn order_webhooks(&self) -> Result<Vec<OrderWebhook>, crate::StoreError> {
@@ -4073,15 +4100,8 @@ impl crate::TenantStore<'_> {
         after: &TransitionCursor,
         horizon: i64,
     ) -> Result<Vec<OrderTransition>, crate::StoreError> {
-        Ok(crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(ORDER_TRANSITIONS_AFTER_SQL)
-            .bind(self.tenant_id.as_str())
-            .bind(after.tx)
-            .bind(after.at_unix_ms)
-            .bind(after.id.as_str())
-            .bind(after.seq)
-            .bind(horizon)
-            .fetch_all(pool)
-            .await)?)
+        let (tenant, limit) = (self.tenant_id.as_str(), WEBHOOK_EVENTS_MAX as u32);
+        Ok(transitions_after(self.store, ORDER_TRANSITIONS_AFTER_SQL, tenant, after, horizon, limit).await?)
     }
 }
 
@@ -4184,7 +4204,7 @@ mod tests {
             (
                 "a webhook's order transitions",
                 ORDER_TRANSITIONS_AFTER_SQL,
-                6,
+                7,
                 &["INDEX order_events_by_tx (tenant_id=? AND (tx,"],
             ),
             (
