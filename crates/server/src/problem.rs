@@ -93,7 +93,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "insufficient-stock",
         409,
         "Insufficient stock",
-        "The order (or movement) needs more eligible units than there are: `errors` names each short line with the units wanted and eligible; the detail lists why each site was passed over (status, zone, shelf life, no route in time). Nothing was reserved.",
+        "The order (or movement) needs more eligible units than there are: `errors` names each short line with the units wanted and eligible; the detail lists why each site was passed over (status, zone, shelf life, no route in time). Nothing was reserved. Also a count below the units that orders being picked or packed hold.",
     ),
     (
         "invalid-transition",
@@ -186,7 +186,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "conflict",
         409,
         "Conflict",
-        "The resource already exists; or an SSCC already names a pallet (an ASN announcing one the merchant announced before, packing onto one the network's events name).",
+        "The resource already exists; or an SSCC already names a pallet (an ASN announcing one the merchant announced before, packing onto one the network's events name); or the orders packed with a recall's lots kept changing while it was written (send it again).",
     ),
     ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
     (
