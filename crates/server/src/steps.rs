@@ -324,16 +324,9 @@ pub fn order_step(
             },
             // Cancelled once packed: the pallet is unpacked where it was packed, its units back
             // in stock (the SSCC stays spent: it named this pallet).
-            OrderStatus::Cancelled if order.status == OrderStatus::Packed => Step {
-                event_type: "AggregationEvent",
-                action: "DELETE",
-                business_step: "unpacking",
-                disposition: "sellable_accessible",
-                place: place(&shipment.site, None)?,
-                epcs: Vec::new(),
-                quantities,
-                parent: pallets.first().cloned(),
-            },
+            OrderStatus::Cancelled if order.status == OrderStatus::Packed => {
+                unpacking(&shipment.site, "sellable_accessible", quantities, pallets.first().cloned())?
+            }
             // The parcel back at the site it left, with the units that go back into stock.
             OrderStatus::Returned => Step {
                 event_type: "ObjectEvent",
@@ -390,21 +383,32 @@ pub fn recall_unpacking(
                 if quantities.is_empty() {
                     continue;
                 }
-                let step = Step {
-                    event_type: "AggregationEvent",
-                    action: "DELETE",
-                    business_step: "unpacking",
-                    disposition,
-                    place: place(&shipment.site, None)?,
-                    epcs: Vec::new(),
-                    quantities,
-                    parent: Some(pallet_link(sscc)?),
-                };
+                let step = unpacking(&shipment.site, disposition, quantities, Some(pallet_link(sscc)?))?;
                 events.push(event(step, at));
             }
         }
     }
     capture(tenant, events, at)
+}
+
+/// A pallet unpacked at the site where it was packed (AggregationEvent `DELETE`, `unpacking`):
+/// its units as `disposition` (back in stock, or recalled).
+fn unpacking<'a>(
+    site: &str,
+    disposition: &'a str,
+    quantities: Vec<serde_json::Value>,
+    pallet: Option<String>,
+) -> Result<Step<'a>, Problem> {
+    Ok(Step {
+        event_type: "AggregationEvent",
+        action: "DELETE",
+        business_step: "unpacking",
+        disposition,
+        place: place(site, None)?,
+        epcs: Vec::new(),
+        quantities,
+        parent: pallet,
+    })
 }
 
 /// What a sensor event records: the device, where it measured, the lots in custody there and the
