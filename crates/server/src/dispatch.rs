@@ -1144,6 +1144,85 @@ async fn deliver_stop(
 ) -> Result<Json<DeliveredView>, Problem> {
     let (principal, route) = route_for(&app, &caller, &route_id).await?;
     let input = body.map(|body| body.value).unwrap_or_default();
+    Ok(Json(hand_over(&app, principal, &route, seq, input.at.as_ref()).await?))
+}
+
+/// Whether a key is a courier's (a network key with the `courier` scope, not the operator's).
+pub(crate) fn is_courier(principal: &Principal) -> bool {
+    principal.tenant_id.is_network() && !principal.is_operator() && principal.has(Scope::Courier)
+}
+
+/// A courier's order event (`POST /v1/orders/{id}/events?tenant=` with a courier key): the
+/// order's stops on the courier's current route are handed over, each as
+/// `POST /v1/routes/{id}/stops/{seq}/delivered` hands it over, and the answer is the order as the
+/// endpoint shows it. Handing over is the courier's only order step here: the route's start
+/// sends its orders out for delivery and a failed stop takes the parcel back (403 `forbidden`
+/// for another status). Repeating it changes nothing, as on the route.
+pub(crate) async fn courier_order_event(
+    app: &AppState,
+    principal: &Principal,
+    tenant: &TenantId,
+    order_id: &str,
+    to: OrderStatus,
+) -> Result<Response, Problem> {
+    if !matches!(to, OrderStatus::Delivered | OrderStatus::AtPickupPoint) {
+        return Err(Problem::new(
+            "forbidden",
+            format!(
+                "a courier key hands orders over (delivered, at_pickup_point), not {}: the route's start sends its \
+                 orders out for delivery (POST /v1/routes/{{id}}/start), a failed stop is \
+                 POST /v1/routes/{{id}}/stops/{{seq}}/failed",
+                to.name()
+            ),
+        ));
+    }
+    let vehicle = app
+        .store
+        .vehicle_of_courier(&principal.key_id)
+        .await?
+        .ok_or_else(|| Problem::new("forbidden", "no vehicle is driven with this courier key"))?;
+    let not_on_route = || Problem::not_found(format!("order {order_id} on this courier's current route"));
+    let mut route = app.store.current_route(&vehicle.vehicle_id).await?.ok_or_else(not_on_route)?;
+    let stops: Vec<(i64, bool)> = route
+        .stops
+        .iter()
+        .filter(|stop| stop.order_tenant_id == tenant.as_str() && stop.order_id == order_id)
+        .filter(|stop| stop.voided_unix_ms.is_none())
+        .map(|stop| (stop.seq, stop.pickup_point_gln.is_some()))
+        .collect();
+    let Some(&(_, at_pickup_point)) = stops.first() else { return Err(not_on_route()) };
+    let expected = if at_pickup_point { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
+    if to != expected {
+        return Err(Problem::new(
+            "invalid-transition",
+            format!(
+                "order {order_id} is handed over {} on this route: status {}",
+                if at_pickup_point { "at a pickup point" } else { "at its address" },
+                expected.name()
+            ),
+        ));
+    }
+    for (index, (seq, _)) in stops.iter().enumerate() {
+        if index > 0 {
+            // The hand-over before changed the route's stops.
+            route = read_route(app, &route.header.route_id).await?;
+        }
+        hand_over(app, principal, &route, *seq, None).await?;
+    }
+    crate::fulfilment::order_answer(app, tenant, order_id).await
+}
+
+/// Hands stop `seq` of `route` over (at `at`, RFC 3339, else now): the stop is visited, and the
+/// order moves on once every shipment of it is handed over. The route endpoint and a courier's
+/// order event (`courier_order_event`) share it.
+async fn hand_over(
+    app: &AppState,
+    principal: &Principal,
+    route: &RouteRecord,
+    seq: i64,
+    at: Option<&String>,
+) -> Result<DeliveredView, Problem> {
+    let route_id = route.header.route_id.clone();
     let stop = route
         .stops
         .iter()
@@ -1167,7 +1246,7 @@ async fn deliver_stop(
     }
     let now = store::now_unix_ms();
     let mut checker = Checker::default();
-    let at = parse_time(&mut checker, "/at", &input.at).unwrap_or(now);
+    let at = parse_time(&mut checker, "/at", &at.cloned()).unwrap_or(now);
     if stop.delivered_unix_ms.is_none() && (at < route.header.created_unix_ms || at > now + DELIVERED_AT_SKEW_MS_MAX) {
         checker.fail("/at", "must lie between the route's planning and now");
     }
@@ -1178,7 +1257,7 @@ async fn deliver_stop(
     if stop.delivered_unix_ms.is_none()
         && let Some(reason) = off_route(order.as_ref(), &stop)
     {
-        void(&app, principal, &route_id, seq, reason.clone(), true).await?;
+        void(app, principal, &route_id, seq, reason.clone(), true).await?;
         return Err(Problem::new("invalid-transition", format!("{reason}: the stop is voided, take the parcel back")));
     }
     let order = order.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
@@ -1186,7 +1265,7 @@ async fn deliver_stop(
     let at = stop.delivered_unix_ms.unwrap_or(at.min(now));
     let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
-    write(&app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    write(app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
 
     let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
     let (handed, last) = app.store.handed_over(&tenant, &stop.order_id, &stop.reservation_id).await?;
@@ -1196,17 +1275,17 @@ async fn deliver_stop(
         if all_handed {
             // The order's delivery time is its last hand-over.
             let delivered_at = (to == OrderStatus::Delivered).then(|| last.unwrap_or(at));
-            advance(&app, principal, &tenant, &order, to, at, delivered_at, &this_shipment).await?;
+            advance(app, principal, &tenant, &order, to, at, delivered_at, &this_shipment).await?;
         } else if stop.delivered_unix_ms.is_none() {
-            record_only(&app, principal, &tenant, &order, to, at, &this_shipment).await?;
+            record_only(app, principal, &tenant, &order, to, at, &this_shipment).await?;
         }
     }
     let order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
-    Ok(Json(DeliveredView {
-        route: route_view(&read_route(&app, &route_id).await?, store::now_unix_ms()),
+    Ok(DeliveredView {
+        route: route_view(&read_route(app, &route_id).await?, store::now_unix_ms()),
         order_id: stop.order_id.clone(),
         order_status: order.status.name().to_owned(),
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -103,22 +103,25 @@ fn check_quantity(checker: &mut Checker, pointer: &str, quantity: i64) -> Option
 
 /// The tenant whose data an operation touches: the caller's own, or for an operator key the
 /// one named by `?tenant=`.
+/// The tenant `?tenant=` names, which an operator's or a courier's key must give.
+fn named_tenant(tenant: Option<&str>) -> Result<TenantId, Problem> {
+    let Some(tenant) = tenant else {
+        return Err(Problem::field(
+            "invalid-parameter",
+            "?tenant",
+            "an operator or courier key names the tenant: ?tenant=<id>",
+        ));
+    };
+    TenantId::parse(tenant).map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))
+}
+
 pub(crate) fn acting_tenant<'c>(
     caller: &'c Caller,
     tenant: Option<&str>,
     writes: bool,
 ) -> Result<(&'c Principal, TenantId), Problem> {
     if caller.0.is_operator() {
-        let Some(tenant) = tenant else {
-            return Err(Problem::field(
-                "invalid-parameter",
-                "?tenant",
-                "an operator key names the tenant: ?tenant=<id>",
-            ));
-        };
-        let tenant = TenantId::parse(tenant)
-            .map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))?;
-        return Ok((&caller.0, tenant));
+        return Ok((&caller.0, named_tenant(tenant)?));
     }
     let principal = if writes { require_writer(caller)? } else { require_reader(caller)? };
     if let Some(named) = tenant
@@ -1279,8 +1282,10 @@ pub struct OrderEventInput {
 }
 
 /// Moves an order on. The physical steps (picking to returned) take an operator key, for the
-/// operator's systems and couriers; a merchant key may cancel an order or have it allocated again
-/// (403 `forbidden` otherwise). Checked: nothing ships before it is packed; cancelling releases
+/// operator's systems and couriers; a courier's own key (`?tenant=` the order's merchant) hands
+/// over the order's stops on the courier's current route (`delivered` or `at_pickup_point`, as
+/// `POST /v1/routes/{id}/stops/{seq}/delivered`); a merchant key may cancel an order or have it
+/// allocated again (403 `forbidden` otherwise). Checked: nothing ships before it is packed; cancelling releases
 /// the stock; shipping posts the reservation; a return restocks what it lists.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/events", tag = "fulfilment", request_body = OrderEventInput,
     params(("order_id" = String, Path), TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
@@ -1293,7 +1298,10 @@ async fn order_event(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<OrderEventInput>,
 ) -> Result<Response, Problem> {
-    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    // A courier hands the orders of their route over; anyone else acts as the tenant (an
+    // operator key names it).
+    let courier = crate::dispatch::is_courier(&caller.0);
+    let acting = if courier { None } else { Some(acting_tenant(&caller, params.tenant.as_deref(), true)?) };
     let input = body.value;
     let mut checker = Checker::default();
     let to = OrderStatus::parse(&input.status).filter(|status| *status != OrderStatus::Accepted);
@@ -1330,14 +1338,18 @@ async fn order_event(
     }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
+    let Some((principal, tenant)) = acting else {
+        let tenant = named_tenant(params.tenant.as_deref())?;
+        return crate::dispatch::courier_order_event(&app, &caller.0, &tenant, &order_id, to).await;
+    };
     // The physical steps are recorded by the operator's systems and couriers, whose events the
     // trace shows consumers; a merchant cancels an order or has it allocated again.
     if !caller.0.is_operator() && !matches!(to, OrderStatus::Allocated | OrderStatus::Cancelled) {
         return Err(Problem::new(
             "forbidden",
             format!(
-                "{} is a step of the operator's systems and couriers (an operator key, with ?tenant=); a merchant \
-                 key may cancel an order or have it allocated again",
+                "{} is a step of the operator's systems and couriers (an operator key with ?tenant=, or the courier's \
+                 key for the hand-over); a merchant key may cancel an order or have it allocated again",
                 to.name()
             ),
         ));
@@ -1366,13 +1378,17 @@ async fn order_event(
     let written = write(&app, principal, key, Some(body.request_sha256), tenant.clone(), mutation, respond).await?;
     if let Written::Applied(_) = &written {
         // The answer shows the whole history, read after the commit.
-        let store = app.store.tenant(&tenant);
-        if let Some(order) = store.order(&order_id).await? {
-            let events = store.order_events(&order_id).await?;
-            return Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events))));
-        }
+        return order_answer(&app, &tenant, &order_id).await;
     }
     Ok(written.into_response(respond))
+}
+
+/// An order as `GET /v1/orders/{id}` shows it, its whole history included, as a 200 answer.
+pub(crate) async fn order_answer(app: &AppState, tenant: &TenantId, order_id: &str) -> Result<Response, Problem> {
+    let store = app.store.tenant(tenant);
+    let order = store.order(order_id).await?.ok_or_else(|| Problem::not_found(format!("order {order_id}")))?;
+    let events = store.order_events(order_id).await?;
+    Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events))))
 }
 
 /// The write that moves `order` to `to` with the step's EPCIS events (of every shipment, or of

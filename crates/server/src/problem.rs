@@ -99,7 +99,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "invalid-transition",
         409,
         "Invalid order transition",
-        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), its hold expired, or the transition's data does not fit (one SSCC per shipment, shipped units per pick, `at_pickup_point` for an order to an address).",
+        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), its hold expired, or the transition's data does not fit (one SSCC per shipment, shipped units per pick, `at_pickup_point` for an order to an address, a courier's hand-over with the other status than the stop's).",
     ),
     (
         "lot-conflict",
@@ -168,7 +168,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "Unauthorized",
         "No API key, or the key is malformed, unknown or revoked. Send `Authorization: Bearer <key>`.",
     ),
-    ("forbidden", 403, "Forbidden", "The key is valid but lacks the scope this operation needs."),
+    (
+        "forbidden",
+        403,
+        "Forbidden",
+        "The key is valid but lacks the scope this operation needs (also: a courier's key posting an order step other than the hand-over, or driving no vehicle).",
+    ),
     (
         "not-found",
         404,

@@ -90,6 +90,46 @@ async fn status_of(app: &TestApp, key: &str, order_id: &str) -> String {
     order.body["status"].as_str().unwrap().to_owned()
 }
 
+/// A courier hands a stop's order over with an order event (`?tenant=` its merchant): only that
+/// step, only on their own route, and the route sees the hand-over as its own.
+async fn courier_hands_over_by_order_event(
+    app: &TestApp,
+    (courier, stranger): (&str, &str),
+    route_id: &str,
+    stop: &Value,
+    expected: &str,
+) {
+    let order_id = stop["order_id"].as_str().unwrap();
+    let path = format!("/v1/orders/{order_id}/events?tenant={}", stop["tenant"].as_str().unwrap());
+    let stranger_said = app.post(&path, stranger, json!({"status": expected})).await;
+    assert_eq!(stranger_said.status, StatusCode::FORBIDDEN, "a courier without a vehicle: {:?}", stranger_said.body);
+    let shipped = app.post(&path, courier, json!({"status": "shipped"})).await;
+    assert_eq!(shipped.status, StatusCode::FORBIDDEN, "not a courier's step: {:?}", shipped.body);
+    let other = if expected == "delivered" { "at_pickup_point" } else { "delivered" };
+    let mismatched = app.post(&path, courier, json!({"status": other})).await;
+    assert_eq!(mismatched.status, StatusCode::CONFLICT, "{:?}", mismatched.body);
+    let untold = app.post(&format!("/v1/orders/{order_id}/events"), courier, json!({"status": expected})).await;
+    assert_eq!(untold.status, StatusCode::BAD_REQUEST, "the merchant is named: {:?}", untold.body);
+    assert_eq!(untold.body["errors"][0]["pointer"], "?tenant", "{:?}", untold.body);
+    let stop_of =
+        |route: &Value| route["stops"].as_array().unwrap().iter().find(|one| one["seq"] == stop["seq"]).cloned();
+    let before = app.get(&format!("/v1/routes/{route_id}"), courier).await.body;
+    assert_eq!(stop_of(&before).unwrap()["delivered_at"], Value::Null, "nothing was handed over yet");
+
+    let handed = app.post(&path, courier, json!({"status": expected})).await;
+    assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+    assert_eq!(handed.body["order_id"], order_id);
+    assert_eq!(handed.body["status"], expected, "{:?}", handed.body);
+    let after = app.get(&format!("/v1/routes/{route_id}"), courier).await.body;
+    let delivered_at = stop_of(&after).unwrap()["delivered_at"].clone();
+    assert!(delivered_at.is_string(), "the route's stop is handed over: {after:?}");
+    let repeated = app.post(&path, courier, json!({"status": expected})).await;
+    assert_eq!(repeated.status, StatusCode::OK, "{:?}", repeated.body);
+    assert_eq!(repeated.body["events"], handed.body["events"], "handing over twice changes nothing");
+    let again = app.get(&format!("/v1/routes/{route_id}"), courier).await.body;
+    assert_eq!(stop_of(&again).unwrap()["delivered_at"], delivered_at, "the first hand-over's time stays");
+}
+
 pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     network(app).await;
     let (alpha, salmon) = merchant(app, "alpha-fish", "871234560100").await;
@@ -260,6 +300,7 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     let voided =
         app.send("POST", &format!("/v1/routes/{van_route}/stops/1/delivered"), Some(&van_key), None, &[]).await;
     assert_eq!(voided.status, StatusCode::CONFLICT, "a voided stop is not handed over: {:?}", voided.body);
+    let mut by_order_event = 0;
     for route in &routes {
         let route_id = route["route_id"].as_str().unwrap();
         let key = if route_id == van_route { &van_key } else { &app.operator_key };
@@ -267,15 +308,29 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
             if route_id == van_route && stop["seq"] == 1 {
                 continue;
             }
+            let expected = if stop["pickup_point"].is_string() { "at_pickup_point" } else { "delivered" };
+            if route_id == van_route && stop["seq"] == 2 {
+                courier_hands_over_by_order_event(app, (&van_key, &stranger_key), &van_route, stop, expected).await;
+                by_order_event += 1;
+                continue;
+            }
             let path = format!("/v1/routes/{route_id}/stops/{}/delivered", stop["seq"]);
             let handed = app.send("POST", &path, Some(key), None, &[]).await;
             assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
-            let expected = if stop["pickup_point"].is_string() { "at_pickup_point" } else { "delivered" };
             assert_eq!(handed.body["order_status"], expected, "{:?}", handed.body);
             let repeated = app.send("POST", &path, Some(key), None, &[]).await;
             assert_eq!(repeated.body["order_status"], expected, "handing over twice changes nothing");
         }
     }
+    assert_eq!(by_order_event, 1, "the van's second stop was handed over by an order event");
+    let voided_order = app
+        .post(
+            &format!("/v1/orders/{failed_order}/events?tenant={}", van_stops[0]["tenant"].as_str().unwrap()),
+            &van_key,
+            json!({"status": van_stops[0]["pickup_point"].as_str().map_or("delivered", |_| "at_pickup_point")}),
+        )
+        .await;
+    assert_eq!(voided_order.status, StatusCode::NOT_FOUND, "its stop was voided: {:?}", voided_order.body);
     let done = app.get(&format!("/v1/routes/{van_route}"), &van_key).await;
     assert_eq!(done.body["next_stop"], Value::Null);
     assert!(done.body["finished_at"].is_string());
