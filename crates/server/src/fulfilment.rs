@@ -1629,7 +1629,8 @@ pub struct HistoryEntry {
     pub place: Option<String>,
 }
 
-/// The EPCIS history of recalled lots (a recall's answer reads it before the recall).
+/// The EPCIS history of recalled lots, lot by lot in time order (a recall's answer reads it
+/// before the recall and adds its own events, `history_with_own`).
 async fn lot_history(
     app: &AppState,
     tenant: &TenantId,
@@ -1642,21 +1643,56 @@ async fn lot_history(
         let trace = crate::trace::trace(&app.store, tenant, &start).await?;
         let mut events: Vec<_> = trace.events.values().collect();
         events.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
-        for (_, event) in events {
-            history.push(HistoryEntry {
-                lot: lot.clone(),
-                at: event.event_time.map(|time| time.to_string()),
-                business_step: event
-                    .business_step
-                    .as_ref()
-                    .map(|step| step.json_form(epcis::VocabularyKind::BusinessStep).to_owned()),
-                place: event
-                    .business_location
-                    .as_ref()
-                    .or(event.read_point.as_ref())
-                    .map(|location| location.id.as_str().to_owned()),
-            });
-        }
+        history.extend(events.into_iter().map(|(_, event)| history_entry(lot, event)));
+    }
+    Ok(history)
+}
+
+fn history_entry(lot: &str, event: &epcis::Event) -> HistoryEntry {
+    HistoryEntry {
+        lot: lot.to_owned(),
+        at: event.event_time.map(|time| time.to_string()),
+        business_step: event
+            .business_step
+            .as_ref()
+            .map(|step| step.json_form(epcis::VocabularyKind::BusinessStep).to_owned()),
+        place: event
+            .business_location
+            .as_ref()
+            .or(event.read_point.as_ref())
+            .map(|location| location.id.as_str().to_owned()),
+    }
+}
+
+/// The lots' history read before a recall, with the recall's own events (its unpacking) after
+/// each lot's: the answer shows what `GET /v1/recalls/{id}` reads back once it is stored.
+fn history_with_own(
+    before: &[HistoryEntry],
+    own: Option<&store::epcis::Capture>,
+    gtin: &Gtin,
+    lots: &[String],
+) -> Result<Vec<HistoryEntry>, Problem> {
+    let mut events = Vec::new();
+    for record in own.map(|capture| capture.events.as_slice()).unwrap_or_default() {
+        let value: serde_json::Value = serde_json::from_str(&record.body).map_err(Problem::internal)?;
+        events.push(epcis::read_json_event(&value).map_err(|errors| Problem::internal(format!("{errors}")))?);
+    }
+    let mut history = Vec::with_capacity(before.len() + events.len());
+    for lot in lots {
+        history.extend(before.iter().filter(|entry| entry.lot == *lot).cloned());
+        let Ok(class) = crate::trace::lot_identifier(gtin, lot) else { continue };
+        let names_lot = |event: &epcis::Event| event.all_epc_classes().any(|named| named.as_str() == class.as_str());
+        // The trace reaches a pallet through the lot, and every event of that pallet: the
+        // unpacking of its other units too.
+        let pallets: BTreeSet<&str> = events
+            .iter()
+            .filter(|event| names_lot(event))
+            .filter_map(|event| event.parent_id.as_ref().map(|parent| parent.as_str()))
+            .collect();
+        let reached = |event: &&epcis::Event| {
+            names_lot(event) || event.parent_id.as_ref().is_some_and(|parent| pallets.contains(parent.as_str()))
+        };
+        history.extend(events.iter().filter(reached).map(|event| history_entry(lot, event)));
     }
     Ok(history)
 }
@@ -1743,20 +1779,12 @@ pub(crate) async fn start_recall(
     checker.finish()?;
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
-    let history = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
-    let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
-    let respond = move |applied: &Applied| match applied.outcome.as_deref() {
-        Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
-            status: 201,
-            body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots, &view_reason, history.clone())),
-        },
-        _ => StoredResponse { status: 500, body: Vec::new() },
-    };
+    let before = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
     // Packed orders holding the lots are taken back: their pallets are unpacked in the events,
     // built from the orders as read now. The writer refuses the recall if other orders are
     // packed with the lots by then (a packing or shipping meanwhile); it is built again.
     let mut attempts_left = RECALL_ATTEMPTS_MAX;
-    let written = loop {
+    let (written, respond) = loop {
         let open = app.store.tenant(&principal.tenant_id).open_orders_with_lots(gtin.as_str(), &lots).await?;
         let events =
             crate::steps::recall_unpacking(&principal.tenant_id, &open, gtin.as_str(), &lots, jiff::Timestamp::now())?;
@@ -1772,12 +1800,21 @@ pub(crate) async fn start_recall(
             reason: reason.clone(),
             unpacked,
         };
+        let history = history_with_own(&before, events.as_ref(), &gtin, &lots)?;
+        let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
+        let respond = move |applied: &Applied| match applied.outcome.as_deref() {
+            Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
+                status: 201,
+                body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots, &view_reason, history.clone())),
+            },
+            _ => StoredResponse { status: 500, body: Vec::new() },
+        };
         let mutation = Mutation::fulfilment_step(change, events);
         attempts_left -= 1;
         let tenant = principal.tenant_id.clone();
         match write(app, principal, key.clone(), Some(request_sha256), tenant, mutation, respond.clone()).await {
             Err(problem) if problem.detail == store::fulfilment::RECALL_PACKED_CHANGED && attempts_left > 0 => continue,
-            written => break written?,
+            written => break (written?, respond),
         }
     };
     Ok(match written {

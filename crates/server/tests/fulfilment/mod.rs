@@ -935,27 +935,33 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
     // The lot's EPCIS history: where it entered the network, commissioned and received at the DC
-    // (recorded by the receipt itself), then the first order's picking and packing there.
+    // (recorded by the receipt itself), then the first order's picking and packing there, and
+    // the recall's own unpacking of that pallet.
     let history = recall.body["history"].as_array().unwrap();
     let steps: Vec<&str> = history.iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing"], "{history:?}");
+    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing", "unpacking"], "{history:?}");
     for entry in history {
         assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
     }
 
-    // Read back, the recall answers the same, and its history now holds its own unpacking.
+    // Read back, the recall answers the same, its own unpacking included.
     let recall_path = format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap());
     let read = app.get(&recall_path, &key).await;
     assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
-    for field in
-        ["recall_id", "gtin", "lots", "reason", "recalled_at", "affected_orders", "inbound_pallets", "pickup_points"]
-    {
+    for field in [
+        "recall_id",
+        "gtin",
+        "lots",
+        "reason",
+        "recalled_at",
+        "affected_orders",
+        "inbound_pallets",
+        "pickup_points",
+        "history",
+    ] {
         assert_eq!(read.body[field], recall.body[field], "{field}: {:?}", read.body);
     }
     assert_eq!(read.body["reason"], "Listeria found");
-    let steps: Vec<&str> =
-        read.body["history"].as_array().unwrap().iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing", "unpacking"], "{:?}", read.body);
     assert!(app.get("/v1/recalls/rcl_none", &key).await.is_problem(404, "/problems/not-found"));
     let (other_key, _) = merchant(app, "other", "871234510022").await;
     assert!(app.get(&recall_path, &other_key).await.is_problem(404, "/problems/not-found"), "another tenant's");
