@@ -9,6 +9,8 @@ struct TestApp {
     base: String,
     client: reqwest::Client,
     store: Store,
+    /// The database's URL, for a test that changes rows as an older version left them.
+    url: String,
     operator_key: String,
     _sqlite: Option<scratchdb::SqliteFile>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -42,7 +44,7 @@ async fn spawn_app_configured(
     sqlite: Option<scratchdb::SqliteFile>,
     configure: impl FnOnce(&mut server::ServerConfig),
 ) -> TestApp {
-    let store = Store::open(StoreConfig::new(url)).await.unwrap();
+    let store = Store::open(StoreConfig::new(url.clone())).await.unwrap();
     let operator_key = {
         use store::{Mutation, PutMode, Write};
         let network = network::TenantId::network();
@@ -66,7 +68,16 @@ async fn spawn_app_configured(
     let server = tokio::spawn(server::serve(listener, store.clone(), config, async move {
         let _ = stop.await;
     }));
-    TestApp { base, client: reqwest::Client::new(), store, operator_key, _sqlite: sqlite, _shutdown: shutdown, server }
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        url,
+        operator_key,
+        _sqlite: sqlite,
+        _shutdown: shutdown,
+        server,
+    }
 }
 
 /// A response: status, headers and JSON body (Null when empty or not JSON).
@@ -100,6 +111,23 @@ impl Answer {
 }
 
 impl TestApp {
+    /// Runs statements on the app's database beside the app (as an older version, or another
+    /// tool, would have left the rows), each with the one text argument `$1`.
+    async fn execute_sql(&self, statements: &[&str], argument: &str) {
+        use sqlx::Connection;
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).bind(argument).execute(&mut conn).await.unwrap();
+            }
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).bind(argument).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -205,11 +233,11 @@ use epcis_interface::{
 };
 use fulfilment::{
     fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
-    fulfilment_holds_expire_and_promises_answer, fulfilment_hot_sku_never_oversells,
-    fulfilment_more_lapsed_holds_than_a_batch_expires, fulfilment_reallocation_keeps_the_hold,
-    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
-    fulfilment_scrap_and_transfers, fulfilment_steps_name_pallets_and_lots_once,
-    fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_holds_expire_and_promises_answer,
+    fulfilment_hot_sku_never_oversells, fulfilment_more_lapsed_holds_than_a_batch_expires,
+    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
+    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
+    fulfilment_steps_name_pallets_and_lots_once, fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -228,6 +256,7 @@ end_to_end!(
     fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_holds_expire_and_promises_answer,
     fulfilment_recalls_reallocate_or_flag,
+    fulfilment_a_recall_from_before_outcomes_were_kept_reads_back,
     fulfilment_reallocation_keeps_the_hold,
     fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
     fulfilment_more_lapsed_holds_than_a_batch_expires,

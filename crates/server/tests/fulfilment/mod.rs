@@ -902,6 +902,44 @@ pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
     );
 }
 
+/// A recall stored before recalls kept their lots and each order's outcome (migrations sqlite
+/// 0017, postgres 0015) reads back with the lots it was the first to recall, and says `unknown`
+/// where it cannot tell an order it released from one it never held.
+pub async fn fulfilment_a_recall_from_before_outcomes_were_kept_reads_back(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510023").await;
+    receive(app, &key, &product, &[("OLD", 10, 10), ("NEW", 20, 10)], 230).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 4)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(placed.body["shipments"][0]["picks"][0]["lot"], "OLD");
+    let recall =
+        app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["OLD"], "reason": "Seal broken"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let recall_id = recall.body["recall_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/recalls/{recall_id}");
+    let kept = app.get(&path, &key).await;
+    assert_eq!(kept.body["affected_orders"][0]["outcome"], "reallocated", "{:?}", kept.body);
+
+    // As the version before left it: no lots on the recall, no outcome per order.
+    app.execute_sql(
+        &["UPDATE recalls SET lots = NULL WHERE recall_id = $1", "DELETE FROM recall_orders WHERE recall_id = $1"],
+        &recall_id,
+    )
+    .await;
+    let legacy = app.get(&path, &key).await;
+    assert_eq!(legacy.status, StatusCode::OK, "{:?}", legacy.body);
+    assert_eq!(legacy.body["lots"], json!(["OLD"]), "the lots it recalled first: {:?}", legacy.body);
+    let affected = legacy.body["affected_orders"].as_array().unwrap();
+    assert_eq!(affected.len(), 1, "{affected:?}");
+    assert_eq!(affected[0]["order_id"], order_id.as_str());
+    assert_eq!(affected[0]["outcome"], "unknown", "not told apart from an order it never held: {affected:?}");
+    assert_eq!(affected[0]["status"], "allocated", "its status now: {affected:?}");
+    for field in ["recall_id", "gtin", "reason", "recalled_at", "inbound_pallets", "pickup_points"] {
+        assert_eq!(legacy.body[field], kept.body[field], "{field}: {:?}", legacy.body);
+    }
+}
+
 pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     network(app).await;
     let (key, product) = merchant(app, "fish", "871234510021").await;
