@@ -1154,10 +1154,12 @@ pub(crate) fn is_courier(principal: &Principal) -> bool {
 
 /// A courier's order event (`POST /v1/orders/{id}/events?tenant=` with a courier key): the
 /// order's stops on the courier's current route are handed over, each as
-/// `POST /v1/routes/{id}/stops/{seq}/delivered` hands it over, and the answer is the order as the
-/// endpoint shows it. Handing over is the courier's only order step here: the route's start
-/// sends its orders out for delivery and a failed stop takes the parcel back (403 `forbidden`
-/// for another status). Repeating it changes nothing, as on the route.
+/// `POST /v1/routes/{id}/stops/{seq}/delivered` hands it over, and the answer is that endpoint's
+/// (the route, and the order's status: still `out_for_delivery` while a shipment of it is on
+/// another route), not the merchant's order, which a courier does not read. Handing over is the
+/// courier's only order step here: the route's start sends its orders out for delivery and a
+/// failed stop takes the parcel back (403 `forbidden` for another status). Repeating it changes
+/// nothing, as on the route; the request's Idempotency-Key is not needed for that.
 pub(crate) async fn courier_order_event(
     app: &AppState,
     principal: &Principal,
@@ -1202,14 +1204,16 @@ pub(crate) async fn courier_order_event(
             ),
         ));
     }
+    let mut answer = None;
     for (index, (seq, _)) in stops.iter().enumerate() {
         if index > 0 {
-            // The hand-over before changed the route's stops.
+            // The hand-over before changed the route's stops (and may have voided this one).
             route = read_route(app, &route.header.route_id).await?;
         }
-        hand_over(app, principal, &route, *seq, None).await?;
+        answer = Some(hand_over(app, principal, &route, *seq, None).await?);
     }
-    crate::fulfilment::order_answer(app, tenant, order_id).await
+    let answer = answer.ok_or_else(not_on_route)?;
+    Ok(crate::api::json_response(StatusCode::OK, json_bytes(&answer)))
 }
 
 /// Hands stop `seq` of `route` over (at `at`, RFC 3339, else now): the stop is visited, and the

@@ -51,7 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_order))
         .routes(routes!(order_event))
         .routes(routes!(promise))
-        .routes(routes!(create_recall))
+        .routes(routes!(create_recall, list_recalls))
         .routes(routes!(get_recall))
         .routes(routes!(operator_sla))
         .routes(routes!(tenant_sla))
@@ -101,8 +101,6 @@ fn check_quantity(checker: &mut Checker, pointer: &str, quantity: i64) -> Option
     }
 }
 
-/// The tenant whose data an operation touches: the caller's own, or for an operator key the
-/// one named by `?tenant=`.
 /// The tenant `?tenant=` names, which an operator's or a courier's key must give.
 fn named_tenant(tenant: Option<&str>) -> Result<TenantId, Problem> {
     let Some(tenant) = tenant else {
@@ -115,6 +113,8 @@ fn named_tenant(tenant: Option<&str>) -> Result<TenantId, Problem> {
     TenantId::parse(tenant).map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))
 }
 
+/// The tenant whose data an operation touches: the caller's own, or for an operator key the
+/// one named by `?tenant=`.
 pub(crate) fn acting_tenant<'c>(
     caller: &'c Caller,
     tenant: Option<&str>,
@@ -136,7 +136,7 @@ pub(crate) fn acting_tenant<'c>(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TenantParam {
-    /// The tenant an operator key acts for.
+    /// The tenant an operator key acts for (for a courier's hand-over, the order's merchant).
     pub tenant: Option<String>,
 }
 
@@ -1283,13 +1283,16 @@ pub struct OrderEventInput {
 
 /// Moves an order on. The physical steps (picking to returned) take an operator key, for the
 /// operator's systems and couriers; a courier's own key (`?tenant=` the order's merchant) hands
-/// over the order's stops on the courier's current route (`delivered` or `at_pickup_point`, as
-/// `POST /v1/routes/{id}/stops/{seq}/delivered`); a merchant key may cancel an order or have it
-/// allocated again (403 `forbidden` otherwise). Checked: nothing ships before it is packed; cancelling releases
+/// over the order's stops on the courier's current route (`delivered` or `at_pickup_point`) and
+/// answers as `POST /v1/routes/{id}/stops/{seq}/delivered` does (the route and the order's
+/// status, not the merchant's order); a merchant key may cancel an order or have it allocated
+/// again (403 `forbidden` otherwise). Checked: nothing ships before it is packed; cancelling releases
 /// the stock; shipping posts the reservation; a return restocks what it lists.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/events", tag = "fulfilment", request_body = OrderEventInput,
     params(("order_id" = String, Path), TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = OrderView, description = "The order; to a courier's hand-over, the route's answer (`DeliveredView`)"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
 async fn order_event(
     State(app): State<AppState>,
     caller: Caller,
@@ -1384,7 +1387,7 @@ async fn order_event(
 }
 
 /// An order as `GET /v1/orders/{id}` shows it, its whole history included, as a 200 answer.
-pub(crate) async fn order_answer(app: &AppState, tenant: &TenantId, order_id: &str) -> Result<Response, Problem> {
+async fn order_answer(app: &AppState, tenant: &TenantId, order_id: &str) -> Result<Response, Problem> {
     let store = app.store.tenant(tenant);
     let order = store.order(order_id).await?.ok_or_else(|| Problem::not_found(format!("order {order_id}")))?;
     let events = store.order_events(order_id).await?;
@@ -1718,6 +1721,72 @@ async fn create_recall(
     })
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RecallListParams {
+    /// The tenant an operator key acts for.
+    pub tenant: Option<String>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
+    /// 1-500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A recall as the list shows it; `GET /v1/recalls/{id}` has its reach.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecallSummaryView {
+    pub recall_id: String,
+    pub gtin: String,
+    pub lots: Vec<String>,
+    pub reason: String,
+    pub recalled_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecallPage {
+    pub items: Vec<RecallSummaryView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The tenant's recalls, oldest first: what was recalled, why and when.
+#[utoipa::path(get, path = "/v1/recalls", tag = "fulfilment", params(RecallListParams),
+    responses((status = 200, body = RecallPage), (status = 400, body = Problem)))]
+async fn list_recalls(
+    State(app): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<RecallListParams>,
+) -> Result<Json<RecallPage>, Problem> {
+    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            store::Cursor::decode(cursor)
+                .ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list"))
+        })
+        .transpose()?;
+    let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
+    let mut recalls = app.store.tenant(&tenant).recalls(after.as_deref(), limit + 1).await?;
+    let next_cursor = if recalls.len() > limit as usize {
+        recalls.truncate(limit as usize);
+        recalls.last().map(|recall| store::Cursor::encode(&recall.recall_id))
+    } else {
+        None
+    };
+    let items = recalls
+        .into_iter()
+        .map(|recall| RecallSummaryView {
+            recall_id: recall.recall_id,
+            gtin: recall.gtin,
+            lots: recall.lots,
+            reason: recall.reason,
+            recalled_at: crate::dto::timestamp(recall.recalled_unix_ms),
+        })
+        .collect();
+    Ok(Json(RecallPage { items, next_cursor }))
+}
+
 /// A recall read back: what was recalled, why and when, and its reach as it is now — every order
 /// that took units of the lots with what the recall did to it and its status now, the pickup
 /// points, the pallets that brought the lots in, and the lots' EPCIS history (the recall's
@@ -1773,13 +1842,17 @@ pub(crate) async fn start_recall(
         .lots
         .iter()
         .enumerate()
-        .filter_map(|(index, lot)| check_lot(&mut checker, &format!("/lots/{index}"), lot))
+        .filter_map(|(index, lot)| {
+            if input.lots[..index].contains(lot) {
+                checker.fail(&format!("/lots/{index}"), "appears twice");
+            }
+            check_lot(&mut checker, &format!("/lots/{index}"), lot)
+        })
         .collect();
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     checker.finish()?;
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
-    let before = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
     // Packed orders holding the lots are taken back: their pallets are unpacked in the events,
     // built from the orders as read now. The writer refuses the recall if other orders are
     // packed with the lots by then (a packing or shipping meanwhile); it is built again.
@@ -1800,6 +1873,8 @@ pub(crate) async fn start_recall(
             reason: reason.clone(),
             unpacked,
         };
+        // Read on each attempt: an attempt is made again because the lots' events changed.
+        let before = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
         let history = history_with_own(&before, events.as_ref(), &gtin, &lots)?;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {

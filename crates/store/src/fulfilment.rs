@@ -1579,6 +1579,18 @@ pub struct StoredRecall {
     pub outcomes_kept: bool,
 }
 
+/// A recall as a list shows it: what was recalled, why and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecallSummary {
+    pub recall_id: String,
+    pub gtin: String,
+    /// The recall's lots (for a recall made before recalls kept them, those it was the first to
+    /// recall).
+    pub lots: Vec<String>,
+    pub reason: String,
+    pub recalled_unix_ms: i64,
+}
+
 /// A pallet of a recalled lot announced to the network, and when it was received (if it was).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct InboundPallet {
@@ -3947,6 +3959,30 @@ impl crate::TenantStore<'_> {
         let reach =
             recall_reach(&mut conn, tenant, recall_id, created_unix_ms, &gtin, &lots, taken_back, now_unix_ms).await?;
         Ok(Some(StoredRecall { gtin, lots, reason, reach, outcomes_kept }))
+    }
+
+    /// The tenant's recalls after `after` (a recall id), oldest first (ids begin with the time).
+    pub async fn recalls(&self, after: Option<&str>, limit: u32) -> Result<Vec<RecallSummary>, crate::StoreError> {
+        let tenant = self.tenant_id.as_str();
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let sql = format!(
+            "SELECT recall_id, gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR recall_id > $2) ORDER BY recall_id LIMIT {}",
+            limit.clamp(1, STOCK_ROWS_MAX)
+        );
+        let rows: Vec<(String, String, String, i64, Option<String>)> = on_conn!(&mut conn, connection =>
+            sqlx::query_as(&sql).bind(tenant).bind(after).fetch_all(&mut *connection).await)?;
+        let mut recalls = Vec::with_capacity(rows.len());
+        for (recall_id, gtin, reason, recalled_unix_ms, lots) in rows {
+            let lots = match lots {
+                Some(lots) => lots.split(' ').map(str::to_owned).collect(),
+                None => on_conn!(&mut conn, connection => sqlx::query_scalar(
+                    "SELECT lot FROM recalled_lots WHERE tenant_id = $1 AND recall_id = $2 ORDER BY lot")
+                    .bind(tenant).bind(&recall_id).fetch_all(&mut *connection).await)?,
+            };
+            recalls.push(RecallSummary { recall_id, gtin, lots, reason, recalled_unix_ms });
+        }
+        Ok(recalls)
     }
 
     /// The recall of a lot of this tenant's product, if any.

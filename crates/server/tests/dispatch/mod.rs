@@ -102,9 +102,14 @@ async fn courier_hands_over_by_order_event(
     let order_id = stop["order_id"].as_str().unwrap();
     let path = format!("/v1/orders/{order_id}/events?tenant={}", stop["tenant"].as_str().unwrap());
     let stranger_said = app.post(&path, stranger, json!({"status": expected})).await;
-    assert_eq!(stranger_said.status, StatusCode::FORBIDDEN, "a courier without a vehicle: {:?}", stranger_said.body);
+    assert!(stranger_said.is_problem(403, "/problems/forbidden"), "{:?}", stranger_said.body);
+    assert!(stranger_said.body["detail"].as_str().unwrap().contains("no vehicle"), "{:?}", stranger_said.body);
     let shipped = app.post(&path, courier, json!({"status": "shipped"})).await;
-    assert_eq!(shipped.status, StatusCode::FORBIDDEN, "not a courier's step: {:?}", shipped.body);
+    assert!(shipped.is_problem(403, "/problems/forbidden"), "{:?}", shipped.body);
+    assert!(shipped.body["detail"].as_str().unwrap().contains("hands orders over"), "{:?}", shipped.body);
+    let other_merchant = format!("/v1/orders/{order_id}/events?tenant=nobody-here");
+    let elsewhere = app.post(&other_merchant, courier, json!({"status": expected})).await;
+    assert!(elsewhere.is_problem(404, "/problems/not-found"), "another merchant's order id: {:?}", elsewhere.body);
     let other = if expected == "delivered" { "at_pickup_point" } else { "delivered" };
     let mismatched = app.post(&path, courier, json!({"status": other})).await;
     assert_eq!(mismatched.status, StatusCode::CONFLICT, "{:?}", mismatched.body);
@@ -118,16 +123,18 @@ async fn courier_hands_over_by_order_event(
 
     let handed = app.post(&path, courier, json!({"status": expected})).await;
     assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+    // The route endpoint's answer: the route and the order's status, not the merchant's order.
     assert_eq!(handed.body["order_id"], order_id);
-    assert_eq!(handed.body["status"], expected, "{:?}", handed.body);
+    assert_eq!(handed.body["order_status"], expected, "{:?}", handed.body);
+    assert!(handed.body.get("lines").is_none() && handed.body.get("allocation").is_none(), "{:?}", handed.body);
+    let delivered_at = stop_of(&handed.body["route"]).unwrap()["delivered_at"].clone();
+    assert!(delivered_at.is_string(), "the route's stop is handed over: {:?}", handed.body);
     let after = app.get(&format!("/v1/routes/{route_id}"), courier).await.body;
-    let delivered_at = stop_of(&after).unwrap()["delivered_at"].clone();
-    assert!(delivered_at.is_string(), "the route's stop is handed over: {after:?}");
+    assert_eq!(stop_of(&after).unwrap()["delivered_at"], delivered_at, "{after:?}");
     let repeated = app.post(&path, courier, json!({"status": expected})).await;
     assert_eq!(repeated.status, StatusCode::OK, "{:?}", repeated.body);
-    assert_eq!(repeated.body["events"], handed.body["events"], "handing over twice changes nothing");
-    let again = app.get(&format!("/v1/routes/{route_id}"), courier).await.body;
-    assert_eq!(stop_of(&again).unwrap()["delivered_at"], delivered_at, "the first hand-over's time stays");
+    assert_eq!(repeated.body["order_status"], expected, "handing over twice changes nothing");
+    assert_eq!(stop_of(&repeated.body["route"]).unwrap()["delivered_at"], delivered_at, "the first time stays");
 }
 
 pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {

@@ -938,6 +938,31 @@ pub async fn fulfilment_a_recall_from_before_outcomes_were_kept_reads_back(app: 
     for field in ["recall_id", "gtin", "reason", "recalled_at", "inbound_pallets", "pickup_points"] {
         assert_eq!(legacy.body[field], kept.body[field], "{field}: {:?}", legacy.body);
     }
+
+    // The tenant's recalls, oldest first, a page at a time; the old one with its lots too.
+    let twice = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["NEW", "NEW"], "reason": "x"})).await;
+    assert!(twice.is_problem(422, "/problems/validation-failed"), "{:?}", twice.body);
+    assert_eq!(twice.pointers(), ["/lots/1"], "{:?}", twice.body);
+    let newer = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["NEW"], "reason": "Seal broken"})).await;
+    assert_eq!(newer.status, StatusCode::CREATED, "{:?}", newer.body);
+    let first_page = app.get("/v1/recalls?limit=1", &key).await;
+    assert_eq!(first_page.status, StatusCode::OK, "{:?}", first_page.body);
+    assert_eq!(first_page.body["items"].as_array().map(Vec::len), Some(1), "{:?}", first_page.body);
+    let old = &first_page.body["items"][0];
+    assert_eq!(old["recall_id"], recall_id.as_str());
+    assert_eq!((&old["gtin"], old["reason"].as_str()), (&kept.body["gtin"], Some("Seal broken")));
+    assert_eq!(old["lots"], json!(["OLD"]));
+    assert_eq!(old["recalled_at"], kept.body["recalled_at"]);
+    let cursor = first_page.body["next_cursor"].as_str().unwrap();
+    let second_page = app.get(&format!("/v1/recalls?limit=1&cursor={cursor}"), &key).await;
+    assert_eq!(second_page.body["items"][0]["recall_id"], newer.body["recall_id"], "{:?}", second_page.body);
+    assert_eq!(second_page.body["items"][0]["lots"], json!(["NEW"]));
+    assert_eq!(second_page.body["next_cursor"], Value::Null);
+    let all = app.get("/v1/recalls?tenant=fish", &app.operator_key).await;
+    assert_eq!(all.body["items"].as_array().map(Vec::len), Some(2), "an operator names the tenant: {:?}", all.body);
+    let (other_key, _) = merchant(app, "other", "871234510024").await;
+    assert_eq!(app.get("/v1/recalls", &other_key).await.body["items"], json!([]), "another tenant's are not listed");
+    assert!(app.get("/v1/recalls?cursor=nonsense", &key).await.is_problem(400, "/problems/invalid-parameter"));
 }
 
 pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
