@@ -6,8 +6,8 @@
 //! Isolation: a portal page reads only through the session's tenant (`store.tenant(..)`), so
 //! another merchant's alarm or report is "not found"; the console needs an operator key.
 //!
-//! Limits: the portal lists at most [`PORTAL_ROWS_MAX`] products, balances, orders and alarms
-//! each; the console at most [`PORTAL_ROWS_MAX`] open alarms and [`NETWORK_PLACES_MAX`] places.
+//! Limits: the portal lists at most [`PORTAL_ROWS_MAX`] products, balances, orders, alarms and
+//! recalls (the newest) each; the console at most [`PORTAL_ROWS_MAX`] open alarms and [`NETWORK_PLACES_MAX`] places.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -453,6 +453,18 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
         .into_iter()
         .map(|row| alarm_row(principal.tenant_id.as_str(), row))
         .collect();
+    let recalls = tenant
+        .recalls(true, None, PORTAL_ROWS_MAX)
+        .await?
+        .into_iter()
+        .map(|recall| web::RecallLineView {
+            recall_id: recall.recall_id,
+            gtin: recall.gtin,
+            lots: recall.lots,
+            reason: recall.reason,
+            recalled: time(recall.recalled_unix_ms),
+        })
+        .collect();
     Ok(web::PortalView {
         csrf,
         tenant: principal.tenant_id.as_str().to_owned(),
@@ -460,6 +472,7 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
         stock,
         orders,
         alarms,
+        recalls,
         storage_rows: app.store.storage_rows(&principal.tenant_id).await?,
         request_id: format!("portal-recall-{}", hex::encode(rand::random::<[u8; 12]>())),
     })

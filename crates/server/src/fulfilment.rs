@@ -1767,7 +1767,7 @@ async fn list_recalls(
         })
         .transpose()?;
     let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
-    let mut recalls = app.store.tenant(&tenant).recalls(after.as_deref(), limit + 1).await?;
+    let mut recalls = app.store.tenant(&tenant).recalls(false, after.as_deref(), limit + 1).await?;
     let next_cursor = if recalls.len() > limit as usize {
         recalls.truncate(limit as usize);
         recalls.last().map(|recall| store::Cursor::encode(&recall.recall_id))

@@ -3961,13 +3961,20 @@ impl crate::TenantStore<'_> {
         Ok(Some(StoredRecall { gtin, lots, reason, reach, outcomes_kept }))
     }
 
-    /// The tenant's recalls after `after` (a recall id), oldest first (ids begin with the time).
-    pub async fn recalls(&self, after: Option<&str>, limit: u32) -> Result<Vec<RecallSummary>, crate::StoreError> {
+    /// The tenant's recalls past `after` (a recall id), oldest first, or newest first (ids
+    /// begin with the time).
+    pub async fn recalls(
+        &self,
+        newest_first: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RecallSummary>, crate::StoreError> {
         let tenant = self.tenant_id.as_str();
         let mut conn = self.store.pools().acquire_reader().await?;
+        let (past, order) = if newest_first { ("<", "DESC") } else { (">", "ASC") };
         let sql = format!(
             "SELECT recall_id, gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR recall_id > $2) ORDER BY recall_id LIMIT {}",
+             AND ($2 IS NULL OR recall_id {past} $2) ORDER BY recall_id {order} LIMIT {}",
             limit.clamp(1, STOCK_ROWS_MAX)
         );
         let rows: Vec<(String, String, String, i64, Option<String>)> = on_conn!(&mut conn, connection =>

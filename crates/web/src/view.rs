@@ -284,6 +284,16 @@ pub struct OrderLineView {
     pub delivered: Option<TimeView>,
 }
 
+/// A recall the merchant made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecallLineView {
+    pub recall_id: String,
+    pub gtin: String,
+    pub lots: Vec<String>,
+    pub reason: String,
+    pub recalled: TimeView,
+}
+
 /// A merchant's portal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PortalView {
@@ -293,6 +303,8 @@ pub struct PortalView {
     pub stock: Vec<StockLineView>,
     pub orders: Vec<OrderLineView>,
     pub alarms: Vec<AlarmRowView>,
+    /// The merchant's recalls, newest first.
+    pub recalls: Vec<RecallLineView>,
     pub storage_rows: i64,
     /// A fresh idempotency key for the recall form (a resubmitted form starts one recall).
     pub request_id: String,

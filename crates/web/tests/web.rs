@@ -209,10 +209,19 @@ fn the_staff_pages_render() {
                 comment: Some("ok".into()),
                 ..alarm.clone()
             }],
+            recalls: vec![RecallLineView {
+                recall_id: "rcl_1".into(),
+                gtin: "09506000134352".into(),
+                lots: vec!["LOT-7".into(), "<LOT-8>".into()],
+                reason: "Listeria".into(),
+                recalled: TimeView::new("2026-11-23T05:00:00Z".parse().unwrap(), "UTC", Lang::En),
+            }],
             storage_rows: 5,
             request_id: "portal-recall-1".into(),
         })
         .unwrap();
+    assert_eq!(portal.matches("class=\"recall\"").count(), 1, "{portal}");
+    assert!(portal.contains("LOT-7, &lt;LOT-8&gt;"), "lots listed, escaped: {portal}");
     assert!(
         portal.contains("href=\"/portal/alarms/alm_1\"") && !portal.contains("/acknowledge"),
         "merchants read alarms here"

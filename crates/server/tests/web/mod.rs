@@ -249,6 +249,20 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     assert!(again.contains(&format!("Recall rcl_{recall_id}")) && again.contains("sent before"), "{again}");
     let bad = recall_form(format!("csrf={csrf}&request_id=r2&gtin=09506000134352&lots=&reason=x")).await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "no lots");
+    // The portal lists the recalls made (through the API too), newest first.
+    let later = json!({"gtin": "09506000134352", "lots": ["LOT-9"], "reason": "Seal broken"});
+    let later = app.post("/v1/recalls", &key, later).await;
+    assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
+    let listed = page("/portal").await.unwrap().text().await.unwrap();
+    let rows: Vec<&str> = listed.split("<tr class=\"recall\">").skip(1).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        rows[0].contains(later.body["recall_id"].as_str().unwrap()) && rows[0].contains("Seal broken"),
+        "{}",
+        rows[0]
+    );
+    let portal_recall = recall_id.split_whitespace().next().unwrap();
+    assert!(rows[1].contains(&format!("rcl_{portal_recall}")) && rows[1].contains("LOT-7, LOT-8"), "{}", rows[1]);
 
     // Signing out needs the session's token.
     let sign_out = |body: String| {
