@@ -132,6 +132,27 @@ pub(crate) fn limit_within(limit: Option<u32>, default: u32, max: u32) -> Result
     }
 }
 
+/// A keyed list's `?cursor` (the key of the last item of the page before) and `?limit`.
+pub(crate) fn keyed_page_request(cursor: Option<&str>, limit: Option<u32>) -> Result<(Option<String>, u32), Problem> {
+    let after = cursor
+        .map(|cursor| {
+            store::Cursor::decode(cursor)
+                .ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list"))
+        })
+        .transpose()?;
+    Ok((after, limit_within(limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?))
+}
+
+/// Cuts `items`, read with one more than `limit`, to the page, and answers the cursor of the
+/// next page (the last kept item's key) when more follow.
+pub(crate) fn keyed_page<T>(items: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> &str) -> Option<String> {
+    if items.len() <= limit as usize {
+        return None;
+    }
+    items.truncate(limit as usize);
+    items.last().map(|item| store::Cursor::encode(key(item)))
+}
+
 impl PageParams {
     fn page(&self) -> Result<PageRequest, Problem> {
         limit_within(self.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;

@@ -1228,22 +1228,9 @@ async fn list_orders(
                 .ok_or_else(|| Problem::field("invalid-parameter", "?status", "not an order status"))
         })
         .transpose()?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            store::Cursor::decode(cursor)
-                .ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list"))
-        })
-        .transpose()?;
-    let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
+    let (after, limit) = crate::api::keyed_page_request(params.cursor.as_deref(), params.limit)?;
     let mut orders = app.store.tenant(&tenant).orders(status, after.as_deref(), limit + 1).await?;
-    let next_cursor = if orders.len() > limit as usize {
-        orders.truncate(limit as usize);
-        orders.last().map(|order| store::Cursor::encode(&order.order_id))
-    } else {
-        None
-    };
+    let next_cursor = crate::api::keyed_page(&mut orders, limit, |order| &order.order_id);
     Ok(Json(OrderPage { items: orders.iter().map(|order| order_view(order, &[])).collect(), next_cursor }))
 }
 
@@ -1758,22 +1745,9 @@ async fn list_recalls(
     QueryParams(params): QueryParams<RecallListParams>,
 ) -> Result<Json<RecallPage>, Problem> {
     let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            store::Cursor::decode(cursor)
-                .ok_or_else(|| Problem::field("invalid-parameter", "?cursor", "not a cursor of this list"))
-        })
-        .transpose()?;
-    let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
+    let (after, limit) = crate::api::keyed_page_request(params.cursor.as_deref(), params.limit)?;
     let mut recalls = app.store.tenant(&tenant).recalls(false, after.as_deref(), limit + 1).await?;
-    let next_cursor = if recalls.len() > limit as usize {
-        recalls.truncate(limit as usize);
-        recalls.last().map(|recall| store::Cursor::encode(&recall.recall_id))
-    } else {
-        None
-    };
+    let next_cursor = crate::api::keyed_page(&mut recalls, limit, |recall| &recall.recall_id);
     let items = recalls
         .into_iter()
         .map(|recall| RecallSummaryView {
