@@ -7,7 +7,8 @@
 //! another merchant's alarm or report is "not found"; the console needs an operator key.
 //!
 //! Limits: the portal lists at most [`PORTAL_ROWS_MAX`] products, balances, orders, alarms and
-//! recalls (the newest) each; the console at most [`PORTAL_ROWS_MAX`] open alarms and [`NETWORK_PLACES_MAX`] places.
+//! recalls (the newest) each; the console at most [`PORTAL_ROWS_MAX`] open alarms and
+//! [`NETWORK_PLACES_MAX`] places.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -1579,6 +1579,22 @@ pub struct StoredRecall {
     pub outcomes_kept: bool,
 }
 
+/// A recall's lots, from its `lots` column (space-separated); a recall made before recalls kept
+/// them (migration 0017) has the lots it was the first to recall.
+async fn recall_lots(
+    conn: &mut Conn,
+    tenant: &str,
+    recall_id: &str,
+    lots: Option<String>,
+) -> Result<Vec<String>, sqlx::Error> {
+    Ok(match lots {
+        Some(lots) => lots.split(' ').map(str::to_owned).collect(),
+        None => on_conn!(conn, connection => sqlx::query_scalar(
+            "SELECT lot FROM recalled_lots WHERE tenant_id = $1 AND recall_id = $2 ORDER BY lot")
+            .bind(tenant).bind(recall_id).fetch_all(&mut *connection).await)?,
+    })
+}
+
 /// A recall as a list shows it: what was recalled, why and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecallSummary {
@@ -3940,13 +3956,7 @@ impl crate::TenantStore<'_> {
             .bind(tenant).bind(recall_id).fetch_optional(&mut *connection).await)?;
         let Some((gtin, reason, created_unix_ms, lots)) = row else { return Ok(None) };
         let outcomes_kept = lots.is_some();
-        let lots: Vec<String> = match lots {
-            Some(lots) => lots.split(' ').map(str::to_owned).collect(),
-            // Recalled before the recall kept its lots: those it was the first to recall.
-            None => on_conn!(&mut conn, connection => sqlx::query_scalar(
-                "SELECT lot FROM recalled_lots WHERE tenant_id = $1 AND recall_id = $2 ORDER BY lot")
-                .bind(tenant).bind(recall_id).fetch_all(&mut *connection).await)?,
-        };
+        let lots = recall_lots(&mut conn, tenant, recall_id, lots).await?;
         let outcomes: Vec<(String, String)> = on_conn!(&mut conn, connection => sqlx::query_as(
             "SELECT order_id, outcome FROM recall_orders WHERE tenant_id = $1 AND recall_id = $2 ORDER BY order_id")
             .bind(tenant).bind(recall_id).fetch_all(&mut *connection).await)?;
@@ -3981,12 +3991,7 @@ impl crate::TenantStore<'_> {
             sqlx::query_as(&sql).bind(tenant).bind(after).fetch_all(&mut *connection).await)?;
         let mut recalls = Vec::with_capacity(rows.len());
         for (recall_id, gtin, reason, recalled_unix_ms, lots) in rows {
-            let lots = match lots {
-                Some(lots) => lots.split(' ').map(str::to_owned).collect(),
-                None => on_conn!(&mut conn, connection => sqlx::query_scalar(
-                    "SELECT lot FROM recalled_lots WHERE tenant_id = $1 AND recall_id = $2 ORDER BY lot")
-                    .bind(tenant).bind(&recall_id).fetch_all(&mut *connection).await)?,
-            };
+            let lots = recall_lots(&mut conn, tenant, &recall_id, lots).await?;
             recalls.push(RecallSummary { recall_id, gtin, lots, reason, recalled_unix_ms });
         }
         Ok(recalls)
