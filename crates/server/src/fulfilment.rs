@@ -1368,17 +1368,13 @@ async fn order_event(
     let written = write(&app, principal, key, Some(body.request_sha256), tenant.clone(), mutation, respond).await?;
     if let Written::Applied(_) = &written {
         // The answer shows the whole history, read after the commit.
-        return order_answer(&app, &tenant, &order_id).await;
+        let store = app.store.tenant(&tenant);
+        if let Some(order) = store.order(&order_id).await? {
+            let events = store.order_events(&order_id).await?;
+            return Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events))));
+        }
     }
     Ok(written.into_response(respond))
-}
-
-/// An order as `GET /v1/orders/{id}` shows it, its whole history included, as a 200 answer.
-async fn order_answer(app: &AppState, tenant: &TenantId, order_id: &str) -> Result<Response, Problem> {
-    let store = app.store.tenant(tenant);
-    let order = store.order(order_id).await?.ok_or_else(|| Problem::not_found(format!("order {order_id}")))?;
-    let events = store.order_events(order_id).await?;
-    Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events))))
 }
 
 /// The write that moves `order` to `to` with the step's EPCIS events (of every shipment, or of
