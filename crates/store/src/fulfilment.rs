@@ -29,7 +29,7 @@ use orders::{AllocationError, CandidateOutcome, Line, OrderStatus, ProductRule, 
 use serde::{Deserialize, Serialize};
 use stock::{Balance, LotStatus, MovementKind, ReservationState};
 
-use crate::backend::{Conn, on_conn};
+use crate::backend::{BackendKind, Conn, on_conn};
 use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
 use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
 
@@ -135,6 +135,8 @@ pub(crate) struct WriterCache {
     last_batch_unix_ms: i64,
     /// When the writer last warned that its batch clock runs ahead of the wall clock.
     clock_ahead_warned: Option<Instant>,
+    /// When the writer last extended the reserves' lot index ([`build_reserves_index`]).
+    reserves_indexed_at: Option<Instant>,
 }
 
 /// A batch time this far ahead of the wall clock is worth a warning: the clock stepped back (or
@@ -3216,8 +3218,9 @@ async fn open_orders_with_lots(
     now_unix_ms: i64,
 ) -> Result<Vec<OrderRecord>, sqlx::Error> {
     let mut orders: BTreeMap<String, OrderRecord> = BTreeMap::new();
+    let reservations_of_lot = for_backend(conn, RESERVATIONS_OF_LOT_SQL, RESERVATIONS_OF_LOT_SQLITE);
     for lot in lots {
-        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(RESERVATIONS_OF_LOT_SQL)
+        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(reservations_of_lot)
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
         for (reservation,) in reservations {
             let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
@@ -3380,7 +3383,8 @@ async fn release_for_count(
     if counted >= reserved {
         return Ok(Ok(Vec::new()));
     }
-    let holders: Vec<(String, i64)> = on_conn!(conn, connection => sqlx::query_as(RESERVATIONS_OF_BALANCE_SQL)
+    let reservations_of_balance = for_backend(conn, RESERVATIONS_OF_BALANCE_SQL, RESERVATIONS_OF_BALANCE_SQLITE);
+    let holders: Vec<(String, i64)> = on_conn!(conn, connection => sqlx::query_as(reservations_of_balance)
         .bind(tenant)
         .bind(key.gtin.as_str())
         .bind(key.lot.as_str())
@@ -3422,6 +3426,55 @@ async fn release_for_count(
     Ok(Ok(released))
 }
 
+/// How often, at most, the writer extends the reserves' lot index on SQLite (migration 0018,
+/// [`build_reserves_index`]). Until then the newest reserves are found by time: a read by lot
+/// walks at most about this long's reserves of every lot.
+pub const RESERVES_INDEX_INTERVAL: Duration = Duration::from_secs(4);
+
+/// On SQLite, moves the reserves written since the last time into `reserves_by_lot`, in one
+/// sorted insert inside the batch's transaction (each lot's page is written once, not once a
+/// batch), and moves `reserves_indexed` on to this batch's time. So `reserves_by_lot` always holds
+/// exactly the reserve movements at or before that time: batch times only increase on SQLite
+/// (`writer_clock`), so every later reserve lands after it, in the tail. At most once every
+/// [`RESERVES_INDEX_INTERVAL`]; nothing on PostgreSQL, whose lot index holds every movement.
+pub(crate) async fn build_reserves_index(
+    conn: &mut Conn,
+    cache: &mut WriterCache,
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let Conn::Sqlite(connection) = conn else { return Ok(()) };
+    if cache.reserves_indexed_at.is_some_and(|at| at.elapsed() < RESERVES_INDEX_INTERVAL) {
+        return Ok(());
+    }
+    sqlx::query(BUILD_RESERVES_INDEX_SQL).bind(now_unix_ms).execute(&mut **connection).await?;
+    sqlx::query("UPDATE reserves_indexed SET through_unix_ms = $1 WHERE through_unix_ms < $1")
+        .bind(now_unix_ms)
+        .execute(&mut **connection)
+        .await?;
+    cache.reserves_indexed_at = Some(Instant::now());
+    Ok(())
+}
+
+/// The reserves after `reserves_indexed` and at or before `$1`, into `reserves_by_lot` in its order.
+pub(crate) const BUILD_RESERVES_INDEX_SQL: &str = "INSERT INTO reserves_by_lot \
+     (tenant_id, gtin, lot, tx, at_unix_ms, operation_id, line) \
+     SELECT tenant_id, gtin, lot, tx, at_unix_ms, operation_id, line FROM stock_movements INDEXED BY stock_movements_reserved_since \
+     WHERE kind = 'reserve' AND at_unix_ms > (SELECT through_unix_ms FROM reserves_indexed) AND at_unix_ms <= $1 \
+     ORDER BY tenant_id, gtin, lot, tx, at_unix_ms, operation_id, line";
+
+/// On SQLite, a lot's reserve movements (`$1` tenant, `$2` GTIN, `$3` lot), every column: those
+/// in the bulk-built `reserves_by_lot` and the tail after it (migration 0018, [`build_reserves_index`]).
+/// On PostgreSQL the lot index holds them.
+macro_rules! sqlite_reserves_of_lot {
+    () => {
+        "SELECT m.* FROM reserves_by_lot i JOIN stock_movements m ON m.tenant_id = i.tenant_id \
+         AND m.operation_id = i.operation_id AND m.line = i.line WHERE i.tenant_id = $1 AND i.gtin = $2 AND i.lot = $3 \
+         UNION ALL SELECT m.* FROM stock_movements t INDEXED BY stock_movements_reserved_since JOIN stock_movements m \
+         ON m.tenant_id = t.tenant_id AND m.operation_id = t.operation_id AND m.line = t.line WHERE t.kind = 'reserve' \
+         AND t.at_unix_ms > (SELECT through_unix_ms FROM reserves_indexed) AND t.tenant_id = $1 AND t.gtin = $2 AND t.lot = $3"
+    };
+}
+
 /// The reservations holding units of one balance (`$1` tenant, `$2` GTIN, `$3` lot, `$4` place,
 /// `$5` zone), with the units each reserved there: a count below them releases some.
 pub(crate) const RESERVATIONS_OF_BALANCE_SQL: &str = "SELECT m.operation_id, CAST(SUM(m.quantity) AS BIGINT) FROM stock_movements m \
@@ -3429,16 +3482,48 @@ pub(crate) const RESERVATIONS_OF_BALANCE_SQL: &str = "SELECT m.operation_id, CAS
      WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.lot = $3 AND m.location_gln = $4 AND m.zone = $5 AND m.kind = 'reserve' \
      GROUP BY m.operation_id";
 
+/// [`RESERVATIONS_OF_BALANCE_SQL`] on SQLite.
+pub(crate) const RESERVATIONS_OF_BALANCE_SQLITE: &str = concat!(
+    "SELECT m.operation_id, CAST(SUM(m.quantity) AS BIGINT) FROM (",
+    sqlite_reserves_of_lot!(),
+    ") m JOIN reservations r ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id AND r.state = 'pending' \
+     WHERE m.location_gln = $4 AND m.zone = $5 GROUP BY m.operation_id"
+);
+
 /// The pending reservations holding units of a lot (`$1` tenant, `$2` GTIN, `$3` lot), from its
 /// reserve movements: the recall voids them.
 pub(crate) const RESERVATIONS_OF_LOT_SQL: &str = "SELECT DISTINCT m.operation_id FROM stock_movements m \
      JOIN reservations r ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id AND r.state = 'pending' \
      WHERE m.tenant_id = $1 AND m.gtin = $2 AND m.lot = $3 AND m.kind = 'reserve'";
 
+/// [`RESERVATIONS_OF_LOT_SQL`] on SQLite.
+pub(crate) const RESERVATIONS_OF_LOT_SQLITE: &str = concat!(
+    "SELECT DISTINCT m.operation_id FROM (",
+    sqlite_reserves_of_lot!(),
+    ") m JOIN reservations r ON r.tenant_id = m.tenant_id AND r.reservation_id = m.operation_id AND r.state = 'pending'"
+);
+
 /// The units of a lot (`$1` tenant, `$2` GTIN, `$3` lot) each operation reserved, shipped or
 /// took back in a return, by operation and kind.
 pub(crate) const OPERATIONS_TAKING_LOT_SQL: &str = "SELECT operation_id, kind, CAST(SUM(quantity) AS BIGINT) FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 \
      AND lot = $3 AND kind IN ('reserve', 'ship', 'return') GROUP BY operation_id, kind";
+
+/// [`OPERATIONS_TAKING_LOT_SQL`] on SQLite.
+pub(crate) const OPERATIONS_TAKING_LOT_SQLITE: &str = concat!(
+    "SELECT operation_id, kind, CAST(SUM(quantity) AS BIGINT) FROM (\
+     SELECT * FROM stock_movements INDEXED BY stock_movements_by_lot WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+     AND kind <> 'reserve' AND kind IN ('ship', 'return') UNION ALL ",
+    sqlite_reserves_of_lot!(),
+    ") GROUP BY operation_id, kind"
+);
+
+/// The statement for this connection's backend.
+fn for_backend(conn: &Conn, postgres: &'static str, sqlite: &'static str) -> &'static str {
+    match conn {
+        Conn::Sqlite(_) => sqlite,
+        Conn::Postgres(_) => postgres,
+    }
+}
 
 /// Orders that took units of the lots (reserved, shipped or delivered), by order id.
 async fn orders_with_lots(
@@ -3451,8 +3536,9 @@ async fn orders_with_lots(
     // The lots' reserve, ship and return movements name their operations; an order's operations
     // start with its id (`ord_…`, `ord_…/shipped`, …).
     let mut units: BTreeMap<String, LotUnits> = BTreeMap::new();
+    let operations_taking_lot = for_backend(conn, OPERATIONS_TAKING_LOT_SQL, OPERATIONS_TAKING_LOT_SQLITE);
     for lot in lots {
-        let rows: Vec<(String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(OPERATIONS_TAKING_LOT_SQL)
+        let rows: Vec<(String, String, i64)> = on_conn!(conn, connection => sqlx::query_as(operations_taking_lot)
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
         for (operation, kind, quantity) in rows {
             let order_id = operation.split('/').next().unwrap_or(&operation).to_owned();
@@ -3819,13 +3905,46 @@ impl crate::TenantStore<'_> {
             at_unix_ms: i64,
         }
         let horizon = self.store.settled_horizon(JOURNAL_SETTLE_WAIT_MAX).await?;
-        let sql = format!(
-            "SELECT tx, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms \
-             FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) AND tx < $4 {} \
-             ORDER BY {JOURNAL_ORDER} LIMIT {}",
-            if after.is_some() { "AND (tx, at_unix_ms, operation_id, line) > ($5, $6, $7, $8)" } else { "" },
-            limit.clamp(1, STOCK_ROWS_MAX)
-        );
+        let after_sql =
+            if after.is_some() { "AND (tx, at_unix_ms, operation_id, line) > ($5, $6, $7, $8)" } else { "" };
+        let limit = limit.clamp(1, STOCK_ROWS_MAX);
+        const COLUMNS: &str =
+            "tx, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, reason, at_unix_ms";
+        let sql = match self.store.pools().kind() {
+            BackendKind::Postgres => format!(
+                "SELECT {COLUMNS} FROM stock_movements WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) \
+                 AND tx < $4 {after_sql} ORDER BY {JOURNAL_ORDER} LIMIT {limit}"
+            ),
+            // The three parts of the journal by lot (migration 0018), each read in the journal's
+            // order up to the page's length, then merged.
+            BackendKind::Sqlite => format!(
+                "SELECT * FROM (SELECT {COLUMNS} FROM stock_movements INDEXED BY stock_movements_by_lot \
+                 WHERE tenant_id = $1 AND gtin = $2 AND ($3 IS NULL OR lot = $3) AND kind <> 'reserve' AND tx < $4 {after_sql} \
+                 ORDER BY {JOURNAL_ORDER} LIMIT {limit}) \
+                 UNION ALL SELECT * FROM (SELECT m.tx, m.operation_id, m.line, m.kind, m.gtin, m.location_gln, m.zone, m.lot, \
+                 m.quantity, m.reason, m.at_unix_ms FROM reserves_by_lot i JOIN stock_movements m \
+                 ON m.tenant_id = i.tenant_id AND m.operation_id = i.operation_id AND m.line = i.line \
+                 WHERE i.tenant_id = $1 AND i.gtin = $2 AND ($3 IS NULL OR i.lot = $3) AND i.tx < $4 {} \
+                 ORDER BY i.tx, i.at_unix_ms, i.operation_id, i.line LIMIT {limit}) \
+                 UNION ALL SELECT * FROM (SELECT m.tx, m.operation_id, m.line, m.kind, m.gtin, m.location_gln, m.zone, m.lot, \
+                 m.quantity, m.reason, m.at_unix_ms FROM stock_movements t INDEXED BY stock_movements_reserved_since \
+                 JOIN stock_movements m ON m.tenant_id = t.tenant_id AND m.operation_id = t.operation_id AND m.line = t.line \
+                 WHERE t.kind = 'reserve' AND t.at_unix_ms > (SELECT through_unix_ms FROM reserves_indexed) \
+                 AND t.tenant_id = $1 AND t.gtin = $2 AND ($3 IS NULL OR t.lot = $3) AND m.tx < $4 {} \
+                 ORDER BY m.tx, m.at_unix_ms, m.operation_id, m.line LIMIT {limit}) \
+                 ORDER BY {JOURNAL_ORDER} LIMIT {limit}",
+                if after.is_some() {
+                    "AND (i.tx, i.at_unix_ms, i.operation_id, i.line) > ($5, $6, $7, $8)"
+                } else {
+                    ""
+                },
+                if after.is_some() {
+                    "AND (m.tx, m.at_unix_ms, m.operation_id, m.line) > ($5, $6, $7, $8)"
+                } else {
+                    ""
+                },
+            ),
+        };
         let rows: Vec<Row> = crate::backend::on_pool!(self.store.pools(), pool => {
             let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(gtin).bind(lot).bind(horizon);
             if let Some(position) = after {
@@ -4248,7 +4367,12 @@ mod tests {
     async fn sqlite_reads_by_lot_use_the_lot_index_not_the_tenants_journal() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        let expectations: [(&str, &str, usize, &[&str]); 8] = [
+        const RESERVES_OF_LOT_PLAN: &[&str] = &[
+            "SEARCH i USING PRIMARY KEY (tenant_id=? AND gtin=? AND lot=?)",
+            "SEARCH m USING PRIMARY KEY (tenant_id=? AND operation_id=? AND line=?)",
+            "SEARCH t USING COVERING INDEX stock_movements_reserved_since (at_unix_ms>?)",
+        ];
+        let expectations: [(&str, &str, usize, &[&str]); 9] = [
             (
                 "a webhook's order transitions",
                 ORDER_TRANSITIONS_AFTER_SQL,
@@ -4270,9 +4394,24 @@ mod tests {
                     "SEARCH m USING PRIMARY KEY (tenant_id=? AND operation_id=?)",
                 ],
             ),
-            ("the recall's reservations", RESERVATIONS_OF_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
-            ("a count's reservations", RESERVATIONS_OF_BALANCE_SQL, 5, &["INDEX stock_movements_by_lot"]),
-            ("the recall's orders", OPERATIONS_TAKING_LOT_SQL, 3, &["INDEX stock_movements_by_lot"]),
+            ("the recall's reservations", RESERVATIONS_OF_LOT_SQLITE, 3, RESERVES_OF_LOT_PLAN),
+            ("a count's reservations", RESERVATIONS_OF_BALANCE_SQLITE, 5, RESERVES_OF_LOT_PLAN),
+            (
+                "the recall's orders",
+                OPERATIONS_TAKING_LOT_SQLITE,
+                3,
+                &[
+                    "INDEX stock_movements_by_lot (tenant_id=? AND gtin=? AND lot=?)",
+                    "SEARCH i USING PRIMARY KEY (tenant_id=? AND gtin=? AND lot=?)",
+                    "SEARCH t USING COVERING INDEX stock_movements_reserved_since (at_unix_ms>?)",
+                ],
+            ),
+            (
+                "the reserves' index built",
+                BUILD_RESERVES_INDEX_SQL,
+                1,
+                &["INDEX stock_movements_reserved_since (at_unix_ms>? AND at_unix_ms<?)"],
+            ),
             (
                 "the lots into a zone",
                 crate::readings::LOTS_INTO_PLACE_SQL,
@@ -4313,6 +4452,125 @@ mod tests {
                     "{what} (writer: {writer}) walks the tenant's rows: {plan:?}"
                 );
             }
+        }
+        store.close().await;
+    }
+
+    /// On SQLite a lot's reserves are in the bulk-built `reserves_by_lot` or in the tail after it
+    /// (migration 0018). Every read by lot answers what the plain statement over the whole journal
+    /// (PostgreSQL's) answers, before and after each build, and the journal pages through all
+    /// three parts in its order, each movement once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_by_lot_see_each_reserve_once_before_and_after_the_index_is_built() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let tenant = TenantId::parse("merchant").unwrap();
+        let mut conn = store.pools().acquire_writer().await.unwrap();
+        let (mut written, mut written_a) = (0, 0);
+        for round in 0..6_i64 {
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            for step in 0..7_i64 {
+                let at = 1_000 + round * 100 + step;
+                let lot = ["a", "b"][(step % 2) as usize];
+                let (kind, operation) = match step % 4 {
+                    0 => ("receipt", format!("rcv_{round}_{step}")),
+                    1 | 2 => ("reserve", format!("ord_{round}_{step}")),
+                    _ => ("ship", format!("ord_{round}_1/shipped")),
+                };
+                for (line, place) in ["0000000000001", "0000000000002"].iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, \
+                         quantity, reason, at_unix_ms) VALUES ($1, $2, $3, $4, '09506000134352', $5, 'chilled', $6, $7, NULL, $8)",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(&operation)
+                    .bind(line as i64)
+                    .bind(kind)
+                    .bind(*place)
+                    .bind(lot)
+                    .bind(1 + step)
+                    .bind(at)
+                    .execute(&mut **connection)
+                    .await
+                    .unwrap();
+                    written += 1;
+                    written_a += usize::from(lot == "a");
+                }
+                if kind == "reserve" && step != 2 {
+                    sqlx::query(
+                        "INSERT INTO reservations (tenant_id, reservation_id, state, expires_unix_ms, created_unix_ms, \
+                         updated_unix_ms) VALUES ($1, $2, 'pending', NULL, $3, $3)",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(&operation)
+                    .bind(at)
+                    .execute(&mut **connection)
+                    .await
+                    .unwrap();
+                }
+            }
+            if round % 2 == 1 {
+                build_reserves_index(&mut conn, &mut WriterCache::default(), 1_000 + round * 100 + 50).await.unwrap();
+            }
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            let (indexed,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM reserves_by_lot").fetch_one(&mut **connection).await.unwrap();
+            assert_eq!(indexed, [0, 16, 16, 32, 32, 48][round as usize], "round {round}: the reserves built so far");
+            for lot in ["a", "b", "c"] {
+                for (what, plain, sqlite, by_balance) in [
+                    ("reservations of lot", RESERVATIONS_OF_LOT_SQL, RESERVATIONS_OF_LOT_SQLITE, false),
+                    ("reservations of balance", RESERVATIONS_OF_BALANCE_SQL, RESERVATIONS_OF_BALANCE_SQLITE, true),
+                    ("operations taking lot", OPERATIONS_TAKING_LOT_SQL, OPERATIONS_TAKING_LOT_SQLITE, false),
+                ] {
+                    let mut answers = Vec::new();
+                    for sql in [plain, sqlite] {
+                        let mut query = sqlx::query(sql).bind(tenant.as_str()).bind("09506000134352").bind(lot);
+                        if by_balance {
+                            query = query.bind("0000000000002").bind("chilled");
+                        }
+                        let mut rows: Vec<String> = query
+                            .fetch_all(&mut **connection)
+                            .await
+                            .unwrap()
+                            .iter()
+                            .map(|row| {
+                                use sqlx::Row;
+                                (0..row.len())
+                                    .map(|column| {
+                                        row.try_get::<String, _>(column)
+                                            .or_else(|_| row.try_get::<i64, _>(column).map(|n| n.to_string()))
+                                            .unwrap()
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join("|")
+                            })
+                            .collect();
+                        rows.sort();
+                        answers.push(rows);
+                    }
+                    assert_eq!(answers[0], answers[1], "round {round}, lot {lot}: {what}");
+                    assert!(lot == "c" || !answers[0].is_empty(), "round {round}, lot {lot}: {what} found nothing");
+                }
+            }
+        }
+        drop(conn);
+        // The journal in pages of 3, by GTIN and by lot: each movement once, in the journal's order.
+        for lot in [None, Some("a")] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.tenant(&tenant).movements("09506000134352", lot, after.as_ref(), 3).await.unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                after = page.last().map(|movement| movement.position.clone());
+                seen.extend(page.into_iter().map(|movement| movement.position));
+            }
+            let mut sorted = seen.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(seen, sorted, "lot {lot:?}: in order, each once");
+            assert_eq!(seen.len(), if lot.is_some() { written_a } else { written }, "lot {lot:?}");
         }
         store.close().await;
     }

@@ -382,9 +382,10 @@ impl TenantStore<'_> {
 
     /// Where a lot had stock, zone by zone, from its on-hand movements in the journal's order.
     pub async fn lot_zone_stays(&self, gtin: &str, lot: &str) -> Result<Vec<ZoneStay>, StoreError> {
+        // `kind <> 'reserve'` lets SQLite read its lot index, which leaves reserves out (migration 0018).
         let sql = format!(
             "SELECT location_gln, zone, kind, quantity, at_unix_ms FROM stock_movements \
-             WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+             WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 AND kind <> 'reserve' \
              AND kind IN ('receipt', 'ship', 'adjust', 'transfer_in', 'transfer_out', 'return', 'scrap') \
              ORDER BY {} LIMIT {CUSTODY_MOVEMENTS_MAX}",
             crate::fulfilment::JOURNAL_ORDER

@@ -21,8 +21,8 @@ pub struct TableKeys {
 /// GTIN or a GLN (keyed by the identifier; reference tables on Citus), the GS1 company prefixes
 /// learned from EPC URNs, the transparency log (one public log for the platform: its entries name
 /// the tenant of each event privately, for audits), SQLite's writer clock (the last batch's
-/// time), and migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 11] = [
+/// time) and the time its reserves' lot index is built to, and migration bookkeeping.
+pub const PLATFORM_TABLES: [&str; 12] = [
     "tenants",
     "gtin_owners",
     "gln_owners",
@@ -33,6 +33,7 @@ pub const PLATFORM_TABLES: [&str; 11] = [
     "log_checkpoints",
     "log_cosignatures",
     "writer_clock",
+    "reserves_indexed",
     "_sqlx_migrations",
 ];
 

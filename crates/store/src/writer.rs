@@ -689,6 +689,11 @@ async fn apply_in_transaction_once(
     {
         failure = Some(error);
     }
+    if failure.is_none()
+        && let Err(error) = crate::fulfilment::build_reserves_index(&mut conn, cache, now_unix_ms).await
+    {
+        failure = Some(error);
+    }
     if let Some(error) = failure {
         let _ = conn.rollback().await;
         return Err(statement_failure(error));
