@@ -244,6 +244,33 @@ const ALLOCATION_ROUNDS: usize = 5;
 /// every round sees the same stock). Median microseconds per order of [`ALLOCATION_ROUNDS`] rounds.
 /// Answers the median µs an order, and the ms it took to read the stock of every SKU (the read
 /// `/v1/promise` makes for one).
+/// Reads of a lot's movement journal (a page of up to 500, as `GET /v1/stock/movements?gtin=…&lot=…`
+/// reads) right after the run: on SQLite they also walk the reserves written since the writer last
+/// built their lot index (`store::fulfilment::RESERVES_INDEX_INTERVAL`). Alternates a hot and a cold
+/// SKU's lot; answers the reads' latencies in µs, sorted.
+async fn lot_journal_reads(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<u32>> {
+    const READS: usize = 40;
+    let tenant = TenantId::parse(TENANT)?;
+    let tenant_store = store.tenant(&tenant);
+    let mut lots = Vec::new();
+    for sku in [0, options.skus - 1] {
+        let gtin = gtin(sku);
+        let first = tenant_store.movements(gtin.as_str(), None, None, 1).await?;
+        let lot = first.first().context("a generated SKU without movements")?.key.lot.clone();
+        lots.push((gtin, lot));
+    }
+    let mut latencies = Vec::with_capacity(READS);
+    for read in 0..READS {
+        let (gtin, lot) = &lots[read % lots.len()];
+        let started = Instant::now();
+        let page = tenant_store.movements(gtin.as_str(), Some(lot), None, 500).await?;
+        latencies.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        anyhow::ensure!(!page.is_empty(), "lot {lot} of {gtin} read no movements");
+    }
+    latencies.sort_unstable();
+    Ok(latencies)
+}
+
 async fn allocation_alone(store: &Store, options: &OrdersOptions, pickups: &[Gln]) -> anyhow::Result<(f64, f64)> {
     let tenant = TenantId::parse(TENANT)?;
     let gtins: Vec<Gtin> = (0..options.skus).map(gtin).collect();
@@ -440,6 +467,17 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
         let pickups = generate(&store, &options).await?;
         let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
         print("sqlite", "keten (group commit)", &measured);
+        let reads = lot_journal_reads(&store, &options).await?;
+        println!(
+            "{:<10} {:<28} {:>9} {:>8} {:>11} {:>9.2} {:>9.2}   (a hot and a cold lot, a page of up to 500)",
+            "sqlite",
+            "lot journal reads",
+            reads.len(),
+            0,
+            "-",
+            percentile(&reads, 0.5),
+            percentile(&reads, 0.99)
+        );
         let (allocation_micros, stock_read_ms) = allocation_alone(&store, &options, &pickups).await?;
         println!(
             "{:<10} {:<28} {:>9} {:>8} {:>11.0} {:>9} {:>9}   ({allocation_micros:.1} µs an order, one core; \
