@@ -135,8 +135,10 @@ pub(crate) struct WriterCache {
     last_batch_unix_ms: i64,
     /// When the writer last warned that its batch clock runs ahead of the wall clock.
     clock_ahead_warned: Option<Instant>,
-    /// When the writer last extended the reserves' lot index ([`build_reserves_index`]).
+    /// When the writer last extended the reserves' lot index ([`build_reserves_index`]), and
+    /// about how many reserves it wrote since (counted as written, rolled back or not).
     reserves_indexed_at: Option<Instant>,
+    reserves_unindexed: usize,
 }
 
 /// A batch time this far ahead of the wall clock is worth a warning: the clock stepped back (or
@@ -258,6 +260,8 @@ pub(crate) struct StockBatch {
     expiries_checked: bool,
     /// `expire_due` took as many holds as it may this batch: more may be due (see `expire_due_of`).
     expiry_backlog: bool,
+    /// Reserve movements this batch inserted (for [`build_reserves_index`]).
+    pub(crate) reserves_written: usize,
 }
 
 /// A lot's expiry in a problem's detail: the date, or "none".
@@ -601,6 +605,8 @@ impl StockBatch {
     /// Inserts the buffered movements, reservations and orders (the balances wait for
     /// [`StockBatch::flush`]). Called before a write reads those tables.
     pub(crate) async fn flush_rows(&mut self, conn: &mut Conn, now_unix_ms: i64) -> Result<(), sqlx::Error> {
+        self.reserves_written +=
+            self.movements.iter().filter(|movement| movement.kind == MovementKind::Reserve).count();
         let movements: Vec<Vec<Value>> = std::mem::take(&mut self.movements)
             .into_iter()
             .map(|movement| {
@@ -3427,23 +3433,33 @@ async fn release_for_count(
 }
 
 /// How often, at most, the writer extends the reserves' lot index on SQLite (migration 0018,
-/// [`build_reserves_index`]). Until then the newest reserves are found by time: a read by lot
-/// walks at most about this long's reserves of every lot.
+/// [`build_reserves_index`]), unless [`RESERVES_UNINDEXED_MAX`] come first. Until then the newest
+/// reserves are found by time: a read by lot walks their entries in a time index (of every lot).
 pub const RESERVES_INDEX_INTERVAL: Duration = Duration::from_secs(4);
+
+/// The writer extends the reserves' lot index once it has written this many reserves since the
+/// last time, even within [`RESERVES_INDEX_INTERVAL`]: what a read by lot walks stays bounded at
+/// any rate of orders (at about 3,500 orders/s the interval comes first).
+pub const RESERVES_UNINDEXED_MAX: usize = 65_536;
 
 /// On SQLite, moves the reserves written since the last time into `reserves_by_lot`, in one
 /// sorted insert inside the batch's transaction (each lot's page is written once, not once a
 /// batch), and moves `reserves_indexed` on to this batch's time. So `reserves_by_lot` always holds
 /// exactly the reserve movements at or before that time: batch times only increase on SQLite
 /// (`writer_clock`), so every later reserve lands after it, in the tail. At most once every
-/// [`RESERVES_INDEX_INTERVAL`]; nothing on PostgreSQL, whose lot index holds every movement.
+/// [`RESERVES_INDEX_INTERVAL`], or when [`RESERVES_UNINDEXED_MAX`] reserves wait; nothing on
+/// PostgreSQL, whose lot index holds every movement.
 pub(crate) async fn build_reserves_index(
     conn: &mut Conn,
     cache: &mut WriterCache,
+    reserves_written: usize,
     now_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
     let Conn::Sqlite(connection) = conn else { return Ok(()) };
-    if cache.reserves_indexed_at.is_some_and(|at| at.elapsed() < RESERVES_INDEX_INTERVAL) {
+    cache.reserves_unindexed = cache.reserves_unindexed.saturating_add(reserves_written);
+    if cache.reserves_indexed_at.is_some_and(|at| at.elapsed() < RESERVES_INDEX_INTERVAL)
+        && cache.reserves_unindexed < RESERVES_UNINDEXED_MAX
+    {
         return Ok(());
     }
     sqlx::query(BUILD_RESERVES_INDEX_SQL).bind(now_unix_ms).execute(&mut **connection).await?;
@@ -3452,6 +3468,7 @@ pub(crate) async fn build_reserves_index(
         .execute(&mut **connection)
         .await?;
     cache.reserves_indexed_at = Some(Instant::now());
+    cache.reserves_unindexed = 0;
     Ok(())
 }
 
@@ -4510,7 +4527,9 @@ mod tests {
                 }
             }
             if round % 2 == 1 {
-                build_reserves_index(&mut conn, &mut WriterCache::default(), 1_000 + round * 100 + 50).await.unwrap();
+                build_reserves_index(&mut conn, &mut WriterCache::default(), 0, 1_000 + round * 100 + 50)
+                    .await
+                    .unwrap();
             }
             let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
             let (indexed,): (i64,) =
@@ -4572,6 +4591,44 @@ mod tests {
             assert_eq!(seen, sorted, "lot {lot:?}: in order, each once");
             assert_eq!(seen.len(), if lot.is_some() { written_a } else { written }, "lot {lot:?}");
         }
+        store.close().await;
+    }
+
+    /// The writer extends the reserves' lot index once the interval has passed or, within it, once
+    /// enough reserves wait; not otherwise.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reserves_index_is_built_after_its_interval_or_its_count() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let mut conn = store.pools().acquire_writer().await.unwrap();
+        let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+        sqlx::query(
+            "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, quantity, \
+             reason, at_unix_ms) VALUES ('merchant', 'ord_1', 0, 'reserve', '09506000134352', '0000000000001', 'chilled', \
+             'a', 1, NULL, 2000)",
+        )
+        .execute(&mut **connection)
+        .await
+        .unwrap();
+        async fn through(conn: &mut Conn) -> (i64, i64) {
+            let Conn::Sqlite(connection) = conn else { unreachable!("a SQLite store") };
+            sqlx::query_as(
+                "SELECT (SELECT through_unix_ms FROM reserves_indexed), (SELECT COUNT(*) FROM reserves_by_lot)",
+            )
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap()
+        }
+        let mut cache = WriterCache { reserves_indexed_at: Some(Instant::now()), ..WriterCache::default() };
+        build_reserves_index(&mut conn, &mut cache, 1, 3_000).await.unwrap();
+        assert_eq!(through(&mut conn).await, (0, 0), "within the interval, one reserve waiting");
+        build_reserves_index(&mut conn, &mut cache, RESERVES_UNINDEXED_MAX - 1, 3_000).await.unwrap();
+        assert_eq!(through(&mut conn).await, (3_000, 1), "the count reached");
+        assert_eq!(cache.reserves_unindexed, 0);
+        cache.reserves_indexed_at = Instant::now().checked_sub(RESERVES_INDEX_INTERVAL);
+        build_reserves_index(&mut conn, &mut cache, 0, 4_000).await.unwrap();
+        assert_eq!(through(&mut conn).await, (4_000, 1), "the interval passed");
+        drop(conn);
         store.close().await;
     }
 

@@ -690,7 +690,8 @@ async fn apply_in_transaction_once(
         failure = Some(error);
     }
     if failure.is_none()
-        && let Err(error) = crate::fulfilment::build_reserves_index(&mut conn, cache, now_unix_ms).await
+        && let Err(error) =
+            crate::fulfilment::build_reserves_index(&mut conn, cache, stock.reserves_written, now_unix_ms).await
     {
         failure = Some(error);
     }
