@@ -339,6 +339,27 @@ struct Measured {
     p99_ms: f64,
 }
 
+/// Where the writer's committed transactions spent their time during a run, per write: what an
+/// order costs the writer, phase by phase (`store::WriterPhases`).
+fn print_phases(backend: &str, before: &store::WriterStats, after: &store::WriterStats) {
+    let phases = after.phases.since(&before.phases);
+    let batches = after.batches - before.batches;
+    let writes = phases.writes.max(1) as f64;
+    let per_write = |micros: u64| micros as f64 / writes;
+    println!(
+        "{:<10} {:<28} keys {:.1} · stock read {:.1} · apply {:.1} · flush {:.1} · commit {:.1} µs a write \
+         ({batches} batches, {:.1} writes each)",
+        backend,
+        "writer phases",
+        per_write(phases.keys_micros),
+        per_write(phases.stock_read_micros),
+        per_write(phases.apply_micros),
+        per_write(phases.flush_micros),
+        per_write(phases.commit_micros),
+        (after.writes - before.writes) as f64 / batches.max(1) as f64,
+    );
+}
+
 fn percentile(sorted_micros: &[u32], fraction: f64) -> f64 {
     if sorted_micros.is_empty() {
         return 0.0;
@@ -465,8 +486,10 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
         config.read_connections_max = 8;
         let store = Arc::new(Store::open(config).await?);
         let pickups = generate(&store, &options).await?;
+        let before = store.writer_stats();
         let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
         print("sqlite", "keten (group commit)", &measured);
+        print_phases("sqlite", &before, &store.writer_stats());
         let reads = lot_journal_reads(&store, &options).await?;
         println!(
             "{:<10} {:<28} {:>9} {:>8} {:>11} {:>9.2} {:>9.2}   (a hot and a cold lot, a page of up to 500)",
@@ -509,9 +532,12 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
             let store = Arc::new(Store::open(config).await?);
             let pickups = generate(&store, &options).await?;
             let measured = if keten {
+                let before = store.writer_stats();
                 let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
+                let after = store.writer_stats();
                 store.close().await;
                 print("postgres", "keten (group commit)", &measured);
+                print_phases("postgres", &before, &after);
                 measured
             } else {
                 store.close().await;

@@ -38,7 +38,7 @@ pub use reads::{
 pub use rows::Tenant;
 pub use writer::{
     Applied, IDEMPOTENCY_KEY_LENGTH_MAX, IDEMPOTENCY_KEY_LIFETIME, IdempotencyRecord, Mutation, PutMode,
-    StoredResponse, Write, WriteError, WriteOutcome, WriterConfig, WriterObserver, WriterStats,
+    StoredResponse, Write, WriteError, WriteOutcome, WriterConfig, WriterObserver, WriterPhases, WriterStats,
 };
 
 /// A failure of the database itself (not of the request).

@@ -273,6 +273,40 @@ pub struct WriterStats {
     pub batches: u64,
     pub writes: u64,
     pub batch_writes_largest: u64,
+    /// Where the committed transactions spent their time.
+    pub phases: WriterPhases,
+}
+
+/// The time committed transactions spent in each phase, summed, and the writes they held:
+/// `keten bench orders` divides one by the other (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterPhases {
+    /// Writes of the transactions that committed.
+    pub writes: u64,
+    /// Reading the batch's idempotency keys.
+    pub keys_micros: u64,
+    /// Reading the stock of the batch's orders (what the writer's cache lacks).
+    pub stock_read_micros: u64,
+    /// Applying the writes: checks, allocation, the rows in memory (and the SQL of other writes).
+    pub apply_micros: u64,
+    /// Writing the rows: keys, balances, movements, orders, the log, usage.
+    pub flush_micros: u64,
+    /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced.
+    pub commit_micros: u64,
+}
+
+impl WriterPhases {
+    /// The totals since `earlier`.
+    pub fn since(&self, earlier: &WriterPhases) -> WriterPhases {
+        WriterPhases {
+            writes: self.writes - earlier.writes,
+            keys_micros: self.keys_micros - earlier.keys_micros,
+            stock_read_micros: self.stock_read_micros - earlier.stock_read_micros,
+            apply_micros: self.apply_micros - earlier.apply_micros,
+            flush_micros: self.flush_micros - earlier.flush_micros,
+            commit_micros: self.commit_micros - earlier.commit_micros,
+        }
+    }
 }
 
 struct Pending {
@@ -285,6 +319,30 @@ struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
     batch_writes_largest: AtomicU64,
+    /// [`WriterPhases`]: writes, then the five phases in their order.
+    phases: [AtomicU64; 6],
+}
+
+impl Counters {
+    fn add_phases(&self, phases: &WriterPhases) {
+        let values = [
+            phases.writes,
+            phases.keys_micros,
+            phases.stock_read_micros,
+            phases.apply_micros,
+            phases.flush_micros,
+            phases.commit_micros,
+        ];
+        for (counter, value) in self.phases.iter().zip(values) {
+            counter.fetch_add(value, Ordering::Relaxed);
+        }
+    }
+
+    fn phases(&self) -> WriterPhases {
+        let [writes, keys_micros, stock_read_micros, apply_micros, flush_micros, commit_micros] =
+            self.phases.each_ref().map(|counter| counter.load(Ordering::Relaxed));
+        WriterPhases { writes, keys_micros, stock_read_micros, apply_micros, flush_micros, commit_micros }
+    }
 }
 
 enum Message {
@@ -362,6 +420,7 @@ impl WriterHandle {
             batches: self.counters.batches.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
             batch_writes_largest: self.counters.batch_writes_largest.load(Ordering::Relaxed),
+            phases: self.counters.phases(),
         }
     }
 
@@ -424,7 +483,7 @@ async fn run(
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
-            if process(&pools, chunk, &mut cache).await {
+            if process(&pools, chunk, &mut cache, &counters).await {
                 log_grew.notify_one();
             }
             if last_purge.elapsed() >= IDEMPOTENCY_PURGE_INTERVAL {
@@ -496,16 +555,16 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
 }
 
 /// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
-async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache) -> bool {
+async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, counters: &Counters) -> bool {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
     let mut log_grew = false;
-    let mut outcome = apply_in_transaction(pools, &writes, cache).await;
+    let mut outcome = apply_in_transaction(pools, &writes, cache, counters).await;
     // Another API node changed stock this batch read: apply it again on fresh rows.
     for _ in 0..RACE_RETRIES_MAX {
         if !matches!(outcome, Err(BatchFailure::Raced)) {
             break;
         }
-        outcome = apply_in_transaction(pools, &writes, cache).await;
+        outcome = apply_in_transaction(pools, &writes, cache, counters).await;
     }
     let results = match outcome {
         Ok((results, grew)) => {
@@ -516,7 +575,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache) ->
             tracing::warn!(%error, writes = writes.len(), "a statement failed; applying the batch's writes one by one");
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
-                let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache).await;
+                let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters).await;
                 for _ in 0..RACE_RETRIES_MAX {
                     let raced = match &single {
                         Err(BatchFailure::Statement(error)) => is_constraint_race(error),
@@ -528,7 +587,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache) ->
                     }
                     // Another API node committed a conflicting row meanwhile: the retry's
                     // precondition checks see it and refuse (or replay) cleanly.
-                    single = apply_in_transaction(pools, std::slice::from_ref(write), cache).await;
+                    single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters).await;
                 }
                 results.push(match single {
                     Ok((mut one, grew)) => {
@@ -599,8 +658,9 @@ async fn apply_in_transaction(
     pools: &Pools,
     writes: &[&Write],
     cache: &mut WriterCache,
+    counters: &Counters,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
-    let outcome = apply_in_transaction_once(pools, writes, cache).await;
+    let outcome = apply_in_transaction_once(pools, writes, cache, counters).await;
     if outcome.is_err() {
         // The cache may hold changes that were rolled back.
         cache.clear();
@@ -612,6 +672,7 @@ async fn apply_in_transaction_once(
     pools: &Pools,
     writes: &[&Write],
     cache: &mut WriterCache,
+    counters: &Counters,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
@@ -704,15 +765,17 @@ async fn apply_in_transaction_once(
         let _ = conn.rollback().await;
         return Err(BatchFailure::Unavailable(error));
     }
-    tracing::debug!(
-        writes = writes.len(),
-        keys_ms = (keys_read_at - started).as_secs_f64() * 1e3,
-        stock_read_ms = (prefetched_at - keys_read_at).as_secs_f64() * 1e3,
-        apply_ms = (applied_at - prefetched_at).as_secs_f64() * 1e3,
-        flush_ms = (flushed_at - applied_at).as_secs_f64() * 1e3,
-        commit_ms = flushed_at.elapsed().as_secs_f64() * 1e3,
-        "batch committed"
-    );
+    let micros = |duration: Duration| duration.as_micros().min(u128::from(u64::MAX)) as u64;
+    let phases = WriterPhases {
+        writes: writes.len() as u64,
+        keys_micros: micros(keys_read_at - started),
+        stock_read_micros: micros(prefetched_at - keys_read_at),
+        apply_micros: micros(applied_at - prefetched_at),
+        flush_micros: micros(flushed_at - applied_at),
+        commit_micros: micros(flushed_at.elapsed()),
+    };
+    counters.add_phases(&phases);
+    tracing::debug!(?phases, "batch committed");
     Ok((results, log_grew))
 }
 

@@ -267,6 +267,11 @@ async fn concurrent_writes_share_transactions(store: &Store) {
     let after = store.writer_stats();
     assert_eq!(after.writes - before.writes, 400);
     assert!(after.batches - before.batches < 400, "no batching happened: {before:?} → {after:?}");
+    // Every write committed in one batch transaction: each is in the phase totals, and the
+    // commits took time.
+    let phases = after.phases.since(&before.phases);
+    assert_eq!(phases.writes, 400, "{phases:?}");
+    assert!(phases.apply_micros > 0 && phases.commit_micros > 0, "{phases:?}");
     let page = store
         .tenant(&acme)
         .products(&ProductFilter::default(), &PageRequest { after: None, limit: Some(500) })
