@@ -283,7 +283,7 @@ pub struct WriterStats {
 pub struct WriterPhases {
     /// Writes of the transactions that committed.
     pub writes: u64,
-    /// Reading the batch's idempotency keys.
+    /// Reading the batch's idempotency keys (once the transaction began and took its time).
     pub keys_micros: u64,
     /// Reading the stock of the batch's orders (what the writer's cache lacks).
     pub stock_read_micros: u64,
@@ -299,12 +299,12 @@ impl WriterPhases {
     /// The totals since `earlier`.
     pub fn since(&self, earlier: &WriterPhases) -> WriterPhases {
         WriterPhases {
-            writes: self.writes - earlier.writes,
-            keys_micros: self.keys_micros - earlier.keys_micros,
-            stock_read_micros: self.stock_read_micros - earlier.stock_read_micros,
-            apply_micros: self.apply_micros - earlier.apply_micros,
-            flush_micros: self.flush_micros - earlier.flush_micros,
-            commit_micros: self.commit_micros - earlier.commit_micros,
+            writes: self.writes.saturating_sub(earlier.writes),
+            keys_micros: self.keys_micros.saturating_sub(earlier.keys_micros),
+            stock_read_micros: self.stock_read_micros.saturating_sub(earlier.stock_read_micros),
+            apply_micros: self.apply_micros.saturating_sub(earlier.apply_micros),
+            flush_micros: self.flush_micros.saturating_sub(earlier.flush_micros),
+            commit_micros: self.commit_micros.saturating_sub(earlier.commit_micros),
         }
     }
 }
