@@ -289,7 +289,8 @@ pub struct WriterPhases {
     pub stock_read_micros: u64,
     /// Applying the writes: checks, allocation, the rows in memory (and the SQL of other writes).
     pub apply_micros: u64,
-    /// Writing the rows: keys, balances, movements, orders, the log, usage.
+    /// Writing the rows: keys, balances, movements, orders, the log, usage (and on SQLite, now and
+    /// then, the reserves' lot index).
     pub flush_micros: u64,
     /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced.
     pub commit_micros: u64,
