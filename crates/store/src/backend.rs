@@ -103,12 +103,22 @@ impl Pools {
                     // fewer, larger checkpoints copy fewer pages (see SQLITE_WAL_CHECKPOINT_PAGES).
                     .pragma("wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES.to_string())
                     .pragma("journal_size_limit", SQLITE_WAL_BYTES_KEPT.to_string());
-                let write = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .acquire_timeout(Duration::from_secs(60))
-                    .connect_with(options.clone().statement_cache_capacity(WRITER_STATEMENTS_CACHED))
-                    .await?;
+                // The write connection is opened on the writer's core, so SQLite's thread for it
+                // runs there (see `core`). It is kept for the process's life: a connection the
+                // pool replaced would be opened by the writer, on the same core.
+                let write_options = options.clone().statement_cache_capacity(WRITER_STATEMENTS_CACHED);
+                let write = crate::core::spawn_on_writer_core("keten-sqlite-open", move || {
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .min_connections(0)
+                        .max_lifetime(None)
+                        .idle_timeout(None)
+                        .acquire_timeout(Duration::from_secs(60))
+                        .connect_with(write_options)
+                })
+                .map_err(sqlx::Error::Io)?
+                .await
+                .map_err(|_| sqlx::Error::WorkerCrashed)??;
                 let read = SqlitePoolOptions::new()
                     .max_connections(read_connections_max.max(1))
                     .acquire_timeout(Duration::from_secs(30))

@@ -12,6 +12,7 @@
 pub mod alarms;
 mod backend;
 pub mod baseline;
+mod core;
 pub mod dispatch;
 pub mod epcis;
 pub mod fulfilment;

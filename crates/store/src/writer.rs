@@ -357,7 +357,8 @@ type ObserverSlot = Arc<std::sync::RwLock<Option<Arc<dyn WriterObserver>>>>;
 #[derive(Debug)]
 pub(crate) struct WriterHandle {
     sender: mpsc::Sender<Message>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Each writer task's end (a task that panicked ends too).
+    tasks: Mutex<Vec<oneshot::Receiver<()>>>,
     counters: Arc<Counters>,
     queue_writes_max: usize,
     observer: ObserverSlot,
@@ -379,19 +380,27 @@ impl WriterHandle {
             crate::backend::BackendKind::Sqlite => 1,
             crate::backend::BackendKind::Postgres => config.writer_tasks,
         };
-        let tasks = (0..writer_tasks)
-            .map(|_| {
-                let log_grew = log_grew.clone();
-                tokio::spawn(run(
-                    pools.clone(),
-                    receiver.clone(),
-                    config.clone(),
-                    counters.clone(),
-                    observer.clone(),
-                    log_grew,
-                ))
-            })
-            .collect();
+        let mut tasks = Vec::with_capacity(writer_tasks);
+        for _ in 0..writer_tasks {
+            let run = {
+                let (pools, receiver, config) = (pools.clone(), receiver.clone(), config.clone());
+                let (counters, observer, log_grew) = (counters.clone(), observer.clone(), log_grew.clone());
+                move || run(pools, receiver, config, counters, observer, log_grew)
+            };
+            tasks.push(match pools.kind() {
+                // On the core of SQLite's write connection (see `core`).
+                crate::backend::BackendKind::Sqlite => crate::core::spawn_on_writer_core("keten-writer", run)
+                    .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?,
+                crate::backend::BackendKind::Postgres => {
+                    let (done, finished) = oneshot::channel();
+                    tokio::spawn(async move {
+                        run().await;
+                        let _ = done.send(());
+                    });
+                    finished
+                }
+            });
+        }
         Ok(WriterHandle {
             sender,
             tasks: Mutex::new(tasks),
@@ -456,8 +465,9 @@ async fn run(
     let mut cache = WriterCache::default();
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
-        // The writers just answered are woken: let them queue their next writes before this task
-        // gathers, so a batch is not one early write alone.
+        // The writers just answered are woken: on the shared runtime (PostgreSQL), let them queue
+        // their next writes before this task gathers, so a batch is not one early write alone. (On
+        // SQLite the writer has a thread of its own, see `core`: they run elsewhere meanwhile.)
         tokio::task::yield_now().await;
         {
             // One task gathers a batch at a time; the others commit theirs meanwhile.
