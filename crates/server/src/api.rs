@@ -76,6 +76,73 @@ impl utoipa::Modify for BearerAuth {
 
 // ---------- shared pieces ----------
 
+/// The operations of the API that take query parameters, by method and route (as the OpenAPI
+/// document declares them: the router and the document come from the same `routes!`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueryTakers(std::sync::Arc<std::collections::HashSet<(axum::http::Method, String)>>);
+
+impl QueryTakers {
+    pub(crate) fn of(document: &utoipa::openapi::OpenApi) -> QueryTakers {
+        use axum::http::Method;
+        use utoipa::openapi::path::ParameterIn;
+        let mut takers = std::collections::HashSet::new();
+        for (path, item) in &document.paths.paths {
+            let path_wide =
+                item.parameters.iter().flatten().any(|parameter| parameter.parameter_in == ParameterIn::Query);
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+                (Method::HEAD, &item.head),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let takes_query = path_wide
+                    || operation
+                        .parameters
+                        .iter()
+                        .flatten()
+                        .any(|parameter| parameter.parameter_in == ParameterIn::Query);
+                if takes_query {
+                    takers.insert((method, path.clone()));
+                }
+            }
+        }
+        QueryTakers(std::sync::Arc::new(takers))
+    }
+
+    fn takes_query(&self, method: &axum::http::Method, route: &str) -> bool {
+        self.0.contains(&(method.clone(), route.to_string()))
+    }
+}
+
+/// Refuses a query string on an operation that takes no query parameters. Without this, a
+/// parameter sent where none is read would be silently ignored: an operator's `?tenant=` on an
+/// endpoint that always acts for the key's own tenant, or a filter on the wrong endpoint.
+/// (Operations that take some parameters refuse unknown ones themselves: `QueryParams` with
+/// `deny_unknown_fields`.)
+pub(crate) async fn refuse_unexpected_query(
+    State(takers): State<QueryTakers>,
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    if !query.is_empty() && !takers.takes_query(request.method(), route.as_str()) {
+        let name = query.split('&').find(|pair| !pair.is_empty()).and_then(|pair| pair.split('=').next()).unwrap_or("");
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        return Problem::field(
+            "invalid-parameter",
+            format!("?{name}"),
+            format!("{} {} takes no query parameters", request.method(), route.as_str()),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Query parameters, with a problem (not a plain-text rejection) when they don't parse.
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);

@@ -117,6 +117,10 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
     let metrics = Metrics::new();
     store.observe_writer(metrics.clone());
     let (api_router, api_doc) = api::router().split_for_parts();
+    let api_router = api_router.route_layer(axum::middleware::from_fn_with_state(
+        api::QueryTakers::of(&api_doc),
+        api::refuse_unexpected_query,
+    ));
     let mut document = api::ApiDoc::openapi();
     document.merge(api_doc);
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -51,7 +51,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "invalid-parameter",
         400,
         "Invalid query parameter",
-        "A query parameter (cursor, limit, filter, date) is malformed or out of range.",
+        "A query parameter (cursor, limit, filter, date) is malformed, out of range or not one the operation takes (an operation that takes none refuses any query string).",
     ),
     (
         "invalid-digital-link",

@@ -275,6 +275,7 @@ end_to_end!(
     keys_scopes_and_revocation,
     products_crud,
     bad_input_gets_a_problem_and_stores_nothing,
+    queries_are_refused_where_an_operation_takes_none,
     idempotency_keys_replay_the_first_answer,
     tenants_cannot_see_each_other,
     locations_lanes_and_devices,
@@ -409,6 +410,35 @@ async fn products_crud(app: &TestApp) {
             .await
             .is_problem(404, "/problems/not-found")
     );
+}
+
+/// A query string on an operation that takes none is refused, not ignored: `?tenant=` on an
+/// endpoint that acts for the key's own tenant would otherwise write where the caller did not mean.
+async fn queries_are_refused_where_an_operation_takes_none(app: &TestApp) {
+    let key = app.tenant("acme", &["tenant:write"]).await;
+    let misplaced = app.post("/v1/products?tenant=beta", &key, salmon("9506000134352")).await;
+    assert!(misplaced.is_problem(400, "/problems/invalid-parameter"), "{:?}", misplaced.body);
+    assert_eq!(misplaced.pointers(), ["?tenant"]);
+    assert!(misplaced.body["detail"].as_str().unwrap().contains("POST /v1/products takes no query parameters"));
+    // Nothing was stored.
+    assert!(app.get("/v1/products/09506000134352", &key).await.is_problem(404, "/problems/not-found"));
+    assert_eq!(app.post("/v1/products", &key, salmon("9506000134352")).await.status, StatusCode::CREATED);
+    let fetched = app.get("/v1/products/09506000134352?fields=name", &key).await;
+    assert!(fetched.is_problem(400, "/problems/invalid-parameter"), "{:?}", fetched.body);
+    assert_eq!(fetched.pointers(), ["?fields"]);
+    let deleted = app.send("DELETE", "/v1/products/09506000134352?force", Some(&key), None, &[]).await;
+    assert!(deleted.is_problem(400, "/problems/invalid-parameter"), "{:?}", deleted.body);
+    assert_eq!(app.get("/v1/products/09506000134352", &key).await.status, StatusCode::OK, "not deleted");
+    // An operator's key too: creating a tenant takes no `?tenant`.
+    let operator = app
+        .post("/v1/operator/tenants?tenant=acme", &app.operator_key, json!({"tenant_id": "gamma", "name": "gamma"}))
+        .await;
+    assert!(operator.is_problem(400, "/problems/invalid-parameter"), "{:?}", operator.body);
+    // Operations that take query parameters still answer them, and an empty query is none.
+    assert_eq!(app.get("/v1/products?limit=1", &key).await.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get("/v1/products/09506000134352?", &key).await.status, StatusCode::OK);
+    // Pages outside the API are not concerned.
+    assert_eq!(app.send("GET", "/healthz?probe=1", None, None, &[]).await.status, StatusCode::OK);
 }
 
 async fn bad_input_gets_a_problem_and_stores_nothing(app: &TestApp) {
