@@ -135,8 +135,9 @@ pub(crate) struct WriterCache {
     last_batch_unix_ms: i64,
     /// When the writer last warned that its batch clock runs ahead of the wall clock.
     clock_ahead_warned: Option<Instant>,
-    /// When the writer last extended the reserves' lot index ([`build_reserves_index`]), and
-    /// about how many reserves it wrote since (counted as written, rolled back or not).
+    /// When the writer last extended the reserves' lot index ([`build_reserves_index`]), and how
+    /// many reserves it wrote since; both move only once a batch commits
+    /// ([`WriterCache::reserves_committed`]), so a batch rolled back counts for nothing.
     reserves_indexed_at: Option<Instant>,
     reserves_unindexed: usize,
 }
@@ -186,6 +187,17 @@ impl WriterCache {
     pub(crate) fn clear(&mut self) {
         self.gtins.clear();
         self.networks.clear();
+    }
+
+    /// A batch that wrote `reserves_written` reserves committed; `built` says whether it also
+    /// extended the reserves' lot index (which then holds them too).
+    pub(crate) fn reserves_committed(&mut self, reserves_written: usize, built: bool) {
+        if built {
+            self.reserves_indexed_at = Some(Instant::now());
+            self.reserves_unindexed = 0;
+        } else {
+            self.reserves_unindexed = self.reserves_unindexed.saturating_add(reserves_written);
+        }
     }
 
     /// Forgets the sites and lanes read: a location or lane changed.
@@ -3447,29 +3459,28 @@ pub const RESERVES_UNINDEXED_MAX: usize = 65_536;
 /// batch), and moves `reserves_indexed` on to this batch's time. So `reserves_by_lot` always holds
 /// exactly the reserve movements at or before that time: batch times only increase on SQLite
 /// (`writer_clock`), so every later reserve lands after it, in the tail. At most once every
-/// [`RESERVES_INDEX_INTERVAL`], or when [`RESERVES_UNINDEXED_MAX`] reserves wait; nothing on
-/// PostgreSQL, whose lot index holds every movement.
+/// [`RESERVES_INDEX_INTERVAL`], or when [`RESERVES_UNINDEXED_MAX`] reserves wait (this batch's
+/// `reserves_written` among them); nothing on PostgreSQL, whose lot index holds every movement.
+/// Answers whether it built; the writer tells the cache once the batch commits
+/// ([`WriterCache::reserves_committed`]).
 pub(crate) async fn build_reserves_index(
     conn: &mut Conn,
-    cache: &mut WriterCache,
+    cache: &WriterCache,
     reserves_written: usize,
     now_unix_ms: i64,
-) -> Result<(), sqlx::Error> {
-    let Conn::Sqlite(connection) = conn else { return Ok(()) };
-    cache.reserves_unindexed = cache.reserves_unindexed.saturating_add(reserves_written);
+) -> Result<bool, sqlx::Error> {
+    let Conn::Sqlite(connection) = conn else { return Ok(false) };
     if cache.reserves_indexed_at.is_some_and(|at| at.elapsed() < RESERVES_INDEX_INTERVAL)
-        && cache.reserves_unindexed < RESERVES_UNINDEXED_MAX
+        && cache.reserves_unindexed.saturating_add(reserves_written) < RESERVES_UNINDEXED_MAX
     {
-        return Ok(());
+        return Ok(false);
     }
     sqlx::query(BUILD_RESERVES_INDEX_SQL).bind(now_unix_ms).execute(&mut **connection).await?;
     sqlx::query("UPDATE reserves_indexed SET through_unix_ms = $1 WHERE through_unix_ms < $1")
         .bind(now_unix_ms)
         .execute(&mut **connection)
         .await?;
-    cache.reserves_indexed_at = Some(Instant::now());
-    cache.reserves_unindexed = 0;
-    Ok(())
+    Ok(true)
 }
 
 /// The reserves after `reserves_indexed` and at or before `$1`, into `reserves_by_lot` in its order.
@@ -4527,9 +4538,7 @@ mod tests {
                 }
             }
             if round % 2 == 1 {
-                build_reserves_index(&mut conn, &mut WriterCache::default(), 0, 1_000 + round * 100 + 50)
-                    .await
-                    .unwrap();
+                build_reserves_index(&mut conn, &WriterCache::default(), 0, 1_000 + round * 100 + 50).await.unwrap();
             }
             let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
             let (indexed,): (i64,) =
@@ -4610,6 +4619,10 @@ mod tests {
         .execute(&mut **connection)
         .await
         .unwrap();
+        fn sqlite(conn: &mut Conn) -> &mut sqlx::SqliteConnection {
+            let Conn::Sqlite(connection) = conn else { unreachable!("a SQLite store") };
+            connection
+        }
         async fn through(conn: &mut Conn) -> (i64, i64) {
             let Conn::Sqlite(connection) = conn else { unreachable!("a SQLite store") };
             sqlx::query_as(
@@ -4620,13 +4633,21 @@ mod tests {
             .unwrap()
         }
         let mut cache = WriterCache { reserves_indexed_at: Some(Instant::now()), ..WriterCache::default() };
-        build_reserves_index(&mut conn, &mut cache, 1, 3_000).await.unwrap();
+        assert!(!build_reserves_index(&mut conn, &cache, 1, 3_000).await.unwrap());
         assert_eq!(through(&mut conn).await, (0, 0), "within the interval, one reserve waiting");
-        build_reserves_index(&mut conn, &mut cache, RESERVES_UNINDEXED_MAX - 1, 3_000).await.unwrap();
+        cache.reserves_committed(1, false);
+        // A batch that would reach the count but rolls back leaves the count as it was.
+        assert!(build_reserves_index(&mut conn, &cache, RESERVES_UNINDEXED_MAX, 2_500).await.unwrap());
+        assert_eq!(cache.reserves_unindexed, 1, "counted only once committed");
+        sqlx::query("DELETE FROM reserves_by_lot").execute(&mut *sqlite(&mut conn)).await.unwrap();
+        sqlx::query("UPDATE reserves_indexed SET through_unix_ms = 0").execute(&mut *sqlite(&mut conn)).await.unwrap();
+        assert!(!build_reserves_index(&mut conn, &cache, RESERVES_UNINDEXED_MAX - 2, 3_000).await.unwrap());
+        assert!(build_reserves_index(&mut conn, &cache, RESERVES_UNINDEXED_MAX - 1, 3_000).await.unwrap());
         assert_eq!(through(&mut conn).await, (3_000, 1), "the count reached");
+        cache.reserves_committed(RESERVES_UNINDEXED_MAX - 1, true);
         assert_eq!(cache.reserves_unindexed, 0);
         cache.reserves_indexed_at = Instant::now().checked_sub(RESERVES_INDEX_INTERVAL);
-        build_reserves_index(&mut conn, &mut cache, 0, 4_000).await.unwrap();
+        assert!(build_reserves_index(&mut conn, &cache, 0, 4_000).await.unwrap());
         assert_eq!(through(&mut conn).await, (4_000, 1), "the interval passed");
         drop(conn);
         store.close().await;

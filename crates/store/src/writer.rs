@@ -761,11 +761,12 @@ async fn apply_in_transaction_once(
     {
         failure = Some(error);
     }
-    if failure.is_none()
-        && let Err(error) =
-            crate::fulfilment::build_reserves_index(&mut conn, cache, stock.reserves_written, now_unix_ms).await
-    {
-        failure = Some(error);
+    let mut reserves_index_built = false;
+    if failure.is_none() {
+        match crate::fulfilment::build_reserves_index(&mut conn, cache, stock.reserves_written, now_unix_ms).await {
+            Ok(built) => reserves_index_built = built,
+            Err(error) => failure = Some(error),
+        }
     }
     if let Some(error) = failure {
         let _ = conn.rollback().await;
@@ -775,6 +776,9 @@ async fn apply_in_transaction_once(
     if let Err(error) = conn.commit().await {
         let _ = conn.rollback().await;
         return Err(BatchFailure::Unavailable(error));
+    }
+    if pools.kind() == crate::backend::BackendKind::Sqlite {
+        cache.reserves_committed(stock.reserves_written, reserves_index_built);
     }
     let micros = |duration: Duration| duration.as_micros().min(u128::from(u64::MAX)) as u64;
     let phases = WriterPhases {
