@@ -8,14 +8,15 @@
 //! (docs/benchmarks.md, 2026-12-04). So on SQLite the writer gets a thread of its own, pinned to
 //! one core, and the write connection is opened from a thread pinned to the same core (a thread
 //! inherits its creator's affinity, and SQLite's driver runs each connection on a thread it starts
-//! when connecting). Everything else runs wherever the scheduler puts it. If the process may not
-//! set affinities (a restricted container), nothing is pinned and everything still works.
+//! when connecting). Everything else runs wherever the scheduler puts it, the runtime's threads
+//! too (they may share the writer's core). If the process may not set affinities (a restricted
+//! container), nothing is pinned, a warning is logged and everything still works.
 
 use std::future::Future;
 use std::sync::OnceLock;
 
-/// The core the SQLite writer runs on: the last one this process may use (the first ones are
-/// where the runtime's threads start), or `None` where affinities cannot be read.
+/// The core the SQLite writer runs on: the last one this process may use (read once, from the
+/// first thread that asks, before it pins itself), or `None` where affinities cannot be read.
 pub(crate) fn writer_core() -> Option<core_affinity::CoreId> {
     static CORE: OnceLock<Option<core_affinity::CoreId>> = OnceLock::new();
     *CORE.get_or_init(|| core_affinity::get_core_ids().and_then(|cores| cores.last().copied()))
