@@ -75,6 +75,10 @@ struct DatabaseOption {
     /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DATABASE`.
     #[arg(long, env = "KETEN_DB", default_value = "sqlite://keten.db")]
     db: String,
+    /// On SQLite, the core the writer and its connection run on: `last` (the last core this
+    /// process may use), `off` (not pinned) or a core's number.
+    #[arg(long, env = "KETEN_WRITER_CORE", default_value = "last")]
+    writer_core: store::WriterCore,
 }
 
 #[derive(Debug, Args)]
@@ -197,7 +201,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn open(database: &DatabaseOption) -> anyhow::Result<Store> {
-    Store::open(StoreConfig::new(&database.db)).await.with_context(|| format!("opening {}", database.db))
+    let mut config = StoreConfig::new(&database.db);
+    config.writer.core = database.writer_core;
+    Store::open(config).await.with_context(|| format!("opening {}", database.db))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

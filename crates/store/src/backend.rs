@@ -87,7 +87,12 @@ pub const SQLITE_WAL_BYTES_KEPT: u64 = 256 * 1024 * 1024;
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Pools {
-    pub(crate) async fn connect(url: &str, read_connections_max: u32) -> Result<Pools, StoreError> {
+    /// Connects to `url`; on SQLite the write connection is opened on `writer_core` (see `core`).
+    pub(crate) async fn connect(
+        url: &str,
+        read_connections_max: u32,
+        writer_core: Option<core_affinity::CoreId>,
+    ) -> Result<Pools, StoreError> {
         match url.parse::<BackendKind>()? {
             BackendKind::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?
@@ -107,7 +112,7 @@ impl Pools {
                 // runs there (see `core`). It is kept for the process's life: a connection the
                 // pool replaced would be opened by the writer, on the same core.
                 let write_options = options.clone().statement_cache_capacity(WRITER_STATEMENTS_CACHED);
-                let write = crate::core::spawn_on_writer_core("keten-sqlite-open", move || {
+                let write = crate::core::spawn_on_core("keten-sqlite-open", writer_core, move || {
                     SqlitePoolOptions::new()
                         .max_connections(1)
                         .min_connections(0)

@@ -35,7 +35,7 @@ impl RowLockOrders {
         if url.parse::<BackendKind>()? != BackendKind::Postgres {
             return Err(StoreError::UnsupportedUrl(format!("{url} (the row-lock baseline runs on PostgreSQL)")));
         }
-        let pools = Pools::connect(url, connections).await?;
+        let pools = Pools::connect(url, connections, None).await?;
         let mut conn = pools.acquire_writer().await?;
         let mut cache = WriterCache::default();
         let network = network_snapshot(&mut cache, &mut conn, tenant.as_str()).await?;
@@ -233,7 +233,7 @@ pub struct PlainReadings {
 
 impl PlainReadings {
     pub async fn connect(url: &str, tenant: &TenantId) -> Result<PlainReadings, StoreError> {
-        Ok(PlainReadings { pools: Pools::connect(url, 1).await?, tenant: tenant.clone() })
+        Ok(PlainReadings { pools: Pools::connect(url, 1, None).await?, tenant: tenant.clone() })
     }
 
     /// Inserts one batch in one transaction.

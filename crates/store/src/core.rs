@@ -9,24 +9,76 @@
 //! one core, and the write connection is opened from a thread pinned to the same core (a thread
 //! inherits its creator's affinity, and SQLite's driver runs each connection on a thread it starts
 //! when connecting). Everything else runs wherever the scheduler puts it, the runtime's threads
-//! too (they may share the writer's core). If the process may not set affinities (a restricted
-//! container), nothing is pinned, a warning is logged and everything still works.
+//! too (they may share the writer's core). [`WriterCore`] chooses the core, or none. If the
+//! process may not set affinities (a restricted container), nothing is pinned, a warning is
+//! logged and everything still works.
 
 use std::future::Future;
 use std::sync::OnceLock;
 
-/// The core the SQLite writer runs on: the last one this process may use (read once, from the
-/// first thread that asks, before it pins itself), or `None` where affinities cannot be read.
-pub(crate) fn writer_core() -> Option<core_affinity::CoreId> {
-    static CORE: OnceLock<Option<core_affinity::CoreId>> = OnceLock::new();
-    *CORE.get_or_init(|| core_affinity::get_core_ids().and_then(|cores| cores.last().copied()))
+use crate::StoreError;
+
+/// Which core the SQLite writer and its connection's thread run on (`keten --writer-core`,
+/// `KETEN_WRITER_CORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriterCore {
+    /// The last core the process may use (`last`, the default).
+    #[default]
+    Last,
+    /// Not pinned (`off`): where the cores are shared with other work, or where a quota, not a
+    /// set of cores, limits the process.
+    Off,
+    /// This core (its number), which must be one the process may use.
+    Core(usize),
 }
 
-/// Runs `work` to completion on a new thread named `name`, pinned to the writer's core, with a
+impl std::str::FromStr for WriterCore {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<WriterCore, String> {
+        match text {
+            "last" => Ok(WriterCore::Last),
+            "off" => Ok(WriterCore::Off),
+            number => number
+                .parse()
+                .map(WriterCore::Core)
+                .map_err(|_| format!("{number:?} is no core: `last`, `off` or a core's number")),
+        }
+    }
+}
+
+/// The cores this process may use, read once (before any thread of Keten pins itself).
+fn allowed_cores() -> &'static [core_affinity::CoreId] {
+    static CORES: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
+impl WriterCore {
+    /// The core to pin to: `None` for `off`, or where the process's cores cannot be read. A core
+    /// the process may not use is refused.
+    pub(crate) fn resolve(self) -> Result<Option<core_affinity::CoreId>, StoreError> {
+        let allowed = allowed_cores();
+        match self {
+            WriterCore::Off => Ok(None),
+            WriterCore::Last => Ok(allowed.last().copied()),
+            WriterCore::Core(id) if allowed.is_empty() || allowed.iter().any(|core| core.id == id) => {
+                Ok(Some(core_affinity::CoreId { id }))
+            }
+            WriterCore::Core(id) => Err(StoreError::Config(format!(
+                "writer core {id} is not one this process may use ({})",
+                allowed.iter().map(|core| core.id.to_string()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+/// Runs `work` to completion on a new thread named `name`, pinned to `core` (if any), with a
 /// single-threaded runtime of its own; answers what it returned. Threads `work` starts inherit the
-/// pin.
-pub(crate) fn spawn_on_writer_core<F, T>(
+/// pin. Returns once the thread has pinned itself (a few microseconds), so the thread is where it
+/// belongs before anything is handed to it.
+pub(crate) fn spawn_on_core<F, T>(
     name: &str,
+    core: Option<core_affinity::CoreId>,
     work: impl FnOnce() -> F + Send + 'static,
 ) -> std::io::Result<tokio::sync::oneshot::Receiver<T>>
 where
@@ -34,12 +86,14 @@ where
     T: Send + 'static,
 {
     let (done, finished) = tokio::sync::oneshot::channel();
+    let (placed, was_placed) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new().name(name.to_string()).spawn(move || {
-        if let Some(core) = writer_core()
+        if let Some(core) = core
             && !core_affinity::set_for_current(core)
         {
             tracing::warn!(core = core.id, "could not pin the writer's thread to its core; it runs unpinned");
         }
+        let _ = placed.send(());
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(error) => {
@@ -50,6 +104,7 @@ where
         let outcome = runtime.block_on(work());
         let _ = done.send(outcome);
     })?;
+    let _ = was_placed.recv();
     Ok(finished)
 }
 
@@ -78,7 +133,7 @@ mod tests {
     async fn the_sqlite_writer_and_its_connection_share_one_core_and_readers_are_free() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        let core = writer_core().expect("this process's cores are readable on Linux");
+        let core = WriterCore::Last.resolve().unwrap().expect("this process's cores are readable on Linux");
         let cores = core_affinity::get_core_ids().unwrap();
         assert_eq!(cores.last(), Some(&core), "the writer takes the last core this process may use");
         let pinned = core.id.to_string();
@@ -97,6 +152,41 @@ mod tests {
         if cores.len() > 1 {
             // A read connection runs wherever the scheduler puts it.
             assert!(connections.iter().any(|allowed| **allowed != pinned), "every connection is pinned: {threads:?}");
+        }
+        store.close().await;
+    }
+
+    #[test]
+    fn writer_cores_parse_and_a_core_the_process_may_not_use_is_refused() {
+        assert_eq!("last".parse(), Ok(WriterCore::Last));
+        assert_eq!("off".parse(), Ok(WriterCore::Off));
+        assert_eq!("1".parse(), Ok(WriterCore::Core(1)));
+        assert!("first".parse::<WriterCore>().unwrap_err().contains("`last`, `off` or a core's number"));
+        assert_eq!(WriterCore::Off.resolve().unwrap(), None);
+        let cores = core_affinity::get_core_ids().unwrap();
+        let first = cores[0].id;
+        assert_eq!(WriterCore::Core(first).resolve().unwrap(), Some(cores[0]));
+        let error = WriterCore::Core(100_000).resolve().unwrap_err().to_string();
+        assert!(error.contains("writer core 100000 is not one this process may use"), "{error}");
+    }
+
+    /// `off`: the writer's thread and the write connection's run wherever the scheduler puts them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unpinned_writer_runs_on_every_core() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let mut config = crate::StoreConfig::new(file.url());
+        config.writer.core = WriterCore::Off;
+        let store = crate::Store::open(config).await.unwrap();
+        // The cores of the process's first thread, which nothing pins.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let all =
+            status.lines().find_map(|line| line.strip_prefix("Cpus_allowed_list:")).map(|list| list.trim().to_string());
+        // This test's writer thread is unpinned: as wide as the process (the other tests' are pinned).
+        let writers: Vec<String> =
+            threads().into_iter().filter(|(name, _)| name == "keten-writer").map(|(_, allowed)| allowed).collect();
+        assert!(!writers.is_empty());
+        if core_affinity::get_core_ids().unwrap().len() > 1 {
+            assert!(writers.iter().any(|allowed| Some(allowed) == all.as_ref()), "{writers:?} against {all:?}");
         }
         store.close().await;
     }

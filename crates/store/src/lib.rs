@@ -13,6 +13,7 @@ pub mod alarms;
 mod backend;
 pub mod baseline;
 mod core;
+pub use core::WriterCore;
 pub mod dispatch;
 pub mod epcis;
 pub mod fulfilment;
@@ -58,6 +59,9 @@ pub enum StoreError {
     /// A read would exceed one of the store's documented limits.
     #[error("{0}")]
     Limit(String),
+    /// The store's configuration cannot be used on this machine.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl StoreError {
@@ -101,15 +105,16 @@ struct Inner {
 impl Store {
     /// Opens the database, applies pending migrations and starts the writer.
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
-        let pools = Pools::connect(&config.url, config.read_connections_max).await?;
+        let writer_core = config.writer.core.resolve()?;
+        let pools = Pools::connect(&config.url, config.read_connections_max, writer_core).await?;
         pools.migrate().await?;
-        let writer = writer::WriterHandle::start(pools.clone(), config.writer.clone()).await?;
+        let writer = writer::WriterHandle::start(pools.clone(), config.writer.clone(), writer_core).await?;
         Ok(Store { inner: Arc::new(Inner { pools, writer }) })
     }
 
     /// Applies pending migrations without starting anything (`keten migrate`).
     pub async fn migrate_only(url: &str) -> Result<Vec<String>, StoreError> {
-        let pools = Pools::connect(url, 1).await?;
+        let pools = Pools::connect(url, 1, None).await?;
         let applied = pools.migrate().await?;
         pools.close().await;
         Ok(applied)

@@ -49,6 +49,9 @@ pub struct WriterConfig {
     /// Writer tasks taking batches from the queue, each with its own connection and cache. SQLite
     /// always runs one (one writer at a time); PostgreSQL can commit several batches at once.
     pub writer_tasks: usize,
+    /// The core SQLite's writer and its connection's thread run on (see `core`); unused on
+    /// PostgreSQL.
+    pub core: crate::WriterCore,
 }
 
 impl WriterConfig {
@@ -60,7 +63,12 @@ impl WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { batch_writes_max: 1024, queue_writes_max: 16_384, writer_tasks: 1 }
+        WriterConfig {
+            batch_writes_max: 1024,
+            queue_writes_max: 16_384,
+            writer_tasks: 1,
+            core: crate::WriterCore::default(),
+        }
     }
 }
 
@@ -367,7 +375,12 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(crate) async fn start(pools: Pools, config: WriterConfig) -> Result<WriterHandle, StoreError> {
+    /// Starts the writer; on SQLite on a thread of its own on `core` (see `core`).
+    pub(crate) async fn start(
+        pools: Pools,
+        config: WriterConfig,
+        core: Option<core_affinity::CoreId>,
+    ) -> Result<WriterHandle, StoreError> {
         assert!(config.batch_writes_max >= 1 && config.queue_writes_max >= 1 && config.writer_tasks >= 1);
         let (sender, receiver) = mpsc::channel(config.queue_writes_max);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -389,7 +402,7 @@ impl WriterHandle {
             };
             tasks.push(match pools.kind() {
                 // On the core of SQLite's write connection (see `core`).
-                crate::backend::BackendKind::Sqlite => crate::core::spawn_on_writer_core("keten-writer", run)
+                crate::backend::BackendKind::Sqlite => crate::core::spawn_on_core("keten-writer", core, run)
                     .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?,
                 crate::backend::BackendKind::Postgres => {
                     let (done, finished) = oneshot::channel();
