@@ -114,7 +114,9 @@ impl QueryTakers {
     }
 
     fn takes_query(&self, method: &axum::http::Method, route: &str) -> bool {
-        self.0.contains(&(method.clone(), route.to_string()))
+        // The router answers HEAD with the GET handler.
+        let method = if method == axum::http::Method::HEAD { axum::http::Method::GET } else { method.clone() };
+        self.0.contains(&(method, route.to_string()))
     }
 }
 

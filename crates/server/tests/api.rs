@@ -436,6 +436,7 @@ async fn queries_are_refused_where_an_operation_takes_none(app: &TestApp) {
     assert!(operator.is_problem(400, "/problems/invalid-parameter"), "{:?}", operator.body);
     // Operations that take query parameters still answer them, and an empty query is none.
     assert_eq!(app.get("/v1/products?limit=1", &key).await.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.send("HEAD", "/v1/products?limit=1", Some(&key), None, &[]).await.status, StatusCode::OK);
     assert_eq!(app.get("/v1/products/09506000134352?", &key).await.status, StatusCode::OK);
     // Pages outside the API are not concerned.
     assert_eq!(app.send("GET", "/healthz?probe=1", None, None, &[]).await.status, StatusCode::OK);
