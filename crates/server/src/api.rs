@@ -76,16 +76,16 @@ impl utoipa::Modify for BearerAuth {
 
 // ---------- shared pieces ----------
 
-/// The operations of the API that take query parameters, by method and route (as the OpenAPI
+/// The operations of the API that take query parameters: by route, their methods (as the OpenAPI
 /// document declares them: the router and the document come from the same `routes!`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct QueryTakers(std::sync::Arc<std::collections::HashSet<(axum::http::Method, String)>>);
+pub(crate) struct QueryTakers(std::sync::Arc<std::collections::HashMap<String, Vec<axum::http::Method>>>);
 
 impl QueryTakers {
     pub(crate) fn of(document: &utoipa::openapi::OpenApi) -> QueryTakers {
         use axum::http::Method;
         use utoipa::openapi::path::ParameterIn;
-        let mut takers = std::collections::HashSet::new();
+        let mut takers: std::collections::HashMap<String, Vec<Method>> = std::collections::HashMap::new();
         for (path, item) in &document.paths.paths {
             let path_wide =
                 item.parameters.iter().flatten().any(|parameter| parameter.parameter_in == ParameterIn::Query);
@@ -106,7 +106,7 @@ impl QueryTakers {
                         .flatten()
                         .any(|parameter| parameter.parameter_in == ParameterIn::Query);
                 if takes_query {
-                    takers.insert((method, path.clone()));
+                    takers.entry(path.clone()).or_default().push(method);
                 }
             }
         }
@@ -115,8 +115,8 @@ impl QueryTakers {
 
     fn takes_query(&self, method: &axum::http::Method, route: &str) -> bool {
         // The router answers HEAD with the GET handler.
-        let method = if method == axum::http::Method::HEAD { axum::http::Method::GET } else { method.clone() };
-        self.0.contains(&(method, route.to_string()))
+        let method = if method == axum::http::Method::HEAD { &axum::http::Method::GET } else { method };
+        self.0.get(route).is_some_and(|methods| methods.contains(method))
     }
 }
 
