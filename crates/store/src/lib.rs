@@ -17,6 +17,8 @@ pub use core::WriterCore;
 pub mod dispatch;
 pub mod epcis;
 pub mod fulfilment;
+mod idempotency;
+pub use idempotency::{COMPRESSED_FROM_BYTES, RESPONSE_BODY_BYTES_MAX};
 mod keys;
 pub mod log;
 pub mod readings;

@@ -522,9 +522,9 @@ impl TenantStore<'_> {
         idempotency_key: &str,
     ) -> Result<Option<([u8; 32], StoredResponse)>, StoreError> {
         let oldest_unix_ms = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
-        let row: Option<(Vec<u8>, i64, Vec<u8>)> = on_pool!(self.store.pools(), pool => {
+        let row: Option<(Vec<u8>, i64, String, Vec<u8>)> = on_pool!(self.store.pools(), pool => {
             sqlx::query_as(
-                "SELECT request_sha256, response_status, response_body FROM idempotency_keys \
+                "SELECT request_sha256, response_status, response_encoding, response_body FROM idempotency_keys \
                  WHERE tenant_id = $1 AND idempotency_key = $2 AND created_unix_ms >= $3",
             )
             .bind(self.tenant_id.as_str())
@@ -533,7 +533,8 @@ impl TenantStore<'_> {
             .fetch_optional(pool)
             .await
         })?;
-        let Some((request_sha256, status, body)) = row else { return Ok(None) };
+        let Some((request_sha256, status, encoding, stored_body)) = row else { return Ok(None) };
+        let body = crate::idempotency::decode(&encoding, stored_body).map_err(StoreError::Corrupt)?;
         let request_sha256: [u8; 32] =
             request_sha256.try_into().map_err(|_| StoreError::Corrupt("idempotency request digest".into()))?;
         Ok(Some((request_sha256, StoredResponse { status: status as u16, body })))

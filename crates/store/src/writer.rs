@@ -1117,21 +1117,25 @@ impl IdempotencyBatch {
             idempotency_key: String,
             request_sha256: Vec<u8>,
             response_status: i64,
+            response_encoding: String,
             response_body: Vec<u8>,
             created_unix_ms: i64,
         }
         for (tenant, keys) in by_tenant {
             let rows: Vec<Row> = fetch_for_keys(conn, tenant, &keys, |tenant, condition| {
                 format!(
-                    "SELECT idempotency_key, request_sha256, response_status, response_body, created_unix_ms \
+                    "SELECT idempotency_key, request_sha256, response_status, response_encoding, response_body, \
+                     created_unix_ms \
                      FROM idempotency_keys WHERE tenant_id = {tenant} AND idempotency_key {condition}"
                 )
             })
             .await?;
             for row in rows {
+                let body = crate::idempotency::decode(&row.response_encoding, row.response_body)
+                    .map_err(|error| sqlx::Error::Decode(format!("stored data is invalid: {error}").into()))?;
                 self.known.insert(
                     (tenant.to_owned(), row.idempotency_key),
-                    (row.request_sha256, row.response_status, row.response_body, row.created_unix_ms),
+                    (row.request_sha256, row.response_status, body, row.created_unix_ms),
                 );
             }
         }
@@ -1152,8 +1156,15 @@ impl IdempotencyBatch {
                 .await?;
             }
         }
-        const COLUMNS: &[&str] =
-            &["tenant_id", "idempotency_key", "request_sha256", "response_status", "response_body", "created_unix_ms"];
+        const COLUMNS: &[&str] = &[
+            "tenant_id",
+            "idempotency_key",
+            "request_sha256",
+            "response_status",
+            "response_encoding",
+            "response_body",
+            "created_unix_ms",
+        ];
         insert_rows(conn, "idempotency_keys", COLUMNS, &std::mem::take(&mut self.new)).await
     }
 }
@@ -1188,12 +1199,14 @@ async fn apply_one(
     };
     if let Some(record) = &write.idempotency {
         let response = (record.respond)(&applied);
+        let (encoding, stored_body) = crate::idempotency::encode(&response.body);
         state.keys.new.push(vec![
             Value::Text(record.tenant_id.to_string()),
             Value::Text(record.key.clone()),
             Value::Bytes(record.request_sha256.to_vec()),
             Value::Integer(i64::from(response.status)),
-            Value::Bytes(response.body.clone()),
+            Value::Text(encoding.to_owned()),
+            Value::Bytes(stored_body),
             Value::Integer(now_unix_ms),
         ]);
         // A retry later in this batch replays this answer.

@@ -197,16 +197,30 @@ async fn unknown_references_are_refused_and_store_nothing(store: &Store) {
 }
 
 fn record(tenant_id: &TenantId, key: &str, request: &[u8]) -> IdempotencyRecord {
+    record_answering(tenant_id, key, request, b"first".to_vec())
+}
+
+fn record_answering(tenant_id: &TenantId, key: &str, request: &[u8], body: Vec<u8>) -> IdempotencyRecord {
     use sha2::Digest;
     IdempotencyRecord {
         tenant_id: tenant_id.clone(),
         key: key.into(),
         request_sha256: sha2::Sha256::digest(request).into(),
-        respond: Box::new(|applied| StoredResponse {
+        respond: Box::new(move |applied| StoredResponse {
             status: if applied.created { 201 } else { 200 },
-            body: b"first".to_vec(),
+            body: body.clone(),
         }),
     }
+}
+
+/// An answer the size of a placed order's view (stored compressed).
+fn long_answer() -> Vec<u8> {
+    let picks: Vec<String> = (0..24)
+        .map(|line| {
+            format!(r#"{{"line":{line},"zone":"chill","lot":"L{line}-30","expiry":"2027-01-12","quantity":3}}"#)
+        })
+        .collect();
+    format!(r#"{{"status":"allocated","picks":[{}]}}"#, picks.join(",")).into_bytes()
 }
 
 async fn idempotency_replays_and_detects_a_different_request(store: &Store) {
@@ -239,6 +253,14 @@ async fn idempotency_replays_and_detects_a_different_request(store: &Store) {
     let (digest, stored) = scoped.idempotent_response("k-1").await.unwrap().unwrap();
     assert_eq!(stored.status, 201);
     assert_eq!(digest, record(&acme, "", b"pear").request_sha256);
+    // A long answer (stored compressed) comes back byte for byte, from the writer and from a read.
+    let long = long_answer();
+    let quince = || Mutation::PutProduct { product: product(5, "Quince"), mode: PutMode::Create };
+    let first = scoped.write(quince(), Some(record_answering(&acme, "k-2", b"quince", long.clone()))).await;
+    assert!(matches!(first, Ok(WriteOutcome::Applied(_))));
+    let retry = scoped.write(quince(), Some(record_answering(&acme, "k-2", b"quince", b"other".to_vec()))).await;
+    assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: long.clone() })));
+    assert_eq!(scoped.idempotent_response("k-2").await.unwrap().unwrap().1.body, long);
     // Keys are per tenant.
     let other_tenant = tenant("other");
     create_tenant(store, &other_tenant).await;
@@ -476,6 +498,59 @@ async fn deleting_a_referenced_row_is_refused(store: &Store) {
     put(store, &acme, Mutation::DeleteProduct { gtin: apple.gtin.clone() }).await.unwrap();
     put(store, &acme, Mutation::DeleteParty { party_id: farm.party_id.clone() }).await.unwrap();
     assert_eq!(store.tenant(&acme).party(&farm.party_id).await.unwrap(), None);
+}
+
+/// SQLite: a long answer is stored compressed, and an answer stored before compression (as it
+/// was answered, `identity`) still replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_long_answers_are_stored_compressed_and_older_ones_still_replay() {
+    use sqlx::Connection;
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let acme = tenant("acme");
+    let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+    create_tenant(&store, &acme).await;
+    let long = long_answer();
+    let scoped = store.tenant(&acme);
+    for (number, key) in [(1, "k-1"), (2, "k-2")] {
+        let mutation = Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create };
+        let written = scoped.write(mutation, Some(record_answering(&acme, key, key.as_bytes(), long.clone()))).await;
+        assert!(matches!(written, Ok(WriteOutcome::Applied(_))));
+    }
+    let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
+    let (encoding, stored): (String, Vec<u8>) =
+        sqlx::query_as("SELECT response_encoding, response_body FROM idempotency_keys WHERE idempotency_key = 'k-1'")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+    assert_eq!(encoding, "lz4");
+    assert!(stored.len() * 2 < long.len(), "{} stored of {}", stored.len(), long.len());
+    // As a row written before the column existed reads.
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_encoding = 'identity', response_body = $1 WHERE idempotency_key = 'k-2'",
+    )
+    .bind(&long)
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    for key in ["k-1", "k-2"] {
+        assert_eq!(scoped.idempotent_response(key).await.unwrap().unwrap().1.body, long, "{key}");
+        let number = if key == "k-1" { 1 } else { 2 };
+        let retry = scoped
+            .write(
+                Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create },
+                Some(record_answering(&acme, key, key.as_bytes(), Vec::new())),
+            )
+            .await;
+        assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: long.clone() })), "{key}");
+    }
+    // An encoding the store does not know is refused by the table.
+    assert!(
+        sqlx::query("UPDATE idempotency_keys SET response_encoding = 'gzip' WHERE idempotency_key = 'k-2'")
+            .execute(&mut raw)
+            .await
+            .is_err()
+    );
+    store.close().await;
 }
 
 /// SQLite: every batch takes a time after the last committed batch's (the movement journal pages
