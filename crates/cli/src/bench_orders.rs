@@ -360,6 +360,13 @@ fn print_phases(backend: &str, before: &store::WriterStats, after: &store::Write
     );
 }
 
+/// Bytes this process has caused to be written to storage (`write_bytes` of `/proc/self/io`;
+/// None where that file does not exist).
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|value| value.trim().parse().ok())
+}
+
 fn percentile(sorted_micros: &[u32], fraction: f64) -> f64 {
     if sorted_micros.is_empty() {
         return 0.0;
@@ -487,9 +494,20 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
         let store = Arc::new(Store::open(config).await?);
         let pickups = generate(&store, &options).await?;
         let before = store.writer_stats();
+        let written_before = bytes_written();
         let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
+        let written = bytes_written().zip(written_before).map(|(after, before)| after.saturating_sub(before));
         print("sqlite", "keten (group commit)", &measured);
         print_phases("sqlite", &before, &store.writer_stats());
+        if let Some(written) = written {
+            println!(
+                "{:<10} {:<28} {:.1} KiB an order ({:.0} MiB during the run: the WAL and its checkpoints)",
+                "sqlite",
+                "storage written",
+                written as f64 / 1024.0 / measured.placed.max(1) as f64,
+                written as f64 / 1024.0 / 1024.0
+            );
+        }
         let reads = lot_journal_reads(&store, &options).await?;
         println!(
             "{:<10} {:<28} {:>9} {:>8} {:>11} {:>9.2} {:>9.2}   (a hot and a cold lot, a page of up to 500)",
