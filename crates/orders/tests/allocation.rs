@@ -349,6 +349,12 @@ proptest! {
         }).collect();
         let lines: Vec<Line> = wanted.iter().map(|(product, units)| line([SALMON, SOAP][*product], *units)).collect();
         let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+        // The stock's order does not matter (lookups reuse the lot before's site, zone and line).
+        let reversed: Vec<StockLot<'_>> = stock.iter().rev().map(StockLot::borrowed).collect();
+        prop_assert_eq!(
+            format!("{:?}", allocate(NetworkView { sites: &sites, lanes: &lanes }, &stock, &request)),
+            format!("{:?}", allocate(NetworkView { sites: &sites, lanes: &lanes }, &reversed, &request))
+        );
         if let Ok(allocation) = allocate(NetworkView { sites: &sites, lanes: &lanes }, &stock, &request) {
             prop_assert!(allocation.shipments.len() <= orders::SHIPMENTS_MAX);
             for (index, order_line) in lines.iter().enumerate() {

@@ -112,11 +112,35 @@ impl CachedBalance {
     }
 }
 
+/// A GTIN's product rule and balances as the writer knows them. The balances are in key order
+/// (location, zone, lot): found by binary search, and allocation sees each site's lots together.
 #[derive(Debug)]
 struct GtinEntry {
     loaded: Instant,
     product: Option<ProductRule>,
     balances: Vec<CachedBalance>,
+}
+
+impl GtinEntry {
+    /// Where the balance of `key` is, or where it would go.
+    fn balance_index(&self, key: &StockKey) -> Result<usize, usize> {
+        debug_assert!(self.balances.windows(2).all(|pair| pair[0].key < pair[1].key), "balances in key order");
+        self.balances.binary_search_by(|cached| cached.key.cmp(key))
+    }
+
+    fn balance_mut(&mut self, key: &StockKey) -> Option<&mut CachedBalance> {
+        self.balance_index(key).ok().map(|index| &mut self.balances[index])
+    }
+
+    /// Adds a balance not held yet, in key order; answers its index.
+    fn insert_balance(&mut self, cached: CachedBalance) -> usize {
+        let index = match self.balance_index(&cached.key) {
+            Ok(index) | Err(index) => index,
+        };
+        debug_assert!(self.balances.get(index).is_none_or(|other| other.key != cached.key), "a balance held once");
+        self.balances.insert(index, cached);
+        index
+    }
 }
 
 /// Sites and lanes visible to a tenant.
@@ -319,9 +343,13 @@ impl StockBatch {
             }
             let Some(entry) = cache.gtins.get_mut(&(undo.tenant, undo.key.gtin.clone())) else { continue };
             match undo.before {
-                None => entry.balances.retain(|cached| cached.key != undo.key),
+                None => {
+                    if let Ok(index) = entry.balance_index(&undo.key) {
+                        entry.balances.remove(index);
+                    }
+                }
                 Some((balance, status)) => {
-                    if let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == undo.key) {
+                    if let Some(cached) = entry.balance_mut(&undo.key) {
                         cached.balance = balance;
                         cached.status = status;
                     }
@@ -422,8 +450,8 @@ impl StockBatch {
             // against the rows), and add the lots other nodes received meanwhile.
             Some(entry) if changed => {
                 for balance in fresh.balances {
-                    if !entry.balances.iter().any(|cached| cached.key == balance.key) {
-                        entry.balances.push(balance);
+                    if entry.balance_index(&balance.key).is_err() {
+                        entry.insert_balance(balance);
                     }
                 }
             }
@@ -476,7 +504,7 @@ impl StockBatch {
         new_lot: Option<(Option<&str>, LotStatus)>,
     ) -> Result<Result<(), WriteError>, sqlx::Error> {
         let entry = self.entry(cache, conn, tenant, &key.gtin).await?;
-        let position = entry.balances.iter().position(|cached| cached.key == *key);
+        let position = entry.balance_index(key).ok();
         if let (None, Some((expiry, _))) = (position, new_lot)
             && let Some(other) =
                 entry.balances.iter().find(|cached| cached.key.lot == key.lot && cached.expiry.as_deref() != expiry)
@@ -498,15 +526,12 @@ impl StockBatch {
         }
         let index = match (position, new_lot) {
             (Some(index), _) => index,
-            (None, Some((expiry, status))) => {
-                entry.balances.push(CachedBalance::new(
-                    key.clone(),
-                    expiry.map(str::to_owned),
-                    status,
-                    Balance::default(),
-                )?);
-                entry.balances.len() - 1
-            }
+            (None, Some((expiry, status))) => entry.insert_balance(CachedBalance::new(
+                key.clone(),
+                expiry.map(str::to_owned),
+                status,
+                Balance::default(),
+            )?),
             (None, None) => {
                 return Ok(Err(WriteError::Refused {
                     code: "insufficient-stock",
@@ -553,7 +578,7 @@ impl StockBatch {
             Ok(next) => next,
             Err(error) => {
                 if created {
-                    entry.balances.pop();
+                    entry.balances.remove(index);
                 }
                 return Ok(Err(WriteError::Refused {
                     code: "insufficient-stock",
@@ -591,7 +616,7 @@ impl StockBatch {
         reason: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
         let entry = self.entry(cache, conn, tenant, &key.gtin).await?;
-        let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == *key) else { return Ok(false) };
+        let Some(cached) = entry.balance_mut(key) else { return Ok(false) };
         if cached.status == status {
             return Ok(true);
         }
@@ -679,7 +704,7 @@ impl StockBatch {
             let Some(entry) = cache.gtins.get_mut(&(tenant.clone(), key.gtin.clone())) else {
                 return Ok(Err(Raced));
             };
-            let Some(cached) = entry.balances.iter_mut().find(|cached| cached.key == key) else {
+            let Some(cached) = entry.balance_mut(&key) else {
                 return Ok(Err(Raced));
             };
             debug_assert!(cached.balance.check().is_ok());
@@ -979,6 +1004,9 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
         if let Some(entry) = entries.get_mut(&cached.key.gtin) {
             entry.balances.push(cached);
         }
+    }
+    for entry in entries.values_mut() {
+        entry.balances.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     }
     Ok(entries)
 }
