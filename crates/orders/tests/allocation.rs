@@ -349,7 +349,7 @@ proptest! {
         }).collect();
         let lines: Vec<Line> = wanted.iter().map(|(product, units)| line([SALMON, SOAP][*product], *units)).collect();
         let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
-        // The stock's order does not matter (lookups reuse the lot before's site, zone and line).
+        // The stock's order does not matter (the store hands it over in key order, tests in any).
         let reversed: Vec<StockLot<'_>> = stock.iter().rev().map(StockLot::borrowed).collect();
         prop_assert_eq!(
             format!("{:?}", allocate(NetworkView { sites: &sites, lanes: &lanes }, &stock, &request)),
