@@ -446,12 +446,18 @@ impl StockBatch {
         let fresh = load_gtin(conn, tenant, gtin).await?;
         let key = (tenant.to_owned(), gtin.to_owned());
         match cache.gtins.get_mut(&key) {
-            // This batch changed some of its balances: keep them (the flush's guard checks them
-            // against the rows), and add the lots other nodes received meanwhile.
+            // This batch changed some of its balances: keep those as the batch left them (the
+            // flush's guard checks them against the rows); every other balance takes its row as
+            // read now, and the lots other nodes received meanwhile are added.
             Some(entry) if changed => {
                 for balance in fresh.balances {
-                    if entry.balance_index(&balance.key).is_err() {
-                        entry.insert_balance(balance);
+                    let ours = self.dirty.contains_key(&(tenant.to_owned(), balance.key.clone()));
+                    match entry.balance_index(&balance.key) {
+                        Ok(_) if ours => {}
+                        Ok(index) => entry.balances[index] = balance,
+                        Err(_) => {
+                            entry.insert_balance(balance);
+                        }
                     }
                 }
             }
@@ -4677,6 +4683,60 @@ mod tests {
         cache.reserves_indexed_at = Instant::now().checked_sub(RESERVES_INDEX_INTERVAL);
         assert!(build_reserves_index(&mut conn, &cache, 0, 4_000).await.unwrap());
         assert_eq!(through(&mut conn).await, (4_000, 1), "the interval passed");
+        drop(conn);
+        store.close().await;
+    }
+
+    /// A refresh within a batch that changed some of a GTIN's balances keeps those as the batch
+    /// left them, takes every other balance as its row is now (another API node changed it), and
+    /// adds the lots received meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refresh_keeps_the_batchs_own_changes_and_takes_every_other_row_afresh() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let mut conn = store.pools().acquire_writer().await.unwrap();
+        let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+        const GTIN: &str = "09506000134352";
+        for sql in [
+            "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ('merchant', 'Merchant', 0)",
+            "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+             reserved, updated_unix_ms) VALUES ('merchant', '09506000134352', '8712345000004', 'chill', 'a', NULL, \
+             'available', 10, 0, 0), ('merchant', '09506000134352', '8712345000004', 'chill', 'b', NULL, \
+             'available', 10, 0, 0)",
+        ] {
+            sqlx::query(sql).execute(&mut **connection).await.unwrap();
+        }
+        let key = |lot: &str| StockKey {
+            gtin: GTIN.to_owned(),
+            location: "8712345000004".to_owned(),
+            zone: "chill".to_owned(),
+            lot: lot.to_owned(),
+        };
+        let mut cache = WriterCache::default();
+        let mut batch = StockBatch::default();
+        let changed = batch
+            .change(&mut cache, &mut conn, "merchant", "ord_1", 0, MovementKind::Reserve, &key("a"), 4, None, None)
+            .await
+            .unwrap();
+        assert!(changed.is_ok(), "{changed:?}");
+        // Another node: lot b shipped 3 units, lot c received.
+        let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+        for sql in [
+            "UPDATE stock_balances SET on_hand = 7 WHERE lot = 'b'",
+            "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+             reserved, updated_unix_ms) VALUES ('merchant', '09506000134352', '8712345000004', 'chill', 'c', NULL, \
+             'available', 5, 0, 0)",
+        ] {
+            sqlx::query(sql).execute(&mut **connection).await.unwrap();
+        }
+        batch.refresh(&mut cache, &mut conn, "merchant", GTIN).await.unwrap();
+        let entry = cache.gtins.get(&("merchant".to_owned(), GTIN.to_owned())).unwrap();
+        let held: Vec<(&str, i64, i64)> = entry
+            .balances
+            .iter()
+            .map(|cached| (cached.key.lot.as_str(), cached.balance.on_hand, cached.balance.reserved))
+            .collect();
+        assert_eq!(held, [("a", 10, 4), ("b", 7, 0), ("c", 5, 0)]);
         drop(conn);
         store.close().await;
     }
