@@ -1091,7 +1091,9 @@ pub(crate) struct BatchState<'a> {
 }
 
 /// A stored answer: (request SHA-256, status, body, created).
-type StoredKey = (Vec<u8>, i64, Vec<u8>, i64);
+/// A stored key: the request's digest, the answer's status, its body's encoding and stored bytes
+/// (decoded only for a replay, see `store::idempotency`), and when it was stored.
+type StoredKey = (Vec<u8>, i64, String, Vec<u8>, i64);
 
 /// The batch's idempotency keys: those already stored, read in a few queries when the batch
 /// starts (`fetch_for_keys`), and the new ones, inserted in bulk when it ends.
@@ -1131,11 +1133,15 @@ impl IdempotencyBatch {
             })
             .await?;
             for row in rows {
-                let body = crate::idempotency::decode(&row.response_encoding, row.response_body)
-                    .map_err(|error| sqlx::Error::Decode(format!("stored data is invalid: {error}").into()))?;
                 self.known.insert(
                     (tenant.to_owned(), row.idempotency_key),
-                    (row.request_sha256, row.response_status, body, row.created_unix_ms),
+                    (
+                        row.request_sha256,
+                        row.response_status,
+                        row.response_encoding,
+                        row.response_body,
+                        row.created_unix_ms,
+                    ),
                 );
             }
         }
@@ -1179,13 +1185,18 @@ async fn apply_one(
     if let Some(record) = &write.idempotency {
         let tenant = record.tenant_id.as_str();
         let known_key = (tenant.to_owned(), record.key.clone());
-        if let Some((request_sha256, status, body, created_unix_ms)) = state.keys.known.get(&known_key) {
+        if let Some((request_sha256, status, encoding, stored_body, created_unix_ms)) = state.keys.known.get(&known_key)
+        {
             let oldest_unix_ms = now_unix_ms - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
             if *created_unix_ms >= oldest_unix_ms {
                 if request_sha256[..] != record.request_sha256[..] {
                     return Ok(Err(WriteError::IdempotencyMismatch));
                 }
-                return Ok(Ok(WriteOutcome::Replayed(StoredResponse { status: *status as u16, body: body.clone() })));
+                // A damaged answer fails this write only, not the batch.
+                return Ok(match crate::idempotency::decode(encoding, stored_body.clone()) {
+                    Ok(body) => Ok(WriteOutcome::Replayed(StoredResponse { status: *status as u16, body })),
+                    Err(error) => Err(WriteError::Database(format!("stored data is invalid: {error}"))),
+                });
             }
             // Expired: the key is free again (its row is replaced when the batch ends, so a refused
             // write leaves it as it was).
@@ -1212,7 +1223,13 @@ async fn apply_one(
         // A retry later in this batch replays this answer.
         state.keys.known.insert(
             (record.tenant_id.to_string(), record.key.clone()),
-            (record.request_sha256.to_vec(), i64::from(response.status), response.body, now_unix_ms),
+            (
+                record.request_sha256.to_vec(),
+                i64::from(response.status),
+                crate::idempotency::IDENTITY.to_owned(),
+                response.body,
+                now_unix_ms,
+            ),
         );
     }
     Ok(Ok(WriteOutcome::Applied(applied)))

@@ -543,6 +543,24 @@ async fn sqlite_long_answers_are_stored_compressed_and_older_ones_still_replay()
             .await;
         assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: long.clone() })), "{key}");
     }
+    // A damaged answer fails its retry (and a read of it), not the writes batched with it.
+    sqlx::query("UPDATE idempotency_keys SET response_body = x'ffffff7f0102' WHERE idempotency_key = 'k-1'")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let (damaged, other) = tokio::join!(
+        scoped.write(
+            Mutation::PutProduct { product: product(1, "Cod"), mode: PutMode::Create },
+            Some(record_answering(&acme, "k-1", b"k-1", Vec::new())),
+        ),
+        scoped.write(Mutation::PutProduct { product: product(3, "Hake"), mode: PutMode::Create }, None),
+    );
+    assert!(
+        matches!(&damaged, Err(WriteError::Database(detail)) if detail.contains("stored data is invalid")),
+        "{damaged:?}"
+    );
+    assert!(matches!(other, Ok(WriteOutcome::Applied(_))), "{other:?}");
+    assert!(matches!(scoped.idempotent_response("k-1").await, Err(StoreError::Corrupt(_))));
     // An encoding the store does not know is refused by the table.
     assert!(
         sqlx::query("UPDATE idempotency_keys SET response_encoding = 'gzip' WHERE idempotency_key = 'k-2'")
