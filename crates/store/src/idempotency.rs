@@ -9,7 +9,8 @@
 //!
 //! The block format with its uncompressed length first; that length is checked against
 //! [`RESPONSE_BODY_BYTES_MAX`] before anything is allocated, so a damaged row is refused as corrupt
-//! instead of asking for any amount of memory.
+//! instead of asking for any amount of memory. The writer decodes an answer only to replay it: a
+//! damaged one fails that retry alone, not the batch it came in.
 
 /// Stored as it is.
 pub(crate) const IDENTITY: &str = "identity";
