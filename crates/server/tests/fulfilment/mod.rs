@@ -477,6 +477,9 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .await;
     assert_eq!(again.body["order_id"], order_id.as_str());
     assert_eq!(again.headers.get("idempotent-replayed").map(|value| value.to_str().unwrap()), Some("true"));
+    // The first answer itself (stored compressed), not the order as it is now.
+    assert_eq!(again.status, placed.status);
+    assert_eq!(again.body, placed.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(balance(app, &key, &product, "EARLY").await["available"], 0);
 
