@@ -4,8 +4,8 @@
 //! A placed order's answer is the whole order view, about 2.3 KB of JSON, written with every order
 //! and read only when a client retries. As it was, each row filled a 4 KiB page of SQLite's
 //! table on its own (two did not fit): a page written to the WAL per order, a seventh of a batch's
-//! pages in `keten bench orders`. LZ4 keeps about a third of it (the view repeats its keys and
-//! codes), so a few answers share a page (docs/benchmarks.md, "Idempotent answers compressed").
+//! pages in `keten bench orders`. LZ4 keeps about half of it (the view repeats its keys and codes),
+//! so three answers share a page (docs/benchmarks.md, Orders, "idempotent answers compressed").
 //!
 //! The block format with its uncompressed length first; that length is checked against
 //! [`RESPONSE_BODY_BYTES_MAX`] before anything is allocated, so a damaged row is refused as corrupt
