@@ -70,7 +70,7 @@ pub(crate) use {on_conn, on_pool};
 
 /// Prepared statements a connection keeps: SQLite's write connection, and every PostgreSQL
 /// connection (one pool serves reads and writes). The writer's multi-row statements come in a few
-/// shapes per table, see `writer::statement_runs`.
+/// shapes per table, see `writer::padded_runs`.
 pub const WRITER_STATEMENTS_CACHED: usize = 256;
 
 /// SQLite checkpoints its WAL once it holds this many pages (4 KiB each: 256 MiB). `keten bench

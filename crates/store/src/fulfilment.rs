@@ -757,7 +757,9 @@ impl StockBatch {
         ];
         insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
         let runs: Vec<std::ops::Range<usize>> = match conn {
-            Conn::Sqlite(_) => crate::writer::statement_runs(updates.len(), 9),
+            Conn::Sqlite(_) => {
+                crate::writer::padded_runs(updates.len(), UPDATE_WIDTH).into_iter().map(|run| run.rows).collect()
+            }
             Conn::Postgres(_) => (0..updates.len())
                 .step_by(crate::writer::UNNEST_ROWS_MAX)
                 .map(|start| start..(start + crate::writer::UNNEST_ROWS_MAX).min(updates.len()))
@@ -874,15 +876,21 @@ async fn update_balances(
 
 /// SQLite: the net changes in one statement of `SELECT … UNION ALL …` rows; the one writer's
 /// cache already holds the rows as written, so the count of rows updated is the guards' answer.
+/// Values bound per balance in SQLite's guarded update.
+const UPDATE_WIDTH: usize = 9;
+
 async fn update_balances_sqlite(
     conn: &mut Conn,
     updates: &[BalanceUpdate],
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    const WIDTH: usize = 9;
-    let mut rows = Vec::with_capacity(updates.len());
-    for (index, _) in updates.iter().enumerate() {
-        let first = 2 + index * WIDTH;
+    debug_assert!(!updates.is_empty());
+    // Room for a power of two rows (see `writer::padded_runs`); a padding row is all NULL and
+    // matches no balance.
+    let shape = updates.len().next_power_of_two();
+    let mut rows = Vec::with_capacity(shape);
+    for index in 0..shape {
+        let first = 2 + index * UPDATE_WIDTH;
         let p = |offset: usize| crate::epcis::placeholder(conn, first + offset);
         rows.push(format!(
             "SELECT CAST({} AS TEXT) AS v_tenant, CAST({} AS TEXT) AS v_gtin, CAST({} AS TEXT) AS v_location, \
@@ -908,7 +916,7 @@ async fn update_balances_sqlite(
         crate::epcis::placeholder(conn, 1),
         rows.join(" UNION ALL "),
     );
-    let mut args = Vec::with_capacity(1 + updates.len() * WIDTH);
+    let mut args = Vec::with_capacity(1 + shape * UPDATE_WIDTH);
     args.push(Arg::Integer(now_unix_ms));
     for update in updates {
         args.extend([
@@ -923,6 +931,7 @@ async fn update_balances_sqlite(
             Arg::Text(update.read_status.name()),
         ]);
     }
+    args.extend((0..(shape - updates.len()) * UPDATE_WIDTH).map(|_| Arg::OptionalText(None)));
     Ok(execute(conn, &sql, &args).await? == updates.len() as u64)
 }
 

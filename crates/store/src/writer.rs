@@ -902,27 +902,41 @@ const VALUES_PER_STATEMENT_MAX: usize = 30_000;
 /// The most rows of one multi-row statement the writer builds.
 pub(crate) const ROWS_PER_STATEMENT_MAX: usize = 128;
 
-/// Splits `rows` items into runs whose lengths are powers of two (largest first, at most
-/// `ROWS_PER_STATEMENT_MAX` and `VALUES_PER_STATEMENT_MAX / width`): a batch of any size is
-/// written with a handful of statement shapes, each prepared once per connection and then taken
-/// from the driver's statement cache.
-pub(crate) fn statement_runs(rows: usize, width: usize) -> Vec<std::ops::Range<usize>> {
+/// One multi-row statement of SQLite's: the rows it writes or looks up, and its shape, the rows
+/// it has room for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub(crate) rows: std::ops::Range<usize>,
+    pub(crate) shape: usize,
+}
+
+impl Run {
+    /// Room the rows leave, filled with rows that match or insert nothing.
+    pub(crate) fn padding(&self) -> usize {
+        self.shape - self.rows.len()
+    }
+}
+
+/// Splits `rows` items of `width` values each into SQLite statements: as few as the limits allow
+/// (`ROWS_PER_STATEMENT_MAX` rows, `VALUES_PER_STATEMENT_MAX` values), each shaped for a power of
+/// two rows and padded up to it. A batch of any size is then written with one statement per table
+/// (one hand-over to SQLite's thread, each costing two context switches), in a handful of shapes,
+/// each prepared once per connection and then taken from the driver's statement cache.
+pub(crate) fn padded_runs(rows: usize, width: usize) -> Vec<Run> {
     let most = ROWS_PER_STATEMENT_MAX.min(VALUES_PER_STATEMENT_MAX / width.max(1)).max(1);
     let most = 1usize << most.ilog2();
-    let mut runs = Vec::new();
-    let mut start = 0;
-    while start < rows {
-        let left = rows - start;
-        let length = if left >= most { most } else { 1usize << left.ilog2() };
-        runs.push(start..start + length);
-        start += length;
-    }
-    runs
+    (0..rows)
+        .step_by(most)
+        .map(|start| {
+            let end = (start + most).min(rows);
+            Run { rows: start..end, shape: (end - start).next_power_of_two() }
+        })
+        .collect()
 }
 
 /// The rows a query answers for some of a tenant's keys (GTINs, idempotency keys), in few
-/// statement shapes: on PostgreSQL one statement binding the keys as one array, on SQLite runs of
-/// 128, 64, … placeholders (`statement_runs`). `sql_of` gets the condition on the key column
+/// statement shapes: on PostgreSQL one statement binding the keys as one array, on SQLite one
+/// list of up to 128 placeholders, padded with NULLs to a power of two (`padded_runs`). `sql_of` gets the condition on the key column
 /// (`= ANY($2)`, `IN (?, ?, ?)`) after the tenant's placeholder (`$1`, `?`).
 pub(crate) async fn fetch_for_keys<R>(
     conn: &mut Conn,
@@ -949,12 +963,15 @@ where
             }
         }
         Conn::Sqlite(connection) => {
-            for run in statement_runs(keys.len(), 1) {
-                let chunk = &keys[run];
-                let sql = sql_of("?", &format!("IN ({})", vec!["?"; chunk.len()].join(", ")));
+            for run in padded_runs(keys.len(), 1) {
+                let sql = sql_of("?", &format!("IN ({})", vec!["?"; run.shape].join(", ")));
                 let mut query = sqlx::query_as(&sql).bind(tenant);
-                for key in chunk {
+                for key in &keys[run.rows.clone()] {
                     query = query.bind(*key);
+                }
+                // NULL matches no key.
+                for _ in 0..run.padding() {
+                    query = query.bind(None::<&str>);
                 }
                 rows.extend(query.fetch_all(&mut **connection).await?);
             }
@@ -1005,8 +1022,9 @@ impl<'a> ColumnArray<'a> {
 }
 
 /// Inserts rows of `columns`: on PostgreSQL one `INSERT … SELECT FROM UNNEST(…)` per 4,096 rows
-/// (one statement shape and one round trip per table, whatever the row count), on SQLite
-/// multi-row `VALUES` in runs of 128, 64, … rows.
+/// (one statement shape and one round trip per table, whatever the row count), on SQLite one
+/// `INSERT … SELECT` from a multi-row `VALUES` per 128 rows, padded to a power of two with rows
+/// its `WHERE` leaves out (`padded_runs`).
 pub(crate) async fn insert_rows(
     conn: &mut Conn,
     table: &str,
@@ -1037,19 +1055,33 @@ pub(crate) async fn insert_rows(
         }
         return Ok(());
     }
-    for run in statement_runs(rows.len(), columns.len()) {
-        let chunk = &rows[run];
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        let mut args = Vec::with_capacity(chunk.len() * columns.len());
-        for (index, row) in chunk.iter().enumerate() {
-            debug_assert_eq!(row.len(), columns.len());
+    // Each row of the VALUES list starts with a marker, 1 for a row to insert and NULL for padding.
+    let width = columns.len() + 1;
+    let selected: Vec<String> = (2..=width).map(|number| format!("column{number}")).collect();
+    for run in padded_runs(rows.len(), width) {
+        let mut sql =
+            format!("INSERT INTO {table} ({}) SELECT {} FROM (VALUES ", columns.join(", "), selected.join(", "));
+        for index in 0..run.shape {
             if index > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&placeholders(conn, index * columns.len() + 1, columns.len()));
+            sql.push_str(&placeholders(conn, index * width + 1, width));
+        }
+        sql.push_str(") WHERE column1 IS NOT NULL");
+        let mut args = Vec::with_capacity(run.shape * width);
+        for row in &rows[run.rows.clone()] {
+            debug_assert_eq!(row.len(), columns.len());
+            args.push(Arg::Integer(1));
             args.extend(row.iter().map(Value::arg));
         }
-        execute(conn, &sql, &args).await?;
+        args.extend((0..run.padding() * width).map(|_| Arg::OptionalInteger(None)));
+        let inserted = execute(conn, &sql, &args).await?;
+        if inserted != run.rows.len() as u64 {
+            return Err(sqlx::Error::Protocol(format!(
+                "{table}: {inserted} rows inserted of {} (padding must insert nothing)",
+                run.rows.len()
+            )));
+        }
     }
     Ok(())
 }
@@ -2000,23 +2032,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statement_runs_cover_every_row_once_in_few_shapes() {
+    fn padded_runs_cover_every_row_once_in_few_shapes() {
         for rows in 0..1_000 {
             for width in [1, 9, 13, 20_000, 40_000] {
-                let runs = statement_runs(rows, width);
+                let runs = padded_runs(rows, width);
+                let most = runs.first().map_or(0, |run| run.shape);
                 let mut next = 0;
                 for run in &runs {
-                    assert_eq!(run.start, next, "{rows} rows, width {width}: runs are contiguous");
-                    assert!(run.len().is_power_of_two(), "{rows} rows: {run:?} is a power of two");
-                    assert!(run.len() <= ROWS_PER_STATEMENT_MAX);
-                    assert!(run.len() * width <= VALUES_PER_STATEMENT_MAX || run.len() == 1);
-                    next = run.end;
+                    assert_eq!(run.rows.start, next, "{rows} rows, width {width}: runs are contiguous");
+                    assert!(run.shape.is_power_of_two(), "{rows} rows: {run:?} has a power of two's room");
+                    assert!(
+                        run.rows.len() <= run.shape && run.shape < 2 * run.rows.len(),
+                        "{run:?}: padded less than half"
+                    );
+                    assert!(run.shape <= ROWS_PER_STATEMENT_MAX);
+                    assert!(run.shape * width <= VALUES_PER_STATEMENT_MAX || run.shape == 1);
+                    next = run.rows.end;
                 }
                 assert_eq!(next, rows);
-                // Largest first: each run is at most as long as the one before.
-                assert!(runs.windows(2).all(|pair| pair[0].len() >= pair[1].len()));
+                // As few statements as the limits allow: all but the last are full.
+                assert_eq!(runs.len(), rows.div_ceil(most.max(1)), "{rows} rows, width {width}");
             }
         }
-        assert_eq!(statement_runs(200, 11), vec![0..128, 128..192, 192..200]);
+        let run = |rows: std::ops::Range<usize>, shape| Run { rows, shape };
+        assert_eq!(padded_runs(200, 11), vec![run(0..128, 128), run(128..200, 128)]);
+        assert_eq!(padded_runs(29, 10), vec![run(0..29, 32)]);
+        assert_eq!(padded_runs(3, 20_000), vec![run(0..1, 1), run(1..2, 1), run(2..3, 1)]);
     }
 }
