@@ -102,6 +102,10 @@ impl Pools {
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    // 64 MiB a connection. More is slower on a database under 1 GiB (docs/benchmarks.md,
+                    // "a larger page cache"): a B-tree split moves a page through page number
+                    // 1 GiB / page size + 1 for a moment, and SQLite then ends each such transaction by
+                    // visiting the whole page cache to drop the pages past the database's end.
                     .pragma("cache_size", "-65536")
                     .pragma("temp_store", "memory")
                     // A page rewritten often is copied back to the database once per checkpoint, so
