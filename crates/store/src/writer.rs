@@ -936,8 +936,9 @@ pub(crate) fn padded_runs(rows: usize, width: usize) -> Vec<Run> {
 
 /// The rows a query answers for some of a tenant's keys (GTINs, idempotency keys), in few
 /// statement shapes: on PostgreSQL one statement binding the keys as one array, on SQLite one
-/// list of up to 128 placeholders, padded with NULLs to a power of two (`padded_runs`). `sql_of` gets the condition on the key column
-/// (`= ANY($2)`, `IN (?, ?, ?)`) after the tenant's placeholder (`$1`, `?`).
+/// list of up to 128 placeholders, padded with NULLs to a power of two (`padded_runs`). `sql_of`
+/// gets the condition on the key column (`= ANY($2)`, `IN (?, ?, ?)`) after the tenant's
+/// placeholder (`$1`, `?`).
 pub(crate) async fn fetch_for_keys<R>(
     conn: &mut Conn,
     tenant: &str,
