@@ -874,11 +874,11 @@ async fn update_balances(
     Ok(true)
 }
 
-/// SQLite: the net changes in one statement of `SELECT … UNION ALL …` rows; the one writer's
-/// cache already holds the rows as written, so the count of rows updated is the guards' answer.
 /// Values bound per balance in SQLite's guarded update.
 const UPDATE_WIDTH: usize = 9;
 
+/// SQLite: the net changes in one statement of `SELECT … UNION ALL …` rows; the one writer's
+/// cache already holds the rows as written, so the count of rows updated is the guards' answer.
 async fn update_balances_sqlite(
     conn: &mut Conn,
     updates: &[BalanceUpdate],
@@ -3850,6 +3850,10 @@ pub(crate) const JOURNAL_ORDER: &str = "tx, at_unix_ms, operation_id, line";
 /// The most rows a stock or movement list answers in one page.
 pub const STOCK_ROWS_MAX: u32 = 500;
 
+/// The most rows the keyed lists (stock, orders, recalls) read at once: a page of
+/// [`STOCK_ROWS_MAX`] and one more, which tells the caller that another page follows.
+pub const LIST_ROWS_READ_MAX: u32 = STOCK_ROWS_MAX + 1;
+
 /// What allocation needs, read now: for answering a promise without placing an order.
 #[derive(Debug)]
 pub struct AllocationInputs {
@@ -3873,7 +3877,8 @@ struct StockRow {
 }
 
 impl crate::TenantStore<'_> {
-    /// Balances of this tenant, in key order (GTIN, location, zone, lot), after `after`.
+    /// Balances of this tenant, in key order (GTIN, location, zone, lot), after `after`: at most
+    /// `limit`, itself at most [`LIST_ROWS_READ_MAX`].
     pub async fn stock(
         &self,
         filter: &StockFilter,
@@ -3913,7 +3918,7 @@ impl crate::TenantStore<'_> {
              b.updated_unix_ms FROM stock_balances b WHERE {} \
              ORDER BY b.gtin, b.location_gln, b.zone, b.lot LIMIT {}",
             conditions.join(" AND "),
-            limit.clamp(1, STOCK_ROWS_MAX)
+            limit.clamp(1, LIST_ROWS_READ_MAX)
         );
         let mut conn = self.store.pools().acquire_reader().await?;
         let rows: Vec<StockRow> = on_conn!(&mut conn, connection => {
@@ -4064,7 +4069,8 @@ impl crate::TenantStore<'_> {
             .map(|(record, _)| record))
     }
 
-    /// This tenant's orders, newest id last, after `after`.
+    /// This tenant's orders, newest id last, after `after`: at most `limit`, itself at most
+    /// [`LIST_ROWS_READ_MAX`].
     pub async fn orders(
         &self,
         status: Option<OrderStatus>,
@@ -4074,7 +4080,7 @@ impl crate::TenantStore<'_> {
         let sql = format!(
             "{ORDER_SELECT} WHERE o.tenant_id = $1 AND ($2 IS NULL OR o.status = $2) AND ($3 IS NULL OR o.order_id > $3) \
              ORDER BY o.order_id LIMIT {}",
-            limit.clamp(1, STOCK_ROWS_MAX)
+            limit.clamp(1, LIST_ROWS_READ_MAX)
         );
         let rows: Vec<OrderRow> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(&sql)
             .bind(self.tenant_id.as_str()).bind(status.map(OrderStatus::name)).bind(after).fetch_all(pool).await)?;
@@ -4162,7 +4168,7 @@ impl crate::TenantStore<'_> {
     }
 
     /// The tenant's recalls past `after` (a recall id), oldest first, or newest first (ids
-    /// begin with the time).
+    /// begin with the time): at most `limit`, itself at most [`LIST_ROWS_READ_MAX`].
     pub async fn recalls(
         &self,
         newest_first: bool,
@@ -4175,7 +4181,7 @@ impl crate::TenantStore<'_> {
         let sql = format!(
             "SELECT recall_id, gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 \
              AND ($2 IS NULL OR recall_id {past} $2) ORDER BY recall_id {order} LIMIT {}",
-            limit.clamp(1, STOCK_ROWS_MAX)
+            limit.clamp(1, LIST_ROWS_READ_MAX)
         );
         let rows: Vec<(String, String, String, i64, Option<String>)> = on_conn!(&mut conn, connection =>
             sqlx::query_as(&sql).bind(tenant).bind(after).fetch_all(&mut *connection).await)?;

@@ -1533,6 +1533,59 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     assert!(!statuses.is_empty() && statuses.iter().all(|status| *status == "recalled"), "{:?}", stock.body);
 }
 
+/// Every item of a keyed list (`path` with its query), read in pages of the largest size (500).
+async fn pages_of_500(app: &TestApp, key: &str, path: &str) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    let separator = if path.contains('?') { '&' } else { '?' };
+    loop {
+        let url = match &cursor {
+            Some(cursor) => format!("{path}{separator}limit=500&cursor={cursor}"),
+            None => format!("{path}{separator}limit=500"),
+        };
+        let page = app.get(&url, key).await;
+        assert_eq!(page.status, StatusCode::OK, "{url}: {:?}", page.body);
+        pages.push(page.body["items"].as_array().unwrap().clone());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return pages,
+        }
+    }
+}
+
+/// The keyed lists (stock, orders, recalls) at their largest page, 500 items: a 501st item is
+/// on a second page, reached by the first page's cursor. (They read one row past the page to
+/// know that another follows; that row once fell to the store's own limit of 500.)
+pub async fn fulfilment_lists_page_past_their_largest_page(app: &TestApp) {
+    const ITEMS: usize = 501;
+    network(app).await;
+    let (key, product) = merchant(app, "pages", "871234510079").await;
+    // One lot orders take first (the earliest expiry), and 501 lots of one unit.
+    let lots: Vec<String> = (0..ITEMS).map(|index| format!("P{index:03}")).collect();
+    let mut pallets: Vec<(&str, i64, i64)> = vec![("FIRST", 10, ITEMS as i64)];
+    pallets.extend(lots.iter().map(|lot| (lot.as_str(), 20, 1)));
+    receive(app, &key, &product, &pallets, 1_000).await;
+    let stock = pages_of_500(app, &key, &format!("/v1/stock?gtin={product}")).await;
+    assert_eq!(stock.iter().map(Vec::len).collect::<Vec<_>>(), [500, ITEMS + 1 - 500], "{ITEMS} lots and FIRST");
+
+    for _ in 0..ITEMS {
+        let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    }
+    let orders = pages_of_500(app, &key, "/v1/orders?status=allocated").await;
+    assert_eq!(orders.iter().map(Vec::len).collect::<Vec<_>>(), [500, ITEMS - 500]);
+    let ids: std::collections::BTreeSet<&str> =
+        orders.iter().flatten().map(|order| order["order_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), ITEMS, "no order twice");
+
+    for lot in &lots {
+        let recalled = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": [lot], "reason": "pages"})).await;
+        assert_eq!(recalled.status, StatusCode::CREATED, "{:?}", recalled.body);
+    }
+    let recalls = pages_of_500(app, &key, "/v1/recalls").await;
+    assert_eq!(recalls.iter().map(Vec::len).collect::<Vec<_>>(), [500, ITEMS - 500]);
+}
+
 pub async fn fulfilment_steps_name_pallets_and_lots_once(app: &TestApp) {
     steps_name_pallets_and_lots_once(&[app]).await;
 }
