@@ -732,6 +732,62 @@ fn acknowledged_events_survive_sigkill_and_checkpoints_stay_consistent() {
     stop(server);
 }
 
+/// Migrates `db`, creates the tenant `shop` and a log key at `log_key`; answers a key of the
+/// merchant (`tenant:admin`) and one of the operator.
+fn shop_and_operator_keys(db: &str, log_key: &str) -> (String, String) {
+    keten_ok(&["migrate", "--db", db]);
+    keten_ok(&["admin", "tenant", "create", "shop", "--name", "Shop", "--db", db]);
+    let merchant = keten_ok(&["admin", "key", "create", "--tenant", "shop", "--scope", "tenant:admin", "--db", db]);
+    let operator = keten_ok(&["admin", "key", "create", "--tenant", "network", "--scope", "operator", "--db", db]);
+    keten_ok(&["log", "key", "--log-key", log_key]);
+    (merchant.trim().to_owned(), operator.trim().to_owned())
+}
+
+/// `body` with its GS1 check digit.
+fn with_check_digit(body: &str) -> String {
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    format!("{body}{}", gs1::check_digit(&digits))
+}
+
+/// Through the servers at `bases` (taking turns): a warehouse with a chilled zone and a pickup
+/// point (by the operator), a merchant's chilled product and `received` units of its lot `HOT`
+/// received at the warehouse. Answers the GTIN and the pickup point's GLN.
+async fn hot_sku_network(
+    client: &reqwest::Client,
+    bases: &[String],
+    merchant: &str,
+    operator: &str,
+    received: i64,
+) -> (String, String) {
+    let (dc, pickup, gtin) =
+        (with_check_digit("871234509001"), with_check_digit("871234509002"), with_check_digit("0871234590001"));
+    let post = |base: &str, path: &str, key: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send()
+    };
+    let (first, last) = (&bases[0], &bases[bases.len() - 1]);
+    let every = serde_json::json!({"standard": "23:59", "next_day": "23:59"});
+    for location in [
+        serde_json::json!({"gln": dc, "kind": "warehouse", "name": "DC", "country": "NL", "latitude": 52.35,
+            "longitude": 4.8, "time_zone": "Europe/Amsterdam", "cutoffs": every, "pick_pack_lead_minutes": 60,
+            "zones": [{"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}]}),
+        serde_json::json!({"gln": pickup, "kind": "pickup_point", "name": "Pickup", "country": "NL",
+            "latitude": 52.37, "longitude": 4.9, "time_zone": "Europe/Amsterdam", "zones": [], "pick_pack_lead_minutes": 0}),
+    ] {
+        let created = post(first, "/v1/locations", operator, location).await.unwrap();
+        assert_eq!(created.status().as_u16(), 201, "{}", created.text().await.unwrap());
+    }
+    let product = serde_json::json!({"gtin": gtin, "name": "Salmon", "temperature_class": "chilled"});
+    assert_eq!(post(last, "/v1/products", merchant, product).await.unwrap().status().as_u16(), 201);
+    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(20)).to_string();
+    let asn = serde_json::json!({"location": dc, "pallets": [{"sscc": with_check_digit("38712345090000001"),
+        "gtin": gtin, "lot": "HOT", "expiry": expiry, "quantity": received}]});
+    let asn: serde_json::Value = post(first, "/v1/asns", merchant, asn).await.unwrap().json().await.unwrap();
+    let path = format!("/v1/asns/{}/receipts", asn["asn_id"].as_str().unwrap());
+    let receipt = post(last, &path, merchant, serde_json::json!({"zone": "chill"})).await.unwrap();
+    assert_eq!(receipt.status().as_u16(), 201);
+    (gtin, pickup)
+}
+
 /// Two `keten serve` processes share one PostgreSQL database; 64 clients, split between them,
 /// order one hot SKU (each request sent twice with its Idempotency-Key). Nothing is oversold,
 /// every acknowledged order is stored once, the balance is the sum of its journal.
@@ -740,47 +796,15 @@ fn two_server_processes_never_oversell_a_hot_sku() {
     let Some(db) = scratchdb::postgres_or_skip("two_server_processes_never_oversell_a_hot_sku") else { return };
     let directory = tempfile::tempdir().unwrap();
     let log_key = directory.path().join("log.key").to_string_lossy().into_owned();
-    keten_ok(&["migrate", "--db", &db]);
-    keten_ok(&["admin", "tenant", "create", "shop", "--name", "Shop", "--db", &db]);
-    let merchant = keten_ok(&["admin", "key", "create", "--tenant", "shop", "--scope", "tenant:admin", "--db", &db]);
-    let operator = keten_ok(&["admin", "key", "create", "--tenant", "network", "--scope", "operator", "--db", &db]);
-    let (merchant, operator) = (merchant.trim().to_owned(), operator.trim().to_owned());
-    keten_ok(&["log", "key", "--log-key", &log_key]);
+    let (merchant, operator) = shop_and_operator_keys(&db, &log_key);
     let ports = [free_port(), free_port()];
     let servers: Vec<Child> = ports.iter().map(|port| start_server(&db, *port, &log_key)).collect();
     let bases: Vec<String> = ports.iter().map(|port| format!("http://127.0.0.1:{port}")).collect();
-    let check = |body: &str| {
-        let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
-        format!("{body}{}", gs1::check_digit(&digits))
-    };
-    let (dc, pickup, gtin) = (check("871234509001"), check("871234509002"), check("0871234590001"));
     const RECEIVED: i64 = 300;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let acknowledged: Vec<(String, i64)> = runtime.block_on(async {
+    let (gtin, acknowledged): (String, Vec<(String, i64)>) = runtime.block_on(async {
         let client = reqwest::Client::new();
-        let post = |base: &str, path: &str, key: &str, body: serde_json::Value| {
-            client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send()
-        };
-        let every = serde_json::json!({"standard": "23:59", "next_day": "23:59"});
-        for location in [
-            serde_json::json!({"gln": dc, "kind": "warehouse", "name": "DC", "country": "NL", "latitude": 52.35,
-                "longitude": 4.8, "time_zone": "Europe/Amsterdam", "cutoffs": every, "pick_pack_lead_minutes": 60,
-                "zones": [{"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}]}),
-            serde_json::json!({"gln": pickup, "kind": "pickup_point", "name": "Pickup", "country": "NL",
-                "latitude": 52.37, "longitude": 4.9, "time_zone": "Europe/Amsterdam", "zones": [], "pick_pack_lead_minutes": 0}),
-        ] {
-            let created = post(&bases[0], "/v1/locations", &operator, location).await.unwrap();
-            assert_eq!(created.status().as_u16(), 201, "{}", created.text().await.unwrap());
-        }
-        let product = serde_json::json!({"gtin": gtin, "name": "Salmon", "temperature_class": "chilled"});
-        assert_eq!(post(&bases[1], "/v1/products", &merchant, product).await.unwrap().status().as_u16(), 201);
-        let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(20)).to_string();
-        let asn = serde_json::json!({"location": dc, "pallets": [{"sscc": check("38712345090000001"), "gtin": gtin,
-            "lot": "HOT", "expiry": expiry, "quantity": RECEIVED}]});
-        let asn: serde_json::Value = post(&bases[0], "/v1/asns", &merchant, asn).await.unwrap().json().await.unwrap();
-        let path = format!("/v1/asns/{}/receipts", asn["asn_id"].as_str().unwrap());
-        let received = post(&bases[1], &path, &merchant, serde_json::json!({"zone": "chill"})).await.unwrap();
-        assert_eq!(received.status().as_u16(), 201);
+        let (gtin, pickup) = hot_sku_network(&client, &bases, &merchant, &operator, RECEIVED).await;
         let mut tasks = Vec::new();
         for client_number in 0..64usize {
             let (base, key, client) = (bases[client_number % 2].clone(), merchant.clone(), client.clone());
@@ -806,7 +830,10 @@ fn two_server_processes_never_oversell_a_hot_sku() {
                         match status {
                             201 => {
                                 let id = answer["order_id"].as_str().unwrap().to_owned();
-                                assert!(first.as_ref().is_none_or(|first| *first == id), "a retry answered another order");
+                                assert!(
+                                    first.as_ref().is_none_or(|first| *first == id),
+                                    "a retry answered another order"
+                                );
                                 first = Some(id);
                             }
                             409 => assert_eq!(answer["type"], "/problems/insufficient-stock", "{answer}"),
@@ -824,7 +851,7 @@ fn two_server_processes_never_oversell_a_hot_sku() {
         for task in tasks {
             acknowledged.extend(task.await.unwrap());
         }
-        acknowledged
+        (gtin, acknowledged)
     });
     let reserved: i64 = acknowledged.iter().map(|(_, quantity)| quantity).sum();
     assert!(reserved <= RECEIVED, "oversold: {reserved} of {RECEIVED}");
@@ -850,6 +877,191 @@ fn two_server_processes_never_oversell_a_hot_sku() {
     for server in servers {
         stop(server);
     }
+}
+
+/// An order request of the crash test: its Idempotency-Key, body and units.
+#[derive(Clone)]
+struct Placing {
+    key: String,
+    body: serde_json::Value,
+    quantity: i64,
+}
+
+/// Places `placing`; answers the order's id (201), `None` for a refusal for want of stock (409),
+/// or the error of a request that got no answer.
+async fn place(
+    client: &reqwest::Client,
+    base: &str,
+    merchant: &str,
+    placing: &Placing,
+) -> Result<Option<String>, String> {
+    let response = client
+        .post(format!("{base}/v1/orders"))
+        .bearer_auth(merchant)
+        .header("idempotency-key", &placing.key)
+        .json(&placing.body)
+        .send()
+        .await
+        .map_err(|error| error.to_string())?;
+    let status = response.status().as_u16();
+    let answer: serde_json::Value = response.json().await.map_err(|error| error.to_string())?;
+    match status {
+        201 => Ok(Some(answer["order_id"].as_str().unwrap().to_owned())),
+        409 if answer["type"] == "/problems/insufficient-stock" => Ok(None),
+        other => panic!("{other}: {answer}"),
+    }
+}
+
+/// Every item of a paged list (`next_cursor`), following the cursor.
+async fn all_pages(client: &reqwest::Client, base: &str, path: &str, key: &str) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(cursor) => format!("{base}{path}{separator}limit=500&cursor={cursor}"),
+            None => format!("{base}{path}{separator}limit=500"),
+        };
+        let page: serde_json::Value = client.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+        items.extend(page["items"].as_array().unwrap_or_else(|| panic!("{page}")).iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+/// `keten serve` on SQLite is killed without warning (SIGKILL) while 32 clients order a hot SKU,
+/// then started again. Every acknowledged order is stored; the requests left unanswered by the
+/// kill, sent again with their Idempotency-Key, place each order at most once (answered from the
+/// stored first answer if it had committed); a retry of an acknowledged order answers that order.
+/// The balance's reserved units are the sum of the stored orders' units, and of the journal's
+/// reserves.
+#[test]
+fn orders_survive_sigkill_and_their_retries_place_nothing_twice() {
+    let directory = tempfile::tempdir().unwrap();
+    let log_key = directory.path().join("log.key").to_string_lossy().into_owned();
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let db = file.url();
+    let (merchant, operator) = shop_and_operator_keys(&db, &log_key);
+    const RECEIVED: i64 = 50_000;
+    const CLIENTS: usize = 32;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(&db, port, &log_key);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let (gtin, pickup) =
+        runtime.block_on(hot_sku_network(&client, std::slice::from_ref(&base), &merchant, &operator, RECEIVED));
+
+    // Each client places orders until the server is gone; it keeps what was answered and the one
+    // request left unanswered.
+    type Outcome = (Vec<(Placing, Option<String>)>, Option<Placing>);
+    let tasks: Vec<tokio::task::JoinHandle<Outcome>> = (0..CLIENTS)
+        .map(|client_number| {
+            let (client, base, merchant) = (client.clone(), base.clone(), merchant.clone());
+            let (gtin, pickup) = (gtin.clone(), pickup.clone());
+            runtime.spawn(async move {
+                let mut answered = Vec::new();
+                for index in 0.. {
+                    let quantity = 1 + ((client_number + index) % 3) as i64;
+                    let placing = Placing {
+                        key: format!("crash-c{client_number}-o{index}"),
+                        body: serde_json::json!({"lines": [{"gtin": gtin, "quantity": quantity}],
+                            "destination": {"pickup_point": pickup}, "service": "next_day"}),
+                        quantity,
+                    };
+                    match place(&client, &base, &merchant, &placing).await {
+                        Ok(order) => answered.push((placing, order)),
+                        Err(_) => return (answered, Some(placing)),
+                    }
+                }
+                (answered, None)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (mut answered, mut unanswered) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (done, left) = runtime.block_on(task).unwrap();
+        answered.extend(done);
+        unanswered.extend(left);
+    }
+    let acknowledged: Vec<(&Placing, &String)> =
+        answered.iter().filter_map(|(placing, order)| order.as_ref().map(|order| (placing, order))).collect();
+    assert!(acknowledged.len() >= 50, "the load placed too little to test anything: {}", acknowledged.len());
+    assert!(!unanswered.is_empty(), "the kill left no request unanswered");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = start_server(&db, port, &log_key);
+    runtime.block_on(async {
+        // Every acknowledged order is stored.
+        let stored: std::collections::HashMap<String, serde_json::Value> =
+            all_pages(&client, &base, "/v1/orders", &merchant)
+                .await
+                .into_iter()
+                .map(|order| (order["order_id"].as_str().unwrap().to_owned(), order))
+                .collect();
+        let missing: Vec<&&String> =
+            acknowledged.iter().map(|(_, id)| id).filter(|id| !stored.contains_key(**id)).collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {} acknowledged orders are lost ({} stored), such as {:?}",
+            missing.len(),
+            acknowledged.len(),
+            stored.len(),
+            &missing[..missing.len().min(5)]
+        );
+
+        // The unanswered requests again: each places its order, or answers the one it placed.
+        let mut orders: std::collections::BTreeMap<String, i64> =
+            acknowledged.iter().map(|(placing, id)| ((*id).clone(), placing.quantity)).collect();
+        for placing in &unanswered {
+            if let Some(id) = place(&client, &base, &merchant, placing).await.unwrap() {
+                assert!(orders.insert(id.clone(), placing.quantity).is_none(), "{id} answered to two keys");
+            }
+        }
+        // A retry of an acknowledged order answers that order.
+        for (placing, id) in acknowledged.iter().step_by(7) {
+            assert_eq!(place(&client, &base, &merchant, placing).await.unwrap().as_ref(), Some(*id), "{}", placing.key);
+        }
+
+        // Stored now: exactly those orders, each once, and their units reserved.
+        let stored: std::collections::BTreeMap<String, i64> = all_pages(&client, &base, "/v1/orders", &merchant)
+            .await
+            .into_iter()
+            .map(|order| {
+                let units =
+                    order["lines"].as_array().unwrap().iter().map(|line| line["quantity"].as_i64().unwrap()).sum();
+                (order["order_id"].as_str().unwrap().to_owned(), units)
+            })
+            .collect();
+        assert_eq!(stored, orders, "the orders stored are the orders answered, each once");
+        let reserved: i64 = orders.values().sum();
+        assert!(reserved <= RECEIVED, "oversold: {reserved} of {RECEIVED}");
+        let stock: serde_json::Value = client
+            .get(format!("{base}/v1/stock?gtin={gtin}"))
+            .bearer_auth(&merchant)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stock["items"][0]["reserved"].as_i64(), Some(reserved), "{stock}");
+        assert_eq!(stock["items"][0]["on_hand"].as_i64(), Some(RECEIVED), "{stock}");
+        let journal = all_pages(&client, &base, &format!("/v1/stock/movements?gtin={gtin}&lot=HOT"), &merchant).await;
+        let journal_reserved: i64 = journal
+            .iter()
+            .filter(|movement| movement["kind"] == "reserve")
+            .map(|movement| movement["quantity"].as_i64().unwrap())
+            .sum();
+        assert_eq!(journal_reserved, reserved, "the balance is the sum of its journal");
+    });
+    stop(server);
 }
 
 /// A Mosquitto broker on a free port, stopped when dropped; `None` (a loud skip) when Mosquitto
