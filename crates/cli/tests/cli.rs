@@ -1042,17 +1042,10 @@ fn orders_survive_sigkill_and_their_retries_place_nothing_twice() {
         assert_eq!(stored, orders, "the orders stored are the orders answered, each once");
         let reserved: i64 = orders.values().sum();
         assert!(reserved <= RECEIVED, "oversold: {reserved} of {RECEIVED}");
-        let stock: serde_json::Value = client
-            .get(format!("{base}/v1/stock?gtin={gtin}"))
-            .bearer_auth(&merchant)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(stock["items"][0]["reserved"].as_i64(), Some(reserved), "{stock}");
-        assert_eq!(stock["items"][0]["on_hand"].as_i64(), Some(RECEIVED), "{stock}");
+        let stock = all_pages(&client, &base, &format!("/v1/stock?gtin={gtin}"), &merchant).await;
+        assert_eq!(stock.len(), 1, "one balance: {stock:?}");
+        assert_eq!(stock[0]["reserved"].as_i64(), Some(reserved), "{stock:?}");
+        assert_eq!(stock[0]["on_hand"].as_i64(), Some(RECEIVED), "{stock:?}");
         let journal = all_pages(&client, &base, &format!("/v1/stock/movements?gtin={gtin}&lot=HOT"), &merchant).await;
         let journal_reserved: i64 = journal
             .iter()
