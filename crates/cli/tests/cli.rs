@@ -931,24 +931,36 @@ async fn all_pages(client: &reqwest::Client, base: &str, path: &str, key: &str) 
     }
 }
 
-/// `keten serve` on SQLite is killed without warning (SIGKILL) while 32 clients order a hot SKU,
+#[test]
+fn orders_survive_sigkill_and_their_retries_place_nothing_twice() {
+    let file = scratchdb::SqliteFile::new().unwrap();
+    orders_survive_sigkill(&file.url());
+}
+
+#[test]
+fn orders_survive_sigkill_and_their_retries_place_nothing_twice_postgres() {
+    let Some(db) = scratchdb::postgres_or_skip("orders_survive_sigkill_and_their_retries_place_nothing_twice_postgres")
+    else {
+        return;
+    };
+    orders_survive_sigkill(&db);
+}
+
+/// `keten serve` on `db` is killed without warning (SIGKILL) while 32 clients order a hot SKU,
 /// then started again. Every acknowledged order is stored; the requests left unanswered by the
 /// kill, sent again with their Idempotency-Key, place each order at most once (answered from the
 /// stored first answer if it had committed); a retry of an acknowledged order answers that order.
 /// The balance's reserved units are the sum of the stored orders' units, and of the journal's
 /// reserves.
-#[test]
-fn orders_survive_sigkill_and_their_retries_place_nothing_twice() {
+fn orders_survive_sigkill(db: &str) {
     let directory = tempfile::tempdir().unwrap();
     let log_key = directory.path().join("log.key").to_string_lossy().into_owned();
-    let file = scratchdb::SqliteFile::new().unwrap();
-    let db = file.url();
-    let (merchant, operator) = shop_and_operator_keys(&db, &log_key);
+    let (merchant, operator) = shop_and_operator_keys(db, &log_key);
     const RECEIVED: i64 = 50_000;
     const CLIENTS: usize = 32;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start_server(&db, port, &log_key);
+    let mut server = start_server(db, port, &log_key);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let (gtin, pickup) =
@@ -996,7 +1008,7 @@ fn orders_survive_sigkill_and_their_retries_place_nothing_twice() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let server = start_server(&db, port, &log_key);
+    let server = start_server(db, port, &log_key);
     runtime.block_on(async {
         // Every acknowledged order is stored.
         let stored: std::collections::HashMap<String, serde_json::Value> =
