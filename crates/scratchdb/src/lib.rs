@@ -32,11 +32,21 @@ pub struct PostgresOptions {
     /// commit is durable as in production.
     pub durable: bool,
     pub max_connections: u32,
+    /// Checkpoints spaced as on a server set up for heavy writes: `max_wal_size` 16 GB and
+    /// `checkpoint_timeout` 30 min, against PostgreSQL's defaults of 1 GB and 5 min. With the
+    /// defaults a checkpoint starts after about 540 MB of WAL; `keten bench orders` writes about
+    /// 700 MB in all (generating its stock, then its two measured runs), so a checkpoint, and the
+    /// whole pages logged again after it (`full_page_writes`), fell inside one measured run or the
+    /// other by chance, and the side it fell on ran slower (a p99 of 181 ms against 23–29 ms).
+    /// Spaced, neither run has one (docs/benchmarks.md, Orders, 2026-12-04 14:00).
+    pub checkpoints_spaced: bool,
 }
 
 impl PostgresOptions {
-    pub const TEST: PostgresOptions = PostgresOptions { durable: false, max_connections: 300 };
-    pub const BENCH: PostgresOptions = PostgresOptions { durable: true, max_connections: 300 };
+    pub const TEST: PostgresOptions =
+        PostgresOptions { durable: false, max_connections: 300, checkpoints_spaced: false };
+    pub const BENCH: PostgresOptions =
+        PostgresOptions { durable: true, max_connections: 300, checkpoints_spaced: true };
 }
 
 /// A private PostgreSQL server. Dropping it stops the server and removes its files.
@@ -120,9 +130,11 @@ impl PostgresServer {
         initdb.arg("-D").arg(&data).args(["-U", USER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]);
         run(initdb)?;
         let durable = if options.durable { "on" } else { "off" };
+        let checkpoints =
+            if options.checkpoints_spaced { " -c max_wal_size=16GB -c checkpoint_timeout=30min" } else { "" };
         let settings = format!(
             "-p {port} -k {socket} -c listen_addresses=127.0.0.1 -c max_connections={max} -c fsync={durable} \
-             -c synchronous_commit={durable} -c full_page_writes={durable} -c shared_buffers=256MB",
+             -c synchronous_commit={durable} -c full_page_writes={durable} -c shared_buffers=256MB{checkpoints}",
             port = server.port,
             socket = directory.display(),
             max = options.max_connections,
