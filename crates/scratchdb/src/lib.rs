@@ -38,7 +38,8 @@ pub struct PostgresOptions {
     /// 700 MB in all (generating its stock, then its two measured runs), so a checkpoint, and the
     /// whole pages logged again after it (`full_page_writes`), fell inside one measured run or the
     /// other by chance, and the side it fell on ran slower (a p99 of 181 ms against 23–29 ms).
-    /// Spaced, neither run has one (docs/benchmarks.md, Orders, 2026-12-04 14:00).
+    /// Spaced, neither run has one (docs/benchmarks.md, Orders,
+    /// "2026-12-04, 13:30–14:35 UTC").
     pub checkpoints_spaced: bool,
 }
 
