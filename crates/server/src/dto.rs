@@ -54,6 +54,17 @@ impl Checker {
         }
     }
 
+    /// A list of `min..=max` items, else an error at `pointer`. Answers whether its items are
+    /// worth checking one by one: a list past its limit is refused on its length alone, before any
+    /// work per item (a 1 MiB body holds about 150,000 short strings).
+    pub fn list<T>(&mut self, pointer: &str, items: &[T], min: usize, max: usize) -> bool {
+        if (min..=max).contains(&items.len()) {
+            return true;
+        }
+        self.fail(pointer, format!("{min} to {max} items, found {}", items.len()));
+        items.len() <= max
+    }
+
     /// A required text: trimmed, not empty, at most `length_max` characters.
     pub fn text(&mut self, pointer: &str, value: &str, length_max: usize) -> Option<String> {
         let trimmed = value.trim();

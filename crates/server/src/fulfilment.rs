@@ -5,7 +5,7 @@
 //! the physical steps of an order (picking to returned) are the operator's systems' and
 //! couriers' (operator keys, for a tenant named by `?tenant=`), whose EPCIS events consumers see.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::api::{QueryParams, UsageParams, Written, json_bytes, require_reader, require_writer, write};
+use crate::api::{QueryParams, UsageParams, json_bytes, require_reader, require_writer, write};
 use crate::dto::Checker;
 use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::problem::{FieldError, Problem};
@@ -80,15 +80,28 @@ fn parse_date(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Op
 }
 
 pub(crate) fn check_lot(checker: &mut Checker, pointer: &str, lot: &str) -> Option<String> {
-    // GS1 AI (10): up to 20 characters of the GS1 AI encodable character set 82.
-    let valid = !lot.is_empty()
-        && lot.len() <= stock::LOT_LENGTH_MAX
-        && lot.bytes().all(|byte| byte.is_ascii_graphic() && !b"#$@[\\]^`{|}~".contains(&byte));
-    if valid {
+    if is_lot(lot) {
         Some(lot.to_owned())
     } else {
-        checker.fail(pointer, "a lot is 1-20 characters of the GS1 character set 82 (no spaces)");
+        checker.fail(pointer, LOT_RULE);
         None
+    }
+}
+
+const LOT_RULE: &str = "a lot is 1-20 characters of the GS1 character set 82 (no spaces)";
+
+/// GS1 AI (10): up to 20 characters of the GS1 AI encodable character set 82.
+fn is_lot(lot: &str) -> bool {
+    !lot.is_empty()
+        && lot.len() <= stock::LOT_LENGTH_MAX
+        && lot.bytes().all(|byte| byte.is_ascii_graphic() && !b"#$@[\\]^`{|}~".contains(&byte))
+}
+
+/// A `?lot=` filter, checked as a lot is (400 `invalid-parameter` otherwise).
+fn lot_parameter(lot: Option<String>) -> Result<Option<String>, Problem> {
+    match lot {
+        Some(lot) if !is_lot(&lot) => Err(Problem::field("invalid-parameter", "?lot", LOT_RULE)),
+        lot => Ok(lot),
     }
 }
 
@@ -193,23 +206,23 @@ async fn create_asn(
     let mut checker = Checker::default();
     let location = checker.check("/location", Gln::parse(&input.location));
     let expected = parse_time(&mut checker, "/expected_at", &input.expected_at);
-    if input.pallets.is_empty() || input.pallets.len() > store::fulfilment::ASN_PALLETS_MAX {
-        checker.fail("/pallets", format!("1 to {} pallets", store::fulfilment::ASN_PALLETS_MAX));
-    }
+    let listed = checker.list("/pallets", &input.pallets, 1, store::fulfilment::ASN_PALLETS_MAX);
     let mut pallets = Vec::new();
-    for (index, pallet) in input.pallets.iter().enumerate() {
+    let mut ssccs_seen = HashSet::new();
+    // Each lot's expiry as first announced (the GTIN parsed: 13 and 14 digits name one product).
+    let mut expiries: HashMap<(Gtin, &str), &Option<String>> = HashMap::new();
+    for (index, pallet) in input.pallets.iter().enumerate().take_while(|_| listed) {
         let at = |field: &str| format!("/pallets/{index}/{field}");
         let sscc = checker.check(&at("sscc"), Sscc::parse(&pallet.sscc));
-        if input.pallets[..index].iter().any(|other| other.sscc == pallet.sscc) {
+        if !ssccs_seen.insert(pallet.sscc.as_str()) {
             checker.fail(&at("sscc"), "appears twice");
         }
         let gtin = checker.check(&at("gtin"), Gtin::parse(&pallet.gtin));
         let lot = check_lot(&mut checker, &at("lot"), &pallet.lot);
         let expiry = parse_date(&mut checker, &at("expiry"), &pallet.expiry);
         // A lot has one expiry: two pallets of it announced with two dates could never both be received.
-        if input.pallets[..index]
-            .iter()
-            .any(|other| other.gtin == pallet.gtin && other.lot == pallet.lot && other.expiry != pallet.expiry)
+        if let Some(gtin) = &gtin
+            && *expiries.entry((gtin.clone(), pallet.lot.as_str())).or_insert(&pallet.expiry) != &pallet.expiry
         {
             checker.fail(&at("expiry"), "another pallet of this lot has another expiry: a lot has one expiry");
         }
@@ -331,10 +344,13 @@ async fn receive_asn(
     let mut checker = Checker::default();
     let zone = checker.check("/zone", ZoneName::parse(&input.zone));
     let ssccs = input.ssccs.as_ref().map(|list| {
+        let listed = checker.list("/ssccs", list, 1, store::fulfilment::ASN_PALLETS_MAX);
+        let mut seen = HashSet::new();
         list.iter()
             .enumerate()
+            .take_while(|_| listed)
             .filter_map(|(index, text)| {
-                if list[..index].contains(text) {
+                if !seen.insert(text.as_str()) {
                     checker.fail(&format!("/ssccs/{index}"), "appears twice");
                 }
                 checker.check(&format!("/ssccs/{index}"), Sscc::parse(text))
@@ -460,8 +476,12 @@ async fn list_stock(
             .map(|text| Gtin::parse(&text).map(|gtin| gtin.to_string()))
             .transpose()
             .map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?,
-        location: params.location,
-        lot: params.lot,
+        location: params
+            .location
+            .map(|text| Gln::parse(&text).map(|gln| gln.to_string()))
+            .transpose()
+            .map_err(|error| Problem::field("invalid-parameter", "?location", error.to_string()))?,
+        lot: lot_parameter(params.lot)?,
     };
     let after = params.cursor.as_deref().map(key_of_cursor).transpose()?;
     let limit = crate::api::limit_within(params.limit, store::PAGE_LIMIT_DEFAULT, store::PAGE_LIMIT_MAX)?;
@@ -563,7 +583,8 @@ async fn list_movements(
     let after = params.cursor.as_deref().map(movement_after).transpose()?;
     let limit =
         crate::api::limit_within(params.limit, store::fulfilment::STOCK_ROWS_MAX, store::fulfilment::STOCK_ROWS_MAX)?;
-    let rows = app.store.tenant(&tenant).movements(gtin.as_str(), params.lot.as_deref(), after.as_ref(), limit).await?;
+    let lot = lot_parameter(params.lot)?;
+    let rows = app.store.tenant(&tenant).movements(gtin.as_str(), lot.as_deref(), after.as_ref(), limit).await?;
     let next_cursor =
         (rows.len() == limit as usize).then(|| rows.last().map(|row| movement_cursor(&row.position))).flatten();
     Ok(Json(MovementPage {
@@ -900,6 +921,9 @@ pub struct PickView {
     pub lot: String,
     pub expiry: Option<String>,
     pub quantity: i64,
+    /// The units it shipped, once the order shipped: fewer than `quantity` after a short pick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipped: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1055,6 +1079,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {
                         lot: pick.lot.clone(),
                         expiry: pick.expiry.clone(),
                         quantity: pick.quantity,
+                        shipped: pick.shipped,
                     })
                     .collect(),
             })
@@ -1302,11 +1327,14 @@ async fn order_event(
         checker.fail("/ssccs", "only with status packed");
     }
     let listed = input.ssccs.as_deref().unwrap_or_default();
+    let short_enough = checker.list("/ssccs", listed, 0, orders::SHIPMENTS_MAX);
+    let mut seen = HashSet::new();
     let ssccs: Vec<Sscc> = listed
         .iter()
         .enumerate()
+        .take_while(|_| short_enough)
         .filter_map(|(index, text)| {
-            if listed[..index].contains(text) {
+            if !seen.insert(text.as_str()) {
                 checker.fail(&format!("/ssccs/{index}"), "appears twice: one pallet per shipment");
             }
             checker.check(&format!("/ssccs/{index}"), Sscc::parse(text))
@@ -1325,6 +1353,12 @@ async fn order_event(
                 checker.fail(&format!("/{field}/{index}"), format!("must be 0..={QUANTITY_MAX}"));
             }
         }
+    }
+    // A shipment of nothing is not one: an order none of whose units can go is cancelled.
+    if let Some(shipped) = &input.shipped
+        && shipped.iter().all(|units| *units == 0)
+    {
+        checker.fail("/shipped", "no unit shipped: cancel the order instead");
     }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
@@ -1359,21 +1393,15 @@ async fn order_event(
             delivered_at_unix_ms: None,
         }),
     };
+    // The order as the step left it, with its whole history: stored with the step, so a retry
+    // replays this very answer.
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
-        Some(FulfilmentOutcome::Order(order)) => {
-            StoredResponse { status: 200, body: json_bytes(&order_view(order, &[])) }
+        Some(FulfilmentOutcome::Stepped { order, history }) => {
+            StoredResponse { status: 200, body: json_bytes(&order_view(order, history)) }
         }
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
     let written = write(&app, principal, key, Some(body.request_sha256), tenant.clone(), mutation, respond).await?;
-    if let Written::Applied(_) = &written {
-        // The answer shows the whole history, read after the commit.
-        let store = app.store.tenant(&tenant);
-        if let Some(order) = store.order(&order_id).await? {
-            let events = store.order_events(&order_id).await?;
-            return Ok(crate::api::json_response(StatusCode::OK, json_bytes(&order_view(&order, &events))));
-        }
-    }
     Ok(written.into_response(respond))
 }
 
@@ -1805,15 +1833,15 @@ pub(crate) async fn start_recall(
     }
     let mut checker = Checker::default();
     let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
-    if input.lots.is_empty() || input.lots.len() > store::fulfilment::RECALL_LOTS_MAX {
-        checker.fail("/lots", format!("1 to {} lots", store::fulfilment::RECALL_LOTS_MAX));
-    }
+    let listed = checker.list("/lots", &input.lots, 1, store::fulfilment::RECALL_LOTS_MAX);
+    let mut seen = HashSet::new();
     let lots: Vec<String> = input
         .lots
         .iter()
         .enumerate()
+        .take_while(|_| listed)
         .filter_map(|(index, lot)| {
-            if input.lots[..index].contains(lot) {
+            if !seen.insert(lot.as_str()) {
                 checker.fail(&format!("/lots/{index}"), "appears twice");
             }
             check_lot(&mut checker, &format!("/lots/{index}"), lot)

@@ -249,7 +249,9 @@ pub fn order_step(
         let mut quantities = Vec::new();
         for pick in &shipment.picks {
             let listed = units.and_then(|units| units.get(pick_index).copied());
-            let units = listed.unwrap_or(if to == OrderStatus::Returned { 0 } else { pick.quantity });
+            // Once shipped, a step's units are those the pick shipped (less after a short pick).
+            let units =
+                listed.unwrap_or(if to == OrderStatus::Returned { 0 } else { pick.shipped.unwrap_or(pick.quantity) });
             pick_index += 1;
             let Some(line) = order.lines.get(pick.line) else { continue };
             if units > 0 {

@@ -1263,6 +1263,11 @@ pub struct StoredPick {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expiry: Option<String>,
     pub quantity: i64,
+    /// The units it shipped, once the order shipped: below `quantity` after a short pick. (Orders
+    /// shipped before this was kept have none; they shipped `quantity` unless their history says
+    /// "short pick".)
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shipped: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1390,6 +1395,21 @@ pub struct OrderEventRecord {
     pub at_unix_ms: i64,
 }
 
+/// An order's history (`$1` tenant, `$2` order), oldest first.
+const ORDER_EVENTS_SQL: &str =
+    "SELECT seq, status, detail, at_unix_ms FROM order_events WHERE tenant_id = $1 AND order_id = $2 ORDER BY seq";
+
+type OrderEventRow = (i64, String, Option<String>, i64);
+
+fn order_event_records(rows: Vec<OrderEventRow>) -> Result<Vec<OrderEventRecord>, String> {
+    rows.into_iter()
+        .map(|(seq, status, detail, at_unix_ms)| {
+            let status = OrderStatus::parse(&status).ok_or_else(|| format!("order status {status:?}"))?;
+            Ok(OrderEventRecord { seq, status, detail, at_unix_ms })
+        })
+        .collect()
+}
+
 pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAllocation {
     let date = |date: Option<jiff::civil::Date>| date.map(|date| date.to_string());
     StoredAllocation {
@@ -1417,6 +1437,7 @@ pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAlloca
                         lot: pick.lot.clone(),
                         expiry: date(pick.expiry),
                         quantity: pick.quantity,
+                        shipped: None,
                     })
                     .collect(),
                 sscc: None,
@@ -1575,6 +1596,12 @@ pub(crate) struct FulfilmentApplied {
 pub enum FulfilmentOutcome {
     /// The order as the write left it.
     Order(OrderRecord),
+    /// The order as a step left it, and its whole history (the step's transition last), read in
+    /// the step's transaction: the answer a retry of the step replays.
+    Stepped {
+        order: OrderRecord,
+        history: Vec<OrderEventRecord>,
+    },
     Recall(RecallOutcome),
     /// Orders that lost their reservation to the write (a count that found fewer units than were
     /// reserved): those allocated again from other stock, and those flagged.
@@ -2015,9 +2042,17 @@ async fn apply_checked(
                 expected_reservation: expected_reservation.as_deref(),
                 delivered_at_unix_ms: delivered_at_unix_ms.filter(|at| *at <= now_unix_ms),
             };
-            let record =
+            let stepped =
                 attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
-            Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(FulfilmentOutcome::Order(record))) }))
+            // Read back in the step's transaction, as a read after the commit would show it (the
+            // rows the step buffered, a new reservation's among them, written first).
+            batch.flush_rows(conn, now_unix_ms).await?;
+            let order = read_order(conn, tenant, order_id, now_unix_ms).await?.map_or(stepped, |(order, _)| order);
+            let rows: Vec<OrderEventRow> = on_conn!(conn, connection => sqlx::query_as(ORDER_EVENTS_SQL)
+                .bind(tenant).bind(order_id).fetch_all(&mut *connection).await)?;
+            let history = order_event_records(rows).map_err(corrupt)?;
+            let outcome = FulfilmentOutcome::Stepped { order, history };
+            Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(outcome)) }))
         }
         FulfilmentMutation::PutWebhook { webhook_id, url, secret } => {
             let count: (i64,) = on_conn!(conn, connection => sqlx::query_as(
@@ -3009,6 +3044,17 @@ async fn order_event(
             batch.checked_movements(cache, conn, tenant, &operation, &movements, &what).await?;
             if shipped != reserved {
                 detail = Some(format!("short pick: shipped {shipped:?} of {reserved:?} reserved"));
+            }
+            // Each pick keeps what it shipped, for the delivery's events (the reservation's lines
+            // are the allocation's picks in order).
+            let picks: Vec<&mut StoredPick> =
+                record.allocation.shipments.iter_mut().flat_map(|shipment| shipment.picks.iter_mut()).collect();
+            debug_assert_eq!(picks.len(), shipped.len(), "one reserve line per pick");
+            if picks.len() == shipped.len() {
+                for (pick, &units) in picks.into_iter().zip(&shipped) {
+                    pick.shipped = Some(units);
+                }
+                allocation_change = Some(reservation_id.clone());
             }
             end_reservation(conn, tenant, &reservation_id, ReservationState::Posted, now_unix_ms).await?;
         }
@@ -4092,20 +4138,9 @@ impl crate::TenantStore<'_> {
     }
 
     pub async fn order_events(&self, order_id: &str) -> Result<Vec<OrderEventRecord>, crate::StoreError> {
-        let rows: Vec<(i64, String, Option<String>, i64)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
-            "SELECT seq, status, detail, at_unix_ms FROM order_events WHERE tenant_id = $1 AND order_id = $2 ORDER BY seq")
+        let rows: Vec<OrderEventRow> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(ORDER_EVENTS_SQL)
             .bind(self.tenant_id.as_str()).bind(order_id).fetch_all(pool).await)?;
-        rows.into_iter()
-            .map(|(seq, status, detail, at_unix_ms)| {
-                Ok(OrderEventRecord {
-                    seq,
-                    status: OrderStatus::parse(&status)
-                        .ok_or_else(|| crate::StoreError::Corrupt(format!("order status {status:?}")))?,
-                    detail,
-                    at_unix_ms,
-                })
-            })
-            .collect()
+        order_event_records(rows).map_err(crate::StoreError::Corrupt)
     }
 
     /// An advance shipping notice: its location and pallets (received or not).

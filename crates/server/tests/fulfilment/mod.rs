@@ -500,7 +500,16 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let operator = &app.operator_key;
     let early_ship = app.post(&path, operator, json!({"status": "shipped"})).await;
     assert!(early_ship.is_problem(409, "/problems/invalid-transition"), "{:?}", early_ship.body);
-    assert_eq!(app.post(&path, operator, json!({"status": "picking"})).await.status, StatusCode::OK);
+    // A step answers the order with its history, and its retry replays that very answer.
+    let keyed = [("idempotency-key", "pick-1")];
+    let picking = app.send("POST", &path, Some(operator), Some(json!({"status": "picking"})), &keyed).await;
+    assert_eq!(picking.status, StatusCode::OK, "{:?}", picking.body);
+    let history: Vec<&str> =
+        picking.body["events"].as_array().unwrap().iter().map(|event| event["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["allocated", "picking"], "{:?}", picking.body);
+    let retried = app.send("POST", &path, Some(operator), Some(json!({"status": "picking"})), &keyed).await;
+    assert_eq!(retried.headers.get("idempotent-replayed").map(|value| value.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(retried.body, picking.body, "the retry answers the first answer");
     let no_sscc = app.post(&path, operator, json!({"status": "packed"})).await;
     assert!(no_sscc.is_problem(409, "/problems/invalid-transition"), "{:?}", no_sscc.body);
     let sscc = with_check_digit("38712345100000001");
@@ -523,6 +532,9 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("available")).await.status, StatusCode::OK);
     // The operator's systems ship it for the tenant: a short pick of the LATE lot (5 of 6).
     let shipped = app.post(&path, operator, json!({"status": "shipped", "shipped": [4, 5]})).await;
+    let picks_shipped: Vec<Option<i64>> =
+        shipped.body["shipments"][0]["picks"].as_array().unwrap().iter().map(|pick| pick["shipped"].as_i64()).collect();
+    assert_eq!(picks_shipped, [Some(4), Some(5)], "{:?}", shipped.body);
     assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
     assert_eq!(shipped.body["reservation"], "posted");
     let late = balance(app, &key, &product, "LATE").await;
@@ -571,6 +583,15 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .map(|quantity| quantity["quantity"].as_i64().unwrap())
         .collect();
     assert_eq!(shipped_units, [4, 5], "the short pick is what the shipping event records");
+    let sold_event = &app.get("/events?EQ_bizStep=retail_selling", &key).await.body["epcisBody"]["queryResults"]["resultsBody"]
+        ["eventList"][0];
+    let sold_units: Vec<i64> = sold_event["quantityList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|quantity| quantity["quantity"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sold_units, [4, 5], "the delivery sells what shipped, not what was reserved");
 
     // The journal explains every unit of the LATE lot.
     let movements = journal(app, &key, &format!("gtin={product}&lot=LATE"), 500).await;
@@ -1584,6 +1605,76 @@ pub async fn fulfilment_lists_page_past_their_largest_page(app: &TestApp) {
     }
     let recalls = pages_of_500(app, &key, "/v1/recalls").await;
     assert_eq!(recalls.iter().map(Vec::len).collect::<Vec<_>>(), [500, ITEMS - 500]);
+}
+
+/// Lists in bodies are refused on their length before their items are looked at, duplicates
+/// and one lot's two expiries are found whatever the GTIN's spelling, and the list filters are
+/// checked as the fields they name. Nothing is stored.
+pub async fn fulfilment_lists_and_filters_are_checked_first(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "checks", "871234510086").await;
+    let pallet = |serial: u64, gtin: &str, expiry: i64| {
+        json!({"sscc": with_check_digit(&format!("3871234500{serial:07}")), "gtin": gtin, "lot": "ONE",
+               "expiry": in_days(expiry), "quantity": 1})
+    };
+    // One pallet past the limit: one error, for the list (its items were not checked one by one).
+    let pallets: Vec<Value> = (0..1_001).map(|serial| pallet(serial, &product, 20)).collect();
+    let too_many = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": pallets})).await;
+    assert!(
+        too_many.is_problem(422, "/problems/validation-failed") && too_many.pointers() == ["/pallets"],
+        "{:?}",
+        too_many.body
+    );
+    // The GTIN as 13 digits and as 14 names one product: its lot has one expiry.
+    let other_spelling = product.strip_prefix('0').map(str::to_owned).unwrap_or_else(|| format!("0{product}"));
+    let two_dates = app
+        .post(
+            "/v1/asns",
+            &key,
+            json!({"location": dc(), "pallets": [pallet(1, &product, 20), pallet(2, &other_spelling, 21)]}),
+        )
+        .await;
+    assert!(
+        two_dates.is_problem(422, "/problems/validation-failed") && two_dates.pointers() == ["/pallets/1/expiry"],
+        "{:?}",
+        two_dates.body
+    );
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet(3, &product, 20)]})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let receipts = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    let none = app.post(&receipts, &key, json!({"zone": "chilled", "ssccs": []})).await;
+    assert!(none.is_problem(422, "/problems/validation-failed") && none.pointers() == ["/ssccs"], "{:?}", none.body);
+    let lots: Vec<String> = (0..101).map(|index| format!("L{index}")).collect();
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": lots, "reason": "too many"})).await;
+    assert!(
+        recall.is_problem(422, "/problems/validation-failed") && recall.pointers() == ["/lots"],
+        "{:?}",
+        recall.body
+    );
+    let step = "/v1/orders/ord_none/events";
+    let ssccs: Vec<String> = (10..14).map(|serial| with_check_digit(&format!("3871234500{serial:07}"))).collect();
+    let four = app.post(step, &key, json!({"status": "packed", "ssccs": ssccs})).await;
+    assert!(four.is_problem(422, "/problems/validation-failed") && four.pointers() == ["/ssccs"], "{:?}", four.body);
+    let nothing = app.post(step, &key, json!({"status": "shipped", "shipped": [0, 0]})).await;
+    assert!(
+        nothing.is_problem(422, "/problems/validation-failed") && nothing.pointers() == ["/shipped"],
+        "{:?}",
+        nothing.body
+    );
+    for (query, parameter) in [
+        ("/v1/stock?location=hello".to_owned(), "?location"),
+        ("/v1/stock?lot=a%20b".to_owned(), "?lot"),
+        (format!("/v1/stock/movements?gtin={product}&lot={}", "L".repeat(21)), "?lot"),
+    ] {
+        let refused = app.get(&query, &key).await;
+        assert!(
+            refused.is_problem(400, "/problems/invalid-parameter") && refused.pointers() == [parameter],
+            "{query}: {:?}",
+            refused.body
+        );
+    }
+    assert_eq!(app.get(&format!("/v1/stock?location={}", dc()), &key).await.body["items"], json!([]));
+    assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]), "nothing received");
 }
 
 pub async fn fulfilment_steps_name_pallets_and_lots_once(app: &TestApp) {
