@@ -1459,7 +1459,7 @@ pub struct PromiseParams {
     pub qty: i64,
     /// A pickup point's GLN, or `latitude,longitude`.
     pub to: String,
-    /// The time zone of coordinates in `to` (required with them; a pickup point has its own).
+    /// The time zone of coordinates in `to` (required with them; refused with a pickup point, which has its own).
     pub tz: Option<String>,
 }
 
@@ -1496,6 +1496,9 @@ async fn promise(
         return Err(Problem::field("invalid-parameter", "?qty", format!("must be 1..={QUANTITY_MAX}")));
     }
     let inputs = app.store.tenant(&principal.tenant_id).allocation_inputs(std::slice::from_ref(&gtin)).await?;
+    if !inputs.products.iter().any(|product| product.gtin == gtin) {
+        return Err(Problem::field("invalid-parameter", "?gtin", format!("{gtin} is not a product of this merchant")));
+    }
     let (destination, zone_name) = match params.to.split_once(',') {
         Some((latitude, longitude)) => {
             let coordinates = latitude
@@ -1519,6 +1522,13 @@ async fn promise(
             (orders::Destination { coordinates, time_zone: zone }, zone_name)
         }
         None => {
+            if params.tz.is_some() {
+                return Err(Problem::field(
+                    "invalid-parameter",
+                    "?tz",
+                    "only with coordinates in ?to: a pickup point's time zone is its own",
+                ));
+            }
             let gln = Gln::parse(&params.to)
                 .map_err(|error| Problem::field("invalid-parameter", "?to", error.to_string()))?;
             let site = inputs.sites.iter().find(|site| site.gln == gln).ok_or_else(|| {

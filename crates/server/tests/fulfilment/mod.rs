@@ -802,6 +802,19 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
         let refused = app.get(&list, &key).await;
         assert!(refused.is_problem(400, "/problems/invalid-parameter"), "{list}: {:?}", refused.body);
     }
+    let unknown = app.get(&format!("/v1/promise?gtin={}&qty=1&to={}", gtin("871234519999"), pickup()), &key).await;
+    assert!(
+        unknown.is_problem(400, "/problems/invalid-parameter") && unknown.pointers() == ["?gtin"],
+        "{:?}",
+        unknown.body
+    );
+    let zone_twice =
+        app.get(&format!("/v1/promise?gtin={product}&qty=1&to={}&tz=Europe/Amsterdam", pickup()), &key).await;
+    assert!(
+        zone_twice.is_problem(400, "/problems/invalid-parameter") && zone_twice.pointers() == ["?tz"],
+        "{:?}",
+        zone_twice.body
+    );
     let to_a_warehouse = app.get(&format!("/v1/promise?gtin={product}&qty=1&to={}", dc()), &key).await;
     assert!(to_a_warehouse.is_problem(400, "/problems/invalid-parameter"), "{:?}", to_a_warehouse.body);
     let too_many = app.get(&format!("/v1/promise?gtin={product}&qty=11&to=52.37,4.89&tz=Europe/Amsterdam"), &key).await;
