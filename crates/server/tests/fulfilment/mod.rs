@@ -263,6 +263,17 @@ pub async fn fulfilment_a_count_below_the_reserved_units_releases_the_newest_ord
     }
 }
 
+/// The quantities of the first event of a business step, in its order.
+async fn step_units(app: &TestApp, key: &str, step: &str) -> Vec<i64> {
+    let found = app.get(&format!("/events?EQ_bizStep={step}"), key).await;
+    found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["quantityList"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {step} event with quantities: {:?}", found.body))
+        .iter()
+        .map(|quantity| quantity["quantity"].as_i64().unwrap())
+        .collect()
+}
+
 async fn balance(app: &TestApp, key: &str, product: &str, lot: &str) -> Value {
     let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
     assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
@@ -574,23 +585,9 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let packing = app.get("/events?EQ_bizStep=packing", &key).await;
     let packed_event = &packing.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
     assert!(packed_event["parentID"].as_str().unwrap().ends_with(&sscc), "{packed_event:?}");
-    let shipped_event = &app.get("/events?EQ_bizStep=shipping", &key).await.body["epcisBody"]["queryResults"]["resultsBody"]
-        ["eventList"][0];
-    let shipped_units: Vec<i64> = shipped_event["quantityList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|quantity| quantity["quantity"].as_i64().unwrap())
-        .collect();
+    let shipped_units = step_units(app, &key, "shipping").await;
     assert_eq!(shipped_units, [4, 5], "the short pick is what the shipping event records");
-    let sold_event = &app.get("/events?EQ_bizStep=retail_selling", &key).await.body["epcisBody"]["queryResults"]["resultsBody"]
-        ["eventList"][0];
-    let sold_units: Vec<i64> = sold_event["quantityList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|quantity| quantity["quantity"].as_i64().unwrap())
-        .collect();
+    let sold_units = step_units(app, &key, "retail_selling").await;
     assert_eq!(sold_units, [4, 5], "the delivery sells what shipped, not what was reserved");
 
     // The journal explains every unit of the LATE lot.
