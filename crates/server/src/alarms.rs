@@ -619,7 +619,7 @@ async fn list_alarms(
     caller: Caller,
     QueryParams(params): QueryParams<AlarmListParams>,
 ) -> Result<Json<Vec<AlarmView>>, Problem> {
-    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = crate::fulfilment::acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let states = states(params.state.as_deref())?;
     let rows = app.store.tenant(&tenant).alarms(&states, params.device.as_deref(), limit(params.limit)?).await?;
     Ok(Json(rows.into_iter().map(AlarmView::from).collect()))
@@ -634,7 +634,7 @@ async fn get_alarm(
     Path(alarm_id): Path<String>,
     QueryParams(params): QueryParams<TenantParam>,
 ) -> Result<Json<AlarmView>, Problem> {
-    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = crate::fulfilment::acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let row = app.store.tenant(&tenant).alarm(&alarm_id).await?;
     row.map(|row| Json(AlarmView::from(row))).ok_or_else(|| Problem::not_found(format!("alarm {alarm_id}")))
 }
@@ -660,7 +660,7 @@ async fn acknowledge(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<AcknowledgementInput>,
 ) -> Result<Response, Problem> {
-    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let (_, tenant) = crate::fulfilment::acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?;
     let row = acknowledge_alarm(&app.store, &tenant, &alarm_id, body.value).await?;
     Ok((StatusCode::OK, Json(AlarmView::from(row))).into_response())
 }

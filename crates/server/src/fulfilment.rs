@@ -128,7 +128,23 @@ fn named_tenant(tenant: Option<&str>) -> Result<TenantId, Problem> {
 
 /// The tenant whose data an operation touches: the caller's own, or for an operator key the
 /// one named by `?tenant=`.
-pub(crate) fn acting_tenant<'c>(
+/// Who acts, and for which tenant: a tenant key for its own (a `?tenant=` naming another answers
+/// 404), an operator key for the tenant `?tenant=` names, which must exist (404 otherwise: a
+/// mistyped tenant is not an empty one).
+pub(crate) async fn acting_tenant<'c>(
+    app: &AppState,
+    caller: &'c Caller,
+    tenant: Option<&str>,
+    writes: bool,
+) -> Result<(&'c Principal, TenantId), Problem> {
+    let (principal, tenant_id) = acting_tenant_named(caller, tenant, writes)?;
+    if caller.0.is_operator() && !tenant_id.is_network() && app.store.tenant_record(&tenant_id).await?.is_none() {
+        return Err(Problem::not_found(format!("tenant {tenant_id}")));
+    }
+    Ok((principal, tenant_id))
+}
+
+fn acting_tenant_named<'c>(
     caller: &'c Caller,
     tenant: Option<&str>,
     writes: bool,
@@ -282,7 +298,7 @@ async fn get_asn(
     Path(asn_id): Path<String>,
     QueryParams(params): QueryParams<TenantParam>,
 ) -> Result<Json<AsnDetailView>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let asn =
         app.store.tenant(&tenant).asn(&asn_id).await?.ok_or_else(|| Problem::not_found(format!("ASN {asn_id}")))?;
     Ok(Json(AsnDetailView {
@@ -339,7 +355,7 @@ async fn receive_asn(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<ReceiptInput>,
 ) -> Result<Response, Problem> {
-    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let (principal, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?;
     let input = body.value;
     let mut checker = Checker::default();
     let zone = checker.check("/zone", ZoneName::parse(&input.zone));
@@ -469,7 +485,7 @@ async fn list_stock(
     caller: Caller,
     QueryParams(params): QueryParams<StockParams>,
 ) -> Result<Json<BalancePage>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let filter = StockFilter {
         gtin: params
             .gtin
@@ -577,7 +593,7 @@ async fn list_movements(
     caller: Caller,
     QueryParams(params): QueryParams<MovementParams>,
 ) -> Result<Json<MovementPage>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let gtin =
         Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
     let after = params.cursor.as_deref().map(movement_after).transpose()?;
@@ -668,7 +684,7 @@ async fn count_stock(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<CountInput>,
 ) -> Result<Response, Problem> {
-    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let (principal, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?;
     let input = body.value;
     let mut checker = Checker::default();
     let place = balance_place(&mut checker, [&*input.location, &*input.zone, &*input.gtin, &*input.lot]);
@@ -739,7 +755,7 @@ async fn scrap_stock(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<ScrapInput>,
 ) -> Result<Response, Problem> {
-    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let (principal, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?;
     let input = body.value;
     let mut checker = Checker::default();
     let place = balance_place(&mut checker, [&*input.location, &*input.zone, &*input.gtin, &*input.lot]);
@@ -789,7 +805,7 @@ async fn transfer_stock(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<TransferInput>,
 ) -> Result<Response, Problem> {
-    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let (principal, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?;
     let input = body.value;
     let mut checker = Checker::default();
     let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
@@ -852,7 +868,7 @@ async fn set_lot_status(
     QueryParams(params): QueryParams<TenantParam>,
     body: JsonBody<LotStatusInput>,
 ) -> Result<Response, Problem> {
-    let (principal, tenant) = acting_tenant(&caller, params.tenant.as_deref(), true)?;
+    let (principal, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?;
     let input = body.value;
     let mut checker = Checker::default();
     let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
@@ -1244,7 +1260,7 @@ async fn list_orders(
     caller: Caller,
     QueryParams(params): QueryParams<OrderListParams>,
 ) -> Result<Json<OrderPage>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let status = params
         .status
         .as_deref()
@@ -1268,7 +1284,7 @@ async fn get_order(
     Path(order_id): Path<String>,
     QueryParams(params): QueryParams<TenantParam>,
 ) -> Result<Json<OrderView>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let store = app.store.tenant(&tenant);
     let order = store.order(&order_id).await?.ok_or_else(|| Problem::not_found(format!("order {order_id}")))?;
     let events = store.order_events(&order_id).await?;
@@ -1316,7 +1332,7 @@ async fn order_event(
     // A courier hands the orders of their route over; anyone else acts as the tenant (an
     // operator key names it).
     let courier = crate::dispatch::is_courier(&caller.0);
-    let acting = if courier { None } else { Some(acting_tenant(&caller, params.tenant.as_deref(), true)?) };
+    let acting = if courier { None } else { Some(acting_tenant(&app, &caller, params.tenant.as_deref(), true).await?) };
     let input = body.value;
     let mut checker = Checker::default();
     let to = OrderStatus::parse(&input.status).filter(|status| *status != OrderStatus::Accepted);
@@ -1778,7 +1794,7 @@ async fn list_recalls(
     caller: Caller,
     QueryParams(params): QueryParams<RecallListParams>,
 ) -> Result<Json<RecallPage>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let (after, limit) = crate::api::keyed_page_request(params.cursor.as_deref(), params.limit)?;
     let mut recalls = app.store.tenant(&tenant).recalls(false, after.as_deref(), limit + 1).await?;
     let next_cursor = crate::api::keyed_page(&mut recalls, limit, |recall| &recall.recall_id);
@@ -1807,7 +1823,7 @@ async fn get_recall(
     Path(recall_id): Path<String>,
     QueryParams(params): QueryParams<TenantParam>,
 ) -> Result<Json<RecallView>, Problem> {
-    let (_, tenant) = acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let stored = app
         .store
         .tenant(&tenant)

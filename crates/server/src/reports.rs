@@ -534,7 +534,7 @@ async fn temperature_report(
     headers: HeaderMap,
     QueryParams(params): QueryParams<ReportParams>,
 ) -> Result<Response, Problem> {
-    let (_, tenant) = crate::fulfilment::acting_tenant(&caller, params.tenant.as_deref(), false)?;
+    let (_, tenant) = crate::fulfilment::acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let format = format_of(&params, &headers)?;
     let invalid = |name: &str, detail: String| Problem::field("invalid-parameter", format!("?{name}"), detail);
     let report = match (&params.sscc, &params.gtin, &params.lot) {

@@ -1684,6 +1684,13 @@ pub async fn fulfilment_lists_and_filters_are_checked_first(app: &TestApp) {
         );
     }
     assert_eq!(app.get(&format!("/v1/stock?location={}", dc()), &key).await.body["items"], json!([]));
+    // An operator naming a tenant that does not exist is told so, not shown an empty one.
+    let operator = &app.operator_key;
+    assert_eq!(app.get("/v1/stock?tenant=checks", operator).await.status, StatusCode::OK);
+    let nobody = app.get("/v1/stock?tenant=nobody", operator).await;
+    assert!(nobody.is_problem(404, "/problems/not-found"), "{:?}", nobody.body);
+    assert!(nobody.body["detail"].as_str().unwrap().contains("tenant nobody"), "{:?}", nobody.body);
+
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]), "nothing received");
 }
 
