@@ -756,17 +756,17 @@ impl StockBatch {
             "updated_unix_ms",
         ];
         insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
-        let runs: Vec<std::ops::Range<usize>> = match conn {
-            Conn::Sqlite(_) => {
-                crate::writer::padded_runs(updates.len(), UPDATE_WIDTH).into_iter().map(|run| run.rows).collect()
-            }
+        let runs: Vec<crate::writer::Run> = match conn {
+            Conn::Sqlite(_) => crate::writer::padded_runs(updates.len(), UPDATE_WIDTH),
+            // Arrays, not padded: each run's shape is its rows.
             Conn::Postgres(_) => (0..updates.len())
                 .step_by(crate::writer::UNNEST_ROWS_MAX)
                 .map(|start| start..(start + crate::writer::UNNEST_ROWS_MAX).min(updates.len()))
+                .map(|rows| crate::writer::Run { shape: rows.len(), rows })
                 .collect(),
         };
         for run in runs {
-            if !update_balances(conn, cache, &updates[run], now_unix_ms).await? {
+            if !update_balances(conn, cache, &updates[run.rows.clone()], run.shape, now_unix_ms).await? {
                 return Ok(Err(Raced));
             }
         }
@@ -826,10 +826,11 @@ async fn update_balances(
     conn: &mut Conn,
     cache: &mut WriterCache,
     updates: &[BalanceUpdate],
+    shape: usize,
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
     let Conn::Postgres(connection) = conn else {
-        return update_balances_sqlite(conn, updates, now_unix_ms).await;
+        return update_balances_sqlite(conn, updates, shape, now_unix_ms).await;
     };
     // PostgreSQL: the net changes as arrays (one statement shape, one round trip).
     let column = |field: fn(&BalanceUpdate) -> &str| updates.iter().map(field).collect::<Vec<&str>>();
@@ -882,12 +883,12 @@ const UPDATE_WIDTH: usize = 9;
 async fn update_balances_sqlite(
     conn: &mut Conn,
     updates: &[BalanceUpdate],
+    shape: usize,
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    debug_assert!(!updates.is_empty());
-    // Room for a power of two rows (see `writer::padded_runs`); a padding row is all NULL and
+    debug_assert!(!updates.is_empty() && shape >= updates.len());
+    // Room for `shape` rows, as `writer::padded_runs` gave them; a padding row is all NULL and
     // matches no balance.
-    let shape = updates.len().next_power_of_two();
     let mut rows = Vec::with_capacity(shape);
     for index in 0..shape {
         let first = 2 + index * UPDATE_WIDTH;
