@@ -402,8 +402,15 @@ async fn list_tenants(
 
 async fn existing_tenant(app: &AppState, tenant_id: &str) -> Result<TenantId, Problem> {
     let tenant_id = TenantId::parse_any(tenant_id).map_err(|_| Problem::not_found("tenant"))?;
-    app.store.tenant_record(&tenant_id).await?.ok_or_else(|| Problem::not_found("tenant"))?;
+    require_tenant(app, &tenant_id).await?;
     Ok(tenant_id)
+}
+
+/// 404 unless the tenant exists: an operator naming a mistyped tenant is told so, not shown an
+/// empty one.
+pub(crate) async fn require_tenant(app: &AppState, tenant_id: &TenantId) -> Result<(), Problem> {
+    app.store.tenant_record(tenant_id).await?.ok_or_else(|| Problem::not_found(format!("tenant {tenant_id}")))?;
+    Ok(())
 }
 
 async fn create_key_for(

@@ -138,8 +138,8 @@ pub(crate) async fn acting_tenant<'c>(
     writes: bool,
 ) -> Result<(&'c Principal, TenantId), Problem> {
     let (principal, tenant_id) = acting_tenant_named(caller, tenant, writes)?;
-    if caller.0.is_operator() && !tenant_id.is_network() && app.store.tenant_record(&tenant_id).await?.is_none() {
-        return Err(Problem::not_found(format!("tenant {tenant_id}")));
+    if caller.0.is_operator() && !tenant_id.is_network() {
+        crate::api::require_tenant(app, &tenant_id).await?;
     }
     Ok((principal, tenant_id))
 }
