@@ -543,11 +543,11 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("available")).await.status, StatusCode::OK);
     // The operator's systems ship it for the tenant: a short pick of the LATE lot (5 of 6).
     let shipped = app.post(&path, operator, json!({"status": "shipped", "shipped": [4, 5]})).await;
+    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
+    assert_eq!(shipped.body["reservation"], "posted");
     let picks_shipped: Vec<Option<i64>> =
         shipped.body["shipments"][0]["picks"].as_array().unwrap().iter().map(|pick| pick["shipped"].as_i64()).collect();
     assert_eq!(picks_shipped, [Some(4), Some(5)], "{:?}", shipped.body);
-    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
-    assert_eq!(shipped.body["reservation"], "posted");
     let late = balance(app, &key, &product, "LATE").await;
     assert_eq!((late["on_hand"].as_i64(), late["reserved"].as_i64()), (Some(95), Some(0)));
     assert_eq!(balance(app, &key, &product, "EARLY").await["on_hand"], 0);
@@ -1649,7 +1649,9 @@ pub async fn fulfilment_lists_and_filters_are_checked_first(app: &TestApp) {
         "{:?}",
         two_dates.body
     );
-    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet(3, &product, 20)]})).await;
+    // The refused ASNs stored nothing: their SSCCs are free for this one.
+    let free: Vec<Value> = (0..4).map(|serial| pallet(serial, &product, 20)).collect();
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": free})).await;
     assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
     let receipts = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
     let none = app.post(&receipts, &key, json!({"zone": "chilled", "ssccs": []})).await;
@@ -1692,6 +1694,7 @@ pub async fn fulfilment_lists_and_filters_are_checked_first(app: &TestApp) {
     assert!(nobody.body["detail"].as_str().unwrap().contains("tenant nobody"), "{:?}", nobody.body);
 
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]), "nothing received");
+    assert_eq!(app.get("/v1/recalls", &key).await.body["items"], json!([]), "no recall");
 }
 
 pub async fn fulfilment_steps_name_pallets_and_lots_once(app: &TestApp) {
