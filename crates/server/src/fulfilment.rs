@@ -1533,9 +1533,10 @@ async fn promise(
                     "required with coordinates in ?to: the destination's IANA time zone",
                 )
             })?;
-            let zone = jiff::tz::TimeZone::get(&zone_name)
-                .map_err(|_| Problem::field("invalid-parameter", "?tz", "an IANA time zone"))?;
-            (orders::Destination { coordinates, time_zone: zone }, zone_name)
+            // Checked as an order's `/destination/time_zone` is.
+            let zone = network::TimeZoneName::parse(&zone_name)
+                .map_err(|error| Problem::field("invalid-parameter", "?tz", error.to_string()))?;
+            (orders::Destination { coordinates, time_zone: zone.zone().clone() }, zone_name)
         }
         None => {
             if params.tz.is_some() {
@@ -2072,21 +2073,22 @@ async fn operator_sla(
             TenantId::parse(text).map_err(|error| Problem::field("invalid-parameter", "?tenant", error.to_string()))
         })
         .transpose()?;
+    if let Some(tenant_id) = &tenant {
+        crate::api::require_tenant(&app, tenant_id).await?;
+    }
     Ok(Json(sla_report(&app, tenant.as_ref(), &params).await?))
 }
 
-/// The calling merchant's own SLA report.
+/// The calling merchant's own SLA report (an operator key names the merchant: `?tenant=`).
 #[utoipa::path(get, path = "/v1/sla", tag = "fulfilment", params(UsageParams), responses((status = 200, body = SlaReport)))]
 async fn tenant_sla(
     State(app): State<AppState>,
     caller: Caller,
     QueryParams(params): QueryParams<UsageParams>,
 ) -> Result<Json<SlaReport>, Problem> {
-    let principal = require_reader(&caller)?;
-    if params.tenant.is_some() {
-        return Err(Problem::field("invalid-parameter", "?tenant", "only the operator may choose a tenant"));
-    }
-    Ok(Json(sla_report(&app, Some(&principal.tenant_id), &params).await?))
+    // An operator names the merchant (`?tenant=`), as on the merchant's other reads.
+    let (_, tenant_id) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
+    Ok(Json(sla_report(&app, Some(&tenant_id), &params).await?))
 }
 
 // ---------- webhooks for order transitions ----------

@@ -726,6 +726,13 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let operator = app.get("/v1/operator/sla?tenant=fish", &app.operator_key).await;
     assert_eq!(operator.body["total"]["orders"], 2, "{:?}", operator.body);
     assert!(app.get("/v1/operator/sla", &key).await.is_problem(403, "/problems/forbidden"));
+    // An operator reads a merchant's own report by naming it, and a mistyped name is not an empty one.
+    let named = app.get("/v1/sla?tenant=fish", &app.operator_key).await;
+    assert_eq!(named.body, sla.body);
+    assert!(app.get("/v1/sla", &app.operator_key).await.is_problem(400, "/problems/invalid-parameter"));
+    for path in ["/v1/sla?tenant=nobody", "/v1/operator/sla?tenant=nobody"] {
+        assert!(app.get(path, &app.operator_key).await.is_problem(404, "/problems/not-found"), "{path}");
+    }
     assert!(app.get("/v1/sla?from=2026-13-01", &key).await.is_problem(400, "/problems/invalid-parameter"));
 
     // Another merchant sees none of it.
@@ -790,6 +797,13 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
     let no_zone = app.get(&format!("/v1/promise?gtin={product}&qty=1&to=52.37,4.89"), &key).await;
     assert!(no_zone.is_problem(400, "/problems/invalid-parameter"), "{:?}", no_zone.body);
     assert_eq!(no_zone.body["errors"][0]["pointer"], "?tz", "{:?}", no_zone.body);
+    // `?tz` is checked as an order's `/destination/time_zone` is, with the same words.
+    for zone in ["", "Mars/Olympus"] {
+        let refused = app.get(&format!("/v1/promise?gtin={product}&qty=1&to=52.37,4.89&tz={zone}"), &key).await;
+        assert!(refused.is_problem(400, "/problems/invalid-parameter"), "{zone}: {:?}", refused.body);
+        let detail = refused.body["errors"][0]["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains("IANA time zone such as"), "{zone}: {detail}");
+    }
     for list in [
         "/v1/orders?limit=0".to_owned(),
         "/v1/orders?limit=501".to_owned(),
