@@ -265,11 +265,13 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
         .await?
         .into_iter()
         .map(|row| {
-            let percent =
-                |part: i64| (row.delivered > 0).then(|| format!("{:.0} %", part as f64 * 100.0 / row.delivered as f64));
+            // As the API's shares: of the orders due either way.
+            let percent = |part: i64, due: i64| {
+                crate::fulfilment::share(part, due).map(|share| format!("{:.0} %", share * 100.0))
+            };
             web::SlaLineView {
-                by_promise_percent: percent(row.delivered_by_promise),
-                within_24h_percent: percent(row.delivered_within_24h),
+                by_promise_percent: percent(row.delivered_by_promise, row.due_by_promise()),
+                within_24h_percent: percent(row.delivered_within_24h, row.due_within_24h()),
                 region: row.region,
                 service: row.service,
                 orders: row.orders,
@@ -539,8 +541,9 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
         let problem = Problem::new("forbidden", "a recall needs a key that may write");
         return error_page(&app, problem, Some(&session.csrf));
     }
-    let lots: Vec<String> =
-        form.lots.split([',', ' ', '\n']).map(str::trim).filter(|lot| !lot.is_empty()).map(str::to_owned).collect();
+    // One lot a line: a lot (GS1 AI 10) may hold a comma, never a space, so "A, B" on one line
+    // is refused as a lot, not recalled as two others.
+    let lots: Vec<String> = form.lots.lines().map(str::trim).filter(|lot| !lot.is_empty()).map(str::to_owned).collect();
     let request_sha256: [u8; 32] = sha2::Sha256::new()
         .chain_update(b"portal recall\0")
         .chain_update(form.gtin.as_bytes())

@@ -941,11 +941,11 @@ async fn advance(
     order: &OrderRecord,
     to: OrderStatus,
     at_unix_ms: i64,
-    delivered_at_unix_ms: Option<i64>,
+    handed_over_unix_ms: Option<i64>,
     shipments: &[usize],
 ) -> Result<(), Problem> {
     let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
-    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, delivered_at_unix_ms, Some(shipments))?;
+    let mutation = order_step_write(tenant, order, to, Vec::new(), None, at, handed_over_unix_ms, Some(shipments))?;
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
     match write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await {
         Ok(_) => Ok(()),
@@ -1277,9 +1277,9 @@ async fn hand_over(
     let this_shipment = [shipment_index(&stop)];
     if matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery) {
         if all_handed {
-            // The order's delivery time is its last hand-over.
-            let delivered_at = (to == OrderStatus::Delivered).then(|| last.unwrap_or(at));
-            advance(app, principal, &tenant, &order, to, at, delivered_at, &this_shipment).await?;
+            // The order's delivery (or arrival at the pickup point) is its last hand-over.
+            let handed_over = last.unwrap_or(at);
+            advance(app, principal, &tenant, &order, to, at, Some(handed_over), &this_shipment).await?;
         } else if stop.delivered_unix_ms.is_none() {
             record_only(app, principal, &tenant, &order, to, at, &this_shipment).await?;
         }

@@ -1006,7 +1006,11 @@ pub struct OrderView {
     pub first_promised_by: Option<String>,
     pub latest_delivery_at: Option<String>,
     pub placed_at: String,
+    /// When the customer received it: at the door, or collected at the pickup point.
     pub delivered_at: Option<String>,
+    /// When it reached its destination: delivered at the door, or arrived at its pickup point
+    /// (the moment the promise and the SLA measure).
+    pub arrived_at: Option<String>,
     pub updated_at: String,
     /// pending, posted, voided or expired.
     pub reservation: String,
@@ -1066,6 +1070,7 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {
         latest_delivery_at: record.latest_delivery_unix_ms.map(crate::dto::timestamp),
         placed_at: crate::dto::timestamp(record.placed_unix_ms),
         delivered_at: record.delivered_unix_ms.map(crate::dto::timestamp),
+        arrived_at: record.arrived_unix_ms.map(crate::dto::timestamp),
         updated_at: crate::dto::timestamp(record.updated_unix_ms),
         reservation: record.reservation.name().into(),
         hold_expires_at: record.hold_expires_unix_ms.map(crate::dto::timestamp),
@@ -1406,7 +1411,7 @@ async fn order_event(
             ssccs,
             units,
             expected_reservation: None,
-            delivered_at_unix_ms: None,
+            handed_over_unix_ms: None,
         }),
     };
     // The order as the step left it, with its whole history: stored with the step, so a retry
@@ -1434,7 +1439,7 @@ pub fn order_step_write(
     ssccs: Vec<Sscc>,
     units: Option<Vec<i64>>,
     at: jiff::Timestamp,
-    delivered_at_unix_ms: Option<i64>,
+    handed_over_unix_ms: Option<i64>,
     only_shipments: Option<&[usize]>,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
@@ -1460,7 +1465,7 @@ pub fn order_step_write(
         ssccs,
         units,
         expected_reservation: Some(order.reservation_id.clone()),
-        delivered_at_unix_ms,
+        handed_over_unix_ms,
     };
     Ok(Mutation::fulfilment_step(change, events))
 }
@@ -1983,14 +1988,22 @@ pub struct SlaView {
     pub service: String,
     pub orders: i64,
     pub cancelled: i64,
+    /// Reached their destination: delivered at the door, or arrived at their pickup point (the
+    /// promise's measure; the customer collects later).
     pub delivered: i64,
+    /// Reached it by the promise made when they were placed.
     pub delivered_by_promise: i64,
+    /// Reached it within 24 hours of being placed.
     pub delivered_within_24h: i64,
-    /// Not delivered yet, and past the promise.
+    /// Returned without reaching it (a failed delivery): a miss on both counts.
+    pub failed: i64,
+    /// Not there yet (nor cancelled or returned), and past the promise.
     pub late_open: i64,
-    /// delivered_by_promise / (delivered + late_open); null when nothing was due.
+    /// Not there yet (nor cancelled or returned), and placed more than 24 hours ago.
+    pub open_past_24h: i64,
+    /// delivered_by_promise / (delivered + failed + late_open); null when nothing was due.
     pub share_by_promise: Option<f64>,
-    /// delivered_within_24h / (delivered + late_open); null when nothing was due.
+    /// delivered_within_24h / (delivered + failed + open_past_24h); null when nothing was due.
     pub share_within_24h: Option<f64>,
 }
 
@@ -2004,23 +2017,24 @@ pub struct SlaReport {
     pub total: SlaView,
 }
 
-fn share(part: i64, whole: i64) -> Option<f64> {
+pub(crate) fn share(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)
 }
 
-fn sla_view(region: String, service: String, row: &store::fulfilment::SlaRow) -> SlaView {
-    let due = row.delivered + row.late_open;
+fn sla_view(row: &store::fulfilment::SlaRow) -> SlaView {
     SlaView {
-        region,
-        service,
+        region: row.region.clone(),
+        service: row.service.clone(),
         orders: row.orders,
         cancelled: row.cancelled,
         delivered: row.delivered,
         delivered_by_promise: row.delivered_by_promise,
         delivered_within_24h: row.delivered_within_24h,
+        failed: row.failed,
         late_open: row.late_open,
-        share_by_promise: share(row.delivered_by_promise, due),
-        share_within_24h: share(row.delivered_within_24h, due),
+        open_past_24h: row.open_past_24h,
+        share_by_promise: share(row.delivered_by_promise, row.due_by_promise()),
+        share_within_24h: share(row.delivered_within_24h, row.due_within_24h()),
     }
 }
 
@@ -2031,29 +2045,15 @@ async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &UsagePar
     };
     let end = to.checked_add(jiff::Span::new().days(1)).map(start).unwrap_or(i64::MAX);
     let rows = app.store.sla(tenant, start(from), end).await?;
-    let mut total = store::fulfilment::SlaRow {
-        region: String::new(),
-        service: String::new(),
-        orders: 0,
-        cancelled: 0,
-        delivered: 0,
-        delivered_by_promise: 0,
-        delivered_within_24h: 0,
-        late_open: 0,
-    };
+    let mut total = store::fulfilment::SlaRow::zero("all".into(), "all".into());
     for row in &rows {
-        total.orders += row.orders;
-        total.cancelled += row.cancelled;
-        total.delivered += row.delivered;
-        total.delivered_by_promise += row.delivered_by_promise;
-        total.delivered_within_24h += row.delivered_within_24h;
-        total.late_open += row.late_open;
+        total.add(row);
     }
     Ok(SlaReport {
         from: from.to_string(),
         to: to.to_string(),
-        rows: rows.iter().map(|row| sla_view(row.region.clone(), row.service.clone(), row)).collect(),
-        total: sla_view("all".into(), "all".into(), &total),
+        rows: rows.iter().map(sla_view).collect(),
+        total: sla_view(&total),
     })
 }
 

@@ -428,8 +428,9 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
     // link is reported recalled only through its lots' own links.
     let key = link.primary_key();
     let lot = link.qualifiers().iter().find(|element| element.code() == "10").map(|element| element.value().to_owned());
+    // A trade item (01) or an individual one (8006, its GTIN first): the item's lot.
     let recall_id = match (key.code(), lot) {
-        ("01", Some(lot)) => app.store.lot_recall(&key.value()[..14], &lot).await?,
+        ("01" | "8006", Some(lot)) => app.store.lot_recall(&key.value()[..14], &lot).await?,
         _ => None,
     };
     let status = RecallStatus {

@@ -62,7 +62,8 @@ pub struct ScanView {
     pub product: Option<ProductView>,
     /// Whether the expiry date is before today (UTC); absent without an expiry date.
     pub expired: Option<bool>,
-    /// Whether the lot is recalled. Keten records no recalls yet, so this is false.
+    /// Whether the lot (AI 10) of the GTIN is recalled, by whichever brand holds the GTIN (as the
+    /// resolver's `gs1:recallStatus` answers); false without both.
     pub recalled: bool,
 }
 
@@ -103,11 +104,16 @@ pub async fn scan(
         gs1::read_any(&data).map_err(|error| Problem::field("invalid-scan-data", "/data", error.to_string()))?;
     let today = today();
     let view = describe(&app, form, &element_string, today);
-    let product = match view.gtin.as_deref().and_then(|text| Gtin::parse(text).ok()) {
-        Some(gtin) => app.store.tenant(&principal.tenant_id).product(&gtin).await?.map(ProductView::from),
+    let gtin = view.gtin.as_deref().and_then(|text| Gtin::parse(text).ok());
+    let product = match &gtin {
+        Some(gtin) => app.store.tenant(&principal.tenant_id).product(gtin).await?.map(ProductView::from),
         None => None,
     };
-    Ok(Json(ScanView { product, ..view }))
+    let recalled = match (&gtin, &view.lot) {
+        (Some(gtin), Some(lot)) => app.store.lot_recall(gtin.as_str(), lot).await?.is_some(),
+        _ => false,
+    };
+    Ok(Json(ScanView { product, recalled, ..view }))
 }
 
 fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementString, today: CalendarDate) -> ScanView {

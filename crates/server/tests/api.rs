@@ -238,7 +238,8 @@ use fulfilment::{
     fulfilment_lists_page_past_their_largest_page, fulfilment_more_lapsed_holds_than_a_batch_expires,
     fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
     fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
-    fulfilment_steps_name_pallets_and_lots_once, fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_sla_measures_arrivals_and_failed_deliveries, fulfilment_steps_name_pallets_and_lots_once,
+    fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -265,6 +266,7 @@ end_to_end!(
     fulfilment_lists_page_past_their_largest_page,
     fulfilment_lists_and_filters_are_checked_first,
     fulfilment_scrap_and_transfers,
+    fulfilment_sla_measures_arrivals_and_failed_deliveries,
     fulfilment_steps_name_pallets_and_lots_once,
     fulfilment_webhooks_deliver_transitions_signed,
     log_checkpoints_tiles_and_proofs,

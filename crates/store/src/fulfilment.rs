@@ -1205,10 +1205,10 @@ pub enum FulfilmentMutation {
         /// unit); `returned`, the units back in stock (default none).
         units: Option<Vec<i64>>,
         expected_reservation: Option<String>,
-        /// `delivered`: when the hand-over happened, if earlier than the write (a courier's
-        /// device syncing late); the order's delivery time, while its history keeps the
-        /// write's time (webhook cursors move in write order).
-        delivered_at_unix_ms: Option<i64>,
+        /// `delivered` or `at_pickup_point`: when the hand-over happened, if earlier than the
+        /// write (a courier's device syncing late); the order's delivery or arrival time, while
+        /// its history keeps the write's time (webhook cursors move in write order).
+        handed_over_unix_ms: Option<i64>,
     },
     /// Registers a webhook for the tenant's order transitions (from now on).
     PutWebhook {
@@ -1363,6 +1363,9 @@ pub struct OrderRecord {
     pub latest_delivery_unix_ms: Option<i64>,
     pub placed_unix_ms: i64,
     pub delivered_unix_ms: Option<i64>,
+    /// When the order reached its destination: delivered at the door, or arrived at its pickup
+    /// point (collected later, at `delivered_unix_ms`). The SLA measures this one.
+    pub arrived_unix_ms: Option<i64>,
     pub updated_unix_ms: i64,
     /// The reservation holding the order's stock (a new one after a recall allocates it again).
     pub reservation_id: String,
@@ -2034,14 +2037,14 @@ async fn apply_checked(
             ssccs,
             units,
             expected_reservation,
-            delivered_at_unix_ms,
+            handed_over_unix_ms,
         } => {
             let change = OrderChange {
                 to: *to,
                 ssccs,
                 units: units.as_deref(),
                 expected_reservation: expected_reservation.as_deref(),
-                delivered_at_unix_ms: delivered_at_unix_ms.filter(|at| *at <= now_unix_ms),
+                handed_over_unix_ms: handed_over_unix_ms.filter(|at| *at <= now_unix_ms),
             };
             let stepped =
                 attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
@@ -2559,6 +2562,7 @@ async fn place_order(
         latest_delivery_unix_ms: order.latest_delivery_unix_ms,
         placed_unix_ms: now_unix_ms,
         delivered_unix_ms: None,
+        arrived_unix_ms: None,
         updated_unix_ms: now_unix_ms,
         reservation_id: order.order_id.clone(),
         reservation: ReservationState::Pending,
@@ -2930,7 +2934,7 @@ struct OrderChange<'a> {
     ssccs: &'a [Sscc],
     units: Option<&'a [i64]>,
     expected_reservation: Option<&'a str>,
-    delivered_at_unix_ms: Option<i64>,
+    handed_over_unix_ms: Option<i64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -2944,7 +2948,7 @@ async fn order_event(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
-    let OrderChange { to, ssccs, units, expected_reservation, delivered_at_unix_ms } = change;
+    let OrderChange { to, ssccs, units, expected_reservation, handed_over_unix_ms } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
@@ -3169,17 +3173,18 @@ async fn order_event(
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
     queue_for_dispatch(conn, tenant, &record, now_unix_ms).await?;
-    if to == OrderStatus::Delivered {
-        record.delivered_unix_ms = Some(now_unix_ms);
-        if let Some(at) = delivered_at_unix_ms {
-            execute(
-                conn,
-                "UPDATE orders SET delivered_unix_ms = $3 WHERE tenant_id = $1 AND order_id = $2",
-                &[Arg::Text(tenant), Arg::Text(order_id), Arg::Integer(at)],
-            )
-            .await?;
-            record.delivered_unix_ms = Some(at);
-        }
+    if matches!(to, OrderStatus::Delivered | OrderStatus::AtPickupPoint) {
+        let at = handed_over_unix_ms.unwrap_or(now_unix_ms);
+        // The first arrival stays: a pickup point's order is collected (`delivered`) after it.
+        let arrived = *record.arrived_unix_ms.get_or_insert(at);
+        let delivered = (to == OrderStatus::Delivered).then_some(at).or(record.delivered_unix_ms);
+        execute(
+            conn,
+            "UPDATE orders SET delivered_unix_ms = $3, arrived_unix_ms = $4 WHERE tenant_id = $1 AND order_id = $2",
+            &[Arg::Text(tenant), Arg::Text(order_id), Arg::OptionalInteger(delivered), Arg::Integer(arrived)],
+        )
+        .await?;
+        record.delivered_unix_ms = delivered;
     }
     Ok(Ok(record))
 }
@@ -3712,6 +3717,7 @@ struct OrderRow {
     latest_delivery_unix_ms: Option<i64>,
     placed_unix_ms: i64,
     delivered_unix_ms: Option<i64>,
+    arrived_unix_ms: Option<i64>,
     updated_unix_ms: i64,
     reservation_state: Option<String>,
     expires_unix_ms: Option<i64>,
@@ -3719,7 +3725,7 @@ struct OrderRow {
 
 const ORDER_SELECT: &str = "SELECT o.order_id, o.status, o.reservation_id, o.service, o.lines, o.destination, \
     o.allocation, o.region, o.promised_by_unix_ms, o.first_promised_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.delivered_unix_ms, \
-    o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
+    o.arrived_unix_ms, o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
     ON r.tenant_id = o.tenant_id AND r.reservation_id = o.reservation_id";
 
 impl OrderRow {
@@ -3748,6 +3754,7 @@ impl OrderRow {
             latest_delivery_unix_ms: self.latest_delivery_unix_ms,
             placed_unix_ms: self.placed_unix_ms,
             delivered_unix_ms: self.delivered_unix_ms,
+            arrived_unix_ms: self.arrived_unix_ms,
             updated_unix_ms: self.updated_unix_ms,
             reservation: reservation.state_at(now_unix_ms),
             hold_expires_unix_ms: self.expires_unix_ms,
@@ -4245,13 +4252,58 @@ pub struct SlaRow {
     pub service: String,
     pub orders: i64,
     pub cancelled: i64,
+    /// Reached their destination: delivered at the door or arrived at their pickup point.
     pub delivered: i64,
-    /// Delivered no later than the promise.
+    /// Reached it no later than the promise.
     pub delivered_by_promise: i64,
-    /// Delivered within 24 hours of being placed.
+    /// Reached it within 24 hours of being placed.
     pub delivered_within_24h: i64,
-    /// Not delivered (nor cancelled), and past the promise already.
+    /// Returned without reaching it (a failed delivery): a miss on both counts.
+    pub failed: i64,
+    /// Not there yet (nor cancelled or returned), and past the promise already.
     pub late_open: i64,
+    /// Not there yet (nor cancelled or returned), and placed more than 24 hours ago.
+    pub open_past_24h: i64,
+}
+
+impl SlaRow {
+    /// A row of zeros, to add rows into.
+    pub fn zero(region: String, service: String) -> SlaRow {
+        SlaRow {
+            region,
+            service,
+            orders: 0,
+            cancelled: 0,
+            delivered: 0,
+            delivered_by_promise: 0,
+            delivered_within_24h: 0,
+            failed: 0,
+            late_open: 0,
+            open_past_24h: 0,
+        }
+    }
+
+    pub fn add(&mut self, other: &SlaRow) {
+        self.orders += other.orders;
+        self.cancelled += other.cancelled;
+        self.delivered += other.delivered;
+        self.delivered_by_promise += other.delivered_by_promise;
+        self.delivered_within_24h += other.delivered_within_24h;
+        self.failed += other.failed;
+        self.late_open += other.late_open;
+        self.open_past_24h += other.open_past_24h;
+    }
+
+    /// The orders whose promise has been kept or missed: every one that arrived, failed, or is
+    /// late already (an order still in time is not counted either way).
+    pub fn due_by_promise(&self) -> i64 {
+        self.delivered + self.failed + self.late_open
+    }
+
+    /// The orders whose 24 hours have been kept or missed, as [`SlaRow::due_by_promise`].
+    pub fn due_within_24h(&self) -> i64 {
+        self.delivered + self.failed + self.open_past_24h
+    }
 }
 
 /// A merchant's webhook for order transitions.
@@ -4423,10 +4475,11 @@ impl crate::Store {
         Ok(rows)
     }
 
-    /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator).
-    /// Reads the period's orders in full: no index narrows it by time yet. Measured against the
-    /// promise made when the order was placed, even if a later allocation moved it. Late and
-    /// open: not delivered, past that promise, and neither cancelled nor returned.
+    /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator),
+    /// sorted by region and service (bytewise, the same on both backends). Reads the period's
+    /// orders in full: no index narrows it by time yet. Measured against the promise made when
+    /// the order was placed, even if a later allocation moved it, and against its arrival (at
+    /// the door or the pickup point; see [`SlaRow`]).
     pub async fn sla(
         &self,
         tenant: Option<&TenantId>,
@@ -4434,26 +4487,31 @@ impl crate::Store {
         to_unix_ms: i64,
     ) -> Result<Vec<SlaRow>, crate::StoreError> {
         const PROMISE: &str = "COALESCE(first_promised_unix_ms, promised_by_unix_ms)";
+        const OPEN: &str = "arrived_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned')";
         let sql = format!(
             "SELECT region, service, COUNT(*) AS orders, \
              SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled, \
-             SUM(CASE WHEN delivered_unix_ms IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
-             SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms <= {PROMISE} THEN 1 ELSE 0 END) \
+             SUM(CASE WHEN arrived_unix_ms IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
+             SUM(CASE WHEN arrived_unix_ms IS NOT NULL AND arrived_unix_ms <= {PROMISE} THEN 1 ELSE 0 END) \
                AS delivered_by_promise, \
-             SUM(CASE WHEN delivered_unix_ms IS NOT NULL AND delivered_unix_ms - placed_unix_ms <= 86400000 THEN 1 ELSE 0 END) \
+             SUM(CASE WHEN arrived_unix_ms IS NOT NULL AND arrived_unix_ms - placed_unix_ms <= {DAY_MS} THEN 1 ELSE 0 END) \
                AS delivered_within_24h, \
-             SUM(CASE WHEN delivered_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned') AND {PROMISE} < $4 THEN 1 ELSE 0 END) \
-               AS late_open \
+             SUM(CASE WHEN arrived_unix_ms IS NULL AND status = 'returned' THEN 1 ELSE 0 END) AS failed, \
+             SUM(CASE WHEN {OPEN} AND {PROMISE} < $4 THEN 1 ELSE 0 END) AS late_open, \
+             SUM(CASE WHEN {OPEN} AND placed_unix_ms + {DAY_MS} < $4 THEN 1 ELSE 0 END) AS open_past_24h \
              FROM orders WHERE ($1 IS NULL OR tenant_id = $1) AND placed_unix_ms >= $2 AND placed_unix_ms < $3 \
-             GROUP BY region, service ORDER BY region, service"
+             GROUP BY region, service",
+            DAY_MS = 86_400_000
         );
-        let rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
+        let mut rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
             .bind(tenant.map(TenantId::as_str))
             .bind(from_unix_ms)
             .bind(to_unix_ms)
             .bind(crate::now_unix_ms())
             .fetch_all(pool)
             .await)?;
+        // PostgreSQL would sort by its collation, SQLite bytewise: sorted here instead.
+        rows.sort_by(|a, b| (&a.region, &a.service).cmp(&(&b.region, &b.service)));
         Ok(rows)
     }
 

@@ -131,6 +131,10 @@ async fn courier_hands_over_by_order_event(
     assert!(delivered_at.is_string(), "the route's stop is handed over: {:?}", handed.body);
     let after = app.get(&format!("/v1/routes/{route_id}"), courier).await.body;
     assert_eq!(stop_of(&after).unwrap()["delivered_at"], delivered_at, "{after:?}");
+    // The order arrived at the hand-over (at the door or the pickup point): the SLA's moment.
+    let merchant_view = format!("/v1/orders/{order_id}?tenant={}", stop["tenant"].as_str().unwrap());
+    let order = app.get(&merchant_view, &app.operator_key).await;
+    assert_eq!(order.body["arrived_at"], delivered_at, "{:?}", order.body);
     let repeated = app.post(&path, courier, json!({"status": expected})).await;
     assert_eq!(repeated.status, StatusCode::OK, "{:?}", repeated.body);
     assert_eq!(repeated.body["order_status"], expected, "handing over twice changes nothing");
@@ -362,6 +366,8 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
         assert!(order.body["delivered_at"].is_string());
     }
     assert_eq!(status_of(app, &alpha, &orders[2].0).await, "at_pickup_point");
+    let waiting = app.get(&format!("/v1/orders/{}", orders[2].0), &alpha).await;
+    assert!(waiting.body["arrived_at"].is_string() && waiting.body["delivered_at"].is_null(), "{:?}", waiting.body);
     for (order_id, _) in &books {
         assert_eq!(status_of(app, &bravo, order_id).await, "delivered");
     }

@@ -557,9 +557,15 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(statuses, ["allocated", "picking", "packed", "shipped"]);
     assert_eq!(shipped.body["events"][0]["detail"], "placed");
     assert!(shipped.body["events"][3]["detail"].as_str().unwrap().contains("short pick"));
-    for status in ["at_pickup_point", "delivered"] {
-        assert_eq!(app.post(&path, operator, json!({"status": status})).await.status, StatusCode::OK);
-    }
+    // At the pickup point it has arrived (the moment the promise measures); collected later, it
+    // is delivered, and its arrival stays.
+    let arrived = app.post(&path, operator, json!({"status": "at_pickup_point"})).await;
+    assert_eq!(arrived.status, StatusCode::OK, "{:?}", arrived.body);
+    let arrived_at = arrived.body["arrived_at"].clone();
+    assert!(arrived_at.is_string() && arrived.body["delivered_at"].is_null(), "{:?}", arrived.body);
+    let collected = app.post(&path, operator, json!({"status": "delivered"})).await;
+    assert_eq!(collected.status, StatusCode::OK, "{:?}", collected.body);
+    assert_eq!(collected.body["arrived_at"], arrived_at);
     assert!(
         app.post(&path, operator, json!({"status": "cancelled"})).await.is_problem(409, "/problems/invalid-transition")
     );
@@ -782,6 +788,64 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(unpacking[0]["action"], "DELETE");
     assert_eq!(unpacking[0]["childQuantityList"][0]["quantity"], 1, "{unpacking:?}");
     assert_eq!(balance(app, &key, &product, "HOME").await["available"], 1);
+}
+
+/// The SLA measures an order to a pickup point at its arrival there, before anyone collects it,
+/// and a delivery that failed (back without arriving) as a miss, not as nothing.
+pub async fn fulfilment_sla_measures_arrivals_and_failed_deliveries(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510001").await;
+    receive(app, &key, &product, &[("SLA", 20, 10)], 700).await;
+    let mut paths = Vec::new();
+    let home = json!({"lines": [{"gtin": product, "quantity": 1}], "service": "next_day",
+                      "destination": {"latitude": 52.37, "longitude": 4.89, "time_zone": "Europe/Amsterdam"}});
+    for body in [order_body(&product, 1), home, order_body(&product, 1)] {
+        let placed = app.post("/v1/orders", &key, body).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        paths.push(format!("/v1/orders/{}/events?tenant=fish", placed.body["order_id"].as_str().unwrap()));
+    }
+    let packed = |pallet: &str| json!({"status": "packed", "ssccs": [with_check_digit(pallet)]});
+    // The first waits at its pickup point; the second, to a home, comes back undelivered; the
+    // third is still in time.
+    let to_pickup = [json!({"status": "picking"}), packed("38712345100000801"), json!({"status": "shipped"})];
+    walk(app, &paths[0], &to_pickup).await;
+    walk(app, &paths[0], &[json!({"status": "at_pickup_point"})]).await;
+    let failed = [
+        json!({"status": "picking"}),
+        packed("38712345100000802"),
+        json!({"status": "shipped"}),
+        json!({"status": "out_for_delivery"}),
+        json!({"status": "returned"}),
+    ];
+    walk(app, &paths[1], &failed).await;
+    let sla = app.get("/v1/sla", &key).await;
+    assert_eq!(sla.status, StatusCode::OK, "{:?}", sla.body);
+    let total = &sla.body["total"];
+    let counts: Vec<i64> = [
+        "orders",
+        "cancelled",
+        "delivered",
+        "delivered_by_promise",
+        "delivered_within_24h",
+        "failed",
+        "late_open",
+        "open_past_24h",
+    ]
+    .iter()
+    .map(|field| total[*field].as_i64().unwrap_or(-1))
+    .collect();
+    assert_eq!(counts, [3, 0, 1, 1, 1, 1, 0, 0], "{:?}", sla.body);
+    // One kept, one missed; the order still in time counts neither way.
+    assert_eq!((total["share_by_promise"].as_f64(), total["share_within_24h"].as_f64()), (Some(0.5), Some(0.5)));
+    let regions: Vec<(&str, &str)> = sla.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["region"].as_str().unwrap(), row["service"].as_str().unwrap()))
+        .collect();
+    let mut sorted = regions.clone();
+    sorted.sort();
+    assert_eq!(regions, sorted, "rows sorted by region and service, bytewise");
 }
 
 pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
@@ -1191,6 +1255,21 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let status = app.send("GET", &status_path, None, None, &[]).await;
     assert_eq!(status.body["recalled"], true, "{:?}", status.body);
     assert_eq!(status.body["recall_id"], recall.body["recall_id"]);
+    // The same lot through an individual item's link (AI 8006: the GTIN, then the piece), and
+    // scanned: recalled too.
+    let piece = app.send("GET", &format!("/recall-status/8006/{product:0>14}0102/10/BAD"), None, None, &[]).await;
+    assert_eq!(
+        (piece.body["recalled"].clone(), piece.body["recall_id"].clone()),
+        (json!(true), recall.body["recall_id"].clone()),
+        "{:?}",
+        piece.body
+    );
+    for (data, recalled) in
+        [(format!("(01){product:0>14}(10)BAD"), true), (format!("(01){product:0>14}(10)GOOD"), false)]
+    {
+        let scan = app.post("/v1/scan", &key, json!({"data": data})).await;
+        assert_eq!(scan.body["recalled"], recalled, "{data}: {:?}", scan.body);
+    }
     assert_eq!(
         app.send("GET", &format!("/recall-status/01/{product}/10/GOOD"), None, None, &[]).await.body["recalled"],
         false

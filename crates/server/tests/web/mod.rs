@@ -233,7 +233,10 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
             .body(body)
             .send()
     };
-    let fields = "gtin=09506000134352&lots=LOT-7%2C+LOT-8&reason=Listeria";
+    // One lot a line; "A, B" on one line is one lot, refused for its space, and stores nothing.
+    let one_line = recall_form(format!("csrf={csrf}&request_id=r0&gtin=09506000134352&lots=LOT-7%2C+LOT-8&reason=x"));
+    assert_eq!(one_line.await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let fields = "gtin=09506000134352&lots=LOT-7%0D%0A+LOT-8+%0D%0A&reason=Listeria";
     let forged = recall_form(format!("csrf=wrong&request_id=r1&{fields}")).await.unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let blank = recall_form(format!("csrf={csrf}&request_id=&{fields}")).await.unwrap();
