@@ -1470,6 +1470,17 @@ async fn apply_mutation(
             applied(!found)
         }
         Mutation::DeleteProduct { gtin } => {
+            // The ledger and the recalls name the product for good: its stock would lose its
+            // product, and its recalled lots their public status (`gs1:recallStatus` reads
+            // through the GTIN's owner).
+            for (sql, by) in [
+                ("SELECT 1 FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 LIMIT 1", "the stock ledger"),
+                ("SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 LIMIT 1", "a recall"),
+            ] {
+                if exists(conn, sql, &[Arg::Text(tenant), Arg::Text(gtin.as_str())]).await? {
+                    refuse!(WriteError::InUse(format!("product {gtin}"), by.into()));
+                }
+            }
             let deleted = execute(
                 conn,
                 "DELETE FROM products WHERE tenant_id = $1 AND gtin = $2",

@@ -1255,6 +1255,12 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let status = app.send("GET", &status_path, None, None, &[]).await;
     assert_eq!(status.body["recalled"], true, "{:?}", status.body);
     assert_eq!(status.body["recall_id"], recall.body["recall_id"]);
+    // The product stays while its ledger and its recall name it: deleting it would take the
+    // recalled lots' public status with it.
+    let product_path = format!("/v1/products/{product}");
+    let deleted = app.send("DELETE", &product_path, Some(&key), None, &[]).await;
+    assert!(deleted.is_problem(409, "/problems/in-use"), "{:?}", deleted.body);
+    assert_eq!(app.get(&product_path, &key).await.status, StatusCode::OK, "not deleted");
     // The same lot through an individual item's link (AI 8006: the GTIN, then the piece), and
     // scanned: recalled too.
     let piece = app.send("GET", &format!("/recall-status/8006/{product:0>14}0102/10/BAD"), None, None, &[]).await;
