@@ -1905,6 +1905,9 @@ pub(crate) async fn start_recall(
         };
         // Read on each attempt: an attempt is made again because the lots' events changed.
         let before = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
+        if attempts_left == RECALL_ATTEMPTS_MAX {
+            require_known_lots(app, &principal.tenant_id, &gtin, &lots, &before).await?;
+        }
         let history = history_with_own(&before, events.as_ref(), &gtin, &lots)?;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
@@ -1926,6 +1929,32 @@ pub(crate) async fn start_recall(
         crate::api::Written::Applied(applied) => (false, respond(&applied)),
         crate::api::Written::Replayed(stored) => (true, stored),
     })
+}
+
+/// A recall is for good: a lot that no stock, inbound pallet, recall or event of the network
+/// names is a mistyped one (422 `unknown-reference` at its index), not recalled ahead of time.
+async fn require_known_lots(
+    app: &AppState,
+    tenant: &TenantId,
+    gtin: &Gtin,
+    lots: &[String],
+    history: &[HistoryEntry],
+) -> Result<(), Problem> {
+    let known = app.store.tenant(tenant).lots_in_stock_or_inbound(gtin.as_str(), lots).await?;
+    let errors: Vec<FieldError> = lots
+        .iter()
+        .enumerate()
+        .filter(|(_, lot)| !known.contains(lot) && !history.iter().any(|entry| &entry.lot == *lot))
+        .map(|(index, lot)| FieldError {
+            pointer: format!("/lots/{index}"),
+            detail: format!("no stock, inbound pallet or event names lot {lot} of {gtin}"),
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(Problem::new("unknown-reference", "a recall names lots the network knows (check the spelling)")
+        .with_errors(errors))
 }
 
 fn recall_view(

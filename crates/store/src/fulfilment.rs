@@ -4116,6 +4116,28 @@ impl crate::TenantStore<'_> {
         Ok(open_orders_with_lots(&mut conn, self.tenant_id.as_str(), gtin, lots, crate::now_unix_ms()).await?)
     }
 
+    /// Which of `lots` of `gtin` this tenant's stock, inbound pallets (announced or received) or
+    /// recalls name: a recall's lots must be known somewhere (the events are the other place).
+    pub async fn lots_in_stock_or_inbound(
+        &self,
+        gtin: &str,
+        lots: &[String],
+    ) -> Result<Vec<String>, crate::StoreError> {
+        const SQL: &str = "SELECT 1 WHERE \
+             EXISTS (SELECT 1 FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 AND lot = $3) \
+             OR EXISTS (SELECT 1 FROM asn_pallets WHERE tenant_id = $1 AND gtin = $2 AND lot = $3) \
+             OR EXISTS (SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3)";
+        let mut known = Vec::new();
+        for lot in lots {
+            let found: Option<(i32,)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(SQL)
+                .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_optional(pool).await)?;
+            if found.is_some() {
+                known.push(lot.clone());
+            }
+        }
+        Ok(known)
+    }
+
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, crate::StoreError> {
         let mut conn = self.store.pools().acquire_reader().await?;
         Ok(read_order(&mut conn, self.tenant_id.as_str(), order_id, crate::now_unix_ms())

@@ -1095,6 +1095,12 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     walk(app, &first_path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
     let status_path = format!("/recall-status/01/{product}/10/BAD");
     assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
+    // A lot nothing names is a typo, not a recall for good: refused, and nothing is recalled.
+    let typo = json!({"gtin": product, "lots": ["BAD", "BDA"], "reason": "Listeria found"});
+    let typo = app.post("/v1/recalls", &key, typo).await;
+    assert!(typo.is_problem(422, "/problems/unknown-reference") && typo.pointers() == ["/lots/1"], "{:?}", typo.body);
+    assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
+    assert_eq!(app.get("/v1/recalls", &key).await.body["items"], json!([]));
 
     let recall =
         app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "Listeria found"})).await;

@@ -176,6 +176,16 @@ fn cookie_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<Stri
 
 pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     let key = salmon_with_farm(app).await;
+    // The lots recalled below, commissioned: a recall names lots the network knows.
+    let commissioned: Vec<Value> = ["LOT-7", "LOT-8", "LOT-9"]
+        .iter()
+        .map(|lot| {
+            json!({"type": "ObjectEvent", "eventTime": "2026-11-23T05:00:00Z", "eventTimeZoneOffset": "+01:00",
+                   "action": "ADD", "bizStep": "commissioning", "epcList": [],
+                   "quantityList": [{"epcClass": format!("https://id.gs1.org/01/09506000134352/10/{lot}"), "quantity": 480, "uom": "KGM"}]})
+        })
+        .collect();
+    app.capture_job(&key, document(commissioned), &[]).await;
     let client = no_redirects();
     let form = client.get(format!("{}/sign-in", app.base)).send().await.unwrap();
     let set_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
