@@ -1894,7 +1894,7 @@ pub(crate) async fn start_recall(
         let unpacked = open
             .iter()
             .filter(|order| order.status == OrderStatus::Packed)
-            .map(|order| order.order_id.clone())
+            .map(|order| (order.order_id.clone(), order.reservation_id.clone()))
             .collect();
         let change = FulfilmentMutation::Recall {
             recall_id: recall_id.clone(),

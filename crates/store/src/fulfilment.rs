@@ -1233,14 +1233,16 @@ pub enum FulfilmentMutation {
         error: String,
     },
     /// Recalls lots of a product. `unpacked`: the orders, `packed` and holding the lots, whose
-    /// pallets the write's events unpack (sorted); refused ([`RECALL_PACKED_CHANGED`]) if the
-    /// orders packed with the lots are others when the recall is applied.
+    /// pallets the write's events unpack, each with the reservation it was packed under (sorted
+    /// by order); refused ([`RECALL_PACKED_CHANGED`]) if the orders packed with the lots are
+    /// others when the recall is applied, or one was allocated and packed again meanwhile (its
+    /// pallet holds other picks).
     Recall {
         recall_id: String,
         gtin: Gtin,
         lots: Vec<String>,
         reason: String,
-        unpacked: Vec<String>,
+        unpacked: Vec<(String, String)>,
     },
 }
 
@@ -3195,7 +3197,7 @@ struct Recalled<'a> {
     gtin: &'a Gtin,
     lots: &'a [String],
     reason: &'a str,
-    unpacked: &'a [String],
+    unpacked: &'a [(String, String)],
 }
 
 async fn recall(
@@ -3242,12 +3244,11 @@ async fn recall(
     // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
     // events, built from a read before it: they must be these orders.
     let affected = open_orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
-    let packed: Vec<&str> = affected
-        .iter()
-        .filter(|order| order.status == OrderStatus::Packed)
-        .map(|order| order.order_id.as_str())
-        .collect();
-    if packed != unpacked {
+    let packed = affected.iter().filter(|order| order.status == OrderStatus::Packed);
+    if !packed
+        .map(|order| (&order.order_id, &order.reservation_id))
+        .eq(unpacked.iter().map(|(order, held)| (order, held)))
+    {
         refuse!(refused("conflict", RECALL_PACKED_CHANGED));
     }
     let affected: Vec<(String, OrderStatus)> =
