@@ -317,6 +317,7 @@ async fn allocation_alone(store: &Store, options: &OrdersOptions, pickups: &[Gln
                 destination,
                 service: order.service,
                 placed_unix_ms,
+                window_from_unix_ms: placed_unix_ms,
                 latest_delivery_unix_ms: None,
             };
             let allocation = orders::allocate(view, &lots, &request)?;

@@ -90,7 +90,12 @@ pub struct OrderRequest<'a> {
     pub products: &'a [ProductRule],
     pub destination: &'a Destination,
     pub service: Service,
+    /// When the allocation is made: picking starts from it (the sites' cut-offs, lead times).
     pub placed_unix_ms: i64,
+    /// When the order was placed: the service's window (`same_day`, `next_day`, `express_12h`,
+    /// `standard`) runs from it. An allocation made again because a recall or a count took the
+    /// stock keeps the first placing's window, as it keeps `latest_delivery_unix_ms`.
+    pub window_from_unix_ms: i64,
     pub latest_delivery_unix_ms: Option<i64>,
 }
 
@@ -252,7 +257,7 @@ pub fn allocate(
     let lines = Lines { rules, gtin_lines };
     let rules = &lines.rules;
     let all_classes: Vec<TemperatureClass> = classes_of(rules, 0..request.lines.len());
-    let latest_by_service = service_bound(request.service, request.placed_unix_ms, &request.destination.time_zone);
+    let latest_by_service = service_bound(request.service, request.window_from_unix_ms, &request.destination.time_zone);
 
     // The lots of the order's products with units now, each with its site's index in the network
     // (sites are in GLN order, so sorting and grouping compare numbers rather than GLNs); lots of

@@ -149,7 +149,15 @@ fn order<'a>(
     service: Service,
     placed: i64,
 ) -> OrderRequest<'a> {
-    OrderRequest { lines, products, destination, service, placed_unix_ms: placed, latest_delivery_unix_ms: None }
+    OrderRequest {
+        lines,
+        products,
+        destination,
+        service,
+        placed_unix_ms: placed,
+        window_from_unix_ms: placed,
+        latest_delivery_unix_ms: None,
+    }
 }
 
 fn line(product: &str, quantity: i64) -> Line {
@@ -315,6 +323,23 @@ fn services_are_kept_or_refused_with_the_reason() {
                 "{decision:?}"
             );
         }
+        other => panic!("{other:?}"),
+    }
+    // Allocated again a day after it was placed (a recall took its lot), an order keeps its
+    // service's window: next_day from yesterday is today, which the Oslo route cannot make,
+    // though it makes next_day from now.
+    let oslo = vec![lot(OSLO, "chill", SALMON, "O", Some(date(2026, 12, 20)), 100)];
+    let mut again = order(&lines, &products, &destination, Service::NextDay, ten_am() + 86_400_000);
+    assert!(allocate(network, &oslo, &again).is_ok(), "next_day from now");
+    again.window_from_unix_ms = ten_am();
+    match allocate(network, &oslo, &again) {
+        Err(AllocationError::Short { decision, .. }) => assert!(
+            matches!(
+                &decision.candidates[0].outcome,
+                CandidateOutcome::NoRoute(NoRoute::ServiceMissed { service: "next_day", .. })
+            ),
+            "{decision:?}"
+        ),
         other => panic!("{other:?}"),
     }
     // A latest delivery before the promise is refused too.

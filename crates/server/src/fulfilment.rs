@@ -1578,6 +1578,7 @@ async fn promise(
             destination: &destination,
             service,
             placed_unix_ms: now,
+            window_from_unix_ms: now,
             latest_delivery_unix_ms: None,
         };
         let view = orders::NetworkView { sites: &inputs.sites, lanes: &inputs.lanes };

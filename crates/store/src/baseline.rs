@@ -111,6 +111,7 @@ impl RowLockOrders {
             destination: &destination,
             service: order.service,
             placed_unix_ms: now_unix_ms,
+            window_from_unix_ms: now_unix_ms,
             latest_delivery_unix_ms: order.latest_delivery_unix_ms,
         };
         let view = orders::NetworkView { sites: &self.network.sites, lanes: &self.network.lanes };

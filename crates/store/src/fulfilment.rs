@@ -2445,7 +2445,8 @@ async fn lapsed_units(conn: &mut Conn, tenant: &str, now_unix_ms: i64) -> Result
         .collect())
 }
 
-/// Allocates `lines` and reserves the picks under `reservation_id`.
+/// Allocates `lines` and reserves the picks under `reservation_id`, within the service's window
+/// from `window_from_unix_ms` (see [`orders::OrderRequest`]).
 #[allow(clippy::too_many_arguments)]
 async fn allocate_and_reserve(
     conn: &mut Conn,
@@ -2456,6 +2457,7 @@ async fn allocate_and_reserve(
     service: Service,
     latest_delivery_unix_ms: Option<i64>,
     hold_ms: Option<i64>,
+    window_from_unix_ms: i64,
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
@@ -2472,6 +2474,7 @@ async fn allocate_and_reserve(
             destination: &target,
             service,
             placed_unix_ms: now_unix_ms,
+            window_from_unix_ms,
             latest_delivery_unix_ms,
         };
         match orders::allocate(view, &lots, &request) {
@@ -2543,6 +2546,7 @@ async fn place_order(
             order.service,
             order.latest_delivery_unix_ms,
             order.hold_ms,
+            now_unix_ms,
             now_unix_ms,
             batch,
             cache,
@@ -3066,6 +3070,7 @@ async fn order_event(
             end_reservation(conn, tenant, &reservation_id, ReservationState::Posted, now_unix_ms).await?;
         }
         StockEffect::Allocate => {
+            // Asked for (a flagged order, by its merchant): a new promise, from now.
             let lines = record.order_lines()?;
             // A fresh id each time: an order may lose its stock to more than one recall.
             let reservation = format!("{order_id}/{event_id}-{:016x}", rand::random::<u64>());
@@ -3079,6 +3084,7 @@ async fn order_event(
                     record.service,
                     record.latest_delivery_unix_ms,
                     record.hold_left_ms(now_unix_ms),
+                    now_unix_ms,
                     now_unix_ms,
                     batch,
                     cache,
@@ -3424,6 +3430,8 @@ async fn allocate_again(
             record.service,
             record.latest_delivery_unix_ms,
             record.hold_left_ms(now_unix_ms),
+            // The service sold keeps its window: an order that can no longer make it is flagged.
+            record.placed_unix_ms,
             now_unix_ms,
             batch,
             cache,
