@@ -1941,7 +1941,12 @@ async fn require_known_lots(
     lots: &[String],
     history: &[HistoryEntry],
 ) -> Result<(), Problem> {
-    let known = app.store.tenant(tenant).lots_in_stock_or_inbound(gtin.as_str(), lots).await?;
+    let store = app.store.tenant(tenant);
+    if store.product(gtin).await?.is_none() {
+        // Not the tenant's product: the writer says so, at `/gtin`, not at every lot.
+        return Ok(());
+    }
+    let known = store.lots_in_stock_or_inbound(gtin.as_str(), lots).await?;
     let errors: Vec<FieldError> = lots
         .iter()
         .enumerate()

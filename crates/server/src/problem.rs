@@ -223,7 +223,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "unknown-reference",
         422,
         "Unknown reference",
-        "A field refers to a party, location or zone that does not exist for this tenant; or a recall names a lot that no stock, inbound pallet or event of the network names.",
+        "A field refers to a party, location or zone that does not exist for this tenant; or a recall names a lot that no stock, inbound pallet, recall or event of the network names.",
     ),
     (
         "idempotency-key-reused",

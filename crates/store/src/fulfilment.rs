@@ -224,6 +224,12 @@ impl WriterCache {
         }
     }
 
+    /// Whether this writer holds balances of the tenant's GTIN, this batch's new ones included
+    /// (not yet in the table).
+    pub(crate) fn holds_balances(&self, tenant: &str, gtin: &str) -> bool {
+        self.gtins.get(&(tenant.to_owned(), gtin.to_owned())).is_some_and(|entry| !entry.balances.is_empty())
+    }
+
     /// Forgets the sites and lanes read: a location or lane changed.
     pub(crate) fn forget_networks(&mut self) {
         self.networks.clear();
@@ -1364,6 +1370,9 @@ pub struct OrderRecord {
     pub first_promised_by_unix_ms: Option<i64>,
     pub latest_delivery_unix_ms: Option<i64>,
     pub placed_unix_ms: i64,
+    /// When the service's window runs from: the placing, or the merchant's last request to
+    /// allocate it again (see [`orders::OrderRequest::window_from_unix_ms`]).
+    pub window_from_unix_ms: i64,
     pub delivered_unix_ms: Option<i64>,
     /// When the order reached its destination: delivered at the door, or arrived at its pickup
     /// point (collected later, at `delivered_unix_ms`). The SLA measures this one.
@@ -2567,6 +2576,7 @@ async fn place_order(
         first_promised_by_unix_ms: None,
         latest_delivery_unix_ms: order.latest_delivery_unix_ms,
         placed_unix_ms: now_unix_ms,
+        window_from_unix_ms: now_unix_ms,
         delivered_unix_ms: None,
         arrived_unix_ms: None,
         updated_unix_ms: now_unix_ms,
@@ -3100,6 +3110,14 @@ async fn order_event(
             record.promised_by_unix_ms = promised_by;
             record.reservation_id = reservation.clone();
             record.reservation = ReservationState::Pending;
+            // Its window runs from now on, for a later recall's allocation too.
+            execute(
+                conn,
+                "UPDATE orders SET window_from_unix_ms = $3 WHERE tenant_id = $1 AND order_id = $2",
+                &[Arg::Text(tenant), Arg::Text(order_id), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            record.window_from_unix_ms = now_unix_ms;
             allocation_change = Some(reservation);
         }
         StockEffect::Pick => {
@@ -3431,7 +3449,7 @@ async fn allocate_again(
             record.latest_delivery_unix_ms,
             record.hold_left_ms(now_unix_ms),
             // The service sold keeps its window: an order that can no longer make it is flagged.
-            record.placed_unix_ms,
+            record.window_from_unix_ms,
             now_unix_ms,
             batch,
             cache,
@@ -3725,6 +3743,7 @@ struct OrderRow {
     first_promised_unix_ms: Option<i64>,
     latest_delivery_unix_ms: Option<i64>,
     placed_unix_ms: i64,
+    window_from_unix_ms: Option<i64>,
     delivered_unix_ms: Option<i64>,
     arrived_unix_ms: Option<i64>,
     updated_unix_ms: i64,
@@ -3733,8 +3752,8 @@ struct OrderRow {
 }
 
 const ORDER_SELECT: &str = "SELECT o.order_id, o.status, o.reservation_id, o.service, o.lines, o.destination, \
-    o.allocation, o.region, o.promised_by_unix_ms, o.first_promised_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.delivered_unix_ms, \
-    o.arrived_unix_ms, o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
+    o.allocation, o.region, o.promised_by_unix_ms, o.first_promised_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.window_from_unix_ms, \
+    o.delivered_unix_ms, o.arrived_unix_ms, o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
     ON r.tenant_id = o.tenant_id AND r.reservation_id = o.reservation_id";
 
 impl OrderRow {
@@ -3762,6 +3781,7 @@ impl OrderRow {
             first_promised_by_unix_ms: self.first_promised_unix_ms,
             latest_delivery_unix_ms: self.latest_delivery_unix_ms,
             placed_unix_ms: self.placed_unix_ms,
+            window_from_unix_ms: self.window_from_unix_ms.unwrap_or(self.placed_unix_ms),
             delivered_unix_ms: self.delivered_unix_ms,
             arrived_unix_ms: self.arrived_unix_ms,
             updated_unix_ms: self.updated_unix_ms,

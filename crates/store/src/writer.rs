@@ -1472,7 +1472,10 @@ async fn apply_mutation(
         Mutation::DeleteProduct { gtin } => {
             // The ledger and the recalls name the product for good: its stock would lose its
             // product, and its recalled lots their public status (`gs1:recallStatus` reads
-            // through the GTIN's owner).
+            // through the GTIN's owner). This batch's new balances are in the writer's cache only.
+            if state.cache.holds_balances(tenant, gtin.as_str()) {
+                refuse!(WriteError::InUse(format!("product {gtin}"), "the stock ledger".into()));
+            }
             for (sql, by) in [
                 ("SELECT 1 FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 LIMIT 1", "the stock ledger"),
                 ("SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 LIMIT 1", "a recall"),

@@ -266,6 +266,10 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     let later = json!({"gtin": "09506000134352", "lots": ["LOT-9"], "reason": "Seal broken"});
     let later = app.post("/v1/recalls", &key, later).await;
     assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
+    // A product with recalled lots (and no stock) stays: its lots' recall status reads through it.
+    let deleted = app.send("DELETE", "/v1/products/09506000134352", Some(&key), None, &[]).await;
+    assert!(deleted.is_problem(409, "/problems/in-use"), "{:?}", deleted.body);
+    assert!(deleted.body["detail"].as_str().unwrap().contains("a recall"), "{:?}", deleted.body);
     let listed = page("/portal").await.unwrap().text().await.unwrap();
     let rows: Vec<&str> = listed.split("<tr class=\"recall\">").skip(1).collect();
     assert_eq!(rows.len(), 2, "{listed}");
