@@ -599,3 +599,73 @@ async fn sqlite_batch_times_keep_their_order_across_a_restart_with_the_clock_beh
     }
     store.close().await;
 }
+
+/// SQLite: orders written before `arrived_unix_ms` (migration 20) take it from their history, as
+/// an upgrade runs it: one at its pickup point arrived with its `at_pickup_point` row, one
+/// collected there too (not at its collection), one delivered at the door at its delivery; one
+/// still open has not arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
+    use sqlx::Connection;
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let older = tempfile::tempdir().unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&migrations).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0020" {
+            std::fs::copy(&path, older.path().join(&name)).unwrap();
+        }
+    }
+    let options = std::str::FromStr::from_str(&file.url())
+        .map(|options: sqlx::sqlite::SqliteConnectOptions| options.create_if_missing(true));
+    let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
+    sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
+    // (order, status, delivered), then its history (status, at).
+    let orders: [(&str, &str, Option<i64>, &[(&str, i64)]); 4] = [
+        ("waiting", "at_pickup_point", None, &[("shipped", 100), ("at_pickup_point", 200)]),
+        ("collected", "delivered", Some(900), &[("at_pickup_point", 300), ("delivered", 900)]),
+        ("home", "delivered", Some(400), &[("out_for_delivery", 350), ("delivered", 410)]),
+        ("open", "shipped", None, &[("shipped", 500)]),
+    ];
+    for (order, status, delivered, history) in orders {
+        sqlx::query(
+            "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, \
+             region, promised_by_unix_ms, placed_unix_ms, delivered_unix_ms, updated_unix_ms) \
+             VALUES ('acme', $1, $2, $1, 'next_day', '[]', '{}', '{}', 'Amsterdam', 1000, 0, $3, 0)",
+        )
+        .bind(order)
+        .bind(status)
+        .bind(delivered)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+        for (seq, (step, at)) in history.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO order_events (tenant_id, order_id, seq, status, at_unix_ms) VALUES ('acme', $1, $2, $3, $4)",
+            )
+            .bind(order)
+            .bind(seq as i64 + 1)
+            .bind(step)
+            .bind(at)
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        }
+    }
+    raw.close().await.unwrap();
+    let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+    store.close().await;
+    let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
+    let arrived: Vec<(String, Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT order_id, arrived_unix_ms, window_from_unix_ms FROM orders ORDER BY order_id")
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
+    let expected: Vec<(String, Option<i64>, Option<i64>)> =
+        [("collected", Some(300)), ("home", Some(400)), ("open", None), ("waiting", Some(200))]
+            .into_iter()
+            .map(|(order, at)| (order.to_owned(), at, None))
+            .collect();
+    assert_eq!(arrived, expected);
+}
