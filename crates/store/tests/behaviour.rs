@@ -622,7 +622,8 @@ async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
     let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
     sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
     // (order, status, delivered), then its history (status, at).
-    let orders: [(&str, &str, Option<i64>, &[(&str, i64)]); 4] = [
+    type History<'a> = &'a [(&'a str, i64)];
+    let orders: [(&str, &str, Option<i64>, History); 4] = [
         ("waiting", "at_pickup_point", None, &[("shipped", 100), ("at_pickup_point", 200)]),
         ("collected", "delivered", Some(900), &[("at_pickup_point", 300), ("delivered", 900)]),
         ("home", "delivered", Some(400), &[("out_for_delivery", 350), ("delivered", 410)]),
