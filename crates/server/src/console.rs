@@ -259,27 +259,7 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
         .map(|(tenant, row)| alarm_row(&tenant, row))
         .collect();
     let now_ms = store::now_unix_ms();
-    let sla = app
-        .store
-        .sla(None, now_ms - SLA_DAYS * 86_400_000, now_ms)
-        .await?
-        .into_iter()
-        .map(|row| {
-            // As the API's shares: of the orders due either way.
-            let percent = |part: i64, due: i64| {
-                crate::fulfilment::share(part, due).map(|share| format!("{:.0} %", share * 100.0))
-            };
-            web::SlaLineView {
-                by_promise_percent: percent(row.delivered_by_promise, row.due_by_promise()),
-                within_24h_percent: percent(row.delivered_within_24h, row.due_within_24h()),
-                region: row.region,
-                service: row.service,
-                orders: row.orders,
-                delivered: row.delivered,
-                late_open: row.late_open,
-            }
-        })
-        .collect();
+    let sla = sla_lines(app, None).await?;
     let checkpoint = app.store.log_latest_checkpoint().await?;
     let cosignatures = match &checkpoint {
         Some(checkpoint) => app.store.log_cosignatures(checkpoint.size).await?.len(),
@@ -399,6 +379,33 @@ async fn portal(State(app): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+/// The SLA of the last [`SLA_DAYS`] days, per region and service (one tenant's, or all).
+async fn sla_lines(app: &AppState, tenant: Option<&TenantId>) -> Result<Vec<web::SlaLineView>, Problem> {
+    let now_ms = store::now_unix_ms();
+    Ok(app
+        .store
+        .sla(tenant, now_ms - SLA_DAYS * 86_400_000, now_ms)
+        .await?
+        .into_iter()
+        .map(|row| {
+            // As the API's shares: of the orders due either way.
+            let percent = |part: i64, due: i64| {
+                crate::fulfilment::share(part, due).map(|share| format!("{:.0} %", share * 100.0))
+            };
+            web::SlaLineView {
+                by_promise_percent: percent(row.delivered_by_promise, row.due_by_promise()),
+                within_24h_percent: percent(row.delivered_within_24h, row.due_within_24h()),
+                region: row.region,
+                service: row.service,
+                orders: row.orders,
+                delivered: row.delivered,
+                failed: row.failed,
+                late_open: row.late_open,
+            }
+        })
+        .collect())
+}
+
 async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Result<web::PortalView, Problem> {
     let tenant = app.store.tenant(&principal.tenant_id);
     let rows = PageRequest { after: None, limit: Some(PORTAL_ROWS_MAX) };
@@ -474,6 +481,7 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
         products,
         stock,
         orders,
+        sla: sla_lines(app, Some(&principal.tenant_id)).await?,
         alarms,
         recalls,
         storage_rows: app.store.storage_rows(&principal.tenant_id).await?,

@@ -205,7 +205,10 @@ pub struct SlaLineView {
     pub region: String,
     pub service: String,
     pub orders: i64,
+    /// Arrived: at the door or the pickup point.
     pub delivered: i64,
+    /// Returned without arriving.
+    pub failed: i64,
     pub by_promise_percent: Option<String>,
     pub within_24h_percent: Option<String>,
     pub late_open: i64,
@@ -302,6 +305,8 @@ pub struct PortalView {
     pub products: Vec<ProductLineView>,
     pub stock: Vec<StockLineView>,
     pub orders: Vec<OrderLineView>,
+    /// The merchant's own 24-hour promise, measured (as the console's, for one tenant).
+    pub sla: Vec<SlaLineView>,
     pub alarms: Vec<AlarmRowView>,
     /// The merchant's recalls, newest first.
     pub recalls: Vec<RecallLineView>,

@@ -204,6 +204,16 @@ fn the_staff_pages_render() {
             products: vec![],
             stock: vec![],
             orders: vec![],
+            sla: vec![web::SlaLineView {
+                region: "Amsterdam <Noord>".into(),
+                service: "next_day".into(),
+                orders: 4,
+                delivered: 2,
+                failed: 1,
+                by_promise_percent: Some("67 %".into()),
+                within_24h_percent: Some("33 %".into()),
+                late_open: 0,
+            }],
             alarms: vec![AlarmRowView {
                 acknowledged_by: Some("Anna".into()),
                 comment: Some("ok".into()),
@@ -221,6 +231,13 @@ fn the_staff_pages_render() {
         })
         .unwrap();
     assert_eq!(portal.matches("class=\"recall\"").count(), 1, "{portal}");
+    let sla = portal.split("<table class=\"sla\">").nth(1).expect("the merchant's own SLA table");
+    assert!(
+        sla.contains(
+            "<td>Amsterdam &lt;Noord&gt;</td><td>next_day</td><td>4</td><td>2</td><td>1</td><td>67 %</td><td>33 %</td>"
+        ),
+        "a row per region and service, escaped: {sla}"
+    );
     assert!(portal.contains("LOT-7, &lt;LOT-8&gt;"), "lots listed, escaped: {portal}");
     assert!(
         portal.contains("href=\"/portal/alarms/alm_1\"") && !portal.contains("/acknowledge"),

@@ -271,6 +271,7 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     assert!(deleted.is_problem(409, "/problems/in-use"), "{:?}", deleted.body);
     assert!(deleted.body["detail"].as_str().unwrap().contains("a recall"), "{:?}", deleted.body);
     let listed = page("/portal").await.unwrap().text().await.unwrap();
+    assert!(listed.contains("Your 24-hour promise") && listed.contains("<table class=\"sla\">"), "{listed}");
     let rows: Vec<&str> = listed.split("<tr class=\"recall\">").skip(1).collect();
     assert_eq!(rows.len(), 2, "{listed}");
     assert!(
