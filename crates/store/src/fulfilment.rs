@@ -31,7 +31,7 @@ use stock::{Balance, LotStatus, MovementKind, ReservationState};
 
 use crate::backend::{BackendKind, Conn, on_conn};
 use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
-use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
+use crate::writer::{Arg, Value, WriteError, execute, exists, insert_rows};
 
 /// How long a writer trusts a cached balance list or network snapshot before reading it again.
 pub const CACHE_LIFETIME: Duration = Duration::from_secs(30);
@@ -228,6 +228,13 @@ impl WriterCache {
     /// (not yet in the table).
     pub(crate) fn holds_balances(&self, tenant: &str, gtin: &str) -> bool {
         self.gtins.get(&(tenant.to_owned(), gtin.to_owned())).is_some_and(|entry| !entry.balances.is_empty())
+    }
+
+    /// Forgets a GTIN that holds no balances here (see [`WriterCache::holds_balances`]): its
+    /// product was deleted, and a later write must not find it cached.
+    pub(crate) fn forget_gtin(&mut self, tenant: &str, gtin: &str) {
+        debug_assert!(!self.holds_balances(tenant, gtin));
+        self.gtins.remove(&(tenant.to_owned(), gtin.to_owned()));
     }
 
     /// Forgets the sites and lanes read: a location or lane changed.
@@ -2249,6 +2256,17 @@ async fn receive_asn(
         let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
         gtins.dedup();
         for gtin in gtins {
+            // The first balances of a product may be written here: its row is held against a
+            // deletion on another node (which locks it, then looks for balances).
+            let held = exists(
+                conn,
+                "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2 FOR SHARE",
+                &[Arg::Text(tenant), Arg::Text(gtin)],
+            )
+            .await?;
+            if !held {
+                refuse!(WriteError::UnknownReference { field: "/pallets", value: gtin.to_owned() });
+            }
             batch.refresh(cache, conn, tenant, gtin).await?;
         }
     }

@@ -1473,6 +1473,16 @@ async fn apply_mutation(
             // The ledger and the recalls name the product for good: its stock would lose its
             // product, and its recalled lots their public status (`gs1:recallStatus` reads
             // through the GTIN's owner). This batch's new balances are in the writer's cache only.
+            // On PostgreSQL the product's row is locked first: a receipt on another node holds it
+            // while it writes the first balances, so they are committed before the look below.
+            if matches!(conn, Conn::Postgres(_)) {
+                exists(
+                    conn,
+                    "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2 FOR UPDATE",
+                    &[Arg::Text(tenant), Arg::Text(gtin.as_str())],
+                )
+                .await?;
+            }
             if state.cache.holds_balances(tenant, gtin.as_str()) {
                 refuse!(WriteError::InUse(format!("product {gtin}"), "the stock ledger".into()));
             }
@@ -1499,6 +1509,7 @@ async fn apply_mutation(
                 &[Arg::Text(gtin.as_str()), Arg::Text(tenant)],
             )
             .await?;
+            state.cache.forget_gtin(tenant, gtin.as_str());
             count_deleted(usage, tenant_id);
             applied(false)
         }
