@@ -230,10 +230,9 @@ impl WriterCache {
         self.gtins.get(&(tenant.to_owned(), gtin.to_owned())).is_some_and(|entry| !entry.balances.is_empty())
     }
 
-    /// Forgets a GTIN that holds no balances here (see [`WriterCache::holds_balances`]): its
-    /// product was deleted, and a later write must not find it cached.
+    /// Forgets a GTIN whose product changed or was deleted, so a later write reads it again.
+    /// Not one the batch holds changes in ([`StockBatch::holds`]): its flush needs the entry.
     pub(crate) fn forget_gtin(&mut self, tenant: &str, gtin: &str) {
-        debug_assert!(!self.holds_balances(tenant, gtin));
         self.gtins.remove(&(tenant.to_owned(), gtin.to_owned()));
     }
 
@@ -656,6 +655,11 @@ impl StockBatch {
             )),
         });
         Ok(true)
+    }
+
+    /// Whether this batch has used the GTIN's cache entry (it may hold the batch's changes).
+    pub(crate) fn holds(&self, tenant: &str, gtin: &str) -> bool {
+        self.pinned.contains(&(tenant.to_owned(), gtin.to_owned()))
     }
 
     /// Inserts the buffered movements, reservations and orders (the balances wait for

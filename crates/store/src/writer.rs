@@ -1466,6 +1466,11 @@ async fn apply_mutation(
                 ],
             )
             .await?;
+            // Its rules (temperature class, shelf life) as this writer cached them are stale; a
+            // batch that holds changes of the GTIN keeps its entry until it commits.
+            if !state.stock.holds(tenant, gtin) {
+                state.cache.forget_gtin(tenant, gtin);
+            }
             count_created(usage, tenant_id, !found);
             applied(!found)
         }

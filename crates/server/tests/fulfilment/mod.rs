@@ -839,21 +839,27 @@ pub async fn fulfilment_sla_measures_arrivals_and_failed_deliveries(app: &TestAp
     assert_eq!((total["share_by_promise"].as_f64(), total["share_within_24h"].as_f64()), (Some(0.5), Some(0.5)));
 }
 
-/// A product deleted while its pallets were announced takes no stock: their receipt is refused,
-/// though the writer had read the product before (for an order), and stores nothing.
-pub async fn fulfilment_a_deleted_product_takes_no_stock(app: &TestApp) {
+/// A product's change reaches the writer at once, though it had read the product before (for an
+/// order): a pallet of a product made frozen is not received into a chilled room, and one of a
+/// deleted product is not received at all; neither stores anything.
+pub async fn fulfilment_a_changed_product_is_read_again(app: &TestApp) {
     network(app).await;
     let (key, product) = merchant(app, "gone", "871234510003").await;
     let pallet = json!({"sscc": with_check_digit("38712345100000601"), "gtin": product, "lot": "G1",
                         "expiry": in_days(20), "quantity": 5});
     let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
     assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
-    // An order before any stock: refused, and the writer has read the product.
     let early = app.post("/v1/orders", &key, order_body(&product, 1)).await;
     assert!(early.is_problem(409, "/problems/insufficient-stock"), "{:?}", early.body);
+    let frozen = json!({"gtin": product, "name": "Salmon", "temperature_class": "frozen", "shelf_life_days": 30,
+                        "min_remaining_shelf_life_days": 3});
+    let changed = app.send("PUT", &format!("/v1/products/{product}"), Some(&key), Some(frozen), &[]).await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    let into_chill = app.post(&path, &key, json!({"zone": "chill"})).await;
+    assert!(into_chill.is_problem(422, "/problems/zone-unsuitable"), "{:?}", into_chill.body);
     let deleted = app.send("DELETE", &format!("/v1/products/{product}"), Some(&key), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
-    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
     let received = app.post(&path, &key, json!({"zone": "chill"})).await;
     assert!(received.is_problem(422, "/problems/unknown-reference"), "{:?}", received.body);
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]));
