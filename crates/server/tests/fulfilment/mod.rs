@@ -1845,8 +1845,15 @@ pub fn signed_deliveries(received: &Received, secret: &str) -> Vec<Value> {
         .unwrap()
         .iter()
         .map(|(signature, body)| {
-            let expected = hex::encode(server::subscriptions::hmac_sha256(secret.as_bytes(), body.as_bytes()));
-            assert_eq!(signature.as_deref(), Some(format!("sha256={expected}").as_str()));
+            // `t=<unix seconds>,sha256=<HMAC of "<t>." and the body>`, checked as a receiver
+            // would, by hand: the time is recent and signed with the body.
+            let signature = signature.as_deref().expect("signed");
+            let (time, mac) = signature.strip_prefix("t=").and_then(|rest| rest.split_once(",sha256=")).unwrap();
+            let time: i64 = time.parse().unwrap();
+            assert!((jiff::Timestamp::now().as_second() - time).abs() < 300, "{signature}");
+            let signed = format!("{time}.{body}");
+            let expected = hex::encode(server::subscriptions::hmac_sha256(secret.as_bytes(), signed.as_bytes()));
+            assert_eq!(mac, expected, "{signature}");
             serde_json::from_str(body).unwrap()
         })
         .collect()
