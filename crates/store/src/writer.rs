@@ -1508,12 +1508,23 @@ async fn apply_mutation(
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
-            execute(
+            // The GTIN is let go only if no event names it: the events' visibility follows the
+            // GTIN's holder, so another tenant registering it would read this brand's events
+            // (and its partners'). The brand may register it again.
+            let named = exists(
                 conn,
-                "DELETE FROM gtin_owners WHERE gtin = $1 AND tenant_id = $2",
-                &[Arg::Text(gtin.as_str()), Arg::Text(tenant)],
+                "SELECT 1 FROM epcis_event_identifiers WHERE gtin = $1 LIMIT 1",
+                &[Arg::Text(gtin.as_str())],
             )
             .await?;
+            if !named {
+                execute(
+                    conn,
+                    "DELETE FROM gtin_owners WHERE gtin = $1 AND tenant_id = $2",
+                    &[Arg::Text(gtin.as_str()), Arg::Text(tenant)],
+                )
+                .await?;
+            }
             state.cache.forget_gtin(tenant, gtin.as_str());
             count_deleted(usage, tenant_id);
             applied(false)

@@ -165,6 +165,18 @@ pub async fn consumer_pages_prove_their_steps_and_nothing_else(app: &TestApp) {
     assert!(script.text().await.unwrap().contains("crypto.subtle.verify"));
     let (status, body) = json_of(app, "/assets/..%2FCargo.toml").await;
     assert_eq!((status, body["type"].as_str()), (StatusCode::NOT_FOUND, Some("/problems/not-found")));
+
+    // A brand that deletes a product its events name keeps the GTIN: another tenant registering
+    // it would be shown the brand's events. The brand may register it again.
+    let apples = "/v1/products/09506000134369";
+    assert_eq!(app.send("DELETE", apples, Some(&other), None, &[]).await.status, StatusCode::NO_CONTENT);
+    let squatter = app.tenant("squatter", &["tenant:write"]).await;
+    let apple = json!({"gtin": "09506000134369", "name": "Not apples", "temperature_class": "chilled"});
+    assert!(app.post("/v1/products", &squatter, apple.clone()).await.is_problem(409, "/problems/conflict"));
+    let events = app.get("/events?MATCH_anyEPCClass=https://id.gs1.org/01/09506000134369/10/A1", &squatter).await;
+    assert_eq!(events.status, StatusCode::OK, "{:?}", events.body);
+    assert_eq!(events.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"], json!([]), "{:?}", events.body);
+    assert_eq!(app.post("/v1/products", &other, apple).await.status, StatusCode::CREATED);
 }
 
 fn cookie_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
