@@ -31,7 +31,7 @@ use stock::{Balance, LotStatus, MovementKind, ReservationState};
 
 use crate::backend::{BackendKind, Conn, on_conn};
 use crate::rows::{CutoffRow, LANE_COLUMNS, LOCATION_COLUMNS, LaneRow, LocationRow, ZoneRow};
-use crate::writer::{Arg, Value, WriteError, execute, exists, insert_rows};
+use crate::writer::{Arg, Value, WriteError, execute, insert_rows};
 
 /// How long a writer trusts a cached balance list or network snapshot before reading it again.
 pub const CACHE_LIFETIME: Duration = Duration::from_secs(30);
@@ -230,10 +230,27 @@ impl WriterCache {
         self.gtins.get(&(tenant.to_owned(), gtin.to_owned())).is_some_and(|entry| !entry.balances.is_empty())
     }
 
-    /// Forgets a GTIN whose product changed or was deleted, so a later write reads it again.
-    /// Not one the batch holds changes in ([`StockBatch::holds`]): its flush needs the entry.
+    /// Forgets a GTIN whose product was deleted, so a later write reads it again. Only one
+    /// without balances ([`WriterCache::holds_balances`]): a batch's flush needs its changes.
     pub(crate) fn forget_gtin(&mut self, tenant: &str, gtin: &str) {
+        debug_assert!(!self.holds_balances(tenant, gtin));
         self.gtins.remove(&(tenant.to_owned(), gtin.to_owned()));
+    }
+
+    /// Reads the rules of a product just written into its cached entry, if there is one: the
+    /// batch's later writes, and later batches, use them (the balances stay as they are).
+    pub(crate) async fn reread_product(
+        &mut self,
+        conn: &mut Conn,
+        tenant: &str,
+        gtin: &str,
+    ) -> Result<(), sqlx::Error> {
+        let Some(entry) = self.gtins.get_mut(&(tenant.to_owned(), gtin.to_owned())) else { return Ok(()) };
+        let sql = format!("SELECT {PRODUCT_RULE_COLUMNS} FROM products WHERE tenant_id = $1 AND gtin = $2");
+        let row: Option<ProductRuleRow> = on_conn!(conn, connection => sqlx::query_as(&sql)
+            .bind(tenant).bind(gtin).fetch_optional(&mut *connection).await)?;
+        entry.product = row.map(|row| row.rule()).transpose()?;
+        Ok(())
     }
 
     /// Forgets the sites and lanes read: a location or lane changed.
@@ -655,11 +672,6 @@ impl StockBatch {
             )),
         });
         Ok(true)
-    }
-
-    /// Whether this batch has used the GTIN's cache entry (it may hold the batch's changes).
-    pub(crate) fn holds(&self, tenant: &str, gtin: &str) -> bool {
-        self.pinned.contains(&(tenant.to_owned(), gtin.to_owned()))
     }
 
     /// Inserts the buffered movements, reservations and orders (the balances wait for
@@ -2260,17 +2272,6 @@ async fn receive_asn(
         let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
         gtins.dedup();
         for gtin in gtins {
-            // The first balances of a product may be written here: its row is held against a
-            // deletion on another node (which locks it, then looks for balances).
-            let held = exists(
-                conn,
-                "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2 FOR SHARE",
-                &[Arg::Text(tenant), Arg::Text(gtin)],
-            )
-            .await?;
-            if !held {
-                refuse!(WriteError::UnknownReference { field: "/pallets", value: gtin.to_owned() });
-            }
             batch.refresh(cache, conn, tenant, gtin).await?;
         }
     }
@@ -4572,9 +4573,11 @@ impl crate::Store {
              SUM(CASE WHEN arrived_unix_ms IS NULL AND status = 'returned' THEN 1 ELSE 0 END) AS failed, \
              SUM(CASE WHEN {OPEN} AND {PROMISE} < $4 THEN 1 ELSE 0 END) AS late_open, \
              SUM(CASE WHEN {OPEN} AND placed_unix_ms + {DAY_MS} < $4 THEN 1 ELSE 0 END) AS open_past_24h \
-             FROM orders WHERE ($1 IS NULL OR tenant_id = $1) AND placed_unix_ms >= $2 AND placed_unix_ms < $3 \
+             FROM orders WHERE {TENANT} placed_unix_ms >= $2 AND placed_unix_ms < $3 \
              GROUP BY region, service",
-            DAY_MS = 86_400_000
+            DAY_MS = 86_400_000,
+            // One tenant's orders by the key's prefix (an `OR` would read every tenant's).
+            TENANT = if tenant.is_some() { "tenant_id = $1 AND" } else { "$1 IS NULL AND" },
         );
         let mut rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
             .bind(tenant.map(TenantId::as_str))

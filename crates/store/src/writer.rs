@@ -1466,11 +1466,8 @@ async fn apply_mutation(
                 ],
             )
             .await?;
-            // Its rules (temperature class, shelf life) as this writer cached them are stale; a
-            // batch that holds changes of the GTIN keeps its entry until it commits.
-            if !state.stock.holds(tenant, gtin) {
-                state.cache.forget_gtin(tenant, gtin);
-            }
+            // Its rules (temperature class, shelf life) as this writer cached them are stale.
+            state.cache.reread_product(conn, tenant, gtin).await?;
             count_created(usage, tenant_id, !found);
             applied(!found)
         }
@@ -1478,16 +1475,6 @@ async fn apply_mutation(
             // The ledger and the recalls name the product for good: its stock would lose its
             // product, and its recalled lots their public status (`gs1:recallStatus` reads
             // through the GTIN's owner). This batch's new balances are in the writer's cache only.
-            // On PostgreSQL the product's row is locked first: a receipt on another node holds it
-            // while it writes the first balances, so they are committed before the look below.
-            if matches!(conn, Conn::Postgres(_)) {
-                exists(
-                    conn,
-                    "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2 FOR UPDATE",
-                    &[Arg::Text(tenant), Arg::Text(gtin.as_str())],
-                )
-                .await?;
-            }
             if state.cache.holds_balances(tenant, gtin.as_str()) {
                 refuse!(WriteError::InUse(format!("product {gtin}"), "the stock ledger".into()));
             }
