@@ -18,7 +18,9 @@
 //!    [`LAST_MILE_WINDOW_MINUTES`] for the other stops of the route.
 //! 5. **The service's bound**, in the destination's time zone: `express_12h` within 12 h of the
 //!    order, `same_day` on the order's local date, `next_day` by the end of the next local day,
-//!    `standard` within [`STANDARD_DAYS_MAX`] days; and never after the order's latest delivery.
+//!    `standard` within [`STANDARD_DAYS_MAX`] local days (the same clock time, five dates on, so an
+//!    hour more or less across a change of summer time); and never after the order's latest
+//!    delivery.
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -196,7 +198,11 @@ pub fn service_bound(service: Service, placed_unix_ms: i64, destination: &TimeZo
         Service::Express12h => placed + SignedDuration::from_hours(12),
         Service::SameDay => end_of_day(0),
         Service::NextDay => end_of_day(1),
-        Service::Standard => placed + SignedDuration::from_hours(24 * STANDARD_DAYS_MAX),
+        Service::Standard => placed
+            .to_zoned(destination.clone())
+            .checked_add(STANDARD_DAYS_MAX.days())
+            .map(|zoned| zoned.timestamp())
+            .unwrap_or(placed + SignedDuration::from_hours(24 * STANDARD_DAYS_MAX)),
     }
 }
 
@@ -400,6 +406,19 @@ mod tests {
             local("2026-03-29T06:00:00")
         );
         assert_eq!(ready_at(&site, Service::SameDay, local("2026-12-01T10:00:00")), Err(NoRoute::NoCutoff("same_day")));
+    }
+
+    /// `standard` counts local days: placed at noon before the change to summer time (29 March
+    /// 2026), it is due at noon local five dates on, an hour less than 5 × 24 h.
+    #[test]
+    fn standard_counts_local_days() {
+        let amsterdam = TimeZone::get("Europe/Amsterdam").unwrap();
+        let bound = service_bound(Service::Standard, local("2026-03-27T12:00:00"), &amsterdam);
+        assert_eq!(bound.as_millisecond(), local("2026-04-01T12:00:00"));
+        assert_eq!(local("2026-04-01T12:00:00") - local("2026-03-27T12:00:00"), (5 * 24 - 1) * 3_600_000);
+        // In winter, five days are 5 × 24 h.
+        let winter = service_bound(Service::Standard, local("2026-12-01T12:00:00"), &amsterdam);
+        assert_eq!(winter.as_millisecond(), local("2026-12-06T12:00:00"));
     }
 
     #[test]
