@@ -1946,7 +1946,7 @@ async fn require_known_lots(
         // Not the tenant's product: the writer says so, at `/gtin`, not at every lot.
         return Ok(());
     }
-    let known = store.lots_in_stock_or_inbound(gtin.as_str(), lots).await?;
+    let known = store.lots_in_stock_or_inbound(gtin, lots).await?;
     let errors: Vec<FieldError> = lots
         .iter()
         .enumerate()

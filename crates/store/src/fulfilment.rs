@@ -4170,22 +4170,27 @@ impl crate::TenantStore<'_> {
 
     /// Which of `lots` of `gtin` this tenant's stock, inbound pallets (announced or received) or
     /// recalls name: a recall's lots must be known somewhere (the events are the other place).
+    /// One read per table for all the lots (the pallets have no index by lot: one scan).
     pub async fn lots_in_stock_or_inbound(
         &self,
-        gtin: &str,
+        gtin: &Gtin,
         lots: &[String],
     ) -> Result<Vec<String>, crate::StoreError> {
-        const SQL: &str = "SELECT 1 WHERE \
-             EXISTS (SELECT 1 FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 AND lot = $3) \
-             OR EXISTS (SELECT 1 FROM asn_pallets WHERE tenant_id = $1 AND gtin = $2 AND lot = $3) \
-             OR EXISTS (SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3)";
-        let mut known = Vec::new();
-        for lot in lots {
-            let found: Option<(i32,)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(SQL)
-                .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_optional(pool).await)?;
-            if found.is_some() {
-                known.push(lot.clone());
-            }
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let keys: Vec<&str> = lots.iter().map(String::as_str).collect();
+        let mut known: Vec<String> = Vec::new();
+        for table in ["stock_balances", "recalled_lots", "asn_pallets"] {
+            let missing: Vec<&str> = keys.iter().copied().filter(|lot| !known.iter().any(|seen| seen == lot)).collect();
+            // The GTIN is a parsed one (14 digits), written into the statement.
+            let rows: Vec<(String,)> =
+                crate::writer::fetch_for_keys(&mut conn, self.tenant_id.as_str(), &missing, |tenant, condition| {
+                    format!(
+                        "SELECT DISTINCT lot FROM {table} WHERE tenant_id = {tenant} AND gtin = '{}' AND lot {condition}",
+                        gtin.as_str()
+                    )
+                })
+                .await?;
+            known.extend(rows.into_iter().map(|(lot,)| lot));
         }
         Ok(known)
     }
