@@ -339,6 +339,23 @@ pub struct ReceiptView {
     pub receipt_id: String,
     pub asn_id: String,
     pub zone: String,
+    /// The status asked for (`available` by default); each lot's units may have taken another,
+    /// as `lots` says.
+    pub status: String,
+    /// The pallets received.
+    pub ssccs: Vec<String>,
+    /// Each lot received, with the status its units took: `recalled` for a recalled lot, and the
+    /// lot's own `hold`, `quarantine` or `expired` where it is stored so (in this zone, or in
+    /// every zone that holds it).
+    pub lots: Vec<ReceivedLotView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceivedLotView {
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    pub units: i64,
     pub status: String,
 }
 
@@ -384,21 +401,52 @@ async fn receive_asn(
     checker.finish()?;
     let (Some(zone), Some(status)) = (zone, status) else { return Err(Problem::internal("receipt")) };
     let receipt_id = new_id("rcp");
-    let view = ReceiptView {
-        receipt_id: receipt_id.clone(),
-        asn_id: asn_id.clone(),
-        zone: zone.to_string(),
-        status: status.name().into(),
-    };
-    let respond = respond_with(201, json_bytes(&view));
-    // The receipt's EPCIS event, captured with it (the writer re-checks the pallets).
+    // The receipt's EPCIS events, captured with it. They name the pallets read here, so the
+    // writer is given that list: a pallet received meanwhile by another request refuses this one
+    // (409 `already-received`) instead of being named by this receipt's events too.
+    let mut ssccs = ssccs;
     let events = match app.store.tenant(&tenant).asn(&asn_id).await? {
         Some(asn) => {
-            let listed: Option<Vec<String>> =
-                ssccs.as_ref().map(|list| list.iter().map(|sscc| sscc.to_string()).collect());
-            receipt_capture(&app.store, &tenant, &asn, zone.as_str(), listed.as_deref(), jiff::Timestamp::now()).await?
+            let listed: Vec<String> = match &ssccs {
+                Some(list) => list.iter().map(|sscc| sscc.to_string()).collect(),
+                None => crate::steps::received_pallets(&asn, None).iter().map(|pallet| pallet.sscc.clone()).collect(),
+            };
+            if ssccs.is_none() && !listed.is_empty() {
+                let parsed = listed.iter().map(|text| Sscc::parse(text)).collect::<Result<Vec<_>, _>>();
+                ssccs = Some(parsed.map_err(|error| Problem::internal(format!("a stored SSCC: {error}")))?);
+            }
+            receipt_capture(&app.store, &tenant, &asn, zone.as_str(), Some(&listed), jiff::Timestamp::now()).await?
         }
         None => None,
+    };
+    let respond = {
+        let (receipt_id, asn_id, zone, status) =
+            (receipt_id.clone(), asn_id.clone(), zone.to_string(), status.name().to_owned());
+        let ssccs: Vec<String> = ssccs.iter().flatten().map(|sscc| sscc.to_string()).collect();
+        move |applied: &Applied| {
+            let lots = match applied.outcome.as_deref() {
+                Some(FulfilmentOutcome::Received(lots)) => lots.as_slice(),
+                _ => &[],
+            };
+            let view = ReceiptView {
+                receipt_id: receipt_id.clone(),
+                asn_id: asn_id.clone(),
+                zone: zone.clone(),
+                status: status.clone(),
+                ssccs: ssccs.clone(),
+                lots: lots
+                    .iter()
+                    .map(|lot| ReceivedLotView {
+                        gtin: lot.gtin.clone(),
+                        lot: lot.lot.clone(),
+                        expiry: lot.expiry.clone(),
+                        units: lot.units,
+                        status: lot.status.name().into(),
+                    })
+                    .collect(),
+            };
+            StoredResponse { status: 201, body: json_bytes(&view) }
+        }
     };
     let change = FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status };
     let mutation = Mutation::fulfilment_step(change, events);
@@ -630,8 +678,15 @@ pub struct CountInput {
     pub zone: String,
     pub gtin: String,
     pub lot: String,
-    /// Units found; the difference to on hand becomes an `adjust` movement.
+    /// Units of the lot found in the zone that have not shipped, those picked or packed for
+    /// orders included (a pick moves no stock until the order ships); the difference to on
+    /// hand becomes an `adjust` movement.
     pub counted: i64,
+    /// The on-hand the count started from (as `GET /v1/stock` read it when the counter began).
+    /// If stock moved since (a receipt, a shipment, a transfer), the count is refused (409
+    /// `count-stale`) instead of writing that movement away. Without it the count is applied to
+    /// the on-hand as it is when written.
+    pub expected_on_hand: Option<i64>,
     pub reason: String,
 }
 
@@ -673,7 +728,8 @@ async fn write_operation(
 /// A cycle count: adjusts the balance to the units found, with an `adjust` movement. Found fewer
 /// than orders reserved there: the newest orders not yet being picked give theirs up and are
 /// allocated again from other stock, or flagged (listed in the answer); refused (409
-/// `insufficient-stock`) if orders being picked or packed hold more than were counted.
+/// `insufficient-stock`) if orders being picked or packed hold more than were counted, and (409
+/// `count-stale`) if `expected_on_hand` is not the on-hand any more.
 #[utoipa::path(post, path = "/v1/stock/counts", tag = "fulfilment", request_body = CountInput,
     params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 200, body = CountView), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -691,6 +747,9 @@ async fn count_stock(
     if !(0..=QUANTITY_MAX).contains(&input.counted) {
         checker.fail("/counted", format!("must be 0..={QUANTITY_MAX}"));
     }
+    if input.expected_on_hand.is_some_and(|units| units < 0) {
+        checker.fail("/expected_on_hand", "must be 0 or more");
+    }
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     checker.finish()?;
     let (Some((location, zone, gtin, lot)), Some(reason)) = (place, reason) else {
@@ -704,6 +763,7 @@ async fn count_stock(
         gtin,
         lot,
         counted: input.counted,
+        expected_on_hand: input.expected_on_hand,
         reason,
     });
     let respond = move |applied: &Applied| {
@@ -860,7 +920,8 @@ pub struct LotStatusInput {
 /// `status` movement with its reason.
 #[utoipa::path(post, path = "/v1/stock/lot-status", tag = "fulfilment", request_body = LotStatusInput,
     params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
-    responses((status = 200, body = OperationView), (status = 404, body = Problem)))]
+    responses((status = 200, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
 async fn set_lot_status(
     State(app): State<AppState>,
     caller: Caller,

@@ -105,7 +105,13 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "lot-conflict",
         409,
         "Lot conflict",
-        "A lot is received with another expiry date than the one stored for it (a lot has one expiry), or with another status than the one stored in that zone, or a recalled lot's status would change.",
+        "A lot is announced or received with another expiry date than the one stored for it (a lot has one expiry), or received with another status than the one stored in that zone, or a recalled lot's status would change, or a lot past its expiry date would be made available.",
+    ),
+    (
+        "count-stale",
+        409,
+        "Count stale",
+        "A count's `expected_on_hand` is not the balance's on-hand any more: stock moved since the count began (a receipt, a shipment, a transfer). Count again. Nothing changed.",
     ),
     (
         "lot-unavailable",

@@ -235,11 +235,11 @@ use fulfilment::{
     fulfilment_a_changed_product_is_read_again, fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_holds_expire_and_promises_answer,
     fulfilment_hot_sku_never_oversells, fulfilment_lists_and_filters_are_checked_first,
-    fulfilment_lists_page_past_their_largest_page, fulfilment_more_lapsed_holds_than_a_batch_expires,
-    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
-    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
-    fulfilment_sla_measures_arrivals_and_failed_deliveries, fulfilment_steps_name_pallets_and_lots_once,
-    fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_lists_page_past_their_largest_page, fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
+    fulfilment_more_lapsed_holds_than_a_batch_expires, fulfilment_reallocation_keeps_the_hold,
+    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
+    fulfilment_scrap_and_transfers, fulfilment_sla_measures_arrivals_and_failed_deliveries,
+    fulfilment_steps_name_pallets_and_lots_once, fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -267,6 +267,7 @@ end_to_end!(
     fulfilment_lists_page_past_their_largest_page,
     fulfilment_lists_and_filters_are_checked_first,
     fulfilment_scrap_and_transfers,
+    fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
     fulfilment_sla_measures_arrivals_and_failed_deliveries,
     fulfilment_steps_name_pallets_and_lots_once,
     fulfilment_webhooks_deliver_transitions_signed,

@@ -1187,6 +1187,8 @@ pub enum FulfilmentMutation {
         gtin: Gtin,
         lot: String,
         counted: i64,
+        /// The on-hand the counter started from: refused if it is not the on-hand now.
+        expected_on_hand: Option<i64>,
         reason: String,
     },
     /// Takes free units of a balance out of stock for good (spoiled, damaged, destroyed after a
@@ -1641,12 +1643,26 @@ pub enum FulfilmentOutcome {
         history: Vec<OrderEventRecord>,
     },
     Recall(RecallOutcome),
+    /// The lots a receipt brought in, each with the status its units took.
+    Received(Vec<ReceivedLot>),
     /// Orders that lost their reservation to the write (a count that found fewer units than were
     /// reserved): those allocated again from other stock, and those flagged.
     Reallocation {
         reallocated: Vec<String>,
         flagged: Vec<String>,
     },
+}
+
+/// Units of one lot a receipt brought into its zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedLot {
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    pub units: i64,
+    /// The status the units took: the one asked for, unless the lot is recalled, or held, in
+    /// quarantine or expired where it is stored (see `receipt_status`).
+    pub status: LotStatus,
 }
 
 /// A recall's reach: forward (orders, and so pickup points) and backward (inbound pallets, the
@@ -1900,6 +1916,37 @@ async fn apply_checked(
                     errors: announced,
                 });
             }
+            // A lot has one expiry: a pallet announced with another date than the lot's stock
+            // could never be received (`change` refuses it), and an ASN cannot be amended.
+            let mut other_expiry = Vec::new();
+            for (index, pallet) in pallets.iter().enumerate() {
+                let entry = batch.entry(cache, conn, tenant, pallet.gtin.as_str()).await?;
+                if let Some(stored) = entry
+                    .balances
+                    .iter()
+                    .find(|cached| cached.key.lot == pallet.lot && cached.expiry.as_deref() != pallet.expiry.as_deref())
+                {
+                    other_expiry.push((
+                        format!("/pallets/{index}/expiry"),
+                        format!(
+                            "lot {:?} of {} is stored with expiry {}: a lot has one expiry",
+                            pallet.lot,
+                            pallet.gtin,
+                            expiry_text(stored.expiry.as_deref())
+                        ),
+                    ));
+                }
+            }
+            if !other_expiry.is_empty() {
+                refuse!(WriteError::Refused {
+                    code: "lot-conflict",
+                    detail: format!(
+                        "{} pallets are announced with another expiry than their lot's",
+                        other_expiry.len()
+                    ),
+                    errors: other_expiry,
+                });
+            }
             execute(
                 conn,
                 "INSERT INTO asns (tenant_id, asn_id, location_gln, expected_unix_ms, created_unix_ms) VALUES ($1, $2, $3, $4, $5)",
@@ -1934,9 +1981,26 @@ async fn apply_checked(
             receive_asn(conn, tenant, asn_id, receipt_id, zone, ssccs.as_deref(), *status, now_unix_ms, batch, cache)
                 .await
         }
-        FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, reason } => {
+        FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, expected_on_hand, reason } => {
             // A count is absolute: the difference is taken from the row as it is now.
             let key = StockKey::at(gtin, location, zone, lot);
+            if let Some(expected) = *expected_on_hand {
+                // Read afresh: another API node may have moved this stock.
+                batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
+                let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
+                let on_hand =
+                    entry.balances.iter().find(|cached| cached.key == key).map_or(0, |cached| cached.balance.on_hand);
+                if on_hand != expected {
+                    refuse!(WriteError::Refused {
+                        code: "count-stale",
+                        detail: format!(
+                            "{gtin} lot {lot:?} in {location} zone {zone} has {on_hand} on hand, not the {expected} \
+                             the count started from: stock moved since; count again"
+                        ),
+                        errors: vec![("/expected_on_hand".into(), format!("on hand now: {on_hand}"))],
+                    });
+                }
+            }
             // Fewer units found than orders reserved: the newest orders not yet being picked
             // give theirs up first, and are allocated again below (or flagged).
             let released = attempt!(release_for_count(conn, tenant, &key, *counted, now_unix_ms, batch, cache).await?);
@@ -2053,6 +2117,20 @@ async fn apply_checked(
                         "lot {:?} of {gtin} is recalled in {} zone {}: a recalled lot's status does not change",
                         lot, recalled.key.location, recalled.key.zone
                     )
+                ));
+            }
+            // A lot has one expiry; past it, the stock's read says `expired` whatever is stored.
+            let today = crate::utc_day(now_unix_ms);
+            if *status == LotStatus::Available
+                && let Some(expiry) = entry
+                    .balances
+                    .iter()
+                    .filter(|cached| keys.contains(&cached.key))
+                    .find_map(|cached| cached.expiry.as_deref().filter(|expiry| **expiry < *today))
+            {
+                refuse!(refused(
+                    "lot-conflict",
+                    format!("lot {lot:?} of {gtin} is past its expiry date {expiry}: it cannot be made available")
                 ));
             }
             for (line, key) in keys.iter().enumerate() {
@@ -2276,6 +2354,7 @@ async fn receive_asn(
         }
     }
     let mut recalled_lots: HashMap<(&str, &str), bool> = HashMap::new();
+    let mut received: Vec<ReceivedLot> = Vec::new();
     for (line, pallet) in chosen.iter().enumerate() {
         let entry = batch.entry(cache, conn, tenant, &pallet.gtin).await?;
         let Some(product) = entry.product.clone() else {
@@ -2298,6 +2377,7 @@ async fn receive_asn(
             zone: zone.to_string(),
             lot: pallet.lot.clone(),
         };
+        let kept = receipt_status(&entry.balances, &key, status);
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = match recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) {
             Some(&recalled) => recalled,
@@ -2312,7 +2392,17 @@ async fn receive_asn(
                 recalled
             }
         };
-        let status = if recalled { LotStatus::Recalled } else { status };
+        let status = if recalled { LotStatus::Recalled } else { kept };
+        match received.iter_mut().find(|lot| lot.gtin == pallet.gtin && lot.lot == pallet.lot) {
+            Some(lot) => lot.units += pallet.quantity,
+            None => received.push(ReceivedLot {
+                gtin: pallet.gtin.clone(),
+                lot: pallet.lot.clone(),
+                expiry: pallet.expiry_date.clone(),
+                units: pallet.quantity,
+                status,
+            }),
+        }
         attempt!(
             batch
                 .change(
@@ -2349,7 +2439,24 @@ async fn receive_asn(
             return Err(corrupt(format!("pallet {} was received meanwhile", pallet.sscc)));
         }
     }
-    Ok(Ok(FulfilmentApplied { created: true, outcome: None }))
+    Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Received(received))) }))
+}
+
+/// The status units received into `key` take when the lot is not recalled. A lot held, in
+/// quarantine or expired where it is stored keeps that status for the new units: in that zone,
+/// and in a zone new to the lot when every balance of the lot has one such status (a hold put
+/// on the lot everywhere holds its later pallets too). Otherwise they take the status asked for
+/// (`available` or `quarantine`); quarantine asked for a zone where the lot is available is
+/// refused by `change` (one status a lot and zone).
+fn receipt_status(balances: &[CachedBalance], key: &StockKey, asked: LotStatus) -> LotStatus {
+    if let Some(stored) = balances.iter().find(|cached| cached.key == *key) {
+        return if stored.status == LotStatus::Available { asked } else { stored.status };
+    }
+    let mut statuses = balances.iter().filter(|cached| cached.key.lot == key.lot).map(|cached| cached.status);
+    match statuses.next() {
+        Some(first) if first != LotStatus::Available && statuses.all(|status| status == first) => first,
+        _ => asked,
+    }
 }
 
 fn describe_range(range: &network::TemperatureRange) -> String {
@@ -3047,7 +3154,9 @@ async fn order_event(
             };
             // Units leave only from lots still available: a lot put on hold, in quarantine or
             // expired since the order was allocated stops the shipment (read afresh: another API
-            // node may have changed it).
+            // node may have changed it). Expired is also by date, as the stock's read says it: a
+            // lot past its expiry date (UTC) does not leave, whatever its stored status.
+            let today = crate::utc_day(now_unix_ms);
             let mut refreshed: Vec<&str> = Vec::new();
             for (row, &units) in rows.iter().zip(&shipped) {
                 if units == 0 {
@@ -3059,21 +3168,31 @@ async fn order_event(
                 }
                 let entry = batch.entry(cache, conn, tenant, &row.gtin).await?;
                 let key = key_of(row);
-                if let Some(cached) = entry.balances.iter().find(|cached| cached.key == key)
-                    && cached.status != LotStatus::Available
-                {
-                    refuse!(refused(
-                        "lot-unavailable",
-                        format!(
-                            "lot {:?} of {} in {} zone {} is {}: it cannot ship; make it available again or \
-                             cancel the order",
-                            key.lot,
-                            key.gtin,
-                            key.location,
-                            key.zone,
-                            cached.status.name()
-                        )
-                    ));
+                if let Some(cached) = entry.balances.iter().find(|cached| cached.key == key) {
+                    if cached.status != LotStatus::Available {
+                        refuse!(refused(
+                            "lot-unavailable",
+                            format!(
+                                "lot {:?} of {} in {} zone {} is {}: it cannot ship; make it available again or \
+                                 cancel the order",
+                                key.lot,
+                                key.gtin,
+                                key.location,
+                                key.zone,
+                                cached.status.name()
+                            )
+                        ));
+                    }
+                    if let Some(expiry) = cached.expiry.as_deref().filter(|expiry| **expiry < *today) {
+                        refuse!(refused(
+                            "lot-unavailable",
+                            format!(
+                                "lot {:?} of {} in {} zone {} is past its expiry date {expiry}: it cannot \
+                                 ship; cancel the order",
+                                key.lot, key.gtin, key.location, key.zone
+                            )
+                        ));
+                    }
                 }
             }
             let movements: Vec<(MovementKind, StockKey, i64)> = rows

@@ -1315,6 +1315,128 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
 
 /// Scrap and transfers take free units only, keep the lot's expiry and status, check the zone
 /// they go to, and leave a movement each; a refused one changes nothing.
+/// A lot's status reaches its later pallets: a lot on hold everywhere takes new pallets in on
+/// hold, in its zone and in a zone new to it, and the receipt's answer says so. An ASN giving a
+/// lot another expiry than its stock's is refused when announced, storing nothing. A count that
+/// started from another on-hand than the one now is refused. A lot past its expiry date is not
+/// made available.
+pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app: &TestApp) {
+    network(app).await;
+    let depot = gln("871234500103");
+    let cold = json!({
+        "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
+        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
+        "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
+        "pick_pack_lead_minutes": 30
+    });
+    let created = app.post("/v1/locations", &app.operator_key, cold).await;
+    assert!(created.status.is_success(), "{:?}", created.body);
+    let (key, product) = merchant(app, "holder", "871234510072").await;
+    receive(app, &key, &product, &[("HLD", 20, 10)], 72_000).await;
+    let hold = json!({"gtin": product, "lot": "HLD", "status": "hold", "reason": "QA sample failed"});
+    let held = app.post("/v1/stock/lot-status", &key, hold).await;
+    assert_eq!(held.status, StatusCode::OK, "{:?}", held.body);
+
+    let sscc = |number: u64| with_check_digit(&format!("38712345{number:09}"));
+    let pallet = |number: u64, days: i64| json!({"sscc": sscc(number), "gtin": product, "lot": "HLD", "expiry": in_days(days), "quantity": 5});
+    let receive_one = |location: String, zone: &'static str, number: u64| {
+        let key = key.clone();
+        let body = json!({"location": location, "pallets": [pallet(number, 20)]});
+        async move {
+            let asn = app.post("/v1/asns", &key, body).await;
+            assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+            let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+            let received = app.post(&path, &key, json!({"zone": zone})).await;
+            assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+            received.body
+        }
+    };
+    // A later pallet into the held zone joins the hold (it was refused as a status conflict).
+    let same_zone = receive_one(dc(), "chill", 72_100).await;
+    assert_eq!(same_zone["status"], "available", "the status asked for: {same_zone:?}");
+    assert_eq!(same_zone["ssccs"], json!([sscc(72_100)]));
+    assert_eq!(
+        same_zone["lots"],
+        json!([{"gtin": format!("{product:0>14}"), "lot": "HLD", "expiry": in_days(20), "units": 5, "status": "hold"}]),
+        "the status the units took"
+    );
+    // And a pallet into a zone new to the lot: every balance of it is on hold, so this one too.
+    let new_zone = receive_one(depot.clone(), "cold", 72_101).await;
+    assert_eq!(new_zone["lots"][0]["status"], "hold", "{new_zone:?}");
+    let stock = app.get(&format!("/v1/stock?gtin={product}&lot=HLD"), &key).await;
+    let rows: Vec<(String, String, i64, i64)> = stock.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["location"].as_str().unwrap().to_owned(),
+                item["status"].as_str().unwrap().to_owned(),
+                item["on_hand"].as_i64().unwrap(),
+                item["available"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected = vec![(dc(), "hold".to_owned(), 15, 0), (depot.clone(), "hold".to_owned(), 5, 0)];
+    expected.sort();
+    let mut rows = rows;
+    rows.sort();
+    assert_eq!(rows, expected, "{:?}", stock.body);
+    let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+    assert_eq!(placed.status, StatusCode::CONFLICT, "nothing of a held lot is sold: {:?}", placed.body);
+
+    // Another expiry for the lot is refused when announced (it could never be received), and
+    // nothing is stored: the SSCC is still free.
+    let other_expiry = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet(72_102, 21)]})).await;
+    assert_eq!(other_expiry.status, StatusCode::CONFLICT, "{:?}", other_expiry.body);
+    assert_eq!(other_expiry.body["type"], "/problems/lot-conflict");
+    assert_eq!(other_expiry.body["errors"][0]["pointer"], "/pallets/0/expiry", "{:?}", other_expiry.body);
+    let same_expiry = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet(72_102, 20)]})).await;
+    assert_eq!(same_expiry.status, StatusCode::CREATED, "{:?}", same_expiry.body);
+
+    // A count that began at 10 on hand, posted after the later pallet came in: refused, nothing
+    // written; counted from the on-hand now, it is applied.
+    let count = |counted: i64, expected: i64| {
+        json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "HLD", "counted": counted,
+               "expected_on_hand": expected, "reason": "shelf count"})
+    };
+    let on_hand = || async {
+        let stock = app.get(&format!("/v1/stock?gtin={product}&lot=HLD&location={}", dc()), &key).await;
+        stock.body["items"][0]["on_hand"].as_i64().unwrap()
+    };
+    let stale = app.post("/v1/stock/counts", &key, count(9, 10)).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{:?}", stale.body);
+    assert_eq!(stale.body["type"], "/problems/count-stale");
+    assert_eq!(stale.body["errors"][0]["pointer"], "/expected_on_hand", "{:?}", stale.body);
+    assert_eq!(on_hand().await, 15, "a stale count writes nothing");
+    let counted = app.post("/v1/stock/counts", &key, count(14, 15)).await;
+    assert_eq!(counted.status, StatusCode::OK, "{:?}", counted.body);
+    assert_eq!(on_hand().await, 14);
+    let negative = app.post("/v1/stock/counts", &key, count(14, -1)).await;
+    assert_eq!(negative.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", negative.body);
+
+    // A lot that expires after its order was packed does not ship (its date moved back here, as
+    // days passing would leave it).
+    receive(app, &key, &product, &[("SHIP", 20, 5)], 72_300).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 2)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let path = format!("/v1/orders/{}/events?tenant=holder", placed.body["order_id"].as_str().unwrap());
+    let packed = [json!({"status": "picking"}), json!({"status": "packed", "ssccs": [sscc(72_400)]})];
+    walk(app, &path, &packed).await;
+    app.execute_sql(&["UPDATE stock_balances SET expiry_date = '2000-01-01' WHERE lot = $1"], "SHIP").await;
+    let shipped = app.post(&path, &app.operator_key, json!({"status": "shipped"})).await;
+    assert!(shipped.is_problem(409, "/problems/lot-unavailable"), "{:?}", shipped.body);
+    assert!(shipped.body["detail"].as_str().unwrap().contains("past its expiry date 2000-01-01"), "{:?}", shipped.body);
+
+    // A lot past its expiry date stays expired.
+    receive(app, &key, &product, &[("OLD", -2, 5)], 72_200).await;
+    assert_eq!(balance(app, &key, &product, "OLD").await["status"], "expired");
+    let release = json!({"gtin": product, "lot": "OLD", "status": "available", "reason": "looks fine"});
+    let refused = app.post("/v1/stock/lot-status", &key, release).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert_eq!(refused.body["type"], "/problems/lot-conflict");
+}
+
 pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     network(app).await;
     let depot = gln("871234500103");
@@ -1382,15 +1504,20 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
 
     // The same lot with another expiry cannot come in elsewhere either: a lot has one expiry.
+    // Announced while the lot is in stock, it is refused at once.
+    let pallet = |sscc: &str, lot: &str, days: i64| json!({"sscc": with_check_digit(sscc), "gtin": product, "lot": lot, "expiry": in_days(days), "quantity": 1});
+    let asn = json!({"location": depot, "pallets": [pallet("38712345000000600", "TRF", 25)]});
+    let other_date = app.post("/v1/asns", &key, asn).await;
+    assert!(other_date.is_problem(409, "/problems/lot-conflict"), "{:?}", other_date.body);
+    assert_eq!(other_date.body["errors"][0]["pointer"], "/pallets/0/expiry", "{:?}", other_date.body);
+    let detail = other_date.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("expiry {}", in_days(20))) && !detail.contains("Some("), "{detail}");
+    // Announced before the lot's first stock, it is refused at its receipt.
     let asn = app
-        .post(
-            "/v1/asns",
-            &key,
-            json!({"location": depot, "pallets": [{"sscc": with_check_digit("38712345000000600"), "gtin": product,
-                   "lot": "TRF", "expiry": in_days(25), "quantity": 1}]}),
-        )
+        .post("/v1/asns", &key, json!({"location": depot, "pallets": [pallet("38712345000000690", "TWO", 25)]}))
         .await;
     assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    receive(app, &key, &product, &[("TWO", 20, 1)], 691).await;
     let asn_id = asn.body["asn_id"].as_str().unwrap();
     let other_date = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
     assert!(other_date.is_problem(409, "/problems/lot-conflict"), "{:?}", other_date.body);
@@ -1692,6 +1819,48 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     let statuses: Vec<&str> =
         stock.body["items"].as_array().unwrap().iter().map(|item| item["status"].as_str().unwrap()).collect();
     assert!(!statuses.is_empty() && statuses.iter().all(|status| *status == "recalled"), "{:?}", stock.body);
+
+    // ASNs announcing one SSCC at the same moment: one is stored (between two PostgreSQL nodes
+    // the unique index decides), the others are refused.
+    let sscc = with_check_digit("38712345000000960");
+    let pallet = json!({"sscc": sscc, "gtin": product, "lot": "ONE", "expiry": in_days(20), "quantity": 5});
+    let asns = (0..RACERS)
+        .map(|_| ("/v1/asns".to_owned(), key.clone(), json!({"location": dc(), "pallets": [pallet.clone()]})))
+        .collect();
+    let answers = all_at_once(apps, asns).await;
+    assert_eq!(answers.iter().filter(|(status, _)| *status == StatusCode::CREATED).count(), 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::CONFLICT, "{body:?}");
+        assert_eq!(body["type"], "/problems/conflict", "{body:?}");
+    }
+
+    // A receipt of every pallet left and a receipt of one of them at the same moment: each
+    // pallet is received once, and named by one receiving event if received.
+    let ssccs: Vec<String> = (970..972).map(|number| with_check_digit(&format!("38712345{number:09}"))).collect();
+    let pallets: Vec<Value> = ssccs
+        .iter()
+        .map(|sscc| json!({"sscc": sscc, "gtin": product, "lot": "RR", "expiry": in_days(20), "quantity": 5}))
+        .collect();
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": pallets})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let path = format!("/v1/asns/{asn_id}/receipts");
+    let receipts = vec![
+        (path.clone(), key.clone(), json!({"zone": "chill"})),
+        (path, key.clone(), json!({"zone": "chill", "ssccs": [ssccs[0]]})),
+    ];
+    let answers = all_at_once(apps, receipts).await;
+    assert!(answers.iter().any(|(status, _)| *status == StatusCode::CREATED), "{answers:?}");
+    for (status, body) in &answers {
+        assert!(*status == StatusCode::CREATED || body["type"] == "/problems/already-received", "{body:?}");
+    }
+    let read = app.get(&format!("/v1/asns/{asn_id}"), &key).await;
+    for pallet in read.body["pallets"].as_array().unwrap() {
+        let sscc = pallet["sscc"].as_str().unwrap();
+        let named = events_of(app, &key, "receiving", &format!("MATCH_epc=https://id.gs1.org/00/{sscc}")).await;
+        let received = usize::from(pallet["received_at"].is_string());
+        assert_eq!(named.len(), received, "pallet {sscc}: {named:?} {:?}", read.body);
+    }
 }
 
 /// Every item of a keyed list (`path` with its query), read in pages of the largest size (500).
