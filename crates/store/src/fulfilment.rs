@@ -3222,7 +3222,18 @@ async fn order_event(
             end_reservation(conn, tenant, &reservation_id, ReservationState::Posted, now_unix_ms).await?;
         }
         StockEffect::Allocate => {
-            // Asked for (a flagged order, by its merchant): a new promise, from now.
+            // Asked for (a flagged order, by its merchant): a new promise, from now. A hold is the
+            // time the order waits for its confirmation; one that ended while the order was
+            // flagged ended unconfirmed, and a reservation made now would be born expired.
+            if let Some(ended) = record.hold_expires_unix_ms.filter(|expires| *expires <= now_unix_ms) {
+                refuse!(refused(
+                    "invalid-transition",
+                    format!(
+                        "order {order_id}'s hold ended at {} without a confirmation: cancel it, or place it again",
+                        jiff::Timestamp::from_millisecond(ended).map_or_else(|_| ended.to_string(), |at| at.to_string())
+                    )
+                ));
+            }
             let lines = record.order_lines()?;
             // A fresh id each time: an order may lose its stock to more than one recall.
             let reservation = format!("{order_id}/{event_id}-{:016x}", rand::random::<u64>());

@@ -1029,6 +1029,24 @@ pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
         (Some("expired"), Some(2), Some(0)),
         "{old:?}"
     );
+
+    // A hold that ends while its order is flagged ended unconfirmed: the merchant's asking for
+    // the order to be allocated again is refused (before, its new reservation was born expired
+    // and the next batch cancelled the order).
+    receive(app, &key, &product, &[("ONLY", 20, 2)], 320).await;
+    let mut body = order_body(&product, 2);
+    body["hold_seconds"] = json!(1);
+    let held = app.post("/v1/orders", &key, body).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["ONLY"], "reason": "mould"})).await;
+    assert_eq!(recall.body["affected_orders"][0]["outcome"], "flagged", "{:?}", recall.body);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    receive(app, &key, &product, &[("MORE", 20, 2)], 330).await;
+    let path = format!("/v1/orders/{}/events", held.body["order_id"].as_str().unwrap());
+    let again = app.post(&path, &key, json!({"status": "allocated"})).await;
+    assert!(again.is_problem(409, "/problems/invalid-transition"), "{:?}", again.body);
+    assert!(again.body["detail"].as_str().unwrap().contains("hold ended at"), "{:?}", again.body);
+    assert_eq!(balance(app, &key, &product, "MORE").await["reserved"], 0, "nothing reserved");
 }
 
 /// A recall stored before recalls kept their lots and each order's outcome (migrations sqlite
