@@ -247,6 +247,8 @@ pub fn order_step(
     let mut pick_index = 0;
     for (number, shipment) in order.allocation.shipments.iter().enumerate() {
         let mut quantities = Vec::new();
+        // A short pick: units packed into the pallet that do not ship with it.
+        let mut left_behind = Vec::new();
         for pick in &shipment.picks {
             let listed = units.and_then(|units| units.get(pick_index).copied());
             // Once shipped, a step's units are those the pick shipped (less after a short pick).
@@ -257,12 +259,28 @@ pub fn order_step(
             if units > 0 {
                 quantities.push(quantity(&lot_class(&line.gtin, &pick.lot)?, units));
             }
+            // Only the shipping step itself says so (`units` listed): a shipment recorded again
+            // later (dispatch, for another route's orders) is not unpacked twice.
+            if to == OrderStatus::Shipped
+                && let Some(shipped) = listed
+                && pick.quantity > shipped
+            {
+                left_behind.push(quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity - shipped));
+            }
         }
         if only.is_some_and(|only| !only.contains(&number)) {
             continue;
         }
         let sscc = ssccs.get(number).cloned().or_else(|| shipment.sscc.clone());
         let pallets = sscc.iter().map(|sscc| pallet_link(sscc)).collect::<Result<Vec<_>, _>>()?;
+        // The packing put every reserved unit into the pallet: those a short pick does not ship
+        // come out of it, back in stock where it was packed, before it ships.
+        if !left_behind.is_empty()
+            && let Some(pallet) = pallets.first()
+        {
+            events
+                .push(event(unpacking(&shipment.site, "sellable_accessible", left_behind, Some(pallet.clone()))?, at));
+        }
         let step = match to {
             OrderStatus::Picking => Step {
                 event_type: "ObjectEvent",

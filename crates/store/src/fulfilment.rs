@@ -3230,7 +3230,8 @@ async fn order_event(
                     "invalid-transition",
                     format!(
                         "order {order_id}'s hold ended at {} without a confirmation: cancel it, or place it again",
-                        jiff::Timestamp::from_millisecond(ended).map_or_else(|_| ended.to_string(), |at| at.to_string())
+                        jiff::Timestamp::from_millisecond(ended)
+                            .map_or_else(|_| ended.to_string(), |at| at.to_string())
                     )
                 ));
             }

@@ -584,7 +584,7 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .collect();
     assert_eq!(
         steps,
-        ["commissioning", "receiving", "picking", "packing", "shipping", "arriving", "retail_selling"],
+        ["commissioning", "receiving", "picking", "packing", "unpacking", "shipping", "arriving", "retail_selling"],
         "{:?}",
         trace.body["timeline"]
     );
@@ -593,6 +593,16 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert!(packed_event["parentID"].as_str().unwrap().ends_with(&sscc), "{packed_event:?}");
     let shipped_units = step_units(app, &key, "shipping").await;
     assert_eq!(shipped_units, [4, 5], "the short pick is what the shipping event records");
+    // The unit packed but not shipped came out of the pallet, back in stock.
+    let unpacking = app.get("/events?EQ_bizStep=unpacking", &key).await;
+    let unpacked = &unpacking.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
+    let late = format!("https://id.gs1.org/01/{product:0>14}/10/LATE");
+    assert_eq!(unpacked["childQuantityList"], json!([{"epcClass": late, "quantity": 1}]), "{unpacked:?}");
+    assert!(unpacked["parentID"].as_str().unwrap().ends_with(&sscc), "{unpacked:?}");
+    assert_eq!(
+        (unpacked["action"].as_str(), unpacked["disposition"].as_str()),
+        (Some("DELETE"), Some("sellable_accessible"))
+    );
     let sold_units = step_units(app, &key, "retail_selling").await;
     assert_eq!(sold_units, [4, 5], "the delivery sells what shipped, not what was reserved");
 
