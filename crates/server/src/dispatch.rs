@@ -1025,6 +1025,40 @@ fn off_route(order: Option<&OrderRecord>, stop: &StopRecord) -> Option<String> {
     }
 }
 
+/// Of `shipments` of `order`, those whose pallet no event of `business_step` (`shipping`,
+/// `departing`) names since `since_unix_ms` (the route's planning). A start that failed part-way,
+/// and is tried again, finds the orders it sent out already `out_for_delivery`: their shipments'
+/// events are not recorded twice. A parcel that comes back from a failed stop and leaves on a
+/// later route does depart again.
+async fn not_yet_recorded(
+    app: &AppState,
+    tenant: &TenantId,
+    order: &OrderRecord,
+    business_step: &str,
+    since_unix_ms: i64,
+    shipments: &[usize],
+) -> Result<Vec<usize>, Problem> {
+    let mut left = Vec::new();
+    for &number in shipments {
+        let Some(sscc) = order.allocation.shipments.get(number).and_then(|shipment| shipment.sscc.as_deref()) else {
+            left.push(number);
+            continue;
+        };
+        let filter = store::epcis::EventFilter {
+            identifiers: vec![(vec!["epc".to_owned()], vec![crate::steps::pallet_link(sscc)?])],
+            biz_steps: Some(vec![format!("https://ref.gs1.org/cbv/BizStep-{business_step}")]),
+            event_time_at_least_ms: Some(since_unix_ms),
+            ..store::epcis::EventFilter::default()
+        };
+        let seen =
+            app.store.epcis_candidates(tenant, &filter, store::epcis::EventOrder::RecordAscending, None, 1).await?;
+        if seen.is_empty() {
+            left.push(number);
+        }
+    }
+    Ok(left)
+}
+
 /// Ships (if packed) and sends out one order's shipments of a route, with their events.
 async fn send_out(
     app: &AppState,
@@ -1033,6 +1067,7 @@ async fn send_out(
     order_id: &str,
     stops: &[&StopRecord],
     now: i64,
+    planned_unix_ms: i64,
 ) -> Result<(), Problem> {
     let store = app.store.tenant(tenant);
     let shipments: Vec<usize> = stops.iter().map(|stop| shipment_index(stop)).collect();
@@ -1045,6 +1080,7 @@ async fn send_out(
         // Another route shipped the order: this route's own parcels leave the depot now.
         let packed_here: Vec<usize> =
             stops.iter().filter(|stop| stop.via_lane == 0).map(|stop| shipment_index(stop)).collect();
+        let packed_here = not_yet_recorded(app, tenant, &order, "shipping", planned_unix_ms, &packed_here).await?;
         if !packed_here.is_empty() {
             record_only(app, principal, tenant, &order, OrderStatus::Shipped, now, &packed_here).await?;
         }
@@ -1054,7 +1090,11 @@ async fn send_out(
             advance(app, principal, tenant, &order, OrderStatus::OutForDelivery, now, None, &shipments).await
         }
         OrderStatus::OutForDelivery => {
-            record_only(app, principal, tenant, &order, OrderStatus::OutForDelivery, now, &shipments).await
+            let leaving = not_yet_recorded(app, tenant, &order, "departing", planned_unix_ms, &shipments).await?;
+            if leaving.is_empty() {
+                return Ok(());
+            }
+            record_only(app, principal, tenant, &order, OrderStatus::OutForDelivery, now, &leaving).await
         }
         _ => Ok(()),
     }
@@ -1091,7 +1131,8 @@ async fn start_route(
             let order = app.store.tenant(&tenant).order(&order_id).await?;
             let mut reason = off_route(order.as_ref(), stops[0]);
             if reason.is_none()
-                && let Err(problem) = send_out(&app, principal, &tenant, &order_id, &stops, now).await
+                && let Err(problem) =
+                    send_out(&app, principal, &tenant, &order_id, &stops, now, route.header.created_unix_ms).await
             {
                 if problem.status >= 500 {
                     return Err(problem);

@@ -409,6 +409,17 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     let dropped_stop = stops.iter().find(|stop| stop["order_id"] == dropped.0.as_str()).unwrap();
     assert_eq!(dropped_stop["void_reason"], "the order is cancelled", "{dropped_stop}");
     assert_eq!(status_of(app, &alpha, &kept.0).await, "out_for_delivery");
+    // A start that failed after sending its orders out (the route is marked started last) is
+    // tried again: the orders it sent out are not recorded leaving a second time.
+    app.execute_sql(&["UPDATE dispatch_routes SET started_unix_ms = NULL WHERE route_id = $1"], &out_route).await;
+    let again = app.send("POST", &format!("/v1/routes/{out_route}/start"), Some(&van_key), None, &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    let kept_order = app.get(&format!("/v1/orders/{}", kept.0), &alpha).await;
+    let pallet = format!("https://id.gs1.org/00/{}", kept_order.body["shipments"][0]["sscc"].as_str().unwrap());
+    for step in ["shipping", "departing"] {
+        let found = app.get(&format!("/events?EQ_bizStep={step}&MATCH_epc={pallet}"), &alpha).await;
+        assert_eq!(events(&found.body), 1, "{step} of {pallet} once: {:?}", found.body);
+    }
     let after = app.post("/v1/operator/dispatch", &app.operator_key, later_wave).await;
     assert_eq!(after.body["shipments"], 0, "a cancelled order is not queued again: {:?}", after.body);
 
