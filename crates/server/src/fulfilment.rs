@@ -1472,6 +1472,7 @@ async fn order_event(
             ssccs,
             units,
             expected_reservation: None,
+            expected_status: None,
             handed_over_unix_ms: None,
         }),
     };
@@ -1526,6 +1527,8 @@ pub fn order_step_write(
         ssccs,
         units,
         expected_reservation: Some(order.reservation_id.clone()),
+        // The events were built for the order as read: a step that moved it meanwhile refuses.
+        expected_status: Some(order.status),
         handed_over_unix_ms,
     };
     Ok(Mutation::fulfilment_step(change, events))

@@ -1225,7 +1225,9 @@ pub enum FulfilmentMutation {
     },
     PlaceOrder(Box<PlaceOrder>),
     /// Moves an order on in its lifecycle. With `expected_reservation`, refused if the order's
-    /// reservation is another one (a recall allocated it again since the caller read it).
+    /// reservation is another one (a recall allocated it again since the caller read it); with
+    /// `expected_status`, if its status is another one (another step moved it since: the step's
+    /// events, built from the caller's read, would not fit).
     OrderEvent {
         order_id: String,
         event_id: String,
@@ -1236,6 +1238,7 @@ pub enum FulfilmentMutation {
         /// unit); `returned`, the units back in stock (default none).
         units: Option<Vec<i64>>,
         expected_reservation: Option<String>,
+        expected_status: Option<OrderStatus>,
         /// `delivered` or `at_pickup_point`: when the hand-over happened, if earlier than the
         /// write (a courier's device syncing late); the order's delivery or arrival time, while
         /// its history keeps the write's time (webhook cursors move in write order).
@@ -2149,6 +2152,7 @@ async fn apply_checked(
             ssccs,
             units,
             expected_reservation,
+            expected_status,
             handed_over_unix_ms,
         } => {
             let change = OrderChange {
@@ -2156,6 +2160,7 @@ async fn apply_checked(
                 ssccs,
                 units: units.as_deref(),
                 expected_reservation: expected_reservation.as_deref(),
+                expected_status: *expected_status,
                 handed_over_unix_ms: handed_over_unix_ms.filter(|at| *at <= now_unix_ms),
             };
             let stepped =
@@ -2436,7 +2441,7 @@ async fn receive_asn(
         .await?;
         if marked != 1 {
             // Received by another API node meanwhile: the batch is applied again, one by one.
-            return Err(corrupt(format!("pallet {} was received meanwhile", pallet.sscc)));
+            return Err(crate::writer::raced(format!("pallet {} was received meanwhile", pallet.sscc)));
         }
     }
     Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Received(received))) }))
@@ -2857,7 +2862,7 @@ async fn end_reservation(
     )
     .await?;
     if ended != 1 {
-        return Err(corrupt(format!("reservation {reservation_id} was ended meanwhile")));
+        return Err(crate::writer::raced(format!("reservation {reservation_id} was ended meanwhile")));
     }
     Ok(())
 }
@@ -3080,6 +3085,7 @@ struct OrderChange<'a> {
     ssccs: &'a [Sscc],
     units: Option<&'a [i64]>,
     expected_reservation: Option<&'a str>,
+    expected_status: Option<OrderStatus>,
     handed_over_unix_ms: Option<i64>,
 }
 
@@ -3094,7 +3100,7 @@ async fn order_event(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
-    let OrderChange { to, ssccs, units, expected_reservation, handed_over_unix_ms } = change;
+    let OrderChange { to, ssccs, units, expected_reservation, expected_status, handed_over_unix_ms } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
@@ -3102,6 +3108,16 @@ async fn order_event(
         refuse!(refused(
             "invalid-transition",
             format!("order {order_id} was allocated again meanwhile; read it and retry")
+        ));
+    }
+    if let Some(expected) = expected_status.filter(|expected| *expected != record.status) {
+        refuse!(refused(
+            "invalid-transition",
+            format!(
+                "order {order_id} moved from {} to {} meanwhile; read it and retry",
+                expected.name(),
+                record.status.name()
+            )
         ));
     }
     if record.status.holds_reservation() && record.reservation == ReservationState::Expired {
@@ -3348,7 +3364,7 @@ async fn order_event(
         record.hold_expires_unix_ms = None;
     }
     if !set_order_status(conn, tenant, order_id, record.status, to, detail.as_deref(), allocation, now_unix_ms).await? {
-        return Err(corrupt(format!("order {order_id} was moved on meanwhile")));
+        return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
     }
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
@@ -3625,7 +3641,7 @@ async fn allocate_again(
                 )
                 .await?;
                 if !moved {
-                    return Err(corrupt(format!("order {order_id} was moved on meanwhile")));
+                    return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
                 }
                 reallocated.push(order_id.clone());
             }
@@ -3644,7 +3660,7 @@ async fn allocate_again(
                 )
                 .await?;
                 if !moved {
-                    return Err(corrupt(format!("order {order_id} was moved on meanwhile")));
+                    return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
                 }
                 flagged.push(order_id.clone());
             }

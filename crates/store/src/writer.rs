@@ -602,7 +602,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, co
                 let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters).await;
                 for _ in 0..RACE_RETRIES_MAX {
                     let raced = match &single {
-                        Err(BatchFailure::Statement(error)) => is_constraint_race(error),
+                        Err(BatchFailure::Statement(error)) => lost_a_race(error),
                         Err(BatchFailure::Raced) => true,
                         _ => false,
                     };
@@ -671,8 +671,29 @@ fn statement_failure(error: sqlx::Error) -> BatchFailure {
     }
 }
 
-fn is_constraint_race(error: &sqlx::Error) -> bool {
+fn lost_a_race(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation() || database.is_foreign_key_violation())
+        || matches!(error, sqlx::Error::Decode(inner) if inner.is::<RowRaced>())
+}
+
+/// A row the write read and then changed was changed by another API node in between (an order
+/// moved on, a reservation ended, a pallet received): the batch rolls back and its writes are
+/// tried alone, each again while it keeps losing such a race (at most [`RACE_RETRIES_MAX`] times),
+/// and the fresh read of its retry refuses or applies it cleanly.
+#[derive(Debug)]
+pub(crate) struct RowRaced(pub(crate) String);
+
+impl fmt::Display for RowRaced {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} (another API node changed it meanwhile)", self.0)
+    }
+}
+
+impl std::error::Error for RowRaced {}
+
+/// The error of a write that lost a race for a row ([`RowRaced`]).
+pub(crate) fn raced(what: impl fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(RowRaced(what.to_string())))
 }
 
 /// Applies writes in one transaction; answers each write's result and whether the transparency

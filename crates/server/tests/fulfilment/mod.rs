@@ -1848,6 +1848,42 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
         stock.body["items"].as_array().unwrap().iter().map(|item| item["status"].as_str().unwrap()).collect();
     assert!(!statuses.is_empty() && statuses.iter().all(|status| *status == "recalled"), "{:?}", stock.body);
 
+    // A packing and a cancellation of one order at the same moment: whichever commits first, the
+    // events fit the order's path (a step built for the order as read refuses once another step
+    // moved it): a packed order that is cancelled is unpacked, and one cancelled first is never
+    // packed.
+    let mut requests = Vec::new();
+    let mut raced = Vec::new();
+    for index in 0..RACERS {
+        let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        let id = placed.body["order_id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/orders/{id}/events?tenant=race");
+        assert_eq!(app.post(&path, operator, json!({"status": "picking"})).await.status, StatusCode::OK);
+        let sscc = with_check_digit(&format!("38712345{:09}", 1_000 + index));
+        requests.push((path.clone(), operator.clone(), json!({"status": "packed", "ssccs": [sscc]})));
+        requests.push((path, operator.clone(), json!({"status": "cancelled"})));
+        raced.push((id, sscc));
+    }
+    let answers = all_at_once(apps, requests).await;
+    for (status, body) in &answers {
+        assert!(*status == StatusCode::OK || body["type"] == "/problems/invalid-transition", "{body:?}");
+    }
+    for (id, sscc) in &raced {
+        let order = app.get(&format!("/v1/orders/{id}"), &key).await;
+        let path: Vec<&str> =
+            order.body["events"].as_array().unwrap().iter().map(|event| event["status"].as_str().unwrap()).collect();
+        let pallet = format!("MATCH_parentID=https://id.gs1.org/00/{sscc}");
+        let packed = events_of(app, &key, "packing", &pallet).await.len();
+        let unpacked = events_of(app, &key, "unpacking", &pallet).await.len();
+        match path.as_slice() {
+            ["allocated", "picking", "packed", "cancelled"] => assert_eq!((packed, unpacked), (1, 1), "{path:?}"),
+            ["allocated", "picking", "packed"] => assert_eq!((packed, unpacked), (1, 0), "{path:?}"),
+            ["allocated", "picking", "cancelled"] => assert_eq!((packed, unpacked), (0, 0), "{path:?}"),
+            other => panic!("order {id} took the path {other:?}"),
+        }
+    }
+
     // ASNs announcing one SSCC at the same moment: one is stored (between two PostgreSQL nodes
     // the unique index decides), the others are refused.
     let sscc = with_check_digit("38712345000000960");
