@@ -1081,6 +1081,9 @@ pub struct OrderView {
     pub allocation: DecisionView,
     /// What needs a person (a recall left the order without stock).
     pub flags: Vec<String>,
+    /// The order's transitions, placing first. Left out of `GET /v1/orders`' pages, which do not
+    /// read them: `GET /v1/orders/{id}` has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<OrderEventView>,
 }
 

@@ -475,6 +475,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     assert_eq!(placed.body["events"], read.body["events"], "{:?}", placed.body);
     assert_eq!(placed.body["events"][0]["detail"], "placed");
+    // A list does not read the history: it leaves it out rather than show none.
+    let listed = app.get("/v1/orders?limit=500", &key).await;
+    let item = listed.body["items"].as_array().unwrap().iter().find(|item| item["order_id"] == order_id).unwrap();
+    assert!(item.get("events").is_none() && item["status"] == "allocated", "{item:?}");
     assert!(placed.body["allocation"]["rule"].as_str().unwrap().starts_with("one shipment"), "{:?}", placed.body);
     assert!(placed.body["promised_by"].as_str().unwrap().ends_with('Z'));
     // The promise in the pickup point's time zone (Europe/Amsterdam): the same instant.
