@@ -612,7 +612,8 @@ async fn due_shipment(
     let mut skills = Vec::new();
     let mut units: u64 = 0;
     for pick in &shipment.picks {
-        units += u64::try_from(pick.quantity).unwrap_or(0);
+        // Once shipped (a lane's shipment, or a short pick), what shipped; before, what is packed.
+        units += u64::try_from(pick.shipped.unwrap_or(pick.quantity)).unwrap_or(0);
         let Some(line) = order.lines.get(pick.line) else { continue };
         let key = (tenant.clone(), line.gtin.clone());
         if !products.contains_key(&key) {
@@ -1021,6 +1022,15 @@ fn off_route(order: Option<&OrderRecord>, stop: &StopRecord) -> Option<String> {
             Some("the order was allocated anew (a recall): this parcel stays at the depot".to_owned())
         }
         Some(order) if last_mile_rank(order.status).is_none() => Some(format!("the order is {}", order.status.name())),
+        Some(order)
+            if order
+                .allocation
+                .shipments
+                .get(shipment_index(stop))
+                .is_some_and(|shipment| shipment.shipped_nothing()) =>
+        {
+            Some("this shipment shipped no unit (its picks came up short): nothing to deliver".to_owned())
+        }
         Some(_) => None,
     }
 }
@@ -1314,7 +1324,9 @@ async fn hand_over(
 
     let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
     let (handed, last) = app.store.handed_over(&tenant, &stop.order_id, &stop.reservation_id).await?;
-    let all_handed = usize::try_from(handed).unwrap_or(0) >= order.allocation.shipments.len();
+    // A shipment that shipped nothing goes nowhere: the order is delivered without it.
+    let to_hand_over = order.allocation.shipments.iter().filter(|shipment| !shipment.shipped_nothing()).count();
+    let all_handed = usize::try_from(handed).unwrap_or(0) >= to_hand_over;
     let this_shipment = [shipment_index(&stop)];
     if matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery) {
         if all_handed {

@@ -281,6 +281,19 @@ pub fn order_step(
             events
                 .push(event(unpacking(&shipment.site, "sellable_accessible", left_behind, Some(pallet.clone()))?, at));
         }
+        // A shipment whose picks all came up empty ships nothing and goes nowhere: no event
+        // names its empty pallet from shipping on.
+        let went_nowhere = match to {
+            OrderStatus::Shipped => quantities.is_empty(),
+            OrderStatus::OutForDelivery
+            | OrderStatus::AtPickupPoint
+            | OrderStatus::Delivered
+            | OrderStatus::Returned => shipment.shipped_nothing(),
+            _ => false,
+        };
+        if went_nowhere {
+            continue;
+        }
         let step = match to {
             OrderStatus::Picking => Step {
                 event_type: "ObjectEvent",

@@ -1326,6 +1326,14 @@ pub struct StoredShipment {
     pub sscc: Option<String>,
 }
 
+impl StoredShipment {
+    /// Whether the order shipped and this shipment took no unit (its picks came up empty): it
+    /// goes nowhere, and the order is delivered without it.
+    pub fn shipped_nothing(&self) -> bool {
+        !self.picks.is_empty() && self.picks.iter().all(|pick| pick.shipped == Some(0))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredCandidate {
     pub site: String,
@@ -3051,6 +3059,17 @@ async fn queue_for_dispatch(
         _ => return Ok(()),
     };
     for (index, shipment) in record.allocation.shipments.iter().enumerate() {
+        if shipment.shipped_nothing() {
+            // Shipped without a unit (queued when packed, if its own site delivers it): it does
+            // not wait for the last mile.
+            execute(
+                conn,
+                "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2 AND shipment = $3",
+                &[Arg::Text(tenant), Arg::Text(&record.order_id), Arg::Integer(index as i64)],
+            )
+            .await?;
+            continue;
+        }
         if shipment.lane.is_some() != via_lane {
             continue;
         }

@@ -1359,7 +1359,8 @@ pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app:
         "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
         "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
         "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
-        "pick_pack_lead_minutes": 30
+        "pick_pack_lead_minutes": 30,
+        "cutoffs": {"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE}
     });
     let created = app.post("/v1/locations", &app.operator_key, cold).await;
     assert!(created.status.is_success(), "{:?}", created.body);
@@ -1459,6 +1460,40 @@ pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app:
     let shipped = app.post(&path, &app.operator_key, json!({"status": "shipped"})).await;
     assert!(shipped.is_problem(409, "/problems/lot-unavailable"), "{:?}", shipped.body);
     assert!(shipped.body["detail"].as_str().unwrap().contains("past its expiry date 2000-01-01"), "{:?}", shipped.body);
+
+    // A split order whose second shipment's pick comes up empty ships without it: that pallet
+    // is unpacked and named by no later event, and the order arrives with its first shipment.
+    receive(app, &key, &product, &[("SPL", 20, 5)], 72_500).await;
+    let at_depot = json!({"location": depot, "pallets": [{"sscc": sscc(72_501), "gtin": product, "lot": "SPL",
+                          "expiry": in_days(20), "quantity": 5}]});
+    let asn = app.post("/v1/asns", &key, at_depot).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    assert_eq!(app.post(&path, &key, json!({"zone": "cold"})).await.status, StatusCode::CREATED);
+    let placed = app.post("/v1/orders", &key, order_body(&product, 8)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let shipments = placed.body["shipments"].as_array().unwrap().clone();
+    assert_eq!(shipments.len(), 2, "{:?}", placed.body);
+    let first_units = shipments[0]["picks"][0]["quantity"].as_i64().unwrap();
+    let second_units = shipments[1]["picks"][0]["quantity"].as_i64().unwrap();
+    assert_eq!(first_units + second_units, 8);
+    let path = format!("/v1/orders/{}/events?tenant=holder", placed.body["order_id"].as_str().unwrap());
+    let pallets = [sscc(72_600), sscc(72_601)];
+    walk(app, &path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": pallets})]).await;
+    let shipped = app.post(&path, &app.operator_key, json!({"status": "shipped", "shipped": [first_units, 0]})).await;
+    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
+    assert_eq!(shipped.body["shipments"][1]["picks"][0]["shipped"], 0, "{:?}", shipped.body);
+    walk(app, &path, &[json!({"status": "at_pickup_point"})]).await;
+    for (pallet, expected) in [(&pallets[0], 1), (&pallets[1], 0)] {
+        let matching = format!("MATCH_epc=https://id.gs1.org/00/{pallet}");
+        for step in ["shipping", "arriving"] {
+            assert_eq!(events_of(app, &key, step, &matching).await.len(), expected, "{step} of {pallet}");
+        }
+    }
+    let emptied =
+        events_of(app, &key, "unpacking", &format!("MATCH_parentID=https://id.gs1.org/00/{}", pallets[1])).await;
+    assert_eq!(emptied.len(), 1, "{emptied:?}");
+    assert_eq!(emptied[0]["childQuantityList"][0]["quantity"], second_units, "{emptied:?}");
 
     // A lot past its expiry date stays expired.
     receive(app, &key, &product, &[("OLD", -2, 5)], 72_200).await;
