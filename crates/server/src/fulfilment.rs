@@ -476,6 +476,19 @@ pub async fn receipt_capture(
     crate::steps::receiving(tenant, asn, zone, ssccs, &new_lots, at)
 }
 
+/// Expires the lapsed order holds when any is due (the worker calls it every
+/// `subscriptions::HOLD_SWEEP_INTERVAL`). Any batch with a fulfilment write expires them; on a
+/// quiet platform this one does, so such an order is cancelled, and its webhook told, about a
+/// second after its hold ends. Answers whether one was due.
+pub async fn expire_lapsed_holds(store: &store::Store) -> Result<bool, Problem> {
+    if !store.holds_lapsed(store::now_unix_ms()).await? {
+        return Ok(false);
+    }
+    let mutation = Mutation::Fulfilment(FulfilmentMutation::ExpireHolds);
+    store.tenant(&TenantId::network()).write(mutation, None).await?;
+    Ok(true)
+}
+
 // ---------- stock ----------
 
 #[derive(Debug, Deserialize, IntoParams)]

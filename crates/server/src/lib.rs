@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub webhooks_to_private_addresses: bool,
     /// The MQTT broker to take readings from (`--mqtt`), if any.
     pub mqtt: Option<mqtt::MqttConfig>,
+    /// How often the worker looks for lapsed order holds and expires them (default
+    /// [`subscriptions::HOLD_SWEEP_INTERVAL`]); `None` leaves them to the next fulfilment write.
+    pub hold_sweep_interval: Option<std::time::Duration>,
 }
 
 impl ServerConfig {
@@ -77,6 +80,7 @@ impl ServerConfig {
             epcis_schema: None,
             webhooks_to_private_addresses: false,
             mqtt: None,
+            hold_sweep_interval: Some(subscriptions::HOLD_SWEEP_INTERVAL),
         }
     }
 }
@@ -248,13 +252,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let wake = Arc::new(tokio::sync::Notify::new());
     let private_destinations = config.webhooks_to_private_addresses;
+    let hold_sweep_interval = config.hold_sweep_interval;
     let log_config = config.log.clone();
     let mqtt_config = config.mqtt.clone();
     let router = build_app(store.clone(), config, wake.clone());
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(subscriptions::run(store.clone(), wake, stopped.clone(), private_destinations));
+    let worker = tokio::spawn(subscriptions::run(
+        store.clone(),
+        wake,
+        stopped.clone(),
+        private_destinations,
+        hold_sweep_interval,
+    ));
     let checkpointer = tokio::spawn(log::run_checkpointer(
         store.clone(),
         log_config.signer.clone(),

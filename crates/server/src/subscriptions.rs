@@ -26,6 +26,8 @@ use crate::problem::Problem;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often the worker escalates alarms past their deadline.
 pub const ESCALATION_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the worker looks for lapsed order holds (`fulfilment::expire_lapsed_holds`).
+pub const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub const DELIVERY_EVENTS_MAX: u64 = 1000;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
@@ -61,6 +63,7 @@ pub async fn run(
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Receiver<bool>,
     private_destinations: bool,
+    hold_sweep_interval: Option<Duration>,
 ) {
     // No redirects: a 301/302 would turn the POST into a bodiless GET and "deliver" nothing.
     let client = match reqwest::Client::builder()
@@ -75,6 +78,7 @@ pub async fn run(
         }
     };
     let mut last_escalation = std::time::Instant::now() - ESCALATION_INTERVAL;
+    let mut last_hold_sweep = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             return;
@@ -86,6 +90,12 @@ pub async fn run(
             last_escalation = std::time::Instant::now();
             if let Err(problem) = crate::alarms::escalate_due(&store).await {
                 tracing::warn!(detail = %problem.detail, "alarm escalation failed; retrying");
+            }
+        }
+        if hold_sweep_interval.is_some_and(|interval| last_hold_sweep.elapsed() >= interval) {
+            last_hold_sweep = std::time::Instant::now();
+            if let Err(problem) = crate::fulfilment::expire_lapsed_holds(&store).await {
+                tracing::warn!(detail = %problem.detail, "expiring lapsed holds failed; retrying");
             }
         }
         if let Err(problem) = crate::fulfilment::deliver_webhooks(&store, &client, private_destinations).await {

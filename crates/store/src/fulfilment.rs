@@ -1244,6 +1244,10 @@ pub enum FulfilmentMutation {
         /// its history keeps the write's time (webhook cursors move in write order).
         handed_over_unix_ms: Option<i64>,
     },
+    /// Nothing of its own: the batch it runs in expires the lapsed holds of every tenant, as each
+    /// batch with a fulfilment write does. The server's worker sends it when a hold has lapsed, so
+    /// a quiet platform cancels such orders (and tells their webhooks) within about a second.
+    ExpireHolds,
     /// Registers a webhook for the tenant's order transitions (from now on).
     PutWebhook {
         webhook_id: String,
@@ -2183,6 +2187,7 @@ async fn apply_checked(
             let outcome = FulfilmentOutcome::Stepped { order, history };
             Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(outcome)) }))
         }
+        FulfilmentMutation::ExpireHolds => done(false),
         FulfilmentMutation::PutWebhook { webhook_id, url, secret } => {
             let count: (i64,) = on_conn!(conn, connection => sqlx::query_as(
                 "SELECT COUNT(*) FROM order_webhooks WHERE tenant_id = $1")
@@ -2894,6 +2899,18 @@ async fn expire_due(
         expire_hold(conn, &tenant, &reservation_id, now_unix_ms, batch, cache).await?;
     }
     Ok(backlog)
+}
+
+impl crate::Store {
+    /// Whether a pending hold of any tenant has lapsed by `now_unix_ms` (read through the due
+    /// reservations' index).
+    pub async fn holds_lapsed(&self, now_unix_ms: i64) -> Result<bool, crate::StoreError> {
+        let row: Option<(i64,)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT expires_unix_ms FROM reservations WHERE state = 'pending' AND expires_unix_ms IS NOT NULL \
+             AND expires_unix_ms <= $1 LIMIT 1")
+            .bind(now_unix_ms).fetch_optional(pool).await)?;
+        Ok(row.is_some())
+    }
 }
 
 /// The tenant's (`$1`) due holds (`$2`: now) that reserve units of a GTIN (`$3`).
