@@ -203,6 +203,15 @@ impl PostgresServer {
         Ok(self.url(&name))
     }
 
+    /// Drops a database [`Self::create_database`] made (by its URL): a bench's later run does not
+    /// share the server with its autovacuum.
+    pub fn drop_database(&self, url: &str) -> Result<(), ScratchError> {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let mut dropdb = Command::new(self.binaries.join("dropdb"));
+        dropdb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, "--force", name]);
+        run(dropdb).map(drop)
+    }
+
     pub fn directory(&self) -> &Path {
         &self.directory
     }

@@ -1,8 +1,9 @@
 //! The conventional way to place an order, kept only as the baseline of `keten bench orders`: one
 //! PostgreSQL transaction per order that locks the stock rows it reads (`SELECT … FOR UPDATE`),
 //! allocates with the same rules as Keten, updates the balances and inserts the reservation, its
-//! movements, the order and the idempotency key. Keten itself never locks rows this way (see
-//! ARCHITECTURE.md); this module is not used by the server.
+//! movements, the order, its first history row and the idempotency key with the API's answer
+//! (looked up first, as an API does): the rows Keten's path writes. Keten itself never locks rows
+//! this way (see ARCHITECTURE.md); this module is not used by the server.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use orders::ProductRule;
 use crate::backend::{BackendKind, Conn, Pools, on_conn};
 use crate::epcis::placeholders;
 use crate::fulfilment::{
-    BALANCE_ROW_COLUMNS, BalanceRow, NetworkSnapshot, PRODUCT_RULE_COLUMNS, PlaceOrder, ProductRuleRow, WriterCache,
-    network_snapshot, stored_allocation,
+    BALANCE_ROW_COLUMNS, BalanceRow, NetworkSnapshot, OrderRecord, PRODUCT_RULE_COLUMNS, PlaceOrder, ProductRuleRow,
+    WriterCache, network_snapshot, stored_allocation,
 };
 use crate::writer::{Arg, execute};
 use crate::{StoreError, now_unix_ms};
@@ -47,15 +48,29 @@ impl RowLockOrders {
             products.insert(row.gtin.clone(), row.rule()?);
         }
         drop(conn);
+        // Every client's connection opened before the run, as Keten's are: their setup is not
+        // timed as the baseline's orders.
+        let mut opened = Vec::with_capacity(connections as usize);
+        for _ in 0..connections {
+            opened.push(pools.acquire_writer().await?);
+        }
+        drop(opened);
         Ok(RowLockOrders { pools, tenant: tenant.clone(), network, products })
     }
 
     /// Places one order in its own transaction; answers whether it was placed (false: not enough
-    /// stock). `idempotency_key` is stored with it, as Keten's path does.
-    pub async fn place(&self, order: &PlaceOrder, idempotency_key: &str) -> Result<bool, StoreError> {
+    /// stock). `idempotency_key` is stored with the request's digest and `answer`'s body for the
+    /// placed order (compressed as Keten stores answers), as Keten's path does.
+    pub async fn place(
+        &self,
+        order: &PlaceOrder,
+        idempotency_key: &str,
+        request_sha256: [u8; 32],
+        answer: &(dyn Fn(&OrderRecord) -> Vec<u8> + Send + Sync),
+    ) -> Result<bool, StoreError> {
         let mut conn = self.pools.acquire_writer().await?;
         conn.begin().await?;
-        match self.place_in(&mut conn, order, idempotency_key).await {
+        match self.place_in(&mut conn, order, idempotency_key, request_sha256, answer).await {
             Ok(placed) => {
                 if placed {
                     conn.commit().await?;
@@ -71,9 +86,25 @@ impl RowLockOrders {
         }
     }
 
-    async fn place_in(&self, conn: &mut Conn, order: &PlaceOrder, idempotency_key: &str) -> Result<bool, sqlx::Error> {
+    async fn place_in(
+        &self,
+        conn: &mut Conn,
+        order: &PlaceOrder,
+        idempotency_key: &str,
+        request_sha256: [u8; 32],
+        answer: &(dyn Fn(&OrderRecord) -> Vec<u8> + Send + Sync),
+    ) -> Result<bool, sqlx::Error> {
         let tenant = self.tenant.as_str();
         let now_unix_ms = now_unix_ms();
+        // A retry finds its first answer and does nothing more.
+        let oldest_unix_ms = now_unix_ms - crate::writer::IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
+        let first: Option<(Vec<u8>, i64, String, Vec<u8>)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT request_sha256, response_status, response_encoding, response_body FROM idempotency_keys \
+             WHERE tenant_id = $1 AND idempotency_key = $2 AND created_unix_ms >= $3")
+            .bind(tenant).bind(idempotency_key).bind(oldest_unix_ms).fetch_optional(&mut *connection).await)?;
+        if first.is_some() {
+            return Ok(true);
+        }
         let mut gtins: Vec<String> = order.lines.iter().map(|line| line.gtin.to_string()).collect();
         gtins.sort();
         gtins.dedup();
@@ -176,13 +207,16 @@ impl RowLockOrders {
             &[Arg::Text(tenant), Arg::Text(&order.order_id), Arg::Integer(now_unix_ms)],
         )
         .await?;
-        let stored = stored_allocation(&allocation);
+        let mut stored = stored_allocation(&allocation);
+        stored.time_zone = destination.time_zone.iana_name().map(str::to_owned);
         let lines: Vec<crate::fulfilment::StoredLine> = order
             .lines
             .iter()
             .map(|line| crate::fulfilment::StoredLine { gtin: line.gtin.to_string(), quantity: line.quantity })
             .collect();
         let encode = |error: serde_json::Error| decode(error.to_string());
+        // The region an order to a pickup point counts in, as Keten's path names it.
+        let region = site.address.city.clone().unwrap_or_else(|| site.gln.to_string());
         execute(
             conn,
             "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, region, \
@@ -195,7 +229,7 @@ impl RowLockOrders {
                 Arg::Text(&serde_json::to_string(&lines).map_err(encode)?),
                 Arg::Text(&serde_json::to_string(&order.destination).map_err(encode)?),
                 Arg::Text(&serde_json::to_string(&stored).map_err(encode)?),
-                Arg::Text(&site.address.city.clone().unwrap_or_default()),
+                Arg::Text(&region),
                 Arg::Integer(allocation.promised_by_unix_ms),
                 Arg::OptionalInteger(order.latest_delivery_unix_ms),
                 Arg::Integer(now_unix_ms),
@@ -204,13 +238,47 @@ impl RowLockOrders {
         .await?;
         execute(
             conn,
-            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_sha256, response_status, response_body, created_unix_ms) \
-             VALUES ($1, $2, $3, 201, $4, $5)",
+            "INSERT INTO order_events (tenant_id, order_id, seq, status, detail, at_unix_ms) \
+             VALUES ($1, $2, 1, 'allocated', $3, $4)",
+            &[
+                Arg::Text(tenant),
+                Arg::Text(&order.order_id),
+                Arg::Text(crate::fulfilment::PLACED),
+                Arg::Integer(now_unix_ms),
+            ],
+        )
+        .await?;
+        let record = OrderRecord {
+            order_id: order.order_id.clone(),
+            status: orders::OrderStatus::Allocated,
+            service: order.service,
+            lines,
+            destination: order.destination.clone(),
+            allocation: stored,
+            region,
+            promised_by_unix_ms: allocation.promised_by_unix_ms,
+            first_promised_by_unix_ms: None,
+            latest_delivery_unix_ms: order.latest_delivery_unix_ms,
+            placed_unix_ms: now_unix_ms,
+            window_from_unix_ms: now_unix_ms,
+            delivered_unix_ms: None,
+            arrived_unix_ms: None,
+            updated_unix_ms: now_unix_ms,
+            reservation_id: order.order_id.clone(),
+            reservation: stock::ReservationState::Pending,
+            hold_expires_unix_ms: None,
+        };
+        let (encoding, body) = crate::idempotency::encode(&answer(&record));
+        execute(
+            conn,
+            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_sha256, response_status, \
+             response_encoding, response_body, created_unix_ms) VALUES ($1, $2, $3, 201, $4, $5, $6)",
             &[
                 Arg::Text(tenant),
                 Arg::Text(idempotency_key),
-                Arg::Bytes(&[0u8; 32]),
-                Arg::Bytes(order.order_id.as_bytes()),
+                Arg::Bytes(&request_sha256),
+                Arg::Text(encoding),
+                Arg::Bytes(&body),
                 Arg::Integer(now_unix_ms),
             ],
         )
