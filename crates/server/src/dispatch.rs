@@ -587,6 +587,10 @@ async fn due_shipment(
     else {
         return Ok(None);
     };
+    if shipment.shipped_nothing() {
+        // It goes nowhere (queued again when a route it was on was called off).
+        return Ok(None);
+    }
     let Lookups { products, pickup_points } = lookups;
     let destination = &order.destination;
     let coordinates = match (destination.latitude_degrees, destination.longitude_degrees, &destination.pickup_point) {
@@ -1013,6 +1017,17 @@ fn shipment_index(stop: &StopRecord) -> usize {
     usize::try_from(stop.shipment).unwrap_or(usize::MAX)
 }
 
+/// Whether a later wave could take a stop's shipment that cannot go on this route: not one that
+/// shipped nothing, nor one holding a lot past its expiry date (it can never ship; the order
+/// waits, packed, for a person to cancel it).
+fn may_go_later(order: &OrderRecord, stop: &StopRecord) -> bool {
+    let today = store::utc_day(store::now_unix_ms());
+    order.allocation.shipments.get(shipment_index(stop)).is_none_or(|shipment| {
+        !shipment.shipped_nothing()
+            && !shipment.picks.iter().any(|pick| pick.expiry.as_deref().is_some_and(|expiry| *expiry < *today))
+    })
+}
+
 /// Why a stop's order can no longer go on this route, if so: it is gone, off the last mile, or
 /// allocated anew (its stop is of another generation).
 fn off_route(order: Option<&OrderRecord>, stop: &StopRecord) -> Option<String> {
@@ -1057,7 +1072,9 @@ async fn not_yet_recorded(
         let filter = store::epcis::EventFilter {
             identifiers: vec![(vec!["epc".to_owned()], vec![crate::steps::pallet_link(sscc)?])],
             biz_steps: Some(vec![format!("https://ref.gs1.org/cbv/BizStep-{business_step}")]),
-            event_time_at_least_ms: Some(since_unix_ms),
+            // Recorded since: the record time is the writer's batch clock, as the route's
+            // planning time is (an event's own time is the API node's clock).
+            record_time_at_least_ms: Some(since_unix_ms),
             ..store::epcis::EventFilter::default()
         };
         let seen =
@@ -1151,9 +1168,10 @@ async fn start_route(
             }
             if let Some(reason) = reason {
                 // Back to the queue only while the order still waits on this reservation (the
-                // store checks).
+                // store checks) and a later wave could take the shipment.
                 for stop in &stops {
-                    void(&app, principal, &route_id, stop.seq, reason.clone(), true).await?;
+                    let requeue = order.as_ref().is_none_or(|order| may_go_later(order, stop));
+                    void(&app, principal, &route_id, stop.seq, reason.clone(), requeue).await?;
                 }
             }
         }
@@ -1312,7 +1330,8 @@ async fn hand_over(
     if stop.delivered_unix_ms.is_none()
         && let Some(reason) = off_route(order.as_ref(), &stop)
     {
-        void(app, principal, &route_id, seq, reason.clone(), true).await?;
+        let requeue = order.as_ref().is_none_or(|order| may_go_later(order, &stop));
+        void(app, principal, &route_id, seq, reason.clone(), requeue).await?;
         return Err(Problem::new("invalid-transition", format!("{reason}: the stop is voided, take the parcel back")));
     }
     let order = order.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;

@@ -344,9 +344,9 @@ pub struct ReceiptView {
     pub status: String,
     /// The pallets received.
     pub ssccs: Vec<String>,
-    /// Each lot received, with the status its units took: `recalled` for a recalled lot, and the
-    /// lot's own `hold`, `quarantine` or `expired` where it is stored so (in this zone, or in
-    /// every zone that holds it).
+    /// Each lot received, with the status its units took: `recalled` for a recalled lot; the
+    /// lot's `hold`, `quarantine` or `expired` in a zone where it is stored so; `hold` or
+    /// `expired` in a zone new to the lot when every stocked balance of it is.
     pub lots: Vec<ReceivedLotView>,
 }
 
@@ -478,8 +478,8 @@ pub async fn receipt_capture(
 
 /// Expires the lapsed order holds when any is due (the worker calls it every
 /// `subscriptions::HOLD_SWEEP_INTERVAL`). Any batch with a fulfilment write expires them; on a
-/// quiet platform this one does, so such an order is cancelled, and its webhook told, about a
-/// second after its hold ends. Answers whether one was due.
+/// quiet platform this one does, so such an order is cancelled, and its webhook told, within
+/// seconds of its hold's end. Answers whether one was due.
 pub async fn expire_lapsed_holds(store: &store::Store) -> Result<bool, Problem> {
     if !store.holds_lapsed(store::now_unix_ms()).await? {
         return Ok(false);

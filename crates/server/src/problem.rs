@@ -117,7 +117,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "lot-unavailable",
         409,
         "Lot unavailable",
-        "The order cannot ship: a lot it picked is on hold, in quarantine, expired or recalled. Make the lot available again or cancel the order. Nothing changed.",
+        "The order cannot ship: a lot it picked is on hold, in quarantine, expired (by status or past its expiry date) or recalled. Make the lot available again or cancel the order (past its expiry date, only cancelling helps). Nothing changed.",
     ),
     (
         "already-received",

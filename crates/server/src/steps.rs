@@ -71,10 +71,13 @@ fn event(step: Step<'_>, at: jiff::Timestamp) -> serde_json::Value {
         "eventTimeZoneOffset": "+00:00",
         "action": step.action,
         "bizStep": step.business_step,
-        "disposition": step.disposition,
         "readPoint": {"id": step.place},
         "bizLocation": {"id": step.place},
     });
+    // No disposition where the step cannot know it (an empty one is left out).
+    if !step.disposition.is_empty() {
+        event["disposition"] = serde_json::json!(step.disposition);
+    }
     let (epc_field, quantity_field) = if step.event_type == "AggregationEvent" {
         ("childEPCs", "childQuantityList")
     } else {
@@ -274,12 +277,14 @@ pub fn order_step(
         let sscc = ssccs.get(number).cloned().or_else(|| shipment.sscc.clone());
         let pallets = sscc.iter().map(|sscc| pallet_link(sscc)).collect::<Result<Vec<_>, _>>()?;
         // The packing put every reserved unit into the pallet: those a short pick does not ship
-        // come out of it, back in stock where it was packed, before it ships.
+        // come out of it, back in stock where it was packed, before it ships. With no
+        // disposition: they take their lot's status there, which may not be sellable (a lot put
+        // on hold since, whose pick ships nothing), and the step is built before the write reads
+        // it.
         if !left_behind.is_empty()
             && let Some(pallet) = pallets.first()
         {
-            events
-                .push(event(unpacking(&shipment.site, "sellable_accessible", left_behind, Some(pallet.clone()))?, at));
+            events.push(event(unpacking(&shipment.site, "", left_behind, Some(pallet.clone()))?, at));
         }
         // A shipment whose picks all came up empty ships nothing and goes nowhere: no event
         // names its empty pallet from shipping on.

@@ -233,12 +233,12 @@ use epcis_interface::{
 };
 use fulfilment::{
     fulfilment_a_changed_product_is_read_again, fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
-    fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_holds_expire_and_promises_answer,
-    fulfilment_hot_sku_never_oversells, fulfilment_lists_and_filters_are_checked_first,
-    fulfilment_lists_page_past_their_largest_page, fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
-    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
-    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
-    fulfilment_sla_measures_arrivals_and_failed_deliveries, fulfilment_steps_name_pallets_and_lots_once,
+    fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_hot_sku_never_oversells,
+    fulfilment_lists_and_filters_are_checked_first, fulfilment_lists_page_past_their_largest_page,
+    fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves, fulfilment_reallocation_keeps_the_hold,
+    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
+    fulfilment_scrap_and_transfers, fulfilment_sla_measures_arrivals_and_failed_deliveries,
+    fulfilment_steps_name_pallets_and_lots_once, fulfilment_the_worker_expires_lapsed_holds,
     fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
@@ -256,7 +256,7 @@ end_to_end!(
     coldchain_alarms_do_not_depend_on_batching,
     dispatch_plans_waves_and_couriers_deliver,
     fulfilment_receipts_orders_and_the_lifecycle,
-    fulfilment_holds_expire_and_promises_answer,
+    fulfilment_the_worker_expires_lapsed_holds,
     fulfilment_recalls_reallocate_or_flag,
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back,
     fulfilment_reallocation_keeps_the_hold,
@@ -1022,6 +1022,25 @@ mod own_apps {
         let first = super::spawn_app_at(url.clone(), None).await;
         let second = super::spawn_app_at(url, None).await;
         super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6).await;
+    }
+
+    /// Holds that lapse while no write comes: reads count their units as free at once, the next
+    /// stock write releases them and cancels their orders (the worker's sweep off, so that the
+    /// lazy path is what is checked).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fulfilment_holds_expire_and_promises_answer_sqlite() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let app = super::spawn_app_configured(file.url(), Some(file), |config| config.hold_sweep_interval = None).await;
+        super::fulfilment::fulfilment_holds_expire_and_promises_answer(&app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fulfilment_holds_expire_and_promises_answer_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("fulfilment_holds_expire_and_promises_answer_postgres") else {
+            return;
+        };
+        let app = super::spawn_app_configured(url, None, |config| config.hold_sweep_interval = None).await;
+        super::fulfilment::fulfilment_holds_expire_and_promises_answer(&app).await;
     }
 
     /// More holds lapse at once than a batch expires, with the worker's sweep of lapsed holds off

@@ -1246,7 +1246,7 @@ pub enum FulfilmentMutation {
     },
     /// Nothing of its own: the batch it runs in expires the lapsed holds of every tenant, as each
     /// batch with a fulfilment write does. The server's worker sends it when a hold has lapsed, so
-    /// a quiet platform cancels such orders (and tells their webhooks) within about a second.
+    /// a quiet platform cancels such orders (and tells their webhooks) within seconds.
     ExpireHolds,
     /// Registers a webhook for the tenant's order transitions (from now on).
     PutWebhook {
@@ -1908,7 +1908,12 @@ async fn apply_checked(
                 });
             }
             // An SSCC names one pallet for good: announced once by this merchant (the edge
-            // refuses one listed twice in an ASN).
+            // refuses one listed twice in an ASN). On PostgreSQL each SSCC's lock is taken first,
+            // so an ASN another API node writes at the same moment with one of them is seen.
+            let mut ssccs: Vec<&str> = pallets.iter().map(|pallet| pallet.sscc.as_str()).collect();
+            ssccs.sort_unstable();
+            ssccs.dedup();
+            lock_ssccs(conn, tenant, &ssccs).await?;
             let mut announced = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 if crate::writer::exists(
@@ -2109,7 +2114,10 @@ async fn apply_checked(
             done(true)
         }
         FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason } => {
-            // Every balance of the lot, including those other nodes received since the cache read.
+            // Every balance of the lot, including those other nodes received since the cache read,
+            // under the lot's lock: a receipt of it into a new zone on another node commits first
+            // (and is read here) or waits and then takes the status (`receipt_status`).
+            lock_lots(conn, tenant, &[(gtin.as_str(), lot.as_str())]).await?;
             batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
             let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
             let keys: Vec<StockKey> = entry
@@ -2460,19 +2468,23 @@ async fn receive_asn(
     Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Received(received))) }))
 }
 
-/// The status units received into `key` take when the lot is not recalled. A lot held, in
-/// quarantine or expired where it is stored keeps that status for the new units: in that zone,
-/// and in a zone new to the lot when every balance of the lot has one such status (a hold put
-/// on the lot everywhere holds its later pallets too). Otherwise they take the status asked for
-/// (`available` or `quarantine`); quarantine asked for a zone where the lot is available is
-/// refused by `change` (one status a lot and zone).
+/// The status units received into `key` take when the lot is not recalled. In a zone where the
+/// lot is stored on hold, in quarantine or expired, the new units join that status (one status a
+/// lot and zone). In a zone new to the lot, they are held (or expired) when every balance of the
+/// lot with units on hand is: a hold put on the lot everywhere holds its later pallets too.
+/// Quarantine is an inspection of what came in, so it does not reach other zones. Otherwise the
+/// units take the status asked for (`available` or `quarantine`); quarantine asked for a zone
+/// where the lot is available is refused by `change`.
 fn receipt_status(balances: &[CachedBalance], key: &StockKey, asked: LotStatus) -> LotStatus {
     if let Some(stored) = balances.iter().find(|cached| cached.key == *key) {
         return if stored.status == LotStatus::Available { asked } else { stored.status };
     }
-    let mut statuses = balances.iter().filter(|cached| cached.key.lot == key.lot).map(|cached| cached.status);
+    let mut statuses = balances
+        .iter()
+        .filter(|cached| cached.key.lot == key.lot && cached.balance.on_hand > 0)
+        .map(|cached| cached.status);
     match statuses.next() {
-        Some(first) if first != LotStatus::Available && statuses.all(|status| status == first) => first,
+        Some(first @ (LotStatus::Hold | LotStatus::Expired)) if statuses.all(|status| status == first) => first,
         _ => asked,
     }
 }
@@ -2577,6 +2589,22 @@ async fn lock_lots(conn: &mut Conn, tenant: &str, lots: &[(&str, &str)]) -> Resu
             .await?;
     }
     Ok(!lots.is_empty())
+}
+
+/// On PostgreSQL, takes the transaction's lock of each SSCC (sorted, distinct) an ASN announces:
+/// of two ASNs announcing one at the same moment on two API nodes, the second waits and then sees
+/// the first. Like the lots' locks, two batches taking them in opposite orders can deadlock;
+/// PostgreSQL then fails one, and its writes are applied again one by one.
+async fn lock_ssccs(conn: &mut Conn, tenant: &str, ssccs: &[&str]) -> Result<(), sqlx::Error> {
+    debug_assert!(ssccs.windows(2).all(|pair| pair[0] < pair[1]), "SSCCs sorted and distinct");
+    let Conn::Postgres(connection) = conn else { return Ok(()) };
+    for sscc in ssccs {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("keten sscc {tenant} {sscc}"))
+            .execute(&mut **connection)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
@@ -2859,15 +2887,10 @@ async fn end_reservation(
     state: ReservationState,
     now_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    // A hold expires only while it is still due: an order confirmed meanwhile (on another API
-    // node, after this writer read the due ones) cleared its timeout, and keeps its units.
-    let sql = if state == ReservationState::Expired {
-        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
-         AND state = 'pending' AND expires_unix_ms IS NOT NULL AND expires_unix_ms <= $2"
-    } else {
-        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
-         AND state = 'pending'"
-    };
+    // (A hold's expiry ends its reservation in `expire_hold`, only while still due.)
+    debug_assert!(state != ReservationState::Expired, "holds expire through expire_hold");
+    let sql = "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
+         AND state = 'pending'";
     let ended = execute(
         conn,
         sql,
@@ -2951,9 +2974,32 @@ async fn expire_hold(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(), sqlx::Error> {
+    // Ended here first, only while still due: none ended means another API node expired it (each
+    // node's worker sweeps the lapsed holds) or its order was confirmed since the due read. That
+    // is no race to retry the batch for: there is nothing left to do.
+    let ended = execute(
+        conn,
+        "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND reservation_id = $4 \
+         AND state = 'pending' AND expires_unix_ms IS NOT NULL AND expires_unix_ms <= $2",
+        &[
+            Arg::Text(ReservationState::Expired.name()),
+            Arg::Integer(now_unix_ms),
+            Arg::Text(tenant),
+            Arg::Text(reservation_id),
+        ],
+    )
+    .await?;
+    if ended != 1 {
+        return Ok(());
+    }
     let operation = format!("{reservation_id}/expired");
-    release_reservation(conn, tenant, reservation_id, &operation, ReservationState::Expired, now_unix_ms, batch, cache)
-        .await?;
+    let releases: Vec<(MovementKind, StockKey, i64)> = reserve_lines(conn, tenant, reservation_id)
+        .await?
+        .iter()
+        .map(|row| (MovementKind::Release, key_of(row), row.quantity))
+        .collect();
+    let what = format!("reservation {reservation_id} cannot be released");
+    batch.checked_movements(cache, conn, tenant, &operation, &releases, &what).await?;
     // A reservation's id is its order's id, or starts with it and a '/'. Only an order still
     // waiting for its confirmation (allocated, on this reservation) is cancelled.
     let order_id = reservation_id.split('/').next().unwrap_or(reservation_id).to_owned();
