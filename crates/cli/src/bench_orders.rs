@@ -420,10 +420,7 @@ async fn drive(path: Path, options: &OrdersOptions, pickups: &[Gln], seed: u64) 
                 let request_sha256 = request_digest(&order);
                 let placed = match path.as_ref() {
                     Path::Keten(store) => {
-                        // The API looks the key up before it writes (a retry gets its first answer).
-                        if store.tenant(&tenant).idempotent_response(&key).await?.is_some() {
-                            continue;
-                        }
+                        // As the API writes (`server::api::write`): the writer checks the key.
                         let idempotency = IdempotencyRecord {
                             tenant_id: tenant.clone(),
                             key,

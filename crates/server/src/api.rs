@@ -282,18 +282,15 @@ pub(crate) async fn write(
     mutation: Mutation,
     respond: impl Fn(&Applied) -> StoredResponse + Send + Sync + 'static,
 ) -> Result<Written, Problem> {
+    // A retry is answered by the writer, which reads the batch's keys in one statement before it
+    // applies anything (and refuses a key used for another request): no read of its own here.
     let idempotency = match (key.0, request_sha256) {
-        (Some(key), Some(request_sha256)) => {
-            if let Some(stored) = first_answer(app, caller, &key, request_sha256).await? {
-                return Ok(Written::Replayed(stored));
-            }
-            Some(IdempotencyRecord {
-                tenant_id: caller.tenant_id.clone(),
-                key,
-                request_sha256,
-                respond: Box::new(respond),
-            })
-        }
+        (Some(key), Some(request_sha256)) => Some(IdempotencyRecord {
+            tenant_id: caller.tenant_id.clone(),
+            key,
+            request_sha256,
+            respond: Box::new(respond),
+        }),
         _ => None,
     };
     match app.store.write(Write { tenant_id: data_tenant, mutation, idempotency }).await? {

@@ -2,7 +2,8 @@
 //! PostgreSQL transaction per order that locks the stock rows it reads (`SELECT … FOR UPDATE`),
 //! allocates with the same rules as Keten, updates the balances and inserts the reservation, its
 //! movements, the order, its first history row and the idempotency key with the API's answer
-//! (looked up first, as an API does): the rows Keten's path writes. Keten itself never locks rows
+//! (looked up first, in the transaction, as a conventional API does; Keten's writer reads a batch's
+//! keys in one statement): the rows Keten's path writes. Keten itself never locks rows
 //! this way (see ARCHITECTURE.md); this module is not used by the server.
 
 use std::collections::HashMap;
