@@ -2867,6 +2867,19 @@ async fn release_reservation(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(), sqlx::Error> {
+    release_lines(conn, tenant, reservation_id, operation_id, batch, cache).await?;
+    end_reservation(conn, tenant, reservation_id, state, now_unix_ms).await
+}
+
+/// Releases every reserved line of a reservation (`release` movements under `operation_id`).
+async fn release_lines(
+    conn: &mut Conn,
+    tenant: &str,
+    reservation_id: &str,
+    operation_id: &str,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<(), sqlx::Error> {
     let releases: Vec<(MovementKind, StockKey, i64)> = reserve_lines(conn, tenant, reservation_id)
         .await?
         .iter()
@@ -2874,7 +2887,7 @@ async fn release_reservation(
         .collect();
     let what = format!("reservation {reservation_id} cannot be released");
     batch.checked_movements(cache, conn, tenant, operation_id, &releases, &what).await?;
-    end_reservation(conn, tenant, reservation_id, state, now_unix_ms).await
+    Ok(())
 }
 
 /// Ends a pending reservation. If it is not pending any more, another API node ended it since this
@@ -2992,14 +3005,7 @@ async fn expire_hold(
     if ended != 1 {
         return Ok(());
     }
-    let operation = format!("{reservation_id}/expired");
-    let releases: Vec<(MovementKind, StockKey, i64)> = reserve_lines(conn, tenant, reservation_id)
-        .await?
-        .iter()
-        .map(|row| (MovementKind::Release, key_of(row), row.quantity))
-        .collect();
-    let what = format!("reservation {reservation_id} cannot be released");
-    batch.checked_movements(cache, conn, tenant, &operation, &releases, &what).await?;
+    release_lines(conn, tenant, reservation_id, &format!("{reservation_id}/expired"), batch, cache).await?;
     // A reservation's id is its order's id, or starts with it and a '/'. Only an order still
     // waiting for its confirmation (allocated, on this reservation) is cancelled.
     let order_id = reservation_id.split('/').next().unwrap_or(reservation_id).to_owned();

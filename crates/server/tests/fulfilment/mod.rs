@@ -1369,6 +1369,25 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
 
 /// Scrap and transfers take free units only, keep the lot's expiry and status, check the zone
 /// they go to, and leave a movement each; a refused one changes nothing.
+/// The operator's Utrecht cold depot (one zone, `cold`, 0–4 °C); with `ships` its cut-offs, so
+/// allocation may ship from it. Answers its GLN.
+async fn cold_depot(app: &TestApp, ships: bool) -> String {
+    let depot = gln("871234500103");
+    let mut cold = json!({
+        "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
+        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
+        "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
+        "pick_pack_lead_minutes": 30
+    });
+    if ships {
+        cold["cutoffs"] = json!({"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE,
+                                 "express_12h": EVERY_SERVICE});
+    }
+    let created = app.post("/v1/locations", &app.operator_key, cold).await;
+    assert!(created.status.is_success(), "{:?}", created.body);
+    depot
+}
+
 /// A lot's status reaches its later pallets: a lot on hold everywhere takes new pallets in on
 /// hold, in its zone and in a zone new to it, and the receipt's answer says so. An ASN giving a
 /// lot another expiry than its stock's is refused when announced, storing nothing. A count that
@@ -1376,16 +1395,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
 /// made available.
 pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app: &TestApp) {
     network(app).await;
-    let depot = gln("871234500103");
-    let cold = json!({
-        "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
-        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
-        "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
-        "pick_pack_lead_minutes": 30,
-        "cutoffs": {"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE}
-    });
-    let created = app.post("/v1/locations", &app.operator_key, cold).await;
-    assert!(created.status.is_success(), "{:?}", created.body);
+    let depot = cold_depot(app, true).await;
     let (key, product) = merchant(app, "holder", "871234510072").await;
     receive(app, &key, &product, &[("HLD", 20, 10)], 72_000).await;
     let hold = json!({"gtin": product, "lot": "HLD", "status": "hold", "reason": "QA sample failed"});
@@ -1541,15 +1551,7 @@ pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app:
 
 pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     network(app).await;
-    let depot = gln("871234500103");
-    let cold = json!({
-        "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
-        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
-        "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
-        "pick_pack_lead_minutes": 30
-    });
-    let created = app.post("/v1/locations", &app.operator_key, cold).await;
-    assert!(created.status.is_success(), "{:?}", created.body);
+    let depot = cold_depot(app, false).await;
     let (key, product) = merchant(app, "scrapper", "871234510031").await;
     receive(app, &key, &product, &[("TRF", 20, 10)], 500).await;
     let placed = app.post("/v1/orders", &key, order_body(&product, 4)).await;
