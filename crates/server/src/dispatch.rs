@@ -1352,8 +1352,15 @@ async fn hand_over(
             // The order's delivery (or arrival at the pickup point) is its last hand-over.
             let handed_over = last.unwrap_or(at);
             advance(app, principal, &tenant, &order, to, at, Some(handed_over), &this_shipment).await?;
-        } else if stop.delivered_unix_ms.is_none() {
-            record_only(app, principal, &tenant, &order, to, at, &this_shipment).await?;
+        } else {
+            // An earlier shipment's hand-over records its event once: also when the visit was
+            // written and its event was not (the courier's retry after a failure between the two).
+            let step = if to == OrderStatus::AtPickupPoint { "arriving" } else { "retail_selling" };
+            let left =
+                not_yet_recorded(app, &tenant, &order, step, route.header.created_unix_ms, &this_shipment).await?;
+            if !left.is_empty() {
+                record_only(app, principal, &tenant, &order, to, at, &left).await?;
+            }
         }
     }
     let order = store.order(&stop.order_id).await?.ok_or_else(|| Problem::internal("order vanished"))?;
