@@ -1477,8 +1477,10 @@ pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app:
     let counted = app.post("/v1/stock/counts", &key, count(14, 15)).await;
     assert_eq!(counted.status, StatusCode::OK, "{:?}", counted.body);
     assert_eq!(on_hand().await, 14);
-    let negative = app.post("/v1/stock/counts", &key, count(14, -1)).await;
-    assert_eq!(negative.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", negative.body);
+    let negative = app.post("/v1/stock/counts", &key, count(9, -1)).await;
+    assert!(negative.is_problem(422, "/problems/validation-failed"), "{:?}", negative.body);
+    assert_eq!(negative.pointers(), ["/expected_on_hand"], "{:?}", negative.body);
+    assert_eq!(on_hand().await, 14, "a refused count writes nothing");
 
     // A lot that expires after its order was packed does not ship (its date moved back here, as
     // days passing would leave it).
