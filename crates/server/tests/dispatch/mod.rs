@@ -2,7 +2,7 @@
 //! merchants' packed orders (chilled goods only on the reefer van, every stop by its promise),
 //! couriers seeing only their own route, and handing stops over moving orders to delivered.
 
-use super::fulfilment::{dc, gtin, merchant, network, receive};
+use super::fulfilment::{cold_depot, dc, gtin, merchant, network, receive};
 use super::*;
 
 fn vehicle(name: &str, capacity_units: u32, skills: &[&str], courier_key_id: Option<&str>) -> Value {
@@ -429,4 +429,81 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     assert_eq!(busy_again.status, StatusCode::CONFLICT, "van-1 is out: {:?}", busy_again.body);
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     assert_eq!(app.get("/v1/operator/vehicles/bike-1", &app.operator_key).await.status, StatusCode::NOT_FOUND);
+}
+
+/// A split order whose shipment from the DC shipped nothing (its pick came up empty): no wave
+/// plans it, the order goes out and is delivered with its other shipment alone, and that
+/// shipment's hand-over records its pallet's events once.
+pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) {
+    network(app).await;
+    let depot = cold_depot(app, true).await;
+    let (key, product) = merchant(app, "splitter", "871234560500").await;
+    receive(app, &key, &product, &[("SPL", 20, 5)], 500).await;
+    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(20)).to_string();
+    let at_depot = json!({"location": depot, "pallets": [{"sscc": gtin_sscc(501), "gtin": product, "lot": "SPL",
+                          "expiry": expiry, "quantity": 5}]});
+    let asn = app.post("/v1/asns", &key, at_depot).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    assert_eq!(app.post(&path, &key, json!({"zone": "cold"})).await.status, StatusCode::CREATED);
+    for (vehicle_id, at) in [("van-dc", dc()), ("van-depot", depot.clone())] {
+        let mut body = vehicle("Reefer van", 20, &["reefer"], None);
+        body["depot"] = json!(at);
+        let created = put(app, &format!("/v1/operator/vehicles/{vehicle_id}"), body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    }
+
+    let order = json!({"lines": [{"gtin": product, "quantity": 8}], "destination": home(52.3702, 4.8952),
+                       "service": "next_day"});
+    let placed = app.post("/v1/orders", &key, order).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let shipments = placed.body["shipments"].as_array().unwrap().clone();
+    assert_eq!(shipments.len(), 2, "{:?}", placed.body);
+    let from_dc = shipments.iter().position(|shipment| shipment["from"] == dc().as_str()).unwrap();
+    let empty = 1 - from_dc;
+    assert_eq!(shipments[empty]["from"], depot.as_str(), "{:?}", placed.body);
+    let events_path = format!("/v1/orders/{order_id}/events?tenant=splitter");
+    let pallets = [gtin_sscc(600), gtin_sscc(601)];
+    for step in [json!({"status": "picking"}), json!({"status": "packed", "ssccs": pallets})] {
+        let moved = app.post(&events_path, &app.operator_key, step).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    }
+    let mut shipped = [0, 0];
+    shipped[from_dc] = shipments[from_dc]["picks"][0]["quantity"].as_i64().unwrap();
+    let short = app.post(&events_path, &app.operator_key, json!({"status": "shipped", "shipped": shipped})).await;
+    assert_eq!(short.status, StatusCode::OK, "{:?}", short.body);
+
+    // The empty shipment waits in no depot's queue; the other one is planned at the DC.
+    let departures: Vec<jiff::Timestamp> = shipments
+        .iter()
+        .map(|shipment| shipment["last_mile_departure_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let wave = departures.iter().max().unwrap().to_string();
+    let at_depot_wave =
+        app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": depot, "wave": wave})).await;
+    assert_eq!(at_depot_wave.status, StatusCode::OK, "{:?}", at_depot_wave.body);
+    assert_eq!(at_depot_wave.body["shipments"], 0, "the empty pallet is not planned: {:?}", at_depot_wave.body);
+    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    assert_eq!(planned.body["shipments"], 1, "{:?}", planned.body);
+    let route = &planned.body["routes"][0];
+    let route_id = route["route_id"].as_str().unwrap();
+    assert_eq!(route["stops"].as_array().unwrap().len(), 1, "{route}");
+    let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    assert_eq!(status_of(app, &key, &order_id).await, "out_for_delivery");
+    let handed =
+        app.send("POST", &format!("/v1/routes/{route_id}/stops/1/delivered"), Some(&app.operator_key), None, &[]).await;
+    assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+    assert_eq!(handed.body["order_status"], "delivered", "nothing waits for the empty pallet: {:?}", handed.body);
+
+    let events = |body: &Value| body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len();
+    for (number, expected) in [(from_dc, 1), (empty, 0)] {
+        let pallet = format!("https://id.gs1.org/00/{}", pallets[number]);
+        for step in ["shipping", "departing", "retail_selling"] {
+            let found = app.get(&format!("/events?EQ_bizStep={step}&MATCH_epc={pallet}"), &key).await;
+            assert_eq!(events(&found.body), expected, "{step} of {pallet}: {:?}", found.body);
+        }
+    }
 }

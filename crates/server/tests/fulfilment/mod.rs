@@ -1371,7 +1371,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
 /// they go to, and leave a movement each; a refused one changes nothing.
 /// The operator's Utrecht cold depot (one zone, `cold`, 0–4 °C); with `ships` its cut-offs, so
 /// allocation may ship from it. Answers its GLN.
-async fn cold_depot(app: &TestApp, ships: bool) -> String {
+pub async fn cold_depot(app: &TestApp, ships: bool) -> String {
     let depot = gln("871234500103");
     let mut cold = json!({
         "gln": depot, "kind": "cold_depot", "name": "Utrecht cold depot", "address": {"city": "Utrecht"},
