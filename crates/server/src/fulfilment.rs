@@ -1523,9 +1523,10 @@ pub fn order_step_write(
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
     let mut events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments)?;
     // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
-    // events already name is refused, unless it is this order's own (a retry, or its pallet
-    // packed again after a recall). The writer decides it with the packing's events, so two
-    // packings of one SSCC at the same moment cannot both pass.
+    // events already name is refused, unless it is a pallet of this order's allocation (a
+    // retry). A pallet a recall unpacked is done: packing again takes a new SSCC, so the
+    // recalled lot's trace does not follow the new pallet. The writer decides it with the
+    // packing's events, so two packings of one SSCC at the same moment cannot both pass.
     if let Some(capture) = &mut events {
         let own: Vec<&str> = order.allocation.own_ssccs().collect();
         for (index, sscc) in listed.iter().enumerate().filter(|(_, sscc)| !own.contains(&sscc.as_str())) {

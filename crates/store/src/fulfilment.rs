@@ -1368,29 +1368,14 @@ pub struct StoredAllocation {
     /// the one the order gave. Absent in orders stored before it was kept.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub time_zone: Option<String>,
-    /// SSCCs this order's pallets carried under an earlier allocation (a recall took their
-    /// stock): still the order's own, to pack again.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub previous_ssccs: Vec<String>,
 }
 
 impl StoredAllocation {
-    /// Every SSCC the order's pallets carry or carried.
+    /// The SSCCs of the order's pallets under this allocation. A pallet an earlier allocation
+    /// packed (a recall took its stock and unpacked it) is not among them: its SSCC named that
+    /// pallet, and packing again takes a new one (GS1: an SSCC is not reused within a year).
     pub fn own_ssccs(&self) -> impl Iterator<Item = &str> {
-        self.shipments
-            .iter()
-            .filter_map(|shipment| shipment.sscc.as_deref())
-            .chain(self.previous_ssccs.iter().map(String::as_str))
-    }
-
-    /// This allocation, replacing `earlier`, keeps the pallets `earlier`'s shipments carried.
-    fn keeping_pallets_of(mut self, earlier: &StoredAllocation) -> StoredAllocation {
-        for sscc in earlier.own_ssccs() {
-            if !self.previous_ssccs.iter().any(|kept| kept == sscc) {
-                self.previous_ssccs.push(sscc.to_owned());
-            }
-        }
-        self
+        self.shipments.iter().filter_map(|shipment| shipment.sscc.as_deref())
     }
 }
 
@@ -1502,7 +1487,6 @@ pub(crate) fn stored_allocation(allocation: &orders::Allocation) -> StoredAlloca
         candidates_considered: allocation.decision.candidates.len(),
         flags: Vec::new(),
         time_zone: None,
-        previous_ssccs: Vec::new(),
     }
 }
 
@@ -3359,7 +3343,7 @@ async fn order_event(
                 )
                 .await?
             );
-            record.allocation = allocation.keeping_pallets_of(&record.allocation);
+            record.allocation = allocation;
             if promised_by != record.promised_by_unix_ms {
                 // As `set_order_status` keeps it in the row.
                 record.first_promised_by_unix_ms =
@@ -3715,7 +3699,6 @@ async fn allocate_again(
         .await?;
         match again {
             Ok((allocation, _, promised_by)) => {
-                let allocation = allocation.keeping_pallets_of(&record.allocation);
                 let detail = format!("allocated again from other {} after {}", cause.other, cause.name);
                 let moved = set_order_status(
                     conn,

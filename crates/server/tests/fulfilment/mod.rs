@@ -1260,8 +1260,14 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let first = app.get(&format!("/v1/orders/{first_id}"), &key).await;
     assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "GOOD");
     assert_eq!(first.body["status"], "allocated");
-    // Picked again from the GOOD lot, it is packed on its own pallet again.
-    walk(app, &first_path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
+    // Picked again from the GOOD lot, it is packed on a new pallet: the SSCC of the one the
+    // recall unpacked named that pallet, and is not taken again (GS1: not reused).
+    walk(app, &first_path, &[json!({"status": "picking"})]).await;
+    let reused = app.post(&first_path, &app.operator_key, json!({"status": "packed", "ssccs": [pallet]})).await;
+    assert!(reused.is_problem(409, "/problems/conflict"), "{:?}", reused.body);
+    assert_eq!(reused.pointers(), ["/ssccs/0"], "{:?}", reused.body);
+    let new_pallet = with_check_digit("38712345100000202");
+    walk(app, &first_path, &[json!({"status": "packed", "ssccs": [new_pallet]})]).await;
     // Each picking is in the journal of the lot it took, under the allocation it picked.
     let picks = |movements: Vec<Value>| -> Vec<String> {
         movements
@@ -1291,6 +1297,16 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         })
         .collect();
     assert_eq!(orders, [(first_id, "reallocated", "packed"), (second_id, "flagged", "accepted")]);
+    // The recalled lot's history has one packing, the pallet the recall unpacked: the new pallet
+    // holds GOOD only. (Its later receiving is the pallet received at Haarlem after the recall.)
+    let steps: Vec<&str> =
+        read.body["history"].as_array().unwrap().iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        ["commissioning", "receiving", "picking", "packing", "unpacking", "receiving"],
+        "{:?}",
+        read.body
+    );
     // The flagged order is allocated again once stock arrives.
     assert!(
         app.post(&format!("/v1/orders/{second_id}/events"), &key, json!({"status": "allocated"}))
