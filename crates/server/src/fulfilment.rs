@@ -1261,12 +1261,23 @@ fn check_lines(checker: &mut Checker, lines: &[OrderLineInput]) -> Vec<Line> {
     if lines.is_empty() || lines.len() > ORDER_LINES_MAX {
         checker.fail("/lines", format!("1 to {ORDER_LINES_MAX} lines"));
     }
+    let mut seen: Vec<(Gtin, usize)> = Vec::with_capacity(lines.len());
     lines
         .iter()
         .enumerate()
         .filter_map(|(index, line)| {
             let gtin = checker.check(&format!("/lines/{index}/gtin"), Gtin::parse(&line.gtin));
             let quantity = check_quantity(checker, &format!("/lines/{index}/quantity"), line.quantity);
+            // One line a product: its units are one quantity, allocated and counted once.
+            if let Some(gtin) = &gtin {
+                match seen.iter().find(|(known, _)| known == gtin) {
+                    Some((_, first)) => checker.fail(
+                        &format!("/lines/{index}/gtin"),
+                        format!("GTIN {gtin} is on line {first} already: one line a product, with all its units"),
+                    ),
+                    None => seen.push((gtin.clone(), index)),
+                }
+            }
             Some(Line { gtin: gtin?, quantity: quantity? })
         })
         .collect()

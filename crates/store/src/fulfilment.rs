@@ -1567,17 +1567,40 @@ fn unknown_product(pointer: String, gtin: &str) -> WriteError {
     WriteError::Refused { code: "unknown-reference", detail: detail.clone(), errors: vec![(pointer, detail)] }
 }
 
+/// The status a lot's units read as on `today` (a UTC date, `YYYY-MM-DD`): an available lot past
+/// its expiry date reads as `expired`, nothing of it available (its stored status stays).
+pub(crate) fn status_as_of(status: LotStatus, expiry: Option<&str>, today: &str) -> LotStatus {
+    if status == LotStatus::Available && expiry.is_some_and(|expiry| expiry < today) {
+        LotStatus::Expired
+    } else {
+        status
+    }
+}
+
 /// Units of each GTIN the cache holds in lots that cannot be allocated for their status (on
-/// hold, in quarantine, recalled, expired), by status: said with a shortage, so a merchant sees
-/// why stock on hand is not eligible.
-fn blocked_units(cache: &WriterCache, tenant: &str, lines: &[Line]) -> HashMap<String, BTreeMap<&'static str, i64>> {
+/// hold, in quarantine, recalled, expired, or available but past their expiry date), by status:
+/// said with a shortage, so a merchant sees why stock on hand is not eligible. Each GTIN counted
+/// once, however many lines name it.
+fn blocked_units(
+    cache: &WriterCache,
+    tenant: &str,
+    lines: &[Line],
+    now_unix_ms: i64,
+) -> HashMap<String, BTreeMap<&'static str, i64>> {
+    let today = crate::utc_day(now_unix_ms);
     let mut blocked: HashMap<String, BTreeMap<&'static str, i64>> = HashMap::new();
     for line in lines {
-        let Some(entry) = cache.gtins.get(&(tenant.to_owned(), line.gtin.to_string())) else { continue };
-        for cached in entry.balances.iter().filter(|cached| !cached.status.allocatable() && cached.balance.on_hand > 0)
-        {
-            *blocked.entry(line.gtin.to_string()).or_default().entry(cached.status.name()).or_default() +=
-                cached.balance.on_hand;
+        let gtin = line.gtin.to_string();
+        if blocked.contains_key(&gtin) {
+            continue;
+        }
+        let Some(entry) = cache.gtins.get(&(tenant.to_owned(), gtin.clone())) else { continue };
+        let statuses = blocked.entry(gtin).or_default();
+        for cached in entry.balances.iter().filter(|cached| cached.balance.on_hand > 0) {
+            let status = status_as_of(cached.status, cached.expiry.as_deref(), &today);
+            if !status.allocatable() {
+                *statuses.entry(status.name()).or_default() += cached.balance.on_hand;
+            }
         }
     }
     blocked
@@ -1593,10 +1616,14 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
                 .collect();
             WriteError::Refused {
                 code: "insufficient-stock",
-                detail: if reasons.is_empty() {
-                    "no eligible stock of the ordered products".to_owned()
-                } else {
-                    format!("not enough eligible stock; sites considered: {}", reasons.join("; "))
+                detail: {
+                    // "No" only when no line has a unit eligible; otherwise some are, too few.
+                    let none = shortages.iter().all(|shortage| shortage.eligible == 0);
+                    let mut detail = if none { "no eligible stock" } else { "not enough eligible stock" }.to_owned();
+                    if !reasons.is_empty() {
+                        detail.push_str(&format!("; sites considered: {}", reasons.join("; ")));
+                    }
+                    detail
                 },
                 errors: shortages
                     .iter()
@@ -2410,7 +2437,8 @@ async fn receive_asn(
                 lot: pallet.lot.clone(),
                 expiry: pallet.expiry_date.clone(),
                 units: pallet.quantity,
-                status,
+                // As the stock reads it: an available lot past its date reads as expired.
+                status: status_as_of(status, pallet.expiry_date.as_deref(), &crate::utc_day(now_unix_ms)),
             }),
         }
         attempt!(
@@ -2655,7 +2683,7 @@ async fn allocate_and_reserve(
                     batch.refresh(cache, conn, tenant, line.gtin.as_str()).await?;
                 }
             }
-            Err(error) => refuse!(allocation_refusal(error, &blocked_units(cache, tenant, lines))),
+            Err(error) => refuse!(allocation_refusal(error, &blocked_units(cache, tenant, lines, now_unix_ms))),
         }
     };
     let picks: Vec<(MovementKind, StockKey, i64)> = allocation
@@ -4257,11 +4285,9 @@ impl crate::TenantStore<'_> {
         let today = crate::utc_day(now_unix_ms);
         rows.into_iter()
             .map(|row| {
-                let mut status = LotStatus::parse(&row.status)
+                let stored = LotStatus::parse(&row.status)
                     .ok_or_else(|| crate::StoreError::Corrupt(format!("lot status {:?}", row.status)))?;
-                if status == LotStatus::Available && row.expiry_date.as_deref().is_some_and(|expiry| *expiry < *today) {
-                    status = LotStatus::Expired;
-                }
+                let status = status_as_of(stored, row.expiry_date.as_deref(), &today);
                 let key = StockKey { gtin: row.gtin, location: row.location_gln, zone: row.zone, lot: row.lot };
                 let reserved = row.reserved - lapsed.get(&key).copied().unwrap_or(0).clamp(0, row.reserved);
                 Ok(StockBalance {

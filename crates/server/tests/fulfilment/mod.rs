@@ -503,6 +503,13 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert!(short.is_problem(409, "/problems/insufficient-stock"), "{:?}", short.body);
     assert_eq!(short.pointers(), ["/lines/0"]);
     assert!(short.body["errors"][0]["detail"].as_str().unwrap().contains("94 eligible"), "{:?}", short.body);
+    assert!(short.body["detail"].as_str().unwrap().starts_with("not enough eligible stock"), "{:?}", short.body);
+    // One line a product: a GTIN on two lines is refused, naming the second.
+    let twice = json!({"lines": [{"gtin": product, "quantity": 1}, {"gtin": product, "quantity": 2}],
+                       "destination": {"pickup_point": pickup()}, "service": "next_day"});
+    let twice = app.post("/v1/orders", &key, twice).await;
+    assert!(twice.is_problem(422, "/problems/validation-failed"), "{:?}", twice.body);
+    assert_eq!(twice.pointers(), ["/lines/1/gtin"], "{:?}", twice.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(balance(app, &key, &product, "STALE").await["reserved"], 0);
 
@@ -1545,9 +1552,21 @@ pub async fn fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves(app:
     assert_eq!(emptied.len(), 1, "{emptied:?}");
     assert_eq!(emptied[0]["childQuantityList"][0]["quantity"], second_units, "{emptied:?}");
 
-    // A lot past its expiry date stays expired.
-    receive(app, &key, &product, &[("OLD", -2, 5)], 72_200).await;
+    // A lot past its expiry date stays expired: the receipt says so, as the stock read does, and
+    // an order refused for want of stock counts its units as expired.
+    let old = json!({"location": dc(), "pallets": [{"sscc": sscc(72_200), "gtin": product, "lot": "OLD",
+                     "expiry": in_days(-2), "quantity": 5}]});
+    let asn = app.post("/v1/asns", &key, old).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    let received = app.post(&path, &key, json!({"zone": "chill"})).await;
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    assert_eq!(received.body["lots"][0]["status"], "expired", "{:?}", received.body);
     assert_eq!(balance(app, &key, &product, "OLD").await["status"], "expired");
+    let short = app.post("/v1/orders", &key, order_body(&product, 1_000)).await;
+    assert!(short.is_problem(409, "/problems/insufficient-stock"), "{:?}", short.body);
+    let said = short.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(said.contains(" expired") && said.contains(" hold"), "{said}");
     let release = json!({"gtin": product, "lot": "OLD", "status": "available", "reason": "looks fine"});
     let refused = app.post("/v1/stock/lot-status", &key, release).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
