@@ -35,6 +35,8 @@ use crate::problem::{FieldError, Problem};
 pub const HOLD_SECONDS_MAX: u64 = 7 * 24 * 3600;
 /// Lines of one order.
 pub const ORDER_LINES_MAX: usize = orders::LINES_MAX;
+// The schemas' `max_items` say these limits as literals.
+const _: () = assert!(ORDER_LINES_MAX == 100 && store::fulfilment::RECALL_LOTS_MAX == 100);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -992,6 +994,8 @@ pub struct DestinationInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
+    /// 1 to 100 lines, one a product.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<OrderLineInput>,
     pub destination: DestinationInput,
     /// standard, next_day, same_day or express_12h.
@@ -1709,6 +1713,8 @@ async fn promise(
 #[serde(deny_unknown_fields)]
 pub struct RecallInput {
     pub gtin: String,
+    /// The lots recalled: 1 to 100, each once.
+    #[schema(min_items = 1, max_items = 100)]
     pub lots: Vec<String>,
     pub reason: String,
 }
