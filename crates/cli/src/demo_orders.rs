@@ -49,9 +49,21 @@ async fn write(store: &Store, mutation: Mutation) -> anyhow::Result<store::Write
 async fn order_step(store: &Store, order_id: &str, to: OrderStatus, ssccs: Vec<gs1::Sscc>) -> anyhow::Result<()> {
     let tenant = demo::salmon_tenant();
     let order = store.tenant(&tenant).order(order_id).await?.context("the demo order")?;
-    let mutation =
-        server::fulfilment::order_step_write(&tenant, &order, to, ssccs, None, jiff::Timestamp::now(), None, None)
-            .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
+    let zones = server::steps::SiteZones::of_order(store, &order)
+        .await
+        .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
+    let mutation = server::fulfilment::order_step_write(
+        &tenant,
+        &order,
+        to,
+        ssccs,
+        None,
+        jiff::Timestamp::now(),
+        None,
+        None,
+        &zones,
+    )
+    .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
     write(store, mutation).await.with_context(|| format!("moving the demo order to {}", to.name()))?;
     Ok(())
 }

@@ -475,7 +475,8 @@ pub async fn receipt_capture(
             new_lots.insert(class);
         }
     }
-    crate::steps::receiving(tenant, asn, zone, ssccs, &new_lots, at)
+    let zones = crate::steps::SiteZones::read(store, &[asn.location.as_str()]).await?;
+    crate::steps::receiving(tenant, asn, zone, ssccs, &new_lots, at, &zones)
 }
 
 /// Expires the lapsed order holds when any is due (the worker calls it every
@@ -900,6 +901,7 @@ async fn transfer_stock(
     else {
         return Err(Problem::internal("transfer"));
     };
+    let zones = crate::steps::SiteZones::read(&app.store, &[from.0.as_str(), to.0.as_str()]).await?;
     let events = crate::steps::transfer(
         &tenant,
         gtin.as_str(),
@@ -908,6 +910,7 @@ async fn transfer_stock(
         (to.0.as_str(), to.1.as_str()),
         quantity,
         jiff::Timestamp::now(),
+        &zones,
     )?;
     write_operation(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
         Mutation::fulfilment_step(
@@ -1494,7 +1497,10 @@ async fn order_event(
     let units = input.shipped.or(input.restocked);
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     let mutation = match &read {
-        Some(order) => order_step_write(&tenant, order, to, ssccs, units, jiff::Timestamp::now(), None, None)?,
+        Some(order) => {
+            let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
+            order_step_write(&tenant, order, to, ssccs, units, jiff::Timestamp::now(), None, None, &zones)?
+        }
         // The writer answers not found.
         None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
             order_id: order_id.clone(),
@@ -1534,9 +1540,10 @@ pub fn order_step_write(
     at: jiff::Timestamp,
     handed_over_unix_ms: Option<i64>,
     only_shipments: Option<&[usize]>,
+    zones: &crate::steps::SiteZones,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-    let mut events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments)?;
+    let mut events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments, zones)?;
     // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
     // events already name is refused, unless it is a pallet of this order's allocation (a
     // retry). A pallet a recall unpacked is done: packing again takes a new SSCC, so the
@@ -1988,8 +1995,13 @@ pub(crate) async fn start_recall(
     let mut attempts_left = RECALL_ATTEMPTS_MAX;
     let (written, respond) = loop {
         let open = app.store.tenant(&principal.tenant_id).open_orders_with_lots(gtin.as_str(), &lots).await?;
-        let events =
-            crate::steps::recall_unpacking(&principal.tenant_id, &open, gtin.as_str(), &lots, jiff::Timestamp::now())?;
+        let sites: Vec<&str> = open
+            .iter()
+            .flat_map(|order| order.allocation.shipments.iter().map(|shipment| shipment.site.as_str()))
+            .collect();
+        let zones = crate::steps::SiteZones::read(&app.store, &sites).await?;
+        let now = jiff::Timestamp::now();
+        let events = crate::steps::recall_unpacking(&principal.tenant_id, &open, gtin.as_str(), &lots, now, &zones)?;
         let unpacked = open
             .iter()
             .filter(|order| order.status == OrderStatus::Packed)

@@ -9,7 +9,7 @@
 //! places `…/414/{gln}` (with `/254/{zone}` for a zone). No personal data: a delivery is
 //! recorded at the pickup point or at the delivering site, never at an address.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use epcis::Document;
 use gs1::{DigitalLink, Element};
@@ -53,7 +53,53 @@ fn quantity(class: &str, units: i64) -> serde_json::Value {
     serde_json::json!({"epcClass": class, "quantity": units})
 }
 
+/// The time zones of the sites a step's events happen at (by GLN), for each event's
+/// `eventTimeZoneOffset`: the offset in effect at the place and time of the event (EPCIS 2.0,
+/// eventTimeZoneOffset). A site not found (deleted since) or with a zone this build does not know
+/// records UTC's offset.
+#[derive(Debug, Default, Clone)]
+pub struct SiteZones(HashMap<String, jiff::tz::TimeZone>);
+
+impl SiteZones {
+    /// The zones of `glns`, read from the network's and the tenants' locations.
+    pub async fn read(store: &store::Store, glns: &[&str]) -> Result<SiteZones, Problem> {
+        let mut unique: Vec<&str> = glns.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let zones = store.site_time_zones(&unique).await?;
+        Ok(SiteZones(
+            zones
+                .into_iter()
+                .filter_map(|(gln, name)| jiff::tz::TimeZone::get(&name).ok().map(|zone| (gln, zone)))
+                .collect(),
+        ))
+    }
+
+    /// The zones of every site an order's steps happen at: where its shipments leave from, the
+    /// sites delivering their last mile, its pickup point.
+    pub async fn of_order(store: &store::Store, order: &OrderRecord) -> Result<SiteZones, Problem> {
+        let mut glns: Vec<&str> = order
+            .allocation
+            .shipments
+            .iter()
+            .flat_map(|shipment| [shipment.site.as_str(), shipment.delivering_site.as_str()])
+            .collect();
+        glns.extend(order.destination.pickup_point.as_deref());
+        SiteZones::read(store, &glns).await
+    }
+
+    /// The offset at `gln` at `at`, as EPCIS writes it (`+01:00`).
+    fn offset(&self, gln: &str, at: jiff::Timestamp) -> String {
+        let seconds = self.0.get(gln).map_or(0, |zone| zone.to_offset(at).seconds());
+        let sign = if seconds < 0 { '-' } else { '+' };
+        let minutes = seconds.unsigned_abs() / 60;
+        format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+    }
+}
+
 struct Step<'a> {
+    /// The GLN of the site the step happens at (its time zone gives the event's offset).
+    site: &'a str,
     event_type: &'a str,
     action: &'a str,
     business_step: &'a str,
@@ -64,11 +110,11 @@ struct Step<'a> {
     parent: Option<String>,
 }
 
-fn event(step: Step<'_>, at: jiff::Timestamp) -> serde_json::Value {
+fn event(step: Step<'_>, at: jiff::Timestamp, zones: &SiteZones) -> serde_json::Value {
     let mut event = serde_json::json!({
         "type": step.event_type,
         "eventTime": at.to_string(),
-        "eventTimeZoneOffset": "+00:00",
+        "eventTimeZoneOffset": zones.offset(step.site, at),
         "action": step.action,
         "bizStep": step.business_step,
         "readPoint": {"id": step.place},
@@ -142,6 +188,7 @@ pub fn receiving(
     ssccs: Option<&[String]>,
     new_lots: &BTreeSet<String>,
     at: jiff::Timestamp,
+    zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
     let pallets = received_pallets(asn, ssccs);
     if pallets.is_empty() {
@@ -166,13 +213,14 @@ pub fn receiving(
             action: "ADD",
             business_step: "commissioning",
             disposition: "active",
+            site: &asn.location,
             place: place(&asn.location, Some(zone))?,
             epcs: Vec::new(),
             quantities: vec![quantity(&class, units)],
             parent: None,
         };
         premises.push(Premise::FirstOfClass { identifier: class, event: events.len() });
-        events.push(event(step, at));
+        events.push(event(step, at, zones));
     }
     let epcs = pallets.iter().map(|pallet| pallet_link(&pallet.sscc)).collect::<Result<Vec<_>, _>>()?;
     let quantities = pallets
@@ -184,12 +232,13 @@ pub fn receiving(
         action: "OBSERVE",
         business_step: "receiving",
         disposition: "in_progress",
+        site: &asn.location,
         place: place(&asn.location, Some(zone))?,
         epcs,
         quantities,
         parent: None,
     };
-    events.push(event(step, at));
+    events.push(event(step, at, zones));
     Ok(capture(tenant, events, at)?.map(|capture| Capture { premises, ..capture }))
 }
 
@@ -197,6 +246,7 @@ pub fn receiving(
 /// received into the target zone at the same moment, each naming the other site (a move between
 /// zones of one site records nothing: the lot stays at its site). The trace and the consumer's
 /// page follow the lot to the new site.
+#[allow(clippy::too_many_arguments)]
 pub fn transfer(
     tenant: &TenantId,
     gtin: &str,
@@ -205,6 +255,7 @@ pub fn transfer(
     to: (&str, &str),
     units: i64,
     at: jiff::Timestamp,
+    zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
     if from.0 == to.0 {
         return Ok(None);
@@ -217,12 +268,14 @@ pub fn transfer(
                 action: "OBSERVE",
                 business_step,
                 disposition,
+                site: gln,
                 place: place(gln, Some(zone))?,
                 epcs: Vec::new(),
                 quantities: vec![quantity(&class, units)],
                 parent: None,
             },
             at,
+            zones,
         ))
     };
     let mut shipped = moved("shipping", "in_transit", from)?;
@@ -237,6 +290,7 @@ pub fn transfer(
 /// shipments), as when one courier route of several carries the order. `units` per pick are
 /// what shipped (default every picked unit) or, for a return, what came back into stock
 /// (default none).
+#[allow(clippy::too_many_arguments)]
 pub fn order_step(
     tenant: &TenantId,
     order: &OrderRecord,
@@ -245,6 +299,7 @@ pub fn order_step(
     units: Option<&[i64]>,
     at: jiff::Timestamp,
     only: Option<&[usize]>,
+    zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
     let mut events = Vec::new();
     let mut pick_index = 0;
@@ -284,7 +339,7 @@ pub fn order_step(
         if !left_behind.is_empty()
             && let Some(pallet) = pallets.first()
         {
-            events.push(event(unpacking(&shipment.site, "", left_behind, Some(pallet.clone()))?, at));
+            events.push(event(unpacking(&shipment.site, "", left_behind, Some(pallet.clone()))?, at, zones));
         }
         // A shipment whose picks all came up empty ships nothing and goes nowhere: no event
         // names its empty pallet from shipping on.
@@ -305,6 +360,7 @@ pub fn order_step(
                 action: "OBSERVE",
                 business_step: "picking",
                 disposition: "in_progress",
+                site: &shipment.site,
                 place: place(&shipment.site, None)?,
                 epcs: Vec::new(),
                 quantities,
@@ -315,6 +371,7 @@ pub fn order_step(
                 action: "ADD",
                 business_step: "packing",
                 disposition: "in_progress",
+                site: &shipment.site,
                 place: place(&shipment.site, None)?,
                 epcs: Vec::new(),
                 quantities,
@@ -325,6 +382,7 @@ pub fn order_step(
                 action: "OBSERVE",
                 business_step: "shipping",
                 disposition: "in_transit",
+                site: &shipment.site,
                 place: place(&shipment.site, None)?,
                 epcs: pallets,
                 quantities,
@@ -335,6 +393,7 @@ pub fn order_step(
                 action: "OBSERVE",
                 business_step: "departing",
                 disposition: "in_transit",
+                site: &shipment.delivering_site,
                 place: place(&shipment.delivering_site, None)?,
                 epcs: pallets,
                 quantities: Vec::new(),
@@ -345,6 +404,7 @@ pub fn order_step(
                 action: "OBSERVE",
                 business_step: "arriving",
                 disposition: "in_progress",
+                site: order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site),
                 place: place(order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site), None)?,
                 epcs: pallets,
                 quantities: Vec::new(),
@@ -355,6 +415,7 @@ pub fn order_step(
                 action: "OBSERVE",
                 business_step: "retail_selling",
                 disposition: "retail_sold",
+                site: order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site),
                 place: place(order.destination.pickup_point.as_deref().unwrap_or(&shipment.delivering_site), None)?,
                 epcs: pallets,
                 quantities,
@@ -371,6 +432,7 @@ pub fn order_step(
                 action: "OBSERVE",
                 business_step: "receiving",
                 disposition: "returned",
+                site: &shipment.site,
                 place: place(&shipment.site, None)?,
                 epcs: pallets,
                 quantities,
@@ -386,7 +448,7 @@ pub fn order_step(
         {
             continue;
         }
-        events.push(event(step, at));
+        events.push(event(step, at, zones));
     }
     capture(tenant, events, at)
 }
@@ -402,6 +464,7 @@ pub fn recall_unpacking(
     gtin: &str,
     lots: &[String],
     at: jiff::Timestamp,
+    zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
     let mut events = Vec::new();
     for order in orders.iter().filter(|order| order.status == OrderStatus::Packed) {
@@ -422,7 +485,7 @@ pub fn recall_unpacking(
                     continue;
                 }
                 let step = unpacking(&shipment.site, disposition, quantities, Some(pallet_link(sscc)?))?;
-                events.push(event(step, at));
+                events.push(event(step, at, zones));
             }
         }
     }
@@ -432,7 +495,7 @@ pub fn recall_unpacking(
 /// A pallet unpacked at the site where it was packed (AggregationEvent `DELETE`, `unpacking`):
 /// its units as `disposition` (back in stock, or recalled).
 fn unpacking<'a>(
-    site: &str,
+    site: &'a str,
     disposition: &'a str,
     quantities: Vec<serde_json::Value>,
     pallet: Option<String>,
@@ -442,6 +505,7 @@ fn unpacking<'a>(
         action: "DELETE",
         business_step: "unpacking",
         disposition,
+        site,
         place: place(site, None)?,
         epcs: Vec::new(),
         quantities,

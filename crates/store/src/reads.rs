@@ -284,6 +284,25 @@ struct ProductLinkRow {
 }
 
 impl Store {
+    /// The time zone (IANA name) of each of `glns` that names a location, for the events steps
+    /// record there. A GLN names one location across tenants (`gln_owners`); a time zone is no
+    /// secret of its holder.
+    pub async fn site_time_zones(&self, glns: &[&str]) -> Result<Vec<(String, String)>, StoreError> {
+        let mut zones = Vec::with_capacity(glns.len());
+        for gln in glns {
+            let row: Option<(String,)> = fetch_optional(
+                self,
+                "SELECT time_zone FROM locations WHERE gln = $1 ORDER BY tenant_id LIMIT 1",
+                &[gln],
+            )
+            .await?;
+            if let Some((zone,)) = row {
+                zones.push(((*gln).to_owned(), zone));
+            }
+        }
+        Ok(zones)
+    }
+
     /// A location for public pages and the resolver: its holder in the platform registry, and only
     /// the shared network's sites and tenants' origins (farms, factories); a tenant's stores or
     /// customers are not public.

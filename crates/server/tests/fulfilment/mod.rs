@@ -602,6 +602,17 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let packing = app.get("/events?EQ_bizStep=packing", &key).await;
     let packed_event = &packing.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
     assert!(packed_event["parentID"].as_str().unwrap().ends_with(&sscc), "{packed_event:?}");
+    // Each step's event carries the offset in effect at its site then: the DC is in Amsterdam.
+    let amsterdam = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
+    for step in ["commissioning", "receiving", "picking", "packing", "shipping", "arriving", "retail_selling"] {
+        let found = app.get(&format!("/events?EQ_bizStep={step}"), &key).await;
+        for event in found.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap() {
+            let at: jiff::Timestamp = event["eventTime"].as_str().unwrap().parse().unwrap();
+            let seconds = amsterdam.to_offset(at).seconds();
+            let expected = format!("+{:02}:{:02}", seconds / 3600, seconds % 3600 / 60);
+            assert_eq!(event["eventTimeZoneOffset"], expected.as_str(), "{step}: {event:?}");
+        }
+    }
     let shipped_units = step_units(app, &key, "shipping").await;
     assert_eq!(shipped_units, [4, 5], "the short pick is what the shipping event records");
     // The unit packed but not shipped came out of the pallet, back in stock.
