@@ -1031,6 +1031,22 @@ fn may_go_later(order: &OrderRecord, stop: &StopRecord) -> bool {
     })
 }
 
+/// The first recalled lot the order's shipped units came from: (GTIN, lot, recall id).
+async fn recalled_in(
+    store: &store::TenantStore<'_>,
+    order: &OrderRecord,
+) -> Result<Option<(String, String, String)>, Problem> {
+    for shipment in &order.allocation.shipments {
+        for pick in shipment.picks.iter().filter(|pick| pick.shipped.unwrap_or(pick.quantity) > 0) {
+            let Some(line) = order.lines.get(pick.line) else { continue };
+            if let Some(recall_id) = store.recall_of_lot(&line.gtin, &pick.lot).await? {
+                return Ok(Some((line.gtin.clone(), pick.lot.clone(), recall_id)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Why a stop's order can no longer go on this route, if so: it is gone, off the last mile, or
 /// allocated anew (its stop is of another generation).
 fn off_route(order: Option<&OrderRecord>, stop: &StopRecord) -> Option<String> {
@@ -1338,6 +1354,16 @@ async fn hand_over(
         return Err(Problem::new("invalid-transition", format!("{reason}: the stop is voided, take the parcel back")));
     }
     let order = order.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
+    // A parcel with units of a recalled lot is not handed to the consumer at the door (the store
+    // refuses its delivery too): the stop is voided, not planned again; the parcel goes back.
+    if stop.delivered_unix_ms.is_none()
+        && stop.pickup_point_gln.is_none()
+        && let Some((gtin, lot, recall_id)) = recalled_in(&store, &order).await?
+    {
+        let reason = format!("the parcel carries units of lot {lot:?} of {gtin}, recalled ({recall_id})");
+        void(app, principal, &route_id, seq, reason.clone(), false).await?;
+        return Err(Problem::new("lot-unavailable", format!("{reason}: the stop is voided, take the parcel back")));
+    }
     // A stop handed over before keeps its first time.
     let at = stop.delivered_unix_ms.unwrap_or(at.min(now));
     let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });

@@ -2800,6 +2800,36 @@ async fn place_order(
     Ok(Ok(record))
 }
 
+/// The first lot of a recall that the order's shipped units came from: (GTIN, lot, recall id).
+/// Takes the lots' locks first (PostgreSQL), so a recall on another API node either came first
+/// and is seen, or comes after the hand-over and finds the order delivered.
+async fn recalled_in_parcel(
+    conn: &mut Conn,
+    tenant: &str,
+    record: &OrderRecord,
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    let mut lots: Vec<(&str, &str)> = record
+        .allocation
+        .shipments
+        .iter()
+        .flat_map(|shipment| &shipment.picks)
+        .filter(|pick| pick.shipped.unwrap_or(pick.quantity) > 0)
+        .filter_map(|pick| record.lines.get(pick.line).map(|line| (line.gtin.as_str(), pick.lot.as_str())))
+        .collect();
+    lots.sort_unstable();
+    lots.dedup();
+    lock_lots(conn, tenant, &lots).await?;
+    for (gtin, lot) in lots {
+        let recall: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
+            .bind(tenant).bind(gtin).bind(lot).fetch_optional(&mut *connection).await)?;
+        if let Some((recall_id,)) = recall {
+            return Ok(Some((gtin.to_owned(), lot.to_owned(), recall_id)));
+        }
+    }
+    Ok(None)
+}
+
 /// The detail of an order's first history row.
 pub const PLACED: &str = "placed";
 
@@ -3233,6 +3263,20 @@ async fn order_event(
             format!("order {order_id} goes to an address, not a pickup point: it is out_for_delivery, then delivered")
         ));
     }
+    // A parcel carrying units of a recalled lot is not handed to the consumer: it may still
+    // arrive at its pickup point, and it is taken back (`returned`, its units restocked as
+    // recalled), but it is not delivered.
+    if to == OrderStatus::Delivered
+        && let Some((gtin, lot, recall_id)) = recalled_in_parcel(conn, tenant, &record).await?
+    {
+        refuse!(refused(
+            "lot-unavailable",
+            format!(
+                "order {order_id} carries units of lot {lot:?} of {gtin}, recalled ({recall_id}): it is not handed \
+                 over; take the parcel back with `returned`"
+            )
+        ));
+    }
     let operation = format!("{order_id}/{event_id}");
     let mut allocation_change = None;
     let mut detail = None;
@@ -3583,7 +3627,34 @@ async fn recall(
         }
     }
     let taken_back = (reallocated, flagged);
-    Ok(Ok(recall_reach(conn, tenant, recall_id, now_unix_ms, gtin.as_str(), lots, taken_back, now_unix_ms).await?))
+    let mut reach =
+        recall_reach(conn, tenant, recall_id, now_unix_ms, gtin.as_str(), lots, taken_back, now_unix_ms).await?;
+    // Parcels on their way with units of the lots need a person: they are not handed over (see
+    // `recalled_in_parcel`) but taken back. Each is flagged, its reason in its order.
+    for (order, units) in &mut reach.orders {
+        let in_transit =
+            matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery | OrderStatus::AtPickupPoint);
+        if !in_transit || units.shipped <= units.returned {
+            continue;
+        }
+        order.allocation.flags.push(format!(
+            "recall {recall_id}: the parcel carries {} units of the recalled lots; it is not handed over, take it \
+             back (returned)",
+            units.shipped - units.returned
+        ));
+        execute(
+            conn,
+            "UPDATE orders SET allocation = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND order_id = $4",
+            &[
+                Arg::Text(&serde_json::to_string(&order.allocation).map_err(corrupt)?),
+                Arg::Integer(now_unix_ms),
+                Arg::Text(tenant),
+                Arg::Text(&order.order_id),
+            ],
+        )
+        .await?;
+    }
+    Ok(Ok(reach))
 }
 
 /// A recall's reach as the store holds it now: every order that took units of the lots, the

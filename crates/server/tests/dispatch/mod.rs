@@ -506,4 +506,26 @@ pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) 
             assert_eq!(events(&found.body), expected, "{step} of {pallet}: {:?}", found.body);
         }
     }
+
+    // A parcel out for delivery whose lot is recalled meanwhile is not handed over at the door:
+    // its stop is voided, not planned again, and the parcel goes back.
+    receive(app, &key, &product, &[("RCL", 10, 5)], 700).await;
+    let (recalled_order, departure) =
+        packed_order(app, ("splitter", &key), &product, 1, home(52.3650, 4.9000), 702).await;
+    let wave = jiff::Timestamp::from_millisecond(departure).unwrap().to_string();
+    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+    let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["RCL"], "reason": "glass"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let at_door =
+        app.send("POST", &format!("/v1/routes/{route_id}/stops/1/delivered"), Some(&app.operator_key), None, &[]).await;
+    assert!(at_door.is_problem(409, "/problems/lot-unavailable"), "{:?}", at_door.body);
+    let route = app.get(&format!("/v1/routes/{route_id}"), &app.operator_key).await;
+    assert!(route.body["stops"][0]["void_reason"].as_str().unwrap().contains("recalled"), "{:?}", route.body);
+    assert_eq!(status_of(app, &key, &recalled_order).await, "out_for_delivery");
+    let again = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
+    assert_eq!(again.body["shipments"], 0, "the recalled parcel is not planned again: {:?}", again.body);
 }

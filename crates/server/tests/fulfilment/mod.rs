@@ -2298,3 +2298,46 @@ pub async fn fulfilment_webhooks_deliver_transitions_signed(app: &TestApp) {
             .is_problem(404, "/problems/not-found")
     );
 }
+
+/// A parcel on its way with units of a lot recalled since is flagged, arrives at its pickup
+/// point, but is not handed to the consumer: it is taken back, its units restocked as recalled.
+pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "parcels", "871234510093").await;
+    receive(app, &key, &product, &[("GONE", 20, 10), ("KEPT", 25, 10)], 93_000).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    assert_eq!(placed.body["shipments"][0]["picks"][0]["lot"], "GONE", "FEFO: {:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orders/{order_id}/events?tenant=parcels");
+    let pallet = with_check_digit("38712345000093100");
+    walk(
+        app,
+        &path,
+        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
+    )
+    .await;
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["GONE"], "reason": "glass"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    assert_eq!(recall.body["affected_orders"][0]["outcome"], "shipped", "{:?}", recall.body);
+    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    let flags = order.body["flags"].as_array().unwrap();
+    assert!(
+        flags.len() == 1 && flags[0].as_str().unwrap().contains("3 units of the recalled lots"),
+        "the parcel needs a person: {:?}",
+        order.body
+    );
+
+    // It arrives where it was going, but the consumer does not get it.
+    walk(app, &path, &[json!({"status": "at_pickup_point"})]).await;
+    let handed = app.post(&path, &app.operator_key, json!({"status": "delivered"})).await;
+    assert!(handed.is_problem(409, "/problems/lot-unavailable"), "{:?}", handed.body);
+    assert!(handed.body["detail"].as_str().unwrap().contains("GONE"), "{:?}", handed.body);
+    let sold = events_of(app, &key, "retail_selling", &format!("MATCH_epc=https://id.gs1.org/00/{pallet}")).await;
+    assert!(sold.is_empty(), "{sold:?}");
+    // Taken back: its units are in stock again, recalled.
+    walk(app, &path, &[json!({"status": "returned", "restocked": [3]})]).await;
+    let gone = balance(app, &key, &product, "GONE").await;
+    assert_eq!((gone["status"].as_str(), gone["on_hand"].as_i64()), (Some("recalled"), Some(10)), "{gone:?}");
+    assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "returned");
+}
