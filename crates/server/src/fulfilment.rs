@@ -1763,7 +1763,9 @@ pub struct RecallView {
     pub recalled_at: String,
     /// Forward: every order that took units of the lots.
     pub affected_orders: Vec<AffectedOrder>,
-    /// Forward: the pickup points those orders went to.
+    /// Forward: where the lots are within consumers' reach: the pickup points orders shipped
+    /// units of them to (not all taken back), and the collection points (pickup points, stores,
+    /// pharmacies) their events took place at.
     pub pickup_points: Vec<String>,
     /// Backward: the pallets that brought the lots in, and the product's supplier.
     pub inbound_pallets: Vec<InboundPallet>,
@@ -1798,6 +1800,27 @@ async fn lot_history(
         history.extend(events.into_iter().map(|(_, event)| history_entry(lot, event)));
     }
     Ok(history)
+}
+
+/// The collection points (pickup points, stores, pharmacies) the lots' events took place at, by
+/// GLN: the forward trace's places, as the event record has them.
+async fn pickup_points_in(app: &AppState, tenant: &TenantId, history: &[HistoryEntry]) -> Result<Vec<String>, Problem> {
+    let glns: BTreeSet<&str> = history
+        .iter()
+        .filter_map(|entry| entry.place.as_deref())
+        .filter_map(|place| place.split("/414/").nth(1))
+        .filter_map(|rest| rest.split('/').next())
+        .collect();
+    let mut found = Vec::new();
+    for gln in glns {
+        let Ok(parsed) = Gln::parse(gln) else { continue };
+        if let Some(located) = app.store.tenant(tenant).location(&parsed).await?
+            && located.value.kind.is_collection_point()
+        {
+            found.push(gln.to_owned());
+        }
+    }
+    Ok(found)
 }
 
 fn history_entry(lot: &str, event: &epcis::Event) -> HistoryEntry {
@@ -1944,7 +1967,8 @@ async fn get_recall(
         .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
     let history = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
-    let mut view = recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, history);
+    let seen_at = pickup_points_in(&app, &tenant, &history).await?;
+    let mut view = recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, history, &seen_at);
     if !stored.outcomes_kept {
         for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
             order.outcome = "unknown".into();
@@ -2020,11 +2044,19 @@ pub(crate) async fn start_recall(
             require_known_lots(app, &principal.tenant_id, &gtin, &lots, &before).await?;
         }
         let history = history_with_own(&before, events.as_ref(), &gtin, &lots)?;
+        let seen_at = pickup_points_in(app, &principal.tenant_id, &history).await?;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
             Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
                 status: 201,
-                body: json_bytes(&recall_view(outcome, &view_gtin, &view_lots, &view_reason, history.clone())),
+                body: json_bytes(&recall_view(
+                    outcome,
+                    &view_gtin,
+                    &view_lots,
+                    &view_reason,
+                    history.clone(),
+                    &seen_at,
+                )),
             },
             _ => StoredResponse { status: 500, body: Vec::new() },
         };
@@ -2079,9 +2111,18 @@ fn recall_view(
     lots: &[String],
     reason: &str,
     history: Vec<HistoryEntry>,
+    seen_at: &[String],
 ) -> RecallView {
-    let mut pickup_points: Vec<String> =
-        outcome.orders.iter().filter_map(|(order, _)| order.destination.pickup_point.clone()).collect();
+    // Where the lots may be within a consumer's reach: the pickup points orders shipped units of
+    // them to (not all back), and those their events place them at. Orders that gave their units
+    // up before shipping took nothing there.
+    let mut pickup_points: Vec<String> = outcome
+        .orders
+        .iter()
+        .filter(|(_, units)| units.shipped > units.returned)
+        .filter_map(|(order, _)| order.destination.pickup_point.clone())
+        .chain(seen_at.iter().cloned())
+        .collect();
     pickup_points.sort();
     pickup_points.dedup();
     let affected_orders = outcome

@@ -1209,7 +1209,8 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         .map(|order| (order["order_id"].as_str().unwrap(), order["outcome"].as_str().unwrap()))
         .collect();
     assert_eq!(outcomes, [(first_id, "reallocated"), (second_id, "flagged")]);
-    assert_eq!(recall.body["pickup_points"], json!([pickup()]));
+    // Both orders were bound for the pickup point, but neither shipped a unit of BAD there.
+    assert_eq!(recall.body["pickup_points"], json!([]));
     assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
     // The lot's EPCIS history: where it entered the network, commissioned and received at the DC
@@ -2317,9 +2318,31 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
         &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
     )
     .await;
+    // The merchant's own shop recorded two units of the lot on its shelf (captured, not ordered).
+    let shop = gln("871234510094");
+    let opened = app
+        .post(
+            "/v1/locations",
+            &key,
+            json!({"gln": shop, "kind": "store", "name": "Shop", "address": {"city": "Haarlem"}, "country": "NL",
+                   "latitude": 52.38, "longitude": 4.64, "time_zone": "Europe/Amsterdam"}),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    let shelf = json!({"type": "ObjectEvent", "eventTime": jiff::Timestamp::now().to_string(),
+        "eventTimeZoneOffset": "+01:00", "action": "OBSERVE", "bizStep": "stocking",
+        "bizLocation": {"id": format!("https://id.gs1.org/414/{shop}")},
+        "quantityList": [{"epcClass": format!("https://id.gs1.org/01/{product:0>14}/10/GONE"), "quantity": 2}]});
+    let job = app.capture_job(&key, super::epcis_interface::document(vec![shelf]), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
     let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["GONE"], "reason": "glass"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
     assert_eq!(recall.body["affected_orders"][0]["outcome"], "shipped", "{:?}", recall.body);
+    // Where the lot is within consumers' reach: where the order took it, and the shop its
+    // events place it at.
+    let mut expected = vec![pickup(), shop];
+    expected.sort();
+    assert_eq!(recall.body["pickup_points"], json!(expected), "{:?}", recall.body);
     let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     let flags = order.body["flags"].as_array().unwrap();
     assert!(
