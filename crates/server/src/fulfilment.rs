@@ -990,7 +990,9 @@ pub struct DestinationInput {
     pub longitude: Option<f64>,
     /// IANA time zone of the address.
     pub time_zone: Option<String>,
-    /// A coarse area for reports (a postal district, a city); never a street address.
+    /// A coarse area (a postal district, a city), kept with the order for the merchant; never a
+    /// street address. Reports count the order in the network's region (the delivering site's
+    /// city), not in this text.
     pub area: Option<String>,
 }
 
@@ -2197,7 +2199,7 @@ pub struct SlaView {
 pub struct SlaReport {
     pub from: String,
     pub to: String,
-    /// By region (the pickup point's city, the area given, or the delivering site's city) and service.
+    /// By region (the pickup point's city, or for an address the delivering site's city) and service.
     pub rows: Vec<SlaView>,
     /// All regions and services together.
     pub total: SlaView,

@@ -2545,7 +2545,10 @@ fn resolve_destination(
         .map_err(|error| WriteError::UnknownReference { field: "/destination", value: error.to_string() })?;
     let time_zone = jiff::tz::TimeZone::get(zone)
         .map_err(|_| WriteError::UnknownReference { field: "/destination/time_zone", value: zone.to_owned() })?;
-    Ok((orders::Destination { coordinates, time_zone }, destination.area.clone()))
+    // The region counted in reports is the network's (the delivering site's city), not the
+    // merchant's `area`: free text could name a person or a street, and the operator's report
+    // shows every tenant's regions side by side.
+    Ok((orders::Destination { coordinates, time_zone }, None))
 }
 
 /// Eligible-looking stock of the GTINs (available status, free units), and their product rules.

@@ -2363,4 +2363,24 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     let gone = balance(app, &key, &product, "GONE").await;
     assert_eq!((gone["status"].as_str(), gone["on_hand"].as_i64()), (Some("recalled"), Some(10)), "{gone:?}");
     assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "returned");
+
+    // An address's free-text area stays the merchant's: reports count the order in the network's
+    // region (the delivering site's city), so the operator's report shows no merchant's text.
+    let home = json!({"latitude": 52.37, "longitude": 4.89, "time_zone": "Europe/Amsterdam",
+                      "area": "Keizersgracht 123, Jan Jansen"});
+    let placed = app
+        .post(
+            "/v1/orders",
+            &key,
+            json!({"lines": [{"gtin": product, "quantity": 1}], "destination": home, "service": "next_day"}),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    assert_eq!(placed.body["region"], "Amsterdam", "{:?}", placed.body);
+    let report = app.get("/v1/operator/sla", &app.operator_key).await;
+    assert_eq!(report.status, StatusCode::OK, "{:?}", report.body);
+    assert!(!report.body.to_string().contains("Keizersgracht"), "{:?}", report.body);
+    let regions: Vec<&str> =
+        report.body["rows"].as_array().unwrap().iter().map(|row| row["region"].as_str().unwrap()).collect();
+    assert!(regions.contains(&"Amsterdam"), "{regions:?}");
 }
