@@ -1567,6 +1567,28 @@ fn unknown_product(pointer: String, gtin: &str) -> WriteError {
     WriteError::Refused { code: "unknown-reference", detail: detail.clone(), errors: vec![(pointer, detail)] }
 }
 
+/// The refusal of a write naming stock that is not there (a count, scrap, transfer or lot
+/// status change): 422 `unknown-reference` at the first field nothing matches, the GTIN, the lot,
+/// the location, then the zone (`prefix` before the location and the zone: `/from` for a
+/// transfer's source).
+fn no_such_stock(entry: &GtinEntry, gtin: &str, lot: &str, place: Option<(&str, &str)>, prefix: &str) -> WriteError {
+    let of_lot: Vec<&StockKey> = entry.balances.iter().map(|cached| &cached.key).filter(|key| key.lot == lot).collect();
+    let (pointer, detail) = if entry.product.is_none() {
+        ("/gtin".to_owned(), format!("GTIN {gtin} is not a product of this merchant"))
+    } else if of_lot.is_empty() {
+        ("/lot".to_owned(), format!("no stock of lot {lot:?} of {gtin}"))
+    } else if let Some((location, zone)) = place {
+        if !of_lot.iter().any(|key| key.location == location) {
+            (format!("{prefix}/location"), format!("no stock of lot {lot:?} of {gtin} at {location}"))
+        } else {
+            (format!("{prefix}/zone"), format!("no stock of lot {lot:?} of {gtin} in zone {zone} of {location}"))
+        }
+    } else {
+        ("/lot".to_owned(), format!("no stock of lot {lot:?} of {gtin}"))
+    };
+    WriteError::Refused { code: "unknown-reference", detail: detail.clone(), errors: vec![(pointer, detail)] }
+}
+
 /// The status a lot's units read as on `today` (a UTC date, `YYYY-MM-DD`): an available lot past
 /// its expiry date reads as `expired`, nothing of it available (its stored status stays).
 pub(crate) fn status_as_of(status: LotStatus, expiry: Option<&str>, today: &str) -> LotStatus {
@@ -2063,7 +2085,7 @@ async fn apply_checked(
             batch.refresh(cache, conn, tenant, &source.gtin).await?;
             let entry = batch.entry(cache, conn, tenant, &source.gtin).await?;
             let Some(cached) = entry.balances.iter().find(|cached| cached.key == source) else {
-                refuse!(WriteError::NotFound);
+                refuse!(no_such_stock(entry, gtin.as_str(), lot, Some((&source.location, &source.zone)), "/from"));
             };
             let (expiry, status) = (cached.expiry.clone(), cached.status);
             let Some(product) = entry.product.clone() else {
@@ -2140,7 +2162,9 @@ async fn apply_checked(
                 .map(|cached| cached.key.clone())
                 .collect();
             if keys.is_empty() {
-                refuse!(WriteError::NotFound);
+                // (With a location named, the lot has no stock there: the zone is never blamed.)
+                let place = location.as_ref().map(|gln| (gln.as_str(), ""));
+                refuse!(no_such_stock(entry, gtin.as_str(), lot, place, ""));
             }
             if let Some(recalled) =
                 entry.balances.iter().find(|cached| cached.status == LotStatus::Recalled && keys.contains(&cached.key))
@@ -2308,7 +2332,7 @@ async fn one_movement(
     batch.refresh(cache, conn, tenant, &key.gtin).await?;
     let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
     let Some(cached) = entry.balances.iter().find(|cached| cached.key == *key) else {
-        refuse!(WriteError::NotFound);
+        refuse!(no_such_stock(entry, &key.gtin, &key.lot, Some((&key.location, &key.zone)), ""));
     };
     let (kind, quantity) = movement(cached.balance.on_hand);
     if quantity == 0 {
@@ -3860,7 +3884,7 @@ async fn release_for_count(
     batch.refresh(cache, conn, tenant, &key.gtin).await?;
     let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
     let Some(cached) = entry.balances.iter().find(|cached| cached.key == *key) else {
-        refuse!(WriteError::NotFound);
+        refuse!(no_such_stock(entry, &key.gtin, &key.lot, Some((&key.location, &key.zone)), ""));
     };
     let reserved = cached.balance.reserved;
     if counted >= reserved {

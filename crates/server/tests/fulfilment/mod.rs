@@ -1616,6 +1616,39 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     assert!(too_many.is_problem(409, "/problems/insufficient-stock"), "{:?}", too_many.body);
     let bad = app.post("/v1/stock/scrap", &key, scrap(0)).await;
     assert!(bad.is_problem(422, "/problems/validation-failed") && bad.pointers() == ["/quantity"], "{:?}", bad.body);
+    // Stock that is not there is named field by field, and nothing is written.
+    let elsewhere = |field: &str, value: Value| {
+        let mut body = scrap(1);
+        body[field] = value;
+        body
+    };
+    for (path, body, pointer) in [
+        ("/v1/stock/scrap", elsewhere("zone", json!("ambient")), "/zone"),
+        ("/v1/stock/scrap", elsewhere("location", json!(depot)), "/location"),
+        ("/v1/stock/scrap", elsewhere("lot", json!("NONE")), "/lot"),
+        (
+            "/v1/stock/counts",
+            json!({"location": dc(), "zone": "ambient", "gtin": product, "lot": "TRF", "counted": 3, "reason": "count"}),
+            "/zone",
+        ),
+        ("/v1/stock/lot-status", json!({"gtin": product, "lot": "NONE", "status": "hold", "reason": "QA"}), "/lot"),
+        (
+            "/v1/stock/lot-status",
+            json!({"gtin": product, "lot": "TRF", "location": depot, "status": "hold", "reason": "QA"}),
+            "/location",
+        ),
+        (
+            "/v1/stock/transfers",
+            json!({"gtin": product, "lot": "TRF", "from": at(&dc(), "ambient"), "to": at(&depot, "cold"), "quantity": 1,
+                   "reason": "consolidation"}),
+            "/from/zone",
+        ),
+    ] {
+        let refused = app.post(path, &key, body.clone()).await;
+        assert!(refused.is_problem(422, "/problems/unknown-reference"), "{path} {body}: {:?}", refused.body);
+        assert_eq!(refused.pointers(), [pointer], "{path} {body}: {:?}", refused.body);
+    }
+    assert_eq!(balance(app, &key, &product, "TRF").await["on_hand"], 10, "nothing written");
     assert_eq!(app.post("/v1/stock/scrap", &key, scrap(2)).await.status, StatusCode::OK);
     let here = balance(app, &key, &product, "TRF").await;
     assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
