@@ -1098,6 +1098,8 @@ pub struct OrderView {
     /// pending, posted, voided or expired.
     pub reservation: String,
     pub hold_expires_at: Option<String>,
+    /// The shipments of the allocation the order holds or held when it shipped; none while it is
+    /// `accepted` (placed without stock yet, or flagged after a recall or count took its stock).
     pub shipments: Vec<ShipmentView>,
     /// Why these sites: the rule and every candidate's outcome.
     pub allocation: DecisionView,
@@ -1160,10 +1162,13 @@ fn order_view(record: &OrderRecord, events: &[OrderEventRecord]) -> OrderView {
         updated_at: crate::dto::timestamp(record.updated_unix_ms),
         reservation: record.reservation.name().into(),
         hold_expires_at: record.hold_expires_unix_ms.map(crate::dto::timestamp),
+        // An order back at `accepted` (flagged: a recall or a count took its stock) holds none:
+        // the shipments of its voided allocation are not shown as if they still stood.
         shipments: record
             .allocation
             .shipments
             .iter()
+            .filter(|_| record.status != OrderStatus::Accepted)
             .map(|shipment| ShipmentView {
                 from: shipment.site.clone(),
                 delivering_site: shipment.delivering_site.clone(),

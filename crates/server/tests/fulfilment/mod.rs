@@ -1305,6 +1305,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let second = app.get(&format!("/v1/orders/{second_id}"), &key).await;
     assert_eq!(second.body["status"], "accepted");
     assert_eq!(second.body["flags"].as_array().unwrap().len(), 1, "{:?}", second.body);
+    assert_eq!(second.body["shipments"], json!([]), "its voided allocation is not shown: {:?}", second.body);
     // The recall read later: each order keeps what the recall did to it, with its status now.
     let read = app.get(&recall_path, &key).await;
     let orders: Vec<(&str, &str, &str)> = read.body["affected_orders"]
