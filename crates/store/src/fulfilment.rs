@@ -3589,6 +3589,27 @@ async fn recall(
     locked.sort_unstable();
     locked.dedup();
     lock_lots(conn, tenant, &locked).await?;
+    // A lot is recalled once: a recall sent again (without its Idempotency-Key) is refused and
+    // names the recall that stands, instead of a second one claiming to have released orders.
+    let mut recalled_already = Vec::new();
+    for (index, lot) in lots.iter().enumerate() {
+        let earlier: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+            "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
+            .bind(tenant).bind(gtin.as_str()).bind(lot.as_str()).fetch_optional(&mut *connection).await)?;
+        if let Some((earlier,)) = earlier {
+            recalled_already.push((format!("/lots/{index}"), format!("lot {lot:?} is recalled already ({earlier})")));
+        }
+    }
+    if !recalled_already.is_empty() {
+        refuse!(WriteError::Refused {
+            code: "conflict",
+            detail: format!(
+                "{} of the lots are recalled already: recall only lots not yet recalled",
+                recalled_already.len()
+            ),
+            errors: recalled_already,
+        });
+    }
     // Every balance of the lots is recalled, including those other nodes received since the
     // cache read (in the cache and the batch's rows only: a refusal below rolls them back).
     batch.refresh(cache, conn, tenant, gtin.as_str()).await?;

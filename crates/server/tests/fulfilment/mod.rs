@@ -1064,17 +1064,24 @@ pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
     assert_eq!(order.body["shipments"][0]["picks"][0]["lot"], "GOOD", "{:?}", order.body);
     assert_eq!(order.body["hold_expires_at"], deadline, "{:?}", order.body);
     assert_eq!(balance(app, &key, &product, "GOOD").await["reserved"], 5);
-    // Recalled again, the lot finds the order it no longer holds: released, nothing shipped.
+    // A lot is recalled once: sent again, the recall is refused and names the one that stands;
+    // nothing new is stored.
     let again = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "again"})).await;
-    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
-    let affected = &again.body["affected_orders"][0];
+    assert!(again.is_problem(409, "/problems/conflict"), "{:?}", again.body);
+    assert_eq!(again.pointers(), ["/lots/0"], "{:?}", again.body);
+    let first_id = recall.body["recall_id"].as_str().unwrap();
+    assert!(again.body["errors"][0]["detail"].as_str().unwrap().contains(first_id), "{:?}", again.body);
+    assert_eq!(app.get("/v1/recalls", &key).await.body["items"].as_array().map(Vec::len), Some(1));
+    // Read back, the recall finds the order it no longer holds: reallocated, nothing shipped.
+    let read = app.get(&format!("/v1/recalls/{first_id}"), &key).await;
+    let affected = &read.body["affected_orders"][0];
     assert_eq!(
         (affected["outcome"].as_str(), affected["units_shipped"].as_i64(), affected["status"].as_str()),
-        (Some("released"), Some(0), Some("allocated")),
+        (Some("reallocated"), Some(0), Some("allocated")),
         "{:?}",
-        again.body
+        read.body
     );
-    assert!(again.body["inbound_pallets"][0]["received_at"].is_string(), "{:?}", again.body);
+    assert!(read.body["inbound_pallets"][0]["received_at"].is_string(), "{:?}", read.body);
     // A lot past its expiry date reads as expired, with nothing available.
     receive(app, &key, &product, &[("OLD", -3, 2)], 310).await;
     let old = balance(app, &key, &product, "OLD").await;
