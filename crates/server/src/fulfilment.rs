@@ -469,14 +469,21 @@ pub async fn receipt_capture(
 ) -> Result<Option<store::epcis::Capture>, Problem> {
     let mut checked = BTreeSet::new();
     let mut new_lots = BTreeSet::new();
+    let mut recalled_lots = BTreeSet::new();
     for pallet in crate::steps::received_pallets(asn, ssccs) {
         let class = crate::steps::lot_class(&pallet.gtin, &pallet.lot)?;
-        if checked.insert(class.clone()) && !store.epc_seen(&class, true).await? {
+        if !checked.insert(class.clone()) {
+            continue;
+        }
+        if store.tenant(tenant).recall_of_lot(&pallet.gtin, &pallet.lot).await?.is_some() {
+            recalled_lots.insert(class.clone());
+        }
+        if !store.epc_seen(&class, true).await? {
             new_lots.insert(class);
         }
     }
     let zones = crate::steps::SiteZones::read(store, &[asn.location.as_str()]).await?;
-    crate::steps::receiving(tenant, asn, zone, ssccs, &new_lots, at, &zones)
+    crate::steps::receiving(tenant, asn, zone, ssccs, (&new_lots, &recalled_lots), at, &zones)
 }
 
 /// Expires the lapsed order holds when any is due (the worker calls it every
@@ -841,8 +848,15 @@ async fn scrap_stock(
     let (Some((location, zone, gtin, lot)), Some(quantity), Some(reason)) = (place, quantity, reason) else {
         return Err(Problem::internal("scrap"));
     };
+    let zones = crate::steps::SiteZones::read(&app.store, &[location.as_str()]).await?;
+    let at = jiff::Timestamp::now();
+    let place = (location.as_str(), zone.as_str());
+    let events = crate::steps::scrapping(&tenant, gtin.as_str(), &lot, place, quantity, at, &zones)?;
     write_operation(&app, principal, key, body.request_sha256, tenant, "scr", |operation_id| {
-        Mutation::Fulfilment(FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason })
+        Mutation::fulfilment_step(
+            FulfilmentMutation::Scrap { operation_id, location, zone, gtin, lot, quantity, reason },
+            events,
+        )
     })
     .await
 }

@@ -49,8 +49,9 @@ pub const JOURNEY_STEPS_MAX: usize = 200;
 /// The most scanned bytes the kiosk takes.
 pub const KIOSK_SCAN_BYTES_MAX: usize = 512;
 
-/// Steps that concern one order, not the lot: shown on a serial's page, not on a lot's.
-const ORDER_STEPS: [&str; 4] = ["picking", "packing", "unpacking", "retail_selling"];
+/// Steps that concern one order or some units, not the lot: shown on a serial's page, not on a
+/// lot's (units scrapped are not the consumer's).
+const ORDER_STEPS: [&str; 5] = ["picking", "packing", "unpacking", "retail_selling", "destroying"];
 /// The fields of an event a consumer page shows besides the item's own identifiers.
 const PLACE_AND_TIME_POINTERS: [&str; 4] = ["/eventTime", "/bizStep", "/bizLocation/id", "/readPoint/id"];
 

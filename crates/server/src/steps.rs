@@ -186,7 +186,7 @@ pub fn receiving(
     asn: &AsnRecord,
     zone: &str,
     ssccs: Option<&[String]>,
-    new_lots: &BTreeSet<String>,
+    (new_lots, recalled_lots): (&BTreeSet<String>, &BTreeSet<String>),
     at: jiff::Timestamp,
     zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
@@ -222,23 +222,34 @@ pub fn receiving(
         premises.push(Premise::FirstOfClass { identifier: class, event: events.len() });
         events.push(event(step, at, zones));
     }
-    let epcs = pallets.iter().map(|pallet| pallet_link(&pallet.sscc)).collect::<Result<Vec<_>, _>>()?;
-    let quantities = pallets
-        .iter()
-        .map(|pallet| Ok(quantity(&lot_class(&pallet.gtin, &pallet.lot)?, pallet.quantity)))
-        .collect::<Result<Vec<_>, Problem>>()?;
-    let step = Step {
-        event_type: "ObjectEvent",
-        action: "OBSERVE",
-        business_step: "receiving",
-        disposition: "in_progress",
-        site: &asn.location,
-        place: place(&asn.location, Some(zone))?,
-        epcs,
-        quantities,
-        parent: None,
-    };
-    events.push(event(step, at, zones));
+    // The pallets of recalled lots come in as such (their units take `recalled`): an event of
+    // their own says so.
+    for (disposition, recalled) in [("in_progress", false), ("recalled", true)] {
+        let mut epcs = Vec::new();
+        let mut quantities = Vec::new();
+        for pallet in &pallets {
+            let class = lot_class(&pallet.gtin, &pallet.lot)?;
+            if recalled_lots.contains(&class) == recalled {
+                epcs.push(pallet_link(&pallet.sscc)?);
+                quantities.push(quantity(&class, pallet.quantity));
+            }
+        }
+        if epcs.is_empty() {
+            continue;
+        }
+        let step = Step {
+            event_type: "ObjectEvent",
+            action: "OBSERVE",
+            business_step: "receiving",
+            disposition,
+            site: &asn.location,
+            place: place(&asn.location, Some(zone))?,
+            epcs,
+            quantities,
+            parent: None,
+        };
+        events.push(event(step, at, zones));
+    }
     Ok(capture(tenant, events, at)?.map(|capture| Capture { premises, ..capture }))
 }
 
@@ -283,6 +294,31 @@ pub fn transfer(
     let mut received = moved("receiving", "in_progress", to)?;
     received["sourceList"] = serde_json::json!([{"type": "location", "source": place(from.0, None)?}]);
     capture(tenant, vec![shipped, received], at)
+}
+
+/// The event of `units` of a lot scrapped where they were stored (`destroying`, `DELETE`: they
+/// leave the supply chain as `destroyed`), as an auditor closing a recall reads it.
+pub fn scrapping(
+    tenant: &TenantId,
+    gtin: &str,
+    lot: &str,
+    (gln, zone): (&str, &str),
+    units: i64,
+    at: jiff::Timestamp,
+    zones: &SiteZones,
+) -> Result<Option<Capture>, Problem> {
+    let step = Step {
+        site: gln,
+        event_type: "ObjectEvent",
+        action: "DELETE",
+        business_step: "destroying",
+        disposition: "destroyed",
+        place: place(gln, Some(zone))?,
+        epcs: Vec::new(),
+        quantities: vec![quantity(&lot_class(gtin, lot)?, units)],
+        parent: None,
+    };
+    capture(tenant, vec![event(step, at, zones)], at)
 }
 
 /// The events of an order moving to `to`: one per shipment (none for steps that move nothing,

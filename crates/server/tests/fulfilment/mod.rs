@@ -1283,6 +1283,11 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         (bad["status"].as_str(), bad["on_hand"].as_i64(), bad["available"].as_i64()),
         (Some("recalled"), Some(13), Some(0))
     );
+    // Its receiving event says so: the pallet came in recalled.
+    let late_pallet = format!("MATCH_epc=https://id.gs1.org/00/{}", with_check_digit("38712345000000400"));
+    let received = events_of(app, &key, "receiving", &late_pallet).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["disposition"], "recalled", "{received:?}");
     let first = app.get(&format!("/v1/orders/{first_id}"), &key).await;
     assert_eq!(first.body["shipments"][0]["picks"][0]["lot"], "GOOD");
     assert_eq!(first.body["status"], "allocated");
@@ -1658,6 +1663,12 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     }
     assert_eq!(balance(app, &key, &product, "TRF").await["on_hand"], 10, "nothing written");
     assert_eq!(app.post("/v1/stock/scrap", &key, scrap(2)).await.status, StatusCode::OK);
+    // The scrap is a physical step with its event; the refused ones recorded none.
+    let destroyed = events_of(app, &key, "destroying", "EQ_disposition=destroyed").await;
+    assert_eq!(destroyed.len(), 1, "{destroyed:?}");
+    assert_eq!(destroyed[0]["action"], "DELETE", "{destroyed:?}");
+    assert_eq!(destroyed[0]["quantityList"][0]["quantity"], 2, "{destroyed:?}");
+    assert!(destroyed[0]["readPoint"]["id"].as_str().unwrap().contains(&dc()), "{destroyed:?}");
     let here = balance(app, &key, &product, "TRF").await;
     assert_eq!((here["on_hand"].as_i64(), here["reserved"].as_i64()), (Some(8), Some(4)));
 
