@@ -916,13 +916,14 @@ async fn transfer_stock(
         return Err(Problem::internal("transfer"));
     };
     let zones = crate::steps::SiteZones::read(&app.store, &[from.0.as_str(), to.0.as_str()]).await?;
+    let recalled = app.store.tenant(&tenant).recall_of_lot(gtin.as_str(), &lot).await?.is_some();
     let events = crate::steps::transfer(
         &tenant,
         gtin.as_str(),
         &lot,
         (from.0.as_str(), from.1.as_str()),
         (to.0.as_str(), to.1.as_str()),
-        quantity,
+        (quantity, recalled),
         jiff::Timestamp::now(),
         &zones,
     )?;

@@ -264,7 +264,7 @@ pub fn transfer(
     lot: &str,
     from: (&str, &str),
     to: (&str, &str),
-    units: i64,
+    (units, recalled): (i64, bool),
     at: jiff::Timestamp,
     zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
@@ -289,9 +289,11 @@ pub fn transfer(
             zones,
         ))
     };
-    let mut shipped = moved("shipping", "in_transit", from)?;
+    // Recalled units keep saying so on their way (to a quarantine site, say).
+    let (leaving, arriving) = if recalled { ("recalled", "recalled") } else { ("in_transit", "in_progress") };
+    let mut shipped = moved("shipping", leaving, from)?;
     shipped["destinationList"] = serde_json::json!([{"type": "location", "destination": place(to.0, None)?}]);
-    let mut received = moved("receiving", "in_progress", to)?;
+    let mut received = moved("receiving", arriving, to)?;
     received["sourceList"] = serde_json::json!([{"type": "location", "source": place(from.0, None)?}]);
     capture(tenant, vec![shipped, received], at)
 }

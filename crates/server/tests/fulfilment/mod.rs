@@ -2415,6 +2415,17 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     let gone = balance(app, &key, &product, "GONE").await;
     assert_eq!((gone["status"].as_str(), gone["on_hand"].as_i64()), (Some("recalled"), Some(10)), "{gone:?}");
     assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "returned");
+    // Recalled units moved to another site say so in both of the move's events.
+    let depot = cold_depot(app, false).await;
+    let moved = json!({"gtin": product, "lot": "GONE", "from": {"location": dc(), "zone": "chill"},
+                       "to": {"location": depot, "zone": "cold"}, "quantity": 2, "reason": "to the quarantine room"});
+    let moved = app.post("/v1/stock/transfers", &key, moved).await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    for step in ["shipping", "receiving"] {
+        let found = events_of(app, &key, step, "EQ_disposition=recalled").await;
+        assert_eq!(found.len(), 1, "{step}: {found:?}");
+        assert_eq!(found[0]["quantityList"][0]["quantity"], 2, "{step}: {found:?}");
+    }
 
     // An address's free-text area stays the merchant's: reports count the order in the network's
     // region (the delivering site's city), so the operator's report shows no merchant's text.
