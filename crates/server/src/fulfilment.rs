@@ -130,9 +130,10 @@ fn named_tenant(tenant: Option<&str>) -> Result<TenantId, Problem> {
 
 /// The tenant whose data an operation touches: the caller's own, or for an operator key the
 /// one named by `?tenant=`.
-/// Who acts, and for which tenant: a tenant key for its own (a `?tenant=` naming another answers
-/// 404), an operator key for the tenant `?tenant=` names, which must exist (404 otherwise: a
-/// mistyped tenant is not an empty one).
+/// Who acts, and for which tenant: a tenant key for its own (a `?tenant=` naming another is
+/// refused, 400 `invalid-parameter`, whether that tenant exists or not), an operator key for the
+/// tenant `?tenant=` names, which must exist (404 otherwise: a mistyped tenant is not an empty
+/// one).
 pub(crate) async fn acting_tenant<'c>(
     app: &AppState,
     caller: &'c Caller,
@@ -158,7 +159,12 @@ fn acting_tenant_named<'c>(
     if let Some(named) = tenant
         && named != principal.tenant_id.as_str()
     {
-        return Err(Problem::not_found(format!("tenant {named}")));
+        // Said alike for every other tenant: a merchant learns nothing of who else is here.
+        return Err(Problem::field(
+            "invalid-parameter",
+            "?tenant",
+            format!("this key acts for tenant {} only: leave ?tenant out", principal.tenant_id),
+        ));
     }
     Ok((principal, principal.tenant_id.clone()))
 }

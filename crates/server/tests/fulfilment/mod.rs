@@ -772,9 +772,20 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
 
     // Another merchant sees none of it.
     let (other, _) = merchant(app, "meat", "871234510002").await;
+    // A merchant's key names no other tenant, one that exists or not alike; its own is fine.
+    for named in ["meat", "nobody"] {
+        let refused = app.get(&format!("/v1/stock?tenant={named}"), &key).await;
+        assert!(refused.is_problem(400, "/problems/invalid-parameter"), "{named}: {:?}", refused.body);
+        assert_eq!(refused.pointers(), ["?tenant"], "{:?}", refused.body);
+    }
+    assert_eq!(app.get("/v1/stock?tenant=fish", &key).await.status, StatusCode::OK);
     assert!(app.get(&format!("/v1/orders/{order_id}"), &other).await.is_problem(404, "/problems/not-found"));
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &other).await.body["items"], json!([]));
-    assert!(app.post(&path, &other, json!({"status": "returned"})).await.is_problem(404, "/problems/not-found"));
+    assert!(
+        app.post(&path, &other, json!({"status": "returned"})).await.is_problem(400, "/problems/invalid-parameter")
+    );
+    let unnamed = format!("/v1/orders/{order_id}/events");
+    assert!(app.post(&unnamed, &other, json!({"status": "cancelled"})).await.is_problem(404, "/problems/not-found"));
     // An order to an address goes out for delivery; it never waits at a pickup point.
     receive(app, &key, &product, &[("HOME", 20, 2)], 950).await;
     let home = json!({"lines": [{"gtin": product, "quantity": 1}], "service": "next_day",
