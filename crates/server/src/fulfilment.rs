@@ -73,12 +73,20 @@ fn local_time_text(unix_ms: i64, zone: Option<&str>) -> Option<String> {
 
 pub(crate) fn parse_time(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Option<i64> {
     let text = text.as_deref()?;
-    checker.check(pointer, text.parse::<jiff::Timestamp>().map(|time| time.as_millisecond()))
+    // Said in the API's words, not the parser's.
+    checker.check(
+        pointer,
+        text.parse::<jiff::Timestamp>()
+            .map(|time| time.as_millisecond())
+            .map_err(|_| format!("{text:?} is no RFC 3339 time with an offset (2026-12-24T18:00:00+01:00)")),
+    )
 }
 
 fn parse_date(checker: &mut Checker, pointer: &str, text: &Option<String>) -> Option<String> {
     let text = text.as_deref()?;
-    checker.check(pointer, text.parse::<jiff::civil::Date>().map(|date| date.to_string()))
+    // A calendar date that exists; said in the API's words, not the parser's.
+    let parsed = text.parse::<jiff::civil::Date>().ok().filter(|date| date.to_string() == text);
+    checker.check(pointer, parsed.map(|date| date.to_string()).ok_or_else(|| format!("{text:?} is no date YYYY-MM-DD")))
 }
 
 pub(crate) fn check_lot(checker: &mut Checker, pointer: &str, lot: &str) -> Option<String> {

@@ -320,6 +320,18 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     for pointer in ["/pallets/0/sscc", "/pallets/0/lot", "/pallets/0/quantity"] {
         assert!(bad.pointers().contains(&pointer), "{pointer}: {:?}", bad.body);
     }
+    // Dates and times are said in the API's words, whatever the parser thought.
+    for (expiry, expected_at) in [("2026-13-45", "tomorrow"), ("2026-12-25T00:00:00Z", "2026-12-25")] {
+        let pallet = json!({"sscc": with_check_digit("38712345000000096"), "gtin": product, "lot": "L", "expiry": expiry, "quantity": 1});
+        let dated = app
+            .post("/v1/asns", &key, json!({"location": dc(), "expected_at": expected_at, "pallets": [pallet]}))
+            .await;
+        assert_eq!(dated.pointers(), ["/expected_at", "/pallets/0/expiry"], "{:?}", dated.body);
+        let said: Vec<&str> =
+            dated.body["errors"].as_array().unwrap().iter().map(|error| error["detail"].as_str().unwrap()).collect();
+        assert!(said[0].contains("no RFC 3339 time") && said[1].contains("no date YYYY-MM-DD"), "{said:?}");
+        assert!(!dated.body.to_string().contains("jiff"), "{:?}", dated.body);
+    }
     // A lot has one expiry: two pallets of one lot with two dates are refused before anything is stored.
     let pallet = |sscc: &str, days: i64| json!({"sscc": with_check_digit(sscc), "gtin": product, "lot": "TWO", "expiry": in_days(days), "quantity": 1});
     let two_dates = app
