@@ -32,14 +32,15 @@ impl ReservationState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Said to API callers, whose units are listed per pick of the allocation (a reservation's line).
 pub enum ReservationError {
     #[error("the reservation is already {}", .0.name())]
     Final(ReservationState),
-    #[error("line {line}: {shipped} shipped, but only {reserved} reserved")]
+    #[error("pick {line}: {shipped} shipped, but only {reserved} reserved")]
     OverShipped { line: usize, shipped: i64, reserved: i64 },
-    #[error("{found} quantities for {lines} lines")]
+    #[error("{found} quantities for {lines} picks")]
     LineCount { lines: usize, found: usize },
-    #[error("line {line}: {restocked} back in stock, but only {shipped} shipped")]
+    #[error("pick {line}: {restocked} back in stock, but only {shipped} shipped")]
     OverRestocked { line: usize, restocked: i64, shipped: i64 },
     #[error("the reservation is {}: only shipped units come back", .0.name())]
     NotShipped(ReservationState),

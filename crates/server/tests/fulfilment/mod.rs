@@ -522,6 +522,12 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let twice = app.post("/v1/orders", &key, twice).await;
     assert!(twice.is_problem(422, "/problems/validation-failed"), "{:?}", twice.body);
     assert_eq!(twice.pointers(), ["/lines/1/gtin"], "{:?}", twice.body);
+    // A deadline already past is a mistake in the request, not a shortage.
+    let mut late = order_body(&product, 1);
+    late["latest_delivery_at"] = json!("2020-01-01T00:00:00Z");
+    let late = app.post("/v1/orders", &key, late).await;
+    assert!(late.is_problem(422, "/problems/validation-failed"), "{:?}", late.body);
+    assert_eq!(late.pointers(), ["/latest_delivery_at"], "{:?}", late.body);
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(balance(app, &key, &product, "STALE").await["reserved"], 0);
 
@@ -564,6 +570,12 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let why = blocked.body["errors"][0]["detail"].as_str().unwrap();
     assert!(why.contains("not allocatable for their lot's status: ") && why.contains(" hold"), "{why}");
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("available")).await.status, StatusCode::OK);
+    // `shipped` is per pick, and a wrong list says so.
+    for (shipped, said) in [(json!([4]), "1 quantities for 2 picks"), (json!([4, 9]), "pick 1: 9 shipped")] {
+        let refused = app.post(&path, operator, json!({"status": "shipped", "shipped": shipped})).await;
+        assert!(refused.is_problem(409, "/problems/invalid-transition"), "{:?}", refused.body);
+        assert!(refused.body["detail"].as_str().unwrap().contains(said), "{said}: {:?}", refused.body);
+    }
     // The operator's systems ship it for the tenant: a short pick of the LATE lot (5 of 6).
     let shipped = app.post(&path, operator, json!({"status": "shipped", "shipped": [4, 5]})).await;
     assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
