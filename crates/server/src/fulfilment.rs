@@ -1625,6 +1625,8 @@ pub struct PromiseParams {
     pub to: String,
     /// The time zone of coordinates in `to` (required with them; refused with a pickup point, which has its own).
     pub tz: Option<String>,
+    /// The merchant an operator key asks for.
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1653,13 +1655,13 @@ async fn promise(
     caller: Caller,
     QueryParams(params): QueryParams<PromiseParams>,
 ) -> Result<Json<PromiseView>, Problem> {
-    let principal = require_reader(&caller)?;
+    let (_, tenant) = acting_tenant(&app, &caller, params.tenant.as_deref(), false).await?;
     let gtin =
         Gtin::parse(&params.gtin).map_err(|error| Problem::field("invalid-parameter", "?gtin", error.to_string()))?;
     if !(1..=QUANTITY_MAX).contains(&params.qty) {
         return Err(Problem::field("invalid-parameter", "?qty", format!("must be 1..={QUANTITY_MAX}")));
     }
-    let inputs = app.store.tenant(&principal.tenant_id).allocation_inputs(std::slice::from_ref(&gtin)).await?;
+    let inputs = app.store.tenant(&tenant).allocation_inputs(std::slice::from_ref(&gtin)).await?;
     if !inputs.products.iter().any(|product| product.gtin == gtin) {
         return Err(Problem::field("invalid-parameter", "?gtin", format!("{gtin} is not a product of this merchant")));
     }

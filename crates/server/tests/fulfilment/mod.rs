@@ -939,6 +939,13 @@ pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
         promise.body["services"].as_array().unwrap().iter().find(|service| service["service"] == "next_day").unwrap();
     assert_eq!(next_day["available"], true, "{:?}", promise.body);
     assert_eq!(next_day["ships_from"], json!([dc()]));
+    // The operator asks for a merchant by naming it, and gets the merchant's answer.
+    let for_fish = format!("/v1/promise?gtin={product}&qty=10&to={}&tenant=fish", pickup());
+    let operator_asks = app.get(&for_fish, &app.operator_key).await;
+    assert_eq!(operator_asks.status, StatusCode::OK, "{:?}", operator_asks.body);
+    assert_eq!(operator_asks.body["services"], promise.body["services"]);
+    let unnamed = app.get(&format!("/v1/promise?gtin={product}&qty=10&to={}", pickup()), &app.operator_key).await;
+    assert!(unnamed.is_problem(400, "/problems/invalid-parameter"), "{:?}", unnamed.body);
     let no_zone = app.get(&format!("/v1/promise?gtin={product}&qty=1&to=52.37,4.89"), &key).await;
     assert!(no_zone.is_problem(400, "/problems/invalid-parameter"), "{:?}", no_zone.body);
     assert_eq!(no_zone.body["errors"][0]["pointer"], "?tz", "{:?}", no_zone.body);
