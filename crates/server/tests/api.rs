@@ -1076,6 +1076,24 @@ mod own_apps {
         super::fulfilment::steps_name_pallets_and_lots_once(&[&first, &second]).await;
     }
 
+    /// A route started several times at once, on one SQLite node and on two PostgreSQL nodes:
+    /// its orders leave once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn routes_start_once_sqlite() {
+        let app = super::spawn_app(super::Backend::Sqlite, "routes_start_once_sqlite").await.unwrap();
+        super::dispatch::routes_start_once(&[&app]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn routes_start_once_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("routes_start_once_on_two_nodes_postgres") else {
+            return;
+        };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::dispatch::routes_start_once(&[&first, &second]).await;
+    }
+
     /// A transaction that began before a page of the movement journal was read, and commits
     /// after it, still comes after that page's cursor.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -529,3 +529,48 @@ pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) 
     let again = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
     assert_eq!(again.body["shipments"], 0, "the recalled parcel is not planned again: {:?}", again.body);
 }
+
+/// A route started several times at the same moment (a courier's retries, two API nodes) sends
+/// its orders out once: one shipping and one departing event a pallet.
+pub async fn routes_start_once(apps: &[&TestApp]) {
+    const STARTS: usize = 6;
+    let app = apps[0];
+    network(app).await;
+    let (key, product) = merchant(app, "racer", "871234560600").await;
+    receive(app, &key, &product, &[("RUN", 20, 50)], 800).await;
+    let van = put(app, "/v1/operator/vehicles/van-race", vehicle("Reefer van", 20, &["reefer"], None)).await;
+    assert_eq!(van.status, StatusCode::CREATED, "{:?}", van.body);
+    let mut orders = Vec::new();
+    for (index, (latitude, longitude)) in
+        [(52.3702, 4.8952), (52.3584, 4.8811), (52.3650, 4.9000)].into_iter().enumerate()
+    {
+        orders
+            .push(packed_order(app, ("racer", &key), &product, 1, home(latitude, longitude), 810 + index as u64).await);
+    }
+    let departure = orders.iter().map(|(_, departure)| *departure).max().unwrap();
+    let wave = jiff::Timestamp::from_millisecond(departure).unwrap().to_string();
+    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    assert_eq!(planned.body["routes"].as_array().map(Vec::len), Some(1), "{:?}", planned.body);
+    let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+    let starts =
+        (0..STARTS).map(|_| (format!("/v1/routes/{route_id}/start"), app.operator_key.clone(), Value::Null)).collect();
+    for (status, body) in super::fulfilment::all_at_once(apps, starts).await {
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+    }
+    // Every stop still stands: no start took another's moving the order on for a reason to void it.
+    let route = app.get(&format!("/v1/routes/{route_id}"), &app.operator_key).await;
+    for stop in route.body["stops"].as_array().unwrap() {
+        assert!(stop["voided_at"].is_null(), "{:?}", route.body);
+    }
+    let events = |body: &Value| body["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().len();
+    for (order_id, _) in &orders {
+        assert_eq!(status_of(app, &key, order_id).await, "out_for_delivery");
+        let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+        let pallet = format!("https://id.gs1.org/00/{}", order.body["shipments"][0]["sscc"].as_str().unwrap());
+        for step in ["shipping", "departing"] {
+            let found = app.get(&format!("/events?EQ_bizStep={step}&MATCH_epc={pallet}"), &key).await;
+            assert_eq!(events(&found.body), 1, "{step} of {pallet} once: {:?}", found.body);
+        }
+    }
+}

@@ -1962,7 +1962,7 @@ async fn events_of(app: &TestApp, key: &str, step: &str, matching: &str) -> Vec<
 
 /// Sends the requests (path, key, body) at the same moment, spread over the nodes; answers each
 /// one's status and body, in order.
-async fn all_at_once(apps: &[&TestApp], requests: Vec<(String, String, Value)>) -> Vec<(StatusCode, Value)> {
+pub async fn all_at_once(apps: &[&TestApp], requests: Vec<(String, String, Value)>) -> Vec<(StatusCode, Value)> {
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
     let mut tasks = Vec::new();
     for (index, (path, key, body)) in requests.into_iter().enumerate() {
