@@ -2999,9 +2999,42 @@ async fn expire_due(
         "SELECT tenant_id, reservation_id FROM reservations WHERE state = 'pending' AND expires_unix_ms IS NOT NULL \
          AND expires_unix_ms <= $1 ORDER BY expires_unix_ms LIMIT {EXPIRIES_PER_BATCH_MAX}"))
         .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
-    let backlog = due.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
+    let mut backlog = due.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
     for (tenant, reservation_id) in due {
         expire_hold(conn, &tenant, &reservation_id, now_unix_ms, batch, cache).await?;
+    }
+    // Flagged orders whose hold ended: nothing is reserved any more; the order is cancelled.
+    let flagged: Vec<(String, String)> = on_conn!(conn, connection => sqlx::query_as(&format!(
+        "SELECT tenant_id, order_id FROM flagged_holds WHERE expires_unix_ms <= $1 \
+         ORDER BY expires_unix_ms LIMIT {EXPIRIES_PER_BATCH_MAX}"))
+        .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
+    backlog |= flagged.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
+    for (tenant, order_id) in flagged {
+        // Ended here first: none ended means another API node's worker did, or the merchant
+        // moved the order on meanwhile (which ends it too).
+        let ended = execute(
+            conn,
+            "DELETE FROM flagged_holds WHERE tenant_id = $1 AND order_id = $2 AND expires_unix_ms <= $3",
+            &[Arg::Text(&tenant), Arg::Text(&order_id), Arg::Integer(now_unix_ms)],
+        )
+        .await?;
+        if ended == 1 {
+            let detail = Some("the hold expired while the order was flagged");
+            let cancelled = set_order_status(
+                conn,
+                &tenant,
+                &order_id,
+                OrderStatus::Accepted,
+                OrderStatus::Cancelled,
+                detail,
+                None,
+                now_unix_ms,
+            )
+            .await?;
+            if !cancelled {
+                tracing::warn!(tenant, order_id, "a flagged hold ended, but its order was no longer accepted");
+            }
+        }
     }
     Ok(backlog)
 }
@@ -3014,7 +3047,13 @@ impl crate::Store {
             "SELECT expires_unix_ms FROM reservations WHERE state = 'pending' AND expires_unix_ms IS NOT NULL \
              AND expires_unix_ms <= $1 LIMIT 1")
             .bind(now_unix_ms).fetch_optional(pool).await)?;
-        Ok(row.is_some())
+        if row.is_some() {
+            return Ok(true);
+        }
+        let flagged: Option<(i64,)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT expires_unix_ms FROM flagged_holds WHERE expires_unix_ms <= $1 LIMIT 1")
+            .bind(now_unix_ms).fetch_optional(pool).await)?;
+        Ok(flagged.is_some())
     }
 }
 
@@ -3537,6 +3576,16 @@ async fn order_event(
     if !set_order_status(conn, tenant, order_id, record.status, to, detail.as_deref(), allocation, now_unix_ms).await? {
         return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
     }
+    if record.status == OrderStatus::Accepted {
+        // Allocated again (its new reservation holds what was left of the hold) or cancelled:
+        // no longer a flagged hold.
+        execute(
+            conn,
+            "DELETE FROM flagged_holds WHERE tenant_id = $1 AND order_id = $2",
+            &[Arg::Text(tenant), Arg::Text(order_id)],
+        )
+        .await?;
+    }
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
     queue_for_dispatch(conn, tenant, &record, now_unix_ms).await?;
@@ -3879,6 +3928,17 @@ async fn allocate_again(
                 .await?;
                 if !moved {
                     return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
+                }
+                // An unconfirmed order keeps its deadline: flagged past it, it is cancelled as
+                // its lapsed hold would have been (see `expire_due`).
+                if let Some(expires_unix_ms) = record.hold_expires_unix_ms {
+                    execute(
+                        conn,
+                        "INSERT INTO flagged_holds (tenant_id, order_id, expires_unix_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id, order_id) DO UPDATE SET expires_unix_ms = excluded.expires_unix_ms",
+                        &[Arg::Text(tenant), Arg::Text(order_id), Arg::Integer(expires_unix_ms)],
+                    )
+                    .await?;
                 }
                 flagged.push(order_id.clone());
             }
