@@ -1347,10 +1347,6 @@ async fn place_order(
     let destination = check_destination(&mut checker, &input.destination);
     let service = parse_service(&mut checker, "/service", &input.service);
     let latest = parse_time(&mut checker, "/latest_delivery_at", &input.latest_delivery_at);
-    // A deadline already past is a mistake in the request, not a shortage of stock.
-    if latest.is_some_and(|latest| latest <= store::now_unix_ms()) {
-        checker.fail("/latest_delivery_at", "lies in the past: a delivery deadline is a time to come");
-    }
     if let Some(hold) = input.hold_seconds {
         checker.bounded("/hold_seconds", hold, 1, HOLD_SECONDS_MAX);
     }

@@ -1617,12 +1617,16 @@ fn blocked_units(
             continue;
         }
         let Some(entry) = cache.gtins.get(&(tenant.to_owned(), gtin.clone())) else { continue };
-        let statuses = blocked.entry(gtin).or_default();
+        let mut statuses: BTreeMap<&'static str, i64> = BTreeMap::new();
         for cached in entry.balances.iter().filter(|cached| cached.balance.on_hand > 0) {
             let status = status_as_of(cached.status, cached.expiry.as_deref(), &today);
             if !status.allocatable() {
                 *statuses.entry(status.name()).or_default() += cached.balance.on_hand;
             }
+        }
+        // Only a GTIN with blocked units is said to have any.
+        if !statuses.is_empty() {
+            blocked.insert(gtin, statuses);
         }
     }
     blocked
@@ -2760,6 +2764,17 @@ async fn place_order(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
+    // A deadline already past is a mistake in the request, not a shortage of stock. Decided here,
+    // after the writer looked for the request's first answer: a retry after the deadline of an
+    // order placed before it is answered as it was.
+    if order.latest_delivery_unix_ms.is_some_and(|latest| latest <= now_unix_ms) {
+        let detail = "lies in the past: a delivery deadline is a time to come".to_owned();
+        refuse!(WriteError::Refused {
+            code: "validation-failed",
+            detail: format!("/latest_delivery_at {detail}"),
+            errors: vec![("/latest_delivery_at".to_owned(), detail)],
+        });
+    }
     let (allocation, region, promised_by_unix_ms) = attempt!(
         allocate_and_reserve(
             conn,

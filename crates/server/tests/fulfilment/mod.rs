@@ -516,6 +516,8 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(short.pointers(), ["/lines/0"]);
     assert!(short.body["errors"][0]["detail"].as_str().unwrap().contains("94 eligible"), "{:?}", short.body);
     assert!(short.body["detail"].as_str().unwrap().starts_with("not enough eligible stock"), "{:?}", short.body);
+    let said = short.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(!said.contains("not allocatable"), "no lot of it is blocked: {said}");
     // One line a product: a GTIN on two lines is refused, naming the second.
     let twice = json!({"lines": [{"gtin": product, "quantity": 1}, {"gtin": product, "quantity": 2}],
                        "destination": {"pickup_point": pickup()}, "service": "next_day"});
