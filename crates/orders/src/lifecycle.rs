@@ -97,7 +97,9 @@ pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<StockEffect, Tra
         (Packed, Shipped) => StockEffect::PostReservation,
         (Shipped, OutForDelivery | AtPickupPoint | Delivered) => StockEffect::None,
         (OutForDelivery, Delivered | AtPickupPoint) | (AtPickupPoint, Delivered) => StockEffect::None,
-        (OutForDelivery | AtPickupPoint | Delivered, Returned) => StockEffect::Restock,
+        // Back from the lane (a recalled parcel called back), the road, the pickup point or the
+        // consignee.
+        (Shipped | OutForDelivery | AtPickupPoint | Delivered, Returned) => StockEffect::Restock,
         _ => return Err(TransitionError { from, to }),
     };
     Ok(effect)
@@ -117,12 +119,12 @@ mod tests {
         assert_eq!(transition(Picking, Picking), Err(TransitionError { from: Picking, to: Picking }), "picked once");
         assert_eq!(transition(Picking, Cancelled), Ok(StockEffect::VoidReservation));
         assert!(transition(Shipped, Cancelled).is_err(), "a shipped order is returned, not cancelled");
-        // A parcel comes back from the road, the pickup point or the consignee, never from the
-        // warehouse it has not left.
-        for from in [OutForDelivery, AtPickupPoint, Delivered] {
+        // A parcel comes back from the lane, the road, the pickup point or the consignee, never
+        // from the warehouse it has not left.
+        for from in [Shipped, OutForDelivery, AtPickupPoint, Delivered] {
             assert_eq!(transition(from, Returned), Ok(StockEffect::Restock), "{from:?}");
         }
-        for from in [Accepted, Allocated, Picking, Packed, Shipped] {
+        for from in [Accepted, Allocated, Picking, Packed] {
             assert!(transition(from, Returned).is_err(), "{from:?}");
         }
         for (_, status) in OrderStatus::VALUES {

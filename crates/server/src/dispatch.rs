@@ -1176,6 +1176,14 @@ async fn start_route(
             let tenant = stored_tenant(&tenant)?;
             let order = app.store.tenant(&tenant).order(&order_id).await?;
             let mut reason = off_route(order.as_ref(), stops[0]);
+            // A parcel with units of a recalled lot does not go out: it is taken back (the store
+            // does not queue it again).
+            if reason.is_none()
+                && let Some(order) = &order
+                && let Some((gtin, lot, recall_id)) = recalled_in(&app.store.tenant(&tenant), order).await?
+            {
+                reason = Some(format!("the parcel carries units of lot {lot:?} of {gtin}, recalled ({recall_id})"));
+            }
             if reason.is_none()
                 && let Err(problem) =
                     send_out(&app, principal, &tenant, &order_id, &stops, now, route.header.created_unix_ms).await
@@ -1368,7 +1376,15 @@ async fn hand_over(
     let at = stop.delivered_unix_ms.unwrap_or(at.min(now));
     let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
-    write(app, principal, IdempotencyKey(None), None, network(), mutation, respond).await?;
+    match write(app, principal, IdempotencyKey(None), None, network(), mutation, respond).await {
+        Ok(_) => {}
+        // A recall came between the read above and the visit: the store refused it.
+        Err(problem) if problem.problem_type.ends_with("/lot-unavailable") => {
+            void(app, principal, &route_id, seq, problem.detail.clone(), false).await?;
+            return Err(Problem::new("lot-unavailable", format!("{}: the stop is voided", problem.detail)));
+        }
+        Err(problem) => return Err(problem),
+    }
 
     let to = if stop.pickup_point_gln.is_some() { OrderStatus::AtPickupPoint } else { OrderStatus::Delivered };
     let (handed, last) = app.store.handed_over(&tenant, &stop.order_id, &stop.reservation_id).await?;

@@ -238,7 +238,8 @@ async fn void_stop(
         return Ok(false);
     }
     close_stop(conn, tenant, route_id, at_unix_ms).await?;
-    if requeue {
+    // A parcel with units of a recalled lot goes back, not out again.
+    if requeue && recalled_parcel(conn, tenant, route_id, seq, at_unix_ms).await?.is_none() {
         execute(
             conn,
             "INSERT INTO dispatch_queue (tenant_id, order_id, shipment, reservation_id, depot_gln, via_lane, \
@@ -254,6 +255,43 @@ async fn void_stop(
         .await?;
     }
     Ok(true)
+}
+
+/// A stop's parcel that carries shipped units of a recalled lot.
+struct RecalledParcel {
+    order_id: String,
+    gtin: String,
+    lot: String,
+    recall_id: String,
+    /// Handed over at the door (not at a pickup point), and not yet.
+    at_door: bool,
+}
+
+/// Whether the order of stop `seq` shipped units of a recalled lot (read under the lots' locks,
+/// see `fulfilment::recalled_in_parcel`).
+async fn recalled_parcel(
+    conn: &mut Conn,
+    tenant: &str,
+    route_id: &str,
+    seq: i64,
+    now_unix_ms: i64,
+) -> Result<Option<RecalledParcel>, sqlx::Error> {
+    let stop: Option<(String, String, Option<String>, Option<i64>)> = crate::backend::on_conn!(conn, connection =>
+        sqlx::query_as("SELECT order_tenant_id, order_id, pickup_point_gln, delivered_unix_ms FROM dispatch_stops \
+                        WHERE tenant_id = $1 AND route_id = $2 AND seq = $3")
+            .bind(tenant).bind(route_id).bind(seq).fetch_optional(&mut *connection).await)?;
+    let Some((order_tenant, order_id, pickup_point, delivered)) = stop else { return Ok(None) };
+    let Some((order, _)) = crate::fulfilment::read_order(conn, &order_tenant, &order_id, now_unix_ms).await? else {
+        return Ok(None);
+    };
+    let recalled = crate::fulfilment::recalled_in_parcel(conn, &order_tenant, &order).await?;
+    Ok(recalled.map(|(gtin, lot, recall_id)| RecalledParcel {
+        order_id,
+        gtin,
+        lot,
+        recall_id,
+        at_door: pickup_point.is_none() && delivered.is_none(),
+    }))
 }
 
 fn route_exists_sql() -> &'static str {
@@ -449,6 +487,20 @@ pub(crate) async fn apply_dispatch(
             Ok(Ok(started == 1))
         }
         DispatchMutation::VisitStop { route_id, seq, at_unix_ms } => {
+            // A parcel with units of a recalled lot is not handed over at the door; decided here,
+            // under the lots' locks, so a recall on another node comes first or after.
+            if let Some(RecalledParcel { order_id, gtin, lot, recall_id, at_door: true }) =
+                recalled_parcel(conn, tenant, route_id, *seq, *at_unix_ms).await?
+            {
+                return Ok(Err(WriteError::Refused {
+                    code: "lot-unavailable",
+                    detail: format!(
+                        "order {order_id} carries units of lot {lot:?} of {gtin}, recalled ({recall_id}): it is not \
+                         handed over; take the parcel back"
+                    ),
+                    errors: Vec::new(),
+                }));
+            }
             let visited = execute(
                 conn,
                 "UPDATE dispatch_stops SET delivered_unix_ms = $4 WHERE tenant_id = $1 AND route_id = $2 AND seq = $3 \

@@ -2845,7 +2845,7 @@ async fn place_order(
 /// The first lot of a recall that the order's shipped units came from: (GTIN, lot, recall id).
 /// Takes the lots' locks first (PostgreSQL), so a recall on another API node either came first
 /// and is seen, or comes after the hand-over and finds the order delivered.
-async fn recalled_in_parcel(
+pub(crate) async fn recalled_in_parcel(
     conn: &mut Conn,
     tenant: &str,
     record: &OrderRecord,
@@ -3754,6 +3754,13 @@ async fn recall(
              back (returned)",
             units.shipped - units.returned
         ));
+        // It goes back, not out: no wave plans it (a route that has it voids its stop at the start).
+        execute(
+            conn,
+            "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2",
+            &[Arg::Text(tenant), Arg::Text(&order.order_id)],
+        )
+        .await?;
         execute(
             conn,
             "UPDATE orders SET allocation = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND order_id = $4",
@@ -4257,7 +4264,7 @@ impl OrderRow {
     }
 }
 
-async fn read_order(
+pub(crate) async fn read_order(
     conn: &mut Conn,
     tenant: &str,
     order_id: &str,

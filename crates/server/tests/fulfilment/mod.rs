@@ -2452,6 +2452,10 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
         order.body
     );
 
+    // No wave plans it any more: it goes back, not out.
+    let departure = placed.body["shipments"][0]["last_mile_departure_at"].as_str().unwrap();
+    let wave = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": departure})).await;
+    assert_eq!(wave.body["shipments"], 0, "{:?}", wave.body);
     // It arrives where it was going, but the consumer does not get it.
     walk(app, &path, &[json!({"status": "at_pickup_point"})]).await;
     let handed = app.post(&path, &app.operator_key, json!({"status": "delivered"})).await;
