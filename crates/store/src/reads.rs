@@ -285,14 +285,16 @@ struct ProductLinkRow {
 
 impl Store {
     /// The time zone (IANA name) of each of `glns` that names a location, for the events steps
-    /// record there. A GLN names one location across tenants (`gln_owners`); a time zone is no
-    /// secret of its holder.
+    /// record there: its holder's location (`gln_owners`: a GLN has one holder across tenants);
+    /// a time zone is no secret of its holder.
     pub async fn site_time_zones(&self, glns: &[&str]) -> Result<Vec<(String, String)>, StoreError> {
         let mut zones = Vec::with_capacity(glns.len());
         for gln in glns {
             let row: Option<(String,)> = fetch_optional(
                 self,
-                "SELECT time_zone FROM locations WHERE gln = $1 ORDER BY tenant_id LIMIT 1",
+                // Through the GLN's holder (`gln_owners`, keyed by GLN): one indexed read.
+                "SELECT l.time_zone FROM gln_owners o JOIN locations l ON l.tenant_id = o.tenant_id AND l.gln = o.gln \
+                 WHERE o.gln = $1",
                 &[gln],
             )
             .await?;
