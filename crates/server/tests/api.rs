@@ -128,6 +128,19 @@ impl TestApp {
         }
     }
 
+    /// Runs a migration's script again on the app's database (one for each backend), after a
+    /// test left rows as an older version would have.
+    async fn run_script(&self, sqlite: &str, postgres: &str) {
+        use sqlx::Connection;
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sqlite).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(postgres).execute(&mut conn).await.unwrap();
+        }
+    }
+
     async fn send(
         &self,
         method: &str,

@@ -2499,4 +2499,18 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     let regions: Vec<&str> =
         report.body["rows"].as_array().unwrap().iter().map(|row| row["region"].as_str().unwrap()).collect();
     assert!(regions.contains(&"Amsterdam"), "{regions:?}");
+    // An order stored before kept the area as its region: the migration moves it to the network's.
+    let placed_id = placed.body["order_id"].as_str().unwrap();
+    app.execute_sql(&["UPDATE orders SET region = 'Keizersgracht 123, Jan Jansen' WHERE order_id = $1"], placed_id)
+        .await;
+    let before = app.get("/v1/operator/sla", &app.operator_key).await;
+    assert!(before.body.to_string().contains("Keizersgracht"), "as an older version left it: {:?}", before.body);
+    app.run_script(
+        include_str!("../../../store/migrations/sqlite/0022_order_regions.sql"),
+        include_str!("../../../store/migrations/postgres/0019_order_regions.sql"),
+    )
+    .await;
+    let after = app.get("/v1/operator/sla", &app.operator_key).await;
+    assert!(!after.body.to_string().contains("Keizersgracht"), "{:?}", after.body);
+    assert_eq!(app.get(&format!("/v1/orders/{placed_id}"), &key).await.body["region"], "Amsterdam");
 }
