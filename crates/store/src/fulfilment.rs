@@ -2234,7 +2234,10 @@ async fn apply_checked(
             let outcome = FulfilmentOutcome::Stepped { order, history };
             Ok(Ok(FulfilmentApplied { created: false, outcome: Some(Arc::new(outcome)) }))
         }
-        FulfilmentMutation::ExpireHolds => done(false),
+        FulfilmentMutation::ExpireHolds => {
+            expire_flagged_holds(conn, now_unix_ms).await?;
+            done(false)
+        }
         FulfilmentMutation::PutWebhook { webhook_id, url, secret } => {
             let count: (i64,) = on_conn!(conn, connection => sqlx::query_as(
                 "SELECT COUNT(*) FROM order_webhooks WHERE tenant_id = $1")
@@ -3014,16 +3017,22 @@ async fn expire_due(
         "SELECT tenant_id, reservation_id FROM reservations WHERE state = 'pending' AND expires_unix_ms IS NOT NULL \
          AND expires_unix_ms <= $1 ORDER BY expires_unix_ms LIMIT {EXPIRIES_PER_BATCH_MAX}"))
         .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
-    let mut backlog = due.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
+    let backlog = due.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
     for (tenant, reservation_id) in due {
         expire_hold(conn, &tenant, &reservation_id, now_unix_ms, batch, cache).await?;
     }
+    Ok(backlog)
+}
+
+/// Cancels flagged orders whose hold ended (`flagged_holds`): nothing is reserved for them any
+/// more, so this is no matter of stock and is left to the worker's sweep (`ExpireHolds`), not
+/// read by every batch. At most [`EXPIRIES_PER_BATCH_MAX`] a sweep.
+async fn expire_flagged_holds(conn: &mut Conn, now_unix_ms: i64) -> Result<(), sqlx::Error> {
     // Flagged orders whose hold ended: nothing is reserved any more; the order is cancelled.
     let flagged: Vec<(String, String)> = on_conn!(conn, connection => sqlx::query_as(&format!(
         "SELECT tenant_id, order_id FROM flagged_holds WHERE expires_unix_ms <= $1 \
          ORDER BY expires_unix_ms LIMIT {EXPIRIES_PER_BATCH_MAX}"))
         .bind(now_unix_ms).fetch_all(&mut *connection).await)?;
-    backlog |= flagged.len() as i64 >= EXPIRIES_PER_BATCH_MAX;
     for (tenant, order_id) in flagged {
         // Ended here first: none ended means another API node's worker did, or the merchant
         // moved the order on meanwhile (which ends it too).
@@ -3051,7 +3060,7 @@ async fn expire_due(
             }
         }
     }
-    Ok(backlog)
+    Ok(())
 }
 
 impl crate::Store {

@@ -1146,10 +1146,17 @@ pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
     let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["ONLY"], "reason": "mould"})).await;
     assert_eq!(recall.body["affected_orders"][0]["outcome"], "flagged", "{:?}", recall.body);
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
-    // A batch that touches stock ends the flagged hold (if the worker's sweep has not yet).
     receive(app, &key, &product, &[("MORE", 20, 2)], 330).await;
+    // The worker's sweep (each second) ends the flagged hold.
     let order_id = held.body["order_id"].as_str().unwrap();
-    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    let mut order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    for _ in 0..50 {
+        if order.body["status"] == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    }
     assert_eq!(order.body["status"], "cancelled", "{:?}", order.body);
     let last = order.body["events"].as_array().unwrap().last().unwrap().clone();
     assert!(last["detail"].as_str().unwrap().contains("hold expired"), "{:?}", order.body);
