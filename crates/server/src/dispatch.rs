@@ -1362,23 +1362,15 @@ async fn hand_over(
         return Err(Problem::new("invalid-transition", format!("{reason}: the stop is voided, take the parcel back")));
     }
     let order = order.ok_or_else(|| Problem::not_found(format!("order {}", stop.order_id)))?;
-    // A parcel with units of a recalled lot is not handed to the consumer at the door (the store
-    // refuses its delivery too): the stop is voided, not planned again; the parcel goes back.
-    if stop.delivered_unix_ms.is_none()
-        && stop.pickup_point_gln.is_none()
-        && let Some((gtin, lot, recall_id)) = recalled_in(&store, &order).await?
-    {
-        let reason = format!("the parcel carries units of lot {lot:?} of {gtin}, recalled ({recall_id})");
-        void(app, principal, &route_id, seq, reason.clone(), false).await?;
-        return Err(Problem::new("lot-unavailable", format!("{reason}: the stop is voided, take the parcel back")));
-    }
     // A stop handed over before keeps its first time.
     let at = stop.delivered_unix_ms.unwrap_or(at.min(now));
     let mutation = Mutation::Dispatch(DispatchMutation::VisitStop { route_id: route_id.clone(), seq, at_unix_ms: at });
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
     match write(app, principal, IdempotencyKey(None), None, network(), mutation, respond).await {
         Ok(_) => {}
-        // A recall came between the read above and the visit: the store refused it.
+        // A parcel with units of a recalled lot is not handed over at the door: the store decides
+        // it with the visit, under the lots' locks. The stop is voided, not planned again; the
+        // parcel goes back.
         Err(problem) if problem.problem_type.ends_with("/lot-unavailable") => {
             void(app, principal, &route_id, seq, problem.detail.clone(), false).await?;
             return Err(Problem::new("lot-unavailable", format!("{}: the stop is voided", problem.detail)));

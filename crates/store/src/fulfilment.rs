@@ -2450,12 +2450,7 @@ async fn receive_asn(
         let recalled = match recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) {
             Some(&recalled) => recalled,
             None => {
-                let recalled = crate::writer::exists(
-                    conn,
-                    "SELECT 1 FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3",
-                    &[Arg::Text(tenant), Arg::Text(&pallet.gtin), Arg::Text(&pallet.lot)],
-                )
-                .await?;
+                let recalled = recall_of(conn, tenant, &pallet.gtin, &pallet.lot).await?.is_some();
                 recalled_lots.insert((pallet.gtin.as_str(), pallet.lot.as_str()), recalled);
                 recalled
             }
@@ -2865,14 +2860,19 @@ pub(crate) async fn recalled_in_parcel(
     lots.dedup();
     lock_lots(conn, tenant, &lots).await?;
     for (gtin, lot) in lots {
-        let recall: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
-            .bind(tenant).bind(gtin).bind(lot).fetch_optional(&mut *connection).await)?;
-        if let Some((recall_id,)) = recall {
+        if let Some(recall_id) = recall_of(conn, tenant, gtin, lot).await? {
             return Ok(Some((gtin.to_owned(), lot.to_owned(), recall_id)));
         }
     }
     Ok(None)
+}
+
+/// The recall of a lot, if it is recalled (read in the writer's transaction).
+async fn recall_of(conn: &mut Conn, tenant: &str, gtin: &str, lot: &str) -> Result<Option<String>, sqlx::Error> {
+    let recall: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
+        .bind(tenant).bind(gtin).bind(lot).fetch_optional(&mut *connection).await)?;
+    Ok(recall.map(|(recall_id,)| recall_id))
 }
 
 /// The detail of an order's first history row.
@@ -3666,10 +3666,7 @@ async fn recall(
     // names the recall that stands, instead of a second one claiming to have released orders.
     let mut recalled_already = Vec::new();
     for (index, lot) in lots.iter().enumerate() {
-        let earlier: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-            "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
-            .bind(tenant).bind(gtin.as_str()).bind(lot.as_str()).fetch_optional(&mut *connection).await)?;
-        if let Some((earlier,)) = earlier {
+        if let Some(earlier) = recall_of(conn, tenant, gtin.as_str(), lot).await? {
             recalled_already.push((format!("/lots/{index}"), format!("lot {lot:?} is recalled already ({earlier})")));
         }
     }
