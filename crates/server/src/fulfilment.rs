@@ -1819,6 +1819,10 @@ pub struct HistoryEntry {
     pub at: Option<String>,
     pub business_step: Option<String>,
     pub place: Option<String>,
+    /// For an event that does not name the lot itself: the identifier the lot's trace reached
+    /// it through (the pallet that held units of the lot, or what they were made from or into).
+    /// Such an event may concern the other units of that pallet only.
+    pub through: Option<String>,
 }
 
 /// The EPCIS history of recalled lots, lot by lot in time order (a recall's answer reads it
@@ -1835,7 +1839,17 @@ async fn lot_history(
         let trace = crate::trace::trace(&app.store, tenant, &start).await?;
         let mut events: Vec<_> = trace.events.values().collect();
         events.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
-        history.extend(events.into_iter().map(|(_, event)| history_entry(lot, event)));
+        history.extend(events.into_iter().map(|(_, event)| {
+            let through =
+                if names_class(event, start.as_str()) {
+                    None
+                } else {
+                    event.all_epcs().chain(event.all_epc_classes()).map(|named| named.as_str()).find(|named| {
+                        trace.objects.get(*named).is_some_and(|reach| *reach != epcis::trace::Reach::Start)
+                    })
+                };
+            history_entry(lot, event, through)
+        }));
     }
     Ok(history)
 }
@@ -1861,8 +1875,14 @@ async fn pickup_points_in(app: &AppState, tenant: &TenantId, history: &[HistoryE
     Ok(found)
 }
 
-fn history_entry(lot: &str, event: &epcis::Event) -> HistoryEntry {
+/// Whether `event` names the class `class` in one of its quantity lists.
+fn names_class(event: &epcis::Event, class: &str) -> bool {
+    event.all_epc_classes().any(|named| named.as_str() == class)
+}
+
+fn history_entry(lot: &str, event: &epcis::Event, through: Option<&str>) -> HistoryEntry {
     HistoryEntry {
+        through: through.map(str::to_owned),
         lot: lot.to_owned(),
         at: event.event_time.map(|time| time.to_string()),
         business_step: event
@@ -1894,7 +1914,7 @@ fn history_with_own(
     for lot in lots {
         history.extend(before.iter().filter(|entry| entry.lot == *lot).cloned());
         let Ok(class) = crate::trace::lot_identifier(gtin, lot) else { continue };
-        let names_lot = |event: &epcis::Event| event.all_epc_classes().any(|named| named.as_str() == class.as_str());
+        let names_lot = |event: &epcis::Event| names_class(event, class.as_str());
         // The trace reaches a pallet through the lot, and every event of that pallet: the
         // unpacking of its other units too.
         let pallets: BTreeSet<&str> = events
@@ -1905,7 +1925,10 @@ fn history_with_own(
         let reached = |event: &&epcis::Event| {
             names_lot(event) || event.parent_id.as_ref().is_some_and(|parent| pallets.contains(parent.as_str()))
         };
-        history.extend(events.iter().filter(reached).map(|event| history_entry(lot, event)));
+        history.extend(events.iter().filter(reached).map(|event| {
+            let through = if names_lot(event) { None } else { event.parent_id.as_ref().map(|parent| parent.as_str()) };
+            history_entry(lot, event, through)
+        }));
     }
     Ok(history)
 }
@@ -2015,9 +2038,9 @@ async fn get_recall(
     Ok(Json(view))
 }
 
-/// How often a recall is built again when the orders packed with its lots changed before it was
-/// written (each time from a fresh read).
-pub const RECALL_ATTEMPTS_MAX: u32 = 3;
+/// How often a recall is built again when the orders packed with its lots, or their units on
+/// hand, changed before it was written (each time from a fresh read).
+pub const RECALL_ATTEMPTS_MAX: u32 = 5;
 
 /// Starts a recall for a merchant (the API and the portal's form): answers whether it replays an
 /// earlier request with the same Idempotency-Key, and the stored answer (a `RecallView`).
@@ -2052,18 +2075,24 @@ pub(crate) async fn start_recall(
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
     // Packed orders holding the lots are taken back: their pallets are unpacked in the events,
-    // built from the orders as read now. The writer refuses the recall if other orders are
-    // packed with the lots by then (a packing or shipping meanwhile); it is built again.
+    // built from the orders as read now, and the lots' units on hand are held back where they
+    // lie, as read now. The writer refuses the recall if other orders are packed with the lots
+    // by then, or other units are on hand (a packing, shipping or receipt meanwhile); it is
+    // built again.
     let mut attempts_left = RECALL_ATTEMPTS_MAX;
     let (written, respond) = loop {
-        let open = app.store.tenant(&principal.tenant_id).open_orders_with_lots(gtin.as_str(), &lots).await?;
+        let tenant_store = app.store.tenant(&principal.tenant_id);
+        let open = tenant_store.open_orders_with_lots(gtin.as_str(), &lots).await?;
+        let held = tenant_store.lots_on_hand(&gtin, &lots).await?;
         let sites: Vec<&str> = open
             .iter()
             .flat_map(|order| order.allocation.shipments.iter().map(|shipment| shipment.site.as_str()))
+            .chain(held.iter().map(|(key, _)| key.location.as_str()))
             .collect();
         let zones = crate::steps::SiteZones::read(&app.store, &sites).await?;
         let now = jiff::Timestamp::now();
-        let events = crate::steps::recall_unpacking(&principal.tenant_id, &open, gtin.as_str(), &lots, now, &zones)?;
+        let events =
+            crate::steps::recall_steps(&principal.tenant_id, &open, (gtin.as_str(), &lots), &held, now, &zones)?;
         let unpacked = open
             .iter()
             .filter(|order| order.status == OrderStatus::Packed)
@@ -2075,6 +2104,7 @@ pub(crate) async fn start_recall(
             lots: lots.clone(),
             reason: reason.clone(),
             unpacked,
+            held,
         };
         // Read on each attempt: an attempt is made again because the lots' events changed.
         let before = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
@@ -2102,7 +2132,7 @@ pub(crate) async fn start_recall(
         attempts_left -= 1;
         let tenant = principal.tenant_id.clone();
         match write(app, principal, key.clone(), Some(request_sha256), tenant, mutation, respond.clone()).await {
-            Err(problem) if problem.detail == store::fulfilment::RECALL_PACKED_CHANGED && attempts_left > 0 => continue,
+            Err(problem) if problem.detail == store::fulfilment::RECALL_CHANGED && attempts_left > 0 => continue,
             written => break (written?, respond),
         }
     };

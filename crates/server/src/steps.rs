@@ -491,16 +491,20 @@ pub fn order_step(
     capture(tenant, events, at)
 }
 
-/// The events of a recall taking packed orders back: each pallet of a `packed` order is unpacked
-/// where it was packed (AggregationEvent `DELETE`, `unpacking`), the units of the recalled lots
-/// as `recalled`, the others back in stock (`sellable_accessible`). The order is then allocated
-/// again or flagged, and packed anew from its new lots. Pallets without an SSCC (packed before
-/// they were recorded) have nothing to unpack.
-pub fn recall_unpacking(
+/// The events of a recall:
+/// - Each pallet of a `packed` order holding the lots is unpacked where it was packed
+///   (AggregationEvent `DELETE`, `unpacking`): the units of the recalled lots as `recalled`, the
+///   others back in stock (`sellable_accessible`). The order is then allocated again or flagged,
+///   and packed anew from its new lots. Pallets without an SSCC (packed before they were
+///   recorded) have nothing to unpack.
+/// - Then the units of the lots on hand (`held`, by balance) are held back where they lie, one
+///   event a site's zone (ObjectEvent `OBSERVE`, `holding`, `recalled`), so a lot's trace says
+///   where the recall found it and how much.
+pub fn recall_steps(
     tenant: &TenantId,
     orders: &[OrderRecord],
-    gtin: &str,
-    lots: &[String],
+    (gtin, lots): (&str, &[String]),
+    held: &[(store::fulfilment::StockKey, i64)],
     at: jiff::Timestamp,
     zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
@@ -526,6 +530,27 @@ pub fn recall_unpacking(
                 events.push(event(step, at, zones));
             }
         }
+    }
+    // `held` is in key order: a zone's lots are next to each other.
+    for zone_held in held.chunk_by(|(one, _), (other, _)| (&one.location, &one.zone) == (&other.location, &other.zone))
+    {
+        let Some((first, _)) = zone_held.first() else { continue };
+        let quantities = zone_held
+            .iter()
+            .map(|(key, units)| Ok(quantity(&lot_class(&key.gtin, &key.lot)?, *units)))
+            .collect::<Result<_, Problem>>()?;
+        let step = Step {
+            event_type: "ObjectEvent",
+            action: "OBSERVE",
+            business_step: "holding",
+            disposition: "recalled",
+            site: &first.location,
+            place: place(&first.location, Some(&first.zone))?,
+            epcs: Vec::new(),
+            quantities,
+            parent: None,
+        };
+        events.push(event(step, at, zones));
     }
     capture(tenant, events, at)
 }

@@ -1272,21 +1272,24 @@ pub enum FulfilmentMutation {
     },
     /// Recalls lots of a product. `unpacked`: the orders, `packed` and holding the lots, whose
     /// pallets the write's events unpack, each with the reservation it was packed under (sorted
-    /// by order); refused ([`RECALL_PACKED_CHANGED`]) if the orders packed with the lots are
-    /// others when the recall is applied, or one was allocated and packed again meanwhile (its
-    /// pallet holds other picks).
+    /// by order). `held`: the units on hand of the lots by balance (key order, none of zero),
+    /// which the write's events record as held back. Refused ([`RECALL_CHANGED`]) if, when the
+    /// recall is applied, the orders packed with the lots are others, one was allocated and
+    /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
     Recall {
         recall_id: String,
         gtin: Gtin,
         lots: Vec<String>,
         reason: String,
         unpacked: Vec<(String, String)>,
+        held: Vec<(StockKey, i64)>,
     },
 }
 
-/// The detail of a recall refused because the orders packed with its lots changed between the
-/// read its unpacking events were built from and the write: the server builds them again.
-pub const RECALL_PACKED_CHANGED: &str = "the orders packed with these lots changed meanwhile";
+/// The detail of a recall refused because the orders packed with its lots, or their units on
+/// hand, changed between the read its events were built from and the write: the server builds
+/// them again.
+pub const RECALL_CHANGED: &str = "the stock of these lots, or the orders packed with them, changed meanwhile";
 
 // ---------- stored orders ----------
 
@@ -2314,8 +2317,8 @@ async fn apply_checked(
             .await?;
             done(false)
         }
-        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, unpacked } => {
-            let recalled = Recalled { recall_id, gtin, lots, reason, unpacked };
+        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, unpacked, held } => {
+            let recalled = Recalled { recall_id, gtin, lots, reason, unpacked, held };
             let outcome = attempt!(recall(conn, tenant, &recalled, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
@@ -3636,6 +3639,7 @@ struct Recalled<'a> {
     lots: &'a [String],
     reason: &'a str,
     unpacked: &'a [(String, String)],
+    held: &'a [(StockKey, i64)],
 }
 
 async fn recall(
@@ -3646,7 +3650,7 @@ async fn recall(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<RecallOutcome> {
-    let Recalled { recall_id, gtin, lots, reason, unpacked } = *recalled;
+    let Recalled { recall_id, gtin, lots, reason, unpacked, held } = *recalled;
     if !crate::writer::exists(
         conn,
         "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
@@ -3690,6 +3694,28 @@ async fn recall(
         .filter(|cached| lots.contains(&cached.key.lot))
         .map(|cached| cached.key.clone())
         .collect();
+    // The write's events record these units as held back where they lie: they must be these.
+    let mut on_hand: Vec<(&StockKey, i64)> = entry
+        .balances
+        .iter()
+        .filter(|cached| lots.contains(&cached.key.lot) && cached.balance.on_hand > 0)
+        .map(|cached| (&cached.key, cached.balance.on_hand))
+        .collect();
+    on_hand.sort_unstable();
+    if !on_hand.into_iter().eq(held.iter().map(|(key, units)| (key, *units))) {
+        refuse!(refused("conflict", RECALL_CHANGED));
+    }
+    // The write's events record these units as held back where they lie: they must be these.
+    let mut on_hand: Vec<(&StockKey, i64)> = entry
+        .balances
+        .iter()
+        .filter(|cached| lots.contains(&cached.key.lot) && cached.balance.on_hand > 0)
+        .map(|cached| (&cached.key, cached.balance.on_hand))
+        .collect();
+    on_hand.sort_unstable();
+    if !on_hand.into_iter().eq(held.iter().map(|(key, units)| (key, *units))) {
+        refuse!(refused("conflict", RECALL_CHANGED));
+    }
     for (line, key) in keys.iter().enumerate() {
         batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
         // The reservations voided below are those found after these rows were read: one another
@@ -3705,7 +3731,7 @@ async fn recall(
         .map(|order| (&order.order_id, &order.reservation_id))
         .eq(unpacked.iter().map(|(order, held)| (order, held)))
     {
-        refuse!(refused("conflict", RECALL_PACKED_CHANGED));
+        refuse!(refused("conflict", RECALL_CHANGED));
     }
     let affected: Vec<(String, OrderStatus)> =
         affected.into_iter().map(|order| (order.order_id, order.status)).collect();
@@ -4606,6 +4632,30 @@ impl crate::TenantStore<'_> {
                 })
             })
             .collect()
+    }
+
+    /// The units on hand of `lots` of `gtin`, by balance in key order, balances with none left
+    /// out: what a recall of them holds back where they lie. All of them: a lot's balances are
+    /// bounded by the network's sites and zones.
+    pub async fn lots_on_hand(&self, gtin: &Gtin, lots: &[String]) -> Result<Vec<(StockKey, i64)>, crate::StoreError> {
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let keys: Vec<&str> = lots.iter().map(String::as_str).collect();
+        // The GTIN is a parsed one (14 digits), written into the statement.
+        let rows: Vec<(String, String, String, i64)> =
+            crate::writer::fetch_for_keys(&mut conn, self.tenant_id.as_str(), &keys, |tenant, condition| {
+                format!(
+                    "SELECT location_gln, zone, lot, on_hand FROM stock_balances WHERE tenant_id = {tenant} \
+                     AND gtin = '{}' AND on_hand > 0 AND lot {condition}",
+                    gtin.as_str()
+                )
+            })
+            .await?;
+        let mut held: Vec<(StockKey, i64)> = rows
+            .into_iter()
+            .map(|(location, zone, lot, on_hand)| (StockKey { gtin: gtin.to_string(), location, zone, lot }, on_hand))
+            .collect();
+        held.sort_unstable();
+        Ok(held)
     }
 
     /// The open orders holding units of the lots, sorted by id (what a recall of them would

@@ -1262,6 +1262,24 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
     assert_eq!(app.get("/v1/recalls", &key).await.body["items"], json!([]));
 
+    // The writer recalls the lots only with the units on hand that the recall's events hold back:
+    // one built on a read the stock has moved past since (here, a unit fewer at the DC) is
+    // refused for the server to build again, and recalls nothing.
+    use store::fulfilment::{FulfilmentMutation, RECALL_CHANGED, StockKey};
+    let at_dc = StockKey { gtin: product.clone(), location: dc(), zone: "chill".into(), lot: "BAD".into() };
+    let stale = FulfilmentMutation::Recall {
+        recall_id: "rcl_stale".into(),
+        gtin: gs1::Gtin::parse(&product).unwrap(),
+        lots: vec!["BAD".into()],
+        reason: "Listeria found".into(),
+        unpacked: vec![(first_id.to_owned(), first_id.to_owned())],
+        held: vec![(at_dc, 9)],
+    };
+    let fish = network::TenantId::parse("fish").unwrap();
+    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
+    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
+    assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
+
     let recall =
         app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "Listeria found"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
@@ -1278,10 +1296,10 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
     // The lot's EPCIS history: where it entered the network, commissioned and received at the DC
     // (recorded by the receipt itself), then the first order's picking and packing there, and
-    // the recall's own unpacking of that pallet.
+    // the recall's own events: it unpacked that pallet and held the lot's units back.
     let history = recall.body["history"].as_array().unwrap();
     let steps: Vec<&str> = history.iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing", "unpacking"], "{history:?}");
+    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing", "unpacking", "holding"], "{history:?}");
     for entry in history {
         assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
     }
@@ -1318,6 +1336,14 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert!(event["parentID"].as_str().unwrap().ends_with(&pallet), "{event:?}");
     assert!(event["childQuantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{event:?}");
     assert_eq!(event["childQuantityList"][0]["quantity"], 5, "{event:?}");
+    // Every unit of the lot on hand, the unpacked ones included, is held back where it lies, in
+    // the lot's trace: the recall says where it found the lot and how much (GOOD is not named).
+    let held = events_of(app, &key, "holding", "EQ_disposition=recalled").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["bizLocation"]["id"], format!("https://id.gs1.org/414/{}/254/chill", dc()), "{held:?}");
+    assert_eq!(held[0]["quantityList"].as_array().map(Vec::len), Some(1), "{held:?}");
+    assert!(held[0]["quantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{held:?}");
+    assert_eq!(held[0]["quantityList"][0]["quantity"], 10, "{held:?}");
     let bad = balance(app, &key, &product, "BAD").await;
     assert_eq!(
         (bad["status"].as_str(), bad["reserved"].as_i64(), bad["available"].as_i64()),
@@ -1391,7 +1417,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         read.body["history"].as_array().unwrap().iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
     assert_eq!(
         steps,
-        ["commissioning", "receiving", "picking", "packing", "unpacking", "receiving"],
+        ["commissioning", "receiving", "picking", "packing", "unpacking", "holding", "receiving"],
         "{:?}",
         read.body
     );
@@ -2465,6 +2491,15 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     assert_eq!(wave.body["shipments"], 0, "{:?}", wave.body);
     // It arrives where it was going, but the consumer does not get it.
     walk(app, &path, &[json!({"status": "at_pickup_point"})]).await;
+    // Read again, the recall's history has the parcel's arrival: an event naming the pallet, not
+    // the lot, says what it was reached through. The shipping names the lot's units itself.
+    let read = app.get(&format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap()), &key).await;
+    let history = read.body["history"].as_array().unwrap();
+    let through_of = |step: &str| -> Vec<Value> {
+        history.iter().filter(|entry| entry["business_step"] == step).map(|entry| entry["through"].clone()).collect()
+    };
+    assert_eq!(through_of("arriving"), [json!(format!("https://id.gs1.org/00/{pallet}"))], "{history:?}");
+    assert_eq!(through_of("shipping"), [Value::Null], "{history:?}");
     let handed = app.post(&path, &app.operator_key, json!({"status": "delivered"})).await;
     assert!(handed.is_problem(409, "/problems/lot-unavailable"), "{:?}", handed.body);
     assert!(handed.body["detail"].as_str().unwrap().contains("GONE"), "{:?}", handed.body);
