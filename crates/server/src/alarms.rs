@@ -438,8 +438,10 @@ async fn evaluate_device(
                     maximum_celsius: statistics.map(|statistics| statistics.max_celsius),
                     mean_celsius: statistics.map(|statistics| statistics.mean_celsius),
                 };
+                let zones =
+                    crate::steps::SiteZones::of_target(store, &assignment.target_kind, &assignment.target).await?;
                 // The alarm is stored even if its event cannot be built.
-                let events = match crate::steps::sensor_event(tenant, &evidence, alarm.opened_at()) {
+                let events = match crate::steps::sensor_event(tenant, &evidence, alarm.opened_at(), &zones) {
                     Ok(events) => events,
                     Err(problem) => {
                         tracing::warn!(alarm = %id, detail = %problem.detail, "an alarm's EPCIS event could not be built");
@@ -491,6 +493,7 @@ pub async fn leg_event(
         .any(|alarm| alarm.assignment_from_unix_ms == open.from_unix_ms);
     let lots = lots_at(store, tenant, &open, start, new_from_unix_ms).await?;
     let end = at(new_from_unix_ms)?;
+    let zones = crate::steps::SiteZones::of_target(store, &open.target_kind, &open.target).await?;
     crate::steps::sensor_event(
         tenant,
         &crate::steps::SensorEvidence {
@@ -507,6 +510,7 @@ pub async fn leg_event(
             mean_celsius: Some(statistics.mean_celsius),
         },
         end.min(jiff::Timestamp::now()),
+        &zones,
     )
 }
 

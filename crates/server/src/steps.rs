@@ -88,6 +88,15 @@ impl SiteZones {
         SiteZones::read(store, &glns).await
     }
 
+    /// The zone of a sensor's target: its site's for a zone (`GLN/zone`), none for a pallet or
+    /// a vehicle.
+    pub async fn of_target(store: &store::Store, target_kind: &str, target: &str) -> Result<SiteZones, Problem> {
+        match (target_kind, target.split_once('/')) {
+            ("zone", Some((gln, _))) => SiteZones::read(store, &[gln]).await,
+            _ => Ok(SiteZones::default()),
+        }
+    }
+
     /// The offset at `gln` at `at`, as EPCIS writes it (`+01:00`).
     fn offset(&self, gln: &str, at: jiff::Timestamp) -> String {
         let seconds = self.0.get(gln).map_or(0, |zone| zone.to_offset(at).seconds());
@@ -605,19 +614,24 @@ pub fn device_urn(tenant: &TenantId, device_id: &str) -> String {
 /// custody, whose sensor report carries the stretch's minimum, maximum and mean temperature — an
 /// alarm's condition (with `exception: ALARM_CONDITION` and the rule as `bizRules`), or a leg's
 /// aggregates when its device moves on (with the exception when the leg saw an alarm). None when
-/// nothing identifiable was in custody (a vehicle whose load is not known lot by lot).
+/// nothing identifiable was in custody (a vehicle whose load is not known lot by lot). A zone's
+/// event carries the offset in effect at its site (`zones`); a pallet's or vehicle's, whose place
+/// is not known, UTC's.
 pub fn sensor_event(
     tenant: &TenantId,
     evidence: &SensorEvidence<'_>,
     at: jiff::Timestamp,
+    zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
     let mut epcs = Vec::new();
     let mut place_id = None;
+    let mut site = "";
     match evidence.target_kind {
         "sscc" => epcs.push(pallet_link(evidence.target)?),
         "zone" => {
             if let Some((gln, zone)) = evidence.target.split_once('/') {
                 place_id = Some(place(gln, Some(zone))?);
+                site = gln;
             }
         }
         _ => {}
@@ -646,7 +660,7 @@ pub fn sensor_event(
     let mut event = serde_json::json!({
         "type": "ObjectEvent",
         "eventTime": at.to_string(),
-        "eventTimeZoneOffset": "+00:00",
+        "eventTimeZoneOffset": zones.offset(site, at),
         "action": "OBSERVE",
         "bizStep": "sensor_reporting",
         "epcList": epcs,
@@ -670,4 +684,42 @@ pub fn sensor_event(
         event["readPoint"] = serde_json::json!({"id": place_id});
     }
     capture(tenant, vec![event], at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zone's sensor event carries the offset in effect at its site, on that day; a pallet's,
+    /// whose place is not known, UTC's.
+    #[test]
+    fn sensor_events_carry_their_sites_offset() {
+        let tenant = TenantId::parse("greens").unwrap();
+        let site = "8712345009014";
+        let zones = SiteZones(HashMap::from([(site.to_owned(), jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap())]));
+        let lots = [store::alarms::LotRef { gtin: gs1::Gtin::parse("08712345100216").unwrap(), lot: "L1".into() }];
+        let offset_of = |target_kind: &str, target: &str, at: &str| {
+            let at: jiff::Timestamp = at.parse().unwrap();
+            let evidence = SensorEvidence {
+                device_id: "room-a",
+                target_kind,
+                target,
+                lots: &lots,
+                rule: None,
+                breached: false,
+                start: at,
+                end: at,
+                minimum_celsius: Some(3.0),
+                maximum_celsius: Some(5.0),
+                mean_celsius: Some(4.0),
+            };
+            let capture = sensor_event(&tenant, &evidence, at, &zones).unwrap().unwrap();
+            let event: serde_json::Value = serde_json::from_str(&capture.events[0].body).unwrap();
+            event["eventTimeZoneOffset"].as_str().unwrap().to_owned()
+        };
+        let zone = format!("{site}/chill");
+        assert_eq!(offset_of("zone", &zone, "2026-01-15T10:00:00Z"), "+01:00");
+        assert_eq!(offset_of("zone", &zone, "2026-07-15T10:00:00Z"), "+02:00");
+        assert_eq!(offset_of("sscc", "387123450000931002", "2026-07-15T10:00:00Z"), "+00:00");
+    }
 }
