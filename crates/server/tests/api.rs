@@ -1089,6 +1089,22 @@ mod own_apps {
         super::fulfilment::steps_name_pallets_and_lots_once(&[&first, &second]).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recalls_at_once_keep_each_flag_sqlite() {
+        let app = super::spawn_app(super::Backend::Sqlite, "recalls_at_once_keep_each_flag_sqlite").await.unwrap();
+        super::fulfilment::fulfilment_recalls_at_once_keep_each_flag(&[&app]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recalls_at_once_keep_each_flag_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("recalls_at_once_keep_each_flag_on_two_nodes_postgres") else {
+            return;
+        };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::fulfilment::fulfilment_recalls_at_once_keep_each_flag(&[&first, &second]).await;
+    }
+
     /// A route started several times at once, on one SQLite node and on two PostgreSQL nodes:
     /// its orders leave once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

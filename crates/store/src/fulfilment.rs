@@ -3781,6 +3781,11 @@ async fn recall(
         if !in_transit || units.shipped <= units.returned {
             continue;
         }
+        // On PostgreSQL a recall of other lots on another API node may flag the order at the
+        // same moment: its row is locked and its allocation read again, so both flags stay.
+        if let Some(current) = allocation_locked(conn, tenant, &order.order_id).await? {
+            order.allocation = current;
+        }
         order.allocation.flags.push(format!(
             "recall {recall_id}: the parcel carries {} units of the recalled lots; it is not handed over, take it \
              back (returned)",
@@ -3806,6 +3811,23 @@ async fn recall(
         .await?;
     }
     Ok(Ok(reach))
+}
+
+/// An order's allocation read again, its row locked until the transaction ends on PostgreSQL
+/// (SQLite's writer holds the database's write lock already).
+async fn allocation_locked(
+    conn: &mut Conn,
+    tenant: &str,
+    order_id: &str,
+) -> Result<Option<StoredAllocation>, sqlx::Error> {
+    let lock = match conn {
+        Conn::Sqlite(_) => "",
+        Conn::Postgres(_) => " FOR UPDATE",
+    };
+    let sql = format!("SELECT allocation FROM orders WHERE tenant_id = $1 AND order_id = $2{lock}");
+    let row: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(&sql)
+        .bind(tenant).bind(order_id).fetch_optional(&mut *connection).await)?;
+    row.map(|(allocation,)| serde_json::from_str(&allocation).map_err(corrupt)).transpose()
 }
 
 /// A recall's reach as the store holds it now: every order that took units of the lots, the

@@ -2556,3 +2556,49 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     assert!(!after.body.to_string().contains("Keizersgracht"), "{:?}", after.body);
     assert_eq!(app.get(&format!("/v1/orders/{placed_id}"), &key).await.body["region"], "Amsterdam");
 }
+
+/// Two recalls of a parcel's two lots at once, on one SQLite node or on two PostgreSQL nodes
+/// (where the order's row is locked and read again before its flag is added): the order keeps
+/// both flags, each naming its recall.
+pub async fn fulfilment_recalls_at_once_keep_each_flag(apps: &[&TestApp]) {
+    let app = apps[0];
+    network(app).await;
+    let (key, product) = merchant(app, "twolots", "871234510095").await;
+    receive(app, &key, &product, &[("FIRST", 20, 2), ("SECOND", 25, 10)], 95_000).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let lots: Vec<&str> = placed.body["shipments"][0]["picks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pick| pick["lot"].as_str().unwrap())
+        .collect();
+    assert_eq!(lots, ["FIRST", "SECOND"], "FEFO, one parcel: {:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orders/{order_id}/events?tenant=twolots");
+    let pallet = with_check_digit("38712345000095100");
+    walk(
+        app,
+        &path,
+        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
+    )
+    .await;
+    let recalls = ["FIRST", "SECOND"]
+        .map(|lot| ("/v1/recalls".to_owned(), key.clone(), json!({"gtin": product, "lots": [lot], "reason": "glass"})))
+        .to_vec();
+    let mut recall_ids = Vec::new();
+    for (status, body) in all_at_once(apps, recalls).await {
+        assert_eq!(status, StatusCode::CREATED, "{body:?}");
+        recall_ids.push(body["recall_id"].as_str().unwrap().to_owned());
+    }
+    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    let flags = order.body["flags"].as_array().unwrap();
+    assert_eq!(flags.len(), 2, "{:?}", order.body);
+    for recall_id in &recall_ids {
+        assert!(
+            flags.iter().any(|flag| flag.as_str().unwrap().starts_with(&format!("recall {recall_id}:"))),
+            "{recall_id}: {:?}",
+            order.body
+        );
+    }
+}
