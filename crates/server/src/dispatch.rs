@@ -1031,12 +1031,15 @@ fn may_go_later(order: &OrderRecord, stop: &StopRecord) -> bool {
     })
 }
 
-/// The first recalled lot the order's shipped units came from: (GTIN, lot, recall id).
+/// The first recalled lot the shipped units of the order's `shipments` (by index: those of a
+/// route's stops) came from: (GTIN, lot, recall id).
 async fn recalled_in(
     store: &store::TenantStore<'_>,
     order: &OrderRecord,
+    shipments: &[usize],
 ) -> Result<Option<(String, String, String)>, Problem> {
-    for shipment in &order.allocation.shipments {
+    let carried = order.allocation.shipments.iter().enumerate().filter(|(index, _)| shipments.contains(index));
+    for (_, shipment) in carried {
         for pick in shipment.picks.iter().filter(|pick| pick.shipped.unwrap_or(pick.quantity) > 0) {
             let Some(line) = order.lines.get(pick.line) else { continue };
             if let Some(recall_id) = store.recall_of_lot(&line.gtin, &pick.lot).await? {
@@ -1177,10 +1180,12 @@ async fn start_route(
             let order = app.store.tenant(&tenant).order(&order_id).await?;
             let mut reason = off_route(order.as_ref(), stops[0]);
             // A parcel with units of a recalled lot does not go out: it is taken back (the store
-            // does not queue it again).
+            // does not queue it again). The order's parcels on this route are judged; a split
+            // order's other parcel goes on its own route.
+            let carried: Vec<usize> = stops.iter().map(|stop| shipment_index(stop)).collect();
             if reason.is_none()
                 && let Some(order) = &order
-                && let Some((gtin, lot, recall_id)) = recalled_in(&app.store.tenant(&tenant), order).await?
+                && let Some((gtin, lot, recall_id)) = recalled_in(&app.store.tenant(&tenant), order, &carried).await?
             {
                 reason = Some(format!("the parcel carries units of lot {lot:?} of {gtin}, recalled ({recall_id})"));
             }

@@ -239,7 +239,10 @@ mod log;
 mod readings;
 #[path = "web/mod.rs"]
 mod web_faces;
-use dispatch::{dispatch_leaves_out_a_shipment_that_shipped_nothing, dispatch_plans_waves_and_couriers_deliver};
+use dispatch::{
+    dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall,
+    dispatch_leaves_out_a_shipment_that_shipped_nothing, dispatch_plans_waves_and_couriers_deliver,
+};
 use epcis_interface::{
     epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
     epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
@@ -269,6 +272,7 @@ end_to_end!(
     coldchain_alarms_do_not_depend_on_batching,
     dispatch_plans_waves_and_couriers_deliver,
     dispatch_leaves_out_a_shipment_that_shipped_nothing,
+    dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall,
     fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_the_worker_expires_lapsed_holds,
     fulfilment_recalls_reallocate_or_flag,

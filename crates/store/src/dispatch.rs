@@ -267,7 +267,23 @@ struct RecalledParcel {
     at_door: bool,
 }
 
-/// Whether the order of stop `seq` shipped units of a recalled lot (read under the lots' locks,
+/// The shipments (by index) of an order's reservation that couriers handed over: their stops
+/// visited.
+pub(crate) async fn shipments_handed_over(
+    conn: &mut Conn,
+    order_tenant: &str,
+    order_id: &str,
+    reservation_id: &str,
+) -> Result<Vec<usize>, sqlx::Error> {
+    let rows: Vec<(i64,)> = crate::backend::on_conn!(conn, connection => sqlx::query_as(
+        "SELECT DISTINCT shipment FROM dispatch_stops WHERE tenant_id = $1 AND order_tenant_id = $2 \
+         AND order_id = $3 AND reservation_id = $4 AND delivered_unix_ms IS NOT NULL")
+        .bind(TenantId::network().as_str()).bind(order_tenant).bind(order_id).bind(reservation_id)
+        .fetch_all(&mut *connection).await)?;
+    Ok(rows.into_iter().filter_map(|(shipment,)| usize::try_from(shipment).ok()).collect())
+}
+
+/// Whether the parcel of stop `seq` (its shipment) shipped units of a recalled lot (read under the lots' locks,
 /// see `fulfilment::recalled_in_parcel`).
 async fn recalled_parcel(
     conn: &mut Conn,
@@ -276,15 +292,18 @@ async fn recalled_parcel(
     seq: i64,
     now_unix_ms: i64,
 ) -> Result<Option<RecalledParcel>, sqlx::Error> {
-    let stop: Option<(String, String, Option<String>, Option<i64>)> = crate::backend::on_conn!(conn, connection =>
-        sqlx::query_as("SELECT order_tenant_id, order_id, pickup_point_gln, delivered_unix_ms FROM dispatch_stops \
-                        WHERE tenant_id = $1 AND route_id = $2 AND seq = $3")
+    type StopRow = (String, String, i64, Option<String>, Option<i64>);
+    let stop: Option<StopRow> = crate::backend::on_conn!(conn, connection =>
+        sqlx::query_as("SELECT order_tenant_id, order_id, shipment, pickup_point_gln, delivered_unix_ms \
+                        FROM dispatch_stops WHERE tenant_id = $1 AND route_id = $2 AND seq = $3")
             .bind(tenant).bind(route_id).bind(seq).fetch_optional(&mut *connection).await)?;
-    let Some((order_tenant, order_id, pickup_point, delivered)) = stop else { return Ok(None) };
+    let Some((order_tenant, order_id, shipment, pickup_point, delivered)) = stop else { return Ok(None) };
     let Some((order, _)) = crate::fulfilment::read_order(conn, &order_tenant, &order_id, now_unix_ms).await? else {
         return Ok(None);
     };
-    let recalled = crate::fulfilment::recalled_in_parcel(conn, &order_tenant, &order).await?;
+    // The stop's own parcel: a split order's other one is handed over at its own stop.
+    let shipment = usize::try_from(shipment).map_err(|_| sqlx::Error::Decode("a stop's shipment".into()))?;
+    let recalled = crate::fulfilment::recalled_in_parcel(conn, &order_tenant, &order, &[shipment]).await?;
     Ok(recalled.map(|(gtin, lot, recall_id)| RecalledParcel {
         order_id,
         gtin,

@@ -2843,19 +2843,23 @@ async fn place_order(
     Ok(Ok(record))
 }
 
-/// The first lot of a recall that the order's shipped units came from: (GTIN, lot, recall id).
-/// Takes the lots' locks first (PostgreSQL), so a recall on another API node either came first
-/// and is seen, or comes after the hand-over and finds the order delivered.
+/// The first lot of a recall that the shipped units of the order's `shipments` (by index: those
+/// being handed over) came from: (GTIN, lot, recall id). Takes the lots' locks first
+/// (PostgreSQL), so a recall on another API node either came first and is seen, or comes after
+/// the hand-over and finds the parcel handed over.
 pub(crate) async fn recalled_in_parcel(
     conn: &mut Conn,
     tenant: &str,
     record: &OrderRecord,
+    shipments: &[usize],
 ) -> Result<Option<(String, String, String)>, sqlx::Error> {
     let mut lots: Vec<(&str, &str)> = record
         .allocation
         .shipments
         .iter()
-        .flat_map(|shipment| &shipment.picks)
+        .enumerate()
+        .filter(|(index, _)| shipments.contains(index))
+        .flat_map(|(_, shipment)| &shipment.picks)
         .filter(|pick| pick.shipped.unwrap_or(pick.quantity) > 0)
         .filter_map(|pick| record.lines.get(pick.line).map(|line| (line.gtin.as_str(), pick.lot.as_str())))
         .collect();
@@ -3359,8 +3363,16 @@ async fn order_event(
     // A parcel carrying units of a recalled lot is not handed to the consumer: it may still
     // arrive at its pickup point, and it is taken back (`returned`, its units restocked as
     // recalled), but it is not delivered.
+    // A split order's parcels a courier handed over already (before the recall) are the
+    // consumer's: only those still to hand over are judged.
+    let to_hand_over: Vec<usize> = if to == OrderStatus::Delivered {
+        let handed = crate::dispatch::shipments_handed_over(conn, tenant, order_id, &record.reservation_id).await?;
+        (0..record.allocation.shipments.len()).filter(|index| !handed.contains(index)).collect()
+    } else {
+        Vec::new()
+    };
     if to == OrderStatus::Delivered
-        && let Some((gtin, lot, recall_id)) = recalled_in_parcel(conn, tenant, &record).await?
+        && let Some((gtin, lot, recall_id)) = recalled_in_parcel(conn, tenant, &record, &to_hand_over).await?
     {
         refuse!(refused(
             "lot-unavailable",
@@ -3781,6 +3793,33 @@ async fn recall(
         if !in_transit || units.shipped <= units.returned {
             continue;
         }
+        // The parcels still to hand over that carry units of the lots (a split order's parcel a
+        // courier handed over before the recall is the consumer's already).
+        let handed =
+            crate::dispatch::shipments_handed_over(conn, tenant, &order.order_id, &order.reservation_id).await?;
+        let carrying: Vec<(usize, i64)> = order
+            .allocation
+            .shipments
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !handed.contains(index))
+            .map(|(index, shipment)| {
+                let recalled_units: i64 = shipment
+                    .picks
+                    .iter()
+                    .filter(|pick| {
+                        lots.contains(&pick.lot)
+                            && order.lines.get(pick.line).is_some_and(|line| line.gtin == gtin.as_str())
+                    })
+                    .map(|pick| pick.shipped.unwrap_or(pick.quantity))
+                    .sum();
+                (index, recalled_units)
+            })
+            .filter(|(_, recalled_units)| *recalled_units > 0)
+            .collect();
+        if carrying.is_empty() {
+            continue;
+        }
         // On PostgreSQL a recall of other lots on another API node may flag the order at the
         // same moment: its row is locked and its allocation read again, so both flags stay.
         if let Some(current) = allocation_locked(conn, tenant, &order.order_id).await? {
@@ -3789,15 +3828,18 @@ async fn recall(
         order.allocation.flags.push(format!(
             "recall {recall_id}: the parcel carries {} units of the recalled lots; it is not handed over, take it \
              back (returned)",
-            units.shipped - units.returned
+            carrying.iter().map(|(_, recalled_units)| recalled_units).sum::<i64>()
         ));
         // It goes back, not out: no wave plans it (a route that has it voids its stop at the start).
-        execute(
-            conn,
-            "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2",
-            &[Arg::Text(tenant), Arg::Text(&order.order_id)],
-        )
-        .await?;
+        // A split order's other parcel stays queued.
+        for (shipment, _) in &carrying {
+            execute(
+                conn,
+                "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = $2 AND shipment = $3",
+                &[Arg::Text(tenant), Arg::Text(&order.order_id), Arg::Integer(*shipment as i64)],
+            )
+            .await?;
+        }
         execute(
             conn,
             "UPDATE orders SET allocation = $1, updated_unix_ms = $2 WHERE tenant_id = $3 AND order_id = $4",

@@ -574,3 +574,77 @@ pub async fn routes_start_once(apps: &[&TestApp]) {
         }
     }
 }
+
+/// A split order whose parcel from the DC was handed over at the door before its lot was
+/// recalled: the recall flags nothing (no parcel left to take back carries the lot), and the
+/// other parcel, from the depot and clean, is still handed over at its own stop; the order is
+/// delivered.
+pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app: &TestApp) {
+    network(app).await;
+    let depot = cold_depot(app, true).await;
+    let (key, product) = merchant(app, "halves", "871234560700").await;
+    receive(app, &key, &product, &[("DCL", 20, 5)], 900).await;
+    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(22)).to_string();
+    let at_depot = json!({"location": depot, "pallets": [{"sscc": gtin_sscc(901), "gtin": product, "lot": "DEP",
+                          "expiry": expiry, "quantity": 5}]});
+    let asn = app.post("/v1/asns", &key, at_depot).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    assert_eq!(app.post(&path, &key, json!({"zone": "cold"})).await.status, StatusCode::CREATED);
+    for (vehicle_id, at) in [("van-dc", dc()), ("van-depot", depot.clone())] {
+        let mut body = vehicle("Reefer van", 20, &["reefer"], None);
+        body["depot"] = json!(at);
+        let created = put(app, &format!("/v1/operator/vehicles/{vehicle_id}"), body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    }
+    let order = json!({"lines": [{"gtin": product, "quantity": 8}], "destination": home(52.3702, 4.8952),
+                       "service": "next_day"});
+    let placed = app.post("/v1/orders", &key, order).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let shipments = placed.body["shipments"].as_array().unwrap().clone();
+    assert_eq!(shipments.len(), 2, "{:?}", placed.body);
+    let from_dc = shipments.iter().position(|shipment| shipment["from"] == dc().as_str()).unwrap();
+    assert_eq!(shipments[from_dc]["picks"][0]["lot"], "DCL", "{:?}", placed.body);
+    assert_eq!(shipments[1 - from_dc]["picks"][0]["lot"], "DEP", "{:?}", placed.body);
+    let events_path = format!("/v1/orders/{order_id}/events?tenant=halves");
+    let pallets = [gtin_sscc(910), gtin_sscc(911)];
+    for step in
+        [json!({"status": "picking"}), json!({"status": "packed", "ssccs": pallets}), json!({"status": "shipped"})]
+    {
+        let moved = app.post(&events_path, &app.operator_key, step).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    }
+    let wave = shipments
+        .iter()
+        .map(|shipment| shipment["last_mile_departure_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap())
+        .max()
+        .unwrap()
+        .to_string();
+    let mut routes = Vec::new();
+    for at in [dc(), depot.clone()] {
+        let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": at, "wave": wave})).await;
+        assert_eq!(planned.status, StatusCode::CREATED, "{at}: {:?}", planned.body);
+        let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+        let started =
+            app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+        routes.push(route_id);
+    }
+    // The DC's parcel reaches the consumer; then its lot is recalled.
+    let handed = app
+        .send("POST", &format!("/v1/routes/{}/stops/1/delivered", routes[0]), Some(&app.operator_key), None, &[])
+        .await;
+    assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+    assert_eq!(handed.body["order_status"], "out_for_delivery", "the depot's parcel is on its way: {:?}", handed.body);
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["DCL"], "reason": "glass"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(read.body["flags"], json!([]), "no parcel left to take back carries the lot: {:?}", read.body);
+    // The depot's parcel holds DEP only: handed over at its stop, and the order is delivered.
+    let handed = app
+        .send("POST", &format!("/v1/routes/{}/stops/1/delivered", routes[1]), Some(&app.operator_key), None, &[])
+        .await;
+    assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
+    assert_eq!(handed.body["order_status"], "delivered", "{:?}", handed.body);
+}
