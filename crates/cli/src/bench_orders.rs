@@ -198,6 +198,7 @@ async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<
                 zone: ZoneName::parse("chill")?,
                 ssccs: None,
                 status: LotStatus::Available,
+                recalled: None,
             };
             write(store, &tenant, Mutation::Fulfilment(receive)).await.context("receipt")?;
         }

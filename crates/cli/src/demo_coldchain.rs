@@ -147,7 +147,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
     write(store, assign).await.context("the logger on the vaccine pallet")?;
     let asn = store.tenant(&tenant).asn(ASN_ID).await?.context("the vaccine ASN")?;
     let zone = network::ZoneName::parse("pharma-1")?;
-    let events = server::fulfilment::receipt_capture(store, &tenant, &asn, zone.as_str(), None, now)
+    let receipt = server::fulfilment::receipt_capture(store, &tenant, &asn, zone.as_str(), None, now)
         .await
         .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
     let receive = FulfilmentMutation::ReceiveAsn {
@@ -156,8 +156,9 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
         zone,
         ssccs: None,
         status: LotStatus::Available,
+        recalled: Some(receipt.recalled),
     };
-    write(store, Mutation::fulfilment_step(receive, events)).await.context("receiving the vaccine pallet")?;
+    write(store, Mutation::fulfilment_step(receive, receipt.events)).await.context("receiving the vaccine pallet")?;
     let body = logger_readings(departure, now);
     let ingested = server::readings::ingest(store, &tenant, "application/senml+json", body.as_bytes(), now, None)
         .await

@@ -142,17 +142,19 @@ async fn load_stock_and_orders(store: &Store) -> anyhow::Result<()> {
     write(store, Mutation::Fulfilment(create)).await.context("the demo ASN")?;
     let asn = store.tenant(&tenant).asn(ASN_ID).await?.context("the demo ASN")?;
     let zone = network::ZoneName::parse("chill-1")?;
-    let events = server::fulfilment::receipt_capture(store, &tenant, &asn, zone.as_str(), None, jiff::Timestamp::now())
-        .await
-        .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
+    let receipt =
+        server::fulfilment::receipt_capture(store, &tenant, &asn, zone.as_str(), None, jiff::Timestamp::now())
+            .await
+            .map_err(|problem| anyhow::anyhow!("{}", problem.detail))?;
     let change = FulfilmentMutation::ReceiveAsn {
         asn_id: ASN_ID.to_owned(),
         receipt_id: "rcp_demo_salmon".to_owned(),
         zone,
         ssccs: None,
         status: LotStatus::Available,
+        recalled: Some(receipt.recalled),
     };
-    let mutation = Mutation::fulfilment_step(change, events);
+    let mutation = Mutation::fulfilment_step(change, receipt.events);
     write(store, mutation).await.context("receiving the demo pallet")?;
     for (order_id, units) in [(DELIVERED_ORDER, 2), (OPEN_ORDER, 1)] {
         let order = PlaceOrder {

@@ -421,53 +421,87 @@ async fn receive_asn(
     // writer is given that list: a pallet received meanwhile by another request refuses this one
     // (409 `already-received`) instead of being named by this receipt's events too.
     let mut ssccs = ssccs;
-    let events = match app.store.tenant(&tenant).asn(&asn_id).await? {
-        Some(asn) => {
-            let listed: Vec<String> = match &ssccs {
-                Some(list) => list.iter().map(|sscc| sscc.to_string()).collect(),
-                None => crate::steps::received_pallets(&asn, None).iter().map(|pallet| pallet.sscc.clone()).collect(),
-            };
-            if ssccs.is_none() && !listed.is_empty() {
-                let parsed = listed.iter().map(|text| Sscc::parse(text)).collect::<Result<Vec<_>, _>>();
-                ssccs = Some(parsed.map_err(|error| Problem::internal(format!("a stored SSCC: {error}")))?);
+    // A lot recalled between the read the events are built from and the write: they are built
+    // again (the writer checks which lots come in recalled).
+    let mut attempts_left = STEP_ATTEMPTS_MAX;
+    loop {
+        let (events, recalled) = match app.store.tenant(&tenant).asn(&asn_id).await? {
+            Some(asn) => {
+                let listed: Vec<String> = match &ssccs {
+                    Some(list) => list.iter().map(|sscc| sscc.to_string()).collect(),
+                    None => {
+                        crate::steps::received_pallets(&asn, None).iter().map(|pallet| pallet.sscc.clone()).collect()
+                    }
+                };
+                if ssccs.is_none() && !listed.is_empty() {
+                    let parsed = listed.iter().map(|text| Sscc::parse(text)).collect::<Result<Vec<_>, _>>();
+                    ssccs = Some(parsed.map_err(|error| Problem::internal(format!("a stored SSCC: {error}")))?);
+                }
+                let built =
+                    receipt_capture(&app.store, &tenant, &asn, zone.as_str(), Some(&listed), jiff::Timestamp::now())
+                        .await?;
+                (built.events, Some(built.recalled))
             }
-            receipt_capture(&app.store, &tenant, &asn, zone.as_str(), Some(&listed), jiff::Timestamp::now()).await?
+            None => (None, None),
+        };
+        let respond = {
+            let (receipt_id, asn_id, zone, status) =
+                (receipt_id.clone(), asn_id.clone(), zone.to_string(), status.name().to_owned());
+            let ssccs: Vec<String> = ssccs.iter().flatten().map(|sscc| sscc.to_string()).collect();
+            move |applied: &Applied| {
+                let lots = match applied.outcome.as_deref() {
+                    Some(FulfilmentOutcome::Received(lots)) => lots.as_slice(),
+                    _ => &[],
+                };
+                let view = ReceiptView {
+                    receipt_id: receipt_id.clone(),
+                    asn_id: asn_id.clone(),
+                    zone: zone.clone(),
+                    status: status.clone(),
+                    ssccs: ssccs.clone(),
+                    lots: lots
+                        .iter()
+                        .map(|lot| ReceivedLotView {
+                            gtin: lot.gtin.clone(),
+                            lot: lot.lot.clone(),
+                            expiry: lot.expiry.clone(),
+                            units: lot.units,
+                            status: lot.status.name().into(),
+                        })
+                        .collect(),
+                };
+                StoredResponse { status: 201, body: json_bytes(&view) }
+            }
+        };
+        let change = FulfilmentMutation::ReceiveAsn {
+            asn_id: asn_id.clone(),
+            receipt_id: receipt_id.clone(),
+            zone: zone.clone(),
+            ssccs: ssccs.clone(),
+            status,
+            recalled,
+        };
+        let mutation = Mutation::fulfilment_step(change, events);
+        attempts_left -= 1;
+        match write(&app, principal, key.clone(), Some(body.request_sha256), tenant.clone(), mutation, respond.clone())
+            .await
+        {
+            Err(problem) if problem.detail == store::fulfilment::RECALLED_MEANWHILE && attempts_left > 0 => continue,
+            written => return Ok(written?.into_response(respond)),
         }
-        None => None,
-    };
-    let respond = {
-        let (receipt_id, asn_id, zone, status) =
-            (receipt_id.clone(), asn_id.clone(), zone.to_string(), status.name().to_owned());
-        let ssccs: Vec<String> = ssccs.iter().flatten().map(|sscc| sscc.to_string()).collect();
-        move |applied: &Applied| {
-            let lots = match applied.outcome.as_deref() {
-                Some(FulfilmentOutcome::Received(lots)) => lots.as_slice(),
-                _ => &[],
-            };
-            let view = ReceiptView {
-                receipt_id: receipt_id.clone(),
-                asn_id: asn_id.clone(),
-                zone: zone.clone(),
-                status: status.clone(),
-                ssccs: ssccs.clone(),
-                lots: lots
-                    .iter()
-                    .map(|lot| ReceivedLotView {
-                        gtin: lot.gtin.clone(),
-                        lot: lot.lot.clone(),
-                        expiry: lot.expiry.clone(),
-                        units: lot.units,
-                        status: lot.status.name().into(),
-                    })
-                    .collect(),
-            };
-            StoredResponse { status: 201, body: json_bytes(&view) }
-        }
-    };
-    let change = FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status };
-    let mutation = Mutation::fulfilment_step(change, events);
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant, mutation, respond.clone()).await?;
-    Ok(written.into_response(respond))
+    }
+}
+
+/// How often a receipt or transfer is built again when a lot it moves was recalled between the
+/// read its events were built from and the write.
+pub const STEP_ATTEMPTS_MAX: u32 = 3;
+
+/// A receipt's events, and the lots (GTIN, lot; sorted) they receive as recalled: the writer
+/// checks those (`FulfilmentMutation::ReceiveAsn::recalled`).
+#[derive(Debug)]
+pub struct ReceiptCapture {
+    pub events: Option<store::epcis::Capture>,
+    pub recalled: Vec<(String, String)>,
 }
 
 /// The EPCIS events of a receipt: `commissioning` of the lots the network has no event of yet,
@@ -480,10 +514,11 @@ pub async fn receipt_capture(
     zone: &str,
     ssccs: Option<&[String]>,
     at: jiff::Timestamp,
-) -> Result<Option<store::epcis::Capture>, Problem> {
+) -> Result<ReceiptCapture, Problem> {
     let mut checked = BTreeSet::new();
     let mut new_lots = BTreeSet::new();
     let mut recalled_lots = BTreeSet::new();
+    let mut recalled = Vec::new();
     for pallet in crate::steps::received_pallets(asn, ssccs) {
         let class = crate::steps::lot_class(&pallet.gtin, &pallet.lot)?;
         if !checked.insert(class.clone()) {
@@ -491,13 +526,16 @@ pub async fn receipt_capture(
         }
         if store.tenant(tenant).recall_of_lot(&pallet.gtin, &pallet.lot).await?.is_some() {
             recalled_lots.insert(class.clone());
+            recalled.push((pallet.gtin.clone(), pallet.lot.clone()));
         }
         if !store.epc_seen(&class, true).await? {
             new_lots.insert(class);
         }
     }
+    recalled.sort_unstable();
     let zones = crate::steps::SiteZones::read(store, &[asn.location.as_str()]).await?;
-    crate::steps::receiving(tenant, asn, zone, ssccs, (&new_lots, &recalled_lots), at, &zones)
+    let events = crate::steps::receiving(tenant, asn, zone, ssccs, (&new_lots, &recalled_lots), at, &zones)?;
+    Ok(ReceiptCapture { events, recalled })
 }
 
 /// Expires the lapsed order holds when any is due (the worker calls it every
@@ -930,24 +968,42 @@ async fn transfer_stock(
         return Err(Problem::internal("transfer"));
     };
     let zones = crate::steps::SiteZones::read(&app.store, &[from.0.as_str(), to.0.as_str()]).await?;
-    let recalled = app.store.tenant(&tenant).recall_of_lot(gtin.as_str(), &lot).await?.is_some();
-    let events = crate::steps::transfer(
-        &tenant,
-        gtin.as_str(),
-        &lot,
-        (from.0.as_str(), from.1.as_str()),
-        (to.0.as_str(), to.1.as_str()),
-        (quantity, recalled),
-        jiff::Timestamp::now(),
-        &zones,
-    )?;
-    write_operation(&app, principal, key, body.request_sha256, tenant, "trf", |operation_id| {
-        Mutation::fulfilment_step(
-            FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason },
-            events,
-        )
-    })
-    .await
+    // A recall between the read the events are built from and the write: they are built again
+    // (the writer checks whether the units move recalled).
+    let mut attempts_left = STEP_ATTEMPTS_MAX;
+    loop {
+        let recalled = app.store.tenant(&tenant).recall_of_lot(gtin.as_str(), &lot).await?.is_some();
+        let events = crate::steps::transfer(
+            &tenant,
+            gtin.as_str(),
+            &lot,
+            (from.0.as_str(), from.1.as_str()),
+            (to.0.as_str(), to.1.as_str()),
+            (quantity, recalled),
+            jiff::Timestamp::now(),
+            &zones,
+        )?;
+        attempts_left -= 1;
+        let written =
+            write_operation(&app, principal, key.clone(), body.request_sha256, tenant.clone(), "trf", |operation_id| {
+                let change = FulfilmentMutation::Transfer {
+                    operation_id,
+                    gtin: gtin.clone(),
+                    lot: lot.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    quantity,
+                    reason: reason.clone(),
+                    recalled: Some(recalled),
+                };
+                Mutation::fulfilment_step(change, events)
+            })
+            .await;
+        match written {
+            Err(problem) if problem.detail == store::fulfilment::RECALLED_MEANWHILE && attempts_left > 0 => continue,
+            written => return written,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1178,6 +1178,10 @@ pub enum FulfilmentMutation {
         zone: ZoneName,
         ssccs: Option<Vec<Sscc>>,
         status: LotStatus,
+        /// The received lots (GTIN, lot; sorted) the write's events say come in recalled:
+        /// refused ([`RECALLED_MEANWHILE`]) if the recalled ones are others when it is applied.
+        /// None: no events to match.
+        recalled: Option<Vec<(String, String)>>,
     },
     /// A cycle count: sets the balance's on hand to `counted` with an `adjust` movement.
     Count {
@@ -1213,6 +1217,10 @@ pub enum FulfilmentMutation {
         to: (Gln, ZoneName),
         quantity: i64,
         reason: String,
+        /// Whether the write's events say the units move recalled: refused
+        /// ([`RECALLED_MEANWHILE`]) if the lot's recall says otherwise when it is applied.
+        /// None: no events to match.
+        recalled: Option<bool>,
     },
     /// Sets the status of a lot (at one location, or everywhere).
     SetLotStatus {
@@ -1285,6 +1293,11 @@ pub enum FulfilmentMutation {
         held: Vec<(StockKey, i64)>,
     },
 }
+
+/// The detail of a receipt or transfer refused because a lot it moves was recalled (or its
+/// recall seen) between the read its events were built from and the write: the server builds
+/// them again.
+pub const RECALLED_MEANWHILE: &str = "a lot of this step was recalled meanwhile";
 
 /// The detail of a recall refused because the orders packed with its lots, or their units on
 /// hand, changed between the read its events were built from and the write: the server builds
@@ -2037,9 +2050,9 @@ async fn apply_checked(
             }
             done(true)
         }
-        FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status } => {
-            receive_asn(conn, tenant, asn_id, receipt_id, zone, ssccs.as_deref(), *status, now_unix_ms, batch, cache)
-                .await
+        FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status, recalled } => {
+            let receipt = Receipt { asn_id, receipt_id, zone, ssccs: ssccs.as_deref(), status: *status, recalled };
+            receive_asn(conn, tenant, &receipt, now_unix_ms, batch, cache).await
         }
         FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, expected_on_hand, reason } => {
             // A count is absolute: the difference is taken from the row as it is now.
@@ -2085,10 +2098,16 @@ async fn apply_checked(
                 attempt!(one_movement(conn, tenant, operation_id, &key, movement, reason, batch, cache).await?);
             done(changed)
         }
-        FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason } => {
+        FulfilmentMutation::Transfer { operation_id, gtin, lot, from, to, quantity, reason, recalled } => {
             let (source, target) = (StockKey::at(gtin, &from.0, &from.1, lot), StockKey::at(gtin, &to.0, &to.1, lot));
             // The target balance may be new: under the lot's lock, as a receipt (see `lock_lots`).
             lock_lots(conn, tenant, &[(gtin.as_str(), lot.as_str())]).await?;
+            // The write's events say whether the units move recalled: they must say it right.
+            if let Some(assumed) = *recalled
+                && recall_of(conn, tenant, gtin.as_str(), lot).await?.is_some() != assumed
+            {
+                refuse!(refused("conflict", RECALLED_MEANWHILE));
+            }
             batch.refresh(cache, conn, tenant, &source.gtin).await?;
             let entry = batch.entry(cache, conn, tenant, &source.gtin).await?;
             let Some(cached) = entry.balances.iter().find(|cached| cached.key == source) else {
@@ -2352,19 +2371,25 @@ async fn one_movement(
     Ok(Ok(true))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A receipt as written (see [`FulfilmentMutation::ReceiveAsn`]).
+struct Receipt<'a> {
+    asn_id: &'a str,
+    receipt_id: &'a str,
+    zone: &'a ZoneName,
+    ssccs: Option<&'a [Sscc]>,
+    status: LotStatus,
+    recalled: &'a Option<Vec<(String, String)>>,
+}
+
 async fn receive_asn(
     conn: &mut Conn,
     tenant: &str,
-    asn_id: &str,
-    receipt_id: &str,
-    zone: &ZoneName,
-    ssccs: Option<&[Sscc]>,
-    status: LotStatus,
+    receipt: &Receipt<'_>,
     now_unix_ms: i64,
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<FulfilmentApplied> {
+    let Receipt { asn_id, receipt_id, zone, ssccs, status, recalled: assumed_recalled } = *receipt;
     let location: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
         "SELECT location_gln FROM asns WHERE tenant_id = $1 AND asn_id = $2")
         .bind(tenant).bind(asn_id).fetch_optional(&mut *connection).await)?;
@@ -2424,7 +2449,21 @@ async fn receive_asn(
             batch.refresh(cache, conn, tenant, gtin).await?;
         }
     }
+    // Whether each lot is recalled, read once, under the lots' locks. The write's events say
+    // which come in recalled: they must be these.
     let mut recalled_lots: HashMap<(&str, &str), bool> = HashMap::new();
+    for (gtin, lot) in &lots {
+        recalled_lots.insert((gtin, lot), recall_of(conn, tenant, gtin, lot).await?.is_some());
+    }
+    if let Some(assumed) = assumed_recalled
+        && !lots
+            .iter()
+            .filter(|pair| recalled_lots.get(*pair) == Some(&true))
+            .map(|(gtin, lot)| (*gtin, *lot))
+            .eq(assumed.iter().map(|(gtin, lot)| (gtin.as_str(), lot.as_str())))
+    {
+        refuse!(refused("conflict", RECALLED_MEANWHILE));
+    }
     let mut received: Vec<ReceivedLot> = Vec::new();
     for (line, pallet) in chosen.iter().enumerate() {
         let entry = batch.entry(cache, conn, tenant, &pallet.gtin).await?;
@@ -2450,14 +2489,7 @@ async fn receive_asn(
         };
         let kept = receipt_status(&entry.balances, &key, status);
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
-        let recalled = match recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) {
-            Some(&recalled) => recalled,
-            None => {
-                let recalled = recall_of(conn, tenant, &pallet.gtin, &pallet.lot).await?.is_some();
-                recalled_lots.insert((pallet.gtin.as_str(), pallet.lot.as_str()), recalled);
-                recalled
-            }
-        };
+        let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
         let status = if recalled { LotStatus::Recalled } else { kept };
         match received.iter_mut().find(|lot| lot.gtin == pallet.gtin && lot.lot == pallet.lot) {
             Some(lot) => lot.units += pallet.quantity,

@@ -1359,11 +1359,53 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         )
         .await;
     assert!(reopen.is_problem(409, "/problems/lot-conflict"), "{:?}", reopen.body);
-    receive(app, &key, &product, &[("BAD", 10, 3)], 400).await;
+    // A receipt or transfer whose events were built before the recall (saying the units come in
+    // or move as not recalled) is refused by the writer, for the server to build them again;
+    // nothing moves.
+    use store::fulfilment::RECALLED_MEANWHILE;
+    let late = json!({"location": dc(), "pallets": [{"sscc": with_check_digit("38712345000000399"), "gtin": product,
+                      "lot": "BAD", "expiry": in_days(10), "quantity": 1}]});
+    let late = app.post("/v1/asns", &key, late).await;
+    assert_eq!(late.status, StatusCode::CREATED, "{:?}", late.body);
+    let before_recall = FulfilmentMutation::ReceiveAsn {
+        asn_id: late.body["asn_id"].as_str().unwrap().to_owned(),
+        receipt_id: "rcp_stale".into(),
+        zone: network::ZoneName::parse("chill").unwrap(),
+        ssccs: None,
+        status: stock::LotStatus::Available,
+        recalled: Some(Vec::new()),
+    };
+    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(before_recall), None).await;
+    assert!(
+        matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALLED_MEANWHILE),
+        "{stale:?}"
+    );
+    let moved_before_recall = FulfilmentMutation::Transfer {
+        operation_id: "trf_stale".into(),
+        gtin: gs1::Gtin::parse(&product).unwrap(),
+        lot: "BAD".into(),
+        from: (gs1::Gln::parse(&dc()).unwrap(), network::ZoneName::parse("chill").unwrap()),
+        to: (gs1::Gln::parse(&pickup()).unwrap(), network::ZoneName::parse("chill").unwrap()),
+        quantity: 1,
+        reason: "rebalance".into(),
+        recalled: Some(false),
+    };
+    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(moved_before_recall), None).await;
+    assert!(
+        matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALLED_MEANWHILE),
+        "{stale:?}"
+    );
+    assert_eq!(balance(app, &key, &product, "BAD").await["on_hand"], 10, "nothing moved");
+    let received = app
+        .post(&format!("/v1/asns/{}/receipts", late.body["asn_id"].as_str().unwrap()), &key, json!({"zone": "chill"}))
+        .await;
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    assert_eq!(received.body["lots"][0]["status"], "recalled", "{:?}", received.body);
+    receive(app, &key, &product, &[("BAD", 10, 3)], 400).await; // 10 + 1 + 3 on hand
     let bad = balance(app, &key, &product, "BAD").await;
     assert_eq!(
         (bad["status"].as_str(), bad["on_hand"].as_i64(), bad["available"].as_i64()),
-        (Some("recalled"), Some(13), Some(0))
+        (Some("recalled"), Some(14), Some(0))
     );
     // Its receiving event says so: the pallet came in recalled.
     let late_pallet = format!("MATCH_epc=https://id.gs1.org/00/{}", with_check_digit("38712345000000400"));
@@ -1412,12 +1454,12 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         .collect();
     assert_eq!(orders, [(first_id, "reallocated", "packed"), (second_id, "flagged", "accepted")]);
     // The recalled lot's history has one packing, the pallet the recall unpacked: the new pallet
-    // holds GOOD only. (Its later receiving is the pallet received at Haarlem after the recall.)
+    // holds GOOD only. (Its later receivings are the two late pallets received after the recall.)
     let steps: Vec<&str> =
         read.body["history"].as_array().unwrap().iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
     assert_eq!(
         steps,
-        ["commissioning", "receiving", "picking", "packing", "unpacking", "holding", "receiving"],
+        ["commissioning", "receiving", "picking", "packing", "unpacking", "holding", "receiving", "receiving"],
         "{:?}",
         read.body
     );
