@@ -495,10 +495,39 @@ pub fn order_step(
         {
             continue;
         }
-        events.push(event(step, at, zones));
+        let mut recorded = event(step, at, zones);
+        // Sold at a consumer's door: the event names the area, never the home. Its read point is
+        // the destination rounded to about a kilometre (a `geo:` URI, as in GS1's examples), and
+        // it has no business location: the units left the network.
+        if to == OrderStatus::Delivered
+            && order.destination.pickup_point.is_none()
+            && let Some(area) = coarse_area(&order.destination)
+        {
+            recorded["readPoint"] = serde_json::json!({"id": area});
+            if let Some(fields) = recorded.as_object_mut() {
+                fields.remove("bizLocation");
+            }
+        }
+        events.push(recorded);
     }
     capture(tenant, events, at)
 }
+
+/// The area of a home destination as an event may name it: `geo:` with the coordinates rounded
+/// to [`AREA_DECIMALS`] decimals (a cell of about 1.1 by 0.7 km in the Netherlands).
+fn coarse_area(destination: &store::fulfilment::OrderDestination) -> Option<String> {
+    let (latitude, longitude) = (destination.latitude_degrees?, destination.longitude_degrees?);
+    let round = |degrees: f64| {
+        let scale = 10_f64.powi(AREA_DECIMALS);
+        // `+ 0.0` turns a rounded -0 into 0.
+        (degrees * scale).round() / scale + 0.0
+    };
+    let digits = AREA_DECIMALS as usize;
+    Some(format!("geo:{:.digits$},{:.digits$}", round(latitude), round(longitude)))
+}
+
+/// The decimals of a home delivery's area in its event (two: about a kilometre).
+pub const AREA_DECIMALS: i32 = 2;
 
 /// The events of a recall:
 /// - Each pallet of a `packed` order holding the lots is unpacked where it was packed

@@ -647,4 +647,15 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
         .await;
     assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
     assert_eq!(handed.body["order_status"], "delivered", "{:?}", handed.body);
+    // Each parcel's sale at the door names the area, about a kilometre, never the home, and no
+    // business location (the units left the network).
+    for pallet in &pallets {
+        let sold =
+            app.get(&format!("/events?EQ_bizStep=retail_selling&MATCH_epc=https://id.gs1.org/00/{pallet}"), &key).await;
+        let sold = &sold.body["epcisBody"]["queryResults"]["resultsBody"]["eventList"];
+        assert_eq!(sold.as_array().map(Vec::len), Some(1), "{sold:?}");
+        // The order keeps 52.370, 4.895 (three decimals); 4.895 is a hair below the half.
+        assert_eq!(sold[0]["readPoint"]["id"], "geo:52.37,4.89", "{sold:?}");
+        assert!(sold[0].get("bizLocation").is_none(), "{sold:?}");
+    }
 }
