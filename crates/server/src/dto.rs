@@ -272,6 +272,45 @@ pub struct ProductInput {
 }
 
 impl ProductInput {
+    /// The temperature class, each mistake at its own field: a custom class's bounds at
+    /// `/temperature_min_celsius` and `/temperature_max_celsius`, the name at `/temperature_class`.
+    fn checked_class(&self, checker: &mut Checker) -> Option<TemperatureClass> {
+        let bounds = [
+            ("/temperature_min_celsius", self.temperature_min_celsius),
+            ("/temperature_max_celsius", self.temperature_max_celsius),
+        ];
+        let mut bounds_fit = true;
+        if self.temperature_class == "custom" {
+            for (pointer, value) in bounds {
+                let checked = value.ok_or_else(|| "is required for a custom class".to_owned()).and_then(|celsius| {
+                    network::TemperatureRange::new(Some(celsius), None).map_err(|error| error.to_string())
+                });
+                bounds_fit &= checker.check(pointer, checked).is_some();
+            }
+            if let (true, Some(min), Some(max)) =
+                (bounds_fit, self.temperature_min_celsius, self.temperature_max_celsius)
+                && let Err(error) = network::TemperatureRange::new(Some(min), Some(max))
+            {
+                checker.fail("/temperature_min_celsius", error.to_string());
+                bounds_fit = false;
+            }
+        } else if TemperatureClass::NAMES.contains(&self.temperature_class.as_str()) {
+            for (pointer, value) in bounds {
+                if value.is_some() {
+                    checker.fail(pointer, "only a custom class takes a range (its own class's is fixed)");
+                    bounds_fit = false;
+                }
+            }
+        }
+        if !bounds_fit {
+            return None;
+        }
+        checker.check(
+            "/temperature_class",
+            TemperatureClass::new(&self.temperature_class, self.temperature_min_celsius, self.temperature_max_celsius),
+        )
+    }
+
     pub fn into_domain(self, path_gtin: Option<&str>) -> Result<Product, Problem> {
         let mut checker = Checker::default();
         let gtin = match (&self.gtin, path_gtin) {
@@ -293,10 +332,7 @@ impl ProductInput {
         let name = checker.text("/name", &self.name, Product::NAME_LENGTH_MAX);
         let brand = checker.optional_text("/brand", &self.brand, TEXT_LENGTH_MAX);
         let description = checker.optional_text("/description", &self.description, Product::DESCRIPTION_LENGTH_MAX);
-        let class = checker.check(
-            "/temperature_class",
-            TemperatureClass::new(&self.temperature_class, self.temperature_min_celsius, self.temperature_max_celsius),
-        );
+        let class = self.checked_class(&mut checker);
         if let Some(days) = self.shelf_life_days {
             checker.bounded("/shelf_life_days", u64::from(days), 1, u64::from(Product::SHELF_LIFE_DAYS_MAX));
         }

@@ -498,6 +498,30 @@ async fn bad_input_gets_a_problem_and_stores_nothing(app: &TestApp) {
             json!({"gtin": "09506000134352", "name": "x", "temperature_class": "custom", "temperature_min_celsius": 8, "temperature_max_celsius": 2}),
             422,
             "/problems/validation-failed",
+            "/temperature_min_celsius",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "custom", "temperature_min_celsius": 2, "temperature_max_celsius": 900}),
+            422,
+            "/problems/validation-failed",
+            "/temperature_max_celsius",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "custom", "temperature_min_celsius": 2}),
+            422,
+            "/problems/validation-failed",
+            "/temperature_max_celsius",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "temperature_max_celsius": 4}),
+            422,
+            "/problems/validation-failed",
+            "/temperature_max_celsius",
+        ),
+        (
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilly"}),
+            422,
+            "/problems/validation-failed",
             "/temperature_class",
         ),
         (
