@@ -438,8 +438,16 @@ async fn evaluate_device(
                     maximum_celsius: statistics.map(|statistics| statistics.max_celsius),
                     mean_celsius: statistics.map(|statistics| statistics.mean_celsius),
                 };
-                let zones =
-                    crate::steps::SiteZones::of_target(store, &assignment.target_kind, &assignment.target).await?;
+                // The alarm is stored even if its site's zone cannot be read (its event says UTC).
+                let zones = match crate::steps::SiteZones::of_target(store, &assignment.target_kind, &assignment.target)
+                    .await
+                {
+                    Ok(zones) => zones,
+                    Err(problem) => {
+                        tracing::warn!(alarm = %id, detail = %problem.detail, "an alarm site's time zone could not be read");
+                        crate::steps::SiteZones::default()
+                    }
+                };
                 // The alarm is stored even if its event cannot be built.
                 let events = match crate::steps::sensor_event(tenant, &evidence, alarm.opened_at(), &zones) {
                     Ok(events) => events,

@@ -267,8 +267,9 @@ struct RecalledParcel {
     at_door: bool,
 }
 
-/// The shipments (by index) of an order's reservation that couriers handed over: their stops
-/// visited.
+/// The shipments (by index) of an order's reservation that couriers handed to the consumer at
+/// the door: their stops visited. A parcel a courier left at a pickup point is not the
+/// consumer's yet (they collect it: `delivered`), so it does not count.
 pub(crate) async fn shipments_handed_over(
     conn: &mut Conn,
     order_tenant: &str,
@@ -277,7 +278,7 @@ pub(crate) async fn shipments_handed_over(
 ) -> Result<Vec<usize>, sqlx::Error> {
     let rows: Vec<(i64,)> = crate::backend::on_conn!(conn, connection => sqlx::query_as(
         "SELECT DISTINCT shipment FROM dispatch_stops WHERE tenant_id = $1 AND order_tenant_id = $2 \
-         AND order_id = $3 AND reservation_id = $4 AND delivered_unix_ms IS NOT NULL")
+         AND order_id = $3 AND reservation_id = $4 AND delivered_unix_ms IS NOT NULL AND pickup_point_gln IS NULL")
         .bind(TenantId::network().as_str()).bind(order_tenant).bind(order_id).bind(reservation_id)
         .fetch_all(&mut *connection).await)?;
     Ok(rows.into_iter().filter_map(|(shipment,)| usize::try_from(shipment).ok()).collect())

@@ -3749,17 +3749,6 @@ async fn recall(
     if !on_hand.into_iter().eq(held.iter().map(|(key, units)| (key, *units))) {
         refuse!(refused("conflict", RECALL_CHANGED));
     }
-    // The write's events record these units as held back where they lie: they must be these.
-    let mut on_hand: Vec<(&StockKey, i64)> = entry
-        .balances
-        .iter()
-        .filter(|cached| lots.contains(&cached.key.lot) && cached.balance.on_hand > 0)
-        .map(|cached| (&cached.key, cached.balance.on_hand))
-        .collect();
-    on_hand.sort_unstable();
-    if !on_hand.into_iter().eq(held.iter().map(|(key, units)| (key, *units))) {
-        refuse!(refused("conflict", RECALL_CHANGED));
-    }
     for (line, key) in keys.iter().enumerate() {
         batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Recalled, Some(reason)).await?;
         // The reservations voided below are those found after these rows were read: one another
@@ -3857,11 +3846,19 @@ async fn recall(
         if let Some(current) = allocation_locked(conn, tenant, &order.order_id).await? {
             order.allocation = current;
         }
-        order.allocation.flags.push(format!(
-            "recall {recall_id}: the parcel carries {} units of the recalled lots; it is not handed over, take it \
-             back (returned)",
-            carrying.iter().map(|(_, recalled_units)| recalled_units).sum::<i64>()
-        ));
+        let recalled_units: i64 = carrying.iter().map(|(_, recalled_units)| recalled_units).sum();
+        order.allocation.flags.push(if carrying.len() == 1 {
+            format!(
+                "recall {recall_id}: the parcel carries {recalled_units} units of the recalled lots; it is not handed \
+                 over, take it back (returned)"
+            )
+        } else {
+            format!(
+                "recall {recall_id}: {} parcels carry {recalled_units} units of the recalled lots; they are not handed \
+                 over, take them back (returned)",
+                carrying.len()
+            )
+        });
         // It goes back, not out: no wave plans it (a route that has it voids its stop at the start).
         // A split order's other parcel stays queued.
         for (shipment, _) in &carrying {

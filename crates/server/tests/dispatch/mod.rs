@@ -658,4 +658,41 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
         assert_eq!(sold[0]["readPoint"]["id"], "geo:52.37,4.89", "{sold:?}");
         assert!(sold[0].get("bizLocation").is_none(), "{sold:?}");
     }
+
+    // A parcel a courier left at a pickup point is not the consumer's yet: recalled then, it is
+    // flagged, and the consumer does not collect it.
+    let (other_key, other_product) = merchant(app, "collects", "871234560701").await;
+    receive(app, &other_key, &other_product, &[("PUP", 20, 4)], 950).await;
+    let (collected, departure) = packed_order(
+        app,
+        ("collects", &other_key),
+        &other_product,
+        1,
+        json!({"pickup_point": super::fulfilment::pickup()}),
+        960,
+    )
+    .await;
+    let wave = jiff::Timestamp::from_millisecond(departure).unwrap().to_string();
+    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+    let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let dropped =
+        app.send("POST", &format!("/v1/routes/{route_id}/stops/1/delivered"), Some(&app.operator_key), None, &[]).await;
+    assert_eq!(dropped.status, StatusCode::OK, "{:?}", dropped.body);
+    assert_eq!(dropped.body["order_status"], "at_pickup_point", "{:?}", dropped.body);
+    let recall =
+        app.post("/v1/recalls", &other_key, json!({"gtin": other_product, "lots": ["PUP"], "reason": "glass"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let read = app.get(&format!("/v1/orders/{collected}"), &other_key).await;
+    assert_eq!(read.body["flags"].as_array().map(Vec::len), Some(1), "{:?}", read.body);
+    let handed = app
+        .post(
+            &format!("/v1/orders/{collected}/events?tenant=collects"),
+            &app.operator_key,
+            json!({"status": "delivered"}),
+        )
+        .await;
+    assert!(handed.is_problem(409, "/problems/lot-unavailable"), "{:?}", handed.body);
 }
