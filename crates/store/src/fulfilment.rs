@@ -3807,38 +3807,41 @@ async fn recall(
     let mut reach =
         recall_reach(conn, tenant, recall_id, now_unix_ms, gtin.as_str(), lots, taken_back, now_unix_ms).await?;
     // Parcels on their way with units of the lots need a person: they are not handed over (see
-    // `recalled_in_parcel`) but taken back. Each is flagged, its reason in its order.
+    // `recalled_in_parcel`) but taken back. Units that reached the consumer (a delivered order, a
+    // parcel a courier handed over at the door) need one too: the consumer is told. Each is a
+    // flag, its reason in its order.
     for (order, units) in &mut reach.orders {
         let in_transit =
             matches!(order.status, OrderStatus::Shipped | OrderStatus::OutForDelivery | OrderStatus::AtPickupPoint);
-        if !in_transit || units.shipped <= units.returned {
+        let delivered = order.status == OrderStatus::Delivered;
+        if !(in_transit || delivered) || units.shipped <= units.returned {
             continue;
         }
-        // The parcels still to hand over that carry units of the lots (a split order's parcel a
-        // courier handed over before the recall is the consumer's already).
-        let handed =
-            crate::dispatch::shipments_handed_over(conn, tenant, &order.order_id, &order.reservation_id).await?;
-        let carrying: Vec<(usize, i64)> = order
-            .allocation
-            .shipments
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| !handed.contains(index))
-            .map(|(index, shipment)| {
-                let recalled_units: i64 = shipment
-                    .picks
-                    .iter()
-                    .filter(|pick| {
-                        lots.contains(&pick.lot)
-                            && order.lines.get(pick.line).is_some_and(|line| line.gtin == gtin.as_str())
-                    })
-                    .map(|pick| pick.shipped.unwrap_or(pick.quantity))
-                    .sum();
-                (index, recalled_units)
-            })
-            .filter(|(_, recalled_units)| *recalled_units > 0)
-            .collect();
-        if carrying.is_empty() {
+        let handed = if in_transit {
+            crate::dispatch::shipments_handed_over(conn, tenant, &order.order_id, &order.reservation_id).await?
+        } else {
+            (0..order.allocation.shipments.len()).collect()
+        };
+        // The parcels still to hand over that carry units of the lots, and the units of the lots
+        // the consumer has.
+        let (mut carrying, mut reached): (Vec<(usize, i64)>, i64) = (Vec::new(), 0);
+        for (index, shipment) in order.allocation.shipments.iter().enumerate() {
+            let recalled_units: i64 = shipment
+                .picks
+                .iter()
+                .filter(|pick| {
+                    lots.contains(&pick.lot)
+                        && order.lines.get(pick.line).is_some_and(|line| line.gtin == gtin.as_str())
+                })
+                .map(|pick| pick.shipped.unwrap_or(pick.quantity))
+                .sum();
+            match recalled_units {
+                0 => {}
+                _ if handed.contains(&index) => reached += recalled_units,
+                _ => carrying.push((index, recalled_units)),
+            }
+        }
+        if carrying.is_empty() && reached == 0 {
             continue;
         }
         // On PostgreSQL a recall of other lots on another API node may flag the order at the
@@ -3847,18 +3850,22 @@ async fn recall(
             order.allocation = current;
         }
         let recalled_units: i64 = carrying.iter().map(|(_, recalled_units)| recalled_units).sum();
-        order.allocation.flags.push(if carrying.len() == 1 {
-            format!(
+        match carrying.len() {
+            0 => {}
+            1 => order.allocation.flags.push(format!(
                 "recall {recall_id}: the parcel carries {recalled_units} units of the recalled lots; it is not handed \
                  over, take it back (returned)"
-            )
-        } else {
-            format!(
-                "recall {recall_id}: {} parcels carry {recalled_units} units of the recalled lots; they are not handed \
-                 over, take them back (returned)",
-                carrying.len()
-            )
-        });
+            )),
+            parcels => order.allocation.flags.push(format!(
+                "recall {recall_id}: {parcels} parcels carry {recalled_units} units of the recalled lots; they are not \
+                 handed over, take them back (returned)"
+            )),
+        }
+        if reached > 0 {
+            order.allocation.flags.push(format!(
+                "recall {recall_id}: {reached} units of the recalled lots reached the consumer; tell them"
+            ));
+        }
         // It goes back, not out: no wave plans it (a route that has it voids its stop at the start).
         // A split order's other parcel stays queued.
         for (shipment, _) in &carrying {

@@ -576,9 +576,9 @@ pub async fn routes_start_once(apps: &[&TestApp]) {
 }
 
 /// A split order whose parcel from the DC was handed over at the door before its lot was
-/// recalled: the recall flags nothing (no parcel left to take back carries the lot), and the
-/// other parcel, from the depot and clean, is still handed over at its own stop; the order is
-/// delivered.
+/// recalled: the recall's flag tells the merchant the consumer has the units (no parcel left to
+/// take back carries the lot), and the other parcel, from the depot and clean, is still handed
+/// over at its own stop; the order is delivered.
 pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app: &TestApp) {
     network(app).await;
     let depot = cold_depot(app, true).await;
@@ -639,8 +639,13 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
     assert_eq!(handed.body["order_status"], "out_for_delivery", "the depot's parcel is on its way: {:?}", handed.body);
     let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["DCL"], "reason": "glass"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    // No parcel left to take back carries the lot; the merchant is told to tell the consumer.
     let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
-    assert_eq!(read.body["flags"], json!([]), "no parcel left to take back carries the lot: {:?}", read.body);
+    let told = format!(
+        "recall {}: 5 units of the recalled lots reached the consumer; tell them",
+        recall.body["recall_id"].as_str().unwrap()
+    );
+    assert_eq!(read.body["flags"], json!([told]), "{:?}", read.body);
     // The depot's parcel holds DEP only: handed over at its stop, and the order is delivered.
     let handed = app
         .send("POST", &format!("/v1/routes/{}/stops/1/delivered", routes[1]), Some(&app.operator_key), None, &[])
@@ -658,6 +663,16 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
         assert_eq!(sold[0]["readPoint"]["id"], "geo:52.37,4.89", "{sold:?}");
         assert!(sold[0].get("bizLocation").is_none(), "{sold:?}");
     }
+
+    // Recalled once the order is delivered, the other lot's units are the consumer's too.
+    let later = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["DEP"], "reason": "glass"})).await;
+    assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
+    let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    let also_told = format!(
+        "recall {}: 3 units of the recalled lots reached the consumer; tell them",
+        later.body["recall_id"].as_str().unwrap()
+    );
+    assert_eq!(read.body["flags"], json!([told, also_told]), "{:?}", read.body);
 
     // A parcel a courier left at a pickup point is not the consumer's yet: recalled then, it is
     // flagged, and the consumer does not collect it.
