@@ -434,13 +434,21 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
 /// A split order whose shipment from the DC shipped nothing (its pick came up empty): no wave
 /// plans it, the order goes out and is delivered with its other shipment alone, and that
 /// shipment's hand-over records its pallet's events once.
-pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) {
+/// The network with a cold depot, a merchant with 5 units of `lots.0` at the DC and 5 of `lots.1`
+/// at the depot (expiring in 20 and `lots.2` days; pallets from SSCC serial `sscc`), and a reefer
+/// van at each: an order of 8 units is split between the two. Answers (key, product, depot).
+async fn split_stock(
+    app: &TestApp,
+    (tenant, product_body): (&str, &str),
+    lots: (&str, &str, i64),
+    sscc: u64,
+) -> (String, String, String) {
     network(app).await;
     let depot = cold_depot(app, true).await;
-    let (key, product) = merchant(app, "splitter", "871234560500").await;
-    receive(app, &key, &product, &[("SPL", 20, 5)], 500).await;
-    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(20)).to_string();
-    let at_depot = json!({"location": depot, "pallets": [{"sscc": gtin_sscc(501), "gtin": product, "lot": "SPL",
+    let (key, product) = merchant(app, tenant, product_body).await;
+    receive(app, &key, &product, &[(lots.0, 20, 5)], sscc).await;
+    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(lots.2)).to_string();
+    let at_depot = json!({"location": depot, "pallets": [{"sscc": gtin_sscc(sscc + 1), "gtin": product, "lot": lots.1,
                           "expiry": expiry, "quantity": 5}]});
     let asn = app.post("/v1/asns", &key, at_depot).await;
     assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
@@ -452,6 +460,11 @@ pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) 
         let created = put(app, &format!("/v1/operator/vehicles/{vehicle_id}"), body).await;
         assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     }
+    (key, product, depot)
+}
+
+pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) {
+    let (key, product, depot) = split_stock(app, ("splitter", "871234560500"), ("SPL", "SPL", 20), 500).await;
 
     let order = json!({"lines": [{"gtin": product, "quantity": 8}], "destination": home(52.3702, 4.8952),
                        "service": "next_day"});
@@ -580,23 +593,7 @@ pub async fn routes_start_once(apps: &[&TestApp]) {
 /// take back carries the lot), and the other parcel, from the depot and clean, is still handed
 /// over at its own stop; the order is delivered.
 pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app: &TestApp) {
-    network(app).await;
-    let depot = cold_depot(app, true).await;
-    let (key, product) = merchant(app, "halves", "871234560700").await;
-    receive(app, &key, &product, &[("DCL", 20, 5)], 900).await;
-    let expiry = (jiff::Zoned::now().date() + jiff::ToSpan::days(22)).to_string();
-    let at_depot = json!({"location": depot, "pallets": [{"sscc": gtin_sscc(901), "gtin": product, "lot": "DEP",
-                          "expiry": expiry, "quantity": 5}]});
-    let asn = app.post("/v1/asns", &key, at_depot).await;
-    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
-    let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
-    assert_eq!(app.post(&path, &key, json!({"zone": "cold"})).await.status, StatusCode::CREATED);
-    for (vehicle_id, at) in [("van-dc", dc()), ("van-depot", depot.clone())] {
-        let mut body = vehicle("Reefer van", 20, &["reefer"], None);
-        body["depot"] = json!(at);
-        let created = put(app, &format!("/v1/operator/vehicles/{vehicle_id}"), body).await;
-        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    }
+    let (key, product, depot) = split_stock(app, ("halves", "871234560700"), ("DCL", "DEP", 22), 900).await;
     let order = json!({"lines": [{"gtin": product, "quantity": 8}], "destination": home(52.3702, 4.8952),
                        "service": "next_day"});
     let placed = app.post("/v1/orders", &key, order).await;
