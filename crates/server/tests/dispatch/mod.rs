@@ -434,15 +434,26 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
 /// A split order whose shipment from the DC shipped nothing (its pick came up empty): no wave
 /// plans it, the order goes out and is delivered with its other shipment alone, and that
 /// shipment's hand-over records its pallet's events once.
+/// A split order and where it stands.
+struct SplitOrder {
+    key: String,
+    product: String,
+    depot: String,
+    order_id: String,
+    shipments: Vec<Value>,
+    /// The index of the shipment from the DC (the other is from the depot).
+    from_dc: usize,
+}
+
 /// The network with a cold depot, a merchant with 5 units of `lots.0` at the DC and 5 of `lots.1`
-/// at the depot (expiring in 20 and `lots.2` days; pallets from SSCC serial `sscc`), and a reefer
-/// van at each: an order of 8 units is split between the two. Answers (key, product, depot).
-async fn split_stock(
+/// at the depot (expiring in 20 and `lots.2` days; pallets from SSCC serial `sscc`), a reefer van
+/// at each, and an order of 8 units to a home, split between the two.
+async fn split_order(
     app: &TestApp,
     (tenant, product_body): (&str, &str),
     lots: (&str, &str, i64),
     sscc: u64,
-) -> (String, String, String) {
+) -> SplitOrder {
     network(app).await;
     let depot = cold_depot(app, true).await;
     let (key, product) = merchant(app, tenant, product_body).await;
@@ -460,12 +471,6 @@ async fn split_stock(
         let created = put(app, &format!("/v1/operator/vehicles/{vehicle_id}"), body).await;
         assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     }
-    (key, product, depot)
-}
-
-pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) {
-    let (key, product, depot) = split_stock(app, ("splitter", "871234560500"), ("SPL", "SPL", 20), 500).await;
-
     let order = json!({"lines": [{"gtin": product, "quantity": 8}], "destination": home(52.3702, 4.8952),
                        "service": "next_day"});
     let placed = app.post("/v1/orders", &key, order).await;
@@ -474,8 +479,14 @@ pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) 
     let shipments = placed.body["shipments"].as_array().unwrap().clone();
     assert_eq!(shipments.len(), 2, "{:?}", placed.body);
     let from_dc = shipments.iter().position(|shipment| shipment["from"] == dc().as_str()).unwrap();
+    assert_eq!(shipments[1 - from_dc]["from"], depot.as_str(), "{:?}", placed.body);
+    SplitOrder { key, product, depot, order_id, shipments, from_dc }
+}
+
+pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) {
+    let SplitOrder { key, product, depot, order_id, shipments, from_dc } =
+        split_order(app, ("splitter", "871234560500"), ("SPL", "SPL", 20), 500).await;
     let empty = 1 - from_dc;
-    assert_eq!(shipments[empty]["from"], depot.as_str(), "{:?}", placed.body);
     let events_path = format!("/v1/orders/{order_id}/events?tenant=splitter");
     let pallets = [gtin_sscc(600), gtin_sscc(601)];
     for step in [json!({"status": "picking"}), json!({"status": "packed", "ssccs": pallets})] {
@@ -593,17 +604,10 @@ pub async fn routes_start_once(apps: &[&TestApp]) {
 /// take back carries the lot), and the other parcel, from the depot and clean, is still handed
 /// over at its own stop; the order is delivered.
 pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app: &TestApp) {
-    let (key, product, depot) = split_stock(app, ("halves", "871234560700"), ("DCL", "DEP", 22), 900).await;
-    let order = json!({"lines": [{"gtin": product, "quantity": 8}], "destination": home(52.3702, 4.8952),
-                       "service": "next_day"});
-    let placed = app.post("/v1/orders", &key, order).await;
-    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
-    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
-    let shipments = placed.body["shipments"].as_array().unwrap().clone();
-    assert_eq!(shipments.len(), 2, "{:?}", placed.body);
-    let from_dc = shipments.iter().position(|shipment| shipment["from"] == dc().as_str()).unwrap();
-    assert_eq!(shipments[from_dc]["picks"][0]["lot"], "DCL", "{:?}", placed.body);
-    assert_eq!(shipments[1 - from_dc]["picks"][0]["lot"], "DEP", "{:?}", placed.body);
+    let SplitOrder { key, product, depot, order_id, shipments, from_dc } =
+        split_order(app, ("halves", "871234560700"), ("DCL", "DEP", 22), 900).await;
+    assert_eq!(shipments[from_dc]["picks"][0]["lot"], "DCL", "{shipments:?}");
+    assert_eq!(shipments[1 - from_dc]["picks"][0]["lot"], "DEP", "{shipments:?}");
     let events_path = format!("/v1/orders/{order_id}/events?tenant=halves");
     let pallets = [gtin_sscc(910), gtin_sscc(911)];
     for step in
