@@ -638,14 +638,20 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
         .await;
     assert_eq!(handed.status, StatusCode::OK, "{:?}", handed.body);
     assert_eq!(handed.body["order_status"], "out_for_delivery", "the depot's parcel is on its way: {:?}", handed.body);
-    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["DCL"], "reason": "glass"})).await;
-    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    // Recalls a lot; answers the flag that tells the merchant `units` reached the consumer.
+    let recall_reached = |lot: &'static str, units: i64| {
+        let (key, product) = (key.clone(), product.clone());
+        async move {
+            let recall =
+                app.post("/v1/recalls", &key, json!({"gtin": product, "lots": [lot], "reason": "glass"})).await;
+            assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+            let recall_id = recall.body["recall_id"].as_str().unwrap().to_owned();
+            format!("recall {recall_id}: {units} units of the recalled lots reached the consumer; tell them")
+        }
+    };
     // No parcel left to take back carries the lot; the merchant is told to tell the consumer.
+    let told = recall_reached("DCL", 5).await;
     let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
-    let told = format!(
-        "recall {}: 5 units of the recalled lots reached the consumer; tell them",
-        recall.body["recall_id"].as_str().unwrap()
-    );
     assert_eq!(read.body["flags"], json!([told]), "{:?}", read.body);
     // The depot's parcel holds DEP only: handed over at its stop, and the order is delivered.
     let handed = app
@@ -666,13 +672,8 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
     }
 
     // Recalled once the order is delivered, the other lot's units are the consumer's too.
-    let later = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["DEP"], "reason": "glass"})).await;
-    assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
+    let also_told = recall_reached("DEP", 3).await;
     let read = app.get(&format!("/v1/orders/{order_id}"), &key).await;
-    let also_told = format!(
-        "recall {}: 3 units of the recalled lots reached the consumer; tell them",
-        later.body["recall_id"].as_str().unwrap()
-    );
     assert_eq!(read.body["flags"], json!([told, also_told]), "{:?}", read.body);
 
     // A parcel a courier left at a pickup point is not the consumer's yet: recalled then, it is
