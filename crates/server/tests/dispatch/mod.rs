@@ -434,6 +434,16 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
 /// A split order whose shipment from the DC shipped nothing (its pick came up empty): no wave
 /// plans it, the order goes out and is delivered with its other shipment alone, and that
 /// shipment's hand-over records its pallet's events once.
+/// Plans the wave at `depot` and starts its first route; answers the route's id.
+async fn started_route(app: &TestApp, depot: &str, wave: &str) -> String {
+    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": depot, "wave": wave})).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{depot}: {:?}", planned.body);
+    let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
+    let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    route_id
+}
+
 /// A split order and where it stands.
 struct SplitOrder {
     key: String,
@@ -537,11 +547,7 @@ pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) 
     let (recalled_order, departure) =
         packed_order(app, ("splitter", &key), &product, 1, home(52.3650, 4.9000), 702).await;
     let wave = jiff::Timestamp::from_millisecond(departure).unwrap().to_string();
-    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
-    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
-    let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
-    let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
-    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let route_id = started_route(app, &dc(), &wave).await;
     let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["RCL"], "reason": "glass"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
     let at_door =
@@ -622,16 +628,7 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
         .max()
         .unwrap()
         .to_string();
-    let mut routes = Vec::new();
-    for at in [dc(), depot.clone()] {
-        let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": at, "wave": wave})).await;
-        assert_eq!(planned.status, StatusCode::CREATED, "{at}: {:?}", planned.body);
-        let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
-        let started =
-            app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
-        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
-        routes.push(route_id);
-    }
+    let routes = [started_route(app, &dc(), &wave).await, started_route(app, &depot, &wave).await];
     // The DC's parcel reaches the consumer; then its lot is recalled.
     let handed = app
         .send("POST", &format!("/v1/routes/{}/stops/1/delivered", routes[0]), Some(&app.operator_key), None, &[])
@@ -690,11 +687,7 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
     )
     .await;
     let wave = jiff::Timestamp::from_millisecond(departure).unwrap().to_string();
-    let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
-    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
-    let route_id = planned.body["routes"][0]["route_id"].as_str().unwrap().to_owned();
-    let started = app.send("POST", &format!("/v1/routes/{route_id}/start"), Some(&app.operator_key), None, &[]).await;
-    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let route_id = started_route(app, &dc(), &wave).await;
     let dropped =
         app.send("POST", &format!("/v1/routes/{route_id}/stops/1/delivered"), Some(&app.operator_key), None, &[]).await;
     assert_eq!(dropped.status, StatusCode::OK, "{:?}", dropped.body);
