@@ -12,7 +12,8 @@
 //!    ties: the cheapest, then the GLN), each shipment with its own route.
 //! 4. **FEFO within a site**: earliest expiry first (lots without expiry last), then lot number.
 //!
-//! The decision and every candidate's outcome are kept, so `GET /v1/orders/{id}` shows why. Both
+//! The decision and every candidate's outcome are answered (the store keeps the chosen sites and
+//! the closest runners-up, and counts the rest), so `GET /v1/orders/{id}` shows why. Both
 //! choices are branch and bound: a site is routed (the costly part) only while a lower bound of
 //! its cost and an upper bound of its units could still beat the best found; a site skipped so
 //! is reported by what it holds (`Partial`, or `Passed` with its lowest cost).

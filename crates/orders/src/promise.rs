@@ -4,7 +4,8 @@
 //! 1. **Cut-off.** A site offers a service if it has a cut-off time for it (a site with any
 //!    cut-off also offers `standard`, at its latest cut-off). An order placed at or before the day's
 //!    cut-off (site's local time) is picked that day, starting no earlier than [`WORKDAY_START`];
-//!    after the cut-off it waits for the next workday's start.
+//!    after the cut-off it waits for the next day's start. Sites work every day: there is no
+//!    calendar of weekends or holidays (a site closed on Sunday is not modelled).
 //! 2. **Pick and pack**: the site's `pick_pack_lead_minutes`.
 //! 3. **Line haul** (optional; needed when the destination is beyond the site's last-mile reach):
 //!    a lane from the site to a site within reach of the destination, carrying every temperature
@@ -96,16 +97,21 @@ fn time_zone(location: &Location) -> TimeZone {
 }
 
 /// The first instant at or after `after` whose local time in `zone` is `minutes` after midnight.
+/// A local time that occurs twice (the hour repeated when summer time ends) is tried at both
+/// instants; one that does not occur (the hour skipped when it begins) is taken an hour later, as
+/// the clocks show it.
 pub fn next_local_time(zone: &TimeZone, after: Timestamp, minutes: u16) -> Timestamp {
     let local = after.to_zoned(zone.clone());
     let date = local.date();
     for days in 0..3 {
         let Ok(day) = date.checked_add(days.days()) else { break };
         let time = jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).unwrap_or_default();
-        if let Ok(candidate) = day.to_datetime(time).to_zoned(zone.clone())
-            && candidate.timestamp() >= after
-        {
-            return candidate.timestamp();
+        let occurrences = zone.to_ambiguous_zoned(day.to_datetime(time));
+        // `compatible`: the first instant of a repeated time, the later one of a skipped time.
+        for candidate in [occurrences.clone().compatible(), occurrences.later()].into_iter().flatten() {
+            if candidate.timestamp() >= after {
+                return candidate.timestamp();
+            }
         }
     }
     after
@@ -139,7 +145,7 @@ pub fn ready_at(site: &Location, service: Service, placed_unix_ms: i64) -> Resul
     let placed = timestamp(placed_unix_ms);
     let local = local_time(&zone, placed);
     let start = if local > time_of_day(cutoff.minutes_after_midnight()) {
-        // Tomorrow's workday start (in the site's zone, whatever its offset does overnight).
+        // Tomorrow's start (in the site's zone, whatever its offset does overnight).
         let tomorrow = placed.to_zoned(zone.clone()).date().tomorrow().unwrap_or(placed.to_zoned(zone.clone()).date());
         let midnight = tomorrow.to_zoned(zone.clone()).map(|zoned| zoned.timestamp()).unwrap_or(placed);
         next_local_time(&zone, midnight, WORKDAY_START)
@@ -370,6 +376,20 @@ mod tests {
     fn local(text: &str) -> i64 {
         let civil: jiff::civil::DateTime = text.parse().unwrap();
         civil.to_zoned(TimeZone::get("Europe/Amsterdam").unwrap()).unwrap().timestamp().as_millisecond()
+    }
+
+    /// When summer time ends in Amsterdam (25 October 2026, 03:00 CEST → 02:00 CET) 02:30 occurs
+    /// twice: past the first, a 02:30 departure is the second, not the next day's. When it begins
+    /// (29 March 2026, 02:00 CET → 03:00 CEST) 02:30 does not occur: the clocks show 03:30.
+    #[test]
+    fn local_times_across_the_changes_of_summer_time() {
+        let zone = TimeZone::get("Europe/Amsterdam").unwrap();
+        let next = |after: &str| next_local_time(&zone, after.parse().unwrap(), 2 * 60 + 30).to_string();
+        assert_eq!(next("2026-10-25T00:20:00Z"), "2026-10-25T00:30:00Z", "02:30 CEST");
+        assert_eq!(next("2026-10-25T00:40:00Z"), "2026-10-25T01:30:00Z", "02:30 CET, the same morning");
+        assert_eq!(next("2026-10-25T01:40:00Z"), "2026-10-26T01:30:00Z", "the next day's");
+        assert_eq!(next("2026-03-29T00:00:00Z"), "2026-03-29T01:30:00Z", "03:30 CEST");
+        assert_eq!(next("2026-07-01T01:00:00Z"), "2026-07-02T00:30:00Z", "a plain summer day");
     }
 
     #[test]

@@ -1346,14 +1346,24 @@ fn check_destination(checker: &mut Checker, input: &DestinationInput) -> Option<
     };
     let coordinates = checker.check("/destination/latitude", network::Coordinates::new(latitude, longitude));
     let zone = checker.check("/destination/time_zone", network::TimeZoneName::parse(zone));
-    coordinates.zip(zone).map(|(coordinates, zone)| OrderDestination {
-        pickup_point: None,
-        // Rounded to about 100 m: enough to route, not a doorstep.
-        latitude_degrees: Some((coordinates.latitude_degrees() * 1000.0).round() / 1000.0),
-        longitude_degrees: Some((coordinates.longitude_degrees() * 1000.0).round() / 1000.0),
-        time_zone: Some(zone.as_str().to_owned()),
-        area,
+    coordinates.zip(zone).map(|(coordinates, zone)| {
+        let (latitude, longitude) = kept_coordinates(&coordinates);
+        OrderDestination {
+            pickup_point: None,
+            latitude_degrees: Some(latitude),
+            longitude_degrees: Some(longitude),
+            time_zone: Some(zone.as_str().to_owned()),
+            area,
+        }
     })
+}
+
+/// A destination's coordinates as an order keeps them: rounded to 0.001° (about 100 m), enough
+/// to route, not a doorstep. `GET /v1/promise` routes to the same point, so it answers what
+/// placing the order would.
+fn kept_coordinates(coordinates: &network::Coordinates) -> (f64, f64) {
+    let round = |degrees: f64| (degrees * 1000.0).round() / 1000.0;
+    (round(coordinates.latitude_degrees()), round(coordinates.longitude_degrees()))
 }
 
 fn check_lines(checker: &mut Checker, lines: &[OrderLineInput]) -> Vec<Line> {
@@ -1726,6 +1736,9 @@ async fn promise(
                 .zip(longitude.trim().parse::<f64>().ok())
                 .and_then(|(latitude, longitude)| network::Coordinates::new(latitude, longitude).ok())
                 .ok_or_else(|| Problem::field("invalid-parameter", "?to", "latitude,longitude in degrees"))?;
+            // Where an order to these coordinates would be routed to.
+            let (latitude, longitude) = kept_coordinates(&coordinates);
+            let coordinates = network::Coordinates::new(latitude, longitude).map_err(Problem::internal)?;
             // As for an order to coordinates: the day of `same_day` and `next_day` is the
             // destination's, so its time zone is not guessed.
             let zone_name = params.tz.clone().ok_or_else(|| {
