@@ -44,6 +44,13 @@ async fn spawn_app_configured(
     sqlite: Option<scratchdb::SqliteFile>,
     configure: impl FnOnce(&mut server::ServerConfig),
 ) -> TestApp {
+    // A failing test shows what the app logged (errors by default, `RUST_LOG` for more): an
+    // internal error's cause is in the log, not in the answer.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
     let store = Store::open(StoreConfig::new(url.clone())).await.unwrap();
     let operator_key = {
         use store::{Mutation, PutMode, Write};

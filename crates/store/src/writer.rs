@@ -671,10 +671,21 @@ fn statement_failure(error: sqlx::Error) -> BatchFailure {
     }
 }
 
+/// Whether a write lost a race to another API node: a row it meant to insert is there now, a row
+/// it referred to is gone, a row it read changed ([`RowRaced`]), or PostgreSQL chose it as the
+/// victim of a deadlock (`40P01`: two writers took the same locks in opposite orders) or of a
+/// serialization failure (`40001`). Applied again alone, it reads afresh.
 fn lost_a_race(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation() || database.is_foreign_key_violation())
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation()
+        || database.is_foreign_key_violation()
+        || matches!(database.code().as_deref(), Some(DEADLOCK_DETECTED | SERIALIZATION_FAILURE)))
         || matches!(error, sqlx::Error::Decode(inner) if inner.is::<RowRaced>())
 }
+
+/// PostgreSQL's SQLSTATE for a transaction chosen to break a deadlock.
+const DEADLOCK_DETECTED: &str = "40P01";
+/// PostgreSQL's SQLSTATE for a transaction that could not be serialized with another.
+const SERIALIZATION_FAILURE: &str = "40001";
 
 /// A row the write read and then changed was changed by another API node in between (an order
 /// moved on, a reservation ended, a pallet received): the batch rolls back and its writes are
