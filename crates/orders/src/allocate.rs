@@ -7,16 +7,20 @@
 //! 2. **One shipment if possible**: among the sites that can ship every line in full and meet the
 //!    service (and the latest delivery), the cheapest (handling + lane + last-mile kilometres), then
 //!    the earliest promise, then the GLN (so the choice is deterministic).
-//! 3. **Otherwise a split**, at most [`SHIPMENTS_MAX`] shipments: repeatedly the site that covers
-//!    the most remaining units (lines of one GTIN counted together, since they share its lots;
-//!    ties: the cheapest, then the GLN), each shipment with its own route.
+//! 3. **Otherwise a split**, at most [`SHIPMENTS_MAX`] shipments: the fewest shipments that cover
+//!    every line, then the cheapest together, then the earliest (the latest of their promises),
+//!    then the lower GLNs. Each site ships with its own route, chosen for the classes of all the
+//!    lines it holds, and counts only its lots fresh enough on that route's date. The site covering
+//!    the most units ships first; each next one takes what is left.
 //! 4. **FEFO within a site**: earliest expiry first (lots without expiry last), then lot number.
 //!
 //! The decision and every candidate's outcome are answered (the store keeps the chosen sites and
 //! the closest runners-up, and counts the rest), so `GET /v1/orders/{id}` shows why. Both
-//! choices are branch and bound: a site is routed (the costly part) only while a lower bound of
-//! its cost and an upper bound of its units could still beat the best found; a site skipped so
-//! is reported by what it holds (`Partial`, or `Passed` with its lowest cost).
+//! choices are branch and bound: a site (or a combination of sites) is routed (the costly part)
+//! only while a lower bound of its cost and an upper bound of its units could still beat the best
+//! found; a site skipped so is reported by what it holds, shelf life aside (`Partial`, or
+//! `Passed` with its lowest cost). A split's search is exhaustive within those bounds: at most
+//! C(sites, 3) combinations, each checked by adding per-GTIN counts.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -226,10 +230,6 @@ impl Lines<'_> {
     }
 }
 
-/// A candidate step of a split: units covered, cost, the site's index, its route, and its lots that
-/// are fresh enough on that route's delivery date.
-type SplitStep = (i64, u64, usize, Route, Vec<Vec<usize>>);
-
 /// Allocates an order against `stock` (available units now). Pure: the caller reserves.
 pub fn allocate(
     network: NetworkView<'_>,
@@ -376,137 +376,321 @@ pub fn allocate(
         });
     }
 
-    // A split: each step takes the site covering the most remaining units (ties: the cheapest,
-    // then the lower GLN), with the lots that are fresh enough on that shipment's delivery date.
-    // Sites are tried by the most units they could cover (shelf life aside) and are routed only
-    // while they could still beat the best step found: branch and bound, as above.
-    let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
-    let mut used = vec![0i64; stock.len()];
-    let mut shipments: Vec<Shipment> = Vec::new();
-    let mut chosen_sites: Vec<usize> = Vec::new();
-    let mut split_routes: Vec<Option<Result<(u64, i64), NoRoute>>> = vec![None; views.len()];
-    let suitable: Vec<Vec<Vec<usize>>> = views.iter().map(|view| lines.suitable_lots(view, &holdings)).collect();
-    while remaining.iter().any(|units| *units > 0) {
-        // (the most units it could cover, site, the lines it could serve)
-        let mut open: Vec<(i64, usize, Vec<usize>)> = Vec::new();
-        for (index, lots) in suitable.iter().enumerate() {
-            if chosen_sites.contains(&index) {
-                continue;
-            }
-            let serving: Vec<usize> = (0..remaining.len())
-                .filter(|line| remaining[*line] > 0 && eligible_left(stock, &lots[*line], &used) > 0)
-                .collect();
+    // A split: the fewest shipments, then the cheapest in total, then the earliest (the latest of
+    // its promises), then the lower GLNs.
+    let context = SplitContext {
+        network,
+        stock,
+        request,
+        lines: &lines,
+        wanted: &wanted,
+        views: &views,
+        holdings: &holdings,
+        latest_by_service,
+    };
+    context.split(units_of)
+}
+
+/// Everything a split is chosen from.
+struct SplitContext<'c, 's> {
+    network: NetworkView<'c>,
+    stock: &'c [StockLot<'s>],
+    request: &'c OrderRequest<'c>,
+    lines: &'c Lines<'c>,
+    /// Per first line of a GTIN: the units its lines want together.
+    wanted: &'c [i64],
+    views: &'c [SiteView<'c>],
+    holdings: &'c [Held],
+    latest_by_service: Timestamp,
+}
+
+/// A site that could ship part of a split: its route for the classes of the lines it holds (each
+/// shipment carries every class it might), and per line its lots still fresh enough on that route's
+/// delivery date.
+struct SplitSite {
+    route: Route,
+    lots: Vec<Vec<usize>>,
+}
+
+/// A site a split may draw on, with what is known of it before it is routed.
+struct OpenSite {
+    view: usize,
+    /// The lowest cost of any way from it that carries its classes.
+    bound_cents: u64,
+    classes: Vec<TemperatureClass>,
+    /// Per GTIN (in the order of `SplitContext::firsts`): units held, shelf life aside, capped at
+    /// the units wanted.
+    upper: Vec<i64>,
+    /// Routed (once, when a combination needs it).
+    exact: Option<Result<(SplitSite, Vec<i64>), NoRoute>>,
+}
+
+/// The best split found: total cost, the latest promise, the sites (view indexes, ascending).
+type BestSplit = (u64, i64, Vec<usize>);
+
+impl SplitContext<'_, '_> {
+    /// The first line of each GTIN.
+    fn firsts(&self) -> Vec<usize> {
+        (0..self.lines.len()).filter(|line| self.lines.gtin_lines[*line] == *line).collect()
+    }
+
+    /// Routes an open site and counts, per GTIN, its units fresh enough on that route's date.
+    fn route_site(&self, site: &OpenSite, firsts: &[usize]) -> Result<(SplitSite, Vec<i64>), NoRoute> {
+        let view = &self.views[site.view];
+        let site_route = route(self.network, view.site, &promise(self.request, &site.classes, self.latest_by_service))?;
+        let suitable = self.lines.suitable_lots(view, self.holdings);
+        let lots = fresh_enough(
+            self.stock,
+            &suitable,
+            &self.lines.rules,
+            delivery_date(&site_route, self.request.destination),
+        );
+        let units =
+            firsts.iter().map(|first| eligible_units(self.stock, &lots[*first]).min(self.wanted[*first])).collect();
+        Ok((SplitSite { route: site_route, lots }, units))
+    }
+
+    fn split<'u>(&self, units_of: impl Fn(usize) -> &'u [i64]) -> Result<Allocation, AllocationError> {
+        let firsts = self.firsts();
+        let need: Vec<i64> = firsts.iter().map(|first| self.wanted[*first]).collect();
+        let mut no_lane: Vec<(usize, NoRoute)> = Vec::new();
+        let mut open: Vec<OpenSite> = Vec::new();
+        for (view, site) in self.views.iter().enumerate() {
+            let held = units_of(view);
+            let serving: Vec<usize> = (0..self.lines.len()).filter(|line| held[*line] > 0).collect();
             if serving.is_empty() {
                 continue;
             }
-            let most = coverable(stock, lots, &lines.gtin_lines, &remaining, &used);
-            open.push((most, index, serving));
+            let classes = classes_of(&self.lines.rules, serving.into_iter());
+            let Some(bound_cents) = cheapest_cost(self.network, site.site, self.request.destination, &classes) else {
+                no_lane.push((view, NoRoute::NoLane(class_names(&classes))));
+                continue;
+            };
+            let upper = firsts.iter().map(|first| held[*first].min(self.wanted[*first])).collect();
+            open.push(OpenSite { view, bound_cents, classes, upper, exact: None });
         }
-        open.sort_unstable_by(|(most_a, index_a, _), (most_b, index_b, _)| {
-            most_b.cmp(most_a).then(index_a.cmp(index_b))
-        });
-        // (units covered, cost, site, its route, its lots fresh enough on that route's date)
-        let mut best: Option<SplitStep> = None;
-        for (most, index, serving) in open {
-            let view = &views[index];
-            let classes = classes_of(rules, serving.iter().copied());
-            if let Some((best_covered, best_cost, best_index, ..)) = &best {
-                if most < *best_covered {
+        // Cheapest bound first: a combination's sites are then tried in that order and the search
+        // stops where even the bounds cost more than the best combination found.
+        open.sort_unstable_by_key(|site| (site.bound_cents, site.view));
+        let enough = |units: &mut dyn Iterator<Item = &Vec<i64>>| {
+            let mut total = vec![0i64; need.len()];
+            for site in units {
+                total.iter_mut().zip(site).for_each(|(total, units)| *total += units);
+            }
+            total.iter().zip(&need).all(|(total, need)| total >= need)
+        };
+        let mut best: Option<BestSplit> = None;
+        if enough(&mut open.iter().map(|site| &site.upper)) {
+            for size in 2..=SHIPMENTS_MAX {
+                let mut search = Search { context: self, firsts: &firsts, need: &need, open: &mut open, best: None };
+                search.combinations(size, 0, &mut Vec::with_capacity(size), 0, &mut vec![0; need.len()]);
+                if search.best.is_some() {
+                    best = search.best;
                     break;
                 }
-                // It covers at most as much as the best: it wins only by costing less (or the
-                // same, with a lower GLN), and its cost is at least its cheapest way.
-                if most == *best_covered
-                    && cheapest_cost(network, view.site, request.destination, &classes)
-                        .is_some_and(|cheapest| (cheapest, index) > (*best_cost, *best_index))
-                {
-                    continue;
-                }
-            }
-            let site_route = match route(network, view.site, &promise(request, &classes, latest_by_service)) {
-                Ok(site_route) => site_route,
-                Err(no_route) => {
-                    split_routes[index] = Some(Err(no_route));
-                    continue;
-                }
-            };
-            split_routes[index] = Some(Ok((site_route.cost_cents, site_route.promised_by_unix_ms)));
-            let lots = fresh_enough(stock, &suitable[index], rules, delivery_date(&site_route, request.destination));
-            let covered = coverable(stock, &lots, &lines.gtin_lines, &remaining, &used);
-            if covered == 0 {
-                continue;
-            }
-            let better = best.as_ref().is_none_or(|(best_covered, best_cost, best_index, ..)| {
-                (covered, std::cmp::Reverse(site_route.cost_cents), std::cmp::Reverse(index))
-                    > (*best_covered, std::cmp::Reverse(*best_cost), std::cmp::Reverse(*best_index))
-            });
-            if better {
-                best = Some((covered, site_route.cost_cents, index, site_route, lots));
             }
         }
-        let Some((_, _, index, site_route, lots)) = best else { break };
-        if shipments.len() == SHIPMENTS_MAX {
-            return Err(AllocationError::TooManyShipments {
+        let Some((_, _, chosen)) = best else {
+            // No split of at most SHIPMENTS_MAX shipments: short, unless every site together
+            // (routed, shelf life counted) holds enough.
+            for site in open.iter_mut() {
+                if site.exact.is_none() {
+                    site.exact = Some(self.route_site(site, &firsts));
+                }
+            }
+            let candidates = self.report(&open, &no_lane, &[], units_of);
+            if enough(&mut open.iter().filter_map(|site| site.exact.as_ref()?.as_ref().ok().map(|(_, units)| units))) {
+                return Err(AllocationError::TooManyShipments {
+                    decision: Decision {
+                        rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order"),
+                        candidates,
+                    },
+                });
+            }
+            return Err(AllocationError::Short {
+                shortages: self.shortages(&open, &firsts),
                 decision: Decision {
-                    rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order"),
-                    candidates: report(&views, &split_routes, &chosen_sites, units_of),
+                    rule: "not enough eligible stock at sites that reach the destination in time".to_owned(),
+                    candidates,
                 },
             });
-        }
-        let picks = take(stock, &lots, request, &mut used, &mut remaining);
-        chosen_sites.push(index);
-        shipments.push(Shipment { site: views[index].site.gln.clone(), route: site_route, picks });
-    }
-    let candidates = report(&views, &split_routes, &chosen_sites, units_of);
-    if remaining.iter().any(|units| *units > 0) {
-        let shortages = remaining
+        };
+        // The shipments, the site covering the most units first (then the cheaper, the lower GLN);
+        // each takes, FEFO, what the ones before it left. No site of a smallest combination is
+        // left with nothing to take (the others alone would have been a smaller one).
+        let mut shipping: Vec<(&OpenSite, &SplitSite, i64)> = chosen
             .iter()
-            .enumerate()
-            .filter(|(_, units)| **units > 0)
-            .map(|(line, units)| Shortage {
-                line,
-                gtin: request.lines[line].gtin.clone(),
-                wanted: request.lines[line].quantity,
-                eligible: request.lines[line].quantity - units,
+            .filter_map(|view| {
+                let site = open.iter().find(|site| site.view == *view)?;
+                let (split_site, units) = site.exact.as_ref()?.as_ref().ok()?;
+                Some((site, split_site, units.iter().sum::<i64>()))
             })
             .collect();
-        let rule = "not enough eligible stock at sites that reach the destination in time".to_owned();
-        return Err(AllocationError::Short { shortages, decision: Decision { rule, candidates } });
+        debug_assert_eq!(shipping.len(), chosen.len(), "every chosen site was routed");
+        shipping.sort_by(|(a, a_site, a_units), (b, b_site, b_units)| {
+            (std::cmp::Reverse(a_units), a_site.route.cost_cents, a.view).cmp(&(
+                std::cmp::Reverse(b_units),
+                b_site.route.cost_cents,
+                b.view,
+            ))
+        });
+        let mut remaining: Vec<i64> = self.request.lines.iter().map(|line| line.quantity).collect();
+        let mut used = vec![0i64; self.stock.len()];
+        let mut shipments: Vec<Shipment> = Vec::with_capacity(shipping.len());
+        for (site, split_site, _) in &shipping {
+            let picks = take(self.stock, &split_site.lots, self.request, &mut used, &mut remaining);
+            debug_assert!(!picks.is_empty(), "a site of a smallest split takes some units");
+            shipments.push(Shipment {
+                site: self.views[site.view].site.gln.clone(),
+                route: split_site.route.clone(),
+                picks,
+            });
+        }
+        assert!(remaining.iter().all(|units| *units == 0), "a feasible split covers every line");
+        let candidates = self.report(&open, &no_lane, &chosen, units_of);
+        let promised_by_unix_ms =
+            shipments.iter().map(|shipment| shipment.route.promised_by_unix_ms).max().unwrap_or(0);
+        Ok(Allocation {
+            promised_by_unix_ms,
+            decision: Decision {
+                rule: format!(
+                    "{} shipments: no single site holds every line in time; the fewest shipments, then the cheapest together",
+                    shipments.len()
+                ),
+                candidates,
+            },
+            shipments,
+        })
     }
-    let promised_by_unix_ms = shipments.iter().map(|shipment| shipment.route.promised_by_unix_ms).max().unwrap_or(0);
-    Ok(Allocation {
-        promised_by_unix_ms,
-        decision: Decision {
-            rule: format!(
-                "{} shipments: no single site holds every line in time; each step takes the site covering the most units",
-                shipments.len()
-            ),
-            candidates,
-        },
-        shipments,
-    })
+
+    /// The lines left short by every site together (routed, shelf life counted); the units of a
+    /// GTIN go to its lines in order.
+    fn shortages(&self, open: &[OpenSite], firsts: &[usize]) -> Vec<Shortage> {
+        let mut left: Vec<i64> = vec![0; firsts.len()];
+        for site in open {
+            if let Some(Ok((_, units))) = &site.exact {
+                left.iter_mut().zip(units).for_each(|(left, units)| *left += units);
+            }
+        }
+        let mut shortages = Vec::new();
+        for (line, order_line) in self.request.lines.iter().enumerate() {
+            let Some(gtin) = firsts.iter().position(|first| *first == self.lines.gtin_lines[line]) else { continue };
+            let eligible = left[gtin].min(order_line.quantity);
+            left[gtin] -= eligible;
+            if eligible < order_line.quantity {
+                shortages.push(Shortage { line, gtin: order_line.gtin.clone(), wanted: order_line.quantity, eligible });
+            }
+        }
+        shortages
+    }
+
+    /// Every site's outcome: chosen, no way to the destination in time, or the units it holds of
+    /// each line (fresh enough on its route's date when it was routed, shelf life aside when the
+    /// search never needed it).
+    fn report<'u>(
+        &self,
+        open: &[OpenSite],
+        no_lane: &[(usize, NoRoute)],
+        chosen: &[usize],
+        units_of: impl Fn(usize) -> &'u [i64],
+    ) -> Vec<Candidate> {
+        self.views
+            .iter()
+            .enumerate()
+            .map(|(index, view)| {
+                let exact = open.iter().find(|site| site.view == index).and_then(|site| site.exact.as_ref());
+                let outcome = match exact {
+                    Some(Ok((site, _))) if chosen.contains(&index) => CandidateOutcome::Chosen {
+                        cost_cents: site.route.cost_cents,
+                        promised_by_unix_ms: site.route.promised_by_unix_ms,
+                    },
+                    Some(Ok((site, _))) => {
+                        CandidateOutcome::Partial { eligible_units: units_per_line(self.stock, &site.lots) }
+                    }
+                    Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
+                    None => match no_lane.iter().find(|(view, _)| *view == index) {
+                        Some((_, no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
+                        None => CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() },
+                    },
+                };
+                Candidate { site: view.site.gln.clone(), outcome }
+            })
+            .collect()
+    }
 }
 
-fn report<'u>(
-    views: &[SiteView<'_>],
-    split_routes: &[Option<Result<(u64, i64), NoRoute>>],
-    chosen: &[usize],
-    units_of: impl Fn(usize) -> &'u [i64],
-) -> Vec<Candidate> {
-    views
-        .iter()
-        .enumerate()
-        .map(|(index, view)| {
-            let outcome = match &split_routes[index] {
-                Some(Ok((cost_cents, promised_by_unix_ms))) if chosen.contains(&index) => {
-                    CandidateOutcome::Chosen { cost_cents: *cost_cents, promised_by_unix_ms: *promised_by_unix_ms }
+/// A search of the combinations of one size among the open sites (cheapest bound first): branch
+/// and bound on the cost, sites routed only when a combination that could beat the best found
+/// needs them.
+struct Search<'a, 'c, 's> {
+    context: &'a SplitContext<'c, 's>,
+    firsts: &'a [usize],
+    need: &'a [i64],
+    open: &'a mut Vec<OpenSite>,
+    best: Option<BestSplit>,
+}
+
+impl Search<'_, '_, '_> {
+    /// Extends `chosen` (positions in `open`) from `start` to `size` sites. `bound_cents` and
+    /// `upper` are the chosen sites' bounds summed.
+    fn combinations(
+        &mut self,
+        size: usize,
+        start: usize,
+        chosen: &mut Vec<usize>,
+        bound_cents: u64,
+        upper: &mut Vec<i64>,
+    ) {
+        let slots = (size - chosen.len()) as u64;
+        for position in start..self.open.len() {
+            let site_bound = self.open[position].bound_cents;
+            // Sites come cheapest bound first: no later one does better.
+            if self.best.as_ref().is_some_and(|(best_cents, ..)| bound_cents + site_bound * slots > *best_cents) {
+                return;
+            }
+            if self.open[position].exact.as_ref().is_some_and(|exact| exact.is_err()) {
+                continue;
+            }
+            upper.iter_mut().zip(&self.open[position].upper).for_each(|(upper, units)| *upper += units);
+            chosen.push(position);
+            if slots == 1 {
+                if upper.iter().zip(self.need).all(|(upper, need)| upper >= need) {
+                    self.evaluate(chosen);
                 }
-                Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
-                _ => CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() },
-            };
-            Candidate { site: view.site.gln.clone(), outcome }
-        })
-        .collect()
+            } else {
+                self.combinations(size, position + 1, chosen, bound_cents + site_bound, upper);
+            }
+            chosen.pop();
+            upper.iter_mut().zip(&self.open[position].upper).for_each(|(upper, units)| *upper -= units);
+        }
+    }
+
+    /// Routes the combination's sites (once each) and keeps it if it covers the order and beats
+    /// the best found: cheaper, then earlier, then lower GLNs.
+    fn evaluate(&mut self, chosen: &[usize]) {
+        let mut covered = vec![0i64; self.need.len()];
+        let mut cost_cents = 0u64;
+        let mut promised_by_unix_ms = i64::MIN;
+        for &position in chosen {
+            if self.open[position].exact.is_none() {
+                let exact = self.context.route_site(&self.open[position], self.firsts);
+                self.open[position].exact = Some(exact);
+            }
+            let Some(Ok((site, units))) = &self.open[position].exact else { return };
+            covered.iter_mut().zip(units).for_each(|(covered, units)| *covered += units);
+            cost_cents += site.route.cost_cents;
+            promised_by_unix_ms = promised_by_unix_ms.max(site.route.promised_by_unix_ms);
+        }
+        if !covered.iter().zip(self.need).all(|(covered, need)| covered >= need) {
+            return;
+        }
+        let mut views: Vec<usize> = chosen.iter().map(|position| self.open[*position].view).collect();
+        views.sort_unstable();
+        let candidate = (cost_cents, promised_by_unix_ms, views);
+        if self.best.as_ref().is_none_or(|best| candidate < *best) {
+            self.best = Some(candidate);
+        }
+    }
 }
 
 fn class_names(classes: &[TemperatureClass]) -> String {
@@ -567,29 +751,6 @@ fn fresh_enough(
 
 fn eligible_units(stock: &[StockLot<'_>], lots: &[usize]) -> i64 {
     lots.iter().map(|index| stock[*index].available).sum()
-}
-
-fn eligible_left(stock: &[StockLot<'_>], lots: &[usize], used: &[i64]) -> i64 {
-    lots.iter().map(|index| stock[*index].available - used[*index]).sum()
-}
-
-/// Units the lots could cover of the remaining lines, each GTIN's lines together (they draw on the
-/// same lots).
-fn coverable(
-    stock: &[StockLot<'_>],
-    lots: &[Vec<usize>],
-    gtin_lines: &[usize],
-    remaining: &[i64],
-    used: &[i64],
-) -> i64 {
-    (0..remaining.len())
-        .filter(|line| gtin_lines[*line] == *line)
-        .map(|first| {
-            let wanted: i64 =
-                (0..remaining.len()).filter(|line| gtin_lines[*line] == first).map(|line| remaining[line]).sum();
-            wanted.min(eligible_left(stock, &lots[first], used))
-        })
-        .sum()
 }
 
 fn units_per_line(stock: &[StockLot<'_>], lots: &[Vec<usize>]) -> Vec<i64> {

@@ -11,8 +11,8 @@
 //!    a lane from the site to a site within reach of the destination, carrying every temperature
 //!    class of the shipment; the next departure (origin's local time) at or after packing, the
 //!    lane's transit, then the receiving site's `pick_pack_lead_minutes` to cross-dock. A pickup
-//!    point is such a hub only for orders collected there (it runs no deliveries). The route with
-//!    the earliest promise wins, then the cheaper.
+//!    point is such a hub only for orders collected there (it runs no deliveries). Of the routes
+//!    that meet step 5's bounds, the cheapest wins, then the earlier.
 //! 4. **Last mile** from a site within [`LAST_MILE_REACH_KM`]: vans leave between
 //!    [`LAST_MILE_FIRST_DEPARTURE`] and [`LAST_MILE_LAST_DEPARTURE`] (local), drive the great-circle
 //!    distance × [`ROAD_FACTOR`] at [`LAST_MILE_SPEED_KM_PER_H`], and the promise adds
@@ -274,21 +274,32 @@ pub fn cheapest_cost(
     direct.into_iter().chain(via_lanes).min()
 }
 
-/// The best route (earliest promise, then cheapest) from `site` to the destination.
+/// The best route from `site` to the destination: of the ways that meet the service's bound and
+/// the latest delivery, the cheapest, then the earliest (a van from the site itself may cost less
+/// than a lane to a depot nearer the destination, and still be in time). When no way is in time,
+/// the earliest way's miss is the reason.
 pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest<'_>) -> Result<Route, NoRoute> {
     let (pick_from, ready) = ready_at(site, request.service, request.placed_unix_ms)?;
     let destination = request.destination;
-    let mut best: Option<Route> = None;
+    let in_time = |route: &Route| {
+        route.promised_by_unix_ms <= request.service_bound.as_millisecond()
+            && request.latest_delivery_unix_ms.is_none_or(|latest| route.promised_by_unix_ms <= latest)
+    };
+    // The cheapest way in time, and the earliest promise of all (told when none is in time).
+    let mut cheapest: Option<Route> = None;
+    let mut earliest_unix_ms: Option<i64> = None;
     let mut consider = |candidate: Route| {
-        let better = match &best {
-            None => true,
-            Some(current) => {
-                (candidate.promised_by_unix_ms, candidate.cost_cents)
-                    < (current.promised_by_unix_ms, current.cost_cents)
-            }
-        };
-        if better {
-            best = Some(candidate);
+        earliest_unix_ms = Some(
+            earliest_unix_ms
+                .map_or(candidate.promised_by_unix_ms, |earliest| earliest.min(candidate.promised_by_unix_ms)),
+        );
+        if in_time(&candidate)
+            && cheapest.as_ref().is_none_or(|current| {
+                (candidate.cost_cents, candidate.promised_by_unix_ms)
+                    < (current.cost_cents, current.promised_by_unix_ms)
+            })
+        {
+            cheapest = Some(candidate);
         }
     };
     if site.coordinates.great_circle_km(&destination.coordinates) <= LAST_MILE_REACH_KM {
@@ -337,20 +348,19 @@ pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest
                 + (km * LAST_MILE_COST_CENTS_PER_KM).round() as u64,
         });
     }
-    let route = best.ok_or_else(|| {
+    if let Some(route) = cheapest {
+        return Ok(route);
+    }
+    let earliest_unix_ms = earliest_unix_ms.ok_or_else(|| {
         NoRoute::NoLane(request.classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", "))
     })?;
-    let earliest = timestamp(route.promised_by_unix_ms);
+    let earliest = timestamp(earliest_unix_ms);
     let bound = request.service_bound;
     if earliest > bound {
         return Err(NoRoute::ServiceMissed { service: request.service.name(), earliest, bound });
     }
-    if let Some(latest) = request.latest_delivery_unix_ms
-        && route.promised_by_unix_ms > latest
-    {
-        return Err(NoRoute::TooLate { earliest, latest: timestamp(latest) });
-    }
-    Ok(route)
+    let latest = request.latest_delivery_unix_ms.map(timestamp).unwrap_or(bound);
+    Err(NoRoute::TooLate { earliest, latest })
 }
 
 #[cfg(test)]

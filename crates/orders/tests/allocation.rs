@@ -65,6 +65,7 @@ const OSLO: &str = "703000000001";
 const UTRECHT: &str = "871000000002";
 const SALMON: &str = "0871000000001";
 const SOAP: &str = "0871000000002";
+const BREAD: &str = "0871000000003";
 
 fn network() -> (Vec<Location>, Vec<Lane>) {
     let all = [(Service::SameDay, "14:00"), (Service::NextDay, "22:00"), (Service::Express12h, "20:00")];
@@ -427,23 +428,32 @@ fn random_network(zones: &[u8], with_far: bool, offsets: &[(u16, u16)]) -> Vec<L
     sites
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+/// The total cost of an allocation's shipments.
+fn cost_cents(allocation: &orders::Allocation) -> u64 {
+    allocation.shipments.iter().map(|shipment| shipment.route.cost_cents).sum()
+}
 
-    /// A split's first shipment comes from the site that covers the most units on its own (ties:
-    /// the cheaper, then the lower GLN), whatever sites allocation skipped on the way: each site's
-    /// own cover is what allocating against that site's stock alone reaches.
+proptest! {
+    // A greedy split (the site covering the most units first) failed this in 5 of 5 runs of 2,048
+    // cases, and passed 256.
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A split takes the fewest shipments, then the cheapest together. Whatever one, two or three
+    /// sites could do with their own stock alone, the whole network can do too, so its allocation
+    /// is never worse: no more shipments, and at as many no higher cost. And when the network
+    /// refuses for too many shipments, no such set of sites serves the order.
     #[test]
-    fn a_split_starts_at_the_site_covering_the_most_units(
+    fn splits_are_the_fewest_shipments_then_the_cheapest(
         zones in prop::collection::vec(0u8..3, 2..7),
         offsets in prop::collection::vec((0u16..4, 0u16..4), 7),
         with_far in any::<bool>(),
-        amounts in prop::collection::vec((0usize..7, 0usize..2, 0i64..20, 0i64..12), 1..16),
-        wanted in prop::collection::vec((0usize..2, 1i64..15), 1..4),
+        amounts in prop::collection::vec((0usize..7, 0usize..3, 0i64..20, 0i64..12), 1..16),
+        wanted in prop::collection::vec((0usize..3, 1i64..15), 1..5),
     ) {
         let sites = random_network(&zones, with_far, &offsets);
         let network = NetworkView { sites: &sites, lanes: &[] };
-        let products = products();
+        let mut products = products();
+        products.push(ProductRule { gtin: gtin(BREAD), class: TemperatureClass::Ambient, min_remaining_shelf_life_days: 2 });
         let destination = amsterdam_customer();
         let stock: Vec<StockLot<'_>> = amounts.iter().enumerate().map(|(index, (site, product, days, units))| {
             let zone = if *product == 0 { "chill" } else { "ambient" };
@@ -451,38 +461,149 @@ proptest! {
             let site = &sites[*site % sites.len()];
             StockLot {
                 site: Cow::Borrowed(&site.gln),
-                ..lot(AMSTERDAM, zone, [SALMON, SOAP][*product], &format!("L{index}"), Some(expiry), *units)
+                ..lot(AMSTERDAM, zone, [SALMON, SOAP, BREAD][*product], &format!("L{index}"), Some(expiry), *units)
             }
         }).collect();
-        let lines: Vec<Line> = wanted.iter().map(|(product, units)| line([SALMON, SOAP][*product], *units)).collect();
+        let lines: Vec<Line> = wanted.iter().map(|(product, units)| line([SALMON, SOAP, BREAD][*product], *units)).collect();
         let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
-        let Ok(split) = allocate(network, &stock, &request) else { return Ok(()) };
-        if split.shipments.len() < 2 {
-            return Ok(());
-        }
-        let first = &split.shipments[0];
-        let first_units: i64 = first.picks.iter().map(|pick| pick.quantity).sum();
-        let ordered: i64 = lines.iter().map(|line| line.quantity).sum();
-        for site in &sites {
-            let own: Vec<StockLot<'_>> = stock.iter().filter(|lot| *lot.site == site.gln).cloned().collect();
-            if site.gln == first.site || own.is_empty() {
+        let whole = allocate(network, &stock, &request);
+        let holding: Vec<&Gln> = sites.iter().map(|site| &site.gln).filter(|gln| stock.iter().any(|lot| *lot.site == **gln)).collect();
+        for mask in 1u32..(1 << holding.len()) {
+            if mask.count_ones() as usize > orders::SHIPMENTS_MAX {
                 continue;
             }
-            // Alone, no site ships the whole order (or the order would not have been split).
-            let Err(AllocationError::Short { shortages, decision }) = allocate(network, &own, &request) else {
-                return Err(TestCaseError::fail(format!("{} alone: not short", site.gln)));
+            let chosen: Vec<&Gln> = holding.iter().enumerate().filter(|(bit, _)| mask & (1 << bit) != 0).map(|(_, gln)| *gln).collect();
+            let own: Vec<StockLot<'_>> = stock.iter().filter(|lot| chosen.contains(&lot.site.as_ref())).cloned().collect();
+            let Ok(alone) = allocate(network, &own, &request) else { continue };
+            let whole = match &whole {
+                Ok(whole) => whole,
+                Err(error) => return Err(TestCaseError::fail(format!("{chosen:?} alone serve the order, the network: {error:?}"))),
             };
-            let units = ordered - shortages.iter().map(|shortage| shortage.wanted - shortage.eligible).sum::<i64>();
-            let cost = decision.candidates.iter().find_map(|candidate| match candidate.outcome {
-                CandidateOutcome::Chosen { cost_cents, .. } => Some(cost_cents),
-                _ => None,
-            });
-            prop_assert!(units <= first_units, "{} covers {units} units, the first shipment {first_units}", site.gln);
-            if units == first_units {
-                let cost = cost.expect("a site covering units was chosen for them");
-                let first_key = (first.route.cost_cents, first.site.as_str());
-                prop_assert!(first_key < (cost, site.gln.as_str()), "{first_key:?} against {cost} at {}", site.gln);
+            prop_assert!(
+                (whole.shipments.len(), cost_cents(whole)) <= (alone.shipments.len(), cost_cents(&alone)),
+                "{chosen:?} alone: {} shipments at {}, the network: {} at {}",
+                alone.shipments.len(), cost_cents(&alone), whole.shipments.len(), cost_cents(whole)
+            );
+        }
+        if let Ok(whole) = &whole {
+            // Every shipment carries something, and the sites are distinct.
+            prop_assert!(whole.shipments.iter().all(|shipment| !shipment.picks.is_empty()));
+            let mut shipping: Vec<&Gln> = whole.shipments.iter().map(|shipment| &shipment.site).collect();
+            shipping.sort();
+            shipping.dedup();
+            prop_assert_eq!(shipping.len(), whole.shipments.len());
+        }
+    }
+}
+
+/// Lines A, B and C of 10 units. X holds 4 of each (the most units of any site), Y, Z and W 10 of
+/// one line each: only Y, Z and W together serve the order; a split starting at X needs four.
+/// And when X holds 10 of A and 6 of B and C, Y 10 of B and C: Y with a site holding A is two
+/// shipments, where starting at X would take three.
+#[test]
+fn a_split_finds_the_sites_that_serve_the_order_together() {
+    let sites = random_network(&[1, 1, 1, 1], false, &[(0, 0), (1, 1), (2, 2), (3, 3)]);
+    let network = NetworkView { sites: &sites, lanes: &[] };
+    let mut products = products();
+    products.push(ProductRule {
+        gtin: gtin(BREAD),
+        class: TemperatureClass::Ambient,
+        min_remaining_shelf_life_days: 0,
+    });
+    products[0].class = TemperatureClass::Ambient;
+    let destination = amsterdam_customer();
+    let at = |site: usize, product: &str, units: i64| StockLot {
+        site: Cow::Borrowed(&sites[site].gln),
+        ..lot(AMSTERDAM, "ambient", product, &format!("{site}-{product}"), None, units)
+    };
+    let lines = [line(SALMON, 10), line(SOAP, 10), line(BREAD, 10)];
+    let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+    let stock =
+        vec![at(0, SALMON, 4), at(0, SOAP, 4), at(0, BREAD, 4), at(1, SALMON, 10), at(2, SOAP, 10), at(3, BREAD, 10)];
+    let split = allocate(network, &stock, &request).unwrap();
+    let mut shipping: Vec<Gln> = split.shipments.iter().map(|shipment| shipment.site.clone()).collect();
+    shipping.sort();
+    assert_eq!(shipping, [sites[1].gln.clone(), sites[2].gln.clone(), sites[3].gln.clone()]);
+    assert!(split.decision.rule.starts_with("3 shipments"), "{}", split.decision.rule);
+    // X is told with the units it holds.
+    let x = split.decision.candidates.iter().find(|candidate| candidate.site == sites[0].gln).unwrap();
+    assert_eq!(x.outcome, CandidateOutcome::Partial { eligible_units: vec![4, 4, 4] });
+
+    let stock =
+        vec![at(0, SALMON, 10), at(0, SOAP, 6), at(0, BREAD, 6), at(1, SOAP, 10), at(1, BREAD, 10), at(2, SALMON, 10)];
+    let split = allocate(network, &stock, &request).unwrap();
+    assert_eq!(split.shipments.len(), 2, "{:?}", split.decision);
+    // Y covers the most units (20), so it ships first; then the cheaper of X and the third site for A.
+    assert_eq!(split.shipments[0].site, sites[1].gln);
+    assert_eq!(split.shipments[0].picks.iter().map(|pick| pick.quantity).sum::<i64>(), 20);
+    assert_eq!(split.shipments[1].picks.iter().map(|pick| (pick.line, pick.quantity)).collect::<Vec<_>>(), [(0, 10)]);
+
+    // Short across the network is short, not too many shipments.
+    let stock = vec![at(0, SALMON, 3), at(1, SOAP, 3), at(2, BREAD, 3), at(3, SALMON, 3)];
+    match allocate(network, &stock, &request) {
+        Err(AllocationError::Short { shortages, .. }) => {
+            let eligible: Vec<(usize, i64)> =
+                shortages.iter().map(|shortage| (shortage.line, shortage.eligible)).collect();
+            assert_eq!(eligible, [(0, 6), (1, 3), (2, 3)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Enough across four sites, but no three of them: too many shipments.
+    let stock = vec![at(0, SALMON, 5), at(1, SALMON, 5), at(2, SOAP, 10), at(3, BREAD, 10)];
+    assert!(matches!(allocate(network, &stock, &request), Err(AllocationError::TooManyShipments { .. })));
+}
+
+/// A site 55 km south of the customer delivers by van itself, or sends the parcel on a lane to the
+/// Amsterdam DC near the customer: the lane is an hour sooner but costs more. The van wins while
+/// it is in time; the lane when the latest delivery asked for is before the van's arrival.
+#[test]
+fn the_cheapest_way_in_time_wins() {
+    let (mut sites, _) = network();
+    let far = site(
+        "871000000003",
+        "Europe/Amsterdam",
+        51.88,
+        4.90,
+        vec![zone("ambient", None, None)],
+        &[(Service::SameDay, "14:00")],
+    );
+    sites.push(far.clone());
+    sites.sort_by(|a, b| a.gln.as_str().cmp(b.gln.as_str()));
+    let lanes = vec![Lane {
+        lane_id: LaneId::parse("south-amsterdam").unwrap(),
+        from: far.gln.clone(),
+        to: gln(AMSTERDAM),
+        transit_minutes: 20,
+        departures: (6..22).map(|hour| LocalTime::parse(&format!("{hour:02}:00")).unwrap()).collect(),
+        temperature_classes: vec!["ambient"],
+        cost_per_pallet_cents: 4_000,
+    }];
+    let network = NetworkView { sites: &sites, lanes: &lanes };
+    let products = products();
+    let destination = amsterdam_customer();
+    let stock = vec![StockLot { site: Cow::Borrowed(&far.gln), ..lot(AMSTERDAM, "ambient", SOAP, "S", None, 10) }];
+    let lines = [line(SOAP, 1)];
+    let mut request = order(&lines, &products, &destination, Service::SameDay, ten_am());
+    let van = allocate(network, &stock, &request).unwrap().shipments.remove(0).route;
+    assert_eq!(van.line_haul, None);
+    assert_eq!(van.delivering_site, far.gln);
+    // Asked for before the van arrives: the lane, dearer and sooner.
+    request.latest_delivery_unix_ms = Some(van.promised_by_unix_ms - 60_000);
+    let lane = allocate(network, &stock, &request).unwrap().shipments.remove(0).route;
+    assert_eq!(lane.line_haul.as_ref().map(|(lane, _)| lane.as_str()), Some("south-amsterdam"));
+    assert!(lane.cost_cents > van.cost_cents && lane.promised_by_unix_ms < van.promised_by_unix_ms, "{lane:?} {van:?}");
+    // Before either: refused, naming the earliest (the lane's) promise.
+    request.latest_delivery_unix_ms = Some(lane.promised_by_unix_ms - 60_000);
+    match allocate(network, &stock, &request) {
+        Err(AllocationError::Short { decision, .. }) => {
+            let far_outcome = decision.candidates.iter().find(|candidate| candidate.site == far.gln).unwrap();
+            match &far_outcome.outcome {
+                CandidateOutcome::NoRoute(NoRoute::TooLate { earliest, .. }) => {
+                    assert_eq!(earliest.as_millisecond(), lane.promised_by_unix_ms)
+                }
+                other => panic!("{other:?}"),
             }
         }
+        other => panic!("{other:?}"),
     }
 }
