@@ -1685,7 +1685,19 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
             }
         }
         AllocationError::TooManyShipments { decision } => {
-            WriteError::Refused { code: "insufficient-stock", detail: decision.rule, errors: Vec::new() }
+            let reasons: Vec<String> = stored_candidates(&decision)
+                .into_iter()
+                .filter_map(|candidate| candidate.reason.map(|reason| format!("{}: {reason}", candidate.site)))
+                .collect();
+            let mut detail = format!(
+                "the network holds enough eligible stock, but only across more than {} sites (the most shipments \
+                 an order is split into)",
+                orders::SHIPMENTS_MAX
+            );
+            if !reasons.is_empty() {
+                detail.push_str(&format!("; sites considered: {}", reasons.join("; ")));
+            }
+            WriteError::Refused { code: "insufficient-stock", detail, errors: Vec::new() }
         }
     }
 }
@@ -2740,8 +2752,11 @@ async fn allocate_and_reserve(
         };
         match orders::allocate(view, &lots, &request) {
             Ok(allocation) => break allocation,
-            // Refuse only on fresh rows: another API node may have received stock.
-            Err(orders::AllocationError::Short { .. }) if !refreshed => {
+            // Refuse only on fresh rows: another API node may have received stock (which may also
+            // let fewer sites serve the order).
+            Err(orders::AllocationError::Short { .. } | orders::AllocationError::TooManyShipments { .. })
+                if !refreshed =>
+            {
                 refreshed = true;
                 for line in lines {
                     batch.refresh(cache, conn, tenant, line.gtin.as_str()).await?;
