@@ -19,8 +19,8 @@
 //! choices are branch and bound: a site (or a combination of sites) is routed (the costly part)
 //! only while a lower bound of its cost and an upper bound of its units could still beat the best
 //! found; a site skipped so is reported by what it holds, shelf life aside (`Partial`, or
-//! `Passed` with its lowest cost). A split's search is exhaustive within those bounds: at most
-//! C(sites, 3) combinations, each checked by adding per-GTIN counts.
+//! `Passed` with its lowest cost). A split's search is exhaustive within those bounds, up to
+//! [`SPLIT_COMBINATIONS_MAX`] combinations, each checked by adding per-GTIN counts.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -36,6 +36,11 @@ use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, c
 pub const SHIPMENTS_MAX: usize = 3;
 /// The most lines of one order.
 pub const LINES_MAX: usize = 100;
+/// The most combinations of sites a split's search looks at (each costs at most one addition per
+/// GTIN, and routing its sites the first time). Past it, the best split found so far is taken, or,
+/// with none, the order is refused as needing too many shipments. Only a network of more than
+/// about 70 sites holding the order's products can reach it.
+pub const SPLIT_COMBINATIONS_MAX: usize = 50_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -480,9 +485,17 @@ impl SplitContext<'_, '_> {
             total.iter().zip(&need).all(|(total, need)| total >= need)
         };
         let mut best: Option<BestSplit> = None;
+        let mut combinations_left = SPLIT_COMBINATIONS_MAX;
         if enough(&mut open.iter().map(|site| &site.upper)) {
             for size in 2..=SHIPMENTS_MAX {
-                let mut search = Search { context: self, firsts: &firsts, need: &need, open: &mut open, best: None };
+                let mut search = Search {
+                    context: self,
+                    firsts: &firsts,
+                    need: &need,
+                    open: &mut open,
+                    best: None,
+                    combinations_left: &mut combinations_left,
+                };
                 search.combinations(size, 0, &mut Vec::with_capacity(size), 0, &mut vec![0; need.len()]);
                 if search.best.is_some() {
                     best = search.best;
@@ -490,6 +503,11 @@ impl SplitContext<'_, '_> {
                 }
             }
         }
+        let cut_short = if combinations_left == 0 {
+            format!(" (the search stopped at its limit of {SPLIT_COMBINATIONS_MAX} combinations)")
+        } else {
+            String::new()
+        };
         let Some((_, _, chosen)) = best else {
             // No split of at most SHIPMENTS_MAX shipments: short, unless every site together
             // (routed, shelf life counted) holds enough.
@@ -502,7 +520,7 @@ impl SplitContext<'_, '_> {
             if enough(&mut open.iter().filter_map(|site| site.exact.as_ref()?.as_ref().ok().map(|(_, units)| units))) {
                 return Err(AllocationError::TooManyShipments {
                     decision: Decision {
-                        rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order"),
+                        rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order{cut_short}"),
                         candidates,
                     },
                 });
@@ -554,7 +572,8 @@ impl SplitContext<'_, '_> {
             promised_by_unix_ms,
             decision: Decision {
                 rule: format!(
-                    "{} shipments: no single site holds every line in time; the fewest shipments, then the cheapest together",
+                    "{} shipments: no single site holds every line in time; the fewest shipments, then the cheapest \
+                     together{cut_short}",
                     shipments.len()
                 ),
                 candidates,
@@ -628,6 +647,8 @@ struct Search<'a, 'c, 's> {
     need: &'a [i64],
     open: &'a mut Vec<OpenSite>,
     best: Option<BestSplit>,
+    /// Of [`SPLIT_COMBINATIONS_MAX`], across the sizes searched.
+    combinations_left: &'a mut usize,
 }
 
 impl Search<'_, '_, '_> {
@@ -643,6 +664,9 @@ impl Search<'_, '_, '_> {
     ) {
         let slots = (size - chosen.len()) as u64;
         for position in start..self.open.len() {
+            if *self.combinations_left == 0 {
+                return;
+            }
             let site_bound = self.open[position].bound_cents;
             // Sites come cheapest bound first: no later one does better.
             if self.best.as_ref().is_some_and(|(best_cents, ..)| bound_cents + site_bound * slots > *best_cents) {
@@ -654,6 +678,7 @@ impl Search<'_, '_, '_> {
             upper.iter_mut().zip(&self.open[position].upper).for_each(|(upper, units)| *upper += units);
             chosen.push(position);
             if slots == 1 {
+                *self.combinations_left -= 1;
                 if upper.iter().zip(self.need).all(|(upper, need)| upper >= need) {
                     self.evaluate(chosen);
                 }

@@ -551,6 +551,31 @@ fn a_split_finds_the_sites_that_serve_the_order_together() {
     // Enough across four sites, but no three of them: too many shipments.
     let stock = vec![at(0, SALMON, 5), at(1, SALMON, 5), at(2, SOAP, 10), at(3, BREAD, 10)];
     assert!(matches!(allocate(network, &stock, &request), Err(AllocationError::TooManyShipments { .. })));
+
+    // 80 sites holding one unit each, and an order of four: C(80, 3) = 82,160 combinations of
+    // three, past the search's limit. It stops there and says so.
+    let offsets: Vec<(u16, u16)> = (0..80).map(|index| (index % 4, index / 4 % 4)).collect();
+    let many = random_network(&[1; 80], false, &offsets);
+    let stock: Vec<StockLot<'_>> = many
+        .iter()
+        .map(|site| StockLot {
+            site: Cow::Borrowed(&site.gln),
+            ..lot(AMSTERDAM, "ambient", SOAP, site.gln.as_str(), None, 1)
+        })
+        .collect();
+    let lines = [line(SOAP, 4)];
+    let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+    match allocate(NetworkView { sites: &many, lanes: &[] }, &stock, &request) {
+        Err(AllocationError::TooManyShipments { decision }) => {
+            assert!(decision.rule.contains("limit of 50000 combinations"), "{}", decision.rule)
+        }
+        other => panic!("{other:?}"),
+    }
+    // Three units are served by three of them.
+    let lines = [line(SOAP, 3)];
+    let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+    let split = allocate(NetworkView { sites: &many, lanes: &[] }, &stock, &request).unwrap();
+    assert_eq!(split.shipments.len(), 3);
 }
 
 /// A site 55 km south of the customer delivers by van itself, or sends the parcel on a lane to the
