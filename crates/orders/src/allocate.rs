@@ -9,9 +9,14 @@
 //!    the earliest promise, then the GLN (so the choice is deterministic).
 //! 3. **Otherwise a split**, at most [`SHIPMENTS_MAX`] shipments: the fewest shipments that cover
 //!    every line, then the cheapest together, then the earliest (the latest of their promises),
-//!    then the lower GLNs. Each site ships with its own route, chosen for the classes of all the
-//!    lines it holds, and counts only its lots fresh enough on that route's date. The site covering
-//!    the most units ships first; each next one takes what is left.
+//!    then the lower GLNs. A site may ship the lines of all or only some of the temperature
+//!    classes it holds (a lane may carry ambient goods and not chilled ones), each way with its own
+//!    route, counting only its lots fresh enough on that route's date. The site covering the most
+//!    units ships first; each next one takes what is left.
+//!
+//! A site's route is its cheapest in time that keeps the order's fresh units (per GTIN, up to the
+//! units wanted) as the earliest would: a slower, cheaper way is not taken when its later date
+//! would leave a lot short of its shelf life.
 //! 4. **FEFO within a site**: earliest expiry first (lots without expiry last), then lot number.
 //!
 //! The decision and every candidate's outcome are answered (the store keeps the chosen sites and
@@ -20,7 +25,7 @@
 //! only while a lower bound of its cost and an upper bound of its units could still beat the best
 //! found; a site skipped so is reported by what it holds, shelf life aside (`Partial`, or
 //! `Passed` with its lowest cost). A split's search is exhaustive within those bounds, up to
-//! [`SPLIT_COMBINATIONS_MAX`] combinations, each checked by adding per-GTIN counts.
+//! [`SPLIT_SEARCH_STEPS_MAX`] steps for each number of shipments.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -30,17 +35,18 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use network::{Location, Service, TemperatureClass, ZoneName};
 
-use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, cheapest_cost, route, service_bound};
+use crate::promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, cheapest_cost, routes, service_bound};
 
 /// The most shipments one order is split into.
 pub const SHIPMENTS_MAX: usize = 3;
 /// The most lines of one order.
 pub const LINES_MAX: usize = 100;
-/// The most combinations of sites a split's search looks at (each costs at most one addition per
-/// GTIN, and routing its sites the first time). Past it, the best split found so far is taken, or,
-/// with none, the order is refused as needing too many shipments. Only a network of more than
-/// about 70 sites holding the order's products can reach it.
-pub const SPLIT_COMBINATIONS_MAX: usize = 50_000;
+/// The most steps a split's search takes for each number of shipments (a step looks at one more
+/// site for a combination: a few additions per GTIN, and routing the site the first time). Past
+/// it, the best split found so far is taken, or, with none, the search goes on with one shipment
+/// more, and after the last the order is refused as needing too many shipments. Only networks of
+/// hundreds of sites holding the order's products, no few of which serve it, come near it.
+pub const SPLIT_SEARCH_STEPS_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -261,6 +267,7 @@ pub fn allocate(
         wanted[gtin_lines[line]] += order_line.quantity;
     }
     let lines = Lines { rules, gtin_lines };
+    let firsts: Vec<usize> = (0..lines.len()).filter(|line| lines.gtin_lines[*line] == *line).collect();
     let rules = &lines.rules;
     let all_classes: Vec<TemperatureClass> = classes_of(rules, 0..request.lines.len());
     let latest_by_service = service_bound(request.service, request.window_from_unix_ms, &request.destination.time_zone);
@@ -335,15 +342,16 @@ pub fn allocate(
             continue;
         }
         let view = &views[index];
-        let site_route = match route(network, view.site, &promise(request, &all_classes, latest_by_service)) {
-            Ok(site_route) => site_route,
+        let site_routes = match routes(network, view.site, &promise(request, &all_classes, latest_by_service)) {
+            Ok(site_routes) => site_routes,
             Err(no_route) => {
                 outcomes[index] = Some(CandidateOutcome::NoRoute(no_route));
                 continue;
             }
         };
         let suitable = lines.suitable_lots(view, &holdings);
-        let lots = fresh_enough(stock, &suitable, rules, delivery_date(&site_route, request.destination));
+        let (site_route, lots, _) =
+            cheapest_keeping_fresh(stock, &lines, &suitable, site_routes, request.destination, &firsts, &wanted);
         let mut remaining: Vec<i64> = request.lines.iter().map(|line| line.quantity).collect();
         let picks = take(stock, &lots, request, &mut vec![0; stock.len()], &mut remaining);
         if remaining.iter().any(|units| *units > 0) {
@@ -388,6 +396,7 @@ pub fn allocate(
         stock,
         request,
         lines: &lines,
+        firsts: &firsts,
         wanted: &wanted,
         views: &views,
         holdings: &holdings,
@@ -396,12 +405,18 @@ pub fn allocate(
     context.split(units_of)
 }
 
+/// Held classes up to this many give a site a split option for each non-empty subset of them;
+/// more give the whole set and each class alone.
+const CLASS_SUBSETS_UP_TO: usize = 3;
+
 /// Everything a split is chosen from.
 struct SplitContext<'c, 's> {
     network: NetworkView<'c>,
     stock: &'c [StockLot<'s>],
     request: &'c OrderRequest<'c>,
     lines: &'c Lines<'c>,
+    /// The first line of each GTIN: per-GTIN counts are in this order.
+    firsts: &'c [usize],
     /// Per first line of a GTIN: the units its lines want together.
     wanted: &'c [i64],
     views: &'c [SiteView<'c>],
@@ -409,124 +424,199 @@ struct SplitContext<'c, 's> {
     latest_by_service: Timestamp,
 }
 
-/// A site that could ship part of a split: its route for the classes of the lines it holds (each
-/// shipment carries every class it might), and per line its lots still fresh enough on that route's
-/// delivery date.
+/// How a site would ship its part of a split: a route for the option's classes, and per line its
+/// lots still fresh enough on that route's date (none for lines of other classes).
 struct SplitSite {
     route: Route,
     lots: Vec<Vec<usize>>,
 }
 
-/// A site a split may draw on, with what is known of it before it is routed.
-struct OpenSite {
+/// A way a site may take part in a split: shipping the lines of some of the classes it holds, on
+/// a route that carries those classes (a lane may carry ambient goods and not chilled ones).
+struct SplitOption {
     view: usize,
-    /// The lowest cost of any way from it that carries its classes.
-    bound_cents: u64,
     classes: Vec<TemperatureClass>,
-    /// Per GTIN (in the order of `SplitContext::firsts`): units held, shelf life aside, capped at
-    /// the units wanted.
+    /// The lowest cost of any way from the site that carries `classes`.
+    bound_cents: u64,
+    /// Per GTIN: units held in suitable zones, shelf life aside, capped at the units wanted (0
+    /// for GTINs of other classes).
     upper: Vec<i64>,
-    /// Routed (once, when a combination needs it).
+    /// Routed (once, when a combination needs it), with its units per GTIN fresh enough.
     exact: Option<Result<(SplitSite, Vec<i64>), NoRoute>>,
 }
 
-/// The best split found: total cost, the latest promise, the sites (view indexes, ascending).
-type BestSplit = (u64, i64, Vec<usize>);
+/// The best split found: total cost, the latest promise, the options (positions, ascending) and
+/// their sites (view indexes, ascending; compared last).
+type BestSplit = (u64, i64, Vec<usize>, Vec<usize>);
 
 impl SplitContext<'_, '_> {
-    /// The first line of each GTIN.
-    fn firsts(&self) -> Vec<usize> {
-        (0..self.lines.len()).filter(|line| self.lines.gtin_lines[*line] == *line).collect()
+    /// Routes an option and counts, per GTIN, its units fresh enough.
+    fn route_option(&self, option: &SplitOption) -> Result<(SplitSite, Vec<i64>), NoRoute> {
+        let view = &self.views[option.view];
+        let site_routes =
+            routes(self.network, view.site, &promise(self.request, &option.classes, self.latest_by_service))?;
+        let mut suitable = self.lines.suitable_lots(view, self.holdings);
+        for (line, lots) in suitable.iter_mut().enumerate() {
+            if !option.classes.contains(&self.lines.rules[line].class) {
+                lots.clear();
+            }
+        }
+        let (route, lots, units) = cheapest_keeping_fresh(
+            self.stock,
+            self.lines,
+            &suitable,
+            site_routes,
+            self.request.destination,
+            self.firsts,
+            self.wanted,
+        );
+        Ok((SplitSite { route, lots }, units))
     }
 
-    /// Routes an open site and counts, per GTIN, its units fresh enough on that route's date.
-    fn route_site(&self, site: &OpenSite, firsts: &[usize]) -> Result<(SplitSite, Vec<i64>), NoRoute> {
-        let view = &self.views[site.view];
-        let site_route = route(self.network, view.site, &promise(self.request, &site.classes, self.latest_by_service))?;
-        let suitable = self.lines.suitable_lots(view, self.holdings);
-        let lots = fresh_enough(
-            self.stock,
-            &suitable,
-            &self.lines.rules,
-            delivery_date(&site_route, self.request.destination),
-        );
-        let units =
-            firsts.iter().map(|first| eligible_units(self.stock, &lots[*first]).min(self.wanted[*first])).collect();
-        Ok((SplitSite { route: site_route, lots }, units))
+    /// The options of every site holding units of some line.
+    fn options<'u>(&self, units_of: &impl Fn(usize) -> &'u [i64]) -> Vec<SplitOption> {
+        let mut options = Vec::new();
+        for (view, site) in self.views.iter().enumerate() {
+            let held = units_of(view);
+            let classes = classes_of(&self.lines.rules, (0..self.lines.len()).filter(|line| held[*line] > 0));
+            let subsets: Vec<Vec<TemperatureClass>> = if classes.len() <= CLASS_SUBSETS_UP_TO {
+                (1..1usize << classes.len())
+                    .map(|mask| {
+                        classes.iter().enumerate().filter(|(bit, _)| mask & (1 << bit) != 0).map(|(_, c)| *c).collect()
+                    })
+                    .collect()
+            } else {
+                std::iter::once(classes.clone()).chain(classes.iter().map(|class| vec![*class])).collect()
+            };
+            for subset in subsets {
+                let upper: Vec<i64> = self
+                    .firsts
+                    .iter()
+                    .map(|first| {
+                        if subset.contains(&self.lines.rules[*first].class) {
+                            held[*first].min(self.wanted[*first])
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                let (bound_cents, exact) =
+                    match cheapest_cost(self.network, site.site, self.request.destination, &subset) {
+                        Some(bound_cents) => (bound_cents, None),
+                        // No way at all: known now, never searched.
+                        None => (u64::MAX, Some(Err(NoRoute::NoLane(class_names(&subset))))),
+                    };
+                options.push(SplitOption { view, classes: subset, bound_cents, upper, exact });
+            }
+        }
+        // Cheapest bound first: a combination's options are then tried in that order and the
+        // search stops where even the bounds cost more than the best combination found.
+        options.sort_by_key(|option| (option.bound_cents, option.view, option.classes.len()));
+        options
     }
 
     fn split<'u>(&self, units_of: impl Fn(usize) -> &'u [i64]) -> Result<Allocation, AllocationError> {
-        let firsts = self.firsts();
-        let need: Vec<i64> = firsts.iter().map(|first| self.wanted[*first]).collect();
-        let mut no_lane: Vec<(usize, NoRoute)> = Vec::new();
-        let mut open: Vec<OpenSite> = Vec::new();
-        for (view, site) in self.views.iter().enumerate() {
-            let held = units_of(view);
-            let serving: Vec<usize> = (0..self.lines.len()).filter(|line| held[*line] > 0).collect();
-            if serving.is_empty() {
-                continue;
-            }
-            let classes = classes_of(&self.lines.rules, serving.into_iter());
-            let Some(bound_cents) = cheapest_cost(self.network, site.site, self.request.destination, &classes) else {
-                no_lane.push((view, NoRoute::NoLane(class_names(&classes))));
-                continue;
-            };
-            let upper = firsts.iter().map(|first| held[*first].min(self.wanted[*first])).collect();
-            open.push(OpenSite { view, bound_cents, classes, upper, exact: None });
-        }
-        // Cheapest bound first: a combination's sites are then tried in that order and the search
-        // stops where even the bounds cost more than the best combination found.
-        open.sort_unstable_by_key(|site| (site.bound_cents, site.view));
-        let enough = |units: &mut dyn Iterator<Item = &Vec<i64>>| {
+        let need: Vec<i64> = self.firsts.iter().map(|first| self.wanted[*first]).collect();
+        let mut options = self.options(&units_of);
+        let searchable = |option: &SplitOption| !matches!(option.exact, Some(Err(_)));
+        let total = |options: &mut dyn Iterator<Item = &Vec<i64>>| {
             let mut total = vec![0i64; need.len()];
-            for site in units {
-                total.iter_mut().zip(site).for_each(|(total, units)| *total += units);
+            for units in options {
+                total.iter_mut().zip(units).for_each(|(total, units)| *total += units);
             }
-            total.iter().zip(&need).all(|(total, need)| total >= need)
+            total
         };
+        // Shelf life aside, per GTIN: the most any one site holds (an option with each of its
+        // classes counts it at most once).
+        let mut held_anywhere = vec![0i64; need.len()];
+        for view in 0..self.views.len() {
+            let of_view = options.iter().filter(|option| option.view == view && searchable(option));
+            let most = of_view.fold(vec![0i64; need.len()], |most, option| {
+                most.iter().zip(&option.upper).map(|(most, units)| (*most).max(*units)).collect()
+            });
+            held_anywhere.iter_mut().zip(most).for_each(|(total, units)| *total += units);
+        }
         let mut best: Option<BestSplit> = None;
-        let mut combinations_left = SPLIT_COMBINATIONS_MAX;
-        if enough(&mut open.iter().map(|site| &site.upper)) {
+        let mut cut_short = false;
+        if held_anywhere.iter().zip(&need).all(|(held, need)| held >= need) {
+            // Per position and GTIN: the most units of any option from it on.
+            let mut most_after = vec![0i64; (options.len() + 1) * need.len()];
+            for position in (0..options.len()).rev() {
+                for gtin in 0..need.len() {
+                    let units = if searchable(&options[position]) { options[position].upper[gtin] } else { 0 };
+                    most_after[position * need.len() + gtin] =
+                        units.max(most_after[(position + 1) * need.len() + gtin]);
+                }
+            }
             for size in 2..=SHIPMENTS_MAX {
                 let mut search = Search {
                     context: self,
-                    firsts: &firsts,
                     need: &need,
-                    open: &mut open,
+                    most_after: &most_after,
+                    options: &mut options,
                     best: None,
-                    combinations_left: &mut combinations_left,
+                    steps_left: SPLIT_SEARCH_STEPS_MAX,
                 };
                 search.combinations(size, 0, &mut Vec::with_capacity(size), 0, &mut vec![0; need.len()]);
+                cut_short |= search.steps_left == 0;
                 if search.best.is_some() {
                     best = search.best;
                     break;
                 }
             }
         }
-        let cut_short = if combinations_left == 0 {
-            format!(" (the search stopped at its limit of {SPLIT_COMBINATIONS_MAX} combinations)")
+        let cut_short = if cut_short {
+            format!(" (the search stopped at its limit of {SPLIT_SEARCH_STEPS_MAX} steps)")
         } else {
             String::new()
         };
-        let Some((_, _, chosen)) = best else {
+        let Some((_, _, chosen, _)) = best else {
             // No split of at most SHIPMENTS_MAX shipments: short, unless every site together
-            // (routed, shelf life counted) holds enough.
-            for site in open.iter_mut() {
-                if site.exact.is_none() {
-                    site.exact = Some(self.route_site(site, &firsts));
+            // holds enough (each GTIN counted where its class alone can go in time, fresh enough
+            // then). When the shelf-life-aside counts already fall short, only the GTINs short
+            // so are counted again.
+            let short_classes: Vec<TemperatureClass> = self
+                .firsts
+                .iter()
+                .zip(held_anywhere.iter().zip(&need))
+                .filter(|(_, (held, need))| held < need)
+                .map(|(first, _)| self.lines.rules[*first].class)
+                .collect();
+            for option in options.iter_mut() {
+                let alone = option.classes.len() == 1;
+                if option.exact.is_none()
+                    && alone
+                    && (short_classes.is_empty() || short_classes.contains(&option.classes[0]))
+                {
+                    option.exact = Some(self.route_option(option));
                 }
             }
-            let candidates = self.report(&open, &no_lane, &[], units_of);
-            if enough(&mut open.iter().filter_map(|site| site.exact.as_ref()?.as_ref().ok().map(|(_, units)| units))) {
+            let mut fresh = total(
+                &mut options
+                    .iter()
+                    .filter(|option| option.classes.len() == 1)
+                    .filter_map(|option| option.exact.as_ref()?.as_ref().ok().map(|(_, units)| units)),
+            );
+            // A GTIN not counted again is not short.
+            for (gtin, first) in self.firsts.iter().enumerate() {
+                if !short_classes.is_empty() && !short_classes.contains(&self.lines.rules[*first].class) {
+                    fresh[gtin] = need[gtin];
+                }
+            }
+            let candidates = self.report(&options, &[], &units_of);
+            if short_classes.is_empty() && fresh.iter().zip(&need).all(|(fresh, need)| fresh >= need) {
                 return Err(AllocationError::TooManyShipments {
                     decision: Decision {
-                        rule: format!("no split into {SHIPMENTS_MAX} shipments covers the order{cut_short}"),
+                        rule: format!(
+                            "no split into {SHIPMENTS_MAX} shipments covers the order{cut_short}; the sites together \
+                             hold enough"
+                        ),
                         candidates,
                     },
                 });
             }
             return Err(AllocationError::Short {
-                shortages: self.shortages(&open, &firsts),
+                shortages: self.shortages(&fresh),
                 decision: Decision {
                     rule: "not enough eligible stock at sites that reach the destination in time".to_owned(),
                     candidates,
@@ -534,38 +624,54 @@ impl SplitContext<'_, '_> {
             });
         };
         // The shipments, the site covering the most units first (then the cheaper, the lower GLN);
-        // each takes, FEFO, what the ones before it left. No site of a smallest combination is
-        // left with nothing to take (the others alone would have been a smaller one).
-        let mut shipping: Vec<(&OpenSite, &SplitSite, i64)> = chosen
+        // each takes, FEFO, what the ones before it left. A site of a smallest combination always
+        // takes some (the others alone would have been a smaller one); when the search was cut
+        // short one might not, and then ships nothing and is left out.
+        let mut shipping: Vec<(usize, &SplitSite, i64)> = chosen
             .iter()
-            .filter_map(|view| {
-                let site = open.iter().find(|site| site.view == *view)?;
-                let (split_site, units) = site.exact.as_ref()?.as_ref().ok()?;
-                Some((site, split_site, units.iter().sum::<i64>()))
+            .filter_map(|position| {
+                let option = &options[*position];
+                let (site, units) = option.exact.as_ref()?.as_ref().ok()?;
+                Some((option.view, site, units.iter().sum::<i64>()))
             })
             .collect();
-        debug_assert_eq!(shipping.len(), chosen.len(), "every chosen site was routed");
+        debug_assert_eq!(shipping.len(), chosen.len(), "every chosen option was routed");
         shipping.sort_by(|(a, a_site, a_units), (b, b_site, b_units)| {
-            (std::cmp::Reverse(a_units), a_site.route.cost_cents, a.view).cmp(&(
+            (std::cmp::Reverse(a_units), a_site.route.cost_cents, a).cmp(&(
                 std::cmp::Reverse(b_units),
                 b_site.route.cost_cents,
-                b.view,
+                b,
             ))
         });
         let mut remaining: Vec<i64> = self.request.lines.iter().map(|line| line.quantity).collect();
         let mut used = vec![0i64; self.stock.len()];
         let mut shipments: Vec<Shipment> = Vec::with_capacity(shipping.len());
-        for (site, split_site, _) in &shipping {
-            let picks = take(self.stock, &split_site.lots, self.request, &mut used, &mut remaining);
-            debug_assert!(!picks.is_empty(), "a site of a smallest split takes some units");
-            shipments.push(Shipment {
-                site: self.views[site.view].site.gln.clone(),
-                route: split_site.route.clone(),
-                picks,
+        for (view, site, _) in &shipping {
+            let picks = take(self.stock, &site.lots, self.request, &mut used, &mut remaining);
+            if !picks.is_empty() {
+                shipments.push(Shipment { site: self.views[*view].site.gln.clone(), route: site.route.clone(), picks });
+            }
+        }
+        let candidates = self.report(&options, &chosen, &units_of);
+        if remaining.iter().any(|units| *units > 0) {
+            // The combination's counts said it covers every line; its lots did not. Not expected:
+            // refused as short rather than shipped in part.
+            debug_assert!(false, "a feasible split covers every line: {remaining:?}");
+            let fresh: Vec<i64> = self
+                .firsts
+                .iter()
+                .map(|first| {
+                    (0..remaining.len())
+                        .filter(|line| self.lines.gtin_lines[*line] == *first)
+                        .map(|line| self.request.lines[line].quantity - remaining[line])
+                        .sum()
+                })
+                .collect();
+            return Err(AllocationError::Short {
+                shortages: self.shortages(&fresh),
+                decision: Decision { rule: "the chosen split's lots fell short".to_owned(), candidates },
             });
         }
-        assert!(remaining.iter().all(|units| *units == 0), "a feasible split covers every line");
-        let candidates = self.report(&open, &no_lane, &chosen, units_of);
         let promised_by_unix_ms =
             shipments.iter().map(|shipment| shipment.route.promised_by_unix_ms).max().unwrap_or(0);
         Ok(Allocation {
@@ -582,18 +688,14 @@ impl SplitContext<'_, '_> {
         })
     }
 
-    /// The lines left short by every site together (routed, shelf life counted); the units of a
-    /// GTIN go to its lines in order.
-    fn shortages(&self, open: &[OpenSite], firsts: &[usize]) -> Vec<Shortage> {
-        let mut left: Vec<i64> = vec![0; firsts.len()];
-        for site in open {
-            if let Some(Ok((_, units))) = &site.exact {
-                left.iter_mut().zip(units).for_each(|(left, units)| *left += units);
-            }
-        }
+    /// The lines left short by `fresh` units per GTIN; a GTIN's units go to its lines in order.
+    fn shortages(&self, fresh: &[i64]) -> Vec<Shortage> {
+        let mut left = fresh.to_vec();
         let mut shortages = Vec::new();
         for (line, order_line) in self.request.lines.iter().enumerate() {
-            let Some(gtin) = firsts.iter().position(|first| *first == self.lines.gtin_lines[line]) else { continue };
+            let Some(gtin) = self.firsts.iter().position(|first| *first == self.lines.gtin_lines[line]) else {
+                continue;
+            };
             let eligible = left[gtin].min(order_line.quantity);
             left[gtin] -= eligible;
             if eligible < order_line.quantity {
@@ -603,34 +705,48 @@ impl SplitContext<'_, '_> {
         shortages
     }
 
-    /// Every site's outcome: chosen, no way to the destination in time, or the units it holds of
-    /// each line (fresh enough on its route's date when it was routed, shelf life aside when the
-    /// search never needed it).
+    /// Every site's outcome: chosen (with its option's route), no way to the destination in time
+    /// for any of its options, or the units it holds of each line (fresh enough on the best of its
+    /// routed options, shelf life aside when the search never routed it).
     fn report<'u>(
         &self,
-        open: &[OpenSite],
-        no_lane: &[(usize, NoRoute)],
+        options: &[SplitOption],
         chosen: &[usize],
-        units_of: impl Fn(usize) -> &'u [i64],
+        units_of: &impl Fn(usize) -> &'u [i64],
     ) -> Vec<Candidate> {
+        let mut of_view: Vec<Vec<usize>> = vec![Vec::new(); self.views.len()];
+        for (position, option) in options.iter().enumerate() {
+            of_view[option.view].push(position);
+        }
         self.views
             .iter()
             .enumerate()
             .map(|(index, view)| {
-                let exact = open.iter().find(|site| site.view == index).and_then(|site| site.exact.as_ref());
-                let outcome = match exact {
-                    Some(Ok((site, _))) if chosen.contains(&index) => CandidateOutcome::Chosen {
-                        cost_cents: site.route.cost_cents,
-                        promised_by_unix_ms: site.route.promised_by_unix_ms,
-                    },
-                    Some(Ok((site, _))) => {
-                        CandidateOutcome::Partial { eligible_units: units_per_line(self.stock, &site.lots) }
+                let positions = &of_view[index];
+                let routed = positions.iter().filter_map(|position| match &options[*position].exact {
+                    Some(Ok((site, _))) => Some((*position, site)),
+                    _ => None,
+                });
+                let outcome = if let Some(site) = routed.clone().find(|(position, _)| chosen.contains(position)) {
+                    CandidateOutcome::Chosen {
+                        cost_cents: site.1.route.cost_cents,
+                        promised_by_unix_ms: site.1.route.promised_by_unix_ms,
                     }
-                    Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
-                    None => match no_lane.iter().find(|(view, _)| *view == index) {
-                        Some((_, no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
-                        None => CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() },
-                    },
+                } else if let Some((_, site)) = routed.max_by_key(|(position, site)| {
+                    (units_per_line(self.stock, &site.lots).iter().sum::<i64>(), std::cmp::Reverse(*position))
+                }) {
+                    CandidateOutcome::Partial { eligible_units: units_per_line(self.stock, &site.lots) }
+                } else if !positions.is_empty()
+                    && positions.iter().all(|position| matches!(options[*position].exact, Some(Err(_))))
+                {
+                    // The option with every class it holds (the most options' reason).
+                    let widest = positions.iter().max_by_key(|position| options[**position].classes.len());
+                    match widest.and_then(|position| options[*position].exact.as_ref()) {
+                        Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
+                        _ => CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() },
+                    }
+                } else {
+                    CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() }
                 };
                 Candidate { site: view.site.gln.clone(), outcome }
             })
@@ -638,22 +754,23 @@ impl SplitContext<'_, '_> {
     }
 }
 
-/// A search of the combinations of one size among the open sites (cheapest bound first): branch
-/// and bound on the cost, sites routed only when a combination that could beat the best found
-/// needs them.
+/// A search of the combinations of one size among the options (cheapest bound first, one option
+/// a site): branch and bound on the cost and on the units, options routed only when a combination
+/// that could beat the best found needs them.
 struct Search<'a, 'c, 's> {
     context: &'a SplitContext<'c, 's>,
-    firsts: &'a [usize],
     need: &'a [i64],
-    open: &'a mut Vec<OpenSite>,
+    /// Per position and GTIN: the most units of any option from that position on.
+    most_after: &'a [i64],
+    options: &'a mut Vec<SplitOption>,
     best: Option<BestSplit>,
-    /// Of [`SPLIT_COMBINATIONS_MAX`], across the sizes searched.
-    combinations_left: &'a mut usize,
+    /// Of [`SPLIT_SEARCH_STEPS_MAX`].
+    steps_left: usize,
 }
 
 impl Search<'_, '_, '_> {
-    /// Extends `chosen` (positions in `open`) from `start` to `size` sites. `bound_cents` and
-    /// `upper` are the chosen sites' bounds summed.
+    /// Extends `chosen` (positions in `options`) from `start` to `size` options. `bound_cents`
+    /// and `upper` are the chosen options' bounds summed.
     fn combinations(
         &mut self,
         size: usize,
@@ -662,46 +779,59 @@ impl Search<'_, '_, '_> {
         bound_cents: u64,
         upper: &mut Vec<i64>,
     ) {
-        let slots = (size - chosen.len()) as u64;
-        for position in start..self.open.len() {
-            if *self.combinations_left == 0 {
+        let slots = size - chosen.len();
+        let gtins = self.need.len();
+        for position in start..self.options.len() {
+            if self.steps_left == 0 {
                 return;
             }
-            let site_bound = self.open[position].bound_cents;
-            // Sites come cheapest bound first: no later one does better.
-            if self.best.as_ref().is_some_and(|(best_cents, ..)| bound_cents + site_bound * slots > *best_cents) {
+            self.steps_left -= 1;
+            let option = &self.options[position];
+            // Options come cheapest bound first: no later one does better.
+            let bound_after = bound_cents.saturating_add(option.bound_cents.saturating_mul(slots as u64));
+            if option.bound_cents == u64::MAX
+                || self.best.as_ref().is_some_and(|(best_cents, ..)| bound_after > *best_cents)
+            {
                 return;
             }
-            if self.open[position].exact.as_ref().is_some_and(|exact| exact.is_err()) {
+            if matches!(option.exact, Some(Err(_)))
+                || chosen.iter().any(|other| self.options[*other].view == option.view)
+            {
                 continue;
             }
-            upper.iter_mut().zip(&self.open[position].upper).for_each(|(upper, units)| *upper += units);
+            // The units so far, this option's, and the most any later option could add for each
+            // slot left must reach every GTIN's need.
+            let reachable = (0..gtins).all(|gtin| {
+                let later = self.most_after[(position + 1) * gtins + gtin];
+                upper[gtin] + option.upper[gtin] + later * (slots as i64 - 1) >= self.need[gtin]
+            });
+            if !reachable {
+                continue;
+            }
+            upper.iter_mut().zip(&self.options[position].upper).for_each(|(upper, units)| *upper += units);
             chosen.push(position);
             if slots == 1 {
-                *self.combinations_left -= 1;
-                if upper.iter().zip(self.need).all(|(upper, need)| upper >= need) {
-                    self.evaluate(chosen);
-                }
+                self.evaluate(chosen);
             } else {
-                self.combinations(size, position + 1, chosen, bound_cents + site_bound, upper);
+                self.combinations(size, position + 1, chosen, bound_cents + self.options[position].bound_cents, upper);
             }
             chosen.pop();
-            upper.iter_mut().zip(&self.open[position].upper).for_each(|(upper, units)| *upper -= units);
+            upper.iter_mut().zip(&self.options[position].upper).for_each(|(upper, units)| *upper -= units);
         }
     }
 
-    /// Routes the combination's sites (once each) and keeps it if it covers the order and beats
+    /// Routes the combination's options (once each) and keeps it if it covers the order and beats
     /// the best found: cheaper, then earlier, then lower GLNs.
     fn evaluate(&mut self, chosen: &[usize]) {
         let mut covered = vec![0i64; self.need.len()];
         let mut cost_cents = 0u64;
         let mut promised_by_unix_ms = i64::MIN;
         for &position in chosen {
-            if self.open[position].exact.is_none() {
-                let exact = self.context.route_site(&self.open[position], self.firsts);
-                self.open[position].exact = Some(exact);
+            if self.options[position].exact.is_none() {
+                let exact = self.context.route_option(&self.options[position]);
+                self.options[position].exact = Some(exact);
             }
-            let Some(Ok((site, units))) = &self.open[position].exact else { return };
+            let Some(Ok((site, units))) = &self.options[position].exact else { return };
             covered.iter_mut().zip(units).for_each(|(covered, units)| *covered += units);
             cost_cents += site.route.cost_cents;
             promised_by_unix_ms = promised_by_unix_ms.max(site.route.promised_by_unix_ms);
@@ -709,13 +839,51 @@ impl Search<'_, '_, '_> {
         if !covered.iter().zip(self.need).all(|(covered, need)| covered >= need) {
             return;
         }
-        let mut views: Vec<usize> = chosen.iter().map(|position| self.open[*position].view).collect();
+        let mut positions = chosen.to_vec();
+        positions.sort_unstable();
+        let mut views: Vec<usize> = chosen.iter().map(|position| self.options[*position].view).collect();
         views.sort_unstable();
-        let candidate = (cost_cents, promised_by_unix_ms, views);
-        if self.best.as_ref().is_none_or(|best| candidate < *best) {
+        let candidate = (cost_cents, promised_by_unix_ms, positions, views);
+        let better = self.best.as_ref().is_none_or(|best| {
+            (candidate.0, candidate.1, &candidate.3, &candidate.2) < (best.0, best.1, &best.3, &best.2)
+        });
+        if better {
             self.best = Some(candidate);
         }
     }
+}
+
+/// Of a site's routes in time (cheapest first), the first whose delivery date keeps every unit
+/// the earliest one's would, counted per GTIN up to the units wanted: a cheaper, slower way is
+/// taken only when it costs the order no fresh stock. Returns the route, the lots fresh enough on
+/// its date, and those units per GTIN (in the order of `firsts`).
+fn cheapest_keeping_fresh(
+    stock: &[StockLot<'_>],
+    lines: &Lines<'_>,
+    suitable: &[Vec<usize>],
+    site_routes: Vec<Route>,
+    destination: &Destination,
+    firsts: &[usize],
+    wanted: &[i64],
+) -> (Route, Vec<Vec<usize>>, Vec<i64>) {
+    let capped = |lots: &[Vec<usize>]| -> Vec<i64> {
+        firsts.iter().map(|first| eligible_units(stock, &lots[*first]).min(wanted[*first])).collect()
+    };
+    let dates: Vec<Date> = site_routes.iter().map(|route| delivery_date(route, destination)).collect();
+    let earliest = dates.iter().min().copied().unwrap_or(Date::MIN);
+    let freshest = fresh_enough(stock, suitable, &lines.rules, earliest);
+    let most = capped(&freshest);
+    let mut freshest = Some(freshest);
+    for (route, date) in site_routes.into_iter().zip(dates) {
+        if date == earliest {
+            return (route, freshest.take().unwrap_or_default(), most);
+        }
+        let lots = fresh_enough(stock, suitable, &lines.rules, date);
+        if capped(&lots) == most {
+            return (route, lots, most);
+        }
+    }
+    unreachable!("routes are never empty, and the earliest keeps its own units")
 }
 
 fn class_names(classes: &[TemperatureClass]) -> String {
@@ -814,4 +982,70 @@ fn take(
         }
     }
     picks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A van that costs less but delivers the next day, and a lane that delivers today: the van
+    /// while the lots it would deliver are as many, the lane when the van's date would leave a lot
+    /// short of its shelf life.
+    #[test]
+    fn a_cheaper_route_is_taken_only_when_it_keeps_the_fresh_units() {
+        let product = ProductRule {
+            gtin: Gtin::parse("08710000000017").unwrap(),
+            class: TemperatureClass::Chilled,
+            min_remaining_shelf_life_days: 3,
+        };
+        let lines = Lines { rules: vec![&product], gtin_lines: vec![0] };
+        let destination = Destination {
+            coordinates: network::Coordinates::new(52.37, 4.9).unwrap(),
+            time_zone: jiff::tz::TimeZone::UTC,
+        };
+        let at = |day: i8, cost_cents: u64| Route {
+            pick_from_unix_ms: 0,
+            ready_unix_ms: 0,
+            line_haul: None,
+            delivering_site: Gln::parse("8712345000011").unwrap(),
+            last_mile_departure_unix_ms: 0,
+            last_mile_km: 0.0,
+            promised_by_unix_ms: jiff::civil::date(2026, 12, day)
+                .at(12, 0, 0, 0)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .as_millisecond(),
+            cost_cents,
+        };
+        let lot = |expiry: i8, available: i64| StockLot {
+            site: Cow::Owned(Gln::parse("8712345000011").unwrap()),
+            zone: Cow::Owned(ZoneName::parse("chill").unwrap()),
+            gtin: Cow::Owned(product.gtin.clone()),
+            lot: Cow::Owned(format!("L{expiry}")),
+            expiry: Some(jiff::civil::date(2026, 12, expiry)),
+            available,
+        };
+        // Cheapest first, as `routes` answers: the van (the 2nd), then the lane (the 1st).
+        let routes = || vec![at(2, 1_000), at(1, 5_000)];
+        // A lot good until the 10th: fresh on either date; the van.
+        let stock = [lot(10, 5)];
+        let (route, lots, units) =
+            cheapest_keeping_fresh(&stock, &lines, &[vec![0]], routes(), &destination, &[0], &[5]);
+        assert_eq!((route.cost_cents, lots, units), (1_000, vec![vec![0]], vec![5]));
+        // A lot good until the 4th: 3 days left on the 1st, 2 on the 2nd. The lane.
+        let stock = [lot(4, 5)];
+        let (route, lots, units) =
+            cheapest_keeping_fresh(&stock, &lines, &[vec![0]], routes(), &destination, &[0], &[5]);
+        assert_eq!((route.cost_cents, lots, units), (5_000, vec![vec![0]], vec![5]));
+        // Both lots, 5 wanted: the lot until the 10th alone covers them on the 2nd; the van.
+        let stock = [lot(4, 5), lot(10, 5)];
+        let (route, _, units) =
+            cheapest_keeping_fresh(&stock, &lines, &[vec![0, 1]], routes(), &destination, &[0], &[5]);
+        assert_eq!((route.cost_cents, units), (1_000, vec![5]));
+        // 8 wanted: only the lane's date keeps all 8 of them.
+        let (route, _, units) =
+            cheapest_keeping_fresh(&stock, &lines, &[vec![0, 1]], routes(), &destination, &[0], &[8]);
+        assert_eq!((route.cost_cents, units), (5_000, vec![8]));
+    }
 }

@@ -274,32 +274,32 @@ pub fn cheapest_cost(
     direct.into_iter().chain(via_lanes).min()
 }
 
-/// The best route from `site` to the destination: of the ways that meet the service's bound and
-/// the latest delivery, the cheapest, then the earliest (a van from the site itself may cost less
-/// than a lane to a depot nearer the destination, and still be in time). When no way is in time,
-/// the earliest way's miss is the reason.
+/// The best route from `site` to the destination: the first of [`routes`].
 pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest<'_>) -> Result<Route, NoRoute> {
+    routes(network, site, request).map(|mut routes| routes.swap_remove(0))
+}
+
+/// Every way from `site` to the destination that meets the service's bound and the latest
+/// delivery, cheapest first, then the earliest, then by lane (a van from the site itself first):
+/// a van from the site may cost less than a lane to a depot nearer the destination, and still be
+/// in time. Never empty: when no way is in time, the earliest way's miss is the reason.
+pub fn routes(network: NetworkView<'_>, site: &Location, request: &PromiseRequest<'_>) -> Result<Vec<Route>, NoRoute> {
     let (pick_from, ready) = ready_at(site, request.service, request.placed_unix_ms)?;
     let destination = request.destination;
     let in_time = |route: &Route| {
         route.promised_by_unix_ms <= request.service_bound.as_millisecond()
             && request.latest_delivery_unix_ms.is_none_or(|latest| route.promised_by_unix_ms <= latest)
     };
-    // The cheapest way in time, and the earliest promise of all (told when none is in time).
-    let mut cheapest: Option<Route> = None;
+    // The ways in time, and the earliest promise of all (told when none is in time).
+    let mut in_time_routes: Vec<Route> = Vec::new();
     let mut earliest_unix_ms: Option<i64> = None;
     let mut consider = |candidate: Route| {
         earliest_unix_ms = Some(
             earliest_unix_ms
                 .map_or(candidate.promised_by_unix_ms, |earliest| earliest.min(candidate.promised_by_unix_ms)),
         );
-        if in_time(&candidate)
-            && cheapest.as_ref().is_none_or(|current| {
-                (candidate.cost_cents, candidate.promised_by_unix_ms)
-                    < (current.cost_cents, current.promised_by_unix_ms)
-            })
-        {
-            cheapest = Some(candidate);
+        if in_time(&candidate) {
+            in_time_routes.push(candidate);
         }
     };
     if site.coordinates.great_circle_km(&destination.coordinates) <= LAST_MILE_REACH_KM {
@@ -348,8 +348,14 @@ pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest
                 + (km * LAST_MILE_COST_CENTS_PER_KM).round() as u64,
         });
     }
-    if let Some(route) = cheapest {
-        return Ok(route);
+    if !in_time_routes.is_empty() {
+        fn lane(route: &Route) -> Option<&str> {
+            route.line_haul.as_ref().map(|(lane, _)| lane.as_str())
+        }
+        in_time_routes.sort_by(|a, b| {
+            (a.cost_cents, a.promised_by_unix_ms, lane(a)).cmp(&(b.cost_cents, b.promised_by_unix_ms, lane(b)))
+        });
+        return Ok(in_time_routes);
     }
     let earliest_unix_ms = earliest_unix_ms.ok_or_else(|| {
         NoRoute::NoLane(request.classes.iter().map(|class| class.name()).collect::<Vec<_>>().join(", "))

@@ -1689,11 +1689,8 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
                 .into_iter()
                 .filter_map(|candidate| candidate.reason.map(|reason| format!("{}: {reason}", candidate.site)))
                 .collect();
-            let mut detail = format!(
-                "the network holds enough eligible stock, but only across more than {} sites (the most shipments \
-                 an order is split into)",
-                orders::SHIPMENTS_MAX
-            );
+            // The rule says whether the search looked at every combination or stopped at its limit.
+            let mut detail = decision.rule.clone();
             if !reasons.is_empty() {
                 detail.push_str(&format!("; sites considered: {}", reasons.join("; ")));
             }
