@@ -2644,3 +2644,54 @@ pub async fn fulfilment_recalls_at_once_keep_each_flag(apps: &[&TestApp]) {
         );
     }
 }
+
+/// Four sites (the DC and three cold depots) hold 2 units of salmon each. An order of 8 would
+/// need all four: refused as too many shipments (the stock is there), and nothing is reserved.
+/// An order of 6 ships from three of them.
+pub async fn fulfilment_splits_take_at_most_three_sites(app: &TestApp) {
+    network(app).await;
+    let mut sites = vec![dc(), cold_depot(app, true).await];
+    for (body, latitude, longitude) in [("871234500104", 52.38, 4.64), ("871234500105", 52.37, 5.22)] {
+        let depot = json!({
+            "gln": gln(body), "kind": "cold_depot", "name": format!("Depot {body}"), "address": {"city": "Noord-Holland"},
+            "country": "NL", "latitude": latitude, "longitude": longitude, "time_zone": "Europe/Amsterdam",
+            "zones": [{"name": "cold", "min_celsius": 0, "max_celsius": 4, "capacity_pallets": 50}],
+            "cutoffs": {"next_day": EVERY_SERVICE}, "pick_pack_lead_minutes": 30
+        });
+        let created = app.post("/v1/locations", &app.operator_key, depot).await;
+        assert!(created.status.is_success(), "{:?}", created.body);
+        sites.push(gln(body));
+    }
+    let (key, product) = merchant(app, "spread", "871234510090").await;
+    receive(app, &key, &product, &[("SPREAD", 20, 2)], 90_000).await;
+    for (index, depot) in sites.iter().enumerate().skip(1) {
+        let pallet = json!({"sscc": with_check_digit(&format!("38712345{:09}", 90_000 + index as u64)), "gtin": product,
+                            "lot": "SPREAD", "expiry": in_days(20), "quantity": 2});
+        let asn = app.post("/v1/asns", &key, json!({"location": depot, "pallets": [pallet]})).await;
+        assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+        let path = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+        let received = app.post(&path, &key, json!({"zone": "cold"})).await;
+        assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    }
+    let home = json!({"latitude": 52.37, "longitude": 4.90, "time_zone": "Europe/Amsterdam", "area": "Amsterdam"});
+    let order = |quantity: i64| json!({"lines": [{"gtin": product, "quantity": quantity}], "destination": home, "service": "next_day"});
+    let refused = app.post("/v1/orders", &key, order(8)).await;
+    assert!(refused.is_problem(409, "/problems/insufficient-stock"), "{:?}", refused.body);
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("no split into 3 shipments covers the order"), "{detail}");
+    assert!(detail.contains("the sites together hold enough"), "{detail}");
+    let stock = app.get(&format!("/v1/stock?gtin={product}&lot=SPREAD"), &key).await;
+    let items = stock.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{:?}", stock.body);
+    assert!(items.iter().all(|item| item["reserved"] == 0 && item["available"] == 2), "{:?}", stock.body);
+
+    let placed = app.post("/v1/orders", &key, order(6)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let shipments = placed.body["shipments"].as_array().unwrap();
+    assert_eq!(shipments.len(), 3, "{:?}", placed.body);
+    let mut from: Vec<&str> = shipments.iter().map(|shipment| shipment["from"].as_str().unwrap()).collect();
+    from.sort();
+    from.dedup();
+    assert_eq!(from.len(), 3, "three distinct sites: {from:?}");
+    assert!(placed.body["allocation"]["rule"].as_str().unwrap().starts_with("3 shipments"), "{:?}", placed.body);
+}
