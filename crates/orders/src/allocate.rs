@@ -42,10 +42,11 @@ pub const SHIPMENTS_MAX: usize = 3;
 /// The most lines of one order.
 pub const LINES_MAX: usize = 100;
 /// The most steps a split's search takes for each number of shipments (a step looks at one more
-/// site for a combination: a few additions per GTIN, and routing the site the first time). Past
-/// it, the best split found so far is taken, or, with none, the search goes on with one shipment
-/// more, and after the last the order is refused as needing too many shipments. Only networks of
-/// hundreds of sites holding the order's products, no few of which serve it, come near it.
+/// option for a combination: a few additions per GTIN, and routing the option the first time it
+/// is chosen). Past it, the best split found so far is taken, or, with none, the search goes on
+/// with one shipment more, and after the last the order is refused as needing too many shipments
+/// (saying the search stopped). An option routed once prunes by its own cost and fresh units, so
+/// the limit takes many options that each hold some units and that the bounds cannot tell apart.
 pub const SPLIT_SEARCH_STEPS_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +248,17 @@ pub fn allocate(
     stock: &[StockLot<'_>],
     request: &OrderRequest<'_>,
 ) -> Result<Allocation, AllocationError> {
+    allocate_within(network, stock, request, SPLIT_SEARCH_STEPS_MAX)
+}
+
+/// [`allocate`] with a split's search limited to `split_steps_max` steps for each number of
+/// shipments instead of [`SPLIT_SEARCH_STEPS_MAX`] (tests reach the limit on small networks).
+pub fn allocate_within(
+    network: NetworkView<'_>,
+    stock: &[StockLot<'_>],
+    request: &OrderRequest<'_>,
+    split_steps_max: usize,
+) -> Result<Allocation, AllocationError> {
     // Callers refuse quantities below one; `covers` and `take` count on it.
     debug_assert!(request.lines.iter().all(|line| line.quantity > 0), "order lines of at least one unit");
     let mut rules = Vec::with_capacity(request.lines.len());
@@ -401,6 +413,7 @@ pub fn allocate(
         views: &views,
         holdings: &holdings,
         latest_by_service,
+        steps_max: split_steps_max,
     };
     context.split(units_of)
 }
@@ -422,6 +435,8 @@ struct SplitContext<'c, 's> {
     views: &'c [SiteView<'c>],
     holdings: &'c [Held],
     latest_by_service: Timestamp,
+    /// The search's steps for each number of shipments.
+    steps_max: usize,
 }
 
 /// How a site would ship its part of a split: a route for the option's classes, and per line its
@@ -555,7 +570,7 @@ impl SplitContext<'_, '_> {
                     most_after: &most_after,
                     options: &mut options,
                     best: None,
-                    steps_left: SPLIT_SEARCH_STEPS_MAX,
+                    steps_left: self.steps_max,
                 };
                 search.combinations(size, 0, &mut Vec::with_capacity(size), 0, &mut vec![0; need.len()]);
                 cut_short |= search.steps_left == 0;
@@ -566,50 +581,32 @@ impl SplitContext<'_, '_> {
             }
         }
         let cut_short = if cut_short {
-            format!(" (the search stopped at its limit of {SPLIT_SEARCH_STEPS_MAX} steps)")
+            format!(" (the search stopped at its limit of {} steps)", self.steps_max)
         } else {
             String::new()
         };
         let Some((_, _, chosen, _)) = best else {
             // No split of at most SHIPMENTS_MAX shipments: short, unless every site together
             // holds enough (each GTIN counted where its class alone can go in time, fresh enough
-            // then). When the shelf-life-aside counts already fall short, only the GTINs short
-            // so are counted again.
-            let short_classes: Vec<TemperatureClass> = self
-                .firsts
-                .iter()
-                .zip(held_anywhere.iter().zip(&need))
-                .filter(|(_, (held, need))| held < need)
-                .map(|(first, _)| self.lines.rules[*first].class)
-                .collect();
+            // then; so every short line is named at once).
             for option in options.iter_mut() {
-                let alone = option.classes.len() == 1;
-                if option.exact.is_none()
-                    && alone
-                    && (short_classes.is_empty() || short_classes.contains(&option.classes[0]))
-                {
+                if option.exact.is_none() && option.classes.len() == 1 {
                     option.exact = Some(self.route_option(option));
                 }
             }
-            let mut fresh = total(
+            let fresh = total(
                 &mut options
                     .iter()
                     .filter(|option| option.classes.len() == 1)
                     .filter_map(|option| option.exact.as_ref()?.as_ref().ok().map(|(_, units)| units)),
             );
-            // A GTIN not counted again is not short.
-            for (gtin, first) in self.firsts.iter().enumerate() {
-                if !short_classes.is_empty() && !short_classes.contains(&self.lines.rules[*first].class) {
-                    fresh[gtin] = need[gtin];
-                }
-            }
             let candidates = self.report(&options, &[], &units_of);
-            if short_classes.is_empty() && fresh.iter().zip(&need).all(|(fresh, need)| fresh >= need) {
+            if fresh.iter().zip(&need).all(|(fresh, need)| fresh >= need) {
                 return Err(AllocationError::TooManyShipments {
                     decision: Decision {
                         rule: format!(
                             "no split into {SHIPMENTS_MAX} shipments covers the order{cut_short}; the sites together \
-                             hold enough"
+                             hold enough, but a site ships once, on one route for the classes it ships"
                         ),
                         candidates,
                     },
@@ -627,16 +624,16 @@ impl SplitContext<'_, '_> {
         // each takes, FEFO, what the ones before it left. A site of a smallest combination always
         // takes some (the others alone would have been a smaller one); when the search was cut
         // short one might not, and then ships nothing and is left out.
-        let mut shipping: Vec<(usize, &SplitSite, i64)> = chosen
+        let mut shipping: Vec<(usize, usize, &SplitSite, i64)> = chosen
             .iter()
             .filter_map(|position| {
                 let option = &options[*position];
                 let (site, units) = option.exact.as_ref()?.as_ref().ok()?;
-                Some((option.view, site, units.iter().sum::<i64>()))
+                Some((*position, option.view, site, units.iter().sum::<i64>()))
             })
             .collect();
         debug_assert_eq!(shipping.len(), chosen.len(), "every chosen option was routed");
-        shipping.sort_by(|(a, a_site, a_units), (b, b_site, b_units)| {
+        shipping.sort_by(|(_, a, a_site, a_units), (_, b, b_site, b_units)| {
             (std::cmp::Reverse(a_units), a_site.route.cost_cents, a).cmp(&(
                 std::cmp::Reverse(b_units),
                 b_site.route.cost_cents,
@@ -646,13 +643,15 @@ impl SplitContext<'_, '_> {
         let mut remaining: Vec<i64> = self.request.lines.iter().map(|line| line.quantity).collect();
         let mut used = vec![0i64; self.stock.len()];
         let mut shipments: Vec<Shipment> = Vec::with_capacity(shipping.len());
-        for (view, site, _) in &shipping {
+        let mut shipped: Vec<usize> = Vec::with_capacity(shipping.len());
+        for (position, view, site, _) in &shipping {
             let picks = take(self.stock, &site.lots, self.request, &mut used, &mut remaining);
             if !picks.is_empty() {
+                shipped.push(*position);
                 shipments.push(Shipment { site: self.views[*view].site.gln.clone(), route: site.route.clone(), picks });
             }
         }
-        let candidates = self.report(&options, &chosen, &units_of);
+        let candidates = self.report(&options, &shipped, &units_of);
         if remaining.iter().any(|units| *units > 0) {
             // The combination's counts said it covers every line; its lots did not. Not expected:
             // refused as short rather than shipped in part.
@@ -705,6 +704,26 @@ impl SplitContext<'_, '_> {
         shortages
     }
 
+    /// Why a site cannot go anywhere in time, if it cannot: every one of its options alone with
+    /// one class has no way (an option with more classes has fewer ways still). The reason of its
+    /// widest option routed.
+    fn no_way<'o>(&self, options: &'o [SplitOption], positions: &[usize]) -> Option<&'o NoRoute> {
+        let single: Vec<&SplitOption> =
+            positions.iter().map(|position| &options[*position]).filter(|option| option.classes.len() == 1).collect();
+        if single.is_empty() || !single.iter().all(|option| matches!(option.exact, Some(Err(_)))) {
+            return None;
+        }
+        positions
+            .iter()
+            .map(|position| &options[*position])
+            .filter_map(|option| match &option.exact {
+                Some(Err(no_route)) => Some((option.classes.len(), no_route)),
+                _ => None,
+            })
+            .max_by_key(|(classes, _)| *classes)
+            .map(|(_, no_route)| no_route)
+    }
+
     /// Every site's outcome: chosen (with its option's route), no way to the destination in time
     /// for any of its options, or the units it holds of each line (fresh enough on the best of its
     /// routed options, shelf life aside when the search never routed it).
@@ -736,15 +755,8 @@ impl SplitContext<'_, '_> {
                     (units_per_line(self.stock, &site.lots).iter().sum::<i64>(), std::cmp::Reverse(*position))
                 }) {
                     CandidateOutcome::Partial { eligible_units: units_per_line(self.stock, &site.lots) }
-                } else if !positions.is_empty()
-                    && positions.iter().all(|position| matches!(options[*position].exact, Some(Err(_))))
-                {
-                    // The option with every class it holds (the most options' reason).
-                    let widest = positions.iter().max_by_key(|position| options[**position].classes.len());
-                    match widest.and_then(|position| options[*position].exact.as_ref()) {
-                        Some(Err(no_route)) => CandidateOutcome::NoRoute(no_route.clone()),
-                        _ => CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() },
-                    }
+                } else if let Some(no_route) = self.no_way(options, positions) {
+                    CandidateOutcome::NoRoute(no_route.clone())
                 } else {
                     CandidateOutcome::Partial { eligible_units: units_of(index).to_vec() }
                 };
@@ -769,15 +781,16 @@ struct Search<'a, 'c, 's> {
 }
 
 impl Search<'_, '_, '_> {
-    /// Extends `chosen` (positions in `options`) from `start` to `size` options. `bound_cents`
-    /// and `upper` are the chosen options' bounds summed.
+    /// Extends `chosen` (positions in `options`) from `start` to `size` options. `cost_cents` and
+    /// `units` are the chosen options' routed costs and fresh units, summed. An option is routed
+    /// when first chosen, so its own cost and fresh units prune what follows.
     fn combinations(
         &mut self,
         size: usize,
         start: usize,
         chosen: &mut Vec<usize>,
-        bound_cents: u64,
-        upper: &mut Vec<i64>,
+        cost_cents: u64,
+        units: &mut Vec<i64>,
     ) {
         let slots = size - chosen.len();
         let gtins = self.need.len();
@@ -787,11 +800,10 @@ impl Search<'_, '_, '_> {
             }
             self.steps_left -= 1;
             let option = &self.options[position];
+            let bound_cents = option.bound_cents;
             // Options come cheapest bound first: no later one does better.
-            let bound_after = bound_cents.saturating_add(option.bound_cents.saturating_mul(slots as u64));
-            if option.bound_cents == u64::MAX
-                || self.best.as_ref().is_some_and(|(best_cents, ..)| bound_after > *best_cents)
-            {
+            let bound_after = cost_cents.saturating_add(bound_cents.saturating_mul(slots as u64));
+            if bound_cents == u64::MAX || self.best.as_ref().is_some_and(|(best_cents, ..)| bound_after > *best_cents) {
                 return;
             }
             if matches!(option.exact, Some(Err(_)))
@@ -800,43 +812,55 @@ impl Search<'_, '_, '_> {
                 continue;
             }
             // The units so far, this option's, and the most any later option could add for each
-            // slot left must reach every GTIN's need.
-            let reachable = (0..gtins).all(|gtin| {
-                let later = self.most_after[(position + 1) * gtins + gtin];
-                upper[gtin] + option.upper[gtin] + later * (slots as i64 - 1) >= self.need[gtin]
-            });
-            if !reachable {
+            // slot left must reach every GTIN's need: first with its units shelf life aside, then
+            // (routed) with its fresh ones.
+            let most_after = &self.most_after[(position + 1) * gtins..(position + 2) * gtins];
+            let reachable = |own: &[i64]| {
+                (0..gtins)
+                    .all(|gtin| units[gtin] + own[gtin] + most_after[gtin] * (slots as i64 - 1) >= self.need[gtin])
+            };
+            if !reachable(&option.upper) {
                 continue;
             }
-            upper.iter_mut().zip(&self.options[position].upper).for_each(|(upper, units)| *upper += units);
-            chosen.push(position);
-            if slots == 1 {
-                self.evaluate(chosen);
-            } else {
-                self.combinations(size, position + 1, chosen, bound_cents + self.options[position].bound_cents, upper);
-            }
-            chosen.pop();
-            upper.iter_mut().zip(&self.options[position].upper).for_each(|(upper, units)| *upper -= units);
-        }
-    }
-
-    /// Routes the combination's options (once each) and keeps it if it covers the order and beats
-    /// the best found: cheaper, then earlier, then lower GLNs.
-    fn evaluate(&mut self, chosen: &[usize]) {
-        let mut covered = vec![0i64; self.need.len()];
-        let mut cost_cents = 0u64;
-        let mut promised_by_unix_ms = i64::MIN;
-        for &position in chosen {
-            if self.options[position].exact.is_none() {
+            if option.exact.is_none() {
                 let exact = self.context.route_option(&self.options[position]);
                 self.options[position].exact = Some(exact);
             }
-            let Some(Ok((site, units))) = &self.options[position].exact else { return };
-            covered.iter_mut().zip(units).for_each(|(covered, units)| *covered += units);
-            cost_cents += site.route.cost_cents;
-            promised_by_unix_ms = promised_by_unix_ms.max(site.route.promised_by_unix_ms);
+            let Some(Ok((site, fresh))) = &self.options[position].exact else { continue };
+            let own_cents = site.route.cost_cents;
+            if !reachable(fresh) {
+                continue;
+            }
+            // Later options cost at least this one's bound.
+            let cost_after = cost_cents + own_cents + bound_cents * (slots as u64 - 1);
+            if self.best.as_ref().is_some_and(|(best_cents, ..)| cost_after > *best_cents) {
+                continue;
+            }
+            let fresh = fresh.clone();
+            units.iter_mut().zip(&fresh).for_each(|(units, own)| *units += own);
+            chosen.push(position);
+            if slots == 1 {
+                self.consider(chosen, cost_cents + own_cents);
+            } else {
+                self.combinations(size, position + 1, chosen, cost_cents + own_cents, units);
+            }
+            chosen.pop();
+            units.iter_mut().zip(&fresh).for_each(|(units, own)| *units -= own);
         }
-        if !covered.iter().zip(self.need).all(|(covered, need)| covered >= need) {
+    }
+
+    /// Keeps a combination that covers the order (its routed options' fresh units do) if it beats
+    /// the best found: cheaper, then earlier, then lower GLNs.
+    fn consider(&mut self, chosen: &[usize], cost_cents: u64) {
+        let promised_by_unix_ms = chosen
+            .iter()
+            .filter_map(|position| match &self.options[*position].exact {
+                Some(Ok((site, _))) => Some(site.route.promised_by_unix_ms),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(i64::MIN);
+        if self.best.as_ref().is_some_and(|best| (cost_cents, promised_by_unix_ms) > (best.0, best.1)) {
             return;
         }
         let mut positions = chosen.to_vec();
@@ -869,21 +893,26 @@ fn cheapest_keeping_fresh(
     let capped = |lots: &[Vec<usize>]| -> Vec<i64> {
         firsts.iter().map(|first| eligible_units(stock, &lots[*first]).min(wanted[*first])).collect()
     };
+    debug_assert!(!site_routes.is_empty(), "`routes` answers at least one route");
     let dates: Vec<Date> = site_routes.iter().map(|route| delivery_date(route, destination)).collect();
-    let earliest = dates.iter().min().copied().unwrap_or(Date::MIN);
-    let freshest = fresh_enough(stock, suitable, &lines.rules, earliest);
+    let earliest = dates.iter().enumerate().min_by_key(|(index, date)| (**date, *index)).map_or(0, |(index, _)| index);
+    let freshest = fresh_enough(stock, suitable, &lines.rules, dates[earliest]);
     let most = capped(&freshest);
-    let mut freshest = Some(freshest);
-    for (route, date) in site_routes.into_iter().zip(dates) {
-        if date == earliest {
-            return (route, freshest.take().unwrap_or_default(), most);
-        }
-        let lots = fresh_enough(stock, suitable, &lines.rules, date);
-        if capped(&lots) == most {
-            return (route, lots, most);
-        }
-    }
-    unreachable!("routes are never empty, and the earliest keeps its own units")
+    // The first (cheapest) route delivering on the earliest date, or earlier in the list one
+    // whose later date keeps as many units.
+    let chosen = (0..site_routes.len())
+        .find(|index| {
+            dates[*index] == dates[earliest]
+                || capped(&fresh_enough(stock, suitable, &lines.rules, dates[*index])) == most
+        })
+        .unwrap_or(earliest);
+    let lots = if dates[chosen] == dates[earliest] {
+        freshest
+    } else {
+        fresh_enough(stock, suitable, &lines.rules, dates[chosen])
+    };
+    let route = site_routes.into_iter().nth(chosen).expect("an index of the routes");
+    (route, lots, most)
 }
 
 fn class_names(classes: &[TemperatureClass]) -> String {

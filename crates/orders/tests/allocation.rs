@@ -577,8 +577,8 @@ fn a_split_finds_the_sites_that_serve_the_order_together() {
     let stock = vec![at(0, SALMON, 5), at(1, SALMON, 5), at(2, SOAP, 10), at(3, BREAD, 10)];
     assert!(matches!(allocate(network, &stock, &request), Err(AllocationError::TooManyShipments { .. })));
 
-    // 80 sites holding one unit each, and an order of four: no three of them can, which the
-    // units alone show without routing a combination.
+    // 80 sites holding one unit each, and an order of four: no three of them can (the units
+    // show it before any combination is tried); the sites together hold enough.
     let offsets: Vec<(u16, u16)> = (0..80).map(|index| (index % 4, index / 4 % 4)).collect();
     let many = random_network(&[1; 80], false, &offsets);
     let one_each: Vec<StockLot<'_>> = many
@@ -603,8 +603,8 @@ fn a_split_finds_the_sites_that_serve_the_order_together() {
 
     // 96 sites near the customer with 2 units of salmon each, past its shelf life (counted before
     // routing, gone after), and 4 farther sites with 1 fresh unit each; an order of 3. Only three
-    // far sites serve it, the lexically last combination of three: C(100, 3) = 161,700, past the
-    // search's limit, so it stops and says so.
+    // far sites serve it, the last combinations of three in the search's order; a site routed
+    // once is known to hold nothing fresh, so the search gets there.
     let offsets: Vec<(u16, u16)> = (0..100).map(|index| if index < 96 { (2, 1) } else { (0, 0) }).collect();
     let many = random_network(&[1; 100], false, &offsets);
     let stale = date(2026, 12, 1);
@@ -621,9 +621,15 @@ fn a_split_finds_the_sites_that_serve_the_order_together() {
         .collect();
     let lines = [line(SALMON, 3)];
     let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
-    match allocate(NetworkView { sites: &many, lanes: &[] }, &mixed, &request) {
+    let network = NetworkView { sites: &many, lanes: &[] };
+    let split = allocate(network, &mixed, &request).unwrap();
+    let mut shipping: Vec<&Gln> = split.shipments.iter().map(|shipment| &shipment.site).collect();
+    shipping.sort();
+    assert_eq!(shipping, [&many[96].gln, &many[97].gln, &many[98].gln], "the three cheapest of the far sites");
+    // With a search of 50 steps for each number of shipments it stops before, and says so.
+    match orders::allocate::allocate_within(network, &mixed, &request, 50) {
         Err(AllocationError::TooManyShipments { decision }) => {
-            assert!(decision.rule.contains("limit of 100000 steps"), "{}", decision.rule)
+            assert!(decision.rule.contains("stopped at its limit of 50 steps"), "{}", decision.rule)
         }
         other => panic!("{other:?}"),
     }
@@ -676,6 +682,20 @@ fn a_split_site_ships_the_classes_its_lanes_carry() {
     assert_eq!(shipped, [(gln(AMSTERDAM), vec![0]), (depot.gln.clone(), vec![1])], "{:?}", split.decision);
     let lane = split.shipments[1].route.line_haul.as_ref().map(|(lane, _)| lane.as_str());
     assert_eq!(lane, Some("oslo-amsterdam-ambient"));
+
+    // 7 salmon: Oslo's one cannot travel, so 5 are eligible; the soap is not short. Oslo is told
+    // as holding the soap it could ship.
+    let lines = [line(SALMON, 7), line(SOAP, 5)];
+    match allocate(network, &stock, &order(&lines, &products, &destination, Service::NextDay, ten_am())) {
+        Err(AllocationError::Short { shortages, decision }) => {
+            let short: Vec<(usize, i64, i64)> =
+                shortages.iter().map(|shortage| (shortage.line, shortage.wanted, shortage.eligible)).collect();
+            assert_eq!(short, [(0, 7, 5)]);
+            let oslo = decision.candidates.iter().find(|candidate| candidate.site == depot.gln).unwrap();
+            assert_eq!(oslo.outcome, CandidateOutcome::Partial { eligible_units: vec![0, 5] });
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A site 55 km south of the customer delivers by van itself, or sends the parcel on a lane to the
