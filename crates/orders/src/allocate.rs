@@ -488,10 +488,13 @@ impl SplitContext<'_, '_> {
         Ok((SplitSite { route, lots }, units))
     }
 
-    /// The options of every site holding units of some line.
-    fn options<'u>(&self, units_of: &impl Fn(usize) -> &'u [i64]) -> Vec<SplitOption> {
+    /// The options of every site holding units of some line, cheapest bound first, and per GTIN
+    /// the units all sites hold together, shelf life aside (each site's once, whatever its options).
+    fn options<'u>(&self, units_of: &impl Fn(usize) -> &'u [i64]) -> (Vec<SplitOption>, Vec<i64>) {
         let mut options = Vec::new();
+        let mut held_anywhere = vec![0i64; self.firsts.len()];
         for (view, site) in self.views.iter().enumerate() {
+            let first_option = options.len();
             let held = units_of(view);
             let classes = classes_of(&self.lines.rules, (0..self.lines.len()).filter(|line| held[*line] > 0));
             let subsets: Vec<Vec<TemperatureClass>> = if classes.len() <= CLASS_SUBSETS_UP_TO {
@@ -523,16 +526,20 @@ impl SplitContext<'_, '_> {
                     };
                 options.push(SplitOption { view, classes: subset, bound_cents, upper, exact });
             }
+            for (gtin, total) in held_anywhere.iter_mut().enumerate() {
+                let options = options[first_option..].iter().filter(|option| option.exact.is_none());
+                *total += options.map(|option| option.upper[gtin]).max().unwrap_or(0);
+            }
         }
         // Cheapest bound first: a combination's options are then tried in that order and the
         // search stops where even the bounds cost more than the best combination found.
         options.sort_by_key(|option| (option.bound_cents, option.view, option.classes.len()));
-        options
+        (options, held_anywhere)
     }
 
     fn split<'u>(&self, units_of: impl Fn(usize) -> &'u [i64]) -> Result<Allocation, AllocationError> {
         let need: Vec<i64> = self.firsts.iter().map(|first| self.wanted[*first]).collect();
-        let mut options = self.options(&units_of);
+        let (mut options, held_anywhere) = self.options(&units_of);
         let searchable = |option: &SplitOption| !matches!(option.exact, Some(Err(_)));
         let total = |options: &mut dyn Iterator<Item = &Vec<i64>>| {
             let mut total = vec![0i64; need.len()];
@@ -541,16 +548,6 @@ impl SplitContext<'_, '_> {
             }
             total
         };
-        // Shelf life aside, per GTIN: the most any one site holds (an option with each of its
-        // classes counts it at most once).
-        let mut held_anywhere = vec![0i64; need.len()];
-        for view in 0..self.views.len() {
-            let of_view = options.iter().filter(|option| option.view == view && searchable(option));
-            let most = of_view.fold(vec![0i64; need.len()], |most, option| {
-                most.iter().zip(&option.upper).map(|(most, units)| (*most).max(*units)).collect()
-            });
-            held_anywhere.iter_mut().zip(most).for_each(|(total, units)| *total += units);
-        }
         let mut best: Option<BestSplit> = None;
         let mut cut_short = false;
         if held_anywhere.iter().zip(&need).all(|(held, need)| held >= need) {
