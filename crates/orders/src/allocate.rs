@@ -568,9 +568,10 @@ impl SplitContext<'_, '_> {
                     options: &mut options,
                     best: None,
                     steps_left: self.steps_max,
+                    stopped: false,
                 };
                 search.combinations(size, 0, &mut Vec::with_capacity(size), 0, &mut vec![0; need.len()]);
-                cut_short |= search.steps_left == 0;
+                cut_short |= search.stopped;
                 if search.best.is_some() {
                     best = search.best;
                     break;
@@ -773,8 +774,10 @@ struct Search<'a, 'c, 's> {
     most_after: &'a [i64],
     options: &'a mut Vec<SplitOption>,
     best: Option<BestSplit>,
-    /// Of [`SPLIT_SEARCH_STEPS_MAX`].
+    /// Of the context's `steps_max`.
     steps_left: usize,
+    /// Whether it wanted a step past its limit.
+    stopped: bool,
 }
 
 impl Search<'_, '_, '_> {
@@ -793,6 +796,7 @@ impl Search<'_, '_, '_> {
         let gtins = self.need.len();
         for position in start..self.options.len() {
             if self.steps_left == 0 {
+                self.stopped = true;
                 return;
             }
             self.steps_left -= 1;
