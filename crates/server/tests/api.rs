@@ -259,11 +259,11 @@ use fulfilment::{
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_a_recalled_parcel_is_not_handed_over,
     fulfilment_hot_sku_never_oversells, fulfilment_lists_and_filters_are_checked_first,
     fulfilment_lists_page_past_their_largest_page, fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
-    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
-    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
-    fulfilment_sla_measures_arrivals_and_failed_deliveries, fulfilment_splits_take_at_most_three_sites,
-    fulfilment_steps_name_pallets_and_lots_once, fulfilment_the_worker_expires_lapsed_holds,
-    fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_promises_answer_what_placing_would_at_the_reach, fulfilment_reallocation_keeps_the_hold,
+    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
+    fulfilment_scrap_and_transfers, fulfilment_sla_measures_arrivals_and_failed_deliveries,
+    fulfilment_splits_take_at_most_three_sites, fulfilment_steps_name_pallets_and_lots_once,
+    fulfilment_the_worker_expires_lapsed_holds, fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -297,6 +297,7 @@ end_to_end!(
     fulfilment_sla_measures_arrivals_and_failed_deliveries,
     fulfilment_steps_name_pallets_and_lots_once,
     fulfilment_splits_take_at_most_three_sites,
+    fulfilment_promises_answer_what_placing_would_at_the_reach,
     fulfilment_webhooks_deliver_transitions_signed,
     log_checkpoints_tiles_and_proofs,
     log_event_proofs_disclose_and_hide,

@@ -2695,3 +2695,37 @@ pub async fn fulfilment_splits_take_at_most_three_sites(app: &TestApp) {
     assert_eq!(from.len(), 3, "three distinct sites: {from:?}");
     assert!(placed.body["allocation"]["rule"].as_str().unwrap().starts_with("3 shipments"), "{:?}", placed.body);
 }
+
+/// At the edge of the DC's last-mile reach (60 km due north), the promise answers what placing
+/// the order would: 52.88955° N is 59.995 km away, but an order keeps 52.890° (60.045 km), beyond
+/// the reach, so neither promises nor places it; 52.8894° is kept as 52.889° (59.93 km), within.
+pub async fn fulfilment_promises_answer_what_placing_would_at_the_reach(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "edge", "871234510095").await;
+    receive(app, &key, &product, &[("EDGE", 20, 10)], 95_000).await;
+    for (latitude, within) in [("52.88955", false), ("52.8894", true)] {
+        let to = format!("to={latitude},4.8&tz=Europe/Amsterdam");
+        let promise = app.get(&format!("/v1/promise?gtin={product}&qty=1&{to}"), &key).await;
+        assert_eq!(promise.status, StatusCode::OK, "{:?}", promise.body);
+        let next_day = promise.body["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|service| service["service"] == "next_day")
+            .unwrap();
+        assert_eq!(next_day["available"], within, "{latitude}: {:?}", promise.body);
+        let order = json!({"lines": [{"gtin": product, "quantity": 1}], "service": "next_day",
+            "destination": {"latitude": latitude.parse::<f64>().unwrap(), "longitude": 4.8,
+                            "time_zone": "Europe/Amsterdam", "area": "Noord-Holland"}});
+        let placed = app.post("/v1/orders", &key, order).await;
+        if within {
+            assert_eq!(placed.status, StatusCode::CREATED, "{latitude}: {:?}", placed.body);
+            // The same promise, give or take the minute that may pass between the two requests.
+            let at = |value: &Value| value.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_second();
+            let apart = at(&placed.body["promised_by"]) - at(&next_day["promised_by"]);
+            assert!((0..=60).contains(&apart), "{:?} against {next_day:?}", placed.body);
+        } else {
+            assert!(placed.is_problem(409, "/problems/insufficient-stock"), "{latitude}: {:?}", placed.body);
+        }
+    }
+}
