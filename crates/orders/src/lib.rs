@@ -10,4 +10,4 @@ pub use allocate::{
     ProductRule, SHIPMENTS_MAX, Shipment, Shortage, StockLot, allocate,
 };
 pub use lifecycle::{OrderStatus, StockEffect, TransitionError, transition};
-pub use promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, route, routes};
+pub use promise::{Destination, NetworkView, NoRoute, PromiseRequest, Route, routes};

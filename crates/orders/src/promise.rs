@@ -250,7 +250,7 @@ impl NetworkView<'_> {
 }
 
 /// The lowest cost of any way from `site` to the destination that carries `classes`, whatever
-/// the clock (a lower bound of [`route`]'s cost); `None` if there is no way at all.
+/// the clock (a lower bound of the cost of every one of [`routes`]); `None` if there is no way at all.
 pub fn cheapest_cost(
     network: NetworkView<'_>,
     site: &Location,
@@ -272,11 +272,6 @@ pub fn cheapest_cost(
         })
         .min();
     direct.into_iter().chain(via_lanes).min()
-}
-
-/// The best route from `site` to the destination: the first of [`routes`].
-pub fn route(network: NetworkView<'_>, site: &Location, request: &PromiseRequest<'_>) -> Result<Route, NoRoute> {
-    routes(network, site, request).map(|mut routes| routes.swap_remove(0))
 }
 
 /// Every way from `site` to the destination that meets the service's bound and the latest
