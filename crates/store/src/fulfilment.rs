@@ -1652,21 +1652,12 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
     match error {
         AllocationError::UnknownProduct { line, gtin } => unknown_product(format!("/lines/{line}/gtin"), gtin.as_str()),
         AllocationError::Short { shortages, decision } => {
-            let reasons: Vec<String> = stored_candidates(&decision)
-                .into_iter()
-                .filter_map(|candidate| candidate.reason.map(|reason| format!("{}: {reason}", candidate.site)))
-                .collect();
+            // "No" only when no line has a unit eligible; otherwise some are, too few.
+            let none = shortages.iter().all(|shortage| shortage.eligible == 0);
+            let said = if none { "no eligible stock" } else { "not enough eligible stock" };
             WriteError::Refused {
                 code: "insufficient-stock",
-                detail: {
-                    // "No" only when no line has a unit eligible; otherwise some are, too few.
-                    let none = shortages.iter().all(|shortage| shortage.eligible == 0);
-                    let mut detail = if none { "no eligible stock" } else { "not enough eligible stock" }.to_owned();
-                    if !reasons.is_empty() {
-                        detail.push_str(&format!("; sites considered: {}", reasons.join("; ")));
-                    }
-                    detail
-                },
+                detail: with_sites_considered(said.to_owned(), &decision),
                 errors: shortages
                     .iter()
                     .map(|shortage| {
@@ -1685,18 +1676,23 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
             }
         }
         AllocationError::TooManyShipments { decision } => {
-            let reasons: Vec<String> = stored_candidates(&decision)
-                .into_iter()
-                .filter_map(|candidate| candidate.reason.map(|reason| format!("{}: {reason}", candidate.site)))
-                .collect();
             // The rule says whether the search looked at every combination or stopped at its limit.
-            let mut detail = decision.rule.clone();
-            if !reasons.is_empty() {
-                detail.push_str(&format!("; sites considered: {}", reasons.join("; ")));
-            }
+            let detail = with_sites_considered(decision.rule.clone(), &decision);
             WriteError::Refused { code: "insufficient-stock", detail, errors: Vec::new() }
         }
     }
+}
+
+/// A refusal's `detail` followed by why each stored candidate site was passed over.
+fn with_sites_considered(mut detail: String, decision: &orders::Decision) -> String {
+    let reasons: Vec<String> = stored_candidates(decision)
+        .into_iter()
+        .filter_map(|candidate| candidate.reason.map(|reason| format!("{}: {reason}", candidate.site)))
+        .collect();
+    if !reasons.is_empty() {
+        detail.push_str(&format!("; sites considered: {}", reasons.join("; ")));
+    }
+    detail
 }
 
 // ---------- applying fulfilment writes ----------
