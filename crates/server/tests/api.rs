@@ -1161,6 +1161,18 @@ mod own_apps {
         super::dispatch::routes_start_once(&[&first, &second]).await;
     }
 
+    /// Deleting a product and another node's first stock of it, neither committed, settle as if
+    /// one came first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn product_deletion_and_first_stock_settle_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("product_deletion_and_first_stock_settle_on_two_nodes_postgres")
+        else {
+            return;
+        };
+        let app = super::spawn_app_at(url.clone(), None).await;
+        super::fulfilment::product_deletion_and_first_stock_settle_on_two_nodes(&app, &url).await;
+    }
+
     /// A transaction that began before a page of the movement journal was read, and commits
     /// after it, still comes after that page's cursor.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

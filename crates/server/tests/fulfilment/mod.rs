@@ -2729,3 +2729,116 @@ pub async fn fulfilment_promises_answer_what_placing_would_at_the_reach(app: &Te
         }
     }
 }
+
+/// Waits until a session of the database waits for a lock (a write of the app held up by the
+/// test's open transaction), or `done` turns true first; answers whether one waited.
+async fn until_a_write_waits_for_a_lock(url: &str, done: &std::sync::atomic::AtomicBool) -> bool {
+    use sqlx::Connection;
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    for _ in 0..500 {
+        if done.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no write waited for the open transaction within 10 s, and none finished");
+}
+
+/// PostgreSQL, several API nodes: deleting a product and another node's first stock of it (a
+/// receipt's balance, a recall's lot), each not yet committed when the other runs, settle as if
+/// one came first. A transaction the test holds open stands for the other node.
+pub async fn product_deletion_and_first_stock_settle_on_two_nodes(app: &TestApp, url: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use sqlx::Connection;
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510031").await;
+    // The GTIN as stored (14 digits).
+    let stored = app.get(&format!("/v1/products/{product}"), &key).await.body["gtin"].as_str().unwrap().to_owned();
+    // Another node's receipt (its first balance of the product), and another's recall (its
+    // first recalled lot), not committed yet: the deletion waits for each, then is refused.
+    for (write, by) in [
+        (
+            "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+             reserved, updated_unix_ms) VALUES ('fish', $1, $2, 'chill', 'A', NULL, 'available', 5, 0, 0)",
+            "the stock ledger",
+        ),
+        (
+            "INSERT INTO recalled_lots (tenant_id, gtin, lot, recall_id) VALUES ('fish', $1, 'A', 'rcl_other')",
+            "a recall",
+        ),
+    ] {
+        let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+        sqlx::query(write).bind(&stored).bind(dc()).execute(&mut other_node).await.unwrap();
+        let done = AtomicBool::new(false);
+        let path = format!("/v1/products/{product}");
+        let delete = async {
+            let answer = app.send("DELETE", &path, Some(&key), None, &[]).await;
+            done.store(true, Ordering::SeqCst);
+            answer
+        };
+        let commit = async {
+            let waited = until_a_write_waits_for_a_lock(url, &done).await;
+            sqlx::query("COMMIT").execute(&mut other_node).await.unwrap();
+            waited
+        };
+        let (deleted, waited) = tokio::join!(delete, commit);
+        assert!(deleted.is_problem(409, "/problems/in-use"), "{by}: {} {:?}", deleted.status, deleted.body);
+        assert!(deleted.body["detail"].as_str().unwrap().ends_with(by), "{:?}", deleted.body);
+        assert!(waited, "the deletion answered before the other node committed");
+        assert_eq!(app.get(&path, &key).await.status, StatusCode::OK);
+        // The other node's row goes again (as a test's, not the app's, write).
+        app.execute_sql(
+            &[
+                "DELETE FROM stock_balances WHERE tenant_id = 'fish' AND gtin = $1",
+                "DELETE FROM recalled_lots WHERE tenant_id = 'fish' AND gtin = $1",
+            ],
+            &stored,
+        )
+        .await;
+    }
+    // The other way round: another node deletes the product and has not committed yet, while
+    // this node receives a pallet of it. The receipt waits for the deletion, then is refused:
+    // no balance names a deleted product.
+    let pallet = json!({"sscc": with_check_digit("38712345000041000"), "gtin": product, "lot": "B",
+                        "expiry": in_days(20), "quantity": 7});
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap().to_owned();
+    let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    sqlx::query("DELETE FROM products WHERE tenant_id = 'fish' AND gtin = $1")
+        .bind(&stored)
+        .execute(&mut other_node)
+        .await
+        .unwrap();
+    let done = AtomicBool::new(false);
+    let receive = async {
+        let answer = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "chill"})).await;
+        done.store(true, Ordering::SeqCst);
+        answer
+    };
+    let commit = async {
+        let waited = until_a_write_waits_for_a_lock(url, &done).await;
+        sqlx::query("COMMIT").execute(&mut other_node).await.unwrap();
+        waited
+    };
+    let (received, waited) = tokio::join!(receive, commit);
+    assert!(received.is_problem(422, "/problems/unknown-reference"), "{} {:?}", received.status, received.body);
+    assert!(received.body["detail"].as_str().unwrap().contains(&product), "{:?}", received.body);
+    assert!(waited, "the receipt answered before the other node committed");
+    let balances = app.get(&format!("/v1/stock?gtin={product}"), &key).await;
+    assert_eq!((balances.status, &balances.body["items"]), (StatusCode::OK, &json!([])), "{:?}", balances.body);
+    let read = app.get(&format!("/v1/asns/{asn_id}"), &key).await;
+    assert_eq!(read.body["received_pallets"], 0, "{:?}", read.body);
+}
