@@ -1173,6 +1173,16 @@ mod own_apps {
         super::fulfilment::product_deletion_and_first_stock_settle_on_two_nodes(&app, &url).await;
     }
 
+    /// A receipt that PostgreSQL fails to break a deadlock, twice, is applied again each time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlocked_receipt_is_applied_again_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("a_deadlocked_receipt_is_applied_again_postgres") else {
+            return;
+        };
+        let app = super::spawn_app_at(url.clone(), None).await;
+        super::fulfilment::a_deadlocked_receipt_is_applied_again(&app, &url).await;
+    }
+
     /// A transaction that began before a page of the movement journal was read, and commits
     /// after it, still comes after that page's cursor.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2842,3 +2842,79 @@ pub async fn product_deletion_and_first_stock_settle_on_two_nodes(app: &TestApp,
     let read = app.get(&format!("/v1/asns/{asn_id}"), &key).await;
     assert_eq!(read.body["received_pallets"], 0, "{:?}", read.body);
 }
+
+/// PostgreSQL, several API nodes: a receipt chosen twice as a deadlock's victim (another node
+/// holds one of its lots' locks and then asks for one the receipt holds) is applied again each
+/// time, and received once. A session the test holds stands for the other node; its locks are
+/// session locks, so it can let one go and deadlock the receipt's retry as well.
+pub async fn a_deadlocked_receipt_is_applied_again(app: &TestApp, url: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use sqlx::Connection;
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510031").await;
+    let stored = app.get(&format!("/v1/products/{product}"), &key).await.body["gtin"].as_str().unwrap().to_owned();
+    let pallets: Vec<Value> = ["A", "B"]
+        .iter()
+        .enumerate()
+        .map(|(index, lot)| {
+            json!({"sscc": with_check_digit(&format!("38712345{:09}", 52_000 + index)), "gtin": product, "lot": lot,
+                   "expiry": in_days(20), "quantity": 4})
+        })
+        .collect();
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": pallets})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap().to_owned();
+    // The receipt's locks, as `store::fulfilment::lock_lots` names them; it takes A, then B.
+    let lock = |lot: &str| format!("keten lot fish {stored} {lot}");
+    let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+    // The other node is never the one PostgreSQL fails (it looks for a deadlock after a second).
+    sqlx::query("SET deadlock_timeout = '60s'").execute(&mut other_node).await.unwrap();
+    let deadlocks = || async {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        count
+    };
+    let before = deadlocks().await;
+    let take = "SELECT pg_advisory_lock(hashtextextended($1, 0))";
+    let release = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+    sqlx::query(take).bind(lock("B")).execute(&mut other_node).await.unwrap();
+    let done = AtomicBool::new(false);
+    let receive = async {
+        let answer = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "chill"})).await;
+        done.store(true, Ordering::SeqCst);
+        answer
+    };
+    let other = async {
+        // Twice: the receipt holds A and waits for B; the other node asks for A. PostgreSQL fails
+        // the receipt's transaction, and the other node has A (and B).
+        for round in 0..2 {
+            assert!(until_a_write_waits_for_a_lock(url, &done).await, "round {round}: the receipt did not wait");
+            sqlx::query(take).bind(lock("A")).execute(&mut other_node).await.unwrap();
+            if round == 0 {
+                // Its retry may take A again, and waits for B once more.
+                sqlx::query(release).bind(lock("A")).execute(&mut other_node).await.unwrap();
+            }
+        }
+        for lot in ["A", "B"] {
+            sqlx::query(release).bind(lock(lot)).execute(&mut other_node).await.unwrap();
+        }
+    };
+    let (received, ()) = tokio::join!(receive, other);
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    assert_eq!(deadlocks().await - before, 2, "two deadlocks, each failing the receipt");
+    let read = app.get(&format!("/v1/asns/{asn_id}"), &key).await;
+    assert_eq!(read.body["received_pallets"], 2, "{:?}", read.body);
+    let stock = app.get(&format!("/v1/stock?gtin={product}"), &key).await;
+    let on_hand: Vec<(&str, i64)> = stock.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|balance| (balance["lot"].as_str().unwrap(), balance["on_hand"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(on_hand, [("A", 4), ("B", 4)], "{:?}", stock.body);
+}
