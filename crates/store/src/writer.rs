@@ -1654,6 +1654,31 @@ async fn apply_mutation(
             if exists(conn, devices_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
                 refuse!(WriteError::InUse(format!("location {gln}"), "a device".into()));
             }
+            // Stock held there, and pallets announced to it, would lose their place: the stock
+            // could no longer be allocated, nor the pallets received (a network location holds
+            // any tenant's).
+            let (stock_sql, announced_sql) = if tenant_id.is_network() {
+                (
+                    "SELECT 1 FROM stock_balances WHERE location_gln = $2 AND on_hand > 0 AND $1 <> ''",
+                    "SELECT 1 FROM asns a JOIN asn_pallets p ON p.tenant_id = a.tenant_id AND p.asn_id = a.asn_id \
+                     WHERE a.location_gln = $2 AND p.received_unix_ms IS NULL AND $1 <> ''",
+                )
+            } else {
+                (
+                    "SELECT 1 FROM stock_balances WHERE tenant_id = $1 AND location_gln = $2 AND on_hand > 0",
+                    "SELECT 1 FROM asns a JOIN asn_pallets p ON p.tenant_id = a.tenant_id AND p.asn_id = a.asn_id \
+                     WHERE a.tenant_id = $1 AND a.location_gln = $2 AND p.received_unix_ms IS NULL",
+                )
+            };
+            if exists(conn, stock_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+                refuse!(WriteError::InUse(format!("location {gln}"), STOCK_HELD_THERE.into()));
+            }
+            if exists(conn, announced_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+                refuse!(WriteError::InUse(
+                    format!("location {gln}"),
+                    "pallets announced to it and not received".into()
+                ));
+            }
             let deleted = execute(
                 conn,
                 "DELETE FROM locations WHERE tenant_id = $1 AND gln = $2",
@@ -1980,6 +2005,55 @@ async fn apply_mutation(
     }
 }
 
+/// What a location refused for is referred to by: the stock held there.
+const STOCK_HELD_THERE: &str = "stock held there";
+
+/// Whether a location, changed as `location` says, still keeps the stock held there (any tenant's
+/// at a network location): each zone holding units stays, and still keeps its goods' temperature
+/// class in range, and the place still holds stock. Answers the refusal when not.
+async fn stock_kept_in_place(
+    conn: &mut Conn,
+    tenant_id: &TenantId,
+    location: &Location,
+) -> Result<Option<WriteError>, sqlx::Error> {
+    let gln = location.gln.as_str();
+    let sql = if tenant_id.is_network() {
+        "SELECT DISTINCT b.zone, p.gtin, p.temperature_class, p.temperature_min_celsius, p.temperature_max_celsius \
+         FROM stock_balances b JOIN products p ON p.tenant_id = b.tenant_id AND p.gtin = b.gtin \
+         WHERE b.location_gln = $2 AND b.on_hand > 0 AND $1 <> '' ORDER BY b.zone, p.gtin"
+    } else {
+        "SELECT DISTINCT b.zone, p.gtin, p.temperature_class, p.temperature_min_celsius, p.temperature_max_celsius \
+         FROM stock_balances b JOIN products p ON p.tenant_id = b.tenant_id AND p.gtin = b.gtin \
+         WHERE b.tenant_id = $1 AND b.location_gln = $2 AND b.on_hand > 0 ORDER BY b.zone, p.gtin"
+    };
+    type Held = (String, String, String, Option<f64>, Option<f64>);
+    let held: Vec<Held> = on_conn!(conn, connection => {
+        sqlx::query_as(sql).bind(tenant_id.as_str()).bind(gln).fetch_all(&mut *connection).await
+    })?;
+    if held.is_empty() {
+        return Ok(None);
+    }
+    if !location.kind.holds_stock() {
+        let what = format!("location {gln} (a {} holds no stock)", location.kind.name());
+        return Ok(Some(WriteError::InUse(what, STOCK_HELD_THERE.into())));
+    }
+    for (zone, gtin, class, min_celsius, max_celsius) in held {
+        let Some(kept) = location.zones.iter().find(|kept| kept.name.as_str() == zone) else {
+            return Ok(Some(WriteError::InUse(format!("zone {zone} of location {gln}"), STOCK_HELD_THERE.into())));
+        };
+        let class = network::TemperatureClass::new(&class, min_celsius, max_celsius)
+            .map_err(|error| sqlx::Error::Decode(format!("stored product {gtin} is invalid: {error}").into()))?;
+        if !kept.suits(&class) {
+            let what = format!(
+                "zone {zone} of location {gln} (its new range would not keep product {gtin}, {}, in range)",
+                class.name()
+            );
+            return Ok(Some(WriteError::InUse(what, STOCK_HELD_THERE.into())));
+        }
+    }
+    Ok(None)
+}
+
 async fn put_location(
     conn: &mut Conn,
     tenant_id: &TenantId,
@@ -2022,6 +2096,9 @@ async fn put_location(
         zones_in_use.iter().find(|(zone,)| !location.zones.iter().any(|kept| kept.name.as_str() == zone))
     {
         return Ok(Err(WriteError::InUse(format!("zone {zone} of location {gln}"), "a device".into())));
+    }
+    if found && let Some(refusal) = stock_kept_in_place(conn, tenant_id, location).await? {
+        return Ok(Err(refusal));
     }
     execute(
         conn,

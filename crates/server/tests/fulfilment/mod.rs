@@ -2918,3 +2918,100 @@ pub async fn a_deadlocked_receipt_is_applied_again(app: &TestApp, url: &str) {
         .collect();
     assert_eq!(on_hand, [("A", 4), ("B", 4)], "{:?}", stock.body);
 }
+
+/// A place that holds stock keeps it: the location is not deleted, and a change that would drop
+/// a zone holding units, narrow its range past their goods' class or make the place one that
+/// holds no stock is refused; nor is a place deleted while pallets announced to it wait. Once
+/// its stock is gone, it may go.
+pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
+    network(app).await;
+    let depot = cold_depot(app, false).await;
+    let (key, product) = merchant(app, "keeper", "871234510031").await;
+    receive(app, &key, &product, &[("KEEP", 20, 6)], 700).await;
+    let dc_path = format!("/v1/locations/{}", dc());
+    let location = app.get(&dc_path, &app.operator_key).await.body;
+    let in_use = |answer: &Answer, what: &str| {
+        assert!(answer.is_problem(409, "/problems/in-use"), "{what}: {} {:?}", answer.status, answer.body);
+        let detail = answer.body["detail"].as_str().unwrap();
+        assert!(detail.contains(what) && detail.ends_with("stock held there"), "{detail}");
+    };
+    let deleted = app.send("DELETE", &dc_path, Some(&app.operator_key), None, &[]).await;
+    in_use(&deleted, &format!("location {}", dc()));
+    // The DC as it is, but for one change at a time.
+    let changed = |change: &dyn Fn(&mut Value)| {
+        let mut body = json!({
+            "gln": location["gln"], "kind": location["kind"], "name": location["name"], "address": location["address"],
+            "country": location["country"], "latitude": location["latitude"], "longitude": location["longitude"],
+            "time_zone": location["time_zone"], "zones": location["zones"], "cutoffs": location["cutoffs"],
+            "pick_pack_lead_minutes": location["pick_pack_lead_minutes"]
+        });
+        change(&mut body);
+        body
+    };
+    let without_chill = changed(&|body| {
+        body["zones"] =
+            json!(body["zones"].as_array().unwrap().iter().filter(|zone| zone["name"] != "chill").collect::<Vec<_>>());
+    });
+    let warmer = changed(&|body| {
+        for zone in body["zones"].as_array_mut().unwrap() {
+            if zone["name"] == "chill" {
+                zone["min_celsius"] = json!(8);
+                zone["max_celsius"] = json!(12);
+            }
+        }
+    });
+    let pickup_point = changed(&|body| {
+        body["kind"] = json!("pickup_point");
+        body["zones"] = json!([]);
+        body["cutoffs"] = json!({});
+    });
+    for (body, what) in [
+        (without_chill, format!("zone chill of location {}", dc())),
+        (warmer, format!("zone chill of location {} (its new range would not keep product", dc())),
+        (pickup_point, format!("location {} (a pickup_point holds no stock)", dc())),
+    ] {
+        let put = app.send("PUT", &dc_path, Some(&app.operator_key), Some(body), &[]).await;
+        in_use(&put, &what);
+    }
+    // Nothing changed: the stock is still there and allocatable.
+    assert_eq!(app.get(&dc_path, &app.operator_key).await.body["zones"], location["zones"]);
+    let placed = app.post("/v1/orders", &key, order_body(&product, 2)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    // A change the stock survives (a wider chill room still within chilled goods' range) is taken.
+    let colder = changed(&|body| {
+        for zone in body["zones"].as_array_mut().unwrap() {
+            if zone["name"] == "chill" {
+                zone["max_celsius"] = json!(3);
+            }
+        }
+    });
+    let put = app.send("PUT", &dc_path, Some(&app.operator_key), Some(colder), &[]).await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    // A place with pallets announced to it waits for them.
+    let pallet = json!({"sscc": with_check_digit("38712345000070900"), "gtin": product, "lot": "LATER",
+                        "expiry": in_days(20), "quantity": 3});
+    let asn = app.post("/v1/asns", &key, json!({"location": depot, "pallets": [pallet]})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let depot_path = format!("/v1/locations/{depot}");
+    let deleted = app.send("DELETE", &depot_path, Some(&app.operator_key), None, &[]).await;
+    assert!(deleted.is_problem(409, "/problems/in-use"), "{:?}", deleted.body);
+    assert!(
+        deleted.body["detail"].as_str().unwrap().ends_with("pallets announced to it and not received"),
+        "{:?}",
+        deleted.body
+    );
+    // Once the DC's stock is gone (the order cancelled, the units scrapped), the DC may go.
+    let order_id = placed.body["order_id"].as_str().unwrap();
+    let cancelled = app.post(&format!("/v1/orders/{order_id}/events"), &key, json!({"status": "cancelled"})).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let scrapped = app
+        .post(
+            "/v1/stock/scrap",
+            &key,
+            json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "KEEP", "quantity": 6, "reason": "spoilt"}),
+        )
+        .await;
+    assert_eq!(scrapped.status, StatusCode::OK, "{:?}", scrapped.body);
+    let deleted = app.send("DELETE", &dc_path, Some(&app.operator_key), None, &[]).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+}
