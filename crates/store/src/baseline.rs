@@ -123,10 +123,11 @@ impl RowLockOrders {
         })?;
         let decode = |error: String| sqlx::Error::Decode(error.into());
         let mut lots = Vec::with_capacity(rows.len());
+        let today = crate::utc_date(now_unix_ms);
         for row in rows {
             let cached = row.cached()?;
             let gtin = gs1::Gtin::parse(&cached.key.gtin).map_err(|error| decode(error.to_string()))?;
-            lots.extend(cached.stock_lot(&gtin, cached.balance.free()).map(orders::StockLot::into_owned));
+            lots.extend(cached.stock_lot(&gtin, cached.balance.free(), today).map(orders::StockLot::into_owned));
         }
         let products: Vec<ProductRule> = gtins.iter().filter_map(|gtin| self.products.get(gtin).cloned()).collect();
         let Some(pickup) = &order.destination.pickup_point else {

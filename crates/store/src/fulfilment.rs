@@ -82,9 +82,11 @@ pub(crate) struct CachedBalance {
 }
 
 impl CachedBalance {
-    /// The units allocation may take (`free` of them), if the lot is available and has any.
-    pub(crate) fn stock_lot<'a>(&'a self, gtin: &'a Gtin, free: i64) -> Option<StockLot<'a>> {
-        (self.status.allocatable() && free > 0).then(|| StockLot {
+    /// The units allocation may take (`free` of them), if the lot is available on `today` (UTC,
+    /// as the stock reads it: not past its expiry date, [`status_as_of`]) and has any.
+    pub(crate) fn stock_lot<'a>(&'a self, gtin: &'a Gtin, free: i64, today: jiff::civil::Date) -> Option<StockLot<'a>> {
+        let expired = self.expiry_date.is_some_and(|expiry| expiry < today);
+        (self.status.allocatable() && !expired && free > 0).then(|| StockLot {
             site: Cow::Borrowed(&self.site),
             zone: Cow::Borrowed(&self.zone),
             gtin: Cow::Borrowed(gtin),
@@ -2626,6 +2628,7 @@ async fn stock_lots<'c>(
     tenant: &str,
     lines: &'c [Line],
     lapsed: &LapsedUnits,
+    now_unix_ms: i64,
 ) -> Outcome<(Vec<ProductRule>, Vec<StockLot<'c>>)> {
     // First every GTIN's entry, loaded if need be; then the lots, read from the entries.
     let mut products: Vec<ProductRule> = Vec::new();
@@ -2640,6 +2643,7 @@ async fn stock_lots<'c>(
         products.push(product);
     }
     let cache: &'c WriterCache = cache;
+    let today = crate::utc_date(now_unix_ms);
     let mut lots = Vec::new();
     for product in &products {
         let Some(line) = lines.iter().find(|line| line.gtin == product.gtin) else { continue };
@@ -2649,7 +2653,7 @@ async fn stock_lots<'c>(
             .ok_or_else(|| corrupt("cache entry vanished"))?;
         for cached in &entry.balances {
             let lapsed_units = lapsed.get(&cached.key).copied().unwrap_or(0).clamp(0, cached.balance.reserved);
-            lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units));
+            lots.extend(cached.stock_lot(&line.gtin, cached.balance.free() + lapsed_units, today));
         }
     }
     Ok(Ok((products, lots)))
@@ -2733,7 +2737,8 @@ async fn allocate_and_reserve(
     let view = orders::NetworkView { sites: &network.sites, lanes: &network.lanes };
     let mut refreshed = false;
     let allocation = loop {
-        let (products, lots) = attempt!(stock_lots(conn, batch, cache, tenant, lines, &LapsedUnits::new()).await?);
+        let (products, lots) =
+            attempt!(stock_lots(conn, batch, cache, tenant, lines, &LapsedUnits::new(), now_unix_ms).await?);
         let request = orders::OrderRequest {
             lines,
             products: &products,
@@ -4864,8 +4869,9 @@ impl crate::TenantStore<'_> {
         let mut batch = StockBatch::default();
         let wanted: Vec<(String, String)> = gtins.iter().map(|gtin| (tenant.to_owned(), gtin.to_string())).collect();
         batch.prefetch(&mut cache, &mut conn, &wanted).await?;
-        let lapsed = lapsed_units(&mut conn, tenant, crate::now_unix_ms()).await?;
-        let (products, lots) = stock_lots(&mut conn, &mut batch, &mut cache, tenant, &lines, &lapsed)
+        let now_unix_ms = crate::now_unix_ms();
+        let lapsed = lapsed_units(&mut conn, tenant, now_unix_ms).await?;
+        let (products, lots) = stock_lots(&mut conn, &mut batch, &mut cache, tenant, &lines, &lapsed, now_unix_ms)
             .await?
             .map(|(products, lots)| (products, lots.into_iter().map(StockLot::into_owned).collect()))
             .unwrap_or_default();
@@ -5219,6 +5225,29 @@ impl crate::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Allocation is offered a lot only on days the stock reads it as available: through its
+    /// expiry date (UTC), not after, whatever the destination's day may be.
+    #[test]
+    fn a_lot_past_its_expiry_date_is_not_offered_to_allocation() {
+        let key = StockKey {
+            gtin: "08712345100315".into(),
+            location: "8712345001018".into(),
+            zone: "chill".into(),
+            lot: "L".into(),
+        };
+        let balance = Balance { on_hand: 5, reserved: 0 };
+        let lot = CachedBalance::new(key, Some("2026-03-01".into()), LotStatus::Available, balance).unwrap();
+        let gtin = Gtin::parse("08712345100315").unwrap();
+        let day = |text: &str| text.parse::<jiff::civil::Date>().unwrap();
+        assert_eq!(lot.stock_lot(&gtin, 5, day("2026-03-01")).map(|lot| lot.available), Some(5));
+        assert!(lot.stock_lot(&gtin, 5, day("2026-03-02")).is_none());
+        // As the stock reads it: available on its date, expired the day after.
+        assert_eq!(status_as_of(LotStatus::Available, Some("2026-03-01"), "2026-03-01"), LotStatus::Available);
+        assert_eq!(status_as_of(LotStatus::Available, Some("2026-03-01"), "2026-03-02"), LotStatus::Expired);
+        // 23:30 on 1 March in Los Angeles is 2 March in UTC: the lot is past its date there too.
+        assert_eq!(crate::utc_date(1_772_436_600_000), day("2026-03-02"));
+    }
 
     /// SQLite plans the ledger's reads by lot with the lot index, the lots into a zone with their
     /// own index, and the lapsed holds from the due reservations, on a fresh database (the seeded statistics, migration 0013), on the

@@ -202,6 +202,14 @@ pub fn utc_day(unix_ms: i64) -> String {
     }
 }
 
+/// The UTC date of a time: the day [`utc_day`] names.
+pub(crate) fn utc_date(unix_ms: i64) -> jiff::civil::Date {
+    jiff::Timestamp::from_millisecond(unix_ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
 pub(crate) fn parse_stored<T, E: std::fmt::Display>(
     what: &str,
     text: &str,
