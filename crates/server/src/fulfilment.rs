@@ -2256,7 +2256,7 @@ fn recall_view(
     let mut pickup_points: Vec<String> = outcome
         .orders
         .iter()
-        .filter(|(_, units)| units.shipped > units.returned)
+        .filter(|(order, units)| units.out_with(order.status))
         .filter_map(|(order, _)| order.destination.pickup_point.clone())
         .chain(seen_at.iter().cloned())
         .collect();
@@ -2268,7 +2268,7 @@ fn recall_view(
         .map(|(order, units)| AffectedOrder {
             order_id: order.order_id.clone(),
             status: order.status.name().into(),
-            outcome: outcome.outcome_of(&order.order_id, units).into(),
+            outcome: outcome.outcome_of(&order.order_id, order.status, units).into(),
             units_shipped: units.shipped,
             units_returned: units.returned,
             destination: destination_view(&order.destination),

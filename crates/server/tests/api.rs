@@ -256,10 +256,10 @@ use epcis_interface::{
 };
 use fulfilment::{
     fulfilment_a_changed_product_is_read_again, fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
-    fulfilment_a_place_holding_stock_keeps_it, fulfilment_a_recall_from_before_outcomes_were_kept_reads_back,
-    fulfilment_a_recalled_parcel_is_not_handed_over, fulfilment_hot_sku_never_oversells,
-    fulfilment_lists_and_filters_are_checked_first, fulfilment_lists_page_past_their_largest_page,
-    fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
+    fulfilment_a_parcel_taken_back_unrestocked_is_back, fulfilment_a_place_holding_stock_keeps_it,
+    fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_a_recalled_parcel_is_not_handed_over,
+    fulfilment_hot_sku_never_oversells, fulfilment_lists_and_filters_are_checked_first,
+    fulfilment_lists_page_past_their_largest_page, fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
     fulfilment_promises_answer_what_placing_would_at_the_reach, fulfilment_reallocation_keeps_the_hold,
     fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
     fulfilment_scrap_and_transfers, fulfilment_sla_measures_arrivals_and_failed_deliveries,
@@ -289,6 +289,7 @@ end_to_end!(
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back,
     fulfilment_reallocation_keeps_the_hold,
     fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
+    fulfilment_a_parcel_taken_back_unrestocked_is_back,
     fulfilment_a_place_holding_stock_keeps_it,
     fulfilment_a_changed_product_is_read_again,
     fulfilment_hot_sku_never_oversells,

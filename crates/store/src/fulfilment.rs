@@ -1764,17 +1764,26 @@ pub struct LotUnits {
     pub returned: i64,
 }
 
+impl LotUnits {
+    /// Whether units of the lots are still out with an order in `status`: it shipped more than
+    /// came back into stock, and its parcel did not come back. An order `returned` without
+    /// restocking (its units to be destroyed, not sold again) is back all the same.
+    pub fn out_with(&self, status: OrderStatus) -> bool {
+        self.shipped > self.returned && status != OrderStatus::Returned
+    }
+}
+
 impl RecallOutcome {
     /// What became of an order that took units of the lots: `flagged` or `reallocated` (the
     /// recall took its reservation back), else `shipped` if units of the lots left with it and
-    /// did not all come back, `returned` if they all came back, `released` if it held them once
-    /// and gave them up before shipping.
-    pub fn outcome_of(&self, order_id: &str, units: &LotUnits) -> &'static str {
+    /// are still out ([`LotUnits::out_with`]), `returned` if they came back, `released` if it held
+    /// them once and gave them up before shipping.
+    pub fn outcome_of(&self, order_id: &str, status: OrderStatus, units: &LotUnits) -> &'static str {
         if self.flagged.iter().any(|flagged| flagged == order_id) {
             "flagged"
         } else if self.reallocated.iter().any(|reallocated| reallocated == order_id) {
             "reallocated"
-        } else if units.shipped > units.returned {
+        } else if units.out_with(status) {
             "shipped"
         } else if units.shipped > 0 {
             "returned"

@@ -3015,3 +3015,38 @@ pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
     let deleted = app.send("DELETE", &dc_path, Some(&app.operator_key), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
 }
+
+/// A recalled parcel taken back without restocking (its units to be destroyed, not sold again)
+/// is back all the same: the recall reads it `returned`, and its pickup point no longer within
+/// consumers' reach.
+pub async fn fulfilment_a_parcel_taken_back_unrestocked_is_back(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "takeback", "871234510095").await;
+    receive(app, &key, &product, &[("BACK", 20, 10)], 95_000).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orders/{order_id}/events?tenant=takeback");
+    let pallet = with_check_digit("38712345000095100");
+    walk(
+        app,
+        &path,
+        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
+    )
+    .await;
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BACK"], "reason": "glass"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    assert_eq!(recall.body["affected_orders"][0]["outcome"], "shipped", "{:?}", recall.body);
+    assert_eq!(recall.body["pickup_points"], json!([pickup()]), "{:?}", recall.body);
+    walk(app, &path, &[json!({"status": "returned"})]).await;
+    let read = app.get(&format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap()), &key).await;
+    let affected = &read.body["affected_orders"][0];
+    assert_eq!(
+        (affected["status"].as_str(), affected["outcome"].as_str(), affected["units_shipped"].as_i64()),
+        (Some("returned"), Some("returned"), Some(3)),
+        "{:?}",
+        read.body
+    );
+    assert_eq!(affected["units_returned"], 0, "nothing restocked: {:?}", read.body);
+    assert_eq!(read.body["pickup_points"], json!([]), "{:?}", read.body);
+}
