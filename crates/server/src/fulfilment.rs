@@ -2549,7 +2549,14 @@ struct AlarmTransitionView {
     alarm: Option<crate::alarms::AlarmView>,
 }
 
-/// Delivers the due webhooks' pending transitions (called by the subscription worker's loop).
+/// Delivers the due webhooks' pending transitions (called by the subscription worker's loop),
+/// at most [`crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX`] at once: a merchant's endpoint that
+/// does not answer holds up its own deliveries, not the others'.
+///
+/// Each delivery first claims its webhook ([`FulfilmentMutation::ClaimWebhook`]) for
+/// [`crate::subscriptions::DELIVERY_LEASE`], so API nodes sharing a database never send one
+/// webhook's transitions at once (which would send them twice, and could move its cursor back);
+/// a node that stops mid-delivery leaves the webhook to another once the lease ends.
 pub(crate) async fn deliver_webhooks(
     store: &store::Store,
     client: &reqwest::Client,
@@ -2563,66 +2570,103 @@ pub(crate) async fn deliver_webhooks(
     // Only transitions of settled transactions: one committed later sorts after these. No
     // wait: what is not settled yet goes out with a later delivery.
     let horizon = store.settled_horizon(std::time::Duration::ZERO).await?;
+    let mut running = tokio::task::JoinSet::new();
     for hook in due {
-        let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { continue };
-        let tenant_store = store.tenant(&tenant);
-        let transitions = tenant_store.order_transitions_after(&hook.orders_cursor(), horizon).await?;
-        let alarm_events = tenant_store
-            .alarm_events_after(&hook.alarms_cursor(), horizon, store::fulfilment::WEBHOOK_EVENTS_MAX as u32)
-            .await?;
-        if transitions.is_empty() && alarm_events.is_empty() {
-            continue;
+        while running.len() >= crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX {
+            running.join_next().await;
         }
-        let through = transitions.last().map(store::fulfilment::OrderTransition::cursor);
-        let alarms_through = alarm_events.last().map(store::alarms::AlarmEventRow::cursor);
-        let mut alarms = Vec::with_capacity(alarm_events.len());
-        for event in alarm_events {
-            let alarm = tenant_store.alarm(&event.alarm_id).await?.map(crate::alarms::AlarmView::from);
-            alarms.push(AlarmTransitionView { kind: event.kind, at: crate::dto::timestamp(event.at_unix_ms), alarm });
-        }
-        let body = serde_json::to_vec(&WebhookDelivery {
-            webhook_id: &hook.webhook_id,
-            tenant_id: &hook.tenant_id,
-            transitions: transitions
-                .into_iter()
-                .map(|transition| TransitionView {
-                    order_id: transition.order_id,
-                    seq: transition.seq,
-                    status: transition.status,
-                    detail: transition.detail,
-                    at: crate::dto::timestamp(transition.at_unix_ms),
-                })
-                .collect(),
-            alarms,
-        })
-        .map_err(Problem::internal)?;
-        let signature = webhook_signature(hook.secret.as_bytes(), jiff::Timestamp::now().as_second(), &body);
-        let outcome = match crate::subscriptions::check_destination(&hook.url, private_destinations).await {
-            Err(reason) => Err(reason),
-            Ok(()) => client
-                .post(&hook.url)
-                .header("content-type", "application/json")
-                .header("keten-signature", signature)
-                .body(body)
-                .send()
-                .await
-                .map_err(|error| error.to_string())
-                .and_then(|response| {
-                    if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
-                }),
-        };
-        let change = match outcome {
-            Ok(()) => {
-                FulfilmentMutation::WebhookDelivered { webhook_id: hook.webhook_id.clone(), through, alarms_through }
+        let (store, client) = (store.clone(), client.clone());
+        running.spawn(async move {
+            if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, private_destinations).await {
+                tracing::warn!(webhook = %hook.webhook_id, detail = %problem.detail, "an order webhook delivery failed");
             }
-            Err(error) => FulfilmentMutation::WebhookFailed {
-                webhook_id: hook.webhook_id.clone(),
-                next_attempt_unix_ms: now + crate::subscriptions::retry_delay(hook.attempts + 1).as_millis() as i64,
-                error,
-            },
-        };
-        store.tenant(&tenant).write(Mutation::Fulfilment(change), None).await?;
+        });
     }
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Sends one webhook's transitions after its cursors, if it has any and this node claims it.
+async fn deliver_webhook(
+    store: &store::Store,
+    client: &reqwest::Client,
+    hook: &store::fulfilment::OrderWebhook,
+    horizon: i64,
+    private_destinations: bool,
+) -> Result<(), Problem> {
+    let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { return Ok(()) };
+    let tenant_store = store.tenant(&tenant);
+    let transitions = tenant_store.order_transitions_after(&hook.orders_cursor(), horizon).await?;
+    let alarm_events = tenant_store
+        .alarm_events_after(&hook.alarms_cursor(), horizon, store::fulfilment::WEBHOOK_EVENTS_MAX as u32)
+        .await?;
+    if transitions.is_empty() && alarm_events.is_empty() {
+        return Ok(());
+    }
+    // Claimed only if no other delivery moved the webhook since it was read: its cursors are
+    // still the ones these transitions follow.
+    let lease_until_unix_ms = store::now_unix_ms() + crate::subscriptions::DELIVERY_LEASE.as_millis() as i64;
+    let claim = FulfilmentMutation::ClaimWebhook {
+        webhook_id: hook.webhook_id.clone(),
+        seen_next_attempt_unix_ms: hook.next_attempt_unix_ms,
+        lease_until_unix_ms,
+    };
+    match tenant_store.write(Mutation::Fulfilment(claim), None).await {
+        Ok(_) => {}
+        Err(store::WriteError::Refused { code: "conflict", .. }) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    }
+    let through = transitions.last().map(store::fulfilment::OrderTransition::cursor);
+    let alarms_through = alarm_events.last().map(store::alarms::AlarmEventRow::cursor);
+    let mut alarms = Vec::with_capacity(alarm_events.len());
+    for event in alarm_events {
+        let alarm = tenant_store.alarm(&event.alarm_id).await?.map(crate::alarms::AlarmView::from);
+        alarms.push(AlarmTransitionView { kind: event.kind, at: crate::dto::timestamp(event.at_unix_ms), alarm });
+    }
+    let body = serde_json::to_vec(&WebhookDelivery {
+        webhook_id: &hook.webhook_id,
+        tenant_id: &hook.tenant_id,
+        transitions: transitions
+            .into_iter()
+            .map(|transition| TransitionView {
+                order_id: transition.order_id,
+                seq: transition.seq,
+                status: transition.status,
+                detail: transition.detail,
+                at: crate::dto::timestamp(transition.at_unix_ms),
+            })
+            .collect(),
+        alarms,
+    })
+    .map_err(Problem::internal)?;
+    let signature = webhook_signature(hook.secret.as_bytes(), jiff::Timestamp::now().as_second(), &body);
+    let outcome = match crate::subscriptions::check_destination(&hook.url, private_destinations).await {
+        Err(reason) => Err(reason),
+        Ok(()) => client
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("keten-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|response| {
+                if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+            }),
+    };
+    let webhook_id = hook.webhook_id.clone();
+    let change = match outcome {
+        Ok(()) => FulfilmentMutation::WebhookDelivered { webhook_id, lease_until_unix_ms, through, alarms_through },
+        // The next attempt waits its delay from now, when this one failed.
+        Err(error) => FulfilmentMutation::WebhookFailed {
+            webhook_id,
+            lease_until_unix_ms,
+            next_attempt_unix_ms: store::now_unix_ms()
+                + crate::subscriptions::retry_delay(hook.attempts + 1).as_millis() as i64,
+            error,
+        },
+    };
+    tenant_store.write(Mutation::Fulfilment(change), None).await?;
     Ok(())
 }
 

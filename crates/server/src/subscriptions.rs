@@ -30,6 +30,11 @@ pub const ESCALATION_INTERVAL: Duration = Duration::from_secs(1);
 pub const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub const DELIVERY_EVENTS_MAX: u64 = 1000;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an order webhook is one node's to deliver once claimed (more than a delivery's
+/// reads, [`DELIVERY_TIMEOUT`] and its record take): no other API node sends it meanwhile, and
+/// if this node stops mid-delivery, another takes it up after this.
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
 pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(600);
 /// Subscriptions handled per poll.

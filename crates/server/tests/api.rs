@@ -1186,6 +1186,17 @@ mod own_apps {
         super::fulfilment::a_deadlocked_receipt_is_applied_again(&app, &url).await;
     }
 
+    /// A webhook two API nodes share sends each transition once, even when its receiver is slow.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_deliver_once_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("webhooks_deliver_once_on_two_nodes_postgres") else {
+            return;
+        };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::fulfilment::webhooks_deliver_once_on_two_nodes(&[&first, &second]).await;
+    }
+
     /// A transaction that began before a page of the movement journal was read, and commits
     /// after it, still comes after that page's cursor.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1267,16 +1267,30 @@ pub enum FulfilmentMutation {
     DeleteWebhook {
         webhook_id: String,
     },
+    /// A delivery is about to be sent: the webhook is this delivery's until `lease_until_unix_ms`
+    /// (its next attempt moves there, so no other API node finds it due meanwhile), if it is
+    /// still as read (`seen_next_attempt_unix_ms`); else refused (409 `conflict`): another node
+    /// delivers it. The lease's end is the delivery's token: its outcome is recorded only while
+    /// the webhook still holds it.
+    ClaimWebhook {
+        webhook_id: String,
+        seen_next_attempt_unix_ms: i64,
+        lease_until_unix_ms: i64,
+    },
     /// A delivery answered 2xx: the cursors move past `through` (an order transition) and
-    /// `alarms_through` (an alarm transition).
+    /// `alarms_through` (an alarm transition), and the webhook is due again at once. Nothing is
+    /// written if its lease (`lease_until_unix_ms`, from [`FulfilmentMutation::ClaimWebhook`]) has
+    /// passed to another delivery.
     WebhookDelivered {
         webhook_id: String,
+        lease_until_unix_ms: i64,
         through: Option<TransitionCursor>,
         alarms_through: Option<TransitionCursor>,
     },
-    /// A delivery failed: try again at `next_attempt_unix_ms`.
+    /// A delivery failed: try again at `next_attempt_unix_ms` (if it still holds its lease).
     WebhookFailed {
         webhook_id: String,
+        lease_until_unix_ms: i64,
         next_attempt_unix_ms: i64,
         error: String,
     },
@@ -2277,6 +2291,9 @@ async fn apply_checked(
             done(false)
         }
         FulfilmentMutation::PutWebhook { webhook_id, url, secret } => {
+            // Counted under the tenant's lock on PostgreSQL: two API nodes creating one each
+            // at once would both count one below the limit.
+            lock_names(conn, vec![format!("keten webhooks {tenant}")]).await?;
             let count: (i64,) = on_conn!(conn, connection => sqlx::query_as(
                 "SELECT COUNT(*) FROM order_webhooks WHERE tenant_id = $1")
                 .bind(tenant).fetch_one(&mut *connection).await)?;
@@ -2305,24 +2322,37 @@ async fn apply_checked(
             }
             done(false)
         }
-        FulfilmentMutation::WebhookDelivered { webhook_id, through, alarms_through } => {
-            execute(
+        FulfilmentMutation::ClaimWebhook { webhook_id, seen_next_attempt_unix_ms, lease_until_unix_ms } => {
+            let claimed = execute(
                 conn,
-                "UPDATE order_webhooks SET attempts = 0, next_attempt_unix_ms = $1, last_error = NULL \
-                 WHERE tenant_id = $2 AND webhook_id = $3",
-                &[Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(webhook_id)],
+                "UPDATE order_webhooks SET next_attempt_unix_ms = $1 \
+                 WHERE tenant_id = $2 AND webhook_id = $3 AND next_attempt_unix_ms = $4",
+                &[
+                    Arg::Integer(*lease_until_unix_ms),
+                    Arg::Text(tenant),
+                    Arg::Text(webhook_id),
+                    Arg::Integer(*seen_next_attempt_unix_ms),
+                ],
             )
             .await?;
+            if claimed == 0 {
+                refuse!(refused("conflict", format!("webhook {webhook_id} is being delivered by another API node")));
+            }
+            done(false)
+        }
+        FulfilmentMutation::WebhookDelivered { webhook_id, lease_until_unix_ms, through, alarms_through } => {
+            // The cursors first, while the lease is still the token; then the webhook is due
+            // again at once (more transitions may wait).
             for (cursor, sql) in [
                 (
                     through,
                     "UPDATE order_webhooks SET after_tx = $1, after_at_unix_ms = $2, after_order_id = $3, after_seq = $4 \
-                     WHERE tenant_id = $5 AND webhook_id = $6",
+                     WHERE tenant_id = $5 AND webhook_id = $6 AND next_attempt_unix_ms = $7",
                 ),
                 (
                     alarms_through,
                     "UPDATE order_webhooks SET alarm_after_tx = $1, alarm_after_unix_ms = $2, alarm_after_id = $3, \
-                     alarm_after_step = $4 WHERE tenant_id = $5 AND webhook_id = $6",
+                     alarm_after_step = $4 WHERE tenant_id = $5 AND webhook_id = $6 AND next_attempt_unix_ms = $7",
                 ),
             ] {
                 let Some(cursor) = cursor else { continue };
@@ -2336,18 +2366,37 @@ async fn apply_checked(
                         Arg::Integer(cursor.seq),
                         Arg::Text(tenant),
                         Arg::Text(webhook_id),
+                        Arg::Integer(*lease_until_unix_ms),
                     ],
                 )
                 .await?;
             }
+            execute(
+                conn,
+                "UPDATE order_webhooks SET attempts = 0, next_attempt_unix_ms = $1, last_error = NULL \
+                 WHERE tenant_id = $2 AND webhook_id = $3 AND next_attempt_unix_ms = $4",
+                &[
+                    Arg::Integer(now_unix_ms),
+                    Arg::Text(tenant),
+                    Arg::Text(webhook_id),
+                    Arg::Integer(*lease_until_unix_ms),
+                ],
+            )
+            .await?;
             done(false)
         }
-        FulfilmentMutation::WebhookFailed { webhook_id, next_attempt_unix_ms, error } => {
+        FulfilmentMutation::WebhookFailed { webhook_id, lease_until_unix_ms, next_attempt_unix_ms, error } => {
             execute(
                 conn,
                 "UPDATE order_webhooks SET attempts = attempts + 1, next_attempt_unix_ms = $1, last_error = $2 \
-                 WHERE tenant_id = $3 AND webhook_id = $4",
-                &[Arg::Integer(*next_attempt_unix_ms), Arg::Text(error), Arg::Text(tenant), Arg::Text(webhook_id)],
+                 WHERE tenant_id = $3 AND webhook_id = $4 AND next_attempt_unix_ms = $5",
+                &[
+                    Arg::Integer(*next_attempt_unix_ms),
+                    Arg::Text(error),
+                    Arg::Text(tenant),
+                    Arg::Text(webhook_id),
+                    Arg::Integer(*lease_until_unix_ms),
+                ],
             )
             .await?;
             done(false)
@@ -2675,14 +2724,23 @@ async fn stock_lots<'c>(
 /// it locked anything.
 async fn lock_lots(conn: &mut Conn, tenant: &str, lots: &[(&str, &str)]) -> Result<bool, sqlx::Error> {
     debug_assert!(lots.windows(2).all(|pair| pair[0] < pair[1]), "lots sorted and distinct");
+    lock_names(conn, lots.iter().map(|(gtin, lot)| format!("keten lot {tenant} {gtin} {lot}")).collect()).await
+}
+
+/// On PostgreSQL, takes the transaction's lock of each name (in the order given: sorted, so that
+/// two writers take them in one order): writes of two API nodes that take one go one after the
+/// other. Answers whether it locked anything.
+async fn lock_names(conn: &mut Conn, names: Vec<String>) -> Result<bool, sqlx::Error> {
     let Conn::Postgres(connection) = conn else { return Ok(false) };
-    for (gtin, lot) in lots {
+    let mut locked = false;
+    for name in names {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("keten lot {tenant} {gtin} {lot}"))
+            .bind(name)
             .execute(&mut **connection)
             .await?;
+        locked = true;
     }
-    Ok(!lots.is_empty())
+    Ok(locked)
 }
 
 /// On PostgreSQL, takes the transaction's lock of each SSCC (sorted, distinct) an ASN announces:
@@ -2691,14 +2749,7 @@ async fn lock_lots(conn: &mut Conn, tenant: &str, lots: &[(&str, &str)]) -> Resu
 /// PostgreSQL then fails one, and its writes are applied again one by one.
 async fn lock_ssccs(conn: &mut Conn, tenant: &str, ssccs: &[&str]) -> Result<(), sqlx::Error> {
     debug_assert!(ssccs.windows(2).all(|pair| pair[0] < pair[1]), "SSCCs sorted and distinct");
-    let Conn::Postgres(connection) = conn else { return Ok(()) };
-    for sscc in ssccs {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("keten sscc {tenant} {sscc}"))
-            .execute(&mut **connection)
-            .await?;
-    }
-    Ok(())
+    lock_names(conn, ssccs.iter().map(|sscc| format!("keten sscc {tenant} {sscc}")).collect()).await.map(|_| ())
 }
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.

@@ -60,6 +60,7 @@ behaviour!(
     lists_paginate_by_cursor,
     usage_counts_rows_per_day,
     deleting_a_referenced_row_is_refused,
+    webhook_deliveries_claim_and_record_under_their_lease,
 );
 
 fn tenant(name: &str) -> TenantId {
@@ -669,4 +670,87 @@ async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
             .map(|(order, at)| (order.to_owned(), at, None))
             .collect();
     assert_eq!(arrived, expected);
+}
+
+/// An order webhook is claimed by one delivery at a time, and a delivery records its outcome
+/// only while it still holds its claim: a late record of a delivery whose lease passed to
+/// another moves nothing back.
+async fn webhook_deliveries_claim_and_record_under_their_lease(store: &Store) {
+    use store::fulfilment::{FulfilmentMutation, TransitionCursor};
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let fulfil = |mutation| Mutation::Fulfilment(mutation);
+    put(
+        store,
+        &acme,
+        fulfil(FulfilmentMutation::PutWebhook {
+            webhook_id: "whk_1".into(),
+            url: "http://merchant.example/hooks".into(),
+            secret: "a-merchant-secret-of-32-characters".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let read = || async { store.tenant(&acme).order_webhooks().await.unwrap().remove(0) };
+    let created = read().await;
+    let claim = |seen: i64, lease: i64| {
+        fulfil(FulfilmentMutation::ClaimWebhook {
+            webhook_id: "whk_1".into(),
+            seen_next_attempt_unix_ms: seen,
+            lease_until_unix_ms: lease,
+        })
+    };
+    let cursor = |seq: i64| TransitionCursor { tx: 0, at_unix_ms: 1_000, id: "ord_a".into(), seq };
+    // The first delivery claims it; a second that read it at the same moment may not.
+    let first_lease = created.next_attempt_unix_ms + 60_000;
+    put(store, &acme, claim(created.next_attempt_unix_ms, first_lease)).await.unwrap();
+    assert!(matches!(
+        put(store, &acme, claim(created.next_attempt_unix_ms, first_lease + 1)).await,
+        Err(WriteError::Refused { code: "conflict", .. })
+    ));
+    assert_eq!(read().await.next_attempt_unix_ms, first_lease, "not due while claimed");
+    // Say the first lease passed and another delivery took the webhook over, and delivered.
+    let second_lease = first_lease + 60_000;
+    put(store, &acme, claim(first_lease, second_lease)).await.unwrap();
+    put(
+        store,
+        &acme,
+        fulfil(FulfilmentMutation::WebhookDelivered {
+            webhook_id: "whk_1".into(),
+            lease_until_unix_ms: second_lease,
+            through: Some(cursor(5)),
+            alarms_through: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let delivered = read().await;
+    assert_eq!((delivered.after_seq, delivered.attempts), (5, 0));
+    assert!(delivered.next_attempt_unix_ms < second_lease, "due again at once");
+    // The first delivery's late outcomes change nothing.
+    put(
+        store,
+        &acme,
+        fulfil(FulfilmentMutation::WebhookDelivered {
+            webhook_id: "whk_1".into(),
+            lease_until_unix_ms: first_lease,
+            through: Some(cursor(3)),
+            alarms_through: None,
+        }),
+    )
+    .await
+    .unwrap();
+    put(
+        store,
+        &acme,
+        fulfil(FulfilmentMutation::WebhookFailed {
+            webhook_id: "whk_1".into(),
+            lease_until_unix_ms: first_lease,
+            next_attempt_unix_ms: first_lease + 120_000,
+            error: "timed out".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read().await, delivered);
 }

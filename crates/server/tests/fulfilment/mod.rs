@@ -3050,3 +3050,78 @@ pub async fn fulfilment_a_parcel_taken_back_unrestocked_is_back(app: &TestApp) {
     assert_eq!(affected["units_returned"], 0, "nothing restocked: {:?}", read.body);
     assert_eq!(read.body["pickup_points"], json!([]), "{:?}", read.body);
 }
+
+/// Two API nodes share a webhook whose receiver takes a second and a half to answer its first
+/// delivery: one node delivers while the other waits for the delivery's lease, so every
+/// transition arrives once, and each order's in order.
+pub async fn webhooks_deliver_once_on_two_nodes(apps: &[&TestApp]) {
+    let app = apps[0];
+    network(app).await;
+    let (key, product) = merchant(app, "fish", "871234510041").await;
+    receive(app, &key, &product, &[("W1", 20, 50)], 500).await;
+    let received: Received = Default::default();
+    let (sink, first) = (received.clone(), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    let router = axum::Router::new().route(
+        "/orders",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (sink, first) = (sink.clone(), first.clone());
+            async move {
+                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+                }
+                let signature = headers.get("keten-signature").and_then(|value| value.to_str().ok()).map(str::to_owned);
+                sink.lock().unwrap().push((signature, body));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/orders", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let secret = "a-merchant-secret-of-32-characters";
+    let hook = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    // Three orders, one through each node and one more, each then picked through the other.
+    let mut expected: Vec<(String, i64)> = Vec::new();
+    for index in 0..3 {
+        let (placing, stepping) = (apps[index % apps.len()], apps[(index + 1) % apps.len()]);
+        let order = placing.post("/v1/orders", &key, order_body(&product, 1)).await;
+        assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
+        let order_id = order.body["order_id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/orders/{order_id}/events?tenant=fish");
+        let picking = stepping.post(&path, &stepping.operator_key, json!({"status": "picking"})).await;
+        assert_eq!(picking.status, StatusCode::OK, "{:?}", picking.body);
+        expected.extend([(order_id.clone(), 1), (order_id, 2)]);
+    }
+    let mut delivered: Vec<(String, i64)> = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        delivered = signed_deliveries(&received, secret)
+            .iter()
+            .flat_map(|delivery| delivery["transitions"].as_array().unwrap().clone())
+            .map(|transition| {
+                (transition["order_id"].as_str().unwrap().to_owned(), transition["seq"].as_i64().unwrap())
+            })
+            .collect();
+        if delivered.len() >= expected.len() {
+            break;
+        }
+    }
+    // Long enough for a slow first delivery, sent beside the one that arrived, to arrive too.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let again: usize = signed_deliveries(&received, secret)
+        .iter()
+        .map(|delivery| delivery["transitions"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(again, delivered.len(), "no delivery after all had arrived");
+    let mut once = delivered.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), delivered.len(), "a transition arrived twice: {delivered:?}");
+    expected.sort();
+    assert_eq!(once, expected, "{delivered:?}");
+    for (order_id, _) in &expected {
+        let seqs: Vec<i64> = delivered.iter().filter(|(id, _)| id == order_id).map(|(_, seq)| *seq).collect();
+        assert_eq!(seqs, [1, 2], "{order_id}: {delivered:?}");
+    }
+}
