@@ -71,11 +71,11 @@ pub async fn run(
     hold_sweep_interval: Option<Duration>,
 ) {
     // No redirects: a 301/302 would turn the POST into a bodiless GET and "deliver" nothing.
-    let client = match reqwest::Client::builder()
-        .timeout(DELIVERY_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let mut builder = reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).redirect(reqwest::redirect::Policy::none());
+    if !private_destinations {
+        builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly::from_environment()));
+    }
+    let client = match builder.build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "the subscription worker cannot build its HTTP client");
@@ -136,20 +136,81 @@ async fn deliver_due(store: &Store, client: &reqwest::Client, private_destinatio
     Ok(())
 }
 
-/// Whether a destination address is one a tenant may not reach through keten (loopback,
-/// private, link-local, unspecified), unless the operator allowed it.
+/// Whether a destination address is one a tenant may not reach through keten, unless the
+/// operator allowed it: loopback, private, shared (carrier-grade NAT), link-local, unspecified
+/// ("this network"), benchmarking, IETF protocol, multicast, reserved and broadcast IPv4; and
+/// IPv6 loopback, unspecified, unique-local, link-local, site-local and multicast addresses, and
+/// those that carry an IPv4 address (mapped, compatible, NAT64, 6to4) judged by it.
 pub fn is_private_address(address: std::net::IpAddr) -> bool {
     match address {
         std::net::IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+            let [first, second, third, _] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || first == 0
+                || first >= 240
+                || (first == 100 && (second & 0xc0) == 64)
+                || (first == 198 && (second & 0xfe) == 18)
+                || (first == 192 && second == 0 && third == 0)
         }
         std::net::IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let octets = v6.octets();
+            let embedded =
+                |at: usize| std::net::Ipv4Addr::new(octets[at], octets[at + 1], octets[at + 2], octets[at + 3]);
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private_address(std::net::IpAddr::V4(v4)))
+                || v6.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || (segments[0] & 0xffc0) == 0xfec0
+                || v6.to_ipv4().is_some_and(|v4| is_private_address(std::net::IpAddr::V4(v4)))
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && is_private_address(embedded(12).into()))
+                || (segments[0] == 0x2002 && is_private_address(embedded(2).into()))
         }
+    }
+}
+
+/// The resolver of the worker's HTTP client when tenants may not reach private addresses: it
+/// drops them from every name's addresses (and fails a name left with none), so a name that
+/// answered a public address to [`check_destination`] and a private one at connection time (DNS
+/// rebinding) still reaches no private address. The proxies the process is configured with
+/// (`HTTP_PROXY`, `ALL_PROXY` …) are the operator's and resolve as they are.
+#[derive(Debug, Default)]
+pub struct PublicOnly {
+    proxies: Vec<String>,
+}
+
+impl PublicOnly {
+    /// Knows the hosts of the proxies configured in the environment.
+    pub fn from_environment() -> PublicOnly {
+        let proxies = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .filter_map(|value| reqwest::Url::parse(&value).ok())
+            .filter_map(|url| url.host_str().map(str::to_owned))
+            .collect();
+        PublicOnly { proxies }
+    }
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let proxy = self.proxies.iter().any(|proxy| proxy.eq_ignore_ascii_case(&host));
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> =
+                resolved.filter(|address| proxy || !is_private_address(address.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addresses)
+        })
     }
 }
 
@@ -320,9 +381,41 @@ mod tests {
             ("::ffff:127.0.0.1", true),
             ("93.184.216.34", false),
             ("2606:4700::1111", false),
+            ("0.1.2.3", true),
+            ("100.64.0.1", true),
+            ("100.127.255.254", true),
+            ("100.128.0.1", false),
+            ("198.18.0.1", true),
+            ("198.20.0.1", false),
+            ("192.0.0.8", true),
+            ("224.0.0.251", true),
+            ("240.0.0.1", true),
+            ("255.255.255.255", true),
+            ("ff02::1", true),
+            ("fec0::1", true),
+            ("::127.0.0.1", true),
+            ("64:ff9b::7f00:1", true),
+            ("64:ff9b::a9fe:a9fe", true),
+            ("64:ff9b::5db8:d822", false),
+            ("2002:7f00:1::", true),
+            ("2002:0a00:0001::1", true),
+            ("2002:5db8:d822::1", false),
         ] {
             assert_eq!(is_private_address(address.parse().unwrap()), private, "{address}");
         }
+    }
+
+    /// A name is resolved at connection time without its private addresses (so one that turns
+    /// private after [`check_destination`] looked, DNS rebinding, reaches none), except a proxy's.
+    #[tokio::test]
+    async fn the_worker_resolves_names_to_public_addresses_only() {
+        use reqwest::dns::Resolve;
+        let name = |host: &str| host.parse::<reqwest::dns::Name>().unwrap();
+        let refused = PublicOnly::default().resolve(name("localhost")).await.err().expect("localhost is refused");
+        assert_eq!(refused.to_string(), "localhost resolves to no public address");
+        let proxied = PublicOnly { proxies: vec!["LOCALHOST".into()] };
+        let addresses: Vec<std::net::SocketAddr> = proxied.resolve(name("localhost")).await.unwrap().collect();
+        assert!(!addresses.is_empty() && addresses.iter().all(|address| address.ip().is_loopback()), "{addresses:?}");
     }
 
     #[test]
