@@ -257,6 +257,7 @@ use epcis_interface::{
 use fulfilment::{
     fulfilment_a_changed_product_is_read_again, fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
     fulfilment_a_parcel_taken_back_unrestocked_is_back, fulfilment_a_place_holding_stock_keeps_it,
+    fulfilment_a_reallocated_order_counts_in_its_new_region,
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_a_recalled_parcel_is_not_handed_over,
     fulfilment_hot_sku_never_oversells, fulfilment_lists_and_filters_are_checked_first,
     fulfilment_lists_page_past_their_largest_page, fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
@@ -290,6 +291,7 @@ end_to_end!(
     fulfilment_reallocation_keeps_the_hold,
     fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
     fulfilment_a_parcel_taken_back_unrestocked_is_back,
+    fulfilment_a_reallocated_order_counts_in_its_new_region,
     fulfilment_a_place_holding_stock_keeps_it,
     fulfilment_a_changed_product_is_read_again,
     fulfilment_hot_sku_never_oversells,

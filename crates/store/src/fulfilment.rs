@@ -3608,7 +3608,7 @@ async fn order_event(
             let lines = record.order_lines()?;
             // A fresh id each time: an order may lose its stock to more than one recall.
             let reservation = format!("{order_id}/{event_id}-{:016x}", rand::random::<u64>());
-            let (allocation, _, promised_by) = attempt!(
+            let (allocation, region, promised_by) = attempt!(
                 allocate_and_reserve(
                     conn,
                     tenant,
@@ -3634,14 +3634,16 @@ async fn order_event(
             record.promised_by_unix_ms = promised_by;
             record.reservation_id = reservation.clone();
             record.reservation = ReservationState::Pending;
-            // Its window runs from now on, for a later recall's allocation too.
+            // Its window runs from now on, for a later recall's allocation too; its region is
+            // its new delivering site's.
             execute(
                 conn,
-                "UPDATE orders SET window_from_unix_ms = $3 WHERE tenant_id = $1 AND order_id = $2",
-                &[Arg::Text(tenant), Arg::Text(order_id), Arg::Integer(now_unix_ms)],
+                "UPDATE orders SET window_from_unix_ms = $3, region = $4 WHERE tenant_id = $1 AND order_id = $2",
+                &[Arg::Text(tenant), Arg::Text(order_id), Arg::Integer(now_unix_ms), Arg::Text(&region)],
             )
             .await?;
             record.window_from_unix_ms = now_unix_ms;
+            record.region = region;
             allocation_change = Some(reservation);
         }
         StockEffect::Pick => {
@@ -4121,7 +4123,14 @@ async fn allocate_again(
         )
         .await?;
         match again {
-            Ok((allocation, _, promised_by)) => {
+            Ok((allocation, region, promised_by)) => {
+                // Counted in its new delivering site's region.
+                execute(
+                    conn,
+                    "UPDATE orders SET region = $3 WHERE tenant_id = $1 AND order_id = $2",
+                    &[Arg::Text(tenant), Arg::Text(order_id), Arg::Text(&region)],
+                )
+                .await?;
                 let detail = format!("allocated again from other {} after {}", cause.other, cause.name);
                 let moved = set_order_status(
                     conn,

@@ -3125,3 +3125,41 @@ pub async fn webhooks_deliver_once_on_two_nodes(apps: &[&TestApp]) {
         assert_eq!(seqs, [1, 2], "{order_id}: {delivered:?}");
     }
 }
+
+/// An order to an address that a recall sends out from another site counts in that site's
+/// region from then on.
+pub async fn fulfilment_a_reallocated_order_counts_in_its_new_region(app: &TestApp) {
+    network(app).await;
+    let depot = cold_depot(app, true).await;
+    let (key, product) = merchant(app, "regions", "871234510096").await;
+    receive(app, &key, &product, &[("AMS", 20, 5)], 96_000).await;
+    let pallet = json!({"sscc": with_check_digit("38712345000096500"), "gtin": product, "lot": "UTR",
+                        "expiry": in_days(25), "quantity": 5});
+    let asn = app.post("/v1/asns", &key, json!({"location": depot, "pallets": [pallet]})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let asn_id = asn.body["asn_id"].as_str().unwrap();
+    let received = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "cold"})).await;
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    let home = json!({"latitude": 52.37, "longitude": 4.89, "time_zone": "Europe/Amsterdam"});
+    let placed = app
+        .post(
+            "/v1/orders",
+            &key,
+            json!({"lines": [{"gtin": product, "quantity": 2}], "destination": home, "service": "next_day"}),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    assert_eq!(placed.body["shipments"][0]["picks"][0]["lot"], "AMS", "FEFO: {:?}", placed.body);
+    assert_eq!(placed.body["region"], "Amsterdam", "{:?}", placed.body);
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["AMS"], "reason": "glass"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    assert_eq!(recall.body["affected_orders"][0]["outcome"], "reallocated", "{:?}", recall.body);
+    let order_id = placed.body["order_id"].as_str().unwrap();
+    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(order.body["shipments"][0]["picks"][0]["lot"], "UTR", "{:?}", order.body);
+    assert_eq!(order.body["region"], "Utrecht", "{:?}", order.body);
+    let report = app.get("/v1/sla", &key).await;
+    let regions: Vec<&str> =
+        report.body["rows"].as_array().unwrap().iter().map(|row| row["region"].as_str().unwrap()).collect();
+    assert_eq!(regions, ["Utrecht"], "{:?}", report.body);
+}
