@@ -2019,23 +2019,35 @@ async fn apply_checked(
                     errors: announced,
                 });
             }
-            // A lot has one expiry: a pallet announced with another date than the lot's stock
-            // could never be received (`change` refuses it), and an ASN cannot be amended.
+            // A lot has one expiry: a pallet announced with another date than the lot's stock, or
+            // than a pallet of it announced before and not received yet, could never be received
+            // (`change` refuses the second date), and an ASN cannot be amended. (Two dates within
+            // one ASN are refused at the edge.)
             let mut other_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 let entry = batch.entry(cache, conn, tenant, pallet.gtin.as_str()).await?;
-                if let Some(stored) = entry
+                let stored = entry
                     .balances
                     .iter()
                     .find(|cached| cached.key.lot == pallet.lot && cached.expiry.as_deref() != pallet.expiry.as_deref())
-                {
+                    .map(|cached| ("stored", cached.expiry.clone()));
+                let earlier = match stored {
+                    Some(found) => Some(found),
+                    None => on_conn!(conn, connection => sqlx::query_scalar::<_, Option<String>>(
+                        "SELECT expiry_date FROM asn_pallets WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+                         AND received_unix_ms IS NULL AND COALESCE(expiry_date, '') <> COALESCE($4, '') LIMIT 1")
+                        .bind(tenant).bind(pallet.gtin.as_str()).bind(&pallet.lot).bind(pallet.expiry.as_deref())
+                        .fetch_optional(&mut *connection).await)?
+                    .map(|expiry| ("announced", expiry)),
+                };
+                if let Some((how, expiry)) = earlier {
                     other_expiry.push((
                         format!("/pallets/{index}/expiry"),
                         format!(
-                            "lot {:?} of {} is stored with expiry {}: a lot has one expiry",
+                            "lot {:?} of {} is {how} with expiry {}: a lot has one expiry",
                             pallet.lot,
                             pallet.gtin,
-                            expiry_text(stored.expiry.as_deref())
+                            expiry_text(expiry.as_deref())
                         ),
                     ));
                 }

@@ -347,6 +347,27 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         two_dates.body
     );
 
+    // Nor across ASNs: a lot announced and not received yet keeps its date for the next ASN.
+    let awaited = |sscc: &str, days: i64| json!({"sscc": with_check_digit(sscc), "gtin": product, "lot": "AWAIT", "expiry": in_days(days), "quantity": 1});
+    let first =
+        app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [awaited("38712345000000081", 20)]})).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let later =
+        app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [awaited("38712345000000082", 22)]})).await;
+    assert!(
+        later.is_problem(409, "/problems/lot-conflict") && later.pointers() == ["/pallets/0/expiry"],
+        "{:?}",
+        later.body
+    );
+    assert!(
+        later.body["errors"][0]["detail"].as_str().unwrap().contains("is announced with expiry"),
+        "{:?}",
+        later.body
+    );
+    let same =
+        app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [awaited("38712345000000082", 20)]})).await;
+    assert_eq!(same.status, StatusCode::CREATED, "{:?}", same.body);
+
     // An SSCC names one pallet: the WARM pallet's is taken (twice in one ASN is refused as invalid).
     let again = app
         .post(
