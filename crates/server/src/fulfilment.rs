@@ -1880,6 +1880,10 @@ pub struct RecallView {
     /// Backward and forward in EPCIS: every event of the lots' traces (from the farm to the
     /// pickup points), oldest first, with its place.
     pub history: Vec<HistoryEntry>,
+    /// A lot's trace reached one of its limits (`server::trace::TRACE_*`): `history`, and the
+    /// collection points in `pickup_points` seen only in it, are not complete (the orders and
+    /// their pickup points, from the ledger, are).
+    pub history_truncated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -1895,17 +1899,20 @@ pub struct HistoryEntry {
 }
 
 /// The EPCIS history of recalled lots, lot by lot in time order (a recall's answer reads it
-/// before the recall and adds its own events, `history_with_own`).
+/// before the recall and adds its own events, `history_with_own`), and whether a lot's trace
+/// reached one of its limits.
 async fn lot_history(
     app: &AppState,
     tenant: &TenantId,
     gtin: &Gtin,
     lots: &[String],
-) -> Result<Vec<HistoryEntry>, Problem> {
+) -> Result<(Vec<HistoryEntry>, bool), Problem> {
     let mut history = Vec::new();
+    let mut truncated = false;
     for lot in lots {
         let Ok(start) = crate::trace::lot_identifier(gtin, lot) else { continue };
         let trace = crate::trace::trace(&app.store, tenant, &start).await?;
+        truncated |= trace.truncated;
         let mut events: Vec<_> = trace.events.values().collect();
         events.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
         history.extend(events.into_iter().map(|(_, event)| {
@@ -1920,7 +1927,7 @@ async fn lot_history(
             history_entry(lot, event, through)
         }));
     }
-    Ok(history)
+    Ok((history, truncated))
 }
 
 /// The collection points (pickup points, stores, pharmacies) the lots' events took place at, by
@@ -2096,9 +2103,10 @@ async fn get_recall(
         .await?
         .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
-    let history = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
+    let (history, truncated) = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
     let seen_at = pickup_points_in(&app, &tenant, &history).await?;
-    let mut view = recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, history, &seen_at);
+    let mut view =
+        recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, (history, truncated), &seen_at);
     if !stored.outcomes_kept {
         for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
             order.outcome = "unknown".into();
@@ -2176,7 +2184,7 @@ pub(crate) async fn start_recall(
             held,
         };
         // Read on each attempt: an attempt is made again because the lots' events changed.
-        let before = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
+        let (before, truncated) = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
         if attempts_left == RECALL_ATTEMPTS_MAX {
             require_known_lots(app, &principal.tenant_id, &gtin, &lots, &before).await?;
         }
@@ -2191,7 +2199,7 @@ pub(crate) async fn start_recall(
                     &view_gtin,
                     &view_lots,
                     &view_reason,
-                    history.clone(),
+                    (history.clone(), truncated),
                     &seen_at,
                 )),
             },
@@ -2247,7 +2255,7 @@ fn recall_view(
     gtin: &str,
     lots: &[String],
     reason: &str,
-    history: Vec<HistoryEntry>,
+    (history, history_truncated): (Vec<HistoryEntry>, bool),
     seen_at: &[String],
 ) -> RecallView {
     // Where the lots may be within a consumer's reach: the pickup points orders shipped units of
@@ -2295,6 +2303,7 @@ fn recall_view(
             .collect(),
         supplier_party_id: outcome.supplier_party_id.clone(),
         history,
+        history_truncated,
     }
 }
 

@@ -3184,3 +3184,26 @@ pub async fn fulfilment_a_reallocated_order_counts_in_its_new_region(app: &TestA
         report.body["rows"].as_array().unwrap().iter().map(|row| row["region"].as_str().unwrap()).collect();
     assert_eq!(regions, ["Utrecht"], "{:?}", report.body);
 }
+
+/// A recalled lot whose trace reaches more than the trace's limit of objects (here a lot made
+/// into 501 others) says its history is not complete, in the recall's answer and read back.
+pub async fn fulfilment_a_recall_says_when_its_history_is_cut(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "cut", "871234510097").await;
+    receive(app, &key, &product, &[("WIDE", 20, 5), ("NARROW", 20, 5)], 97_000).await;
+    let class = |lot: &str| format!("https://id.gs1.org/01/{product:0>14}/10/{lot}");
+    let outputs: Vec<Value> =
+        (0..501).map(|index| json!({"epcClass": class(&format!("PART{index}")), "quantity": 1})).collect();
+    let made = json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
+        "eventTimeZoneOffset": "+01:00", "inputQuantityList": [{"epcClass": class("WIDE"), "quantity": 5}],
+        "outputQuantityList": outputs});
+    let job = app.capture_job(&key, super::epcis_interface::document(vec![made]), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
+    for (lot, cut) in [("NARROW", false), ("WIDE", true)] {
+        let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": [lot], "reason": "glass"})).await;
+        assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+        assert_eq!(recall.body["history_truncated"], cut, "{lot}");
+        let read = app.get(&format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap()), &key).await;
+        assert_eq!(read.body["history_truncated"], cut, "{lot}");
+    }
+}
