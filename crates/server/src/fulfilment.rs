@@ -1509,6 +1509,11 @@ pub struct OrderEventInput {
     /// the lot's status there: scrap, or hold, what cannot be sold again. Default: none (the
     /// units left the stock when they shipped).
     pub restocked: Option<Vec<i64>>,
+    /// When the step happened (RFC 3339; default now), for a scanner that uploads late: not
+    /// before the order was placed, at most 5 minutes ahead of the server's clock. It times the
+    /// step's EPCIS events and, for `at_pickup_point` and `delivered`, the order's arrival (the
+    /// SLA); the order's history and webhooks say when the step was recorded.
+    pub at: Option<String>,
 }
 
 /// Moves an order on. The physical steps (picking to returned) take an operator key, for the
@@ -1578,8 +1583,20 @@ async fn order_event(
     {
         checker.fail("/shipped", "no unit shipped: cancel the order instead");
     }
+    let happened_unix_ms = parse_time(&mut checker, "/at", &input.at);
+    let now_unix_ms = store::now_unix_ms();
+    if happened_unix_ms.is_some_and(|at| at > now_unix_ms + crate::dispatch::DELIVERED_AT_SKEW_MS_MAX) {
+        checker.fail("/at", "lies ahead of now (by more than 5 minutes)");
+    }
     checker.finish()?;
     let to = to.ok_or_else(|| Problem::internal("status"))?;
+    if happened_unix_ms.is_some() && courier {
+        return Err(Problem::field(
+            "validation-failed",
+            "/at",
+            "a courier times a hand-over with POST /v1/routes/{id}/stops/{seq}/delivered",
+        ));
+    }
     let Some((principal, tenant)) = acting else {
         let tenant = named_tenant(params.tenant.as_deref())?;
         return crate::dispatch::courier_order_event(&app, &caller.0, &tenant, &order_id, to).await;
@@ -1600,8 +1617,20 @@ async fn order_event(
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     let mutation = match &read {
         Some(order) => {
+            let at = happened_unix_ms.unwrap_or(now_unix_ms);
+            if at < order.placed_unix_ms {
+                return Err(Problem::field(
+                    "validation-failed",
+                    "/at",
+                    format!("lies before the order was placed ({})", crate::dto::timestamp(order.placed_unix_ms)),
+                ));
+            }
+            let at = jiff::Timestamp::from_millisecond(at).map_err(Problem::internal)?;
+            // The arrival the SLA measures: when the parcel was handed over, if said.
+            let handed_over =
+                happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
             let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-            order_step_write(&tenant, order, to, ssccs, units, jiff::Timestamp::now(), None, None, &zones)?
+            order_step_write(&tenant, order, to, ssccs, units, at, handed_over, None, &zones)?
         }
         // The writer answers not found.
         None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {

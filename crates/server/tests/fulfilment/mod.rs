@@ -3207,3 +3207,55 @@ pub async fn fulfilment_a_recall_says_when_its_history_is_cut(app: &TestApp) {
         assert_eq!(read.body["history_truncated"], cut, "{lot}");
     }
 }
+
+/// A step uploaded late says when it happened: its EPCIS event and the order's arrival (so the
+/// SLA) take that time. A time before the order, or ahead of the clock, is refused and stores
+/// nothing.
+pub async fn fulfilment_a_step_says_when_it_happened(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "late", "871234510098").await;
+    receive(app, &key, &product, &[("LATE", 20, 10)], 98_000).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    // Placed 30 hours ago, as far as the order knows.
+    app.execute_sql(&["UPDATE orders SET placed_unix_ms = placed_unix_ms - 108000000 WHERE order_id = $1"], &order_id)
+        .await;
+    let path = format!("/v1/orders/{order_id}/events?tenant=late");
+    let pallet = with_check_digit("38712345000098100");
+    walk(
+        app,
+        &path,
+        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
+    )
+    .await;
+    let hours_ago = |hours: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours)).to_string();
+    let ahead = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)).to_string();
+    for (at, said) in [(hours_ago(31), "before the order was placed"), (ahead, "ahead of now")] {
+        let refused = app.post(&path, &app.operator_key, json!({"status": "at_pickup_point", "at": at})).await;
+        assert!(
+            refused.is_problem(422, "/problems/validation-failed") && refused.pointers() == ["/at"],
+            "{:?}",
+            refused.body
+        );
+        assert!(refused.body.to_string().contains(said), "{:?}", refused.body);
+    }
+    assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "shipped");
+    // It arrived ten hours ago, twenty after it was placed: within 24 hours.
+    let at: jiff::Timestamp = hours_ago(10).parse().unwrap();
+    let arrived = app.post(&path, &app.operator_key, json!({"status": "at_pickup_point", "at": at.to_string()})).await;
+    assert_eq!(arrived.status, StatusCode::OK, "{:?}", arrived.body);
+    let arrived_at: jiff::Timestamp = arrived.body["arrived_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(arrived_at.as_millisecond(), at.as_millisecond(), "{:?}", arrived.body);
+    let events = events_of(app, &key, "arriving", &format!("MATCH_epc=https://id.gs1.org/00/{pallet}")).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event_time: jiff::Timestamp = events[0]["eventTime"].as_str().unwrap().parse().unwrap();
+    assert_eq!(event_time.as_millisecond(), at.as_millisecond(), "{events:?}");
+    let sla = app.get("/v1/sla", &key).await;
+    assert_eq!(
+        (sla.body["total"]["delivered"].as_i64(), sla.body["total"]["delivered_within_24h"].as_i64()),
+        (Some(1), Some(1)),
+        "{:?}",
+        sla.body
+    );
+}
