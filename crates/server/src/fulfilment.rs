@@ -2362,9 +2362,15 @@ pub struct SlaView {
     pub late_open: i64,
     /// Not there yet (nor cancelled or returned), and placed more than 24 hours ago.
     pub open_past_24h: i64,
-    /// delivered_by_promise / (delivered + failed + late_open); null when nothing was due.
+    /// Cancelled after their promise had passed, not having arrived: a miss.
+    pub cancelled_late: i64,
+    /// Cancelled more than 24 hours after being placed, not having arrived: a miss.
+    pub cancelled_past_24h: i64,
+    /// delivered_by_promise / (delivered + failed + late_open + cancelled_late); null when
+    /// nothing was due.
     pub share_by_promise: Option<f64>,
-    /// delivered_within_24h / (delivered + failed + open_past_24h); null when nothing was due.
+    /// delivered_within_24h / (delivered + failed + open_past_24h + cancelled_past_24h); null
+    /// when nothing was due.
     pub share_within_24h: Option<f64>,
 }
 
@@ -2394,6 +2400,8 @@ fn sla_view(row: &store::fulfilment::SlaRow) -> SlaView {
         failed: row.failed,
         late_open: row.late_open,
         open_past_24h: row.open_past_24h,
+        cancelled_late: row.cancelled_late,
+        cancelled_past_24h: row.cancelled_past_24h,
         share_by_promise: share(row.delivered_by_promise, row.due_by_promise()),
         share_within_24h: share(row.delivered_within_24h, row.due_within_24h()),
     }

@@ -5039,6 +5039,11 @@ pub struct SlaRow {
     pub late_open: i64,
     /// Not there yet (nor cancelled or returned), and placed more than 24 hours ago.
     pub open_past_24h: i64,
+    /// Cancelled after their promise had passed without them arriving: a miss (whoever
+    /// cancelled, the promise was not kept first).
+    pub cancelled_late: i64,
+    /// Cancelled more than 24 hours after being placed, without arriving: a miss.
+    pub cancelled_past_24h: i64,
 }
 
 impl SlaRow {
@@ -5055,6 +5060,8 @@ impl SlaRow {
             failed: 0,
             late_open: 0,
             open_past_24h: 0,
+            cancelled_late: 0,
+            cancelled_past_24h: 0,
         }
     }
 
@@ -5067,17 +5074,20 @@ impl SlaRow {
         self.failed += other.failed;
         self.late_open += other.late_open;
         self.open_past_24h += other.open_past_24h;
+        self.cancelled_late += other.cancelled_late;
+        self.cancelled_past_24h += other.cancelled_past_24h;
     }
 
-    /// The orders whose promise has been kept or missed: every one that arrived, failed, or is
-    /// late already (an order still in time is not counted either way).
+    /// The orders whose promise has been kept or missed: every one that arrived, failed, is
+    /// late already or was cancelled late (an order still in time, or cancelled in time, is not
+    /// counted either way).
     pub fn due_by_promise(&self) -> i64 {
-        self.delivered + self.failed + self.late_open
+        self.delivered + self.failed + self.late_open + self.cancelled_late
     }
 
     /// The orders whose 24 hours have been kept or missed, as [`SlaRow::due_by_promise`].
     pub fn due_within_24h(&self) -> i64 {
-        self.delivered + self.failed + self.open_past_24h
+        self.delivered + self.failed + self.open_past_24h + self.cancelled_past_24h
     }
 }
 
@@ -5263,6 +5273,8 @@ impl crate::Store {
     ) -> Result<Vec<SlaRow>, crate::StoreError> {
         const PROMISE: &str = "COALESCE(first_promised_unix_ms, promised_by_unix_ms)";
         const OPEN: &str = "arrived_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned')";
+        // A cancelled order is final: its last change (`updated_unix_ms`) is its cancellation.
+        const CANCELLED: &str = "arrived_unix_ms IS NULL AND status = 'cancelled'";
         let sql = format!(
             "SELECT region, service, COUNT(*) AS orders, \
              SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled, \
@@ -5273,7 +5285,10 @@ impl crate::Store {
                AS delivered_within_24h, \
              SUM(CASE WHEN arrived_unix_ms IS NULL AND status = 'returned' THEN 1 ELSE 0 END) AS failed, \
              SUM(CASE WHEN {OPEN} AND {PROMISE} < $4 THEN 1 ELSE 0 END) AS late_open, \
-             SUM(CASE WHEN {OPEN} AND placed_unix_ms + {DAY_MS} < $4 THEN 1 ELSE 0 END) AS open_past_24h \
+             SUM(CASE WHEN {OPEN} AND placed_unix_ms + {DAY_MS} < $4 THEN 1 ELSE 0 END) AS open_past_24h, \
+             SUM(CASE WHEN {CANCELLED} AND updated_unix_ms > {PROMISE} THEN 1 ELSE 0 END) AS cancelled_late, \
+             SUM(CASE WHEN {CANCELLED} AND updated_unix_ms > placed_unix_ms + {DAY_MS} THEN 1 ELSE 0 END) \
+               AS cancelled_past_24h \
              FROM orders WHERE {TENANT} placed_unix_ms >= $2 AND placed_unix_ms < $3 \
              GROUP BY region, service",
             DAY_MS = 86_400_000,

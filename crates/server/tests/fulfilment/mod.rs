@@ -924,6 +924,35 @@ pub async fn fulfilment_sla_measures_arrivals_and_failed_deliveries(app: &TestAp
     assert_eq!(counts, [3, 0, 1, 1, 1, 1, 0, 0], "{:?}", sla.body);
     // One kept, one missed; the order still in time counts neither way.
     assert_eq!((total["share_by_promise"].as_f64(), total["share_within_24h"].as_f64()), (Some(0.5), Some(0.5)));
+    // An order cancelled in time counts neither way; one cancelled after its promise had
+    // passed, and more than 24 hours after it was placed, is a miss on both counts.
+    let mut cancelled = Vec::new();
+    for _ in 0..2 {
+        let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        cancelled.push(placed.body["order_id"].as_str().unwrap().to_owned());
+    }
+    // The second was placed 30 hours ago, promised for an hour after.
+    app.execute_sql(
+        &["UPDATE orders SET placed_unix_ms = placed_unix_ms - 108000000, promised_by_unix_ms = placed_unix_ms - 104400000 \
+           WHERE order_id = $1"],
+        &cancelled[1],
+    )
+    .await;
+    for order_id in &cancelled {
+        let path = format!("/v1/orders/{order_id}/events");
+        assert_eq!(app.post(&path, &key, json!({"status": "cancelled"})).await.status, StatusCode::OK);
+    }
+    let sla = app.get("/v1/sla", &key).await;
+    let total = &sla.body["total"];
+    let counts: Vec<i64> = ["orders", "cancelled", "cancelled_late", "cancelled_past_24h"]
+        .iter()
+        .map(|field| total[*field].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, [5, 2, 1, 1], "{:?}", sla.body);
+    let third = 1.0 / 3.0;
+    let shares = [total["share_by_promise"].as_f64().unwrap(), total["share_within_24h"].as_f64().unwrap()];
+    assert!(shares.iter().all(|share| (share - third).abs() < 0.001), "{:?}", sla.body);
 }
 
 /// A product's change reaches the writer at once, though it had read the product before (for an
