@@ -262,11 +262,12 @@ use fulfilment::{
     fulfilment_a_recalled_parcel_is_not_handed_over, fulfilment_a_step_says_when_it_happened,
     fulfilment_hot_sku_never_oversells, fulfilment_lists_and_filters_are_checked_first,
     fulfilment_lists_page_past_their_largest_page, fulfilment_lot_status_reaches_new_pallets_and_counts_see_moves,
-    fulfilment_promises_answer_what_placing_would_at_the_reach, fulfilment_reallocation_keeps_the_hold,
-    fulfilment_recalls_reallocate_or_flag, fulfilment_receipts_orders_and_the_lifecycle,
-    fulfilment_scrap_and_transfers, fulfilment_sla_measures_arrivals_and_failed_deliveries,
-    fulfilment_splits_take_at_most_three_sites, fulfilment_steps_name_pallets_and_lots_once,
-    fulfilment_the_worker_expires_lapsed_holds, fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_promises_answer_what_placing_would_at_the_reach, fulfilment_random_operations_keep_the_ledger,
+    fulfilment_reallocation_keeps_the_hold, fulfilment_recalls_reallocate_or_flag,
+    fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
+    fulfilment_sla_measures_arrivals_and_failed_deliveries, fulfilment_splits_take_at_most_three_sites,
+    fulfilment_steps_name_pallets_and_lots_once, fulfilment_the_worker_expires_lapsed_holds,
+    fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -295,6 +296,7 @@ end_to_end!(
     fulfilment_a_reallocated_order_counts_in_its_new_region,
     fulfilment_a_recall_says_when_its_history_is_cut,
     fulfilment_a_step_says_when_it_happened,
+    fulfilment_random_operations_keep_the_ledger,
     fulfilment_a_place_holding_stock_keeps_it,
     fulfilment_a_changed_product_is_read_again,
     fulfilment_hot_sku_never_oversells,

@@ -1,5 +1,8 @@
-//! An in-memory ledger: the reference model of the stock rules. The store keeps the same ledger in
-//! tables; its behaviour tests run random operations on both and compare.
+//! An in-memory ledger: the reference model of the stock rules, whose property tests
+//! (`tests/ledger.rs`) run random operations on it. The store keeps the same ledger in tables,
+//! through the same arithmetic ([`crate::Balance::apply`]); the server's end-to-end test
+//! `fulfilment_random_operations_keep_the_ledger` runs random operations through the API on both
+//! backends against a model of the units kept beside.
 
 use std::collections::BTreeMap;
 

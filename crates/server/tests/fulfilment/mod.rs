@@ -3288,3 +3288,174 @@ pub async fn fulfilment_a_step_says_when_it_happened(app: &TestApp) {
         sla.body
     );
 }
+
+/// The ledger under random operations through the API (receipts, orders, cancellations,
+/// shipments short or whole, returns, scrap, counts above and below the reserved units; a fixed
+/// seed): after each, every balance keeps its invariants (0 ≤ reserved ≤ on-hand), holds the
+/// units the operations put there (a model kept beside), its reserved units are exactly those of
+/// the orders holding it, and the journal's movements sum to it.
+pub async fn fulfilment_random_operations_keep_the_ledger(app: &TestApp) {
+    use std::collections::BTreeMap;
+    network(app).await;
+    let (key, product) = merchant(app, "random", "871234510099").await;
+    const LOTS: [&str; 3] = ["R1", "R2", "R3"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut on_hand: BTreeMap<&str, i64> = LOTS.iter().map(|lot| (*lot, 0)).collect();
+    let mut open: Vec<String> = Vec::new(); // allocated, not shipped
+    let mut shipped: Vec<(String, Vec<(String, i64)>)> = Vec::new(); // with the units per pick
+    let mut sscc_serial = 99_000u64;
+    let picks_of = |order: &Value| -> Vec<(String, i64)> {
+        order["shipments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|shipment| shipment["picks"].as_array().unwrap().clone())
+            .map(|pick| (pick["lot"].as_str().unwrap().to_owned(), pick["quantity"].as_i64().unwrap()))
+            .collect()
+    };
+    let mut done = BTreeMap::<&str, u32>::new();
+    for step in 0..120 {
+        let lot = LOTS[next(3) as usize];
+        let operation = match next(9) {
+            0 | 1 => {
+                let units = 1 + next(12) as i64;
+                sscc_serial += 1;
+                let days = 20 + 5 * LOTS.iter().position(|name| *name == lot).unwrap() as i64;
+                receive(app, &key, &product, &[(lot, days, units)], sscc_serial).await;
+                *on_hand.get_mut(lot).unwrap() += units;
+                "receipt"
+            }
+            2 | 3 => {
+                let placed = app.post("/v1/orders", &key, order_body(&product, 1 + next(6) as i64)).await;
+                match placed.status {
+                    StatusCode::CREATED => open.push(placed.body["order_id"].as_str().unwrap().to_owned()),
+                    StatusCode::CONFLICT => assert_eq!(placed.problem_type(), "/problems/insufficient-stock"),
+                    other => panic!("step {step}: placing answered {other}: {:?}", placed.body),
+                }
+                "order"
+            }
+            4 if !open.is_empty() => {
+                let order_id = open.remove(next(open.len() as u64) as usize);
+                let cancelled =
+                    app.post(&format!("/v1/orders/{order_id}/events"), &key, json!({"status": "cancelled"})).await;
+                assert_eq!(cancelled.status, StatusCode::OK, "step {step}: {:?}", cancelled.body);
+                "cancel"
+            }
+            5 if !open.is_empty() => {
+                let order_id = open.remove(next(open.len() as u64) as usize);
+                let order = app.get(&format!("/v1/orders/{order_id}"), &key).await.body;
+                if order["status"] != "allocated" {
+                    // A count took its units and no other lot had any: flagged, not shipped.
+                    continue;
+                }
+                let picks = picks_of(&order);
+                // Some picks ship short; at least one unit goes.
+                let mut units: Vec<i64> = picks.iter().map(|(_, quantity)| quantity - next(2) as i64).collect();
+                if units.iter().all(|units| *units == 0) {
+                    units[0] = 1;
+                }
+                sscc_serial += 1;
+                let pallet = with_check_digit(&format!("38712345{sscc_serial:09}"));
+                let path = format!("/v1/orders/{order_id}/events?tenant=random");
+                walk(
+                    app,
+                    &path,
+                    &[
+                        json!({"status": "picking"}),
+                        json!({"status": "packed", "ssccs": [pallet]}),
+                        json!({"status": "shipped", "shipped": units}),
+                    ],
+                )
+                .await;
+                for ((lot, _), units) in picks.iter().zip(&units) {
+                    *on_hand.get_mut(lot.as_str()).unwrap() -= units;
+                }
+                shipped.push((order_id, picks.iter().map(|(lot, _)| lot.clone()).zip(units).collect()));
+                "ship"
+            }
+            6 if !shipped.is_empty() => {
+                let (order_id, units) = shipped.remove(next(shipped.len() as u64) as usize);
+                let restocked: Vec<i64> = units.iter().map(|(_, units)| next(*units as u64 + 1) as i64).collect();
+                let path = format!("/v1/orders/{order_id}/events?tenant=random");
+                walk(app, &path, &[json!({"status": "returned", "restocked": restocked})]).await;
+                for ((lot, _), units) in units.iter().zip(&restocked) {
+                    *on_hand.get_mut(lot.as_str()).unwrap() += units;
+                }
+                "return"
+            }
+            7 => {
+                let units = 1 + next(4) as i64;
+                let scrap = json!({"location": dc(), "zone": "chill", "gtin": product, "lot": lot, "quantity": units,
+                                   "reason": "damaged"});
+                let scrapped = app.post("/v1/stock/scrap", &key, scrap).await;
+                match scrapped.status {
+                    StatusCode::OK => *on_hand.get_mut(lot).unwrap() -= units,
+                    // More than its free units, or a lot never received.
+                    StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {}
+                    other => panic!("step {step}: scrap answered {other}: {:?}", scrapped.body),
+                }
+                "scrap"
+            }
+            _ => {
+                let counted = (on_hand[lot] + 2 - next(6) as i64).max(0);
+                let count = json!({"location": dc(), "zone": "chill", "gtin": product, "lot": lot, "counted": counted,
+                                   "reason": "shelf count"});
+                let answer = app.post("/v1/stock/counts", &key, count).await;
+                match answer.status {
+                    StatusCode::OK => *on_hand.get_mut(lot).unwrap() = counted,
+                    StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {}
+                    other => panic!("step {step}: count answered {other}: {:?}", answer.body),
+                }
+                "count"
+            }
+        };
+        *done.entry(operation).or_default() += 1;
+        // The reserved units, from the orders holding stock now.
+        let mut reserved: BTreeMap<String, i64> = BTreeMap::new();
+        for order_id in &open {
+            let order = app.get(&format!("/v1/orders/{order_id}"), &key).await.body;
+            if order["status"] == "allocated" {
+                for (lot, quantity) in picks_of(&order) {
+                    *reserved.entry(lot).or_default() += quantity;
+                }
+            }
+        }
+        let stock = app.get(&format!("/v1/stock?gtin={product}&limit=500"), &key).await;
+        for balance in stock.body["items"].as_array().unwrap() {
+            let lot = balance["lot"].as_str().unwrap();
+            let (held, holding) = (balance["on_hand"].as_i64().unwrap(), balance["reserved"].as_i64().unwrap());
+            assert!(0 <= holding && holding <= held, "step {step} ({operation}): {balance:?}");
+            assert_eq!(held, on_hand[lot], "step {step} ({operation}): on hand of {lot}");
+            assert_eq!(
+                holding,
+                reserved.get(lot).copied().unwrap_or(0),
+                "step {step} ({operation}): reserved of {lot}"
+            );
+        }
+    }
+    // The journal sums to every balance.
+    let mut summed: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for movement in journal(app, &key, &format!("gtin={product}"), 500).await {
+        let kind = stock::MovementKind::parse(movement["kind"].as_str().unwrap()).unwrap();
+        let delta = kind.delta(movement["quantity"].as_i64().unwrap());
+        let sum = summed.entry(movement["lot"].as_str().unwrap().to_owned()).or_default();
+        *sum = (sum.0 + delta.on_hand, sum.1 + delta.reserved);
+    }
+    let stock = app.get(&format!("/v1/stock?gtin={product}&limit=500"), &key).await;
+    for balance in stock.body["items"].as_array().unwrap() {
+        let lot = balance["lot"].as_str().unwrap();
+        assert_eq!(
+            summed.get(lot).copied().unwrap_or_default(),
+            (balance["on_hand"].as_i64().unwrap(), balance["reserved"].as_i64().unwrap()),
+            "the journal of {lot}"
+        );
+    }
+    // Every kind of operation ran.
+    assert_eq!(done.len(), 7, "{done:?}");
+}
