@@ -1617,15 +1617,21 @@ async fn order_event(
     let read = app.store.tenant(&tenant).order(&order_id).await?;
     let mutation = match &read {
         Some(order) => {
-            let at = happened_unix_ms.unwrap_or(now_unix_ms);
-            if at < order.placed_unix_ms {
+            // Only a time the step says (the batch clock that timed the order may run a little
+            // ahead of this node's); one a little ahead of now is now, for the events and the
+            // arrival alike.
+            if let Some(at) = happened_unix_ms
+                && at < order.placed_unix_ms
+            {
                 return Err(Problem::field(
                     "validation-failed",
                     "/at",
                     format!("lies before the order was placed ({})", crate::dto::timestamp(order.placed_unix_ms)),
                 ));
             }
-            let at = jiff::Timestamp::from_millisecond(at).map_err(Problem::internal)?;
+            let happened_unix_ms = happened_unix_ms.map(|at| at.min(now_unix_ms));
+            let at = jiff::Timestamp::from_millisecond(happened_unix_ms.unwrap_or(now_unix_ms))
+                .map_err(Problem::internal)?;
             // The arrival the SLA measures: when the parcel was handed over, if said.
             let handed_over =
                 happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
@@ -2595,44 +2601,68 @@ struct AlarmTransitionView {
     alarm: Option<crate::alarms::AlarmView>,
 }
 
-/// Delivers the due webhooks' pending transitions (called by the subscription worker's loop),
-/// at most [`crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX`] at once: a merchant's endpoint that
-/// does not answer holds up its own deliveries, not the others'.
+/// The most order webhooks one poll hands out.
+pub const WEBHOOKS_PER_POLL_MAX: u32 = 100;
+
+/// A worker's order webhook deliveries, kept across its polls (called by the subscription
+/// worker's loop). At most [`crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX`] run at once, and a
+/// poll does not wait for them: a merchant's endpoint that does not answer holds up one delivery
+/// slot, not the others' deliveries nor the worker. Each poll goes on from the webhook after the
+/// last one it handed out (in key order), so every due webhook gets its turn.
 ///
 /// Each delivery first claims its webhook ([`FulfilmentMutation::ClaimWebhook`]) for
 /// [`crate::subscriptions::DELIVERY_LEASE`], so API nodes sharing a database never send one
 /// webhook's transitions at once (which would send them twice, and could move its cursor back);
 /// a node that stops mid-delivery leaves the webhook to another once the lease ends.
-pub(crate) async fn deliver_webhooks(
-    store: &store::Store,
-    client: &reqwest::Client,
-    private_destinations: bool,
-) -> Result<(), Problem> {
-    let now = store::now_unix_ms();
-    let due = store.due_order_webhooks(now, 100).await?;
-    if due.is_empty() {
-        return Ok(());
-    }
-    // Only transitions of settled transactions: one committed later sorts after these. No
-    // wait: what is not settled yet goes out with a later delivery.
-    let horizon = store.settled_horizon(std::time::Duration::ZERO).await?;
-    let mut running = tokio::task::JoinSet::new();
-    for hook in due {
-        while running.len() >= crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX {
-            running.join_next().await;
-        }
-        let (store, client) = (store.clone(), client.clone());
-        running.spawn(async move {
-            if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, private_destinations).await {
-                tracing::warn!(webhook = %hook.webhook_id, detail = %problem.detail, "an order webhook delivery failed");
-            }
-        });
-    }
-    while running.join_next().await.is_some() {}
-    Ok(())
+#[derive(Default)]
+pub(crate) struct WebhookDeliveries {
+    running: tokio::task::JoinSet<()>,
+    /// The last webhook handed out (tenant, webhook); `None` starts from the first.
+    after: Option<(String, String)>,
 }
 
-/// Sends one webhook's transitions after its cursors, if it has any and this node claims it.
+impl WebhookDeliveries {
+    pub(crate) async fn poll(
+        &mut self,
+        store: &store::Store,
+        client: &reqwest::Client,
+        private_destinations: bool,
+    ) -> Result<(), Problem> {
+        while self.running.try_join_next().is_some() {}
+        let free = crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX.saturating_sub(self.running.len());
+        if free == 0 {
+            return Ok(());
+        }
+        let after = self.after.as_ref().map(|(tenant, webhook)| (tenant.as_str(), webhook.as_str()));
+        let due = store.due_order_webhooks(store::now_unix_ms(), after, WEBHOOKS_PER_POLL_MAX).await?;
+        // Past the last due webhook, the next poll starts again from the first.
+        let wrapped = due.len() < WEBHOOKS_PER_POLL_MAX as usize && due.len() <= free;
+        self.after = if wrapped { None } else { due.get(free.min(due.len()).wrapping_sub(1)).map(key_of_hook) };
+        if due.is_empty() {
+            return Ok(());
+        }
+        // Only transitions of settled transactions: one committed later sorts after these. No
+        // wait: what is not settled yet goes out with a later delivery.
+        let horizon = store.settled_horizon(std::time::Duration::ZERO).await?;
+        for hook in due.into_iter().take(free) {
+            let (store, client) = (store.clone(), client.clone());
+            self.running.spawn(async move {
+                if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, private_destinations).await {
+                    tracing::warn!(webhook = %hook.webhook_id, detail = %problem.detail, "an order webhook delivery failed");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+fn key_of_hook(hook: &store::fulfilment::OrderWebhook) -> (String, String) {
+    (hook.tenant_id.clone(), hook.webhook_id.clone())
+}
+
+/// Sends one webhook's transitions after its cursors, if it has any and this node claims it, and
+/// records the outcome under the claim (a failure after the claim, whatever it was, is recorded
+/// as one: the webhook is tried again after its delay, not left claimed until the lease ends).
 async fn deliver_webhook(
     store: &store::Store,
     client: &reqwest::Client,
@@ -2664,42 +2694,43 @@ async fn deliver_webhook(
     }
     let through = transitions.last().map(store::fulfilment::OrderTransition::cursor);
     let alarms_through = alarm_events.last().map(store::alarms::AlarmEventRow::cursor);
-    let mut alarms = Vec::with_capacity(alarm_events.len());
-    for event in alarm_events {
-        let alarm = tenant_store.alarm(&event.alarm_id).await?.map(crate::alarms::AlarmView::from);
-        alarms.push(AlarmTransitionView { kind: event.kind, at: crate::dto::timestamp(event.at_unix_ms), alarm });
-    }
-    let body = serde_json::to_vec(&WebhookDelivery {
-        webhook_id: &hook.webhook_id,
-        tenant_id: &hook.tenant_id,
-        transitions: transitions
-            .into_iter()
-            .map(|transition| TransitionView {
-                order_id: transition.order_id,
-                seq: transition.seq,
-                status: transition.status,
-                detail: transition.detail,
-                at: crate::dto::timestamp(transition.at_unix_ms),
-            })
-            .collect(),
-        alarms,
-    })
-    .map_err(Problem::internal)?;
-    let signature = webhook_signature(hook.secret.as_bytes(), jiff::Timestamp::now().as_second(), &body);
-    let outcome = match crate::subscriptions::check_destination(&hook.url, private_destinations).await {
-        Err(reason) => Err(reason),
-        Ok(()) => client
+    let outcome = async {
+        let mut alarms = Vec::with_capacity(alarm_events.len());
+        for event in alarm_events {
+            let alarm =
+                tenant_store.alarm(&event.alarm_id).await.map_err(|error| format!("reading an alarm: {error}"))?;
+            let alarm = alarm.map(crate::alarms::AlarmView::from);
+            alarms.push(AlarmTransitionView { kind: event.kind, at: crate::dto::timestamp(event.at_unix_ms), alarm });
+        }
+        let body = serde_json::to_vec(&WebhookDelivery {
+            webhook_id: &hook.webhook_id,
+            tenant_id: &hook.tenant_id,
+            transitions: transitions
+                .into_iter()
+                .map(|transition| TransitionView {
+                    order_id: transition.order_id,
+                    seq: transition.seq,
+                    status: transition.status,
+                    detail: transition.detail,
+                    at: crate::dto::timestamp(transition.at_unix_ms),
+                })
+                .collect(),
+            alarms,
+        })
+        .map_err(|error| format!("encoding the delivery: {error}"))?;
+        let signature = webhook_signature(hook.secret.as_bytes(), jiff::Timestamp::now().as_second(), &body);
+        crate::subscriptions::check_destination(&hook.url, private_destinations).await?;
+        let response = client
             .post(&hook.url)
             .header("content-type", "application/json")
             .header("keten-signature", signature)
             .body(body)
             .send()
             .await
-            .map_err(|error| error.to_string())
-            .and_then(|response| {
-                if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
-            }),
-    };
+            .map_err(|error| error.to_string())?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+    }
+    .await;
     let webhook_id = hook.webhook_id.clone();
     let change = match outcome {
         Ok(()) => FulfilmentMutation::WebhookDelivered { webhook_id, lease_until_unix_ms, through, alarms_through },

@@ -82,6 +82,7 @@ pub async fn run(
             return;
         }
     };
+    let mut webhooks = crate::fulfilment::WebhookDeliveries::default();
     let mut last_escalation = std::time::Instant::now() - ESCALATION_INTERVAL;
     let mut last_hold_sweep = std::time::Instant::now();
     loop {
@@ -103,7 +104,7 @@ pub async fn run(
                 tracing::warn!(detail = %problem.detail, "expiring lapsed holds failed; retrying");
             }
         }
-        if let Err(problem) = crate::fulfilment::deliver_webhooks(&store, &client, private_destinations).await {
+        if let Err(problem) = webhooks.poll(&store, &client, private_destinations).await {
             tracing::warn!(detail = %problem.detail, "order webhook deliveries failed; retrying");
         }
         tokio::select! {
@@ -178,7 +179,8 @@ pub fn is_private_address(address: std::net::IpAddr) -> bool {
 /// drops them from every name's addresses (and fails a name left with none), so a name that
 /// answered a public address to [`check_destination`] and a private one at connection time (DNS
 /// rebinding) still reaches no private address. The proxies the process is configured with
-/// (`HTTP_PROXY`, `ALL_PROXY` …) are the operator's and resolve as they are.
+/// (`HTTP_PROXY`, `ALL_PROXY` …) are the operator's and resolve as they are; through a proxy the
+/// proxy resolves the tenant's name, and only [`check_destination`] guards it.
 #[derive(Debug, Default)]
 pub struct PublicOnly {
     proxies: Vec<String>,
@@ -190,11 +192,20 @@ impl PublicOnly {
         let proxies = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
             .iter()
             .filter_map(|name| std::env::var(name).ok())
-            .filter_map(|value| reqwest::Url::parse(&value).ok())
-            .filter_map(|url| url.host_str().map(str::to_owned))
+            .filter_map(|value| proxy_host(&value))
             .collect();
         PublicOnly { proxies }
     }
+}
+
+/// The host of a proxy setting, with or without its scheme (`proxy.corp:3128` is taken as HTTP, as
+/// the HTTP client takes it).
+fn proxy_host(value: &str) -> Option<String> {
+    let url = reqwest::Url::parse(value)
+        .ok()
+        .filter(|url| url.host_str().is_some())
+        .or_else(|| reqwest::Url::parse(&format!("http://{value}")).ok())?;
+    url.host_str().map(|host| host.trim_start_matches('[').trim_end_matches(']').to_owned())
 }
 
 impl reqwest::dns::Resolve for PublicOnly {
@@ -416,6 +427,14 @@ mod tests {
         let proxied = PublicOnly { proxies: vec!["LOCALHOST".into()] };
         let addresses: Vec<std::net::SocketAddr> = proxied.resolve(name("localhost")).await.unwrap().collect();
         assert!(!addresses.is_empty() && addresses.iter().all(|address| address.ip().is_loopback()), "{addresses:?}");
+    }
+
+    #[test]
+    fn proxy_settings_name_their_host_with_or_without_a_scheme() {
+        assert_eq!(proxy_host("http://proxy.corp:3128").as_deref(), Some("proxy.corp"));
+        assert_eq!(proxy_host("proxy.corp:3128").as_deref(), Some("proxy.corp"));
+        assert_eq!(proxy_host("socks5h://10.0.0.5:1080").as_deref(), Some("10.0.0.5"));
+        assert_eq!(proxy_host("http://[fd00::5]:3128").as_deref(), Some("fd00::5"));
     }
 
     #[test]

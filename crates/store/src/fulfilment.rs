@@ -2022,7 +2022,19 @@ async fn apply_checked(
             // A lot has one expiry: a pallet announced with another date than the lot's stock, or
             // than a pallet of it announced before and not received yet, could never be received
             // (`change` refuses the second date), and an ASN cannot be amended. (Two dates within
-            // one ASN are refused at the edge.)
+            // one ASN are refused at the edge.) Read under the lots' locks on PostgreSQL: an ASN
+            // or a receipt of one of these lots on another API node has committed, or waits.
+            let mut lots: Vec<(&str, &str)> =
+                pallets.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect();
+            lots.sort_unstable();
+            lots.dedup();
+            if lock_lots(conn, tenant, &lots).await? {
+                let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
+                gtins.dedup();
+                for gtin in gtins {
+                    batch.refresh(cache, conn, tenant, gtin).await?;
+                }
+            }
             let mut other_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 let entry = batch.entry(cache, conn, tenant, pallet.gtin.as_str()).await?;
@@ -5237,20 +5249,25 @@ impl crate::Store {
         })
     }
 
-    /// Webhooks whose next attempt is due, oldest due first.
+    /// Order webhooks due by `now_unix_ms`, in key order (tenant, webhook) after `after`, at most
+    /// `limit`: a worker goes on from where its last poll stopped, so every due webhook gets its
+    /// turn however many there are (in the order of their next attempt, the webhooks with nothing
+    /// to send, whose next attempt never moves, would take every turn).
     pub async fn due_order_webhooks(
         &self,
         now_unix_ms: i64,
+        after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<OrderWebhook>, crate::StoreError> {
         let sql = format!(
             "SELECT {WEBHOOK_COLUMNS} FROM order_webhooks WHERE next_attempt_unix_ms <= $1 \
-             ORDER BY next_attempt_unix_ms LIMIT {}",
+             AND (tenant_id > $2 OR (tenant_id = $2 AND webhook_id > $3)) \
+             ORDER BY tenant_id, webhook_id LIMIT {}",
             limit.clamp(1, 1_000)
         );
-        Ok(
-            crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(now_unix_ms).fetch_all(pool).await)?,
-        )
+        let (tenant, webhook) = after.unwrap_or(("", ""));
+        Ok(crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
+            .bind(now_unix_ms).bind(tenant).bind(webhook).fetch_all(pool).await)?)
     }
 
     /// Every tenant's orders counted by status (the operator's console).

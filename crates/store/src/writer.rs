@@ -2009,26 +2009,43 @@ async fn apply_mutation(
 const STOCK_HELD_THERE: &str = "stock held there";
 
 /// Whether a location, changed as `location` says, still keeps the stock held there (any tenant's
-/// at a network location): each zone holding units stays, and still keeps its goods' temperature
-/// class in range, and the place still holds stock. Answers the refusal when not.
+/// at a network location): each zone holding units stays, a zone whose range changes still keeps
+/// its goods' temperature class in range, and a place that holds stock, or awaits pallets, still
+/// holds stock. A zone left as it is passes whatever its goods (a product's class may have changed
+/// since they came in). Answers the refusal when not.
 async fn stock_kept_in_place(
     conn: &mut Conn,
     tenant_id: &TenantId,
     location: &Location,
 ) -> Result<Option<WriteError>, sqlx::Error> {
     let gln = location.gln.as_str();
-    let sql = if tenant_id.is_network() {
-        "SELECT DISTINCT b.zone, p.gtin, p.temperature_class, p.temperature_min_celsius, p.temperature_max_celsius \
-         FROM stock_balances b JOIN products p ON p.tenant_id = b.tenant_id AND p.gtin = b.gtin \
-         WHERE b.location_gln = $2 AND b.on_hand > 0 AND $1 <> '' ORDER BY b.zone, p.gtin"
+    let network = tenant_id.is_network();
+    let (held_sql, awaited_sql) = if network {
+        (
+            "SELECT DISTINCT b.zone, p.gtin, p.temperature_class, p.temperature_min_celsius, p.temperature_max_celsius \
+             FROM stock_balances b JOIN products p ON p.tenant_id = b.tenant_id AND p.gtin = b.gtin \
+             WHERE b.location_gln = $2 AND b.on_hand > 0 AND $1 <> '' ORDER BY b.zone, p.gtin",
+            "SELECT 1 FROM asns a JOIN asn_pallets p ON p.tenant_id = a.tenant_id AND p.asn_id = a.asn_id \
+             WHERE a.location_gln = $2 AND p.received_unix_ms IS NULL AND $1 <> ''",
+        )
     } else {
-        "SELECT DISTINCT b.zone, p.gtin, p.temperature_class, p.temperature_min_celsius, p.temperature_max_celsius \
-         FROM stock_balances b JOIN products p ON p.tenant_id = b.tenant_id AND p.gtin = b.gtin \
-         WHERE b.tenant_id = $1 AND b.location_gln = $2 AND b.on_hand > 0 ORDER BY b.zone, p.gtin"
+        (
+            "SELECT DISTINCT b.zone, p.gtin, p.temperature_class, p.temperature_min_celsius, p.temperature_max_celsius \
+             FROM stock_balances b JOIN products p ON p.tenant_id = b.tenant_id AND p.gtin = b.gtin \
+             WHERE b.tenant_id = $1 AND b.location_gln = $2 AND b.on_hand > 0 ORDER BY b.zone, p.gtin",
+            "SELECT 1 FROM asns a JOIN asn_pallets p ON p.tenant_id = a.tenant_id AND p.asn_id = a.asn_id \
+             WHERE a.tenant_id = $1 AND a.location_gln = $2 AND p.received_unix_ms IS NULL",
+        )
     };
+    if !location.kind.holds_stock()
+        && exists(conn, awaited_sql, &[Arg::Text(tenant_id.as_str()), Arg::Text(gln)]).await?
+    {
+        let what = format!("location {gln} (a {} holds no stock)", location.kind.name());
+        return Ok(Some(WriteError::InUse(what, "pallets announced to it and not received".into())));
+    }
     type Held = (String, String, String, Option<f64>, Option<f64>);
     let held: Vec<Held> = on_conn!(conn, connection => {
-        sqlx::query_as(sql).bind(tenant_id.as_str()).bind(gln).fetch_all(&mut *connection).await
+        sqlx::query_as(held_sql).bind(tenant_id.as_str()).bind(gln).fetch_all(&mut *connection).await
     })?;
     if held.is_empty() {
         return Ok(None);
@@ -2037,10 +2054,20 @@ async fn stock_kept_in_place(
         let what = format!("location {gln} (a {} holds no stock)", location.kind.name());
         return Ok(Some(WriteError::InUse(what, STOCK_HELD_THERE.into())));
     }
+    let stored: Vec<(String, Option<f64>, Option<f64>)> = on_conn!(conn, connection => {
+        sqlx::query_as("SELECT zone_name, min_celsius, max_celsius FROM location_zones WHERE tenant_id = $1 AND gln = $2")
+            .bind(tenant_id.as_str()).bind(gln).fetch_all(&mut *connection).await
+    })?;
     for (zone, gtin, class, min_celsius, max_celsius) in held {
         let Some(kept) = location.zones.iter().find(|kept| kept.name.as_str() == zone) else {
             return Ok(Some(WriteError::InUse(format!("zone {zone} of location {gln}"), STOCK_HELD_THERE.into())));
         };
+        let unchanged = stored
+            .iter()
+            .any(|(name, min, max)| *name == zone && (*min, *max) == (kept.range.min_celsius, kept.range.max_celsius));
+        if unchanged {
+            continue;
+        }
         let class = network::TemperatureClass::new(&class, min_celsius, max_celsius)
             .map_err(|error| sqlx::Error::Decode(format!("stored product {gtin} is invalid: {error}").into()))?;
         if !kept.suits(&class) {

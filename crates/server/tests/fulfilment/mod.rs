@@ -2987,8 +2987,8 @@ pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
     };
     let deleted = app.send("DELETE", &dc_path, Some(&app.operator_key), None, &[]).await;
     in_use(&deleted, &format!("location {}", dc()));
-    // The DC as it is, but for one change at a time.
-    let changed = |change: &dyn Fn(&mut Value)| {
+    // The DC as read, but for one change at a time.
+    let changed_from = |location: &Value, change: &dyn Fn(&mut Value)| {
         let mut body = json!({
             "gln": location["gln"], "kind": location["kind"], "name": location["name"], "address": location["address"],
             "country": location["country"], "latitude": location["latitude"], "longitude": location["longitude"],
@@ -2998,6 +2998,7 @@ pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
         change(&mut body);
         body
     };
+    let changed = |change: &dyn Fn(&mut Value)| changed_from(&location, change);
     let without_chill = changed(&|body| {
         body["zones"] =
             json!(body["zones"].as_array().unwrap().iter().filter(|zone| zone["name"] != "chill").collect::<Vec<_>>());
@@ -3037,12 +3038,43 @@ pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
     });
     let put = app.send("PUT", &dc_path, Some(&app.operator_key), Some(colder), &[]).await;
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
-    // A place with pallets announced to it waits for them.
+    // A zone left as it is passes, whatever its goods: the merchant made the product frozen
+    // since it came in (its stock is the merchant's to move), and the operator renames the DC.
+    let frozen = app
+        .send(
+            "PUT",
+            &format!("/v1/products/{product}"),
+            Some(&key),
+            Some(json!({"gtin": product, "name": "Salmon", "temperature_class": "frozen", "shelf_life_days": 30,
+                        "min_remaining_shelf_life_days": 3})),
+            &[],
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::OK, "{:?}", frozen.body);
+    let current = app.get(&dc_path, &app.operator_key).await.body;
+    let renamed = changed_from(&current, &|body| body["name"] = json!("Amsterdam DC North"));
+    let put = app.send("PUT", &dc_path, Some(&app.operator_key), Some(renamed), &[]).await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    // A place with pallets announced to it waits for them: it is not deleted, nor made a place
+    // that holds no stock.
     let pallet = json!({"sscc": with_check_digit("38712345000070900"), "gtin": product, "lot": "LATER",
                         "expiry": in_days(20), "quantity": 3});
     let asn = app.post("/v1/asns", &key, json!({"location": depot, "pallets": [pallet]})).await;
     assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
     let depot_path = format!("/v1/locations/{depot}");
+    let depot_now = app.get(&depot_path, &app.operator_key).await.body;
+    let pickup_point = changed_from(&depot_now, &|body| {
+        body["kind"] = json!("pickup_point");
+        body["zones"] = json!([]);
+        body["cutoffs"] = json!({});
+    });
+    let put = app.send("PUT", &depot_path, Some(&app.operator_key), Some(pickup_point), &[]).await;
+    assert!(put.is_problem(409, "/problems/in-use"), "{:?}", put.body);
+    assert!(
+        put.body["detail"].as_str().unwrap().ends_with("pallets announced to it and not received"),
+        "{:?}",
+        put.body
+    );
     let deleted = app.send("DELETE", &depot_path, Some(&app.operator_key), None, &[]).await;
     assert!(deleted.is_problem(409, "/problems/in-use"), "{:?}", deleted.body);
     assert!(
@@ -3458,4 +3490,98 @@ pub async fn fulfilment_random_operations_keep_the_ledger(app: &TestApp) {
     }
     // Every kind of operation ran.
     assert_eq!(done.len(), 7, "{done:?}");
+}
+
+/// A merchant's endpoint that takes a delivery and never answers holds up its own webhook only:
+/// another merchant's transition arrives while that request still hangs.
+pub async fn fulfilment_a_silent_endpoint_holds_up_only_its_own_webhook(app: &TestApp) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+    network(app).await;
+    // The silent endpoint: accepts, reads, never answers; notes when keten gives up (closes).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/orders", listener.local_addr().unwrap());
+    let (accepted, given_up) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicBool::new(false)));
+    let (accepting, closing) = (accepted.clone(), given_up.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            accepting.fetch_add(1, Ordering::SeqCst);
+            let closing = closing.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while matches!(socket.read(&mut buffer).await, Ok(read) if read > 0) {}
+                closing.store(true, Ordering::SeqCst);
+            });
+        }
+    });
+    let secret = "a-merchant-secret-of-32-characters";
+    let mut orders = Vec::new();
+    for (tenant, body) in [("silent", "871234510101"), ("heard", "871234510102")] {
+        let (key, product) = merchant(app, tenant, body).await;
+        receive(app, &key, &product, &[("S1", 20, 5)], if tenant == "silent" { 101_000 } else { 102_000 }).await;
+        let url = if tenant == "silent" { silent_url.clone() } else { String::new() };
+        orders.push((key, product, url));
+    }
+    let (heard_url, received) = receiver(0).await;
+    orders[1].2 = heard_url;
+    for (key, _, url) in &orders {
+        let hook = app.post("/v1/webhooks", key, json!({"url": url, "secret": secret})).await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    }
+    // The silent merchant's order first: its delivery hangs.
+    let placed = app.post("/v1/orders", &orders[0].0, order_body(&orders[0].1, 1)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    for _ in 0..100 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(accepted.load(Ordering::SeqCst) > 0, "the silent endpoint was never called");
+    let placed = app.post("/v1/orders", &orders[1].0, order_body(&orders[1].1, 1)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let mut heard = Vec::new();
+    for _ in 0..200 {
+        heard = signed_deliveries(&received, secret);
+        if !heard.is_empty() || given_up.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(!heard.is_empty() && !given_up.load(Ordering::SeqCst), "the other merchant waited for the silent endpoint");
+    assert_eq!(heard[0]["transitions"][0]["order_id"], order_id.as_str());
+}
+
+/// More webhooks are due than a poll hands out (110 with nothing to send, of 11 merchants at
+/// their limit, ahead of the one that has something in key order and in the order of their
+/// next attempts): the one with a transition still gets its turn.
+pub async fn fulfilment_every_due_webhook_gets_its_turn(app: &TestApp) {
+    network(app).await;
+    let secret = "a-merchant-secret-of-32-characters";
+    for tenant in 0..11 {
+        let key = app.tenant(&format!("idle{tenant:02}"), &["tenant:admin"]).await;
+        for hook in 0..10 {
+            let url = format!("http://127.0.0.1:9/idle/{hook}");
+            let created = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+            assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        }
+    }
+    let (key, product) = merchant(app, "zactive", "871234510103").await;
+    receive(app, &key, &product, &[("T1", 20, 5)], 103_000).await;
+    let (url, received) = receiver(0).await;
+    let hook = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let mut heard = Vec::new();
+    for _ in 0..150 {
+        heard = signed_deliveries(&received, secret);
+        if !heard.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(heard.len(), 1, "the active webhook never got its turn");
+    assert_eq!(heard[0]["transitions"][0]["order_id"], placed.body["order_id"]);
 }
