@@ -2024,17 +2024,9 @@ async fn apply_checked(
             // (`change` refuses the second date), and an ASN cannot be amended. (Two dates within
             // one ASN are refused at the edge.) Read under the lots' locks on PostgreSQL: an ASN
             // or a receipt of one of these lots on another API node has committed, or waits.
-            let mut lots: Vec<(&str, &str)> =
+            let lots: Vec<(&str, &str)> =
                 pallets.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect();
-            lots.sort_unstable();
-            lots.dedup();
-            if lock_lots(conn, tenant, &lots).await? {
-                let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
-                gtins.dedup();
-                for gtin in gtins {
-                    batch.refresh(cache, conn, tenant, gtin).await?;
-                }
-            }
+            lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
             let mut other_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 let entry = batch.entry(cache, conn, tenant, pallet.gtin.as_str()).await?;
@@ -2528,16 +2520,14 @@ async fn receive_asn(
     // Whether each (GTIN, lot) is recalled, read once per ASN, under the lots' locks, and the
     // GTINs' balances read again: a recall or receipt of one of these lots on another API node
     // has committed, or waits for this one.
-    let mut lots: Vec<(&str, &str)> = chosen.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect();
-    lots.sort_unstable();
-    lots.dedup();
-    if lock_lots(conn, tenant, &lots).await? {
-        let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
-        gtins.dedup();
-        for gtin in gtins {
-            batch.refresh(cache, conn, tenant, gtin).await?;
-        }
-    }
+    let lots = lock_lots_read_afresh(
+        conn,
+        tenant,
+        chosen.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect(),
+        batch,
+        cache,
+    )
+    .await?;
     // Whether each lot is recalled, read once, under the lots' locks. The write's events say
     // which come in recalled: they must be these.
     let mut recalled_lots: HashMap<(&str, &str), bool> = HashMap::new();
@@ -2749,6 +2739,28 @@ async fn stock_lots<'c>(
 async fn lock_lots(conn: &mut Conn, tenant: &str, lots: &[(&str, &str)]) -> Result<bool, sqlx::Error> {
     debug_assert!(lots.windows(2).all(|pair| pair[0] < pair[1]), "lots sorted and distinct");
     lock_names(conn, lots.iter().map(|(gtin, lot)| format!("keten lot {tenant} {gtin} {lot}")).collect()).await
+}
+
+/// Takes the locks of `lots` ([`lock_lots`]; sorted and made distinct here) and, where it took
+/// any (PostgreSQL), reads their GTINs' balances again: a write of one of these lots on another
+/// API node has committed, or waits for this one. Answers the lots, sorted and distinct.
+async fn lock_lots_read_afresh<'a>(
+    conn: &mut Conn,
+    tenant: &str,
+    mut lots: Vec<(&'a str, &'a str)>,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<Vec<(&'a str, &'a str)>, sqlx::Error> {
+    lots.sort_unstable();
+    lots.dedup();
+    if lock_lots(conn, tenant, &lots).await? {
+        let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
+        gtins.dedup();
+        for gtin in gtins {
+            batch.refresh(cache, conn, tenant, gtin).await?;
+        }
+    }
+    Ok(lots)
 }
 
 /// On PostgreSQL, takes the transaction's lock of each name (in the order given: sorted, so that

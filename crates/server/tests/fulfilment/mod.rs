@@ -2803,12 +2803,33 @@ async fn until_a_write_waits_for_a_lock(url: &str, done: &std::sync::atomic::Ato
     panic!("no write waited for the open transaction within 10 s, and none finished");
 }
 
+/// Sends `request` while `other_node` (the test's open transaction, standing for another API
+/// node's) holds rows the app's write needs, and commits it once a write waits for its locks (or
+/// the request answered first). Answers the request's answer and whether a write waited.
+async fn committed_while(
+    url: &str,
+    other_node: &mut sqlx::PgConnection,
+    request: impl std::future::Future<Output = Answer>,
+) -> (Answer, bool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    let request = async {
+        let answer = request.await;
+        done.store(true, Ordering::SeqCst);
+        answer
+    };
+    let commit = async {
+        let waited = until_a_write_waits_for_a_lock(url, &done).await;
+        sqlx::query("COMMIT").execute(&mut *other_node).await.unwrap();
+        waited
+    };
+    tokio::join!(request, commit)
+}
+
 /// PostgreSQL, several API nodes: deleting a product and another node's first stock of it (a
 /// receipt's balance, a recall's lot), each not yet committed when the other runs, settle as if
 /// one came first. A transaction the test holds open stands for the other node.
 pub async fn product_deletion_and_first_stock_settle_on_two_nodes(app: &TestApp, url: &str) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use sqlx::Connection;
     network(app).await;
     let (key, product) = merchant(app, "fish", "871234510031").await;
@@ -2830,19 +2851,9 @@ pub async fn product_deletion_and_first_stock_settle_on_two_nodes(app: &TestApp,
         let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
         sqlx::query(write).bind(&stored).bind(dc()).execute(&mut other_node).await.unwrap();
-        let done = AtomicBool::new(false);
         let path = format!("/v1/products/{product}");
-        let delete = async {
-            let answer = app.send("DELETE", &path, Some(&key), None, &[]).await;
-            done.store(true, Ordering::SeqCst);
-            answer
-        };
-        let commit = async {
-            let waited = until_a_write_waits_for_a_lock(url, &done).await;
-            sqlx::query("COMMIT").execute(&mut other_node).await.unwrap();
-            waited
-        };
-        let (deleted, waited) = tokio::join!(delete, commit);
+        let (deleted, waited) =
+            committed_while(url, &mut other_node, app.send("DELETE", &path, Some(&key), None, &[])).await;
         assert!(deleted.is_problem(409, "/problems/in-use"), "{by}: {} {:?}", deleted.status, deleted.body);
         assert!(deleted.body["detail"].as_str().unwrap().ends_with(by), "{:?}", deleted.body);
         assert!(waited, "the deletion answered before the other node committed");
@@ -2872,18 +2883,9 @@ pub async fn product_deletion_and_first_stock_settle_on_two_nodes(app: &TestApp,
         .execute(&mut other_node)
         .await
         .unwrap();
-    let done = AtomicBool::new(false);
-    let receive = async {
-        let answer = app.post(&format!("/v1/asns/{asn_id}/receipts"), &key, json!({"zone": "chill"})).await;
-        done.store(true, Ordering::SeqCst);
-        answer
-    };
-    let commit = async {
-        let waited = until_a_write_waits_for_a_lock(url, &done).await;
-        sqlx::query("COMMIT").execute(&mut other_node).await.unwrap();
-        waited
-    };
-    let (received, waited) = tokio::join!(receive, commit);
+    let path = format!("/v1/asns/{asn_id}/receipts");
+    let (received, waited) =
+        committed_while(url, &mut other_node, app.post(&path, &key, json!({"zone": "chill"}))).await;
     assert!(received.is_problem(422, "/problems/unknown-reference"), "{} {:?}", received.status, received.body);
     assert!(received.body["detail"].as_str().unwrap().contains(&product), "{:?}", received.body);
     assert!(waited, "the receipt answered before the other node committed");
