@@ -2086,6 +2086,13 @@ async fn walk(app: &TestApp, path: &str, bodies: &[Value]) {
     }
 }
 
+/// Picks, packs (onto `pallet`, an SSCC) and ships an order whole, through its events' `path`.
+async fn ship_whole(app: &TestApp, path: &str, pallet: &str) {
+    let steps =
+        [json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})];
+    walk(app, path, &steps).await;
+}
+
 async fn events_of(app: &TestApp, key: &str, step: &str, matching: &str) -> Vec<Value> {
     let found = app.get(&format!("/events?EQ_bizStep={step}&{matching}"), key).await;
     assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
@@ -2444,14 +2451,24 @@ pub fn signed_deliveries(received: &Received, secret: &str) -> Vec<Value> {
 }
 
 pub async fn receiver(fail: u32) -> (String, Received) {
+    receiver_slow_at_first(fail, std::time::Duration::ZERO).await
+}
+
+/// A merchant's webhook endpoint: it answers the first `fail` deliveries 503, takes `first_delay`
+/// to answer the first of all, and keeps what it took (signature and body).
+pub async fn receiver_slow_at_first(fail: u32, first_delay: std::time::Duration) -> (String, Received) {
     let received: Received = Default::default();
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(fail));
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sink = received.clone();
     let router = axum::Router::new().route(
         "/orders",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let (sink, failures) = (sink.clone(), failures.clone());
+            let (sink, failures, first) = (sink.clone(), failures.clone(), first.clone());
             async move {
+                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(first_delay).await;
+                }
                 if failures.load(std::sync::atomic::Ordering::SeqCst) > 0 {
                     failures.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
@@ -2538,12 +2555,7 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
     let path = format!("/v1/orders/{order_id}/events?tenant=parcels");
     let pallet = with_check_digit("38712345000093100");
-    walk(
-        app,
-        &path,
-        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
-    )
-    .await;
+    ship_whole(app, &path, &pallet).await;
     // The merchant's own shop recorded two units of the lot on its shelf (captured, not ordered).
     let shop = gln("871234510094");
     let opened = app
@@ -2669,12 +2681,7 @@ pub async fn fulfilment_recalls_at_once_keep_each_flag(apps: &[&TestApp]) {
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
     let path = format!("/v1/orders/{order_id}/events?tenant=twolots");
     let pallet = with_check_digit("38712345000095100");
-    walk(
-        app,
-        &path,
-        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
-    )
-    .await;
+    ship_whole(app, &path, &pallet).await;
     let recalls = ["FIRST", "SECOND"]
         .map(|lot| ("/v1/recalls".to_owned(), key.clone(), json!({"gtin": product, "lots": [lot], "reason": "glass"})))
         .to_vec();
@@ -3112,12 +3119,7 @@ pub async fn fulfilment_a_parcel_taken_back_unrestocked_is_back(app: &TestApp) {
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
     let path = format!("/v1/orders/{order_id}/events?tenant=takeback");
     let pallet = with_check_digit("38712345000095100");
-    walk(
-        app,
-        &path,
-        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
-    )
-    .await;
+    ship_whole(app, &path, &pallet).await;
     let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BACK"], "reason": "glass"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
     assert_eq!(recall.body["affected_orders"][0]["outcome"], "shipped", "{:?}", recall.body);
@@ -3143,25 +3145,7 @@ pub async fn webhooks_deliver_once_on_two_nodes(apps: &[&TestApp]) {
     network(app).await;
     let (key, product) = merchant(app, "fish", "871234510041").await;
     receive(app, &key, &product, &[("W1", 20, 50)], 500).await;
-    let received: Received = Default::default();
-    let (sink, first) = (received.clone(), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)));
-    let router = axum::Router::new().route(
-        "/orders",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let (sink, first) = (sink.clone(), first.clone());
-            async move {
-                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-                }
-                let signature = headers.get("keten-signature").and_then(|value| value.to_str().ok()).map(str::to_owned);
-                sink.lock().unwrap().push((signature, body));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/orders", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (url, received) = receiver_slow_at_first(0, std::time::Duration::from_millis(1_500)).await;
     let secret = "a-merchant-secret-of-32-characters";
     let hook = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
     assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
@@ -3295,12 +3279,7 @@ pub async fn fulfilment_a_step_says_when_it_happened(app: &TestApp) {
         .await;
     let path = format!("/v1/orders/{order_id}/events?tenant=late");
     let pallet = with_check_digit("38712345000098100");
-    walk(
-        app,
-        &path,
-        &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]}), json!({"status": "shipped"})],
-    )
-    .await;
+    ship_whole(app, &path, &pallet).await;
     let hours_ago = |hours: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours)).to_string();
     let ahead = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)).to_string();
     for (at, said) in [(hours_ago(31), "before the order was placed"), (ahead, "ahead of now")] {
