@@ -1630,8 +1630,10 @@ async fn order_event(
                 ));
             }
             let happened_unix_ms = happened_unix_ms.map(|at| at.min(now_unix_ms));
-            let at = jiff::Timestamp::from_millisecond(happened_unix_ms.unwrap_or(now_unix_ms))
-                .map_err(Problem::internal)?;
+            let at = match happened_unix_ms {
+                Some(at) => jiff::Timestamp::from_millisecond(at).map_err(Problem::internal)?,
+                None => jiff::Timestamp::now(),
+            };
             // The arrival the SLA measures: when the parcel was handed over, if said.
             let handed_over =
                 happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
