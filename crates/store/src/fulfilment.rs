@@ -17,6 +17,9 @@
 //! A cache entry is trusted for [`CACHE_LIFETIME`]: on PostgreSQL each update refreshes the rows
 //! it wrote from the database (`RETURNING`; on SQLite, with one writer, the cache already holds
 //! them); rows another node *inserted* (a new lot) are seen once the entry is reloaded.
+//!
+//! On SQLite a busy writer's batch of orders may leave its reserves out of the balances' rows for
+//! a while, and every read of a balance adds them ([`BalancesBehind`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -166,6 +169,75 @@ pub(crate) struct WriterCache {
     /// ([`WriterCache::reserves_committed`]), so a batch rolled back counts for nothing.
     reserves_indexed_at: Option<Instant>,
     reserves_unindexed: usize,
+    /// Which balances' reserves `stock_balances` lacks (SQLite; see [`BalancesBehind`]).
+    pub(crate) balances_behind: BalancesBehind,
+}
+
+/// On SQLite, how long the busy writer may leave the units orders reserve out of
+/// `stock_balances` ([`BalancesBehind`]). Longer writes fewer pages (more of a page's balances
+/// change in the time) but makes the batch that writes them longer (about 25 ms at this length
+/// on the bench's machine, at about 6,000 orders/s), and the reads that add them slower.
+pub const BALANCES_BEHIND_MAX: Duration = Duration::from_millis(250);
+/// The most balances left behind at once: the batch that writes them writes this many more rows.
+pub const BALANCES_BEHIND_ROWS_MAX: usize = 10_000;
+/// The most reserves left out of `stock_balances` at once: every read of a balance adds them, so
+/// this bounds the movements such a read walks.
+pub const BALANCES_BEHIND_RESERVES_MAX: usize = 20_000;
+
+/// The reserves the table `stock_balances` does not hold yet (SQLite).
+///
+/// While the one writer is busy (a write was waiting when it finished a batch), a batch that only
+/// places orders writes their reserve movements but leaves the balances' rows as they were: the
+/// reserve movements after `writer_clock.balances_through_unix_ms` (the tail) are the record of
+/// those units, and every read of a balance adds them ([`SQLITE_BALANCES_WITH_TAIL`]). The
+/// writer's cache holds the balances as they are, and this the rows as the table holds them. The
+/// first batch that is not only orders, a tail older than [`BALANCES_BEHIND_MAX`] or beyond
+/// [`BALANCES_BEHIND_ROWS_MAX`] or [`BALANCES_BEHIND_RESERVES_MAX`], and an idle writer write
+/// them, as that batch's own net changes (guarded as ever), and move `balances_through_unix_ms`
+/// to the batch's time. A hot balance's row is then written once a catch-up instead of once a
+/// batch (docs/benchmarks.md). A crash loses nothing: the tail is committed with its
+/// orders, and the writer's next batch (or the idle writer at its start) writes it from the
+/// movements ([`catch_up_balances`]), as after a rolled-back batch.
+///
+/// Only reserves are left out, so `on_hand` in the table is always as it is (the checks that a
+/// place or product holds no stock read it).
+#[derive(Debug, Default)]
+pub(crate) struct BalancesBehind {
+    /// Whether `rows` is known: not at the writer's start, nor after a rollback (the table may then
+    /// lag for any balance, and the next batch writes the tail from the movements first).
+    pub(crate) known: bool,
+    /// The balances left behind, each as the table holds it.
+    rows: BTreeMap<(String, StockKey), (Balance, LotStatus)>,
+    /// Their (tenant, GTIN)s.
+    gtins: std::collections::HashSet<(String, String)>,
+    /// When the oldest reserve left out was committed.
+    since: Option<Instant>,
+    reserves: usize,
+}
+
+impl BalancesBehind {
+    /// The table holds every balance as it is.
+    pub(crate) fn is_clear(&self) -> bool {
+        self.known && self.rows.is_empty()
+    }
+
+    /// Whether a batch may leave its reserves out (within the limits).
+    pub(crate) fn may_defer(&self) -> bool {
+        self.known
+            && self.since.is_none_or(|since| since.elapsed() < BALANCES_BEHIND_MAX)
+            && self.rows.len() < BALANCES_BEHIND_ROWS_MAX
+            && self.reserves < BALANCES_BEHIND_RESERVES_MAX
+    }
+
+    /// Whether a read of this GTIN's balances must add the tail.
+    fn may_lag(&self, tenant: &str, gtin: &str) -> bool {
+        !self.known || self.gtins.contains(&(tenant.to_owned(), gtin.to_owned()))
+    }
+
+    /// The table holds every balance as it is (the tail was written).
+    pub(crate) fn written(&mut self) {
+        *self = BalancesBehind { known: true, ..BalancesBehind::default() };
+    }
 }
 
 /// A batch time this far ahead of the wall clock is worth a warning: the clock stepped back (or
@@ -213,6 +285,8 @@ impl WriterCache {
     pub(crate) fn clear(&mut self) {
         self.gtins.clear();
         self.networks.clear();
+        // What the rollback undid is not known: the next batch catches up first.
+        self.balances_behind = BalancesBehind::default();
     }
 
     /// A batch that wrote `reserves_written` reserves committed; `built` says whether it also
@@ -230,6 +304,15 @@ impl WriterCache {
     /// (not yet in the table).
     pub(crate) fn holds_balances(&self, tenant: &str, gtin: &str) -> bool {
         self.gtins.get(&(tenant.to_owned(), gtin.to_owned())).is_some_and(|entry| !entry.balances.is_empty())
+    }
+
+    /// Whether the cached entry of (tenant, GTIN) may be used without reading it again: read
+    /// within [`CACHE_LIFETIME`], or holding reserves `stock_balances` lacks (on SQLite, where
+    /// this writer is the only one, its entry is the balances as they are).
+    fn holds_fresh(&self, key: &(String, String)) -> bool {
+        self.gtins
+            .get(key)
+            .is_some_and(|entry| entry.loaded.elapsed() < CACHE_LIFETIME || self.balances_behind.gtins.contains(key))
     }
 
     /// Forgets a GTIN whose product was deleted, so a later write reads it again. Only one
@@ -329,6 +412,13 @@ pub(crate) struct StockBatch {
     expiry_backlog: bool,
     /// Reserve movements this batch inserted (for [`build_reserves_index`]).
     pub(crate) reserves_written: usize,
+    /// Movements of other kinds this batch inserted.
+    others_written: usize,
+    /// The batch may leave its reserves out of `stock_balances` ([`BalancesBehind`]), if they are
+    /// all it changes; its time did not move `writer_clock.balances_through_unix_ms`.
+    pub(crate) deferring: bool,
+    /// It did leave some balances behind.
+    pub(crate) left_behind: bool,
 }
 
 /// A lot's expiry in a problem's detail: the date, or "none".
@@ -397,6 +487,26 @@ impl StockBatch {
         }
     }
 
+    /// Whether the batch changed nothing but reserved units of balances it did not create, and
+    /// wrote no movement but reserves: what [`BalancesBehind`] may leave out of the table.
+    fn only_reserved(&self, cache: &WriterCache) -> bool {
+        self.others_written == 0
+            && self.movements.iter().all(|movement| movement.kind == MovementKind::Reserve)
+            && self.dirty.iter().all(|((tenant, key), dirty)| {
+                let Some((read, read_status)) = dirty.read else { return false };
+                let cached = cache
+                    .gtins
+                    .get(&(tenant.clone(), key.gtin.clone()))
+                    .and_then(|entry| entry.balance_index(key).ok().map(|index| &entry.balances[index]));
+                !dirty.exact
+                    && cached.is_some_and(|cached| {
+                        cached.balance.on_hand == read.on_hand
+                            && cached.balance.reserved >= read.reserved
+                            && cached.status == read_status
+                    })
+            })
+    }
+
     /// Records the state of a balance before a change, and marks it dirty.
     fn touch(&mut self, tenant: &str, key: &StockKey, before: Option<(Balance, LotStatus)>) {
         let dirty_key = (tenant.to_owned(), key.clone());
@@ -418,17 +528,17 @@ impl StockBatch {
     ) -> Result<&'c mut GtinEntry, sqlx::Error> {
         let key = (tenant.to_owned(), gtin.to_owned());
         let pinned = self.pinned.contains(&key);
-        let fresh = cache.gtins.get(&key).is_some_and(|entry| pinned || entry.loaded.elapsed() < CACHE_LIFETIME);
+        let fresh = pinned || cache.holds_fresh(&key);
         if !pinned {
             self.pinned.insert(key.clone());
         }
         if !fresh {
             if cache.gtins.len() >= CACHE_GTINS_MAX {
                 // Keep what this batch holds changes in.
-                let pinned = &self.pinned;
-                cache.gtins.retain(|key, _| pinned.contains(key));
+                let (pinned, behind) = (&self.pinned, &cache.balances_behind.gtins);
+                cache.gtins.retain(|key, _| pinned.contains(key) || behind.contains(key));
             }
-            let entry = load_gtin(conn, tenant, gtin).await?;
+            let entry = load_gtin(conn, tenant, gtin, cache.balances_behind.may_lag(tenant, gtin)).await?;
             cache.gtins.insert(key.clone(), entry);
         }
         cache.gtins.get_mut(&key).ok_or_else(|| corrupt("cache entry vanished"))
@@ -444,7 +554,7 @@ impl StockBatch {
         let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (tenant, gtin) in wanted {
             let key = (tenant.clone(), gtin.clone());
-            let fresh = cache.gtins.get(&key).is_some_and(|entry| entry.loaded.elapsed() < CACHE_LIFETIME);
+            let fresh = cache.holds_fresh(&key);
             if !fresh && !self.pinned.contains(&key) {
                 by_tenant.entry(tenant).or_default().push(gtin);
             }
@@ -453,10 +563,11 @@ impl StockBatch {
             gtins.sort_unstable();
             gtins.dedup();
             if cache.gtins.len() + gtins.len() > CACHE_GTINS_MAX {
-                let pinned = &self.pinned;
-                cache.gtins.retain(|key, _| pinned.contains(key));
+                let (pinned, behind) = (&self.pinned, &cache.balances_behind.gtins);
+                cache.gtins.retain(|key, _| pinned.contains(key) || behind.contains(key));
             }
-            for (gtin, entry) in load_gtins(conn, tenant, &gtins).await? {
+            let lagging = gtins.iter().any(|gtin| cache.balances_behind.may_lag(tenant, gtin));
+            for (gtin, entry) in load_gtins(conn, tenant, &gtins, lagging).await? {
                 cache.gtins.insert((tenant.to_owned(), gtin), entry);
             }
         }
@@ -473,9 +584,15 @@ impl StockBatch {
         tenant: &str,
         gtin: &str,
     ) -> Result<(), sqlx::Error> {
-        let changed = self.dirty.keys().any(|(dirty_tenant, key)| dirty_tenant == tenant && key.gtin == gtin);
-        let fresh = load_gtin(conn, tenant, gtin).await?;
         let key = (tenant.to_owned(), gtin.to_owned());
+        if cache.balances_behind.gtins.contains(&key) && cache.gtins.contains_key(&key) {
+            // The table lacks reserves of it that the cache holds (and on SQLite no other writer
+            // receives stock): the cache is the newest there is.
+            self.pinned.insert(key);
+            return Ok(());
+        }
+        let changed = self.dirty.keys().any(|(dirty_tenant, key)| dirty_tenant == tenant && key.gtin == gtin);
+        let fresh = load_gtin(conn, tenant, gtin, cache.balances_behind.may_lag(tenant, gtin)).await?;
         match cache.gtins.get_mut(&key) {
             // This batch changed some of its balances: keep those as the batch left them (the
             // flush's guard checks them against the rows); every other balance takes its row as
@@ -679,8 +796,9 @@ impl StockBatch {
     /// Inserts the buffered movements, reservations and orders (the balances wait for
     /// [`StockBatch::flush`]). Called before a write reads those tables.
     pub(crate) async fn flush_rows(&mut self, conn: &mut Conn, now_unix_ms: i64) -> Result<(), sqlx::Error> {
-        self.reserves_written +=
-            self.movements.iter().filter(|movement| movement.kind == MovementKind::Reserve).count();
+        let reserves = self.movements.iter().filter(|movement| movement.kind == MovementKind::Reserve).count();
+        self.reserves_written += reserves;
+        self.others_written += self.movements.len() - reserves;
         let movements: Vec<Vec<Value>> = std::mem::take(&mut self.movements)
             .into_iter()
             .map(|movement| {
@@ -729,6 +847,43 @@ impl StockBatch {
         now_unix_ms: i64,
     ) -> Result<Result<(), Raced>, sqlx::Error> {
         self.undo.clear();
+        if self.deferring && self.only_reserved(cache) {
+            // Left behind: the reserve movements are the record until a later batch writes them.
+            let behind = &mut cache.balances_behind;
+            self.left_behind = !self.dirty.is_empty();
+            for ((tenant, key), dirty) in std::mem::take(&mut self.dirty) {
+                let Some(read) = dirty.read else { return Err(corrupt("a balance left behind has no row")) };
+                behind.gtins.insert((tenant.clone(), key.gtin.clone()));
+                behind.rows.entry((tenant, key)).or_insert(read);
+            }
+            self.flush_rows(conn, now_unix_ms).await?;
+            behind.reserves = behind.reserves.saturating_add(self.reserves_written);
+            if !behind.rows.is_empty() {
+                behind.since.get_or_insert_with(Instant::now);
+            }
+            self.pinned.clear();
+            return Ok(Ok(()));
+        }
+        if let Conn::Sqlite(connection) = conn
+            && self.deferring
+        {
+            // The batch did more than reserve after all: its time did not move the balances' mark.
+            sqlx::query("UPDATE writer_clock SET balances_through_unix_ms = $1 WHERE singleton = 1")
+                .bind(now_unix_ms)
+                .execute(&mut **connection)
+                .await?;
+        }
+        // The balances left behind by earlier batches are written with this batch's, each as a net
+        // change from the row as the table holds it (guarded as ever).
+        for (key, read) in std::mem::take(&mut cache.balances_behind.rows) {
+            match self.dirty.entry(key) {
+                std::collections::btree_map::Entry::Occupied(mut dirty) => dirty.get_mut().read = Some(read),
+                std::collections::btree_map::Entry::Vacant(vacant) => {
+                    vacant.insert(Dirty { read: Some(read), exact: false });
+                }
+            }
+        }
+        cache.balances_behind.written();
         let (mut updates, mut inserts) = (Vec::new(), Vec::new());
         for ((tenant, key), dirty) in &self.dirty {
             if let (true, Some(read)) = (dirty.exact, dirty.read)
@@ -967,8 +1122,8 @@ async fn update_balances_sqlite(
     Ok(execute(conn, &sql, &args).await? == updates.len() as u64)
 }
 
-async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str) -> Result<GtinEntry, sqlx::Error> {
-    let mut loaded = load_gtins(conn, tenant, &[gtin]).await?;
+async fn load_gtin(conn: &mut Conn, tenant: &str, gtin: &str, lagging: bool) -> Result<GtinEntry, sqlx::Error> {
+    let mut loaded = load_gtins(conn, tenant, &[gtin], lagging).await?;
     loaded.remove(gtin).ok_or_else(|| corrupt("a loaded GTIN is missing"))
 }
 
@@ -1027,7 +1182,14 @@ impl ProductRuleRow {
 
 /// Loads the product rules and balances of GTINs: two queries on PostgreSQL, two per run of up to
 /// 128 GTINs on SQLite (`writer::fetch_for_keys`).
-async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<HashMap<String, GtinEntry>, sqlx::Error> {
+/// Reads GTINs' product rules and balances; `lagging` when `stock_balances` may lack reserves of
+/// some of them ([`BalancesBehind`]): their tail is then added, in the same statement.
+async fn load_gtins(
+    conn: &mut Conn,
+    tenant: &str,
+    gtins: &[&str],
+    lagging: bool,
+) -> Result<HashMap<String, GtinEntry>, sqlx::Error> {
     let mut entries: HashMap<String, GtinEntry> = gtins
         .iter()
         .map(|gtin| ((*gtin).to_owned(), GtinEntry { loaded: Instant::now(), product: None, balances: Vec::new() }))
@@ -1042,8 +1204,13 @@ async fn load_gtins(conn: &mut Conn, tenant: &str, gtins: &[&str]) -> Result<Has
             entry.product = Some(rule);
         }
     }
+    let with_tail = lagging && matches!(conn, Conn::Sqlite(_));
     let balances: Vec<BalanceRow> = crate::writer::fetch_for_keys(conn, tenant, gtins, |tenant, condition| {
-        format!("SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant} AND gtin {condition}")
+        if with_tail {
+            format!("{SQLITE_BALANCES_WITH_TAIL} WHERE b.tenant_id = {tenant} AND b.gtin {condition}")
+        } else {
+            format!("SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant} AND gtin {condition}")
+        }
     })
     .await?;
     for row in balances {
@@ -4332,6 +4499,61 @@ pub(crate) const BUILD_RESERVES_INDEX_SQL: &str = "INSERT INTO reserves_by_lot \
      WHERE kind = 'reserve' AND at_unix_ms > (SELECT through_unix_ms FROM reserves_indexed) AND at_unix_ms <= $1 \
      ORDER BY tenant_id, gtin, lot, tx, at_unix_ms, operation_id, line";
 
+/// On SQLite, the reserves `stock_balances` lacks ([`BalancesBehind`]), summed by balance (every
+/// tenant's: the tail is bounded by [`BALANCES_BEHIND_MAX`]), with the time of the last;
+/// followed by a further condition on `i.at_unix_ms` and the grouping.
+macro_rules! sqlite_reserves_tail {
+    ($condition:literal) => {
+        concat!(
+            "SELECT m.tenant_id, m.gtin, m.location_gln, m.zone, m.lot, SUM(m.quantity) AS units, \
+             MAX(m.at_unix_ms) AS at_unix_ms FROM stock_movements i INDEXED BY stock_movements_reserved_since \
+             JOIN stock_movements m ON m.tenant_id = i.tenant_id AND m.operation_id = i.operation_id AND m.line = i.line \
+             WHERE i.kind = 'reserve' AND i.at_unix_ms > (SELECT balances_through_unix_ms FROM writer_clock)",
+            $condition,
+            " GROUP BY m.tenant_id, m.gtin, m.location_gln, m.zone, m.lot"
+        )
+    };
+}
+
+/// On SQLite, the balances as they are ([`BALANCE_ROW_COLUMNS`], of `stock_balances b`): the
+/// table's with the reserves it lacks added. The caller adds the `WHERE` on `b`. One statement,
+/// so the table and the tail are read in one snapshot.
+pub(crate) const SQLITE_BALANCES_WITH_TAIL: &str = concat!(
+    "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, \
+     b.reserved + COALESCE(t.units, 0) AS reserved FROM stock_balances b LEFT JOIN (",
+    sqlite_reserves_tail!(""),
+    ") t ON t.tenant_id = b.tenant_id AND t.gtin = b.gtin AND t.location_gln = b.location_gln \
+     AND t.zone = b.zone AND t.lot = b.lot"
+);
+
+/// On SQLite, the tail written into `stock_balances` from the reserve movements
+/// ([`BalancesBehind`]), when the writer does not know what it left behind: at its start (after a
+/// crash), and after a rolled-back batch. Run before the batch takes its time, which then moves
+/// `writer_clock.balances_through_unix_ms` past the tail.
+pub(crate) const SQLITE_CATCH_UP_BALANCES_SQL: &str = concat!(
+    "UPDATE stock_balances AS b SET reserved = b.reserved + t.units, \
+     updated_unix_ms = MAX(b.updated_unix_ms, t.at_unix_ms) FROM (",
+    sqlite_reserves_tail!(""),
+    ") AS t WHERE b.tenant_id = t.tenant_id AND b.gtin = t.gtin AND b.location_gln = t.location_gln \
+     AND b.zone = t.zone AND b.lot = t.lot"
+);
+
+/// Runs [`SQLITE_CATCH_UP_BALANCES_SQL`]; on PostgreSQL nothing lags.
+pub(crate) async fn catch_up_balances(conn: &mut Conn) -> Result<(), sqlx::Error> {
+    let Conn::Sqlite(connection) = conn else { return Ok(()) };
+    const TAIL_BALANCES: &str = concat!("SELECT COUNT(*) FROM (", sqlite_reserves_tail!(""), ")");
+    let (balances,): (i64,) = sqlx::query_as(TAIL_BALANCES).fetch_one(&mut **connection).await?;
+    if balances > 0 {
+        let written = sqlx::query(SQLITE_CATCH_UP_BALANCES_SQL).execute(&mut **connection).await?.rows_affected();
+        if written != balances as u64 {
+            // Balances are never deleted while they hold units; a row gone is a bug, not a reason
+            // to stop every write: the units it lacked are dropped, and said so.
+            tracing::error!(balances, written, "reserves left out of balances found no row to go into");
+        }
+    }
+    Ok(())
+}
+
 /// On SQLite, a lot's reserve movements (`$1` tenant, `$2` GTIN, `$3` lot), every column: those
 /// in the bulk-built `reserves_by_lot` and the tail after it (migration 0018, [`build_reserves_index`]).
 /// On PostgreSQL the lot index holds them.
@@ -4716,14 +4938,28 @@ impl crate::TenantStore<'_> {
             ));
             texts.extend([key.gtin.clone(), key.location.clone(), key.zone.clone(), key.lot.clone()]);
         }
+        let mut conn = self.store.pools().acquire_reader().await?;
+        // On SQLite with the reserves the table may lack ([`BalancesBehind`]), in one statement.
+        let (reserved, updated, tail) = match conn {
+            Conn::Sqlite(_) => (
+                "b.reserved + COALESCE(t.units, 0)",
+                "MAX(b.updated_unix_ms, COALESCE(t.at_unix_ms, 0))",
+                concat!(
+                    " LEFT JOIN (",
+                    sqlite_reserves_tail!(""),
+                    ") t ON t.tenant_id = b.tenant_id AND t.gtin = b.gtin AND t.location_gln = b.location_gln \
+                     AND t.zone = b.zone AND t.lot = b.lot"
+                ),
+            ),
+            Conn::Postgres(_) => ("b.reserved", "b.updated_unix_ms", ""),
+        };
         let sql = format!(
-            "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, b.reserved, \
-             b.updated_unix_ms FROM stock_balances b WHERE {} \
+            "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, {reserved} AS reserved, \
+             {updated} AS updated_unix_ms FROM stock_balances b{tail} WHERE {} \
              ORDER BY b.gtin, b.location_gln, b.zone, b.lot LIMIT {}",
             conditions.join(" AND "),
             limit.clamp(1, LIST_ROWS_READ_MAX)
         );
-        let mut conn = self.store.pools().acquire_reader().await?;
         let rows: Vec<StockRow> = on_conn!(&mut conn, connection => {
             let mut query = sqlx::query_as(&sql).bind(self.tenant_id.as_str());
             for text in &texts {
@@ -5443,20 +5679,39 @@ mod tests {
                 ],
             ),
         ];
+        // The reserves left behind (`BalancesBehind`): found by time, each read by its key.
+        const TAIL_PLAN: &[&str] = &[
+            "SEARCH i USING COVERING INDEX stock_movements_reserved_since (at_unix_ms>?)",
+            "SEARCH m USING PRIMARY KEY (tenant_id=? AND operation_id=? AND line=?)",
+        ];
+        let behind: [(&str, String, usize, &[&str]); 2] = [
+            ("the reserves left behind, written", SQLITE_CATCH_UP_BALANCES_SQL.to_owned(), 0, TAIL_PLAN),
+            (
+                "a GTIN's balances with the reserves left behind",
+                format!("{SQLITE_BALANCES_WITH_TAIL} WHERE b.tenant_id = $1 AND b.gtin IN ($2)"),
+                2,
+                TAIL_PLAN,
+            ),
+        ];
+        let expectations: Vec<(&str, String, usize, &[&str])> = expectations
+            .into_iter()
+            .map(|(what, sql, parameters, wanted)| (what, sql.to_owned(), parameters, wanted))
+            .chain(behind)
+            .collect();
         for writer in [true, false] {
             let mut conn =
                 if writer { store.pools().acquire_writer().await } else { store.pools().acquire_reader().await }
                     .unwrap();
-            for (what, sql, parameters, wanted) in expectations {
+            for (what, sql, parameters, wanted) in &expectations {
                 let explain = format!("EXPLAIN QUERY PLAN {sql}");
                 let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
-                for _ in 0..parameters {
+                for _ in 0..*parameters {
                     query = query.bind("x");
                 }
                 let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
                 let plan: Vec<String> =
                     query.fetch_all(&mut **connection).await.unwrap().into_iter().map(|row| row.3).collect();
-                for step in wanted {
+                for step in wanted.iter() {
                     assert!(
                         plan.iter().any(|line| line.contains(step)),
                         "{what} (writer: {writer}): {step} not in {plan:?}"
@@ -5636,6 +5891,152 @@ mod tests {
         cache.reserves_indexed_at = Instant::now().checked_sub(RESERVES_INDEX_INTERVAL);
         assert!(build_reserves_index(&mut conn, &cache, 0, 4_000).await.unwrap());
         assert_eq!(through(&mut conn).await, (4_000, 1), "the interval passed");
+        drop(conn);
+        store.close().await;
+    }
+
+    /// Balances are left behind only by a writer that knows which, within the time and counts.
+    #[test]
+    fn balances_are_left_behind_within_their_limits() {
+        let mut behind = BalancesBehind::default();
+        assert!(!behind.may_defer() && !behind.is_clear(), "a writer just started knows nothing");
+        behind.written();
+        assert!(behind.may_defer() && behind.is_clear());
+        behind.since = Instant::now().checked_sub(BALANCES_BEHIND_MAX);
+        assert!(!behind.may_defer(), "the oldest left behind for the longest allowed");
+        behind.since = Some(Instant::now());
+        behind.reserves = BALANCES_BEHIND_RESERVES_MAX;
+        assert!(!behind.may_defer(), "as many reserves as allowed");
+        behind.reserves = 0;
+        let row = (Balance { on_hand: 1, reserved: 0 }, LotStatus::Available);
+        for n in 0..BALANCES_BEHIND_ROWS_MAX {
+            let key = StockKey { gtin: "g".into(), location: "l".into(), zone: "z".into(), lot: n.to_string() };
+            behind.rows.insert(("t".into(), key), row);
+        }
+        assert!(!behind.may_defer(), "as many rows as allowed");
+        behind.written();
+        assert!(behind.may_defer() && behind.is_clear());
+    }
+
+    /// On SQLite a batch that only reserves may leave its balances behind: the table keeps the
+    /// rows as they were, every read adds the reserves after the mark, and the next batch that
+    /// writes balances writes them with its own, each once. After a crash (the writer knowing
+    /// nothing), the tail is written from the movements.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reserves_left_behind_are_read_with_their_balances_and_written_once() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        const GTIN: &str = "09506000134352";
+        let tenant = TenantId::parse("merchant").unwrap();
+        let mut conn = store.pools().acquire_writer().await.unwrap();
+        fn sqlite(conn: &mut Conn) -> &mut sqlx::SqliteConnection {
+            let Conn::Sqlite(connection) = conn else { unreachable!("a SQLite store") };
+            connection
+        }
+        for sql in [
+            "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ('merchant', 'Merchant', 0)",
+            "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+             reserved, updated_unix_ms) VALUES ('merchant', '09506000134352', '8712345000004', 'chill', 'a', NULL, \
+             'available', 10, 0, 0), ('merchant', '09506000134352', '8712345000004', 'chill', 'b', NULL, \
+             'available', 10, 0, 0)",
+            "UPDATE writer_clock SET last_batch_unix_ms = 1000, balances_through_unix_ms = 1000",
+        ] {
+            sqlx::query(sql).execute(&mut *sqlite(&mut conn)).await.unwrap();
+        }
+        let key = |lot: &str| StockKey {
+            gtin: GTIN.to_owned(),
+            location: "8712345000004".to_owned(),
+            zone: "chill".to_owned(),
+            lot: lot.to_owned(),
+        };
+        // What the table holds, and what a reader reads: (lot, reserved) each.
+        async fn table(conn: &mut Conn) -> Vec<(String, i64)> {
+            sqlx::query_as("SELECT lot, reserved FROM stock_balances ORDER BY lot")
+                .fetch_all(&mut *sqlite(conn))
+                .await
+                .unwrap()
+        }
+        // The stock as listed (lot, reserved, available), and the balances as the writer loads
+        // them (lot, reserved) with the reserves left behind and without.
+        let read = |store: &crate::Store| {
+            let tenant = tenant.clone();
+            let store = store.clone();
+            async move {
+                let filter = StockFilter { gtin: Some(GTIN.to_owned()), ..StockFilter::default() };
+                let listed: Vec<(String, i64, i64)> = store
+                    .tenant(&tenant)
+                    .stock(&filter, None, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|balance| (balance.key.lot, balance.reserved, balance.available))
+                    .collect();
+                let mut reader = store.pools().acquire_reader().await.unwrap();
+                let mut loaded: Vec<Vec<(String, i64)>> = Vec::new();
+                for lagging in [true, false] {
+                    let entry = load_gtin(&mut reader, "merchant", GTIN, lagging).await.unwrap();
+                    loaded.push(
+                        entry.balances.iter().map(|cached| (cached.key.lot.clone(), cached.balance.reserved)).collect(),
+                    );
+                }
+                (listed, loaded)
+            }
+        };
+        let owned = |rows: &[(&str, i64)]| rows.iter().map(|(lot, n)| ((*lot).to_owned(), *n)).collect::<Vec<_>>();
+        let mut cache = WriterCache::default();
+        cache.balances_behind.written();
+        async fn reserve(
+            batch: &mut StockBatch,
+            cache: &mut WriterCache,
+            conn: &mut Conn,
+            operation: &str,
+            key: &StockKey,
+            kind: MovementKind,
+            units: i64,
+        ) {
+            let changed =
+                batch.change(cache, conn, "merchant", operation, 0, kind, key, units, None, None).await.unwrap();
+            assert!(changed.is_ok(), "{changed:?}");
+        }
+        // Two busy batches of orders: the table stays as it was; readers add the tail.
+        let mut batch = StockBatch { deferring: true, ..StockBatch::default() };
+        reserve(&mut batch, &mut cache, &mut conn, "ord_1", &key("a"), MovementKind::Reserve, 4).await;
+        assert!(matches!(batch.flush(&mut cache, &mut conn, 2000).await.unwrap(), Ok(())));
+        let mut batch = StockBatch { deferring: true, ..StockBatch::default() };
+        reserve(&mut batch, &mut cache, &mut conn, "ord_2", &key("a"), MovementKind::Reserve, 2).await;
+        reserve(&mut batch, &mut cache, &mut conn, "ord_3", &key("b"), MovementKind::Reserve, 1).await;
+        assert!(matches!(batch.flush(&mut cache, &mut conn, 3000).await.unwrap(), Ok(())));
+        assert_eq!(table(&mut conn).await, owned(&[("a", 0), ("b", 0)]), "left behind");
+        assert_eq!(cache.balances_behind.rows.len(), 2);
+        assert!(!cache.balances_behind.is_clear() && cache.balances_behind.may_defer());
+        let (listed, loaded) = read(&store).await;
+        assert_eq!(listed, vec![("a".to_owned(), 6, 4), ("b".to_owned(), 1, 9)]);
+        assert_eq!(loaded, vec![owned(&[("a", 6), ("b", 1)]), owned(&[("a", 0), ("b", 0)])]);
+        // A batch that releases is not left behind, even when it may be: its time moves the mark,
+        // and the balances left behind are written with its own change, each once.
+        let mut batch = StockBatch { deferring: true, ..StockBatch::default() };
+        reserve(&mut batch, &mut cache, &mut conn, "void_3", &key("b"), MovementKind::Release, 1).await;
+        assert!(matches!(batch.flush(&mut cache, &mut conn, 4000).await.unwrap(), Ok(())));
+        assert_eq!(table(&mut conn).await, owned(&[("a", 6), ("b", 0)]));
+        assert!(cache.balances_behind.is_clear());
+        let (through,): (i64,) = sqlx::query_as("SELECT balances_through_unix_ms FROM writer_clock")
+            .fetch_one(&mut *sqlite(&mut conn))
+            .await
+            .unwrap();
+        assert_eq!(through, 4000);
+        let (listed, loaded) = read(&store).await;
+        assert_eq!(listed, vec![("a".to_owned(), 6, 4), ("b".to_owned(), 0, 10)]);
+        assert_eq!(loaded[0], loaded[1], "nothing left behind");
+        // A crash after a batch left reserves behind: a writer knowing nothing writes them from the
+        // movements before its batch takes its time.
+        let mut batch = StockBatch { deferring: true, ..StockBatch::default() };
+        reserve(&mut batch, &mut cache, &mut conn, "ord_4", &key("a"), MovementKind::Reserve, 3).await;
+        assert!(matches!(batch.flush(&mut cache, &mut conn, 5000).await.unwrap(), Ok(())));
+        let (listed, _) = read(&store).await;
+        assert_eq!(listed[0], ("a".to_owned(), 9, 1), "read with the tail");
+        assert_eq!(table(&mut conn).await, owned(&[("a", 6), ("b", 0)]));
+        catch_up_balances(&mut conn).await.unwrap();
+        assert_eq!(table(&mut conn).await, owned(&[("a", 9), ("b", 0)]), "the tail written");
         drop(conn);
         store.close().await;
     }

@@ -281,6 +281,9 @@ pub struct WriterStats {
     pub batches: u64,
     pub writes: u64,
     pub batch_writes_largest: u64,
+    /// Batches of orders that left their balances' rows behind (SQLite, while busy; see
+    /// `fulfilment::BalancesBehind`).
+    pub batches_leaving_balances_behind: u64,
     /// Where the committed transactions spent their time.
     pub phases: WriterPhases,
 }
@@ -328,6 +331,7 @@ struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
     batch_writes_largest: AtomicU64,
+    batches_leaving_balances_behind: AtomicU64,
     /// [`WriterPhases`]: writes, then the five phases in their order.
     phases: [AtomicU64; 6],
 }
@@ -443,6 +447,7 @@ impl WriterHandle {
             batches: self.counters.batches.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
             batch_writes_largest: self.counters.batch_writes_largest.load(Ordering::Relaxed),
+            batches_leaving_balances_behind: self.counters.batches_leaving_balances_behind.load(Ordering::Relaxed),
             phases: self.counters.phases(),
         }
     }
@@ -482,10 +487,24 @@ async fn run(
         // their next writes before this task gathers, so a batch is not one early write alone. (On
         // SQLite the writer has a thread of its own, see `core`: they run elsewhere meanwhile.)
         tokio::task::yield_now().await;
+        let busy;
         {
             // One task gathers a batch at a time; the others commit theirs meanwhile.
             let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else { break };
+            // Busy: a write was waiting when the last batch ended. Idle: the reserves left out of
+            // the balances meanwhile are written now (`fulfilment::BalancesBehind`).
+            let first = match receiver.try_recv() {
+                Ok(first) => {
+                    busy = true;
+                    first
+                }
+                Err(_) => {
+                    busy = false;
+                    catch_up_idle(&pools, &mut cache, &counters).await;
+                    let Some(first) = receiver.recv().await else { break };
+                    first
+                }
+            };
             stopping |= take(first, &mut batch);
             while batch.len() < config.batch_writes_max {
                 match receiver.try_recv() {
@@ -507,7 +526,7 @@ async fn run(
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
-            if process(&pools, chunk, &mut cache, &counters).await {
+            if process(&pools, chunk, &mut cache, &counters, busy).await {
                 log_grew.notify_one();
             }
             if last_purge.elapsed() >= IDEMPOTENCY_PURGE_INTERVAL {
@@ -521,6 +540,23 @@ async fn run(
                 observer.batch_committed(size, started.elapsed());
             }
         }
+    }
+    catch_up_idle(&pools, &mut cache, &counters).await;
+}
+
+/// On SQLite, writes the reserves left out of `stock_balances` while the writer was busy
+/// (`fulfilment::BalancesBehind`), in a transaction of its own: when the writer falls idle, and
+/// at its start (after a crash the table may lag) and end. A failure is only logged: every read
+/// adds the reserves still left out, and the next batch tries again.
+async fn catch_up_idle(pools: &Pools, cache: &mut WriterCache, counters: &Counters) {
+    if pools.kind() != crate::backend::BackendKind::Sqlite || cache.balances_behind.is_clear() {
+        return;
+    }
+    if let Err(error) = apply_in_transaction(pools, &[], cache, counters, false).await {
+        tracing::warn!(
+            ?error,
+            "writing the reserves left out of the stock balances failed; the next batch tries again"
+        );
     }
 }
 
@@ -579,16 +615,18 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
 }
 
 /// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
-async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, counters: &Counters) -> bool {
+/// Applies a batch; `busy` when a write was waiting as it was gathered (its orders may leave
+/// their reserves out of the balances, `fulfilment::BalancesBehind`).
+async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, counters: &Counters, busy: bool) -> bool {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
     let mut log_grew = false;
-    let mut outcome = apply_in_transaction(pools, &writes, cache, counters).await;
+    let mut outcome = apply_in_transaction(pools, &writes, cache, counters, busy).await;
     // Another API node changed stock this batch read: apply it again on fresh rows.
     for _ in 0..RACE_RETRIES_MAX {
         if !matches!(outcome, Err(BatchFailure::Raced)) {
             break;
         }
-        outcome = apply_in_transaction(pools, &writes, cache, counters).await;
+        outcome = apply_in_transaction(pools, &writes, cache, counters, busy).await;
     }
     let results = match outcome {
         Ok((results, grew)) => {
@@ -599,7 +637,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, co
             tracing::warn!(%error, writes = writes.len(), "a statement failed; applying the batch's writes one by one");
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
-                let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters).await;
+                let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters, false).await;
                 for _ in 0..RACE_RETRIES_MAX {
                     let raced = match &single {
                         Err(BatchFailure::Statement(error)) => lost_a_race(error),
@@ -611,7 +649,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, co
                     }
                     // Another API node committed a conflicting row meanwhile: the retry's
                     // precondition checks see it and refuse (or replay) cleanly.
-                    single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters).await;
+                    single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters, false).await;
                 }
                 results.push(match single {
                     Ok((mut one, grew)) => {
@@ -715,8 +753,9 @@ async fn apply_in_transaction(
     writes: &[&Write],
     cache: &mut WriterCache,
     counters: &Counters,
+    busy: bool,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
-    let outcome = apply_in_transaction_once(pools, writes, cache, counters).await;
+    let outcome = apply_in_transaction_once(pools, writes, cache, counters, busy).await;
     if outcome.is_err() {
         // The cache may hold changes that were rolled back.
         cache.clear();
@@ -729,10 +768,27 @@ async fn apply_in_transaction_once(
     writes: &[&Write],
     cache: &mut WriterCache,
     counters: &Counters,
+    busy: bool,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
-    let now_unix_ms = match batch_clock(&mut conn, cache, now_unix_ms()).await {
+    // What the table of balances lacks, when the writer does not know it (at its start, after a
+    // rollback): written from the movements, before this batch takes its time.
+    if !cache.balances_behind.known {
+        if let Err(error) = crate::fulfilment::catch_up_balances(&mut conn).await {
+            let _ = conn.rollback().await;
+            return Err(statement_failure(error));
+        }
+        cache.balances_behind.written();
+    }
+    // A busy writer's batch of orders only may leave their reserves out of the balances; any
+    // other batch writes those left out before with its own (`fulfilment::BalancesBehind`).
+    let deferring = busy
+        && pools.kind() == crate::backend::BackendKind::Sqlite
+        && !writes.is_empty()
+        && writes.iter().all(|write| matches!(write.mutation, Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(_))))
+        && cache.balances_behind.may_defer();
+    let now_unix_ms = match batch_clock(&mut conn, cache, now_unix_ms(), deferring).await {
         Ok(time) => time,
         Err(error) => {
             let _ = conn.rollback().await;
@@ -744,6 +800,7 @@ async fn apply_in_transaction_once(
     let mut failure = None;
     let mut log = LogBatch::default();
     let mut stock = StockBatch::default();
+    stock.deferring = deferring;
     let mut keys = IdempotencyBatch::default();
     let started = Instant::now();
     // The batch's idempotency keys and its orders' stock, each read in a few queries.
@@ -807,7 +864,8 @@ async fn apply_in_transaction_once(
         failure = Some(error);
     }
     let mut reserves_index_built = false;
-    if failure.is_none() {
+    // (Not in a batch of no writes: the idle writer's catch-up of the balances.)
+    if failure.is_none() && !writes.is_empty() {
         match crate::fulfilment::build_reserves_index(&mut conn, cache, stock.reserves_written, now_unix_ms).await {
             Ok(built) => reserves_index_built = built,
             Err(error) => failure = Some(error),
@@ -824,6 +882,12 @@ async fn apply_in_transaction_once(
     }
     if pools.kind() == crate::backend::BackendKind::Sqlite {
         cache.reserves_committed(stock.reserves_written, reserves_index_built);
+    }
+    if stock.left_behind {
+        counters.batches_leaving_balances_behind.fetch_add(1, Ordering::Relaxed);
+    }
+    if writes.is_empty() {
+        return Ok((Vec::new(), false));
     }
     let micros = |duration: Duration| duration.as_micros().min(u128::from(u64::MAX)) as u64;
     let phases = WriterPhases {
@@ -844,8 +908,13 @@ async fn apply_in_transaction_once(
 /// comes after every batch committed before it even across a restart with the clock stepped back,
 /// or from another process writing the same file. (On PostgreSQL the journal orders by
 /// transaction id, see `fulfilment::settled_transactions`.)
-async fn batch_clock(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64) -> Result<i64, sqlx::Error> {
-    let time = batch_time(conn, cache, wall_unix_ms).await?;
+async fn batch_clock(
+    conn: &mut Conn,
+    cache: &mut WriterCache,
+    wall_unix_ms: i64,
+    deferring: bool,
+) -> Result<i64, sqlx::Error> {
+    let time = batch_time(conn, cache, wall_unix_ms, deferring).await?;
     if let Some(lead_ms) = cache.clock_lead_to_report(time, wall_unix_ms, Instant::now()) {
         tracing::warn!(
             lead_ms,
@@ -857,14 +926,25 @@ async fn batch_clock(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64
     Ok(time)
 }
 
-async fn batch_time(conn: &mut Conn, cache: &mut WriterCache, wall_unix_ms: i64) -> Result<i64, sqlx::Error> {
+/// On SQLite the same statement moves `balances_through_unix_ms` to the batch's time unless the
+/// batch is `deferring` (`fulfilment::BalancesBehind`): a batch that writes its balances holds
+/// every reserve up to its own.
+async fn batch_time(
+    conn: &mut Conn,
+    cache: &mut WriterCache,
+    wall_unix_ms: i64,
+    deferring: bool,
+) -> Result<i64, sqlx::Error> {
     match conn {
         Conn::Sqlite(connection) => {
+            // Each expression reads the row as it was.
             let (time,): (i64,) = sqlx::query_as(
-                "UPDATE writer_clock SET last_batch_unix_ms = MAX(last_batch_unix_ms + 1, $1) WHERE singleton = 1 \
-                 RETURNING last_batch_unix_ms",
+                "UPDATE writer_clock SET last_batch_unix_ms = MAX(last_batch_unix_ms + 1, $1), \
+                 balances_through_unix_ms = CASE WHEN $2 THEN balances_through_unix_ms \
+                 ELSE MAX(last_batch_unix_ms + 1, $1) END WHERE singleton = 1 RETURNING last_batch_unix_ms",
             )
             .bind(cache.next_batch_time(wall_unix_ms))
+            .bind(deferring)
             .fetch_one(&mut **connection)
             .await?;
             // At least the time asked: taking it moves the cache's clock to it exactly.
