@@ -261,6 +261,11 @@ impl WriterCache {
         time
     }
 
+    /// The time of this writer's last batch (0 before its first).
+    pub(crate) fn last_batch_time(&self) -> i64 {
+        self.last_batch_unix_ms
+    }
+
     /// The time [`WriterCache::batch_time`] would give now, without taking it.
     pub(crate) fn next_batch_time(&self, wall_unix_ms: i64) -> i64 {
         wall_unix_ms.max(self.last_batch_unix_ms.saturating_add(1))
@@ -4538,7 +4543,8 @@ pub(crate) const SQLITE_CATCH_UP_BALANCES_SQL: &str = concat!(
      AND b.zone = t.zone AND b.lot = t.lot"
 );
 
-/// Runs [`SQLITE_CATCH_UP_BALANCES_SQL`]; on PostgreSQL nothing lags.
+/// Runs [`SQLITE_CATCH_UP_BALANCES_SQL`] and moves the mark past every movement committed; on
+/// PostgreSQL nothing lags.
 pub(crate) async fn catch_up_balances(conn: &mut Conn) -> Result<(), sqlx::Error> {
     let Conn::Sqlite(connection) = conn else { return Ok(()) };
     const TAIL_BALANCES: &str = concat!("SELECT COUNT(*) FROM (", sqlite_reserves_tail!(""), ")");
@@ -4551,6 +4557,11 @@ pub(crate) async fn catch_up_balances(conn: &mut Conn) -> Result<(), sqlx::Error
             tracing::error!(balances, written, "reserves left out of balances found no row to go into");
         }
     }
+    // Every movement committed is now in the table (none is later than the last batch): the mark
+    // moves there whether or not the batch that follows leaves its own reserves behind.
+    sqlx::query("UPDATE writer_clock SET balances_through_unix_ms = MAX(balances_through_unix_ms, last_batch_unix_ms)")
+        .execute(&mut **connection)
+        .await?;
     Ok(())
 }
 
@@ -5895,6 +5906,24 @@ mod tests {
         store.close().await;
     }
 
+    /// Waits for the store's own writer to have taken its first batch time (its catch-up of the
+    /// balances at its start), so that it no longer writes the file the test writes.
+    async fn writer_started(store: &crate::Store) {
+        for _ in 0..500 {
+            let mut conn = store.pools().acquire_reader().await.unwrap();
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            let (last,): (i64,) = sqlx::query_as("SELECT last_batch_unix_ms FROM writer_clock")
+                .fetch_one(&mut **connection)
+                .await
+                .unwrap();
+            if last > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the writer took no batch time");
+    }
+
     /// Balances are left behind only by a writer that knows which, within the time and counts.
     #[test]
     fn balances_are_left_behind_within_their_limits() {
@@ -5926,6 +5955,7 @@ mod tests {
     async fn reserves_left_behind_are_read_with_their_balances_and_written_once() {
         let file = scratchdb::SqliteFile::new().unwrap();
         let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        writer_started(&store).await;
         const GTIN: &str = "09506000134352";
         let tenant = TenantId::parse("merchant").unwrap();
         let mut conn = store.pools().acquire_writer().await.unwrap();
@@ -6038,6 +6068,103 @@ mod tests {
         catch_up_balances(&mut conn).await.unwrap();
         assert_eq!(table(&mut conn).await, owned(&[("a", 9), ("b", 0)]), "the tail written");
         drop(conn);
+        store.close().await;
+    }
+
+    /// Another process writing the SQLite file (an admin command of the CLI) writes the reserves
+    /// the server's writer left behind (its writer catches up at its start); the server's writer
+    /// then forgets what it left behind instead of writing it again. A writer that catches up
+    /// moves the mark past the tail even when its batch then leaves reserves behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reserves_left_behind_are_written_once_when_another_process_writes() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        writer_started(&store).await;
+        const GTIN: &str = "09506000134352";
+        let counters = crate::writer::Counters::default();
+        async fn scalar(store: &crate::Store, sql: &str) -> i64 {
+            let mut conn = store.pools().acquire_reader().await.unwrap();
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            let (value,): (i64,) = sqlx::query_as(sql).fetch_one(&mut **connection).await.unwrap();
+            value
+        }
+        let key = StockKey {
+            gtin: GTIN.to_owned(),
+            location: "8712345000004".to_owned(),
+            zone: "chill".to_owned(),
+            lot: "a".to_owned(),
+        };
+        // The server's writer: a busy batch of orders leaves 4 units behind.
+        let mut server = WriterCache::default();
+        {
+            let mut conn = store.pools().acquire_writer().await.unwrap();
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            for sql in [
+                "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ('merchant', 'Merchant', 0)",
+                "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+                 reserved, updated_unix_ms) VALUES ('merchant', '09506000134352', '8712345000004', 'chill', 'a', NULL, \
+                 'available', 10, 0, 0)",
+                "UPDATE writer_clock SET last_batch_unix_ms = 2000, balances_through_unix_ms = 1000",
+            ] {
+                sqlx::query(sql).execute(&mut **connection).await.unwrap();
+            }
+            server.balances_behind.written();
+            server.batch_time(2000);
+            let mut batch = StockBatch { deferring: true, ..StockBatch::default() };
+            let changed = batch
+                .change(&mut server, &mut conn, "merchant", "ord_1", 0, MovementKind::Reserve, &key, 4, None, None)
+                .await
+                .unwrap();
+            assert!(changed.is_ok(), "{changed:?}");
+            assert!(matches!(batch.flush(&mut server, &mut conn, 2000).await.unwrap(), Ok(())));
+        }
+        assert_eq!(scalar(&store, "SELECT reserved FROM stock_balances").await, 0, "left behind");
+        // Another process's writer, knowing nothing, writes them (and moves the mark past them).
+        let mut other = WriterCache::default();
+        crate::writer::apply_in_transaction(store.pools(), &[], &mut other, &counters, false).await.unwrap();
+        assert_eq!(scalar(&store, "SELECT reserved FROM stock_balances").await, 4);
+        // The server's writer sees another process wrote: it does not write its 4 units again.
+        crate::writer::apply_in_transaction(store.pools(), &[], &mut server, &counters, false).await.unwrap();
+        assert_eq!(scalar(&store, "SELECT reserved FROM stock_balances").await, 4, "written once");
+        assert!(server.balances_behind.is_clear());
+        // A crash left a reserve behind; a writer knowing nothing catches up, then its busy batch of
+        // orders may leave its own behind: the mark has moved past the tail it wrote, so a read does
+        // not add that tail again.
+        {
+            let mut conn = store.pools().acquire_writer().await.unwrap();
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            let last = scalar(&store, "SELECT last_batch_unix_ms FROM writer_clock").await;
+            sqlx::query(
+                "INSERT INTO stock_movements (tenant_id, operation_id, line, kind, gtin, location_gln, zone, lot, \
+                 quantity, reason, at_unix_ms) VALUES ('merchant', 'ord_2', 0, 'reserve', '09506000134352', \
+                 '8712345000004', 'chill', 'a', 2, NULL, $1)",
+            )
+            .bind(last)
+            .execute(&mut **connection)
+            .await
+            .unwrap();
+            sqlx::query("UPDATE writer_clock SET balances_through_unix_ms = $1 - 1")
+                .bind(last)
+                .execute(&mut **connection)
+                .await
+                .unwrap();
+        }
+        let read = |store: &crate::Store| {
+            let store = store.clone();
+            async move {
+                let filter = StockFilter { gtin: Some(GTIN.to_owned()), ..StockFilter::default() };
+                let tenant = TenantId::parse("merchant").unwrap();
+                store.tenant(&tenant).stock(&filter, None, 10).await.unwrap()[0].reserved
+            }
+        };
+        assert_eq!(read(&store).await, 6, "the tail added to the row");
+        let mut conn = store.pools().acquire_writer().await.unwrap();
+        conn.begin().await.unwrap();
+        catch_up_balances(&mut conn).await.unwrap();
+        conn.commit().await.unwrap();
+        drop(conn);
+        assert_eq!(scalar(&store, "SELECT reserved FROM stock_balances").await, 6);
+        assert_eq!(read(&store).await, 6, "the tail written and not added again");
         store.close().await;
     }
 

@@ -327,7 +327,7 @@ struct Pending {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
     batch_writes_largest: AtomicU64,
@@ -685,7 +685,7 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, co
 
 /// Why a batch transaction did not commit.
 #[derive(Debug)]
-enum BatchFailure {
+pub(crate) enum BatchFailure {
     /// A statement was refused (a constraint, a type): the batch rolled back; each write may be
     /// tried alone.
     Statement(sqlx::Error),
@@ -748,7 +748,7 @@ pub(crate) fn raced(what: impl fmt::Display) -> sqlx::Error {
 /// Applies writes in one transaction; answers each write's result and whether the transparency
 /// log grew. `Err` means nothing was committed (or, for a failed commit, that the outcome is
 /// unknown).
-async fn apply_in_transaction(
+pub(crate) async fn apply_in_transaction(
     pools: &Pools,
     writes: &[&Write],
     cache: &mut WriterCache,
@@ -772,8 +772,26 @@ async fn apply_in_transaction_once(
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
+    // Another process wrote this SQLite file since this writer's last batch (an admin command of
+    // the CLI; at the start, any): what this writer cached, the balances it left behind among it,
+    // may no longer be so. (One server per SQLite file still: this only keeps such a command from
+    // corrupting the server's ledger.)
+    if let Conn::Sqlite(connection) = &mut conn {
+        match sqlx::query_as::<_, (i64,)>("SELECT last_batch_unix_ms FROM writer_clock")
+            .fetch_one(&mut **connection)
+            .await
+        {
+            Ok((last,)) if last != cache.last_batch_time() => cache.clear(),
+            Ok(_) => {}
+            Err(error) => {
+                let _ = conn.rollback().await;
+                return Err(statement_failure(error));
+            }
+        }
+    }
     // What the table of balances lacks, when the writer does not know it (at its start, after a
-    // rollback): written from the movements, before this batch takes its time.
+    // rollback, after another process wrote): written from the movements, before this batch takes
+    // its time.
     if !cache.balances_behind.known {
         if let Err(error) = crate::fulfilment::catch_up_balances(&mut conn).await {
             let _ = conn.rollback().await;

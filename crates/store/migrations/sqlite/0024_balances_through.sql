@@ -10,6 +10,7 @@
 -- time (batch times only increase on SQLite), so its own reserves are not counted twice.
 ALTER TABLE writer_clock ADD COLUMN balances_through_unix_ms INTEGER NOT NULL DEFAULT 0;
 
--- Everything written so far is in the table.
-UPDATE writer_clock SET balances_through_unix_ms =
+-- Everything written so far is in the table; the next batch comes after all of it.
+UPDATE writer_clock SET last_batch_unix_ms =
     MAX(COALESCE((SELECT MAX(at_unix_ms) FROM stock_movements), 0), last_batch_unix_ms);
+UPDATE writer_clock SET balances_through_unix_ms = last_batch_unix_ms;
