@@ -5906,9 +5906,18 @@ mod tests {
         store.close().await;
     }
 
-    /// Waits for the store's own writer to have taken its first batch time (its catch-up of the
-    /// balances at its start), so that it no longer writes the file the test writes.
-    async fn writer_started(store: &crate::Store) {
+    /// A SQLite store whose tenant `merchant` holds 10 units of each of `lots` of one GTIN at one
+    /// place, with the writer's clock at `last_batch_unix_ms` and the balances' mark at
+    /// `through_unix_ms`. Once the store's own writer took its first batch time (its catch-up of
+    /// the balances at its start), so that it no longer writes the file the test writes.
+    async fn store_with_balances(
+        lots: &[&str],
+        last_batch_unix_ms: i64,
+        through_unix_ms: i64,
+    ) -> (scratchdb::SqliteFile, crate::Store) {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let mut started = false;
         for _ in 0..500 {
             let mut conn = store.pools().acquire_reader().await.unwrap();
             let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
@@ -5916,12 +5925,39 @@ mod tests {
                 .fetch_one(&mut **connection)
                 .await
                 .unwrap();
-            if last > 0 {
-                return;
+            started = last > 0;
+            if started {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the writer took no batch time");
+        assert!(started, "the writer took no batch time");
+        let mut conn = store.pools().acquire_writer().await.unwrap();
+        let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+        let rows: Vec<String> = lots
+            .iter()
+            .map(|lot| {
+                format!(
+                    "('merchant', '09506000134352', '8712345000004', 'chill', '{lot}', NULL, 'available', 10, 0, 0)"
+                )
+            })
+            .collect();
+        for sql in [
+            "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ('merchant', 'Merchant', 0)".to_owned(),
+            format!(
+                "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+                 reserved, updated_unix_ms) VALUES {}",
+                rows.join(", ")
+            ),
+            format!(
+                "UPDATE writer_clock SET last_batch_unix_ms = {last_batch_unix_ms}, \
+                 balances_through_unix_ms = {through_unix_ms}"
+            ),
+        ] {
+            sqlx::query(&sql).execute(&mut **connection).await.unwrap();
+        }
+        drop(conn);
+        (file, store)
     }
 
     /// Balances are left behind only by a writer that knows which, within the time and counts.
@@ -5953,25 +5989,13 @@ mod tests {
     /// nothing), the tail is written from the movements.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reserves_left_behind_are_read_with_their_balances_and_written_once() {
-        let file = scratchdb::SqliteFile::new().unwrap();
-        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        writer_started(&store).await;
+        let (_file, store) = store_with_balances(&["a", "b"], 1000, 1000).await;
         const GTIN: &str = "09506000134352";
         let tenant = TenantId::parse("merchant").unwrap();
         let mut conn = store.pools().acquire_writer().await.unwrap();
         fn sqlite(conn: &mut Conn) -> &mut sqlx::SqliteConnection {
             let Conn::Sqlite(connection) = conn else { unreachable!("a SQLite store") };
             connection
-        }
-        for sql in [
-            "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ('merchant', 'Merchant', 0)",
-            "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
-             reserved, updated_unix_ms) VALUES ('merchant', '09506000134352', '8712345000004', 'chill', 'a', NULL, \
-             'available', 10, 0, 0), ('merchant', '09506000134352', '8712345000004', 'chill', 'b', NULL, \
-             'available', 10, 0, 0)",
-            "UPDATE writer_clock SET last_batch_unix_ms = 1000, balances_through_unix_ms = 1000",
-        ] {
-            sqlx::query(sql).execute(&mut *sqlite(&mut conn)).await.unwrap();
         }
         let key = |lot: &str| StockKey {
             gtin: GTIN.to_owned(),
@@ -6077,9 +6101,7 @@ mod tests {
     /// moves the mark past the tail even when its batch then leaves reserves behind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reserves_left_behind_are_written_once_when_another_process_writes() {
-        let file = scratchdb::SqliteFile::new().unwrap();
-        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
-        writer_started(&store).await;
+        let (_file, store) = store_with_balances(&["a"], 2000, 1000).await;
         const GTIN: &str = "09506000134352";
         let counters = crate::writer::Counters::default();
         async fn scalar(store: &crate::Store, sql: &str) -> i64 {
@@ -6098,16 +6120,6 @@ mod tests {
         let mut server = WriterCache::default();
         {
             let mut conn = store.pools().acquire_writer().await.unwrap();
-            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
-            for sql in [
-                "INSERT INTO tenants (tenant_id, name, created_unix_ms) VALUES ('merchant', 'Merchant', 0)",
-                "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
-                 reserved, updated_unix_ms) VALUES ('merchant', '09506000134352', '8712345000004', 'chill', 'a', NULL, \
-                 'available', 10, 0, 0)",
-                "UPDATE writer_clock SET last_batch_unix_ms = 2000, balances_through_unix_ms = 1000",
-            ] {
-                sqlx::query(sql).execute(&mut **connection).await.unwrap();
-            }
             server.balances_behind.written();
             server.batch_time(2000);
             let mut batch = StockBatch { deferring: true, ..StockBatch::default() };
