@@ -615,8 +615,8 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
 }
 
 /// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
-/// Applies a batch; `busy` when a write was waiting as it was gathered (its orders may leave
-/// their reserves out of the balances, `fulfilment::BalancesBehind`).
+/// `busy` when a write was waiting as it was gathered: its orders may leave their reserves out of
+/// the balances (`fulfilment::BalancesBehind`).
 async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, counters: &Counters, busy: bool) -> bool {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
     let mut log_grew = false;
