@@ -4505,8 +4505,8 @@ pub(crate) const BUILD_RESERVES_INDEX_SQL: &str = "INSERT INTO reserves_by_lot \
      ORDER BY tenant_id, gtin, lot, tx, at_unix_ms, operation_id, line";
 
 /// On SQLite, the reserves `stock_balances` lacks ([`BalancesBehind`]), summed by balance (every
-/// tenant's: the tail is bounded by [`BALANCES_BEHIND_MAX`]), with the time of the last;
-/// followed by a further condition on `i.at_unix_ms` and the grouping.
+/// tenant's: the tail is bounded by [`BALANCES_BEHIND_RESERVES_MAX`]), with the time of the last;
+/// `$condition` adds to the `WHERE` before the grouping.
 macro_rules! sqlite_reserves_tail {
     ($condition:literal) => {
         concat!(
@@ -4533,8 +4533,9 @@ pub(crate) const SQLITE_BALANCES_WITH_TAIL: &str = concat!(
 
 /// On SQLite, the tail written into `stock_balances` from the reserve movements
 /// ([`BalancesBehind`]), when the writer does not know what it left behind: at its start (after a
-/// crash), and after a rolled-back batch. Run before the batch takes its time, which then moves
-/// `writer_clock.balances_through_unix_ms` past the tail.
+/// crash), after a rolled-back batch, and after another process wrote the file. Run before the
+/// batch takes its time; [`catch_up_balances`] then moves `writer_clock.balances_through_unix_ms`
+/// past the tail.
 pub(crate) const SQLITE_CATCH_UP_BALANCES_SQL: &str = concat!(
     "UPDATE stock_balances AS b SET reserved = b.reserved + t.units, \
      updated_unix_ms = MAX(b.updated_unix_ms, t.at_unix_ms) FROM (",
