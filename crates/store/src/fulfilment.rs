@@ -189,7 +189,7 @@ pub const BALANCES_BEHIND_RESERVES_MAX: usize = 20_000;
 /// While the one writer is busy (a write was waiting when it finished a batch), a batch that only
 /// places orders writes their reserve movements but leaves the balances' rows as they were: the
 /// reserve movements after `writer_clock.balances_through_unix_ms` (the tail) are the record of
-/// those units, and every read of a balance adds them ([`SQLITE_BALANCES_WITH_TAIL`]). The
+/// those units, and every read of a balance adds them ([`SQLITE_BALANCES_OF_GTIN_WITH_TAIL`]). The
 /// writer's cache holds the balances as they are, and this the rows as the table holds them. The
 /// first batch that is not only orders, a tail older than [`BALANCES_BEHIND_MAX`] or beyond
 /// [`BALANCES_BEHIND_ROWS_MAX`] or [`BALANCES_BEHIND_RESERVES_MAX`], and an idle writer write
@@ -1209,15 +1209,29 @@ async fn load_gtins(
             entry.product = Some(rule);
         }
     }
-    let with_tail = lagging && matches!(conn, Conn::Sqlite(_));
-    let balances: Vec<BalanceRow> = crate::writer::fetch_for_keys(conn, tenant, gtins, |tenant, condition| {
-        if with_tail {
-            format!("{SQLITE_BALANCES_WITH_TAIL} WHERE b.tenant_id = {tenant} AND b.gtin {condition}")
-        } else {
-            format!("SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant} AND gtin {condition}")
-        }
-    })
-    .await?;
+    let balances: Vec<BalanceRow> =
+        match conn {
+            // One GTIN a statement: each reads only its own part of the tail.
+            Conn::Sqlite(connection) if lagging => {
+                let mut rows = Vec::new();
+                for gtin in gtins {
+                    rows.extend(
+                        sqlx::query_as::<_, BalanceRow>(SQLITE_BALANCES_OF_GTIN_WITH_TAIL)
+                            .bind(tenant)
+                            .bind(*gtin)
+                            .fetch_all(&mut **connection)
+                            .await?,
+                    );
+                }
+                rows
+            }
+            _ => crate::writer::fetch_for_keys(conn, tenant, gtins, |tenant, condition| {
+                format!(
+                    "SELECT {BALANCE_ROW_COLUMNS} FROM stock_balances WHERE tenant_id = {tenant} AND gtin {condition}"
+                )
+            })
+            .await?,
+        };
     for row in balances {
         let cached = row.cached()?;
         if let Some(entry) = entries.get_mut(&cached.key.gtin) {
@@ -4508,27 +4522,30 @@ pub(crate) const BUILD_RESERVES_INDEX_SQL: &str = "INSERT INTO reserves_by_lot \
 /// tenant's: the tail is bounded by [`BALANCES_BEHIND_RESERVES_MAX`]), with the time of the last;
 /// `$condition` adds to the `WHERE` before the grouping.
 macro_rules! sqlite_reserves_tail {
+    (head) => {
+        "SELECT m.tenant_id, m.gtin, m.location_gln, m.zone, m.lot, SUM(m.quantity) AS units, \
+         MAX(m.at_unix_ms) AS at_unix_ms FROM stock_movements i INDEXED BY stock_movements_reserved_since \
+         JOIN stock_movements m ON m.tenant_id = i.tenant_id AND m.operation_id = i.operation_id AND m.line = i.line \
+         WHERE i.kind = 'reserve' AND i.at_unix_ms > (SELECT balances_through_unix_ms FROM writer_clock)"
+    };
+    (group) => {
+        " GROUP BY m.tenant_id, m.gtin, m.location_gln, m.zone, m.lot"
+    };
     ($condition:literal) => {
-        concat!(
-            "SELECT m.tenant_id, m.gtin, m.location_gln, m.zone, m.lot, SUM(m.quantity) AS units, \
-             MAX(m.at_unix_ms) AS at_unix_ms FROM stock_movements i INDEXED BY stock_movements_reserved_since \
-             JOIN stock_movements m ON m.tenant_id = i.tenant_id AND m.operation_id = i.operation_id AND m.line = i.line \
-             WHERE i.kind = 'reserve' AND i.at_unix_ms > (SELECT balances_through_unix_ms FROM writer_clock)",
-            $condition,
-            " GROUP BY m.tenant_id, m.gtin, m.location_gln, m.zone, m.lot"
-        )
+        concat!(sqlite_reserves_tail!(head), $condition, sqlite_reserves_tail!(group))
     };
 }
 
-/// On SQLite, the balances as they are ([`BALANCE_ROW_COLUMNS`], of `stock_balances b`): the
-/// table's with the reserves it lacks added. The caller adds the `WHERE` on `b`. One statement,
-/// so the table and the tail are read in one snapshot.
-pub(crate) const SQLITE_BALANCES_WITH_TAIL: &str = concat!(
+/// On SQLite, the balances of one GTIN as they are (`$1` tenant, `$2` GTIN; the columns of
+/// [`BALANCE_ROW_COLUMNS`]): the table's, with the reserves it lacks added. The tail is filtered
+/// by tenant and GTIN on the index (which holds both), so only theirs are read from the
+/// movements. One statement, so the table and the tail are read in one snapshot.
+pub(crate) const SQLITE_BALANCES_OF_GTIN_WITH_TAIL: &str = concat!(
     "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, \
      b.reserved + COALESCE(t.units, 0) AS reserved FROM stock_balances b LEFT JOIN (",
-    sqlite_reserves_tail!(""),
+    sqlite_reserves_tail!(" AND i.tenant_id = $1 AND i.gtin = $2"),
     ") t ON t.tenant_id = b.tenant_id AND t.gtin = b.gtin AND t.location_gln = b.location_gln \
-     AND t.zone = b.zone AND t.lot = b.lot"
+     AND t.zone = b.zone AND t.lot = b.lot WHERE b.tenant_id = $1 AND b.gtin = $2"
 );
 
 /// On SQLite, the tail written into `stock_balances` from the reserve movements
@@ -4926,19 +4943,26 @@ impl crate::TenantStore<'_> {
         let mut conditions = vec!["b.tenant_id = $1".to_owned()];
         let mut texts: Vec<String> = Vec::new();
         let mut next = 2;
+        // The reserves' tail (SQLite) is filtered alike on the columns its index holds.
+        let mut tail_filter = " AND i.tenant_id = $1".to_owned();
+        // Answers the placeholder's number.
         let mut add = |condition: &str, value: &str, texts: &mut Vec<String>| {
-            conditions.push(condition.replace('?', &format!("${next}")));
+            let number = next;
+            conditions.push(condition.replace('?', &format!("${number}")));
             texts.push(value.to_owned());
             next += 1;
+            number
         };
         if let Some(gtin) = &filter.gtin {
-            add("b.gtin = ?", gtin, &mut texts);
+            let number = add("b.gtin = ?", gtin, &mut texts);
+            tail_filter.push_str(&format!(" AND i.gtin = ${number}"));
         }
         if let Some(location) = &filter.location {
             add("b.location_gln = ?", location, &mut texts);
         }
         if let Some(lot) = &filter.lot {
-            add("b.lot = ?", lot, &mut texts);
+            let number = add("b.lot = ?", lot, &mut texts);
+            tail_filter.push_str(&format!(" AND i.lot = ${number}"));
         }
         if let Some(key) = after {
             let first = next;
@@ -4951,19 +4975,20 @@ impl crate::TenantStore<'_> {
             texts.extend([key.gtin.clone(), key.location.clone(), key.zone.clone(), key.lot.clone()]);
         }
         let mut conn = self.store.pools().acquire_reader().await?;
-        // On SQLite with the reserves the table may lack ([`BalancesBehind`]), in one statement.
+        // On SQLite with the reserves the table may lack ([`BalancesBehind`]), in one statement;
+        // the tail filtered as the balances are, where its index can (tenant, GTIN, lot).
         let (reserved, updated, tail) = match conn {
             Conn::Sqlite(_) => (
                 "b.reserved + COALESCE(t.units, 0)",
                 "MAX(b.updated_unix_ms, COALESCE(t.at_unix_ms, 0))",
-                concat!(
-                    " LEFT JOIN (",
-                    sqlite_reserves_tail!(""),
-                    ") t ON t.tenant_id = b.tenant_id AND t.gtin = b.gtin AND t.location_gln = b.location_gln \
-                     AND t.zone = b.zone AND t.lot = b.lot"
+                format!(
+                    " LEFT JOIN ({}{tail_filter}{}) t ON t.tenant_id = b.tenant_id AND t.gtin = b.gtin \
+                     AND t.location_gln = b.location_gln AND t.zone = b.zone AND t.lot = b.lot",
+                    sqlite_reserves_tail!(head),
+                    sqlite_reserves_tail!(group),
                 ),
             ),
-            Conn::Postgres(_) => ("b.reserved", "b.updated_unix_ms", ""),
+            Conn::Postgres(_) => ("b.reserved", "b.updated_unix_ms", String::new()),
         };
         let sql = format!(
             "SELECT b.gtin, b.location_gln, b.zone, b.lot, b.expiry_date, b.status, b.on_hand, {reserved} AS reserved, \
@@ -5700,7 +5725,7 @@ mod tests {
             ("the reserves left behind, written", SQLITE_CATCH_UP_BALANCES_SQL.to_owned(), 0, TAIL_PLAN),
             (
                 "a GTIN's balances with the reserves left behind",
-                format!("{SQLITE_BALANCES_WITH_TAIL} WHERE b.tenant_id = $1 AND b.gtin IN ($2)"),
+                SQLITE_BALANCES_OF_GTIN_WITH_TAIL.to_owned(),
                 2,
                 TAIL_PLAN,
             ),
