@@ -258,6 +258,11 @@ pub async fn serve(
     let router = build_app(store.clone(), config, wake.clone());
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend().name(), "serving");
+    // Before the first request: after a crash the log may hold entries committed after the last
+    // checkpoint, and the first checkpoint served covers them all.
+    if let Err(error) = log::checkpoint_now(&store, &log_config.signer).await {
+        tracing::warn!(detail = %error.detail, "the start-up checkpoint failed; the checkpointer retries");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(subscriptions::run(
         store.clone(),
