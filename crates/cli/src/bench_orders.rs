@@ -377,6 +377,15 @@ fn print_phases(backend: &str, before: &store::WriterStats, after: &store::Write
         per_write(phases.commit_micros),
         (after.writes - before.writes) as f64 / batches.max(1) as f64,
     );
+    if phases.applied_ahead > 0 {
+        println!(
+            "{:<10} {:<28} {:.0} % of the writes, {:.1} µs each, while the batch before committed (in its commit's time)",
+            backend,
+            "applied ahead",
+            100.0 * phases.applied_ahead as f64 / writes,
+            phases.ahead_micros as f64 / phases.applied_ahead as f64,
+        );
+    }
 }
 
 /// Bytes this process has caused to be written to storage (`write_bytes` of `/proc/self/io`;

@@ -1087,7 +1087,40 @@ mod own_apps {
         let Some(url) = scratchdb::postgres_or_skip("hot_sku_on_two_nodes_postgres") else { return };
         let first = super::spawn_app_at(url.clone(), None).await;
         let second = super::spawn_app_at(url, None).await;
-        super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6).await;
+        super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6, 400).await;
+    }
+
+    /// Other processes open the SQLite file while orders pour in (as `keten admin` commands do):
+    /// each one's writer writes the reserves the server's writer left behind and moves the clock.
+    /// The server's writer then drops its cache and what it applied ahead, and applies those
+    /// writes again: the orders stay exact and the balance's row counts each reserve once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hot_sku_while_other_processes_open_the_file_sqlite() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let app = super::spawn_app(super::Backend::Sqlite, "hot_sku_while_other_processes_open_the_file_sqlite")
+            .await
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let others = {
+            let (url, stop) = (app.url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut opened = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let other = store::Store::open(store::StoreConfig::new(url.clone())).await.unwrap();
+                    other.close().await;
+                    opened += 1;
+                }
+                opened
+            })
+        };
+        // Enough stock for every order: a balance's row counted twice would not trip its guard
+        // (`reserved <= on_hand`), so only the writer's dropping keeps it right.
+        super::fulfilment::hot_sku_orders(&[&app], 64, 12, 10_000).await;
+        stop.store(true, Ordering::Relaxed);
+        assert!(others.await.unwrap() > 0);
+        let stats = app.store.writer_stats();
+        assert!(stats.batches_applied_ahead_dropped > 0, "{stats:?}");
     }
 
     /// Holds that lapse while no write comes: reads count their units as free at once, the next

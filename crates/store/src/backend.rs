@@ -130,6 +130,9 @@ impl Pools {
                 .map_err(|_| sqlx::Error::WorkerCrashed)??;
                 let read = SqlitePoolOptions::new()
                     .max_connections(read_connections_max.max(1))
+                    // One kept open: the writer reads idempotency keys on it without waiting for
+                    // one to open (`writer::Ahead`).
+                    .min_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options.read_only(true))
                     .await?;
@@ -174,6 +177,14 @@ impl Pools {
             Pools::Postgres { pool } => sqlx::query_as(query).fetch_all(pool).await,
         };
         rows.unwrap_or_default().into_iter().map(|(version, description)| format!("{version} {description}")).collect()
+    }
+
+    /// A read connection of SQLite's read pool, if one is free now (none on PostgreSQL).
+    pub(crate) fn try_acquire_sqlite_reader(&self) -> Option<Conn> {
+        match self {
+            Pools::Sqlite { read, .. } => read.try_acquire().map(Conn::Sqlite),
+            Pools::Postgres { .. } => None,
+        }
     }
 
     /// A read connection (SQLite's read pool), for reads that share code with the writer.

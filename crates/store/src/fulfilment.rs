@@ -456,6 +456,28 @@ impl StockBatch {
         }
     }
 
+    /// Releases the pending holds whose time has passed, once a batch, before its first stock
+    /// write (see [`expire_due`]).
+    pub(crate) async fn expire_due_once(
+        &mut self,
+        conn: &mut Conn,
+        cache: &mut WriterCache,
+        now_unix_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        if !self.expiries_checked {
+            self.expiries_checked = true;
+            self.expiry_backlog = expire_due(conn, self, cache, now_unix_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the release of lapsed holds to later in the batch ([`StockBatch::expire_due_once`]
+    /// called again): for orders applied ahead, without the database (`writer::Ahead`). They see
+    /// those holds' units still reserved, a moment longer, never counted twice.
+    pub(crate) fn defer_expiries(&mut self, deferred: bool) {
+        self.expiries_checked = deferred;
+    }
+
     /// Takes back every change since `mark` (a refused write leaves no trace).
     pub(crate) fn roll_back(&mut self, mark: Mark, cache: &mut WriterCache) {
         self.movements.truncate(mark.movements);
@@ -534,9 +556,6 @@ impl StockBatch {
         let key = (tenant.to_owned(), gtin.to_owned());
         let pinned = self.pinned.contains(&key);
         let fresh = pinned || cache.holds_fresh(&key);
-        if !pinned {
-            self.pinned.insert(key.clone());
-        }
         if !fresh {
             if cache.gtins.len() >= CACHE_GTINS_MAX {
                 // Keep what this batch holds changes in.
@@ -545,6 +564,11 @@ impl StockBatch {
             }
             let entry = load_gtin(conn, tenant, gtin, cache.balances_behind.may_lag(tenant, gtin)).await?;
             cache.gtins.insert(key.clone(), entry);
+        }
+        // Pinned once loaded: a write stopped by a failed load (a write applied ahead, see
+        // `writer::Ahead`) leaves no entry pinned that the cache lacks.
+        if !pinned {
+            self.pinned.insert(key.clone());
         }
         cache.gtins.get_mut(&key).ok_or_else(|| corrupt("cache entry vanished"))
     }
@@ -2107,10 +2131,7 @@ pub(crate) async fn apply_fulfilment(
     context: StockContext<'_>,
 ) -> Outcome<FulfilmentApplied> {
     let StockContext { batch, cache } = context;
-    if !batch.expiries_checked {
-        batch.expiries_checked = true;
-        batch.expiry_backlog = expire_due(conn, batch, cache, now_unix_ms).await?;
-    }
+    batch.expire_due_once(conn, cache, now_unix_ms).await?;
     if batch.expiry_backlog
         && let FulfilmentMutation::PlaceOrder(order) = mutation
     {

@@ -284,6 +284,9 @@ pub struct WriterStats {
     /// Batches of orders that left their balances' rows behind (SQLite, while busy; see
     /// `fulfilment::BalancesBehind`).
     pub batches_leaving_balances_behind: u64,
+    /// Batches whose writes were applied ahead ([`Ahead`]) and then applied again in their
+    /// transaction: the batch before failed, or another process wrote the file meanwhile.
+    pub batches_applied_ahead_dropped: u64,
     /// Where the committed transactions spent their time.
     pub phases: WriterPhases,
 }
@@ -303,8 +306,14 @@ pub struct WriterPhases {
     /// Writing the rows: keys, balances, movements, orders, the log, usage (and on SQLite, now and
     /// then, the reserves' lot index).
     pub flush_micros: u64,
-    /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced.
+    /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced. On
+    /// SQLite the writer applies the next writes meanwhile ([`Ahead`]): the longer of the two.
     pub commit_micros: u64,
+    /// Writes applied ahead, while the batch before them committed (SQLite, see [`Ahead`]): not
+    /// in `apply_micros`.
+    pub applied_ahead: u64,
+    /// Applying those, while the batch before committed.
+    pub ahead_micros: u64,
 }
 
 impl WriterPhases {
@@ -317,6 +326,8 @@ impl WriterPhases {
             apply_micros: self.apply_micros.saturating_sub(earlier.apply_micros),
             flush_micros: self.flush_micros.saturating_sub(earlier.flush_micros),
             commit_micros: self.commit_micros.saturating_sub(earlier.commit_micros),
+            applied_ahead: self.applied_ahead.saturating_sub(earlier.applied_ahead),
+            ahead_micros: self.ahead_micros.saturating_sub(earlier.ahead_micros),
         }
     }
 }
@@ -332,8 +343,10 @@ pub(crate) struct Counters {
     writes: AtomicU64,
     batch_writes_largest: AtomicU64,
     batches_leaving_balances_behind: AtomicU64,
-    /// [`WriterPhases`]: writes, then the five phases in their order.
-    phases: [AtomicU64; 6],
+    batches_applied_ahead_dropped: AtomicU64,
+    /// [`WriterPhases`]: writes, the five phases in their order, then the writes applied ahead
+    /// and their time.
+    phases: [AtomicU64; 8],
 }
 
 impl Counters {
@@ -345,6 +358,8 @@ impl Counters {
             phases.apply_micros,
             phases.flush_micros,
             phases.commit_micros,
+            phases.applied_ahead,
+            phases.ahead_micros,
         ];
         for (counter, value) in self.phases.iter().zip(values) {
             counter.fetch_add(value, Ordering::Relaxed);
@@ -352,9 +367,26 @@ impl Counters {
     }
 
     fn phases(&self) -> WriterPhases {
-        let [writes, keys_micros, stock_read_micros, apply_micros, flush_micros, commit_micros] =
-            self.phases.each_ref().map(|counter| counter.load(Ordering::Relaxed));
-        WriterPhases { writes, keys_micros, stock_read_micros, apply_micros, flush_micros, commit_micros }
+        let [
+            writes,
+            keys_micros,
+            stock_read_micros,
+            apply_micros,
+            flush_micros,
+            commit_micros,
+            applied_ahead,
+            ahead_micros,
+        ] = self.phases.each_ref().map(|counter| counter.load(Ordering::Relaxed));
+        WriterPhases {
+            writes,
+            keys_micros,
+            stock_read_micros,
+            apply_micros,
+            flush_micros,
+            commit_micros,
+            applied_ahead,
+            ahead_micros,
+        }
     }
 }
 
@@ -402,7 +434,9 @@ impl WriterHandle {
             let run = {
                 let (pools, receiver, config) = (pools.clone(), receiver.clone(), config.clone());
                 let (counters, observer, log_grew) = (counters.clone(), observer.clone(), log_grew.clone());
-                move || run(pools, receiver, config, counters, observer, log_grew)
+                // The runtime that started the writer applies writes ahead (SQLite, [`Ahead`]).
+                let runtime = tokio::runtime::Handle::current();
+                move || run(pools, receiver, config, counters, observer, log_grew, Some(runtime))
             };
             tasks.push(match pools.kind() {
                 // On the core of SQLite's write connection (see `core`).
@@ -448,6 +482,7 @@ impl WriterHandle {
             writes: self.counters.writes.load(Ordering::Relaxed),
             batch_writes_largest: self.counters.batch_writes_largest.load(Ordering::Relaxed),
             batches_leaving_balances_behind: self.counters.batches_leaving_balances_behind.load(Ordering::Relaxed),
+            batches_applied_ahead_dropped: self.counters.batches_applied_ahead_dropped.load(Ordering::Relaxed),
             phases: self.counters.phases(),
         }
     }
@@ -477,18 +512,40 @@ async fn run(
     counters: Arc<Counters>,
     observer: ObserverSlot,
     log_grew: Arc<Notify>,
+    runtime: Option<tokio::runtime::Handle>,
 ) {
     let mut stopping = false;
     let mut last_purge = Instant::now();
     let mut cache = WriterCache::default();
+    // On SQLite the writer applies the writes that wait while a batch commits ([`Ahead`]); this
+    // connection to an empty database stands in for the database meanwhile.
+    let detached = match (pools.kind(), runtime) {
+        (crate::backend::BackendKind::Sqlite, Some(runtime)) => match detached_database().await {
+            Ok(pool) => Some((pool, runtime)),
+            Err(error) => {
+                tracing::warn!(%error, "no empty database to apply writes ahead with; each batch applies its own");
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut ahead: Option<Ahead> = None;
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
-        // The writers just answered are woken: on the shared runtime (PostgreSQL), let them queue
-        // their next writes before this task gathers, so a batch is not one early write alone. (On
-        // SQLite the writer has a thread of its own, see `core`: they run elsewhere meanwhile.)
-        tokio::task::yield_now().await;
         let busy;
-        {
+        let mut head = None;
+        if let Some(gathered) = ahead.take() {
+            // Gathered while the batch before committed: a write was waiting, so busy.
+            busy = true;
+            stopping |= gathered.stopping;
+            batch = gathered.batch;
+            head = gathered.applied;
+        } else {
+            // The writers just answered are woken: on the shared runtime (PostgreSQL), let them
+            // queue their next writes before this task gathers, so a batch is not one early write
+            // alone. (On SQLite the writer has a thread of its own, see `core`: they run elsewhere
+            // meanwhile.)
+            tokio::task::yield_now().await;
             // One task gathers a batch at a time; the others commit theirs meanwhile.
             let mut receiver = receiver.lock().await;
             // Busy: a write was waiting when the last batch ended. Idle: the reserves left out of
@@ -520,13 +577,27 @@ async fn run(
                 }
             }
         }
-        for chunk in chunks(batch, config.batch_writes_max) {
+        let chunks = chunks(batch, config.batch_writes_max);
+        let last = chunks.len().saturating_sub(1);
+        for (index, chunk) in chunks.into_iter().enumerate() {
             let started = Instant::now();
             let size = chunk.len();
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
-            if process(&pools, chunk, &mut cache, &counters, busy).await {
+            // Only the last chunk gathers ahead: the others' writes were queued before it.
+            let next = match &detached {
+                Some((detached, runtime)) if index == last && !stopping => Some(Gatherer {
+                    receiver: &receiver,
+                    detached,
+                    runtime,
+                    batch_writes_max: config.batch_writes_max,
+                    ahead: &mut ahead,
+                }),
+                _ => None,
+            };
+            let head = if index == 0 { head.take() } else { None };
+            if process(&pools, chunk, &mut cache, &counters, busy, head, next).await {
                 log_grew.notify_one();
             }
             if last_purge.elapsed() >= IDEMPOTENCY_PURGE_INTERVAL {
@@ -617,10 +688,27 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
 /// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
 /// `busy` when a write was waiting as it was gathered: its orders may leave their reserves out of
 /// the balances (`fulfilment::BalancesBehind`).
-async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, counters: &Counters, busy: bool) -> bool {
+/// `head`: how far its writes were applied ahead; `next`: gathers the writes waiting while it
+/// commits, and applies them ahead ([`Ahead`]).
+async fn process(
+    pools: &Pools,
+    batch: Vec<Pending>,
+    cache: &mut WriterCache,
+    counters: &Counters,
+    busy: bool,
+    head: Option<AppliedAhead>,
+    mut next: Option<Gatherer<'_>>,
+) -> bool {
     let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
     let mut log_grew = false;
-    let mut outcome = apply_in_transaction(pools, &writes, cache, counters, busy).await;
+    let mut outcome = apply_in_transaction_with(pools, &writes, cache, counters, busy, head, next.as_mut()).await;
+    if outcome.is_err()
+        && let Some(Some(gathered)) = next.as_mut().map(|next| &mut *next.ahead)
+        && gathered.applied.take().is_some()
+    {
+        // Applied on a cache this batch's rollback dropped: applied again in their own batch.
+        counters.batches_applied_ahead_dropped.fetch_add(1, Ordering::Relaxed);
+    }
     // Another API node changed stock this batch read: apply it again on fresh rows.
     for _ in 0..RACE_RETRIES_MAX {
         if !matches!(outcome, Err(BatchFailure::Raced)) {
@@ -681,6 +769,213 @@ async fn process(pools: &Pools, batch: Vec<Pending>, cache: &mut WriterCache, co
         let _ = pending.reply.send(result);
     }
     log_grew
+}
+
+/// Writes gathered while the batch before them commits (SQLite), and what was applied of them
+/// meanwhile.
+///
+/// On SQLite the writer's thread and SQLite's thread take turns: the writer applies a batch, then
+/// SQLite's thread writes and commits it. While it commits, the writer takes the writes waiting and,
+/// if they only place orders, applies them on its cache as the batch before left it (that batch's
+/// changes are all there: on SQLite the cache is the newest state there is). Each write is applied
+/// until one would read the database: a connection to an empty database stands in for it
+/// ([`detached_database`]), its statement fails, that write's changes are rolled back to its mark,
+/// and it and those after it are applied in their batch's transaction as usual. Nothing applied
+/// ahead is written or answered before that transaction commits. Dropped, and applied again in
+/// their transaction, when the batch before fails (its rollback drops the cache) or another
+/// process wrote the file meanwhile (`writer_clock` moved).
+///
+/// What the database would have said, and where it is asked instead:
+/// - the writes' idempotency keys: read before applying, on a read connection, for those committed,
+///   and against the committing batch's writes; any key found leaves the writes to their batch;
+/// - the batch's time: taken in the cache, and written in the batch's transaction (the clock's row
+///   holds the batch before's time then, checked);
+/// - the holds whose time passed: released in the batch's transaction, after the writes applied
+///   ahead (which saw their units still held: a moment longer, never counted twice).
+pub(crate) struct Ahead {
+    batch: Vec<Pending>,
+    /// A stop was among the messages taken.
+    stopping: bool,
+    applied: Option<AppliedAhead>,
+}
+
+/// The first `results.len()` writes of an [`Ahead`], applied.
+pub(crate) struct AppliedAhead {
+    /// The time of the batch before them: what `writer_clock` must hold when their batch begins.
+    previous_batch_unix_ms: i64,
+    now_unix_ms: i64,
+    deferring: bool,
+    results: Vec<Result<WriteOutcome, WriteError>>,
+    usage: BTreeMap<(String, &'static str), i64>,
+    log: LogBatch,
+    stock: StockBatch,
+    keys: IdempotencyBatch,
+    ahead_micros: u64,
+}
+
+impl AppliedAhead {
+    /// Nothing applied yet, for a batch of `writes` at `now_unix_ms`.
+    fn new(writes: usize, previous_batch_unix_ms: i64, now_unix_ms: i64, deferring: bool) -> AppliedAhead {
+        let mut stock = StockBatch::default();
+        stock.deferring = deferring;
+        AppliedAhead {
+            previous_batch_unix_ms,
+            now_unix_ms,
+            deferring,
+            results: Vec::with_capacity(writes),
+            usage: BTreeMap::new(),
+            log: LogBatch::default(),
+            stock,
+            keys: IdempotencyBatch::default(),
+            ahead_micros: 0,
+        }
+    }
+}
+
+/// What a committing batch needs to gather the next writes ([`Ahead`]).
+struct Gatherer<'g> {
+    receiver: &'g Mutex<mpsc::Receiver<Message>>,
+    detached: &'g sqlx::SqlitePool,
+    /// Where the writes are applied ahead: the process's runtime, off the writer's core, where
+    /// SQLite's thread writes the commit meanwhile (see `core`).
+    runtime: &'g tokio::runtime::Handle,
+    batch_writes_max: usize,
+    ahead: &'g mut Option<Ahead>,
+}
+
+impl Gatherer<'_> {
+    /// Takes the writes waiting (up to a batch) and applies what it can of them; `committing` are
+    /// the writes of the batch committing meanwhile.
+    async fn gather(&mut self, pools: &Pools, committing: &[&Write], cache: &mut WriterCache) {
+        let Ok(mut receiver) = self.receiver.try_lock() else { return };
+        let mut batch = Vec::new();
+        let mut stopping = false;
+        while batch.len() < self.batch_writes_max {
+            match receiver.try_recv() {
+                Ok(message) => stopping |= take(message, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if stopping {
+            // Refuse new writes, but finish those already queued.
+            receiver.close();
+            while let Ok(message) = receiver.try_recv() {
+                take(message, &mut batch);
+            }
+        }
+        drop(receiver);
+        if batch.is_empty() && !stopping {
+            return;
+        }
+        if stopping || !cache.balances_behind.known || !batch.iter().all(|pending| is_order(&pending.write)) {
+            *self.ahead = Some(Ahead { batch, stopping, applied: None });
+            return;
+        }
+        // The cache goes along and comes back with the writes.
+        let committing: std::collections::HashSet<(String, String)> = committing
+            .iter()
+            .filter_map(|write| write.idempotency.as_ref())
+            .map(|record| (record.tenant_id.to_string(), record.key.clone()))
+            .collect();
+        let (pools, detached, mut taken) = (pools.clone(), self.detached.clone(), std::mem::take(cache));
+        let applying = self.runtime.spawn(async move {
+            let applied = apply_ahead(&pools, &detached, &batch, committing, &mut taken).await;
+            (batch, taken, applied)
+        });
+        match applying.await {
+            Ok((batch, taken, applied)) => {
+                *cache = taken;
+                *self.ahead = Some(Ahead { batch, stopping, applied });
+            }
+            // A bug: the cache stays empty (as after a rollback), the writes' callers are answered
+            // that the writer stopped.
+            Err(error) => tracing::error!(%error, "applying writes ahead failed"),
+        }
+    }
+}
+
+/// Applies what it can of `batch` ahead ([`Ahead`]): `None` when nothing was.
+async fn apply_ahead(
+    pools: &Pools,
+    detached: &sqlx::SqlitePool,
+    batch: &[Pending],
+    committing_keys: std::collections::HashSet<(String, String)>,
+    cache: &mut WriterCache,
+) -> Option<AppliedAhead> {
+    let started = Instant::now();
+    let writes: Vec<&Write> = batch.iter().map(|pending| &pending.write).collect();
+    // A write whose key is stored (a retry), or is a write's still committing, is answered in its
+    // batch's transaction.
+    let mut keys = IdempotencyBatch::default();
+    let mut reader = pools.try_acquire_sqlite_reader()?;
+    keys.prefetch(&mut reader, &writes).await.ok()?;
+    drop(reader);
+    let mut waiting = committing_keys;
+    waiting.extend(keys.known.keys().cloned());
+    let mut detached = Conn::Sqlite(detached.try_acquire()?);
+    let previous_batch_unix_ms = cache.last_batch_time();
+    let now_unix_ms = cache.next_batch_time(now_unix_ms());
+    let deferring = cache.balances_behind.may_defer();
+    let mut ahead = AppliedAhead::new(writes.len(), previous_batch_unix_ms, now_unix_ms, deferring);
+    ahead.keys = keys;
+    ahead.stock.defer_expiries(true);
+    for write in &writes {
+        if write
+            .idempotency
+            .as_ref()
+            .is_some_and(|record| waiting.contains(&(record.tenant_id.to_string(), record.key.clone())))
+        {
+            break;
+        }
+        let mark = ahead.stock.mark();
+        let mut state = BatchState { log: &mut ahead.log, stock: &mut ahead.stock, cache, keys: &mut ahead.keys };
+        match apply_one(&mut detached, write, now_unix_ms, &mut ahead.usage, &mut state).await {
+            Ok(result) => ahead.results.push(result),
+            // It would read the database: it and the rest wait for their transaction.
+            Err(_) => {
+                ahead.stock.roll_back(mark, cache);
+                break;
+            }
+        }
+    }
+    if ahead.results.is_empty() {
+        return None;
+    }
+    let taken = cache.batch_time(now_unix_ms);
+    debug_assert_eq!(taken, now_unix_ms);
+    ahead.ahead_micros = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    Some(ahead)
+}
+
+/// A pool of one connection to an empty database in memory, read-only: every statement a write
+/// applied ahead would run on it fails (no such table), so that write stops there ([`Ahead`]).
+async fn detached_database() -> Result<sqlx::SqlitePool, sqlx::Error> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:")?.read_only(true);
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options)
+        .await
+}
+
+/// Whether a write places an order (what may be applied ahead, and leave balances behind).
+fn is_order(write: &Write) -> bool {
+    matches!(write.mutation, Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(_)))
+}
+
+/// Polls a future once: its output if that is ready at once. (A commit's first poll hands the
+/// statement to SQLite's thread, which goes on with it while this one does other work.)
+async fn poll_once<F: std::future::Future>(mut future: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|context| {
+        std::task::Poll::Ready(match future.as_mut().poll(context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Why a batch transaction did not commit.
@@ -755,7 +1050,21 @@ pub(crate) async fn apply_in_transaction(
     counters: &Counters,
     busy: bool,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
-    let outcome = apply_in_transaction_once(pools, writes, cache, counters, busy).await;
+    apply_in_transaction_with(pools, writes, cache, counters, busy, None, None).await
+}
+
+/// [`apply_in_transaction`], for writes the first of which were applied ahead (`head`), and
+/// gathering the next ones while it commits (`next`).
+async fn apply_in_transaction_with(
+    pools: &Pools,
+    writes: &[&Write],
+    cache: &mut WriterCache,
+    counters: &Counters,
+    busy: bool,
+    head: Option<AppliedAhead>,
+    next: Option<&mut Gatherer<'_>>,
+) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
+    let outcome = apply_in_transaction_once(pools, writes, cache, counters, busy, head, next).await;
     if outcome.is_err() {
         // The cache may hold changes that were rolled back.
         cache.clear();
@@ -769,19 +1078,29 @@ async fn apply_in_transaction_once(
     cache: &mut WriterCache,
     counters: &Counters,
     busy: bool,
+    mut head: Option<AppliedAhead>,
+    next: Option<&mut Gatherer<'_>>,
 ) -> Result<(Vec<Result<WriteOutcome, WriteError>>, bool), BatchFailure> {
+    debug_assert!(head.as_ref().is_none_or(|head| head.results.len() <= writes.len()));
     let mut conn = pools.acquire_writer().await.map_err(BatchFailure::Unavailable)?;
     conn.begin().await.map_err(BatchFailure::Unavailable)?;
     // Another process wrote this SQLite file since this writer's last batch (an admin command of
     // the CLI; at the start, any): what this writer cached, the balances it left behind among it,
     // may no longer be so. (One server per SQLite file still: this only keeps such a command from
-    // corrupting the server's ledger.)
+    // corrupting the server's ledger.) What was applied ahead on that cache is dropped too.
     if let Conn::Sqlite(connection) = &mut conn {
         match sqlx::query_as::<_, (i64,)>("SELECT last_batch_unix_ms FROM writer_clock")
             .fetch_one(&mut **connection)
             .await
         {
-            Ok((last,)) if last != cache.last_batch_time() => cache.clear(),
+            Ok((last,))
+                if last != head.as_ref().map_or(cache.last_batch_time(), |head| head.previous_batch_unix_ms) =>
+            {
+                cache.clear();
+                if head.take().is_some() {
+                    counters.batches_applied_ahead_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Ok(_) => {}
             Err(error) => {
                 let _ = conn.rollback().await;
@@ -801,26 +1120,45 @@ async fn apply_in_transaction_once(
     }
     // A busy writer's batch of orders only may leave their reserves out of the balances; any
     // other batch writes those left out before with its own (`fulfilment::BalancesBehind`).
-    let deferring = busy
-        && pools.kind() == crate::backend::BackendKind::Sqlite
-        && !writes.is_empty()
-        && writes.iter().all(|write| matches!(write.mutation, Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(_))))
-        && cache.balances_behind.may_defer();
-    let now_unix_ms = match batch_clock(&mut conn, cache, now_unix_ms(), deferring).await {
+    let deferring = match &head {
+        Some(head) => head.deferring,
+        None => {
+            busy && pools.kind() == crate::backend::BackendKind::Sqlite
+                && !writes.is_empty()
+                && writes.iter().all(|write| is_order(write))
+                && cache.balances_behind.may_defer()
+        }
+    };
+    let clock = match &head {
+        Some(head) => batch_time_ahead(&mut conn, head.now_unix_ms, deferring).await,
+        None => batch_clock(&mut conn, cache, now_unix_ms(), deferring).await,
+    };
+    let now_unix_ms = match clock {
         Ok(time) => time,
         Err(error) => {
             let _ = conn.rollback().await;
             return Err(statement_failure(error));
         }
     };
-    let mut usage: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
-    let mut results = Vec::with_capacity(writes.len());
+    let AppliedAhead { mut usage, mut results, mut log, mut stock, mut keys, ahead_micros, .. } = match head {
+        Some(head) => head,
+        None => AppliedAhead::new(writes.len(), cache.last_batch_time(), now_unix_ms, deferring),
+    };
+    let applied_ahead = results.len();
     let mut failure = None;
-    let mut log = LogBatch::default();
-    let mut stock = StockBatch::default();
-    stock.deferring = deferring;
-    let mut keys = IdempotencyBatch::default();
     let started = Instant::now();
+    // The holds whose time passed are released before the rest of the batch (after those applied
+    // ahead, which saw them still held).
+    if applied_ahead > 0 {
+        stock.defer_expiries(false);
+        if let Err(error) = stock.expire_due_once(&mut conn, cache, now_unix_ms).await {
+            let _ = conn.rollback().await;
+            return Err(statement_failure(error));
+        }
+    }
+    let batch_writes = writes;
+    // The writes left to apply.
+    let writes = &writes[applied_ahead..];
     // The batch's idempotency keys and its orders' stock, each read in a few queries.
     let wanted: Vec<(String, String)> = writes
         .iter()
@@ -883,7 +1221,7 @@ async fn apply_in_transaction_once(
     }
     let mut reserves_index_built = false;
     // (Not in a batch of no writes: the idle writer's catch-up of the balances.)
-    if failure.is_none() && !writes.is_empty() {
+    if failure.is_none() && !batch_writes.is_empty() {
         match crate::fulfilment::build_reserves_index(&mut conn, cache, stock.reserves_written, now_unix_ms).await {
             Ok(built) => reserves_index_built = built,
             Err(error) => failure = Some(error),
@@ -894,7 +1232,20 @@ async fn apply_in_transaction_once(
         return Err(statement_failure(error));
     }
     let flushed_at = Instant::now();
-    if let Err(error) = conn.commit().await {
+    let committed = match next {
+        // SQLite's thread writes the commit while this one gathers and applies the next writes.
+        Some(gatherer) => {
+            let mut commit = std::pin::pin!(conn.commit());
+            let early = poll_once(commit.as_mut()).await;
+            gatherer.gather(pools, batch_writes, cache).await;
+            match early {
+                Some(committed) => committed,
+                None => commit.await,
+            }
+        }
+        None => conn.commit().await,
+    };
+    if let Err(error) = committed {
         let _ = conn.rollback().await;
         return Err(BatchFailure::Unavailable(error));
     }
@@ -904,17 +1255,19 @@ async fn apply_in_transaction_once(
     if stock.left_behind {
         counters.batches_leaving_balances_behind.fetch_add(1, Ordering::Relaxed);
     }
-    if writes.is_empty() {
+    if results.is_empty() {
         return Ok((Vec::new(), false));
     }
     let micros = |duration: Duration| duration.as_micros().min(u128::from(u64::MAX)) as u64;
     let phases = WriterPhases {
-        writes: writes.len() as u64,
+        writes: results.len() as u64,
         keys_micros: micros(keys_read_at - started),
         stock_read_micros: micros(prefetched_at - keys_read_at),
         apply_micros: micros(applied_at - prefetched_at),
         flush_micros: micros(flushed_at - applied_at),
         commit_micros: micros(flushed_at.elapsed()),
+        applied_ahead: applied_ahead as u64,
+        ahead_micros,
     };
     counters.add_phases(&phases);
     tracing::debug!(?phases, "batch committed");
@@ -944,6 +1297,31 @@ async fn batch_clock(
     Ok(time)
 }
 
+/// The clock's statement on SQLite: the batch's time is at least `$1` and after the last batch's;
+/// `balances_through_unix_ms` moves with it unless `$2` (deferring).
+const SQLITE_WRITER_CLOCK_SQL: &str = "UPDATE writer_clock SET last_batch_unix_ms = MAX(last_batch_unix_ms + 1, $1), \
+     balances_through_unix_ms = CASE WHEN $2 THEN balances_through_unix_ms \
+     ELSE MAX(last_batch_unix_ms + 1, $1) END WHERE singleton = 1 RETURNING last_batch_unix_ms";
+
+/// Writes the time taken for writes applied ahead ([`Ahead`]) to the clock: it is after the
+/// clock's (checked when the transaction began), so the clock takes it exactly.
+async fn batch_time_ahead(conn: &mut Conn, taken_unix_ms: i64, deferring: bool) -> Result<i64, sqlx::Error> {
+    let Conn::Sqlite(connection) = conn else {
+        return Err(sqlx::Error::Protocol("writes are applied ahead on SQLite only".into()));
+    };
+    let (time,): (i64,) = sqlx::query_as(SQLITE_WRITER_CLOCK_SQL)
+        .bind(taken_unix_ms)
+        .bind(deferring)
+        .fetch_one(&mut **connection)
+        .await?;
+    if time != taken_unix_ms {
+        return Err(sqlx::Error::Decode(
+            format!("the batch clock gave {time} for the time {taken_unix_ms} taken ahead").into(),
+        ));
+    }
+    Ok(time)
+}
+
 /// On SQLite the same statement moves `balances_through_unix_ms` to the batch's time unless the
 /// batch is `deferring` (`fulfilment::BalancesBehind`): a batch that writes its balances holds
 /// every reserve up to its own.
@@ -956,15 +1334,11 @@ async fn batch_time(
     match conn {
         Conn::Sqlite(connection) => {
             // Each expression reads the row as it was.
-            let (time,): (i64,) = sqlx::query_as(
-                "UPDATE writer_clock SET last_batch_unix_ms = MAX(last_batch_unix_ms + 1, $1), \
-                 balances_through_unix_ms = CASE WHEN $2 THEN balances_through_unix_ms \
-                 ELSE MAX(last_batch_unix_ms + 1, $1) END WHERE singleton = 1 RETURNING last_batch_unix_ms",
-            )
-            .bind(cache.next_batch_time(wall_unix_ms))
-            .bind(deferring)
-            .fetch_one(&mut **connection)
-            .await?;
+            let (time,): (i64,) = sqlx::query_as(SQLITE_WRITER_CLOCK_SQL)
+                .bind(cache.next_batch_time(wall_unix_ms))
+                .bind(deferring)
+                .fetch_one(&mut **connection)
+                .await?;
             // At least the time asked: taking it moves the cache's clock to it exactly.
             let taken = cache.batch_time(time);
             debug_assert_eq!(taken, time);
@@ -1262,7 +1636,7 @@ type StoredKey = (Vec<u8>, i64, String, Vec<u8>, i64);
 /// starts (`fetch_for_keys`), and the new ones, inserted in bulk when it ends.
 #[derive(Debug, Default)]
 pub(crate) struct IdempotencyBatch {
-    known: std::collections::HashMap<(String, String), StoredKey>,
+    pub(crate) known: std::collections::HashMap<(String, String), StoredKey>,
     new: Vec<Vec<Value>>,
     /// Expired keys a write of this batch uses again: deleted before the new ones are inserted.
     expired: Vec<(String, String)>,
