@@ -72,6 +72,14 @@ impl WriterCore {
     }
 }
 
+/// A core the process may use other than the writer's `core`, where the writer applies writes
+/// ahead while SQLite's thread commits on its own (`writer::Ahead`): `None` when the writer is not
+/// pinned or the process has one core.
+pub(crate) fn other_core(core: Option<core_affinity::CoreId>) -> Option<core_affinity::CoreId> {
+    let core = core?;
+    allowed_cores().iter().copied().find(|other| other.id != core.id)
+}
+
 /// Runs `work` to completion on a new thread named `name`, pinned to `core` (if any), with a
 /// single-threaded runtime of its own; answers what it returned. Threads `work` starts inherit the
 /// pin. Returns once the thread has pinned itself (a few microseconds), so the thread is where it
@@ -87,11 +95,16 @@ where
 {
     let (done, finished) = tokio::sync::oneshot::channel();
     let (placed, was_placed) = std::sync::mpsc::sync_channel(1);
+    let thread = name.to_owned();
     std::thread::Builder::new().name(name.to_string()).spawn(move || {
         if let Some(core) = core
             && !core_affinity::set_for_current(core)
         {
-            tracing::warn!(core = core.id, "could not pin the writer's thread to its core; it runs unpinned");
+            tracing::warn!(
+                core = core.id,
+                thread,
+                "could not pin a thread of the writer to its core; it runs unpinned"
+            );
         }
         let _ = placed.send(());
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -152,6 +165,12 @@ mod tests {
         if cores.len() > 1 {
             // A read connection runs wherever the scheduler puts it.
             assert!(connections.iter().any(|allowed| **allowed != pinned), "every connection is pinned: {threads:?}");
+            // Writes applied ahead run on another core than the writer's (`writer::Ahead`).
+            let other = cores.iter().find(|other| other.id != core.id).unwrap().id.to_string();
+            assert!(
+                threads.iter().any(|(name, allowed)| name == "keten-ahead" && *allowed == other),
+                "no thread applying writes ahead pinned to core {other}: {threads:?}"
+            );
         }
         store.close().await;
     }

@@ -429,14 +429,31 @@ impl WriterHandle {
             crate::backend::BackendKind::Sqlite => 1,
             crate::backend::BackendKind::Postgres => config.writer_tasks,
         };
+        // On SQLite, a thread of its own applies writes ahead ([`Ahead`]), on another core than the
+        // writer's, where SQLite's thread commits meanwhile. It ends with the writer.
+        let mut ahead_thread = None;
+        if pools.kind() == crate::backend::BackendKind::Sqlite {
+            let (runtime_sender, runtime) = oneshot::channel();
+            let (stop, stopped) = oneshot::channel::<()>();
+            crate::core::spawn_on_core("keten-ahead", crate::core::other_core(core), move || async move {
+                let _ = runtime_sender.send(tokio::runtime::Handle::current());
+                let _ = stopped.await;
+            })
+            .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
+            match runtime.await {
+                Ok(runtime) => ahead_thread = Some((runtime, stop)),
+                Err(_) => {
+                    tracing::warn!("the thread that applies writes ahead did not start; each batch applies its own")
+                }
+            }
+        }
         let mut tasks = Vec::with_capacity(writer_tasks);
         for _ in 0..writer_tasks {
             let run = {
                 let (pools, receiver, config) = (pools.clone(), receiver.clone(), config.clone());
                 let (counters, observer, log_grew) = (counters.clone(), observer.clone(), log_grew.clone());
-                // The runtime that started the writer applies writes ahead (SQLite, [`Ahead`]).
-                let runtime = tokio::runtime::Handle::current();
-                move || run(pools, receiver, config, counters, observer, log_grew, Some(runtime))
+                let ahead = ahead_thread.take();
+                move || run(pools, receiver, config, counters, observer, log_grew, ahead)
             };
             tasks.push(match pools.kind() {
                 // On the core of SQLite's write connection (see `core`).
@@ -512,9 +529,11 @@ async fn run(
     counters: Arc<Counters>,
     observer: ObserverSlot,
     log_grew: Arc<Notify>,
-    runtime: Option<tokio::runtime::Handle>,
+    ahead_thread: Option<(tokio::runtime::Handle, oneshot::Sender<()>)>,
 ) {
     let mut stopping = false;
+    // Dropping the sender ends the thread when this writer ends.
+    let (runtime, _ahead_thread_ends) = ahead_thread.unzip();
     let mut last_purge = Instant::now();
     let mut cache = WriterCache::default();
     // On SQLite the writer applies the writes that wait while a batch commits ([`Ahead`]); this
@@ -836,8 +855,8 @@ impl AppliedAhead {
 struct Gatherer<'g> {
     receiver: &'g Mutex<mpsc::Receiver<Message>>,
     detached: &'g sqlx::SqlitePool,
-    /// Where the writes are applied ahead: the process's runtime, off the writer's core, where
-    /// SQLite's thread writes the commit meanwhile (see `core`).
+    /// Where the writes are applied ahead: a thread of its own, on another core than the writer's,
+    /// where SQLite's thread writes the commit meanwhile (see `core`).
     runtime: &'g tokio::runtime::Handle,
     batch_writes_max: usize,
     ahead: &'g mut Option<Ahead>,
@@ -1130,7 +1149,9 @@ async fn apply_in_transaction_once(
         }
     };
     let clock = match &head {
-        Some(head) => batch_time_ahead(&mut conn, head.now_unix_ms, deferring).await,
+        Some(head) => batch_time_ahead(&mut conn, head.now_unix_ms, deferring).await.inspect(|time| {
+            warn_of_clock_lead(cache, *time, now_unix_ms());
+        }),
         None => batch_clock(&mut conn, cache, now_unix_ms(), deferring).await,
     };
     let now_unix_ms = match clock {
@@ -1286,6 +1307,12 @@ async fn batch_clock(
     deferring: bool,
 ) -> Result<i64, sqlx::Error> {
     let time = batch_time(conn, cache, wall_unix_ms, deferring).await?;
+    warn_of_clock_lead(cache, time, wall_unix_ms);
+    Ok(time)
+}
+
+/// Warns, now and then, while batch times run ahead of the wall clock.
+fn warn_of_clock_lead(cache: &mut WriterCache, time: i64, wall_unix_ms: i64) {
     if let Some(lead_ms) = cache.clock_lead_to_report(time, wall_unix_ms, Instant::now()) {
         tracing::warn!(
             lead_ms,
@@ -1294,7 +1321,6 @@ async fn batch_clock(
              orders placed meanwhile carry these times"
         );
     }
-    Ok(time)
 }
 
 /// The clock's statement on SQLite: the batch's time is at least `$1` and after the last batch's;
