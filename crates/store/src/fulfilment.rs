@@ -456,6 +456,11 @@ impl StockBatch {
         }
     }
 
+    /// Reserve movements of this batch not inserted yet.
+    pub(crate) fn reserves_pending(&self) -> usize {
+        self.movements.iter().filter(|movement| movement.kind == MovementKind::Reserve).count()
+    }
+
     /// Releases the pending holds whose time has passed, once a batch, before its first stock
     /// write (see [`expire_due`]).
     pub(crate) async fn expire_due_once(
@@ -868,14 +873,33 @@ impl StockBatch {
         Ok(())
     }
 
-    /// Writes the batch's balances (net changes, guarded) and movements.
+    /// Writes the batch's balances (net changes, guarded) and movements: plan and write in one
+    /// (the writer does them apart, see `writer::write_and_commit`).
+    #[cfg(test)]
     pub(crate) async fn flush(
         &mut self,
         cache: &mut WriterCache,
         conn: &mut Conn,
         now_unix_ms: i64,
     ) -> Result<Result<(), Raced>, sqlx::Error> {
+        let plan = match self.plan_flush(cache, conn).await? {
+            Ok(plan) => plan,
+            Err(raced) => return Ok(Err(raced)),
+        };
+        self.write_flush(plan, Some(cache), conn, now_unix_ms).await
+    }
+
+    /// What [`StockBatch::flush`] writes, taken from the cache (and, for balances this batch must
+    /// find as it read them, from the rows): after this the write needs the cache only on
+    /// PostgreSQL, which refreshes it from the rows written. So on SQLite the writer may lend the
+    /// cache out meanwhile (`writer::Ahead`).
+    pub(crate) async fn plan_flush(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+    ) -> Result<Result<FlushPlan, Raced>, sqlx::Error> {
         self.undo.clear();
+        self.pinned.clear();
         if self.deferring && self.only_reserved(cache) {
             // Left behind: the reserve movements are the record until a later batch writes them.
             let behind = &mut cache.balances_behind;
@@ -885,23 +909,15 @@ impl StockBatch {
                 behind.gtins.insert((tenant.clone(), key.gtin.clone()));
                 behind.rows.entry((tenant, key)).or_insert(read);
             }
-            self.flush_rows(conn, now_unix_ms).await?;
-            behind.reserves = behind.reserves.saturating_add(self.reserves_written);
+            let reserves = self.movements.iter().filter(|movement| movement.kind == MovementKind::Reserve).count();
+            behind.reserves = behind.reserves.saturating_add(self.reserves_written + reserves);
             if !behind.rows.is_empty() {
                 behind.since.get_or_insert_with(Instant::now);
             }
-            self.pinned.clear();
-            return Ok(Ok(()));
+            return Ok(Ok(FlushPlan::default()));
         }
-        if let Conn::Sqlite(connection) = conn
-            && self.deferring
-        {
-            // The batch did more than reserve after all: its time did not move the balances' mark.
-            sqlx::query("UPDATE writer_clock SET balances_through_unix_ms = $1 WHERE singleton = 1")
-                .bind(now_unix_ms)
-                .execute(&mut **connection)
-                .await?;
-        }
+        // The batch did more than reserve after all: its time did not move the balances' mark.
+        let move_mark = self.deferring && matches!(conn, Conn::Sqlite(_));
         // The balances left behind by earlier batches are written with this batch's, each as a net
         // change from the row as the table holds it (guarded as ever).
         for (key, read) in std::mem::take(&mut cache.balances_behind.rows) {
@@ -913,7 +929,6 @@ impl StockBatch {
             }
         }
         cache.balances_behind.written();
-        let (mut updates, mut inserts) = (Vec::new(), Vec::new());
         for ((tenant, key), dirty) in &self.dirty {
             if let (true, Some(read)) = (dirty.exact, dirty.read)
                 && !still_as_read(conn, tenant, key, read).await?
@@ -921,6 +936,7 @@ impl StockBatch {
                 return Ok(Err(Raced));
             }
         }
+        let mut plan = FlushPlan { move_mark, ..FlushPlan::default() };
         for ((tenant, key), dirty) in std::mem::take(&mut self.dirty) {
             let Some(entry) = cache.gtins.get_mut(&(tenant.clone(), key.gtin.clone())) else {
                 return Ok(Err(Raced));
@@ -930,7 +946,7 @@ impl StockBatch {
             };
             debug_assert!(cached.balance.check().is_ok());
             match dirty.read {
-                None => inserts.push(vec![
+                None => plan.inserts.push(vec![
                     Value::Text(tenant),
                     Value::Text(key.gtin),
                     Value::Text(key.location),
@@ -940,13 +956,12 @@ impl StockBatch {
                     Value::Text(cached.status.name().to_owned()),
                     Value::Integer(cached.balance.on_hand),
                     Value::Integer(cached.balance.reserved),
-                    Value::Integer(now_unix_ms),
                 ]),
                 Some((read, read_status)) => {
                     let on_hand_delta = cached.balance.on_hand - read.on_hand;
                     let reserved_delta = cached.balance.reserved - read.reserved;
                     if on_hand_delta != 0 || reserved_delta != 0 || cached.status != read_status {
-                        updates.push(BalanceUpdate {
+                        plan.updates.push(BalanceUpdate {
                             tenant,
                             key,
                             on_hand_delta,
@@ -957,6 +972,26 @@ impl StockBatch {
                     }
                 }
             }
+        }
+        Ok(Ok(plan))
+    }
+
+    /// Writes a [`FlushPlan`] and the batch's rows. `cache`: refreshed from the balances written
+    /// on PostgreSQL; not needed on SQLite (its one writer's cache holds them already).
+    pub(crate) async fn write_flush(
+        &mut self,
+        plan: FlushPlan,
+        cache: Option<&mut WriterCache>,
+        conn: &mut Conn,
+        now_unix_ms: i64,
+    ) -> Result<Result<(), Raced>, sqlx::Error> {
+        if let Conn::Sqlite(connection) = conn
+            && plan.move_mark
+        {
+            sqlx::query("UPDATE writer_clock SET balances_through_unix_ms = $1 WHERE singleton = 1")
+                .bind(now_unix_ms)
+                .execute(&mut **connection)
+                .await?;
         }
         const BALANCE_COLUMNS: &[&str] = &[
             "tenant_id",
@@ -970,7 +1005,16 @@ impl StockBatch {
             "reserved",
             "updated_unix_ms",
         ];
+        let inserts: Vec<Vec<Value>> = plan
+            .inserts
+            .into_iter()
+            .map(|mut row| {
+                row.push(Value::Integer(now_unix_ms));
+                row
+            })
+            .collect();
         insert_rows(conn, "stock_balances", BALANCE_COLUMNS, &inserts).await?;
+        let updates = plan.updates;
         let runs: Vec<crate::writer::Run> = match conn {
             Conn::Sqlite(_) => crate::writer::padded_runs(updates.len(), UPDATE_WIDTH),
             // Arrays, not padded: each run's shape is its rows.
@@ -980,15 +1024,31 @@ impl StockBatch {
                 .map(|rows| crate::writer::Run { shape: rows.len(), rows })
                 .collect(),
         };
+        let mut cache = cache;
         for run in runs {
-            if !update_balances(conn, cache, &updates[run.rows.clone()], run.shape, now_unix_ms).await? {
+            let rows = &updates[run.rows.clone()];
+            let updated = match (&mut *conn, cache.as_deref_mut()) {
+                (Conn::Sqlite(_), _) => update_balances_sqlite(conn, rows, run.shape, now_unix_ms).await?,
+                (Conn::Postgres(_), Some(cache)) => update_balances(conn, cache, rows, run.shape, now_unix_ms).await?,
+                (Conn::Postgres(_), None) => return Err(corrupt("PostgreSQL's balances are written with the cache")),
+            };
+            if !updated {
                 return Ok(Err(Raced));
             }
         }
         self.flush_rows(conn, now_unix_ms).await?;
-        self.pinned.clear();
         Ok(Ok(()))
     }
+}
+
+/// A batch's balances to write, as [`StockBatch::plan_flush`] took them from the cache.
+#[derive(Debug, Default)]
+pub(crate) struct FlushPlan {
+    /// New balances (their rows without `updated_unix_ms`).
+    inserts: Vec<Vec<Value>>,
+    updates: Vec<BalanceUpdate>,
+    /// A deferring batch that wrote its balances after all moves the balances' mark itself.
+    move_mark: bool,
 }
 
 /// A batch's net change to one balance.
@@ -4503,33 +4563,30 @@ pub const RESERVES_INDEX_INTERVAL: Duration = Duration::from_secs(4);
 /// any rate of orders (at about 3,500 orders/s the interval comes first).
 pub const RESERVES_UNINDEXED_MAX: usize = 65_536;
 
+/// Whether a batch extends the reserves' lot index ([`build_reserves_index`]): on SQLite, at most
+/// once every [`RESERVES_INDEX_INTERVAL`], or when [`RESERVES_UNINDEXED_MAX`] reserves wait (the
+/// batch's `reserves_written` among them); never on PostgreSQL, whose lot index holds every
+/// movement. The writer tells the cache once the batch commits ([`WriterCache::reserves_committed`]).
+pub(crate) fn reserves_index_due(conn: &Conn, cache: &WriterCache, reserves_written: usize) -> bool {
+    matches!(conn, Conn::Sqlite(_))
+        && (cache.reserves_indexed_at.is_none_or(|at| at.elapsed() >= RESERVES_INDEX_INTERVAL)
+            || cache.reserves_unindexed.saturating_add(reserves_written) >= RESERVES_UNINDEXED_MAX)
+}
+
 /// On SQLite, moves the reserves written since the last time into `reserves_by_lot`, in one
 /// sorted insert inside the batch's transaction (each lot's page is written once, not once a
 /// batch), and moves `reserves_indexed` on to this batch's time. So `reserves_by_lot` always holds
 /// exactly the reserve movements at or before that time: batch times only increase on SQLite
-/// (`writer_clock`), so every later reserve lands after it, in the tail. At most once every
-/// [`RESERVES_INDEX_INTERVAL`], or when [`RESERVES_UNINDEXED_MAX`] reserves wait (this batch's
-/// `reserves_written` among them); nothing on PostgreSQL, whose lot index holds every movement.
-/// Answers whether it built; the writer tells the cache once the batch commits
-/// ([`WriterCache::reserves_committed`]).
-pub(crate) async fn build_reserves_index(
-    conn: &mut Conn,
-    cache: &WriterCache,
-    reserves_written: usize,
-    now_unix_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    let Conn::Sqlite(connection) = conn else { return Ok(false) };
-    if cache.reserves_indexed_at.is_some_and(|at| at.elapsed() < RESERVES_INDEX_INTERVAL)
-        && cache.reserves_unindexed.saturating_add(reserves_written) < RESERVES_UNINDEXED_MAX
-    {
-        return Ok(false);
-    }
+/// (`writer_clock`), so every later reserve lands after it, in the tail. When
+/// [`reserves_index_due`].
+pub(crate) async fn build_reserves_index(conn: &mut Conn, now_unix_ms: i64) -> Result<(), sqlx::Error> {
+    let Conn::Sqlite(connection) = conn else { return Ok(()) };
     sqlx::query(BUILD_RESERVES_INDEX_SQL).bind(now_unix_ms).execute(&mut **connection).await?;
     sqlx::query("UPDATE reserves_indexed SET through_unix_ms = $1 WHERE through_unix_ms < $1")
         .bind(now_unix_ms)
         .execute(&mut **connection)
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The reserves after `reserves_indexed` and at or before `$1`, into `reserves_by_lot` in its order.
@@ -5645,6 +5702,15 @@ impl crate::Store {
 mod tests {
     use super::*;
 
+    /// Extends the reserves' lot index if it is due, as the writer does; answers whether it did.
+    async fn build_if_due(conn: &mut Conn, cache: &WriterCache, reserves_written: usize, now_unix_ms: i64) -> bool {
+        let due = reserves_index_due(conn, cache, reserves_written);
+        if due {
+            build_reserves_index(conn, now_unix_ms).await.unwrap();
+        }
+        due
+    }
+
     /// Allocation is offered a lot only on days the stock reads it as available: through its
     /// expiry date (UTC), not after, whatever the destination's day may be.
     #[test]
@@ -5838,7 +5904,7 @@ mod tests {
                 }
             }
             if round % 2 == 1 {
-                build_reserves_index(&mut conn, &WriterCache::default(), 0, 1_000 + round * 100 + 50).await.unwrap();
+                build_if_due(&mut conn, &WriterCache::default(), 0, 1_000 + round * 100 + 50).await;
             }
             let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
             let (indexed,): (i64,) =
@@ -5933,21 +5999,21 @@ mod tests {
             .unwrap()
         }
         let mut cache = WriterCache { reserves_indexed_at: Some(Instant::now()), ..WriterCache::default() };
-        assert!(!build_reserves_index(&mut conn, &cache, 1, 3_000).await.unwrap());
+        assert!(!build_if_due(&mut conn, &cache, 1, 3_000).await);
         assert_eq!(through(&mut conn).await, (0, 0), "within the interval, one reserve waiting");
         cache.reserves_committed(1, false);
         // A batch that would reach the count but rolls back leaves the count as it was.
-        assert!(build_reserves_index(&mut conn, &cache, RESERVES_UNINDEXED_MAX, 2_500).await.unwrap());
+        assert!(build_if_due(&mut conn, &cache, RESERVES_UNINDEXED_MAX, 2_500).await);
         assert_eq!(cache.reserves_unindexed, 1, "counted only once committed");
         sqlx::query("DELETE FROM reserves_by_lot").execute(&mut *sqlite(&mut conn)).await.unwrap();
         sqlx::query("UPDATE reserves_indexed SET through_unix_ms = 0").execute(&mut *sqlite(&mut conn)).await.unwrap();
-        assert!(!build_reserves_index(&mut conn, &cache, RESERVES_UNINDEXED_MAX - 2, 3_000).await.unwrap());
-        assert!(build_reserves_index(&mut conn, &cache, RESERVES_UNINDEXED_MAX - 1, 3_000).await.unwrap());
+        assert!(!build_if_due(&mut conn, &cache, RESERVES_UNINDEXED_MAX - 2, 3_000).await);
+        assert!(build_if_due(&mut conn, &cache, RESERVES_UNINDEXED_MAX - 1, 3_000).await);
         assert_eq!(through(&mut conn).await, (3_000, 1), "the count reached");
         cache.reserves_committed(RESERVES_UNINDEXED_MAX - 1, true);
         assert_eq!(cache.reserves_unindexed, 0);
         cache.reserves_indexed_at = Instant::now().checked_sub(RESERVES_INDEX_INTERVAL);
-        assert!(build_reserves_index(&mut conn, &cache, 0, 4_000).await.unwrap());
+        assert!(build_if_due(&mut conn, &cache, 0, 4_000).await);
         assert_eq!(through(&mut conn).await, (4_000, 1), "the interval passed");
         drop(conn);
         store.close().await;

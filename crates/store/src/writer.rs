@@ -863,10 +863,11 @@ struct Gatherer<'g> {
 }
 
 impl Gatherer<'_> {
-    /// Takes the writes waiting (up to a batch) and applies what it can of them; `committing` are
-    /// the writes of the batch committing meanwhile.
-    async fn gather(&mut self, pools: &Pools, committing: &[&Write], cache: &mut WriterCache) {
-        let Ok(mut receiver) = self.receiver.try_lock() else { return };
+    /// Takes the writes waiting (up to a batch) and, if they only place orders, starts applying
+    /// them ahead on the thread of its own, with the cache, lent until [`Gatherer::land`].
+    /// `committing` are the writes of the batch written meanwhile.
+    fn launch(&mut self, pools: &Pools, committing: &[&Write], cache: &mut WriterCache) -> Option<Applying> {
+        let Ok(mut receiver) = self.receiver.try_lock() else { return None };
         let mut batch = Vec::new();
         let mut stopping = false;
         while batch.len() < self.batch_writes_max {
@@ -884,33 +885,75 @@ impl Gatherer<'_> {
         }
         drop(receiver);
         if batch.is_empty() && !stopping {
-            return;
+            return None;
         }
         if stopping || !cache.balances_behind.known || !batch.iter().all(|pending| is_order(&pending.write)) {
             *self.ahead = Some(Ahead { batch, stopping, applied: None });
-            return;
+            return None;
         }
-        // The cache goes along and comes back with the writes.
         let committing: std::collections::HashSet<(String, String)> = committing
             .iter()
             .filter_map(|write| write.idempotency.as_ref())
             .map(|record| (record.tenant_id.to_string(), record.key.clone()))
             .collect();
-        let (pools, detached, mut taken) = (pools.clone(), self.detached.clone(), std::mem::take(cache));
-        let applying = self.runtime.spawn(async move {
-            let applied = apply_ahead(&pools, &detached, &batch, committing, &mut taken).await;
-            (batch, taken, applied)
-        });
+        let (pools, detached, mut lent) = (pools.clone(), self.detached.clone(), std::mem::take(cache));
+        Some(Applying(self.runtime.spawn(async move {
+            let applied = apply_ahead(&pools, &detached, &batch, committing, &mut lent).await;
+            (batch, lent, applied)
+        })))
+    }
+
+    /// Waits for the writes being applied ahead, and takes the cache back.
+    async fn land(&mut self, applying: Option<Applying>, cache: &mut WriterCache) {
+        let Some(Applying(applying)) = applying else { return };
         match applying.await {
-            Ok((batch, taken, applied)) => {
-                *cache = taken;
-                *self.ahead = Some(Ahead { batch, stopping, applied });
+            Ok((batch, lent, applied)) => {
+                *cache = lent;
+                *self.ahead = Some(Ahead { batch, stopping: false, applied });
             }
             // A bug: the cache stays empty (as after a rollback), the writes' callers are answered
             // that the writer stopped.
             Err(error) => tracing::error!(%error, "applying writes ahead failed"),
         }
     }
+}
+
+/// Writes being applied ahead, and the cache they were lent ([`Gatherer::launch`]).
+struct Applying(tokio::task::JoinHandle<(Vec<Pending>, WriterCache, Option<AppliedAhead>)>);
+
+/// What a batch writes besides its balances.
+struct Batch<'b> {
+    keys: &'b mut IdempotencyBatch,
+    stock: &'b mut StockBatch,
+    log: &'b mut LogBatch,
+    usage: &'b BTreeMap<(String, &'static str), i64>,
+}
+
+/// The SQL end of a batch: its rows written, then the commit. `cache` is `None` while it is lent
+/// out to apply the next writes (SQLite, whose balances' write does not need it). Answers whether
+/// the transparency log grew, and when the commit began.
+async fn write_and_commit(
+    conn: &mut Conn,
+    plan: crate::fulfilment::FlushPlan,
+    batch: Batch<'_>,
+    cache: Option<&mut WriterCache>,
+    index_due: bool,
+    now_unix_ms: i64,
+) -> Result<(bool, Instant), BatchFailure> {
+    batch.keys.flush(conn).await.map_err(statement_failure)?;
+    match batch.stock.write_flush(plan, cache, conn, now_unix_ms).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_raced)) => return Err(BatchFailure::Raced),
+        Err(error) => return Err(statement_failure(error)),
+    }
+    let log_grew = batch.log.flush(conn).await.map_err(statement_failure)?.is_some();
+    record_usage(conn, batch.usage, now_unix_ms).await.map_err(statement_failure)?;
+    if index_due {
+        crate::fulfilment::build_reserves_index(conn, now_unix_ms).await.map_err(statement_failure)?;
+    }
+    let flushed_at = Instant::now();
+    conn.commit().await.map_err(BatchFailure::Unavailable)?;
+    Ok((log_grew, flushed_at))
 }
 
 /// Applies what it can of `batch` ahead ([`Ahead`]): `None` when nothing was.
@@ -983,18 +1026,6 @@ async fn detached_database() -> Result<sqlx::SqlitePool, sqlx::Error> {
 /// Whether a write places an order (what may be applied ahead, and leave balances behind).
 fn is_order(write: &Write) -> bool {
     matches!(write.mutation, Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(_)))
-}
-
-/// Polls a future once: its output if that is ready at once. (A commit's first poll hands the
-/// statement to SQLite's thread, which goes on with it while this one does other work.)
-async fn poll_once<F: std::future::Future>(mut future: std::pin::Pin<&mut F>) -> Option<F::Output> {
-    std::future::poll_fn(|context| {
-        std::task::Poll::Ready(match future.as_mut().poll(context) {
-            std::task::Poll::Ready(output) => Some(output),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
 }
 
 /// Why a batch transaction did not commit.
@@ -1212,64 +1243,53 @@ async fn apply_in_transaction_once(
             }
         }
     }
-    let mut log_grew = false;
-    let applied_at = Instant::now();
-    if failure.is_none()
-        && let Err(error) = keys.flush(&mut conn).await
-    {
-        failure = Some(error);
-    }
-    if failure.is_none() {
-        match stock.flush(cache, &mut conn, now_unix_ms).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_raced)) => {
-                let _ = conn.rollback().await;
-                return Err(BatchFailure::Raced);
-            }
-            Err(error) => failure = Some(error),
-        }
-    }
-    if failure.is_none() {
-        match log.flush(&mut conn).await {
-            Ok(grown) => log_grew = grown.is_some(),
-            Err(error) => failure = Some(error),
-        }
-    }
-    if failure.is_none()
-        && let Err(error) = record_usage(&mut conn, &usage, now_unix_ms).await
-    {
-        failure = Some(error);
-    }
-    let mut reserves_index_built = false;
-    // (Not in a batch of no writes: the idle writer's catch-up of the balances.)
-    if failure.is_none() && !batch_writes.is_empty() {
-        match crate::fulfilment::build_reserves_index(&mut conn, cache, stock.reserves_written, now_unix_ms).await {
-            Ok(built) => reserves_index_built = built,
-            Err(error) => failure = Some(error),
-        }
-    }
     if let Some(error) = failure {
         let _ = conn.rollback().await;
         return Err(statement_failure(error));
     }
-    let flushed_at = Instant::now();
-    let committed = match next {
-        // SQLite's thread writes the commit while this one gathers and applies the next writes.
-        Some(gatherer) => {
-            let mut commit = std::pin::pin!(conn.commit());
-            let early = poll_once(commit.as_mut()).await;
-            gatherer.gather(pools, batch_writes, cache).await;
-            match early {
-                Some(committed) => committed,
-                None => commit.await,
-            }
+    let applied_at = Instant::now();
+    // What the balances' write takes from the cache, taken now: on SQLite the cache then goes to
+    // apply the next writes ahead while this batch is written and committed.
+    let plan = match stock.plan_flush(cache, &mut conn).await {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(_raced)) => {
+            let _ = conn.rollback().await;
+            return Err(BatchFailure::Raced);
         }
-        None => conn.commit().await,
+        Err(error) => {
+            let _ = conn.rollback().await;
+            return Err(statement_failure(error));
+        }
     };
-    if let Err(error) = committed {
-        let _ = conn.rollback().await;
-        return Err(BatchFailure::Unavailable(error));
+    // (Not in a batch of no writes: the idle writer's catch-up of the balances.)
+    let index_due = !batch_writes.is_empty()
+        && crate::fulfilment::reserves_index_due(&conn, cache, stock.reserves_written + stock.reserves_pending());
+    let mut next = next;
+    let applying = match next.as_deref_mut() {
+        Some(gatherer) => gatherer.launch(pools, batch_writes, cache),
+        None => None,
+    };
+    let lent = applying.is_some();
+    let written = write_and_commit(
+        &mut conn,
+        plan,
+        Batch { keys: &mut keys, stock: &mut stock, log: &mut log, usage: &usage },
+        (!lent).then_some(&mut *cache),
+        index_due,
+        now_unix_ms,
+    )
+    .await;
+    if let Some(gatherer) = next {
+        gatherer.land(applying, cache).await;
     }
+    let (log_grew, flushed_at) = match written {
+        Ok(written) => written,
+        Err(failure) => {
+            let _ = conn.rollback().await;
+            return Err(failure);
+        }
+    };
+    let reserves_index_built = index_due;
     if pools.kind() == crate::backend::BackendKind::Sqlite {
         cache.reserves_committed(stock.reserves_written, reserves_index_built);
     }
