@@ -379,7 +379,7 @@ fn print_phases(backend: &str, before: &store::WriterStats, after: &store::Write
     );
     if phases.applied_ahead > 0 {
         println!(
-            "{:<10} {:<28} {:.0} % of the writes, {:.1} µs each, while the batch before committed (in its commit's time)",
+            "{:<10} {:<28} {:.0} % of the writes, {:.1} µs each, while the batch before was written (in its flush and commit)",
             backend,
             "applied ahead",
             100.0 * phases.applied_ahead as f64 / writes,

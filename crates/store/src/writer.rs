@@ -307,12 +307,12 @@ pub struct WriterPhases {
     /// then, the reserves' lot index).
     pub flush_micros: u64,
     /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced. On
-    /// SQLite the writer applies the next writes meanwhile ([`Ahead`]): the longer of the two.
+    /// SQLite, also any wait for the next writes applied ahead meanwhile ([`Ahead`]).
     pub commit_micros: u64,
-    /// Writes applied ahead, while the batch before them committed (SQLite, see [`Ahead`]): not
+    /// Writes applied ahead, while the batch before them was written (SQLite, see [`Ahead`]): not
     /// in `apply_micros`.
     pub applied_ahead: u64,
-    /// Applying those, while the batch before committed.
+    /// Applying those, while the batch before was written.
     pub ahead_micros: u64,
 }
 
@@ -554,7 +554,7 @@ async fn run(
         let busy;
         let mut head = None;
         if let Some(gathered) = ahead.take() {
-            // Gathered while the batch before committed: a write was waiting, so busy.
+            // Gathered while the batch before was written: a write was waiting, so busy.
             busy = true;
             stopping |= gathered.stopping;
             batch = gathered.batch;
@@ -790,14 +790,16 @@ async fn process(
     log_grew
 }
 
-/// Writes gathered while the batch before them commits (SQLite), and what was applied of them
-/// meanwhile.
+/// Writes gathered while the batch before them is written and committed (SQLite), and what was
+/// applied of them meanwhile.
 ///
-/// On SQLite the writer's thread and SQLite's thread take turns: the writer applies a batch, then
-/// SQLite's thread writes and commits it. While it commits, the writer takes the writes waiting and,
-/// if they only place orders, applies them on its cache as the batch before left it (that batch's
-/// changes are all there: on SQLite the cache is the newest state there is). Each write is applied
-/// until one would read the database: a connection to an empty database stands in for it
+/// On SQLite the writer's thread and SQLite's thread take turns on one core (see `core`): the
+/// writer applies a batch, then SQLite's thread writes its rows and commits it. Once the batch's
+/// balances are planned from the cache ([`crate::fulfilment::StockBatch::plan_flush`]), the writer
+/// takes the writes waiting and, if they only place orders, a thread of its own on the other core
+/// applies them on the cache, lent to it until the batch commits ([`Gatherer`]). The cache holds
+/// the batch before's changes already (on SQLite it is the newest state there is). Each write is
+/// applied until one would read the database: a connection to an empty database stands in for it
 /// ([`detached_database`]), its statement fails, that write's changes are rolled back to its mark,
 /// and it and those after it are applied in their batch's transaction as usual. Nothing applied
 /// ahead is written or answered before that transaction commits. Dropped, and applied again in
@@ -806,7 +808,8 @@ async fn process(
 ///
 /// What the database would have said, and where it is asked instead:
 /// - the writes' idempotency keys: read before applying, on a read connection, for those committed,
-///   and against the committing batch's writes; any key found leaves the writes to their batch;
+///   and against the committing batch's writes; a write whose key is found waits for its batch's
+///   transaction, with those after it;
 /// - the batch's time: taken in the cache, and written in the batch's transaction (the clock's row
 ///   holds the batch before's time then, checked);
 /// - the holds whose time passed: released in the batch's transaction, after the writes applied
