@@ -1087,7 +1087,7 @@ mod own_apps {
         let Some(url) = scratchdb::postgres_or_skip("hot_sku_on_two_nodes_postgres") else { return };
         let first = super::spawn_app_at(url.clone(), None).await;
         let second = super::spawn_app_at(url, None).await;
-        super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6, 400).await;
+        super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6, 400, false).await;
     }
 
     /// Other processes open the SQLite file while orders pour in (as `keten admin` commands do):
@@ -1114,11 +1114,29 @@ mod own_apps {
                 opened
             })
         };
+        // And, more often than a store opens, a smaller write of another process: the clock moved.
+        let clock = {
+            let (url, stop) = (app.url.clone(), stop.clone());
+            tokio::spawn(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut writes = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    sqlx::query("UPDATE writer_clock SET last_batch_unix_ms = last_batch_unix_ms + 1")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    writes += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                writes
+            })
+        };
         // Enough stock for every order: a balance's row counted twice would not trip its guard
         // (`reserved <= on_hand`), so only the writer's dropping keeps it right.
-        super::fulfilment::hot_sku_orders(&[&app], 64, 12, 10_000).await;
+        super::fulfilment::hot_sku_orders(&[&app], 64, 12, 10_000, false).await;
         stop.store(true, Ordering::Relaxed);
-        assert!(others.await.unwrap() > 0);
+        assert!(others.await.unwrap() > 0 && clock.await.unwrap() > 0);
         let stats = app.store.writer_stats();
         assert!(stats.batches_applied_ahead_dropped > 0, "{stats:?}");
     }

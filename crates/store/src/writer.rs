@@ -430,21 +430,26 @@ impl WriterHandle {
             crate::backend::BackendKind::Postgres => config.writer_tasks,
         };
         // On SQLite, a thread of its own applies writes ahead ([`Ahead`]), on another core than the
-        // writer's, where SQLite's thread commits meanwhile. It ends with the writer.
+        // writer's (where SQLite's thread writes and commits meanwhile), with its empty database's
+        // connection thread beside it. It ends with the writer.
         let mut ahead_thread = None;
         if pools.kind() == crate::backend::BackendKind::Sqlite {
-            let (runtime_sender, runtime) = oneshot::channel();
-            let (stop, stopped) = oneshot::channel::<()>();
+            let (started, start) = oneshot::channel();
+            let (ends, ended) = oneshot::channel::<()>();
             crate::core::spawn_on_core("keten-ahead", crate::core::other_core(core), move || async move {
-                let _ = runtime_sender.send(tokio::runtime::Handle::current());
-                let _ = stopped.await;
+                match detached_database().await {
+                    Ok(detached) => {
+                        let _ = started.send((tokio::runtime::Handle::current(), detached));
+                        let _ = ended.await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "no empty database to apply writes ahead with; each batch applies its own")
+                    }
+                }
             })
             .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
-            match runtime.await {
-                Ok(runtime) => ahead_thread = Some((runtime, stop)),
-                Err(_) => {
-                    tracing::warn!("the thread that applies writes ahead did not start; each batch applies its own")
-                }
+            if let Ok((runtime, detached)) = start.await {
+                ahead_thread = Some(AheadThread { runtime, detached, _ends: ends });
             }
         }
         let mut tasks = Vec::with_capacity(writer_tasks);
@@ -529,25 +534,11 @@ async fn run(
     counters: Arc<Counters>,
     observer: ObserverSlot,
     log_grew: Arc<Notify>,
-    ahead_thread: Option<(tokio::runtime::Handle, oneshot::Sender<()>)>,
+    ahead_thread: Option<AheadThread>,
 ) {
     let mut stopping = false;
-    // Dropping the sender ends the thread when this writer ends.
-    let (runtime, _ahead_thread_ends) = ahead_thread.unzip();
     let mut last_purge = Instant::now();
     let mut cache = WriterCache::default();
-    // On SQLite the writer applies the writes that wait while a batch commits ([`Ahead`]); this
-    // connection to an empty database stands in for the database meanwhile.
-    let detached = match (pools.kind(), runtime) {
-        (crate::backend::BackendKind::Sqlite, Some(runtime)) => match detached_database().await {
-            Ok(pool) => Some((pool, runtime)),
-            Err(error) => {
-                tracing::warn!(%error, "no empty database to apply writes ahead with; each batch applies its own");
-                None
-            }
-        },
-        _ => None,
-    };
     let mut ahead: Option<Ahead> = None;
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
@@ -605,11 +596,11 @@ async fn run(
             counters.writes.fetch_add(size as u64, Ordering::Relaxed);
             counters.batch_writes_largest.fetch_max(size as u64, Ordering::Relaxed);
             // Only the last chunk gathers ahead: the others' writes were queued before it.
-            let next = match &detached {
-                Some((detached, runtime)) if index == last && !stopping => Some(Gatherer {
+            let next = match &ahead_thread {
+                Some(thread) if index == last && !stopping => Some(Gatherer {
                     receiver: &receiver,
-                    detached,
-                    runtime,
+                    detached: &thread.detached,
+                    runtime: &thread.runtime,
                     batch_writes_max: config.batch_writes_max,
                     ahead: &mut ahead,
                 }),
@@ -801,7 +792,8 @@ async fn process(
 /// the batch before's changes already (on SQLite it is the newest state there is). Each write is
 /// applied until one would read the database: a connection to an empty database stands in for it
 /// ([`detached_database`]), its statement fails, that write's changes are rolled back to its mark,
-/// and it and those after it are applied in their batch's transaction as usual. Nothing applied
+/// and it and those after it are applied in their batch's transaction as usual. So is a refused
+/// write: its answer may depend on holds whose time passed, released only in the transaction. Nothing applied
 /// ahead is written or answered before that transaction commits. Dropped, and applied again in
 /// their transaction, when the batch before fails (its rollback drops the cache) or another
 /// process wrote the file meanwhile (`writer_clock` moved).
@@ -813,7 +805,8 @@ async fn process(
 /// - the batch's time: taken in the cache, and written in the batch's transaction (the clock's row
 ///   holds the batch before's time then, checked);
 /// - the holds whose time passed: released in the batch's transaction, after the writes applied
-///   ahead (which saw their units still held: a moment longer, never counted twice).
+///   ahead (which saw their units still held: a moment longer, never counted twice, and a write
+///   they would have refused waits for the transaction).
 pub(crate) struct Ahead {
     batch: Vec<Pending>,
     /// A stop was among the messages taken.
@@ -854,12 +847,20 @@ impl AppliedAhead {
     }
 }
 
+/// The thread that applies writes ahead ([`Ahead`]): its runtime, and its connection to an empty
+/// database ([`detached_database`]). It ends when this is dropped, with the writer.
+struct AheadThread {
+    runtime: tokio::runtime::Handle,
+    detached: sqlx::SqlitePool,
+    _ends: oneshot::Sender<()>,
+}
+
 /// What a committing batch needs to gather the next writes ([`Ahead`]).
 struct Gatherer<'g> {
     receiver: &'g Mutex<mpsc::Receiver<Message>>,
     detached: &'g sqlx::SqlitePool,
-    /// Where the writes are applied ahead: a thread of its own, on another core than the writer's,
-    /// where SQLite's thread writes the commit meanwhile (see `core`).
+    /// Where the writes are applied ahead: a thread of its own, on another core than the writer's
+    /// (where SQLite's thread writes the batch and commits it meanwhile, see `core`).
     runtime: &'g tokio::runtime::Handle,
     batch_writes_max: usize,
     ahead: &'g mut Option<Ahead>,
@@ -901,8 +902,17 @@ impl Gatherer<'_> {
             .collect();
         let (pools, detached, mut lent) = (pools.clone(), self.detached.clone(), std::mem::take(cache));
         Some(Applying(self.runtime.spawn(async move {
-            let applied = apply_ahead(&pools, &detached, &batch, committing, &mut lent).await;
-            (batch, lent, applied)
+            use futures_util::FutureExt;
+            let applying = std::panic::AssertUnwindSafe(apply_ahead(&pools, &detached, &batch, committing, &mut lent));
+            match applying.catch_unwind().await {
+                Ok(applied) => (batch, lent, applied),
+                // A bug: the cache may be half changed, so it is dropped (as after a rollback), and
+                // the writes are applied in their transaction.
+                Err(_) => {
+                    tracing::error!("applying writes ahead panicked; the cache is dropped");
+                    (batch, WriterCache::default(), None)
+                }
+            }
         })))
     }
 
@@ -914,8 +924,8 @@ impl Gatherer<'_> {
                 *cache = lent;
                 *self.ahead = Some(Ahead { batch, stopping: false, applied });
             }
-            // A bug: the cache stays empty (as after a rollback), the writes' callers are answered
-            // that the writer stopped.
+            // The thread ended (the runtime shut down): the cache stays empty (as after a rollback),
+            // the writes' callers are answered that the writer stopped.
             Err(error) => tracing::error!(%error, "applying writes ahead failed"),
         }
     }
@@ -943,6 +953,7 @@ async fn write_and_commit(
     index_due: bool,
     now_unix_ms: i64,
 ) -> Result<(bool, Instant), BatchFailure> {
+    // (On PostgreSQL written before the balances' plan: nothing is left to write here.)
     batch.keys.flush(conn).await.map_err(statement_failure)?;
     match batch.stock.write_flush(plan, cache, conn, now_unix_ms).await {
         Ok(Ok(())) => {}
@@ -995,9 +1006,11 @@ async fn apply_ahead(
         let mark = ahead.stock.mark();
         let mut state = BatchState { log: &mut ahead.log, stock: &mut ahead.stock, cache, keys: &mut ahead.keys };
         match apply_one(&mut detached, write, now_unix_ms, &mut ahead.usage, &mut state).await {
-            Ok(result) => ahead.results.push(result),
-            // It would read the database: it and the rest wait for their transaction.
-            Err(_) => {
+            Ok(Ok(outcome)) => ahead.results.push(Ok(outcome)),
+            // It would read the database, or it is refused (perhaps for units that holds past their
+            // time still hold, released in the transaction): it and the rest wait for their
+            // transaction. (A refusal's changes are rolled back already, see `apply_fulfilment`.)
+            Ok(Err(_)) | Err(_) => {
                 ahead.stock.roll_back(mark, cache);
                 break;
             }
@@ -1012,8 +1025,9 @@ async fn apply_ahead(
     Some(ahead)
 }
 
-/// A pool of one connection to an empty database in memory, read-only: every statement a write
-/// applied ahead would run on it fails (no such table), so that write stops there ([`Ahead`]).
+/// A pool of one connection to an empty database in memory, read-only: every statement that reads
+/// or writes a table fails on it (no such table), so a write applied ahead stops at its first
+/// statement ([`Ahead`]). (Placing an order runs no statement without a table.)
 async fn detached_database() -> Result<sqlx::SqlitePool, sqlx::Error> {
     use std::str::FromStr;
     let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:")?.read_only(true);
@@ -1251,6 +1265,15 @@ async fn apply_in_transaction_once(
         return Err(statement_failure(error));
     }
     let applied_at = Instant::now();
+    // On PostgreSQL the keys first, as ever: then the balances' rows are locked (`plan_flush`) in
+    // the same order by every node's batches (a key another node's batch inserts waits here, before
+    // any balance is locked).
+    if pools.kind() == crate::backend::BackendKind::Postgres
+        && let Err(error) = keys.flush(&mut conn).await
+    {
+        let _ = conn.rollback().await;
+        return Err(statement_failure(error));
+    }
     // What the balances' write takes from the cache, taken now: on SQLite the cache then goes to
     // apply the next writes ahead while this batch is written and committed.
     let plan = match stock.plan_flush(cache, &mut conn).await {
