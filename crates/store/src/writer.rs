@@ -573,19 +573,7 @@ async fn run(
                 }
             };
             stopping |= take(first, &mut batch);
-            while batch.len() < config.batch_writes_max {
-                match receiver.try_recv() {
-                    Ok(message) => stopping |= take(message, &mut batch),
-                    Err(_) => break,
-                }
-            }
-            if stopping {
-                // Refuse new writes, but finish those already queued.
-                receiver.close();
-                while let Ok(message) = receiver.try_recv() {
-                    take(message, &mut batch);
-                }
-            }
+            stopping = take_waiting(&mut receiver, &mut batch, config.batch_writes_max, stopping);
         }
         let chunks = chunks(batch, config.batch_writes_max);
         let last = chunks.len().saturating_sub(1);
@@ -680,6 +668,31 @@ fn take(message: Message, batch: &mut Vec<Pending>) -> bool {
         }
         Message::Stop => true,
     }
+}
+
+/// Takes the writes already queued into `batch`, up to `batch_writes_max`. Once stopping (a stop
+/// among them, or `stopping` already), refuses new writes and takes every one still queued.
+/// Answers whether to stop.
+fn take_waiting(
+    receiver: &mut mpsc::Receiver<Message>,
+    batch: &mut Vec<Pending>,
+    batch_writes_max: usize,
+    mut stopping: bool,
+) -> bool {
+    while batch.len() < batch_writes_max {
+        match receiver.try_recv() {
+            Ok(message) => stopping |= take(message, batch),
+            Err(_) => break,
+        }
+    }
+    if stopping {
+        // Refuse new writes, but finish those already queued.
+        receiver.close();
+        while let Ok(message) = receiver.try_recv() {
+            take(message, batch);
+        }
+    }
+    stopping
 }
 
 fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
@@ -873,20 +886,7 @@ impl Gatherer<'_> {
     fn launch(&mut self, pools: &Pools, committing: &[&Write], cache: &mut WriterCache) -> Option<Applying> {
         let Ok(mut receiver) = self.receiver.try_lock() else { return None };
         let mut batch = Vec::new();
-        let mut stopping = false;
-        while batch.len() < self.batch_writes_max {
-            match receiver.try_recv() {
-                Ok(message) => stopping |= take(message, &mut batch),
-                Err(_) => break,
-            }
-        }
-        if stopping {
-            // Refuse new writes, but finish those already queued.
-            receiver.close();
-            while let Ok(message) = receiver.try_recv() {
-                take(message, &mut batch);
-            }
-        }
+        let stopping = take_waiting(&mut receiver, &mut batch, self.batch_writes_max, false);
         drop(receiver);
         if batch.is_empty() && !stopping {
             return None;
