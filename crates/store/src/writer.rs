@@ -2740,6 +2740,18 @@ async fn put_location(
 mod tests {
     use super::*;
 
+    /// A write applied ahead stops at its first statement: on the empty database every statement
+    /// on a table fails, reads and writes alike ([`detached_database`]).
+    #[tokio::test]
+    async fn the_empty_database_refuses_every_statement_on_a_table() {
+        let pool = detached_database().await.unwrap();
+        let read = sqlx::query("SELECT on_hand FROM stock_balances").execute(&pool).await.unwrap_err();
+        assert!(read.to_string().contains("no such table"), "{read}");
+        let created = sqlx::query("CREATE TABLE stock_balances (on_hand INTEGER)").execute(&pool).await.unwrap_err();
+        assert!(created.to_string().contains("readonly"), "{created}");
+        pool.close().await;
+    }
+
     #[test]
     fn padded_runs_cover_every_row_once_in_few_shapes() {
         for rows in 0..1_000 {
