@@ -909,8 +909,7 @@ impl StockBatch {
                 behind.gtins.insert((tenant.clone(), key.gtin.clone()));
                 behind.rows.entry((tenant, key)).or_insert(read);
             }
-            let reserves = self.movements.iter().filter(|movement| movement.kind == MovementKind::Reserve).count();
-            behind.reserves = behind.reserves.saturating_add(self.reserves_written + reserves);
+            behind.reserves = behind.reserves.saturating_add(self.reserves_written + self.reserves_pending());
             if !behind.rows.is_empty() {
                 behind.since.get_or_insert_with(Instant::now);
             }

@@ -316,18 +316,50 @@ pub struct WriterPhases {
     pub ahead_micros: u64,
 }
 
+/// How many numbers a [`WriterPhases`] holds.
+const PHASE_FIELDS: usize = 8;
+
 impl WriterPhases {
     /// The totals since `earlier`.
     pub fn since(&self, earlier: &WriterPhases) -> WriterPhases {
+        let (now, before) = (self.to_array(), earlier.to_array());
+        WriterPhases::from_array(std::array::from_fn(|field| now[field].saturating_sub(before[field])))
+    }
+
+    /// Its numbers in the order of its fields (the counters keep them so, see [`Counters`]).
+    fn to_array(self) -> [u64; PHASE_FIELDS] {
+        [
+            self.writes,
+            self.keys_micros,
+            self.stock_read_micros,
+            self.apply_micros,
+            self.flush_micros,
+            self.commit_micros,
+            self.applied_ahead,
+            self.ahead_micros,
+        ]
+    }
+
+    fn from_array(fields: [u64; PHASE_FIELDS]) -> WriterPhases {
+        let [
+            writes,
+            keys_micros,
+            stock_read_micros,
+            apply_micros,
+            flush_micros,
+            commit_micros,
+            applied_ahead,
+            ahead_micros,
+        ] = fields;
         WriterPhases {
-            writes: self.writes.saturating_sub(earlier.writes),
-            keys_micros: self.keys_micros.saturating_sub(earlier.keys_micros),
-            stock_read_micros: self.stock_read_micros.saturating_sub(earlier.stock_read_micros),
-            apply_micros: self.apply_micros.saturating_sub(earlier.apply_micros),
-            flush_micros: self.flush_micros.saturating_sub(earlier.flush_micros),
-            commit_micros: self.commit_micros.saturating_sub(earlier.commit_micros),
-            applied_ahead: self.applied_ahead.saturating_sub(earlier.applied_ahead),
-            ahead_micros: self.ahead_micros.saturating_sub(earlier.ahead_micros),
+            writes,
+            keys_micros,
+            stock_read_micros,
+            apply_micros,
+            flush_micros,
+            commit_micros,
+            applied_ahead,
+            ahead_micros,
         }
     }
 }
@@ -344,49 +376,19 @@ pub(crate) struct Counters {
     batch_writes_largest: AtomicU64,
     batches_leaving_balances_behind: AtomicU64,
     batches_applied_ahead_dropped: AtomicU64,
-    /// [`WriterPhases`]: writes, the five phases in their order, then the writes applied ahead
-    /// and their time.
-    phases: [AtomicU64; 8],
+    /// [`WriterPhases`], field by field ([`WriterPhases::to_array`]).
+    phases: [AtomicU64; PHASE_FIELDS],
 }
 
 impl Counters {
     fn add_phases(&self, phases: &WriterPhases) {
-        let values = [
-            phases.writes,
-            phases.keys_micros,
-            phases.stock_read_micros,
-            phases.apply_micros,
-            phases.flush_micros,
-            phases.commit_micros,
-            phases.applied_ahead,
-            phases.ahead_micros,
-        ];
-        for (counter, value) in self.phases.iter().zip(values) {
+        for (counter, value) in self.phases.iter().zip(phases.to_array()) {
             counter.fetch_add(value, Ordering::Relaxed);
         }
     }
 
     fn phases(&self) -> WriterPhases {
-        let [
-            writes,
-            keys_micros,
-            stock_read_micros,
-            apply_micros,
-            flush_micros,
-            commit_micros,
-            applied_ahead,
-            ahead_micros,
-        ] = self.phases.each_ref().map(|counter| counter.load(Ordering::Relaxed));
-        WriterPhases {
-            writes,
-            keys_micros,
-            stock_read_micros,
-            apply_micros,
-            flush_micros,
-            commit_micros,
-            applied_ahead,
-            ahead_micros,
-        }
+        WriterPhases::from_array(self.phases.each_ref().map(|counter| counter.load(Ordering::Relaxed)))
     }
 }
 
@@ -711,8 +713,8 @@ fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
 /// Applies a batch and answers its writes; answers whether a commit grew the transparency log.
 /// `busy` when a write was waiting as it was gathered: its orders may leave their reserves out of
 /// the balances (`fulfilment::BalancesBehind`).
-/// `head`: how far its writes were applied ahead; `next`: gathers the writes waiting while it
-/// commits, and applies them ahead ([`Ahead`]).
+/// `head`: how far its writes were applied ahead; `next`: gathers the writes waiting while it is
+/// written and committed, and applies them ahead ([`Ahead`]).
 async fn process(
     pools: &Pools,
     batch: Vec<Pending>,
@@ -2739,6 +2741,19 @@ async fn put_location(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The counters keep each phase in its own place, and `since` subtracts field by field.
+    #[test]
+    fn writer_phases_keep_their_fields_apart() {
+        let phases = WriterPhases::from_array(std::array::from_fn(|field| 10 * (field as u64 + 1)));
+        assert_eq!((phases.writes, phases.commit_micros, phases.ahead_micros), (10, 60, 80));
+        let counters = Counters::default();
+        counters.add_phases(&phases);
+        counters.add_phases(&phases);
+        let doubled = counters.phases();
+        assert_eq!(doubled.to_array(), phases.to_array().map(|value| 2 * value));
+        assert_eq!(doubled.since(&phases), phases);
+    }
 
     /// A write applied ahead stops at its first statement: on the empty database every statement
     /// on a table fails, reads and writes alike ([`detached_database`]).
