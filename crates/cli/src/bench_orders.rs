@@ -123,8 +123,37 @@ async fn write(store: &Store, tenant: &TenantId, mutation: Mutation) -> anyhow::
         .map_err(|error| anyhow::anyhow!("{error}"))
 }
 
+/// The network generated, and how long its stock's ASNs held the writer.
+struct Generated {
+    pickups: Vec<Gln>,
+    pallets: usize,
+    /// Each ASN's announcement and receipt, one after the other, alone on the writer (µs).
+    announce_micros: Vec<u32>,
+    receive_micros: Vec<u32>,
+}
+
+impl Generated {
+    fn print(&self, backend: &str) {
+        let (mut announce, mut receive) = (self.announce_micros.clone(), self.receive_micros.clone());
+        announce.sort_unstable();
+        receive.sort_unstable();
+        println!(
+            "{:<10} {:<28} {} ASNs of up to {} pallets, each alone: announced in {:.1} ms (p50; max {:.1}), \
+             received in {:.1} ms (p50; max {:.1})",
+            backend,
+            "stock announced, received",
+            announce.len(),
+            self.pallets,
+            percentile(&announce, 0.5),
+            announce.last().map_or(0.0, |micros| f64::from(*micros) / 1000.0),
+            percentile(&receive, 0.5),
+            receive.last().map_or(0.0, |micros| f64::from(*micros) / 1000.0),
+        );
+    }
+}
+
 /// Fills a fresh database with the network, the products and the stock.
-async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<Gln>> {
+async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Generated> {
     let network = TenantId::network();
     let tenant = TenantId::parse(TENANT)?;
     write(store, &network, Mutation::PutTenant { name: "network".into(), mode: PutMode::Upsert }).await?;
@@ -181,6 +210,8 @@ async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<
         }
     }
     let mut asn = 0u64;
+    let (mut announce_micros, mut receive_micros) = (Vec::new(), Vec::new());
+    let elapsed_micros = |started: Instant| started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
     for (warehouse, pallets) in per_warehouse.into_iter().enumerate() {
         for chunk in pallets.chunks(store::fulfilment::ASN_PALLETS_MAX) {
             asn += 1;
@@ -191,7 +222,9 @@ async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<
                 expected_unix_ms: None,
                 pallets: chunk.to_vec(),
             };
+            let started = Instant::now();
             write(store, &tenant, Mutation::Fulfilment(create)).await.context("ASN")?;
+            announce_micros.push(elapsed_micros(started));
             let receive = FulfilmentMutation::ReceiveAsn {
                 asn_id,
                 receipt_id: format!("rcp-{asn}"),
@@ -200,10 +233,12 @@ async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Vec<
                 status: LotStatus::Available,
                 recalled: None,
             };
+            let started = Instant::now();
             write(store, &tenant, Mutation::Fulfilment(receive)).await.context("receipt")?;
+            receive_micros.push(elapsed_micros(started));
         }
     }
-    Ok(pickups)
+    Ok(Generated { pickups, pallets: store::fulfilment::ASN_PALLETS_MAX, announce_micros, receive_micros })
 }
 
 /// The digest of the request a client would send for `order` (its JSON body), as the API stores
@@ -530,13 +565,15 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
         let mut config = StoreConfig::new(file.url());
         config.read_connections_max = 8;
         let store = Arc::new(Store::open(config).await?);
-        let pickups = generate(&store, &options).await?;
+        let generated = generate(&store, &options).await?;
+        let pickups = generated.pickups.clone();
         let before = store.writer_stats();
         let written_before = bytes_written();
         let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
         let written = bytes_written().zip(written_before).map(|(after, before)| after.saturating_sub(before));
         print("sqlite", "keten (group commit)", &measured);
         print_phases("sqlite", &before, &store.writer_stats());
+        generated.print("sqlite");
         if let Some(written) = written {
             println!(
                 "{:<10} {:<28} {:.1} KiB an order ({:.0} MiB during the run: the WAL and its checkpoints)",
@@ -586,7 +623,8 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
             let mut config = StoreConfig::new(url.clone());
             config.read_connections_max = 8;
             let store = Arc::new(Store::open(config).await?);
-            let pickups = generate(&store, &options).await?;
+            let generated = generate(&store, &options).await?;
+            let pickups = generated.pickups.clone();
             let measured = if keten {
                 let before = store.writer_stats();
                 let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
@@ -596,6 +634,7 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
                 server.drop_database(&url)?;
                 print("postgres", "keten (group commit)", &measured);
                 print_phases("postgres", &before, &after);
+                generated.print("postgres");
                 measured
             } else {
                 store.close().await;

@@ -22,7 +22,7 @@
 //! a while, and every read of a balance adds them ([`BalancesBehind`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -618,36 +618,70 @@ impl StockBatch {
         tenant: &str,
         gtin: &str,
     ) -> Result<(), sqlx::Error> {
-        let key = (tenant.to_owned(), gtin.to_owned());
-        if cache.balances_behind.gtins.contains(&key) && cache.gtins.contains_key(&key) {
-            // The table lacks reserves of it that the cache holds (and on SQLite no other writer
-            // receives stock): the cache is the newest there is.
-            self.pinned.insert(key);
+        self.refresh_all(cache, conn, tenant, &[gtin]).await
+    }
+
+    /// [`StockBatch::refresh`] for several GTINs, read in a few statements (`load_gtins`).
+    async fn refresh_all(
+        &mut self,
+        cache: &mut WriterCache,
+        conn: &mut Conn,
+        tenant: &str,
+        gtins: &[&str],
+    ) -> Result<(), sqlx::Error> {
+        let mut stale = Vec::with_capacity(gtins.len());
+        for gtin in gtins {
+            let key = (tenant.to_owned(), (*gtin).to_owned());
+            if cache.balances_behind.gtins.contains(&key) && cache.gtins.contains_key(&key) {
+                // The table lacks reserves of it that the cache holds (and on SQLite no other
+                // writer receives stock): the cache is the newest there is.
+                self.pinned.insert(key);
+            } else {
+                stale.push(*gtin);
+            }
+        }
+        stale.sort_unstable();
+        stale.dedup();
+        if stale.is_empty() {
             return Ok(());
         }
-        let changed = self.dirty.keys().any(|(dirty_tenant, key)| dirty_tenant == tenant && key.gtin == gtin);
-        let fresh = load_gtin(conn, tenant, gtin, cache.balances_behind.may_lag(tenant, gtin)).await?;
-        match cache.gtins.get_mut(&key) {
-            // This batch changed some of its balances: keep those as the batch left them (the
-            // flush's guard checks them against the rows); every other balance takes its row as
-            // read now, and the lots other nodes received meanwhile are added.
-            Some(entry) if changed => {
-                for balance in fresh.balances {
-                    let ours = self.dirty.contains_key(&(tenant.to_owned(), balance.key.clone()));
-                    match entry.balance_index(&balance.key) {
-                        Ok(_) if ours => {}
-                        Ok(index) => entry.balances[index] = balance,
-                        Err(_) => {
-                            entry.insert_balance(balance);
+        if cache.gtins.len() + stale.len() > CACHE_GTINS_MAX {
+            let (pinned, behind) = (&self.pinned, &cache.balances_behind.gtins);
+            cache.gtins.retain(|key, _| pinned.contains(key) || behind.contains(key));
+        }
+        let lagging = stale.iter().any(|gtin| cache.balances_behind.may_lag(tenant, gtin));
+        let loaded = load_gtins(conn, tenant, &stale, lagging).await?;
+        let changed_gtins: HashSet<&str> = self
+            .dirty
+            .keys()
+            .filter(|(dirty_tenant, _)| dirty_tenant == tenant)
+            .map(|(_, dirty)| dirty.gtin.as_str())
+            .collect();
+        for (gtin, fresh) in loaded {
+            let changed = changed_gtins.contains(gtin.as_str());
+            let key = (tenant.to_owned(), gtin);
+            match cache.gtins.get_mut(&key) {
+                // This batch changed some of its balances: keep those as the batch left them (the
+                // flush's guard checks them against the rows); every other balance takes its row
+                // as read now, and the lots other nodes received meanwhile are added.
+                Some(entry) if changed => {
+                    for balance in fresh.balances {
+                        let ours = self.dirty.contains_key(&(tenant.to_owned(), balance.key.clone()));
+                        match entry.balance_index(&balance.key) {
+                            Ok(_) if ours => {}
+                            Ok(index) => entry.balances[index] = balance,
+                            Err(_) => {
+                                entry.insert_balance(balance);
+                            }
                         }
                     }
                 }
+                _ => {
+                    cache.gtins.insert(key.clone(), fresh);
+                }
             }
-            _ => {
-                cache.gtins.insert(key.clone(), fresh);
-            }
+            self.pinned.insert(key);
         }
-        self.pinned.insert(key);
         Ok(())
     }
 
@@ -2232,12 +2266,25 @@ async fn apply_checked(
             if !site.kind.holds_stock() {
                 refuse!(not_a_stock_site("/location", &site));
             }
+            // Each pallet's product, read together.
+            let mut gtins: Vec<&str> = pallets.iter().map(|pallet| pallet.gtin.as_str()).collect();
+            gtins.sort_unstable();
+            gtins.dedup();
+            let shelf_lives: Vec<(String, Option<i64>, Option<i64>)> =
+                crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
+                    format!(
+                        "SELECT gtin, shelf_life_days, min_remaining_shelf_life_days FROM products \
+                         WHERE tenant_id = {tenant} AND gtin {condition}"
+                    )
+                })
+                .await?;
+            let shelf_lives: HashMap<String, (Option<i64>, Option<i64>)> = shelf_lives
+                .into_iter()
+                .map(|(gtin, shelf_life, min_remaining)| (gtin, (shelf_life, min_remaining)))
+                .collect();
             let mut missing_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
-                let product: Option<(Option<i64>, Option<i64>)> = on_conn!(conn, connection => sqlx::query_as(
-                    "SELECT shelf_life_days, min_remaining_shelf_life_days FROM products WHERE tenant_id = $1 AND gtin = $2")
-                    .bind(tenant).bind(pallet.gtin.as_str()).fetch_optional(&mut *connection).await)?;
-                let Some((shelf_life, min_remaining)) = product else {
+                let Some(&(shelf_life, min_remaining)) = shelf_lives.get(pallet.gtin.as_str()) else {
                     refuse!(unknown_product(format!("/pallets/{index}/gtin"), pallet.gtin.as_str()));
                 };
                 // A product with a shelf life is allocated by its lots' expiry (FEFO, the
@@ -2263,15 +2310,14 @@ async fn apply_checked(
             ssccs.sort_unstable();
             ssccs.dedup();
             lock_ssccs(conn, tenant, &ssccs).await?;
+            let stored: Vec<(String,)> = crate::writer::fetch_for_keys(conn, tenant, &ssccs, |tenant, condition| {
+                format!("SELECT sscc FROM asn_pallets WHERE tenant_id = {tenant} AND sscc {condition}")
+            })
+            .await?;
+            let stored: HashSet<String> = stored.into_iter().map(|(sscc,)| sscc).collect();
             let mut announced = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
-                if crate::writer::exists(
-                    conn,
-                    "SELECT 1 FROM asn_pallets WHERE tenant_id = $1 AND sscc = $2",
-                    &[Arg::Text(tenant), Arg::Text(pallet.sscc.as_str())],
-                )
-                .await?
-                {
+                if stored.contains(pallet.sscc.as_str()) {
                     announced.push((
                         format!("/pallets/{index}/sscc"),
                         format!("pallet {} is announced already", pallet.sscc),
@@ -2293,6 +2339,20 @@ async fn apply_checked(
             let lots: Vec<(&str, &str)> =
                 pallets.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect();
             lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
+            // The expiries of the pallets of these GTINs announced and not received yet, read
+            // together (`asn_pallets_awaited_by_lot`), by lot.
+            let awaited: Vec<(String, String, Option<String>)> =
+                crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
+                    format!(
+                        "SELECT DISTINCT gtin, lot, expiry_date FROM asn_pallets WHERE tenant_id = {tenant} \
+                         AND gtin {condition} AND received_unix_ms IS NULL"
+                    )
+                })
+                .await?;
+            let mut awaited_expiries: HashMap<(String, String), Vec<Option<String>>> = HashMap::new();
+            for (gtin, lot, expiry) in awaited {
+                awaited_expiries.entry((gtin, lot)).or_default().push(expiry);
+            }
             let mut other_expiry = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 let entry = batch.entry(cache, conn, tenant, pallet.gtin.as_str()).await?;
@@ -2301,15 +2361,14 @@ async fn apply_checked(
                     .iter()
                     .find(|cached| cached.key.lot == pallet.lot && cached.expiry.as_deref() != pallet.expiry.as_deref())
                     .map(|cached| ("stored", cached.expiry.clone()));
-                let earlier = match stored {
-                    Some(found) => Some(found),
-                    None => on_conn!(conn, connection => sqlx::query_scalar::<_, Option<String>>(
-                        "SELECT expiry_date FROM asn_pallets WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
-                         AND received_unix_ms IS NULL AND COALESCE(expiry_date, '') <> COALESCE($4, '') LIMIT 1")
-                        .bind(tenant).bind(pallet.gtin.as_str()).bind(&pallet.lot).bind(pallet.expiry.as_deref())
-                        .fetch_optional(&mut *connection).await)?
-                    .map(|expiry| ("announced", expiry)),
-                };
+                let earlier = stored.or_else(|| {
+                    awaited_expiries
+                        .get(&(pallet.gtin.as_str().to_owned(), pallet.lot.clone()))
+                        .and_then(|expiries| {
+                            expiries.iter().find(|expiry| expiry.as_deref() != pallet.expiry.as_deref())
+                        })
+                        .map(|expiry| ("announced", expiry.clone()))
+                });
                 if let Some((how, expiry)) = earlier {
                     other_expiry.push((
                         format!("/pallets/{index}/expiry"),
@@ -2344,22 +2403,27 @@ async fn apply_checked(
                 ],
             )
             .await?;
-            for pallet in pallets {
-                execute(
-                    conn,
-                    "INSERT INTO asn_pallets (tenant_id, asn_id, sscc, gtin, lot, expiry_date, quantity) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[
-                        Arg::Text(tenant),
-                        Arg::Text(asn_id),
-                        Arg::Text(pallet.sscc.as_str()),
-                        Arg::Text(pallet.gtin.as_str()),
-                        Arg::Text(&pallet.lot),
-                        Arg::OptionalText(pallet.expiry.as_deref()),
-                        Arg::Integer(pallet.quantity),
-                    ],
-                )
-                .await?;
-            }
+            let rows: Vec<Vec<Value>> = pallets
+                .iter()
+                .map(|pallet| {
+                    vec![
+                        Value::Text(tenant.to_owned()),
+                        Value::Text(asn_id.clone()),
+                        Value::Text(pallet.sscc.as_str().to_owned()),
+                        Value::Text(pallet.gtin.as_str().to_owned()),
+                        Value::Text(pallet.lot.clone()),
+                        Value::OptionalText(pallet.expiry.clone()),
+                        Value::Integer(pallet.quantity),
+                    ]
+                })
+                .collect();
+            crate::writer::insert_rows(
+                conn,
+                "asn_pallets",
+                &["tenant_id", "asn_id", "sscc", "gtin", "lot", "expiry_date", "quantity"],
+                &rows,
+            )
+            .await?;
             done(true)
         }
         FulfilmentMutation::ReceiveAsn { asn_id, receipt_id, zone, ssccs, status, recalled } => {
@@ -2796,10 +2860,11 @@ async fn receive_asn(
     .await?;
     // Whether each lot is recalled, read once, under the lots' locks. The write's events say
     // which come in recalled: they must be these.
-    let mut recalled_lots: HashMap<(&str, &str), bool> = HashMap::new();
-    for (gtin, lot) in &lots {
-        recalled_lots.insert((gtin, lot), recall_of(conn, tenant, gtin, lot).await?.is_some());
-    }
+    let recalls = recalls_of(conn, tenant, &lots).await?;
+    let recalled_lots: HashMap<(&str, &str), bool> = lots
+        .iter()
+        .map(|&(gtin, lot)| ((gtin, lot), recalls.contains_key(&(gtin.to_owned(), lot.to_owned()))))
+        .collect();
     if let Some(assumed) = assumed_recalled
         && !lots
             .iter()
@@ -2864,24 +2929,26 @@ async fn receive_asn(
                 .await?
         );
     }
-    for pallet in &chosen {
-        let marked = execute(
-            conn,
-            "UPDATE asn_pallets SET received_zone = $1, received_unix_ms = $2 WHERE tenant_id = $3 AND asn_id = $4 \
-             AND sscc = $5 AND received_unix_ms IS NULL",
-            &[
-                Arg::Text(zone.as_str()),
-                Arg::Integer(now_unix_ms),
-                Arg::Text(tenant),
-                Arg::Text(asn_id),
-                Arg::Text(&pallet.sscc),
-            ],
-        )
-        .await?;
-        if marked != 1 {
-            // Received by another API node meanwhile: the batch is applied again, one by one.
-            return Err(crate::writer::raced(format!("pallet {} was received meanwhile", pallet.sscc)));
-        }
+    let ssccs: Vec<&str> = chosen.iter().map(|pallet| pallet.sscc.as_str()).collect();
+    let marked = crate::writer::execute_for_keys(
+        conn,
+        &[Arg::Text(zone.as_str()), Arg::Integer(now_unix_ms), Arg::Text(tenant), Arg::Text(asn_id)],
+        &ssccs,
+        |condition| {
+            format!(
+                "UPDATE asn_pallets SET received_zone = $1, received_unix_ms = $2 WHERE tenant_id = $3 AND asn_id = $4 \
+                 AND sscc {condition} AND received_unix_ms IS NULL"
+            )
+        },
+    )
+    .await?;
+    if marked != ssccs.len() as u64 {
+        // Some received by another API node meanwhile: the batch is applied again, one by one.
+        return Err(crate::writer::raced(format!(
+            "{} of the {} pallets were received meanwhile",
+            ssccs.len() as u64 - marked.min(ssccs.len() as u64),
+            ssccs.len()
+        )));
     }
     Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Received(received))) }))
 }
@@ -3019,30 +3086,36 @@ async fn lock_lots_read_afresh<'a>(
 ) -> Result<Vec<(&'a str, &'a str)>, sqlx::Error> {
     lots.sort_unstable();
     lots.dedup();
+    let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
+    gtins.dedup();
     if lock_lots(conn, tenant, &lots).await? {
-        let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
-        gtins.dedup();
-        for gtin in gtins {
-            batch.refresh(cache, conn, tenant, gtin).await?;
-        }
+        batch.refresh_all(cache, conn, tenant, &gtins).await?;
+    } else {
+        // No lock, nothing to read again (SQLite: one writer); the entries the write will use,
+        // loaded together.
+        let wanted: Vec<(String, String)> = gtins.iter().map(|gtin| (tenant.to_owned(), (*gtin).to_owned())).collect();
+        batch.prefetch(cache, conn, &wanted).await?;
     }
     Ok(lots)
 }
 
 /// On PostgreSQL, takes the transaction's lock of each name (in the order given: sorted, so that
-/// two writers take them in one order): writes of two API nodes that take one go one after the
-/// other. Answers whether it locked anything.
+/// two writers take them in one order), in one statement: writes of two API nodes that take one
+/// go one after the other. Answers whether it locked anything.
 async fn lock_names(conn: &mut Conn, names: Vec<String>) -> Result<bool, sqlx::Error> {
     let Conn::Postgres(connection) = conn else { return Ok(false) };
-    let mut locked = false;
-    for name in names {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(name)
-            .execute(&mut **connection)
-            .await?;
-        locked = true;
+    if names.is_empty() {
+        return Ok(false);
     }
-    Ok(locked)
+    // A volatile function in the select list is evaluated after the sort: in the order given.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM UNNEST($1::text[]) WITH ORDINALITY AS given(name, position) \
+         ORDER BY position",
+    )
+    .bind(names)
+    .execute(&mut **connection)
+    .await?;
+    Ok(true)
 }
 
 /// On PostgreSQL, takes the transaction's lock of each SSCC (sorted, distinct) an ASN announces:
@@ -3273,12 +3346,35 @@ pub(crate) async fn recalled_in_parcel(
     lots.sort_unstable();
     lots.dedup();
     lock_lots(conn, tenant, &lots).await?;
-    for (gtin, lot) in lots {
-        if let Some(recall_id) = recall_of(conn, tenant, gtin, lot).await? {
-            return Ok(Some((gtin.to_owned(), lot.to_owned(), recall_id)));
-        }
-    }
-    Ok(None)
+    let mut recalls = recalls_of(conn, tenant, &lots).await?;
+    // The first recalled lot in (GTIN, lot) order.
+    Ok(lots.into_iter().find_map(|(gtin, lot)| {
+        let key = (gtin.to_owned(), lot.to_owned());
+        recalls.remove(&key).map(|recall_id| (key.0, key.1, recall_id))
+    }))
+}
+
+/// The recalls of some lots (GTIN, lot), by lot, read in the writer's transaction in a few
+/// statements (`writer::fetch_for_keys` over their GTINs); a lot not recalled is absent.
+async fn recalls_of(
+    conn: &mut Conn,
+    tenant: &str,
+    lots: &[(&str, &str)],
+) -> Result<HashMap<(String, String), String>, sqlx::Error> {
+    let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
+    gtins.sort_unstable();
+    gtins.dedup();
+    let rows: Vec<(String, String, String)> =
+        crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
+            format!("SELECT gtin, lot, recall_id FROM recalled_lots WHERE tenant_id = {tenant} AND gtin {condition}")
+        })
+        .await?;
+    let wanted: HashSet<(&str, &str)> = lots.iter().copied().collect();
+    Ok(rows
+        .into_iter()
+        .filter(|(gtin, lot, _)| wanted.contains(&(gtin.as_str(), lot.as_str())))
+        .map(|(gtin, lot, recall_id)| ((gtin, lot), recall_id))
+        .collect())
 }
 
 /// The recall of a lot, if it is recalled (read in the writer's transaction).
@@ -4089,9 +4185,10 @@ async fn recall(
     lock_lots(conn, tenant, &locked).await?;
     // A lot is recalled once: a recall sent again (without its Idempotency-Key) is refused and
     // names the recall that stands, instead of a second one claiming to have released orders.
+    let recalls = recalls_of(conn, tenant, &locked).await?;
     let mut recalled_already = Vec::new();
     for (index, lot) in lots.iter().enumerate() {
-        if let Some(earlier) = recall_of(conn, tenant, gtin.as_str(), lot).await? {
+        if let Some(earlier) = recalls.get(&(gtin.to_string(), lot.to_string())) {
             recalled_already.push((format!("/lots/{index}"), format!("lot {lot:?} is recalled already ({earlier})")));
         }
     }

@@ -1559,6 +1559,45 @@ where
     Ok(rows)
 }
 
+/// Runs a statement over some keys (SSCCs of one ASN …) in few statement shapes, and answers the
+/// rows it changed: `sql_of` gets the condition on the key column, whose placeholders follow
+/// `args`' (`$1` … `$N`): on PostgreSQL `= ANY($N+1)`, the keys bound as one array; on SQLite
+/// `IN ($N+1, …)`, runs of up to 128 keys padded with NULLs to a power of two (`padded_runs`).
+pub(crate) async fn execute_for_keys(
+    conn: &mut Conn,
+    args: &[Arg<'_>],
+    keys: &[&str],
+    sql_of: impl Fn(&str) -> String,
+) -> Result<u64, sqlx::Error> {
+    let first = args.len() + 1;
+    let mut changed = 0;
+    match conn {
+        Conn::Postgres(connection) => {
+            if !keys.is_empty() {
+                let sql = sql_of(&format!("= ANY(${first})"));
+                let query = bind_args!(sqlx::query(&sql), args).bind(keys);
+                changed = query.execute(&mut **connection).await?.rows_affected();
+            }
+        }
+        Conn::Sqlite(connection) => {
+            for run in padded_runs(keys.len(), 1) {
+                let placeholders: Vec<String> = (first..first + run.shape).map(|number| format!("${number}")).collect();
+                let sql = sql_of(&format!("IN ({})", placeholders.join(", ")));
+                let mut query = bind_args!(sqlx::query(&sql), args);
+                for key in &keys[run.rows.clone()] {
+                    query = query.bind(*key);
+                }
+                // NULL matches no key.
+                for _ in 0..run.padding() {
+                    query = query.bind(None::<&str>);
+                }
+                changed += query.execute(&mut **connection).await?.rows_affected();
+            }
+        }
+    }
+    Ok(changed)
+}
+
 /// The most rows of one `INSERT … SELECT FROM UNNEST(…)` on PostgreSQL.
 pub(crate) const UNNEST_ROWS_MAX: usize = 4096;
 

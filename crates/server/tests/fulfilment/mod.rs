@@ -3653,3 +3653,121 @@ pub async fn fulfilment_every_due_webhook_gets_its_turn(app: &TestApp) {
     assert_eq!(heard.len(), 1, "the active webhook never got its turn");
     assert_eq!(heard[0]["transitions"][0]["order_id"], placed.body["order_id"]);
 }
+
+/// An ASN of the most pallets an ASN takes (1,000: past the 128 keys of one SQLite statement), of
+/// three products and 250 lots. SSCCs announced before and a lot awaited with another expiry are
+/// named at their own pallets; the ASN then stored is received in two parts, each lot's units
+/// counted once, a recalled lot's pallets as recalled; a third receipt finds nothing left.
+pub async fn fulfilment_a_full_asn_is_checked_and_received_in_parts(app: &TestApp) {
+    const PALLETS: usize = 1_000;
+    const LOTS: usize = 250;
+    network(app).await;
+    let (key, first) = merchant(app, "bulk", "871234510101").await;
+    let mut products = vec![first];
+    for body in ["871234510102", "871234510103"] {
+        let product = gtin(body);
+        let created = app
+            .post(
+                "/v1/products",
+                &key,
+                json!({"gtin": product, "name": "Trout", "temperature_class": "chilled", "shelf_life_days": 30}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        products.push(product);
+    }
+    // Pallet i holds lot B(i % 250) of product (i % 250) % 3, expiring 20–29 days out by its lot.
+    let lot_of = |index: usize| index % LOTS;
+    let pallet = |serial: usize, index: usize| {
+        let lot = lot_of(index);
+        json!({"sscc": with_check_digit(&format!("3871234560{serial:07}")), "gtin": products[lot % 3],
+               "lot": format!("B{lot}"), "expiry": in_days(20 + (lot % 10) as i64), "quantity": 1 + index % 5})
+    };
+    let big = |first_serial: usize, awaited_expiry: Option<&str>| {
+        let pallets: Vec<Value> = (0..PALLETS)
+            .map(|index| {
+                let mut pallet = pallet(first_serial + index, index);
+                if lot_of(index) == 123
+                    && let Some(expiry) = awaited_expiry
+                {
+                    pallet["expiry"] = json!(expiry);
+                }
+                pallet
+            })
+            .collect();
+        json!({"location": dc(), "pallets": pallets})
+    };
+    // Before it: an ASN announcing two of its SSCCs (pallets 700 and 999, as the big ASN has
+    // them), one announcing lot B123 with another expiry, and lot B7 received and recalled.
+    let taken = json!({"location": dc(), "pallets": [pallet(700, 700), pallet(999, 999)]});
+    assert_eq!(app.post("/v1/asns", &key, taken).await.status, StatusCode::CREATED);
+    let mut other_expiry = pallet(5_000, 123);
+    other_expiry["expiry"] = json!(in_days(50));
+    let awaited = json!({"location": dc(), "pallets": [other_expiry]});
+    assert_eq!(app.post("/v1/asns", &key, awaited).await.status, StatusCode::CREATED);
+    receive(app, &key, &products[7 % 3], &[("B7", 20 + 7, 4)], 5_001).await;
+    let recall = json!({"gtin": products[7 % 3], "lots": ["B7"], "reason": "bulk test"});
+    assert_eq!(app.post("/v1/recalls", &key, recall).await.status, StatusCode::CREATED);
+
+    let announced = app.post("/v1/asns", &key, big(0, None)).await;
+    assert!(announced.is_problem(409, "/problems/conflict"), "{:?}", announced.body);
+    assert_eq!(announced.pointers(), ["/pallets/700/sscc", "/pallets/999/sscc"], "{:?}", announced.body);
+    let other_date = app.post("/v1/asns", &key, big(10_000, None)).await;
+    assert!(other_date.is_problem(409, "/problems/lot-conflict"), "{:?}", other_date.body);
+    let expected: Vec<String> =
+        (0..PALLETS).filter(|index| lot_of(*index) == 123).map(|index| format!("/pallets/{index}/expiry")).collect();
+    assert_eq!(other_date.pointers(), expected, "{:?}", other_date.body);
+    let expiry = in_days(50);
+    let asn = app.post("/v1/asns", &key, big(10_000, Some(&expiry))).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let receipts = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+
+    // The first 300 pallets by SSCC, then the rest.
+    let first_part: Vec<String> =
+        (0..300).map(|index| with_check_digit(&format!("3871234560{:07}", 10_000 + index))).collect();
+    let mut units: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+    for (part, body) in [(0, json!({"zone": "chill", "ssccs": first_part})), (1, json!({"zone": "chill"}))] {
+        let received = app.post(&receipts, &key, body).await;
+        assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+        let indexes: Vec<usize> = if part == 0 { (0..300).collect() } else { (300..PALLETS).collect() };
+        let mut expected: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+        for index in indexes {
+            let lot = lot_of(index);
+            // As answered: GTINs of 14 digits.
+            let gtin = format!("{:0>14}", products[lot % 3]);
+            *expected.entry((gtin, format!("B{lot}"))).or_default() += 1 + (index % 5) as i64;
+        }
+        let lots = received.body["lots"].as_array().unwrap();
+        let said: std::collections::BTreeMap<(String, String), i64> = lots
+            .iter()
+            .map(|lot| {
+                let recalled = lot["lot"] == "B7";
+                assert_eq!(lot["status"], if recalled { "recalled" } else { "available" }, "{lot:?}");
+                (
+                    (lot["gtin"].as_str().unwrap().to_owned(), lot["lot"].as_str().unwrap().to_owned()),
+                    lot["units"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(said, expected, "part {part}: each lot's units once");
+        for (lot, received) in expected {
+            *units.entry(lot).or_default() += received;
+        }
+    }
+    let again = app.post(&receipts, &key, json!({"zone": "chill"})).await;
+    assert!(again.is_problem(409, "/problems/already-received"), "{:?}", again.body);
+    let read = app.get(&format!("/v1/asns/{}", asn.body["asn_id"].as_str().unwrap()), &key).await;
+    assert_eq!(read.body["received_pallets"], PALLETS, "{:?}", read.body);
+    // The stock: every lot's units, B7's four before it too, and nothing of the pallets only announced.
+    *units.entry((format!("{:0>14}", products[7 % 3]), "B7".to_owned())).or_default() += 4;
+    let mut stock: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+    for product in &products {
+        let page = app.get(&format!("/v1/stock?gtin={product}&limit=500"), &key).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        for item in page.body["items"].as_array().unwrap() {
+            let lot = (item["gtin"].as_str().unwrap().to_owned(), item["lot"].as_str().unwrap().to_owned());
+            *stock.entry(lot).or_default() += item["on_hand"].as_i64().unwrap();
+        }
+    }
+    assert_eq!(stock, units);
+}
