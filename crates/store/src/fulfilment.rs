@@ -2340,11 +2340,13 @@ async fn apply_checked(
                 pallets.iter().map(|pallet| (pallet.gtin.as_str(), pallet.lot.as_str())).collect();
             lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
             // The expiries of the pallets of these GTINs announced and not received yet, read
-            // together (`asn_pallets_awaited_by_lot`), by lot.
+            // together, by lot. On SQLite the index is named: without statistics of the primary
+            // key, the planner takes its tenant prefix and reads every pallet of the tenant.
+            let indexed = if matches!(conn, Conn::Sqlite(_)) { " INDEXED BY asn_pallets_awaited_by_lot" } else { "" };
             let awaited: Vec<(String, String, Option<String>)> =
                 crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
                     format!(
-                        "SELECT DISTINCT gtin, lot, expiry_date FROM asn_pallets WHERE tenant_id = {tenant} \
+                        "SELECT DISTINCT gtin, lot, expiry_date FROM asn_pallets{indexed} WHERE tenant_id = {tenant} \
                          AND gtin {condition} AND received_unix_ms IS NULL"
                     )
                 })
