@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests, latencies, write batch sizes and database time per batch.
+//! Prometheus metrics: requests, latencies, write batch sizes and database time per batch, and the
+//! writer's counters (`store::WriterStats`: batches, writes, time per phase, writes applied ahead).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,9 +7,11 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -36,9 +39,77 @@ pub struct Metrics {
     batch_seconds: Histogram,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// The writer's counters, read from the store at each scrape.
+#[derive(Debug)]
+struct WriterCounters(store::Store);
+
+impl Collector for WriterCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.writer_stats();
+        let phases = stats.phases;
+        let counters = [
+            ("writer_batches", "Group-commit batches committed", stats.batches),
+            ("writer_writes", "Writes committed in group-commit batches", stats.writes),
+            (
+                "writer_batches_leaving_balances_behind",
+                "Batches of orders that left their reserves out of the balances' rows (SQLite, while busy)",
+                stats.batches_leaving_balances_behind,
+            ),
+            (
+                "writer_writes_applied_ahead",
+                "Writes applied on the other core while the batch before was written (SQLite)",
+                phases.applied_ahead,
+            ),
+            (
+                "writer_batches_applied_ahead_dropped",
+                "Batches applied ahead and then applied again in their transaction (a failed batch before, \
+                 or another process wrote the file)",
+                stats.batches_applied_ahead_dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        let largest = ConstGauge::new(stats.batch_writes_largest as i64);
+        largest.encode(encoder.encode_descriptor(
+            "writer_batch_writes_largest",
+            "The most writes one batch has committed",
+            None,
+            largest.metric_type(),
+        )?)?;
+        let seconds = [
+            ("keys", phases.keys_micros),
+            ("stock_read", phases.stock_read_micros),
+            ("apply", phases.apply_micros),
+            ("flush", phases.flush_micros),
+            ("commit", phases.commit_micros),
+            ("ahead", phases.ahead_micros),
+        ];
+        let mut family = encoder.encode_descriptor(
+            "writer_phase_seconds",
+            "Time committed batches spent in each phase (ahead: applying writes while the batch before was written)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (phase, micros) in seconds {
+            let labels = PhaseLabels { phase };
+            ConstCounter::new(micros as f64 / 1e6).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
+    /// The registry, with `store`'s writer counters read at each scrape.
+    pub fn new(store: store::Store) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("keten");
+        registry.register_collector(Box::new(WriterCounters(store)));
         let requests = Family::<RequestLabels, Counter>::default();
         let request_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 16))

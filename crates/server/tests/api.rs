@@ -812,6 +812,18 @@ async fn service_endpoints_answer(app: &TestApp) {
     );
     assert!(metrics.contains("keten_writer_batch_writes_count"), "{metrics}");
     assert!(metrics.contains("keten_writer_batch_duration_seconds_sum"), "{metrics}");
+    // The writer's own counters: the product's write among them.
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+    };
+    assert!(counter("keten_writer_writes_total") >= 1.0 && counter("keten_writer_batches_total") >= 1.0);
+    assert!(counter("keten_writer_batch_writes_largest") >= 1.0);
+    assert!(counter("keten_writer_phase_seconds_total{phase=\"commit\"}") > 0.0, "{metrics}");
+    assert_eq!(counter("keten_writer_batches_applied_ahead_dropped_total"), 0.0);
     assert!(app.send("GET", "/v1/nothing-here", Some(&key), None, &[]).await.is_problem(404, "/problems/not-found"));
     assert!(
         app.send("PATCH", "/v1/products", Some(&key), None, &[]).await.is_problem(405, "/problems/method-not-allowed")
