@@ -2876,7 +2876,10 @@ async fn receive_asn(
     {
         refuse!(refused("conflict", RECALLED_MEANWHILE));
     }
+    // Each lot once, in the order of its first pallet.
     let mut received: Vec<ReceivedLot> = Vec::new();
+    let mut received_index: HashMap<(&str, &str), usize> = HashMap::new();
+    let today = crate::utc_day(now_unix_ms);
     for (line, pallet) in chosen.iter().enumerate() {
         let entry = batch.entry(cache, conn, tenant, &pallet.gtin).await?;
         let Some(product) = entry.product.clone() else {
@@ -2903,16 +2906,19 @@ async fn receive_asn(
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
         let status = if recalled { LotStatus::Recalled } else { kept };
-        match received.iter_mut().find(|lot| lot.gtin == pallet.gtin && lot.lot == pallet.lot) {
-            Some(lot) => lot.units += pallet.quantity,
-            None => received.push(ReceivedLot {
-                gtin: pallet.gtin.clone(),
-                lot: pallet.lot.clone(),
-                expiry: pallet.expiry_date.clone(),
-                units: pallet.quantity,
-                // As the stock reads it: an available lot past its date reads as expired.
-                status: status_as_of(status, pallet.expiry_date.as_deref(), &crate::utc_day(now_unix_ms)),
-            }),
+        match received_index.entry((pallet.gtin.as_str(), pallet.lot.as_str())) {
+            std::collections::hash_map::Entry::Occupied(at) => received[*at.get()].units += pallet.quantity,
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(received.len());
+                received.push(ReceivedLot {
+                    gtin: pallet.gtin.clone(),
+                    lot: pallet.lot.clone(),
+                    expiry: pallet.expiry_date.clone(),
+                    units: pallet.quantity,
+                    // As the stock reads it: an available lot past its date reads as expired.
+                    status: status_as_of(status, pallet.expiry_date.as_deref(), &today),
+                });
+            }
         }
         attempt!(
             batch
