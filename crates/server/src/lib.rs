@@ -118,7 +118,7 @@ pub fn app(store: Store, config: ServerConfig) -> Router {
 }
 
 fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::sync::Notify>) -> Router {
-    let metrics = Metrics::new(store.clone());
+    let metrics = Metrics::new(store.writer_counters());
     store.observe_writer(metrics.clone());
     let (api_router, api_doc) = api::router().split_for_parts();
     let api_router = api_router.route_layer(axum::middleware::from_fn_with_state(

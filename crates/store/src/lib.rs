@@ -42,7 +42,8 @@ pub use reads::{
 pub use rows::Tenant;
 pub use writer::{
     Applied, IDEMPOTENCY_KEY_LENGTH_MAX, IDEMPOTENCY_KEY_LIFETIME, IdempotencyRecord, Mutation, PutMode,
-    StoredResponse, Write, WriteError, WriteOutcome, WriterConfig, WriterObserver, WriterPhases, WriterStats,
+    StoredResponse, Write, WriteError, WriteOutcome, WriterConfig, WriterCounters, WriterObserver, WriterPhases,
+    WriterStats,
 };
 
 /// A failure of the database itself (not of the request).
@@ -148,7 +149,12 @@ impl Store {
     }
 
     pub fn writer_stats(&self) -> WriterStats {
-        self.inner.writer.stats()
+        self.inner.writer.counters().stats()
+    }
+
+    /// The writer's counters, to read later without holding the store.
+    pub fn writer_counters(&self) -> WriterCounters {
+        self.inner.writer.counters()
     }
 
     /// Checks that the database answers (`/readyz`).

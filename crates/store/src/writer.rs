@@ -392,6 +392,25 @@ impl Counters {
     }
 }
 
+/// The writer's counters, read without holding the store (which an observer of the writer, such
+/// as the metrics, must not: the store holds its observer).
+#[derive(Debug, Clone)]
+pub struct WriterCounters(Arc<Counters>);
+
+impl WriterCounters {
+    pub fn stats(&self) -> WriterStats {
+        let counters = &self.0;
+        WriterStats {
+            batches: counters.batches.load(Ordering::Relaxed),
+            writes: counters.writes.load(Ordering::Relaxed),
+            batch_writes_largest: counters.batch_writes_largest.load(Ordering::Relaxed),
+            batches_leaving_balances_behind: counters.batches_leaving_balances_behind.load(Ordering::Relaxed),
+            batches_applied_ahead_dropped: counters.batches_applied_ahead_dropped.load(Ordering::Relaxed),
+            phases: counters.phases(),
+        }
+    }
+}
+
 enum Message {
     Write(Pending),
     /// Finish every queued write, then stop.
@@ -500,15 +519,8 @@ impl WriterHandle {
         answer.await.unwrap_or(Err(WriteError::Stopped))
     }
 
-    pub(crate) fn stats(&self) -> WriterStats {
-        WriterStats {
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            writes: self.counters.writes.load(Ordering::Relaxed),
-            batch_writes_largest: self.counters.batch_writes_largest.load(Ordering::Relaxed),
-            batches_leaving_balances_behind: self.counters.batches_leaving_balances_behind.load(Ordering::Relaxed),
-            batches_applied_ahead_dropped: self.counters.batches_applied_ahead_dropped.load(Ordering::Relaxed),
-            phases: self.counters.phases(),
-        }
+    pub(crate) fn counters(&self) -> WriterCounters {
+        WriterCounters(self.counters.clone())
     }
 
     pub(crate) fn set_observer(&self, observer: Arc<dyn WriterObserver>) {
