@@ -2830,12 +2830,15 @@ async fn receive_asn(
     let chosen: Vec<&PalletRow> = match ssccs {
         None => pallets.iter().filter(|pallet| pallet.received_unix_ms.is_none()).collect(),
         Some(list) => {
+            let by_sscc: HashMap<&str, &PalletRow> =
+                pallets.iter().map(|pallet| (pallet.sscc.as_str(), pallet)).collect();
+            let mut listed: HashSet<&str> = HashSet::new();
             let mut chosen: Vec<&PalletRow> = Vec::new();
             for sscc in list {
-                if chosen.iter().any(|pallet| pallet.sscc == sscc.as_str()) {
+                if !listed.insert(sscc.as_str()) {
                     refuse!(WriteError::UnknownReference { field: "/ssccs", value: format!("{sscc} (listed twice)") });
                 }
-                match pallets.iter().find(|pallet| pallet.sscc == sscc.as_str()) {
+                match by_sscc.get(sscc.as_str()).copied() {
                     None => refuse!(WriteError::UnknownReference { field: "/ssccs", value: sscc.to_string() }),
                     Some(pallet) if pallet.received_unix_ms.is_some() => {
                         refuse!(refused("already-received", format!("pallet {sscc} was received before")))
