@@ -4277,17 +4277,22 @@ async fn recall(
     let cause = Cause { id: recall_id, name: format!("recall {recall_id}"), other: "lots" };
     void_reservations(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
     let (reallocated, flagged) = allocate_again(conn, tenant, &affected, &cause, now_unix_ms, batch, cache).await?;
-    // What it did to each order it took back, for reading the recall again.
-    for (orders, outcome) in [(&reallocated, "reallocated"), (&flagged, "flagged")] {
-        for order_id in orders {
-            execute(
-                conn,
-                "INSERT INTO recall_orders (tenant_id, recall_id, order_id, outcome) VALUES ($1, $2, $3, $4)",
-                &[Arg::Text(tenant), Arg::Text(recall_id), Arg::Text(order_id), Arg::Text(outcome)],
-            )
-            .await?;
-        }
-    }
+    // What it did to each order it took back, for reading the recall again (in bulk: a recall of
+    // a hot lot takes back thousands).
+    let outcomes: Vec<Vec<Value>> = [(&reallocated, "reallocated"), (&flagged, "flagged")]
+        .into_iter()
+        .flat_map(|(orders, outcome)| {
+            orders.iter().map(move |order_id| {
+                vec![
+                    Value::Text(tenant.to_owned()),
+                    Value::Text(recall_id.to_owned()),
+                    Value::Text(order_id.clone()),
+                    Value::Text(outcome.to_owned()),
+                ]
+            })
+        })
+        .collect();
+    insert_rows(conn, "recall_orders", &["tenant_id", "recall_id", "order_id", "outcome"], &outcomes).await?;
     let taken_back = (reallocated, flagged);
     let mut reach =
         recall_reach(conn, tenant, recall_id, now_unix_ms, gtin.as_str(), lots, taken_back, now_unix_ms).await?;
