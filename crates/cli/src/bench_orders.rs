@@ -126,7 +126,6 @@ async fn write(store: &Store, tenant: &TenantId, mutation: Mutation) -> anyhow::
 /// The network generated, and how long its stock's ASNs held the writer.
 struct Generated {
     pickups: Vec<Gln>,
-    pallets: usize,
     /// Each ASN's announcement and receipt, one after the other, alone on the writer (µs).
     announce_micros: Vec<u32>,
     receive_micros: Vec<u32>,
@@ -143,7 +142,7 @@ impl Generated {
             backend,
             "stock announced, received",
             announce.len(),
-            self.pallets,
+            store::fulfilment::ASN_PALLETS_MAX,
             percentile(&announce, 0.5),
             announce.last().map_or(0.0, |micros| f64::from(*micros) / 1000.0),
             percentile(&receive, 0.5),
@@ -238,7 +237,7 @@ async fn generate(store: &Store, options: &OrdersOptions) -> anyhow::Result<Gene
             receive_micros.push(elapsed_micros(started));
         }
     }
-    Ok(Generated { pickups, pallets: store::fulfilment::ASN_PALLETS_MAX, announce_micros, receive_micros })
+    Ok(Generated { pickups, announce_micros, receive_micros })
 }
 
 /// The digest of the request a client would send for `order` (its JSON body), as the API stores

@@ -2482,7 +2482,7 @@ async fn apply_checked(
             lock_lots(conn, tenant, &[(gtin.as_str(), lot.as_str())]).await?;
             // The write's events say whether the units move recalled: they must say it right.
             if let Some(assumed) = *recalled
-                && recall_of(conn, tenant, gtin.as_str(), lot).await?.is_some() != assumed
+                && recalls_of(conn, tenant, &[(gtin.as_str(), lot.as_str())]).await?.is_empty() == assumed
             {
                 refuse!(refused("conflict", RECALLED_MEANWHILE));
             }
@@ -3386,14 +3386,6 @@ async fn recalls_of(
         .filter(|(gtin, lot, _)| wanted.contains(&(gtin.as_str(), lot.as_str())))
         .map(|(gtin, lot, recall_id)| ((gtin, lot), recall_id))
         .collect())
-}
-
-/// The recall of a lot, if it is recalled (read in the writer's transaction).
-async fn recall_of(conn: &mut Conn, tenant: &str, gtin: &str, lot: &str) -> Result<Option<String>, sqlx::Error> {
-    let recall: Option<(String,)> = on_conn!(conn, connection => sqlx::query_as(
-        "SELECT recall_id FROM recalled_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
-        .bind(tenant).bind(gtin).bind(lot).fetch_optional(&mut *connection).await)?;
-    Ok(recall.map(|(recall_id,)| recall_id))
 }
 
 /// The detail of an order's first history row.
