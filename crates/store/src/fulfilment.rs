@@ -1216,9 +1216,18 @@ async fn update_balances_sqlite(
             p(8)
         ));
     }
+    // SQLite rewrites an index entry whenever the UPDATE names a column the index or its `WHERE`
+    // reads, changed or not: naming `on_hand` rewrote each balance's `stock_balances_held_at`
+    // entry (a tenth of the pages an order batch wrote). A batch that only reserves and releases
+    // (every order batch) names `reserved` alone.
+    let reserves_only = updates.iter().all(|update| update.on_hand_delta == 0 && update.status == update.read_status);
+    let set = if reserves_only {
+        "reserved = reserved + v.v_reserved"
+    } else {
+        "on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, status = v.v_status"
+    };
     let sql = format!(
-        "UPDATE stock_balances SET on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, \
-         status = v.v_status, updated_unix_ms = {} FROM ({}) AS v \
+        "UPDATE stock_balances SET {set}, updated_unix_ms = {} FROM ({}) AS v \
          WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
          AND lot = v.v_lot AND status = v.v_read_status AND on_hand + v.v_on_hand >= 0 \
          AND reserved + v.v_reserved >= 0 AND reserved + v.v_reserved <= on_hand + v.v_on_hand",
