@@ -587,7 +587,10 @@ async fn sqlite_batch_times_keep_their_order_across_a_restart_with_the_clock_beh
     let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
     sqlx::query("UPDATE writer_clock SET last_batch_unix_ms = $1").bind(ahead).execute(&mut raw).await.unwrap();
     let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
-    for (number, expected) in [(1, ahead + 1), (2, ahead + 2)] {
+    // Each a millisecond or more after the batch before; the writer's own batches (its upkeep)
+    // may take some of those milliseconds in between, never the wall clock's time.
+    let mut last = ahead;
+    for number in [1, 2] {
         put(&store, &acme, Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create })
             .await
             .unwrap();
@@ -596,7 +599,8 @@ async fn sqlite_batch_times_keep_their_order_across_a_restart_with_the_clock_beh
             .fetch_one(&mut raw)
             .await
             .unwrap();
-        assert_eq!(written, expected, "product {number}");
+        assert!(written > last && written < ahead + 1_000, "product {number}: {written}, after {last} (ahead {ahead})");
+        last = written;
     }
     store.close().await;
 }
