@@ -594,6 +594,8 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
             percentile(&reads, 0.99)
         );
         let (allocation_micros, stock_read_ms) = allocation_alone(&store, &options, &pickups).await?;
+        // Last: the recalls change the stock that allocation alone reads.
+        let recalled = recalls(&store).await?;
         println!(
             "{:<10} {:<28} {:>9} {:>8} {:>11.0} {:>9} {:>9}   ({allocation_micros:.1} µs an order, one core; \
              the stock of {} SKUs read in {stock_read_ms:.0} ms)",
@@ -606,6 +608,7 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
             "-",
             options.skus
         );
+        print_recalls("sqlite", &recalled);
         summary.push(format!(
             "sqlite {:.0}/s (p99 {:.1} ms), allocation alone {allocation_micros:.1} µs an order",
             measured.placed as f64 / measured.seconds,
@@ -628,12 +631,14 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
                 let before = store.writer_stats();
                 let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
                 let after = store.writer_stats();
+                let recalled = recalls(&store).await?;
                 store.close().await;
                 // The baseline's run does not share the server with this database's autovacuum.
                 server.drop_database(&url)?;
                 print("postgres", "keten (group commit)", &measured);
                 print_phases("postgres", &before, &after);
                 generated.print("postgres");
+                print_recalls("postgres", &recalled);
                 measured
             } else {
                 store.close().await;
@@ -656,4 +661,96 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
     }
     println!("summary: orders placed (allocated, reserved, durable): {}", summary.join("; "));
     Ok(())
+}
+
+/// One recall of [`recalls`].
+struct RecallMeasured {
+    what: &'static str,
+    lots: usize,
+    taken_back: usize,
+    reallocated: usize,
+    flagged: usize,
+    millis: f64,
+}
+
+/// Recalls through the API after the run (`POST /v1/recalls`, the real server on port 0 on the
+/// bench's store): first the busiest lot of the hottest SKU (its open orders are allocated again
+/// from the SKU's other lots), then every lot of the second hottest SKU (nothing is left to
+/// allocate from: its orders are flagged). A recall is one write: the writer holds every order
+/// behind it for about as long as it takes.
+async fn recalls(store: &Store) -> anyhow::Result<Vec<RecallMeasured>> {
+    let tenant = TenantId::parse(TENANT)?;
+    let key = demo::mint(store, &tenant, store::Scope::TenantAdmin, "bench orders").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let config = server::ServerConfig::new("bench.keten/log", base.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server::serve(listener, store.clone(), config, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let mut measured = Vec::new();
+    for (sku, what) in [(0, "recall, one hot lot"), (1, "recall, a hot SKU's lots")] {
+        let gtin = gtin(sku);
+        let page: serde_json::Value = client
+            .get(format!("{base}/v1/stock?gtin={}&limit=500", gtin.as_str()))
+            .bearer_auth(&key)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut balances: Vec<(i64, String)> = page["items"]
+            .as_array()
+            .context("a stock page without items")?
+            .iter()
+            .filter_map(|item| Some((item["reserved"].as_i64()?, item["lot"].as_str()?.to_owned())))
+            .collect();
+        // The busiest lot first; a lot held at several zones once.
+        balances.sort_unstable_by(|a, b| b.cmp(a));
+        let mut lots: Vec<String> = Vec::new();
+        for (_, lot) in balances {
+            if !lots.contains(&lot) {
+                lots.push(lot);
+            }
+        }
+        if sku == 0 {
+            lots.truncate(1);
+        }
+        anyhow::ensure!(!lots.is_empty() && lots.len() <= 100, "SKU {sku} holds {} lots", lots.len());
+        let started = Instant::now();
+        let response = client
+            .post(format!("{base}/v1/recalls"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"gtin": gtin.as_str(), "lots": lots, "reason": "bench: a recall of hot stock"}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        let millis = started.elapsed().as_secs_f64() * 1e3;
+        anyhow::ensure!(status.as_u16() == 201, "the recall answered {status}: {body}");
+        let affected = body["affected_orders"].as_array().context("a recall without affected_orders")?;
+        let outcome = |name: &str| affected.iter().filter(|order| order["outcome"] == name).count();
+        measured.push(RecallMeasured {
+            what,
+            lots: lots.len(),
+            taken_back: outcome("reallocated") + outcome("flagged"),
+            reallocated: outcome("reallocated"),
+            flagged: outcome("flagged"),
+            millis,
+        });
+    }
+    let _ = stop.send(());
+    serving.await??;
+    Ok(measured)
+}
+
+fn print_recalls(backend: &str, measured: &[RecallMeasured]) {
+    for recall in measured {
+        println!(
+            "{:<10} {:<28} {} lot(s): {} open orders taken back ({} allocated again, {} flagged) in {:.0} ms, \
+             one write",
+            backend, recall.what, recall.lots, recall.taken_back, recall.reallocated, recall.flagged, recall.millis
+        );
+    }
 }
