@@ -412,6 +412,13 @@ pub(crate) struct StockBatch {
     undo: Vec<Undo>,
     /// Cache entries this batch has used: never reloaded within the batch (they hold its changes).
     pinned: std::collections::HashSet<(String, String)>,
+    /// GTINs read again from the table this batch because an allocation fell short
+    /// (`allocate_and_reserve`): once a batch is fresh enough, where a recall allocating thousands
+    /// of orders again read the same GTINs once for each order it flagged.
+    read_again_for_allocation: std::collections::HashSet<(String, String)>,
+    /// A tenant's GTINs the next allocation that falls short reads again with its own, in one
+    /// statement: those of the orders a recall allocates again (`allocate_again`).
+    read_again_with_next_shortfall: Option<(String, Vec<String>)>,
     expiries_checked: bool,
     /// `expire_due` took as many holds as it may this batch: more may be due (see `expire_due_of`).
     expiry_backlog: bool,
@@ -622,6 +629,20 @@ impl StockBatch {
     }
 
     /// [`StockBatch::refresh`] for several GTINs, read in a few statements (`load_gtins`).
+    /// Whether this batch changed a balance of the GTIN: a look-up in the dirty balances, which are
+    /// ordered by tenant, then GTIN (a recall takes back thousands of orders, each refreshing its
+    /// GTINs: a pass over every dirty balance each time made such a recall quadratic).
+    fn changed_gtin(&self, tenant: &str, gtin: &str) -> bool {
+        let first = (
+            tenant.to_owned(),
+            StockKey { gtin: gtin.to_owned(), location: String::new(), zone: String::new(), lot: String::new() },
+        );
+        self.dirty
+            .range(first..)
+            .next()
+            .is_some_and(|((dirty_tenant, key), _)| dirty_tenant == tenant && key.gtin == gtin)
+    }
+
     async fn refresh_all(
         &mut self,
         cache: &mut WriterCache,
@@ -651,14 +672,8 @@ impl StockBatch {
         }
         let lagging = stale.iter().any(|gtin| cache.balances_behind.may_lag(tenant, gtin));
         let loaded = load_gtins(conn, tenant, &stale, lagging).await?;
-        let changed_gtins: HashSet<&str> = self
-            .dirty
-            .keys()
-            .filter(|(dirty_tenant, _)| dirty_tenant == tenant)
-            .map(|(_, dirty)| dirty.gtin.as_str())
-            .collect();
         for (gtin, fresh) in loaded {
-            let changed = changed_gtins.contains(gtin.as_str());
+            let changed = self.changed_gtin(tenant, &gtin);
             let key = (tenant.to_owned(), gtin);
             match cache.gtins.get_mut(&key) {
                 // This batch changed some of its balances: keep those as the batch left them (the
@@ -3211,8 +3226,24 @@ async fn allocate_and_reserve(
                 if !refreshed =>
             {
                 refreshed = true;
-                for line in lines {
-                    batch.refresh(cache, conn, tenant, line.gtin.as_str()).await?;
+                let mut gtins: Vec<String> = lines
+                    .iter()
+                    .map(|line| line.gtin.to_string())
+                    .filter(|gtin| !batch.read_again_for_allocation.contains(&(tenant.to_owned(), gtin.clone())))
+                    .collect();
+                if !gtins.is_empty() {
+                    if let Some((pending_tenant, pending)) = batch.read_again_with_next_shortfall.take() {
+                        if pending_tenant == tenant {
+                            gtins.extend(pending);
+                        } else {
+                            batch.read_again_with_next_shortfall = Some((pending_tenant, pending));
+                        }
+                    }
+                    gtins.sort_unstable();
+                    gtins.dedup();
+                    let read: Vec<&str> = gtins.iter().map(String::as_str).collect();
+                    batch.refresh_all(cache, conn, tenant, &read).await?;
+                    batch.read_again_for_allocation.extend(gtins.into_iter().map(|gtin| (tenant.to_owned(), gtin)));
                 }
             }
             Err(error) => refuse!(allocation_refusal(error, &blocked_units(cache, tenant, lines, now_unix_ms))),
@@ -4480,15 +4511,17 @@ async fn void_reservations(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(), sqlx::Error> {
+    let order_ids: Vec<&str> = orders.iter().map(|(order_id, _)| order_id.as_str()).collect();
+    let read = read_orders(conn, tenant, &order_ids, now_unix_ms).await?;
     for (order_id, _) in orders {
-        let Some((_, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
+        let Some((_, reservation_id)) = read.get(order_id) else {
             return Err(corrupt(format!("order {order_id} vanished")));
         };
         let operation = format!("{order_id}/{}", cause.id);
         release_reservation(
             conn,
             tenant,
-            &reservation_id,
+            reservation_id,
             &operation,
             ReservationState::Voided,
             now_unix_ms,
@@ -4515,9 +4548,38 @@ async fn allocate_again(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
+    // Read together, after their reservations were voided: allocating one order again changes
+    // no other order's row, and each moves only from the status it was chosen in (below).
+    let order_ids: Vec<&str> = orders.iter().map(|(order_id, _)| order_id.as_str()).collect();
+    let read = read_orders(conn, tenant, &order_ids, now_unix_ms).await?;
+    // The first of them to fall short reads their products' stock again together (as each would
+    // read its own, `allocate_and_reserve`): one statement, not three for each order flagged, and
+    // none when each is allocated again from the stock at hand.
+    let mut gtins: Vec<String> =
+        read.values().flat_map(|(record, _)| record.lines.iter().map(|line| line.gtin.clone())).collect();
+    gtins.sort_unstable();
+    gtins.dedup();
+    batch.read_again_with_next_shortfall = Some((tenant.to_owned(), gtins));
+    let allocated_again = allocate_each_again(conn, tenant, orders, &read, cause, now_unix_ms, batch, cache).await;
+    batch.read_again_with_next_shortfall = None;
+    allocated_again
+}
+
+/// [`allocate_again`]'s orders, each in turn.
+#[allow(clippy::too_many_arguments)]
+async fn allocate_each_again(
+    conn: &mut Conn,
+    tenant: &str,
+    orders: &[(String, OrderStatus)],
+    read: &HashMap<String, (OrderRecord, String)>,
+    cause: &Cause<'_>,
+    now_unix_ms: i64,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
     for (order_id, chosen_status) in orders {
-        let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
+        let Some((mut record, reservation_id)) = read.get(order_id).cloned() else {
             continue;
         };
         let lines = record.order_lines()?;
@@ -4966,6 +5028,27 @@ pub(crate) async fn read_order(
         "{ORDER_SELECT} WHERE o.tenant_id = $1 AND o.order_id = $2"))
         .bind(tenant).bind(order_id).fetch_optional(&mut *connection).await)?;
     row.map(|row| row.into_record(now_unix_ms)).transpose()
+}
+
+/// Orders by id, each as [`read_order`] reads it, in one statement (runs of keys on SQLite, see
+/// `writer::fetch_for_keys`): a recall takes back thousands of orders. An order not found is
+/// absent.
+async fn read_orders(
+    conn: &mut Conn,
+    tenant: &str,
+    order_ids: &[&str],
+    now_unix_ms: i64,
+) -> Result<HashMap<String, (OrderRecord, String)>, sqlx::Error> {
+    let rows: Vec<OrderRow> = crate::writer::fetch_for_keys(conn, tenant, order_ids, |tenant, condition| {
+        format!("{ORDER_SELECT} WHERE o.tenant_id = {tenant} AND o.order_id {condition}")
+    })
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let order_id = row.order_id.clone();
+            row.into_record(now_unix_ms).map(|read| (order_id, read))
+        })
+        .collect()
 }
 
 // ---------- reads ----------
@@ -5822,6 +5905,28 @@ mod tests {
             build_reserves_index(conn, now_unix_ms).await.unwrap();
         }
         due
+    }
+
+    /// A batch knows which GTINs it changed a balance of, per tenant, whatever GTINs sort beside
+    /// them.
+    #[test]
+    fn a_batch_knows_the_gtins_it_changed() {
+        let mut batch = StockBatch::default();
+        let key = |gtin: &str, location: &str| StockKey {
+            gtin: gtin.to_owned(),
+            location: location.to_owned(),
+            zone: "chill".to_owned(),
+            lot: "L1".to_owned(),
+        };
+        for (tenant, stock) in
+            [("a", key("02", "x")), ("a", key("02", "y")), ("b", key("01", "x")), ("b", key("03", "x"))]
+        {
+            batch.dirty.insert((tenant.to_owned(), stock), Dirty { read: None, exact: false });
+        }
+        let changed = |tenant: &str, gtin: &str| batch.changed_gtin(tenant, gtin);
+        assert!(changed("a", "02") && changed("b", "01") && changed("b", "03"));
+        assert!(!changed("a", "01") && !changed("a", "03") && !changed("b", "02"));
+        assert!(!changed("a", "0") && !changed("a", "020") && !changed("c", "02") && !changed("", "02"));
     }
 
     /// Allocation is offered a lot only on days the stock reads it as available: through its
