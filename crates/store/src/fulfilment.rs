@@ -414,7 +414,10 @@ pub(crate) struct StockBatch {
     pinned: std::collections::HashSet<(String, String)>,
     /// GTINs read again from the table this batch because an allocation fell short
     /// (`allocate_and_reserve`): once a batch is fresh enough, where a recall allocating thousands
-    /// of orders again read the same GTINs once for each order it flagged.
+    /// of orders again read the same GTINs once for each order it flagged. On PostgreSQL a later
+    /// shortfall of the batch then misses stock another node committed since (the batch is short;
+    /// a flagged order may be allocated again later). Not undone with a refused write: no write
+    /// changes balances and then falls short (`roll_back` would restore them to the older read).
     read_again_for_allocation: std::collections::HashSet<(String, String)>,
     /// A tenant's GTINs the next allocation that falls short reads again with its own, in one
     /// statement: those of the orders a recall allocates again (`allocate_again`).
@@ -628,7 +631,6 @@ impl StockBatch {
         self.refresh_all(cache, conn, tenant, &[gtin]).await
     }
 
-    /// [`StockBatch::refresh`] for several GTINs, read in a few statements (`load_gtins`).
     /// Whether this batch changed a balance of the GTIN: a look-up in the dirty balances, which are
     /// ordered by tenant, then GTIN (a recall takes back thousands of orders, each refreshing its
     /// GTINs: a pass over every dirty balance each time made such a recall quadratic).
@@ -643,6 +645,7 @@ impl StockBatch {
             .is_some_and(|((dirty_tenant, key), _)| dirty_tenant == tenant && key.gtin == gtin)
     }
 
+    /// [`StockBatch::refresh`] for several GTINs, read in a few statements (`load_gtins`).
     async fn refresh_all(
         &mut self,
         cache: &mut WriterCache,
@@ -2090,9 +2093,9 @@ pub struct RecallOutcome {
     /// Every order that took units of the lots (reserved at some time), as the recall left it,
     /// with the units of the lots it shipped and took back.
     pub orders: Vec<(OrderRecord, LotUnits)>,
-    /// The orders the recall allocated again from other lots.
+    /// The orders the recall allocated again from other lots, sorted.
     pub reallocated: Vec<String>,
-    /// The orders left without stock.
+    /// The orders left without stock, sorted.
     pub flagged: Vec<String>,
     pub inbound_pallets: Vec<InboundPallet>,
     pub supplier_party_id: Option<String>,
@@ -2120,9 +2123,9 @@ impl RecallOutcome {
     /// are still out ([`LotUnits::out_with`]), `returned` if they came back, `released` if it held
     /// them once and gave them up before shipping.
     pub fn outcome_of(&self, order_id: &str, status: OrderStatus, units: &LotUnits) -> &'static str {
-        if self.flagged.iter().any(|flagged| flagged == order_id) {
+        if self.flagged.binary_search_by(|flagged| flagged.as_str().cmp(order_id)).is_ok() {
             "flagged"
-        } else if self.reallocated.iter().any(|reallocated| reallocated == order_id) {
+        } else if self.reallocated.binary_search_by(|reallocated| reallocated.as_str().cmp(order_id)).is_ok() {
             "reallocated"
         } else if units.out_with(status) {
             "shipped"
@@ -3221,30 +3224,29 @@ async fn allocate_and_reserve(
         match orders::allocate(view, &lots, &request) {
             Ok(allocation) => break allocation,
             // Refuse only on fresh rows: another API node may have received stock (which may also
-            // let fewer sites serve the order).
+            // let fewer sites serve the order). Rows read again this batch are fresh enough (see
+            // `StockBatch::read_again_for_allocation`): refused at once.
             Err(orders::AllocationError::Short { .. } | orders::AllocationError::TooManyShipments { .. })
-                if !refreshed =>
+                if !refreshed
+                    && lines.iter().any(|line| {
+                        !batch.read_again_for_allocation.contains(&(tenant.to_owned(), line.gtin.to_string()))
+                    }) =>
             {
                 refreshed = true;
-                let mut gtins: Vec<String> = lines
-                    .iter()
-                    .map(|line| line.gtin.to_string())
-                    .filter(|gtin| !batch.read_again_for_allocation.contains(&(tenant.to_owned(), gtin.clone())))
-                    .collect();
-                if !gtins.is_empty() {
-                    if let Some((pending_tenant, pending)) = batch.read_again_with_next_shortfall.take() {
-                        if pending_tenant == tenant {
-                            gtins.extend(pending);
-                        } else {
-                            batch.read_again_with_next_shortfall = Some((pending_tenant, pending));
-                        }
+                let mut gtins: Vec<String> = lines.iter().map(|line| line.gtin.to_string()).collect();
+                if let Some((pending_tenant, pending)) = batch.read_again_with_next_shortfall.take() {
+                    if pending_tenant == tenant {
+                        gtins.extend(pending);
+                    } else {
+                        batch.read_again_with_next_shortfall = Some((pending_tenant, pending));
                     }
-                    gtins.sort_unstable();
-                    gtins.dedup();
-                    let read: Vec<&str> = gtins.iter().map(String::as_str).collect();
-                    batch.refresh_all(cache, conn, tenant, &read).await?;
-                    batch.read_again_for_allocation.extend(gtins.into_iter().map(|gtin| (tenant.to_owned(), gtin)));
                 }
+                gtins.sort_unstable();
+                gtins.dedup();
+                gtins.retain(|gtin| !batch.read_again_for_allocation.contains(&(tenant.to_owned(), gtin.clone())));
+                let read: Vec<&str> = gtins.iter().map(String::as_str).collect();
+                batch.refresh_all(cache, conn, tenant, &read).await?;
+                batch.read_again_for_allocation.extend(gtins.into_iter().map(|gtin| (tenant.to_owned(), gtin)));
             }
             Err(error) => refuse!(allocation_refusal(error, &blocked_units(cache, tenant, lines, now_unix_ms))),
         }
@@ -4440,9 +4442,12 @@ async fn recall_reach(
     recalled_unix_ms: i64,
     gtin: &str,
     lots: &[String],
-    (reallocated, flagged): (Vec<String>, Vec<String>),
+    (mut reallocated, mut flagged): (Vec<String>, Vec<String>),
     now_unix_ms: i64,
 ) -> Result<RecallOutcome, sqlx::Error> {
+    // Sorted: the answer looks each of thousands of orders up in them.
+    reallocated.sort_unstable();
+    flagged.sort_unstable();
     let orders = orders_with_lots(conn, tenant, gtin, lots, now_unix_ms).await?;
     let inbound_pallets = inbound_pallets(conn, tenant, gtin, lots).await?;
     let supplier: Option<(Option<String>,)> = on_conn!(conn, connection => sqlx::query_as(
