@@ -285,3 +285,57 @@ async fn writes(options: WritesOptions) -> anyhow::Result<()> {
     println!("summary: group commit vs one transaction per request: {}", summary.join("; "));
     Ok(())
 }
+
+/// A port of this machine's loopback, bound for the real server: its address is known before the
+/// server's configuration (which names its public URL) is made.
+pub(crate) struct Listening {
+    listener: tokio::net::TcpListener,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base: String,
+}
+
+impl Listening {
+    pub(crate) async fn bind() -> anyhow::Result<Listening> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        Ok(Listening { listener, base })
+    }
+
+    /// The server's configuration a benchmark serves with: its log named `bench.keten/log`.
+    pub(crate) fn config(&self) -> server::ServerConfig {
+        server::ServerConfig::new("bench.keten/log", self.base.clone())
+    }
+
+    /// Serves `store` with `config` (`server::serve`) until [`Served::stop`].
+    pub(crate) fn serve(self, store: Store, config: server::ServerConfig) -> Served {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(self.listener, store, config, async move {
+            let _ = stopped.await;
+        }));
+        Served { base: self.base, stop, task }
+    }
+}
+
+/// The real server, serving a benchmark's store in this process.
+pub(crate) struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Binds a port and serves `store` with the benchmarks' configuration ([`Listening::config`]).
+    pub(crate) async fn start(store: Store) -> anyhow::Result<Served> {
+        let listening = Listening::bind().await?;
+        let config = listening.config();
+        Ok(listening.serve(store, config))
+    }
+
+    /// Shuts the server down gracefully and waits for it.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}

@@ -256,13 +256,8 @@ pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
     anyhow::ensure!(options.queries >= 1 && options.queries <= 100_000, "--queries must be 1..=100,000");
     let (store, tenant, file) = open_bench_store(options.db.clone()).await?;
     let key = demo::mint(&store, &tenant, Scope::TenantAdmin, "bench epcis").await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server_config = server::ServerConfig::new("bench.keten/log", base.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server::serve(listener, store.clone(), server_config, async move {
-        let _ = stopped.await;
-    }));
+    let served = crate::bench::Served::start(store.clone()).await?;
+    let base = served.base.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(options.clients).build()?;
     println!(
         "bench epcis: {} backend, {} capturing clients, {} events per capture measurement, durable commits",
@@ -341,8 +336,7 @@ pub async fn epcis(options: EpcisOptions) -> anyhow::Result<()> {
     let (p50, p99, mean) = latencies(&client, &key, &proof_urls, &["timeline"]).await?;
     println!("{:<34} {p50:>10.2} {p99:>10.2} {mean:>12.1}", "GET /v1/trace?epc=…&proofs=true");
     summary.push(format!("trace with proofs p50 {p50:.1} ms p99 {p99:.1} ms"));
-    let _ = stop.send(());
-    server_task.await??;
+    served.stop().await?;
     println!("summary: epcis on {} with {total} events: {}", store.backend().name(), summary.join("; "));
     drop(file);
     Ok(())

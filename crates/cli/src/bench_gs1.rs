@@ -138,13 +138,8 @@ pub async fn resolver(options: ResolverOptions) -> anyhow::Result<()> {
     crate::capture_demo_journey(&store).await?;
     crate::demo_orders::load(&store).await?;
     crate::demo_coldchain::load_salmon(&store, crate::demo_orders::salmon_pallet()?).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let config = server::ServerConfig::new("bench.keten/log", base.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server::serve(listener, store, config, async move {
-        let _ = stopped.await;
-    }));
+    let served = crate::bench::Served::start(store).await?;
+    let base = served.base.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(options.connections).build()?;
     let url = format!("{base}/01/{}/10/LOT-2026-11?17=261231", demo.salmon_gtin);
     let duration = Duration::from_secs_f64(options.seconds);
@@ -180,8 +175,7 @@ pub async fn resolver(options: ResolverOptions) -> anyhow::Result<()> {
         println!("{name:<34} {:>10} {rate:>12.0} {:>9.2} {:>9.2}", measured.requests, measured.p50_ms, measured.p99_ms);
         summary.push(format!("{} {rate:.0}/s p99 {:.2} ms", name.split(' ').next().unwrap_or(name), measured.p99_ms));
     }
-    let _ = stop.send(());
-    server_task.await??;
+    served.stop().await?;
     println!("summary: resolver over loopback: {}", summary.join("; "));
     Ok(())
 }

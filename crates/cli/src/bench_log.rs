@@ -44,15 +44,12 @@ pub async fn log(options: LogOptions) -> anyhow::Result<()> {
     anyhow::ensure!(options.proofs >= 1 && options.proofs <= 100_000, "--proofs must be 1..=100,000");
     anyhow::ensure!(options.checkpoints >= 1 && options.checkpoints <= 1_000, "--checkpoints must be 1..=1,000");
     let (store, tenant, file) = open_bench_store(options.db.clone()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server_config = server::ServerConfig::new("bench.keten/log", base.clone());
+    let listening = crate::bench::Listening::bind().await?;
+    let server_config = listening.config();
     let signer = server_config.log.signer.clone();
     let interval = server_config.log.checkpoint_interval;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server::serve(listener, store.clone(), server_config, async move {
-        let _ = stopped.await;
-    }));
+    let served = listening.serve(store.clone(), server_config);
+    let base = served.base.clone();
     let client = reqwest::Client::new();
     println!(
         "bench log: {} backend, {} capturing clients, checkpoints every {} ms, durable commits",
@@ -180,8 +177,7 @@ pub async fn log(options: LogOptions) -> anyhow::Result<()> {
     print!("{report}");
     summary.push(format!("verify log {:.0} entries/s", verified as f64 / seconds));
 
-    let _ = stop.send(());
-    server_task.await??;
+    served.stop().await?;
     println!("summary: log on {} with {size} entries: {}", store.backend().name(), summary.join("; "));
     drop(file);
     Ok(())

@@ -597,7 +597,7 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
         );
         let (allocation_micros, stock_read_ms) = allocation_alone(&store, &options, &pickups).await?;
         // Last: the recalls change the stock that allocation alone reads.
-        let recalled = recalls(&store).await?;
+        let recalled = recalls(&store, options.skus).await?;
         println!(
             "{:<10} {:<28} {:>9} {:>8} {:>11.0} {:>9} {:>9}   ({allocation_micros:.1} µs an order, one core; \
              the stock of {} SKUs read in {stock_read_ms:.0} ms)",
@@ -633,7 +633,7 @@ pub async fn orders(options: OrdersOptions) -> anyhow::Result<()> {
                 let before = store.writer_stats();
                 let measured = drive(Path::Keten(store.clone()), &options, &pickups, 1).await?;
                 let after = store.writer_stats();
-                let recalled = recalls(&store).await?;
+                let recalled = recalls(&store, options.skus).await?;
                 store.close().await;
                 // The baseline's run does not share the server with this database's autovacuum.
                 server.drop_database(&url)?;
@@ -680,26 +680,22 @@ struct RecallMeasured {
 }
 
 /// Recalls through the API after the run (`POST /v1/recalls`, the real server on port 0 on the
-/// bench's store): first the busiest lot of SKU 0, one of the hot SKUs (its open orders are
-/// allocated again from the SKU's other lots), then every lot of SKU 1, another hot one (up to
-/// the 100 lots a recall may name; with none left to allocate from, its orders are flagged). A
+/// bench's store): first the busiest lot of the busiest hot SKU (its open orders are allocated
+/// again from the SKU's other lots), then every lot of the next busiest (up to the 100 lots a
+/// recall may name; with none left to allocate from, its orders are flagged). A
 /// recall is one write: the writer holds every order behind it while it applies and commits it.
-async fn recalls(store: &Store) -> anyhow::Result<Vec<RecallMeasured>> {
+async fn recalls(store: &Store, skus: u64) -> anyhow::Result<Vec<RecallMeasured>> {
     let tenant = TenantId::parse(TENANT)?;
     let key = demo::mint(store, &tenant, store::Scope::TenantAdmin, "bench orders").await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let config = server::ServerConfig::new("bench.keten/log", base.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve(listener, store.clone(), config, async move {
-        let _ = stopped.await;
-    }));
+    let served = crate::bench::Served::start(store.clone()).await?;
+    let base = served.base.clone();
     let client = reqwest::Client::new();
-    let mut measured = Vec::new();
-    for (sku, what) in [(0, "recall, one hot lot"), (1, "recall, a hot SKU's lots")] {
-        let gtin = gtin(sku);
+    // The hot SKUs' lots as the API reads them, the busiest lot of each first (a lot held at
+    // several zones once), the busiest SKUs first.
+    let mut hot: Vec<(i64, u64, Vec<String>)> = Vec::new();
+    for sku in 0..HOT_SKUS.min(skus) {
         let page: serde_json::Value = client
-            .get(format!("{base}/v1/stock?gtin={}&limit=500", gtin.as_str()))
+            .get(format!("{base}/v1/stock?gtin={}&limit=500", gtin(sku).as_str()))
             .bearer_auth(&key)
             .send()
             .await?
@@ -712,15 +708,27 @@ async fn recalls(store: &Store) -> anyhow::Result<Vec<RecallMeasured>> {
             .iter()
             .filter_map(|item| Some((item["reserved"].as_i64()?, item["lot"].as_str()?.to_owned())))
             .collect();
-        // The busiest lot first; a lot held at several zones once.
         balances.sort_unstable_by(|a, b| b.cmp(a));
+        let reserved = balances.iter().map(|(units, _)| units).sum();
         let mut lots: Vec<String> = Vec::new();
         for (_, lot) in balances {
             if !lots.contains(&lot) {
                 lots.push(lot);
             }
         }
-        lots.truncate(if sku == 0 { 1 } else { 100 });
+        hot.push((reserved, sku, lots));
+    }
+    hot.sort_unstable_by(|a, b| b.cmp(a));
+    anyhow::ensure!(
+        hot.len() >= 2 && hot[1].0 > 0,
+        "fewer than two hot SKUs hold reservations after the run: too few orders to recall"
+    );
+    let mut measured = Vec::new();
+    for (first, ((_, sku, mut lots), what)) in
+        [true, false].into_iter().zip(hot.into_iter().zip(["recall, one hot lot", "recall, a hot SKU's lots"]))
+    {
+        let gtin = gtin(sku);
+        lots.truncate(if first { 1 } else { 100 });
         anyhow::ensure!(!lots.is_empty(), "SKU {sku} holds no lots");
         let writer_before = store.writer_stats().phases;
         let started = Instant::now();
@@ -754,14 +762,13 @@ async fn recalls(store: &Store) -> anyhow::Result<Vec<RecallMeasured>> {
         // The run left open orders on every hot lot: a recall that takes none back measures nothing.
         anyhow::ensure!(recall.taken_back > 0, "the recall of SKU {sku}'s lots took back no open order: {body}");
         anyhow::ensure!(
-            sku == 0 || recall.flagged == recall.taken_back,
+            first || recall.flagged == recall.taken_back,
             "every lot of SKU {sku} recalled, yet {} orders were allocated again",
             recall.reallocated
         );
         measured.push(recall);
     }
-    let _ = stop.send(());
-    serving.await??;
+    served.stop().await?;
     Ok(measured)
 }
 

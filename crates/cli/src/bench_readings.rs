@@ -176,13 +176,8 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
         }
     }
     let key = demo::mint(&store, &tenant, Scope::Device, "bench readings").await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server_config = server::ServerConfig::new("bench.keten/log", base.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server::serve(listener, store.clone(), server_config, async move {
-        let _ = stopped.await;
-    }));
+    let served = crate::bench::Served::start(store.clone()).await?;
+    let base = served.base.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(options.clients).build()?;
     println!(
         "bench readings: {} backend, {} readings per measurement in SenML packs of {}, {} devices, {} senders, \
@@ -267,8 +262,7 @@ pub async fn readings(options: ReadingsOptions) -> anyhow::Result<()> {
         rates.push(rate);
     }
     let alarms = store.tenant(&tenant).alarms(&[], None, store::alarms::ALARMS_LISTED_MAX).await?.len();
-    let _ = stop.send(());
-    server_task.await??;
+    served.stop().await?;
     let shown = if alarms >= store::alarms::ALARMS_LISTED_MAX as usize {
         format!("{alarms} or more")
     } else {
