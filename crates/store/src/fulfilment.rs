@@ -1201,6 +1201,19 @@ async fn update_balances(
     Ok(true)
 }
 
+/// The columns SQLite's guarded update of `updates` sets (besides `updated_unix_ms`). SQLite
+/// rewrites an index entry whenever an UPDATE names a column the index or its `WHERE` reads,
+/// changed or not: naming `on_hand` rewrote each balance's `stock_balances_held_at` entry (a tenth
+/// of the pages an order batch wrote). A batch that only reserves and releases (every batch of
+/// orders) names `reserved` alone.
+fn sqlite_balance_set(updates: &[BalanceUpdate]) -> &'static str {
+    if updates.iter().all(|update| update.on_hand_delta == 0 && update.status == update.read_status) {
+        "reserved = reserved + v.v_reserved"
+    } else {
+        "on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, status = v.v_status"
+    }
+}
+
 /// Values bound per balance in SQLite's guarded update.
 const UPDATE_WIDTH: usize = 9;
 
@@ -1234,16 +1247,7 @@ async fn update_balances_sqlite(
             p(8)
         ));
     }
-    // SQLite rewrites an index entry whenever the UPDATE names a column the index or its `WHERE`
-    // reads, changed or not: naming `on_hand` rewrote each balance's `stock_balances_held_at`
-    // entry (a tenth of the pages an order batch wrote). A batch that only reserves and releases
-    // (every order batch) names `reserved` alone.
-    let reserves_only = updates.iter().all(|update| update.on_hand_delta == 0 && update.status == update.read_status);
-    let set = if reserves_only {
-        "reserved = reserved + v.v_reserved"
-    } else {
-        "on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, status = v.v_status"
-    };
+    let set = sqlite_balance_set(updates);
     let sql = format!(
         "UPDATE stock_balances SET {set}, updated_unix_ms = {} FROM ({}) AS v \
          WHERE tenant_id = v.v_tenant AND gtin = v.v_gtin AND location_gln = v.v_location AND zone = v.v_zone \
@@ -5910,6 +5914,34 @@ mod tests {
             build_reserves_index(conn, now_unix_ms).await.unwrap();
         }
         due
+    }
+
+    /// SQLite's guarded balance update names `on_hand` and `status` only when a balance of the
+    /// batch changes them: a batch of reserves and releases leaves the held-at index alone.
+    #[test]
+    fn a_batch_of_reserves_updates_reserved_alone_on_sqlite() {
+        let update = |on_hand_delta: i64, reserved_delta: i64, status: LotStatus| BalanceUpdate {
+            tenant: "a".to_owned(),
+            key: StockKey {
+                gtin: "02".to_owned(),
+                location: "x".to_owned(),
+                zone: "chill".to_owned(),
+                lot: "L1".to_owned(),
+            },
+            on_hand_delta,
+            reserved_delta,
+            status,
+            read_status: LotStatus::Available,
+        };
+        let reserves = [update(0, 3, LotStatus::Available), update(0, -2, LotStatus::Available)];
+        assert_eq!(sqlite_balance_set(&reserves), "reserved = reserved + v.v_reserved");
+        for other in
+            [update(-1, -1, LotStatus::Available), update(5, 0, LotStatus::Available), update(0, 0, LotStatus::Hold)]
+        {
+            let batch = [update(0, 1, LotStatus::Available), other];
+            let set = sqlite_balance_set(&batch);
+            assert!(set.contains("on_hand = on_hand + v.v_on_hand") && set.contains("status = v.v_status"), "{set}");
+        }
     }
 
     /// A batch knows which GTINs it changed a balance of, per tenant, whatever GTINs sort beside
