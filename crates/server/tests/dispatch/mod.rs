@@ -513,11 +513,17 @@ pub async fn dispatch_leaves_out_a_shipment_that_shipped_nothing(app: &TestApp) 
         .iter()
         .map(|shipment| shipment["last_mile_departure_at"].as_str().unwrap().parse().unwrap())
         .collect();
-    let wave = departures.iter().max().unwrap().to_string();
-    let at_depot_wave =
-        app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": depot, "wave": wave})).await;
+    // Each site's wave at its own shipment's departure (they need not be on the same day).
+    let at_depot_wave = app
+        .post(
+            "/v1/operator/dispatch",
+            &app.operator_key,
+            json!({"depot": depot, "wave": departures[empty].to_string()}),
+        )
+        .await;
     assert_eq!(at_depot_wave.status, StatusCode::OK, "{:?}", at_depot_wave.body);
     assert_eq!(at_depot_wave.body["shipments"], 0, "the empty pallet is not planned: {:?}", at_depot_wave.body);
+    let wave = departures[from_dc].to_string();
     let planned = app.post("/v1/operator/dispatch", &app.operator_key, json!({"depot": dc(), "wave": wave})).await;
     assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
     assert_eq!(planned.body["shipments"], 1, "{:?}", planned.body);
@@ -622,13 +628,14 @@ pub async fn dispatch_hands_over_a_split_orders_clean_parcel_after_a_recall(app:
         let moved = app.post(&events_path, &app.operator_key, step).await;
         assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     }
-    let wave = shipments
-        .iter()
-        .map(|shipment| shipment["last_mile_departure_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap())
-        .max()
-        .unwrap()
-        .to_string();
-    let routes = [started_route(app, &dc(), &wave).await, started_route(app, &depot, &wave).await];
+    // Each site's wave is its own shipment's last-mile departure: they need not be on the same
+    // day (placed after a site's cut-off, its shipment leaves the next morning, while the other
+    // may still leave tonight, promised for tonight).
+    let wave_of = |shipment: usize| {
+        shipments[shipment]["last_mile_departure_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().to_string()
+    };
+    let routes =
+        [started_route(app, &dc(), &wave_of(from_dc)).await, started_route(app, &depot, &wave_of(1 - from_dc)).await];
     // The DC's parcel reaches the consumer; then its lot is recalled.
     let handed = app
         .send("POST", &format!("/v1/routes/{}/stops/1/delivered", routes[0]), Some(&app.operator_key), None, &[])
