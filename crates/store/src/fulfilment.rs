@@ -4478,23 +4478,31 @@ async fn open_orders_with_lots(
     lots: &[String],
     now_unix_ms: i64,
 ) -> Result<Vec<OrderRecord>, sqlx::Error> {
-    let mut orders: BTreeMap<String, OrderRecord> = BTreeMap::new();
     let reservations_of_lot = for_backend(conn, RESERVATIONS_OF_LOT_SQL, RESERVATIONS_OF_LOT_SQLITE);
+    let mut reservations: Vec<String> = Vec::new();
     for lot in lots {
-        let reservations: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(reservations_of_lot)
+        let of_lot: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(reservations_of_lot)
             .bind(tenant).bind(gtin).bind(lot.as_str()).fetch_all(&mut *connection).await)?;
-        for (reservation,) in reservations {
-            let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
-            if orders.contains_key(&order_id) {
-                continue;
-            }
-            if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
-                && current == reservation
-                && record.status.holds_reservation()
-                && record.reservation == ReservationState::Pending
-            {
-                orders.insert(order_id, record);
-            }
+        reservations.extend(of_lot.into_iter().map(|(reservation,)| reservation));
+    }
+    // The orders read together (a hot lot is held by thousands), each open if one of the
+    // reservations found is its current one.
+    let order_of = |reservation: &str| reservation.split('/').next().unwrap_or(reservation).to_owned();
+    let mut order_ids: Vec<String> = reservations.iter().map(|reservation| order_of(reservation)).collect();
+    order_ids.sort_unstable();
+    order_ids.dedup();
+    let keys: Vec<&str> = order_ids.iter().map(String::as_str).collect();
+    let mut read = read_orders(conn, tenant, &keys, now_unix_ms).await?;
+    let mut orders: BTreeMap<String, OrderRecord> = BTreeMap::new();
+    for reservation in reservations {
+        let order_id = order_of(&reservation);
+        if let Some((record, current)) = read.get(&order_id)
+            && *current == reservation
+            && record.status.holds_reservation()
+            && record.reservation == ReservationState::Pending
+            && let Some((record, _)) = read.remove(&order_id)
+        {
+            orders.insert(order_id, record);
         }
     }
     Ok(orders.into_values().collect())
@@ -4933,9 +4941,11 @@ async fn orders_with_lots(
             }
         }
     }
+    let keys: Vec<&str> = units.keys().map(String::as_str).collect();
+    let mut read = read_orders(conn, tenant, &keys, now_unix_ms).await?;
     let mut orders = Vec::with_capacity(units.len());
     for (id, units) in units {
-        if let Some((order, _)) = read_order(conn, tenant, &id, now_unix_ms).await? {
+        if let Some((order, _)) = read.remove(&id) {
             orders.push((order, units));
         }
     }
