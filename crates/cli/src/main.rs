@@ -113,6 +113,10 @@ struct ServeOptions {
     /// (refused by default).
     #[arg(long, env = "KETEN_WEBHOOKS_TO_PRIVATE_ADDRESSES")]
     webhooks_to_private_addresses: bool,
+    /// PEM certificates (a bundle) trusted as roots for `https://` webhook and EPCIS subscription
+    /// destinations, besides the system's: a private CA's.
+    #[arg(long, env = "KETEN_WEBHOOK_CA_FILE")]
+    webhook_ca_file: Option<std::path::PathBuf>,
     /// Take temperature readings from this MQTT broker (`mqtt://host:port`): topic
     /// `keten/<tenant>/<device>/readings`, payload SenML or a JSON batch, at least once.
     #[arg(long, env = "KETEN_MQTT")]
@@ -336,6 +340,11 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
         );
     }
     config.webhooks_to_private_addresses = options.webhooks_to_private_addresses;
+    if let Some(path) = &options.webhook_ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading --webhook-ca-file {}", path.display()))?;
+        config.webhook_roots = server::subscriptions::roots_from_pem(&pem)
+            .map_err(|error| anyhow::anyhow!("--webhook-ca-file {}: {error}", path.display()))?;
+    }
     if let Some(url) = &options.mqtt {
         config.mqtt = Some(
             server::mqtt::MqttConfig::parse(url, &options.mqtt_client_id)

@@ -412,6 +412,36 @@ fn log_key_is_created_private_and_printed() {
     assert!(text(&readable.stderr).contains("readable by others"), "{}", text(&readable.stderr));
 }
 
+/// A CA file that holds no usable certificate stops `keten serve` at start, naming the file.
+#[test]
+fn serve_refuses_a_webhook_ca_file_without_certificates() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", directory.path().join("keten.db").display());
+    let log_key = directory.path().join("log.key");
+    let ca = directory.path().join("ca.pem");
+    for (content, reason) in [
+        ("not a certificate\n", "no PEM certificate"),
+        ("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n", "no usable root"),
+    ] {
+        std::fs::write(&ca, content).unwrap();
+        let port = free_port().to_string();
+        let refused = keten(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            &db,
+            "--log-key",
+            log_key.to_str().unwrap(),
+            "--webhook-ca-file",
+            ca.to_str().unwrap(),
+        ]);
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success());
+        assert!(stderr.contains("--webhook-ca-file") && stderr.contains(reason), "{stderr}");
+    }
+}
+
 /// GET with reqwest, retrying while the server starts; answers (status, body bytes).
 async fn fetch(url: &str, key: Option<&str>) -> (u16, Vec<u8>) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -1224,10 +1224,10 @@ async fn create_subscription(
         }
     }
     let destination = object.get("dest").and_then(Value::as_str).unwrap_or("");
-    let parsed =
-        reqwest::Url::parse(destination).map_err(|_| field("/dest", "dest must be an absolute http:// URL"))?;
-    if parsed.scheme() != "http" || parsed.host_str().is_none() {
-        return Err(field("/dest", "dest must be an http:// URL (put a TLS proxy in front of an https endpoint)"));
+    let parsed = reqwest::Url::parse(destination)
+        .map_err(|_| field("/dest", "dest must be an absolute https:// (or http://) URL"))?;
+    if !crate::subscriptions::is_destination(&parsed) {
+        return Err(field("/dest", "dest must be an https:// (or http://) URL with a host"));
     }
     if let Err(reason) =
         crate::subscriptions::check_destination(destination, app.config.webhooks_to_private_addresses).await

@@ -2483,7 +2483,9 @@ pub fn webhook_signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> Strin
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
-    /// Where transitions are POSTed (`http://`; TLS through a proxy).
+    /// Where transitions are POSTed: an `https://` URL (the server's certificate checked against
+    /// the system's roots and the operator's `--webhook-ca-file`) or `http://`; at most 2,000
+    /// characters.
     pub url: String,
     /// 16–256 characters: each delivery carries `Keten-Signature: t=<unix seconds>,sha256=<hex
     /// HMAC-SHA256 of "<t>." followed by the body>` (see [`webhook_signature`]).
@@ -2516,8 +2518,8 @@ async fn create_webhook(
     let input = body.value;
     let mut checker = Checker::default();
     match reqwest::Url::parse(&input.url) {
-        Ok(url) if url.scheme() == "http" && url.host_str().is_some() && input.url.len() <= 2_000 => {}
-        _ => checker.fail("/url", "must be an http:// URL of at most 2,000 characters"),
+        Ok(url) if crate::subscriptions::is_destination(&url) && input.url.len() <= WEBHOOK_URL_LENGTH_MAX => {}
+        _ => checker.fail("/url", "must be an https:// (or http://) URL of at most 2,000 characters"),
     }
     if !(16..=256).contains(&input.secret.len()) || input.secret.chars().any(char::is_control) {
         checker.fail("/secret", "must be 16-256 characters");
@@ -2602,6 +2604,9 @@ struct AlarmTransitionView {
     at: String,
     alarm: Option<crate::alarms::AlarmView>,
 }
+
+/// The longest webhook URL accepted.
+pub const WEBHOOK_URL_LENGTH_MAX: usize = 2_000;
 
 /// The most order webhooks one poll hands out.
 pub const WEBHOOKS_PER_POLL_MAX: u32 = 100;
@@ -2729,7 +2734,7 @@ async fn deliver_webhook(
             .body(body)
             .send()
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| crate::subscriptions::send_error(&error))?;
         if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
     }
     .await;

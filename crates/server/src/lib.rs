@@ -61,6 +61,9 @@ pub struct ServerConfig {
     /// Whether webhook destinations may be private, loopback or link-local addresses (off by
     /// default: a tenant must not reach the operator's internal network through keten).
     pub webhooks_to_private_addresses: bool,
+    /// Certificates trusted as roots for `https://` webhook and EPCIS subscription destinations,
+    /// besides the system's (`--webhook-ca-file`: an operator's or a merchant's private CA).
+    pub webhook_roots: Vec<reqwest::Certificate>,
     /// The MQTT broker to take readings from (`--mqtt`), if any.
     pub mqtt: Option<mqtt::MqttConfig>,
     /// How often the worker looks for lapsed order holds and expires them (default
@@ -79,6 +82,7 @@ impl ServerConfig {
             public_url: public_url.into(),
             epcis_schema: None,
             webhooks_to_private_addresses: false,
+            webhook_roots: Vec::new(),
             mqtt: None,
             hold_sweep_interval: Some(subscriptions::HOLD_SWEEP_INTERVAL),
         }
@@ -252,6 +256,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let wake = Arc::new(tokio::sync::Notify::new());
     let private_destinations = config.webhooks_to_private_addresses;
+    let webhook_roots = config.webhook_roots.clone();
     let hold_sweep_interval = config.hold_sweep_interval;
     let log_config = config.log.clone();
     let mqtt_config = config.mqtt.clone();
@@ -269,6 +274,7 @@ pub async fn serve(
         wake,
         stopped.clone(),
         private_destinations,
+        webhook_roots,
         hold_sweep_interval,
     ));
     let checkpointer = tokio::spawn(log::run_checkpointer(

@@ -11,7 +11,8 @@
 //! The same worker delivers the merchants' order-transition webhooks (`fulfilment::deliver_webhooks`).
 //!
 //! Limits: at most [`DELIVERY_EVENTS_MAX`] events per delivery (a stream catches up in several);
-//! [`DELIVERY_TIMEOUT`] per request; destinations are `http://` URLs (TLS through a proxy).
+//! [`DELIVERY_TIMEOUT`] per request; destinations are `http://` or `https://` URLs (the server's
+//! certificate checked against the system's roots and `--webhook-ca-file`, see [`delivery_client`]).
 
 use std::time::Duration;
 
@@ -68,14 +69,10 @@ pub async fn run(
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Receiver<bool>,
     private_destinations: bool,
+    roots: Vec<reqwest::Certificate>,
     hold_sweep_interval: Option<Duration>,
 ) {
-    // No redirects: a 301/302 would turn the POST into a bodiless GET and "deliver" nothing.
-    let mut builder = reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).redirect(reqwest::redirect::Policy::none());
-    if !private_destinations {
-        builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly::from_environment()));
-    }
-    let client = match builder.build() {
+    let client = match delivery_client(private_destinations, &roots) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "the subscription worker cannot build its HTTP client");
@@ -175,6 +172,35 @@ pub fn is_private_address(address: std::net::IpAddr) -> bool {
     }
 }
 
+/// The HTTP client that delivers webhooks and EPCIS subscriptions: `http://` or `https://`
+/// (TLS 1.2 or 1.3, rustls), the server's certificate checked against the system's roots and
+/// `roots` (`--webhook-ca-file`). No redirects: a 301/302 would turn the POST into a bodiless GET
+/// and "deliver" nothing. Unless `private_destinations`, names resolve to public addresses only
+/// ([`PublicOnly`]). A system root store that cannot be read leaves `roots` alone trusted (with a
+/// warning), rather than no deliveries at all.
+pub fn delivery_client(
+    private_destinations: bool,
+    roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = |system_roots: bool| {
+        let mut builder = reqwest::Client::builder()
+            .timeout(DELIVERY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_built_in_native_certs(system_roots);
+        for root in roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        if !private_destinations {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly::from_environment()));
+        }
+        builder
+    };
+    builder(true).build().or_else(|error| {
+        tracing::warn!(%error, "the system's root certificates cannot be read; https deliveries trust --webhook-ca-file only");
+        builder(false).build()
+    })
+}
+
 /// The resolver of the worker's HTTP client when tenants may not reach private addresses: it
 /// drops them from every name's addresses (and fails a name left with none), so a name that
 /// answered a public address to [`check_destination`] and a private one at connection time (DNS
@@ -223,6 +249,51 @@ impl reqwest::dns::Resolve for PublicOnly {
             Ok(addresses)
         })
     }
+}
+
+/// The certificates of a PEM bundle, each one a delivery client can trust as a root (checked
+/// here, so a bad file stops the server at start, not its deliveries later).
+pub fn roots_from_pem(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|error| error.to_string())?;
+    if roots.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    for (index, root) in roots.iter().enumerate() {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(root.clone())
+            .build()
+            .map_err(|error| format!("certificate {} of {} is no usable root: {error}", index + 1, roots.len()))?;
+    }
+    Ok(roots)
+}
+
+/// Why a request was not answered, with its causes (`… : invalid peer certificate:
+/// UnknownIssuer`): reqwest's own text names only the URL, and the sender needs the reason.
+pub fn send_error(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper repeats its cause in its own text now and then.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if let Some((cut, _)) = text.char_indices().nth(DELIVERY_ERROR_LENGTH_MAX) {
+        text.truncate(cut);
+    }
+    text
+}
+
+/// The longest reason for a failed delivery kept (characters).
+pub const DELIVERY_ERROR_LENGTH_MAX: usize = 1_000;
+
+/// Whether a URL may be a delivery's destination: `https` or `http`, with a host.
+pub fn is_destination(url: &reqwest::Url) -> bool {
+    matches!(url.scheme(), "https" | "http") && url.host_str().is_some_and(|host| !host.is_empty())
 }
 
 /// Refuses a destination that resolves to a private address (server-side request forgery).
@@ -307,7 +378,7 @@ async fn deliver(
             Some(format!("the destination answered {} (redirects are not followed)", response.status()))
         }
         Ok(response) => Some(format!("the destination answered {}", response.status())),
-        Err(error) => Some(format!("the destination could not be reached: {error}")),
+        Err(error) => Some(format!("the destination could not be reached: {}", send_error(&error))),
     };
     match failure {
         None => {
@@ -362,6 +433,48 @@ pub async fn initial_cursor(store: &Store, initial_record_time_ms: Option<i64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_usable_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap().pem();
+        assert_eq!(roots_from_pem(ca.as_bytes()).unwrap().len(), 1);
+        assert_eq!(roots_from_pem(format!("{ca}\n{ca}").as_bytes()).unwrap().len(), 2, "a bundle");
+        assert!(roots_from_pem(b"").unwrap_err().contains("no PEM certificate"));
+        assert!(roots_from_pem(key.serialize_pem().as_bytes()).unwrap_err().contains("no PEM certificate"));
+        let junk = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+        let refused = roots_from_pem(format!("{ca}{junk}").as_bytes()).unwrap_err();
+        assert!(refused.contains("certificate 2 of 2"), "{refused}");
+    }
+
+    #[test]
+    fn destinations_are_http_or_https_urls_with_a_host() {
+        for (url, expected) in [
+            ("https://merchant.example/hooks", true),
+            ("http://merchant.example:8080/hooks", true),
+            ("HTTPS://merchant.example", true),
+            ("ftp://merchant.example/", false),
+            ("file:///etc/passwd", false),
+            ("data:text/plain,hello", false),
+            ("unix:/run/keten.sock", false),
+        ] {
+            assert_eq!(is_destination(&reqwest::Url::parse(url).unwrap()), expected, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_delivery_names_its_causes_within_the_limit() {
+        // Nothing listens on port 9 of loopback (discard, unused here): the connection is refused.
+        let client = delivery_client(true, &[]).unwrap();
+        let error = client.post("http://127.0.0.1:9/hook").send().await.unwrap_err();
+        let text = send_error(&error);
+        assert!(text.starts_with(&error.to_string()) && text.len() > error.to_string().len(), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        let long = client.post(format!("http://127.0.0.1:9/{}", "é".repeat(2_000))).send().await.unwrap_err();
+        assert_eq!(send_error(&long).chars().count(), DELIVERY_ERROR_LENGTH_MAX);
+    }
 
     #[test]
     fn hmac_matches_rfc_4231() {

@@ -1079,6 +1079,15 @@ async fn merchants_add_links_to_their_products(app: &TestApp) {
 /// Tests that start (and restart) their own applications.
 mod own_apps {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_go_over_https_to_trusted_servers_only() {
+        let trusted = super::fulfilment::TestCa::new("the operator's CA");
+        let roots = server::subscriptions::roots_from_pem(trusted.pem.as_bytes()).unwrap();
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let app = super::spawn_app_configured(file.url(), Some(file), |config| config.webhook_roots = roots).await;
+        super::fulfilment::fulfilment_webhooks_go_over_https_to_trusted_servers_only(&app, &trusted).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_sqlite() {
         super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Sqlite).await;
     }

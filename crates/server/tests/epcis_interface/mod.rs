@@ -497,10 +497,12 @@ pub(super) async fn epcis_named_queries(app: &TestApp) {
     assert!(paged.headers.get("link").is_some(), "a second page follows");
     let stray = app.get("/queries/moves/events?EQ_action=ADD", &farm).await;
     assert!(stray.is_problem(400, "/problems/invalid-parameter"), "{:?}", stray.body);
-    // Subscriptions need a stream or a schedule and an http destination.
+    // Subscriptions need a stream or a schedule and an https (or http) destination with a host.
     for (body, pointer) in [
         (json!({"dest": "http://127.0.0.1:9/hook"}), ""),
         (json!({"dest": "ftp://example.com/", "stream": true}), "/dest"),
+        (json!({"dest": "https://", "stream": true}), "/dest"),
+        (json!({"dest": "file:///etc/passwd", "stream": true}), "/dest"),
         (json!({"dest": "http://127.0.0.1:9/hook", "schedule": {"hour": "25"}}), "/schedule"),
         (json!({"dest": "http://127.0.0.1:9/hook", "stream": true, "colour": 1}), "/colour"),
     ] {
@@ -510,6 +512,12 @@ pub(super) async fn epcis_named_queries(app: &TestApp) {
     }
     let subscriptions = app.get("/queries/moves/subscriptions", &farm).await;
     assert_eq!(subscriptions.body, json!([]), "refused subscriptions are not stored");
+    let https = app
+        .post("/queries/moves/subscriptions", &farm, json!({"dest": "https://127.0.0.1:9/hook", "stream": true}))
+        .await;
+    assert_eq!(https.status, StatusCode::CREATED, "{:?}", https.body);
+    let subscriptions = app.get("/queries/moves/subscriptions", &farm).await;
+    assert_eq!(subscriptions.body.as_array().map(Vec::len), Some(1), "{:?}", subscriptions.body);
     let deleted = app.send("DELETE", "/queries/moves", Some(&farm), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(app.get("/queries/moves/events", &farm).await.is_problem(404, "/problems/not-found"));

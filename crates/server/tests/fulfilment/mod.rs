@@ -2506,6 +2506,91 @@ pub async fn receiver(fail: u32) -> (String, Received) {
 /// A merchant's webhook endpoint: it answers the first `fail` deliveries 503, takes `first_delay`
 /// to answer the first of all, and keeps what it took (signature and body).
 pub async fn receiver_slow_at_first(fail: u32, first_delay: std::time::Duration) -> (String, Received) {
+    let (router, received) = receiver_router(fail, first_delay);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/orders", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
+
+/// A merchant's webhook endpoint over TLS, its certificate for 127.0.0.1 signed by `ca`: its URL,
+/// what it took, and how many TLS handshakes failed.
+pub async fn tls_receiver(ca: &TestCa) -> (String, Received, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    let (router, received) = receiver_router(0, std::time::Duration::ZERO);
+    let listener = TlsListener {
+        tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        acceptor: ca.acceptor(),
+        failed_handshakes: Default::default(),
+    };
+    let failed = listener.failed_handshakes.clone();
+    let url = format!("https://{}/orders", listener.tcp.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received, failed)
+}
+
+/// A certificate authority of a test: its certificate (PEM) and what signs with it.
+pub struct TestCa {
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = params.self_signed(&key).unwrap();
+        TestCa { pem: certificate.pem(), issuer: rcgen::Issuer::new(params, key) }
+    }
+
+    /// A server's TLS side for 127.0.0.1 and localhost, its certificate signed by this CA.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let certificate = params.signed_by(&key, &self.issuer).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate.der().clone()], key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+}
+
+/// TCP with TLS on top, for `axum::serve`: a connection whose handshake fails (the client refused
+/// the certificate) is counted and dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    failed_handshakes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, address)) = self.tcp.accept().await else { continue };
+            match self.acceptor.accept(stream).await {
+                Ok(stream) => return (stream, address),
+                Err(_) => {
+                    self.failed_handshakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// The routes of a merchant's webhook endpoint (see [`receiver_slow_at_first`]).
+fn receiver_router(fail: u32, first_delay: std::time::Duration) -> (axum::Router, Received) {
     let received: Received = Default::default();
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(fail));
     let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -2528,10 +2613,51 @@ pub async fn receiver_slow_at_first(fail: u32, first_delay: std::time::Duration)
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/orders", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, received)
+    (router, received)
+}
+
+/// Webhooks go to `https://` endpoints: delivered, signed, to a server whose certificate a
+/// trusted root signed (here the operator's `--webhook-ca-file`); never to one whose certificate
+/// nothing trusted signed (the handshake fails, the webhook keeps the reason and retries).
+pub async fn fulfilment_webhooks_go_over_https_to_trusted_servers_only(app: &TestApp, trusted: &TestCa) {
+    network(app).await;
+    let (key, product) = merchant(app, "tls", "871234510117").await;
+    receive(app, &key, &product, &[("W1", 20, 50)], 117).await;
+    let (url, received, _) = tls_receiver(trusted).await;
+    let stranger = TestCa::new("a CA nobody trusts");
+    let (untrusted_url, untrusted_received, failed_handshakes) = tls_receiver(&stranger).await;
+    let secret = "a-merchant-secret-of-32-characters";
+    for (url, pointer) in [("https://", "/url"), ("ftp://example.com/hook", "/url")] {
+        let refused = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+        assert!(refused.is_problem(422, "/problems/validation-failed"), "{url}: {:?}", refused.body);
+        assert_eq!(refused.pointers(), [pointer], "{url}");
+    }
+    let hook = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let untrusted = app.post("/v1/webhooks", &key, json!({"url": untrusted_url, "secret": secret})).await;
+    assert_eq!(untrusted.status, StatusCode::CREATED, "{:?}", untrusted.body);
+    let order = app.post("/v1/orders", &key, order_body(&product, 2)).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
+    let order_id = order.body["order_id"].as_str().unwrap();
+    let mut delivered = Vec::new();
+    let mut untrusted_error = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        delivered = signed_deliveries(&received, secret);
+        let listed = app.get("/v1/webhooks", &key).await;
+        let untrusted_hook = listed.body.as_array().unwrap().iter().find(|hook| hook["url"] == untrusted_url.as_str());
+        untrusted_error = untrusted_hook.and_then(|hook| hook["last_error"].as_str()).unwrap_or("").to_owned();
+        if !delivered.is_empty() && !untrusted_error.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0]["transitions"][0]["order_id"], order_id);
+    assert_eq!(delivered[0]["transitions"][0]["status"], "allocated");
+    // The client refused the stranger's certificate: nothing went over that connection.
+    assert!(untrusted_received.lock().unwrap().is_empty());
+    assert!(failed_handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(untrusted_error.contains("certificate"), "the reason is kept for the merchant: {untrusted_error:?}");
 }
 
 pub async fn fulfilment_webhooks_deliver_transitions_signed(app: &TestApp) {
