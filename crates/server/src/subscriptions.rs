@@ -5,7 +5,8 @@
 //! subscription's cursor, POSTs the EPCISQueryDocument to the destination with a `GS1-Signature`
 //! (HMAC-SHA256 of the body under the subscriber's `signatureToken`, lowercase hex), and moves the
 //! cursor only after a 2xx answer: delivery is at least once, and since the cursor lives in the
-//! database it survives a restart. A failed delivery is retried after 0.5 s, 1 s, 2 s … up to
+//! database it survives a restart. Each attempt first claims its subscription for
+//! [`DELIVERY_LEASE`], so API nodes sharing a database do not send the same events twice. A failed delivery is retried after 0.5 s, 1 s, 2 s … up to
 //! [`RETRY_DELAY_MAX`].
 //!
 //! The same worker delivers the merchants' order-transition webhooks (`fulfilment::deliver_webhooks`).
@@ -32,9 +33,9 @@ pub const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub const DELIVERY_EVENTS_MAX: u64 = 1000;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long an order webhook is one node's to deliver once claimed (more than a delivery's
-/// reads, [`DELIVERY_TIMEOUT`] and its record take): no other API node sends it meanwhile, and
-/// if this node stops mid-delivery, another takes it up after this.
+/// How long an order webhook or an EPCIS subscription is one node's to deliver once claimed
+/// (more than a delivery's reads, [`DELIVERY_TIMEOUT`] and its record take): no other API node
+/// sends it meanwhile, and if this node stops mid-delivery, another takes it up after this.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
 pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(600);
@@ -120,13 +121,30 @@ async fn deliver_due(store: &Store, client: &reqwest::Client, private_destinatio
         }
         let (store, client) = (store.clone(), client.clone());
         running.spawn(async move {
-            if let Err(problem) = deliver(&store, &client, &subscription, now, private_destinations).await {
+            let Ok(tenant) = TenantId::parse(&subscription.tenant_id) else { return };
+            // Claimed first, as read: API nodes sharing a database never send one subscription at
+            // once (each would send the same events); one that stops mid-delivery leaves it to
+            // another once the lease ends.
+            let lease = store::now_unix_ms() + DELIVERY_LEASE.as_millis() as i64;
+            let claim = QueryMutation::ClaimSubscription {
+                subscription_id: subscription.subscription_id.clone(),
+                seen_next_attempt_unix_ms: subscription.next_attempt_unix_ms,
+                lease_until_unix_ms: lease,
+            };
+            match store.tenant(&tenant).write(store::Mutation::EpcisQuery(claim), None).await {
+                Ok(_) => {}
+                Err(store::WriteError::Conflict(_)) => return,
+                Err(error) => {
+                    tracing::warn!(subscription = %subscription.subscription_id, %error, "claiming a subscription failed");
+                    return;
+                }
+            }
+            let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
+            if let Err(problem) = deliver(&client, &attempt, now, private_destinations).await {
                 tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
                 // Whatever failed, the next attempt waits its turn (no retry every poll).
                 let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
-                if let Ok(tenant) = TenantId::parse(&subscription.tenant_id) {
-                    let _ = record(&store, &tenant, &subscription, subscription.after_seq, false, retry, Some(problem.detail), false).await;
-                }
+                let _ = attempt.record(subscription.after_seq, false, retry, Some(problem.detail), false).await;
             }
         });
     }
@@ -315,26 +333,60 @@ pub async fn check_destination(url: &str, private_destinations: bool) -> Result<
     Ok(())
 }
 
+/// A delivery attempt of a subscription this node claimed until `lease` (the store records its
+/// outcome only while the subscription holds that lease).
+struct Attempt<'a> {
+    store: &'a Store,
+    tenant: &'a TenantId,
+    subscription: &'a Subscription,
+    lease: i64,
+}
+
+impl Attempt<'_> {
+    /// Records the attempt's outcome, which ends its lease: the subscription is due again at
+    /// `next_attempt_unix_ms` (never the time it was read at, so a node that read it before the
+    /// claim cannot claim it with what it read).
+    async fn record(
+        &self,
+        after_seq: i64,
+        moved: bool,
+        next_attempt_unix_ms: i64,
+        error: Option<String>,
+        delivered: bool,
+    ) -> Result<(), Problem> {
+        let change = QueryMutation::RecordDelivery {
+            lease_until_unix_ms: self.lease,
+            subscription_id: self.subscription.subscription_id.clone(),
+            after_seq,
+            moved,
+            delivered,
+            next_attempt_unix_ms: next_attempt_unix_ms.max(self.subscription.next_attempt_unix_ms.saturating_add(1)),
+            error,
+        };
+        self.store.tenant(self.tenant).write(store::Mutation::EpcisQuery(change), None).await?;
+        Ok(())
+    }
+}
+
 async fn deliver(
-    store: &Store,
     client: &reqwest::Client,
-    subscription: &Subscription,
+    attempt: &Attempt<'_>,
     now: i64,
     private_destinations: bool,
 ) -> Result<(), Problem> {
-    let tenant = TenantId::parse(&subscription.tenant_id).map_err(Problem::internal)?;
-    let Some(definition) = store.tenant(&tenant).epcis_query(&subscription.query_name).await? else {
+    let Attempt { store, tenant, subscription, .. } = *attempt;
+    let Some(definition) = store.tenant(tenant).epcis_query(&subscription.query_name).await? else {
         return Ok(());
     };
     let definition: serde_json::Value = serde_json::from_str(&definition).map_err(Problem::internal)?;
     let source = QuerySource::from_definition(&subscription.query_name, &definition)?;
-    let query = source.prepare(store, &tenant).await?;
+    let query = source.prepare(store, tenant).await?;
     let after = EventPosition { key: subscription.after_seq, seq: subscription.after_seq };
     // Read before the query: when the query reads to the end, every event up to here was seen
     // (sequence numbers are committed in order), visible to this tenant or not.
     let last_seq = store.epcis_last_seq().await?;
     let (events, position, exhausted) =
-        collect_matches(store, &tenant, &query, EventOrder::RecordAscending, Some(after), DELIVERY_EVENTS_MAX).await?;
+        collect_matches(store, tenant, &query, EventOrder::RecordAscending, Some(after), DELIVERY_EVENTS_MAX).await?;
     let mut scanned_to = position.map_or(subscription.after_seq, |position| position.seq);
     if exhausted {
         scanned_to = scanned_to.max(last_seq);
@@ -352,12 +404,9 @@ async fn deliver(
     };
     if events.is_empty() && !(schedule.is_some() && subscription.report_if_empty) {
         // Nothing to send: remember how far was read (so it is not read again), and for a
-        // schedule wait for its next time.
-        if scanned_to > subscription.after_seq || schedule.is_some() {
-            let next = if schedule.is_some() { next_fire() } else { now };
-            record(store, &tenant, subscription, scanned_to, true, next, None, false).await?;
-        }
-        return Ok(());
+        // schedule wait for its next time. (Recorded even when the cursor stays: it ends the lease.)
+        let next = if schedule.is_some() { next_fire() } else { now };
+        return attempt.record(scanned_to.max(subscription.after_seq), true, next, None, false).await;
     }
     if let Err(reason) = check_destination(&subscription.destination, private_destinations).await {
         return Err(Problem::new("invalid-parameter", format!("destination refused: {reason}")));
@@ -384,36 +433,13 @@ async fn deliver(
         None => {
             // A schedule with more waiting catches up at once instead of at its next time.
             let next = if schedule.is_some() && exhausted { next_fire() } else { now };
-            record(store, &tenant, subscription, scanned_to, true, next, None, true).await
+            attempt.record(scanned_to, true, next, None, true).await
         }
         Some(error) => {
             let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
-            record(store, &tenant, subscription, subscription.after_seq, false, retry, Some(error), false).await
+            attempt.record(subscription.after_seq, false, retry, Some(error), false).await
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    store: &Store,
-    tenant: &TenantId,
-    subscription: &Subscription,
-    after_seq: i64,
-    moved: bool,
-    next_attempt_unix_ms: i64,
-    error: Option<String>,
-    delivered: bool,
-) -> Result<(), Problem> {
-    let change = QueryMutation::RecordDelivery {
-        subscription_id: subscription.subscription_id.clone(),
-        after_seq,
-        moved,
-        delivered,
-        next_attempt_unix_ms,
-        error,
-    };
-    store.tenant(tenant).write(store::Mutation::EpcisQuery(change), None).await?;
-    Ok(())
 }
 
 /// Checks `GS1-Signature` the way a subscriber would.

@@ -1269,6 +1269,17 @@ mod own_apps {
         super::fulfilment::a_deadlocked_receipt_is_applied_again(&app, &url).await;
     }
 
+    /// A subscription two API nodes share sends each event once, even when its receiver is slow.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn epcis_subscriptions_deliver_once_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("epcis_subscriptions_deliver_once_on_two_nodes_postgres") else {
+            return;
+        };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::epcis_interface::epcis_subscriptions_deliver_once_on_two_nodes(&[&first, &second]).await;
+    }
+
     /// A webhook two API nodes share sends each transition once, even when its receiver is slow.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_deliver_once_on_two_nodes_postgres() {

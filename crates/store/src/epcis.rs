@@ -839,10 +839,22 @@ pub enum QueryMutation {
         query_name: String,
         subscription_id: String,
     },
+    /// A delivery attempt begins: the subscription is due again only at `lease_until_unix_ms`, so
+    /// no other API node sends it meanwhile. Refused (`Conflict`) unless it is still due at
+    /// `seen_next_attempt_unix_ms`, as the delivery read it (another node claimed it since).
+    ClaimSubscription {
+        subscription_id: String,
+        seen_next_attempt_unix_ms: i64,
+        lease_until_unix_ms: i64,
+    },
     /// A delivery attempt ended. `moved`: the cursor moves to `after_seq` (after a delivery the
     /// subscriber acknowledged, `delivered`, or after reading events none of which matched);
     /// otherwise the attempt failed with `error` and is retried at `next_attempt_unix_ms`.
+    /// Nothing is written unless the subscription still holds the attempt's lease
+    /// (`lease_until_unix_ms`, from [`QueryMutation::ClaimSubscription`]): after it lapsed, another
+    /// node's attempt owns the cursor.
     RecordDelivery {
+        lease_until_unix_ms: i64,
         subscription_id: String,
         after_seq: i64,
         moved: bool,
@@ -949,16 +961,52 @@ pub(crate) async fn apply_query_mutation(
             .await?;
             Ok(if deleted == 0 { Err(WriteError::NotFound) } else { Ok(false) })
         }
-        QueryMutation::RecordDelivery { subscription_id, after_seq, moved, delivered, next_attempt_unix_ms, error } => {
+        QueryMutation::ClaimSubscription { subscription_id, seen_next_attempt_unix_ms, lease_until_unix_ms } => {
+            debug_assert!(lease_until_unix_ms > seen_next_attempt_unix_ms, "a lease ends after the attempt it claims");
+            let claimed = execute(
+                conn,
+                "UPDATE epcis_subscriptions SET next_attempt_unix_ms = $1 \
+                 WHERE tenant_id = $2 AND subscription_id = $3 AND next_attempt_unix_ms = $4",
+                &[
+                    Arg::Integer(*lease_until_unix_ms),
+                    Arg::Text(tenant),
+                    Arg::Text(subscription_id),
+                    Arg::Integer(*seen_next_attempt_unix_ms),
+                ],
+            )
+            .await?;
+            if claimed == 0 {
+                return Ok(Err(WriteError::Conflict(format!(
+                    "subscription {subscription_id} is being delivered by another API node, or was deleted"
+                ))));
+            }
+            Ok(Ok(false))
+        }
+        QueryMutation::RecordDelivery {
+            lease_until_unix_ms,
+            subscription_id,
+            after_seq,
+            moved,
+            delivered,
+            next_attempt_unix_ms,
+            error,
+        } => {
+            // The next attempt is never the lease's time: a node that read the subscription at
+            // its lease cannot claim it after the record.
+            let next_attempt_unix_ms = if next_attempt_unix_ms == lease_until_unix_ms {
+                next_attempt_unix_ms + 1
+            } else {
+                *next_attempt_unix_ms
+            };
             let sql = match moved {
                 true => {
                     "UPDATE epcis_subscriptions SET after_seq = CASE WHEN after_seq < $3 THEN $3 ELSE after_seq END, \
                      next_attempt_unix_ms = $4, attempts = 0, last_error = $5, deliveries = deliveries + $6 \
-                     WHERE tenant_id = $1 AND subscription_id = $2"
+                     WHERE tenant_id = $1 AND subscription_id = $2 AND next_attempt_unix_ms = $7"
                 }
                 false => {
                     "UPDATE epcis_subscriptions SET next_attempt_unix_ms = $4, attempts = attempts + 1, last_error = $5 \
-                     WHERE tenant_id = $1 AND subscription_id = $2 AND $3 >= 0 AND $6 >= 0"
+                     WHERE tenant_id = $1 AND subscription_id = $2 AND next_attempt_unix_ms = $7 AND $3 >= 0 AND $6 >= 0"
                 }
             };
             execute(
@@ -968,9 +1016,10 @@ pub(crate) async fn apply_query_mutation(
                     Arg::Text(tenant),
                     Arg::Text(subscription_id),
                     Arg::Integer(*after_seq),
-                    Arg::Integer(*next_attempt_unix_ms),
+                    Arg::Integer(next_attempt_unix_ms),
                     Arg::OptionalText(error.as_deref()),
                     Arg::Integer(i64::from(*delivered)),
+                    Arg::Integer(*lease_until_unix_ms),
                 ],
             )
             .await?;

@@ -61,6 +61,7 @@ behaviour!(
     usage_counts_rows_per_day,
     deleting_a_referenced_row_is_refused,
     webhook_deliveries_claim_and_record_under_their_lease,
+    subscription_deliveries_claim_and_record_under_their_lease,
 );
 
 fn tenant(name: &str) -> TenantId {
@@ -757,4 +758,68 @@ async fn webhook_deliveries_claim_and_record_under_their_lease(store: &Store) {
     .await
     .unwrap();
     assert_eq!(read().await, delivered);
+}
+
+async fn subscription_deliveries_claim_and_record_under_their_lease(store: &Store) {
+    use store::epcis::{QueryMutation, Subscription};
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let query = |mutation| Mutation::EpcisQuery(mutation);
+    let definition = r#"{"EQ_bizStep":["shipping"]}"#.to_owned();
+    put(store, &acme, query(QueryMutation::CreateQuery { name: "moves".into(), definition })).await.unwrap();
+    let subscription = Subscription {
+        tenant_id: acme.as_str().to_owned(),
+        subscription_id: "sub_1".into(),
+        query_name: "moves".into(),
+        destination: "https://subscriber.example/epcis".into(),
+        signature_token: None,
+        stream: true,
+        schedule: None,
+        report_if_empty: false,
+        after_seq: 10,
+        next_attempt_unix_ms: 1_000,
+        attempts: 0,
+        last_error: None,
+        deliveries: 0,
+        created_unix_ms: 0,
+    };
+    put(store, &acme, query(QueryMutation::CreateSubscription(Box::new(subscription)))).await.unwrap();
+    let read = || async { store.tenant(&acme).epcis_subscriptions("moves").await.unwrap().remove(0) };
+    let claim = |seen: i64, lease: i64| {
+        query(QueryMutation::ClaimSubscription {
+            subscription_id: "sub_1".into(),
+            seen_next_attempt_unix_ms: seen,
+            lease_until_unix_ms: lease,
+        })
+    };
+    let recorded = |lease: i64, after_seq: i64, moved: bool, next: i64| {
+        query(QueryMutation::RecordDelivery {
+            lease_until_unix_ms: lease,
+            subscription_id: "sub_1".into(),
+            after_seq,
+            moved,
+            delivered: moved,
+            next_attempt_unix_ms: next,
+            error: (!moved).then(|| "answered 503".to_owned()),
+        })
+    };
+    // The first delivery claims it; a second that read it at the same moment may not.
+    put(store, &acme, claim(1_000, 61_000)).await.unwrap();
+    assert!(matches!(put(store, &acme, claim(1_000, 61_001)).await, Err(WriteError::Conflict(_))));
+    assert_eq!(read().await.next_attempt_unix_ms, 61_000, "not due while claimed");
+    // Say the first lease passed and another delivery took it over, and delivered events to 12.
+    put(store, &acme, claim(61_000, 121_000)).await.unwrap();
+    put(store, &acme, recorded(121_000, 12, true, 70_000)).await.unwrap();
+    let delivered = read().await;
+    assert_eq!((delivered.after_seq, delivered.deliveries, delivered.next_attempt_unix_ms), (12, 1, 70_000));
+    // The first delivery's late outcomes change nothing: neither its cursor nor its failure.
+    put(store, &acme, recorded(61_000, 11, true, 62_000)).await.unwrap();
+    put(store, &acme, recorded(61_000, 10, false, 90_000)).await.unwrap();
+    assert_eq!(read().await, delivered);
+    // An outcome never leaves it due at its lease's time (a node that read it then could claim it).
+    put(store, &acme, claim(70_000, 130_000)).await.unwrap();
+    put(store, &acme, recorded(130_000, 12, false, 130_000)).await.unwrap();
+    let failed = read().await;
+    assert_eq!((failed.next_attempt_unix_ms, failed.attempts), (130_001, 1));
+    assert_eq!(failed.last_error.as_deref(), Some("answered 503"));
 }

@@ -532,6 +532,8 @@ struct Receiver {
     received: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
     fail: std::sync::Arc<std::sync::atomic::AtomicU32>,
     failed: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// How long the next request waits before it is answered (milliseconds; then 0).
+    slow_once_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Receiver {
@@ -543,6 +545,8 @@ impl Receiver {
             axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
                 let receiver = receiver.clone();
                 async move {
+                    let delay = receiver.slow_once_ms.swap(0, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                     if receiver.fail.load(Ordering::SeqCst) > 0 {
                         receiver.fail.fetch_sub(1, Ordering::SeqCst);
                         receiver.failed.fetch_add(1, Ordering::SeqCst);
@@ -665,6 +669,46 @@ pub(super) async fn epcis_webhooks_survive_a_restart(backend: Backend) {
     assert_eq!(empty["epcisBody"]["queryResults"]["resultsBody"]["eventList"], json!([]));
     assert_eq!(deliveries[2].0, None, "no token, no signature");
     drop(sqlite);
+}
+
+/// A stream subscription two API nodes share sends each event once, even when its receiver is
+/// slow to answer: a delivery claims the subscription first.
+pub(super) async fn epcis_subscriptions_deliver_once_on_two_nodes(apps: &[&TestApp]) {
+    let receiver = Receiver::default();
+    receiver.slow_once_ms.store(1_500, std::sync::atomic::Ordering::SeqCst);
+    let hook = receiver.start().await;
+    let farm = apps[0].tenant("farm", &["tenant:admin"]).await;
+    let query = json!({"name": "shipments", "query": {"EQ_bizStep": ["shipping"]}});
+    assert_eq!(apps[0].post("/queries", &farm, query).await.status, StatusCode::CREATED);
+    let subscribed =
+        apps[0].post("/queries/shipments/subscriptions", &farm, json!({"dest": hook, "stream": true})).await;
+    assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+    // Events captured through both nodes, one at a time, each waking its node's worker.
+    let mut expected = Vec::new();
+    for number in 1..=6 {
+        apps[number as usize % apps.len()].capture_job(&farm, document(vec![shipping_event(number)]), &[]).await;
+        expected.push(json!([serial(100 + number)]));
+    }
+    let sent = || -> Vec<Value> {
+        receiver
+            .deliveries()
+            .iter()
+            .flat_map(|(_, body)| {
+                let document: Value = serde_json::from_str(body).unwrap();
+                document["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
+            })
+            .map(|event| event["epcList"].clone())
+            .collect()
+    };
+    for _ in 0..100 {
+        if sent().len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Long enough for a slow delivery sent beside another to arrive too.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(sent(), expected, "each event once, in order");
 }
 
 // ---------------------------------------------------------------------------------------------
