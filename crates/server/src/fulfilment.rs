@@ -2629,6 +2629,12 @@ pub(crate) struct WebhookDeliveries {
 }
 
 impl WebhookDeliveries {
+    /// Waits for the deliveries under way (each ends within
+    /// [`crate::subscriptions::DELIVERY_TIMEOUT`] and records its outcome).
+    pub(crate) async fn finish(&mut self) {
+        while self.running.join_next().await.is_some() {}
+    }
+
     pub(crate) async fn poll(
         &mut self,
         store: &store::Store,

@@ -246,6 +246,10 @@ mod futures_util_lite {
     }
 }
 
+/// How long past a delivery's timeout a stopping server waits for its worker to record the
+/// deliveries under way.
+pub const WORKER_STOP_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves until `shutdown` resolves, then stops taking connections, finishes in-flight requests
 /// and write batches, and closes the store.
 pub async fn serve(
@@ -289,8 +293,13 @@ pub async fn serve(
     if let Some(mqtt) = mqtt {
         let _ = mqtt.await;
     }
-    worker.abort();
-    let _ = worker.await;
+    // The worker ends the deliveries under way (each within its timeout) and records them, so
+    // none stays claimed until its lease ends; past that bound it is stopped where it is.
+    let mut worker = worker;
+    if tokio::time::timeout(subscriptions::DELIVERY_TIMEOUT + WORKER_STOP_SLACK, &mut worker).await.is_err() {
+        worker.abort();
+        let _ = worker.await;
+    }
     let _ = checkpointer.await;
     // The last checkpoint covers every event captured before the shutdown.
     if let Err(error) = log::checkpoint_now(&store, &log_config.signer).await {

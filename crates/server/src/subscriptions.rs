@@ -80,14 +80,20 @@ pub async fn run(
             return;
         }
     };
+    let mut stop = stop;
     let mut webhooks = crate::fulfilment::WebhookDeliveries::default();
+    let mut subscriptions = SubscriptionDeliveries::default();
     let mut last_escalation = std::time::Instant::now() - ESCALATION_INTERVAL;
     let mut last_hold_sweep = std::time::Instant::now();
     loop {
         if *stop.borrow() {
+            // Deliveries under way end (each within DELIVERY_TIMEOUT) and record their outcome,
+            // so none leaves its webhook or subscription claimed until its lease ends.
+            while subscriptions.running.join_next().await.is_some() {}
+            webhooks.finish().await;
             return;
         }
-        if let Err(problem) = deliver_due(&store, &client, private_destinations).await {
+        if let Err(problem) = subscriptions.poll(&store, &client, private_destinations).await {
             tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
         }
         if last_escalation.elapsed() >= ESCALATION_INTERVAL {
@@ -108,48 +114,74 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(POLL_INTERVAL) => {}
             _ = wake.notified() => {}
+            _ = stop.changed() => {}
         }
     }
 }
 
-async fn deliver_due(store: &Store, client: &reqwest::Client, private_destinations: bool) -> Result<(), Problem> {
-    let now = store::now_unix_ms();
-    let mut running = tokio::task::JoinSet::new();
-    for subscription in store.due_subscriptions(now, DUE_PER_POLL_MAX).await? {
-        while running.len() >= DELIVERIES_IN_FLIGHT_MAX {
-            running.join_next().await;
+/// A worker's EPCIS subscription deliveries, kept across its polls: at most
+/// [`DELIVERIES_IN_FLIGHT_MAX`] at once, and a poll does not wait for them, so a subscriber that
+/// does not answer holds up one delivery slot, not the other subscriptions, the order webhooks,
+/// alarm escalation nor the hold sweep. A subscription being delivered is claimed (not due), so a
+/// later poll does not send it again meanwhile.
+#[derive(Default)]
+struct SubscriptionDeliveries {
+    running: tokio::task::JoinSet<()>,
+}
+
+impl SubscriptionDeliveries {
+    async fn poll(
+        &mut self,
+        store: &Store,
+        client: &reqwest::Client,
+        private_destinations: bool,
+    ) -> Result<(), Problem> {
+        while self.running.try_join_next().is_some() {}
+        let free = DELIVERIES_IN_FLIGHT_MAX.saturating_sub(self.running.len());
+        if free == 0 {
+            return Ok(());
         }
-        let (store, client) = (store.clone(), client.clone());
-        running.spawn(async move {
-            let Ok(tenant) = TenantId::parse(&subscription.tenant_id) else { return };
-            // Claimed first, as read: API nodes sharing a database never send one subscription at
-            // once (each would send the same events); one that stops mid-delivery leaves it to
-            // another once the lease ends.
-            let lease = store::now_unix_ms() + DELIVERY_LEASE.as_millis() as i64;
-            let claim = QueryMutation::ClaimSubscription {
-                subscription_id: subscription.subscription_id.clone(),
-                seen_next_attempt_unix_ms: subscription.next_attempt_unix_ms,
-                lease_until_unix_ms: lease,
-            };
-            match store.tenant(&tenant).write(store::Mutation::EpcisQuery(claim), None).await {
-                Ok(_) => {}
-                Err(store::WriteError::Conflict(_)) => return,
-                Err(error) => {
-                    tracing::warn!(subscription = %subscription.subscription_id, %error, "claiming a subscription failed");
-                    return;
-                }
-            }
-            let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
-            if let Err(problem) = deliver(&client, &attempt, now, private_destinations).await {
-                tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
-                // Whatever failed, the next attempt waits its turn (no retry every poll).
-                let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
-                let _ = attempt.record(subscription.after_seq, false, retry, Some(problem.detail), false).await;
-            }
-        });
+        let now = store::now_unix_ms();
+        for subscription in store.due_subscriptions(now, DUE_PER_POLL_MAX.min(free as u32)).await? {
+            self.running.spawn(deliver_claimed(store.clone(), client.clone(), subscription, now, private_destinations));
+        }
+        Ok(())
     }
-    while running.join_next().await.is_some() {}
-    Ok(())
+}
+
+/// Claims a subscription as read, delivers what it has, and records the outcome.
+async fn deliver_claimed(
+    store: Store,
+    client: reqwest::Client,
+    subscription: Subscription,
+    now: i64,
+    private_destinations: bool,
+) {
+    let Ok(tenant) = TenantId::parse(&subscription.tenant_id) else { return };
+    // Claimed first, as read: API nodes sharing a database never send one subscription at
+    // once (each would send the same events); one that stops mid-delivery leaves it to
+    // another once the lease ends.
+    let lease = store::now_unix_ms() + DELIVERY_LEASE.as_millis() as i64;
+    let claim = QueryMutation::ClaimSubscription {
+        subscription_id: subscription.subscription_id.clone(),
+        seen_next_attempt_unix_ms: subscription.next_attempt_unix_ms,
+        lease_until_unix_ms: lease,
+    };
+    match store.tenant(&tenant).write(store::Mutation::EpcisQuery(claim), None).await {
+        Ok(_) => {}
+        Err(store::WriteError::Conflict(_)) => return,
+        Err(error) => {
+            tracing::warn!(subscription = %subscription.subscription_id, %error, "claiming a subscription failed");
+            return;
+        }
+    }
+    let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
+    if let Err(problem) = deliver(&client, &attempt, now, private_destinations).await {
+        tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
+        // Whatever failed, the next attempt waits its turn (no retry every poll).
+        let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
+        let _ = attempt.record(subscription.after_seq, false, retry, Some(problem.detail), false).await;
+    }
 }
 
 /// Whether a destination address is one a tenant may not reach through keten, unless the

@@ -251,8 +251,9 @@ use dispatch::{
     dispatch_leaves_out_a_shipment_that_shipped_nothing, dispatch_plans_waves_and_couriers_deliver,
 };
 use epcis_interface::{
-    epcis_bad_documents_store_nothing, epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back,
-    epcis_named_queries, epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
+    epcis_a_silent_subscriber_holds_up_only_its_own_subscription, epcis_bad_documents_store_nothing,
+    epcis_capture_and_query, epcis_corpora_are_captured_and_queried_back, epcis_named_queries,
+    epcis_query_families_match_the_predicate, epcis_trace_follows_lots,
 };
 use fulfilment::{
     fulfilment_a_changed_product_is_read_again, fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
@@ -319,6 +320,7 @@ end_to_end!(
     epcis_bad_documents_store_nothing,
     epcis_corpora_are_captured_and_queried_back,
     epcis_named_queries,
+    epcis_a_silent_subscriber_holds_up_only_its_own_subscription,
     epcis_trace_follows_lots,
     epcis_query_families_match_the_predicate,
     keys_scopes_and_revocation,
@@ -1095,6 +1097,11 @@ mod own_apps {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_postgres() {
         super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn epcis_a_stopping_server_finishes_its_deliveries() {
+        super::epcis_interface::epcis_a_stopping_server_finishes_its_deliveries().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

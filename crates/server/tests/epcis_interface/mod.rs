@@ -534,6 +534,8 @@ struct Receiver {
     failed: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// How long the next request waits before it is answered (milliseconds; then 0).
     slow_once_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Requests that arrived (answered or not yet).
+    arrived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Receiver {
@@ -545,6 +547,7 @@ impl Receiver {
             axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
                 let receiver = receiver.clone();
                 async move {
+                    receiver.arrived.fetch_add(1, Ordering::SeqCst);
                     let delay = receiver.slow_once_ms.swap(0, Ordering::SeqCst);
                     tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                     if receiver.fail.load(Ordering::SeqCst) > 0 {
@@ -709,6 +712,102 @@ pub(super) async fn epcis_subscriptions_deliver_once_on_two_nodes(apps: &[&TestA
     // Long enough for a slow delivery sent beside another to arrive too.
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     assert_eq!(sent(), expected, "each event once, in order");
+}
+
+/// A server stopped in the middle of a delivery finishes it first and records it: the next
+/// server on the database delivers the next event at once (the subscription is not left claimed
+/// until its lease ends) and does not send the first again.
+pub(super) async fn epcis_a_stopping_server_finishes_its_deliveries() {
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let receiver = Receiver::default();
+    receiver.slow_once_ms.store(1_500, std::sync::atomic::Ordering::SeqCst);
+    let hook = receiver.start().await;
+    let first = spawn_app_at(file.url(), None).await;
+    let farm = first.tenant("farm", &["tenant:admin"]).await;
+    let query = json!({"name": "shipments", "query": {"EQ_bizStep": ["shipping"]}});
+    assert_eq!(first.post("/queries", &farm, query).await.status, StatusCode::CREATED);
+    let subscribed = first.post("/queries/shipments/subscriptions", &farm, json!({"dest": hook, "stream": true})).await;
+    assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+    first.capture_job(&farm, document(vec![shipping_event(1)]), &[]).await;
+    for _ in 0..100 {
+        if receiver.arrived.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.arrived.load(std::sync::atomic::Ordering::SeqCst), 1, "the delivery is under way");
+    let TestApp { _shutdown, server, .. } = first;
+    drop(_shutdown);
+    server.await.unwrap().unwrap();
+    assert_eq!(receiver.deliveries().len(), 1, "the delivery under way ended before the server stopped");
+    let second = spawn_app_at(file.url(), None).await;
+    second.capture_job(&farm, document(vec![shipping_event(2)]), &[]).await;
+    let deliveries = receiver.wait_for(2).await;
+    let sent: Vec<Value> = deliveries
+        .iter()
+        .map(|(_, body)| {
+            let document: Value = serde_json::from_str(body).unwrap();
+            document["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["epcList"].clone()
+        })
+        .collect();
+    assert_eq!(sent, [json!([serial(101)]), json!([serial(102)])]);
+}
+
+/// A subscriber that never answers holds up only its own subscription: another tenant's is
+/// delivered meanwhile, long before the silent one's delivery times out.
+pub(super) async fn epcis_a_silent_subscriber_holds_up_only_its_own_subscription(app: &TestApp) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+    // The silent subscriber: accepts, reads, never answers; notes when keten gives up (closes).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (accepted, given_up) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicBool::new(false)));
+    let (accepting, closing) = (accepted.clone(), given_up.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            accepting.fetch_add(1, Ordering::SeqCst);
+            let closing = closing.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while matches!(socket.read(&mut buffer).await, Ok(read) if read > 0) {}
+                closing.store(true, Ordering::SeqCst);
+            });
+        }
+    });
+    let receiver = Receiver::default();
+    let heard = receiver.start().await;
+    let mut keys = Vec::new();
+    for (tenant, destination) in [("quiet", &silent), ("heard", &heard)] {
+        let key = app.tenant(tenant, &["tenant:admin"]).await;
+        let query = json!({"name": "shipments", "query": {"EQ_bizStep": ["shipping"]}});
+        assert_eq!(app.post("/queries", &key, query).await.status, StatusCode::CREATED);
+        let subscribed =
+            app.post("/queries/shipments/subscriptions", &key, json!({"dest": destination, "stream": true})).await;
+        assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+        keys.push(key);
+    }
+    // The silent subscriber's event first: its delivery hangs.
+    app.capture_job(&keys[0], document(vec![shipping_event(1)]), &[]).await;
+    for _ in 0..100 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(accepted.load(Ordering::SeqCst) > 0, "the silent subscriber was never called");
+    app.capture_job(&keys[1], document(vec![shipping_event(2)]), &[]).await;
+    for _ in 0..200 {
+        if !receiver.deliveries().is_empty() || given_up.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        !receiver.deliveries().is_empty() && !given_up.load(Ordering::SeqCst),
+        "the other subscriber waited for the silent one"
+    );
+    let sent: Value = serde_json::from_str(&receiver.deliveries()[0].1).unwrap();
+    assert_eq!(sent["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["epcList"], json!([serial(102)]));
 }
 
 // ---------------------------------------------------------------------------------------------
