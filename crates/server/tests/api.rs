@@ -1266,6 +1266,17 @@ mod own_apps {
         super::fulfilment::product_deletion_and_first_stock_settle_on_two_nodes(&app, &url).await;
     }
 
+    /// A change of a location's zones and another node's receipt into it settle as if one came first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn location_changes_and_receipts_settle_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("location_changes_and_receipts_settle_on_two_nodes_postgres")
+        else {
+            return;
+        };
+        let app = super::spawn_app_at(url.clone(), None).await;
+        super::fulfilment::location_changes_and_receipts_settle_on_two_nodes(&app, &url).await;
+    }
+
     /// A receipt that PostgreSQL fails to break a deadlock, twice, is applied again each time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deadlocked_receipt_is_applied_again_postgres() {

@@ -1412,6 +1412,47 @@ async fn fresh_site(
     Ok(None)
 }
 
+/// A site that a write puts stock into, or announces pallets to, as stored now. On PostgreSQL its
+/// row is locked (`FOR SHARE`) until the transaction ends, and its kind and zones are read again
+/// under the lock: a change of the location on another API node (which locks the row first, see
+/// `writer::put_location`) has committed, and is seen here, or waits for this write and then sees
+/// its stock. (The writer's snapshot may be up to [`CACHE_LIFETIME`] old; SQLite's one writer
+/// applies every location change itself and forgets its snapshot then.)
+async fn stock_site(
+    cache: &mut WriterCache,
+    conn: &mut Conn,
+    tenant: &str,
+    gln: &Gln,
+) -> Result<Option<Location>, sqlx::Error> {
+    let Conn::Postgres(_) = conn else { return fresh_site(cache, conn, tenant, gln).await };
+    // A GLN has one owner (`gln_owners`): the tenant or the network.
+    let locked: Option<(String, String)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT tenant_id, kind FROM locations WHERE tenant_id IN ($1, 'network') AND gln = $2 FOR SHARE")
+        .bind(tenant).bind(gln.as_str()).fetch_optional(&mut *connection).await)?;
+    let Some((owner, kind)) = locked else { return Ok(None) };
+    let zones: Vec<(String, Option<f64>, Option<f64>, i64)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT zone_name, min_celsius, max_celsius, capacity_pallets FROM location_zones \
+         WHERE tenant_id = $1 AND gln = $2 ORDER BY position")
+        .bind(&owner).bind(gln.as_str()).fetch_all(&mut *connection).await)?;
+    let as_stored = |site: &Location| {
+        site.kind.name() == kind
+            && site.zones.len() == zones.len()
+            && site.zones.iter().zip(&zones).all(|(zone, (name, min, max, capacity))| {
+                zone.name.as_str() == name
+                    && (zone.range.min_celsius, zone.range.max_celsius) == (*min, *max)
+                    && i64::from(zone.capacity_pallets) == *capacity
+            })
+    };
+    if let Some(site) = fresh_site(cache, conn, tenant, gln).await?
+        && as_stored(&site)
+    {
+        return Ok(Some(site));
+    }
+    // Changed since the snapshot was read: read again (after the lock, so as stored now).
+    cache.forget_networks();
+    fresh_site(cache, conn, tenant, gln).await
+}
+
 pub(crate) async fn network_snapshot(
     cache: &mut WriterCache,
     conn: &mut Conn,
@@ -2291,7 +2332,7 @@ async fn apply_checked(
     let done = |created| Ok(Ok(FulfilmentApplied { created, outcome: None }));
     match mutation {
         FulfilmentMutation::CreateAsn { asn_id, location, expected_unix_ms, pallets } => {
-            let Some(site) = fresh_site(cache, conn, tenant, location).await? else {
+            let Some(site) = stock_site(cache, conn, tenant, location).await? else {
                 refuse!(WriteError::UnknownReference { field: "/location", value: location.to_string() });
             };
             if !site.kind.holds_stock() {
@@ -2526,7 +2567,7 @@ async fn apply_checked(
             let Some(product) = entry.product.clone() else {
                 refuse!(WriteError::UnknownReference { field: "/gtin", value: gtin.to_string() });
             };
-            let Some(site) = fresh_site(cache, conn, tenant, &to.0).await? else {
+            let Some(site) = stock_site(cache, conn, tenant, &to.0).await? else {
                 refuse!(WriteError::UnknownReference { field: "/to/location", value: to.0.to_string() });
             };
             if !site.kind.holds_stock() {
@@ -2838,8 +2879,10 @@ async fn receive_asn(
         "SELECT location_gln FROM asns WHERE tenant_id = $1 AND asn_id = $2")
         .bind(tenant).bind(asn_id).fetch_optional(&mut *connection).await)?;
     let Some((location,)) = location else { refuse!(WriteError::NotFound) };
-    let network = network_snapshot(cache, conn, tenant).await?;
-    let Some(site) = network.sites.iter().find(|site| site.gln.as_str() == location) else {
+    let Ok(gln) = Gln::parse(&location) else {
+        return Err(corrupt(format!("ASN {asn_id} names the location {location:?}, not a GLN")));
+    };
+    let Some(site) = stock_site(cache, conn, tenant, &gln).await? else {
         refuse!(WriteError::UnknownReference { field: "/location", value: location });
     };
     let Some(site_zone) = site.zones.iter().find(|candidate| candidate.name == *zone).cloned() else {

@@ -5,8 +5,9 @@
 //!   query; callers cannot forget to filter.
 //! - Every write goes through the [`Writer`]: concurrent writes are batched into one transaction
 //!   (group commit) and a write is acknowledged only after its transaction committed.
-//! - No `SELECT … FOR UPDATE`: writes check their preconditions inside the batch transaction and
-//!   rely on primary keys and conditional statements.
+//! - Writes check their preconditions inside the batch transaction and rely on primary keys and
+//!   conditional statements; row locks (PostgreSQL) only where a check must see another API node's
+//!   write, each named in ARCHITECTURE.md ("Few row locks").
 //! - The same SQL text runs on both backends (`$n` parameters); only the migrations differ in types.
 
 pub mod alarms;

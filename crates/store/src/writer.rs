@@ -2225,13 +2225,7 @@ async fn apply_mutation(
         }
         Mutation::DeleteLocation { gln } => {
             let gln = gln.as_str();
-            if !exists(
-                conn,
-                "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2",
-                &[Arg::Text(tenant), Arg::Text(gln)],
-            )
-            .await?
-            {
+            if !lock_location(conn, tenant, gln).await? {
                 refuse!(WriteError::NotFound);
             }
             let lanes_sql = if tenant_id.is_network() {
@@ -2678,6 +2672,18 @@ async fn stock_kept_in_place(
     Ok(None)
 }
 
+/// Whether the tenant has the location; on PostgreSQL its row is locked (`FOR UPDATE`) until the
+/// transaction ends, before the checks of the stock held there: another API node's write putting
+/// stock there (which locks the row `FOR SHARE` first, `fulfilment::stock_site`) has committed and
+/// is seen by those checks, or waits for this change and then sees it.
+async fn lock_location(conn: &mut Conn, tenant: &str, gln: &str) -> Result<bool, sqlx::Error> {
+    let sql = match conn {
+        Conn::Sqlite(_) => "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2",
+        Conn::Postgres(_) => "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2 FOR UPDATE",
+    };
+    exists(conn, sql, &[Arg::Text(tenant), Arg::Text(gln)]).await
+}
+
 async fn put_location(
     conn: &mut Conn,
     tenant_id: &TenantId,
@@ -2698,9 +2704,7 @@ async fn put_location(
     {
         return Ok(Err(WriteError::UnknownReference { field: "/party_id", value: party.to_string() }));
     }
-    let found =
-        exists(conn, "SELECT 1 FROM locations WHERE tenant_id = $1 AND gln = $2", &[Arg::Text(tenant), Arg::Text(gln)])
-            .await?;
+    let found = lock_location(conn, tenant, gln).await?;
     if let Err(error) = check_mode(mode, found, format!("location {gln}")) {
         return Ok(Err(error));
     }

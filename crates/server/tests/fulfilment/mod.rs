@@ -3008,6 +3008,85 @@ async fn committed_while(
     tokio::join!(request, commit)
 }
 
+/// PostgreSQL, several API nodes: a change of a location's zones and another node's receipt
+/// into that zone, each not yet committed when the other runs, settle as if one came first. A
+/// transaction the test holds open stands for the other node.
+pub async fn location_changes_and_receipts_settle_on_two_nodes(app: &TestApp, url: &str) {
+    use sqlx::Connection;
+    network(app).await;
+    let (key, product) = merchant(app, "zones", "871234510118").await;
+    let stored = app.get(&format!("/v1/products/{product}"), &key).await.body["gtin"].as_str().unwrap().to_owned();
+    let pallet = json!({"sscc": with_check_digit("38712345000118000"), "gtin": product, "lot": "A",
+                        "expiry": in_days(20), "quantity": 4});
+    // The ASN reads the network: the writer's snapshot has the chill room at 0–2 °C.
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+    let receipt = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    // Another node warms the chill room to 8–12 °C (as its location change writes it, the row
+    // locked first), not committed yet: the receipt waits, then sees the warm room and refuses.
+    let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    for statement in [
+        "SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1 FOR UPDATE",
+        "UPDATE location_zones SET min_celsius = 8, max_celsius = 12 WHERE tenant_id = 'network' AND gln = $1 \
+         AND zone_name = 'chill'",
+    ] {
+        sqlx::query(statement).bind(dc()).execute(&mut other_node).await.unwrap();
+    }
+    let (answer, waited) =
+        committed_while(url, &mut other_node, app.post(&receipt, &key, json!({"zone": "chill"}))).await;
+    assert!(waited, "the receipt did not wait for the location's change");
+    assert!(answer.is_problem(422, "/problems/zone-unsuitable"), "{} {:?}", answer.status, answer.body);
+    let stock = app.get(&format!("/v1/stock?gtin={product}"), &key).await;
+    assert_eq!(stock.body["items"], json!([]), "nothing received: {:?}", stock.body);
+    // Back to 0–2 °C, through the API. Then another node receives a lot into the chill room (its
+    // location locked to share first), not committed yet: a change warming the room waits, then
+    // sees the stock and is refused.
+    let dc_path = format!("/v1/locations/{}", dc());
+    let mut location = app.get(&dc_path, &app.operator_key).await.body;
+    let with_chill = |location: &mut Value, range: (i64, i64)| {
+        for zone in location["zones"].as_array_mut().unwrap() {
+            if zone["name"] == "chill" {
+                zone["min_celsius"] = json!(range.0);
+                zone["max_celsius"] = json!(range.1);
+            }
+        }
+        // The location as read, but for what a PUT does not take.
+        let fields = ["gln", "kind", "name", "address", "country", "latitude", "longitude", "time_zone", "zones"];
+        let mut body: serde_json::Map<String, Value> =
+            fields.iter().map(|field| (field.to_string(), location[field].clone())).collect();
+        body.insert("cutoffs".into(), location["cutoffs"].clone());
+        body.insert("pick_pack_lead_minutes".into(), location["pick_pack_lead_minutes"].clone());
+        Value::Object(body)
+    };
+    let cold = app.send("PUT", &dc_path, Some(&app.operator_key), Some(with_chill(&mut location, (0, 2))), &[]).await;
+    assert_eq!(cold.status, StatusCode::OK, "{:?}", cold.body);
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    sqlx::query("SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1 FOR SHARE")
+        .bind(dc())
+        .execute(&mut other_node)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO stock_balances (tenant_id, gtin, location_gln, zone, lot, expiry_date, status, on_hand, \
+         reserved, updated_unix_ms) VALUES ('zones', $1, $2, 'chill', 'B', NULL, 'available', 5, 0, 0)",
+    )
+    .bind(&stored)
+    .bind(dc())
+    .execute(&mut other_node)
+    .await
+    .unwrap();
+    let warm = with_chill(&mut location, (8, 12));
+    let (answer, waited) =
+        committed_while(url, &mut other_node, app.send("PUT", &dc_path, Some(&app.operator_key), Some(warm), &[]))
+            .await;
+    assert!(waited, "the change did not wait for the receipt");
+    assert!(answer.is_problem(409, "/problems/in-use"), "{} {:?}", answer.status, answer.body);
+    let zones = app.get(&dc_path, &app.operator_key).await.body["zones"].clone();
+    let chill = zones.as_array().unwrap().iter().find(|zone| zone["name"] == "chill").unwrap().clone();
+    assert_eq!((chill["min_celsius"].as_f64(), chill["max_celsius"].as_f64()), (Some(0.0), Some(2.0)), "{zones}");
+}
+
 /// PostgreSQL, several API nodes: deleting a product and another node's first stock of it (a
 /// receipt's balance, a recall's lot), each not yet committed when the other runs, settle as if
 /// one came first. A transaction the test holds open stands for the other node.
