@@ -4754,11 +4754,19 @@ async fn release_for_count(
         .bind(key.zone.as_str())
         .fetch_all(&mut *connection)
         .await)?;
+    // The orders read together (a hot balance is held by thousands); a reservation's id starts
+    // with its order's.
+    let order_of = |reservation: &str| reservation.split('/').next().unwrap_or(reservation).to_owned();
+    let mut order_ids: Vec<String> = holders.iter().map(|(reservation, _)| order_of(reservation)).collect();
+    order_ids.sort_unstable();
+    order_ids.dedup();
+    let keys: Vec<&str> = order_ids.iter().map(String::as_str).collect();
+    let read = read_orders(conn, tenant, &keys, now_unix_ms).await?;
     let mut open: Vec<(i64, String, i64)> = Vec::new();
     for (reservation, units) in holders {
-        let order_id = reservation.split('/').next().unwrap_or(&reservation).to_owned();
-        if let Some((record, current)) = read_order(conn, tenant, &order_id, now_unix_ms).await?
-            && current == reservation
+        let order_id = order_of(&reservation);
+        if let Some((record, current)) = read.get(&order_id)
+            && *current == reservation
             && record.status == OrderStatus::Allocated
             && record.reservation == ReservationState::Pending
         {
