@@ -4573,24 +4573,84 @@ async fn void_reservations(
 ) -> Result<(), sqlx::Error> {
     let order_ids: Vec<&str> = orders.iter().map(|(order_id, _)| order_id.as_str()).collect();
     let read = read_orders(conn, tenant, &order_ids, now_unix_ms).await?;
+    let mut reservation_ids: Vec<&str> = Vec::with_capacity(orders.len());
     for (order_id, _) in orders {
         let Some((_, reservation_id)) = read.get(order_id) else {
             return Err(corrupt(format!("order {order_id} vanished")));
         };
+        reservation_ids.push(reservation_id);
+    }
+    // Read, released and ended together (a recall of a hot lot voids thousands): one statement
+    // for every reservation's lines, one to end them, the releases' rows written with the batch.
+    let mut lines = reserve_lines_of(conn, tenant, &reservation_ids).await?;
+    for ((order_id, _), reservation_id) in orders.iter().zip(&reservation_ids) {
+        let releases: Vec<(MovementKind, StockKey, i64)> = lines
+            .remove(*reservation_id)
+            .unwrap_or_default()
+            .iter()
+            .map(|row| (MovementKind::Release, key_of(row), row.quantity))
+            .collect();
         let operation = format!("{order_id}/{}", cause.id);
-        release_reservation(
-            conn,
-            tenant,
-            reservation_id,
-            &operation,
-            ReservationState::Voided,
-            now_unix_ms,
-            batch,
-            cache,
-        )
-        .await?;
+        let what = format!("reservation {reservation_id} cannot be released");
+        batch.checked_movements(cache, conn, tenant, &operation, &releases, &what).await?;
+    }
+    let mut distinct = reservation_ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let ended = crate::writer::execute_for_keys(
+        conn,
+        &[Arg::Text(ReservationState::Voided.name()), Arg::Integer(now_unix_ms), Arg::Text(tenant)],
+        &distinct,
+        |condition| {
+            format!(
+                "UPDATE reservations SET state = $1, updated_unix_ms = $2 WHERE tenant_id = $3 \
+                 AND reservation_id {condition} AND state = 'pending'"
+            )
+        },
+    )
+    .await?;
+    if ended != distinct.len() as u64 {
+        // Another API node ended one since this batch read it (as `end_reservation`).
+        return Err(crate::writer::raced(format!(
+            "{} of {} reservations were ended meanwhile",
+            distinct.len() as u64 - ended,
+            distinct.len()
+        )));
     }
     Ok(())
+}
+
+/// The reserve lines of each reservation, in line order, read together.
+async fn reserve_lines_of(
+    conn: &mut Conn,
+    tenant: &str,
+    reservation_ids: &[&str],
+) -> Result<HashMap<String, Vec<ReserveRow>>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct OperationRow {
+        operation_id: String,
+        #[sqlx(flatten)]
+        row: ReserveRow,
+    }
+    let mut keys = reservation_ids.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    let rows: Vec<OperationRow> = crate::writer::fetch_for_keys(conn, tenant, &keys, |tenant, condition| {
+        format!(
+            "SELECT operation_id, line, gtin, location_gln, zone, lot, quantity, kind FROM stock_movements \
+             WHERE tenant_id = {tenant} AND operation_id {condition} AND kind = '{}'",
+            MovementKind::Reserve.name()
+        )
+    })
+    .await?;
+    let mut lines: HashMap<String, Vec<ReserveRow>> = HashMap::new();
+    for OperationRow { operation_id, row } in rows {
+        lines.entry(operation_id).or_default().push(row);
+    }
+    for rows in lines.values_mut() {
+        rows.sort_unstable_by_key(|row| row.line);
+    }
+    Ok(lines)
 }
 
 /// Allocates each of `orders`, whose reservations [`void_reservations`] voided, again from the
@@ -4638,6 +4698,7 @@ async fn allocate_each_again(
     cache: &mut WriterCache,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let (mut reallocated, mut flagged) = (Vec::new(), Vec::new());
+    let mut changes = Vec::with_capacity(orders.len());
     for (order_id, chosen_status) in orders {
         let Some((mut record, reservation_id)) = read.get(order_id).cloned() else {
             continue;
@@ -4662,47 +4723,21 @@ async fn allocate_each_again(
         .await?;
         match again {
             Ok((allocation, region, promised_by)) => {
-                // Counted in its new delivering site's region.
-                execute(
-                    conn,
-                    "UPDATE orders SET region = $3 WHERE tenant_id = $1 AND order_id = $2",
-                    &[Arg::Text(tenant), Arg::Text(order_id), Arg::Text(&region)],
-                )
-                .await?;
-                let detail = format!("allocated again from other {} after {}", cause.other, cause.name);
-                let moved = set_order_status(
-                    conn,
-                    tenant,
-                    order_id,
-                    *chosen_status,
-                    OrderStatus::Allocated,
-                    Some(&detail),
-                    Some((&allocation, promised_by, &reservation)),
-                    now_unix_ms,
-                )
-                .await?;
-                if !moved {
-                    return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
-                }
+                changes.push(StatusChange {
+                    order_id: order_id.clone(),
+                    from: *chosen_status,
+                    to: OrderStatus::Allocated,
+                    detail: format!("allocated again from other {} after {}", cause.other, cause.name),
+                    allocation,
+                    promised_by_unix_ms: promised_by,
+                    reservation_id: reservation,
+                    // Counted in its new delivering site's region.
+                    region: Some(region),
+                });
                 reallocated.push(order_id.clone());
             }
             Err(refusal) => {
                 record.allocation.flags.push(format!("{}: no other stock ({refusal})", cause.name));
-                let detail = format!("lost its stock to {}; no other {} qualifies", cause.name, cause.other);
-                let moved = set_order_status(
-                    conn,
-                    tenant,
-                    order_id,
-                    *chosen_status,
-                    OrderStatus::Accepted,
-                    Some(&detail),
-                    Some((&record.allocation, record.promised_by_unix_ms, &reservation_id)),
-                    now_unix_ms,
-                )
-                .await?;
-                if !moved {
-                    return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
-                }
                 // An unconfirmed order keeps its deadline: flagged past it, it is cancelled as
                 // its lapsed hold would have been (see `expire_due`).
                 if let Some(expires_unix_ms) = record.hold_expires_unix_ms {
@@ -4714,11 +4749,140 @@ async fn allocate_each_again(
                     )
                     .await?;
                 }
+                changes.push(StatusChange {
+                    order_id: order_id.clone(),
+                    from: *chosen_status,
+                    to: OrderStatus::Accepted,
+                    detail: format!("lost its stock to {}; no other {} qualifies", cause.name, cause.other),
+                    allocation: record.allocation,
+                    promised_by_unix_ms: record.promised_by_unix_ms,
+                    reservation_id,
+                    region: None,
+                });
                 flagged.push(order_id.clone());
             }
         }
     }
+    set_orders_status(conn, tenant, &changes, now_unix_ms).await?;
     Ok((reallocated, flagged))
+}
+
+/// An order's move to a new status and allocation, written with others ([`set_orders_status`]).
+struct StatusChange {
+    order_id: String,
+    /// The status it was chosen in: it moves only from that one.
+    from: OrderStatus,
+    to: OrderStatus,
+    detail: String,
+    allocation: StoredAllocation,
+    promised_by_unix_ms: i64,
+    reservation_id: String,
+    /// Its new region (its new delivering site's), if it changes.
+    region: Option<String>,
+}
+
+/// Writes the moves of orders a recall or a count took back, as [`set_order_status`] writes one:
+/// on PostgreSQL together (their rows, their history rows, out of the dispatch queue: three
+/// statements for up to [`crate::writer::UNNEST_ROWS_MAX`] orders, not four an order); on SQLite,
+/// whose statements cost no round trip, one at a time. If an order moved on meanwhile (another
+/// API node), the batch fails and is applied again.
+async fn set_orders_status(
+    conn: &mut Conn,
+    tenant: &str,
+    changes: &[StatusChange],
+    now_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let raced = |orders: String| crate::writer::raced(format!("{orders} moved on meanwhile"));
+    let Conn::Postgres(connection) = conn else {
+        for change in changes {
+            if let Some(region) = &change.region {
+                execute(
+                    conn,
+                    "UPDATE orders SET region = $3 WHERE tenant_id = $1 AND order_id = $2",
+                    &[Arg::Text(tenant), Arg::Text(&change.order_id), Arg::Text(region)],
+                )
+                .await?;
+            }
+            let allocation = Some((&change.allocation, change.promised_by_unix_ms, change.reservation_id.as_str()));
+            let detail = Some(change.detail.as_str());
+            if !set_order_status(
+                conn,
+                tenant,
+                &change.order_id,
+                change.from,
+                change.to,
+                detail,
+                allocation,
+                now_unix_ms,
+            )
+            .await?
+            {
+                return Err(raced(format!("order {} was", change.order_id)));
+            }
+        }
+        return Ok(());
+    };
+    for chunk in changes.chunks(crate::writer::UNNEST_ROWS_MAX) {
+        // Statuses only to those that keep no parcel on its way (as `set_order_status` decides
+        // the dispatch queue).
+        debug_assert!(chunk.iter().all(|change| matches!(change.to, OrderStatus::Allocated | OrderStatus::Accepted)));
+        let order_ids: Vec<&str> = chunk.iter().map(|change| change.order_id.as_str()).collect();
+        let from: Vec<&str> = chunk.iter().map(|change| change.from.name()).collect();
+        let to: Vec<&str> = chunk.iter().map(|change| change.to.name()).collect();
+        let allocations = chunk
+            .iter()
+            .map(|change| serde_json::to_string(&change.allocation).map_err(corrupt))
+            .collect::<Result<Vec<String>, _>>()?;
+        let promised: Vec<i64> = chunk.iter().map(|change| change.promised_by_unix_ms).collect();
+        let reservations: Vec<&str> = chunk.iter().map(|change| change.reservation_id.as_str()).collect();
+        let regions: Vec<Option<&str>> = chunk.iter().map(|change| change.region.as_deref()).collect();
+        let details: Vec<&str> = chunk.iter().map(|change| change.detail.as_str()).collect();
+        // The first promise is kept once an allocation moves it (SET reads the old row).
+        let moved = sqlx::query(
+            "UPDATE orders o SET status = v.status, updated_unix_ms = $2, allocation = v.allocation, \
+             promised_by_unix_ms = v.promised_by, first_promised_unix_ms = CASE WHEN o.promised_by_unix_ms <> v.promised_by \
+             THEN COALESCE(o.first_promised_unix_ms, o.promised_by_unix_ms) ELSE o.first_promised_unix_ms END, \
+             reservation_id = v.reservation_id, region = COALESCE(v.region, o.region) \
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[]) \
+             AS v(order_id, from_status, status, allocation, promised_by, reservation_id, region) \
+             WHERE o.tenant_id = $1 AND o.order_id = v.order_id AND o.status = v.from_status",
+        )
+        .bind(tenant)
+        .bind(now_unix_ms)
+        .bind(&order_ids)
+        .bind(&from)
+        .bind(&to)
+        .bind(&allocations)
+        .bind(&promised)
+        .bind(&reservations)
+        .bind(&regions)
+        .execute(&mut **connection)
+        .await?
+        .rows_affected();
+        if moved != chunk.len() as u64 {
+            return Err(raced(format!("{} of {} orders were", chunk.len() as u64 - moved, chunk.len())));
+        }
+        sqlx::query(
+            "INSERT INTO order_events (tenant_id, order_id, seq, status, detail, at_unix_ms) \
+             SELECT $1, v.order_id, COALESCE((SELECT MAX(e.seq) FROM order_events e \
+             WHERE e.tenant_id = $1 AND e.order_id = v.order_id), 0) + 1, v.status, v.detail, $2 \
+             FROM UNNEST($3::text[], $4::text[], $5::text[]) AS v(order_id, status, detail)",
+        )
+        .bind(tenant)
+        .bind(now_unix_ms)
+        .bind(&order_ids)
+        .bind(&to)
+        .bind(&details)
+        .execute(&mut **connection)
+        .await?;
+        // No longer waiting for the last mile: out of the dispatch queue.
+        sqlx::query("DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id = ANY($2)")
+            .bind(tenant)
+            .bind(&order_ids)
+            .execute(&mut **connection)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The orders that give up their reservations so that a count of `counted` units of a balance
