@@ -962,20 +962,14 @@ pub(crate) async fn apply_query_mutation(
             Ok(if deleted == 0 { Err(WriteError::NotFound) } else { Ok(false) })
         }
         QueryMutation::ClaimSubscription { subscription_id, seen_next_attempt_unix_ms, lease_until_unix_ms } => {
-            debug_assert!(lease_until_unix_ms > seen_next_attempt_unix_ms, "a lease ends after the attempt it claims");
-            let claimed = execute(
-                conn,
-                "UPDATE epcis_subscriptions SET next_attempt_unix_ms = $1 \
-                 WHERE tenant_id = $2 AND subscription_id = $3 AND next_attempt_unix_ms = $4",
-                &[
-                    Arg::Integer(*lease_until_unix_ms),
-                    Arg::Text(tenant),
-                    Arg::Text(subscription_id),
-                    Arg::Integer(*seen_next_attempt_unix_ms),
-                ],
-            )
-            .await?;
-            if claimed == 0 {
+            let claim = crate::writer::Claim {
+                table: "epcis_subscriptions",
+                id_column: "subscription_id",
+                id: subscription_id,
+                seen_next_attempt_unix_ms: *seen_next_attempt_unix_ms,
+                lease_until_unix_ms: *lease_until_unix_ms,
+            };
+            if !claim.take(conn, tenant).await? {
                 return Ok(Err(WriteError::Conflict(format!(
                     "subscription {subscription_id} is being delivered by another API node, or was deleted"
                 ))));

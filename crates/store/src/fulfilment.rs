@@ -2743,19 +2743,14 @@ async fn apply_checked(
             done(false)
         }
         FulfilmentMutation::ClaimWebhook { webhook_id, seen_next_attempt_unix_ms, lease_until_unix_ms } => {
-            let claimed = execute(
-                conn,
-                "UPDATE order_webhooks SET next_attempt_unix_ms = $1 \
-                 WHERE tenant_id = $2 AND webhook_id = $3 AND next_attempt_unix_ms = $4",
-                &[
-                    Arg::Integer(*lease_until_unix_ms),
-                    Arg::Text(tenant),
-                    Arg::Text(webhook_id),
-                    Arg::Integer(*seen_next_attempt_unix_ms),
-                ],
-            )
-            .await?;
-            if claimed == 0 {
+            let claim = crate::writer::Claim {
+                table: "order_webhooks",
+                id_column: "webhook_id",
+                id: webhook_id,
+                seen_next_attempt_unix_ms: *seen_next_attempt_unix_ms,
+                lease_until_unix_ms: *lease_until_unix_ms,
+            };
+            if !claim.take(conn, tenant).await? {
                 refuse!(refused("conflict", format!("webhook {webhook_id} is being delivered by another API node")));
             }
             done(false)

@@ -1720,6 +1720,42 @@ pub(crate) async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Res
     on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).execute(&mut *connection).await.map(|done| done.rows_affected()))
 }
 
+/// A delivery's claim of what it delivers (an order webhook, an EPCIS subscription): the row is
+/// due again only at `lease_until_unix_ms`, so no other API node sends it meanwhile, and only if
+/// it is still due at `seen_next_attempt_unix_ms`, as the delivery read it. The outcome is then
+/// recorded only while the row still holds the lease.
+pub(crate) struct Claim<'a> {
+    /// The table and its key column (after `tenant_id`): constants of the store, never input.
+    pub table: &'static str,
+    pub id_column: &'static str,
+    pub id: &'a str,
+    pub seen_next_attempt_unix_ms: i64,
+    pub lease_until_unix_ms: i64,
+}
+
+impl Claim<'_> {
+    /// Answers whether this delivery took the claim (not if another one did since it read).
+    pub async fn take(&self, conn: &mut Conn, tenant: &str) -> Result<bool, sqlx::Error> {
+        debug_assert!(self.lease_until_unix_ms > self.seen_next_attempt_unix_ms, "a lease ends after what it claims");
+        let sql = format!(
+            "UPDATE {} SET next_attempt_unix_ms = $1 WHERE tenant_id = $2 AND {} = $3 AND next_attempt_unix_ms = $4",
+            self.table, self.id_column
+        );
+        let claimed = execute(
+            conn,
+            &sql,
+            &[
+                Arg::Integer(self.lease_until_unix_ms),
+                Arg::Text(tenant),
+                Arg::Text(self.id),
+                Arg::Integer(self.seen_next_attempt_unix_ms),
+            ],
+        )
+        .await?;
+        Ok(claimed == 1)
+    }
+}
+
 pub(crate) async fn exists(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
     on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).fetch_optional(&mut *connection).await.map(|row| row.is_some()))
 }

@@ -756,24 +756,8 @@ pub(super) async fn epcis_a_stopping_server_finishes_its_deliveries() {
 /// A subscriber that never answers holds up only its own subscription: another tenant's is
 /// delivered meanwhile, long before the silent one's delivery times out.
 pub(super) async fn epcis_a_silent_subscriber_holds_up_only_its_own_subscription(app: &TestApp) {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use tokio::io::AsyncReadExt;
-    // The silent subscriber: accepts, reads, never answers; notes when keten gives up (closes).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (accepted, given_up) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicBool::new(false)));
-    let (accepting, closing) = (accepted.clone(), given_up.clone());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            accepting.fetch_add(1, Ordering::SeqCst);
-            let closing = closing.clone();
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                while matches!(socket.read(&mut buffer).await, Ok(read) if read > 0) {}
-                closing.store(true, Ordering::SeqCst);
-            });
-        }
-    });
+    use std::sync::atomic::Ordering;
+    let (silent, accepted, given_up) = super::fulfilment::silent_endpoint("/hook").await;
     let receiver = Receiver::default();
     let heard = receiver.start().await;
     let mut keys = Vec::new();

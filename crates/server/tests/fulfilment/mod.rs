@@ -3767,13 +3767,15 @@ pub async fn fulfilment_random_operations_keep_the_ledger(app: &TestApp) {
 
 /// A merchant's endpoint that takes a delivery and never answers holds up its own webhook only:
 /// another merchant's transition arrives while that request still hangs.
-pub async fn fulfilment_a_silent_endpoint_holds_up_only_its_own_webhook(app: &TestApp) {
+/// An endpoint that accepts, reads and never answers: its URL (`path` on it), how many
+/// connections it accepted, and whether keten gave up on one (closed it).
+pub async fn silent_endpoint(
+    path: &str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
-    network(app).await;
-    // The silent endpoint: accepts, reads, never answers; notes when keten gives up (closes).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("http://{}/orders", listener.local_addr().unwrap());
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
     let (accepted, given_up) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicBool::new(false)));
     let (accepting, closing) = (accepted.clone(), given_up.clone());
     tokio::spawn(async move {
@@ -3787,6 +3789,13 @@ pub async fn fulfilment_a_silent_endpoint_holds_up_only_its_own_webhook(app: &Te
             });
         }
     });
+    (url, accepted, given_up)
+}
+
+pub async fn fulfilment_a_silent_endpoint_holds_up_only_its_own_webhook(app: &TestApp) {
+    use std::sync::atomic::Ordering;
+    network(app).await;
+    let (silent_url, accepted, given_up) = silent_endpoint("/orders").await;
     let secret = "a-merchant-secret-of-32-characters";
     let mut orders = Vec::new();
     for (tenant, body) in [("silent", "871234510101"), ("heard", "871234510102")] {
