@@ -2623,16 +2623,15 @@ pub const WEBHOOKS_PER_POLL_MAX: u32 = 100;
 /// a node that stops mid-delivery leaves the webhook to another once the lease ends.
 #[derive(Default)]
 pub(crate) struct WebhookDeliveries {
-    running: tokio::task::JoinSet<()>,
+    in_flight: crate::subscriptions::InFlight,
     /// The last webhook handed out (tenant, webhook); `None` starts from the first.
     after: Option<(String, String)>,
 }
 
 impl WebhookDeliveries {
-    /// Waits for the deliveries under way (each ends within
-    /// [`crate::subscriptions::DELIVERY_TIMEOUT`] and records its outcome).
+    /// Waits for the deliveries under way (on a stop, each gives up its send and records it).
     pub(crate) async fn finish(&mut self) {
-        while self.running.join_next().await.is_some() {}
+        self.in_flight.finish().await;
     }
 
     pub(crate) async fn poll(
@@ -2640,9 +2639,9 @@ impl WebhookDeliveries {
         store: &store::Store,
         client: &reqwest::Client,
         private_destinations: bool,
+        stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), Problem> {
-        while self.running.try_join_next().is_some() {}
-        let free = crate::subscriptions::DELIVERIES_IN_FLIGHT_MAX.saturating_sub(self.running.len());
+        let free = self.in_flight.reap();
         if free == 0 {
             return Ok(());
         }
@@ -2658,9 +2657,15 @@ impl WebhookDeliveries {
         // wait: what is not settled yet goes out with a later delivery.
         let horizon = store.settled_horizon(std::time::Duration::ZERO).await?;
         for hook in due.into_iter().take(free) {
-            let (store, client) = (store.clone(), client.clone());
-            self.running.spawn(async move {
-                if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, private_destinations).await {
+            // Being delivered (its claim perhaps not yet written): not a second time.
+            if self.in_flight.contains(&hook.tenant_id, &hook.webhook_id) {
+                continue;
+            }
+            let (store, client, stop) = (store.clone(), client.clone(), stop.clone());
+            let (tenant, id) = (hook.tenant_id.clone(), hook.webhook_id.clone());
+            self.in_flight.spawn(&tenant, &id, async move {
+                if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, private_destinations, stop).await
+                {
                     tracing::warn!(webhook = %hook.webhook_id, detail = %problem.detail, "an order webhook delivery failed");
                 }
             });
@@ -2682,6 +2687,7 @@ async fn deliver_webhook(
     hook: &store::fulfilment::OrderWebhook,
     horizon: i64,
     private_destinations: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Problem> {
     let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { return Ok(()) };
     let tenant_store = store.tenant(&tenant);
@@ -2707,7 +2713,7 @@ async fn deliver_webhook(
     }
     let through = transitions.last().map(store::fulfilment::OrderTransition::cursor);
     let alarms_through = alarm_events.last().map(store::alarms::AlarmEventRow::cursor);
-    let outcome = async {
+    let sending = async {
         let mut alarms = Vec::with_capacity(alarm_events.len());
         for event in alarm_events {
             let alarm =
@@ -2742,8 +2748,14 @@ async fn deliver_webhook(
             .await
             .map_err(|error| crate::subscriptions::send_error(&error))?;
         if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
-    }
-    .await;
+    };
+    // A stop gives up the send, and the webhook is due again at once (not after its lease).
+    let (outcome, retry_delay) = tokio::select! {
+        outcome = sending => (outcome, crate::subscriptions::retry_delay(hook.attempts + 1)),
+        () = crate::subscriptions::stopping(stop) => {
+            (Err(crate::subscriptions::STOPPED_DURING_DELIVERY.to_owned()), std::time::Duration::ZERO)
+        }
+    };
     let webhook_id = hook.webhook_id.clone();
     let change = match outcome {
         Ok(()) => FulfilmentMutation::WebhookDelivered { webhook_id, lease_until_unix_ms, through, alarms_through },
@@ -2751,9 +2763,8 @@ async fn deliver_webhook(
         Err(error) => FulfilmentMutation::WebhookFailed {
             webhook_id,
             lease_until_unix_ms,
-            next_attempt_unix_ms: store::now_unix_ms()
-                + crate::subscriptions::retry_delay(hook.attempts + 1).as_millis() as i64,
-            error,
+            next_attempt_unix_ms: store::now_unix_ms() + retry_delay.as_millis() as i64,
+            error: crate::subscriptions::bounded_reason(error),
         },
     };
     tenant_store.write(Mutation::Fulfilment(change), None).await?;

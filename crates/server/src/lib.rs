@@ -246,8 +246,8 @@ mod futures_util_lite {
     }
 }
 
-/// How long past a delivery's timeout a stopping server waits for its worker to record the
-/// deliveries under way.
+/// How long a stopping server waits for its worker to record the deliveries under way (each
+/// gives up its send at once, and records that).
 pub const WORKER_STOP_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves until `shutdown` resolves, then stops taking connections, finishes in-flight requests
@@ -293,10 +293,10 @@ pub async fn serve(
     if let Some(mqtt) = mqtt {
         let _ = mqtt.await;
     }
-    // The worker ends the deliveries under way (each within its timeout) and records them, so
-    // none stays claimed until its lease ends; past that bound it is stopped where it is.
+    // The worker's deliveries under way give up their sends and record them (due again at once),
+    // so none stays claimed until its lease ends; past this bound it is stopped where it is.
     let mut worker = worker;
-    if tokio::time::timeout(subscriptions::DELIVERY_TIMEOUT + WORKER_STOP_SLACK, &mut worker).await.is_err() {
+    if tokio::time::timeout(WORKER_STOP_SLACK, &mut worker).await.is_err() {
         worker.abort();
         let _ = worker.await;
     }

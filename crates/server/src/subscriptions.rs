@@ -87,13 +87,13 @@ pub async fn run(
     let mut last_hold_sweep = std::time::Instant::now();
     loop {
         if *stop.borrow() {
-            // Deliveries under way end (each within DELIVERY_TIMEOUT) and record their outcome,
-            // so none leaves its webhook or subscription claimed until its lease ends.
-            while subscriptions.running.join_next().await.is_some() {}
+            // Deliveries under way give up their sends and record them (due again at once), so
+            // none leaves its webhook or subscription claimed until its lease ends.
+            subscriptions.in_flight.finish().await;
             webhooks.finish().await;
             return;
         }
-        if let Err(problem) = subscriptions.poll(&store, &client, private_destinations).await {
+        if let Err(problem) = subscriptions.poll(&store, &client, private_destinations, &stop).await {
             tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
         }
         if last_escalation.elapsed() >= ESCALATION_INTERVAL {
@@ -108,7 +108,7 @@ pub async fn run(
                 tracing::warn!(detail = %problem.detail, "expiring lapsed holds failed; retrying");
             }
         }
-        if let Err(problem) = webhooks.poll(&store, &client, private_destinations).await {
+        if let Err(problem) = webhooks.poll(&store, &client, private_destinations, &stop).await {
             tracing::warn!(detail = %problem.detail, "order webhook deliveries failed; retrying");
         }
         tokio::select! {
@@ -119,14 +119,61 @@ pub async fn run(
     }
 }
 
-/// A worker's EPCIS subscription deliveries, kept across its polls: at most
-/// [`DELIVERIES_IN_FLIGHT_MAX`] at once, and a poll does not wait for them, so a subscriber that
-/// does not answer holds up one delivery slot, not the other subscriptions, the order webhooks,
-/// alarm escalation nor the hold sweep. A subscription being delivered is claimed (not due), so a
-/// later poll does not send it again meanwhile.
+/// Deliveries under way (of order webhooks, or of EPCIS subscriptions), each known by what it
+/// delivers (tenant, id): at most [`DELIVERIES_IN_FLIGHT_MAX`] at once; a poll neither waits for
+/// them nor starts a second one for what is being delivered (its claim may still be on its way
+/// to the writer, so it may still read as due).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    running: tokio::task::JoinSet<()>,
+    keys: std::collections::HashMap<tokio::task::Id, (String, String)>,
+}
+
+impl InFlight {
+    /// Forgets the deliveries that ended; answers how many more may start.
+    pub(crate) fn reap(&mut self) -> usize {
+        while let Some(ended) = self.running.try_join_next_with_id() {
+            let id = match ended {
+                Ok((id, ())) => id,
+                Err(error) => error.id(),
+            };
+            self.keys.remove(&id);
+        }
+        DELIVERIES_IN_FLIGHT_MAX.saturating_sub(self.running.len())
+    }
+
+    pub(crate) fn contains(&self, tenant: &str, id: &str) -> bool {
+        self.keys.values().any(|(key_tenant, key_id)| key_tenant == tenant && key_id == id)
+    }
+
+    pub(crate) fn spawn(&mut self, tenant: &str, id: &str, delivery: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.running.spawn(delivery);
+        self.keys.insert(handle.id(), (tenant.to_owned(), id.to_owned()));
+    }
+
+    /// Waits for the deliveries under way (on a stop, each gives up its send and records it).
+    pub(crate) async fn finish(&mut self) {
+        while self.running.join_next().await.is_some() {}
+        self.keys.clear();
+    }
+}
+
+/// Resolves once the server is stopping: a delivery under way then gives up its send and records
+/// it as failed, due again at once, so the next server (or another node) takes it up without
+/// waiting for its lease to end.
+pub(crate) async fn stopping(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// What a delivery records when the server stopped during it.
+pub(crate) const STOPPED_DURING_DELIVERY: &str = "the server stopped during the delivery; sent again";
+
+/// A worker's EPCIS subscription deliveries, kept across its polls ([`InFlight`]), so a
+/// subscriber that does not answer holds up one delivery slot, not the other subscriptions, the
+/// order webhooks, alarm escalation nor the hold sweep.
 #[derive(Default)]
 struct SubscriptionDeliveries {
-    running: tokio::task::JoinSet<()>,
+    in_flight: InFlight,
 }
 
 impl SubscriptionDeliveries {
@@ -135,15 +182,24 @@ impl SubscriptionDeliveries {
         store: &Store,
         client: &reqwest::Client,
         private_destinations: bool,
+        stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), Problem> {
-        while self.running.try_join_next().is_some() {}
-        let free = DELIVERIES_IN_FLIGHT_MAX.saturating_sub(self.running.len());
+        let free = self.in_flight.reap();
         if free == 0 {
             return Ok(());
         }
         let now = store::now_unix_ms();
-        for subscription in store.due_subscriptions(now, DUE_PER_POLL_MAX.min(free as u32)).await? {
-            self.running.spawn(deliver_claimed(store.clone(), client.clone(), subscription, now, private_destinations));
+        for subscription in store.due_subscriptions(now, DUE_PER_POLL_MAX).await? {
+            if self.in_flight.reap() == 0 {
+                break;
+            }
+            if self.in_flight.contains(&subscription.tenant_id, &subscription.subscription_id) {
+                continue;
+            }
+            let (tenant, id) = (subscription.tenant_id.clone(), subscription.subscription_id.clone());
+            let delivery =
+                deliver_claimed(store.clone(), client.clone(), subscription, now, private_destinations, stop.clone());
+            self.in_flight.spawn(&tenant, &id, delivery);
         }
         Ok(())
     }
@@ -156,6 +212,7 @@ async fn deliver_claimed(
     subscription: Subscription,
     now: i64,
     private_destinations: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Ok(tenant) = TenantId::parse(&subscription.tenant_id) else { return };
     // Claimed first, as read: API nodes sharing a database never send one subscription at
@@ -176,7 +233,15 @@ async fn deliver_claimed(
         }
     }
     let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
-    if let Err(problem) = deliver(&client, &attempt, now, private_destinations).await {
+    let delivered = tokio::select! {
+        delivered = deliver(&client, &attempt, now, private_destinations) => delivered,
+        () = stopping(stop) => {
+            let error = Some(STOPPED_DURING_DELIVERY.to_owned());
+            let _ = attempt.record(subscription.after_seq, false, store::now_unix_ms(), error, false).await;
+            return;
+        }
+    };
+    if let Err(problem) = delivered {
         tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
         // Whatever failed, the next attempt waits its turn (no retry every poll).
         let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
@@ -245,6 +310,17 @@ pub fn delivery_client(
         }
         builder
     };
+    // reqwest builds a client with no roots at all when the system has none (a slim image without
+    // ca-certificates): every https delivery would then fail, so it is said at start.
+    let system = rustls_native_certs::load_native_certs();
+    if system.certs.is_empty() {
+        let errors: Vec<String> = system.errors.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            errors = %errors.join("; "),
+            extra_roots = roots.len(),
+            "no system root certificates found: https deliveries trust --webhook-ca-file only"
+        );
+    }
     builder(true).build().or_else(|error| {
         tracing::warn!(%error, "the system's root certificates cannot be read; https deliveries trust --webhook-ca-file only");
         builder(false).build()
@@ -332,10 +408,15 @@ pub fn send_error(error: &reqwest::Error) -> String {
         }
         source = cause.source();
     }
-    if let Some((cut, _)) = text.char_indices().nth(DELIVERY_ERROR_LENGTH_MAX) {
-        text.truncate(cut);
-    }
     text
+}
+
+/// A failed delivery's reason as kept: at most [`DELIVERY_ERROR_LENGTH_MAX`] characters.
+pub fn bounded_reason(mut reason: String) -> String {
+    if let Some((cut, _)) = reason.char_indices().nth(DELIVERY_ERROR_LENGTH_MAX) {
+        reason.truncate(cut);
+    }
+    reason
 }
 
 /// The longest reason for a failed delivery kept (characters).
@@ -393,7 +474,7 @@ impl Attempt<'_> {
             moved,
             delivered,
             next_attempt_unix_ms: next_attempt_unix_ms.max(self.subscription.next_attempt_unix_ms.saturating_add(1)),
-            error,
+            error: error.map(bounded_reason),
         };
         self.store.tenant(self.tenant).write(store::Mutation::EpcisQuery(change), None).await?;
         Ok(())
@@ -531,7 +612,9 @@ mod tests {
         assert!(text.starts_with(&error.to_string()) && text.len() > error.to_string().len(), "{text}");
         assert!(text.to_lowercase().contains("refused"), "{text}");
         let long = client.post(format!("http://127.0.0.1:9/{}", "é".repeat(2_000))).send().await.unwrap_err();
-        assert_eq!(send_error(&long).chars().count(), DELIVERY_ERROR_LENGTH_MAX);
+        assert!(send_error(&long).chars().count() > DELIVERY_ERROR_LENGTH_MAX);
+        assert_eq!(bounded_reason(send_error(&long)).chars().count(), DELIVERY_ERROR_LENGTH_MAX);
+        assert_eq!(bounded_reason("é".repeat(10)), "é".repeat(10), "a short reason is kept whole");
     }
 
     #[test]

@@ -1100,8 +1100,8 @@ mod own_apps {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn epcis_a_stopping_server_finishes_its_deliveries() {
-        super::epcis_interface::epcis_a_stopping_server_finishes_its_deliveries().await;
+    async fn epcis_a_stopping_server_gives_up_its_deliveries() {
+        super::epcis_interface::epcis_a_stopping_server_gives_up_its_deliveries().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

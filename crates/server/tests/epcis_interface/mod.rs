@@ -714,13 +714,14 @@ pub(super) async fn epcis_subscriptions_deliver_once_on_two_nodes(apps: &[&TestA
     assert_eq!(sent(), expected, "each event once, in order");
 }
 
-/// A server stopped in the middle of a delivery finishes it first and records it: the next
-/// server on the database delivers the next event at once (the subscription is not left claimed
-/// until its lease ends) and does not send the first again.
-pub(super) async fn epcis_a_stopping_server_finishes_its_deliveries() {
+/// A server stopped in the middle of a delivery gives up the send at once and records it: it
+/// stops within seconds (the subscriber is still thinking), and the next server on the database
+/// sends the events at once (the subscription is not left claimed until its lease ends).
+pub(super) async fn epcis_a_stopping_server_gives_up_its_deliveries() {
     let file = scratchdb::SqliteFile::new().unwrap();
     let receiver = Receiver::default();
-    receiver.slow_once_ms.store(1_500, std::sync::atomic::Ordering::SeqCst);
+    // Longer than a delivery's timeout: waiting for the answer would hold the stop.
+    receiver.slow_once_ms.store(30_000, std::sync::atomic::Ordering::SeqCst);
     let hook = receiver.start().await;
     let first = spawn_app_at(file.url(), None).await;
     let farm = first.tenant("farm", &["tenant:admin"]).await;
@@ -737,20 +738,29 @@ pub(super) async fn epcis_a_stopping_server_finishes_its_deliveries() {
     }
     assert_eq!(receiver.arrived.load(std::sync::atomic::Ordering::SeqCst), 1, "the delivery is under way");
     let TestApp { _shutdown, server, .. } = first;
+    let stopping = std::time::Instant::now();
     drop(_shutdown);
     server.await.unwrap().unwrap();
-    assert_eq!(receiver.deliveries().len(), 1, "the delivery under way ended before the server stopped");
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(3), "stopped in {:?}", stopping.elapsed());
     let second = spawn_app_at(file.url(), None).await;
     second.capture_job(&farm, document(vec![shipping_event(2)]), &[]).await;
-    let deliveries = receiver.wait_for(2).await;
+    // Both events arrive within seconds, the first again (at least once), in order.
+    let deliveries = receiver.wait_for(1).await;
     let sent: Vec<Value> = deliveries
         .iter()
-        .map(|(_, body)| {
+        .flat_map(|(_, body)| {
             let document: Value = serde_json::from_str(body).unwrap();
-            document["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["epcList"].clone()
+            document["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap().clone()
         })
+        .map(|event| event["epcList"].clone())
         .collect();
-    assert_eq!(sent, [json!([serial(101)]), json!([serial(102)])]);
+    let expected = [json!([serial(101)]), json!([serial(102)])];
+    assert!(sent == expected || sent == expected[..1], "{sent:?}");
+    if sent.len() == 1 {
+        let deliveries = receiver.wait_for(2).await;
+        let document: Value = serde_json::from_str(&deliveries[1].1).unwrap();
+        assert_eq!(document["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["epcList"], expected[1]);
+    }
 }
 
 /// A subscriber that never answers holds up only its own subscription: another tenant's is
