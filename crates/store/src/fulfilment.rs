@@ -436,6 +436,34 @@ pub(crate) struct StockBatch {
     pub(crate) left_behind: bool,
 }
 
+impl StockBatch {
+    /// The stock this batch put at a location and has not written yet (the balances it changed
+    /// whose on-hand is above zero now), with their product's temperature class: what a change of
+    /// the location must keep besides the stored rows (`writer::stock_kept_in_place`). `tenant`:
+    /// only that tenant's; `None`, any tenant's (a network location).
+    pub(crate) fn held_at(
+        &self,
+        cache: &WriterCache,
+        tenant: Option<&str>,
+        gln: &str,
+    ) -> Vec<(String, String, network::TemperatureClass)> {
+        let mut held = Vec::new();
+        for (owner, key) in self.dirty.keys() {
+            if key.location != gln || tenant.is_some_and(|tenant| tenant != owner) {
+                continue;
+            }
+            let Some(entry) = cache.gtins.get(&(owner.clone(), key.gtin.clone())) else { continue };
+            let Ok(index) = entry.balance_index(key) else { continue };
+            if entry.balances[index].balance.on_hand > 0
+                && let Some(product) = &entry.product
+            {
+                held.push((key.zone.clone(), key.gtin.clone(), product.class));
+            }
+        }
+        held
+    }
+}
+
 /// A lot's expiry in a problem's detail: the date, or "none".
 fn expiry_text(expiry: Option<&str>) -> String {
     expiry.map_or_else(|| "none".to_owned(), str::to_owned)

@@ -2257,7 +2257,7 @@ async fn apply_mutation(
             applied(false)
         }
         Mutation::PutLocation { location, mode } => {
-            put_location(conn, tenant_id, location, *mode, now_unix_ms, usage).await
+            put_location(conn, tenant_id, location, *mode, now_unix_ms, usage, state).await
         }
         Mutation::DeleteLocation { gln } => {
             let gln = gln.as_str();
@@ -2297,7 +2297,9 @@ async fn apply_mutation(
                      WHERE a.tenant_id = $1 AND a.location_gln = $2 AND p.received_unix_ms IS NULL",
                 )
             };
-            if exists(conn, stock_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
+            // Stored, or put there by an earlier write of this batch (written when it ends).
+            let pending = state.stock.held_at(state.cache, (!tenant_id.is_network()).then_some(tenant), gln);
+            if !pending.is_empty() || exists(conn, stock_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
                 refuse!(WriteError::InUse(format!("location {gln}"), STOCK_HELD_THERE.into()));
             }
             if exists(conn, announced_sql, &[Arg::Text(tenant), Arg::Text(gln)]).await? {
@@ -2644,6 +2646,7 @@ async fn stock_kept_in_place(
     conn: &mut Conn,
     tenant_id: &TenantId,
     location: &Location,
+    state: &BatchState<'_>,
 ) -> Result<Option<WriteError>, sqlx::Error> {
     let gln = location.gln.as_str();
     let network = tenant_id.is_network();
@@ -2671,9 +2674,17 @@ async fn stock_kept_in_place(
         return Ok(Some(WriteError::InUse(what, "pallets announced to it and not received".into())));
     }
     type Held = (String, String, String, Option<f64>, Option<f64>);
-    let held: Vec<Held> = on_conn!(conn, connection => {
+    let stored_held: Vec<Held> = on_conn!(conn, connection => {
         sqlx::query_as(held_sql).bind(tenant_id.as_str()).bind(gln).fetch_all(&mut *connection).await
     })?;
+    let mut held = Vec::with_capacity(stored_held.len());
+    for (zone, gtin, class, min_celsius, max_celsius) in stored_held {
+        let class = network::TemperatureClass::new(&class, min_celsius, max_celsius)
+            .map_err(|error| sqlx::Error::Decode(format!("stored product {gtin} is invalid: {error}").into()))?;
+        held.push((zone, gtin, class));
+    }
+    // And what earlier writes of this batch put there (written when the batch ends).
+    held.extend(state.stock.held_at(state.cache, (!network).then_some(tenant_id.as_str()), gln));
     if held.is_empty() {
         return Ok(None);
     }
@@ -2685,7 +2696,7 @@ async fn stock_kept_in_place(
         sqlx::query_as("SELECT zone_name, min_celsius, max_celsius FROM location_zones WHERE tenant_id = $1 AND gln = $2")
             .bind(tenant_id.as_str()).bind(gln).fetch_all(&mut *connection).await
     })?;
-    for (zone, gtin, class, min_celsius, max_celsius) in held {
+    for (zone, gtin, class) in held {
         let Some(kept) = location.zones.iter().find(|kept| kept.name.as_str() == zone) else {
             return Ok(Some(WriteError::InUse(format!("zone {zone} of location {gln}"), STOCK_HELD_THERE.into())));
         };
@@ -2695,8 +2706,6 @@ async fn stock_kept_in_place(
         if unchanged {
             continue;
         }
-        let class = network::TemperatureClass::new(&class, min_celsius, max_celsius)
-            .map_err(|error| sqlx::Error::Decode(format!("stored product {gtin} is invalid: {error}").into()))?;
         if !kept.suits(&class) {
             let what = format!(
                 "zone {zone} of location {gln} (its new range would not keep product {gtin}, {}, in range)",
@@ -2727,6 +2736,7 @@ async fn put_location(
     mode: PutMode,
     now_unix_ms: i64,
     usage: &mut Usage<'_>,
+    state: &BatchState<'_>,
 ) -> Result<Result<Applied, WriteError>, sqlx::Error> {
     let tenant = tenant_id.as_str();
     let gln = location.gln.as_str();
@@ -2761,7 +2771,7 @@ async fn put_location(
     {
         return Ok(Err(WriteError::InUse(format!("zone {zone} of location {gln}"), "a device".into())));
     }
-    if found && let Some(refusal) = stock_kept_in_place(conn, tenant_id, location).await? {
+    if found && let Some(refusal) = stock_kept_in_place(conn, tenant_id, location, state).await? {
         return Ok(Err(refusal));
     }
     execute(

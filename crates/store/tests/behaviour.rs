@@ -62,6 +62,7 @@ behaviour!(
     deleting_a_referenced_row_is_refused,
     webhook_deliveries_claim_and_record_under_their_lease,
     subscription_deliveries_claim_and_record_under_their_lease,
+    a_location_change_sees_the_stock_its_batch_received,
 );
 
 fn tenant(name: &str) -> TenantId {
@@ -822,4 +823,62 @@ async fn subscription_deliveries_claim_and_record_under_their_lease(store: &Stor
     let failed = read().await;
     assert_eq!((failed.next_attempt_unix_ms, failed.attempts), (130_001, 1));
     assert_eq!(failed.last_error.as_deref(), Some("answered 503"));
+}
+
+/// A receipt and a change of its zone applied in one batch (receipt first): the change sees the
+/// units the receipt put there, not yet written, and is refused.
+async fn a_location_change_sees_the_stock_its_batch_received(store: &Store) {
+    use store::fulfilment::{AsnPallet, FulfilmentMutation};
+    let network = TenantId::network();
+    create_tenant(store, &network).await;
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let dc = location(30, LocationKind::Warehouse);
+    put(store, &network, Mutation::PutLocation { location: dc.clone(), mode: PutMode::Create }).await.unwrap();
+    put(store, &acme, Mutation::PutProduct { product: product(31, "Salmon"), mode: PutMode::Create }).await.unwrap();
+    let sscc = |number: u64| {
+        let body = format!("{number:017}");
+        let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+        gs1::Sscc::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
+    };
+    let mut warm = dc.clone();
+    warm.zones[0].range = TemperatureRange::new(Some(8.0), Some(12.0)).unwrap();
+    let mut shared = 0;
+    for attempt in 0..5u64 {
+        let asn_id = format!("asn_{attempt}");
+        let pallet = AsnPallet {
+            sscc: sscc(7_000 + attempt),
+            gtin: gtin(31),
+            lot: format!("L{attempt}"),
+            expiry: Some("2099-01-31".into()),
+            quantity: 5,
+        };
+        let created = FulfilmentMutation::CreateAsn {
+            asn_id: asn_id.clone(),
+            location: dc.gln.clone(),
+            expected_unix_ms: None,
+            pallets: vec![pallet],
+        };
+        put(store, &acme, Mutation::Fulfilment(created)).await.unwrap();
+        let receipt = FulfilmentMutation::ReceiveAsn {
+            asn_id,
+            receipt_id: format!("rcp_{attempt}"),
+            zone: ZoneName::parse("chill-1").unwrap(),
+            ssccs: None,
+            status: stock::LotStatus::Available,
+            recalled: None,
+        };
+        let before = store.writer_stats().batches;
+        // Queued in this order (each future sends at its first poll): the receipt, then the change.
+        let (received, changed) = tokio::join!(
+            put(store, &acme, Mutation::Fulfilment(receipt)),
+            put(store, &network, Mutation::PutLocation { location: warm.clone(), mode: PutMode::Update }),
+        );
+        if store.writer_stats().batches == before + 1 {
+            shared += 1;
+        }
+        assert!(received.is_ok(), "{received:?}");
+        assert!(matches!(changed, Err(WriteError::InUse(..))), "the chill room holds the lot now: {changed:?}");
+    }
+    assert!(shared > 0, "no attempt put the receipt and the change in one batch");
 }
