@@ -269,7 +269,7 @@ use fulfilment::{
     fulfilment_receipts_orders_and_the_lifecycle, fulfilment_scrap_and_transfers,
     fulfilment_sla_measures_arrivals_and_failed_deliveries, fulfilment_splits_take_at_most_three_sites,
     fulfilment_steps_name_pallets_and_lots_once, fulfilment_the_worker_expires_lapsed_holds,
-    fulfilment_webhooks_deliver_transitions_signed,
+    fulfilment_units_come_back_only_into_a_zone_that_keeps_them, fulfilment_webhooks_deliver_transitions_signed,
 };
 use log::{log_checkpoints_tiles_and_proofs, log_event_proofs_disclose_and_hide};
 use readings::{
@@ -291,6 +291,7 @@ end_to_end!(
     fulfilment_the_worker_expires_lapsed_holds,
     fulfilment_recalls_reallocate_or_flag,
     fulfilment_a_recalled_parcel_is_not_handed_over,
+    fulfilment_units_come_back_only_into_a_zone_that_keeps_them,
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back,
     fulfilment_reallocation_keeps_the_hold,
     fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,

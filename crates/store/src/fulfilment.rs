@@ -2552,6 +2552,14 @@ async fn apply_checked(
                     });
                 }
             }
+            // Units found where none were: the zone must still be there to take them (before any
+            // change, so that a refusal leaves nothing behind).
+            if *counted > 0 {
+                let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
+                if entry.balances.iter().any(|cached| cached.key == key && cached.balance.on_hand == 0) {
+                    attempt!(zone_takes_back(conn, tenant, &key, "/zone", batch, cache).await?);
+                }
+            }
             // Fewer units found than orders reserved: the newest orders not yet being picked
             // give theirs up first, and are allocated again below (or flagged).
             let released = attempt!(release_for_count(conn, tenant, &key, *counted, now_unix_ms, batch, cache).await?);
@@ -3558,6 +3566,50 @@ fn shipped_per_pick(picks: &[ReserveRow], posted: &[ReserveRow]) -> Result<Vec<i
         .collect()
 }
 
+/// Whether units may come back into `key`'s zone (a return, a count above nothing): it is still
+/// there and still keeps the product in range. The units left it, and an emptied zone may have
+/// been dropped or narrowed since. On PostgreSQL the location is locked to share ([`stock_site`]).
+/// `pointer`: the field a refusal names.
+async fn zone_takes_back(
+    conn: &mut Conn,
+    tenant: &str,
+    key: &StockKey,
+    pointer: &str,
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+) -> Outcome<()> {
+    let gln = Gln::parse(&key.location).map_err(corrupt)?;
+    let site = stock_site(cache, conn, tenant, &gln).await?;
+    let Some(zone) = site.and_then(|site| site.zones.into_iter().find(|zone| zone.name.as_str() == key.zone)) else {
+        let detail = format!(
+            "zone {} of location {} is no longer there: add it back to the location before units go into it",
+            key.zone, key.location
+        );
+        refuse!(WriteError::Refused {
+            code: "unknown-reference",
+            detail: detail.clone(),
+            errors: vec![(pointer.into(), detail)]
+        });
+    };
+    let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
+    if let Some(product) = &entry.product
+        && !zone.suits(&product.class)
+    {
+        refuse!(refused(
+            "zone-unsuitable",
+            format!(
+                "zone {} ({}) of location {} does not keep {} products ({}) in range any more",
+                key.zone,
+                describe_range(&zone.range),
+                key.location,
+                product.class.name(),
+                describe_range(&product.class.range())
+            )
+        ));
+    }
+    Ok(Ok(()))
+}
+
 fn key_of(row: &ReserveRow) -> StockKey {
     StockKey {
         gtin: row.gtin.clone(),
@@ -4195,6 +4247,11 @@ async fn order_event(
                     .zip(restocked)
                     .map(|(pick, &units)| (MovementKind::Return, key_of(pick), units))
                     .collect();
+                for (_, key, units) in &returns {
+                    if *units > 0 {
+                        attempt!(zone_takes_back(conn, tenant, key, "/restocked", batch, cache).await?);
+                    }
+                }
                 let what = format!("restocking {order_id}");
                 let written = batch.checked_movements(cache, conn, tenant, &operation, &returns, &what).await?;
                 if written > 0 {

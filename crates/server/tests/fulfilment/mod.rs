@@ -3008,6 +3008,78 @@ async fn committed_while(
     tokio::join!(request, commit)
 }
 
+/// A location as read (`GET /v1/locations/{gln}`), as a PUT's body with its chill room's range
+/// set to `range` (°C).
+fn with_chill(location: &Value, range: (i64, i64)) -> Value {
+    let mut location = location.clone();
+    for zone in location["zones"].as_array_mut().unwrap() {
+        if zone["name"] == "chill" {
+            zone["min_celsius"] = json!(range.0);
+            zone["max_celsius"] = json!(range.1);
+        }
+    }
+    // The location as read, but for what a PUT does not take.
+    let fields = [
+        "gln",
+        "kind",
+        "name",
+        "address",
+        "country",
+        "latitude",
+        "longitude",
+        "time_zone",
+        "zones",
+        "cutoffs",
+        "pick_pack_lead_minutes",
+    ];
+    Value::Object(fields.iter().map(|field| (field.to_string(), location[field].clone())).collect())
+}
+
+/// Units come back only into a zone still keeping their product: a return into the chill room the
+/// operator warmed once it was empty is refused, and so is a count finding units there; once the
+/// room is cold again, the return goes through.
+pub async fn fulfilment_units_come_back_only_into_a_zone_that_keeps_them(app: &TestApp) {
+    network(app).await;
+    let (key, product) = merchant(app, "comeback", "871234510119").await;
+    receive(app, &key, &product, &[("ONLY", 20, 3)], 119_000).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let path = format!("/v1/orders/{}/events?tenant=comeback", placed.body["order_id"].as_str().unwrap());
+    ship_whole(app, &path, &with_check_digit("38712345000119900")).await;
+    walk(app, &path, &[json!({"status": "at_pickup_point"}), json!({"status": "delivered"})]).await;
+    // The chill room holds nothing now: the operator may warm it.
+    let dc_path = format!("/v1/locations/{}", dc());
+    let location = app.get(&dc_path, &app.operator_key).await.body;
+    let warmed = app.send("PUT", &dc_path, Some(&app.operator_key), Some(with_chill(&location, (8, 12))), &[]).await;
+    assert_eq!(warmed.status, StatusCode::OK, "{:?}", warmed.body);
+    let returned = app.post(&path, &app.operator_key, json!({"status": "returned", "restocked": [3]})).await;
+    assert!(returned.is_problem(422, "/problems/zone-unsuitable"), "{:?}", returned.body);
+    let found =
+        json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "ONLY", "counted": 1, "reason": "found"});
+    let counted = app.post("/v1/stock/counts", &key, found).await;
+    assert!(counted.is_problem(422, "/problems/zone-unsuitable"), "{:?}", counted.body);
+    // Nor into a room taken out of the location.
+    let mut without_chill = with_chill(&location, (0, 2));
+    without_chill["zones"] = json!(
+        without_chill["zones"].as_array().unwrap().iter().filter(|zone| zone["name"] != "chill").collect::<Vec<_>>()
+    );
+    let dropped = app.send("PUT", &dc_path, Some(&app.operator_key), Some(without_chill), &[]).await;
+    assert_eq!(dropped.status, StatusCode::OK, "{:?}", dropped.body);
+    let returned = app.post(&path, &app.operator_key, json!({"status": "returned", "restocked": [3]})).await;
+    assert!(
+        returned.is_problem(422, "/problems/unknown-reference") && returned.pointers() == ["/restocked"],
+        "{:?}",
+        returned.body
+    );
+    assert_eq!(balance(app, &key, &product, "ONLY").await["on_hand"], 0, "nothing came back");
+    // Cold again: the units come back.
+    let cooled = app.send("PUT", &dc_path, Some(&app.operator_key), Some(with_chill(&location, (0, 2))), &[]).await;
+    assert_eq!(cooled.status, StatusCode::OK, "{:?}", cooled.body);
+    let returned = app.post(&path, &app.operator_key, json!({"status": "returned", "restocked": [3]})).await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    assert_eq!(balance(app, &key, &product, "ONLY").await["on_hand"], 3);
+}
+
 /// PostgreSQL, several API nodes: a change of a location's zones and another node's receipt
 /// into that zone, each not yet committed when the other runs, settle as if one came first. A
 /// transaction the test holds open stands for the other node.
@@ -3043,23 +3115,8 @@ pub async fn location_changes_and_receipts_settle_on_two_nodes(app: &TestApp, ur
     // location locked to share first), not committed yet: a change warming the room waits, then
     // sees the stock and is refused.
     let dc_path = format!("/v1/locations/{}", dc());
-    let mut location = app.get(&dc_path, &app.operator_key).await.body;
-    let with_chill = |location: &mut Value, range: (i64, i64)| {
-        for zone in location["zones"].as_array_mut().unwrap() {
-            if zone["name"] == "chill" {
-                zone["min_celsius"] = json!(range.0);
-                zone["max_celsius"] = json!(range.1);
-            }
-        }
-        // The location as read, but for what a PUT does not take.
-        let fields = ["gln", "kind", "name", "address", "country", "latitude", "longitude", "time_zone", "zones"];
-        let mut body: serde_json::Map<String, Value> =
-            fields.iter().map(|field| (field.to_string(), location[field].clone())).collect();
-        body.insert("cutoffs".into(), location["cutoffs"].clone());
-        body.insert("pick_pack_lead_minutes".into(), location["pick_pack_lead_minutes"].clone());
-        Value::Object(body)
-    };
-    let cold = app.send("PUT", &dc_path, Some(&app.operator_key), Some(with_chill(&mut location, (0, 2))), &[]).await;
+    let location = app.get(&dc_path, &app.operator_key).await.body;
+    let cold = app.send("PUT", &dc_path, Some(&app.operator_key), Some(with_chill(&location, (0, 2))), &[]).await;
     assert_eq!(cold.status, StatusCode::OK, "{:?}", cold.body);
     sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
     sqlx::query("SELECT 1 FROM locations WHERE tenant_id = 'network' AND gln = $1 FOR SHARE")
@@ -3076,7 +3133,7 @@ pub async fn location_changes_and_receipts_settle_on_two_nodes(app: &TestApp, ur
     .execute(&mut other_node)
     .await
     .unwrap();
-    let warm = with_chill(&mut location, (8, 12));
+    let warm = with_chill(&location, (8, 12));
     let (answer, waited) =
         committed_while(url, &mut other_node, app.send("PUT", &dc_path, Some(&app.operator_key), Some(warm), &[]))
             .await;
