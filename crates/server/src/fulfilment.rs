@@ -2620,7 +2620,8 @@ pub const WEBHOOKS_PER_POLL_MAX: u32 = 100;
 /// Each delivery first claims its webhook ([`FulfilmentMutation::ClaimWebhook`]) for
 /// [`crate::subscriptions::DELIVERY_LEASE`], so API nodes sharing a database never send one
 /// webhook's transitions at once (which would send them twice, and could move its cursor back);
-/// a node that stops mid-delivery leaves the webhook to another once the lease ends.
+/// a node that dies mid-delivery leaves the webhook to another once the lease ends (one that
+/// stops gives up its send and records it, due again at once).
 #[derive(Default)]
 pub(crate) struct WebhookDeliveries {
     in_flight: crate::subscriptions::InFlight,

@@ -6,8 +6,8 @@
 //! (HMAC-SHA256 of the body under the subscriber's `signatureToken`, lowercase hex), and moves the
 //! cursor only after a 2xx answer: delivery is at least once, and since the cursor lives in the
 //! database it survives a restart. Each attempt first claims its subscription for
-//! [`DELIVERY_LEASE`], so API nodes sharing a database do not send the same events twice. A failed delivery is retried after 0.5 s, 1 s, 2 s … up to
-//! [`RETRY_DELAY_MAX`].
+//! [`DELIVERY_LEASE`], so API nodes sharing a database do not send its events at the same moment.
+//! A failed delivery is retried after 0.5 s, 1 s, 2 s … up to [`RETRY_DELAY_MAX`].
 //!
 //! The same worker delivers the merchants' order-transition webhooks (`fulfilment::deliver_webhooks`).
 //!
@@ -215,9 +215,10 @@ async fn deliver_claimed(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Ok(tenant) = TenantId::parse(&subscription.tenant_id) else { return };
-    // Claimed first, as read: API nodes sharing a database never send one subscription at
-    // once (each would send the same events); one that stops mid-delivery leaves it to
-    // another once the lease ends.
+    // Claimed first, as read: API nodes sharing a database do not send one subscription at
+    // once while the lease holds (each would send the same events); a node that stops gives up
+    // its send and records it (see `stopping`), one that dies leaves it to another once the
+    // lease ends.
     let lease = store::now_unix_ms() + DELIVERY_LEASE.as_millis() as i64;
     let claim = QueryMutation::ClaimSubscription {
         subscription_id: subscription.subscription_id.clone(),
