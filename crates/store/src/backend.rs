@@ -30,8 +30,16 @@ impl BackendKind {
 /// pool of read-only connections; PostgreSQL has one pool.
 #[derive(Debug, Clone)]
 pub(crate) enum Pools {
-    Sqlite { read: SqlitePool, write: SqlitePool },
-    Postgres { pool: PgPool },
+    /// `ahead`: one read connection of the writer's own, for the writes it applies ahead
+    /// (`writer::Ahead`), so a read pool busy with requests does not turn that off.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        ahead: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
 }
 
 /// A connection held by the writer for one batch.
@@ -130,13 +138,21 @@ impl Pools {
                 .map_err(|_| sqlx::Error::WorkerCrashed)??;
                 let read = SqlitePoolOptions::new()
                     .max_connections(read_connections_max.max(1))
-                    // One kept open: the writer reads idempotency keys on it without waiting for
-                    // one to open (`writer::Ahead`).
                     .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options.clone().read_only(true))
+                    .await?;
+                // Kept open: the writer reads idempotency keys on it without waiting for one to
+                // open, nor for a request to give one back (`writer::Ahead`).
+                let ahead = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options.read_only(true))
                     .await?;
-                Ok(Pools::Sqlite { read, write })
+                Ok(Pools::Sqlite { read, write, ahead })
             }
             BackendKind::Postgres => {
                 let options = PgConnectOptions::from_str(url)?
@@ -179,10 +195,11 @@ impl Pools {
         rows.unwrap_or_default().into_iter().map(|(version, description)| format!("{version} {description}")).collect()
     }
 
-    /// A read connection of SQLite's read pool, if one is free now (none on PostgreSQL).
-    pub(crate) fn try_acquire_sqlite_reader(&self) -> Option<Conn> {
+    /// The writer's own read connection on SQLite, for the writes it applies ahead, if it is free
+    /// now (none on PostgreSQL).
+    pub(crate) fn try_acquire_ahead_reader(&self) -> Option<Conn> {
         match self {
-            Pools::Sqlite { read, .. } => read.try_acquire().map(Conn::Sqlite),
+            Pools::Sqlite { ahead, .. } => ahead.try_acquire().map(Conn::Sqlite),
             Pools::Postgres { .. } => None,
         }
     }
@@ -209,8 +226,9 @@ impl Pools {
 
     pub(crate) async fn close(&self) {
         match self {
-            Pools::Sqlite { read, write } => {
+            Pools::Sqlite { read, write, ahead } => {
                 read.close().await;
+                ahead.close().await;
                 write.close().await;
             }
             Pools::Postgres { pool } => pool.close().await,

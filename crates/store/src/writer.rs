@@ -997,7 +997,7 @@ async fn apply_ahead(
     // A write whose key is stored (a retry), or is a write's still committing, is answered in its
     // batch's transaction.
     let mut keys = IdempotencyBatch::default();
-    let mut reader = pools.try_acquire_sqlite_reader()?;
+    let mut reader = pools.try_acquire_ahead_reader()?;
     keys.prefetch(&mut reader, &writes).await.ok()?;
     drop(reader);
     let mut waiting = committing_keys;
