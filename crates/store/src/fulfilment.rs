@@ -2613,16 +2613,7 @@ async fn apply_checked(
                 refuse!(WriteError::UnknownReference { field: "/to/zone", value: to.1.to_string() });
             };
             if !site_zone.suits(&product.class) {
-                refuse!(refused(
-                    "zone-unsuitable",
-                    format!(
-                        "zone {} ({}) does not keep {} products ({}) in range",
-                        to.1,
-                        describe_range(&site_zone.range),
-                        product.class.name(),
-                        describe_range(&product.class.range())
-                    )
-                ));
+                refuse!(zone_unsuitable(to.1.as_str(), site_zone, &product.class));
             }
             attempt!(
                 batch
@@ -2994,15 +2985,7 @@ async fn receive_asn(
             refuse!(WriteError::UnknownReference { field: "/pallets", value: pallet.gtin.clone() });
         };
         if !site_zone.suits(&product.class) {
-            refuse!(refused(
-                "zone-unsuitable",
-                format!(
-                    "zone {zone} ({}) does not keep {} products ({}) in range",
-                    describe_range(&site_zone.range),
-                    product.class.name(),
-                    describe_range(&product.class.range())
-                )
-            ));
+            refuse!(zone_unsuitable(zone.as_str(), &site_zone, &product.class));
         }
         let key = StockKey {
             gtin: pallet.gtin.clone(),
@@ -3595,19 +3578,23 @@ async fn zone_takes_back(
     if let Some(product) = &entry.product
         && !zone.suits(&product.class)
     {
-        refuse!(refused(
-            "zone-unsuitable",
-            format!(
-                "zone {} ({}) of location {} does not keep {} products ({}) in range any more",
-                key.zone,
-                describe_range(&zone.range),
-                key.location,
-                product.class.name(),
-                describe_range(&product.class.range())
-            )
-        ));
+        refuse!(zone_unsuitable(&format!("{} of location {}", key.zone, key.location), &zone, &product.class));
     }
     Ok(Ok(()))
+}
+
+/// The refusal of units going into a zone whose range does not keep their product's class
+/// (422 `zone-unsuitable`); `zone`: how the detail names it.
+fn zone_unsuitable(zone: &str, site_zone: &network::Zone, class: &network::TemperatureClass) -> WriteError {
+    refused(
+        "zone-unsuitable",
+        format!(
+            "zone {zone} ({}) does not keep {} products ({}) in range",
+            describe_range(&site_zone.range),
+            class.name(),
+            describe_range(&class.range())
+        ),
+    )
 }
 
 fn key_of(row: &ReserveRow) -> StockKey {
