@@ -2636,6 +2636,8 @@ pub async fn fulfilment_webhooks_go_over_https_to_trusted_servers_only(app: &Tes
     assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
     let untrusted = app.post("/v1/webhooks", &key, json!({"url": untrusted_url, "secret": secret})).await;
     assert_eq!(untrusted.status, StatusCode::CREATED, "{:?}", untrusted.body);
+    let listed = app.get("/v1/webhooks", &key).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(2), "refused webhooks are not stored: {:?}", listed.body);
     let order = app.post("/v1/orders", &key, order_body(&product, 2)).await;
     assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
     let order_id = order.body["order_id"].as_str().unwrap();
@@ -3072,6 +3074,8 @@ pub async fn fulfilment_units_come_back_only_into_a_zone_that_keeps_them(app: &T
         returned.body
     );
     assert_eq!(balance(app, &key, &product, "ONLY").await["on_hand"], 0, "nothing came back");
+    let order_path = path.replace("/events?tenant=comeback", "");
+    assert_eq!(app.get(&order_path, &key).await.body["status"], "delivered", "the order did not move");
     // Cold again: the units come back.
     let cooled = app.send("PUT", &dc_path, Some(&app.operator_key), Some(with_chill(&location, (0, 2))), &[]).await;
     assert_eq!(cooled.status, StatusCode::OK, "{:?}", cooled.body);
