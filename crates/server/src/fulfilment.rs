@@ -5,7 +5,7 @@
 //! the physical steps of an order (picking to returned) are the operator's systems' and
 //! couriers' (operator keys, for a tenant named by `?tenant=`), whose EPCIS events consumers see.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -1908,8 +1908,8 @@ pub struct RecallView {
     /// Forward: every order that took units of the lots.
     pub affected_orders: Vec<AffectedOrder>,
     /// Forward: where the lots are within consumers' reach: the pickup points orders shipped
-    /// units of them to (not all taken back), and the collection points (pickup points, stores,
-    /// pharmacies) their events took place at.
+    /// units of them, or of lots made from them, to (not all taken back), and the collection
+    /// points (pickup points, stores, pharmacies) their events took place at.
     pub pickup_points: Vec<String>,
     /// Backward: the pallets that brought the lots in, and the product's supplier.
     pub inbound_pallets: Vec<InboundPallet>,
@@ -1917,10 +1917,50 @@ pub struct RecallView {
     /// Backward and forward in EPCIS: every event of the lots' traces (from the farm to the
     /// pickup points), oldest first, with its place.
     pub history: Vec<HistoryEntry>,
-    /// A lot's trace reached one of its limits (`server::trace::TRACE_*`): `history`, and the
-    /// collection points in `pickup_points` seen only in it, are not complete (the orders and
-    /// their pickup points, from the ledger, are).
+    /// Forward through transformations: the lots the EPCIS traces show made from the recalled
+    /// ones (at any remove), by GTIN and lot, with the tenant's orders and stock of them. This
+    /// recall does not recall them: each is recalled by its own `POST /v1/recalls`.
+    pub derived_lots: Vec<DerivedLot>,
+    /// A lot's trace reached one of its limits (`server::trace::TRACE_*`), or the derived lots
+    /// theirs ([`RECALL_DERIVED_LOTS_MAX`]): `history`, `derived_lots`, and the collection
+    /// points in `pickup_points` seen only in them, are not complete (the recalled lots' orders
+    /// and their pickup points, from the ledger, are).
     pub history_truncated: bool,
+}
+
+/// The most lots made from recalled ones that a recall's answer lists (each is read from the
+/// ledger); beyond it the answer says `history_truncated`.
+pub const RECALL_DERIVED_LOTS_MAX: usize = 200;
+
+/// A lot made from recalled lots (an output of an EPCIS transformation whose inputs they were,
+/// or an output of such an output).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DerivedLot {
+    pub gtin: String,
+    pub lot: String,
+    /// The recalled lots it was made from, sorted.
+    pub made_from: Vec<String>,
+    /// Whether the GTIN is one of the recalling tenant's products: only then are its stock and
+    /// orders in this answer (another brand's product is theirs to recall).
+    pub own_product: bool,
+    /// The recall it is under already, if any.
+    pub recall_id: Option<String>,
+    /// Units of it the tenant holds, at every site and status.
+    pub units_on_hand: i64,
+    /// The tenant's orders that took units of it, by id.
+    pub orders: Vec<DerivedOrder>,
+}
+
+/// An order that took units of a lot made from recalled ones, as it is now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DerivedOrder {
+    pub order_id: String,
+    pub status: String,
+    /// Units of the derived lot it shipped.
+    pub units_shipped: i64,
+    /// Units of the derived lot its returns took back.
+    pub units_returned: i64,
+    pub destination: DestinationInput,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -1935,21 +1975,36 @@ pub struct HistoryEntry {
     pub through: Option<String>,
 }
 
-/// The EPCIS history of recalled lots, lot by lot in time order (a recall's answer reads it
-/// before the recall and adds its own events, `history_with_own`), and whether a lot's trace
-/// reached one of its limits.
-async fn lot_history(
-    app: &AppState,
-    tenant: &TenantId,
-    gtin: &Gtin,
-    lots: &[String],
-) -> Result<(Vec<HistoryEntry>, bool), Problem> {
+/// What the EPCIS traces of recalled lots show.
+struct LotTraces {
+    /// Lot by lot, in time order (a recall's answer reads it before the recall and adds its own
+    /// events, `history_with_own`).
+    history: Vec<HistoryEntry>,
+    /// A lot's trace reached one of its limits.
+    truncated: bool,
+    /// The lots made from them, (GTIN, lot) → the recalled lots they were made from.
+    derived: BTreeMap<(String, String), BTreeSet<String>>,
+}
+
+/// The EPCIS history of recalled lots, and the lots made from them.
+async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[String]) -> Result<LotTraces, Problem> {
     let mut history = Vec::new();
     let mut truncated = false;
+    let mut derived: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for lot in lots {
         let Ok(start) = crate::trace::lot_identifier(gtin, lot) else { continue };
         let trace = crate::trace::trace(&app.store, tenant, &start).await?;
         truncated |= trace.truncated;
+        for (object, reach) in &trace.objects {
+            if *reach != epcis::trace::Reach::Product {
+                continue;
+            }
+            let Some((made_gtin, made_lot)) = gtin_and_lot(object) else { continue };
+            if made_gtin == gtin.as_str() && lots.contains(&made_lot) {
+                continue;
+            }
+            derived.entry((made_gtin, made_lot)).or_default().insert(lot.clone());
+        }
         let mut events: Vec<_> = trace.events.values().collect();
         events.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
         history.extend(events.into_iter().map(|(_, event)| {
@@ -1964,7 +2019,62 @@ async fn lot_history(
             history_entry(lot, event, through)
         }));
     }
-    Ok((history, truncated))
+    Ok(LotTraces { history, truncated, derived })
+}
+
+/// The GTIN and lot an identifier names (a lot, or an item of one), as the ledger keys them.
+fn gtin_and_lot(identifier: &str) -> Option<(String, String)> {
+    let link = epcis::Identifier::unchecked(identifier).digital_link()?;
+    let lot = link.qualifiers().iter().find(|element| element.code() == "10")?.value().to_owned();
+    Some((link.gtin()?.to_string(), lot))
+}
+
+/// The lots made from recalled ones, with the tenant's orders and stock of each (its own
+/// products only), at most [`RECALL_DERIVED_LOTS_MAX`]; whether some were left out; and the
+/// pickup points where units of them may still be (the orders' that shipped them, not all back).
+async fn derived_lots(
+    app: &AppState,
+    tenant: &TenantId,
+    derived: &BTreeMap<(String, String), BTreeSet<String>>,
+) -> Result<(Vec<DerivedLot>, bool, Vec<String>), Problem> {
+    let store = app.store.tenant(tenant);
+    let mut found = Vec::new();
+    let mut pickup_points = Vec::new();
+    for ((gtin, lot), made_from) in derived.iter().take(RECALL_DERIVED_LOTS_MAX) {
+        let mut view = DerivedLot {
+            gtin: gtin.clone(),
+            lot: lot.clone(),
+            made_from: made_from.iter().cloned().collect(),
+            own_product: false,
+            recall_id: None,
+            units_on_hand: 0,
+            orders: Vec::new(),
+        };
+        if let Ok(parsed) = Gtin::parse(gtin)
+            && store.product(&parsed).await?.is_some()
+        {
+            let of_lot = std::slice::from_ref(lot);
+            view.own_product = true;
+            view.recall_id = store.recall_of_lot(gtin, lot).await?;
+            view.units_on_hand = store.lots_on_hand(&parsed, of_lot).await?.iter().map(|(_, units)| units).sum();
+            for (order, units) in store.orders_with_lots(gtin, of_lot).await? {
+                if units.out_with(order.status)
+                    && let Some(point) = &order.destination.pickup_point
+                {
+                    pickup_points.push(point.clone());
+                }
+                view.orders.push(DerivedOrder {
+                    order_id: order.order_id.clone(),
+                    status: order.status.name().into(),
+                    units_shipped: units.shipped,
+                    units_returned: units.returned,
+                    destination: destination_view(&order.destination),
+                });
+            }
+        }
+        found.push(view);
+    }
+    Ok((found, derived.len() > RECALL_DERIVED_LOTS_MAX, pickup_points))
 }
 
 /// The collection points (pickup points, stores, pharmacies) the lots' events took place at, by
@@ -2140,10 +2250,16 @@ async fn get_recall(
         .await?
         .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
-    let (history, truncated) = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
-    let seen_at = pickup_points_in(&app, &tenant, &history).await?;
-    let mut view =
-        recall_view(&stored.reach, &stored.gtin, &stored.lots, &stored.reason, (history, truncated), &seen_at);
+    let traces = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
+    let (derived, derived_cut, mut seen_at) = derived_lots(&app, &tenant, &traces.derived).await?;
+    seen_at.extend(pickup_points_in(&app, &tenant, &traces.history).await?);
+    let mut view = recall_view(
+        &stored.reach,
+        (&stored.gtin, &stored.lots, &stored.reason),
+        (traces.history, traces.truncated || derived_cut),
+        &seen_at,
+        derived,
+    );
     if !stored.outcomes_kept {
         for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
             order.outcome = "unknown".into();
@@ -2221,23 +2337,24 @@ pub(crate) async fn start_recall(
             held,
         };
         // Read on each attempt: an attempt is made again because the lots' events changed.
-        let (before, truncated) = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
+        let traces = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
         if attempts_left == RECALL_ATTEMPTS_MAX {
-            require_known_lots(app, &principal.tenant_id, &gtin, &lots, &before).await?;
+            require_known_lots(app, &principal.tenant_id, &gtin, &lots, &traces.history).await?;
         }
-        let history = history_with_own(&before, events.as_ref(), &gtin, &lots)?;
-        let seen_at = pickup_points_in(app, &principal.tenant_id, &history).await?;
+        let history = history_with_own(&traces.history, events.as_ref(), &gtin, &lots)?;
+        let (derived, derived_cut, mut seen_at) = derived_lots(app, &principal.tenant_id, &traces.derived).await?;
+        seen_at.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
+        let truncated = traces.truncated || derived_cut;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
             Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
                 status: 201,
                 body: json_bytes(&recall_view(
                     outcome,
-                    &view_gtin,
-                    &view_lots,
-                    &view_reason,
+                    (&view_gtin, &view_lots, &view_reason),
                     (history.clone(), truncated),
                     &seen_at,
+                    derived.clone(),
                 )),
             },
             _ => StoredResponse { status: 500, body: Vec::new() },
@@ -2289,15 +2406,14 @@ async fn require_known_lots(
 
 fn recall_view(
     outcome: &RecallOutcome,
-    gtin: &str,
-    lots: &[String],
-    reason: &str,
+    (gtin, lots, reason): (&str, &[String], &str),
     (history, history_truncated): (Vec<HistoryEntry>, bool),
     seen_at: &[String],
+    derived_lots: Vec<DerivedLot>,
 ) -> RecallView {
     // Where the lots may be within a consumer's reach: the pickup points orders shipped units of
-    // them to (not all back), and those their events place them at. Orders that gave their units
-    // up before shipping took nothing there.
+    // them to (not all back), and those their events (and the orders of lots made from them)
+    // place them at. Orders that gave their units up before shipping took nothing there.
     let mut pickup_points: Vec<String> = outcome
         .orders
         .iter()
@@ -2340,6 +2456,7 @@ fn recall_view(
             .collect(),
         supplier_party_id: outcome.supplier_party_id.clone(),
         history,
+        derived_lots,
         history_truncated,
     }
 }

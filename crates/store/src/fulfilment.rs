@@ -5735,6 +5735,18 @@ impl crate::TenantStore<'_> {
         Ok(open_orders_with_lots(&mut conn, self.tenant_id.as_str(), gtin, lots, crate::now_unix_ms()).await?)
     }
 
+    /// Every order that took units of the lots (reserved, shipped or delivered, open or not), by
+    /// id, with the units of them it shipped and took back: the forward reach of lots made from
+    /// recalled ones, which that recall does not touch.
+    pub async fn orders_with_lots(
+        &self,
+        gtin: &str,
+        lots: &[String],
+    ) -> Result<Vec<(OrderRecord, LotUnits)>, crate::StoreError> {
+        let mut conn = self.store.pools().acquire_reader().await?;
+        Ok(orders_with_lots(&mut conn, self.tenant_id.as_str(), gtin, lots, crate::now_unix_ms()).await?)
+    }
+
     /// Which of `lots` of `gtin` this tenant's stock, inbound pallets (announced or received) or
     /// recalls name: a recall's lots must be known somewhere (the events are the other place).
     /// One read per table for all the lots (the pallets have no index by lot: one scan).

@@ -266,6 +266,35 @@ fn the_staff_pages_render() {
         })
         .unwrap();
     assert!(alarm_page.contains("&#x2f;portal&#x2f;reports&#x2f;temperature?gtin=1&amp;lot=2"), "{alarm_page}");
+    // A recall's page: its orders, and the lots made from its lots, each as the answer says.
+    let recall = serde_json::json!({
+        "recall_id": "rcl_1", "gtin": "08712345101206", "lots": ["BEEF1"], "pickup_points": [],
+        "inbound_pallets": [], "affected_orders": [],
+        "derived_lots": [
+            {"gtin": "08712345101213", "lot": "LAS<1>", "made_from": ["BEEF1"], "own_product": true,
+             "recall_id": null, "units_on_hand": 6, "orders": [{"order_id": "ord_1"}, {"order_id": "ord_2"}]},
+            {"gtin": "08712345101220", "lot": "BOX1", "made_from": ["BEEF1"], "own_product": false,
+             "recall_id": "rcl_0", "units_on_hand": 0, "orders": []}
+        ]
+    });
+    let recall_page = pages
+        .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall, replayed: false })
+        .unwrap();
+    let derived = recall_page.split("<table class=\"recall-derived\">").nth(1).expect("the derived lots' table");
+    let rows: Vec<&str> = derived.split("</tbody>").next().unwrap().split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 2, "{derived}");
+    assert!(
+        rows[0].contains("LAS&lt;1&gt;")
+            && rows[0].contains("<td>6</td><td>2</td>")
+            && rows[0].contains("not recalled")
+    );
+    assert!(rows[1].contains("another brand") && rows[1].contains("<code>rcl_0</code>"), "{}", rows[1]);
+    let none = serde_json::json!({"recall_id": "rcl_2", "gtin": "1", "lots": ["A"], "pickup_points": [],
+        "inbound_pallets": [], "affected_orders": [], "derived_lots": []});
+    let plain = pages
+        .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall: none, replayed: false })
+        .unwrap();
+    assert!(!plain.contains("Made from these lots"), "{plain}");
     let kiosk = pages.kiosk_idle(&KioskIdleView { lang: Lang::Nl, unknown: true }).unwrap();
     assert!(kiosk.contains("Scan een product") && kiosk.contains("kiosk-unknown"));
 }

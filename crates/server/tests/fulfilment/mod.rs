@@ -3579,6 +3579,99 @@ pub async fn fulfilment_a_recall_says_when_its_history_is_cut(app: &TestApp) {
     }
 }
 
+/// A recall names the lots made from the recalled one (EPCIS transformations, at any remove),
+/// with the tenant's stock and orders of each, and leaves them as they are; another brand's
+/// product made from it is named without them. Read back, a derived lot recalled since says so.
+pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
+    network(app).await;
+    let (key, beef) = merchant(app, "mince", "871234510120").await;
+    let lasagne = gtin("871234510121");
+    let created = app
+        .post(
+            "/v1/products",
+            &key,
+            json!({"gtin": lasagne, "name": "Lasagne", "temperature_class": "chilled", "shelf_life_days": 30,
+                   "min_remaining_shelf_life_days": 3}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let stranger = gtin("871234510122");
+    // As the answers write them: 14 digits.
+    let (lasagne14, stranger14) = (format!("{lasagne:0>14}"), format!("{stranger:0>14}"));
+    receive(app, &key, &beef, &[("BEEF1", 20, 10), ("BEEF2", 20, 10)], 120_000).await;
+    receive(app, &key, &lasagne, &[("LAS1", 20, 8), ("LAS2", 20, 8)], 121_000).await;
+    let class = |product: &str, lot: &str| format!("https://id.gs1.org/01/{product}/10/{lot}");
+    let made = |inputs: Vec<Value>, outputs: Vec<Value>| {
+        json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
+            "eventTimeZoneOffset": "+01:00", "inputQuantityList": inputs, "outputQuantityList": outputs})
+    };
+    // BEEF1 went into LAS1, and LAS1 into a stranger's product; BEEF2 into LAS2.
+    let events = vec![
+        made(
+            vec![json!({"epcClass": class(&beef, "BEEF1"), "quantity": 4})],
+            vec![json!({"epcClass": class(&lasagne, "LAS1"), "quantity": 8})],
+        ),
+        made(
+            vec![json!({"epcClass": class(&lasagne, "LAS1"), "quantity": 2})],
+            vec![json!({"epcClass": class(&stranger, "BOX1"), "quantity": 1})],
+        ),
+        made(
+            vec![json!({"epcClass": class(&beef, "BEEF2"), "quantity": 4})],
+            vec![json!({"epcClass": class(&lasagne, "LAS2"), "quantity": 8})],
+        ),
+    ];
+    let job = app.capture_job(&key, super::epcis_interface::document(events), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
+    // An order of lasagne takes units of one lot (FEFO: both expire the same day; one lot for
+    // the two units).
+    let placed = app.post("/v1/orders", &key, order_body(&lasagne, 2)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let taken = placed.body["shipments"][0]["picks"][0]["lot"].as_str().unwrap().to_owned();
+    let (beef_lot, other_lasagne) = if taken == "LAS1" { ("BEEF1", "LAS2") } else { ("BEEF2", "LAS1") };
+    // It ships to the pickup point: units of the recalled beef are within consumers' reach there.
+    ship_whole(app, &format!("/v1/orders/{order_id}/events?tenant=mince"), &with_check_digit("38712345000122000"))
+        .await;
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": beef, "lots": [beef_lot], "reason": "E. coli"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let derived = recall.body["derived_lots"].as_array().unwrap();
+    let named: Vec<(&str, &str)> =
+        derived.iter().map(|lot| (lot["gtin"].as_str().unwrap(), lot["lot"].as_str().unwrap())).collect();
+    let mut expected = vec![(lasagne14.as_str(), taken.as_str())];
+    if taken == "LAS1" {
+        expected.push((stranger14.as_str(), "BOX1"));
+    }
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{:?}", recall.body);
+    let ours = derived.iter().find(|lot| lot["gtin"] == lasagne14.as_str()).unwrap();
+    assert_eq!(ours["made_from"], json!([beef_lot]), "{ours}");
+    assert_eq!((ours["own_product"].as_bool(), ours["units_on_hand"].as_i64()), (Some(true), Some(6)), "{ours}");
+    assert!(ours["recall_id"].is_null(), "{ours}");
+    let orders = ours["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{ours}");
+    assert_eq!(
+        (orders[0]["order_id"].as_str(), orders[0]["status"].as_str(), orders[0]["units_shipped"].as_i64()),
+        (Some(order_id.as_str()), Some("shipped"), Some(2)),
+        "{ours}"
+    );
+    assert_eq!(recall.body["pickup_points"], json!([pickup()]), "{:?}", recall.body);
+    if let Some(theirs) = derived.iter().find(|lot| lot["gtin"] == stranger14.as_str()) {
+        assert_eq!(theirs["own_product"], false, "{theirs}");
+        assert!(theirs["orders"].as_array().unwrap().is_empty() && theirs["units_on_hand"] == 0, "{theirs}");
+    }
+    // Not recalled by it: the order is not among those it took back.
+    assert!(recall.body["affected_orders"].as_array().unwrap().is_empty(), "{:?}", recall.body);
+    assert!(!recall.body.to_string().contains(other_lasagne), "{:?}", recall.body);
+    // The derived lot recalled in turn: the first recall, read back, says so.
+    let second = app.post("/v1/recalls", &key, json!({"gtin": lasagne, "lots": [taken], "reason": "E. coli"})).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
+    let read = app.get(&format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap()), &key).await;
+    let ours =
+        read.body["derived_lots"].as_array().unwrap().iter().find(|lot| lot["gtin"] == lasagne14.as_str()).unwrap();
+    assert_eq!(ours["recall_id"], second.body["recall_id"], "{:?}", read.body);
+    assert_eq!(ours["orders"][0]["order_id"], order_id.as_str(), "{:?}", read.body);
+}
+
 /// A step uploaded late says when it happened: its EPCIS event and the order's arrival (so the
 /// SLA) take that time. A time before the order, or ahead of the clock, is refused and stores
 /// nothing.
