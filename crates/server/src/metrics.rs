@@ -72,6 +72,12 @@ impl Collector for WriterCollector {
                  or another process wrote the file)",
                 stats.batches_applied_ahead_dropped,
             ),
+            (
+                "writer_batches_applied_one_by_one",
+                "Batches a statement failed in (a refused row, a race lost to another node, a deadlock, a full lock \
+                 table), rolled back and applied again write by write",
+                stats.batches_applied_one_by_one,
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);

@@ -829,6 +829,7 @@ async fn service_endpoints_answer(app: &TestApp) {
     assert!(counter("keten_writer_batch_writes_largest") >= 1.0);
     assert!(counter("keten_writer_phase_seconds_total{phase=\"commit\"}") > 0.0, "{metrics}");
     assert_eq!(counter("keten_writer_batches_applied_ahead_dropped_total"), 0.0);
+    assert_eq!(counter("keten_writer_batches_applied_one_by_one_total"), 0.0);
     assert!(app.send("GET", "/v1/nothing-here", Some(&key), None, &[]).await.is_problem(404, "/problems/not-found"));
     assert!(
         app.send("PATCH", "/v1/products", Some(&key), None, &[]).await.is_problem(405, "/problems/method-not-allowed")

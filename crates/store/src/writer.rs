@@ -287,6 +287,9 @@ pub struct WriterStats {
     /// Batches whose writes were applied ahead ([`Ahead`]) and then applied again in their
     /// transaction: the batch before failed, or another process wrote the file meanwhile.
     pub batches_applied_ahead_dropped: u64,
+    /// Batches a statement failed in (a row refused, a race lost to another API node, a
+    /// deadlock, a full lock table): rolled back, and their writes applied one by one.
+    pub batches_applied_one_by_one: u64,
     /// Where the committed transactions spent their time.
     pub phases: WriterPhases,
 }
@@ -376,6 +379,7 @@ pub(crate) struct Counters {
     batch_writes_largest: AtomicU64,
     batches_leaving_balances_behind: AtomicU64,
     batches_applied_ahead_dropped: AtomicU64,
+    batches_applied_one_by_one: AtomicU64,
     /// [`WriterPhases`], field by field ([`WriterPhases::to_array`]).
     phases: [AtomicU64; PHASE_FIELDS],
 }
@@ -406,6 +410,7 @@ impl WriterCounters {
             batch_writes_largest: counters.batch_writes_largest.load(Ordering::Relaxed),
             batches_leaving_balances_behind: counters.batches_leaving_balances_behind.load(Ordering::Relaxed),
             batches_applied_ahead_dropped: counters.batches_applied_ahead_dropped.load(Ordering::Relaxed),
+            batches_applied_one_by_one: counters.batches_applied_one_by_one.load(Ordering::Relaxed),
             phases: counters.phases(),
         }
     }
@@ -709,15 +714,47 @@ fn take_waiting(
     stopping
 }
 
-fn chunks(mut batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
-    let mut chunks = Vec::new();
-    while batch.len() > size_max {
-        let rest = batch.split_off(size_max);
-        chunks.push(batch);
-        batch = rest;
+/// The most pallets the ASNs and receipts of one batch hold: a write that would take a batch past
+/// it starts the next. On PostgreSQL each pallet's SSCC, and each lot a receipt brings in, is a
+/// lock of the transaction, and the server's lock table holds `max_locks_per_transaction` (64 by
+/// default) for each of its connections, shared by all of them: 50 ASNs of 1,000 pallets in one
+/// transaction ran out of it ("out of shared memory"), and the batch was rolled back and applied
+/// write by write. One write above it (an ASN holds at most 1,000) is a batch of its own.
+pub const BATCH_PALLETS_MAX: usize = 2_000;
+
+/// The pallets a write announces or receives (see [`BATCH_PALLETS_MAX`]): a receipt of all of an
+/// ASN's pallets counts as many as an ASN may hold, not read here.
+fn pallets_of(write: &Write) -> usize {
+    let change = match &write.mutation {
+        Mutation::Fulfilment(change) | Mutation::FulfilmentRecorded { change, .. } => change,
+        _ => return 0,
+    };
+    match change {
+        FulfilmentMutation::CreateAsn { pallets, .. } => pallets.len(),
+        FulfilmentMutation::ReceiveAsn { ssccs, .. } => {
+            ssccs.as_ref().map_or(crate::fulfilment::ASN_PALLETS_MAX, Vec::len)
+        }
+        _ => 0,
     }
-    if !batch.is_empty() {
-        chunks.push(batch);
+}
+
+/// Splits a batch into transactions of at most `size_max` writes and [`BATCH_PALLETS_MAX`]
+/// pallets, in order.
+fn chunks(batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<Pending> = Vec::new();
+    let mut pallets = 0;
+    for pending in batch {
+        let more = pallets_of(&pending.write);
+        if !chunk.is_empty() && (chunk.len() == size_max || pallets + more > BATCH_PALLETS_MAX) {
+            chunks.push(std::mem::take(&mut chunk));
+            pallets = 0;
+        }
+        pallets += more;
+        chunk.push(pending);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
     }
     chunks
 }
@@ -760,6 +797,7 @@ async fn process(
         }
         Err(BatchFailure::Statement(error)) => {
             tracing::warn!(%error, writes = writes.len(), "a statement failed; applying the batch's writes one by one");
+            counters.batches_applied_one_by_one.fetch_add(1, Ordering::Relaxed);
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
                 let mut single = apply_in_transaction(pools, std::slice::from_ref(write), cache, counters, false).await;

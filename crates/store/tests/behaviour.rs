@@ -63,6 +63,7 @@ behaviour!(
     webhook_deliveries_claim_and_record_under_their_lease,
     subscription_deliveries_claim_and_record_under_their_lease,
     a_location_change_sees_the_stock_its_batch_received,
+    large_asns_at_once_keep_each_batch_within_its_pallets,
 );
 
 fn tenant(name: &str) -> TenantId {
@@ -881,4 +882,50 @@ async fn a_location_change_sees_the_stock_its_batch_received(store: &Store) {
         assert!(matches!(changed, Err(WriteError::InUse(..))), "the chill room holds the lot now: {changed:?}");
     }
     assert!(shared > 0, "no attempt put the receipt and the change in one batch");
+}
+
+/// Many large ASNs sent at once: no batch holds more than `BATCH_PALLETS_MAX` of their pallets
+/// (on PostgreSQL each SSCC is a lock of the transaction, and the server's lock table is shared
+/// and bounded), and no batch is rolled back to be applied write by write.
+async fn large_asns_at_once_keep_each_batch_within_its_pallets(store: &Store) {
+    use store::fulfilment::{ASN_PALLETS_MAX, AsnPallet, FulfilmentMutation};
+    let network = TenantId::network();
+    create_tenant(store, &network).await;
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let dc = location(40, LocationKind::Warehouse);
+    put(store, &network, Mutation::PutLocation { location: dc.clone(), mode: PutMode::Create }).await.unwrap();
+    put(store, &acme, Mutation::PutProduct { product: product(41, "Salmon"), mode: PutMode::Create }).await.unwrap();
+    let sscc = |number: usize| {
+        let body = format!("{number:017}");
+        let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+        gs1::Sscc::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
+    };
+    const ASNS: usize = 24;
+    let writes = (0..ASNS).map(|asn| {
+        let pallets = (0..ASN_PALLETS_MAX)
+            .map(|index| AsnPallet {
+                sscc: sscc(1_000_000 + asn * ASN_PALLETS_MAX + index),
+                gtin: gtin(41),
+                lot: format!("L{asn}-{index}"),
+                expiry: Some("2099-01-31".into()),
+                quantity: 1,
+            })
+            .collect();
+        let created = FulfilmentMutation::CreateAsn {
+            asn_id: format!("asn_{asn}"),
+            location: dc.gln.clone(),
+            expected_unix_ms: None,
+            pallets,
+        };
+        put(store, &acme, Mutation::Fulfilment(created))
+    });
+    let before = store.writer_stats();
+    let outcomes = futures_util::future::join_all(writes).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{:?}", outcomes.iter().find(|outcome| outcome.is_err()));
+    let after = store.writer_stats();
+    assert_eq!(after.batches_applied_one_by_one, before.batches_applied_one_by_one, "{after:?}");
+    // Two ASNs of 1,000 pallets a batch at most (the writes before them went one at a time).
+    assert!(after.batch_writes_largest <= 2, "{after:?}");
+    assert!(after.batches - before.batches >= (ASNS / 2) as u64, "{before:?} {after:?}");
 }
