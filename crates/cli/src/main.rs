@@ -113,6 +113,10 @@ struct ServeOptions {
     /// (refused by default).
     #[arg(long, env = "KETEN_WEBHOOKS_TO_PRIVATE_ADDRESSES")]
     webhooks_to_private_addresses: bool,
+    /// Deliver webhooks and EPCIS subscriptions over `https://` only: `http://` destinations are
+    /// refused when created, and those stored before fail each delivery with the reason.
+    #[arg(long, env = "KETEN_WEBHOOKS_HTTPS_ONLY")]
+    webhooks_https_only: bool,
     /// PEM certificates (a bundle) trusted as roots for `https://` webhook and EPCIS subscription
     /// destinations, besides the system's: a private CA's.
     #[arg(long, env = "KETEN_WEBHOOK_CA_FILE")]
@@ -340,6 +344,7 @@ async fn serve(options: ServeOptions, store: Store) -> anyhow::Result<()> {
         );
     }
     config.webhooks_to_private_addresses = options.webhooks_to_private_addresses;
+    config.webhooks_https_only = options.webhooks_https_only;
     if let Some(path) = &options.webhook_ca_file {
         let pem = std::fs::read(path).with_context(|| format!("reading --webhook-ca-file {}", path.display()))?;
         config.webhook_roots = server::subscriptions::roots_from_pem(&pem)

@@ -1224,10 +1224,12 @@ async fn create_subscription(
         }
     }
     let destination = object.get("dest").and_then(Value::as_str).unwrap_or("");
-    let parsed = reqwest::Url::parse(destination)
-        .map_err(|_| field("/dest", "dest must be an absolute https:// (or http://) URL"))?;
-    if !crate::subscriptions::is_destination(&parsed) {
-        return Err(field("/dest", "dest must be an https:// (or http://) URL with a host"));
+    let https_only = app.config.webhooks_https_only;
+    let schemes = crate::subscriptions::destination_schemes(https_only);
+    let refused = || field("/dest", &format!("dest must be {schemes} with a host"));
+    let parsed = reqwest::Url::parse(destination).map_err(|_| refused())?;
+    if !crate::subscriptions::is_destination(&parsed, https_only) {
+        return Err(refused());
     }
     if let Err(reason) =
         crate::subscriptions::check_destination(destination, app.config.webhooks_to_private_addresses).await

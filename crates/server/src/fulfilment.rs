@@ -2634,9 +2634,14 @@ async fn create_webhook(
     let principal = require_writer(&caller)?;
     let input = body.value;
     let mut checker = Checker::default();
+    let https_only = app.config.webhooks_https_only;
     match reqwest::Url::parse(&input.url) {
-        Ok(url) if crate::subscriptions::is_destination(&url) && input.url.len() <= WEBHOOK_URL_LENGTH_MAX => {}
-        _ => checker.fail("/url", "must be an https:// (or http://) URL of at most 2,000 characters"),
+        Ok(url)
+            if crate::subscriptions::is_destination(&url, https_only) && input.url.len() <= WEBHOOK_URL_LENGTH_MAX => {}
+        _ => checker.fail(
+            "/url",
+            format!("must be {} of at most 2,000 characters", crate::subscriptions::destination_schemes(https_only)),
+        ),
     }
     if !(16..=256).contains(&input.secret.len()) || input.secret.chars().any(char::is_control) {
         checker.fail("/secret", "must be 16-256 characters");

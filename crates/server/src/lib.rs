@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// Whether webhook destinations may be private, loopback or link-local addresses (off by
     /// default: a tenant must not reach the operator's internal network through keten).
     pub webhooks_to_private_addresses: bool,
+    /// Whether webhook and EPCIS subscription destinations must be `https://` (off by default:
+    /// `http://` is the merchant's choice). On, `http://` ones are refused when created, and
+    /// those stored before are not delivered to (each delivery fails with the reason).
+    pub webhooks_https_only: bool,
     /// Certificates trusted as roots for `https://` webhook and EPCIS subscription destinations,
     /// besides the system's (`--webhook-ca-file`: an operator's or a merchant's private CA).
     pub webhook_roots: Vec<reqwest::Certificate>,
@@ -82,6 +86,7 @@ impl ServerConfig {
             public_url: public_url.into(),
             epcis_schema: None,
             webhooks_to_private_addresses: false,
+            webhooks_https_only: false,
             webhook_roots: Vec::new(),
             mqtt: None,
             hold_sweep_interval: Some(subscriptions::HOLD_SWEEP_INTERVAL),
@@ -260,6 +265,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let wake = Arc::new(tokio::sync::Notify::new());
     let private_destinations = config.webhooks_to_private_addresses;
+    let https_only = config.webhooks_https_only;
     let webhook_roots = config.webhook_roots.clone();
     let hold_sweep_interval = config.hold_sweep_interval;
     let log_config = config.log.clone();
@@ -278,7 +284,7 @@ pub async fn serve(
         wake,
         stopped.clone(),
         private_destinations,
-        webhook_roots,
+        (https_only, webhook_roots),
         hold_sweep_interval,
     ));
     let checkpointer = tokio::spawn(log::run_checkpointer(

@@ -70,10 +70,10 @@ pub async fn run(
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Receiver<bool>,
     private_destinations: bool,
-    roots: Vec<reqwest::Certificate>,
+    (https_only, roots): (bool, Vec<reqwest::Certificate>),
     hold_sweep_interval: Option<Duration>,
 ) {
-    let client = match delivery_client(private_destinations, &roots) {
+    let client = match delivery_client(private_destinations, https_only, &roots) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "the subscription worker cannot build its HTTP client");
@@ -296,12 +296,14 @@ pub fn is_private_address(address: std::net::IpAddr) -> bool {
 /// warning), rather than no deliveries at all.
 pub fn delivery_client(
     private_destinations: bool,
+    https_only: bool,
     roots: &[reqwest::Certificate],
 ) -> Result<reqwest::Client, reqwest::Error> {
     let builder = |system_roots: bool| {
         let mut builder = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .https_only(https_only)
             .tls_built_in_native_certs(system_roots);
         for root in roots {
             builder = builder.add_root_certificate(root.clone());
@@ -399,6 +401,10 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
 /// UnknownIssuer`): reqwest's own text names only the URL, and the sender needs the reason.
 pub fn send_error(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
+    // The one request the client builds and refuses: an `http://` one (`--webhooks-https-only`).
+    if error.is_builder() && error.url().is_some_and(|url| url.scheme() == "http") {
+        text = format!("this operator delivers over https:// only (--webhooks-https-only): {text}");
+    }
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
@@ -424,8 +430,20 @@ pub fn bounded_reason(mut reason: String) -> String {
 pub const DELIVERY_ERROR_LENGTH_MAX: usize = 1_000;
 
 /// Whether a URL may be a delivery's destination: `https` or `http`, with a host.
-pub fn is_destination(url: &reqwest::Url) -> bool {
-    matches!(url.scheme(), "https" | "http") && url.host_str().is_some_and(|host| !host.is_empty())
+pub fn is_destination(url: &reqwest::Url, https_only: bool) -> bool {
+    let scheme = match https_only {
+        true => url.scheme() == "https",
+        false => matches!(url.scheme(), "https" | "http"),
+    };
+    scheme && url.host_str().is_some_and(|host| !host.is_empty())
+}
+
+/// The destinations [`is_destination`] takes, as a refusal names them.
+pub fn destination_schemes(https_only: bool) -> &'static str {
+    match https_only {
+        true => "an https:// URL (this operator delivers over https:// only)",
+        false => "an https:// (or http://) URL",
+    }
 }
 
 /// Refuses a destination that resolves to a private address (server-side request forgery).
@@ -591,23 +609,26 @@ mod tests {
 
     #[test]
     fn destinations_are_http_or_https_urls_with_a_host() {
-        for (url, expected) in [
-            ("https://merchant.example/hooks", true),
-            ("http://merchant.example:8080/hooks", true),
-            ("HTTPS://merchant.example", true),
-            ("ftp://merchant.example/", false),
-            ("file:///etc/passwd", false),
-            ("data:text/plain,hello", false),
-            ("unix:/run/keten.sock", false),
+        for (url, expected, https_only_expected) in [
+            ("https://merchant.example/hooks", true, true),
+            ("http://merchant.example:8080/hooks", true, false),
+            ("HTTPS://merchant.example", true, true),
+            ("HTTP://merchant.example", true, false),
+            ("ftp://merchant.example/", false, false),
+            ("file:///etc/passwd", false, false),
+            ("data:text/plain,hello", false, false),
+            ("unix:/run/keten.sock", false, false),
         ] {
-            assert_eq!(is_destination(&reqwest::Url::parse(url).unwrap()), expected, "{url}");
+            let parsed = reqwest::Url::parse(url).unwrap();
+            assert_eq!(is_destination(&parsed, false), expected, "{url}");
+            assert_eq!(is_destination(&parsed, true), https_only_expected, "{url}, https only");
         }
     }
 
     #[tokio::test]
     async fn a_failed_delivery_names_its_causes_within_the_limit() {
         // Nothing listens on port 9 of loopback (discard, unused here): the connection is refused.
-        let client = delivery_client(true, &[]).unwrap();
+        let client = delivery_client(true, false, &[]).unwrap();
         let error = client.post("http://127.0.0.1:9/hook").send().await.unwrap_err();
         let text = send_error(&error);
         assert!(text.starts_with(&error.to_string()) && text.len() > error.to_string().len(), "{text}");

@@ -1094,6 +1094,11 @@ mod own_apps {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_over_https_only() {
+        super::fulfilment::fulfilment_webhooks_over_https_only().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_sqlite() {
         super::epcis_interface::epcis_webhooks_survive_a_restart(super::Backend::Sqlite).await;
     }

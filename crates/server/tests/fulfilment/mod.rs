@@ -2662,6 +2662,64 @@ pub async fn fulfilment_webhooks_go_over_https_to_trusted_servers_only(app: &Tes
     assert!(untrusted_error.contains("certificate"), "the reason is kept for the merchant: {untrusted_error:?}");
 }
 
+/// An operator who delivers over `https://` only: `http://` webhooks and EPCIS subscriptions
+/// are refused when created (and store nothing), `https://` ones accepted; one stored before the
+/// switch gets nothing, and its merchant reads why.
+pub async fn fulfilment_webhooks_over_https_only() {
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let (url, received) = receiver(0).await;
+    let secret = "a-merchant-secret-of-32-characters";
+    let first = super::spawn_app_at(file.url(), None).await;
+    network(&first).await;
+    let (key, product) = merchant(&first, "plain", "871234510123").await;
+    receive(&first, &key, &product, &[("P1", 20, 50)], 123_000).await;
+    let hook = first.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let TestApp { _shutdown, server, .. } = first;
+    drop(_shutdown);
+    server.await.unwrap().unwrap();
+    let app = super::spawn_app_configured(file.url(), None, |config| config.webhooks_https_only = true).await;
+    let refused = app.post("/v1/webhooks", &key, json!({"url": url, "secret": secret})).await;
+    assert!(
+        refused.is_problem(422, "/problems/validation-failed") && refused.pointers() == ["/url"],
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.body.to_string().contains("https:// only"), "{:?}", refused.body);
+    let query = json!({"name": "shipments", "query": {"EQ_bizStep": ["shipping"]}});
+    assert_eq!(app.post("/queries", &key, query).await.status, StatusCode::CREATED);
+    let subscribing = |dest: &str| json!({"dest": dest, "stream": true});
+    let refused = app.post("/queries/shipments/subscriptions", &key, subscribing(&url)).await;
+    assert!(
+        refused.is_problem(422, "/problems/validation-failed") && refused.pointers() == ["/dest"],
+        "{:?}",
+        refused.body
+    );
+    let subscriptions = app.get("/queries/shipments/subscriptions", &key).await;
+    assert_eq!(subscriptions.body.as_array().map(Vec::len), Some(0), "{:?}", subscriptions.body);
+    let secure = app.post("/v1/webhooks", &key, json!({"url": "https://127.0.0.1:9/orders", "secret": secret})).await;
+    assert_eq!(secure.status, StatusCode::CREATED, "{:?}", secure.body);
+    let secure_id = secure.body["webhook_id"].as_str().unwrap();
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/webhooks/{secure_id}"), Some(&key), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // The webhook stored before: an order's transition is not sent to it, and it says why.
+    let order = app.post("/v1/orders", &key, order_body(&product, 2)).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
+    let mut last_error = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let listed = app.get("/v1/webhooks", &key).await;
+        last_error = listed.body[0]["last_error"].as_str().unwrap_or("").to_owned();
+        if !last_error.is_empty() {
+            break;
+        }
+    }
+    assert!(last_error.contains("https:// only"), "{last_error:?}");
+    assert!(received.lock().unwrap().is_empty(), "nothing went over http");
+}
+
 pub async fn fulfilment_webhooks_deliver_transitions_signed(app: &TestApp) {
     network(app).await;
     let (key, product) = merchant(app, "fish", "871234510041").await;
