@@ -2873,8 +2873,12 @@ async fn deliver_webhook(
         if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
     };
     // A stop gives up the send, and the webhook is due again at once (not after its lease).
+    let retry_delay = crate::subscriptions::retry_delay(hook.attempts + 1);
     let (outcome, retry_delay) = tokio::select! {
-        outcome = sending => (outcome, crate::subscriptions::retry_delay(hook.attempts + 1)),
+        outcome = sending => (outcome, retry_delay),
+        () = tokio::time::sleep(crate::subscriptions::DELIVERY_WORK_MAX) => {
+            (Err(crate::subscriptions::work_overran()), retry_delay)
+        }
         () = crate::subscriptions::stopping(stop) => {
             (Err(crate::subscriptions::STOPPED_DURING_DELIVERY.to_owned()), std::time::Duration::ZERO)
         }

@@ -37,6 +37,13 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// (more than a delivery's reads, [`DELIVERY_TIMEOUT`] and its record take): no other API node
 /// sends it meanwhile, and if this node stops mid-delivery, another takes it up after this.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed delivery's work may take (its reads, the destination's name resolved, the
+/// send): past it the delivery gives up and records a failed attempt while its lease still
+/// holds, so that no other API node sends the same events meanwhile.
+pub const DELIVERY_WORK_MAX: Duration = Duration::from_secs(40);
+const _: () = assert!(DELIVERY_WORK_MAX.as_secs() + 10 <= DELIVERY_LEASE.as_secs(), "time to record within the lease");
+/// How long the check before a send waits for the destination's name to resolve.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const RETRY_DELAY_FIRST: Duration = Duration::from_millis(500);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(600);
 /// Subscriptions handled per poll.
@@ -236,6 +243,7 @@ async fn deliver_claimed(
     let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
     let delivered = tokio::select! {
         delivered = deliver(&client, &attempt, now, private_destinations) => delivered,
+        () = tokio::time::sleep(DELIVERY_WORK_MAX) => Err(Problem::new("unavailable", work_overran())),
         () = stopping(stop) => {
             let error = Some(STOPPED_DURING_DELIVERY.to_owned());
             let _ = attempt.record(subscription.after_seq, false, store::now_unix_ms(), error, false).await;
@@ -248,6 +256,14 @@ async fn deliver_claimed(
         let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
         let _ = attempt.record(subscription.after_seq, false, retry, Some(problem.detail), false).await;
     }
+}
+
+/// Why a delivery gave up after [`DELIVERY_WORK_MAX`].
+pub(crate) fn work_overran() -> String {
+    format!(
+        "the delivery took longer than {} s (its reads, the destination's name, the send): given up, tried again later",
+        DELIVERY_WORK_MAX.as_secs()
+    )
 }
 
 /// Whether a destination address is one a tenant may not reach through keten, unless the
@@ -454,8 +470,10 @@ pub async fn check_destination(url: &str, private_destinations: bool) -> Result<
     let parsed = reqwest::Url::parse(url).map_err(|error| error.to_string())?;
     let host = parsed.host_str().ok_or("no host")?.to_owned();
     let port = parsed.port_or_known_default().unwrap_or(80);
-    let addresses = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
+    let lookup = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port));
+    let addresses = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
         .await
+        .map_err(|_| format!("{host} did not resolve within {} s", RESOLVE_TIMEOUT.as_secs()))?
         .map_err(|error| format!("{host} does not resolve: {error}"))?;
     for address in addresses {
         if is_private_address(address.ip()) {
