@@ -1286,6 +1286,17 @@ mod own_apps {
         super::fulfilment::location_changes_and_receipts_settle_on_two_nodes(&app, &url).await;
     }
 
+    /// A recall's status change and another node's step on the same order settle as if one came first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recall_and_an_order_moving_on_settle_on_two_nodes_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("a_recall_and_an_order_moving_on_settle_on_two_nodes_postgres")
+        else {
+            return;
+        };
+        let app = super::spawn_app_at(url.clone(), None).await;
+        super::fulfilment::a_recall_and_an_order_moving_on_settle_on_two_nodes(&app, &url).await;
+    }
+
     /// A receipt that PostgreSQL fails to break a deadlock, twice, is applied again each time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deadlocked_receipt_is_applied_again_postgres() {

@@ -3206,6 +3206,49 @@ pub async fn location_changes_and_receipts_settle_on_two_nodes(app: &TestApp, ur
     assert_eq!((chill["min_celsius"].as_f64(), chill["max_celsius"].as_f64()), (Some(0.0), Some(2.0)), "{zones}");
 }
 
+/// PostgreSQL, several API nodes: a recall takes an order back while another node moves it on
+/// (picking, not committed yet). The recall's status change waits, finds the order moved on,
+/// and the recall is applied again on a fresh read: the order ends allocated from the other lot,
+/// and each lot reserves exactly what the order holds.
+pub async fn a_recall_and_an_order_moving_on_settle_on_two_nodes(app: &TestApp, url: &str) {
+    use sqlx::Connection;
+    network(app).await;
+    let (key, product) = merchant(app, "moving", "871234510124").await;
+    receive(app, &key, &product, &[("EARLY", 10, 5), ("LATE", 20, 5)], 124_000).await;
+    let placed = app.post("/v1/orders", &key, order_body(&product, 2)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    assert_eq!(placed.body["shipments"][0]["picks"][0]["lot"], "EARLY", "FEFO: {:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let mut other_node = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    sqlx::query("UPDATE orders SET status = 'picking' WHERE tenant_id = 'moving' AND order_id = $1")
+        .bind(&order_id)
+        .execute(&mut other_node)
+        .await
+        .unwrap();
+    let recalling = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["EARLY"], "reason": "glass"}));
+    let (recall, waited) = committed_while(url, &mut other_node, recalling).await;
+    assert!(waited, "the recall did not wait for the order's row");
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let affected = &recall.body["affected_orders"];
+    assert_eq!(affected.as_array().map(Vec::len), Some(1), "{:?}", recall.body);
+    assert_eq!(
+        (affected[0]["order_id"].as_str(), affected[0]["outcome"].as_str()),
+        (Some(order_id.as_str()), Some("reallocated"))
+    );
+    let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
+    assert_eq!(order.body["status"], "allocated", "{:?}", order.body);
+    assert_eq!(order.body["shipments"][0]["picks"][0]["lot"], "LATE", "{:?}", order.body);
+    let stock = app.get(&format!("/v1/stock?gtin={product}"), &key).await;
+    let reserved: Vec<(String, i64)> = stock.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|balance| (balance["lot"].as_str().unwrap().to_owned(), balance["reserved"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(reserved, [("EARLY".to_owned(), 0), ("LATE".to_owned(), 2)], "{:?}", stock.body);
+}
+
 /// PostgreSQL, several API nodes: deleting a product and another node's first stock of it (a
 /// receipt's balance, a recall's lot), each not yet committed when the other runs, settle as if
 /// one came first. A transaction the test holds open stands for the other node.
