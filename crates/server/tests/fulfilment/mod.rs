@@ -3247,6 +3247,33 @@ pub async fn a_recall_and_an_order_moving_on_settle_on_two_nodes(app: &TestApp, 
         .map(|balance| (balance["lot"].as_str().unwrap().to_owned(), balance["reserved"].as_i64().unwrap()))
         .collect();
     assert_eq!(reserved, [("EARLY".to_owned(), 0), ("LATE".to_owned(), 2)], "{:?}", stock.body);
+    // Another node cancels the order (its reservation voided, its units released), not committed
+    // yet, while a recall of LATE takes it back: the recall waits, finds its reads outdated, and
+    // applied again finds the order cancelled and nothing reserved.
+    sqlx::query("BEGIN").execute(&mut other_node).await.unwrap();
+    for statement in [
+        "UPDATE reservations SET state = 'voided' WHERE tenant_id = 'moving' AND reservation_id = \
+         (SELECT reservation_id FROM orders WHERE tenant_id = 'moving' AND order_id = $1)",
+        "UPDATE stock_balances SET reserved = reserved - 2 WHERE tenant_id = 'moving' AND lot = 'LATE' AND $1 <> ''",
+        "UPDATE orders SET status = 'cancelled' WHERE tenant_id = 'moving' AND order_id = $1",
+    ] {
+        sqlx::query(statement).bind(&order_id).execute(&mut other_node).await.unwrap();
+    }
+    let recalling = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["LATE"], "reason": "glass"}));
+    let (recall, waited) = committed_while(url, &mut other_node, recalling).await;
+    assert!(waited, "the recall did not wait for the reservation's row");
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let affected = &recall.body["affected_orders"];
+    assert_eq!(
+        (affected[0]["status"].as_str(), affected[0]["outcome"].as_str()),
+        (Some("cancelled"), Some("released")),
+        "{:?}",
+        recall.body
+    );
+    let stock = app.get(&format!("/v1/stock?gtin={product}"), &key).await;
+    let reserved: Vec<i64> =
+        stock.body["items"].as_array().unwrap().iter().map(|balance| balance["reserved"].as_i64().unwrap()).collect();
+    assert_eq!(reserved, [0, 0], "{:?}", stock.body);
 }
 
 /// PostgreSQL, several API nodes: deleting a product and another node's first stock of it (a
