@@ -1921,15 +1921,29 @@ pub struct RecallView {
     /// ones (at any remove), by GTIN and lot, with the tenant's orders and stock of them. This
     /// recall does not recall them: each is recalled by its own `POST /v1/recalls`.
     pub derived_lots: Vec<DerivedLot>,
+    /// Forward through transformations: the serialised items (GTIN and serial) the traces show
+    /// made from the recalled lots. The event record keeps an item's serial, not its lot, so
+    /// they are listed apart, without stock or orders.
+    pub derived_items: Vec<DerivedItem>,
     /// A lot's trace reached one of its limits (`server::trace::TRACE_*`), or the derived lots
-    /// theirs ([`RECALL_DERIVED_LOTS_MAX`]): `history`, `derived_lots`, and the collection
-    /// points in `pickup_points` seen only in them, are not complete (the recalled lots' orders
-    /// and their pickup points, from the ledger, are).
+    /// or items theirs ([`RECALL_DERIVED_LOTS_MAX`] each): `history`, `derived_lots`,
+    /// `derived_items`, and the collection points in `pickup_points` seen only in them, are not
+    /// complete (the recalled lots' orders and their pickup points, from the ledger, are).
     pub history_truncated: bool,
 }
 
+/// A serialised item made from recalled lots.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DerivedItem {
+    /// The item's identifier (a GS1 Digital Link with its serial).
+    pub item: String,
+    pub gtin: String,
+    /// The recalled lots it was made from, sorted.
+    pub made_from: Vec<String>,
+}
+
 /// The most lots made from recalled ones that a recall's answer lists (each is read from the
-/// ledger); beyond it the answer says `history_truncated`.
+/// ledger), and the most such items; beyond either the answer says `history_truncated`.
 pub const RECALL_DERIVED_LOTS_MAX: usize = 200;
 
 /// A lot made from recalled lots (an output of an EPCIS transformation whose inputs they were,
@@ -1984,6 +1998,9 @@ struct LotTraces {
     truncated: bool,
     /// The lots made from them, (GTIN, lot) → the recalled lots they were made from.
     derived: BTreeMap<(String, String), BTreeSet<String>>,
+    /// The serialised items made from them (no lot in the record), (identifier, GTIN) → the
+    /// recalled lots they were made from.
+    derived_items: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 /// The EPCIS history of recalled lots, and the lots made from them.
@@ -1991,6 +2008,7 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
     let mut history = Vec::new();
     let mut truncated = false;
     let mut derived: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut derived_items: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for lot in lots {
         let Ok(start) = crate::trace::lot_identifier(gtin, lot) else { continue };
         let trace = crate::trace::trace(&app.store, tenant, &start).await?;
@@ -2000,10 +2018,15 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
                 continue;
             }
             let Some((made_gtin, made_lot)) = gtin_and_lot(object) else { continue };
-            if made_gtin == gtin.as_str() && lots.contains(&made_lot) {
-                continue;
+            match made_lot {
+                Some(made_lot) if made_gtin == gtin.as_str() && lots.contains(&made_lot) => {}
+                Some(made_lot) => {
+                    derived.entry((made_gtin, made_lot)).or_default().insert(lot.clone());
+                }
+                None => {
+                    derived_items.entry((object.clone(), made_gtin)).or_default().insert(lot.clone());
+                }
             }
-            derived.entry((made_gtin, made_lot)).or_default().insert(lot.clone());
         }
         let mut events: Vec<_> = trace.events.values().collect();
         events.sort_by_key(|(stored, event)| (event.event_time, stored.seq));
@@ -2019,14 +2042,30 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
             history_entry(lot, event, through)
         }));
     }
-    Ok(LotTraces { history, truncated, derived })
+    Ok(LotTraces { history, truncated, derived, derived_items })
 }
 
-/// The GTIN and lot an identifier names (a lot, or an item of one), as the ledger keys them.
-fn gtin_and_lot(identifier: &str) -> Option<(String, String)> {
+/// The GTIN an identifier names, and its lot if it names one (a lot does; a serialised item, as
+/// the event record keeps it, names its serial instead), as the ledger keys them.
+fn gtin_and_lot(identifier: &str) -> Option<(String, Option<String>)> {
     let link = epcis::Identifier::unchecked(identifier).digital_link()?;
-    let lot = link.qualifiers().iter().find(|element| element.code() == "10")?.value().to_owned();
+    let lot = link.qualifiers().iter().find(|element| element.code() == "10").map(|element| element.value().to_owned());
     Some((link.gtin()?.to_string(), lot))
+}
+
+/// The serialised items made from recalled lots, at most [`RECALL_DERIVED_LOTS_MAX`], and whether
+/// some were left out.
+fn derived_items(items: &BTreeMap<(String, String), BTreeSet<String>>) -> (Vec<DerivedItem>, bool) {
+    let listed = items
+        .iter()
+        .take(RECALL_DERIVED_LOTS_MAX)
+        .map(|((item, gtin), made_from)| DerivedItem {
+            item: item.clone(),
+            gtin: gtin.clone(),
+            made_from: made_from.iter().cloned().collect(),
+        })
+        .collect();
+    (listed, items.len() > RECALL_DERIVED_LOTS_MAX)
 }
 
 /// The lots made from recalled ones, with the tenant's orders and stock of each (its own
@@ -2252,13 +2291,14 @@ async fn get_recall(
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
     let traces = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
     let (derived, derived_cut, mut seen_at) = derived_lots(&app, &tenant, &traces.derived).await?;
+    let (items, items_cut) = derived_items(&traces.derived_items);
     seen_at.extend(pickup_points_in(&app, &tenant, &traces.history).await?);
     let mut view = recall_view(
         &stored.reach,
         (&stored.gtin, &stored.lots, &stored.reason),
-        (traces.history, traces.truncated || derived_cut),
+        (traces.history, traces.truncated || derived_cut || items_cut),
         &seen_at,
-        derived,
+        (derived, items),
     );
     if !stored.outcomes_kept {
         for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
@@ -2343,8 +2383,9 @@ pub(crate) async fn start_recall(
         }
         let history = history_with_own(&traces.history, events.as_ref(), &gtin, &lots)?;
         let (derived, derived_cut, mut seen_at) = derived_lots(app, &principal.tenant_id, &traces.derived).await?;
+        let (items, items_cut) = derived_items(&traces.derived_items);
         seen_at.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
-        let truncated = traces.truncated || derived_cut;
+        let truncated = traces.truncated || derived_cut || items_cut;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
             Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
@@ -2354,7 +2395,7 @@ pub(crate) async fn start_recall(
                     (&view_gtin, &view_lots, &view_reason),
                     (history.clone(), truncated),
                     &seen_at,
-                    derived.clone(),
+                    (derived.clone(), items.clone()),
                 )),
             },
             _ => StoredResponse { status: 500, body: Vec::new() },
@@ -2409,7 +2450,7 @@ fn recall_view(
     (gtin, lots, reason): (&str, &[String], &str),
     (history, history_truncated): (Vec<HistoryEntry>, bool),
     seen_at: &[String],
-    derived_lots: Vec<DerivedLot>,
+    (derived_lots, derived_items): (Vec<DerivedLot>, Vec<DerivedItem>),
 ) -> RecallView {
     // Where the lots may be within a consumer's reach: the pickup points orders shipped units of
     // them to (not all back), and those their events (and the orders of lots made from them)
@@ -2457,6 +2498,7 @@ fn recall_view(
         supplier_party_id: outcome.supplier_party_id.clone(),
         history,
         derived_lots,
+        derived_items,
         history_truncated,
     }
 }
@@ -2823,6 +2865,7 @@ async fn deliver_webhook(
     }
     // Claimed only if no other delivery moved the webhook since it was read: its cursors are
     // still the ones these transitions follow.
+    let deadline = tokio::time::Instant::now() + crate::subscriptions::DELIVERY_WORK_MAX;
     let lease_until_unix_ms = store::now_unix_ms() + crate::subscriptions::DELIVERY_LEASE.as_millis() as i64;
     let claim = FulfilmentMutation::ClaimWebhook {
         webhook_id: hook.webhook_id.clone(),
@@ -2876,7 +2919,7 @@ async fn deliver_webhook(
     let retry_delay = crate::subscriptions::retry_delay(hook.attempts + 1);
     let (outcome, retry_delay) = tokio::select! {
         outcome = sending => (outcome, retry_delay),
-        () = tokio::time::sleep(crate::subscriptions::DELIVERY_WORK_MAX) => {
+        () = tokio::time::sleep_until(deadline) => {
             (Err(crate::subscriptions::work_overran()), retry_delay)
         }
         () = crate::subscriptions::stopping(stop) => {

@@ -37,9 +37,9 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// (more than a delivery's reads, [`DELIVERY_TIMEOUT`] and its record take): no other API node
 /// sends it meanwhile, and if this node stops mid-delivery, another takes it up after this.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
-/// How long a claimed delivery's work may take (its reads, the destination's name resolved, the
-/// send): past it the delivery gives up and records a failed attempt while its lease still
-/// holds, so that no other API node sends the same events meanwhile.
+/// How long a delivery may take from its claim (the claim's write, its reads, the destination's
+/// name resolved, the send): past it the delivery gives up and records a failed attempt while its
+/// lease still holds, so that no other API node sends the same events meanwhile.
 pub const DELIVERY_WORK_MAX: Duration = Duration::from_secs(40);
 const _: () = assert!(DELIVERY_WORK_MAX.as_secs() + 10 <= DELIVERY_LEASE.as_secs(), "time to record within the lease");
 /// How long the check before a send waits for the destination's name to resolve.
@@ -226,6 +226,7 @@ async fn deliver_claimed(
     // once while the lease holds (each would send the same events); a node that stops gives up
     // its send and records it (see `stopping`), one that dies leaves it to another once the
     // lease ends.
+    let deadline = tokio::time::Instant::now() + DELIVERY_WORK_MAX;
     let lease = store::now_unix_ms() + DELIVERY_LEASE.as_millis() as i64;
     let claim = QueryMutation::ClaimSubscription {
         subscription_id: subscription.subscription_id.clone(),
@@ -243,7 +244,7 @@ async fn deliver_claimed(
     let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
     let delivered = tokio::select! {
         delivered = deliver(&client, &attempt, now, private_destinations) => delivered,
-        () = tokio::time::sleep(DELIVERY_WORK_MAX) => Err(Problem::new("unavailable", work_overran())),
+        () = tokio::time::sleep_until(deadline) => Err(Problem::new("unavailable", work_overran())),
         () = stopping(stop) => {
             let error = Some(STOPPED_DURING_DELIVERY.to_owned());
             let _ = attempt.record(subscription.after_seq, false, store::now_unix_ms(), error, false).await;
@@ -252,8 +253,8 @@ async fn deliver_claimed(
     };
     if let Err(problem) = delivered {
         tracing::warn!(subscription = %subscription.subscription_id, detail = %problem.detail, "a subscription delivery failed");
-        // Whatever failed, the next attempt waits its turn (no retry every poll).
-        let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
+        // Whatever failed, the next attempt waits its turn from now (no retry every poll).
+        let retry = store::now_unix_ms() + retry_delay(subscription.attempts + 1).as_millis() as i64;
         let _ = attempt.record(subscription.after_seq, false, retry, Some(problem.detail), false).await;
     }
 }
@@ -586,7 +587,8 @@ async fn deliver(
             attempt.record(scanned_to, true, next, None, true).await
         }
         Some(error) => {
-            let retry = now + retry_delay(subscription.attempts + 1).as_millis() as i64;
+            // From the failure, not the poll: a slow send does not use up the delay.
+            let retry = store::now_unix_ms() + retry_delay(subscription.attempts + 1).as_millis() as i64;
             attempt.record(subscription.after_seq, false, retry, Some(error), false).await
         }
     }

@@ -594,7 +594,10 @@ async fn run(
             stopping |= take(first, &mut batch);
             stopping = take_waiting(&mut receiver, &mut batch, config.batch_writes_max, stopping);
         }
-        let chunks = chunks(batch, config.batch_writes_max);
+        // Writes applied ahead are orders alone (no locks, SQLite): one chunk, the first.
+        let locks_max = (pools.kind() == crate::backend::BackendKind::Postgres).then_some(BATCH_LOCKS_MAX);
+        let chunks = chunks(batch, config.batch_writes_max, locks_max);
+        debug_assert!(head.is_none() || chunks.len() == 1, "writes applied ahead are one batch");
         let last = chunks.len().saturating_sub(1);
         for (index, chunk) in chunks.into_iter().enumerate() {
             let started = Instant::now();
@@ -714,43 +717,47 @@ fn take_waiting(
     stopping
 }
 
-/// The most pallets the ASNs and receipts of one batch hold: a write that would take a batch past
-/// it starts the next. On PostgreSQL each pallet's SSCC, and each lot a receipt brings in, is a
-/// lock of the transaction, and the server's lock table holds `max_locks_per_transaction` (64 by
-/// default) for each of its connections, shared by all of them: 50 ASNs of 1,000 pallets in one
-/// transaction ran out of it ("out of shared memory"), and the batch was rolled back and applied
-/// write by write. One write above it (an ASN holds at most 1,000) is a batch of its own.
-pub const BATCH_PALLETS_MAX: usize = 2_000;
+/// On PostgreSQL, the most advisory locks the writes of one batch take (estimated by
+/// [`locks_of`]): a write that would take a batch past it starts the next. An ASN locks each
+/// pallet's SSCC and each of its lots, a receipt each lot it brings in, a recall each of its lots.
+/// The server's lock table holds `max_locks_per_transaction` (64 by default) for each of its
+/// connections, shared by all of them (6,400 with 100 connections): 50 ASNs of 1,000 pallets in
+/// one transaction ran out of it ("out of shared memory"), and the batch was rolled back and
+/// applied write by write. This leaves room for a second API node's batch and the readers'
+/// locks. One write above it (an ASN of 1,000 pallets and as many lots) is a batch of its own.
+/// SQLite takes no such locks: its batches are not split.
+pub const BATCH_LOCKS_MAX: usize = 2_000;
 
-/// The pallets a write announces or receives (see [`BATCH_PALLETS_MAX`]): a receipt of all of an
-/// ASN's pallets counts as many as an ASN may hold, not read here.
-fn pallets_of(write: &Write) -> usize {
+/// The advisory locks a write takes on PostgreSQL, at most (see [`BATCH_LOCKS_MAX`]): a receipt
+/// of all of an ASN's pallets counts as many as an ASN may hold (its pallets are not read here).
+fn locks_of(write: &Write) -> usize {
     let change = match &write.mutation {
         Mutation::Fulfilment(change) | Mutation::FulfilmentRecorded { change, .. } => change,
         _ => return 0,
     };
     match change {
-        FulfilmentMutation::CreateAsn { pallets, .. } => pallets.len(),
+        FulfilmentMutation::CreateAsn { pallets, .. } => 2 * pallets.len(),
         FulfilmentMutation::ReceiveAsn { ssccs, .. } => {
             ssccs.as_ref().map_or(crate::fulfilment::ASN_PALLETS_MAX, Vec::len)
         }
+        FulfilmentMutation::Recall { lots, .. } => lots.len(),
         _ => 0,
     }
 }
 
-/// Splits a batch into transactions of at most `size_max` writes and [`BATCH_PALLETS_MAX`]
-/// pallets, in order.
-fn chunks(batch: Vec<Pending>, size_max: usize) -> Vec<Vec<Pending>> {
+/// Splits a batch into transactions of at most `size_max` writes and, when `locks_max` is given
+/// (PostgreSQL), of at most that many advisory locks ([`locks_of`]), in order.
+fn chunks(batch: Vec<Pending>, size_max: usize, locks_max: Option<usize>) -> Vec<Vec<Pending>> {
     let mut chunks = Vec::new();
     let mut chunk: Vec<Pending> = Vec::new();
-    let mut pallets = 0;
+    let mut locks = 0;
     for pending in batch {
-        let more = pallets_of(&pending.write);
-        if !chunk.is_empty() && (chunk.len() == size_max || pallets + more > BATCH_PALLETS_MAX) {
+        let more = if locks_max.is_some() { locks_of(&pending.write) } else { 0 };
+        if !chunk.is_empty() && (chunk.len() == size_max || locks_max.is_some_and(|most| locks + more > most)) {
             chunks.push(std::mem::take(&mut chunk));
-            pallets = 0;
+            locks = 0;
         }
-        pallets += more;
+        locks += more;
         chunk.push(pending);
     }
     if !chunk.is_empty() {

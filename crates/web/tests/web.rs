@@ -274,23 +274,30 @@ fn the_staff_pages_render() {
             {"gtin": "08712345101213", "lot": "LAS<1>", "made_from": ["BEEF1"], "own_product": true,
              "recall_id": null, "units_on_hand": 6, "orders": [{"order_id": "ord_1"}, {"order_id": "ord_2"}]},
             {"gtin": "08712345101220", "lot": "BOX1", "made_from": ["BEEF1"], "own_product": false,
+             "recall_id": null, "units_on_hand": 0, "orders": []},
+            {"gtin": "08712345101213", "lot": "LAS2", "made_from": ["BEEF1"], "own_product": true,
              "recall_id": "rcl_0", "units_on_hand": 0, "orders": []}
-        ]
+        ],
+        "derived_items": [{"item": "https://id.gs1.org/01/08712345101213/21/S1", "gtin": "08712345101213",
+                           "made_from": ["BEEF1"]}]
     });
     let recall_page = pages
         .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall, replayed: false })
         .unwrap();
     let derived = recall_page.split("<table class=\"recall-derived\">").nth(1).expect("the derived lots' table");
     let rows: Vec<&str> = derived.split("</tbody>").next().unwrap().split("<tr>").skip(2).collect();
-    assert_eq!(rows.len(), 2, "{derived}");
+    assert_eq!(rows.len(), 3, "{derived}");
     assert!(
         rows[0].contains("LAS&lt;1&gt;")
             && rows[0].contains("<td>6</td><td>2</td>")
             && rows[0].contains("not recalled")
     );
-    assert!(rows[1].contains("another brand") && rows[1].contains("<code>rcl_0</code>"), "{}", rows[1]);
+    assert!(rows[1].contains("another brand") && !rows[1].contains("recalled"), "{}", rows[1]);
+    assert!(rows[2].contains("<code>rcl_0</code>"), "{}", rows[2]);
+    assert!(recall_page.contains("1 serialised items"), "{recall_page}");
+    // A recall answered (and stored, for the form's replay) before the derived lots were listed.
     let none = serde_json::json!({"recall_id": "rcl_2", "gtin": "1", "lots": ["A"], "pickup_points": [],
-        "inbound_pallets": [], "affected_orders": [], "derived_lots": []});
+        "inbound_pallets": [], "affected_orders": []});
     let plain = pages
         .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall: none, replayed: false })
         .unwrap();

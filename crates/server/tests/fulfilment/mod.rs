@@ -3727,7 +3727,7 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     // As the answers write them: 14 digits.
     let (lasagne14, stranger14) = (format!("{lasagne:0>14}"), format!("{stranger:0>14}"));
     receive(app, &key, &beef, &[("BEEF1", 20, 10), ("BEEF2", 20, 10)], 120_000).await;
-    receive(app, &key, &lasagne, &[("LAS1", 20, 8), ("LAS2", 20, 8)], 121_000).await;
+    receive(app, &key, &lasagne, &[("LAS1", 19, 8), ("LAS2", 20, 8)], 121_000).await;
     let class = |product: &str, lot: &str| format!("https://id.gs1.org/01/{product}/10/{lot}");
     let made = |inputs: Vec<Value>, outputs: Vec<Value>| {
         json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
@@ -3748,15 +3748,23 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
             vec![json!({"epcClass": class(&lasagne, "LAS2"), "quantity": 8})],
         ),
     ];
+    // And each into a serialised item, whose record keeps its serial, not its lot.
+    let item = |serial: &str| format!("https://id.gs1.org/01/{lasagne}/21/{serial}");
+    let items = ["BEEF1", "BEEF2"].map(|lot| {
+        let mut event = made(vec![json!({"epcClass": class(&beef, lot), "quantity": 1})], vec![]);
+        event["outputEPCList"] = json!([item(&format!("S-{lot}"))]);
+        event
+    });
+    let events: Vec<Value> = events.into_iter().chain(items).collect();
     let job = app.capture_job(&key, super::epcis_interface::document(events), &[]).await;
     assert_eq!(job["success"], true, "{job}");
-    // An order of lasagne takes units of one lot (FEFO: both expire the same day; one lot for
-    // the two units).
+    // An order of lasagne takes units of LAS1 (FEFO: it expires first).
     let placed = app.post("/v1/orders", &key, order_body(&lasagne, 2)).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
     let taken = placed.body["shipments"][0]["picks"][0]["lot"].as_str().unwrap().to_owned();
-    let (beef_lot, other_lasagne) = if taken == "LAS1" { ("BEEF1", "LAS2") } else { ("BEEF2", "LAS1") };
+    assert_eq!(taken, "LAS1", "{:?}", placed.body);
+    let (beef_lot, other_lasagne) = ("BEEF1", "LAS2");
     // It ships to the pickup point: units of the recalled beef are within consumers' reach there.
     ship_whole(app, &format!("/v1/orders/{order_id}/events?tenant=mince"), &with_check_digit("38712345000122000"))
         .await;
@@ -3765,12 +3773,12 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     let derived = recall.body["derived_lots"].as_array().unwrap();
     let named: Vec<(&str, &str)> =
         derived.iter().map(|lot| (lot["gtin"].as_str().unwrap(), lot["lot"].as_str().unwrap())).collect();
-    let mut expected = vec![(lasagne14.as_str(), taken.as_str())];
-    if taken == "LAS1" {
-        expected.push((stranger14.as_str(), "BOX1"));
-    }
-    expected.sort_unstable();
-    assert_eq!(named, expected, "{:?}", recall.body);
+    // Sorted by GTIN and lot; BOX1 is two transformations away.
+    assert_eq!(named, [(lasagne14.as_str(), "LAS1"), (stranger14.as_str(), "BOX1")], "{:?}", recall.body);
+    let items = recall.body["derived_items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{:?}", recall.body);
+    assert!(items[0]["item"].as_str().unwrap().ends_with(&format!("/21/S-{beef_lot}")), "{items:?}");
+    assert_eq!((&items[0]["gtin"], &items[0]["made_from"]), (&json!(lasagne14), &json!([beef_lot])), "{items:?}");
     let ours = derived.iter().find(|lot| lot["gtin"] == lasagne14.as_str()).unwrap();
     assert_eq!(ours["made_from"], json!([beef_lot]), "{ours}");
     assert_eq!((ours["own_product"].as_bool(), ours["units_on_hand"].as_i64()), (Some(true), Some(6)), "{ours}");
@@ -3783,10 +3791,9 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
         "{ours}"
     );
     assert_eq!(recall.body["pickup_points"], json!([pickup()]), "{:?}", recall.body);
-    if let Some(theirs) = derived.iter().find(|lot| lot["gtin"] == stranger14.as_str()) {
-        assert_eq!(theirs["own_product"], false, "{theirs}");
-        assert!(theirs["orders"].as_array().unwrap().is_empty() && theirs["units_on_hand"] == 0, "{theirs}");
-    }
+    let theirs = &derived[1];
+    assert_eq!(theirs["own_product"], false, "{theirs}");
+    assert!(theirs["orders"].as_array().unwrap().is_empty() && theirs["units_on_hand"] == 0, "{theirs}");
     // Not recalled by it: the order is not among those it took back.
     assert!(recall.body["affected_orders"].as_array().unwrap().is_empty(), "{:?}", recall.body);
     assert!(!recall.body.to_string().contains(other_lasagne), "{:?}", recall.body);
