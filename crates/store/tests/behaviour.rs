@@ -830,18 +830,8 @@ async fn subscription_deliveries_claim_and_record_under_their_lease(store: &Stor
 /// units the receipt put there, not yet written, and is refused.
 async fn a_location_change_sees_the_stock_its_batch_received(store: &Store) {
     use store::fulfilment::{AsnPallet, FulfilmentMutation};
+    let (acme, dc) = merchant_with_warehouse(store, 30).await;
     let network = TenantId::network();
-    create_tenant(store, &network).await;
-    let acme = tenant("acme");
-    create_tenant(store, &acme).await;
-    let dc = location(30, LocationKind::Warehouse);
-    put(store, &network, Mutation::PutLocation { location: dc.clone(), mode: PutMode::Create }).await.unwrap();
-    put(store, &acme, Mutation::PutProduct { product: product(31, "Salmon"), mode: PutMode::Create }).await.unwrap();
-    let sscc = |number: u64| {
-        let body = format!("{number:017}");
-        let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
-        gs1::Sscc::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
-    };
     let mut warm = dc.clone();
     warm.zones[0].range = TemperatureRange::new(Some(8.0), Some(12.0)).unwrap();
     let mut shared = 0;
@@ -889,23 +879,12 @@ async fn a_location_change_sees_the_stock_its_batch_received(store: &Store) {
 /// server's lock table is shared and bounded, each is a batch of its own (`BATCH_LOCKS_MAX`).
 async fn large_asns_at_once_keep_each_batch_within_its_pallets(store: &Store) {
     use store::fulfilment::{ASN_PALLETS_MAX, AsnPallet, FulfilmentMutation};
-    let network = TenantId::network();
-    create_tenant(store, &network).await;
-    let acme = tenant("acme");
-    create_tenant(store, &acme).await;
-    let dc = location(40, LocationKind::Warehouse);
-    put(store, &network, Mutation::PutLocation { location: dc.clone(), mode: PutMode::Create }).await.unwrap();
-    put(store, &acme, Mutation::PutProduct { product: product(41, "Salmon"), mode: PutMode::Create }).await.unwrap();
-    let sscc = |number: usize| {
-        let body = format!("{number:017}");
-        let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
-        gs1::Sscc::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
-    };
+    let (acme, dc) = merchant_with_warehouse(store, 40).await;
     const ASNS: usize = 24;
     let writes = (0..ASNS).map(|asn| {
         let pallets = (0..ASN_PALLETS_MAX)
             .map(|index| AsnPallet {
-                sscc: sscc(1_000_000 + asn * ASN_PALLETS_MAX + index),
+                sscc: sscc((1_000_000 + asn * ASN_PALLETS_MAX + index) as u64),
                 gtin: gtin(41),
                 lot: format!("L{asn}-{index}"),
                 expiry: Some("2099-01-31".into()),
@@ -930,4 +909,25 @@ async fn large_asns_at_once_keep_each_batch_within_its_pallets(store: &Store) {
         assert_eq!(after.batch_writes_largest, 1, "{after:?}");
         assert_eq!(after.batches - before.batches, ASNS as u64, "{before:?} {after:?}");
     }
+}
+
+/// The network with warehouse `number` (zone chill-1), and tenant acme with product `number + 1`
+/// (chilled salmon).
+async fn merchant_with_warehouse(store: &Store, number: u64) -> (TenantId, Location) {
+    let network = TenantId::network();
+    create_tenant(store, &network).await;
+    let acme = tenant("acme");
+    create_tenant(store, &acme).await;
+    let dc = location(number, LocationKind::Warehouse);
+    put(store, &network, Mutation::PutLocation { location: dc.clone(), mode: PutMode::Create }).await.unwrap();
+    let salmon = product(number + 1, "Salmon");
+    put(store, &acme, Mutation::PutProduct { product: salmon, mode: PutMode::Create }).await.unwrap();
+    (acme, dc)
+}
+
+/// The SSCC of serial reference `number` (17 digits and the check digit).
+fn sscc(number: u64) -> gs1::Sscc {
+    let body = format!("{number:017}");
+    let digits: Vec<u8> = body.bytes().map(|byte| byte - b'0').collect();
+    gs1::Sscc::parse(&format!("{body}{}", gs1::check_digit(&digits))).unwrap()
 }

@@ -53,16 +53,21 @@ pub async fn network(app: &TestApp) {
 pub async fn merchant(app: &TestApp, tenant: &str, product_body: &str) -> (String, String) {
     let key = app.tenant(tenant, &["tenant:admin"]).await;
     let product = gtin(product_body);
+    chilled_product(app, &key, &product, "Salmon").await;
+    (key, product)
+}
+
+/// Adds a chilled product (30 days' shelf life, 3 at least left at delivery) to the key's tenant.
+pub async fn chilled_product(app: &TestApp, key: &str, product: &str, name: &str) {
     let created = app
         .post(
             "/v1/products",
-            &key,
-            json!({"gtin": product, "name": "Salmon", "temperature_class": "chilled", "shelf_life_days": 30,
+            key,
+            json!({"gtin": product, "name": name, "temperature_class": "chilled", "shelf_life_days": 30,
                    "min_remaining_shelf_life_days": 3}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    (key, product)
 }
 
 fn in_days(days: i64) -> String {
@@ -3714,15 +3719,7 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     network(app).await;
     let (key, beef) = merchant(app, "mince", "871234510120").await;
     let lasagne = gtin("871234510121");
-    let created = app
-        .post(
-            "/v1/products",
-            &key,
-            json!({"gtin": lasagne, "name": "Lasagne", "temperature_class": "chilled", "shelf_life_days": 30,
-                   "min_remaining_shelf_life_days": 3}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    chilled_product(app, &key, &lasagne, "Lasagne").await;
     let stranger = gtin("871234510122");
     // As the answers write them: 14 digits.
     let (lasagne14, stranger14) = (format!("{lasagne:0>14}"), format!("{stranger:0>14}"));
