@@ -1943,8 +1943,12 @@ pub struct DerivedItem {
 }
 
 /// The most lots made from recalled ones that a recall's answer lists (each is read from the
-/// ledger), and the most such items; beyond either the answer says `history_truncated`.
+/// ledger; the tenant's own products first), and the most such items; beyond either the answer
+/// says `history_truncated`.
 pub const RECALL_DERIVED_LOTS_MAX: usize = 200;
+/// The most GTINs of such lots a recall's answer asks the ledger about (whether each is the
+/// tenant's product); lots of GTINs beyond it are left out (`history_truncated`).
+pub const RECALL_DERIVED_GTINS_MAX: usize = 1_000;
 
 /// A lot made from recalled lots (an output of an EPCIS transformation whose inputs they were,
 /// or an output of such an output).
@@ -2069,17 +2073,34 @@ fn derived_items(items: &BTreeMap<(String, String), BTreeSet<String>>) -> (Vec<D
 }
 
 /// The lots made from recalled ones, with the tenant's orders and stock of each (its own
-/// products only), at most [`RECALL_DERIVED_LOTS_MAX`]; whether some were left out; and the
-/// pickup points where units of them may still be (the orders' that shipped them, not all back).
+/// products only), at most [`RECALL_DERIVED_LOTS_MAX`], its own first; whether some were left
+/// out; and the pickup points where units of them may still be (the orders' that shipped them,
+/// not all back).
 async fn derived_lots(
     app: &AppState,
     tenant: &TenantId,
     derived: &BTreeMap<(String, String), BTreeSet<String>>,
 ) -> Result<(Vec<DerivedLot>, bool, Vec<String>), Problem> {
     let store = app.store.tenant(tenant);
+    // Whose each GTIN is, read once a GTIN (at most RECALL_DERIVED_GTINS_MAX of them).
+    let mut own: HashMap<&str, Option<Gtin>> = HashMap::new();
+    for (gtin, _) in derived.keys() {
+        if own.contains_key(gtin.as_str()) || own.len() >= RECALL_DERIVED_GTINS_MAX {
+            continue;
+        }
+        let parsed = match Gtin::parse(gtin) {
+            Ok(parsed) if store.product(&parsed).await?.is_some() => Some(parsed),
+            _ => None,
+        };
+        own.insert(gtin, parsed);
+    }
+    let mut listed: Vec<_> = derived.iter().filter(|((gtin, _), _)| own.contains_key(gtin.as_str())).collect();
+    let cut = listed.len() < derived.len() || listed.len() > RECALL_DERIVED_LOTS_MAX;
+    // The tenant's own first (stable: in GTIN and lot order within each).
+    listed.sort_by_key(|((gtin, _), _)| own.get(gtin.as_str()).is_none_or(Option::is_none));
     let mut found = Vec::new();
     let mut pickup_points = Vec::new();
-    for ((gtin, lot), made_from) in derived.iter().take(RECALL_DERIVED_LOTS_MAX) {
+    for ((gtin, lot), made_from) in listed.into_iter().take(RECALL_DERIVED_LOTS_MAX) {
         let mut view = DerivedLot {
             gtin: gtin.clone(),
             lot: lot.clone(),
@@ -2089,13 +2110,11 @@ async fn derived_lots(
             units_on_hand: 0,
             orders: Vec::new(),
         };
-        if let Ok(parsed) = Gtin::parse(gtin)
-            && store.product(&parsed).await?.is_some()
-        {
+        if let Some(Some(parsed)) = own.get(gtin.as_str()) {
             let of_lot = std::slice::from_ref(lot);
             view.own_product = true;
             view.recall_id = store.recall_of_lot(gtin, lot).await?;
-            view.units_on_hand = store.lots_on_hand(&parsed, of_lot).await?.iter().map(|(_, units)| units).sum();
+            view.units_on_hand = store.lots_on_hand(parsed, of_lot).await?.iter().map(|(_, units)| units).sum();
             for (order, units) in store.orders_with_lots(gtin, of_lot).await? {
                 if units.out_with(order.status)
                     && let Some(point) = &order.destination.pickup_point
@@ -2113,7 +2132,7 @@ async fn derived_lots(
         }
         found.push(view);
     }
-    Ok((found, derived.len() > RECALL_DERIVED_LOTS_MAX, pickup_points))
+    Ok((found, cut, pickup_points))
 }
 
 /// The collection points (pickup points, stores, pharmacies) the lots' events took place at, by

@@ -3720,7 +3720,8 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     let (key, beef) = merchant(app, "mince", "871234510120").await;
     let lasagne = gtin("871234510121");
     chilled_product(app, &key, &lasagne, "Lasagne").await;
-    let stranger = gtin("871234510122");
+    // Another brand's GTIN, sorting before the tenant's.
+    let stranger = gtin("871234510001");
     // As the answers write them: 14 digits.
     let (lasagne14, stranger14) = (format!("{lasagne:0>14}"), format!("{stranger:0>14}"));
     receive(app, &key, &beef, &[("BEEF1", 20, 10), ("BEEF2", 20, 10)], 120_000).await;
@@ -3770,7 +3771,7 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     let derived = recall.body["derived_lots"].as_array().unwrap();
     let named: Vec<(&str, &str)> =
         derived.iter().map(|lot| (lot["gtin"].as_str().unwrap(), lot["lot"].as_str().unwrap())).collect();
-    // Sorted by GTIN and lot; BOX1 is two transformations away.
+    // The tenant's own first; BOX1 is two transformations away.
     assert_eq!(named, [(lasagne14.as_str(), "LAS1"), (stranger14.as_str(), "BOX1")], "{:?}", recall.body);
     let items = recall.body["derived_items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{:?}", recall.body);
