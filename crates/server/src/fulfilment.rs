@@ -2822,7 +2822,7 @@ impl WebhookDeliveries {
         &mut self,
         store: &store::Store,
         client: &reqwest::Client,
-        private_destinations: bool,
+        rules: crate::subscriptions::DeliveryRules,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), Problem> {
         let free = self.in_flight.reap();
@@ -2848,7 +2848,7 @@ impl WebhookDeliveries {
             let (store, client, stop) = (store.clone(), client.clone(), stop.clone());
             let (tenant, id) = (hook.tenant_id.clone(), hook.webhook_id.clone());
             self.in_flight.spawn(&tenant, &id, async move {
-                if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, private_destinations, stop).await
+                if let Err(problem) = deliver_webhook(&store, &client, &hook, horizon, rules, stop).await
                 {
                     tracing::warn!(webhook = %hook.webhook_id, detail = %problem.detail, "an order webhook delivery failed");
                 }
@@ -2870,7 +2870,7 @@ async fn deliver_webhook(
     client: &reqwest::Client,
     hook: &store::fulfilment::OrderWebhook,
     horizon: i64,
-    private_destinations: bool,
+    rules: crate::subscriptions::DeliveryRules,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Problem> {
     let Ok(tenant) = TenantId::parse(&hook.tenant_id) else { return Ok(()) };
@@ -2884,7 +2884,7 @@ async fn deliver_webhook(
     }
     // Claimed only if no other delivery moved the webhook since it was read: its cursors are
     // still the ones these transitions follow.
-    let deadline = tokio::time::Instant::now() + crate::subscriptions::DELIVERY_WORK_MAX;
+    let deadline = tokio::time::Instant::now() + rules.work_max;
     let lease_until_unix_ms = store::now_unix_ms() + crate::subscriptions::DELIVERY_LEASE.as_millis() as i64;
     let claim = FulfilmentMutation::ClaimWebhook {
         webhook_id: hook.webhook_id.clone(),
@@ -2923,7 +2923,7 @@ async fn deliver_webhook(
         })
         .map_err(|error| format!("encoding the delivery: {error}"))?;
         let signature = webhook_signature(hook.secret.as_bytes(), jiff::Timestamp::now().as_second(), &body);
-        crate::subscriptions::check_destination(&hook.url, private_destinations).await?;
+        crate::subscriptions::check_destination(&hook.url, rules.private_destinations).await?;
         let response = client
             .post(&hook.url)
             .header("content-type", "application/json")
@@ -2939,7 +2939,7 @@ async fn deliver_webhook(
     let (outcome, retry_delay) = tokio::select! {
         outcome = sending => (outcome, retry_delay),
         () = tokio::time::sleep_until(deadline) => {
-            (Err(crate::subscriptions::work_overran()), retry_delay)
+            (Err(crate::subscriptions::work_overran(rules.work_max)), retry_delay)
         }
         () = crate::subscriptions::stopping(stop) => {
             (Err(crate::subscriptions::STOPPED_DURING_DELIVERY.to_owned()), std::time::Duration::ZERO)

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// `http://` is the merchant's choice). On, `http://` ones are refused when created, and
     /// those stored before are not delivered to (each delivery fails with the reason).
     pub webhooks_https_only: bool,
+    /// How long a webhook or EPCIS subscription delivery may take from its claim (default and
+    /// most: [`subscriptions::DELIVERY_WORK_MAX`]; tests shorten it).
+    pub delivery_work_max: std::time::Duration,
     /// Certificates trusted as roots for `https://` webhook and EPCIS subscription destinations,
     /// besides the system's (`--webhook-ca-file`: an operator's or a merchant's private CA).
     pub webhook_roots: Vec<reqwest::Certificate>,
@@ -87,6 +90,7 @@ impl ServerConfig {
             epcis_schema: None,
             webhooks_to_private_addresses: false,
             webhooks_https_only: false,
+            delivery_work_max: subscriptions::DELIVERY_WORK_MAX,
             webhook_roots: Vec::new(),
             mqtt: None,
             hold_sweep_interval: Some(subscriptions::HOLD_SWEEP_INTERVAL),
@@ -264,7 +268,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let wake = Arc::new(tokio::sync::Notify::new());
-    let private_destinations = config.webhooks_to_private_addresses;
+    let rules = subscriptions::DeliveryRules {
+        private_destinations: config.webhooks_to_private_addresses,
+        work_max: config.delivery_work_max,
+    };
     let https_only = config.webhooks_https_only;
     let webhook_roots = config.webhook_roots.clone();
     let hold_sweep_interval = config.hold_sweep_interval;
@@ -283,7 +290,7 @@ pub async fn serve(
         store.clone(),
         wake,
         stopped.clone(),
-        private_destinations,
+        rules,
         (https_only, webhook_roots),
         hold_sweep_interval,
     ));

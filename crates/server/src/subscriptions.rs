@@ -71,16 +71,26 @@ pub fn retry_delay(attempts: i64) -> Duration {
     RETRY_DELAY_FIRST.saturating_mul(1 << exponent).min(RETRY_DELAY_MAX)
 }
 
+/// What every delivery of the worker keeps to.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRules {
+    /// Destinations may be private addresses (`--webhooks-to-private-addresses`).
+    pub private_destinations: bool,
+    /// How long a delivery may take from its claim: at most [`DELIVERY_WORK_MAX`].
+    pub work_max: Duration,
+}
+
 /// Runs the delivery worker until `stop` resolves.
 pub async fn run(
     store: Store,
     wake: std::sync::Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Receiver<bool>,
-    private_destinations: bool,
+    rules: DeliveryRules,
     (https_only, roots): (bool, Vec<reqwest::Certificate>),
     hold_sweep_interval: Option<Duration>,
 ) {
-    let client = match delivery_client(private_destinations, https_only, &roots) {
+    let rules = DeliveryRules { work_max: rules.work_max.min(DELIVERY_WORK_MAX), ..rules };
+    let client = match delivery_client(rules.private_destinations, https_only, &roots) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "the subscription worker cannot build its HTTP client");
@@ -100,7 +110,7 @@ pub async fn run(
             webhooks.finish().await;
             return;
         }
-        if let Err(problem) = subscriptions.poll(&store, &client, private_destinations, &stop).await {
+        if let Err(problem) = subscriptions.poll(&store, &client, rules, &stop).await {
             tracing::warn!(detail = %problem.detail, "subscription deliveries failed; retrying");
         }
         if last_escalation.elapsed() >= ESCALATION_INTERVAL {
@@ -115,7 +125,7 @@ pub async fn run(
                 tracing::warn!(detail = %problem.detail, "expiring lapsed holds failed; retrying");
             }
         }
-        if let Err(problem) = webhooks.poll(&store, &client, private_destinations, &stop).await {
+        if let Err(problem) = webhooks.poll(&store, &client, rules, &stop).await {
             tracing::warn!(detail = %problem.detail, "order webhook deliveries failed; retrying");
         }
         tokio::select! {
@@ -188,7 +198,7 @@ impl SubscriptionDeliveries {
         &mut self,
         store: &Store,
         client: &reqwest::Client,
-        private_destinations: bool,
+        rules: DeliveryRules,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), Problem> {
         let free = self.in_flight.reap();
@@ -204,8 +214,7 @@ impl SubscriptionDeliveries {
                 continue;
             }
             let (tenant, id) = (subscription.tenant_id.clone(), subscription.subscription_id.clone());
-            let delivery =
-                deliver_claimed(store.clone(), client.clone(), subscription, now, private_destinations, stop.clone());
+            let delivery = deliver_claimed(store.clone(), client.clone(), subscription, now, rules, stop.clone());
             self.in_flight.spawn(&tenant, &id, delivery);
         }
         Ok(())
@@ -218,7 +227,7 @@ async fn deliver_claimed(
     client: reqwest::Client,
     subscription: Subscription,
     now: i64,
-    private_destinations: bool,
+    rules: DeliveryRules,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Ok(tenant) = TenantId::parse(&subscription.tenant_id) else { return };
@@ -226,7 +235,7 @@ async fn deliver_claimed(
     // once while the lease holds (each would send the same events); a node that stops gives up
     // its send and records it (see `stopping`), one that dies leaves it to another once the
     // lease ends.
-    let deadline = tokio::time::Instant::now() + DELIVERY_WORK_MAX;
+    let deadline = tokio::time::Instant::now() + rules.work_max;
     let lease = store::now_unix_ms() + DELIVERY_LEASE.as_millis() as i64;
     let claim = QueryMutation::ClaimSubscription {
         subscription_id: subscription.subscription_id.clone(),
@@ -243,8 +252,8 @@ async fn deliver_claimed(
     }
     let attempt = Attempt { store: &store, tenant: &tenant, subscription: &subscription, lease };
     let delivered = tokio::select! {
-        delivered = deliver(&client, &attempt, now, private_destinations) => delivered,
-        () = tokio::time::sleep_until(deadline) => Err(Problem::new("unavailable", work_overran())),
+        delivered = deliver(&client, &attempt, now, rules.private_destinations) => delivered,
+        () = tokio::time::sleep_until(deadline) => Err(Problem::new("unavailable", work_overran(rules.work_max))),
         () = stopping(stop) => {
             let error = Some(STOPPED_DURING_DELIVERY.to_owned());
             let _ = attempt.record(subscription.after_seq, false, store::now_unix_ms(), error, false).await;
@@ -259,11 +268,11 @@ async fn deliver_claimed(
     }
 }
 
-/// Why a delivery gave up after [`DELIVERY_WORK_MAX`].
-pub(crate) fn work_overran() -> String {
+/// Why a delivery gave up after `work_max` ([`DeliveryRules`]).
+pub(crate) fn work_overran(work_max: Duration) -> String {
     format!(
         "the delivery took longer than {} s (its reads, the destination's name, the send): given up, tried again later",
-        DELIVERY_WORK_MAX.as_secs()
+        work_max.as_secs_f64()
     )
 }
 

@@ -1094,6 +1094,11 @@ mod own_apps {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deliveries_give_up_at_their_deadline() {
+        super::fulfilment::fulfilment_deliveries_give_up_at_their_deadline().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_over_https_only() {
         super::fulfilment::fulfilment_webhooks_over_https_only().await;
     }

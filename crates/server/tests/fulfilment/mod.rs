@@ -2667,6 +2667,52 @@ pub async fn fulfilment_webhooks_go_over_https_to_trusted_servers_only(app: &Tes
     assert!(untrusted_error.contains("certificate"), "the reason is kept for the merchant: {untrusted_error:?}");
 }
 
+/// A server whose deliveries may take 1 s from their claim: an order webhook and an EPCIS
+/// subscription whose endpoints never answer give up then (long before the client's 10 s
+/// timeout), record why, and are due again later; the endpoints see their connections closed.
+pub async fn fulfilment_deliveries_give_up_at_their_deadline() {
+    use std::sync::atomic::Ordering;
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let app = super::spawn_app_configured(file.url(), Some(file), |config| {
+        config.delivery_work_max = std::time::Duration::from_secs(1)
+    })
+    .await;
+    network(&app).await;
+    let (key, product) = merchant(&app, "patient", "871234510125").await;
+    receive(&app, &key, &product, &[("D1", 20, 10)], 125_000).await;
+    let (hook_url, _, hook_closed) = silent_endpoint("/orders").await;
+    let (dest, _, dest_closed) = silent_endpoint("/events").await;
+    let secret = "a-merchant-secret-of-32-characters";
+    let hook = app.post("/v1/webhooks", &key, json!({"url": hook_url, "secret": secret})).await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let query = json!({"name": "received", "query": {"EQ_bizStep": ["receiving"]}});
+    assert_eq!(app.post("/queries", &key, query).await.status, StatusCode::CREATED);
+    let subscribed = app
+        .post(
+            "/queries/received/subscriptions",
+            &key,
+            json!({"dest": dest, "stream": true, "initialRecordTime": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+    let started = std::time::Instant::now();
+    let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let (mut hook_error, mut dest_error) = (String::new(), String::new());
+    while started.elapsed() < std::time::Duration::from_secs(8) && (hook_error.is_empty() || dest_error.is_empty()) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        hook_error = app.get("/v1/webhooks", &key).await.body[0]["last_error"].as_str().unwrap_or("").to_owned();
+        let listed = app.get("/queries/received/subscriptions", &key).await.body;
+        dest_error = listed[0]["lastError"].as_str().unwrap_or("").to_owned();
+    }
+    let waited = started.elapsed();
+    for error in [&hook_error, &dest_error] {
+        assert!(error.contains("took longer than 1 s"), "after {waited:?}: {hook_error:?} {dest_error:?}");
+    }
+    assert!(waited >= std::time::Duration::from_secs(1), "{waited:?}");
+    assert!(hook_closed.load(Ordering::SeqCst) && dest_closed.load(Ordering::SeqCst), "the sends were given up");
+}
+
 /// An operator who delivers over `https://` only: `http://` webhooks and EPCIS subscriptions
 /// are refused when created (and store nothing), `https://` ones accepted; one stored before the
 /// switch gets nothing, and its merchant reads why.
@@ -4052,8 +4098,6 @@ pub async fn fulfilment_random_operations_keep_the_ledger(app: &TestApp) {
     assert_eq!(done.len(), 7, "{done:?}");
 }
 
-/// A merchant's endpoint that takes a delivery and never answers holds up its own webhook only:
-/// another merchant's transition arrives while that request still hangs.
 /// An endpoint that accepts, reads and never answers: its URL (`path` on it), how many
 /// connections it accepted, and whether keten gave up on one (closed it).
 pub async fn silent_endpoint(
@@ -4079,6 +4123,8 @@ pub async fn silent_endpoint(
     (url, accepted, given_up)
 }
 
+/// A merchant's endpoint that takes a delivery and never answers holds up its own webhook only:
+/// another merchant's transition arrives while that request still hangs.
 pub async fn fulfilment_a_silent_endpoint_holds_up_only_its_own_webhook(app: &TestApp) {
     use std::sync::atomic::Ordering;
     network(app).await;
