@@ -1942,13 +1942,10 @@ pub struct DerivedItem {
     pub made_from: Vec<String>,
 }
 
-/// The most lots made from recalled ones that a recall's answer lists (each is read from the
-/// ledger; the tenant's own products first), and the most such items; beyond either the answer
-/// says `history_truncated`.
+/// The most lots made from recalled ones that a recall's answer lists (the tenant's own products
+/// first, each of those read from the ledger), and the most such items; beyond either the
+/// answer says `history_truncated`.
 pub const RECALL_DERIVED_LOTS_MAX: usize = 200;
-/// The most GTINs of such lots a recall's answer asks the ledger about (whether each is the
-/// tenant's product); lots of GTINs beyond it are left out (`history_truncated`).
-pub const RECALL_DERIVED_GTINS_MAX: usize = 1_000;
 
 /// A lot made from recalled lots (an output of an EPCIS transformation whose inputs they were,
 /// or an output of such an output).
@@ -2021,15 +2018,15 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
             if *reach != epcis::trace::Reach::Product {
                 continue;
             }
-            let Some((made_gtin, made_lot)) = gtin_and_lot(object) else { continue };
-            match made_lot {
-                Some(made_lot) if made_gtin == gtin.as_str() && lots.contains(&made_lot) => {}
-                Some(made_lot) => {
+            match made(object) {
+                Some(Made::Lot(made_gtin, made_lot)) if made_gtin == gtin.as_str() && lots.contains(&made_lot) => {}
+                Some(Made::Lot(made_gtin, made_lot)) => {
                     derived.entry((made_gtin, made_lot)).or_default().insert(lot.clone());
                 }
-                None => {
+                Some(Made::Item(made_gtin)) => {
                     derived_items.entry((object.clone(), made_gtin)).or_default().insert(lot.clone());
                 }
+                None => {}
             }
         }
         let mut events: Vec<_> = trace.events.values().collect();
@@ -2049,12 +2046,26 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
     Ok(LotTraces { history, truncated, derived, derived_items })
 }
 
-/// The GTIN an identifier names, and its lot if it names one (a lot does; a serialised item, as
-/// the event record keeps it, names its serial instead), as the ledger keys them.
-fn gtin_and_lot(identifier: &str) -> Option<(String, Option<String>)> {
+/// What a trace's object is to a recall: a lot of a GTIN, or a serialised item of one (the event
+/// record keeps an item's serial, not its lot).
+enum Made {
+    Lot(String, String),
+    Item(String),
+}
+
+/// The GTIN and lot, or the GTIN of a serialised item, an identifier names, as the ledger keys
+/// them; `None` for anything else (a GTIN's class without a lot, another kind of key).
+fn made(identifier: &str) -> Option<Made> {
     let link = epcis::Identifier::unchecked(identifier).digital_link()?;
-    let lot = link.qualifiers().iter().find(|element| element.code() == "10").map(|element| element.value().to_owned());
-    Some((link.gtin()?.to_string(), lot))
+    let gtin = link.gtin()?.to_string();
+    let qualifier = |code: &str| {
+        link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
+    };
+    match (qualifier("10"), qualifier("21")) {
+        (Some(lot), _) => Some(Made::Lot(gtin, lot)),
+        (None, Some(_)) => Some(Made::Item(gtin)),
+        (None, None) => None,
+    }
 }
 
 /// The serialised items made from recalled lots, at most [`RECALL_DERIVED_LOTS_MAX`], and whether
@@ -2082,22 +2093,19 @@ async fn derived_lots(
     derived: &BTreeMap<(String, String), BTreeSet<String>>,
 ) -> Result<(Vec<DerivedLot>, bool, Vec<String>), Problem> {
     let store = app.store.tenant(tenant);
-    // Whose each GTIN is, read once a GTIN (at most RECALL_DERIVED_GTINS_MAX of them).
-    let mut own: HashMap<&str, Option<Gtin>> = HashMap::new();
-    for (gtin, _) in derived.keys() {
-        if own.contains_key(gtin.as_str()) || own.len() >= RECALL_DERIVED_GTINS_MAX {
-            continue;
-        }
-        let parsed = match Gtin::parse(gtin) {
-            Ok(parsed) if store.product(&parsed).await?.is_some() => Some(parsed),
-            _ => None,
-        };
-        own.insert(gtin, parsed);
-    }
-    let mut listed: Vec<_> = derived.iter().filter(|((gtin, _), _)| own.contains_key(gtin.as_str())).collect();
-    let cut = listed.len() < derived.len() || listed.len() > RECALL_DERIVED_LOTS_MAX;
+    // Whose each GTIN is, in one read.
+    let mut gtins: Vec<&str> = derived.keys().map(|(gtin, _)| gtin.as_str()).collect();
+    gtins.dedup();
+    let owned = store.own_gtins(&gtins).await?;
+    let own: HashMap<&str, Gtin> = gtins
+        .iter()
+        .filter(|gtin| owned.contains(**gtin))
+        .filter_map(|gtin| Gtin::parse(gtin).ok().map(|parsed| (*gtin, parsed)))
+        .collect();
+    let mut listed: Vec<_> = derived.iter().collect();
+    let cut = listed.len() > RECALL_DERIVED_LOTS_MAX;
     // The tenant's own first (stable: in GTIN and lot order within each).
-    listed.sort_by_key(|((gtin, _), _)| own.get(gtin.as_str()).is_none_or(Option::is_none));
+    listed.sort_by_key(|((gtin, _), _)| !own.contains_key(gtin.as_str()));
     let mut found = Vec::new();
     let mut pickup_points = Vec::new();
     for ((gtin, lot), made_from) in listed.into_iter().take(RECALL_DERIVED_LOTS_MAX) {
@@ -2110,7 +2118,7 @@ async fn derived_lots(
             units_on_hand: 0,
             orders: Vec::new(),
         };
-        if let Some(Some(parsed)) = own.get(gtin.as_str()) {
+        if let Some(parsed) = own.get(gtin.as_str()) {
             let of_lot = std::slice::from_ref(lot);
             view.own_product = true;
             view.recall_id = store.recall_of_lot(gtin, lot).await?;

@@ -5735,6 +5735,17 @@ impl crate::TenantStore<'_> {
         Ok(open_orders_with_lots(&mut conn, self.tenant_id.as_str(), gtin, lots, crate::now_unix_ms()).await?)
     }
 
+    /// Which of `gtins` are this tenant's products, in one read a few thousand GTINs.
+    pub async fn own_gtins(&self, gtins: &[&str]) -> Result<std::collections::HashSet<String>, crate::StoreError> {
+        let mut conn = self.store.pools().acquire_reader().await?;
+        let rows: Vec<(String,)> =
+            crate::writer::fetch_for_keys(&mut conn, self.tenant_id.as_str(), gtins, |tenant, condition| {
+                format!("SELECT gtin FROM products WHERE tenant_id = {tenant} AND gtin {condition}")
+            })
+            .await?;
+        Ok(rows.into_iter().map(|(gtin,)| gtin).collect())
+    }
+
     /// Every order that took units of the lots (reserved, shipped or delivered, open or not), by
     /// id, with the units of them it shipped and took back: the forward reach of lots made from
     /// recalled ones, which that recall does not touch.

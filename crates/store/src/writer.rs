@@ -717,8 +717,8 @@ fn take_waiting(
     stopping
 }
 
-/// On PostgreSQL, the most advisory locks the writes of one batch take (estimated by
-/// [`locks_of`]): a write that would take a batch past it starts the next. An ASN locks each
+/// On PostgreSQL, the most advisory locks the writes of one batch take (as [`locks_of`]
+/// estimates them): a write that would take a batch past it starts the next. An ASN locks each
 /// pallet's SSCC and each of its lots, a receipt each lot it brings in, a recall each of its lots.
 /// The server's lock table holds `max_locks_per_transaction` (64 by default) for each of its
 /// connections, shared by all of them (6,400 with 100 connections): 50 ASNs of 1,000 pallets in
@@ -728,11 +728,14 @@ fn take_waiting(
 /// SQLite takes no such locks: its batches are not split.
 pub const BATCH_LOCKS_MAX: usize = 2_000;
 
-/// The advisory locks a write takes on PostgreSQL, at most (see [`BATCH_LOCKS_MAX`]): a receipt
-/// of all of an ASN's pallets counts as many as an ASN may hold (its pallets are not read here).
+/// The advisory locks a write takes on PostgreSQL, estimated (see [`BATCH_LOCKS_MAX`]): a
+/// receipt of all of an ASN's pallets counts as many as an ASN may hold (its pallets are not read
+/// here); any other stock or order write counts one (a transfer, a lot's status and a webhook
+/// take one; an order's hand-over one per lot of its parcel, a few).
 fn locks_of(write: &Write) -> usize {
     let change = match &write.mutation {
         Mutation::Fulfilment(change) | Mutation::FulfilmentRecorded { change, .. } => change,
+        Mutation::Dispatch(_) => return 1,
         _ => return 0,
     };
     match change {
@@ -741,7 +744,7 @@ fn locks_of(write: &Write) -> usize {
             ssccs.as_ref().map_or(crate::fulfilment::ASN_PALLETS_MAX, Vec::len)
         }
         FulfilmentMutation::Recall { lots, .. } => lots.len(),
-        _ => 0,
+        _ => 1,
     }
 }
 

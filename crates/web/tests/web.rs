@@ -268,7 +268,7 @@ fn the_staff_pages_render() {
     assert!(alarm_page.contains("&#x2f;portal&#x2f;reports&#x2f;temperature?gtin=1&amp;lot=2"), "{alarm_page}");
     // A recall's page: its orders, and the lots made from its lots, each as the answer says.
     let recall = serde_json::json!({
-        "recall_id": "rcl_1", "gtin": "08712345101206", "lots": ["BEEF1"], "pickup_points": [],
+        "recall_id": "rcl_1", "gtin": "08712345101206", "lots": ["BEEF1"], "pickup_points": [], "history_truncated": true,
         "inbound_pallets": [], "affected_orders": [],
         "derived_lots": [
             {"gtin": "08712345101213", "lot": "LAS<1>", "made_from": ["BEEF1"], "own_product": true,
@@ -295,13 +295,14 @@ fn the_staff_pages_render() {
     assert!(rows[1].contains("another brand") && !rows[1].contains("recalled"), "{}", rows[1]);
     assert!(rows[2].contains("<code>rcl_0</code>"), "{}", rows[2]);
     assert!(recall_page.contains("1 serialised items"), "{recall_page}");
+    assert!(recall_page.contains("reached their limits"), "a cut list says so: {recall_page}");
     // A recall answered (and stored, for the form's replay) before the derived lots were listed.
     let none = serde_json::json!({"recall_id": "rcl_2", "gtin": "1", "lots": ["A"], "pickup_points": [],
         "inbound_pallets": [], "affected_orders": []});
     let plain = pages
         .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall: none, replayed: false })
         .unwrap();
-    assert!(!plain.contains("Made from these lots"), "{plain}");
+    assert!(!plain.contains("Made from these lots") && !plain.contains("reached their limits"), "{plain}");
     let kiosk = pages.kiosk_idle(&KioskIdleView { lang: Lang::Nl, unknown: true }).unwrap();
     assert!(kiosk.contains("Scan een product") && kiosk.contains("kiosk-unknown"));
 }

@@ -3749,12 +3749,16 @@ pub async fn fulfilment_a_recall_says_when_its_history_is_cut(app: &TestApp) {
         "outputQuantityList": outputs});
     let job = app.capture_job(&key, super::epcis_interface::document(vec![made]), &[]).await;
     assert_eq!(job["success"], true, "{job}");
-    for (lot, cut) in [("NARROW", false), ("WIDE", true)] {
+    // WIDE's parts, as many as its trace reached, are listed up to the limit of the answer.
+    let listed = server::fulfilment::RECALL_DERIVED_LOTS_MAX;
+    for (lot, cut, parts) in [("NARROW", false, 0), ("WIDE", true, listed)] {
         let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": [lot], "reason": "glass"})).await;
         assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
         assert_eq!(recall.body["history_truncated"], cut, "{lot}");
+        assert_eq!(recall.body["derived_lots"].as_array().map(Vec::len), Some(parts), "{lot}");
         let read = app.get(&format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap()), &key).await;
         assert_eq!(read.body["history_truncated"], cut, "{lot}");
+        assert_eq!(read.body["derived_lots"].as_array().map(Vec::len), Some(parts), "{lot}");
     }
 }
 
@@ -3841,6 +3845,7 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     // Not recalled by it: the order is not among those it took back.
     assert!(recall.body["affected_orders"].as_array().unwrap().is_empty(), "{:?}", recall.body);
     assert!(!recall.body.to_string().contains(other_lasagne), "{:?}", recall.body);
+    assert_eq!(recall.body["history_truncated"], false, "{:?}", recall.body);
     // The derived lot recalled in turn: the first recall, read back, says so.
     let second = app.post("/v1/recalls", &key, json!({"gtin": lasagne, "lots": [taken], "reason": "E. coli"})).await;
     assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
