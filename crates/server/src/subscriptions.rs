@@ -12,8 +12,10 @@
 //! The same worker delivers the merchants' order-transition webhooks (`fulfilment::deliver_webhooks`).
 //!
 //! Limits: at most [`DELIVERY_EVENTS_MAX`] events per delivery (a stream catches up in several);
-//! [`DELIVERY_TIMEOUT`] per request; destinations are `http://` or `https://` URLs (the server's
-//! certificate checked against the system's roots and `--webhook-ca-file`, see [`delivery_client`]).
+//! [`DELIVERY_TIMEOUT`] per request, [`DELIVERY_WORK_MAX`] from a claim to its record;
+//! destinations are `https://` URLs (the server's certificate checked against the system's roots
+//! and `--webhook-ca-file`, see [`delivery_client`]) or `http://` ones, unless the operator
+//! delivers over `https://` only (`--webhooks-https-only`).
 
 use std::time::Duration;
 
@@ -455,7 +457,8 @@ pub fn bounded_reason(mut reason: String) -> String {
 /// The longest reason for a failed delivery kept (characters).
 pub const DELIVERY_ERROR_LENGTH_MAX: usize = 1_000;
 
-/// Whether a URL may be a delivery's destination: `https` or `http`, with a host.
+/// Whether a URL may be a delivery's destination: `https` (or `http`, unless `https_only`), with a
+/// host.
 pub fn is_destination(url: &reqwest::Url, https_only: bool) -> bool {
     let scheme = match https_only {
         true => url.scheme() == "https",

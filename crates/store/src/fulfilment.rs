@@ -2174,7 +2174,8 @@ pub struct RecallOutcome {
     pub supplier_party_id: Option<String>,
 }
 
-/// Units of recalled lots an order shipped, and took back by returns.
+/// Units of some lots (a recall's, or lots made from them) an order shipped, and took back by
+/// returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LotUnits {
     pub shipped: i64,
