@@ -724,7 +724,8 @@ fn take_waiting(
 /// connections, shared by all of them (6,400 with 100 connections): 50 ASNs of 1,000 pallets in
 /// one transaction ran out of it ("out of shared memory"), and the batch was rolled back and
 /// applied write by write. This leaves room for a second API node's batch and the readers'
-/// locks. One write above it (an ASN of 1,000 pallets and as many lots) is a batch of its own.
+/// locks. A write that takes all of it (an ASN of 1,000 pallets and as many lots), or more, is a
+/// batch of its own.
 /// SQLite takes no such locks: its batches are not split.
 pub const BATCH_LOCKS_MAX: usize = 2_000;
 
