@@ -2068,10 +2068,17 @@ fn made(identifier: &str) -> Option<Made> {
     }
 }
 
-/// The serialised items made from recalled lots, at most [`RECALL_DERIVED_LOTS_MAX`], and whether
-/// some were left out.
-fn derived_items(items: &BTreeMap<(String, String), BTreeSet<String>>) -> (Vec<DerivedItem>, bool) {
-    let listed = items
+/// What the traces made of recalled lots, for a recall's answer: the lots (with the tenant's
+/// orders and stock of each, its own products only; its own first) and the serialised items, at
+/// most [`RECALL_DERIVED_LOTS_MAX`] of each; the pickup points where units of those lots may
+/// still be (the orders' that shipped them, not all back); and whether a list was cut.
+async fn derived_reach(
+    app: &AppState,
+    tenant: &TenantId,
+    traces: &LotTraces,
+) -> Result<(Vec<DerivedLot>, Vec<DerivedItem>, Vec<String>, bool), Problem> {
+    let items = traces
+        .derived_items
         .iter()
         .take(RECALL_DERIVED_LOTS_MAX)
         .map(|((item, gtin), made_from)| DerivedItem {
@@ -2080,18 +2087,7 @@ fn derived_items(items: &BTreeMap<(String, String), BTreeSet<String>>) -> (Vec<D
             made_from: made_from.iter().cloned().collect(),
         })
         .collect();
-    (listed, items.len() > RECALL_DERIVED_LOTS_MAX)
-}
-
-/// The lots made from recalled ones, with the tenant's orders and stock of each (its own
-/// products only), at most [`RECALL_DERIVED_LOTS_MAX`], its own first; whether some were left
-/// out; and the pickup points where units of them may still be (the orders' that shipped them,
-/// not all back).
-async fn derived_lots(
-    app: &AppState,
-    tenant: &TenantId,
-    derived: &BTreeMap<(String, String), BTreeSet<String>>,
-) -> Result<(Vec<DerivedLot>, bool, Vec<String>), Problem> {
+    let derived = &traces.derived;
     let store = app.store.tenant(tenant);
     // Whose each GTIN is, in one read.
     let mut gtins: Vec<&str> = derived.keys().map(|(gtin, _)| gtin.as_str()).collect();
@@ -2103,7 +2099,7 @@ async fn derived_lots(
         .filter_map(|gtin| Gtin::parse(gtin).ok().map(|parsed| (*gtin, parsed)))
         .collect();
     let mut listed: Vec<_> = derived.iter().collect();
-    let cut = listed.len() > RECALL_DERIVED_LOTS_MAX;
+    let cut = listed.len() > RECALL_DERIVED_LOTS_MAX || traces.derived_items.len() > RECALL_DERIVED_LOTS_MAX;
     // The tenant's own first (stable: in GTIN and lot order within each).
     listed.sort_by_key(|((gtin, _), _)| !own.contains_key(gtin.as_str()));
     let mut found = Vec::new();
@@ -2140,7 +2136,7 @@ async fn derived_lots(
         }
         found.push(view);
     }
-    Ok((found, cut, pickup_points))
+    Ok((found, items, pickup_points, cut))
 }
 
 /// The collection points (pickup points, stores, pharmacies) the lots' events took place at, by
@@ -2317,13 +2313,12 @@ async fn get_recall(
         .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
     let traces = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
-    let (derived, derived_cut, mut seen_at) = derived_lots(&app, &tenant, &traces.derived).await?;
-    let (items, items_cut) = derived_items(&traces.derived_items);
+    let (derived, items, mut seen_at, cut) = derived_reach(&app, &tenant, &traces).await?;
     seen_at.extend(pickup_points_in(&app, &tenant, &traces.history).await?);
     let mut view = recall_view(
         &stored.reach,
         (&stored.gtin, &stored.lots, &stored.reason),
-        (traces.history, traces.truncated || derived_cut || items_cut),
+        (traces.history, traces.truncated || cut),
         &seen_at,
         (derived, items),
     );
@@ -2409,10 +2404,9 @@ pub(crate) async fn start_recall(
             require_known_lots(app, &principal.tenant_id, &gtin, &lots, &traces.history).await?;
         }
         let history = history_with_own(&traces.history, events.as_ref(), &gtin, &lots)?;
-        let (derived, derived_cut, mut seen_at) = derived_lots(app, &principal.tenant_id, &traces.derived).await?;
-        let (items, items_cut) = derived_items(&traces.derived_items);
+        let (derived, items, mut seen_at, cut) = derived_reach(app, &principal.tenant_id, &traces).await?;
         seen_at.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
-        let truncated = traces.truncated || derived_cut || items_cut;
+        let truncated = traces.truncated || cut;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
             Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {

@@ -2744,6 +2744,8 @@ pub async fn fulfilment_webhooks_over_https_only() {
         refused.body
     );
     assert!(refused.body.to_string().contains("https:// only"), "{:?}", refused.body);
+    let listed = app.get("/v1/webhooks", &key).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "the refused one is not stored: {:?}", listed.body);
     let query = json!({"name": "shipments", "query": {"EQ_bizStep": ["shipping"]}});
     assert_eq!(app.post("/queries", &key, query).await.status, StatusCode::CREATED);
     let subscribing = |dest: &str| json!({"dest": dest, "stream": true});
