@@ -30,6 +30,7 @@ use crate::api::{QueryParams, UsageParams, json_bytes, require_reader, require_w
 use crate::dto::Checker;
 use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::problem::{FieldError, Problem};
+use crate::trace::Made;
 
 /// The longest an order's hold may last.
 pub const HOLD_SECONDS_MAX: u64 = 7 * 24 * 3600;
@@ -2018,7 +2019,7 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
             if *reach != epcis::trace::Reach::Product {
                 continue;
             }
-            match made(object) {
+            match crate::trace::made(object) {
                 Some(Made::Lot(made_gtin, made_lot)) if made_gtin == gtin.as_str() && lots.contains(&made_lot) => {}
                 Some(Made::Lot(made_gtin, made_lot)) => {
                     derived.entry((made_gtin, made_lot)).or_default().insert(lot.clone());
@@ -2044,28 +2045,6 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
         }));
     }
     Ok(LotTraces { history, truncated, derived, derived_items })
-}
-
-/// What a trace's object is to a recall: a lot of a GTIN, or a serialised item of one (the event
-/// record keeps an item's serial, not its lot).
-enum Made {
-    Lot(String, String),
-    Item(String),
-}
-
-/// The GTIN and lot, or the GTIN of a serialised item, an identifier names, as the ledger keys
-/// them; `None` for anything else (a GTIN's class without a lot, another kind of key).
-fn made(identifier: &str) -> Option<Made> {
-    let link = epcis::Identifier::unchecked(identifier).digital_link()?;
-    let gtin = link.gtin()?.to_string();
-    let qualifier = |code: &str| {
-        link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
-    };
-    match (qualifier("10"), qualifier("21")) {
-        (Some(lot), _) => Some(Made::Lot(gtin, lot)),
-        (None, Some(_)) => Some(Made::Item(gtin)),
-        (None, None) => None,
-    }
 }
 
 /// What the traces made of recalled lots, for a recall's answer: the lots (with the tenant's

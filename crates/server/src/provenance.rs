@@ -4,7 +4,9 @@
 //! What a page shows is public by construction: the product's master data, the origin party
 //! (the person's name only when published), the recorded steps of the item (time, business step,
 //! place; never quantities, orders or who captured them), the places from the public registry
-//! (others appear as "a partner's site"), the lot's temperature history and the recall status.
+//! (others appear as "a partner's site"), the lot's temperature history and the recall status:
+//! the lot's own, and that of the lots it was made from (EPCIS transformations, at any remove),
+//! as their brands recalled them.
 //!
 //! A page is built from [`Facts`] (read once per item for [`FACTS_LIFETIME`]) and kept rendered
 //! per language, mode and recall status for [`PAGE_LIFETIME`]; the recall status itself is read
@@ -42,6 +44,9 @@ pub const PAGE_LIFETIME: Duration = Duration::from_secs(10);
 /// How long a lot's recall status is reused: a recall shows on every page, on every node, within
 /// this time.
 pub const RECALL_STATUS_LIFETIME: Duration = Duration::from_secs(1);
+/// The most lots an item was made from whose recall status its page (and its `gs1:recallStatus`)
+/// reads; past it, the rest are not checked.
+pub const ORIGIN_LOTS_CHECKED_MAX: usize = 64;
 /// The most items (facts) and rendered pages kept; when full, a cache starts afresh.
 pub const CACHE_ENTRIES_MAX: usize = 10_000;
 /// The most recorded steps shown on one page (the earliest).
@@ -90,7 +95,10 @@ pub struct ConsumerPages {
     facts: TtlCache<Arc<Facts>>,
     /// Shared bytes: a cached page is answered without copying it.
     rendered: TtlCache<axum::body::Bytes>,
-    recalls: TtlCache<bool>,
+    /// A lot's recall (its id), by GTIN and lot.
+    recalls: TtlCache<Option<String>>,
+    /// The lots an item was made from, by the item's key path.
+    origins: TtlCache<Arc<Origins>>,
 }
 
 impl Default for ConsumerPages {
@@ -100,6 +108,7 @@ impl Default for ConsumerPages {
             facts: TtlCache::new(FACTS_LIFETIME),
             rendered: TtlCache::new(PAGE_LIFETIME),
             recalls: TtlCache::new(RECALL_STATUS_LIFETIME),
+            origins: TtlCache::new(FACTS_LIFETIME),
         }
     }
 }
@@ -138,6 +147,115 @@ pub struct Facts {
     /// unknown lot says nothing.
     lot_known: bool,
     cold_product: bool,
+    origins: Arc<Origins>,
+}
+
+/// The lots an item was made from: the lots its trace reached backward through transformations
+/// (at any remove), other than the item's own lot.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Origins {
+    /// (GTIN, lot), in that order, at most [`ORIGIN_LOTS_CHECKED_MAX`].
+    lots: Vec<(String, String)>,
+}
+
+impl Origins {
+    fn of(trace: &crate::trace::Trace, start: &epcis::Identifier) -> Origins {
+        let own = crate::trace::made(start.as_str());
+        let mut lots: Vec<(String, String)> = trace
+            .objects
+            .iter()
+            .filter(|(_, reach)| **reach == epcis::trace::Reach::Origin)
+            .filter_map(|(object, _)| match crate::trace::made(object) {
+                Some(crate::trace::Made::Lot(gtin, lot)) => Some((gtin, lot)),
+                _ => None,
+            })
+            .filter(|(gtin, lot)| !matches!(&own, Some(crate::trace::Made::Lot(own_gtin, own_lot)) if own_gtin == gtin && own_lot == lot))
+            .collect();
+        lots.sort();
+        lots.dedup();
+        lots.truncate(ORIGIN_LOTS_CHECKED_MAX);
+        Origins { lots }
+    }
+}
+
+/// A recalled lot an item was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecalledOrigin {
+    pub gtin: String,
+    pub lot: String,
+    pub recall_id: String,
+}
+
+/// The object an item's trace starts from: its serial, else its lot; `None` for a GTIN alone.
+fn trace_start(link: &DigitalLink, product: &network::Product) -> Result<Option<epcis::Identifier>, Problem> {
+    let qualifier = |code: &str| {
+        link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
+    };
+    let invalid = |error: epcis::IdentifierError| Problem::new("invalid-digital-link", error.to_string());
+    match (qualifier("10"), qualifier("21")) {
+        (_, Some(serial)) => epcis::Identifier::parse(&format!(
+            "https://id.gs1.org/01/{}/21/{}",
+            product.gtin.as_str(),
+            epcis::identifier::encode_value(&serial)
+        ))
+        .map(Some)
+        .map_err(invalid),
+        (Some(lot), None) => crate::trace::lot_identifier(&product.gtin, &lot).map(Some).map_err(invalid),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The lots the item at `link` was made from (read for [`FACTS_LIFETIME`]); none for an item
+/// that is not a product.
+pub async fn origins(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc<Origins>, Problem> {
+    let key = link.key_path();
+    if let Some(origins) = app.consumer_pages.origins.get(&key) {
+        return Ok(origins);
+    }
+    let Item::Product { owner, product, .. } = item else { return Ok(Arc::default()) };
+    let origins = match trace_start(link, product)? {
+        Some(start) => {
+            let found = crate::trace::trace(&app.store, owner, &start).await?;
+            Arc::new(Origins::of(&found, &start))
+        }
+        None => Arc::default(),
+    };
+    app.consumer_pages.origins.put(key, origins.clone());
+    Ok(origins)
+}
+
+/// The recalled lots the item at `link` was made from, as [`recalled_origins`] reads them; none
+/// for an item Keten does not know.
+pub async fn recalled_origins_at(app: &AppState, link: &DigitalLink) -> Result<Vec<RecalledOrigin>, Problem> {
+    let item = match find(app, link).await {
+        Ok(item) => item,
+        Err(problem) if problem.status == StatusCode::NOT_FOUND.as_u16() => return Ok(Vec::new()),
+        Err(problem) => return Err(problem),
+    };
+    recalled_origins(app, &*origins(app, link, &item).await?).await
+}
+
+/// A lot's recall by its brand, read at most every [`RECALL_STATUS_LIFETIME`].
+async fn lot_recall(app: &AppState, gtin: &str, lot: &str) -> Result<Option<String>, Problem> {
+    let key = format!("{gtin}\n{lot}");
+    if let Some(recall) = app.consumer_pages.recalls.get(&key) {
+        return Ok(recall);
+    }
+    let recall = app.store.lot_recall(gtin, lot).await?;
+    app.consumer_pages.recalls.put(key, recall.clone());
+    Ok(recall)
+}
+
+/// The lots among `origins` that their brands have recalled (each read at most every
+/// [`RECALL_STATUS_LIFETIME`]).
+pub async fn recalled_origins(app: &AppState, origins: &Origins) -> Result<Vec<RecalledOrigin>, Problem> {
+    let mut recalled = Vec::new();
+    for (gtin, lot) in &origins.lots {
+        if let Some(recall_id) = lot_recall(app, gtin, lot).await? {
+            recalled.push(RecalledOrigin { gtin: gtin.clone(), lot: lot.clone(), recall_id });
+        }
+    }
+    Ok(recalled)
 }
 
 impl Facts {
@@ -285,25 +403,14 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
     };
     let (lot, serial) = (qualifier("10"), qualifier("21"));
     let cold_product = needs_cold(&product.temperature_class);
-    let start = match (&lot, &serial) {
-        (_, Some(serial)) => Some(
-            epcis::Identifier::parse(&format!(
-                "https://id.gs1.org/01/{}/21/{}",
-                product.gtin.as_str(),
-                epcis::identifier::encode_value(serial)
-            ))
-            .map_err(|error| Problem::new("invalid-digital-link", error.to_string()))?,
-        ),
-        (Some(lot), None) => Some(
-            crate::trace::lot_identifier(&product.gtin, lot)
-                .map_err(|error| Problem::new("invalid-digital-link", error.to_string()))?,
-        ),
-        (None, None) => None,
-    };
+    let start = trace_start(link, product)?;
     let mut named = BTreeSet::new();
     let mut steps = Vec::new();
+    let mut origins = Arc::default();
     if let Some(start) = &start {
         let found = crate::trace::trace(&app.store, owner, start).await?;
+        origins = Arc::new(Origins::of(&found, start));
+        app.consumer_pages.origins.put(key.clone(), Arc::clone(&origins));
         let item: BTreeSet<String> = found
             .objects
             .iter()
@@ -427,6 +534,7 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
         expiry: expiry.flatten(),
         lot_known,
         cold_product,
+        origins,
     });
     app.consumer_pages.facts.put(key, facts.clone());
     Ok(facts)
@@ -528,7 +636,7 @@ fn view_of(
     link: &DigitalLink,
     item: &Item,
     facts: &Facts,
-    recalled: bool,
+    (recalled, recalled_inputs): (bool, Vec<web::RecalledInputView>),
     (mode, lang): (Mode, Lang),
 ) -> Option<web::ProvenanceView> {
     let Item::Product { product, party, links, .. } = item else { return None };
@@ -590,9 +698,14 @@ fn view_of(
         let key = if temperature.pass { "check_temperature_ok" } else { "check_temperature_failed" };
         checks.push(web::CheckView { key: key.to_owned(), ok: temperature.pass });
     }
-    if recalled || (qualifier("10").is_some() && facts.lot_known) {
-        let key = if recalled { "check_recall_failed" } else { "check_recall_ok" };
-        checks.push(web::CheckView { key: key.to_owned(), ok: !recalled });
+    if recalled {
+        checks.push(web::CheckView { key: "check_recall_failed".to_owned(), ok: false });
+    }
+    if !recalled_inputs.is_empty() {
+        checks.push(web::CheckView { key: "check_recall_input_failed".to_owned(), ok: false });
+    } else if !recalled && qualifier("10").is_some() && facts.lot_known {
+        // Neither the lot nor (as far as its trace reaches) what it was made from.
+        checks.push(web::CheckView { key: "check_recall_ok".to_owned(), ok: true });
     }
     let certifications = links
         .iter()
@@ -624,6 +737,7 @@ fn view_of(
         certifications,
         checks,
         recalled,
+        recalled_inputs,
         // The item's link without the request's other parameters: the page is shared by all.
         digital_link: format!("{}{path}", app.config.public_url.trim_end_matches('/')),
         qr_path: format!("/qr{path}"),
@@ -642,30 +756,33 @@ fn html_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Respo
     response
 }
 
-/// The provenance page of a product (the resolver's answer to a browser). The recall status is
-/// read apart (reused for [`RECALL_STATUS_LIFETIME`] only) and is part of the rendered page's key.
+/// The provenance page of a product (the resolver's answer to a browser). The recall statuses of
+/// the lot and of the lots it was made from are read apart (reused for
+/// [`RECALL_STATUS_LIFETIME`] only) and are part of the rendered page's key.
 pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &HeaderMap) -> Result<Response, Problem> {
     let (mode, lang) = mode_and_lang(link, headers);
     let recalled = match (item, link.qualifiers().iter().find(|element| element.code() == "10")) {
         (Item::Product { product, .. }, Some(lot)) => {
-            let key = format!("{}\n{}", product.gtin.as_str(), lot.value());
-            match app.consumer_pages.recalls.get(&key) {
-                Some(recalled) => recalled,
-                None => {
-                    let recalled = app.store.lot_recall(product.gtin.as_str(), lot.value()).await?.is_some();
-                    app.consumer_pages.recalls.put(key, recalled);
-                    recalled
-                }
-            }
+            lot_recall(app, product.gtin.as_str(), lot.value()).await?.is_some()
         }
         _ => false,
     };
-    let key = format!("{}|{}|{mode:?}|{recalled}", link.key_path(), lang.code());
+    let facts = facts_of(app, link, item).await?;
+    let recalled_inputs = recalled_origins(app, &facts.origins).await?;
+    let inputs_key: Vec<String> = recalled_inputs.iter().map(|input| format!("{}/{}", input.gtin, input.lot)).collect();
+    let key = format!("{}|{}|{mode:?}|{recalled}|{}", link.key_path(), lang.code(), inputs_key.join(","));
     if let Some(html) = app.consumer_pages.rendered.get(&key) {
         return Ok(html_response(StatusCode::OK, html));
     }
-    let facts = facts_of(app, link, item).await?;
-    let view = view_of(app, link, item, &facts, recalled, (mode, lang))
+    let mut inputs = Vec::new();
+    for input in recalled_inputs {
+        let name = match gs1::Gtin::parse(&input.gtin) {
+            Ok(gtin) => app.store.public_product(&gtin).await?.map(|(_, product, _)| product.name),
+            Err(_) => None,
+        };
+        inputs.push(web::RecalledInputView { name, gtin: input.gtin, lot: input.lot });
+    }
+    let view = view_of(app, link, item, &facts, (recalled, inputs), (mode, lang))
         .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
     let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
     let html = axum::body::Bytes::from(html);

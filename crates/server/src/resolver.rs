@@ -416,14 +416,28 @@ struct RecallStatus {
     recalled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     recall_id: Option<String>,
+    /// The lots the item was made from (EPCIS transformations, at any remove; at most
+    /// `ORIGIN_LOTS_CHECKED_MAX` checked) that their brands have recalled. The item is not
+    /// recalled by them (`recalled` says whether its own brand recalled it), but it should not
+    /// be eaten or used.
+    made_from_recalled: Vec<RecalledInput>,
     checked_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RecalledInput {
+    /// The lot, in canonical GS1 Digital Link form.
+    item: String,
+    gtin: String,
+    lot: String,
+    recall_id: String,
 }
 
 /// `/recall-status/<key path>`: whether the item is recalled (the `gs1:recallStatus` link).
 async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUri) -> Result<Response, Problem> {
     let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
     let link = digital_link_of(&app, path_and_query.trim_start_matches("/recall-status"))?;
-    find(&app, &link).await?;
+    let item = find(&app, &link).await?;
     // A lot (AI 10) of a product is recalled by its brand's recall; a product without a lot in the
     // link is reported recalled only through its lots' own links.
     let key = link.primary_key();
@@ -433,10 +447,26 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
         ("01" | "8006", Some(lot)) => app.store.lot_recall(&key.value()[..14], &lot).await?,
         _ => None,
     };
+    let origins = crate::provenance::origins(&app, &link, &item).await?;
+    let made_from_recalled = crate::provenance::recalled_origins(&app, &origins)
+        .await?
+        .into_iter()
+        .map(|input| RecalledInput {
+            item: gs1::Gtin::parse(&input.gtin)
+                .ok()
+                .and_then(|gtin| crate::trace::lot_identifier(&gtin, &input.lot).ok())
+                .map(|identifier| identifier.as_str().to_owned())
+                .unwrap_or_default(),
+            gtin: input.gtin,
+            lot: input.lot,
+            recall_id: input.recall_id,
+        })
+        .collect();
     let status = RecallStatus {
         item: link.canonical_uri(),
         recalled: recall_id.is_some(),
         recall_id,
+        made_from_recalled,
         checked_at: jiff::Timestamp::now().to_string(),
     };
     Ok(axum::Json(status).into_response())

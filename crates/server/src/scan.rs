@@ -65,6 +65,18 @@ pub struct ScanView {
     /// Whether the lot (AI 10) of the GTIN is recalled, by whichever brand holds the GTIN (as the
     /// resolver's `gs1:recallStatus` answers); false without both.
     pub recalled: bool,
+    /// The lots the item was made from (EPCIS transformations, at any remove, as its Digital
+    /// Link's trace finds them) that their brands have recalled: not to be sold, though the
+    /// item's own lot is not recalled (as the resolver's `gs1:recallStatus` answers).
+    pub made_from_recalled: Vec<RecalledLotView>,
+}
+
+/// A recalled lot of a GTIN.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecalledLotView {
+    pub gtin: String,
+    pub lot: String,
+    pub recall_id: String,
 }
 
 fn decimal_text(decimal: Decimal) -> String {
@@ -113,12 +125,24 @@ pub async fn scan(
         (Some(gtin), Some(lot)) => app.store.lot_recall(gtin.as_str(), lot).await?.is_some(),
         _ => false,
     };
-    Ok(Json(ScanView { product, recalled, ..view }))
+    let made_from_recalled = match &digital_link_of(&element_string) {
+        Some(link) => crate::provenance::recalled_origins_at(&app, link)
+            .await?
+            .into_iter()
+            .map(|origin| RecalledLotView { gtin: origin.gtin, lot: origin.lot, recall_id: origin.recall_id })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(ScanView { product, recalled, made_from_recalled, ..view }))
+}
+
+fn digital_link_of(element_string: &ElementString) -> Option<DigitalLink> {
+    DigitalLink::from_element_string(element_string).ok()
 }
 
 fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementString, today: CalendarDate) -> ScanView {
     let value = |code: &str| element_string.value(code).map(str::to_owned);
-    let digital_link = DigitalLink::from_element_string(element_string).ok();
+    let digital_link = digital_link_of(element_string);
     let expiry = element_string.expiry_date(today);
     let price = element_string
         .elements()
@@ -159,6 +183,7 @@ fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementStri
         product: None,
         expired: expiry.map(|date| date < today),
         recalled: false,
+        made_from_recalled: Vec::new(),
     }
 }
 

@@ -77,6 +77,28 @@ pub fn lot_identifier(gtin: &gs1::Gtin, lot: &str) -> Result<Identifier, epcis::
     Identifier::parse(&text)
 }
 
+/// What a trace's object is to the ledger: a lot of a GTIN, or a serialised item of one (the
+/// event record keeps an item's serial, not its lot).
+pub(crate) enum Made {
+    Lot(String, String),
+    Item(String),
+}
+
+/// The GTIN and lot, or the GTIN of a serialised item, an identifier names, as the ledger keys
+/// them; `None` for anything else (a GTIN's class without a lot, another kind of key).
+pub(crate) fn made(identifier: &str) -> Option<Made> {
+    let link = epcis::Identifier::unchecked(identifier).digital_link()?;
+    let gtin = link.gtin()?.to_string();
+    let qualifier = |code: &str| {
+        link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
+    };
+    match (qualifier("10"), qualifier("21")) {
+        (Some(lot), _) => Some(Made::Lot(gtin, lot)),
+        (None, Some(_)) => Some(Made::Item(gtin)),
+        (None, None) => None,
+    }
+}
+
 /// What a trace found.
 #[derive(Debug, Default)]
 pub struct Trace {

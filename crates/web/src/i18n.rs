@@ -150,6 +150,18 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "This lot has been recalled by its brand. Return it to the store or pickup point.",
         "Deze partij is door het merk teruggeroepen. Breng het terug naar de winkel of het afhaalpunt.",
     ),
+    ("check_recall_input_failed", "Made from a recalled lot", "Gemaakt van een teruggeroepen partij"),
+    (
+        "recalled_input_title",
+        "Made from a recalled lot — do not eat or use",
+        "Gemaakt van een teruggeroepen partij — niet eten of gebruiken",
+    ),
+    (
+        "recalled_input_text",
+        "This lot was made from a lot that its maker has recalled. Return it to the store or pickup point.",
+        "Deze partij is gemaakt van een partij die de maker heeft teruggeroepen. Breng het terug naar de winkel of het afhaalpunt.",
+    ),
+    ("recalled_input_lot", "lot", "partij"),
     ("verified", "Verified", "Geverifieerd"),
     ("verify_title", "Verification", "Verificatie"),
     (

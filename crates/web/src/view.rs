@@ -63,6 +63,15 @@ pub struct ProductView {
     pub allergens: Vec<String>,
 }
 
+/// A recalled lot an item was made from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecalledInputView {
+    /// The product's public name, when it has one.
+    pub name: Option<String>,
+    pub gtin: String,
+    pub lot: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OriginView {
     pub name: String,
@@ -150,6 +159,9 @@ pub struct ProvenanceView {
     pub certifications: Vec<LinkView>,
     pub checks: Vec<CheckView>,
     pub recalled: bool,
+    /// Lots the item was made from that their brands recalled (the item's own brand has not
+    /// recalled it, or not yet).
+    pub recalled_inputs: Vec<RecalledInputView>,
     pub digital_link: String,
     pub qr_path: String,
     /// Where the browser fetches an event's proof: `{proof_path}{log index}?item={path}`.

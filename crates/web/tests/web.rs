@@ -87,6 +87,11 @@ fn provenance(lang: Lang, mode: Mode) -> ProvenanceView {
             CheckView { key: "check_recall_failed".into(), ok: false },
         ],
         recalled: true,
+        recalled_inputs: vec![RecalledInputView {
+            name: Some("Feed <i>X</i>".into()),
+            gtin: "07098765010016".into(),
+            lot: "F<1>".into(),
+        }],
         digital_link: "http://localhost/01/07098765010009/10/L1".into(),
         qr_path: "/qr/01/07098765010009/10/L1".into(),
         proof_path: "/consumer-proof/".into(),
@@ -115,6 +120,12 @@ fn the_provenance_page_renders_in_every_language_and_mode() {
             assert!(html.contains(&format!("<html lang=\"{}\">", lang.code())));
             assert!(html.contains(&format!("class=\"mode-{}\"", format!("{mode:?}").to_lowercase())));
             assert!(html.contains("role=\"alert\" id=\"recall\""), "the recall banner");
+            assert!(html.contains("role=\"alert\" id=\"recall-input\""), "the recalled input's banner");
+            assert!(
+                html.contains("Feed &lt;i&gt;X&lt;&#x2f;i&gt; <code>07098765010016</code>")
+                    && html.contains("<code>F&lt;1&gt;</code>"),
+                "the recalled input, escaped"
+            );
             assert!(html.contains("Ingrid Solberg"));
             assert!(html.contains("data-log-index=\"0\"") && html.contains("data-log-index=\"2\""));
             assert_eq!(html.matches("data-log-index").count(), 2, "a step without a log entry is not checked");
@@ -126,6 +137,7 @@ fn the_provenance_page_renders_in_every_language_and_mode() {
         }
     }
     let dutch = pages.provenance(&provenance(Lang::Nl, Mode::Normal)).unwrap();
+    assert!(dutch.contains("Gemaakt van een teruggeroepen partij") && dutch.contains(", partij <code>"));
     assert!(dutch.contains("Teruggeroepen") && dutch.contains(">Reis<") && dutch.contains("Geoogst en verpakt"));
     let english = pages.provenance(&provenance(Lang::En, Mode::Normal)).unwrap();
     assert!(english.contains("Recalled") && english.contains(">Journey<") && english.contains("Harvested and packed"));

@@ -3865,6 +3865,104 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     assert_eq!(ours["orders"][0]["order_id"], order_id.as_str(), "{:?}", read.body);
 }
 
+/// A consumer scanning a lot made from a recalled one (another brand's, at one or two
+/// transformations' remove) is told so by its page and its `gs1:recallStatus`, though its own
+/// brand has not recalled it; a lot or item made from another lot is not, and says it is not
+/// recalled.
+pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
+    network(app).await;
+    let butcher = app.tenant("butcher", &["tenant:admin"]).await;
+    let beef = gtin("871234510130");
+    chilled_product(app, &butcher, &beef, "Beef mince").await;
+    receive(app, &butcher, &beef, &[("BEEF1", 20, 10), ("BEEF2", 20, 10)], 130_000).await;
+    let (pasta, lasagne) = (app.tenant("pasta", &["tenant:admin"]).await, gtin("871234510131"));
+    chilled_product(app, &pasta, &lasagne, "Lasagne").await;
+    let family = gtin("871234510132");
+    chilled_product(app, &pasta, &family, "Family pack").await;
+    receive(app, &pasta, &lasagne, &[("LAS1", 19, 8), ("LAS2", 20, 8)], 131_000).await;
+    let class = |product: &str, lot: &str| format!("https://id.gs1.org/01/{product}/10/{lot}");
+    let made = |input: String, output: Value| {
+        let mut event = json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
+            "eventTimeZoneOffset": "+01:00", "inputQuantityList": [{"epcClass": input, "quantity": 4}]});
+        match output.as_str() {
+            Some(item) => event["outputEPCList"] = json!([item]),
+            None => event["outputQuantityList"] = json!([output]),
+        }
+        event
+    };
+    // BEEF1 into LAS1, LAS1 into a family pack FAM1, BEEF1 into a serialised lasagne; BEEF2
+    // into LAS2.
+    let events = vec![
+        made(class(&beef, "BEEF1"), json!({"epcClass": class(&lasagne, "LAS1"), "quantity": 8})),
+        made(class(&lasagne, "LAS1"), json!({"epcClass": class(&family, "FAM1"), "quantity": 1})),
+        made(class(&beef, "BEEF1"), json!(format!("https://id.gs1.org/01/{lasagne}/21/S-1"))),
+        made(class(&beef, "BEEF2"), json!({"epcClass": class(&lasagne, "LAS2"), "quantity": 8})),
+    ];
+    let job = app.capture_job(&pasta, super::epcis_interface::document(events), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
+    let lasagne14 = format!("{lasagne:0>14}");
+    let status = |path: String| async move { app.send("GET", &format!("/recall-status{path}"), None, None, &[]).await };
+    let page = |path: String| async move {
+        let answer = app.client.get(format!("{}{path}", app.base)).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        answer.text().await.unwrap()
+    };
+    let las1 = format!("/01/{lasagne14}/10/LAS1");
+    let before = status(las1.clone()).await;
+    assert_eq!((&before.body["recalled"], &before.body["made_from_recalled"]), (&json!(false), &json!([])));
+    let shown = page(las1.clone()).await;
+    assert!(shown.contains("Not recalled") && !shown.contains("id=\"recall-input\""), "{shown}");
+
+    let recall = app.post("/v1/recalls", &butcher, json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let recall_id = recall.body["recall_id"].as_str().unwrap();
+    let beef1 = json!([{"item": class(&format!("{beef:0>14}"), "BEEF1"), "gtin": format!("{beef:0>14}"),
+                        "lot": "BEEF1", "recall_id": recall_id}]);
+    // The recall statuses read are at most a second old.
+    let recalled_at = std::time::Instant::now();
+    loop {
+        let now = status(las1.clone()).await;
+        if now.body["made_from_recalled"] == beef1 {
+            assert_eq!(now.body["recalled"], false, "not recalled by its own brand: {:?}", now.body);
+            break;
+        }
+        assert!(
+            recalled_at.elapsed() < server::provenance::RECALL_STATUS_LIFETIME + std::time::Duration::from_secs(1),
+            "{:?}",
+            now.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for path in [format!("/01/{:0>14}/10/FAM1", family), format!("/01/{lasagne14}/21/S-1")] {
+        let made_from = status(path.clone()).await;
+        assert_eq!(made_from.body["made_from_recalled"], beef1, "{path}: {:?}", made_from.body);
+    }
+    // A till scanning the lasagne is told not to sell it; the other lot sells.
+    let shop = app.tenant("shop", &["tenant:read"]).await;
+    for (lot, recalled) in [("LAS1", beef1.clone()), ("LAS2", json!([]))] {
+        let scanned = app.post("/v1/scan", &shop, json!({"data": format!("(01){lasagne14}(10){lot}")})).await;
+        assert_eq!(scanned.status, StatusCode::OK, "{:?}", scanned.body);
+        let without_items: Vec<Value> = recalled
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|lot| json!({"gtin": lot["gtin"], "lot": lot["lot"], "recall_id": lot["recall_id"]}))
+            .collect();
+        assert_eq!(scanned.body["made_from_recalled"], json!(without_items), "{lot}: {:?}", scanned.body);
+        assert_eq!(scanned.body["recalled"], false, "{:?}", scanned.body);
+    }
+    let other = status(format!("/01/{lasagne14}/10/LAS2")).await;
+    assert_eq!((&other.body["recalled"], &other.body["made_from_recalled"]), (&json!(false), &json!([])));
+
+    let shown = page(las1).await;
+    assert!(shown.contains("role=\"alert\" id=\"recall-input\""), "{shown}");
+    assert!(shown.contains("Beef mince") && shown.contains("<code>BEEF1</code>"), "{shown}");
+    assert!(shown.contains("Made from a recalled lot") && !shown.contains("Not recalled"), "{shown}");
+    assert!(!shown.contains("id=\"recall\""), "the lot itself is not recalled: {shown}");
+    let shown = page(format!("/01/{lasagne14}/10/LAS2")).await;
+    assert!(shown.contains("Not recalled") && !shown.contains("id=\"recall-input\""), "{shown}");
+}
+
 /// A step uploaded late says when it happened: its EPCIS event and the order's arrival (so the
 /// SLA) take that time. A time before the order, or ahead of the clock, is refused and stores
 /// nothing.
