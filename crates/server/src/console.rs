@@ -531,6 +531,9 @@ struct RecallForm {
     gtin: String,
     lots: String,
     reason: String,
+    /// The checkbox: present (`on`) when ticked.
+    #[serde(default)]
+    hold_derived: Option<String>,
 }
 
 /// `POST /portal/recalls`: the merchant recalls lots; the answer lists the affected orders and
@@ -559,6 +562,8 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
         .chain_update(lots.join("\n").as_bytes())
         .chain_update([0])
         .chain_update(form.reason.as_bytes())
+        // (A form without the box ticked hashes as before the box was there.)
+        .chain_update(if form.hold_derived.is_some() { &b"\0hold_derived"[..] } else { &[] })
         .finalize()
         .into();
     let visible = form.request_id.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
@@ -567,7 +572,12 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
             Problem::new("invalid-idempotency-key", "the form's request id must be 1-255 visible ASCII characters");
         return error_page(&app, problem, Some(&session.csrf));
     }
-    let input = crate::fulfilment::RecallInput { gtin: form.gtin, lots, reason: form.reason };
+    let input = crate::fulfilment::RecallInput {
+        gtin: form.gtin,
+        lots,
+        reason: form.reason,
+        hold_derived: form.hold_derived.is_some(),
+    };
     let key = crate::extract::IdempotencyKey(Some(form.request_id));
     let (replayed, recall) = match crate::fulfilment::start_recall(&app, &principal, key, request_sha256, input).await {
         Ok((replayed, stored)) if (200..300).contains(&stored.status) => {

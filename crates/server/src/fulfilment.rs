@@ -38,6 +38,8 @@ pub const HOLD_SECONDS_MAX: u64 = 7 * 24 * 3600;
 pub const ORDER_LINES_MAX: usize = orders::LINES_MAX;
 // The schemas' `max_items` say these limits as literals.
 const _: () = assert!(ORDER_LINES_MAX == 100 && store::fulfilment::RECALL_LOTS_MAX == 100);
+// A recall's own derived lots, as listed, fit what one may hold.
+const _: () = assert!(RECALL_DERIVED_LOTS_MAX <= store::fulfilment::RECALL_HOLDS_MAX);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -1869,6 +1871,12 @@ pub struct RecallInput {
     #[schema(min_items = 1, max_items = 100)]
     pub lots: Vec<String>,
     pub reason: String,
+    /// Also put the tenant's own lots made from these (`derived_lots` with `own_product`, not
+    /// recalled) on `hold` where they are available, in the same write: no order takes them
+    /// any more, and the orders holding units of them do not ship until each is released
+    /// (`POST /v1/stock/lot-status`) or recalled. Default false.
+    #[serde(default)]
+    pub hold_derived: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1963,6 +1971,8 @@ pub struct DerivedLot {
     pub recall_id: Option<String>,
     /// Units of it the tenant holds, at every site and status.
     pub units_on_hand: i64,
+    /// Of those, the units on `hold` (where a recall with `hold_derived` puts them).
+    pub units_on_hold: i64,
     /// The tenant's orders that took units of it, by id.
     pub orders: Vec<DerivedOrder>,
 }
@@ -2072,15 +2082,11 @@ async fn derived_reach(
     let mut gtins: Vec<&str> = derived.keys().map(|(gtin, _)| gtin.as_str()).collect();
     gtins.dedup();
     let owned = store.own_gtins(&gtins).await?;
-    let own: HashMap<&str, Gtin> = gtins
-        .iter()
-        .filter(|gtin| owned.contains(**gtin))
-        .filter_map(|gtin| Gtin::parse(gtin).ok().map(|parsed| (*gtin, parsed)))
-        .collect();
+    let own: HashSet<&str> = gtins.iter().copied().filter(|gtin| owned.contains(*gtin)).collect();
     let mut listed: Vec<_> = derived.iter().collect();
     let cut = listed.len() > RECALL_DERIVED_LOTS_MAX || traces.derived_items.len() > RECALL_DERIVED_LOTS_MAX;
     // The tenant's own first (stable: in GTIN and lot order within each).
-    listed.sort_by_key(|((gtin, _), _)| !own.contains_key(gtin.as_str()));
+    listed.sort_by_key(|((gtin, _), _)| !own.contains(gtin.as_str()));
     let mut found = Vec::new();
     let mut pickup_points = Vec::new();
     for ((gtin, lot), made_from) in listed.into_iter().take(RECALL_DERIVED_LOTS_MAX) {
@@ -2091,13 +2097,19 @@ async fn derived_reach(
             own_product: false,
             recall_id: None,
             units_on_hand: 0,
+            units_on_hold: 0,
             orders: Vec::new(),
         };
-        if let Some(parsed) = own.get(gtin.as_str()) {
+        if own.contains(gtin.as_str()) {
             let of_lot = std::slice::from_ref(lot);
             view.own_product = true;
             view.recall_id = store.recall_of_lot(gtin, lot).await?;
-            view.units_on_hand = store.lots_on_hand(parsed, of_lot).await?.iter().map(|(_, units)| units).sum();
+            for (status, units) in store.lot_units_by_status(gtin, lot).await? {
+                view.units_on_hand += units;
+                if status == LotStatus::Hold {
+                    view.units_on_hold += units;
+                }
+            }
             for (order, units) in store.orders_with_lots(gtin, of_lot).await? {
                 if units.out_with(order.status)
                     && let Some(point) = &order.destination.pickup_point
@@ -2369,14 +2381,6 @@ pub(crate) async fn start_recall(
             .filter(|order| order.status == OrderStatus::Packed)
             .map(|order| (order.order_id.clone(), order.reservation_id.clone()))
             .collect();
-        let change = FulfilmentMutation::Recall {
-            recall_id: recall_id.clone(),
-            gtin: gtin.clone(),
-            lots: lots.clone(),
-            reason: reason.clone(),
-            unpacked,
-            held,
-        };
         // Read on each attempt: an attempt is made again because the lots' events changed.
         let traces = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;
         if attempts_left == RECALL_ATTEMPTS_MAX {
@@ -2384,20 +2388,45 @@ pub(crate) async fn start_recall(
         }
         let history = history_with_own(&traces.history, events.as_ref(), &gtin, &lots)?;
         let (derived, items, mut seen_at, cut) = derived_reach(app, &principal.tenant_id, &traces).await?;
+        // The tenant's own lots made from them, not recalled, as listed (its own first, so none
+        // is cut before another brand's).
+        let hold = derived
+            .iter()
+            .filter(|lot| input.hold_derived && lot.own_product && lot.recall_id.is_none())
+            .filter_map(|lot| Gtin::parse(&lot.gtin).ok().map(|parsed| (parsed, lot.lot.clone())))
+            .collect();
+        let change = FulfilmentMutation::Recall {
+            recall_id: recall_id.clone(),
+            gtin: gtin.clone(),
+            lots: lots.clone(),
+            reason: reason.clone(),
+            unpacked,
+            held,
+            hold,
+        };
         seen_at.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
         let truncated = traces.truncated || cut;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
-            Some(FulfilmentOutcome::Recall(outcome)) => StoredResponse {
-                status: 201,
-                body: json_bytes(&recall_view(
-                    outcome,
-                    (&view_gtin, &view_lots, &view_reason),
-                    (history.clone(), truncated),
-                    &seen_at,
-                    (derived.clone(), items.clone()),
-                )),
-            },
+            Some(FulfilmentOutcome::Recall(outcome)) => {
+                // As the write left the lots it put on hold.
+                let mut derived = derived.clone();
+                for (gtin, lot, units) in &outcome.held_derived {
+                    if let Some(view) = derived.iter_mut().find(|view| view.gtin == *gtin && view.lot == *lot) {
+                        view.units_on_hold = *units;
+                    }
+                }
+                StoredResponse {
+                    status: 201,
+                    body: json_bytes(&recall_view(
+                        outcome,
+                        (&view_gtin, &view_lots, &view_reason),
+                        (history.clone(), truncated),
+                        &seen_at,
+                        (derived, items.clone()),
+                    )),
+                }
+            }
             _ => StoredResponse { status: 500, body: Vec::new() },
         };
         let mutation = Mutation::fulfilment_step(change, events);

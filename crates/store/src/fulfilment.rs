@@ -50,6 +50,8 @@ pub const WEBHOOKS_PER_TENANT_MAX: i64 = 10;
 pub const WEBHOOK_EVENTS_MAX: i64 = 100;
 /// The most lots one recall names.
 pub const RECALL_LOTS_MAX: usize = 100;
+/// The most lots made from a recall's own that it puts on hold.
+pub const RECALL_HOLDS_MAX: usize = 200;
 /// The most pending reservations released per batch when their timeouts pass (the rest in the
 /// following batches; reads subtract them meanwhile).
 pub const EXPIRIES_PER_BATCH_MAX: i64 = 1_000;
@@ -1703,6 +1705,8 @@ pub enum FulfilmentMutation {
     /// which the write's events record as held back. Refused ([`RECALL_CHANGED`]) if, when the
     /// recall is applied, the orders packed with the lots are others, one was allocated and
     /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
+    /// `hold`: lots made from the recalled ones (the tenant's own products, as the server's
+    /// trace found them, at most [`RECALL_HOLDS_MAX`]), put on `hold` where they are available.
     Recall {
         recall_id: String,
         gtin: Gtin,
@@ -1710,6 +1714,7 @@ pub enum FulfilmentMutation {
         reason: String,
         unpacked: Vec<(String, String)>,
         held: Vec<(StockKey, i64)>,
+        hold: Vec<(Gtin, String)>,
     },
 }
 
@@ -2172,6 +2177,9 @@ pub struct RecallOutcome {
     pub flagged: Vec<String>,
     pub inbound_pallets: Vec<InboundPallet>,
     pub supplier_party_id: Option<String>,
+    /// The lots made from the recalled ones that it put on hold (GTIN, lot), each with its
+    /// units on hold after it; empty as read back.
+    pub held_derived: Vec<(String, String, i64)>,
 }
 
 /// Units of some lots (a recall's, or lots made from them) an order shipped, and took back by
@@ -2844,8 +2852,11 @@ async fn apply_checked(
             .await?;
             done(false)
         }
-        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, unpacked, held } => {
-            let recalled = Recalled { recall_id, gtin, lots, reason, unpacked, held };
+        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, unpacked, held, hold } => {
+            if hold.len() > RECALL_HOLDS_MAX {
+                refuse!(WriteError::Limit(format!("a recall holds at most {RECALL_HOLDS_MAX} lots made from its own")));
+            }
+            let recalled = Recalled { recall_id, gtin, lots, reason, unpacked, held, hold };
             let outcome = attempt!(recall(conn, tenant, &recalled, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
@@ -4317,6 +4328,7 @@ struct Recalled<'a> {
     reason: &'a str,
     unpacked: &'a [(String, String)],
     held: &'a [(StockKey, i64)],
+    hold: &'a [(Gtin, String)],
 }
 
 async fn recall(
@@ -4327,7 +4339,7 @@ async fn recall(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<RecallOutcome> {
-    let Recalled { recall_id, gtin, lots, reason, unpacked, held } = *recalled;
+    let Recalled { recall_id, gtin, lots, reason, unpacked, held, hold } = *recalled;
     if !crate::writer::exists(
         conn,
         "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
@@ -4339,10 +4351,16 @@ async fn recall(
     }
     // A receipt or transfer creating a balance of these lots on another API node has committed,
     // or waits for this recall (see `lock_lots`); the balances are read again below.
+    // With the lots made from them that it puts on hold: all locked at once, in one order.
     let mut locked: Vec<(&str, &str)> = lots.iter().map(|lot| (gtin.as_str(), lot.as_str())).collect();
     locked.sort_unstable();
     locked.dedup();
+    let recalled_lots = locked.clone();
+    locked.extend(hold.iter().map(|(gtin, lot)| (gtin.as_str(), lot.as_str())));
+    locked.sort_unstable();
+    locked.dedup();
     lock_lots(conn, tenant, &locked).await?;
+    let locked = recalled_lots;
     // A lot is recalled once: a recall sent again (without its Idempotency-Key) is refused and
     // names the recall that stands, instead of a second one claiming to have released orders.
     let recalls = recalls_of(conn, tenant, &locked).await?;
@@ -4388,6 +4406,34 @@ async fn recall(
         // The reservations voided below are those found after these rows were read: one another
         // node adds before this commits changes the row, and the recall is applied again.
         batch.hold_exact(tenant, key);
+    }
+    // The lots made from them, where available, go on hold before the orders taken back are
+    // allocated again: none of those takes them. Orders holding units of them keep them, and
+    // do not ship until the lot is released or recalled.
+    let why = format!("made from lots of {gtin} recalled by {recall_id}: {reason}");
+    let mut line = keys.len();
+    let mut held_derived = Vec::with_capacity(hold.len());
+    for (made_gtin, made_lot) in hold {
+        batch.refresh(cache, conn, tenant, made_gtin.as_str()).await?;
+        let entry = batch.entry(cache, conn, tenant, made_gtin.as_str()).await?;
+        let available: Vec<StockKey> = entry
+            .balances
+            .iter()
+            .filter(|cached| cached.key.lot == *made_lot && cached.status == LotStatus::Available)
+            .map(|cached| cached.key.clone())
+            .collect();
+        for key in &available {
+            batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Hold, Some(&why)).await?;
+            line += 1;
+        }
+        let entry = batch.entry(cache, conn, tenant, made_gtin.as_str()).await?;
+        let on_hold: i64 = entry
+            .balances
+            .iter()
+            .filter(|cached| cached.key.lot == *made_lot && cached.status == LotStatus::Hold)
+            .map(|cached| cached.balance.on_hand)
+            .sum();
+        held_derived.push((made_gtin.to_string(), made_lot.clone(), on_hold));
     }
     // Open orders holding the lots: their reservations are voided below, then they are allocated
     // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
@@ -4445,6 +4491,7 @@ async fn recall(
     let taken_back = (reallocated, flagged);
     let mut reach =
         recall_reach(conn, tenant, recall_id, now_unix_ms, gtin.as_str(), lots, taken_back, now_unix_ms).await?;
+    reach.held_derived = held_derived;
     // Parcels on their way with units of the lots need a person: they are not handed over (see
     // `recalled_in_parcel`) but taken back. Units that reached the consumer (a delivered order, a
     // parcel a courier handed over at the door) need one too: the consumer is told. Each is a
@@ -4576,6 +4623,7 @@ async fn recall_reach(
         flagged,
         inbound_pallets,
         supplier_party_id: supplier.and_then(|(party,)| party),
+        held_derived: Vec::new(),
     })
 }
 
@@ -5734,6 +5782,22 @@ impl crate::TenantStore<'_> {
     ) -> Result<Vec<OrderRecord>, crate::StoreError> {
         let mut conn = self.store.pools().acquire_reader().await?;
         Ok(open_orders_with_lots(&mut conn, self.tenant_id.as_str(), gtin, lots, crate::now_unix_ms()).await?)
+    }
+
+    /// The units on hand of a lot of `gtin`, at every site and zone, by its status there (as
+    /// stored: a lot past its expiry date still says its status).
+    pub async fn lot_units_by_status(&self, gtin: &str, lot: &str) -> Result<Vec<(LotStatus, i64)>, crate::StoreError> {
+        let rows: Vec<(String, i64)> = crate::backend::on_pool!(self.store.pools(), pool => sqlx::query_as(
+            "SELECT status, CAST(SUM(on_hand) AS BIGINT) FROM stock_balances WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+             GROUP BY status ORDER BY status")
+            .bind(self.tenant_id.as_str()).bind(gtin).bind(lot).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|(status, units)| {
+                let parsed = LotStatus::parse(&status).ok_or_else(|| corrupt(format!("lot status {status:?}")))?;
+                Ok((parsed, units))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(crate::StoreError::from)
     }
 
     /// Which of `gtins` are this tenant's products, in one read a few thousand GTINs.

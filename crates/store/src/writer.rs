@@ -731,7 +731,7 @@ pub const BATCH_LOCKS_MAX: usize = 2_000;
 
 /// The advisory locks a write takes on PostgreSQL, estimated (see [`BATCH_LOCKS_MAX`]): a
 /// receipt of all of an ASN's pallets counts as many as an ASN may hold (its pallets are not read
-/// here); any other stock or order write counts one (a transfer, a lot's status and a webhook
+/// here); a recall one per lot it recalls or holds; any other stock or order write counts one (a transfer, a lot's status and a webhook
 /// take one; an order's hand-over one per lot of its parcel, a few).
 fn locks_of(write: &Write) -> usize {
     let change = match &write.mutation {
@@ -744,7 +744,7 @@ fn locks_of(write: &Write) -> usize {
         FulfilmentMutation::ReceiveAsn { ssccs, .. } => {
             ssccs.as_ref().map_or(crate::fulfilment::ASN_PALLETS_MAX, Vec::len)
         }
-        FulfilmentMutation::Recall { lots, .. } => lots.len(),
+        FulfilmentMutation::Recall { lots, hold, .. } => lots.len() + hold.len(),
         _ => 1,
     }
 }

@@ -284,7 +284,8 @@ fn the_staff_pages_render() {
         "inbound_pallets": [], "affected_orders": [],
         "derived_lots": [
             {"gtin": "08712345101213", "lot": "LAS<1>", "made_from": ["BEEF1"], "own_product": true,
-             "recall_id": null, "units_on_hand": 6, "orders": [{"order_id": "ord_1"}, {"order_id": "ord_2"}]},
+             "recall_id": null, "units_on_hand": 6, "units_on_hold": 4,
+             "orders": [{"order_id": "ord_1"}, {"order_id": "ord_2"}]},
             {"gtin": "08712345101220", "lot": "BOX1", "made_from": ["BEEF1"], "own_product": false,
              "recall_id": null, "units_on_hand": 0, "orders": []},
             {"gtin": "08712345101213", "lot": "LAS2", "made_from": ["BEEF1"], "own_product": true,
@@ -301,11 +302,13 @@ fn the_staff_pages_render() {
     assert_eq!(rows.len(), 3, "{derived}");
     assert!(
         rows[0].contains("LAS&lt;1&gt;")
-            && rows[0].contains("<td>6</td><td>2</td>")
+            && rows[0].contains("<td>6</td><td>4</td><td>2</td>")
             && rows[0].contains("not recalled")
     );
     assert!(rows[1].contains("another brand") && !rows[1].contains("recalled"), "{}", rows[1]);
     assert!(rows[2].contains("<code>rcl_0</code>"), "{}", rows[2]);
+    // A recall stored before the units on hold were listed: the cell stays empty.
+    assert!(rows[2].contains("<td>0</td><td></td><td>0</td>"), "{}", rows[2]);
     assert!(recall_page.contains("1 serialised items"), "{recall_page}");
     assert!(recall_page.contains("reached their limits"), "a cut list says so: {recall_page}");
     // A recall answered (and stored, for the form's replay) before the derived lots were listed.

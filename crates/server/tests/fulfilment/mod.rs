@@ -1329,6 +1329,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         reason: "Listeria found".into(),
         unpacked: vec![(first_id.to_owned(), first_id.to_owned())],
         held: vec![(at_dc, 9)],
+        hold: Vec::new(),
     };
     let fish = network::TenantId::parse("fish").unwrap();
     let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
@@ -3863,6 +3864,89 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
         read.body["derived_lots"].as_array().unwrap().iter().find(|lot| lot["gtin"] == lasagne14.as_str()).unwrap();
     assert_eq!(ours["recall_id"], second.body["recall_id"], "{:?}", read.body);
     assert_eq!(ours["orders"][0]["order_id"], order_id.as_str(), "{:?}", read.body);
+}
+
+/// A recall with `hold_derived` puts the tenant's own lots made from the recalled ones on hold
+/// in its write, before the orders it takes back are allocated again: those and new orders take
+/// other lots, an order holding units of a held lot does not ship, and the answer (and the recall
+/// read back) counts the units on hold. Without it, such lots stay available.
+pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
+    network(app).await;
+    let (key, beef) = merchant(app, "holdmade", "871234510140").await;
+    let lasagne = gtin("871234510141");
+    chilled_product(app, &key, &lasagne, "Lasagne").await;
+    receive(app, &key, &beef, &[("BEEF1", 19, 10), ("BEEF2", 20, 10), ("BEEF3", 21, 10)], 140_000).await;
+    receive(app, &key, &lasagne, &[("LAS1", 19, 8), ("LAS2", 20, 8), ("LAS3", 21, 8)], 141_000).await;
+    let class = |product: &str, lot: &str| format!("https://id.gs1.org/01/{product}/10/{lot}");
+    let made = |from: &str, into: &str| {
+        json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
+            "eventTimeZoneOffset": "+01:00", "inputQuantityList": [{"epcClass": class(&beef, from), "quantity": 4}],
+            "outputQuantityList": [{"epcClass": class(&lasagne, into), "quantity": 8}]})
+    };
+    let events = vec![made("BEEF1", "LAS1"), made("BEEF2", "LAS2"), made("BEEF3", "LAS3")];
+    let job = app.capture_job(&key, super::epcis_interface::document(events), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
+    // One order of lasagne alone, one of beef and lasagne: both take LAS1 (FEFO), the second
+    // BEEF1 too.
+    let alone = app.post("/v1/orders", &key, order_body(&lasagne, 2)).await;
+    assert_eq!(alone.status, StatusCode::CREATED, "{:?}", alone.body);
+    let both = json!({"lines": [{"gtin": beef, "quantity": 1}, {"gtin": lasagne, "quantity": 1}],
+                      "destination": {"pickup_point": pickup()}, "service": "next_day"});
+    let both = app.post("/v1/orders", &key, both).await;
+    assert_eq!(both.status, StatusCode::CREATED, "{:?}", both.body);
+    let lots_of = |order: &Value| -> Vec<String> {
+        let mut lots: Vec<String> = order["shipments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|shipment| shipment["picks"].as_array().unwrap().iter())
+            .map(|pick| pick["lot"].as_str().unwrap().to_owned())
+            .collect();
+        lots.sort();
+        lots
+    };
+    assert_eq!(lots_of(&alone.body), ["LAS1"]);
+    assert_eq!(lots_of(&both.body), ["BEEF1", "LAS1"]);
+
+    let recall = json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli", "hold_derived": true});
+    let recall = app.post("/v1/recalls", &key, recall).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let recall_id = recall.body["recall_id"].as_str().unwrap().to_owned();
+    let held = |body: &Value| {
+        let lot = &body["derived_lots"][0];
+        (lot["lot"].clone(), lot["units_on_hand"].clone(), lot["units_on_hold"].clone())
+    };
+    assert_eq!(held(&recall.body), (json!("LAS1"), json!(8), json!(8)), "{:?}", recall.body);
+    let read = app.get(&format!("/v1/recalls/{recall_id}"), &key).await;
+    assert_eq!(held(&read.body), (json!("LAS1"), json!(8), json!(8)), "{:?}", read.body);
+    let stock = app.get(&format!("/v1/stock?gtin={lasagne}&lot=LAS1"), &key).await;
+    let statuses: Vec<&str> =
+        stock.body["items"].as_array().unwrap().iter().map(|balance| balance["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["hold"], "{:?}", stock.body);
+    let journal = journal(app, &key, &format!("gtin={lasagne}&lot=LAS1"), 50).await;
+    let status_change: Vec<&Value> = journal.iter().filter(|movement| movement["kind"] == "status").collect();
+    assert_eq!(status_change.len(), 1, "{journal:?}");
+    assert!(status_change[0]["reason"].as_str().unwrap().contains(&recall_id), "{journal:?}");
+    // The order taken back is allocated again from other lots than the one held.
+    let both_id = both.body["order_id"].as_str().unwrap();
+    let affected = recall.body["affected_orders"].as_array().unwrap();
+    assert_eq!((affected.len(), &affected[0]["outcome"]), (1, &json!("reallocated")), "{:?}", recall.body);
+    let again = app.get(&format!("/v1/orders/{both_id}"), &key).await;
+    assert_eq!(lots_of(&again.body), ["BEEF2", "LAS2"], "{:?}", again.body);
+    let new = app.post("/v1/orders", &key, order_body(&lasagne, 1)).await;
+    assert_eq!(lots_of(&new.body), ["LAS2"], "{:?}", new.body);
+    // The order that holds units of LAS1 keeps them, and does not ship.
+    let path = format!("/v1/orders/{}/events?tenant=holdmade", alone.body["order_id"].as_str().unwrap());
+    let pallet = with_check_digit("38712345000149000");
+    walk(app, &path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
+    let refused = app.post(&path, &app.operator_key, json!({"status": "shipped"})).await;
+    assert!(refused.is_problem(409, "/problems/lot-unavailable"), "{:?}", refused.body);
+
+    // Without it, the lot made from the recalled one stays available.
+    let plain = app.post("/v1/recalls", &key, json!({"gtin": beef, "lots": ["BEEF3"], "reason": "E. coli"})).await;
+    assert_eq!(held(&plain.body), (json!("LAS3"), json!(8), json!(0)), "{:?}", plain.body);
+    let stock = app.get(&format!("/v1/stock?gtin={lasagne}&lot=LAS3"), &key).await;
+    assert_eq!(stock.body["items"][0]["status"], "available", "{:?}", stock.body);
 }
 
 /// A consumer scanning a lot made from a recalled one (another brand's, at one or two
