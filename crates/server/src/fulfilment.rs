@@ -1934,11 +1934,34 @@ pub struct RecallView {
     /// made from the recalled lots. The event record keeps an item's serial, not its lot, so
     /// they are listed apart, without stock or orders.
     pub derived_items: Vec<DerivedItem>,
-    /// A lot's trace reached one of its limits (`server::trace::TRACE_*`), or the derived lots
-    /// or items theirs ([`RECALL_DERIVED_LOTS_MAX`] each): `history`, `derived_lots`,
-    /// `derived_items`, and the collection points in `pickup_points` seen only in them, are not
-    /// complete (the recalled lots' orders and their pickup points, from the ledger, are).
+    /// Backward through transformations: the lots the EPCIS traces show the recalled ones made
+    /// from (at any remove), by GTIN and lot, each with its product and brand where the network
+    /// knows them, and its brand's recall of it, if any: where to look for the cause.
+    pub source_lots: Vec<SourceLot>,
+    /// A lot's trace reached one of its limits (`server::trace::TRACE_*`), or the derived lots,
+    /// items or source lots theirs ([`RECALL_DERIVED_LOTS_MAX`] each): `history`,
+    /// `derived_lots`, `derived_items`, `source_lots`, and the collection points in
+    /// `pickup_points` seen only in them, are not complete (the recalled lots' orders and their
+    /// pickup points, from the ledger, are).
     pub history_truncated: bool,
+}
+
+/// A lot that recalled lots were made from (an input of an EPCIS transformation whose outputs
+/// they were, or an input of such an input).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SourceLot {
+    pub gtin: String,
+    pub lot: String,
+    /// The recalled lots made from it, sorted.
+    pub used_in: Vec<String>,
+    /// The product's public name, when the network holds the GTIN.
+    pub product: Option<String>,
+    /// Its brand (or the party that makes it), when known.
+    pub brand: Option<String>,
+    /// Whether the GTIN is the recalling tenant's own.
+    pub own_product: bool,
+    /// Its brand's recall of it, if it is recalled.
+    pub recall_id: Option<String>,
 }
 
 /// A serialised item made from recalled lots.
@@ -2013,6 +2036,8 @@ struct LotTraces {
     /// The serialised items made from them (no lot in the record), (identifier, GTIN) → the
     /// recalled lots they were made from.
     derived_items: BTreeMap<(String, String), BTreeSet<String>>,
+    /// The lots they were made from (backward), (GTIN, lot) → the recalled lots made from them.
+    sources: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 /// The EPCIS history of recalled lots, and the lots made from them.
@@ -2021,11 +2046,17 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
     let mut truncated = false;
     let mut derived: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut derived_items: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut sources: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for lot in lots {
         let Ok(start) = crate::trace::lot_identifier(gtin, lot) else { continue };
         let trace = crate::trace::trace(&app.store, tenant, &start).await?;
         truncated |= trace.truncated;
         for (object, reach) in &trace.objects {
+            if *reach == epcis::trace::Reach::Origin
+                && let Some(Made::Lot(source_gtin, source_lot)) = crate::trace::made(object)
+            {
+                sources.entry((source_gtin, source_lot)).or_default().insert(lot.clone());
+            }
             if *reach != epcis::trace::Reach::Product {
                 continue;
             }
@@ -2054,18 +2085,28 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
             history_entry(lot, event, through)
         }));
     }
-    Ok(LotTraces { history, truncated, derived, derived_items })
+    Ok(LotTraces { history, truncated, derived, derived_items, sources })
 }
 
-/// What the traces made of recalled lots, for a recall's answer: the lots (with the tenant's
-/// orders and stock of each, its own products only; its own first) and the serialised items, at
-/// most [`RECALL_DERIVED_LOTS_MAX`] of each; the pickup points where units of those lots may
-/// still be (the orders' that shipped them, not all back); and whether a list was cut.
-async fn derived_reach(
-    app: &AppState,
-    tenant: &TenantId,
-    traces: &LotTraces,
-) -> Result<(Vec<DerivedLot>, Vec<DerivedItem>, Vec<String>, bool), Problem> {
+/// What the traces of recalled lots reached through transformations, for a recall's answer.
+#[derive(Debug, Clone)]
+struct Reached {
+    derived_lots: Vec<DerivedLot>,
+    derived_items: Vec<DerivedItem>,
+    source_lots: Vec<SourceLot>,
+    /// Where units of the derived lots may still be (the pickup points of the orders that
+    /// shipped them, not all back), and then the collection points of the lots' events.
+    pickup_points: Vec<String>,
+    /// A list was cut at [`RECALL_DERIVED_LOTS_MAX`].
+    cut: bool,
+}
+
+/// What the traces made of recalled lots, and what they were made from, for a recall's answer:
+/// the lots made from them (with the tenant's orders and stock of each, its own products only;
+/// its own first), the serialised items, and the lots they were made from (with each one's
+/// product and its brand's recall), at most [`RECALL_DERIVED_LOTS_MAX`] of each; the pickup
+/// points where units of the derived lots may still be.
+async fn derived_reach(app: &AppState, tenant: &TenantId, traces: &LotTraces) -> Result<Reached, Problem> {
     let items = traces
         .derived_items
         .iter()
@@ -2084,7 +2125,9 @@ async fn derived_reach(
     let owned = store.own_gtins(&gtins).await?;
     let own: HashSet<&str> = gtins.iter().copied().filter(|gtin| owned.contains(*gtin)).collect();
     let mut listed: Vec<_> = derived.iter().collect();
-    let cut = listed.len() > RECALL_DERIVED_LOTS_MAX || traces.derived_items.len() > RECALL_DERIVED_LOTS_MAX;
+    let cut = listed.len() > RECALL_DERIVED_LOTS_MAX
+        || traces.derived_items.len() > RECALL_DERIVED_LOTS_MAX
+        || traces.sources.len() > RECALL_DERIVED_LOTS_MAX;
     // The tenant's own first (stable: in GTIN and lot order within each).
     listed.sort_by_key(|((gtin, _), _)| !own.contains(gtin.as_str()));
     let mut found = Vec::new();
@@ -2127,7 +2170,41 @@ async fn derived_reach(
         }
         found.push(view);
     }
-    Ok((found, items, pickup_points, cut))
+    let source_lots = source_lots(app, tenant, &traces.sources).await?;
+    Ok(Reached { derived_lots: found, derived_items: items, source_lots, pickup_points, cut })
+}
+
+/// The lots recalled lots were made from, at most [`RECALL_DERIVED_LOTS_MAX`] (in GTIN and lot
+/// order): each with its product's public name and brand, and its brand's recall of it.
+async fn source_lots(
+    app: &AppState,
+    tenant: &TenantId,
+    sources: &BTreeMap<(String, String), BTreeSet<String>>,
+) -> Result<Vec<SourceLot>, Problem> {
+    let mut products: HashMap<&str, Option<(TenantId, network::Product, Option<network::Party>)>> = HashMap::new();
+    let mut found = Vec::new();
+    for ((gtin, lot), used_in) in sources.iter().take(RECALL_DERIVED_LOTS_MAX) {
+        if !products.contains_key(gtin.as_str()) {
+            let product = match Gtin::parse(gtin) {
+                Ok(parsed) => app.store.public_product(&parsed).await?,
+                Err(_) => None,
+            };
+            products.insert(gtin, product);
+        }
+        let product = products.get(gtin.as_str()).and_then(Option::as_ref);
+        found.push(SourceLot {
+            gtin: gtin.clone(),
+            lot: lot.clone(),
+            used_in: used_in.iter().cloned().collect(),
+            product: product.map(|(_, product, _)| product.name.clone()),
+            brand: product.and_then(|(_, product, party)| {
+                product.brand.clone().or_else(|| party.as_ref().map(|party| party.name.clone()))
+            }),
+            own_product: product.is_some_and(|(owner, _, _)| owner == tenant),
+            recall_id: app.store.lot_recall(gtin, lot).await?,
+        });
+    }
+    Ok(found)
 }
 
 /// The collection points (pickup points, stores, pharmacies) the lots' events took place at, by
@@ -2304,15 +2381,11 @@ async fn get_recall(
         .ok_or_else(|| Problem::not_found(format!("recall {recall_id}")))?;
     let gtin = Gtin::parse(&stored.gtin).map_err(Problem::internal)?;
     let traces = lot_history(&app, &tenant, &gtin, &stored.lots).await?;
-    let (derived, items, mut seen_at, cut) = derived_reach(&app, &tenant, &traces).await?;
-    seen_at.extend(pickup_points_in(&app, &tenant, &traces.history).await?);
-    let mut view = recall_view(
-        &stored.reach,
-        (&stored.gtin, &stored.lots, &stored.reason),
-        (traces.history, traces.truncated || cut),
-        &seen_at,
-        (derived, items),
-    );
+    let mut reached = derived_reach(&app, &tenant, &traces).await?;
+    reached.pickup_points.extend(pickup_points_in(&app, &tenant, &traces.history).await?);
+    let truncated = traces.truncated || reached.cut;
+    let mut view =
+        recall_view(&stored.reach, (&stored.gtin, &stored.lots, &stored.reason), (traces.history, truncated), reached);
     if !stored.outcomes_kept {
         for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
             order.outcome = "unknown".into();
@@ -2387,10 +2460,11 @@ pub(crate) async fn start_recall(
             require_known_lots(app, &principal.tenant_id, &gtin, &lots, &traces.history).await?;
         }
         let history = history_with_own(&traces.history, events.as_ref(), &gtin, &lots)?;
-        let (derived, items, mut seen_at, cut) = derived_reach(app, &principal.tenant_id, &traces).await?;
+        let mut reached = derived_reach(app, &principal.tenant_id, &traces).await?;
         // The tenant's own lots made from them, not recalled, as listed (its own first, so none
         // is cut before another brand's).
-        let hold = derived
+        let hold = reached
+            .derived_lots
             .iter()
             .filter(|lot| input.hold_derived && lot.own_product && lot.recall_id.is_none())
             .filter_map(|lot| Gtin::parse(&lot.gtin).ok().map(|parsed| (parsed, lot.lot.clone())))
@@ -2404,15 +2478,17 @@ pub(crate) async fn start_recall(
             held,
             hold,
         };
-        seen_at.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
-        let truncated = traces.truncated || cut;
+        reached.pickup_points.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
+        let truncated = traces.truncated || reached.cut;
         let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
             Some(FulfilmentOutcome::Recall(outcome)) => {
                 // As the write left the lots it put on hold.
-                let mut derived = derived.clone();
+                let mut reached = reached.clone();
                 for (gtin, lot, units) in &outcome.held_derived {
-                    if let Some(view) = derived.iter_mut().find(|view| view.gtin == *gtin && view.lot == *lot) {
+                    if let Some(view) =
+                        reached.derived_lots.iter_mut().find(|view| view.gtin == *gtin && view.lot == *lot)
+                    {
                         view.units_on_hold = *units;
                     }
                 }
@@ -2422,8 +2498,7 @@ pub(crate) async fn start_recall(
                         outcome,
                         (&view_gtin, &view_lots, &view_reason),
                         (history.clone(), truncated),
-                        &seen_at,
-                        (derived, items.clone()),
+                        reached,
                     )),
                 }
             }
@@ -2478,8 +2553,7 @@ fn recall_view(
     outcome: &RecallOutcome,
     (gtin, lots, reason): (&str, &[String], &str),
     (history, history_truncated): (Vec<HistoryEntry>, bool),
-    seen_at: &[String],
-    (derived_lots, derived_items): (Vec<DerivedLot>, Vec<DerivedItem>),
+    reached: Reached,
 ) -> RecallView {
     // Where the lots may be within a consumer's reach: the pickup points orders shipped units of
     // them to (not all back), and those their events (and the orders of lots made from them)
@@ -2489,7 +2563,7 @@ fn recall_view(
         .iter()
         .filter(|(order, units)| units.out_with(order.status))
         .filter_map(|(order, _)| order.destination.pickup_point.clone())
-        .chain(seen_at.iter().cloned())
+        .chain(reached.pickup_points)
         .collect();
     pickup_points.sort();
     pickup_points.dedup();
@@ -2526,8 +2600,9 @@ fn recall_view(
             .collect(),
         supplier_party_id: outcome.supplier_party_id.clone(),
         history,
-        derived_lots,
-        derived_items,
+        derived_lots: reached.derived_lots,
+        derived_items: reached.derived_items,
+        source_lots: reached.source_lots,
         history_truncated,
     }
 }

@@ -292,7 +292,9 @@ fn the_staff_pages_render() {
              "recall_id": "rcl_0", "units_on_hand": 0, "orders": []}
         ],
         "derived_items": [{"item": "https://id.gs1.org/01/08712345101213/21/S1", "gtin": "08712345101213",
-                           "made_from": ["BEEF1"]}]
+                           "made_from": ["BEEF1"]}],
+        "source_lots": [{"gtin": "08712345101305", "lot": "C<1>", "used_in": ["BEEF1"], "product": "Feed <b>",
+                         "brand": null, "own_product": false, "recall_id": "rcl_9"}]
     });
     let recall_page = pages
         .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall, replayed: false })
@@ -310,6 +312,11 @@ fn the_staff_pages_render() {
     // A recall stored before the units on hold were listed: the cell stays empty.
     assert!(rows[2].contains("<td>0</td><td></td><td>0</td>"), "{}", rows[2]);
     assert!(recall_page.contains("1 serialised items"), "{recall_page}");
+    let sources = recall_page.split("<table class=\"recall-sources\">").nth(1).expect("the source lots' table");
+    assert!(
+        sources.contains("<td>C&lt;1&gt;</td><td>Feed &lt;b&gt;</td><td></td><td>BEEF1</td><td><code>rcl_9</code>"),
+        "{sources}"
+    );
     assert!(recall_page.contains("reached their limits"), "a cut list says so: {recall_page}");
     // A recall answered (and stored, for the form's replay) before the derived lots were listed.
     let none = serde_json::json!({"recall_id": "rcl_2", "gtin": "1", "lots": ["A"], "pickup_points": [],
@@ -318,6 +325,7 @@ fn the_staff_pages_render() {
         .portal_recall(&PortalRecallView { csrf: "t".into(), tenant: "mince".into(), recall: none, replayed: false })
         .unwrap();
     assert!(!plain.contains("Made from these lots") && !plain.contains("reached their limits"), "{plain}");
+    assert!(!plain.contains("What they were made from"), "{plain}");
     let kiosk = pages.kiosk_idle(&KioskIdleView { lang: Lang::Nl, unknown: true }).unwrap();
     assert!(kiosk.contains("Scan een product") && kiosk.contains("kiosk-unknown"));
 }

@@ -3854,11 +3854,17 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     assert!(theirs["orders"].as_array().unwrap().is_empty() && theirs["units_on_hand"] == 0, "{theirs}");
     // Not recalled by it: the order is not among those it took back.
     assert!(recall.body["affected_orders"].as_array().unwrap().is_empty(), "{:?}", recall.body);
+    assert_eq!(recall.body["source_lots"], json!([]), "made from nothing the traces know");
     assert!(!recall.body.to_string().contains(other_lasagne), "{:?}", recall.body);
     assert_eq!(recall.body["history_truncated"], false, "{:?}", recall.body);
     // The derived lot recalled in turn: the first recall, read back, says so.
     let second = app.post("/v1/recalls", &key, json!({"gtin": lasagne, "lots": [taken], "reason": "E. coli"})).await;
     assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
+    // Its source: the beef lot, the tenant's own, recalled by the first.
+    let beef14 = format!("{beef:0>14}");
+    let source = json!([{"gtin": beef14, "lot": beef_lot, "used_in": [taken], "product": "Salmon", "brand": null,
+                         "own_product": true, "recall_id": recall.body["recall_id"]}]);
+    assert_eq!(second.body["source_lots"], source, "{:?}", second.body);
     let read = app.get(&format!("/v1/recalls/{}", recall.body["recall_id"].as_str().unwrap()), &key).await;
     let ours =
         read.body["derived_lots"].as_array().unwrap().iter().find(|lot| lot["gtin"] == lasagne14.as_str()).unwrap();
@@ -4045,6 +4051,35 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     assert!(!shown.contains("id=\"recall\""), "the lot itself is not recalled: {shown}");
     let shown = page(format!("/01/{lasagne14}/10/LAS2")).await;
     assert!(shown.contains("Not recalled") && !shown.contains("id=\"recall-input\""), "{shown}");
+
+    // The pasta brand recalling its family pack finds where to look: the lasagne lot it made it
+    // from, and two removes back, the butcher's recalled beef.
+    let recall = app.post("/v1/recalls", &pasta, json!({"gtin": family, "lots": ["FAM1"], "reason": "E. coli"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let sources: Vec<(&str, &str, &Value, &Value, &Value)> = recall.body["source_lots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lot| {
+            (
+                lot["lot"].as_str().unwrap(),
+                lot["product"].as_str().unwrap(),
+                &lot["own_product"],
+                &lot["recall_id"],
+                &lot["used_in"],
+            )
+        })
+        .collect();
+    let fam1 = json!(["FAM1"]);
+    assert_eq!(
+        sources,
+        [
+            ("BEEF1", "Beef mince", &json!(false), &json!(recall_id), &fam1),
+            ("LAS1", "Lasagne", &json!(true), &Value::Null, &fam1)
+        ],
+        "{:?}",
+        recall.body
+    );
 }
 
 /// A step uploaded late says when it happened: its EPCIS event and the order's arrival (so the
