@@ -2181,12 +2181,21 @@ async fn source_lots(
     tenant: &TenantId,
     sources: &BTreeMap<(String, String), BTreeSet<String>>,
 ) -> Result<Vec<SourceLot>, Problem> {
-    let mut products: HashMap<&str, Option<(TenantId, network::Product, Option<network::Party>)>> = HashMap::new();
+    // By GTIN: the product's name, brand, and whether it is the tenant's.
+    struct Known {
+        name: String,
+        brand: Option<String>,
+        own: bool,
+    }
+    let mut products: HashMap<&str, Option<Known>> = HashMap::new();
     let mut found = Vec::new();
     for ((gtin, lot), used_in) in sources.iter().take(RECALL_DERIVED_LOTS_MAX) {
         if !products.contains_key(gtin.as_str()) {
             let product = match Gtin::parse(gtin) {
-                Ok(parsed) => app.store.public_product(&parsed).await?,
+                Ok(parsed) => app.store.public_product(&parsed).await?.map(|(owner, product, party)| {
+                    let brand = product.brand.clone().or_else(|| party.map(|party| party.name));
+                    Known { name: product.name, brand, own: owner == *tenant }
+                }),
                 Err(_) => None,
             };
             products.insert(gtin, product);
@@ -2196,11 +2205,9 @@ async fn source_lots(
             gtin: gtin.clone(),
             lot: lot.clone(),
             used_in: used_in.iter().cloned().collect(),
-            product: product.map(|(_, product, _)| product.name.clone()),
-            brand: product.and_then(|(_, product, party)| {
-                product.brand.clone().or_else(|| party.as_ref().map(|party| party.name.clone()))
-            }),
-            own_product: product.is_some_and(|(owner, _, _)| owner == tenant),
+            product: product.map(|known| known.name.clone()),
+            brand: product.and_then(|known| known.brand.clone()),
+            own_product: product.is_some_and(|known| known.own),
             recall_id: app.store.lot_recall(gtin, lot).await?,
         });
     }
