@@ -1872,9 +1872,11 @@ pub struct RecallInput {
     pub lots: Vec<String>,
     pub reason: String,
     /// Also put the tenant's own lots made from these (`derived_lots` with `own_product`, not
-    /// recalled) on `hold` where they are available, in the same write: no order takes them
-    /// any more, and the orders holding units of them do not ship until each is released
-    /// (`POST /v1/stock/lot-status`) or recalled. Default false.
+    /// recalled) on `hold` where they are available or in quarantine, in the same write: no
+    /// order takes them any more, and the orders holding units of them do not ship until each
+    /// is released (`POST /v1/stock/lot-status`) or recalled. The hold covers the stock on hand
+    /// then; a pallet received later joins it while all of the lot's stock is on hold, and a
+    /// lot with none on hand is not held. Default false.
     #[serde(default)]
     pub hold_derived: bool,
 }
@@ -2492,11 +2494,12 @@ pub(crate) async fn start_recall(
             Some(FulfilmentOutcome::Recall(outcome)) => {
                 // As the write left the lots it put on hold.
                 let mut reached = reached.clone();
-                for (gtin, lot, units) in &outcome.held_derived {
+                for held in &outcome.held_derived {
                     if let Some(view) =
-                        reached.derived_lots.iter_mut().find(|view| view.gtin == *gtin && view.lot == *lot)
+                        reached.derived_lots.iter_mut().find(|view| view.gtin == held.gtin && view.lot == held.lot)
                     {
-                        view.units_on_hold = *units;
+                        view.units_on_hand = held.on_hand;
+                        view.units_on_hold = held.on_hold;
                     }
                 }
                 StoredResponse {

@@ -47,6 +47,7 @@ pub const RECALL_STATUS_LIFETIME: Duration = Duration::from_secs(1);
 /// The most lots an item was made from whose recall status its page (and its `gs1:recallStatus`)
 /// reads; past it, the rest are not checked.
 pub const ORIGIN_LOTS_CHECKED_MAX: usize = 64;
+const _: () = assert!(ORIGIN_LOTS_CHECKED_MAX <= store::fulfilment::LOT_RECALLS_READ_MAX);
 /// The most items (facts) and rendered pages kept; when full, a cache starts afresh.
 pub const CACHE_ENTRIES_MAX: usize = 10_000;
 /// The most recorded steps shown on one page (the earliest).
@@ -99,6 +100,8 @@ pub struct ConsumerPages {
     recalls: TtlCache<Option<String>>,
     /// The lots an item was made from, by the item's key path.
     origins: TtlCache<Arc<Origins>>,
+    /// Those of them recalled, by the item's key path.
+    recalled_origins: TtlCache<Arc<Vec<RecalledOrigin>>>,
 }
 
 impl Default for ConsumerPages {
@@ -109,6 +112,7 @@ impl Default for ConsumerPages {
             rendered: TtlCache::new(PAGE_LIFETIME),
             recalls: TtlCache::new(RECALL_STATUS_LIFETIME),
             origins: TtlCache::new(FACTS_LIFETIME),
+            recalled_origins: TtlCache::new(RECALL_STATUS_LIFETIME),
         }
     }
 }
@@ -150,31 +154,47 @@ pub struct Facts {
     origins: Arc<Origins>,
 }
 
-/// The lots an item was made from: the lots its trace reached backward through transformations
-/// (at any remove), other than the item's own lot.
+/// The lots an item was made from: the lots its traces reached backward through
+/// transformations (at any remove), other than the item's own lot.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Origins {
     /// (GTIN, lot), in that order, at most [`ORIGIN_LOTS_CHECKED_MAX`].
     lots: Vec<(String, String)>,
+    /// Not every lot it was made from is here: a trace reached its limits, there were more than
+    /// [`ORIGIN_LOTS_CHECKED_MAX`] (those past it in GTIN and lot order are left out), or the
+    /// item could not be traced.
+    pub truncated: bool,
 }
 
 impl Origins {
-    fn of(trace: &crate::trace::Trace, start: &epcis::Identifier) -> Origins {
-        let own = crate::trace::made(start.as_str());
-        let mut lots: Vec<(String, String)> = trace
-            .objects
+    /// From the traces of an item's starts ([`trace_starts`]).
+    fn of(traces: &[(&crate::trace::Trace, &epcis::Identifier)]) -> Origins {
+        let own: Vec<(String, String)> = traces
             .iter()
+            .filter_map(|(_, start)| match crate::trace::made(start.as_str()) {
+                Some(crate::trace::Made::Lot(gtin, lot)) => Some((gtin, lot)),
+                _ => None,
+            })
+            .collect();
+        let mut lots: Vec<(String, String)> = traces
+            .iter()
+            .flat_map(|(trace, _)| trace.objects.iter())
             .filter(|(_, reach)| **reach == epcis::trace::Reach::Origin)
             .filter_map(|(object, _)| match crate::trace::made(object) {
                 Some(crate::trace::Made::Lot(gtin, lot)) => Some((gtin, lot)),
                 _ => None,
             })
-            .filter(|(gtin, lot)| !matches!(&own, Some(crate::trace::Made::Lot(own_gtin, own_lot)) if own_gtin == gtin && own_lot == lot))
+            .filter(|pair| !own.contains(pair))
             .collect();
         lots.sort();
         lots.dedup();
+        let truncated = lots.len() > ORIGIN_LOTS_CHECKED_MAX || traces.iter().any(|(trace, _)| trace.truncated);
         lots.truncate(ORIGIN_LOTS_CHECKED_MAX);
-        Origins { lots }
+        Origins { lots, truncated }
+    }
+
+    fn untraceable() -> Origins {
+        Origins { lots: Vec::new(), truncated: true }
     }
 }
 
@@ -186,23 +206,44 @@ pub struct RecalledOrigin {
     pub recall_id: String,
 }
 
-/// The object an item's trace starts from: its serial, else its lot; `None` for a GTIN alone.
-fn trace_start(link: &DigitalLink, product: &network::Product) -> Result<Option<epcis::Identifier>, Problem> {
+/// The objects an item's traces start from: its serial, then its lot (a transformation may name
+/// either; its page's steps follow the first); none for a GTIN alone.
+fn trace_starts(link: &DigitalLink, product: &network::Product) -> Result<Vec<epcis::Identifier>, Problem> {
     let qualifier = |code: &str| {
         link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
     };
     let invalid = |error: epcis::IdentifierError| Problem::new("invalid-digital-link", error.to_string());
-    match (qualifier("10"), qualifier("21")) {
-        (_, Some(serial)) => epcis::Identifier::parse(&format!(
-            "https://id.gs1.org/01/{}/21/{}",
-            product.gtin.as_str(),
-            epcis::identifier::encode_value(&serial)
-        ))
-        .map(Some)
-        .map_err(invalid),
-        (Some(lot), None) => crate::trace::lot_identifier(&product.gtin, &lot).map(Some).map_err(invalid),
-        (None, None) => Ok(None),
+    let mut starts = Vec::new();
+    if let Some(serial) = qualifier("21") {
+        let text =
+            format!("https://id.gs1.org/01/{}/21/{}", product.gtin.as_str(), epcis::identifier::encode_value(&serial));
+        starts.push(epcis::Identifier::parse(&text).map_err(invalid)?);
     }
+    if let Some(lot) = qualifier("10") {
+        starts.push(crate::trace::lot_identifier(&product.gtin, &lot).map_err(invalid)?);
+    }
+    Ok(starts)
+}
+
+/// Reads an item's origins from the traces of its starts; `traced`: the first start's trace,
+/// when read already.
+async fn read_origins(
+    app: &AppState,
+    owner: &TenantId,
+    starts: &[epcis::Identifier],
+    traced: Option<&crate::trace::Trace>,
+) -> Result<Origins, Problem> {
+    let mut read = Vec::new();
+    for (index, start) in starts.iter().enumerate() {
+        if index == 0 && traced.is_some() {
+            continue;
+        }
+        read.push(crate::trace::trace(&app.store, owner, start).await?);
+    }
+    let mut found = traced.into_iter().chain(read.iter());
+    let traces: Vec<(&crate::trace::Trace, &epcis::Identifier)> =
+        starts.iter().filter_map(|start| found.next().map(|trace| (trace, start))).collect();
+    Ok(Origins::of(&traces))
 }
 
 /// The lots the item at `link` was made from (read for [`FACTS_LIFETIME`]); none for an item
@@ -213,26 +254,28 @@ pub async fn origins(app: &AppState, link: &DigitalLink, item: &Item) -> Result<
         return Ok(origins);
     }
     let Item::Product { owner, product, .. } = item else { return Ok(Arc::default()) };
-    let origins = match trace_start(link, product)? {
-        Some(start) => {
-            let found = crate::trace::trace(&app.store, owner, &start).await?;
-            Arc::new(Origins::of(&found, &start))
-        }
-        None => Arc::default(),
+    let origins = match trace_starts(link, product) {
+        Ok(starts) => Arc::new(read_origins(app, owner, &starts, None).await?),
+        // (The resolver parsed the link; a serial the event record cannot name is not traced.)
+        Err(_) => Arc::new(Origins::untraceable()),
     };
     app.consumer_pages.origins.put(key, origins.clone());
     Ok(origins)
 }
 
-/// The recalled lots the item at `link` was made from, as [`recalled_origins`] reads them; none
-/// for an item Keten does not know.
-pub async fn recalled_origins_at(app: &AppState, link: &DigitalLink) -> Result<Vec<RecalledOrigin>, Problem> {
+/// The recalled lots the item at `link` was made from, as [`recalled_origins`] reads them, and
+/// whether its origins are all checked; none for an item Keten does not know.
+pub async fn recalled_origins_at(
+    app: &AppState,
+    link: &DigitalLink,
+) -> Result<(Arc<Vec<RecalledOrigin>>, bool), Problem> {
     let item = match find(app, link).await {
         Ok(item) => item,
-        Err(problem) if problem.status == StatusCode::NOT_FOUND.as_u16() => return Ok(Vec::new()),
+        Err(problem) if problem.status == StatusCode::NOT_FOUND.as_u16() => return Ok((Arc::default(), false)),
         Err(problem) => return Err(problem),
     };
-    recalled_origins(app, &*origins(app, link, &item).await?).await
+    let origins = origins(app, link, &item).await?;
+    Ok((recalled_origins(app, &link.key_path(), &origins).await?, origins.truncated))
 }
 
 /// A lot's recall by its brand, read at most every [`RECALL_STATUS_LIFETIME`].
@@ -246,15 +289,33 @@ async fn lot_recall(app: &AppState, gtin: &str, lot: &str) -> Result<Option<Stri
     Ok(recall)
 }
 
-/// The lots among `origins` that their brands have recalled (each read at most every
-/// [`RECALL_STATUS_LIFETIME`]).
-pub async fn recalled_origins(app: &AppState, origins: &Origins) -> Result<Vec<RecalledOrigin>, Problem> {
-    let mut recalled = Vec::new();
-    for (gtin, lot) in &origins.lots {
-        if let Some(recall_id) = lot_recall(app, gtin, lot).await? {
-            recalled.push(RecalledOrigin { gtin: gtin.clone(), lot: lot.clone(), recall_id });
-        }
+/// The lots among an item's `origins` that their brands have recalled, in one read at most
+/// every [`RECALL_STATUS_LIFETIME`] for the item (`key`: its key path).
+pub async fn recalled_origins(
+    app: &AppState,
+    key: &str,
+    origins: &Origins,
+) -> Result<Arc<Vec<RecalledOrigin>>, Problem> {
+    if origins.lots.is_empty() {
+        return Ok(Arc::default());
     }
+    if let Some(recalled) = app.consumer_pages.recalled_origins.get(key) {
+        return Ok(recalled);
+    }
+    let recalls = app.store.lot_recalls(&origins.lots).await?;
+    let recalled: Vec<RecalledOrigin> = origins
+        .lots
+        .iter()
+        .filter_map(|pair| {
+            recalls.get(pair).map(|recall_id| RecalledOrigin {
+                gtin: pair.0.clone(),
+                lot: pair.1.clone(),
+                recall_id: recall_id.clone(),
+            })
+        })
+        .collect();
+    let recalled = Arc::new(recalled);
+    app.consumer_pages.recalled_origins.put(key.to_owned(), recalled.clone());
     Ok(recalled)
 }
 
@@ -403,13 +464,13 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
     };
     let (lot, serial) = (qualifier("10"), qualifier("21"));
     let cold_product = needs_cold(&product.temperature_class);
-    let start = trace_start(link, product)?;
+    let starts = trace_starts(link, product)?;
     let mut named = BTreeSet::new();
     let mut steps = Vec::new();
     let mut origins = Arc::default();
-    if let Some(start) = &start {
+    if let Some(start) = starts.first() {
         let found = crate::trace::trace(&app.store, owner, start).await?;
-        origins = Arc::new(Origins::of(&found, start));
+        origins = Arc::new(read_origins(app, owner, &starts, Some(&found)).await?);
         app.consumer_pages.origins.put(key.clone(), Arc::clone(&origins));
         let item: BTreeSet<String> = found
             .objects
@@ -636,7 +697,7 @@ fn view_of(
     link: &DigitalLink,
     item: &Item,
     facts: &Facts,
-    (recalled, recalled_inputs): (bool, Vec<web::RecalledInputView>),
+    (recalled, recalled_inputs, origins_truncated): (bool, Vec<web::RecalledInputView>, bool),
     (mode, lang): (Mode, Lang),
 ) -> Option<web::ProvenanceView> {
     let Item::Product { product, party, links, .. } = item else { return None };
@@ -703,8 +764,8 @@ fn view_of(
     }
     if !recalled_inputs.is_empty() {
         checks.push(web::CheckView { key: "check_recall_input_failed".to_owned(), ok: false });
-    } else if !recalled && qualifier("10").is_some() && facts.lot_known {
-        // Neither the lot nor (as far as its trace reaches) what it was made from.
+    } else if !recalled && qualifier("10").is_some() && facts.lot_known && !origins_truncated {
+        // Neither the lot nor any lot it was made from (all of them checked).
         checks.push(web::CheckView { key: "check_recall_ok".to_owned(), ok: true });
     }
     let certifications = links
@@ -767,22 +828,29 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
         }
         _ => false,
     };
-    let facts = facts_of(app, link, item).await?;
-    let recalled_inputs = recalled_origins(app, &facts.origins).await?;
-    let inputs_key: Vec<String> = recalled_inputs.iter().map(|input| format!("{}/{}", input.gtin, input.lot)).collect();
-    let key = format!("{}|{}|{mode:?}|{recalled}|{}", link.key_path(), lang.code(), inputs_key.join(","));
+    let path = link.key_path();
+    // The origins as the facts read them, or (once the facts are read again) anew with them.
+    let origins = match app.consumer_pages.origins.get(&path) {
+        Some(origins) => origins,
+        None => facts_of(app, link, item).await?.origins.clone(),
+    };
+    let recalled_inputs = recalled_origins(app, &path, &origins).await?;
+    let inputs_key: Vec<(&str, &str)> =
+        recalled_inputs.iter().map(|input| (input.gtin.as_str(), input.lot.as_str())).collect();
+    let key = format!("{path}|{}|{mode:?}|{recalled}|{}|{inputs_key:?}", lang.code(), origins.truncated);
     if let Some(html) = app.consumer_pages.rendered.get(&key) {
         return Ok(html_response(StatusCode::OK, html));
     }
+    let facts = facts_of(app, link, item).await?;
     let mut inputs = Vec::new();
-    for input in recalled_inputs {
+    for input in recalled_inputs.iter().cloned() {
         let name = match gs1::Gtin::parse(&input.gtin) {
             Ok(gtin) => app.store.public_product(&gtin).await?.map(|(_, product, _)| product.name),
             Err(_) => None,
         };
         inputs.push(web::RecalledInputView { name, gtin: input.gtin, lot: input.lot });
     }
-    let view = view_of(app, link, item, &facts, (recalled, inputs), (mode, lang))
+    let view = view_of(app, link, item, &facts, (recalled, inputs, origins.truncated), (mode, lang))
         .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
     let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
     let html = axum::body::Bytes::from(html);

@@ -57,7 +57,9 @@ pub enum Item {
 }
 
 /// How long the resolver reuses what it read about an item: a change to a product shows on its
-/// public page within this time. Recall status is never cached.
+/// public page within this time. A lot's own recall status is not cached here (the consumer
+/// pages reuse it for `provenance::RECALL_STATUS_LIFETIME`, as they do that of the lots it was
+/// made from).
 pub const ITEM_CACHE_LIFETIME: Duration = Duration::from_secs(1);
 /// The most items kept; when full, the cache starts afresh.
 pub const ITEM_CACHE_ENTRIES_MAX: usize = 10_000;
@@ -416,11 +418,14 @@ struct RecallStatus {
     recalled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     recall_id: Option<String>,
-    /// The lots the item was made from (EPCIS transformations, at any remove; at most
-    /// `ORIGIN_LOTS_CHECKED_MAX` checked) that their brands have recalled. The item is not
-    /// recalled by them (`recalled` says whether its own brand recalled it), but it should not
-    /// be eaten or used.
+    /// The lots the item was made from (EPCIS transformations, at any remove, from its serial and
+    /// its lot; at most `ORIGIN_LOTS_CHECKED_MAX` checked) that their brands have recalled, read
+    /// at most a second ago. The item is not recalled by them (`recalled` says whether its own
+    /// brand recalled it), but it should not be eaten or used.
     made_from_recalled: Vec<RecalledInput>,
+    /// Not every lot it was made from was checked: its trace reached its limits, or there were
+    /// more than `ORIGIN_LOTS_CHECKED_MAX`.
+    made_from_truncated: bool,
     checked_at: String,
 }
 
@@ -448,18 +453,18 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
         _ => None,
     };
     let origins = crate::provenance::origins(&app, &link, &item).await?;
-    let made_from_recalled = crate::provenance::recalled_origins(&app, &origins)
+    let made_from_recalled = crate::provenance::recalled_origins(&app, &link.key_path(), &origins)
         .await?
-        .into_iter()
+        .iter()
         .map(|input| RecalledInput {
             item: gs1::Gtin::parse(&input.gtin)
                 .ok()
                 .and_then(|gtin| crate::trace::lot_identifier(&gtin, &input.lot).ok())
                 .map(|identifier| identifier.as_str().to_owned())
                 .unwrap_or_default(),
-            gtin: input.gtin,
-            lot: input.lot,
-            recall_id: input.recall_id,
+            gtin: input.gtin.clone(),
+            lot: input.lot.clone(),
+            recall_id: input.recall_id.clone(),
         })
         .collect();
     let status = RecallStatus {
@@ -467,6 +472,7 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
         recalled: recall_id.is_some(),
         recall_id,
         made_from_recalled,
+        made_from_truncated: origins.truncated,
         checked_at: jiff::Timestamp::now().to_string(),
     };
     Ok(axum::Json(status).into_response())

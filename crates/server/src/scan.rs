@@ -69,6 +69,9 @@ pub struct ScanView {
     /// Link's trace finds them) that their brands have recalled: not to be sold, though the
     /// item's own lot is not recalled (as the resolver's `gs1:recallStatus` answers).
     pub made_from_recalled: Vec<RecalledLotView>,
+    /// Not every lot it was made from was checked (its trace reached its limits, or there were
+    /// more than the consumer pages check).
+    pub made_from_truncated: bool,
 }
 
 /// A recalled lot of a GTIN.
@@ -125,15 +128,22 @@ pub async fn scan(
         (Some(gtin), Some(lot)) => app.store.lot_recall(gtin.as_str(), lot).await?.is_some(),
         _ => false,
     };
-    let made_from_recalled = match &digital_link_of(&element_string) {
-        Some(link) => crate::provenance::recalled_origins_at(&app, link)
-            .await?
-            .into_iter()
-            .map(|origin| RecalledLotView { gtin: origin.gtin, lot: origin.lot, recall_id: origin.recall_id })
-            .collect(),
-        None => Vec::new(),
+    let (made_from_recalled, made_from_truncated) = match &digital_link_of(&element_string) {
+        Some(link) => {
+            let (recalled, truncated) = crate::provenance::recalled_origins_at(&app, link).await?;
+            let lots = recalled
+                .iter()
+                .map(|origin| RecalledLotView {
+                    gtin: origin.gtin.clone(),
+                    lot: origin.lot.clone(),
+                    recall_id: origin.recall_id.clone(),
+                })
+                .collect();
+            (lots, truncated)
+        }
+        None => (Vec::new(), false),
     };
-    Ok(Json(ScanView { product, recalled, made_from_recalled, ..view }))
+    Ok(Json(ScanView { product, recalled, made_from_recalled, made_from_truncated, ..view }))
 }
 
 fn digital_link_of(element_string: &ElementString) -> Option<DigitalLink> {
@@ -184,6 +194,7 @@ fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementStri
         expired: expiry.map(|date| date < today),
         recalled: false,
         made_from_recalled: Vec::new(),
+        made_from_truncated: false,
     }
 }
 

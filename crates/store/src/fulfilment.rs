@@ -1706,7 +1706,9 @@ pub enum FulfilmentMutation {
     /// recall is applied, the orders packed with the lots are others, one was allocated and
     /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
     /// `hold`: lots made from the recalled ones (the tenant's own products, as the server's
-    /// trace found them, at most [`RECALL_HOLDS_MAX`]), put on `hold` where they are available.
+    /// trace found them, at most [`RECALL_HOLDS_MAX`]), put on `hold` where they are available
+    /// or in quarantine (their stock on hand then; a pallet received later joins the hold while
+    /// the lot's stock is all on hold, see `receipt_status`).
     Recall {
         recall_id: String,
         gtin: Gtin,
@@ -2177,9 +2179,19 @@ pub struct RecallOutcome {
     pub flagged: Vec<String>,
     pub inbound_pallets: Vec<InboundPallet>,
     pub supplier_party_id: Option<String>,
-    /// The lots made from the recalled ones that it put on hold (GTIN, lot), each with its
-    /// units on hold after it; empty as read back.
-    pub held_derived: Vec<(String, String, i64)>,
+    /// The lots made from the recalled ones that it put on hold, as it left them; empty as read
+    /// back.
+    pub held_derived: Vec<HeldLot>,
+}
+
+/// A lot a recall put on hold, and its units after the recall's write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLot {
+    pub gtin: String,
+    pub lot: String,
+    /// At every site, zone and status.
+    pub on_hand: i64,
+    pub on_hold: i64,
 }
 
 /// Units of some lots (a recall's, or lots made from them) an order shipped, and took back by
@@ -4407,33 +4419,40 @@ async fn recall(
         // node adds before this commits changes the row, and the recall is applied again.
         batch.hold_exact(tenant, key);
     }
-    // The lots made from them, where available, go on hold before the orders taken back are
-    // allocated again: none of those takes them. Orders holding units of them keep them, and
-    // do not ship until the lot is released or recalled.
+    // The lots made from them, available or in quarantine, go on hold before the orders taken
+    // back are allocated again: none of those takes them, and a quarantine's release does not
+    // make them available. Orders holding units of them keep them, and do not ship until the
+    // lot is released or recalled. (Balances read again first: other nodes' receipts.)
     let why = format!("made from lots of {gtin} recalled by {recall_id}: {reason}");
     let mut line = keys.len();
     let mut held_derived = Vec::with_capacity(hold.len());
+    let mut hold_gtins: Vec<&str> = hold.iter().map(|(made_gtin, _)| made_gtin.as_str()).collect();
+    hold_gtins.sort_unstable();
+    hold_gtins.dedup();
+    batch.refresh_all(cache, conn, tenant, &hold_gtins).await?;
     for (made_gtin, made_lot) in hold {
-        batch.refresh(cache, conn, tenant, made_gtin.as_str()).await?;
         let entry = batch.entry(cache, conn, tenant, made_gtin.as_str()).await?;
-        let available: Vec<StockKey> = entry
+        let to_hold: Vec<StockKey> = entry
             .balances
             .iter()
-            .filter(|cached| cached.key.lot == *made_lot && cached.status == LotStatus::Available)
+            .filter(|cached| {
+                cached.key.lot == *made_lot && matches!(cached.status, LotStatus::Available | LotStatus::Quarantine)
+            })
             .map(|cached| cached.key.clone())
             .collect();
-        for key in &available {
+        for key in &to_hold {
             batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Hold, Some(&why)).await?;
             line += 1;
         }
         let entry = batch.entry(cache, conn, tenant, made_gtin.as_str()).await?;
-        let on_hold: i64 = entry
-            .balances
-            .iter()
-            .filter(|cached| cached.key.lot == *made_lot && cached.status == LotStatus::Hold)
-            .map(|cached| cached.balance.on_hand)
-            .sum();
-        held_derived.push((made_gtin.to_string(), made_lot.clone(), on_hold));
+        let (mut on_hand, mut on_hold) = (0, 0);
+        for cached in entry.balances.iter().filter(|cached| cached.key.lot == *made_lot) {
+            on_hand += cached.balance.on_hand;
+            if cached.status == LotStatus::Hold {
+                on_hold += cached.balance.on_hand;
+            }
+        }
+        held_derived.push(HeldLot { gtin: made_gtin.to_string(), lot: made_lot.clone(), on_hand, on_hold });
     }
     // Open orders holding the lots: their reservations are voided below, then they are allocated
     // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
@@ -6281,7 +6300,50 @@ impl crate::Store {
             .bind(gtin).bind(lot).fetch_optional(pool).await)?;
         Ok(row.map(|(recall_id,)| recall_id))
     }
+
+    /// [`Store::lot_recall`] of several lots (GTIN, lot) in one read: the recalled ones' recall
+    /// ids. At most [`LOT_RECALLS_READ_MAX`] lots.
+    pub async fn lot_recalls(
+        &self,
+        lots: &[(String, String)],
+    ) -> Result<std::collections::HashMap<(String, String), String>, crate::StoreError> {
+        assert!(lots.len() <= LOT_RECALLS_READ_MAX, "at most {LOT_RECALLS_READ_MAX} lots a read");
+        if lots.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| gtin.as_str()).collect();
+        let mut names: Vec<&str> = lots.iter().map(|(_, lot)| lot.as_str()).collect();
+        gtins.sort_unstable();
+        gtins.dedup();
+        names.sort_unstable();
+        names.dedup();
+        let list = |from: usize, count: usize| {
+            (from..from + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(", ")
+        };
+        // Every recalled pair of those GTINs and lots; the pairs asked for are kept below.
+        let sql = format!(
+            "SELECT r.gtin, r.lot, r.recall_id FROM recalled_lots r JOIN gtin_owners g ON g.tenant_id = r.tenant_id \
+             AND g.gtin = r.gtin WHERE r.gtin IN ({}) AND r.lot IN ({})",
+            list(1, gtins.len()),
+            list(1 + gtins.len(), names.len())
+        );
+        let rows: Vec<(String, String, String)> = crate::backend::on_pool!(self.pools(), pool => {
+            let mut query = sqlx::query_as(&sql);
+            for value in gtins.iter().chain(&names) {
+                query = query.bind(*value);
+            }
+            query.fetch_all(pool).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(gtin, lot, recall_id)| ((gtin, lot), recall_id))
+            .filter(|(pair, _)| lots.contains(pair))
+            .collect())
+    }
 }
+
+/// The most lots [`Store::lot_recalls`] reads at once.
+pub const LOT_RECALLS_READ_MAX: usize = 256;
 
 #[cfg(test)]
 mod tests {

@@ -3882,14 +3882,23 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
     let lasagne = gtin("871234510141");
     chilled_product(app, &key, &lasagne, "Lasagne").await;
     receive(app, &key, &beef, &[("BEEF1", 19, 10), ("BEEF2", 20, 10), ("BEEF3", 21, 10)], 140_000).await;
-    receive(app, &key, &lasagne, &[("LAS1", 19, 8), ("LAS2", 20, 8), ("LAS3", 21, 8)], 141_000).await;
+    receive(app, &key, &lasagne, &[("LAS1", 19, 8), ("LAS2", 20, 8), ("LAS3", 21, 8), ("LAS4", 22, 8)], 141_000).await;
+    // LAS4 waits for its QA release.
+    let quarantined = app
+        .post(
+            "/v1/stock/lot-status",
+            &key,
+            json!({"gtin": lasagne, "lot": "LAS4", "status": "quarantine", "reason": "QA"}),
+        )
+        .await;
+    assert_eq!(quarantined.status, StatusCode::OK, "{:?}", quarantined.body);
     let class = |product: &str, lot: &str| format!("https://id.gs1.org/01/{product}/10/{lot}");
     let made = |from: &str, into: &str| {
         json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
             "eventTimeZoneOffset": "+01:00", "inputQuantityList": [{"epcClass": class(&beef, from), "quantity": 4}],
             "outputQuantityList": [{"epcClass": class(&lasagne, into), "quantity": 8}]})
     };
-    let events = vec![made("BEEF1", "LAS1"), made("BEEF2", "LAS2"), made("BEEF3", "LAS3")];
+    let events = vec![made("BEEF1", "LAS1"), made("BEEF2", "LAS2"), made("BEEF3", "LAS3"), made("BEEF1", "LAS4")];
     let job = app.capture_job(&key, super::epcis_interface::document(events), &[]).await;
     assert_eq!(job["success"], true, "{job}");
     // One order of lasagne alone, one of beef and lasagne: both take LAS1 (FEFO), the second
@@ -3929,6 +3938,10 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
     let statuses: Vec<&str> =
         stock.body["items"].as_array().unwrap().iter().map(|balance| balance["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["hold"], "{:?}", stock.body);
+    // In quarantine too: its QA release would not make it available.
+    let stock = app.get(&format!("/v1/stock?gtin={lasagne}&lot=LAS4"), &key).await;
+    assert_eq!(stock.body["items"][0]["status"], "hold", "{:?}", stock.body);
+    assert_eq!(recall.body["derived_lots"][1]["units_on_hold"], 8, "{:?}", recall.body);
     let journal = journal(app, &key, &format!("gtin={lasagne}&lot=LAS1"), 50).await;
     let status_change: Vec<&Value> = journal.iter().filter(|movement| movement["kind"] == "status").collect();
     assert_eq!(status_change.len(), 1, "{journal:?}");
@@ -4001,7 +4014,7 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     let before = status(las1.clone()).await;
     assert_eq!((&before.body["recalled"], &before.body["made_from_recalled"]), (&json!(false), &json!([])));
     let shown = page(las1.clone()).await;
-    assert!(shown.contains("Not recalled") && !shown.contains("id=\"recall-input\""), "{shown}");
+    assert!(shown.contains("<li class=\"ok\">Not recalled</li>") && !shown.contains("id=\"recall-input\""), "{shown}");
 
     let recall = app.post("/v1/recalls", &butcher, json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
@@ -4023,9 +4036,16 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    for path in [format!("/01/{:0>14}/10/FAM1", family), format!("/01/{lasagne14}/21/S-1")] {
+    // Two removes back; a serialised item made from it; an item of LAS1 named by lot and serial,
+    // which no event names by its serial.
+    for path in [
+        format!("/01/{:0>14}/10/FAM1", family),
+        format!("/01/{lasagne14}/21/S-1"),
+        format!("/01/{lasagne14}/10/LAS1/21/S-9"),
+    ] {
         let made_from = status(path.clone()).await;
         assert_eq!(made_from.body["made_from_recalled"], beef1, "{path}: {:?}", made_from.body);
+        assert_eq!(made_from.body["made_from_truncated"], false, "{path}: {:?}", made_from.body);
     }
     // A till scanning the lasagne is told not to sell it; the other lot sells.
     let shop = app.tenant("shop", &["tenant:read"]).await;
@@ -4047,10 +4067,26 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     let shown = page(las1).await;
     assert!(shown.contains("role=\"alert\" id=\"recall-input\""), "{shown}");
     assert!(shown.contains("Beef mince") && shown.contains("<code>BEEF1</code>"), "{shown}");
-    assert!(shown.contains("Made from a recalled lot") && !shown.contains("Not recalled"), "{shown}");
+    assert!(shown.contains("<li class=\"failed\">Made from a recalled lot</li>"), "the check: {shown}");
+    assert!(!shown.contains("Not recalled"), "{shown}");
     assert!(!shown.contains("id=\"recall\""), "the lot itself is not recalled: {shown}");
     let shown = page(format!("/01/{lasagne14}/10/LAS2")).await;
-    assert!(shown.contains("Not recalled") && !shown.contains("id=\"recall-input\""), "{shown}");
+    assert!(shown.contains("<li class=\"ok\">Not recalled</li>") && !shown.contains("id=\"recall-input\""), "{shown}");
+
+    // A lot made from more lots than a page checks says so, and does not claim to be clear.
+    let inputs: Vec<Value> = (0..=server::provenance::ORIGIN_LOTS_CHECKED_MAX)
+        .map(|index| json!({"epcClass": class(&beef, &format!("B{index}")), "quantity": 1}))
+        .collect();
+    let big = json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
+        "eventTimeZoneOffset": "+01:00", "inputQuantityList": inputs,
+        "outputQuantityList": [{"epcClass": class(&lasagne, "BIG1"), "quantity": 1}]});
+    let job = app.capture_job(&pasta, super::epcis_interface::document(vec![big]), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
+    let big1 = format!("/01/{lasagne14}/10/BIG1");
+    let checked = status(big1.clone()).await;
+    assert_eq!(checked.body["made_from_truncated"], true, "{:?}", checked.body);
+    let shown = page(big1).await;
+    assert!(shown.contains("BIG1") && !shown.contains("Not recalled"), "{shown}");
 
     // The pasta brand recalling its family pack finds where to look: the lasagne lot it made it
     // from, and two removes back, the butcher's recalled beef.

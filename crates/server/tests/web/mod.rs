@@ -278,6 +278,10 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     assert_eq!(again.status(), StatusCode::OK);
     let again = again.text().await.unwrap();
     assert!(again.contains(&format!("Recall rcl_{recall_id}")) && again.contains("sent before"), "{again}");
+    // The box "also hold the lots made from these" ticked is another request.
+    let ticked = recall_form(format!("csrf={csrf}&request_id=r1&{fields}&hold_derived=on")).await.unwrap();
+    assert_eq!(ticked.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(ticked.text().await.unwrap().contains("different request"));
     let bad = recall_form(format!("csrf={csrf}&request_id=r2&gtin=09506000134352&lots=&reason=x")).await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "no lots");
     // The portal lists the recalls made (through the API too), newest first.
