@@ -1016,6 +1016,8 @@ pub struct LotStatusInput {
     pub lot: String,
     /// Only at this location (default: everywhere).
     pub location: Option<String>,
+    /// Only in this zone of `location` (a returns area whose units wait for their check, say).
+    pub zone: Option<String>,
     /// available, quarantine, hold or expired (recalls go through /v1/recalls).
     pub status: String,
     /// Why (recorded with the movement): e.g. the QA release, the excursion.
@@ -1041,6 +1043,10 @@ async fn set_lot_status(
     let gtin = checker.check("/gtin", Gtin::parse(&input.gtin));
     let lot = check_lot(&mut checker, "/lot", &input.lot);
     let location = input.location.as_deref().and_then(|text| checker.check("/location", Gln::parse(text)));
+    let zone = input.zone.as_deref().and_then(|text| checker.check("/zone", ZoneName::parse(text)));
+    if input.zone.is_some() && input.location.is_none() {
+        checker.fail("/zone", "only with a location");
+    }
     let status = match LotStatus::parse(&input.status) {
         Some(LotStatus::Recalled) | None => {
             checker.fail("/status", "must be available, quarantine, hold or expired (recalls: POST /v1/recalls)");
@@ -1053,8 +1059,10 @@ async fn set_lot_status(
     let (Some(gtin), Some(lot), Some(status), Some(reason)) = (gtin, lot, status, reason) else {
         return Err(Problem::internal("lot status"));
     };
+    let zone = zone.map(|zone| zone.as_str().to_owned());
     write_operation(&app, principal, key, body.request_sha256, tenant, "sts", |operation_id| {
-        Mutation::Fulfilment(FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason })
+        let change = FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, zone, status, reason };
+        Mutation::Fulfilment(change)
     })
     .await
 }
@@ -1512,6 +1520,17 @@ pub struct OrderEventInput {
     /// the lot's status there: scrap, or hold, what cannot be sold again. Default: none (the
     /// units left the stock when they shipped).
     pub restocked: Option<Vec<i64>>,
+    /// `returned`: the zone, at each pick's site, the restocked units go into instead of the
+    /// zone each was picked from: a returns area kept apart until they are checked, say (it must
+    /// keep the product's temperature class).
+    pub restock_zone: Option<String>,
+    /// `returned`: `available` or `quarantine`, the status the restocked units take (GDP:
+    /// returned goods wait in quarantine for a decision; release them with
+    /// `POST /v1/stock/lot-status` naming the location and zone). A balance holds one status:
+    /// units asked into a balance of another status are refused (409 `lot-conflict`), but a lot
+    /// on hold, expired or recalled there stays so. Default: the status of the balance they go
+    /// into, `available` for a new one.
+    pub restock_status: Option<String>,
     /// When the step happened (RFC 3339; default now), for a scanner that uploads late: not
     /// before the order was placed, at most 5 minutes ahead of the server's clock. It times the
     /// step's EPCIS events and, for `at_pickup_point` and `delivered`, the order's arrival (the
@@ -1580,6 +1599,26 @@ async fn order_event(
             }
         }
     }
+    let restock_zone =
+        input.restock_zone.as_deref().and_then(|text| checker.check("/restock_zone", ZoneName::parse(text)));
+    let restock_status = match input.restock_status.as_deref().map(LotStatus::parse) {
+        None => None,
+        Some(Some(status @ (LotStatus::Available | LotStatus::Quarantine))) => Some(status),
+        Some(_) => {
+            checker.fail("/restock_status", "must be available or quarantine");
+            None
+        }
+    };
+    for (field, given) in
+        [("restock_zone", input.restock_zone.is_some()), ("restock_status", input.restock_status.is_some())]
+    {
+        if given && (to != Some(OrderStatus::Returned) || input.restocked.is_none()) {
+            checker.fail(&format!("/{field}"), "only with status returned and the units restocked");
+        }
+    }
+    let restock_to = (input.restock_zone.is_some() || input.restock_status.is_some()).then(|| {
+        store::fulfilment::RestockTo { zone: restock_zone.map(|zone| zone.as_str().to_owned()), status: restock_status }
+    });
     // A shipment of nothing is not one: an order none of whose units can go is cancelled.
     if let Some(shipped) = &input.shipped
         && shipped.iter().all(|units| *units == 0)
@@ -1641,7 +1680,9 @@ async fn order_event(
             let handed_over =
                 happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
             let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-            order_step_write(&tenant, order, to, ssccs, units, at, handed_over, None, &zones)?
+            let mut write = order_step_write(&tenant, order, to, ssccs, units, at, handed_over, None, &zones)?;
+            restock_into(&mut write, restock_to);
+            write
         }
         // The writer answers not found.
         None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
@@ -1653,6 +1694,7 @@ async fn order_event(
             expected_reservation: None,
             expected_status: None,
             handed_over_unix_ms: None,
+            restock_to,
         }),
     };
     // The order as the step left it, with its whole history: stored with the step, so a retry
@@ -1711,8 +1753,18 @@ pub fn order_step_write(
         // The events were built for the order as read: a step that moved it meanwhile refuses.
         expected_status: Some(order.status),
         handed_over_unix_ms,
+        restock_to: None,
     };
     Ok(Mutation::fulfilment_step(change, events))
+}
+
+/// Names where a return's restocked units go, in an order step's write.
+fn restock_into(write: &mut Mutation, to: Option<store::fulfilment::RestockTo>) {
+    if let Mutation::Fulfilment(FulfilmentMutation::OrderEvent { restock_to, .. })
+    | Mutation::FulfilmentRecorded { change: FulfilmentMutation::OrderEvent { restock_to, .. }, .. } = write
+    {
+        *restock_to = to;
+    }
 }
 
 // ---------- promise ----------

@@ -1569,6 +1569,18 @@ pub struct PlaceOrder {
     pub hold_ms: Option<i64>,
 }
 
+/// Where a return's restocked units go: a zone at each pick's site (default: the zone it was
+/// picked from), and the status they take there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestockTo {
+    pub zone: Option<String>,
+    /// `available` or `quarantine`. A balance holds one status: units asked into one of another
+    /// status are refused (`lot-conflict`), except that a lot on hold, expired or recalled there
+    /// (or, for a new balance, on hold or expired wherever it is on hand: `receipt_status`)
+    /// keeps that. Default: `available`.
+    pub status: Option<LotStatus>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum FulfilmentMutation {
     /// Announces pallets for a location.
@@ -1635,6 +1647,8 @@ pub enum FulfilmentMutation {
         gtin: Gtin,
         lot: String,
         location: Option<Gln>,
+        /// Only in this zone of `location` (a returns area, say).
+        zone: Option<String>,
         status: LotStatus,
         reason: String,
     },
@@ -1658,6 +1672,8 @@ pub enum FulfilmentMutation {
         /// write (a courier's device syncing late); the order's delivery or arrival time, while
         /// its history keeps the write's time (webhook cursors move in write order).
         handed_over_unix_ms: Option<i64>,
+        /// `returned`: where the restocked units go, if not back as they were picked.
+        restock_to: Option<RestockTo>,
     },
     /// Nothing of its own: the batch it runs in expires the lapsed holds of every tenant, as each
     /// batch with a fulfilment write does. The server's worker sends it when a hold has lapsed, so
@@ -2670,7 +2686,7 @@ async fn apply_checked(
             );
             done(true)
         }
-        FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, status, reason } => {
+        FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, zone, status, reason } => {
             // Every balance of the lot, including those other nodes received since the cache read,
             // under the lot's lock: a receipt of it into a new zone on another node commits first
             // (and is read here) or waits and then takes the status (`receipt_status`).
@@ -2681,13 +2697,16 @@ async fn apply_checked(
                 .balances
                 .iter()
                 .filter(|cached| {
-                    cached.key.lot == *lot && location.as_ref().is_none_or(|gln| cached.key.location == gln.as_str())
+                    cached.key.lot == *lot
+                        && location.as_ref().is_none_or(|gln| cached.key.location == gln.as_str())
+                        && zone.as_ref().is_none_or(|zone| cached.key.zone == *zone)
                 })
                 .map(|cached| cached.key.clone())
                 .collect();
             if keys.is_empty() {
-                // (With a location named, the lot has no stock there: the zone is never blamed.)
-                let place = location.as_ref().map(|gln| (gln.as_str(), ""));
+                // (With a location named and no zone, the lot has no stock there: the zone is
+                // never blamed.)
+                let place = location.as_ref().map(|gln| (gln.as_str(), zone.as_deref().unwrap_or("")));
                 refuse!(no_such_stock(entry, gtin.as_str(), lot, place, ""));
             }
             if let Some(recalled) =
@@ -2733,6 +2752,7 @@ async fn apply_checked(
             expected_reservation,
             expected_status,
             handed_over_unix_ms,
+            restock_to,
         } => {
             let change = OrderChange {
                 to: *to,
@@ -2741,6 +2761,7 @@ async fn apply_checked(
                 expected_reservation: expected_reservation.as_deref(),
                 expected_status: *expected_status,
                 handed_over_unix_ms: handed_over_unix_ms.filter(|at| *at <= now_unix_ms),
+                restock_to: restock_to.as_ref(),
             };
             let stepped =
                 attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
@@ -3588,10 +3609,14 @@ async fn zone_takes_back(
     let gln = Gln::parse(&key.location).map_err(corrupt)?;
     let site = stock_site(cache, conn, tenant, &gln).await?;
     let Some(zone) = site.and_then(|site| site.zones.into_iter().find(|zone| zone.name.as_str() == key.zone)) else {
-        let detail = format!(
-            "zone {} of location {} is no longer there: add it back to the location before units go into it",
-            key.zone, key.location
-        );
+        let detail = if pointer == "/restocked" {
+            format!(
+                "zone {} of location {} is no longer there: add it back to the location before units go into it",
+                key.zone, key.location
+            )
+        } else {
+            format!("location {} has no zone {}", key.location, key.zone)
+        };
         refuse!(WriteError::Refused {
             code: "unknown-reference",
             detail: detail.clone(),
@@ -3995,6 +4020,7 @@ struct OrderChange<'a> {
     expected_reservation: Option<&'a str>,
     expected_status: Option<OrderStatus>,
     handed_over_unix_ms: Option<i64>,
+    restock_to: Option<&'a RestockTo>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -4008,7 +4034,8 @@ async fn order_event(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
-    let OrderChange { to, ssccs, units, expected_reservation, expected_status, handed_over_unix_ms } = change;
+    let OrderChange { to, ssccs, units, expected_reservation, expected_status, handed_over_unix_ms, restock_to } =
+        change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
@@ -4252,21 +4279,71 @@ async fn order_event(
                         errors: vec![("/restocked".into(), error)],
                     });
                 }
-                // Back into the balance each was picked from, with the lot's status there.
+                // Back into the balance each was picked from, with the lot's status there; or into
+                // the zone and status the return names.
                 let returns: Vec<(MovementKind, StockKey, i64)> = picks
                     .iter()
                     .zip(restocked)
-                    .map(|(pick, &units)| (MovementKind::Return, key_of(pick), units))
+                    .map(|(pick, &units)| {
+                        let mut key = key_of(pick);
+                        if let Some(zone) = restock_to.and_then(|to| to.zone.as_ref()) {
+                            key.zone = zone.clone();
+                        }
+                        (MovementKind::Return, key, units)
+                    })
                     .collect();
+                let pointer =
+                    if restock_to.is_some_and(|to| to.zone.is_some()) { "/restock_zone" } else { "/restocked" };
                 for (_, key, units) in &returns {
                     if *units > 0 {
-                        attempt!(zone_takes_back(conn, tenant, key, "/restocked", batch, cache).await?);
+                        attempt!(zone_takes_back(conn, tenant, key, pointer, batch, cache).await?);
                     }
                 }
-                let what = format!("restocking {order_id}");
-                let written = batch.checked_movements(cache, conn, tenant, &operation, &returns, &what).await?;
+                let written = match restock_to {
+                    None => {
+                        let what = format!("restocking {order_id}");
+                        batch.checked_movements(cache, conn, tenant, &operation, &returns, &what).await?
+                    }
+                    Some(to) => {
+                        // A balance may be new: under the lots' locks, read afresh, as a receipt.
+                        let lots: Vec<(&str, &str)> = returns
+                            .iter()
+                            .filter(|(_, _, units)| *units > 0)
+                            .map(|(_, key, _)| (key.gtin.as_str(), key.lot.as_str()))
+                            .collect();
+                        lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
+                        let asked = to.status.unwrap_or(LotStatus::Available);
+                        let mut line = 0;
+                        for (kind, key, units) in returns.iter().filter(|(_, _, units)| *units > 0) {
+                            let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
+                            // A lot has one expiry; a new balance takes its status as a receipt would.
+                            let expiry = entry
+                                .balances
+                                .iter()
+                                .find(|cached| cached.key.lot == key.lot)
+                                .and_then(|cached| cached.expiry.clone());
+                            let status = receipt_status(&entry.balances, key, asked);
+                            let new_lot = Some((expiry.as_deref(), status));
+                            attempt!(
+                                batch
+                                    .change(cache, conn, tenant, &operation, line, *kind, key, *units, None, new_lot)
+                                    .await?
+                            );
+                            line += 1;
+                        }
+                        line
+                    }
+                };
                 if written > 0 {
-                    detail = Some(format!("restocked {restocked:?}"));
+                    detail = Some(match restock_to {
+                        Some(RestockTo { zone, status }) => format!(
+                            "restocked {restocked:?} into {} as {}",
+                            zone.as_deref()
+                                .map_or_else(|| "the zones picked from".to_owned(), |zone| format!("zone {zone}")),
+                            status.unwrap_or(LotStatus::Available).name()
+                        ),
+                        None => format!("restocked {restocked:?}"),
+                    });
                 }
             }
         }

@@ -3872,6 +3872,117 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
     assert_eq!(ours["orders"][0]["order_id"], order_id.as_str(), "{:?}", read.body);
 }
 
+/// A return may put its units into a returns zone, in quarantine until they are checked (GDP),
+/// apart from the sellable units of the lot; the check releases that zone alone. Units asked into
+/// a balance of another status are refused and change nothing, as is a status other than
+/// available or quarantine, or a zone the site does not have.
+pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
+    network(app).await;
+    // The DC gets a chilled returns area.
+    let cutoffs = json!({"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE});
+    let dc_with_returns = json!({
+        "gln": dc(), "kind": "warehouse", "name": "Amsterdam DC", "address": {"city": "Amsterdam"}, "country": "NL",
+        "latitude": 52.35, "longitude": 4.80, "time_zone": "Europe/Amsterdam",
+        "zones": [
+            {"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 400},
+            {"name": "ambient", "capacity_pallets": 400},
+            {"name": "returns", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}
+        ],
+        "cutoffs": cutoffs, "pick_pack_lead_minutes": 60
+    });
+    let updated =
+        app.send("PUT", &format!("/v1/locations/{}", dc()), Some(&app.operator_key), Some(dc_with_returns), &[]).await;
+    assert!(updated.status.is_success(), "{:?}", updated.body);
+    let (key, product) = merchant(app, "backflow", "871234510150").await;
+    receive(app, &key, &product, &[("RET1", 20, 10)], 150_000).await;
+    let shipped_order = |pallet: &'static str| {
+        let key = key.clone();
+        let product = product.clone();
+        async move {
+            let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+            assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+            let path = format!("/v1/orders/{}/events?tenant=backflow", placed.body["order_id"].as_str().unwrap());
+            ship_whole(app, &path, &with_check_digit(pallet)).await;
+            path
+        }
+    };
+    let balances = || async {
+        let stock = app.get(&format!("/v1/stock?gtin={product}&lot=RET1"), &key).await;
+        let mut found: Vec<(String, i64, String)> = stock.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|balance| {
+                (
+                    balance["zone"].as_str().unwrap().to_owned(),
+                    balance["on_hand"].as_i64().unwrap(),
+                    balance["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let first = shipped_order("38712345000159000").await;
+    let operator = &app.operator_key;
+    // Refused, storing nothing: a status that is not for returns, a zone the DC lacks, the
+    // fields without a return.
+    let refusals = [
+        (
+            json!({"status": "returned", "restocked": [2], "restock_status": "hold"}),
+            422,
+            "validation-failed",
+            "/restock_status",
+        ),
+        (
+            json!({"status": "returned", "restocked": [2], "restock_zone": "attic"}),
+            422,
+            "unknown-reference",
+            "has no zone attic",
+        ),
+        (json!({"status": "returned", "restock_zone": "returns"}), 422, "validation-failed", "/restock_zone"),
+        (json!({"status": "delivered", "restock_status": "quarantine"}), 422, "validation-failed", "/restock_status"),
+    ];
+    for (body, status, problem, pointer) in refusals {
+        let refused = app.post(&first, operator, body.clone()).await;
+        assert!(refused.is_problem(status, &format!("/problems/{problem}")), "{body}: {:?}", refused.body);
+        assert!(refused.body.to_string().contains(pointer), "{body}: {:?}", refused.body);
+    }
+    assert_eq!(balances().await, [("chill".into(), 7, "available".into())]);
+    // Into the returns area, in quarantine: not sellable, the lot's other units are.
+    let body =
+        json!({"status": "returned", "restocked": [2], "restock_zone": "returns", "restock_status": "quarantine"});
+    let returned = app.post(&first, operator, body).await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    let detail = returned.body["events"].as_array().unwrap().last().unwrap()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("into zone returns as quarantine"), "{detail}");
+    assert_eq!(balances().await, [("chill".into(), 7, "available".into()), ("returns".into(), 2, "quarantine".into())]);
+    // A second return asking quarantine of the sellable zone's balance is refused.
+    let second = shipped_order("38712345000159100").await;
+    let body = json!({"status": "returned", "restocked": [1], "restock_status": "quarantine"});
+    let refused = app.post(&second, operator, body).await;
+    assert!(refused.is_problem(409, "/problems/lot-conflict"), "{:?}", refused.body);
+    assert_eq!(
+        app.get(&second.replace("/events", "").replace("?tenant=backflow", ""), &key).await.body["status"],
+        "shipped"
+    );
+    assert_eq!(balances().await, [("chill".into(), 4, "available".into()), ("returns".into(), 2, "quarantine".into())]);
+    // The check passes: the returns area alone is released (a zone only with a location).
+    let release =
+        json!({"gtin": product, "lot": "RET1", "zone": "returns", "status": "available", "reason": "checked"});
+    let refused = app.post("/v1/stock/lot-status", &key, release.clone()).await;
+    assert!(
+        refused.is_problem(422, "/problems/validation-failed") && refused.pointers() == ["/zone"],
+        "{:?}",
+        refused.body
+    );
+    let mut release = release;
+    release["location"] = json!(dc());
+    let released = app.post("/v1/stock/lot-status", &key, release).await;
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    assert_eq!(balances().await, [("chill".into(), 4, "available".into()), ("returns".into(), 2, "available".into())]);
+}
+
 /// A recall with `hold_derived` puts the tenant's own lots made from the recalled ones on hold
 /// in its write, before the orders it takes back are allocated again: those and new orders take
 /// other lots, an order holding units of a held lot does not ship, and the answer (and the recall
