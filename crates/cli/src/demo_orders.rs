@@ -57,7 +57,7 @@ async fn order_step(store: &Store, order_id: &str, to: OrderStatus, ssccs: Vec<g
         &order,
         to,
         ssccs,
-        None,
+        (None, None),
         jiff::Timestamp::now(),
         None,
         None,

@@ -951,8 +951,17 @@ async fn advance(
 ) -> Result<(), Problem> {
     let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
     let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-    let mutation =
-        order_step_write(tenant, order, to, Vec::new(), None, at, handed_over_unix_ms, Some(shipments), &zones)?;
+    let mutation = order_step_write(
+        tenant,
+        order,
+        to,
+        Vec::new(),
+        (None, None),
+        at,
+        handed_over_unix_ms,
+        Some(shipments),
+        &zones,
+    )?;
     let respond = |_: &store::Applied| StoredResponse { status: 200, body: Vec::new() };
     match write(app, principal, IdempotencyKey(None), None, tenant.clone(), mutation, respond).await {
         Ok(_) => Ok(()),
@@ -983,7 +992,8 @@ async fn record_only(
 ) -> Result<(), Problem> {
     let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
     let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-    let Some(capture) = crate::steps::order_step(tenant, order, step, &[], None, at, Some(shipments), &zones)? else {
+    let Some(capture) = crate::steps::order_step(tenant, order, step, &[], (None, None), at, Some(shipments), &zones)?
+    else {
         return Ok(());
     };
     let mutation = Mutation::CaptureEvents(Box::new(capture));

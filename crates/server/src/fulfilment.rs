@@ -38,8 +38,11 @@ pub const HOLD_SECONDS_MAX: u64 = 7 * 24 * 3600;
 pub const ORDER_LINES_MAX: usize = orders::LINES_MAX;
 // The schemas' `max_items` say these limits as literals.
 const _: () = assert!(ORDER_LINES_MAX == 100 && store::fulfilment::RECALL_LOTS_MAX == 100);
-// A recall's own derived lots, as listed, fit what one may hold.
-const _: () = assert!(RECALL_DERIVED_LOTS_MAX <= store::fulfilment::RECALL_HOLDS_MAX);
+// A recall's own derived lots, as listed, fit what one may hold; its source lots, one read.
+const _: () = assert!(
+    RECALL_DERIVED_LOTS_MAX <= store::fulfilment::RECALL_HOLDS_MAX
+        && RECALL_DERIVED_LOTS_MAX <= store::fulfilment::LOT_RECALLS_READ_MAX
+);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -1527,9 +1530,10 @@ pub struct OrderEventInput {
     /// `returned`: `available` or `quarantine`, the status the restocked units take (GDP:
     /// returned goods wait in quarantine for a decision; release them with
     /// `POST /v1/stock/lot-status` naming the location and zone). A balance holds one status:
-    /// units asked into a balance of another status are refused (409 `lot-conflict`), but a lot
-    /// on hold, expired or recalled there stays so. Default: the status of the balance they go
-    /// into, `available` for a new one.
+    /// `quarantine` asked into an available balance that holds units is refused (409
+    /// `lot-conflict`); an empty one takes it. A balance in quarantine, on hold or expired keeps
+    /// its status (`available` asked into it comes in so), and units of a recalled lot come back
+    /// `recalled`. The order's history says the statuses they took. Default: `available`.
     pub restock_status: Option<String>,
     /// When the step happened (RFC 3339; default now), for a scanner that uploads late: not
     /// before the order was placed, at most 5 minutes ahead of the server's clock. It times the
@@ -1680,9 +1684,7 @@ async fn order_event(
             let handed_over =
                 happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
             let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-            let mut write = order_step_write(&tenant, order, to, ssccs, units, at, handed_over, None, &zones)?;
-            restock_into(&mut write, restock_to);
-            write
+            order_step_write(&tenant, order, to, ssccs, (units, restock_to), at, handed_over, None, &zones)?
         }
         // The writer answers not found.
         None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
@@ -1712,7 +1714,8 @@ async fn order_event(
 /// The write that moves `order` to `to` with the step's EPCIS events (of every shipment, or of
 /// `only_shipments`); `units` per pick are what shipped (`shipped`) or came back into stock
 /// (`returned`). The events are built from the order as read now and captured with the
-/// step; the writer refuses the step if a recall allocated the order again meanwhile. Used by the
+/// step; the writer refuses the step if a recall allocated the order again meanwhile; `restock_to`:
+/// where a return's units go, if not back where they were picked. Used by the
 /// order events endpoint, dispatch and the demo.
 #[allow(clippy::too_many_arguments)]
 pub fn order_step_write(
@@ -1720,14 +1723,24 @@ pub fn order_step_write(
     order: &OrderRecord,
     to: OrderStatus,
     ssccs: Vec<Sscc>,
-    units: Option<Vec<i64>>,
+    (units, restock_to): (Option<Vec<i64>>, Option<store::fulfilment::RestockTo>),
     at: jiff::Timestamp,
     handed_over_unix_ms: Option<i64>,
     only_shipments: Option<&[usize]>,
     zones: &crate::steps::SiteZones,
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
-    let mut events = crate::steps::order_step(tenant, order, to, &listed, units.as_deref(), at, only_shipments, zones)?;
+    let restock_zone = restock_to.as_ref().and_then(|to| to.zone.as_deref());
+    let mut events = crate::steps::order_step(
+        tenant,
+        order,
+        to,
+        &listed,
+        (units.as_deref(), restock_zone),
+        at,
+        only_shipments,
+        zones,
+    )?;
     // An SSCC names one pallet for good (GS1: not reused within a year): one the network's
     // events already name is refused, unless it is a pallet of this order's allocation (a
     // retry). A pallet a recall unpacked is done: packing again takes a new SSCC, so the
@@ -1753,18 +1766,9 @@ pub fn order_step_write(
         // The events were built for the order as read: a step that moved it meanwhile refuses.
         expected_status: Some(order.status),
         handed_over_unix_ms,
-        restock_to: None,
+        restock_to,
     };
     Ok(Mutation::fulfilment_step(change, events))
-}
-
-/// Names where a return's restocked units go, in an order step's write.
-fn restock_into(write: &mut Mutation, to: Option<store::fulfilment::RestockTo>) {
-    if let Mutation::Fulfilment(FulfilmentMutation::OrderEvent { restock_to, .. })
-    | Mutation::FulfilmentRecorded { change: FulfilmentMutation::OrderEvent { restock_to, .. }, .. } = write
-    {
-        *restock_to = to;
-    }
 }
 
 // ---------- promise ----------
@@ -1924,11 +1928,13 @@ pub struct RecallInput {
     pub lots: Vec<String>,
     pub reason: String,
     /// Also put the tenant's own lots made from these (`derived_lots` with `own_product`, not
-    /// recalled) on `hold` where they are available or in quarantine, in the same write: no
-    /// order takes them any more, and the orders holding units of them do not ship until each
-    /// is released (`POST /v1/stock/lot-status`) or recalled. The hold covers the stock on hand
-    /// then; a pallet received later joins it while all of the lot's stock is on hold, and a
-    /// lot with none on hand is not held. Default false.
+    /// recalled) on `hold` in every balance where they are available or in quarantine, in the
+    /// same write: no order takes them any more, and the orders holding units of them do not
+    /// ship until each is released (`POST /v1/stock/lot-status`; a release to `available`
+    /// lifts the hold, whatever the balance was before) or recalled. A pallet received later
+    /// into a zone where the lot has a balance joins its hold, and into a new zone while all of
+    /// the lot's stock on hand is on hold; a lot with no balance yet is not held. Default
+    /// false.
     #[serde(default)]
     pub hold_derived: bool,
 }
@@ -2108,6 +2114,7 @@ async fn lot_history(app: &AppState, tenant: &TenantId, gtin: &Gtin, lots: &[Str
         for (object, reach) in &trace.objects {
             if *reach == epcis::trace::Reach::Origin
                 && let Some(Made::Lot(source_gtin, source_lot)) = crate::trace::made(object)
+                && !(source_gtin == gtin.as_str() && lots.contains(&source_lot))
             {
                 sources.entry((source_gtin, source_lot)).or_default().insert(lot.clone());
             }
@@ -2242,6 +2249,8 @@ async fn source_lots(
         own: bool,
     }
     let mut products: HashMap<&str, Option<Known>> = HashMap::new();
+    let listed: Vec<(String, String)> = sources.keys().take(RECALL_DERIVED_LOTS_MAX).cloned().collect();
+    let recalls = app.store.lot_recalls(&listed).await?;
     let mut found = Vec::new();
     for ((gtin, lot), used_in) in sources.iter().take(RECALL_DERIVED_LOTS_MAX) {
         if !products.contains_key(gtin.as_str()) {
@@ -2262,7 +2271,7 @@ async fn source_lots(
             product: product.map(|known| known.name.clone()),
             brand: product.and_then(|known| known.brand.clone()),
             own_product: product.is_some_and(|known| known.own),
-            recall_id: app.store.lot_recall(gtin, lot).await?,
+            recall_id: recalls.get(&(gtin.clone(), lot.clone())).cloned(),
         });
     }
     Ok(found)

@@ -343,7 +343,7 @@ pub fn order_step(
     order: &OrderRecord,
     to: OrderStatus,
     ssccs: &[String],
-    units: Option<&[i64]>,
+    (units, restock_zone): (Option<&[i64]>, Option<&str>),
     at: jiff::Timestamp,
     only: Option<&[usize]>,
     zones: &SiteZones,
@@ -473,14 +473,15 @@ pub fn order_step(
             OrderStatus::Cancelled if order.status == OrderStatus::Packed => {
                 unpacking(&shipment.site, "sellable_accessible", quantities, pallets.first().cloned())?
             }
-            // The parcel back at the site it left, with the units that go back into stock.
+            // The parcel back at the site it left, with the units that go back into stock (in the
+            // zone the return names, if it names one).
             OrderStatus::Returned => Step {
                 event_type: "ObjectEvent",
                 action: "OBSERVE",
                 business_step: "receiving",
                 disposition: "returned",
                 site: &shipment.site,
-                place: place(&shipment.site, None)?,
+                place: place(&shipment.site, restock_zone)?,
                 epcs: pallets,
                 quantities,
                 parent: None,

@@ -4299,30 +4299,51 @@ async fn order_event(
                         attempt!(zone_takes_back(conn, tenant, key, pointer, batch, cache).await?);
                     }
                 }
+                // The statuses the restocked units took (with a zone or status named).
+                let mut statuses: Vec<String> = Vec::new();
                 let written = match restock_to {
                     None => {
                         let what = format!("restocking {order_id}");
                         batch.checked_movements(cache, conn, tenant, &operation, &returns, &what).await?
                     }
                     Some(to) => {
-                        // A balance may be new: under the lots' locks, read afresh, as a receipt.
+                        // A balance may be new: under the lots' locks, read afresh, as a receipt;
+                        // and as a receipt's, units of a recalled lot come back recalled.
                         let lots: Vec<(&str, &str)> = returns
                             .iter()
                             .filter(|(_, _, units)| *units > 0)
                             .map(|(_, key, _)| (key.gtin.as_str(), key.lot.as_str()))
                             .collect();
-                        lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
+                        let lots = lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
+                        let recalled = recalls_of(conn, tenant, &lots).await?;
                         let asked = to.status.unwrap_or(LotStatus::Available);
                         let mut line = 0;
                         for (kind, key, units) in returns.iter().filter(|(_, _, units)| *units > 0) {
                             let entry = batch.entry(cache, conn, tenant, &key.gtin).await?;
-                            // A lot has one expiry; a new balance takes its status as a receipt would.
+                            // A lot has one expiry; a new balance takes its status as a receipt's.
                             let expiry = entry
                                 .balances
                                 .iter()
                                 .find(|cached| cached.key.lot == key.lot)
                                 .and_then(|cached| cached.expiry.clone());
-                            let status = receipt_status(&entry.balances, key, asked);
+                            let status = if recalled.contains_key(&(key.gtin.clone(), key.lot.clone())) {
+                                LotStatus::Recalled
+                            } else {
+                                receipt_status(&entry.balances, key, asked)
+                            };
+                            // An empty balance (its units released and moved on) takes the status
+                            // asked: a returns area keeps taking returns in quarantine.
+                            let empty_other =
+                                entry.balances.iter().find(|cached| cached.key == *key).is_some_and(|cached| {
+                                    cached.balance == Balance::default()
+                                        && cached.status != status
+                                        && matches!(cached.status, LotStatus::Available | LotStatus::Quarantine)
+                                });
+                            if empty_other {
+                                let why = Some("returned units come in so");
+                                batch.set_status(cache, conn, tenant, &operation, line, key, status, why).await?;
+                                line += 1;
+                            }
                             let new_lot = Some((expiry.as_deref(), status));
                             attempt!(
                                 batch
@@ -4330,17 +4351,25 @@ async fn order_event(
                                     .await?
                             );
                             line += 1;
+                            let took = batch
+                                .entry(cache, conn, tenant, &key.gtin)
+                                .await?
+                                .balance_mut(key)
+                                .map(|cached| cached.status.name().to_owned());
+                            statuses.extend(took);
                         }
                         line
                     }
                 };
+                statuses.sort();
+                statuses.dedup();
                 if written > 0 {
                     detail = Some(match restock_to {
-                        Some(RestockTo { zone, status }) => format!(
+                        Some(RestockTo { zone, .. }) => format!(
                             "restocked {restocked:?} into {} as {}",
                             zone.as_deref()
                                 .map_or_else(|| "the zones picked from".to_owned(), |zone| format!("zone {zone}")),
-                            status.unwrap_or(LotStatus::Available).name()
+                            statuses.join(", ")
                         ),
                         None => format!("restocked {restocked:?}"),
                     });
@@ -4497,9 +4526,9 @@ async fn recall(
         batch.hold_exact(tenant, key);
     }
     // The lots made from them, available or in quarantine, go on hold before the orders taken
-    // back are allocated again: none of those takes them, and a quarantine's release does not
-    // make them available. Orders holding units of them keep them, and do not ship until the
-    // lot is released or recalled. (Balances read again first: other nodes' receipts.)
+    // back are allocated again: none of those takes them. Orders holding units of them keep
+    // them, and do not ship until the lot is released (to available, whatever it was before)
+    // or recalled. (Balances read again first: other nodes' receipts.)
     let why = format!("made from lots of {gtin} recalled by {recall_id}: {reason}");
     let mut line = keys.len();
     let mut held_derived = Vec::with_capacity(hold.len());

@@ -745,6 +745,8 @@ fn locks_of(write: &Write) -> usize {
             ssccs.as_ref().map_or(crate::fulfilment::ASN_PALLETS_MAX, Vec::len)
         }
         FulfilmentMutation::Recall { lots, hold, .. } => lots.len() + hold.len(),
+        // A return into a named zone locks the lot of each pick.
+        FulfilmentMutation::OrderEvent { units: Some(units), restock_to: Some(_), .. } => units.len().max(1),
         _ => 1,
     }
 }

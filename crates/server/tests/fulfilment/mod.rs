@@ -3886,7 +3886,8 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
         "zones": [
             {"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 400},
             {"name": "ambient", "capacity_pallets": 400},
-            {"name": "returns", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}
+            {"name": "returns", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10},
+            {"name": "recalls", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}
         ],
         "cutoffs": cutoffs, "pick_pack_lead_minutes": 60
     });
@@ -3895,11 +3896,11 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
     assert!(updated.status.is_success(), "{:?}", updated.body);
     let (key, product) = merchant(app, "backflow", "871234510150").await;
     receive(app, &key, &product, &[("RET1", 20, 10)], 150_000).await;
-    let shipped_order = |pallet: &'static str| {
+    let shipped_order = |pallet: &'static str, units: i64| {
         let key = key.clone();
         let product = product.clone();
         async move {
-            let placed = app.post("/v1/orders", &key, order_body(&product, 3)).await;
+            let placed = app.post("/v1/orders", &key, order_body(&product, units)).await;
             assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
             let path = format!("/v1/orders/{}/events?tenant=backflow", placed.body["order_id"].as_str().unwrap());
             ship_whole(app, &path, &with_check_digit(pallet)).await;
@@ -3923,7 +3924,7 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
         found.sort();
         found
     };
-    let first = shipped_order("38712345000159000").await;
+    let first = shipped_order("38712345000159000", 3).await;
     let operator = &app.operator_key;
     // Refused, storing nothing: a status that is not for returns, a zone the DC lacks, the
     // fields without a return.
@@ -3958,7 +3959,7 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
     assert!(detail.contains("into zone returns as quarantine"), "{detail}");
     assert_eq!(balances().await, [("chill".into(), 7, "available".into()), ("returns".into(), 2, "quarantine".into())]);
     // A second return asking quarantine of the sellable zone's balance is refused.
-    let second = shipped_order("38712345000159100").await;
+    let second = shipped_order("38712345000159100", 3).await;
     let body = json!({"status": "returned", "restocked": [1], "restock_status": "quarantine"});
     let refused = app.post(&second, operator, body).await;
     assert!(refused.is_problem(409, "/problems/lot-conflict"), "{:?}", refused.body);
@@ -3981,6 +3982,39 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
     let released = app.post("/v1/stock/lot-status", &key, release).await;
     assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
     assert_eq!(balances().await, [("chill".into(), 4, "available".into()), ("returns".into(), 2, "available".into())]);
+    // Its event says where the units went.
+    let returned = events_of(app, &key, "receiving", "EQ_disposition=returned").await;
+    let places: Vec<&str> = returned.iter().map(|event| event["bizLocation"]["id"].as_str().unwrap()).collect();
+    assert_eq!(places, [format!("https://id.gs1.org/414/{}/254/returns", dc())], "{returned:?}");
+    // Moved back to the sellable zone, the area is empty and takes the next return in quarantine.
+    let moved = json!({"gtin": product, "lot": "RET1", "from": {"location": dc(), "zone": "returns"},
+                       "to": {"location": dc(), "zone": "chill"}, "quantity": 2, "reason": "put away"});
+    let moved = app.post("/v1/stock/transfers", &key, moved).await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let third = shipped_order("38712345000159200", 3).await;
+    let fourth = shipped_order("38712345000159300", 1).await;
+    let body =
+        json!({"status": "returned", "restocked": [1], "restock_zone": "returns", "restock_status": "quarantine"});
+    let returned = app.post(&third, operator, body).await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    assert_eq!(balances().await, [("chill".into(), 2, "available".into()), ("returns".into(), 1, "quarantine".into())]);
+    // Units of a recalled lot come back recalled, whatever was asked, into a new zone too.
+    let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["RET1"], "reason": "seal"})).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let body =
+        json!({"status": "returned", "restocked": [1], "restock_zone": "recalls", "restock_status": "quarantine"});
+    let returned = app.post(&fourth, operator, body).await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    let detail = returned.body["events"].as_array().unwrap().last().unwrap()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("into zone recalls as recalled"), "{detail}");
+    assert_eq!(
+        balances().await,
+        [
+            ("chill".into(), 2, "recalled".into()),
+            ("recalls".into(), 1, "recalled".into()),
+            ("returns".into(), 1, "recalled".into())
+        ]
+    );
 }
 
 /// A recall with `hold_derived` puts the tenant's own lots made from the recalled ones on hold
