@@ -3139,7 +3139,11 @@ fn with_chill(location: &Value, range: (i64, i64)) -> Value {
             zone["max_celsius"] = json!(range.1);
         }
     }
-    // The location as read, but for what a PUT does not take.
+    to_put(&location)
+}
+
+/// A location as read, but for what a PUT does not take.
+fn to_put(location: &Value) -> Value {
     let fields = [
         "gln",
         "kind",
@@ -3878,22 +3882,15 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
 /// available or quarantine, or a zone the site does not have.
 pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
     network(app).await;
-    // The DC gets a chilled returns area.
-    let cutoffs = json!({"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE});
-    let dc_with_returns = json!({
-        "gln": dc(), "kind": "warehouse", "name": "Amsterdam DC", "address": {"city": "Amsterdam"}, "country": "NL",
-        "latitude": 52.35, "longitude": 4.80, "time_zone": "Europe/Amsterdam",
-        "zones": [
-            {"name": "chill", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 400},
-            {"name": "ambient", "capacity_pallets": 400},
-            {"name": "returns", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10},
-            {"name": "recalls", "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10}
-        ],
-        "cutoffs": cutoffs, "pick_pack_lead_minutes": 60
-    });
-    let updated =
-        app.send("PUT", &format!("/v1/locations/{}", dc()), Some(&app.operator_key), Some(dc_with_returns), &[]).await;
-    assert!(updated.status.is_success(), "{:?}", updated.body);
+    // The DC gets a chilled returns area, and one for recalled units.
+    let dc_path = format!("/v1/locations/{}", dc());
+    let mut location = app.get(&dc_path, &app.operator_key).await.body;
+    for name in ["returns", "recalls"] {
+        let zone = json!({"name": name, "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10});
+        location["zones"].as_array_mut().unwrap().push(zone);
+    }
+    let updated = app.send("PUT", &dc_path, Some(&app.operator_key), Some(to_put(&location)), &[]).await;
+    assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
     let (key, product) = merchant(app, "backflow", "871234510150").await;
     receive(app, &key, &product, &[("RET1", 20, 10)], 150_000).await;
     let shipped_order = |pallet: &'static str, units: i64| {
