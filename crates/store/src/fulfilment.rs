@@ -1574,10 +1574,11 @@ pub struct PlaceOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestockTo {
     pub zone: Option<String>,
-    /// `available` or `quarantine`. A balance holds one status: units asked into one of another
-    /// status are refused (`lot-conflict`), except that a lot on hold, expired or recalled there
-    /// (or, for a new balance, on hold or expired wherever it is on hand: `receipt_status`)
-    /// keeps that. Default: `available`.
+    /// `available` or `quarantine`. A balance holds one status: `quarantine` asked into an
+    /// available balance holding units is refused (`lot-conflict`); an empty available one in a
+    /// named zone takes it. A balance in quarantine, on hold or expired keeps its status, a new
+    /// one takes it as a receipt's would (`receipt_status`), and units of a recalled lot come
+    /// back `recalled`. Default: `available`.
     pub status: Option<LotStatus>,
 }
 
@@ -4331,10 +4332,11 @@ async fn order_event(
                             } else {
                                 receipt_status(&entry.balances, key, asked)
                             };
-                            // An empty balance (its units released and moved on) takes the status
-                            // asked: a returns area keeps taking returns in quarantine.
-                            let empty_other =
-                                entry.balances.iter().find(|cached| cached.key == *key).is_some_and(|cached| {
+                            // An empty available balance of a named zone (a returns area whose units
+                            // were released and moved on) takes the status asked: the area keeps
+                            // taking returns in quarantine. A sellable zone's is left as it is.
+                            let empty_other = to.zone.is_some()
+                                && entry.balances.iter().find(|cached| cached.key == *key).is_some_and(|cached| {
                                     cached.balance == Balance::default()
                                         && cached.status != status
                                         && matches!(cached.status, LotStatus::Available | LotStatus::Quarantine)

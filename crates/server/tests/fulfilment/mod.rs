@@ -3877,9 +3877,10 @@ pub async fn fulfilment_a_recall_names_the_lots_made_from_it(app: &TestApp) {
 }
 
 /// A return may put its units into a returns zone, in quarantine until they are checked (GDP),
-/// apart from the sellable units of the lot; the check releases that zone alone. Units asked into
-/// a balance of another status are refused and change nothing, as is a status other than
-/// available or quarantine, or a zone the site does not have.
+/// apart from the sellable units of the lot; the check releases that zone alone, and once emptied
+/// it takes returns in quarantine again. Quarantine asked of the sellable zone's balance is
+/// refused and changes nothing, as is a status other than available or quarantine, or a zone the
+/// site does not have; units of a recalled lot come back recalled.
 pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
     network(app).await;
     // The DC gets a chilled returns area, and one for recalled units.
