@@ -1530,8 +1530,8 @@ pub struct OrderEventInput {
     /// `returned`: `available` or `quarantine`, the status the restocked units take (GDP:
     /// returned goods wait in quarantine for a decision; release them with
     /// `POST /v1/stock/lot-status` naming the location and zone). A balance holds one status:
-    /// `quarantine` asked into an available balance that holds units is refused (409
-    /// `lot-conflict`); an empty one in `restock_zone` takes it. A balance in quarantine, on hold or expired keeps
+    /// `quarantine` asked into an available balance is refused (409 `lot-conflict`) unless it is
+    /// empty and in `restock_zone`, when it takes it. A balance in quarantine, on hold or expired keeps
     /// its status (`available` asked into it comes in so), and units of a recalled lot come back
     /// `recalled`. The order's history says the statuses they took. Default: `available`.
     pub restock_status: Option<String>,

@@ -105,7 +105,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "lot-conflict",
         409,
         "Lot conflict",
-        "A lot is announced or received with another expiry date than the one stored for it (a lot has one expiry), or received with another status than the one stored in that zone, or a recalled lot's status would change, or a lot past its expiry date would be made available.",
+        "A lot is announced or received with another expiry date than the one stored for it (a lot has one expiry), or received (or returned) with another status than the one stored in that zone, or a recalled lot's status would change, or a lot past its expiry date would be made available.",
     ),
     (
         "count-stale",

@@ -44,8 +44,8 @@ pub const PAGE_LIFETIME: Duration = Duration::from_secs(10);
 /// How long a lot's recall status is reused: a recall shows on every page, on every node, within
 /// this time.
 pub const RECALL_STATUS_LIFETIME: Duration = Duration::from_secs(1);
-/// The most lots an item was made from whose recall status its page (and its `gs1:recallStatus`)
-/// reads; past it, the rest are not checked.
+/// The most lots an item was made from whose recall status its page, its `gs1:recallStatus` and
+/// `/v1/scan` read; past it, the rest are not checked (`made_from_truncated`).
 pub const ORIGIN_LOTS_CHECKED_MAX: usize = 64;
 const _: () = assert!(ORIGIN_LOTS_CHECKED_MAX <= store::fulfilment::LOT_RECALLS_READ_MAX);
 /// The most items (facts) and rendered pages kept; when full, a cache starts afresh.
@@ -102,6 +102,8 @@ pub struct ConsumerPages {
     origins: TtlCache<Arc<Origins>>,
     /// Those of them recalled, by the item's key path.
     recalled_origins: TtlCache<Arc<Vec<RecalledOrigin>>>,
+    /// The origins found from one start of a trace, by its owner and the start.
+    start_origins: TtlCache<Arc<Origins>>,
 }
 
 impl Default for ConsumerPages {
@@ -113,6 +115,7 @@ impl Default for ConsumerPages {
             recalls: TtlCache::new(RECALL_STATUS_LIFETIME),
             origins: TtlCache::new(FACTS_LIFETIME),
             recalled_origins: TtlCache::new(RECALL_STATUS_LIFETIME),
+            start_origins: TtlCache::new(FACTS_LIFETIME),
         }
     }
 }
@@ -167,28 +170,35 @@ pub struct Origins {
 }
 
 impl Origins {
-    /// From the traces of an item's starts ([`trace_starts`]).
-    fn of(traces: &[(&crate::trace::Trace, &epcis::Identifier)]) -> Origins {
-        let own: Vec<(String, String)> = traces
+    /// From the trace of one of an item's starts ([`trace_starts`]).
+    fn of(trace: &crate::trace::Trace, start: &epcis::Identifier) -> Origins {
+        let own = match crate::trace::made(start.as_str()) {
+            Some(crate::trace::Made::Lot(gtin, lot)) => Some((gtin, lot)),
+            _ => None,
+        };
+        let lots = trace
+            .objects
             .iter()
-            .filter_map(|(_, start)| match crate::trace::made(start.as_str()) {
-                Some(crate::trace::Made::Lot(gtin, lot)) => Some((gtin, lot)),
-                _ => None,
-            })
-            .collect();
-        let mut lots: Vec<(String, String)> = traces
-            .iter()
-            .flat_map(|(trace, _)| trace.objects.iter())
             .filter(|(_, reach)| **reach == epcis::trace::Reach::Origin)
             .filter_map(|(object, _)| match crate::trace::made(object) {
                 Some(crate::trace::Made::Lot(gtin, lot)) => Some((gtin, lot)),
                 _ => None,
             })
-            .filter(|pair| !own.contains(pair))
+            .filter(|pair| own.as_ref() != Some(pair))
             .collect();
+        Origins::limited(lots, trace.truncated)
+    }
+
+    /// Those of several starts together.
+    fn merged(parts: &[Arc<Origins>]) -> Origins {
+        let lots = parts.iter().flat_map(|part| part.lots.iter().cloned()).collect();
+        Origins::limited(lots, parts.iter().any(|part| part.truncated))
+    }
+
+    fn limited(mut lots: Vec<(String, String)>, truncated: bool) -> Origins {
         lots.sort();
         lots.dedup();
-        let truncated = lots.len() > ORIGIN_LOTS_CHECKED_MAX || traces.iter().any(|(trace, _)| trace.truncated);
+        let truncated = truncated || lots.len() > ORIGIN_LOTS_CHECKED_MAX;
         lots.truncate(ORIGIN_LOTS_CHECKED_MAX);
         Origins { lots, truncated }
     }
@@ -225,25 +235,35 @@ fn trace_starts(link: &DigitalLink, product: &network::Product) -> Result<Vec<ep
     Ok(starts)
 }
 
-/// Reads an item's origins from the traces of its starts; `traced`: the first start's trace,
-/// when read already.
+/// Reads an item's origins from the traces of its starts, each start's reused for
+/// [`FACTS_LIFETIME`] (the serials of one lot share their lot's); `traced`: the first start's
+/// trace, when read already.
 async fn read_origins(
     app: &AppState,
     owner: &TenantId,
     starts: &[epcis::Identifier],
     traced: Option<&crate::trace::Trace>,
 ) -> Result<Origins, Problem> {
-    let mut read = Vec::new();
+    let mut parts = Vec::with_capacity(starts.len());
     for (index, start) in starts.iter().enumerate() {
-        if index == 0 && traced.is_some() {
-            continue;
-        }
-        read.push(crate::trace::trace(&app.store, owner, start).await?);
+        let key = format!("{owner}\n{}", start.as_str());
+        let traced = traced.filter(|_| index == 0);
+        // Reused only when not just traced (a fresh trace is put in place of the cached one).
+        let cached = if traced.is_some() { None } else { app.consumer_pages.start_origins.get(&key) };
+        let part = match cached {
+            Some(part) => part,
+            None => {
+                let part = match traced {
+                    Some(trace) => Arc::new(Origins::of(trace, start)),
+                    None => Arc::new(Origins::of(&crate::trace::trace(&app.store, owner, start).await?, start)),
+                };
+                app.consumer_pages.start_origins.put(key, part.clone());
+                part
+            }
+        };
+        parts.push(part);
     }
-    let mut found = traced.into_iter().chain(read.iter());
-    let traces: Vec<(&crate::trace::Trace, &epcis::Identifier)> =
-        starts.iter().filter_map(|start| found.next().map(|trace| (trace, start))).collect();
-    Ok(Origins::of(&traces))
+    Ok(Origins::merged(&parts))
 }
 
 /// The lots the item at `link` was made from (read for [`FACTS_LIFETIME`]); none for an item

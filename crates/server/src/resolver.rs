@@ -423,8 +423,8 @@ struct RecallStatus {
     /// at most a second ago. The item is not recalled by them (`recalled` says whether its own
     /// brand recalled it), but it should not be eaten or used.
     made_from_recalled: Vec<RecalledInput>,
-    /// Not every lot it was made from was checked: its trace reached its limits, or there were
-    /// more than `ORIGIN_LOTS_CHECKED_MAX`.
+    /// Not every lot it was made from was checked: its traces reached their limits, there were
+    /// more than `ORIGIN_LOTS_CHECKED_MAX`, or its serial cannot be traced.
     made_from_truncated: bool,
     checked_at: String,
 }

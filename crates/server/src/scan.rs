@@ -66,11 +66,11 @@ pub struct ScanView {
     /// resolver's `gs1:recallStatus` answers); false without both.
     pub recalled: bool,
     /// The lots the item was made from (EPCIS transformations, at any remove, as its Digital
-    /// Link's trace finds them) that their brands have recalled: not to be sold, though the
-    /// item's own lot is not recalled (as the resolver's `gs1:recallStatus` answers).
+    /// Link's traces find them) that their brands have recalled: not to be sold, whether or not
+    /// the item's own lot is recalled (as the resolver's `gs1:recallStatus` answers).
     pub made_from_recalled: Vec<RecalledLotView>,
-    /// Not every lot it was made from was checked (its trace reached its limits, or there were
-    /// more than the consumer pages check).
+    /// Not every lot it was made from was checked: its traces reached their limits, there were
+    /// more than `provenance::ORIGIN_LOTS_CHECKED_MAX`, or its serial cannot be traced.
     pub made_from_truncated: bool,
 }
 

@@ -1575,8 +1575,8 @@ pub struct PlaceOrder {
 pub struct RestockTo {
     pub zone: Option<String>,
     /// `available` or `quarantine`. A balance holds one status: `quarantine` asked into an
-    /// available balance holding units is refused (`lot-conflict`); an empty available one in a
-    /// named zone takes it. A balance in quarantine, on hold or expired keeps its status, a new
+    /// available balance is refused (`lot-conflict`) unless it is empty and in the named zone,
+    /// when it takes it. A balance in quarantine, on hold or expired keeps its status, a new
     /// one takes it as a receipt's would (`receipt_status`), and units of a recalled lot come
     /// back `recalled`. Default: `available`.
     pub status: Option<LotStatus>,
@@ -3628,7 +3628,12 @@ async fn zone_takes_back(
     if let Some(product) = &entry.product
         && !zone.suits(&product.class)
     {
-        refuse!(zone_unsuitable(&format!("{} of location {}", key.zone, key.location), &zone, &product.class));
+        let mut unsuitable =
+            zone_unsuitable(&format!("{} of location {}", key.zone, key.location), &zone, &product.class);
+        if let WriteError::Refused { detail, errors, .. } = &mut unsuitable {
+            errors.push((pointer.to_owned(), detail.clone()));
+        }
+        refuse!(unsuitable);
     }
     Ok(Ok(()))
 }

@@ -159,8 +159,8 @@ pub struct ProvenanceView {
     pub certifications: Vec<LinkView>,
     pub checks: Vec<CheckView>,
     pub recalled: bool,
-    /// Lots the item was made from that their brands recalled (the item's own brand has not
-    /// recalled it, or not yet).
+    /// Lots the item was made from that their brands recalled, whether or not its own brand
+    /// recalled it.
     pub recalled_inputs: Vec<RecalledInputView>,
     pub digital_link: String,
     pub qr_path: String,
