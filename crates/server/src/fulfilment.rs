@@ -1931,10 +1931,9 @@ pub struct RecallInput {
     /// recalled) on `hold` in every balance where they are available or in quarantine, in the
     /// same write: no order takes them any more, and the orders holding units of them do not
     /// ship until each is released (`POST /v1/stock/lot-status`; a release to `available`
-    /// lifts the hold, whatever the balance was before) or recalled. A pallet received later
-    /// into a zone where the lot has a balance joins its hold, and into a new zone while all of
-    /// the lot's stock on hand is on hold; a lot with no balance yet is not held. Default
-    /// false.
+    /// lifts the hold, whatever the balance was before) or recalled. The hold is kept for the
+    /// lot: a pallet of it received later (one still on an ASN, say) comes in on hold too, until
+    /// the lot is made available again. Default false.
     #[serde(default)]
     pub hold_derived: bool,
 }

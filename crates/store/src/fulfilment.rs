@@ -1724,8 +1724,9 @@ pub enum FulfilmentMutation {
     /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
     /// `hold`: lots made from the recalled ones (the tenant's own products, as the server's
     /// trace found them, at most [`RECALL_HOLDS_MAX`]), put on `hold` where they are available
-    /// or in quarantine (their stock on hand then; a pallet received later joins the hold while
-    /// the lot's stock is all on hold, see `receipt_status`).
+    /// or in quarantine, and kept for the lot (`held_lots`): a pallet of it received later comes
+    /// in on hold, but into a balance made available since, until the lot is made available
+    /// again (`SetLotStatus`, which ends the hold).
     Recall {
         recall_id: String,
         gtin: Gtin,
@@ -2738,6 +2739,15 @@ async fn apply_checked(
             for (line, key) in keys.iter().enumerate() {
                 batch.set_status(cache, conn, tenant, operation_id, line as i64, key, *status, Some(reason)).await?;
             }
+            if *status == LotStatus::Available {
+                // Made available (anywhere): a recall's hold on the lot ends.
+                execute(
+                    conn,
+                    "DELETE FROM held_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3",
+                    &[Arg::Text(tenant), Arg::Text(gtin.as_str()), Arg::Text(lot)],
+                )
+                .await?;
+            }
             done(false)
         }
         FulfilmentMutation::PlaceOrder(order) => {
@@ -3008,6 +3018,8 @@ async fn receive_asn(
     // Whether each lot is recalled, read once, under the lots' locks. The write's events say
     // which come in recalled: they must be these.
     let recalls = recalls_of(conn, tenant, &lots).await?;
+    // And whether a recall put it on hold (`hold_derived`), read likewise.
+    let holds = holds_of(conn, tenant, &lots).await?;
     let recalled_lots: HashMap<(&str, &str), bool> = lots
         .iter()
         .map(|&(gtin, lot)| ((gtin, lot), recalls.contains_key(&(gtin.to_owned(), lot.to_owned()))))
@@ -3042,7 +3054,17 @@ async fn receive_asn(
         let kept = receipt_status(&entry.balances, &key, status);
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
-        let status = if recalled { LotStatus::Recalled } else { kept };
+        // One of a lot a recall holds comes in on hold, but into a balance made available since.
+        let held = holds.contains(&(pallet.gtin.clone(), pallet.lot.clone()))
+            && matches!(kept, LotStatus::Available | LotStatus::Quarantine)
+            && !entry.balances.iter().any(|cached| cached.key == key && cached.status == LotStatus::Available);
+        let status = if recalled {
+            LotStatus::Recalled
+        } else if held {
+            LotStatus::Hold
+        } else {
+            kept
+        };
         match received_index.entry((pallet.gtin.as_str(), pallet.lot.as_str())) {
             std::collections::hash_map::Entry::Occupied(at) => received[*at.get()].units += pallet.quantity,
             std::collections::hash_map::Entry::Vacant(at) => {
@@ -3535,6 +3557,23 @@ async fn recalls_of(
         .filter(|(gtin, lot, _)| wanted.contains(&(gtin.as_str(), lot.as_str())))
         .map(|(gtin, lot, recall_id)| ((gtin, lot), recall_id))
         .collect())
+}
+
+/// Which of `lots` a recall put on hold for being made from its lots (`held_lots`).
+async fn holds_of(
+    conn: &mut Conn,
+    tenant: &str,
+    lots: &[(&str, &str)],
+) -> Result<HashSet<(String, String)>, sqlx::Error> {
+    let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
+    gtins.sort_unstable();
+    gtins.dedup();
+    let rows: Vec<(String, String)> = crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
+        format!("SELECT gtin, lot FROM held_lots WHERE tenant_id = {tenant} AND gtin {condition}")
+    })
+    .await?;
+    let wanted: HashSet<(&str, &str)> = lots.iter().copied().collect();
+    Ok(rows.into_iter().filter(|(gtin, lot)| wanted.contains(&(gtin.as_str(), lot.as_str()))).collect())
 }
 
 /// The detail of an order's first history row.
@@ -4566,6 +4605,13 @@ async fn recall(
             }
         }
         held_derived.push(HeldLot { gtin: made_gtin.to_string(), lot: made_lot.clone(), on_hand, on_hold });
+        // Kept, so a pallet of it received later (one still on an ASN, say) comes in on hold too.
+        execute(
+            conn,
+            "INSERT INTO held_lots (tenant_id, gtin, lot, recall_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[Arg::Text(tenant), Arg::Text(made_gtin.as_str()), Arg::Text(made_lot), Arg::Text(recall_id)],
+        )
+        .await?;
     }
     // Open orders holding the lots: their reservations are voided below, then they are allocated
     // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's

@@ -4041,7 +4041,13 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
             "eventTimeZoneOffset": "+01:00", "inputQuantityList": [{"epcClass": class(&beef, from), "quantity": 4}],
             "outputQuantityList": [{"epcClass": class(&lasagne, into), "quantity": 8}]})
     };
-    let events = vec![made("BEEF1", "LAS1"), made("BEEF2", "LAS2"), made("BEEF3", "LAS3"), made("BEEF1", "LAS4")];
+    let events = vec![
+        made("BEEF1", "LAS1"),
+        made("BEEF2", "LAS2"),
+        made("BEEF3", "LAS3"),
+        made("BEEF1", "LAS4"),
+        made("BEEF1", "LAS5"),
+    ];
     let job = app.capture_job(&key, super::epcis_interface::document(events), &[]).await;
     assert_eq!(job["success"], true, "{job}");
     // One order of lasagne alone, one of beef and lasagne: both take LAS1 (FEFO), the second
@@ -4065,6 +4071,11 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
     };
     assert_eq!(lots_of(&alone.body), ["LAS1"]);
     assert_eq!(lots_of(&both.body), ["BEEF1", "LAS1"]);
+    // LAS5 is on its way, announced but not received.
+    let pallet = json!({"sscc": with_check_digit("38712345000149100"), "gtin": lasagne, "lot": "LAS5",
+                        "expiry": in_days(23), "quantity": 8});
+    let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
+    assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
 
     let recall = json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli", "hold_derived": true});
     let recall = app.post("/v1/recalls", &key, recall).await;
@@ -4085,6 +4096,12 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
     let stock = app.get(&format!("/v1/stock?gtin={lasagne}&lot=LAS4"), &key).await;
     assert_eq!(stock.body["items"][0]["status"], "hold", "{:?}", stock.body);
     assert_eq!(recall.body["derived_lots"][1]["units_on_hold"], 8, "{:?}", recall.body);
+    // Received after the recall, the lot on its way comes in on hold too.
+    let receipt = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+    let received = app.post(&receipt, &key, json!({"zone": "chill"})).await;
+    assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+    let stock = app.get(&format!("/v1/stock?gtin={lasagne}&lot=LAS5"), &key).await;
+    assert_eq!(stock.body["items"][0]["status"], "hold", "{:?}", stock.body);
     let journal = journal(app, &key, &format!("gtin={lasagne}&lot=LAS1"), 50).await;
     let status_change: Vec<&Value> = journal.iter().filter(|movement| movement["kind"] == "status").collect();
     assert_eq!(status_change.len(), 1, "{journal:?}");
