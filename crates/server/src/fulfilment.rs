@@ -368,7 +368,8 @@ pub struct ReceiptView {
     pub ssccs: Vec<String>,
     /// Each lot received, with the status its units took: `recalled` for a recalled lot; the
     /// lot's `hold`, `quarantine` or `expired` in a zone where it is stored so; `hold` or
-    /// `expired` in a zone new to the lot when every stocked balance of it is.
+    /// `expired` in a zone new to the lot when every stocked balance of it is, and `hold` there
+    /// for a lot a recall holds (`hold_derived`).
     pub lots: Vec<ReceivedLotView>,
 }
 
@@ -1932,8 +1933,9 @@ pub struct RecallInput {
     /// same write: no order takes them any more, and the orders holding units of them do not
     /// ship until each is released (`POST /v1/stock/lot-status`; a release to `available`
     /// lifts the hold, whatever the balance was before) or recalled. The hold is kept for the
-    /// lot: a pallet of it received later (one still on an ASN, say) comes in on hold too, until
-    /// the lot is made available again. Default false.
+    /// lot: a pallet of it received later (one still on an ASN, say) into a zone where it has no
+    /// balance comes in on hold too, until the whole lot is made available again (a release
+    /// naming no location). Default false.
     #[serde(default)]
     pub hold_derived: bool,
 }

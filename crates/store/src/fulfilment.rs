@@ -1724,9 +1724,9 @@ pub enum FulfilmentMutation {
     /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
     /// `hold`: lots made from the recalled ones (the tenant's own products, as the server's
     /// trace found them, at most [`RECALL_HOLDS_MAX`]), put on `hold` where they are available
-    /// or in quarantine, and kept for the lot (`held_lots`): a pallet of it received later comes
-    /// in on hold, but into a balance made available since, until the lot is made available
-    /// again (`SetLotStatus`, which ends the hold).
+    /// or in quarantine, and kept for the lot (`held_lots`): a pallet of it received later (or
+    /// units returned into a named zone) come in on hold into a new balance, until the whole lot
+    /// is made available again (`SetLotStatus` without a location, which ends the hold).
     Recall {
         recall_id: String,
         gtin: Gtin,
@@ -2739,8 +2739,9 @@ async fn apply_checked(
             for (line, key) in keys.iter().enumerate() {
                 batch.set_status(cache, conn, tenant, operation_id, line as i64, key, *status, Some(reason)).await?;
             }
-            if *status == LotStatus::Available {
-                // Made available (anywhere): a recall's hold on the lot ends.
+            if *status == LotStatus::Available && location.is_none() {
+                // The whole lot made available: a recall's hold on it ends (a release at one site
+                // or zone, a returns area's say, leaves it for the lot's other pallets).
                 execute(
                     conn,
                     "DELETE FROM held_lots WHERE tenant_id = $1 AND gtin = $2 AND lot = $3",
@@ -3054,10 +3055,10 @@ async fn receive_asn(
         let kept = receipt_status(&entry.balances, &key, status);
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
-        // One of a lot a recall holds comes in on hold, but into a balance made available since.
+        // One of a lot a recall holds comes in on hold into a new balance (one that exists keeps
+        // its status, as ever).
         let held = holds.contains(&(pallet.gtin.clone(), pallet.lot.clone()))
-            && matches!(kept, LotStatus::Available | LotStatus::Quarantine)
-            && !entry.balances.iter().any(|cached| cached.key == key && cached.status == LotStatus::Available);
+            && !entry.balances.iter().any(|cached| cached.key == key);
         let status = if recalled {
             LotStatus::Recalled
         } else if held {
@@ -4361,6 +4362,7 @@ async fn order_event(
                             .collect();
                         let lots = lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
                         let recalled = recalls_of(conn, tenant, &lots).await?;
+                        let holds = holds_of(conn, tenant, &lots).await?;
                         let asked = to.status.unwrap_or(LotStatus::Available);
                         let mut line = 0;
                         for (kind, key, units) in returns.iter().filter(|(_, _, units)| *units > 0) {
@@ -4371,8 +4373,12 @@ async fn order_event(
                                 .iter()
                                 .find(|cached| cached.key.lot == key.lot)
                                 .and_then(|cached| cached.expiry.clone());
-                            let status = if recalled.contains_key(&(key.gtin.clone(), key.lot.clone())) {
+                            let pair = (key.gtin.clone(), key.lot.clone());
+                            let status = if recalled.contains_key(&pair) {
                                 LotStatus::Recalled
+                            } else if holds.contains(&pair) && !entry.balances.iter().any(|cached| cached.key == *key) {
+                                // A new balance of a lot a recall holds, as a receipt's.
+                                LotStatus::Hold
                             } else {
                                 receipt_status(&entry.balances, key, asked)
                             };

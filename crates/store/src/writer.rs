@@ -2212,6 +2212,13 @@ async fn apply_mutation(
             if deleted == 0 {
                 refuse!(WriteError::NotFound);
             }
+            // A recall's hold on a lot of it that had no stock goes with it.
+            execute(
+                conn,
+                "DELETE FROM held_lots WHERE tenant_id = $1 AND gtin = $2",
+                &[Arg::Text(tenant), Arg::Text(gtin.as_str())],
+            )
+            .await?;
             // The GTIN is let go only if no event names it: the events' visibility follows the
             // GTIN's holder, so another tenant registering it would read this brand's events
             // (and its partners'). The brand may register it again.
