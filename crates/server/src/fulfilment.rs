@@ -2192,9 +2192,14 @@ async fn derived_reach(app: &AppState, tenant: &TenantId, traces: &LotTraces) ->
         || traces.sources.len() > RECALL_DERIVED_LOTS_MAX;
     // The tenant's own first (stable: in GTIN and lot order within each).
     listed.sort_by_key(|((gtin, _), _)| !own.contains(gtin.as_str()));
+    listed.truncate(RECALL_DERIVED_LOTS_MAX);
+    // The recalls of the tenant's own listed lots, in one read (its own: it holds the GTIN).
+    let own_listed: Vec<(String, String)> =
+        listed.iter().filter(|((gtin, _), _)| own.contains(gtin.as_str())).map(|(pair, _)| (*pair).clone()).collect();
+    let recalls = app.store.lot_recalls(&own_listed).await?;
     let mut found = Vec::new();
     let mut pickup_points = Vec::new();
-    for ((gtin, lot), made_from) in listed.into_iter().take(RECALL_DERIVED_LOTS_MAX) {
+    for ((gtin, lot), made_from) in listed {
         let mut view = DerivedLot {
             gtin: gtin.clone(),
             lot: lot.clone(),
@@ -2208,7 +2213,7 @@ async fn derived_reach(app: &AppState, tenant: &TenantId, traces: &LotTraces) ->
         if own.contains(gtin.as_str()) {
             let of_lot = std::slice::from_ref(lot);
             view.own_product = true;
-            view.recall_id = store.recall_of_lot(gtin, lot).await?;
+            view.recall_id = recalls.get(&(gtin.clone(), lot.clone())).cloned();
             for (status, units) in store.lot_units_by_status(gtin, lot).await? {
                 view.units_on_hand += units;
                 if status == LotStatus::Hold {

@@ -3052,20 +3052,10 @@ async fn receive_asn(
             zone: zone.to_string(),
             lot: pallet.lot.clone(),
         };
-        let kept = receipt_status(&entry.balances, &key, status);
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
-        // One of a lot a recall holds comes in on hold into a new balance (one that exists keeps
-        // its status, as ever).
-        let held = holds.contains(&(pallet.gtin.clone(), pallet.lot.clone()))
-            && !entry.balances.iter().any(|cached| cached.key == key);
-        let status = if recalled {
-            LotStatus::Recalled
-        } else if held {
-            LotStatus::Hold
-        } else {
-            kept
-        };
+        let held = holds.contains_key(&(pallet.gtin.clone(), pallet.lot.clone()));
+        let status = incoming_status(&entry.balances, &key, status, (recalled, held));
         match received_index.entry((pallet.gtin.as_str(), pallet.lot.as_str())) {
             std::collections::hash_map::Entry::Occupied(at) => received[*at.get()].units += pallet.quantity,
             std::collections::hash_map::Entry::Vacant(at) => {
@@ -3121,7 +3111,26 @@ async fn receive_asn(
     Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Received(received))) }))
 }
 
-/// The status units received into `key` take when the lot is not recalled. In a zone where the
+/// The status units coming into `key` (a receipt, a return into a named zone) take, given
+/// whether their lot is recalled and whether a recall holds it (`held_lots`): `recalled` for a
+/// recalled lot; `hold` into a new balance of a held lot (one that exists keeps its status, as
+/// below); otherwise [`receipt_status`].
+fn incoming_status(
+    balances: &[CachedBalance],
+    key: &StockKey,
+    asked: LotStatus,
+    (recalled, held): (bool, bool),
+) -> LotStatus {
+    if recalled {
+        LotStatus::Recalled
+    } else if held && !balances.iter().any(|cached| cached.key == *key) {
+        LotStatus::Hold
+    } else {
+        receipt_status(balances, key, asked)
+    }
+}
+
+/// The status units received into `key` take when the lot is neither recalled nor held. In a zone where the
 /// lot is stored on hold, in quarantine or expired, the new units join that status (one status a
 /// lot and zone). In a zone new to the lot, they are held (or expired) when every balance of the
 /// lot with units on hand is: a hold put on the lot everywhere holds its later pallets too.
@@ -3537,11 +3546,32 @@ pub(crate) async fn recalled_in_parcel(
     }))
 }
 
-/// The recalls of some lots (GTIN, lot), by lot, read in the writer's transaction in a few
-/// statements (`writer::fetch_for_keys` over their GTINs); a lot not recalled is absent.
+/// The recalls of some lots (GTIN, lot), by lot; a lot not recalled is absent.
 async fn recalls_of(
     conn: &mut Conn,
     tenant: &str,
+    lots: &[(&str, &str)],
+) -> Result<HashMap<(String, String), String>, sqlx::Error> {
+    lots_recall_rows(conn, tenant, "recalled_lots", lots).await
+}
+
+/// The recalls that hold some lots for being made from their own (`hold_derived`), by lot; a
+/// lot not held is absent.
+async fn holds_of(
+    conn: &mut Conn,
+    tenant: &str,
+    lots: &[(&str, &str)],
+) -> Result<HashMap<(String, String), String>, sqlx::Error> {
+    lots_recall_rows(conn, tenant, "held_lots", lots).await
+}
+
+/// The rows of some lots in a table keyed by (tenant, GTIN, lot) with a `recall_id`
+/// (`recalled_lots`, `held_lots`), read in the writer's transaction in a few statements
+/// (`writer::fetch_for_keys` over their GTINs).
+async fn lots_recall_rows(
+    conn: &mut Conn,
+    tenant: &str,
+    table: &'static str,
     lots: &[(&str, &str)],
 ) -> Result<HashMap<(String, String), String>, sqlx::Error> {
     let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
@@ -3549,7 +3579,7 @@ async fn recalls_of(
     gtins.dedup();
     let rows: Vec<(String, String, String)> =
         crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
-            format!("SELECT gtin, lot, recall_id FROM recalled_lots WHERE tenant_id = {tenant} AND gtin {condition}")
+            format!("SELECT gtin, lot, recall_id FROM {table} WHERE tenant_id = {tenant} AND gtin {condition}")
         })
         .await?;
     let wanted: HashSet<(&str, &str)> = lots.iter().copied().collect();
@@ -3558,23 +3588,6 @@ async fn recalls_of(
         .filter(|(gtin, lot, _)| wanted.contains(&(gtin.as_str(), lot.as_str())))
         .map(|(gtin, lot, recall_id)| ((gtin, lot), recall_id))
         .collect())
-}
-
-/// Which of `lots` a recall put on hold for being made from its lots (`held_lots`).
-async fn holds_of(
-    conn: &mut Conn,
-    tenant: &str,
-    lots: &[(&str, &str)],
-) -> Result<HashSet<(String, String)>, sqlx::Error> {
-    let mut gtins: Vec<&str> = lots.iter().map(|(gtin, _)| *gtin).collect();
-    gtins.sort_unstable();
-    gtins.dedup();
-    let rows: Vec<(String, String)> = crate::writer::fetch_for_keys(conn, tenant, &gtins, |tenant, condition| {
-        format!("SELECT gtin, lot FROM held_lots WHERE tenant_id = {tenant} AND gtin {condition}")
-    })
-    .await?;
-    let wanted: HashSet<(&str, &str)> = lots.iter().copied().collect();
-    Ok(rows.into_iter().filter(|(gtin, lot)| wanted.contains(&(gtin.as_str(), lot.as_str()))).collect())
 }
 
 /// The detail of an order's first history row.
@@ -4374,14 +4387,8 @@ async fn order_event(
                                 .find(|cached| cached.key.lot == key.lot)
                                 .and_then(|cached| cached.expiry.clone());
                             let pair = (key.gtin.clone(), key.lot.clone());
-                            let status = if recalled.contains_key(&pair) {
-                                LotStatus::Recalled
-                            } else if holds.contains(&pair) && !entry.balances.iter().any(|cached| cached.key == *key) {
-                                // A new balance of a lot a recall holds, as a receipt's.
-                                LotStatus::Hold
-                            } else {
-                                receipt_status(&entry.balances, key, asked)
-                            };
+                            let standing = (recalled.contains_key(&pair), holds.contains_key(&pair));
+                            let status = incoming_status(&entry.balances, key, asked, standing);
                             // An empty available balance of a named zone (a returns area whose units
                             // were released and moved on) takes the status asked: the area keeps
                             // taking returns in quarantine. A sellable zone's is left as it is.
