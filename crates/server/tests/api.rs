@@ -257,9 +257,9 @@ use epcis_interface::{
 };
 use fulfilment::{
     fulfilment_a_changed_product_is_read_again, fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders,
-    fulfilment_a_full_asn_is_checked_and_received_in_parts, fulfilment_a_lot_made_from_a_recalled_one_says_so,
-    fulfilment_a_parcel_taken_back_unrestocked_is_back, fulfilment_a_place_holding_stock_keeps_it,
-    fulfilment_a_reallocated_order_counts_in_its_new_region,
+    fulfilment_a_full_asn_is_checked_and_received_in_parts, fulfilment_a_kept_hold_ends_with_its_lot,
+    fulfilment_a_lot_made_from_a_recalled_one_says_so, fulfilment_a_parcel_taken_back_unrestocked_is_back,
+    fulfilment_a_place_holding_stock_keeps_it, fulfilment_a_reallocated_order_counts_in_its_new_region,
     fulfilment_a_recall_from_before_outcomes_were_kept_reads_back, fulfilment_a_recall_may_hold_the_lots_made_from_it,
     fulfilment_a_recall_names_the_lots_made_from_it, fulfilment_a_recall_says_when_its_history_is_cut,
     fulfilment_a_recalled_parcel_is_not_handed_over, fulfilment_a_return_may_wait_in_quarantine,
@@ -304,6 +304,7 @@ end_to_end!(
     fulfilment_a_recall_names_the_lots_made_from_it,
     fulfilment_a_lot_made_from_a_recalled_one_says_so,
     fulfilment_a_recall_may_hold_the_lots_made_from_it,
+    fulfilment_a_kept_hold_ends_with_its_lot,
     fulfilment_a_return_may_wait_in_quarantine,
     fulfilment_a_step_says_when_it_happened,
     fulfilment_random_operations_keep_the_ledger,

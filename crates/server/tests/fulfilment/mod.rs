@@ -4128,6 +4128,132 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
     assert_eq!(stock.body["items"][0]["status"], "available", "{:?}", stock.body);
 }
 
+/// A recall's hold on a lot made from the recalled one is kept for the lot: units of it returned
+/// into a zone where it has no balance come back on hold, and so does a pallet received after a
+/// release at one place; a release of the whole lot ends the hold, and so does the deletion of a
+/// product whose held lot had no stock.
+pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
+    network(app).await;
+    let dc_path = format!("/v1/locations/{}", dc());
+    let mut location = app.get(&dc_path, &app.operator_key).await.body;
+    for name in ["returns", "spare", "overflow"] {
+        let zone = json!({"name": name, "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10});
+        location["zones"].as_array_mut().unwrap().push(zone);
+    }
+    let updated = app.send("PUT", &dc_path, Some(&app.operator_key), Some(to_put(&location)), &[]).await;
+    assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
+    let (key, beef) = merchant(app, "keephold", "871234510160").await;
+    let (lasagne, ragu) = (gtin("871234510161"), gtin("871234510162"));
+    chilled_product(app, &key, &lasagne, "Lasagne").await;
+    chilled_product(app, &key, &ragu, "Ragu").await;
+    receive(app, &key, &beef, &[("BEEF1", 20, 10)], 160_000).await;
+    receive(app, &key, &lasagne, &[("LAS1", 20, 8)], 161_000).await;
+    let class = |product: &str, lot: &str| format!("https://id.gs1.org/01/{product}/10/{lot}");
+    let made = |into: String| {
+        json!({"type": "TransformationEvent", "eventTime": jiff::Timestamp::now().to_string(),
+            "eventTimeZoneOffset": "+01:00", "inputQuantityList": [{"epcClass": class(&beef, "BEEF1"), "quantity": 4}],
+            "outputQuantityList": [{"epcClass": into, "quantity": 8}]})
+    };
+    // BEEF1 went into LAS1 (in stock) and RAGU1 (none yet).
+    let events = vec![made(class(&lasagne, "LAS1")), made(class(&ragu, "RAGU1"))];
+    let job = app.capture_job(&key, super::epcis_interface::document(events), &[]).await;
+    assert_eq!(job["success"], true, "{job}");
+    // Three units of LAS1 leave before the recall.
+    let placed = app.post("/v1/orders", &key, order_body(&lasagne, 3)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let order = format!("/v1/orders/{}/events?tenant=keephold", placed.body["order_id"].as_str().unwrap());
+    ship_whole(app, &order, &with_check_digit("38712345000169000")).await;
+
+    let recall = json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli", "hold_derived": true});
+    let recall = app.post("/v1/recalls", &key, recall).await;
+    assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    let mut held: Vec<(String, i64)> = recall.body["derived_lots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lot| (lot["lot"].as_str().unwrap().to_owned(), lot["units_on_hold"].as_i64().unwrap()))
+        .collect();
+    held.sort();
+    assert_eq!(held, [("LAS1".to_owned(), 5), ("RAGU1".to_owned(), 0)], "{:?}", recall.body);
+    let balances = |product: String, lot: &'static str| {
+        let key = key.clone();
+        async move {
+            let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), &key).await;
+            let mut found: Vec<(String, i64, String)> = stock.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|balance| {
+                    (
+                        balance["zone"].as_str().unwrap().to_owned(),
+                        balance["on_hand"].as_i64().unwrap(),
+                        balance["status"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(balances(lasagne.clone(), "LAS1").await, [("chill".into(), 5, "hold".into())]);
+    // Released at one place, the lot's hold stays for its other units: two returned into an
+    // empty zone, asked available, come back on hold, and a pallet received later into another
+    // zone comes in on hold.
+    let release = |zone: Option<&str>| {
+        let mut release = json!({"gtin": lasagne, "lot": "LAS1", "status": "available", "reason": "tested clean"});
+        if let Some(zone) = zone {
+            release["location"] = json!(dc());
+            release["zone"] = json!(zone);
+        }
+        release
+    };
+    let released = app.post("/v1/stock/lot-status", &key, release(Some("chill"))).await;
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    let body =
+        json!({"status": "returned", "restocked": [2], "restock_zone": "returns", "restock_status": "available"});
+    let returned = app.post(&order, &app.operator_key, body).await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    assert_eq!(
+        balances(lasagne.clone(), "LAS1").await,
+        [("chill".into(), 5, "available".into()), ("returns".into(), 2, "hold".into())]
+    );
+    let into = |product: &str, lot: &str, zone: &str, sscc: &str| {
+        let pallet =
+            json!({"sscc": with_check_digit(sscc), "gtin": product, "lot": lot, "expiry": in_days(20), "quantity": 4});
+        let (key, zone) = (key.clone(), zone.to_owned());
+        async move {
+            let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
+            assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
+            let receipt = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
+            let received = app.post(&receipt, &key, json!({"zone": zone})).await;
+            assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
+        }
+    };
+    into(&lasagne, "LAS1", "spare", "38712345000169100").await;
+    assert_eq!(
+        balances(lasagne.clone(), "LAS1").await,
+        [
+            ("chill".into(), 5, "available".into()),
+            ("returns".into(), 2, "hold".into()),
+            ("spare".into(), 4, "hold".into())
+        ]
+    );
+    // Released whole, the lot is free: the next pallet comes in available.
+    let released = app.post("/v1/stock/lot-status", &key, release(None)).await;
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    into(&lasagne, "LAS1", "overflow", "38712345000169200").await;
+    let statuses: Vec<String> =
+        balances(lasagne.clone(), "LAS1").await.into_iter().map(|(_, _, status)| status).collect();
+    assert_eq!(statuses, ["available"; 4]);
+    // RAGU1 had no stock: its product deleted, the hold goes with it; the brand registers the
+    // product again and RAGU1 comes in available.
+    let deleted = app.send("DELETE", &format!("/v1/products/{ragu}"), Some(&key), None, &[]).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    chilled_product(app, &key, &ragu, "Ragu").await;
+    into(&ragu, "RAGU1", "chill", "38712345000169300").await;
+    assert_eq!(balances(ragu.clone(), "RAGU1").await, [("chill".into(), 4, "available".into())]);
+}
+
 /// A consumer scanning a lot made from a recalled one (another brand's, at one or two
 /// transformations' remove) is told so by its page and its `gs1:recallStatus`, though its own
 /// brand has not recalled it; a lot or item made from another lot is not, and says it is not
