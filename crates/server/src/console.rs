@@ -531,6 +531,9 @@ struct RecallForm {
     gtin: String,
     lots: String,
     reason: String,
+    /// What consumers are told: left empty, nothing.
+    #[serde(default)]
+    public_notice: String,
     /// The checkbox: present (`on`) when ticked.
     #[serde(default)]
     hold_derived: Option<String>,
@@ -555,6 +558,10 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
     // One lot a line: a lot (GS1 AI 10) may hold a comma, never a space, so "A, B" on one line
     // is refused as a lot, not recalled as two others.
     let lots: Vec<String> = form.lots.lines().map(str::trim).filter(|lot| !lot.is_empty()).map(str::to_owned).collect();
+    // A textarea's lines are one paragraph.
+    let notice: Option<String> =
+        Some(form.public_notice.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|notice| !notice.is_empty());
+    let notice = notice.as_deref();
     let request_sha256: [u8; 32] = sha2::Sha256::new()
         .chain_update(b"portal recall\0")
         .chain_update(form.gtin.as_bytes())
@@ -562,8 +569,11 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
         .chain_update(lots.join("\n").as_bytes())
         .chain_update([0])
         .chain_update(form.reason.as_bytes())
-        // (A form without the box ticked hashes as before the box was there.)
+        // (A form without the box ticked, or the notice left empty, hashes as before either was
+        // there.)
         .chain_update(if form.hold_derived.is_some() { &b"\0hold_derived"[..] } else { &[] })
+        .chain_update(if notice.is_some() { &b"\0public_notice\0"[..] } else { &[] })
+        .chain_update(notice.unwrap_or_default().as_bytes())
         .finalize()
         .into();
     let visible = form.request_id.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
@@ -576,6 +586,7 @@ async fn portal_recall(State(app): State<AppState>, headers: HeaderMap, Form(for
         gtin: form.gtin,
         lots,
         reason: form.reason,
+        public_notice: notice.map(str::to_owned),
         hold_derived: form.hold_derived.is_some(),
     };
     let key = crate::extract::IdempotencyKey(Some(form.request_id));

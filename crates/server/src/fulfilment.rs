@@ -1928,6 +1928,13 @@ pub struct RecallInput {
     #[schema(min_items = 1, max_items = 100)]
     pub lots: Vec<String>,
     pub reason: String,
+    /// What consumers are told, in the brand's words (at most 500 characters, one paragraph):
+    /// what the danger is and what to do. The provenance page shows it under "Recalled", and
+    /// beside the lot on the pages of lots made from it; `/recall-status` and the till's
+    /// `/v1/scan` answer it. `reason` stays the brand's own.
+    #[schema(max_length = 500)]
+    #[serde(default)]
+    pub public_notice: Option<String>,
     /// Also put the tenant's own lots made from these (`derived_lots` with `own_product`, not
     /// recalled) on `hold` in every balance where they are available or in quarantine, in the
     /// same write: no order takes them any more, and the orders holding units of them do not
@@ -1974,6 +1981,9 @@ pub struct RecallView {
     pub gtin: String,
     pub lots: Vec<String>,
     pub reason: String,
+    /// What consumers are told; null when the recall says nothing to them (the page then says
+    /// only that the lot is recalled).
+    pub public_notice: Option<String>,
     pub recalled_at: String,
     /// Forward: every order that took units of the lots.
     pub affected_orders: Vec<AffectedOrder>,
@@ -2213,7 +2223,7 @@ async fn derived_reach(app: &AppState, tenant: &TenantId, traces: &LotTraces) ->
         if own.contains(gtin.as_str()) {
             let of_lot = std::slice::from_ref(lot);
             view.own_product = true;
-            view.recall_id = recalls.get(&(gtin.clone(), lot.clone())).cloned();
+            view.recall_id = recalls.get(&(gtin.clone(), lot.clone())).map(|recall| recall.recall_id.clone());
             for (status, units) in store.lot_units_by_status(gtin, lot).await? {
                 view.units_on_hand += units;
                 if status == LotStatus::Hold {
@@ -2277,7 +2287,7 @@ async fn source_lots(
             product: product.map(|known| known.name.clone()),
             brand: product.and_then(|known| known.brand.clone()),
             own_product: product.is_some_and(|known| known.own),
-            recall_id: recalls.get(&(gtin.clone(), lot.clone())).cloned(),
+            recall_id: recalls.get(&(gtin.clone(), lot.clone())).map(|recall| recall.recall_id.clone()),
         });
     }
     Ok(found)
@@ -2460,8 +2470,12 @@ async fn get_recall(
     let mut reached = derived_reach(&app, &tenant, &traces).await?;
     reached.pickup_points.extend(pickup_points_in(&app, &tenant, &traces.history).await?);
     let truncated = traces.truncated || reached.cut;
-    let mut view =
-        recall_view(&stored.reach, (&stored.gtin, &stored.lots, &stored.reason), (traces.history, truncated), reached);
+    let mut view = recall_view(
+        &stored.reach,
+        (&stored.gtin, &stored.lots, &stored.reason, stored.public_notice.as_deref()),
+        (traces.history, truncated),
+        reached,
+    );
     if !stored.outcomes_kept {
         for order in view.affected_orders.iter_mut().filter(|order| order.outcome == "released") {
             order.outcome = "unknown".into();
@@ -2503,6 +2517,8 @@ pub(crate) async fn start_recall(
         })
         .collect();
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
+    let public_notice =
+        checker.optional_text("/public_notice", &input.public_notice, store::fulfilment::RECALL_NOTICE_CHARS_MAX);
     checker.finish()?;
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
@@ -2550,13 +2566,15 @@ pub(crate) async fn start_recall(
             gtin: gtin.clone(),
             lots: lots.clone(),
             reason: reason.clone(),
+            public_notice: public_notice.clone(),
             unpacked,
             held,
             hold,
         };
         reached.pickup_points.extend(pickup_points_in(app, &principal.tenant_id, &history).await?);
         let truncated = traces.truncated || reached.cut;
-        let (view_gtin, view_lots, view_reason) = (gtin.to_string(), lots.clone(), reason.clone());
+        let (view_gtin, view_lots, view_reason, view_notice) =
+            (gtin.to_string(), lots.clone(), reason.clone(), public_notice.clone());
         let respond = move |applied: &Applied| match applied.outcome.as_deref() {
             Some(FulfilmentOutcome::Recall(outcome)) => {
                 // As the write left the lots it put on hold.
@@ -2573,7 +2591,7 @@ pub(crate) async fn start_recall(
                     status: 201,
                     body: json_bytes(&recall_view(
                         outcome,
-                        (&view_gtin, &view_lots, &view_reason),
+                        (&view_gtin, &view_lots, &view_reason, view_notice.as_deref()),
                         (history.clone(), truncated),
                         reached,
                     )),
@@ -2628,7 +2646,7 @@ async fn require_known_lots(
 
 fn recall_view(
     outcome: &RecallOutcome,
-    (gtin, lots, reason): (&str, &[String], &str),
+    (gtin, lots, reason, public_notice): (&str, &[String], &str, Option<&str>),
     (history, history_truncated): (Vec<HistoryEntry>, bool),
     reached: Reached,
 ) -> RecallView {
@@ -2661,6 +2679,7 @@ fn recall_view(
         gtin: gtin.to_owned(),
         lots: lots.to_vec(),
         reason: reason.to_owned(),
+        public_notice: public_notice.map(str::to_owned),
         recalled_at: crate::dto::timestamp(outcome.recalled_unix_ms),
         affected_orders,
         pickup_points,

@@ -29,6 +29,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use gs1::DigitalLink;
 use network::{LocationKind, TemperatureClass, TenantId};
 use serde_json::{Value, json};
+use store::fulfilment::PublicRecall;
 use web::journey::{Place, Step};
 use web::svg::{ChartInput, MapPoint, Series};
 use web::{Lang, Mode};
@@ -96,8 +97,8 @@ pub struct ConsumerPages {
     facts: TtlCache<Arc<Facts>>,
     /// Shared bytes: a cached page is answered without copying it.
     rendered: TtlCache<axum::body::Bytes>,
-    /// A lot's recall (its id), by GTIN and lot.
-    recalls: TtlCache<Option<String>>,
+    /// A lot's recall (its id and notice), by GTIN and lot.
+    recalls: TtlCache<Option<PublicRecall>>,
     /// The lots an item was made from, by the item's key path.
     origins: TtlCache<Arc<Origins>>,
     /// Those of them recalled, by the item's key path.
@@ -214,6 +215,8 @@ pub struct RecalledOrigin {
     pub gtin: String,
     pub lot: String,
     pub recall_id: String,
+    /// What its recall tells consumers.
+    pub public_notice: Option<String>,
 }
 
 /// The objects an item's traces start from: its serial, then its lot (a transformation may name
@@ -299,7 +302,7 @@ pub async fn recalled_origins_at(
 }
 
 /// A lot's recall by its brand, read at most every [`RECALL_STATUS_LIFETIME`].
-async fn lot_recall(app: &AppState, gtin: &str, lot: &str) -> Result<Option<String>, Problem> {
+async fn lot_recall(app: &AppState, gtin: &str, lot: &str) -> Result<Option<PublicRecall>, Problem> {
     let key = format!("{gtin}\n{lot}");
     if let Some(recall) = app.consumer_pages.recalls.get(&key) {
         return Ok(recall);
@@ -327,10 +330,11 @@ pub async fn recalled_origins(
         .lots
         .iter()
         .filter_map(|pair| {
-            recalls.get(pair).map(|recall_id| RecalledOrigin {
+            recalls.get(pair).map(|recall| RecalledOrigin {
                 gtin: pair.0.clone(),
                 lot: pair.1.clone(),
-                recall_id: recall_id.clone(),
+                recall_id: recall.recall_id.clone(),
+                public_notice: recall.public_notice.clone(),
             })
         })
         .collect();
@@ -717,10 +721,11 @@ fn view_of(
     link: &DigitalLink,
     item: &Item,
     facts: &Facts,
-    (recalled, recalled_inputs, origins_truncated): (bool, Vec<web::RecalledInputView>, bool),
+    (recall, recalled_inputs, origins_truncated): (Option<&PublicRecall>, Vec<web::RecalledInputView>, bool),
     (mode, lang): (Mode, Lang),
 ) -> Option<web::ProvenanceView> {
     let Item::Product { product, party, links, .. } = item else { return None };
+    let recalled = recall.is_some();
     let qualifier = |code: &str| {
         link.qualifiers().iter().find(|element| element.code() == code).map(|element| element.value().to_owned())
     };
@@ -818,6 +823,7 @@ fn view_of(
         certifications,
         checks,
         recalled,
+        recall_notice: recall.and_then(|recall| recall.public_notice.clone()),
         recalled_inputs,
         // The item's link without the request's other parameters: the page is shared by all.
         digital_link: format!("{}{path}", app.config.public_url.trim_end_matches('/')),
@@ -842,11 +848,9 @@ fn html_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Respo
 /// [`RECALL_STATUS_LIFETIME`] only) and are part of the rendered page's key.
 pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &HeaderMap) -> Result<Response, Problem> {
     let (mode, lang) = mode_and_lang(link, headers);
-    let recalled = match (item, link.qualifiers().iter().find(|element| element.code() == "10")) {
-        (Item::Product { product, .. }, Some(lot)) => {
-            lot_recall(app, product.gtin.as_str(), lot.value()).await?.is_some()
-        }
-        _ => false,
+    let recall = match (item, link.qualifiers().iter().find(|element| element.code() == "10")) {
+        (Item::Product { product, .. }, Some(lot)) => lot_recall(app, product.gtin.as_str(), lot.value()).await?,
+        _ => None,
     };
     let path = link.key_path();
     // The origins as the facts read them, or (once the facts are read again) anew with them.
@@ -855,9 +859,13 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
         None => facts_of(app, link, item).await?.origins.clone(),
     };
     let recalled_inputs = recalled_origins(app, &path, &origins).await?;
-    let inputs_key: Vec<(&str, &str)> =
-        recalled_inputs.iter().map(|input| (input.gtin.as_str(), input.lot.as_str())).collect();
-    let key = format!("{path}|{}|{mode:?}|{recalled}|{}|{inputs_key:?}", lang.code(), origins.truncated);
+    // A recall's notice is written with it, once: its id stands for it.
+    let inputs_key: Vec<(&str, &str, &str)> = recalled_inputs
+        .iter()
+        .map(|input| (input.gtin.as_str(), input.lot.as_str(), input.recall_id.as_str()))
+        .collect();
+    let recall_key = recall.as_ref().map(|recall| recall.recall_id.as_str());
+    let key = format!("{path}|{}|{mode:?}|{recall_key:?}|{}|{inputs_key:?}", lang.code(), origins.truncated);
     if let Some(html) = app.consumer_pages.rendered.get(&key) {
         return Ok(html_response(StatusCode::OK, html));
     }
@@ -868,9 +876,9 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
             Ok(gtin) => app.store.public_product(&gtin).await?.map(|(_, product, _)| product.name),
             Err(_) => None,
         };
-        inputs.push(web::RecalledInputView { name, gtin: input.gtin, lot: input.lot });
+        inputs.push(web::RecalledInputView { name, gtin: input.gtin, lot: input.lot, notice: input.public_notice });
     }
-    let view = view_of(app, link, item, &facts, (recalled, inputs, origins.truncated), (mode, lang))
+    let view = view_of(app, link, item, &facts, (recall.as_ref(), inputs, origins.truncated), (mode, lang))
         .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
     let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
     let html = axum::body::Bytes::from(html);

@@ -418,6 +418,10 @@ struct RecallStatus {
     recalled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     recall_id: Option<String>,
+    /// What the recall tells consumers, in its brand's words; absent when the item is not
+    /// recalled or its recall says nothing more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_notice: Option<String>,
     /// The lots the item was made from (EPCIS transformations, at any remove, from its serial and
     /// its lot; at most `ORIGIN_LOTS_CHECKED_MAX` checked) that their brands have recalled, read
     /// at most a second ago. The item is not recalled by them (`recalled` says whether its own
@@ -436,6 +440,8 @@ struct RecalledInput {
     gtin: String,
     lot: String,
     recall_id: String,
+    /// What its recall tells consumers, if it says.
+    public_notice: Option<String>,
 }
 
 /// `/recall-status/<key path>`: whether the item is recalled (the `gs1:recallStatus` link).
@@ -448,7 +454,7 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
     let key = link.primary_key();
     let lot = link.qualifiers().iter().find(|element| element.code() == "10").map(|element| element.value().to_owned());
     // A trade item (01) or an individual one (8006, its GTIN first): the item's lot.
-    let recall_id = match (key.code(), lot) {
+    let recall = match (key.code(), lot) {
         ("01" | "8006", Some(lot)) => app.store.lot_recall(&key.value()[..14], &lot).await?,
         _ => None,
     };
@@ -465,12 +471,14 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
             gtin: input.gtin.clone(),
             lot: input.lot.clone(),
             recall_id: input.recall_id.clone(),
+            public_notice: input.public_notice.clone(),
         })
         .collect();
     let status = RecallStatus {
         item: link.canonical_uri(),
-        recalled: recall_id.is_some(),
-        recall_id,
+        recalled: recall.is_some(),
+        public_notice: recall.as_ref().and_then(|recall| recall.public_notice.clone()),
+        recall_id: recall.map(|recall| recall.recall_id),
         made_from_recalled,
         made_from_truncated: origins.truncated,
         checked_at: jiff::Timestamp::now().to_string(),

@@ -65,6 +65,8 @@ pub struct ScanView {
     /// Whether the lot (AI 10) of the GTIN is recalled, by whichever brand holds the GTIN (as the
     /// resolver's `gs1:recallStatus` answers); false without both.
     pub recalled: bool,
+    /// What the lot's recall tells consumers, if it is recalled and its recall says.
+    pub recall_notice: Option<String>,
     /// The lots the item was made from (EPCIS transformations, at any remove, as its Digital
     /// Link's traces find them) that their brands have recalled: not to be sold, whether or not
     /// the item's own lot is recalled (as the resolver's `gs1:recallStatus` answers).
@@ -80,6 +82,8 @@ pub struct RecalledLotView {
     pub gtin: String,
     pub lot: String,
     pub recall_id: String,
+    /// What its recall tells consumers, if it says.
+    pub public_notice: Option<String>,
 }
 
 fn decimal_text(decimal: Decimal) -> String {
@@ -124,10 +128,12 @@ pub async fn scan(
         Some(gtin) => app.store.tenant(&principal.tenant_id).product(gtin).await?.map(ProductView::from),
         None => None,
     };
-    let recalled = match (&gtin, &view.lot) {
-        (Some(gtin), Some(lot)) => app.store.lot_recall(gtin.as_str(), lot).await?.is_some(),
-        _ => false,
+    let recall = match (&gtin, &view.lot) {
+        (Some(gtin), Some(lot)) => app.store.lot_recall(gtin.as_str(), lot).await?,
+        _ => None,
     };
+    let recalled = recall.is_some();
+    let recall_notice = recall.and_then(|recall| recall.public_notice);
     let (made_from_recalled, made_from_truncated) = match &digital_link_of(&element_string) {
         Some(link) => {
             let (recalled, truncated) = crate::provenance::recalled_origins_at(&app, link).await?;
@@ -137,13 +143,14 @@ pub async fn scan(
                     gtin: origin.gtin.clone(),
                     lot: origin.lot.clone(),
                     recall_id: origin.recall_id.clone(),
+                    public_notice: origin.public_notice.clone(),
                 })
                 .collect();
             (lots, truncated)
         }
         None => (Vec::new(), false),
     };
-    Ok(Json(ScanView { product, recalled, made_from_recalled, made_from_truncated, ..view }))
+    Ok(Json(ScanView { product, recalled, recall_notice, made_from_recalled, made_from_truncated, ..view }))
 }
 
 fn digital_link_of(element_string: &ElementString) -> Option<DigitalLink> {
@@ -193,6 +200,7 @@ fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementStri
         product: None,
         expired: expiry.map(|date| date < today),
         recalled: false,
+        recall_notice: None,
         made_from_recalled: Vec::new(),
         made_from_truncated: false,
     }

@@ -1732,6 +1732,9 @@ pub enum FulfilmentMutation {
         gtin: Gtin,
         lots: Vec<String>,
         reason: String,
+        /// What consumers are told (at most [`RECALL_NOTICE_CHARS_MAX`] characters, checked by
+        /// the server).
+        public_notice: Option<String>,
         unpacked: Vec<(String, String)>,
         held: Vec<(StockKey, i64)>,
         hold: Vec<(Gtin, String)>,
@@ -2256,6 +2259,8 @@ pub struct StoredRecall {
     pub gtin: String,
     pub lots: Vec<String>,
     pub reason: String,
+    /// What consumers are told, if the recall says.
+    pub public_notice: Option<String>,
     pub reach: RecallOutcome,
     /// Whether the recall kept what it did to each order (`reach.reallocated`, `reach.flagged`):
     /// not those made before it did (migration 0017), whose lots are then only those it was
@@ -2897,11 +2902,12 @@ async fn apply_checked(
             .await?;
             done(false)
         }
-        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, unpacked, held, hold } => {
+        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, public_notice, unpacked, held, hold } => {
             if hold.len() > RECALL_HOLDS_MAX {
                 refuse!(WriteError::Limit(format!("a recall holds at most {RECALL_HOLDS_MAX} lots made from its own")));
             }
-            let recalled = Recalled { recall_id, gtin, lots, reason, unpacked, held, hold };
+            let public_notice = public_notice.as_deref();
+            let recalled = Recalled { recall_id, gtin, lots, reason, public_notice, unpacked, held, hold };
             let outcome = attempt!(recall(conn, tenant, &recalled, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
@@ -4503,6 +4509,7 @@ struct Recalled<'a> {
     gtin: &'a Gtin,
     lots: &'a [String],
     reason: &'a str,
+    public_notice: Option<&'a str>,
     unpacked: &'a [(String, String)],
     held: &'a [(StockKey, i64)],
     hold: &'a [(Gtin, String)],
@@ -4516,7 +4523,7 @@ async fn recall(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<RecallOutcome> {
-    let Recalled { recall_id, gtin, lots, reason, unpacked, held, hold } = *recalled;
+    let Recalled { recall_id, gtin, lots, reason, public_notice, unpacked, held, hold } = *recalled;
     if !crate::writer::exists(
         conn,
         "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
@@ -4641,7 +4648,8 @@ async fn recall(
         affected.into_iter().map(|order| (order.order_id, order.status)).collect();
     execute(
         conn,
-        "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms, lots) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO recalls (tenant_id, recall_id, gtin, reason, created_unix_ms, lots, public_notice) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             Arg::Text(tenant),
             Arg::Text(recall_id),
@@ -4649,6 +4657,7 @@ async fn recall(
             Arg::Text(reason),
             Arg::Integer(now_unix_ms),
             Arg::Text(&lots.join(" ")),
+            Arg::OptionalText(public_notice),
         ],
     )
     .await?;
@@ -6116,10 +6125,14 @@ impl crate::TenantStore<'_> {
     pub async fn recall(&self, recall_id: &str) -> Result<Option<StoredRecall>, crate::StoreError> {
         let tenant = self.tenant_id.as_str();
         let mut conn = self.store.pools().acquire_reader().await?;
-        let row: Option<(String, String, i64, Option<String>)> = on_conn!(&mut conn, connection => sqlx::query_as(
-            "SELECT gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 AND recall_id = $2")
+        /// gtin, reason, created_unix_ms, lots, public_notice.
+        type RecallRow = (String, String, i64, Option<String>, Option<String>);
+        let row: Option<RecallRow> = on_conn!(&mut conn, connection =>
+            sqlx::query_as(
+                "SELECT gtin, reason, created_unix_ms, lots, public_notice FROM recalls WHERE tenant_id = $1 \
+                 AND recall_id = $2")
             .bind(tenant).bind(recall_id).fetch_optional(&mut *connection).await)?;
-        let Some((gtin, reason, created_unix_ms, lots)) = row else { return Ok(None) };
+        let Some((gtin, reason, created_unix_ms, lots, public_notice)) = row else { return Ok(None) };
         let outcomes_kept = lots.is_some();
         let lots = recall_lots(&mut conn, tenant, recall_id, lots).await?;
         let outcomes: Vec<(String, String)> = on_conn!(&mut conn, connection => sqlx::query_as(
@@ -6133,7 +6146,7 @@ impl crate::TenantStore<'_> {
         let now_unix_ms = crate::now_unix_ms();
         let reach =
             recall_reach(&mut conn, tenant, recall_id, created_unix_ms, &gtin, &lots, taken_back, now_unix_ms).await?;
-        Ok(Some(StoredRecall { gtin, lots, reason, reach, outcomes_kept }))
+        Ok(Some(StoredRecall { gtin, lots, reason, public_notice, reach, outcomes_kept }))
     }
 
     /// The tenant's recalls past `after` (a recall id), oldest first, or newest first (ids
@@ -6464,21 +6477,23 @@ impl crate::Store {
     }
 
     /// Whether a lot of a GTIN is recalled, whoever holds the GTIN (public: the resolver's
-    /// `gs1:recallStatus`). Answers the recall id.
-    pub async fn lot_recall(&self, gtin: &str, lot: &str) -> Result<Option<String>, crate::StoreError> {
-        let row: Option<(String,)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
-            "SELECT r.recall_id FROM recalled_lots r JOIN gtin_owners g ON g.tenant_id = r.tenant_id AND g.gtin = r.gtin \
+    /// `gs1:recallStatus`). Answers the recall's id and what it tells consumers.
+    pub async fn lot_recall(&self, gtin: &str, lot: &str) -> Result<Option<PublicRecall>, crate::StoreError> {
+        let row: Option<(String, Option<String>)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT r.recall_id, c.public_notice FROM recalled_lots r \
+             JOIN gtin_owners g ON g.tenant_id = r.tenant_id AND g.gtin = r.gtin \
+             JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
              WHERE r.gtin = $1 AND r.lot = $2")
             .bind(gtin).bind(lot).fetch_optional(pool).await)?;
-        Ok(row.map(|(recall_id,)| recall_id))
+        Ok(row.map(|(recall_id, public_notice)| PublicRecall { recall_id, public_notice }))
     }
 
-    /// [`Store::lot_recall`] of several lots (GTIN, lot) in one read: the recalled ones' recall
-    /// ids. At most [`LOT_RECALLS_READ_MAX`] lots.
+    /// [`Store::lot_recall`] of several lots (GTIN, lot) in one read: the recalled ones'
+    /// recalls. At most [`LOT_RECALLS_READ_MAX`] lots.
     pub async fn lot_recalls(
         &self,
         lots: &[(String, String)],
-    ) -> Result<std::collections::HashMap<(String, String), String>, crate::StoreError> {
+    ) -> Result<std::collections::HashMap<(String, String), PublicRecall>, crate::StoreError> {
         assert!(lots.len() <= LOT_RECALLS_READ_MAX, "at most {LOT_RECALLS_READ_MAX} lots a read");
         if lots.is_empty() {
             return Ok(std::collections::HashMap::new());
@@ -6494,12 +6509,14 @@ impl crate::Store {
         };
         // Every recalled pair of those GTINs and lots; the pairs asked for are kept below.
         let sql = format!(
-            "SELECT r.gtin, r.lot, r.recall_id FROM recalled_lots r JOIN gtin_owners g ON g.tenant_id = r.tenant_id \
-             AND g.gtin = r.gtin WHERE r.gtin IN ({}) AND r.lot IN ({})",
+            "SELECT r.gtin, r.lot, r.recall_id, c.public_notice FROM recalled_lots r \
+             JOIN gtin_owners g ON g.tenant_id = r.tenant_id AND g.gtin = r.gtin \
+             JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
+             WHERE r.gtin IN ({}) AND r.lot IN ({})",
             list(1, gtins.len()),
             list(1 + gtins.len(), names.len())
         );
-        let rows: Vec<(String, String, String)> = crate::backend::on_pool!(self.pools(), pool => {
+        let rows: Vec<(String, String, String, Option<String>)> = crate::backend::on_pool!(self.pools(), pool => {
             let mut query = sqlx::query_as(&sql);
             for value in gtins.iter().chain(&names) {
                 query = query.bind(*value);
@@ -6508,7 +6525,7 @@ impl crate::Store {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(gtin, lot, recall_id)| ((gtin, lot), recall_id))
+            .map(|(gtin, lot, recall_id, public_notice)| ((gtin, lot), PublicRecall { recall_id, public_notice }))
             .filter(|(pair, _)| lots.contains(pair))
             .collect())
     }
@@ -6516,6 +6533,16 @@ impl crate::Store {
 
 /// The most lots [`Store::lot_recalls`] reads at once.
 pub const LOT_RECALLS_READ_MAX: usize = 256;
+
+/// The most characters of what a recall tells consumers (`public_notice`).
+pub const RECALL_NOTICE_CHARS_MAX: usize = 500;
+
+/// A lot's recall as anyone may read it: its id and what it tells consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicRecall {
+    pub recall_id: String,
+    pub public_notice: Option<String>,
+}
 
 #[cfg(test)]
 mod tests {

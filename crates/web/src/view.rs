@@ -70,6 +70,8 @@ pub struct RecalledInputView {
     pub name: Option<String>,
     pub gtin: String,
     pub lot: String,
+    /// What its recall tells consumers, in its brand's words.
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -159,6 +161,8 @@ pub struct ProvenanceView {
     pub certifications: Vec<LinkView>,
     pub checks: Vec<CheckView>,
     pub recalled: bool,
+    /// What the lot's recall tells consumers, in its brand's words.
+    pub recall_notice: Option<String>,
     /// Lots the item was made from that their brands recalled, whether or not its own brand
     /// recalled it.
     pub recalled_inputs: Vec<RecalledInputView>,

@@ -87,11 +87,16 @@ fn provenance(lang: Lang, mode: Mode) -> ProvenanceView {
             CheckView { key: "check_recall_failed".into(), ok: false },
         ],
         recalled: true,
-        recalled_inputs: vec![RecalledInputView {
-            name: Some("Feed <i>X</i>".into()),
-            gtin: "07098765010016".into(),
-            lot: "F<1>".into(),
-        }],
+        recall_notice: Some("Listeria <b>found</b>: return it for a refund.".into()),
+        recalled_inputs: vec![
+            RecalledInputView {
+                name: Some("Feed <i>X</i>".into()),
+                gtin: "07098765010016".into(),
+                lot: "F<1>".into(),
+                notice: Some("Mould & <toxins>".into()),
+            },
+            RecalledInputView { name: None, gtin: "07098765010023".into(), lot: "G1".into(), notice: None },
+        ],
         digital_link: "http://localhost/01/07098765010009/10/L1".into(),
         qr_path: "/qr/01/07098765010009/10/L1".into(),
         proof_path: "/consumer-proof/".into(),
@@ -126,6 +131,16 @@ fn the_provenance_page_renders_in_every_language_and_mode() {
                     && html.contains("<code>F&lt;1&gt;</code>"),
                 "the recalled input, escaped"
             );
+            // The brands' own words, escaped: the lot's recall under its banner, an input's beside
+            // it, none for an input whose recall says nothing.
+            let banner = html.split("id=\"recall\"").nth(1).unwrap().split("</div>").next().unwrap();
+            assert!(
+                banner.contains("<p class=\"recall-notice\" lang=\"\">Listeria &lt;b&gt;found&lt;&#x2f;b&gt;: return it for a refund.</p>"),
+                "{banner}"
+            );
+            let inputs = html.split("id=\"recall-input\"").nth(1).unwrap().split("</div>").next().unwrap();
+            assert_eq!(inputs.matches("class=\"recall-notice\"").count(), 1, "{inputs}");
+            assert!(inputs.contains("Mould &amp; &lt;toxins&gt;</span></li>"), "{inputs}");
             assert!(html.contains("Ingrid Solberg"));
             assert!(html.contains("data-log-index=\"0\"") && html.contains("data-log-index=\"2\""));
             assert_eq!(html.matches("data-log-index").count(), 2, "a step without a log entry is not checked");
@@ -281,6 +296,7 @@ fn the_staff_pages_render() {
     // A recall's page: its orders, and the lots made from its lots, each as the answer says.
     let recall = serde_json::json!({
         "recall_id": "rcl_1", "gtin": "08712345101206", "lots": ["BEEF1"], "pickup_points": [], "history_truncated": true,
+        "public_notice": "Do not eat <it>",
         "inbound_pallets": [], "affected_orders": [],
         "derived_lots": [
             {"gtin": "08712345101213", "lot": "LAS<1>", "made_from": ["BEEF1"], "own_product": true,
@@ -318,6 +334,7 @@ fn the_staff_pages_render() {
         "{sources}"
     );
     assert!(recall_page.contains("reached their limits"), "a cut list says so: {recall_page}");
+    assert!(recall_page.contains("<q class=\"recall-notice\">Do not eat &lt;it&gt;</q>"), "{recall_page}");
     // A recall answered (and stored, for the form's replay) before the derived lots were listed.
     let none = serde_json::json!({"recall_id": "rcl_2", "gtin": "1", "lots": ["A"], "pickup_points": [],
         "inbound_pallets": [], "affected_orders": []});
@@ -326,6 +343,7 @@ fn the_staff_pages_render() {
         .unwrap();
     assert!(!plain.contains("Made from these lots") && !plain.contains("reached their limits"), "{plain}");
     assert!(!plain.contains("What they were made from"), "{plain}");
+    assert!(plain.contains("no notice was given") && !plain.contains("recall-notice"), "{plain}");
     let kiosk = pages.kiosk_idle(&KioskIdleView { lang: Lang::Nl, unknown: true }).unwrap();
     assert!(kiosk.contains("Scan een product") && kiosk.contains("kiosk-unknown"));
 }

@@ -1327,6 +1327,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         gtin: gs1::Gtin::parse(&product).unwrap(),
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
+        public_notice: None,
         unpacked: vec![(first_id.to_owned(), first_id.to_owned())],
         held: vec![(at_dc, 9)],
         hold: Vec::new(),
@@ -4302,11 +4303,33 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     let shown = page(las1.clone()).await;
     assert!(shown.contains("<li class=\"ok\">Not recalled</li>") && !shown.contains("id=\"recall-input\""), "{shown}");
 
-    let recall = app.post("/v1/recalls", &butcher, json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli"})).await;
+    // What consumers are told is one paragraph of at most 500 characters; a refused one stores
+    // nothing.
+    for (notice, detail) in [
+        ("x".repeat(501), "at most 500 characters"),
+        ("Do not eat.\u{7}".to_owned(), "control characters"),
+        (" ".to_owned(), "must not be empty"),
+    ] {
+        let body = json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli", "public_notice": notice});
+        let refused = app.post("/v1/recalls", &butcher, body).await;
+        assert!(refused.is_problem(422, "/problems/validation-failed"), "{:?}", refused.body);
+        assert!(
+            refused.pointers() == ["/public_notice"] && refused.body.to_string().contains(detail),
+            "{:?}",
+            refused.body
+        );
+    }
+    assert_eq!(app.get("/v1/recalls", &butcher).await.body["items"], json!([]), "nothing stored");
+    let notice = "Possible <E. coli>: do not eat it. Return it to the shop for a refund.";
+    let body = json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli in batch test 41", "public_notice": notice});
+    let recall = app.post("/v1/recalls", &butcher, body).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    assert_eq!(recall.body["public_notice"], notice, "{:?}", recall.body);
     let recall_id = recall.body["recall_id"].as_str().unwrap();
+    let read = app.get(&format!("/v1/recalls/{recall_id}"), &butcher).await;
+    assert_eq!(read.body["public_notice"], notice, "{:?}", read.body);
     let beef1 = json!([{"item": class(&format!("{beef:0>14}"), "BEEF1"), "gtin": format!("{beef:0>14}"),
-                        "lot": "BEEF1", "recall_id": recall_id}]);
+                        "lot": "BEEF1", "recall_id": recall_id, "public_notice": notice}]);
     // The recall statuses read are at most a second old.
     let recalled_at = std::time::Instant::now();
     loop {
@@ -4342,10 +4365,13 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|lot| json!({"gtin": lot["gtin"], "lot": lot["lot"], "recall_id": lot["recall_id"]}))
+            .map(|lot| {
+                json!({"gtin": lot["gtin"], "lot": lot["lot"], "recall_id": lot["recall_id"],
+                       "public_notice": lot["public_notice"]})
+            })
             .collect();
         assert_eq!(scanned.body["made_from_recalled"], json!(without_items), "{lot}: {:?}", scanned.body);
-        assert_eq!(scanned.body["recalled"], false, "{:?}", scanned.body);
+        assert_eq!((&scanned.body["recalled"], &scanned.body["recall_notice"]), (&json!(false), &Value::Null));
     }
     let other = status(format!("/01/{lasagne14}/10/LAS2")).await;
     assert_eq!((&other.body["recalled"], &other.body["made_from_recalled"]), (&json!(false), &json!([])));
@@ -4353,6 +4379,10 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     let shown = page(las1).await;
     assert!(shown.contains("role=\"alert\" id=\"recall-input\""), "{shown}");
     assert!(shown.contains("Beef mince") && shown.contains("<code>BEEF1</code>"), "{shown}");
+    // The butcher's words, escaped, beside its lot; not the recall's reason.
+    let escaped = "Possible &lt;E. coli&gt;: do not eat it. Return it to the shop for a refund.";
+    assert!(shown.contains(&format!("<span class=\"recall-notice\" lang=\"\">{escaped}</span>")), "{shown}");
+    assert!(!shown.contains("batch test 41"), "{shown}");
     assert!(shown.contains("<li class=\"failed\">Made from a recalled lot</li>"), "the check: {shown}");
     assert!(!shown.contains("Not recalled"), "{shown}");
     assert!(!shown.contains("id=\"recall\""), "the lot itself is not recalled: {shown}");
@@ -4376,8 +4406,33 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
 
     // The pasta brand recalling its family pack finds where to look: the lasagne lot it made it
     // from, and two removes back, the butcher's recalled beef.
-    let recall = app.post("/v1/recalls", &pasta, json!({"gtin": family, "lots": ["FAM1"], "reason": "E. coli"})).await;
+    let body = json!({"gtin": family, "lots": ["FAM1"], "reason": "E. coli", "public_notice": "Bring it back."});
+    let recall = app.post("/v1/recalls", &pasta, body).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    // Its own notice, on its status, its page and the till's scan.
+    let fam1_path = format!("/01/{:0>14}/10/FAM1", family);
+    let own = status(fam1_path.clone()).await;
+    assert_eq!(
+        (&own.body["recalled"], &own.body["recall_id"], &own.body["public_notice"]),
+        (&json!(true), &recall.body["recall_id"], &json!("Bring it back.")),
+        "{:?}",
+        own.body
+    );
+    let shown = page(fam1_path).await;
+    let banner = shown.split("id=\"recall\"").nth(1).unwrap().split("</div>").next().unwrap();
+    assert!(banner.contains("<p class=\"recall-notice\" lang=\"\">Bring it back.</p>"), "{shown}");
+    let scanned = app.post("/v1/scan", &shop, json!({"data": format!("(01){:0>14}(10)FAM1", family)})).await;
+    assert_eq!((&scanned.body["recalled"], &scanned.body["recall_notice"]), (&json!(true), &json!("Bring it back.")));
+    // A recall that says nothing to consumers: the status has no notice, the page none.
+    let las2 = format!("/01/{lasagne14}/10/LAS2");
+    let body = json!({"gtin": lasagne, "lots": ["LAS2"], "reason": "seal"});
+    assert_eq!(app.post("/v1/recalls", &pasta, body).await.status, StatusCode::CREATED);
+    let plain = status(las2.clone()).await;
+    assert_eq!((&plain.body["recalled"], plain.body.get("public_notice")), (&json!(true), None), "{:?}", plain.body);
+    // (Its page was read before the recall: its status is read again after at most a second.)
+    tokio::time::sleep(server::provenance::RECALL_STATUS_LIFETIME + std::time::Duration::from_millis(100)).await;
+    let shown = page(las2).await;
+    assert!(shown.contains("id=\"recall\"") && !shown.contains("recall-notice"), "{shown}");
     let sources: Vec<(&str, &str, &Value, &Value, &Value)> = recall.body["source_lots"]
         .as_array()
         .unwrap()

@@ -282,6 +282,12 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     let ticked = recall_form(format!("csrf={csrf}&request_id=r1&{fields}&hold_derived=on")).await.unwrap();
     assert_eq!(ticked.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(ticked.text().await.unwrap().contains("different request"));
+    // A notice left blank is the form as before it had one; one filled in is another request.
+    let blank_notice = recall_form(format!("csrf={csrf}&request_id=r1&{fields}&public_notice=+%0D%0A+")).await.unwrap();
+    assert_eq!(blank_notice.status(), StatusCode::OK);
+    let told = recall_form(format!("csrf={csrf}&request_id=r1&{fields}&public_notice=Bring+it+back")).await.unwrap();
+    assert_eq!(told.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(told.text().await.unwrap().contains("different request"));
     let bad = recall_form(format!("csrf={csrf}&request_id=r2&gtin=09506000134352&lots=&reason=x")).await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "no lots");
     // The portal lists the recalls made (through the API too), newest first.
