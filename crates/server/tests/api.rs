@@ -135,6 +135,18 @@ impl TestApp {
         }
     }
 
+    /// Counts rows beside the app: `sql` answers one integer, given the one text argument `$1`.
+    async fn count_sql(&self, sql: &str, argument: &str) -> i64 {
+        use sqlx::Connection;
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).bind(argument).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).bind(argument).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+
     /// Runs a migration's script again on the app's database (one for each backend), after a
     /// test left rows as an older version would have.
     async fn run_script(&self, sqlite: &str, postgres: &str) {

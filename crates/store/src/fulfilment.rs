@@ -4625,13 +4625,6 @@ async fn recall(
             }
         }
         held_derived.push(HeldLot { gtin: made_gtin.to_string(), lot: made_lot.clone(), on_hand, on_hold });
-        // Kept, so a pallet of it received later (one still on an ASN, say) comes in on hold too.
-        execute(
-            conn,
-            "INSERT INTO held_lots (tenant_id, gtin, lot, recall_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[Arg::Text(tenant), Arg::Text(made_gtin.as_str()), Arg::Text(made_lot), Arg::Text(recall_id)],
-        )
-        .await?;
     }
     // Open orders holding the lots: their reservations are voided below, then they are allocated
     // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
@@ -4666,6 +4659,16 @@ async fn recall(
             conn,
             "INSERT INTO recalled_lots (tenant_id, gtin, lot, recall_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             &[Arg::Text(tenant), Arg::Text(gtin.as_str()), Arg::Text(lot), Arg::Text(recall_id)],
+        )
+        .await?;
+    }
+    // The lots it holds keep the hold, so a pallet of one received later (one still on an ASN,
+    // say) comes in on hold too. (After the last refusal: a refused write changes no rows.)
+    for (made_gtin, made_lot) in hold {
+        execute(
+            conn,
+            "INSERT INTO held_lots (tenant_id, gtin, lot, recall_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[Arg::Text(tenant), Arg::Text(made_gtin.as_str()), Arg::Text(made_lot), Arg::Text(recall_id)],
         )
         .await?;
     }

@@ -1336,6 +1336,26 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
     assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
     assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
+    // So is one whose packed orders are others, found after it held a lot made from them: the
+    // hold is not kept either.
+    let parsed = gs1::Gtin::parse(&product).unwrap();
+    let held = app.store.tenant(&fish).lots_on_hand(&parsed, &["BAD".to_owned()]).await.unwrap();
+    let stale = FulfilmentMutation::Recall {
+        recall_id: "rcl_stale".into(),
+        gtin: parsed.clone(),
+        lots: vec!["BAD".into()],
+        reason: "Listeria found".into(),
+        public_notice: None,
+        unpacked: vec![(first_id.to_owned(), "res_other".to_owned())],
+        held,
+        hold: vec![(parsed, "GOOD".into())],
+    };
+    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
+    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
+    let kept = app.count_sql("SELECT COUNT(*) FROM held_lots WHERE tenant_id = $1", "fish").await;
+    assert_eq!(kept, 0, "a refused recall keeps no hold");
+    let good = app.get(&format!("/v1/stock?gtin={product}&lot=GOOD"), &key).await;
+    assert_eq!(good.body["items"][0]["status"], "available", "{:?}", good.body);
 
     let recall =
         app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "Listeria found"})).await;
