@@ -1939,10 +1939,11 @@ pub struct RecallInput {
     /// recalled) on `hold` in every balance where they are available or in quarantine, in the
     /// same write: no order takes them any more, and the orders holding units of them do not
     /// ship until each is released (`POST /v1/stock/lot-status`; a release to `available`
-    /// lifts the hold, whatever the balance was before) or recalled. The hold is kept for the
-    /// lot: a pallet of it received later (one still on an ASN, say) into a zone where it has no
-    /// balance comes in on hold too, until the whole lot is made available again (a release
-    /// naming no location). Default false.
+    /// lifts the hold, and a balance that was in quarantine goes back to quarantine: its check
+    /// still waits) or recalled. The hold is kept for the lot: a pallet of it received later (one
+    /// still on an ASN, say) into a zone where it has no balance comes in on hold too (asked
+    /// into quarantine, its quarantine kept under the hold, as are units moved from it), until
+    /// the whole lot is made available again (a release naming no location). Default false.
     #[serde(default)]
     pub hold_derived: bool,
 }

@@ -411,6 +411,8 @@ pub(crate) struct StockBatch {
     orders: Vec<Vec<Value>>,
     /// Each placed order's first history row (`allocated`, placed), for its webhooks.
     order_events: Vec<Vec<Value>>,
+    /// Balances whose quarantine a recall's hold now covers (`quarantine_under_hold`), by tenant.
+    quarantine_covered: Vec<(String, StockKey)>,
     undo: Vec<Undo>,
     /// Cache entries this batch has used: never reloaded within the batch (they hold its changes).
     pinned: std::collections::HashSet<(String, String)>,
@@ -466,6 +468,39 @@ impl StockBatch {
     }
 }
 
+impl StockBatch {
+    /// Remembers that a recall's hold covers the quarantine of `key`'s balance: a release of the
+    /// hold puts it back in quarantine (written with the batch's rows, undone with a refusal).
+    fn cover_quarantine(&mut self, tenant: &str, key: &StockKey) {
+        self.quarantine_covered.push((tenant.to_owned(), key.clone()));
+    }
+}
+
+/// The balances (location, zone) of a lot whose quarantine a recall's hold covers
+/// (`quarantine_under_hold`; the batch's own rows flushed first).
+async fn quarantine_covered(
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+    lot: &str,
+) -> Result<HashSet<(String, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT location_gln, zone FROM quarantine_under_hold WHERE tenant_id = $1 AND gtin = $2 AND lot = $3")
+        .bind(tenant).bind(gtin).bind(lot).fetch_all(&mut *connection).await)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Whether units coming into `key` asked into `asked` and given [`incoming_status`]'s `hold`
+/// have their quarantine covered by it: a new balance of a held lot, asked into quarantine.
+fn hold_covers_quarantine(
+    balances: &[CachedBalance],
+    key: &StockKey,
+    asked: LotStatus,
+    (recalled, held): (bool, bool),
+) -> bool {
+    !recalled && held && asked == LotStatus::Quarantine && !balances.iter().any(|cached| cached.key == *key)
+}
+
 /// A lot's expiry in a problem's detail: the date, or "none".
 fn expiry_text(expiry: Option<&str>) -> String {
     expiry.map_or_else(|| "none".to_owned(), str::to_owned)
@@ -479,6 +514,7 @@ pub(crate) struct Mark {
     reservations: usize,
     orders: usize,
     order_events: usize,
+    quarantine_covered: usize,
 }
 
 /// Another writer changed a balance this batch read: apply the batch again.
@@ -493,6 +529,7 @@ impl StockBatch {
             reservations: self.reservations.len(),
             orders: self.orders.len(),
             order_events: self.order_events.len(),
+            quarantine_covered: self.quarantine_covered.len(),
         }
     }
 
@@ -529,6 +566,7 @@ impl StockBatch {
         self.reservations.truncate(mark.reservations);
         self.orders.truncate(mark.orders);
         self.order_events.truncate(mark.order_events);
+        self.quarantine_covered.truncate(mark.quarantine_covered);
         while self.undo.len() > mark.undo {
             let Some(undo) = self.undo.pop() else { break };
             if undo.dirtied {
@@ -951,6 +989,22 @@ impl StockBatch {
         insert_rows(conn, "orders", ORDER_COLUMNS, &std::mem::take(&mut self.orders)).await?;
         const ORDER_EVENT_COLUMNS: &[&str] = &["tenant_id", "order_id", "seq", "status", "detail", "at_unix_ms"];
         insert_rows(conn, "order_events", ORDER_EVENT_COLUMNS, &std::mem::take(&mut self.order_events)).await?;
+        // Few (a recall's held lots, a receipt or return of one): a statement each.
+        for (tenant, key) in std::mem::take(&mut self.quarantine_covered) {
+            execute(
+                conn,
+                "INSERT INTO quarantine_under_hold (tenant_id, gtin, lot, location_gln, zone) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Text(&tenant),
+                    Arg::Text(&key.gtin),
+                    Arg::Text(&key.lot),
+                    Arg::Text(&key.location),
+                    Arg::Text(&key.zone),
+                ],
+            )
+            .await?;
+        }
         // What was inserted is no longer undone by a refusal (a later write's mark is past it).
         Ok(())
     }
@@ -2378,9 +2432,14 @@ pub(crate) async fn apply_fulfilment(
     }
     if matches!(
         mutation,
-        FulfilmentMutation::OrderEvent { .. } | FulfilmentMutation::Recall { .. } | FulfilmentMutation::Count { .. }
+        FulfilmentMutation::OrderEvent { .. }
+            | FulfilmentMutation::Recall { .. }
+            | FulfilmentMutation::Count { .. }
+            | FulfilmentMutation::SetLotStatus { .. }
+            | FulfilmentMutation::Transfer { .. }
     ) {
-        // These read orders, reservations and movements: what earlier writes buffered goes first.
+        // These read orders, reservations and movements (the last two, the quarantines a hold
+        // covers): what earlier writes buffered goes first.
         batch.flush_rows(conn, now_unix_ms).await?;
     }
     let mark = batch.mark();
@@ -2691,6 +2750,16 @@ async fn apply_checked(
                     )
                     .await?
             );
+            // Units whose quarantine a hold covers keep that cover where they go on hold.
+            let entry = batch.entry(cache, conn, tenant, &target.gtin).await?;
+            let target_held = entry.balance_mut(&target).is_some_and(|cached| cached.status == LotStatus::Hold);
+            if target_held
+                && quarantine_covered(conn, tenant, gtin.as_str(), lot)
+                    .await?
+                    .contains(&(source.location.clone(), source.zone.clone()))
+            {
+                batch.cover_quarantine(tenant, &target);
+            }
             done(true)
         }
         FulfilmentMutation::SetLotStatus { operation_id, gtin, lot, location, zone, status, reason } => {
@@ -2741,8 +2810,44 @@ async fn apply_checked(
                     format!("lot {lot:?} of {gtin} is past its expiry date {expiry}: it cannot be made available")
                 ));
             }
+            // A hold lifted where it covered a quarantine leaves the quarantine: the units' check
+            // still waits. A release to available or quarantine uses the memory up.
+            let covered = quarantine_covered(conn, tenant, gtin.as_str(), lot).await?;
+            let statuses: HashMap<StockKey, LotStatus> = entry
+                .balances
+                .iter()
+                .filter(|cached| keys.contains(&cached.key))
+                .map(|cached| (cached.key.clone(), cached.status))
+                .collect();
+            let mut used = Vec::new();
             for (line, key) in keys.iter().enumerate() {
-                batch.set_status(cache, conn, tenant, operation_id, line as i64, key, *status, Some(reason)).await?;
+                let is_covered = covered.contains(&(key.location.clone(), key.zone.clone()));
+                let back_in_quarantine =
+                    is_covered && *status == LotStatus::Available && statuses.get(key) == Some(&LotStatus::Hold);
+                let (to, why) = if back_in_quarantine {
+                    (LotStatus::Quarantine, format!("{reason} (the hold lifted; its quarantine stays)"))
+                } else {
+                    (*status, reason.clone())
+                };
+                batch.set_status(cache, conn, tenant, operation_id, line as i64, key, to, Some(&why)).await?;
+                if is_covered && matches!(status, LotStatus::Available | LotStatus::Quarantine) {
+                    used.push(key);
+                }
+            }
+            for key in used {
+                execute(
+                    conn,
+                    "DELETE FROM quarantine_under_hold WHERE tenant_id = $1 AND gtin = $2 AND lot = $3 \
+                     AND location_gln = $4 AND zone = $5",
+                    &[
+                        Arg::Text(tenant),
+                        Arg::Text(&key.gtin),
+                        Arg::Text(&key.lot),
+                        Arg::Text(&key.location),
+                        Arg::Text(&key.zone),
+                    ],
+                )
+                .await?;
             }
             if *status == LotStatus::Available && location.is_none() {
                 // The whole lot made available: a recall's hold on it ends (a release at one site
@@ -3061,6 +3166,9 @@ async fn receive_asn(
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
         let held = holds.contains_key(&(pallet.gtin.clone(), pallet.lot.clone()));
+        if hold_covers_quarantine(&entry.balances, &key, status, (recalled, held)) {
+            batch.cover_quarantine(tenant, &key);
+        }
         let status = incoming_status(&entry.balances, &key, status, (recalled, held));
         match received_index.entry((pallet.gtin.as_str(), pallet.lot.as_str())) {
             std::collections::hash_map::Entry::Occupied(at) => received[*at.get()].units += pallet.quantity,
@@ -4394,6 +4502,9 @@ async fn order_event(
                                 .and_then(|cached| cached.expiry.clone());
                             let pair = (key.gtin.clone(), key.lot.clone());
                             let standing = (recalled.contains_key(&pair), holds.contains_key(&pair));
+                            if hold_covers_quarantine(&entry.balances, key, asked, standing) {
+                                batch.cover_quarantine(tenant, key);
+                            }
                             let status = incoming_status(&entry.balances, key, asked, standing);
                             // An empty available balance of a named zone (a returns area whose units
                             // were released and moved on) takes the status asked: the area keeps
@@ -4593,8 +4704,9 @@ async fn recall(
     }
     // The lots made from them, available or in quarantine, go on hold before the orders taken
     // back are allocated again: none of those takes them. Orders holding units of them keep
-    // them, and do not ship until the lot is released (to available, whatever it was before)
-    // or recalled. (Balances read again first: other nodes' receipts.)
+    // them, and do not ship until the lot is released (to available; a quarantine the hold
+    // covers comes back, `quarantine_under_hold`) or recalled. (Balances read again first: other
+    // nodes' receipts.)
     let why = format!("made from lots of {gtin} recalled by {recall_id}: {reason}");
     let mut line = keys.len();
     let mut held_derived = Vec::with_capacity(hold.len());
@@ -4604,17 +4716,21 @@ async fn recall(
     batch.refresh_all(cache, conn, tenant, &hold_gtins).await?;
     for (made_gtin, made_lot) in hold {
         let entry = batch.entry(cache, conn, tenant, made_gtin.as_str()).await?;
-        let to_hold: Vec<StockKey> = entry
+        let to_hold: Vec<(StockKey, LotStatus)> = entry
             .balances
             .iter()
             .filter(|cached| {
                 cached.key.lot == *made_lot && matches!(cached.status, LotStatus::Available | LotStatus::Quarantine)
             })
-            .map(|cached| cached.key.clone())
+            .map(|cached| (cached.key.clone(), cached.status))
             .collect();
-        for key in &to_hold {
+        for (key, before) in &to_hold {
             batch.set_status(cache, conn, tenant, recall_id, line as i64, key, LotStatus::Hold, Some(&why)).await?;
             line += 1;
+            // Its check still waits: lifting the hold puts it back in quarantine.
+            if *before == LotStatus::Quarantine {
+                batch.cover_quarantine(tenant, key);
+            }
         }
         let entry = batch.entry(cache, conn, tenant, made_gtin.as_str()).await?;
         let (mut on_hand, mut on_hold) = (0, 0);

@@ -4141,6 +4141,15 @@ pub async fn fulfilment_a_recall_may_hold_the_lots_made_from_it(app: &TestApp) {
     walk(app, &path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
     let refused = app.post(&path, &app.operator_key, json!({"status": "shipped"})).await;
     assert!(refused.is_problem(409, "/problems/lot-unavailable"), "{:?}", refused.body);
+    // Lifting the hold on LAS4 leaves its quarantine: its check still waits; the check's release
+    // then makes it available.
+    for (reason, status) in [("cleared of the recall", "quarantine"), ("QA passed", "available")] {
+        let release = json!({"gtin": lasagne, "lot": "LAS4", "status": "available", "reason": reason});
+        let released = app.post("/v1/stock/lot-status", &key, release).await;
+        assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+        let stock = app.get(&format!("/v1/stock?gtin={lasagne}&lot=LAS4"), &key).await;
+        assert_eq!(stock.body["items"][0]["status"], status, "{reason}: {:?}", stock.body);
+    }
 
     // Without it, the lot made from the recalled one stays available.
     let plain = app.post("/v1/recalls", &key, json!({"gtin": beef, "lots": ["BEEF3"], "reason": "E. coli"})).await;
@@ -4157,7 +4166,7 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
     network(app).await;
     let dc_path = format!("/v1/locations/{}", dc());
     let mut location = app.get(&dc_path, &app.operator_key).await.body;
-    for name in ["returns", "spare", "overflow"] {
+    for name in ["returns", "spare", "overflow", "quarantine", "annex"] {
         let zone = json!({"name": name, "min_celsius": 0, "max_celsius": 2, "capacity_pallets": 10});
         location["zones"].as_array_mut().unwrap().push(zone);
     }
@@ -4238,19 +4247,19 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
         balances(lasagne.clone(), "LAS1").await,
         [("chill".into(), 5, "available".into()), ("returns".into(), 2, "hold".into())]
     );
-    let into = |product: &str, lot: &str, zone: &str, sscc: &str| {
+    let into = |product: &str, lot: &str, zone: &str, sscc: &str, status: &str| {
         let pallet =
             json!({"sscc": with_check_digit(sscc), "gtin": product, "lot": lot, "expiry": in_days(20), "quantity": 4});
-        let (key, zone) = (key.clone(), zone.to_owned());
+        let (key, zone, status) = (key.clone(), zone.to_owned(), status.to_owned());
         async move {
             let asn = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [pallet]})).await;
             assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
             let receipt = format!("/v1/asns/{}/receipts", asn.body["asn_id"].as_str().unwrap());
-            let received = app.post(&receipt, &key, json!({"zone": zone})).await;
+            let received = app.post(&receipt, &key, json!({"zone": zone, "status": status})).await;
             assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
         }
     };
-    into(&lasagne, "LAS1", "spare", "38712345000169100").await;
+    into(&lasagne, "LAS1", "spare", "38712345000169100", "available").await;
     assert_eq!(
         balances(lasagne.clone(), "LAS1").await,
         [
@@ -4259,19 +4268,38 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
             ("spare".into(), 4, "hold".into())
         ]
     );
+    // A pallet asked into quarantine comes in on hold too, its quarantine kept under the hold, and
+    // so do the units moved from it: a release of the hold where they lie leaves them in
+    // quarantine.
+    into(&lasagne, "LAS1", "quarantine", "38712345000169150", "quarantine").await;
+    let moved = json!({"gtin": lasagne, "lot": "LAS1", "from": {"location": dc(), "zone": "quarantine"},
+                       "to": {"location": dc(), "zone": "annex"}, "quantity": 1, "reason": "space"});
+    let moved = app.post("/v1/stock/transfers", &key, moved).await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    for zone in ["quarantine", "annex"] {
+        let released = app.post("/v1/stock/lot-status", &key, release(Some(zone))).await;
+        assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    }
+    let lot = balances(lasagne.clone(), "LAS1").await;
+    assert_eq!(&lot[..2], [("annex".into(), 1, "quarantine".into()), ("chill".into(), 5, "available".into())]);
+    assert_eq!(lot[2], ("quarantine".into(), 3, "quarantine".into()));
+    // Released again, the check is done: available.
+    let released = app.post("/v1/stock/lot-status", &key, release(Some("annex"))).await;
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    assert_eq!(balances(lasagne.clone(), "LAS1").await[0], ("annex".into(), 1, "available".into()));
     // Released whole, the lot is free: the next pallet comes in available.
     let released = app.post("/v1/stock/lot-status", &key, release(None)).await;
     assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
-    into(&lasagne, "LAS1", "overflow", "38712345000169200").await;
+    into(&lasagne, "LAS1", "overflow", "38712345000169200", "available").await;
     let statuses: Vec<String> =
         balances(lasagne.clone(), "LAS1").await.into_iter().map(|(_, _, status)| status).collect();
-    assert_eq!(statuses, ["available"; 4]);
+    assert_eq!(statuses, ["available"; 6]);
     // RAGU1 had no stock: its product deleted, the hold goes with it; the brand registers the
     // product again and RAGU1 comes in available.
     let deleted = app.send("DELETE", &format!("/v1/products/{ragu}"), Some(&key), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     chilled_product(app, &key, &ragu, "Ragu").await;
-    into(&ragu, "RAGU1", "chill", "38712345000169300").await;
+    into(&ragu, "RAGU1", "chill", "38712345000169300", "available").await;
     assert_eq!(balances(ragu.clone(), "RAGU1").await, [("chill".into(), 4, "available".into())]);
 }
 
