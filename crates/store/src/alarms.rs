@@ -176,7 +176,8 @@ pub(crate) async fn apply_alarms(
                 return Ok(Err(WriteError::Limit(format!("one write stores at most {ALARMS_PER_WRITE_MAX} alarms"))));
             }
             // Every check before any change: a raced evaluation stores nothing (a write has no
-            // savepoint of its own in the group's transaction).
+            // savepoint of its own in the group's transaction) but the version rows (0) a first
+            // check makes, which say what no row said (the inputs read a missing one as 0).
             for update in progress {
                 if !progress_unchanged(conn, tenant, update).await? {
                     return Ok(Err(WriteError::Conflict(format!(

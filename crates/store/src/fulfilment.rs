@@ -2347,6 +2347,8 @@ pub struct RecallSummary {
     /// recall).
     pub lots: Vec<String>,
     pub reason: String,
+    /// What consumers are told, if the recall says.
+    pub public_notice: Option<String>,
     pub recalled_unix_ms: i64,
 }
 
@@ -6280,16 +6282,18 @@ impl crate::TenantStore<'_> {
         let mut conn = self.store.pools().acquire_reader().await?;
         let (past, order) = if newest_first { ("<", "DESC") } else { (">", "ASC") };
         let sql = format!(
-            "SELECT recall_id, gtin, reason, created_unix_ms, lots FROM recalls WHERE tenant_id = $1 \
+            "SELECT recall_id, gtin, reason, created_unix_ms, lots, public_notice FROM recalls WHERE tenant_id = $1 \
              AND ($2 IS NULL OR recall_id {past} $2) ORDER BY recall_id {order} LIMIT {}",
             limit.clamp(1, LIST_ROWS_READ_MAX)
         );
-        let rows: Vec<(String, String, String, i64, Option<String>)> = on_conn!(&mut conn, connection =>
+        /// recall_id, gtin, reason, created_unix_ms, lots, public_notice.
+        type SummaryRow = (String, String, String, i64, Option<String>, Option<String>);
+        let rows: Vec<SummaryRow> = on_conn!(&mut conn, connection =>
             sqlx::query_as(&sql).bind(tenant).bind(after).fetch_all(&mut *connection).await)?;
         let mut recalls = Vec::with_capacity(rows.len());
-        for (recall_id, gtin, reason, recalled_unix_ms, lots) in rows {
+        for (recall_id, gtin, reason, recalled_unix_ms, lots, public_notice) in rows {
             let lots = recall_lots(&mut conn, tenant, &recall_id, lots).await?;
-            recalls.push(RecallSummary { recall_id, gtin, lots, reason, recalled_unix_ms });
+            recalls.push(RecallSummary { recall_id, gtin, lots, reason, public_notice, recalled_unix_ms });
         }
         Ok(recalls)
     }
@@ -6601,7 +6605,7 @@ impl crate::Store {
         let row: Option<(String, Option<String>)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
             "SELECT r.recall_id, c.public_notice FROM recalled_lots r \
              JOIN gtin_owners g ON g.tenant_id = r.tenant_id AND g.gtin = r.gtin \
-             JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
+             LEFT JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
              WHERE r.gtin = $1 AND r.lot = $2")
             .bind(gtin).bind(lot).fetch_optional(pool).await)?;
         Ok(row.map(|(recall_id, public_notice)| PublicRecall { recall_id, public_notice }))
@@ -6630,7 +6634,7 @@ impl crate::Store {
         let sql = format!(
             "SELECT r.gtin, r.lot, r.recall_id, c.public_notice FROM recalled_lots r \
              JOIN gtin_owners g ON g.tenant_id = r.tenant_id AND g.gtin = r.gtin \
-             JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
+             LEFT JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
              WHERE r.gtin IN ({}) AND r.lot IN ({})",
             list(1, gtins.len()),
             list(1 + gtins.len(), names.len())

@@ -2813,9 +2813,6 @@ async fn put_location(
     if let Err(error) = check_mode(mode, found, format!("location {gln}")) {
         return Ok(Err(error));
     }
-    if !found && claim(conn, "gln_owners", "gln", gln, tenant).await? != tenant {
-        return Ok(Err(WriteError::Conflict(format!("GLN {gln}, registered by another party,"))));
-    }
     // Zones a device still names may not disappear (the network's zones may hold any tenant's devices).
     let devices_sql = if tenant_id.is_network() {
         "SELECT zone_name FROM devices WHERE location_gln = $2 AND zone_name IS NOT NULL AND $1 <> ''"
@@ -2832,6 +2829,10 @@ async fn put_location(
     }
     if found && let Some(refusal) = stock_kept_in_place(conn, tenant_id, location, state).await? {
         return Ok(Err(refusal));
+    }
+    // Last of the checks: the claim writes the GLN's owner, and a refused write writes nothing.
+    if !found && claim(conn, "gln_owners", "gln", gln, tenant).await? != tenant {
+        return Ok(Err(WriteError::Conflict(format!("GLN {gln}, registered by another party,"))));
     }
     execute(
         conn,

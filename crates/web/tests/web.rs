@@ -135,7 +135,7 @@ fn the_provenance_page_renders_in_every_language_and_mode() {
             // it, none for an input whose recall says nothing.
             let banner = html.split("id=\"recall\"").nth(1).unwrap().split("</div>").next().unwrap();
             assert!(
-                banner.contains("<p class=\"recall-notice\" lang=\"\">Listeria &lt;b&gt;found&lt;&#x2f;b&gt;: return it for a refund.</p>"),
+                banner.contains("<p class=\"recall-notice\" lang=\"\" dir=\"auto\">Listeria &lt;b&gt;found&lt;&#x2f;b&gt;: return it for a refund.</p>"),
                 "{banner}"
             );
             let inputs = html.split("id=\"recall-input\"").nth(1).unwrap().split("</div>").next().unwrap();

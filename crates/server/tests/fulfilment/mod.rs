@@ -4296,8 +4296,11 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
     assert_eq!(statuses, ["available"; 6]);
     // RAGU1 had no stock: its product deleted, the hold goes with it; the brand registers the
     // product again and RAGU1 comes in available.
+    let held_sql = "SELECT COUNT(*) FROM held_lots WHERE tenant_id = 'keephold' AND lot = $1";
+    assert_eq!(app.count_sql(held_sql, "RAGU1").await, 1);
     let deleted = app.send("DELETE", &format!("/v1/products/{ragu}"), Some(&key), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    assert_eq!(app.count_sql(held_sql, "RAGU1").await, 0);
     chilled_product(app, &key, &ragu, "Ragu").await;
     into(&ragu, "RAGU1", "chill", "38712345000169300", "available").await;
     assert_eq!(balances(ragu.clone(), "RAGU1").await, [("chill".into(), 4, "available".into())]);
@@ -4357,6 +4360,8 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
         ("x".repeat(501), "at most 500 characters"),
         ("Do not eat.\u{7}".to_owned(), "control characters"),
         (" ".to_owned(), "must not be empty"),
+        ("Do not eat.\u{2029}Bring it back.".to_owned(), "U+2029"),
+        ("Do not eat \u{202E}kcab ti gnirb".to_owned(), "U+202E"),
     ] {
         let body = json!({"gtin": beef, "lots": ["BEEF1"], "reason": "E. coli", "public_notice": notice});
         let refused = app.post("/v1/recalls", &butcher, body).await;
@@ -4376,6 +4381,8 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     let recall_id = recall.body["recall_id"].as_str().unwrap();
     let read = app.get(&format!("/v1/recalls/{recall_id}"), &butcher).await;
     assert_eq!(read.body["public_notice"], notice, "{:?}", read.body);
+    let listed = app.get("/v1/recalls", &butcher).await;
+    assert_eq!(listed.body["items"][0]["public_notice"], notice, "{:?}", listed.body);
     let beef1 = json!([{"item": class(&format!("{beef:0>14}"), "BEEF1"), "gtin": format!("{beef:0>14}"),
                         "lot": "BEEF1", "recall_id": recall_id, "public_notice": notice}]);
     // The recall statuses read are at most a second old.
@@ -4429,7 +4436,10 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     assert!(shown.contains("Beef mince") && shown.contains("<code>BEEF1</code>"), "{shown}");
     // The butcher's words, escaped, beside its lot; not the recall's reason.
     let escaped = "Possible &lt;E. coli&gt;: do not eat it. Return it to the shop for a refund.";
-    assert!(shown.contains(&format!("<span class=\"recall-notice\" lang=\"\">{escaped}</span>")), "{shown}");
+    assert!(
+        shown.contains(&format!("<span class=\"recall-notice\" lang=\"\" dir=\"auto\">{escaped}</span>")),
+        "{shown}"
+    );
     assert!(!shown.contains("batch test 41"), "{shown}");
     assert!(shown.contains("<li class=\"failed\">Made from a recalled lot</li>"), "the check: {shown}");
     assert!(!shown.contains("Not recalled"), "{shown}");
@@ -4468,7 +4478,7 @@ pub async fn fulfilment_a_lot_made_from_a_recalled_one_says_so(app: &TestApp) {
     );
     let shown = page(fam1_path).await;
     let banner = shown.split("id=\"recall\"").nth(1).unwrap().split("</div>").next().unwrap();
-    assert!(banner.contains("<p class=\"recall-notice\" lang=\"\">Bring it back.</p>"), "{shown}");
+    assert!(banner.contains("<p class=\"recall-notice\" lang=\"\" dir=\"auto\">Bring it back.</p>"), "{shown}");
     let scanned = app.post("/v1/scan", &shop, json!({"data": format!("(01){:0>14}(10)FAM1", family)})).await;
     assert_eq!((&scanned.body["recalled"], &scanned.body["recall_notice"]), (&json!(true), &json!("Bring it back.")));
     // A recall that says nothing to consumers: the status has no notice, the page none.
