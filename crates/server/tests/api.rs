@@ -760,6 +760,16 @@ async fn locations_lanes_and_devices(app: &TestApp) {
             .await
             .is_problem(409, "/problems/in-use")
     );
+    // A device left naming a zone of a place that is gone (nodes racing on PostgreSQL; written
+    // here directly): a location made there without that zone is refused, and leaves its GLN
+    // unclaimed.
+    let stray = "INSERT INTO devices (tenant_id, device_id, kind, name, location_gln, zone_name, \
+                 reading_interval_seconds, created_unix_ms, updated_unix_ms) \
+                 VALUES ('acme', 'logger-stray', 'data_logger', 'Stray', $1, 'cold', 60, 0, 0)";
+    app.execute_sql(&[stray], "7098765002011").await;
+    let refused = app.post("/v1/locations", &key, warehouse("7098765002011")).await;
+    assert!(refused.is_problem(409, "/problems/in-use"), "{:?}", refused.body);
+    assert_eq!(app.count_sql("SELECT COUNT(*) FROM gln_owners WHERE gln = $1", "7098765002011").await, 0);
 }
 
 async fn pagination_follows_cursors_within_limits(app: &TestApp) {
