@@ -1029,7 +1029,9 @@ pub struct LotStatusInput {
 }
 
 /// Changes the status of a lot: quarantine release, hold, expiry. The decision is recorded as a
-/// `status` movement with its reason.
+/// `status` movement with its reason. A release to `available` of a balance whose hold covers a
+/// quarantine (a recall's hold over a quarantined balance, units asked into quarantine that came
+/// in on hold) puts it in quarantine: its check still waits (`GET /v1/stock` shows it).
 #[utoipa::path(post, path = "/v1/stock/lot-status", tag = "fulfilment", request_body = LotStatusInput,
     params(TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 200, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem),

@@ -490,15 +490,11 @@ async fn quarantine_covered(
     Ok(rows.into_iter().collect())
 }
 
-/// Whether units coming into `key` asked into `asked` and given [`incoming_status`]'s `hold`
-/// have their quarantine covered by it: a new balance of a held lot, asked into quarantine.
-fn hold_covers_quarantine(
-    balances: &[CachedBalance],
-    key: &StockKey,
-    asked: LotStatus,
-    (recalled, held): (bool, bool),
-) -> bool {
-    !recalled && held && asked == LotStatus::Quarantine && !balances.iter().any(|cached| cached.key == *key)
+/// Whether units asked into quarantine and coming in on hold (a new balance of a held lot, or a
+/// balance on hold already, whoever holds it) have their quarantine covered by the hold: the whole
+/// balance then goes back to quarantine when the hold is lifted.
+fn hold_covers_quarantine(asked: LotStatus, status: LotStatus) -> bool {
+    asked == LotStatus::Quarantine && status == LotStatus::Hold
 }
 
 /// A lot's expiry in a problem's detail: the date, or "none".
@@ -2438,10 +2434,9 @@ pub(crate) async fn apply_fulfilment(
             | FulfilmentMutation::Recall { .. }
             | FulfilmentMutation::Count { .. }
             | FulfilmentMutation::SetLotStatus { .. }
-            | FulfilmentMutation::Transfer { .. }
     ) {
-        // These read orders, reservations and movements (the last two, the quarantines a hold
-        // covers): what earlier writes buffered goes first.
+        // These read orders, reservations and movements (the last, the quarantines a hold
+        // covers, and uses them up): what earlier writes buffered goes first.
         batch.flush_rows(conn, now_unix_ms).await?;
     }
     let mark = batch.mark();
@@ -2756,9 +2751,10 @@ async fn apply_checked(
             let entry = batch.entry(cache, conn, tenant, &target.gtin).await?;
             let target_held = entry.balance_mut(&target).is_some_and(|cached| cached.status == LotStatus::Hold);
             if target_held
-                && quarantine_covered(conn, tenant, gtin.as_str(), lot)
-                    .await?
-                    .contains(&(source.location.clone(), source.zone.clone()))
+                && (batch.quarantine_covered.iter().any(|(owner, key)| owner == tenant && *key == source)
+                    || quarantine_covered(conn, tenant, gtin.as_str(), lot)
+                        .await?
+                        .contains(&(source.location.clone(), source.zone.clone())))
             {
                 batch.cover_quarantine(tenant, &target);
             }
@@ -2824,8 +2820,9 @@ async fn apply_checked(
             let mut used = Vec::new();
             for (line, key) in keys.iter().enumerate() {
                 let is_covered = covered.contains(&(key.location.clone(), key.zone.clone()));
-                let back_in_quarantine =
-                    is_covered && *status == LotStatus::Available && statuses.get(key) == Some(&LotStatus::Hold);
+                let back_in_quarantine = is_covered
+                    && *status == LotStatus::Available
+                    && matches!(statuses.get(key), Some(LotStatus::Hold | LotStatus::Expired));
                 let (to, why) = if back_in_quarantine {
                     (LotStatus::Quarantine, format!("{reason} (the hold lifted; its quarantine stays)"))
                 } else {
@@ -3168,10 +3165,11 @@ async fn receive_asn(
         // A pallet of a recalled lot is still received (the units are here), but never as sellable.
         let recalled = recalled_lots.get(&(pallet.gtin.as_str(), pallet.lot.as_str())) == Some(&true);
         let held = holds.contains_key(&(pallet.gtin.clone(), pallet.lot.clone()));
-        if hold_covers_quarantine(&entry.balances, &key, status, (recalled, held)) {
+        let asked = status;
+        let status = incoming_status(&entry.balances, &key, asked, (recalled, held));
+        if hold_covers_quarantine(asked, status) {
             batch.cover_quarantine(tenant, &key);
         }
-        let status = incoming_status(&entry.balances, &key, status, (recalled, held));
         match received_index.entry((pallet.gtin.as_str(), pallet.lot.as_str())) {
             std::collections::hash_map::Entry::Occupied(at) => received[*at.get()].units += pallet.quantity,
             std::collections::hash_map::Entry::Vacant(at) => {
@@ -4504,10 +4502,10 @@ async fn order_event(
                                 .and_then(|cached| cached.expiry.clone());
                             let pair = (key.gtin.clone(), key.lot.clone());
                             let standing = (recalled.contains_key(&pair), holds.contains_key(&pair));
-                            if hold_covers_quarantine(&entry.balances, key, asked, standing) {
+                            let status = incoming_status(&entry.balances, key, asked, standing);
+                            if hold_covers_quarantine(asked, status) {
                                 batch.cover_quarantine(tenant, key);
                             }
-                            let status = incoming_status(&entry.balances, key, asked, standing);
                             // An empty available balance of a named zone (a returns area whose units
                             // were released and moved on) takes the status asked: the area keeps
                             // taking returns in quarantine. A sellable zone's is left as it is.

@@ -4268,6 +4268,12 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
             ("spare".into(), 4, "hold".into())
         ]
     );
+    // A pallet asked into quarantine joining a balance on hold leaves it on hold, its quarantine
+    // kept: released there, the balance waits for its check.
+    into(&lasagne, "LAS1", "spare", "38712345000169120", "quarantine").await;
+    let released = app.post("/v1/stock/lot-status", &key, release(Some("spare"))).await;
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    assert_eq!(balances(lasagne.clone(), "LAS1").await[2], ("spare".into(), 8, "quarantine".into()));
     // A pallet asked into quarantine comes in on hold too, its quarantine kept under the hold, and
     // so do the units moved from it: a release of the hold where they lie leaves them in
     // quarantine.
