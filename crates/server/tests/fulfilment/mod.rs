@@ -97,6 +97,25 @@ pub async fn receive(app: &TestApp, key: &str, product: &str, pallets: &[(&str, 
     }
 }
 
+/// A lot's balances as `GET /v1/stock` reads them: (zone, on hand, status), sorted.
+async fn zone_balances(app: &TestApp, key: &str, product: &str, lot: &str) -> Vec<(String, i64, String)> {
+    let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), key).await;
+    let mut found: Vec<(String, i64, String)> = stock.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|balance| {
+            (
+                balance["zone"].as_str().unwrap().to_owned(),
+                balance["on_hand"].as_i64().unwrap(),
+                balance["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn order_body(product: &str, quantity: i64) -> Value {
     json!({"lines": [{"gtin": product, "quantity": quantity}], "destination": {"pickup_point": pickup()}, "service": "next_day"})
 }
@@ -3926,23 +3945,7 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
             path
         }
     };
-    let balances = || async {
-        let stock = app.get(&format!("/v1/stock?gtin={product}&lot=RET1"), &key).await;
-        let mut found: Vec<(String, i64, String)> = stock.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|balance| {
-                (
-                    balance["zone"].as_str().unwrap().to_owned(),
-                    balance["on_hand"].as_i64().unwrap(),
-                    balance["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        found.sort();
-        found
-    };
+    let balances = || zone_balances(app, &key, &product, "RET1");
     let first = shipped_order("38712345000159000", 3).await;
     let operator = &app.operator_key;
     // Refused, storing nothing: a status that is not for returns, a zone the DC lacks, the
@@ -4207,23 +4210,7 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
     assert_eq!(held, [("LAS1".to_owned(), 5), ("RAGU1".to_owned(), 0)], "{:?}", recall.body);
     let balances = |product: String, lot: &'static str| {
         let key = key.clone();
-        async move {
-            let stock = app.get(&format!("/v1/stock?gtin={product}&lot={lot}"), &key).await;
-            let mut found: Vec<(String, i64, String)> = stock.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|balance| {
-                    (
-                        balance["zone"].as_str().unwrap().to_owned(),
-                        balance["on_hand"].as_i64().unwrap(),
-                        balance["status"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect();
-            found.sort();
-            found
-        }
+        async move { zone_balances(app, &key, &product, lot).await }
     };
     assert_eq!(balances(lasagne.clone(), "LAS1").await, [("chill".into(), 5, "hold".into())]);
     // Released at one place, the lot's hold stays for its other units: two returned into an
