@@ -195,7 +195,7 @@ fn cookie_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<Stri
 pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     let key = salmon_with_farm(app).await;
     // The lots recalled below, commissioned: a recall names lots the network knows.
-    let commissioned: Vec<Value> = ["LOT-7", "LOT-8", "LOT-9"]
+    let commissioned: Vec<Value> = ["LOT-7", "LOT-8", "LOT-9", "LOT-10"]
         .iter()
         .map(|lot| {
             json!({"type": "ObjectEvent", "eventTime": "2026-11-23T05:00:00Z", "eventTimeZoneOffset": "+01:00",
@@ -290,6 +290,14 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     assert!(told.text().await.unwrap().contains("different request"));
     let bad = recall_form(format!("csrf={csrf}&request_id=r2&gtin=09506000134352&lots=&reason=x")).await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "no lots");
+    // The notice's lines are one paragraph: consumers are told it as the page shows it.
+    let lines = "gtin=09506000134352&lots=LOT-10&reason=Seal&public_notice=Do+not+eat+%3Cit%3E.%0D%0A++Bring+it+back.";
+    let noticed = recall_form(format!("csrf={csrf}&request_id=r3&{lines}")).await.unwrap();
+    assert_eq!(noticed.status(), StatusCode::CREATED);
+    let noticed = noticed.text().await.unwrap();
+    assert!(noticed.contains("<q class=\"recall-notice\">Do not eat &lt;it&gt;. Bring it back.</q>"), "{noticed}");
+    let told = app.send("GET", "/recall-status/01/09506000134352/10/LOT-10", None, None, &[]).await;
+    assert_eq!(told.body["public_notice"], "Do not eat <it>. Bring it back.", "{:?}", told.body);
     // The portal lists the recalls made (through the API too), newest first.
     let later = json!({"gtin": "09506000134352", "lots": ["LOT-9"], "reason": "Seal broken"});
     let later = app.post("/v1/recalls", &key, later).await;
@@ -301,14 +309,15 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     let listed = page("/portal").await.unwrap().text().await.unwrap();
     assert!(listed.contains("Your 24-hour promise") && listed.contains("<table class=\"sla\">"), "{listed}");
     let rows: Vec<&str> = listed.split("<tr class=\"recall\">").skip(1).collect();
-    assert_eq!(rows.len(), 2, "{listed}");
+    assert_eq!(rows.len(), 3, "{listed}");
     assert!(
         rows[0].contains(later.body["recall_id"].as_str().unwrap()) && rows[0].contains("Seal broken"),
         "{}",
         rows[0]
     );
     let portal_recall = recall_id.split_whitespace().next().unwrap();
-    assert!(rows[1].contains(&format!("rcl_{portal_recall}")) && rows[1].contains("LOT-7, LOT-8"), "{}", rows[1]);
+    assert!(rows[1].contains("LOT-10"), "{}", rows[1]);
+    assert!(rows[2].contains(&format!("rcl_{portal_recall}")) && rows[2].contains("LOT-7, LOT-8"), "{}", rows[2]);
 
     // Signing out needs the session's token.
     let sign_out = |body: String| {
