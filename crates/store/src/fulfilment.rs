@@ -2440,8 +2440,11 @@ pub(crate) async fn apply_fulfilment(
         batch.flush_rows(conn, now_unix_ms).await?;
     }
     let mark = batch.mark();
+    let written = crate::writer::rows_written();
     let result = apply_checked(conn, tenant_id.as_str(), mutation, now_unix_ms, batch, cache).await?;
-    if result.is_err() {
+    if let Err(refused) = &result {
+        // Its buffered rows go; rows it wrote would stay (a write has no savepoint of its own).
+        debug_assert_eq!(crate::writer::rows_written(), written, "a refused write changed rows: {refused}");
         batch.roll_back(mark, cache);
     }
     Ok(result)

@@ -1641,6 +1641,7 @@ pub(crate) async fn execute_for_keys(
                 let sql = sql_of(&format!("= ANY(${first})"));
                 let query = bind_args!(sqlx::query(&sql), args).bind(keys);
                 changed = query.execute(&mut **connection).await?.rows_affected();
+                count_rows_written(&sql, changed);
             }
         }
         Conn::Sqlite(connection) => {
@@ -1655,7 +1656,9 @@ pub(crate) async fn execute_for_keys(
                 for _ in 0..run.padding() {
                     query = query.bind(None::<&str>);
                 }
-                changed += query.execute(&mut **connection).await?.rows_affected();
+                let run_changed = query.execute(&mut **connection).await?.rows_affected();
+                count_rows_written(&sql, run_changed);
+                changed += run_changed;
             }
         }
     }
@@ -1733,7 +1736,8 @@ pub(crate) async fn insert_rows(
                     ColumnArray::Bytes(values) => query.bind(values),
                 };
             }
-            query.execute(&mut **connection).await?;
+            let inserted = query.execute(&mut **connection).await?.rows_affected();
+            count_rows_written(&sql, inserted);
         }
         return Ok(());
     }
@@ -1769,7 +1773,30 @@ pub(crate) async fn insert_rows(
 }
 
 pub(crate) async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
-    on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).execute(&mut *connection).await.map(|done| done.rows_affected()))
+    let changed = on_conn!(conn, connection => bind_args!(sqlx::query(sql), args).execute(&mut *connection).await.map(|done| done.rows_affected()))?;
+    count_rows_written(sql, changed);
+    Ok(changed)
+}
+
+tokio::task_local! {
+    /// The rows the write being applied changed through [`execute`], [`execute_for_keys`] and
+    /// [`insert_rows`] (checked in debug builds: a refused write changed none, see `apply_one`).
+    static ROWS_WRITTEN: std::cell::Cell<u64>;
+}
+
+/// Counts `changed` rows of `sql` if it writes (a SELECT's count on PostgreSQL is not a change).
+fn count_rows_written(sql: &str, changed: u64) {
+    if cfg!(debug_assertions) && changed > 0 {
+        let verb = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+        if matches!(verb.as_str(), "INSERT" | "UPDATE" | "DELETE") {
+            let _ = ROWS_WRITTEN.try_with(|written| written.set(written.get() + changed));
+        }
+    }
+}
+
+/// The rows the write being applied has changed so far (0 outside a write, and in release builds).
+pub(crate) fn rows_written() -> u64 {
+    ROWS_WRITTEN.try_with(std::cell::Cell::get).unwrap_or(0)
 }
 
 /// A delivery's claim of what it delivers (an order webhook, an EPCIS subscription): the row is
@@ -1954,7 +1981,24 @@ async fn apply_one(
             state.keys.expired.push(known_key.clone());
         }
     }
-    let applied = match apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, state).await? {
+    let (applied, written) = ROWS_WRITTEN
+        .scope(std::cell::Cell::new(0), async {
+            let applied = apply_mutation(conn, &write.tenant_id, &write.mutation, now_unix_ms, usage, state).await;
+            (applied, rows_written())
+        })
+        .await;
+    // A write has no savepoint of its own: a refused one must have changed no rows. (Fulfilment
+    // writes check from their mark, after the lapsed holds' release, in `apply_fulfilment`; an
+    // alarm evaluation may leave the version rows its checks made, which say what no row said.)
+    if let Ok(Err(refused)) = &applied
+        && !matches!(
+            write.mutation,
+            Mutation::Fulfilment(_) | Mutation::FulfilmentRecorded { .. } | Mutation::Alarms(_)
+        )
+    {
+        debug_assert_eq!(written, 0, "a refused write changed rows: {refused}");
+    }
+    let applied = match applied? {
         Ok(applied) => applied,
         Err(refused) => return Ok(Err(refused)),
     };
