@@ -4287,6 +4287,17 @@ pub async fn fulfilment_a_kept_hold_ends_with_its_lot(app: &TestApp) {
     let statuses: Vec<String> =
         balances(lasagne.clone(), "LAS1").await.into_iter().map(|(_, _, status)| status).collect();
     assert_eq!(statuses, ["available"; 6]);
+    // Units asked into quarantine joining a balance set expired (before its date) keep their
+    // quarantine too: released, the balance waits for its check.
+    let mut expire = release(Some("overflow"));
+    expire["status"] = json!("expired");
+    let expired = app.post("/v1/stock/lot-status", &key, expire).await;
+    assert_eq!(expired.status, StatusCode::OK, "{:?}", expired.body);
+    into(&lasagne, "LAS1", "overflow", "38712345000169250", "quarantine").await;
+    let released = app.post("/v1/stock/lot-status", &key, release(Some("overflow"))).await;
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    let overflow = zone_balances(app, &key, &lasagne, "LAS1").await.into_iter().find(|(zone, _, _)| zone == "overflow");
+    assert_eq!(overflow, Some(("overflow".into(), 8, "quarantine".into())));
     // RAGU1 had no stock: its product deleted, the hold goes with it; the brand registers the
     // product again and RAGU1 comes in available.
     let held_sql = "SELECT COUNT(*) FROM held_lots WHERE tenant_id = 'keephold' AND lot = $1";
