@@ -223,6 +223,34 @@ fn demo_runs_twice_on_one_database() {
     stop(second);
 }
 
+/// The demo on PostgreSQL: served, stopped by SIGTERM with a clean exit (the writer drained, the
+/// log's last checkpoint signed), and started again on the same database without loading the
+/// network twice.
+#[test]
+fn demo_stops_cleanly_and_runs_again_on_postgres() {
+    let Some(db) = scratchdb::postgres_or_skip("demo_stops_cleanly_and_runs_again_on_postgres") else { return };
+    let port = free_port();
+    let directory = tempfile::tempdir().unwrap();
+    let (first, first_lines) = start_demo(&db, port, directory.path(), &[]);
+    let salmon_key = key_of(&first_lines, "(nordfjord) key:");
+    let (status, products) = get(port, "/v1/products", &salmon_key);
+    assert_eq!((status, products["items"].as_array().unwrap().len()), (200, 2));
+    let (_, orders) = get(port, "/v1/orders", &salmon_key);
+    assert_eq!(orders["items"].as_array().unwrap().len(), 6, "{orders}");
+    let (status, checkpoint) = get(port, "/log/checkpoint", &salmon_key);
+    assert_eq!(status, 200, "{checkpoint}");
+    stop(first);
+
+    let (second, second_lines) = start_demo(&db, port, directory.path(), &[]);
+    let fresh_key = key_of(&second_lines, "(nordfjord) key:");
+    let (status, products) = get(port, "/v1/products", &fresh_key);
+    assert_eq!((status, products["items"].as_array().unwrap().len()), (200, 2), "nothing duplicated");
+    let (_, orders) = get(port, "/v1/orders", &fresh_key);
+    assert_eq!(orders["items"].as_array().unwrap().len(), 6, "no order placed twice");
+    assert_eq!(get(port, "/v1/products", &salmon_key).0, 200, "the first run's key still works");
+    stop(second);
+}
+
 /// The demo depot's packed orders are dispatched: the chilled salmon rides the reefer van (the
 /// cargo bike has no reefer), every stop is planned by its promise, and the van's courier, with
 /// the key the demo printed, leaves and hands every stop over, moving the orders to delivered.
