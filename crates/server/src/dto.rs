@@ -65,7 +65,9 @@ impl Checker {
         items.len() <= max
     }
 
-    /// A required text: trimmed, not empty, at most `length_max` characters.
+    /// A required text: trimmed, not empty, at most `length_max` characters, one line as shown
+    /// (no control characters, line or paragraph separators, nor direction overrides or isolates,
+    /// which could turn a page's text around it).
     pub fn text(&mut self, pointer: &str, value: &str, length_max: usize) -> Option<String> {
         let trimmed = value.trim();
         let length = trimmed.chars().count();
@@ -79,6 +81,16 @@ impl Checker {
         }
         if trimmed.chars().any(char::is_control) {
             self.fail(pointer, "must not contain control characters");
+            return None;
+        }
+        if let Some(found) = trimmed
+            .chars()
+            .find(|c| matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        {
+            self.fail(
+                pointer,
+                format!("must not contain U+{:04X} (a separator or a direction override)", u32::from(found)),
+            );
             return None;
         }
         Some(trimmed.to_owned())
@@ -871,4 +883,27 @@ pub struct UsageReport {
     pub counters: Vec<UsageView>,
     /// Rows each tenant in the report stores now (the level the storage rent is computed from).
     pub storage_rows: BTreeMap<String, i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Checker;
+
+    #[test]
+    fn a_text_is_one_line_as_shown() {
+        let mut checker = Checker::default();
+        assert_eq!(checker.text("/name", "  Café — ‏שלום ", 200).as_deref(), Some("Café — ‏שלום"));
+        for (text, detail) in [
+            ("a\nb", "control characters"),
+            ("a\u{2028}b", "U+2028"),
+            ("a\u{2029}b", "U+2029"),
+            ("a\u{202E}b", "U+202E"),
+            ("a\u{2067}b", "U+2067"),
+        ] {
+            let mut checker = Checker::default();
+            assert_eq!(checker.text("/name", text, 200), None, "{text:?}");
+            let problem = checker.finish().unwrap_err();
+            assert!(format!("{problem:?}").contains(detail), "{text:?}: {problem:?}");
+        }
+    }
 }

@@ -2525,16 +2525,6 @@ pub(crate) async fn start_recall(
     let reason = checker.text("/reason", &input.reason, crate::dto::TEXT_LENGTH_MAX);
     let public_notice =
         checker.optional_text("/public_notice", &input.public_notice, store::fulfilment::RECALL_NOTICE_CHARS_MAX);
-    // One paragraph, shown as written: no line or paragraph separators, no direction overrides
-    // or isolates (which could turn the page's text around it).
-    if let Some(found) = public_notice.as_deref().and_then(|notice| {
-        notice
-            .chars()
-            .find(|c| matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
-    }) {
-        let detail = format!("must not contain U+{:04X} (a separator or a direction override)", u32::from(found));
-        checker.fail("/public_notice", detail);
-    }
     checker.finish()?;
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
