@@ -2813,7 +2813,11 @@ async fn apply_checked(
             }
             // A hold lifted where it covered a quarantine leaves the quarantine: the units' check
             // still waits. A release to available or quarantine uses the memory up.
-            let covered = quarantine_covered(conn, tenant, gtin.as_str(), lot).await?;
+            let covered = if matches!(status, LotStatus::Available | LotStatus::Quarantine) {
+                quarantine_covered(conn, tenant, gtin.as_str(), lot).await?
+            } else {
+                HashSet::new()
+            };
             let statuses: HashMap<StockKey, LotStatus> = entry
                 .balances
                 .iter()
