@@ -87,6 +87,23 @@ pub const WRITER_STATEMENTS_CACHED: usize = 256;
 /// was slower.
 pub const SQLITE_WAL_CHECKPOINT_PAGES: u32 = 65_536;
 
+/// The page cache of each SQLite read connection, in KiB.
+pub const SQLITE_READER_CACHE_KIB: u32 = 64 * 1024;
+
+/// The page cache of SQLite's write connection, in KiB: smaller than a reader's, because on a
+/// database under 1 GiB a write transaction ends by visiting its whole cache. When a B-tree page
+/// splits, SQLite sorts the new pages by moving one through page number 1 GiB / page size + 1 (the
+/// locking page, never used for data) for a moment; that lifts the cache's largest page number
+/// past the database's end, and the commit then drops the pages past the end by visiting every
+/// entry of the cache's hash table. In `keten bench orders` at 64 MiB that visit took an eighth to
+/// a sixth of SQLite's thread; at 8 MiB SQLite's thread spent 15 % less CPU an order, reading a
+/// little more from the file system, and recalls and receipts (the writes that read most) took
+/// about as long (docs/benchmarks.md, "2026-12-06, 05:10–06:10 UTC"). Once the database passes
+/// 1 GiB, the locking page lies inside it and the visit stops; the smaller cache then costs only
+/// those reads.
+pub const SQLITE_WRITER_CACHE_KIB: u32 = 8 * 1024;
+const _: () = assert!(SQLITE_WRITER_CACHE_KIB < SQLITE_READER_CACHE_KIB);
+
 /// After a checkpoint SQLite truncates the WAL file to this size, if it grew past it (while a
 /// long read held back a checkpoint).
 pub const SQLITE_WAL_BYTES_KEPT: u64 = 256 * 1024 * 1024;
@@ -110,11 +127,9 @@ impl Pools {
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    // 64 MiB a connection. More is slower on a database under 1 GiB (docs/benchmarks.md,
-                    // "a larger page cache"): a B-tree split moves a page through page number
-                    // 1 GiB / page size + 1 for a moment, and SQLite then ends each such transaction by
-                    // visiting the whole page cache to drop the pages past the database's end.
-                    .pragma("cache_size", "-65536")
+                    // A read connection's page cache; the write connection's is smaller
+                    // (`SQLITE_WRITER_CACHE_KIB`).
+                    .pragma("cache_size", format!("-{SQLITE_READER_CACHE_KIB}"))
                     .pragma("temp_store", "memory")
                     // A page rewritten often is copied back to the database once per checkpoint, so
                     // fewer, larger checkpoints copy fewer pages (see SQLITE_WAL_CHECKPOINT_PAGES).
@@ -123,7 +138,10 @@ impl Pools {
                 // The write connection is opened on the writer's core, so SQLite's thread for it
                 // runs there (see `core`). It is kept for the process's life: a connection the
                 // pool replaced would be opened by the writer, on the same core.
-                let write_options = options.clone().statement_cache_capacity(WRITER_STATEMENTS_CACHED);
+                let write_options = options
+                    .clone()
+                    .statement_cache_capacity(WRITER_STATEMENTS_CACHED)
+                    .pragma("cache_size", format!("-{SQLITE_WRITER_CACHE_KIB}"));
                 let write = crate::core::spawn_on_core("keten-sqlite-open", writer_core, move || {
                     SqlitePoolOptions::new()
                         .max_connections(1)
@@ -254,5 +272,27 @@ impl Conn {
     pub(crate) async fn rollback(&mut self) -> Result<(), sqlx::Error> {
         on_conn!(self, connection => sqlx::query("ROLLBACK").execute(&mut *connection).await.map(drop))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Conn, SQLITE_READER_CACHE_KIB, SQLITE_WRITER_CACHE_KIB};
+
+    /// The write connection keeps the smaller page cache, the readers the larger one (a negative
+    /// `cache_size` is in KiB).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_connections_have_their_page_caches() {
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        for (writer, kib) in [(true, SQLITE_WRITER_CACHE_KIB), (false, SQLITE_READER_CACHE_KIB)] {
+            let mut conn =
+                if writer { store.pools().acquire_writer().await } else { store.pools().acquire_reader().await }
+                    .unwrap();
+            let Conn::Sqlite(connection) = &mut conn else { unreachable!("a SQLite store") };
+            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size").fetch_one(&mut **connection).await.unwrap();
+            assert_eq!(cache, -i64::from(kib), "writer: {writer}");
+        }
+        store.close().await;
     }
 }
