@@ -499,31 +499,53 @@ async fn revoke_tenant_key(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
-    /// First UTC day, YYYY-MM-DD (default: 30 days ago).
+    /// First UTC day, YYYY-MM-DD (default: 30 days ago); a period covers at most 366 days.
     pub from: Option<String>,
-    /// Last UTC day, YYYY-MM-DD (default: today).
+    /// Last UTC day, YYYY-MM-DD (default: today), at most 9999-12-29.
     pub to: Option<String>,
     /// Only this tenant (operator only).
     pub tenant: Option<String>,
 }
 
-/// The UTC days of a report: `from` (default 30 days ago) to `to` (default today), checked.
+/// The most UTC days a report covers, `from` and `to` included.
+pub const REPORT_DAYS_MAX: i32 = 366;
+/// The first and last day a report may name: each day's start and the next day's are instants
+/// (times end on 9999-12-30).
+pub const REPORT_DAY_FIRST: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
+pub const REPORT_DAY_LAST: jiff::civil::Date = jiff::civil::date(9999, 12, 29);
+
+/// The UTC days of a report: `from` (default 30 days ago) to `to` (default today), checked: each
+/// a date written YYYY-MM-DD from [`REPORT_DAY_FIRST`] to [`REPORT_DAY_LAST`], `from` not after
+/// `to`, at most [`REPORT_DAYS_MAX`] days.
 pub(crate) fn period_days(params: &UsageParams) -> Result<(jiff::civil::Date, jiff::civil::Date), Problem> {
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let parse = |name: &str, value: &Option<String>, default: jiff::civil::Date| match value {
         None => Ok(default),
-        Some(text) => text.parse::<jiff::civil::Date>().map_err(|_| {
-            Problem::field(
-                "invalid-parameter",
-                format!("?{name}"),
-                format!("must be a date YYYY-MM-DD, found {text:?}"),
-            )
-        }),
+        // A day written as such: not a time, whose clock and offset would be dropped.
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .ok()
+            .filter(|date| date.to_string() == *text && (REPORT_DAY_FIRST..=REPORT_DAY_LAST).contains(date))
+            .ok_or_else(|| {
+                Problem::field(
+                    "invalid-parameter",
+                    format!("?{name}"),
+                    format!("must be a date YYYY-MM-DD from {REPORT_DAY_FIRST} to {REPORT_DAY_LAST}, found {text:?}"),
+                )
+            }),
     };
     let from = parse("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
     let to = parse("to", &params.to, today)?;
     if from > to {
         return Err(Problem::field("invalid-parameter", "?from", "must not be after ?to"));
+    }
+    let days = from.until((jiff::Unit::Day, to)).map(|span| span.get_days() + 1).unwrap_or(i32::MAX);
+    if days > REPORT_DAYS_MAX {
+        return Err(Problem::field(
+            "invalid-parameter",
+            "?from",
+            format!("a report covers at most {REPORT_DAYS_MAX} days; {from} to {to} is {days}"),
+        ));
     }
     Ok((from, to))
 }

@@ -469,9 +469,11 @@ pub fn order_step(
                 parent: None,
             },
             // Cancelled once packed: the pallet is unpacked where it was packed, its units back
-            // in stock (the SSCC stays spent: it named this pallet).
+            // in stock (the SSCC stays spent: it named this pallet). With no disposition, as a
+            // short pick's: they take their lot's status there, which may not be sellable (a lot
+            // put on hold or expired since it was packed).
             OrderStatus::Cancelled if order.status == OrderStatus::Packed => {
-                unpacking(&shipment.site, "sellable_accessible", quantities, pallets.first().cloned())?
+                unpacking(&shipment.site, "", quantities, pallets.first().cloned())?
             }
             // The parcel back at the site it left, with the units that go back into stock (in the
             // zone the return names, if it names one).
@@ -497,6 +499,11 @@ pub fn order_step(
             continue;
         }
         let mut recorded = event(step, at, zones);
+        // Each names its order, as the business transaction it serves: two orders' picks of one
+        // lot at one site and moment are two events, not one event captured twice (an event
+        // without an eventID is known by its hash, which the order now changes).
+        recorded["bizTransactionList"] =
+            serde_json::json!([{"type": "po", "bizTransaction": order_urn(tenant, &order.order_id)}]);
         // Sold at a consumer's door: the event names the area, never the home. Its read point is
         // the destination rounded to about a kilometre (a `geo:` URI, as in GS1's examples), and
         // it has no business location: the units left the network.
@@ -633,6 +640,12 @@ pub struct SensorEvidence<'a> {
     pub minimum_celsius: Option<f64>,
     pub maximum_celsius: Option<f64>,
     pub mean_celsius: Option<f64>,
+}
+
+/// An order's identifier in its steps' events (`bizTransactionList`, type `po`): a URN of the
+/// tenant's order, which names no person.
+pub fn order_urn(tenant: &TenantId, order_id: &str) -> String {
+    format!("urn:keten:order:{tenant}:{order_id}")
 }
 
 /// The device's identifier in events: a URN of the tenant's device (no personal data).

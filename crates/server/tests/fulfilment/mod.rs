@@ -839,7 +839,29 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     for path in ["/v1/sla?tenant=nobody", "/v1/operator/sla?tenant=nobody"] {
         assert!(app.get(path, &app.operator_key).await.is_problem(404, "/problems/not-found"), "{path}");
     }
-    assert!(app.get("/v1/sla?from=2026-13-01", &key).await.is_problem(400, "/problems/invalid-parameter"));
+    // A period is of days that exist, written as days, at most a year and a day long.
+    for (query, pointer) in [
+        ("from=2026-13-01", "?from"),
+        ("from=2026-11-30T23:00-05:00", "?from"),
+        ("to=2026-12-01T01:00:00Z", "?to"),
+        ("from=9999-12-31&to=9999-12-31", "?from"),
+        ("from=9999-12-30&to=9999-12-30", "?from"),
+        ("from=1969-12-31&to=1970-01-02", "?from"),
+        ("from=2025-01-01&to=2026-01-02", "?from"),
+        ("from=2026-02-01&to=2026-01-31", "?from"),
+    ] {
+        for report in ["/v1/sla", "/v1/operator/sla", "/v1/operator/usage"] {
+            let reader = if report == "/v1/sla" { &key } else { &app.operator_key };
+            let refused = app.get(&format!("{report}?{query}"), reader).await;
+            assert!(refused.is_problem(400, "/problems/invalid-parameter"), "{report}?{query}: {:?}", refused.body);
+            assert_eq!(refused.pointers(), [pointer], "{report}?{query}");
+        }
+    }
+    for query in ["from=2025-01-01&to=2025-12-31", "from=2024-01-01&to=2024-12-31", "from=9999-12-29&to=9999-12-29"] {
+        let report = app.get(&format!("/v1/sla?{query}"), &key).await;
+        assert_eq!(report.status, StatusCode::OK, "{query}: {:?}", report.body);
+        assert_eq!(report.body["total"]["orders"], 0, "{query}");
+    }
 
     // Another merchant sees none of it.
     let (other, _) = merchant(app, "meat", "871234510002").await;
@@ -898,6 +920,14 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(unpacking.len(), 1, "{unpacking:?}");
     assert_eq!(unpacking[0]["action"], "DELETE");
     assert_eq!(unpacking[0]["childQuantityList"][0]["quantity"], 1, "{unpacking:?}");
+    // Its units take their lot's status where they are put back: the event does not say sellable.
+    assert_eq!(unpacking[0].get("disposition"), None, "{unpacking:?}");
+    let second_urn = format!("urn:keten:order:fish:{}", second.body["order_id"].as_str().unwrap());
+    assert_eq!(
+        unpacking[0]["bizTransactionList"],
+        json!([{"type": "po", "bizTransaction": second_urn}]),
+        "each order step names its order"
+    );
     assert_eq!(balance(app, &key, &product, "HOME").await["available"], 1);
 }
 
@@ -2257,6 +2287,35 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     let mut expected = vec!["picking".to_owned(); RACERS - 1];
     expected.insert(0, "packed".to_owned());
     assert_eq!(statuses, expected);
+
+    // Two orders picked from one lot at one site at one moment (a wave scanned at once) are two
+    // picks: each step's event names its order, so neither is taken for the other's copy.
+    let mut wave = Vec::new();
+    for _ in 0..2 {
+        let placed = app.post("/v1/orders", &key, order_body(&product, 1)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        wave.push(placed.body["order_id"].as_str().unwrap().to_owned());
+    }
+    // To the millisecond, as steps are timed.
+    let at = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond()).unwrap().to_string();
+    for id in &wave {
+        let path = format!("/v1/orders/{id}/events?tenant=race");
+        let picked = app.post(&path, operator, json!({"status": "picking", "at": at})).await;
+        assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+    }
+    let class = format!("https://id.gs1.org/01/{product:0>14}/10/R");
+    let picked: Vec<Value> = events_of(app, &key, "picking", &format!("MATCH_epcClass={class}"))
+        .await
+        .into_iter()
+        .filter(|event| event["eventTime"] == at.as_str())
+        .collect();
+    assert_eq!(picked.len(), 2, "{picked:?}");
+    let mut named: Vec<&str> =
+        picked.iter().map(|event| event["bizTransactionList"][0]["bizTransaction"].as_str().unwrap()).collect();
+    named.sort_unstable();
+    let mut expected: Vec<String> = wave.iter().map(|id| format!("urn:keten:order:race:{id}")).collect();
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{picked:?}");
 
     // Receipts of one new lot at several ASNs at the same moment.
     let mut receipts = Vec::new();
