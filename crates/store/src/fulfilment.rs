@@ -4572,6 +4572,33 @@ async fn order_event(
                 errors: vec![("/ssccs".into(), "one SSCC per shipment".into())],
             });
         }
+        // An SSCC names one pallet for good: not one of this merchant's inbound pallets. One
+        // received is named by its receiving event, which the packing's events are checked
+        // against (`Premise::Unnamed`); one announced and not received yet is named by no event,
+        // only by its ASN. On PostgreSQL under the SSCCs' locks, so an ASN another API node
+        // writes at the same moment is seen.
+        let texts: Vec<String> = ssccs.iter().map(ToString::to_string).collect();
+        let mut sorted: Vec<&str> = texts.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        lock_ssccs(conn, tenant, &sorted).await?;
+        let inbound: Vec<(String,)> = crate::writer::fetch_for_keys(conn, tenant, &sorted, |tenant, condition| {
+            format!("SELECT sscc FROM asn_pallets WHERE tenant_id = {tenant} AND sscc {condition}")
+        })
+        .await?;
+        if !inbound.is_empty() {
+            let errors = texts
+                .iter()
+                .enumerate()
+                .filter(|(_, sscc)| inbound.iter().any(|(announced,)| announced == *sscc))
+                .map(|(index, sscc)| (format!("/ssccs/{index}"), format!("SSCC {sscc} names a pallet of an ASN")))
+                .collect();
+            refuse!(WriteError::Refused {
+                code: "conflict",
+                detail: "an SSCC names one pallet: these name inbound pallets announced in ASNs".to_owned(),
+                errors,
+            });
+        }
         for (shipment, sscc) in record.allocation.shipments.iter_mut().zip(ssccs) {
             shipment.sscc = Some(sscc.to_string());
         }

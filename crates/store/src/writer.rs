@@ -732,7 +732,7 @@ pub const BATCH_LOCKS_MAX: usize = 2_000;
 /// The advisory locks a write takes on PostgreSQL, estimated (see [`BATCH_LOCKS_MAX`]): a
 /// receipt of all of an ASN's pallets counts as many as an ASN may hold (its pallets are not read
 /// here); a recall one per lot it recalls or holds; a return naming a zone or status one per
-/// pick; any other stock or order write counts one (a transfer, a lot's status and a webhook
+/// pick; a packing one per SSCC; any other stock or order write counts one (a transfer, a lot's status and a webhook
 /// take one; an order's hand-over one per lot of its parcel, a few).
 fn locks_of(write: &Write) -> usize {
     let change = match &write.mutation {
@@ -748,6 +748,8 @@ fn locks_of(write: &Write) -> usize {
         FulfilmentMutation::Recall { lots, hold, .. } => lots.len() + hold.len(),
         // A return naming a zone or status locks the lot of each pick.
         FulfilmentMutation::OrderEvent { units: Some(units), restock_to: Some(_), .. } => units.len().max(1),
+        // A packing locks each pallet's SSCC.
+        FulfilmentMutation::OrderEvent { to: orders::OrderStatus::Packed, ssccs, .. } => ssccs.len().max(1),
         _ => 1,
     }
 }

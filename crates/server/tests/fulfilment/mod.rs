@@ -599,6 +599,13 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(retried.body, picking.body, "the retry answers the first answer");
     let no_sscc = app.post(&path, operator, json!({"status": "packed"})).await;
     assert!(no_sscc.is_problem(409, "/problems/invalid-transition"), "{:?}", no_sscc.body);
+    // An SSCC names one pallet: not the inbound WARM pallet, announced and never received (named
+    // by its ASN alone, no event).
+    let inbound =
+        app.post(&path, operator, json!({"status": "packed", "ssccs": [with_check_digit("38712345000000099")]})).await;
+    assert!(inbound.is_problem(409, "/problems/conflict"), "{:?}", inbound.body);
+    assert_eq!(inbound.pointers(), ["/ssccs/0"], "{:?}", inbound.body);
+    assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "picking");
     let sscc = with_check_digit("38712345100000001");
     let packed = app.post(&path, operator, json!({"status": "packed", "ssccs": [sscc]})).await;
     assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
