@@ -2509,15 +2509,7 @@ async fn apply_checked(
             // An SSCC names one pallet for good: announced once by this merchant (the edge
             // refuses one listed twice in an ASN). On PostgreSQL each SSCC's lock is taken first,
             // so an ASN another API node writes at the same moment with one of them is seen.
-            let mut ssccs: Vec<&str> = pallets.iter().map(|pallet| pallet.sscc.as_str()).collect();
-            ssccs.sort_unstable();
-            ssccs.dedup();
-            lock_ssccs(conn, tenant, &ssccs).await?;
-            let stored: Vec<(String,)> = crate::writer::fetch_for_keys(conn, tenant, &ssccs, |tenant, condition| {
-                format!("SELECT sscc FROM asn_pallets WHERE tenant_id = {tenant} AND sscc {condition}")
-            })
-            .await?;
-            let stored: HashSet<String> = stored.into_iter().map(|(sscc,)| sscc).collect();
+            let stored = announced_ssccs(conn, tenant, pallets.iter().map(|pallet| pallet.sscc.as_str())).await?;
             let mut announced = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 if stored.contains(pallet.sscc.as_str()) {
@@ -3423,6 +3415,24 @@ async fn lock_names(conn: &mut Conn, names: Vec<String>) -> Result<bool, sqlx::E
 async fn lock_ssccs(conn: &mut Conn, tenant: &str, ssccs: &[&str]) -> Result<(), sqlx::Error> {
     debug_assert!(ssccs.windows(2).all(|pair| pair[0] < pair[1]), "SSCCs sorted and distinct");
     lock_names(conn, ssccs.iter().map(|sscc| format!("keten sscc {tenant} {sscc}")).collect()).await.map(|_| ())
+}
+
+/// Which of `ssccs` the tenant's ASNs announce (received or not), read under the SSCCs' locks on
+/// PostgreSQL: an ASN or a packing another API node writes at the same moment is seen.
+async fn announced_ssccs<'s>(
+    conn: &mut Conn,
+    tenant: &str,
+    ssccs: impl Iterator<Item = &'s str>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut sorted: Vec<&str> = ssccs.collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    lock_ssccs(conn, tenant, &sorted).await?;
+    let stored: Vec<(String,)> = crate::writer::fetch_for_keys(conn, tenant, &sorted, |tenant, condition| {
+        format!("SELECT sscc FROM asn_pallets WHERE tenant_id = {tenant} AND sscc {condition}")
+    })
+    .await?;
+    Ok(stored.into_iter().map(|(sscc,)| sscc).collect())
 }
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
@@ -4578,19 +4588,12 @@ async fn order_event(
         // only by its ASN. On PostgreSQL under the SSCCs' locks, so an ASN another API node
         // writes at the same moment is seen.
         let texts: Vec<String> = ssccs.iter().map(ToString::to_string).collect();
-        let mut sorted: Vec<&str> = texts.iter().map(String::as_str).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        lock_ssccs(conn, tenant, &sorted).await?;
-        let inbound: Vec<(String,)> = crate::writer::fetch_for_keys(conn, tenant, &sorted, |tenant, condition| {
-            format!("SELECT sscc FROM asn_pallets WHERE tenant_id = {tenant} AND sscc {condition}")
-        })
-        .await?;
+        let inbound = announced_ssccs(conn, tenant, texts.iter().map(String::as_str)).await?;
         if !inbound.is_empty() {
             let errors = texts
                 .iter()
                 .enumerate()
-                .filter(|(_, sscc)| inbound.iter().any(|(announced,)| announced == *sscc))
+                .filter(|(_, sscc)| inbound.contains(sscc.as_str()))
                 .map(|(index, sscc)| (format!("/ssccs/{index}"), format!("SSCC {sscc} names a pallet of an ASN")))
                 .collect();
             refuse!(WriteError::Refused {
