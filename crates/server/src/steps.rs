@@ -475,6 +475,19 @@ pub fn order_step(
             OrderStatus::Cancelled if order.status == OrderStatus::Packed => {
                 unpacking(&shipment.site, "", quantities, pallets.first().cloned())?
             }
+            // Cancelled while picking: the picked units are put back where they were picked
+            // (`storing`), with no disposition: they take their lot's status there.
+            OrderStatus::Cancelled if order.status == OrderStatus::Picking => Step {
+                event_type: "ObjectEvent",
+                action: "OBSERVE",
+                business_step: "storing",
+                disposition: "",
+                site: &shipment.site,
+                place: place(&shipment.site, None)?,
+                epcs: Vec::new(),
+                quantities,
+                parent: None,
+            },
             // The parcel back at the site it left, with the units that go back into stock (in the
             // zone the return names, if it names one).
             OrderStatus::Returned => Step {

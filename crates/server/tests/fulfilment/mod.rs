@@ -2323,6 +2323,14 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     let mut expected: Vec<String> = wave.iter().map(|id| format!("urn:keten:order:race:{id}")).collect();
     expected.sort_unstable();
     assert_eq!(named, expected, "{picked:?}");
+    // One of them cancelled: its picked unit is put back, and its lot's trace says so.
+    let cancelled = app.post(&format!("/v1/orders/{}/events", wave[0]), &key, json!({"status": "cancelled"})).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let stored = events_of(app, &key, "storing", &format!("MATCH_epcClass={class}")).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["quantityList"], json!([{"epcClass": class, "quantity": 1}]), "{stored:?}");
+    assert_eq!(stored[0]["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:race:{}", wave[0]));
+    assert_eq!(stored[0].get("disposition"), None, "{stored:?}");
 
     // Receipts of one new lot at several ASNs at the same moment.
     let mut receipts = Vec::new();
