@@ -2152,12 +2152,33 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
             // "No" only when no line has a unit eligible; otherwise some are, too few.
             let none = shortages.iter().all(|shortage| shortage.eligible == 0);
             let said = if none { "no eligible stock" } else { "not enough eligible stock" };
+            // Sites passed over for the latest delivery asked for: the deadline is named too, with
+            // the soonest any of them could deliver, so a client does not take it for a shortage
+            // of stock alone.
+            let too_late = decision
+                .candidates
+                .iter()
+                .filter_map(|candidate| match &candidate.outcome {
+                    orders::CandidateOutcome::NoRoute(orders::NoRoute::TooLate { earliest, .. }) => {
+                        Some((*earliest, candidate.site.as_str()))
+                    }
+                    _ => None,
+                })
+                .min();
+            let deadline = too_late.map(|(earliest, site)| {
+                (
+                    "/latest_delivery_at".to_owned(),
+                    format!(
+                        "site {site} could deliver at {earliest} at the soonest, after the latest delivery asked for"
+                    ),
+                )
+            });
             WriteError::Refused {
                 code: "insufficient-stock",
                 detail: with_sites_considered(said.to_owned(), &decision),
-                errors: shortages
-                    .iter()
-                    .map(|shortage| {
+                errors: deadline
+                    .into_iter()
+                    .chain(shortages.iter().map(|shortage| {
                         let mut detail = format!(
                             "{} units of {} wanted, {} eligible at sites that deliver in time",
                             shortage.wanted, shortage.gtin, shortage.eligible
@@ -2168,7 +2189,7 @@ fn allocation_refusal(error: AllocationError, blocked: &HashMap<String, BTreeMap
                             detail.push_str(&format!("; not allocatable for their lot's status: {}", held.join(", ")));
                         }
                         (format!("/lines/{}", shortage.line), detail)
-                    })
+                    }))
                     .collect(),
             }
         }

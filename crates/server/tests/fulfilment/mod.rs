@@ -575,6 +575,16 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     let late = app.post("/v1/orders", &key, late).await;
     assert!(late.is_problem(422, "/problems/validation-failed"), "{:?}", late.body);
     assert_eq!(late.pointers(), ["/latest_delivery_at"], "{:?}", late.body);
+    // One no site can meet (two minutes from now: picking and packing alone take longer) is
+    // refused for want of stock deliverable in time, and says the deadline is why.
+    let mut soon = order_body(&product, 1);
+    let in_two_minutes = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(2);
+    soon["latest_delivery_at"] = json!(in_two_minutes.to_string());
+    let soon = app.post("/v1/orders", &key, soon).await;
+    assert!(soon.is_problem(409, "/problems/insufficient-stock"), "{:?}", soon.body);
+    assert_eq!(soon.pointers(), ["/latest_delivery_at", "/lines/0"], "{:?}", soon.body);
+    let said = soon.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(said.contains(&dc()) && said.contains("after the latest delivery asked for"), "{said}");
     assert_eq!(balance(app, &key, &product, "LATE").await["reserved"], 6);
     assert_eq!(balance(app, &key, &product, "STALE").await["reserved"], 0);
 
