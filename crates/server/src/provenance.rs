@@ -57,7 +57,8 @@ pub const JOURNEY_STEPS_MAX: usize = 200;
 pub const KIOSK_SCAN_BYTES_MAX: usize = 512;
 
 /// Steps that concern one order or some units, not the lot: shown on a serial's page, not on a
-/// lot's (units scrapped are not the consumer's).
+/// lot's (units scrapped are not the consumer's). Besides these, any step naming an order
+/// (`steps::names_an_order`: a cancelled pick's units put back, `storing`).
 const ORDER_STEPS: [&str; 5] = ["picking", "packing", "unpacking", "retail_selling", "destroying"];
 /// The fields of an event a consumer page shows besides the item's own identifiers.
 const PLACE_AND_TIME_POINTERS: [&str; 4] = ["/eventTime", "/bizStep", "/bizLocation/id", "/readPoint/id"];
@@ -537,9 +538,12 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
                 }
             }
         }
+        // An order's step: one that names an order (every step an order records since
+        // 2026-12-06), or one of the steps only orders record (those recorded before).
         let is_order_step = |body: &Value| {
             let step = web::i18n::step_key(body.get("bizStep").and_then(Value::as_str).unwrap_or(""));
-            ORDER_STEPS.iter().any(|order_step| step == format!("step_{order_step}"))
+            crate::steps::names_an_order(body)
+                || ORDER_STEPS.iter().any(|order_step| step == format!("step_{order_step}"))
         };
         // The packs of single orders (the parents of packing steps): their shipping and
         // delivery belong to the order, not to the lot's journey.

@@ -386,7 +386,9 @@ pub fn order_step(
         if !left_behind.is_empty()
             && let Some(pallet) = pallets.first()
         {
-            events.push(event(unpacking(&shipment.site, "", left_behind, Some(pallet.clone()))?, at, zones));
+            let mut unpacked = event(unpacking(&shipment.site, "", left_behind, Some(pallet.clone()))?, at, zones);
+            name_order(&mut unpacked, tenant, &order.order_id);
+            events.push(unpacked);
         }
         // A shipment whose picks all came up empty ships nothing and goes nowhere: no event
         // names its empty pallet from shipping on.
@@ -515,8 +517,7 @@ pub fn order_step(
         // Each names its order, as the business transaction it serves: two orders' picks of one
         // lot at one site and moment are two events, not one event captured twice (an event
         // without an eventID is known by its hash, which the order now changes).
-        recorded["bizTransactionList"] =
-            serde_json::json!([{"type": "po", "bizTransaction": order_urn(tenant, &order.order_id)}]);
+        name_order(&mut recorded, tenant, &order.order_id);
         // Sold at a consumer's door: the event names the area, never the home. Its read point is
         // the destination rounded to about a kilometre (a `geo:` URI, as in GS1's examples), and
         // it has no business location: the units left the network.
@@ -552,8 +553,8 @@ pub const AREA_DECIMALS: i32 = 2;
 
 /// The events of a recall:
 /// - Each pallet of a `packed` order holding the lots is unpacked where it was packed
-///   (AggregationEvent `DELETE`, `unpacking`): the units of the recalled lots as `recalled`, the
-///   others back in stock (`sellable_accessible`). The order is then allocated again or flagged,
+///   (AggregationEvent `DELETE`, `unpacking`, naming the order): the units of the recalled lots
+///   as `recalled`, the others back in stock (no disposition: they take their lot's status). The order is then allocated again or flagged,
 ///   and packed anew from its new lots. Pallets without an SSCC (packed before they were
 ///   recorded) have nothing to unpack.
 /// - Then the units of the lots on hand (`held`, by balance) are held back where they lie, one
@@ -571,22 +572,26 @@ pub fn recall_steps(
     for order in orders.iter().filter(|order| order.status == OrderStatus::Packed) {
         for shipment in &order.allocation.shipments {
             let Some(sscc) = &shipment.sscc else { continue };
-            let (mut recalled, mut sellable) = (Vec::new(), Vec::new());
+            let (mut recalled, mut others) = (Vec::new(), Vec::new());
             for pick in &shipment.picks {
                 let Some(line) = order.lines.get(pick.line) else { continue };
                 let class = quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity);
                 if line.gtin == gtin && lots.contains(&pick.lot) {
                     recalled.push(class);
                 } else {
-                    sellable.push(class);
+                    others.push(class);
                 }
             }
-            for (disposition, quantities) in [("recalled", recalled), ("sellable_accessible", sellable)] {
+            // The other lots' units with no disposition: they take their lot's status where they
+            // are put back, which may not be sellable (a lot on hold or expired).
+            for (disposition, quantities) in [("recalled", recalled), ("", others)] {
                 if quantities.is_empty() {
                     continue;
                 }
                 let step = unpacking(&shipment.site, disposition, quantities, Some(pallet_link(sscc)?))?;
-                events.push(event(step, at, zones));
+                let mut unpacked = event(step, at, zones);
+                name_order(&mut unpacked, tenant, &order.order_id);
+                events.push(unpacked);
             }
         }
     }
@@ -658,7 +663,27 @@ pub struct SensorEvidence<'a> {
 /// An order's identifier in its steps' events (`bizTransactionList`, type `po`): a URN of the
 /// tenant's order, which names no person.
 pub fn order_urn(tenant: &TenantId, order_id: &str) -> String {
-    format!("urn:keten:order:{tenant}:{order_id}")
+    format!("{ORDER_URN_PREFIX}{tenant}:{order_id}")
+}
+
+const ORDER_URN_PREFIX: &str = "urn:keten:order:";
+
+/// Names `order` as the business transaction `event` serves ([`order_urn`]).
+fn name_order(event: &mut serde_json::Value, tenant: &TenantId, order_id: &str) {
+    event["bizTransactionList"] = serde_json::json!([{"type": "po", "bizTransaction": order_urn(tenant, order_id)}]);
+}
+
+/// Whether an event names an order of the network ([`order_urn`]): one order's step, not the
+/// lot's.
+pub fn names_an_order(event: &serde_json::Value) -> bool {
+    event.get("bizTransactionList").and_then(serde_json::Value::as_array).is_some_and(|transactions| {
+        transactions.iter().any(|transaction| {
+            transaction
+                .get("bizTransaction")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|id| id.starts_with(ORDER_URN_PREFIX))
+        })
+    })
 }
 
 /// The device's identifier in events: a URN of the tenant's device (no personal data).

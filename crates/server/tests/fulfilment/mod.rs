@@ -1477,6 +1477,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!((event["type"].as_str(), event["action"].as_str()), (Some("AggregationEvent"), Some("DELETE")));
     assert_eq!(event["disposition"], "recalled", "{event:?}");
     assert!(event["parentID"].as_str().unwrap().ends_with(&pallet), "{event:?}");
+    assert_eq!(event["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:fish:{first_id}"));
     assert!(event["childQuantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{event:?}");
     assert_eq!(event["childQuantityList"][0]["quantity"], 5, "{event:?}");
     // Every unit of the lot on hand, the unpacked ones included, is held back where it lies, in
@@ -2341,6 +2342,17 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     assert_eq!(stored[0]["quantityList"], json!([{"epcClass": class, "quantity": 1}]), "{stored:?}");
     assert_eq!(stored[0]["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:race:{}", wave[0]));
     assert_eq!(stored[0].get("disposition"), None, "{stored:?}");
+    // It is the order's, not the lot's: the consumer's page of the lot does not show it.
+    let page = app
+        .client
+        .get(format!("{}/01/{product:0>14}/10/R", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Received") && !page.contains("Stored"), "{page}");
 
     // Receipts of one new lot at several ASNs at the same moment.
     let mut receipts = Vec::new();
