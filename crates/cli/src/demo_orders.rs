@@ -58,7 +58,7 @@ async fn order_step(store: &Store, order_id: &str, to: OrderStatus, ssccs: Vec<g
         to,
         ssccs,
         (None, None),
-        jiff::Timestamp::now(),
+        (jiff::Timestamp::now(), false),
         None,
         None,
         &zones,

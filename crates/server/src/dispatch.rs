@@ -957,7 +957,9 @@ async fn advance(
         to,
         Vec::new(),
         (None, None),
-        at,
+        // A courier's scans and a route's departure are when they were recorded (not checked
+        // against the order's last step: a route planned earlier departs as planned).
+        (at, false),
         handed_over_unix_ms,
         Some(shipments),
         &zones,

@@ -1687,6 +1687,7 @@ async fn order_event(
             let handed_over =
                 happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
             let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
+            let at = (at, happened_unix_ms.is_some());
             order_step_write(&tenant, order, to, ssccs, (units, restock_to), at, handed_over, None, &zones)?
         }
         // The writer answers not found.
@@ -1700,6 +1701,7 @@ async fn order_event(
             expected_status: None,
             handed_over_unix_ms: None,
             restock_to,
+            happened: store::fulfilment::StepTime::Recorded(now_unix_ms),
         }),
     };
     // The order as the step left it, with its whole history: stored with the step, so a retry
@@ -1718,8 +1720,9 @@ async fn order_event(
 /// `only_shipments`); `units` per pick are what shipped (`shipped`) or came back into stock
 /// (`returned`). The events are built from the order as read now and captured with the
 /// step; the writer refuses the step if a recall allocated the order again meanwhile; `restock_to`:
-/// where a return's units go, if not back where they were picked. Used by the
-/// order events endpoint, dispatch and the demo.
+/// where a return's units go, if not back where they were picked; `at`: when the step happened,
+/// and whether its sender said so (then checked against the order's last step, see
+/// `store::fulfilment::StepTime`). Used by the order events endpoint, dispatch and the demo.
 #[allow(clippy::too_many_arguments)]
 pub fn order_step_write(
     tenant: &TenantId,
@@ -1727,7 +1730,7 @@ pub fn order_step_write(
     to: OrderStatus,
     ssccs: Vec<Sscc>,
     (units, restock_to): (Option<Vec<i64>>, Option<store::fulfilment::RestockTo>),
-    at: jiff::Timestamp,
+    (at, said): (jiff::Timestamp, bool),
     handed_over_unix_ms: Option<i64>,
     only_shipments: Option<&[usize]>,
     zones: &crate::steps::SiteZones,
@@ -1770,6 +1773,11 @@ pub fn order_step_write(
         expected_status: Some(order.status),
         handed_over_unix_ms,
         restock_to,
+        happened: if said {
+            store::fulfilment::StepTime::Said(at.as_millisecond())
+        } else {
+            store::fulfilment::StepTime::Recorded(at.as_millisecond())
+        },
     };
     Ok(Mutation::fulfilment_step(change, events))
 }

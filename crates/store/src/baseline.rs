@@ -266,6 +266,7 @@ impl RowLockOrders {
             delivered_unix_ms: None,
             arrived_unix_ms: None,
             updated_unix_ms: now_unix_ms,
+            stepped_unix_ms: None,
             reservation_id: order.order_id.clone(),
             reservation: stock::ReservationState::Pending,
             hold_expires_unix_ms: None,

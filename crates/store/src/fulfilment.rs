@@ -1725,6 +1725,8 @@ pub enum FulfilmentMutation {
         handed_over_unix_ms: Option<i64>,
         /// `returned`: where the restocked units go, if not back as they were picked.
         restock_to: Option<RestockTo>,
+        /// When the step happened: the `at` its sender said, or when it was recorded.
+        happened: StepTime,
     },
     /// Nothing of its own: the batch it runs in expires the lapsed holds of every tenant, as each
     /// batch with a fulfilment write does. The server's worker sends it when a hold has lapsed, so
@@ -1916,6 +1918,9 @@ pub struct OrderRecord {
     /// point (collected later, at `delivered_unix_ms`). The SLA measures this one.
     pub arrived_unix_ms: Option<i64>,
     pub updated_unix_ms: i64,
+    /// When the order's last step happened (its `at`, or when it was recorded; the latest so
+    /// far): none before any step, and for steps recorded before this was kept.
+    pub stepped_unix_ms: Option<i64>,
     /// The reservation holding the order's stock (a new one after a recall allocates it again).
     pub reservation_id: String,
     /// The reservation's state as of the read (a pending one past its timeout reads expired).
@@ -2214,6 +2219,28 @@ fn with_sites_considered(mut detail: String, decision: &orders::Decision) -> Str
 }
 
 // ---------- applying fulfilment writes ----------
+
+/// When an order's step happened ([`FulfilmentMutation::OrderEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepTime {
+    /// Said by the step's sender (`at`): refused if it lies more than
+    /// [`STEP_BEFORE_LAST_MS_MAX`] before the order's last step.
+    Said(i64),
+    /// When the step was recorded (no `at`, or a courier's scan): never refused for its time.
+    Recorded(i64),
+}
+
+impl StepTime {
+    fn unix_ms(self) -> i64 {
+        match self {
+            StepTime::Said(at) | StepTime::Recorded(at) => at,
+        }
+    }
+}
+
+/// How far a step's `at` may lie before the order's last step (its `at`, or when it was
+/// recorded): the clocks of the systems that record steps differ a little, never by more.
+pub const STEP_BEFORE_LAST_MS_MAX: i64 = 5 * 60 * 1000;
 
 /// What a fulfilment write did.
 #[derive(Debug, Clone, PartialEq)]
@@ -2894,6 +2921,7 @@ async fn apply_checked(
             expected_status,
             handed_over_unix_ms,
             restock_to,
+            happened,
         } => {
             let change = OrderChange {
                 to: *to,
@@ -2903,6 +2931,7 @@ async fn apply_checked(
                 expected_status: *expected_status,
                 handed_over_unix_ms: handed_over_unix_ms.filter(|at| *at <= now_unix_ms),
                 restock_to: restock_to.as_ref(),
+                happened: *happened,
             };
             let stepped =
                 attempt!(order_event(conn, tenant, order_id, event_id, change, now_unix_ms, batch, cache).await?);
@@ -3635,6 +3664,7 @@ async fn place_order(
         delivered_unix_ms: None,
         arrived_unix_ms: None,
         updated_unix_ms: now_unix_ms,
+        stepped_unix_ms: None,
         reservation_id: order.order_id.clone(),
         reservation: ReservationState::Pending,
         hold_expires_unix_ms: order.hold_ms.map(|hold| now_unix_ms + hold),
@@ -3976,6 +4006,7 @@ async fn expire_flagged_holds(conn: &mut Conn, now_unix_ms: i64) -> Result<(), s
                 OrderStatus::Cancelled,
                 detail,
                 None,
+                None,
                 now_unix_ms,
             )
             .await?;
@@ -4077,6 +4108,7 @@ async fn expire_hold(
             OrderStatus::Cancelled,
             Some("the hold expired"),
             None,
+            None,
             now_unix_ms,
         )
         .await?
@@ -4101,6 +4133,7 @@ async fn set_order_status(
     status: OrderStatus,
     detail: Option<&str>,
     allocation: Option<(&StoredAllocation, i64, &str)>,
+    stepped_unix_ms: Option<i64>,
     now_unix_ms: i64,
 ) -> Result<bool, sqlx::Error> {
     let delivered = (status == OrderStatus::Delivered).then_some(now_unix_ms);
@@ -4112,7 +4145,8 @@ async fn set_order_status(
                 "UPDATE orders SET status = $1, updated_unix_ms = $2, allocation = $3, promised_by_unix_ms = $4, \
                  first_promised_unix_ms = CASE WHEN promised_by_unix_ms <> $4 \
                  THEN COALESCE(first_promised_unix_ms, promised_by_unix_ms) ELSE first_promised_unix_ms END, \
-                 reservation_id = $5 WHERE tenant_id = $6 AND order_id = $7 AND status = $8",
+                 reservation_id = $5, stepped_unix_ms = COALESCE($9, stepped_unix_ms) \
+                 WHERE tenant_id = $6 AND order_id = $7 AND status = $8",
                 &[
                     Arg::Text(status.name()),
                     Arg::Integer(now_unix_ms),
@@ -4122,14 +4156,15 @@ async fn set_order_status(
                     Arg::Text(tenant),
                     Arg::Text(order_id),
                     Arg::Text(from.name()),
+                    Arg::OptionalInteger(stepped_unix_ms),
                 ],
             )
             .await?
         }
         None => execute(
             conn,
-            "UPDATE orders SET status = $1, updated_unix_ms = $2, delivered_unix_ms = COALESCE($3, delivered_unix_ms) \
-                 WHERE tenant_id = $4 AND order_id = $5 AND status = $6",
+            "UPDATE orders SET status = $1, updated_unix_ms = $2, delivered_unix_ms = COALESCE($3, delivered_unix_ms), \
+                 stepped_unix_ms = COALESCE($7, stepped_unix_ms) WHERE tenant_id = $4 AND order_id = $5 AND status = $6",
             &[
                 Arg::Text(status.name()),
                 Arg::Integer(now_unix_ms),
@@ -4137,6 +4172,7 @@ async fn set_order_status(
                 Arg::Text(tenant),
                 Arg::Text(order_id),
                 Arg::Text(from.name()),
+                Arg::OptionalInteger(stepped_unix_ms),
             ],
         )
         .await?,
@@ -4232,6 +4268,7 @@ struct OrderChange<'a> {
     expected_status: Option<OrderStatus>,
     handed_over_unix_ms: Option<i64>,
     restock_to: Option<&'a RestockTo>,
+    happened: StepTime,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -4245,8 +4282,16 @@ async fn order_event(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<OrderRecord> {
-    let OrderChange { to, ssccs, units, expected_reservation, expected_status, handed_over_unix_ms, restock_to } =
-        change;
+    let OrderChange {
+        to,
+        ssccs,
+        units,
+        expected_reservation,
+        expected_status,
+        handed_over_unix_ms,
+        restock_to,
+        happened,
+    } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
         refuse!(WriteError::NotFound);
     };
@@ -4273,6 +4318,25 @@ async fn order_event(
         Ok(effect) => effect,
         Err(error) => refuse!(refused("invalid-transition", error.to_string())),
     };
+    // Steps happen in order: one said to have happened well before the order's last step (a
+    // delivery dated before its shipping) is a mistake, and would misdate the arrival the SLA
+    // measures and the events' order.
+    if let (StepTime::Said(at), Some(last)) = (happened, record.stepped_unix_ms)
+        && at < last - STEP_BEFORE_LAST_MS_MAX
+    {
+        refuse!(WriteError::Refused {
+            code: "validation-failed",
+            detail: format!("order {order_id}'s step is dated before its last step"),
+            errors: vec![(
+                "/at".into(),
+                format!(
+                    "lies before the order's last step ({} ms since the epoch) by more than {} minutes",
+                    last,
+                    STEP_BEFORE_LAST_MS_MAX / 60_000
+                ),
+            )],
+        });
+    }
     if to == OrderStatus::AtPickupPoint && record.destination.pickup_point.is_none() {
         refuse!(refused(
             "invalid-transition",
@@ -4640,7 +4704,10 @@ async fn order_event(
         .await?;
         record.hold_expires_unix_ms = None;
     }
-    if !set_order_status(conn, tenant, order_id, record.status, to, detail.as_deref(), allocation, now_unix_ms).await? {
+    let stepped = record.stepped_unix_ms.max(Some(happened.unix_ms()));
+    if !set_order_status(conn, tenant, order_id, record.status, to, detail.as_deref(), allocation, stepped, now_unix_ms)
+        .await?
+    {
         return Err(crate::writer::raced(format!("order {order_id} was moved on meanwhile")));
     }
     if record.status == OrderStatus::Accepted {
@@ -5306,6 +5373,7 @@ async fn set_orders_status(
                 change.to,
                 detail,
                 allocation,
+                None,
                 now_unix_ms,
             )
             .await?
@@ -5698,13 +5766,14 @@ struct OrderRow {
     delivered_unix_ms: Option<i64>,
     arrived_unix_ms: Option<i64>,
     updated_unix_ms: i64,
+    stepped_unix_ms: Option<i64>,
     reservation_state: Option<String>,
     expires_unix_ms: Option<i64>,
 }
 
 const ORDER_SELECT: &str = "SELECT o.order_id, o.status, o.reservation_id, o.service, o.lines, o.destination, \
     o.allocation, o.region, o.promised_by_unix_ms, o.first_promised_unix_ms, o.latest_delivery_unix_ms, o.placed_unix_ms, o.window_from_unix_ms, \
-    o.delivered_unix_ms, o.arrived_unix_ms, o.updated_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
+    o.delivered_unix_ms, o.arrived_unix_ms, o.updated_unix_ms, o.stepped_unix_ms, r.state AS reservation_state, r.expires_unix_ms FROM orders o LEFT JOIN reservations r \
     ON r.tenant_id = o.tenant_id AND r.reservation_id = o.reservation_id";
 
 impl OrderRow {
@@ -5736,6 +5805,7 @@ impl OrderRow {
             delivered_unix_ms: self.delivered_unix_ms,
             arrived_unix_ms: self.arrived_unix_ms,
             updated_unix_ms: self.updated_unix_ms,
+            stepped_unix_ms: self.stepped_unix_ms,
             reservation: reservation.state_at(now_unix_ms),
             hold_expires_unix_ms: self.expires_unix_ms,
             order_id: self.order_id,

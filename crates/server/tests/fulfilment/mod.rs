@@ -1024,6 +1024,35 @@ pub async fn fulfilment_sla_measures_arrivals_and_failed_deliveries(app: &TestAp
     let third = 1.0 / 3.0;
     let shares = [total["share_by_promise"].as_f64().unwrap(), total["share_within_24h"].as_f64().unwrap()];
     assert!(shares.iter().all(|share| (share - third).abs() < 0.001), "{:?}", sla.body);
+
+    // Steps happen in order: one dated well before the order's last step (a delivery dated before
+    // its shipping) is refused, as it would misdate the arrival measured here. The third order,
+    // placed two hours ago (as if), is picked an hour ago by its scanner's word, and packed now.
+    let third_id = paths[2].trim_start_matches("/v1/orders/").trim_end_matches("/events?tenant=fish").to_owned();
+    app.execute_sql(&["UPDATE orders SET placed_unix_ms = placed_unix_ms - 7200000 WHERE order_id = $1"], &third_id)
+        .await;
+    let now = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond()).unwrap();
+    let ago = |minutes: i64| (now - jiff::SignedDuration::from_mins(minutes)).to_string();
+    let picked = app.post(&paths[2], &app.operator_key, json!({"status": "picking", "at": ago(60)})).await;
+    assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+    walk(app, &paths[2], &[packed("38712345100000803")]).await;
+    for (status, minutes) in [("shipped", 90), ("shipped", 6)] {
+        let refused = app.post(&paths[2], &app.operator_key, json!({"status": status, "at": ago(minutes)})).await;
+        assert!(refused.is_problem(422, "/problems/validation-failed"), "{minutes}: {:?}", refused.body);
+        assert_eq!(refused.pointers(), ["/at"], "{:?}", refused.body);
+    }
+    let order = app.get(&format!("/v1/orders/{third_id}"), &key).await;
+    assert_eq!(order.body["status"], "packed", "nothing stored: {:?}", order.body);
+    let pallet = format!("https://id.gs1.org/00/{}", with_check_digit("38712345100000803"));
+    assert!(events_of(app, &key, "shipping", &format!("MATCH_epc={pallet}")).await.is_empty());
+    // Within the clocks' difference allowed, it is the step's time.
+    let shipped = app.post(&paths[2], &app.operator_key, json!({"status": "shipped", "at": ago(4)})).await;
+    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
+    let arrived = app.post(&paths[2], &app.operator_key, json!({"status": "at_pickup_point", "at": ago(30)})).await;
+    assert!(arrived.is_problem(422, "/problems/validation-failed"), "{:?}", arrived.body);
+    walk(app, &paths[2], &[json!({"status": "at_pickup_point", "at": ago(3)})]).await;
+    let order = app.get(&format!("/v1/orders/{third_id}"), &key).await;
+    assert_eq!(order.body["arrived_at"], ago(3), "{:?}", order.body);
 }
 
 /// A product's change reaches the writer at once, though it had read the product before (for an
