@@ -4704,7 +4704,8 @@ async fn order_event(
         .await?;
         record.hold_expires_unix_ms = None;
     }
-    let stepped = record.stepped_unix_ms.max(Some(happened.unix_ms()));
+    // Never ahead of the write (a device's clock may run a few minutes ahead).
+    let stepped = record.stepped_unix_ms.max(Some(happened.unix_ms().min(now_unix_ms)));
     if !set_order_status(conn, tenant, order_id, record.status, to, detail.as_deref(), allocation, stepped, now_unix_ms)
         .await?
     {
