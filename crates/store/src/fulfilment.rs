@@ -4330,9 +4330,9 @@ async fn order_event(
             errors: vec![(
                 "/at".into(),
                 format!(
-                    "lies before the order's last step ({} ms since the epoch) by more than {} minutes",
-                    last,
-                    STEP_BEFORE_LAST_MS_MAX / 60_000
+                    "lies more than {} minutes before the order's last step ({})",
+                    STEP_BEFORE_LAST_MS_MAX / 60_000,
+                    jiff::Timestamp::from_millisecond(last).map_or_else(|_| last.to_string(), |at| at.to_string())
                 ),
             )],
         });

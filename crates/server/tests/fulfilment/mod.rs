@@ -1040,6 +1040,8 @@ pub async fn fulfilment_sla_measures_arrivals_and_failed_deliveries(app: &TestAp
         let refused = app.post(&paths[2], &app.operator_key, json!({"status": status, "at": ago(minutes)})).await;
         assert!(refused.is_problem(422, "/problems/validation-failed"), "{minutes}: {:?}", refused.body);
         assert_eq!(refused.pointers(), ["/at"], "{:?}", refused.body);
+        let said = refused.body["errors"][0]["detail"].as_str().unwrap();
+        assert!(said.contains("before the order's last step (") && said.contains('Z'), "{said}");
     }
     let order = app.get(&format!("/v1/orders/{third_id}"), &key).await;
     assert_eq!(order.body["status"], "packed", "nothing stored: {:?}", order.body);
