@@ -2102,15 +2102,7 @@ pub async fn fulfilment_scrap_and_transfers(app: &TestApp) {
     // Received at the DC, by the transfer at the depot, and this pallet at the depot.
     assert_eq!(events_of(app, &key, "receiving", &format!("MATCH_epcClass={class}")).await.len(), 3);
     // The consumer's page says where the lot entered the network, not that it was harvested there.
-    let page = app
-        .client
-        .get(format!("{}/01/{product:0>14}/10/TRF", app.base))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.unwrap();
+    let page = lot_page(app, &product, "TRF").await;
     assert!(page.contains("Entered the network") && !page.contains("Harvested"), "{page}");
 }
 
@@ -2265,6 +2257,19 @@ async fn ship_whole(app: &TestApp, path: &str, pallet: &str) {
     walk(app, path, &steps).await;
 }
 
+/// The consumer's page of a lot, in HTML.
+async fn lot_page(app: &TestApp, product: &str, lot: &str) -> String {
+    let page = app
+        .client
+        .get(format!("{}/01/{product:0>14}/10/{lot}", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.unwrap()
+}
+
 async fn events_of(app: &TestApp, key: &str, step: &str, matching: &str) -> Vec<Value> {
     let found = app.get(&format!("/events?EQ_bizStep={step}&{matching}"), key).await;
     assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
@@ -2374,15 +2379,7 @@ pub async fn steps_name_pallets_and_lots_once(apps: &[&TestApp]) {
     assert_eq!(stored[0]["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:race:{}", wave[0]));
     assert_eq!(stored[0].get("disposition"), None, "{stored:?}");
     // It is the order's, not the lot's: the consumer's page of the lot does not show it.
-    let page = app
-        .client
-        .get(format!("{}/01/{product:0>14}/10/R", app.base))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.unwrap();
+    let page = lot_page(app, &product, "R").await;
     assert!(page.contains("Received") && !page.contains("Stored"), "{page}");
 
     // Receipts of one new lot at several ASNs at the same moment.
@@ -4663,8 +4660,14 @@ pub async fn fulfilment_a_step_says_when_it_happened(app: &TestApp) {
         .await;
     let path = format!("/v1/orders/{order_id}/events?tenant=late");
     let pallet = with_check_digit("38712345000098100");
-    ship_whole(app, &path, &pallet).await;
     let hours_ago = |hours: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours)).to_string();
+    // The whole upload is late: picked, packed and shipped 29 to 27 hours ago.
+    let steps = [
+        json!({"status": "picking", "at": hours_ago(29)}),
+        json!({"status": "packed", "ssccs": [pallet], "at": hours_ago(28)}),
+        json!({"status": "shipped", "at": hours_ago(27)}),
+    ];
+    walk(app, &path, &steps).await;
     let ahead = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)).to_string();
     for (at, said) in [(hours_ago(31), "before the order was placed"), (ahead, "ahead of now")] {
         let refused = app.post(&path, &app.operator_key, json!({"status": "at_pickup_point", "at": at})).await;
