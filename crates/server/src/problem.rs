@@ -341,7 +341,11 @@ impl From<WriteError> for Problem {
             }
             WriteError::Stopped => Problem::new("unavailable", "the server is shutting down"),
             WriteError::Limit(limit) => Problem::new("limit-reached", limit),
-            WriteError::Refused { code, detail, errors } => {
+            // At most FIELD_ERRORS_MAX listed, as the edge's checks list them; the rest counted.
+            WriteError::Refused { code, detail, mut errors } => {
+                let omitted = errors.len().saturating_sub(crate::dto::FIELD_ERRORS_MAX);
+                errors.truncate(crate::dto::FIELD_ERRORS_MAX);
+                let detail = if omitted > 0 { format!("{detail}; and {omitted} more") } else { detail };
                 Problem::new(code, detail).with_errors(crate::fulfilment::field_errors(errors))
             }
             WriteError::Unavailable(error) => {
@@ -359,6 +363,20 @@ impl From<WriteError> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write's refusal lists at most `FIELD_ERRORS_MAX` field errors and counts the rest.
+    #[test]
+    fn a_refusal_lists_at_most_the_field_errors_a_problem_may() {
+        let errors = |count: usize| (0..count).map(|line| (format!("/lines/{line}"), "short".to_owned())).collect();
+        let many: Problem =
+            WriteError::Refused { code: "insufficient-stock", detail: "no stock".into(), errors: errors(150) }.into();
+        assert_eq!(many.errors.len(), crate::dto::FIELD_ERRORS_MAX);
+        assert_eq!(many.errors.last().map(|error| error.pointer.as_str()), Some("/lines/99"));
+        assert_eq!(many.detail, "no stock; and 50 more");
+        let few: Problem =
+            WriteError::Refused { code: "insufficient-stock", detail: "no stock".into(), errors: errors(100) }.into();
+        assert_eq!((few.errors.len(), few.detail.as_str()), (100, "no stock"));
+    }
 
     #[test]
     fn every_code_is_documented_with_its_status() {
