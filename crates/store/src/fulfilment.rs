@@ -173,6 +173,8 @@ pub(crate) struct WriterCache {
     reserves_unindexed: usize,
     /// Which balances' reserves `stock_balances` lacks (SQLite; see [`BalancesBehind`]).
     pub(crate) balances_behind: BalancesBehind,
+    /// The idempotency keys the keys' index lacks (SQLite; see [`crate::idempotency::KeysTail`]).
+    pub(crate) keys_tail: crate::idempotency::KeysTail,
 }
 
 /// On SQLite, how long the busy writer may leave the units orders reserve out of
@@ -294,6 +296,7 @@ impl WriterCache {
         self.networks.clear();
         // What the rollback undid is not known: the next batch catches up first.
         self.balances_behind = BalancesBehind::default();
+        self.keys_tail = crate::idempotency::KeysTail::default();
     }
 
     /// A batch that wrote `reserves_written` reserves committed; `built` says whether it also

@@ -58,6 +58,120 @@ pub(crate) fn decode(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String>
     }
 }
 
+/// On SQLite, the writer extends the keys' index (`idempotency_keys_by_key`, migration 0029) once
+/// this many keys wait in the tail: each extension is one sorted insert that writes each of the
+/// index's pages it touches once, instead of a page for every key in every commit. It also bounds
+/// what a reader walks to find a key of the tail (at about 9,000 orders a second, about a second
+/// of keys).
+pub const KEYS_UNINDEXED_MAX: usize = 8_192;
+
+/// On SQLite, the keys written since the keys' index was last extended (the tail), as the one
+/// writer remembers them: each key with the time it was stored, so that the writer finds a
+/// retry's answer in the tail by one probe of the primary key (tenant, time, key) instead of a
+/// walk.
+///
+/// Not known at the writer's start, after a rolled-back batch, nor after another process wrote
+/// the file: the next batch then extends the index over the whole tail first
+/// ([`catch_up_keys_index`]), and the tail is empty and known again.
+#[derive(Debug, Default)]
+pub(crate) struct KeysTail {
+    pub(crate) known: bool,
+    keys: std::collections::HashMap<(String, String), i64>,
+}
+
+impl KeysTail {
+    /// When a key of the tail was stored, if it is in the tail.
+    pub(crate) fn stored_at(&self, tenant: &str, key: &str) -> Option<i64> {
+        self.keys.get(&(tenant.to_owned(), key.to_owned())).copied()
+    }
+
+    /// The index holds every key (caught up, or just extended).
+    pub(crate) fn indexed(&mut self) {
+        *self = KeysTail { known: true, keys: std::collections::HashMap::new() };
+    }
+
+    /// A batch that stored `keys` at `stored_unix_ms` committed; `indexed` says whether it also
+    /// extended the index (which then holds them and every key before).
+    pub(crate) fn committed(&mut self, keys: &[(String, String)], stored_unix_ms: i64, indexed: bool) {
+        if indexed {
+            self.indexed();
+        } else if self.known {
+            self.keys.extend(keys.iter().map(|key| (key.clone(), stored_unix_ms)));
+        }
+    }
+
+    /// Whether the batch that stores `new_keys` more extends the index.
+    pub(crate) fn index_due(&self, new_keys: usize) -> bool {
+        self.keys.len().saturating_add(new_keys) >= KEYS_UNINDEXED_MAX
+    }
+}
+
+/// On SQLite, the stored keys (`$1` tenant) among a list, found by the index: `{condition}` is
+/// the list's test on `i.idempotency_key` (see `writer::fetch_for_keys`). A row whose key no longer
+/// matches (deleted, its rowid taken again) is not its answer.
+pub(crate) fn sqlite_indexed_keys_sql(tenant: &str, condition: &str) -> String {
+    format!(
+        "SELECT k.idempotency_key, k.request_sha256, k.response_status, k.response_encoding, k.response_body, \
+         k.created_unix_ms FROM idempotency_keys_by_key i JOIN idempotency_keys k ON k.rowid = i.key_row \
+         AND k.tenant_id = i.tenant_id AND k.idempotency_key = i.idempotency_key \
+         WHERE i.tenant_id = {tenant} AND i.idempotency_key {condition}"
+    )
+}
+
+/// On SQLite, a key of the tail (`$1` tenant, `$2` key, `$3` when it was stored), by one probe of
+/// the primary key.
+pub(crate) const SQLITE_TAIL_KEY_SQL: &str = "SELECT idempotency_key, request_sha256, response_status, \
+     response_encoding, response_body, created_unix_ms FROM idempotency_keys \
+     WHERE tenant_id = $1 AND created_unix_ms = $3 AND idempotency_key = $2";
+
+/// On SQLite, a key's answer for a reader (`$1` tenant, `$2` key, `$3` the oldest time still
+/// valid): by the index, or by a walk of the tenant's tail on the primary key (at most about
+/// [`KEYS_UNINDEXED_MAX`] entries, which hold the key). The newest, should an expired key's new answer wait in
+/// the tail while the index still points at the old one's row.
+pub(crate) const SQLITE_KEY_ANSWER_SQL: &str = "SELECT request_sha256, response_status, response_encoding, \
+     response_body FROM (\
+     SELECT k.created_unix_ms, k.request_sha256, k.response_status, k.response_encoding, k.response_body \
+     FROM idempotency_keys_by_key i JOIN idempotency_keys k ON k.rowid = i.key_row AND k.tenant_id = i.tenant_id \
+     AND k.idempotency_key = i.idempotency_key WHERE i.tenant_id = $1 AND i.idempotency_key = $2 \
+     UNION ALL \
+     SELECT created_unix_ms, request_sha256, response_status, response_encoding, response_body \
+     FROM idempotency_keys \
+     WHERE tenant_id = $1 AND created_unix_ms > (SELECT through_unix_ms FROM idempotency_keys_indexed) \
+     AND idempotency_key = $2) \
+     WHERE created_unix_ms >= $3 ORDER BY created_unix_ms DESC LIMIT 1";
+
+/// On SQLite, the tail (the keys after the index's mark, up to `$1`) into the index, in its order;
+/// a key already there (an expired one used again) points at its new row.
+const SQLITE_EXTEND_KEYS_INDEX_SQL: &str = "INSERT INTO idempotency_keys_by_key (tenant_id, idempotency_key, key_row) \
+     SELECT tenant_id, idempotency_key, rowid FROM idempotency_keys INDEXED BY idempotency_keys_by_age \
+     WHERE created_unix_ms > (SELECT through_unix_ms FROM idempotency_keys_indexed) AND created_unix_ms <= $1 \
+     ORDER BY tenant_id, idempotency_key, created_unix_ms \
+     ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET key_row = excluded.key_row";
+
+/// On SQLite, extends the keys' index over the tail up to `through_unix_ms` (this batch's time,
+/// its own keys written), in the batch's transaction, and moves the mark there. When
+/// [`KeysTail::index_due`].
+pub(crate) async fn extend_keys_index(
+    connection: &mut sqlx::SqliteConnection,
+    through_unix_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(SQLITE_EXTEND_KEYS_INDEX_SQL).bind(through_unix_ms).execute(&mut *connection).await?;
+    sqlx::query("UPDATE idempotency_keys_indexed SET through_unix_ms = $1 WHERE through_unix_ms < $1")
+        .bind(through_unix_ms)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// On SQLite, extends the keys' index over the whole tail, when the writer does not know it (at
+/// its start, after a rollback, after another process wrote): every key stored is at or before the
+/// last batch's time. Run before the batch takes its time.
+pub(crate) async fn catch_up_keys_index(connection: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let (last,): (i64,) =
+        sqlx::query_as("SELECT last_batch_unix_ms FROM writer_clock").fetch_one(&mut *connection).await?;
+    extend_keys_index(connection, last).await
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -118,6 +232,27 @@ mod tests {
         assert!(decode(LZ4, stored).is_err());
         assert!(decode(LZ4, vec![1, 2]).is_err());
         assert!(decode("gzip", b"{}".to_vec()).unwrap_err().contains("unknown encoding"));
+    }
+
+    #[test]
+    fn the_tail_is_remembered_once_known_and_emptied_when_indexed() {
+        let mut tail = KeysTail::default();
+        let key = |name: &str| ("acme".to_owned(), name.to_owned());
+        // Not known (a writer just started): a batch committed adds nothing to remember.
+        tail.committed(&[key("a")], 10, false);
+        assert!(!tail.known && tail.stored_at("acme", "a").is_none());
+        tail.indexed();
+        tail.committed(&[key("a"), key("b")], 20, false);
+        assert_eq!((tail.stored_at("acme", "a"), tail.stored_at("acme", "b")), (Some(20), Some(20)));
+        assert_eq!(tail.stored_at("other", "a"), None);
+        // An expired key used again is remembered at its new time.
+        tail.committed(&[key("a")], 30, false);
+        assert_eq!(tail.stored_at("acme", "a"), Some(30));
+        assert!(!tail.index_due(KEYS_UNINDEXED_MAX - 3));
+        assert!(tail.index_due(KEYS_UNINDEXED_MAX - 2));
+        // The batch that extended the index leaves nothing in the tail, its own keys included.
+        tail.committed(&[key("c")], 40, true);
+        assert!(tail.known && tail.stored_at("acme", "a").is_none() && tail.stored_at("acme", "c").is_none());
     }
 
     proptest! {

@@ -19,7 +19,7 @@ pub mod dispatch;
 pub mod epcis;
 pub mod fulfilment;
 mod idempotency;
-pub use idempotency::{COMPRESSED_FROM_BYTES, RESPONSE_BODY_BYTES_MAX};
+pub use idempotency::{COMPRESSED_FROM_BYTES, KEYS_UNINDEXED_MAX, RESPONSE_BODY_BYTES_MAX};
 mod keys;
 pub mod log;
 pub mod readings;

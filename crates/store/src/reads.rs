@@ -543,11 +543,16 @@ impl TenantStore<'_> {
         idempotency_key: &str,
     ) -> Result<Option<([u8; 32], StoredResponse)>, StoreError> {
         let oldest_unix_ms = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
-        let row: Option<(Vec<u8>, i64, String, Vec<u8>)> = on_pool!(self.store.pools(), pool => {
-            sqlx::query_as(
+        // On SQLite by the keys' index or the tail after it (`crate::idempotency`).
+        let sql = match self.store.pools() {
+            crate::backend::Pools::Sqlite { .. } => crate::idempotency::SQLITE_KEY_ANSWER_SQL,
+            crate::backend::Pools::Postgres { .. } => {
                 "SELECT request_sha256, response_status, response_encoding, response_body FROM idempotency_keys \
-                 WHERE tenant_id = $1 AND idempotency_key = $2 AND created_unix_ms >= $3",
-            )
+                 WHERE tenant_id = $1 AND idempotency_key = $2 AND created_unix_ms >= $3"
+            }
+        };
+        let row: Option<(Vec<u8>, i64, String, Vec<u8>)> = on_pool!(self.store.pools(), pool => {
+            sqlx::query_as(sql)
             .bind(self.tenant_id.as_str())
             .bind(idempotency_key)
             .bind(oldest_unix_ms)

@@ -22,7 +22,7 @@ pub struct TableKeys {
 /// learned from EPC URNs, the transparency log (one public log for the platform: its entries name
 /// the tenant of each event privately, for audits), SQLite's writer clock (the last batch's
 /// time) and the time its reserves' lot index is built to, and migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 12] = [
+pub const PLATFORM_TABLES: [&str; 13] = [
     "tenants",
     "gtin_owners",
     "gln_owners",
@@ -34,6 +34,7 @@ pub const PLATFORM_TABLES: [&str; 12] = [
     "log_cosignatures",
     "writer_clock",
     "reserves_indexed",
+    "idempotency_keys_indexed",
     "_sqlx_migrations",
 ];
 

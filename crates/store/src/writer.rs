@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use crate::backend::{Conn, Pools, on_conn};
 use crate::epcis::placeholders;
 use crate::fulfilment::{FulfilmentMutation, FulfilmentOutcome, StockBatch, StockContext, WriterCache};
+use crate::idempotency::KeysTail;
 use crate::keys::Scope;
 use crate::log::LogBatch;
 use crate::rows::join_list;
@@ -672,6 +673,24 @@ async fn purge_expired_idempotency_keys(pools: &Pools) -> Result<u64, sqlx::Erro
 async fn purge_chunk(pools: &Pools) -> Result<u64, sqlx::Error> {
     let oldest_unix_ms = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
     let mut conn = pools.acquire_writer().await?;
+    if let Conn::Sqlite(_) = conn {
+        // The oldest rows, in the time index's order, and their entries in the keys' index (an
+        // entry that points at another row, a newer answer of the key, stays).
+        let args = [Arg::Integer(oldest_unix_ms), Arg::Integer(IDEMPOTENCY_PURGE_ROWS_MAX)];
+        conn.begin().await?;
+        let purged = async {
+            execute(&mut conn, SQLITE_PURGE_KEYS_INDEXED_SQL, &args).await?;
+            execute(&mut conn, SQLITE_PURGE_KEYS_SQL, &args).await
+        }
+        .await;
+        return match purged {
+            Ok(purged) => conn.commit().await.map(|()| purged),
+            Err(error) => {
+                let _ = conn.rollback().await;
+                Err(error)
+            }
+        };
+    }
     execute(
         &mut conn,
         "DELETE FROM idempotency_keys WHERE (tenant_id, idempotency_key) IN \
@@ -680,6 +699,25 @@ async fn purge_chunk(pools: &Pools) -> Result<u64, sqlx::Error> {
     )
     .await
 }
+
+/// The expired rows a purge deletes on SQLite (`$1` the oldest time kept, `$2` how many at most).
+macro_rules! sqlite_expired_keys {
+    ($columns:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM idempotency_keys INDEXED BY idempotency_keys_by_age WHERE created_unix_ms < $1 \
+             ORDER BY created_unix_ms, rowid LIMIT $2"
+        )
+    };
+}
+const SQLITE_PURGE_KEYS_INDEXED_SQL: &str = concat!(
+    "DELETE FROM idempotency_keys_by_key WHERE (tenant_id, idempotency_key, key_row) IN (",
+    sqlite_expired_keys!("tenant_id, idempotency_key, rowid"),
+    ")"
+);
+const SQLITE_PURGE_KEYS_SQL: &str =
+    concat!("DELETE FROM idempotency_keys WHERE rowid IN (", sqlite_expired_keys!("rowid"), ")");
 
 /// Adds a queued write to the batch; answers whether the message asked to stop.
 fn take(message: Message, batch: &mut Vec<Pending>) -> bool {
@@ -959,7 +997,11 @@ impl Gatherer<'_> {
         if batch.is_empty() && !stopping {
             return None;
         }
-        if stopping || !cache.balances_behind.known || !batch.iter().all(|pending| is_order(&pending.write)) {
+        if stopping
+            || !cache.balances_behind.known
+            || !cache.keys_tail.known
+            || !batch.iter().all(|pending| is_order(&pending.write))
+        {
             *self.ahead = Some(Ahead { batch, stopping, applied: None });
             return None;
         }
@@ -1005,6 +1047,8 @@ struct Applying(tokio::task::JoinHandle<(Vec<Pending>, WriterCache, Option<Appli
 /// What a batch writes besides its balances.
 struct Batch<'b> {
     keys: &'b mut IdempotencyBatch,
+    /// On SQLite, whether to extend the keys' index after the keys are written.
+    keys_index_due: bool,
     stock: &'b mut StockBatch,
     log: &'b mut LogBatch,
     usage: &'b BTreeMap<(String, &'static str), i64>,
@@ -1023,6 +1067,11 @@ async fn write_and_commit(
 ) -> Result<(bool, Instant), BatchFailure> {
     // (On PostgreSQL written before the balances' plan: nothing is left to write here.)
     batch.keys.flush(conn).await.map_err(statement_failure)?;
+    if batch.keys_index_due
+        && let Conn::Sqlite(connection) = &mut *conn
+    {
+        crate::idempotency::extend_keys_index(connection, now_unix_ms).await.map_err(statement_failure)?;
+    }
     match batch.stock.write_flush(plan, cache, conn, now_unix_ms).await {
         Ok(Ok(())) => {}
         Ok(Err(_raced)) => return Err(BatchFailure::Raced),
@@ -1052,7 +1101,7 @@ async fn apply_ahead(
     // batch's transaction.
     let mut keys = IdempotencyBatch::default();
     let mut reader = pools.try_acquire_ahead_reader()?;
-    keys.prefetch(&mut reader, &writes).await.ok()?;
+    keys.prefetch(&mut reader, &writes, &cache.keys_tail).await.ok()?;
     drop(reader);
     let mut waiting = committing_keys;
     waiting.extend(keys.known.keys().cloned());
@@ -1253,6 +1302,16 @@ async fn apply_in_transaction_once(
         }
         cache.balances_behind.written();
     }
+    // Likewise the keys the keys' index lacks (`crate::idempotency::KeysTail`).
+    if !cache.keys_tail.known {
+        if let Conn::Sqlite(connection) = &mut conn
+            && let Err(error) = crate::idempotency::catch_up_keys_index(connection).await
+        {
+            let _ = conn.rollback().await;
+            return Err(statement_failure(error));
+        }
+        cache.keys_tail.indexed();
+    }
     // A busy writer's batch of orders only may leave their reserves out of the balances; any
     // other batch writes those left out before with its own (`fulfilment::BalancesBehind`).
     let deferring = match &head {
@@ -1306,7 +1365,7 @@ async fn apply_in_transaction_once(
         .flat_map(|(tenant, order)| order.lines.iter().map(move |line| (tenant.to_string(), line.gtin.to_string())))
         .collect();
     let mut keys_read_at = started;
-    let prefetched = match keys.prefetch(&mut conn, writes).await {
+    let prefetched = match keys.prefetch(&mut conn, writes, &cache.keys_tail).await {
         Ok(()) => {
             keys_read_at = Instant::now();
             stock.prefetch(cache, &mut conn, &wanted).await
@@ -1358,6 +1417,9 @@ async fn apply_in_transaction_once(
     // (Not in a batch of no writes: the idle writer's catch-up of the balances.)
     let index_due = !batch_writes.is_empty()
         && crate::fulfilment::reserves_index_due(&conn, cache, stock.reserves_written + stock.reserves_pending());
+    let keys_index_due = pools.kind() == crate::backend::BackendKind::Sqlite
+        && !batch_writes.is_empty()
+        && cache.keys_tail.index_due(keys.new_keys.len());
     let mut next = next;
     let applying = match next.as_deref_mut() {
         Some(gatherer) => gatherer.launch(pools, batch_writes, cache),
@@ -1367,7 +1429,7 @@ async fn apply_in_transaction_once(
     let written = write_and_commit(
         &mut conn,
         plan,
-        Batch { keys: &mut keys, stock: &mut stock, log: &mut log, usage: &usage },
+        Batch { keys: &mut keys, keys_index_due, stock: &mut stock, log: &mut log, usage: &usage },
         (!lent).then_some(&mut *cache),
         index_due,
         now_unix_ms,
@@ -1386,6 +1448,7 @@ async fn apply_in_transaction_once(
     let reserves_index_built = index_due;
     if pools.kind() == crate::backend::BackendKind::Sqlite {
         cache.reserves_committed(stock.reserves_written, reserves_index_built);
+        cache.keys_tail.committed(&keys.new_keys, now_unix_ms, keys_index_due);
     }
     if stock.left_behind {
         counters.batches_leaving_balances_behind.fetch_add(1, Ordering::Relaxed);
@@ -1880,18 +1943,35 @@ type StoredKey = (Vec<u8>, i64, String, Vec<u8>, i64);
 pub(crate) struct IdempotencyBatch {
     pub(crate) known: std::collections::HashMap<(String, String), StoredKey>,
     new: Vec<Vec<Value>>,
-    /// Expired keys a write of this batch uses again: deleted before the new ones are inserted.
-    expired: Vec<(String, String)>,
+    /// The new keys, (tenant, key): on SQLite the tail's once committed
+    /// ([`crate::idempotency::KeysTail`]).
+    new_keys: Vec<(String, String)>,
+    /// Expired keys a write of this batch uses again, with when their answer was stored: deleted
+    /// before the new ones are inserted.
+    expired: Vec<(String, String, i64)>,
 }
 
 impl IdempotencyBatch {
-    async fn prefetch(&mut self, conn: &mut Conn, writes: &[&Write]) -> Result<(), sqlx::Error> {
-        // Per tenant, `idempotency_key IN (…)` on SQLite, `= ANY($2)` on PostgreSQL: the primary
-        // key's index answers it (a row-value `(tenant_id, idempotency_key) IN (…)` would scan the
+    /// Reads the stored answers of the writes' keys. On SQLite `tail` is the writer's: a key it
+    /// holds is probed in the tail, the others are looked up in the keys' index
+    /// (`crate::idempotency`).
+    async fn prefetch(&mut self, conn: &mut Conn, writes: &[&Write], tail: &KeysTail) -> Result<(), sqlx::Error> {
+        let sqlite = matches!(conn, Conn::Sqlite(_));
+        if sqlite && !tail.known {
+            // (The batch catches the index up before it reads; what applies ahead waits for it.)
+            return Err(sqlx::Error::Protocol("the idempotency keys' tail is not known".into()));
+        }
+        // Per tenant, `idempotency_key IN (…)` on SQLite, `= ANY($2)` on PostgreSQL: the key's
+        // index answers it (a row-value `(tenant_id, idempotency_key) IN (…)` would scan the
         // table on SQLite).
         let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut in_tail: Vec<(&str, &str, i64)> = Vec::new();
         for record in writes.iter().filter_map(|write| write.idempotency.as_ref()) {
-            by_tenant.entry(record.tenant_id.as_str()).or_default().push(record.key.as_str());
+            let (tenant, key) = (record.tenant_id.as_str(), record.key.as_str());
+            match tail.stored_at(tenant, key).filter(|_| sqlite) {
+                Some(stored_unix_ms) => in_tail.push((tenant, key, stored_unix_ms)),
+                None => by_tenant.entry(tenant).or_default().push(key),
+            }
         }
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -1902,37 +1982,71 @@ impl IdempotencyBatch {
             response_body: Vec<u8>,
             created_unix_ms: i64,
         }
+        let mut found: Vec<(&str, Row)> = Vec::new();
         for (tenant, keys) in by_tenant {
             let rows: Vec<Row> = fetch_for_keys(conn, tenant, &keys, |tenant, condition| {
-                format!(
-                    "SELECT idempotency_key, request_sha256, response_status, response_encoding, response_body, \
-                     created_unix_ms \
-                     FROM idempotency_keys WHERE tenant_id = {tenant} AND idempotency_key {condition}"
-                )
+                if sqlite {
+                    crate::idempotency::sqlite_indexed_keys_sql(tenant, condition)
+                } else {
+                    format!(
+                        "SELECT idempotency_key, request_sha256, response_status, response_encoding, response_body, \
+                         created_unix_ms \
+                         FROM idempotency_keys WHERE tenant_id = {tenant} AND idempotency_key {condition}"
+                    )
+                }
             })
             .await?;
-            for row in rows {
-                self.known.insert(
-                    (tenant.to_owned(), row.idempotency_key),
-                    (
-                        row.request_sha256,
-                        row.response_status,
-                        row.response_encoding,
-                        row.response_body,
-                        row.created_unix_ms,
-                    ),
-                );
+            found.extend(rows.into_iter().map(|row| (tenant, row)));
+        }
+        if let Conn::Sqlite(connection) = conn {
+            for (tenant, key, stored_unix_ms) in in_tail {
+                let row: Option<Row> = sqlx::query_as(crate::idempotency::SQLITE_TAIL_KEY_SQL)
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(stored_unix_ms)
+                    .fetch_optional(&mut **connection)
+                    .await?;
+                found.extend(row.map(|row| (tenant, row)));
             }
+        }
+        for (tenant, row) in found {
+            self.known.insert(
+                (tenant.to_owned(), row.idempotency_key),
+                (
+                    row.request_sha256,
+                    row.response_status,
+                    row.response_encoding,
+                    row.response_body,
+                    row.created_unix_ms,
+                ),
+            );
         }
         Ok(())
     }
 
     async fn flush(&mut self, conn: &mut Conn) -> Result<(), sqlx::Error> {
-        for (tenant, key) in std::mem::take(&mut self.expired) {
+        for (tenant, key, stored_unix_ms) in std::mem::take(&mut self.expired) {
             let reused = self.new.iter().any(|row| {
                 matches!((&row[0], &row[1]), (Value::Text(row_tenant), Value::Text(row_key)) if *row_tenant == tenant && *row_key == key)
             });
-            if reused {
+            if !reused {
+                continue;
+            }
+            if matches!(conn, Conn::Sqlite(_)) {
+                // Its row by its primary key (indexed or in the tail), and its index entry if any.
+                execute(
+                    conn,
+                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_unix_ms = $3 AND idempotency_key = $2",
+                    &[Arg::Text(&tenant), Arg::Text(&key), Arg::Integer(stored_unix_ms)],
+                )
+                .await?;
+                execute(
+                    conn,
+                    "DELETE FROM idempotency_keys_by_key WHERE tenant_id = $1 AND idempotency_key = $2",
+                    &[Arg::Text(&tenant), Arg::Text(&key)],
+                )
+                .await?;
+            } else {
                 execute(
                     conn,
                     "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
@@ -1979,8 +2093,9 @@ async fn apply_one(
             }
             // Expired: the key is free again (its row is replaced when the batch ends, so a refused
             // write leaves it as it was).
+            let stored_unix_ms = *created_unix_ms;
             state.keys.known.remove(&known_key);
-            state.keys.expired.push(known_key.clone());
+            state.keys.expired.push((known_key.0.clone(), known_key.1.clone(), stored_unix_ms));
         }
     }
     let (applied, written) = if cfg!(debug_assertions) {
@@ -2020,6 +2135,7 @@ async fn apply_one(
             Value::Bytes(stored_body),
             Value::Integer(now_unix_ms),
         ]);
+        state.keys.new_keys.push((record.tenant_id.to_string(), record.key.clone()));
         // A retry later in this batch replays this answer.
         state.keys.known.insert(
             (record.tenant_id.to_string(), record.key.clone()),
@@ -2976,6 +3092,70 @@ mod tests {
         let created = sqlx::query("CREATE TABLE stock_balances (on_hand INTEGER)").execute(&pool).await.unwrap_err();
         assert!(created.to_string().contains("readonly"), "{created}");
         pool.close().await;
+    }
+
+    /// On SQLite a purge deletes the expired answers and their entries in the keys' index, and
+    /// leaves an entry that points at another row (a newer answer of the key) and what is not
+    /// expired.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_purge_deletes_expired_keys_and_their_index_entries_only() {
+        use sqlx::Connection;
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let write = |mutation, key: &str| Write {
+            tenant_id: acme.clone(),
+            mutation,
+            idempotency: Some(IdempotencyRecord {
+                tenant_id: acme.clone(),
+                key: key.to_owned(),
+                request_sha256: [7; 32],
+                respond: Box::new(|_| StoredResponse { status: 201, body: b"first".to_vec() }),
+            }),
+        };
+        for key in ["old", "kept"] {
+            let tenant = Mutation::PutTenant { name: "Acme".into(), mode: crate::PutMode::Upsert };
+            assert!(store.write(write(tenant, key)).await.is_ok());
+        }
+        // A restart puts both into the keys' index.
+        store.close().await;
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let tenant = Mutation::PutTenant { name: "Acme".into(), mode: crate::PutMode::Upsert };
+        assert!(store.write(write(tenant, "other")).await.is_ok());
+        let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
+        let day_ago = now_unix_ms() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64 - 1;
+        sqlx::query("UPDATE idempotency_keys SET created_unix_ms = $1 WHERE idempotency_key = 'old'")
+            .bind(day_ago)
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        // An expired answer of `kept` beside its indexed one (as if left by a crash).
+        sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_sha256, response_status, response_body, \
+             created_unix_ms) SELECT tenant_id, idempotency_key, request_sha256, 200, x'00', $1 FROM idempotency_keys \
+             WHERE idempotency_key = 'kept'",
+        )
+        .bind(day_ago - 5)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+        assert_eq!(purge_expired_idempotency_keys(store.pools()).await.unwrap(), 2);
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT idempotency_key, response_status FROM idempotency_keys ORDER BY idempotency_key")
+                .fetch_all(&mut raw)
+                .await
+                .unwrap();
+        assert_eq!(rows, [("kept".to_owned(), 201), ("other".to_owned(), 201)]);
+        let indexed: Vec<(String,)> =
+            sqlx::query_as("SELECT idempotency_key FROM idempotency_keys_by_key ORDER BY idempotency_key")
+                .fetch_all(&mut raw)
+                .await
+                .unwrap();
+        assert_eq!(indexed, [("kept".to_owned(),)]);
+        let kept = store.tenant(&acme).idempotent_response("kept").await.unwrap().unwrap();
+        assert_eq!(kept.1.body, b"first");
+        assert!(store.tenant(&acme).idempotent_response("old").await.unwrap().is_none());
+        store.close().await;
     }
 
     #[test]

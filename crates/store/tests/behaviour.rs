@@ -575,6 +575,119 @@ async fn sqlite_long_answers_are_stored_compressed_and_older_ones_still_replay()
     store.close().await;
 }
 
+/// SQLite: the idempotency keys' index is built in bulk (migration 0029): a key is found while it
+/// waits in the tail (by the writer and by a read), once the index holds it (after a restart, whose
+/// first batch catches the index up, and once `KEYS_UNINDEXED_MAX` keys waited), and an expired key
+/// used again answers its new request from then on, also once the index is extended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_idempotency_keys_are_found_in_their_tail_and_in_their_index() {
+    use sqlx::Connection;
+    let file = scratchdb::SqliteFile::new().unwrap();
+    let acme = tenant("acme");
+    let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+    create_tenant(&store, &acme).await;
+    let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
+    async fn indexed(raw: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM idempotency_keys_by_key").fetch_one(raw).await.unwrap().0
+    }
+    let cod = |number: u64| Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create };
+    async fn replays(store: &Store, acme: &TenantId, number: u64, key: &str, answer: &[u8]) {
+        let scoped = store.tenant(acme);
+        let mutation = Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create };
+        let retry = scoped.write(mutation, Some(record_answering(acme, key, key.as_bytes(), b"again".to_vec()))).await;
+        assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: answer.to_vec() })), "{key}");
+        assert_eq!(scoped.idempotent_response(key).await.unwrap().unwrap().1.body, answer, "{key}");
+        let other = scoped
+            .write(
+                Mutation::PutProduct { product: product(number, "Cod"), mode: PutMode::Create },
+                Some(record(acme, key, b"another request")),
+            )
+            .await;
+        assert_eq!(other, Err(WriteError::IdempotencyMismatch), "{key}");
+    }
+    let scoped = store.tenant(&acme);
+    for number in 1..=3 {
+        let key = format!("k-{number}");
+        let answer = format!("answer {number}").into_bytes();
+        let written = scoped.write(cod(number), Some(record_answering(&acme, &key, key.as_bytes(), answer))).await;
+        assert!(matches!(written, Ok(WriteOutcome::Applied(_))), "{written:?}");
+    }
+    // In the tail: the index does not hold them yet.
+    assert_eq!(indexed(&mut raw).await, 0);
+    for number in 1..=3 {
+        replays(&store, &acme, number, &format!("k-{number}"), format!("answer {number}").as_bytes()).await;
+    }
+    // A restart: the writer knows no tail, and its first batch puts every key into the index.
+    store.close().await;
+    let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
+    put(&store, &acme, cod(4)).await.unwrap();
+    assert_eq!(indexed(&mut raw).await, 3);
+    for number in 1..=3 {
+        replays(&store, &acme, number, &format!("k-{number}"), format!("answer {number}").as_bytes()).await;
+    }
+    // k-1 expired (stored 25 hours ago): used again, it is a new request, whose answer replaces it.
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_unix_ms = created_unix_ms - 90000000 WHERE idempotency_key = 'k-1'",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let again =
+        store.tenant(&acme).write(cod(5), Some(record_answering(&acme, "k-1", b"k-1", b"answer 5".to_vec()))).await;
+    assert!(matches!(again, Ok(WriteOutcome::Applied(_))), "{again:?}");
+    replays(&store, &acme, 5, "k-1", b"answer 5").await;
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = 'k-1'")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "the expired answer is deleted");
+    // Enough keys waiting extend the index within a batch; every key is still found.
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for client in 0..16u64 {
+        let (store, acme) = (store.clone(), acme.clone());
+        tasks.push(tokio::spawn(async move {
+            let scoped = store.tenant(&acme);
+            let mut number = 100 + client;
+            while number < 100 + store::KEYS_UNINDEXED_MAX as u64 {
+                let key = format!("bulk-{number}");
+                let mutation = Mutation::PutProduct { product: product(number, "Hake"), mode: PutMode::Create };
+                let written = scoped
+                    .write(mutation, Some(record_answering(&acme, &key, b"bulk", key.clone().into_bytes())))
+                    .await;
+                assert!(matches!(written, Ok(WriteOutcome::Applied(_))), "{written:?}");
+                number += 16;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let indexed_now = indexed(&mut raw).await;
+    assert!(indexed_now >= 3 + store::KEYS_UNINDEXED_MAX as i64 - 64, "{indexed_now} keys indexed");
+    for number in [100, 101, 100 + store::KEYS_UNINDEXED_MAX as u64 - 1] {
+        let key = format!("bulk-{number}");
+        let retry = store
+            .tenant(&acme)
+            .write(
+                Mutation::PutProduct { product: product(number, "Hake"), mode: PutMode::Create },
+                Some(record_answering(&acme, &key, b"bulk", Vec::new())),
+            )
+            .await;
+        assert_eq!(retry, Ok(WriteOutcome::Replayed(StoredResponse { status: 201, body: key.clone().into_bytes() })));
+    }
+    replays(&store, &acme, 5, "k-1", b"answer 5").await;
+    replays(&store, &acme, 2, "k-2", b"answer 2").await;
+    let (through, last): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT through_unix_ms FROM idempotency_keys_indexed), (SELECT last_batch_unix_ms FROM writer_clock)",
+    )
+    .fetch_one(&mut raw)
+    .await
+    .unwrap();
+    assert!(through <= last);
+    Arc::into_inner(store).unwrap().close().await;
+}
+
 /// SQLite: every batch takes a time after the last committed batch's (the movement journal pages
 /// by it), also after a restart with the wall clock behind that time (here: the stored clock an
 /// hour ahead, as if the clock stepped back while the server was down).
