@@ -50,6 +50,18 @@ pub struct OrdersOptions {
     /// Orders of each round of allocation alone (in memory, after the SQLite run).
     #[arg(long, default_value_t = 20_000)]
     pub allocation_orders: usize,
+    /// How clients choose their orders' Idempotency-Keys.
+    #[arg(long, value_enum, default_value_t = KeyChoice::Sequential)]
+    pub keys: KeyChoice,
+}
+
+/// How the bench's clients choose their Idempotency-Keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyChoice {
+    /// Each client counts its own (as a merchant numbering its orders, or time-first ids).
+    Sequential,
+    /// Drawn at random (as random UUIDs): each lands at its own place in the keys' index.
+    Random,
 }
 
 const HOT_SKUS: u64 = 10;
@@ -74,6 +86,14 @@ fn sscc(number: u64) -> Sscc {
 }
 
 struct Random(u64);
+
+/// A bijection of u64 (the SplitMix64 finaliser): distinct numbers give distinct, scattered keys.
+fn mix(number: u64) -> u64 {
+    let mut value = number.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}
 
 impl Random {
     fn below(&mut self, bound: u64) -> u64 {
@@ -452,6 +472,7 @@ async fn drive(path: Path, options: &OrdersOptions, pickups: &[Gln], seed: u64) 
     let mut tasks = Vec::new();
     for client in 0..options.clients as u64 {
         let (path, tenant, pickups, skus) = (path.clone(), tenant.clone(), pickups.to_vec(), options.skus);
+        let keys = options.keys;
         tasks.push(tokio::spawn(async move {
             let mut random = Random(seed ^ (client + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let (mut latencies, mut refused) = (Vec::new(), 0u64);
@@ -460,7 +481,11 @@ async fn drive(path: Path, options: &OrdersOptions, pickups: &[Gln], seed: u64) 
                 sequence += 1;
                 let number = client << 40 | sequence;
                 let order = order(&mut random, skus, &pickups, number);
-                let key = format!("bench-{number:x}");
+                let key = match keys {
+                    KeyChoice::Sequential => format!("bench-{number:x}"),
+                    // A 64-bit mix of the number: distinct, and spread over the whole index.
+                    KeyChoice::Random => format!("bench-{:016x}", mix(number)),
+                };
                 let sent = Instant::now();
                 // The request's digest, as the API takes it of the body a client sends.
                 let request_sha256 = request_digest(&order);
