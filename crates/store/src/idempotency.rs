@@ -72,7 +72,9 @@ pub const KEYS_UNINDEXED_MAX: usize = 8_192;
 ///
 /// Not known at the writer's start, after a rolled-back batch, nor after another process wrote
 /// the file: the next batch then extends the index over the whole tail first
-/// ([`catch_up_keys_index`]), and the tail is empty and known again.
+/// ([`catch_up_keys_index`]), and once it commits the tail is empty and known again. (Not
+/// before: writes applied ahead meanwhile read the index as committed, without those keys, and
+/// would find them nowhere.)
 #[derive(Debug, Default)]
 pub(crate) struct KeysTail {
     pub(crate) known: bool,
@@ -85,9 +87,14 @@ impl KeysTail {
         self.keys.get(&(tenant.to_owned(), key.to_owned())).copied()
     }
 
-    /// The index holds every key (caught up, or just extended).
+    /// The index holds every key (caught up, or just extended), once that batch committed.
     pub(crate) fn indexed(&mut self) {
-        *self = KeysTail { known: true, keys: std::collections::HashMap::new() };
+        *self = KeysTail::indexed_now();
+    }
+
+    /// An empty tail, known: what the transaction that caught the index up sees.
+    pub(crate) fn indexed_now() -> KeysTail {
+        KeysTail { known: true, keys: std::collections::HashMap::new() }
     }
 
     /// A batch that stored `keys` at `stored_unix_ms` committed; `indexed` says whether it also

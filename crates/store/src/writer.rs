@@ -1302,15 +1302,16 @@ async fn apply_in_transaction_once(
         }
         cache.balances_behind.written();
     }
-    // Likewise the keys the keys' index lacks (`crate::idempotency::KeysTail`).
-    if !cache.keys_tail.known {
-        if let Conn::Sqlite(connection) = &mut conn
-            && let Err(error) = crate::idempotency::catch_up_keys_index(connection).await
-        {
-            let _ = conn.rollback().await;
-            return Err(statement_failure(error));
-        }
-        cache.keys_tail.indexed();
+    // Likewise the keys the keys' index lacks (`crate::idempotency::KeysTail`). The tail stays
+    // unknown until this batch commits: until then only this transaction sees the index hold
+    // them, and no writes are applied ahead (their reads would find a key in neither).
+    let keys_caught_up = pools.kind() == crate::backend::BackendKind::Sqlite && !cache.keys_tail.known;
+    if keys_caught_up
+        && let Conn::Sqlite(connection) = &mut conn
+        && let Err(error) = crate::idempotency::catch_up_keys_index(connection).await
+    {
+        let _ = conn.rollback().await;
+        return Err(statement_failure(error));
     }
     // A busy writer's batch of orders only may leave their reserves out of the balances; any
     // other batch writes those left out before with its own (`fulfilment::BalancesBehind`).
@@ -1365,7 +1366,9 @@ async fn apply_in_transaction_once(
         .flat_map(|(tenant, order)| order.lines.iter().map(move |line| (tenant.to_string(), line.gtin.to_string())))
         .collect();
     let mut keys_read_at = started;
-    let prefetched = match keys.prefetch(&mut conn, writes, &cache.keys_tail).await {
+    let no_tail = crate::idempotency::KeysTail::indexed_now();
+    let tail = if keys_caught_up { &no_tail } else { &cache.keys_tail };
+    let prefetched = match keys.prefetch(&mut conn, writes, tail).await {
         Ok(()) => {
             keys_read_at = Instant::now();
             stock.prefetch(cache, &mut conn, &wanted).await
@@ -1419,6 +1422,7 @@ async fn apply_in_transaction_once(
         && crate::fulfilment::reserves_index_due(&conn, cache, stock.reserves_written + stock.reserves_pending());
     let keys_index_due = pools.kind() == crate::backend::BackendKind::Sqlite
         && !batch_writes.is_empty()
+        && !keys_caught_up
         && cache.keys_tail.index_due(keys.new_keys.len());
     let mut next = next;
     let applying = match next.as_deref_mut() {
@@ -1448,6 +1452,9 @@ async fn apply_in_transaction_once(
     let reserves_index_built = index_due;
     if pools.kind() == crate::backend::BackendKind::Sqlite {
         cache.reserves_committed(stock.reserves_written, reserves_index_built);
+        if keys_caught_up {
+            cache.keys_tail.indexed();
+        }
         cache.keys_tail.committed(&keys.new_keys, now_unix_ms, keys_index_due);
     }
     if stock.left_behind {
