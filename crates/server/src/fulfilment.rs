@@ -2536,10 +2536,10 @@ pub(crate) async fn start_recall(
     checker.finish()?;
     let (Some(gtin), Some(reason)) = (gtin, reason) else { return Err(Problem::internal("recall")) };
     let recall_id = new_id("rcl");
-    // Packed orders holding the lots are taken back: their pallets are unpacked in the events,
-    // built from the orders as read now, and the lots' units on hand are held back where they
-    // lie, as read now. The writer refuses the recall if other orders are packed with the lots
-    // by then, or other units are on hand (a packing, shipping or receipt meanwhile); it is
+    // Orders picking or packed with the lots are taken back: their picked units are put back
+    // (their pallets unpacked) in the events, built from the orders as read now, and the lots'
+    // units on hand are held back where they lie, as read now. The writer refuses the recall if
+    // other orders are picking or packed with the lots by then, or other units are on hand (a packing, shipping or receipt meanwhile); it is
     // built again.
     let mut attempts_left = RECALL_ATTEMPTS_MAX;
     let (written, respond) = loop {
@@ -2555,9 +2555,9 @@ pub(crate) async fn start_recall(
         let now = jiff::Timestamp::now();
         let events =
             crate::steps::recall_steps(&principal.tenant_id, &open, (gtin.as_str(), &lots), &held, now, &zones)?;
-        let unpacked = open
+        let put_back = open
             .iter()
-            .filter(|order| order.status == OrderStatus::Packed)
+            .filter(|order| matches!(order.status, OrderStatus::Picking | OrderStatus::Packed))
             .map(|order| (order.order_id.clone(), order.reservation_id.clone()))
             .collect();
         // Read on each attempt: an attempt is made again because the lots' events changed.
@@ -2581,7 +2581,7 @@ pub(crate) async fn start_recall(
             lots: lots.clone(),
             reason: reason.clone(),
             public_notice: public_notice.clone(),
-            unpacked,
+            put_back,
             held,
             hold,
         };

@@ -477,19 +477,8 @@ pub fn order_step(
             OrderStatus::Cancelled if order.status == OrderStatus::Packed => {
                 unpacking(&shipment.site, "", quantities, pallets.first().cloned())?
             }
-            // Cancelled while picking: the picked units are put back where they were picked
-            // (`storing`), with no disposition: they take their lot's status there.
-            OrderStatus::Cancelled if order.status == OrderStatus::Picking => Step {
-                event_type: "ObjectEvent",
-                action: "OBSERVE",
-                business_step: "storing",
-                disposition: "",
-                site: &shipment.site,
-                place: place(&shipment.site, None)?,
-                epcs: Vec::new(),
-                quantities,
-                parent: None,
-            },
+            // Cancelled while picking: the picked units are put back where they were picked.
+            OrderStatus::Cancelled if order.status == OrderStatus::Picking => put_back(&shipment.site, quantities)?,
             // The parcel back at the site it left, with the units that go back into stock (in the
             // zone the return names, if it names one).
             OrderStatus::Returned => Step {
@@ -552,6 +541,8 @@ fn coarse_area(destination: &store::fulfilment::OrderDestination) -> Option<Stri
 pub const AREA_DECIMALS: i32 = 2;
 
 /// The events of a recall:
+/// - The picked units of an order being picked (`picking`) holding the lots go back where they
+///   were picked (ObjectEvent `storing`, no disposition, naming the order).
 /// - Each pallet of a `packed` order holding the lots is unpacked where it was packed
 ///   (AggregationEvent `DELETE`, `unpacking`, naming the order): the units of the recalled lots
 ///   as `recalled`, the others back in stock (no disposition: they take their lot's status). The order is then allocated again or flagged,
@@ -595,6 +586,25 @@ pub fn recall_steps(
             }
         }
     }
+    // The units of orders being picked go back where they were picked, every lot's (the order is
+    // allocated again from scratch): without this their trace would end at the pick.
+    for order in orders.iter().filter(|order| order.status == OrderStatus::Picking) {
+        for shipment in &order.allocation.shipments {
+            let quantities = shipment
+                .picks
+                .iter()
+                .filter(|pick| pick.quantity > 0)
+                .filter_map(|pick| order.lines.get(pick.line).map(|line| (line, pick)))
+                .map(|(line, pick)| Ok(quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity)))
+                .collect::<Result<Vec<_>, Problem>>()?;
+            if quantities.is_empty() {
+                continue;
+            }
+            let mut stored = event(put_back(&shipment.site, quantities)?, at, zones);
+            name_order(&mut stored, tenant, &order.order_id);
+            events.push(stored);
+        }
+    }
     // `held` is in key order: a zone's lots are next to each other.
     for zone_held in held.chunk_by(|(one, _), (other, _)| (&one.location, &one.zone) == (&other.location, &other.zone))
     {
@@ -617,6 +627,22 @@ pub fn recall_steps(
         events.push(event(step, at, zones));
     }
     capture(tenant, events, at)
+}
+
+/// Picked units put back where they were picked (ObjectEvent `OBSERVE`, `storing`), with no
+/// disposition: they take their lot's status there.
+fn put_back(site: &str, quantities: Vec<serde_json::Value>) -> Result<Step<'_>, Problem> {
+    Ok(Step {
+        event_type: "ObjectEvent",
+        action: "OBSERVE",
+        business_step: "storing",
+        disposition: "",
+        site,
+        place: place(site, None)?,
+        epcs: Vec::new(),
+        quantities,
+        parent: None,
+    })
 }
 
 /// A pallet unpacked at the site where it was packed (AggregationEvent `DELETE`, `unpacking`):

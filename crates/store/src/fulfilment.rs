@@ -1771,11 +1771,11 @@ pub enum FulfilmentMutation {
         next_attempt_unix_ms: i64,
         error: String,
     },
-    /// Recalls lots of a product. `unpacked`: the orders, `packed` and holding the lots, whose
-    /// pallets the write's events unpack, each with the reservation it was packed under (sorted
-    /// by order). `held`: the units on hand of the lots by balance (key order, none of zero),
+    /// Recalls lots of a product. `put_back`: the orders, `picking` or `packed` and holding the
+    /// lots, whose picked units the write's events put back (a pallet unpacked, or `storing`),
+    /// each with the reservation it was picked under (sorted by order). `held`: the units on hand of the lots by balance (key order, none of zero),
     /// which the write's events record as held back. Refused ([`RECALL_CHANGED`]) if, when the
-    /// recall is applied, the orders packed with the lots are others, one was allocated and
+    /// recall is applied, the orders picking or packed with the lots are others, one was allocated and
     /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
     /// `hold`: lots made from the recalled ones (the tenant's own products, as the server's
     /// trace found them, at most [`RECALL_HOLDS_MAX`]), put on `hold` where they are available
@@ -1790,7 +1790,7 @@ pub enum FulfilmentMutation {
         /// What consumers are told (at most [`RECALL_NOTICE_CHARS_MAX`] characters, checked by
         /// the server).
         public_notice: Option<String>,
-        unpacked: Vec<(String, String)>,
+        put_back: Vec<(String, String)>,
         held: Vec<(StockKey, i64)>,
         hold: Vec<(Gtin, String)>,
     },
@@ -3058,12 +3058,12 @@ async fn apply_checked(
             .await?;
             done(false)
         }
-        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, public_notice, unpacked, held, hold } => {
+        FulfilmentMutation::Recall { recall_id, gtin, lots, reason, public_notice, put_back, held, hold } => {
             if hold.len() > RECALL_HOLDS_MAX {
                 refuse!(WriteError::Limit(format!("a recall holds at most {RECALL_HOLDS_MAX} lots made from its own")));
             }
             let public_notice = public_notice.as_deref();
-            let recalled = Recalled { recall_id, gtin, lots, reason, public_notice, unpacked, held, hold };
+            let recalled = Recalled { recall_id, gtin, lots, reason, public_notice, put_back, held, hold };
             let outcome = attempt!(recall(conn, tenant, &recalled, now_unix_ms, batch, cache).await?);
             Ok(Ok(FulfilmentApplied { created: true, outcome: Some(Arc::new(FulfilmentOutcome::Recall(outcome))) }))
         }
@@ -4750,7 +4750,7 @@ struct Recalled<'a> {
     lots: &'a [String],
     reason: &'a str,
     public_notice: Option<&'a str>,
-    unpacked: &'a [(String, String)],
+    put_back: &'a [(String, String)],
     held: &'a [(StockKey, i64)],
     hold: &'a [(Gtin, String)],
 }
@@ -4763,7 +4763,7 @@ async fn recall(
     batch: &mut StockBatch,
     cache: &mut WriterCache,
 ) -> Outcome<RecallOutcome> {
-    let Recalled { recall_id, gtin, lots, reason, public_notice, unpacked, held, hold } = *recalled;
+    let Recalled { recall_id, gtin, lots, reason, public_notice, put_back, held, hold } = *recalled;
     if !crate::writer::exists(
         conn,
         "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
@@ -4872,13 +4872,13 @@ async fn recall(
         held_derived.push(HeldLot { gtin: made_gtin.to_string(), lot: made_lot.clone(), on_hand, on_hold });
     }
     // Open orders holding the lots: their reservations are voided below, then they are allocated
-    // again from other lots, or flagged. The packed ones' pallets are unpacked by the write's
-    // events, built from a read before it: they must be these orders.
+    // again from other lots, or flagged. The picked units of those picking or packed are put back
+    // by the write's events, built from a read before it: they must be these orders.
     let affected = open_orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
-    let packed = affected.iter().filter(|order| order.status == OrderStatus::Packed);
-    if !packed
+    let picked = affected.iter().filter(|order| matches!(order.status, OrderStatus::Picking | OrderStatus::Packed));
+    if !picked
         .map(|order| (&order.order_id, &order.reservation_id))
-        .eq(unpacked.iter().map(|(order, held)| (order, held)))
+        .eq(put_back.iter().map(|(order, held)| (order, held)))
     {
         refuse!(refused("conflict", RECALL_CHANGED));
     }

@@ -1397,6 +1397,8 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     let first_path = format!("/v1/orders/{first_id}/events?tenant=fish");
     let pallet = with_check_digit("38712345100000201");
     walk(app, &first_path, &[json!({"status": "picking"}), json!({"status": "packed", "ssccs": [pallet]})]).await;
+    // The second is being picked: its picked units go back to the shelf.
+    walk(app, &format!("/v1/orders/{second_id}/events?tenant=fish"), &[json!({"status": "picking"})]).await;
     let status_path = format!("/recall-status/01/{product}/10/BAD");
     assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
     // A lot nothing names is a typo, not a recall for good: refused, and nothing is recalled.
@@ -1425,7 +1427,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
         public_notice: None,
-        unpacked: vec![(first_id.to_owned(), first_id.to_owned())],
+        put_back: vec![(first_id.to_owned(), first_id.to_owned()), (second_id.to_owned(), second_id.to_owned())],
         held: vec![(at_dc, 9)],
         hold: Vec::new(),
     };
@@ -1443,14 +1445,29 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
         public_notice: None,
-        unpacked: vec![(first_id.to_owned(), "res_other".to_owned())],
+        put_back: vec![(first_id.to_owned(), "res_other".to_owned()), (second_id.to_owned(), second_id.to_owned())],
         held,
-        hold: vec![(parsed, "GOOD".into())],
+        hold: vec![(parsed.clone(), "GOOD".into())],
     };
     let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
     assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
     let kept = app.count_sql("SELECT COUNT(*) FROM held_lots WHERE tenant_id = $1", "fish").await;
     assert_eq!(kept, 0, "a refused recall keeps no hold");
+    // And one whose events would not put back the picking order's units (built before it
+    // started picking).
+    let held = app.store.tenant(&fish).lots_on_hand(&parsed, &["BAD".to_owned()]).await.unwrap();
+    let stale = FulfilmentMutation::Recall {
+        recall_id: "rcl_stale".into(),
+        gtin: parsed.clone(),
+        lots: vec!["BAD".into()],
+        reason: "Listeria found".into(),
+        public_notice: None,
+        put_back: vec![(first_id.to_owned(), first_id.to_owned())],
+        held,
+        hold: Vec::new(),
+    };
+    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
+    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
     let good = app.get(&format!("/v1/stock?gtin={product}&lot=GOOD"), &key).await;
     assert_eq!(good.body["items"][0]["status"], "available", "{:?}", good.body);
 
@@ -1469,11 +1486,16 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(recall.body["inbound_pallets"].as_array().unwrap().len(), 1);
     assert_eq!(recall.body["inbound_pallets"][0]["location"], dc());
     // The lot's EPCIS history: where it entered the network, commissioned and received at the DC
-    // (recorded by the receipt itself), then the first order's picking and packing there, and
-    // the recall's own events: it unpacked that pallet and held the lot's units back.
+    // (recorded by the receipt itself), then the first order's picking and packing there, the
+    // second's picking, and the recall's own events: it unpacked that pallet, put the second's
+    // picked units back and held the lot's units back.
     let history = recall.body["history"].as_array().unwrap();
     let steps: Vec<&str> = history.iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["commissioning", "receiving", "picking", "packing", "unpacking", "holding"], "{history:?}");
+    assert_eq!(
+        steps,
+        ["commissioning", "receiving", "picking", "packing", "picking", "unpacking", "storing", "holding"],
+        "{history:?}"
+    );
     for entry in history {
         assert!(entry["place"].as_str().unwrap().contains(&format!("/414/{}", dc())), "{history:?}");
     }
@@ -1511,6 +1533,14 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(event["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:fish:{first_id}"));
     assert!(event["childQuantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{event:?}");
     assert_eq!(event["childQuantityList"][0]["quantity"], 5, "{event:?}");
+    // The picking order's units are put back where they were picked, with no disposition (they
+    // take the lot's, recalled), naming the order.
+    let stored = events_of(app, &key, "storing", "").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!((stored[0]["action"].as_str(), stored[0].get("disposition")), (Some("OBSERVE"), None), "{stored:?}");
+    assert_eq!(stored[0]["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:fish:{second_id}"));
+    assert!(stored[0]["quantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{stored:?}");
+    assert_eq!(stored[0]["quantityList"][0]["quantity"], 5, "{stored:?}");
     // Every unit of the lot on hand, the unpacked ones included, is held back where it lies, in
     // the lot's trace: the recall says where it found the lot and how much (GOOD is not named).
     let held = events_of(app, &key, "holding", "EQ_disposition=recalled").await;
@@ -1607,10 +1637,12 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
             .collect()
     };
     let bad_picks = picks(journal(app, &key, &format!("gtin={product}&lot=BAD"), 500).await);
-    assert_eq!(bad_picks, [format!("{first_id}/picking")]);
+    assert_eq!(bad_picks, [format!("{first_id}/picking"), format!("{second_id}/picking")]);
     let good_picks = picks(journal(app, &key, &format!("gtin={product}&lot=GOOD"), 500).await);
     assert!(
-        good_picks.len() == 1 && good_picks[0].starts_with(&format!("{first_id}/")) && good_picks[0] != bad_picks[0],
+        good_picks.len() == 1
+            && good_picks[0].starts_with(&format!("{first_id}/"))
+            && !bad_picks.contains(&good_picks[0]),
         "{good_picks:?}"
     );
     let second = app.get(&format!("/v1/orders/{second_id}"), &key).await;
@@ -1634,7 +1666,18 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         read.body["history"].as_array().unwrap().iter().map(|entry| entry["business_step"].as_str().unwrap()).collect();
     assert_eq!(
         steps,
-        ["commissioning", "receiving", "picking", "packing", "unpacking", "holding", "receiving", "receiving"],
+        [
+            "commissioning",
+            "receiving",
+            "picking",
+            "packing",
+            "picking",
+            "unpacking",
+            "storing",
+            "holding",
+            "receiving",
+            "receiving"
+        ],
         "{:?}",
         read.body
     );
