@@ -2558,7 +2558,7 @@ pub(crate) async fn start_recall(
         let put_back = open
             .iter()
             .filter(|order| matches!(order.status, OrderStatus::Picking | OrderStatus::Packed))
-            .map(|order| (order.order_id.clone(), order.reservation_id.clone()))
+            .map(|order| (order.order_id.clone(), order.reservation_id.clone(), order.status))
             .collect();
         // Read on each attempt: an attempt is made again because the lots' events changed.
         let traces = lot_history(app, &principal.tenant_id, &gtin, &lots).await?;

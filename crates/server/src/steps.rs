@@ -542,7 +542,8 @@ pub const AREA_DECIMALS: i32 = 2;
 
 /// The events of a recall:
 /// - The picked units of an order being picked (`picking`) holding the lots go back where they
-///   were picked (ObjectEvent `storing`, no disposition, naming the order).
+///   were picked (ObjectEvent `storing`, naming the order): the recalled lots' units as
+///   `recalled`, the others with no disposition.
 /// - Each pallet of a `packed` order holding the lots is unpacked where it was packed
 ///   (AggregationEvent `DELETE`, `unpacking`, naming the order): the units of the recalled lots
 ///   as `recalled`, the others back in stock (no disposition: they take their lot's status). The order is then allocated again or flagged,
@@ -587,22 +588,29 @@ pub fn recall_steps(
         }
     }
     // The units of orders being picked go back where they were picked, every lot's (the order is
-    // allocated again from scratch): without this their trace would end at the pick.
+    // allocated again from scratch): without this their trace would end at the pick. As for a
+    // pallet unpacked: the recalled lots' units as `recalled`, the others with no disposition.
     for order in orders.iter().filter(|order| order.status == OrderStatus::Picking) {
         for shipment in &order.allocation.shipments {
-            let quantities = shipment
-                .picks
-                .iter()
-                .filter(|pick| pick.quantity > 0)
-                .filter_map(|pick| order.lines.get(pick.line).map(|line| (line, pick)))
-                .map(|(line, pick)| Ok(quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity)))
-                .collect::<Result<Vec<_>, Problem>>()?;
-            if quantities.is_empty() {
-                continue;
+            let (mut recalled, mut others) = (Vec::new(), Vec::new());
+            for pick in shipment.picks.iter().filter(|pick| pick.quantity > 0) {
+                let Some(line) = order.lines.get(pick.line) else { continue };
+                let class = quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity);
+                if line.gtin == gtin && lots.contains(&pick.lot) {
+                    recalled.push(class);
+                } else {
+                    others.push(class);
+                }
             }
-            let mut stored = event(put_back(&shipment.site, quantities)?, at, zones);
-            name_order(&mut stored, tenant, &order.order_id);
-            events.push(stored);
+            for (disposition, quantities) in [("recalled", recalled), ("", others)] {
+                if quantities.is_empty() {
+                    continue;
+                }
+                let step = Step { disposition, ..put_back(&shipment.site, quantities)? };
+                let mut stored = event(step, at, zones);
+                name_order(&mut stored, tenant, &order.order_id);
+                events.push(stored);
+            }
         }
     }
     // `held` is in key order: a zone's lots are next to each other.

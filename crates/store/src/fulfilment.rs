@@ -1773,7 +1773,7 @@ pub enum FulfilmentMutation {
     },
     /// Recalls lots of a product. `put_back`: the orders, `picking` or `packed` and holding the
     /// lots, whose picked units the write's events put back (a pallet unpacked, or `storing`),
-    /// each with the reservation it was picked under (sorted by order). `held`: the units on hand of the lots by balance (key order, none of zero),
+    /// each with the reservation it was picked under and its status (sorted by order). `held`: the units on hand of the lots by balance (key order, none of zero),
     /// which the write's events record as held back. Refused ([`RECALL_CHANGED`]) if, when the
     /// recall is applied, the orders picking or packed with the lots are others, one was allocated and
     /// packed again meanwhile (its pallet holds other picks), or the units on hand differ.
@@ -1790,7 +1790,7 @@ pub enum FulfilmentMutation {
         /// What consumers are told (at most [`RECALL_NOTICE_CHARS_MAX`] characters, checked by
         /// the server).
         public_notice: Option<String>,
-        put_back: Vec<(String, String)>,
+        put_back: Vec<(String, String, OrderStatus)>,
         held: Vec<(StockKey, i64)>,
         hold: Vec<(Gtin, String)>,
     },
@@ -1804,7 +1804,8 @@ pub const RECALLED_MEANWHILE: &str = "a lot of this step was recalled meanwhile"
 /// The detail of a recall refused because the orders packed with its lots, or their units on
 /// hand, changed between the read its events were built from and the write: the server builds
 /// them again.
-pub const RECALL_CHANGED: &str = "the stock of these lots, or the orders packed with them, changed meanwhile";
+pub const RECALL_CHANGED: &str =
+    "the stock of these lots, or the orders picking or packed with them, changed meanwhile";
 
 // ---------- stored orders ----------
 
@@ -4750,7 +4751,7 @@ struct Recalled<'a> {
     lots: &'a [String],
     reason: &'a str,
     public_notice: Option<&'a str>,
-    put_back: &'a [(String, String)],
+    put_back: &'a [(String, String, OrderStatus)],
     held: &'a [(StockKey, i64)],
     hold: &'a [(Gtin, String)],
 }
@@ -4877,8 +4878,8 @@ async fn recall(
     let affected = open_orders_with_lots(conn, tenant, gtin.as_str(), lots, now_unix_ms).await?;
     let picked = affected.iter().filter(|order| matches!(order.status, OrderStatus::Picking | OrderStatus::Packed));
     if !picked
-        .map(|order| (&order.order_id, &order.reservation_id))
-        .eq(put_back.iter().map(|(order, held)| (order, held)))
+        .map(|order| (&order.order_id, &order.reservation_id, order.status))
+        .eq(put_back.iter().map(|(order, held, status)| (order, held, *status)))
     {
         refuse!(refused("conflict", RECALL_CHANGED));
     }

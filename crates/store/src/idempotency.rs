@@ -147,13 +147,17 @@ pub(crate) const SQLITE_KEY_ANSWER_SQL: &str = "SELECT request_sha256, response_
      AND idempotency_key = $2) \
      WHERE created_unix_ms >= $3 ORDER BY created_unix_ms DESC LIMIT 1";
 
-/// On SQLite, the tail (the keys after the index's mark, up to `$1`) into the index, in its order;
-/// a key already there (an expired one used again) points at its new row.
+/// On SQLite, the tail (the keys after the index's mark, up to `$1`) into the index, in its order.
+/// A key already there keeps its entry while that entry's row is its answer (the first answer
+/// stands; an expired key used again had its entry deleted with its row); an entry whose row is
+/// gone points at the new row.
 const SQLITE_EXTEND_KEYS_INDEX_SQL: &str = "INSERT INTO idempotency_keys_by_key (tenant_id, idempotency_key, key_row) \
      SELECT tenant_id, idempotency_key, rowid FROM idempotency_keys INDEXED BY idempotency_keys_by_age \
      WHERE created_unix_ms > (SELECT through_unix_ms FROM idempotency_keys_indexed) AND created_unix_ms <= $1 \
      ORDER BY tenant_id, idempotency_key, created_unix_ms \
-     ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET key_row = excluded.key_row";
+     ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET key_row = excluded.key_row \
+     WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.rowid = idempotency_keys_by_key.key_row \
+     AND k.tenant_id = idempotency_keys_by_key.tenant_id AND k.idempotency_key = idempotency_keys_by_key.idempotency_key)";
 
 /// On SQLite, extends the keys' index over the tail up to `through_unix_ms` (this batch's time,
 /// its own keys written), in the batch's transaction, and moves the mark there. When

@@ -1419,6 +1419,7 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     // The writer recalls the lots only with the units on hand that the recall's events hold back:
     // one built on a read the stock has moved past since (here, a unit fewer at the DC) is
     // refused for the server to build again, and recalls nothing.
+    use orders::OrderStatus;
     use store::fulfilment::{FulfilmentMutation, RECALL_CHANGED, StockKey};
     let at_dc = StockKey { gtin: product.clone(), location: dc(), zone: "chill".into(), lot: "BAD".into() };
     let stale = FulfilmentMutation::Recall {
@@ -1427,7 +1428,10 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
         public_notice: None,
-        put_back: vec![(first_id.to_owned(), first_id.to_owned()), (second_id.to_owned(), second_id.to_owned())],
+        put_back: vec![
+            (first_id.to_owned(), first_id.to_owned(), OrderStatus::Packed),
+            (second_id.to_owned(), second_id.to_owned(), OrderStatus::Picking),
+        ],
         held: vec![(at_dc, 9)],
         hold: Vec::new(),
     };
@@ -1445,7 +1449,10 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
         public_notice: None,
-        put_back: vec![(first_id.to_owned(), "res_other".to_owned()), (second_id.to_owned(), second_id.to_owned())],
+        put_back: vec![
+            (first_id.to_owned(), "res_other".to_owned(), OrderStatus::Packed),
+            (second_id.to_owned(), second_id.to_owned(), OrderStatus::Picking),
+        ],
         held,
         hold: vec![(parsed.clone(), "GOOD".into())],
     };
@@ -1462,7 +1469,24 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
         public_notice: None,
-        put_back: vec![(first_id.to_owned(), first_id.to_owned())],
+        put_back: vec![(first_id.to_owned(), first_id.to_owned(), OrderStatus::Packed)],
+        held: held.clone(),
+        hold: Vec::new(),
+    };
+    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
+    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
+    // And one that would put the picking order's units back as if still picking, though it was
+    // packed meanwhile (its pallet would stay packed in the events).
+    let stale = FulfilmentMutation::Recall {
+        recall_id: "rcl_stale".into(),
+        gtin: parsed.clone(),
+        lots: vec!["BAD".into()],
+        reason: "Listeria found".into(),
+        public_notice: None,
+        put_back: vec![
+            (first_id.to_owned(), first_id.to_owned(), OrderStatus::Packed),
+            (second_id.to_owned(), second_id.to_owned(), OrderStatus::Packed),
+        ],
         held,
         hold: Vec::new(),
     };
@@ -1533,11 +1557,11 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     assert_eq!(event["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:fish:{first_id}"));
     assert!(event["childQuantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{event:?}");
     assert_eq!(event["childQuantityList"][0]["quantity"], 5, "{event:?}");
-    // The picking order's units are put back where they were picked, with no disposition (they
-    // take the lot's, recalled), naming the order.
+    // The picking order's units are put back where they were picked, as recalled, naming the
+    // order.
     let stored = events_of(app, &key, "storing", "").await;
     assert_eq!(stored.len(), 1, "{stored:?}");
-    assert_eq!((stored[0]["action"].as_str(), stored[0].get("disposition")), (Some("OBSERVE"), None), "{stored:?}");
+    assert_eq!((stored[0]["action"].as_str(), stored[0]["disposition"].as_str()), (Some("OBSERVE"), Some("recalled")));
     assert_eq!(stored[0]["bizTransactionList"][0]["bizTransaction"], format!("urn:keten:order:fish:{second_id}"));
     assert!(stored[0]["quantityList"][0]["epcClass"].as_str().unwrap().ends_with("/10/BAD"), "{stored:?}");
     assert_eq!(stored[0]["quantityList"][0]["quantity"], 5, "{stored:?}");

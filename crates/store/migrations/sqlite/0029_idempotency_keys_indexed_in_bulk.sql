@@ -52,3 +52,10 @@ INSERT INTO idempotency_keys_indexed (singleton, through_unix_ms)
         (SELECT last_batch_unix_ms FROM writer_clock));
 INSERT INTO idempotency_keys_by_key (tenant_id, idempotency_key, key_row)
     SELECT tenant_id, idempotency_key, rowid FROM idempotency_keys ORDER BY tenant_id, idempotency_key;
+-- Every later batch, and so every later key, comes after the mark (a key stored before the batch
+-- clock existed, 0012, may be newer than the clock's first time).
+UPDATE writer_clock SET last_batch_unix_ms = MAX(last_batch_unix_ms, (SELECT through_unix_ms FROM idempotency_keys_indexed));
+
+-- Statistics gathered on the old table's key (by an ANALYZE run by hand) do not describe the new one.
+DELETE FROM sqlite_stat1 WHERE tbl = 'idempotency_keys';
+ANALYZE sqlite_schema; -- loads what is left
