@@ -179,14 +179,16 @@ pub(crate) struct WriterCache {
 
 /// On SQLite, how long the busy writer may leave the units orders reserve out of
 /// `stock_balances` ([`BalancesBehind`]). Longer writes fewer pages (more of a page's balances
-/// change in the time) but makes the batch that writes them longer (about 25 ms at this length
-/// on the bench's machine, at about 6,000 orders/s), and the reads that add them slower.
-pub const BALANCES_BEHIND_MAX: Duration = Duration::from_millis(250);
+/// change in the time) but makes the batch that writes them longer, and the reads that add them
+/// slower. At 1 s against 250 ms: 1.12× orders/s (median of five pairs on the bench's machine,
+/// at about 9,000–10,000 orders/s), the p99 between 23 and 104 ms against about 60
+/// (docs/benchmarks.md, entry "2026-12-06, 07:35–09:05 UTC").
+pub const BALANCES_BEHIND_MAX: Duration = Duration::from_secs(1);
 /// The most balances left behind at once: the batch that writes them writes this many more rows.
-pub const BALANCES_BEHIND_ROWS_MAX: usize = 10_000;
+pub const BALANCES_BEHIND_ROWS_MAX: usize = 40_000;
 /// The most reserves left out of `stock_balances` at once: every read of a balance adds them, so
-/// this bounds the movements such a read walks.
-pub const BALANCES_BEHIND_RESERVES_MAX: usize = 20_000;
+/// this bounds the movements such a read walks (about 1.3 s of the bench's 10,000 orders/s).
+pub const BALANCES_BEHIND_RESERVES_MAX: usize = 40_000;
 
 /// The reserves the table `stock_balances` does not hold yet (SQLite).
 ///

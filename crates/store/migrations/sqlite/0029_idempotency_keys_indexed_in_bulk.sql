@@ -1,5 +1,5 @@
 -- The idempotency keys' index is built in bulk (store::idempotency, docs/benchmarks.md, entry
--- "2026-12-06, 07:35–08:05 UTC").
+-- "2026-12-06, 07:35–09:05 UTC").
 --
 -- Each key landed in the primary key's index at its own place: a page of that index written in
 -- every commit for every key, a quarter of the pages an order wrote. Now, as for the reserves'
