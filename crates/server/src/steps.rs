@@ -561,11 +561,17 @@ pub fn recall_steps(
     zones: &SiteZones,
 ) -> Result<Option<Capture>, Problem> {
     let mut events = Vec::new();
-    for order in orders.iter().filter(|order| order.status == OrderStatus::Packed) {
+    for order in orders.iter().filter(|order| matches!(order.status, OrderStatus::Packed | OrderStatus::Picking)) {
         for shipment in &order.allocation.shipments {
-            let Some(sscc) = &shipment.sscc else { continue };
+            // A packed order's pallet is unpacked (one packed before SSCCs were recorded has
+            // nothing to unpack); a picking order's units are put back where they were picked.
+            let pallet = match (order.status, &shipment.sscc) {
+                (OrderStatus::Packed, Some(sscc)) => Some(pallet_link(sscc)?),
+                (OrderStatus::Packed, None) => continue,
+                _ => None,
+            };
             let (mut recalled, mut others) = (Vec::new(), Vec::new());
-            for pick in &shipment.picks {
+            for pick in shipment.picks.iter().filter(|pick| pick.quantity > 0) {
                 let Some(line) = order.lines.get(pick.line) else { continue };
                 let class = quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity);
                 if line.gtin == gtin && lots.contains(&pick.lot) {
@@ -580,36 +586,13 @@ pub fn recall_steps(
                 if quantities.is_empty() {
                     continue;
                 }
-                let step = unpacking(&shipment.site, disposition, quantities, Some(pallet_link(sscc)?))?;
-                let mut unpacked = event(step, at, zones);
-                name_order(&mut unpacked, tenant, &order.order_id);
-                events.push(unpacked);
-            }
-        }
-    }
-    // The units of orders being picked go back where they were picked, every lot's (the order is
-    // allocated again from scratch): without this their trace would end at the pick. As for a
-    // pallet unpacked: the recalled lots' units as `recalled`, the others with no disposition.
-    for order in orders.iter().filter(|order| order.status == OrderStatus::Picking) {
-        for shipment in &order.allocation.shipments {
-            let (mut recalled, mut others) = (Vec::new(), Vec::new());
-            for pick in shipment.picks.iter().filter(|pick| pick.quantity > 0) {
-                let Some(line) = order.lines.get(pick.line) else { continue };
-                let class = quantity(&lot_class(&line.gtin, &pick.lot)?, pick.quantity);
-                if line.gtin == gtin && lots.contains(&pick.lot) {
-                    recalled.push(class);
-                } else {
-                    others.push(class);
-                }
-            }
-            for (disposition, quantities) in [("recalled", recalled), ("", others)] {
-                if quantities.is_empty() {
-                    continue;
-                }
-                let step = Step { disposition, ..put_back(&shipment.site, quantities)? };
-                let mut stored = event(step, at, zones);
-                name_order(&mut stored, tenant, &order.order_id);
-                events.push(stored);
+                let step = match &pallet {
+                    Some(pallet) => unpacking(&shipment.site, disposition, quantities, Some(pallet.clone()))?,
+                    None => Step { disposition, ..put_back(&shipment.site, quantities)? },
+                };
+                let mut put = event(step, at, zones);
+                name_order(&mut put, tenant, &order.order_id);
+                events.push(put);
             }
         }
     }
