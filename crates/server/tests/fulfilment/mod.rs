@@ -1422,76 +1422,43 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     use orders::OrderStatus;
     use store::fulfilment::{FulfilmentMutation, RECALL_CHANGED, StockKey};
     let at_dc = StockKey { gtin: product.clone(), location: dc(), zone: "chill".into(), lot: "BAD".into() };
-    let stale = FulfilmentMutation::Recall {
-        recall_id: "rcl_stale".into(),
-        gtin: gs1::Gtin::parse(&product).unwrap(),
-        lots: vec!["BAD".into()],
-        reason: "Listeria found".into(),
-        public_notice: None,
-        put_back: vec![
-            (first_id.to_owned(), first_id.to_owned(), OrderStatus::Packed),
-            (second_id.to_owned(), second_id.to_owned(), OrderStatus::Picking),
-        ],
-        held: vec![(at_dc, 9)],
-        hold: Vec::new(),
-    };
-    let fish = network::TenantId::parse("fish").unwrap();
-    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
-    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
-    assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
-    // So is one whose packed orders are others, found after it held a lot made from them: the
-    // hold is not kept either.
     let parsed = gs1::Gtin::parse(&product).unwrap();
-    let held = app.store.tenant(&fish).lots_on_hand(&parsed, &["BAD".to_owned()]).await.unwrap();
-    let stale = FulfilmentMutation::Recall {
+    let fish = network::TenantId::parse("fish").unwrap();
+    // A recall of BAD built on a read that put these orders back, held these units, held these lots.
+    let stale = |put_back: &[(&str, &str, OrderStatus)], held, hold| FulfilmentMutation::Recall {
         recall_id: "rcl_stale".into(),
         gtin: parsed.clone(),
         lots: vec!["BAD".into()],
         reason: "Listeria found".into(),
         public_notice: None,
-        put_back: vec![
-            (first_id.to_owned(), "res_other".to_owned(), OrderStatus::Packed),
-            (second_id.to_owned(), second_id.to_owned(), OrderStatus::Picking),
-        ],
+        put_back: put_back.iter().map(|(order, held, status)| (order.to_string(), held.to_string(), *status)).collect(),
         held,
-        hold: vec![(parsed.clone(), "GOOD".into())],
+        hold,
     };
-    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
-    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
+    let refused = |change| async {
+        let written = app.store.tenant(&fish).write(store::Mutation::Fulfilment(change), None).await;
+        assert!(
+            matches!(&written, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED),
+            "{written:?}"
+        );
+    };
+    let both = [(first_id, first_id, OrderStatus::Packed), (second_id, second_id, OrderStatus::Picking)];
+    refused(stale(&both, vec![(at_dc, 9)], Vec::new())).await;
+    assert_eq!(app.send("GET", &status_path, None, None, &[]).await.body["recalled"], false);
+    // So is one whose packed orders are others, found after it held a lot made from them: the
+    // hold is not kept either.
+    let held = app.store.tenant(&fish).lots_on_hand(&parsed, &["BAD".to_owned()]).await.unwrap();
+    let other_reservation = [(first_id, "res_other", OrderStatus::Packed), both[1]];
+    refused(stale(&other_reservation, held.clone(), vec![(parsed.clone(), "GOOD".into())])).await;
     let kept = app.count_sql("SELECT COUNT(*) FROM held_lots WHERE tenant_id = $1", "fish").await;
     assert_eq!(kept, 0, "a refused recall keeps no hold");
     // And one whose events would not put back the picking order's units (built before it
     // started picking).
-    let held = app.store.tenant(&fish).lots_on_hand(&parsed, &["BAD".to_owned()]).await.unwrap();
-    let stale = FulfilmentMutation::Recall {
-        recall_id: "rcl_stale".into(),
-        gtin: parsed.clone(),
-        lots: vec!["BAD".into()],
-        reason: "Listeria found".into(),
-        public_notice: None,
-        put_back: vec![(first_id.to_owned(), first_id.to_owned(), OrderStatus::Packed)],
-        held: held.clone(),
-        hold: Vec::new(),
-    };
-    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
-    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
-    // And one that would put the picking order's units back as if still picking, though it was
-    // packed meanwhile (its pallet would stay packed in the events).
-    let stale = FulfilmentMutation::Recall {
-        recall_id: "rcl_stale".into(),
-        gtin: parsed.clone(),
-        lots: vec!["BAD".into()],
-        reason: "Listeria found".into(),
-        public_notice: None,
-        put_back: vec![
-            (first_id.to_owned(), first_id.to_owned(), OrderStatus::Packed),
-            (second_id.to_owned(), second_id.to_owned(), OrderStatus::Packed),
-        ],
-        held,
-        hold: Vec::new(),
-    };
-    let stale = app.store.tenant(&fish).write(store::Mutation::Fulfilment(stale), None).await;
-    assert!(matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALL_CHANGED), "{stale:?}");
+    refused(stale(&both[..1], held.clone(), Vec::new())).await;
+    // And one built when an order had another status (here the picking one read as packed): a
+    // picking order packed meanwhile keeps its reservation, so the status is checked too.
+    let read_as_packed = [both[0], (second_id, second_id, OrderStatus::Packed)];
+    refused(stale(&read_as_packed, held, Vec::new())).await;
     let good = app.get(&format!("/v1/stock?gtin={product}&lot=GOOD"), &key).await;
     assert_eq!(good.body["items"][0]["status"], "available", "{:?}", good.body);
 
