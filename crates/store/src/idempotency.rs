@@ -99,11 +99,11 @@ impl KeysTail {
 
     /// A batch that stored `keys` at `stored_unix_ms` committed; `indexed` says whether it also
     /// extended the index (which then holds them and every key before).
-    pub(crate) fn committed(&mut self, keys: &[(String, String)], stored_unix_ms: i64, indexed: bool) {
+    pub(crate) fn committed(&mut self, keys: Vec<(String, String)>, stored_unix_ms: i64, indexed: bool) {
         if indexed {
             self.indexed();
         } else if self.known {
-            self.keys.extend(keys.iter().map(|key| (key.clone(), stored_unix_ms)));
+            self.keys.extend(keys.into_iter().map(|key| (key, stored_unix_ms)));
         }
     }
 
@@ -250,19 +250,19 @@ mod tests {
         let mut tail = KeysTail::default();
         let key = |name: &str| ("acme".to_owned(), name.to_owned());
         // Not known (a writer just started): a batch committed adds nothing to remember.
-        tail.committed(&[key("a")], 10, false);
+        tail.committed(vec![key("a")], 10, false);
         assert!(!tail.known && tail.stored_at("acme", "a").is_none());
         tail.indexed();
-        tail.committed(&[key("a"), key("b")], 20, false);
+        tail.committed(vec![key("a"), key("b")], 20, false);
         assert_eq!((tail.stored_at("acme", "a"), tail.stored_at("acme", "b")), (Some(20), Some(20)));
         assert_eq!(tail.stored_at("other", "a"), None);
         // An expired key used again is remembered at its new time.
-        tail.committed(&[key("a")], 30, false);
+        tail.committed(vec![key("a")], 30, false);
         assert_eq!(tail.stored_at("acme", "a"), Some(30));
         assert!(!tail.index_due(KEYS_UNINDEXED_MAX - 3));
         assert!(tail.index_due(KEYS_UNINDEXED_MAX - 2));
         // The batch that extended the index leaves nothing in the tail, its own keys included.
-        tail.committed(&[key("c")], 40, true);
+        tail.committed(vec![key("c")], 40, true);
         assert!(tail.known && tail.stored_at("acme", "a").is_none() && tail.stored_at("acme", "c").is_none());
     }
 

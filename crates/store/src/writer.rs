@@ -1455,7 +1455,7 @@ async fn apply_in_transaction_once(
         if keys_caught_up {
             cache.keys_tail.indexed();
         }
-        cache.keys_tail.committed(&keys.new_keys, now_unix_ms, keys_index_due);
+        cache.keys_tail.committed(std::mem::take(&mut keys.new_keys), now_unix_ms, keys_index_due);
     }
     if stock.left_behind {
         counters.batches_leaving_balances_behind.fetch_add(1, Ordering::Relaxed);
