@@ -337,8 +337,22 @@ const IDENTIFIER_ROWS_PER_STATEMENT: usize = 1_000;
 /// (SQLite finds the name of a numbered parameter by a linear search, so thousands of `$n` in
 /// one statement cost time quadratic in their number; `?` costs nothing.)
 pub(crate) fn placeholders(conn: &Conn, first: usize, width: usize) -> String {
-    let list: Vec<String> = (first..first + width).map(|number| placeholder(conn, number)).collect();
-    format!("({})", list.join(", "))
+    use std::fmt::Write as _;
+    let mut list = String::with_capacity(2 + width * 7);
+    list.push('(');
+    for number in first..first + width {
+        if number > first {
+            list.push_str(", ");
+        }
+        match conn {
+            Conn::Sqlite(_) => list.push('?'),
+            Conn::Postgres(_) => {
+                let _ = write!(list, "${number}");
+            }
+        }
+    }
+    list.push(')');
+    list
 }
 
 pub(crate) fn placeholder(conn: &Conn, number: usize) -> String {

@@ -26,7 +26,6 @@ use network::{Device, DeviceId, Lane, LaneId, Location, Party, PartyId, Product,
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::backend::{Conn, Pools, on_conn};
-use crate::epcis::placeholders;
 use crate::fulfilment::{FulfilmentMutation, FulfilmentOutcome, StockBatch, StockContext, WriterCache};
 use crate::idempotency::KeysTail;
 use crate::keys::Scope;
@@ -1815,17 +1814,8 @@ pub(crate) async fn insert_rows(
     }
     // Each row of the VALUES list starts with a marker, 1 for a row to insert and NULL for padding.
     let width = columns.len() + 1;
-    let selected: Vec<String> = (2..=width).map(|number| format!("column{number}")).collect();
     for run in padded_runs(rows.len(), width) {
-        let mut sql =
-            format!("INSERT INTO {table} ({}) SELECT {} FROM (VALUES ", columns.join(", "), selected.join(", "));
-        for index in 0..run.shape {
-            if index > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&placeholders(conn, index * width + 1, width));
-        }
-        sql.push_str(") WHERE column1 IS NOT NULL");
+        let sql = sqlite_insert_sql(table, columns, run.shape);
         let mut args = Vec::with_capacity(run.shape * width);
         for row in &rows[run.rows.clone()] {
             debug_assert_eq!(row.len(), columns.len());
@@ -1842,6 +1832,51 @@ pub(crate) async fn insert_rows(
         }
     }
     Ok(())
+}
+
+/// The multi-row INSERT of [`insert_rows`] on SQLite for `shape` rows of `columns` (each row led
+/// by its marker), built once per thread, table, columns and shape: a statement of 128 rows of a
+/// dozen columns is about 4 KB of text, written for every batch.
+fn sqlite_insert_sql(table: &str, columns: &[&str], shape: usize) -> Arc<str> {
+    /// A statement's text, with the columns and shape it was built for.
+    struct Built {
+        columns: Vec<String>,
+        shape: usize,
+        sql: Arc<str>,
+    }
+    thread_local! {
+        static BUILT: std::cell::RefCell<std::collections::HashMap<String, Vec<Built>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    let matches = |built: &Built| built.shape == shape && built.columns.iter().eq(columns.iter());
+    if let Some(sql) = BUILT.with_borrow(|built| {
+        built
+            .get(table)
+            .and_then(|of_table| of_table.iter().find(|built| matches(built)))
+            .map(|built| built.sql.clone())
+    }) {
+        return sql;
+    }
+    let width = columns.len() + 1;
+    let selected: Vec<String> = (2..=width).map(|number| format!("column{number}")).collect();
+    let mut sql = format!("INSERT INTO {table} ({}) SELECT {} FROM (VALUES ", columns.join(", "), selected.join(", "));
+    let row = format!("({})", vec!["?"; width].join(", "));
+    for index in 0..shape {
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
+    }
+    sql.push_str(") WHERE column1 IS NOT NULL");
+    let sql: Arc<str> = sql.into();
+    BUILT.with_borrow_mut(|built| {
+        built.entry(table.to_owned()).or_default().push(Built {
+            columns: columns.iter().map(|column| column.to_string()).collect(),
+            shape,
+            sql: sql.clone(),
+        });
+    });
+    sql
 }
 
 pub(crate) async fn execute(conn: &mut Conn, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
