@@ -36,6 +36,8 @@ pub(crate) enum Pools {
         read: SqlitePool,
         write: SqlitePool,
         ahead: SqlitePool,
+        /// One connection that copies the WAL back into the database file ([`copy_wal`]).
+        copier: SqlitePool,
     },
     Postgres {
         pool: PgPool,
@@ -84,7 +86,8 @@ pub const WRITER_STATEMENTS_CACHED: usize = 256;
 /// SQLite checkpoints its WAL once it holds this many pages (4 KiB each: 256 MiB). `keten bench
 /// orders` (docs/benchmarks.md): 65,536 pages gave 3–6 % more orders/s than 16,384 and half the
 /// p99 (a checkpoint copies every page the WAL changed, in the commit that triggers it); 262,144
-/// was slower.
+/// was slower. (Measured before [`copy_wal`] copied most of it beforehand.) Then the WAL starts
+/// again from its beginning.
 pub const SQLITE_WAL_CHECKPOINT_PAGES: u32 = 65_536;
 
 /// The page cache of each SQLite read connection, in KiB.
@@ -103,6 +106,12 @@ pub const SQLITE_READER_CACHE_KIB: u32 = 64 * 1024;
 /// those reads.
 pub const SQLITE_WRITER_CACHE_KIB: u32 = 8 * 1024;
 const _: () = assert!(SQLITE_WRITER_CACHE_KIB < SQLITE_READER_CACHE_KIB);
+
+/// How often a task of its own copies SQLite's WAL back into the database file ([`copy_wal`]).
+/// `keten bench orders` (docs/benchmarks.md, "2026-12-06, 10:05–12:20 UTC"): every 250 ms, the
+/// p99 was 62–68 ms against 89–111 without it, at about as many orders a second; every 1 s it
+/// was between the two.
+pub const SQLITE_WAL_COPY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// After a checkpoint SQLite truncates the WAL file to this size, if it grew past it (while a
 /// long read held back a checkpoint).
@@ -168,9 +177,16 @@ impl Pools {
                     .max_lifetime(None)
                     .idle_timeout(None)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options.read_only(true))
+                    .connect_with(options.clone().read_only(true))
                     .await?;
-                Ok(Pools::Sqlite { read, write, ahead })
+                // It writes the database file, never in a transaction; copying reads the WAL's
+                // frames, not the page cache.
+                let copier = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy_with(options.pragma("cache_size", "-1024"));
+                Ok(Pools::Sqlite { read, write, ahead, copier })
             }
             BackendKind::Postgres => {
                 let options = PgConnectOptions::from_str(url)?
@@ -244,12 +260,54 @@ impl Pools {
 
     pub(crate) async fn close(&self) {
         match self {
-            Pools::Sqlite { read, write, ahead } => {
+            Pools::Sqlite { read, write, ahead, copier } => {
+                copier.close().await;
                 read.close().await;
                 ahead.close().await;
                 write.close().await;
             }
             Pools::Postgres { pool } => pool.close().await,
+        }
+    }
+}
+
+/// Copies SQLite's WAL back into the database file every [`SQLITE_WAL_COPY_INTERVAL`], on a
+/// connection of its own, until the pools close.
+///
+/// SQLite copies the WAL back (a checkpoint) in the commit that finds it past its limit
+/// ([`SQLITE_WAL_CHECKPOINT_PAGES`]), on the committing connection: the writer's, on the writer's
+/// core (`core`), which then copies every page the WAL changed since the last copy and syncs the
+/// database file before the batch is answered. Done here too, a little at a time (`PASSIVE`: it
+/// waits for no reader nor writer, and copies the frames every reader already sees), most of the
+/// copying runs beside the writer: the commit that reaches the limit finds only the last moment's
+/// frames left to copy, and the WAL then starts again from its beginning as before.
+async fn copy_wal(copier: SqlitePool) {
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        tokio::time::sleep(SQLITE_WAL_COPY_INTERVAL).await;
+        if copier.is_closed() {
+            return;
+        }
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&copier).await {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            // The writer's commits still copy the WAL when it reaches its limit.
+            Err(error) => {
+                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    warned = Some(std::time::Instant::now());
+                    tracing::warn!(%error, "copying the WAL into the database file failed; the writer's commits copy it");
+                }
+            }
+        }
+    }
+}
+
+impl Pools {
+    /// On SQLite, starts copying the WAL back into the database file beside the writer
+    /// ([`copy_wal`]); it stops when the pools close.
+    pub(crate) fn start_copying_wal(&self) {
+        if let Pools::Sqlite { copier, .. } = self {
+            tokio::spawn(copy_wal(copier.clone()));
         }
     }
 }
@@ -277,7 +335,34 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
-    use super::{Conn, SQLITE_READER_CACHE_KIB, SQLITE_WRITER_CACHE_KIB};
+    use super::{Conn, SQLITE_READER_CACHE_KIB, SQLITE_WAL_COPY_INTERVAL, SQLITE_WRITER_CACHE_KIB};
+
+    /// The tables the migrations made are in the database file alone (copied without its WAL)
+    /// soon after the store opens, long before the WAL reaches the limit at which a commit copies
+    /// it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_copied_into_the_database_file_beside_the_writer() {
+        use sqlx::Connection;
+        let file = scratchdb::SqliteFile::new().unwrap();
+        let store = crate::Store::open(crate::StoreConfig::new(file.url())).await.unwrap();
+        let copy = scratchdb::SqliteFile::new().unwrap();
+        let mut tables = 0;
+        for _ in 0..40 {
+            tokio::time::sleep(SQLITE_WAL_COPY_INTERVAL).await;
+            std::fs::copy(file.path(), copy.path()).unwrap();
+            let mut alone = sqlx::SqliteConnection::connect(&copy.url()).await.unwrap();
+            (tables,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'orders'")
+                .fetch_one(&mut alone)
+                .await
+                .unwrap();
+            alone.close().await.unwrap();
+            if tables == 1 {
+                break;
+            }
+        }
+        assert_eq!(tables, 1, "the database file alone lacks the migrations' tables");
+        store.close().await;
+    }
 
     /// The write connection keeps the smaller page cache, the readers the larger one (a negative
     /// `cache_size` is in KiB).

@@ -113,6 +113,7 @@ impl Store {
         let pools = Pools::connect(&config.url, config.read_connections_max, writer_core).await?;
         pools.migrate().await?;
         let writer = writer::WriterHandle::start(pools.clone(), config.writer.clone(), writer_core).await?;
+        pools.start_copying_wal();
         Ok(Store { inner: Arc::new(Inner { pools, writer }) })
     }
 
