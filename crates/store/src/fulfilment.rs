@@ -2563,7 +2563,11 @@ async fn apply_checked(
             // An SSCC names one pallet for good: announced once by this merchant (the edge
             // refuses one listed twice in an ASN). On PostgreSQL each SSCC's lock is taken first,
             // so an ASN another API node writes at the same moment with one of them is seen.
+            // Nor one of the merchant's orders was packed onto (an outbound pallet, `order_ssccs`;
+            // one coming back is returned through its order, which puts its units back), read
+            // under the same locks (a packing takes them too).
             let stored = announced_ssccs(conn, tenant, pallets.iter().map(|pallet| pallet.sscc.as_str())).await?;
+            let packed = packed_ssccs(conn, tenant, pallets.iter().map(|pallet| pallet.sscc.as_str())).await?;
             let mut announced = Vec::new();
             for (index, pallet) in pallets.iter().enumerate() {
                 if stored.contains(pallet.sscc.as_str()) {
@@ -2571,12 +2575,24 @@ async fn apply_checked(
                         format!("/pallets/{index}/sscc"),
                         format!("pallet {} is announced already", pallet.sscc),
                     ));
+                } else if let Some(order) = packed.get(pallet.sscc.as_str()) {
+                    announced.push((
+                        format!("/pallets/{index}/sscc"),
+                        format!(
+                            "SSCC {} names the pallet order {order} was packed onto (one coming back is returned \
+                             through its order)",
+                            pallet.sscc
+                        ),
+                    ));
                 }
             }
             if !announced.is_empty() {
                 refuse!(WriteError::Refused {
                     code: "conflict",
-                    detail: format!("{} pallets are announced already: an SSCC names one pallet", announced.len()),
+                    detail: format!(
+                        "{} pallets' SSCCs name pallets already: an SSCC names one pallet",
+                        announced.len()
+                    ),
                     errors: announced,
                 });
             }
@@ -3489,6 +3505,23 @@ async fn announced_ssccs<'s>(
     })
     .await?;
     Ok(stored.into_iter().map(|(sscc,)| sscc).collect())
+}
+
+/// Which of `ssccs` the tenant's orders were packed onto (`order_ssccs`), with the order of each.
+/// On PostgreSQL read after [`announced_ssccs`] took their locks, which a packing takes too.
+async fn packed_ssccs<'s>(
+    conn: &mut Conn,
+    tenant: &str,
+    ssccs: impl Iterator<Item = &'s str>,
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let mut sorted: Vec<&str> = ssccs.collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let stored: Vec<(String, String)> = crate::writer::fetch_for_keys(conn, tenant, &sorted, |tenant, condition| {
+        format!("SELECT sscc, order_id FROM order_ssccs WHERE tenant_id = {tenant} AND sscc {condition}")
+    })
+    .await?;
+    Ok(stored.into_iter().collect())
 }
 
 /// Units of balances (GTIN, location, zone, lot) held by pending reservations past their timeout.
@@ -4730,6 +4763,18 @@ async fn order_event(
     record.status = to;
     record.updated_unix_ms = now_unix_ms;
     queue_for_dispatch(conn, tenant, &record, now_unix_ms).await?;
+    if to == OrderStatus::Packed {
+        // The order's pallets for good: an ASN may not announce them (`packed_ssccs`). (At most
+        // one SSCC a shipment, three shipments.)
+        for sscc in ssccs {
+            execute(
+                conn,
+                "INSERT INTO order_ssccs (tenant_id, sscc, order_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[Arg::Text(tenant), Arg::Text(sscc.as_str()), Arg::Text(order_id)],
+            )
+            .await?;
+        }
+    }
     if matches!(to, OrderStatus::Delivered | OrderStatus::AtPickupPoint) {
         let at = handed_over_unix_ms.unwrap_or(now_unix_ms);
         // The first arrival stays: a pickup point's order is collected (`delivered`) after it.
