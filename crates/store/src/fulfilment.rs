@@ -2698,11 +2698,15 @@ async fn apply_checked(
             receive_asn(conn, tenant, &receipt, now_unix_ms, batch, cache).await
         }
         FulfilmentMutation::Count { operation_id, location, zone, gtin, lot, counted, expected_on_hand, reason } => {
-            // A count is absolute: the difference is taken from the row as it is now.
+            // A count is absolute: the difference is taken from the row as it is now. The balances
+            // are read afresh when the count says what it started from, and always on PostgreSQL,
+            // where another API node may have moved this stock since this writer cached it (which
+            // decides below whether units come back into an emptied zone).
             let key = StockKey::at(gtin, location, zone, lot);
-            if let Some(expected) = *expected_on_hand {
-                // Read afresh: another API node may have moved this stock.
+            if expected_on_hand.is_some() || matches!(conn, Conn::Postgres(_)) {
                 batch.refresh(cache, conn, tenant, gtin.as_str()).await?;
+            }
+            if let Some(expected) = *expected_on_hand {
                 let entry = batch.entry(cache, conn, tenant, gtin.as_str()).await?;
                 let on_hand =
                     entry.balances.iter().find(|cached| cached.key == key).map_or(0, |cached| cached.balance.on_hand);

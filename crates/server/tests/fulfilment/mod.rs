@@ -231,6 +231,36 @@ pub async fn webhook_cursor_is_not_passed_by_a_later_commit(app: &TestApp, url: 
     assert_eq!(delivered, [("ord_other_node".to_owned(), allocated.clone()), (order_id, allocated)]);
 }
 
+/// Two API nodes on one PostgreSQL database, each with its writer's stock cache: a count on one
+/// judges the balance as stored now, not as that node's cache last read it (the other node
+/// moved the stock meanwhile). Units found where the other node emptied the lot must go into a
+/// zone that still keeps them.
+pub async fn a_count_judges_the_stock_as_stored_whichever_node_moved_it(first: &TestApp, second: &TestApp) {
+    network(first).await;
+    let (key, product) = merchant(first, "tally", "871234510071").await;
+    receive(first, &key, &product, &[("TALLY", 20, 10)], 71_000).await;
+    let count = |counted: i64| json!({"location": dc(), "zone": "chill", "gtin": product, "lot": "TALLY", "counted": counted, "reason": "shelf count"});
+    // The second node's writer reads the lot (a count that finds its 10), then the first takes
+    // 4 away, then the second counts 8.
+    for (node, counted) in [(second, 10), (first, 6), (second, 8)] {
+        let done = node.post("/v1/stock/counts", &key, count(counted)).await;
+        assert_eq!(done.status, StatusCode::OK, "{counted}: {:?}", done.body);
+        assert_eq!(balance(first, &key, &product, "TALLY").await["on_hand"], counted);
+    }
+    // The first node empties the lot and the operator warms the room; the second node, which
+    // last saw 8 units there, may not count 3 into it.
+    let emptied = first.post("/v1/stock/counts", &key, count(0)).await;
+    assert_eq!(emptied.status, StatusCode::OK, "{:?}", emptied.body);
+    let dc_path = format!("/v1/locations/{}", dc());
+    let location = first.get(&dc_path, &first.operator_key).await.body;
+    let warmed =
+        first.send("PUT", &dc_path, Some(&first.operator_key), Some(with_chill(&location, (8, 12))), &[]).await;
+    assert_eq!(warmed.status, StatusCode::OK, "{:?}", warmed.body);
+    let found = second.post("/v1/stock/counts", &key, count(3)).await;
+    assert!(found.is_problem(422, "/problems/zone-unsuitable"), "{:?}", found.body);
+    assert_eq!(balance(first, &key, &product, "TALLY").await["on_hand"], 0);
+}
+
 /// A count that finds fewer units than orders reserved: the newest orders not yet being picked
 /// give theirs up, then are allocated again from other stock, or flagged when none is left.
 pub async fn fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders(app: &TestApp) {
