@@ -729,15 +729,7 @@ async fn sqlite_batch_times_keep_their_order_across_a_restart_with_the_clock_beh
 async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
     use sqlx::Connection;
     let file = scratchdb::SqliteFile::new().unwrap();
-    let older = tempfile::tempdir().unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&migrations).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.as_str() < "0020" {
-            std::fs::copy(&path, older.path().join(&name)).unwrap();
-        }
-    }
+    let older = migrations_before("sqlite", "0020");
     let options = std::str::FromStr::from_str(&file.url())
         .map(|options: sqlx::sqlite::SqliteConnectOptions| options.create_if_missing(true));
     let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
@@ -792,6 +784,40 @@ async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
     assert_eq!(arrived, expected);
 }
 
+/// A folder with the `backend`'s migrations before `version` (its first four digits), to build a
+/// database as an older release left it.
+fn migrations_before(backend: &str, version: &str) -> tempfile::TempDir {
+    let older = tempfile::tempdir().unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    for entry in std::fs::read_dir(&migrations).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < version {
+            std::fs::copy(&path, older.path().join(&name)).unwrap();
+        }
+    }
+    older
+}
+
+/// Orders packed before `order_ssccs` (order, allocation): a split order's two pallets, and an
+/// order with no SSCC yet.
+const PACKED_BEFORE_ORDER_SSCCS: [(&str, &str); 2] = [
+    ("split", r#"{"shipments":[{"site":"1","sscc":"387123451000000011"},{"site":"2","sscc":"387123451000000028"}]}"#),
+    ("picking", r#"{"shipments":[{"site":"1","sscc":null},{"site":"2"}]}"#),
+];
+const INSERT_PACKED_ORDER: &str = "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, \
+     destination, allocation, region, promised_by_unix_ms, placed_unix_ms, updated_unix_ms) \
+     VALUES ('acme', $1, 'packed', $1, 'next_day', '[]', '{}', $2, 'Amsterdam', 1000, 0, 0)";
+const READ_ORDER_SSCCS: &str = "SELECT tenant_id, sscc, order_id FROM order_ssccs ORDER BY sscc";
+
+/// What `order_ssccs` holds after the upgrade: the split order's two SSCCs.
+fn order_ssccs_after_upgrade() -> Vec<(String, String, String)> {
+    ["387123451000000011", "387123451000000028"]
+        .into_iter()
+        .map(|sscc| ("acme".to_owned(), sscc.to_owned(), "split".to_owned()))
+        .collect()
+}
+
 /// SQLite: the SSCCs orders were packed onto before `order_ssccs` (migration 0030) are taken from
 /// their allocations as an upgrade runs it, so an ASN may not announce them: each shipment's, and
 /// none of an order not packed.
@@ -799,52 +825,20 @@ async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
 async fn sqlite_orders_packed_before_order_ssccs_keep_their_ssccs() {
     use sqlx::Connection;
     let file = scratchdb::SqliteFile::new().unwrap();
-    let older = tempfile::tempdir().unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&migrations).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.as_str() < "0030" {
-            std::fs::copy(&path, older.path().join(&name)).unwrap();
-        }
-    }
+    let older = migrations_before("sqlite", "0030");
     let options = std::str::FromStr::from_str(&file.url())
         .map(|options: sqlx::sqlite::SqliteConnectOptions| options.create_if_missing(true));
     let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
     sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
-    let orders = [
-        (
-            "split",
-            r#"{"shipments":[{"site":"1","sscc":"387123451000000011"},{"site":"2","sscc":"387123451000000028"}]}"#,
-        ),
-        ("picking", r#"{"shipments":[{"site":"1","sscc":null},{"site":"2"}]}"#),
-    ];
-    for (order, allocation) in orders {
-        sqlx::query(
-            "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, \
-             region, promised_by_unix_ms, placed_unix_ms, updated_unix_ms) \
-             VALUES ('acme', $1, 'packed', $1, 'next_day', '[]', '{}', $2, 'Amsterdam', 1000, 0, 0)",
-        )
-        .bind(order)
-        .bind(allocation)
-        .execute(&mut raw)
-        .await
-        .unwrap();
+    for (order, allocation) in PACKED_BEFORE_ORDER_SSCCS {
+        sqlx::query(INSERT_PACKED_ORDER).bind(order).bind(allocation).execute(&mut raw).await.unwrap();
     }
     raw.close().await.unwrap();
     let store = Store::open(StoreConfig::new(file.url())).await.unwrap();
     store.close().await;
     let mut raw = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
-    let packed: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT tenant_id, sscc, order_id FROM order_ssccs ORDER BY sscc")
-            .fetch_all(&mut raw)
-            .await
-            .unwrap();
-    let expected: Vec<(String, String, String)> = ["387123451000000011", "387123451000000028"]
-        .into_iter()
-        .map(|sscc| ("acme".to_owned(), sscc.to_owned(), "split".to_owned()))
-        .collect();
-    assert_eq!(packed, expected);
+    let packed: Vec<(String, String, String)> = sqlx::query_as(READ_ORDER_SSCCS).fetch_all(&mut raw).await.unwrap();
+    assert_eq!(packed, order_ssccs_after_upgrade());
 }
 
 /// PostgreSQL: the same, migration 0026.
@@ -854,50 +848,18 @@ async fn postgres_orders_packed_before_order_ssccs_keep_their_ssccs() {
     let Some(url) = scratchdb::postgres_or_skip("postgres_orders_packed_before_order_ssccs_keep_their_ssccs") else {
         return;
     };
-    let older = tempfile::tempdir().unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    for entry in std::fs::read_dir(&migrations).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.as_str() < "0026" {
-            std::fs::copy(&path, older.path().join(&name)).unwrap();
-        }
-    }
+    let older = migrations_before("postgres", "0026");
     let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
-    let orders = [
-        (
-            "split",
-            r#"{"shipments":[{"site":"1","sscc":"387123451000000011"},{"site":"2","sscc":"387123451000000028"}]}"#,
-        ),
-        ("picking", r#"{"shipments":[{"site":"1","sscc":null},{"site":"2"}]}"#),
-    ];
-    for (order, allocation) in orders {
-        sqlx::query(
-            "INSERT INTO orders (tenant_id, order_id, status, reservation_id, service, lines, destination, allocation, \
-             region, promised_by_unix_ms, placed_unix_ms, updated_unix_ms) \
-             VALUES ('acme', $1, 'packed', $1, 'next_day', '[]', '{}', $2, 'Amsterdam', 1000, 0, 0)",
-        )
-        .bind(order)
-        .bind(allocation)
-        .execute(&mut raw)
-        .await
-        .unwrap();
+    for (order, allocation) in PACKED_BEFORE_ORDER_SSCCS {
+        sqlx::query(INSERT_PACKED_ORDER).bind(order).bind(allocation).execute(&mut raw).await.unwrap();
     }
     raw.close().await.unwrap();
     let store = Store::open(StoreConfig::new(url.clone())).await.unwrap();
     store.close().await;
     let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
-    let packed: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT tenant_id, sscc, order_id FROM order_ssccs ORDER BY sscc")
-            .fetch_all(&mut raw)
-            .await
-            .unwrap();
-    let expected: Vec<(String, String, String)> = ["387123451000000011", "387123451000000028"]
-        .into_iter()
-        .map(|sscc| ("acme".to_owned(), sscc.to_owned(), "split".to_owned()))
-        .collect();
-    assert_eq!(packed, expected);
+    let packed: Vec<(String, String, String)> = sqlx::query_as(READ_ORDER_SSCCS).fetch_all(&mut raw).await.unwrap();
+    assert_eq!(packed, order_ssccs_after_upgrade());
 }
 
 /// An order webhook is claimed by one delivery at a time, and a delivery records its outcome
