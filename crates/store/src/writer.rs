@@ -1836,7 +1836,7 @@ pub(crate) async fn insert_rows(
 
 /// The multi-row INSERT of [`insert_rows`] on SQLite for `shape` rows of `columns` (each row led
 /// by its marker), built once per thread, table, columns and shape: a statement of 128 rows of a
-/// dozen columns is about 4 KB of text, written for every batch.
+/// dozen columns is about 5 KB of text, which was written for every batch.
 fn sqlite_insert_sql(table: &str, columns: &[&str], shape: usize) -> Arc<str> {
     /// A statement's text, with the columns and shape it was built for.
     struct Built {
