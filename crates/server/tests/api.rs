@@ -1173,6 +1173,17 @@ mod own_apps {
         super::fulfilment::a_count_judges_the_stock_as_stored_whichever_node_moved_it(&first, &second).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lot_one_node_receives_is_allocated_by_the_other_postgres() {
+        let Some(url) = scratchdb::postgres_or_skip("a_lot_one_node_receives_is_allocated_by_the_other_postgres")
+        else {
+            return;
+        };
+        let first = super::spawn_app_at(url.clone(), None).await;
+        let second = super::spawn_app_at(url, None).await;
+        super::fulfilment::a_lot_one_node_receives_is_allocated_by_the_other(&first, &second).await;
+    }
+
     /// Other processes open the SQLite file while orders pour in (as `keten admin` commands do):
     /// each one's writer writes the reserves the server's writer left behind and moves the clock.
     /// The server's writer then drops its cache and what it applied ahead, and applies those

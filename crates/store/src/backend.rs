@@ -39,9 +39,8 @@ pub(crate) enum Pools {
         /// One connection that copies the WAL back into the database file ([`copy_wal`]).
         copier: SqlitePool,
     },
-    Postgres {
-        pool: PgPool,
-    },
+    /// `news`: what other API nodes announce of stock that came in (`stock_news`).
+    Postgres { pool: PgPool, news: std::sync::Arc<crate::stock_news::StockNews> },
 }
 
 /// A connection held by the writer for one batch.
@@ -55,7 +54,7 @@ macro_rules! on_pool {
     ($pools:expr, $pool:ident => $body:expr) => {
         match $pools {
             $crate::backend::Pools::Sqlite { read: $pool, .. } => $body,
-            $crate::backend::Pools::Postgres { pool: $pool } => $body,
+            $crate::backend::Pools::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
@@ -197,7 +196,7 @@ impl Pools {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await?;
-                Ok(Pools::Postgres { pool })
+                Ok(Pools::Postgres { pool, news: std::sync::Arc::new(crate::stock_news::StockNews::new()) })
             }
         }
     }
@@ -214,7 +213,7 @@ impl Pools {
         let applied_before = self.applied_migrations().await;
         match self {
             Pools::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
-            Pools::Postgres { pool } => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Pools::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         let applied_after = self.applied_migrations().await;
         Ok(applied_after.into_iter().filter(|version| !applied_before.contains(version)).collect())
@@ -224,7 +223,7 @@ impl Pools {
         let query = "SELECT version, description FROM _sqlx_migrations ORDER BY version";
         let rows: Result<Vec<(i64, String)>, sqlx::Error> = match self {
             Pools::Sqlite { write, .. } => sqlx::query_as(query).fetch_all(write).await,
-            Pools::Postgres { pool } => sqlx::query_as(query).fetch_all(pool).await,
+            Pools::Postgres { pool, .. } => sqlx::query_as(query).fetch_all(pool).await,
         };
         rows.unwrap_or_default().into_iter().map(|(version, description)| format!("{version} {description}")).collect()
     }
@@ -242,14 +241,14 @@ impl Pools {
     pub(crate) async fn acquire_reader(&self) -> Result<Conn, sqlx::Error> {
         match self {
             Pools::Sqlite { read, .. } => Ok(Conn::Sqlite(read.acquire().await?)),
-            Pools::Postgres { pool } => Ok(Conn::Postgres(pool.acquire().await?)),
+            Pools::Postgres { pool, .. } => Ok(Conn::Postgres(pool.acquire().await?)),
         }
     }
 
     pub(crate) async fn acquire_writer(&self) -> Result<Conn, sqlx::Error> {
         match self {
             Pools::Sqlite { write, .. } => Ok(Conn::Sqlite(write.acquire().await?)),
-            Pools::Postgres { pool } => Ok(Conn::Postgres(pool.acquire().await?)),
+            Pools::Postgres { pool, .. } => Ok(Conn::Postgres(pool.acquire().await?)),
         }
     }
 
@@ -266,7 +265,10 @@ impl Pools {
                 ahead.close().await;
                 write.close().await;
             }
-            Pools::Postgres { pool } => pool.close().await,
+            Pools::Postgres { pool, news } => {
+                news.stop();
+                pool.close().await;
+            }
         }
     }
 }
@@ -304,10 +306,28 @@ async fn copy_wal(copier: SqlitePool) {
 
 impl Pools {
     /// On SQLite, starts copying the WAL back into the database file beside the writer
-    /// ([`copy_wal`]); it stops when the pools close.
-    pub(crate) fn start_copying_wal(&self) {
-        if let Pools::Sqlite { copier, .. } = self {
-            tokio::spawn(copy_wal(copier.clone()));
+    /// ([`copy_wal`]); on PostgreSQL, listening for what other API nodes announce of stock that
+    /// came in (`stock_news`), on a connection of its own to `url`. Both stop when the pools close.
+    pub(crate) async fn start_beside_the_writer(&self, url: &str) {
+        match self {
+            Pools::Sqlite { copier, .. } => {
+                tokio::spawn(copy_wal(copier.clone()));
+            }
+            // Without it (a pooler that does not pass `LISTEN` on, say) the writers' caches are
+            // read again after their lifetime only, as before.
+            Pools::Postgres { news, .. } => {
+                if let Err(error) = news.listen(url).await {
+                    tracing::warn!(%error, "cannot listen for other API nodes' stock; each writer reads it again every 30 s");
+                }
+            }
+        }
+    }
+
+    /// What other API nodes announce of stock that came in (PostgreSQL).
+    pub(crate) fn stock_news(&self) -> Option<&crate::stock_news::StockNews> {
+        match self {
+            Pools::Sqlite { .. } => None,
+            Pools::Postgres { news, .. } => Some(news),
         }
     }
 }

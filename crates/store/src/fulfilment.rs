@@ -16,7 +16,8 @@
 //!
 //! A cache entry is trusted for [`CACHE_LIFETIME`]: on PostgreSQL each update refreshes the rows
 //! it wrote from the database (`RETURNING`; on SQLite, with one writer, the cache already holds
-//! them); rows another node *inserted* (a new lot) are seen once the entry is reloaded.
+//! them); stock another node received (a new lot, units back) is announced, and the entry
+//! forgotten before the next batch (`stock_news`), else it is seen once the entry is reloaded.
 //!
 //! On SQLite a busy writer's batch of orders may leave its reserves out of the balances' rows for
 //! a while, and every read of a balance adds them ([`BalancesBehind`]).
@@ -348,6 +349,17 @@ impl WriterCache {
             .bind(tenant).bind(gtin).fetch_optional(&mut *connection).await)?;
         entry.product = row.map(|row| row.rule()).transpose()?;
         Ok(())
+    }
+
+    /// Forgets the stock of a (tenant, GTIN), or of every one: another API node announced that
+    /// stock came in (`stock_news`).
+    pub(crate) fn forget_stock(&mut self, gtin: Option<(&str, &str)>) {
+        match gtin {
+            Some((tenant, gtin)) => {
+                self.gtins.remove(&(tenant.to_owned(), gtin.to_owned()));
+            }
+            None => self.gtins.clear(),
+        }
     }
 
     /// Forgets the sites and lanes read: a location or lane changed.
@@ -1185,6 +1197,28 @@ pub(crate) struct FlushPlan {
     updates: Vec<BalanceUpdate>,
     /// A deferring batch that wrote its balances after all moves the balances' mark itself.
     move_mark: bool,
+}
+
+impl FlushPlan {
+    /// The (tenant, GTIN)s whose stock came in: a new balance, or one whose on-hand or status
+    /// changed or whose reserved units went down (units a batch of orders only reserves are not).
+    /// Sorted, each once.
+    pub(crate) fn stocked(&self) -> Vec<(String, String)> {
+        let mut stocked: Vec<(String, String)> = Vec::new();
+        for row in &self.inserts {
+            if let (Some(Value::Text(tenant)), Some(Value::Text(gtin))) = (row.first(), row.get(1)) {
+                stocked.push((tenant.clone(), gtin.clone()));
+            }
+        }
+        for update in &self.updates {
+            if update.on_hand_delta != 0 || update.reserved_delta < 0 || update.status != update.read_status {
+                stocked.push((update.tenant.clone(), update.key.gtin.clone()));
+            }
+        }
+        stocked.sort_unstable();
+        stocked.dedup();
+        stocked
+    }
 }
 
 /// A batch's net change to one balance.
@@ -6702,7 +6736,7 @@ impl crate::Store {
     pub async fn settled_horizon(&self, wait_max: Duration) -> Result<i64, crate::StoreError> {
         Ok(match self.pools() {
             crate::backend::Pools::Sqlite { .. } => i64::MAX,
-            crate::backend::Pools::Postgres { pool } => settled_transactions(pool, wait_max).await?,
+            crate::backend::Pools::Postgres { pool, .. } => settled_transactions(pool, wait_max).await?,
         })
     }
 

@@ -26,6 +26,7 @@ pub mod readings;
 mod reads;
 mod rows;
 pub mod schema;
+mod stock_news;
 mod writer;
 
 use std::str::FromStr;
@@ -113,7 +114,7 @@ impl Store {
         let pools = Pools::connect(&config.url, config.read_connections_max, writer_core).await?;
         pools.migrate().await?;
         let writer = writer::WriterHandle::start(pools.clone(), config.writer.clone(), writer_core).await?;
-        pools.start_copying_wal();
+        pools.start_beside_the_writer(&config.url).await;
         Ok(Store { inner: Arc::new(Inner { pools, writer }) })
     }
 

@@ -88,7 +88,7 @@ impl Store {
                 }
                 Ok(all)
             }
-            Pools::Postgres { pool } => {
+            Pools::Postgres { pool, .. } => {
                 let tables: Vec<String> = sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name")
                     .fetch_all(pool)
                     .await?;

@@ -558,6 +558,8 @@ async fn run(
     let mut stopping = false;
     let mut last_purge = Instant::now();
     let mut cache = WriterCache::default();
+    // On PostgreSQL, this writer's share of what other API nodes announce (`stock_news`).
+    let news = pools.stock_news().map(|news| (news, news.writer()));
     let mut ahead: Option<Ahead> = None;
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
@@ -617,6 +619,9 @@ async fn run(
                 _ => None,
             };
             let head = if index == 0 { head.take() } else { None };
+            if let Some((news, writer)) = news {
+                news.forget_stale(writer, &mut cache);
+            }
             if process(&pools, chunk, &mut cache, &counters, busy, head, next).await {
                 log_grew.notify_one();
             }
@@ -1416,6 +1421,17 @@ async fn apply_in_transaction_once(
             return Err(statement_failure(error));
         }
     };
+    // Stock that came in is announced to the other API nodes, delivered when this commits
+    // (`stock_news`).
+    if let (Some(news), Conn::Postgres(connection)) = (pools.stock_news(), &mut conn) {
+        let stocked = plan.stocked();
+        if !stocked.is_empty()
+            && let Err(error) = news.announce(connection, &stocked).await
+        {
+            let _ = conn.rollback().await;
+            return Err(statement_failure(error));
+        }
+    }
     // (Not in a batch of no writes: the idle writer's catch-up of the balances.)
     let index_due = !batch_writes.is_empty()
         && crate::fulfilment::reserves_index_due(&conn, cache, stock.reserves_written + stock.reserves_pending());

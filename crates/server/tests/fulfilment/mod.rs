@@ -261,6 +261,34 @@ pub async fn a_count_judges_the_stock_as_stored_whichever_node_moved_it(first: &
     assert_eq!(balance(first, &key, &product, "TALLY").await["on_hand"], 0);
 }
 
+/// Two API nodes on one PostgreSQL database: a lot one node receives is allocated by the other at
+/// once, though that node's writer cached the product's stock before and it still covers the
+/// orders (stock that comes in is announced to the other nodes: `store::stock_news`).
+pub async fn a_lot_one_node_receives_is_allocated_by_the_other(first: &TestApp, second: &TestApp) {
+    network(first).await;
+    let (key, product) = merchant(first, "news", "871234510081").await;
+    receive(first, &key, &product, &[("LATER", 25, 1_000)], 81_000).await;
+    let lot_of = |placed: &Answer| {
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        placed.body["shipments"][0]["picks"][0]["lot"].as_str().unwrap().to_owned()
+    };
+    // The second node's writer reads the product's stock for an order.
+    assert_eq!(lot_of(&second.post("/v1/orders", &key, order_body(&product, 1)).await), "LATER");
+    // The first node receives a lot that expires sooner, first out by FEFO.
+    receive(first, &key, &product, &[("SOONER", 15, 50)], 81_010).await;
+    // The second node's orders take it within a moment (the announcement travels), long before
+    // its writer's cache would be read again (30 s).
+    let mut lots = Vec::new();
+    for _ in 0..50 {
+        lots.push(lot_of(&second.post("/v1/orders", &key, order_body(&product, 1)).await));
+        if lots.last().is_some_and(|lot| lot == "SOONER") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(lots.last().map(String::as_str), Some("SOONER"), "{lots:?}");
+}
+
 /// A count that finds fewer units than orders reserved: the newest orders not yet being picked
 /// give theirs up, then are allocated again from other stock, or flagged when none is left.
 pub async fn fulfilment_a_count_below_the_reserved_units_releases_the_newest_orders(app: &TestApp) {

@@ -1,0 +1,159 @@
+//! PostgreSQL: what one API node tells the others about stock that came in, so their writers'
+//! caches do not allocate from a view older than it.
+//!
+//! Each writer caches the balances of the (tenant, GTIN)s it read, for up to
+//! `fulfilment::CACHE_LIFETIME`. A write that takes units (an order's reserve) is guarded where it
+//! is written, so a node whose cache holds units another node took fails its guard and reads
+//! again: no cache can oversell. Units that *came in* on another node (a receipt, a transfer in, a
+//! return, a count above the on-hand, a release, a lot made available) trip no guard: a node whose
+//! cache still covers an order allocates it without them, though a new lot may be nearer or
+//! expire first. So a batch that writes such a change announces its (tenant, GTIN)s with
+//! `pg_notify` in its transaction (delivered when it commits), every node listens, and a writer
+//! forgets the announced entries before its next batch ([`StockNews::forget_stale`]). An
+//! announcement can come a moment after a batch started, which then allocates from the older view;
+//! a listener that lost its connection (announcements missed) makes its writers forget every entry.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::fulfilment::WriterCache;
+
+/// The channel the announcements travel on.
+pub const STOCK_CHANNEL: &str = "keten_stock";
+
+/// The most bytes of one announcement (PostgreSQL takes up to 8,000).
+const ANNOUNCEMENT_BYTES_MAX: usize = 7_000;
+
+/// What this node heard from the others, waiting for its writers.
+#[derive(Debug)]
+pub(crate) struct StockNews {
+    /// This node's id, first line of its announcements: it skips its own.
+    node: String,
+    /// What each of this node's writers (each with its cache) has not forgotten yet.
+    heard: Mutex<Vec<Heard>>,
+    /// The listening task, ended when the store closes.
+    listening: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+#[derive(Debug, Default)]
+struct Heard {
+    /// Announcements may have been missed: every entry is stale.
+    everything: bool,
+    gtins: HashSet<(String, String)>,
+}
+
+impl StockNews {
+    pub(crate) fn new() -> StockNews {
+        StockNews {
+            node: format!("{:016x}", rand::random::<u64>()),
+            heard: Mutex::new(Vec::new()),
+            listening: Mutex::new(None),
+        }
+    }
+
+    /// Starts listening on a connection of its own to `url`, until [`StockNews::stop`].
+    pub(crate) async fn listen(self: &std::sync::Arc<Self>, url: &str) -> Result<(), sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(STOCK_CHANNEL).await?;
+        let news = self.clone();
+        let task = tokio::spawn(async move {
+            let mut warned: Option<std::time::Instant> = None;
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => news.heard(notification.payload()),
+                    // The connection was lost (and is opened again): what was said meanwhile is
+                    // not known.
+                    Ok(None) => news.missed(),
+                    Err(error) => {
+                        if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                            warned = Some(std::time::Instant::now());
+                            tracing::warn!(%error, "listening for other nodes' stock failed; trying again every second");
+                        }
+                        news.missed();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        if let Ok(mut listening) = self.listening.lock() {
+            *listening = Some(task.abort_handle());
+        }
+        Ok(())
+    }
+
+    /// Stops listening.
+    pub(crate) fn stop(&self) {
+        if let Some(task) = self.listening.lock().ok().and_then(|mut listening| listening.take()) {
+            task.abort();
+        }
+    }
+
+    /// A writer of this node: answers its number for [`StockNews::forget_stale`].
+    pub(crate) fn writer(&self) -> usize {
+        let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        heard.push(Heard::default());
+        heard.len() - 1
+    }
+
+    fn heard(&self, payload: &str) {
+        let mut lines = payload.lines();
+        if lines.next() == Some(self.node.as_str()) {
+            return;
+        }
+        let gtins: Vec<(&str, &str)> = lines.filter_map(|line| line.split_once('\t')).collect();
+        let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for writer in heard.iter_mut().filter(|writer| !writer.everything) {
+            writer.gtins.extend(gtins.iter().map(|(tenant, gtin)| (tenant.to_string(), gtin.to_string())));
+        }
+    }
+
+    fn missed(&self) {
+        let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for writer in heard.iter_mut() {
+            writer.everything = true;
+            writer.gtins.clear();
+        }
+    }
+
+    /// Makes writer `writer`'s cache forget what other nodes announced since its last call.
+    pub(crate) fn forget_stale(&self, writer: usize, cache: &mut WriterCache) {
+        let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(heard) = heard.get_mut(writer) else { return };
+        if std::mem::take(&mut heard.everything) {
+            heard.gtins.clear();
+            cache.forget_stock(None);
+            return;
+        }
+        for (tenant, gtin) in heard.gtins.drain() {
+            cache.forget_stock(Some((&tenant, &gtin)));
+        }
+    }
+
+    /// Announces, in the transaction on `conn` (delivered if it commits), that stock of these
+    /// (tenant, GTIN)s came in.
+    pub(crate) async fn announce(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        gtins: &[(String, String)],
+    ) -> Result<(), sqlx::Error> {
+        let mut payload = String::new();
+        for (index, (tenant, gtin)) in gtins.iter().enumerate() {
+            if payload.is_empty() {
+                payload.push_str(&self.node);
+            }
+            payload.push('\n');
+            payload.push_str(tenant);
+            payload.push('\t');
+            payload.push_str(gtin);
+            if payload.len() >= ANNOUNCEMENT_BYTES_MAX - 300 || index + 1 == gtins.len() {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(STOCK_CHANNEL)
+                    .bind(std::mem::take(&mut payload))
+                    .execute(&mut *connection)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
