@@ -25,11 +25,11 @@ pub const STOCK_CHANNEL: &str = "keten_stock";
 /// The most bytes of one announcement (PostgreSQL takes up to 8,000).
 const ANNOUNCEMENT_BYTES_MAX: usize = 7_000;
 
-/// What this node heard from the others, waiting for its writers.
+/// What this node heard, waiting for its writers: from the other nodes, and from its own writers
+/// (with several writer tasks, each has a cache of its own; the writer that wrote the change
+/// reads it again too, which costs one read).
 #[derive(Debug)]
 pub(crate) struct StockNews {
-    /// This node's id, first line of its announcements: it skips its own.
-    node: String,
     /// What each of this node's writers (each with its cache) has not forgotten yet.
     heard: Mutex<Vec<Heard>>,
     /// The listening task, ended when the store closes.
@@ -45,11 +45,7 @@ struct Heard {
 
 impl StockNews {
     pub(crate) fn new() -> StockNews {
-        StockNews {
-            node: format!("{:016x}", rand::random::<u64>()),
-            heard: Mutex::new(Vec::new()),
-            listening: Mutex::new(None),
-        }
+        StockNews { heard: Mutex::new(Vec::new()), listening: Mutex::new(None) }
     }
 
     /// Starts listening on a connection of its own to `url`, until [`StockNews::stop`].
@@ -97,11 +93,7 @@ impl StockNews {
     }
 
     fn heard(&self, payload: &str) {
-        let mut lines = payload.lines();
-        if lines.next() == Some(self.node.as_str()) {
-            return;
-        }
-        let gtins: Vec<(&str, &str)> = lines.filter_map(|line| line.split_once('\t')).collect();
+        let gtins: Vec<(&str, &str)> = payload.lines().filter_map(|line| line.split_once('\t')).collect();
         let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for writer in heard.iter_mut().filter(|writer| !writer.everything) {
             writer.gtins.extend(gtins.iter().map(|(tenant, gtin)| (tenant.to_string(), gtin.to_string())));
@@ -116,7 +108,7 @@ impl StockNews {
         }
     }
 
-    /// Makes writer `writer`'s cache forget what other nodes announced since its last call.
+    /// Makes writer `writer`'s cache forget what was announced since its last call.
     pub(crate) fn forget_stale(&self, writer: usize, cache: &mut WriterCache) {
         let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(heard) = heard.get_mut(writer) else { return };
@@ -139,10 +131,9 @@ impl StockNews {
     ) -> Result<(), sqlx::Error> {
         let mut payload = String::new();
         for (index, (tenant, gtin)) in gtins.iter().enumerate() {
-            if payload.is_empty() {
-                payload.push_str(&self.node);
+            if !payload.is_empty() {
+                payload.push('\n');
             }
-            payload.push('\n');
             payload.push_str(tenant);
             payload.push('\t');
             payload.push_str(gtin);
@@ -155,5 +146,39 @@ impl StockNews {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard_by(news: &StockNews, writer: usize) -> (bool, Vec<(String, String)>) {
+        let heard = news.heard.lock().unwrap();
+        let mut gtins: Vec<(String, String)> = heard[writer].gtins.iter().cloned().collect();
+        gtins.sort();
+        (heard[writer].everything, gtins)
+    }
+
+    /// Each writer hears every announcement and forgets on its own; a lost connection makes
+    /// every writer forget everything.
+    #[test]
+    fn each_writer_forgets_what_was_announced_once() {
+        let news = StockNews::new();
+        let (first, second) = (news.writer(), news.writer());
+        news.heard("acme\t08712345000011\nacme\t08712345000028\nno tab here");
+        let both =
+            vec![("acme".to_owned(), "08712345000011".to_owned()), ("acme".to_owned(), "08712345000028".to_owned())];
+        assert_eq!(heard_by(&news, first), (false, both.clone()));
+        let mut cache = WriterCache::default();
+        news.forget_stale(first, &mut cache);
+        assert_eq!(heard_by(&news, first), (false, Vec::new()));
+        assert_eq!(heard_by(&news, second), (false, both), "the other writer has not forgotten yet");
+        news.missed();
+        assert_eq!(heard_by(&news, second), (true, Vec::new()));
+        news.heard("acme\t08712345000035");
+        assert_eq!(heard_by(&news, second), (true, Vec::new()), "everything is stale already");
+        news.forget_stale(second, &mut cache);
+        assert_eq!(heard_by(&news, second), (false, Vec::new()));
     }
 }
