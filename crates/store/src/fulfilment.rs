@@ -1200,9 +1200,10 @@ pub(crate) struct FlushPlan {
 }
 
 impl FlushPlan {
-    /// The (tenant, GTIN)s whose stock came in: a new balance, or one whose on-hand or status
-    /// changed or whose reserved units went down (units a batch of orders only reserves are not).
-    /// Sorted, each once.
+    /// The (tenant, GTIN)s whose stock came in: a new balance, one with more units free than
+    /// before (received, counted or returned, released by an order), or one whose status changed.
+    /// Not those that only lost free units (reserved, shipped, scrapped): another node's writer
+    /// that still counts them fails its guard and reads them again. Sorted, each once.
     pub(crate) fn stocked(&self) -> Vec<(String, String)> {
         let mut stocked: Vec<(String, String)> = Vec::new();
         for row in &self.inserts {
@@ -1211,7 +1212,7 @@ impl FlushPlan {
             }
         }
         for update in &self.updates {
-            if update.on_hand_delta != 0 || update.reserved_delta < 0 || update.status != update.read_status {
+            if update.on_hand_delta - update.reserved_delta > 0 || update.status != update.read_status {
                 stocked.push((update.tenant.clone(), update.key.gtin.clone()));
             }
         }
