@@ -1151,36 +1151,37 @@ mod own_apps {
         super::epcis_interface::epcis_schema_layer().await;
     }
 
+    /// Two API nodes (each its own store, writer and stock cache) on one fresh PostgreSQL
+    /// database, or none when PostgreSQL is not installed (see `scratchdb::postgres_or_skip`).
+    async fn two_nodes(test: &str) -> Option<(super::TestApp, super::TestApp)> {
+        let url = scratchdb::postgres_or_skip(test)?;
+        Some((super::spawn_app_at(url.clone(), None).await, super::spawn_app_at(url, None).await))
+    }
+
     /// Two API nodes (each its own store, writer and stock cache) share one PostgreSQL database;
     /// 64 clients split between them order one hot SKU.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hot_sku_on_two_nodes_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("hot_sku_on_two_nodes_postgres") else { return };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
+        let Some((first, second)) = two_nodes("hot_sku_on_two_nodes_postgres").await else { return };
         super::fulfilment::hot_sku_orders(&[&first, &second], 64, 6, 400, false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_count_judges_the_stock_as_stored_whichever_node_moved_it_postgres() {
-        let Some(url) =
-            scratchdb::postgres_or_skip("a_count_judges_the_stock_as_stored_whichever_node_moved_it_postgres")
+        let Some((first, second)) =
+            two_nodes("a_count_judges_the_stock_as_stored_whichever_node_moved_it_postgres").await
         else {
             return;
         };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
         super::fulfilment::a_count_judges_the_stock_as_stored_whichever_node_moved_it(&first, &second).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lot_one_node_receives_is_allocated_by_the_other_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("a_lot_one_node_receives_is_allocated_by_the_other_postgres")
+        let Some((first, second)) = two_nodes("a_lot_one_node_receives_is_allocated_by_the_other_postgres").await
         else {
             return;
         };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
         super::fulfilment::a_lot_one_node_receives_is_allocated_by_the_other(&first, &second).await;
     }
 
@@ -1277,11 +1278,9 @@ mod own_apps {
     /// ASNs, at the same moment: one pallet, one commissioning.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn steps_name_pallets_and_lots_once_on_two_nodes_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("steps_name_pallets_and_lots_once_on_two_nodes_postgres") else {
+        let Some((first, second)) = two_nodes("steps_name_pallets_and_lots_once_on_two_nodes_postgres").await else {
             return;
         };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
         super::fulfilment::steps_name_pallets_and_lots_once(&[&first, &second]).await;
     }
 
@@ -1293,11 +1292,9 @@ mod own_apps {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn recalls_at_once_keep_each_flag_on_two_nodes_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("recalls_at_once_keep_each_flag_on_two_nodes_postgres") else {
+        let Some((first, second)) = two_nodes("recalls_at_once_keep_each_flag_on_two_nodes_postgres").await else {
             return;
         };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
         super::fulfilment::fulfilment_recalls_at_once_keep_each_flag(&[&first, &second]).await;
     }
 
@@ -1311,11 +1308,7 @@ mod own_apps {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn routes_start_once_on_two_nodes_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("routes_start_once_on_two_nodes_postgres") else {
-            return;
-        };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
+        let Some((first, second)) = two_nodes("routes_start_once_on_two_nodes_postgres").await else { return };
         super::dispatch::routes_start_once(&[&first, &second]).await;
     }
 
@@ -1366,22 +1359,16 @@ mod own_apps {
     /// A subscription two API nodes share sends each event once, even when its receiver is slow.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn epcis_subscriptions_deliver_once_on_two_nodes_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("epcis_subscriptions_deliver_once_on_two_nodes_postgres") else {
+        let Some((first, second)) = two_nodes("epcis_subscriptions_deliver_once_on_two_nodes_postgres").await else {
             return;
         };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
         super::epcis_interface::epcis_subscriptions_deliver_once_on_two_nodes(&[&first, &second]).await;
     }
 
     /// A webhook two API nodes share sends each transition once, even when its receiver is slow.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_deliver_once_on_two_nodes_postgres() {
-        let Some(url) = scratchdb::postgres_or_skip("webhooks_deliver_once_on_two_nodes_postgres") else {
-            return;
-        };
-        let first = super::spawn_app_at(url.clone(), None).await;
-        let second = super::spawn_app_at(url, None).await;
+        let Some((first, second)) = two_nodes("webhooks_deliver_once_on_two_nodes_postgres").await else { return };
         super::fulfilment::webhooks_deliver_once_on_two_nodes(&[&first, &second]).await;
     }
 
