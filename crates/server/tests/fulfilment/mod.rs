@@ -679,16 +679,21 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
     assert_eq!(packed.body["shipments"][0]["sscc"], sscc.as_str());
     // Nor may an ASN then announce that pallet as inbound: its SSCC is the order's for good.
-    let outbound = json!({"location": dc(), "pallets": [{"sscc": sscc, "gtin": product, "lot": "TWO",
-                          "expiry": in_days(20), "quantity": 1}]});
-    let outbound = app.post("/v1/asns", &key, outbound).await;
+    let inbound =
+        |sscc: &str| json!({"sscc": sscc, "gtin": product, "lot": "TWO", "expiry": in_days(20), "quantity": 1});
+    let fresh = with_check_digit("38712345000000089");
+    let outbound =
+        app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [inbound(&fresh), inbound(&sscc)]})).await;
     assert!(
-        outbound.is_problem(409, "/problems/conflict") && outbound.pointers() == ["/pallets/0/sscc"],
+        outbound.is_problem(409, "/problems/conflict") && outbound.pointers() == ["/pallets/1/sscc"],
         "{:?}",
         outbound.body
     );
     let said = outbound.body["errors"][0]["detail"].as_str().unwrap();
     assert!(said.contains(&format!("order {order_id} was packed onto")), "{said}");
+    // It stored nothing: its other pallet is announced on its own.
+    let alone = app.post("/v1/asns", &key, json!({"location": dc(), "pallets": [inbound(&fresh)]})).await;
+    assert_eq!(alone.status, StatusCode::CREATED, "{:?}", alone.body);
     // A lot put on hold after packing stops the shipment, and nothing moves.
     let hold = |status: &'static str| json!({"gtin": product, "lot": "LATE", "status": status, "reason": "temperature excursion"});
     assert_eq!(app.post("/v1/stock/lot-status", &key, hold("hold")).await.status, StatusCode::OK);
