@@ -22,8 +22,12 @@ use crate::fulfilment::WriterCache;
 /// The channel the announcements travel on.
 pub const STOCK_CHANNEL: &str = "keten_stock";
 
-/// The most bytes of one announcement (PostgreSQL takes up to 8,000).
+/// The most bytes of one announcement (PostgreSQL takes up to 8,000), and the most one line (a
+/// tenant's id and a GTIN) may add past [`ANNOUNCEMENT_BYTES_MAX`] minus it.
 const ANNOUNCEMENT_BYTES_MAX: usize = 7_000;
+const ANNOUNCEMENT_LINE_BYTES_MAX: usize = 300;
+// A line: the tenant's id, a tab, a GTIN of 14 digits and the newline (16 bytes besides the id).
+const _: () = assert!(network::TenantId::LENGTH_MAX + 16 <= ANNOUNCEMENT_LINE_BYTES_MAX);
 
 /// What this node heard, waiting for its writers: from the other nodes, and from its own writers
 /// (with several writer tasks, each has a cache of its own; the writer that wrote the change
@@ -137,7 +141,7 @@ impl StockNews {
             payload.push_str(tenant);
             payload.push('\t');
             payload.push_str(gtin);
-            if payload.len() >= ANNOUNCEMENT_BYTES_MAX - 300 || index + 1 == gtins.len() {
+            if payload.len() >= ANNOUNCEMENT_BYTES_MAX - ANNOUNCEMENT_LINE_BYTES_MAX || index + 1 == gtins.len() {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(STOCK_CHANNEL)
                     .bind(std::mem::take(&mut payload))
