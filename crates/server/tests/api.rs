@@ -1185,6 +1185,14 @@ mod own_apps {
         super::fulfilment::a_lot_one_node_receives_is_allocated_by_the_other(&first, &second).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rules_and_sites_one_node_changes_reach_the_other_postgres() {
+        let Some((first, second)) = two_nodes("rules_and_sites_one_node_changes_reach_the_other_postgres").await else {
+            return;
+        };
+        super::fulfilment::rules_and_sites_one_node_changes_reach_the_other(&first, &second).await;
+    }
+
     /// Other processes open the SQLite file while orders pour in (as `keten admin` commands do):
     /// each one's writer writes the reserves the server's writer left behind and moves the clock.
     /// The server's writer then drops its cache and what it applied ahead, and applies those

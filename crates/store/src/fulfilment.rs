@@ -16,8 +16,9 @@
 //!
 //! A cache entry is trusted for [`CACHE_LIFETIME`]: on PostgreSQL each update refreshes the rows
 //! it wrote from the database (`RETURNING`; on SQLite, with one writer, the cache already holds
-//! them); stock another node received (a new lot, units back) is announced, and the entry
-//! forgotten before the next batch (`stock_news`), else it is seen once the entry is reloaded.
+//! them); stock another node received (a new lot, units back), a product's new rules and a site's
+//! or lane's change are announced, and the entries forgotten before the next batch
+//! (`stock_news`), else they are seen once the entry is reloaded.
 //!
 //! On SQLite a busy writer's batch of orders may leave its reserves out of the balances' rows for
 //! a while, and every read of a balance adds them ([`BalancesBehind`]).
@@ -362,9 +363,30 @@ impl WriterCache {
         }
     }
 
-    /// Forgets the sites and lanes read: a location or lane changed.
-    pub(crate) fn forget_networks(&mut self) {
-        self.networks.clear();
+    /// Holds an empty network snapshot for `tenant` (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_network(&mut self, tenant: &str) {
+        let snapshot = Arc::new(NetworkSnapshot { sites: Vec::new(), lanes: Vec::new() });
+        self.networks.insert(tenant.to_owned(), (Instant::now(), snapshot));
+    }
+
+    /// The tenants whose network snapshot is held, in order (tests).
+    #[cfg(test)]
+    pub(crate) fn networks_held(&self) -> Vec<&str> {
+        let mut tenants: Vec<&str> = self.networks.keys().map(String::as_str).collect();
+        tenants.sort_unstable();
+        tenants
+    }
+
+    /// Forgets the sites and lanes read for a tenant, or for every one: a location or lane
+    /// changed (here, or on another API node: `stock_news`).
+    pub(crate) fn forget_networks(&mut self, tenant: Option<&str>) {
+        match tenant {
+            Some(tenant) => {
+                self.networks.remove(tenant);
+            }
+            None => self.networks.clear(),
+        }
     }
 }
 
@@ -1569,7 +1591,7 @@ async fn stock_site(
         return Ok(Some(site));
     }
     // Changed since the snapshot was read: read again (after the lock, so as stored now).
-    cache.forget_networks();
+    cache.forget_networks(None);
     fresh_site(cache, conn, tenant, gln).await
 }
 

@@ -1,17 +1,22 @@
-//! PostgreSQL: what one API node tells the others about stock that came in, so their writers'
-//! caches do not allocate from a view older than it.
+//! PostgreSQL: what one API node tells the others about stock that came in, and about what
+//! allocating it reads (products, sites and lanes) when that changed, so their writers' caches do
+//! not allocate from a view older than it.
 //!
-//! Each writer caches the balances of the (tenant, GTIN)s it read, for up to
-//! `fulfilment::CACHE_LIFETIME`. A write that takes units (an order's reserve) is guarded where it
-//! is written, so a node whose cache holds units another node took fails its guard and reads
-//! again: no cache can oversell. Units that *came in* on another node (a receipt, a transfer in, a
-//! return, a count above the on-hand, a release, a lot made available) trip no guard: a node whose
-//! cache still covers an order allocates it without them, though a new lot may be nearer or
-//! expire first. So a batch that writes such a change announces its (tenant, GTIN)s with
-//! `pg_notify` in its transaction (delivered when it commits), every node listens, and a writer
-//! forgets the announced entries before its next batch ([`StockNews::forget_stale`]). An
-//! announcement can come a moment after a batch started, which then allocates from the older view;
-//! a listener that lost its connection (announcements missed) makes its writers forget every entry.
+//! Each writer caches the balances and rules of the (tenant, GTIN)s it read, and the sites and
+//! lanes each tenant sees, for up to `fulfilment::CACHE_LIFETIME`. A write that takes units (an
+//! order's reserve) is guarded where it is written, so a node whose cache holds units another node
+//! took fails its guard and reads again: no cache can oversell. Units that *came in* on another
+//! node (a receipt, a transfer in, a return, a count above the on-hand, a release, a lot made
+//! available) trip no guard: a node whose cache still covers an order allocates it without them,
+//! though a new lot may be nearer or expire first. Nor does a product's new rule (its shelf life
+//! left at delivery, its temperature class) or a site's or lane's change (a zone, a cut-off, a
+//! transit time). So a batch that writes such a change announces it with `pg_notify` in its
+//! transaction (delivered when it commits): a (tenant, GTIN) for stock and products, a (tenant,
+//! [`SITES`]) for sites and lanes (the network's own, which every tenant sees, as the tenant
+//! `network`). Every node listens, and a writer forgets the announced entries before its next
+//! batch ([`StockNews::forget_stale`]). An announcement can come a moment after a batch started,
+//! which then allocates from the older view; a listener that lost its connection (announcements
+//! missed) makes its writers forget every entry.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -21,6 +26,10 @@ use crate::fulfilment::WriterCache;
 
 /// The channel the announcements travel on.
 pub const STOCK_CHANNEL: &str = "keten_stock";
+
+/// What a line names instead of a GTIN when a tenant's sites or lanes changed (a GTIN is 14
+/// digits, so the two do not meet).
+pub const SITES: &str = "sites";
 
 /// The most bytes of one announcement (PostgreSQL takes up to 8,000), and the most one line (a
 /// tenant's id and a GTIN) may add past [`ANNOUNCEMENT_BYTES_MAX`] minus it.
@@ -45,6 +54,8 @@ struct Heard {
     /// Announcements may have been missed: every entry is stale.
     everything: bool,
     gtins: HashSet<(String, String)>,
+    /// The tenants whose sites or lanes changed (`network`: every tenant's).
+    sites: HashSet<String>,
 }
 
 impl StockNews {
@@ -97,10 +108,16 @@ impl StockNews {
     }
 
     fn heard(&self, payload: &str) {
-        let gtins: Vec<(&str, &str)> = payload.lines().filter_map(|line| line.split_once('\t')).collect();
+        let lines: Vec<(&str, &str)> = payload.lines().filter_map(|line| line.split_once('\t')).collect();
         let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for writer in heard.iter_mut().filter(|writer| !writer.everything) {
-            writer.gtins.extend(gtins.iter().map(|(tenant, gtin)| (tenant.to_string(), gtin.to_string())));
+            for (tenant, subject) in &lines {
+                if *subject == SITES {
+                    writer.sites.insert(tenant.to_string());
+                } else {
+                    writer.gtins.insert((tenant.to_string(), subject.to_string()));
+                }
+            }
         }
     }
 
@@ -109,6 +126,7 @@ impl StockNews {
         for writer in heard.iter_mut() {
             writer.everything = true;
             writer.gtins.clear();
+            writer.sites.clear();
         }
     }
 
@@ -118,16 +136,40 @@ impl StockNews {
         let Some(heard) = heard.get_mut(writer) else { return };
         if std::mem::take(&mut heard.everything) {
             heard.gtins.clear();
+            heard.sites.clear();
             cache.forget_stock(None);
+            cache.forget_networks(None);
             return;
         }
         for (tenant, gtin) in heard.gtins.drain() {
             cache.forget_stock(Some((&tenant, &gtin)));
         }
+        for tenant in heard.sites.drain() {
+            cache.forget_networks((tenant != network::NETWORK_TENANT).then_some(tenant.as_str()));
+        }
+    }
+
+    /// What the batch of `writes` announces besides its stock ([`FlushPlan::stocked`]): the
+    /// (tenant, GTIN) of each product written and the (tenant, [`SITES`]) of each site or lane.
+    ///
+    /// [`FlushPlan::stocked`]: crate::fulfilment::FlushPlan::stocked
+    pub(crate) fn changes_of(writes: &[&crate::writer::Write]) -> Vec<(String, String)> {
+        use crate::writer::Mutation;
+        let mut changes = Vec::new();
+        for write in writes {
+            let tenant = write.tenant_id.as_str().to_owned();
+            match &write.mutation {
+                Mutation::PutProduct { product, .. } => changes.push((tenant, product.gtin.as_str().to_owned())),
+                Mutation::DeleteProduct { gtin } => changes.push((tenant, gtin.as_str().to_owned())),
+                mutation if mutation.changes_network() => changes.push((tenant, SITES.to_owned())),
+                _ => {}
+            }
+        }
+        changes
     }
 
     /// Announces, in the transaction on `conn` (delivered if it commits), that stock of these
-    /// (tenant, GTIN)s came in.
+    /// (tenant, GTIN)s came in or their product changed, or (tenant, [`SITES`]) their sites or lanes.
     pub(crate) async fn announce(
         &self,
         connection: &mut sqlx::PgConnection,
@@ -184,5 +226,28 @@ mod tests {
         assert_eq!(heard_by(&news, second), (true, Vec::new()), "everything is stale already");
         news.forget_stale(second, &mut cache);
         assert_eq!(heard_by(&news, second), (false, Vec::new()));
+    }
+
+    /// A tenant's sites line makes its network snapshot forgotten, the network's every tenant's;
+    /// a GTIN line only that stock.
+    #[test]
+    fn a_sites_line_forgets_the_tenants_network() {
+        let news = StockNews::new();
+        let writer = news.writer();
+        let mut cache = WriterCache::default();
+        for tenant in ["acme", "beta"] {
+            cache.hold_network(tenant);
+        }
+        news.heard("acme\t08712345000011");
+        news.forget_stale(writer, &mut cache);
+        assert_eq!(cache.networks_held(), ["acme", "beta"]);
+        news.heard("acme\tsites");
+        assert_eq!(heard_by(&news, writer), (false, Vec::new()), "not a GTIN");
+        news.forget_stale(writer, &mut cache);
+        assert_eq!(cache.networks_held(), ["beta"]);
+        cache.hold_network("acme");
+        news.heard("network\tsites");
+        news.forget_stale(writer, &mut cache);
+        assert!(cache.networks_held().is_empty());
     }
 }

@@ -182,6 +182,19 @@ pub enum Mutation {
 }
 
 impl Mutation {
+    /// Whether it changes a site or a lane (what allocation reads from the network's snapshot).
+    pub(crate) fn changes_network(&self) -> bool {
+        matches!(
+            self,
+            Mutation::PutLocation { .. }
+                | Mutation::DeleteLocation { .. }
+                | Mutation::PutLane { .. }
+                | Mutation::DeleteLane { .. }
+        )
+    }
+}
+
+impl Mutation {
     /// A fulfilment step with the EPCIS events that record it (if any), as one write.
     pub fn fulfilment_step(change: FulfilmentMutation, events: Option<crate::epcis::Capture>) -> Mutation {
         match events {
@@ -1421,12 +1434,15 @@ async fn apply_in_transaction_once(
             return Err(statement_failure(error));
         }
     };
-    // Stock that came in is announced to the other API nodes, delivered when this commits
-    // (`stock_news`).
+    // Stock that came in, and products, sites and lanes written, are announced to the other API
+    // nodes, delivered when this commits (`stock_news`).
     if let (Some(news), Conn::Postgres(connection)) = (pools.stock_news(), &mut conn) {
-        let stocked = plan.stocked();
-        if !stocked.is_empty()
-            && let Err(error) = news.announce(connection, &stocked).await
+        let mut changed = plan.stocked();
+        changed.extend(crate::stock_news::StockNews::changes_of(writes));
+        changed.sort_unstable();
+        changed.dedup();
+        if !changed.is_empty()
+            && let Err(error) = news.announce(connection, &changed).await
         {
             let _ = conn.rollback().await;
             return Err(statement_failure(error));
@@ -2271,16 +2287,10 @@ async fn apply_mutation(
             }
         };
     }
-    if matches!(
-        mutation,
-        Mutation::PutLocation { .. }
-            | Mutation::DeleteLocation { .. }
-            | Mutation::PutLane { .. }
-            | Mutation::DeleteLane { .. }
-    ) {
+    if mutation.changes_network() {
         // Sites and lanes as this writer task last read them are stale now (other tasks, on this
-        // API node or another, read them again within their cache's lifetime).
-        state.cache.forget_networks();
+        // API node or another, hear of it: `stock_news`).
+        state.cache.forget_networks(None);
     }
     match mutation {
         Mutation::PutTenant { name, mode } => {

@@ -27,10 +27,14 @@ pub fn pickup() -> String {
 
 const EVERY_SERVICE: &str = "23:59";
 
-/// The operator's Amsterdam DC (a chilled room and an ambient hall) and a pickup point.
-pub async fn network(app: &TestApp) {
-    let cutoffs = json!({"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE});
-    let dc = json!({
+/// The operator's Amsterdam DC (a chilled room and an ambient hall), shipping every service but
+/// those `left_out`.
+fn amsterdam_dc(left_out: &[&str]) -> Value {
+    let mut cutoffs = json!({"standard": EVERY_SERVICE, "next_day": EVERY_SERVICE, "same_day": EVERY_SERVICE, "express_12h": EVERY_SERVICE});
+    for service in left_out {
+        cutoffs.as_object_mut().unwrap().remove(*service);
+    }
+    json!({
         "gln": dc(), "kind": "warehouse", "name": "Amsterdam DC", "address": {"city": "Amsterdam"}, "country": "NL",
         "latitude": 52.35, "longitude": 4.80, "time_zone": "Europe/Amsterdam",
         "zones": [
@@ -38,7 +42,12 @@ pub async fn network(app: &TestApp) {
             {"name": "ambient", "capacity_pallets": 400}
         ],
         "cutoffs": cutoffs, "pick_pack_lead_minutes": 60
-    });
+    })
+}
+
+/// The operator's Amsterdam DC ([`amsterdam_dc`]) and a pickup point.
+pub async fn network(app: &TestApp) {
+    let dc = amsterdam_dc(&[]);
     let point = json!({
         "gln": pickup(), "kind": "pickup_point", "name": "Centraal", "address": {"city": "Amsterdam"}, "country": "NL",
         "latitude": 52.379, "longitude": 4.900, "time_zone": "Europe/Amsterdam", "zones": [], "pick_pack_lead_minutes": 0
@@ -279,15 +288,73 @@ pub async fn a_lot_one_node_receives_is_allocated_by_the_other(first: &TestApp, 
     // The second node's orders take it within a moment (the announcement travels), long before
     // its writer's cache would be read again (30 s).
     let mut lots = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..TRIES {
         lots.push(lot_of(&second.post("/v1/orders", &key, order_body(&product, 1)).await));
         if lots.last().is_some_and(|lot| lot == "SOONER") {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(BETWEEN_TRIES).await;
     }
     assert_eq!(lots.last().map(String::as_str), Some("SOONER"), "{lots:?}");
 }
+
+/// A product's new rule and a site's new cut-off written on one API node reach the other's
+/// allocation within a moment (announced, `stock_news`), not once its cached copies expire (30 s).
+pub async fn rules_and_sites_one_node_changes_reach_the_other(first: &TestApp, second: &TestApp) {
+    network(first).await;
+    let (key, product) = merchant(first, "rules", "871234510082").await;
+    receive(first, &key, &product, &[("SOON", 10, 500), ("LATER", 25, 500)], 82_000).await;
+    let order = |service: &str| json!({"lines": [{"gtin": product, "quantity": 1}], "destination": {"pickup_point": pickup()}, "service": service});
+    let lot_of = |placed: &Answer| {
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        placed.body["shipments"][0]["picks"][0]["lot"].as_str().map(str::to_owned)
+    };
+    // The second node's writer reads the product (3 days left at delivery at least) and the sites.
+    assert_eq!(lot_of(&second.post("/v1/orders", &key, order("next_day")).await).as_deref(), Some("SOON"));
+    // The merchant asks for 15 days left at delivery on the first node: SOON (10 days) no longer
+    // suits, and the second node's orders take LATER within a moment.
+    let stricter = json!({"gtin": product, "name": "Salmon", "temperature_class": "chilled", "shelf_life_days": 30,
+                          "min_remaining_shelf_life_days": 15});
+    let put = first.send("PUT", &format!("/v1/products/{product}"), Some(&key), Some(stricter), &[]).await;
+    assert!(put.status.is_success(), "{:?}", put.body);
+    let mut lots = Vec::new();
+    for _ in 0..TRIES {
+        lots.push(lot_of(&second.post("/v1/orders", &key, order("next_day")).await));
+        if lots.last() == Some(&Some("LATER".to_owned())) {
+            break;
+        }
+        tokio::time::sleep(BETWEEN_TRIES).await;
+    }
+    assert_eq!(lots.last(), Some(&Some("LATER".to_owned())), "{lots:?}");
+
+    // The operator drops the DC's express cut-off on the first node: the second node soon refuses
+    // express orders (no site ships them), and takes them again soon after the cut-off is back.
+    let dc_path = format!("/v1/locations/{}", dc());
+    for (site, answer) in
+        [(amsterdam_dc(&["express_12h"]), StatusCode::CONFLICT), (amsterdam_dc(&[]), StatusCode::CREATED)]
+    {
+        let put = first.send("PUT", &dc_path, Some(&first.operator_key), Some(site), &[]).await;
+        assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+        let mut answers = Vec::new();
+        for _ in 0..TRIES {
+            let placed = second.post("/v1/orders", &key, order("express_12h")).await;
+            answers.push((placed.status, placed.body["detail"].clone()));
+            if placed.status == answer {
+                break;
+            }
+            tokio::time::sleep(BETWEEN_TRIES).await;
+        }
+        assert_eq!(answers.last().map(|(status, _)| *status), Some(answer), "{answers:?}");
+        if answer == StatusCode::CONFLICT {
+            let detail = answers.last().unwrap().1.as_str().unwrap_or_default();
+            assert!(detail.contains("no cut-off for express_12h"), "{detail}");
+        }
+    }
+}
+
+/// How often, and how far apart, a test asks a second API node whether it saw a change.
+const TRIES: usize = 50;
+const BETWEEN_TRIES: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A count that finds fewer units than orders reserved: the newest orders not yet being picked
 /// give theirs up, then are allocated again from other stock, or flagged when none is left.
