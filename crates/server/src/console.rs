@@ -30,8 +30,6 @@ pub const PORTAL_ROWS_MAX: u32 = 200;
 pub const NETWORK_PLACES_MAX: u32 = 64;
 /// The most depots whose routes the console draws.
 pub const DEPOTS_DRAWN_MAX: usize = 16;
-/// The SLA period the console shows.
-const SLA_DAYS: i64 = 30;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -259,7 +257,7 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
         .map(|(tenant, row)| alarm_row(&tenant, row))
         .collect();
     let now_ms = store::now_unix_ms();
-    let sla = sla_lines(app, None).await?;
+    let sla = sla_table(app, None).await?;
     let checkpoint = app.store.log_latest_checkpoint().await?;
     let cosignatures = match &checkpoint {
         Some(checkpoint) => app.store.log_cosignatures(checkpoint.size).await?.len(),
@@ -379,31 +377,27 @@ async fn portal(State(app): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// The SLA of the last [`SLA_DAYS`] days, per region and service (one tenant's, or all).
-async fn sla_lines(app: &AppState, tenant: Option<&TenantId>) -> Result<Vec<web::SlaLineView>, Problem> {
-    let now_ms = store::now_unix_ms();
-    Ok(app
-        .store
-        .sla(tenant, now_ms - SLA_DAYS * 86_400_000, now_ms)
-        .await?
+/// The SLA per region and service (one tenant's, or all), over the period `/v1/sla` reports by
+/// default.
+async fn sla_table(app: &AppState, tenant: Option<&TenantId>) -> Result<web::SlaTableView, Problem> {
+    let (from, to, rows) = crate::fulfilment::sla_rows(app, tenant, &crate::api::UsageParams::default()).await?;
+    // As the API's shares: of the orders due either way.
+    let percent =
+        |part: i64, due: i64| crate::fulfilment::share(part, due).map(|share| format!("{:.0} %", share * 100.0));
+    let lines = rows
         .into_iter()
-        .map(|row| {
-            // As the API's shares: of the orders due either way.
-            let percent = |part: i64, due: i64| {
-                crate::fulfilment::share(part, due).map(|share| format!("{:.0} %", share * 100.0))
-            };
-            web::SlaLineView {
-                by_promise_percent: percent(row.delivered_by_promise, row.due_by_promise()),
-                within_24h_percent: percent(row.delivered_within_24h, row.due_within_24h()),
-                region: row.region,
-                service: row.service,
-                orders: row.orders,
-                delivered: row.delivered,
-                failed: row.failed,
-                late_open: row.late_open,
-            }
+        .map(|row| web::SlaLineView {
+            by_promise_percent: percent(row.delivered_by_promise, row.due_by_promise()),
+            within_24h_percent: percent(row.delivered_within_24h, row.due_within_24h()),
+            region: row.region,
+            service: row.service,
+            orders: row.orders,
+            delivered: row.delivered,
+            failed: row.failed,
+            late_open: row.late_open,
         })
-        .collect())
+        .collect();
+    Ok(web::SlaTableView { from: from.to_string(), to: to.to_string(), lines })
 }
 
 async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Result<web::PortalView, Problem> {
@@ -481,7 +475,7 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
         products,
         stock,
         orders,
-        sla: sla_lines(app, Some(&principal.tenant_id)).await?,
+        sla: sla_table(app, Some(&principal.tenant_id)).await?,
         alarms,
         recalls,
         storage_rows: app.store.storage_rows(&principal.tenant_id).await?,

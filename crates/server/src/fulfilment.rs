@@ -2788,13 +2788,24 @@ fn sla_view(row: &store::fulfilment::SlaRow) -> SlaView {
     }
 }
 
-async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<SlaReport, Problem> {
+/// The SLA of the orders placed from the start of the UTC day `from` to the end of `to`, per
+/// region and service; `from` and `to` as `/v1/sla` takes them (by default the last 30 days and
+/// today). The console shows the same.
+pub(crate) async fn sla_rows(
+    app: &AppState,
+    tenant: Option<&TenantId>,
+    params: &UsageParams,
+) -> Result<(jiff::civil::Date, jiff::civil::Date, Vec<store::fulfilment::SlaRow>), Problem> {
     let (from, to) = crate::api::period_days(params)?;
     let start = |date: jiff::civil::Date| {
         date.to_zoned(jiff::tz::TimeZone::UTC).map(|zoned| zoned.timestamp().as_millisecond()).unwrap_or(0)
     };
     let end = to.checked_add(jiff::Span::new().days(1)).map(start).unwrap_or(i64::MAX);
-    let rows = app.store.sla(tenant, start(from), end).await?;
+    Ok((from, to, app.store.sla(tenant, start(from), end).await?))
+}
+
+async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<SlaReport, Problem> {
+    let (from, to, rows) = sla_rows(app, tenant, params).await?;
     let mut total = store::fulfilment::SlaRow::zero("all".into(), "all".into());
     for row in &rows {
         total.add(row);

@@ -216,6 +216,15 @@ pub struct AlarmRowView {
     pub needs_person: bool,
 }
 
+/// The 24-hour promise over a period of UTC days, as `/v1/sla` reports it by default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlaTableView {
+    /// The first and last UTC day, YYYY-MM-DD.
+    pub from: String,
+    pub to: String,
+    pub lines: Vec<SlaLineView>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlaLineView {
     pub region: String,
@@ -252,7 +261,7 @@ pub struct ConsoleView {
     pub network_svg: Option<String>,
     /// (status, count).
     pub orders: Vec<(String, i64)>,
-    pub sla: Vec<SlaLineView>,
+    pub sla: SlaTableView,
     pub alarms: Vec<AlarmRowView>,
     pub log: LogView,
     pub tenants: Vec<TenantLineView>,
@@ -322,7 +331,7 @@ pub struct PortalView {
     pub stock: Vec<StockLineView>,
     pub orders: Vec<OrderLineView>,
     /// The merchant's own 24-hour promise, measured (as the console's, for one tenant).
-    pub sla: Vec<SlaLineView>,
+    pub sla: SlaTableView,
     pub alarms: Vec<AlarmRowView>,
     /// The merchant's recalls, newest first.
     pub recalls: Vec<RecallLineView>,

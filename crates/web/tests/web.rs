@@ -190,7 +190,7 @@ fn the_staff_pages_render() {
                 "network-map",
             ),
             orders: vec![("delivered".into(), 3)],
-            sla: vec![],
+            sla: web::SlaTableView { from: "2026-11-01".into(), to: "2026-12-01".into(), lines: vec![] },
             alarms: vec![alarm.clone()],
             log: LogView {
                 origin: "keten.localhost/log".into(),
@@ -219,6 +219,8 @@ fn the_staff_pages_render() {
         2,
         "the sign-out and the acknowledgement forms"
     );
+    assert!(console.contains("24-hour promise, 2026-11-01 to 2026-12-01 (UTC days)"), "the SLA's period: {console}");
+    assert!(console.contains("No orders in the period."), "{console}");
     assert_eq!(console.matches("class=\"lane\"").count(), 1, "a lane to an unknown place is left out");
     assert!(
         console.contains("class=\"route\"") && console.contains("van-1 &lt;r1&gt;"),
@@ -231,16 +233,20 @@ fn the_staff_pages_render() {
             products: vec![],
             stock: vec![],
             orders: vec![],
-            sla: vec![web::SlaLineView {
-                region: "Amsterdam <Noord>".into(),
-                service: "next_day".into(),
-                orders: 4,
-                delivered: 2,
-                failed: 1,
-                by_promise_percent: Some("67 %".into()),
-                within_24h_percent: Some("33 %".into()),
-                late_open: 0,
-            }],
+            sla: web::SlaTableView {
+                from: "2026-11-05".into(),
+                to: "2026-12-05".into(),
+                lines: vec![web::SlaLineView {
+                    region: "Amsterdam <Noord>".into(),
+                    service: "next_day".into(),
+                    orders: 4,
+                    delivered: 2,
+                    failed: 1,
+                    by_promise_percent: Some("67 %".into()),
+                    within_24h_percent: Some("33 %".into()),
+                    late_open: 0,
+                }],
+            },
             alarms: vec![AlarmRowView {
                 acknowledged_by: Some("Anna".into()),
                 comment: Some("ok".into()),
@@ -265,6 +271,7 @@ fn the_staff_pages_render() {
         ),
         "a row per region and service, escaped: {sla}"
     );
+    assert!(portal.contains("Your 24-hour promise, 2026-11-05 to 2026-12-05 (UTC days)"), "{portal}");
     assert!(portal.contains("LOT-7, &lt;LOT-8&gt;"), "lots listed, escaped: {portal}");
     assert!(
         portal.contains("href=\"/portal/alarms/alm_1\"") && !portal.contains("/acknowledge"),

@@ -307,7 +307,11 @@ pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     assert!(deleted.is_problem(409, "/problems/in-use"), "{:?}", deleted.body);
     assert!(deleted.body["detail"].as_str().unwrap().contains("a recall"), "{:?}", deleted.body);
     let listed = page("/portal").await.unwrap().text().await.unwrap();
-    assert!(listed.contains("Your 24-hour promise") && listed.contains("<table class=\"sla\">"), "{listed}");
+    assert!(listed.contains("<table class=\"sla\">"), "{listed}");
+    // Over the period `/v1/sla` reports by default.
+    let reported = app.get("/v1/sla", &key).await;
+    let period = format!("Your 24-hour promise, {} to {} (UTC days)", reported.body["from"], reported.body["to"]);
+    assert!(listed.contains(&period.replace('"', "")), "{period} in {listed}");
     let rows: Vec<&str> = listed.split("<tr class=\"recall\">").skip(1).collect();
     assert_eq!(rows.len(), 3, "{listed}");
     assert!(
