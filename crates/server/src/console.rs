@@ -307,7 +307,10 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
     Ok(web::ConsoleView {
         csrf,
         network_svg: web::svg::network(&points, &edges, "The network", "network-map"),
-        orders: app.store.order_counts().await?,
+        orders: {
+            let (_, _, start_unix_ms, end_unix_ms) = crate::fulfilment::period_instants(&Default::default())?;
+            app.store.order_counts(start_unix_ms, end_unix_ms).await?
+        },
         sla,
         alarms,
         log: web::LogView {

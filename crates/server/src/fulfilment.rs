@@ -2796,12 +2796,21 @@ pub(crate) async fn sla_rows(
     tenant: Option<&TenantId>,
     params: &UsageParams,
 ) -> Result<(jiff::civil::Date, jiff::civil::Date, Vec<store::fulfilment::SlaRow>), Problem> {
+    let (from, to, start_unix_ms, end_unix_ms) = period_instants(params)?;
+    Ok((from, to, app.store.sla(tenant, start_unix_ms, end_unix_ms).await?))
+}
+
+/// The period of UTC days `params` names (by default the last 30 days and today), and the
+/// instants it spans: from the start of its first day to the start of the day after its last.
+pub(crate) fn period_instants(
+    params: &UsageParams,
+) -> Result<(jiff::civil::Date, jiff::civil::Date, i64, i64), Problem> {
     let (from, to) = crate::api::period_days(params)?;
     let start = |date: jiff::civil::Date| {
         date.to_zoned(jiff::tz::TimeZone::UTC).map(|zoned| zoned.timestamp().as_millisecond()).unwrap_or(0)
     };
     let end = to.checked_add(jiff::Span::new().days(1)).map(start).unwrap_or(i64::MAX);
-    Ok((from, to, app.store.sla(tenant, start(from), end).await?))
+    Ok((from, to, start(from), end))
 }
 
 async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<SlaReport, Problem> {

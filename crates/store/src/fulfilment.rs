@@ -6546,6 +6546,46 @@ impl crate::TenantStore<'_> {
     }
 }
 
+/// The orders placed in `[$2, $3)` of the tenant `$1`, or (`one_tenant` false, `$1` NULL) of
+/// every tenant: a `FROM … WHERE` clause whose rows are named `orders`. Each tenant's range of
+/// `orders_by_placed` is read, not every order.
+fn orders_placed_in(one_tenant: bool) -> &'static str {
+    if one_tenant {
+        "orders WHERE tenant_id = $1 AND placed_unix_ms >= $2 AND placed_unix_ms < $3"
+    } else {
+        // Tenant by tenant (tenants are never deleted, and every order's tenant is one).
+        "(SELECT o.* FROM tenants t CROSS JOIN orders o WHERE o.tenant_id = t.tenant_id \
+         AND o.placed_unix_ms >= $2 AND o.placed_unix_ms < $3) AS orders WHERE $1 IS NULL"
+    }
+}
+
+/// The SLA's statement (see [`Store::sla`]): `$1` the tenant (or NULL), `$2` and `$3` the period,
+/// `$4` now.
+fn sla_sql(one_tenant: bool) -> String {
+    const PROMISE: &str = "COALESCE(first_promised_unix_ms, promised_by_unix_ms)";
+    const OPEN: &str = "arrived_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned')";
+    // A cancelled order is final: its last change (`updated_unix_ms`) is its cancellation.
+    const CANCELLED: &str = "arrived_unix_ms IS NULL AND status = 'cancelled'";
+    format!(
+        "SELECT region, service, COUNT(*) AS orders, \
+         SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled, \
+         SUM(CASE WHEN arrived_unix_ms IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
+         SUM(CASE WHEN arrived_unix_ms IS NOT NULL AND arrived_unix_ms <= {PROMISE} THEN 1 ELSE 0 END) \
+           AS delivered_by_promise, \
+         SUM(CASE WHEN arrived_unix_ms IS NOT NULL AND arrived_unix_ms - placed_unix_ms <= {DAY_MS} THEN 1 ELSE 0 END) \
+           AS delivered_within_24h, \
+         SUM(CASE WHEN arrived_unix_ms IS NULL AND status = 'returned' THEN 1 ELSE 0 END) AS failed, \
+         SUM(CASE WHEN {OPEN} AND {PROMISE} < $4 THEN 1 ELSE 0 END) AS late_open, \
+         SUM(CASE WHEN {OPEN} AND placed_unix_ms + {DAY_MS} < $4 THEN 1 ELSE 0 END) AS open_past_24h, \
+         SUM(CASE WHEN {CANCELLED} AND updated_unix_ms > {PROMISE} THEN 1 ELSE 0 END) AS cancelled_late, \
+         SUM(CASE WHEN {CANCELLED} AND updated_unix_ms > placed_unix_ms + {DAY_MS} THEN 1 ELSE 0 END) \
+           AS cancelled_past_24h \
+         FROM {FROM} GROUP BY region, service",
+        DAY_MS = 86_400_000,
+        FROM = orders_placed_in(one_tenant),
+    )
+}
+
 /// Orders of one region and service placed in a period, and how their deliveries went.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SlaRow {
@@ -6784,16 +6824,21 @@ impl crate::Store {
             .bind(now_unix_ms).bind(tenant).bind(webhook).fetch_all(pool).await)?)
     }
 
-    /// Every tenant's orders counted by status (the operator's console).
-    pub async fn order_counts(&self) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        let rows: Vec<(String, i64)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
-            "SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status").fetch_all(pool).await)?;
+    /// Every tenant's orders placed in `[from, to)` counted by status (the operator's console).
+    pub async fn order_counts(
+        &self,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<(String, i64)>, crate::StoreError> {
+        let sql = format!("SELECT status, COUNT(*) FROM {} GROUP BY status ORDER BY status", orders_placed_in(false));
+        let rows: Vec<(String, i64)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
+            .bind(None::<&str>).bind(from_unix_ms).bind(to_unix_ms).fetch_all(pool).await)?;
         Ok(rows)
     }
 
     /// Orders placed in `[from, to)` by region and service (one tenant, or all for the operator),
     /// sorted by region and service (bytewise, the same on both backends). Reads the period's
-    /// orders in full: no index narrows it by time yet. Measured against the promise made when
+    /// orders only (`orders_by_placed`, each tenant's range). Measured against the promise made when
     /// the order was placed, even if a later allocation moved it, and against its arrival (at
     /// the door or the pickup point; see [`SlaRow`]).
     pub async fn sla(
@@ -6802,30 +6847,7 @@ impl crate::Store {
         from_unix_ms: i64,
         to_unix_ms: i64,
     ) -> Result<Vec<SlaRow>, crate::StoreError> {
-        const PROMISE: &str = "COALESCE(first_promised_unix_ms, promised_by_unix_ms)";
-        const OPEN: &str = "arrived_unix_ms IS NULL AND status NOT IN ('cancelled', 'returned')";
-        // A cancelled order is final: its last change (`updated_unix_ms`) is its cancellation.
-        const CANCELLED: &str = "arrived_unix_ms IS NULL AND status = 'cancelled'";
-        let sql = format!(
-            "SELECT region, service, COUNT(*) AS orders, \
-             SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled, \
-             SUM(CASE WHEN arrived_unix_ms IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
-             SUM(CASE WHEN arrived_unix_ms IS NOT NULL AND arrived_unix_ms <= {PROMISE} THEN 1 ELSE 0 END) \
-               AS delivered_by_promise, \
-             SUM(CASE WHEN arrived_unix_ms IS NOT NULL AND arrived_unix_ms - placed_unix_ms <= {DAY_MS} THEN 1 ELSE 0 END) \
-               AS delivered_within_24h, \
-             SUM(CASE WHEN arrived_unix_ms IS NULL AND status = 'returned' THEN 1 ELSE 0 END) AS failed, \
-             SUM(CASE WHEN {OPEN} AND {PROMISE} < $4 THEN 1 ELSE 0 END) AS late_open, \
-             SUM(CASE WHEN {OPEN} AND placed_unix_ms + {DAY_MS} < $4 THEN 1 ELSE 0 END) AS open_past_24h, \
-             SUM(CASE WHEN {CANCELLED} AND updated_unix_ms > {PROMISE} THEN 1 ELSE 0 END) AS cancelled_late, \
-             SUM(CASE WHEN {CANCELLED} AND updated_unix_ms > placed_unix_ms + {DAY_MS} THEN 1 ELSE 0 END) \
-               AS cancelled_past_24h \
-             FROM orders WHERE {TENANT} placed_unix_ms >= $2 AND placed_unix_ms < $3 \
-             GROUP BY region, service",
-            DAY_MS = 86_400_000,
-            // One tenant's orders by the key's prefix (an `OR` would read every tenant's).
-            TENANT = if tenant.is_some() { "tenant_id = $1 AND" } else { "$1 IS NULL AND" },
-        );
+        let sql = sla_sql(tenant.is_some());
         let mut rows: Vec<SlaRow> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
             .bind(tenant.map(TenantId::as_str))
             .bind(from_unix_ms)
@@ -7075,10 +7097,24 @@ mod tests {
                 TAIL_PLAN,
             ),
         ];
+        // The period's orders, each tenant's range (`orders_by_placed`).
+        const PLACED_PLAN: &[&str] =
+            &["USING INDEX orders_by_placed (tenant_id=? AND placed_unix_ms>? AND placed_unix_ms<?)"];
+        let placed: [(&str, String, usize, &[&str]); 3] = [
+            ("a tenant's SLA", sla_sql(true), 4, PLACED_PLAN),
+            ("every tenant's SLA", sla_sql(false), 4, PLACED_PLAN),
+            (
+                "the orders counted by status",
+                format!("SELECT status, COUNT(*) FROM {} GROUP BY status", orders_placed_in(false)),
+                3,
+                PLACED_PLAN,
+            ),
+        ];
         let expectations: Vec<(&str, String, usize, &[&str])> = expectations
             .into_iter()
             .map(|(what, sql, parameters, wanted)| (what, sql.to_owned(), parameters, wanted))
             .chain(behind)
+            .chain(placed)
             .collect();
         for writer in [true, false] {
             let mut conn =

@@ -989,6 +989,9 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!((row["share_by_promise"].as_f64(), row["share_within_24h"].as_f64()), (Some(1.0), Some(1.0)));
     let operator = app.get("/v1/operator/sla?tenant=fish", &app.operator_key).await;
     assert_eq!(operator.body["total"]["orders"], 2, "{:?}", operator.body);
+    // Every tenant's, read tenant by tenant: the same rows (no other merchant placed orders).
+    let everyone = app.get("/v1/operator/sla", &app.operator_key).await;
+    assert_eq!(everyone.body["rows"], operator.body["rows"], "{:?}", everyone.body);
     assert!(app.get("/v1/operator/sla", &key).await.is_problem(403, "/problems/forbidden"));
     // An operator reads a merchant's own report by naming it, and a mistyped name is not an empty one.
     let named = app.get("/v1/sla?tenant=fish", &app.operator_key).await;
