@@ -177,6 +177,9 @@ pub(crate) struct WriterCache {
     pub(crate) balances_behind: BalancesBehind,
     /// The idempotency keys the keys' index lacks (SQLite; see [`crate::idempotency::KeysTail`]).
     pub(crate) keys_tail: crate::idempotency::KeysTail,
+    /// This writer's number among its node's listeners (PostgreSQL, `stock_news`): what it
+    /// announces itself, its cache holds already.
+    pub(crate) news_writer: Option<usize>,
 }
 
 /// On SQLite, how long the busy writer may leave the units orders reserve out of

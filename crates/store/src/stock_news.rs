@@ -14,7 +14,9 @@
 //! transaction (delivered when it commits): a (tenant, GTIN) for stock and products, a (tenant,
 //! [`SITES`]) for sites and lanes (the network's own, which every tenant sees, as the tenant
 //! `network`). Every node listens, and a writer forgets the announced entries before its next
-//! batch ([`StockNews::forget_stale`]). An announcement can come a moment after a batch started,
+//! batch ([`StockNews::forget_stale`]), except the writer that announced them: its cache holds
+//! the change already (each balance it wrote read back, each product read again, its sites
+//! forgotten when it wrote them). An announcement can come a moment after a batch started,
 //! which then allocates from the older view; a listener that lost its connection (announcements
 //! missed) makes its writers forget every entry.
 
@@ -39,10 +41,13 @@ const ANNOUNCEMENT_LINE_BYTES_MAX: usize = 300;
 const _: () = assert!(network::TenantId::LENGTH_MAX + 16 <= ANNOUNCEMENT_LINE_BYTES_MAX);
 
 /// What this node heard, waiting for its writers: from the other nodes, and from its own writers
-/// (with several writer tasks, each has a cache of its own; the writer that wrote the change
-/// reads it again too, which costs one read).
+/// (with several writer tasks, each has a cache of its own; the writer that wrote the change is
+/// left out).
 #[derive(Debug)]
 pub(crate) struct StockNews {
+    /// This node among the listeners: random, named in each announcement's first line
+    /// (`@<node>/<writer>`), so the announcing writer does not forget its own changes.
+    node: u64,
     /// What each of this node's writers (each with its cache) has not forgotten yet.
     heard: Mutex<Vec<Heard>>,
     /// The listening task, ended when the store closes.
@@ -60,7 +65,7 @@ struct Heard {
 
 impl StockNews {
     pub(crate) fn new() -> StockNews {
-        StockNews { heard: Mutex::new(Vec::new()), listening: Mutex::new(None) }
+        StockNews { node: rand::random(), heard: Mutex::new(Vec::new()), listening: Mutex::new(None) }
     }
 
     /// Starts listening on a connection of its own to `url`, until [`StockNews::stop`].
@@ -108,9 +113,22 @@ impl StockNews {
     }
 
     fn heard(&self, payload: &str) {
+        // `@<node>/<writer>`: who announced it (a line without a tab).
+        let sender = payload
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix('@'))
+            .and_then(|sender| sender.split_once('/'))
+            .and_then(|(node, writer)| Some((u64::from_str_radix(node, 16).ok()?, writer.parse::<usize>().ok()?)));
+        let own = match sender {
+            Some((node, writer)) if node == self.node => Some(writer),
+            _ => None,
+        };
         let lines: Vec<(&str, &str)> = payload.lines().filter_map(|line| line.split_once('\t')).collect();
         let mut heard = self.heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for writer in heard.iter_mut().filter(|writer| !writer.everything) {
+        for (_, writer) in
+            heard.iter_mut().enumerate().filter(|(index, writer)| !writer.everything && own != Some(*index))
+        {
             for (tenant, subject) in &lines {
                 if *subject == SITES {
                     writer.sites.insert(tenant.to_string());
@@ -169,29 +187,43 @@ impl StockNews {
     }
 
     /// Announces, in the transaction on `conn` (delivered if it commits), that stock of these
-    /// (tenant, GTIN)s came in or their product changed, or (tenant, [`SITES`]) their sites or lanes.
+    /// (tenant, GTIN)s came in or their product changed, or (tenant, [`SITES`]) their sites or
+    /// lanes; `writer` (this node's writer that wrote them) does not forget them.
     pub(crate) async fn announce(
         &self,
         connection: &mut sqlx::PgConnection,
+        writer: Option<usize>,
         gtins: &[(String, String)],
     ) -> Result<(), sqlx::Error> {
-        let mut payload = String::new();
+        for payload in self.payloads(writer, gtins) {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(STOCK_CHANNEL).bind(payload).execute(&mut *connection).await?;
+        }
+        Ok(())
+    }
+
+    /// The announcements of `gtins` by `writer`: each at most [`ANNOUNCEMENT_BYTES_MAX`], its
+    /// first line the sender.
+    fn payloads(&self, writer: Option<usize>, gtins: &[(String, String)]) -> Vec<String> {
+        let sender = writer.map(|writer| format!("@{:x}/{writer}", self.node));
+        let (mut payloads, mut payload) = (Vec::new(), String::new());
         for (index, (tenant, gtin)) in gtins.iter().enumerate() {
-            if !payload.is_empty() {
+            if payload.is_empty() {
+                if let Some(sender) = &sender {
+                    payload.push_str(sender);
+                    payload.push('\n');
+                }
+            } else {
                 payload.push('\n');
             }
             payload.push_str(tenant);
             payload.push('\t');
             payload.push_str(gtin);
             if payload.len() >= ANNOUNCEMENT_BYTES_MAX - ANNOUNCEMENT_LINE_BYTES_MAX || index + 1 == gtins.len() {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(STOCK_CHANNEL)
-                    .bind(std::mem::take(&mut payload))
-                    .execute(&mut *connection)
-                    .await?;
+                debug_assert!(payload.len() <= ANNOUNCEMENT_BYTES_MAX);
+                payloads.push(std::mem::take(&mut payload));
             }
         }
-        Ok(())
+        payloads
     }
 }
 
@@ -226,6 +258,32 @@ mod tests {
         assert_eq!(heard_by(&news, second), (true, Vec::new()), "everything is stale already");
         news.forget_stale(second, &mut cache);
         assert_eq!(heard_by(&news, second), (false, Vec::new()));
+    }
+
+    /// The writer that announced a change does not forget it (its cache holds it); the node's
+    /// other writers, and other nodes', do. A long announcement is cut into several, each naming
+    /// its sender.
+    #[test]
+    fn the_announcing_writer_keeps_its_own_changes() {
+        let (news, other_node) = (StockNews::new(), StockNews::new());
+        let (first, second) = (news.writer(), news.writer());
+        let elsewhere = other_node.writer();
+        let gtins: Vec<(String, String)> = (0..1_000).map(|n| ("acme".to_owned(), format!("{n:014}"))).collect();
+        let payloads = news.payloads(Some(first), &gtins);
+        assert!(payloads.len() > 1 && payloads.iter().all(|payload| payload.len() <= ANNOUNCEMENT_BYTES_MAX));
+        for payload in &payloads {
+            assert!(payload.starts_with(&format!("@{:x}/{first}\n", news.node)), "{payload}");
+            news.heard(payload);
+            other_node.heard(payload);
+        }
+        assert_eq!(heard_by(&news, first), (false, Vec::new()), "its own");
+        let mut all = gtins.clone();
+        all.sort();
+        assert_eq!(heard_by(&news, second), (false, all.clone()));
+        assert_eq!(heard_by(&other_node, elsewhere), (false, all), "the same writer number on another node");
+        // Without a sender (as an older node announces), every writer forgets.
+        news.heard(&news.payloads(None, &gtins[..1])[0]);
+        assert_eq!(heard_by(&news, first).1, gtins[..1]);
     }
 
     /// A tenant's sites line makes its network snapshot forgotten, the network's every tenant's;

@@ -573,6 +573,7 @@ async fn run(
     let mut cache = WriterCache::default();
     // On PostgreSQL, this writer's share of what other API nodes announce (`stock_news`).
     let news = pools.stock_news().map(|news| (news, news.writer()));
+    cache.news_writer = news.map(|(_, writer)| writer);
     let mut ahead: Option<Ahead> = None;
     while !stopping {
         let mut batch = Vec::with_capacity(config.batch_writes_max.min(64));
@@ -1442,7 +1443,7 @@ async fn apply_in_transaction_once(
         changed.sort_unstable();
         changed.dedup();
         if !changed.is_empty()
-            && let Err(error) = news.announce(connection, &changed).await
+            && let Err(error) = news.announce(connection, cache.news_writer, &changed).await
         {
             let _ = conn.rollback().await;
             return Err(statement_failure(error));
