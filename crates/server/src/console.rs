@@ -257,7 +257,9 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
         .map(|(tenant, row)| alarm_row(&tenant, row))
         .collect();
     let now_ms = store::now_unix_ms();
-    let sla = sla_table(app, None).await?;
+    // The period `/v1/sla` reports by default, read once for both tables.
+    let period = crate::fulfilment::period_instants(&Default::default())?;
+    let sla = sla_table(app, None, period).await?;
     let checkpoint = app.store.log_latest_checkpoint().await?;
     let cosignatures = match &checkpoint {
         Some(checkpoint) => app.store.log_cosignatures(checkpoint.size).await?.len(),
@@ -307,10 +309,7 @@ async fn console_view(app: &AppState, csrf: String) -> Result<web::ConsoleView, 
     Ok(web::ConsoleView {
         csrf,
         network_svg: web::svg::network(&points, &edges, "The network", "network-map"),
-        orders: {
-            let (_, _, start_unix_ms, end_unix_ms) = crate::fulfilment::period_instants(&Default::default())?;
-            app.store.order_counts(start_unix_ms, end_unix_ms).await?
-        },
+        orders: app.store.order_counts(period.2, period.3).await?,
         sla,
         alarms,
         log: web::LogView {
@@ -380,10 +379,15 @@ async fn portal(State(app): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// The SLA per region and service (one tenant's, or all), over the period `/v1/sla` reports by
-/// default.
-async fn sla_table(app: &AppState, tenant: Option<&TenantId>) -> Result<web::SlaTableView, Problem> {
-    let (from, to, rows) = crate::fulfilment::sla_rows(app, tenant, &crate::api::UsageParams::default()).await?;
+/// The SLA per region and service (one tenant's, or all), over `period`
+/// ([`crate::fulfilment::period_instants`]).
+async fn sla_table(
+    app: &AppState,
+    tenant: Option<&TenantId>,
+    period: (jiff::civil::Date, jiff::civil::Date, i64, i64),
+) -> Result<web::SlaTableView, Problem> {
+    let (from, to, start_unix_ms, end_unix_ms) = period;
+    let rows = app.store.sla(tenant, start_unix_ms, end_unix_ms).await?;
     // As the API's shares: of the orders due either way.
     let percent =
         |part: i64, due: i64| crate::fulfilment::share(part, due).map(|share| format!("{:.0} %", share * 100.0));
@@ -478,7 +482,8 @@ async fn portal_view(app: &AppState, principal: &Principal, csrf: String) -> Res
         products,
         stock,
         orders,
-        sla: sla_table(app, Some(&principal.tenant_id)).await?,
+        sla: sla_table(app, Some(&principal.tenant_id), crate::fulfilment::period_instants(&Default::default())?)
+            .await?,
         alarms,
         recalls,
         storage_rows: app.store.storage_rows(&principal.tenant_id).await?,

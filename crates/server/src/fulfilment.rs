@@ -2788,20 +2788,9 @@ fn sla_view(row: &store::fulfilment::SlaRow) -> SlaView {
     }
 }
 
-/// The SLA of the orders placed from the start of the UTC day `from` to the end of `to`, per
-/// region and service; `from` and `to` as `/v1/sla` takes them (by default the last 30 days and
-/// today). The console shows the same.
-pub(crate) async fn sla_rows(
-    app: &AppState,
-    tenant: Option<&TenantId>,
-    params: &UsageParams,
-) -> Result<(jiff::civil::Date, jiff::civil::Date, Vec<store::fulfilment::SlaRow>), Problem> {
-    let (from, to, start_unix_ms, end_unix_ms) = period_instants(params)?;
-    Ok((from, to, app.store.sla(tenant, start_unix_ms, end_unix_ms).await?))
-}
-
-/// The period of UTC days `params` names (by default the last 30 days and today), and the
-/// instants it spans: from the start of its first day to the start of the day after its last.
+/// The period of UTC days `params` names (by default the last 30 days and today, which the
+/// console shows too), and the instants it spans: from the start of its first day to the start of
+/// the day after its last.
 pub(crate) fn period_instants(
     params: &UsageParams,
 ) -> Result<(jiff::civil::Date, jiff::civil::Date, i64, i64), Problem> {
@@ -2814,7 +2803,8 @@ pub(crate) fn period_instants(
 }
 
 async fn sla_report(app: &AppState, tenant: Option<&TenantId>, params: &UsageParams) -> Result<SlaReport, Problem> {
-    let (from, to, rows) = sla_rows(app, tenant, params).await?;
+    let (from, to, start_unix_ms, end_unix_ms) = period_instants(params)?;
+    let rows = app.store.sla(tenant, start_unix_ms, end_unix_ms).await?;
     let mut total = store::fulfilment::SlaRow::zero("all".into(), "all".into());
     for row in &rows {
         total.add(row);

@@ -192,9 +192,7 @@ impl Mutation {
                 | Mutation::DeleteLane { .. }
         )
     }
-}
 
-impl Mutation {
     /// A fulfilment step with the EPCIS events that record it (if any), as one write.
     pub fn fulfilment_step(change: FulfilmentMutation, events: Option<crate::epcis::Capture>) -> Mutation {
         match events {
