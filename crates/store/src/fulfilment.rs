@@ -6562,6 +6562,11 @@ fn orders_placed_in(one_tenant: bool) -> &'static str {
     }
 }
 
+/// Every tenant's orders placed in `[$2, $3)` counted by status (`$1` NULL).
+fn order_counts_sql() -> String {
+    format!("SELECT status, COUNT(*) FROM {} GROUP BY status ORDER BY status", orders_placed_in(false))
+}
+
 /// The SLA's statement (see [`Store::sla`]): `$1` the tenant (or NULL), `$2` and `$3` the period,
 /// `$4` now.
 fn sla_sql(one_tenant: bool) -> String {
@@ -6833,7 +6838,7 @@ impl crate::Store {
         from_unix_ms: i64,
         to_unix_ms: i64,
     ) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        let sql = format!("SELECT status, COUNT(*) FROM {} GROUP BY status ORDER BY status", orders_placed_in(false));
+        let sql = order_counts_sql();
         let rows: Vec<(String, i64)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(&sql)
             .bind(None::<&str>).bind(from_unix_ms).bind(to_unix_ms).fetch_all(pool).await)?;
         Ok(rows)
@@ -7018,7 +7023,8 @@ mod tests {
     }
 
     /// SQLite plans the ledger's reads by lot with the lot index, the lots into a zone with their
-    /// own index, and the lapsed holds from the due reservations, on a fresh database (the seeded statistics, migration 0013), on the
+    /// own index, the lapsed holds from the due reservations, and the SLA's reads of a period's
+    /// orders by each tenant's range of `orders_by_placed`, on a fresh database (the seeded statistics, migration 0013), on the
     /// writer's connection (which ran the migrations) and on a reader's. Without them it walked
     /// the tenant's whole journal by primary key (`SEARCH … USING PRIMARY KEY (tenant_id=?)`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -7106,12 +7112,7 @@ mod tests {
         let placed: [(&str, String, usize, &[&str]); 3] = [
             ("a tenant's SLA", sla_sql(true), 4, PLACED_PLAN),
             ("every tenant's SLA", sla_sql(false), 4, PLACED_PLAN),
-            (
-                "the orders counted by status",
-                format!("SELECT status, COUNT(*) FROM {} GROUP BY status", orders_placed_in(false)),
-                3,
-                PLACED_PLAN,
-            ),
+            ("the orders counted by status", order_counts_sql(), 3, PLACED_PLAN),
         ];
         let expectations: Vec<(&str, String, usize, &[&str])> = expectations
             .into_iter()
