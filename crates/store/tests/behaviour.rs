@@ -729,11 +729,7 @@ async fn sqlite_batch_times_keep_their_order_across_a_restart_with_the_clock_beh
 async fn sqlite_orders_from_before_arrivals_arrive_by_their_history() {
     use sqlx::Connection;
     let file = scratchdb::SqliteFile::new().unwrap();
-    let older = migrations_before("sqlite", "0020");
-    let options = std::str::FromStr::from_str(&file.url())
-        .map(|options: sqlx::sqlite::SqliteConnectOptions| options.create_if_missing(true));
-    let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
-    sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
+    let mut raw = sqlite_migrated_before(&file, "0020").await;
     // (order, status, delivered), then its history (status, at).
     type History<'a> = &'a [(&'a str, i64)];
     let orders: [(&str, &str, Option<i64>, History); 4] = [
@@ -799,6 +795,17 @@ fn migrations_before(backend: &str, version: &str) -> tempfile::TempDir {
     older
 }
 
+/// A connection to the SQLite `file`, created with the migrations before `version`.
+async fn sqlite_migrated_before(file: &scratchdb::SqliteFile, version: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let older = migrations_before("sqlite", version);
+    let options = std::str::FromStr::from_str(&file.url())
+        .map(|options: sqlx::sqlite::SqliteConnectOptions| options.create_if_missing(true));
+    let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
+    sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
+    raw
+}
+
 /// Orders packed before `order_ssccs` (order, allocation): a split order's two pallets, and an
 /// order with no SSCC yet.
 const PACKED_BEFORE_ORDER_SSCCS: [(&str, &str); 2] = [
@@ -825,11 +832,7 @@ fn order_ssccs_after_upgrade() -> Vec<(String, String, String)> {
 async fn sqlite_orders_packed_before_order_ssccs_keep_their_ssccs() {
     use sqlx::Connection;
     let file = scratchdb::SqliteFile::new().unwrap();
-    let older = migrations_before("sqlite", "0030");
-    let options = std::str::FromStr::from_str(&file.url())
-        .map(|options: sqlx::sqlite::SqliteConnectOptions| options.create_if_missing(true));
-    let mut raw = sqlx::SqliteConnection::connect_with(&options.unwrap()).await.unwrap();
-    sqlx::migrate::Migrator::new(older.path()).await.unwrap().run(&mut raw).await.unwrap();
+    let mut raw = sqlite_migrated_before(&file, "0030").await;
     for (order, allocation) in PACKED_BEFORE_ORDER_SSCCS {
         sqlx::query(INSERT_PACKED_ORDER).bind(order).bind(allocation).execute(&mut raw).await.unwrap();
     }
