@@ -175,13 +175,14 @@ impl StockNews {
         use crate::writer::Mutation;
         let mut changes = Vec::new();
         for write in writes {
-            let tenant = write.tenant_id.as_str().to_owned();
-            match &write.mutation {
-                Mutation::PutProduct { product, .. } => changes.push((tenant, product.gtin.as_str().to_owned())),
-                Mutation::DeleteProduct { gtin } => changes.push((tenant, gtin.as_str().to_owned())),
-                mutation if mutation.changes_network() => changes.push((tenant, SITES.to_owned())),
-                _ => {}
-            }
+            // (Most writes are orders, which announce nothing: nothing is built for them.)
+            let subject = match &write.mutation {
+                Mutation::PutProduct { product, .. } => product.gtin.as_str(),
+                Mutation::DeleteProduct { gtin } => gtin.as_str(),
+                mutation if mutation.changes_network() => SITES,
+                _ => continue,
+            };
+            changes.push((write.tenant_id.as_str().to_owned(), subject.to_owned()));
         }
         changes
     }
