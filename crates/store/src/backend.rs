@@ -228,12 +228,13 @@ impl Pools {
         rows.unwrap_or_default().into_iter().map(|(version, description)| format!("{version} {description}")).collect()
     }
 
-    /// The writer's own read connection on SQLite, for the writes it applies ahead, if it is free
-    /// now (none on PostgreSQL).
+    /// A read connection for the writes the writer applies ahead, if one is free now: on SQLite
+    /// the writer's own, on PostgreSQL an idle one of the pool (none idle: nothing is applied
+    /// ahead this time).
     pub(crate) fn try_acquire_ahead_reader(&self) -> Option<Conn> {
         match self {
             Pools::Sqlite { ahead, .. } => ahead.try_acquire().map(Conn::Sqlite),
-            Pools::Postgres { .. } => None,
+            Pools::Postgres { pool, .. } => pool.try_acquire().map(Conn::Postgres),
         }
     }
 

@@ -480,6 +480,8 @@ pub(crate) struct StockBatch {
     pub(crate) deferring: bool,
     /// It did leave some balances behind.
     pub(crate) left_behind: bool,
+    /// PostgreSQL: how the balances written differ from the cache lent out meanwhile.
+    lent_corrections: Vec<BalanceCorrection>,
 }
 
 impl StockBatch {
@@ -1141,6 +1143,7 @@ impl StockBatch {
                             reserved_delta,
                             status: cached.status,
                             read_status,
+                            expected: cached.balance,
                         });
                     }
                 }
@@ -1150,7 +1153,9 @@ impl StockBatch {
     }
 
     /// Writes a [`FlushPlan`] and the batch's rows. `cache`: refreshed from the balances written
-    /// on PostgreSQL; not needed on SQLite (its one writer's cache holds them already).
+    /// on PostgreSQL ([`BalanceCorrection`]); not needed on SQLite (its one writer's cache holds
+    /// them already). Without it (lent out) PostgreSQL's corrections wait in the batch for
+    /// [`StockBatch::correct_lent_cache`].
     pub(crate) async fn write_flush(
         &mut self,
         plan: FlushPlan,
@@ -1197,20 +1202,42 @@ impl StockBatch {
                 .map(|rows| crate::writer::Run { shape: rows.len(), rows })
                 .collect(),
         };
-        let mut cache = cache;
+        let mut corrections = Vec::new();
         for run in runs {
             let rows = &updates[run.rows.clone()];
-            let updated = match (&mut *conn, cache.as_deref_mut()) {
-                (Conn::Sqlite(_), _) => update_balances_sqlite(conn, rows, run.shape, now_unix_ms).await?,
-                (Conn::Postgres(_), Some(cache)) => update_balances(conn, cache, rows, run.shape, now_unix_ms).await?,
-                (Conn::Postgres(_), None) => return Err(corrupt("PostgreSQL's balances are written with the cache")),
+            let updated = match conn {
+                Conn::Sqlite(_) => update_balances_sqlite(conn, rows, run.shape, now_unix_ms).await?,
+                Conn::Postgres(connection) => update_balances(connection, rows, now_unix_ms, &mut corrections).await?,
             };
             if !updated {
                 return Ok(Err(Raced));
             }
         }
+        match cache {
+            Some(cache) => correct_cache(cache, corrections),
+            None => self.lent_corrections.extend(corrections),
+        }
         self.flush_rows(conn, now_unix_ms).await?;
         Ok(Ok(()))
+    }
+
+    /// Once the cache lent out while this batch was written is back (`writer::Ahead`), and the
+    /// batch committed: corrects it by the balances as written ([`BalanceCorrection`]), and the
+    /// balances as `ahead` (the writes applied meanwhile) read them, so that its net changes stay
+    /// its own.
+    pub(crate) fn correct_lent_cache(&mut self, cache: &mut WriterCache, ahead: Option<&mut StockBatch>) {
+        let corrections = std::mem::take(&mut self.lent_corrections);
+        if let Some(ahead) = ahead {
+            for correction in &corrections {
+                if let Some(Dirty { read: Some((read, _)), .. }) =
+                    ahead.dirty.get_mut(&(correction.tenant.clone(), correction.key.clone()))
+                {
+                    read.on_hand += correction.on_hand;
+                    read.reserved += correction.reserved;
+                }
+            }
+        }
+        correct_cache(cache, corrections);
     }
 }
 
@@ -1256,6 +1283,34 @@ struct BalanceUpdate {
     reserved_delta: i64,
     status: LotStatus,
     read_status: LotStatus,
+    /// The balance as the cache holds it when the batch is planned (PostgreSQL: the row written
+    /// differs when another API node changed it meanwhile, see [`BalanceCorrection`]).
+    expected: Balance,
+}
+
+/// How a balance as written on PostgreSQL differs from the cache's when its batch was planned
+/// (another API node moved it meanwhile): added to the cached balance. At once when the writer
+/// holds its cache; after the commit while the cache is lent to apply the next writes ahead
+/// (`writer::Ahead`), whose changes it then holds besides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BalanceCorrection {
+    tenant: String,
+    key: StockKey,
+    on_hand: i64,
+    reserved: i64,
+}
+
+/// Adds corrections to the cached balances; a balance no longer cached is read afresh when next
+/// used, and needs none.
+fn correct_cache(cache: &mut WriterCache, corrections: Vec<BalanceCorrection>) {
+    for correction in corrections {
+        if let Some(entry) = cache.gtins.get_mut(&(correction.tenant, correction.key.gtin.clone()))
+            && let Some(cached) = entry.balance_mut(&correction.key)
+        {
+            cached.balance.on_hand += correction.on_hand;
+            cached.balance.reserved += correction.reserved;
+        }
+    }
 }
 
 /// Whether a balance is still as read, locking its row until the transaction ends on PostgreSQL
@@ -1287,23 +1342,21 @@ async fn still_as_read(
 /// status read. Answers false if any guard failed (another API node changed a balance so that
 /// this batch's decisions no longer hold).
 ///
-/// On PostgreSQL, where several API nodes write, the cache is refreshed from the rows as written
-/// (`RETURNING`). On SQLite the store runs one writer task (see `WriterHandle::start`) and the
-/// cache already holds the rows as written, so only the count of rows updated is checked. A
-/// second process writing the same SQLite file would leave this cache stale until the entry is
-/// reloaded (`CACHE_LIFETIME`): the guards still keep every invariant in the database, but orders
-/// could be refused for stock the cache does not know of. One server per SQLite file.
+/// On PostgreSQL, where several API nodes write, the cache is corrected by the rows as written
+/// (`RETURNING`): each that differs from the balance expected adds a [`BalanceCorrection`] to
+/// `corrections`. On SQLite the store runs one writer task (see `WriterHandle::start`) and the
+/// cache already holds the rows as written, so only the count of rows updated is checked
+/// ([`update_balances_sqlite`]). A second process writing the same SQLite file would leave this
+/// cache stale until the entry is reloaded (`CACHE_LIFETIME`): the guards still keep every
+/// invariant in the database, but orders could be refused for stock the cache does not know of.
+/// One server per SQLite file.
 async fn update_balances(
-    conn: &mut Conn,
-    cache: &mut WriterCache,
+    connection: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
     updates: &[BalanceUpdate],
-    shape: usize,
     now_unix_ms: i64,
+    corrections: &mut Vec<BalanceCorrection>,
 ) -> Result<bool, sqlx::Error> {
-    let Conn::Postgres(connection) = conn else {
-        return update_balances_sqlite(conn, updates, shape, now_unix_ms).await;
-    };
-    // PostgreSQL: the net changes as arrays (one statement shape, one round trip).
+    // The net changes as arrays (one statement shape, one round trip).
     let column = |field: fn(&BalanceUpdate) -> &str| updates.iter().map(field).collect::<Vec<&str>>();
     let written: Vec<(String, String, String, String, String, i64, i64)> = sqlx::query_as(
         "UPDATE stock_balances SET on_hand = on_hand + v.v_on_hand, reserved = reserved + v.v_reserved, \
@@ -1331,16 +1384,29 @@ async fn update_balances(
     if written.len() != updates.len() {
         return Ok(false);
     }
+    let expected: HashMap<(&str, &str, &str, &str, &str), Balance> = updates
+        .iter()
+        .map(|update| {
+            let key = &update.key;
+            (
+                (update.tenant.as_str(), key.gtin.as_str(), key.location.as_str(), key.zone.as_str(), key.lot.as_str()),
+                update.expected,
+            )
+        })
+        .collect();
     for (tenant, gtin, location, zone, lot, on_hand, reserved) in written {
-        if let Some(entry) = cache.gtins.get_mut(&(tenant, gtin.clone()))
-            && let Some(cached) = entry.balances.iter_mut().find(|cached| {
-                cached.key.gtin == gtin
-                    && cached.key.location == location
-                    && cached.key.zone == zone
-                    && cached.key.lot == lot
-            })
-        {
-            cached.balance = Balance { on_hand, reserved };
+        let Some(&expected) =
+            expected.get(&(tenant.as_str(), gtin.as_str(), location.as_str(), zone.as_str(), lot.as_str()))
+        else {
+            return Err(corrupt("a balance written is not among those updated"));
+        };
+        if (on_hand, reserved) != (expected.on_hand, expected.reserved) {
+            corrections.push(BalanceCorrection {
+                tenant,
+                key: StockKey { gtin, location, zone, lot },
+                on_hand: on_hand - expected.on_hand,
+                reserved: reserved - expected.reserved,
+            });
         }
     }
     Ok(true)
@@ -6949,6 +7015,56 @@ mod tests {
         due
     }
 
+    /// PostgreSQL: another API node reserved units of a balance while this writer's batch was
+    /// written and its cache lent out to apply the next writes ahead. Once the batch commits, the
+    /// cache and those writes' reads move by the difference, so the cache holds the row as written
+    /// plus the writes applied ahead, and their net change stays their own (the other node's
+    /// units counted once).
+    #[test]
+    fn a_lent_cache_is_corrected_with_the_reads_of_the_writes_applied_ahead() {
+        let key = StockKey {
+            gtin: "08712345100315".to_owned(),
+            location: "8712345001018".to_owned(),
+            zone: "chill".to_owned(),
+            lot: "HOT".to_owned(),
+        };
+        let mut cache = WriterCache::default();
+        let balance = |on_hand, reserved| Balance { on_hand, reserved };
+        // After the committing batch reserved 3 of 10 reserved before: 13 expected.
+        let cached = CachedBalance::new(key.clone(), None, LotStatus::Available, balance(100, 13)).unwrap();
+        let entry = GtinEntry { loaded: Instant::now(), product: None, balances: vec![cached] };
+        cache.gtins.insert(("a".to_owned(), key.gtin.clone()), entry);
+        // Ahead, the next writes read 13 and reserved 4 more.
+        let mut ahead = StockBatch::default();
+        ahead.touch("a", &key, Some((balance(100, 13), LotStatus::Available)));
+        cache.gtins.get_mut(&("a".to_owned(), key.gtin.clone())).unwrap().balance_mut(&key).unwrap().balance =
+            balance(100, 17);
+        // The row as written holds 5 more reserved than expected: the other node's.
+        let mut committing = StockBatch::default();
+        committing.lent_corrections.push(BalanceCorrection {
+            tenant: "a".to_owned(),
+            key: key.clone(),
+            on_hand: 0,
+            reserved: 5,
+        });
+        committing.correct_lent_cache(&mut cache, Some(&mut ahead));
+        assert!(committing.lent_corrections.is_empty());
+        let cached =
+            cache.gtins.get_mut(&("a".to_owned(), key.gtin.clone())).unwrap().balance_mut(&key).unwrap().balance;
+        assert_eq!(cached, balance(100, 22), "the row (18) and the 4 applied ahead");
+        let read = ahead.dirty[&("a".to_owned(), key.clone())].read.unwrap().0;
+        assert_eq!(read, balance(100, 18), "the writes applied ahead read the row as written");
+        assert_eq!(cached.reserved - read.reserved, 4, "their net change is their own");
+        // A balance the cache no longer holds (forgotten meanwhile) is read afresh: no correction.
+        let mut gone = StockBatch::default();
+        let other = StockKey { lot: "GONE".to_owned(), ..key.clone() };
+        gone.lent_corrections.push(BalanceCorrection { tenant: "a".to_owned(), key: other, on_hand: 1, reserved: 1 });
+        gone.correct_lent_cache(&mut cache, None);
+        let after =
+            cache.gtins.get_mut(&("a".to_owned(), key.gtin.clone())).unwrap().balance_mut(&key).unwrap().balance;
+        assert_eq!(after, balance(100, 22));
+    }
+
     /// SQLite's guarded balance update names `on_hand` and `status` only when a balance of the
     /// batch changes them: a batch of reserves and releases leaves the held-at index alone.
     #[test]
@@ -6965,6 +7081,7 @@ mod tests {
             reserved_delta,
             status,
             read_status: LotStatus::Available,
+            expected: Balance { on_hand: 10, reserved: 3 },
         };
         let reserves = [update(0, 3, LotStatus::Available), update(0, -2, LotStatus::Available)];
         assert_eq!(sqlite_balance_set(&reserves), "reserved = reserved + v.v_reserved");

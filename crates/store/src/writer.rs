@@ -320,11 +320,11 @@ pub struct WriterPhases {
     /// Writing the rows: keys, balances, movements, orders, the log, usage (and on SQLite, now and
     /// then, the reserves' lot index).
     pub flush_micros: u64,
-    /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced. On
-    /// SQLite, also any wait for the next writes applied ahead meanwhile ([`Ahead`]).
+    /// The commit: the WAL (SQLite) or the transaction log (PostgreSQL) written and synced; also
+    /// any wait for the next writes applied ahead meanwhile ([`Ahead`]).
     pub commit_micros: u64,
-    /// Writes applied ahead, while the batch before them was written (SQLite, see [`Ahead`]): not
-    /// in `apply_micros`.
+    /// Writes applied ahead, while the batch before them was written ([`Ahead`]): not in
+    /// `apply_micros`.
     pub applied_ahead: u64,
     /// Applying those, while the batch before was written.
     pub ahead_micros: u64,
@@ -466,9 +466,9 @@ impl WriterHandle {
             crate::backend::BackendKind::Sqlite => 1,
             crate::backend::BackendKind::Postgres => config.writer_tasks,
         };
-        // On SQLite, a thread of its own applies writes ahead ([`Ahead`]), on another core than the
-        // writer's (where SQLite's thread writes and commits meanwhile), with its empty database's
-        // connection thread beside it. It ends with the writer.
+        // Writes are applied ahead ([`Ahead`]). On SQLite by a thread of its own, on another core
+        // than the writer's (where SQLite's thread writes and commits meanwhile), with its empty
+        // database's connection thread beside it. It ends with the writer.
         let mut ahead_thread = None;
         if pools.kind() == crate::backend::BackendKind::Sqlite {
             let (started, start) = oneshot::channel();
@@ -486,7 +486,19 @@ impl WriterHandle {
             })
             .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
             if let Ok((runtime, detached)) = start.await {
-                ahead_thread = Some(AheadThread { runtime, detached, _ends: ends });
+                ahead_thread = Some(AheadThread { runtime, detached, _ends: Some(ends) });
+            }
+        } else {
+            // On PostgreSQL the first writer task applies writes ahead on the process's runtime
+            // while the server writes and commits its batch (the other tasks, if any, do not).
+            match detached_database().await {
+                Ok(detached) => {
+                    ahead_thread =
+                        Some(AheadThread { runtime: tokio::runtime::Handle::current(), detached, _ends: None })
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no empty database to apply writes ahead with; each batch applies its own")
+                }
             }
         }
         let mut tasks = Vec::with_capacity(writer_tasks);
@@ -608,7 +620,8 @@ async fn run(
             stopping |= take(first, &mut batch);
             stopping = take_waiting(&mut receiver, &mut batch, config.batch_writes_max, stopping);
         }
-        // Writes applied ahead are orders alone (no locks, SQLite): one chunk, the first.
+        // Writes applied ahead are orders alone (on PostgreSQL one lock each, at most
+        // `batch_writes_max` of them, under `BATCH_LOCKS_MAX`): one chunk, the first.
         let locks_max = (pools.kind() == crate::backend::BackendKind::Postgres).then_some(BATCH_LOCKS_MAX);
         let chunks = chunks(batch, config.batch_writes_max, locks_max);
         debug_assert!(head.is_none() || chunks.len() == 1, "writes applied ahead are one batch");
@@ -625,7 +638,8 @@ async fn run(
                     receiver: &receiver,
                     detached: &thread.detached,
                     runtime: &thread.runtime,
-                    batch_writes_max: config.batch_writes_max,
+                    // (An order takes one lock: so many make one chunk.)
+                    batch_writes_max: config.batch_writes_max.min(locks_max.unwrap_or(usize::MAX)),
                     ahead: &mut ahead,
                 }),
                 _ => None,
@@ -916,8 +930,11 @@ async fn process(
     log_grew
 }
 
-/// Writes gathered while the batch before them is written and committed (SQLite), and what was
-/// applied of them meanwhile.
+/// Writes gathered while the batch before them is written and committed, and what was applied of
+/// them meanwhile. Described here for SQLite; on PostgreSQL the first writer task applies them on
+/// the process's runtime while the server writes the batch, reads keys on an idle connection of the
+/// pool, and corrects its cache once it is back (`fulfilment::BalanceCorrection`, ARCHITECTURE.md
+/// "Writes applied ahead (PostgreSQL)").
 ///
 /// On SQLite the writer's thread and SQLite's thread take turns on one core (see `core`): the
 /// writer applies a batch, then SQLite's thread writes its rows and commits it. Once the batch's
@@ -982,12 +999,13 @@ impl AppliedAhead {
     }
 }
 
-/// The thread that applies writes ahead ([`Ahead`]): its runtime, and its connection to an empty
-/// database ([`detached_database`]). It ends when this is dropped, with the writer.
+/// Where writes are applied ahead ([`Ahead`]): a runtime, and a connection to an empty database
+/// ([`detached_database`]). On SQLite a thread of its own, which ends when this is dropped, with
+/// the writer (`_ends`); on PostgreSQL the process's runtime.
 struct AheadThread {
     runtime: tokio::runtime::Handle,
     detached: sqlx::SqlitePool,
-    _ends: oneshot::Sender<()>,
+    _ends: Option<oneshot::Sender<()>>,
 }
 
 /// What a committing batch needs to gather the next writes ([`Ahead`]).
@@ -1013,13 +1031,19 @@ impl Gatherer<'_> {
         if batch.is_empty() && !stopping {
             return None;
         }
+        let sqlite = pools.kind() == crate::backend::BackendKind::Sqlite;
         if stopping
             || !cache.balances_behind.known
-            || !cache.keys_tail.known
+            || (sqlite && !cache.keys_tail.known)
             || !batch.iter().all(|pending| is_order(&pending.write))
         {
             *self.ahead = Some(Ahead { batch, stopping, applied: None });
             return None;
+        }
+        // On PostgreSQL, what other API nodes announced so far is forgotten first: their stock
+        // is read in the batch's transaction (the committing batch's balances are planned).
+        if let (Some(news), Some(writer)) = (pools.stock_news(), cache.news_writer) {
+            news.forget_stale(writer, cache);
         }
         let committing: std::collections::HashSet<(String, String)> = committing
             .iter()
@@ -1027,6 +1051,7 @@ impl Gatherer<'_> {
             .map(|record| (record.tenant_id.to_string(), record.key.clone()))
             .collect();
         let (pools, detached, mut lent) = (pools.clone(), self.detached.clone(), std::mem::take(cache));
+        let news_writer = lent.news_writer;
         Some(Applying(self.runtime.spawn(async move {
             use futures_util::FutureExt;
             let applying = std::panic::AssertUnwindSafe(apply_ahead(&pools, &detached, &batch, committing, &mut lent));
@@ -1036,7 +1061,9 @@ impl Gatherer<'_> {
                 // the writes are applied in their transaction.
                 Err(_) => {
                     tracing::error!("applying writes ahead panicked; the cache is dropped");
-                    (batch, WriterCache::default(), None)
+                    let mut dropped = WriterCache::default();
+                    dropped.news_writer = news_writer;
+                    (batch, dropped, None)
                 }
             }
         })))
@@ -1124,7 +1151,8 @@ async fn apply_ahead(
     let mut detached = Conn::Sqlite(detached.try_acquire()?);
     let previous_batch_unix_ms = cache.last_batch_time();
     let now_unix_ms = cache.next_batch_time(now_unix_ms());
-    let deferring = cache.balances_behind.may_defer();
+    // (Balances are left behind on SQLite only.)
+    let deferring = pools.kind() == crate::backend::BackendKind::Sqlite && cache.balances_behind.may_defer();
     let mut ahead = AppliedAhead::new(writes.len(), previous_batch_unix_ms, now_unix_ms, deferring);
     ahead.keys = keys;
     ahead.stock.defer_expiries(true);
@@ -1469,8 +1497,11 @@ async fn apply_in_transaction_once(
         now_unix_ms,
     )
     .await;
+    let mut ahead_stock = None;
     if let Some(gatherer) = next {
         gatherer.land(applying, cache).await;
+        ahead_stock =
+            gatherer.ahead.as_mut().and_then(|ahead| ahead.applied.as_mut()).map(|applied| &mut applied.stock);
     }
     let (log_grew, flushed_at) = match written {
         Ok(written) => written,
@@ -1479,6 +1510,9 @@ async fn apply_in_transaction_once(
             return Err(failure);
         }
     };
+    // On PostgreSQL, the balances as written, where another API node moved them meanwhile, into
+    // the cache that was lent out (it holds the writes applied ahead since, read before).
+    stock.correct_lent_cache(cache, ahead_stock);
     let reserves_index_built = index_due;
     if pools.kind() == crate::backend::BackendKind::Sqlite {
         cache.reserves_committed(stock.reserves_written, reserves_index_built);
@@ -1545,9 +1579,11 @@ const SQLITE_WRITER_CLOCK_SQL: &str = "UPDATE writer_clock SET last_batch_unix_m
 
 /// Writes the time taken for writes applied ahead ([`Ahead`]) to the clock: it is after the
 /// clock's (checked when the transaction began), so the clock takes it exactly.
+/// On PostgreSQL the batch's time is the writer's alone (see [`batch_time`]): the time taken.
 async fn batch_time_ahead(conn: &mut Conn, taken_unix_ms: i64, deferring: bool) -> Result<i64, sqlx::Error> {
     let Conn::Sqlite(connection) = conn else {
-        return Err(sqlx::Error::Protocol("writes are applied ahead on SQLite only".into()));
+        debug_assert!(!deferring, "balances are left behind on SQLite only");
+        return Ok(taken_unix_ms);
     };
     let (time,): (i64,) = sqlx::query_as(SQLITE_WRITER_CLOCK_SQL)
         .bind(taken_unix_ms)
