@@ -1605,10 +1605,15 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
     refused(stale(&read_as_packed, held, Vec::new())).await;
     let good = app.get(&format!("/v1/stock?gtin={product}&lot=GOOD"), &key).await;
     assert_eq!(good.body["items"][0]["status"], "available", "{:?}", good.body);
+    // Packed, the first waits for the last mile.
+    let queued = "SELECT COUNT(*) FROM dispatch_queue WHERE tenant_id = $1";
+    assert_eq!(app.count_sql(queued, "fish").await, 1);
 
     let recall =
         app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["BAD"], "reason": "Listeria found"})).await;
     assert_eq!(recall.status, StatusCode::CREATED, "{:?}", recall.body);
+    // Unpacked and allocated again, it waits for the last mile no longer.
+    assert_eq!(app.count_sql(queued, "fish").await, 0);
     let outcomes: Vec<(&str, &str)> = recall.body["affected_orders"]
         .as_array()
         .unwrap()
@@ -4078,6 +4083,10 @@ pub async fn fulfilment_a_reallocated_order_counts_in_its_new_region(app: &TestA
     let order = app.get(&format!("/v1/orders/{order_id}"), &key).await;
     assert_eq!(order.body["shipments"][0]["picks"][0]["lot"], "UTR", "{:?}", order.body);
     assert_eq!(order.body["region"], "Utrecht", "{:?}", order.body);
+    // From the depot it arrives later: the first promise is kept, and judged by the SLA.
+    let instant = |value: &Value| value.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(instant(&order.body["promised_by"]) > instant(&placed.body["promised_by"]), "{:?}", order.body);
+    assert_eq!(order.body["first_promised_by"], placed.body["promised_by"], "{:?}", order.body);
     let report = app.get("/v1/sla", &key).await;
     let regions: Vec<&str> =
         report.body["rows"].as_array().unwrap().iter().map(|row| row["region"].as_str().unwrap()).collect();
