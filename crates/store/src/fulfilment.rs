@@ -5516,14 +5516,17 @@ pub const SQLITE_STATUS_CHANGES_MAX: usize = 1_000;
 /// SQLite: the orders of a JSON array (`$3`, one object an order: `o` its id, `f` the status it
 /// moves from, `t` to, `a` its allocation, `p` its promise, `r` its reservation, `g` its region
 /// if it changes) moved to their new status and allocation at `$2`, each only from its status
-/// `f`. The first promise is kept once an allocation moves it (SET reads the old row).
-const SQLITE_SET_ORDERS_STATUS_SQL: &str = "UPDATE orders AS o SET status = v.t, updated_unix_ms = $2, \
+/// `f`. The first promise is kept once an allocation moves it (SET reads the old row). The array
+/// is materialized first, so each order is found by its key (as a subquery, the planner walked
+/// the tenant's orders and scanned the array for each).
+const SQLITE_SET_ORDERS_STATUS_SQL: &str = "WITH v AS MATERIALIZED (SELECT value ->> 'o' AS o, \
+     value ->> 'f' AS f, value ->> 't' AS t, value ->> 'a' AS a, value ->> 'p' AS p, value ->> 'r' AS r, \
+     value ->> 'g' AS g FROM json_each($3)) \
+     UPDATE orders AS o SET status = v.t, updated_unix_ms = $2, \
      allocation = v.a, promised_by_unix_ms = v.p, first_promised_unix_ms = CASE WHEN o.promised_by_unix_ms <> v.p \
      THEN COALESCE(o.first_promised_unix_ms, o.promised_by_unix_ms) ELSE o.first_promised_unix_ms END, \
      reservation_id = v.r, region = COALESCE(v.g, o.region) \
-     FROM (SELECT value ->> 'o' AS o, value ->> 'f' AS f, value ->> 't' AS t, value ->> 'a' AS a, \
-     value ->> 'p' AS p, value ->> 'r' AS r, value ->> 'g' AS g FROM json_each($3)) AS v \
-     WHERE o.tenant_id = $1 AND o.order_id = v.o AND o.status = v.f";
+     FROM v WHERE o.tenant_id = $1 AND o.order_id = v.o AND o.status = v.f";
 
 /// SQLite: the history row of each order of [`SQLITE_SET_ORDERS_STATUS_SQL`]'s array (`d` its
 /// detail), after its last.
@@ -5531,6 +5534,10 @@ const SQLITE_ORDERS_STATUS_EVENTS_SQL: &str = "INSERT INTO order_events (tenant_
      at_unix_ms) SELECT $1, v.value ->> 'o', COALESCE((SELECT MAX(e.seq) FROM order_events e \
      WHERE e.tenant_id = $1 AND e.order_id = v.value ->> 'o'), 0) + 1, v.value ->> 't', v.value ->> 'd', $2 \
      FROM json_each($3) AS v";
+
+/// SQLite: the orders of such an array (`$2`) out of the dispatch queue.
+const SQLITE_ORDERS_UNQUEUED_SQL: &str =
+    "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id IN (SELECT value ->> 'o' FROM json_each($2))";
 
 /// An order's move to a new status and allocation, written with others ([`set_orders_status`]).
 struct StatusChange {
@@ -5587,12 +5594,7 @@ async fn set_orders_status(
                 return Err(raced(format!("{} of {} orders were", chunk.len() as u64 - moved, chunk.len())));
             }
             execute(conn, SQLITE_ORDERS_STATUS_EVENTS_SQL, &args).await?;
-            execute(
-                conn,
-                "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id IN (SELECT value ->> 'o' FROM json_each($2))",
-                &[Arg::Text(tenant), Arg::Text(&rows)],
-            )
-            .await?;
+            execute(conn, SQLITE_ORDERS_UNQUEUED_SQL, &[Arg::Text(tenant), Arg::Text(&rows)]).await?;
         }
         return Ok(());
     };
@@ -7259,11 +7261,34 @@ mod tests {
             ("every tenant's SLA", sla_sql(false), 4, PLACED_PLAN),
             ("the orders counted by status", order_counts_sql(), 3, PLACED_PLAN),
         ];
+        // The orders a recall or count takes back, moved together (`set_orders_status`): each
+        // found by its key.
+        let taken_back: [(&str, String, usize, &[&str]); 3] = [
+            (
+                "the orders taken back",
+                SQLITE_SET_ORDERS_STATUS_SQL.to_owned(),
+                3,
+                &["SCAN v", "SEARCH o USING INDEX sqlite_autoindex_orders_1 (tenant_id=? AND order_id=?)"],
+            ),
+            (
+                "their history rows",
+                SQLITE_ORDERS_STATUS_EVENTS_SQL.to_owned(),
+                3,
+                &["SEARCH e USING PRIMARY KEY (tenant_id=? AND order_id=?)"],
+            ),
+            (
+                "their places in the dispatch queue",
+                SQLITE_ORDERS_UNQUEUED_SQL.to_owned(),
+                2,
+                &["SEARCH dispatch_queue USING PRIMARY KEY (tenant_id=? AND order_id=?)"],
+            ),
+        ];
         let expectations: Vec<(&str, String, usize, &[&str])> = expectations
             .into_iter()
             .map(|(what, sql, parameters, wanted)| (what, sql.to_owned(), parameters, wanted))
             .chain(behind)
             .chain(placed)
+            .chain(taken_back)
             .collect();
         for writer in [true, false] {
             let mut conn =
@@ -7285,7 +7310,7 @@ mod tests {
                     );
                 }
                 assert!(
-                    !plan.iter().any(|line| line.ends_with("USING PRIMARY KEY (tenant_id=?)")),
+                    !plan.iter().any(|line| line.ends_with(" (tenant_id=?)")),
                     "{what} (writer: {writer}) walks the tenant's rows: {plan:?}"
                 );
             }
