@@ -5509,36 +5509,6 @@ async fn allocate_each_again(
     Ok((reallocated, flagged))
 }
 
-/// The most orders [`set_orders_status`] moves in one statement on SQLite (about 2 KB of JSON
-/// each, their allocations).
-pub const SQLITE_STATUS_CHANGES_MAX: usize = 1_000;
-
-/// SQLite: the orders of a JSON array (`$3`, one object an order: `o` its id, `f` the status it
-/// moves from, `t` to, `a` its allocation, `p` its promise, `r` its reservation, `g` its region
-/// if it changes) moved to their new status and allocation at `$2`, each only from its status
-/// `f`. The first promise is kept once an allocation moves it (SET reads the old row). The array
-/// is materialized first, so each order is found by its key (as a subquery, the planner walked
-/// the tenant's orders and scanned the array for each).
-const SQLITE_SET_ORDERS_STATUS_SQL: &str = "WITH v AS MATERIALIZED (SELECT value ->> 'o' AS o, \
-     value ->> 'f' AS f, value ->> 't' AS t, value ->> 'a' AS a, value ->> 'p' AS p, value ->> 'r' AS r, \
-     value ->> 'g' AS g FROM json_each($3)) \
-     UPDATE orders AS o SET status = v.t, updated_unix_ms = $2, \
-     allocation = v.a, promised_by_unix_ms = v.p, first_promised_unix_ms = CASE WHEN o.promised_by_unix_ms <> v.p \
-     THEN COALESCE(o.first_promised_unix_ms, o.promised_by_unix_ms) ELSE o.first_promised_unix_ms END, \
-     reservation_id = v.r, region = COALESCE(v.g, o.region) \
-     FROM v WHERE o.tenant_id = $1 AND o.order_id = v.o AND o.status = v.f";
-
-/// SQLite: the history row of each order of [`SQLITE_SET_ORDERS_STATUS_SQL`]'s array (`d` its
-/// detail), after its last.
-const SQLITE_ORDERS_STATUS_EVENTS_SQL: &str = "INSERT INTO order_events (tenant_id, order_id, seq, status, detail, \
-     at_unix_ms) SELECT $1, v.value ->> 'o', COALESCE((SELECT MAX(e.seq) FROM order_events e \
-     WHERE e.tenant_id = $1 AND e.order_id = v.value ->> 'o'), 0) + 1, v.value ->> 't', v.value ->> 'd', $2 \
-     FROM json_each($3) AS v";
-
-/// SQLite: the orders of such an array (`$2`) out of the dispatch queue.
-const SQLITE_ORDERS_UNQUEUED_SQL: &str =
-    "DELETE FROM dispatch_queue WHERE tenant_id = $1 AND order_id IN (SELECT value ->> 'o' FROM json_each($2))";
-
 /// An order's move to a new status and allocation, written with others ([`set_orders_status`]).
 struct StatusChange {
     order_id: String,
@@ -5553,11 +5523,11 @@ struct StatusChange {
     region: Option<String>,
 }
 
-/// Writes the moves of orders a recall or a count took back, as [`set_order_status`] writes one,
-/// together: their rows, their history rows, out of the dispatch queue, in three statements for
-/// up to [`crate::writer::UNNEST_ROWS_MAX`] orders on PostgreSQL (arrays) and
-/// [`SQLITE_STATUS_CHANGES_MAX`] on SQLite (a JSON array), not four an order. If an order moved
-/// on meanwhile (another API node), the batch fails and is applied again.
+/// Writes the moves of orders a recall or a count took back, as [`set_order_status`] writes one:
+/// on PostgreSQL together (their rows, their history rows, out of the dispatch queue: three
+/// statements for up to [`crate::writer::UNNEST_ROWS_MAX`] orders, not four an order); on SQLite,
+/// whose statements cost no round trip, one at a time. If an order moved on meanwhile (another
+/// API node), the batch fails and is applied again.
 async fn set_orders_status(
     conn: &mut Conn,
     tenant: &str,
@@ -5565,40 +5535,40 @@ async fn set_orders_status(
     now_unix_ms: i64,
 ) -> Result<(), sqlx::Error> {
     let raced = |orders: String| crate::writer::raced(format!("{orders} moved on meanwhile"));
-    // Statuses only to those that keep no parcel on its way (as `set_order_status` decides the
-    // dispatch queue).
-    debug_assert!(changes.iter().all(|change| matches!(change.to, OrderStatus::Allocated | OrderStatus::Accepted)));
     let Conn::Postgres(connection) = conn else {
-        // SQLite: the changes as one JSON array a chunk, read by `json_each` (each statement a
-        // hand-over to SQLite's thread: four an order took about half of a big recall's time).
-        for chunk in changes.chunks(SQLITE_STATUS_CHANGES_MAX) {
-            let rows = chunk
-                .iter()
-                .map(|change| {
-                    Ok(serde_json::json!({
-                        "o": change.order_id,
-                        "f": change.from.name(),
-                        "t": change.to.name(),
-                        "a": serde_json::to_string(&change.allocation).map_err(corrupt)?,
-                        "p": change.promised_by_unix_ms,
-                        "r": change.reservation_id,
-                        "g": change.region,
-                        "d": change.detail,
-                    }))
-                })
-                .collect::<Result<Vec<serde_json::Value>, sqlx::Error>>()?;
-            let rows = serde_json::Value::Array(rows).to_string();
-            let args = [Arg::Text(tenant), Arg::Integer(now_unix_ms), Arg::Text(&rows)];
-            let moved = execute(conn, SQLITE_SET_ORDERS_STATUS_SQL, &args).await?;
-            if moved != chunk.len() as u64 {
-                return Err(raced(format!("{} of {} orders were", chunk.len() as u64 - moved, chunk.len())));
+        for change in changes {
+            if let Some(region) = &change.region {
+                execute(
+                    conn,
+                    "UPDATE orders SET region = $3 WHERE tenant_id = $1 AND order_id = $2",
+                    &[Arg::Text(tenant), Arg::Text(&change.order_id), Arg::Text(region)],
+                )
+                .await?;
             }
-            execute(conn, SQLITE_ORDERS_STATUS_EVENTS_SQL, &args).await?;
-            execute(conn, SQLITE_ORDERS_UNQUEUED_SQL, &[Arg::Text(tenant), Arg::Text(&rows)]).await?;
+            let allocation = Some((&change.allocation, change.promised_by_unix_ms, change.reservation_id.as_str()));
+            let detail = Some(change.detail.as_str());
+            if !set_order_status(
+                conn,
+                tenant,
+                &change.order_id,
+                change.from,
+                change.to,
+                detail,
+                allocation,
+                None,
+                now_unix_ms,
+            )
+            .await?
+            {
+                return Err(raced(format!("order {} was", change.order_id)));
+            }
         }
         return Ok(());
     };
     for chunk in changes.chunks(crate::writer::UNNEST_ROWS_MAX) {
+        // Statuses only to those that keep no parcel on its way (as `set_order_status` decides
+        // the dispatch queue).
+        debug_assert!(chunk.iter().all(|change| matches!(change.to, OrderStatus::Allocated | OrderStatus::Accepted)));
         let order_ids: Vec<&str> = chunk.iter().map(|change| change.order_id.as_str()).collect();
         let from: Vec<&str> = chunk.iter().map(|change| change.from.name()).collect();
         let to: Vec<&str> = chunk.iter().map(|change| change.to.name()).collect();
@@ -7261,34 +7231,11 @@ mod tests {
             ("every tenant's SLA", sla_sql(false), 4, PLACED_PLAN),
             ("the orders counted by status", order_counts_sql(), 3, PLACED_PLAN),
         ];
-        // The orders a recall or count takes back, moved together (`set_orders_status`): each
-        // found by its key.
-        let taken_back: [(&str, String, usize, &[&str]); 3] = [
-            (
-                "the orders taken back",
-                SQLITE_SET_ORDERS_STATUS_SQL.to_owned(),
-                3,
-                &["SCAN v", "SEARCH o USING INDEX sqlite_autoindex_orders_1 (tenant_id=? AND order_id=?)"],
-            ),
-            (
-                "their history rows",
-                SQLITE_ORDERS_STATUS_EVENTS_SQL.to_owned(),
-                3,
-                &["SEARCH e USING PRIMARY KEY (tenant_id=? AND order_id=?)"],
-            ),
-            (
-                "their places in the dispatch queue",
-                SQLITE_ORDERS_UNQUEUED_SQL.to_owned(),
-                2,
-                &["SEARCH dispatch_queue USING PRIMARY KEY (tenant_id=? AND order_id=?)"],
-            ),
-        ];
         let expectations: Vec<(&str, String, usize, &[&str])> = expectations
             .into_iter()
             .map(|(what, sql, parameters, wanted)| (what, sql.to_owned(), parameters, wanted))
             .chain(behind)
             .chain(placed)
-            .chain(taken_back)
             .collect();
         for writer in [true, false] {
             let mut conn =
