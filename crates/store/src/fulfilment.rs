@@ -1214,7 +1214,11 @@ impl StockBatch {
             }
         }
         match cache {
-            Some(cache) => correct_cache(cache, corrections),
+            Some(cache) => {
+                // The balances as written hold (the table's checks), and so the cache corrected to them.
+                let holds = correct_cache(cache, corrections);
+                debug_assert!(holds, "a balance as written breaks the ledger's invariants");
+            }
             None => self.lent_corrections.extend(corrections),
         }
         self.flush_rows(conn, now_unix_ms).await?;
@@ -1224,8 +1228,11 @@ impl StockBatch {
     /// Once the cache lent out while this batch was written is back (`writer::Ahead`), and the
     /// batch committed: corrects it by the balances as written ([`BalanceCorrection`]), and the
     /// balances as `ahead` (the writes applied meanwhile) read them, so that its net changes stay
-    /// its own.
-    pub(crate) fn correct_lent_cache(&mut self, cache: &mut WriterCache, ahead: Option<&mut StockBatch>) {
+    /// its own. Answers whether the corrected balances hold: not when another API node took units
+    /// the writes applied ahead reserved too (the cache then counts more reserved than on hand,
+    /// and those writes must be applied again on fresh rows).
+    #[must_use]
+    pub(crate) fn correct_lent_cache(&mut self, cache: &mut WriterCache, ahead: Option<&mut StockBatch>) -> bool {
         let corrections = std::mem::take(&mut self.lent_corrections);
         if let Some(ahead) = ahead {
             for correction in &corrections {
@@ -1237,7 +1244,7 @@ impl StockBatch {
                 }
             }
         }
-        correct_cache(cache, corrections);
+        correct_cache(cache, corrections)
     }
 }
 
@@ -1301,16 +1308,20 @@ pub(crate) struct BalanceCorrection {
 }
 
 /// Adds corrections to the cached balances; a balance no longer cached is read afresh when next
-/// used, and needs none.
-fn correct_cache(cache: &mut WriterCache, corrections: Vec<BalanceCorrection>) {
+/// used, and needs none. Answers whether every corrected balance holds (on hand never negative,
+/// reserved within it).
+fn correct_cache(cache: &mut WriterCache, corrections: Vec<BalanceCorrection>) -> bool {
+    let mut holds = true;
     for correction in corrections {
         if let Some(entry) = cache.gtins.get_mut(&(correction.tenant, correction.key.gtin.clone()))
             && let Some(cached) = entry.balance_mut(&correction.key)
         {
             cached.balance.on_hand += correction.on_hand;
             cached.balance.reserved += correction.reserved;
+            holds &= cached.balance.check().is_ok();
         }
     }
+    holds
 }
 
 /// Whether a balance is still as read, locking its row until the transaction ends on PostgreSQL
@@ -7047,7 +7058,7 @@ mod tests {
             on_hand: 0,
             reserved: 5,
         });
-        committing.correct_lent_cache(&mut cache, Some(&mut ahead));
+        assert!(committing.correct_lent_cache(&mut cache, Some(&mut ahead)), "22 of 100 reserved holds");
         assert!(committing.lent_corrections.is_empty());
         let cached =
             cache.gtins.get_mut(&("a".to_owned(), key.gtin.clone())).unwrap().balance_mut(&key).unwrap().balance;
@@ -7059,10 +7070,20 @@ mod tests {
         let mut gone = StockBatch::default();
         let other = StockKey { lot: "GONE".to_owned(), ..key.clone() };
         gone.lent_corrections.push(BalanceCorrection { tenant: "a".to_owned(), key: other, on_hand: 1, reserved: 1 });
-        gone.correct_lent_cache(&mut cache, None);
+        assert!(gone.correct_lent_cache(&mut cache, None));
         let after =
             cache.gtins.get_mut(&("a".to_owned(), key.gtin.clone())).unwrap().balance_mut(&key).unwrap().balance;
         assert_eq!(after, balance(100, 22));
+        // The other node reserved 80 of the 82 free as the row was written: with the 4 applied
+        // ahead the cache would count 106 reserved of 100. Not so: those writes are applied again.
+        let mut oversold = StockBatch::default();
+        oversold.lent_corrections.push(BalanceCorrection {
+            tenant: "a".to_owned(),
+            key: key.clone(),
+            on_hand: 0,
+            reserved: 80,
+        });
+        assert!(!oversold.correct_lent_cache(&mut cache, None), "106 reserved of 100 does not hold");
     }
 
     /// SQLite's guarded balance update names `on_hand` and `status` only when a balance of the

@@ -1497,11 +1497,10 @@ async fn apply_in_transaction_once(
         now_unix_ms,
     )
     .await;
-    let mut ahead_stock = None;
+    let mut gathered = None;
     if let Some(gatherer) = next {
         gatherer.land(applying, cache).await;
-        ahead_stock =
-            gatherer.ahead.as_mut().and_then(|ahead| ahead.applied.as_mut()).map(|applied| &mut applied.stock);
+        gathered = gatherer.ahead.as_mut();
     }
     let (log_grew, flushed_at) = match written {
         Ok(written) => written,
@@ -1511,8 +1510,18 @@ async fn apply_in_transaction_once(
         }
     };
     // On PostgreSQL, the balances as written, where another API node moved them meanwhile, into
-    // the cache that was lent out (it holds the writes applied ahead since, read before).
-    stock.correct_lent_cache(cache, ahead_stock);
+    // the cache that was lent out (it holds the writes applied ahead since, read before). When
+    // that node took units the writes applied ahead reserved too, those are dropped, with the
+    // cache they changed, and applied again in their own batch on fresh rows.
+    let ahead_stock =
+        gathered.as_deref_mut().and_then(|ahead| ahead.applied.as_mut()).map(|applied| &mut applied.stock);
+    if !stock.correct_lent_cache(cache, ahead_stock) {
+        tracing::debug!("another API node took units the writes applied ahead reserved: they are applied again");
+        cache.clear();
+        if gathered.and_then(|ahead| ahead.applied.take()).is_some() {
+            counters.batches_applied_ahead_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let reserves_index_built = index_due;
     if pools.kind() == crate::backend::BackendKind::Sqlite {
         cache.reserves_committed(stock.reserves_written, reserves_index_built);
