@@ -652,7 +652,10 @@ fn start_server(db: &str, port: u16, log_key: &str) -> Child {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db, "--log-key", log_key])
         .args(["--checkpoint-interval-ms", "50"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Its warnings, errors and panics reach the test's output (a failure's only witness in CI).
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "warn")
+        .env("RUST_BACKTRACE", "1")
         .spawn()
         .unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(fetch(&format!("http://127.0.0.1:{port}/healthz"), None));
