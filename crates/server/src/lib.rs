@@ -184,6 +184,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<AppState>) -> Result<&'static str, Problem> {
+    if app.store.writer_failed() {
+        return Err(Problem::new(
+            "unavailable",
+            "this node's writer stopped after an internal error (see its log); restart it",
+        ));
+    }
     app.store.ping().await?;
     Ok("ready\n")
 }
@@ -301,7 +307,19 @@ pub async fn serve(
         stopped,
     ));
     let mqtt = mqtt_config.map(|mqtt_config| tokio::spawn(mqtt::run(store.clone(), mqtt_config, stop.subscribe())));
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    // A node whose writer failed (a bug) stops too, so that its supervisor restarts it: it would
+    // otherwise serve reads and refuse every write.
+    let failing = store.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = failing.writer_failure() => {
+                    tracing::error!("the writer failed: stopping, for this node to be restarted");
+                }
+            }
+        })
+        .await;
     let _ = stop.send(true);
     if let Some(mqtt) = mqtt {
         let _ = mqtt.await;
@@ -320,6 +338,9 @@ pub async fn serve(
     }
     served?;
     store.close().await;
+    if store.writer_failed() {
+        return Err(std::io::Error::other("the writer stopped after an internal error (see the log above)"));
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -238,7 +238,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "The Idempotency-Key was used before with a different request.",
     ),
     ("overloaded", 503, "Overloaded", "The write queue is full; retry after the time in Retry-After."),
-    ("unavailable", 503, "Service unavailable", "The database cannot be reached or the server is shutting down."),
+    (
+        "unavailable",
+        503,
+        "Service unavailable",
+        "The database cannot be reached, the server is shutting down, or its writer failed (it then stops).",
+    ),
     (
         "internal",
         500,
@@ -340,6 +345,10 @@ impl From<WriteError> for Problem {
                 Problem::new("overloaded", format!("the write queue is full ({queue} writes)"))
             }
             WriteError::Stopped => Problem::new("unavailable", "the server is shutting down"),
+            WriteError::WriterFailed => Problem::new(
+                "unavailable",
+                "this node's writer stopped after an internal error (see its log); it takes no writes until it is restarted",
+            ),
             WriteError::Limit(limit) => Problem::new("limit-reached", limit),
             // At most FIELD_ERRORS_MAX listed, as the edge's checks list them; the rest counted.
             WriteError::Refused { code, detail, mut errors } => {

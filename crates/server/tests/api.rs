@@ -799,6 +799,39 @@ async fn pagination_follows_cursors_within_limits(app: &TestApp) {
     assert!(app.get("/v1/products?shape=round", &key).await.is_problem(400, "/problems/invalid-parameter"));
 }
 
+/// A writer task that panics (a bug; injected here) leaves no zombie node: the write it held and
+/// those after are answered 503 with the writer's failure (not "shutting down"), `/readyz` never
+/// says ready again, and the server stops with an error, for its supervisor to restart it. What
+/// committed before stays, and nothing of the refused write is stored.
+async fn a_failed_writer_stops_the_node(mut app: TestApp) {
+    let key = app.tenant("acme", &["tenant:write"]).await;
+    assert_eq!(app.post("/v1/products", &key, salmon("9506000134352")).await.status, StatusCode::CREATED);
+    assert!(!app.store.writer_failed());
+    assert_eq!(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap().status(), StatusCode::OK);
+    app.store.inject_writer_panic().await;
+    let refused = app.post("/v1/products", &key, salmon("9506000134369")).await;
+    assert!(refused.is_problem(503, "/problems/unavailable"), "{:?}", refused.body);
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("writer stopped after an internal error"), "{detail}");
+    assert!(app.store.writer_failed());
+    // Ready no more, while it still answers at all (it is stopping).
+    if let Ok(ready) = app.client.get(format!("{}/readyz", app.base)).send().await {
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), &mut app.server).await;
+    let error = stopped.expect("the server stops").unwrap().expect_err("with an error");
+    assert!(error.to_string().contains("writer stopped"), "{error}");
+    let stored = |gtin: &'static str| {
+        let app = &app;
+        async move {
+            app.count_sql(&format!("SELECT COUNT(*) FROM products WHERE tenant_id = $1 AND gtin = '{gtin}'"), "acme")
+                .await
+        }
+    };
+    assert_eq!(stored("09506000134352").await, 1, "what committed before stays");
+    assert_eq!(stored("09506000134369").await, 0, "the refused write stored nothing");
+}
+
 async fn service_endpoints_answer(app: &TestApp) {
     let health = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -1112,6 +1145,21 @@ async fn merchants_add_links_to_their_products(app: &TestApp) {
 
 /// Tests that start (and restart) their own applications.
 mod own_apps {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_writer_stops_the_node_sqlite() {
+        let app = super::spawn_app(super::Backend::Sqlite, "a_failed_writer_stops_the_node_sqlite").await.unwrap();
+        super::a_failed_writer_stops_the_node(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_writer_stops_the_node_postgres() {
+        let Some(app) = super::spawn_app(super::Backend::Postgres, "a_failed_writer_stops_the_node_postgres").await
+        else {
+            return;
+        };
+        super::a_failed_writer_stops_the_node(app).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn webhooks_go_over_https_to_trusted_servers_only() {
         let trusted = super::fulfilment::TestCa::new("the operator's CA");

@@ -160,6 +160,23 @@ impl Store {
         self.inner.writer.counters()
     }
 
+    /// Whether a writer task failed (panicked, a bug): this process takes no more writes and must
+    /// be restarted (`/readyz` says so, and `server::serve` stops).
+    pub fn writer_failed(&self) -> bool {
+        self.inner.writer.failed()
+    }
+
+    /// Waits until a writer task fails ([`Store::writer_failed`]); never, if none does.
+    pub async fn writer_failure(&self) {
+        self.inner.writer.wait_failed().await
+    }
+
+    /// Tests only: makes the writer task that takes it next panic, as on a bug.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_writer_panic(&self) {
+        self.inner.writer.inject_panic().await
+    }
+
     /// Checks that the database answers (`/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.inner.pools.ping().await

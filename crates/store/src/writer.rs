@@ -269,6 +269,10 @@ pub enum WriteError {
     Overloaded(usize),
     #[error("the writer has stopped")]
     Stopped,
+    /// A writer task panicked (a bug): this process takes no more writes; it must be restarted.
+    /// (What the task had not committed was rolled back with its transaction.)
+    #[error("the writer stopped after an internal error; this node takes no writes until it is restarted")]
+    WriterFailed,
     #[error("a limit would be exceeded: {0}")]
     Limit(String),
     /// A domain rule refused the write: a stable problem code, what happened, and the offending
@@ -431,6 +435,9 @@ enum Message {
     Write(Pending),
     /// Finish every queued write, then stop.
     Stop,
+    /// Tests only: the writer task that takes it panics, as on a bug.
+    #[cfg(feature = "fault-injection")]
+    Panic,
 }
 
 type ObserverSlot = Arc<std::sync::RwLock<Option<Arc<dyn WriterObserver>>>>;
@@ -445,6 +452,10 @@ pub(crate) struct WriterHandle {
     observer: ObserverSlot,
     /// Woken after each commit that grew the transparency log.
     log_grew: Arc<Notify>,
+    /// Turns true when a writer task panicked ([`WriteError::WriterFailed`]).
+    failed: Arc<tokio::sync::watch::Sender<bool>>,
+    /// A shutdown was asked for: a write the writer drops from now on was stopped, not failed.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl WriterHandle {
@@ -502,12 +513,23 @@ impl WriterHandle {
             }
         }
         let mut tasks = Vec::with_capacity(writer_tasks);
+        let failed = Arc::new(tokio::sync::watch::Sender::new(false));
         for _ in 0..writer_tasks {
             let run = {
                 let (pools, receiver, config) = (pools.clone(), receiver.clone(), config.clone());
                 let (counters, observer, log_grew) = (counters.clone(), observer.clone(), log_grew.clone());
-                let ahead = ahead_thread.take();
-                move || run(pools, receiver, config, counters, observer, log_grew, ahead)
+                let (ahead, failed) = (ahead_thread.take(), failed.clone());
+                // A panic (a bug) ends the task: its transaction rolls back, its writes' callers and
+                // every later one are answered that the writer failed, and the process is reported
+                // unready until restarted (`server::serve` then stops).
+                move || async move {
+                    use futures_util::FutureExt;
+                    let running = run(pools, receiver, config, counters, observer, log_grew, ahead);
+                    if std::panic::AssertUnwindSafe(running).catch_unwind().await.is_err() {
+                        failed.send_replace(true);
+                        tracing::error!("a writer task panicked: this node takes no more writes until it is restarted");
+                    }
+                }
             };
             tasks.push(match pools.kind() {
                 // On the core of SQLite's write connection (see `core`).
@@ -530,7 +552,30 @@ impl WriterHandle {
             queue_writes_max: config.queue_writes_max,
             observer,
             log_grew,
+            failed,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether a writer task panicked ([`WriteError::WriterFailed`]).
+    pub(crate) fn failed(&self) -> bool {
+        *self.failed.borrow()
+    }
+
+    /// Waits until a writer task panics (never, if none does).
+    pub(crate) async fn wait_failed(&self) {
+        let _ = self.failed.subscribe().wait_for(|failed| *failed).await;
+    }
+
+    /// Tests only: the writer task that takes this next panics, as on a bug.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) async fn inject_panic(&self) {
+        let _ = self.sender.send(Message::Panic).await;
+    }
+
+    /// Why a write the writer did not answer was dropped: a shutdown, or a writer task that failed.
+    fn dropped(&self) -> WriteError {
+        if self.stopping.load(Ordering::Relaxed) { WriteError::Stopped } else { WriteError::WriterFailed }
     }
 
     pub(crate) fn log_grew(&self) -> Arc<Notify> {
@@ -542,9 +587,9 @@ impl WriterHandle {
         match self.sender.try_send(Message::Write(Pending { write, reply })) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => return Err(WriteError::Overloaded(self.queue_writes_max)),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(WriteError::Stopped),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.dropped()),
         }
-        answer.await.unwrap_or(Err(WriteError::Stopped))
+        answer.await.unwrap_or_else(|_| Err(self.dropped()))
     }
 
     pub(crate) fn counters(&self) -> WriterCounters {
@@ -559,6 +604,7 @@ impl WriterHandle {
 
     /// Stops taking writes, then waits until every queued write has been committed and answered.
     pub(crate) async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let tasks = std::mem::take(&mut *self.tasks.lock().await);
         if tasks.is_empty() || self.sender.send(Message::Stop).await.is_err() {
             return;
@@ -757,6 +803,8 @@ fn take(message: Message, batch: &mut Vec<Pending>) -> bool {
             false
         }
         Message::Stop => true,
+        #[cfg(feature = "fault-injection")]
+        Message::Panic => panic!("a writer panic injected by a test"),
     }
 }
 
