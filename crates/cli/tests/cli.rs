@@ -646,8 +646,40 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
     stop(server);
 }
 
-/// Starts `keten serve` on `db`; answers the child once it answers HTTP.
-fn start_server(db: &str, port: u16, log_key: &str) -> Child {
+/// A `keten serve` child, killed when dropped (a failing test leaves no server behind).
+struct Server(Option<Child>);
+
+impl Server {
+    /// The child, no longer killed on drop (to stop it with SIGTERM, see [`stop`]).
+    fn into_child(mut self) -> Child {
+        self.0.take().expect("a server's child")
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a server's child")
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a server's child")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `keten serve` on `db`; answers it once it answers HTTP.
+fn start_server(db: &str, port: u16, log_key: &str) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_keten"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db, "--log-key", log_key])
         .args(["--checkpoint-interval-ms", "50"])
@@ -658,8 +690,9 @@ fn start_server(db: &str, port: u16, log_key: &str) -> Child {
         .env("RUST_BACKTRACE", "1")
         .spawn()
         .unwrap();
+    let server = Server(Some(child));
     tokio::runtime::Runtime::new().unwrap().block_on(fetch(&format!("http://127.0.0.1:{port}/healthz"), None));
-    child
+    server
 }
 
 fn crash_document(round: usize, worker: usize, batch: usize) -> (String, Vec<String>) {
@@ -790,7 +823,7 @@ fn acknowledged_events_survive_sigkill_and_checkpoints_stay_consistent() {
     assert!(checkpoints.len() >= 3, "too few checkpoints seen: {}", checkpoints.len());
     let monitor = keten_ok(&["verify", "log", &base, "--key", log_key.trim()]);
     assert!(monitor.contains("verified: log"), "{monitor}");
-    stop(server);
+    stop(server.into_child());
 }
 
 /// Migrates `db`, creates the tenant `shop` and a log key at `log_key`; answers a key of the
@@ -859,7 +892,7 @@ fn two_server_processes_never_oversell_a_hot_sku() {
     let log_key = directory.path().join("log.key").to_string_lossy().into_owned();
     let (merchant, operator) = shop_and_operator_keys(&db, &log_key);
     let ports = [free_port(), free_port()];
-    let servers: Vec<Child> = ports.iter().map(|port| start_server(&db, *port, &log_key)).collect();
+    let servers: Vec<Server> = ports.iter().map(|port| start_server(&db, *port, &log_key)).collect();
     let bases: Vec<String> = ports.iter().map(|port| format!("http://127.0.0.1:{port}")).collect();
     const RECEIVED: i64 = 300;
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -936,7 +969,7 @@ fn two_server_processes_never_oversell_a_hot_sku() {
     assert_eq!(stored.len(), acknowledged.len());
     assert!(acknowledged.iter().all(|(id, _)| stored.contains(&id.as_str())));
     for server in servers {
-        stop(server);
+        stop(server.into_child());
     }
 }
 
@@ -1127,7 +1160,7 @@ fn orders_survive_sigkill(db: &str) {
             .sum();
         assert_eq!(journal_reserved, reserved, "the balance is the sum of its journal");
     });
-    stop(server);
+    stop(server.into_child());
 }
 
 /// A Mosquitto broker on a free port, stopped when dropped; `None` (a loud skip) when Mosquitto
