@@ -7041,6 +7041,12 @@ mod tests {
         };
         let mut cache = WriterCache::default();
         let balance = |on_hand, reserved| Balance { on_hand, reserved };
+        let correction = |key: &StockKey, on_hand, reserved| BalanceCorrection {
+            tenant: "a".to_owned(),
+            key: key.clone(),
+            on_hand,
+            reserved,
+        };
         // After the committing batch reserved 3 of 10 reserved before: 13 expected.
         let cached = CachedBalance::new(key.clone(), None, LotStatus::Available, balance(100, 13)).unwrap();
         let entry = GtinEntry { loaded: Instant::now(), product: None, balances: vec![cached] };
@@ -7052,12 +7058,7 @@ mod tests {
             balance(100, 17);
         // The row as written holds 5 more reserved than expected: the other node's.
         let mut committing = StockBatch::default();
-        committing.lent_corrections.push(BalanceCorrection {
-            tenant: "a".to_owned(),
-            key: key.clone(),
-            on_hand: 0,
-            reserved: 5,
-        });
+        committing.lent_corrections.push(correction(&key, 0, 5));
         assert!(committing.correct_lent_cache(&mut cache, Some(&mut ahead)), "22 of 100 reserved holds");
         assert!(committing.lent_corrections.is_empty());
         let cached =
@@ -7069,7 +7070,7 @@ mod tests {
         // A balance the cache no longer holds (forgotten meanwhile) is read afresh: no correction.
         let mut gone = StockBatch::default();
         let other = StockKey { lot: "GONE".to_owned(), ..key.clone() };
-        gone.lent_corrections.push(BalanceCorrection { tenant: "a".to_owned(), key: other, on_hand: 1, reserved: 1 });
+        gone.lent_corrections.push(correction(&other, 1, 1));
         assert!(gone.correct_lent_cache(&mut cache, None));
         let after =
             cache.gtins.get_mut(&("a".to_owned(), key.gtin.clone())).unwrap().balance_mut(&key).unwrap().balance;
@@ -7077,12 +7078,7 @@ mod tests {
         // The other node reserved 80 of the 82 free as the row was written: with the 4 applied
         // ahead the cache would count 106 reserved of 100. Not so: those writes are applied again.
         let mut oversold = StockBatch::default();
-        oversold.lent_corrections.push(BalanceCorrection {
-            tenant: "a".to_owned(),
-            key: key.clone(),
-            on_hand: 0,
-            reserved: 80,
-        });
+        oversold.lent_corrections.push(correction(&key, 0, 80));
         assert!(!oversold.correct_lent_cache(&mut cache, None), "106 reserved of 100 does not hold");
     }
 
