@@ -1550,7 +1550,8 @@ pub struct OrderEventInput {
 /// over the order's stops on the courier's current route (`delivered` or `at_pickup_point`) and
 /// answers as `POST /v1/routes/{id}/stops/{seq}/delivered` does (the route and the order's
 /// status, not the merchant's order); a merchant key may cancel an order or have it allocated
-/// again (403 `forbidden` otherwise). Checked: nothing ships before it is packed; cancelling releases
+/// again (403 `forbidden` otherwise). Checked: nothing ships before it is packed; an order to a pickup
+/// point arrives there (`at_pickup_point`) before it is collected (`delivered`); cancelling releases
 /// the stock; shipping posts the reservation; a return restocks what it lists.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/events", tag = "fulfilment", request_body = OrderEventInput,
     params(("order_id" = String, Path), TenantParam, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),

@@ -99,7 +99,7 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "invalid-transition",
         409,
         "Invalid order transition",
-        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), another step or a recall moved it meanwhile (read it and send the step again), its hold expired (or ended while it was flagged, for a new allocation), or the transition's data does not fit (one SSCC per shipment, shipped units per pick, `at_pickup_point` for an order to an address, a courier's hand-over with the other status than the stop's).",
+        "The order cannot move to that status from its current one (e.g. shipped before packed, cancelled after shipping), another step or a recall moved it meanwhile (read it and send the step again), its hold expired (or ended while it was flagged, for a new allocation), or the transition's data does not fit (one SSCC per shipment, shipped units per pick, `at_pickup_point` for an order to an address, `delivered` for an order to a pickup point before `at_pickup_point`, a courier's hand-over with the other status than the stop's).",
     ),
     (
         "lot-conflict",

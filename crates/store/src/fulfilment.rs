@@ -4523,6 +4523,20 @@ async fn order_event(
             format!("order {order_id} goes to an address, not a pickup point: it is out_for_delivery, then delivered")
         ));
     }
+    // Collected where it arrived: the arrival is a step of its own, with its event (`arriving`)
+    // and the time the SLA measures.
+    if to == OrderStatus::Delivered
+        && record.status != OrderStatus::AtPickupPoint
+        && let Some(pickup_point) = &record.destination.pickup_point
+    {
+        refuse!(refused(
+            "invalid-transition",
+            format!(
+                "order {order_id} goes to pickup point {pickup_point}: it arrives there (at_pickup_point) before it is \
+                 collected (delivered)"
+            )
+        ));
+    }
     // A parcel carrying units of a recalled lot is not handed to the consumer: it may still
     // arrive at its pickup point, and it is taken back (`returned`, its units restocked as
     // recalled), but it is not delivered.

@@ -800,7 +800,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
     assert_eq!(shipped.body["events"][0]["detail"], "placed");
     assert!(shipped.body["events"][3]["detail"].as_str().unwrap().contains("short pick"));
     // At the pickup point it has arrived (the moment the promise measures); collected later, it
-    // is delivered, and its arrival stays.
+    // is delivered, and its arrival stays. Not collected before it arrived: the arrival is a step.
+    let collected_first = app.post(&path, operator, json!({"status": "delivered"})).await;
+    assert!(collected_first.is_problem(409, "/problems/invalid-transition"), "{:?}", collected_first.body);
+    assert!(collected_first.body["detail"].as_str().unwrap().contains("at_pickup_point"), "{:?}", collected_first.body);
     let arrived = app.post(&path, operator, json!({"status": "at_pickup_point"})).await;
     assert_eq!(arrived.status, StatusCode::OK, "{:?}", arrived.body);
     let arrived_at = arrived.body["arrived_at"].clone();
