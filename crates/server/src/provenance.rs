@@ -49,6 +49,10 @@ pub const RECALL_STATUS_LIFETIME: Duration = Duration::from_secs(1);
 /// `/v1/scan` read; past it, the rest are not checked (`made_from_truncated`).
 pub const ORIGIN_LOTS_CHECKED_MAX: usize = 64;
 const _: () = assert!(ORIGIN_LOTS_CHECKED_MAX <= store::fulfilment::LOT_RECALLS_READ_MAX);
+/// The most recalled lots of a product named without its lot (a pack's EAN-13, a GTIN's link)
+/// that its page, its `gs1:recallStatus` and `/v1/scan` list; past it, `…_more` says so.
+pub const PRODUCT_RECALLED_LOTS_MAX: usize = 50;
+const _: () = assert!(PRODUCT_RECALLED_LOTS_MAX <= store::fulfilment::GTIN_RECALLED_LOTS_MAX);
 /// The most items (facts) and rendered pages kept; when full, a cache starts afresh.
 pub const CACHE_ENTRIES_MAX: usize = 10_000;
 /// The most recorded steps shown on one page (the earliest).
@@ -104,6 +108,8 @@ pub struct ConsumerPages {
     origins: TtlCache<Arc<Origins>>,
     /// Those of them recalled, by the item's key path.
     recalled_origins: TtlCache<Arc<Vec<RecalledOrigin>>>,
+    /// A product's recalled lots, by GTIN.
+    product_recalls: TtlCache<Arc<ProductRecalls>>,
     /// The origins found from one start of a trace, by its owner and the start.
     start_origins: TtlCache<Arc<Origins>>,
 }
@@ -117,6 +123,7 @@ impl Default for ConsumerPages {
             recalls: TtlCache::new(RECALL_STATUS_LIFETIME),
             origins: TtlCache::new(FACTS_LIFETIME),
             recalled_origins: TtlCache::new(RECALL_STATUS_LIFETIME),
+            product_recalls: TtlCache::new(RECALL_STATUS_LIFETIME),
             start_origins: TtlCache::new(FACTS_LIFETIME),
         }
     }
@@ -311,6 +318,37 @@ async fn lot_recall(app: &AppState, gtin: &str, lot: &str) -> Result<Option<Publ
     let recall = app.store.lot_recall(gtin, lot).await?;
     app.consumer_pages.recalls.put(key, recall.clone());
     Ok(recall)
+}
+
+/// The recalled lots of a product, for an item named without its lot.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProductRecalls {
+    /// In lot order, at most [`PRODUCT_RECALLED_LOTS_MAX`].
+    pub lots: Vec<RecalledOrigin>,
+    /// There are more than those.
+    pub more: bool,
+}
+
+/// The lots of `gtin` its brand has recalled, read at most every [`RECALL_STATUS_LIFETIME`]:
+/// what a scan or a link without the lot (a pack's EAN-13 carries none) can tell, so that
+/// "not recalled" is never said of a product some of whose lots are.
+pub async fn product_recalls(app: &AppState, gtin: &str) -> Result<Arc<ProductRecalls>, Problem> {
+    if let Some(recalls) = app.consumer_pages.product_recalls.get(gtin) {
+        return Ok(recalls);
+    }
+    let (lots, more) = app.store.gtin_recalled_lots(gtin, PRODUCT_RECALLED_LOTS_MAX).await?;
+    let lots = lots
+        .into_iter()
+        .map(|(lot, recall)| RecalledOrigin {
+            gtin: gtin.to_owned(),
+            lot,
+            recall_id: recall.recall_id,
+            public_notice: recall.public_notice,
+        })
+        .collect();
+    let recalls = Arc::new(ProductRecalls { lots, more });
+    app.consumer_pages.product_recalls.put(gtin.to_owned(), recalls.clone());
+    Ok(recalls)
 }
 
 /// The lots among an item's `origins` that their brands have recalled, in one read at most
@@ -726,6 +764,7 @@ fn view_of(
     item: &Item,
     facts: &Facts,
     (recall, recalled_inputs, origins_truncated): (Option<&PublicRecall>, Vec<web::RecalledInputView>, bool),
+    product_recalls: &ProductRecalls,
     (mode, lang): (Mode, Lang),
 ) -> Option<web::ProvenanceView> {
     let Item::Product { product, party, links, .. } = item else { return None };
@@ -829,6 +868,12 @@ fn view_of(
         recalled,
         recall_notice: recall.and_then(|recall| recall.public_notice.clone()),
         recalled_inputs,
+        recalled_lots: product_recalls
+            .lots
+            .iter()
+            .map(|lot| web::RecalledLotView { lot: lot.lot.clone(), notice: lot.public_notice.clone() })
+            .collect(),
+        recalled_lots_more: product_recalls.more,
         // The item's link without the request's other parameters: the page is shared by all.
         digital_link: format!("{}{path}", app.config.public_url.trim_end_matches('/')),
         qr_path: format!("/qr{path}"),
@@ -856,6 +901,13 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
         (Item::Product { product, .. }, Some(lot)) => lot_recall(app, product.gtin.as_str(), lot.value()).await?,
         _ => None,
     };
+    // Named without its lot: the product's recalled lots, for the consumer to check the pack's.
+    let product_recalls = match item {
+        Item::Product { product, .. } if !link.qualifiers().iter().any(|element| element.code() == "10") => {
+            product_recalls(app, product.gtin.as_str()).await?
+        }
+        _ => Arc::default(),
+    };
     let path = link.key_path();
     // The origins as the facts read them, or (once the facts are read again) anew with them.
     let origins = match app.consumer_pages.origins.get(&path) {
@@ -869,7 +921,14 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
         .map(|input| (input.gtin.as_str(), input.lot.as_str(), input.recall_id.as_str()))
         .collect();
     let recall_key = recall.as_ref().map(|recall| recall.recall_id.as_str());
-    let key = format!("{path}|{}|{mode:?}|{recall_key:?}|{}|{inputs_key:?}", lang.code(), origins.truncated);
+    let lots_key: Vec<(&str, &str)> =
+        product_recalls.lots.iter().map(|lot| (lot.lot.as_str(), lot.recall_id.as_str())).collect();
+    let key = format!(
+        "{path}|{}|{mode:?}|{recall_key:?}|{}|{inputs_key:?}|{lots_key:?}|{}",
+        lang.code(),
+        origins.truncated,
+        product_recalls.more
+    );
     if let Some(html) = app.consumer_pages.rendered.get(&key) {
         return Ok(html_response(StatusCode::OK, html));
     }
@@ -882,8 +941,9 @@ pub async fn page(app: &AppState, link: &DigitalLink, item: &Item, headers: &Hea
         };
         inputs.push(web::RecalledInputView { name, gtin: input.gtin, lot: input.lot, notice: input.public_notice });
     }
-    let view = view_of(app, link, item, &facts, (recall.as_ref(), inputs, origins.truncated), (mode, lang))
-        .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
+    let view =
+        view_of(app, link, item, &facts, (recall.as_ref(), inputs, origins.truncated), &product_recalls, (mode, lang))
+            .ok_or_else(|| Problem::not_found("a product at this Digital Link"))?;
     let html = app.consumer_pages.templates.provenance(&view).map_err(Problem::internal)?;
     let html = axum::body::Bytes::from(html);
     app.consumer_pages.rendered.put(key, html.clone());

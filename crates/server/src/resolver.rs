@@ -430,6 +430,13 @@ struct RecallStatus {
     /// Not every lot it was made from was checked: its traces reached their limits, there were
     /// more than `ORIGIN_LOTS_CHECKED_MAX`, or its serial cannot be traced.
     made_from_truncated: bool,
+    /// For a link without a lot (a product, as a pack's EAN-13 names it): the product's lots its
+    /// brand has recalled, in lot order (at most `PRODUCT_RECALLED_LOTS_MAX`). `recalled` is
+    /// false there because the link names no lot, not because none is recalled: check the
+    /// pack's lot against these.
+    lots_recalled: Vec<RecalledInput>,
+    /// More lots are recalled than listed.
+    lots_recalled_more: bool,
     checked_at: String,
 }
 
@@ -453,26 +460,29 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
     // link is reported recalled only through its lots' own links.
     let key = link.primary_key();
     let lot = link.qualifiers().iter().find(|element| element.code() == "10").map(|element| element.value().to_owned());
-    // A trade item (01) or an individual one (8006, its GTIN first): the item's lot.
-    let recall = match (key.code(), lot) {
-        ("01" | "8006", Some(lot)) => app.store.lot_recall(&key.value()[..14], &lot).await?,
-        _ => None,
+    // A trade item (01) or an individual one (8006, its GTIN first): the item's lot, or without
+    // one, the product's recalled lots.
+    let (recall, lots_recalled) = match (key.code(), lot) {
+        ("01" | "8006", Some(lot)) => (app.store.lot_recall(&key.value()[..14], &lot).await?, Default::default()),
+        ("01" | "8006", None) => (None, crate::provenance::product_recalls(&app, &key.value()[..14]).await?),
+        _ => (None, Default::default()),
+    };
+    let recalled_lot = |gtin: &str, lot: &str, recall_id: &str, public_notice: &Option<String>| RecalledInput {
+        item: gs1::Gtin::parse(gtin)
+            .ok()
+            .and_then(|gtin| crate::trace::lot_identifier(&gtin, lot).ok())
+            .map(|identifier| identifier.as_str().to_owned())
+            .unwrap_or_default(),
+        gtin: gtin.to_owned(),
+        lot: lot.to_owned(),
+        recall_id: recall_id.to_owned(),
+        public_notice: public_notice.clone(),
     };
     let origins = crate::provenance::origins(&app, &link, &item).await?;
     let made_from_recalled = crate::provenance::recalled_origins(&app, &link.key_path(), &origins)
         .await?
         .iter()
-        .map(|input| RecalledInput {
-            item: gs1::Gtin::parse(&input.gtin)
-                .ok()
-                .and_then(|gtin| crate::trace::lot_identifier(&gtin, &input.lot).ok())
-                .map(|identifier| identifier.as_str().to_owned())
-                .unwrap_or_default(),
-            gtin: input.gtin.clone(),
-            lot: input.lot.clone(),
-            recall_id: input.recall_id.clone(),
-            public_notice: input.public_notice.clone(),
-        })
+        .map(|input| recalled_lot(&input.gtin, &input.lot, &input.recall_id, &input.public_notice))
         .collect();
     let status = RecallStatus {
         item: link.canonical_uri(),
@@ -481,6 +491,12 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
         recall_id: recall.map(|recall| recall.recall_id),
         made_from_recalled,
         made_from_truncated: origins.truncated,
+        lots_recalled: lots_recalled
+            .lots
+            .iter()
+            .map(|lot| recalled_lot(&lot.gtin, &lot.lot, &lot.recall_id, &lot.public_notice))
+            .collect(),
+        lots_recalled_more: lots_recalled.more,
         checked_at: jiff::Timestamp::now().to_string(),
     };
     Ok(axum::Json(status).into_response())

@@ -63,7 +63,7 @@ pub struct ScanView {
     /// Whether the expiry date is before today (UTC); absent without an expiry date.
     pub expired: Option<bool>,
     /// Whether the lot (AI 10) of the GTIN is recalled, by whichever brand holds the GTIN (as the
-    /// resolver's `gs1:recallStatus` answers); false without both.
+    /// resolver's `gs1:recallStatus` answers); false without both: then see `lots_recalled`.
     pub recalled: bool,
     /// What the lot's recall tells consumers, if it is recalled and its recall says.
     pub recall_notice: Option<String>,
@@ -74,6 +74,13 @@ pub struct ScanView {
     /// Not every lot it was made from was checked: its traces reached their limits, there were
     /// more than `provenance::ORIGIN_LOTS_CHECKED_MAX`, or its serial cannot be traced.
     pub made_from_truncated: bool,
+    /// A GTIN scanned without its lot (a pack's EAN-13): the product's lots its brand has
+    /// recalled, in lot order (at most `provenance::PRODUCT_RECALLED_LOTS_MAX`). `recalled` is
+    /// false then because the scan names no lot, not because none is recalled: check the pack's
+    /// lot against these.
+    pub lots_recalled: Vec<RecalledLotView>,
+    /// More lots are recalled than listed.
+    pub lots_recalled_more: bool,
 }
 
 /// A recalled lot of a GTIN.
@@ -84,6 +91,17 @@ pub struct RecalledLotView {
     pub recall_id: String,
     /// What its recall tells consumers, if it says.
     pub public_notice: Option<String>,
+}
+
+impl From<&crate::provenance::RecalledOrigin> for RecalledLotView {
+    fn from(origin: &crate::provenance::RecalledOrigin) -> Self {
+        RecalledLotView {
+            gtin: origin.gtin.clone(),
+            lot: origin.lot.clone(),
+            recall_id: origin.recall_id.clone(),
+            public_notice: origin.public_notice.clone(),
+        }
+    }
 }
 
 fn decimal_text(decimal: Decimal) -> String {
@@ -132,25 +150,31 @@ pub async fn scan(
         (Some(gtin), Some(lot)) => app.store.lot_recall(gtin.as_str(), lot).await?,
         _ => None,
     };
+    let product_recalls = match (&gtin, &view.lot) {
+        (Some(gtin), None) => crate::provenance::product_recalls(&app, gtin.as_str()).await?,
+        _ => Default::default(),
+    };
+    let lots_recalled = product_recalls.lots.iter().map(RecalledLotView::from).collect();
     let recalled = recall.is_some();
     let recall_notice = recall.and_then(|recall| recall.public_notice);
     let (made_from_recalled, made_from_truncated) = match &digital_link_of(&element_string) {
         Some(link) => {
             let (recalled, truncated) = crate::provenance::recalled_origins_at(&app, link).await?;
-            let lots = recalled
-                .iter()
-                .map(|origin| RecalledLotView {
-                    gtin: origin.gtin.clone(),
-                    lot: origin.lot.clone(),
-                    recall_id: origin.recall_id.clone(),
-                    public_notice: origin.public_notice.clone(),
-                })
-                .collect();
+            let lots = recalled.iter().map(RecalledLotView::from).collect();
             (lots, truncated)
         }
         None => (Vec::new(), false),
     };
-    Ok(Json(ScanView { product, recalled, recall_notice, made_from_recalled, made_from_truncated, ..view }))
+    Ok(Json(ScanView {
+        product,
+        recalled,
+        recall_notice,
+        made_from_recalled,
+        made_from_truncated,
+        lots_recalled,
+        lots_recalled_more: product_recalls.more,
+        ..view
+    }))
 }
 
 fn digital_link_of(element_string: &ElementString) -> Option<DigitalLink> {
@@ -203,6 +227,8 @@ fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementStri
         recall_notice: None,
         made_from_recalled: Vec::new(),
         made_from_truncated: false,
+        lots_recalled: Vec::new(),
+        lots_recalled_more: false,
     }
 }
 

@@ -6971,6 +6971,31 @@ impl crate::Store {
         Ok(row.map(|(recall_id, public_notice)| PublicRecall { recall_id, public_notice }))
     }
 
+    /// The recalled lots of a GTIN, whoever holds it (public, as [`Store::lot_recall`]): for a
+    /// scan or a link that names the product but not its lot. In lot order, at most `limit`
+    /// (1 to [`GTIN_RECALLED_LOTS_MAX`]), and whether there are more.
+    pub async fn gtin_recalled_lots(
+        &self,
+        gtin: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, PublicRecall)>, bool), crate::StoreError> {
+        assert!((1..=GTIN_RECALLED_LOTS_MAX).contains(&limit), "1 to {GTIN_RECALLED_LOTS_MAX} lots a read");
+        let rows: Vec<(String, String, Option<String>)> = crate::backend::on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT r.lot, r.recall_id, c.public_notice FROM gtin_owners g \
+             JOIN recalled_lots r ON r.tenant_id = g.tenant_id AND r.gtin = g.gtin \
+             LEFT JOIN recalls c ON c.tenant_id = r.tenant_id AND c.recall_id = r.recall_id \
+             WHERE g.gtin = $1 ORDER BY r.lot LIMIT $2")
+            .bind(gtin).bind(limit as i64 + 1).fetch_all(pool).await)?;
+        let more = rows.len() > limit;
+        Ok((
+            rows.into_iter()
+                .take(limit)
+                .map(|(lot, recall_id, public_notice)| (lot, PublicRecall { recall_id, public_notice }))
+                .collect(),
+            more,
+        ))
+    }
+
     /// [`Store::lot_recall`] of several lots (GTIN, lot) in one read: the recalled ones'
     /// recalls. At most [`LOT_RECALLS_READ_MAX`] lots.
     pub async fn lot_recalls(
@@ -7013,6 +7038,9 @@ impl crate::Store {
             .collect())
     }
 }
+
+/// The most recalled lots of one GTIN [`Store::gtin_recalled_lots`] reads at once.
+pub const GTIN_RECALLED_LOTS_MAX: usize = 100;
 
 /// The most lots [`Store::lot_recalls`] reads at once.
 pub const LOT_RECALLS_READ_MAX: usize = 256;

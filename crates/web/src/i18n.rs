@@ -162,6 +162,17 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Deze partij is gemaakt van een partij die de maker heeft teruggeroepen. Breng het terug naar de winkel of het afhaalpunt.",
     ),
     ("recalled_input_lot", "lot", "partij"),
+    (
+        "recalled_lots_title",
+        "Some lots of this product are recalled",
+        "Sommige partijen van dit product zijn teruggeroepen",
+    ),
+    (
+        "recalled_lots_text",
+        "Check the lot number on the pack. Do not eat or use a pack of a lot below: return it to the store or pickup point.",
+        "Controleer het partijnummer op de verpakking. Eet of gebruik geen verpakking van een partij hieronder: breng het terug naar de winkel of het afhaalpunt.",
+    ),
+    ("recalled_lots_more", "and more lots", "en meer partijen"),
     ("verified", "Verified", "Geverifieerd"),
     ("verify_title", "Verification", "Verificatie"),
     (

@@ -63,6 +63,14 @@ pub struct ProductView {
     pub allergens: Vec<String>,
 }
 
+/// A recalled lot of the product a page shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecalledLotView {
+    pub lot: String,
+    /// What its recall tells consumers, in its brand's words.
+    pub notice: Option<String>,
+}
+
 /// A recalled lot an item was made from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecalledInputView {
@@ -166,6 +174,11 @@ pub struct ProvenanceView {
     /// Lots the item was made from that their brands recalled, whether or not its own brand
     /// recalled it.
     pub recalled_inputs: Vec<RecalledInputView>,
+    /// For an item named without its lot (a product's page): the product's lots its brand
+    /// recalled, for the consumer to check the pack's lot against.
+    pub recalled_lots: Vec<RecalledLotView>,
+    /// More lots are recalled than listed.
+    pub recalled_lots_more: bool,
     pub digital_link: String,
     pub qr_path: String,
     /// Where the browser fetches an event's proof: `{proof_path}{log index}?item={path}`.

@@ -97,6 +97,11 @@ fn provenance(lang: Lang, mode: Mode) -> ProvenanceView {
             },
             RecalledInputView { name: None, gtin: "07098765010023".into(), lot: "G1".into(), notice: None },
         ],
+        recalled_lots: vec![
+            RecalledLotView { lot: "L<2>".into(), notice: Some("Glass & <shards>".into()) },
+            RecalledLotView { lot: "L3".into(), notice: None },
+        ],
+        recalled_lots_more: true,
         digital_link: "http://localhost/01/07098765010009/10/L1".into(),
         qr_path: "/qr/01/07098765010009/10/L1".into(),
         proof_path: "/consumer-proof/".into(),
@@ -141,6 +146,11 @@ fn the_provenance_page_renders_in_every_language_and_mode() {
             let inputs = html.split("id=\"recall-input\"").nth(1).unwrap().split("</div>").next().unwrap();
             assert_eq!(inputs.matches("class=\"recall-notice\"").count(), 1, "{inputs}");
             assert!(inputs.contains("Mould &amp; &lt;toxins&gt;</span></li>"), "{inputs}");
+            // A product's recalled lots, each with its recall's words, and that there are more.
+            let lots = html.split("role=\"alert\" id=\"recall-lots\"").nth(1).unwrap().split("</div>").next().unwrap();
+            assert!(lots.contains("<code>L&lt;2&gt;</code><br>") && lots.contains("<code>L3</code></li>"), "{lots}");
+            assert!(lots.contains("Glass &amp; &lt;shards&gt;</span></li>"), "{lots}");
+            assert!(lots.contains(lang.text("recalled_lots_more").unwrap()), "{lots}");
             assert!(html.contains("Ingrid Solberg"));
             assert!(html.contains("data-log-index=\"0\"") && html.contains("data-log-index=\"2\""));
             assert_eq!(html.matches("data-log-index").count(), 2, "a step without a log entry is not checked");

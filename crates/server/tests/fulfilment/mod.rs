@@ -1900,6 +1900,42 @@ pub async fn fulfilment_recalls_reallocate_or_flag(app: &TestApp) {
         app.send("GET", &format!("/recall-status/01/{product}/10/GOOD"), None, None, &[]).await.body["recalled"],
         false
     );
+    // Named without a lot (a pack's EAN-13 carries none), the product is not said to be clear:
+    // its recalled lots are listed, for the pack's lot to be checked against them.
+    let bad = json!({"item": format!("https://id.gs1.org/01/{product:0>14}/10/BAD"), "gtin": format!("{product:0>14}"),
+        "lot": "BAD", "recall_id": recall.body["recall_id"], "public_notice": null});
+    let whole = app.send("GET", &format!("/recall-status/01/{product}"), None, None, &[]).await;
+    let lots: Vec<&str> =
+        whole.body["lots_recalled"].as_array().unwrap().iter().map(|lot| lot["lot"].as_str().unwrap()).collect();
+    assert_eq!((&whole.body["recalled"], lots), (&json!(false), vec!["BAD", "NEW"]), "{:?}", whole.body);
+    assert_eq!((&whole.body["lots_recalled"][0], &whole.body["lots_recalled_more"]), (&bad, &json!(false)));
+    let one_lot = app.send("GET", &status_path, None, None, &[]).await;
+    assert_eq!(one_lot.body["lots_recalled"], json!([]), "a link with its lot says of that lot only");
+    // (The product's GTIN is an EAN-13's 13 digits here.)
+    let scanned = app.post("/v1/scan", &key, json!({"data": product})).await;
+    assert_eq!(
+        scanned.body["lots_recalled"],
+        whole.body["lots_recalled"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|lot| {
+                json!({"gtin": lot["gtin"], "lot": lot["lot"], "recall_id": lot["recall_id"], "public_notice": null})
+            })
+            .collect::<Value>(),
+        "{:?}",
+        scanned.body
+    );
+    let page = |path: String| async move {
+        let answer = app.client.get(format!("{}{path}", app.base)).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        answer.text().await.unwrap()
+    };
+    let product_page = page(format!("/01/{product}")).await;
+    let banner = product_page.split("id=\"recall-lots\"").nth(1).unwrap_or_else(|| panic!("{product_page}"));
+    assert!(banner.split("</div>").next().unwrap().contains("<code>BAD</code>"), "{product_page}");
+    let lot_page = page(format!("/01/{product}/10/GOOD")).await;
+    assert!(!lot_page.contains("id=\"recall-lots\""), "a lot's page speaks of its lot: {lot_page}");
 }
 
 /// Scrap and transfers take free units only, keep the lot's expiry and status, check the zone
