@@ -727,9 +727,11 @@ async fn get_product(
     Ok(Json(ProductView::from(product)))
 }
 
-/// Creates or replaces a product.
+/// Creates or replaces a product. A new temperature class must be one that every zone holding
+/// the product's units keeps (409 `in-use` otherwise: move them first).
 #[utoipa::path(put, path = "/v1/products/{gtin}", tag = "master-data", request_body = ProductInput, params(("gtin" = String, Path)),
-    responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = 422, body = Problem)))]
+    responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
 async fn put_product(
     State(app): State<AppState>,
     caller: Caller,

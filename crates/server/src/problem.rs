@@ -199,7 +199,12 @@ pub const CATALOG: &[(&str, u16, &str, &str)] = &[
         "Conflict",
         "The resource already exists; or an SSCC already names a pallet (an ASN announcing one the merchant announced before, packing onto one the network's events name or one of the merchant's ASNs announces); or the orders packed with a recall's lots kept changing while it was written (send it again).",
     ),
-    ("in-use", 409, "Resource in use", "The resource is still referred to by another and cannot be deleted."),
+    (
+        "in-use",
+        409,
+        "Resource in use",
+        "The resource is still referred to by another and cannot be deleted, or changed so (a zone's range, a product's temperature class, that would not keep the stock held there).",
+    ),
     (
         "limit-reached",
         409,

@@ -1675,6 +1675,35 @@ async fn stock_site(
     fresh_site(cache, conn, tenant, gln).await
 }
 
+/// Where a product's units lie in a zone that would not keep them at `class` (its temperature
+/// class about to change): the first such site and zone, from its balances as the table and this
+/// batch hold them (read afresh, as before an order is refused).
+pub(crate) async fn stock_unsuited_to(
+    batch: &mut StockBatch,
+    cache: &mut WriterCache,
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+    class: &network::TemperatureClass,
+) -> Result<Option<(Gln, ZoneName)>, sqlx::Error> {
+    batch.refresh(cache, conn, tenant, gtin).await?;
+    let entry = batch.entry(cache, conn, tenant, gtin).await?;
+    let held: std::collections::BTreeSet<(Gln, ZoneName)> = entry
+        .balances
+        .iter()
+        .filter(|cached| cached.balance.on_hand > 0)
+        .map(|cached| (cached.site.clone(), cached.zone.clone()))
+        .collect();
+    for (gln, zone) in held {
+        let site = stock_site(cache, conn, tenant, &gln).await?;
+        let kept = site.as_ref().and_then(|site| site.zones.iter().find(|kept| kept.name == zone));
+        if !kept.is_some_and(|kept| kept.suits(class)) {
+            return Ok(Some((gln, zone)));
+        }
+    }
+    Ok(None)
+}
+
 pub(crate) async fn network_snapshot(
     cache: &mut WriterCache,
     conn: &mut Conn,

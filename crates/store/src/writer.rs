@@ -2465,6 +2465,21 @@ async fn apply_mutation(
             if !found && claim(conn, "gtin_owners", "gtin", gtin, tenant).await? != tenant {
                 refuse!(WriteError::Conflict(format!("GTIN {gtin}, registered by another brand,")));
             }
+            // A new temperature class must keep the product's units where they lie, as a zone's
+            // new range must keep what it holds (`put_location`).
+            if found && stored_class(conn, tenant, gtin).await?.as_ref() != Some(&product.temperature_class) {
+                let class = &product.temperature_class;
+                if let Some((gln, zone)) =
+                    crate::fulfilment::stock_unsuited_to(state.stock, state.cache, conn, tenant, gtin, class).await?
+                {
+                    let what = format!(
+                        "product {gtin} (its units in zone {zone} of location {gln} would not be kept in range as \
+                         {}: move them first)",
+                        class.name()
+                    );
+                    refuse!(WriteError::InUse(what, "the stock ledger".into()));
+                }
+            }
             let range = product.temperature_class.range();
             let custom = matches!(product.temperature_class, network::TemperatureClass::Custom(_));
             let nutrition = product.nutrition.clone().unwrap_or_default();
@@ -3100,6 +3115,24 @@ async fn stock_kept_in_place(
         }
     }
     Ok(None)
+}
+
+/// A product's temperature class as stored.
+async fn stored_class(
+    conn: &mut Conn,
+    tenant: &str,
+    gtin: &str,
+) -> Result<Option<network::TemperatureClass>, sqlx::Error> {
+    let stored: Option<(String, Option<f64>, Option<f64>)> = on_conn!(conn, connection => sqlx::query_as(
+        "SELECT temperature_class, temperature_min_celsius, temperature_max_celsius FROM products \
+         WHERE tenant_id = $1 AND gtin = $2")
+        .bind(tenant).bind(gtin).fetch_optional(&mut *connection).await)?;
+    stored
+        .map(|(class, min_celsius, max_celsius)| {
+            network::TemperatureClass::new(&class, min_celsius, max_celsius)
+                .map_err(|error| sqlx::Error::Decode(format!("stored product {gtin} is invalid: {error}").into()))
+        })
+        .transpose()
 }
 
 /// Whether the tenant has the location; on PostgreSQL its row is locked (`FOR UPDATE`) until the

@@ -1230,6 +1230,35 @@ pub async fn fulfilment_a_changed_product_is_read_again(app: &TestApp) {
     let received = app.post(&path, &key, json!({"zone": "chill"})).await;
     assert!(received.is_problem(422, "/problems/unknown-reference"), "{:?}", received.body);
     assert_eq!(app.get(&format!("/v1/stock?gtin={product}"), &key).await.body["items"], json!([]));
+
+    // A product in stock keeps a class its units' zones keep: the DC's chill room (0–2 °C) does
+    // not keep frozen goods, nor pharma's (2–8 °C); it keeps ambient goods (no range), and a
+    // custom range around it.
+    let (key, product) = merchant(app, "kept", "871234510004").await;
+    receive(app, &key, &product, &[("K1", 20, 5)], 610).await;
+    let product_path = format!("/v1/products/{product}");
+    let body = |class: Value| {
+        let mut body =
+            json!({"gtin": product, "name": "Salmon", "shelf_life_days": 30, "min_remaining_shelf_life_days": 3});
+        body.as_object_mut().unwrap().extend(class.as_object().unwrap().clone());
+        body
+    };
+    for class in [json!({"temperature_class": "frozen"}), json!({"temperature_class": "pharma"})] {
+        let changed = app.send("PUT", &product_path, Some(&key), Some(body(class.clone())), &[]).await;
+        assert!(changed.is_problem(409, "/problems/in-use"), "{class}: {:?}", changed.body);
+        let detail = changed.body["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("zone chill of location {}", dc())), "{detail}");
+    }
+    assert_eq!(app.get(&product_path, &key).await.body["temperature_class"], "chilled", "nothing stored");
+    let renamed =
+        app.send("PUT", &product_path, Some(&key), Some(body(json!({"temperature_class": "chilled"}))), &[]).await;
+    assert_eq!(renamed.status, StatusCode::OK, "the same class: {:?}", renamed.body);
+    let custom = json!({"temperature_class": "custom", "temperature_min_celsius": -1, "temperature_max_celsius": 3});
+    for class in [json!({"temperature_class": "ambient"}), custom] {
+        let kept = app.send("PUT", &product_path, Some(&key), Some(body(class.clone())), &[]).await;
+        assert_eq!(kept.status, StatusCode::OK, "{class}: {:?}", kept.body);
+    }
+    assert_eq!(balance(app, &key, &product, "K1").await["on_hand"], 5);
 }
 
 pub async fn fulfilment_holds_expire_and_promises_answer(app: &TestApp) {
