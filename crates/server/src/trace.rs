@@ -49,6 +49,7 @@ const ALL_ROLES: [&str; 9] = [
 ];
 
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TraceParameters {
     epc: Option<String>,
     gtin: Option<String>,
@@ -60,14 +61,14 @@ pub struct TraceParameters {
 
 /// The object a trace starts from: an EPC (any form), or a GTIN and lot (the lot's class).
 fn start_of(parameters: &TraceParameters) -> Result<Identifier, Problem> {
-    let invalid = |detail: String| Problem::new("invalid-parameter", detail);
+    let invalid = |pointer: &str, detail: String| Problem::field("invalid-parameter", pointer, detail);
     match (&parameters.epc, &parameters.gtin, &parameters.lot) {
-        (Some(epc), None, None) => Identifier::parse(epc).map_err(|error| invalid(format!("epc: {error}"))),
+        (Some(epc), None, None) => Identifier::parse(epc).map_err(|error| invalid("?epc", error.to_string())),
         (None, Some(gtin), Some(lot)) => {
-            let gtin = gs1::Gtin::parse(gtin).map_err(|error| invalid(format!("gtin: {error}")))?;
-            lot_identifier(&gtin, lot).map_err(|error| invalid(format!("lot: {error}")))
+            let gtin = gs1::Gtin::parse(gtin).map_err(|error| invalid("?gtin", error.to_string()))?;
+            lot_identifier(&gtin, lot).map_err(|error| invalid("?lot", error.to_string()))
         }
-        _ => Err(invalid("give epc, or gtin and lot".into())),
+        _ => Err(Problem::new("invalid-parameter", "give ?epc, or ?gtin and ?lot")),
     }
 }
 

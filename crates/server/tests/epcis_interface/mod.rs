@@ -875,10 +875,18 @@ pub(super) async fn epcis_trace_follows_lots(app: &TestApp) {
     // Another tenant sees nothing; bad parameters get a problem.
     let stranger = app.tenant("stranger", &["tenant:read"]).await;
     assert_eq!(hours(&app.get("/v1/trace?gtin=09506000134352&lot=LOT1", &stranger).await), Vec::<String>::new());
+    let bad_gtin = app.get("/v1/trace?gtin=09506000134353&lot=LOT1", &farm).await;
     assert!(
-        app.get("/v1/trace?gtin=09506000134353&lot=LOT1", &farm).await.is_problem(400, "/problems/invalid-parameter")
+        bad_gtin.is_problem(400, "/problems/invalid-parameter") && bad_gtin.pointers() == ["?gtin"],
+        "{:?}",
+        bad_gtin.body
     );
     assert!(app.get("/v1/trace", &farm).await.is_problem(400, "/problems/invalid-parameter"));
+    // A parameter the trace does not take is refused, not ignored.
+    for unknown in ["gtin=09506000134352&lot=LOT1&bogus=1", "gtin=09506000134352&lot=LOT1&direction=backward"] {
+        let answer = app.get(&format!("/v1/trace?{unknown}"), &farm).await;
+        assert!(answer.is_problem(400, "/problems/invalid-parameter"), "{unknown}: {:?}", answer.body);
+    }
 }
 
 /// With the standard's JSON schema configured, a document the semantic layer lets through but the
