@@ -1002,6 +1002,7 @@ async fn kiosk_scan(
 }
 
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProofQuery {
     item: String,
 }
@@ -1010,9 +1011,10 @@ struct ProofQuery {
 /// C2SP tlog-proof and the disclosures of the fields the page shows (read fresh from the store).
 async fn consumer_proof(
     State(app): State<AppState>,
-    Path(log_index): Path<u64>,
-    Query(query): Query<ProofQuery>,
+    Path(log_index): Path<String>,
+    crate::api::QueryParams(query): crate::api::QueryParams<ProofQuery>,
 ) -> Result<Response, Problem> {
+    let log_index: u64 = crate::api::path_value("logIndex", &log_index, str::parse)?;
     let path = query.item.strip_prefix("/provenance").unwrap_or(&query.item);
     let link = digital_link_of(&app, path)?;
     let item = find(&app, &link).await?;

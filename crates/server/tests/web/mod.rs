@@ -113,6 +113,18 @@ pub async fn consumer_pages_prove_their_steps_and_nothing_else(app: &TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND, "a step of the salmon is not on the apples' page");
     let (status, body) = json_of(app, "/consumer-proof/0?item=/01/09506000134353").await;
     assert_eq!((status, body["type"].as_str()), (StatusCode::BAD_REQUEST, Some("/problems/invalid-digital-link")));
+    // A bad index, no item, or a parameter it does not take: problems like any other answer.
+    for path in [
+        "/consumer-proof/abc?item=/01/09506000134352/10/LOT-7",
+        "/consumer-proof/0",
+        &format!("/consumer-proof/0?item={LOT_PAGE}&x=1"),
+    ] {
+        let answer = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(answer.headers()["content-type"], "application/problem+json", "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["type"], "/problems/invalid-parameter", "{path}: {body}");
+    }
 
     // Dutch by Accept-Language; the recall shows at once.
     let answer = app
