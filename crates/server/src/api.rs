@@ -499,7 +499,7 @@ async fn revoke_tenant_key(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
-    /// First UTC day, YYYY-MM-DD (default: 30 days ago); a period covers at most 366 days.
+    /// First UTC day, YYYY-MM-DD (default: 30 days before `to`); a period covers at most 366 days.
     pub from: Option<String>,
     /// Last UTC day, YYYY-MM-DD (default: today), at most 9999-12-29.
     pub to: Option<String>,
@@ -514,7 +514,7 @@ pub const REPORT_DAYS_MAX: i32 = 366;
 pub const REPORT_DAY_FIRST: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
 pub const REPORT_DAY_LAST: jiff::civil::Date = jiff::civil::date(9999, 12, 29);
 
-/// The UTC days of a report: `from` (default 30 days ago) to `to` (default today), checked: each
+/// The UTC days of a report: `from` (default 30 days before `to`) to `to` (default today), checked: each
 /// a date written YYYY-MM-DD from [`REPORT_DAY_FIRST`] to [`REPORT_DAY_LAST`], `from` not after
 /// `to`, at most [`REPORT_DAYS_MAX`] days.
 pub(crate) fn period_days(params: &UsageParams) -> Result<(jiff::civil::Date, jiff::civil::Date), Problem> {
@@ -534,8 +534,10 @@ pub(crate) fn period_days(params: &UsageParams) -> Result<(jiff::civil::Date, ji
                 )
             }),
     };
-    let from = parse("from", &params.from, today.checked_sub(jiff::Span::new().days(30)).unwrap_or(today))?;
-    let to = parse("to", &params.to, today)?;
+    let to = parse("to", &params.to, today);
+    let end = to.as_ref().map_or(today, |to| *to);
+    let from = parse("from", &params.from, end.checked_sub(jiff::Span::new().days(30)).unwrap_or(end))?;
+    let to = to?;
     if from > to {
         return Err(Problem::field("invalid-parameter", "?from", "must not be after ?to"));
     }

@@ -1028,6 +1028,15 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         assert_eq!(report.status, StatusCode::OK, "{query}: {:?}", report.body);
         assert_eq!(report.body["total"]["orders"], 0, "{query}");
     }
+    // Only `to`: the 30 days before it, however long ago.
+    let before = app.get("/v1/sla?to=2026-01-01", &key).await;
+    assert_eq!(before.status, StatusCode::OK, "{:?}", before.body);
+    assert_eq!(
+        (&before.body["from"], &before.body["to"]),
+        (&json!("2025-12-02"), &json!("2026-01-01")),
+        "{:?}",
+        before.body
+    );
 
     // Another merchant sees none of it.
     let (other, _) = merchant(app, "meat", "871234510002").await;
