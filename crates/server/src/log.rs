@@ -391,7 +391,8 @@ fn audit_count_default() -> u64 {
 /// `GET /v1/log/audit?first=&count=`: for log entries `first..first+count` (at most 256), the
 /// stored event of each with its commitment seed, so an auditor recomputes each entry from the
 /// event as stored now. An operator sees every entry (`"complete": true`), a tenant the entries
-/// of its own events only.
+/// of its own events only. `size` is the log's size when read (every entry under it is in the
+/// log); `first` past it is refused (400), at it answers no entries.
 async fn audit(
     State(app): State<AppState>,
     caller: Caller,
@@ -402,7 +403,15 @@ async fn audit(
         false => caller.require(Scope::TenantRead)?,
     };
     if query.count > ENTRIES_READ_MAX {
-        return Err(Problem::new("invalid-parameter", format!("count is at most {ENTRIES_READ_MAX}")));
+        return Err(Problem::field("invalid-parameter", "?count", format!("must be at most {ENTRIES_READ_MAX}")));
+    }
+    let size = app.store.log_state().await?.size;
+    if query.first > size {
+        return Err(Problem::field(
+            "invalid-parameter",
+            "?first",
+            format!("lies past the log's end: it holds {size} entries"),
+        ));
     }
     let logged = app.store.logged_events(query.first, query.count).await?;
     // An entry whose event row is gone is listed with a null event: the audit reports it.
@@ -423,6 +432,7 @@ async fn audit(
     let body = json!({
         "first": query.first,
         "count": query.count,
+        "size": size,
         "complete": principal.is_operator(),
         "entries": entries,
     });

@@ -273,7 +273,12 @@ pub(super) async fn log_event_proofs_disclose_and_hide(app: &TestApp) {
     assert_eq!(audit.status, StatusCode::OK, "{:?}", audit.body);
     assert_eq!(audit.body["entries"].as_array().unwrap().len(), 3);
     assert_eq!(audit.body["entries"][0]["tenant"], "prooffarm");
-    assert_eq!(audit.body["complete"], true);
+    assert_eq!((&audit.body["complete"], &audit.body["size"]), (&json!(true), &json!(3)));
+    // At the log's end: nothing yet, and its size says so; past it: refused.
+    let at_end = app.get("/v1/log/audit?first=3", &app.operator_key).await;
+    assert_eq!((&at_end.body["entries"], &at_end.body["size"]), (&json!([]), &json!(3)), "{:?}", at_end.body);
+    let past = app.get("/v1/log/audit?first=4&count=2", &app.operator_key).await;
+    assert!(past.is_problem(400, "/problems/invalid-parameter") && past.pointers() == ["?first"], "{:?}", past.body);
     assert_eq!(app.get("/v1/log/audit?first=0", &stranger).await.body["entries"], json!([]));
     let too_many = app.get("/v1/log/audit?first=0&count=257", &app.operator_key).await;
     assert_eq!(too_many.body["type"], "/problems/invalid-parameter");
