@@ -276,9 +276,21 @@ pub fn read_any(text: &str) -> Result<(ScannedForm, ElementString), ScanError> {
     if text.starts_with('(') {
         return Ok((ScannedForm::Bracketed, ElementString::parse_bracketed(text)?));
     }
-    if matches!(text.len(), 8 | 12 | 13) && text.bytes().all(|byte| byte.is_ascii_digit()) {
+    let digits = text.bytes().all(|byte| byte.is_ascii_digit());
+    if matches!(text.len(), 8 | 12 | 13) && digits {
         let element = Element::new("01", &format!("{text:0>14}"))?;
         return Ok((ScannedForm::PlainGtin, ElementString::new(vec![element])?));
+    }
+    // 14 digits: a GTIN-14 (an ITF-14 read without its symbology identifier) when its check
+    // digit holds; otherwise an element string if they are one, else the GTIN's error.
+    if text.len() == 14 && digits {
+        return match Element::new("01", text) {
+            Ok(element) => Ok((ScannedForm::PlainGtin, ElementString::new(vec![element])?)),
+            Err(gtin_error) => match ElementString::parse_unbracketed(text) {
+                Ok(element_string) => Ok((ScannedForm::Unbracketed, element_string)),
+                Err(_) => Err(gtin_error.into()),
+            },
+        };
     }
     Ok((ScannedForm::Unbracketed, ElementString::parse_unbracketed(text)?))
 }
@@ -311,6 +323,11 @@ mod read_any_tests {
         );
         check("0109506000134352\u{1d}10ABC123\n", ScannedForm::Unbracketed, "(01)09506000134352(10)ABC123");
         check("9506000134352", ScannedForm::PlainGtin, "(01)09506000134352");
+        check("09506000134352", ScannedForm::PlainGtin, "(01)09506000134352");
+        check("19506000134359", ScannedForm::PlainGtin, "(01)19506000134359");
+        // 14 digits whose check digit fails are read as an element string, which refuses them.
+        let wrong = read_any("09506000134353").unwrap_err().to_string();
+        assert!(wrong.contains("check digit"), "the GTIN's error: {wrong}");
         assert!(read_any("9506000134353").is_err(), "a wrong check digit is caught");
         assert!(read_any("]X9abc").is_err());
     }
