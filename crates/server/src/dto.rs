@@ -691,6 +691,8 @@ impl From<Owned<Location>> for LocationView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaneInput {
+    /// Required by `POST /v1/lanes`; `PUT /v1/lanes/{lane_id}` takes the path's (if given here,
+    /// it must be the same).
     pub lane_id: Option<String>,
     /// GLN of the origin (own or network location).
     pub from: String,

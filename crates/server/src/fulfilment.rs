@@ -34,6 +34,7 @@ use crate::trace::Made;
 
 /// The longest an order's hold may last.
 pub const HOLD_SECONDS_MAX: u64 = 7 * 24 * 3600;
+const _: () = assert!(HOLD_SECONDS_MAX == 604_800, "the order's OpenAPI schema says so");
 /// Lines of one order.
 pub const ORDER_LINES_MAX: usize = orders::LINES_MAX;
 // The schemas' `max_items` say these limits as literals.
@@ -1110,7 +1111,8 @@ pub struct OrderInput {
     /// RFC 3339: refuse the order unless it can be delivered by then.
     pub latest_delivery_at: Option<String>,
     /// Hold the stock this long for a confirmation (the order moving on to `picking`); then the
-    /// reservation expires and the order is cancelled. Default: no timeout.
+    /// reservation expires and the order is cancelled. 1 to 604,800 (7 days). Default: no timeout.
+    #[schema(minimum = 1, maximum = 604_800)]
     pub hold_seconds: Option<u64>,
 }
 
@@ -1472,7 +1474,8 @@ pub struct OrderPage {
     pub next_cursor: Option<String>,
 }
 
-/// Orders, oldest first.
+/// Orders in order id order: oldest first for the ids the API gives (they start with the time);
+/// the demo's named orders (`ord_demo_…`) sort by their names.
 #[utoipa::path(get, path = "/v1/orders", tag = "fulfilment", params(OrderListParams), responses((status = 200, body = OrderPage)))]
 async fn list_orders(
     State(app): State<AppState>,
