@@ -2939,7 +2939,8 @@ async fn create_webhook(
     Ok(written.into_response(respond))
 }
 
-/// The calling tenant's order webhooks (secrets are never shown).
+/// The calling tenant's order webhooks (secrets are never shown): all of them, at most
+/// `store::fulfilment::WEBHOOKS_PER_TENANT_MAX`, so not in pages.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "fulfilment", responses((status = 200, body = Vec<WebhookView>)))]
 async fn list_webhooks(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<WebhookView>>, Problem> {
     let principal = require_reader(&caller)?;
