@@ -211,9 +211,11 @@ pub async fn run_verify(command: VerifyCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Verifies a proof bundle (text, or the JSON answer with disclosures); answers a report.
+/// Verifies a proof bundle (text, or the JSON answer with disclosures); answers a report. The
+/// JSON answer's own `logIndex` and `eventID`, when given, must be what the proof proves: the
+/// entry's index, and the event id its entry discloses.
 pub fn verify_proof(bytes: &[u8], policy: &CheckpointPolicy) -> anyhow::Result<String> {
-    let (proof_text, disclosures) = match bytes.first() {
+    let (proof_text, disclosures, claimed_index, claimed_event) = match bytes.first() {
         Some(b'{') => {
             let value: serde_json::Value = serde_json::from_slice(bytes).context("the JSON proof is malformed")?;
             let proof = value["proof"].as_str().context("the JSON proof has no \"proof\" text")?.to_owned();
@@ -222,11 +224,35 @@ pub fn verify_proof(bytes: &[u8], policy: &CheckpointPolicy) -> anyhow::Result<S
                 .map(|items| items.iter().map(disclosure_of_json).collect::<anyhow::Result<Vec<_>>>())
                 .transpose()?
                 .unwrap_or_default();
-            (proof.into_bytes(), disclosures)
+            let index = match &value["logIndex"] {
+                serde_json::Value::Null => None,
+                index => Some(index.as_u64().context("the JSON proof's logIndex is not a whole number")?),
+            };
+            let event = match &value["eventID"] {
+                serde_json::Value::Null => None,
+                event => Some(event.as_str().context("the JSON proof's eventID is not text")?.to_owned()),
+            };
+            (proof.into_bytes(), disclosures, index, event)
         }
-        _ => (bytes.to_vec(), Vec::new()),
+        _ => (bytes.to_vec(), Vec::new(), None, None),
     };
     let bundle = ProofBundle::parse(&proof_text).context("not a C2SP tlog-proof")?;
+    if let Some(index) = claimed_index {
+        ensure!(
+            index == bundle.index,
+            "the JSON proof names log index {index}, but its proof is of entry {}",
+            bundle.index
+        );
+    }
+    if let Some(event) = &claimed_event {
+        let disclosed = disclosures.iter().find(|disclosure| disclosure.name == "/eventID");
+        let proved = disclosed.and_then(|disclosure| serde_json::from_str::<String>(&disclosure.value).ok());
+        ensure!(
+            proved.as_deref() == Some(event.as_str()),
+            "the JSON proof names event {event}, but its entry discloses {}",
+            proved.map_or_else(|| "no eventID".to_owned(), |proved| format!("event {proved}"))
+        );
+    }
     let entry = bundle.extra.as_deref().context("the proof carries no entry (its extra line)")?;
     let leaf = leaf_hash(entry);
     let verified = bundle.verify(&leaf, policy).context("the proof does not verify")?;

@@ -600,6 +600,34 @@ fn witnesses_cosign_and_verifiers_catch_tampering() {
     let refused = keten(&["verify", "proof", &path("event.tlog-proof"), "--key", &stranger]);
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("does not verify"), "{}", text(&refused.stderr));
+    // The JSON answer with its disclosures verifies too; its own eventID and logIndex must be what
+    // the proof proves.
+    let json_proof: serde_json::Value = runtime.block_on(async {
+        let url = format!("{base}/events/{}/proof", server::epcis::encode_path_segment(event_id));
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(&salmon_key)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    });
+    std::fs::write(path("event.json"), json_proof.to_string()).unwrap();
+    let verified = keten_ok(&["verify", "proof", &path("event.json"), "--key", log_key]);
+    assert!(verified.contains("disclosed fields match the entry"), "{verified}");
+    let index = json_proof["logIndex"].as_u64().unwrap();
+    for (field, forged, said) in [
+        ("eventID", serde_json::json!("ni:///sha-256;0000"), "names event ni:///sha-256;0000"),
+        ("logIndex", serde_json::json!(index + 1), "names log index"),
+    ] {
+        let mut forged_proof = json_proof.clone();
+        forged_proof[field] = forged;
+        std::fs::write(path("forged.json"), forged_proof.to_string()).unwrap();
+        let refused = keten(&["verify", "proof", &path("forged.json"), "--key", log_key]);
+        assert!(!refused.status.success(), "{field}");
+        assert!(text(&refused.stderr).contains(said), "{field}: {}", text(&refused.stderr));
+    }
 
     // The monitor verifies the whole log and the stored events; then only what is new.
     let monitor = path("monitor");
