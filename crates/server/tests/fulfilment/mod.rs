@@ -3983,8 +3983,9 @@ pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
     });
     let put = app.send("PUT", &dc_path, Some(&app.operator_key), Some(colder), &[]).await;
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
-    // A zone left as it is passes, whatever its goods: the merchant made the product frozen
-    // since it came in (its stock is the merchant's to move), and the operator renames the DC.
+    // A zone left as it is passes, whatever its goods: the product became frozen since it came
+    // in (refused now while the chill room holds it, but stored so before that rule), and the
+    // operator renames the DC.
     let frozen = app
         .send(
             "PUT",
@@ -3995,7 +3996,9 @@ pub async fn fulfilment_a_place_holding_stock_keeps_it(app: &TestApp) {
             &[],
         )
         .await;
-    assert_eq!(frozen.status, StatusCode::OK, "{:?}", frozen.body);
+    assert!(frozen.is_problem(409, "/problems/in-use"), "{:?}", frozen.body);
+    let stored_gtin = app.get(&format!("/v1/products/{product}"), &key).await.body["gtin"].as_str().unwrap().to_owned();
+    app.execute_sql(&["UPDATE products SET temperature_class = 'frozen' WHERE gtin = $1"], &stored_gtin).await;
     let current = app.get(&dc_path, &app.operator_key).await.body;
     let renamed = changed_from(&current, &|body| body["name"] = json!("Amsterdam DC North"));
     let put = app.send("PUT", &dc_path, Some(&app.operator_key), Some(renamed), &[]).await;
