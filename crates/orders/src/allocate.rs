@@ -141,7 +141,9 @@ pub enum CandidateOutcome {
     /// Could ship every line, but another site was cheaper or sooner. Without a promise when its
     /// lowest possible cost was already above the chosen site's (its timing was not computed).
     Passed { cost_cents: u64, promised_by_unix_ms: Option<i64> },
-    /// Holds eligible units of only some lines (units per line).
+    /// Holds eligible units of only some lines (units per line: available, in a zone that keeps
+    /// the product, with its minimum shelf life left on the delivery day of the site's route, or
+    /// for a site not routed on the day the order is placed).
     Partial { eligible_units: Vec<i64> },
     /// Cannot reach the destination in time.
     NoRoute(NoRoute),
@@ -306,7 +308,17 @@ pub fn allocate_within(
         })
     });
     // The sites holding any of them, in GLN order, and per site and line the units it holds in
-    // zones suited to the line (shelf life aside): `units[site * lines + line]`.
+    // zones suited to the line with the product's minimum shelf life left on the earliest day it
+    // could be delivered, the day it is placed (a lot short of it then is short on any later
+    // day; each route's own day is judged once it is known): `units[site * lines + line]`.
+    let earliest = Timestamp::from_millisecond(request.placed_unix_ms)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned(request.destination.time_zone.clone())
+        .date();
+    let fresh_on_the_earliest_day = |line: usize, lot: &StockLot<'_>| {
+        lot.expiry
+            .is_none_or(|expiry| days_left(expiry, earliest) >= i64::from(rules[line].min_remaining_shelf_life_days))
+    };
     let mut views: Vec<SiteView<'_>> = Vec::new();
     let mut units: Vec<i64> = Vec::new();
     let mut start = 0;
@@ -317,6 +329,7 @@ pub fn allocate_within(
             group
                 .iter()
                 .filter(|held| lines.served_by(line, held, view.site))
+                .filter(|held| fresh_on_the_earliest_day(line, &stock[held.lot]))
                 .map(|held| stock[held.lot].available)
                 .sum::<i64>()
         }));

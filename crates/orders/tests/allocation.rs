@@ -197,6 +197,28 @@ fn fefo_takes_the_earliest_expiry_that_still_leaves_the_minimum_shelf_life() {
     assert_eq!((promised.hour(), promised.minute()), (13, 19), "{promised}");
 }
 
+/// A site that cannot serve the order says how many of its units could: not those of a lot short
+/// of the product's shelf life already on the day the order is placed.
+#[test]
+fn a_site_passed_over_counts_only_units_fresh_enough() {
+    let (sites, lanes) = network();
+    let products = products();
+    let destination = amsterdam_customer();
+    let stock = vec![
+        lot(AMSTERDAM, "chill", SALMON, "A-OK", Some(date(2026, 12, 12)), 10),
+        lot(AMSTERDAM, "ambient", SOAP, "S", None, 10),
+        // Oslo holds no soap; of its salmon, 1 unit has the 3 days left, 100 have 2 on the 1st.
+        lot(OSLO, "chill", SALMON, "O-SOON", Some(date(2026, 12, 3)), 100),
+        lot(OSLO, "chill", SALMON, "O-OK", Some(date(2026, 12, 20)), 1),
+    ];
+    let lines = [line(SALMON, 2), line(SOAP, 1)];
+    let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+    let allocation = allocate(NetworkView { sites: &sites, lanes: &lanes }, &stock, &request).unwrap();
+    assert_eq!(allocation.shipments.len(), 1);
+    let oslo = allocation.decision.candidates.iter().find(|candidate| candidate.site == gln(OSLO)).unwrap();
+    assert_eq!(oslo.outcome, CandidateOutcome::Partial { eligible_units: vec![1, 0] });
+}
+
 /// A lane to a pickup point near the customer would promise a little earlier in the evening (its
 /// last mile is shorter), but a pickup point runs no deliveries: a home order goes from the DC,
 /// and only an order collected at the pickup point takes the lane.
@@ -601,13 +623,14 @@ fn a_split_finds_the_sites_that_serve_the_order_together() {
     let split = allocate(NetworkView { sites: &many, lanes: &[] }, &one_each, &request).unwrap();
     assert_eq!(split.shipments.len(), 3);
 
-    // 96 sites near the customer with 2 units of salmon each, past its shelf life (counted before
-    // routing, gone after), and 4 farther sites with 1 fresh unit each; an order of 3. Only three
-    // far sites serve it, the last combinations of three in the search's order; a site routed
-    // once is known to hold nothing fresh, so the search gets there.
+    // 96 sites near the customer with 2 units of salmon each, with its 3 days' shelf life left on
+    // the day it is placed but not on the next, the delivery's (counted before routing, gone
+    // after), and 4 farther sites with 1 fresh unit each; an order of 3. Only three far sites
+    // serve it, the last combinations of three in the search's order; a site routed once is known
+    // to hold nothing fresh, so the search gets there.
     let offsets: Vec<(u16, u16)> = (0..100).map(|index| if index < 96 { (2, 1) } else { (0, 0) }).collect();
     let many = random_network(&[1; 100], false, &offsets);
-    let stale = date(2026, 12, 1);
+    let stale = date(2026, 12, 4);
     let mixed: Vec<StockLot<'_>> = many
         .iter()
         .enumerate()
@@ -620,9 +643,12 @@ fn a_split_finds_the_sites_that_serve_the_order_together() {
         })
         .collect();
     let lines = [line(SALMON, 3)];
-    let request = order(&lines, &products, &destination, Service::NextDay, ten_am());
+    // Placed late in the evening: delivered the next day.
+    let late = ten_am() + 12 * 3_600_000;
+    let request = order(&lines, &products, &destination, Service::NextDay, late);
     let network = NetworkView { sites: &many, lanes: &[] };
     let split = allocate(network, &mixed, &request).unwrap();
+    assert!(split.promised_by_unix_ms > ten_am() + 14 * 3_600_000, "delivered the next day");
     let mut shipping: Vec<&Gln> = split.shipments.iter().map(|shipment| &shipment.site).collect();
     shipping.sort();
     assert_eq!(shipping, [&many[96].gln, &many[97].gln, &many[98].gln], "the three cheapest of the far sites");

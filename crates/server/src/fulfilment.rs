@@ -1155,6 +1155,9 @@ pub struct CandidateView {
     pub outcome: String,
     pub cost_cents: Option<u64>,
     pub promised_by: Option<String>,
+    /// `partial`: units per line the site could ship (available, in a zone that keeps the
+    /// product, with its minimum shelf life left on the day it would be delivered, or for a site
+    /// whose route was not worked out, on the day the order was placed).
     pub eligible_units: Option<Vec<i64>>,
     pub reason: Option<String>,
 }
