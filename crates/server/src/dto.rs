@@ -268,9 +268,10 @@ pub struct ProductInput {
     pub description: Option<String>,
     /// `ambient`, `chilled` (0–4 °C), `frozen` (≤ −18 °C), `pharma` (2–8 °C) or `custom`.
     pub temperature_class: String,
-    /// Only for `custom`.
+    /// For `custom`; another class takes none or its own (as `GET` answers it, so a product read
+    /// can be written back).
     pub temperature_min_celsius: Option<f64>,
-    /// Only for `custom`.
+    /// For `custom`; another class takes none or its own.
     pub temperature_max_celsius: Option<f64>,
     pub shelf_life_days: Option<u32>,
     /// Allocation ships only lots with at least this many days left on delivery.
@@ -306,13 +307,19 @@ impl ProductInput {
                 checker.fail("/temperature_min_celsius", error.to_string());
                 bounds_fit = false;
             }
-        } else if TemperatureClass::NAMES.contains(&self.temperature_class.as_str()) {
-            for (pointer, value) in bounds {
-                if value.is_some() {
-                    checker.fail(pointer, "only a custom class takes a range (its own class's is fixed)");
+        } else if let Ok(named) = TemperatureClass::new(&self.temperature_class, None, None) {
+            // A named class's own range (as a product reads back) is no range of its own.
+            let range = named.range();
+            for ((pointer, value), own) in bounds.into_iter().zip([range.min_celsius, range.max_celsius]) {
+                if value.is_some() && value != own {
+                    let fixed = own.map_or_else(|| "none".to_owned(), |celsius| format!("{celsius} °C"));
+                    let class = &self.temperature_class;
+                    checker
+                        .fail(pointer, format!("only a custom class takes a range of its own ({class}'s is {fixed})"));
                     bounds_fit = false;
                 }
             }
+            return bounds_fit.then_some(named);
         }
         if !bounds_fit {
             return None;

@@ -560,7 +560,7 @@ async fn bad_input_gets_a_problem_and_stores_nothing(app: &TestApp) {
             "/temperature_max_celsius",
         ),
         (
-            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "temperature_max_celsius": 4}),
+            json!({"gtin": "09506000134352", "name": "x", "temperature_class": "chilled", "temperature_max_celsius": 5}),
             422,
             "/problems/validation-failed",
             "/temperature_max_celsius",

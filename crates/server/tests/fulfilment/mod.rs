@@ -1259,8 +1259,12 @@ pub async fn fulfilment_a_changed_product_is_read_again(app: &TestApp) {
         assert!(detail.contains(&format!("zone chill of location {}", dc())), "{detail}");
     }
     assert_eq!(app.get(&product_path, &key).await.body["temperature_class"], "chilled", "nothing stored");
-    let renamed =
-        app.send("PUT", &product_path, Some(&key), Some(body(json!({"temperature_class": "chilled"}))), &[]).await;
+    // The same class, with its own range as the product reads back.
+    let read = app.get(&product_path, &key).await.body;
+    let same = json!({"temperature_class": "chilled", "temperature_min_celsius": read["temperature_min_celsius"],
+                      "temperature_max_celsius": read["temperature_max_celsius"]});
+    assert_eq!((&same["temperature_min_celsius"], &same["temperature_max_celsius"]), (&json!(0.0), &json!(4.0)));
+    let renamed = app.send("PUT", &product_path, Some(&key), Some(body(same)), &[]).await;
     assert_eq!(renamed.status, StatusCode::OK, "the same class: {:?}", renamed.body);
     let custom = json!({"temperature_class": "custom", "temperature_min_celsius": -1, "temperature_max_celsius": 3});
     for class in [json!({"temperature_class": "ambient"}), custom] {
