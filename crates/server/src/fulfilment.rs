@@ -1971,14 +1971,16 @@ pub struct AffectedOrder {
     pub status: String,
     /// What this recall found or did: `reallocated` (allocated again from other lots),
     /// `flagged` (no other stock: back to `accepted`), `shipped` (units of the lots left with it
-    /// and did not all come back), `returned` (every unit shipped came back), `released` (it
+    /// and did not all come back), `returned` (its parcel came back, with every unit shipped,
+    /// though its return may have restocked fewer: `units_returned`), `released` (it
     /// held units of the lots once and gave them up unshipped: cancelled, or allocated again
     /// after an earlier recall). Read back, a recall made before Keten kept what it did to each
     /// order says `unknown` where it would say `released`: it may have taken the order back.
     pub outcome: String,
     /// Units of the recalled lots it shipped.
     pub units_shipped: i64,
-    /// Units of the recalled lots its returns took back.
+    /// Units of the recalled lots its returns put back into stock (a parcel back whole may put
+    /// back fewer: the rest were not to be sold again).
     pub units_returned: i64,
     pub destination: DestinationInput,
 }
