@@ -253,6 +253,20 @@ pub(crate) enum Written {
 }
 
 impl Written {
+    /// [`Written::into_response`] of a write that creates a resource: with [`created_response`]'s
+    /// `Location`.
+    pub(crate) fn into_created_response(
+        self,
+        respond: impl Fn(&Applied) -> StoredResponse,
+        collection: &str,
+        id_field: &str,
+    ) -> Response {
+        match self {
+            Written::Applied(applied) => created_response(respond(&applied), false, collection, id_field),
+            Written::Replayed(stored) => created_response(stored, true, collection, id_field),
+        }
+    }
+
     /// The answer: built by `respond` for a fresh write, the stored first answer for a replay.
     pub(crate) fn into_response(self, respond: impl Fn(&Applied) -> StoredResponse) -> Response {
         match self {
@@ -268,6 +282,26 @@ impl Written {
 pub(crate) fn replay(stored: StoredResponse) -> Response {
     let mut response = json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body);
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// A stored answer as sent (fresh, or replayed), with a 201's `Location` (RFC 9110): the created
+/// resource at `{collection}/{id}`, the id read from the answer's `id_field`, so that a replay
+/// names the resource its first answer created.
+pub(crate) fn created_response(stored: StoredResponse, replayed: bool, collection: &str, id_field: &str) -> Response {
+    let location = (stored.status == 201)
+        .then(|| serde_json::from_slice::<serde_json::Value>(&stored.body).ok())
+        .flatten()
+        .and_then(|body| body[id_field].as_str().map(|id| format!("{collection}/{id}")))
+        .and_then(|location| HeaderValue::from_str(&location).ok());
+    let mut response = if replayed {
+        replay(stored)
+    } else {
+        json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body)
+    };
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
     response
 }
 

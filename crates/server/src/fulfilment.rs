@@ -285,7 +285,7 @@ async fn create_asn(
     let written =
         write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond.clone())
             .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/asns", "asn_id"))
 }
 
 /// An ASN read back: its pallets, each with where and when it was received (if it was).
@@ -1455,7 +1455,7 @@ async fn place_order(
     let mutation = Mutation::Fulfilment(FulfilmentMutation::PlaceOrder(Box::new(order)));
     let written =
         write(&app, principal, key, Some(body.request_sha256), principal.tenant_id.clone(), mutation, respond).await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/orders", "order_id"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -2406,11 +2406,7 @@ async fn create_recall(
 ) -> Result<Response, Problem> {
     let principal = require_writer(&caller)?;
     let (replayed, stored) = start_recall(&app, principal, key, body.request_sha256, body.value).await?;
-    Ok(if replayed {
-        crate::api::replay(stored)
-    } else {
-        crate::api::json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body)
-    })
+    Ok(crate::api::created_response(stored, replayed, "/v1/recalls", "recall_id"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

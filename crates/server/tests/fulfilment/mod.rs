@@ -96,6 +96,7 @@ pub async fn receive(app: &TestApp, key: &str, product: &str, pallets: &[(&str, 
     let asn = app.post("/v1/asns", key, json!({"location": dc(), "pallets": pallets})).await;
     assert_eq!(asn.status, StatusCode::CREATED, "{:?}", asn.body);
     let asn_id = asn.body["asn_id"].as_str().unwrap();
+    assert_eq!(asn.headers["location"], format!("/v1/asns/{asn_id}").as_str());
     let received = app.post(&format!("/v1/asns/{asn_id}/receipts"), key, json!({"zone": "chill"})).await;
     assert_eq!(received.status, StatusCode::CREATED, "{:?}", received.body);
     // Read back, every pallet is received into the zone.
@@ -676,6 +677,10 @@ pub async fn fulfilment_receipts_orders_and_the_lifecycle(app: &TestApp) {
         .await;
     assert_eq!(again.body["order_id"], order_id.as_str());
     assert_eq!(again.headers.get("idempotent-replayed").map(|value| value.to_str().unwrap()), Some("true"));
+    // Both name the order created (RFC 9110 `Location`).
+    for answer in [&placed, &again] {
+        assert_eq!(answer.headers["location"], format!("/v1/orders/{order_id}").as_str());
+    }
     // The first answer itself (stored compressed), not the order as it is now.
     assert_eq!(again.status, placed.status);
     assert_eq!(again.body, placed.body);
@@ -1487,6 +1492,8 @@ pub async fn fulfilment_reallocation_keeps_the_hold(app: &TestApp) {
     let held = app.post("/v1/orders", &key, body).await;
     assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
     let recall = app.post("/v1/recalls", &key, json!({"gtin": product, "lots": ["ONLY"], "reason": "mould"})).await;
+    let recall_id = recall.body["recall_id"].as_str().unwrap();
+    assert_eq!(recall.headers["location"], format!("/v1/recalls/{recall_id}").as_str());
     assert_eq!(recall.body["affected_orders"][0]["outcome"], "flagged", "{:?}", recall.body);
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     receive(app, &key, &product, &[("MORE", 20, 2)], 330).await;
