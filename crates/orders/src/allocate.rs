@@ -311,13 +311,16 @@ pub fn allocate_within(
     // zones suited to the line with the product's minimum shelf life left on the earliest day it
     // could be delivered, the day it is placed (a lot short of it then is short on any later
     // day; each route's own day is judged once it is known): `units[site * lines + line]`.
-    let earliest = Timestamp::from_millisecond(request.placed_unix_ms)
-        .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_zoned(request.destination.time_zone.clone())
-        .date();
+    let placed = Timestamp::from_millisecond(request.placed_unix_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+    let earliest = request.destination.time_zone.to_datetime(placed).date();
+    // Per line, the first expiry that leaves the minimum then: a date compared, not a span
+    // worked out per lot (this runs for every lot of every order).
+    let first_fresh_expiry: Vec<Option<Date>> = rules
+        .iter()
+        .map(|rule| earliest.checked_add(jiff::Span::new().days(i64::from(rule.min_remaining_shelf_life_days))).ok())
+        .collect();
     let fresh_on_the_earliest_day = |line: usize, lot: &StockLot<'_>| {
-        lot.expiry
-            .is_none_or(|expiry| days_left(expiry, earliest) >= i64::from(rules[line].min_remaining_shelf_life_days))
+        lot.expiry.is_none_or(|expiry| first_fresh_expiry[line].is_none_or(|first| expiry >= first))
     };
     let mut views: Vec<SiteView<'_>> = Vec::new();
     let mut units: Vec<i64> = Vec::new();
