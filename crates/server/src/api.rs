@@ -726,7 +726,7 @@ async fn create_product(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/products", "gtin"))
 }
 
 /// Lists the tenant's products.
@@ -788,7 +788,7 @@ async fn put_product(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/products", "gtin"))
 }
 
 /// Deletes a product.
@@ -844,7 +844,7 @@ async fn create_party(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/parties", "party_id"))
 }
 
 #[utoipa::path(get, path = "/v1/parties", tag = "master-data", params(PartyListParams), responses((status = 200, body = PageView<PartyView>)))]
@@ -899,7 +899,7 @@ async fn put_party(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/parties", "party_id"))
 }
 
 #[utoipa::path(delete, path = "/v1/parties/{party_id}", tag = "master-data", params(("party_id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -957,7 +957,7 @@ async fn create_location(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/locations", "gln"))
 }
 
 /// Lists the tenant's locations and the shared network's.
@@ -1015,7 +1015,7 @@ async fn put_location(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/locations", "gln"))
 }
 
 #[utoipa::path(delete, path = "/v1/locations/{gln}", tag = "master-data", params(("gln" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -1073,7 +1073,7 @@ async fn create_lane(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/lanes", "lane_id"))
 }
 
 #[utoipa::path(get, path = "/v1/lanes", tag = "master-data", params(LaneListParams), responses((status = 200, body = PageView<LaneView>)))]
@@ -1127,7 +1127,7 @@ async fn put_lane(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/lanes", "lane_id"))
 }
 
 #[utoipa::path(delete, path = "/v1/lanes/{lane_id}", tag = "master-data", params(("lane_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
@@ -1182,7 +1182,7 @@ async fn create_device(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/devices", "device_id"))
 }
 
 #[utoipa::path(get, path = "/v1/devices", tag = "master-data", params(DeviceListParams), responses((status = 200, body = PageView<DeviceView>)))]
@@ -1237,7 +1237,7 @@ async fn put_device(
         respond.clone(),
     )
     .await?;
-    Ok(written.into_response(respond))
+    Ok(written.into_created_response(respond, "/v1/devices", "device_id"))
 }
 
 #[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "master-data", params(("device_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]

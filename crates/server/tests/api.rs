@@ -462,6 +462,7 @@ async fn products_crud(app: &TestApp) {
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["gtin"], "09506000134352", "GTIN-13 normalised to GTIN-14");
     assert_eq!(created.body["temperature_max_celsius"], 4.0);
+    assert_eq!(created.headers["location"], "/v1/products/09506000134352", "the product created");
     let fetched = app.get("/v1/products/09506000134352", &key).await;
     assert_eq!(fetched.body, created.body);
     assert!(app.post("/v1/products", &key, salmon("09506000134352")).await.is_problem(409, "/problems/conflict"));
@@ -469,6 +470,7 @@ async fn products_crud(app: &TestApp) {
     renamed["name"] = json!("Salmon loin");
     let replaced = app.send("PUT", "/v1/products/9506000134352", Some(&key), Some(renamed), &[]).await;
     assert_eq!((replaced.status, replaced.body["name"].clone()), (StatusCode::OK, json!("Salmon loin")));
+    assert!(replaced.headers.get("location").is_none(), "a 200 created nothing");
     let listed = app.get("/v1/products?temperature_class=chilled", &key).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(app.get("/v1/products?temperature_class=frozen", &key).await.body["items"].as_array().unwrap().len(), 0);
