@@ -2455,19 +2455,15 @@ async fn apply_mutation(
             {
                 refuse!(WriteError::UnknownReference { field: "/supplier_party_id", value: party.to_string() });
             }
-            let found = exists(
-                conn,
-                "SELECT 1 FROM products WHERE tenant_id = $1 AND gtin = $2",
-                &[Arg::Text(tenant), Arg::Text(gtin)],
-            )
-            .await?;
+            let stored = stored_class(conn, tenant, gtin).await?;
+            let found = stored.is_some();
             require!(check_mode(*mode, found, format!("product {gtin}")));
             if !found && claim(conn, "gtin_owners", "gtin", gtin, tenant).await? != tenant {
                 refuse!(WriteError::Conflict(format!("GTIN {gtin}, registered by another brand,")));
             }
             // A new temperature class must keep the product's units where they lie, as a zone's
             // new range must keep what it holds (`put_location`).
-            if found && stored_class(conn, tenant, gtin).await?.as_ref() != Some(&product.temperature_class) {
+            if stored.is_some_and(|stored| stored != product.temperature_class) {
                 let class = &product.temperature_class;
                 if let Some((gln, zone)) =
                     crate::fulfilment::stock_unsuited_to(state.stock, state.cache, conn, tenant, gtin, class).await?
@@ -3117,7 +3113,7 @@ async fn stock_kept_in_place(
     Ok(None)
 }
 
-/// A product's temperature class as stored.
+/// A product's temperature class as stored (none: no such product).
 async fn stored_class(
     conn: &mut Conn,
     tenant: &str,
