@@ -58,6 +58,7 @@ async fn order_step(store: &Store, order_id: &str, to: OrderStatus, ssccs: Vec<g
         to,
         ssccs,
         (None, None),
+        &std::collections::BTreeSet::new(),
         (jiff::Timestamp::now(), false),
         None,
         None,

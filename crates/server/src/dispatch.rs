@@ -18,7 +18,7 @@ use jiff::tz::TimeZone;
 use network::{Coordinates, LocalTime, LocationKind, Skill, TenantId, Vehicle, VehicleId};
 use orders::OrderStatus;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 use store::dispatch::{DispatchMutation, NewRoute, QueuedShipment, RouteHeader, RouteRecord, StopRecord};
 use store::fulfilment::OrderRecord;
@@ -957,6 +957,7 @@ async fn advance(
         to,
         Vec::new(),
         (None, None),
+        &BTreeSet::new(),
         // A courier's scans and a route's departure are when they were recorded (not checked
         // against the order's last step: a route planned earlier departs as planned).
         (at, false),
@@ -994,7 +995,16 @@ async fn record_only(
 ) -> Result<(), Problem> {
     let at = jiff::Timestamp::from_millisecond(at_unix_ms).unwrap_or_else(|_| jiff::Timestamp::now());
     let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-    let Some(capture) = crate::steps::order_step(tenant, order, step, &[], (None, None), at, Some(shipments), &zones)?
+    let Some(capture) = crate::steps::order_step(
+        tenant,
+        order,
+        step,
+        &[],
+        (None, None, &BTreeSet::new()),
+        at,
+        Some(shipments),
+        &zones,
+    )?
     else {
         return Ok(());
     };

@@ -1670,47 +1670,6 @@ async fn order_event(
         ));
     }
     let units = input.shipped.or(input.restocked);
-    let read = app.store.tenant(&tenant).order(&order_id).await?;
-    let mutation = match &read {
-        Some(order) => {
-            // Only a time the step says (the batch clock that timed the order may run a little
-            // ahead of this node's); one a little ahead of now is now, for the events and the
-            // arrival alike.
-            if let Some(at) = happened_unix_ms
-                && at < order.placed_unix_ms
-            {
-                return Err(Problem::field(
-                    "validation-failed",
-                    "/at",
-                    format!("lies before the order was placed ({})", crate::dto::timestamp(order.placed_unix_ms)),
-                ));
-            }
-            let happened_unix_ms = happened_unix_ms.map(|at| at.min(now_unix_ms));
-            let at = match happened_unix_ms {
-                Some(at) => jiff::Timestamp::from_millisecond(at).map_err(Problem::internal)?,
-                None => jiff::Timestamp::now(),
-            };
-            // The arrival the SLA measures: when the parcel was handed over, if said.
-            let handed_over =
-                happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
-            let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
-            let at = (at, happened_unix_ms.is_some());
-            order_step_write(&tenant, order, to, ssccs, (units, restock_to), at, handed_over, None, &zones)?
-        }
-        // The writer answers not found.
-        None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
-            order_id: order_id.clone(),
-            event_id: to.name().to_owned(),
-            to,
-            ssccs,
-            units,
-            expected_reservation: None,
-            expected_status: None,
-            handed_over_unix_ms: None,
-            restock_to,
-            happened: store::fulfilment::StepTime::Recorded(now_unix_ms),
-        }),
-    };
     // The order as the step left it, with its whole history: stored with the step, so a retry
     // replays this very answer.
     let respond = |applied: &Applied| match applied.outcome.as_deref() {
@@ -1719,15 +1678,109 @@ async fn order_event(
         }
         _ => StoredResponse { status: 500, body: Vec::new() },
     };
-    let written = write(&app, principal, key, Some(body.request_sha256), tenant.clone(), mutation, respond).await?;
-    Ok(written.into_response(respond))
+    // A lot recalled between the read a return's events are built from and the write: they are
+    // built again (the writer checks which lots come back recalled).
+    let mut attempts_left = STEP_ATTEMPTS_MAX;
+    loop {
+        let read = app.store.tenant(&tenant).order(&order_id).await?;
+        let mutation = match &read {
+            Some(order) => {
+                // Only a time the step says (the batch clock that timed the order may run a
+                // little ahead of this node's); one a little ahead of now is now, for the events
+                // and the arrival alike.
+                if let Some(at) = happened_unix_ms
+                    && at < order.placed_unix_ms
+                {
+                    return Err(Problem::field(
+                        "validation-failed",
+                        "/at",
+                        format!("lies before the order was placed ({})", crate::dto::timestamp(order.placed_unix_ms)),
+                    ));
+                }
+                let happened_unix_ms = happened_unix_ms.map(|at| at.min(now_unix_ms));
+                let at = match happened_unix_ms {
+                    Some(at) => jiff::Timestamp::from_millisecond(at).map_err(Problem::internal)?,
+                    None => jiff::Timestamp::now(),
+                };
+                // The arrival the SLA measures: when the parcel was handed over, if said.
+                let handed_over =
+                    happened_unix_ms.filter(|_| matches!(to, OrderStatus::AtPickupPoint | OrderStatus::Delivered));
+                let zones = crate::steps::SiteZones::of_order(&app.store, order).await?;
+                let recalled = if to == OrderStatus::Returned && units.is_some() {
+                    recalled_lots_of(&app, &tenant, order).await?
+                } else {
+                    BTreeSet::new()
+                };
+                let at = (at, happened_unix_ms.is_some());
+                let (units, restock_to) = (units.clone(), restock_to.clone());
+                order_step_write(
+                    &tenant,
+                    order,
+                    to,
+                    ssccs.clone(),
+                    (units, restock_to),
+                    &recalled,
+                    at,
+                    handed_over,
+                    None,
+                    &zones,
+                )?
+            }
+            // The writer answers not found.
+            None => Mutation::Fulfilment(FulfilmentMutation::OrderEvent {
+                order_id: order_id.clone(),
+                event_id: to.name().to_owned(),
+                to,
+                ssccs: ssccs.clone(),
+                units: units.clone(),
+                expected_reservation: None,
+                expected_status: None,
+                handed_over_unix_ms: None,
+                restock_to: restock_to.clone(),
+                recalled: None,
+                happened: store::fulfilment::StepTime::Recorded(now_unix_ms),
+            }),
+        };
+        attempts_left -= 1;
+        let request_sha256 = Some(body.request_sha256);
+        match write(&app, principal, key.clone(), request_sha256, tenant.clone(), mutation, respond).await {
+            Err(problem) if problem.detail == store::fulfilment::RECALLED_MEANWHILE && attempts_left > 0 => continue,
+            written => return Ok(written?.into_response(respond)),
+        }
+    }
+}
+
+/// The order's lots (GTIN, lot) that are recalled, read afresh (a return's events say which of
+/// its units come back recalled).
+async fn recalled_lots_of(
+    app: &AppState,
+    tenant: &TenantId,
+    order: &OrderRecord,
+) -> Result<BTreeSet<(String, String)>, Problem> {
+    let lots: BTreeSet<(String, String)> = order
+        .allocation
+        .shipments
+        .iter()
+        .flat_map(|shipment| &shipment.picks)
+        .filter_map(|pick| order.lines.get(pick.line).map(|line| (line.gtin.clone(), pick.lot.clone())))
+        .collect();
+    let mut recalled = BTreeSet::new();
+    for (gtin, lot) in lots {
+        if app.store.tenant(tenant).recall_of_lot(&gtin, &lot).await?.is_some() {
+            recalled.insert((gtin, lot));
+        }
+    }
+    Ok(recalled)
 }
 
 /// The write that moves `order` to `to` with the step's EPCIS events (of every shipment, or of
 /// `only_shipments`); `units` per pick are what shipped (`shipped`) or came back into stock
 /// (`returned`). The events are built from the order as read now and captured with the
 /// step; the writer refuses the step if a recall allocated the order again meanwhile; `restock_to`:
-/// where a return's units go, if not back where they were picked; `at`: when the step happened,
+/// where a return's units go, if not back where they were picked; `recalled`: the order's lots
+/// (GTIN, lot) recalled as read now, whose restocked units the return's events record as
+/// `recalled` (the writer refuses the step if others are recalled when it applies);
+/// `at`: when the step happened,
 /// and whether its sender said so (then checked against the order's last step, see
 /// `store::fulfilment::StepTime`). Used by the order events endpoint, dispatch and the demo.
 #[allow(clippy::too_many_arguments)]
@@ -1737,6 +1790,7 @@ pub fn order_step_write(
     to: OrderStatus,
     ssccs: Vec<Sscc>,
     (units, restock_to): (Option<Vec<i64>>, Option<store::fulfilment::RestockTo>),
+    recalled: &BTreeSet<(String, String)>,
     (at, said): (jiff::Timestamp, bool),
     handed_over_unix_ms: Option<i64>,
     only_shipments: Option<&[usize]>,
@@ -1744,12 +1798,31 @@ pub fn order_step_write(
 ) -> Result<Mutation, Problem> {
     let listed: Vec<String> = ssccs.iter().map(|sscc| sscc.to_string()).collect();
     let restock_zone = restock_to.as_ref().and_then(|to| to.zone.as_deref());
+    // A return's restocked lots that are recalled (sorted), by the units per pick.
+    let recalled_back: Option<Vec<(String, String)>> =
+        units.as_deref().filter(|_| to == OrderStatus::Returned).map(|units| {
+            let picks = order.allocation.shipments.iter().flat_map(|shipment| &shipment.picks);
+            let mut lots: Vec<(String, String)> = picks
+                .zip(units)
+                .filter(|(_, units)| **units > 0)
+                .filter_map(|(pick, _)| order.lines.get(pick.line).map(|line| (line.gtin.clone(), pick.lot.clone())))
+                .filter(|lot| recalled.contains(lot))
+                .collect();
+            lots.sort_unstable();
+            lots.dedup();
+            lots
+        });
+    let recalled_classes: BTreeSet<String> = recalled_back
+        .iter()
+        .flatten()
+        .map(|(gtin, lot)| crate::steps::lot_class(gtin, lot))
+        .collect::<Result<_, _>>()?;
     let mut events = crate::steps::order_step(
         tenant,
         order,
         to,
         &listed,
-        (units.as_deref(), restock_zone),
+        (units.as_deref(), restock_zone, &recalled_classes),
         at,
         only_shipments,
         zones,
@@ -1780,6 +1853,7 @@ pub fn order_step_write(
         expected_status: Some(order.status),
         handed_over_unix_ms,
         restock_to,
+        recalled: recalled_back,
         happened: if said {
             store::fulfilment::StepTime::Said(at.as_millisecond())
         } else {

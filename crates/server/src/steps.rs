@@ -336,14 +336,15 @@ pub fn scrapping(
 /// such as a cancellation), of every shipment or only of `only` (indexes into the allocation's
 /// shipments), as when one courier route of several carries the order. `units` per pick are
 /// what shipped (default every picked unit) or, for a return, what came back into stock
-/// (default none).
+/// (default none); the units of `recalled_lots` (lot classes, as [`lot_class`] names them) come
+/// back as such, in an event of their own.
 #[allow(clippy::too_many_arguments)]
 pub fn order_step(
     tenant: &TenantId,
     order: &OrderRecord,
     to: OrderStatus,
     ssccs: &[String],
-    (units, restock_zone): (Option<&[i64]>, Option<&str>),
+    (units, restock_zone, recalled_lots): (Option<&[i64]>, Option<&str>, &BTreeSet<String>),
     at: jiff::Timestamp,
     only: Option<&[usize]>,
     zones: &SiteZones,
@@ -352,6 +353,8 @@ pub fn order_step(
     let mut pick_index = 0;
     for (number, shipment) in order.allocation.shipments.iter().enumerate() {
         let mut quantities = Vec::new();
+        // A return's units of recalled lots.
+        let mut recalled = Vec::new();
         // A short pick: units packed into the pallet that do not ship with it.
         let mut left_behind = Vec::new();
         for pick in &shipment.picks {
@@ -362,7 +365,12 @@ pub fn order_step(
             pick_index += 1;
             let Some(line) = order.lines.get(pick.line) else { continue };
             if units > 0 {
-                quantities.push(quantity(&lot_class(&line.gtin, &pick.lot)?, units));
+                let class = lot_class(&line.gtin, &pick.lot)?;
+                if to == OrderStatus::Returned && recalled_lots.contains(&class) {
+                    recalled.push(quantity(&class, units));
+                } else {
+                    quantities.push(quantity(&class, units));
+                }
             }
             // Only the shipping step itself says so (`units` listed): a shipment recorded again
             // later (dispatch, for another route's orders) is not unpacked twice.
@@ -494,32 +502,44 @@ pub fn order_step(
             },
             _ => continue,
         };
+        // The units of recalled lots come back as such (they take `recalled`), where the parcel
+        // came back: an event of their own says so.
+        let recalled_back = (!recalled.is_empty()).then(|| Step {
+            event_type: "ObjectEvent",
+            action: "OBSERVE",
+            business_step: "receiving",
+            disposition: "recalled",
+            site: step.site,
+            place: step.place.clone(),
+            epcs: Vec::new(),
+            quantities: recalled,
+            parent: None,
+        });
         // An aggregation needs its pallet, and an object event something to name; without an
         // SSCC (an order packed before they were recorded) and units (a return restocking
         // nothing) there is nothing to record.
-        if step.event_type == "AggregationEvent" && step.parent.is_none()
-            || step.epcs.is_empty() && step.quantities.is_empty()
-        {
-            continue;
-        }
-        let mut recorded = event(step, at, zones);
-        // Each names its order, as the business transaction it serves: two orders' picks of one
-        // lot at one site and moment are two events, not one event captured twice (an event
-        // without an eventID is known by its hash, which the order now changes).
-        name_order(&mut recorded, tenant, &order.order_id);
-        // Sold at a consumer's door: the event names the area, never the home. Its read point is
-        // the destination rounded to about a kilometre (a `geo:` URI, as in GS1's examples), and
-        // it has no business location: the units left the network.
-        if to == OrderStatus::Delivered
-            && order.destination.pickup_point.is_none()
-            && let Some(area) = coarse_area(&order.destination)
-        {
-            recorded["readPoint"] = serde_json::json!({"id": area});
-            if let Some(fields) = recorded.as_object_mut() {
-                fields.remove("bizLocation");
+        let empty = step.event_type == "AggregationEvent" && step.parent.is_none()
+            || step.epcs.is_empty() && step.quantities.is_empty();
+        for step in (!empty).then_some(step).into_iter().chain(recalled_back) {
+            let mut recorded = event(step, at, zones);
+            // Each names its order, as the business transaction it serves: two orders' picks of
+            // one lot at one site and moment are two events, not one event captured twice (an
+            // event without an eventID is known by its hash, which the order now changes).
+            name_order(&mut recorded, tenant, &order.order_id);
+            // Sold at a consumer's door: the event names the area, never the home. Its read
+            // point is the destination rounded to about a kilometre (a `geo:` URI, as in GS1's
+            // examples), and it has no business location: the units left the network.
+            if to == OrderStatus::Delivered
+                && order.destination.pickup_point.is_none()
+                && let Some(area) = coarse_area(&order.destination)
+            {
+                recorded["readPoint"] = serde_json::json!({"id": area});
+                if let Some(fields) = recorded.as_object_mut() {
+                    fields.remove("bizLocation");
+                }
             }
+            events.push(recorded);
         }
-        events.push(recorded);
     }
     capture(tenant, events, at)
 }

@@ -1896,6 +1896,10 @@ pub enum FulfilmentMutation {
         handed_over_unix_ms: Option<i64>,
         /// `returned`: where the restocked units go, if not back as they were picked.
         restock_to: Option<RestockTo>,
+        /// `returned` with units restocked: the restocked lots (GTIN, lot; sorted) the write's
+        /// events say come back recalled, refused ([`RECALLED_MEANWHILE`]) if the recalled ones
+        /// are others when it is applied. None: no events to match.
+        recalled: Option<Vec<(String, String)>>,
         /// When the step happened: the `at` its sender said, or when it was recorded.
         happened: StepTime,
     },
@@ -1964,8 +1968,8 @@ pub enum FulfilmentMutation {
     },
 }
 
-/// The detail of a receipt or transfer refused because a lot it moves was recalled (or its
-/// recall seen) between the read its events were built from and the write: the server builds
+/// The detail of a receipt, transfer or return refused because a lot it moves was recalled (or
+/// its recall seen) between the read its events were built from and the write: the server builds
 /// them again.
 pub const RECALLED_MEANWHILE: &str = "a lot of this step was recalled meanwhile";
 
@@ -3113,6 +3117,7 @@ async fn apply_checked(
             expected_status,
             handed_over_unix_ms,
             restock_to,
+            recalled,
             happened,
         } => {
             let change = OrderChange {
@@ -3123,6 +3128,7 @@ async fn apply_checked(
                 expected_status: *expected_status,
                 handed_over_unix_ms: handed_over_unix_ms.filter(|at| *at <= now_unix_ms),
                 restock_to: restock_to.as_ref(),
+                recalled: recalled.as_deref(),
                 happened: *happened,
             };
             let stepped =
@@ -4477,6 +4483,7 @@ struct OrderChange<'a> {
     expected_status: Option<OrderStatus>,
     handed_over_unix_ms: Option<i64>,
     restock_to: Option<&'a RestockTo>,
+    recalled: Option<&'a [(String, String)]>,
     happened: StepTime,
 }
 
@@ -4499,6 +4506,7 @@ async fn order_event(
         expected_status,
         handed_over_unix_ms,
         restock_to,
+        recalled: assumed_recalled,
         happened,
     } = change;
     let Some((mut record, reservation_id)) = read_order(conn, tenant, order_id, now_unix_ms).await? else {
@@ -4797,6 +4805,25 @@ async fn order_event(
                         attempt!(zone_takes_back(conn, tenant, key, pointer, batch, cache).await?);
                     }
                 }
+                // Whether each lot coming back is recalled, read once, under the lots' locks (a
+                // recall takes them too); a balance may be new, so read afresh. The write's events
+                // say which come back recalled: they must be these.
+                let lots: Vec<(&str, &str)> = returns
+                    .iter()
+                    .filter(|(_, _, units)| *units > 0)
+                    .map(|(_, key, _)| (key.gtin.as_str(), key.lot.as_str()))
+                    .collect();
+                let lots = lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
+                let recalled = recalls_of(conn, tenant, &lots).await?;
+                if let Some(assumed) = assumed_recalled
+                    && !lots
+                        .iter()
+                        .filter(|(gtin, lot)| recalled.contains_key(&((*gtin).to_owned(), (*lot).to_owned())))
+                        .copied()
+                        .eq(assumed.iter().map(|(gtin, lot)| (gtin.as_str(), lot.as_str())))
+                {
+                    refuse!(refused("conflict", RECALLED_MEANWHILE));
+                }
                 // The statuses the restocked units took (with a zone or status named).
                 let mut statuses: Vec<String> = Vec::new();
                 let written = match restock_to {
@@ -4805,15 +4832,7 @@ async fn order_event(
                         batch.checked_movements(cache, conn, tenant, &operation, &returns, &what).await?
                     }
                     Some(to) => {
-                        // A balance may be new: under the lots' locks, read afresh, as a receipt;
-                        // and as a receipt's, units of a recalled lot come back recalled.
-                        let lots: Vec<(&str, &str)> = returns
-                            .iter()
-                            .filter(|(_, _, units)| *units > 0)
-                            .map(|(_, key, _)| (key.gtin.as_str(), key.lot.as_str()))
-                            .collect();
-                        let lots = lock_lots_read_afresh(conn, tenant, lots, batch, cache).await?;
-                        let recalled = recalls_of(conn, tenant, &lots).await?;
+                        // As a receipt's, units of a recalled lot come back recalled.
                         let holds = holds_of(conn, tenant, &lots).await?;
                         let asked = to.status.unwrap_or(LotStatus::Available);
                         let mut line = 0;

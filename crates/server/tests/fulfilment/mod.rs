@@ -3344,11 +3344,50 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     assert!(handed.body["detail"].as_str().unwrap().contains("GONE"), "{:?}", handed.body);
     let sold = events_of(app, &key, "retail_selling", &format!("MATCH_epc=https://id.gs1.org/00/{pallet}")).await;
     assert!(sold.is_empty(), "{sold:?}");
+    // A return whose events were built before the recall (saying no unit comes back recalled)
+    // is refused by the writer, for the server to build them again; nothing moves.
+    use store::fulfilment::{FulfilmentMutation, RECALLED_MEANWHILE, StepTime};
+    let before_recall = FulfilmentMutation::OrderEvent {
+        order_id: order_id.clone(),
+        event_id: "returned".into(),
+        to: orders::OrderStatus::Returned,
+        ssccs: Vec::new(),
+        units: Some(vec![3]),
+        expected_reservation: None,
+        expected_status: None,
+        handed_over_unix_ms: None,
+        restock_to: None,
+        recalled: Some(Vec::new()),
+        happened: StepTime::Recorded(store::now_unix_ms()),
+    };
+    let parcels = network::TenantId::parse("parcels").unwrap();
+    let stale = app.store.tenant(&parcels).write(store::Mutation::Fulfilment(before_recall), None).await;
+    assert!(
+        matches!(&stale, Err(store::WriteError::Refused { detail, .. }) if detail == RECALLED_MEANWHILE),
+        "{stale:?}"
+    );
+    assert_eq!(balance(app, &key, &product, "GONE").await["on_hand"], 7, "nothing moved");
     // Taken back: its units are in stock again, recalled.
     walk(app, &path, &[json!({"status": "returned", "restocked": [3]})]).await;
     let gone = balance(app, &key, &product, "GONE").await;
     assert_eq!((gone["status"].as_str(), gone["on_hand"].as_i64()), (Some("recalled"), Some(10)), "{gone:?}");
     assert_eq!(app.get(&format!("/v1/orders/{order_id}"), &key).await.body["status"], "returned");
+    // Its events say so: the parcel came back (`returned`), its units as recalled, each naming
+    // the order.
+    let parcel = events_of(app, &key, "receiving", "EQ_disposition=returned").await;
+    assert_eq!(parcel.len(), 1, "{parcel:?}");
+    assert_eq!(parcel[0]["epcList"], json!([format!("https://id.gs1.org/00/{pallet}")]), "{parcel:?}");
+    assert!(parcel[0].get("quantityList").is_none(), "{parcel:?}");
+    let units_back = events_of(app, &key, "receiving", "EQ_disposition=recalled").await;
+    assert_eq!(units_back.len(), 1, "{units_back:?}");
+    let back = &units_back[0]["quantityList"];
+    assert_eq!(back.as_array().map(Vec::len), Some(1), "{units_back:?}");
+    assert!(back[0]["epcClass"].as_str().unwrap().ends_with(&format!("{product}/10/GONE")), "{units_back:?}");
+    assert_eq!(back[0]["quantity"], 3, "{units_back:?}");
+    assert_eq!(units_back[0]["bizLocation"], parcel[0]["bizLocation"], "{units_back:?}");
+    for event in [&parcel[0], &units_back[0]] {
+        assert!(event["bizTransactionList"].to_string().contains(&order_id), "{event:?}");
+    }
     // Recalled units moved to another site say so in both of the move's events.
     let depot = cold_depot(app, false).await;
     let moved = json!({"gtin": product, "lot": "GONE", "from": {"location": dc(), "zone": "chill"},
@@ -3357,8 +3396,9 @@ pub async fn fulfilment_a_recalled_parcel_is_not_handed_over(app: &TestApp) {
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     for step in ["shipping", "receiving"] {
         let found = events_of(app, &key, step, "EQ_disposition=recalled").await;
-        assert_eq!(found.len(), 1, "{step}: {found:?}");
-        assert_eq!(found[0]["quantityList"][0]["quantity"], 2, "{step}: {found:?}");
+        // Receiving: the return's, then the move's.
+        assert_eq!(found.len(), if step == "receiving" { 2 } else { 1 }, "{step}: {found:?}");
+        assert_eq!(found.last().unwrap()["quantityList"][0]["quantity"], 2, "{step}: {found:?}");
     }
 
     // An address's free-text area stays the merchant's: reports count the order in the network's
@@ -4437,6 +4477,11 @@ pub async fn fulfilment_a_return_may_wait_in_quarantine(app: &TestApp) {
     assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
     let detail = returned.body["events"].as_array().unwrap().last().unwrap()["detail"].as_str().unwrap().to_owned();
     assert!(detail.contains("into zone recalls as recalled"), "{detail}");
+    // Its event says so, where they went.
+    let units_back = events_of(app, &key, "receiving", "EQ_disposition=recalled").await;
+    assert_eq!(units_back.len(), 1, "{units_back:?}");
+    assert_eq!(units_back[0]["bizLocation"]["id"], format!("https://id.gs1.org/414/{}/254/recalls", dc()));
+    assert_eq!(units_back[0]["quantityList"][0]["quantity"], 1, "{units_back:?}");
     assert_eq!(
         balances().await,
         [
