@@ -477,26 +477,33 @@ fn needs_cold(class: &TemperatureClass) -> bool {
     !matches!(class, TemperatureClass::Ambient)
 }
 
+/// The place a step names (`id`: its business location or read point), with whether it keeps
+/// the product (`class`) cold there. Known places are kept in `known` by `id`.
 async fn place_of(
     app: &AppState,
     id: &str,
-    cold_product: bool,
+    class: &TemperatureClass,
     known: &mut HashMap<String, Option<Place>>,
 ) -> Result<Option<Place>, Problem> {
     let Some(gln) = gln_of(id) else { return Ok(None) };
-    if let Some(place) = known.get(gln.as_str()) {
+    if let Some(place) = known.get(id) {
         return Ok(place.clone());
     }
     let place = match app.store.public_location(&gln).await? {
         Some(owned) => {
             let location = owned.value;
+            // A cold depot keeps what needs cold cold, and so does a zone of any site whose
+            // range suits the product's class (a warehouse's 0–2 °C room for chilled fish), when
+            // the step names it; a site's other zones and unnamed places are not counted.
+            let zone = zone_of(id);
+            let cooled_zone =
+                location.zones.iter().any(|kept| zone.as_deref() == Some(kept.name.as_str()) && kept.suits(class));
             Some(Place {
                 id: gln.as_str().to_owned(),
                 name: location.name.clone(),
                 kind: location.kind.name().to_owned(),
                 time_zone: location.time_zone.as_str().to_owned(),
-                // A cold depot keeps what needs cold cold; a plain warehouse is not counted.
-                cold: cold_product && matches!(location.kind, LocationKind::ColdDepot),
+                cold: needs_cold(class) && (matches!(location.kind, LocationKind::ColdDepot) || cooled_zone),
                 coordinates: Some((location.coordinates.latitude_degrees(), location.coordinates.longitude_degrees())),
             })
         }
@@ -509,8 +516,14 @@ async fn place_of(
             coordinates: None,
         }),
     };
-    known.insert(gln.as_str().to_owned(), place.clone());
+    known.insert(id.to_owned(), place.clone());
     Ok(place)
+}
+
+/// The zone (AI 254, the GLN extension) a place identifier in Digital Link form names, if any.
+fn zone_of(place: &str) -> Option<String> {
+    let link = DigitalLink::parse(place).ok()?;
+    link.qualifiers().iter().find(|element| element.code() == "254").map(|element| element.value().to_owned())
 }
 
 /// Reads what an item's page shows (cached for [`FACTS_LIFETIME`]).
@@ -615,7 +628,7 @@ async fn facts_of(app: &AppState, link: &DigitalLink, item: &Item) -> Result<Arc
             if !(about_item || about_input) || (serial.is_none() && (is_order_step(body) || names_order_pack(body))) {
                 continue;
             }
-            let place = place_of(app, place_id(body), cold_product, &mut places).await?;
+            let place = place_of(app, place_id(body), &product.temperature_class, &mut places).await?;
             let place_public = place.as_ref().is_some_and(|place| !place.name.is_empty());
             // A step whose time is not committed one by one (folded into `keten:rest` in a very
             // large event) cannot be proved field by field: it is shown as not logged.

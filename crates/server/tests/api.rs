@@ -291,10 +291,14 @@ use readings::{
     coldchain_alarms_do_not_depend_on_batching, coldchain_alarms_hold_pharma_lots_and_notify,
     readings_are_ingested_with_partial_success,
 };
-use web_faces::{consumer_pages_prove_their_steps_and_nothing_else, sessions_open_the_portal_and_the_console};
+use web_faces::{
+    consumer_pages_count_hours_in_zones_that_keep_the_product_cold, consumer_pages_prove_their_steps_and_nothing_else,
+    sessions_open_the_portal_and_the_console,
+};
 
 end_to_end!(
     consumer_pages_prove_their_steps_and_nothing_else,
+    consumer_pages_count_hours_in_zones_that_keep_the_product_cold,
     sessions_open_the_portal_and_the_console,
     readings_are_ingested_with_partial_success,
     coldchain_alarms_hold_pharma_lots_and_notify,

@@ -203,6 +203,44 @@ fn cookie_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<Stri
     })
 }
 
+/// The consumer page counts a product's hours in cold storage at cold depots and in the zones of
+/// any site that keep its class, when its steps name them; a zone that does not keep it (an
+/// ambient hall) is not counted. On the road it travels refrigerated.
+pub async fn consumer_pages_count_hours_in_zones_that_keep_the_product_cold(app: &TestApp) {
+    let key = salmon_with_farm(app).await;
+    super::fulfilment::network(app).await;
+    let dc = super::fulfilment::dc();
+    let hall = super::fulfilment::gln("871234500103");
+    let warehouse = json!({"gln": hall, "kind": "warehouse", "name": "Utrecht hall", "address": {"city": "Utrecht"},
+        "country": "NL", "latitude": 52.09, "longitude": 5.12, "time_zone": "Europe/Amsterdam",
+        "zones": [{"name": "ambient", "capacity_pallets": 10}], "pick_pack_lead_minutes": 60});
+    let created = app.post("/v1/locations", &app.operator_key, warehouse).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let lot = "https://id.gs1.org/01/09506000134352/10/LOT-7";
+    let step = |time: &str, business_step: &str, place: String| {
+        json!({"type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+01:00", "action": "OBSERVE",
+               "bizStep": business_step, "epcList": [], "quantityList": [{"epcClass": lot, "quantity": 10}],
+               "bizLocation": {"id": place}})
+    };
+    let site = |gln: &str, zone: Option<&str>| match zone {
+        Some(zone) => format!("https://id.gs1.org/414/{gln}/254/{zone}"),
+        None => format!("https://id.gs1.org/414/{gln}"),
+    };
+    let events = vec![
+        // 8 h in the DC's 0–2 °C room, 2 h on the road, 3 h in an ambient hall, 1 h on the road.
+        step("2026-11-23T05:00:00Z", "receiving", site(&dc, Some("chill"))),
+        step("2026-11-23T13:00:00Z", "shipping", site(&dc, None)),
+        step("2026-11-23T15:00:00Z", "receiving", site(&hall, Some("ambient"))),
+        step("2026-11-23T18:00:00Z", "shipping", site(&hall, None)),
+        step("2026-11-23T19:00:00Z", "receiving", site(&dc, None)),
+    ];
+    app.capture_job(&key, document(events), &[]).await;
+    let (status, _, page) = html(app, LOT_PAGE).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Amsterdam DC") && page.contains("Utrecht hall"), "{page}");
+    assert!(page.contains("<strong>Hours in cold storage:</strong> 11.0 h"), "{page}");
+}
+
 pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
     let key = salmon_with_farm(app).await;
     // The lots recalled below, commissioned: a recall names lots the network knows.
