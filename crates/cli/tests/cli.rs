@@ -1382,7 +1382,20 @@ fn demo_reefer_excursion_holds_the_vaccine_lot() {
             .await
             .unwrap()
     });
-    assert!(page.contains("Best before") && page.contains("days left"), "{page}");
+    // A medicine's estimate stays in the quality report: its page shows the date on the pack.
+    assert!(page.contains("Use by") && !page.contains("Shelf life left"), "{page}");
+    let salmon = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/01/07098765010009/10/LOT-2026-11"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(salmon.contains("Shelf life left") && salmon.contains("days left"), "{salmon}");
     let shown = reports::pdf::shown_text(&pdf).join(" ");
     for expected in
         ["Lot VAX-2611", "above-8-for-30min", "pharmapol-logger-1", "calibrated 2026-03-02", "sensor_reporting"]

@@ -695,6 +695,13 @@ fn mode_and_lang(link: &DigitalLink, headers: &HeaderMap) -> (Mode, Lang) {
     (mode, Lang::choose(parameter("lang"), accept_language))
 }
 
+/// The whole days of shelf life the page shows: the estimate (rounded down), at most the days
+/// left to the date on the pack when known.
+fn shown_days_left(estimated_days: f64, days_to_label: Option<i64>) -> i64 {
+    let estimated = estimated_days.floor().max(0.0) as i64;
+    days_to_label.map_or(estimated, |label| estimated.min(label.max(0)))
+}
+
 fn class_key(class: &TemperatureClass) -> &'static str {
     match class {
         TemperatureClass::Ambient => "class_ambient",
@@ -831,10 +838,23 @@ fn view_of(
         .collect();
     let map_svg = web::svg::map(&points, lang.text("map").unwrap_or("Map"), "map-title");
     let temperature = facts.report.as_ref().and_then(|report| temperature_view(report, lang));
-    let shelf_life = facts.report.as_ref().and_then(|report| report.shelf_life).map(|line| web::ShelfLifeView {
-        at_celsius: format!("{:.0}", line.storage_celsius),
-        days_left: line.days_left.floor().max(0.0) as i64,
-    });
+    // The estimate from the measured temperatures never outlasts the date on the pack (which the
+    // law makes the one to go by). A medicine's expiry comes from its stability studies: its
+    // estimate stays in the quality report, not on the consumer's page.
+    let days_to_label =
+        facts.expiry.as_deref().and_then(|text| text.parse::<jiff::civil::Date>().ok()).and_then(|expiry| {
+            let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+            today.until(expiry).ok().map(|span| i64::from(span.get_days()).max(0))
+        });
+    let shelf_life = facts
+        .report
+        .as_ref()
+        .and_then(|report| report.shelf_life)
+        .filter(|_| !matches!(product.temperature_class, TemperatureClass::Pharma))
+        .map(|line| web::ShelfLifeView {
+            at_celsius: format!("{:.0}", line.storage_celsius),
+            days_left: shown_days_left(line.days_left, days_to_label),
+        });
     let mut checks = Vec::new();
     if let Some(temperature) = &temperature {
         let key = if temperature.pass { "check_temperature_ok" } else { "check_temperature_failed" };
@@ -1063,6 +1083,22 @@ async fn consumer_proof(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shelf_life_shown_never_outlasts_the_pack() {
+        // (estimate in days, days to the date on the pack) → days shown.
+        let cases = [
+            ((364.6, Some(300)), 300),
+            ((4.9, Some(10)), 4),
+            ((4.9, None), 4),
+            ((-2.0, Some(10)), 0),
+            ((12.0, Some(-3)), 0),
+            ((0.0, Some(0)), 0),
+        ];
+        for ((estimated, label), shown) in cases {
+            assert_eq!(shown_days_left(estimated, label), shown, "{estimated} days, label {label:?}");
+        }
+    }
 
     #[test]
     fn public_fields_show_time_step_place_and_the_item_only() {

@@ -133,7 +133,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("measured", "Measured", "Gemeten"),
     ("excursions", "Times out of range", "Keren buiten bereik"),
     ("minutes_out", "minutes out of range", "minuten buiten bereik"),
-    ("shelf_life", "Best before", "Houdbaar"),
+    ("shelf_life", "Shelf life left", "Resterende houdbaarheid"),
     ("days_left", "days left", "dagen over"),
     ("shelf_life_from", "from the temperatures measured on its way", "berekend uit de temperaturen onderweg"),
     ("at", "at", "bij"),
