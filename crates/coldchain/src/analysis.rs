@@ -289,19 +289,30 @@ pub fn judge(
     statistics: Statistics,
 ) -> (bool, String) {
     let mkt = statistics.mean_kinetic_celsius;
-    if !exposure.gaps.is_empty() {
-        (false, format!("{} gap(s) of unknown temperature", exposure.gaps.len()))
-    } else if class == ProductClass::Pharma {
-        match range.placement(mkt) {
-            Placement::Within => (true, format!("MKT {mkt:.2} °C within {range}")),
-            Placement::Above => (false, format!("MKT {mkt:.2} °C above {range}")),
-            Placement::Below => (false, format!("MKT {mkt:.2} °C below {range}")),
-        }
-    } else if exposure.time_out_of_range > SignedDuration::ZERO {
-        (false, format!("{} out of {range}", render_duration(exposure.time_out_of_range)))
-    } else {
-        (true, format!("always within {range}"))
+    // What fails the history, then what is worth knowing beside a pass: every finding named, the
+    // gravest first (a gap does not hide an excursion).
+    let mut failures = Vec::new();
+    let mut notes = Vec::new();
+    if exposure.time_out_of_range > SignedDuration::ZERO {
+        let excursions = format!("{} out of {range}", render_duration(exposure.time_out_of_range));
+        // A medicine is judged by its mean kinetic temperature; its excursions are named.
+        if class == ProductClass::Pharma { notes.push(excursions) } else { failures.push(excursions) }
     }
+    if class == ProductClass::Pharma {
+        match range.placement(mkt) {
+            Placement::Within => notes.insert(0, format!("MKT {mkt:.2} °C within {range}")),
+            Placement::Above => failures.push(format!("MKT {mkt:.2} °C above {range}")),
+            Placement::Below => failures.push(format!("MKT {mkt:.2} °C below {range}")),
+        }
+    }
+    if !exposure.gaps.is_empty() {
+        failures.push(format!("{} gap(s) of unknown temperature", exposure.gaps.len()));
+    }
+    let pass = failures.is_empty();
+    if pass && notes.is_empty() {
+        return (true, format!("always within {range}"));
+    }
+    (pass, failures.into_iter().chain(notes).collect::<Vec<_>>().join("; "))
 }
 
 /// A duration in whole seconds, half a second rounding up.
@@ -519,6 +530,29 @@ mod tests {
         let with_shelf_life = serde_json::to_value(analyse(csv, &options).unwrap()).unwrap();
         assert!(with_shelf_life["remaining_shelf_life_days"].is_f64());
         assert_eq!(with_shelf_life.as_object().unwrap().len(), 9);
+    }
+
+    #[test]
+    fn the_verdict_names_every_finding_the_gravest_first() {
+        // 10 min above range, then a gap of 30 min.
+        let csv = "2025-06-01T10:00:00Z,5\n2025-06-01T10:10:00Z,12\n2025-06-01T10:20:00Z,5\n\
+                   2025-06-01T11:00:00Z,5\n";
+        let verdict = |class| {
+            let analysis = analyse(csv, &AnalysisOptions::new(class)).unwrap();
+            (analysis.pass, analysis.verdict)
+        };
+        assert_eq!(
+            verdict(ProductClass::Pharma),
+            (false, "1 gap(s) of unknown temperature; MKT 7.37 °C within 2.00 °C to 8.00 °C; 10 min out of 2.00 °C to 8.00 °C".to_owned())
+        );
+        let (pass, text) = verdict(ProductClass::Chilled);
+        assert!(!pass);
+        assert!(text.starts_with("40 min out of 0.00 °C to 4.00 °C; 1 gap(s)"), "{text}");
+        // Without the gap, a medicine whose MKT is within passes; its excursion is still named.
+        let short = "2025-06-01T10:00:00Z,5\n2025-06-01T10:10:00Z,9\n2025-06-01T10:20:00Z,5\n";
+        let analysis = analyse(short, &AnalysisOptions::new(ProductClass::Pharma)).unwrap();
+        assert!(analysis.pass, "{}", analysis.verdict);
+        assert!(analysis.verdict.contains("10 min out of 2.00 °C to 8.00 °C"), "{}", analysis.verdict);
     }
 
     #[test]
