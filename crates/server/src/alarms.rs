@@ -371,11 +371,36 @@ async fn evaluate_device(
             through_unix_ms: progress.through.as_millisecond(),
             progress: progress.to_json(),
         });
+        // The stored alarms an alarm of this evaluation is, under another start (each once).
+        let mut merged: Vec<&str> = Vec::new();
         for alarm in alarms {
             let rule = rules.rules().iter().find(|rule| rule.name == alarm.id().rule);
             let escalate_after = rule.map(|rule| rule.escalate_after).unwrap_or_default();
             let condition_start_unix_ms = alarm.id().condition_start.as_millisecond();
-            let id = alarm_id(tenant, &assignment, &alarm.id().rule, condition_start_unix_ms);
+            let mut id = alarm_id(tenant, &assignment, &alarm.id().rule, condition_start_unix_ms);
+            // Readings that came late (a device uploading its backlog, MQTT's redeliveries) can
+            // move a condition's start: the alarm stored from the readings seen first is the same
+            // alarm, and keeps its id, history and acknowledgement, with the start and figures of
+            // all the readings. It is the same when its condition overlaps this one's (a
+            // continuous rule), or for the same rule at all (a cumulative rule: one alarm a
+            // window).
+            if !stored.iter().any(|row| row.alarm_id == id) {
+                let cumulative =
+                    rule.is_some_and(|rule| matches!(rule.persistence, coldchain::Persistence::Cumulative { .. }));
+                let end_unix_ms = alarm.condition_end().map_or(i64::MAX, jiff::Timestamp::as_millisecond);
+                let same = stored.iter().find(|row| {
+                    row.assignment_from_unix_ms == assignment.from_unix_ms
+                        && row.rule == alarm.id().rule
+                        && !merged.contains(&row.alarm_id.as_str())
+                        && (cumulative
+                            || row.condition_start_unix_ms <= end_unix_ms
+                                && condition_start_unix_ms <= row.condition_end_unix_ms.unwrap_or(i64::MAX))
+                });
+                if let Some(row) = same {
+                    merged.push(&row.alarm_id);
+                    id = row.alarm_id.clone();
+                }
+            }
             let row = AlarmRow {
                 alarm_id: id.clone(),
                 device_id: device_id.to_owned(),

@@ -234,8 +234,11 @@ pub(crate) async fn apply_alarms(
                                 None if rank(&stored.state) < 2 => row.escalated_unix_ms,
                                 None => None,
                             };
+                            // Readings that came late may move the condition's start (the server
+                            // keeps the alarm's id for it).
                             let changed = state != stored.state
                                 || escalated != stored.escalated_unix_ms
+                                || row.condition_start_unix_ms != stored.condition_start_unix_ms
                                 || row.condition_end_unix_ms != stored.condition_end_unix_ms
                                 || row.peak_celsius != stored.peak_celsius;
                             if !changed {
@@ -257,7 +260,8 @@ pub(crate) async fn apply_alarms(
                             let updated = execute(
                                 conn,
                                 "UPDATE alarms SET state = $3, escalated_unix_ms = $4, condition_end_unix_ms = $5, \
-                             cleared_unix_ms = $6, peak_celsius = $7, updated_unix_ms = $8 \
+                             cleared_unix_ms = $6, peak_celsius = $7, updated_unix_ms = $8, \
+                             condition_start_unix_ms = $10, opened_unix_ms = $11, escalate_due_unix_ms = $12 \
                              WHERE tenant_id = $1 AND alarm_id = $2 AND state = $9",
                                 &[
                                     Arg::Text(tenant),
@@ -269,6 +273,9 @@ pub(crate) async fn apply_alarms(
                                     Arg::Real(row.peak_celsius),
                                     Arg::Integer(now_unix_ms),
                                     Arg::Text(&stored.state),
+                                    Arg::Integer(row.condition_start_unix_ms),
+                                    Arg::Integer(row.opened_unix_ms),
+                                    Arg::Integer(row.escalate_due_unix_ms),
                                 ],
                             )
                             .await?;

@@ -413,7 +413,7 @@ pub async fn coldchain_alarms_do_not_depend_on_batching(app: &TestApp) {
     let key = app.tenant("greens", &["tenant:admin"]).await;
     let start = jiff::Timestamp::now().as_second() / 60 * 60 - 6 * 3600;
     let at = |minute: i64| jiff::Timestamp::from_second(start + minute * 60).unwrap().to_string();
-    for logger in ["room-a", "room-b"] {
+    for logger in ["room-a", "room-b", "room-c", "room-d"] {
         device(app, &key, logger).await;
         let assigned = app
             .post(
@@ -443,6 +443,16 @@ pub async fn coldchain_alarms_do_not_depend_on_batching(app: &TestApp) {
     }
     let sent = post_readings(app, &key, "application/json", &readings("room-b", 0..300)).await;
     assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    // Out of order, as a device uploading its backlog late: room-c's batches newest first,
+    // room-d's odd batches, then the even ones.
+    let odd_then_even = (0..30).filter(|batch| batch % 2 == 1).chain((0..30).filter(|batch| batch % 2 == 0));
+    for (logger, order) in [("room-c", (0..30).rev().collect::<Vec<i64>>()), ("room-d", odd_then_even.collect())] {
+        for batch in order {
+            let sent =
+                post_readings(app, &key, "application/json", &readings(logger, batch * 10..batch * 10 + 10)).await;
+            assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+        }
+    }
     let summary = |logger: &str| {
         let path = format!("/v1/alarms?device={logger}");
         let key = key.clone();
@@ -471,6 +481,8 @@ pub async fn coldchain_alarms_do_not_depend_on_batching(app: &TestApp) {
     };
     let (batched, whole) = (summary("room-a").await, summary("room-b").await);
     assert_eq!(batched, whole);
+    assert_eq!(summary("room-c").await, whole, "newest first");
+    assert_eq!(summary("room-d").await, whole, "odd batches first");
     let expected = [
         format!("\"above-4-for-2h-total\" \"{}\" \"{}\" \"{}\" \"escalated\" 7.0", at(20), at(255), at(260)),
         format!("\"above-4-for-30min\" \"{}\" \"{}\" \"{}\" \"escalated\" 6.0", at(80), at(110), at(120)),
