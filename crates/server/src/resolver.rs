@@ -3,10 +3,12 @@
 //!
 //! `GET /<primary key AI>/<value>[/<qualifier AI>/<value>…][?<data attributes>]`:
 //! - `?linkType=linkset` (or `all`), or `Accept: application/linkset+json` → an RFC 9264 linkset;
-//! - `?linkType=<type>` → 307 to that link; an unknown type → 404 problem;
+//! - `?linkType=<type>` → 307 to that link, with the request's other query parameters;
+//!   an unknown type → 404 problem; `gs1:defaultLink` is the page a plain request gets;
 //! - otherwise (a browser) → the consumer page, 200.
 //!
-//! Every answer about an item carries `Link: <…?linkType=linkset>; rel="linkset"`. A URI that
+//! Every answer about an item carries `Link: <…?linkType=linkset>; rel="linkset"`; every answer of
+//! these routes allows any origin (CORS), and `OPTIONS` answers a preflight. A URI that
 //! breaks the Digital Link syntax → 400 naming the rule; a valid key Keten has no record of → 404.
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,14 +41,14 @@ pub fn primary_keys() -> impl Iterator<Item = &'static str> {
 
 pub fn routes() -> Router<AppState> {
     let mut router = Router::new()
-        .route("/.well-known/gs1resolver", get(well_known))
-        .route("/qr/{*path}", get(qr_code))
-        .route("/provenance/{*path}", get(provenance))
-        .route("/recall-status/{*path}", get(recall_status));
+        .route("/.well-known/gs1resolver", get(well_known).options(preflight))
+        .route("/qr/{*path}", get(qr_code).options(preflight))
+        .route("/provenance/{*path}", get(provenance).options(preflight))
+        .route("/recall-status/{*path}", get(recall_status).options(preflight));
     for code in primary_keys() {
-        router = router.route(&format!("/{code}/{{*rest}}"), get(resolve));
+        router = router.route(&format!("/{code}/{{*rest}}"), get(resolve).options(preflight));
     }
-    router
+    router.layer(axum::middleware::map_response(any_origin))
 }
 
 /// What the resolver knows about an item.
@@ -215,6 +217,16 @@ fn links(app: &AppState, link: &DigitalLink, item: &Item) -> BTreeMap<String, Ve
             );
         }
     }
+    // The default link: where a request without a link type goes (the page a browser gets), as
+    // GS1's conformant resolver standard has every linkset name it.
+    let default = match item {
+        Item::Product { .. } => "pip",
+        Item::Location { .. } => "locationInfo",
+    };
+    if let Some(target) = links.get(&format!("{GS1_VOCABULARY}{default}")).and_then(|targets| targets.first()) {
+        let target = target.clone();
+        links.insert(format!("{GS1_VOCABULARY}defaultLink"), vec![target]);
+    }
     links
 }
 
@@ -246,11 +258,72 @@ fn link_type_uri(text: &str) -> String {
     }
 }
 
+/// Whether the client prefers a linkset to a page: by the weights (`q`, RFC 9110 §12.5.1) its
+/// `Accept` gives `application/linkset+json` or `application/json` and `text/html`; a tie goes
+/// to the page.
 fn wants_linkset(headers: &HeaderMap) -> bool {
     let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let html = accept.contains("text/html");
-    let linkset = accept.contains("application/linkset+json") || accept.contains("application/json");
-    linkset && !html
+    let (mut html, mut linkset) = (0.0_f64, 0.0_f64);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media_type = parts.next().unwrap_or("").to_ascii_lowercase();
+        let weight = parts
+            .filter_map(|parameter| parameter.strip_prefix("q=").or_else(|| parameter.strip_prefix("Q=")))
+            .find_map(|value| value.parse::<f64>().ok())
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0);
+        match media_type.as_str() {
+            "text/html" => html = html.max(weight),
+            "application/linkset+json" | "application/json" => linkset = linkset.max(weight),
+            _ => {}
+        }
+    }
+    linkset > 0.0 && linkset > html
+}
+
+/// A link type's target with the request's query passed on, but its `linkType` (GS1's conformant
+/// resolver standard: data attributes and other parameters go on to the target).
+fn with_query(target: &str, query: Option<&str>) -> String {
+    let passed: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && *pair != "linkType" && !pair.starts_with("linkType="))
+        .collect();
+    if passed.is_empty() {
+        return target.to_owned();
+    }
+    // Before a fragment, after any query the target has.
+    let (head, fragment) = target.split_once('#').map_or((target, None), |(head, fragment)| (head, Some(fragment)));
+    let joiner = if head.contains('?') { '&' } else { '?' };
+    let mut uri = format!("{head}{joiner}{}", passed.join("&"));
+    if let Some(fragment) = fragment {
+        uri.push('#');
+        uri.push_str(fragment);
+    }
+    uri
+}
+
+/// The answer to a CORS preflight: the resolver's answers are public, read by any origin's
+/// scanning app (GS1's conformant resolver standard: GET, HEAD, OPTIONS and CORS).
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ALLOW, "GET, HEAD, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "Accept, Accept-Language"),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
+}
+
+/// Every answer of the resolver may be read by any origin (they are public; no credentials).
+async fn any_origin(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Link, Location"));
+    response
 }
 
 async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
@@ -259,7 +332,7 @@ async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, hea
         Ok(link) => link,
         Err(problem) => return problem.into_response(),
     };
-    let mut response = match answer(&app, &link, &headers).await {
+    let mut response = match answer(&app, &link, &headers, uri.query()).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     };
@@ -268,7 +341,12 @@ async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, hea
     response
 }
 
-async fn answer(app: &AppState, link: &DigitalLink, headers: &HeaderMap) -> Result<Response, Problem> {
+async fn answer(
+    app: &AppState,
+    link: &DigitalLink,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response, Problem> {
     let item = find(app, link).await?;
     let link_type = link.other_parameters().iter().find(|(name, _)| name == "linkType").map(|(_, value)| value.clone());
     let links = links(app, link, &item);
@@ -279,7 +357,7 @@ async fn answer(app: &AppState, link: &DigitalLink, headers: &HeaderMap) -> Resu
             let target = links.get(&uri).and_then(|targets| targets.first()).ok_or_else(|| {
                 Problem::field("not-found", "?linkType", format!("this item has no {requested} link"))
             })?;
-            let location = HeaderValue::from_str(&target.href).map_err(Problem::internal)?;
+            let location = HeaderValue::from_str(&with_query(&target.href, query)).map_err(Problem::internal)?;
             Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response())
         }
         None if wants_linkset(headers) => Ok(linkset_response(link, links)),

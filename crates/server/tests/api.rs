@@ -1010,6 +1010,69 @@ async fn resolver_answers_by_link_type_and_accept(app: &TestApp) {
     }
     // A GTIN-13 in the path resolves to the same item.
     assert_eq!(client.get(format!("{}/01/9506000134352", app.base)).send().await.unwrap().status(), StatusCode::OK);
+
+    // The default link is named, and goes where a plain request goes.
+    let linkset: Value = client
+        .get(format!("{}/01/09506000134352/10/LOT-7?linkType=linkset", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page_link = format!("{}/provenance/01/09506000134352/10/LOT-7", app.base);
+    assert_eq!(linkset["linkset"][0]["https://gs1.org/voc/defaultLink"][0]["href"], page_link, "{linkset}");
+    // A redirect passes the request's query on to the target, but its link type.
+    let redirect = client
+        .get(format!("{}/01/09506000134352/10/LOT-7?17=261231&linkType=gs1:defaultLink&lang=nl", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(redirect.headers()["location"], format!("{page_link}?17=261231&lang=nl").as_str());
+    let followed = client.get(format!("{page_link}?17=261231&lang=nl")).send().await.unwrap();
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert!(followed.text().await.unwrap().contains("<html lang=\"nl\""), "the page in the language asked");
+    let traceability = client
+        .get(format!("{}/01/09506000134352/10/LOT-7?linkType=gs1:traceability&lang=nl", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traceability.headers()["location"], format!("{page_link}?lang=nl#journey").as_str());
+    // Accept's weights decide between the page and the linkset.
+    for (accept, linkset_wanted) in [
+        ("text/html;q=0.5, application/linkset+json", true),
+        ("application/linkset+json;q=0.5, text/html", false),
+        ("application/json, text/html", false),
+        ("application/json;q=0", false),
+    ] {
+        let answer = client.get(&url).header("accept", accept).send().await.unwrap();
+        let content_type = answer.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(content_type == "application/linkset+json", linkset_wanted, "{accept}: {content_type}");
+    }
+    // Any origin's app may read the resolver's answers (CORS), and ask first (OPTIONS).
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://scanner.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert!(preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET"));
+    for path in ["/01/09506000134352/10/LOT-7", "/recall-status/01/09506000134352/10/LOT-7", "/.well-known/gs1resolver"]
+    {
+        let answer = client
+            .get(format!("{}{path}", app.base))
+            .header("origin", "https://scanner.example")
+            .header("accept", "application/linkset+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        assert_eq!(answer.headers()["access-control-allow-origin"], "*", "{path}");
+    }
 }
 
 async fn resolver_rejects_bad_uris_and_unknown_keys(app: &TestApp) {
