@@ -181,6 +181,10 @@ const WHOLESALER: &str = "400123400001";
 pub const TENANTS: [(&str, &str); 3] =
     [("nordfjord", "Nordfjord Salmon AS"), ("appelhof", "Appelhof Fruit B.V."), ("pharmapol", "PharmaPol Sp. z o.o.")];
 
+/// The GS1 company prefixes of the demo's brands, verified by the operator: (tenant, prefix).
+pub const COMPANY_PREFIXES: [(&str, &str); 3] =
+    [("nordfjord", "7098765"), ("appelhof", "8711111"), ("pharmapol", "5901234")];
+
 /// Everything the demo writes, in dependency order: (tenant, what, mutation).
 fn mutations() -> Vec<(TenantId, String, Mutation)> {
     let network_tenant = TenantId::network();
@@ -194,6 +198,11 @@ fn mutations() -> Vec<(TenantId, String, Mutation)> {
     );
     for (id, name) in TENANTS {
         add(&tenant(id), format!("tenant {id}"), Mutation::PutTenant { name: name.into(), mode: PutMode::Upsert });
+    }
+    // Each brand's GS1 company prefix, as the operator verified it against its licence.
+    for (id, company_prefix) in COMPANY_PREFIXES {
+        let mutation = Mutation::VerifyCompanyPrefix { company_prefix: company_prefix.into() };
+        add(&tenant(id), format!("company prefix {company_prefix} of {id}"), mutation);
     }
     use LocationKind::*;
     use Service::*;

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_tenant, list_tenants))
         .routes(routes!(create_tenant_key, list_tenant_keys))
+        .routes(routes!(verify_company_prefix, list_company_prefixes))
         .routes(routes!(revoke_tenant_key))
         .routes(routes!(operator_usage))
         .routes(routes!(create_key, list_keys))
@@ -509,6 +510,79 @@ async fn list_tenant_keys(
     caller.require_operator()?;
     let tenant_id = existing_tenant(&app, &tenant_id).await?;
     Ok(Json(app.store.keys(&tenant_id).await?.into_iter().map(KeyView::from).collect()))
+}
+
+/// Records a GS1 company prefix as the tenant's, verified by the operator against its GS1
+/// licence: the tenant's GTINs under it (registered already or later) let it see the events
+/// other tenants capture about them, and no other tenant may register a GTIN under it. A claim
+/// alone (first come) shows a tenant only its own events and the network's about its goods.
+#[utoipa::path(post, path = "/v1/operator/tenants/{tenant_id}/company-prefixes", tag = "operator",
+    request_body = CompanyPrefixInput,
+    params(("tenant_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    responses((status = 201, body = CompanyPrefixView), (status = 200, body = CompanyPrefixView, description = "Verified already"),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn verify_company_prefix(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+    key: IdempotencyKey,
+    body: JsonBody<CompanyPrefixInput>,
+) -> Result<Response, Problem> {
+    let principal = caller.require_operator()?.clone();
+    let tenant_id = existing_tenant(&app, &tenant_id).await?;
+    let company_prefix = body.value.company_prefix.clone();
+    if !(COMPANY_PREFIX_DIGITS_MIN..=COMPANY_PREFIX_DIGITS_MAX).contains(&company_prefix.len())
+        || !company_prefix.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        return Err(Problem::field(
+            "validation-failed",
+            "/company_prefix",
+            format!("a GS1 company prefix is {COMPANY_PREFIX_DIGITS_MIN} to {COMPANY_PREFIX_DIGITS_MAX} digits"),
+        ));
+    }
+    if tenant_id.is_network() {
+        return Err(Problem::field(
+            "validation-failed",
+            "/company_prefix",
+            "the network's own events are visible to the holders of the GTINs they name already",
+        ));
+    }
+    let view = CompanyPrefixView {
+        tenant_id: tenant_id.to_string(),
+        company_prefix: company_prefix.clone(),
+        verified_at: timestamp(store::now_unix_ms()),
+    };
+    let respond = created_or_ok(json_bytes(&view));
+    let mutation = Mutation::VerifyCompanyPrefix { company_prefix };
+    let written = write(&app, &principal, key, Some(body.request_sha256), tenant_id, mutation, respond.clone()).await?;
+    Ok(written.into_response(respond))
+}
+
+/// The shortest and longest GS1 company prefix.
+pub const COMPANY_PREFIX_DIGITS_MIN: usize = 6;
+pub const COMPANY_PREFIX_DIGITS_MAX: usize = 12;
+
+/// Lists the GS1 company prefixes verified as a tenant's.
+#[utoipa::path(get, path = "/v1/operator/tenants/{tenant_id}/company-prefixes", tag = "operator",
+    params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<CompanyPrefixView>), (status = 404, body = Problem)))]
+async fn list_company_prefixes(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<Vec<CompanyPrefixView>>, Problem> {
+    caller.require_operator()?;
+    let tenant_id = existing_tenant(&app, &tenant_id).await?;
+    let prefixes = app.store.verified_company_prefixes(&tenant_id).await?;
+    Ok(Json(
+        prefixes
+            .into_iter()
+            .map(|(company_prefix, verified_unix_ms)| CompanyPrefixView {
+                tenant_id: tenant_id.to_string(),
+                company_prefix,
+                verified_at: timestamp(verified_unix_ms),
+            })
+            .collect(),
+    ))
 }
 
 /// Revokes a tenant's key at once.

@@ -199,6 +199,20 @@ impl TenantInput {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct CompanyPrefixInput {
+    /// A GS1 company prefix the tenant is licensed for, 6 to 12 digits (as on its GS1 licence).
+    pub company_prefix: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompanyPrefixView {
+    pub tenant_id: String,
+    pub company_prefix: String,
+    pub verified_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct KeyInput {
     /// What the key is for, e.g. "warehouse scanner".
     pub name: String,

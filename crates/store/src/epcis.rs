@@ -5,8 +5,10 @@
 //! events already validated, normalised and hashed, as [`EventRecord`]s, and queries it with an
 //! [`EventFilter`] that selects a superset of the answer, which the caller then filters exactly.
 //!
-//! Visibility: a tenant sees the events it captured and every event that names a GTIN it holds
-//! (`gtin_owners`): a brand follows its goods through its partners' hands.
+//! Visibility: a tenant sees the events it captured, the network operator's events that name a
+//! GTIN it holds, and other tenants' events that name a GTIN it holds under a GS1 company prefix
+//! the operator verified as its own (`gtin_owners.verified`): a brand follows its goods through
+//! its partners' hands.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -644,8 +646,13 @@ impl CaptureRow {
     }
 }
 
+/// The events a tenant sees: its own, and those naming a GTIN it holds, captured by the network's
+/// operator (handling the holder's goods) or by another tenant if the holder's claim is verified
+/// (under a GS1 company prefix the operator verified as its own: a claim alone, first come,
+/// proves nothing).
 const VISIBLE: &str = "(e.tenant_id = $1 OR EXISTS (SELECT 1 FROM epcis_event_identifiers v JOIN gtin_owners o ON o.gtin = v.gtin \
-     WHERE v.tenant_id = e.tenant_id AND v.event_seq = e.event_seq AND o.tenant_id = $1))";
+     WHERE v.tenant_id = e.tenant_id AND v.event_seq = e.event_seq AND o.tenant_id = $1 \
+     AND (o.verified = 1 OR e.tenant_id = 'network')))";
 
 const EVENT_COLUMNS: &str =
     "e.tenant_id, e.event_id, e.event_seq, e.event_time_ms, e.record_time_ms, e.body, e.log_index, e.commitment_seed";

@@ -241,6 +241,16 @@ impl Store {
         rows.into_iter().map(KeyRow::into_info).collect()
     }
 
+    /// The GS1 company prefixes the operator verified as the tenant's, with when (in prefix
+    /// order; a tenant holds few).
+    pub async fn verified_company_prefixes(&self, tenant_id: &TenantId) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self.pools(), pool => sqlx::query_as(
+            "SELECT company_prefix, verified_unix_ms FROM verified_company_prefixes WHERE tenant_id = $1 \
+             ORDER BY company_prefix LIMIT $2")
+            .bind(tenant_id.as_str()).bind(crate::PAGE_LIMIT_MAX as i64).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     pub async fn key(&self, tenant_id: &TenantId, key_id: &str) -> Result<Option<KeyInfo>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND key_id = $2");
         let row: Option<KeyRow> = on_pool!(self.pools(), pool => sqlx::query_as(&sql).bind(tenant_id.as_str()).bind(key_id).fetch_optional(pool).await)?;

@@ -19,14 +19,15 @@ pub struct TableKeys {
 
 /// Tables that are not tenant-owned: the tenant list, the platform-wide registries of who holds a
 /// GTIN or a GLN (keyed by the identifier; reference tables on Citus), the GS1 company prefixes
-/// learned from EPC URNs, the transparency log (one public log for the platform: its entries name
+/// learned from EPC URNs and those the operator verified as a tenant's, the transparency log (one public log for the platform: its entries name
 /// the tenant of each event privately, for audits), SQLite's writer clock (the last batch's
 /// time) and the time its reserves' lot index is built to, and migration bookkeeping.
-pub const PLATFORM_TABLES: [&str; 13] = [
+pub const PLATFORM_TABLES: [&str; 14] = [
     "tenants",
     "gtin_owners",
     "gln_owners",
     "epc_company_prefixes",
+    "verified_company_prefixes",
     "log_entries",
     "log_tiles",
     "log_state",

@@ -96,6 +96,12 @@ pub enum Mutation {
     RevokeKey {
         key_id: String,
     },
+    /// The operator verified a GS1 company prefix as the tenant's (its licence): the tenant's GTIN
+    /// claims under it are verified (now and later), and another tenant's claims under it are
+    /// refused. Refused (`conflict`) if another tenant holds a prefix that overlaps it.
+    VerifyCompanyPrefix {
+        company_prefix: String,
+    },
     PutProduct {
         product: Product,
         mode: PutMode,
@@ -2400,6 +2406,40 @@ async fn apply_mutation(
             .await?;
             applied(!found)
         }
+        Mutation::VerifyCompanyPrefix { company_prefix } => {
+            if !exists(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", &[Arg::Text(tenant)]).await? {
+                refuse!(WriteError::NotFound);
+            }
+            // GS1 allots prefixes that do not nest: one inside another tenant's is a mistake.
+            let overlapping: Vec<(String, String)> = on_conn!(conn, connection => sqlx::query_as(
+                "SELECT company_prefix, tenant_id FROM verified_company_prefixes WHERE tenant_id <> $2 \
+                 AND (substr($1, 1, length(company_prefix)) = company_prefix OR substr(company_prefix, 1, length($1)) = $1)")
+                .bind(company_prefix).bind(tenant).fetch_all(&mut *connection).await)?;
+            if let Some((held, _)) = overlapping.first() {
+                refuse!(WriteError::Refused {
+                    code: "conflict",
+                    detail: format!(
+                        "GS1 company prefix {held} is verified as another tenant's, and overlaps {company_prefix}"
+                    ),
+                    errors: vec![("/company_prefix".into(), format!("overlaps {held}, another tenant's"))],
+                });
+            }
+            let inserted = execute(
+                conn,
+                "INSERT INTO verified_company_prefixes (company_prefix, tenant_id, verified_unix_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (company_prefix) DO NOTHING",
+                &[Arg::Text(company_prefix), Arg::Text(tenant), Arg::Integer(now_unix_ms)],
+            )
+            .await?;
+            execute(
+                conn,
+                "UPDATE gtin_owners SET verified = 1 WHERE tenant_id = $1 AND verified = 0 \
+                 AND substr(gtin, 2, length($2)) = $2",
+                &[Arg::Text(tenant), Arg::Text(company_prefix)],
+            )
+            .await?;
+            applied(inserted == 1)
+        }
         Mutation::CreateKey { key_id, name, scopes, secret_sha256 } => {
             if !exists(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", &[Arg::Text(tenant)]).await? {
                 refuse!(WriteError::NotFound);
@@ -2458,8 +2498,28 @@ async fn apply_mutation(
             let stored = stored_class(conn, tenant, gtin).await?;
             let found = stored.is_some();
             require!(check_mode(*mode, found, format!("product {gtin}")));
-            if !found && claim(conn, "gtin_owners", "gtin", gtin, tenant).await? != tenant {
-                refuse!(WriteError::Conflict(format!("GTIN {gtin}, registered by another brand,")));
+            if !found {
+                // A GTIN under a GS1 company prefix verified as a brand's is that brand's alone;
+                // one under the claimer's own is verified with the claim.
+                let holders: Vec<(String,)> = on_conn!(conn, connection => sqlx::query_as(
+                    "SELECT tenant_id FROM verified_company_prefixes WHERE substr($1, 2, length(company_prefix)) = company_prefix")
+                    .bind(gtin).fetch_all(&mut *connection).await)?;
+                if holders.iter().any(|(holder,)| holder != tenant) {
+                    refuse!(WriteError::Conflict(format!(
+                        "GTIN {gtin}, under a GS1 company prefix verified as another brand's,"
+                    )));
+                }
+                if claim(conn, "gtin_owners", "gtin", gtin, tenant).await? != tenant {
+                    refuse!(WriteError::Conflict(format!("GTIN {gtin}, registered by another brand,")));
+                }
+                if !holders.is_empty() {
+                    execute(
+                        conn,
+                        "UPDATE gtin_owners SET verified = 1 WHERE gtin = $1 AND tenant_id = $2",
+                        &[Arg::Text(gtin), Arg::Text(tenant)],
+                    )
+                    .await?;
+                }
             }
             // A new temperature class must keep the product's units where they lie, as a zone's
             // new range must keep what it holds (`put_location`).

@@ -206,15 +206,45 @@ pub(super) async fn epcis_capture_and_query(app: &TestApp) {
     let jobs = app.get("/capture", &farm).await;
     assert_eq!(jobs.body.as_array().map(Vec::len), Some(2), "{:?}", jobs.body);
 
-    // Visibility: a stranger sees nothing; the brand that holds the GTIN sees the events that
-    // name it (not the sensor report, which names no product).
+    // Visibility: a stranger sees nothing. A tenant that registers the GTIN sees nothing more
+    // (anyone may claim a GTIN first), until the operator verifies the GS1 company prefix as its
+    // own: then the brand sees the events that name it (not the sensor report, which names no
+    // product).
     let shop = app.tenant("shop", &["tenant:admin"]).await;
     assert!(app.query("", &shop).await.is_empty());
     assert!(app.get(&format!("/events/{}", encode(one_id)), &shop).await.is_problem(404, "/problems/not-found"));
     let brand = app.tenant("brand", &["tenant:admin"]).await;
     let product = app.post("/v1/products", &brand, super::salmon(GTIN)).await;
     assert_eq!(product.status, StatusCode::CREATED, "{:?}", product.body);
+    assert!(app.query("", &brand).await.is_empty(), "a claim alone shows nothing");
+    assert!(app.get(&format!("/events/{}", encode(one_id)), &brand).await.is_problem(404, "/problems/not-found"));
+    let prefixes = "/v1/operator/tenants/brand/company-prefixes";
+    for (bad, pointer) in [(json!({"company_prefix": "95060"}), "/company_prefix"), (json!({"prefix": "9506000"}), "")]
+    {
+        let refused = app.post(prefixes, &app.operator_key, bad.clone()).await;
+        assert_eq!(refused.status.as_u16() / 100, 4, "{bad}: {:?}", refused.body);
+        assert!(refused.body.to_string().contains(pointer), "{bad}: {:?}", refused.body);
+    }
+    assert!(
+        app.post(prefixes, &brand, json!({"company_prefix": "9506000"})).await.is_problem(403, "/problems/forbidden")
+    );
+    let verified = app.post(prefixes, &app.operator_key, json!({"company_prefix": "9506000"})).await;
+    assert_eq!(verified.status, StatusCode::CREATED, "{:?}", verified.body);
+    assert_eq!(
+        app.post(prefixes, &app.operator_key, json!({"company_prefix": "9506000"})).await.status,
+        StatusCode::OK
+    );
+    let listed = app.get(prefixes, &app.operator_key).await;
+    assert_eq!(listed.body[0]["company_prefix"], "9506000", "{:?}", listed.body);
     assert_eq!(times_of(&app.query("", &brand).await), ["08:00", "09:00", "10:00", "11:00"]);
+    // The prefix is the brand's: no other tenant registers a GTIN under it, or a prefix over it.
+    let squatter = app.post("/v1/products", &shop, super::salmon("09506000134369")).await;
+    assert!(squatter.is_problem(409, "/problems/conflict"), "{:?}", squatter.body);
+    let overlapping = app
+        .post("/v1/operator/tenants/shop/company-prefixes", &app.operator_key, json!({"company_prefix": "950600"}))
+        .await;
+    assert!(overlapping.is_problem(409, "/problems/conflict"), "{:?}", overlapping.body);
+    assert!(app.query("", &shop).await.is_empty());
 
     // Bad queries and versions get problems.
     for malformed in ["/events?EQ_action=%FF", "/events?EQ_action=%01", "/v1/trace?epc=a&epc=b"] {
