@@ -1174,7 +1174,8 @@ async fn send_out(
 /// The courier leaves the depot: each order on the route is shipped (if it was packed here) and
 /// goes out for delivery, with the EPCIS events of the route's shipments. A stop whose order was
 /// cancelled or allocated anew meanwhile is voided. Starting twice changes nothing; a failure of
-/// the database leaves the route not started, to try again.
+/// the database leaves the route not started, to try again. A vehicle on another route it
+/// started and has not finished cannot start this one (409).
 #[utoipa::path(post, path = "/v1/routes/{route_id}/start", tag = "dispatch", params(("route_id" = String, Path)),
     responses((status = 200, body = RouteView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn start_route(
@@ -1188,6 +1189,23 @@ async fn start_route(
             return Err(Problem::new("invalid-transition", format!("route {route_id} was called off before it left")));
         }
         let now = store::now_unix_ms();
+        // A vehicle drives one route at a time.
+        let depot = Gln::parse(&route.header.depot_gln).map_err(Problem::internal)?;
+        if app
+            .store
+            .unfinished_routes(&depot)
+            .await?
+            .iter()
+            .any(|(vehicle, _, _, started)| *vehicle == route.header.vehicle_id && started.is_some())
+        {
+            return Err(Problem::new(
+                "invalid-transition",
+                format!(
+                    "vehicle {} is on another route that has not finished: finish its stops first",
+                    route.header.vehicle_id
+                ),
+            ));
+        }
         // The route's open stops by order.
         let mut by_order: Vec<((String, String), Vec<&StopRecord>)> = Vec::new();
         for stop in route.stops.iter().filter(|stop| stop.is_open()) {

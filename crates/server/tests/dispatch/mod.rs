@@ -405,6 +405,16 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
     }
     let left = app.send("POST", &format!("/v1/routes/{out_route}/start"), Some(&van_key), None, &[]).await;
     assert_eq!(left.status, StatusCode::OK, "{:?}", left.body);
+    // Out on it, the van does not start its next route before this one is done. (The next wave
+    // finds no vehicle when van-1's return falls past its shift: late at night.)
+    if second_out.status == StatusCode::CREATED {
+        let routes = second_out.body["routes"].as_array().unwrap();
+        let next_route = routes.iter().find(|route| route["vehicle_id"] == "van-1");
+        let next_route = next_route.expect("the next wave plans van-1 again once back")["route_id"].as_str().unwrap();
+        let refused = app.send("POST", &format!("/v1/routes/{next_route}/start"), Some(&van_key), None, &[]).await;
+        assert!(refused.is_problem(409, "/problems/invalid-transition"), "{:?}", refused.body);
+        assert!(refused.body["detail"].as_str().unwrap().contains("another route"), "{:?}", refused.body);
+    }
     let stops = left.body["stops"].as_array().unwrap();
     let dropped_stop = stops.iter().find(|stop| stop["order_id"] == dropped.0.as_str()).unwrap();
     assert_eq!(dropped_stop["void_reason"], "the order is cancelled", "{dropped_stop}");
