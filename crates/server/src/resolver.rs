@@ -493,7 +493,9 @@ async fn provenance(
 struct RecallStatus {
     /// The item, in canonical GS1 Digital Link form.
     item: String,
-    recalled: bool,
+    /// Whether the item is recalled; `null` for a link without a lot whose product has recalled
+    /// lots (`lots_recalled`): whether this pack is depends on its lot.
+    recalled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recall_id: Option<String>,
     /// What the recall tells consumers, in its brand's words; absent when the item is not
@@ -509,9 +511,8 @@ struct RecallStatus {
     /// more than `ORIGIN_LOTS_CHECKED_MAX`, or its serial cannot be traced.
     made_from_truncated: bool,
     /// For a link without a lot (a product, as a pack's EAN-13 names it): the product's lots its
-    /// brand has recalled, in lot order (at most `PRODUCT_RECALLED_LOTS_MAX`). `recalled` is
-    /// false there because the link names no lot, not because none is recalled: check the
-    /// pack's lot against these.
+    /// brand has recalled, in lot order (at most `PRODUCT_RECALLED_LOTS_MAX`); `recalled` is
+    /// `null` when there are any: check the pack's lot against these.
     lots_recalled: Vec<RecalledInput>,
     /// More lots are recalled than listed.
     lots_recalled_more: bool,
@@ -564,7 +565,7 @@ async fn recall_status(State(app): State<AppState>, OriginalUri(uri): OriginalUr
         .collect();
     let status = RecallStatus {
         item: link.canonical_uri(),
-        recalled: recall.is_some(),
+        recalled: (recall.is_some() || lots_recalled.lots.is_empty()).then_some(recall.is_some()),
         public_notice: recall.as_ref().and_then(|recall| recall.public_notice.clone()),
         recall_id: recall.map(|recall| recall.recall_id),
         made_from_recalled,

@@ -63,8 +63,9 @@ pub struct ScanView {
     /// Whether the expiry date is before today (UTC); absent without an expiry date.
     pub expired: Option<bool>,
     /// Whether the lot (AI 10) of the GTIN is recalled, by whichever brand holds the GTIN (as the
-    /// resolver's `gs1:recallStatus` answers); false without both: then see `lots_recalled`.
-    pub recalled: bool,
+    /// resolver's `gs1:recallStatus` answers); `null` for a GTIN scanned without its lot whose
+    /// product has recalled lots (see `lots_recalled`).
+    pub recalled: Option<bool>,
     /// What the lot's recall tells consumers, if it is recalled and its recall says.
     pub recall_notice: Option<String>,
     /// The lots the item was made from (EPCIS transformations, at any remove, as its Digital
@@ -75,9 +76,8 @@ pub struct ScanView {
     /// more than `provenance::ORIGIN_LOTS_CHECKED_MAX`, or its serial cannot be traced.
     pub made_from_truncated: bool,
     /// A GTIN scanned without its lot (a pack's EAN-13): the product's lots its brand has
-    /// recalled, in lot order (at most `provenance::PRODUCT_RECALLED_LOTS_MAX`). `recalled` is
-    /// false then because the scan names no lot, not because none is recalled: check the pack's
-    /// lot against these.
+    /// recalled, in lot order (at most `provenance::PRODUCT_RECALLED_LOTS_MAX`); `recalled` is
+    /// `null` when there are any: check the pack's lot against these.
     pub lots_recalled: Vec<RecalledLotView>,
     /// More lots are recalled than listed.
     pub lots_recalled_more: bool,
@@ -154,8 +154,8 @@ pub async fn scan(
         (Some(gtin), None) => crate::provenance::product_recalls(&app, gtin.as_str()).await?,
         _ => Default::default(),
     };
-    let lots_recalled = product_recalls.lots.iter().map(RecalledLotView::from).collect();
-    let recalled = recall.is_some();
+    let lots_recalled: Vec<RecalledLotView> = product_recalls.lots.iter().map(RecalledLotView::from).collect();
+    let recalled = (recall.is_some() || lots_recalled.is_empty()).then_some(recall.is_some());
     let recall_notice = recall.and_then(|recall| recall.public_notice);
     let (made_from_recalled, made_from_truncated) = match &digital_link_of(&element_string) {
         Some(link) => {
@@ -223,7 +223,7 @@ fn describe(app: &AppState, form: gs1::ScannedForm, element_string: &ElementStri
         }),
         product: None,
         expired: expiry.map(|date| date < today),
-        recalled: false,
+        recalled: Some(false),
         recall_notice: None,
         made_from_recalled: Vec::new(),
         made_from_truncated: false,
