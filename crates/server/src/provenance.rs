@@ -735,9 +735,20 @@ fn temperature_view(report: &reports::TemperatureReport, lang: Lang) -> Option<w
         }
         day += every_days * 86_400;
     }
-    let range = report.range_text();
-    let measured =
-        format!("{:.1} – {:.1} °C (MKT {:.1} °C)", figures.min_celsius, figures.max_celsius, figures.mkt_celsius);
+    let degrees = |celsius: f64| lang.one_decimal(celsius);
+    let word = |key: &'static str| lang.text(key).unwrap_or(key);
+    let range = match (report.min_range_celsius, report.max_range_celsius) {
+        (Some(min), Some(max)) => format!("{} {} {} °C", degrees(min), word("range_to"), degrees(max)),
+        (Some(min), None) => format!("{} {} °C", word("range_at_least"), degrees(min)),
+        (None, Some(max)) => format!("{} {} °C", word("range_at_most"), degrees(max)),
+        (None, None) => word("range_none").to_owned(),
+    };
+    let measured = format!(
+        "{} – {} °C (MKT {} °C)",
+        degrees(figures.min_celsius),
+        degrees(figures.max_celsius),
+        degrees(figures.mkt_celsius)
+    );
     let title = format!(
         "{}: {measured}; {}: {range}",
         lang.text("chart").unwrap_or("Temperature"),
@@ -892,7 +903,7 @@ fn view_of(
         },
         origin,
         map_svg,
-        cold_hours: (journey.cold_hours > 0.0).then(|| format!("{:.1}", journey.cold_hours)),
+        cold_hours: (journey.cold_hours > 0.0).then(|| lang.one_decimal(journey.cold_hours)),
         journey: journey.stops,
         temperature,
         shelf_life,

@@ -606,7 +606,18 @@ async fn qr_code(State(app): State<AppState>, OriginalUri(uri): OriginalUri) -> 
     for pair in uri.query().unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
         match pair.split_once('=') {
             Some(("format", value)) => format = value.to_owned(),
-            _ => attributes.push(pair),
+            // Data attributes (AIs, by their digits) go into the code; nothing else does.
+            Some((name, _)) if !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_digit()) => {
+                attributes.push(pair)
+            }
+            _ => {
+                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                return Err(Problem::field(
+                    "invalid-parameter",
+                    format!("?{name}"),
+                    "a QR code takes data attributes (AIs) and format only",
+                ));
+            }
         }
     }
     let query = if attributes.is_empty() { String::new() } else { format!("?{}", attributes.join("&")) };

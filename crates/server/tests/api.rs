@@ -1123,6 +1123,12 @@ async fn qr_codes_decode_to_the_digital_link(app: &TestApp) {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let bad_format = app.client.get(format!("{}/qr/01/09506000134352?format=gif", app.base)).send().await.unwrap();
     assert_eq!(bad_format.status(), StatusCode::BAD_REQUEST);
+    // Nothing but data attributes goes into the code.
+    let sized =
+        app.client.get(format!("{}/qr/01/09506000134352?size=99999&format=png", app.base)).send().await.unwrap();
+    assert_eq!(sized.status(), StatusCode::BAD_REQUEST);
+    let body: Value = sized.json().await.unwrap();
+    assert_eq!(body["errors"][0]["pointer"], "?size", "{body}");
 }
 
 async fn scans_are_read_in_every_form(app: &TestApp) {

@@ -62,6 +62,17 @@ impl Lang {
         TEXTS.iter().map(|(key, en, nl)| (*key, if self == Lang::En { *en } else { *nl })).collect()
     }
 
+    /// A number with one decimal, as the language writes it (a decimal comma in Dutch); never
+    /// `-0.0`.
+    pub fn one_decimal(self, value: f64) -> String {
+        let text = format!("{:.1}", value + 0.0);
+        let text = if text == "-0.0" { "0.0".to_owned() } else { text };
+        match self {
+            Lang::En => text,
+            Lang::Nl => text.replace('.', ","),
+        }
+    }
+
     pub fn text(self, key: &str) -> Option<&'static str> {
         TEXTS.iter().find(|(known, ..)| *known == key).map(|(_, en, nl)| if self == Lang::En { *en } else { *nl })
     }
@@ -118,6 +129,10 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("in_transit", "On the road", "Onderweg"),
     ("hours", "h", "u"),
+    ("range_to", "to", "tot"),
+    ("range_at_least", "at least", "minimaal"),
+    ("range_at_most", "at most", "maximaal"),
+    ("range_none", "none", "geen"),
     ("hours_here", "hours here", "uur hier"),
     ("cold_hours", "Hours in cold storage", "Uren in de koeling"),
     ("cold", "cold", "koel"),
@@ -262,6 +277,14 @@ pub fn step_key(step: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_take_the_languages_decimal_mark_and_no_minus_zero() {
+        assert_eq!(Lang::En.one_decimal(46.04), "46.0");
+        assert_eq!(Lang::Nl.one_decimal(46.04), "46,0");
+        assert_eq!(Lang::Nl.one_decimal(-0.04), "0,0");
+        assert_eq!(Lang::En.one_decimal(-1.25), "-1.2");
+    }
 
     #[test]
     fn every_text_has_both_languages_and_keys_are_unique() {

@@ -130,7 +130,7 @@ pub fn journey(mut steps: Vec<Step>, cold_on_the_road: bool, lang: Lang) -> Jour
                 place_kind: previous.place.kind.clone(),
                 arrived: Some(TimeView::new(previous.first, &previous.place.time_zone, lang)),
                 left: Some(TimeView::new(left, &previous.place.time_zone, lang)),
-                hours: Some(format!("{hours:.1}")),
+                hours: Some(lang.one_decimal(hours)),
                 cold: previous.place.cold,
                 events: previous.events,
             });
@@ -152,7 +152,7 @@ pub fn journey(mut steps: Vec<Step>, cold_on_the_road: bool, lang: Lang) -> Jour
                     place_kind: String::new(),
                     arrived: None,
                     left: None,
-                    hours: Some(format!("{road:.1}")),
+                    hours: Some(lang.one_decimal(road)),
                     cold: cold_on_the_road,
                     events: Vec::new(),
                 });
@@ -261,8 +261,9 @@ mod tests {
         let journey = journey(steps, false, Lang::Nl);
         assert_eq!(journey.stops.len(), 3, "a step with no place stays with the stop before it");
         assert_eq!(journey.stops[0].events.len(), 3);
-        assert_eq!(journey.stops[0].hours.as_deref(), Some("1.0"), "left when the shipping step was taken");
-        assert_eq!(journey.stops[1].hours.as_deref(), Some("3.0"));
+        // (In Dutch: a decimal comma.)
+        assert_eq!(journey.stops[0].hours.as_deref(), Some("1,0"), "left when the shipping step was taken");
+        assert_eq!(journey.stops[1].hours.as_deref(), Some("3,0"));
         assert_eq!(journey.cold_hours, 0.0);
         assert!(journey.stops[2].arrived.as_ref().unwrap().local.contains("nov"));
     }

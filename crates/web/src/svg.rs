@@ -340,11 +340,13 @@ pub fn chart(input: &ChartInput) -> Option<String> {
         let _ = write!(
             svg,
             "<line x1=\"{CHART_LEFT}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#d5dde3\" stroke-width=\"0.7\"/>\
-             <text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" fill=\"#33414c\" text-anchor=\"end\">{celsius} °C</text>",
+             <text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" fill=\"#33414c\" text-anchor=\"end\">{4} °C</text>",
             y(celsius),
             CHART_LEFT + plot_width,
             CHART_LEFT - 4.0,
-            y(celsius) + 4.0
+            y(celsius) + 4.0,
+            // `+ 0.0` turns a -0 tick into 0.
+            celsius + 0.0
         );
         celsius += tick;
     }

@@ -239,6 +239,9 @@ pub async fn consumer_pages_count_hours_in_zones_that_keep_the_product_cold(app:
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("Amsterdam DC") && page.contains("Utrecht hall"), "{page}");
     assert!(page.contains("<strong>Hours in cold storage:</strong> 11.0 h"), "{page}");
+    // In Dutch, with a decimal comma.
+    let (_, _, dutch) = html(app, &format!("{LOT_PAGE}?lang=nl")).await;
+    assert!(dutch.contains("<strong>Uren in de koeling:</strong> 11,0 u"), "{dutch}");
 }
 
 pub async fn sessions_open_the_portal_and_the_console(app: &TestApp) {
