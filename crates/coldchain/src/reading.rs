@@ -23,6 +23,10 @@ use crate::temperature::{TemperatureError, Unit, checked_celsius};
 /// ahead, the reading is rejected.
 pub const CLOCK_AHEAD_LIMIT: SignedDuration = SignedDuration::from_mins(10);
 
+/// The oldest a reading may be when it is received (a year and a day): older, its device's
+/// clock was reset (to 1970, say) or the data is not the network's; the reading is rejected.
+pub const READING_AGE_MAX: SignedDuration = SignedDuration::from_hours(366 * 24);
+
 /// The longest accepted device key, in bytes.
 pub const DEVICE_KEY_LENGTH_MAX: usize = 256;
 
@@ -59,6 +63,11 @@ pub enum ReadingError {
         limit_seconds = CLOCK_AHEAD_LIMIT.as_secs()
     )]
     ClockAhead { lead_seconds: i64 },
+    #[error(
+        "the reading is {age_days} days older than its receive time, beyond the {limit_days} day limit (a reset clock?)",
+        limit_days = READING_AGE_MAX.as_hours() / 24
+    )]
+    TooOld { age_days: i64 },
 }
 
 /// Why a whole batch was refused (nothing of it is kept).
@@ -173,8 +182,11 @@ pub(crate) fn finish_batch(candidates: Vec<(usize, Reading)>, mut rejected: Vec<
     let mut accepted: Vec<(usize, Reading)> = Vec::with_capacity(candidates.len());
     for (index, reading) in candidates {
         let lead = reading.clock_lead();
+        let age = reading.received_at.duration_since(reading.device_time);
         if lead > CLOCK_AHEAD_LIMIT {
             rejected.push(RejectedRecord { index, reason: ReadingError::ClockAhead { lead_seconds: lead.as_secs() } });
+        } else if age > READING_AGE_MAX {
+            rejected.push(RejectedRecord { index, reason: ReadingError::TooOld { age_days: age.as_hours() / 24 } });
         } else {
             accepted.push((index, reading));
         }
@@ -230,6 +242,18 @@ mod tests {
             batch.readings.iter().map(|reading| reading.corrected_time().to_string()).collect();
         assert_eq!(corrected, ["2025-01-01T11:57:00Z", "2025-01-01T12:00:00Z", "2025-01-01T11:00:00Z"]);
         assert_eq!(batch.readings[1].device_time(), time("2025-01-01T12:02:00Z"));
+    }
+
+    #[test]
+    fn a_reading_older_than_a_year_and_a_day_is_rejected() {
+        let received = time("2025-01-01T12:00:00Z");
+        let reset = Reading::new("d1", time("1970-01-01T00:00:00Z"), received, 4.0, Unit::Celsius).unwrap();
+        let last_year = Reading::new("d1", time("2024-01-01T12:00:00Z"), received, 4.0, Unit::Celsius).unwrap();
+        let batch = finish_batch(vec![(0, reset), (1, last_year)], Vec::new());
+        assert_eq!(batch.readings.len(), 1);
+        assert_eq!(batch.readings[0].device_time(), time("2024-01-01T12:00:00Z"));
+        assert_eq!(batch.rejected, [RejectedRecord { index: 0, reason: ReadingError::TooOld { age_days: 20089 } }]);
+        assert!(batch.rejected[0].reason.to_string().contains("366 day limit"));
     }
 
     #[test]
