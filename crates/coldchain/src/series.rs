@@ -128,6 +128,15 @@ impl Series {
         self.readings.is_empty()
     }
 
+    /// The readings taken in `[start, end)` (a period's own, not those read around it to know
+    /// the temperature at its edges).
+    pub fn count_within(&self, start: Timestamp, end: Timestamp) -> usize {
+        if end <= start {
+            return 0;
+        }
+        self.readings.range(start..end).count()
+    }
+
     pub fn insert(&mut self, reading: &Reading) -> Result<Insertion, SeriesError> {
         if reading.device() != self.device {
             return Err(SeriesError::OtherDevice { expected: self.device.clone(), found: reading.device().to_owned() });

@@ -688,7 +688,8 @@ async fn exposure_of(
             return Err(Problem::not_found(format!("a device assigned to {location} in the period")));
         }
     }
-    let readings = parts.iter().map(|(_, series, ..)| series.len()).sum();
+    // The period's own readings (those around it tell only the temperature at its edges).
+    let readings = parts.iter().map(|(_, series, start, end)| series.count_within(*start, *end)).sum();
     let mut devices: Vec<String> = parts.iter().map(|(_, series, ..)| series.device().to_owned()).collect();
     devices.sort();
     devices.dedup();

@@ -126,6 +126,7 @@ pub async fn readings_are_ingested_with_partial_success(app: &TestApp) {
         .await;
     assert_eq!(exposure.status, StatusCode::OK, "{:?}", exposure.body);
     assert_eq!(exposure.body["devices"], json!(["logger-1"]));
+    assert_eq!(exposure.body["readings"], 3, "the period's own, not those read around it: {:?}", exposure.body);
     assert_eq!(exposure.body["min_celsius"], 3.5);
     assert_eq!(exposure.body["max_celsius"], 4.1);
     assert_eq!(exposure.body["time_out_of_range_s"], 60);
