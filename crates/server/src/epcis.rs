@@ -238,12 +238,25 @@ pub async fn capture_document(
     company_prefixes: Vec<String>,
 ) -> Result<CaptureReceipt, Problem> {
     let capture = capture_of(tenant, document, excluded, rejected, behaviour, company_prefixes);
-    let receipt = CaptureReceipt {
-        capture_id: capture.capture_id.clone(),
-        event_ids: capture.events.iter().map(|event| event.event_id.clone()).collect(),
+    let capture_id = capture.capture_id.clone();
+    let mut event_ids: Vec<String> = capture.events.iter().map(|event| event.event_id.clone()).collect();
+    let record_keys: Vec<String> = capture.events.iter().map(store::epcis::EventRecord::record_key).collect();
+    let written = store.tenant(tenant).write(store::Mutation::CaptureEvents(Box::new(capture)), None).await?;
+    // Events captured before (known by their hash) may be stored under another eventID (one the
+    // client chose, or the hash): the answer names the one stored, which reads them back.
+    let captured = match written {
+        store::WriteOutcome::Applied(applied) => applied.rows as usize,
+        store::WriteOutcome::Replayed(_) => 0,
     };
-    store.tenant(tenant).write(store::Mutation::CaptureEvents(Box::new(capture)), None).await?;
-    Ok(receipt)
+    if captured < event_ids.len() {
+        let stored = store.tenant(tenant).epcis_stored_event_ids(&record_keys).await?;
+        for (event_id, record_key) in event_ids.iter_mut().zip(&record_keys) {
+            if let Some(stored_id) = stored.get(record_key) {
+                stored_id.clone_into(event_id);
+            }
+        }
+    }
+    Ok(CaptureReceipt { capture_id, event_ids })
 }
 
 /// The capture job of a document as the store keeps it (hash IDs, records, commitments), not yet

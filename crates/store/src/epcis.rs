@@ -767,6 +767,23 @@ impl Store {
 }
 
 impl TenantStore<'_> {
+    /// The eventIDs this tenant's events are stored under, by record key (an event captured
+    /// again, known by its hash, under another eventID: the first one's).
+    pub async fn epcis_stored_event_ids(&self, record_keys: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        assert!(record_keys.len() <= CAPTURE_EVENTS_MAX, "at most {CAPTURE_EVENTS_MAX} keys a read");
+        let mut conn = match self.store.pools() {
+            crate::backend::Pools::Sqlite { read, .. } => Conn::Sqlite(read.acquire().await?),
+            crate::backend::Pools::Postgres { pool, .. } => Conn::Postgres(pool.acquire().await?),
+        };
+        let keys: Vec<&str> = record_keys.iter().map(String::as_str).collect();
+        let rows: Vec<(String, String)> =
+            crate::writer::fetch_for_keys(&mut conn, self.tenant_id.as_str(), &keys, |tenant, condition| {
+                format!("SELECT record_key, event_id FROM epcis_events WHERE tenant_id = {tenant} AND record_key {condition}")
+            })
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// A capture job of this tenant.
     pub async fn capture_job(&self, capture_id: &str) -> Result<Option<CaptureJob>, StoreError> {
         let sql = format!("SELECT {CAPTURE_COLUMNS} FROM epcis_captures WHERE tenant_id = $1 AND capture_id = $2");

@@ -2948,7 +2948,13 @@ async fn apply_mutation(
             match crate::epcis::apply_capture(conn, tenant_id, capture, now_unix_ms, state.log).await? {
                 Ok(captured) => {
                     *usage.entry((tenant_id.to_string(), "epcis_events_captured")).or_default() += captured as i64;
-                    applied(captured > 0)
+                    // How many were new: the caller looks up the others' stored eventIDs.
+                    Ok(Ok(Applied {
+                        created: captured > 0,
+                        at_unix_ms: now_unix_ms,
+                        outcome: None,
+                        rows: captured as u64,
+                    }))
                 }
                 Err(refused) => refuse!(refused),
             }

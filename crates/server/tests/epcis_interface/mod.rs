@@ -319,6 +319,32 @@ pub(super) async fn epcis_bad_documents_store_nothing(app: &TestApp) {
     assert_eq!(created.headers["location"], "/events/urn%3Auuid%3A6d5a3c4e-9d1e-4b8f-8f43-1a2b3c4d5e6f");
     let found = app.get(created.headers["location"].to_str().unwrap(), &farm).await;
     assert_eq!(events_of(&found)[0]["bizStep"], "retail_selling");
+    // The same event again without its eventID (known by its hash): stored once, and the
+    // answer names the eventID it is stored under, which reads it back.
+    let mut unnamed = single.clone();
+    unnamed.as_object_mut().unwrap().remove("eventID");
+    let again = app.raw_post("/events", &farm, "application/ld+json", unnamed.to_string().into_bytes()).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    assert_eq!(again.headers["location"], created.headers["location"], "{:?}", again.body);
+    assert_eq!(again.body["eventID"], "urn:uuid:6d5a3c4e-9d1e-4b8f-8f43-1a2b3c4d5e6f");
+    // And the other way: an event stored under its hash, captured again under an eventID of the
+    // client's, is answered with the hash it is stored under.
+    let mut hashed = unnamed.clone();
+    hashed["eventTime"] = json!("2024-05-02T09:00:00Z");
+    let first = app.raw_post("/events", &farm, "application/ld+json", hashed.to_string().into_bytes()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let hash_id = first.body["eventID"].as_str().unwrap().to_owned();
+    assert!(hash_id.starts_with("ni:///sha-256;"), "{hash_id}");
+    let mut renamed = hashed.clone();
+    renamed.as_object_mut().unwrap().remove("@context");
+    renamed["eventID"] = json!("urn:uuid:0e0e0e0e-2222-4333-8444-555555555555");
+    let answered = app.capture(&farm, document(vec![renamed]), &[]).await;
+    assert_eq!(answered.status, StatusCode::ACCEPTED, "{:?}", answered.body);
+    assert_eq!(answered.body["eventIDs"], json!([hash_id]), "{:?}", answered.body);
+    let job = app.get(answered.headers["location"].to_str().unwrap(), &farm).await;
+    assert_eq!(job.body["eventsAlreadyCaptured"], 1, "{:?}", job.body);
+    let read = app.get(&format!("/events/{}", encode(&hash_id)), &farm).await;
+    assert_eq!(events_of(&read).len(), 1, "{:?}", read.body);
     let mut changed = single.clone();
     changed["bizStep"] = json!("shipping");
     let reused = app.raw_post("/events", &farm, "application/ld+json", changed.to_string().into_bytes()).await;
