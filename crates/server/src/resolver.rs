@@ -258,12 +258,11 @@ fn link_type_uri(text: &str) -> String {
     }
 }
 
-/// Whether the client prefers a linkset to a page: by the weights (`q`, RFC 9110 §12.5.1) its
-/// `Accept` gives `application/linkset+json` or `application/json` and `text/html`; a tie goes
-/// to the page.
-fn wants_linkset(headers: &HeaderMap) -> bool {
+/// The weights (`q`, RFC 9110 §12.5.1) the client's `Accept` gives a page (`text/html`) and
+/// JSON (`application/linkset+json`, `application/json`, `application/problem+json`).
+fn accept_weights(headers: &HeaderMap) -> (f64, f64) {
     let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let (mut html, mut linkset) = (0.0_f64, 0.0_f64);
+    let (mut html, mut json) = (0.0_f64, 0.0_f64);
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let media_type = parts.next().unwrap_or("").to_ascii_lowercase();
@@ -274,11 +273,17 @@ fn wants_linkset(headers: &HeaderMap) -> bool {
             .clamp(0.0, 1.0);
         match media_type.as_str() {
             "text/html" => html = html.max(weight),
-            "application/linkset+json" | "application/json" => linkset = linkset.max(weight),
+            "application/linkset+json" | "application/json" | "application/problem+json" => json = json.max(weight),
             _ => {}
         }
     }
-    linkset > 0.0 && linkset > html
+    (html, json)
+}
+
+/// Whether the client prefers a linkset to a page (a tie goes to the page).
+fn wants_linkset(headers: &HeaderMap) -> bool {
+    let (html, json) = accept_weights(headers);
+    json > 0.0 && json > html
 }
 
 /// A link type's target with the request's query passed on, but its `linkType` (GS1's conformant
@@ -330,15 +335,47 @@ async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, hea
     let path_and_query = uri.path_and_query().map(|value| value.as_str()).unwrap_or("/");
     let link = match digital_link_of(&app, path_and_query) {
         Ok(link) => link,
-        Err(problem) => return problem.into_response(),
+        Err(problem) => return problem_answer(problem, &headers),
     };
     let mut response = match answer(&app, &link, &headers, uri.query()).await {
         Ok(response) => response,
-        Err(problem) => problem.into_response(),
+        Err(problem) => problem_answer(problem, &headers),
     };
-    response.headers_mut().insert(header::LINK, linkset_header(&app, &link));
+    // The linkset names the links of an item the resolver knows.
+    if response.status().is_success() || response.status().is_redirection() {
+        response.headers_mut().insert(header::LINK, linkset_header(&app, &link));
+    }
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Language"));
     response
+}
+
+/// A problem as the client takes it: a page for a browser (a consumer scanning a misprinted or
+/// unknown code, in their language), else RFC 9457 JSON.
+fn problem_answer(problem: Problem, headers: &HeaderMap) -> Response {
+    if !prefers_html(headers) || problem.status >= 500 {
+        return problem.into_response();
+    }
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
+    let lang = web::Lang::choose(None, accept_language);
+    let (title, text) = if problem.status == 404 {
+        ("code_unknown_title", "kiosk_unknown")
+    } else {
+        ("code_invalid_title", "code_invalid")
+    };
+    let (title, text) = (lang.text(title).unwrap_or(title), lang.text(text).unwrap_or(text));
+    let body =
+        format!("<h1>{}</h1><p>{}</p><p><small>{}</small></p>", escape(title), escape(text), escape(&problem.detail));
+    let html = page(title, &body).0.replacen("<html lang=\"en\">", &format!("<html lang=\"{}\">", lang.code()), 1);
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, axum::response::Html(html)).into_response();
+    response.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
+    response
+}
+
+/// Whether the client prefers a page to JSON (a browser's `Accept`).
+fn prefers_html(headers: &HeaderMap) -> bool {
+    let (html, json) = accept_weights(headers);
+    html > 0.0 && html >= json
 }
 
 async fn answer(

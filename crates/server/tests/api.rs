@@ -1088,11 +1088,27 @@ async fn resolver_rejects_bad_uris_and_unknown_keys(app: &TestApp) {
         ("/414/9506000134352", 404, "/problems/not-found", "no record"),
     ];
     for (path, status, problem_type, detail) in cases {
-        let answer = client.get(format!("{}{path}", app.base)).header("accept", "text/html").send().await.unwrap();
+        let answer = client.get(format!("{}{path}", app.base)).send().await.unwrap();
         assert_eq!(answer.status().as_u16(), status, "{path}");
+        assert!(answer.headers().get("link").is_none(), "no linkset for what is not known: {path}");
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["type"], problem_type, "{path}: {body}");
         assert!(body["detail"].as_str().unwrap().contains(detail), "{path}: {body}");
+        // A browser (a consumer scanning a misprinted or unknown code) gets a page, in its
+        // language, with the same status.
+        let page = client
+            .get(format!("{}{path}", app.base))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("accept-language", "nl-NL,nl;q=0.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), status, "{path}");
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        let html = page.text().await.unwrap();
+        let expected =
+            if status == 404 { "Deze code is hier niet bekend" } else { "Deze code kan niet worden gelezen" };
+        assert!(html.contains("<html lang=\"nl\">") && html.contains(expected), "{path}: {html}");
     }
 }
 

@@ -239,6 +239,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "This code is not known here. Try another product.",
         "Deze code is hier niet bekend. Probeer een ander product.",
     ),
+    ("code_unknown_title", "Not known here", "Hier niet bekend"),
+    (
+        "code_invalid",
+        "This code cannot be read: it may be misprinted or damaged.",
+        "Deze code kan niet worden gelezen: misschien is hij verkeerd gedrukt of beschadigd.",
+    ),
+    ("code_invalid_title", "Code not readable", "Code niet leesbaar"),
     (
         "footer",
         "Keten — every step recorded, nothing quietly rewritten.",
