@@ -599,11 +599,58 @@ async fn capture_job(
     Ok(([(header::CONTENT_TYPE, "application/json")], capture_job_json(&job).to_string()).into_response())
 }
 
-async fn capture_jobs(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureJobsParams {
+    #[serde(rename = "perPage")]
+    per_page: Option<String>,
+    #[serde(rename = "nextPageToken")]
+    next_page_token: Option<String>,
+}
+
+/// The tenant's capture jobs, newest first, a page at a time (`perPage`, default
+/// [`PER_PAGE_DEFAULT`], at most [`PER_PAGE_MAX`]; a `Link: <…>; rel="next"` while there are more).
+async fn capture_jobs(
+    State(app): State<AppState>,
+    caller: Caller,
+    crate::api::QueryParams(params): crate::api::QueryParams<CaptureJobsParams>,
+) -> Result<Response, Problem> {
     let principal = caller.require(Scope::TenantRead)?;
-    let jobs = app.store.tenant(&principal.tenant_id).capture_jobs(PER_PAGE_MAX).await?;
+    let per_page = match params.per_page.as_deref() {
+        None => PER_PAGE_DEFAULT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|count| (1..=PER_PAGE_MAX).contains(count))
+            .ok_or_else(|| Problem::field("invalid-parameter", "?perPage", format!("must be 1..={PER_PAGE_MAX}")))?,
+    };
+    // The token: the (creation time, capture ID) of the page's last job.
+    let bad_token = || Problem::field("invalid-parameter", "?nextPageToken", "not a token this list gave");
+    let before: Option<(i64, String)> = match params.next_page_token.as_deref() {
+        None => None,
+        Some(token) => {
+            let decoded = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok());
+            let (created, capture_id) = decoded
+                .as_deref()
+                .and_then(|text| text.strip_prefix("jobs."))
+                .and_then(|text| text.split_once('.'))
+                .ok_or_else(bad_token)?;
+            Some((created.parse().map_err(|_| bad_token())?, capture_id.to_owned()))
+        }
+    };
+    let before = before.as_ref().map(|(created, capture_id)| (*created, capture_id.as_str()));
+    // One more than the page: whether there is a next one.
+    let mut jobs = app.store.tenant(&principal.tenant_id).capture_jobs(before, per_page + 1).await?;
+    let more = jobs.len() > per_page as usize;
+    jobs.truncate(per_page as usize);
     let body = Value::Array(jobs.iter().map(capture_job_json).collect());
-    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if more && let Some(last) = jobs.last() {
+        let token = URL_SAFE_NO_PAD.encode(format!("jobs.{}.{}", last.created_unix_ms, last.capture_id));
+        let link = format!("</capture?perPage={per_page}&nextPageToken={token}>; rel=\"next\"");
+        response.headers_mut().insert(header::LINK, HeaderValue::from_str(&link).map_err(Problem::internal)?);
+    }
+    Ok(response)
 }
 
 // ---------------------------------------------------------------------------------------------

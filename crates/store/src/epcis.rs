@@ -793,13 +793,20 @@ impl TenantStore<'_> {
         row.map(CaptureRow::into_job).transpose()
     }
 
-    /// This tenant's latest capture jobs, newest first.
-    pub async fn capture_jobs(&self, limit: u32) -> Result<Vec<CaptureJob>, StoreError> {
+    /// This tenant's capture jobs, newest first (by creation, then capture ID, both descending),
+    /// after `before` (the (creation time, capture ID) of the last job of the page before), at
+    /// most `limit`.
+    pub async fn capture_jobs(&self, before: Option<(i64, &str)>, limit: u32) -> Result<Vec<CaptureJob>, StoreError> {
         let sql = format!(
-            "SELECT {CAPTURE_COLUMNS} FROM epcis_captures WHERE tenant_id = $1 ORDER BY created_unix_ms DESC, capture_id LIMIT $2"
+            "SELECT {CAPTURE_COLUMNS} FROM epcis_captures WHERE tenant_id = $1 \
+             AND (created_unix_ms < $2 OR (created_unix_ms = $2 AND capture_id < $3)) \
+             ORDER BY created_unix_ms DESC, capture_id DESC LIMIT $4"
         );
+        let (created, capture_id) = before.unwrap_or((i64::MAX, ""));
+        // Without a cursor, every job: no capture ID is below "" at i64::MAX, and none is created then.
         let rows: Vec<CaptureRow> = on_pool!(self.store.pools(), pool => {
-            sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(i64::from(limit)).fetch_all(pool).await
+            sqlx::query_as(&sql).bind(self.tenant_id.as_str()).bind(created).bind(capture_id).bind(i64::from(limit))
+                .fetch_all(pool).await
         })?;
         rows.into_iter().map(CaptureRow::into_job).collect()
     }

@@ -205,6 +205,19 @@ pub(super) async fn epcis_capture_and_query(app: &TestApp) {
     assert_eq!(app.query("", &farm).await.len(), 5);
     let jobs = app.get("/capture", &farm).await;
     assert_eq!(jobs.body.as_array().map(Vec::len), Some(2), "{:?}", jobs.body);
+    // A page at a time, newest first, following Link.
+    let first_page = app.get("/capture?perPage=1", &farm).await;
+    assert_eq!(first_page.body.as_array().map(Vec::len), Some(1), "{:?}", first_page.body);
+    assert_eq!(first_page.body[0], jobs.body[0]);
+    let link = first_page.headers["link"].to_str().unwrap().to_owned();
+    let next = link.trim_start_matches('<').split('>').next().unwrap().to_owned();
+    let second_page = app.get(&next, &farm).await;
+    assert_eq!(second_page.body, json!([jobs.body[1]]), "{:?}", second_page.body);
+    assert!(second_page.headers.get("link").is_none(), "the last page");
+    for bad in ["/capture?perPage=0", "/capture?perPage=1001", "/capture?nextPageToken=abc", "/capture?foo=1"] {
+        let refused = app.get(bad, &farm).await;
+        assert!(refused.is_problem(400, "/problems/invalid-parameter"), "{bad}: {:?}", refused.body);
+    }
 
     // Visibility: a stranger sees nothing. A tenant that registers the GTIN sees nothing more
     // (anyone may claim a GTIN first), until the operator verifies the GS1 company prefix as its
