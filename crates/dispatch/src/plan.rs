@@ -80,6 +80,10 @@ pub fn shift_in_wave(vehicle: &Vehicle, depot_zone: &TimeZone, wave_unix_ms: i64
         .min()
 }
 
+/// How much later than the earliest arrival the fleet could make a late shipment (with
+/// `allow_late`) may be planned: room to put it on a route with others, not hours later.
+pub const LATE_SLACK: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct PlanRequest<'a> {
     pub depot: Coordinates,
@@ -287,7 +291,16 @@ pub fn plan(request: &PlanRequest<'_>, matrices: &dyn TravelMatrix) -> Result<Pl
         let window_end = if on_time {
             due
         } else if request.allow_late && candidates.iter().any(|&position| fits_shift(position)) {
-            candidates.iter().map(|&position| on_shift[position].2).fold(0.0, f64::max)
+            // Late, but as soon as the fleet can: within LATE_SLACK of the earliest arrival any
+            // vehicle on shift could make (lateness has no price in the search, so a window to
+            // the end of every shift would let a cheap vehicle deliver it hours later).
+            let earliest = candidates
+                .iter()
+                .filter(|&&position| fits_shift(position))
+                .map(|&position| on_shift[position].1 + out)
+                .fold(f64::INFINITY, f64::min);
+            let latest = candidates.iter().map(|&position| on_shift[position].2).fold(0.0, f64::max);
+            (earliest + LATE_SLACK.as_secs_f64()).min(latest)
         } else {
             let skilled =
                 (0..on_shift.len()).any(|position| shipment.skills.iter().all(|skill| vehicle(position).has(*skill)));

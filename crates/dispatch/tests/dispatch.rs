@@ -142,6 +142,29 @@ fn shipments_that_cannot_go_say_why() {
 }
 
 #[test]
+fn a_late_shipment_goes_as_soon_as_the_fleet_can_not_when_it_is_cheapest() {
+    // The van is on shift now and costs more; the bike costs nothing but starts ten hours on.
+    let van = vehicle("van-1", 10, &[], 30.0);
+    let mut bike = vehicle("bike-1", 10, &[], 30.0);
+    (bike.fixed_cost_cents, bike.cost_per_km_cents, bike.cost_per_hour_cents) = (0, 0, 0);
+    let later = WaveVehicle {
+        vehicle: &bike,
+        available_from_unix_ms: WAVE + 10 * HOUR_MS,
+        available_until_unix_ms: WAVE + 14 * HOUR_MS,
+    };
+    // Due five minutes after the wave, more than five minutes' drive away: late whatever goes.
+    let shipments = vec![shipment(2, 1, None, WAVE + 5 * MINUTE_MS)];
+    let mut late = request(vec![on_shift(&van, WAVE, 10), later], &shipments, WAVE);
+    late.allow_late = true;
+    let planned = plan(&late, &Haversine::default()).unwrap();
+    assert!(planned.unplanned.is_empty(), "{:?}", planned.unplanned);
+    assert_eq!(planned.routes.len(), 1);
+    assert_eq!(planned.routes[0].vehicle, 0, "the van, now: {:?}", planned.routes);
+    let stop = &planned.routes[0].stops[0];
+    assert!(stop.late && stop.arrival_unix_ms <= WAVE + HOUR_MS + 2 * HOUR_MS, "{stop:?}");
+}
+
+#[test]
 fn a_wave_without_vehicles_or_with_too_many_shipments_is_refused() {
     let shipments = vec![shipment(0, 1, None, WAVE + HOUR_MS)];
     assert_eq!(
