@@ -168,10 +168,33 @@ fn build_app(store: Store, config: ServerConfig, subscriptions_wake: Arc<tokio::
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(page_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn(catch_panics))
         .with_state(state)
+}
+
+/// Every page carries the Content-Security-Policy (styles and scripts from this server only),
+/// `nosniff` and `no-referrer`: those that do not set them themselves get them here.
+async fn page_headers(mut response: Response) -> Response {
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| content_type.starts_with("text/html"));
+    if html {
+        let headers = response.headers_mut();
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                axum::http::HeaderValue::from_static(web::CONTENT_SECURITY_POLICY),
+            );
+        }
+        headers.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(axum::http::HeaderValue::from_static("nosniff"));
+        headers.entry(header::REFERRER_POLICY).or_insert(axum::http::HeaderValue::from_static("no-referrer"));
+    }
+    response
 }
 
 async fn openapi_json(State(app): State<AppState>) -> Response {

@@ -13,9 +13,7 @@ pub use web::escape;
 pub fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}}\
-         code,pre{{background:#f2f2f2;padding:0 .2rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}\
-         .method{{font-weight:bold;font-family:monospace}}</style></head><body>{body}</body></html>",
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/assets/plain.css\"></head><body>{body}</body></html>",
         title = escape(title)
     ))
 }

@@ -872,8 +872,14 @@ async fn service_endpoints_answer(app: &TestApp) {
     }
     assert_eq!(misplaced, Vec::<String>::new());
     assert!(queries > 20, "the query parameters are described ({queries})");
-    let docs = app.client.get(format!("{}/docs", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(docs.contains("/v1/products/{gtin}"));
+    let docs = app.client.get(format!("{}/docs", app.base)).send().await.unwrap();
+    // Every page carries the policy; the plain pages' styles come from this server's stylesheet.
+    assert_eq!(docs.headers()["content-security-policy"], web::CONTENT_SECURITY_POLICY);
+    assert_eq!(docs.headers()["x-content-type-options"], "nosniff");
+    let docs = docs.text().await.unwrap();
+    assert!(docs.contains("/v1/products/{gtin}") && docs.contains("/assets/plain.css") && !docs.contains("<style"));
+    let stylesheet = app.client.get(format!("{}/assets/plain.css", app.base)).send().await.unwrap();
+    assert_eq!(stylesheet.headers()["content-type"], "text/css; charset=utf-8");
     // Generate a write so the batch metrics have something to show.
     let key = app.tenant("acme", &["tenant:write"]).await;
     app.post("/v1/products", &key, salmon("09506000134352")).await;
@@ -1105,7 +1111,9 @@ async fn resolver_rejects_bad_uris_and_unknown_keys(app: &TestApp) {
             .unwrap();
         assert_eq!(page.status().as_u16(), status, "{path}");
         assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert_eq!(page.headers()["content-security-policy"], web::CONTENT_SECURITY_POLICY, "{path}");
         let html = page.text().await.unwrap();
+        assert!(!html.contains("<style"), "styles come from this server's stylesheet: {html}");
         let expected =
             if status == 404 { "Deze code is hier niet bekend" } else { "Deze code kan niet worden gelezen" };
         assert!(html.contains("<html lang=\"nl\">") && html.contains(expected), "{path}: {html}");

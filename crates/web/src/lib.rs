@@ -135,6 +135,7 @@ pub fn escape(text: &str) -> String {
 pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
     match name {
         "keten.css" => Some(("text/css; charset=utf-8", include_str!("../assets/keten.css"))),
+        "plain.css" => Some(("text/css; charset=utf-8", include_str!("../assets/plain.css"))),
         "provenance.js" => Some(("text/javascript; charset=utf-8", include_str!("../assets/provenance.js"))),
         "kiosk.js" => Some(("text/javascript; charset=utf-8", include_str!("../assets/kiosk.js"))),
         _ => None,
