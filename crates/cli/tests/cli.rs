@@ -1371,30 +1371,17 @@ fn demo_reefer_excursion_holds_the_vaccine_lot() {
             .unwrap()
     });
     assert!(pdf.starts_with(b"%PDF-1.4"));
-    let page = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{port}/01/05901234010009/10/VAX-2611"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let page_at = |path: &str| {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let answer = reqwest::Client::new().get(url).header("accept", "text/html").send().await.unwrap();
+            answer.text().await.unwrap()
+        })
+    };
+    let page = page_at("/01/05901234010009/10/VAX-2611");
     // A medicine's estimate stays in the quality report: its page shows the date on the pack.
     assert!(page.contains("Use by") && !page.contains("Shelf life left"), "{page}");
-    let salmon = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{port}/01/07098765010009/10/LOT-2026-11"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let salmon = page_at("/01/07098765010009/10/LOT-2026-11");
     assert!(salmon.contains("Shelf life left") && salmon.contains("days left"), "{salmon}");
     let shown = reports::pdf::shown_text(&pdf).join(" ");
     for expected in
