@@ -550,7 +550,9 @@ fn reason_detail(reason: UnplannedReason) -> &'static str {
         UnplannedReason::MissingSkill => "no vehicle on shift keeps its temperature class (reefer or freezer)",
         UnplannedReason::CapacityExceeded => "more units than any suitable vehicle holds",
         UnplannedReason::PromiseUnreachable => "no suitable vehicle on shift reaches it by its promise",
-        UnplannedReason::FleetFull => "the vehicles on shift are full",
+        UnplannedReason::FleetFull => {
+            "no route of the vehicles on shift could take it: their capacity or their time (planned at the slowest vehicle's speed) ran out"
+        }
         UnplannedReason::GroupIncomplete => "another shipment of the order cannot go in this wave; they go together",
     }
 }
