@@ -264,7 +264,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("step_loading", "Loaded", "Geladen"),
     ("step_retail_selling", "Sold", "Verkocht"),
     ("step_sensor_reporting", "Temperature checked", "Temperatuur gecontroleerd"),
-    ("step_holding", "Held for checks", "Vastgehouden voor controle"),
+    ("step_holding", "Held back", "Tegengehouden"),
     ("step_inspecting", "Inspected", "Geïnspecteerd"),
     ("step_transforming", "Processed", "Verwerkt"),
     ("step_other", "Recorded", "Vastgelegd"),
