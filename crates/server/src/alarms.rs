@@ -371,8 +371,14 @@ async fn evaluate_device(
             through_unix_ms: progress.through.as_millisecond(),
             progress: progress.to_json(),
         });
-        // The stored alarms an alarm of this evaluation is, under another start (each once).
-        let mut merged: Vec<&str> = Vec::new();
+        // The stored alarms an alarm of this evaluation is: by its id, or under another start
+        // (each stored alarm once).
+        let exact: Vec<String> = alarms
+            .iter()
+            .map(|alarm| alarm_id(tenant, &assignment, &alarm.id().rule, alarm.id().condition_start.as_millisecond()))
+            .filter(|id| stored.iter().any(|row| row.alarm_id == *id))
+            .collect();
+        let mut merged: Vec<&str> = exact.iter().map(String::as_str).collect();
         for alarm in alarms {
             let rule = rules.rules().iter().find(|rule| rule.name == alarm.id().rule);
             let escalate_after = rule.map(|rule| rule.escalate_after).unwrap_or_default();
