@@ -352,7 +352,9 @@ async fn resolve(State(app): State<AppState>, OriginalUri(uri): OriginalUri, hea
 /// A problem as the client takes it: a page for a browser (a consumer scanning a misprinted or
 /// unknown code, in their language), else RFC 9457 JSON.
 fn problem_answer(problem: Problem, headers: &HeaderMap) -> Response {
-    if !prefers_html(headers) || problem.status >= 500 {
+    // A link type the item lacks is the asker's question, not the code's fault: the problem.
+    let about_link_type = problem.errors.iter().any(|error| error.pointer == "?linkType");
+    if !prefers_html(headers) || problem.status >= 500 || about_link_type {
         return problem.into_response();
     }
     let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());

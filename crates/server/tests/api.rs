@@ -1005,7 +1005,13 @@ async fn resolver_answers_by_link_type_and_accept(app: &TestApp) {
     assert_eq!(pip.status(), StatusCode::TEMPORARY_REDIRECT);
     let pip_page = client.get(pip.headers().get("location").unwrap().to_str().unwrap()).send().await.unwrap();
     assert_eq!(pip_page.status(), StatusCode::OK, "the pip link resolves to the page, not back to the resolver");
-    let unknown_type = client.get(format!("{}/01/09506000134352?linkType=gs1:smpc", app.base)).send().await.unwrap();
+    // A link type the item lacks is a problem, to a browser too (the code itself is known).
+    let unknown_type = client
+        .get(format!("{}/01/09506000134352?linkType=gs1:smpc", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown_type.status(), StatusCode::NOT_FOUND);
     assert_eq!(unknown_type.headers().get("content-type").unwrap(), "application/problem+json");
     let well_known: Value =
