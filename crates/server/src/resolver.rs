@@ -287,20 +287,21 @@ fn wants_linkset(headers: &HeaderMap) -> bool {
 }
 
 /// A link type's target with the request's query passed on, but its `linkType` (GS1's conformant
-/// resolver standard: data attributes and other parameters go on to the target).
+/// resolver standard: data attributes and other parameters go on to the target). A target with a
+/// query of its own (the EPCIS query of `gs1:epcis`, which takes no other parameter) is kept as
+/// it is.
 fn with_query(target: &str, query: Option<&str>) -> String {
     let passed: Vec<&str> = query
         .unwrap_or("")
         .split('&')
         .filter(|pair| !pair.is_empty() && *pair != "linkType" && !pair.starts_with("linkType="))
         .collect();
-    if passed.is_empty() {
+    // Before a fragment.
+    let (head, fragment) = target.split_once('#').map_or((target, None), |(head, fragment)| (head, Some(fragment)));
+    if passed.is_empty() || head.contains('?') {
         return target.to_owned();
     }
-    // Before a fragment, after any query the target has.
-    let (head, fragment) = target.split_once('#').map_or((target, None), |(head, fragment)| (head, Some(fragment)));
-    let joiner = if head.contains('?') { '&' } else { '?' };
-    let mut uri = format!("{head}{joiner}{}", passed.join("&"));
+    let mut uri = format!("{head}?{}", passed.join("&"));
     if let Some(fragment) = fragment {
         uri.push('#');
         uri.push_str(fragment);

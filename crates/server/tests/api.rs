@@ -1051,6 +1051,14 @@ async fn resolver_answers_by_link_type_and_accept(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(traceability.headers()["location"], format!("{page_link}?lang=nl#journey").as_str());
+    // The EPCIS query's target has a query of its own, which takes no other parameter: kept.
+    let epcis = client
+        .get(format!("{}/01/09506000134352/10/LOT-7?17=261231&linkType=gs1:epcis", app.base))
+        .send()
+        .await
+        .unwrap();
+    let epcis_target = epcis.headers()["location"].to_str().unwrap().to_owned();
+    assert!(epcis_target.contains("/events?MATCH_anyEPCClass=") && !epcis_target.contains("17="), "{epcis_target}");
     // Accept's weights decide between the page and the linkset.
     for (accept, linkset_wanted) in [
         ("text/html;q=0.5, application/linkset+json", true),
