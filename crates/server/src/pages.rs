@@ -11,10 +11,16 @@ use crate::problem::{CATALOG, Problem};
 pub use web::escape;
 
 pub fn page(title: &str, body: &str) -> Html<String> {
+    page_in("en", title, body)
+}
+
+/// [`page`] in a language (its `lang` code).
+pub fn page_in(lang: &str, title: &str, body: &str) -> Html<String> {
     Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><link rel=\"stylesheet\" href=\"/assets/plain.css\"></head><body>{body}</body></html>",
-        title = escape(title)
+        title = escape(title),
+        lang = escape(lang)
     ))
 }
 

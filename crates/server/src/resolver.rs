@@ -25,7 +25,7 @@ use network::{Location, Party, Product, ProductLink};
 use serde::Serialize;
 
 use crate::AppState;
-use crate::pages::{escape, page};
+use crate::pages::{escape, page, page_in};
 use crate::problem::Problem;
 
 /// The GS1 Web Vocabulary namespace of link types.
@@ -368,9 +368,8 @@ fn problem_answer(problem: Problem, headers: &HeaderMap) -> Response {
     let (title, text) = (lang.text(title).unwrap_or(title), lang.text(text).unwrap_or(text));
     let body =
         format!("<h1>{}</h1><p>{}</p><p><small>{}</small></p>", escape(title), escape(text), escape(&problem.detail));
-    let html = page(title, &body).0.replacen("<html lang=\"en\">", &format!("<html lang=\"{}\">", lang.code()), 1);
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = (status, axum::response::Html(html)).into_response();
+    let mut response = (status, page_in(lang.code(), title, &body)).into_response();
     response.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
     response
 }
