@@ -547,12 +547,24 @@ async fn verify_company_prefix(
             "the network's own events are visible to the holders of the GTINs they name already",
         ));
     }
-    let view = CompanyPrefixView {
-        tenant_id: tenant_id.to_string(),
-        company_prefix: company_prefix.clone(),
-        verified_at: timestamp(store::now_unix_ms()),
+    // Verified already (a 200): when it was; else when this write verifies it.
+    let verified_before = app
+        .store
+        .verified_company_prefixes(&tenant_id)
+        .await?
+        .into_iter()
+        .find_map(|(verified, at)| (verified == company_prefix).then_some(at));
+    let respond = {
+        let (tenant, company_prefix) = (tenant_id.to_string(), company_prefix.clone());
+        move |applied: &Applied| {
+            let view = CompanyPrefixView {
+                tenant_id: tenant.clone(),
+                company_prefix: company_prefix.clone(),
+                verified_at: timestamp(verified_before.unwrap_or(applied.at_unix_ms)),
+            };
+            StoredResponse { status: if applied.created { 201 } else { 200 }, body: json_bytes(&view) }
+        }
     };
-    let respond = created_or_ok(json_bytes(&view));
     let mutation = Mutation::VerifyCompanyPrefix { company_prefix };
     let written = write(&app, &principal, key, Some(body.request_sha256), tenant_id, mutation, respond.clone()).await?;
     Ok(written.into_response(respond))

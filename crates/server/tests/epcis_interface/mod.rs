@@ -241,13 +241,18 @@ pub(super) async fn epcis_capture_and_query(app: &TestApp) {
     assert!(
         app.post(prefixes, &brand, json!({"company_prefix": "9506000"})).await.is_problem(403, "/problems/forbidden")
     );
+    let network = app
+        .post("/v1/operator/tenants/network/company-prefixes", &app.operator_key, json!({"company_prefix": "9506000"}))
+        .await;
+    assert!(network.is_problem(422, "/problems/validation-failed"), "{:?}", network.body);
+    assert_eq!(app.get(prefixes, &app.operator_key).await.body, json!([]), "the refused stored nothing");
     let verified = app.post(prefixes, &app.operator_key, json!({"company_prefix": "9506000"})).await;
     assert_eq!(verified.status, StatusCode::CREATED, "{:?}", verified.body);
-    assert_eq!(
-        app.post(prefixes, &app.operator_key, json!({"company_prefix": "9506000"})).await.status,
-        StatusCode::OK
-    );
+    let again = app.post(prefixes, &app.operator_key, json!({"company_prefix": "9506000"})).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["verified_at"], verified.body["verified_at"], "when it was verified, not now");
     let listed = app.get(prefixes, &app.operator_key).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{:?}", listed.body);
     assert_eq!(listed.body[0]["company_prefix"], "9506000", "{:?}", listed.body);
     assert_eq!(times_of(&app.query("", &brand).await), ["08:00", "09:00", "10:00", "11:00"]);
     // The prefix is the brand's: no other tenant registers a GTIN under it, or a prefix over it.
