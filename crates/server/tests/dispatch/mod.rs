@@ -414,6 +414,8 @@ pub async fn dispatch_plans_waves_and_couriers_deliver(app: &TestApp) {
         let refused = app.send("POST", &format!("/v1/routes/{next_route}/start"), Some(&van_key), None, &[]).await;
         assert!(refused.is_problem(409, "/problems/invalid-transition"), "{:?}", refused.body);
         assert!(refused.body["detail"].as_str().unwrap().contains("another route"), "{:?}", refused.body);
+        let still = app.get(&format!("/v1/routes/{next_route}"), &van_key).await;
+        assert_eq!(still.body["started_at"], Value::Null, "the refused start stored nothing: {:?}", still.body);
     }
     let stops = left.body["stops"].as_array().unwrap();
     let dropped_stop = stops.iter().find(|stop| stop["order_id"] == dropped.0.as_str()).unwrap();
